@@ -1,0 +1,1 @@
+"""Generators. Each implements :class:`bridge.backends.base.Backend`; the core knows nothing else about them."""

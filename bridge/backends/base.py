@@ -1,0 +1,82 @@
+"""The one small interface every generator implements.
+
+The core drives a job through four calls, journaling between them::
+
+    prepared = await backend.prepare(spec, workdir)        # free, repeatable: export what will be sent
+    receipt  = await backend.submit(spec, prepared)         # may cost money: journaled before and after
+    rendered = await backend.wait(spec, prepared, receipt, workdir, progress)
+    ...core delivers ``rendered`` into the drop folder...
+
+``prepared`` and ``receipt`` are JSON-serialisable dicts, stored in the journal, so after a crash the core can call
+``wait`` again with them (polling a known task instead of paying for a new one).
+
+A backend with ``resubmit_safe = True`` costs nothing per submit: a job interrupted between intent and receipt is
+simply run again. Otherwise such a job goes to ``submission_unknown`` for the producer to resolve.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bridge.core.jobs import JobSpec
+
+Progress = Callable[[float, str], None]
+"""progress(fraction 0..1 of the backend's own work, short note)"""
+
+
+@dataclass
+class Rendered:
+    """One variant, ready to deliver.
+
+    ``path`` is a WAV in the job's work folder at the source's sample rate and channel count. It covers source time
+    ``span_start`` onwards, and already contains its joins: its first ``handle`` seconds (and, for inpaint, its last)
+    equal the source sample for sample outside the crossfades, so a patch is this file placed at
+    ``position + span_start`` and a full-song delivery is the source with this span swapped in.
+    """
+
+    variant: int  # 1-based
+    path: Path
+    span_start: float
+    splice: dict = field(default_factory=dict)  # joins, confidences, crossfades, alignment offsets: for the manifest
+    notes: dict = field(default_factory=dict)  # backend-specific manifest fields (title, lyrics, engine note)
+
+    def to_json(self) -> dict:
+        return {"variant": self.variant, "path": str(self.path), "span_start": self.span_start,
+                "splice": self.splice, "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Rendered":
+        return cls(data["variant"], Path(data["path"]), data["span_start"], data["splice"], data["notes"])
+
+
+class Backend(abc.ABC):
+    """A generator. Subclasses set ``name`` and ``resubmit_safe`` and implement the four calls."""
+
+    name: str = ""
+    resubmit_safe: bool = False
+
+    async def prepare(self, spec: JobSpec, workdir: Path) -> dict:
+        """Export what ``submit`` will send. Free and repeatable."""
+        return {}
+
+    @abc.abstractmethod
+    async def submit(self, spec: JobSpec, prepared: dict) -> dict:
+        """Start generation; return the receipt (e.g. a task id). Called at most once per job unless resubmit_safe."""
+
+    @abc.abstractmethod
+    async def wait(self, spec: JobSpec, prepared: dict, receipt: dict, workdir: Path,
+                   progress: Progress) -> list[Rendered]:
+        """Wait for the outputs and bring them into ``workdir`` as ready-to-deliver spans."""
+
+    async def cancel(self, spec: JobSpec, receipt: dict) -> None:
+        """Stop generation where the backend can; the core marks the job cancelled either way."""
+
+    async def describe(self) -> dict:
+        """A short health report for ``daw-bridge doctor``."""
+        return {"name": self.name}
+
+    async def close(self) -> None:
+        """Release connections and workers."""

@@ -1,0 +1,1 @@
+"""The core: jobs, their journal, and the service that runs them."""
