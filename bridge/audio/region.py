@@ -1,0 +1,80 @@
+"""Reading a region of a source file without reading the rest of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from bridge.core.jobs import SourceInfo
+from bridge.exceptions import SourceError
+
+
+def probe(source: Path) -> SourceInfo:
+    """Read the header of a source file; a missing, unreadable or empty file raises SourceError."""
+    if not Path(source).is_file():
+        raise SourceError(f"source audio not found: {source}", code="source_missing")
+    try:
+        info = sf.info(str(source))
+    except FileNotFoundError:
+        raise SourceError(f"source audio not found: {source}", code="source_missing") from None
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise SourceError(f"source audio cannot be read ({_reason(exc)}): {source}", code="source_unreadable") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise SourceError(f"source audio has no frames: {source}", code="source_unreadable")
+    return SourceInfo(sample_rate=int(info.samplerate), channels=int(info.channels), frames=int(info.frames),
+                      format=f"{info.format}/{info.subtype}")
+
+
+def frame_range(sample_rate: int, frames: int, start: float, end: float) -> tuple[int, int]:
+    """Frames [first, stop) for source seconds [start, end), clamped to the file."""
+    first = min(max(int(round(start * sample_rate)), 0), frames)
+    stop = min(max(int(round(end * sample_rate)), first), frames)
+    return first, stop
+
+
+def read_frames(source: Path, first: int, stop: int) -> tuple[np.ndarray, int]:
+    """Read frames [first, stop) by seeking: memory follows the region's length, not the file's."""
+    try:
+        with sf.SoundFile(str(source)) as f:
+            stop = min(stop, f.frames)
+            f.seek(min(first, stop))
+            audio = f.read(stop - min(first, stop), dtype="float32", always_2d=True)
+            sample_rate = f.samplerate
+    except FileNotFoundError:
+        raise SourceError(f"source audio disappeared: {source}", code="source_missing") from None
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise SourceError(f"source audio cannot be read ({_reason(exc)}): {source}", code="source_unreadable") from None
+    if len(audio) != stop - min(first, stop):
+        raise SourceError(f"source audio is shorter than its header says (truncated?): {source}",
+                          code="source_unreadable")
+    return audio, sample_rate
+
+
+def read_region(source: Path, start: float, end: float) -> tuple[np.ndarray, int]:
+    """Audio of source seconds [start, end) clamped to the file, float32 shaped (frames, channels), and its rate."""
+    info = probe(source)
+    first, stop = frame_range(info.sample_rate, info.frames, start, end)
+    return read_frames(source, first, stop)
+
+
+def export_region(source: Path, start: float, end: float, dest: Path, *, context: float | None = 0.0,
+                  subtype: str | None = None) -> tuple[Path, float]:
+    """Write source seconds [start - context, end + context] (clamped) to ``dest``; return it and the crop's start.
+
+    ``context=None`` exports the whole file. The format follows ``dest``'s suffix (.wav, .flac); the sample rate
+    and channel count are the source's.
+    """
+    info = probe(source)
+    lo, hi = (0.0, info.duration) if context is None else (start - context, end + context)
+    first, stop = frame_range(info.sample_rate, info.frames, lo, hi)
+    audio, sample_rate = read_frames(source, first, stop)
+    fmt = "FLAC" if Path(dest).suffix.lower() == ".flac" else "WAV"
+    sf.write(str(dest), audio, sample_rate, format=fmt, subtype=subtype or "PCM_24")
+    return Path(dest), first / sample_rate
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return text.split(": ", 1)[-1] if "Error opening" in text else text
