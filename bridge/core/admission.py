@@ -1,0 +1,74 @@
+"""Turning a validated command into a job spec: the checks that need the file system and the config."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from pathlib import Path
+
+from osc_schema import Command, ValidationError
+
+from bridge.audio.region import probe
+from bridge.config import Config
+from bridge.core.jobs import JobSpec
+
+# A range may end this close past the file's end (DAW rounding of item lengths) and is clamped to it.
+_END_TOLERANCE = 0.01
+
+
+def new_job_id() -> str:
+    return f"j-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def inside(path: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``path`` (already resolved) lies in one of the roots (resolved too, so symlinks cannot escape)."""
+    return any(path.is_relative_to(root.resolve()) for root in roots)
+
+
+def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
+    """Check a validated inpaint/extend command against the file system and the config; return its JobSpec.
+
+    Raises ValidationError (naming the field) for anything the producer can fix, SourceError for unreadable audio.
+    """
+    args = command.args
+    source = Path(os.path.expanduser(args["source"]))
+    if not source.is_absolute():
+        raise ValidationError("source", args["source"], "must be an absolute path")
+    resolved = source.resolve()
+    if not inside(resolved, config.project_roots):
+        roots = ", ".join(str(r) for r in config.project_roots)
+        raise ValidationError("source", args["source"], f"is outside the configured project roots ({roots})")
+    info = probe(resolved)
+    duration = info.duration
+
+    backend = args.get("backend") or config.backend
+    if backend not in backends:
+        raise ValidationError("backend", backend, f"is not available (configured: {', '.join(sorted(backends))})")
+
+    drop_folder = config.drop_folder
+    if args.get("drop_folder"):
+        drop_folder = Path(os.path.expanduser(args["drop_folder"])).resolve()
+        if not inside(drop_folder, config.project_roots):
+            raise ValidationError("drop_folder", args["drop_folder"], "is outside the configured project roots")
+
+    common = dict(job_id=new_job_id(), operation=command.name, source=resolved, source_info=info, backend=backend,
+                  prompt=args.get("prompt") or "", lyrics=args.get("lyrics") or "",
+                  gender=args.get("gender"), num_outputs=args.get("num_outputs") or 2,
+                  delivery=args.get("delivery") or config.delivery, handle=config.handle,
+                  position=args.get("position") or 0.0, drop_folder=drop_folder,
+                  request_id=args.get("request_id") or "",
+                  ids={k[:-3]: args[k] for k in ("item_id", "track_id", "take_id") if args.get(k)})
+    if command.name == "inpaint":
+        start, end = args["start"], args["end"]
+        if start >= duration:
+            raise ValidationError("start", start, f"is past the end of the source ({duration:.3f} s)")
+        if end > duration + _END_TOLERANCE:
+            raise ValidationError("end", end, f"is past the end of the source ({duration:.3f} s)")
+        return JobSpec(**common, start=start, end=min(end, duration),
+                       lyrics_section=args.get("lyrics_section_to_replace") or "")
+    after = args["extend_after"]
+    if after > duration + _END_TOLERANCE:
+        raise ValidationError("extend_after", after, f"is past the end of the source ({duration:.3f} s)")
+    return JobSpec(**common, extend_after=min(after, duration), duration=args.get("duration") or 30.0,
+                   lyrics_section=args.get("lyrics_section_to_extend") or "")

@@ -1,0 +1,168 @@
+"""The job journal: one SQLite row per job, written before each step has effects outside the process.
+
+Durability matters more than speed here (a lost SUBMITTING row could mean paying twice), so the database runs in
+WAL mode with ``synchronous=FULL``: every commit is on disk before the step it announces begins.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge.core.jobs import JobSpec, State
+from bridge.exceptions import JournalError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id      TEXT PRIMARY KEY,
+    request_id  TEXT NOT NULL,
+    origin      TEXT NOT NULL,          -- JSON: where replies go (osc address, status file, cli)
+    spec        TEXT NOT NULL,          -- JSON JobSpec
+    state       TEXT NOT NULL,
+    progress    REAL NOT NULL DEFAULT 0,
+    message     TEXT NOT NULL DEFAULT '',
+    prepared    TEXT,                   -- JSON from Backend.prepare
+    receipt     TEXT,                   -- JSON from Backend.submit (task ids: what must never be paid for twice)
+    rendered    TEXT,                   -- JSON list of Rendered
+    manifests   TEXT,                   -- JSON list of manifest paths
+    error_code  TEXT,
+    error_message TEXT,
+    created     REAL NOT NULL,
+    updated     REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE INDEX IF NOT EXISTS jobs_request ON jobs(request_id);
+"""
+
+
+@dataclass
+class JobRecord:
+    """A job as the journal holds it."""
+
+    job_id: str
+    request_id: str
+    origin: dict
+    spec: JobSpec
+    state: State
+    progress: float = 0.0
+    message: str = ""
+    prepared: dict | None = None
+    receipt: dict | None = None
+    rendered: list | None = None
+    manifests: list[str] = field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+    def summary(self) -> dict:
+        """What ``daw-bridge jobs`` and status files show."""
+        return {"job_id": self.job_id, "request_id": self.request_id, "operation": self.spec.operation,
+                "source": str(self.spec.source), "range": [self.spec.edit_start, self.spec.edit_end],
+                "backend": self.spec.backend, "state": self.state.value, "progress": round(self.progress, 3),
+                "message": self.message, "manifests": self.manifests,
+                "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
+                "task_id": (self.receipt or {}).get("task_id"), "created": self.created, "updated": self.updated}
+
+
+class Journal:
+    """Jobs on disk. Used from one thread (the daemon's event loop); readers in other processes are fine (WAL)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            backup = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.copy2(self.path, backup)
+            raise JournalError(f"the job journal {self.path} is damaged ({exc}); a copy was kept at {backup}. "
+                               f"Move the journal away to start with an empty one.") from None
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+            db.executescript(_SCHEMA)
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise JournalError(f"the job journal {self.path} was written by a newer daw-bridge "
+                                   f"(schema {row[0]}); upgrade daw-bridge to use it")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def close(self) -> None:
+        self._db.close()
+
+    def insert(self, record: JobRecord) -> None:
+        now = time.time()
+        record.created = record.updated = now
+        self._db.execute(
+            "INSERT INTO jobs (job_id, request_id, origin, spec, state, progress, message, created, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.job_id, record.request_id, json.dumps(record.origin), json.dumps(record.spec.to_json()),
+             record.state.value, record.progress, record.message, now, now))
+
+    def update(self, record: JobRecord, **changes) -> JobRecord:
+        """Apply ``changes`` to the record and commit them to disk before returning."""
+        for key, value in changes.items():
+            setattr(record, key, value)
+        record.updated = time.time()
+        columns = {k: _column(v) for k, v in changes.items()}
+        columns["updated"] = record.updated
+        assignments = ", ".join(f"{k} = ?" for k in columns)
+        self._db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*columns.values(), record.job_id))
+        return record
+
+    def get(self, job_id: str) -> JobRecord | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def find_request(self, request_id: str) -> JobRecord | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE request_id = ? ORDER BY created DESC LIMIT 1",
+                               (request_id,)).fetchone()
+        return _record(row) if row else None
+
+    def unfinished(self) -> list[JobRecord]:
+        finished = tuple(s.value for s in State if s.finished)
+        rows = self._db.execute(f"SELECT * FROM jobs WHERE state NOT IN ({','.join('?' * len(finished))}) "
+                                "ORDER BY created", finished).fetchall()
+        return [_record(r) for r in rows]
+
+    def recent(self, limit: int = 50) -> list[JobRecord]:
+        rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
+        return [_record(r) for r in rows]
+
+
+def _column(value):
+    if isinstance(value, State):
+        return value.value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return value
+
+
+def _record(data: sqlite3.Row) -> JobRecord:
+    load = lambda text: json.loads(text) if text else None  # noqa: E731
+    return JobRecord(job_id=data["job_id"], request_id=data["request_id"], origin=json.loads(data["origin"]),
+                     spec=JobSpec.from_json(json.loads(data["spec"])), state=State(data["state"]),
+                     progress=data["progress"], message=data["message"], prepared=load(data["prepared"]),
+                     receipt=load(data["receipt"]), rendered=load(data["rendered"]),
+                     manifests=load(data["manifests"]) or [], error_code=data["error_code"],
+                     error_message=data["error_message"], created=data["created"], updated=data["updated"])

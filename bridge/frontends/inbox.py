@@ -1,0 +1,198 @@
+"""Request files: JSON commands dropped into the inbox folder, for clients that cannot open a socket (ReaScript).
+
+A client writes ``.<name>.part`` (any name starting with a dot or ending in .part/.tmp is ignored) and renames it to
+``<name>.json``. Each request is processed exactly once: it is first claimed by renaming it into ``processing/``
+(a rename either wins or finds the file gone), and moved to ``processed/`` once its job is journaled, or to
+``rejected/`` with ``<name>.error.json`` beside it. Status files in ``status/`` follow the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import stat
+import time
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+import osc_schema
+from osc_schema import ValidationError
+
+from bridge.audio.wavio import write_text_atomic
+from bridge.core.journal import JobRecord
+from bridge.core.service import JobService
+from bridge.exceptions import BridgeError
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 1 << 20  # a request is a few hundred bytes; a megabyte is a mistake or an attack
+
+
+class InboxFrontend:
+    def __init__(self, service: JobService, inbox: Path):
+        self.service = service
+        self.inbox = Path(inbox)
+        self.processing = self.inbox / "processing"
+        self.processed = self.inbox / "processed"
+        self.rejected = self.inbox / "rejected"
+        self.status = self.inbox / "status"
+        self._observer: Observer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        service.subscribe(self._on_job_event)
+
+    async def start(self) -> None:
+        """Create the folders, take up requests left from before, and start watching."""
+        for folder in (self.inbox, self.processing, self.processed, self.rejected, self.status):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        self._recover_claimed()
+        self._observer = Observer()
+        self._observer.schedule(_Handler(self._notify), str(self.inbox), recursive=False)
+        self._observer.start()
+        self.scan()  # anything that arrived before the observer started
+
+    def close(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def scan(self) -> None:
+        """Process every request file now waiting in the inbox."""
+        for path in sorted(self.inbox.iterdir()):
+            self.take(path)
+
+    def _notify(self, path: str) -> None:
+        # Called on the observer's thread: hand the file to the event loop, which owns the service.
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.take, Path(path))
+
+    def take(self, path: Path) -> None:
+        """Claim one request file and process it; anything that is not a request file is left alone."""
+        if path.parent != self.inbox or not _is_request_name(path.name):
+            return
+        claimed = self.processing / path.name
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                raise ValidationError("request", path.name, "is a symbolic link; write request files into the inbox itself")
+            os.rename(path, claimed)
+        except FileNotFoundError:
+            return  # taken by an earlier event for the same file, or withdrawn by the client
+        except _Refused as exc:
+            self._reject(path, exc.as_validation())
+            return
+        self._process(claimed)
+
+    def _process(self, claimed: Path) -> None:
+        request_id = ""
+        try:
+            data = _read_request(claimed)
+            request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else ""
+            command = osc_schema.parse_request(data)
+            if command.name not in ("inpaint", "extend"):
+                raise ValidationError("command", command.name, "is not available in request files "
+                                                               "(use inpaint or extend)")
+            self.service.submit(command, {"kind": "file", "file": claimed.name,
+                                          "status": str(self._status_path(request_id or claimed.stem))})
+        except (ValidationError, BridgeError) as exc:
+            self._reject(claimed, exc, request_id)
+            return
+        os.replace(claimed, self.processed / claimed.name)
+
+    def _recover_claimed(self) -> None:
+        # A crash between claiming a request and finishing it: finish the move if its job exists, else redo it.
+        for claimed in sorted(self.processing.iterdir()):
+            if not claimed.name.endswith(".json"):
+                continue
+            try:
+                request_id = json.loads(claimed.read_text(encoding="utf-8")).get("request_id")
+            except (OSError, ValueError, AttributeError):
+                request_id = None
+            if request_id and self.service.journal.find_request(request_id):
+                os.replace(claimed, self.processed / claimed.name)
+            else:
+                self._process(claimed)
+
+    def _reject(self, path: Path, exc: Exception, request_id: str = "") -> None:
+        error = _error_of(exc)
+        log.warning("request file %s rejected: %s", path.name, error["message"])
+        target = self.rejected / path.name
+        try:
+            os.replace(path, target) if not path.is_symlink() else path.unlink()
+        except FileNotFoundError:
+            pass
+        write_text_atomic(self.rejected / f"{path.stem}.error.json", json.dumps(error, indent=2) + "\n")
+        self._write_status(self._status_path(request_id or path.stem),
+                           {"request_id": request_id, "job_id": None, "state": "failed", "progress": 0.0,
+                            "message": "", "manifests": [], "error": error})
+
+    def _status_path(self, name: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:128].lstrip(".") or "request"
+        return self.status / f"{safe}.json"
+
+    def _on_job_event(self, record: JobRecord, event: str) -> None:
+        if record.origin.get("kind") != "file":
+            return
+        summary = record.summary()
+        self._write_status(Path(record.origin["status"]), {
+            "request_id": record.request_id, "job_id": record.job_id, "state": summary["state"],
+            "progress": summary["progress"], "message": summary["message"], "manifests": summary["manifests"],
+            "error": summary["error"]})
+
+    def _write_status(self, path: Path, status: dict) -> None:
+        status["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            write_text_atomic(path, json.dumps(status, indent=2) + "\n")
+        except OSError as exc:
+            log.warning("could not write status file %s: %s", path, exc)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, notify):
+        self._notify = notify
+
+    def on_created(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self._notify(event.src_path)
+
+    def on_moved(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self._notify(event.dest_path)
+
+    def on_closed(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self._notify(event.src_path)
+
+
+
+def _is_request_name(name: str) -> bool:
+    return name.endswith(".json") and not name.startswith(".")
+
+
+def _read_request(path: Path) -> dict:
+    size = path.stat().st_size
+    if size > MAX_REQUEST_BYTES:
+        raise ValidationError("request", path.name, f"is {size} bytes; a request file may be at most {MAX_REQUEST_BYTES}")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ValidationError("request", path.name, "is empty")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValidationError("request", path.name, "is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError("request", path.name, f"is not valid JSON ({exc.msg} at line {exc.lineno} column "
+                                             f"{exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ValidationError("request", path.name, "must hold a JSON object")
+    return data
+
+
+def _error_of(exc: Exception) -> dict:
+    if isinstance(exc, ValidationError):
+        return {"code": "invalid_argument", "field": exc.field, "message": str(exc)}
+    return {"code": getattr(exc, "code", "error"), "field": "", "message": str(exc)}

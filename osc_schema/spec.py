@@ -1,0 +1,190 @@
+"""The address space as data: every command, reply, argument, limit, default and job state.
+
+Validation (``validate.py``), the OSC reference (``docs/osc.md``) and the Lua constants the DAW scripts use are all
+derived from these tables, so a limit changes in exactly one place.
+
+An argument name means the same thing, with the same type and limits, wherever it appears: ``ARGUMENTS`` holds each
+once, and a command only chooses which ones it takes and whether their default applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+VERSION = "1.0.0"  # of the address space; /bridge/pong answers it so a DAW script can compare with its own copy
+DEFAULT_OSC_PORT = 9010
+MANIFEST_FORMAT = "daw-bridge.manifest/1"
+PREFIX = "/bridge/"
+
+STRING, FLOAT, INT = "string", "float", "int"
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument: its type, its limits, its default when optional, and what it means to the producer."""
+
+    name: str
+    type: str  # STRING | FLOAT | INT
+    meaning: str
+    default: object = None  # used when the argument is optional and absent (or given as null / OSC nil)
+    unit: str = ""  # "s" for times, for the docs
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    min_length: int | None = None
+    max_length: int | None = None
+    choices: tuple[str, ...] = ()
+    file_safe: bool = False  # becomes part of a file name: printable, no path separators, no leading dot
+    greater_than: str | None = None  # another argument of the same command this one must exceed (when both given)
+    shorten: int | None = None  # replies only: longer text is cut to this many characters instead of refused
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """A command a client sends: positional arguments in order, then optional ``key, value`` pairs."""
+
+    name: str
+    meaning: str
+    positional: tuple[Arg, ...]
+    options: tuple[Arg, ...]
+    replies: tuple[str, ...]  # replies this command can cause, for the docs
+
+    @property
+    def address(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def arguments(self) -> tuple[Arg, ...]:
+        return self.positional + self.options
+
+    def argument(self, name: str) -> Arg | None:
+        """The argument called ``name``, or None when the command has none by that name."""
+        return next((arg for arg in self.arguments if arg.name == name), None)
+
+
+@dataclass(frozen=True)
+class ReplySpec:
+    """A message the daemon sends back: fixed arguments, then optionally one ``repeated`` argument per item."""
+
+    name: str
+    meaning: str
+    args: tuple[Arg, ...]
+    repeated: Arg | None = None  # e.g. one manifest path per variant
+
+    @property
+    def address(self) -> str:
+        return PREFIX + self.name
+
+
+STATES: dict[str, str] = {
+    "accepted": "Validated and journaled; waiting for a worker.",
+    "exporting": "Reading the region (plus context) from the source audio.",
+    "submitting": "About to hand the job to the backend; its answer is not recorded yet.",
+    "submitted": "The backend took the job (for MusicGPT: a task id is recorded).",
+    "generating": "The backend is working; progress rises from 0 to 1.",
+    "delivering": "Splicing the variants and writing them into the drop folder.",
+    "delivered": "Finished: every variant's audio and manifest is in the drop folder.",
+    "failed": "Finished without a result; /bridge/failed says why.",
+    "cancelled": "Finished because the producer cancelled it.",
+    "submission_unknown": "A paid submit may or may not have reached the server; the producer decides (never resubmitted).",
+}
+FINISHED_STATES = ("delivered", "failed", "cancelled")
+
+_SECONDS = dict(type=FLOAT, unit="s")
+_PATH = dict(type=STRING, min_length=1, max_length=4096)
+_DAW_ID = dict(type=STRING, max_length=256)
+
+ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
+    Arg("source", meaning="Path of the source audio file. It is read, never modified, and must lie inside a "
+        "configured project root.", **_PATH),
+    Arg("start", meaning="Start of the range to replace, in seconds of source time.", min=0, **_SECONDS),
+    Arg("end", meaning="End of the range to replace, in seconds of source time.", min=0, greater_than="start",
+        **_SECONDS),
+    Arg("extend_after", meaning="Source time, in seconds, after which the new material continues the song.",
+        min=0, **_SECONDS),
+    Arg("duration", meaning="Seconds of new material to generate.", default=30.0, min=0, min_exclusive=True,
+        max=600, **_SECONDS),
+    Arg("prompt", STRING, "What the new material should sound like. May be empty, but the MusicGPT backend "
+        "refuses an empty prompt; the embedded engine does not follow it.", default="", max_length=1000),
+    Arg("lyrics", STRING, "The song's full lyrics, to help the generator place the new words.", default="",
+        max_length=2000),
+    Arg("lyrics_section_to_replace", STRING, "Lyrics for the replaced range.", default="", max_length=2000),
+    Arg("lyrics_section_to_extend", STRING, "Lyrics for the new material.", default="", max_length=3000),
+    Arg("gender", STRING, "Voice for generated vocals; absent lets the generator choose.",
+        choices=("male", "female", "neutral")),
+    Arg("num_outputs", INT, "How many variants to generate; each lands as its own audio file and manifest.",
+        default=2, min=1, max=2),
+    Arg("backend", STRING, "Generator to use; absent means the daemon's configured default.",
+        choices=("local", "musicgpt")),
+    Arg("delivery", STRING, "patch: the replaced range plus short handles of untouched source; full: the whole "
+        "song with the range replaced. Absent means the daemon's configured default.", choices=("patch", "full")),
+    Arg("request_id", STRING, "The client's name for this request, echoed in /bridge/accepted, the status file "
+        "and the manifest.", default="", max_length=128, file_safe=True),
+    Arg("position", meaning="Where the source's time 0 sits on the DAW timeline, in seconds (negative when the "
+        "item's start is trimmed).", default=0.0, min=-1e6, max=1e7, **_SECONDS),
+    Arg("item_id", meaning="The DAW's id of the item the range came from, copied into the manifest.", **_DAW_ID),
+    Arg("track_id", meaning="The DAW's id of the track the range came from, copied into the manifest.", **_DAW_ID),
+    Arg("take_id", meaning="The DAW's id of the take the range came from, copied into the manifest.", **_DAW_ID),
+    Arg("reply_port", INT, "Send replies to the sender's host at this port instead of the port the message came "
+        "from.", min=1, max=65535),
+    Arg("drop_folder", meaning="Folder the results go to (it must be allowed by the daemon's config); absent means "
+        "the configured drop folder.", **_PATH),
+    Arg("job_id", STRING, "A job id, as /bridge/accepted gave it.", min_length=1, max_length=128, file_safe=True),
+)}
+
+
+def _args(*names: str, no_defaults: bool = False) -> tuple[Arg, ...]:
+    found = tuple(ARGUMENTS[name] for name in names)
+    return tuple(replace(arg, default=None) for arg in found) if no_defaults else found
+
+
+_JOB_OPTIONS = ("lyrics", "gender", "num_outputs", "backend", "delivery", "request_id", "position", "item_id",
+                "track_id", "take_id", "reply_port", "drop_folder")
+_JOB_REPLIES = ("accepted", "state", "done", "failed", "error")
+
+COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
+    CommandSpec("inpaint", "Replace the range start..end of the source with new material.",
+                _args("source", "start", "end", "prompt"),
+                _args("lyrics", "lyrics_section_to_replace", *_JOB_OPTIONS[1:]), _JOB_REPLIES),
+    CommandSpec("extend", "Continue the song after extend_after with duration seconds of new material.",
+                _args("source", "extend_after"),
+                _args("prompt", "lyrics", "lyrics_section_to_extend", "duration", *_JOB_OPTIONS[1:]), _JOB_REPLIES),
+    CommandSpec("cancel", "Cancel a job; it ends in state cancelled (or stays finished if it already was).",
+                _args("job_id"), _args("reply_port"), ("state", "error")),
+    CommandSpec("status", "Ask for one /bridge/state per job (only the named job when job_id is given).",
+                (), _args("job_id", "reply_port"), ("state", "error")),
+    CommandSpec("ping", "Check the daemon is there and which address-space version it speaks.",
+                (), _args("reply_port"), ("pong", "error")),
+    CommandSpec("context", "Set the session context (the current selection) that hardware pads act on. Every key "
+                "is optional and absent keys read as null, so the receiver can tell given from not given.",
+                (), _args("source", "start", "end", "position", "item_id", "track_id", "take_id", "drop_folder",
+                          no_defaults=True), ("error",)),
+)}
+
+_TEXT = dict(type=STRING, shorten=1000)  # explanations: cut rather than refused, so a reply can always be sent
+
+REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
+    ReplySpec("accepted", "A command was admitted as a job.",
+              (Arg("request_id", STRING, "The request_id the command carried (\"\" when it had none)."),
+               Arg("job_id", STRING, "The daemon's id for the job, for /bridge/cancel and /bridge/status."))),
+    ReplySpec("state", "A job moved to a new state or made progress.",
+              (Arg("job_id", STRING, "The job."),
+               Arg("state", STRING, "One of the job states below.", choices=tuple(STATES)),
+               Arg("progress", FLOAT, "Fraction of the current step done, 0..1.", min=0, max=1),
+               Arg("message", meaning="A short note for the producer (\"\" when there is none).", **_TEXT))),
+    ReplySpec("done", "A job delivered; one manifest per variant is in the drop folder.",
+              (Arg("job_id", STRING, "The job."),),
+              repeated=Arg("manifest", STRING, "Path of one variant's manifest (JSON), in variant order.")),
+    ReplySpec("failed", "A job ended without a result.",
+              (Arg("job_id", STRING, "The job."),
+               Arg("code", STRING, "Stable error code, e.g. source_error, auth_failed, rate_limited."),
+               Arg("message", meaning="What went wrong and, where there is one, what to do.", **_TEXT))),
+    ReplySpec("error", "A message was rejected before any job existed.",
+              (Arg("address", STRING, "The address of the rejected message."),
+               Arg("request_id", STRING, "Its request_id (\"\" when unknown)."),
+               Arg("field", STRING, "The argument at fault (\"\" when the error is not about one argument)."),
+               Arg("reason", meaning="Field, value and rule, e.g. \"end: 10.0 must be greater than start (12.5)\".",
+                   **_TEXT))),
+    ReplySpec("pong", "Answer to /bridge/ping.",
+              (Arg("version", STRING, "The address-space version the daemon speaks (osc_schema VERSION)."),)),
+)}
