@@ -138,17 +138,18 @@ def _args(*names: str, no_defaults: bool = False) -> tuple[Arg, ...]:
     return tuple(replace(arg, default=None) for arg in found) if no_defaults else found
 
 
-_JOB_OPTIONS = ("lyrics", "gender", "num_outputs", "backend", "delivery", "request_id", "position", "item_id",
-                "track_id", "take_id", "reply_port", "drop_folder")
+_JOB_TAIL = ("backend", "delivery", "request_id", "position", "item_id", "track_id", "take_id", "reply_port",
+             "drop_folder")
 _JOB_REPLIES = ("accepted", "state", "done", "failed", "error")
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("inpaint", "Replace the range start..end of the source with new material.",
                 _args("source", "start", "end", "prompt"),
-                _args("lyrics", "lyrics_section_to_replace", *_JOB_OPTIONS[1:]), _JOB_REPLIES),
+                _args("lyrics", "lyrics_section_to_replace", "gender", "num_outputs", *_JOB_TAIL), _JOB_REPLIES),
     CommandSpec("extend", "Continue the song after extend_after with duration seconds of new material.",
                 _args("source", "extend_after"),
-                _args("prompt", "lyrics", "lyrics_section_to_extend", "duration", *_JOB_OPTIONS[1:]), _JOB_REPLIES),
+                _args("prompt", "lyrics", "lyrics_section_to_extend", "gender", "num_outputs", "duration",
+                      *_JOB_TAIL), _JOB_REPLIES),
     CommandSpec("cancel", "Cancel a job; it ends in state cancelled (or stays finished if it already was).",
                 _args("job_id"), _args("reply_port"), ("state", "error")),
     CommandSpec("status", "Ask for one /bridge/state per job (only the named job when job_id is given).",

@@ -78,12 +78,13 @@ class InboxFrontend:
         claimed = self.processing / path.name
         try:
             if stat.S_ISLNK(os.lstat(path).st_mode):
-                raise ValidationError("request", path.name, "is a symbolic link; write request files into the inbox itself")
+                raise ValidationError("request", path.name,
+                                      "is a symbolic link; write request files into the inbox itself")
             os.rename(path, claimed)
         except FileNotFoundError:
             return  # taken by an earlier event for the same file, or withdrawn by the client
-        except _Refused as exc:
-            self._reject(path, exc.as_validation())
+        except ValidationError as exc:
+            self._reject(path, exc)
             return
         self._process(claimed)
 

@@ -1,0 +1,119 @@
+"""Finding the MusicGPT API key, and keeping it out of every text daw-bridge writes.
+
+The key is looked up in this order: the ``MUSICGPT_API_KEY`` environment variable, the system keyring (only when
+the optional ``keyring`` package is installed), then ``api_key`` in the config file's ``[musicgpt]`` table. A
+config file that group or others can read is refused rather than trusted: a key in it is as good as published.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Mapping
+
+from bridge.exceptions import AuthError
+
+ENV_VAR = "MUSICGPT_API_KEY"
+KEYRING_SERVICE = "daw-bridge"
+KEYRING_USER = "musicgpt"
+
+
+class Redacted:
+    """A secret that prints as ``Redacted('…')``: only :meth:`reveal` gives the value, for the one header that needs it."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str = "given"):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("api key must be a non-empty string")
+        self._value = value.strip()
+        self.source = source  # where it came from: env, keyring, config, given
+
+    def reveal(self) -> str:
+        """The secret itself. Call it only where it leaves the process in the Authorization header."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Redacted('…', source={self.source!r})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Redacted) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Redacted", self._value))
+
+    def __reduce__(self):
+        # Pickling would put the key into whatever file or queue receives the pickle.
+        raise TypeError("a Redacted secret cannot be pickled")
+
+
+def find_api_key(config_value: str | None = None, config_path: Path | None = None, *,
+                 env: Mapping[str, str] | None = None, use_keyring: bool = True) -> Redacted:
+    """The API key from the environment, the keyring, or the config table (in that order); AuthError if none."""
+    env = os.environ if env is None else env
+    value = env.get(ENV_VAR, "").strip()
+    if value:
+        return Redacted(value, source="env")
+    if use_keyring:
+        value = _from_keyring()
+        if value:
+            return Redacted(value, source="keyring")
+    if config_value:
+        if config_path is not None:
+            refuse_if_shared(Path(config_path))
+        return Redacted(str(config_value), source="config")
+    raise AuthError(
+        f"no MusicGPT API key: set {ENV_VAR}, store it in the system keyring "
+        f"(service {KEYRING_SERVICE!r}, user {KEYRING_USER!r}), or put api_key in the [musicgpt] table of a config "
+        "file only you can read (chmod 600)", code="auth_missing")
+
+
+def refuse_if_shared(config_path: Path) -> None:
+    """Raise AuthError when group or others may read the config file that holds the key."""
+    try:
+        mode = config_path.stat().st_mode
+    except OSError as exc:
+        raise AuthError(f"cannot check who may read {config_path}: {exc.strerror}", code="auth_missing") from None
+    readers = [who for bit, who in ((stat.S_IRGRP, "group"), (stat.S_IROTH, "others")) if mode & bit]
+    if readers:
+        raise AuthError(
+            f"refusing the api_key in {config_path}: the file is readable by {' and '.join(readers)} "
+            f"(mode {stat.S_IMODE(mode):o}); run 'chmod 600 {config_path}' or use {ENV_VAR}", code="auth_exposed")
+
+
+def _from_keyring() -> str | None:
+    try:
+        import keyring  # optional: daw-bridge does not depend on it
+    except ImportError:
+        return None
+    try:
+        return keyring.get_password(KEYRING_SERVICE, KEYRING_USER) or None
+    except Exception as exc:  # a locked or absent keyring backend is not fatal: fall through to the config value
+        logging.getLogger(__name__).info("system keyring not usable (%s); trying the config file",
+                                         type(exc).__name__)
+        return None
+
+
+class RedactingFilter(logging.Filter):
+    """A log filter that replaces the key wherever it would appear in a record, as a second line of defence."""
+
+    def __init__(self, secret: Redacted):
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = self._secret.reveal()
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is logging's problem, not ours
+            return True
+        if key in text:
+            record.msg, record.args = text.replace(key, "<redacted>"), None
+        return True

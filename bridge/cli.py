@@ -1,0 +1,144 @@
+"""The ``daw-bridge`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bridge import __version__
+from bridge.config import Config, ConfigError, load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        print(f"daw-bridge: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="daw-bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"daw-bridge {__version__}")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, run, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--config", type=Path, help="config file (default: the platform config folder)")
+        p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+        p.set_defaults(run=run)
+        return p
+
+    p = command("serve", _serve, "run the daemon in the foreground")
+    _daemon_flags(p)
+
+    p = command("send", _send, "send one OSC command to a running daemon and print its replies")
+    p.add_argument("name", help="command: inpaint, extend, cancel, status, ping, context")
+    p.add_argument("values", nargs="*", metavar="KEY=VALUE", help="arguments, e.g. source=/x.wav start=12.5")
+    p.add_argument("--port", type=int, help="daemon OSC port (default: from the config)")
+    p.add_argument("--wait", action="store_true", help="for inpaint/extend: wait until the job is done")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for replies (default 5)")
+
+    for name, help in (("inpaint", "replace a range of a song, without a daemon"),
+                       ("extend", "continue a song after a point, without a daemon")):
+        p = command(name, _one_shot, help)
+        p.set_defaults(operation=name)
+        p.add_argument("source", type=Path, help="the song (any format libsndfile reads)")
+        if name == "inpaint":
+            p.add_argument("--start", type=float, required=True, help="start of the range, seconds")
+            p.add_argument("--end", type=float, required=True, help="end of the range, seconds")
+        else:
+            p.add_argument("--after", type=float, required=True, help="extend after this point, seconds")
+            p.add_argument("--duration", type=float, help="seconds of new material (default 30)")
+        p.add_argument("--prompt", default="", help="what it should sound like (MusicGPT)")
+        p.add_argument("--lyrics", help="the song's lyrics (MusicGPT)")
+        p.add_argument("--section-lyrics", help="lyrics for the new part (MusicGPT)")
+        p.add_argument("--gender", choices=("male", "female", "neutral"))
+        p.add_argument("--num-outputs", type=int, help="variants, 1 or 2 (default 2)")
+        p.add_argument("--backend", choices=("local", "musicgpt"))
+        p.add_argument("--delivery", choices=("patch", "full"))
+        p.add_argument("--out", type=Path, help="drop folder (default: beside the source)")
+
+    p = command("jobs", _jobs, "list, show, cancel, retry or resolve jobs")
+    p.add_argument("action", nargs="?", default="list", choices=("list", "show", "cancel", "retry", "resolve"))
+    p.add_argument("job_id", nargs="?")
+    p.add_argument("--task-id", help="resolve: the MusicGPT task id you found for this job")
+    p.add_argument("--not-submitted", action="store_true", help="resolve: the job never reached MusicGPT")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("doctor", _doctor, "check the config, ports, folders and backends")
+    p = command("demo", _demo, "make a song, start the daemon, inpaint and extend it over OSC, show the results")
+    p.add_argument("--dir", type=Path, help="where to put the demo project (default: a new temporary folder)")
+
+    p = command("generate", _generate, "regenerate docs/osc.md and the Lua constants from osc_schema")
+    p.add_argument("--check", action="store_true", help="only report stale generated files")
+    return parser
+
+
+def _daemon_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--osc-port", type=int, help="UDP port for OSC commands")
+    p.add_argument("--inbox", type=Path, help="folder watched for request files")
+    p.add_argument("--drop-folder", type=Path, help="drop folder (default: beside each source)")
+    p.add_argument("--backend", choices=("local", "musicgpt"), help="default backend")
+    p.add_argument("--state-dir", type=Path, help="journal, cache and work files")
+
+
+def _config(args) -> Config:
+    config = load(args.config)
+    return config.with_overrides(osc_port=getattr(args, "osc_port", None), inbox=getattr(args, "inbox", None),
+                                 drop_folder=getattr(args, "drop_folder", None),
+                                 backend=getattr(args, "backend", None), state_dir=getattr(args, "state_dir", None))
+
+
+def _serve(args) -> int:
+    from bridge.daemon import serve
+
+    return serve(_config(args))
+
+
+def _send(args) -> int:
+    from bridge.commands.send import send
+
+    return send(_config(args), args)
+
+
+def _one_shot(args) -> int:
+    from bridge.commands.one_shot import one_shot
+
+    return one_shot(_config(args), args)
+
+
+def _jobs(args) -> int:
+    from bridge.commands.jobs import jobs
+
+    return jobs(_config(args), args)
+
+
+def _doctor(args) -> int:
+    from bridge.commands.doctor import doctor
+
+    return doctor(_config(args))
+
+
+def _demo(args) -> int:
+    from bridge.commands.demo import demo
+
+    return demo(args.dir)
+
+
+def _generate(args) -> int:
+    from osc_schema import generate
+
+    return generate.main(["--check"] if args.check else [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

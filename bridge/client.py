@@ -1,0 +1,98 @@
+"""A small OSC client for the daemon: used by ``daw-bridge send``, the demo, the tests and the benchmarks."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+from pythonosc.osc_packet import OscPacket
+
+import osc_schema
+from bridge.frontends.osc import encode
+
+
+@dataclass(frozen=True)
+class Reply:
+    address: str
+    args: list
+
+    @property
+    def name(self) -> str:
+        return self.address.rsplit("/", 1)[-1]
+
+
+class BridgeClient:
+    """Sends commands from a UDP socket of its own and reads the daemon's replies to it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 9010, *, bind_host: str = "127.0.0.1"):
+        self.daemon = (host, port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((bind_host, 0))
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "BridgeClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def send(self, name: str, **values) -> None:
+        """Send a command by name, its arguments checked and ordered by the schema."""
+        address, args = osc_schema.to_osc_args(name, values)
+        self.send_raw(encode(address, args))
+
+    def send_raw(self, datagram: bytes) -> None:
+        self.sock.sendto(datagram, self.daemon)
+
+    def receive(self, timeout: float = 5.0) -> Reply | None:
+        """The next reply, or None when nothing arrives within ``timeout`` seconds."""
+        self.sock.settimeout(max(timeout, 1e-3))
+        try:
+            data, _ = self.sock.recvfrom(65536)
+        except (socket.timeout, ConnectionRefusedError):
+            return None
+        message = OscPacket(data).messages[0].message
+        return Reply(message.address, list(message.params))
+
+    def wait_for(self, predicate, timeout: float = 30.0) -> Reply | None:
+        """Read replies until one satisfies ``predicate``; None on timeout."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            reply = self.receive(left)
+            if reply is not None and predicate(reply):
+                return reply
+        return None
+
+    def ping(self, timeout: float = 1.0) -> bool:
+        """Whether a daemon answers at the address."""
+        self.send("ping")
+        return self.wait_for(lambda r: r.name == "pong", timeout) is not None
+
+    def run_job(self, name: str, timeout: float = 600.0, on_reply=None, **values) -> tuple[Reply, list[Reply]]:
+        """Send inpaint/extend and wait for its outcome: (done or failed or error reply, every reply seen)."""
+        self.send(name, **values)
+        seen: list[Reply] = []
+        job_id = None
+
+        def finished(reply: Reply) -> bool:
+            nonlocal job_id
+            seen.append(reply)
+            if on_reply:
+                on_reply(reply)
+            if reply.name == "accepted" and reply.args[0] == values.get("request_id", reply.args[0]):
+                job_id = job_id or reply.args[1]
+            if reply.name == "error":
+                return True
+            return reply.name in ("done", "failed") and reply.args[0] == job_id
+
+        outcome = self.wait_for(finished, timeout)
+        if outcome is None:
+            raise TimeoutError(f"no outcome for {name} within {timeout:.0f} s")
+        return outcome, seen

@@ -1,0 +1,71 @@
+"""``daw-bridge doctor``: is everything in place for the daemon to work?"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from pathlib import Path
+
+from bridge.client import BridgeClient
+from bridge.config import Config, config_home
+
+
+def doctor(config: Config) -> int:
+    checks: list[tuple[bool, str]] = []
+    where = config.source_file or f"{config_home() / 'config.toml'} (not present: defaults)"
+    checks.append((True, f"config: {where}"))
+    checks.append(_osc(config))
+    for label, folder in (("inbox", config.inbox), ("state folder", config.state_dir),
+                          ("drop folder", config.drop_folder)):
+        if folder is not None:
+            checks.append(_writable(label, folder))
+    if config.drop_folder is None:
+        checks.append((True, "drop folder: 'daw-bridge' beside each source (or as each command names it)"))
+    for root in config.project_roots:
+        checks.append((root.is_dir(), f"project root {root}" + ("" if root.is_dir() else ": not a folder")))
+    checks.extend(_backends(config))
+    for ok, text in checks:
+        print(f"{'ok ' if ok else 'BAD'}  {text}")
+    return 0 if all(ok for ok, _ in checks) else 1
+
+
+def _osc(config: Config) -> tuple[bool, str]:
+    with BridgeClient(config.osc_host, config.osc_port) as client:
+        if client.ping(timeout=0.5):
+            return True, f"OSC {config.osc_host}:{config.osc_port}: a daemon is answering"
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((config.osc_host, config.osc_port))
+        return True, f"OSC {config.osc_host}:{config.osc_port}: free (no daemon running)"
+    except OSError as exc:
+        return False, f"OSC {config.osc_host}:{config.osc_port}: taken by another program ({exc.strerror})"
+    finally:
+        probe.close()
+
+
+def _writable(label: str, folder: Path) -> tuple[bool, str]:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return False, f"{label} {folder}: cannot create ({exc.strerror})"
+    ok = os.access(folder, os.W_OK)
+    return ok, f"{label} {folder}" + ("" if ok else ": not writable")
+
+
+def _backends(config: Config) -> list[tuple[bool, str]]:
+    from bridge.daemon import make_backends
+
+    try:
+        backends = make_backends(config)
+    except Exception as exc:  # report, do not crash: this is the command people run when things are wrong
+        return [(False, f"backends: {exc}")]
+    results = []
+    for name, backend in backends.items():
+        report = asyncio.run(backend.describe())
+        detail = ", ".join(f"{k}={v}" for k, v in report.items() if k != "name")
+        results.append((True, f"backend {name}: {detail or 'ready'}"))
+        asyncio.run(backend.close())
+    if "musicgpt" not in backends:
+        results.append((True, "backend musicgpt: not configured (set MUSICGPT_API_KEY to use it)"))
+    return results

@@ -1,0 +1,76 @@
+"""``daw-bridge jobs``: what the daemon is doing and has done, read straight from the journal."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from bridge.client import BridgeClient
+from bridge.config import Config
+from bridge.core.journal import Journal
+from bridge.exceptions import BridgeError
+
+
+def jobs(config: Config, args) -> int:
+    if not config.journal_path.exists():
+        print("no jobs yet")
+        return 0
+    try:
+        journal = Journal(config.journal_path)
+    except BridgeError as exc:
+        print(f"daw-bridge jobs: {exc}")
+        return 2
+    try:
+        if args.action == "list":
+            return _list(journal, args.json)
+        if not args.job_id:
+            print(f"daw-bridge jobs {args.action}: name a job id (see 'daw-bridge jobs')")
+            return 2
+        record = journal.get(args.job_id)
+        if record is None:
+            print(f"daw-bridge jobs: no job {args.job_id}")
+            return 2
+        if args.action == "show":
+            print(json.dumps({**record.summary(), "spec": record.spec.to_json(), "receipt": record.receipt},
+                             indent=2))
+            return 0
+        return _ask_daemon(config, args)
+    finally:
+        journal.close()
+
+
+def _list(journal: Journal, as_json: bool) -> int:
+    records = journal.recent()
+    if as_json:
+        print(json.dumps([r.summary() for r in records], indent=2))
+        return 0
+    if not records:
+        print("no jobs yet")
+    for r in records:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+        rng = f"{r.spec.edit_start:.2f}-{r.spec.edit_end:.2f}s"
+        detail = r.error_message or r.message or (f"{len(r.manifests)} variant(s)" if r.manifests else "")
+        print(f"{r.job_id}  {when}  {r.spec.operation:<7} {r.spec.backend:<8} {r.state.value:<18} "
+              f"{r.spec.source.name} {rng}  {detail}")
+    return 0
+
+
+def _ask_daemon(config: Config, args) -> int:
+    """cancel, retry and resolve change a job the daemon owns, so they go to the daemon, not the journal."""
+    values = {"job_id": args.job_id}
+    if args.action == "resolve":
+        if bool(args.task_id) == bool(args.not_submitted):
+            print("daw-bridge jobs resolve: give either --task-id ID or --not-submitted")
+            return 2
+        values["task_id"] = args.task_id or ""
+    with BridgeClient("127.0.0.1", config.osc_port) as client:
+        client.send(args.action, **values)
+        reply = client.wait_for(lambda r: r.name in ("state", "error"), timeout=3)
+    if reply is None:
+        print(f"no daemon answered on 127.0.0.1:{config.osc_port}: start it with 'daw-bridge serve'")
+        return 1
+    if reply.name == "error":
+        print(f"daw-bridge jobs {args.action}: {reply.args[-1]}")
+        return 2
+    print(f"{reply.args[0]}: {reply.args[1]}")
+    return 0

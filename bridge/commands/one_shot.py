@@ -1,0 +1,96 @@
+"""``daw-bridge inpaint`` / ``extend``: one job in this process, no daemon, with a progress bar."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import replace
+
+import osc_schema
+from osc_schema import ValidationError
+
+from bridge.config import Config
+from bridge.core.jobs import State
+from bridge.core.journal import Journal, JobRecord
+from bridge.core.service import JobService
+from bridge.daemon import make_backends
+from bridge.exceptions import BridgeError
+
+
+def request_of(args) -> dict:
+    """The CLI's flags as a request, so the one-shot path validates exactly like OSC and request files."""
+    data = {"command": args.operation, "source": str(args.source.expanduser().absolute())}
+    if args.operation == "inpaint":
+        data.update(start=args.start, end=args.end, prompt=args.prompt)
+        section_key = "lyrics_section_to_replace"
+    else:
+        data.update(extend_after=args.after, duration=args.duration, prompt=args.prompt)
+        section_key = "lyrics_section_to_extend"
+    data.update({"lyrics": args.lyrics, section_key: args.section_lyrics, "gender": args.gender,
+                 "num_outputs": args.num_outputs, "backend": args.backend, "delivery": args.delivery,
+                 "drop_folder": str(args.out.expanduser().absolute()) if args.out else None})
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def one_shot(config: Config, args) -> int:
+    # A separate journal: a daemon running at the same time must not pick this job up as its own.
+    config = replace(config, project_roots=config.project_roots + (args.source.expanduser().absolute().parent,))
+    if args.out:
+        config = replace(config, project_roots=config.project_roots + (args.out.expanduser().absolute(),))
+    try:
+        command = osc_schema.parse_request(request_of(args))
+        return asyncio.run(_run(config, command))
+    except (ValidationError, BridgeError) as exc:
+        print(f"\ndaw-bridge {args.operation}: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _run(config: Config, command: osc_schema.Command) -> int:
+    backends = make_backends(config)
+    journal = Journal(config.state_dir / "one-shot-journal.sqlite")
+    service = JobService(config, journal, backends)
+    bar = _ProgressBar()
+    service.subscribe(bar.update)
+    try:
+        record = service.submit(command, {"kind": "cli"})
+        await service.drain()
+    finally:
+        await service.close()
+        for backend in backends.values():
+            await backend.close()
+        journal.close()
+    bar.finish()
+    if record.state is not State.DELIVERED:
+        print(f"failed ({record.error_code}): {record.error_message}", file=sys.stderr)
+        return 1
+    for manifest in record.manifests:
+        print(manifest)
+    return 0
+
+
+class _ProgressBar:
+    width = 30
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.last = ""
+        self.state = None
+
+    def update(self, record: JobRecord, event: str) -> None:
+        filled = int(record.progress * self.width)
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {record.progress * 100:3.0f}% {record.state.value}"
+        if record.message:
+            line += f" - {record.message}"
+        if line == self.last:
+            return
+        self.last = line
+        if self.tty:
+            sys.stderr.write("\r" + line[:100].ljust(100))
+        elif record.state.value != self.state:  # a log, not a terminal: one line per state
+            sys.stderr.write(line + "\n")
+        self.state = record.state.value
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")

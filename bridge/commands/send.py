@@ -1,0 +1,56 @@
+"""``daw-bridge send``: one command to a running daemon over OSC, replies printed as they come."""
+
+from __future__ import annotations
+
+import osc_schema
+from osc_schema import ValidationError
+
+from bridge.client import BridgeClient, Reply
+from bridge.config import Config
+
+_PARSE = {"int": int, "float": float, "string": str}
+
+
+def parse_values(name: str, pairs: list[str]) -> dict:
+    """KEY=VALUE words into typed values, using the schema's type for each key."""
+    spec = osc_schema.COMMANDS.get(name)
+    if spec is None:
+        raise ValidationError("command", name, f"is not a command (one of {', '.join(osc_schema.COMMANDS)})")
+    values = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        arg = spec.argument(key)
+        if not sep or arg is None:
+            known = ", ".join(a.name for a in spec.arguments) or "none"
+            raise ValidationError(key or pair, pair, f"must be KEY=VALUE with a key of {name} ({known})")
+        try:
+            values[key] = _PARSE[arg.type](text)
+        except ValueError:
+            raise ValidationError(key, text, f"must be {'an' if arg.type == 'int' else 'a'} {arg.type}") from None
+    return values
+
+
+def send(config: Config, args) -> int:
+    try:
+        values = parse_values(args.name, args.values)
+        port = args.port or config.osc_port
+        with BridgeClient("127.0.0.1", port) as client:
+            if args.wait and args.name in ("inpaint", "extend"):
+                outcome, _ = client.run_job(args.name, timeout=max(args.timeout, 600), on_reply=_print, **values)
+                return 0 if outcome.name == "done" else 1
+            client.send(args.name, **values)
+            got = 0
+            while (reply := client.receive(args.timeout if got == 0 else 0.3)) is not None:
+                _print(reply)
+                got += 1
+            if got == 0:
+                print(f"no reply from a daemon on 127.0.0.1:{port} (is 'daw-bridge serve' running?)")
+                return 1
+            return 0
+    except ValidationError as exc:
+        print(f"daw-bridge send: {exc}")
+        return 2
+
+
+def _print(reply: Reply) -> None:
+    print(reply.address, *(repr(a) if isinstance(a, str) and " " in a else a for a in reply.args))

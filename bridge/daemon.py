@@ -1,0 +1,108 @@
+"""The daemon: backends, then the core, then the frontends; stopped in reverse order.
+
+Starting in this order means no command arrives while the core is half up; stopping in reverse inside ``finally``
+means no job is left half-journaled when the producer logs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+from bridge.backends.base import Backend
+from bridge.config import Config
+from bridge.core.journal import Journal
+from bridge.core.service import JobService
+from bridge.exceptions import BridgeError
+
+log = logging.getLogger(__name__)
+
+
+def make_backends(config: Config) -> dict[str, Backend]:
+    """Every backend this config can run: the embedded engine always, MusicGPT when it has an API key."""
+    from bridge.backends.local.backend import LocalBackend
+
+    local = config.local
+    backends: dict[str, Backend] = {
+        "local": LocalBackend(cache_dir=config.state_dir / "analysis-cache",
+                              **{k: local[k] for k in ("min_confidence", "workers") if k in local}),
+    }
+    musicgpt = make_musicgpt(config)
+    if musicgpt is not None:
+        backends["musicgpt"] = musicgpt
+    return backends
+
+
+def make_musicgpt(config: Config) -> Backend | None:
+    """The MusicGPT backend, or None when no API key is configured (the embedded engine still works)."""
+    from bridge.backends.musicgpt.backend import MusicGPTBackend, MusicGPTSettings
+
+    settings = MusicGPTSettings.from_config(config.musicgpt, state_dir=config.state_dir / "musicgpt",
+                                            config_file=config.source_file)
+    return MusicGPTBackend.from_settings(settings) if settings.api_key is not None else None
+
+
+class Daemon:
+    """One running daw-bridge: owns the journal, the job service and the frontends."""
+
+    def __init__(self, config: Config, backends: dict[str, Backend] | None = None):
+        self.config = config
+        self._backends = backends
+        self.service: JobService | None = None
+        self.osc = None
+        self.inbox = None
+        self.osc_address: tuple[str, int] | None = None
+        self.started = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set or SIGINT/SIGTERM arrives."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+                pass
+        async with AsyncExitStack() as stack:
+            await self._start(stack)
+            self.started.set()
+            await stop.wait()
+            log.info("stopping")
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        from bridge.frontends.inbox import InboxFrontend
+        from bridge.frontends.osc import OscFrontend
+
+        config = self.config
+        backends = self._backends if self._backends is not None else make_backends(config)
+        for backend in backends.values():
+            stack.push_async_callback(backend.close)
+        journal = Journal(config.journal_path)
+        stack.callback(journal.close)
+        self.service = JobService(config, journal, backends)
+        stack.push_async_callback(self.service.close)
+        resumed = await self.service.resume()
+
+        self.inbox = InboxFrontend(self.service, config.inbox)
+        await self.inbox.start()
+        stack.callback(self.inbox.close)
+        self.osc = OscFrontend(self.service, config)
+        self.osc_address = await self.osc.start()
+        stack.callback(self.osc.close)
+        log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",
+                 *self.osc_address, config.inbox, ", ".join(backends), resumed)
+
+
+def serve(config: Config) -> int:
+    """Run the daemon in the foreground; the exit status for the shell."""
+    try:
+        asyncio.run(Daemon(config).run())
+    except BridgeError as exc:
+        log.error("%s", exc)
+        return 2
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    return 0

@@ -1,0 +1,154 @@
+-- @noindex
+-- Paths, files and settings shared by the DAW Bridge scripts.
+
+local util = {}
+
+util.TITLE = "DAW Bridge"
+util.SECTION = "daw_bridge" -- ExtState section for settings and remembered dialog values
+
+--- Folder separator used by a path (REAPER hands Windows paths with backslashes).
+function util.separator_of(path)
+  if path:find("\\", 1, true) and not path:find("/", 1, true) then return "\\" end
+  return "/"
+end
+
+--- `folder` and `name` joined with the folder's own separator.
+function util.join(folder, name)
+  local sep = util.separator_of(folder)
+  if folder:sub(-1) == "/" or folder:sub(-1) == "\\" then return folder .. name end
+  return folder .. sep .. name
+end
+
+--- The folder part of a path.
+function util.dirname(path)
+  return path:match("^(.*)[/\\][^/\\]*$") or "."
+end
+
+--- The file name part of a path.
+function util.basename(path)
+  return path:match("([^/\\]+)$") or path
+end
+
+--- `~` at the start of a path expanded to the home folder.
+function util.expand_home(path)
+  if path:sub(1, 1) ~= "~" then return path end
+  local home = os.getenv("HOME") or os.getenv("USERPROFILE") or ""
+  return home .. path:sub(2)
+end
+
+--- Whole contents of a file, or nil and the reason.
+function util.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+function util.file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- Write `text` so that a reader never sees half of it: a dot-named temporary file renamed into place.
+function util.write_atomic(path, text)
+  local folder, name = util.dirname(path), util.basename(path)
+  local temp = util.join(folder, string.format(".%s.%d%04d.part", name:gsub("%.json$", ""), os.time(), math.random(0, 9999)))
+  local f, err = io.open(temp, "wb")
+  if not f then return nil, "cannot write " .. temp .. ": " .. tostring(err) end
+  local ok, werr = f:write(text)
+  f:close()
+  if not ok then os.remove(temp) return nil, "cannot write " .. temp .. ": " .. tostring(werr) end
+  local renamed, rerr = os.rename(temp, path)
+  if not renamed then os.remove(temp) return nil, "cannot rename " .. temp .. " to " .. path .. ": " .. tostring(rerr) end
+  return true
+end
+
+--- Make a folder and its parents; true when it exists afterwards.
+function util.make_folder(path)
+  reaper.RecursiveCreateDirectory(path, 0)
+  -- RecursiveCreateDirectory answers 0 both for failure and for "already there"; probe instead
+  local probe = util.join(path, ".daw-bridge-probe")
+  local f = io.open(probe, "wb")
+  if not f then return false end
+  f:close()
+  os.remove(probe)
+  return true
+end
+
+--- File names in a folder, freshly read (REAPER caches folder listings until told to re-read).
+function util.list_files(folder)
+  local names = {}
+  reaper.EnumerateFiles(folder, -1)
+  local i = 0
+  while true do
+    local name = reaper.EnumerateFiles(folder, i)
+    if not name then break end
+    names[#names + 1] = name
+    i = i + 1
+  end
+  table.sort(names)
+  return names
+end
+
+-- Settings --------------------------------------------------------------------------------------------
+
+util.DEFAULT_INBOX = "~/daw-bridge/inbox"
+
+--- A persistent setting, or `default` when unset.
+function util.setting(key, default)
+  local value = reaper.GetExtState(util.SECTION, key)
+  if value == nil or value == "" then return default end
+  return value
+end
+
+function util.set_setting(key, value)
+  reaper.SetExtState(util.SECTION, key, tostring(value), true)
+end
+
+--- The daemon's inbox folder (ExtState daw_bridge/inbox, default ~/daw-bridge/inbox).
+function util.inbox()
+  return util.expand_home(util.setting("inbox", util.DEFAULT_INBOX))
+end
+
+--- This project's drop folder: <project path>/daw-bridge.
+function util.drop_folder()
+  return util.join(reaper.GetProjectPath(), "daw-bridge")
+end
+
+-- Messages ---------------------------------------------------------------------------------------------
+
+--- A modal message to the producer.
+function util.tell(message)
+  reaper.ShowMessageBox(message, util.TITLE, 0)
+end
+
+--- A yes/no question; true for yes.
+function util.ask(message)
+  return reaper.ShowMessageBox(message, util.TITLE, 4) == 6
+end
+
+--- A line in REAPER's console.
+function util.log(message)
+  reaper.ShowConsoleMsg(util.TITLE .. ": " .. message .. "\n")
+end
+
+--- Seconds as the producer reads them on the ruler.
+function util.seconds(t)
+  return string.format("%.2f s", t)
+end
+
+-- Constants --------------------------------------------------------------------------------------------
+
+--- The generated constants module shipped beside the scripts (osc_schema is its source of truth).
+function util.load_constants(script_dir)
+  local path = script_dir .. "bridge_constants.lua"
+  local ok, constants = pcall(dofile, path)
+  if not ok or type(constants) ~= "table" then
+    error("DAW Bridge: cannot load " .. path .. " (reinstall the package): " .. tostring(constants), 0)
+  end
+  return constants
+end
+
+return util
