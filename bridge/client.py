@@ -25,10 +25,11 @@ class Reply:
 class BridgeClient:
     """Sends commands from a UDP socket of its own and reads the daemon's replies to it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9010, *, bind_host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", port: int = 9010, *, bind_host: str = "127.0.0.1",
+                 bind_port: int = 0):
         self.daemon = (host, port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((bind_host, 0))
+        self.sock.bind((bind_host, bind_port))
 
     @property
     def port(self) -> int:

@@ -1,0 +1,189 @@
+"""The job service's promises, driven in-process with a small paid backend that counts what it is asked."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import osc_schema
+import pytest
+import soundfile as sf
+
+from bridge.audio.region import read_region
+from bridge.audio.wavio import write_atomic
+from bridge.backends.base import Backend, Rendered
+from bridge.config import Config
+from bridge.core.jobs import State
+from bridge.core.admission import admit
+from bridge.core.journal import Journal, JobRecord
+from bridge.core.service import JobService
+from bridge.exceptions import TransientError
+
+
+class PaidBackend(Backend):
+    """Returns the source itself as the "generated" span, and counts submits like a billing system would."""
+
+    name = "paid"
+    resubmit_safe = False
+
+    def __init__(self, fail_waits: int = 0, hold: asyncio.Event | None = None):
+        self.submits = 0
+        self.waits = 0
+        self.cancels = 0
+        self.fail_waits = fail_waits
+        self.hold = hold
+
+    async def submit(self, spec, prepared):
+        self.submits += 1
+        return {"task_id": f"task-{self.submits}"}
+
+    async def wait(self, spec, prepared, receipt, workdir, progress):
+        self.waits += 1
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.fail_waits:
+            self.fail_waits -= 1
+            raise TransientError("the generator is unavailable (HTTP 503)")
+        start = max(0.0, spec.edit_start - spec.handle)
+        audio, sr = read_region(spec.source, start, spec.edit_end + spec.handle)
+        path = write_atomic(workdir / "v1.wav", audio, sr, subtype="FLOAT")
+        return [Rendered(1, path, start, {"handle": spec.handle, "joins": []}, {"task": receipt["task_id"]})]
+
+    async def cancel(self, spec, receipt):
+        self.cancels += 1
+
+
+@pytest.fixture
+def setup(tmp_path, demo_song_path):
+    song = tmp_path / "song.wav"
+    song.write_bytes(demo_song_path.read_bytes())
+    config = Config(state_dir=tmp_path / "state", project_roots=(tmp_path,), backend="paid",
+                    drop_folder=tmp_path / "drop", inbox=tmp_path / "inbox")
+    return config, song
+
+
+def inpaint(song: Path, **extra) -> osc_schema.Command:
+    return osc_schema.parse_request({"command": "inpaint", "source": str(song), "start": 5.0, "end": 8.0,
+                                     "prompt": "x", "num_outputs": 1, **extra})
+
+
+async def run_service(config, backend, body):
+    journal = Journal(config.journal_path)
+    service = JobService(config, journal, {"paid": backend})
+    try:
+        return await body(service)
+    finally:
+        await service.close()
+        journal.close()
+
+
+def test_a_paid_job_interrupted_while_submitting_waits_for_the_producer_and_is_never_resubmitted(setup):
+    config, song = setup
+    backend = PaidBackend()
+    # What the journal holds when the process died between announcing a submit and recording its answer.
+    journal = Journal(config.journal_path)
+    spec = admit(inpaint(song), config, {"paid"})
+    journal.insert(JobRecord(job_id=spec.job_id, request_id="", origin={"kind": "test"}, spec=spec,
+                             state=State.SUBMITTING))
+    journal.close()
+    job_id = spec.job_id
+
+    async def restart(service):
+        await service.resume()
+        await service.drain()
+        assert service.get(job_id).state is State.SUBMISSION_UNKNOWN
+        assert "resolve" in service.get(job_id).message
+        service.resolve_submission(job_id, "task-found-on-dashboard")
+        await service.drain()
+        return service.get(job_id)
+
+    record = asyncio.run(run_service(config, backend, restart))
+    assert backend.submits == 0
+    assert record.state is State.DELIVERED and record.receipt["task_id"] == "task-found-on-dashboard"
+
+
+def test_a_failed_wait_is_retried_from_the_task_id_without_paying_again(setup):
+    config, song = setup
+    backend = PaidBackend(fail_waits=1)
+
+    async def story(service):
+        record = service.submit(inpaint(song), {"kind": "test"})
+        await service.drain()
+        assert record.state is State.FAILED and record.error_code == "backend_unavailable"
+        service.retry(record.job_id)
+        await service.drain()
+        return record
+
+    record = asyncio.run(run_service(config, backend, story))
+    assert (backend.submits, backend.waits) == (1, 2)
+    assert record.state is State.DELIVERED and len(record.manifests) == 1
+
+
+def test_cancelling_a_generating_job_tells_the_backend_and_delivers_nothing(setup):
+    config, song = setup
+
+    async def story(service):
+        backend = service.backends["paid"]
+        record = service.submit(inpaint(song), {"kind": "test"})
+        while record.state is not State.GENERATING:
+            await asyncio.sleep(0.01)
+        service.cancel(record.job_id)
+        await service.drain()
+        return record, backend
+
+    record, backend = asyncio.run(run_service(config, PaidBackend(hold=asyncio.Event()), story))
+    assert record.state is State.CANCELLED and record.error_code == "cancelled"
+    assert backend.cancels == 1
+    assert not (config.drop_folder.exists() and any(config.drop_folder.iterdir()))
+
+
+def test_events_reach_listeners_in_order(setup):
+    config, song = setup
+    events = []
+
+    async def story(service):
+        service.subscribe(lambda record, event: events.append((event, record.state.value)))
+        service.submit(inpaint(song), {"kind": "test"})
+        await service.drain()
+
+    asyncio.run(run_service(config, PaidBackend(), story))
+    states = [s for e, s in events if e == "state"]
+    assert events[0] == ("accepted", "accepted") and events[-1] == ("done", "delivered")
+    assert states == ["exporting", "submitting", "submitted", "generating", "delivering", "delivered"]
+
+
+def test_patch_delivery_is_sample_identical_to_the_source_and_full_delivery_keeps_the_song_length(setup):
+    config, song = setup
+    source, sr = sf.read(str(song), dtype="float32", always_2d=True)
+
+    async def story(service):
+        patch = service.submit(inpaint(song), {"kind": "test"})
+        full = service.submit(inpaint(song, delivery="full"), {"kind": "test"})
+        await service.drain()
+        return patch, full
+
+    patch, full = asyncio.run(run_service(config, PaidBackend(), story))
+    patch_audio, _ = sf.read(patch.manifests[0].replace(".json", ".wav"), dtype="float32", always_2d=True)
+    first = int(round(4.0 * sr))  # start 5.0 minus the 1.0 s handle
+    np.testing.assert_array_equal(patch_audio, source[first:first + len(patch_audio)])
+    full_audio, _ = sf.read(full.manifests[0].replace(".json", ".wav"), dtype="float32", always_2d=True)
+    np.testing.assert_array_equal(full_audio, source)
+
+
+def test_a_drop_folder_that_cannot_be_created_fails_the_job_and_leaves_nothing(setup, tmp_path):
+    config, song = setup
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the drop folder should be")
+    config = replace(config, drop_folder=blocker / "drop")
+
+    async def story(service):
+        record = service.submit(inpaint(song), {"kind": "test"})
+        await service.drain()
+        return record
+
+    record = asyncio.run(run_service(config, PaidBackend(), story))
+    assert record.state is State.FAILED and record.error_code == "delivery_failed"
+    assert "nothing was left there" in record.error_message
+    assert blocker.read_text() == "a file where the drop folder should be"

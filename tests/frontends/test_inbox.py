@@ -1,0 +1,83 @@
+"""A DAW without sockets (ReaScript) drops JSON request files into the inbox; each is processed exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from bridge.core.journal import Journal
+from tests.conftest import DaemonProcess
+
+
+def drop_request(inbox: Path, name: str, request: dict | str | bytes) -> Path:
+    """Write a request file the way clients must: a temporary name first, then a rename."""
+    inbox.mkdir(parents=True, exist_ok=True)
+    body = request if isinstance(request, (str, bytes)) else json.dumps(request)
+    tmp = inbox / f".{name}.part"
+    tmp.write_bytes(body.encode() if isinstance(body, str) else body)
+    final = inbox / f"{name}.json"
+    os.rename(tmp, final)
+    return final
+
+
+def wait_for_status(inbox: Path, name: str, states=("delivered", "failed"), timeout: float = 300) -> dict:
+    path = inbox / "status" / f"{name}.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            status = json.loads(path.read_text())
+            if status["state"] in states:
+                return status
+        time.sleep(0.05)
+    raise AssertionError(f"status {name} never reached {states}: "
+                         f"{path.read_text() if path.exists() else 'no status file'}")
+
+
+def test_a_request_file_is_processed_once_and_its_status_followed(project, daemon):
+    drop_request(project.inbox, "req-1", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
+                                          "duration": 8.0, "num_outputs": 1, "request_id": "req-1"})
+    status = wait_for_status(project.inbox, "req-1")
+    assert status["state"] == "delivered", status
+    assert status["request_id"] == "req-1" and len(status["manifests"]) == 1
+    manifest = json.loads(Path(status["manifests"][0]).read_text())
+    assert manifest["operation"] == "extend" and manifest["source"]["start"] == 20.0
+    assert (project.inbox / "processed" / "req-1.json").exists()
+    assert not (project.inbox / "req-1.json").exists()
+
+    daemon.stop()
+    journal = Journal(project.state / "journal.sqlite")
+    assert [r.request_id for r in journal.recent()] == ["req-1"]
+    journal.close()
+
+
+def test_bad_request_files_are_moved_aside_with_their_reason_and_the_inbox_goes_on(project, daemon):
+    drop_request(project.inbox, "broken", "{not json")
+    drop_request(project.inbox, "empty", "")
+    drop_request(project.inbox, "reversed", {"command": "inpaint", "source": str(project.song), "start": 9.0,
+                                             "end": 3.0, "prompt": ""})
+    drop_request(project.inbox, "good", {"command": "extend", "source": str(project.song), "extend_after": 30.0,
+                                         "duration": 4.0, "num_outputs": 1, "request_id": "good"})
+    assert wait_for_status(project.inbox, "good")["state"] == "delivered"
+    reasons = {}
+    for name in ("broken", "empty", "reversed"):
+        error_file = project.inbox / "rejected" / f"{name}.error.json"
+        deadline = time.monotonic() + 10
+        while not error_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reasons[name] = json.loads(error_file.read_text())
+        assert (project.inbox / "rejected" / f"{name}.json").exists()
+    assert "not valid JSON" in reasons["broken"]["message"]
+    assert "empty" in reasons["empty"]["message"]
+    assert reasons["reversed"]["field"] == "end" and "start" in reasons["reversed"]["message"]
+
+
+def test_requests_dropped_while_the_daemon_was_down_are_taken_at_start(project):
+    drop_request(project.inbox, "early", {"command": "extend", "source": str(project.song), "extend_after": 10.0,
+                                          "duration": 4.0, "num_outputs": 1, "request_id": "early"})
+    process = DaemonProcess(project).start()
+    try:
+        assert wait_for_status(project.inbox, "early")["state"] == "delivered"
+    finally:
+        process.stop()

@@ -1,0 +1,141 @@
+"""A producer's DAW talks to the daemon over OSC on real UDP sockets; every message gets an answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from bridge.client import BridgeClient
+from bridge.frontends.osc import encode
+from tests.conftest import DaemonProcess, Project, free_udp_port, require_tool
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, demo_song_path):
+    """One daemon for the rejection stories: they must leave it running and the drop folder empty anyway."""
+    project = Project(tmp_path_factory.mktemp("osc") / "project", demo_song_path)
+    process = DaemonProcess(project).start()
+    yield project
+    process.stop()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_ping_is_answered_with_pong(shared):
+    with BridgeClient("127.0.0.1", shared.port) as client:
+        client.send("ping")
+        reply = client.wait_for(lambda r: True, timeout=5)
+    assert reply.address == "/bridge/pong"
+    assert isinstance(reply.args[0], str) and reply.args[0]
+
+
+def test_inpaint_over_udp_delivers_two_variants_that_line_up(project, daemon, client):
+    outcome, replies = client.run_job("inpaint", source=str(project.song), start=12.0, end=16.0,
+                                      prompt="", request_id="take-7", position=30.0, item_id="{ITEM}",
+                                      timeout=300)
+    assert outcome.name == "done", outcome.args
+    accepted = [r for r in replies if r.name == "accepted"]
+    assert accepted and accepted[0].args[0] == "take-7"
+    job_id = accepted[0].args[1]
+    progress = [float(r.args[2]) for r in replies if r.name == "state" and r.args[0] == job_id]
+    assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
+
+    manifests = [Path(p) for p in outcome.args[1:]]
+    assert len(manifests) == 2
+    for variant, path in enumerate(manifests, start=1):
+        manifest = json.loads(path.read_text())
+        audio = path.parent / manifest["audio"]
+        info = sf.info(str(audio))
+        assert manifest["variant"] == variant and manifest["job_id"] == job_id
+        assert manifest["ids"] == {"item": "{ITEM}"}
+        assert manifest["timeline"]["position"] == pytest.approx(30.0 + manifest["source"]["span_start"])
+        assert info.frames == manifest["frames"] and info.samplerate == 44100 and info.channels == 2
+        assert manifest["source"]["span_start"] <= 12.0 and manifest["source"]["span_end"] >= 16.0
+    assert path.parent == project.drop
+
+
+REJECTIONS = [
+    ("reversed range", lambda p: ("inpaint", [str(p.song), 20.0, 10.0, ""]), "end"),
+    ("start as text", lambda p: ("inpaint", [str(p.song), "twelve", 20.0, ""]), "start"),
+    ("negative start", lambda p: ("inpaint", [str(p.song), -1.0, 2.0, ""]), "start"),
+    ("too many variants", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "num_outputs", 3]), "num_outputs"),
+    ("unknown gender", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "gender", "robot"]), "gender"),
+    ("over-long lyrics", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "lyrics", "la " * 700]), "lyrics"),
+    ("unknown option", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "tempo", 120]), "tempo"),
+    ("missing argument", lambda p: ("inpaint", [str(p.song), 1.0]), "end"),
+    ("range past the end", lambda p: ("inpaint", [str(p.song), 38.0, 45.0, ""]), "end"),
+    ("extend past the end", lambda p: ("extend", [str(p.song), 99.0]), "extend_after"),
+    ("missing source", lambda p: ("inpaint", [str(p.audio / "gone.wav"), 1.0, 2.0, ""]), ""),
+    ("source outside roots", lambda p: ("inpaint", ["/etc/passwd", 1.0, 2.0, ""]), "source"),
+    ("relative source", lambda p: ("inpaint", ["song.wav", 1.0, 2.0, ""]), "source"),
+    ("unknown address", lambda p: ("nonsense", []), ""),
+]
+
+
+@pytest.mark.parametrize("story,message,field", REJECTIONS, ids=[r[0] for r in REJECTIONS])
+def test_a_bad_command_is_answered_with_its_reason_and_nothing_else_happens(shared, story, message, field):
+    before = _digest(shared.song)
+    address, args = message(shared)
+    with BridgeClient("127.0.0.1", shared.port) as client:
+        client.send_raw(encode(f"/bridge/{address}", args))
+        reply = client.wait_for(lambda r: True, timeout=5)
+        assert reply is not None, "no answer to a rejected command"
+        assert reply.address == "/bridge/error", reply
+        _, _, got_field, reason = reply.args
+        if field:
+            assert got_field == field and reason.startswith(field), reason
+        assert reason
+        assert client.ping(timeout=5), "daemon stopped answering after a bad command"
+    assert shared.visible_drop_files() == []
+    assert _digest(shared.song) == before
+
+
+def test_corrupt_source_audio_is_refused_by_name(shared):
+    broken = shared.audio / "broken.wav"
+    broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage that is not audio")
+    with BridgeClient("127.0.0.1", shared.port) as client:
+        client.send("inpaint", source=str(broken), start=0.0, end=1.0, prompt="")
+        reply = client.wait_for(lambda r: True, timeout=5)
+    assert reply.address == "/bridge/error"
+    assert "cannot be read" in reply.args[-1] and "broken.wav" in reply.args[-1]
+
+
+@pytest.mark.parametrize("datagram", [
+    b"", b"not osc at all", b"/bridge/ping\x00\x00\x00\x00,s\x00\x00\xff\xfe\xfd\x00",
+    b"#bundle\x00" + b"\x00" * 4, b"/bridge/inpaint\x00,ffff", bytes(range(256)) * 4,
+], ids=["empty", "text", "non-utf8", "short bundle", "truncated", "binary"])
+def test_malformed_packets_are_answered_and_survived(shared, datagram):
+    with BridgeClient("127.0.0.1", shared.port) as client:
+        client.send_raw(datagram)
+        reply = client.wait_for(lambda r: True, timeout=5)
+        assert reply is not None and reply.address == "/bridge/error"
+        assert "malformed" in reply.args[-1] or reply.args[-1]
+        assert client.ping(timeout=5)
+
+
+def test_oscsend_from_liblo_reaches_the_daemon_and_replies_go_to_reply_port(shared):
+    oscsend = require_tool("oscsend")
+    reply_port = free_udp_port()
+    with BridgeClient("127.0.0.1", shared.port, bind_port=reply_port) as listener:
+        subprocess.run([oscsend, "127.0.0.1", str(shared.port), "/bridge/ping", "si", "reply_port",
+                        str(reply_port)], check=True, timeout=10)
+        pong = listener.wait_for(lambda r: True, timeout=5)
+        assert pong is not None and pong.address == "/bridge/pong"
+
+        subprocess.run([oscsend, "127.0.0.1", str(shared.port), "/bridge/extend", "sfsisssi", str(shared.song),
+                        "30.0", "reply_port", str(reply_port), "request_id", "liblo-1", "num_outputs", "1"],
+                       check=True, timeout=10)
+        accepted = listener.wait_for(lambda r: r.name in ("accepted", "error"), timeout=10)
+        assert accepted.name == "accepted" and accepted.args[0] == "liblo-1", accepted
+        done = listener.wait_for(lambda r: r.name in ("done", "failed") and r.args[0] == accepted.args[1],
+                                 timeout=300)
+        assert done.name == "done", done.args
+        assert len(done.args) == 2 and Path(done.args[1]).exists()
