@@ -1,0 +1,87 @@
+"""Reading the region a job needs, from any format, without reading the rest of the file."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bridge.audio.region import export_region, probe, read_region
+from bridge.exceptions import SourceError
+
+FORMATS = [("wav", "WAV", "PCM_16"), ("aiff", "AIFF", "PCM_24"), ("flac", "FLAC", "PCM_24"),
+           ("ogg", "OGG", "VORBIS"), ("mp3", "MP3", "MPEG_LAYER_III")]
+
+
+def _tone(seconds: float, sample_rate: int, channels: int) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    left = 0.3 * np.sin(2 * np.pi * 220 * t)
+    return np.stack([left * (1 - 0.2 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix,fmt,subtype", FORMATS, ids=[f[0] for f in FORMATS])
+def test_a_region_keeps_the_sources_rate_and_channels_in_every_format(tmp_path, suffix, fmt, subtype):
+    path = tmp_path / f"song.{suffix}"
+    sf.write(str(path), _tone(6.0, 48000, 2), 48000, format=fmt, subtype=subtype)
+    audio, sample_rate = read_region(path, 2.0, 3.5)
+    assert sample_rate == 48000 and audio.shape[1] == 2 and audio.dtype == np.float32
+    assert abs(len(audio) - 1.5 * 48000) <= 1152  # MP3 decoders may pad by a frame
+
+
+def test_a_region_is_the_exact_frames_of_a_pcm_source(tmp_path):
+    song = _tone(5.0, 44100, 2)
+    path = tmp_path / "song.wav"
+    sf.write(str(path), song, 44100, subtype="FLOAT")
+    audio, _ = read_region(path, 1.0, 2.0)
+    np.testing.assert_array_equal(audio, song[44100:88200])
+
+
+def test_export_adds_context_clamped_to_the_file_and_says_where_the_crop_starts(tmp_path):
+    path = tmp_path / "song.flac"
+    sf.write(str(path), _tone(20.0, 44100, 1), 44100)
+    crop, crop_start = export_region(path, 12.0, 14.0, tmp_path / "crop.wav", context=5.0)
+    assert crop_start == pytest.approx(7.0)
+    assert sf.info(str(crop)).duration == pytest.approx(12.0, abs=1e-3)  # 7..19 s
+    crop, crop_start = export_region(path, 1.0, 19.5, tmp_path / "crop2.wav", context=30.0)
+    assert crop_start == 0.0 and sf.info(str(crop)).duration == pytest.approx(20.0, abs=1e-3)
+
+
+def test_memory_for_a_region_does_not_grow_with_the_files_length(tmp_path):
+    peaks = []
+    for minutes in (1, 8):
+        path = tmp_path / f"long-{minutes}.wav"
+        with sf.SoundFile(str(path), "w", samplerate=48000, channels=2, subtype="PCM_24") as f:
+            block = _tone(60.0, 48000, 2)
+            for _ in range(minutes):
+                f.write(block)
+        tracemalloc.start()
+        read_region(path, 30.0, 40.0)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < peaks[0] * 1.2, peaks
+
+
+def test_missing_and_corrupt_sources_raise_a_source_error_naming_the_file(tmp_path):
+    with pytest.raises(SourceError, match="not found") as missing:
+        probe(tmp_path / "gone.wav")
+    assert missing.value.code == "source_missing"
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF....WAVEjunk")
+    with pytest.raises(SourceError, match="bad.wav") as corrupt:
+        read_region(bad, 0.0, 1.0)
+    assert corrupt.value.code == "source_unreadable"
+
+
+def test_a_truncated_source_is_reported_not_padded(tmp_path):
+    path = tmp_path / "cut.wav"
+    sf.write(str(path), _tone(4.0, 44100, 2), 44100, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # header still claims 4 s
+    try:
+        audio, _ = read_region(path, 3.0, 3.5)
+    except SourceError as exc:
+        assert "cut.wav" in str(exc)
+    else:  # libsndfile may fix up the frame count from the file size: then the region must be empty, not noise
+        assert len(audio) == 0
