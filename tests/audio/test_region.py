@@ -85,3 +85,15 @@ def test_a_truncated_source_is_reported_not_padded(tmp_path):
         assert "cut.wav" in str(exc)
     else:  # libsndfile may fix up the frame count from the file size: then the region must be empty, not noise
         assert len(audio) == 0
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_an_exported_wav_crop_holds_exactly_the_sources_samples(tmp_path, subtype):
+    song = _tone(8.0, 48000, 2)
+    path = tmp_path / "song.wav"
+    sf.write(str(path), song, 48000, subtype=subtype)
+    crop, crop_start = export_region(path, 3.0, 4.0, tmp_path / "crop.wav", context=1.0)
+    original, _ = sf.read(str(path), dtype="float32", always_2d=True)
+    exported, rate = sf.read(str(crop), dtype="float32", always_2d=True)
+    assert rate == 48000 and crop_start == 2.0
+    np.testing.assert_array_equal(exported, original[2 * 48000:5 * 48000])
