@@ -91,15 +91,17 @@ class InboxFrontend:
     def _process(self, claimed: Path) -> None:
         request_id = ""
         try:
-            data = _read_request(claimed)
-            request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else ""
-            command = osc_schema.parse_request(data)
+            command = osc_schema.load_request(_read_request(claimed))
+            request_id = command.args.get("request_id") or ""
             if command.name not in ("inpaint", "extend"):
                 raise ValidationError("command", command.name, "is not available in request files "
                                                                "(use inpaint or extend)")
             self.service.submit(command, {"kind": "file", "file": claimed.name,
                                           "status": str(self._status_path(request_id or claimed.stem))})
-        except (ValidationError, BridgeError) as exc:
+        except ValidationError as exc:
+            self._reject(claimed, exc, exc.request_id or request_id)
+            return
+        except BridgeError as exc:
             self._reject(claimed, exc, request_id)
             return
         os.replace(claimed, self.processed / claimed.name)
@@ -174,23 +176,15 @@ def _is_request_name(name: str) -> bool:
     return name.endswith(".json") and not name.startswith(".")
 
 
-def _read_request(path: Path) -> dict:
+def _read_request(path: Path) -> bytes:
     size = path.stat().st_size
     if size > MAX_REQUEST_BYTES:
-        raise ValidationError("request", path.name, f"is {size} bytes; a request file may be at most {MAX_REQUEST_BYTES}")
+        raise ValidationError("request", path.name, f"is {size} bytes; a request file may be at most "
+                                                    f"{MAX_REQUEST_BYTES}")
     raw = path.read_bytes()
     if not raw.strip():
         raise ValidationError("request", path.name, "is empty")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValidationError("request", path.name, "is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError("request", path.name, f"is not valid JSON ({exc.msg} at line {exc.lineno} column "
-                                             f"{exc.colno})") from None
-    if not isinstance(data, dict):
-        raise ValidationError("request", path.name, "must hold a JSON object")
-    return data
+    return raw
 
 
 def _error_of(exc: Exception) -> dict:

@@ -81,20 +81,17 @@ class OscFrontend(asyncio.DatagramProtocol):
         try:
             command = osc_schema.parse_osc(address, params)
         except ValidationError as exc:
-            self._send(sender, *osc_schema.reply("error", address=address, request_id=_request_id_of(params),
-                                                 field=exc.field, reason=str(exc)))
+            self._send(sender, *osc_schema.error_reply(exc))
             return
         target = (sender[0], command.args.get("reply_port") or sender[1])
         try:
             self._dispatch(command, target)
         except ValidationError as exc:
-            self._send(target, *osc_schema.reply("error", address=address,
-                                                 request_id=command.args.get("request_id") or "",
-                                                 field=exc.field, reason=str(exc)))
-        except BridgeError as exc:
-            self._send(target, *osc_schema.reply("error", address=address,
-                                                 request_id=command.args.get("request_id") or "",
-                                                 field="", reason=str(exc)))
+            exc.address, exc.request_id = address, command.args.get("request_id") or ""
+            self._send(target, *osc_schema.error_reply(exc))
+        except BridgeError as exc:  # the source audio cannot be read: the sender's to fix, so an error reply
+            self._send(target, *osc_schema.reply("error", address=address, field="source", reason=str(exc),
+                                                 request_id=command.args.get("request_id") or ""))
 
     def _dispatch(self, command: osc_schema.Command, target: tuple) -> None:
         name, args = command.name, command.args
@@ -165,14 +162,6 @@ def _address_of(data: bytes) -> str:
     except UnicodeDecodeError:
         return ""
     return text if text.startswith("/") and text.isprintable() else ""
-
-
-def _request_id_of(params: list) -> str:
-    """The request_id of a rejected message, so the client can match the error to what it sent."""
-    for key, value in zip(params, params[1:]):
-        if key == "request_id" and isinstance(value, str):
-            return value[:128]
-    return ""
 
 
 def _describe(exc: Exception) -> str:

@@ -73,7 +73,7 @@ REJECTIONS = [
     ("missing argument", lambda p: ("inpaint", [str(p.song), 1.0]), "end"),
     ("range past the end", lambda p: ("inpaint", [str(p.song), 38.0, 45.0, ""]), "end"),
     ("extend past the end", lambda p: ("extend", [str(p.song), 99.0]), "extend_after"),
-    ("missing source", lambda p: ("inpaint", [str(p.audio / "gone.wav"), 1.0, 2.0, ""]), ""),
+    ("missing source", lambda p: ("inpaint", [str(p.audio / "gone.wav"), 1.0, 2.0, ""]), "source"),
     ("source outside roots", lambda p: ("inpaint", ["/etc/passwd", 1.0, 2.0, ""]), "source"),
     ("relative source", lambda p: ("inpaint", ["song.wav", 1.0, 2.0, ""]), "source"),
     ("unknown address", lambda p: ("nonsense", []), ""),
