@@ -1,0 +1,73 @@
+"""The command line as a producer uses it: one-shot jobs, talking to a running daemon, the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def daw_bridge(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True,
+                          timeout=timeout, env=environment, cwd=ROOT)
+
+
+def test_one_shot_extend_prints_the_manifest_and_shows_progress(project):
+    out = project.root / "results"
+    result = daw_bridge("extend", str(project.song), "--after", "20", "--duration", "6", "--num-outputs", "1",
+                        "--out", str(out), "--config", str(project.config))
+    assert result.returncode == 0, result.stderr
+    manifests = [Path(line) for line in result.stdout.split()]
+    assert len(manifests) == 1 and manifests[0].parent == out
+    manifest = json.loads(manifests[0].read_text())
+    assert manifest["operation"] == "extend" and manifest["source"]["start"] == 20.0
+    assert "generating" in result.stderr and "delivered" in result.stderr
+
+
+def test_one_shot_refuses_a_reversed_range_with_the_field_named(project):
+    result = daw_bridge("inpaint", str(project.song), "--start", "9", "--end", "3",
+                        "--config", str(project.config))
+    assert result.returncode == 2
+    assert "end: 3.0 must be greater than start" in result.stderr
+    assert not project.drop.exists()
+
+
+def test_send_and_jobs_talk_to_the_running_daemon(project, daemon):
+    config = ("--config", str(project.config))
+    pong = daw_bridge("send", "ping", *config, timeout=30)
+    assert pong.returncode == 0 and pong.stdout.startswith("/bridge/pong")
+    done = daw_bridge("send", "extend", f"source={project.song}", "extend_after=30", "duration=4",
+                      "num_outputs=1", "request_id=cli-1", "--wait", *config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "/bridge/accepted cli-1" in done.stdout and "/bridge/done" in done.stdout
+    bad = daw_bridge("send", "inpaint", "start=ten", *config, timeout=30)
+    assert bad.returncode == 2 and "start" in bad.stdout
+
+    listing = daw_bridge("jobs", *config, timeout=30)
+    assert listing.returncode == 0 and "extend" in listing.stdout and "delivered" in listing.stdout
+    job_id = listing.stdout.split()[0]
+    shown = json.loads(daw_bridge("jobs", "show", job_id, *config, timeout=30).stdout)
+    assert shown["request_id"] == "cli-1" and shown["state"] == "delivered"
+
+
+def test_doctor_reports_each_check(project):
+    result = daw_bridge("doctor", "--config", str(project.config), timeout=120)
+    assert "OSC 127.0.0.1" in result.stdout and "backend local" in result.stdout
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.slow
+def test_the_demo_runs_through_the_real_daemon_and_prints_manifests(tmp_path):
+    result = daw_bridge("demo", "--dir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifests = [Path(line.strip()) for line in result.stdout.splitlines() if line.strip().endswith(".json")]
+    assert len(manifests) == 4  # two variants each of the inpaint and the extend
+    assert all(m.exists() and m.parent == tmp_path / "demo" / "daw-bridge" for m in manifests)
+    assert "summary:" in result.stdout
