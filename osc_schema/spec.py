@@ -86,7 +86,8 @@ STATES: dict[str, str] = {
     "delivered": "Finished: every variant's audio and manifest is in the drop folder.",
     "failed": "Finished without a result; /bridge/failed says why.",
     "cancelled": "Finished because the producer cancelled it.",
-    "submission_unknown": "A paid submit may or may not have reached the server; the producer decides (never resubmitted).",
+    "submission_unknown": "A paid submit may or may not have reached the server; the producer decides (it is never "
+                          "resubmitted on its own).",
 }
 FINISHED_STATES = ("delivered", "failed", "cancelled")
 
@@ -175,7 +176,8 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
                Arg("message", meaning="A short note for the producer (\"\" when there is none).", **_TEXT))),
     ReplySpec("done", "A job delivered; one manifest per variant is in the drop folder.",
               (Arg("job_id", STRING, "The job."),),
-              repeated=Arg("manifest", STRING, "Path of one variant's manifest (JSON), in variant order.")),
+              repeated=Arg("manifests", STRING, "Paths of the variants' manifests (JSON), one argument each, in "
+                           "variant order.")),
     ReplySpec("failed", "A job ended without a result.",
               (Arg("job_id", STRING, "The job."),
                Arg("code", STRING, "Stable error code, e.g. source_error, auth_failed, rate_limited."),

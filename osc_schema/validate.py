@@ -1,9 +1,9 @@
 """Checking commands and replies against the spec, with one wording for every trigger.
 
 OSC messages, request files, MIDI mappings and the CLI all end in ``_build``, so the same mistake gets the same
-message wherever it came from. Messages read ``<field>: <value> <rule>`` ("num_outputs: 3 must be in range 1..2");
-mistakes about the message as a whole start with its address instead ("/bridge/inpaint: missing required argument
-'end'"). Values are shown shortened, so a 5 MB string is never echoed back.
+message wherever it came from. Messages read ``<field>: <value> <rule>`` ("num_outputs: 3 must be in range 1..2"),
+so a reason always starts with the field it is about; mistakes about the message as a whole (an unknown address) start
+with the address. Values are shown shortened, so a 5 MB string is never echoed back.
 
 Checks run in a fixed order whatever order the arguments came in: keys as given (unknown, repeated, non-string),
 then missing positional arguments, then each argument in spec order, then rules between arguments.
@@ -32,11 +32,16 @@ _NOTHING = object()
 
 def show(value: object) -> str:
     """How a value appears in an error message: its repr, cut short so a huge value is never echoed back."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]  # as OSC and JSON spell them
     if isinstance(value, (bytes, bytearray)):
         return f"<blob of {len(value)} bytes>"
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    text = _SHOWN.repr(value)
+    try:
+        text = _SHOWN.repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        text = f"<{type_name(value)} of {value.bit_length()} bits>" if isinstance(value, int) else "<unprintable>"
     if isinstance(value, str) and len(text) < len(value) + 2:
         text += f" ({len(value)} characters)"
     return text
@@ -56,13 +61,15 @@ def type_name(value: object) -> str:
 class ValidationError(ValueError):
     """A value broke a rule of the address space.
 
-    ``field`` is the argument at fault ("" when the mistake is about the message as a whole), ``value`` what was
-    given, ``rule`` what it must satisfy; ``str(error)`` is ``f"{field}: {show(value)} {rule}"``. Errors about the
-    message as a whole name its address (``subject``) first instead. ``parse_osc``/``parse_request`` also set
-    ``address`` and ``request_id`` ("" when unknown) for the ``/bridge/error`` reply (see ``error_reply``).
+    ``field`` is the argument at fault, ``value`` what was given, ``rule`` what it must satisfy, and the message
+    always starts with the field: ``f"{field}: {show(value)} {rule}"`` ("num_outputs: 3 must be in range 1..2"), or
+    ``f"{field}: {rule}"`` when the value is beside the point ("end: missing (required by /bridge/inpaint)"). A
+    mistake about the message as a whole has field "" and starts with the address instead (``subject``).
+    ``parse_osc``/``parse_request`` also set ``address`` and ``request_id`` ("" when unknown) for the
+    ``/bridge/error`` reply (see ``error_reply``).
 
     The daemon raises it too, for checks that need the file, in the same words:
-    ``ValidationError("end", 250.0, "must lie inside the source (180.0 s long)")``.
+    ``ValidationError("end", 250.0, "is past the end of the source (180.0 s)")``.
     """
 
     def __init__(self, field: str, value: object = None, rule: str = "", *, shown: str | None = None,
@@ -161,8 +168,13 @@ def _check(arg: Arg, value: object) -> object:
     return number
 
 
-def _missing(subject: str, name: str) -> ValidationError:
-    return ValidationError(name, None, f"missing required argument {name!r}", shown="", subject=subject)
+def _missing(address: str, name: str) -> ValidationError:
+    return ValidationError(name, None, f"missing (required by {address})", shown="")
+
+
+def _key_label(key: str) -> str:
+    """A key or address as it starts a message: itself when it reads as a name, else shown (shortened, escaped)."""
+    return key if len(key) <= 64 and key.isprintable() else show(key)
 
 
 def _admit_key(spec: CommandSpec, raw: dict, key: object) -> None:
@@ -173,10 +185,9 @@ def _admit_key(spec: CommandSpec, raw: dict, key: object) -> None:
         names = [arg.name for arg in spec.arguments]
         close = difflib.get_close_matches(key, names, n=1) if len(key) <= 64 else []
         hint = f"did you mean {close[0]!r}?" if close else f"arguments: {', '.join(names) or 'none'}"
-        raise ValidationError(key[:128], None, f"unknown argument {show(key)} ({hint})", shown="",
-                              subject=spec.address)
+        raise ValidationError(_key_label(key), None, f"unknown argument of {spec.address} ({hint})", shown="")
     if key in raw:
-        raise ValidationError(key, None, f"argument {key!r} given twice", shown="", subject=spec.address)
+        raise ValidationError(key, None, "given twice", shown="")
 
 
 def _build(spec: CommandSpec, raw: dict, pairs: list, lone_key: object = _NOTHING) -> Command:
@@ -185,8 +196,7 @@ def _build(spec: CommandSpec, raw: dict, pairs: list, lone_key: object = _NOTHIN
         raw[key] = value
     if lone_key is not _NOTHING:
         _admit_key(spec, raw, lone_key)
-        raise ValidationError(lone_key, None, f"argument {lone_key!r} has no value (keys and values come in pairs)",
-                              shown="", subject=spec.address)
+        raise ValidationError(lone_key, None, "has no value (keys and values come in pairs)", shown="")
     for arg in spec.positional:
         if arg.name not in raw:
             raise _missing(spec.address, arg.name)
@@ -194,7 +204,7 @@ def _build(spec: CommandSpec, raw: dict, pairs: list, lone_key: object = _NOTHIN
     for arg in spec.arguments:
         value = raw.get(arg.name)
         # null (JSON) or nil (OSC) for an optional argument means "not given"; a positional one must be real
-        required = arg.name in raw and arg in spec.positional
+        required = arg in spec.positional
         args[arg.name] = _check(arg, value) if required or value is not None else arg.default
     for arg in spec.arguments:
         other = arg.greater_than
@@ -223,7 +233,7 @@ def _located(error: ValidationError, address: str, pairs: list) -> ValidationErr
 def _command_at(address: object) -> CommandSpec:
     if isinstance(address, str) and address.startswith(PREFIX) and address[len(PREFIX):] in COMMANDS:
         return COMMANDS[address[len(PREFIX):]]
-    shown = address[:128] if isinstance(address, str) else show(address)
+    shown = _key_label(address) if isinstance(address, str) else show(address)
     known = ", ".join(spec.address for spec in COMMANDS.values())
     error = ValidationError("", address, f"unknown address (commands: {known})", shown="", subject=shown)
     error.address = shown
@@ -250,10 +260,9 @@ def _parse_pairs(pairs: list) -> Command:
     names = [value for key, value in pairs if key == "command"]
     known = ", ".join(COMMANDS)
     if not names:
-        raise ValidationError("command", None, f"missing required argument 'command' (one of {known})", shown="",
-                              subject="request")
+        raise ValidationError("command", None, f"missing (a request names one of {known})", shown="")
     if len(names) > 1:
-        raise ValidationError("command", None, "argument 'command' given twice", shown="", subject="request")
+        raise ValidationError("command", None, "given twice", shown="")
     if not isinstance(names[0], str) or names[0] not in COMMANDS:
         raise ValidationError("command", names[0], f"must be one of {known}")
     spec = COMMANDS[names[0]]
@@ -285,13 +294,16 @@ def load_request(text: str | bytes) -> Command:
         try:
             text = bytes(text).decode("utf-8-sig")
         except UnicodeDecodeError as error:
-            raise ValidationError("", None, f"is not UTF-8 text (bad byte at offset {error.start})", shown="",
+            raise ValidationError("", None, f"not UTF-8 text (bad byte at offset {error.start})", shown="",
                                   subject="request") from None
     try:
         data = json.loads(text, object_pairs_hook=_JsonObject)
     except json.JSONDecodeError as error:
-        raise ValidationError("", None, f"is not valid JSON ({error.msg} at line {error.lineno}, column "
+        raise ValidationError("", None, f"not valid JSON ({error.msg} at line {error.lineno}, column "
                                         f"{error.colno})", shown="", subject="request") from None
+    except (ValueError, RecursionError) as error:  # a number with thousands of digits, nesting thousands deep
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise ValidationError("", None, f"not valid JSON ({reason})", shown="", subject="request") from None
     return _parse_pairs(data.pairs) if isinstance(data, _JsonObject) else parse_request(data)
 
 
@@ -336,13 +348,18 @@ def reply(name: str, **values) -> tuple[str, list]:
         args += [_check(spec.repeated, item) for item in items]
     if values:
         key = next(iter(values))
-        raise ValidationError(key, None, f"unknown argument {key!r}", shown="", subject=spec.address)
+        raise ValidationError(_key_label(key), None, f"unknown argument of {spec.address}", shown="")
     return spec.address, args
 
 
 def parse_reply(address: str, args: list) -> tuple[str, dict]:
     """Reply name and named values of a reply as a client receives it (the inverse of ``reply``)."""
-    spec = _reply_spec(address[len(PREFIX):] if isinstance(address, str) and address.startswith(PREFIX) else "")
+    name = address[len(PREFIX):] if isinstance(address, str) and address.startswith(PREFIX) else None
+    if name not in REPLIES:
+        known = ", ".join(spec.address for spec in REPLIES.values())
+        raise ValidationError("", address, f"unknown reply address (replies: {known})", shown="",
+                              subject=_key_label(address) if isinstance(address, str) else show(address))
+    spec = REPLIES[name]
     given = list(args)
     if len(given) < len(spec.args) + (spec.repeated is not None):
         names = [arg.name for arg in spec.args] + ([spec.repeated.name] if spec.repeated else [])

@@ -16,7 +16,6 @@ from pythonosc.osc_packet import OscPacket
 import osc_schema
 from osc_schema import ValidationError
 
-from bridge import __version__
 from bridge.config import Config
 from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
@@ -98,7 +97,7 @@ class OscFrontend(asyncio.DatagramProtocol):
         if name in ("inpaint", "extend"):
             self.service.submit(command, {"kind": "osc", "host": target[0], "port": target[1]})
         elif name == "ping":
-            self._send(target, *osc_schema.reply("pong", version=__version__))
+            self._send(target, *osc_schema.reply("pong", version=osc_schema.VERSION))
         elif name == "cancel":
             record = self.service.cancel(args["job_id"])
             if record is None:
