@@ -131,6 +131,9 @@ ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
     Arg("drop_folder", meaning="Folder the results go to (it must be allowed by the daemon's config); absent means "
         "the configured drop folder.", **_PATH),
     Arg("job_id", STRING, "A job id, as /bridge/accepted gave it.", min_length=1, max_length=128, file_safe=True),
+    Arg("task_id", STRING, "The MusicGPT task id the producer found for a job in submission_unknown (on the "
+        "MusicGPT dashboard), or \"\" when the job never reached MusicGPT and may be submitted again.",
+        max_length=128),
 )}
 
 
@@ -153,6 +156,11 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                       *_JOB_TAIL), _JOB_REPLIES),
     CommandSpec("cancel", "Cancel a job; it ends in state cancelled (or stays finished if it already was).",
                 _args("job_id"), _args("reply_port"), ("state", "error")),
+    CommandSpec("retry", "Run a failed or cancelled job again; a MusicGPT job with a task id resumes waiting for "
+                "that task instead of paying again.", _args("job_id"), _args("reply_port"), ("state", "error")),
+    CommandSpec("resolve", "Settle a job in submission_unknown: with the task id found on the MusicGPT dashboard "
+                "the daemon waits for that task; with \"\" it submits again (paying again).",
+                _args("job_id", "task_id"), _args("reply_port"), ("state", "error")),
     CommandSpec("status", "Ask for one /bridge/state per job (only the named job when job_id is given).",
                 (), _args("job_id", "reply_port"), ("state", "error")),
     CommandSpec("ping", "Check the daemon is there and which address-space version it speaks.",

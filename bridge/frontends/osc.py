@@ -98,8 +98,13 @@ class OscFrontend(asyncio.DatagramProtocol):
             self.service.submit(command, {"kind": "osc", "host": target[0], "port": target[1]})
         elif name == "ping":
             self._send(target, *osc_schema.reply("pong", version=osc_schema.VERSION))
-        elif name == "cancel":
-            record = self.service.cancel(args["job_id"])
+        elif name in ("cancel", "retry", "resolve"):
+            if name == "cancel":
+                record = self.service.cancel(args["job_id"])
+            elif name == "retry":
+                record = self.service.retry(args["job_id"])
+            else:
+                record = self.service.resolve_submission(args["job_id"], args["task_id"] or None)
             if record is None:
                 raise ValidationError("job_id", args["job_id"], "is not a known job")
             self._send_state(target, record)

@@ -9,6 +9,8 @@ M.ADDRESS = {
   inpaint = "/bridge/inpaint",
   extend = "/bridge/extend",
   cancel = "/bridge/cancel",
+  retry = "/bridge/retry",
+  resolve = "/bridge/resolve",
   status = "/bridge/status",
   ping = "/bridge/ping",
   context = "/bridge/context",
@@ -38,6 +40,7 @@ M.LIMITS = {
   reply_port = { min = 1, max = 65535 },
   drop_folder = { min_length = 1, max_length = 4096 },
   job_id = { min_length = 1, max_length = 128 },
+  task_id = { max_length = 128 },
 }
 M.ENUMS = { gender = { "male", "female", "neutral" }, backend = { "local", "musicgpt" }, delivery = { "patch", "full" } }
 M.DEFAULTS = {

@@ -80,7 +80,7 @@ def test_the_lua_module_loads_and_carries_the_values_the_scripts_rely_on(tmp_pat
     assert constants["DEFAULT_OSC_PORT"] == 9010
     assert constants["MANIFEST_FORMAT"] == "daw-bridge.manifest/1"
     assert constants["ADDRESS"] == {name: f"/bridge/{name}" for name in (
-        "inpaint", "extend", "cancel", "status", "ping", "context", "accepted", "state", "done", "failed", "error",
+        "inpaint", "extend", "cancel", "retry", "resolve", "status", "ping", "context", "accepted", "state", "done", "failed", "error",
         "pong")}
     assert constants["LIMITS"]["prompt"] == {"max_length": 1000}
     assert constants["LIMITS"]["lyrics"] == {"max_length": 2000}
