@@ -61,6 +61,7 @@ def test_check_names_a_stale_file_and_writing_fixes_it(tmp_path, capsys):
     assert generate.main(["--check", "--root", str(tmp_path)]) == 1
     assert sorted(capsys.readouterr().err.splitlines()) == [
         "stale: daw_scripts/common/bridge_constants.lua (run python -m osc_schema.generate)",
+        "stale: daw_scripts/reaper/DAW Bridge/bridge_constants.lua (run python -m osc_schema.generate)",
         "stale: docs/osc.md (run python -m osc_schema.generate)"]
     assert generate.main(["--root", str(tmp_path)]) == 0
     assert generate.main(["--check", "--root", str(tmp_path)]) == 0

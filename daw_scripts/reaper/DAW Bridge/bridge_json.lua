@@ -23,6 +23,7 @@ local function encode_number(n)
   -- shortest text that reads back as the same double, so source times survive exactly
   local text = string.format("%.15g", n)
   if tonumber(text) ~= n then text = string.format("%.17g", n) end
+  if text:match("^-?%d+$") then text = text .. ".0" end -- stays a float for readers that check types
   return text
 end
 

@@ -65,16 +65,9 @@ function util.write_atomic(path, text)
   return true
 end
 
---- Make a folder and its parents; true when it exists afterwards.
+--- Make a folder and its parents (a failure shows up when a file is written there).
 function util.make_folder(path)
   reaper.RecursiveCreateDirectory(path, 0)
-  -- RecursiveCreateDirectory answers 0 both for failure and for "already there"; probe instead
-  local probe = util.join(path, ".daw-bridge-probe")
-  local f = io.open(probe, "wb")
-  if not f then return false end
-  f:close()
-  os.remove(probe)
-  return true
 end
 
 --- File names in a folder, freshly read (REAPER caches folder listings until told to re-read).
@@ -137,6 +130,14 @@ end
 --- Seconds as the producer reads them on the ruler.
 function util.seconds(t)
   return string.format("%.2f s", t)
+end
+
+-- Project ------------------------------------------------------------------------------------------------
+
+--- An item's GUID string, the id the request and the manifest carry.
+function util.item_guid(item)
+  local _, guid = reaper.GetSetMediaItemInfo_String(item, "GUID", "", false)
+  return guid
 end
 
 -- Constants --------------------------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+-- @noindex
+-- @description DAW Bridge: Companion (background: imports results, shows job states)
+-- @version 0.1.0
+-- @author daw-bridge
+
+-- Runs in the background until stopped from the Actions list: every second it imports new manifests from this
+-- project's drop folder as takes and writes job state changes to the console.
+
+local script_dir = debug.getinfo(1, "S").source:match("^@?(.*[/\\])") or ""
+package.path = script_dir .. "?.lua;" .. package.path
+local constants = require("bridge_util").load_constants(script_dir)
+
+local util = require("bridge_util")
+local companion = require("bridge_companion")
+
+local INTERVAL = 1.0 -- seconds between scans: results feel immediate, the disk barely notices
+local last_scan = -math.huge
+
+local function tick()
+  local now = reaper.time_precise()
+  if now - last_scan >= INTERVAL then
+    last_scan = now
+    reaper.SetExtState(util.SECTION, "companion_beat", tostring(now), false)
+    companion.import_new(constants)
+    companion.show_jobs()
+  end
+  reaper.defer(tick)
+end
+
+util.log("companion started; watching " .. util.drop_folder())
+tick()

@@ -1,0 +1,146 @@
+-- @noindex
+-- The companion's work: import each new manifest in the drop folder once, and report job states.
+--
+-- Imported manifests are listed in <drop folder>/.reaper-imported (one file name a line). The list lives beside
+-- the results, not in REAPER's memory, so a restart or a second copy of the companion never imports one twice;
+-- delete a line to import that result again.
+
+local util = require("bridge_util")
+local json = require("bridge_json")
+local placement = require("bridge_placement")
+local request = require("bridge_request")
+
+local companion = {}
+
+local LEDGER = ".reaper-imported"
+local FINISHED = { delivered = true, failed = true, cancelled = true }
+
+local reported = {} -- problems already shown this session, so a bad manifest is named once, not every second
+
+local function report_once(key, message)
+  if reported[key] then return end
+  reported[key] = true
+  util.log(message)
+end
+
+local function read_ledger(folder)
+  local done = {}
+  local text = util.read_file(util.join(folder, LEDGER))
+  for line in (text or ""):gmatch("[^\r\n]+") do done[line] = true end
+  return done
+end
+
+local function add_to_ledger(folder, name)
+  local f, err = io.open(util.join(folder, LEDGER), "ab")
+  if not f then report_once("ledger", "cannot record imports in " .. folder .. ": " .. tostring(err)) return end
+  f:write(name, "\n")
+  f:close()
+end
+
+local function number_at(t, a, b)
+  local v = t[a]
+  if type(v) ~= "table" then return nil end
+  return type(v[b]) == "number" and v[b] or nil
+end
+
+--- The manifest's problem for this importer, or nil when it can be imported.
+function companion.check_manifest(manifest, constants)
+  local expected = constants.MANIFEST_FORMAT or "daw-bridge.manifest/1"
+  if type(manifest) ~= "table" then return "not a JSON object" end
+  if manifest.format ~= expected then
+    return string.format('format is "%s", this importer reads "%s"', tostring(manifest.format), expected)
+  end
+  local audio = manifest.audio
+  if type(audio) ~= "string" or audio == "" or audio:find("[/\\]") or audio == ".." then
+    return "audio must be a file name in the manifest's folder, got " .. tostring(audio)
+  end
+  for _, field in ipairs({ { "timeline", "position" }, { "timeline", "length" }, { "source", "start" },
+                           { "source", "span_start" }, { "source", "span_end" } }) do
+    if not number_at(manifest, field[1], field[2]) then return field[1] .. "." .. field[2] .. " must be a number" end
+  end
+  if manifest.operation ~= "inpaint" and manifest.operation ~= "extend" then
+    return "operation must be inpaint or extend, got " .. tostring(manifest.operation)
+  end
+  return nil
+end
+
+local function import_one(folder, name, constants)
+  local text = util.read_file(util.join(folder, name))
+  local manifest, err = json.try_decode(text or "")
+  local problem = manifest and companion.check_manifest(manifest, constants) or err
+  if problem then report_once(name, name .. " not imported: " .. problem) return false end
+  local audio_path = util.join(folder, manifest.audio)
+  if not util.file_exists(audio_path) then
+    report_once(name, name .. " not imported: its audio " .. manifest.audio .. " is missing")
+    return false
+  end
+  reaper.Undo_BeginBlock()
+  reaper.PreventUIRefresh(1)
+  local ok, item, at, how = pcall(placement.place, manifest, audio_path)
+  reaper.PreventUIRefresh(-1)
+  reaper.UpdateArrange()
+  reaper.Undo_EndBlock("DAW Bridge: import " .. placement.take_name(manifest), -1)
+  if not ok then report_once(name, name .. " not imported: " .. tostring(item)) return false end
+  add_to_ledger(folder, name)
+  util.log(string.format("imported %s as %s (%s at %s)", manifest.audio, placement.take_name(manifest), how,
+    util.seconds(at)))
+  return true
+end
+
+--- Import every manifest in the drop folder not imported before; returns how many were imported.
+function companion.import_new(constants)
+  local folder = util.drop_folder()
+  local done = read_ledger(folder)
+  local count = 0
+  for _, name in ipairs(util.list_files(folder)) do
+    if name:sub(1, 1) ~= "." and name:sub(-5) == ".json" and not done[name] then
+      if import_one(folder, name, constants) then count = count + 1 end
+    end
+  end
+  return count
+end
+
+local last_seen = {} -- request id -> last state line shown
+
+local function describe(status)
+  local state = tostring(status.state)
+  local line = state
+  if type(status.progress) == "number" and status.progress > 0 and not FINISHED[state]
+    and state ~= "submission_unknown" then
+    line = line .. string.format(" %d%%", math.floor(status.progress * 100 + 0.5))
+  end
+  local err = json.value(status.error)
+  if state == "failed" and type(err) == "table" then
+    line = line .. string.format(": %s (%s)", tostring(err.message), tostring(err.code))
+  elseif state == "delivered" and type(status.manifests) == "table" then
+    line = line .. string.format(": %d variant(s), importing", #status.manifests)
+  elseif state == "submission_unknown" then
+    line = line .. ": a paid submission may or may not have reached the service; resolve it with the daemon"
+  end
+  local message = json.value(status.message)
+  if type(message) == "string" and message ~= "" and state ~= "failed" then line = line .. " - " .. message end
+  return line
+end
+
+--- Show each waiting job's state when it changes; forget jobs that finished.
+function companion.show_jobs()
+  local status_folder = util.join(util.inbox(), "status")
+  local still = {}
+  for _, id in ipairs(request.pending()) do
+    local text = util.read_file(util.join(status_folder, id .. ".json"))
+    local status = text and json.try_decode(text)
+    if type(status) == "table" then
+      local line = describe(status)
+      if last_seen[id] ~= line then
+        last_seen[id] = line
+        util.log(id .. ": " .. line)
+      end
+      if not FINISHED[tostring(status.state)] then still[#still + 1] = id end
+    else
+      still[#still + 1] = id -- not picked up yet
+    end
+  end
+  request.set_pending(still)
+end
+
+return companion

@@ -1,0 +1,199 @@
+-- @noindex
+-- Where a delivered variant goes in the project.
+--
+-- patch: the audio covers source time span_start..span_end (the edited range plus handles). The item that plays
+--        the source is split at the span's edges and the result becomes a new take on the middle piece (start
+--        offset 0, the source take's playrate), so the rest of the item stays untouched and the producer can flip
+--        between the original and each variant with the take selector. A second variant lands on the same piece.
+-- full:  the audio is the whole song; it becomes a take on the item with the source take's own start offset and
+--        playrate, so every moment lines up with the original.
+-- The timeline placement is computed through the item's current position, offset and playrate, so it stays right
+-- when the item was moved after the request; it equals the manifest's timeline.position for an unmoved item at
+-- playrate 1. Results whose item is gone (or that came from a render of the mix) go to a "DAW Bridge results" track
+-- at timeline.position.
+
+local util = require("bridge_util")
+local json = require("bridge_json")
+
+local placement = {}
+
+local EPSILON = 1e-6
+placement.RESULTS_TRACK = "DAW Bridge results"
+
+local function same_path(a, b)
+  return a ~= nil and b ~= nil and a:gsub("\\", "/") == b:gsub("\\", "/")
+end
+
+local function find_item(guid)
+  if not guid or guid == "" then return nil end
+  for i = 0, reaper.CountMediaItems(0) - 1 do
+    local item = reaper.GetMediaItem(0, i)
+    if util.item_guid(item) == guid then return item end
+  end
+end
+
+local function find_track(guid)
+  if not guid or guid == "" then return nil end
+  for i = 0, reaper.CountTracks(0) - 1 do
+    local track = reaper.GetTrack(0, i)
+    if reaper.GetTrackGUID(track) == guid then return track end
+  end
+end
+
+--- The take of `item` that played the request's source: the take itself (by GUID), else one playing the same
+--- path, else one playing a file of the same name (the daemon reports the path with symlinks resolved).
+local function source_take(item, path, take_id)
+  local same_name
+  for i = 0, reaper.CountTakes(item) - 1 do
+    local take = reaper.GetMediaItemTake(item, i)
+    if take and not reaper.TakeIsMIDI(take) then
+      local _, guid = reaper.GetSetMediaItemTakeInfo_String(take, "GUID", "", false)
+      local file = reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(take))
+      if guid == take_id or same_path(file, path) then return take end
+      if not same_name and file ~= "" and util.basename(file) == util.basename(path) then same_name = take end
+    end
+  end
+  return same_name
+end
+
+--- How an item maps source time to the timeline: position, length, offset, playrate of its source take.
+local function mapping(item, take)
+  local m = {
+    item = item,
+    take = take,
+    position = reaper.GetMediaItemInfo_Value(item, "D_POSITION"),
+    length = reaper.GetMediaItemInfo_Value(item, "D_LENGTH"),
+    offset = reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS"),
+    playrate = reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE"),
+  }
+  function m.timeline(source_time) return m.position + (source_time - m.offset) / m.playrate end
+  return m
+end
+
+--- The item (and its source take) that plays source time `edit_start` of `path`: the item the request came
+--- from, else another piece of it on the same track (an earlier variant may have split it).
+local function item_for(manifest, edit_start)
+  local path, ids = manifest.source.path, json.value(manifest.ids) or {}
+  local function holds(item)
+    local take = source_take(item, path, json.value(ids.take))
+    if not take then return nil end
+    local m = mapping(item, take)
+    local t = m.timeline(edit_start)
+    if t >= m.position - EPSILON and t <= m.position + m.length + EPSILON then return m end
+  end
+  local item = find_item(json.value(ids.item))
+  local m = item and holds(item)
+  if m then return m end
+  local track = item and reaper.GetMediaItem_Track(item) or find_track(json.value(ids.track))
+  if not track then return nil end
+  for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
+    m = holds(reaper.GetTrackMediaItem(track, i))
+    if m then return m end
+  end
+end
+
+--- The take's name: operation, variant and prompt.
+function placement.take_name(manifest)
+  local prompt = json.value((json.value(manifest.request) or {}).prompt) or ""
+  if #prompt > 60 then prompt = prompt:sub(1, 57) .. "..." end
+  local name = string.format("%s v%s", manifest.operation, tostring(manifest.variant))
+  if prompt ~= "" then name = name .. ": " .. prompt end
+  return name
+end
+
+local function add_take(item, audio_path, manifest, offset, playrate, preserve_pitch)
+  local take = reaper.AddTakeToMediaItem(item)
+  reaper.SetMediaItemTake_Source(take, reaper.PCM_Source_CreateFromFile(audio_path))
+  reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", offset)
+  reaper.SetMediaItemTakeInfo_Value(take, "D_PLAYRATE", playrate)
+  reaper.SetMediaItemTakeInfo_Value(take, "B_PPITCH", preserve_pitch)
+  reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", placement.take_name(manifest), true)
+  reaper.SetActiveTake(take)
+  return take
+end
+
+local function place_patch(m, manifest, audio_path)
+  local source = manifest.source
+  local t0, t1 = m.timeline(source.span_start), m.timeline(source.span_end)
+  local first = math.max(t0, m.position) -- handles reaching before the item stay outside it
+  local item_end = m.position + m.length
+  local last = manifest.operation == "extend" and t1 or math.min(t1, item_end)
+  if last <= first + EPSILON then return nil end
+  local ppitch = reaper.GetMediaItemTakeInfo_Value(m.take, "B_PPITCH")
+  local piece = m.item
+  if first > m.position + EPSILON then piece = reaper.SplitMediaItem(m.item, first) end
+  if not piece then
+    -- an extension without handle starts right at the item's end: it gets an item of its own next to it
+    piece = reaper.AddMediaItemToTrack(reaper.GetMediaItem_Track(m.item))
+    reaper.SetMediaItemPosition(piece, first, false)
+    reaper.SetMediaItemLength(piece, last - first, false)
+  elseif last < item_end - EPSILON then
+    reaper.SplitMediaItem(piece, last)
+  elseif last > item_end + EPSILON then
+    reaper.SetMediaItemLength(piece, last - first, false) -- an extension runs past the original's end
+  end
+  add_take(piece, audio_path, manifest, (first - t0) * m.playrate, m.playrate, ppitch)
+  return piece, first
+end
+
+local function place_full(m, manifest, audio_path)
+  if manifest.operation == "extend" then
+    local new_end = m.timeline(manifest.source["end"])
+    if new_end > m.position + m.length + EPSILON then
+      reaper.SetMediaItemLength(m.item, new_end - m.position, false)
+    end
+  end
+  local ppitch = reaper.GetMediaItemTakeInfo_Value(m.take, "B_PPITCH")
+  add_take(m.item, audio_path, manifest, m.offset, m.playrate, ppitch)
+  return m.item, m.position
+end
+
+local function results_track()
+  for i = 0, reaper.CountTracks(0) - 1 do
+    local track = reaper.GetTrack(0, i)
+    local _, name = reaper.GetSetMediaTrackInfo_String(track, "P_NAME", "", false)
+    if name == placement.RESULTS_TRACK then return track end
+  end
+  local index = reaper.CountTracks(0)
+  reaper.InsertTrackAtIndex(index, false)
+  local track = reaper.GetTrack(0, index)
+  reaper.GetSetMediaTrackInfo_String(track, "P_NAME", placement.RESULTS_TRACK, true)
+  return track
+end
+
+local function place_on_results_track(manifest, audio_path)
+  local track = results_track()
+  local position, length = manifest.timeline.position, manifest.timeline.length
+  for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
+    local item = reaper.GetTrackMediaItem(track, i)
+    -- another variant of the same range: offer it as a take of the same item
+    if math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - position) < EPSILON
+      and math.abs(reaper.GetMediaItemInfo_Value(item, "D_LENGTH") - length) < EPSILON then
+      add_take(item, audio_path, manifest, 0, 1, 0)
+      return item, position
+    end
+  end
+  local item = reaper.AddMediaItemToTrack(track)
+  reaper.SetMediaItemPosition(item, position, false)
+  reaper.SetMediaItemLength(item, length, false)
+  add_take(item, audio_path, manifest, 0, 1, 0)
+  return item, position
+end
+
+--- Put one delivered variant into the project; returns the item it went on, the timeline time where the new take
+--- starts, and how it was placed ("take on source item" or "results track").
+function placement.place(manifest, audio_path)
+  local source = manifest.source
+  local edit_start = source.start
+  local m = item_for(manifest, edit_start)
+  if m then
+    local item, at
+    if manifest.delivery == "full" then item, at = place_full(m, manifest, audio_path)
+    else item, at = place_patch(m, manifest, audio_path) end
+    if item then return item, at, "take on source item" end
+  end
+  local item, at = place_on_results_track(manifest, audio_path)
+  return item, at, "results track"
+end
+
+return placement
