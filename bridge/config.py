@@ -53,6 +53,7 @@ class Config:
     local: dict = field(default_factory=dict)  # [local] table, read by the embedded engine
     musicgpt: dict = field(default_factory=dict)  # [musicgpt] table, read by the MusicGPT backend
     midi: dict = field(default_factory=dict)  # [midi] table, read by the MIDI frontend
+    notify: dict = field(default_factory=dict)  # [notify] table: an OSC message to a DAW after each delivery
     source_file: Path | None = None  # the file this was read from, for messages
 
     @property
@@ -72,7 +73,7 @@ class Config:
 _SCALARS = {"osc_host": str, "osc_port": int, "backend": str, "delivery": str, "handle": float, "max_jobs": int,
             "log_level": str}
 _PATHS = {"inbox", "drop_folder", "state_dir"}
-_TABLES = {"local", "musicgpt", "midi"}
+_TABLES = {"local", "musicgpt", "midi", "notify"}
 
 
 def load(path: Path | None = None) -> Config:
@@ -134,6 +135,8 @@ def _checked(config: Config, source_file: Path | None) -> Config:
         raise ConfigError(f"{where}handle must be in range 0..10 seconds, got {config.handle}")
     if config.max_jobs < 1:
         raise ConfigError(f"{where}max_jobs must be at least 1, got {config.max_jobs}")
+    if config.notify and not isinstance(config.notify.get("address"), str):
+        raise ConfigError(f"{where}[notify] needs address = \"/action/...\" (the DAW's OSC address to send)")
     try:
         networks = tuple(ipaddress.ip_network(s, strict=False) for s in config.allowed_senders)
     except ValueError as exc:

@@ -73,6 +73,7 @@ class Daemon:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         from bridge.frontends.inbox import InboxFrontend
+        from bridge.frontends.notify import DawNotifier
         from bridge.frontends.osc import OscFrontend
 
         config = self.config
@@ -88,6 +89,10 @@ class Daemon:
         self.inbox = InboxFrontend(self.service, config.inbox)
         await self.inbox.start()
         stack.callback(self.inbox.close)
+        if config.notify:
+            notifier = DawNotifier(config.notify)
+            self.service.subscribe(notifier)
+            stack.callback(notifier.close)
         self.osc = OscFrontend(self.service, config)
         self.osc_address = await self.osc.start()
         stack.callback(self.osc.close)

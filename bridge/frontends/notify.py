@@ -1,0 +1,36 @@
+"""Telling a DAW at once that results arrived, through its own OSC surface (REAPER: run the companion action)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from bridge.core.journal import JobRecord
+from bridge.frontends.osc import encode
+
+log = logging.getLogger(__name__)
+
+
+class DawNotifier:
+    """Sends one OSC message to a DAW after each delivery, e.g. REAPER's ``/action/_RS…`` for the importer.
+
+    Config: ``[notify] host = "127.0.0.1", port = 8000, address = "/action/_RS7d3c…"``.
+    """
+
+    def __init__(self, table: dict):
+        self.target = (str(table.get("host", "127.0.0.1")), int(table.get("port", 8000)))
+        self.address = str(table["address"])
+        if not self.address.startswith("/"):
+            raise ValueError(f"[notify] address must start with '/', got {self.address!r}")
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def __call__(self, record: JobRecord, event: str) -> None:
+        if event != "done":
+            return
+        try:
+            self._sock.sendto(encode(self.address, []), self.target)
+        except OSError as exc:  # the DAW is closed: its importer will find the manifests when it starts
+            log.debug("could not notify %s:%d: %s", *self.target, exc)
+
+    def close(self) -> None:
+        self._sock.close()
