@@ -22,10 +22,10 @@ class DropFolderWatcher(threading.Thread):
         self.folder = folder
         self.problems: list[str] = []
         self.looks = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.looks += 1
             for path in sorted(self.folder.glob("*")) if self.folder.exists() else []:
                 if path.name.startswith("."):
@@ -46,7 +46,7 @@ class DropFolderWatcher(threading.Thread):
                     self.problems.append(f"{path.name}: {exc}")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
