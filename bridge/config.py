@@ -54,6 +54,7 @@ class Config:
     musicgpt: dict = field(default_factory=dict)  # [musicgpt] table, read by the MusicGPT backend
     midi: dict = field(default_factory=dict)  # [midi] table, read by the MIDI frontend
     notify: dict = field(default_factory=dict)  # [notify] table: an OSC message to a DAW after each delivery
+    ableton: dict = field(default_factory=dict)  # [ableton] table, read by the Ableton frontend
     source_file: Path | None = None  # the file this was read from, for messages
 
     @property
@@ -73,7 +74,7 @@ class Config:
 _SCALARS = {"osc_host": str, "osc_port": int, "backend": str, "delivery": str, "handle": float, "max_jobs": int,
             "log_level": str}
 _PATHS = {"inbox", "drop_folder", "state_dir"}
-_TABLES = {"local", "musicgpt", "midi", "notify"}
+_TABLES = {"local", "musicgpt", "midi", "notify", "ableton"}
 
 
 def load(path: Path | None = None) -> Config:
@@ -137,6 +138,10 @@ def _checked(config: Config, source_file: Path | None) -> Config:
         raise ConfigError(f"{where}max_jobs must be at least 1, got {config.max_jobs}")
     if config.notify and not isinstance(config.notify.get("address"), str):
         raise ConfigError(f"{where}[notify] needs address = \"/action/...\" (the DAW's OSC address to send)")
+    if config.ableton:
+        from bridge.frontends.ableton import AbletonSettings
+
+        AbletonSettings.from_table(config.ableton, where)
     try:
         networks = tuple(ipaddress.ip_network(s, strict=False) for s in config.allowed_senders)
     except ValueError as exc:

@@ -53,6 +53,7 @@ class Daemon:
         self.service: JobService | None = None
         self.osc = None
         self.inbox = None
+        self.ableton = None
         self.osc_address: tuple[str, int] | None = None
         self.started = asyncio.Event()
 
@@ -94,6 +95,14 @@ class Daemon:
             self.service.subscribe(notifier)
             stack.callback(notifier.close)
         self.osc = OscFrontend(self.service, config)
+        if config.ableton.get("enabled"):
+            from bridge.frontends.ableton import AbletonFrontend, AbletonSettings
+
+            where = f"{config.source_file}: " if config.source_file else ""
+            self.ableton = AbletonFrontend(self.service, AbletonSettings.from_table(config.ableton, where))
+            await self.ableton.start()  # names the port when AbletonOSC's reply port is taken
+            stack.callback(self.ableton.close)
+            self.osc.ableton = self.ableton
         self.osc_address = await self.osc.start()
         stack.callback(self.osc.close)
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",

@@ -134,6 +134,8 @@ ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
     Arg("task_id", STRING, "The MusicGPT task id the producer found for a job in submission_unknown (on the "
         "MusicGPT dashboard), or \"\" when the job never reached MusicGPT and may be submitted again.",
         max_length=128),
+    Arg("operation", STRING, "What to do with Live's loop: inpaint it, extend the song after it, or (context) only "
+        "make it the session context that hardware pads act on.", choices=("inpaint", "extend", "context")),
 )}
 
 
@@ -169,6 +171,16 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "is optional and absent keys read as null, so the receiver can tell given from not given.",
                 (), _args("source", "start", "end", "position", "item_id", "track_id", "take_id", "drop_folder",
                           no_defaults=True), ("error",)),
+    CommandSpec("ableton", "Act on Ableton Live's loop: the daemon reads the arrangement loop brace, the tempo and the "
+                "selected (or configured) Session clip's audio file through AbletonOSC, then runs operation on that "
+                "range of that file, with results in <Live project>/Samples/daw-bridge. Options left out take the "
+                "defaults of /bridge/inpaint and /bridge/extend, except delivery, which is the [ableton] table's "
+                "(full unless set: a whole-song result lines up in Live when placed where the original starts). An "
+                "option of the other operation is refused. Needs the [ableton] table in the daemon's config.",
+                _args("operation"),
+                _args("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender",
+                      "num_outputs", "duration", "backend", "delivery", "request_id", no_defaults=True)
+                + _args("reply_port"), _JOB_REPLIES),
 )}
 
 _TEXT = dict(type=STRING, shorten=1000)  # explanations: cut rather than refused, so a reply can always be sent

@@ -35,7 +35,7 @@ def send(config: Config, args) -> int:
         values = parse_values(args.name, args.values)
         port = args.port or config.osc_port
         with BridgeClient("127.0.0.1", port) as client:
-            if args.wait and args.name in ("inpaint", "extend"):
+            if args.wait and args.name in ("inpaint", "extend", "ableton"):
                 outcome, _ = client.run_job(args.name, timeout=max(args.timeout, 600), on_reply=_print, **values)
                 return 0 if outcome.name == "done" else 1
             client.send(args.name, **values)

@@ -40,6 +40,7 @@ class OscFrontend(asyncio.DatagramProtocol):
         self.config = config
         self.transport: asyncio.DatagramTransport | None = None
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in config.allowed_senders]
+        self.ableton = None  # the AbletonFrontend, when [ableton] enabled = true
         service.subscribe(self._on_job_event)
 
     async def start(self) -> tuple[str, int]:
@@ -116,7 +117,10 @@ class OscFrontend(asyncio.DatagramProtocol):
                 self._send_state(target, record)
         elif name == "context":
             self.service.set_context(args)
-        else:  # the schema knows a command this daemon does not serve yet
+        elif name == "ableton" and self.ableton is not None:
+            self.ableton.dispatch(command, {"kind": "osc", "host": target[0], "port": target[1]},
+                                  lambda error: self._send(target, *osc_schema.error_reply(error)))
+        else:  # the schema knows a command this daemon does not serve (e.g. ableton while it is off)
             raise ValidationError("address", command.name, "is not served by this daemon")
 
     # -- replies -------------------------------------------------------------------------------------------------

@@ -81,14 +81,14 @@ def test_the_lua_module_loads_and_carries_the_values_the_scripts_rely_on(tmp_pat
     assert constants["DEFAULT_OSC_PORT"] == 9010
     assert constants["MANIFEST_FORMAT"] == "daw-bridge.manifest/1"
     assert constants["ADDRESS"] == {name: f"/bridge/{name}" for name in (
-        "inpaint", "extend", "cancel", "retry", "resolve", "status", "ping", "context", "accepted", "state", "done", "failed", "error",
-        "pong")}
+        "inpaint", "extend", "cancel", "retry", "resolve", "status", "ping", "context", "ableton", "accepted", "state", "done",
+        "failed", "error", "pong")}
     assert constants["LIMITS"]["prompt"] == {"max_length": 1000}
     assert constants["LIMITS"]["lyrics"] == {"max_length": 2000}
     assert constants["LIMITS"]["num_outputs"] == {"min": 1, "max": 2}
     assert constants["LIMITS"]["end"] == {"min": 0, "greater_than": "start"}  # `end` is a Lua keyword
     assert constants["ENUMS"] == {"gender": ["male", "female", "neutral"], "backend": ["local", "musicgpt"],
-                                  "delivery": ["patch", "full"]}
+                                  "delivery": ["patch", "full"], "operation": ["inpaint", "extend", "context"]}
     assert constants["DEFAULTS"]["num_outputs"] == 2 and constants["DEFAULTS"]["duration"] == 30
     assert constants["STATES"][0] == "accepted" and constants["STATES"][-1] == "submission_unknown"
 

@@ -15,6 +15,7 @@ M.ADDRESS = {
   status = "/bridge/status",
   ping = "/bridge/ping",
   context = "/bridge/context",
+  ableton = "/bridge/ableton",
   accepted = "/bridge/accepted",
   state = "/bridge/state",
   done = "/bridge/done",
@@ -43,7 +44,12 @@ M.LIMITS = {
   job_id = { min_length = 1, max_length = 128 },
   task_id = { max_length = 128 },
 }
-M.ENUMS = { gender = { "male", "female", "neutral" }, backend = { "local", "musicgpt" }, delivery = { "patch", "full" } }
+M.ENUMS = {
+  gender = { "male", "female", "neutral" },
+  backend = { "local", "musicgpt" },
+  delivery = { "patch", "full" },
+  operation = { "inpaint", "extend", "context" },
+}
 M.DEFAULTS = {
   duration = 30,
   prompt = "",

@@ -1,0 +1,367 @@
+"""Ableton Live through AbletonOSC: act on the arrangement loop of the song in the selected Session clip.
+
+AbletonOSC (a remote script inside Live) takes queries on UDP port 11000 and answers on port 11001 of the asking host,
+repeating a query's ids before the value (``/live/clip/get/file_path 0 1`` → ``0, 1, "/…/song.wav"``). When a query
+fails inside Live it says so on ``/live/error``. For one ``/bridge/ableton`` command the daemon asks for:
+
+- the loop brace: ``/live/song/get/loop_start`` and ``loop_length``, in beats, and the tempo, ``/live/song/get/tempo``.
+  Beats become seconds at the current tempo (tempo automation is not followed);
+- the clip: the selected one (``/live/view/get/selected_clip`` → track, scene), or the first Session clip named by
+  ``[ableton] clip`` (``/live/song/get/num_tracks``, ``/live/track/get/clips/name``); it must be an audio clip
+  (``/live/clip/get/is_audio_clip``), and its file (``/live/clip/get/file_path``) is the source.
+
+The arrangement and the clip's file share one time base once placed: the file's time 0 sits at ``clip_position``
+seconds of the arrangement (0: the song starts at bar 1), so source time = arrangement time - clip_position.
+
+Results go to ``<Live project>/Samples/daw-bridge``, where Live's browser shows them under the project. The Live
+project is the nearest folder above the clip's file that holds a Live Set (``*.als``) or Live's ``Ableton Project
+Info`` folder; failing that, the folder holding the nearest ``Samples`` folder on the file's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pythonosc.osc_packet import OscPacket
+
+import osc_schema
+from osc_schema import Command, ValidationError
+
+from bridge.config import ConfigError
+from bridge.core.journal import JobRecord
+from bridge.core.service import JobService
+from bridge.exceptions import BridgeError
+from bridge.frontends.osc import encode
+
+log = logging.getLogger(__name__)
+
+ADDRESS = "/bridge/ableton"
+DROP_SUBFOLDER = ("Samples", "daw-bridge")
+# Options of /bridge/ableton that only one of the two jobs takes; anything else is shared by both.
+_ONLY_FOR = {"duration": "extend", "lyrics_section_to_extend": "extend", "lyrics_section_to_replace": "inpaint"}
+_JOB_OPTIONS = ("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender", "num_outputs",
+                "duration", "backend", "delivery")
+
+
+def refusal(rule: str) -> ValidationError:
+    """A problem with Live's state rather than with one argument: the reason starts with /bridge/ableton."""
+    return ValidationError("", None, rule, shown="", subject=ADDRESS)
+
+
+# -- settings -------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AbletonSettings:
+    """The ``[ableton]`` table of the daemon's config."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # where Live runs; loopback only
+    port: int = 11000  # AbletonOSC listens here
+    reply_port: int = 11001  # ...and answers here, on the asking host (AbletonOSC's fixed response port)
+    timeout: float = 2.0  # seconds to wait for each answer
+    clip: str = ""  # the Session clip holding the song, by name; "" means the selected clip
+    clip_position: float = 0.0  # arrangement seconds where the clip's file starts
+    delivery: str = "full"  # a whole-song result lines up in Live by placing it where the original starts
+
+    @classmethod
+    def from_table(cls, table: object, where: str = "") -> "AbletonSettings":
+        """Check the table; ConfigError names the key, the value and the rule."""
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}[ableton] must be a table")
+        known = tuple(cls.__dataclass_fields__)
+        values = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(f"{where}[ableton] unknown setting '{key}' (known: {', '.join(known)})")
+            values[key] = _checked(key, value, where)
+        return cls(**values)
+
+
+def _checked(key: str, value: object, where: str) -> object:
+    def fail(rule: str) -> ConfigError:
+        return ConfigError(f"{where}[ableton] {key} {rule}, got {value!r}")
+
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key == "enabled":
+        if not isinstance(value, bool):
+            raise fail("must be true or false")
+    elif key == "host":
+        if not isinstance(value, str) or not _is_loopback(value):
+            raise fail("must be a loopback address (the daemon never talks to Live beyond this machine)")
+    elif key in ("port", "reply_port"):
+        if not number or value != int(value) or not 0 < value < 65536:
+            raise fail("must be a port in range 1..65535")
+        return int(value)
+    elif key == "timeout":
+        if not number or not 0.05 <= value <= 30:
+            raise fail("must be in range 0.05..30 seconds")
+        return float(value)
+    elif key == "clip":
+        if not isinstance(value, str):
+            raise fail("must be a clip name (text)")
+    elif key == "clip_position":
+        if not number or not math.isfinite(value) or not 0 <= value <= 1e6:
+            raise fail("must be seconds in range 0..1000000")
+        return float(value)
+    elif key == "delivery":
+        choices = osc_schema.ARGUMENTS["delivery"].choices
+        if value not in choices:
+            raise fail(f"must be one of {', '.join(choices)}")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- where results go -----------------------------------------------------------------------------------------------
+
+def live_project(file: Path) -> Path | None:
+    """The Live project folder a clip's file belongs to (see the module's docstring), or None."""
+    folders = list(Path(file).parents)
+    for folder in folders:
+        if (folder / "Ableton Project Info").is_dir() or any(folder.glob("*.als")):
+            return folder
+    return next((folder.parent for folder in folders if folder.name == "Samples"), None)
+
+
+# -- what Live says -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LiveSelection:
+    """Live's loop brace over the song in one audio clip, in seconds of the clip's file."""
+
+    file: Path
+    track: int  # 0-based, as AbletonOSC counts
+    scene: int
+    tempo: float  # beats per minute
+    loop_start: float  # beats
+    loop_length: float  # beats
+    position: float  # arrangement seconds where the file starts
+    drop_folder: Path
+
+    @property
+    def start(self) -> float:
+        return round(self.loop_start * 60.0 / self.tempo - self.position, 6)
+
+    @property
+    def end(self) -> float:
+        return round((self.loop_start + self.loop_length) * 60.0 / self.tempo - self.position, 6)
+
+    @property
+    def ids(self) -> dict:
+        return {"item_id": f"track {self.track + 1} scene {self.scene + 1}", "track_id": f"track {self.track + 1}"}
+
+    def context(self) -> dict:
+        """The session context for pads and ``/bridge/context`` listeners: this clip's file over the loop."""
+        return {"source": str(self.file), "start": self.start, "end": self.end, "position": self.position,
+                "drop_folder": str(self.drop_folder), **self.ids}
+
+    def request(self, operation: str) -> dict:
+        """The inpaint/extend request this selection stands for (a request file's keys), before the options."""
+        values = {"command": operation, "source": str(self.file), "position": self.position,
+                  "drop_folder": str(self.drop_folder), **self.ids}
+        if operation == "inpaint":
+            values.update(start=self.start, end=self.end)
+        else:
+            values.update(extend_after=self.end)
+        return values
+
+
+class AbletonClient(asyncio.DatagramProtocol):
+    """Asks AbletonOSC one thing at a time and waits for the answer on the reply port it owns.
+
+    Messages that answer nothing we asked (listener updates, ``/live/startup``) go to the subscribers, so another
+    part of the daemon can follow Live on the same port.
+    """
+
+    def __init__(self, settings: AbletonSettings):
+        self.settings = settings
+        self.transport: asyncio.DatagramTransport | None = None
+        self.subscribers: list[Callable[[str, list], None]] = []
+        self._lock = asyncio.Lock()
+        self._waiting: tuple[str, tuple, asyncio.Future] | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_datagram_endpoint(lambda: self, local_addr=(self.settings.host, self.settings.reply_port))
+        except OSError as exc:
+            raise BridgeError(f"[ableton] cannot listen for AbletonOSC's answers on {self.settings.host}:"
+                              f"{self.settings.reply_port}: {exc.strerror or exc} (is another program, or [midi.daw] "
+                              "ableton, using that port?)", code="ableton_port") from None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("AbletonOSC socket: %s", exc)  # an ICMP "port unreachable" while Live is closed
+
+    def datagram_received(self, data: bytes, sender: tuple) -> None:
+        try:
+            messages = [timed.message for timed in OscPacket(data).messages]
+        except Exception as exc:  # python-osc raises several kinds for a malformed packet
+            log.debug("AbletonOSC: malformed packet from %s: %s", sender, exc)
+            return
+        for message in messages:
+            self._received(message.address, list(message.params))
+
+    def _received(self, address: str, params: list) -> None:
+        waiting = self._waiting
+        if waiting is not None and not waiting[2].done():
+            asked, ids, future = waiting
+            if address == asked and tuple(params[:len(ids)]) == ids:
+                future.set_result(params[len(ids):])
+                return
+            if address == "/live/error":
+                future.set_exception(refusal(f"Live could not answer {asked}: {' '.join(map(str, params))}"))
+                return
+        for subscriber in self.subscribers:
+            subscriber(address, params)
+
+    async def query(self, address: str, *ids) -> list:
+        """The values AbletonOSC answers to ``address ids…`` (without the ids it repeats)."""
+        async with self._lock:
+            future = asyncio.get_running_loop().create_future()
+            self._waiting = (address, tuple(ids), future)
+            try:
+                self.transport.sendto(encode(address, list(ids)), (self.settings.host, self.settings.port))
+                return await asyncio.wait_for(future, self.settings.timeout)
+            except asyncio.TimeoutError:
+                raise refusal(f"Live did not answer {address} within {self.settings.timeout:g} s: is Live running, "
+                              "with AbletonOSC chosen as a Control Surface (Preferences > Link, Tempo & MIDI), "
+                              f"listening on port {self.settings.port}?") from None
+            finally:
+                self._waiting = None
+
+
+# -- the command ----------------------------------------------------------------------------------------------------
+
+class AbletonFrontend:
+    """``/bridge/ableton``: read Live's loop and clip, then run inpaint/extend on them or make them the context."""
+
+    def __init__(self, service: JobService, settings: AbletonSettings):
+        self.service = service
+        self.settings = settings
+        self.client = AbletonClient(settings)
+        self._tasks: set[asyncio.Task] = set()
+        self._counter = itertools.count(1)
+
+    async def start(self) -> None:
+        await self.client.start()
+        log.info("asking Live through AbletonOSC at %s:%d (answers on port %d)", self.settings.host,
+                 self.settings.port, self.settings.reply_port)
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self.client.close()
+
+    async def selection(self) -> LiveSelection:
+        """Ask Live for its loop brace, tempo and clip; ValidationError says what is wrong with them."""
+        loop_start = await self._number("/live/song/get/loop_start", "loop start")
+        loop_length = await self._number("/live/song/get/loop_length", "loop length")
+        tempo = await self._number("/live/song/get/tempo", "tempo")
+        if not tempo > 0 or not loop_length > 0 or loop_start < 0:
+            raise refusal(f"Live's loop brace ({loop_start:g} + {loop_length:g} beats at {tempo:g} BPM) is not a "
+                          "range: set the loop brace over the part to work on")
+        track, scene = await self._clip_slot()
+        where = f"the clip at track {track + 1}, scene {scene + 1}"
+        names = await self.client.query("/live/track/get/clips/name", track)
+        if scene >= len(names) or names[scene] is None:
+            raise refusal(f"the clip slot at track {track + 1}, scene {scene + 1} is empty: select the Session clip "
+                          "that holds the song")
+        [is_audio] = (await self.client.query("/live/clip/get/is_audio_clip", track, scene))[-1:] or [None]
+        if is_audio is not True:
+            raise refusal(f"{where} is a MIDI clip: select the Session clip that holds the song's audio")
+        [path] = (await self.client.query("/live/clip/get/file_path", track, scene))[-1:] or [None]
+        if not isinstance(path, str) or not path:
+            raise refusal(f"{where} has no audio file Live can name: save the Live Set, then try again")
+        file = Path(path)
+        project = live_project(file)
+        if project is None:
+            raise refusal(f"{file} is not inside a saved Live project: use File > Collect All and Save, so the song "
+                          "lies in <project>/Samples/")
+        chosen = LiveSelection(file=file, track=track, scene=scene, tempo=tempo, loop_start=loop_start,
+                               loop_length=loop_length, position=self.settings.clip_position,
+                               drop_folder=project.joinpath(*DROP_SUBFOLDER))
+        if chosen.start < 0:
+            raise refusal(f"Live's loop brace starts at {chosen.start + chosen.position:.3f} s, before the song's "
+                          f"file starts ([ableton] clip_position = {chosen.position:g} s)")
+        return chosen
+
+    async def run(self, command: Command, origin: dict) -> JobRecord | None:
+        """Act on a validated ``/bridge/ableton``: the job's record, or None when it only set the context."""
+        args, operation = command.args, command.args["operation"]
+        given = {k: args[k] for k in _JOB_OPTIONS if args.get(k) is not None}
+        for name, value in given.items():
+            if operation == "context" or _ONLY_FOR.get(name, operation) != operation:
+                takes = _ONLY_FOR.get(name, "inpaint and extend")
+                raise ValidationError(name, value, f"applies to operation {takes}, not {operation}")
+        selection = await self.selection()
+        if operation == "context":
+            self.service.set_context(selection.context())
+            return None
+        request = {**selection.request(operation), "delivery": self.settings.delivery, **given,
+                   "request_id": args.get("request_id") or f"ableton-{int(time.time())}-{next(self._counter)}"}
+        return self.service.submit(osc_schema.parse_request(request), origin)
+
+    def dispatch(self, command: Command, origin: dict, refuse: Callable[[ValidationError], None]) -> asyncio.Task:
+        """Run ``command`` in the background; a refusal reaches ``refuse`` ready for ``osc_schema.error_reply``.
+
+        Replies about the job itself (accepted, state, done, failed) go wherever ``origin`` sends them, as for any
+        inpaint/extend.
+        """
+        async def act() -> None:
+            try:
+                await self.run(command, origin)
+            except ValidationError as exc:
+                refuse(self._located(exc, command))
+            except BridgeError as exc:  # the clip's file cannot be read: the producer's to fix
+                refuse(self._located(ValidationError("source", None, str(exc), shown=""), command))
+
+        task = asyncio.get_running_loop().create_task(act(), name="ableton command")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    def _located(error: ValidationError, command: Command) -> ValidationError:
+        error.address, error.request_id = ADDRESS, command.args.get("request_id") or ""
+        return error
+
+    async def _number(self, address: str, what: str) -> float:
+        values = await self.client.query(address)
+        value = values[-1] if values else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise refusal(f"Live answered {address} with {values!r}, not a {what}")
+        return float(value)
+
+    async def _clip_slot(self) -> tuple[int, int]:
+        if not self.settings.clip:
+            answer = await self.client.query("/live/view/get/selected_clip")
+            if len(answer) < 2 or not all(isinstance(v, int) and v >= 0 for v in answer[:2]):
+                raise refusal("no clip is selected in Live: select the Session clip that holds the song")
+            return answer[0], answer[1]
+        tracks = int(await self._number("/live/song/get/num_tracks", "track count"))
+        for track in range(tracks):
+            names = await self.client.query("/live/track/get/clips/name", track)
+            if self.settings.clip in names:
+                return track, names.index(self.settings.clip)
+        raise refusal(f"no Session clip is named {self.settings.clip!r} ([ableton] clip) in any of Live's "
+                      f"{tracks} tracks")

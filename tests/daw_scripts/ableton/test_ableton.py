@@ -1,0 +1,229 @@
+"""A producer in Live: set the loop brace over a part of the song, press "inpaint", and find the result in the Live
+project's Samples folder. Live is a stand-in speaking AbletonOSC's published protocol over real UDP on loopback; the
+job service and the embedded engine are the daemon's own."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+import osc_schema
+from bridge.backends.local.backend import LocalBackend
+from bridge.config import Config, ConfigError
+from bridge.core.jobs import State
+from bridge.core.journal import Journal
+from bridge.core.service import JobService
+from bridge.exceptions import BridgeError
+from bridge.frontends.ableton import AbletonFrontend, AbletonSettings, live_project
+from tests.conftest import free_udp_port
+from tests.daw_scripts.ableton.fake_live import Clip, FakeLive, LiveSet
+
+
+@pytest.fixture
+def live_folder(tmp_path, demo_song_path) -> Path:
+    """A saved Live project with the song collected into it, as File > Collect All and Save leaves it."""
+    project = tmp_path / "Music" / "Song Project"
+    (project / "Ableton Project Info").mkdir(parents=True)
+    (project / "Song.als").write_bytes(b"\x1f\x8b")  # a Live Set is gzipped XML; its content is not read
+    song = project / "Samples" / "Imported" / "song.wav"
+    song.parent.mkdir(parents=True)
+    shutil.copy(demo_song_path, song)
+    return project
+
+
+def config_for(tmp_path: Path) -> Config:
+    return Config(state_dir=tmp_path / "state", project_roots=(tmp_path,), inbox=tmp_path / "inbox")
+
+
+async def with_frontend(tmp_path, settings: AbletonSettings, body, backends=None):
+    config = config_for(tmp_path)
+    journal = Journal(config.journal_path)
+    service = JobService(config, journal, backends or {"local": None})
+    frontend = AbletonFrontend(service, settings)
+    try:
+        await frontend.start()
+        return await body(frontend, service)
+    finally:
+        frontend.close()
+        await service.close()
+        journal.close()
+
+
+def ableton(operation: str, *pairs) -> osc_schema.Command:
+    """The message a controller sends, validated by the daemon's schema."""
+    return osc_schema.parse_osc("/bridge/ableton", [operation, *pairs])
+
+
+def test_the_loop_of_the_selected_clip_is_inpainted_into_the_live_projects_samples_folder(tmp_path, live_folder):
+    song = live_folder / "Samples" / "Imported" / "song.wav"
+    live_set = LiveSet(tempo=120.0, loop_start=20.0, loop_length=12.0,  # bar 6 for 3 bars: 10 s to 16 s
+                       tracks=[[None, Clip("Song", str(song))]], selected=(0, 1))
+    engine = LocalBackend(tmp_path / "cache", executor=concurrent.futures.ThreadPoolExecutor(1))
+
+    async def story(frontend, service):
+        record = await frontend.run(ableton("inpaint", "prompt", "soft guitar solo", "num_outputs", 1),
+                                    {"kind": "test"})
+        await service.drain()
+        await engine.close()
+        return record
+
+    with FakeLive(live_set, reply_port=free_udp_port()) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+        record = asyncio.run(with_frontend(tmp_path, settings, story, {"local": engine}))
+
+    assert record.state is State.DELIVERED, (record.error_code, record.error_message)
+    drop = live_folder / "Samples" / "daw-bridge"  # Live's browser lists it under the project's Samples
+    [path] = [Path(p) for p in record.manifests]
+    assert path.parent == drop
+    manifest = json.loads(path.read_text())
+    assert (manifest["source"]["path"], manifest["source"]["start"], manifest["source"]["end"]) == (str(song), 10.0,
+                                                                                                  16.0)
+    assert manifest["delivery"] == "full" and manifest["timeline"]["position"] == 0.0  # drop it at bar 1
+    assert sf.info(drop / manifest["audio"]).frames == sf.info(song).frames
+    assert manifest["ids"] == {"item": "track 1 scene 2", "track": "track 1"}
+    assert manifest["request_id"].startswith("ableton-")
+    assert [address for address, _ in live.received] == [
+        "/live/song/get/loop_start", "/live/song/get/loop_length", "/live/song/get/tempo",
+        "/live/view/get/selected_clip", "/live/track/get/clips/name", "/live/clip/get/is_audio_clip",
+        "/live/clip/get/file_path"]
+
+
+def test_a_named_clip_placed_later_in_the_arrangement_becomes_the_session_context_for_pads(tmp_path, live_folder):
+    song = live_folder / "Samples" / "Imported" / "song.wav"
+    live_set = LiveSet(tempo=90.0, loop_start=24.0, loop_length=6.0,  # 16 s to 20 s of the arrangement
+                       tracks=[[Clip("Drums", None, audio=False)], [None, None, Clip("Song", str(song))]],
+                       selected=(0, 0))  # the selection is elsewhere: the configured name wins
+
+    async def story(frontend, service):
+        assert await frontend.run(ableton("context"), {"kind": "test"}) is None
+        return dict(service.context), service.active()
+
+    with FakeLive(live_set, reply_port=free_udp_port()) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port, clip="Song",
+                                   clip_position=4.0)  # the song starts at 4 s in the arrangement
+        context, jobs = asyncio.run(with_frontend(tmp_path, settings, story))
+    assert context == {"source": str(song), "start": 12.0, "end": 16.0, "position": 4.0,
+                       "drop_folder": str(live_folder / "Samples" / "daw-bridge"), "item_id": "track 2 scene 3",
+                       "track_id": "track 2"}
+    assert jobs == []
+
+
+REFUSALS = [
+    ("the selected slot is empty", dict(selected=(0, 1)), (), "",
+     "/bridge/ableton: the clip slot at track 1, scene 2 is empty: select the Session clip that holds the song"),
+    ("a MIDI clip", dict(tracks=[[Clip("Bass", None, audio=False)]]), (), "",
+     "/bridge/ableton: the clip at track 1, scene 1 is a MIDI clip: select the Session clip that holds the song's "
+     "audio"),
+    ("no loop", dict(loop_length=0.0), (), "",
+     "/bridge/ableton: Live's loop brace (8 + 0 beats at 120 BPM) is not a range: set the loop brace over the part "
+     "to work on"),
+    ("an option of the other operation", {}, ("duration", 20.0), "duration",
+     "duration: 20.0 applies to operation extend, not inpaint"),
+    ("a loop before the song starts", dict(clip_position=6.0), (), "",
+     "/bridge/ableton: Live's loop brace starts at 4.000 s, before the song's file starts ([ableton] clip_position "
+     "= 6 s)"),
+    ("a file outside any project", dict(tracks=[[Clip("Song", "/elsewhere/song.wav")]]), (), "",
+     "/bridge/ableton: /elsewhere/song.wav is not inside a saved Live project: use File > Collect All and Save, so "
+     "the song lies in <project>/Samples/"),
+]
+
+
+@pytest.mark.parametrize("story, changes, pairs, field, reason", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_what_live_cannot_give_is_refused_with_an_error_reply_that_says_what_to_do(tmp_path, live_folder, story,
+                                                                                 changes, pairs, field, reason):
+    song = live_folder / "Samples" / "Imported" / "song.wav"
+    live_set = LiveSet(loop_start=8.0, loop_length=4.0, tracks=[[Clip("Song", str(song)), None]])
+    changes = dict(changes)
+    clip_position = changes.pop("clip_position", 0.0)
+    for key, value in changes.items():
+        setattr(live_set, key, value)
+    refused = []
+
+    async def act(frontend, service):
+        command = ableton("inpaint", "request_id", "pad-7", *pairs)
+        await frontend.dispatch(command, {"kind": "test"}, refused.append)
+        return service.active()
+
+    with FakeLive(live_set, reply_port=free_udp_port()) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port,
+                                   clip_position=clip_position)
+        jobs = asyncio.run(with_frontend(tmp_path, settings, act))
+    assert jobs == []
+    assert [osc_schema.error_reply(error) for error in refused] == [
+        ("/bridge/error", ["/bridge/ableton", "pad-7", field, reason])]
+
+
+def test_live_not_running_is_named_within_the_timeout(tmp_path):
+    refused = []
+
+    async def act(frontend, service):
+        await frontend.dispatch(ableton("context"), {"kind": "test"}, refused.append)
+
+    nobody = free_udp_port()
+    settings = AbletonSettings(enabled=True, port=nobody, reply_port=free_udp_port(), timeout=0.2)
+    asyncio.run(with_frontend(tmp_path, settings, act))
+    [error] = refused
+    assert str(error) == (f"/bridge/ableton: Live did not answer /live/song/get/loop_start within 0.2 s: is Live "
+                          f"running, with AbletonOSC chosen as a Control Surface (Preferences > Link, Tempo & MIDI), "
+                          f"listening on port {nobody}?")
+
+
+def test_messages_live_sends_on_its_own_reach_the_subscribers_on_the_same_port(tmp_path):
+    heard = []
+
+    async def listen(frontend, service):
+        frontend.client.subscribers.append(lambda address, params: heard.append((address, params)))
+        live.send("/live/startup")
+        live.send("/live/song/get/loop_start", 32.0)  # a listener update nobody asked for just now
+        for _ in range(100):
+            if len(heard) == 2:
+                break
+            await asyncio.sleep(0.01)
+
+    with FakeLive(LiveSet(), reply_port=free_udp_port()) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+        asyncio.run(with_frontend(tmp_path, settings, listen))
+    assert heard == [("/live/startup", []), ("/live/song/get/loop_start", [32.0])]
+
+
+def test_a_reply_port_in_use_is_named_when_the_daemon_starts(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", 0))
+        taken = other.getsockname()[1]
+        with pytest.raises(BridgeError) as caught:
+            asyncio.run(with_frontend(tmp_path, AbletonSettings(reply_port=taken), lambda f, s: asyncio.sleep(0)))
+    assert str(caught.value).startswith(f"[ableton] cannot listen for AbletonOSC's answers on 127.0.0.1:{taken}: ")
+    assert "[midi.daw] ableton" in str(caught.value)
+
+
+def test_the_config_table_is_checked_key_by_key():
+    assert AbletonSettings.from_table({}) == AbletonSettings()
+    assert AbletonSettings.from_table({"enabled": True, "port": 11000, "clip": "Song", "clip_position": 4,
+                                       "delivery": "patch", "timeout": 1}).clip_position == 4.0
+    for table, message in [
+        ({"host": "192.168.1.5"}, "[ableton] host must be a loopback address (the daemon never talks to Live beyond "
+                                  "this machine), got '192.168.1.5'"),
+        ({"port": 70000}, "[ableton] port must be a port in range 1..65535, got 70000"),
+        ({"enabled": "yes"}, "[ableton] enabled must be true or false, got 'yes'"),
+        ({"delivery": "stems"}, "[ableton] delivery must be one of patch, full, got 'stems'"),
+        ({"clip_position": -1}, "[ableton] clip_position must be seconds in range 0..1000000, got -1"),
+        ({"tempo": 120}, "[ableton] unknown setting 'tempo' (known: enabled, host, port, reply_port, timeout, clip, "
+                         "clip_position, delivery)"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            AbletonSettings.from_table(table, "daw-bridge.toml: ")
+        assert str(caught.value) == "daw-bridge.toml: " + message
+
+
+def test_the_live_project_is_found_from_the_clips_file(tmp_path, live_folder):
+    assert live_project(live_folder / "Samples" / "Recorded" / "take 3.wav") == live_folder
+    library = tmp_path / "User Library" / "Samples" / "Loops" / "break.wav"
+    assert live_project(library) == tmp_path / "User Library"  # no Live Set above: the folder holding Samples
+    assert live_project(tmp_path / "Downloads" / "song.wav") is None

@@ -1,0 +1,183 @@
+"""Stories in a real headless Ardour 7: a session with the song on a track, a range sent to the real daemon on the
+embedded engine, its results imported onto the track, and the session checked for them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pythonosc.osc_packet import OscPacket
+
+import osc_schema
+from bridge.client import BridgeClient
+from tests.conftest import DaemonProcess
+from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load
+
+SONG_FRAMES = 40 * RATE
+POSITION, TRIM, LENGTH = 2 * RATE, RATE * 3 // 2, 30 * RATE  # the song sits at 2 s, its first 1.5 s trimmed off
+
+
+def song_region(regions: list) -> dict:
+    return next(r for r in regions if r["name"] == "song")
+
+
+def wait_for_outcome(listener: BridgeClient, request_id: str, daemon: DaemonProcess, timeout: float = 180.0):
+    """The daemon's done (or failed, or error) reply to the request, read as Ardour would if it could listen."""
+    job = None
+
+    def outcome(reply) -> bool:
+        nonlocal job
+        if reply.name == "accepted" and reply.args[0] == request_id:
+            job = reply.args[1]
+        return reply.name == "error" or (reply.name in ("done", "failed") and reply.args[0] == job)
+
+    reply = listener.wait_for(outcome, timeout)
+    assert reply is not None, (f"no outcome for {request_id} after {timeout:.0f} s; daemon log:\n"
+                               f"{daemon.log.read_text()}")
+    assert reply.name == "done", f"{reply.name}: {reply.args}"
+    return reply
+
+
+def test_inpaint_a_range_and_import_the_variants_onto_the_track_it_came_from(ardour, project, daemon, tmp_path):
+    session = ardour.make_session(project.root / "ardour" / "song", project.song, frames=SONG_FRAMES,
+                                  position=POSITION, trim=TRIM, length=LENGTH)
+
+    # the producer selects 10 s .. 16 s on the timeline over the song and runs the action
+    with BridgeClient("127.0.0.1", project.port) as listener:
+        sent = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local region = track:playlist():top_region_at(Temporal.timepos_t({10 * RATE}))
+local request, message = SEND.send_range(Session, region, track, {10 * RATE}, {16 * RATE}, "inpaint",
+    {{ prompt = "soft guitar solo", num_outputs = 2 }},
+    {{ host = "127.0.0.1", port = {project.port}, reply_port = {listener.port} }})
+report({{ request = request, message = message, regions = regions_of_session() }})
+""")[0]
+        done = wait_for_outcome(listener, sent["request"]["request_id"], daemon)
+    request, song = sent["request"], song_region(sent["regions"])
+    assert (request["start"], request["end"], request["position"]) == (9.5, 15.5, 0.5)  # 10 s - 2 s + 1.5 s
+    assert request["source"] == song["sources"][0]["path"]
+    assert (request["item_id"], request["track_id"]) == (song["id"], song["track_id"])
+
+    drop = session.parent / "daw-bridge"
+    manifests = [json.loads(Path(p).read_text()) for p in done.args[1:]]
+    assert {Path(p).parent for p in done.args[1:]} == {drop}  # the session's drop folder, as the request said
+    assert [m["variant"] for m in manifests] == list(range(1, manifests[0]["variants"] + 1))  # the engine may make 1
+    assert {m["request_id"] for m in manifests} == {request["request_id"]}
+    assert {m["ids"]["track"] for m in manifests} == {song["track_id"]}
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))  # as a producer runs it on a closed session
+    assert sorted(line for line in printed.splitlines() if line.startswith("imported ")) == sorted(
+        f"imported {p.name}" for p in drop.glob("*.json"))
+
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
+    results = sorted((r for r in regions if r["name"].startswith("inpaint v")), key=lambda r: r["name"])
+    assert [r["name"] for r in results] == [f"inpaint v{m['variant']}: soft guitar solo" for m in manifests]
+    for region, manifest in zip(results, sorted(manifests, key=lambda m: m["variant"])):
+        assert region["track"] == "Song" and region["track_id"] == song["track_id"]
+        assert region["position"] == round(manifest["timeline"]["position"] * RATE)
+        assert region["position"] == POSITION - TRIM + round(manifest["source"]["span_start"] * RATE)
+        assert region["length"] == manifest["frames"] and region["start"] == 0
+        assert region["layer"] > song_region(regions)["layer"]  # on top: the result plays, the song is underneath
+        copied = sf.read(region["sources"][0]["path"], dtype="float32")[0]
+        delivered = sf.read(drop / manifest["audio"], dtype="float32")[0]
+        assert np.array_equal(copied, delivered)  # the session's copy is the delivered audio, untouched
+    assert song_region(regions) == {**song, "layer": song_region(regions)["layer"]}  # the song region is as it was
+
+    again = ardour.script(IMPORT_SCRIPT, str(session))
+    assert "imported " not in again  # the import list in the drop folder stops a second import
+
+
+def test_a_region_stored_as_one_file_per_channel_goes_as_one_interleaved_file(ardour, tmp_path, demo_song_path):
+    """Ardour keeps each channel in its own file (here made by a bounce); the daemon reads one file."""
+    song = tmp_path / "song.wav"
+    shutil.copy(demo_song_path, song)
+    session = ardour.make_session(tmp_path / "split", song, frames=SONG_FRAMES, position=0, trim=0,
+                                  length=SONG_FRAMES)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon_stand_in:
+        daemon_stand_in.bind(("127.0.0.1", 0))
+        daemon_stand_in.settimeout(10)
+        sent = ardour.run(load(session) + f"""
+local song = Session:route_by_name("Song"):to_track()
+local bounced = song:bounce_range({RATE}, {9 * RATE}, ARDOUR.InterThreadInfo(), ARDOUR.LuaAPI.nil_proc(), false,
+    "bounced")
+local made = Session:new_audio_track(2, 2, nil, 1, "Bounced", ARDOUR.PresentationInfo.max_order,
+    ARDOUR.TrackMode.Normal, true):front():to_track()
+made:playlist():add_region(bounced, Temporal.timepos_t({20 * RATE}), 1, false, 0, 0, false)
+local region = made:playlist():top_region_at(Temporal.timepos_t({21 * RATE}))
+local request, message = SEND.send_range(Session, region, made, {22 * RATE}, {25 * RATE}, "inpaint",
+    {{ prompt = "", num_outputs = 1 }}, {{ port = {daemon_stand_in.getsockname()[1]} }})
+report({{ region = SEND.describe_region(region), request = request }})
+""")[0]
+        datagram, _ = daemon_stand_in.recvfrom(65536)
+    region, request = sent["region"], sent["request"]
+    assert len({s["path"] for s in region["sources"]}) == 2  # two mono files
+
+    message = OscPacket(datagram).messages[0].message
+    command = osc_schema.parse_osc(message.address, list(message.params))
+    assert command.args["source"] == request["source"] and command.args["source"].endswith(".wav")
+    assert (command.args["start"], command.args["end"], command.args["position"]) == (2.0, 5.0, 20.0)
+    interleaved, rate = sf.read(request["source"], dtype="float32")
+    original, _ = sf.read(song, dtype="float32")
+    assert rate == RATE and interleaved.shape == (8 * RATE, 2)
+    assert np.array_equal(interleaved, original[RATE:9 * RATE])  # both channels, sample for sample, same time base
+
+
+def test_ranges_reaching_past_the_region_are_refused_and_nothing_is_sent(ardour, tmp_path, demo_song_path):
+    session = ardour.make_session(tmp_path / "edges", demo_song_path, frames=SONG_FRAMES, position=POSITION,
+                                  trim=TRIM, length=LENGTH)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon_stand_in:
+        daemon_stand_in.bind(("127.0.0.1", 0))
+        daemon_stand_in.settimeout(0.5)
+        outcomes = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local region = track:playlist():top_region_at(Temporal.timepos_t({POSITION}))
+for _, range in ipairs({{ {{ {1 * RATE}, {5 * RATE}, "inpaint" }}, {{ {30 * RATE}, {33 * RATE}, "inpaint" }},
+                         {{ {20 * RATE}, {33 * RATE}, "extend" }} }}) do
+    local request, refusal = SEND.send_range(Session, region, track, range[1], range[2], range[3],
+        {{ prompt = "" }}, {{ port = {daemon_stand_in.getsockname()[1]} }})
+    report({{ sent = request ~= nil, refusal = refusal }})
+end
+""")
+        with pytest.raises(socket.timeout):
+            daemon_stand_in.recvfrom(65536)
+    assert [o["sent"] for o in outcomes] == [False, False, False]
+    assert outcomes[0]["refusal"].startswith(
+        "The range 1.00 s to 5.00 s is not inside the region 'song' (2.00 s to 32.00 s). Make it lie within one")
+    assert outcomes[1]["refusal"].startswith("The range 30.00 s to 33.00 s is not inside the region 'song'")
+    assert outcomes[2]["refusal"].startswith("The point 33.00 s is not inside the region 'song'")  # extend: the end
+
+
+def test_a_result_follows_its_moved_region_and_one_without_its_track_lands_on_the_results_track(ardour, tmp_path,
+                                                                                                demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "later", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    audio = np.linspace(-0.5, 0.5, 2 * RATE, dtype="float32").reshape(RATE, 2)
+
+    def deliver(stem: str, item: str, track: str, position: float) -> None:
+        sf.write(drop / f"{stem}.wav", audio, RATE, subtype="FLOAT")
+        (drop / f"{stem}.json").write_text(json.dumps({
+            "format": "daw-bridge.manifest/1", "operation": "inpaint", "variant": 1, "variants": 1,
+            "audio": f"{stem}.wav", "sample_rate": RATE, "channels": 2, "frames": RATE,
+            "timeline": {"position": position, "length": 1.0}, "ids": {"item": item, "track": track},
+            "source": {"span_start": 8.5, "span_end": 9.5}, "request": {"prompt": stem}}))
+
+    # computed when the region sat elsewhere: now the song's time 0 sits at 0.5 s, so this belongs at 9.0 s
+    deliver("moved", ids["region_id"], ids["track_id"], 3.0)
+    deliver("orphan", "999999", "999998", 12.0)  # its track was deleted since
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+    assert sorted(line for line in printed.splitlines() if line.startswith("imported")) == [
+        "imported moved.json", "imported orphan.json"]
+
+    regions = {r["name"]: r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0]}
+    assert (regions["inpaint v1: moved"]["track_id"], regions["inpaint v1: moved"]["position"]) == (
+        ids["track_id"], POSITION - TRIM + round(8.5 * RATE))
+    assert (regions["inpaint v1: orphan"]["track"], regions["inpaint v1: orphan"]["position"]) == (
+        "DAW Bridge results", 12 * RATE)
+    assert regions["inpaint v1: orphan"]["length"] == RATE

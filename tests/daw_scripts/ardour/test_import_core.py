@@ -1,0 +1,134 @@
+"""The import script's core under lua5.4: manifests read as the daemon writes them, placed where their audio
+belongs, and written into a session file the way Ardour's own import leaves it."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from tests.daw_scripts.ardour.conftest import lua_string
+
+RATE = 44100
+
+
+def manifest(drop: Path, stem: str, **changes) -> dict:
+    """A manifest as docs/formats.md describes it, with its audio beside it."""
+    audio = drop / f"{stem}.wav"
+    sf.write(audio, np.zeros((RATE, 2), dtype="float32"), RATE, subtype="FLOAT")
+    data = {
+        "format": "daw-bridge.manifest/1", "job_id": "j-1", "request_id": "ardour-1-1", "operation": "inpaint",
+        "variant": 1, "variants": 2, "backend": "local", "delivery": "patch", "audio": audio.name,
+        "sample_rate": RATE, "channels": 2, "frames": RATE,
+        "timeline": {"position": 9.0, "length": 1.0},
+        "source": {"path": "/music/song.wav", "start": 9.5, "end": 15.5, "span_start": 8.5, "span_end": 16.5,
+                   "position": 0.5},
+        "ids": {"item": "192", "track": "121"},
+        "request": {"prompt": "soft guitar solo", "lyrics": "", "lyrics_section": "", "gender": None,
+                    "num_outputs": 2},
+        "splice": {"handle": 1.0, "joins": []}, "notes": {}, "created": "2026-11-21T19:05:20Z",
+    }
+    data.update(changes)
+    (drop / f"{stem}.json").write_text(json.dumps(data), encoding="utf-8")
+    return data
+
+
+def test_the_json_reader_reads_what_python_writes(lua, tmp_path):
+    value = {"prompt": "café ♪ \U0001f3b8 \"quoted\" back\\slash\nnew line\ttab", "n": [1, -2.5, 3e-07, 1e21],
+             "nested": {"empty": {}, "list": [], "flags": [True, False, None]}}
+    for ascii_only in (True, False):
+        path = tmp_path / f"value-{ascii_only}.json"
+        path.write_text(json.dumps(value, ensure_ascii=ascii_only), encoding="utf-8")
+        [decoded] = lua(f"report(IMPORT.json_decode(IMPORT.read_file({lua_string(str(path))})))")
+        assert decoded["prompt"] == value["prompt"] and decoded["n"] == value["n"]
+        assert decoded["nested"]["flags"] == [True, False]  # a Lua list ends at its first nil
+
+
+def test_only_new_importable_manifests_are_pending_and_the_rest_are_named(lua, tmp_path):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "song_inpaint_9.50-15.50_v1_aaaa")
+    manifest(drop, "song_inpaint_9.50-15.50_v2_aaaa", variant=2)
+    manifest(drop, "song_inpaint_1.00-2.00_v1_bbbb")
+    manifest(drop, "song_inpaint_3.00-4.00_v1_cccc", format="daw-bridge.manifest/2")
+    manifest(drop, "song_inpaint_5.00-6.00_v1_dddd")
+    (drop / "song_inpaint_5.00-6.00_v1_dddd.wav").unlink()
+    (drop / ".song_inpaint_7.00-8.00_v1_eeee.json.part").write_text("{")
+    (drop / ".ardour-imported").write_text("song_inpaint_1.00-2.00_v1_bbbb.json\n")
+    [pending] = lua(f"""
+local ready, notes = IMPORT.pending({lua_string(str(drop))})
+local names = {{}}
+for _, entry in ipairs(ready) do names[#names + 1] = entry.name end
+report({{ ready = names, notes = notes }})
+""")
+    assert pending["ready"] == ["song_inpaint_9.50-15.50_v1_aaaa.json", "song_inpaint_9.50-15.50_v2_aaaa.json"]
+    assert pending["notes"] == [
+        "song_inpaint_3.00-4.00_v1_cccc.json is format daw-bridge.manifest/2; this script reads "
+        "daw-bridge.manifest/1 (update the scripts)",
+        "song_inpaint_5.00-6.00_v1_dddd.json names song_inpaint_5.00-6.00_v1_dddd.wav, which is missing"]
+
+
+def test_a_result_lands_at_its_timeline_position_or_follows_its_region_when_that_moved(lua, tmp_path):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "r")
+    plans = lua(f"""
+local m = IMPORT.read_manifest({lua_string(str(drop / "r.json"))})
+report(IMPORT.plan(m, {RATE}, function() return nil end))                  -- the region is gone
+report(IMPORT.plan(m, {RATE}, function(item, track) return 3 * {RATE} end)) -- moved: source 0 now sits at 3 s
+m.timeline.position = -0.25                                                -- the handle reaches before 0
+report(IMPORT.plan(m, {RATE}, nil))
+""")
+    gone, moved, early = plans
+    assert (gone["position"], gone["length"], gone["trim"]) == (9 * RATE, RATE, 0)
+    assert (gone["name"], gone["track_id"], gone["item_id"]) == ("inpaint v1: soft guitar solo", "121", "192")
+    assert moved["position"] == 3 * RATE + round(8.5 * RATE)
+    assert (early["position"], early["trim"], early["length"]) == (0, RATE // 4, RATE - RATE // 4)
+
+
+SESSION_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<Session version="7002" name="s" sample-rate="44100" id-counter="213" name-counter="1">
+  <Sources/>
+  <Regions>
+    <Region name="song" id="192" type="audio"/>
+  </Regions>
+  <Playlists>
+    <Playlist id="183" name="Song" type="audio" orig-track-id="121" frozen="0" combine-ops="0">
+      <Region name="song" id="193" type="audio"/>
+    </Playlist>
+    <Playlist id="200" name="DAW Bridge results" type="audio" orig-track-id="199" frozen="0" combine-ops="0"/>
+  </Playlists>
+</Session>
+"""
+
+
+def test_placements_are_written_as_sources_a_whole_file_region_and_a_playlist_region(lua, tmp_path):
+    session = tmp_path / "s.ardour"
+    session.write_text(SESSION_XML)
+    [written] = lua(f"""
+local xml = IMPORT.read_file({lua_string(str(session))})
+local placements = {{
+  {{ file = "v1 & co.wav", channels = 2, frames = 100, name = "inpaint v1: \\"x\\" <y>", playlist_id = "183",
+     position = 396900, trim = 0, length = 100 }},
+  {{ file = "v2.wav", channels = 1, frames = 100, name = "inpaint v2", playlist_id = "200", position = 0, trim = 25,
+     length = 75 }},
+}}
+report(IMPORT.add_regions(xml, placements, 6400))
+""")
+    root = ET.fromstring(written.encode())
+    assert root.get("id-counter") == str(213 + 3 + 2 + 2)  # 3 sources, 2 whole-file regions, 2 placed regions
+    sources = [(s.get("name"), s.get("channel"), s.get("id")) for s in root.find("Sources")]
+    assert sources == [("v1 & co.wav", "0", "213"), ("v1 & co.wav", "1", "214"), ("v2.wav", "0", "217")]
+    wholes = root.find("Regions").findall("Region")[1:]
+    assert [(r.get("whole-file"), r.get("length"), r.get("source-1")) for r in wholes] == [
+        ("1", "a640000@a0", "214"), ("1", "a640000@a0", None)]
+    song, first = root.find("Playlists/Playlist[@id='183']").findall("Region")
+    assert song.get("id") == "193"  # the region already there stays
+    assert (first.get("name"), first.get("start"), first.get("length")) == (
+        'inpaint v1: "x" <y>', "a0", f"a{100 * 6400}@a{396900 * 6400}")
+    [second] = root.find("Playlists/Playlist[@id='200']").findall("Region")
+    assert (second.get("start"), second.get("length"), second.get("channels")) == (
+        f"a{25 * 6400}", f"a{75 * 6400}@a0", "1")
