@@ -8,7 +8,6 @@ results, and prints where the manifests are.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

@@ -7,14 +7,13 @@ import sys
 from dataclasses import replace
 
 import osc_schema
-from osc_schema import ValidationError
-
 from bridge.config import Config
 from bridge.core.jobs import State
-from bridge.core.journal import Journal, JobRecord
+from bridge.core.journal import JobRecord, Journal
 from bridge.core.service import JobService
 from bridge.daemon import make_backends
 from bridge.exceptions import BridgeError
+from osc_schema import ValidationError
 
 
 def request_of(args) -> dict:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import osc_schema
-from osc_schema import ValidationError
-
 from bridge.client import BridgeClient, Reply
 from bridge.config import Config
+from osc_schema import ValidationError
 
 _PARSE = {"int": int, "float": float, "string": str}
 

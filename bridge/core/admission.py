@@ -7,11 +7,10 @@ import secrets
 import time
 from pathlib import Path
 
-from osc_schema import Command, ValidationError
-
 from bridge.audio.region import probe
 from bridge.config import Config
 from bridge.core.jobs import JobSpec
+from osc_schema import Command, ValidationError
 
 # A range may end this close past the file's end (DAW rounding of item lengths) and is clamped to it.
 _END_TOLERANCE = 0.01

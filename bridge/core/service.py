@@ -9,18 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from pathlib import Path
 from typing import Callable
-
-from osc_schema import Command
 
 from bridge import delivery
 from bridge.backends.base import Backend, Rendered
 from bridge.config import Config
 from bridge.core.admission import admit
 from bridge.core.jobs import State
-from bridge.core.journal import Journal, JobRecord
+from bridge.core.journal import JobRecord, Journal
 from bridge.exceptions import BridgeError, Cancelled
+from osc_schema import Command
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,11 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 import osc_schema
-from osc_schema import ValidationError
-
 from bridge.audio.wavio import write_text_atomic
 from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
 

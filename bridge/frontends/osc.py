@@ -14,12 +14,11 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 import osc_schema
-from osc_schema import ValidationError
-
 from bridge.config import Config
 from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
 

@@ -7,17 +7,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import osc_schema
 import pytest
 import soundfile as sf
 
+import osc_schema
 from bridge.audio.region import read_region
 from bridge.audio.wavio import write_atomic
 from bridge.backends.base import Backend, Rendered
 from bridge.config import Config
-from bridge.core.jobs import State
 from bridge.core.admission import admit
-from bridge.core.journal import Journal, JobRecord
+from bridge.core.jobs import State
+from bridge.core.journal import JobRecord, Journal
 from bridge.core.service import JobService
 from bridge.exceptions import TransientError
 
