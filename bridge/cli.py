@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--not-submitted", action="store_true", help="resolve: the job never reached MusicGPT")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    p = command("midi", _midi, "MIDI pads: list the ports, or learn a pad (press it; its mapping entry is written)")
+    from bridge.commands.midi import add_arguments as midi_arguments
+
+    midi_arguments(p)
+
     p = command("doctor", _doctor, "check the config, ports, folders and backends")
     p = command("demo", _demo, "make a song, start the daemon, inpaint and extend it over OSC, show the results")
     p.add_argument("--dir", type=Path, help="where to put the demo project (default: a new temporary folder)")
@@ -120,6 +125,12 @@ def _jobs(args) -> int:
     from bridge.commands.jobs import jobs
 
     return jobs(_config(args), args)
+
+
+def _midi(args) -> int:
+    from bridge.commands.midi import midi
+
+    return midi(_config(args), args)
 
 
 def _doctor(args) -> int:

@@ -54,6 +54,7 @@ class Daemon:
         self.osc = None
         self.inbox = None
         self.ableton = None
+        self.midi = None
         self.osc_address: tuple[str, int] | None = None
         self.started = asyncio.Event()
 
@@ -105,6 +106,12 @@ class Daemon:
             self.osc.ableton = self.ableton
         self.osc_address = await self.osc.start()
         stack.callback(self.osc.close)
+        if config.midi.get("port"):  # MIDI pads: the daemon runs on while the controller is absent
+            from bridge.frontends.midi import MidiFrontend
+
+            self.midi = MidiFrontend(self.service, config.midi, ableton=self.ableton.client if self.ableton else None)
+            stack.callback(self.midi.close)  # registered first, so a partial start is cleaned up too
+            await self.midi.start()
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",
                  *self.osc_address, config.inbox, ", ".join(backends), resumed)
 

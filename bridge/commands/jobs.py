@@ -22,6 +22,11 @@ def jobs(config: Config, args) -> int:
         return 2
     try:
         if args.action == "list":
+            if not args.json:
+                from bridge.commands.midi import context_lines
+
+                for line in context_lines(config):
+                    print(line)
             return _list(journal, args.json)
         if not args.job_id:
             print(f"daw-bridge jobs {args.action}: name a job id (see 'daw-bridge jobs')")

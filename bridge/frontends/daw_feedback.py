@@ -1,0 +1,364 @@
+"""The session context MIDI pads act on, and the DAW feedback that keeps it current.
+
+The context (source, range, position, ids, drop folder) lives in ``JobService.context``. Three things change it, the
+latest winning: the last inpaint/extend command from any trigger, ``/bridge/context`` messages (OSC frontend), and
+the DAW's own loop points:
+
+- REAPER's native OSC control surface sends ``/loop/start/time`` and ``/loop/end/time`` (seconds on the timeline)
+  to a port the daemon listens on (``[midi.daw] reaper_port``). With "loop points linked to time selection" on, they
+  follow the time selection.
+- AbletonOSC (a remote script in Live) is asked for ``/live/song/get/loop_start``, ``loop_length`` (beats) and
+  ``tempo`` on port 11000 and answers on port 11001 of the asking host, once on request and again on every change
+  after ``/live/song/start_listen/<property>``. Beats become seconds at the current tempo (no tempo automation).
+
+The DAW speaks timeline seconds, the context source seconds: a loop is mapped through the context's ``position``
+(where the source's time 0 sits on the timeline, known from the last command or ``/bridge/context``) every time the
+position changes, so a position that arrives after the loop still applies. The DAW feedback only moves the range.
+
+The context is mirrored to ``<state_dir>/context.json`` so that ``daw-bridge jobs`` can show it, and restored from
+there when the daemon starts. Writes wait half a second for more changes: REAPER sends a moved loop as two messages,
+and each write is fsynced on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pythonosc.osc_packet import OscPacket
+
+from bridge.audio.wavio import write_text_atomic
+from bridge.config import ConfigError
+from bridge.core.jobs import JobSpec
+from bridge.frontends.osc import encode
+
+log = logging.getLogger(__name__)
+
+CONTEXT_FILE = "context.json"
+WRITE_DELAY = 0.5  # seconds a change waits for the next before context.json is written
+KEYS = ("source", "start", "end", "position", "item_id", "track_id", "take_id", "drop_folder")  # /bridge/context
+
+
+class SessionContext:
+    """``service.context`` plus where its range came from; written to ``context.json`` whenever it changes."""
+
+    def __init__(self, service, path: Path):
+        self.service = service
+        self.path = Path(path)
+        self.range_from = ""  # job | osc | reaper | ableton | restored
+        self.loop: tuple[str, float, float] | None = None  # (daw, timeline start, timeline end)
+        self._loop_range: tuple | None = None  # the (start, end) the loop last set, while it is the latest range
+        self._seen: dict = {}
+        self._pending: asyncio.TimerHandle | None = None
+        self._dirty = False
+
+    @property
+    def values(self) -> dict:
+        return self.service.context
+
+    def restore(self) -> None:
+        """Take up the context the daemon had when it last ran, so a pad works right after a restart."""
+        try:
+            saved = json.loads(self.path.read_text(encoding="utf-8"))
+            values = {k: v for k, v in saved["context"].items() if k in KEYS and v is not None}
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            return
+        if not self.values:
+            self.values.update(values)
+            self.range_from = "restored"
+        self._seen = dict(self.values)
+
+    def follow_job(self, spec: JobSpec, default_drop_folder: Path | None) -> None:
+        """The last command's selection becomes the context (keys it did not give are cleared, not kept)."""
+        values = self.values
+        before = dict(values)
+        chosen = {"source": str(spec.source), "position": spec.position,
+                  "drop_folder": str(spec.drop_folder) if spec.drop_folder and spec.drop_folder != default_drop_folder
+                  else None}
+        for kind in ("item", "track", "take"):
+            chosen[f"{kind}_id"] = spec.ids.get(kind)
+        if spec.operation == "inpaint":
+            chosen.update(start=spec.start, end=spec.end)
+        else:  # a point, not a range: keep the old start only where it still makes a range with it
+            keep = before.get("source") == chosen["source"] and (before.get("start") or 0) < spec.extend_after
+            chosen.update(start=before.get("start") if keep else None, end=spec.extend_after)
+        for key, value in chosen.items():
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = value
+        self._loop_range = None
+        self.range_from = "job"
+        self._write()
+
+    def follow_loop(self, daw: str, start: float, end: float) -> None:
+        """The DAW's loop points moved (timeline seconds)."""
+        self.publish()  # settle changes made by others first, so the loop is the latest
+        self.loop = (daw, start, end)
+        self.range_from = daw
+        self._apply_loop()
+        self._write()
+
+    def selection(self) -> dict:
+        """The context as a pad should use it now."""
+        self.publish()
+        return dict(self.values)
+
+    def publish(self) -> None:
+        """Notice changes others made (``/bridge/context``), re-map the loop if the position moved, and write."""
+        values = self.values
+        if values == self._seen:
+            return
+        seen = self._seen
+        if (values.get("start"), values.get("end")) != (seen.get("start"), seen.get("end")):
+            self._loop_range = None
+            self.range_from = "osc"
+        elif self._loop_range is not None and values.get("position") != seen.get("position"):
+            self._apply_loop()
+        self._write()
+
+    def snapshot(self) -> dict:
+        """What ``context.json`` holds."""
+        return {"context": dict(self.values), "range_from": self.range_from,
+                "loop": ({"daw": self.loop[0], "start": self.loop[1], "end": self.loop[2]} if self.loop else None),
+                "updated": time.time()}
+
+    def _apply_loop(self) -> None:
+        _, start, end = self.loop
+        position = self.values.get("position") or 0.0
+        self.values.update(start=round(start - position, 6), end=round(end - position, 6))
+        self._loop_range = (self.values["start"], self.values["end"])
+
+    def _write(self) -> None:
+        self._seen = dict(self.values)
+        self._dirty = True
+        if self._pending is None:
+            try:
+                self._pending = asyncio.get_running_loop().call_later(WRITE_DELAY, self.flush)
+            except RuntimeError:  # no event loop (a command-line tool): write now
+                self.flush()
+
+    def flush(self) -> None:
+        """Write context.json now if a change is waiting."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        if not self._dirty:
+            return
+        self._dirty = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.path, json.dumps(self.snapshot(), indent=2) + "\n")
+        except OSError as exc:
+            log.warning("could not write the session context to %s: %s", self.path, exc)
+
+
+def read_context(state_dir: Path) -> dict | None:
+    """The context a daemon last wrote (for ``daw-bridge jobs``), or None when there is none."""
+    try:
+        data = json.loads((Path(state_dir) / CONTEXT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("context"), dict) else None
+
+
+# -- settings -------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedbackSettings:
+    """``[midi.daw]``: which DAW's loop points to follow, and on which loopback ports."""
+
+    host: str = "127.0.0.1"
+    reaper_port: int | None = None  # REAPER's OSC device sends its feedback here
+    ableton: bool = False
+    ableton_port: int = 11000  # AbletonOSC listens here
+    ableton_reply_port: int = 11001  # ...and answers here, on the asking host
+    ableton_interval: float = 2.0  # seconds between queries (listeners also push changes)
+
+    @classmethod
+    def from_table(cls, table: object, where: str) -> "FeedbackSettings":
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}[midi.daw] must be a table")
+        known = tuple(cls.__dataclass_fields__)
+        values = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(f"{where}[midi.daw] unknown setting '{key}' (known: {', '.join(known)})")
+            if key == "host":
+                if not isinstance(value, str) or not _is_loopback(value):
+                    raise ConfigError(f"{where}[midi.daw] host must be a loopback address (DAW feedback never "
+                                      f"listens beyond this machine), got {value!r}")
+            elif key == "ableton":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{where}[midi.daw] ableton must be true or false, got {value!r}")
+            elif key == "ableton_interval":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.2 <= value <= 60:
+                    raise ConfigError(f"{where}[midi.daw] ableton_interval must be in range 0.2..60 seconds, "
+                                      f"got {value!r}")
+                value = float(value)
+            elif isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+                raise ConfigError(f"{where}[midi.daw] {key} must be a port in range 1..65535, got {value!r}")
+            values[key] = value
+        return cls(**values)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- listeners ------------------------------------------------------------------------------------------------------
+
+class _OscListener(asyncio.DatagramProtocol):
+    def __init__(self, context: SessionContext):
+        self.context = context
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("DAW feedback socket: %s", exc)  # e.g. an ICMP "port unreachable" while the DAW is closed
+
+    def datagram_received(self, data: bytes, sender: tuple) -> None:
+        try:
+            messages = [timed.message for timed in OscPacket(data).messages]
+        except Exception as exc:  # python-osc raises several kinds for a malformed packet
+            log.debug("DAW feedback: malformed OSC packet from %s: %s", sender, exc)
+            return
+        for message in messages:
+            self.received(message.address, list(message.params))
+
+    def received(self, address: str, params: list) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _number(params: list) -> float | None:
+    value = params[-1] if params else None  # AbletonOSC getters may put an object id before the value
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class ReaperFeedback(_OscListener):
+    """Listens where REAPER's native OSC surface sends feedback; follows its loop start and end (seconds)."""
+
+    def __init__(self, context: SessionContext):
+        super().__init__(context)
+        self._loop: list[float | None] = [None, None]
+
+    def received(self, address: str, params: list) -> None:
+        index = {"/loop/start/time": 0, "/loop/end/time": 1}.get(address)
+        value = _number(params)
+        if index is None or value is None:
+            return
+        self._loop[index] = value
+        start, end = self._loop
+        if start is not None and end is not None and end > start:  # REAPER sends 0, 0 for "no loop"
+            self.context.follow_loop("reaper", start, end)
+
+
+class AbletonFeedback(_OscListener):
+    """Asks AbletonOSC for the arrangement loop brace and tempo, and listens for their changes.
+
+    It owns AbletonOSC's reply port, or shares it with the ``[ableton]`` frontend: only one socket can hold that port,
+    and that frontend's client hands on every message it did not ask for (``share``).
+    """
+
+    PROPERTIES = ("loop_start", "loop_length", "tempo")
+
+    def __init__(self, context: SessionContext, live: tuple[str, int], interval: float):
+        super().__init__(context)
+        self.live = live
+        self.interval = interval
+        self._values: dict[str, float] = {}
+        self._poller: asyncio.Task | None = None
+        self._shared = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._ask("start_listen")
+        self._poller = asyncio.get_running_loop().create_task(self._poll(), name="AbletonOSC queries")
+
+    def share(self, client) -> None:
+        """Use the ``[ableton]`` frontend's AbletonOSC client (its socket and its unclaimed messages)."""
+        self._shared = client
+        client.subscribers.append(self.received)
+        self.live = (client.settings.host, client.settings.port)
+        self.connection_made(client.transport)
+
+    async def _poll(self) -> None:
+        while True:  # listeners are lost when Live restarts without sending /live/startup to us
+            self._ask("get")
+            await asyncio.sleep(self.interval)
+
+    def _ask(self, verb: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            for prop in self.PROPERTIES:
+                self.transport.sendto(encode(f"/live/song/{verb}/{prop}", []), self.live)
+
+    def received(self, address: str, params: list) -> None:
+        if address == "/live/startup":
+            self._ask("start_listen")
+            return
+        prop = address.rsplit("/", 1)[-1]
+        value = _number(params)
+        if not address.startswith("/live/song/get/") or prop not in self.PROPERTIES or value is None:
+            return
+        if self._values.get(prop) == value:
+            return
+        self._values[prop] = value
+        start, length, tempo = (self._values.get(p) for p in self.PROPERTIES)
+        if start is not None and length and tempo:
+            seconds = 60.0 / tempo
+            self.context.follow_loop("ableton", start * seconds, (start + length) * seconds)
+
+    def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+        if self._shared is not None:  # the socket is the [ableton] frontend's to close
+            if self.received in self._shared.subscribers:
+                self._shared.subscribers.remove(self.received)
+            return
+        super().close()
+
+
+async def start_feedback(context: SessionContext, settings: FeedbackSettings,
+                         ableton_client=None) -> list[_OscListener]:
+    """Bind the feedback sockets the settings ask for; returns the listeners (close each when done).
+
+    ``ableton_client``: the ``[ableton]`` frontend's AbletonOSC client, when it runs, to share AbletonOSC's reply port.
+    """
+    loop = asyncio.get_running_loop()
+    listeners: list[_OscListener] = []
+    try:
+        if settings.reaper_port:
+            _, reaper = await loop.create_datagram_endpoint(lambda: ReaperFeedback(context),
+                                                            local_addr=(settings.host, settings.reaper_port))
+            listeners.append(reaper)
+            log.info("following REAPER's loop points on %s:%d", settings.host, settings.reaper_port)
+        if settings.ableton:
+            live = (settings.host, settings.ableton_port)
+            if ableton_client is not None:
+                ableton = AbletonFeedback(context, live, settings.ableton_interval)
+                ableton.share(ableton_client)
+            else:
+                _, ableton = await loop.create_datagram_endpoint(
+                    lambda: AbletonFeedback(context, live, settings.ableton_interval),
+                    local_addr=(settings.host, settings.ableton_reply_port))
+            listeners.append(ableton)
+            log.info("following Ableton's loop brace through AbletonOSC at %s:%d", *ableton.live)
+    except OSError:
+        for listener in listeners:
+            listener.close()
+        raise
+    return listeners

@@ -1,0 +1,480 @@
+"""MIDI pads: a press on a hardware controller runs a mapped inpaint/extend on the current selection, or an action.
+
+Ports (``[midi]`` in the config):
+
+- ``port`` names the controller's MIDI output (what its pads send): an exact port name, a glob pattern
+  (``nanoPAD2*``), or any part of the name in any case. ``output_port`` names the port its LEDs listen on.
+- While a port is absent the frontend looks for it every ``poll_interval`` seconds; when it vanishes (unplugged, JACK
+  client gone) the frontend closes its end and looks again. The daemon runs on either way.
+- With ``virtual = true`` it creates ports of those names instead, for others to connect to (``jack_connect``).
+- Ports of clients left with rtmidi's default names ("RtMidiIn Client", ...) are never matched: they are our own.
+- A controller unplugged and plugged back within one poll interval goes unnoticed (its name never left the listing)
+  and stays unheard until it is unplugged for longer; lower ``poll_interval`` for a device that comes back that fast.
+  After the JACK server itself restarts, restart the daemon: libjack
+  frees the old server's clients as soon as a new one opens, so our old ports could be neither kept nor closed safely
+  (measured: a segfault), and the listing goes on showing the dead server's ports.
+
+mido delivers messages on its own thread (for JACK, the JACK process thread); they are handed to the event loop,
+which owns the job service, with ``call_soon_threadsafe``. What a press does is in ``midi_mapping``; the selection it
+acts on in ``daw_feedback``. LEDs: lit while a job from the pad runs, two slow flashes when it is delivered, five
+fast ones when it fails (or when the press itself was refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import osc_schema
+from osc_schema import ValidationError
+
+from bridge.config import ConfigError, config_home
+from bridge.core.jobs import JobSpec, State
+from bridge.core.journal import JobRecord
+from bridge.core.service import JobService
+from bridge.exceptions import BridgeError
+from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
+from bridge.frontends.midi_mapping import Leds, Mapping, Pad, load_mapping
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_CLIENTS = ("RtMidiIn Client", "RtMidiOut Client", "RtMidi Input Client", "RtMidi Output Client",
+                    "daw-bridge")
+_OTHER_BACKEND = {"local": "musicgpt", "musicgpt": "local"}
+
+
+@dataclass(frozen=True)
+class MidiSettings:
+    """The ``[midi]`` table, checked."""
+
+    port: str
+    output_port: str | None = None
+    virtual: bool = False
+    mapping: Path = Path("midi-mapping.toml")
+    api: str | None = None  # rtmidi API: LINUX_ALSA, UNIX_JACK, MACOSX_CORE, WINDOWS_MM; None: rtmidi's default
+    poll_interval: float = 1.0
+    daw: FeedbackSettings | None = None
+
+    @classmethod
+    def from_table(cls, table: dict, config_file: Path | None = None) -> "MidiSettings":
+        where = f"{config_file}: " if config_file else ""
+        known = ("port", "output_port", "virtual", "mapping", "api", "poll_interval", "daw")
+        values: dict = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(f"{where}[midi] unknown setting '{key}' (known: {', '.join(known)})")
+            if key in ("port", "output_port", "mapping", "api"):
+                if not isinstance(value, str) or not value.strip():
+                    raise ConfigError(f"{where}[midi] {key} must be a non-empty string, got {value!r}")
+            elif key == "virtual" and not isinstance(value, bool):
+                raise ConfigError(f"{where}[midi] virtual must be true or false, got {value!r}")
+            elif key == "poll_interval":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 10:
+                    raise ConfigError(f"{where}[midi] poll_interval must be in range 0.1..10 seconds, got {value!r}")
+                value = float(value)
+            elif key == "daw":
+                value = FeedbackSettings.from_table(value, where)
+            values[key] = value
+        if "port" not in values:
+            raise ConfigError(f"{where}[midi] port must name the controller's MIDI port (see 'daw-bridge midi "
+                              f"ports')")
+        folder = config_file.parent if config_file else config_home()
+        mapping = Path(os.path.expandvars(values.get("mapping", "midi-mapping.toml"))).expanduser()
+        values["mapping"] = mapping if mapping.is_absolute() else folder / mapping
+        return cls(**values)
+
+
+def midi_backend(api: str | None):
+    """mido's rtmidi backend for an API name (None: rtmidi's default for this platform)."""
+    import mido
+
+    backend = mido.Backend("mido.backends.rtmidi" + (f"/{api}" if api else ""), use_environ=False)
+    try:
+        backend.load()
+    except ImportError as exc:
+        raise BridgeError(f"MIDI needs python-rtmidi ({exc}): pip install 'daw-bridge[midi]'",
+                          code="midi_unavailable") from None
+    if api and api not in backend.module.get_api_names():
+        raise ConfigError(f"[midi] api {api!r} is not built into python-rtmidi here "
+                          f"(available: {', '.join(backend.module.get_api_names()) or 'none'})")
+    return backend
+
+
+def match_port(pattern: str, names: list[str]) -> str | None:
+    """The first port called ``pattern``, else matching it as a glob, else containing it (ignoring case)."""
+    names = [n for n in names if not n.startswith(_DEFAULT_CLIENTS)]
+    if pattern in names:
+        return pattern
+    folded = pattern.casefold()
+    if any(c in pattern for c in "*?["):
+        found = [n for n in names if fnmatch.fnmatchcase(n.casefold(), folded)]
+    else:
+        found = [n for n in names if folded in n.casefold()]
+    return found[0] if found else None
+
+
+def press_of(message, cc_values: dict) -> tuple[str, int, int] | None:
+    """(kind, number, channel 1..16) when a message is a press: a note on, a CC rising through 64, a program change.
+
+    ``cc_values`` remembers each controller's last value, so a held button or a turned knob presses once.
+    """
+    kind = message.type
+    if kind == "note_on" and message.velocity > 0:
+        return "note", message.note, message.channel + 1
+    if kind == "control_change":
+        key = (message.channel, message.control)
+        before, cc_values[key] = cc_values.get(key, 0), message.value
+        return ("cc", message.control, message.channel + 1) if message.value >= 64 > before else None
+    if kind == "program_change":
+        return "program", message.program, message.channel + 1
+    return None
+
+
+class PortProbe:
+    """Lists the ports over and over without opening a MIDI client each time (mido's listing opens two, ~50 ms)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self._clients = None
+
+    def names(self) -> tuple[list[str], list[str]]:
+        """(input port names, output port names) as mido would open them."""
+        if self.backend.name != "mido.backends.rtmidi":
+            return self.backend.get_input_names(), self.backend.get_output_names()
+        import rtmidi
+
+        if self._clients is None:
+            api = getattr(rtmidi, f"API_{self.backend.api}") if self.backend.api else rtmidi.API_UNSPECIFIED
+            self._clients = (rtmidi.MidiIn(rtapi=api, name="daw-bridge"), rtmidi.MidiOut(rtapi=api, name="daw-bridge"))
+        return self._clients[0].get_ports(), self._clients[1].get_ports()
+
+    def reset(self) -> None:
+        """Forget the listing clients (after the MIDI server restarted, they list nothing)."""
+        if self._clients is not None:
+            for client in self._clients:
+                client.delete()
+            self._clients = None
+
+
+class LedFeedback:
+    """A pad's LED: lit while its jobs run, flashed when one ends. Keys are (kind, number, channel 1..16)."""
+
+    FLASHES = {"done": (2, 0.15), "failed": (5, 0.06)}  # (count, seconds on and off): tell them apart by eye
+
+    def __init__(self, values: Leds):
+        self.values = values
+        self.port = None
+        self._jobs: dict[str, tuple] = {}  # job id -> LED key
+        self._flashing: dict[tuple, asyncio.Task] = {}
+
+    def attach(self, port) -> None:
+        self.port = port
+        for key in set(self._jobs.values()) - set(self._flashing):
+            self._send(key, self.values.on)
+
+    def job_started(self, key: tuple, job_id: str) -> None:
+        self._jobs[job_id] = key
+        if key not in self._flashing:
+            self._send(key, self.values.on)
+
+    def job_finished(self, job_id: str, state: State) -> None:
+        key = self._jobs.pop(job_id, None)
+        if key is None:
+            return
+        if state is State.DELIVERED:
+            self.flash(key, "done")
+        elif state is State.FAILED:
+            self.flash(key, "failed")
+        elif key not in self._flashing:
+            self._settle(key)
+
+    def flash(self, key: tuple, outcome: str) -> None:
+        """Flash a pad for ``done`` or ``failed``; a newer flash replaces one still going."""
+        running = self._flashing.pop(key, None)
+        if running is not None:
+            running.cancel()
+        count, period = self.FLASHES[outcome]
+        value = getattr(self.values, outcome)
+        self._flashing[key] = asyncio.get_running_loop().create_task(self._flash(key, value, count, period))
+
+    async def _flash(self, key: tuple, value: int, count: int, period: float) -> None:
+        for _ in range(count):
+            self._send(key, value)
+            await asyncio.sleep(period)
+            self._send(key, self.values.off)
+            await asyncio.sleep(period)
+        self._flashing.pop(key, None)
+        self._settle(key)
+
+    def _settle(self, key: tuple) -> None:
+        self._send(key, self.values.on if key in self._jobs.values() else self.values.off)
+
+    def _send(self, key: tuple, value: int) -> None:
+        import mido
+
+        kind, number, channel = key
+        if self.port is None or kind == "program":  # a program change has no LED to light
+            return
+        if kind == "note":
+            message = mido.Message("note_on", channel=channel - 1, note=number, velocity=value)
+        else:
+            message = mido.Message("control_change", channel=channel - 1, control=number, value=value)
+        try:
+            self.port.send(message)
+        except (OSError, RuntimeError) as exc:
+            log.debug("could not light %s: %s", key, exc)
+
+    def close(self) -> None:
+        """Stop flashing and turn off every LED this frontend lit."""
+        for task in self._flashing.values():
+            task.cancel()
+        for key in set(self._jobs.values()) | set(self._flashing):
+            self._send(key, self.values.off)
+        self._flashing.clear()
+
+
+class MidiFrontend:
+    """Pads in, LEDs out. Start it with ``await start()``; ``close()`` turns the LEDs off and lets the ports go."""
+
+    def __init__(self, service: JobService, table: dict, ableton=None):
+        """``ableton``: the ``[ableton]`` frontend's AbletonOSC client when it runs ([midi.daw] ableton shares it)."""
+        self.service = service
+        self.ableton = ableton
+        self.settings = MidiSettings.from_table(table, service.config.source_file)
+        self.mapping: Mapping = load_mapping(self.settings.mapping)  # refused here, at start, when it is wrong
+        self.backend = midi_backend(self.settings.api)
+        self.context = SessionContext(service, service.config.state_dir / CONTEXT_FILE)
+        self.leds = LedFeedback(self.mapping.leds)
+        self.probe = PortProbe(self.backend)
+        self.input = None
+        self.output = None
+        self.last_job_id: str | None = None
+        self._cc_values: dict = {}
+        self._listeners: list = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: asyncio.Task | None = None
+        self._midi_missing = False
+        self._presses = 0
+        service.subscribe(self._on_job_event)  # last: a frontend refused above leaves no listener behind
+
+    async def start(self) -> None:
+        """Take up the saved context, bind the DAW feedback ports, connect what is there, and keep looking."""
+        self._loop = asyncio.get_running_loop()
+        self.context.restore()
+        recent = self.service.journal.recent(1)
+        self.last_job_id = recent[0].job_id if recent else None
+        if self.settings.daw is not None:
+            self._listeners = await start_feedback(self.context, self.settings.daw, self.ableton)
+        self._look_safely()
+        self._watcher = self._loop.create_task(self._watch(), name="MIDI ports")
+        log.info("MIDI: %d pad(s) mapped from %s; %s", len(self.mapping.pads), self.settings.mapping,
+                 f"connected to {self.input.name}" if self.input else f"waiting for a port like {self.settings.port!r}")
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        self.leds.close()
+        self.context.flush()
+        self._close_input()
+        self._close_output()
+        self.probe.reset()
+        for listener in self._listeners:
+            listener.close()
+
+    # -- ports ------------------------------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        failures = 0
+        while True:
+            delay = self.settings.poll_interval * (2 ** min(failures, 3))
+            await asyncio.sleep(delay)
+            failures = 0 if self._look_safely() else failures + 1
+            self.context.publish()
+
+    def _look_safely(self) -> bool:
+        try:
+            self._look()
+        except Exception as exc:  # the MIDI system itself is missing (JACK server down): the daemon lives on
+            if not self._midi_missing:
+                log.warning("MIDI ports cannot be listed (%s); the daemon runs on and keeps looking", exc)
+            self._midi_missing = True
+            self.probe.reset()
+            return False
+        if self._midi_missing:
+            log.info("MIDI ports can be listed again")
+            self._midi_missing = False
+        return True
+
+    def _look(self) -> None:
+        settings = self.settings
+        if settings.virtual:
+            if self.input is None:
+                self._open_input(settings.port, virtual=True)
+            if settings.output_port and self.output is None:
+                self._open_output(settings.output_port, virtual=True)
+            return
+        inputs, outputs = self.probe.names()
+        if self.input is not None and self.input.name not in inputs:
+            log.info("MIDI input %s is gone; waiting for it to come back", self.input.name)
+            self._close_input()
+        if self.output is not None and self.output.name not in outputs:
+            log.info("MIDI output %s is gone; waiting for it to come back", self.output.name)
+            self._close_output()
+        if self.input is None and (name := match_port(settings.port, inputs)):
+            self._open_input(name)
+        if settings.output_port and self.output is None and (name := match_port(settings.output_port, outputs)):
+            self._open_output(name)
+
+    def _open_input(self, name: str, virtual: bool = False) -> None:
+        extra = {"virtual": True, "client_name": "daw-bridge"} if virtual else {}
+        self.input = self.backend.open_input(name, callback=self._from_midi_thread, **extra)
+        log.info("MIDI input %s %s", "created:" if virtual else "connected:", name)
+
+    def _open_output(self, name: str, virtual: bool = False) -> None:
+        extra = {"virtual": True, "client_name": "daw-bridge"} if virtual else {}
+        self.output = self.backend.open_output(name, **extra)
+        self.leds.attach(self.output)
+        log.info("MIDI output (LEDs) %s %s", "created:" if virtual else "connected:", name)
+
+    def _close_input(self) -> None:
+        port, self.input = self.input, None
+        if port is not None:
+            port.close()
+
+    def _close_output(self) -> None:
+        port, self.output = self.output, None
+        self.leds.port = None
+        if port is not None:
+            port.close()
+
+    def _from_midi_thread(self, message) -> None:
+        loop = self._loop
+        try:
+            loop.call_soon_threadsafe(self.received, message)
+        except RuntimeError:  # the loop is closed: the daemon is stopping
+            pass
+
+    # -- presses ----------------------------------------------------------------------------------------------------
+
+    def received(self, message) -> None:
+        """A MIDI message on the event loop: run the pad it presses, if any."""
+        press = press_of(message, self._cc_values)
+        if press is None:
+            return
+        pad = self.mapping.find(*press)
+        if pad is None:
+            log.debug("MIDI %s %d on channel %d is not mapped", *press)
+            return
+        self.press(pad, press[2])
+
+    def press(self, pad: Pad, channel: int) -> JobRecord | None:
+        """Run a pad's command or action; returns the job it started or retried, None when there is none."""
+        led = (pad.trigger.kind, pad.trigger.number, channel)
+        try:
+            if pad.command is not None:
+                record = self.service.submit(osc_schema.parse_request(self.request_for(pad)), self._origin(pad))
+            else:
+                record = getattr(self, f"_{pad.action}")(pad)
+        except (ValidationError, BridgeError) as exc:
+            log.warning("pad %s: %s", pad.describe(), exc)
+            self.leds.flash(led, "failed")
+            return None
+        if record is not None:
+            self.leds.job_started(led, record.job_id)
+        else:
+            self.leds.flash(led, "done")  # an action that starts no job (cancel) still shows it was heard
+        return record
+
+    def request_for(self, pad: Pad) -> dict:
+        """The request a command pad sends now: the current selection under the pad's own arguments."""
+        selection = self.context.selection()
+        request = {"command": pad.command, "prompt": ""}
+        for key in ("source", "position", "item_id", "track_id", "take_id", "drop_folder"):
+            if selection.get(key) is not None:
+                request[key] = selection[key]
+        if pad.command == "inpaint":
+            request.update({k: selection[k] for k in ("start", "end") if selection.get(k) is not None})
+        elif selection.get("end") is not None:
+            request["extend_after"] = selection["end"]
+        request.update(pad.args)
+        needed = ("source", "start", "end") if pad.command == "inpaint" else ("source", "extend_after")
+        for key in needed:
+            if key not in request:
+                raise ValidationError(key, None, "is not known yet: select a range in the DAW (with [midi.daw] "
+                                                 "feedback), send /bridge/context, or run one command first",
+                                      shown="")
+        request["request_id"] = self._request_id()
+        return request
+
+    def _request_id(self) -> str:
+        self._presses += 1
+        return f"midi-{time.strftime('%Y%m%d-%H%M%S')}-{self._presses}"
+
+    def _origin(self, pad: Pad) -> dict:
+        return {"kind": "midi", "pad": pad.describe()}
+
+    def _cancel(self, pad: Pad) -> None:
+        running = sorted(self.service.active(), key=lambda r: r.created)
+        if not running:
+            raise ValidationError("action", "cancel", "found no running job to cancel")
+        self.service.cancel(running[-1].job_id)
+
+    def _retry(self, pad: Pad) -> JobRecord:
+        record = self._last_job("retry")
+        if record.state not in (State.FAILED, State.CANCELLED):
+            why = {State.DELIVERED: "was delivered: press its pad again for another take",
+                   State.SUBMISSION_UNKNOWN: "may have been paid for: settle it with 'daw-bridge jobs resolve'"}
+            raise ValidationError("action", "retry", f"left job {record.job_id} alone: it "
+                                                     f"{why.get(record.state, 'is still running')}")
+        return self.service.retry(record.job_id)
+
+    def _rerun_other_backend(self, pad: Pad) -> JobRecord:
+        record = self._last_job("rerun_other_backend")
+        spec = record.spec
+        others = sorted(b for b in self.service.backends if b != spec.backend)
+        other = _OTHER_BACKEND.get(spec.backend) if _OTHER_BACKEND.get(spec.backend) in others else None
+        other = other or (others[0] if others else None)
+        if other is None:
+            raise ValidationError("action", "rerun_other_backend", f"needs a second backend (only {spec.backend} "
+                                                                   f"is configured)")
+        request = request_from_spec(spec, self.service.config.drop_folder, backend=other,
+                                    request_id=self._request_id())
+        return self.service.submit(osc_schema.parse_request(request), self._origin(pad))
+
+    def _last_job(self, action: str) -> JobRecord:
+        record = self.service.get(self.last_job_id) if self.last_job_id else None
+        if record is None:
+            raise ValidationError("action", action, "found no job yet")
+        return record
+
+    def _on_job_event(self, record: JobRecord, event: str) -> None:
+        if event == "accepted":
+            self.last_job_id = record.job_id
+            if record.origin.get("kind") != "midi":  # a pad's job used the context; it does not change it
+                self.context.follow_job(record.spec, self.service.config.drop_folder)
+        elif event in ("done", "failed"):
+            self.leds.job_finished(record.job_id, record.state)
+
+
+def request_from_spec(spec: JobSpec, default_drop_folder: Path | None, **changes) -> dict:
+    """The request that would run a journaled job again (with ``changes``, e.g. another backend)."""
+    request = {"command": spec.operation, "source": str(spec.source), "prompt": spec.prompt, "lyrics": spec.lyrics,
+               "num_outputs": spec.num_outputs, "delivery": spec.delivery, "position": spec.position,
+               "backend": spec.backend}
+    if spec.gender:
+        request["gender"] = spec.gender
+    if spec.operation == "inpaint":
+        request.update(start=spec.start, end=spec.end, lyrics_section_to_replace=spec.lyrics_section)
+    else:
+        request.update(extend_after=spec.extend_after, duration=spec.duration,
+                       lyrics_section_to_extend=spec.lyrics_section)
+    if spec.drop_folder and spec.drop_folder != default_drop_folder:  # only a folder the command itself named
+        request["drop_folder"] = str(spec.drop_folder)
+    request.update({f"{kind}_id": value for kind, value in spec.ids.items()})
+    request.update(changes)
+    return request
