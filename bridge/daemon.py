@@ -12,7 +12,7 @@ import signal
 from contextlib import AsyncExitStack
 
 from bridge.backends.base import Backend
-from bridge.config import Config
+from bridge.config import Config, ConfigError
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
@@ -38,10 +38,20 @@ def make_backends(config: Config) -> dict[str, Backend]:
 def make_musicgpt(config: Config) -> Backend | None:
     """The MusicGPT backend, or None when no API key is configured (the embedded engine still works)."""
     from bridge.backends.musicgpt.backend import MusicGPTBackend, MusicGPTSettings
+    from bridge.backends.musicgpt.secrets import RedactingFilter
+    from bridge.backends.musicgpt.settings import SettingsError
 
-    settings = MusicGPTSettings.from_config(config.musicgpt, state_dir=config.state_dir / "musicgpt",
-                                            config_file=config.source_file)
-    return MusicGPTBackend.from_settings(settings) if settings.api_key is not None else None
+    try:
+        settings = MusicGPTSettings.from_config(config.musicgpt, state_dir=config.state_dir / "musicgpt",
+                                                config_file=config.source_file)
+    except SettingsError as exc:
+        raise ConfigError(f"{config.source_file or 'config'}: [musicgpt] {exc}") from None
+    if settings.api_key is None:
+        return None
+    # Second line of defence: even a careless log line cannot print the key.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(settings.api_key))
+    return MusicGPTBackend.from_settings(settings)
 
 
 class Daemon:

@@ -10,8 +10,10 @@ The core drives a job through four calls, journaling between them::
 ``prepared`` and ``receipt`` are JSON-serialisable dicts, stored in the journal, so after a crash the core can call
 ``wait`` again with them (polling a known task instead of paying for a new one).
 
-A backend with ``resubmit_safe = True`` costs nothing per submit: a job interrupted between intent and receipt is
-simply run again. Otherwise such a job goes to ``submission_unknown`` for the producer to resolve.
+A job interrupted between intent and receipt is submitted again only when ``submission_state`` says nothing can
+have reached the generator ("not_sent": always so for a backend with ``resubmit_safe = True``, which costs nothing
+per submit; a paid backend answers from its own ledger). Otherwise it goes to ``submission_unknown`` for the
+producer to resolve.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class Backend(abc.ABC):
     async def wait(self, spec: JobSpec, prepared: dict, receipt: dict, workdir: Path,
                    progress: Progress) -> list[Rendered]:
         """Wait for the outputs and bring them into ``workdir`` as ready-to-deliver spans."""
+
+    def submission_state(self, job_id: str) -> str:
+        """After a crash while submitting: "not_sent" when no request can have reached the generator, else why not."""
+        return "not_sent" if self.resubmit_safe else "unknown"
 
     async def cancel(self, spec: JobSpec, receipt: dict) -> None:
         """Stop generation where the backend can; the core marks the job cancelled either way."""

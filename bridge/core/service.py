@@ -173,8 +173,9 @@ class JobService:
             receipt = await backend.submit(spec, prepared)
             self._advance(record, State.SUBMITTED, receipt=receipt)
         elif state is State.SUBMITTING:
-            # We crashed after announcing a submit and before recording its answer.
-            if backend.resubmit_safe:
+            # We crashed after announcing a submit and before recording its answer: only the backend knows whether
+            # anything left, and a paid job is never sent again on a guess.
+            if backend.submission_state(record.job_id) == "not_sent":
                 receipt = await backend.submit(spec, record.prepared or {})
                 self._advance(record, State.SUBMITTED, receipt=receipt)
             else:

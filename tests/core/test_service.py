@@ -187,3 +187,26 @@ def test_a_drop_folder_that_cannot_be_created_fails_the_job_and_leaves_nothing(s
     assert record.state is State.FAILED and record.error_code == "delivery_failed"
     assert "nothing was left there" in record.error_message
     assert blocker.read_text() == "a file where the drop folder should be"
+
+
+def test_a_submit_the_backend_knows_never_left_is_sent_after_a_restart(setup):
+    config, song = setup
+
+    class LedgerBackend(PaidBackend):
+        def submission_state(self, job_id):
+            return "not_sent"  # e.g. the crash came before the request was written to the socket
+
+    backend = LedgerBackend()
+    journal = Journal(config.journal_path)
+    spec = admit(inpaint(song), config, {"paid"})
+    journal.insert(JobRecord(job_id=spec.job_id, request_id="", origin={"kind": "test"}, spec=spec,
+                             state=State.SUBMITTING))
+    journal.close()
+
+    async def restart(service):
+        await service.resume()
+        await service.drain()
+        return service.get(spec.job_id)
+
+    record = asyncio.run(run_service(config, backend, restart))
+    assert backend.submits == 1 and record.state is State.DELIVERED

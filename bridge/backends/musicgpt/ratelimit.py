@@ -112,6 +112,7 @@ class RateLimiter:
             self._holders.add(waiter)
 
     def holds_slot(self, owner: str) -> bool:
+        """Whether ``owner`` holds a generation slot now."""
         with self._lock:
             return owner in self._holders
 

@@ -21,7 +21,7 @@ KEYRING_USER = "musicgpt"
 
 
 class Redacted:
-    """A secret that prints as ``Redacted('…')``: only :meth:`reveal` gives the value, for the one header that needs it."""
+    """A secret that prints as ``Redacted('…')``; only :meth:`reveal` gives the value, for the header."""
 
     __slots__ = ("_value", "source")
 
@@ -109,6 +109,7 @@ class RedactingFilter(logging.Filter):
         self._secret = secret
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record's message without the key; never drops a record."""
         key = self._secret.reveal()
         try:
             text = record.getMessage()

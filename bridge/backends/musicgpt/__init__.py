@@ -1,0 +1,1 @@
+"""The MusicGPT cloud backend. Import :class:`MusicGPTBackend` from ``bridge.backends.musicgpt.backend``."""

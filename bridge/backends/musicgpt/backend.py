@@ -1,0 +1,346 @@
+"""The MusicGPT cloud backend: the same four calls as the embedded engine, with real money behind ``submit``.
+
+- ``prepare`` checks the request against the API's limits, exports the range with its context, and waits for a
+  generation slot (the plan's concurrency), all free: a job stopped while it waits has not been sent.
+- ``submit`` asks the spend guard and POSTs once. It never sends a request twice when the first may have arrived
+  (``resubmit_safe = False``; see the client for what counts as "may have"), and writes down in the spend ledger
+  whether it did (``submission_state``).
+- ``wait`` polls byId (first near the eta MusicGPT answered, then backing off; woken early by webhooks when they
+  are configured), then downloads, aligns and splices each variant. A failure here keeps the task id in the
+  receipt, so retrying the job polls and downloads again without paying again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+from bridge.audio.region import export_region
+from bridge.backends.base import Backend, Progress, Rendered
+from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, MusicGPTClient, RetryPolicy
+from bridge.backends.musicgpt.outputs import render_all
+from bridge.backends.musicgpt.ratelimit import shared_limiter
+from bridge.backends.musicgpt.secrets import Redacted
+from bridge.backends.musicgpt.settings import MusicGPTSettings, SettingsError
+from bridge.backends.musicgpt.spend import SpendGuard
+from bridge.backends.musicgpt.webhooks import JobHints, WebhookReceiver, WebhookSettings
+from bridge.core.jobs import JobSpec
+from bridge.exceptions import AuthError, BackendError, RateLimited, SubmissionUnknown, TransientError
+
+__all__ = ["MusicGPTBackend", "MusicGPTSettings", "SettingsError", "LIMITS"]
+
+log = logging.getLogger(__name__)
+
+# Text limits, from the vendor's pages; where they disagree (lyrics: 2000 on one page, 3000 in the OpenAPI
+# document) the wider reading is used: a 422 costs nothing and carries the server's own word.
+LIMITS = {"prompt": 1000, "lyrics": 3000, "lyrics_section": 3000}
+GENDERS = ("male", "female", "neutral")
+PENDING = {"IN_QUEUE", "PENDING", "PROCESSING", "IN_PROGRESS"}
+FAILED = {"ERROR", "FAILED"}
+
+
+class MusicGPTBackend(Backend):
+    """Generation through the MusicGPT public API (inpaint, extend)."""
+
+    name = "musicgpt"
+    resubmit_safe = False
+
+    def __init__(self, *, base_url: str, api_key: Redacted, state_dir: Path, context_s: float | None = 30.0,
+                 poll_calls_per_minute: int = 20, concurrency: int = 1, max_wait_s: float = 900,
+                 hourly_limit: int | None = None, daily_limit: int | None = None, dry_run: bool = False,
+                 webhook: WebhookSettings | None = None, http_timeout_s: float = 60, **tuning):
+        if not isinstance(api_key, Redacted):
+            raise TypeError("api_key must be a Redacted (see bridge.backends.musicgpt.secrets.find_api_key)")
+        self.settings = MusicGPTSettings(
+            base_url=base_url, context_s=context_s, poll_calls_per_minute=poll_calls_per_minute,
+            concurrency=concurrency, max_wait_s=max_wait_s, hourly_limit=hourly_limit, daily_limit=daily_limit,
+            dry_run=dry_run, webhook=webhook, http_timeout_s=http_timeout_s, api_key=api_key,
+            state_dir=Path(state_dir), **tuning)
+        s = self.settings
+        self._key_source = api_key.source
+        self.limiter = shared_limiter(s.base_url, s.poll_calls_per_minute, s.concurrency)
+        self.client = MusicGPTClient(s.base_url, api_key, limiter=self.limiter, timeout_s=s.http_timeout_s,
+                                     retry=RetryPolicy(base_s=s.retry_base_s, cap_s=max(s.retry_base_s * 16, 0.0),
+                                                       rate_limit_s=s.rate_limit_backoff_s,
+                                                       rate_limit_patience_s=s.max_wait_s))
+        self.spend = SpendGuard(Path(state_dir) / "musicgpt-spend.sqlite", hourly_limit=s.hourly_limit,
+                                daily_limit=s.daily_limit)
+        self.receiver = WebhookReceiver(s.webhook) if s.webhook else None
+        self._slots: set[str] = set()  # jobs of this backend holding a generation slot
+
+    @classmethod
+    def from_settings(cls, settings: MusicGPTSettings) -> "MusicGPTBackend":
+        """Build from settings that carry the key and the state folder (see ``MusicGPTSettings.from_config``)."""
+        if settings.api_key is None:
+            raise AuthError("no MusicGPT API key configured (set MUSICGPT_API_KEY)", code="auth_missing")
+        if settings.state_dir is None:
+            raise ValueError("MusicGPTSettings.state_dir is needed for the spend ledger")
+        return cls(api_key=settings.api_key, state_dir=settings.state_dir, **settings.backend_kwargs())
+
+    # -- prepare -------------------------------------------------------------------------------------------------
+
+    async def prepare(self, spec: JobSpec, workdir: Path) -> dict:
+        """Check the request against MusicGPT's limits, export the range with its context, queue for a slot."""
+        check_request(spec)
+        duration = spec.source_info.duration
+        edit_end = spec.end if spec.operation == "inpaint" else spec.extend_after
+        context = self.settings.context_s
+        lo, hi = (0.0, edit_end if spec.operation == "extend" else duration) if context is None else \
+            (spec.edit_start - context, edit_end + (context if spec.operation == "inpaint" else 0.0))
+        upload = Path(workdir) / "musicgpt-upload.wav"
+        path, crop_start = await asyncio.to_thread(export_region, spec.source, lo, hi, upload, context=0.0,
+                                                   subtype="PCM_16")
+        crop_end = min(max(hi, crop_start), duration)
+        fields = request_fields(spec, crop_start)
+        prepared = {"operation": spec.operation, "upload": str(path), "upload_bytes": path.stat().st_size,
+                    "crop_start": crop_start, "crop_end": crop_end, "fields": fields,
+                    "endpoint": self.settings.base_url + ENDPOINTS[spec.operation]}
+        log.info("job %s: uploading %.1f s of %.1f s (%d bytes) to MusicGPT %s", spec.job_id, crop_end - crop_start,
+                 duration, prepared["upload_bytes"], spec.operation)
+        if not self.settings.dry_run:
+            # Queue for a generation slot here, before the core journals "submitting": a daemon stopped while a job
+            # waits its turn then resumes it as not yet sent, instead of asking the producer about a paid submit.
+            await self.limiter.acquire_slot(spec.job_id)
+            self._slots.add(spec.job_id)
+        return prepared
+
+    # -- submit --------------------------------------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec, prepared: dict) -> dict:
+        """POST the request once (after the spend guard, holding a generation slot); return the receipt."""
+        operation, fields = prepared["operation"], dict(prepared["fields"])
+        if self.settings.dry_run:
+            self.spend.record_dry_run(spec.job_id, operation)
+            shown = json.dumps(fields, ensure_ascii=False)
+            log.info("dry run, job %s: would POST %s with %s and %d bytes of audio", spec.job_id,
+                     prepared["endpoint"], shown, prepared["upload_bytes"])
+            raise BackendError(f"dry run: nothing was sent. Would POST {prepared['endpoint']} with fields {shown} "
+                               f"and audio_file {Path(prepared['upload']).name} ({prepared['upload_bytes']} bytes)",
+                               code="dry_run")
+        await self.limiter.acquire_slot(spec.job_id)
+        self._slots.add(spec.job_id)
+        try:
+            entry = self.spend.record_intent(spec.job_id, operation)
+        except BaseException:
+            self._release(spec.job_id)
+            raise
+        secret = None
+        if self.receiver is not None:
+            await self.receiver.start()
+            secret = self.receiver.new_secret()
+            self.receiver.register(secret)
+            fields["webhook_url"] = self.receiver.url_for(secret)
+        attempt = {"sending": False}
+        try:
+            answer = await self.client.submit(operation, fields, Path(prepared["upload"]), attempt=attempt)
+        except asyncio.CancelledError:
+            # Stopped mid-POST is as open as a dropped connection; stopped between attempts, nothing is in flight.
+            if attempt["sending"]:
+                self.spend.record_unknown(entry, "interrupted while sending")
+            else:
+                self.spend.record_refused(entry, "interrupted before sending")
+            self._release(spec.job_id, secret)
+            raise
+        except SubmissionUnknown as exc:
+            self.spend.record_unknown(entry, str(exc))
+            self._release(spec.job_id, secret)
+            raise
+        except BaseException as exc:
+            self.spend.record_refused(entry, str(exc))
+            self._release(spec.job_id, secret)
+            raise
+        receipt = {"task_id": str(answer["task_id"]),
+                   "conversion_ids": [answer[k] for k in ("conversion_id_1", "conversion_id_2") if answer.get(k)],
+                   "eta": answer.get("eta"), "credit_estimate": answer.get("credit_estimate"),
+                   "submitted_at": time.time(), "conversion_type": CONVERSION_TYPES[operation]}
+        if secret:
+            receipt["webhook_secret"] = secret
+            self.receiver.register(secret, receipt["task_id"])
+        if answer.get("is_flagged"):
+            receipt["flagged"] = str(answer.get("reason") or "flagged")
+        self.spend.record_accepted(entry, receipt["task_id"], _number(answer.get("credit_estimate")))
+        log.info("job %s: MusicGPT task %s accepted (eta %s s, credit estimate %s)", spec.job_id,
+                 receipt["task_id"], receipt["eta"], receipt["credit_estimate"])
+        return receipt
+
+    # -- wait ----------------------------------------------------------------------------------------------------
+
+    async def wait(self, spec: JobSpec, prepared: dict, receipt: dict, workdir: Path,
+                   progress: Progress) -> list[Rendered]:
+        """Poll until the task is finished, then bring every variant in as a spliced span."""
+        task_id = receipt.get("task_id")
+        if not task_id:
+            raise BackendError("the job has no MusicGPT task id to wait for", code="backend_error")
+        if receipt.get("resolved"):  # the producer named the task behind a "submission unknown"
+            self.spend.record_resolved(spec.job_id, str(task_id))
+        if spec.job_id not in self._slots:  # resumed after a restart: the task is generating, count it
+            self.limiter.occupy_slot(spec.job_id)
+            self._slots.add(spec.job_id)
+        secret = receipt.get("webhook_secret") if self.receiver is not None else None
+        hints = None
+        if secret:
+            await self.receiver.start()
+            hints = self.receiver.register(secret, task_id)
+        try:
+            conversion = await self._poll(spec, receipt, hints, progress)
+        finally:
+            self._release(spec.job_id, secret)
+        progress(0.92, "MusicGPT: downloading")
+        rendered = await render_all(self.client, spec, prepared, conversion, Path(workdir),
+                                    crossfade_s=self.settings.crossfade_s, max_shift_s=self.settings.max_shift_s)
+        extra = {"task_id": task_id, "credit_estimate": receipt.get("credit_estimate"),
+                 "album_cover_path": conversion.get("album_cover_path")}
+        for item in rendered:
+            item.notes = {**extra, **item.notes}
+        progress(1.0, "MusicGPT: spliced")
+        return rendered
+
+    async def _poll(self, spec: JobSpec, receipt: dict, hints: JobHints | None, progress: Progress) -> dict:
+        s = self.settings
+        task_id = receipt["task_id"]
+        conversion_type = receipt.get("conversion_type") or CONVERSION_TYPES[spec.operation]
+        started = time.time()
+        submitted_at = float(receipt.get("submitted_at") or started)
+        eta = _number(receipt.get("eta")) or 0.0
+        deadline = max(started, submitted_at) + s.max_wait_s
+        next_at = submitted_at + eta * s.eta_scale if eta else started
+        interval, unknown_seen, polls = s.poll_interval_s, set(), 0
+        while True:
+            delay = max(0.0, min(next_at, deadline) - time.time())
+            if hints is not None:
+                await hints.wait(delay)
+            elif delay:
+                await asyncio.sleep(delay)
+            polls += 1
+            try:
+                conversion = await self.client.by_id(conversion_type, task_id=task_id)
+            except (TransientError, RateLimited) as exc:  # a missed poll, not a failed job
+                log.warning("job %s: could not poll task %s (%s); will try again", spec.job_id, task_id, exc)
+                conversion = {"status": "UNREACHABLE"}
+            status = str(conversion.get("status") or "").upper()
+            if status == "COMPLETED":
+                log.info("job %s: task %s completed after %d byId call(s)", spec.job_id, task_id, polls)
+                return conversion
+            if status in FAILED:
+                why = conversion.get("message") or conversion.get("reason") or conversion.get("error_message") or ""
+                raise BackendError(f"MusicGPT could not generate task {task_id} (status {status}"
+                                   f"{': ' + str(why) if why else ''})", code="generation_failed")
+            if status not in PENDING and status != "UNREACHABLE" and status not in unknown_seen:
+                unknown_seen.add(status)
+                log.warning("job %s: MusicGPT status %r is not one we know; treating it as still pending",
+                            spec.job_id, status)
+            now = time.time()
+            if now >= deadline:
+                raise TransientError(f"MusicGPT task {task_id} had not finished after {s.max_wait_s:.0f} s "
+                                     f"(last status {status or 'none'}). The task is kept: retry the job to wait "
+                                     "again; it will not be paid for twice", code="generation_timeout")
+            fraction = (now - submitted_at) / (eta * s.eta_scale) if eta and s.eta_scale else 0.5
+            progress(min(0.9, max(0.0, fraction) * 0.9), f"MusicGPT: {status.lower().replace('_', ' ')}")
+            next_at = now + interval
+            interval = min(interval * 1.5, s.poll_max_interval_s)
+
+    # -- the rest ------------------------------------------------------------------------------------------------
+
+    def submission_state(self, job_id: str) -> str:
+        """What the spend ledger knows of a job's last submit: not_sent, accepted, or unknown (may have been paid).
+
+        For the core, when it finds a job journaled as "submitting" after a restart: ``not_sent`` means the backend
+        wrote down that nothing left (no intent recorded, or refused or interrupted before sending), so submitting
+        again cannot pay twice; anything else is for the producer to resolve.
+        """
+        entries = self.spend.entries(job_id)
+        if not entries or entries[-1]["state"] in ("refused", "dry_run"):
+            return "not_sent"
+        return "accepted" if entries[-1]["state"] == "accepted" else "unknown"
+
+    async def cancel(self, spec: JobSpec, receipt: dict) -> None:
+        """MusicGPT has no cancel call: stop waiting and free the slot; the task itself runs (and is paid) on."""
+        self._release(spec.job_id, receipt.get("webhook_secret"))
+        if receipt.get("task_id"):
+            log.info("job %s cancelled; MusicGPT task %s cannot be stopped and stays on your account",
+                     spec.job_id, receipt["task_id"])
+
+    async def describe(self) -> dict:
+        """Settings, spend and rate-limit use; never the key itself, only where it came from."""
+        return {"name": self.name, "base_url": self.settings.base_url, "key_source": self._key_source,
+                "dry_run": self.settings.dry_run, "context_s": self.settings.context_s,
+                "spend": self.spend.totals(), "rate": self.limiter.snapshot(),
+                "webhook": ({"listening": self.receiver.port, "public_url": self.settings.webhook.public_url}
+                            if self.receiver else None)}
+
+    async def close(self) -> None:
+        """Release slots, the webhook receiver and connections."""
+        for job_id in list(self._slots):
+            self._release(job_id)
+        if self.receiver is not None:
+            await self.receiver.close()
+        await self.client.close()
+
+    def _release(self, job_id: str, secret: str | None = None) -> None:
+        if job_id in self._slots:
+            self._slots.discard(job_id)
+            self.limiter.release_slot(job_id)
+        if secret and self.receiver is not None:
+            self.receiver.retire(secret)
+
+
+def check_request(spec: JobSpec) -> None:
+    """Refuse, before anything is sent, a request MusicGPT would refuse; the message names field, value and rule."""
+    def refuse(field: str, value, rule: str) -> None:
+        raise BackendError(f"{field}={value!r} is not accepted by MusicGPT: {rule}", code="invalid_argument")
+
+    if spec.operation not in ENDPOINTS:
+        refuse("operation", spec.operation, "must be inpaint or extend")
+    for field, limit in LIMITS.items():
+        text = getattr(spec, field) or ""
+        if len(text) > limit:
+            refuse(field, f"{text[:20]}…", f"at most {limit} characters (this one has {len(text)})")
+    if spec.operation == "inpaint" and not spec.prompt.strip():
+        refuse("prompt", spec.prompt, "inpaint needs a prompt describing the replacement")
+    if spec.gender is not None and spec.gender not in GENDERS:
+        refuse("gender", spec.gender, f"must be one of {', '.join(GENDERS)}")
+    if spec.num_outputs not in (1, 2):
+        refuse("num_outputs", spec.num_outputs, "must be 1 or 2")
+    duration = spec.source_info.duration
+    if spec.operation == "inpaint":
+        if spec.start is None or spec.end is None or not 0 <= spec.start < spec.end:
+            refuse("start/end", (spec.start, spec.end), "need 0 <= start < end")
+        if spec.start >= duration:
+            refuse("start", spec.start, f"must lie inside the song ({duration:.2f} s)")
+    else:
+        if spec.extend_after is None or not 0 < spec.extend_after <= duration + 1e-6:
+            refuse("extend_after", spec.extend_after, f"must lie inside the song (0..{duration:.2f} s]")
+
+
+def request_fields(spec: JobSpec, crop_start: float) -> dict[str, str]:
+    """The multipart text fields, with times relative to the uploaded crop."""
+    fields: dict[str, str] = {}
+    if spec.prompt:
+        fields["prompt"] = spec.prompt
+    if spec.operation == "inpaint":
+        fields["replace_start_at"] = _seconds(spec.start - crop_start)
+        fields["replace_end_at"] = _seconds(min(spec.end, spec.source_info.duration) - crop_start)
+        if spec.lyrics_section:
+            fields["lyrics_section_to_replace"] = spec.lyrics_section
+    else:
+        fields["extend_after"] = _seconds(min(spec.extend_after, spec.source_info.duration) - crop_start)
+        if spec.lyrics_section:
+            fields["lyrics_section_to_extend"] = spec.lyrics_section
+    if spec.lyrics:
+        fields["lyrics"] = spec.lyrics
+    if spec.gender:
+        fields["gender"] = spec.gender
+    fields["num_outputs"] = str(spec.num_outputs)
+    return fields
+
+
+def _seconds(value: float) -> str:
+    return f"{max(value, 0.0):.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+

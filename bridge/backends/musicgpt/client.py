@@ -1,0 +1,345 @@
+"""The HTTP side of the MusicGPT backend: submit, poll, download.
+
+This is the one place where httpx errors and HTTP statuses become :mod:`bridge.exceptions`:
+
+    connect error, connect/pool timeout   nothing left this machine: retried, then TransientError
+    timeout or dropped connection after
+      a submit was sent, or 502/504 to it SubmissionUnknown (never retried: the server may have accepted it)
+    401, 403                              AuthError (never retried)
+    402                                   CreditError, naming required and available credit (never retried)
+    400, 404, 409, 422, other 4xx         BackendError with the server's own text (never retried)
+    429                                   every caller held back, then retried; RateLimited when patience runs out
+    5xx, other network errors             retried with jittered backoff, then TransientError
+
+Submits go through their own connection pool without keep-alive: a fresh connection per submit means a connect
+error proves the request never left, and a stale pooled connection can never turn a harmless retry into a
+"submission unknown". Downloads go through a third client that never carries the Authorization header, since the
+audio lives on another host (a storage bucket) that must not see the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import httpx
+
+from bridge.backends.musicgpt.ratelimit import RateLimiter
+from bridge.backends.musicgpt.secrets import Redacted
+from bridge.exceptions import AuthError, BackendError, CreditError, RateLimited, SubmissionUnknown, TransientError
+
+log = logging.getLogger(__name__)
+
+ENDPOINTS = {"inpaint": "/v1/inpaint", "extend": "/v1/extend"}
+CONVERSION_TYPES = {"inpaint": "INPAINT", "extend": "EXTEND"}
+MAX_DOWNLOAD_BYTES = 1 << 30
+# 502 and 504 come from a proxy whose upstream failed or went quiet *after* receiving the request: the service may
+# have accepted it, so for a paid submit they are as open as a dropped connection. Other 5xx mean "not accepted".
+_GATEWAY_GAVE_UP = (502, 504)
+# Raised before a byte of the request left this machine.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+             httpx.LocalProtocolError)
+
+
+@dataclass
+class RetryPolicy:
+    """How hard to try before giving up. Tests shrink the delays; the shape stays the same."""
+
+    attempts: int = 4  # tries per request for 5xx and network errors (not for 429)
+    base_s: float = 1.0  # first backoff; doubles per attempt, jittered
+    cap_s: float = 30.0
+    rate_limit_s: float = 10.0  # first hold-back after a 429
+    rate_limit_patience_s: float = 900.0  # how long a submit keeps queueing behind 429s
+
+    def backoff(self, attempt: int, base: float | None = None) -> float:
+        """Delay before retry number ``attempt`` (0-based): exponential, capped, with jitter so jobs spread out."""
+        ceiling = min(self.cap_s, (self.base_s if base is None else base) * (2 ** attempt))
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+class MusicGPTClient:
+    """Async client for the MusicGPT public API (inpaint, extend, byId) and the audio it returns."""
+
+    def __init__(self, base_url: str, api_key: Redacted, *, limiter: RateLimiter, timeout_s: float = 60.0,
+                 retry: RetryPolicy | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy()
+        self._secret = api_key
+        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        auth = {"Authorization": api_key.reveal(), "Accept": "application/json"}
+        self._api = httpx.AsyncClient(base_url=self.base_url, headers=auth, timeout=timeout)
+        self._submits = httpx.AsyncClient(base_url=self.base_url, headers=auth, timeout=timeout,
+                                          limits=httpx.Limits(max_keepalive_connections=0))
+        self._files = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for client in (self._api, self._submits, self._files):
+            await client.aclose()
+
+    # -- submit --------------------------------------------------------------------------------------------------
+
+    async def submit(self, operation: str, fields: dict[str, str], upload: Path | None = None, *,
+                     attempt: dict | None = None) -> dict:
+        """POST an inpaint or extend request once; return the server's answer (task_id, conversion ids, eta, ...).
+
+        Retried only when the answer proves nothing was accepted (connect error, 429, 5xx). Anything that leaves
+        the outcome open raises SubmissionUnknown instead of sending again. ``attempt["sending"]`` is True exactly
+        while a POST is in flight, so a caller interrupted mid-call knows whether anything may have left.
+        """
+        attempt = {} if attempt is None else attempt
+        path = ENDPOINTS[operation]
+        failures, refusals, started = 0, 0, time.monotonic()  # 5xx/network failures; 429 answers
+        while True:
+            await self.limiter.call()
+            attempt["sending"] = True
+            try:
+                response = await self._post(path, fields, upload)
+            except _NOT_SENT as exc:
+                attempt["sending"] = False
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise TransientError(f"MusicGPT cannot be reached at {self.base_url} ({_describe(exc)}); "
+                                         "nothing was sent", code="backend_unreachable") from None
+                await self._sleep(self.retry.backoff(failures - 1), f"{operation} not sent ({_describe(exc)})")
+                continue
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                raise SubmissionUnknown(
+                    f"the {operation} request may have reached MusicGPT, but the connection failed before its "
+                    f"answer ({_describe(exc)}). It was NOT sent again, so you are not charged twice: check your "
+                    "MusicGPT dashboard for a new task, then resolve the job with its task id or as not submitted"
+                ) from None
+            status = response.status_code
+            if status == 429 or (status >= 500 and status not in _GATEWAY_GAVE_UP):
+                attempt["sending"] = False  # answered "not accepted": nothing of this attempt is pending
+            if status == 429:
+                waited = time.monotonic() - started
+                if waited >= self.retry.rate_limit_patience_s:
+                    raise RateLimited(f"MusicGPT kept answering 429 (too many requests or tasks at once) for "
+                                      f"{waited:.0f} s; the {operation} was not accepted") from None
+                delay = self.retry.backoff(min(refusals, 5), self.retry.rate_limit_s)
+                refusals += 1
+                self.limiter.penalize(delay)
+                log.info("MusicGPT answered 429 to %s: queueing for %.1f s", operation, delay)
+                continue
+            if status in _GATEWAY_GAVE_UP:
+                raise SubmissionUnknown(
+                    f"a gateway in front of MusicGPT answered the {operation} request with HTTP {status}: the service "
+                    "behind it may have accepted it. It was NOT sent again, so you are not charged twice: check your "
+                    "MusicGPT dashboard for a new task, then resolve the job with its task id or as not submitted")
+            if status >= 500:
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise TransientError(f"MusicGPT failed the {operation} request {failures} times "
+                                         f"(HTTP {status}: {self._text(response)}); nothing was accepted")
+                await self._sleep(self.retry.backoff(failures - 1), f"{operation} answered HTTP {status}")
+                continue
+            return self._accepted(operation, response)
+
+    async def _post(self, path: str, fields: dict[str, str], upload: Path | None) -> httpx.Response:
+        if upload is None:  # still multipart, as documented: text parts without a file name
+            parts = [(name, (None, value.encode("utf-8"))) for name, value in fields.items()]
+            return await self._submits.post(path, files=parts)
+        with open(upload, "rb") as audio:
+            files = {"audio_file": (upload.name, audio, _mime(upload))}
+            return await self._submits.post(path, data=fields, files=files)
+
+    def _accepted(self, operation: str, response: httpx.Response) -> dict:
+        status = response.status_code
+        if not 200 <= status < 300:
+            self._raise_for(status, response, f"the {operation} request")
+        try:
+            answer = response.json()
+        except ValueError:
+            raise SubmissionUnknown(f"MusicGPT answered the {operation} request with HTTP {status} but an unreadable "
+                                    "body; it may have accepted it. Check your dashboard, then resolve the job"
+                                    ) from None
+        if not isinstance(answer, dict):
+            answer = {}
+        if answer.get("task_id"):
+            return answer
+        if answer.get("success") is False:
+            raise BackendError(f"MusicGPT refused the {operation} request: {self._text(response)}",
+                               code="rejected_by_service")
+        raise SubmissionUnknown(f"MusicGPT answered the {operation} request without a task id; it may have "
+                                "accepted it. Check your dashboard, then resolve the job")
+
+    # -- poll ----------------------------------------------------------------------------------------------------
+
+    async def by_id(self, conversion_type: str, *, task_id: str | None = None,
+                    conversion_id: str | None = None) -> dict:
+        """GET /v1/byId for one task (or one conversion): return its ``conversion`` object."""
+        if (task_id is None) == (conversion_id is None):
+            raise ValueError("by_id takes task_id or conversion_id, exactly one")
+        params = {"conversionType": conversion_type}
+        params.update({"task_id": task_id} if task_id else {"conversion_id": conversion_id})
+        what = f"the status of task {task_id or conversion_id}"
+        failures = 0
+        while True:
+            await self.limiter.call()
+            try:
+                response = await self._api.get("/v1/byId", params=params)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise TransientError(f"could not read {what} ({_describe(exc)})") from None
+                await self._sleep(self.retry.backoff(failures - 1), f"byId failed ({_describe(exc)})")
+                continue
+            status = response.status_code
+            if status == 429:
+                failures += 1
+                delay = self.retry.backoff(min(failures, 5), self.retry.rate_limit_s)
+                self.limiter.penalize(delay)
+                if failures >= self.retry.attempts:
+                    raise RateLimited(f"MusicGPT kept answering 429 when asked for {what}")
+                continue
+            if status >= 500:
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise TransientError(f"MusicGPT failed {failures} times to give {what} (HTTP {status})")
+                await self._sleep(self.retry.backoff(failures - 1), f"byId answered HTTP {status}")
+                continue
+            if status != 200:
+                self._raise_for(status, response, what)
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            conversion = body.get("conversion") if isinstance(body, dict) else None
+            if not isinstance(conversion, dict):
+                failures += 1
+                if failures >= self.retry.attempts:
+                    raise TransientError(f"MusicGPT gave an unreadable answer for {what}")
+                await self._sleep(self.retry.backoff(failures - 1), "byId answer unreadable")
+                continue
+            return conversion
+
+    # -- download ------------------------------------------------------------------------------------------------
+
+    async def download(self, url: str, dest: Path,
+                       verify: Callable[[Path], Awaitable[None] | None] | None = None) -> Path:
+        """Fetch ``url`` into ``dest`` (renamed into place when complete and, if given, ``verify``-ed).
+
+        Truncated bodies, network errors, 5xx and files ``verify`` rejects (it raises ValueError) are fetched again,
+        a bounded number of times; then TransientError. A 4xx (expired or missing file) is not retried.
+        """
+        if not url.startswith(("http://", "https://")):
+            raise BackendError(f"MusicGPT gave an audio address that is not a web address: {url[:80]!r}",
+                               code="download_failed")
+        part = dest.with_name(f".{dest.name}.part")
+        reason = ""
+        for attempt in range(self.retry.attempts):
+            if attempt:
+                await self._sleep(self.retry.backoff(attempt - 1), f"download failed ({reason})")
+            try:
+                await self._fetch(url, part)
+                if verify is not None and inspect.isawaitable(checked := verify(part)):
+                    await checked
+                part.replace(dest)
+                return dest
+            except _DownloadRefused as exc:
+                part.unlink(missing_ok=True)
+                raise BackendError(f"MusicGPT's audio file is gone or refused (HTTP {exc.status}): {_short(url)}",
+                                   code="download_failed") from None
+            except (httpx.TimeoutException, httpx.TransportError, _DownloadRetry, ValueError) as exc:
+                reason = _describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
+                part.unlink(missing_ok=True)
+        raise TransientError(f"downloading {_short(url)} failed {self.retry.attempts} times ({reason})",
+                             code="download_failed")
+
+    async def _fetch(self, url: str, part: Path) -> None:
+        async with self._files.stream("GET", url) as response:
+            if 400 <= response.status_code < 500:
+                raise _DownloadRefused(response.status_code)
+            if response.status_code != 200:
+                raise _DownloadRetry(f"HTTP {response.status_code}")
+            declared = response.headers.get("content-length")
+            received = 0
+            with open(part, "wb") as out:
+                async for chunk in response.aiter_raw():
+                    received += len(chunk)
+                    if received > MAX_DOWNLOAD_BYTES:
+                        raise _DownloadRetry(f"larger than {MAX_DOWNLOAD_BYTES} bytes")
+                    out.write(chunk)
+            if declared is not None and received != int(declared):
+                raise _DownloadRetry(f"truncated: {received} of {declared} bytes")
+
+    # -- shared --------------------------------------------------------------------------------------------------
+
+    def _raise_for(self, status: int, response: httpx.Response, what: str) -> None:
+        text = self._text(response)
+        if status == 401:
+            raise AuthError(f"MusicGPT refused the API key ({text}); check MUSICGPT_API_KEY, the keyring entry or "
+                            "the api_key setting. Nothing was retried")
+        if status == 403:
+            raise AuthError(f"MusicGPT does not allow this key to ask for {what} (HTTP 403: {text})")
+        if status == 402:
+            raise CreditError(_credit_message(response, text))
+        raise BackendError(f"MusicGPT rejected {what} (HTTP {status}): {text}", code="rejected_by_service")
+
+    def _text(self, response: httpx.Response) -> str:
+        """The server's own words: ``error`` or ``message`` (it uses both), else the start of the body."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        text = ""
+        if isinstance(body, dict):
+            for key in ("error", "message", "detail", "error_message"):
+                if body.get(key):
+                    value = body[key]
+                    text = value if isinstance(value, str) else json.dumps(value)
+                    break
+        if not text:
+            text = response.text.strip()[:300] or response.reason_phrase or f"HTTP {response.status_code}"
+        return text.replace(self._secret.reveal(), "<redacted>")
+
+    async def _sleep(self, seconds: float, why: str) -> None:
+        log.warning("MusicGPT: %s; retrying in %.1f s", why, seconds)
+        await asyncio.sleep(seconds)
+
+
+class _DownloadRetry(Exception):
+    pass
+
+
+class _DownloadRefused(Exception):
+    def __init__(self, status: int):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def _credit_message(response: httpx.Response, text: str) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    required, available = body.get("required_credits"), body.get("available_credits")
+    figures = ""
+    if required is not None or available is not None:
+        figures = f": this request needs {required if required is not None else '?'} credits and the account has " \
+                  f"{available if available is not None else '?'}"
+    return f"not enough MusicGPT credit{figures} ({text}). Top up the account, then retry the job"
+
+
+def _describe(exc: BaseException) -> str:
+    detail = str(exc).strip()
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _short(url: str) -> str:
+    return url.split("?", 1)[0][:120]  # signed storage URLs carry credentials in the query
+
+
+def _mime(path: Path) -> str:
+    return {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".m4a": "audio/mp4"}.get(
+        path.suffix.lower(), "application/octet-stream")

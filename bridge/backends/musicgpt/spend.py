@@ -1,0 +1,153 @@
+"""The spend guard: a ledger of paid submits and the producer's limits on them.
+
+Every submit is written down *before* it is sent (``intent``), then settled as ``accepted`` (with the task id and
+the server's ``credit_estimate``), ``refused`` (the server said no: nothing was spent) or ``unknown`` (the answer
+was lost). Intents, accepted and unknown submits all count against the hourly and daily limits, so a crash or a
+lost answer never lets more requests through than the producer allowed. Dry runs are written down too, but cost
+nothing and count against nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from bridge.exceptions import SpendLimitReached
+
+_COUNTED = ("intent", "accepted", "unknown")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS submits (
+    id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    at REAL NOT NULL,
+    state TEXT NOT NULL,
+    task_id TEXT,
+    credit_estimate REAL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS submits_at ON submits (at);
+"""
+
+
+class SpendGuard:
+    """Per-hour and per-day limits on paid submits, backed by a small SQLite ledger in the backend's state folder."""
+
+    def __init__(self, path: Path, *, hourly_limit: int | None = None, daily_limit: int | None = None,
+                 clock=time.time):
+        for name, value in (("hourly_limit", hourly_limit), ("daily_limit", daily_limit)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be 0 or more (or unset for no limit), got {value}")
+        self.path = Path(path)
+        self.hourly_limit = hourly_limit
+        self.daily_limit = daily_limit
+        self._clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> "_Closing":
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        return _Closing(db)
+
+    def record_intent(self, job_id: str, operation: str) -> int:
+        """Check the limits and write the intent in one transaction; return its ledger id or raise SpendLimitReached."""
+        now = self._clock()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # two daemons sharing a state folder must not both pass the check
+            try:
+                self._check(db, now)
+                cursor = db.execute("INSERT INTO submits (job_id, operation, at, state) VALUES (?, ?, ?, 'intent')",
+                                    (job_id, operation, now))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return int(cursor.lastrowid)
+
+    def record_accepted(self, entry: int, task_id: str, credit_estimate: float | None) -> None:
+        """The server accepted the submit: keep its task id and what it said it will cost."""
+        self._settle(entry, "accepted", task_id=task_id, credit_estimate=credit_estimate)
+
+    def record_refused(self, entry: int, reason: str) -> None:
+        """The server refused the submit, so nothing was spent: it no longer counts against the limits."""
+        self._settle(entry, "refused", note=reason[:300])
+
+    def record_unknown(self, entry: int, reason: str) -> None:
+        """The answer was lost: it may have cost money, so it keeps counting."""
+        self._settle(entry, "unknown", note=reason[:300])
+
+    def record_resolved(self, job_id: str, task_id: str) -> None:
+        """The producer found the task behind an unknown submission: the ledger learns its task id."""
+        with self._connect() as db:
+            db.execute("UPDATE submits SET state = 'accepted', task_id = ?, note = 'resolved by the producer' "
+                       "WHERE id = (SELECT MAX(id) FROM submits WHERE job_id = ? AND state IN ('unknown', 'intent'))",
+                       (task_id, job_id))
+
+    def record_dry_run(self, job_id: str, operation: str) -> None:
+        """A dry run: written down for the record, counted against nothing."""
+        with self._connect() as db:
+            db.execute("INSERT INTO submits (job_id, operation, at, state) VALUES (?, ?, ?, 'dry_run')",
+                       (job_id, operation, self._clock()))
+
+    def _settle(self, entry: int, state: str, *, task_id: str | None = None, credit_estimate: float | None = None,
+                note: str | None = None) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE submits SET state = ?, task_id = COALESCE(?, task_id), "
+                       "credit_estimate = COALESCE(?, credit_estimate), note = COALESCE(?, note) WHERE id = ?",
+                       (state, task_id, credit_estimate, note, entry))
+
+    def _check(self, db: sqlite3.Connection, now: float) -> None:
+        for limit, window, name in ((self.hourly_limit, 3600, "hour"), (self.daily_limit, 86400, "day")):
+            if limit is None:
+                continue
+            used = self._count(db, now - window)
+            if used >= limit:
+                raise SpendLimitReached(
+                    f"spend guard: {used} paid MusicGPT requests in the last {name} reach the limit of {limit} "
+                    f"(setting {'hourly' if name == 'hour' else 'daily'}_limit); nothing was sent")
+
+    @staticmethod
+    def _count(db: sqlite3.Connection, since: float) -> int:
+        marks = ",".join("?" * len(_COUNTED))
+        return db.execute(f"SELECT COUNT(*) FROM submits WHERE at > ? AND state IN ({marks})",
+                          (since, *_COUNTED)).fetchone()[0]
+
+    def totals(self) -> dict:
+        """Requests and estimated credit in the last hour and day, for ``daw-bridge doctor`` and the bench."""
+        now = self._clock()
+        with self._connect() as db:
+            out = {}
+            for window, name in ((3600, "hour"), (86400, "day")):
+                marks = ",".join("?" * len(_COUNTED))
+                count, credit = db.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(credit_estimate), 0) FROM submits WHERE at > ? AND state IN "
+                    f"({marks})", (now - window, *_COUNTED)).fetchone()
+                out[f"requests_last_{name}"] = count
+                out[f"credit_estimate_last_{name}"] = credit
+            out["unknown_submissions"] = db.execute(
+                "SELECT COUNT(*) FROM submits WHERE state = 'unknown'").fetchone()[0]
+            out.update(hourly_limit=self.hourly_limit, daily_limit=self.daily_limit)
+            return out
+
+    def entries(self, job_id: str | None = None) -> list[dict]:
+        """The ledger's rows (all, or one job's), oldest first."""
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            query = "SELECT * FROM submits" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY id"
+            return [dict(row) for row in db.execute(query, (job_id,) if job_id else ())]
+
+
+class _Closing:
+    """A connection used as ``with``: closes at the end (sqlite3's own ``with`` only commits)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self._db
+
+    def __exit__(self, *exc) -> None:
+        self._db.close()
