@@ -2,8 +2,9 @@
 
 Every bar is rendered from its pattern alone and placed at a whole-sample position with a constant bar length, so
 two bars with the same pattern (and the same pattern before them, whose tails ring into them) are identical sample
-for sample. Sections of four bars follow a seeded plan (intro, verse, chorus, ...) that repeats, with a drum fill
-at each section's last bar and a held final chord so the song ends rather than stops. Nothing is downloaded.
+for sample. After a 4-bar intro, sections (8 bars, or 4 in songs under 90 s) follow a seeded pop form (verse,
+chorus, bridge) that repeats, with a drum fill at each section's last bar and a held final chord so the song ends
+rather than stops. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def make_song_array(seconds: float = 30.0, sample_rate: int = 44100, channels: i
     beat = int(round(60.0 / bpm * sample_rate))
     bar = 4 * beat
     key = 45 + int(rng.integers(0, 7))  # MIDI note of the key's bass root (A2..E3)
-    plan = _section_plan(int(np.ceil(total / bar)), rng)
+    plan = _section_plan(int(np.ceil(total / bar)), rng, section_bars=8 if seconds >= 90 else 4)
     leads = {name: rng.integers(0, 4, size=(4, 8)) for name in _ROOTS}  # a seeded riff per section type
     tail = 2 * bar
     stems = np.zeros((3, total + tail), dtype=np.float64)  # drums, bass+chords, lead: panned differently
@@ -60,22 +61,27 @@ def make_song_array(seconds: float = 30.0, sample_rate: int = 44100, channels: i
 
 def make_song(path: Path, seconds: float = 30.0, sample_rate: int = 44100, channels: int = 2, bpm: float = 120.0,
               seed: int = 0) -> Path:
-    """Write the song as a 24-bit WAV at ``path`` and return the path."""
+    """Write the song as a 24-bit WAV at ``path`` (creating its folder) and return the path."""
     import soundfile as sf
 
     audio, sr = make_song_array(seconds, sample_rate, channels, bpm, seed)
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, audio, sr, subtype="PCM_24")
     return path
 
 
-def _section_plan(bars: int, rng: np.random.Generator) -> list[tuple[str, int, bool]]:
-    """(section type, bar within the section, is the section's last bar) for each bar: intro, then A/B/C sections."""
-    order = ["I"] + [str(rng.choice(["A", "A", "B", "C"])) if i % 3 else "A" for i in range(1, bars // 4 + 2)]
-    plan = []
-    for section in order:
-        for b in range(4):
-            plan.append((section, b, b == 3))
+_FORMS = (("A", "B", "A", "B", "C", "B"), ("A", "A", "B", "A", "B", "C"), ("A", "B", "C", "A", "B", "B"))
+
+
+def _section_plan(bars: int, rng: np.random.Generator, section_bars: int) -> list[tuple[str, int, bool]]:
+    """(section type, bar within the section, is the section's last bar) for each bar: a 4-bar intro, then a
+    seeded pop form of sections (verse, chorus, bridge) repeated for as long as the song lasts."""
+    form = _FORMS[int(rng.integers(0, len(_FORMS)))]
+    plan = [("I", b, b == 3) for b in range(4)]
+    while len(plan) < bars:
+        for section in form:
+            plan.extend((section, b, b == section_bars - 1) for b in range(section_bars))
     return plan[:max(bars, 1)]
 
 
@@ -86,7 +92,7 @@ def _render_bar(section: str, bar_in_section: int, ending: bool, last_bar: bool,
     length = 12 * beat
     drums, harmony, melody = (np.zeros(length) for _ in range(3))
     roots = _ROOTS.get(section, _ROOTS["A"])
-    root = key + roots[bar_in_section]
+    root = key + roots[bar_in_section % 4]
     chord = _MINOR if section != "C" else _MAJOR
     if ending:
         _add(harmony, 0, _tone(_chord_freqs(key + 12, _MINOR), 4 * beat / sr, sr, decay=1.2, bright=0.3))
@@ -111,7 +117,7 @@ def _render_bar(section: str, bar_in_section: int, ending: bool, last_bar: bool,
         for step in range(8):
             if (step + bar_in_section) % 3 == 2:
                 continue  # rests make the riff rhythmic
-            note = root + 24 + scale[lead[bar_in_section][step]]
+            note = root + 24 + scale[lead[bar_in_section % 4][step]]
             _add(melody, step * eighth, _tone([_hz(note)], 0.8 * eighth / sr, sr, decay=0.3, bright=0.5) * 0.3)
     return drums, harmony, melody
 

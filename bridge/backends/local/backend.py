@@ -1,0 +1,76 @@
+"""``LocalBackend``: the embedded engine behind the Backend interface, working in a process pool.
+
+The heavy work (analysis, search, rendering) runs in worker processes started with ``spawn`` (the daemon has
+watchdog and socket threads, which ``fork`` would copy half-held), so the event loop keeps answering OSC while a
+song is analysed. Progress is reported from the event loop between the two worker calls of a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+from pathlib import Path
+
+from bridge.backends.base import Backend, Progress, Rendered
+from bridge.backends.local import engine
+from bridge.core.jobs import JobSpec
+
+DEFAULT_MIN_CONFIDENCE = 0.3
+
+
+class LocalBackend(Backend):
+    """The default generator: offline, free, re-uses the song's own passages."""
+
+    name = "local"
+    resubmit_safe = True
+
+    def __init__(self, cache_dir: Path, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, workers: int = 1,
+                 executor: concurrent.futures.Executor | None = None):
+        if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
+                or not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be a number in 0..1, got {min_confidence!r}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.cache_dir = Path(cache_dir)
+        self.min_confidence = float(min_confidence)
+        self.workers = workers
+        self._executor = executor
+        self._owns_executor = executor is None
+
+    def _pool(self) -> concurrent.futures.Executor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=engine.warm_up)
+        return self._executor
+
+    async def warm_up(self) -> None:
+        """Start the workers now (imports and JIT caches take a few seconds), instead of on the first job."""
+        await asyncio.get_running_loop().run_in_executor(self._pool(), engine.warm_up)
+
+    async def submit(self, spec: JobSpec, prepared: dict) -> dict:
+        return {}  # nothing to pay for, nothing to poll: wait() does the work
+
+    async def wait(self, spec: JobSpec, prepared: dict, receipt: dict, workdir: Path,
+                   progress: Progress) -> list[Rendered]:
+        loop = asyncio.get_running_loop()
+        pool = self._pool()
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        progress(0.05, "analysing the song")
+        summary = await loop.run_in_executor(pool, engine.analyse_source, str(spec.source), str(self.cache_dir))
+        progress(0.5, "choosing passages" if summary["cached"] else "analysed; choosing passages")
+        results = await loop.run_in_executor(pool, engine.render_job, spec.to_json(), str(workdir),
+                                             str(self.cache_dir), self.min_confidence)
+        progress(1.0, f"rendered {len(results)} variant{'s' if len(results) != 1 else ''}")
+        return [Rendered.from_json(item) for item in results]
+
+    async def describe(self) -> dict:
+        return {"name": self.name, "engine": "embedded", "min_confidence": self.min_confidence,
+                "workers": self.workers, "cache_dir": str(self.cache_dir)}
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None and self._owns_executor:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: executor.shutdown(wait=True, cancel_futures=True))

@@ -1,0 +1,211 @@
+"""The embedded engine's work for one job, as plain functions that run in a worker process.
+
+``analyse_source`` fills the analysis cache; ``render_job`` plans the variants, renders them into the work folder
+and returns ``Rendered`` dicts. Both are module-level so a spawned process pool can pickle them. A worker
+remembers the last song it hashed (and decoded, if it analysed it), so the two calls of one job read the file
+once; on a cached song a PCM file is not decoded at all, only the blocks the variants play are read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bridge.backends.local.analysis import SongAnalysis, analyse, without_range
+from bridge.backends.local.cache import AnalysisCache, content_key
+from bridge.backends.local.extend import plan_extend
+from bridge.backends.local.inpaint import plan_inpaint
+from bridge.backends.local.joins import ArraySource, FileSource
+from bridge.backends.local.plans import Plan
+from bridge.backends.local.render import render
+from bridge.backends.local.similarity import confidence
+from bridge.exceptions import NoMaterialError, SourceError
+
+ENGINE_NOTE = ("embedded: re-uses the song's own material (beat-aligned, similarity-driven); it does not follow "
+               "prompt, lyrics or gender")
+MIN_SONG_SECONDS = 4.0
+_EXACT_SUBTYPES = {"PCM_16", "PCM_24", "PCM_S8", "PCM_U8"}  # 24-bit WAV holds these exactly
+
+_loaded: dict[str, object] = {}  # this worker's last song: its file identity, content key, and samples if decoded
+_SEEKABLE = {"WAV", "WAVEX", "AIFF", "FLAC", "W64", "RF64", "CAF"}  # seeking there gives exactly the same samples
+
+
+def _identity(source: Path) -> tuple:
+    try:
+        stat = Path(source).stat()
+    except FileNotFoundError:
+        raise SourceError(f"source audio not found: {source}", code="source_missing") from None
+    except OSError as exc:
+        raise SourceError(f"source audio cannot be read ({exc.strerror}): {source}",
+                          code="source_unreadable") from None
+    return str(source), stat.st_size, stat.st_mtime_ns, stat.st_ino
+
+
+def song_key(source: Path) -> str:
+    """The song's content key; hashed once per file version in this worker.
+
+    The worker trusts its memory while the file's size, modification time and inode are unchanged (the two calls
+    of one job, or jobs in a row on one song); anything else is hashed again.
+    """
+    identity = _identity(source)
+    if _loaded.get("identity") != identity:
+        try:
+            key = content_key(source)
+        except OSError as exc:
+            raise SourceError(f"source audio cannot be read ({exc}): {source}", code="source_unreadable") from None
+        _loaded.clear()
+        _loaded.update(identity=identity, key=key)
+    return _loaded["key"]
+
+
+def load_song(source: Path) -> tuple[np.ndarray, int, str]:
+    """(float32 frames (n, channels), sample rate, source subtype), decoded once per file version in this worker."""
+    import soundfile as sf
+
+    song_key(source)
+    if "audio" not in _loaded:
+        try:
+            with sf.SoundFile(str(source)) as song:
+                audio = song.read(dtype="float32", always_2d=True)
+                _loaded.update(audio=audio, sample_rate=song.samplerate, subtype=song.subtype)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise SourceError(f"source audio cannot be read ({exc}): {source}", code="source_unreadable") from None
+        if len(audio) == 0:
+            raise SourceError(f"source audio has no frames: {source}", code="source_unreadable")
+    return _loaded["audio"], _loaded["sample_rate"], _loaded["subtype"]
+
+
+def open_song(source: Path):
+    """A readable source for rendering, its sample rate and subtype: the samples this worker holds, else the file
+    read block by block where that is exact, else the whole song decoded."""
+    import soundfile as sf
+
+    song_key(source)
+    if "audio" not in _loaded:
+        try:
+            info = sf.info(str(source))
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise SourceError(f"source audio cannot be read ({exc}): {source}", code="source_unreadable") from None
+        if info.format in _SEEKABLE and info.frames > 0:
+            return FileSource(source), info.samplerate, info.subtype
+    audio, sample_rate, subtype = load_song(source)
+    return ArraySource(audio), sample_rate, subtype
+
+
+def song_analysis(source: Path, cache_dir: Path) -> tuple[SongAnalysis, bool]:
+    """The song's analysis, from the cache when it holds this content; the bool says it was cached."""
+    cache = AnalysisCache(cache_dir)
+    key = song_key(source)
+    analysis = cache.load(key)
+    if analysis is not None:
+        return analysis, True
+    audio, sample_rate, _ = load_song(source)
+    analysis = analyse(audio, sample_rate)
+    cache.store(key, analysis)
+    return analysis, False
+
+
+def analyse_source(source: str, cache_dir: str) -> dict:
+    """Make sure the song's analysis is cached; returns a short summary for logs."""
+    analysis, cached = song_analysis(Path(source), Path(cache_dir))
+    return {"cached": cached, "tempo": round(analysis.tempo, 2), "beats": len(analysis.beats)}
+
+
+def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -> list[dict]:
+    """Plan and render the job's variants into ``workdir``; returns ``Rendered.to_json()`` dicts, best first.
+
+    Raises NoMaterialError when the song is silent, too short, or nothing in it fits well enough.
+    """
+    from bridge.backends.base import Rendered
+    from bridge.core.jobs import JobSpec
+
+    spec = JobSpec.from_json(job)
+    analysis, _ = song_analysis(spec.source, Path(cache_dir))
+    _check_song(analysis)
+    if spec.operation == "inpaint":
+        start, end = float(spec.start), float(spec.end)
+        analysis = without_range(analysis, start, end)
+        plans = plan_inpaint(analysis, start, end, spec.num_outputs)
+        span_start = max(0.0, start - spec.handle)
+        span_end = min(analysis.duration, end + spec.handle)
+        where = f"{start:.2f}-{end:.2f} s"
+    elif spec.operation == "extend":
+        start = min(float(spec.extend_after), analysis.duration)
+        end = start + float(spec.duration)
+        plans = plan_extend(analysis, start, float(spec.duration), spec.num_outputs)
+        span_start, span_end = max(0.0, start - spec.handle), end
+        where = f"the music before {start:.2f} s"
+    else:
+        raise ValueError(f"operation must be inpaint or extend, got {spec.operation!r}")
+    song, sample_rate, subtype = open_song(spec.source)
+    first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
+    write_subtype = "PCM_24" if subtype in _EXACT_SUBTYPES else "FLOAT"
+    candidates, best = [], 0.0
+    try:
+        for plan in plans:
+            out, joins, passages = render(song, sample_rate, plan, start, end, (first, stop), analysis.beat_period)
+            sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
+            best = max(best, sure)
+            if sure >= min_confidence:
+                candidates.append((sure, out, joins, passages, plan))
+    finally:
+        if isinstance(song, FileSource):
+            song.close()
+    candidates.sort(key=lambda item: -item[0])  # variant 1 is the one we are surest of
+    results = []
+    for variant, (sure, out, joins, passages, plan) in enumerate(candidates, start=1):
+        path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", out, sample_rate, write_subtype)
+        splice = {"handle": spec.handle, "joins": joins, "confidence": round(sure, 3), "passages": passages,
+                  "tempo": round(analysis.tempo, 2)}
+        if spec.operation == "extend":
+            splice["ending"] = plan.ending
+        results.append(Rendered(variant, path, first / sample_rate, splice, {}))
+    if not results:
+        raise NoMaterialError(_no_material_reason(analysis, plans, best, where, min_confidence, end - start))
+    notes = _notes(spec, len(results))
+    for rendered in results:
+        rendered.notes = dict(notes)
+    return [rendered.to_json() for rendered in results]
+
+
+def _write(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> Path:
+    from bridge.audio.wavio import write_atomic
+
+    return write_atomic(path, np.clip(audio, -1.0, 1.0) if subtype != "FLOAT" else audio, sample_rate, subtype)
+
+
+def _check_song(analysis: SongAnalysis) -> None:
+    if analysis.silent:
+        raise NoMaterialError(f"the song is silent ({analysis.level_db:.0f} dBFS): there is no material to re-use")
+    if analysis.duration < MIN_SONG_SECONDS:
+        raise NoMaterialError(f"the song is too short ({analysis.duration:.1f} s): the embedded engine needs at "
+                              f"least {MIN_SONG_SECONDS:.0f} s of music to re-use")
+
+
+def _no_material_reason(analysis: SongAnalysis, plans: list[Plan], best: float, where: str, threshold: float,
+                        length: float) -> str:
+    if not plans:
+        return (f"the song is too short ({analysis.duration:.1f} s) to supply {length:.1f} s of other material "
+                f"with its surroundings: try a shorter range or a longer source")
+    beats = "" if len(analysis.beats) >= 8 else "; no steady beat was found"
+    return (f"nothing in the song is similar enough to {where} to re-use (best match confidence {best:.2f}, "
+            f"threshold {threshold:.2f}, set by [local] min_confidence){beats}")
+
+
+def _notes(spec, delivered: int) -> dict:
+    ignored = {name: value for name, value in (("prompt", spec.prompt), ("lyrics", spec.lyrics),
+                                               ("gender", spec.gender)) if value}
+    notes: dict = {"engine": ENGINE_NOTE}
+    if ignored:
+        notes["ignored"] = ignored
+    if delivered < spec.num_outputs:
+        notes["variants"] = (f"{delivered} of {spec.num_outputs} variants: the song offers no further passage "
+                             f"similar enough")
+    return notes
+
+
+def warm_up() -> None:
+    """Import the analysis libraries and run them once, so a new worker's first job does not pay for it."""
+    rng = np.random.default_rng(0)
+    analyse((rng.standard_normal((3 * 22050, 1)) * 0.1).astype(np.float32), 22050)

@@ -1,0 +1,146 @@
+"""Making a join inaudible: fine alignment on the waveform, crossfade curves and lengths, loudness matching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import correlate
+
+ALIGN_WINDOW = 0.3  # seconds of waveform compared when aligning a join
+ALIGN_SEARCH = 0.06  # seconds either way the incoming material may move (covers a cell of the search grid)
+LEVEL_WINDOW = 1.0  # seconds whose loudness is matched across a join (long enough that one drum hit does not sway it)
+MIN_CROSSFADE = 0.01
+MAX_CROSSFADE = 0.15
+MAX_GAIN_DB = 6.0
+GAIN_DEADBAND_DB = 0.5  # smaller level differences are left alone: identical material keeps unity gain
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Where incoming material lines up best with what it joins, and how alike the two are there."""
+
+    shift: int  # samples to add to the incoming material's source position
+    correlation: float  # normalised waveform correlation at that shift, -1..1
+
+
+def align(reference: np.ndarray, block: np.ndarray, search: int, limits: tuple[int, int] | None = None) -> Alignment:
+    """Best shift in -search..search so that ``block[search + shift:][:len(reference)]`` matches ``reference``.
+
+    Both are mono; ``block`` is the incoming material from ``search`` samples before its planned position to
+    ``search`` after the reference's end. Maximises the correlation normalised by the energy at each shift, so a
+    loud neighbouring beat does not win over the matching one. ``limits`` narrows the shifts allowed (inclusive).
+    """
+    width = len(reference)
+    block = block.astype(np.float64)
+    ref = reference.astype(np.float64)
+    ref_energy = float(np.dot(ref, ref))
+    if width == 0 or ref_energy < 1e-12:
+        return Alignment(0, 0.0)
+    raw = correlate(block, ref, mode="valid", method="fft")
+    cumulative = np.concatenate([[0.0], np.cumsum(block * block)])
+    energy = cumulative[width:] - cumulative[:-width]
+    score = raw / np.sqrt(np.maximum(energy, 1e-12) * ref_energy)
+    score[energy < 1e-9 * ref_energy] = 0.0
+    if limits is not None:
+        shifts = np.arange(-search, search + 1)
+        outside = (shifts < limits[0]) | (shifts > limits[1])
+        if np.all(outside):
+            nearest = int(np.clip(0, limits[0], limits[1]))
+            return Alignment(nearest, float(score[search + nearest]) if abs(nearest) <= search else 0.0)
+        score[outside] = -np.inf
+    best = int(np.argmax(score))
+    return Alignment(best - search, float(np.clip(score[best], -1.0, 1.0)))
+
+
+def read(signal: np.ndarray, start: int, length: int) -> np.ndarray:
+    """signal[start:start + length], silent where it lies outside the signal."""
+    out = np.zeros((length,) + signal.shape[1:], dtype=signal.dtype)
+    lo, hi = max(start, 0), min(start + length, len(signal))
+    if hi > lo:
+        out[lo - start:hi - start] = signal[lo:hi]
+    return out
+
+
+class ArraySource:
+    """A song held in memory as float32 frames (frames, channels)."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio = audio
+        self.frames, self.channels = audio.shape
+
+    def read(self, start: int, length: int) -> np.ndarray:
+        return read(self.audio, start, length)
+
+
+class FileSource:
+    """A song read from its file a block at a time: a job on a cached song decodes only what it plays.
+
+    Only for formats whose seeking is sample-exact (PCM in WAV, AIFF, FLAC and the like): a lossy decoder may
+    not give the same samples after a seek as in one pass.
+    """
+
+    def __init__(self, path):
+        import soundfile as sf
+
+        self._file = sf.SoundFile(str(path))
+        self.frames, self.channels = self._file.frames, self._file.channels
+
+    def read(self, start: int, length: int) -> np.ndarray:
+        out = np.zeros((length, self.channels), dtype=np.float32)
+        lo, hi = max(start, 0), min(start + length, self.frames)
+        if hi > lo:
+            self._file.seek(lo)
+            out[lo - start:hi - start] = self._file.read(hi - lo, dtype="float32", always_2d=True)
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def crossfade_seconds(correlation: float, beat: float) -> float:
+    """Crossfade length for a join: long where the two sides are the same music, short where they differ.
+
+    Well-correlated material can blend over up to a quarter beat without smearing; unlike material gets a short
+    fade so neither side's transients double up.
+    """
+    amount = float(np.clip((correlation - 0.2) / 0.7, 0.0, 1.0))
+    return float(np.clip(beat * (0.04 + 0.21 * amount), MIN_CROSSFADE, MAX_CROSSFADE))
+
+
+def crossfade_curves(frames: int, correlation: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fade-out and fade-in gains (frames, 1) that keep the summed power constant for signals this correlated.
+
+    For uncorrelated material this is the usual equal-power fade; for identical material it becomes an
+    equal-gain fade, so a join between two copies of the same passage neither dips nor bumps.
+    """
+    rho = float(np.clip(correlation, 0.0, 1.0))
+    x = (np.arange(frames, dtype=np.float64) + 0.5) / max(frames, 1)
+    rising = 0.5 - 0.5 * np.cos(np.pi * x)
+    falling = 1.0 - rising
+    norm = np.sqrt(falling ** 2 + rising ** 2 + 2.0 * rho * falling * rising)
+    return (falling / norm)[:, None].astype(np.float32), (rising / norm)[:, None].astype(np.float32)
+
+
+def level_gain(reference: np.ndarray, material: np.ndarray) -> float:
+    """Gain bringing ``material`` to ``reference``'s level; unity within the deadband, bounded to MAX_GAIN_DB."""
+    have = float(np.sqrt(np.mean(np.square(material, dtype=np.float64)))) if material.size else 0.0
+    want = float(np.sqrt(np.mean(np.square(reference, dtype=np.float64)))) if reference.size else 0.0
+    if have < 1e-6 or want < 1e-6:
+        return 1.0
+    db = 20.0 * np.log10(want / have)
+    if abs(db) < GAIN_DEADBAND_DB:
+        return 1.0
+    return float(10 ** (np.clip(db, -MAX_GAIN_DB, MAX_GAIN_DB) / 20.0))
+
+
+def stretch(block: np.ndarray, frames: int) -> np.ndarray:
+    """Resample ``block`` (frames, channels) to exactly ``frames`` frames (a tiny varispeed that absorbs drift)."""
+    import soxr
+
+    if len(block) == frames:
+        return block
+    out = soxr.resample(np.ascontiguousarray(block, dtype=np.float32), len(block), frames, quality="HQ")
+    if len(out) < frames:
+        out = np.concatenate([out, np.repeat(out[-1:], frames - len(out), axis=0)])
+    return out[:frames]

@@ -1,0 +1,241 @@
+"""LocalBackend as the core drives it: a real JobSpec, a real spawned worker, real files in a work folder."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bridge.audio.region import probe
+from bridge.backends.local import engine
+from bridge.backends.local.backend import LocalBackend
+from bridge.core.jobs import JobSpec
+from bridge.exceptions import NoMaterialError
+from tests.songs import make_noise_array, make_silence_array, make_song_array, write
+
+PLANETBLUPI = Path("/usr/share/planetblupi/music/music003.ogg")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """One spawned worker for the module (starting one costs seconds of imports)."""
+    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                                      initializer=engine.warm_up)
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def backend(tmp_path, pool) -> LocalBackend:
+    return LocalBackend(tmp_path / "cache", executor=pool)
+
+
+@pytest.fixture(scope="module")
+def song_file(tmp_path_factory) -> Path:
+    audio, sr = make_song_array(40.0, seed=2)
+    return write(tmp_path_factory.mktemp("songs") / "verse-chorus.wav", audio, sr)
+
+
+def job(source: Path, **fields) -> JobSpec:
+    values = {"job_id": "j-test", "operation": "inpaint", "source": source, "source_info": probe(source),
+              "backend": "local"}
+    values.update(fields)
+    return JobSpec(**values)
+
+
+def run(backend: LocalBackend, spec: JobSpec, workdir: Path, notes: list | None = None):
+    workdir.mkdir(parents=True, exist_ok=True)
+    record = notes if notes is not None else []
+    return asyncio.run(backend.wait(spec, {}, {}, workdir, lambda fraction, note: record.append((fraction, note))))
+
+
+def read(path: Path) -> tuple[np.ndarray, int, str]:
+    with sf.SoundFile(str(path)) as f:
+        return f.read(dtype="float32", always_2d=True), f.samplerate, f.subtype
+
+
+def test_inpaint_delivers_two_variants_that_drop_into_the_timeline(backend, song_file, tmp_path):
+    spec = job(song_file, start=9.3, end=12.3, num_outputs=2, prompt="soft guitar solo", lyrics="la la",
+               gender="female")
+    rendered = run(backend, spec, tmp_path / "work")
+    source, sr, _ = read(song_file)
+    assert [r.variant for r in rendered] == [1, 2]
+    first, stop = int(round(8.3 * sr)), int(round(13.3 * sr))
+    froms = set()
+    for r in rendered:
+        audio, rate, subtype = read(r.path)
+        assert r.path.parent == tmp_path / "work"
+        assert (rate, audio.shape[1], subtype) == (sr, 2, "PCM_24")
+        assert len(audio) == stop - first
+        assert r.span_start == pytest.approx(first / sr, abs=1e-12)
+        joins = r.splice["joins"]
+        assert r.splice["handle"] == 1.0
+        assert [j["at"] for j in joins] == [9.3, 12.3]
+        assert r.splice["confidence"] == min(j["confidence"] for j in joins) >= 0.3
+        assert all(set(j) >= {"at", "from", "crossfade", "confidence"} for j in joins)
+        froms.add(joins[0]["from"])
+        assert "does not follow prompt, lyrics or gender" in r.notes["engine"]
+        assert r.notes["ignored"] == {"prompt": "soft guitar solo", "lyrics": "la la", "gender": "female"}
+        head = int(round((9.3 - joins[0]["crossfade"]) * sr)) - first - 2
+        tail = int(round((12.3 + joins[-1]["crossfade"]) * sr)) - first + 2
+        np.testing.assert_array_equal(audio[:head], source[first:first + head])
+        np.testing.assert_array_equal(audio[tail:], source[first + tail:stop])
+    assert len(froms) == 2  # two different passages, not the same one twice
+
+
+def test_a_second_job_on_the_same_song_skips_the_analysis_even_under_another_name(backend, song_file, tmp_path):
+    notes: list = []
+    run(backend, job(song_file, start=9.3, end=12.3, num_outputs=1), tmp_path / "a", notes)
+    copy = tmp_path / "renamed.wav"
+    copy.write_bytes(song_file.read_bytes())
+    [again] = run(backend, job(copy, start=17.4, end=20.4, num_outputs=1), tmp_path / "b", notes)
+    halfway = [note for fraction, note in notes if fraction == 0.5]
+    assert halfway == ["analysed; choosing passages", "choosing passages"]
+    assert len(list(backend.cache_dir.glob("*.npz"))) == 1
+    # without a new analysis the worker reads only the blocks it plays: still the source's own samples
+    audio, sr, _ = read(again.path)
+    source, _, _ = read(song_file)
+    first = int(round(16.4 * sr))
+    head = int(round((17.4 - again.splice["joins"][0]["crossfade"]) * sr)) - first - 2
+    np.testing.assert_array_equal(audio[:head], source[first:first + head])
+
+
+def test_an_edited_song_at_the_same_path_is_analysed_afresh(backend, tmp_path):
+    audio, sr = make_song_array(30.0, seed=2)
+    song = write(tmp_path / "song.wav", audio, sr)
+    run(backend, job(song, start=9.3, end=12.3, num_outputs=1), tmp_path / "a")
+    audio[:sr] *= 0.5  # the producer bounced a new mix over the old file
+    write(song, audio, sr)
+    notes: list = []
+    run(backend, job(song, start=9.3, end=12.3, num_outputs=1), tmp_path / "b", notes)
+    assert ("analysed; choosing passages" in [note for _, note in notes])
+    assert len(list(backend.cache_dir.glob("*.npz"))) == 2
+
+
+def test_extend_continues_past_the_song_end_for_the_requested_duration(backend, song_file, tmp_path):
+    spec = job(song_file, operation="extend", extend_after=40.0, duration=12.0, num_outputs=1)
+    [rendered] = run(backend, spec, tmp_path / "work")
+    audio, sr, _ = read(rendered.path)
+    assert rendered.span_start == pytest.approx(39.0)
+    assert len(audio) == int(round(52.0 * sr)) - int(round(39.0 * sr))
+    assert rendered.splice["ending"] in ("song_end", "fade")
+    assert rendered.splice["joins"][0]["at"] == 40.0
+    source, _, _ = read(song_file)
+    head = int(round((1.0 - rendered.splice["joins"][0]["crossfade"]) * sr)) - 2
+    np.testing.assert_array_equal(audio[:head], source[int(39.0 * sr):int(39.0 * sr) + head])
+    assert np.sqrt(np.mean(audio[int(2 * sr):int(8 * sr)] ** 2)) > 0.05  # music, not silence
+
+
+def test_noise_fails_with_a_reason_instead_of_delivering_noise(backend, tmp_path):
+    noise = write(tmp_path / "noise.wav", *make_noise_array(20.0))
+    with pytest.raises(NoMaterialError) as failure:
+        run(backend, job(noise, start=8.0, end=11.0), tmp_path / "work")
+    assert failure.value.code == "no_material"
+    assert "similar enough" in failure.value.message and "min_confidence" in failure.value.message
+    assert not list((tmp_path / "work").glob("*.wav"))
+
+
+def test_silence_fails_with_a_reason(backend, tmp_path):
+    silence = write(tmp_path / "silence.wav", *make_silence_array(20.0))
+    with pytest.raises(NoMaterialError, match="silent"):
+        run(backend, job(silence, start=8.0, end=11.0), tmp_path / "work")
+
+
+def test_a_range_the_song_cannot_supply_fails_with_a_reason(backend, tmp_path):
+    short = write(tmp_path / "short.wav", *make_song_array(8.0, seed=2))
+    with pytest.raises(NoMaterialError, match="too short"):
+        run(backend, job(short, start=1.5, end=6.5), tmp_path / "work")
+
+
+def test_a_stricter_threshold_refuses_what_the_default_accepts(pool, song_file, tmp_path):
+    strict = LocalBackend(tmp_path / "cache", executor=pool, min_confidence=0.99)
+    with pytest.raises(NoMaterialError, match="threshold 0.99"):
+        run(strict, job(song_file, start=21.7, end=24.7, num_outputs=1), tmp_path / "work")
+
+
+def test_a_float_source_comes_back_as_float_and_unchanged_outside_the_joins(backend, tmp_path):
+    audio, sr = make_song_array(40.0, seed=2, sample_rate=48000, channels=1)
+    song = write(tmp_path / "mono48k.wav", audio, sr, subtype="FLOAT")
+    [rendered] = run(backend, job(song, start=9.3, end=12.3, num_outputs=1), tmp_path / "work")
+    result, rate, subtype = read(rendered.path)
+    assert (rate, result.shape[1], subtype) == (48000, 1, "FLOAT")
+    first = int(round(8.3 * sr))
+    head = int(round((9.3 - rendered.splice["joins"][0]["crossfade"]) * sr)) - first - 2
+    np.testing.assert_array_equal(result[:head], audio[first:first + head])
+
+
+def test_the_event_loop_keeps_answering_while_the_engine_works(backend, tmp_path):
+    audio, sr = make_song_array(60.0, seed=3)
+    song = write(tmp_path / "fresh.wav", audio, sr)  # not cached yet: the worker analyses it
+
+    async def scenario() -> int:
+        beats = 0
+        done = asyncio.Event()
+
+        async def heartbeat():
+            nonlocal beats
+            while not done.is_set():
+                await asyncio.sleep(0.01)
+                beats += 1
+
+        ticker = asyncio.create_task(heartbeat())
+        (tmp_path / "work").mkdir()
+        await backend.wait(job(song, start=20.0, end=24.0, num_outputs=1), {}, {}, tmp_path / "work",
+                           lambda *_: None)
+        done.set()
+        await ticker
+        return beats
+
+    # were the analysis on the loop's thread, the heartbeat would only run between the engine's two calls
+    assert asyncio.run(scenario()) >= 5
+
+
+def test_the_backend_starts_its_own_spawned_workers_on_demand_and_stops_them(song_file, tmp_path):
+    backend = LocalBackend(tmp_path / "cache")
+    assert backend._executor is None  # nothing started until there is work
+
+    async def scenario():
+        try:
+            rendered = await backend.wait(job(song_file, start=9.3, end=12.3, num_outputs=1), {}, {}, tmp_path,
+                                          lambda *_: None)
+            assert isinstance(backend._executor, concurrent.futures.ProcessPoolExecutor)
+            return rendered
+        finally:
+            await backend.close()
+
+    assert len(asyncio.run(scenario())) == 1
+    assert backend._executor is None
+
+
+def test_settings_are_checked_at_the_edge(tmp_path):
+    with pytest.raises(ValueError, match="min_confidence must be a number in 0..1, got 1.5"):
+        LocalBackend(tmp_path, min_confidence=1.5)
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        LocalBackend(tmp_path, workers=0)
+
+
+def test_real_music_from_planetblupi(backend, tmp_path):
+    if not PLANETBLUPI.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("planetblupi-music-ogg is not installed, and CI must run this test")
+        pytest.skip("planetblupi-music-ogg is not installed")
+    with sf.SoundFile(str(PLANETBLUPI)) as f:
+        audio = f.read(int(150 * f.samplerate), dtype="float32", always_2d=True)
+        sr = f.samplerate
+    # its first two minutes come round again from 2:00 on; the gap sits in that repeat
+    song = write(tmp_path / "blupi.ogg", audio, sr, subtype="VORBIS")  # a lossy source, as producers have them
+    [rendered] = run(backend, job(song, start=130.0, end=132.0, num_outputs=1), tmp_path / "work")
+    result, rate, subtype = read(rendered.path)
+    source, _, _ = read(song)
+    assert (rate, subtype) == (sr, "FLOAT")
+    first, a, b = int(round(129.0 * sr)), int(round(130.0 * sr)), int(round(132.0 * sr))
+    gap, truth = result[a - first:b - first], source[a:b]
+    assert rendered.splice["confidence"] >= 0.3
+    error = np.sum((gap - truth) ** 2)
+    assert error < 0.5 * np.sum(truth ** 2)  # much closer to what was there than silence would be

@@ -1,0 +1,147 @@
+"""The embedded engine as plain functions on arrays: a producer's gap filled from the song's own repeats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge.backends.local.analysis import analyse, without_range
+from bridge.backends.local.extend import plan_extend
+from bridge.backends.local.inpaint import plan_inpaint
+from bridge.backends.local.render import render
+from tests.songs import make_noise_array, make_song_array
+
+HANDLE = 1.0
+
+
+@pytest.fixture(scope="module")
+def song():
+    """40 s, 4-bar sections: intro, verse, chorus, verse, chorus (seed 2) — every section but the intro repeats."""
+    return make_song_array(40.0, seed=2)
+
+
+def inpaint(audio, sr, start, end, count=1):
+    """Plan and render like the engine does, from a copy whose range is silenced (the engine must not need it)."""
+    hidden = audio.copy()
+    hidden[int(round(start * sr)):int(round(end * sr))] = 0.0
+    analysis = without_range(analyse(hidden, sr), start, end)
+    plans = plan_inpaint(analysis, start, end, count)
+    span = (int(round((start - HANDLE) * sr)), int(round((end + HANDLE) * sr)))
+    rendered = [render(hidden, sr, plan, start, end, span, analysis.beat_period) for plan in plans]
+    return plans, rendered, span
+
+
+def gap_snr(result, original) -> float:
+    error = np.sum((result.astype(np.float64) - original) ** 2)
+    return float(10 * np.log10(np.sum(original.astype(np.float64) ** 2) / max(error, 1e-20)))
+
+
+def test_a_gap_in_a_repeated_verse_is_filled_with_its_twin(song):
+    audio, sr = song
+    start, end = 13.1, 16.1
+    plans, [(out, joins, passages)], (f0, f1) = inpaint(audio, sr, start, end)
+    first, last = int(round(start * sr)), int(round(end * sr))
+    assert len(out) == f1 - f0
+    assert gap_snr(out[first - f0:last - f0], audio[first:last]) > 20.0
+    assert all(j["confidence"] > 0.6 for j in joins)
+    assert passages[0]["from"] == pytest.approx(29.1, abs=0.01)  # the same moment, one verse later
+
+
+def test_audio_outside_the_crossfades_is_the_source_sample_for_sample(song):
+    audio, sr = song
+    start, end = 25.2, 28.2
+    _, [(out, joins, _)], (f0, f1) = inpaint(audio, sr, start, end)
+    entry, exit_ = joins[0], joins[-1]
+    before = int(round((start - entry["crossfade"]) * sr)) - f0 - 2  # the manifest rounds to 0.1 ms
+    after = int(round((end + exit_["crossfade"]) * sr)) - f0 + 2
+    np.testing.assert_array_equal(out[:before], audio[f0:f0 + before])
+    np.testing.assert_array_equal(out[after:], audio[f0 + after:f1])
+
+
+def test_the_range_own_audio_never_changes_the_result(song):
+    """Whatever the range held (silence or loud noise), the engine picks and renders the same thing."""
+    audio, sr = song
+    start, end = 9.3, 12.3
+    first, last = int(round(start * sr)), int(round(end * sr))
+    results = []
+    for content in (np.zeros((last - first, 2), np.float32), make_noise_array((last - first) / sr, sr)[0]):
+        version = audio.copy()
+        version[first:last] = content[:last - first]
+        analysis = without_range(analyse(version, sr), start, end)
+        plans = plan_inpaint(analysis, start, end, 2)
+        span = (first - sr, last + sr)
+        results.append([render(version, sr, plan, start, end, span, analysis.beat_period)[0] for plan in plans])
+    assert len(results[0]) == len(results[1]) == 2
+    for quiet, noisy in zip(*results):
+        np.testing.assert_array_equal(quiet, noisy)
+
+
+def test_two_variants_use_different_passages(song):
+    audio, sr = song
+    plans, rendered, _ = inpaint(audio, sr, 9.3, 12.3, count=2)
+    assert len(plans) == 2
+    first_from = {r[2][0]["from"] for r in rendered}
+    assert len(first_from) == 2
+    assert abs(plans[0].lags[0] - plans[1].lags[0]) > 0.4  # at least a beat apart in the song
+
+
+def test_a_gap_across_a_transition_heard_once_is_bridged_by_several_passages():
+    """The gap spans the only chorus-to-verse change that leads into this verse: no single passage fits both
+    sides, so the path plays one passage and jumps into another at a beat."""
+    audio, sr = make_song_array(120.0, seed=1)
+    start, end = 51.9, 56.9
+    plans, [(out, joins, passages)], (f0, _) = inpaint(audio, sr, start, end)
+    assert len(passages) >= 2
+    assert len(joins) == len(passages) + 1
+    first, last = int(round(start * sr)), int(round(end * sr))
+    assert gap_snr(out[first - f0:last - f0], audio[first:last]) > 20.0
+
+
+def test_noise_offers_nothing_similar(song):
+    noise, sr = make_noise_array(30.0)
+    analysis = without_range(analyse(noise, sr), 12.0, 15.0)
+    plans = plan_inpaint(analysis, 12.0, 15.0, 1)
+    assert plans and 1.0 - plans[0].worst_join < 0.2
+
+
+def test_extend_continues_from_matching_music_and_lands_on_the_song_ending(song):
+    audio, sr = song
+    analysis = analyse(audio, sr)
+    after, seconds = 40.0, 20.0
+    [plan] = plan_extend(analysis, after, seconds, 1)
+    span = (int(round((after - HANDLE) * sr)), int(round((after + seconds) * sr)))
+    out, joins, passages = render(audio, sr, plan, after, after + seconds, span, analysis.beat_period)
+    assert len(out) == span[1] - span[0]
+    handle = int(round(HANDLE * sr)) - int(round(joins[0]["crossfade"] * sr)) - 2  # the manifest rounds to 0.1 ms
+    np.testing.assert_array_equal(out[:handle], audio[span[0]:span[0] + handle])
+    assert plan.ending == "song_end"
+    assert all(abs(p["from"] - after) > 1.0 for p in passages[:1])  # not a replay of what the producer has
+    tail = out[-int(0.05 * sr):]
+    assert np.sqrt(np.mean(tail ** 2)) < 0.1 * np.sqrt(np.mean(out ** 2))
+
+
+def test_extend_of_a_song_cut_mid_bar_fades_over_its_last_bar(song):
+    audio, sr = song
+    cut = audio[:int(35.3 * sr)]  # stops mid-bar: no ending of its own
+    analysis = analyse(cut, sr)
+    after, seconds = len(cut) / sr, 15.0
+    [plan] = plan_extend(analysis, after, seconds, 1)
+    assert plan.ending == "fade"
+    span = (int(round((after - HANDLE) * sr)), int(round((after + seconds) * sr)))
+    out, _, _ = render(cut, sr, plan, after, after + seconds, span, analysis.beat_period)
+    bar = int(4 * analysis.beat_period * sr)
+    assert np.max(np.abs(out[-int(0.01 * sr):])) < 0.01
+    assert np.sqrt(np.mean(out[-bar // 4:] ** 2)) < np.sqrt(np.mean(out[-bar:-3 * bar // 4] ** 2))
+
+
+def test_a_long_extension_of_a_short_song_does_not_loop_a_few_bars(song):
+    audio, sr = song
+    analysis = analyse(audio, sr)
+    [plan] = plan_extend(analysis, 40.0, 60.0, 1)
+    starts = [p.source_start for p in plan.passages]
+    lengths = [p.end - p.start for p in plan.passages]
+    assert sum(lengths) == pytest.approx(60.0)
+    assert min(lengths[:-1], default=8.0) >= 4 * analysis.beat_period - 1e-6  # jumps come at least a bar apart
+    repeats = [(i, j) for i in range(len(starts)) for j in range(i + 1, len(starts))
+               if abs(starts[i] - starts[j]) < 1.0 and plan.passages[j].start - plan.passages[i].start < 20.0]
+    assert not repeats
