@@ -35,25 +35,35 @@ def drop_folder_for(spec: JobSpec) -> Path:
 
 
 def deliver(spec: JobSpec, variants: list[Rendered]) -> list[Path]:
-    """Write every variant and its manifest; on any failure remove what this job wrote and raise DeliveryError."""
+    """Write every variant and its manifest; on any failure remove every file of this job and raise.
+
+    An OSError (disk full, permission denied) becomes a DeliveryError naming the folder; anything else (a source
+    that vanished during a full-song delivery) is raised as it is, after the same clean-up. The clean-up covers
+    files an earlier, interrupted delivery of the same job left (names are fixed per job and variant).
+    """
     folder = drop_folder_for(spec)
-    written: list[Path] = []
+    stems = [stem_for(spec, rendered.variant) for rendered in variants]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        manifests = []
-        for rendered in variants:
-            audio_path, manifest_path = _deliver_one(spec, rendered, len(variants), folder, written)
-            manifests.append(manifest_path)
-        return manifests
-    except OSError as exc:
+        for stem in stems:  # hidden temporary files of a delivery killed mid-write
+            for leftover in folder.glob(f".{stem}.*.part"):
+                leftover.unlink(missing_ok=True)
+        return [_deliver_one(spec, rendered, len(variants), folder) for rendered in variants]
+    except Exception as exc:
         # Manifests go first so no importer can act on a manifest whose audio is being removed.
-        for path in sorted(written, key=lambda p: p.suffix != ".json"):
-            path.unlink(missing_ok=True)
-        raise DeliveryError(_explain(exc, folder), code=_code(exc)) from None
+        for suffix in (".json", ".wav"):
+            for stem in stems:
+                try:
+                    (folder / f"{stem}{suffix}").unlink(missing_ok=True)
+                except OSError:  # the folder itself is unreadable or gone: nothing of ours is visible there
+                    pass
+        if isinstance(exc, OSError):
+            raise DeliveryError(_explain(exc, folder), code=_code(exc)) from None
+        raise
 
 
-def _deliver_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path,
-                 written: list[Path]) -> tuple[Path, Path]:
+def _deliver_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> Path:
+    """Write one variant's audio, then its manifest; return the manifest's path."""
     span, sample_rate = _read_rendered(rendered)
     if spec.delivery == "full":
         audio, span_start = _full_song(spec, span, rendered.span_start), 0.0
@@ -62,13 +72,11 @@ def _deliver_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path,
     stem = stem_for(spec, rendered.variant)
     audio_path = folder / f"{stem}.wav"
     subtype = "PCM_24" if spec.source_info.format.split("/")[-1] in _EXACT_IN_PCM24 else "FLOAT"
-    written.append(audio_path)
     write_atomic(audio_path, audio, sample_rate, subtype=subtype)
     manifest_path = folder / f"{stem}.json"
-    written.append(manifest_path)
     manifest = _manifest(spec, rendered, count, audio_path, len(audio), sample_rate, span_start)
     write_text_atomic(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    return audio_path, manifest_path
+    return manifest_path
 
 
 def _read_rendered(rendered: Rendered) -> tuple[np.ndarray, int]:

@@ -15,6 +15,8 @@ from bridge.exceptions import SourceError
 def probe(source: Path) -> SourceInfo:
     """Read the header of a source file; a missing, unreadable or empty file raises SourceError."""
     if not Path(source).is_file():
+        if Path(source).exists():  # a folder, a pipe, a device: reading it could block or never end
+            raise SourceError(f"source audio is not a regular file: {source}", code="source_unreadable")
         raise SourceError(f"source audio not found: {source}", code="source_missing")
     try:
         info = sf.info(str(source))

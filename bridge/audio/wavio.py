@@ -16,12 +16,18 @@ def write_atomic(path: Path, audio: np.ndarray, sample_rate: int, subtype: str =
     A failure (disk full, permission denied) removes the temporary file and re-raises, leaving ``path`` as it was.
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
-            with sf.SoundFile(raw, "w", samplerate=sample_rate, channels=audio.shape[1], format="WAV",
-                              subtype=subtype) as out:
-                out.write(audio)
+            sink = _Sink(raw)
+            try:
+                with sf.SoundFile(sink, "w", samplerate=sample_rate, channels=audio.shape[1], format="WAV",
+                                  subtype=subtype) as out:
+                    out.write(audio)
+            except Exception:
+                sink.raise_error()
+                raise
+            sink.raise_error()  # the header is rewritten on close, through the same callbacks
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp_name, path)
@@ -34,7 +40,7 @@ def write_atomic(path: Path, audio: np.ndarray, sample_rate: int, subtype: str =
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write a small text file (a manifest, a status file) with the same temporary-name-then-rename discipline."""
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
@@ -45,6 +51,45 @@ def write_text_atomic(path: Path, text: str) -> Path:
         _remove_quietly(tmp_name)
         raise
     return path
+
+
+def _temporary_prefix(path: Path) -> str:
+    """A hidden name beside ``path``: short enough that any name which fits the file system has a temporary too."""
+    return f".{path.stem[:120]}."
+
+
+class _Sink:
+    """The file soundfile writes through, keeping the first OSError (disk full, quota, I/O error) to re-raise.
+
+    soundfile writes through C callbacks: an OSError raised inside one is printed and swallowed, and the write then
+    fails with a bare AssertionError, so a full disk would look like a bug instead of a full disk.
+    """
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            return 0
+        try:
+            return self._raw.write(data)
+        except OSError as exc:
+            self.error = exc
+            return 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        return self._raw.read(size)
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error from None  # not "during handling of AssertionError": the OSError is the story
 
 
 def _remove_quietly(name: str) -> None:

@@ -25,6 +25,14 @@ def inside(path: Path, roots: tuple[Path, ...]) -> bool:
     return any(path.is_relative_to(root.resolve()) for root in roots)
 
 
+def _resolved(field: str, given: str, path: Path) -> Path:
+    """``path`` with every symlink resolved; a loop or an unreadable component is the producer's to fix."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise ValidationError(field, given, f"cannot be resolved ({exc})") from None
+
+
 def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
     """Check a validated inpaint/extend command against the file system and the config; return its JobSpec.
 
@@ -34,7 +42,7 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
     source = Path(os.path.expanduser(args["source"]))
     if not source.is_absolute():
         raise ValidationError("source", args["source"], "must be an absolute path")
-    resolved = source.resolve()
+    resolved = _resolved("source", args["source"], source)
     if not inside(resolved, config.project_roots):
         roots = ", ".join(str(r) for r in config.project_roots)
         raise ValidationError("source", args["source"], f"is outside the configured project roots ({roots})")
@@ -47,9 +55,13 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
 
     drop_folder = config.drop_folder
     if args.get("drop_folder"):
-        drop_folder = Path(os.path.expanduser(args["drop_folder"])).resolve()
-        if not inside(drop_folder, config.project_roots):
-            raise ValidationError("drop_folder", args["drop_folder"], "is outside the configured project roots")
+        drop_folder = _resolved("drop_folder", args["drop_folder"], Path(os.path.expanduser(args["drop_folder"])))
+    # Whichever folder results will go to (named here, configured, or beside the source) must resolve into the
+    # roots: a "daw-bridge" folder that is a symlink out of the project is refused, not followed.
+    effective = drop_folder or resolved.parent / "daw-bridge"
+    if not inside(_resolved("drop_folder", str(effective), effective), config.project_roots):
+        raise ValidationError("drop_folder", args.get("drop_folder") or str(effective),
+                              "is outside the configured project roots")
 
     common = dict(job_id=new_job_id(), operation=command.name, source=resolved, source_info=info, backend=backend,
                   prompt=args.get("prompt") or "", lyrics=args.get("lyrics") or "",

@@ -83,6 +83,9 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             backup = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.copy2(self.path, backup)
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists():  # committed steps not yet checkpointed live here: the backup needs them too
+                shutil.copy2(wal, backup.with_name(backup.name + "-wal"))
             raise JournalError(f"the job journal {self.path} is damaged ({exc}); a copy was kept at {backup}. "
                                f"Move the journal away to start with an empty one.") from None
 
@@ -102,6 +105,13 @@ class Journal:
             elif int(row[0]) > SCHEMA_VERSION:
                 raise JournalError(f"the job journal {self.path} was written by a newer daw-bridge "
                                    f"(schema {row[0]}); upgrade daw-bridge to use it")
+            # SQLite's check cannot see damage inside our JSON columns: read every job now, so a damaged one is
+            # refused here, with a backup, instead of failing the daemon half-way through resuming.
+            for job in db.execute("SELECT * FROM jobs"):
+                try:
+                    _record(job)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise sqlite3.DatabaseError(f"job {job['job_id']!r} cannot be read ({exc})") from None
         except BaseException:
             db.close()
             raise

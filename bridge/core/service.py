@@ -14,10 +14,10 @@ from typing import Callable
 from bridge import delivery
 from bridge.backends.base import Backend, Rendered
 from bridge.config import Config
-from bridge.core.admission import admit
+from bridge.core.admission import admit, inside
 from bridge.core.jobs import State
 from bridge.core.journal import JobRecord, Journal
-from bridge.exceptions import BridgeError, Cancelled
+from bridge.exceptions import BridgeError, Cancelled, DeliveryError, SubmissionUnknown
 from osc_schema import Command
 
 log = logging.getLogger(__name__)
@@ -170,14 +170,12 @@ class JobService:
             workdir.mkdir(parents=True, exist_ok=True)
             prepared = await backend.prepare(spec, workdir)
             self._advance(record, State.SUBMITTING, prepared=prepared)
-            receipt = await backend.submit(spec, prepared)
-            self._advance(record, State.SUBMITTED, receipt=receipt)
+            await self._submit(record, backend, prepared)
         elif state is State.SUBMITTING:
             # We crashed after announcing a submit and before recording its answer: only the backend knows whether
             # anything left, and a paid job is never sent again on a guess.
             if backend.submission_state(record.job_id) == "not_sent":
-                receipt = await backend.submit(spec, record.prepared or {})
-                self._advance(record, State.SUBMITTED, receipt=receipt)
+                await self._submit(record, backend, record.prepared or {})
             else:
                 self._advance(record, State.SUBMISSION_UNKNOWN,
                               message="the daemon stopped while submitting: check your MusicGPT dashboard, then "
@@ -191,10 +189,33 @@ class JobService:
             self._advance(record, State.DELIVERING, rendered=[r.to_json() for r in rendered])
         elif state is State.DELIVERING:
             variants = [Rendered.from_json(r) for r in record.rendered or []]
+            self._check_drop_folder(spec)
             manifests = await asyncio.to_thread(delivery.deliver, spec, variants)
             self._advance(record, State.DELIVERED, manifests=[str(m) for m in manifests], message="")
             shutil.rmtree(workdir, ignore_errors=True)
             self._emit(record, "done")
+
+    async def _submit(self, record: JobRecord, backend: Backend, prepared: dict) -> None:
+        # A submit whose fate is unknown (the answer was lost) waits for the producer like one interrupted by a
+        # crash: as a failed job it could be retried, and a retry would pay again.
+        try:
+            receipt = await backend.submit(record.spec, prepared)
+        except SubmissionUnknown as exc:
+            self._advance(record, State.SUBMISSION_UNKNOWN, message=str(exc))
+            return
+        self._advance(record, State.SUBMITTED, receipt=receipt)
+
+    def _check_drop_folder(self, spec) -> None:
+        """Refuse to deliver when the drop folder now resolves out of the roots (a symlink put there mid-job)."""
+        folder = delivery.drop_folder_for(spec)
+        try:
+            resolved = folder.resolve()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+            raise DeliveryError(f"the drop folder {folder} cannot be resolved ({exc}); nothing was written",
+                                code="drop_folder_unwritable") from None
+        if not inside(resolved, self.config.project_roots):
+            raise DeliveryError(f"the drop folder {folder} now leads outside the project roots (to {resolved}); "
+                                "nothing was written", code="drop_folder_outside_roots")
 
     def _advance(self, record: JobRecord, state: State, **changes) -> None:
         self.journal.update(record, state=state, progress=_PROGRESS.get(state, record.progress), **changes)

@@ -85,6 +85,9 @@ class InboxFrontend:
         except ValidationError as exc:
             self._reject(path, exc)
             return
+        except OSError as exc:  # e.g. a name too long for processing/: it cannot be claimed, so it stays
+            log.warning("request file %r cannot be claimed: %s", path.name, exc)
+            return
         self._process(claimed)
 
     def _process(self, claimed: Path) -> None:
@@ -103,6 +106,17 @@ class InboxFrontend:
         except BridgeError as exc:
             self._reject(claimed, exc, request_id)
             return
+        except OSError as exc:
+            if not os.path.lexists(claimed):
+                return  # withdrawn from processing/ before it could be read: there is nothing left to answer
+            self._reject(claimed, BridgeError(f"request file {claimed.name} cannot be read: {exc.strerror or exc}",
+                                              code="request_unreadable"), request_id)
+            return
+        except Exception as exc:  # a bug costs this one request, not the inbox: it is rejected with a reason
+            log.exception("request file %r failed unexpectedly", claimed.name)
+            self._reject(claimed, BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the "
+                                              "details", code="internal_error"), request_id)
+            return
         os.replace(claimed, self.processed / claimed.name)
 
     def _recover_claimed(self) -> None:
@@ -111,8 +125,8 @@ class InboxFrontend:
             if not claimed.name.endswith(".json"):
                 continue
             try:
-                request_id = json.loads(claimed.read_text(encoding="utf-8")).get("request_id")
-            except (OSError, ValueError, AttributeError):
+                request_id = osc_schema.load_request(_read_request(claimed)).args.get("request_id")
+            except Exception:  # unreadable or invalid: _process rejects it below, with its reason
                 request_id = None
             if request_id and self.service.journal.find_request(request_id):
                 os.replace(claimed, self.processed / claimed.name)
@@ -127,7 +141,12 @@ class InboxFrontend:
             os.replace(path, target) if not path.is_symlink() else path.unlink()
         except FileNotFoundError:
             pass
-        write_text_atomic(self.rejected / f"{path.stem}.error.json", json.dumps(error, indent=2) + "\n")
+        except OSError as problem:  # e.g. a directory named like a request, over an earlier rejected file
+            log.warning("request file %r could not be moved aside: %s", path.name, problem)
+        try:
+            write_text_atomic(self.rejected / f"{path.stem}.error.json", json.dumps(error, indent=2) + "\n")
+        except OSError as problem:  # e.g. a 255-byte name has no room for ".error.json": the status file tells
+            log.warning("could not write the error file for %r: %s", path.name, problem)
         self._write_status(self._status_path(request_id or path.stem),
                            {"request_id": request_id, "job_id": None, "state": "failed", "progress": 0.0,
                             "message": "", "manifests": [], "error": error})
@@ -176,11 +195,21 @@ def _is_request_name(name: str) -> bool:
 
 
 def _read_request(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_REQUEST_BYTES:
-        raise ValidationError("request", path.name, f"is {size} bytes; a request file may be at most "
-                                                    f"{MAX_REQUEST_BYTES}")
-    raw = path.read_bytes()
+    """The bytes of a request file: a regular file (a FIFO would block the daemon), not a link, at most 1 MiB."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValidationError("request", path.name, "is not a regular file")
+        if info.st_size > MAX_REQUEST_BYTES:
+            raise ValidationError("request", path.name, f"is {info.st_size} bytes; a request file may be at most "
+                                                        f"{MAX_REQUEST_BYTES}")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            raw = file.read(MAX_REQUEST_BYTES + 1)  # a file still growing is cut here, then refused as too big
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise ValidationError("request", path.name, f"is more than {MAX_REQUEST_BYTES} bytes")
     if not raw.strip():
         raise ValidationError("request", path.name, "is empty")
     return raw

@@ -23,6 +23,13 @@ from osc_schema import ValidationError
 log = logging.getLogger(__name__)
 
 _TYPE_FOR = {str: "s", int: "i", float: "f"}
+_BUNDLE = b"#bundle\x00"
+# python-osc parses a packet only after _structure_problem has passed it: on a bundle element of negative size it
+# loops forever, it recurses once per nested bundle, and it logs a root-logger warning for every unknown type tag or
+# unidentified bundle element (one 64 KB datagram can write tens of thousands of log lines).
+MAX_BUNDLE_DEPTH = 4
+MAX_MESSAGES = 32  # per datagram; also bounds how many replies one datagram can cause
+_TYPE_TAGS = frozenset(b"ifdshbrmtTFN[]")  # what python-osc decodes; anything else it would silently drop
 
 
 def encode(address: str, args: list) -> bytes:
@@ -66,10 +73,14 @@ class OscFrontend(asyncio.DatagramProtocol):
             log.warning("OSC datagram from %s dropped: not in allowed_senders", sender[0])
             return
         try:
-            messages = [timed.message for timed in OscPacket(data).messages]
+            problem = _structure_problem(data)
+            if problem is None:
+                messages = [timed.message for timed in OscPacket(data).messages]
         except Exception as exc:  # python-osc raises ParseError, but also UnicodeDecodeError, IndexError, ...
+            problem = _describe(exc)
+        if problem is not None:
             self._send(sender, *osc_schema.reply("error", address=_address_of(data), request_id="", field="",
-                                                 reason=f"malformed OSC packet: {_describe(exc)}"))
+                                                 reason=f"malformed OSC packet: {problem}"))
             return
         for message in messages:
             self._handle(message.address, list(message.params), sender)
@@ -77,20 +88,27 @@ class OscFrontend(asyncio.DatagramProtocol):
     # -- commands ------------------------------------------------------------------------------------------------
 
     def _handle(self, address: str, params: list, sender: tuple) -> None:
+        # Even a rejected message's reply goes to its reply_port when it names a valid one: a client sending from a
+        # throwaway port (oscsend, many DAWs) listens only there.
+        target = (sender[0], _reply_port_in(address, params) or sender[1])
+        request_id = ""
         try:
             command = osc_schema.parse_osc(address, params)
-        except ValidationError as exc:
-            self._send(sender, *osc_schema.error_reply(exc))
-            return
-        target = (sender[0], command.args.get("reply_port") or sender[1])
-        try:
+            request_id = command.args.get("request_id") or ""
             self._dispatch(command, target)
         except ValidationError as exc:
-            exc.address, exc.request_id = address, command.args.get("request_id") or ""
+            if not exc.address:  # raised by the daemon's own checks, after parsing
+                exc.address, exc.request_id = address, request_id
             self._send(target, *osc_schema.error_reply(exc))
         except BridgeError as exc:  # the source audio cannot be read: the sender's to fix, so an error reply
             self._send(target, *osc_schema.reply("error", address=address, field="source", reason=str(exc),
-                                                 request_id=command.args.get("request_id") or ""))
+                                                 request_id=request_id))
+        except Exception as exc:  # a bug costs this one command, not the listener; the sender still hears of it
+            log.exception("OSC message %.100r failed unexpectedly", address)
+            shown = address if len(address) <= 128 else address[:125] + "..."  # the reply must stay small
+            self._send(target, *osc_schema.reply("error", address=shown, field="", request_id=request_id,
+                                                 reason=f"internal error ({type(exc).__name__}); the daemon's log "
+                                                        "has the details"))
 
     def _dispatch(self, command: osc_schema.Command, target: tuple) -> None:
         name, args = command.name, command.args
@@ -159,6 +177,71 @@ class OscFrontend(asyncio.DatagramProtocol):
         except ValueError:
             return False
         return any(ip in network for network in self._allowed)
+
+
+def _reply_port_in(address: str, params: list) -> int | None:
+    """The valid reply_port among a message's key, value pairs, whether or not the rest of the message is valid."""
+    spec = next((s for s in osc_schema.COMMANDS.values() if s.address == address), None)
+    if spec is None:
+        return None
+    rest = params[len(spec.positional):]
+    for key, value in zip(rest[0::2], rest[1::2]):
+        if key == "reply_port":
+            try:
+                return osc_schema.parse_osc(osc_schema.COMMANDS["ping"].address, [key, value]).args["reply_port"]
+            except ValidationError:
+                return None
+    return None
+
+
+def _structure_problem(data: bytes) -> str | None:
+    """Why python-osc must not parse this packet (see MAX_BUNDLE_DEPTH), or None; one pass, no copies."""
+    if data.startswith(b"/"):
+        return _type_tag_problem(data, 0, len(data))
+    if not data.startswith(_BUNDLE):
+        return None  # python-osc refuses it quickly by itself
+    messages = 0
+    pending = [(0, len(data), 1)]
+    while pending:
+        start, end, depth = pending.pop()
+        if depth > MAX_BUNDLE_DEPTH:
+            return f"bundles nested more than {MAX_BUNDLE_DEPTH} deep"
+        at = start + len(_BUNDLE) + 8  # the time tag
+        while at < end:
+            if end - at < 4:
+                return f"bundle element at byte {at} is cut short"
+            size = int.from_bytes(data[at:at + 4], "big", signed=True)
+            at += 4
+            if size <= 0 or size % 4 or size > end - at:
+                return (f"bundle element at byte {at - 4} claims {size} bytes (must be a positive multiple of 4 "
+                        f"within the packet)")
+            if data.startswith(_BUNDLE, at):
+                pending.append((at, at + size, depth + 1))
+            elif data.startswith(b"/", at):
+                messages += 1
+                if messages > MAX_MESSAGES:
+                    return f"more than {MAX_MESSAGES} messages in one packet"
+                problem = _type_tag_problem(data, at, at + size)
+                if problem:
+                    return problem
+            else:
+                return f"bundle element at byte {at} is neither a message nor a bundle"
+            at += size
+    return None
+
+
+def _type_tag_problem(data: bytes, start: int, end: int) -> str | None:
+    """A type tag python-osc cannot decode in the message at data[start:end], or None."""
+    nul = data.find(b"\x00", start, end)
+    tags = start + ((nul - start) // 4 + 1) * 4  # the address is padded to a multiple of 4 bytes
+    if nul < 0 or tags >= end or data[tags] != ord(","):
+        return None  # no arguments, or malformed in a way python-osc reports by itself
+    tags_end = data.find(b"\x00", tags, end)
+    unknown = set(data[tags + 1:tags_end if tags_end >= 0 else end]) - _TYPE_TAGS
+    if unknown:
+        return (f"type tag {chr(min(unknown))!r} is not supported (supported: "
+                f"{' '.join(chr(t) for t in sorted(_TYPE_TAGS))})")
+    return None
 
 
 def _address_of(data: bytes) -> str:
