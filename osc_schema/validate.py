@@ -174,7 +174,7 @@ def _missing(address: str, name: str) -> ValidationError:
 
 def _key_label(key: str) -> str:
     """A key or address as it starts a message: itself when it reads as a name, else shown (shortened, escaped)."""
-    return key if len(key) <= 64 and key.isprintable() else show(key)
+    return key if key and len(key) <= 64 and key.isprintable() else show(key)
 
 
 def _admit_key(spec: CommandSpec, raw: dict, key: object) -> None:

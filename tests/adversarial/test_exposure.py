@@ -94,8 +94,6 @@ def test_osc_beyond_loopback_without_an_allowlist_is_refused_at_start(tmp_path, 
     assert "allowed_senders" in result.stderr and host in result.stderr, result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="[musicgpt.webhook] bind_host may be any address without an allowlist "
-                                       "(bridge/backends/musicgpt/webhooks.py; reported)")
 def test_a_webhook_receiver_beyond_loopback_without_an_allowlist_is_refused_at_start(tmp_path, demo_song_path):
     project = Project(tmp_path / "project", demo_song_path)
     project.write_config(musicgpt_table("http://127.0.0.1:9/api/public",

@@ -208,7 +208,6 @@ def test_ten_thousand_hostile_datagrams_are_each_answered_and_survived(target, f
     assert project.visible_drop_files() == []
 
 
-@pytest.mark.xfail(strict=True, reason="osc_schema.validate._key_label shows an empty key as nothing (reported)")
 def test_an_empty_argument_name_is_named_in_its_error(target):
     project, _ = target
     with BridgeClient("127.0.0.1", project.port) as client:

@@ -232,7 +232,7 @@ def test_the_first_mistake_in_spec_order_is_reported_whatever_order_the_keys_cam
                                      "bridge/inpaint", ""])
 def test_an_unknown_address_is_named(address):
     error = refusal(address, [SONG, 12.5, 20.0, ""])
-    assert str(error) == (f"{address}: unknown address (commands: /bridge/inpaint, /bridge/extend, /bridge/cancel, /bridge/retry, /bridge/resolve, "
+    assert str(error) == (f"{address or repr(address)}: unknown address (commands: /bridge/inpaint, /bridge/extend, /bridge/cancel, /bridge/retry, /bridge/resolve, "
                           "/bridge/status, /bridge/ping, /bridge/context, /bridge/ableton)")
     assert (error.field, error.address) == ("", address)
 

@@ -37,15 +37,23 @@ class WebhookSettings:
     bind_host: str = "127.0.0.1"
     bind_port: int = 0  # 0: any free port (tests)
     path_prefix: str = "/musicgpt/"
+    allowed_senders: tuple[str, ...] = ()  # required with a bind_host beyond loopback: the tunnel's addresses
 
     def __post_init__(self):
         parts = urlsplit(self.public_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"webhook.public_url must be an http(s) address, got {self.public_url!r}")
         try:
-            ipaddress.ip_address(self.bind_host)
+            host = ipaddress.ip_address(self.bind_host)
         except ValueError:
             raise ValueError(f"webhook.bind_host must be an IP address, got {self.bind_host!r}") from None
+        try:
+            self.allowed_networks()
+        except ValueError as exc:
+            raise ValueError(f"webhook.allowed_senders: {exc}") from None
+        if not host.is_loopback and not self.allowed_senders:
+            raise ValueError(f"webhook.bind_host {self.bind_host!r} listens beyond this machine: list the addresses "
+                             "allowed to call it (your tunnel's) in webhook.allowed_senders")
         if not 0 <= self.bind_port < 65536:
             raise ValueError(f"webhook.bind_port must be in range 0..65535, got {self.bind_port}")
         if not (self.path_prefix.startswith("/") and self.path_prefix.endswith("/")):
@@ -54,18 +62,29 @@ class WebhookSettings:
     @classmethod
     def from_config(cls, table: dict) -> "WebhookSettings":
         """From the ``[musicgpt.webhook]`` table; unknown keys are refused by name."""
-        known = {"public_url", "bind_host", "bind_port", "path_prefix"}
+        known = {"public_url", "bind_host", "bind_port", "path_prefix", "allowed_senders"}
         unknown = set(table) - known
         if unknown:
             raise ValueError(f"unknown webhook setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
         if "public_url" not in table:
             raise ValueError("webhook.public_url is required: the address at which MusicGPT can reach the receiver")
+        table = dict(table)
+        senders = table.pop("allowed_senders", [])
+        if not isinstance(senders, list) or not all(isinstance(s, str) for s in senders):
+            raise ValueError(f"webhook.allowed_senders must be a list of addresses, got {senders!r}")
+        table["allowed_senders"] = tuple(senders)
         for key, value in table.items():
+            if key == "allowed_senders":
+                continue
             want = int if key == "bind_port" else str
             if not isinstance(value, want) or isinstance(value, bool):
                 raise ValueError(f"webhook.{key} must be {'a port number' if want is int else 'a string'}, "
                                  f"got {value!r}")
         return cls(**table)
+
+
+    def allowed_networks(self) -> list:
+        return [ipaddress.ip_network(sender, strict=False) for sender in self.allowed_senders]
 
 
 class JobHints:
@@ -124,6 +143,16 @@ class WebhookReceiver:
             self.port = self._server.sockets[0].getsockname()[1]
             log.info("MusicGPT webhook receiver listening on %s:%d", self.settings.bind_host, self.port)
 
+    def _sender_allowed(self, peer) -> bool:
+        networks = self.settings.allowed_networks()
+        if not networks:
+            return True  # bound to loopback (a wider bind without an allowlist is refused by the settings)
+        try:
+            address = ipaddress.ip_address(peer[0])
+        except (TypeError, ValueError, IndexError):
+            return False
+        return any(address in network for network in networks)
+
     async def close(self) -> None:
         """Stop listening."""
         if self._server is not None:
@@ -156,6 +185,9 @@ class WebhookReceiver:
             self._retired.add(secret)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._sender_allowed(writer.get_extra_info("peername")):
+            writer.close()  # not even an HTTP answer for a stranger
+            return
         try:
             status = await asyncio.wait_for(self._read_and_route(reader), READ_TIMEOUT_S)
         except asyncio.TimeoutError:
