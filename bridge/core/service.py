@@ -169,7 +169,7 @@ class JobService:
             self._advance(record, State.EXPORTING)
             workdir.mkdir(parents=True, exist_ok=True)
             prepared = await backend.prepare(spec, workdir)
-            self._advance(record, State.SUBMITTING, prepared=prepared)
+            self._advance(record, State.SUBMITTING, prepared=prepared, durable=True)  # on disk before we pay
             await self._submit(record, backend, prepared)
         elif state is State.SUBMITTING:
             # We crashed after announcing a submit and before recording its answer: only the backend knows whether
@@ -203,7 +203,7 @@ class JobService:
         except SubmissionUnknown as exc:
             self._advance(record, State.SUBMISSION_UNKNOWN, message=str(exc))
             return
-        self._advance(record, State.SUBMITTED, receipt=receipt)
+        self._advance(record, State.SUBMITTED, receipt=receipt, durable=True)
 
     def _check_drop_folder(self, spec) -> None:
         """Refuse to deliver when the drop folder now resolves out of the roots (a symlink put there mid-job)."""
@@ -217,8 +217,9 @@ class JobService:
             raise DeliveryError(f"the drop folder {folder} now leads outside the project roots (to {resolved}); "
                                 "nothing was written", code="drop_folder_outside_roots")
 
-    def _advance(self, record: JobRecord, state: State, **changes) -> None:
-        self.journal.update(record, state=state, progress=_PROGRESS.get(state, record.progress), **changes)
+    def _advance(self, record: JobRecord, state: State, *, durable: bool = False, **changes) -> None:
+        self.journal.update(record, state=state, progress=_PROGRESS.get(state, record.progress), durable=durable,
+                            **changes)
         self._emit(record, "state")
 
     def _progress(self, record: JobRecord, fraction: float, note: str) -> None:
