@@ -157,6 +157,13 @@ class Journal:
                                (request_id,)).fetchone()
         return _record(row) if row else None
 
+    def find_origin_file(self, name: str, digest: str) -> JobRecord | None:
+        """The job made from a request file of this name and content, if any."""
+        row = self._db.execute("SELECT * FROM jobs WHERE json_extract(origin, '$.kind') = 'file' AND "
+                               "json_extract(origin, '$.file') = ? AND json_extract(origin, '$.digest') = ? "
+                               "ORDER BY created DESC LIMIT 1", (name, digest)).fetchone()
+        return _record(row) if row else None
+
     def unfinished(self) -> list[JobRecord]:
         finished = tuple(s.value for s in State if s.finished)
         rows = self._db.execute(f"SELECT * FROM jobs WHERE state NOT IN ({','.join('?' * len(finished))}) "

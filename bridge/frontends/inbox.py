@@ -9,6 +9,7 @@ A client writes ``.<name>.part`` (any name starting with a dot or ending in .par
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -93,12 +94,13 @@ class InboxFrontend:
     def _process(self, claimed: Path) -> None:
         request_id = ""
         try:
-            command = osc_schema.load_request(_read_request(claimed))
+            content = _read_request(claimed)
+            command = osc_schema.load_request(content)
             request_id = command.args.get("request_id") or ""
             if command.name not in ("inpaint", "extend"):
                 raise ValidationError("command", command.name, "is not available in request files "
                                                                "(use inpaint or extend)")
-            self.service.submit(command, {"kind": "file", "file": claimed.name,
+            self.service.submit(command, {"kind": "file", "file": claimed.name, "digest": _digest(content),
                                           "status": str(self._status_path(request_id or claimed.stem))})
         except ValidationError as exc:
             self._reject(claimed, exc, exc.request_id or request_id)
@@ -120,15 +122,16 @@ class InboxFrontend:
         os.replace(claimed, self.processed / claimed.name)
 
     def _recover_claimed(self) -> None:
-        # A crash between claiming a request and finishing it: finish the move if its job exists, else redo it.
+        # A crash between journaling a request's job and moving its file on: finish the move if the job exists
+        # (found by the file's name and content, so a request without request_id is not run, or paid, twice).
         for claimed in sorted(self.processing.iterdir()):
             if not claimed.name.endswith(".json"):
                 continue
             try:
-                request_id = osc_schema.load_request(_read_request(claimed)).args.get("request_id")
-            except Exception:  # unreadable or invalid: _process rejects it below, with its reason
-                request_id = None
-            if request_id and self.service.journal.find_request(request_id):
+                digest = _digest(_read_request(claimed))
+            except (OSError, ValidationError):  # unreadable or invalid: _process rejects it below, with its reason
+                digest = None
+            if digest and self.service.journal.find_origin_file(claimed.name, digest):
                 os.replace(claimed, self.processed / claimed.name)
             else:
                 self._process(claimed)
@@ -213,6 +216,10 @@ def _read_request(path: Path) -> bytes:
     if not raw.strip():
         raise ValidationError("request", path.name, "is empty")
     return raw
+
+
+def _digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 def _error_of(exc: Exception) -> dict:

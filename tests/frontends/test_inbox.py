@@ -81,3 +81,28 @@ def test_requests_dropped_while_the_daemon_was_down_are_taken_at_start(project):
         assert wait_for_status(project.inbox, "early")["state"] == "delivered"
     finally:
         process.stop()
+
+
+def test_a_request_claimed_before_a_crash_is_run_once_even_without_a_request_id(project):
+    """Killed after journaling the job but before moving the file on: the restart must not run it again."""
+    request = {"command": "extend", "source": str(project.song), "extend_after": 12.0, "duration": 4.0,
+               "num_outputs": 1}
+    drop_request(project.inbox, "no-id", request)
+    first = DaemonProcess(project).start()
+    assert wait_for_status(project.inbox, "no-id")["state"] == "delivered"
+    first.stop()
+    # Put the file back where a crash would have left it: claimed, its job already in the journal.
+    os.rename(project.inbox / "processed" / "no-id.json", project.inbox / "processing" / "no-id.json")
+    # And a request claimed just before the crash that never became a job: that one is still to do.
+    (project.inbox / "processing" / "other.json").write_text(json.dumps({**request, "extend_after": 14.0}))
+
+    second = DaemonProcess(project).start()
+    try:
+        assert wait_for_status(project.inbox, "other")["state"] == "delivered"
+    finally:
+        second.stop()
+    journal = Journal(project.state / "journal.sqlite")
+    starts = sorted(r.spec.extend_after for r in journal.recent())
+    journal.close()
+    assert starts == [12.0, 14.0]
+    assert sorted(p.name for p in (project.inbox / "processed").iterdir()) == ["no-id.json", "other.json"]
