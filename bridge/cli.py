@@ -102,6 +102,8 @@ def _daemon_flags(p: argparse.ArgumentParser) -> None:
 
 def _config(args) -> Config:
     config = load(args.config)
+    if not getattr(args, "verbose", False):
+        logging.getLogger().setLevel(config.log_level.upper())
     return config.with_overrides(osc_port=getattr(args, "osc_port", None), inbox=getattr(args, "inbox", None),
                                  drop_folder=getattr(args, "drop_folder", None),
                                  backend=getattr(args, "backend", None), state_dir=getattr(args, "state_dir", None))

@@ -134,6 +134,8 @@ def _checked(config: Config, source_file: Path | None) -> Config:
         raise ConfigError(f"{where}delivery must be one of patch, full, got {config.delivery!r}")
     if not 0 <= config.handle <= 10:
         raise ConfigError(f"{where}handle must be in range 0..10 seconds, got {config.handle}")
+    if config.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{where}log_level must be one of debug, info, warning, error, got {config.log_level!r}")
     if config.max_jobs < 1:
         raise ConfigError(f"{where}max_jobs must be at least 1, got {config.max_jobs}")
     if config.notify and not isinstance(config.notify.get("address"), str):

@@ -30,6 +30,7 @@ def test_a_wider_bind_needs_an_allowlist():
     ({"project_roots": "~/Music"}, "project_roots must be a list"),
     ({"allowed_senders": ["not an address"]}, "allowed_senders"),
     ({"local": 3}, "[local] must be a table"),
+    ({"log_level": "loud"}, "log_level must be one of debug, info, warning, error"),
 ])
 def test_a_bad_setting_is_refused_by_name(table, words):
     with pytest.raises(ConfigError, match=r".*" + words.replace("[", r"\[").replace(".", r"\.")):
