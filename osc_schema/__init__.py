@@ -4,10 +4,30 @@ It stands alone (no import of ``bridge``): the daemon validates every trigger wi
 DAW scripts' Lua constants are generated from it (``python -m osc_schema.generate``).
 """
 
-from osc_schema.spec import (ARGUMENTS, COMMANDS, DEFAULT_OSC_PORT, MANIFEST_FORMAT, REPLIES, STATES, VERSION, Arg,
-                             CommandSpec, ReplySpec)
-from osc_schema.validate import (Command, ValidationError, error_reply, load_request, parse_osc, parse_reply,
-                                 parse_request, reply, show, to_osc_args)
+from osc_schema.spec import (
+                             ARGUMENTS,
+                             COMMANDS,
+                             DEFAULT_OSC_PORT,
+                             MANIFEST_FORMAT,
+                             REPLIES,
+                             STATES,
+                             VERSION,
+                             Arg,
+                             CommandSpec,
+                             ReplySpec,
+)
+from osc_schema.validate import (
+                             Command,
+                             ValidationError,
+                             error_reply,
+                             load_request,
+                             parse_osc,
+                             parse_reply,
+                             parse_request,
+                             reply,
+                             show,
+                             to_osc_args,
+)
 
 __version__ = VERSION
 

@@ -19,8 +19,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from osc_schema.spec import (ARGUMENTS, COMMANDS, DEFAULT_OSC_PORT, FINISHED_STATES, MANIFEST_FORMAT, REPLIES, STATES,
-                             VERSION, Arg)
+from osc_schema.spec import (
+    ARGUMENTS,
+    COMMANDS,
+    DEFAULT_OSC_PORT,
+    FINISHED_STATES,
+    MANIFEST_FORMAT,
+    MAX_BUNDLE_DEPTH,
+    MAX_MESSAGES,
+    REPLIES,
+    STATES,
+    TYPE_TAGS,
+    VERSION,
+    Arg,
+)
 from osc_schema.validate import ValidationError, parse_osc, to_osc_args
 
 COMMAND_LINE = "python -m osc_schema.generate"
@@ -262,7 +274,10 @@ def render_docs() -> str:
            "on the timeline. An OSC `f` carries about 7 significant digits (60 µs at 1000 s, about 3 samples at "
            "44.1 kHz): send times as `d` where the client can.",
            "- Nil (`N`) for an optional argument, or `null` in JSON, means \"not given\": the default applies.",
-           "- Replies go to the sender's host and port, or to `reply_port` on the sender's host when given.", "",
+           "- Replies go to the sender's host and port, or to `reply_port` on the sender's host when given.",
+           f"- One datagram holds at most {MAX_MESSAGES} messages, in bundles nested at most {MAX_BUNDLE_DEPTH} deep, "
+           f"with type tags from `{TYPE_TAGS}`; anything else is answered with `/bridge/error` and not parsed "
+           "further.", "",
            "## Commands", ""]
     for spec in COMMANDS.values():
         replies = ", ".join(f"`{REPLIES[name].address}`" for name in spec.replies)

@@ -18,6 +18,12 @@ PREFIX = "/bridge/"
 
 STRING, FLOAT, INT = "string", "float", "int"
 
+# What one UDP datagram may hold. A packet beyond these is answered with /bridge/error and not parsed further:
+# deeper nesting or more messages serve no DAW, and each message can cause a reply.
+MAX_BUNDLE_DEPTH = 4
+MAX_MESSAGES = 32
+TYPE_TAGS = "ifdshbrmtTFN[]"  # OSC type tags the daemon decodes; any other tag is refused, not silently dropped
+
 
 @dataclass(frozen=True)
 class Arg:

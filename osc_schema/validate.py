@@ -236,7 +236,7 @@ def _command_at(address: object) -> CommandSpec:
     shown = _key_label(address) if isinstance(address, str) else show(address)
     known = ", ".join(spec.address for spec in COMMANDS.values())
     error = ValidationError("", address, f"unknown address (commands: {known})", shown="", subject=shown)
-    error.address = address[:128] if isinstance(address, str) else shown
+    error.address = shown
     raise error
 
 

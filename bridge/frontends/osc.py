@@ -19,6 +19,7 @@ from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from osc_schema import ValidationError
+from osc_schema.spec import MAX_BUNDLE_DEPTH, MAX_MESSAGES, TYPE_TAGS
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,7 @@ _BUNDLE = b"#bundle\x00"
 # python-osc parses a packet only after _structure_problem has passed it: on a bundle element of negative size it
 # loops forever, it recurses once per nested bundle, and it logs a root-logger warning for every unknown type tag or
 # unidentified bundle element (one 64 KB datagram can write tens of thousands of log lines).
-MAX_BUNDLE_DEPTH = 4
-MAX_MESSAGES = 32  # per datagram; also bounds how many replies one datagram can cause
-_TYPE_TAGS = frozenset(b"ifdshbrmtTFN[]")  # what python-osc decodes; anything else it would silently drop
+_TYPE_TAGS = frozenset(TYPE_TAGS.encode())  # what python-osc decodes; anything else it would silently drop
 
 
 def encode(address: str, args: list) -> bytes:
