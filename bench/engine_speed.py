@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import multiprocessing
+import shutil
 import statistics
 import sys
 import tempfile
@@ -87,6 +88,13 @@ def cold_job_peak(job: JobSpec, folder: str) -> tuple[float, float]:
 
 async def main(runs: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="daw-bridge-speed-"))
+    try:
+        await measure(root, runs)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def measure(root: Path, runs: int) -> None:
     song = make_song(root / "song.wav", seconds=SONG_SECONDS)
     print(f"song: {SONG_SECONDS:.0f} s, 44.1 kHz stereo, 24-bit WAV ({song.stat().st_size / 1e6:.0f} MB)")
     context = multiprocessing.get_context("spawn")

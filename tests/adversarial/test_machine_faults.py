@@ -125,9 +125,7 @@ def test_a_source_cut_short_mid_job_fails_the_job_and_leaves_nothing(running, fi
     assert files_under(project.drop) == []
     figures.setdefault("machine faults", {})["source truncated while generating"] = \
         f"failed {outcome.args[1]}: {outcome.args[2][:90]}"
-    if not outcome.args[1].startswith("source_"):
-        pytest.xfail("the embedded engine reports a source cut short mid-job as internal_error, not as a source "
-                     "error (bridge/backends/local/engine.py load_song; reported)")
+    assert outcome.args[1] == "source_changed", outcome.args
 
 
 def test_corrupt_source_audio_is_refused_at_admission_and_the_daemon_goes_on(running):
