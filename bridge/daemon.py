@@ -97,6 +97,9 @@ class Daemon:
         self.service = JobService(config, journal, backends)
         stack.push_async_callback(self.service.close)
         resumed = await self.service.resume()
+        # Workers start in the background: the first job is quick, and OSC is up before they are.
+        warming = [asyncio.create_task(_warm_up(name, backend)) for name, backend in backends.items()]
+        stack.callback(lambda: [task.cancel() for task in warming])
 
         self.inbox = InboxFrontend(self.service, config.inbox)
         await self.inbox.start()
@@ -124,6 +127,13 @@ class Daemon:
             await self.midi.start()
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",
                  *self.osc_address, config.inbox, ", ".join(backends), resumed)
+
+
+async def _warm_up(name: str, backend: Backend) -> None:
+    try:
+        await backend.warm_up()
+    except Exception:  # not fatal: the first job starts the workers instead
+        log.exception("could not prepare backend %s ahead of its first job", name)
 
 
 def serve(config: Config) -> int:

@@ -80,6 +80,9 @@ class Backend(abc.ABC):
     async def cancel(self, spec: JobSpec, receipt: dict) -> None:
         """Stop generation where the backend can; the core marks the job cancelled either way."""
 
+    async def warm_up(self) -> None:
+        """Get ready for the first job (start workers, load libraries); the daemon calls it in the background."""
+
     async def describe(self) -> dict:
         """A short health report for ``daw-bridge doctor``."""
         return {"name": self.name}
