@@ -15,37 +15,33 @@ def write_atomic(path: Path, audio: np.ndarray, sample_rate: int, subtype: str =
 
     A failure (disk full, permission denied) removes the temporary file and re-raises, leaving ``path`` as it was.
     """
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            sink = _Sink(raw)
-            try:
-                with sf.SoundFile(sink, "w", samplerate=sample_rate, channels=audio.shape[1], format="WAV",
-                                  subtype=subtype) as out:
-                    out.write(audio)
-            except Exception:
-                sink.raise_error()
-                raise
-            sink.raise_error()  # the header is rewritten on close, through the same callbacks
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        _remove_quietly(tmp_name)
-        raise
-    return path
+    def write(raw) -> None:
+        sink = _Sink(raw)
+        try:
+            with sf.SoundFile(sink, "w", samplerate=sample_rate, channels=audio.shape[1], format="WAV",
+                              subtype=subtype) as out:
+                out.write(audio)
+        except Exception:
+            sink.raise_error()
+            raise
+        sink.raise_error()  # the header is rewritten on close, through the same callbacks
+
+    return _replace_atomically(Path(path), write)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write a small text file (a manifest, a status file) with the same temporary-name-then-rename discipline."""
-    path = Path(path)
+    return _replace_atomically(Path(path), lambda raw: raw.write(text.encode("utf-8")))
+
+
+def _replace_atomically(path: Path, write) -> Path:
+    """Call ``write(binary file)`` on a hidden temporary beside ``path``, fsync it, rename it over ``path``."""
     fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
+        with os.fdopen(fd, "wb") as raw:
+            write(raw)
+            raw.flush()
+            os.fsync(raw.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         _remove_quietly(tmp_name)
