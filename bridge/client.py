@@ -6,10 +6,8 @@ import socket
 import time
 from dataclasses import dataclass
 
-from pythonosc.osc_packet import OscPacket
-
 import osc_schema
-from bridge.frontends.osc import encode
+from bridge.frontends.osc_wire import MalformedPacket, decode, encode
 
 
 @dataclass(frozen=True)
@@ -59,8 +57,11 @@ class BridgeClient:
             data, _ = self.sock.recvfrom(65536)
         except (socket.timeout, ConnectionRefusedError):
             return None
-        message = OscPacket(data).messages[0].message
-        return Reply(message.address, list(message.params))
+        try:
+            address, args = decode(data)[0]
+        except (MalformedPacket, IndexError):
+            return Reply("", [])  # not a daemon's reply: something else wrote to our port
+        return Reply(address, args)
 
     def wait_for(self, predicate, timeout: float = 30.0) -> Reply | None:
         """Read replies until one satisfies ``predicate``; None on timeout."""

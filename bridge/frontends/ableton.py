@@ -30,16 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pythonosc.osc_packet import OscPacket
-
 import osc_schema
-from osc_schema import Command, ValidationError
-
 from bridge.config import ConfigError
 from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
-from bridge.frontends.osc import encode
+from bridge.frontends.osc_wire import OscSocket, encode
+from osc_schema import Command, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +176,7 @@ class LiveSelection:
         return values
 
 
-class AbletonClient(asyncio.DatagramProtocol):
+class AbletonClient(OscSocket):
     """Asks AbletonOSC one thing at a time and waits for the answer on the reply port it owns.
 
     Messages that answer nothing we asked (listener updates, ``/live/startup``) go to the subscribers, so another
@@ -188,7 +185,6 @@ class AbletonClient(asyncio.DatagramProtocol):
 
     def __init__(self, settings: AbletonSettings):
         self.settings = settings
-        self.transport: asyncio.DatagramTransport | None = None
         self.subscribers: list[Callable[[str, list], None]] = []
         self._lock = asyncio.Lock()
         self._waiting: tuple[str, tuple, asyncio.Future] | None = None
@@ -202,26 +198,9 @@ class AbletonClient(asyncio.DatagramProtocol):
                               f"{self.settings.reply_port}: {exc.strerror or exc} (is another program, or [midi.daw] "
                               "ableton, using that port?)", code="ableton_port") from None
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+    label = "AbletonOSC"  # an ICMP "port unreachable" while Live is closed is logged at debug level
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("AbletonOSC socket: %s", exc)  # an ICMP "port unreachable" while Live is closed
-
-    def datagram_received(self, data: bytes, sender: tuple) -> None:
-        try:
-            messages = [timed.message for timed in OscPacket(data).messages]
-        except Exception as exc:  # python-osc raises several kinds for a malformed packet
-            log.debug("AbletonOSC: malformed packet from %s: %s", sender, exc)
-            return
-        for message in messages:
-            self._received(message.address, list(message.params))
-
-    def _received(self, address: str, params: list) -> None:
+    def received(self, address: str, params: list, sender: tuple | None = None) -> None:
         waiting = self._waiting
         if waiting is not None and not waiting[2].done():
             asked, ids, future = waiting

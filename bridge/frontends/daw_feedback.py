@@ -30,12 +30,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pythonosc.osc_packet import OscPacket
-
 from bridge.audio.wavio import write_text_atomic
 from bridge.config import ConfigError
 from bridge.core.jobs import JobSpec
-from bridge.frontends.osc import encode
+from bridge.frontends.osc_wire import OscSocket, encode
 
 log = logging.getLogger(__name__)
 
@@ -216,32 +214,11 @@ def _is_loopback(host: str) -> bool:
 
 # -- listeners ------------------------------------------------------------------------------------------------------
 
-class _OscListener(asyncio.DatagramProtocol):
+class _OscListener(OscSocket):
+    label = "DAW feedback"  # e.g. an ICMP "port unreachable" while the DAW is closed is logged at debug level
+
     def __init__(self, context: SessionContext):
         self.context = context
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("DAW feedback socket: %s", exc)  # e.g. an ICMP "port unreachable" while the DAW is closed
-
-    def datagram_received(self, data: bytes, sender: tuple) -> None:
-        try:
-            messages = [timed.message for timed in OscPacket(data).messages]
-        except Exception as exc:  # python-osc raises several kinds for a malformed packet
-            log.debug("DAW feedback: malformed OSC packet from %s: %s", sender, exc)
-            return
-        for message in messages:
-            self.received(message.address, list(message.params))
-
-    def received(self, address: str, params: list) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 def _number(params: list) -> float | None:
@@ -256,7 +233,7 @@ class ReaperFeedback(_OscListener):
         super().__init__(context)
         self._loop: list[float | None] = [None, None]
 
-    def received(self, address: str, params: list) -> None:
+    def received(self, address: str, params: list, sender: tuple | None = None) -> None:
         index = {"/loop/start/time": 0, "/loop/end/time": 1}.get(address)
         value = _number(params)
         if index is None or value is None:
@@ -306,7 +283,7 @@ class AbletonFeedback(_OscListener):
             for prop in self.PROPERTIES:
                 self.transport.sendto(encode(f"/live/song/{verb}/{prop}", []), self.live)
 
-    def received(self, address: str, params: list) -> None:
+    def received(self, address: str, params: list, sender: tuple | None = None) -> None:
         if address == "/live/startup":
             self._ask("start_listen")
             return

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import osc_schema
-from osc_schema import ValidationError
-
 from bridge.config import ConfigError, config_home
 from bridge.core.jobs import JobSpec, State
 from bridge.core.journal import JobRecord
@@ -40,6 +38,7 @@ from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
 from bridge.frontends.midi_mapping import Leds, Mapping, Pad, load_mapping
+from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
 

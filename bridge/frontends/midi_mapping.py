@@ -34,10 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import osc_schema
+from bridge.exceptions import BridgeError
 from osc_schema import ValidationError, show
 from osc_schema.validate import type_name
-
-from bridge.exceptions import BridgeError
 
 if sys.version_info >= (3, 11):
     import tomllib

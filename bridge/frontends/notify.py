@@ -6,7 +6,7 @@ import logging
 import socket
 
 from bridge.core.journal import JobRecord
-from bridge.frontends.osc import encode
+from bridge.frontends.osc_wire import encode
 
 log = logging.getLogger(__name__)
 

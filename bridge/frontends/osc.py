@@ -10,40 +10,20 @@ import asyncio
 import ipaddress
 import logging
 
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
-
 import osc_schema
 from bridge.config import Config
 from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from bridge.frontends.osc_wire import OscSocket, address_of, encode
 from osc_schema import ValidationError
-from osc_schema.spec import MAX_BUNDLE_DEPTH, MAX_MESSAGES, TYPE_TAGS
 
 log = logging.getLogger(__name__)
 
-_TYPE_FOR = {str: "s", int: "i", float: "f"}
-_BUNDLE = b"#bundle\x00"
-# python-osc parses a packet only after _structure_problem has passed it: on a bundle element of negative size it
-# loops forever, it recurses once per nested bundle, and it logs a root-logger warning for every unknown type tag or
-# unidentified bundle element (one 64 KB datagram can write tens of thousands of log lines).
-_TYPE_TAGS = frozenset(TYPE_TAGS.encode())  # what python-osc decodes; anything else it would silently drop
-
-
-def encode(address: str, args: list) -> bytes:
-    """One OSC message as bytes."""
-    builder = OscMessageBuilder(address)
-    for value in args:
-        builder.add_arg(value, _TYPE_FOR.get(type(value)))
-    return builder.build().dgram
-
-
-class OscFrontend(asyncio.DatagramProtocol):
+class OscFrontend(OscSocket):
     def __init__(self, service: JobService, config: Config):
         self.service = service
         self.config = config
-        self.transport: asyncio.DatagramTransport | None = None
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in config.allowed_senders]
         self.ableton = None  # the AbletonFrontend, when [ableton] enabled = true
         service.subscribe(self._on_job_event)
@@ -54,39 +34,19 @@ class OscFrontend(asyncio.DatagramProtocol):
         await loop.create_datagram_endpoint(lambda: self, local_addr=(self.config.osc_host, self.config.osc_port))
         return self.transport.get_extra_info("sockname")[:2]
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    # -- asyncio protocol ----------------------------------------------------------------------------------------
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def error_received(self, exc: Exception) -> None:
-        # An ICMP "port unreachable" for a reply to a client that went away: nothing to do.
-        log.debug("OSC socket error: %s", exc)
-
     def datagram_received(self, data: bytes, sender: tuple) -> None:
         if not self._sender_allowed(sender[0]):
             log.warning("OSC datagram from %s dropped: not in allowed_senders", sender[0])
             return
-        try:
-            problem = _structure_problem(data)
-            if problem is None:
-                messages = [timed.message for timed in OscPacket(data).messages]
-        except Exception as exc:  # python-osc raises ParseError, but also UnicodeDecodeError, IndexError, ...
-            problem = _describe(exc)
-        if problem is not None:
-            self._send(sender, *osc_schema.reply("error", address=_address_of(data), request_id="", field="",
-                                                 reason=f"malformed OSC packet: {problem}"))
-            return
-        for message in messages:
-            self._handle(message.address, list(message.params), sender)
+        super().datagram_received(data, sender)
+
+    def malformed(self, data: bytes, sender: tuple, reason: str) -> None:
+        self._send(sender, *osc_schema.reply("error", address=address_of(data), request_id="", field="",
+                                             reason=f"malformed OSC packet: {reason}"))
 
     # -- commands ------------------------------------------------------------------------------------------------
 
-    def _handle(self, address: str, params: list, sender: tuple) -> None:
+    def received(self, address: str, params: list, sender: tuple) -> None:
         # Even a rejected message's reply goes to its reply_port when it names a valid one: a client sending from a
         # throwaway port (oscsend, many DAWs) listens only there.
         target = (sender[0], _reply_port_in(address, params) or sender[1])
@@ -191,68 +151,3 @@ def _reply_port_in(address: str, params: list) -> int | None:
             except ValidationError:
                 return None
     return None
-
-
-def _structure_problem(data: bytes) -> str | None:
-    """Why python-osc must not parse this packet (see MAX_BUNDLE_DEPTH), or None; one pass, no copies."""
-    if data.startswith(b"/"):
-        return _type_tag_problem(data, 0, len(data))
-    if not data.startswith(_BUNDLE):
-        return None  # python-osc refuses it quickly by itself
-    messages = 0
-    pending = [(0, len(data), 1)]
-    while pending:
-        start, end, depth = pending.pop()
-        if depth > MAX_BUNDLE_DEPTH:
-            return f"bundles nested more than {MAX_BUNDLE_DEPTH} deep"
-        at = start + len(_BUNDLE) + 8  # the time tag
-        while at < end:
-            if end - at < 4:
-                return f"bundle element at byte {at} is cut short"
-            size = int.from_bytes(data[at:at + 4], "big", signed=True)
-            at += 4
-            if size <= 0 or size % 4 or size > end - at:
-                return (f"bundle element at byte {at - 4} claims {size} bytes (must be a positive multiple of 4 "
-                        f"within the packet)")
-            if data.startswith(_BUNDLE, at):
-                pending.append((at, at + size, depth + 1))
-            elif data.startswith(b"/", at):
-                messages += 1
-                if messages > MAX_MESSAGES:
-                    return f"more than {MAX_MESSAGES} messages in one packet"
-                problem = _type_tag_problem(data, at, at + size)
-                if problem:
-                    return problem
-            else:
-                return f"bundle element at byte {at} is neither a message nor a bundle"
-            at += size
-    return None
-
-
-def _type_tag_problem(data: bytes, start: int, end: int) -> str | None:
-    """A type tag python-osc cannot decode in the message at data[start:end], or None."""
-    nul = data.find(b"\x00", start, end)
-    tags = start + ((nul - start) // 4 + 1) * 4  # the address is padded to a multiple of 4 bytes
-    if nul < 0 or tags >= end or data[tags] != ord(","):
-        return None  # no arguments, or malformed in a way python-osc reports by itself
-    tags_end = data.find(b"\x00", tags, end)
-    unknown = set(data[tags + 1:tags_end if tags_end >= 0 else end]) - _TYPE_TAGS
-    if unknown:
-        return (f"type tag {chr(min(unknown))!r} is not supported (supported: "
-                f"{' '.join(chr(t) for t in sorted(_TYPE_TAGS))})")
-    return None
-
-
-def _address_of(data: bytes) -> str:
-    """The address of a packet that failed to parse, when it has a readable one."""
-    head = data[:256].split(b"\x00", 1)[0]
-    try:
-        text = head.decode("ascii")
-    except UnicodeDecodeError:
-        return ""
-    return text if text.startswith("/") and text.isprintable() else ""
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bridge.client import BridgeClient
-from bridge.frontends.osc import encode
+from bridge.frontends.osc_wire import encode
 from tests.adversarial.support import Daemon, files_under
 from tests.conftest import Project
 

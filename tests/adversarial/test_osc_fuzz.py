@@ -19,7 +19,7 @@ import pytest
 from pythonosc.osc_packet import OscPacket
 
 from bridge.client import BridgeClient
-from bridge.frontends.osc import encode
+from bridge.frontends.osc_wire import encode
 from tests.adversarial.hostile_osc import Datagram, Hostile
 from tests.adversarial.support import Daemon, journal_records, rss_kib, udp_drops
 from tests.conftest import Project

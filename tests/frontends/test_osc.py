@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from bridge.client import BridgeClient
-from bridge.frontends.osc import encode
+from bridge.frontends.osc_wire import encode
 from tests.conftest import DaemonProcess, Project, free_udp_port, require_tool
 
 
