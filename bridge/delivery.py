@@ -12,15 +12,11 @@ import numpy as np
 import soundfile as sf
 
 from bridge.audio.region import read_frames
-from bridge.audio.wavio import write_atomic, write_text_atomic
+from bridge.audio.wavio import lossless_subtype, write_atomic, write_text_atomic
 from bridge.backends.base import Rendered
 from bridge.core.jobs import JobSpec
 from bridge.exceptions import DeliveryError
-
-MANIFEST_FORMAT = "daw-bridge.manifest/1"
-# Integer PCM sources are delivered as 24-bit (which holds 8-, 16- and 24-bit samples exactly); anything else
-# (float, 32-bit, decoded Ogg/MP3) as 32-bit float, so a patch stays sample-identical to the source outside its joins.
-_EXACT_IN_PCM24 = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24"}
+from osc_schema import MANIFEST_FORMAT
 
 
 def stem_for(spec: JobSpec, variant: int) -> str:
@@ -71,8 +67,7 @@ def _deliver_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) ->
         audio, span_start = span, rendered.span_start
     stem = stem_for(spec, rendered.variant)
     audio_path = folder / f"{stem}.wav"
-    subtype = "PCM_24" if spec.source_info.format.split("/")[-1] in _EXACT_IN_PCM24 else "FLOAT"
-    write_atomic(audio_path, audio, sample_rate, subtype=subtype)
+    write_atomic(audio_path, audio, sample_rate, subtype=lossless_subtype(spec.source_info.format.split("/")[-1]))
     manifest_path = folder / f"{stem}.json"
     manifest = _manifest(spec, rendered, count, audio_path, len(audio), sample_rate, span_start)
     write_text_atomic(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")

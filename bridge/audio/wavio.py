@@ -9,6 +9,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+_EXACT_IN_PCM24 = {"PCM_S8", "PCM_U8", "PCM_16", "PCM_24"}
+
+
+def lossless_subtype(source_subtype: str) -> str:
+    """The WAV sample format that holds a source's decoded samples exactly: 24-bit for integer PCM up to 24 bits,
+    32-bit float for anything else (float, 32-bit, decoded Ogg/MP3), so spliced audio stays sample-identical."""
+    return "PCM_24" if source_subtype in _EXACT_IN_PCM24 else "FLOAT"
+
 
 def write_atomic(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24") -> Path:
     """Write ``audio`` as WAV under a hidden temporary name beside ``path``, fsync, then rename into place.

@@ -25,7 +25,6 @@ from bridge.exceptions import NoMaterialError, SourceError
 ENGINE_NOTE = ("embedded: re-uses the song's own material (beat-aligned, similarity-driven); it does not follow "
                "prompt, lyrics or gender")
 MIN_SONG_SECONDS = 4.0
-_EXACT_SUBTYPES = {"PCM_16", "PCM_24", "PCM_S8", "PCM_U8"}  # 24-bit WAV holds these exactly
 
 _loaded: dict[str, object] = {}  # this worker's last song: its file identity, content key, and samples if decoded
 _SEEKABLE = {"WAV", "WAVEX", "AIFF", "FLAC", "W64", "RF64", "CAF"}  # seeking there gives exactly the same samples
@@ -128,6 +127,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
 
     Raises NoMaterialError when the song is silent, too short, or nothing in it fits well enough.
     """
+    from bridge.audio.wavio import lossless_subtype
     from bridge.backends.base import Rendered
     from bridge.core.jobs import JobSpec
 
@@ -152,7 +152,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
         raise ValueError(f"operation must be inpaint or extend, got {spec.operation!r}")
     song, sample_rate, subtype = open_song(spec.source)
     first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
-    write_subtype = "PCM_24" if subtype in _EXACT_SUBTYPES else "FLOAT"
+    write_subtype = lossless_subtype(subtype)
     candidates, best = [], 0.0
     try:
         for plan in plans:
