@@ -46,7 +46,7 @@ def test_a_request_file_is_processed_once_and_its_status_followed(project, daemo
     assert (project.inbox / "processed" / "req-1.json").exists()
     assert not (project.inbox / "req-1.json").exists()
 
-    daemon.stop()
+    assert daemon.stop() == 0, "SIGTERM must stop the daemon cleanly"
     journal = Journal(project.state / "journal.sqlite")
     assert [r.request_id for r in journal.recent()] == ["req-1"]
     journal.close()
