@@ -23,6 +23,7 @@ SCRIPTS = REPO / "daw_scripts" / "ardour"
 SEND_SCRIPT = SCRIPTS / "daw_bridge_send.lua"
 IMPORT_SCRIPT = SCRIPTS / "daw_bridge_import.lua"
 HARNESS = Path(__file__).resolve().parent / "harness"
+RESULT_JSON = HARNESS.parent.parent / "result_json.lua"  # shared with the REAPER harness
 MARKER = "DAW_BRIDGE_RESULT "
 RATE = 44100
 
@@ -49,7 +50,7 @@ class LuaRun:
 DAW_BRIDGE_HEADLESS = true
 dofile({lua_string(str(SEND_SCRIPT))}); SEND = DAW_BRIDGE
 dofile({lua_string(str(IMPORT_SCRIPT))}); IMPORT = DAW_BRIDGE
-local encode = dofile({lua_string(str(HARNESS / "result_json.lua"))})
+local encode = dofile({lua_string(str(RESULT_JSON))})
 function report(value) print("{MARKER}" .. encode(value)) end
 {steps}
 """, encoding="utf-8")
@@ -78,7 +79,7 @@ class Ardour:
         self.env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
                         XDG_CACHE_HOME=str(home / ".cache"), DAW_BRIDGE_SEND_SCRIPT=str(SEND_SCRIPT),
                         DAW_BRIDGE_IMPORT_SCRIPT=str(IMPORT_SCRIPT),
-                        DAW_BRIDGE_RESULT_JSON=str(HARNESS / "result_json.lua"))
+                        DAW_BRIDGE_RESULT_JSON=str(RESULT_JSON))
         self.runs = 0
 
     def run(self, steps: str, timeout: float = 90.0) -> list:

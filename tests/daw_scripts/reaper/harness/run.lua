@@ -6,7 +6,7 @@
 -- split, undid and deferred, and any error a script raised.
 
 local harness_dir = debug.getinfo(1, "S").source:match("^@?(.*[/\\])") or "./"
-package.path = harness_dir .. "?.lua;" .. package.path
+package.path = harness_dir .. "?.lua;" .. harness_dir .. "../../?.lua;" .. package.path  -- ../../: result_json
 local fake = require("fake_reaper")
 local encode = require("result_json")
 

@@ -1,4 +1,4 @@
--- JSON for the harness's result file. Separate from the scripts' own JSON module on purpose: the scripts' encoder
+-- JSON for the harnesses' result files (REAPER's and Ardour's). Separate from the scripts' own JSON module on purpose: the scripts' encoder
 -- is checked by Python reading their request files, and must not also be the thing reporting on itself.
 -- Keys starting with "_" (back-links from items to tracks, takes to items) are left out; empty tables become [].
 
