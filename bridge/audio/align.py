@@ -14,6 +14,8 @@ import numpy as np
 import soxr
 from scipy import signal
 
+from bridge.audio.region import padded_slice
+
 COARSE_STEP = 8  # decimation of the wide offset search (44.1 kHz -> 5.5 kHz); the winner is refined per frame
 
 
@@ -95,7 +97,7 @@ def find_offset(reference: np.ndarray, generated: np.ndarray, pieces: list[tuple
     max_shift = -(-int(round(max_shift_s * sample_rate)) // step) * step  # a whole number of coarse steps
     # Only what is compared is converted: each piece, and the stretch of generated audio it may slide over.
     refs = [_mono(reference[a:b]) for a, b in pieces]
-    windows = [_mono(take(generated, a - max_shift, (b - a) + 2 * max_shift)) for a, b in pieces]
+    windows = [_mono(padded_slice(generated, a - max_shift, (b - a) + 2 * max_shift)) for a, b in pieces]
     ref_energies = [_dot(r, r) for r in refs]
     if sum(ref_energies) <= 1e-12:
         return Alignment(0, sample_rate, 0.0, (), found=False)  # silent context: nothing to align on
@@ -170,10 +172,3 @@ def _mono(audio: np.ndarray) -> np.ndarray:
     return sum(audio[:, c].astype(np.float64) for c in range(audio.shape[1])) / audio.shape[1]
 
 
-def take(samples: np.ndarray, first: int, count: int) -> np.ndarray:
-    """``samples[first:first+count]`` with zeros wherever that lies outside the array (``first`` may be negative)."""
-    out = np.zeros((count,) + samples.shape[1:], dtype=samples.dtype)
-    lo, hi = max(first, 0), min(first + count, len(samples))
-    if hi > lo:
-        out[lo - first:hi - first] = samples[lo:hi]
-    return out

@@ -55,6 +55,15 @@ def read_frames(source: Path, first: int, stop: int) -> tuple[np.ndarray, int]:
     return audio, sample_rate
 
 
+def padded_slice(samples: np.ndarray, first: int, count: int) -> np.ndarray:
+    """``samples[first:first + count]``, silent wherever that lies outside the array (``first`` may be negative)."""
+    out = np.zeros((count,) + samples.shape[1:], dtype=samples.dtype)
+    lo, hi = max(first, 0), min(first + count, len(samples))
+    if hi > lo:
+        out[lo - first:hi - first] = samples[lo:hi]
+    return out
+
+
 def read_region(source: Path, start: float, end: float) -> tuple[np.ndarray, int]:
     """Audio of source seconds [start, end) clamped to the file, float32 shaped (frames, channels), and its rate."""
     info = probe(source)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bridge.audio import fades
-from bridge.audio.align import Alignment, context_pieces, find_offset, take
+from bridge.audio.align import Alignment, context_pieces, find_offset
+from bridge.audio.region import padded_slice
 
 TAIL_FADE_S = 0.01  # an extension cut short of the generated material ends with a fade, not a click
 
@@ -54,7 +55,7 @@ def splice_span(crop: np.ndarray, generated: np.ndarray, edit: Edit, sample_rate
     else:  # an extension ends where the producer asked, or where the generated material does
         stop = min(edit.edit_stop, len(generated) - alignment.offset)
         stop = max(stop, edit.edit_first)
-    material = take(generated, first + alignment.offset, stop - first) * np.float32(gain)
+    material = padded_slice(generated, first + alignment.offset, stop - first) * np.float32(gain)
     join_in = edit.edit_first - first
     xf_in = min(edit.crossfade, join_in)
     if inpaint:
@@ -110,7 +111,7 @@ def _context_gain(crop: np.ndarray, generated: np.ndarray, pieces: list[tuple[in
     if not pieces:
         return 1.0
     source = np.concatenate([crop[a:b] for a, b in pieces])
-    material = np.concatenate([take(generated, a + offset, b - a) for a, b in pieces])
+    material = np.concatenate([padded_slice(generated, a + offset, b - a) for a, b in pieces])
     return fades.match_gain(material, source)
 
 

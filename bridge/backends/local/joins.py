@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import correlate
 
+from bridge.audio.region import padded_slice
+
 ALIGN_WINDOW = 0.3  # seconds of waveform compared when aligning a join
 ALIGN_SEARCH = 0.06  # seconds either way the incoming material may move (covers a cell of the search grid)
 LEVEL_WINDOW = 1.0  # seconds whose loudness is matched across a join (long enough that one drum hit does not sway it)
@@ -53,13 +55,6 @@ def align(reference: np.ndarray, block: np.ndarray, search: int, limits: tuple[i
     return Alignment(best - search, float(np.clip(score[best], -1.0, 1.0)))
 
 
-def read(signal: np.ndarray, start: int, length: int) -> np.ndarray:
-    """signal[start:start + length], silent where it lies outside the signal."""
-    out = np.zeros((length,) + signal.shape[1:], dtype=signal.dtype)
-    lo, hi = max(start, 0), min(start + length, len(signal))
-    if hi > lo:
-        out[lo - start:hi - start] = signal[lo:hi]
-    return out
 
 
 class ArraySource:
@@ -70,7 +65,7 @@ class ArraySource:
         self.frames, self.channels = audio.shape
 
     def read(self, start: int, length: int) -> np.ndarray:
-        return read(self.audio, start, length)
+        return padded_slice(self.audio, start, length)
 
 
 class FileSource:
