@@ -76,27 +76,38 @@ def project(tmp_path, demo_song_path) -> Project:
     return Project(tmp_path / "project", demo_song_path)
 
 
+def daemon_environment(extra: dict | None = None) -> dict:
+    """The environment a test daemon runs with: ours, minus any real MusicGPT key or endpoint, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICGPT_")}
+    env.update(PYTHONPATH=str(ROOT), **(extra or {}))
+    return env
+
+
 class DaemonProcess:
     """``daw-bridge serve`` as its own process, as a producer's login would start it."""
 
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, *, env: dict | None = None, verbose: bool = False,
+                 ping_from: str = "127.0.0.1"):
         self.project = project
         self.proc: subprocess.Popen | None = None
         self.log = project.root / "daemon.log"
+        self.env = env or {}
+        self.verbose = verbose
+        self.ping_from = ping_from  # the address the readiness ping is sent from (an allowlisted one)
 
     def start(self, timeout: float = 60.0) -> "DaemonProcess":
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        args = [sys.executable, "-m", "bridge", "serve", "--config", str(self.project.config)]
         with open(self.log, "a") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--config",
-                                          str(self.project.config)], stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, cwd=ROOT)
-        with BridgeClient("127.0.0.1", self.project.port) as client:
+            self.proc = subprocess.Popen(args + (["--verbose"] if self.verbose else []), stdout=log,
+                                         stderr=subprocess.STDOUT, env=daemon_environment(self.env), cwd=ROOT)
+        with BridgeClient("127.0.0.1", self.project.port, bind_host=self.ping_from) as client:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log.read_text()}")
                 if client.ping(timeout=0.3):
                     return self
+        self.kill()
         raise RuntimeError(f"daemon did not answer ping:\n{self.log.read_text()}")
 
     def kill(self) -> None:

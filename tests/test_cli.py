@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, daemon_environment
 
 
 def daw_bridge(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True,
-                          timeout=timeout, env=environment, cwd=ROOT)
+                          timeout=timeout, env=daemon_environment(env), cwd=ROOT)
 
 
 def test_one_shot_extend_prints_the_manifest_and_shows_progress(project):
