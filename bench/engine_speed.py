@@ -32,8 +32,8 @@ from bridge.audio.region import probe  # noqa: E402
 from bridge.audio.wavio import write_atomic  # noqa: E402
 from bridge.backends.local import engine  # noqa: E402
 from bridge.backends.local.backend import LocalBackend  # noqa: E402
-from bridge.core.jobs import JobSpec  # noqa: E402
 from bridge.demo_song import make_song  # noqa: E402
+from bridge.models import JobSpec  # noqa: E402
 
 SONG_SECONDS = 240.0
 

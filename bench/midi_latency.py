@@ -23,9 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import describe  # (importing _common puts the repository on sys.path)
-
 import mido
+from _common import describe  # (importing _common puts the repository on sys.path)
 
 from bridge.backends.base import Backend
 from bridge.config import Config

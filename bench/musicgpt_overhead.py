@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 from bridge.audio.region import probe  # noqa: E402
 from bridge.backends.musicgpt.backend import MusicGPTBackend  # noqa: E402
 from bridge.backends.musicgpt.secrets import Redacted  # noqa: E402
-from bridge.core.jobs import JobSpec  # noqa: E402
 from bridge.demo_song import make_song  # noqa: E402
+from bridge.models import JobSpec  # noqa: E402
 from tests.fakes.musicgpt import FakeMusicGPT  # noqa: E402
 
 SONG_S, START, END = 240.0, 115.0, 125.0

@@ -13,9 +13,8 @@ import soundfile as sf
 
 from bridge.audio.region import read_frames
 from bridge.audio.wavio import lossless_subtype, write_atomic, write_text_atomic
-from bridge.backends.base import Rendered
-from bridge.core.jobs import JobSpec
 from bridge.exceptions import DeliveryError
+from bridge.models import JobSpec, Rendered
 from osc_schema import MANIFEST_FORMAT
 
 

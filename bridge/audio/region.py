@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bridge.core.jobs import SourceInfo
 from bridge.exceptions import SourceError
+from bridge.models import SourceInfo
 
 
 def probe(source: Path) -> SourceInfo:

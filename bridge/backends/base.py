@@ -19,39 +19,9 @@ producer to resolve.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from bridge.core.jobs import JobSpec
-
-Progress = Callable[[float, str], None]
-"""progress(fraction 0..1 of the backend's own work, short note)"""
-
-
-@dataclass
-class Rendered:
-    """One variant, ready to deliver.
-
-    ``path`` is a WAV in the job's work folder at the source's sample rate and channel count. It covers source time
-    ``span_start`` onwards, and already contains its joins: its first ``handle`` seconds (and, for inpaint, its last)
-    equal the source sample for sample outside the crossfades, so a patch is this file placed at
-    ``position + span_start`` and a full-song delivery is the source with this span swapped in.
-    """
-
-    variant: int  # 1-based
-    path: Path
-    span_start: float
-    splice: dict = field(default_factory=dict)  # joins, confidences, crossfades, alignment offsets: for the manifest
-    notes: dict = field(default_factory=dict)  # backend-specific manifest fields (title, lyrics, engine note)
-
-    def to_json(self) -> dict:
-        return {"variant": self.variant, "path": str(self.path), "span_start": self.span_start,
-                "splice": self.splice, "notes": self.notes}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Rendered":
-        return cls(data["variant"], Path(data["path"]), data["span_start"], data["splice"], data["notes"])
+from bridge.models import JobSpec, Progress, Rendered
 
 
 class Backend(abc.ABC):

@@ -6,10 +6,9 @@ import argparse
 import time
 from pathlib import Path
 
-from osc_schema import ValidationError
-
 from bridge.config import Config, ConfigError
 from bridge.frontends.midi_mapping import ACTIONS, COMMANDS, MappingError, Trigger, pad_text, parse_mapping
+from osc_schema import ValidationError
 
 _RANGE_FROM = {"job": "the last command", "osc": "/bridge/context", "reaper": "REAPER's loop points",
                "ableton": "Ableton's loop brace", "restored": "the previous run"}

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import osc_schema
 from bridge.config import Config
-from bridge.core.jobs import State
-from bridge.core.journal import JobRecord, Journal
+from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.daemon import make_backends
 from bridge.exceptions import BridgeError
+from bridge.models import JobRecord, State
 from osc_schema import ValidationError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bridge.audio.region import probe
 from bridge.config import Config
-from bridge.core.jobs import JobSpec
+from bridge.models import JobSpec
 from osc_schema import Command, ValidationError
 
 # A range may end this close past the file's end (DAW rounding of item lengths) and is clamped to it.

@@ -12,11 +12,10 @@ import json
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.core.jobs import JobSpec, State
 from bridge.exceptions import JournalError
+from bridge.models import JobRecord, JobSpec, State
 
 SCHEMA_VERSION = 1
 
@@ -42,36 +41,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 CREATE INDEX IF NOT EXISTS jobs_request ON jobs(request_id);
 """
-
-
-@dataclass
-class JobRecord:
-    """A job as the journal holds it."""
-
-    job_id: str
-    request_id: str
-    origin: dict
-    spec: JobSpec
-    state: State
-    progress: float = 0.0
-    message: str = ""
-    prepared: dict | None = None
-    receipt: dict | None = None
-    rendered: list | None = None
-    manifests: list[str] = field(default_factory=list)
-    error_code: str | None = None
-    error_message: str | None = None
-    created: float = 0.0
-    updated: float = 0.0
-
-    def summary(self) -> dict:
-        """What ``daw-bridge jobs`` and status files show."""
-        return {"job_id": self.job_id, "request_id": self.request_id, "operation": self.spec.operation,
-                "source": str(self.spec.source), "range": [self.spec.edit_start, self.spec.edit_end],
-                "backend": self.spec.backend, "state": self.state.value, "progress": round(self.progress, 3),
-                "message": self.message, "manifests": self.manifests,
-                "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
-                "task_id": (self.receipt or {}).get("task_id"), "created": self.created, "updated": self.updated}
 
 
 class Journal:

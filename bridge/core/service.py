@@ -12,12 +12,12 @@ import shutil
 from typing import Callable
 
 from bridge import delivery
-from bridge.backends.base import Backend, Rendered
+from bridge.backends.base import Backend
 from bridge.config import Config
 from bridge.core.admission import admit, inside
-from bridge.core.jobs import State
-from bridge.core.journal import JobRecord, Journal
+from bridge.core.journal import Journal
 from bridge.exceptions import BridgeError, Cancelled, DeliveryError, SubmissionUnknown
+from bridge.models import JobRecord, Rendered, State
 from osc_schema import Command
 
 log = logging.getLogger(__name__)

@@ -32,10 +32,10 @@ from typing import Callable
 
 import osc_schema
 from bridge.config import ConfigError
-from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.frontends.osc_wire import OscSocket, encode
+from bridge.models import JobRecord
 from osc_schema import Command, ValidationError
 
 log = logging.getLogger(__name__)

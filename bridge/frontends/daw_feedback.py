@@ -32,8 +32,8 @@ from pathlib import Path
 
 from bridge.audio.wavio import write_text_atomic
 from bridge.config import ConfigError
-from bridge.core.jobs import JobSpec
 from bridge.frontends.osc_wire import OscSocket, encode
+from bridge.models import JobSpec
 
 log = logging.getLogger(__name__)
 

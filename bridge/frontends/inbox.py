@@ -22,9 +22,9 @@ from watchdog.observers import Observer
 
 import osc_schema
 from bridge.audio.wavio import write_text_atomic
-from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from bridge.models import JobRecord
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)

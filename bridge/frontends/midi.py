@@ -32,12 +32,11 @@ from pathlib import Path
 
 import osc_schema
 from bridge.config import ConfigError, config_home
-from bridge.core.jobs import JobSpec, State
-from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
 from bridge.frontends.midi_mapping import Leds, Mapping, Pad, load_mapping
+from bridge.models import JobRecord, JobSpec, State
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)

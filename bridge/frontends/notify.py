@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import socket
 
-from bridge.core.journal import JobRecord
 from bridge.frontends.osc_wire import encode
+from bridge.models import JobRecord
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import logging
 
 import osc_schema
 from bridge.config import Config
-from bridge.core.journal import JobRecord
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.frontends.osc_wire import OscSocket, address_of, encode
+from bridge.models import JobRecord
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)

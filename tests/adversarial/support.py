@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core.journal import JobRecord, Journal
+from bridge.core.journal import Journal
+from bridge.models import JobRecord
 from tests.conftest import ROOT, DaemonProcess, Project, daemon_environment
 
 # The fake service's delays, scaled as in the MusicGPT suites: an answered eta of 20 s becomes 0.2 s.

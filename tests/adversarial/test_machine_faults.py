@@ -19,10 +19,9 @@ import soundfile as sf
 
 from bridge import delivery
 from bridge.audio.region import probe
-from bridge.backends.base import Rendered
 from bridge.client import BridgeClient
-from bridge.core.jobs import JobSpec, State
-from bridge.core.journal import JobRecord, Journal
+from bridge.core.journal import Journal
+from bridge.models import JobRecord, JobSpec, Rendered, State
 from tests.adversarial.support import (
     Daemon,
     files_under,

@@ -13,13 +13,13 @@ import soundfile as sf
 import osc_schema
 from bridge.audio.region import read_region
 from bridge.audio.wavio import write_atomic
-from bridge.backends.base import Backend, Rendered
+from bridge.backends.base import Backend
 from bridge.config import Config
 from bridge.core.admission import admit
-from bridge.core.jobs import State
-from bridge.core.journal import JobRecord, Journal
+from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.exceptions import TransientError
+from bridge.models import JobRecord, Rendered, State
 
 
 class PaidBackend(Backend):

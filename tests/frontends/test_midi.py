@@ -24,11 +24,10 @@ from pythonosc.osc_packet import OscPacket
 
 from bridge.audio.region import read_region
 from bridge.audio.wavio import write_atomic
-from bridge.backends.base import Backend, Rendered
+from bridge.backends.base import Backend
 from bridge.client import BridgeClient
 from bridge.commands.midi import add_arguments, context_lines, midi
 from bridge.config import Config, ConfigError
-from bridge.core.jobs import State
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.daemon import make_backends
@@ -37,6 +36,7 @@ from bridge.frontends.ableton import AbletonClient, AbletonSettings
 from bridge.frontends.midi import MidiFrontend, MidiSettings, match_port, midi_backend
 from bridge.frontends.midi_mapping import MappingError, load_mapping, parse_mapping
 from bridge.frontends.osc import OscFrontend, encode
+from bridge.models import Rendered, State
 from tests.conftest import DaemonProcess, Project, free_udp_port, require_tool
 from tests.frontends.jack import Controller, jack  # noqa: F401  (jack is a fixture)
 

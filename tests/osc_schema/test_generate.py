@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from osc_schema import generate
-from osc_schema.generate import BEGIN, END, DOCS, LUA_MODULE, GenerateError, lua_constants
+from osc_schema.generate import BEGIN, DOCS, END, LUA_MODULE, GenerateError, lua_constants
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]

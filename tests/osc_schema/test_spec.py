@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bridge.core.jobs import State
+from bridge.models import State
 from osc_schema import ARGUMENTS, COMMANDS, STATES
 from osc_schema.spec import FINISHED_STATES
 

@@ -12,9 +12,9 @@ import concurrent.futures
 import multiprocessing
 from pathlib import Path
 
-from bridge.backends.base import Backend, Progress, Rendered
+from bridge.backends.base import Backend
 from bridge.backends.local import engine
-from bridge.core.jobs import JobSpec
+from bridge.models import JobSpec, Progress, Rendered
 
 DEFAULT_MIN_CONFIDENCE = 0.3
 

@@ -128,8 +128,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     Raises NoMaterialError when the song is silent, too short, or nothing in it fits well enough.
     """
     from bridge.audio.wavio import lossless_subtype
-    from bridge.backends.base import Rendered
-    from bridge.core.jobs import JobSpec
+    from bridge.models import JobSpec, Rendered
 
     spec = JobSpec.from_json(job)
     _check_unchanged(spec)

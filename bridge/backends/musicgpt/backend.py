@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bridge.audio.region import export_region
-from bridge.backends.base import Backend, Progress, Rendered
+from bridge.backends.base import Backend
 from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, MusicGPTClient, RetryPolicy
 from bridge.backends.musicgpt.outputs import render_all
 from bridge.backends.musicgpt.ratelimit import shared_limiter
@@ -27,8 +27,8 @@ from bridge.backends.musicgpt.secrets import Redacted
 from bridge.backends.musicgpt.settings import MusicGPTSettings, SettingsError
 from bridge.backends.musicgpt.spend import SpendGuard
 from bridge.backends.musicgpt.webhooks import JobHints, WebhookReceiver, WebhookSettings
-from bridge.core.jobs import JobSpec
 from bridge.exceptions import AuthError, BackendError, RateLimited, SubmissionUnknown, TransientError
+from bridge.models import JobSpec, Progress, Rendered
 
 __all__ = ["MusicGPTBackend", "MusicGPTSettings", "SettingsError", "LIMITS"]
 

@@ -21,10 +21,9 @@ from bridge.audio.align import match_channels, resample
 from bridge.audio.region import read_region
 from bridge.audio.splice import Edit, splice_span
 from bridge.audio.wavio import write_atomic
-from bridge.backends.base import Rendered
 from bridge.backends.musicgpt.client import MusicGPTClient
-from bridge.core.jobs import JobSpec
 from bridge.exceptions import BackendError, BridgeError, TransientError
+from bridge.models import JobSpec, Rendered
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import soundfile as sf
 from bridge.audio.region import probe
 from bridge.backends.local import engine
 from bridge.backends.local.backend import LocalBackend
-from bridge.core.jobs import JobSpec
 from bridge.exceptions import NoMaterialError
+from bridge.models import JobSpec
 from tests.songs import make_noise_array, make_silence_array, make_song_array, write
 
 PLANETBLUPI = Path("/usr/share/planetblupi/music/music003.ogg")

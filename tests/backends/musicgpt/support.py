@@ -10,7 +10,7 @@ from bridge.backends.musicgpt.backend import MusicGPTBackend
 from bridge.backends.musicgpt.client import MusicGPTClient, RetryPolicy
 from bridge.backends.musicgpt.ratelimit import RateLimiter
 from bridge.backends.musicgpt.secrets import Redacted
-from bridge.core.jobs import JobSpec
+from bridge.models import JobSpec
 from tests.fakes.musicgpt import FakeMusicGPT
 
 # Every delay scaled down together: an answered eta of 20 s completes in 0.2 s and is first polled at 0.2 s;

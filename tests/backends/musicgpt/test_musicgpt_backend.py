@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from bridge.audio.region import read_region
-from bridge.backends.base import Rendered
 from bridge.exceptions import AuthError, BackendError, CreditError, SubmissionUnknown, TransientError
+from bridge.models import Rendered
 from tests.backends.musicgpt.support import make_backend, make_spec, run, run_job
 
 

@@ -12,9 +12,9 @@ import soundfile as sf
 
 import osc_schema
 from bridge.config import Config
-from bridge.core.jobs import State
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
+from bridge.models import State
 from tests.backends.musicgpt.support import make_backend
 
 

@@ -17,11 +17,11 @@ import soundfile as sf
 import osc_schema
 from bridge.backends.local.backend import LocalBackend
 from bridge.config import Config, ConfigError
-from bridge.core.jobs import State
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.frontends.ableton import AbletonFrontend, AbletonSettings, live_project
+from bridge.models import State
 from tests.conftest import free_udp_port
 from tests.daw_scripts.ableton.fake_live import Clip, FakeLive, LiveSet
 

@@ -1,4 +1,8 @@
-"""What a job is: the validated request it runs, and the states it moves through."""
+"""The shared types every layer speaks: what a job is, the states it moves through, what a backend returns.
+
+A leaf module, like Mopidy's ``models``: core, backends, audio and frontends import it, and it imports none of
+them, so no lower layer ever needs the core.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Callable
 
 
 class State(str, Enum):
@@ -97,3 +102,62 @@ class JobSpec:
         data["source_info"] = SourceInfo(**data["source_info"])
         data["drop_folder"] = Path(data["drop_folder"]) if data.get("drop_folder") else None
         return cls(**data)
+
+
+@dataclass
+class Rendered:
+    """One variant, ready to deliver.
+
+    ``path`` is a WAV in the job's work folder at the source's sample rate and channel count. It covers source time
+    ``span_start`` onwards, and already contains its joins: its first ``handle`` seconds (and, for inpaint, its last)
+    equal the source sample for sample outside the crossfades, so a patch is this file placed at
+    ``position + span_start`` and a full-song delivery is the source with this span swapped in.
+    """
+
+    variant: int  # 1-based
+    path: Path
+    span_start: float
+    splice: dict = field(default_factory=dict)  # joins, confidences, crossfades, alignment offsets: for the manifest
+    notes: dict = field(default_factory=dict)  # backend-specific manifest fields (title, lyrics, engine note)
+
+    def to_json(self) -> dict:
+        return {"variant": self.variant, "path": str(self.path), "span_start": self.span_start,
+                "splice": self.splice, "notes": self.notes}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Rendered":
+        return cls(data["variant"], Path(data["path"]), data["span_start"], data["splice"], data["notes"])
+
+
+@dataclass
+class JobRecord:
+    """A job as the journal holds it."""
+
+    job_id: str
+    request_id: str
+    origin: dict
+    spec: JobSpec
+    state: State
+    progress: float = 0.0
+    message: str = ""
+    prepared: dict | None = None
+    receipt: dict | None = None
+    rendered: list | None = None
+    manifests: list[str] = field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+
+    def summary(self) -> dict:
+        """What ``daw-bridge jobs`` and status files show."""
+        return {"job_id": self.job_id, "request_id": self.request_id, "operation": self.spec.operation,
+                "source": str(self.spec.source), "range": [self.spec.edit_start, self.spec.edit_end],
+                "backend": self.spec.backend, "state": self.state.value, "progress": round(self.progress, 3),
+                "message": self.message, "manifests": self.manifests,
+                "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
+                "task_id": (self.receipt or {}).get("task_id"), "created": self.created, "updated": self.updated}
+
+
+Progress = Callable[[float, str], None]
+"""progress(fraction 0..1 of the backend's own work, short note)"""
