@@ -55,6 +55,7 @@ class Config:
     midi: dict = field(default_factory=dict)  # [midi] table, read by the MIDI frontend
     notify: dict = field(default_factory=dict)  # [notify] table: an OSC message to a DAW after each delivery
     ableton: dict = field(default_factory=dict)  # [ableton] table, read by the Ableton frontend
+    retention: dict = field(default_factory=dict)  # [retention] table: how long finished jobs and files are kept
     source_file: Path | None = None  # the file this was read from, for messages
 
     @property
@@ -74,7 +75,7 @@ class Config:
 _SCALARS = {"osc_host": str, "osc_port": int, "backend": str, "delivery": str, "handle": float, "max_jobs": int,
             "log_level": str}
 _PATHS = {"inbox", "drop_folder", "state_dir"}
-_TABLES = {"local", "musicgpt", "midi", "notify", "ableton"}
+_TABLES = {"local", "musicgpt", "midi", "notify", "ableton", "retention"}
 
 
 def load(path: Path | None = None) -> Config:
