@@ -19,14 +19,25 @@ check the splice and the alignment offset exactly.
 Faults: ``inject(endpoint, kind, times=1, **options)`` queues one-off faults for ``submit``, ``byId`` or
 ``download``: ``429 500 401 402 422`` or any other status (answered), ``drop`` (close without answering),
 ``drop_after_accept`` (submit only: the task is created and paid for, then the connection closes),
-``timeout`` / ``timeout_after_accept`` (hang until the client gives up), ``truncate`` (download: half the body
-under the full Content-Length), ``truncate_no_length`` (half the body, no length, then close), ``corrupt``
-(download: garbage bytes). Standing knobs: ``unknown_statuses``, ``missing_wav``, ``outcome``, ``slow_factor``,
-``concurrency_limit``, ``credits``, ``new_fields``, ``shift_s``, ``output_rate``, ``output_gain``.
+``timeout`` / ``timeout_after_accept`` (hang until the client gives up), ``status_after_accept`` (submit only: the
+task is created and paid for, then the answer is an error, ``status=500`` by default: 502, 503, 504...),
+``slow_accept`` (submit only: the task is created, the 200 answer follows ``seconds`` later, as from a loaded
+server), ``truncate`` (download: half the body under the full Content-Length), ``truncate_no_length`` (half the
+body, no length, then close), ``corrupt`` (download: garbage bytes). Standing knobs: ``unknown_statuses``,
+``missing_wav``, ``outcome``, ``slow_factor``, ``concurrency_limit``, ``credits``, ``new_fields``, ``shift_s``,
+``output_rate``, ``output_gain``, ``signed_urls``.
+
+With ``signed_urls = True`` the audio addresses carry a pre-signed storage query, as S3 and its imitators hand
+out: ``?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<access key id>%2F<date>%2F...&X-Amz-Signature=<64 hex>``.
+A file asked for without its exact signature is then refused with 403, so a client cannot pass by dropping the
+query; ``url_credential`` and ``url_signature(name)`` are the secret values a test looks for in what the daemon
+writes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import random
@@ -101,6 +112,9 @@ class FakeMusicGPT:
         self.webhook_duplicates = 2
         self.lyrics_limit = 3000
         self.hang_s = 5.0
+        self.signed_urls = False
+        self.url_credential = "AKIAFAKE" + uuid.uuid4().hex[:12].upper()  # the access key id in signed URLs
+        self._signing_key = uuid.uuid4().bytes
         self.rng = random.Random(seed)
         # What happened, for the tests to assert on.
         self.submits: Counter = Counter()  # tasks created (paid for) per operation
@@ -181,6 +195,20 @@ class FakeMusicGPT:
     def total_submits(self) -> int:
         return sum(self.submits.values())
 
+    def url_signature(self, name: str) -> str:
+        """The X-Amz-Signature of the signed address of file ``name`` (64 hex digits)."""
+        return hmac.new(self._signing_key, name.encode(), hashlib.sha256).hexdigest()
+
+    def file_url(self, name: str) -> str:
+        """Where file ``name`` is served: signed like a storage bucket's pre-signed URL when ``signed_urls``."""
+        url = f"{self.origin}/files/{name}"
+        if not self.signed_urls:
+            return url
+        date = time.strftime("%Y%m%d", time.gmtime())
+        return (f"{url}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={self.url_credential}%2F{date}"
+                f"%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date={date}T000000Z&X-Amz-Expires=604800"
+                f"&X-Amz-SignedHeaders=host&X-Amz-Signature={self.url_signature(name)}")
+
     # -- the service ---------------------------------------------------------------------------------------------
 
     def status_of(self, task: Task) -> str:
@@ -220,9 +248,9 @@ class FakeMusicGPT:
             out[f"conversion_id_{n}"] = cid
             if status == "COMPLETED":
                 duration = self._render(task, cid)["duration"]
-                out[f"conversion_path_{n}"] = f"{self.origin}/files/{cid}.mp3"
+                out[f"conversion_path_{n}"] = self.file_url(f"{cid}.mp3")
                 if not self.missing_wav:
-                    out[f"conversion_path_wav_{n}"] = f"{self.origin}/files/{cid}.wav"
+                    out[f"conversion_path_wav_{n}"] = self.file_url(f"{cid}.wav")
                 elif self.wav_as_null:
                     out[f"conversion_path_wav_{n}"] = None
                 out[f"conversion_duration_{n}"] = duration
@@ -230,7 +258,7 @@ class FakeMusicGPT:
                 out[f"lyrics_{n}"] = task.fields.get("lyrics", "")
                 out[f"lyrics_timestamped_{n}"] = json.dumps(
                     [{"start": 0, "end": 1500, "text": "la la", "index": 0}])
-                out["album_cover_path"] = f"{self.origin}/files/{task.task_id}-cover.png"
+                out["album_cover_path"] = self.file_url(f"{task.task_id}-cover.png")
         if status in ("ERROR", "FAILED"):
             out["message"] = "Generation failed: the model could not follow the prompt"
         return out
@@ -483,6 +511,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop()
         if fault and fault.kind == "timeout_after_accept":
             return self._hang(fault)
+        if fault and fault.kind == "status_after_accept":  # created and paid for, then a 5xx from the server
+            status = int(fault.options.get("status", 500))
+            return self._json(status, {"success": False, "message": fault.options.get("text", f"HTTP {status}")})
+        if fault and fault.kind == "slow_accept":  # created and paid for; the answer comes late, but it comes
+            if fake._stop.wait(fault.options.get("seconds", fake.hang_s)):
+                return self._drop()
         answer = {"success": True, "message": f"{operation.capitalize()} request submitted successfully",
                   "task_id": task.task_id, "conversion_id_1": task.conversion_ids[0],
                   "eta": task.eta, "credit_estimate": fake.credit_estimate}
@@ -566,7 +600,13 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path == API_PREFIX + "/v1/byId":
             return self._by_id(parse_qs(parts.query))
         if parts.path.startswith("/files/"):
-            return self._file(parts.path[len("/files/"):])
+            name = parts.path[len("/files/"):]
+            if self.fake.signed_urls and parse_qs(parts.query).get("X-Amz-Signature") != [
+                    self.fake.url_signature(name)]:
+                with self.fake._lock:
+                    self.fake.file_requests.append(name)
+                return self._json(403, {"success": False, "message": "SignatureDoesNotMatch"})
+            return self._file(name)
         if parts.path.startswith("/uploads/"):  # for audio_url tests: serve what the test put there
             data = self.fake.hosted.get(parts.path[len("/uploads/"):])
             if data is None:
