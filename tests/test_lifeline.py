@@ -1,0 +1,58 @@
+"""A process pool's workers end with the process that started them, even when it is SIGKILLed mid-job."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, daemon_environment, process_tree, still_running
+
+# A stand-in for the daemon: a pool on a LifelineContext, its worker busy, started from the main thread or from a
+# thread that has ended by the time the "daemon" is killed.
+DAEMON = """
+import concurrent.futures, os, re, sys, threading, time
+from bridge.lifeline import LifelineContext
+
+def start(busy):
+    global pool
+    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=LifelineContext())
+    pool.submit(os.getpid).result()
+    pool.submit(*busy)
+
+if sys.argv[1] == "main":
+    # Catastrophic backtracking: the worker sits in one C call that never lets go of the GIL, so its pipe-watching
+    # thread cannot run; only the kernel's parent-death signal can end it.
+    start((re.match, r"(a+)+$", "a" * 60 + "b"))
+else:
+    starter = threading.Thread(target=start, args=((time.sleep, 600),))
+    starter.start()
+    starter.join()  # the thread that forked the worker is gone; the worker must live on with this process
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def seconds_until_gone(tree: set, limit: float = 5.0) -> float:
+    started = time.monotonic()
+    while still_running(tree) and time.monotonic() - started < limit:
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("forked_by", ["main", "thread"])
+def test_sigkill_of_the_pool_owner_ends_its_busy_worker(forked_by):
+    owner = subprocess.Popen([sys.executable, "-c", DAEMON, forked_by], stdout=subprocess.PIPE, text=True,
+                             env=daemon_environment(), cwd=ROOT)
+    try:
+        assert owner.stdout.readline() == "ready\n"
+        time.sleep(0.3)
+        tree = process_tree(owner.pid)
+        assert len(tree) == 2, tree  # the worker and the resource tracker
+    finally:
+        owner.kill()
+        owner.wait()
+        owner.stdout.close()
+    assert seconds_until_gone(tree) < 2.0, f"still running: {still_running(tree)}"
