@@ -31,7 +31,12 @@ class OscFrontend(OscSocket):
     async def start(self) -> tuple[str, int]:
         """Bind the UDP socket; return the address it listens on."""
         loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(self.config.osc_host, self.config.osc_port))
+        host, port = self.config.osc_host, self.config.osc_port
+        try:
+            await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        except OSError as exc:
+            raise BridgeError(f"cannot listen for OSC on {host}:{port}: {exc.strerror or exc} (is another daemon "
+                              "or program using that port? osc_port sets another)", code="osc_port") from None
         return self.transport.get_extra_info("sockname")[:2]
 
     def datagram_received(self, data: bytes, sender: tuple) -> None:

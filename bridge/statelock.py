@@ -1,0 +1,74 @@
+"""One daemon per state folder: an OS lock on ``<state_dir>/daemon.lock``, held for the daemon's whole life.
+
+Two daemons on one journal would both resume the same jobs, and could pay MusicGPT twice for one. The lock is the
+kernel's (``flock`` on Linux and macOS, ``msvcrt.locking`` on Windows), so it goes with the process however that
+ends, and a file left by a killed daemon never blocks the next start. The file holds the holder's pid and OSC
+address, so a second daemon can say which one is in the way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bridge.exceptions import BridgeError
+
+LOCK_NAME = "daemon.lock"
+_WINDOWS_LOCK_OFFSET = 1 << 20  # Windows locks are mandatory: lock a byte past the record, so it stays readable
+
+
+class StateLock:
+    """The held lock of one state folder; ``release()`` (or the process's end) lets the next daemon in."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def acquire(cls, state_dir: Path, osc_host: str, osc_port: int) -> "StateLock":
+        """Lock ``state_dir`` for this process, or raise a BridgeError naming the daemon that holds it."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _lock(fd)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise BridgeError(f"another daw-bridge daemon ({holder}) already uses the state folder {state_dir}; "
+                              "stop it first, or give this one another state_dir", code="state_folder_in_use") \
+                from None
+        record = json.dumps({"pid": os.getpid(), "osc": f"{osc_host}:{osc_port}"}).encode() + b"\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.ftruncate(fd, 0)  # the next reader finds no stale pid; the file itself stays (see _lock)
+            os.close(fd)  # closing releases the lock
+
+
+def _lock(fd: int) -> None:
+    # The file is never deleted: a daemon that unlinked it could let a third daemon lock a new file while a second
+    # still waits on the old one.
+    if os.name == "nt":
+        import msvcrt
+
+        os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        record = json.loads(os.read(fd, 4096))
+        return f"pid {int(record['pid'])}, OSC on {record['osc']}"
+    except (OSError, ValueError, KeyError, TypeError):  # its record is not written yet: it is starting
+        return "pid unknown, still starting"
