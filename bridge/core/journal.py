@@ -4,20 +4,34 @@ The database runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
 operating system's hands), but only a synced commit survives a power cut. The two transitions money depends on,
 the intent to submit and the task id that came back, are written ``durable=True`` (synced before the step they
 announce begins); the others are not, so a burst of jobs does not wait on the disk dozens of times.
+
+Finished jobs are read only when asked for: a start checks the unfinished ones (those it is about to resume), so a
+long history costs a start nothing and a damaged old row is reported when someone reads it, as a JournalError. The
+history is kept bounded by ``prune_finished`` (see ``bridge.core.retention``), which like ``count`` and the other
+methods marked "any thread" uses a connection of its own, so it can run off the event loop.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Callable, Collection, Iterable
 
 from bridge.exceptions import JournalError
 from bridge.models import JobRecord, JobSpec, State
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+_FINISHED = tuple(s.value for s in State if s.finished)
+_NOT_FINISHED = f"state NOT IN ({','.join('?' * len(_FINISHED))})"
+_IS_FINISHED = f"state IN ({','.join('?' * len(_FINISHED))})"
+_BATCH = 200  # rows deleted per transaction: the event loop's writes never wait long behind a prune
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,8 +60,9 @@ CREATE INDEX IF NOT EXISTS jobs_request ON jobs(request_id);
 class Journal:
     """Jobs on disk. Used from one thread (the daemon's event loop); readers in other processes are fine (WAL)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time):
         self.path = Path(path)
+        self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = self._open()
@@ -76,9 +91,10 @@ class Journal:
             elif int(row[0]) > SCHEMA_VERSION:
                 raise JournalError(f"the job journal {self.path} was written by a newer daw-bridge "
                                    f"(schema {row[0]}); upgrade daw-bridge to use it")
-            # SQLite's check cannot see damage inside our JSON columns: read every job now, so a damaged one is
-            # refused here, with a backup, instead of failing the daemon half-way through resuming.
-            for job in db.execute("SELECT * FROM jobs"):
+            # SQLite's check cannot see damage inside our JSON columns: read every job the daemon will resume now,
+            # so a damaged one is refused here, with a backup, instead of failing the daemon half-way through
+            # resuming. Finished jobs are read when asked for: reading thousands at every start would buy nothing.
+            for job in db.execute(f"SELECT * FROM jobs WHERE {_NOT_FINISHED}", _FINISHED):
                 try:
                     _record(job)
                 except (ValueError, KeyError, TypeError) as exc:
@@ -92,7 +108,7 @@ class Journal:
         self._db.close()
 
     def insert(self, record: JobRecord) -> None:
-        now = time.time()
+        now = self._clock()
         record.created = record.updated = now
         self._db.execute(
             "INSERT INTO jobs (job_id, request_id, origin, spec, state, progress, message, created, updated) "
@@ -104,7 +120,7 @@ class Journal:
         """Apply ``changes`` to the record and commit them; ``durable`` also syncs them to disk before returning."""
         for key, value in changes.items():
             setattr(record, key, value)
-        record.updated = time.time()
+        record.updated = self._clock()
         columns = {k: _column(v) for k, v in changes.items()}
         columns["updated"] = record.updated
         assignments = ", ".join(f"{k} = ?" for k in columns)
@@ -119,29 +135,93 @@ class Journal:
 
     def get(self, job_id: str) -> JobRecord | None:
         row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return _record(row) if row else None
+        return self._read(row) if row else None
 
     def find_request(self, request_id: str) -> JobRecord | None:
         row = self._db.execute("SELECT * FROM jobs WHERE request_id = ? ORDER BY created DESC LIMIT 1",
                                (request_id,)).fetchone()
-        return _record(row) if row else None
+        return self._read(row) if row else None
 
     def find_origin_file(self, name: str, digest: str) -> JobRecord | None:
         """The job made from a request file of this name and content, if any."""
         row = self._db.execute("SELECT * FROM jobs WHERE json_extract(origin, '$.kind') = 'file' AND "
                                "json_extract(origin, '$.file') = ? AND json_extract(origin, '$.digest') = ? "
                                "ORDER BY created DESC LIMIT 1", (name, digest)).fetchone()
-        return _record(row) if row else None
+        return self._read(row) if row else None
 
     def unfinished(self) -> list[JobRecord]:
-        finished = tuple(s.value for s in State if s.finished)
-        rows = self._db.execute(f"SELECT * FROM jobs WHERE state NOT IN ({','.join('?' * len(finished))}) "
-                                "ORDER BY created", finished).fetchall()
-        return [_record(r) for r in rows]
+        rows = self._db.execute(f"SELECT * FROM jobs WHERE {_NOT_FINISHED} ORDER BY created", _FINISHED).fetchall()
+        return [self._read(r) for r in rows]
 
     def recent(self, limit: int = 50) -> list[JobRecord]:
+        """The newest jobs, newest first; a row that cannot be read is left out of the list, with a warning."""
         rows = self._db.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)).fetchall()
-        return [_record(r) for r in rows]
+        records = []
+        for row in rows:
+            try:
+                records.append(self._read(row))
+            except JournalError as exc:
+                log.warning("%s", exc)
+        return records
+
+    # -- bounded history: safe from any thread (each call opens its own connection) --------------------------------
+
+    def count(self) -> int:
+        """How many jobs the journal holds (any thread)."""
+        with closing(self._aside()) as db:
+            return db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+
+    def prune_finished(self, before: float, keep: Collection[str] = ()) -> int:
+        """Delete finished jobs (delivered, failed, cancelled) last changed before ``before``; return how many.
+
+        Jobs named in ``keep`` stay whatever their age (e.g. a cancelled job whose paid submit was never settled).
+        Unfinished jobs, submission_unknown included, are never deleted. Any thread: the rows go in short
+        transactions on a connection of this call's own, and each delete re-checks state and age, so a job retried
+        in the meantime stays.
+        """
+        removed = 0
+        with closing(self._aside()) as db:
+            old = [row[0] for row in db.execute(f"SELECT job_id FROM jobs WHERE {_IS_FINISHED} AND updated < ?",
+                                                (*_FINISHED, before))]
+            old = [job_id for job_id in old if job_id not in keep]
+            for at in range(0, len(old), _BATCH):
+                batch = old[at:at + _BATCH]
+                removed += db.execute(f"DELETE FROM jobs WHERE job_id IN ({','.join('?' * len(batch))}) AND "
+                                      f"{_IS_FINISHED} AND updated < ?", (*batch, *_FINISHED, before)).rowcount
+        return removed
+
+    def states_of(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """The state of each of these jobs the journal holds, unparsed (any thread); absent jobs are left out."""
+        wanted = list(job_ids)
+        states: dict[str, str] = {}
+        with closing(self._aside()) as db:
+            for at in range(0, len(wanted), _BATCH):
+                batch = wanted[at:at + _BATCH]
+                states.update(db.execute(f"SELECT job_id, state FROM jobs WHERE job_id IN "
+                                         f"({','.join('?' * len(batch))})", batch).fetchall())
+        return states
+
+    def unfinished_origins(self) -> list[dict]:
+        """Where the unfinished jobs' replies go (any thread): their status files must outlive any retention."""
+        origins = []
+        with closing(self._aside()) as db:
+            for (text,) in db.execute(f"SELECT origin FROM jobs WHERE {_NOT_FINISHED}", _FINISHED):
+                try:
+                    origins.append(json.loads(text))
+                except ValueError:
+                    continue  # unreadable: the start refused it, or it was damaged since; nothing to keep by it
+        return origins
+
+    def _aside(self) -> sqlite3.Connection:
+        # The busy timeout covers the event loop's short write transactions; WAL lets reads run beside them.
+        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+
+    def _read(self, row: sqlite3.Row) -> JobRecord:
+        try:
+            return _record(row)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise JournalError(f"job {row['job_id']!r} in the journal {self.path} cannot be read ({exc}); the "
+                               f"other jobs are unaffected") from None
 
 
 def _column(value):
