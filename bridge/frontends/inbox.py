@@ -3,7 +3,8 @@
 A client writes ``.<name>.part`` (any name starting with a dot or ending in .part/.tmp is ignored) and renames it to
 ``<name>.json``. Each request is processed exactly once: it is first claimed by renaming it into ``processing/``
 (a rename either wins or finds the file gone), and moved to ``processed/`` once its job is journaled, or to
-``rejected/`` with ``<name>.error.json`` beside it. Status files in ``status/`` follow the job.
+``rejected/`` with ``<name>.error.json`` beside it. Status files in ``status/`` follow the job. Answered requests,
+error files and status files of finished jobs are deleted after ``[retention] files_days`` (see ``prune``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Collection
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -120,6 +122,36 @@ class InboxFrontend:
                                               "details", code="internal_error"), request_id)
             return
         os.replace(claimed, self.processed / claimed.name)
+
+    def prune(self, before: float, keep: Collection[Path] = ()) -> tuple[int, int]:
+        """Delete answered requests, error files and status files last changed before ``before``: (files, bytes).
+
+        ``keep`` names status files that stay whatever their age (those of unfinished jobs: a job waiting days for
+        the producer still reports there). Requests still waiting in the inbox or in processing/ are never touched.
+        Safe off the event loop: a status file rewritten meanwhile is newer than ``before`` and stays.
+        """
+        keep = {Path(path) for path in keep}
+        removed = freed = 0
+        for folder in (self.processed, self.rejected, self.status):
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                path = Path(entry.path)
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(info.st_mode) or info.st_mtime >= before or path in keep:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    log.warning("could not remove %s: %s", path, exc)
+                    continue
+                removed += 1
+                freed += info.st_size
+        return removed, freed
 
     def _recover_claimed(self) -> None:
         # A crash between journaling a request's job and moving its file on: finish the move if the job exists
