@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import osc_schema
 from bridge import __version__
 from bridge.config import Config, ConfigError, load
 
@@ -65,10 +66,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--prompt", default="", help="what it should sound like (MusicGPT)")
         p.add_argument("--lyrics", help="the song's lyrics (MusicGPT)")
         p.add_argument("--section-lyrics", help="lyrics for the new part (MusicGPT)")
-        p.add_argument("--gender", choices=("male", "female", "neutral"))
+        p.add_argument("--gender", choices=osc_schema.ARGUMENTS["gender"].choices)
         p.add_argument("--num-outputs", type=int, help="variants, 1 or 2 (default 2)")
-        p.add_argument("--backend", choices=("local", "musicgpt"))
-        p.add_argument("--delivery", choices=("patch", "full"))
+        p.add_argument("--backend", choices=osc_schema.ARGUMENTS["backend"].choices)
+        p.add_argument("--delivery", choices=osc_schema.ARGUMENTS["delivery"].choices)
         p.add_argument("--out", type=Path, help="drop folder (default: beside the source)")
 
     p = command("jobs", _jobs, "list, show, cancel, retry or resolve jobs")
@@ -87,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     p = command("demo", _demo, "make a song, start the daemon, inpaint and extend it over OSC, show the results")
     p.add_argument("--dir", type=Path, help="where to put the demo project (default: a new temporary folder)")
 
-    p = command("generate", _generate, "regenerate docs/osc.md and the Lua constants from osc_schema")
+    p = command("generate", _generate, "regenerate docs/osc.md and the Lua constants from osc_schema, and "
+                "docs/config.md from the settings schema")
     p.add_argument("--check", action="store_true", help="only report stale generated files")
     return parser
 
@@ -96,7 +98,7 @@ def _daemon_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--osc-port", type=int, help="UDP port for OSC commands")
     p.add_argument("--inbox", type=Path, help="folder watched for request files")
     p.add_argument("--drop-folder", type=Path, help="drop folder (default: beside each source)")
-    p.add_argument("--backend", choices=("local", "musicgpt"), help="default backend")
+    p.add_argument("--backend", choices=osc_schema.ARGUMENTS["backend"].choices, help="default backend")
     p.add_argument("--state-dir", type=Path, help="journal, cache and work files")
 
 
@@ -152,9 +154,11 @@ def _demo(args) -> int:
 
 
 def _generate(args) -> int:
+    from bridge.settings_schema import generate as config_docs
     from osc_schema import generate
 
-    return generate.main(["--check"] if args.check else [])
+    status = generate.main(["--check"] if args.check else [])
+    return max(status, config_docs.main(check=args.check))
 
 
 if __name__ == "__main__":

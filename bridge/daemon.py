@@ -12,7 +12,7 @@ import signal
 from contextlib import AsyncExitStack
 
 from bridge.backends.base import Backend
-from bridge.config import Config, ConfigError
+from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
@@ -39,13 +39,9 @@ def make_musicgpt(config: Config) -> Backend | None:
     """The MusicGPT backend, or None when no API key is configured (the embedded engine still works)."""
     from bridge.backends.musicgpt.backend import MusicGPTBackend, MusicGPTSettings
     from bridge.backends.musicgpt.secrets import RedactingFilter
-    from bridge.backends.musicgpt.settings import SettingsError
 
-    try:
-        settings = MusicGPTSettings.from_config(config.musicgpt, state_dir=config.state_dir / "musicgpt",
-                                                config_file=config.source_file)
-    except SettingsError as exc:
-        raise ConfigError(f"{config.source_file or 'config'}: [musicgpt] {exc}") from None
+    settings = MusicGPTSettings.from_config(config.musicgpt, state_dir=config.state_dir / "musicgpt",
+                                            config_file=config.source_file)
     if settings.api_key is None:
         return None
     # Second line of defence: even a careless log line cannot print the key.
@@ -114,8 +110,8 @@ class Daemon:
         if config.ableton.get("enabled"):
             from bridge.frontends.ableton import AbletonFrontend, AbletonSettings
 
-            where = f"{config.source_file}: " if config.source_file else ""
-            self.ableton = AbletonFrontend(self.service, AbletonSettings.from_table(config.ableton, where))
+            self.ableton = AbletonFrontend(self.service, AbletonSettings.from_table(config.ableton,
+                                                                                    config.source_file))
             await self.ableton.start()  # names the port when AbletonOSC's reply port is taken
             stack.callback(self.ableton.close)
             self.osc.ableton = self.ableton

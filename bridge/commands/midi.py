@@ -73,7 +73,7 @@ def learn(config: Config, args) -> int:
     table = {**config.midi, **{k: v for k, v in (("port", args.port), ("api", args.api)) if v}}
     if args.mapping:
         table["mapping"] = str(args.mapping)
-    if "port" not in table:
+    if not table.get("port"):  # a [midi] table read from the file has every key, port None when unset
         raise ConfigError("name the controller's port with --port or [midi] port (see 'daw-bridge midi ports')")
     settings = MidiSettings.from_table(table, config.source_file)
     command = None if args.pad_action else (args.command or "inpaint")

@@ -21,7 +21,6 @@ Info`` folder; failing that, the folder holding the nearest ``Samples`` folder o
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import logging
 import math
@@ -31,11 +30,11 @@ from pathlib import Path
 from typing import Callable
 
 import osc_schema
-from bridge.config import ConfigError
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.frontends.osc_wire import OscSocket, encode
 from bridge.models import JobRecord
+from bridge.settings_schema import check_table, defaults
 from osc_schema import Command, ValidationError
 
 log = logging.getLogger(__name__)
@@ -55,71 +54,26 @@ def refusal(rule: str) -> ValidationError:
 
 # -- settings -------------------------------------------------------------------------------------------------------
 
+_DEFAULTS = defaults("ableton")
+
+
 @dataclass(frozen=True)
 class AbletonSettings:
-    """The ``[ableton]`` table of the daemon's config."""
+    """The ``[ableton]`` table of the daemon's config (``bridge/settings_schema/spec.py`` declares each key)."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"  # where Live runs; loopback only
-    port: int = 11000  # AbletonOSC listens here
-    reply_port: int = 11001  # ...and answers here, on the asking host (AbletonOSC's fixed response port)
-    timeout: float = 2.0  # seconds to wait for each answer
-    clip: str = ""  # the Session clip holding the song, by name; "" means the selected clip
-    clip_position: float = 0.0  # arrangement seconds where the clip's file starts
-    delivery: str = "full"  # a whole-song result lines up in Live by placing it where the original starts
+    enabled: bool = _DEFAULTS["enabled"]
+    host: str = _DEFAULTS["host"]  # where Live runs; loopback only
+    port: int = _DEFAULTS["port"]  # AbletonOSC listens here
+    reply_port: int = _DEFAULTS["reply_port"]  # ...and answers here, on the asking host
+    timeout: float = _DEFAULTS["timeout"]  # seconds to wait for each answer
+    clip: str = _DEFAULTS["clip"]  # the Session clip holding the song, by name; "" means the selected clip
+    clip_position: float = _DEFAULTS["clip_position"]  # arrangement seconds where the clip's file starts
+    delivery: str = _DEFAULTS["delivery"]  # a whole-song result lines up in Live placed where the original starts
 
     @classmethod
-    def from_table(cls, table: object, where: str = "") -> "AbletonSettings":
-        """Check the table; ConfigError names the key, the value and the rule."""
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}[ableton] must be a table")
-        known = tuple(cls.__dataclass_fields__)
-        values = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(f"{where}[ableton] unknown setting '{key}' (known: {', '.join(known)})")
-            values[key] = _checked(key, value, where)
-        return cls(**values)
-
-
-def _checked(key: str, value: object, where: str) -> object:
-    def fail(rule: str) -> ConfigError:
-        return ConfigError(f"{where}[ableton] {key} {rule}, got {value!r}")
-
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if key == "enabled":
-        if not isinstance(value, bool):
-            raise fail("must be true or false")
-    elif key == "host":
-        if not isinstance(value, str) or not _is_loopback(value):
-            raise fail("must be a loopback address (the daemon never talks to Live beyond this machine)")
-    elif key in ("port", "reply_port"):
-        if not number or value != int(value) or not 0 < value < 65536:
-            raise fail("must be a port in range 1..65535")
-        return int(value)
-    elif key == "timeout":
-        if not number or not 0.05 <= value <= 30:
-            raise fail("must be in range 0.05..30 seconds")
-        return float(value)
-    elif key == "clip":
-        if not isinstance(value, str):
-            raise fail("must be a clip name (text)")
-    elif key == "clip_position":
-        if not number or not math.isfinite(value) or not 0 <= value <= 1e6:
-            raise fail("must be seconds in range 0..1000000")
-        return float(value)
-    elif key == "delivery":
-        choices = osc_schema.ARGUMENTS["delivery"].choices
-        if value not in choices:
-            raise fail(f"must be one of {', '.join(choices)}")
-    return value
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    def from_table(cls, table: object, source_file: Path | None = None) -> "AbletonSettings":
+        """From the table, checked by the settings schema (ConfigError names the key, the value and the rule)."""
+        return cls(**check_table("ableton", table, source_file))
 
 
 # -- where results go -----------------------------------------------------------------------------------------------

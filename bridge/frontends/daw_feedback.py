@@ -23,7 +23,6 @@ and each write is fsynced on the event loop.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import time
@@ -31,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.audio.wavio import write_text_atomic
-from bridge.config import ConfigError
 from bridge.frontends.osc_wire import OscSocket, encode
 from bridge.models import JobSpec
+from bridge.settings_schema import check_table, defaults
 
 log = logging.getLogger(__name__)
 
@@ -167,49 +166,24 @@ def read_context(state_dir: Path) -> dict | None:
 
 # -- settings -------------------------------------------------------------------------------------------------------
 
+_DEFAULTS = defaults("midi.daw")
+
+
 @dataclass(frozen=True)
 class FeedbackSettings:
     """``[midi.daw]``: which DAW's loop points to follow, and on which loopback ports."""
 
-    host: str = "127.0.0.1"
-    reaper_port: int | None = None  # REAPER's OSC device sends its feedback here
-    ableton: bool = False
-    ableton_port: int = 11000  # AbletonOSC listens here
-    ableton_reply_port: int = 11001  # ...and answers here, on the asking host
-    ableton_interval: float = 2.0  # seconds between queries (listeners also push changes)
+    host: str = _DEFAULTS["host"]
+    reaper_port: int | None = _DEFAULTS["reaper_port"]  # REAPER's OSC device sends its feedback here
+    ableton: bool = _DEFAULTS["ableton"]
+    ableton_port: int = _DEFAULTS["ableton_port"]  # AbletonOSC listens here
+    ableton_reply_port: int = _DEFAULTS["ableton_reply_port"]  # ...and answers here, on the asking host
+    ableton_interval: float = _DEFAULTS["ableton_interval"]  # seconds between queries (listeners also push changes)
 
     @classmethod
-    def from_table(cls, table: object, where: str) -> "FeedbackSettings":
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}[midi.daw] must be a table")
-        known = tuple(cls.__dataclass_fields__)
-        values = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(f"{where}[midi.daw] unknown setting '{key}' (known: {', '.join(known)})")
-            if key == "host":
-                if not isinstance(value, str) or not _is_loopback(value):
-                    raise ConfigError(f"{where}[midi.daw] host must be a loopback address (DAW feedback never "
-                                      f"listens beyond this machine), got {value!r}")
-            elif key == "ableton":
-                if not isinstance(value, bool):
-                    raise ConfigError(f"{where}[midi.daw] ableton must be true or false, got {value!r}")
-            elif key == "ableton_interval":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.2 <= value <= 60:
-                    raise ConfigError(f"{where}[midi.daw] ableton_interval must be in range 0.2..60 seconds, "
-                                      f"got {value!r}")
-                value = float(value)
-            elif isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-                raise ConfigError(f"{where}[midi.daw] {key} must be a port in range 1..65535, got {value!r}")
-            values[key] = value
-        return cls(**values)
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    def from_table(cls, table: object, source_file: Path | None = None) -> "FeedbackSettings":
+        """From the table, checked by the settings schema."""
+        return cls(**check_table("midi.daw", table, source_file))
 
 
 # -- listeners ------------------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from bridge.exceptions import BridgeError
 from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
 from bridge.frontends.midi_mapping import Leds, Mapping, Pad, load_mapping
 from bridge.models import JobRecord, JobSpec, State
+from bridge.settings_schema import check_table, defaults
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
@@ -46,43 +47,31 @@ _DEFAULT_CLIENTS = ("RtMidiIn Client", "RtMidiOut Client", "RtMidi Input Client"
 _OTHER_BACKEND = {"local": "musicgpt", "musicgpt": "local"}
 
 
+_DEFAULTS = defaults("midi")
+
+
 @dataclass(frozen=True)
 class MidiSettings:
-    """The ``[midi]`` table, checked."""
+    """The ``[midi]`` table, checked by the settings schema, with the mapping path resolved."""
 
     port: str
-    output_port: str | None = None
-    virtual: bool = False
-    mapping: Path = Path("midi-mapping.toml")
-    api: str | None = None  # rtmidi API: LINUX_ALSA, UNIX_JACK, MACOSX_CORE, WINDOWS_MM; None: rtmidi's default
-    poll_interval: float = 1.0
+    output_port: str | None = _DEFAULTS["output_port"]
+    virtual: bool = _DEFAULTS["virtual"]
+    mapping: Path = Path(_DEFAULTS["mapping"])
+    api: str | None = _DEFAULTS["api"]  # rtmidi API: LINUX_ALSA, UNIX_JACK, MACOSX_CORE, WINDOWS_MM; None: default
+    poll_interval: float = _DEFAULTS["poll_interval"]
     daw: FeedbackSettings | None = None
 
     @classmethod
     def from_table(cls, table: dict, config_file: Path | None = None) -> "MidiSettings":
-        where = f"{config_file}: " if config_file else ""
-        known = ("port", "output_port", "virtual", "mapping", "api", "poll_interval", "daw")
-        values: dict = {}
-        for key, value in table.items():
-            if key not in known:
-                raise ConfigError(f"{where}[midi] unknown setting '{key}' (known: {', '.join(known)})")
-            if key in ("port", "output_port", "mapping", "api"):
-                if not isinstance(value, str) or not value.strip():
-                    raise ConfigError(f"{where}[midi] {key} must be a non-empty string, got {value!r}")
-            elif key == "virtual" and not isinstance(value, bool):
-                raise ConfigError(f"{where}[midi] virtual must be true or false, got {value!r}")
-            elif key == "poll_interval":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 10:
-                    raise ConfigError(f"{where}[midi] poll_interval must be in range 0.1..10 seconds, got {value!r}")
-                value = float(value)
-            elif key == "daw":
-                value = FeedbackSettings.from_table(value, where)
-            values[key] = value
-        if "port" not in values:
-            raise ConfigError(f"{where}[midi] port must name the controller's MIDI port (see 'daw-bridge midi "
-                              f"ports')")
+        values = check_table("midi", table, config_file)
+        if values["port"] is None:
+            raise ConfigError("required: name the controller's MIDI port (see 'daw-bridge midi ports')",
+                              file=config_file, key="[midi] port")
+        if "daw" in values:
+            values["daw"] = FeedbackSettings(**values["daw"])
         folder = config_file.parent if config_file else config_home()
-        mapping = Path(os.path.expandvars(values.get("mapping", "midi-mapping.toml"))).expanduser()
+        mapping = Path(os.path.expandvars(values["mapping"])).expanduser()
         values["mapping"] = mapping if mapping.is_absolute() else folder / mapping
         return cls(**values)
 

@@ -272,11 +272,12 @@ def test_the_daemon_refuses_to_start_the_midi_frontend_on_a_bad_mapping(tmp_path
 
 
 @pytest.mark.parametrize("table,message", [
-    ({"output_port": "x"}, "[midi] port must name the controller's MIDI port"),
-    ({"port": "x", "poll": 1}, "[midi] unknown setting 'poll'"),
-    ({"port": "x", "poll_interval": 0}, "poll_interval must be in range 0.1..10 seconds"),
-    ({"port": "x", "daw": {"host": "0.0.0.0", "reaper_port": 9011}}, "host must be a loopback address"),
-    ({"port": "x", "daw": {"reaper_port": 70000}}, "reaper_port must be a port in range 1..65535"),
+    ({"output_port": "x"}, "[midi] port: required: name the controller's MIDI port"),
+    ({"port": "x", "poll": 1}, "[midi] poll = 1: unknown key"),
+    ({"port": "x", "poll_interval": 0}, "[midi] poll_interval = 0: must be in range 0.1..10 seconds"),
+    ({"port": "x", "daw": {"host": "0.0.0.0", "reaper_port": 9011}},
+     '[midi.daw] host = "0.0.0.0": must be a loopback address'),
+    ({"port": "x", "daw": {"reaper_port": 70000}}, "[midi.daw] reaper_port = 70000: must be in range 1..65535"),
 ], ids=["no port", "unknown key", "poll interval", "feedback beyond loopback", "bad port"])
 def test_midi_settings_are_checked_with_the_key_named(table, message):
     with pytest.raises(ConfigError) as caught:

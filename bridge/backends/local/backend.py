@@ -15,8 +15,10 @@ from pathlib import Path
 from bridge.backends.base import Backend
 from bridge.backends.local import engine
 from bridge.models import JobSpec, Progress, Rendered
+from bridge.settings_schema import defaults
 
-DEFAULT_MIN_CONFIDENCE = 0.3
+_DEFAULTS = defaults("local")  # [local], declared and checked by the settings schema
+DEFAULT_MIN_CONFIDENCE = _DEFAULTS["min_confidence"]
 
 
 class LocalBackend(Backend):
@@ -25,13 +27,9 @@ class LocalBackend(Backend):
     name = "local"
     resubmit_safe = True
 
-    def __init__(self, cache_dir: Path, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE, workers: int = 1,
-                 executor: concurrent.futures.Executor | None = None):
-        if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
-                or not 0.0 <= min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must be a number in 0..1, got {min_confidence!r}")
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    def __init__(self, cache_dir: Path, *, min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+                 workers: int = _DEFAULTS["workers"], executor: concurrent.futures.Executor | None = None):
+        """``min_confidence`` and ``workers`` as the settings schema checked them (``[local]``)."""
         self.cache_dir = Path(cache_dir)
         self.min_confidence = float(min_confidence)
         self.workers = workers

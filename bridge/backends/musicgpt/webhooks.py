@@ -21,6 +21,8 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bridge.settings_schema import defaults
+
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20
@@ -29,59 +31,18 @@ _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Al
             413: "Payload Too Large"}
 
 
+_DEFAULTS = defaults("musicgpt.webhook")  # the [musicgpt.webhook] table, checked by the settings schema
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
-    """Where the receiver listens and the address MusicGPT is told to call."""
+    """Where the receiver listens and the address MusicGPT is told to call (``[musicgpt.webhook]``, checked)."""
 
     public_url: str  # e.g. https://hooks.example.net/daw-bridge: forwards to bind_host:bind_port
-    bind_host: str = "127.0.0.1"
-    bind_port: int = 0  # 0: any free port (tests)
-    path_prefix: str = "/musicgpt/"
-    allowed_senders: tuple[str, ...] = ()  # required with a bind_host beyond loopback: the tunnel's addresses
-
-    def __post_init__(self):
-        parts = urlsplit(self.public_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"webhook.public_url must be an http(s) address, got {self.public_url!r}")
-        try:
-            host = ipaddress.ip_address(self.bind_host)
-        except ValueError:
-            raise ValueError(f"webhook.bind_host must be an IP address, got {self.bind_host!r}") from None
-        try:
-            self.allowed_networks()
-        except ValueError as exc:
-            raise ValueError(f"webhook.allowed_senders: {exc}") from None
-        if not host.is_loopback and not self.allowed_senders:
-            raise ValueError(f"webhook.bind_host {self.bind_host!r} listens beyond this machine: list the addresses "
-                             "allowed to call it (your tunnel's) in webhook.allowed_senders")
-        if not 0 <= self.bind_port < 65536:
-            raise ValueError(f"webhook.bind_port must be in range 0..65535, got {self.bind_port}")
-        if not (self.path_prefix.startswith("/") and self.path_prefix.endswith("/")):
-            raise ValueError(f"webhook.path_prefix must start and end with '/', got {self.path_prefix!r}")
-
-    @classmethod
-    def from_config(cls, table: dict) -> "WebhookSettings":
-        """From the ``[musicgpt.webhook]`` table; unknown keys are refused by name."""
-        known = {"public_url", "bind_host", "bind_port", "path_prefix", "allowed_senders"}
-        unknown = set(table) - known
-        if unknown:
-            raise ValueError(f"unknown webhook setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
-        if "public_url" not in table:
-            raise ValueError("webhook.public_url is required: the address at which MusicGPT can reach the receiver")
-        table = dict(table)
-        senders = table.pop("allowed_senders", [])
-        if not isinstance(senders, list) or not all(isinstance(s, str) for s in senders):
-            raise ValueError(f"webhook.allowed_senders must be a list of addresses, got {senders!r}")
-        table["allowed_senders"] = tuple(senders)
-        for key, value in table.items():
-            if key == "allowed_senders":
-                continue
-            want = int if key == "bind_port" else str
-            if not isinstance(value, want) or isinstance(value, bool):
-                raise ValueError(f"webhook.{key} must be {'a port number' if want is int else 'a string'}, "
-                                 f"got {value!r}")
-        return cls(**table)
-
+    bind_host: str = _DEFAULTS["bind_host"]
+    bind_port: int = _DEFAULTS["bind_port"]  # 0: any free port (tests)
+    path_prefix: str = _DEFAULTS["path_prefix"]
+    allowed_senders: tuple[str, ...] = _DEFAULTS["allowed_senders"]  # with a bind_host beyond loopback: the tunnel's
 
     def allowed_networks(self) -> list:
         return [ipaddress.ip_network(sender, strict=False) for sender in self.allowed_senders]

@@ -213,13 +213,6 @@ def test_the_backend_starts_its_own_spawned_workers_on_demand_and_stops_them(son
     assert backend._executor is None
 
 
-def test_settings_are_checked_at_the_edge(tmp_path):
-    with pytest.raises(ValueError, match="min_confidence must be a number in 0..1, got 1.5"):
-        LocalBackend(tmp_path, min_confidence=1.5)
-    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
-        LocalBackend(tmp_path, workers=0)
-
-
 def test_real_music_from_planetblupi(backend, tmp_path):
     if not PLANETBLUPI.exists():
         if os.environ.get("CI") == "true":

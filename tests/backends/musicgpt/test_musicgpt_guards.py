@@ -150,13 +150,13 @@ def test_settings_come_from_the_config_table_and_name_what_is_wrong(tmp_path, mo
     assert "k-from-table" not in str(settings.to_json())
     env = {"MUSICGPT_BASE_URL": "http://127.0.0.1:9/api/public"}
     assert MusicGPTSettings.from_config({}, env=env).base_url == env["MUSICGPT_BASE_URL"]
-    for bad, message in [({"conext_s": 5}, "unknown setting musicgpt.conext_s"),
-                         ({"concurrency": 0}, "musicgpt.concurrency must be greater than 0"),
-                         ({"hourly_limit": 2.5}, "musicgpt.hourly_limit must be a whole number"),
-                         ({"dry_run": "yes"}, "musicgpt.dry_run must be true or false"),
-                         ({"webhook": {"bind_port": 1}}, "webhook.public_url is required"),
+    for bad, message in [({"conext_s": 5}, r"\[musicgpt\] conext_s = 5: unknown key; did you mean .* context_s"),
+                         ({"concurrency": 0}, r"\[musicgpt\] concurrency = 0: must be at least 1"),
+                         ({"hourly_limit": 2.5}, r"\[musicgpt\] hourly_limit = 2.5: must be a whole number"),
+                         ({"dry_run": "yes"}, r'\[musicgpt\] dry_run = "yes": must be true or false'),
+                         ({"webhook": {"bind_port": 1}}, r"\[musicgpt.webhook\] public_url is missing: required"),
                          ({"webhook": {"public_url": "https://x", "bind_port": "80"}},
-                          "musicgpt.webhook.bind_port must be a port number")]:
+                          r'\[musicgpt.webhook\] bind_port = "80": must be a whole number')]:
         with pytest.raises(SettingsError, match=message):
             MusicGPTSettings.from_config(bad, env={})
 

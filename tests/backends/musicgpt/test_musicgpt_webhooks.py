@@ -9,7 +9,9 @@ import socket
 import httpx
 import pytest
 
+from bridge.backends.musicgpt.settings import MusicGPTSettings
 from bridge.backends.musicgpt.webhooks import WebhookReceiver, WebhookSettings
+from bridge.config import ConfigError
 from tests.backends.musicgpt.support import make_backend, make_spec, run
 
 
@@ -128,10 +130,11 @@ def test_a_forged_webhook_is_only_a_hint_and_changes_nothing(fake, song, tmp_pat
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(public_url="ftp://x"), "public_url must be an http"),
-    (dict(public_url="https://x", bind_host="localhost"), "bind_host must be an IP address"),
-    (dict(public_url="https://x", path_prefix="hooks"), "path_prefix must start and end"),
+    (dict(public_url="ftp://x"), 'public_url = "ftp://x": must be an http'),
+    (dict(public_url="https://x", bind_host="localhost"), 'bind_host = "localhost": must be an IP address'),
+    (dict(public_url="https://x", path_prefix="hooks"), 'path_prefix = "hooks": must start and end'),
+    (dict(public_url="https://x", bind_host="0.0.0.0"), "listens beyond this machine"),
 ])
 def test_webhook_settings_are_checked(bad, message):
-    with pytest.raises(ValueError, match=message):
-        WebhookSettings(**bad)
+    with pytest.raises(ConfigError, match=message):
+        MusicGPTSettings.from_config({"webhook": bad}, env={})

@@ -208,17 +208,17 @@ def test_the_config_table_is_checked_key_by_key():
     assert AbletonSettings.from_table({"enabled": True, "port": 11000, "clip": "Song", "clip_position": 4,
                                        "delivery": "patch", "timeout": 1}).clip_position == 4.0
     for table, message in [
-        ({"host": "192.168.1.5"}, "[ableton] host must be a loopback address (the daemon never talks to Live beyond "
-                                  "this machine), got '192.168.1.5'"),
-        ({"port": 70000}, "[ableton] port must be a port in range 1..65535, got 70000"),
-        ({"enabled": "yes"}, "[ableton] enabled must be true or false, got 'yes'"),
-        ({"delivery": "stems"}, "[ableton] delivery must be one of patch, full, got 'stems'"),
-        ({"clip_position": -1}, "[ableton] clip_position must be seconds in range 0..1000000, got -1"),
-        ({"tempo": 120}, "[ableton] unknown setting 'tempo' (known: enabled, host, port, reply_port, timeout, clip, "
-                         "clip_position, delivery)"),
+        ({"host": "192.168.1.5"}, '[ableton] host = "192.168.1.5": must be a loopback address (127.0.0.1, ::1 or '
+                                  'localhost): never beyond this machine'),
+        ({"port": 70000}, "[ableton] port = 70000: must be in range 1..65535"),
+        ({"enabled": "yes"}, '[ableton] enabled = "yes": must be true or false'),
+        ({"delivery": "stems"}, '[ableton] delivery = "stems": must be one of patch, full'),
+        ({"clip_position": -1}, "[ableton] clip_position = -1: must be in range 0..1000000 seconds"),
+        ({"tempo": 120}, "[ableton] tempo = 120: unknown key; known in [ableton]: enabled, host, port, reply_port, "
+                         "timeout, clip, clip_position, delivery"),
     ]:
         with pytest.raises(ConfigError) as caught:
-            AbletonSettings.from_table(table, "daw-bridge.toml: ")
+            AbletonSettings.from_table(table, Path("daw-bridge.toml"))
         assert str(caught.value) == "daw-bridge.toml: " + message
 
 
