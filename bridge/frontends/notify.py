@@ -7,6 +7,7 @@ import socket
 
 from bridge.frontends.osc_wire import encode
 from bridge.models import JobRecord
+from bridge.settings_schema import check_table
 
 log = logging.getLogger(__name__)
 
@@ -14,21 +15,23 @@ log = logging.getLogger(__name__)
 class DawNotifier:
     """Sends one OSC message to a DAW after each delivery, e.g. REAPER's ``/action/_RS…`` for the importer.
 
-    Config: ``[notify] host = "127.0.0.1", port = 8000, address = "/action/_RS7d3c…"``.
+    Config: ``[notify] host = "127.0.0.1", port = 8000, address = "/action/_RS7d3c…"``; ``args`` are sent with the
+    address (REAPER's ``/action/str`` takes the command id as a string argument).
     """
 
     def __init__(self, table: dict):
-        self.target = (str(table.get("host", "127.0.0.1")), int(table.get("port", 8000)))
-        self.address = str(table["address"])
-        if not self.address.startswith("/"):
-            raise ValueError(f"[notify] address must start with '/', got {self.address!r}")
+        """``table``: the ``[notify]`` table, checked (again, harmlessly) by the settings schema."""
+        settings = check_table("notify", table)
+        self.target = (settings["host"], settings["port"])
+        self.address = settings["address"]
+        self.args = list(settings["args"])
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def __call__(self, record: JobRecord, event: str) -> None:
         if event != "done":
             return
         try:
-            self._sock.sendto(encode(self.address, []), self.target)
+            self._sock.sendto(encode(self.address, self.args), self.target)
         except OSError as exc:  # the DAW is closed: its importer will find the manifests when it starts
             log.debug("could not notify %s:%d: %s", *self.target, exc)
 
