@@ -18,9 +18,9 @@ import logging
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable, Collection, Iterable
 from contextlib import closing
 from pathlib import Path
-from typing import Callable, Collection, Iterable
 
 from bridge.exceptions import JournalError
 from bridge.models import JobRecord, JobSpec, State

@@ -19,9 +19,10 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Protocol, Sequence
+from typing import Protocol
 
 from bridge.core.journal import Journal
 from bridge.models import State
@@ -40,7 +41,7 @@ class Retention:
     files_days: float = 7.0
 
     @classmethod
-    def from_config(cls, config) -> "Retention":
+    def from_config(cls, config) -> Retention:
         """The config's [retention] table; the one place holding the defaults until the settings schema does."""
         table = config.retention
         return cls(jobs_days=float(table.get("jobs_days", cls.jobs_days)),

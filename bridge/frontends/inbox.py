@@ -16,8 +16,8 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Collection
 from pathlib import Path
-from typing import Collection
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer

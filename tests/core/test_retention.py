@@ -156,7 +156,7 @@ def test_retention_defaults_live_in_one_place():
 
 
 def test_a_damaged_finished_row_is_reported_when_read_and_hides_nothing_else(state):
-    root, clock, journal, song = state
+    root, _, journal, song = state
     _job(journal, song, "fine", State.DELIVERED)
     _job(journal, song, "damaged", State.DELIVERED)
     journal.close()
