@@ -1,16 +1,25 @@
 """What the embedded engine knows about a song: its beats, and what every ~46 ms of it sounds like.
 
 One STFT of the mono mix at 22.05 kHz feeds everything (mel bands, onset strength, chroma), which keeps a
-4-minute song's analysis around half a second once the worker is warm. Beats come from librosa's tracker and
+4-minute song's analysis around half a second. Beats come from a dynamic-programming tracker (``beats.py``) and
 place joins; the search itself compares short *cells* (two STFT frames) rather than beats, because a tracker's
 beat phase can differ between two repetitions of the same passage while the cells line up whatever it decided.
+
+Everything here is plain numpy, computing what librosa 0.11 computes for the same settings (the tests compare
+nothing with librosa; the equivalence was measured when this replaced it). librosa is not imported at all: its
+modules JIT-compile numba functions as they are imported (~20 s in a fresh install), and a worker killed while
+numba writes its on-disk cache left files that crashed every later worker.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 import numpy as np
+
+from bridge.backends.local.beats import beat_frames, hann
+from bridge.backends.local.beats import estimate_tempo as _estimate_tempo
 
 ANALYSIS_VERSION = 6  # part of the cache key: bump when the analysis changes
 ANALYSIS_RATE = 22050
@@ -19,6 +28,8 @@ N_FFT = 2048
 FRAMES_PER_CELL = 2
 CELL_SECONDS = HOP * FRAMES_PER_CELL / ANALYSIS_RATE
 MEL_BANDS = 32
+FRAME_RATE = ANALYSIS_RATE / HOP  # STFT frames per second
+_STFT_BLOCK = 32  # frames transformed at once: 512 kB of float64 stays in cache
 SILENCE_DB = -60.0
 
 
@@ -81,8 +92,6 @@ def mono_for_analysis(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def analyse(audio: np.ndarray, sample_rate: int) -> SongAnalysis:
     """Beats and per-cell features of ``audio`` (frames, channels)."""
-    import librosa
-
     duration = len(audio) / sample_rate
     mono = mono_for_analysis(audio, sample_rate)
     level_db = _db(np.mean(np.square(mono, dtype=np.float64)))
@@ -90,18 +99,17 @@ def analyse(audio: np.ndarray, sample_rate: int) -> SongAnalysis:
     tail_db = _db(np.mean(np.square(tail, dtype=np.float64))) if len(tail) else SILENCE_DB
     if len(mono) < N_FFT * 4:
         mono = np.pad(mono, (0, N_FFT * 4 - len(mono)))
-    power = np.abs(librosa.stft(mono, n_fft=N_FFT, hop_length=HOP)) ** 2
-    mel_power = librosa.feature.melspectrogram(S=power, sr=ANALYSIS_RATE, n_mels=64)
-    onset = librosa.onset.onset_strength(S=librosa.power_to_db(mel_power, top_db=80.0), sr=ANALYSIS_RATE,
-                                         hop_length=HOP)
+    power = power_spectrogram(mono)
+    mel_power = np.einsum("ft,mf->mt", power, _mel_filters(), optimize=True)
+    onset = onset_strength(power_to_db(mel_power, top_db=80.0))
     beats, tempo = track_beats(onset, level_db)
-    chroma = librosa.feature.chroma_stft(S=power, sr=ANALYSIS_RATE, tuning=0.0, norm=None)
+    chroma = np.einsum("cf,ft->ct", _chroma_filters(), power, optimize=True)
     cells = int(np.ceil(duration / CELL_SECONDS))
     cell_mel = _pool(mel_power.reshape(MEL_BANDS, 2, -1).mean(axis=1), cells)  # 64 bands -> 32 by pairs
     cell_chroma = _pool(chroma, cells)
     cell_chroma /= np.linalg.norm(cell_chroma, axis=1, keepdims=True) + 1e-9
     cell_onset = _pool(onset[None, :], cells, reduce=np.maximum)[:, 0]
-    mel_db = librosa.power_to_db(cell_mel.T, ref=1.0, amin=1e-10, top_db=None).T  # a fixed floor: no global max
+    mel_db = power_to_db(cell_mel.T, top_db=None).T  # a fixed floor: no global max
     return SongAnalysis(duration=duration, beats=beats.astype(np.float64), mel=mel_db.astype(np.float32),
                         chroma=cell_chroma.astype(np.float32), onset=cell_onset.astype(np.float32),
                         onset_envelope=onset.astype(np.float32), tempo=tempo,
@@ -109,32 +117,104 @@ def analyse(audio: np.ndarray, sample_rate: int) -> SongAnalysis:
 
 
 def track_beats(onset: np.ndarray, level_db: float) -> tuple[np.ndarray, float]:
-    """Beat times (seconds) and tempo (BPM) from an onset envelope, with librosa's tempo estimate and tracker."""
-    import librosa
-
+    """Beat times (seconds) and tempo (BPM) from an onset envelope."""
     if level_db < SILENCE_DB or not np.any(onset > 0):
         return np.zeros(0), 0.0
     tempo = estimate_tempo(onset)
-    _, frames = librosa.beat.beat_track(onset_envelope=onset, sr=ANALYSIS_RATE, hop_length=HOP, bpm=tempo,
-                                        trim=False)
-    frames = np.unique(np.asarray(frames, dtype=int))
-    return librosa.frames_to_time(frames, sr=ANALYSIS_RATE, hop_length=HOP).astype(np.float64), tempo
+    frames = np.unique(beat_frames(onset, tempo, FRAME_RATE))
+    return frames * HOP / float(ANALYSIS_RATE), tempo
 
 
-def estimate_tempo(onset: np.ndarray, window: int = 384, stride: int = 8) -> float:
-    """librosa's static tempo estimate (autocorrelation tempogram, log-normal prior around 120 BPM), with the
-    tempogram taken at every ``stride``-th frame instead of every frame: the average barely moves and a
-    4-minute song costs 10 ms instead of 100 (this runs again for every inpaint job)."""
-    import librosa
-    import scipy.signal
+def estimate_tempo(onset: np.ndarray) -> float:
+    """The song's tempo in BPM (autocorrelation tempogram, log-normal prior around 120 BPM)."""
+    return _estimate_tempo(onset, FRAME_RATE)
 
-    padded = np.pad(onset, window // 2, mode="linear_ramp")
-    frames = librosa.util.frame(padded, frame_length=window, hop_length=stride)
-    frames = frames * scipy.signal.get_window("hann", window)[:, None]
-    tempogram = librosa.util.normalize(librosa.autocorrelate(frames, axis=0), norm=np.inf, axis=0)
-    tg = tempogram.mean(axis=1, keepdims=True)
-    return float(np.atleast_1d(librosa.feature.tempo(tg=tg, sr=ANALYSIS_RATE, hop_length=HOP,
-                                                     aggregate=None))[0])
+
+def power_spectrogram(mono: np.ndarray) -> np.ndarray:
+    """|STFT|^2 as float32 (1 + N_FFT / 2, frames): periodic Hann frames of N_FFT every HOP samples, centred
+    (frame ``t`` covers ``t * HOP`` ± N_FFT / 2, zeros beyond the ends); transformed in float64, rounded to
+    complex64 like librosa's ``stft`` of float32 audio."""
+    padded = np.pad(mono, N_FFT // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+    window = hann(N_FFT)
+    power = np.empty((N_FFT // 2 + 1, len(frames)), dtype=np.float32)
+    for first in range(0, len(frames), _STFT_BLOCK):
+        block = np.fft.rfft(frames[first:first + _STFT_BLOCK] * window, axis=1).astype(np.complex64)
+        power[:, first:first + _STFT_BLOCK] = (np.abs(block) ** 2).T
+    return power
+
+
+def power_to_db(power: np.ndarray, top_db: float | None) -> np.ndarray:
+    """10 log10(power) with a -100 dB floor and, with ``top_db``, no value more than that below the maximum."""
+    db = 10.0 * np.log10(np.maximum(1e-10, power))
+    if top_db is not None:
+        db = np.maximum(db, db.max() - top_db)
+    return db
+
+
+def onset_strength(mel_db: np.ndarray) -> np.ndarray:
+    """Spectral flux per frame (float32): the mean over mel bands of each band's rise in dB since the previous
+    frame, delayed by that one frame plus N_FFT / (2 HOP), as a centred frame hears a sound half a window early."""
+    rise = np.maximum(0.0, mel_db[:, 1:] - mel_db[:, :-1])
+    flux = np.mean(rise, axis=0)
+    delay = 1 + N_FFT // (2 * HOP)
+    return np.pad(flux, (delay, 0))[:mel_db.shape[1]]
+
+
+@lru_cache(maxsize=None)
+def _mel_filters(bands: int = 2 * MEL_BANDS) -> np.ndarray:
+    """(bands, 1 + N_FFT / 2) float32: triangles on the Slaney mel scale (linear below 1 kHz, logarithmic
+    above) from 0 Hz to Nyquist, each scaled to unit area in Hz (``librosa.filters.mel``'s defaults)."""
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(ANALYSIS_RATE / 2), bands + 2))
+    bins = np.fft.rfftfreq(N_FFT, 1.0 / ANALYSIS_RATE)
+    width = np.diff(edges)
+    rising = (bins[None, :] - edges[:-2, None]) / width[:-1, None]
+    falling = (edges[2:, None] - bins[None, :]) / width[1:, None]
+    weights = np.maximum(0, np.minimum(rising, falling)).astype(np.float32)
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    weights.flags.writeable = False
+    return weights
+
+
+_SLANEY_HZ_PER_MEL = 200.0 / 3  # below 1 kHz
+_SLANEY_KNEE_MEL = 1000.0 / _SLANEY_HZ_PER_MEL
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0  # above 1 kHz, each mel multiplies the frequency by exp(this)
+
+
+def _hz_to_mel(hz: float) -> float:
+    if hz < 1000.0:
+        return hz / _SLANEY_HZ_PER_MEL
+    return _SLANEY_KNEE_MEL + np.log(hz / 1000.0) / _SLANEY_LOG_STEP
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    hz = _SLANEY_HZ_PER_MEL * mel
+    above = mel >= _SLANEY_KNEE_MEL
+    hz[above] = 1000.0 * np.exp(_SLANEY_LOG_STEP * (mel[above] - _SLANEY_KNEE_MEL))
+    return hz
+
+
+@lru_cache(maxsize=None)
+def _chroma_filters() -> np.ndarray:
+    """(12, 1 + N_FFT / 2) float32, C first: each FFT bin spreads over the pitch classes near its own as a Gaussian
+    (narrower than the bin spacing at low frequencies allows), each bin's weights have unit length, and bins far
+    from octave 5 (around 880 Hz, two octaves either side) are faded (Ellis's chroma; ``librosa.filters.chroma``
+    with tuning 0)."""
+    hz = np.linspace(0, ANALYSIS_RATE, N_FFT, endpoint=False)[1:]
+    pitch = 12 * np.log2(hz / (440.0 / 16))  # semitones above A0 (27.5 Hz)
+    pitch = np.concatenate(([pitch[0] - 18.0], pitch))  # DC: 1.5 octaves below the first bin
+    width = np.concatenate((np.maximum(np.diff(pitch), 1.0), [1]))
+    distance = np.subtract.outer(pitch, np.arange(12.0)).T  # (12, N_FFT) semitones from each pitch class
+    distance = np.remainder(distance + 6.0 + 120.0, 12) - 6.0  # wrapped into -6..6
+    weights = np.exp(-0.5 * (2 * distance / width[None, :]) ** 2)
+    length = np.sum(weights ** 2, axis=0, keepdims=True) ** 0.5
+    length[length < np.finfo(length.dtype).tiny] = 1.0
+    weights = weights / length
+    weights *= np.exp(-0.5 * ((pitch / 12 - 5.0) / 2.0) ** 2)[None, :]
+    weights = np.roll(weights, -3, axis=0)  # rows from C instead of A
+    weights = np.ascontiguousarray(weights[:, :N_FFT // 2 + 1], dtype=np.float32)
+    weights.flags.writeable = False
+    return weights
 
 
 def without_range(analysis: SongAnalysis, start: float, end: float) -> SongAnalysis:

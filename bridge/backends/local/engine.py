@@ -217,6 +217,10 @@ def _notes(spec, delivered: int) -> dict:
 
 
 def warm_up() -> None:
-    """Import the analysis libraries and run them once, so a new worker's first job does not pay for it."""
+    """Run the analysis once on 3 s of noise, so a new worker's first job does not pay for imports and filter banks.
+
+    Tens of milliseconds: the analysis is plain numpy, so nothing is JIT-compiled and no compiler cache is written
+    (tests/backends/local/test_beats.py checks that no numba is even imported).
+    """
     rng = np.random.default_rng(0)
     analyse((rng.standard_normal((3 * 22050, 1)) * 0.1).astype(np.float32), 22050)
