@@ -42,6 +42,7 @@ import io
 import json
 import random
 import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -139,7 +140,7 @@ class FakeMusicGPT:
 
     def start(self) -> "FakeMusicGPT":
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -409,6 +410,13 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str | Non
     return parts
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up (a daemon killed or stopped, a cancelled POST) is part of the game, not an error."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     fake: FakeMusicGPT
@@ -517,6 +525,15 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "slow_accept":  # created and paid for; the answer comes late, but it comes
             if fake._stop.wait(fault.options.get("seconds", fake.hang_s)):
                 return self._drop()
+            self.close_connection = True
+            try:
+                return self._json(200, self._accepted_answer(operation, task))
+            except OSError:  # the client gave up waiting (a cancel): the task stays created and paid for
+                return None
+        self._json(200, self._accepted_answer(operation, task))
+
+    def _accepted_answer(self, operation: str, task: Task) -> dict:
+        fake = self.fake
         answer = {"success": True, "message": f"{operation.capitalize()} request submitted successfully",
                   "task_id": task.task_id, "conversion_id_1": task.conversion_ids[0],
                   "eta": task.eta, "credit_estimate": fake.credit_estimate}
@@ -525,7 +542,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.new_fields:
             answer.update(status="IN_QUEUE", is_flagged=False, reason="", error_message=None,
                           error_message_detail=None, missing_input_fields=[])
-        self._json(200, answer)
+        return answer
 
     def _checked_submit(self, operation: str, body: bytes):
         try:
