@@ -153,10 +153,14 @@ class Stage:
 
     def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """``daw-bridge jobs ARGS`` as the producer types it (its own process)."""
-        result = subprocess.run([sys.executable, "-m", "bridge", "jobs", *args, "--config", str(self.project.config)],
+        return self.bridge("jobs", *args, timeout=timeout)
+
+    def bridge(self, command: str, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        """``daw-bridge COMMAND ARGS --config ...`` in its own process; its output is kept in ``cli_outputs``."""
+        result = subprocess.run([sys.executable, "-m", "bridge", command, *args, "--config", str(self.project.config)],
                                 env=daemon_environment(self.env), cwd=ROOT, capture_output=True, text=True,
                                 timeout=timeout, check=False)
-        self.cli_outputs.append(f"$ daw-bridge jobs {' '.join(args)}\n{result.stdout}{result.stderr}")
+        self.cli_outputs.append(f"$ daw-bridge {command} {' '.join(args)}\n{result.stdout}{result.stderr}")
         return result
 
     def osc(self, name: str, timeout: float = 5, **values) -> Reply | None:
@@ -255,7 +259,7 @@ def retry_is_refused(stage: Stage, job_id: str, outcome: Outcome, *, by: str = "
         refused = reply is not None and reply.name == "error"
         outcome.story.append(f"/bridge/retry: {reply.name if reply else 'none'} {said[:70]!r}")
     if not (refused and one_line(said) and "resolve" in said.lower()):
-        outcome.broke(f"retry of a {before} job answered {said[:160]!r}",
+        outcome.broke(f"retry of the job (in state {before}) answered {said[:160]!r}",
                       "refused, in one line telling to resolve (jobs resolve JOB --task-id ID | --not-submitted)")
 
 
@@ -417,7 +421,10 @@ def cancel_then_retry(stage: Stage, outcome: Outcome) -> None:
     job = stage.inpaint("cancel-retry")
     stage.wait_event(job, "generating")
     result = stage.cli("cancel", job)
-    outcome.story.append(f"jobs cancel: {result.stdout.strip()[-40:]!r}")
+    said = (result.stdout + result.stderr).strip()
+    outcome.story.append(f"jobs cancel: {said[-30:]!r}")
+    if "cancelled" not in said:
+        outcome.broke(f"the cancel answered {said[:160]!r}", "a reply saying cancelled")
     outcome.story.append(stage.settle(job).state.value)
     stage.fake.finish(stage.task_of(job))
     result = stage.cli("retry", job)

@@ -155,6 +155,8 @@ def test_no_credential_of_any_kind_is_written_or_shown_at_any_log_level(level, t
         retried = stage.settle(failed, leave="failed")
         for args in (["show", delivered], ["show", failed], ["--json"], []):
             stage.cli(*args)
+        stage.bridge("doctor")
+        stage.bridge("send", "status", f"job_id={failed}")
         replies = []
         while (reply := stage.client.receive(timeout=0.2)) is not None:
             replies.append(reply)
