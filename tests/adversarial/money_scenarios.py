@@ -169,11 +169,12 @@ class Stage:
             other.send(name, **values)
             return other.wait_for(lambda r: r.name in ("state", "error"), timeout=timeout)
 
-    def resolve_from_dashboard(self, job_id: str, outcome: Outcome) -> None:
+    def resolve_from_dashboard(self, job_id: str, outcome: Outcome) -> subprocess.CompletedProcess:
         """What the producer does with a job in submission_unknown: look on the dashboard, resolve accordingly."""
         task = self.task_of(job_id)
         result = self.cli("resolve", job_id, *(["--task-id", task] if task else ["--not-submitted"]))
         outcome.story.append(f"resolve {'--task-id' if task else '--not-submitted'}: rc {result.returncode}")
+        return result
 
     # -- what is seen ----------------------------------------------------------------------------------------------
 
@@ -213,10 +214,11 @@ class Stage:
         """The task MusicGPT's dashboard shows for this job: the fake's task, if it created one (one job a stage)."""
         return next(iter(self.fake.tasks), None)
 
-    def ledger(self, job_id: str) -> list[str]:
-        """The spend ledger's states for the job, oldest first."""
+    def ledger(self, job_id: str) -> list[dict]:
+        """The spend ledger's rows for the job (state_dir/musicgpt/musicgpt-spend.sqlite, table submits), oldest
+        first."""
         path = self.project.state / "musicgpt" / "musicgpt-spend.sqlite"
-        return [row["state"] for row in SpendGuard(path).entries(job_id)] if path.exists() else []
+        return SpendGuard(path).entries(job_id) if path.exists() else []
 
     def finish(self, outcome: Outcome, job_ids: list[str] | None = None) -> Outcome:
         """Fill in the counts and the final states; check the shared promise."""
@@ -226,6 +228,17 @@ class Stage:
         outcome.posts = sum(self.fake.submit_requests.values())
         outcome.jobs = len(records)
         outcome.state = ", ".join(r.state.value for r in wanted)
+        for record in wanted:
+            rows = self.ledger(record.job_id)
+            outcome.story.append("ledger " + ("+".join(row["state"] for row in rows) or "empty"))
+            if record.state.value != "delivered":
+                continue
+            # The ledger knows the one task that was paid for, and nothing left open about this job.
+            accepted = [row["task_id"] for row in rows if row["state"] == "accepted"]
+            task_id = (record.receipt or {}).get("task_id")
+            if accepted != [task_id] or any(row["state"] in ("intent", "unknown") for row in rows):
+                outcome.broke(f"the spend ledger of a delivered job holds {[(r['state'], r['task_id']) for r in rows]}",
+                              f"one accepted row with its task {task_id}, no intent or unknown left")
         outcome.check_end()
         return outcome
 
@@ -252,12 +265,12 @@ def retry_is_refused(stage: Stage, job_id: str, outcome: Outcome, *, by: str = "
         result = stage.cli("retry", job_id)
         said = (result.stdout + result.stderr).strip()
         refused = result.returncode != 0
-        outcome.story.append(f"jobs retry: rc {result.returncode} {said[:70]!r}")
+        outcome.story.append(f"jobs retry {'refused' if refused else 'ran'} (rc {result.returncode})")
     else:
         reply = stage.osc("retry", job_id=job_id)
         said = str(reply.args[-1]) if reply is not None else "no answer"
         refused = reply is not None and reply.name == "error"
-        outcome.story.append(f"/bridge/retry: {reply.name if reply else 'none'} {said[:70]!r}")
+        outcome.story.append(f"/bridge/retry {'refused' if refused else 'answered ' + (reply.name if reply else 'nothing')}")
     if not (refused and one_line(said) and "resolve" in said.lower()):
         outcome.broke(f"retry of the job (in state {before}) answered {said[:160]!r}",
                       "refused, in one line telling to resolve (jobs resolve JOB --task-id ID | --not-submitted)")
@@ -422,7 +435,7 @@ def cancel_then_retry(stage: Stage, outcome: Outcome) -> None:
     stage.wait_event(job, "generating")
     result = stage.cli("cancel", job)
     said = (result.stdout + result.stderr).strip()
-    outcome.story.append(f"jobs cancel: {said[-30:]!r}")
+    outcome.story.append(f"jobs cancel: {said.rsplit(': ', 1)[-1][:30]}")
     if "cancelled" not in said:
         outcome.broke(f"the cancel answered {said[:160]!r}", "a reply saying cancelled")
     outcome.story.append(stage.settle(job).state.value)
@@ -443,23 +456,30 @@ def cancel_during_submit(stage: Stage, outcome: Outcome) -> None:
     created = time.monotonic()
     result = stage.cli("cancel", job)
     said = (result.stdout + result.stderr).strip()
-    outcome.story.append(f"jobs cancel: {said[-30:]!r}")
+    outcome.story.append(f"jobs cancel: {said.rsplit(': ', 1)[-1][:30]}")
     if "cancelled" not in said:
         outcome.broke(f"the cancel answered {said[:160]!r}", "a reply saying cancelled")
     outcome.story.append(stage.settle(job).state.value)
     time.sleep(max(0.0, created + answer_after + 0.3 - time.monotonic()))  # the late answer has come by now
     result = stage.cli("retry", job)
     said = (result.stdout + result.stderr).strip()
-    outcome.story.append(f"jobs retry: rc {result.returncode} {said[-40:]!r}")
+    outcome.story.append(f"jobs retry {'refused' if result.returncode else 'ran'} (rc {result.returncode})")
     record = stage.settle(job)  # the CLI returns once the daemon has journaled its decision
     if record.state.waiting_for_producer:
         outcome.story.append(record.state.value)
         retry_is_refused(stage, job, outcome)
-        stage.resolve_from_dashboard(job, outcome)
-        record = stage.settle(job, leave="submission_unknown")
+    if result.returncode != 0 and "resolve" in said:
+        # Refused with the advice to resolve: the producer follows it, and the advice must work.
+        resolved = stage.resolve_from_dashboard(job, outcome)
+        if resolved.returncode != 0:
+            outcome.broke(f"the refusal advised to resolve, and resolve answered {resolved.stdout.strip()[:160]!r}",
+                          "the resolve accepted")
+        else:
+            record = stage.settle(job, leave=record.state.value)
+        if record.state.value != "delivered":
+            outcome.broke(f"resolving as the refusal advised left the job {record.state.value} "
+                          f"({record.error_message or record.message})", "the job delivered from the paid task")
     outcome.story.append(record.state.value)
-    # Refused (the job stays cancelled) or the same task fetched (delivered): either way one task.
-    outcome.want_state = "cancelled" if result.returncode != 0 else "delivered"
 
 
 def duplicated_osc_command(stage: Stage, outcome: Outcome) -> None:
