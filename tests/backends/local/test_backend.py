@@ -27,6 +27,7 @@ def pool():
     """One spawned worker for the module (starting one costs seconds of imports)."""
     executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                                       initializer=engine.warm_up)
+    executor.submit(engine.warm_up).result()  # the worker starts here, the module's, not inside its first test
     yield executor
     executor.shutdown(wait=True, cancel_futures=True)
 
