@@ -3,13 +3,17 @@
 This is the one place where httpx errors and HTTP statuses become :mod:`bridge.exceptions`:
 
     connect error, connect/pool timeout   nothing left this machine: retried, then TransientError
-    timeout or dropped connection after
-      a submit was sent, or 502/504 to it SubmissionUnknown (never retried: the server may have accepted it)
     401, 403                              AuthError (never retried)
     402                                   CreditError, naming required and available credit (never retried)
     400, 404, 409, 422, other 4xx         BackendError with the server's own text (never retried)
     429                                   every caller held back, then retried; RateLimited when patience runs out
-    5xx, other network errors             retried with jittered backoff, then TransientError
+    5xx, other network errors             polls and downloads: retried with jittered backoff, then TransientError
+
+A paid submit is stricter. Only an answer that proves no task was created may be followed by another POST: a
+connect error (nothing left), or one of the contract's refusals before work starts (400, 401, 402, 403, 422, 429).
+Any other answer — any 5xx, a 404 or 409, a timeout or dropped connection after sending, a 2xx without a task id
+or with an unreadable body — leaves the task's existence open, so it raises SubmissionUnknown and is never sent
+again: nothing in the contract says a 500 means "not created".
 
 Submits go through their own connection pool without keep-alive: a fresh connection per submit means a connect
 error proves the request never left, and a stale pooled connection can never turn a harmless retry into a
@@ -40,9 +44,8 @@ log = logging.getLogger(__name__)
 ENDPOINTS = {"inpaint": "/v1/inpaint", "extend": "/v1/extend"}
 CONVERSION_TYPES = {"inpaint": "INPAINT", "extend": "EXTEND"}
 MAX_DOWNLOAD_BYTES = 1 << 30
-# 502 and 504 come from a proxy whose upstream failed or went quiet *after* receiving the request: the service may
-# have accepted it, so for a paid submit they are as open as a dropped connection. Other 5xx mean "not accepted".
-_GATEWAY_GAVE_UP = (502, 504)
+# The contract's refusals before work starts: answered with one of these, a submit created no task.
+REFUSED_BEFORE_WORK = (400, 401, 402, 403, 422, 429)
 # Raised before a byte of the request left this machine.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
              httpx.LocalProtocolError)
@@ -91,13 +94,13 @@ class MusicGPTClient:
                      attempt: dict | None = None) -> dict:
         """POST an inpaint or extend request once; return the server's answer (task_id, conversion ids, eta, ...).
 
-        Retried only when the answer proves nothing was accepted (connect error, 429, 5xx). Anything that leaves
-        the outcome open raises SubmissionUnknown instead of sending again. ``attempt["sending"]`` is True exactly
+        Retried only when the answer proves no task was created (connect error, 429). Anything that leaves the
+        outcome open raises SubmissionUnknown instead of sending again. ``attempt["sending"]`` is True exactly
         while a POST is in flight, so a caller interrupted mid-call knows whether anything may have left.
         """
         attempt = {} if attempt is None else attempt
         path = ENDPOINTS[operation]
-        failures, refusals, started = 0, 0, time.monotonic()  # 5xx/network failures; 429 answers
+        failures, refusals, started = 0, 0, time.monotonic()  # connect failures; 429 answers
         while True:
             await self.limiter.call()
             attempt["sending"] = True
@@ -118,8 +121,13 @@ class MusicGPTClient:
                     "MusicGPT dashboard for a new task, then resolve the job with its task id or as not submitted"
                 ) from None
             status = response.status_code
-            if status == 429 or (status >= 500 and status not in _GATEWAY_GAVE_UP):
-                attempt["sending"] = False  # answered "not accepted": nothing of this attempt is pending
+            if status not in REFUSED_BEFORE_WORK and not 200 <= status < 300:
+                raise SubmissionUnknown(
+                    f"MusicGPT answered the {operation} request with HTTP {status} ({self._text(response)}), which "
+                    "does not prove the task was not created. It was NOT sent again, so you are not charged twice: "
+                    "check your MusicGPT dashboard for a new task, then resolve the job with its task id or as not "
+                    "submitted")
+            attempt["sending"] = False  # a refusal or an answer in hand: nothing of this attempt is pending
             if status == 429:
                 waited = time.monotonic() - started
                 if waited >= self.retry.rate_limit_patience_s:
@@ -129,18 +137,6 @@ class MusicGPTClient:
                 refusals += 1
                 self.limiter.penalize(delay)
                 log.info("MusicGPT answered 429 to %s: queueing for %.1f s", operation, delay)
-                continue
-            if status in _GATEWAY_GAVE_UP:
-                raise SubmissionUnknown(
-                    f"a gateway in front of MusicGPT answered the {operation} request with HTTP {status}: the service "
-                    "behind it may have accepted it. It was NOT sent again, so you are not charged twice: check your "
-                    "MusicGPT dashboard for a new task, then resolve the job with its task id or as not submitted")
-            if status >= 500:
-                failures += 1
-                if failures >= self.retry.attempts:
-                    raise TransientError(f"MusicGPT failed the {operation} request {failures} times "
-                                         f"(HTTP {status}: {self._text(response)}); nothing was accepted")
-                await self._sleep(self.retry.backoff(failures - 1), f"{operation} answered HTTP {status}")
                 continue
             return self._accepted(operation, response)
 
