@@ -15,6 +15,7 @@ written for the producer: it names what was wrong and, where there is one, what 
         ├── RateLimited           429: retried after a backoff
         ├── TransientError        5xx, timeouts, dropped connections: retried a bounded number of times
         ├── SubmissionUnknown     a paid submit may or may not have reached the server: the producer decides
+        ├── AlreadySubmitted      the spend ledger refused a second submit of one job (it would pay twice)
         └── SpendLimitReached     the configured spend guard refused a paid submit
 
 ``TransientError`` and ``RateLimited`` are the only retryable ones. A command that fails validation raises
@@ -85,6 +86,10 @@ class TransientError(BackendError):
 
 class SubmissionUnknown(BackendError):
     code = "submission_unknown"
+
+
+class AlreadySubmitted(BackendError):
+    code = "already_submitted"
 
 
 class SpendLimitReached(BackendError):

@@ -13,9 +13,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from bridge.exceptions import SpendLimitReached
+from bridge.exceptions import AlreadySubmitted, SpendLimitReached
 
 _COUNTED = ("intent", "accepted", "unknown")
+_OPEN_OR_PAID = ("intent", "accepted", "unknown")  # a job whose last submit is one of these must not submit again
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS submits (
     id INTEGER PRIMARY KEY,
@@ -53,11 +54,20 @@ class SpendGuard:
         return _Closing(db)
 
     def record_intent(self, job_id: str, operation: str) -> int:
-        """Check the limits and write the intent in one transaction; return its ledger id or raise SpendLimitReached."""
+        """Check the limits and write the intent in one transaction; return its ledger id.
+
+        Raises SpendLimitReached past a limit, and AlreadySubmitted when the job's last submit was accepted or may
+        have been (intent or unknown): the ledger itself refuses to let one job pay twice, whatever asks it.
+        """
         now = self._clock()
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # two daemons sharing a state folder must not both pass the check
             try:
+                state, task_id = _last_submit(db, job_id)
+                if state in _OPEN_OR_PAID:
+                    what = f"as task {task_id}" if task_id else "and its answer was never recorded"
+                    raise AlreadySubmitted(f"job {job_id} was already submitted to MusicGPT {what}; it is not sent "
+                                           "again, so it is not paid for twice")
                 self._check(db, now)
                 cursor = db.execute("INSERT INTO submits (job_id, operation, at, state) VALUES (?, ?, ?, 'intent')",
                                     (job_id, operation, now))
@@ -78,6 +88,23 @@ class SpendGuard:
     def record_unknown(self, entry: int, reason: str) -> None:
         """The answer was lost: it may have cost money, so it keeps counting."""
         self._settle(entry, "unknown", note=reason[:300])
+
+    def record_not_submitted(self, job_id: str) -> None:
+        """The producer found no task behind an unknown submission: it no longer counts, and may be sent again."""
+        with self._connect() as db:
+            db.execute("UPDATE submits SET state = 'refused', note = 'not submitted, said the producer' "
+                       "WHERE job_id = ? AND state IN ('unknown', 'intent')", (job_id,))
+
+    def accepted_task(self, job_id: str) -> str | None:
+        """The task id of the job's accepted submit, if its last submit was accepted."""
+        with self._connect() as db:
+            state, task_id = _last_submit(db, job_id)
+        return task_id if state == "accepted" else None
+
+    def last_state(self, job_id: str) -> str | None:
+        """The state of the job's last real submit (intent, accepted, refused, unknown), None when it has none."""
+        with self._connect() as db:
+            return _last_submit(db, job_id)[0]
 
     def record_resolved(self, job_id: str, task_id: str) -> None:
         """The producer found the task behind an unknown submission: the ledger learns its task id."""
@@ -138,6 +165,29 @@ class SpendGuard:
             db.row_factory = sqlite3.Row
             query = "SELECT * FROM submits" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY id"
             return [dict(row) for row in db.execute(query, (job_id,) if job_id else ())]
+
+    def prune(self, before: float) -> int:
+        """Delete settled rows (accepted, refused, dry run) older than ``before``; return how many went.
+
+        Intents and unknown submits stay whatever their age: they are what tells a producer a job may have been
+        paid for. The last 24 hours stay too, whatever ``before`` says, since the hourly and daily limits count them.
+        """
+        before = min(before, self._clock() - 86400)
+        with self._connect() as db:
+            return db.execute("DELETE FROM submits WHERE at < ? AND state NOT IN ('intent', 'unknown')",
+                              (before,)).rowcount
+
+    def unsettled_jobs(self) -> set[str]:
+        """Jobs with an intent or unknown submit in the ledger: money may hang on them, so their history stays."""
+        with self._connect() as db:
+            return {row[0] for row in db.execute("SELECT DISTINCT job_id FROM submits "
+                                                 "WHERE state IN ('intent', 'unknown')")}
+
+
+def _last_submit(db: sqlite3.Connection, job_id: str) -> tuple[str | None, str | None]:
+    row = db.execute("SELECT state, task_id FROM submits WHERE job_id = ? AND state != 'dry_run' "
+                     "ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 class _Closing:
