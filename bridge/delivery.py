@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import numpy as np
 import soundfile as sf
 
 from bridge.audio.region import read_frames
-from bridge.audio.wavio import lossless_subtype, write_atomic, write_text_atomic
-from bridge.exceptions import DeliveryError
+from bridge.audio.wavio import discard, lossless_subtype, publish, stage_audio, stage_text
+from bridge.exceptions import Cancelled, DeliveryError
 from bridge.models import JobSpec, Rendered
 from osc_schema import MANIFEST_FORMAT
 
@@ -29,36 +30,76 @@ def drop_folder_for(spec: JobSpec) -> Path:
     return spec.drop_folder or spec.source.parent / "daw-bridge"
 
 
-def deliver(spec: JobSpec, variants: list[Rendered]) -> list[Path]:
+class CommitGate:
+    """The one moment a job's results become visible, decided against a cancel under one lock.
+
+    The delivery thread publishes only through :meth:`publish`; the core's cancel calls :meth:`close`. Whichever
+    comes first wins: a closed gate publishes nothing (the delivery removes what it staged), and a gate that has
+    published refuses to close, so the cancel can answer "already delivered".
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._closed = False
+        self._published = False
+
+    def close(self) -> bool:
+        """Forbid publishing; False when it is too late (the files are out)."""
+        with self._lock:
+            if not self._published:
+                self._closed = True
+            return not self._published
+
+    def check(self) -> None:
+        """Raise Cancelled when the gate was closed (for the delivery to stop early)."""
+        if self._closed:
+            raise Cancelled("cancelled by the producer; nothing was delivered")
+
+    def publish(self, staged: list[tuple[Path, Path]]) -> None:
+        with self._lock:
+            self.check()
+            self._published = True  # from the first rename on, the files count as out, even if one fails
+            publish(staged)
+
+
+def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = None) -> list[Path]:
     """Write every variant and its manifest; on any failure remove every file of this job and raise.
 
-    An OSError (disk full, permission denied) becomes a DeliveryError naming the folder; anything else (a source
-    that vanished during a full-song delivery) is raised as it is, after the same clean-up. The clean-up covers
-    files an earlier, interrupted delivery of the same job left (names are fixed per job and variant).
+    Everything is first written under hidden temporary names; then, through ``gate``, the audio files and after
+    them the manifests are renamed into place in one go: that is the commit point (importers act on manifests
+    only). An OSError (disk full, permission denied) becomes a DeliveryError naming the folder; anything else (a
+    source that vanished during a full-song delivery, a cancel) is raised as it is, after the same clean-up. The
+    clean-up covers files an earlier, interrupted delivery of the same job left (names are fixed per job and
+    variant).
     """
+    gate = gate or CommitGate()
     folder = drop_folder_for(spec)
     stems = [stem_for(spec, rendered.variant) for rendered in variants]
+    staged: list[tuple[Path, Path]] = []
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for stem in stems:  # hidden temporary files of a delivery killed mid-write
-            for leftover in folder.glob(f".{stem}.*.part"):
-                leftover.unlink(missing_ok=True)
-        return [_deliver_one(spec, rendered, len(variants), folder) for rendered in variants]
-    except Exception as exc:
+            discard(folder.glob(f".{stem}.*.part"))
+        manifests = []
+        for rendered in variants:
+            gate.check()
+            audio, manifest = _stage_one(spec, rendered, len(variants), folder)
+            staged.insert(len(manifests), audio)  # every audio file before any manifest
+            staged.append(manifest)
+            manifests.append(manifest[1])
+        gate.publish(staged)
+        return manifests
+    except BaseException as exc:
+        discard(temporary for temporary, _ in staged)
         # Manifests go first so no importer can act on a manifest whose audio is being removed.
-        for suffix in (".json", ".wav"):
-            for stem in stems:
-                try:
-                    (folder / f"{stem}{suffix}").unlink(missing_ok=True)
-                except OSError:  # the folder itself is unreadable or gone: nothing of ours is visible there
-                    pass
+        discard(folder / f"{stem}{suffix}" for suffix in (".json", ".wav") for stem in stems)
         if isinstance(exc, OSError):
             raise DeliveryError(_explain(exc, folder), code=_code(exc)) from None
         raise
 
 
-def _deliver_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> Path:
-    """Write one variant's audio, then its manifest; return the manifest's path."""
+def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> tuple[tuple[Path, Path], ...]:
+    """Write one variant's audio and its manifest under hidden names: ((temporary, final) audio, ... manifest)."""
     span, sample_rate = _read_rendered(rendered)
     if spec.delivery == "full":
         audio, span_start = _full_song(spec, span, rendered.span_start), 0.0
@@ -66,11 +107,16 @@ def _deliver_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) ->
         audio, span_start = span, rendered.span_start
     stem = stem_for(spec, rendered.variant)
     audio_path = folder / f"{stem}.wav"
-    write_atomic(audio_path, audio, sample_rate, subtype=lossless_subtype(spec.source_info.format.split("/")[-1]))
+    staged_audio = stage_audio(audio_path, audio, sample_rate,
+                               subtype=lossless_subtype(spec.source_info.format.split("/")[-1]))
     manifest_path = folder / f"{stem}.json"
     manifest = _manifest(spec, rendered, count, audio_path, len(audio), sample_rate, span_start)
-    write_text_atomic(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    return manifest_path
+    try:
+        staged_manifest = stage_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    except BaseException:
+        discard([staged_audio])
+        raise
+    return (staged_audio, audio_path), (staged_manifest, manifest_path)
 
 
 def _read_rendered(rendered: Rendered) -> tuple[np.ndarray, int]:

@@ -23,6 +23,19 @@ def write_atomic(path: Path, audio: np.ndarray, sample_rate: int, subtype: str =
 
     A failure (disk full, permission denied) removes the temporary file and re-raises, leaving ``path`` as it was.
     """
+    return publish([(stage_audio(Path(path), audio, sample_rate, subtype), Path(path))])[0]
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a small text file (a manifest, a status file) with the same temporary-name-then-rename discipline."""
+    return publish([(stage_text(Path(path), text), Path(path))])[0]
+
+
+def stage_audio(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24") -> Path:
+    """Write ``audio`` as WAV to a hidden, fsynced temporary beside ``path``; return the temporary's path.
+
+    Nothing is visible under ``path`` until :func:`publish`; a failure removes the temporary and re-raises.
+    """
     def write(raw) -> None:
         sink = _Sink(raw)
         try:
@@ -34,27 +47,55 @@ def write_atomic(path: Path, audio: np.ndarray, sample_rate: int, subtype: str =
             raise
         sink.raise_error()  # the header is rewritten on close, through the same callbacks
 
-    return _replace_atomically(Path(path), write)
+    return _stage(path, write)
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write a small text file (a manifest, a status file) with the same temporary-name-then-rename discipline."""
-    return _replace_atomically(Path(path), lambda raw: raw.write(text.encode("utf-8")))
+def stage_text(path: Path, text: str) -> Path:
+    """:func:`stage_audio` for a small text file."""
+    return _stage(path, lambda raw: raw.write(text.encode("utf-8")))
 
 
-def _replace_atomically(path: Path, write) -> Path:
-    """Call ``write(binary file)`` on a hidden temporary beside ``path``, fsync it, rename it over ``path``."""
+def publish(staged: list[tuple[Path, Path]]) -> list[Path]:
+    """Rename each staged temporary over its final name, in order, then fsync the folders once, so the renames
+    survive a power cut too; return the final paths."""
+    for temporary, final in staged:
+        os.replace(temporary, final)
+    for folder in {final.parent for _, final in staged}:
+        _fsync_folder(folder)
+    return [final for _, final in staged]
+
+
+def discard(paths) -> None:
+    """Remove files (staged temporaries, or published files being rolled back) that may or may not exist."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:  # already gone, or its folder is: nothing of it is visible
+            pass
+
+
+def _stage(path: Path, write) -> Path:
+    """Call ``write(binary file)`` on a hidden temporary beside ``path`` and fsync it."""
     fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
             write(raw)
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp_name, path)
     except BaseException:
         _remove_quietly(tmp_name)
         raise
-    return path
+    return Path(tmp_name)
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name == "nt":  # Windows cannot open a folder for fsync; NTFS journals the rename itself
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _temporary_prefix(path: Path) -> str:
