@@ -149,6 +149,12 @@ class JobRecord:
     created: float = 0.0
     updated: float = 0.0
 
+    def public_receipt(self) -> dict | None:
+        """The receipt as it may be shown to a person: without secrets (a webhook secret lets anyone post results)."""
+        if self.receipt is None:
+            return None
+        return {k: v for k, v in self.receipt.items() if "secret" not in k}
+
     def summary(self) -> dict:
         """What ``daw-bridge jobs`` and status files show."""
         return {"job_id": self.job_id, "request_id": self.request_id, "operation": self.spec.operation,

@@ -10,10 +10,10 @@ The core drives a job through four calls, journaling between them::
 ``prepared`` and ``receipt`` are JSON-serialisable dicts, stored in the journal, so after a crash the core can call
 ``wait`` again with them (polling a known task instead of paying for a new one).
 
-A job interrupted between intent and receipt is submitted again only when ``submission_state`` says nothing can
+A job is submitted a second time (after a crash, a retry, a cancel) only when ``submission_state`` says nothing can
 have reached the generator ("not_sent": always so for a backend with ``resubmit_safe = True``, which costs nothing
-per submit; a paid backend answers from its own ledger). Otherwise it goes to ``submission_unknown`` for the
-producer to resolve.
+per submit; a paid backend answers from its own ledger). Otherwise it waits on its task, or in
+``submission_unknown`` for the producer to resolve.
 """
 
 from __future__ import annotations
@@ -44,8 +44,25 @@ class Backend(abc.ABC):
         """Wait for the outputs and bring them into ``workdir`` as ready-to-deliver spans."""
 
     def submission_state(self, job_id: str) -> str:
-        """After a crash while submitting: "not_sent" when no request can have reached the generator, else why not."""
+        """What the backend's own records say of the job's last submit: "not_sent" (nothing can have reached the
+        generator), "accepted" (a task exists: see ``submitted_receipt``) or "unknown" (it may have been paid for).
+
+        The core asks before every submit that is not a job's first (a restart, a retry, a resume), so a paid
+        backend must answer from a ledger it writes before and after sending."""
         return "not_sent" if self.resubmit_safe else "unknown"
+
+    def submitted_receipt(self, job_id: str) -> dict | None:
+        """The receipt of the job's accepted submit, from the backend's own ledger (for a job whose journal missed
+        it); None when the backend keeps no such record."""
+        return None
+
+    def resolve_submission(self, job_id: str, task_id: str | None) -> None:
+        """The producer settled an unknown submission: ``task_id`` is the task they found, None means "nothing was
+        sent" (the core will submit again). A paid backend updates its ledger so it allows exactly that."""
+
+    def release(self, job_id: str) -> None:
+        """The job no longer runs in this process (delivered, failed, cancelled, waiting, or the daemon stopping):
+        free whatever was held for it, such as a generation slot. Called for every run; must be idempotent."""
 
     async def cancel(self, spec: JobSpec, receipt: dict) -> None:
         """Stop generation where the backend can; the core marks the job cancelled either way."""

@@ -102,8 +102,13 @@ class InboxFrontend:
             if command.name not in ("inpaint", "extend"):
                 raise ValidationError("command", command.name, "is not available in request files "
                                                                "(use inpaint or extend)")
-            self.service.submit(command, {"kind": "file", "file": claimed.name, "digest": _digest(content),
-                                          "status": str(self._status_path(request_id or claimed.stem))})
+            digest = _digest(content)
+            known = self.service.job_from_request_file(claimed.name, digest)
+            if known is not None:  # the same file dropped again (a sync tool, a double click): not a new job
+                log.info("request file %s was already run as job %s", claimed.name, known.job_id)
+            else:
+                self.service.submit(command, {"kind": "file", "file": claimed.name, "digest": digest,
+                                              "status": str(self._status_path(request_id or claimed.stem))})
         except ValidationError as exc:
             self._reject(claimed, exc, exc.request_id or request_id)
             return
@@ -163,7 +168,7 @@ class InboxFrontend:
                 digest = _digest(_read_request(claimed))
             except (OSError, ValidationError):  # unreadable or invalid: _process rejects it below, with its reason
                 digest = None
-            if digest and self.service.journal.find_origin_file(claimed.name, digest):
+            if digest and self.service.job_from_request_file(claimed.name, digest):
                 os.replace(claimed, self.processed / claimed.name)
             else:
                 self._process(claimed)

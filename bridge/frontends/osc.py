@@ -77,7 +77,11 @@ class OscFrontend(OscSocket):
     def _dispatch(self, command: osc_schema.Command, target: tuple) -> None:
         name, args = command.name, command.args
         if name in ("inpaint", "extend"):
-            self.service.submit(command, {"kind": "osc", "host": target[0], "port": target[1]})
+            origin = {"kind": "osc", "host": target[0], "port": target[1]}
+            record = self.service.submit(command, origin)
+            if record.origin is not origin:  # sent again: the sender hears of the job it already has
+                self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
+                self._send_state(target, record)
         elif name == "ping":
             self._send(target, *osc_schema.reply("pong", version=osc_schema.VERSION))
         elif name in ("cancel", "retry", "resolve"):

@@ -18,6 +18,8 @@ import logging
 import time
 from pathlib import Path
 
+import osc_schema
+from bridge import logs
 from bridge.audio.region import export_region
 from bridge.backends.base import Backend
 from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, MusicGPTClient, RetryPolicy
@@ -34,10 +36,12 @@ __all__ = ["MusicGPTBackend", "MusicGPTSettings", "SettingsError", "LIMITS"]
 
 log = logging.getLogger(__name__)
 
-# Text limits, from the vendor's pages; where they disagree (lyrics: 2000 on one page, 3000 in the OpenAPI
-# document) the wider reading is used: a 422 costs nothing and carries the server's own word.
-LIMITS = {"prompt": 1000, "lyrics": 3000, "lyrics_section": 3000}
-GENDERS = ("male", "female", "neutral")
+# Text limits and voices, declared once in the address space (osc_schema, from the vendor's pages; where they
+# disagree, as on lyrics: 2000 on one page, 3000 in the OpenAPI document, the wider reading: a 422 costs nothing).
+# Checked again here because a job can reach this backend from the journal of an older version.
+LIMITS = {"prompt": osc_schema.ARGUMENTS["prompt"].max_length, "lyrics": osc_schema.ARGUMENTS["lyrics"].max_length,
+          "lyrics_section": osc_schema.ARGUMENTS["lyrics_section_to_extend"].max_length}
+GENDERS = osc_schema.ARGUMENTS["gender"].choices
 PENDING = {"IN_QUEUE", "PENDING", "PROCESSING", "IN_PROGRESS"}
 FAILED = {"ERROR", "FAILED"}
 
@@ -70,6 +74,7 @@ class MusicGPTBackend(Backend):
                                 daily_limit=s.daily_limit)
         self.receiver = WebhookReceiver(s.webhook) if s.webhook else None
         self._slots: set[str] = set()  # jobs of this backend holding a generation slot
+        self._secrets: dict[str, str] = {}  # job id -> the webhook secret registered for it
 
     @classmethod
     def from_settings(cls, settings: MusicGPTSettings) -> "MusicGPTBackend":
@@ -110,10 +115,15 @@ class MusicGPTBackend(Backend):
     # -- submit --------------------------------------------------------------------------------------------------
 
     async def submit(self, spec: JobSpec, prepared: dict) -> dict:
-        """POST the request once (after the spend guard, holding a generation slot); return the receipt."""
+        """POST the request once (after the spend guard, holding a generation slot); return the receipt.
+
+        Once the POST may have left, it is seen through to its answer even when the job is cancelled meanwhile
+        (the cancellation is re-raised after the receipt is returned, see ``JobService._submit``): abandoning it
+        would leave a task the ledger cannot name.
+        """
         operation, fields = prepared["operation"], dict(prepared["fields"])
         if self.settings.dry_run:
-            self.spend.record_dry_run(spec.job_id, operation)
+            await asyncio.to_thread(self.spend.record_dry_run, spec.job_id, operation)
             shown = json.dumps(fields, ensure_ascii=False)
             log.info("dry run, job %s: would POST %s with %s and %d bytes of audio", spec.job_id,
                      prepared["endpoint"], shown, prepared["upload_bytes"])
@@ -122,36 +132,16 @@ class MusicGPTBackend(Backend):
                                code="dry_run")
         await self.limiter.acquire_slot(spec.job_id)
         self._slots.add(spec.job_id)
-        try:
-            entry = self.spend.record_intent(spec.job_id, operation)
-        except BaseException:
-            self._release(spec.job_id)
-            raise
+        entry = await asyncio.to_thread(self.spend.record_intent, spec.job_id, operation)
         secret = None
         if self.receiver is not None:
             await self.receiver.start()
             secret = self.receiver.new_secret()
             self.receiver.register(secret)
+            self._secrets[spec.job_id] = secret
             fields["webhook_url"] = self.receiver.url_for(secret)
         attempt = {"sending": False}
-        try:
-            answer = await self.client.submit(operation, fields, Path(prepared["upload"]), attempt=attempt)
-        except asyncio.CancelledError:
-            # Stopped mid-POST is as open as a dropped connection; stopped between attempts, nothing is in flight.
-            if attempt["sending"]:
-                self.spend.record_unknown(entry, "interrupted while sending")
-            else:
-                self.spend.record_refused(entry, "interrupted before sending")
-            self._release(spec.job_id, secret)
-            raise
-        except SubmissionUnknown as exc:
-            self.spend.record_unknown(entry, str(exc))
-            self._release(spec.job_id, secret)
-            raise
-        except BaseException as exc:
-            self.spend.record_refused(entry, str(exc))
-            self._release(spec.job_id, secret)
-            raise
+        answer = await self._post_once(spec, operation, fields, prepared, attempt, entry)
         receipt = {"task_id": str(answer["task_id"]),
                    "conversion_ids": [answer[k] for k in ("conversion_id_1", "conversion_id_2") if answer.get(k)],
                    "eta": answer.get("eta"), "credit_estimate": answer.get("credit_estimate"),
@@ -161,10 +151,40 @@ class MusicGPTBackend(Backend):
             self.receiver.register(secret, receipt["task_id"])
         if answer.get("is_flagged"):
             receipt["flagged"] = str(answer.get("reason") or "flagged")
-        self.spend.record_accepted(entry, receipt["task_id"], _number(answer.get("credit_estimate")))
+        await asyncio.to_thread(self.spend.record_accepted, entry, receipt["task_id"],
+                                _number(answer.get("credit_estimate")))
         log.info("job %s: MusicGPT task %s accepted (eta %s s, credit estimate %s)", spec.job_id,
                  receipt["task_id"], receipt["eta"], receipt["credit_estimate"])
         return receipt
+
+    async def _post_once(self, spec: JobSpec, operation: str, fields: dict, prepared: dict, attempt: dict,
+                         entry: int) -> dict:
+        """The POST, its outcome written to the ledger whatever it is; shielded from cancellation once sending."""
+        post = asyncio.ensure_future(self.client.submit(operation, fields, Path(prepared["upload"]),
+                                                        attempt=attempt))
+        try:
+            try:
+                return await asyncio.shield(post)
+            except asyncio.CancelledError:
+                if not attempt["sending"]:  # queued behind a 429 or a connect retry: nothing is in flight
+                    post.cancel()
+                    await asyncio.gather(post, return_exceptions=True)
+                    raise
+                log.info("job %s: cancelled while its MusicGPT request is in flight; waiting for the answer so "
+                         "the task is not lost", spec.job_id)
+                return await post
+        except SubmissionUnknown as exc:
+            self.release(spec.job_id)
+            await asyncio.to_thread(self.spend.record_unknown, entry, str(exc))
+            raise
+        except asyncio.CancelledError:
+            self.release(spec.job_id)
+            await asyncio.to_thread(self.spend.record_refused, entry, "cancelled before sending")
+            raise
+        except BaseException as exc:
+            self.release(spec.job_id)
+            await asyncio.to_thread(self.spend.record_refused, entry, str(exc))
+            raise
 
     # -- wait ----------------------------------------------------------------------------------------------------
 
@@ -174,8 +194,6 @@ class MusicGPTBackend(Backend):
         task_id = receipt.get("task_id")
         if not task_id:
             raise BackendError("the job has no MusicGPT task id to wait for", code="backend_error")
-        if receipt.get("resolved"):  # the producer named the task behind a "submission unknown"
-            self.spend.record_resolved(spec.job_id, str(task_id))
         if spec.job_id not in self._slots:  # resumed after a restart: the task is generating, count it
             self.limiter.occupy_slot(spec.job_id)
             self._slots.add(spec.job_id)
@@ -191,8 +209,10 @@ class MusicGPTBackend(Backend):
         progress(0.92, "MusicGPT: downloading")
         rendered = await render_all(self.client, spec, prepared, conversion, Path(workdir),
                                     crossfade_s=self.settings.crossfade_s, max_shift_s=self.settings.max_shift_s)
+        cover = conversion.get("album_cover_path")
         extra = {"task_id": task_id, "credit_estimate": receipt.get("credit_estimate"),
-                 "album_cover_path": conversion.get("album_cover_path")}
+                 # a signed storage address: its query is a credential, and a manifest is read by anyone
+                 "album_cover_path": logs.scrub(cover) if isinstance(cover, str) else None}
         for item in rendered:
             item.notes = {**extra, **item.notes}
         progress(1.0, "MusicGPT: spliced")
@@ -247,14 +267,29 @@ class MusicGPTBackend(Backend):
     def submission_state(self, job_id: str) -> str:
         """What the spend ledger knows of a job's last submit: not_sent, accepted, or unknown (may have been paid).
 
-        For the core, when it finds a job journaled as "submitting" after a restart: ``not_sent`` means the backend
-        wrote down that nothing left (no intent recorded, or refused or interrupted before sending), so submitting
-        again cannot pay twice; anything else is for the producer to resolve.
+        ``not_sent`` means the backend wrote down that nothing left (no submit recorded, or refused, or stopped
+        before sending), so submitting again cannot pay twice; anything else is never sent again.
         """
-        entries = self.spend.entries(job_id)
-        if not entries or entries[-1]["state"] in ("refused", "dry_run"):
+        state = self.spend.last_state(job_id)
+        if state in (None, "refused"):
             return "not_sent"
-        return "accepted" if entries[-1]["state"] == "accepted" else "unknown"
+        return "accepted" if state == "accepted" else "unknown"
+
+    def submitted_receipt(self, job_id: str) -> dict | None:
+        """A receipt for the job's accepted task from the ledger (enough to poll it and bring its outputs in)."""
+        task_id = self.spend.accepted_task(job_id)
+        return {"task_id": task_id, "submitted_at": time.time()} if task_id else None
+
+    def resolve_submission(self, job_id: str, task_id: str | None) -> None:
+        """The ledger learns the producer's answer: the task they found, or that nothing was sent."""
+        if task_id:
+            self.spend.record_resolved(job_id, str(task_id))
+        else:
+            self.spend.record_not_submitted(job_id)
+
+    def release(self, job_id: str) -> None:
+        """Free the job's generation slot and retire its webhook secret."""
+        self._release(job_id, self._secrets.pop(job_id, None))
 
     async def cancel(self, spec: JobSpec, receipt: dict) -> None:
         """MusicGPT has no cancel call: stop waiting and free the slot; the task itself runs (and is paid) on."""
