@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import osc_schema
-from bridge import __version__
+from bridge import __version__, logs
 from bridge.config import Config, ConfigError, load
 
 
@@ -19,8 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.install(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     try:
         return args.run(args)
     except ConfigError as exc:

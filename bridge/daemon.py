@@ -11,11 +11,14 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 
+from bridge import logs
 from bridge.backends.base import Backend
 from bridge.config import Config
 from bridge.core.journal import Journal
+from bridge.core.retention import Pruner, Retention
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from bridge.statelock import StateLock
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +41,12 @@ def make_backends(config: Config) -> dict[str, Backend]:
 def make_musicgpt(config: Config) -> Backend | None:
     """The MusicGPT backend, or None when no API key is configured (the embedded engine still works)."""
     from bridge.backends.musicgpt.backend import MusicGPTBackend, MusicGPTSettings
-    from bridge.backends.musicgpt.secrets import RedactingFilter
 
     settings = MusicGPTSettings.from_config(config.musicgpt, state_dir=config.state_dir / "musicgpt",
                                             config_file=config.source_file)
     if settings.api_key is None:
         return None
-    # Second line of defence: even a careless log line cannot print the key.
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter(settings.api_key))
+    logs.redact(settings.api_key.reveal())  # second line of defence: even a careless log line cannot print the key
     return MusicGPTBackend.from_settings(settings)
 
 
@@ -85,6 +85,9 @@ class Daemon:
         from bridge.frontends.osc import OscFrontend
 
         config = self.config
+        # First of all: a second daemon on this state folder must not touch its journal, jobs or ledgers.
+        state_lock = StateLock.acquire(config.state_dir, config.osc_host, config.osc_port)
+        stack.callback(state_lock.release)
         backends = self._backends if self._backends is not None else make_backends(config)
         for backend in backends.values():
             stack.push_async_callback(backend.close)
@@ -102,6 +105,10 @@ class Daemon:
         self.inbox = InboxFrontend(self.service, config.inbox)
         await self.inbox.start()
         stack.callback(self.inbox.close)
+        pruning = asyncio.create_task(Pruner(
+            Retention.from_config(config), journal, config.work_dir, inbox=self.inbox,
+            ledgers=[b.spend for b in backends.values() if hasattr(getattr(b, "spend", None), "prune")]).run())
+        stack.callback(pruning.cancel)
         if config.notify:
             notifier = DawNotifier(config.notify)
             self.service.subscribe(notifier)

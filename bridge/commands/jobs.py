@@ -31,12 +31,16 @@ def jobs(config: Config, args) -> int:
         if not args.job_id:
             print(f"daw-bridge jobs {args.action}: name a job id (see 'daw-bridge jobs')")
             return 2
-        record = journal.get(args.job_id)
+        try:
+            record = journal.get(args.job_id)
+        except BridgeError as exc:  # a damaged row: the journal says which, the rest of it still works
+            print(f"daw-bridge jobs: {exc}")
+            return 2
         if record is None:
             print(f"daw-bridge jobs: no job {args.job_id}")
             return 2
         if args.action == "show":
-            print(json.dumps({**record.summary(), "spec": record.spec.to_json(), "receipt": record.receipt},
+            print(json.dumps({**record.summary(), "spec": record.spec.to_json(), "receipt": record.public_receipt()},
                              indent=2))
             return 0
         return _ask_daemon(config, args)

@@ -99,22 +99,3 @@ def _from_keyring() -> str | None:
         logging.getLogger(__name__).info("system keyring not usable (%s); trying the config file",
                                          type(exc).__name__)
         return None
-
-
-class RedactingFilter(logging.Filter):
-    """A log filter that replaces the key wherever it would appear in a record, as a second line of defence."""
-
-    def __init__(self, secret: Redacted):
-        super().__init__()
-        self._secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record's message without the key; never drops a record."""
-        key = self._secret.reveal()
-        try:
-            text = record.getMessage()
-        except Exception:  # a malformed record is logging's problem, not ours
-            return True
-        if key in text:
-            record.msg, record.args = text.replace(key, "<redacted>"), None
-        return True

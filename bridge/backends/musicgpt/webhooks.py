@@ -21,6 +21,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bridge import logs
 from bridge.settings_schema import defaults
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,10 @@ class WebhookReceiver:
 
     @staticmethod
     def new_secret() -> str:
-        """A fresh per-job secret for the webhook path (192 random bits)."""
-        return secrets.token_urlsafe(24)
+        """A fresh per-job secret for the webhook path (192 random bits), never to appear in a log line."""
+        secret = secrets.token_urlsafe(24)
+        logs.redact(secret)
+        return secret
 
     def url_for(self, secret: str) -> str:
         """The webhook_url to send with a job's submit."""

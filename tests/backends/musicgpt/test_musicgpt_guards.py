@@ -10,8 +10,9 @@ import types
 
 import pytest
 
+from bridge import logs
 from bridge.backends.musicgpt.ratelimit import RateLimiter, shared_limiter
-from bridge.backends.musicgpt.secrets import Redacted, RedactingFilter, find_api_key
+from bridge.backends.musicgpt.secrets import Redacted, find_api_key
 from bridge.backends.musicgpt.settings import MusicGPTSettings, SettingsError
 from bridge.backends.musicgpt.spend import SpendGuard
 from bridge.backends.musicgpt.webhooks import WebhookSettings
@@ -129,10 +130,19 @@ def test_a_redacted_key_never_shows_itself():
         assert "1234567890" not in text
     with pytest.raises(TypeError):
         pickle.dumps(key)
-    record_filter = RedactingFilter(key)
+    logs.redact(key.reveal())
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "header was %s", ("sk-live-1234567890",), None)
-    record_filter.filter(record)
+    logs.CredentialFilter().filter(record)
     assert record.getMessage() == "header was <redacted>"
+
+
+def test_signed_addresses_lose_their_query_in_any_log_line():
+    url = ("https://bucket.example.net/out/v1.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAFAKE%2F2026"
+           "&X-Amz-Signature=" + "ab" * 32)
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, 'HTTP Request: GET %s "HTTP/1.1 200 OK"', (url,),
+                               None)
+    logs.CredentialFilter().filter(record)
+    assert record.getMessage() == 'HTTP Request: GET https://bucket.example.net/out/v1.wav?<redacted> "HTTP/1.1 200 OK"'
 
 
 def test_settings_come_from_the_config_table_and_name_what_is_wrong(tmp_path, monkeypatch):
