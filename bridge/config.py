@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bridge.settings_schema import ConfigError, check_values, defaults, validate
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["Config", "ConfigError", "config_home", "from_table", "load", "state_home"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from bridge.config import Config, ConfigError, from_table, load
 from bridge.settings_schema import TOP, check_table, validate

@@ -29,11 +29,11 @@ FORBIDDEN = {
 }
 
 # Each module is imported in a child forked from a process that has loaded only third-party libraries (numpy,
-# librosa, httpx...): the child starts with no bridge module, as a fresh interpreter would, without paying seconds
+# scipy, httpx...): the child starts with no bridge module, as a fresh interpreter would, without paying seconds
 # of imports per module.
 _PROBE = """
 import json, os, sys
-for heavy in ("numpy", "scipy.signal", "soundfile", "soxr", "librosa", "httpx", "watchdog.observers", "mido"):
+for heavy in ("numpy", "scipy.signal", "soundfile", "soxr", "httpx", "watchdog.observers", "mido"):
     try:
         __import__(heavy)
     except ImportError:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +37,6 @@ import osc_schema
 from bridge.exceptions import BridgeError
 from osc_schema import ValidationError, show
 from osc_schema.validate import type_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 KINDS = ("note", "cc", "program")
 COMMANDS = ("inpaint", "extend")

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bridge.backends.local.analysis import FRAME_RATE, HOP, ANALYSIS_RATE, analyse
+from bridge.backends.local.analysis import ANALYSIS_RATE, FRAME_RATE, HOP, analyse
 from bridge.backends.local.beats import beat_frames, estimate_tempo
 from tests.conftest import ROOT
 from tests.songs import make_song_array
