@@ -114,8 +114,8 @@ ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
     Arg("prompt", STRING, "What the new material should sound like. May be empty, but the MusicGPT backend "
         "refuses an empty prompt; the embedded engine does not follow it.", default="", max_length=1000),
     Arg("lyrics", STRING, "The song's full lyrics, to help the generator place the new words.", default="",
-        max_length=2000),
-    Arg("lyrics_section_to_replace", STRING, "Lyrics for the replaced range.", default="", max_length=2000),
+        max_length=3000),
+    Arg("lyrics_section_to_replace", STRING, "Lyrics for the replaced range.", default="", max_length=3000),
     Arg("lyrics_section_to_extend", STRING, "Lyrics for the new material.", default="", max_length=3000),
     Arg("gender", STRING, "Voice for generated vocals; absent lets the generator choose.",
         choices=("male", "female", "neutral")),

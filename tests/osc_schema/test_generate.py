@@ -84,7 +84,7 @@ def test_the_lua_module_loads_and_carries_the_values_the_scripts_rely_on(tmp_pat
         "inpaint", "extend", "cancel", "retry", "resolve", "status", "ping", "context", "ableton", "accepted", "state", "done",
         "failed", "error", "pong")}
     assert constants["LIMITS"]["prompt"] == {"max_length": 1000}
-    assert constants["LIMITS"]["lyrics"] == {"max_length": 2000}
+    assert constants["LIMITS"]["lyrics"] == {"max_length": 3000}
     assert constants["LIMITS"]["num_outputs"] == {"min": 1, "max": 2}
     assert constants["LIMITS"]["end"] == {"min": 0, "greater_than": "start"}  # `end` is a Lua keyword
     assert constants["ENUMS"] == {"gender": ["male", "female", "neutral"], "backend": ["local", "musicgpt"],
