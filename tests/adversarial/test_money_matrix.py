@@ -18,23 +18,13 @@ from bridge.demo_song import make_song
 from bridge.exceptions import BridgeError
 from tests.adversarial.money_scenarios import SCENARIOS, run_scenario
 
-# Rows whose product fix has not landed yet: strict, so a fix that lands turns them into failures to unmark.
-AWAITING_FIX: dict[str, str] = {
-    "same OSC request_id twice": "awaiting fix: a resent inpaint with the same request_id makes a second job and "
-                                 "pays a second task (want: the first job's id answered again)",
-    "same request file twice": "awaiting fix: a request file written again under the same name and content makes a "
-                               "second job and pays a second task (want: one job)",
-}
-
-
 @pytest.fixture(scope="module")
 def short_song(song_cache):
     """A 24 s generated song: the 12-16 s inpaint has context on both sides, and every row stays quick."""
     return make_song(song_cache / "money-matrix.wav", seconds=24.0)
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=AWAITING_FIX[name]))
-                                  if name in AWAITING_FIX else name for name in SCENARIOS])
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_every_path_to_a_submit_creates_exactly_one_task(name, tmp_path, short_song, figures):
     outcome = run_scenario(SCENARIOS[name], tmp_path / "project", short_song)
     figures.setdefault("money matrix", {})[name] = (

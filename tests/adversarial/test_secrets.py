@@ -126,8 +126,6 @@ def test_the_api_key_is_found_nowhere_the_daemon_writes_or_answers(tmp_path, dem
 LOG_LEVELS = ["serve --verbose", "debug", "info", "warning", "error"]
 
 
-@pytest.mark.xfail(strict=True, reason="awaiting fix: the manifests' notes.album_cover_path is the signed cover URL "
-                   "whole (X-Amz-Credential and X-Amz-Signature)")
 @pytest.mark.parametrize("level", LOG_LEVELS)
 def test_no_credential_of_any_kind_is_written_or_shown_at_any_log_level(level, tmp_path, demo_song_path, figures):
     """Signed storage URLs (X-Amz-Credential, X-Amz-Signature), the per-job webhook secret and the API key: none
