@@ -21,6 +21,7 @@ import random
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mido
@@ -55,8 +56,8 @@ async def measure(root: Path, presses: int) -> tuple[list[float], list[float], l
     journal = Journal(config.journal_path)
     service = JobService(config, journal, {"local": ParkedBackend()})
     controller = Controller("benchpads")
-    frontend = MidiFrontend(service, {"port": "benchpads-pads*", "mapping": str(root / "pads.toml"),
-                                      "api": "UNIX_JACK"})
+    frontend = MidiFrontend(service, replace(config, midi={"port": "benchpads-pads*", "api": "UNIX_JACK",
+                                                           "mapping": str(root / "pads.toml")}))
     loop = asyncio.get_running_loop()
     arrived: asyncio.Future | None = None
 

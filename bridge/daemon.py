@@ -127,7 +127,7 @@ class Daemon:
         if config.midi.get("port"):  # MIDI pads: the daemon runs on while the controller is absent
             from bridge.frontends.midi import MidiFrontend
 
-            self.midi = MidiFrontend(self.service, config.midi, ableton=self.ableton.client if self.ableton else None)
+            self.midi = MidiFrontend(self.service, config, ableton=self.ableton.client if self.ableton else None)
             stack.callback(self.midi.close)  # registered first, so a partial start is cleaned up too
             await self.midi.start()
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",

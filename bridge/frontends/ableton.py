@@ -267,6 +267,10 @@ class AbletonFrontend:
                 refuse(self._located(exc, command))
             except BridgeError as exc:  # the clip's file cannot be read: the producer's to fix
                 refuse(self._located(ValidationError("source", None, str(exc), shown=""), command))
+            except Exception as exc:  # a bug costs this one command, and the sender still hears of it
+                log.exception("Ableton command %s failed unexpectedly", command.name)
+                refuse(self._located(ValidationError("", None, f"internal error ({type(exc).__name__}); the "
+                                                           "daemon's log has the details", shown=""), command))
 
         task = asyncio.get_running_loop().create_task(act(), name="ableton command")
         self._tasks.add(task)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import osc_schema
-from bridge.config import ConfigError, config_home
+from bridge.config import Config, ConfigError, config_home
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
@@ -228,14 +228,16 @@ class LedFeedback:
 class MidiFrontend:
     """Pads in, LEDs out. Start it with ``await start()``; ``close()`` turns the LEDs off and lets the ports go."""
 
-    def __init__(self, service: JobService, table: dict, ableton=None):
-        """``ableton``: the ``[ableton]`` frontend's AbletonOSC client when it runs ([midi.daw] ableton shares it)."""
+    def __init__(self, service: JobService, config: Config, ableton=None):
+        """Pads as ``config.midi`` maps them. ``ableton``: the ``[ableton]`` frontend's AbletonOSC client when it
+        runs ([midi.daw] ableton shares it)."""
         self.service = service
         self.ableton = ableton
-        self.settings = MidiSettings.from_table(table, service.config.source_file)
+        self.drop_folder = config.drop_folder
+        self.settings = MidiSettings.from_table(config.midi, config.source_file)
         self.mapping: Mapping = load_mapping(self.settings.mapping)  # refused here, at start, when it is wrong
         self.backend = midi_backend(self.settings.api)
-        self.context = SessionContext(service, service.config.state_dir / CONTEXT_FILE)
+        self.context = SessionContext(service, config.state_dir / CONTEXT_FILE)
         self.leds = LedFeedback(self.mapping.leds)
         self.probe = PortProbe(self.backend)
         self.input = None
@@ -253,7 +255,7 @@ class MidiFrontend:
         """Take up the saved context, bind the DAW feedback ports, connect what is there, and keep looking."""
         self._loop = asyncio.get_running_loop()
         self.context.restore()
-        recent = self.service.journal.recent(1)
+        recent = self.service.recent(1)
         self.last_job_id = recent[0].job_id if recent else None
         if self.settings.daw is not None:
             self._listeners = await start_feedback(self.context, self.settings.daw, self.ableton)
@@ -412,24 +414,18 @@ class MidiFrontend:
         self.service.cancel(running[-1].job_id)
 
     def _retry(self, pad: Pad) -> JobRecord:
-        record = self._last_job("retry")
-        if record.state not in (State.FAILED, State.CANCELLED):
-            why = {State.DELIVERED: "was delivered: press its pad again for another take",
-                   State.SUBMISSION_UNKNOWN: "may have been paid for: settle it with 'daw-bridge jobs resolve'"}
-            raise ValidationError("action", "retry", f"left job {record.job_id} alone: it "
-                                                     f"{why.get(record.state, 'is still running')}")
-        return self.service.retry(record.job_id)
+        return self.service.retry(self._last_job("retry").job_id)  # the service refuses what must not run again
 
     def _rerun_other_backend(self, pad: Pad) -> JobRecord:
         record = self._last_job("rerun_other_backend")
         spec = record.spec
-        others = sorted(b for b in self.service.backends if b != spec.backend)
+        others = [b for b in self.service.backend_names if b != spec.backend]
         other = _OTHER_BACKEND.get(spec.backend) if _OTHER_BACKEND.get(spec.backend) in others else None
         other = other or (others[0] if others else None)
         if other is None:
             raise ValidationError("action", "rerun_other_backend", f"needs a second backend (only {spec.backend} "
                                                                    f"is configured)")
-        request = request_from_spec(spec, self.service.config.drop_folder, backend=other,
+        request = request_from_spec(spec, self.drop_folder, backend=other,
                                     request_id=self._request_id())
         return self.service.submit(osc_schema.parse_request(request), self._origin(pad))
 
@@ -443,7 +439,7 @@ class MidiFrontend:
         if event == "accepted":
             self.last_job_id = record.job_id
             if record.origin.get("kind") != "midi":  # a pad's job used the context; it does not change it
-                self.context.follow_job(record.spec, self.service.config.drop_folder)
+                self.context.follow_job(record.spec, self.drop_folder)
         elif event in ("done", "failed"):
             self.leds.job_finished(record.job_id, record.state)
 

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mido
@@ -149,7 +149,7 @@ async def rig(tmp_path: Path, song: Path, midi: dict | None = None, mapping: str
     frontend = None
     try:
         await osc.start()
-        frontend = MidiFrontend(service, table, ableton=ableton)
+        frontend = MidiFrontend(service, replace(config, midi=table), ableton=ableton)
         await frontend.start()
         if selection:  # as a DAW script's /bridge/context would
             service.set_context({"source": str(copy), "start": 5.0, "end": 8.0})

@@ -67,7 +67,7 @@ REJECTIONS = [
     ("negative start", lambda p: ("inpaint", [str(p.song), -1.0, 2.0, ""]), "start"),
     ("too many variants", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "num_outputs", 3]), "num_outputs"),
     ("unknown gender", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "gender", "robot"]), "gender"),
-    ("over-long lyrics", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "lyrics", "la " * 700]), "lyrics"),
+    ("over-long lyrics", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "lyrics", "la " * 1001]), "lyrics"),
     ("unknown option", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "tempo", 120]), "tempo"),
     ("missing argument", lambda p: ("inpaint", [str(p.song), 1.0]), "end"),
     ("range past the end", lambda p: ("inpaint", [str(p.song), 38.0, 45.0, ""]), "end"),

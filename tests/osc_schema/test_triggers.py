@@ -44,7 +44,7 @@ MISTAKES = [
     {"command": "inpaint", "source": SONG, "start": 12.5, "end": 20.0, "prompt": "", "num_outputs": "two"},
     {"command": "inpaint", "source": SONG, "start": 12.5, "end": 20.0, "prompt": "", "num_outputs": 1.5},
     {"command": "inpaint", "source": SONG, "start": 12.5, "end": 20.0, "prompt": "", "gender": "robot"},
-    {"command": "inpaint", "source": SONG, "start": 12.5, "end": 20.0, "prompt": "", "lyrics": "x" * 2001},
+    {"command": "inpaint", "source": SONG, "start": 12.5, "end": 20.0, "prompt": "", "lyrics": "x" * 3001},
     {"command": "inpaint", "source": SONG, "start": 12.5, "end": 20.0, "prompt": "", "colour": "red"},
     {"command": "inpaint", "source": SONG, "start": 12.5, "end": 20.0, "prompt": "", "lyric": "la"},
     {"command": "inpaint", "source": SONG, "start": 12.5},

@@ -94,7 +94,7 @@ def test_status_ping_and_cancel_take_their_few_arguments():
 
 
 @pytest.mark.parametrize("pairs", [
-    ("num_outputs", 1), ("num_outputs", 2), ("duration", 600), ("duration", 0.001), ("lyrics", "x" * 2000),
+    ("num_outputs", 1), ("num_outputs", 2), ("duration", 600), ("duration", 0.001), ("lyrics", "x" * 3000),
     ("lyrics_section_to_extend", "x" * 3000), ("prompt", "x" * 1000), ("position", -1e6), ("position", 1e7),
     ("request_id", "x" * 128), ("item_id", "x" * 256), ("reply_port", 1), ("reply_port", 65535),
     ("drop_folder", "/" + "x" * 4095), ("request_id", "reaper 1: {GUID} é"),
@@ -104,7 +104,7 @@ def test_values_on_the_limit_are_accepted(pairs):
 
 
 def test_limits_on_the_inpaint_side():
-    assert inpaint("lyrics_section_to_replace", "x" * 2000).args["lyrics_section_to_replace"] == "x" * 2000
+    assert inpaint("lyrics_section_to_replace", "x" * 3000).args["lyrics_section_to_replace"] == "x" * 3000
     assert inpaint(start=0.0, end=0.001).args["end"] == 0.001
     assert parse_osc("/bridge/inpaint", ["/" + "x" * 4095, 0, 1, ""]).args["source"].startswith("/x")
 
@@ -137,9 +137,9 @@ def test_limits_on_the_inpaint_side():
     (("gender", "Male"), {}, "gender", "gender: 'Male' must be one of male, female, neutral"),
     (("backend", "cloud"), {}, "backend", "backend: 'cloud' must be one of local, musicgpt"),
     (("delivery", "whole"), {}, "delivery", "delivery: 'whole' must be one of patch, full"),
-    (("lyrics", "x" * 2001), {}, "lyrics", "lyrics: 2001 characters exceeds the limit of 2000"),
-    (("lyrics_section_to_replace", "x" * 2001), {}, "lyrics_section_to_replace",
-     "lyrics_section_to_replace: 2001 characters exceeds the limit of 2000"),
+    (("lyrics", "x" * 3001), {}, "lyrics", "lyrics: 3001 characters exceeds the limit of 3000"),
+    (("lyrics_section_to_replace", "x" * 3001), {}, "lyrics_section_to_replace",
+     "lyrics_section_to_replace: 3001 characters exceeds the limit of 3000"),
     (("request_id", "x" * 129), {}, "request_id", "request_id: 129 characters exceeds the limit of 128"),
     (("request_id", "../../etc/passwd"), {}, "request_id", "request_id: '../../etc/passwd' must not contain / or \\"),
     (("request_id", "a\\b"), {}, "request_id", "request_id: 'a\\\\b' must not contain / or \\"),
