@@ -107,7 +107,7 @@ class Daemon:
         stack.callback(self.inbox.close)
         pruning = asyncio.create_task(Pruner(
             Retention.from_config(config), journal, config.work_dir, inbox=self.inbox,
-            ledgers=[b.spend for b in backends.values() if hasattr(getattr(b, "spend", None), "prune")]).run())
+            ledgers=list(backends.values())).run())
         stack.callback(pruning.cancel)
         if config.notify:
             notifier = DawNotifier(config.notify)

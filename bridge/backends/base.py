@@ -64,6 +64,14 @@ class Backend(abc.ABC):
         """The job no longer runs in this process (delivered, failed, cancelled, waiting, or the daemon stopping):
         free whatever was held for it, such as a generation slot. Called for every run; must be idempotent."""
 
+    def unsettled_jobs(self) -> set[str]:
+        """Jobs whose paid submit the backend's ledger has not settled (intent or unknown): retention keeps them."""
+        return set()
+
+    def prune(self, before: float) -> int:
+        """Forget settled records older than ``before`` (retention); return how many went."""
+        return 0
+
     async def cancel(self, spec: JobSpec, receipt: dict) -> None:
         """Stop generation where the backend can; the core marks the job cancelled either way."""
 

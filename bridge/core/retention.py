@@ -54,7 +54,7 @@ class Retention:
 
 
 class Ledger(Protocol):
-    """A backend's record of paid submits (``SpendGuard``)."""
+    """What a backend keeps of paid submits (``Backend.prune`` and ``unsettled_jobs``; MusicGPT: its spend ledger)."""
 
     def prune(self, before: float) -> int: ...
 

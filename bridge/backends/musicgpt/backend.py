@@ -291,6 +291,12 @@ class MusicGPTBackend(Backend):
         """Free the job's generation slot and retire its webhook secret."""
         self._release(job_id, self._secrets.pop(job_id, None))
 
+    def unsettled_jobs(self) -> set[str]:
+        return self.spend.unsettled_jobs()
+
+    def prune(self, before: float) -> int:
+        return self.spend.prune(before)
+
     async def cancel(self, spec: JobSpec, receipt: dict) -> None:
         """MusicGPT has no cancel call: stop waiting and free the slot; the task itself runs (and is paid) on."""
         self._release(spec.job_id, receipt.get("webhook_secret"))
