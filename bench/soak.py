@@ -36,6 +36,7 @@ from pathlib import Path
 
 from _common import ROOT, BridgeClient, free_udp_port, percentile
 
+from bridge.core.retention import folder_size
 from bridge.demo_song import make_song
 
 # Ranges of the generated song the engine can fill (at 20.5 s it finds nothing similar enough, on purpose not used).
@@ -66,17 +67,6 @@ def rss_mib(pids: list[int]) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total / 1024
-
-
-def folder_bytes(folder: Path) -> int:
-    total = 0
-    for path, _, files in os.walk(folder):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(path, name)).st_size
-            except FileNotFoundError:
-                continue
-    return total
 
 
 class Soak:
@@ -192,8 +182,8 @@ def main() -> None:
         sampler.join()
         time.sleep(2.0)  # let the last deliveries' clean-up settle before the final figures
         rss_end = rss_mib(family(proc.pid))
-        state_parts = {p.name: (folder_bytes(p) if p.is_dir() else p.stat().st_size) for p in sorted(state.iterdir())}
-        state_total = folder_bytes(state)
+        state_parts = {p.name: (folder_size(p) if p.is_dir() else p.stat().st_size) for p in sorted(state.iterdir())}
+        state_total = folder_size(state)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -203,7 +193,7 @@ def main() -> None:
             exit_status = proc.wait()
         if soak is not None:
             soak.client.close()
-    state_after_stop = folder_bytes(state)
+    state_after_stop = folder_size(state)
     journal_bytes = sum(p.stat().st_size for p in state.glob("journal.sqlite*"))
     journal_rows = _journal_rows(state / "journal.sqlite")
     manifests = manifests_per_job(drop)

@@ -143,7 +143,7 @@ class Pruner:
             state = states.get(job_id)
             if state is not None and not _finished(state):
                 continue
-            size = _size(folder)
+            size = folder_size(folder)
             shutil.rmtree(folder, ignore_errors=True)
             if not folder.exists():
                 removed += 1
@@ -175,7 +175,8 @@ def _newest_change(folder: Path) -> float:
     return newest
 
 
-def _size(folder: Path) -> int:
+def folder_size(folder: Path) -> int:
+    """Bytes in the files below ``folder`` (files that vanish meanwhile count nothing)."""
     total = 0
     for path, _, files in os.walk(folder):
         for name in files:
