@@ -103,7 +103,7 @@ class Project:
             "extstate": {"daw_bridge/inbox": str(self.inbox)},
             "project_info": {"RENDER_SETTINGS": 1, "RENDER_BOUNDSFLAG": 1, "RENDER_STARTPOS": 0.0,
                              "RENDER_ENDPOS": 0.0, "RENDER_TAILFLAG": 2, "RENDER_ADDTOPROJ": 1,
-                             "RENDER_NORMALIZE": 9},
+                             "RENDER_NORMALIZE": 9, "RENDER_SRATE": 44100, "RENDER_CHANNELS": 2},
             "project_info_strings": {"RENDER_FILE": "/home/me/renders", "RENDER_PATTERN": "$project-master",
                                      "RENDER_FORMAT": "bDNwbUAAAAAAAAAAAAA=", "RENDER_FORMAT2": "ZXZhdxgAAQ=="},
         }

@@ -2,6 +2,8 @@
 
 import pytest
 
+from .conftest import YES
+
 
 def setup(project, context="10"):
     mix = project.add_track()
@@ -77,3 +79,47 @@ def test_settings_that_were_blank_are_blank_again(project, unset):
     project.run("inpaint", dialog=[{"Render": "y"}])
 
     assert project.state["project_info_strings"][unset] == ""
+
+
+def test_the_render_takes_the_sources_rate_and_channels_and_puts_the_projects_back(project):
+    mix = project.add_track()
+    project.add_item(mix, position=0.0, length=120.0,
+                     source={"file": "/music/song/stem.wav", "type": "WAVE", "length": 240.0, "srate": 48000,
+                             "channels": 1})
+    project.select_time(30.0, 42.0)
+    before = dict(project.state["project_info"])
+    assert (before["RENDER_SRATE"], before["RENDER_CHANNELS"]) == (44100, 2)  # the project renders 44.1k stereo
+
+    result = project.run("inpaint", dialog=[{"Render": "y"}])
+
+    assert result.errors == []
+    [render] = result.renders
+    assert (render["numbers"]["RENDER_SRATE"], render["numbers"]["RENDER_CHANNELS"]) == (48000, 1)
+    assert project.state["project_info"] == before
+
+
+def test_a_section_take_renders_at_its_files_format(project):
+    mix = project.add_track()
+    parent = {"file": "/music/song/mix96.wav", "type": "WAVE", "length": 240.0, "srate": 96000, "channels": 6}
+    project.add_item(mix, position=0.0, length=120.0,
+                     source={"file": "", "type": "SECTION", "length": 100.0, "parent": parent,
+                             "section": {"offset": 10.0, "length": 100.0, "reversed": False}})
+    project.select_time(30.0, 42.0)
+
+    result = project.run("inpaint", dialog=[{"Render": "y"}], answers=[YES])
+
+    [render] = result.renders
+    assert (render["numbers"]["RENDER_SRATE"], render["numbers"]["RENDER_CHANNELS"]) == (96000, 6)
+
+
+def test_without_a_selected_item_the_projects_render_format_is_left_alone(project):
+    mix = project.add_track()
+    project.add_item(mix, position=0.0, length=120.0, selected=False)
+    project.select_time(30.0, 42.0)
+    before = dict(project.state["project_info"])
+
+    result = project.run("inpaint", dialog=[{"Render": "y"}], answers=[YES])
+
+    [render] = result.renders
+    assert (render["numbers"]["RENDER_SRATE"], render["numbers"]["RENDER_CHANNELS"]) == (44100, 2)
+    assert project.state["project_info"] == before

@@ -59,6 +59,9 @@ function fake.install(state, record)
   state.extstate = state.extstate or {}
   state.project_info = state.project_info or {}
   state.project_info_strings = state.project_info_strings or {}
+  -- REAPER always has a render sample rate and channel count (a new project: 44100 Hz, stereo)
+  if state.project_info.RENDER_SRATE == nil then state.project_info.RENDER_SRATE = 44100 end
+  if state.project_info.RENDER_CHANNELS == nil then state.project_info.RENDER_CHANNELS = 2 end
   local answers = state.message_answers or {}
   local dialogs = state.dialog_answers or {}
   local listing_cache = {}
@@ -251,6 +254,15 @@ function fake.install(state, record)
   function r.GetMediaSourceFileName(source) return source.file or "" end
   function r.GetMediaSourceParent(source) return source.parent end
   function r.GetMediaSourceLength(source) return source.length or 0, source.midi == true end
+  -- a file's rate and channels (a test's source table may set them; 44.1 kHz stereo otherwise); MIDI has none
+  function r.GetMediaSourceSampleRate(source)
+    if source.midi then return 0 end
+    return source.srate or 44100
+  end
+  function r.GetMediaSourceNumChannels(source)
+    if source.midi then return 0 end
+    return source.channels or 2
+  end
 
   function r.PCM_Source_GetSectionInfo(source)
     local s = source.section
