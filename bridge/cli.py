@@ -87,9 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     p = command("demo", _demo, "make a song, start the daemon, inpaint and extend it over OSC, show the results")
     p.add_argument("--dir", type=Path, help="where to put the demo project (default: a new temporary folder)")
 
-    p = command("generate", _generate, "regenerate docs/osc.md and the Lua constants from osc_schema, and "
-                "docs/config.md from the settings schema")
+    p = command("generate", _generate, "regenerate docs/osc.md and the Lua constants from osc_schema, "
+                "docs/config.md from the settings schema, and the REAPER package's ReaPack index.xml from its "
+                "scripts' headers")
     p.add_argument("--check", action="store_true", help="only report stale generated files")
+    p.add_argument("--base-url", help="ReaPack index: the repository's raw-file address (default: "
+                   "bridge.reapack_index.BASE_URL)")
     return parser
 
 
@@ -153,11 +156,13 @@ def _demo(args) -> int:
 
 
 def _generate(args) -> int:
+    from bridge import reapack_index
     from bridge.settings_schema import generate as config_docs
     from osc_schema import generate
 
     status = generate.main(["--check"] if args.check else [])
-    return max(status, config_docs.main(check=args.check))
+    status = max(status, config_docs.main(check=args.check))
+    return max(status, reapack_index.main(check=args.check, base_url=args.base_url))
 
 
 if __name__ == "__main__":

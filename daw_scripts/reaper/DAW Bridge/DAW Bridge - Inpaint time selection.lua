@@ -1,6 +1,8 @@
 -- @description DAW Bridge: inpaint or extend a range of a song with the daw-bridge daemon
 -- @version 0.1.0
 -- @author daw-bridge
+-- @links
+--   Website https://github.com/daw-bridge/daw-bridge
 -- @about
 --   # DAW Bridge
 --   Sends the time selection of the selected item to the daw-bridge daemon to be inpainted (replaced) or

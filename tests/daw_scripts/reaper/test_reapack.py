@@ -90,3 +90,77 @@ def test_download_links_point_at_the_files_in_this_repository():
     package, version = index_package()
     for name, src in sources(package, version).items():
         assert unquote(src.text).endswith(f"/daw_scripts/reaper/{PACKAGE.name}/{name}"), src.text
+
+
+# ---- the index is generated from the headers (bridge/reapack_index.py, `daw-bridge generate`) -------------------
+
+def _copy_package(tmp_path):
+    import shutil
+
+    from bridge import reapack_index
+
+    root = tmp_path / "repo"
+    shutil.copytree(REAPACK_ROOT, root / reapack_index.REAPACK_ROOT)
+    return root
+
+
+def test_the_committed_index_is_what_the_headers_generate():
+    from bridge import reapack_index
+
+    assert not reapack_index.is_stale(), "index.xml is stale: run `daw-bridge generate`"
+
+
+def test_a_header_change_makes_the_index_stale_and_generate_fixes_it(tmp_path, capsys):
+    from bridge import reapack_index
+
+    root = _copy_package(tmp_path)
+    script = root / reapack_index.PACKAGE_DIR / SCRIPTS["inpaint"]
+    script.write_text(script.read_text(encoding="utf-8").replace("@version 0.1.0", "@version 0.2.0"),
+                      encoding="utf-8")
+    assert reapack_index.main(check=True, root=root) == 1
+    assert "stale: daw_scripts/reaper/index.xml" in capsys.readouterr().err
+
+    assert reapack_index.main(root=root) == 0
+    assert reapack_index.main(check=True, root=root) == 0
+    assert '<version name="0.2.0" author="daw-bridge">' in (root / reapack_index.INDEX).read_text(encoding="utf-8")
+
+
+def test_a_new_library_file_not_provided_by_the_header_is_listed_once_it_matches_a_provides_glob(tmp_path):
+    from bridge import reapack_index
+
+    root = _copy_package(tmp_path)
+    (root / reapack_index.PACKAGE_DIR / "bridge_new.lua").write_text("-- @noindex\nreturn {}\n", encoding="utf-8")
+    text = reapack_index.render(root)
+    assert 'file="bridge_new.lua">' in text and reapack_index.is_stale(root)
+
+
+def test_base_url_is_a_setting(tmp_path):
+    from bridge import reapack_index
+
+    root = _copy_package(tmp_path)
+    text = reapack_index.render(root, base_url="https://example.org/raw/me/fork/release/")
+    urls = [src.text for src in ET.fromstring(text).iter("source")]
+    assert urls and all(u.startswith("https://example.org/raw/me/fork/release/daw_scripts/reaper/DAW%20Bridge/")
+                        for u in urls)
+    assert reapack_index.main(root=root, base_url="https://example.org/raw/me/fork/release") == 0
+    assert reapack_index.main(check=True, root=root) == 1  # the default URL no longer matches what was written
+
+
+def test_a_provides_line_matching_nothing_is_an_error(tmp_path, capsys):
+    from bridge import reapack_index
+
+    root = _copy_package(tmp_path)
+    script = root / reapack_index.PACKAGE_DIR / SCRIPTS["inpaint"]
+    script.write_text(script.read_text(encoding="utf-8").replace("[main] DAW Bridge - Settings.lua",
+                                                                 "[main] DAW Bridge - Setings.lua"), encoding="utf-8")
+    assert reapack_index.main(check=True, root=root) == 2
+    assert "matches no file" in capsys.readouterr().err
+
+
+def test_generate_check_covers_the_index():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bridge", "generate", "--check"], capture_output=True, text=True,
+                          cwd=REAPACK_ROOT.parent.parent, timeout=120)
+    assert "index.xml" not in done.stderr
