@@ -87,6 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     p = command("demo", _demo, "make a song, start the daemon, inpaint and extend it over OSC, show the results")
     p.add_argument("--dir", type=Path, help="where to put the demo project (default: a new temporary folder)")
 
+    from bridge.commands.install import add_arguments as install_arguments
+
+    for name, installing, help in (("install", True, "put the DAW scripts or the user service in place (TARGET: "
+                                     "reaper, ardour, service)"),
+                                   ("uninstall", False, "take out what `install TARGET` put in place")):
+        p = command(name, _install, help)
+        p.set_defaults(installing=installing)
+        install_arguments(p, installing)
+
     p = command("generate", _generate, "regenerate docs/osc.md and the Lua constants from osc_schema, "
                 "docs/config.md from the settings schema, and the REAPER package's ReaPack index.xml from its "
                 "scripts' headers")
@@ -153,6 +162,12 @@ def _demo(args) -> int:
     from bridge.commands.demo import demo
 
     return demo(args.dir)
+
+
+def _install(args) -> int:
+    from bridge.commands.install import run
+
+    return run(args, args.installing)
 
 
 def _generate(args) -> int:
