@@ -1,0 +1,494 @@
+// daw-bridge plugin, phase 1: a stereo pass-through that captures what the host plays, indexed by the host's
+// timeline, into files the daemon can read.
+//
+// Threads: run() (the host's audio thread) only copies samples into preallocated lock-free rings and stores
+// atomics: no allocation, lock, wait, file or socket call. The capture thread (started in the constructor, joined in
+// the destructor) drains the rings every 20 ms and does every file operation.
+//
+// Capture format (daw-bridge.capture/1), one folder per plugin instance:
+//   $DAW_BRIDGE_CAPTURE_DIR, else $XDG_STATE_HOME/daw-bridge/captures, else ~/.local/state/daw-bridge/captures,
+//   then /<instance>/ with instance = "<pid>-<n>".
+//   span-000001.wav ...  one 32-bit float WAV per contiguous stretch of played timeline (a locate, a stop, a
+//                        sample-rate change or a dropped block starts a new span)
+//   index.json           {"format", "instance", "plugin_format", "channels", "spans": [{"file", "sample_rate",
+//                        "timeline_start_frame", "frames"}], "dropped_blocks", "requests": [...]}; replaced
+//                        atomically (rename) after the spans' audio is written, so every frame it names is on disk.
+//   Spans are listed in the order they were played; where two spans cover the same timeline frames, the later one
+//   is the newer take of the host's audio.
+
+#include "DistrhoPlugin.hpp"
+#include "DistrhoPluginUtils.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#ifdef DAW_BRIDGE_RT_CHECK
+// Test build only: count every operator new made on a thread while it is inside run(). This plugin's version script
+// keeps these definitions local to the plugin, so they see the plugin's (and DPF's wrapper's) allocations only.
+#include <new>
+static thread_local bool tInRun = false;
+static std::atomic<uint64_t> gAllocationsInRun{0};
+
+static void* countedAllocation(std::size_t size)
+{
+    if (tInRun)
+        gAllocationsInRun.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(size ? size : 1))
+        return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t size) { return countedAllocation(size); }
+void* operator new[](std::size_t size) { return countedAllocation(size); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#endif
+
+START_NAMESPACE_DISTRHO
+
+static constexpr uint32_t kChannels = DISTRHO_PLUGIN_NUM_OUTPUTS;
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Single-producer (run) / single-consumer (capture thread) rings. Capacities are powers of two; indices only grow.
+
+struct BlockRecord {
+    int64_t timelineFrame;  // host timeline position of the block's first frame
+    uint32_t frames;
+    uint32_t sampleRate;
+};
+
+class CaptureRing {
+public:
+    static constexpr uint32_t kSampleCapacity = 1u << 21;  // floats: ~21 s of stereo at 48 kHz
+    static constexpr uint32_t kBlockCapacity = 1u << 13;
+
+    CaptureRing() : fSamples(kSampleCapacity), fBlocks(kBlockCapacity) {}
+
+    // Audio thread. False (and nothing written) when the consumer has fallen behind.
+    bool push(const float* const* channels, uint32_t frames, int64_t timelineFrame, uint32_t sampleRate) noexcept
+    {
+        const uint64_t sw = fSampleWrite.load(std::memory_order_relaxed);
+        const uint64_t bw = fBlockWrite.load(std::memory_order_relaxed);
+        const uint64_t need = uint64_t(frames) * kChannels;
+        if (sw + need - fSampleRead.load(std::memory_order_acquire) > kSampleCapacity
+            || bw + 1 - fBlockRead.load(std::memory_order_acquire) > kBlockCapacity)
+            return false;
+        uint64_t at = sw;
+        for (uint32_t i = 0; i < frames; ++i)
+            for (uint32_t c = 0; c < kChannels; ++c)
+                fSamples[at++ & (kSampleCapacity - 1)] = channels[c][i];
+        fBlocks[bw & (kBlockCapacity - 1)] = BlockRecord{timelineFrame, frames, sampleRate};
+        fSampleWrite.store(sw + need, std::memory_order_release);
+        fBlockWrite.store(bw + 1, std::memory_order_release);
+        return true;
+    }
+
+    // Capture thread: the next block and its interleaved samples (in up to two pieces, as the ring wraps).
+    bool peek(BlockRecord& block, const float*& first, uint32_t& firstCount, const float*& second,
+              uint32_t& secondCount) const noexcept
+    {
+        const uint64_t br = fBlockRead.load(std::memory_order_relaxed);
+        if (br == fBlockWrite.load(std::memory_order_acquire))
+            return false;
+        block = fBlocks[br & (kBlockCapacity - 1)];
+        const uint64_t sr = fSampleRead.load(std::memory_order_relaxed);
+        const uint32_t count = block.frames * kChannels;
+        const uint32_t offset = uint32_t(sr & (kSampleCapacity - 1));
+        firstCount = std::min(count, kSampleCapacity - offset);
+        secondCount = count - firstCount;
+        first = fSamples.data() + offset;
+        second = fSamples.data();
+        return true;
+    }
+
+    void pop(const BlockRecord& block) noexcept
+    {
+        fSampleRead.store(fSampleRead.load(std::memory_order_relaxed) + uint64_t(block.frames) * kChannels,
+                          std::memory_order_release);
+        fBlockRead.store(fBlockRead.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+
+private:
+    std::vector<float> fSamples;
+    std::vector<BlockRecord> fBlocks;
+    alignas(64) std::atomic<uint64_t> fSampleWrite{0};
+    alignas(64) std::atomic<uint64_t> fBlockWrite{0};
+    alignas(64) std::atomic<uint64_t> fSampleRead{0};
+    alignas(64) std::atomic<uint64_t> fBlockRead{0};
+};
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Capture files (capture thread only).
+
+static bool makeDirs(const std::string& path)
+{
+    for (size_t at = 1; at <= path.size(); ++at)
+        if (at == path.size() || path[at] == '/')
+            if (mkdir(path.substr(0, at).c_str(), 0700) != 0 && errno != EEXIST)
+                return false;
+    return true;
+}
+
+static std::string captureRoot()
+{
+    if (const char* dir = std::getenv("DAW_BRIDGE_CAPTURE_DIR"); dir && *dir)
+        return dir;
+    if (const char* state = std::getenv("XDG_STATE_HOME"); state && *state)
+        return std::string(state) + "/daw-bridge/captures";
+    const char* home = std::getenv("HOME");
+    return std::string(home && *home ? home : "/tmp") + "/.local/state/daw-bridge/captures";
+}
+
+static void putLE(unsigned char* at, uint32_t value, int bytes)
+{
+    for (int i = 0; i < bytes; ++i)
+        at[i] = (unsigned char)(value >> (8 * i));
+}
+
+struct Span {
+    std::string file;
+    uint32_t sampleRate = 0;
+    int64_t timelineStartFrame = 0;
+    uint64_t frames = 0;
+};
+
+class CaptureWriter {
+public:
+    // A WAV data chunk holds < 4 GiB; stay well below and continue in a new span.
+    static constexpr uint64_t kMaxSpanFrames = (0xF0000000u / (4 * kChannels));
+
+    CaptureWriter(std::string folder, std::string instance, std::string pluginFormat)
+        : fFolder(std::move(folder)), fInstance(std::move(instance)), fPluginFormat(std::move(pluginFormat)) {}
+
+    ~CaptureWriter() { closeSpan(); }
+
+    void append(const BlockRecord& block, const float* first, uint32_t firstCount, const float* second,
+                uint32_t secondCount)
+    {
+        const bool continues = fFile != nullptr && !fSpans.empty() && fSpans.back().sampleRate == block.sampleRate
+            && fSpans.back().timelineStartFrame + int64_t(fSpans.back().frames) == block.timelineFrame
+            && fSpans.back().frames + block.frames <= kMaxSpanFrames;
+        if (!continues && !openSpan(block))
+            return;
+        std::fwrite(first, sizeof(float), firstCount, fFile);
+        if (secondCount)
+            std::fwrite(second, sizeof(float), secondCount, fFile);
+        fSpans.back().frames += block.frames;
+        fDirty = true;
+    }
+
+    void noteDropped(uint64_t droppedBlocks)
+    {
+        if (droppedBlocks != fDroppedBlocks)
+            fDroppedBlocks = droppedBlocks, fDirty = true;
+    }
+    void noteRequest(const char* operation, float start, float end)
+    {
+        char line[160];
+        std::snprintf(line, sizeof line, "{\"operation\": \"%s\", \"start\": %.6f, \"end\": %.6f}", operation,
+                      start, end);
+        fRequests.push_back(line);
+        fDirty = true;
+    }
+#ifdef DAW_BRIDGE_RT_CHECK
+    void noteAllocations(uint64_t count) { if (count != fAllocations) fAllocations = count, fDirty = true; }
+#endif
+
+    // Make everything appended so far readable: WAV sizes patched, data flushed, then the index replaced.
+    void publish()
+    {
+        if (!fDirty || fFolder.empty())
+            return;
+        if (fFile != nullptr) {
+            patchHeader();
+            std::fflush(fFile);
+        }
+        if (!makeDirs(fFolder))
+            return;
+        std::string json = "{\n  \"format\": \"daw-bridge.capture/1\",\n  \"instance\": \"" + fInstance
+            + "\",\n  \"plugin_format\": \"" + fPluginFormat + "\",\n  \"channels\": " + std::to_string(kChannels)
+            + ",\n  \"sample_format\": \"float32\",\n  \"spans\": [";
+        for (size_t i = 0; i < fSpans.size(); ++i) {
+            const Span& s = fSpans[i];
+            json += std::string(i ? "," : "") + "\n    {\"file\": \"" + s.file + "\", \"sample_rate\": "
+                + std::to_string(s.sampleRate) + ", \"timeline_start_frame\": " + std::to_string(s.timelineStartFrame)
+                + ", \"frames\": " + std::to_string(s.frames) + "}";
+        }
+        json += "\n  ],\n  \"dropped_blocks\": " + std::to_string(fDroppedBlocks) + ",\n  \"requests\": [";
+        for (size_t i = 0; i < fRequests.size(); ++i)
+            json += std::string(i ? ", " : "") + fRequests[i];
+        json += "]";
+#ifdef DAW_BRIDGE_RT_CHECK
+        json += ",\n  \"rt_allocations\": " + std::to_string(fAllocations);
+#endif
+        json += "\n}\n";
+        const std::string temporary = fFolder + "/.index.json.tmp";
+        if (FILE* f = std::fopen(temporary.c_str(), "wb")) {
+            const bool written = std::fwrite(json.data(), 1, json.size(), f) == json.size();
+            if (std::fclose(f) == 0 && written)
+                std::rename(temporary.c_str(), (fFolder + "/index.json").c_str());
+        }
+        fDirty = false;
+    }
+
+private:
+    bool openSpan(const BlockRecord& block)
+    {
+        closeSpan();
+        if (!makeDirs(fFolder))
+            return false;
+        char name[32];
+        std::snprintf(name, sizeof name, "span-%06u.wav", unsigned(fSpans.size() + 1));
+        fFile = std::fopen((fFolder + "/" + name).c_str(), "w+b");
+        if (fFile == nullptr)
+            return false;
+        fSpans.push_back(Span{name, block.sampleRate, block.timelineFrame, 0});
+        patchHeader();
+        return true;
+    }
+
+    void closeSpan()
+    {
+        if (fFile == nullptr)
+            return;
+        patchHeader();
+        std::fclose(fFile);
+        fFile = nullptr;
+    }
+
+    // 44-byte header of a WAVE_FORMAT_IEEE_FLOAT file whose data chunk holds the span's frames so far.
+    void patchHeader()
+    {
+        const Span& s = fSpans.back();
+        const uint32_t blockAlign = 4 * kChannels;
+        const uint32_t dataBytes = uint32_t(s.frames * blockAlign);
+        unsigned char h[44];
+        std::memcpy(h, "RIFF", 4);
+        putLE(h + 4, 36 + dataBytes, 4);
+        std::memcpy(h + 8, "WAVEfmt ", 8);
+        putLE(h + 16, 16, 4);
+        putLE(h + 20, 3, 2);  // IEEE float
+        putLE(h + 22, kChannels, 2);
+        putLE(h + 24, s.sampleRate, 4);
+        putLE(h + 28, s.sampleRate * blockAlign, 4);
+        putLE(h + 32, blockAlign, 2);
+        putLE(h + 34, 32, 2);
+        std::memcpy(h + 36, "data", 4);
+        putLE(h + 40, dataBytes, 4);
+        const long end = std::ftell(fFile);
+        std::fseek(fFile, 0, SEEK_SET);
+        std::fwrite(h, 1, sizeof h, fFile);
+        std::fseek(fFile, end > 44 ? end : 44, SEEK_SET);
+    }
+
+    const std::string fFolder, fInstance, fPluginFormat;
+    std::vector<Span> fSpans;
+    std::vector<std::string> fRequests;
+    FILE* fFile = nullptr;
+    uint64_t fDroppedBlocks = 0;
+#ifdef DAW_BRIDGE_RT_CHECK
+    uint64_t fAllocations = 0;
+#endif
+    bool fDirty = false;
+};
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+enum Parameters : uint32_t {
+    kInpaint, kExtend, kCancel,  // triggers: a press is a request to the daemon
+    kRangeStart, kRangeEnd,      // seconds of host timeline
+    kDaemonPort,                 // the daemon's OSC port on 127.0.0.1
+    kParameterCount
+};
+
+enum Requests : uint32_t { kRequestInpaint = 1, kRequestExtend = 2, kRequestCancel = 4 };
+
+class DawBridgePlugin : public Plugin {
+public:
+    DawBridgePlugin()
+        : Plugin(kParameterCount, 0, 0),
+          fUsesSongPosition(std::strcmp(getPluginFormatName(), "CLAP") == 0),
+          fInstance(newInstanceName()),
+          fWriter(captureRoot() + "/" + fInstance, fInstance, getPluginFormatName())
+    {
+#ifdef DAW_BRIDGE_RT_CHECK
+        const char* selfTest = std::getenv("DAW_BRIDGE_RT_CHECK_SELFTEST");
+        fAllocateInRun = selfTest != nullptr && *selfTest == '1';
+#endif
+        fThread = std::thread([this] { captureLoop(); });
+    }
+
+    ~DawBridgePlugin() override
+    {
+        fQuit.store(true, std::memory_order_release);
+        fThread.join();
+    }
+
+protected:
+    const char* getLabel() const override { return "DawBridge"; }
+    const char* getDescription() const override
+    {
+        return "Captures what the track plays (indexed by the host's timeline) for the daw-bridge daemon; "
+               "passes audio through unchanged.";
+    }
+    const char* getMaker() const override { return "daw-bridge"; }
+    const char* getLicense() const override { return "MIT"; }
+    uint32_t getVersion() const override { return d_version(0, 1, 0); }
+    int64_t getUniqueId() const override { return d_cconst('d', 'w', 'b', 'r'); }
+
+    void initAudioPort(bool input, uint32_t index, AudioPort& port) override
+    {
+        port.groupId = kPortGroupStereo;
+        Plugin::initAudioPort(input, index, port);
+    }
+
+    void initParameter(uint32_t index, Parameter& parameter) override
+    {
+        switch (index) {
+        case kInpaint:
+        case kExtend:
+        case kCancel: {
+            static const char* const names[] = {"Inpaint", "Extend", "Cancel"};
+            static const char* const symbols[] = {"inpaint", "extend", "cancel"};
+            parameter.hints = kParameterIsAutomatable | kParameterIsTrigger;
+            parameter.name = names[index];
+            parameter.symbol = symbols[index];
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
+            break;
+        }
+        case kRangeStart:
+        case kRangeEnd:
+            parameter.hints = kParameterIsAutomatable;
+            parameter.name = index == kRangeStart ? "Range start" : "Range end";
+            parameter.symbol = index == kRangeStart ? "start" : "end";
+            parameter.unit = "s";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 36000.0f);
+            break;
+        case kDaemonPort:
+            parameter.hints = kParameterIsAutomatable | kParameterIsInteger;
+            parameter.name = "Daemon OSC port";
+            parameter.symbol = "port";
+            parameter.ranges = ParameterRanges(9010.0f, 1.0f, 65535.0f);
+            break;
+        }
+    }
+
+    float getParameterValue(uint32_t index) const override
+    {
+        return index < kParameterCount ? fValues[index].load(std::memory_order_relaxed) : 0.0f;
+    }
+
+    // May be called on the audio thread: atomics only.
+    void setParameterValue(uint32_t index, float value) override
+    {
+        if (index >= kParameterCount)
+            return;
+        fValues[index].store(value, std::memory_order_relaxed);
+        if (index <= kCancel && value > 0.5f)
+            fRequests.fetch_or(1u << index, std::memory_order_release);
+    }
+
+    void run(const float** inputs, float** outputs, uint32_t frames) override
+    {
+#ifdef DAW_BRIDGE_RT_CHECK
+        tInRun = true;
+        if (fAllocateInRun)
+            delete new int(0);  // the check's own check: this must be counted
+#endif
+        for (uint32_t c = 0; c < kChannels; ++c)
+            if (outputs[c] != inputs[c])
+                std::memmove(outputs[c], inputs[c], sizeof(float) * frames);
+
+        const TimePosition& time = getTimePosition();
+        if (time.playing && frames > 0) {
+            if (!fRing.push(inputs, frames, timelineFrame(time), uint32_t(getSampleRate())))
+                fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
+        }
+#ifdef DAW_BRIDGE_RT_CHECK
+        tInRun = false;
+#endif
+    }
+
+private:
+    // CLAP's reported frame is the host's steady counter, not the song position (DPF 1.6): derive it from the
+    // transport's musical position instead (exact for a constant tempo).
+    int64_t timelineFrame(const TimePosition& time) const noexcept
+    {
+        if (fUsesSongPosition && time.bbt.valid && time.bbt.beatsPerMinute > 0.0) {
+            const double beats = (time.bbt.bar - 1) * double(time.bbt.beatsPerBar) + (time.bbt.beat - 1)
+                + time.bbt.tick / time.bbt.ticksPerBeat;
+            return int64_t(std::llround(beats * 60.0 / time.bbt.beatsPerMinute * getSampleRate()));
+        }
+        return int64_t(time.frame);
+    }
+
+    // Unique among this process's instances, and across processes by the pid.
+    static std::string newInstanceName()
+    {
+        static std::atomic<uint32_t> counter{0};
+        return std::to_string(getpid()) + "-" + std::to_string(counter.fetch_add(1) + 1);
+    }
+
+    void captureLoop()
+    {
+        for (;;) {
+            const bool quitting = fQuit.load(std::memory_order_acquire);
+            BlockRecord block;
+            const float *first, *second;
+            uint32_t firstCount, secondCount;
+            while (fRing.peek(block, first, firstCount, second, secondCount)) {
+                fWriter.append(block, first, firstCount, second, secondCount);
+                fRing.pop(block);
+            }
+            fWriter.noteDropped(fDroppedBlocks.load(std::memory_order_relaxed));
+            if (const uint32_t requests = fRequests.exchange(0, std::memory_order_acquire)) {
+                // Phase 1 records the request; sending it to the daemon (OSC, capture as source) is phase 2.
+                const float start = fValues[kRangeStart].load(), end = fValues[kRangeEnd].load();
+                if (requests & kRequestInpaint) fWriter.noteRequest("inpaint", start, end);
+                if (requests & kRequestExtend) fWriter.noteRequest("extend", start, end);
+                if (requests & kRequestCancel) fWriter.noteRequest("cancel", start, end);
+            }
+#ifdef DAW_BRIDGE_RT_CHECK
+            fWriter.noteAllocations(gAllocationsInRun.load(std::memory_order_relaxed));
+#endif
+            fWriter.publish();
+            if (quitting)
+                return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+
+    const bool fUsesSongPosition;
+    const std::string fInstance;
+    CaptureRing fRing;
+    CaptureWriter fWriter;
+    std::atomic<float> fValues[kParameterCount] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}, {0.0f}, {9010.0f}};
+    std::atomic<uint32_t> fRequests{0};
+    std::atomic<uint64_t> fDroppedBlocks{0};
+    std::atomic<bool> fQuit{false};
+#ifdef DAW_BRIDGE_RT_CHECK
+    bool fAllocateInRun = false;
+#endif
+    std::thread fThread;
+
+    DISTRHO_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR(DawBridgePlugin)
+};
+
+Plugin* createPlugin()
+{
+    return new DawBridgePlugin();
+}
+
+END_NAMESPACE_DISTRHO

@@ -1,0 +1,67 @@
+"""The plugin's bundles, built by the tests themselves when missing or stale (make decides), and capture reading."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import ROOT, require_tool
+
+PLUGIN_DIR = ROOT / "daw_scripts" / "plugin"
+DPF_PATH = Path("/usr/share/dpf")  # Debian's dpf-source
+URI = "urn:daw-bridge:plugin"
+
+
+def build(target: str = "all") -> Path:
+    """Run the plugin's Makefile (a no-op when the bundles are newer than their sources); the build folder."""
+    require_tool("make")
+    require_tool("g++")
+    if not (DPF_PATH / "Makefile.plugins.mk").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("dpf-source is not installed, and CI must run this test (.ci/run installs it)")
+        pytest.skip("dpf-source is not installed")
+    started = time.monotonic()
+    done = subprocess.run(["make", "-j2", "-C", str(PLUGIN_DIR), target], capture_output=True, text=True)
+    assert done.returncode == 0, f"make {target} failed:\n{done.stdout}\n{done.stderr}"
+    print(f"make {target}: {time.monotonic() - started:.1f} s")
+    return PLUGIN_DIR / "build" / ("rtcheck" if target == "rtcheck" else "")
+
+
+@pytest.fixture(scope="session")
+def bundles() -> Path:
+    return build()
+
+
+@pytest.fixture(scope="session")
+def rtcheck_bundles() -> Path:
+    return build("rtcheck")
+
+
+class Capture:
+    """One instance's capture folder (format daw-bridge.capture/1), read as the daemon would."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.index = json.loads((folder / "index.json").read_text())
+
+    @property
+    def spans(self) -> list[dict]:
+        return self.index["spans"]
+
+    def audio(self, span: dict) -> np.ndarray:
+        samples, rate = sf.read(self.folder / span["file"], dtype="float32", always_2d=True)
+        assert rate == span["sample_rate"]
+        return samples[:span["frames"]]
+
+
+def only_capture(root: Path) -> Capture:
+    instances = [p for p in root.iterdir() if p.is_dir()]
+    assert len(instances) == 1, f"expected one instance folder in {root}, found {instances}"
+    return Capture(instances[0])
