@@ -404,8 +404,10 @@ protected:
     {
 #ifdef DAW_BRIDGE_RT_CHECK
         tInRun = true;
-        if (fAllocateInRun)
-            delete new int(0);  // the check's own check: this must be counted
+        if (fAllocateInRun) {
+            int* volatile allocated = new int(0);  // the check's own check: this must be counted (volatile: a
+            delete allocated;                      // new/delete pair may otherwise be optimised away)
+        }
 #endif
         for (uint32_t c = 0; c < kChannels; ++c)
             if (outputs[c] != inputs[c])

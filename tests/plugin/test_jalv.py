@@ -203,3 +203,18 @@ def test_jalv_passes_audio_through_and_captures_exactly_the_played_frames(jack_s
         assert np.array_equal(capture.audio(span), NOISE[first:first + span["frames"]])
     # the trigger reached the capture thread with the range set before it; sending it is phase 2
     assert capture.index["requests"] == [{"operation": "inpaint", "start": 12.5, "end": 20.0}]
+
+
+@pytest.mark.parametrize("self_test", [False, True], ids=["plugin", "counter-self-test"])
+def test_run_allocates_nothing_while_capturing(jack_server, rtcheck_bundles, tmp_path, self_test):
+    """The test build counts operator new calls made inside run(); the self-test allocates once per block there,
+    proving the counter sees what it must."""
+    env = {"DAW_BRIDGE_RT_CHECK_SELFTEST": "1"} if self_test else {}
+    song, plugin = play_a_song(jack_server, rtcheck_bundles / "DawBridge.lv2", tmp_path, env,
+                               commands=("set extend 1",))
+    capture = only_capture(plugin.captures)
+    assert sum(span["frames"] for span in capture.spans) > 2 * RATE  # it captured while being counted
+    if self_test:
+        assert capture.index["rt_allocations"] > 100  # one per block: ~1 s per 21 blocks, plus stopped blocks
+    else:
+        assert capture.index["rt_allocations"] == 0
