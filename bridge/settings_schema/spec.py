@@ -149,10 +149,11 @@ MIDI = Table("midi", "Optional: hardware pads (any DAW); see docs/midi-mapping.e
 ), tables=(FEEDBACK,), optional=True)
 
 NOTIFY = Table("notify", "Optional: after each delivery send one OSC message to the DAW (REAPER: run the companion "
-               "importer at once, `/action/_RS…`). Present means on.", (
+               "importer at once, `/action/str` with the command id as its argument, as `daw-bridge install reaper` "
+               "prints it). Present means on.", (
     Key("host", STRING, "Where the DAW listens for OSC.", default="127.0.0.1", rule="nonblank"),
     Key("port", **_PORT, default=8000, meaning="The DAW's OSC port."),
-    Key("address", STRING, "The OSC address to send, e.g. REAPER's \"/action/_RS7d3c…\" or \"/action/str\".",
+    Key("address", STRING, "The OSC address to send, e.g. REAPER's \"/action/str\".",
         required=True, rule="osc_address"),
     Key("args", LIST, "Arguments sent with it, e.g. [\"_RS7d3c…\"] for REAPER's /action/str.", default=(),
         items=(STRING, NUMBER)),
