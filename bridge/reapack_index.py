@@ -12,14 +12,14 @@ The same header reading tells ``daw-bridge install reaper`` which files are acti
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
+
+from osc_schema.generate import refresh, stale_among
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where ReaPack downloads the files from: the repository's raw-file address for the published branch.
@@ -125,47 +125,15 @@ def render(root: Path = ROOT, base_url: str = BASE_URL) -> str:
     return "\n".join(out)
 
 
-def _read(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
-
-
 def is_stale(root: Path = ROOT, base_url: str = BASE_URL) -> bool:
-    return _read(Path(root) / INDEX) != render(root, base_url)
-
-
-def write(root: Path = ROOT, base_url: str = BASE_URL) -> bool:
-    """Rewrite index.xml atomically if it is stale; True when it was written."""
-    text = render(root, base_url)
-    target = Path(root) / INDEX
-    if _read(target) == text:
-        return False
-    handle, temporary = tempfile.mkstemp(prefix=".index.xml.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    return True
+    return bool(stale_among(root, {INDEX: render(root, base_url)}))
 
 
 def main(check: bool = False, root: Path = ROOT, base_url: str | None = None) -> int:
     """Write index.xml when stale (printing it), or with ``check`` only say it is stale (exit 1)."""
     base_url = base_url or BASE_URL
     try:
-        if check:
-            if is_stale(root, base_url):
-                print(f"stale: {INDEX.as_posix()} (run {COMMAND_LINE})", file=sys.stderr)
-                return 1
-            return 0
-        if write(root, base_url):
-            print(f"wrote {INDEX.as_posix()}")
+        return refresh(root, {INDEX: render(root, base_url)}, check=check, command_line=COMMAND_LINE)
     except HeaderError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0

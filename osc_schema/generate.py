@@ -317,7 +317,8 @@ def render_docs() -> str:
 
 # ---- files --------------------------------------------------------------------------------------------------------
 
-def _read(path: Path) -> str | None:
+def read_text(path: Path) -> str | None:
+    """A generated file's text exactly as stored (line endings kept), None when it does not exist."""
     try:
         with open(path, encoding="utf-8", newline="") as file:
             return file.read()
@@ -325,30 +326,15 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def expected_files(root: Path) -> dict[Path, str]:
-    """Every generated file under ``root`` (relative path → the content it should have)."""
-    root = Path(root)
-    module = render_lua_module()
-    files = {DOCS: render_docs(), LUA_MODULE: module, **{copy: module for copy in LUA_MODULE_COPIES}}
-    for path in sorted((root / "daw_scripts").rglob("*.lua")):
-        relative = path.relative_to(root)
-        if relative in files or any(part.startswith(".") for part in relative.parts):
-            continue
-        text = _read(path)
-        if text is not None and (BEGIN in text or END in text):
-            files[relative] = refresh_inline_blocks(text, relative.as_posix())
-    return files
+
+def stale_among(root: Path, expected: dict[Path, str]) -> list[Path]:
+    """Which of ``expected`` (relative path → content) differ under ``root`` (missing ones included)."""
+    return [path for path, text in expected.items() if read_text(Path(root) / path) != text]
 
 
-def stale_files(root: Path) -> list[Path]:
-    """Generated files under ``root`` whose content differs from what the spec gives (missing ones included)."""
-    return [path for path, text in expected_files(root).items() if _read(Path(root) / path) != text]
-
-
-def write(root: Path) -> list[Path]:
-    """Rewrite the stale generated files under ``root``, each atomically; returns their relative paths."""
-    expected = expected_files(root)
-    stale = [path for path, text in expected.items() if _read(Path(root) / path) != text]
+def write_expected(root: Path, expected: dict[Path, str]) -> list[Path]:
+    """Rewrite the stale ones of ``expected`` under ``root``, each atomically, keeping file modes; their paths."""
+    stale = stale_among(root, expected)
     for relative in stale:
         target = Path(root) / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -365,6 +351,44 @@ def write(root: Path) -> list[Path]:
     return stale
 
 
+def refresh(root: Path, expected: dict[Path, str], *, check: bool, command_line: str) -> int:
+    """What every generator's command does: write the stale files (naming them), or with ``check`` only name them
+    on stderr; exit status 1 when ``check`` found any."""
+    if check:
+        stale = stale_among(root, expected)
+        for path in stale:
+            print(f"stale: {path.as_posix()} (run {command_line})", file=sys.stderr)
+        return 1 if stale else 0
+    for path in write_expected(root, expected):
+        print(f"wrote {path.as_posix()}")
+    return 0
+
+
+def expected_files(root: Path) -> dict[Path, str]:
+    """Every generated file under ``root`` (relative path → the content it should have)."""
+    root = Path(root)
+    module = render_lua_module()
+    files = {DOCS: render_docs(), LUA_MODULE: module, **{copy: module for copy in LUA_MODULE_COPIES}}
+    for path in sorted((root / "daw_scripts").rglob("*.lua")):
+        relative = path.relative_to(root)
+        if relative in files or any(part.startswith(".") for part in relative.parts):
+            continue
+        text = read_text(path)
+        if text is not None and (BEGIN in text or END in text):
+            files[relative] = refresh_inline_blocks(text, relative.as_posix())
+    return files
+
+
+def stale_files(root: Path) -> list[Path]:
+    """Generated files under ``root`` whose content differs from what the spec gives (missing ones included)."""
+    return stale_among(root, expected_files(root))
+
+
+def write(root: Path) -> list[Path]:
+    """Rewrite the stale generated files under ``root``, each atomically; returns their relative paths."""
+    return write_expected(root, expected_files(root))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: write stale files, or with ``--check`` only name them (exit 1)."""
     parser = argparse.ArgumentParser(prog=COMMAND_LINE, description=__doc__.splitlines()[0])
@@ -373,17 +397,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="repository root (default: the one holding this package)")
     options = parser.parse_args(argv)
     try:
-        if options.check:
-            stale = stale_files(options.root)
-            for path in stale:
-                print(f"stale: {path.as_posix()} (run {COMMAND_LINE})", file=sys.stderr)
-            return 1 if stale else 0
-        for path in write(options.root):
-            print(f"wrote {path.as_posix()}")
+        return refresh(options.root, expected_files(options.root), check=options.check, command_line=COMMAND_LINE)
     except GenerateError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from pathlib import Path
 
 from bridge.settings_schema.spec import LIST, TOP, Key, Table, all_tables
 from bridge.settings_schema.validate import RULE_TEXT, ConfigError, range_text, show, validate
+from osc_schema.generate import refresh, stale_among
 
 COMMAND_LINE = "daw-bridge generate"
 DOCS = Path("docs/config.md")
@@ -105,44 +103,11 @@ def expected_files(root: Path = ROOT) -> dict[Path, str]:
     return {DOCS: render_docs()}
 
 
-def _read(path: Path) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as file:
-            return file.read()
-    except FileNotFoundError:
-        return None
-
-
 def stale_files(root: Path = ROOT) -> list[Path]:
     """Generated files under ``root`` that differ from what the declarations give (missing ones included)."""
-    return [path for path, text in expected_files(root).items() if _read(Path(root) / path) != text]
-
-
-def write(root: Path = ROOT) -> list[Path]:
-    """Rewrite the stale generated files under ``root``, each atomically; returns their relative paths."""
-    expected = expected_files(root)
-    stale = stale_files(root)
-    for relative in stale:
-        target = Path(root) / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-                file.write(expected[relative])
-            os.replace(temporary, target)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-    return stale
+    return stale_among(root, expected_files(root))
 
 
 def main(check: bool = False, root: Path = ROOT) -> int:
     """Write stale files (printing their names), or with ``check`` only name them on stderr (exit 1)."""
-    if check:
-        stale = stale_files(root)
-        for path in stale:
-            print(f"stale: {path.as_posix()} (run {COMMAND_LINE})", file=sys.stderr)
-        return 1 if stale else 0
-    for path in write(root):
-        print(f"wrote {path.as_posix()}")
-    return 0
+    return refresh(root, expected_files(root), check=check, command_line=COMMAND_LINE)
