@@ -2,18 +2,19 @@
 
 The heavy work (analysis, search, rendering) runs in worker processes started with ``spawn`` (the daemon has
 watchdog and socket threads, which ``fork`` would copy half-held), so the event loop keeps answering OSC while a
-song is analysed. Progress is reported from the event loop between the two worker calls of a job.
+song is analysed. Progress is reported from the event loop between the two worker calls of a job. The workers
+die with the daemon, even when it is killed (see ``bridge.lifeline``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import multiprocessing
 from pathlib import Path
 
 from bridge.backends.base import Backend
 from bridge.backends.local import engine
+from bridge.lifeline import LifelineContext
 from bridge.models import JobSpec, Progress, Rendered
 from bridge.settings_schema import defaults
 
@@ -35,12 +36,13 @@ class LocalBackend(Backend):
         self.workers = workers
         self._executor = executor
         self._owns_executor = executor is None
+        self._lifeline: LifelineContext | None = None
 
     def _pool(self) -> concurrent.futures.Executor:
         if self._executor is None:
+            self._lifeline = LifelineContext()
             self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=engine.warm_up)
+                max_workers=self.workers, mp_context=self._lifeline, initializer=engine.warm_up)
         return self._executor
 
     async def warm_up(self) -> None:
@@ -70,5 +72,8 @@ class LocalBackend(Backend):
     async def close(self) -> None:
         executor, self._executor = self._executor, None
         if executor is not None and self._owns_executor:
+            # A job still running is journaled where it stood and resumes at the next start: its worker is ended
+            # now rather than waited for (an analysis takes seconds), so the daemon stops at once.
+            self._lifeline.cut()
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: executor.shutdown(wait=True, cancel_futures=True))
