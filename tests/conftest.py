@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from bridge.client import BridgeClient
 from bridge.demo_song import make_song
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every process this session starts inherits this mark, so the leak check below finds it even once its parent died
+# and it was handed to init (a daemon's engine worker, say); other people's test runs carry their own pid.
+SESSION_MARK = f"DAW_BRIDGE_TEST_SESSION={os.getpid()}"
+os.environ["DAW_BRIDGE_TEST_SESSION"] = str(os.getpid())
 
 
 def require_tool(name: str) -> str:
@@ -137,3 +142,100 @@ def daemon(project):
 def client(project):
     with BridgeClient("127.0.0.1", project.port) as c:
         yield c
+
+
+# -- processes, and the check that no test leaves a thread or a process behind -----------------------------------
+
+def process_status(pid: int) -> tuple[int, str, int] | None:
+    """(parent pid, state letter, start time in clock ticks) of a process, from /proc; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the name in parentheses may hold spaces
+    return int(fields[1]), fields[0], int(fields[19])
+
+
+def live_processes() -> dict[tuple[int, int], int]:
+    """Every running process as (pid, start time) -> parent pid; zombies (gone, waiting to be reaped) left out."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (status := process_status(int(entry))) is not None and status[1] != "Z":
+            table[(int(entry), status[2])] = status[0]
+    return table
+
+
+def process_tree(root: int) -> set[tuple[int, int]]:
+    """The running descendants of ``root`` (children, grandchildren...), as (pid, start time)."""
+    table = live_processes()
+    tree, parents = set(), {root}
+    while True:
+        found = {key for key, parent in table.items() if parent in parents and key not in tree}
+        if not found:
+            return tree
+        tree |= found
+        parents = {pid for pid, _ in found}
+
+
+def still_running(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    return processes & set(live_processes())
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def _session_processes() -> set[tuple[int, int]]:
+    """This session's processes: children of pytest, and anything carrying the session's mark (orphans too)."""
+    ours = set()
+    for key, parent in live_processes().items():
+        if key[0] == os.getpid():
+            continue
+        if parent == os.getpid():
+            ours.add(key)
+            continue
+        try:
+            if SESSION_MARK.encode() in Path(f"/proc/{key[0]}/environ").read_bytes().split(b"\0"):
+                ours.add(key)
+        except OSError:  # someone else's process, or gone meanwhile
+            pass
+    return ours
+
+
+def _resource_tracker_pid() -> int | None:
+    # multiprocessing starts one tracker per process the first time it needs one; it lives as long as pytest does
+    import multiprocessing.resource_tracker
+
+    return getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)
+
+
+def _leftovers(threads_before: set, processes_before: set) -> list[str]:
+    threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    processes = [key for key in _session_processes() - processes_before if key[0] != _resource_tracker_pid()]
+    return ([f"thread {t.name!r}" for t in threads]
+            + [f"process {pid} ({command_line(pid)[:160]})" for pid, _ in sorted(processes)])
+
+
+def _check_nothing_left_behind(what: str):
+    threads_before, processes_before = set(threading.enumerate()), _session_processes()
+    yield
+    deadline = time.monotonic() + 2.0  # time for threads being joined and processes being reaped to finish
+    while (leftovers := _leftovers(threads_before, processes_before)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if leftovers:
+        pytest.fail(f"{what} left behind: " + "; ".join(leftovers), pytrace=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_leaks_from_module_fixtures():
+    """Module-scoped fixtures (a JACK server, a shared daemon) must be gone when their module is done."""
+    yield from _check_nothing_left_behind("this module's fixtures")
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks():
+    """Fail a test that leaves a thread or a process running after it (and its fixtures) ended."""
+    yield from _check_nothing_left_behind("this test")
