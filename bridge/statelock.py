@@ -41,7 +41,8 @@ class StateLock:
                 from None
         record = json.dumps({"pid": os.getpid(), "osc": f"{osc_host}:{osc_port}"}).encode() + b"\n"
         os.ftruncate(fd, 0)
-        os.pwrite(fd, record, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, record)
         return cls(path, fd)
 
     def release(self) -> None:
