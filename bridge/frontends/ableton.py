@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import math
 import time
@@ -45,6 +46,17 @@ DROP_SUBFOLDER = ("Samples", "daw-bridge")
 _ONLY_FOR = {"duration": "extend", "lyrics_section_to_extend": "extend", "lyrics_section_to_replace": "inpaint"}
 _JOB_OPTIONS = ("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender", "num_outputs",
                 "duration", "backend", "delivery")
+
+
+CREATE_AUDIO_CLIP = "/live/track/create_audio_clip"  # AbletonOSC PRs #168/#196/#206: track_id, file_path, beats
+_PROBE_TRACK = 2**31 - 1  # a track index no Live Set has (OSC int32's largest)
+
+
+def _track_name(manifest: dict) -> str:
+    """``daw-bridge inpaint v1 10.0-16.0``: the operation, the variant and the source range in seconds."""
+    source = manifest.get("source") or {}
+    return (f"daw-bridge {manifest.get('operation', '')} v{manifest.get('variant', '')} "
+            f"{float(source.get('start') or 0):.1f}-{float(source.get('end') or 0):.1f}")
 
 
 def refusal(rule: str) -> ValidationError:
@@ -135,13 +147,17 @@ class AbletonClient(OscSocket):
 
     Messages that answer nothing we asked (listener updates, ``/live/startup``) go to the subscribers, so another
     part of the daemon can follow Live on the same port.
+
+    ``capabilities`` caches what this AbletonOSC can do for as long as the connection lasts: it is forgotten when
+    AbletonOSC (re)starts (``/live/startup``: Live opened, the script reloaded) and when Live stops answering.
     """
 
     def __init__(self, settings: AbletonSettings):
         self.settings = settings
         self.subscribers: list[Callable[[str, list], None]] = []
+        self.capabilities: dict[str, tuple[bool, str]] = {}
         self._lock = asyncio.Lock()
-        self._waiting: tuple[str, tuple, asyncio.Future] | None = None
+        self._waiting: tuple[str, tuple, asyncio.Future, list | None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -155,27 +171,51 @@ class AbletonClient(OscSocket):
     label = "AbletonOSC"  # an ICMP "port unreachable" while Live is closed is logged at debug level
 
     def received(self, address: str, params: list, sender: tuple | None = None) -> None:
+        if address == "/live/startup":  # a new AbletonOSC (or a new Live) may not be the one probed
+            self.capabilities.clear()
         waiting = self._waiting
         if waiting is not None and not waiting[2].done():
-            asked, ids, future = waiting
+            asked, ids, future, errors = waiting
             if address == asked and tuple(params[:len(ids)]) == ids:
                 future.set_result(params[len(ids):])
                 return
             if address == "/live/error":
-                future.set_exception(refusal(f"Live could not answer {asked}: {' '.join(map(str, params))}"))
+                text = " ".join(map(str, params))
+                if errors is not None:  # a method's failure, reported before the answer that follows it
+                    errors.append(text)
+                else:
+                    future.set_exception(refusal(f"Live could not answer {asked}: {text}"))
                 return
         for subscriber in self.subscribers:
             subscriber(address, params)
 
     async def query(self, address: str, *ids) -> list:
         """The values AbletonOSC answers to ``address ids…`` (without the ids it repeats)."""
+        return await self._ask((), address, ids, None)
+
+    async def call(self, method: str, *params, then: tuple) -> tuple[list[str], list]:
+        """Call an AbletonOSC method (which answers nothing), then ask ``then`` (address, ids…).
+
+        AbletonOSC handles messages in the order they come, so a failure of the method reaches ``/live/error``
+        before the answer to ``then``: returns the errors reported meanwhile and that answer. Waiting for the answer
+        also means no stale answer is left to be taken for a later query's.
+        """
+        errors: list[str] = []
+        answer = await self._ask(((method, list(params)),), then[0], tuple(then[1:]), errors)
+        return errors, answer
+
+    async def _ask(self, before: tuple, address: str, ids: tuple, errors: list | None) -> list:
         async with self._lock:
             future = asyncio.get_running_loop().create_future()
-            self._waiting = (address, tuple(ids), future)
+            self._waiting = (address, ids, future, errors)
+            target = (self.settings.host, self.settings.port)
             try:
-                self.transport.sendto(encode(address, list(ids)), (self.settings.host, self.settings.port))
+                for method, params in before:
+                    self.transport.sendto(encode(method, params), target)
+                self.transport.sendto(encode(address, list(ids)), target)
                 return await asyncio.wait_for(future, self.settings.timeout)
             except asyncio.TimeoutError:
+                self.capabilities.clear()  # Live went away: whatever answers next is probed again
                 raise refusal(f"Live did not answer {address} within {self.settings.timeout:g} s: is Live running, "
                               "with AbletonOSC chosen as a Control Surface (Preferences > Link, Tempo & MIDI), "
                               f"listening on port {self.settings.port}?") from None
@@ -194,6 +234,8 @@ class AbletonFrontend:
         self.client = AbletonClient(settings)
         self._tasks: set[asyncio.Task] = set()
         self._counter = itertools.count(1)
+        self._closed = False
+        service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
         await self.client.start()
@@ -201,9 +243,15 @@ class AbletonFrontend:
                  self.settings.port, self.settings.reply_port)
 
     def close(self) -> None:
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         self.client.close()
+
+    async def drain(self) -> None:
+        """Wait until no command or placement of this frontend is running (for one-shot use and tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def selection(self) -> LiveSelection:
         """Ask Live for its loop brace, tempo and clip; ValidationError says what is wrong with them."""
@@ -252,7 +300,120 @@ class AbletonFrontend:
             return None
         request = {**selection.request(operation), "delivery": self.settings.delivery, **given,
                    "request_id": args.get("request_id") or f"ableton-{int(time.time())}-{next(self._counter)}"}
-        return self.service.submit(osc_schema.parse_request(request), origin)
+        # Marked as Live's, with the tempo its range was read at, so the delivery can be placed in Live (the
+        # origin is journaled: a job resumed after a restart is placed too).
+        return self.service.submit(osc_schema.parse_request(request),
+                                   {**origin, "ableton": {"tempo": selection.tempo}})
+
+    # -- placing results in Live's arrangement ------------------------------------------------------------------
+
+    async def can_place(self) -> tuple[bool, str]:
+        """Whether this Live and this AbletonOSC can put an audio file in the arrangement, and if not why not.
+
+        Asked once per connection (``AbletonClient.capabilities``). AbletonOSC has no list of its addresses, so
+        the address is probed: ``/live/track/create_audio_clip`` for a track index no Set has. AbletonOSC looks the
+        track up before it calls anything in Live, so the probe changes nothing; it answers on ``/live/error``
+        either way, "Unknown OSC address: ..." when it lacks the address and "Error handling OSC message: ..." (the
+        failed track lookup) when it has it.
+        """
+        known = self.client.capabilities.get(CREATE_AUDIO_CLIP)
+        if known is not None:
+            return known
+        version = await self.client.query("/live/application/get/version")
+        major, minor = (list(version) + [None, None])[:2]
+        if isinstance(major, int) and major < 12:
+            answer = (False, f"Live {major}.{minor} has no Track.create_audio_clip: Live 12.0.5 or later")
+        else:
+            errors, _ = await self.client.call(CREATE_AUDIO_CLIP, _PROBE_TRACK, "", 0.0,
+                                               then=("/live/song/get/num_tracks",))
+            if any(error.startswith("Unknown OSC address") for error in errors):
+                answer = (False, f"AbletonOSC without {CREATE_AUDIO_CLIP}")
+            elif errors:
+                answer = (True, "")
+            else:  # an AbletonOSC too old to report errors on /live/error: nothing could be checked
+                answer = (False, f"AbletonOSC did not report on /live/error whether it has {CREATE_AUDIO_CLIP}")
+        self.client.capabilities[CREATE_AUDIO_CLIP] = answer
+        return answer
+
+    async def place(self, record: JobRecord) -> str:
+        """Put each variant of a delivered job on a new audio track of Live's arrangement, at its position.
+
+        Returns the note for the producer: what was placed where, or why nothing was (the files stay in the drop
+        folder in every case). One track per variant: variants overlap in time (a full delivery is the whole song),
+        and clips on one track would cut each other.
+        """
+        manifests = [(Path(path), json.loads(Path(path).read_text(encoding="utf-8"))) for path in record.manifests]
+        if not manifests:
+            return ""
+        folder = manifests[0][0].parent
+        shown = "/".join(DROP_SUBFOLDER) if folder.parts[-2:] == DROP_SUBFOLDER else str(folder)
+        files_are = f"the files are in {shown}"
+        able, why = await self.can_place()
+        if not able:
+            return f"Live cannot place clips ({why}): {files_are}"
+        tempo = await self._number("/live/song/get/tempo", "tempo")
+        started = float((record.origin.get("ableton") or {}).get("tempo") or tempo)
+        if abs(tempo - started) > 1e-6:
+            return (f"not placed in Live: the tempo changed from {started:g} to {tempo:g} BPM since the job started "
+                    f"(its range was read at {started:g} BPM): {files_are}")
+        placed: list[str] = []
+        for manifest_path, manifest in manifests:
+            name, beats = _track_name(manifest), round(float(manifest["timeline"]["position"]) * tempo / 60.0, 6)
+            wav = manifest_path.parent / manifest["audio"]
+            failure = await self._place_one(name, wav, beats)
+            if failure:
+                done = f"placed {len(placed)} of {len(manifests)} in Live; " if placed else "not placed in Live: "
+                return f"{done}{name}: {failure}: {files_are}"
+            placed.append(f"{name!r} at beat {beats:g}")
+        return f"placed in Live's arrangement on new tracks: {', '.join(placed)} (also in {shown})"
+
+    async def _place_one(self, name: str, wav: Path, beats: float) -> str:
+        """Create a track named ``name`` at the end and ``wav`` on it at ``beats``; "" or what went wrong."""
+        count = int(await self._number("/live/song/get/num_tracks", "track count"))
+        errors, answer = await self.client.call("/live/song/create_audio_track", count,
+                                                then=("/live/song/get/num_tracks",))
+        if errors or answer[-1:] != [count + 1]:
+            return f"Live could not add an audio track ({'; '.join(errors) or f'it has {answer} tracks'})"
+        await self.client.call("/live/track/set/name", count, name, then=("/live/track/get/name", count))
+        errors_clip, starts = await self.client.call(CREATE_AUDIO_CLIP, count, str(wav), beats,
+                                                     then=("/live/track/get/arrangement_clips/start_time", count))
+        if any(isinstance(t, (int, float)) and abs(t - beats) < 1e-3 for t in starts) and not errors_clip:
+            return ""
+        await self.client.call("/live/song/delete_track", count, then=("/live/song/get/num_tracks",))
+        reason = "; ".join(errors_clip) or f"no clip at beat {beats:g} on the new track afterwards"
+        if "attribute" in reason and "create_audio_clip" in reason:  # the PR's AbletonOSC on Live before 12.0.5
+            self.client.capabilities[CREATE_AUDIO_CLIP] = (
+                False, "this Live has no Track.create_audio_clip: Live 12.0.5 or later")
+        return f"Live could not create the clip ({reason})"
+
+    def _on_job_event(self, record: JobRecord, event: str) -> None:
+        if self._closed or event != "done" or not isinstance((record.origin or {}).get("ableton"), dict):
+            return
+        task = asyncio.get_running_loop().create_task(self._deliver_to_live(record), name="ableton placement")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_to_live(self, record: JobRecord) -> None:
+        try:
+            note = await self.place(record)
+        except ValidationError as exc:  # Live stopped answering, or answered nonsense
+            note = f"not placed in Live: {exc.rule}: the files are in {'/'.join(DROP_SUBFOLDER)}"
+        except Exception:  # a bug costs the placement, never the delivered files
+            log.exception("placing job %s in Live failed unexpectedly", record.job_id)
+            note = ("not placed in Live (internal error; see the daemon's log): the files are in "
+                    f"{'/'.join(DROP_SUBFOLDER)}")
+        if not note:
+            return
+        log.info("job %s: %s", record.job_id, note)
+        self.service.journal.update(record, message=note)  # `daw-bridge jobs` shows it
+        origin = record.origin
+        if origin.get("kind") == "osc" and self.client.transport is not None:
+            address, args = osc_schema.reply("state", job_id=record.job_id, state=record.state.value,
+                                             progress=float(record.progress), message=note)
+            try:
+                self.client.transport.sendto(encode(address, args), (origin["host"], origin["port"]))
+            except OSError as exc:
+                log.debug("could not tell %s:%s about job %s: %s", origin["host"], origin["port"], record.job_id, exc)
 
     def dispatch(self, command: Command, origin: dict, refuse: Callable[[ValidationError], None]) -> asyncio.Task:
         """Run ``command`` in the background; a refusal reaches ``refuse`` ready for ``osc_schema.error_reply``.

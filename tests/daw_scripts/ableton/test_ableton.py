@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from pythonosc.osc_packet import OscPacket
 
 import osc_schema
 from bridge.backends.local.backend import LocalBackend
@@ -23,7 +24,7 @@ from bridge.exceptions import BridgeError
 from bridge.frontends.ableton import AbletonFrontend, AbletonSettings, live_project
 from bridge.models import State
 from tests.conftest import free_udp_port
-from tests.daw_scripts.ableton.fake_live import Clip, FakeLive, LiveSet
+from tests.daw_scripts.ableton.fake_live import ArrangementClip, Clip, FakeLive, LiveSet
 
 
 @pytest.fixture
@@ -61,22 +62,54 @@ def ableton(operation: str, *pairs) -> osc_schema.Command:
     return osc_schema.parse_osc("/bridge/ableton", [operation, *pairs])
 
 
+class Sender:
+    """The controller that sent /bridge/ableton: a UDP socket on loopback that collects the daemon's replies."""
+
+    def __enter__(self) -> "Sender":
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+        self.origin = {"kind": "osc", "host": "127.0.0.1", "port": self.sock.getsockname()[1]}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.sock.close()
+
+    def replies(self) -> list[tuple[str, list]]:
+        heard = []
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                return heard
+            heard += [(m.message.address, list(m.message.params)) for m in OscPacket(data).messages]
+
+
+def run_from_live(tmp_path, live, settings, command, engine, before_delivery=lambda: None):
+    """Send ``command`` as a controller would, let the job run and be delivered (and placed), then stop."""
+    async def story(frontend, service):
+        record = await frontend.run(command, sender.origin)
+        before_delivery()
+        await service.drain()
+        await frontend.drain()  # the placement in Live that follows the delivery
+        await engine.close()
+        return record
+
+    with Sender() as sender:
+        record = asyncio.run(with_frontend(tmp_path, settings, story, {"local": engine}))
+        return record, sender.replies()
+
+
 def test_the_loop_of_the_selected_clip_is_inpainted_into_the_live_projects_samples_folder(tmp_path, live_folder):
     song = live_folder / "Samples" / "Imported" / "song.wav"
     live_set = LiveSet(tempo=120.0, loop_start=20.0, loop_length=12.0,  # bar 6 for 3 bars: 10 s to 16 s
                        tracks=[[None, Clip("Song", str(song))]], selected=(0, 1))
     engine = LocalBackend(tmp_path / "cache", executor=concurrent.futures.ThreadPoolExecutor(1))
 
-    async def story(frontend, service):
-        record = await frontend.run(ableton("inpaint", "prompt", "soft guitar solo", "num_outputs", 1),
-                                    {"kind": "test"})
-        await service.drain()
-        await engine.close()
-        return record
-
-    with FakeLive(live_set, reply_port=free_udp_port()) as live:
+    with FakeLive(live_set, reply_port=free_udp_port()) as live:  # today's AbletonOSC: no create_audio_clip
         settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
-        record = asyncio.run(with_frontend(tmp_path, settings, story, {"local": engine}))
+        record, replies = run_from_live(tmp_path, live, settings,
+                                        ableton("inpaint", "prompt", "soft guitar solo", "num_outputs", 1), engine)
 
     assert record.state is State.DELIVERED, (record.error_code, record.error_message)
     drop = live_folder / "Samples" / "daw-bridge"  # Live's browser lists it under the project's Samples
@@ -92,7 +125,115 @@ def test_the_loop_of_the_selected_clip_is_inpainted_into_the_live_projects_sampl
     assert [address for address, _ in live.received] == [
         "/live/song/get/loop_start", "/live/song/get/loop_length", "/live/song/get/tempo",
         "/live/view/get/selected_clip", "/live/track/get/clips/name", "/live/clip/get/is_audio_clip",
-        "/live/clip/get/file_path"]
+        "/live/clip/get/file_path",
+        # after the delivery: can Live place it? AbletonOSC has no list of its addresses, so the address is probed
+        # with a track index no Set has, which fails before anything in Live is touched
+        "/live/application/get/version", "/live/track/create_audio_clip", "/live/song/get/num_tracks"]
+    assert live.received[-2] == ("/live/track/create_audio_clip", [2**31 - 1, "", 0.0])
+    note = ("Live cannot place clips (AbletonOSC without /live/track/create_audio_clip): the files are in "
+            "Samples/daw-bridge")
+    assert record.message == note
+    # to the sender, after /bridge/done (the daemon's OSC frontend sends that one; it is not running here)
+    assert replies == [("/bridge/state", [record.job_id, "delivered", 1.0, note])]
+    assert live_set.track_names == ["1 Audio"] and live_set.arrangement == [[]]  # nothing was added to the Set
+
+
+def test_with_create_audio_clip_each_variant_lands_on_a_new_track_where_it_belongs(tmp_path, live_folder):
+    song = live_folder / "Samples" / "Imported" / "song.wav"
+    live_set = LiveSet(tempo=90.0, loop_start=24.0, loop_length=6.0,  # 16 s to 20 s of the arrangement
+                       tracks=[[None, Clip("Song", str(song))], [None, None]], selected=(0, 1),
+                       track_names=["Song", "Keys"], midi_tracks={1})
+    engine = LocalBackend(tmp_path / "cache", executor=concurrent.futures.ThreadPoolExecutor(1))
+
+    with FakeLive(live_set, reply_port=free_udp_port(), create_audio_clip=True) as live:  # AbletonOSC with the PR
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port, clip_position=2.0,
+                                   delivery="patch")  # the song starts at 2 s; each result starts where it goes
+        record, replies = run_from_live(tmp_path, live, settings,
+                                        ableton("inpaint", "prompt", "brass", "num_outputs", 2), engine)
+
+    assert record.state is State.DELIVERED, (record.error_code, record.error_message)
+    manifests = [json.loads(Path(p).read_text()) for p in record.manifests]
+    assert [(m["variant"], m["source"]["start"], m["source"]["end"]) for m in manifests] == [(1, 14.0, 18.0),
+                                                                                             (2, 14.0, 18.0)]
+    drop = live_folder / "Samples" / "daw-bridge"
+    beats = [round(m["timeline"]["position"] * 90.0 / 60.0, 6) for m in manifests]  # seconds -> beats at 90 BPM
+    assert 0 < beats[0] < 24.0  # a patch starts a little before the loop (its handle), after the song's start
+    # One new audio track per variant, after the Set's own tracks, named after the job and the variant, holding
+    # the variant's WAV at its timeline position.
+    assert live_set.track_names == ["Song", "Keys", "daw-bridge inpaint v1 14.0-18.0",
+                                    "daw-bridge inpaint v2 14.0-18.0"]
+    assert live_set.arrangement == [[], [], *([ArrangementClip(Path(m["audio"]).stem, str(drop / m["audio"]), b)]
+                                              for m, b in zip(manifests, beats))]
+    assert ("/live/song/create_audio_track", [2]) in live.received
+    placed = [params for address, params in live.received if address == "/live/track/create_audio_clip"]
+    assert placed[1:] == [[2, str(drop / manifests[0]["audio"]), beats[0]],
+                          [3, str(drop / manifests[1]["audio"]), beats[1]]]  # placed[0] was the probe
+    note = (f"placed in Live's arrangement on new tracks: 'daw-bridge inpaint v1 14.0-18.0' at beat {beats[0]:g}, "
+            f"'daw-bridge inpaint v2 14.0-18.0' at beat {beats[1]:g} (also in Samples/daw-bridge)")
+    assert record.message == note
+    assert replies[-1] == ("/bridge/state", [record.job_id, "delivered", 1.0, note])
+
+
+def test_a_tempo_change_while_the_job_ran_is_not_guessed_at(tmp_path, live_folder):
+    song = live_folder / "Samples" / "Imported" / "song.wav"
+    live_set = LiveSet(tempo=120.0, loop_start=20.0, loop_length=12.0, tracks=[[Clip("Song", str(song))]])
+    engine = LocalBackend(tmp_path / "cache", executor=concurrent.futures.ThreadPoolExecutor(1))
+
+    def producer_changes_the_tempo():
+        live_set.tempo = 100.0
+
+    with FakeLive(live_set, reply_port=free_udp_port(), create_audio_clip=True) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+        record, replies = run_from_live(tmp_path, live, settings, ableton("inpaint", "prompt", "choir", "num_outputs", 1), engine,
+                                        before_delivery=producer_changes_the_tempo)
+    assert record.state is State.DELIVERED
+    assert record.message == ("not placed in Live: the tempo changed from 120 to 100 BPM since the job started (its "
+                              "range was read at 120 BPM): the files are in Samples/daw-bridge")
+    assert live_set.track_names == ["1 Audio"] and live_set.arrangement == [[]]
+    assert "/live/song/create_audio_track" not in [address for address, _ in live.received]
+
+
+def test_the_pr_on_a_live_without_the_method_leaves_the_set_as_it_was_and_says_why(tmp_path, live_folder):
+    """AbletonOSC with the PR on Live 12.0.0-12.0.4: the address exists, Live's Track.create_audio_clip does not."""
+    song = live_folder / "Samples" / "Imported" / "song.wav"
+    live_set = LiveSet(tempo=120.0, loop_start=20.0, loop_length=12.0, tracks=[[Clip("Song", str(song))]],
+                       version=(12, 0), has_create_audio_clip=False)
+    engine = LocalBackend(tmp_path / "cache", executor=concurrent.futures.ThreadPoolExecutor(1))
+
+    with FakeLive(live_set, reply_port=free_udp_port(), create_audio_clip=True) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+        record, _ = run_from_live(tmp_path, live, settings, ableton("inpaint", "prompt", "choir", "num_outputs", 1), engine)
+    assert record.message == (
+        "not placed in Live: daw-bridge inpaint v1 10.0-16.0: Live could not create the clip (Error handling OSC "
+        "message: 'Track' object has no attribute 'create_audio_clip'): the files are in Samples/daw-bridge")
+    assert live_set.track_names == ["1 Audio"] and live_set.arrangement == [[]]  # the empty track was removed
+    assert ("/live/song/delete_track", [1]) in live.received
+
+
+def test_what_live_can_do_is_probed_once_per_connection(tmp_path):
+    async def ask(frontend, service):
+        answers = [await frontend.can_place(), await frontend.can_place()]
+        live.send("/live/startup")  # Live reopened, or AbletonOSC reloaded: perhaps another AbletonOSC
+        for _ in range(100):
+            if not frontend.client.capabilities:
+                break
+            await asyncio.sleep(0.01)
+        answers.append(await frontend.can_place())
+        return answers
+
+    for create_audio_clip, version, expected, probes in [
+        (True, (12, 1), (True, ""), 2),
+        (False, (12, 1), (False, "AbletonOSC without /live/track/create_audio_clip"), 2),
+        (True, (11, 3), (False, "Live 11.3 has no Track.create_audio_clip: Live 12.0.5 or later"), 0),
+    ]:
+        with FakeLive(LiveSet(version=version), reply_port=free_udp_port(),
+                      create_audio_clip=create_audio_clip) as live:
+            settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+            answers = asyncio.run(with_frontend(tmp_path, settings, ask))
+        assert answers == [expected] * 3
+        sent = [address for address, _ in live.received]
+        assert (sent.count("/live/application/get/version"), sent.count("/live/track/create_audio_clip")) == (
+            2, probes)
 
 
 def test_a_named_clip_placed_later_in_the_arrangement_becomes_the_session_context_for_pads(tmp_path, live_folder):
