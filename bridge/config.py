@@ -45,6 +45,7 @@ class Config:
     drop_folder: Path | None = None  # None: "<folder of the source>/daw-bridge", unless the command names one
     project_roots: tuple[Path, ...] = tuple(Path(p) for p in _TOP["project_roots"])
     state_dir: Path = field(default_factory=state_home)
+    captures_dir: Path | None = None  # None: where the audio plugin writes by default (bridge.captures.captures_root)
     backend: str = _TOP["backend"]
     delivery: str = _TOP["delivery"]
     handle: float = _TOP["handle"]
@@ -102,7 +103,7 @@ def from_table(table: dict, source_file: Path | None = None, *, text: str | None
 def _typed(values: dict) -> dict:
     """Validated top-level values in the types Config holds: paths as Path, ``""`` and absent as None."""
     out = dict(values)
-    for name in ("inbox", "drop_folder", "state_dir"):
+    for name in ("inbox", "drop_folder", "state_dir", "captures_dir"):
         if name in out:
             out[name] = Path(out[name]) if out[name] else None
     if out.get("state_dir", True) is None:
@@ -115,7 +116,7 @@ def _typed(values: dict) -> dict:
 def _expanded(config: Config) -> Config:
     expand = lambda p: Path(os.path.expandvars(p)).expanduser() if p is not None else None  # noqa: E731
     return replace(config, inbox=expand(config.inbox), drop_folder=expand(config.drop_folder),
-                   state_dir=expand(config.state_dir),
+                   state_dir=expand(config.state_dir), captures_dir=expand(config.captures_dir),
                    project_roots=tuple(expand(p) for p in config.project_roots))
 
 

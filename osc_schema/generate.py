@@ -53,6 +53,10 @@ EXAMPLES = [  # (what it shows, command, values): checked by the generator, so t
     ("Extend the song after 35 s with 20 s of new material", "extend",
      {"source": "/home/me/Music/song/audio/mix.wav", "extend_after": 35.0, "duration": 20.0,
       "prompt": "calm piano outro"}),
+    ("Inpaint 12.5-20 s of the timeline as an audio plugin instance captured it (source is sent as nil)",
+     "inpaint", {"capture": "48213-1", "start": 12.5, "end": 20.0, "prompt": "soft guitar solo",
+                 "reply_port": 9011}),
+    ("List the live audio plugin instances", "plugins", {"reply_port": 9011}),
     ("Cancel a job", "cancel", {"job_id": "j-20261121-190512-3f2a"}),
     ("Ask for the state of every job", "status", {}),
     ("Check the daemon is there", "ping", {"reply_port": 9011}),
@@ -67,6 +71,7 @@ REJECTED = [  # messages the docs show being refused; the reasons printed are co
     ("/bridge/inpaint", ["/home/me/mix.wav", 12.5, 20.0, "", "num_outputs", "two"]),
     ("/bridge/inpaint", ["/home/me/mix.wav", 12.5]),
     ("/bridge/inpaint", ["/home/me/mix.wav", 12.5, 20.0, "", "lyric", "la la"]),
+    ("/bridge/inpaint", ["/home/me/mix.wav", 12.5, 20.0, "", "capture", "48213-1"]),
     ("/bridge/inpant", ["/home/me/mix.wav", 12.5, 20.0, ""]),
 ]
 
@@ -218,10 +223,14 @@ def _default_text(arg: Arg) -> str:
 def _command_table(spec) -> list[str]:
     rows = ["| Argument | Type | Given as | Default | Limits | Meaning |", "|---|---|---|---|---|---|"]
     for index, arg in enumerate(spec.positional, 1):
-        rows.append(f"| `{arg.name}` | {_type_text(arg)} | positional {index}, required | — | "
+        other = spec.alternative(arg.name)
+        given = f"positional {index}, required" + (f" (nil when `{other}` is given)" if other else "")
+        rows.append(f"| `{arg.name}` | {_type_text(arg)} | {given} | — | "
                     f"{_cell(limits_text(arg))} | {_cell(arg.meaning)} |")
     for arg in spec.options:
-        rows.append(f"| `{arg.name}` | {_type_text(arg)} | key, optional | {_default_text(arg)} | "
+        other = spec.alternative(arg.name)
+        given = f"key, instead of `{other}` (never both)" if other else "key, optional"
+        rows.append(f"| `{arg.name}` | {_type_text(arg)} | {given} | {_default_text(arg)} | "
                     f"{_cell(limits_text(arg))} | {_cell(arg.meaning)} |")
     return rows
 
@@ -240,10 +249,11 @@ def _reply_table(spec) -> list[str]:
 def oscsend_argv(name: str, values: dict, host: str = "127.0.0.1", port: int = DEFAULT_OSC_PORT) -> list[str]:
     """The ``oscsend`` (liblo-tools) command line sending this command; floats go as doubles (``d``)."""
     address, args = to_osc_args(name, values)
-    tags = "".join("s" if isinstance(arg, str) else "i" if isinstance(arg, int) else "d" for arg in args)
+    tags = "".join("N" if arg is None else "s" if isinstance(arg, str) else "i" if isinstance(arg, int) else "d"
+                   for arg in args)
     target = [host, str(port)] if host != "-" else ["-"]
     return ["oscsend", *target, address, *([tags] if tags else []), *(_number(a) if isinstance(a, float) else str(a)
-                                                                        for a in args)]
+                                                                        for a in args if a is not None)]
 
 
 def _rejection(address: str, args: list) -> ValidationError:

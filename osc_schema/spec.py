@@ -54,6 +54,9 @@ class CommandSpec:
     positional: tuple[Arg, ...]
     options: tuple[Arg, ...]
     replies: tuple[str, ...]  # replies this command can cause, for the docs
+    # Pairs of arguments of which exactly one must be given: the first stands in its positional slot, which is sent
+    # as nil (or "") when the second (an option) is given instead; both at once is refused.
+    either: tuple[tuple[str, str], ...] = ()
 
     @property
     def address(self) -> str:
@@ -62,6 +65,13 @@ class CommandSpec:
     @property
     def arguments(self) -> tuple[Arg, ...]:
         return self.positional + self.options
+
+    def alternative(self, name: str) -> str | None:
+        """The argument that may be given instead of ``name`` (see ``either``), or None."""
+        for first, second in self.either:
+            if name in (first, second):
+                return second if name == first else first
+        return None
 
     def argument(self, name: str) -> Arg | None:
         """The argument called ``name``, or None when the command has none by that name."""
@@ -104,11 +114,17 @@ _DAW_ID = dict(type=STRING, max_length=256)
 ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
     Arg("source", meaning="Path of the source audio file. It is read, never modified, and must lie inside a "
         "configured project root.", **_PATH),
-    Arg("start", meaning="Start of the range to replace, in seconds of source time.", min=0, **_SECONDS),
-    Arg("end", meaning="End of the range to replace, in seconds of source time.", min=0, greater_than="start",
-        **_SECONDS),
-    Arg("extend_after", meaning="Source time, in seconds, after which the new material continues the song.",
+    Arg("capture", STRING, "An audio plugin instance's capture, by its folder name under the daemon's captures_dir "
+        "(as /bridge/plugin lists it), used instead of source: times are then timeline seconds, and the daemon "
+        "exports what the host played there (the newest take) with the context the job needs. It is read, never "
+        "modified; a range not played yet is refused naming the span to play.", min_length=1, max_length=128,
+        file_safe=True),
+    Arg("start", meaning="Start of the range to replace, in seconds of source time (timeline time with capture).",
         min=0, **_SECONDS),
+    Arg("end", meaning="End of the range to replace, in seconds of source time (timeline time with capture).", min=0,
+        greater_than="start", **_SECONDS),
+    Arg("extend_after", meaning="Source time, in seconds, after which the new material continues the song (timeline "
+        "time with capture).", min=0, **_SECONDS),
     Arg("duration", meaning="Seconds of new material to generate.", default=30.0, min=0, min_exclusive=True,
         max=600, **_SECONDS),
     Arg("prompt", STRING, "What the new material should sound like. May be empty, but the MusicGPT backend "
@@ -155,13 +171,16 @@ _JOB_TAIL = ("backend", "delivery", "request_id", "position", "item_id", "track_
 _JOB_REPLIES = ("accepted", "state", "done", "failed", "error")
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
-    CommandSpec("inpaint", "Replace the range start..end of the source with new material.",
+    CommandSpec("inpaint", "Replace the range start..end of the source (or of a plugin's capture) with new "
+                "material.",
                 _args("source", "start", "end", "prompt"),
-                _args("lyrics", "lyrics_section_to_replace", "gender", "num_outputs", *_JOB_TAIL), _JOB_REPLIES),
-    CommandSpec("extend", "Continue the song after extend_after with duration seconds of new material.",
+                _args("capture", "lyrics", "lyrics_section_to_replace", "gender", "num_outputs", *_JOB_TAIL),
+                _JOB_REPLIES, either=(("source", "capture"),)),
+    CommandSpec("extend", "Continue the song (or a plugin's capture) after extend_after with duration seconds of "
+                "new material.",
                 _args("source", "extend_after"),
-                _args("prompt", "lyrics", "lyrics_section_to_extend", "gender", "num_outputs", "duration",
-                      *_JOB_TAIL), _JOB_REPLIES),
+                _args("capture", "prompt", "lyrics", "lyrics_section_to_extend", "gender", "num_outputs", "duration",
+                      *_JOB_TAIL), _JOB_REPLIES, either=(("source", "capture"),)),
     CommandSpec("cancel", "Cancel a job; it ends in state cancelled (or stays finished if it already was).",
                 _args("job_id"), _args("reply_port"), ("state", "error")),
     CommandSpec("retry", "Run a failed or cancelled job again; a MusicGPT job with a task id resumes waiting for "
@@ -171,6 +190,9 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 _args("job_id", "task_id"), _args("reply_port"), ("state", "error")),
     CommandSpec("status", "Ask for one /bridge/state per job (only the named job when job_id is given).",
                 (), _args("job_id", "reply_port"), ("state", "error")),
+    CommandSpec("plugins", "List the live audio plugin instances (captures updated recently, or whose process "
+                "runs): one /bridge/plugin each, then /bridge/plugins_listed with the count.",
+                (), _args("reply_port"), ("plugin", "plugins_listed", "error")),
     CommandSpec("ping", "Check the daemon is there and which address-space version it speaks.",
                 (), _args("reply_port"), ("pong", "error")),
     CommandSpec("context", "Set the session context (the current selection) that hardware pads act on. Every key "
@@ -214,6 +236,17 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
                Arg("field", STRING, "The argument at fault (\"\" when the error is not about one argument)."),
                Arg("reason", meaning="Field, value and rule, e.g. \"end: 10.0 must be greater than start (12.5)\".",
                    **_TEXT))),
+    ReplySpec("plugin", "One live audio plugin instance, in answer to /bridge/plugins.",
+              (Arg("capture", STRING, "Its capture's name: the value of capture in /bridge/inpaint and "
+                   "/bridge/extend."),
+               Arg("label", STRING, "The name its index gives it (\"\" when it gives none)."),
+               Arg("pid", INT, "The host process's id (0 when unknown)."),
+               Arg("plugin_format", STRING, "LV2, VST3, CLAP, ... (\"\" when unknown)."),
+               Arg("age", FLOAT, "Seconds since its capture index was last written.", unit="s"),
+               Arg("played", meaning="The timeline it has captured, e.g. \"0.000-42.500 s, 60.000-75.000 s\" (\"\" "
+                   "when nothing yet).", **_TEXT))),
+    ReplySpec("plugins_listed", "Ends the answer to /bridge/plugins.",
+              (Arg("count", INT, "How many /bridge/plugin replies came before it."),)),
     ReplySpec("pong", "Answer to /bridge/ping.",
               (Arg("version", STRING, "The address-space version the daemon speaks (osc_schema VERSION)."),)),
 )}

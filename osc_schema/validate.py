@@ -198,14 +198,22 @@ def _build(spec: CommandSpec, raw: dict, pairs: list, lone_key: object = _NOTHIN
         _admit_key(spec, raw, lone_key)
         raise ValidationError(lone_key, None, "has no value (keys and values come in pairs)", shown="")
     for arg in spec.positional:
-        if arg.name not in raw:
+        if arg.name not in raw and spec.alternative(arg.name) is None:
             raise _missing(spec.address, arg.name)
     args = {}
     for arg in spec.arguments:
         value = raw.get(arg.name)
-        # null (JSON) or nil (OSC) for an optional argument means "not given"; a positional one must be real
-        required = arg in spec.positional
+        # null (JSON) or nil (OSC) for an optional argument means "not given"; a positional one must be real, unless
+        # another argument may stand in for it (then nil or "" leaves its slot empty)
+        required = arg in spec.positional and not (spec.alternative(arg.name) and value in (None, ""))
         args[arg.name] = _check(arg, value) if required or value is not None else arg.default
+    for first, second in spec.either:
+        if args[first] is not None and args[second] is not None:
+            raise ValidationError(second, raw[second], f"cannot be given with {first}: name the audio by one of "
+                                                       f"them (send {first} as nil)")
+        if args[first] is None and args[second] is None:
+            raise ValidationError(first, None, f"missing (required by {spec.address}, or {second} instead)",
+                                  shown="")
     for arg in spec.arguments:
         other = arg.greater_than
         if other and args[arg.name] is not None and args[other] is not None and not args[arg.name] > args[other]:

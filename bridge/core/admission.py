@@ -7,6 +7,7 @@ import secrets
 import time
 from pathlib import Path
 
+from bridge import captures
 from bridge.audio.region import probe
 from bridge.config import Config
 from bridge.models import JobSpec
@@ -38,22 +39,44 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
 
     Raises ValidationError (naming the field) for anything the producer can fix, SourceError for unreadable audio.
     """
-    args = command.args
-    source = Path(os.path.expanduser(args["source"]))
-    if not source.is_absolute():
-        raise ValidationError("source", args["source"], "must be an absolute path")
-    resolved = _resolved("source", args["source"], source)
-    if not inside(resolved, config.project_roots):
-        roots = ", ".join(str(r) for r in config.project_roots)
-        raise ValidationError("source", args["source"], f"is outside the configured project roots ({roots})")
-    info = probe(resolved)
+    args = dict(command.args)
+    job_id = new_job_id()
+    capture_plan = capture_drop = None
+    position = args.get("position") or 0.0
+    if args.get("capture"):
+        # A plugin's capture: times are timeline seconds; the played range plus context becomes the job's source,
+        # exported into its work folder (below, once every other check passed), with position its timeline start.
+        if position:
+            raise ValidationError("position", position, "must not be given with capture (its times are timeline "
+                                                        "seconds already)")
+        if command.name == "inpaint":
+            need = (args["start"] - config.handle, args["end"] + config.handle)
+        else:
+            need = (args["extend_after"] - config.handle, args["extend_after"])
+        capture_plan = captures.plan(config, args["capture"], *need)
+        position = capture_plan.position
+        for key in ("start", "end", "extend_after"):
+            if args.get(key) is not None:
+                args[key] = args[key] - position
+        resolved = config.work_dir / job_id / f"capture-{args['capture']}.wav"
+        capture_drop = captures.results_folder(config, args["capture"])
+        info = capture_plan.info
+    else:
+        source = Path(os.path.expanduser(args["source"]))
+        if not source.is_absolute():
+            raise ValidationError("source", args["source"], "must be an absolute path")
+        resolved = _resolved("source", args["source"], source)
+        if not inside(resolved, config.project_roots):
+            roots = ", ".join(str(r) for r in config.project_roots)
+            raise ValidationError("source", args["source"], f"is outside the configured project roots ({roots})")
+        info = probe(resolved)
     duration = info.duration
 
     backend = args.get("backend") or config.backend
     if backend not in backends:
         raise ValidationError("backend", backend, f"is not available (configured: {', '.join(sorted(backends))})")
 
-    drop_folder = config.drop_folder
+    drop_folder = config.drop_folder or capture_drop
     if args.get("drop_folder"):
         drop_folder = _resolved("drop_folder", args["drop_folder"], Path(os.path.expanduser(args["drop_folder"])))
     # Whichever folder results will go to (named here, configured, or beside the source) must resolve into the
@@ -63,13 +86,21 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective),
                               "is outside the configured project roots")
 
-    common = dict(job_id=new_job_id(), operation=command.name, source=resolved, source_info=info, backend=backend,
+    ids = {k[:-3]: args[k] for k in ("item_id", "track_id", "take_id") if args.get(k)}
+    if capture_plan is not None:
+        ids["capture"] = args["capture"]
+    common = dict(job_id=job_id, operation=command.name, source=resolved, source_info=info, backend=backend,
                   prompt=args.get("prompt") or "", lyrics=args.get("lyrics") or "",
                   gender=args.get("gender"), num_outputs=args.get("num_outputs") or 2,
                   delivery=args.get("delivery") or config.delivery, handle=config.handle,
-                  position=args.get("position") or 0.0, drop_folder=drop_folder,
-                  request_id=args.get("request_id") or "",
-                  ids={k[:-3]: args[k] for k in ("item_id", "track_id", "take_id") if args.get(k)})
+                  position=position, drop_folder=drop_folder, request_id=args.get("request_id") or "", ids=ids)
+    spec = _spec(command, args, common, duration)
+    if capture_plan is not None:
+        capture_plan.export(resolved)
+    return spec
+
+
+def _spec(command: Command, args: dict, common: dict, duration: float) -> JobSpec:
     if command.name == "inpaint":
         start, end = args["start"], args["end"]
         if start >= duration:

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 
 import osc_schema
+from bridge import captures
 from bridge.config import Config
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
@@ -100,6 +101,11 @@ class OscFrontend(OscSocket):
                 raise ValidationError("job_id", args["job_id"], "is not a known job")
             for record in records:
                 self._send_state(target, record)
+        elif name == "plugins":
+            found = captures.live_plugins(self.config)
+            for plugin in found:
+                self._send(target, *osc_schema.reply("plugin", **plugin))
+            self._send(target, *osc_schema.reply("plugins_listed", count=len(found)))
         elif name == "context":
             self.service.set_context(args)
         elif name == "ableton" and self.ableton is not None:

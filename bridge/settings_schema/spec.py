@@ -195,6 +195,10 @@ TOP = Table("", "Where the daemon listens, which files it may touch, and its def
     Key("state_dir", PATH, "Journal, analysis cache and work files.", rule="nonblank",
         default_text="~/.local/state/daw-bridge (macOS: ~/Library/Application Support/daw-bridge/state; Windows: "
                      "%LOCALAPPDATA%\\daw-bridge)"),
+    Key("captures_dir", PATH, "Where the audio plugin's instances keep their captures (one folder each), for "
+        "commands that name a capture; it must lie inside project_roots (symlinks resolved).", rule="nonblank",
+        default_text="the plugin's own: $DAW_BRIDGE_CAPTURE_DIR, else $XDG_STATE_HOME/daw-bridge/captures, else "
+                     "~/.local/state/daw-bridge/captures"),
     Key("backend", STRING, "The backend for commands that name none.", default="local",
         choices=osc_schema.ARGUMENTS["backend"].choices),
     Key("delivery", STRING, "patch: the range plus handles; full: the whole song with the range replaced.",

@@ -25,6 +25,9 @@ SENT = [
     ("error", {"address": "/bridge/inpaint", "request_id": "", "field": "end",
                "reason": "end: 10.0 must be greater than start (12.5)"},
      ["/bridge/inpaint", "", "end", "end: 10.0 must be greater than start (12.5)"]),
+    ("plugin", {"capture": "4821-1", "label": "", "pid": 4821, "plugin_format": "LV2", "age": 0.5,
+                "played": "0.000–12.000 s"}, ["4821-1", "", 4821, "LV2", 0.5, "0.000–12.000 s"]),
+    ("plugins_listed", {"count": 1}, [1]),
     ("pong", {"version": "1.0.0"}, ["1.0.0"]),
 ]
 
@@ -60,7 +63,7 @@ def test_progress_may_be_given_as_an_int_and_leaves_as_a_float():
     ("done", dict(job_id="j", manifests="/d/a.json"), "manifests: '/d/a.json' must be a non-empty list, got string"),
     ("done", dict(job_id="j", manifests=["/d/a.json", 2]), "manifests: 2 must be a string, got integer"),
     ("pong", dict(version=1), "version: 1 must be a string, got integer"),
-    ("welcome", dict(), "reply: 'welcome' is not a reply (replies: accepted, state, done, failed, error, pong)"),
+    ("welcome", dict(), "reply: 'welcome' is not a reply (replies: accepted, state, done, failed, error, plugin, plugins_listed, pong)"),
 ])
 def test_a_malformed_reply_is_a_bug_caught_before_sending(name, values, message):
     assert refusal(name, **values) == message
@@ -78,7 +81,7 @@ def test_a_long_explanation_is_cut_rather_than_refused():
     ("/bridge/pong", ["1.0.0", "extra"], "/bridge/pong: takes 1 arguments, got 2"),
     ("/bridge/state", ["j-1", "generating", "0.5", ""], "progress: '0.5' must be a number, got string"),
     ("/bridge/inpaint", [], "/bridge/inpaint: unknown reply address (replies: /bridge/accepted, /bridge/state, "
-                            "/bridge/done, /bridge/failed, /bridge/error, /bridge/pong)"),
+                            "/bridge/done, /bridge/failed, /bridge/error, /bridge/plugin, /bridge/plugins_listed, /bridge/pong)"),
 ])
 def test_a_client_refuses_a_reply_it_cannot_read(address, args, message):
     with pytest.raises(ValidationError) as caught:

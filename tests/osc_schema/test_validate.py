@@ -37,8 +37,8 @@ def inpaint_refusal(*pairs, **positional) -> ValidationError:
 
 def test_a_bare_inpaint_gets_every_argument_with_its_default():
     assert inpaint() == Command("inpaint", {
-        "source": SONG, "start": 12.5, "end": 20.0, "prompt": "soft guitar solo", "lyrics": "",
-        "lyrics_section_to_replace": "", "gender": None, "num_outputs": 2, "backend": None, "delivery": None,
+        "source": SONG, "start": 12.5, "end": 20.0, "prompt": "soft guitar solo", "capture": None,
+        "lyrics": "", "lyrics_section_to_replace": "", "gender": None, "num_outputs": 2, "backend": None, "delivery": None,
         "request_id": "", "position": 0.0, "item_id": None, "track_id": None, "take_id": None, "reply_port": None,
         "drop_folder": None})
     assert inpaint().address == "/bridge/inpaint"
@@ -56,7 +56,8 @@ def test_a_script_sets_every_option_in_any_order():
                       "item_id", "{A}", "track_id", "{T}", "take_id", "{K}", "reply_port", 9011, "lyrics", "la la",
                       "lyrics_section_to_replace", "la")
     assert command.args == {
-        "source": SONG, "start": 12.5, "end": 20.0, "prompt": "soft guitar solo", "lyrics": "la la",
+        "source": SONG, "start": 12.5, "end": 20.0, "prompt": "soft guitar solo", "capture": None,
+        "lyrics": "la la",
         "lyrics_section_to_replace": "la", "gender": "female", "num_outputs": 1, "backend": "musicgpt",
         "delivery": "full", "request_id": "reaper-1700000000-1", "position": 30.0, "item_id": "{A}",
         "track_id": "{T}", "take_id": "{K}", "reply_port": 9011, "drop_folder": "/home/me/Music/song/daw-bridge"}
@@ -196,7 +197,7 @@ def test_context_checks_the_range_only_when_both_ends_are_given():
     ([], "source", "source: missing (required by /bridge/inpaint)"),
     ([SONG, 12.5, 20.0, "", "gender"], "gender", "gender: has no value (keys and values come in pairs)"),
     ([SONG, 12.5, 20.0, "", "tempo"], "tempo",
-     "tempo: unknown argument of /bridge/inpaint (arguments: source, start, end, prompt, lyrics, "
+     "tempo: unknown argument of /bridge/inpaint (arguments: source, start, end, prompt, capture, lyrics, "
      "lyrics_section_to_replace, gender, num_outputs, backend, delivery, request_id, position, item_id, track_id, "
      "take_id, reply_port, drop_folder)"),
     ([SONG, 12.5, 20.0, "", 5, 3], "", "/bridge/inpaint: 5 must be an argument name (a string), got integer"),
@@ -207,11 +208,11 @@ def test_context_checks_the_range_only_when_both_ends_are_given():
     ([SONG, 12.5, 20.0, "", "lyric", "la"], "lyric",
      "lyric: unknown argument of /bridge/inpaint (did you mean 'lyrics'?)"),
     ([SONG, 12.5, 20.0, "", "colour", "red"], "colour",
-     "colour: unknown argument of /bridge/inpaint (arguments: source, start, end, prompt, lyrics, "
+     "colour: unknown argument of /bridge/inpaint (arguments: source, start, end, prompt, capture, lyrics, "
      "lyrics_section_to_replace, gender, num_outputs, backend, delivery, request_id, position, item_id, track_id, "
      "take_id, reply_port, drop_folder)"),
     ([SONG, 12.5, 20.0, "", "command", "extend"], "command",
-     "command: unknown argument of /bridge/inpaint (arguments: source, start, end, prompt, lyrics, "
+     "command: unknown argument of /bridge/inpaint (arguments: source, start, end, prompt, capture, lyrics, "
      "lyrics_section_to_replace, gender, num_outputs, backend, delivery, request_id, position, item_id, track_id, "
      "take_id, reply_port, drop_folder)"),
 ])
@@ -233,7 +234,7 @@ def test_the_first_mistake_in_spec_order_is_reported_whatever_order_the_keys_cam
 def test_an_unknown_address_is_named(address):
     error = refusal(address, [SONG, 12.5, 20.0, ""])
     assert str(error) == (f"{address or repr(address)}: unknown address (commands: /bridge/inpaint, /bridge/extend, /bridge/cancel, /bridge/retry, /bridge/resolve, "
-                          "/bridge/status, /bridge/ping, /bridge/context, /bridge/ableton)")
+                          "/bridge/status, /bridge/plugins, /bridge/ping, /bridge/context, /bridge/ableton)")
     assert (error.field, error.address) == ("", address or repr(address))
 
 
@@ -256,7 +257,7 @@ def test_a_rejected_message_keeps_its_request_id_for_the_error_reply():
     ([SONG, 12.5, 20.0, b"\x00" * 5_000_000], "prompt: <blob of 5000000 bytes> must be a string, got blob"),
     ([SONG, 12.5, 20.0, "", "k" * 5_000_000, 1],
      "'kkkkkkkkkkkkkkkkkkkkkkkkkkk...kkkkkkkkkkkkkkkkkkkkkkkkkkkk' (5000000 characters): unknown argument of "
-     "/bridge/inpaint (arguments: source, start, end, prompt, lyrics, lyrics_section_to_replace, gender, num_outputs, "
+     "/bridge/inpaint (arguments: source, start, end, prompt, capture, lyrics, lyrics_section_to_replace, gender, num_outputs, "
      "backend, delivery, request_id, position, item_id, track_id, take_id, reply_port, drop_folder)"),
     ([SONG, 12.5, 20.0, "", "num_outputs", list(range(100_000))],
      "num_outputs: [0, 1, 2, 3, 4, 5, ...] must be an integer, got array"),

@@ -13,6 +13,7 @@ M.ADDRESS = {
   retry = "/bridge/retry",
   resolve = "/bridge/resolve",
   status = "/bridge/status",
+  plugins = "/bridge/plugins",
   ping = "/bridge/ping",
   context = "/bridge/context",
   ableton = "/bridge/ableton",
@@ -21,10 +22,13 @@ M.ADDRESS = {
   done = "/bridge/done",
   failed = "/bridge/failed",
   error = "/bridge/error",
+  plugin = "/bridge/plugin",
+  plugins_listed = "/bridge/plugins_listed",
   pong = "/bridge/pong",
 }
 M.LIMITS = {
   source = { min_length = 1, max_length = 4096 },
+  capture = { min_length = 1, max_length = 128 },
   start = { min = 0 },
   ["end"] = { min = 0, greater_than = "start" },
   extend_after = { min = 0 },

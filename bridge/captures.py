@@ -1,0 +1,279 @@
+"""The audio plugin's captures as sources: find one, check what it has played, export a range of it.
+
+A capture (format ``daw-bridge.capture/1``, written by ``daw_scripts/plugin/``) is one folder per plugin instance
+under ``captures_dir``: float WAV spans, each at a known timeline frame, and ``index.json`` listing them in the
+order they were played; where spans overlap, the later one is the newer take. A job never reads the capture after
+admission: the range it needs (plus context) is exported into the job's work folder, newest take first, and that
+file is the job's source, with ``position`` its timeline start. Nothing in the capture folder is ever written.
+
+Confinement: the captures folder must resolve inside the project roots, a capture's folder inside the captures
+folder, and each span file inside its capture's folder (symlinks resolved), like any source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from bridge.config import Config
+from bridge.models import SourceInfo
+from osc_schema import ValidationError
+
+FORMAT = "daw-bridge.capture/1"
+INDEX = "index.json"
+# How much already-played audio beyond the required context a job gets on each side (the embedded engine re-uses
+# the song's own passages, MusicGPT uploads up to context_s): bounds the export's size and time.
+EXTRA_CONTEXT_S = 120.0
+LIVE_WITHIN_S = 600.0  # an instance whose index changed this recently is listed even when its pid is unknown
+
+
+def captures_root(config: Config) -> Path:
+    """The configured captures folder, else where the plugin writes by default (the same rule as the plugin's)."""
+    if config.captures_dir is not None:
+        return Path(config.captures_dir)
+    if os.environ.get("DAW_BRIDGE_CAPTURE_DIR"):
+        return Path(os.environ["DAW_BRIDGE_CAPTURE_DIR"])
+    if os.environ.get("XDG_STATE_HOME"):
+        return Path(os.environ["XDG_STATE_HOME"]) / "daw-bridge" / "captures"
+    return Path.home() / ".local" / "state" / "daw-bridge" / "captures"
+
+
+def _resolve(path: Path, field: str, value: object) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ValidationError(field, value, f"cannot be resolved ({exc})") from None
+
+
+def confined_root(config: Config, field: str = "capture", value: object = None) -> Path:
+    """The captures folder, resolved; refused (ValidationError) when it lies outside the project roots."""
+    root = _resolve(captures_root(config), field, value)
+    if not any(root.is_relative_to(r.resolve()) for r in config.project_roots):
+        roots = ", ".join(str(r) for r in config.project_roots)
+        raise ValidationError(field, value, f"cannot be read: the captures folder {root} is outside the configured "
+                                            f"project roots ({roots}); set captures_dir inside them or add it there")
+    return root
+
+
+@dataclass(frozen=True)
+class Span:
+    path: Path
+    sample_rate: int
+    start: int  # timeline frame of its first frame
+    frames: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.frames
+
+
+def _index(folder: Path, name: str) -> dict:
+    try:
+        data = json.loads((folder / INDEX).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError("capture", name, "has captured nothing yet (no index.json): play the range once "
+                                               "with the plugin on the track") from None
+    except (OSError, ValueError) as exc:
+        raise ValidationError("capture", name, f"has an unreadable index.json ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValidationError("capture", name, f"is not a {FORMAT} capture")
+    return data
+
+
+def _spans(data: dict, folder: Path, name: str) -> list[Span]:
+    spans = []
+    for entry in data.get("spans") or []:
+        try:
+            file, rate = str(entry["file"]), int(entry["sample_rate"])
+            start, frames = int(entry["timeline_start_frame"]), int(entry["frames"])
+        except (KeyError, TypeError, ValueError):
+            raise ValidationError("capture", name, f"has a malformed span in its index: {entry!r:.80}") from None
+        if "/" in file or "\\" in file or file.startswith(".") or rate <= 0 or frames < 0:
+            raise ValidationError("capture", name, f"has a malformed span in its index: {entry!r:.80}")
+        path = _resolve(folder / file, "capture", name)
+        if not path.is_relative_to(folder):
+            raise ValidationError("capture", name, f"span {file} resolves outside its capture folder")
+        if frames:
+            spans.append(Span(path, rate, start, frames))
+    return spans
+
+
+def merged(spans: list[Span]) -> list[tuple[int, int]]:
+    """The timeline frames the spans cover, as sorted, disjoint [start, end) stretches (touching ones joined)."""
+    out: list[list[int]] = []
+    for lo, hi in sorted((s.start, s.end) for s in spans):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [(lo, hi) for lo, hi in out]
+
+
+def describe(stretches: list[tuple[int, int]], rate: int, digits: int = 1) -> str:
+    """"14.2–19.8 s, 30.0–41.5 s": starts rounded up and ends down, so it never claims more than was played."""
+    scale = 10 ** digits
+    return ", ".join(f"{math.ceil(lo / rate * scale) / scale:.{digits}f}–{math.floor(hi / rate * scale) / scale:.{digits}f}"
+                     for lo, hi in stretches) + " s" if stretches else "nothing"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to export: timeline frames [first, stop) at ``sample_rate``, painted from ``spans`` in order."""
+
+    name: str
+    spans: tuple[Span, ...]
+    sample_rate: int
+    channels: int
+    first: int
+    stop: int
+
+    @property
+    def position(self) -> float:
+        """Timeline seconds where the export's time 0 sits."""
+        return self.first / self.sample_rate
+
+    @property
+    def info(self) -> SourceInfo:
+        return SourceInfo(sample_rate=self.sample_rate, channels=self.channels, frames=self.stop - self.first,
+                          format="WAV/FLOAT")
+
+    def export(self, dest: Path) -> Path:
+        """Write the range into ``dest`` (a float WAV) atomically; the newest take wins where spans overlap."""
+        out = np.zeros((self.stop - self.first, self.channels), dtype=np.float32)
+        for span in self.spans:
+            lo, hi = max(span.start, self.first), min(span.end, self.stop)
+            if hi <= lo:
+                continue
+            try:
+                with sf.SoundFile(str(span.path)) as f:
+                    if f.channels != self.channels or f.samplerate != span.sample_rate:
+                        raise ValidationError("capture", self.name, f"span {span.path.name} does not match its "
+                                                                    "index (channels or sample rate)")
+                    f.seek(lo - span.start)
+                    audio = f.read(hi - lo, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+                raise ValidationError("capture", self.name, f"span {span.path.name} cannot be read ({exc})") from None
+            if len(audio) != hi - lo:
+                raise ValidationError("capture", self.name, f"span {span.path.name} is shorter than its index says")
+            out[lo - self.first:hi - self.first] = audio
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name("." + dest.name + ".partial")
+        sf.write(str(partial), out, self.sample_rate, format="WAV", subtype="FLOAT")
+        os.replace(partial, dest)
+        return dest
+
+
+def plan(config: Config, name: str, need_start: float, need_end: float) -> Plan:
+    """Check that the capture has played timeline seconds [need_start, need_end]; say what to export.
+
+    The export is the played stretch around that range, up to EXTRA_CONTEXT_S more on each side. Raises
+    ValidationError naming the span of the timeline to play when part of the range has not been played.
+    """
+    root = confined_root(config, "capture", name)
+    folder = _resolve(root / name, "capture", name)
+    if not folder.is_relative_to(root) or folder == root:
+        raise ValidationError("capture", name, "resolves outside the captures folder")
+    if not folder.is_dir():
+        raise ValidationError("capture", name, f"is not a capture in {root} (/bridge/plugins lists the live ones)")
+    data = _index(folder, name)
+    spans = _spans(data, folder, name)
+    need_start = max(need_start, 0.0)
+    if not spans:
+        raise ValidationError("capture", name, f"has captured nothing yet: play {need_start:.1f}–{need_end:.1f} s "
+                                               "once with the plugin on the track")
+    # the newest take touching the range decides the sample rate; spans at another rate are older sessions
+    touching = [s for s in spans if s.start / s.sample_rate < need_end and s.end / s.sample_rate > need_start]
+    rate = (touching or spans)[-1].sample_rate
+    spans = [s for s in spans if s.sample_rate == rate]
+    lo, hi = math.floor(need_start * rate), math.ceil(need_end * rate)
+    stretches = merged(spans)
+    around = next(((a, b) for a, b in stretches if a <= lo and hi <= b), None)
+    if around is None:
+        gaps, cursor = [], lo
+        for a, b in stretches:
+            if b <= cursor or a >= hi:
+                continue
+            if a > cursor:
+                gaps.append((cursor, a))
+            cursor = max(cursor, b)
+        if cursor < hi:
+            gaps.append((cursor, hi))
+        play_from = math.floor(gaps[0][0] / rate * 10) / 10
+        play_to = math.ceil(gaps[-1][1] / rate * 10) / 10
+        has = [(max(a, lo), min(b, hi)) for a, b in stretches if a < hi and b > lo]
+        have = (f"the capture has {describe(has, rate)} of it" if has
+                else f"the capture has none of it ({describe(stretches[:4], rate)})")
+        raise ValidationError("capture", name, f"has not played all of {need_start:.1f}–{need_end:.1f} s (the range "
+                                               f"and its context) yet: play {play_from:.1f}–{play_to:.1f} s once "
+                                               f"more; {have}")
+    extra = int(EXTRA_CONTEXT_S * rate)
+    first, stop = max(around[0], lo - extra), min(around[1], hi + extra)
+    channels = int(data.get("channels") or 2)
+    used = tuple(s for s in spans if s.start < stop and s.end > first)
+    return Plan(name, used, rate, channels, first, stop)
+
+
+def results_folder(config: Config, name: str) -> Path:
+    """Where a capture's results go unless the command or the config names a drop folder: beside the captures
+    (never inside a capture), one folder per instance."""
+    return captures_root(config).parent / "results" / name
+
+
+# -- live instances --------------------------------------------------------------------------------------------------
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def live_plugins(config: Config, now: float | None = None) -> list[dict]:
+    """The plugin instances whose index changed within LIVE_WITHIN_S or whose process runs, most recent first."""
+    root = confined_root(config, "", None)
+    now = time.time() if now is None else now
+    found = []
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+            continue
+        index = Path(entry.path) / INDEX
+        try:
+            age = max(now - index.stat().st_mtime, 0.0)
+            data = json.loads(index.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            continue
+        instance = str(data.get("instance") or entry.name)
+        pid = data.get("pid")
+        if not isinstance(pid, int) or isinstance(pid, bool):
+            head = instance.split("-", 1)[0]
+            pid = int(head) if head.isdigit() else 0
+        if age > LIVE_WITHIN_S and not _pid_alive(pid):
+            continue
+        try:
+            spans = _spans(data, Path(entry.path).resolve(), entry.name)
+        except ValidationError:
+            spans = []
+        played = "; ".join(describe(merged([s for s in spans if s.sample_rate == rate]), rate, 3)
+                           for rate in sorted({s.sample_rate for s in spans}))
+        found.append({"capture": entry.name, "label": str(data.get("name") or ""), "pid": pid,
+                      "plugin_format": str(data.get("plugin_format") or ""), "age": float(age),
+                      "played": "" if not spans else played})
+    return sorted(found, key=lambda item: item["age"])
