@@ -16,6 +16,12 @@ seconds of the arrangement (0: the song starts at bar 1), so source time = arran
 Results go to ``<Live project>/Samples/daw-bridge``, where Live's browser shows them under the project. The Live
 project is the nearest folder above the clip's file that holds a Live Set (``*.als``) or Live's ``Ableton Project
 Info`` folder; failing that, the folder holding the nearest ``Samples`` folder on the file's path.
+
+When Live allows it, a delivered job started here is also placed in the arrangement: AbletonOSC's pending
+``/live/track/create_audio_clip track_id file_path position`` (PRs #168, #196, #206; Live 12.0.5's
+``Track.create_audio_clip``, position in beats) puts each variant's WAV on a new audio track at its
+``timeline.position``. Whether the connected AbletonOSC has it is probed once per connection (``can_place``);
+without it the files stay in the drop folder, and a ``/bridge/state`` note to the sender says so.
 """
 
 from __future__ import annotations
