@@ -64,6 +64,7 @@ class FakeLive:
         self.live_set = live_set
         self.reply_port = reply_port
         self.create_audio_clip = create_audio_clip  # AbletonOSC with the pending PR's address
+        self.closed = False  # True: Live is closed, messages go unanswered (and unrecorded)
         self.received: list[tuple[str, list]] = []
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
@@ -99,6 +100,8 @@ class FakeLive:
                 continue
             except OSError:
                 return
+            if self.closed:
+                continue
             for timed in OscPacket(data).messages:
                 message = timed.message
                 params = list(message.params)

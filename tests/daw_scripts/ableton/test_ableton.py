@@ -256,6 +256,22 @@ def test_a_named_clip_placed_later_in_the_arrangement_becomes_the_session_contex
     assert jobs == []
 
 
+def test_what_live_can_do_is_asked_again_after_live_stopped_answering(tmp_path):
+    async def ask(frontend, service):
+        assert await frontend.can_place() == (False, "AbletonOSC without /live/track/create_audio_clip")
+        live.closed = True  # the producer quits Live and presses a pad meanwhile
+        with pytest.raises(osc_schema.ValidationError, match="Live did not answer"):
+            await frontend.selection()
+        live.closed, live.create_audio_clip = False, True  # ...and reopens it with an AbletonOSC that can place
+        return await frontend.can_place()
+
+    with FakeLive(LiveSet(), reply_port=free_udp_port()) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port, timeout=0.2)
+        assert asyncio.run(with_frontend(tmp_path, settings, ask)) == (True, "")
+    sent = [address for address, _ in live.received]
+    assert sent.count("/live/track/create_audio_clip") == 2
+
+
 REFUSALS = [
     ("the selected slot is empty", dict(selected=(0, 1)), (), "",
      "/bridge/ableton: the clip slot at track 1, scene 2 is empty: select the Session clip that holds the song"),
