@@ -383,7 +383,9 @@ class AbletonFrontend:
         await self.client.call("/live/track/set/name", count, name, then=("/live/track/get/name", count))
         errors_clip, starts = await self.client.call(CREATE_AUDIO_CLIP, count, str(wav), beats,
                                                      then=("/live/track/get/arrangement_clips/start_time", count))
-        if any(isinstance(t, (int, float)) and abs(t - beats) < 1e-3 for t in starts) and not errors_clip:
+        # Positions travel as OSC float32 (about 7 digits): a clip within 1/1000 beat plus that rounding is there.
+        if any(isinstance(t, (int, float)) and abs(t - beats) <= 1e-3 + 1e-6 * beats for t in starts) \
+                and not errors_clip:
             return ""
         await self.client.call("/live/song/delete_track", count, then=("/live/song/get/num_tracks",))
         reason = "; ".join(errors_clip) or f"no clip at beat {beats:g} on the new track afterwards"

@@ -162,12 +162,13 @@ def test_with_create_audio_clip_each_variant_lands_on_a_new_track_where_it_belon
     # the variant's WAV at its timeline position.
     assert live_set.track_names == ["Song", "Keys", "daw-bridge inpaint v1 14.0-18.0",
                                     "daw-bridge inpaint v2 14.0-18.0"]
-    assert live_set.arrangement == [[], [], *([ArrangementClip(Path(m["audio"]).stem, str(drop / m["audio"]), b)]
+    assert live_set.arrangement == [[], [], *([ArrangementClip(Path(m["audio"]).stem, str(drop / m["audio"]),
+                                                               pytest.approx(b, abs=1e-5))]  # OSC float32
                                               for m, b in zip(manifests, beats))]
     assert ("/live/song/create_audio_track", [2]) in live.received
     placed = [params for address, params in live.received if address == "/live/track/create_audio_clip"]
-    assert placed[1:] == [[2, str(drop / manifests[0]["audio"]), beats[0]],
-                          [3, str(drop / manifests[1]["audio"]), beats[1]]]  # placed[0] was the probe
+    assert placed[1:] == [[2, str(drop / manifests[0]["audio"]), pytest.approx(beats[0], abs=1e-5)],
+                          [3, str(drop / manifests[1]["audio"]), pytest.approx(beats[1], abs=1e-5)]]  # [0]: probe
     note = (f"placed in Live's arrangement on new tracks: 'daw-bridge inpaint v1 14.0-18.0' at beat {beats[0]:g}, "
             f"'daw-bridge inpaint v2 14.0-18.0' at beat {beats[1]:g} (also in Samples/daw-bridge)")
     assert record.message == note
