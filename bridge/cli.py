@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
 
     midi_arguments(p)
 
+    p = command("voice", _voice, "voice commands, offline: decode a recording into a command")
+    from bridge.commands.voice import add_arguments as voice_arguments
+
+    voice_arguments(p)
+
     p = command("doctor", _doctor, "check the config, ports, folders and backends")
     p = command("demo", _demo, "make a song, start the daemon, inpaint and extend it over OSC, show the results")
     p.add_argument("--dir", type=Path, help="where to put the demo project (default: a new temporary folder)")
@@ -150,6 +155,12 @@ def _midi(args) -> int:
     from bridge.commands.midi import midi
 
     return midi(_config(args), args)
+
+
+def _voice(args) -> int:
+    from bridge.commands.voice import voice
+
+    return voice(args)
 
 
 def _doctor(args) -> int:

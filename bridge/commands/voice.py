@@ -1,0 +1,45 @@
+"""``daw-bridge voice decode FILE``: decode a push-to-talk recording into a command, offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("decode", "grammar"), help="decode: a recording into a command; grammar: print "
+                   "the JSGF grammar and its sentences")
+    p.add_argument("file", nargs="?", type=Path, help="decode: the recording (any format libsndfile reads)")
+    p.add_argument("--json", action="store_true", help="one line: {\"text\", \"command\", \"confidence\"}")
+
+
+def voice(args) -> int:
+    try:
+        from bridge.voice import VoiceDecoder, VoiceError, load, sentences
+        from bridge.voice.grammar import JSGF
+    except ImportError as exc:  # pocketsphinx is an extra
+        print(f"daw-bridge voice: pocketsphinx is not installed ({exc}); pip install 'daw-bridge[voice]'",
+              file=sys.stderr)
+        return 2
+    if args.action == "grammar":
+        print(JSGF)
+        print("\n".join(sentences()))
+        return 0
+    if args.file is None:
+        print("daw-bridge voice decode: name the recording (daw-bridge voice decode FILE.wav)", file=sys.stderr)
+        return 2
+    try:
+        audio, rate = load(args.file)
+    except VoiceError as exc:
+        print(f"daw-bridge voice decode: {exc}", file=sys.stderr)
+        return 2
+    result = VoiceDecoder().decode(audio, rate)
+    if args.json:
+        print(json.dumps(result.as_json()))
+    elif result.command is None:
+        print(f"rejected (heard {result.text or 'nothing'!r}, confidence {result.confidence:.2f})")
+    else:
+        print(f"{json.dumps(result.command)}  (heard {result.text!r}, confidence {result.confidence:.2f})")
+    return 0

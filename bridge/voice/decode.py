@@ -1,0 +1,138 @@
+"""Offline decoding of a push-to-talk recording into a command, with pocketsphinx's bundled English model.
+
+The recording is read, mixed to mono, resampled to 16 kHz (soxr), padded before and after, and given a -60 dBFS white
+noise floor: the model was trained on real recordings, and stretches of digital zero (a file's padding, a gated
+microphone) made it drop or insert words. It is then decoded twice: with the command grammar, and with a free phone
+loop (the model's phone language model). The phone loop is about the best any speech could score on those frames;
+music or words outside the grammar score much better there than on the grammar's forced path, while a real command
+scores nearly the same. The gap between the two path scores, per frame of the grammar's words (in the decoder's own
+log units), is the evidence: confidence = exp(gap / GAP_SCALE), a number in (0, 1] that only orders results (it is
+not a calibrated probability). Below THRESHOLD the result is rejected: a rejection is better than a wrong action.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bridge.voice.grammar import EXTRA_WORDS, JSGF, to_command
+
+RATE = 16000
+PAD_BEFORE = 0.5  # seconds of noise floor before and after the recording
+PAD_AFTER = 1.0
+NOISE_FLOOR_DBFS = -60.0
+GAP_SCALE = 20.0  # decoder log units per word frame; only sets how the confidence spreads over 0..1
+THRESHOLD = 0.5  # confidence below which a result is rejected; chosen on bench/voice.py's tuning part
+_FILLERS = ("<s>", "</s>", "<sil>")
+
+
+class VoiceError(Exception):
+    """A recording that cannot be decoded (missing, unreadable, empty)."""
+
+
+@dataclass
+class Result:
+    text: str  # the grammar's best sentence ("" when no path reached the end)
+    command: dict | None  # None when rejected
+    confidence: float  # 0..1
+    seconds: float = 0.0  # decode time
+    detail: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {"text": self.text, "command": self.command, "confidence": round(self.confidence, 4)}
+
+
+def load(path: Path) -> tuple[np.ndarray, int]:
+    """A file's samples as float32 mono, and its rate."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise VoiceError(f"{path}: no such file")
+    if path.is_dir():
+        raise VoiceError(f"{path}: is a folder, not a recording")
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        raise VoiceError(f"{path}: not a readable audio file ({exc})") from None
+    if len(audio) == 0:
+        raise VoiceError(f"{path}: the recording is empty")
+    return audio.mean(axis=1), rate
+
+
+def prepare(audio: np.ndarray, rate: int, seed: int = 0) -> bytes:
+    """16 kHz mono 16-bit PCM, padded, with the noise floor added."""
+    import soxr
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    if rate != RATE:
+        audio = soxr.resample(audio, rate, RATE).astype(np.float32)
+    padded = np.concatenate([np.zeros(int(PAD_BEFORE * RATE), np.float32), audio,
+                             np.zeros(int(PAD_AFTER * RATE), np.float32)])
+    # Seeded: the same recording decodes the same way every time.
+    noise = np.random.default_rng(seed).standard_normal(len(padded)).astype(np.float32)
+    padded += noise * np.float32(10 ** (NOISE_FLOOR_DBFS / 20))
+    return (np.clip(padded, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+
+
+class VoiceDecoder:
+    """One pocketsphinx decoder with the command grammar and a phone loop; build once (about 0.2 s), reuse.
+
+    Not thread-safe on its own: decode() holds a lock, so one decoder may be shared by threads.
+    """
+
+    def __init__(self, threshold: float = THRESHOLD):
+        from pocketsphinx import Decoder, get_model_path
+
+        self.threshold = threshold
+        self._decoder = Decoder(lm=None, samprate=RATE, loglevel="FATAL")
+        for word, phones in EXTRA_WORDS.items():
+            if self._decoder.lookup_word(word) is None:
+                self._decoder.add_word(word, phones, True)
+        self._decoder.add_jsgf_string("commands", JSGF)
+        self._decoder.add_allphone_file("phones", str(Path(get_model_path()) / "en-us-phone.lm.bin"))
+        self._logmath = self._decoder.get_logmath()
+        self._lock = threading.Lock()
+
+    def _run(self, search: str, pcm: bytes):
+        d = self._decoder
+        d.activate_search(search)
+        d.start_utt()
+        d.process_raw(pcm, False, True)
+        d.end_utt()
+        hyp = d.hyp()
+        if hyp is None or not hyp.hypstr:
+            return "", None, [], 0.0
+        # The binding hands back exp(score); its log in the decoder's own base is the integer path score.
+        score = self._logmath.log(hyp.best_score) if hyp.best_score > 0 else None
+        return hyp.hypstr, score, list(d.seg()), hyp.prob
+
+    def decode_pcm(self, pcm: bytes) -> Result:
+        started = time.perf_counter()
+        with self._lock:
+            text, grammar_score, segments, posterior = self._run("commands", pcm)
+            phone_score = self._run("phones", pcm)[1] if text else None
+        word_frames = sum(s.end_frame - s.start_frame + 1 for s in segments
+                          if s.word not in _FILLERS and not s.word.startswith("++") and not s.word.startswith("[")
+                          and not s.word.startswith("+"))
+        confidence = 0.0
+        if text and grammar_score is not None and phone_score is not None and word_frames:
+            gap = (grammar_score - phone_score) / word_frames
+            confidence = math.exp(min(0.0, gap) / GAP_SCALE)
+        command = to_command(text) if confidence >= self.threshold else None
+        return Result(text, command, confidence, time.perf_counter() - started,
+                      {"word_frames": word_frames, "grammar_score": grammar_score, "phone_score": phone_score,
+                       "posterior": posterior})
+
+    def decode(self, audio: np.ndarray, rate: int) -> Result:
+        return self.decode_pcm(prepare(audio, rate))
+
+    def decode_file(self, path: Path) -> Result:
+        return self.decode(*load(path))

@@ -1,0 +1,93 @@
+"""Voice commands: espeak-ng speaks, the offline decoder must give the structured command; music alone is rejected."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import ROOT, require_tool
+
+from bridge.voice import VoiceDecoder, sentences, to_command
+
+MUSIC = Path("/usr/share/planetblupi/music/music003.ogg")
+
+
+@pytest.fixture(scope="module")
+def decoder() -> VoiceDecoder:
+    return VoiceDecoder()
+
+
+def speak(text: str, path: Path, voice: str = "en-us", speed: int = 175) -> Path:
+    subprocess.run([require_tool("espeak-ng"), "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
+    return path
+
+
+def test_every_sentence_maps_to_a_command_and_others_do_not():
+    assert len(sentences()) == len({json.dumps(to_command(s), sort_keys=True) for s in sentences()})
+    assert to_command("bridge inpaint the last four bars") == {"command": "inpaint", "bars": 4, "anchor": "last"}
+    assert to_command("bridge extend this bar") == {"command": "extend", "bars": 1, "anchor": "this"}
+    assert to_command("bridge audition original") == {"command": "audition", "variant": "original"}
+    for text in ("", "keep", "bridge", "bridge keep now", "bridge inpaint the last five bars"):
+        assert to_command(text) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("bridge inpaint the last four bars", {"command": "inpaint", "bars": 4, "anchor": "last"}),
+    ("bridge extend the next two bars", {"command": "extend", "bars": 2, "anchor": "next"}),
+    ("bridge audition two", {"command": "audition", "variant": 2}),
+    ("bridge discard", {"command": "discard"}),
+])
+def test_spoken_command_decodes_to_the_structured_command(decoder, tmp_path, text, expected):
+    result = decoder.decode_file(speak(text, tmp_path / "say.wav"))
+    assert result.text == text
+    assert result.command == expected, result
+
+
+def test_music_alone_is_rejected(decoder):
+    if not MUSIC.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("planetblupi-music-ogg is not installed, and CI must run this test")
+        pytest.skip("planetblupi-music-ogg is not installed")
+    with sf.SoundFile(str(MUSIC)) as f:
+        for start in (40.0, 100.0):  # two push-to-talk presses of 3 s on music alone
+            f.seek(int(start * f.samplerate))
+            audio = f.read(int(3 * f.samplerate), dtype="float32")
+            result = decoder.decode(audio, f.samplerate)
+            assert result.command is None, result
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", "voice", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+
+
+def test_cli_json_is_one_line(tmp_path):
+    out = cli("decode", str(speak("bridge keep", tmp_path / "keep.wav")), "--json")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0])["command"] == {"command": "keep"}
+    assert set(json.loads(lines[0])) == {"text", "command", "confidence"}
+
+
+def test_cli_rejects_silence_with_null_command(tmp_path):
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)
+    out = cli("decode", str(tmp_path / "quiet.wav"), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["command"] is None
+
+
+def test_cli_missing_and_corrupt_files_are_one_line_errors(tmp_path):
+    out = cli("decode", str(tmp_path / "nope.wav"), "--json")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().count("\n") == 0 and "no such file" in out.stderr
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all")
+    out = cli("decode", str(tmp_path / "bad.wav"), "--json")
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "not a readable audio file" in out.stderr
