@@ -1,9 +1,11 @@
-// daw-bridge plugin, phase 1: a stereo pass-through that captures what the host plays, indexed by the host's
-// timeline, into files the daemon can read.
+// daw-bridge plugin: a stereo pass-through that captures what the host plays, indexed by the host's timeline, into
+// files the daemon can read; sends the trigger parameters to the daemon over OSC; plays delivered variants in place.
 //
-// Threads: run() (the host's audio thread) only copies samples into preallocated lock-free rings and stores
-// atomics: no allocation, lock, wait, file or socket call. The capture thread (started in the constructor, joined in
-// the destructor) drains the rings every 20 ms and does every file operation.
+// Threads: run() (the host's audio thread) only copies samples into preallocated lock-free rings, reads atomics and
+// reads variant buffers it was handed by an atomic pointer: no allocation, lock, wait, file or socket call. The
+// background thread (started in the constructor, joined in the destructor) drains the rings every 20 ms, does every
+// file operation, owns the UDP socket (its port is the instance's reply port), loads delivered variants and swaps
+// them in; a replaced set is freed only once run() has finished a block after the swap (epoch counter).
 //
 // Capture format (daw-bridge.capture/1), one folder per plugin instance:
 //   $DAW_BRIDGE_CAPTURE_DIR, else $XDG_STATE_HOME/daw-bridge/captures, else ~/.local/state/daw-bridge/captures,
@@ -28,10 +30,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
+
+#include "OscMessage.hpp"
+#include "VariantLoader.hpp"
 
 #ifdef DAW_BRIDGE_RT_CHECK
 // Test build only: count every operator new made on a thread while it is inside run(). This plugin's version script
@@ -194,13 +204,21 @@ public:
         if (droppedBlocks != fDroppedBlocks)
             fDroppedBlocks = droppedBlocks, fDirty = true;
     }
-    void noteRequest(const char* operation, float start, float end)
+    void noteRequest(const char* operation, float start, float end, const std::string& requestId)
     {
-        char line[160];
-        std::snprintf(line, sizeof line, "{\"operation\": \"%s\", \"start\": %.6f, \"end\": %.6f}", operation,
-                      start, end);
+        char line[320];
+        std::snprintf(line, sizeof line,
+                      "{\"operation\": \"%s\", \"start\": %.6f, \"end\": %.6f, \"request_id\": \"%s\"}",
+                      operation, start, end, requestId.c_str());
         fRequests.push_back(line);
         fDirty = true;
+    }
+    void noteReplyPort(int port) { fReplyPort = port; }  // written with the first capture or request, not alone
+    // The job this instance follows, as one JSON object (the background thread composes it).
+    void noteJob(std::string json)
+    {
+        if (json != fJob)
+            fJob = std::move(json), fDirty = true;
     }
 #ifdef DAW_BRIDGE_RT_CHECK
     void noteAllocations(uint64_t count) { if (count != fAllocations) fAllocations = count, fDirty = true; }
@@ -229,7 +247,9 @@ public:
         json += "\n  ],\n  \"dropped_blocks\": " + std::to_string(fDroppedBlocks) + ",\n  \"requests\": [";
         for (size_t i = 0; i < fRequests.size(); ++i)
             json += std::string(i ? ", " : "") + fRequests[i];
-        json += "]";
+        json += "],\n  \"reply_port\": " + std::to_string(fReplyPort);
+        if (!fJob.empty())
+            json += ",\n  \"job\": " + fJob;
 #ifdef DAW_BRIDGE_RT_CHECK
         json += ",\n  \"rt_allocations\": " + std::to_string(fAllocations);
 #endif
@@ -296,6 +316,8 @@ private:
     const std::string fFolder, fInstance, fPluginFormat;
     std::vector<Span> fSpans;
     std::vector<std::string> fRequests;
+    std::string fJob;
+    int fReplyPort = 0;
     FILE* fFile = nullptr;
     uint64_t fDroppedBlocks = 0;
 #ifdef DAW_BRIDGE_RT_CHECK
@@ -310,10 +332,40 @@ enum Parameters : uint32_t {
     kInpaint, kExtend, kCancel,  // triggers: a press is a request to the daemon
     kRangeStart, kRangeEnd,      // seconds of host timeline
     kDaemonPort,                 // the daemon's OSC port on 127.0.0.1
+    kVariant,                    // what plays: 0 = the input, 1..n = a delivered variant across its span
+    kProgress, kState, kVariants,  // outputs: the job's progress (0..1), its state (JobState), variants loaded
     kParameterCount
 };
 
 enum Requests : uint32_t { kRequestInpaint = 1, kRequestExtend = 2, kRequestCancel = 4 };
+
+// The State output parameter; stable numbers, documented in the README.
+enum JobState : int {
+    kIdle = 0, kSent = 1, kWorking = 2, kReady = 3, kFailed = 4, kCancelled = 5, kRefused = 6, kLoadFailed = 7,
+    kNoAnswer = 8,
+};
+static const char* const kJobStateNames[] = {"idle", "sent", "working", "ready", "failed", "cancelled", "refused",
+                                             "load_failed", "no_answer"};
+
+// Delivered variants as run() reads them: built and freed by the background thread only, never changed once
+// published.
+struct Playback {
+    std::vector<dawbridge::Variant> variants;  // variant parameter v plays variants[v - 1]
+};
+
+static std::string jsonString(const std::string& text)
+{
+    std::string out = "\"";
+    for (const char c : text) {
+        if (c == '"' || c == '\\')
+            out += '\\', out += c;
+        else if ((unsigned char)c < 0x20)
+            out += ' ';
+        else
+            out += c;
+    }
+    return out + "\"";
+}
 
 class DawBridgePlugin : public Plugin {
 public:
@@ -327,25 +379,32 @@ public:
         const char* selfTest = std::getenv("DAW_BRIDGE_RT_CHECK_SELFTEST");
         fAllocateInRun = selfTest != nullptr && *selfTest == '1';
 #endif
-        fThread = std::thread([this] { captureLoop(); });
+        openReplySocket();
+        fThread = std::thread([this] { backgroundLoop(); });
     }
 
     ~DawBridgePlugin() override
     {
         fQuit.store(true, std::memory_order_release);
         fThread.join();
+        if (fSocket >= 0)
+            close(fSocket);
+        delete fPlayback.load();  // run() is no longer called: nothing reads it
+        for (const auto& retired : fRetired)
+            delete retired.first;
     }
 
 protected:
     const char* getLabel() const override { return "DawBridge"; }
     const char* getDescription() const override
     {
-        return "Captures what the track plays (indexed by the host's timeline) for the daw-bridge daemon; "
-               "passes audio through unchanged.";
+        return "Captures what the track plays (indexed by the host's timeline) for the daw-bridge daemon, sends it "
+               "inpaint/extend requests, and plays the delivered variants in place; otherwise passes audio through "
+               "unchanged.";
     }
     const char* getMaker() const override { return "daw-bridge"; }
     const char* getLicense() const override { return "MIT"; }
-    uint32_t getVersion() const override { return d_version(0, 1, 0); }
+    uint32_t getVersion() const override { return d_version(0, 2, 0); }
     int64_t getUniqueId() const override { return d_cconst('d', 'w', 'b', 'r'); }
 
     void initAudioPort(bool input, uint32_t index, AudioPort& port) override
@@ -382,6 +441,30 @@ protected:
             parameter.symbol = "port";
             parameter.ranges = ParameterRanges(9010.0f, 1.0f, 65535.0f);
             break;
+        case kVariant:
+            parameter.hints = kParameterIsAutomatable | kParameterIsInteger;
+            parameter.name = "Variant";
+            parameter.symbol = "variant";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 16.0f);
+            break;
+        case kProgress:
+            parameter.hints = kParameterIsOutput;
+            parameter.name = "Progress";
+            parameter.symbol = "progress";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
+            break;
+        case kState:
+            parameter.hints = kParameterIsOutput | kParameterIsInteger;
+            parameter.name = "State";
+            parameter.symbol = "state";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, float(kNoAnswer));
+            break;
+        case kVariants:
+            parameter.hints = kParameterIsOutput | kParameterIsInteger;
+            parameter.name = "Variants loaded";
+            parameter.symbol = "variants";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 16.0f);
+            break;
         }
     }
 
@@ -393,7 +476,7 @@ protected:
     // May be called on the audio thread: atomics only.
     void setParameterValue(uint32_t index, float value) override
     {
-        if (index >= kParameterCount)
+        if (index >= kParameterCount || index >= kProgress)  // outputs are the background thread's to set
             return;
         fValues[index].store(value, std::memory_order_relaxed);
         if (index <= kCancel && value > 0.5f)
@@ -409,21 +492,84 @@ protected:
             delete allocated;                      // new/delete pair may otherwise be optimised away)
         }
 #endif
-        for (uint32_t c = 0; c < kChannels; ++c)
-            if (outputs[c] != inputs[c])
-                std::memmove(outputs[c], inputs[c], sizeof(float) * frames);
-
         const TimePosition& time = getTimePosition();
-        if (time.playing && frames > 0) {
-            if (!fRing.push(inputs, frames, timelineFrame(time), uint32_t(getSampleRate())))
-                fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
+        const bool playing = time.playing && frames > 0;
+        const int64_t firstFrame = timelineFrame(time);
+        // capture first: when the host processes in place, outputs[c] == inputs[c] and playback overwrites them
+        if (playing && !fRing.push(inputs, frames, firstFrame, uint32_t(getSampleRate())))
+            fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
+
+        const Playback* playback = fPlayback.load(std::memory_order_seq_cst);
+        const int variants = playback ? int(playback->variants.size()) : 0;
+        int chosen = int(std::lround(fValues[kVariant].load(std::memory_order_relaxed)));
+        if (chosen < 0 || chosen > variants)
+            chosen = 0;
+        if (!playing) {
+            fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0;  // nothing rolls: nothing to fade
+        } else if (chosen != fHeard) {
+            fFadingFrom = fHeard, fHeard = chosen, fFadeLeft = fadeFrames();
         }
+        if (fFadingFrom > variants)
+            fFadingFrom = 0;  // a new job replaced the set mid-fade
+
+        if (!playing || (fHeard == 0 && fFadeLeft == 0)) {
+            for (uint32_t c = 0; c < kChannels; ++c)
+                if (outputs[c] != inputs[c])
+                    std::memmove(outputs[c], inputs[c], sizeof(float) * frames);
+        } else {
+            play(*playback, inputs, outputs, frames, firstFrame);
+        }
+        fRunEpoch.fetch_add(1, std::memory_order_seq_cst);  // this block no longer reads the Playback it loaded
 #ifdef DAW_BRIDGE_RT_CHECK
         tInRun = false;
 #endif
     }
 
 private:
+    uint32_t fadeFrames() const noexcept { return std::max(1u, uint32_t(getSampleRate() * 0.005)); }
+
+    // What source `which` (0 = the input) sounds at timeline frame t: the variant inside its span, faded in and out
+    // over its first and last 5 ms, the input elsewhere. Exactly the input or exactly the variant where no fade is.
+    static float sourceAt(const Playback& playback, int which, int64_t t, uint32_t c, float input,
+                          uint32_t fade) noexcept
+    {
+        if (which == 0)
+            return input;
+        const dawbridge::Variant& v = playback.variants[size_t(which - 1)];
+        const int64_t k = t - v.timelineFrame;
+        if (k < 0 || k >= v.frames)
+            return input;
+        const float sample = v.stereo[size_t(k) * 2 + c];
+        const int64_t edge = std::min(k + 1, v.frames - k);
+        if (edge >= int64_t(fade))
+            return sample;
+        const float gain = float(edge) / float(fade);
+        return input + (sample - input) * gain;
+    }
+
+    void play(const Playback& playback, const float** inputs, float** outputs, uint32_t frames,
+              int64_t firstFrame) noexcept
+    {
+        const uint32_t fade = fadeFrames();
+        for (uint32_t i = 0; i < frames; ++i) {
+            const int64_t t = firstFrame + i;
+            // the fade between variants: 1 - fFadeLeft/fade of the new one, after the fade only the new one
+            const float gain = fFadeLeft > 0 ? 1.0f - float(fFadeLeft) / float(fade) : 1.0f;
+            for (uint32_t c = 0; c < kChannels; ++c) {
+                const float input = inputs[c][i];  // read before writing: outputs may be the inputs
+                const float to = sourceAt(playback, fHeard, t, c, input, fade);
+                float out = to;
+                if (fFadeLeft > 0) {
+                    const float from = sourceAt(playback, fFadingFrom, t, c, input, fade);
+                    out = from + (to - from) * gain;
+                }
+                outputs[c][i] = out;
+            }
+            if (fFadeLeft > 0)
+                --fFadeLeft;
+        }
+    }
+
     // CLAP's reported frame is the host's steady counter, not the song position (DPF 1.6): derive it from the
     // transport's musical position instead (exact for a constant tempo).
     int64_t timelineFrame(const TimePosition& time) const noexcept
@@ -443,7 +589,193 @@ private:
         return std::to_string(getpid()) + "-" + std::to_string(counter.fetch_add(1) + 1);
     }
 
-    void captureLoop()
+    // -----------------------------------------------------------------------------------------------------------------
+    // Background thread.
+
+    // The instance's own UDP socket on 127.0.0.1: commands leave from it, and its port is the reply_port they name.
+    void openReplySocket()
+    {
+        fSocket = socket(AF_INET, SOCK_DGRAM, 0);
+        if (fSocket < 0)
+            return;
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        if (bind(fSocket, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0
+            || getsockname(fSocket, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+            close(fSocket);
+            fSocket = -1;
+            return;
+        }
+        fcntl(fSocket, F_SETFL, fcntl(fSocket, F_GETFL) | O_NONBLOCK);
+        fReplyPort = ntohs(address.sin_port);
+        fWriter.noteReplyPort(fReplyPort);
+    }
+
+    bool send(const dawbridge::OscWriter& message)
+    {
+        const std::vector<unsigned char> bytes = message.bytes();
+        sockaddr_in daemon{};
+        daemon.sin_family = AF_INET;
+        daemon.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        daemon.sin_port = htons(uint16_t(std::lround(fValues[kDaemonPort].load())));
+        return fSocket >= 0
+            && sendto(fSocket, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&daemon), sizeof daemon)
+            == ssize_t(bytes.size());
+    }
+
+    void setState(JobState state, std::string message = {})
+    {
+        fJob.state = state;
+        if (!message.empty() || state == kSent)
+            fJob.message = std::move(message);
+        fValues[kState].store(float(state), std::memory_order_relaxed);
+    }
+
+    void request(uint32_t requests)
+    {
+        const float start = fValues[kRangeStart].load(), end = fValues[kRangeEnd].load();
+        for (const uint32_t which : {kRequestInpaint, kRequestExtend}) {
+            if (!(requests & which))
+                continue;
+            const bool inpaint = which == kRequestInpaint;
+            const std::string id = fInstance + "-r" + std::to_string(++fRequestCount);
+            fWriter.noteRequest(inpaint ? "inpaint" : "extend", start, end, id);
+            dawbridge::OscWriter message(inpaint ? "/bridge/inpaint" : "/bridge/extend");
+            message.nil();  // source: the capture names the audio
+            if (inpaint)
+                message.float64(start).float64(end).string("");  // prompt: presets and free text are phase 3
+            else
+                message.float64(end);  // extend after the range's end
+            message.string("capture").string(fInstance).string("reply_port").int32(fReplyPort)
+                .string("request_id").string(id);
+            fJob = Job{};
+            fJob.requestId = id;
+            fJob.operation = inpaint ? "inpaint" : "extend";
+            fJob.sentAt = std::chrono::steady_clock::now();
+            fValues[kProgress].store(0.0f, std::memory_order_relaxed);
+            if (send(message))
+                setState(kSent);
+            else
+                setState(kNoAnswer, "could not send to 127.0.0.1:" + std::to_string(int(fValues[kDaemonPort].load())));
+        }
+        if (requests & kRequestCancel) {
+            fWriter.noteRequest("cancel", start, end, fJob.requestId);
+            if (!fJob.jobId.empty())
+                send(dawbridge::OscWriter("/bridge/cancel").string(fJob.jobId).string("reply_port")
+                         .int32(fReplyPort));
+        }
+    }
+
+    void receive()
+    {
+        unsigned char datagram[65536];
+        for (;;) {
+            const ssize_t size = recv(fSocket, datagram, sizeof datagram, 0);
+            if (size < 0)
+                return;  // EAGAIN: drained (an ICMP refusal shows up here too)
+            std::string address;
+            std::vector<dawbridge::OscArgument> args;
+            if (dawbridge::oscDecode(datagram, size_t(size), address, args))
+                reply(address, args);
+        }
+    }
+
+    static std::string text(const std::vector<dawbridge::OscArgument>& args, size_t i)
+    {
+        return i < args.size() && args[i].type == 's' ? args[i].text : std::string();
+    }
+
+    // The daemon's replies about this instance's job; everything else is ignored.
+    void reply(const std::string& address, const std::vector<dawbridge::OscArgument>& args)
+    {
+        if (fJob.requestId.empty())
+            return;
+        if (address == "/bridge/accepted" && text(args, 0) == fJob.requestId) {
+            fJob.jobId = text(args, 1);
+            setState(kWorking);
+        } else if (address == "/bridge/error" && text(args, 1) == fJob.requestId) {
+            setState(kRefused, text(args, 3));
+        } else if (fJob.jobId.empty() || text(args, 0) != fJob.jobId) {
+            return;
+        } else if (address == "/bridge/state") {
+            const std::string state = text(args, 1);
+            if (args.size() > 2 && args[2].type != 's')
+                fValues[kProgress].store(float(args[2].number), std::memory_order_relaxed);
+            if (state == "failed")
+                setState(kFailed, text(args, 3));
+            else if (state == "cancelled")
+                setState(kCancelled, text(args, 3));
+            else if (fJob.state != kReady && fJob.state != kLoadFailed && state != "delivered")
+                setState(kWorking, text(args, 3));
+        } else if (address == "/bridge/failed") {
+            setState(kFailed, text(args, 1) + ": " + text(args, 2));
+        } else if (address == "/bridge/done") {
+            std::vector<std::string> manifests;
+            for (size_t i = 1; i < args.size(); ++i)
+                if (args[i].type == 's')
+                    manifests.push_back(args[i].text);
+            load(manifests);
+        }
+    }
+
+    // Read every variant off the audio thread, then hand the whole set to run() in one pointer swap.
+    void load(const std::vector<std::string>& manifests)
+    {
+        auto* playback = new Playback;
+        for (const std::string& path : manifests) {
+            dawbridge::Variant variant;
+            const std::string why = dawbridge::loadVariant(path, uint32_t(getSampleRate()), variant);
+            if (!why.empty()) {
+                delete playback;
+                setState(kLoadFailed, why);
+                return;
+            }
+            playback->variants.push_back(std::move(variant));
+        }
+        std::stable_sort(playback->variants.begin(), playback->variants.end(),
+                         [](const dawbridge::Variant& a, const dawbridge::Variant& b) { return a.number < b.number; });
+        fJob.manifests = manifests;
+        fValues[kVariants].store(float(playback->variants.size()), std::memory_order_relaxed);
+        Playback* old = fPlayback.exchange(playback, std::memory_order_seq_cst);
+        if (old != nullptr)
+            fRetired.emplace_back(old, fRunEpoch.load(std::memory_order_seq_cst));
+        fValues[kProgress].store(1.0f, std::memory_order_relaxed);
+        setState(kReady);
+    }
+
+    // A replaced set may still be read by the block that loaded it before the swap; that block ends by advancing
+    // the epoch past the value read after the swap, and blocks never overlap.
+    void retire()
+    {
+        const uint64_t epoch = fRunEpoch.load(std::memory_order_seq_cst);
+        for (size_t i = 0; i < fRetired.size();) {
+            if (epoch > fRetired[i].second) {
+                delete fRetired[i].first;
+                fRetired.erase(fRetired.begin() + long(i));
+            } else {
+                ++i;
+            }
+        }
+    }
+
+    std::string jobJson() const
+    {
+        if (fJob.requestId.empty())
+            return {};
+        char progress[32];
+        std::snprintf(progress, sizeof progress, "%.4f", double(fValues[kProgress].load()));
+        std::string manifests = "[";
+        for (size_t i = 0; i < fJob.manifests.size(); ++i)
+            manifests += (i ? ", " : "") + jsonString(fJob.manifests[i]);
+        return "{\"request_id\": " + jsonString(fJob.requestId) + ", \"operation\": " + jsonString(fJob.operation)
+            + ", \"job_id\": " + jsonString(fJob.jobId) + ", \"state\": " + jsonString(kJobStateNames[fJob.state])
+            + ", \"progress\": " + progress + ", \"message\": " + jsonString(fJob.message)
+            + ", \"manifests\": " + manifests + "]}";
+    }
+
+    void backgroundLoop()
     {
         for (;;) {
             const bool quitting = fQuit.load(std::memory_order_acquire);
@@ -455,34 +787,61 @@ private:
                 fRing.pop(block);
             }
             fWriter.noteDropped(fDroppedBlocks.load(std::memory_order_relaxed));
-            if (const uint32_t requests = fRequests.exchange(0, std::memory_order_acquire)) {
-                // Phase 1 records the request; sending it to the daemon (OSC, capture as source) is phase 2.
-                const float start = fValues[kRangeStart].load(), end = fValues[kRangeEnd].load();
-                if (requests & kRequestInpaint) fWriter.noteRequest("inpaint", start, end);
-                if (requests & kRequestExtend) fWriter.noteRequest("extend", start, end);
-                if (requests & kRequestCancel) fWriter.noteRequest("cancel", start, end);
-            }
+            if (const uint32_t requests = fRequests.exchange(0, std::memory_order_acquire))
+                request(requests);
+            if (fSocket >= 0)
+                receive();
+            if (fJob.state == kSent && std::chrono::steady_clock::now() - fJob.sentAt > std::chrono::seconds(10))
+                setState(kNoAnswer, "no answer from the daemon on 127.0.0.1:"
+                                        + std::to_string(int(fValues[kDaemonPort].load())));
+            retire();
+            fWriter.noteJob(jobJson());
 #ifdef DAW_BRIDGE_RT_CHECK
             fWriter.noteAllocations(gAllocationsInRun.load(std::memory_order_relaxed));
 #endif
             fWriter.publish();
             if (quitting)
                 return;
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            if (fSocket >= 0) {
+                pollfd waiting{fSocket, POLLIN, 0};
+                poll(&waiting, 1, 20);  // a reply wakes the thread at once; else the capture is drained every 20 ms
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
         }
     }
+
+    struct Job {
+        std::string requestId, jobId, operation, message;
+        std::vector<std::string> manifests;
+        JobState state = kIdle;
+        std::chrono::steady_clock::time_point sentAt;
+    };
 
     const bool fUsesSongPosition;
     const std::string fInstance;
     CaptureRing fRing;
     CaptureWriter fWriter;
-    std::atomic<float> fValues[kParameterCount] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}, {0.0f}, {9010.0f}};
+    std::atomic<float> fValues[kParameterCount] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}, {0.0f}, {9010.0f},
+                                                   {0.0f}, {0.0f}, {0.0f}, {0.0f}};
     std::atomic<uint32_t> fRequests{0};
     std::atomic<uint64_t> fDroppedBlocks{0};
     std::atomic<bool> fQuit{false};
+    // playback: the set run() reads, and run()'s block counter that says when a replaced set is no longer read
+    std::atomic<Playback*> fPlayback{nullptr};
+    std::atomic<uint64_t> fRunEpoch{0};
+    // run()'s own: the variant heard, the one faded from, frames of that fade left
+    int fHeard = 0, fFadingFrom = 0;
+    uint32_t fFadeLeft = 0;
 #ifdef DAW_BRIDGE_RT_CHECK
     bool fAllocateInRun = false;
 #endif
+    // the background thread's own
+    int fSocket = -1;
+    int fReplyPort = 0;
+    uint32_t fRequestCount = 0;
+    Job fJob;
+    std::vector<std::pair<Playback*, uint64_t>> fRetired;
     std::thread fThread;
 
     DISTRHO_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR(DawBridgePlugin)

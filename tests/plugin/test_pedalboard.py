@@ -14,9 +14,10 @@ def plugin(bundles, tmp_path, monkeypatch):
     return pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
 
 
-def test_the_host_lists_the_trigger_range_and_port_parameters(plugin):
+def test_the_host_lists_the_trigger_range_port_variant_and_job_parameters(plugin):
     assert list(plugin.parameters) == ["inpaint", "extend", "cancel", "range_start_s", "range_end_s",
-                                       "daemon_osc_port"]
+                                       "daemon_osc_port", "variant", "progress", "state", "variants_loaded"]
+    assert plugin.variant == 0
     assert plugin.daemon_osc_port == 9010
     # pedalboard guesses 1001 steps for a wide range and snaps values set by name; the normalized value is exact
     plugin.parameters["range_end_s"].raw_value = 20.0 / 36000.0
@@ -24,7 +25,9 @@ def test_the_host_lists_the_trigger_range_and_port_parameters(plugin):
 
 
 @pytest.mark.parametrize("buffer_size", [1, 128, 1000, 8192])
-def test_random_audio_passes_through_bit_for_bit_with_no_latency(plugin, buffer_size):
+@pytest.mark.parametrize("variant", [0, 1])
+def test_random_audio_passes_through_bit_for_bit_with_no_latency(plugin, buffer_size, variant):
+    plugin.variant = variant  # with nothing delivered, every variant is the input
     audio = np.random.default_rng(buffer_size).uniform(-1.5, 1.5, (2, 48000 + 17)).astype(np.float32)
     audio[:, 100] = [np.finfo(np.float32).tiny / 4, -0.0]  # a denormal and a negative zero survive too
     assert np.array_equal(plugin.process(audio, 48000, buffer_size=buffer_size), audio)

@@ -1,0 +1,306 @@
+// Loading a delivered variant (background thread only: allocates and reads files): the daemon's manifest (JSON,
+// format daw-bridge.manifest/1) and the WAV it names, into interleaved stereo floats.
+// A small reader of our own instead of libsndfile: the daemon writes plain WAV (float32 from a capture, PCM 16/24/32
+// from PCM sources), and a plugin that links no shared library beyond libc/libstdc++ installs on any DAW machine by
+// copying one bundle.
+
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dawbridge {
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Just enough JSON: objects, arrays, strings (\uXXXX kept only for ASCII), numbers, true/false/null.
+
+struct JsonValue {
+    enum Type { Null, Bool, Number, String, Array, Object } type = Null;
+    double number = 0;
+    std::string text;
+    std::vector<JsonValue> items;
+    std::vector<std::pair<std::string, JsonValue>> members;
+
+    const JsonValue* get(const char* key) const
+    {
+        for (const auto& member : members)
+            if (member.first == key)
+                return &member.second;
+        return nullptr;
+    }
+};
+
+class JsonParser {
+public:
+    explicit JsonParser(const std::string& text) : fText(text) {}
+
+    bool parse(JsonValue& out)
+    {
+        if (!value(out, 0))
+            return false;
+        space();
+        return fAt == fText.size();
+    }
+
+private:
+    void space()
+    {
+        while (fAt < fText.size() && std::strchr(" \t\r\n", fText[fAt]) != nullptr)
+            ++fAt;
+    }
+    bool literal(const char* word)
+    {
+        const size_t n = std::strlen(word);
+        if (fText.compare(fAt, n, word) != 0)
+            return false;
+        fAt += n;
+        return true;
+    }
+    bool string(std::string& out)
+    {
+        if (fAt >= fText.size() || fText[fAt] != '"')
+            return false;
+        ++fAt;
+        while (fAt < fText.size() && fText[fAt] != '"') {
+            char c = fText[fAt++];
+            if (c == '\\') {
+                if (fAt >= fText.size())
+                    return false;
+                const char e = fText[fAt++];
+                switch (e) {
+                case 'n': c = '\n'; break;
+                case 't': c = '\t'; break;
+                case 'r': c = '\r'; break;
+                case 'b': c = '\b'; break;
+                case 'f': c = '\f'; break;
+                case 'u': {
+                    if (fAt + 4 > fText.size())
+                        return false;
+                    const unsigned long code = std::strtoul(fText.substr(fAt, 4).c_str(), nullptr, 16);
+                    fAt += 4;
+                    c = code < 0x80 ? char(code) : '?';
+                    break;
+                }
+                default: c = e;  // " \ /
+                }
+            }
+            out += c;
+        }
+        if (fAt >= fText.size())
+            return false;
+        ++fAt;
+        return true;
+    }
+    bool value(JsonValue& out, int depth)
+    {
+        if (depth > 32)
+            return false;
+        space();
+        if (fAt >= fText.size())
+            return false;
+        const char c = fText[fAt];
+        if (c == '{') {
+            out.type = JsonValue::Object;
+            ++fAt;
+            space();
+            if (fAt < fText.size() && fText[fAt] == '}')
+                return ++fAt, true;
+            for (;;) {
+                std::string key;
+                space();
+                if (!string(key))
+                    return false;
+                space();
+                if (fAt >= fText.size() || fText[fAt++] != ':')
+                    return false;
+                out.members.emplace_back(std::move(key), JsonValue());
+                if (!value(out.members.back().second, depth + 1))
+                    return false;
+                space();
+                if (fAt < fText.size() && fText[fAt] == ',') { ++fAt; continue; }
+                return fAt < fText.size() && fText[fAt++] == '}';
+            }
+        }
+        if (c == '[') {
+            out.type = JsonValue::Array;
+            ++fAt;
+            space();
+            if (fAt < fText.size() && fText[fAt] == ']')
+                return ++fAt, true;
+            for (;;) {
+                out.items.emplace_back();
+                if (!value(out.items.back(), depth + 1))
+                    return false;
+                space();
+                if (fAt < fText.size() && fText[fAt] == ',') { ++fAt; continue; }
+                return fAt < fText.size() && fText[fAt++] == ']';
+            }
+        }
+        if (c == '"')
+            return out.type = JsonValue::String, string(out.text);
+        if (literal("true"))
+            return out.type = JsonValue::Bool, out.number = 1, true;
+        if (literal("false"))
+            return out.type = JsonValue::Bool, true;
+        if (literal("null"))
+            return true;
+        const char* begin = fText.c_str() + fAt;
+        char* end = nullptr;
+        out.number = std::strtod(begin, &end);
+        if (end == begin)
+            return false;
+        out.type = JsonValue::Number;
+        fAt += size_t(end - begin);
+        return true;
+    }
+
+    const std::string& fText;
+    size_t fAt = 0;
+};
+
+static inline bool readWholeFile(const std::string& path, std::string& out)
+{
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr)
+        return false;
+    char buffer[65536];
+    size_t n;
+    out.clear();
+    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0)
+        out.append(buffer, n);
+    const bool ok = !std::ferror(f);
+    std::fclose(f);
+    return ok;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// WAV: RIFF/WAVE, fmt (PCM 16/24/32 bit, IEEE float 32/64, or EXTENSIBLE of those), data. Mono is played on both
+// channels; more than two channels are refused.
+
+static inline uint32_t le(const unsigned char* p, int bytes)
+{
+    uint32_t value = 0;
+    for (int i = bytes - 1; i >= 0; --i)
+        value = (value << 8) | p[i];
+    return value;
+}
+
+// Interleaved stereo floats and the file's sample rate; an empty string on success, else why not.
+static inline std::string readWav(const std::string& path, std::vector<float>& stereo, uint32_t& sampleRate)
+{
+    std::string file;
+    if (!readWholeFile(path, file))
+        return "cannot read " + path;
+    const auto* data = reinterpret_cast<const unsigned char*>(file.data());
+    const size_t size = file.size();
+    if (size < 12 || std::memcmp(data, "RIFF", 4) != 0 || std::memcmp(data + 8, "WAVE", 4) != 0)
+        return path + " is not a WAV file";
+    uint32_t format = 0, channels = 0, bits = 0;
+    const unsigned char* samples = nullptr;
+    size_t sampleBytes = 0;
+    for (size_t at = 12; at + 8 <= size;) {
+        const uint32_t chunk = le(data + at + 4, 4);
+        const unsigned char* body = data + at + 8;
+        const size_t available = std::min<size_t>(chunk, size - at - 8);
+        if (std::memcmp(data + at, "fmt ", 4) == 0 && available >= 16) {
+            format = le(body, 2);
+            channels = le(body + 2, 2);
+            sampleRate = le(body + 4, 4);
+            bits = le(body + 14, 2);
+            if (format == 0xFFFE && available >= 26)
+                format = le(body + 24, 2);  // the sub-format GUID starts with the plain format code
+        } else if (std::memcmp(data + at, "data", 4) == 0) {
+            samples = body;
+            sampleBytes = available;
+        }
+        at += 8 + size_t(chunk) + (chunk & 1);
+    }
+    if (samples == nullptr || channels == 0)
+        return path + ": no fmt or data chunk";
+    if (channels > 2)
+        return path + ": " + std::to_string(channels) + " channels (1 or 2 are played)";
+    const bool isFloat = format == 3 && (bits == 32 || bits == 64);
+    const bool isPcm = format == 1 && (bits == 16 || bits == 24 || bits == 32);
+    if (!isFloat && !isPcm)
+        return path + ": sample format " + std::to_string(format) + "/" + std::to_string(bits)
+            + " bits (PCM 16/24/32 or float 32/64 are read)";
+    const uint32_t width = bits / 8;
+    const size_t frames = sampleBytes / (width * channels);
+    stereo.assign(frames * 2, 0.0f);
+    for (size_t i = 0; i < frames; ++i)
+        for (uint32_t c = 0; c < 2; ++c) {
+            const unsigned char* p = samples + (i * channels + (channels == 2 ? c : 0)) * width;
+            float value;
+            if (isFloat && bits == 32) {
+                const uint32_t word = le(p, 4);
+                std::memcpy(&value, &word, sizeof value);
+            } else if (isFloat) {
+                const uint64_t word = uint64_t(le(p, 4)) | (uint64_t(le(p + 4, 4)) << 32);
+                double wide;
+                std::memcpy(&wide, &word, sizeof wide);
+                value = float(wide);
+            } else {
+                // sign-extend from the sample's width, then scale to -1..1 as libsndfile does
+                const int32_t raw = int32_t(le(p, int(width)) << (32 - bits));
+                value = float(double(raw) / 2147483648.0);
+            }
+            stereo[i * 2 + c] = value;
+        }
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+
+struct Variant {
+    int number = 0;              // the manifest's variant (1..n)
+    int64_t timelineFrame = 0;   // where its first frame plays on the host's timeline
+    int64_t frames = 0;
+    std::vector<float> stereo;   // interleaved, frames * 2
+};
+
+static inline std::string folderOf(const std::string& path)
+{
+    const size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+// One manifest and its audio, placed at the host's sample rate; an empty string on success, else why not.
+static inline std::string loadVariant(const std::string& manifestPath, uint32_t hostRate, Variant& variant)
+{
+    std::string text;
+    if (!readWholeFile(manifestPath, text))
+        return "cannot read the manifest " + manifestPath;
+    JsonValue manifest;
+    if (!JsonParser(text).parse(manifest) || manifest.type != JsonValue::Object)
+        return manifestPath + " is not a JSON object";
+    const JsonValue* audio = manifest.get("audio");
+    const JsonValue* timeline = manifest.get("timeline");
+    const JsonValue* position = timeline ? timeline->get("position") : nullptr;
+    const JsonValue* number = manifest.get("variant");
+    const JsonValue* frames = manifest.get("frames");
+    if (!audio || audio->type != JsonValue::String || audio->text.empty()
+        || audio->text.find('/') != std::string::npos || !position || position->type != JsonValue::Number)
+        return manifestPath + ": needs \"audio\" (a file name beside it) and \"timeline\": {\"position\"}";
+    uint32_t rate = 0;
+    if (std::string why = readWav(folderOf(manifestPath) + "/" + audio->text, variant.stereo, rate); !why.empty())
+        return why;
+    if (rate != hostRate)
+        return manifestPath + ": audio at " + std::to_string(rate) + " Hz, the host runs at "
+            + std::to_string(hostRate) + " Hz (resampling is not done yet)";
+    variant.frames = int64_t(variant.stereo.size() / 2);
+    if (frames && frames->type == JsonValue::Number && frames->number >= 0 && frames->number < double(variant.frames))
+        variant.frames = int64_t(frames->number);
+    variant.stereo.resize(size_t(variant.frames) * 2);
+    variant.timelineFrame = int64_t(std::llround(position->number * hostRate));
+    variant.number = number && number->type == JsonValue::Number ? int(number->number) : 0;
+    return {};
+}
+
+}  // namespace dawbridge

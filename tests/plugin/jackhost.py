@@ -1,0 +1,157 @@
+"""A private JACK dummy server, jalv hosting the plugin, and a song/tape pair of JACK clients that roll the transport.
+
+The source client plays a fixed noise indexed by the transport frame, so what belongs at timeline frame F is known
+without aligning anything: NOISE[F].
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import require_tool
+
+from .conftest import URI
+
+jack = pytest.importorskip("jack")  # JACK-Client, in the test extra
+
+RATE, PERIOD = 48000, 1024  # -p 1024: no xruns on 2 shared cores without real-time priority
+NOISE = np.random.default_rng(7).uniform(-1, 1, (700_000, 2)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def jack_server():
+    """A private JACK dummy server: its own name, so no other test's server is touched."""
+    jackd = require_tool("jackd")
+    require_tool("jalv")
+    name = f"dawbridge-plugin-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
+    server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p",
+                               str(PERIOD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        waited = subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True, text=True)
+        assert waited.stdout.strip() == "server is available", (waited.stdout, waited.stderr)
+        yield name
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+class Jalv:
+    """jalv hosting the plugin; it reads console commands on stdin and exits (cleanly) when stdin closes."""
+
+    def __init__(self, server: str, bundle: Path, folder: Path, extra_env: dict | None = None):
+        (folder / "lv2").mkdir(parents=True)
+        (folder / "lv2" / "DawBridge.lv2").symlink_to(bundle)  # LV2_PATH: a folder holding only this bundle
+        self.captures = folder / "captures"
+        self.log = folder / "jalv.log"
+        self.name = f"dawbridge-{uuid.uuid4().hex[:6]}"
+        env = {**os.environ, "JACK_DEFAULT_SERVER": server, "LV2_PATH": str(folder / "lv2"),
+               "DAW_BRIDGE_CAPTURE_DIR": str(self.captures), **(extra_env or {})}
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(["jalv", "-n", self.name, URI], stdin=subprocess.PIPE, stdout=log,
+                                         stderr=subprocess.STDOUT, env=env)
+
+    def command(self, line: str) -> None:
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Song:
+    """Two JACK clients: `song` plays noise[transport frame] into the plugin, `tape` records the plugin's output.
+
+    `song` is the timebase master (120 bpm, 4/4) and drives the transport. Each keeps one entry per JACK cycle,
+    keyed by the cycle's frame time, so the two sides line up without any guessing.
+    """
+
+    def __init__(self, server: str):
+        self.song = jack.Client("song", servername=server, no_start_server=True)
+        self.tape = jack.Client("tape", servername=server, no_start_server=True)
+        self.outs = [self.song.outports.register(f"out_{i}") for i in (1, 2)]
+        self.ins = [self.tape.inports.register(f"in_{i}") for i in (1, 2)]
+        self.played: dict[int, tuple[bool, int, np.ndarray]] = {}
+        self.heard: dict[int, np.ndarray] = {}
+        self.recording = False  # only while the plugin is connected and running: before and after, tape hears 0
+        self.song.set_process_callback(self._play)
+        self.tape.set_process_callback(self._record)
+        self.song.set_timebase_callback(self._timebase)
+
+    def _play(self, frames: int) -> None:
+        state, position = self.song.transport_query()
+        start = position["frame"]
+        block = np.zeros((frames, 2), np.float32)
+        piece = NOISE[start:start + frames]
+        block[:len(piece)] = piece
+        for channel, port in enumerate(self.outs):
+            port.get_array()[:] = block[:, channel]
+        if self.recording:
+            self.played[self.song.last_frame_time] = (state == jack.ROLLING, start, block)
+
+    def _record(self, frames: int) -> None:
+        if self.recording:
+            self.heard[self.tape.last_frame_time] = np.stack([port.get_array().copy() for port in self.ins], axis=1)
+
+    @staticmethod
+    def _timebase(state, blocksize, pos, new_pos) -> None:
+        beats = pos.frame / RATE * 2.0  # 120 bpm
+        pos.valid = jack.POSITION_BBT
+        pos.beats_per_bar, pos.beat_type, pos.ticks_per_beat, pos.beats_per_minute = 4.0, 4.0, 1920.0, 120.0
+        pos.bar, pos.beat = int(beats // 4) + 1, int(beats % 4) + 1
+        pos.tick = int((beats % 1) * 1920)
+        pos.bar_start_tick = (pos.bar - 1) * 4 * 1920.0
+
+    def connect(self, plugin: str) -> None:
+        self.song.activate()
+        self.tape.activate()
+        deadline = time.monotonic() + 10
+        while len(self.song.get_ports(f"{plugin}:", is_audio=True)) < 4:
+            assert time.monotonic() < deadline, "the plugin's JACK ports did not appear"
+            time.sleep(0.05)
+        for i in (1, 2):
+            self.song.connect(f"song:out_{i}", f"{plugin}:lv2_audio_in_{i}")
+            self.song.connect(f"{plugin}:lv2_audio_out_{i}", f"tape:in_{i}")
+
+    def roll(self, from_frame: int, seconds: float) -> None:
+        self.song.transport_frame = from_frame
+        time.sleep(0.2)
+        self.song.transport_start()
+        time.sleep(seconds)
+        self.song.transport_stop()
+        time.sleep(0.2)
+
+    def close(self) -> None:
+        for client in (self.song, self.tape):
+            client.deactivate()
+            client.close()
+
+    def rolled_frames(self) -> list[tuple[int, int]]:
+        """The timeline stretches the transport rolled over, as (first frame, frame count), in play order."""
+        stretches: list[list[int]] = []
+        for _, (rolling, start, block) in sorted(self.played.items()):
+            if not rolling:
+                continue
+            if stretches and stretches[-1][0] + stretches[-1][1] == start:
+                stretches[-1][1] += len(block)
+            else:
+                stretches.append([start, len(block)])
+        return [tuple(s) for s in stretches]
