@@ -1,0 +1,206 @@
+"""In-place playback in jalv under JACK, with a stand-in daemon on a UDP socket speaking the daemon's replies.
+
+A producer's story: the song plays from 10 s; they set a range and press Inpaint; the "daemon" accepts, reports
+progress, and delivers two variants (a float32 WAV and a PCM24 WAV, each with its manifest, as the drop folder holds
+them). With variant 1 chosen, rolling over the range again plays variant 1 sample for sample inside its span (5 ms
+fades at the edges) and the input everywhere else; switching to variant 2 while rolling crossfades in 5 ms; with
+variant 0 every sample is the input again.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bridge.frontends.osc_wire import decode, encode
+
+from .conftest import only_capture
+from .jackhost import NOISE, RATE, Jalv, Song, jack_server  # noqa: F401 (a fixture)
+
+FADE = int(RATE * 0.005)  # 240 frames
+SPAN_START, SPAN_SECONDS = 10.4, 0.9  # where the delivered variants play (a patch: the range plus handles)
+FIRST = int(round(SPAN_START * RATE))
+
+
+def deliver(folder: Path, job_id: str, request_id: str) -> tuple[list[str], list[np.ndarray]]:
+    """Two variants as the daemon delivers them: audio then manifest, beside each other. Returns the manifest paths
+    and each variant's samples as a reader of the WAV sees them."""
+    folder.mkdir(parents=True)
+    frames = int(SPAN_SECONDS * RATE)
+    rng = np.random.default_rng(11)
+    manifests, heard = [], []
+    for variant, subtype in ((1, "FLOAT"), (2, "PCM_24")):
+        audio = (0.5 * rng.uniform(-1, 1, (frames, 2))).astype(np.float32)
+        name = f"song_inpaint_10.50-11.20_v{variant}_abcd.wav"
+        sf.write(str(folder / name), audio, RATE, subtype=subtype)
+        heard.append(sf.read(str(folder / name), dtype="float32", always_2d=True)[0])
+        # "source" (with its own "position") comes before "timeline": the plugin must read timeline.position
+        manifest = {"format": "daw-bridge.manifest/1", "job_id": job_id, "request_id": request_id,
+                    "operation": "inpaint", "variant": variant, "variants": 2, "backend": "local",
+                    "delivery": "patch", "audio": name, "sample_rate": RATE, "channels": 2, "frames": frames,
+                    "source": {"path": None, "start": 10.5, "end": 11.2, "span_start": SPAN_START,
+                               "span_end": SPAN_START + SPAN_SECONDS, "position": 0.0},
+                    "timeline": {"position": SPAN_START, "length": SPAN_SECONDS}}
+        (folder / f"{name[:-4]}.json").write_text(json.dumps(manifest, indent=2))
+        manifests.append(str(folder / f"{name[:-4]}.json"))
+    # listed in reverse: the plugin orders variants by the manifest's number, not by the message
+    return manifests[::-1], heard
+
+
+def wait_for_job(captures: Path, state: str, timeout: float = 5.0) -> dict:
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            job = only_capture(captures).index.get("job", {})
+        except (FileNotFoundError, json.JSONDecodeError, AssertionError):
+            job = {}
+        if job.get("state") == state:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"the job never reached {state!r}: {job}")
+
+
+def rolled_output(song: Song, since: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(first timeline frame, input, output) of every rolling cycle recorded after cycle frame time `since`."""
+    return [(start, block, song.heard[cycle]) for cycle, (rolling, start, block) in sorted(song.played.items())
+            if rolling and cycle > since and cycle in song.heard]
+
+
+def expected_with(variant: np.ndarray, start: int, block: np.ndarray) -> np.ndarray:
+    """What the plugin plays for this cycle with `variant` chosen all along: the variant across its span, linear 5 ms
+    fades from and to the input at the span's edges, the input elsewhere."""
+    out = block.copy()
+    for i in range(len(block)):
+        k = start + i - FIRST
+        if 0 <= k < len(variant):
+            gain = min(1.0, min(k + 1, len(variant) - k) / FADE)
+            out[i] = variant[k] if gain >= 1.0 else block[i] + (variant[k] - block[i]) * np.float32(gain)
+    return out
+
+
+@pytest.mark.parametrize("build", ["release", "rtcheck"])
+def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_server, bundles, rtcheck_bundles,
+                                                                        tmp_path, build):
+    bundle = (bundles if build == "release" else rtcheck_bundles) / "DawBridge.lv2"
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    daemon.settimeout(5)
+    plugin = Jalv(jack_server, bundle, tmp_path)
+    song = Song(jack_server)
+    try:
+        song.connect(plugin.name)
+        for line in (f"set port {daemon.getsockname()[1]}", "set start 10.5", "set end 11.2"):
+            plugin.command(line)
+        time.sleep(0.3)
+        song.recording = True
+        song.roll(10 * RATE, 1.5)  # played once: the capture holds the range and its context
+
+        plugin.command("set inpaint 1")
+        datagram, reply_to = daemon.recvfrom(65536)
+        [(address, args)] = decode(datagram)
+        assert address == "/bridge/inpaint"
+        instance, request_id = args[5], args[9]
+        assert args == [None, 10.5, pytest.approx(11.2, abs=1e-6), "", "capture", instance,
+                        "reply_port", reply_to[1], "request_id", request_id]
+        assert instance == only_capture(plugin.captures).folder.name
+
+        daemon.sendto(encode("/bridge/accepted", [request_id, "j-test-1"]), reply_to)
+        daemon.sendto(encode("/bridge/state", ["j-test-1", "generating", 0.5, "halfway"]), reply_to)
+        daemon.sendto(encode("/bridge/state", ["someone-elses-job", "failed", 0.0, "not ours"]), reply_to)
+        job = wait_for_job(plugin.captures, "working")
+        assert (job["job_id"], job["progress"], job["message"]) == ("j-test-1", 0.5, "halfway")
+        plugin.command("monitors")  # the host's view of the output parameters
+        time.sleep(0.1)
+
+        manifests, variants = deliver(tmp_path / "drop", "j-test-1", request_id)
+        daemon.sendto(encode("/bridge/done", ["j-test-1", *manifests]), reply_to)
+        job = wait_for_job(plugin.captures, "ready")
+        assert job["manifests"] == manifests and job["progress"] == 1.0
+        plugin.command("monitors")  # the host's view of the output parameters
+
+        plugin.command("set variant 1")
+        time.sleep(0.2)
+        mark = max(song.played)
+        song.roll(10 * RATE, 1.5)  # over the span with variant 1 chosen while stopped
+        first_pass = rolled_output(song, mark)
+
+        mark = max(song.played)
+        song.song.transport_frame = 10 * RATE
+        time.sleep(0.2)
+        song.song.transport_start()
+        time.sleep(0.75)  # 10.75 s: inside the span, away from its fades
+        plugin.command("set variant 2")
+        time.sleep(0.75)
+        song.song.transport_stop()
+        time.sleep(0.2)
+        switch_pass = rolled_output(song, mark)
+
+        plugin.command("set variant 0")
+        time.sleep(0.2)
+        mark = max(song.played)
+        song.roll(10 * RATE, 1.5)
+        original_pass = rolled_output(song, mark)
+    finally:
+        song.recording = False
+        exit_status = plugin.stop()
+        song.close()
+        daemon.close()
+    assert exit_status == 0, plugin.log.read_text()
+    # the host read the output parameters: working at 50 %, then ready (3) with two variants
+    shown = [line.lstrip("> ") for line in plugin.log.read_text().splitlines()]
+    at = shown.index("progress = 0.500000")
+    assert shown[at + 1] == "state = 2.000000"
+    at = shown.index("progress = 1.000000", at)
+    assert shown[at + 1:at + 3] == ["state = 3.000000", "variants = 2.000000"]
+
+    # variant 1 across its span, exactly; the input elsewhere, exactly; linear fades at the span's edges
+    covered = sum(len(block) for _, block, _ in first_pass)
+    assert covered >= 1.3 * RATE
+    inside = 0
+    n = len(variants[0])
+    for start, block, out in first_pass:
+        k = np.arange(start, start + len(block)) - FIRST
+        fading = (k >= 0) & (k < n) & (np.minimum(k + 1, n - k) < FADE)
+        expected = expected_with(variants[0], start, block)
+        assert np.array_equal(out[~fading], expected[~fading]), f"cycle at {start}: not bit-exact outside the fades"
+        np.testing.assert_allclose(out[fading], expected[fading], rtol=0, atol=1e-6)
+        inside += int(np.count_nonzero((k >= FADE) & (k < n - FADE)))
+    assert inside > 0.8 * RATE  # nearly all of the span was heard as variant 1, bit for bit
+
+    # switching to variant 2 while rolling: variant 1 exactly, one fade of at most 5 ms, then variant 2 exactly
+    frames = np.concatenate([np.arange(start, start + len(block)) for start, block, _ in switch_pass])
+    out = np.concatenate([out for _, _, out in switch_pass])
+    in_span = (frames >= FIRST + FADE) & (frames < FIRST + len(variants[0]) - FADE)
+    k = frames[in_span] - FIRST
+    heard = out[in_span]
+    is_v1 = np.all(heard == variants[0][k], axis=1)
+    is_v2 = np.all(heard == variants[1][k], axis=1)
+    neither = np.flatnonzero(~is_v1 & ~is_v2)
+    assert is_v1[:100].all() and is_v2[-100:].all(), "the pass did not go from variant 1 to variant 2"
+    assert len(neither) <= FADE and (len(neither) == 0 or neither[-1] - neither[0] == len(neither) - 1)
+    switch = np.flatnonzero(~is_v1)[0]
+    print(f"variant 1 bit-exact over {inside} frames of its span; switch to variant 2 at timeline frame "
+          f"{FIRST + k[switch]}, {len(neither)} frames between the two")
+    assert is_v1[:switch].all() and is_v2[switch + len(neither):].all()
+    # inside the fade each sample lies on the line between the two variants: no step beyond the fade's own
+    for j in neither:
+        gain = (j - switch + 1) / FADE  # the fade's first sample (gain 0) is still variant 1
+        np.testing.assert_allclose(heard[j], variants[0][k[j]] + (variants[1][k[j]] - variants[0][k[j]]) * gain,
+                                   atol=1e-6)
+
+    # variant 0: the input, bit for bit, everywhere
+    assert sum(len(block) for _, block, _ in original_pass) >= 1.3 * RATE
+    for start, block, out in original_pass:
+        assert np.array_equal(out, block), f"cycle at {start} is not the input"
+
+    index = only_capture(plugin.captures).index
+    assert index["dropped_blocks"] == 0
+    if build == "rtcheck":
+        assert index["rt_allocations"] == 0  # not one allocation in run(), playing variants and fading included
