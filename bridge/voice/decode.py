@@ -8,6 +8,9 @@ music or words outside the grammar score much better there than on the grammar's
 scores nearly the same. The gap between the two path scores, per frame of the grammar's words (in the decoder's own
 log units), is the evidence: confidence = exp(gap / GAP_SCALE), a number in (0, 1] that only orders results (it is
 not a calibrated probability). Below THRESHOLD the result is rejected: a rejection is better than a wrong action.
+A result is also rejected when its words last longer than MAX_FRAMES_PER_PHONE 10 ms frames per phone on average:
+espeak-ng voices from 140 to 210 words a minute spoke 6-11 frames per phone, while music alone forced into the
+grammar ("bridge stop" was its favourite) stretched to 13-38, some of it with a high likelihood ratio.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ PAD_BEFORE = 0.5  # seconds of noise floor before and after the recording
 PAD_AFTER = 1.0
 NOISE_FLOOR_DBFS = -60.0
 GAP_SCALE = 20.0  # decoder log units per word frame; only sets how the confidence spreads over 0..1
-THRESHOLD = 0.5  # confidence below which a result is rejected; chosen on bench/voice.py's tuning part
+MAX_FRAMES_PER_PHONE = 16.0  # 160 ms a phone: slower than deliberate speech
+THRESHOLD = 0.15  # confidence below which a result is rejected; chosen on bench/voice.py's tuning part
 _FILLERS = ("<s>", "</s>", "<sil>")
 
 
@@ -120,16 +124,19 @@ class VoiceDecoder:
             text, grammar_score, segments, posterior = self._run("commands", pcm)
             phone_score = self._run("phones", pcm)[1] if text else None
         word_frames = sum(s.end_frame - s.start_frame + 1 for s in segments
-                          if s.word not in _FILLERS and not s.word.startswith("++") and not s.word.startswith("[")
-                          and not s.word.startswith("+"))
+                          if s.word not in _FILLERS and not s.word.startswith(("+", "[")))
         confidence = 0.0
         if text and grammar_score is not None and phone_score is not None and word_frames:
             gap = (grammar_score - phone_score) / word_frames
             confidence = math.exp(min(0.0, gap) / GAP_SCALE)
-        command = to_command(text) if confidence >= self.threshold else None
+        phones = sum(len((self._decoder.lookup_word(s.word) or "").split()) for s in segments
+                     if s.word not in _FILLERS and not s.word.startswith(("+", "[")))
+        rate = word_frames / phones if phones else math.inf
+        plausible = rate <= MAX_FRAMES_PER_PHONE
+        command = to_command(text) if plausible and confidence >= self.threshold else None
         return Result(text, command, confidence, time.perf_counter() - started,
                       {"word_frames": word_frames, "grammar_score": grammar_score, "phone_score": phone_score,
-                       "posterior": posterior})
+                       "posterior": posterior, "frames_per_phone": rate, "plausible": plausible})
 
     def decode(self, audio: np.ndarray, rate: int) -> Result:
         return self.decode_pcm(prepare(audio, rate))

@@ -1,0 +1,209 @@
+"""Voice commands: espeak-ng voices over real music, decoded offline with the command grammar.
+
+For each utterance (every sentence of the grammar, several voices and speeds, plus sentences outside the grammar
+that should be rejected) at clean / 20 / 10 / 5 dB SNR over planetblupi music, it records the decoded text, the
+structured command and its confidence once, then counts for any threshold:
+  exact  - the structured command equals the spoken one
+  wrong  - a command was produced, but not the spoken one (for out-of-grammar sentences: any command)
+  reject - no command
+Music alone, cut in push-to-talk windows (3 s), counts the commands produced per minute of music.
+Latency: from the whole recording handed over (pad released) to the result, per utterance.
+
+Two parts that share nothing but the grammar: *tuning* (voices en-us, en+f3; music tracks 000-004 from 0:30) picks
+the threshold; *held-out* (voices en, en+m7, en-us+m3, en+f2; tracks 005-009 from 5:00) only reports figures at that
+threshold. Needs espeak-ng and planetblupi-music-ogg (apt-get), and pocketsphinx (pip install -e '.[voice]').
+
+    python bench/voice.py            # both parts, about 10 minutes on 2 cores
+    python bench/voice.py --quick    # a sample, about 1 minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bridge.voice import VoiceDecoder, sentences, to_command  # noqa: E402
+from bridge.voice.decode import RATE, THRESHOLD  # noqa: E402
+
+MUSIC = Path("/usr/share/planetblupi/music")
+CONDITIONS = (None, 20.0, 10.0, 5.0)  # SNR in dB; None = clean
+# Spoken near the grammar's sentences but not in it (a number it lacks, a word it lacks, talk): must be rejected.
+OUTSIDE = ("bridge extend the last five bars", "bridge inpaint the next six bars", "bridge play it again",
+           "bridge undo that", "the bridge needs more guitar", "okay one more time from the top",
+           "keep going", "next song please")
+PARTS = {
+    "tuning": dict(voices=("en-us", "en+f3"), speeds=(140, 175, 210), tracks=range(0, 5), music_start=30.0),
+    "held-out": dict(voices=("en", "en+m7", "en-us+m3", "en+f2"), speeds=(150, 190), tracks=range(5, 10),
+                     music_start=300.0),
+}
+WINDOW = 3.0  # seconds of a push-to-talk press on music alone
+
+
+@dataclass
+class Trial:
+    spoken: str
+    condition: float | None
+    text: str
+    confidence: float
+    posterior: float
+    seconds: float
+    plausible: bool = True
+
+    @property
+    def expected(self) -> dict | None:
+        return to_command(self.spoken)
+
+    def outcome(self, threshold: float, key: str = "confidence") -> str:
+        value = self.confidence if key == "confidence" else self.posterior
+        got = to_command(self.text) if self.plausible and value >= threshold else None
+        if got is None:
+            return "reject"
+        return "exact" if got == self.expected else "wrong"
+
+
+def speak(text: str, voice: str, speed: int, folder: Path) -> np.ndarray:
+    path = folder / "say.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
+    audio, rate = sf.read(str(path), dtype="float32")
+    return soxr.resample(audio, rate, RATE).astype(np.float32)
+
+
+def music(track: int, start: float, seconds: float) -> np.ndarray:
+    with sf.SoundFile(str(MUSIC / f"music{track:03d}.ogg")) as f:
+        f.seek(int(start * f.samplerate))
+        audio = f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True).mean(axis=1)
+        return soxr.resample(audio, f.samplerate, RATE).astype(np.float32)
+
+
+def speech_rms(speech: np.ndarray) -> float:
+    """RMS of the speech frames: 20 ms frames within 40 dB of the loudest."""
+    frames = speech[: len(speech) // 320 * 320].reshape(-1, 320)
+    rms = np.sqrt((frames ** 2).mean(axis=1) + 1e-20)
+    return float(np.sqrt((rms[rms > rms.max() * 0.01] ** 2).mean()))
+
+
+def mix(speech: np.ndarray, bed: np.ndarray, snr: float | None) -> np.ndarray:
+    """Speech over music at snr dB, with 0.4 s of the bed before and 0.4 s after (the press starts early)."""
+    lead = int(0.4 * RATE)
+    if snr is None:
+        return speech
+    bed = bed[: len(speech) + 2 * lead]
+    gain = speech_rms(speech) / (float(np.sqrt((bed ** 2).mean())) + 1e-12) / 10 ** (snr / 20)
+    out = bed * gain
+    out[lead: lead + len(speech)] += speech
+    return out / max(1.0, float(np.abs(out).max()))
+
+
+def run_part(name: str, decoder: VoiceDecoder, quick: bool, music_minutes: float, folder: Path) -> tuple:
+    part = PARTS[name]
+    rng = random.Random(name)
+    voices = part["voices"][:2] if quick else part["voices"]
+    speeds = part["speeds"][:1] if quick else part["speeds"]
+    spoken = sentences() + list(OUTSIDE)
+    if quick:
+        spoken = rng.sample(sentences(), 8) + list(OUTSIDE[:3])
+    tracks = list(part["tracks"])
+    trials: list[Trial] = []
+    for voice in voices:
+        for speed in speeds:
+            for text in spoken:
+                speech = speak(text, voice, speed, folder)
+                for snr in CONDITIONS:
+                    track = rng.choice(tracks)
+                    bed = music(track, part["music_start"] + rng.uniform(0, 60), len(speech) / RATE + 1.0)
+                    r = decoder.decode(mix(speech, bed, snr), RATE)
+                    trials.append(Trial(text, snr, r.text, r.confidence, r.detail["posterior"] or 0.0, r.seconds,
+                                        r.detail["plausible"]))
+    # Music alone, in press-length windows.
+    alone: list[tuple[str, float, float]] = []
+    per_track = music_minutes * 60 / len(tracks)
+    for track in tracks:
+        bed = music(track, part["music_start"] + 60, per_track)
+        for at in range(0, int(per_track / WINDOW)):
+            r = decoder.decode(bed[int(at * WINDOW * RATE): int((at + 1) * WINDOW * RATE)], RATE)
+            text = r.text if r.detail["plausible"] else ""  # the speaking-rate check rejected it
+            alone.append((text, r.confidence, r.detail["posterior"] or 0.0))
+    return trials, alone
+
+
+def table(trials: list[Trial], alone: list, threshold: float, key: str, minutes: float) -> list[str]:
+    lines = [f"  {'condition':<10} {'n':>4} {'exact':>7} {'wrong':>7} {'reject':>7}   (in-grammar sentences)"]
+    for snr in CONDITIONS:
+        group = [t for t in trials if t.condition == snr and t.expected is not None]
+        counts = {k: sum(t.outcome(threshold, key) == k for t in group) for k in ("exact", "wrong", "reject")}
+        label = "clean" if snr is None else f"{snr:g} dB"
+        lines.append(f"  {label:<10} {len(group):>4} " + " ".join(
+            f"{100 * counts[k] / max(1, len(group)):6.1f}%" for k in ("exact", "wrong", "reject")))
+    outside = [t for t in trials if t.expected is None]
+    wrong_out = sum(t.outcome(threshold, key) == "wrong" for t in outside)
+    value = 1 if key == "confidence" else 2
+    fired = [a for a in alone if a[value] >= threshold and to_command(a[0]) is not None]
+    lines.append(f"  out-of-grammar sentences: {wrong_out}/{len(outside)} produced a command")
+    lines.append(f"  music alone: {len(fired)} commands from {len(alone)} windows of {WINDOW:g} s "
+                 f"({len(fired) / max(minutes, 1e-9):.2f}/min)" + (f": {sorted({a[0] for a in fired})}" if fired else ""))
+    return lines
+
+
+def choose(trials: list[Trial], alone: list, key: str, values: list[float]) -> float:
+    """The threshold with the most exact commands among those with < 1 % wrong (spoken commands and music windows;
+    the out-of-grammar sentences are only reported)."""
+    best, best_exact = values[-1], -1
+    trials = [t for t in trials if t.expected is not None]
+    for th in values:
+        outcomes = [t.outcome(th, key) for t in trials]
+        value = 1 if key == "confidence" else 2
+        wrong = outcomes.count("wrong") + sum(a[value] >= th and to_command(a[0]) is not None for a in alone)
+        if wrong / (len(outcomes) + len(alone)) < 0.01 and outcomes.count("exact") > best_exact:
+            best, best_exact = th, outcomes.count("exact")
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a sample of sentences, voices and music")
+    parser.add_argument("--music-minutes", type=float, help="minutes of music alone per part (default 5, quick 1)")
+    args = parser.parse_args()
+    for tool in ("espeak-ng",):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench/voice.py: {tool} is not installed (apt-get install espeak-ng)")
+    if not MUSIC.is_dir():
+        sys.exit(f"bench/voice.py: {MUSIC} is missing (apt-get install planetblupi-music-ogg)")
+    minutes = args.music_minutes or (1.0 if args.quick else 5.0)
+    decoder = VoiceDecoder(threshold=0.0)  # every result kept; thresholds applied here
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {name: run_part(name, decoder, args.quick, minutes, Path(tmp)) for name in PARTS}
+    tuning_trials, tuning_alone = results["tuning"]
+    for key, values in (("confidence", [i / 100 for i in range(0, 100)]),
+                        ("posterior", [i / 100 for i in range(0, 100)])):
+        th = choose(tuning_trials, tuning_alone, key, values)
+        note = " (the shipped THRESHOLD)" if key == "confidence" else ""
+        print(f"\nrejection by {key}: threshold chosen on the tuning part = {th:.2f}{note and ''}")
+        for name, (trials, alone) in results.items():
+            print(f" {name} ({len(trials)} decodes, {minutes:g} min of music alone):")
+            print("\n".join(table(trials, alone, th, key, minutes)))
+        if key == "confidence":
+            for name, (trials, alone) in results.items():
+                print(f" {name} at the shipped THRESHOLD {THRESHOLD:.2f}:")
+                print("\n".join(table(trials, alone, THRESHOLD, key, minutes)))
+    seconds = [t.seconds for trials, _ in results.values() for t in trials]
+    print(f"\nlatency, recording handed over -> result (both searches): median {statistics.median(seconds) * 1000:.0f} ms,"
+          f" p95 {sorted(seconds)[int(0.95 * (len(seconds) - 1))] * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms,"
+          f" n={len(seconds)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
