@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import re
 import threading
 import time
@@ -12,11 +13,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bridge.audio import picture
 from bridge.audio.region import read_frames
-from bridge.audio.wavio import discard, lossless_subtype, publish, stage_audio, stage_text
+from bridge.audio.wavio import discard, lossless_subtype, publish, stage_audio, stage_bytes, stage_text
 from bridge.exceptions import Cancelled, DeliveryError
 from bridge.models import JobSpec, Rendered
 from osc_schema import MANIFEST_FORMAT
+
+log = logging.getLogger(__name__)
 
 
 def stem_for(spec: JobSpec, variant: int) -> str:
@@ -65,12 +69,12 @@ class CommitGate:
 def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = None) -> list[Path]:
     """Write every variant and its manifest; on any failure remove every file of this job and raise.
 
-    Everything is first written under hidden temporary names; then, through ``gate``, the audio files and after
-    them the manifests are renamed into place in one go: that is the commit point (importers act on manifests
-    only). An OSError (disk full, permission denied) becomes a DeliveryError naming the folder; anything else (a
-    source that vanished during a full-song delivery, a cancel) is raised as it is, after the same clean-up. The
-    clean-up covers files an earlier, interrupted delivery of the same job left (names are fixed per job and
-    variant).
+    Everything is first written under hidden temporary names; then, through ``gate``, the audio files and
+    pictures, and after them the manifests, are renamed into place in one go: that is the commit point (importers
+    act on manifests only). An OSError (disk full, permission denied) becomes a DeliveryError naming the folder;
+    anything else (a source that vanished during a full-song delivery, a cancel) is raised as it is, after the
+    same clean-up. The clean-up covers files an earlier, interrupted delivery of the same job left (names are
+    fixed per job and variant).
     """
     gate = gate or CommitGate()
     folder = drop_folder_for(spec)
@@ -83,8 +87,9 @@ def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = N
         manifests = []
         for rendered in variants:
             gate.check()
-            audio, manifest = _stage_one(spec, rendered, len(variants), folder)
-            staged.insert(len(manifests), audio)  # every audio file before any manifest
+            *media, manifest = _stage_one(spec, rendered, len(variants), folder)
+            for one in media:  # every audio file and picture before any manifest
+                staged.insert(len(staged) - len(manifests), one)
             staged.append(manifest)
             manifests.append(manifest[1])
         gate.publish(staged)
@@ -92,14 +97,15 @@ def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = N
     except BaseException as exc:
         discard(temporary for temporary, _ in staged)
         # Manifests go first so no importer can act on a manifest whose audio is being removed.
-        discard(folder / f"{stem}{suffix}" for suffix in (".json", ".wav") for stem in stems)
+        discard(folder / f"{stem}{suffix}" for suffix in (".json", ".wav", ".png") for stem in stems)
         if isinstance(exc, OSError):
             raise DeliveryError(_explain(exc, folder), code=_code(exc)) from None
         raise
 
 
-def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> tuple[tuple[Path, Path], ...]:
-    """Write one variant's audio and its manifest under hidden names: ((temporary, final) audio, ... manifest)."""
+def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> list[tuple[Path, Path]]:
+    """Write one variant's audio, its picture and its manifest under hidden names, as (temporary, final) pairs,
+    the manifest last; the picture is left out when it could not be made."""
     span, sample_rate = _read_rendered(rendered)
     if spec.delivery == "full":
         audio, span_start = _full_song(spec, span, rendered.span_start), 0.0
@@ -109,14 +115,37 @@ def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> t
     audio_path = folder / f"{stem}.wav"
     staged_audio = stage_audio(audio_path, audio, sample_rate,
                                subtype=lossless_subtype(spec.source_info.format.split("/")[-1]))
-    manifest_path = folder / f"{stem}.json"
-    manifest = _manifest(spec, rendered, count, audio_path, len(audio), sample_rate, span_start)
+    staged = [(staged_audio, audio_path)]
     try:
-        staged_manifest = stage_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        picture_path = _stage_picture(spec, rendered, span, sample_rate, folder / f"{stem}.png")
+        if picture_path is not None:
+            staged.append(picture_path)
+        manifest_path = folder / f"{stem}.json"
+        manifest = _manifest(spec, rendered, count, audio_path, len(audio), sample_rate, span_start,
+                             picture_path[1] if picture_path else None)
+        staged.append((stage_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"),
+                       manifest_path))
     except BaseException:
-        discard([staged_audio])
+        discard(temporary for temporary, _ in staged)
         raise
-    return (staged_audio, audio_path), (staged_manifest, manifest_path)
+    return staged
+
+
+def _stage_picture(spec: JobSpec, rendered: Rendered, span: np.ndarray, sample_rate: int,
+                   path: Path) -> tuple[Path, Path] | None:
+    """Draw and stage the variant's picture; any failure is one log line and no picture, never a failed delivery."""
+    try:
+        first = int(round(rendered.span_start * sample_rate))
+        original, _ = read_frames(spec.source, first, first + len(span))
+        joins = [j for j in (rendered.splice or {}).get("joins", []) if isinstance(j, dict) and "at" in j]
+        png = picture.render_png(picture.PictureInput(
+            original=original, result=span, sample_rate=sample_rate, span_start=rendered.span_start,
+            edit_start=spec.edit_start, edit_end=spec.edit_end, joins=joins, title=path.stem))
+        return stage_bytes(path, png), path
+    except Exception as exc:  # noqa: BLE001 - a picture is a convenience; the audio and manifest are the promise
+        log.warning("job %s variant %d: delivered without a picture (%s: %s)", spec.job_id, rendered.variant,
+                    type(exc).__name__, exc)
+        return None
 
 
 def _read_rendered(rendered: Rendered) -> tuple[np.ndarray, int]:
@@ -136,7 +165,7 @@ def _full_song(spec: JobSpec, span: np.ndarray, span_start: float) -> np.ndarray
 
 
 def _manifest(spec: JobSpec, rendered: Rendered, count: int, audio_path: Path, frames: int, sample_rate: int,
-              span_start: float) -> dict:
+              span_start: float, picture_path: Path | None = None) -> dict:
     length = frames / sample_rate
     return {
         "format": MANIFEST_FORMAT,
@@ -148,6 +177,7 @@ def _manifest(spec: JobSpec, rendered: Rendered, count: int, audio_path: Path, f
         "backend": spec.backend,
         "delivery": spec.delivery,
         "audio": audio_path.name,
+        "picture": picture_path.name if picture_path else None,
         "sample_rate": sample_rate,
         "channels": spec.source_info.channels,
         "frames": frames,

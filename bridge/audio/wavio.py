@@ -52,7 +52,12 @@ def stage_audio(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = 
 
 def stage_text(path: Path, text: str) -> Path:
     """:func:`stage_audio` for a small text file."""
-    return _stage(path, lambda raw: raw.write(text.encode("utf-8")))
+    return stage_bytes(path, text.encode("utf-8"))
+
+
+def stage_bytes(path: Path, data: bytes) -> Path:
+    """:func:`stage_audio` for bytes made elsewhere (a picture)."""
+    return _stage(path, lambda raw: raw.write(data))
 
 
 def publish(staged: list[tuple[Path, Path]]) -> list[Path]:

@@ -103,7 +103,7 @@ def test_a_cancel_after_delivery_is_answered_already_delivered_and_the_files_sta
         record = stage.settle(job)
         assert record.state.value == "delivered", record.summary()
         before = _snapshot(stage)
-        assert sorted(name.rsplit(".", 1)[-1] for name in before) == ["json", "wav"], before
+        assert sorted(name.rsplit(".", 1)[-1] for name in before) == ["json", "png", "wav"], before
         reply = stage.osc("cancel", job_id=job)
         cli = stage.cli("cancel", job)
         printed = (cli.stdout + cli.stderr).strip()

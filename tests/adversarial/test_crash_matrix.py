@@ -53,6 +53,8 @@ def _delivered_files_are_whole(project: Project) -> list[str]:
         audio = project.drop / manifest["audio"]
         if not audio.exists() or sf.info(str(audio)).frames != manifest["frames"]:
             problems.append(f"{manifest_path.name} does not match its audio")
+        if manifest["picture"] and not (project.drop / manifest["picture"]).read_bytes().startswith(b"\x89PNG"):
+            problems.append(f"{manifest_path.name} names a picture that is not a PNG")
     return problems
 
 
@@ -132,7 +134,8 @@ def test_sigkill_at_each_state_then_restart_ends_the_job_exactly_once(backend, s
     assert job.error_code != "submission_unknown", job.summary()
     visible = project.visible_drop_files()
     if job.state.value == "delivered":
-        assert sorted(p.suffix for p in visible) == [".json"] * OUTPUTS + [".wav"] * OUTPUTS, visible
+        expected = [".json"] * OUTPUTS + [".png"] * OUTPUTS + [".wav"] * OUTPUTS  # a picture beside each variant
+        assert sorted(p.suffix for p in visible) == expected, visible
         assert _delivered_files_are_whole(project) == []
     else:
         assert visible == [], visible

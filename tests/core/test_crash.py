@@ -36,8 +36,13 @@ class DropFolderWatcher(threading.Thread):
                         audio = path.parent / manifest["audio"]
                         if sf.info(str(audio)).frames != manifest["frames"]:
                             self.problems.append(f"{audio.name}: frames differ from its manifest")
+                        if manifest["picture"] and not _whole_png(path.parent / manifest["picture"]):
+                            self.problems.append(f"{manifest['picture']}: not a whole PNG under its manifest")
                     elif path.suffix == ".wav":
                         sf.info(str(path))
+                    elif path.suffix == ".png":
+                        if not _whole_png(path):
+                            self.problems.append(f"{path.name}: visible before it was whole")
                     else:
                         self.problems.append(f"unexpected file {path.name}")
                 except FileNotFoundError:
@@ -48,6 +53,12 @@ class DropFolderWatcher(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join()
+
+
+def _whole_png(path: Path) -> bool:
+    """The PNG signature at the start and the IEND chunk at the end: no half-written picture."""
+    data = path.read_bytes()
+    return data.startswith(b"\x89PNG\r\n\x1a\n") and data.endswith(b"IEND\xaeB`\x82")
 
 
 def test_sigkill_mid_job_then_restart_delivers_that_job_exactly_once(project):
@@ -64,7 +75,7 @@ def test_sigkill_mid_job_then_restart_delivers_that_job_exactly_once(project):
     second = DaemonProcess(project).start()
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and len(project.visible_drop_files()) < 4:
+        while time.monotonic() < deadline and len(project.visible_drop_files()) < 6:
             time.sleep(0.1)
         time.sleep(0.5)  # anything extra would show up now
     finally:
@@ -72,7 +83,7 @@ def test_sigkill_mid_job_then_restart_delivers_that_job_exactly_once(project):
         watcher.stop()
 
     files = project.visible_drop_files()
-    assert sorted(p.suffix for p in files) == [".json", ".json", ".wav", ".wav"], files
+    assert sorted(p.suffix for p in files) == [".json", ".json", ".png", ".png", ".wav", ".wav"], files
     journal = Journal(project.state / "journal.sqlite")
     jobs = journal.recent()
     journal.close()

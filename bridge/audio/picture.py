@@ -1,0 +1,210 @@
+"""A picture of one delivered variant: the original and the result over the span, as a PNG beside its manifest.
+
+Four stacked panels share one time axis in source seconds: the original's waveform and spectrogram, then the
+result's. The replaced range is shaded, each join is a dashed line labelled with its confidence, and each
+waveform panel's title gives the levels (RMS and peak, dBFS) over the replaced range, so "louder" and "quieter"
+can be read without listening. Both spectrograms share one colour scale, so a difference in colour is a
+difference in the audio.
+
+It is meant to cost little next to writing the audio: the waveform is drawn as one min/max pair per pixel
+column, the spectrogram takes one FFT per pixel column of a mono mixdown (about a thousand, whatever the span's
+length) pooled into log-spaced bands, and the figure is drawn at a modest DPI with matplotlib's Agg renderer
+through its object API (no pyplot: no global state, no GUI backend, safe in the delivery thread).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+
+WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.4, 80  # 800 x 512 pixels: readable in REAPER's gfx window, small on disk
+_N_FFT = 2048
+_BANDS = 160
+_LOWEST_HZ = 30.0
+_FLOOR_DB = 80.0  # the spectrograms show this many dB below their loudest cell
+_SILENT_DB = -120.0
+
+
+@dataclass
+class PictureInput:
+    """What a picture shows. ``original`` may be shorter than ``result`` (an extension past the song's end)."""
+
+    original: np.ndarray  # (frames, channels) float, the source over the span
+    result: np.ndarray  # (frames, channels) float, the delivered span
+    sample_rate: int
+    span_start: float  # source seconds of the first frame of both
+    edit_start: float  # the replaced range, source seconds
+    edit_end: float
+    joins: list = field(default_factory=list)  # the manifest's splice joins: {"at", "confidence", ...}
+    title: str = ""
+
+
+def levels(audio: np.ndarray) -> tuple[float, float] | None:
+    """(RMS dBFS, peak dBFS) of all channels together; None for no audio."""
+    if audio.size == 0:
+        return None
+    samples = np.asarray(audio, dtype=np.float64)
+    rms = float(np.sqrt(np.mean(samples * samples)))
+    peak = float(np.max(np.abs(samples)))
+    return _db(rms), _db(peak)
+
+
+def render_png(picture: PictureInput) -> bytes:
+    """The PNG's bytes. Raises whatever goes wrong; the caller decides that a missing picture is no failure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    sr = picture.sample_rate
+    span_end = picture.span_start + len(picture.result) / sr
+    columns = int(WIDTH_IN * DPI)
+    fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(4, 1, height_ratios=[1, 1.6, 1, 1.6], hspace=0.45, left=0.07, right=0.985,
+                            top=0.91, bottom=0.08)
+    axes = [fig.add_subplot(grid[0])]
+    axes += [fig.add_subplot(grid[i], sharex=axes[0]) for i in range(1, 4)]
+    if picture.title:
+        fig.suptitle(picture.title, fontsize=10)
+
+    spectra = [_spectrogram(a, sr, columns) for a in (picture.original, picture.result)]
+    loudest = max((s.max() for s, _ in spectra if s.size), default=0.0)
+    first, last = _edit_frames(picture, len(picture.result))
+    for row, (name, audio, (spec, times)) in enumerate(zip(("Original", "Result"),
+                                                           (picture.original, picture.result), spectra)):
+        wave_ax, spec_ax = axes[2 * row], axes[2 * row + 1]
+        wave_ax.set_title(f"{name}  -  replaced range: {_levels_text(audio[first:last])}", fontsize=9, loc="left")
+        _draw_wave(wave_ax, audio, sr, picture.span_start, columns)
+        _draw_spectrogram(spec_ax, spec, times, sr, picture.span_start, loudest)
+    join_times = [float(join["at"]) for join in picture.joins]
+    for index, ax in enumerate(axes):
+        # Drawn in axes coordinates (0..1 high), so the y limits stay as set and nothing is autoscaled.
+        on_axes = ax.get_xaxis_transform()
+        if index % 2 == 0:  # waveforms: the range shaded
+            ax.add_patch(Rectangle((picture.edit_start, 0), picture.edit_end - picture.edit_start, 1,
+                                   transform=on_axes, color="#ffd54f", alpha=0.3, lw=0, zorder=0))
+        else:  # spectrograms: a shade would change their colours, so only the range's edges
+            ax.vlines([picture.edit_start, picture.edit_end], 0, 1, transform=on_axes, color="#ffd54f", lw=1.2)
+        if join_times:
+            ax.vlines(join_times, 0, 1, transform=on_axes, color="#d32f2f", lw=1.0, linestyles="dashed")
+        ax.tick_params(labelsize=8)
+    for join, at in zip(picture.joins, join_times):
+        axes[0].text(at, 0.96, _join_label(join), transform=axes[0].get_xaxis_transform(), fontsize=8,
+                     color="#b71c1c", va="top", ha="left",
+                     bbox={"facecolor": "white", "alpha": 0.75, "lw": 0, "pad": 1})
+    axes[0].set_xlim(picture.span_start, span_end)
+    axes[-1].set_xlabel("source time (s); shaded: replaced range; dashed: joins with their confidence", fontsize=8)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=DPI)
+    return out.getvalue()
+
+
+def _edit_frames(picture: PictureInput, frames: int) -> tuple[int, int]:
+    first = int(round((picture.edit_start - picture.span_start) * picture.sample_rate))
+    last = int(round((picture.edit_end - picture.span_start) * picture.sample_rate))
+    return min(max(first, 0), frames), min(max(last, 0), frames)
+
+
+def _draw_wave(ax, audio: np.ndarray, sr: int, start: float, columns: int) -> None:
+    ax.set_ylim(-1.0, 1.0)
+    ax.set_yticks([-1, 0, 1])
+    ax.set_ylabel("amp.", fontsize=8)
+    if len(audio) == 0:
+        return
+    lows, highs, times = _envelope(audio, sr, columns)
+    ax.fill_between(start + times, lows, highs, color="#1565c0", lw=0, step="mid")
+
+
+def _envelope(audio: np.ndarray, sr: int, columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column, the lowest and highest sample of any channel, and the column's centre time (seconds)."""
+    per = max(1, -(-len(audio) // columns))  # frames per column, rounded up
+    usable = (len(audio) // per) * per
+    lows = audio[:usable].reshape(-1, per * audio.shape[1]).min(axis=1) if usable else np.empty(0)
+    highs = audio[:usable].reshape(-1, per * audio.shape[1]).max(axis=1) if usable else np.empty(0)
+    if usable < len(audio):
+        lows = np.append(lows, audio[usable:].min())
+        highs = np.append(highs, audio[usable:].max())
+    times = (np.arange(len(lows)) * per + per / 2) / sr
+    return lows, highs, times
+
+
+def _spectrogram(audio: np.ndarray, sr: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bands x frames) dB of a mono mixdown, one Hann-windowed FFT per column; and the frames' centre times."""
+    if len(audio) == 0:
+        return np.empty((_BANDS, 0)), np.empty(0)
+    from scipy import fft
+
+    mono = np.asarray(audio, dtype=np.float32).mean(axis=1)
+    n_fft = _N_FFT
+    padded = np.pad(mono, (n_fft // 2, n_fft // 2))
+    count = max(1, min(columns, len(mono) // 256 or 1))
+    centres = np.linspace(0, len(mono) - 1, count).astype(np.int64)
+    frames = padded[centres[:, None] + np.arange(n_fft)[None, :]] * _window(n_fft)
+    power = np.abs(fft.rfft(frames, axis=1)) ** 2  # float32 in, float32 out  # (frames, bins)
+    bands = power @ _band_matrix(sr, n_fft).T
+    spec = 10.0 * np.log10(np.maximum(bands, 1e-12)).T
+    return spec, centres / sr
+
+
+def _window(n_fft: int) -> np.ndarray:
+    return np.hanning(n_fft).astype(np.float32)
+
+
+_BAND_CACHE: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _band_matrix(sr: int, n_fft: int) -> np.ndarray:
+    """(bands x bins) averaging weights over log-spaced bands; a band narrower than a bin takes its nearest bin."""
+    key = (sr, n_fft)
+    if key not in _BAND_CACHE:
+        freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+        edges = np.geomspace(_LOWEST_HZ, sr / 2, _BANDS + 1)
+        weights = np.zeros((_BANDS, len(freqs)), dtype=np.float32)
+        for band in range(_BANDS):
+            inside = (freqs >= edges[band]) & (freqs < edges[band + 1])
+            if inside.any():
+                weights[band, inside] = 1.0 / inside.sum()
+            else:
+                weights[band, np.argmin(np.abs(freqs - np.sqrt(edges[band] * edges[band + 1])))] = 1.0
+        _BAND_CACHE[key] = weights
+    return _BAND_CACHE[key]
+
+
+def _draw_spectrogram(ax, spec: np.ndarray, times: np.ndarray, sr: int, start: float, loudest: float) -> None:
+    low, high = np.log10(_LOWEST_HZ), np.log10(sr / 2)
+    ax.set_ylim(low, high)
+    ticks = [f for f in (100, 1000, 10000) if _LOWEST_HZ < f < sr / 2]
+    ax.set_yticks(np.log10(ticks))
+    ax.set_yticklabels([f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks])
+    ax.set_ylabel("Hz", fontsize=8)
+    if spec.shape[1] == 0:
+        return
+    step = (times[1] - times[0]) if len(times) > 1 else len(times) / sr
+    left, right = start + times[0] - step / 2, start + times[-1] + step / 2
+    ax.imshow(spec, origin="lower", aspect="auto", extent=(left, right, low, high), cmap="magma",
+              vmin=loudest - _FLOOR_DB, vmax=loudest, interpolation="nearest")
+
+
+def _levels_text(audio: np.ndarray) -> str:
+    measured = levels(audio)
+    if measured is None:
+        return "no audio here"
+    rms, peak = measured
+    return f"RMS {_fmt_db(rms)}, peak {_fmt_db(peak)}"
+
+
+def _join_label(join: dict) -> str:
+    confidence = join.get("confidence")
+    return f"join {confidence:.2f}" if isinstance(confidence, (int, float)) else "join ?"
+
+
+def _db(value: float) -> float:
+    return max(20.0 * np.log10(value), _SILENT_DB) if value > 0 else _SILENT_DB
+
+
+def _fmt_db(value: float) -> str:
+    return "silent" if value <= _SILENT_DB else f"{value:.1f} dBFS"
