@@ -53,6 +53,9 @@ def test_send_and_jobs_talk_to_the_running_daemon(project, daemon):
     job_id = listing.stdout.split()[0]
     shown = json.loads(daw_bridge("jobs", "show", job_id, *config, timeout=30).stdout)
     assert shown["request_id"] == "cli-1" and shown["state"] == "delivered"
+    [picture] = shown["pictures"]  # one variant, one picture, named by its manifest
+    assert Path(picture).name == json.loads(Path(shown["manifests"][0]).read_text())["picture"]
+    assert Path(picture).read_bytes().startswith(b"\x89PNG")
 
 
 def test_doctor_reports_each_check(project):

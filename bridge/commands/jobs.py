@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from bridge.client import BridgeClient
 from bridge.config import Config
@@ -40,12 +41,24 @@ def jobs(config: Config, args) -> int:
             print(f"daw-bridge jobs: no job {args.job_id}")
             return 2
         if args.action == "show":
-            print(json.dumps({**record.summary(), "spec": record.spec.to_json(), "receipt": record.public_receipt()},
-                             indent=2))
+            print(json.dumps({**record.summary(), "pictures": _pictures(record.manifests),
+                              "spec": record.spec.to_json(), "receipt": record.public_receipt()}, indent=2))
             return 0
         return _ask_daemon(config, args)
     finally:
         journal.close()
+
+
+def _pictures(manifests: list[str]) -> list[str | None]:
+    """Each delivered variant's picture, as its manifest names it (None: made without one, or the manifest is gone)."""
+    pictures = []
+    for manifest in manifests:
+        try:
+            name = json.loads(Path(manifest).read_text(encoding="utf-8")).get("picture")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        pictures.append(str(Path(manifest).with_name(name)) if isinstance(name, str) and name else None)
+    return pictures
 
 
 def _list(journal: Journal, as_json: bool) -> int:
