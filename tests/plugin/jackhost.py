@@ -84,7 +84,8 @@ class Song:
     keyed by the cycle's frame time, so the two sides line up without any guessing.
     """
 
-    def __init__(self, server: str):
+    def __init__(self, server: str, material: np.ndarray = NOISE):
+        self.material = material  # what plays at each timeline frame
         self.song = jack.Client("song", servername=server, no_start_server=True)
         self.tape = jack.Client("tape", servername=server, no_start_server=True)
         self.outs = [self.song.outports.register(f"out_{i}") for i in (1, 2)]
@@ -100,7 +101,7 @@ class Song:
         state, position = self.song.transport_query()
         start = position["frame"]
         block = np.zeros((frames, 2), np.float32)
-        piece = NOISE[start:start + frames]
+        piece = self.material[start:start + frames]
         block[:len(piece)] = piece
         for channel, port in enumerate(self.outs):
             port.get_array()[:] = block[:, channel]
