@@ -85,15 +85,15 @@ def test_reaper_install_copies_the_scripts_and_registers_every_action_with_stabl
     assert kb == KB + b"".join(line.encode() + b"\r\n" for line in our_lines())  # CRLF like the rest
     assert set(install.reaper_actions()) == {"DAW Bridge - Inpaint time selection.lua", "DAW Bridge - Extend.lua",
                                              "DAW Bridge - Companion.lua", "DAW Bridge - Import results now.lua",
-                                             "DAW Bridge - Settings.lua"}
+                                             "DAW Bridge - Settings.lua", "DAW Bridge - Show result picture.lua"}
     for line in our_lines():
         m = re.fullmatch(r'SCR 4 0 (RS[0-9a-f]{40}) "Custom: (DAW Bridge - [^"]+\.lua)" "daw-bridge/\2"', line)
         assert m, line
         assert (folder / m.group(2)).is_file()
     # stable: the id is a function of the script's name only, the same on every machine
     assert install.reaper_command_id(install.IMPORT_NOW) == "RSf8b28651759318fd10d44620eedbc54863e89c70"
-    assert f"write {reaper / 'reaper-kb.ini'} (5 actions)" in out
-    assert "install reaper: 17 file(s) written" in out
+    assert f"write {reaper / 'reaper-kb.ini'} (6 actions)" in out
+    assert "install reaper: 18 file(s) written" in out
 
 
 def test_reaper_prints_a_notify_table_the_daemon_accepts_naming_the_import_action(reaper, capsys):
@@ -113,7 +113,7 @@ def test_reaper_install_twice_changes_nothing_and_uninstall_gives_back_the_folde
     installed = snapshot(reaper)
 
     status, out = cli(capsys, "install", "reaper", "--resource-path", str(reaper))
-    assert status == 0 and not changes(out) and "install reaper: 0 file(s) written, 17 unchanged" in out
+    assert status == 0 and not changes(out) and "install reaper: 0 file(s) written, 18 unchanged" in out
     assert snapshot(reaper) == installed
 
     status, out = cli(capsys, "uninstall", "reaper", "--resource-path", str(reaper))
@@ -146,7 +146,7 @@ def test_reaper_kb_round_trip_on_other_shapes_of_file(reaper, capsys, text):
 
     cli(capsys, "install", "reaper", "--resource-path", str(reaper))
     kb = (reaper / "reaper-kb.ini").read_bytes()
-    assert kb.count(b"SCR 4 0 RS") == 5 and b"\r" not in kb  # LF files stay LF
+    assert kb.count(b"SCR 4 0 RS") == len(install.reaper_actions()) and b"\r" not in kb  # LF files stay LF
     assert kb.splitlines()[:len(text.splitlines())] == text.splitlines() or text == b"KEY 1 65 40044 0"
     cli(capsys, "uninstall", "reaper", "--resource-path", str(reaper))
 
@@ -157,7 +157,7 @@ def test_reaper_without_kb_file_install_creates_it_and_uninstall_removes_it(reap
     (reaper / "reaper-kb.ini").unlink()
     before = snapshot(reaper)
     cli(capsys, "install", "reaper", "--resource-path", str(reaper))
-    assert (reaper / "reaper-kb.ini").read_bytes().count(b"\n") == 5
+    assert (reaper / "reaper-kb.ini").read_bytes().count(b"\n") == len(install.reaper_actions())
     cli(capsys, "uninstall", "reaper", "--resource-path", str(reaper))
     assert snapshot(reaper) == before
 

@@ -13,6 +13,7 @@
 --   [main] DAW Bridge - Companion.lua
 --   [main] DAW Bridge - Import results now.lua
 --   [main] DAW Bridge - Settings.lua
+--   [main] DAW Bridge - Show result picture.lua
 --   [nomain] bridge_*.lua
 -- @changelog
 --   First release: inpaint, extend, render path, companion importer, settings.

@@ -26,6 +26,7 @@ SCRIPTS = {
     "companion": "DAW Bridge - Companion.lua",
     "import now": "DAW Bridge - Import results now.lua",
     "settings": "DAW Bridge - Settings.lua",
+    "picture": "DAW Bridge - Show result picture.lua",
 }
 
 YES, NO = 6, 7  # ShowMessageBox answers
@@ -80,6 +81,7 @@ class Result:
     errors: list
     still_deferred: int
     deferred_runs: int
+    gfx: dict | list  # what the gfx window showed (an empty Lua table comes back as [])
 
     @property
     def message_texts(self) -> list[str]:
@@ -155,10 +157,10 @@ class Project:
 
     def run(self, *scripts: str, dialog: list | None = None, answers: list | None = None, ticks: int = 0,
             tick_seconds: float = 1.0, on_tick: dict[int, str] | None = None, fake_socket: bool = False,
-            render_writes_file: bool = True) -> Result:
+            render_writes_file: bool = True, gfx_frames: int = 3) -> Result:
         """Run the named scripts in order (then `ticks` rounds of deferred calls) and keep the project they leave."""
         state = dict(self.state, dialog_answers=list(dialog or []), message_answers=list(answers or []),
-                     render_writes_file=render_writes_file)
+                     render_writes_file=render_writes_file, gfx_frames=gfx_frames)
         paths = [str(self.scripts_dir / SCRIPTS[name]) for name in scripts]
         hooks = "{" + ",".join(f"[{n}]={code}" for n, code in (on_tick or {}).items()) + "}"
         scenario = self.tmp / "scenario.lua"
@@ -173,7 +175,7 @@ class Project:
         assert proc.returncode == 0, proc.stderr
         raw = json.loads(result_path.read_text(encoding="utf-8"))
         result = Result(**raw)
-        for key in ("dialog_answers", "message_answers", "render_writes_file"):
+        for key in ("dialog_answers", "message_answers", "render_writes_file", "gfx_frames"):
             result.state.pop(key, None)
         for key in ("extstate", "project_info", "project_info_strings"):
             if result.state.get(key) == []:

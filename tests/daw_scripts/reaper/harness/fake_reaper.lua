@@ -350,7 +350,50 @@ function fake.install(state, record)
 
   setmetatable(r, { __index = function(_, name) fail("reaper.%s is not faked", name) end })
   _G.reaper = r
+  _G.gfx = fake.gfx(state, record.gfx)
   return r
+end
+
+--- REAPER's gfx window, as far as a script showing a PNG uses it: loadimg reads the file's PNG header for its size
+--- (-1 for anything that is not a PNG), the window stays open for `state.gfx_frames` frames (default 3), then
+--- getchar answers -1 as when the producer closes it. What was loaded, opened and blitted goes into `seen`.
+function fake.gfx(state, seen)
+  local g = { w = 0, h = 0, x = 0, y = 0 }
+  local images = {}
+  local frames_left = state.gfx_frames or 3
+  seen.blits = 0
+  function g.loadimg(index, path)
+    local f = io.open(path, "rb")
+    local data = f and f:read("a")
+    if f then f:close() end
+    if not data or data:sub(1, 8) ~= "\137PNG\r\n\26\n" or data:sub(13, 16) ~= "IHDR" then return -1 end
+    local width, height = string.unpack(">I4I4", data, 17)
+    images[index] = { width, height }
+    seen.loaded = path
+    return index
+  end
+  function g.getimgdim(index)
+    local dims = images[index] or { 0, 0 }
+    return dims[1], dims[2]
+  end
+  function g.init(title, width, height)
+    seen.window = { title = title, w = width, h = height }
+    g.w, g.h = width, height
+  end
+  function g.getchar()
+    if seen.window == nil or seen.closed then return -1 end
+    frames_left = frames_left - 1
+    if frames_left < 0 then return -1 end
+    return 0
+  end
+  function g.blit(index, scale, rotation)
+    if images[index] == nil then fail("gfx.blit of image %d, which was never loaded", index) end
+    seen.blits = seen.blits + 1
+    seen.scale = scale
+  end
+  function g.update() end
+  function g.quit() seen.closed = true end
+  return setmetatable(g, { __index = function(_, name) fail("gfx.%s is not faked", name) end })
 end
 
 return fake

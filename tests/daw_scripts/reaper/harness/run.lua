@@ -15,7 +15,7 @@ dofile(scenario_path)
 local state = scenario.state
 
 local record = { console = "", messages = {}, dialogs = {}, renders = {}, splits = {}, undo = {}, deferred = {},
-                 datagrams = {}, errors = {} }
+                 datagrams = {}, errors = {}, gfx = {} }
 
 if scenario.fake_socket then
   -- a LuaSocket stand-in that keeps each datagram, so pytest can parse it with python-osc
@@ -74,6 +74,7 @@ local out = {
   errors = record.errors,
   still_deferred = #record.deferred,
   deferred_runs = deferred_runs,
+  gfx = record.gfx,
 }
 local f = assert(io.open(result_path, "wb"))
 f:write(encode(out))
