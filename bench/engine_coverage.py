@@ -23,6 +23,7 @@ more, each time less than 8 bars after the previous, counting its original heari
 engine's ending kind, and the last 20 ms against the extension's median level: clean when 30 dB or more below).
 
     python bench/engine_coverage.py [--quick] [--songs N] [--part dev|heldout|both] [--crop 270] [--json out.json]
+                                   [--only SUBSTRING] [--no-inpaint] [--no-extend]
 
 ``--songs N`` takes N songs of each part, round-robin over the packages; ``--quick`` is 2 songs per part.
 """
@@ -220,7 +221,9 @@ def _loops(passages: list[dict], cut: float, end: float, bar: float) -> bool:
     for p in passages:
         for t in np.arange(float(p["at"]), float(p["until"]), step):
             source = float(p["from"]) + (t - float(p["at"]))
-            hearings.setdefault(int(source / step), [float(source)]).append(float(t))
+            times = hearings.setdefault(int(round(source / step)), [float(source)])
+            if float(t) - times[-1] > 1.0:  # one hearing, not the neighbouring sample of the same one
+                times.append(float(t))
     limit = BARS_FOR_LOOP * bar
     for times in hearings.values():
         times.sort()
@@ -269,14 +272,14 @@ def extend_case(song: music_set.Song, original: np.ndarray, sr: int, cut: float,
     return case
 
 
-def song_results(song: music_set.Song, crop: float, folder: Path, extend: bool) -> list[Result]:
+def song_results(song: music_set.Song, crop: float, folder: Path, extend: bool, inpaint: bool = True) -> list[Result]:
     original, sr = music_set.load(song, crop)
     length = len(original) / sr
     whole_flux = flux(_mono22(original, sr))
     median = float(np.median(whole_flux))
     del whole_flux
     results = []
-    for q in POSITIONS:
+    for q in POSITIONS if inpaint else ():
         for gap in GAPS:
             start = round(q * length, 2)
             if start - 5.0 < 0 or start + gap + 5.0 > length:
@@ -414,11 +417,14 @@ def main() -> None:
     parser.add_argument("--part", choices=("dev", "heldout", "both"), default="both")
     parser.add_argument("--crop", type=float, default=270.0, help="seconds of each song used (memory, time)")
     parser.add_argument("--no-extend", action="store_true")
+    parser.add_argument("--no-inpaint", action="store_true")
+    parser.add_argument("--only", default="", help="only songs whose package/file contains this")
     parser.add_argument("--json", type=Path, help="write every case here")
     args = parser.parse_args()
     count = 2 if args.quick and not args.songs else args.songs
     parts = ("dev", "heldout") if args.part == "both" else (args.part,)
-    chosen = [s for part in parts for s in music_set.pick(music_set.songs(part), count)]
+    chosen = [s for part in parts
+              for s in music_set.pick([s for s in music_set.songs(part) if args.only in s.key], count)]
     print(f"{len(chosen)} songs, first {args.crop:.0f} s of each; default floor {DEFAULT_MIN_CONFIDENCE}")
     started = time.perf_counter()
     results: list[Result] = []
@@ -426,7 +432,7 @@ def main() -> None:
     try:
         for song in chosen:
             print(f"{song.part} {song.key} ({song.seconds:.0f} s)", flush=True)
-            results += song_results(song, args.crop, folder, not args.no_extend)
+            results += song_results(song, args.crop, folder, not args.no_extend, not args.no_inpaint)
             if args.json:
                 args.json.write_text(json.dumps([asdict(r) for r in results], default=float))
     finally:
