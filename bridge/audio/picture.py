@@ -220,4 +220,4 @@ def _db(value: float) -> float:
 
 
 def _fmt_db(value: float) -> str:
-    return "silent" if value <= _SILENT_DB else f"{value:.1f} dBFS"
+    return "silent" if value <= _SILENT_DB else f"{round(value, 1) + 0.0:.1f} dBFS"  # + 0.0: never "-0.0"
