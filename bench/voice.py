@@ -23,6 +23,7 @@ import argparse
 import random
 import shutil
 import statistics
+from collections import Counter
 import subprocess
 import sys
 import tempfile
@@ -198,6 +199,15 @@ def main() -> int:
             for name, (trials, alone) in results.items():
                 print(f" {name} at the shipped THRESHOLD {THRESHOLD:.2f}:")
                 print("\n".join(table(trials, alone, THRESHOLD, key, minutes)))
+    for name, (trials, _) in results.items():
+        print(f"\n{name}: in-grammar exact / wrong %, all noisy conditions, by confidence threshold")
+        noisy = [t for t in trials if t.expected is not None]
+        for th in (0.1, 0.15, 0.2, 0.25, 0.3, 0.34, 0.4, 0.5):
+            outcomes = [t.outcome(th) for t in noisy]
+            print(f"  {th:.2f}: {100 * outcomes.count('exact') / len(noisy):5.1f} / "
+                  f"{100 * outcomes.count('wrong') / len(noisy):4.1f}")
+        wrong = Counter(f"{t.spoken!r} -> {t.text!r}" for t in noisy if t.outcome(THRESHOLD) == "wrong")
+        print(f"  wrong commands at {THRESHOLD:.2f}: " + "; ".join(f"{k} x{n}" for k, n in wrong.most_common(8)))
     seconds = [t.seconds for trials, _ in results.values() for t in trials]
     print(f"\nlatency, recording handed over -> result (both searches): median {statistics.median(seconds) * 1000:.0f} ms,"
           f" p95 {sorted(seconds)[int(0.95 * (len(seconds) - 1))] * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms,"
