@@ -410,6 +410,27 @@ def package_table(results: list[Result]) -> None:
                       f"{_pct(sum(r.better() for r in ext), len(ext))} |")
 
 
+def compare(results: list[Result], baseline: Path) -> None:
+    """The same cases before (``baseline``, a --json file) and now: a paired view, far more sensitive than medians."""
+    before = {(r["part"], r["song"], r["operation"], r["at"], r["length"]):
+              Result(**{k: np.nan if v is None else v for k, v in r.items()}) for r in json.loads(baseline.read_text())}
+    print(f"\n| part | operation | paired cases | delivered before → now | better before → now | LSD lower / higher now "
+          f"| joins with spike > 2 before → now |")
+    print("|---|---|---|---|---|---|---|")
+    for part in ("dev", "heldout"):
+        for op in ("inpaint", "extend"):
+            pairs = [(before[k], r) for r in results if r.part == part and r.operation == op
+                     and (k := (r.part, r.song, r.operation, r.at, r.length)) in before]
+            if not pairs:
+                continue
+            old, new = [p[0] for p in pairs], [p[1] for p in pairs]
+            moved = [(a.lsd, b.lsd) for a, b in pairs if abs(a.lsd - b.lsd) > 1e-3]
+            spikes = [sum(s > 2 for r in rows if r.delivered() for s in r.spikes) for rows in (old, new)]
+            print(f"| {part} | {op} | {len(pairs)} | {sum(r.delivered() for r in old)} → {sum(r.delivered() for r in new)} | "
+                  f"{sum(r.better() for r in old)} → {sum(r.better() for r in new)} | "
+                  f"{sum(b < a for a, b in moved)} / {sum(b > a for a, b in moved)} | {spikes[0]} → {spikes[1]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=0, help="N songs of each part, round-robin over packages (0 = all)")
@@ -420,6 +441,8 @@ def main() -> None:
     parser.add_argument("--no-inpaint", action="store_true")
     parser.add_argument("--only", default="", help="only songs whose package/file contains this")
     parser.add_argument("--json", type=Path, help="write every case here")
+    parser.add_argument("--compare", type=Path, default=Path(__file__).resolve().parent / "engine_coverage_baseline.json",
+                        help="a --json file of an earlier run: paired comparison of the cases both ran")
     args = parser.parse_args()
     count = 2 if args.quick and not args.songs else args.songs
     parts = ("dev", "heldout") if args.part == "both" else (args.part,)
@@ -445,6 +468,9 @@ def main() -> None:
     confidence_table(results)
     refusal_table(results)
     package_table(results)
+    if args.compare and args.compare.exists():
+        print(f"\ncompared with {args.compare}:")
+        compare(results, args.compare)
 
 
 if __name__ == "__main__":
