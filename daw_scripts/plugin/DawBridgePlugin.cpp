@@ -787,8 +787,10 @@ private:
                 fRing.pop(block);
             }
             fWriter.noteDropped(fDroppedBlocks.load(std::memory_order_relaxed));
-            if (const uint32_t requests = fRequests.exchange(0, std::memory_order_acquire))
+            if (const uint32_t requests = fRequests.exchange(0, std::memory_order_acquire)) {
+                fWriter.publish();  // everything played before the press is readable when the daemon gets it
                 request(requests);
+            }
             if (fSocket >= 0)
                 receive();
             if (fJob.state == kSent && std::chrono::steady_clock::now() - fJob.sentAt > std::chrono::seconds(10))

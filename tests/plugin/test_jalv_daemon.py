@@ -40,6 +40,30 @@ def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float) -> dic
     raise AssertionError(f"the job never reached {states}: {job}")
 
 
+def gaps(captures: Path, until: int) -> list[tuple[int, int]]:
+    """Stretches of 0..until (frames) the capture does not hold: a JACK xrun on a loaded machine skips a cycle."""
+    held = sorted((s["timeline_start_frame"], s["timeline_start_frame"] + s["frames"])
+                  for s in only_capture(captures).spans)
+    missing, at = [], 0
+    for first, end in held:
+        if first > at:
+            missing.append((at, first))
+        at = max(at, end)
+    return missing + ([(at, until)] if at < until else [])
+
+
+def play_the_gaps_again(song: Song, captures: Path, until: int) -> None:
+    """What a producer does when the daemon names a span to play: roll over it once more (a few tries)."""
+    for _ in range(5):
+        time.sleep(0.3)  # the capture thread has published what was played
+        missing = gaps(captures, until)
+        if not missing:
+            return
+        for first, end in missing:
+            song.roll(max(0, first - RATE // 4), (end - first) / RATE + 0.5)
+    raise AssertionError(f"the capture still misses {gaps(captures, until)}")
+
+
 def test_a_trigger_in_the_host_comes_back_as_a_variant_played_in_place(jack_server, bundles, tmp_path,
                                                                        demo_song_path):
     project = Project(tmp_path / "project", demo_song_path)
@@ -59,12 +83,15 @@ def test_a_trigger_in_the_host_comes_back_as_a_variant_played_in_place(jack_serv
         time.sleep(0.3)
         song.recording = True
         song.roll(0, 26.0)  # the song from the top: the range, its context, and material the engine re-uses
+        play_the_gaps_again(song, captures, 25 * RATE)
 
         plugin.command("set inpaint 1")
         triggered = time.monotonic()
         job = wait_for_job(captures, ("ready", "failed", "refused", "load_failed", "no_answer"), timeout=180)
         audible = time.monotonic() - triggered
-        assert job["state"] == "ready", (job, daemon.log.read_text()[-3000:])
+        index = only_capture(captures).index
+        assert job["state"] == "ready", f"{job['state']}: {job['message']}\nspans {index['spans']}, dropped " \
+                                        f"{index['dropped_blocks']}"
         manifests = [json.loads(Path(m).read_text()) for m in job["manifests"]]
         assert [m["variant"] for m in manifests] == list(range(1, len(manifests) + 1))  # the engine may make one
         assert all(m["ids"] == {"capture": only_capture(captures).folder.name} for m in manifests)
