@@ -512,7 +512,7 @@ protected:
         if (fFadingFrom > variants)
             fFadingFrom = 0;  // a new job replaced the set mid-fade
 
-        if (!playing || (fHeard == 0 && fFadeLeft == 0)) {
+        if (!playing || playback == nullptr || (fHeard == 0 && fFadeLeft == 0)) {
             for (uint32_t c = 0; c < kChannels; ++c)
                 if (outputs[c] != inputs[c])
                     std::memmove(outputs[c], inputs[c], sizeof(float) * frames);

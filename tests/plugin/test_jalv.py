@@ -70,7 +70,9 @@ def test_jalv_passes_audio_through_captures_exactly_the_played_frames_and_sends_
     assert capture.index["plugin_format"] == "LV2"
     assert capture.index["dropped_blocks"] == 0
     rolled = song.rolled_frames()
-    assert [s[0] for s in rolled] == [10 * RATE, 2 * RATE]
+    # from 10 s, then from 2 s; an xrun on a loaded machine skips a cycle of the transport and splits a stretch,
+    # and the capture must then hold exactly the same pieces
+    assert rolled[0][0] == 10 * RATE and 2 * RATE in [s[0] for s in rolled]
     assert [(s["timeline_start_frame"], s["frames"]) for s in capture.spans] == rolled
     for span in capture.spans:
         first = span["timeline_start_frame"]
