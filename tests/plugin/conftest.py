@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from tests.conftest import ROOT, require_tool
 PLUGIN_DIR = ROOT / "daw_scripts" / "plugin"
 DPF_PATH = Path("/usr/share/dpf")  # Debian's dpf-source
 URI = "urn:daw-bridge:plugin"
+RATE, PERIOD = 48000, 1024  # the JACK server: -p 1024, no xruns on 2 idle cores without real-time priority
 
 
 def build(target: str = "all") -> Path:
@@ -65,3 +67,25 @@ def only_capture(root: Path) -> Capture:
     instances = [p for p in root.iterdir() if p.is_dir()]
     assert len(instances) == 1, f"expected one instance folder in {root}, found {instances}"
     return Capture(instances[0])
+
+
+@pytest.fixture(scope="module")
+def jack_server():
+    """A private JACK dummy server (one per test module): its own name, so no other test's server is touched."""
+    jackd = require_tool("jackd")
+    require_tool("jalv")
+    name = f"dawbridge-plugin-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
+    server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p",
+                               str(PERIOD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        waited = subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True, text=True)
+        assert waited.stdout.strip() == "server is available", (waited.stdout, waited.stderr)
+        yield name
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -15,36 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import require_tool
-
-from .conftest import URI
+from .conftest import RATE, URI
 
 jack = pytest.importorskip("jack")  # JACK-Client, in the test extra
 
-RATE, PERIOD = 48000, 1024  # -p 1024: no xruns on 2 shared cores without real-time priority
 NOISE = np.random.default_rng(7).uniform(-1, 1, (700_000, 2)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def jack_server():
-    """A private JACK dummy server: its own name, so no other test's server is touched."""
-    jackd = require_tool("jackd")
-    require_tool("jalv")
-    name = f"dawbridge-plugin-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
-    server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p",
-                               str(PERIOD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        waited = subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True, text=True)
-        assert waited.stdout.strip() == "server is available", (waited.stdout, waited.stderr)
-        yield name
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 class Jalv:

@@ -19,7 +19,7 @@ import pytest
 from bridge.frontends.osc_wire import decode
 
 from .conftest import only_capture
-from .jackhost import NOISE, RATE, Jalv, Song, jack_server  # noqa: F401 (a fixture)
+from .jackhost import NOISE, RATE, Jalv, Song
 
 
 @pytest.fixture

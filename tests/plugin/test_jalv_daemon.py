@@ -13,14 +13,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from bridge.demo_song import make_song_array
 from tests.conftest import DaemonProcess, Project
 
 from .conftest import only_capture
-from .jackhost import RATE, Jalv, Song, jack_server  # noqa: F401 (a fixture)
+from .jackhost import RATE, Jalv, Song
 
 FADE = int(RATE * 0.005)
 START, END = 12.0, 14.0
@@ -99,7 +98,7 @@ def test_a_trigger_in_the_host_comes_back_as_a_variant_played_in_place(jack_serv
         variant, rate = sf.read(str(Path(job["manifests"][0]).parent / manifest["audio"]), dtype="float32",
                                 always_2d=True)
         assert rate == RATE
-        first = int(round(manifest["timeline"]["position"] * RATE))
+        first = round(manifest["timeline"]["position"] * RATE)
         assert first <= START * RATE and first + len(variant) >= END * RATE
 
         plugin.command("set variant 1")

@@ -21,11 +21,11 @@ import soundfile as sf
 from bridge.frontends.osc_wire import decode, encode
 
 from .conftest import only_capture
-from .jackhost import NOISE, RATE, Jalv, Song, jack_server  # noqa: F401 (a fixture)
+from .jackhost import RATE, Jalv, Song
 
 FADE = int(RATE * 0.005)  # 240 frames
 SPAN_START, SPAN_SECONDS = 10.4, 0.9  # where the delivered variants play (a patch: the range plus handles)
-FIRST = int(round(SPAN_START * RATE))
+FIRST = round(SPAN_START * RATE)
 
 
 def deliver(folder: Path, job_id: str, request_id: str) -> tuple[list[str], list[np.ndarray]]:
