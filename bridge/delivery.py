@@ -8,6 +8,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ from bridge.models import JobSpec, Rendered
 from osc_schema import MANIFEST_FORMAT
 
 log = logging.getLogger(__name__)
+
+Draw = Callable[[picture.PictureInput], bytes]
+"""Makes a picture's PNG bytes."""
 
 
 def stem_for(spec: JobSpec, variant: int) -> str:
@@ -66,7 +70,8 @@ class CommitGate:
             publish(staged)
 
 
-def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = None) -> list[Path]:
+def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = None,
+            draw: Draw | None = None) -> list[Path]:
     """Write every variant and its manifest; on any failure remove every file of this job and raise.
 
     Everything is first written under hidden temporary names; then, through ``gate``, the audio files and
@@ -74,8 +79,10 @@ def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = N
     act on manifests only). An OSError (disk full, permission denied) becomes a DeliveryError naming the folder;
     anything else (a source that vanished during a full-song delivery, a cancel) is raised as it is, after the
     same clean-up. The clean-up covers files an earlier, interrupted delivery of the same job left (names are
-    fixed per job and variant).
+    fixed per job and variant). ``draw`` makes each picture: in this thread by default; the daemon passes its
+    :class:`picture.Painter`'s, which draws in a process of its own.
     """
+    draw = draw or picture.render_png
     gate = gate or CommitGate()
     folder = drop_folder_for(spec)
     stems = [stem_for(spec, rendered.variant) for rendered in variants]
@@ -87,7 +94,7 @@ def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = N
         manifests = []
         for rendered in variants:
             gate.check()
-            *media, manifest = _stage_one(spec, rendered, len(variants), folder)
+            *media, manifest = _stage_one(spec, rendered, len(variants), folder, draw)
             for one in media:  # every audio file and picture before any manifest
                 staged.insert(len(staged) - len(manifests), one)
             staged.append(manifest)
@@ -103,7 +110,8 @@ def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = N
         raise
 
 
-def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> list[tuple[Path, Path]]:
+def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path,
+               draw: Draw) -> list[tuple[Path, Path]]:
     """Write one variant's audio, its picture and its manifest under hidden names, as (temporary, final) pairs,
     the manifest last; the picture is left out when it could not be made."""
     span, sample_rate = _read_rendered(rendered)
@@ -117,7 +125,7 @@ def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> l
                                subtype=lossless_subtype(spec.source_info.format.split("/")[-1]))
     staged = [(staged_audio, audio_path)]
     try:
-        picture_path = _stage_picture(spec, rendered, span, sample_rate, folder / f"{stem}.png")
+        picture_path = _stage_picture(spec, rendered, span, sample_rate, folder / f"{stem}.png", draw)
         if picture_path is not None:
             staged.append(picture_path)
         manifest_path = folder / f"{stem}.json"
@@ -131,14 +139,14 @@ def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> l
     return staged
 
 
-def _stage_picture(spec: JobSpec, rendered: Rendered, span: np.ndarray, sample_rate: int,
-                   path: Path) -> tuple[Path, Path] | None:
+def _stage_picture(spec: JobSpec, rendered: Rendered, span: np.ndarray, sample_rate: int, path: Path,
+                   draw: Draw) -> tuple[Path, Path] | None:
     """Draw and stage the variant's picture; any failure is one log line and no picture, never a failed delivery."""
     try:
         first = int(round(rendered.span_start * sample_rate))
         original, _ = read_frames(spec.source, first, first + len(span))
         joins = [j for j in (rendered.splice or {}).get("joins", []) if isinstance(j, dict) and "at" in j]
-        png = picture.render_png(picture.PictureInput(
+        png = draw(picture.PictureInput(
             original=original, result=span, sample_rate=sample_rate, span_start=rendered.span_start,
             edit_start=spec.edit_start, edit_end=spec.edit_end, joins=joins, title=path.stem))
         return stage_bytes(path, png), path

@@ -9,15 +9,25 @@ difference in the audio.
 It is meant to cost little next to writing the audio: the waveform is drawn as one min/max pair per pixel
 column, the spectrogram takes one FFT per pixel column of a mono mixdown (about a thousand, whatever the span's
 length) pooled into log-spaced bands, and the figure is drawn at a modest DPI with matplotlib's Agg renderer
-through its object API (no pyplot: no global state, no GUI backend, safe in the delivery thread).
+through its object API (no pyplot: no global state, no GUI backend, safe in any thread).
+
+The daemon draws through a :class:`Painter`, in a process of its own at low priority: drawn in the daemon's
+delivery thread, matplotlib's ~0.2 s of CPU per picture held the interpreter lock often enough to push the OSC
+accepted-reply p99 from 3.5 ms to 275 ms in the 5-jobs-a-second soak.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from bridge.lifeline import LifelineContext
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.4, 80  # 800 x 512 pixels: readable in REAPER's gfx window, small on disk
 _N_FFT = 2048
@@ -51,6 +61,47 @@ def levels(audio: np.ndarray) -> tuple[float, float] | None:
     rms = float(np.sqrt(np.mean(samples * samples)))
     peak = float(np.max(np.abs(samples)))
     return _db(rms), _db(peak)
+
+
+class Painter:
+    """Draws pictures in one worker process, started on the first picture, ended with the daemon (its lifeline)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._lifeline: LifelineContext | None = None
+
+    def render(self, picture: PictureInput) -> bytes:
+        """:func:`render_png` in the worker; raises what it raises (a worker that died is replaced next time)."""
+        with self._lock:
+            if self._pool is None:
+                self._lifeline = LifelineContext()
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=self._lifeline, initializer=_background)
+            pool = self._pool
+        try:
+            return pool.submit(render_png, picture).result()
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            raise
+
+    def close(self) -> None:
+        """End the worker (a picture being drawn is abandoned: its delivery goes on without it)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            lifeline, self._lifeline = self._lifeline, None
+        if pool is not None:
+            lifeline.cut()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _background() -> None:
+    """Pictures are a convenience: the engine and the daemon go first when the machine is busy."""
+    try:
+        os.nice(10)
+    except OSError:  # not allowed here: the picture still gets drawn
+        pass
 
 
 def render_png(picture: PictureInput) -> bytes:

@@ -21,6 +21,7 @@ import shutil
 from typing import Callable
 
 from bridge import delivery
+from bridge.audio import picture
 from bridge.backends.base import Backend
 from bridge.config import Config
 from bridge.core.admission import admit, inside
@@ -51,6 +52,7 @@ class JobService:
         self._tasks: dict[str, asyncio.Task] = {}
         self._records: dict[str, JobRecord] = {}  # jobs that run or wait for the producer; finished ones leave
         self._gates: dict[str, delivery.CommitGate] = {}
+        self._painter = picture.Painter()
         self._slots = asyncio.Semaphore(config.max_jobs)
         self.context: dict = {}  # the producer's current selection, for triggers that carry no range (MIDI pads)
 
@@ -198,6 +200,7 @@ class JobService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.to_thread(self._painter.close)
 
     async def drain(self) -> None:
         """Wait until no job is running (for one-shot use and tests)."""
@@ -309,7 +312,7 @@ class JobService:
         variants = [Rendered.from_json(r) for r in record.rendered or []]
         self._check_drop_folder(spec)
         gate = self._gates[record.job_id] = delivery.CommitGate()
-        manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate)
+        manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate, self._painter.render)
         self._advance(record, State.DELIVERED, manifests=[str(m) for m in manifests], message="")
         await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
         self._emit(record, "done")

@@ -92,10 +92,10 @@ def test_each_delivered_variant_has_a_png_named_in_its_manifest_and_the_audio_is
 def test_a_picture_that_cannot_be_drawn_is_one_log_line_and_the_delivery_goes_on(setup, monkeypatch, caplog):
     config, song = setup
 
-    def broken(_):
+    def broken(painter, _):
         raise RuntimeError("no fonts today")
 
-    monkeypatch.setattr(picture, "render_png", broken)
+    monkeypatch.setattr(picture.Painter, "render", broken)  # the daemon draws through its Painter
 
     async def story(service):
         record = service.submit(inpaint(song), {"kind": "test"})
