@@ -75,7 +75,7 @@ _LOOPBACK = dict(type=STRING, default="127.0.0.1", rule="loopback")
 _DAYS = dict(type=FLOAT, unit="days", min=0, max=36500)
 
 LOCAL = Table("local", "The embedded engine (the default backend): offline, free, re-uses the song's own passages.", (
-    Key("min_confidence", FLOAT, "A variant whose weakest join scores below this is not delivered.", default=0.3,
+    Key("min_confidence", FLOAT, "A variant whose weakest join scores below this is not delivered.", default=0.2,
         min=0, max=1),
     Key("workers", INT, "Engine processes working at once.", default=1, min=1, max=64),
     Key("warm_up", BOOL, "Start the engine worker with the daemon (~270 MB resident); false: the first job takes "
