@@ -23,10 +23,10 @@ import argparse
 import random
 import shutil
 import statistics
-from collections import Counter
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +46,7 @@ OUTSIDE = ("bridge extend the last five bars", "bridge inpaint the next six bars
            "bridge undo that", "the bridge needs more guitar", "okay one more time from the top",
            "keep going", "next song please")
 PARTS = {
-    "tuning": dict(voices=("en-us", "en+f3"), speeds=(140, 175, 210), tracks=range(0, 5), music_start=30.0),
+    "tuning": dict(voices=("en-us", "en+f3"), speeds=(140, 175, 210), tracks=range(5), music_start=30.0),
     "held-out": dict(voices=("en", "en+m7", "en-us+m3", "en+f2"), speeds=(150, 190), tracks=range(5, 10),
                      music_start=300.0),
 }
@@ -133,7 +133,7 @@ def run_part(name: str, decoder: VoiceDecoder, quick: bool, music_minutes: float
     per_track = music_minutes * 60 / len(tracks)
     for track in tracks:
         bed = music(track, part["music_start"] + 60, per_track)
-        for at in range(0, int(per_track / WINDOW)):
+        for at in range(int(per_track / WINDOW)):
             r = decoder.decode(bed[int(at * WINDOW * RATE): int((at + 1) * WINDOW * RATE)], RATE)
             text = r.text if r.detail["plausible"] else ""  # the speaking-rate check rejected it
             alone.append((text, r.confidence, r.detail["posterior"] or 0.0))
@@ -187,8 +187,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results = {name: run_part(name, decoder, args.quick, minutes, Path(tmp)) for name in PARTS}
     tuning_trials, tuning_alone = results["tuning"]
-    for key, values in (("confidence", [i / 100 for i in range(0, 100)]),
-                        ("posterior", [i / 100 for i in range(0, 100)])):
+    for key, values in (("confidence", [i / 100 for i in range(100)]),
+                        ("posterior", [i / 100 for i in range(100)])):
         th = choose(tuning_trials, tuning_alone, key, values)
         note = " (the shipped THRESHOLD)" if key == "confidence" else ""
         print(f"\nrejection by {key}: threshold chosen on the tuning part = {th:.2f}{note and ''}")
