@@ -126,6 +126,6 @@ def test_file_names_made_from_the_producers_text_stay_plain_and_inside_the_drop_
             assert error.name == "error" and error.args[2] == "request_id", (bad, error.args)
     drop = project.audio / "daw-bridge"
     made = sorted(p.name for p in files_under(drop))
-    assert len(made) == 2 and all(re.fullmatch(r"[A-Za-z0-9_.-]+", name) for name in made), made
+    assert len(made) == 3 and all(re.fullmatch(r"[A-Za-z0-9_.-]+", name) for name in made), made  # wav, png, json
     manifest = Path(outcome.args[1])
     assert manifest.parent == drop and manifest.read_text().count("../../../etc/passwd") == 1  # copied, not used
