@@ -75,7 +75,8 @@ def test_fifty_jobs_at_once_keep_the_pool_bounded_and_osc_answering(tmp_path, de
     assert all(len(replies) == 1 for replies in outcomes.values()), "a job ended more than once"
     failed = [r[0].args for r in outcomes.values() if r[0].name == "failed"]
     assert all(code and message for _, code, message in failed), failed
-    assert 1 <= max(sampler.workers) <= WORKERS, f"engine processes seen: {max(sampler.workers)}"
+    # the engine's pool, plus the one process that draws the results' pictures
+    assert 1 <= max(sampler.workers) <= WORKERS + 1, f"worker processes seen: {max(sampler.workers)}"
     records = journal_records(project)
     assert len(records) == JOBS and all(r.state.finished for r in records)
     delivered = JOBS - len(failed)
