@@ -242,7 +242,7 @@ def _pid_alive(pid: int) -> bool:
 
 def live_plugins(config: Config, now: float | None = None) -> list[dict]:
     """The plugin instances whose index changed within LIVE_WITHIN_S or whose process runs, most recent first."""
-    root = confined_root(config, "", None)
+    root = confined_root(config, "captures_dir", str(captures_root(config)))
     now = time.time() if now is None else now
     found = []
     try:
