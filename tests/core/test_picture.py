@@ -17,7 +17,6 @@ from bridge import delivery
 from bridge.audio import picture
 from bridge.audio.region import read_region
 from bridge.audio.wavio import write_atomic
-from bridge.config import Config
 from bridge.core.admission import admit
 from bridge.exceptions import Cancelled
 from bridge.models import Rendered, State
@@ -32,15 +31,6 @@ def png_size(path: Path) -> tuple[int, int]:
     assert data.startswith(PNG_SIGNATURE), f"{path.name} is not a PNG"
     assert data[12:16] == b"IHDR" and data.endswith(b"IEND\xaeB`\x82"), f"{path.name} is not a whole PNG"
     return struct.unpack(">II", data[16:24])
-
-
-@pytest.fixture
-def setup(tmp_path, demo_song_path):
-    song = tmp_path / "song.wav"
-    song.write_bytes(demo_song_path.read_bytes())
-    config = Config(state_dir=tmp_path / "state", project_roots=(tmp_path,), backend="paid",
-                    drop_folder=tmp_path / "drop", inbox=tmp_path / "inbox")
-    return config, song
 
 
 class TwoVariants(PaidBackend):

@@ -7,14 +7,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 import osc_schema
 from bridge.audio.region import read_region
 from bridge.audio.wavio import write_atomic
 from bridge.backends.base import Backend
-from bridge.config import Config
 from bridge.core.admission import admit
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
@@ -53,15 +51,6 @@ class PaidBackend(Backend):
 
     async def cancel(self, spec, receipt):
         self.cancels += 1
-
-
-@pytest.fixture
-def setup(tmp_path, demo_song_path):
-    song = tmp_path / "song.wav"
-    song.write_bytes(demo_song_path.read_bytes())
-    config = Config(state_dir=tmp_path / "state", project_roots=(tmp_path,), backend="paid",
-                    drop_folder=tmp_path / "drop", inbox=tmp_path / "inbox")
-    return config, song
 
 
 def inpaint(song: Path, **extra) -> osc_schema.Command:

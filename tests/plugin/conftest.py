@@ -69,6 +69,21 @@ def only_capture(root: Path) -> Capture:
     return Capture(instances[0])
 
 
+def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0) -> dict:
+    """The job the plugin's capture index reports, once its state is one of ``states``."""
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            job = only_capture(captures).index.get("job", {})
+        except (FileNotFoundError, json.JSONDecodeError, AssertionError):
+            job = {}
+        if job.get("state") in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"the job never reached {states}: {job}")
+
+
 @pytest.fixture(scope="module")
 def jack_server():
     """A private JACK dummy server (one per test module): its own name, so no other test's server is touched."""

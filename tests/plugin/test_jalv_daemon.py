@@ -18,25 +18,11 @@ import soundfile as sf
 from bridge.demo_song import make_song_array
 from tests.conftest import DaemonProcess, Project
 
-from .conftest import only_capture
+from .conftest import only_capture, wait_for_job
 from .jackhost import RATE, Jalv, Song
 
 FADE = int(RATE * 0.005)
 START, END = 12.0, 14.0
-
-
-def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    job: dict = {}
-    while time.monotonic() < deadline:
-        try:
-            job = only_capture(captures).index.get("job", {})
-        except (FileNotFoundError, json.JSONDecodeError, AssertionError):
-            job = {}
-        if job.get("state") in states:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"the job never reached {states}: {job}")
 
 
 def gaps(captures: Path, until: int) -> list[tuple[int, int]]:

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from bridge.frontends.osc_wire import decode, encode
 
-from .conftest import only_capture
+from .conftest import only_capture, wait_for_job
 from .jackhost import RATE, Jalv, Song
 
 FADE = int(RATE * 0.005)  # 240 frames
@@ -51,20 +51,6 @@ def deliver(folder: Path, job_id: str, request_id: str) -> tuple[list[str], list
         manifests.append(str(folder / f"{name[:-4]}.json"))
     # listed in reverse: the plugin orders variants by the manifest's number, not by the message
     return manifests[::-1], heard
-
-
-def wait_for_job(captures: Path, state: str, timeout: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    job: dict = {}
-    while time.monotonic() < deadline:
-        try:
-            job = only_capture(captures).index.get("job", {})
-        except (FileNotFoundError, json.JSONDecodeError, AssertionError):
-            job = {}
-        if job.get("state") == state:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"the job never reached {state!r}: {job}")
 
 
 def show_outputs(plugin: Jalv) -> None:
@@ -122,13 +108,13 @@ def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_ser
         daemon.sendto(encode("/bridge/accepted", [request_id, "j-test-1"]), reply_to)
         daemon.sendto(encode("/bridge/state", ["j-test-1", "generating", 0.5, "halfway"]), reply_to)
         daemon.sendto(encode("/bridge/state", ["someone-elses-job", "failed", 0.0, "not ours"]), reply_to)
-        job = wait_for_job(plugin.captures, "working")
+        job = wait_for_job(plugin.captures, ("working",))
         assert (job["job_id"], job["progress"], job["message"]) == ("j-test-1", 0.5, "halfway")
         show_outputs(plugin)
 
         manifests, variants = deliver(tmp_path / "drop", "j-test-1", request_id)
         daemon.sendto(encode("/bridge/done", ["j-test-1", *manifests]), reply_to)
-        job = wait_for_job(plugin.captures, "ready")
+        job = wait_for_job(plugin.captures, ("ready",))
         assert job["manifests"] == manifests and job["progress"] == 1.0
         show_outputs(plugin)
 
