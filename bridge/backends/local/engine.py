@@ -20,10 +20,14 @@ from bridge.backends.local.joins import ArraySource, FileSource
 from bridge.backends.local.plans import Plan
 from bridge.backends.local.render import render
 from bridge.backends.local.similarity import confidence
+from bridge.backends.local.steering import Ruler, context_around, rank, understand
 from bridge.exceptions import NoMaterialError, SourceError
 
 ENGINE_NOTE = ("embedded: re-uses the song's own material (beat-aligned, similarity-driven); it does not follow "
                "prompt, lyrics or gender")
+STEERED_NOTE = ("embedded: re-uses the song's own material (beat-aligned, similarity-driven); the prompt's words about "
+                "energy, density and brightness chose among the passages that fit (see steering), nothing else in "
+                "it is followed, nor lyrics or gender")
 MIN_SONG_SECONDS = 4.0
 
 _loaded: dict[str, object] = {}  # this worker's last song: its file identity, content key, and samples if decoded
@@ -134,17 +138,19 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     _check_unchanged(spec)
     analysis, _ = song_analysis(spec.source, Path(cache_dir))
     _check_song(analysis)
+    steering = understand(spec.prompt)  # None: the prompt has no word the engine follows
+    count = steering.plan_count(spec.num_outputs) if steering else spec.num_outputs
     if spec.operation == "inpaint":
         start, end = float(spec.start), float(spec.end)
         analysis = without_range(analysis, start, end)
-        plans = plan_inpaint(analysis, start, end, spec.num_outputs)
+        plans = plan_inpaint(analysis, start, end, count)
         span_start = max(0.0, start - spec.handle)
         span_end = min(analysis.duration, end + spec.handle)
         where = f"{start:.2f}-{end:.2f} s"
     elif spec.operation == "extend":
         start = min(float(spec.extend_after), analysis.duration)
         end = start + float(spec.duration)
-        plans = plan_extend(analysis, start, float(spec.duration), spec.num_outputs)
+        plans = plan_extend(analysis, start, float(spec.duration), count)
         span_start, span_end = max(0.0, start - spec.handle), end
         where = f"the music before {start:.2f} s"
     else:
@@ -154,6 +160,8 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     write_subtype = lossless_subtype(subtype)
     candidates, best = [], 0.0
     try:
+        if steering:
+            ruler = Ruler(context_around(song, sample_rate, start, end, spec.operation), sample_rate)
         for plan in plans:
             out, joins, passages = render(song, sample_rate, plan, start, end, (first, stop), analysis.beat_period)
             sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
@@ -164,6 +172,13 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
         if isinstance(song, FileSource):
             song.close()
     candidates.sort(key=lambda item: -item[0])  # variant 1 is the one we are surest of
+    steered = {}
+    if steering and candidates:
+        # an extension's last bar is left out: every candidate ends the same way (the song's ending or a fade)
+        tail = min(4 * analysis.beat_period, (end - start) / 2) if spec.operation == "extend" else 0.0
+        order = _steer(steering, ruler, candidates, first, start, end, sample_rate, tail)
+        candidates = [candidates[i] for i, _ in order][:spec.num_outputs]
+        steered = {variant: note for variant, (_, note) in enumerate(order, start=1)}
     results = []
     for variant, (sure, out, joins, passages, plan) in enumerate(candidates, start=1):
         path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", out, sample_rate, write_subtype)
@@ -174,10 +189,21 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
         results.append(Rendered(variant, path, first / sample_rate, splice, {}))
     if not results:
         raise NoMaterialError(_no_material_reason(analysis, plans, best, where, min_confidence, end - start))
-    notes = _notes(spec, len(results))
+    notes = _notes(spec, len(results), steering)
     for rendered in results:
         rendered.notes = dict(notes)
+        if rendered.variant in steered:
+            rendered.notes["steering"] = steered[rendered.variant]
     return [rendered.to_json() for rendered in results]
+
+
+def _steer(steering, ruler, candidates: list, first: int, start: float, end: float, sample_rate: int,
+           tail: float) -> list[tuple[int, dict]]:
+    """The candidates' order when the prompt steers, with each one's note, measured on their rendered ranges
+    without the last ``tail`` seconds."""
+    lo = int(round(start * sample_rate)) - first
+    hi = int(round((end - tail) * sample_rate)) - first
+    return rank(steering, ruler, [out[lo:hi] for _, out, *_ in candidates], [sure for sure, *_ in candidates])
 
 
 def _write(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> Path:
@@ -204,10 +230,11 @@ def _no_material_reason(analysis: SongAnalysis, plans: list[Plan], best: float, 
             f"threshold {threshold:.2f}, set by [local] min_confidence){beats}")
 
 
-def _notes(spec, delivered: int) -> dict:
-    ignored = {name: value for name, value in (("prompt", spec.prompt), ("lyrics", spec.lyrics),
+def _notes(spec, delivered: int, steering=None) -> dict:
+    prompt = steering.rest if steering else spec.prompt  # a steering prompt's words are accounted for per variant
+    ignored = {name: value for name, value in (("prompt", prompt), ("lyrics", spec.lyrics),
                                                ("gender", spec.gender)) if value}
-    notes: dict = {"engine": ENGINE_NOTE}
+    notes: dict = {"engine": STEERED_NOTE if steering else ENGINE_NOTE}
     if ignored:
         notes["ignored"] = ignored
     if delivered < spec.num_outputs:
