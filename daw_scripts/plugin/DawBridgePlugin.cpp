@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -204,15 +205,45 @@ public:
         if (droppedBlocks != fDroppedBlocks)
             fDroppedBlocks = droppedBlocks, fDirty = true;
     }
-    void noteRequest(const char* operation, float start, float end, const std::string& requestId)
+    // preset: the Preset parameter at the press, which the daemon reads here to choose the request's prompt
+    void noteRequest(const char* operation, double start, double end, const std::string& requestId, int preset)
     {
-        char line[320];
+        char line[352];
         std::snprintf(line, sizeof line,
-                      "{\"operation\": \"%s\", \"start\": %.6f, \"end\": %.6f, \"request_id\": \"%s\"}",
-                      operation, start, end, requestId.c_str());
+                      "{\"operation\": \"%s\", \"start\": %.6f, \"end\": %.6f, \"request_id\": \"%s\", "
+                      "\"preset\": %d}", operation, start, end, requestId.c_str(), preset);
         fRequests.push_back(line);
         fDirty = true;
     }
+    // What was captured at timeline frames [first, first + frames) at `rate`, the newest take where spans overlap;
+    // covered[k] is 1 where the capture holds frame first + k (elsewhere stereo stays 0).
+    void readBack(int64_t first, int64_t frames, uint32_t rate, std::vector<float>& stereo, std::vector<char>& covered)
+    {
+        stereo.assign(size_t(frames) * kChannels, 0.0f);
+        covered.assign(size_t(frames), 0);
+        if (fFile != nullptr)
+            std::fflush(fFile);
+        std::vector<float> piece;
+        for (auto s = fSpans.rbegin(); s != fSpans.rend(); ++s) {
+            const int64_t lo = std::max(first, s->timelineStartFrame);
+            const int64_t hi = std::min(first + frames, s->timelineStartFrame + int64_t(s->frames));
+            if (s->sampleRate != rate || hi <= lo)
+                continue;
+            FILE* f = std::fopen((fFolder + "/" + s->file).c_str(), "rb");
+            if (f == nullptr)
+                continue;
+            piece.resize(size_t(hi - lo) * kChannels);
+            std::fseek(f, long(44 + (lo - s->timelineStartFrame) * 4 * kChannels), SEEK_SET);
+            const size_t got = std::fread(piece.data(), sizeof(float), piece.size(), f) / kChannels;
+            std::fclose(f);
+            for (size_t k = 0; k < got; ++k) {
+                const size_t at = size_t(lo - first) + k;
+                if (!covered[at])
+                    covered[at] = 1, std::copy_n(&piece[k * kChannels], kChannels, &stereo[at * kChannels]);
+            }
+        }
+    }
+
     void noteReplyPort(int port) { fReplyPort = port; }  // written with the first capture or request, not alone
     // The job this instance follows, as one JSON object (the background thread composes it).
     void noteJob(std::string json)
@@ -330,14 +361,21 @@ private:
 
 enum Parameters : uint32_t {
     kInpaint, kExtend, kCancel,  // triggers: a press is a request to the daemon
-    kRangeStart, kRangeEnd,      // seconds of host timeline
+    kMarkIn, kMarkOut,           // triggers: the host's position at the press becomes the range's start / end
+    kRangeStart, kRangeEnd,      // seconds of host timeline (used until both marks are set, and again once changed)
     kDaemonPort,                 // the daemon's OSC port on 127.0.0.1
+    kPreset,                     // 0 = the instance's own prompt (daw-bridge plugin prompt), n = the daemon's preset n
     kVariant,                    // what plays: 0 = the input, 1..n = a delivered variant across its span
+    kCompare,                    // momentary A/B: while held, the original if a variant is chosen, else variant 1
+    kMatchLoudness,              // variants play at the gain that matches the original's loudness over their span
     kProgress, kState, kVariants,  // outputs: the job's progress (0..1), its state (JobState), variants loaded
+    kMarkedStart, kMarkedEnd,    // outputs: the marked range in seconds (0 and 0 until both marks are set)
     kParameterCount
 };
+static constexpr uint32_t kFirstOutput = kProgress;
 
 enum Requests : uint32_t { kRequestInpaint = 1, kRequestExtend = 2, kRequestCancel = 4 };
+enum Marks : uint32_t { kMarkStart = 1, kMarkEnd = 2 };
 
 // The State output parameter; stable numbers, documented in the README.
 enum JobState : int {
@@ -349,6 +387,8 @@ static const char* const kJobStateNames[] = {"idle", "sent", "working", "ready",
 
 // Delivered variants as run() reads them: built and freed by the background thread only, never changed once
 // published.
+static constexpr int kMatched = 1 << 8;  // a source (see sourceAt) played at its loudness-matching gain
+
 struct Playback {
     std::vector<dawbridge::Variant> variants;  // variant parameter v plays variants[v - 1]
 };
@@ -370,7 +410,7 @@ static std::string jsonString(const std::string& text)
 class DawBridgePlugin : public Plugin {
 public:
     DawBridgePlugin()
-        : Plugin(kParameterCount, 0, 0),
+        : Plugin(kParameterCount, 0, 1),
           fUsesSongPosition(std::strcmp(getPluginFormatName(), "CLAP") == 0),
           fInstance(newInstanceName()),
           fWriter(captureRoot() + "/" + fInstance, fInstance, getPluginFormatName())
@@ -379,6 +419,7 @@ public:
         const char* selfTest = std::getenv("DAW_BRIDGE_RT_CHECK_SELFTEST");
         fAllocateInRun = selfTest != nullptr && *selfTest == '1';
 #endif
+        fValues[kDaemonPort].store(9010.0f);
         openReplySocket();
         fThread = std::thread([this] { backgroundLoop(); });
     }
@@ -427,6 +468,13 @@ protected:
             parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
             break;
         }
+        case kMarkIn:
+        case kMarkOut:
+            parameter.hints = kParameterIsAutomatable | kParameterIsTrigger;
+            parameter.name = index == kMarkIn ? "Mark in" : "Mark out";
+            parameter.symbol = index == kMarkIn ? "markin" : "markout";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
+            break;
         case kRangeStart:
         case kRangeEnd:
             parameter.hints = kParameterIsAutomatable;
@@ -441,11 +489,32 @@ protected:
             parameter.symbol = "port";
             parameter.ranges = ParameterRanges(9010.0f, 1.0f, 65535.0f);
             break;
+        case kPreset:
+            parameter.hints = kParameterIsAutomatable | kParameterIsInteger;
+            parameter.name = "Preset";
+            parameter.symbol = "preset";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 16.0f);
+            break;
         case kVariant:
             parameter.hints = kParameterIsAutomatable | kParameterIsInteger;
             parameter.name = "Variant";
             parameter.symbol = "variant";
             parameter.ranges = ParameterRanges(0.0f, 0.0f, 16.0f);
+            break;
+        case kCompare:
+        case kMatchLoudness:
+            parameter.hints = kParameterIsAutomatable | kParameterIsBoolean | kParameterIsInteger;
+            parameter.name = index == kCompare ? "A/B" : "Match loudness";
+            parameter.symbol = index == kCompare ? "ab" : "match";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
+            break;
+        case kMarkedStart:
+        case kMarkedEnd:
+            parameter.hints = kParameterIsOutput;
+            parameter.name = index == kMarkedStart ? "Marked start" : "Marked end";
+            parameter.symbol = index == kMarkedStart ? "marked_start" : "marked_end";
+            parameter.unit = "s";
+            parameter.ranges = ParameterRanges(0.0f, 0.0f, 36000.0f);
             break;
         case kProgress:
             parameter.hints = kParameterIsOutput;
@@ -468,6 +537,31 @@ protected:
         }
     }
 
+    // The project's copy of the job (the host's thread; the background thread keeps fSaved current).
+    void initState(uint32_t, State& state) override
+    {
+        state.key = "job";
+        state.label = "Job";
+        state.defaultValue = "";
+        state.hints = kStateIsOnlyForDSP;
+    }
+
+    String getState(const char* key) const override
+    {
+        const std::lock_guard<std::mutex> lock(fSavedLock);
+        return String(std::strcmp(key, "job") == 0 ? fSaved.c_str() : "");
+    }
+
+    // Reopening the project: the background thread reloads the saved job's variants (never this thread).
+    void setState(const char* key, const char* value) override
+    {
+        if (std::strcmp(key, "job") != 0 || value == nullptr || *value == '\0')
+            return;
+        const std::lock_guard<std::mutex> lock(fSavedLock);
+        fRestore = value;
+        fSaved = value;
+    }
+
     float getParameterValue(uint32_t index) const override
     {
         return index < kParameterCount ? fValues[index].load(std::memory_order_relaxed) : 0.0f;
@@ -476,11 +570,15 @@ protected:
     // May be called on the audio thread: atomics only.
     void setParameterValue(uint32_t index, float value) override
     {
-        if (index >= kParameterCount || index >= kProgress)  // outputs are the background thread's to set
+        if (index >= kFirstOutput)  // outputs are the plugin's own to set
             return;
-        fValues[index].store(value, std::memory_order_relaxed);
+        const float before = fValues[index].exchange(value, std::memory_order_relaxed);
         if (index <= kCancel && value > 0.5f)
             fRequests.fetch_or(1u << index, std::memory_order_release);
+        else if ((index == kMarkIn || index == kMarkOut) && value > 0.5f)
+            fMarks.fetch_or(index == kMarkIn ? kMarkStart : kMarkEnd, std::memory_order_relaxed);
+        else if ((index == kRangeStart || index == kRangeEnd) && value != before)
+            fMarked.store(false, std::memory_order_relaxed);  // the range set last wins over the marks
     }
 
     void run(const float** inputs, float** outputs, uint32_t frames) override
@@ -495,6 +593,8 @@ protected:
         const TimePosition& time = getTimePosition();
         const bool playing = time.playing && frames > 0;
         const int64_t firstFrame = timelineFrame(time);
+        if (const uint32_t marks = fMarks.exchange(0, std::memory_order_relaxed))
+            mark(marks, firstFrame);
         // capture first: when the host processes in place, outputs[c] == inputs[c] and playback overwrites them
         if (playing && !fRing.push(inputs, frames, firstFrame, uint32_t(getSampleRate())))
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
@@ -504,12 +604,16 @@ protected:
         int chosen = int(std::lround(fValues[kVariant].load(std::memory_order_relaxed)));
         if (chosen < 0 || chosen > variants)
             chosen = 0;
+        if (fValues[kCompare].load(std::memory_order_relaxed) > 0.5f)  // A/B held: the other side
+            chosen = chosen > 0 ? 0 : std::min(variants, 1);
+        if (chosen > 0 && fValues[kMatchLoudness].load(std::memory_order_relaxed) > 0.5f)
+            chosen |= kMatched;
         if (!playing) {
             fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0;  // nothing rolls: nothing to fade
         } else if (chosen != fHeard) {
             fFadingFrom = fHeard, fHeard = chosen, fFadeLeft = fadeFrames();
         }
-        if (fFadingFrom > variants)
+        if ((fFadingFrom & ~kMatched) > variants)
             fFadingFrom = 0;  // a new job replaced the set mid-fade
 
         if (!playing || playback == nullptr || (fHeard == 0 && fFadeLeft == 0)) {
@@ -526,20 +630,37 @@ protected:
     }
 
 private:
+    // Audio thread: the host's position when a mark was pressed (the block it arrives in) becomes a range edge.
+    void mark(uint32_t marks, int64_t frame) noexcept
+    {
+        if (marks & kMarkStart)
+            fMarkIn.store(frame, std::memory_order_relaxed);
+        if (marks & kMarkEnd)
+            fMarkOut.store(frame, std::memory_order_relaxed);
+        const int64_t in = fMarkIn.load(std::memory_order_relaxed), out = fMarkOut.load(std::memory_order_relaxed);
+        if (in >= 0 && out >= 0 && in != out) {
+            fValues[kMarkedStart].store(float(double(std::min(in, out)) / getSampleRate()), std::memory_order_relaxed);
+            fValues[kMarkedEnd].store(float(double(std::max(in, out)) / getSampleRate()), std::memory_order_relaxed);
+            fMarked.store(true, std::memory_order_release);
+        }
+    }
+
     uint32_t fadeFrames() const noexcept { return std::max(1u, uint32_t(getSampleRate() * 0.005)); }
 
-    // What source `which` (0 = the input) sounds at timeline frame t: the variant inside its span, faded in and out
-    // over its first and last 5 ms, the input elsewhere. Exactly the input or exactly the variant where no fade is.
-    static float sourceAt(const Playback& playback, int which, int64_t t, uint32_t c, float input,
+    // What `source` (0 = the input, n = variant n, | kMatched: at its loudness-matching gain) sounds at timeline frame
+    // t: the variant inside its span, faded in and out over its first and last 5 ms, the input elsewhere. Exactly
+    // the input or exactly the variant (times its gain when matched) where no fade is.
+    static float sourceAt(const Playback& playback, int source, int64_t t, uint32_t c, float input,
                           uint32_t fade) noexcept
     {
+        const int which = source & ~kMatched;
         if (which == 0)
             return input;
         const dawbridge::Variant& v = playback.variants[size_t(which - 1)];
         const int64_t k = t - v.timelineFrame;
         if (k < 0 || k >= v.frames)
             return input;
-        const float sample = v.stereo[size_t(k) * 2 + c];
+        const float sample = v.stereo[size_t(k) * 2 + c] * ((source & kMatched) ? v.gain : 1.0f);
         const int64_t edge = std::min(k + 1, v.frames - k);
         if (edge >= int64_t(fade))
             return sample;
@@ -625,7 +746,7 @@ private:
             == ssize_t(bytes.size());
     }
 
-    void setState(JobState state, std::string message = {})
+    void setJobState(JobState state, std::string message = {})
     {
         fJob.state = state;
         if (!message.empty() || state == kSent)
@@ -633,19 +754,30 @@ private:
         fValues[kState].store(float(state), std::memory_order_relaxed);
     }
 
+    // The range a trigger sends: the marks once both are set (exact frames), else the Range start/end parameters.
+    std::pair<double, double> range() const
+    {
+        if (fMarked.load(std::memory_order_acquire)) {
+            const int64_t in = fMarkIn.load(std::memory_order_relaxed), out = fMarkOut.load(std::memory_order_relaxed);
+            return {double(std::min(in, out)) / getSampleRate(), double(std::max(in, out)) / getSampleRate()};
+        }
+        return {fValues[kRangeStart].load(), fValues[kRangeEnd].load()};
+    }
+
     void request(uint32_t requests)
     {
-        const float start = fValues[kRangeStart].load(), end = fValues[kRangeEnd].load();
+        const auto [start, end] = range();
+        const int preset = int(std::lround(fValues[kPreset].load()));
         for (const uint32_t which : {kRequestInpaint, kRequestExtend}) {
             if (!(requests & which))
                 continue;
             const bool inpaint = which == kRequestInpaint;
             const std::string id = fInstance + "-r" + std::to_string(++fRequestCount);
-            fWriter.noteRequest(inpaint ? "inpaint" : "extend", start, end, id);
+            fWriter.noteRequest(inpaint ? "inpaint" : "extend", start, end, id, preset);
             dawbridge::OscWriter message(inpaint ? "/bridge/inpaint" : "/bridge/extend");
             message.nil();  // source: the capture names the audio
             if (inpaint)
-                message.float64(start).float64(end).string("");  // prompt: presets and free text are phase 3
+                message.float64(start).float64(end).string("");  // prompt: the daemon's for this instance and preset
             else
                 message.float64(end);  // extend after the range's end
             message.string("capture").string(fInstance).string("reply_port").int32(fReplyPort)
@@ -656,12 +788,12 @@ private:
             fJob.sentAt = std::chrono::steady_clock::now();
             fValues[kProgress].store(0.0f, std::memory_order_relaxed);
             if (send(message))
-                setState(kSent);
+                setJobState(kSent);
             else
-                setState(kNoAnswer, "could not send to 127.0.0.1:" + std::to_string(int(fValues[kDaemonPort].load())));
+                setJobState(kNoAnswer, "could not send to 127.0.0.1:" + std::to_string(int(fValues[kDaemonPort].load())));
         }
         if (requests & kRequestCancel) {
-            fWriter.noteRequest("cancel", start, end, fJob.requestId);
+            fWriter.noteRequest("cancel", start, end, fJob.requestId, preset);
             if (!fJob.jobId.empty())
                 send(dawbridge::OscWriter("/bridge/cancel").string(fJob.jobId).string("reply_port")
                          .int32(fReplyPort));
@@ -694,9 +826,9 @@ private:
             return;
         if (address == "/bridge/accepted" && text(args, 0) == fJob.requestId) {
             fJob.jobId = text(args, 1);
-            setState(kWorking);
+            setJobState(kWorking);
         } else if (address == "/bridge/error" && text(args, 1) == fJob.requestId) {
-            setState(kRefused, text(args, 3));
+            setJobState(kRefused, text(args, 3));
         } else if (fJob.jobId.empty() || text(args, 0) != fJob.jobId) {
             return;
         } else if (address == "/bridge/state") {
@@ -704,13 +836,13 @@ private:
             if (args.size() > 2 && args[2].type != 's')
                 fValues[kProgress].store(float(args[2].number), std::memory_order_relaxed);
             if (state == "failed")
-                setState(kFailed, text(args, 3));
+                setJobState(kFailed, text(args, 3));
             else if (state == "cancelled")
-                setState(kCancelled, text(args, 3));
+                setJobState(kCancelled, text(args, 3));
             else if (fJob.state != kReady && fJob.state != kLoadFailed && state != "delivered")
-                setState(kWorking, text(args, 3));
+                setJobState(kWorking, text(args, 3));
         } else if (address == "/bridge/failed") {
-            setState(kFailed, text(args, 1) + ": " + text(args, 2));
+            setJobState(kFailed, text(args, 1) + ": " + text(args, 2));
         } else if (address == "/bridge/done") {
             std::vector<std::string> manifests;
             for (size_t i = 1; i < args.size(); ++i)
@@ -729,20 +861,75 @@ private:
             const std::string why = dawbridge::loadVariant(path, uint32_t(getSampleRate()), variant);
             if (!why.empty()) {
                 delete playback;
-                setState(kLoadFailed, why);
+                setJobState(kLoadFailed, why);
                 return;
             }
+            variant.gain = matchingGain(variant);
             playback->variants.push_back(std::move(variant));
         }
         std::stable_sort(playback->variants.begin(), playback->variants.end(),
                          [](const dawbridge::Variant& a, const dawbridge::Variant& b) { return a.number < b.number; });
         fJob.manifests = manifests;
+        fJob.gains.clear();
+        for (const dawbridge::Variant& variant : playback->variants)
+            fJob.gains.push_back(variant.gain);
         fValues[kVariants].store(float(playback->variants.size()), std::memory_order_relaxed);
         Playback* old = fPlayback.exchange(playback, std::memory_order_seq_cst);
         if (old != nullptr)
             fRetired.emplace_back(old, fRunEpoch.load(std::memory_order_seq_cst));
         fValues[kProgress].store(1.0f, std::memory_order_relaxed);
-        setState(kReady);
+        setJobState(kReady);
+    }
+
+    // The gain that brings the variant's RMS over its span to the original's there (the capture's newest take, over
+    // the frames it holds), bounded to +-12 dB as the daemon's own joins are; 1 when the capture holds none of it.
+    float matchingGain(const dawbridge::Variant& variant)
+    {
+        std::vector<float> original;
+        std::vector<char> covered;
+        fWriter.readBack(variant.timelineFrame, variant.frames, uint32_t(getSampleRate()), original, covered);
+        double wanted = 0.0, have = 0.0;
+        for (size_t i = 0; i < covered.size(); ++i)
+            if (covered[i])
+                for (uint32_t c = 0; c < kChannels; ++c) {
+                    wanted += double(original[i * kChannels + c]) * original[i * kChannels + c];
+                    have += double(variant.stereo[i * 2 + c]) * variant.stereo[i * 2 + c];
+                }
+        if (wanted < 1e-12 || have < 1e-12)
+            return 1.0f;
+        return float(std::clamp(std::sqrt(wanted / have), 0.25, 4.0));
+    }
+
+    // A job saved with the project (see setState): its identity back, and its variants loaded again.
+    void restore()
+    {
+        std::string saved;
+        {
+            const std::lock_guard<std::mutex> lock(fSavedLock);
+            saved.swap(fRestore);
+        }
+        dawbridge::JsonValue job;
+        if (saved.empty() || !dawbridge::JsonParser(saved).parse(job) || job.type != dawbridge::JsonValue::Object)
+            return;
+        const auto text = [&job](const char* key) {
+            const dawbridge::JsonValue* value = job.get(key);
+            return value && value->type == dawbridge::JsonValue::String ? value->text : std::string();
+        };
+        fJob = Job{};
+        fJob.requestId = text("request_id");
+        fJob.jobId = text("job_id");
+        fJob.operation = text("operation");
+        if (const dawbridge::JsonValue* variant = job.get("variant"); variant && variant->type == dawbridge::JsonValue::Number)
+            fValues[kVariant].store(float(variant->number));
+        std::vector<std::string> manifests;
+        if (const dawbridge::JsonValue* list = job.get("manifests"); list && list->type == dawbridge::JsonValue::Array)
+            for (const dawbridge::JsonValue& item : list->items)
+                if (item.type == dawbridge::JsonValue::String)
+                    manifests.push_back(item.text);
+        if (manifests.empty())
+            setJobState(kIdle, "restored from the project without results (the job had not delivered when it was saved)");
+        else
+            load(manifests);
     }
 
     // A replaced set may still be read by the block that loaded it before the swap; that block ends by advancing
@@ -766,13 +953,19 @@ private:
             return {};
         char progress[32];
         std::snprintf(progress, sizeof progress, "%.4f", double(fValues[kProgress].load()));
-        std::string manifests = "[";
+        std::string manifests = "[", gains = "[";
         for (size_t i = 0; i < fJob.manifests.size(); ++i)
             manifests += (i ? ", " : "") + jsonString(fJob.manifests[i]);
+        for (size_t i = 0; i < fJob.gains.size(); ++i) {
+            char gain[32];
+            std::snprintf(gain, sizeof gain, "%s%.6f", i ? ", " : "", double(fJob.gains[i]));
+            gains += gain;
+        }
         return "{\"request_id\": " + jsonString(fJob.requestId) + ", \"operation\": " + jsonString(fJob.operation)
             + ", \"job_id\": " + jsonString(fJob.jobId) + ", \"state\": " + jsonString(kJobStateNames[fJob.state])
             + ", \"progress\": " + progress + ", \"message\": " + jsonString(fJob.message)
-            + ", \"manifests\": " + manifests + "]}";
+            + ", \"manifests\": " + manifests + "], \"gains\": " + gains + "], \"variant\": "
+            + std::to_string(int(std::lround(fValues[kVariant].load()))) + "}";
     }
 
     void backgroundLoop()
@@ -794,10 +987,16 @@ private:
             if (fSocket >= 0)
                 receive();
             if (fJob.state == kSent && std::chrono::steady_clock::now() - fJob.sentAt > std::chrono::seconds(10))
-                setState(kNoAnswer, "no answer from the daemon on 127.0.0.1:"
+                setJobState(kNoAnswer, "no answer from the daemon on 127.0.0.1:"
                                         + std::to_string(int(fValues[kDaemonPort].load())));
+            restore();
             retire();
-            fWriter.noteJob(jobJson());
+            const std::string job = jobJson();
+            fWriter.noteJob(job);
+            if (!job.empty()) {
+                const std::lock_guard<std::mutex> lock(fSavedLock);
+                fSaved = job;
+            }
 #ifdef DAW_BRIDGE_RT_CHECK
             fWriter.noteAllocations(gAllocationsInRun.load(std::memory_order_relaxed));
 #endif
@@ -816,6 +1015,7 @@ private:
     struct Job {
         std::string requestId, jobId, operation, message;
         std::vector<std::string> manifests;
+        std::vector<float> gains;  // each variant's loudness-matching gain, in variant order
         JobState state = kIdle;
         std::chrono::steady_clock::time_point sentAt;
     };
@@ -824,15 +1024,18 @@ private:
     const std::string fInstance;
     CaptureRing fRing;
     CaptureWriter fWriter;
-    std::atomic<float> fValues[kParameterCount] = {{0.0f}, {0.0f}, {0.0f}, {0.0f}, {0.0f}, {9010.0f},
-                                                   {0.0f}, {0.0f}, {0.0f}, {0.0f}};
+    std::atomic<float> fValues[kParameterCount] = {};  // every parameter's value; defaults set in the constructor
     std::atomic<uint32_t> fRequests{0};
+    // marks: presses waiting for run() to read the position, the marked frames (-1: none), whether they are the range
+    std::atomic<uint32_t> fMarks{0};
+    std::atomic<int64_t> fMarkIn{-1}, fMarkOut{-1};
+    std::atomic<bool> fMarked{false};
     std::atomic<uint64_t> fDroppedBlocks{0};
     std::atomic<bool> fQuit{false};
     // playback: the set run() reads, and run()'s block counter that says when a replaced set is no longer read
     std::atomic<Playback*> fPlayback{nullptr};
     std::atomic<uint64_t> fRunEpoch{0};
-    // run()'s own: the variant heard, the one faded from, frames of that fade left
+    // run()'s own: the source heard (see sourceAt), the one faded from, frames of that fade left
     int fHeard = 0, fFadingFrom = 0;
     uint32_t fFadeLeft = 0;
 #ifdef DAW_BRIDGE_RT_CHECK
@@ -844,6 +1047,9 @@ private:
     uint32_t fRequestCount = 0;
     Job fJob;
     std::vector<std::pair<Playback*, uint64_t>> fRetired;
+    // the project's state: what getState returns, and a state the host set that the background thread has to restore
+    mutable std::mutex fSavedLock;
+    std::string fSaved, fRestore;
     std::thread fThread;
 
     DISTRHO_DECLARE_NON_COPYABLE_WITH_LEAK_DETECTOR(DawBridgePlugin)

@@ -12,6 +12,9 @@
 #define DISTRHO_PLUGIN_NUM_INPUTS   2
 #define DISTRHO_PLUGIN_NUM_OUTPUTS  2
 #define DISTRHO_PLUGIN_WANT_TIMEPOS 1
+// the job, its result files and the chosen variant are saved with the host's project (one state key, "job")
+#define DISTRHO_PLUGIN_WANT_STATE      1
+#define DISTRHO_PLUGIN_WANT_FULL_STATE 1
 
 #define DISTRHO_PLUGIN_LV2_CATEGORY   "lv2:UtilityPlugin"
 #define DISTRHO_PLUGIN_VST3_CATEGORIES "Fx|Tools"

@@ -263,6 +263,7 @@ struct Variant {
     int64_t timelineFrame = 0;   // where its first frame plays on the host's timeline
     int64_t frames = 0;
     std::vector<float> stereo;   // interleaved, frames * 2
+    float gain = 1.0f;           // brings its loudness to the original's over its span (Match loudness)
 };
 
 static inline std::string folderOf(const std::string& path)

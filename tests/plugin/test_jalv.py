@@ -81,7 +81,7 @@ def test_jalv_passes_audio_through_captures_exactly_the_played_frames_and_sends_
     # the trigger went to the daemon's port as an OSC command naming this capture, from the instance's reply port
     request_id = f"{capture.folder.name}-r1"
     assert capture.index["requests"] == [{"operation": "inpaint", "start": 12.5, "end": 20.0,
-                                          "request_id": request_id}]
+                                          "request_id": request_id, "preset": 0}]
     datagram, sender = daemon_port.recvfrom(65536)
     assert decode(datagram) == [("/bridge/inpaint", [None, 12.5, 20.0, "", "capture", capture.folder.name,
                                                      "reply_port", capture.index["reply_port"],

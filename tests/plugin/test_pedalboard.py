@@ -14,9 +14,10 @@ def plugin(bundles, tmp_path, monkeypatch):
     return pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
 
 
-def test_the_host_lists_the_trigger_range_port_variant_and_job_parameters(plugin):
-    assert list(plugin.parameters) == ["inpaint", "extend", "cancel", "range_start_s", "range_end_s",
-                                       "daemon_osc_port", "variant", "progress", "state", "variants_loaded"]
+def test_the_host_lists_the_trigger_mark_range_port_preset_variant_ab_and_job_parameters(plugin):
+    assert list(plugin.parameters) == ["inpaint", "extend", "cancel", "mark_in", "mark_out", "range_start_s",
+                                       "range_end_s", "daemon_osc_port", "preset", "variant", "a_b", "match_loudness",
+                                       "progress", "state", "variants_loaded", "marked_start_s", "marked_end_s"]
     assert plugin.variant == 0
     assert plugin.daemon_osc_port == 9010
     # pedalboard guesses 1001 steps for a wide range and snaps values set by name; the normalized value is exact
