@@ -3,8 +3,9 @@
 A capture (format ``daw-bridge.capture/1``, written by ``daw_scripts/plugin/``) is one folder per plugin instance
 under ``captures_dir``: float WAV spans, each at a known timeline frame, and ``index.json`` listing them in the
 order they were played; where spans overlap, the later one is the newer take. A job never reads the capture after
-admission: the range it needs (plus context) is exported into the job's work folder, newest take first, and that
-file is the job's source, with ``position`` its timeline start. Nothing in the capture folder is ever written.
+admission: the range it needs (plus context) is planned there and exported into the job's work folder, newest take
+first, at the job's export step (off the event loop); that file is the job's source, with ``position`` its timeline
+start, and it goes with the work folder when the job is done. Nothing in the capture folder is ever written.
 
 Confinement: the captures folder must resolve inside the project roots, a capture's folder inside the captures
 folder, and each span file inside its capture's folder (symlinks resolved), like any source.
@@ -23,7 +24,8 @@ import numpy as np
 import soundfile as sf
 
 from bridge.config import Config
-from bridge.models import SourceInfo
+from bridge.exceptions import SourceError
+from bridge.models import JobSpec, SourceInfo
 from osc_schema import ValidationError
 
 FORMAT = "daw-bridge.capture/1"
@@ -170,18 +172,24 @@ class Plan:
         return dest
 
 
-def plan(config: Config, name: str, need_start: float, need_end: float) -> Plan:
-    """Check that the capture has played timeline seconds [need_start, need_end]; say what to export.
-
-    The export is the played stretch around that range, up to EXTRA_CONTEXT_S more on each side. Raises
-    ValidationError naming the span of the timeline to play when part of the range has not been played.
-    """
+def capture_folder(config: Config, name: str) -> Path:
+    """The instance's capture folder, resolved and confined; refused (ValidationError) when there is none."""
     root = confined_root(config, "capture", name)
     folder = _resolve(root / name, "capture", name)
     if not folder.is_relative_to(root) or folder == root:
         raise ValidationError("capture", name, "resolves outside the captures folder")
     if not folder.is_dir():
         raise ValidationError("capture", name, f"is not a capture in {root} (/bridge/plugins lists the live ones)")
+    return folder
+
+
+def plan(config: Config, name: str, need_start: float, need_end: float) -> Plan:
+    """Check that the capture has played timeline seconds [need_start, need_end]; say what to export.
+
+    The export is the played stretch around that range, up to EXTRA_CONTEXT_S more on each side. Raises
+    ValidationError naming the span of the timeline to play when part of the range has not been played.
+    """
+    folder = capture_folder(config, name)
     data = _index(folder, name)
     spans = _spans(data, folder, name)
     need_start = max(need_start, 0.0)
@@ -218,6 +226,30 @@ def plan(config: Config, name: str, need_start: float, need_end: float) -> Plan:
     channels = int(data.get("channels") or 2)
     used = tuple(s for s in spans if s.start < stop and s.end > first)
     return Plan(name, used, rate, channels, first, stop)
+
+
+def export_job_source(config: Config, spec: JobSpec) -> Path:
+    """Write a capture job's source (``spec.source``, in its work folder) when it is not there: the timeline stretch
+    admission planned, from the capture as it is now (newest take first). Runs at the job's export step, off the
+    daemon's event loop, and again after a restart or a retry found the work folder gone.
+
+    Raises SourceError when the capture no longer holds that stretch (deleted, or played at another rate).
+    """
+    if spec.source.exists():
+        return spec.source
+    name, rate = spec.ids["capture"], spec.source_info.sample_rate
+    first = round(spec.position * rate)
+    stop = first + spec.source_info.frames
+    try:
+        folder = capture_folder(config, name)
+        data = _index(folder, name)
+        spans = [s for s in _spans(data, folder, name) if s.sample_rate == rate and s.start < stop and s.end > first]
+        if not any(a <= first and stop <= b for a, b in merged(spans)):
+            raise ValidationError("capture", name, f"no longer holds {describe([(first, stop)], rate)} at {rate} Hz, "
+                                                   "which this job exports: play that stretch again and retry")
+        return Plan(name, tuple(spans), rate, spec.source_info.channels, first, stop).export(spec.source)
+    except ValidationError as exc:
+        raise SourceError(str(exc)) from None
 
 
 def results_folder(config: Config, name: str) -> Path:

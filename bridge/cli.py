@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
 
     voice_arguments(p)
 
+    p = command("plugin", _plugin, "the audio plugin's live instances, an instance's prompt, the presets it chooses "
+                "from")
+    from bridge.commands.plugin import add_arguments as plugin_arguments
+
+    plugin_arguments(p)
+
     p = command("doctor", _doctor, "check the config, ports, folders and backends")
     p = command("demo", _demo, "make a song, start the daemon, inpaint and extend it over OSC, show the results")
     p.add_argument("--dir", type=Path, help="where to put the demo project (default: a new temporary folder)")
@@ -173,6 +179,12 @@ def _demo(args) -> int:
     from bridge.commands.demo import demo
 
     return demo(args.dir)
+
+
+def _plugin(args) -> int:
+    from bridge.commands.plugin import run
+
+    return run(_config(args), args)
 
 
 def _install(args) -> int:

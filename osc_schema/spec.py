@@ -193,6 +193,11 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("plugins", "List the live audio plugin instances (captures updated recently, or whose process "
                 "runs): one /bridge/plugin each, then /bridge/plugins_listed with the count.",
                 (), _args("reply_port"), ("plugin", "plugins_listed", "error")),
+    CommandSpec("plugin_prompt", "Set the prompt an audio plugin instance's requests get when its Preset parameter "
+                "is 0 (for an instance without a GUI); the daemon keeps it per instance across restarts. Preset n "
+                "uses the daemon's n-th [presets.NAME] of the MIDI mapping file instead. Either fills only what "
+                "the request left at its default.", _args("capture", "prompt"), _args("reply_port"),
+                ("plugin_prompt_set", "error")),
     CommandSpec("ping", "Check the daemon is there and which address-space version it speaks.",
                 (), _args("reply_port"), ("pong", "error")),
     CommandSpec("context", "Set the session context (the current selection) that hardware pads act on. Every key "
@@ -236,6 +241,9 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
                Arg("field", STRING, "The argument at fault (\"\" when the error is not about one argument)."),
                Arg("reason", meaning="Field, value and rule, e.g. \"end: 10.0 must be greater than start (12.5)\".",
                    **_TEXT))),
+    ReplySpec("plugin_prompt_set", "Answer to /bridge/plugin_prompt: the prompt the instance's requests now get.",
+              (Arg("capture", STRING, "The instance's capture name."),
+               Arg("prompt", meaning="The prompt kept for it (\"\" clears it).", **_TEXT))),
     ReplySpec("plugin", "One live audio plugin instance, in answer to /bridge/plugins.",
               (Arg("capture", STRING, "Its capture's name: the value of capture in /bridge/inpaint and "
                    "/bridge/extend."),

@@ -7,7 +7,7 @@ import secrets
 import time
 from pathlib import Path
 
-from bridge import captures
+from bridge import captures, plugin_prompts
 from bridge.audio.region import probe
 from bridge.config import Config
 from bridge.models import JobSpec
@@ -39,13 +39,15 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
 
     Raises ValidationError (naming the field) for anything the producer can fix, SourceError for unreadable audio.
     """
+    if command.args.get("capture"):
+        command = plugin_prompts.with_instance_prompt(config, command)  # the instance's preset or its own text
     args = dict(command.args)
     job_id = new_job_id()
     capture_plan = capture_drop = None
     position = args.get("position") or 0.0
     if args.get("capture"):
         # A plugin's capture: times are timeline seconds; the played range plus context becomes the job's source,
-        # exported into its work folder (below, once every other check passed), with position its timeline start.
+        # exported into its work folder at the job's export step, with position its timeline start.
         if position:
             raise ValidationError("position", position, "must not be given with capture (its times are timeline "
                                                         "seconds already)")
@@ -94,10 +96,7 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
                   gender=args.get("gender"), num_outputs=args.get("num_outputs") or 2,
                   delivery=args.get("delivery") or config.delivery, handle=config.handle,
                   position=position, drop_folder=drop_folder, request_id=args.get("request_id") or "", ids=ids)
-    spec = _spec(command, args, common, duration)
-    if capture_plan is not None:
-        capture_plan.export(resolved)
-    return spec
+    return _spec(command, args, common, duration)
 
 
 def _spec(command: Command, args: dict, common: dict, duration: float) -> JobSpec:

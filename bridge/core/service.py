@@ -20,7 +20,7 @@ import logging
 import shutil
 from typing import Callable
 
-from bridge import delivery
+from bridge import captures, delivery
 from bridge.audio import picture
 from bridge.backends.base import Backend
 from bridge.config import Config
@@ -264,6 +264,8 @@ class JobService:
         if state in (State.ACCEPTED, State.EXPORTING):
             self._advance(record, State.EXPORTING)
             await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+            if "capture" in spec.ids:  # a plugin's capture: the planned stretch becomes the job's source file
+                await asyncio.to_thread(captures.export_job_source, self.config, spec)
             prepared = await backend.prepare(spec, workdir)
             self._advance(record, State.SUBMITTING, durable=True, prepared=prepared)  # on disk before we pay
             await self._submit(record, backend, prepared)

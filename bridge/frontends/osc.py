@@ -11,7 +11,7 @@ import ipaddress
 import logging
 
 import osc_schema
-from bridge import captures
+from bridge import captures, plugin_prompts
 from bridge.config import Config
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
@@ -106,6 +106,9 @@ class OscFrontend(OscSocket):
             for plugin in found:
                 self._send(target, *osc_schema.reply("plugin", **plugin))
             self._send(target, *osc_schema.reply("plugins_listed", count=len(found)))
+        elif name == "plugin_prompt":
+            plugin_prompts.set_prompt(self.config, args["capture"], args["prompt"])
+            self._send(target, *osc_schema.reply("plugin_prompt_set", capture=args["capture"], prompt=args["prompt"]))
         elif name == "context":
             self.service.set_context(args)
         elif name == "ableton" and self.ableton is not None:

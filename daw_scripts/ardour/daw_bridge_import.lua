@@ -28,6 +28,7 @@ local BRIDGE = {
     ping = "/bridge/ping",
     context = "/bridge/context",
     ableton = "/bridge/ableton",
+    audition = "/bridge/audition",
     accepted = "/bridge/accepted",
     state = "/bridge/state",
     done = "/bridge/done",
@@ -35,6 +36,7 @@ local BRIDGE = {
     error = "/bridge/error",
     plugin = "/bridge/plugin",
     plugins_listed = "/bridge/plugins_listed",
+    auditioning = "/bridge/auditioning",
     pong = "/bridge/pong",
   },
   LIMITS = {
@@ -58,12 +60,14 @@ local BRIDGE = {
     drop_folder = { min_length = 1, max_length = 4096 },
     job_id = { min_length = 1, max_length = 128 },
     task_id = { max_length = 128 },
+    variant = { min = 1, max = 2 },
   },
   ENUMS = {
     gender = { "male", "female", "neutral" },
     backend = { "local", "musicgpt" },
     delivery = { "patch", "full" },
     operation = { "inpaint", "extend", "context" },
+    what = { "original", "variant", "next", "previous", "ab", "stop" },
   },
   DEFAULTS = {
     duration = 30,
@@ -74,6 +78,7 @@ local BRIDGE = {
     num_outputs = 2,
     request_id = "",
     position = 0,
+    variant = 1,
   },
   STATES = {
     "accepted",
@@ -288,12 +293,15 @@ function DB.pending(drop_folder)
 	return ready, notes
 end
 
--- The name a result carries on the timeline: "inpaint v1: soft guitar solo".
+-- The name a result carries on the timeline: "inpaint v1 (conf 0.82): soft guitar solo", with the engine's
+-- confidence in the variant (splice.confidence, 0..1) when the manifest gives one.
 function DB.region_name(manifest)
 	local prompt = type(manifest.request) == "table" and manifest.request.prompt or ""
 	prompt = prompt:gsub("%s+", " ")
 	if utf8.len(prompt) and utf8.len(prompt) > 40 then prompt = prompt:sub(1, utf8.offset(prompt, 40) - 1) .. "..." end
 	local name = string.format("%s v%s", tostring(manifest.operation or "result"), tostring(manifest.variant or 1))
+	local confidence = type(manifest.splice) == "table" and manifest.splice.confidence
+	if type(confidence) == "number" then name = string.format("%s (conf %.2f)", name, confidence) end
 	return prompt ~= "" and (name .. ": " .. prompt) or name
 end
 
@@ -493,6 +501,68 @@ function DB.import_closed_session(session_file)
 	return names, notes
 end
 
+-- -- import into the open session (the editor) ---------------------------------------------------------------------
+
+-- Ardour 7.3's Editor:do_import(..., ImportToTrack, ..., track, ...) ignores `track` and imports onto the first
+-- *selected* audio track (onto none when nothing is selected). So the editor only brings the file into the session
+-- (ImportAsRegion: copied into the session, converted to its sample rate when needed, a whole-file region in the
+-- region list, no track touched), and the result is placed on its track here, as one undoable step.
+
+local function whole_file_region_ids()
+	local ids = {}
+	for _, region in ARDOUR.RegionFactory.regions():iter() do
+		if region:whole_file() then ids[region:to_stateful():id():to_s()] = region end
+	end
+	return ids
+end
+
+-- Import one planned result onto `track`; the region placed, or nil when Ardour's import made none.
+function DB.import_with_editor(plan, track)
+	local before = whole_file_region_ids()
+	local files = C.StringVector()
+	files:push_back(plan.audio)
+	Editor:do_import(files, Editing.ImportDistinctFiles, Editing.ImportAsRegion, ARDOUR.SrcQuality.SrcBest,
+		ARDOUR.MidiTrackNameSource.SMFTrackName, ARDOUR.MidiTempoMapDisposition.SMFTempoIgnore,
+		Temporal.timepos_t(0), ARDOUR.PluginInfo(), ARDOUR.Track(), false)
+	local whole
+	for id, region in pairs(whole_file_region_ids()) do
+		if not before[id] and not region:to_audioregion():isnil() then whole = region end
+	end
+	if not whole then return nil end
+	local region = ARDOUR.RegionFactory.clone_region(whole, true, false)
+	if plan.trim > 0 then  -- the first `trim` samples would lie before the session start
+		region:trim_front(Temporal.timepos_t(plan.trim))
+	end
+	region:set_name(plan.name)
+	local playlist = track:playlist()
+	Session:begin_reversible_command("DAW Bridge: import " .. plan.name)
+	playlist:to_stateful():clear_changes()
+	playlist:add_region(region, Temporal.timepos_t(plan.position), 1, false)  -- on the top layer
+	Session:add_stateful_diff_command(playlist:to_statefuldestructible())
+	Session:commit_reversible_command(nil)
+	return region
+end
+
+-- Import every pending result into the open session: the names imported and notes on the rest. A manifest is
+-- marked imported as soon as its region is placed, so a failure later does not import it twice.
+function DB.import_open_session()
+	local rate = Session:nominal_sample_rate()
+	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
+	local ready, notes = DB.pending(drop_folder)
+	local origin_now = DB.origin_finder(Session)
+	local imported = {}
+	for _, entry in ipairs(ready) do
+		local plan = DB.plan(entry.manifest, rate, origin_now)
+		if DB.import_with_editor(plan, DB.track_for(Session, plan.track_id, plan.channels)) then
+			imported[#imported + 1] = entry.name
+			DB.mark_imported(drop_folder, { entry.name })
+		else
+			notes[#notes + 1] = entry.name .. " was not imported by Ardour (see the log window)"
+		end
+	end
+	return imported, notes, drop_folder
+end
+
 if DAW_BRIDGE_HEADLESS then
 	DAW_BRIDGE = DB
 	return
@@ -516,39 +586,9 @@ end
 -- -- the editor action ---------------------------------------------------------------------------------------------
 
 function factory () return function ()
-
-	local rate = Session:nominal_sample_rate()
-	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
-	local ready, notes = DB.pending(drop_folder)
-	local origin_now = DB.origin_finder(Session)
-	local imported = {}
-	for _, entry in ipairs(ready) do
-		local plan = DB.plan(entry.manifest, rate, origin_now)
-		local track = DB.track_for(Session, plan.track_id, plan.channels)
-		local files = C.StringVector()
-		files:push_back(plan.audio)
-		local at = Temporal.timepos_t(plan.position)
-		Editor:do_import(files, Editing.ImportDistinctFiles, Editing.ImportToTrack, ARDOUR.SrcQuality.SrcBest,
-			ARDOUR.MidiTrackNameSource.SMFTrackName, ARDOUR.MidiTempoMapDisposition.SMFTempoIgnore, at,
-			ARDOUR.PluginInfo(), track, false)
-		local region = track:playlist():top_region_at(Temporal.timepos_t(plan.position))
-		if region and not region:isnil() and region:position():samples() == plan.position then
-			if plan.trim > 0 then  -- the first `trim` samples would lie before the session start
-				region:trim_front(Temporal.timepos_t(plan.position + plan.trim))
-				region:set_position(Temporal.timepos_t(0))
-			end
-			region:set_name(plan.name)
-			region:raise_to_top()
-			imported[#imported + 1] = entry.name
-		else
-			notes[#notes + 1] = entry.name .. " was not placed by Ardour's import (see the log window)"
-		end
-	end
-	DB.mark_imported(drop_folder, imported)
-
+	local imported, notes, drop_folder = DB.import_open_session()
 	local lines = { string.format("Imported %d result(s) from %s.", #imported, drop_folder) }
 	for _, note in ipairs(notes) do lines[#lines + 1] = "Not imported: " .. note end
 	LuaDialog.Message("DAW Bridge", table.concat(lines, "\n"),
 		#notes > 0 and LuaDialog.MessageType.Warning or LuaDialog.MessageType.Info, LuaDialog.ButtonType.Close):run()
-
 end end

@@ -5,13 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+import osc_schema
+from bridge.captures import export_job_source
 from bridge.client import BridgeClient
+from bridge.config import load
+from bridge.core.admission import admit
+from bridge.exceptions import SourceError
 from bridge.frontends.osc_wire import encode
 from tests.conftest import DaemonProcess, Project
 
@@ -82,6 +89,29 @@ def test_an_inpaint_of_a_capture_delivers_at_its_timeline_position_from_the_newe
     edge = int(0.3 * RATE)
     np.testing.assert_array_equal(audio[:edge], expected[:edge])
     np.testing.assert_array_equal(audio[-edge:], expected[-edge:])
+    # the exported source went with the job's work folder once the job was delivered
+    assert not (project.state / "work" / outcome.args[0]).exists()
+
+
+def test_the_export_is_written_at_the_jobs_export_step_and_again_when_its_work_folder_is_gone(captured):
+    """Admission only checks and plans (on the daemon's loop); the export step writes the file (in a thread)."""
+    project, timeline = captured
+    config = load(project.config)
+    command = osc_schema.parse_osc("/bridge/inpaint", [None, 12.0, 16.0, "", "capture", INSTANCE])
+    spec = admit(command, config, {"local"})
+    assert not spec.source.exists()  # nothing written at admission
+    assert export_job_source(config, spec) == spec.source
+    audio, rate = sf.read(str(spec.source), dtype="float32", always_2d=True)
+    first = round(spec.position * rate)
+    np.testing.assert_array_equal(audio, timeline[first:first + len(audio)])
+    shutil.rmtree(spec.source.parent)  # the work folder cleaned away (retention, a retry after a failure)
+    export_job_source(config, spec)
+    np.testing.assert_array_equal(sf.read(str(spec.source), dtype="float32", always_2d=True)[0], audio)
+    shutil.rmtree(spec.source.parent)
+
+    gone = replace(spec, ids={"capture": "999-9"})  # the capture deleted meanwhile: the job fails in one line
+    with pytest.raises(SourceError, match="capture: '999-9' is not a capture in"):
+        export_job_source(config, gone)
 
 
 @pytest.mark.parametrize("start,end,reason", [

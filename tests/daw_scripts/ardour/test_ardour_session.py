@@ -76,7 +76,8 @@ report({{ request = request, message = message, regions = regions_of_session() }
 
     regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
     results = sorted((r for r in regions if r["name"].startswith("inpaint v")), key=lambda r: r["name"])
-    assert [r["name"] for r in results] == [f"inpaint v{m['variant']}: soft guitar solo" for m in manifests]
+    assert [r["name"] for r in results] == [  # with the engine's confidence in each variant
+        f"inpaint v{m['variant']} (conf {m['splice']['confidence']:.2f}): soft guitar solo" for m in manifests]
     for region, manifest in zip(results, sorted(manifests, key=lambda m: m["variant"])):
         assert region["track"] == "Song" and region["track_id"] == song["track_id"]
         assert region["position"] == round(manifest["timeline"]["position"] * RATE)

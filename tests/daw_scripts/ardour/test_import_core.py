@@ -89,6 +89,18 @@ report(IMPORT.plan(m, {RATE}, nil))
     assert (early["position"], early["trim"], early["length"]) == (0, RATE // 4, RATE - RATE // 4)
 
 
+def test_a_result_is_named_by_operation_variant_confidence_and_prompt(lua):
+    names = lua("""
+report(IMPORT.region_name({ operation = "inpaint", variant = 2, splice = { confidence = 0.8249 },
+                            request = { prompt = "soft  guitar\\nsolo" } }))
+report(IMPORT.region_name({ operation = "extend", variant = 1, splice = {}, request = { prompt = "" } }))
+report(IMPORT.region_name({ operation = "inpaint", variant = 1, splice = { confidence = 1 },
+                            request = { prompt = string.rep("é", 50) } }))
+""")
+    assert names[:2] == ["inpaint v2 (conf 0.82): soft guitar solo", "extend v1"]  # no confidence, none shown
+    assert names[2] == "inpaint v1 (conf 1.00): " + "é" * 39 + "..."  # long prompts are cut: names stay short
+
+
 SESSION_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <Session version="7002" name="s" sample-rate="44100" id-counter="213" name-counter="1">
   <Sources/>

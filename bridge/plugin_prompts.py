@@ -1,0 +1,118 @@
+"""What an audio plugin instance's requests ask for: its own prompt, or one of the daemon's named presets.
+
+A plugin without a GUI cannot type a prompt, so the daemon keeps one per instance (``daw-bridge plugin prompt
+INSTANCE "text"`` or ``/bridge/plugin_prompt``), in ``<state_dir>/plugin-prompts.json`` so it outlives a restart.
+The plugin's Preset parameter chooses: 0 means that text, n the n-th ``[presets.NAME]`` table of the MIDI mapping
+file (the daemon's named presets, numbered in the order the file declares them). The plugin records the Preset
+value with each request in its capture's index, which the daemon reads when the request arrives. What the preset
+or the text gives fills only what the request left at its default, and the result is validated like any command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+
+import osc_schema
+from bridge import captures
+from bridge.config import Config, config_home
+from bridge.frontends.midi_mapping import MappingError, parse_mapping
+from osc_schema import Command, ValidationError
+
+PROMPTS = "plugin-prompts.json"
+MAPPING_DEFAULT = "midi-mapping.toml"  # the [midi] table's own default
+
+
+def _prompts_file(config: Config) -> Path:
+    return config.state_dir / PROMPTS
+
+
+def _stored(config: Config) -> dict[str, str]:
+    try:
+        data = json.loads(_prompts_file(config).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return {}  # a damaged file loses the texts, never the daemon; the next set rewrites it
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) \
+        else {}
+
+
+def stored_prompt(config: Config, capture: str) -> str:
+    """The text kept for the instance ("" when none)."""
+    return _stored(config).get(capture, "")
+
+
+def set_prompt(config: Config, capture: str, prompt: str) -> None:
+    """Keep ``prompt`` for the instance (an existing capture; "" clears it), written atomically."""
+    captures.capture_folder(config, capture)
+    prompts = _stored(config)
+    if prompt:
+        prompts[capture] = prompt
+    else:
+        prompts.pop(capture, None)
+    path = _prompts_file(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name("." + path.name + ".partial")
+    partial.write_text(json.dumps(prompts, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(partial, path)
+
+
+def mapping_path(config: Config) -> Path:
+    """The MIDI mapping file, resolved as the [midi] table resolves it (beside the config file when relative)."""
+    mapping = Path(os.path.expandvars(str(config.midi.get("mapping", MAPPING_DEFAULT)))).expanduser()
+    folder = config.source_file.parent if config.source_file else config_home()
+    return mapping if mapping.is_absolute() else folder / mapping
+
+
+def presets(config: Config) -> list[tuple[str, dict]]:
+    """The daemon's named presets, (name, arguments), numbered from 1 in the mapping file's order; none without it."""
+    path = mapping_path(config)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError("preset", None, f"the presets cannot be read: {path}: {exc}", shown="") from None
+    try:
+        parse_mapping(text, path)  # the file's own checks, with its line numbers
+    except MappingError as exc:
+        raise ValidationError("preset", None, f"the presets cannot be used: {exc}", shown="") from None
+    return list(tomllib.loads(text).get("presets", {}).items())
+
+
+def _request_preset(config: Config, capture: str, request_id: str) -> int:
+    """The Preset parameter the instance recorded with this request in its capture index (0 when none)."""
+    try:
+        index = json.loads((captures.capture_folder(config, capture) / captures.INDEX).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    for request in index.get("requests") or [] if isinstance(index, dict) else []:
+        if isinstance(request, dict) and request_id and request.get("request_id") == request_id:
+            preset = request.get("preset")
+            return preset if isinstance(preset, int) and not isinstance(preset, bool) else 0
+    return 0
+
+
+def with_instance_prompt(config: Config, command: Command) -> Command:
+    """An inpaint/extend of a capture, filled from the preset its request names, else from the instance's text."""
+    capture = command.args["capture"]
+    preset = _request_preset(config, capture, command.args.get("request_id") or "")
+    if preset:
+        known = presets(config)
+        if preset > len(known):
+            names = ", ".join(f"{n} {name}" for n, (name, _) in enumerate(known, 1))
+            raise ValidationError("preset", preset, f"is not one of the daemon's presets ({names})" if known else
+                                  f"names a preset, but the daemon has none ([presets.NAME] in {mapping_path(config)})")
+        fill = known[preset - 1][1]
+    else:
+        fill = {"prompt": stored_prompt(config, capture)}
+    spec = osc_schema.COMMANDS[command.name]
+    raw = {k: v for k, v in command.args.items() if v is not None}
+    for key, value in fill.items():
+        arg = spec.argument(key)
+        if arg is not None and raw.get(key, arg.default) == arg.default:
+            raw[key] = value
+    return osc_schema.parse_request({"command": command.name, **raw})

@@ -1,0 +1,105 @@
+"""Prompts for a plugin instance without a GUI: its own text set from the command line, or a named preset chosen by
+its Preset parameter. Real daemon, real OSC, the real CLI; the capture index is written as the plugin writes it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+
+from bridge.client import BridgeClient
+from tests.conftest import DaemonProcess, Project
+
+from .test_capture_source import INSTANCE, write_capture
+
+MAPPING = """\
+[presets.guitar]
+prompt = "soft guitar solo"
+num_outputs = 1
+
+[presets.keys]
+prompt = "warm rhodes chords"
+backend = "local"
+"""
+
+
+def cli(project: Project, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", "plugin", *args, "--config", str(project.config)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory, demo_song_path):
+    project = Project(tmp_path_factory.mktemp("prompts") / "project", demo_song_path)
+    captures = project.root / "captures"
+    song, _ = sf.read(str(project.song), dtype="float32", always_2d=True)
+    write_capture(captures / INSTANCE, song)
+    project.write_config(f'captures_dir = "{captures}"\n')
+    (project.root / "midi-mapping.toml").write_text(MAPPING)  # beside the config: the [midi] table's default
+    process = DaemonProcess(project).start()
+    yield project, captures / INSTANCE / "index.json"
+    process.stop()
+
+
+def press(project: Project, index_path, request_id: str, preset: int, **values):
+    """What the plugin does on Inpaint: record the request (with its Preset value) in the index, then send it."""
+    index = json.loads(index_path.read_text())
+    index["requests"].append({"operation": "inpaint", "start": 12.0, "end": 14.0, "request_id": request_id,
+                              "preset": preset})
+    index_path.write_text(json.dumps(index))
+    with BridgeClient("127.0.0.1", project.port) as client:
+        client.send("inpaint", **{"source": None, "start": 12.0, "end": 14.0, "prompt": "", "capture": INSTANCE,
+                                  "request_id": request_id, **values})
+        reply = client.wait_for(lambda r: r.name in ("accepted", "error"), timeout=10)
+        if reply is not None and reply.name == "accepted":
+            client.send("cancel", job_id=reply.args[1])  # only what was admitted matters here
+            client.wait_for(lambda r: r.name == "state", timeout=10)
+    return reply
+
+
+def job_spec(project: Project, job_id: str) -> dict:
+    shown = subprocess.run([sys.executable, "-m", "bridge", "jobs", "show", job_id, "--config", str(project.config)],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    return json.loads(shown.stdout)["spec"]
+
+
+def test_an_instance_without_a_gui_gets_the_prompt_set_from_the_command_line(instance):
+    project, index = instance
+    done = cli(project, "prompt", INSTANCE, "dusty drum break")
+    assert (done.returncode, done.stdout) == (0, f"{INSTANCE}: prompt 'dusty drum break'\n")
+    spec = job_spec(project, press(project, index, "p-own", 0).args[1])
+    assert spec["prompt"] == "dusty drum break"
+    # a prompt the request carries itself wins; "" clears the instance's text
+    spec = job_spec(project, press(project, index, "p-given", 0, prompt="brass stabs").args[1])
+    assert spec["prompt"] == "brass stabs"
+    assert cli(project, "prompt", INSTANCE, "").returncode == 0
+    assert job_spec(project, press(project, index, "p-cleared", 0).args[1])["prompt"] == ""
+
+
+def test_the_preset_parameter_chooses_among_the_daemons_named_presets(instance):
+    project, index = instance
+    listed = cli(project, "presets")
+    assert listed.returncode == 0
+    assert "Preset 1: guitar  prompt='soft guitar solo', num_outputs=1" in listed.stdout
+    assert "Preset 2: keys  prompt='warm rhodes chords', backend='local'" in listed.stdout
+    spec = job_spec(project, press(project, index, "p-guitar", 1).args[1])
+    assert (spec["prompt"], spec["num_outputs"]) == ("soft guitar solo", 1)
+    spec = job_spec(project, press(project, index, "p-keys", 2, num_outputs=2).args[1])
+    assert (spec["prompt"], spec["num_outputs"]) == ("warm rhodes chords", 2)  # the request's own value wins
+    refused = press(project, index, "p-none", 5)
+    assert refused.name == "error" and refused.args[1:] == [
+        "p-none", "preset", "preset: 5 is not one of the daemon's presets (1 guitar, 2 keys)"]
+
+
+def test_a_prompt_for_an_unknown_instance_is_refused_in_one_line(instance):
+    project, _ = instance
+    done = cli(project, "prompt", "999-9", "anything")
+    assert done.returncode == 2
+    assert done.stdout.startswith("daw-bridge plugin: capture: '999-9' is not a capture in ")
+    assert "Traceback" not in done.stdout + done.stderr
+    done = cli(project, "prompt", INSTANCE)
+    assert done.returncode == 2 and "needs INSTANCE and TEXT" in done.stdout
