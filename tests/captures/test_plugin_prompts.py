@@ -28,7 +28,7 @@ backend = "local"
 
 def cli(project: Project, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bridge", "plugin", *args, "--config", str(project.config)],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def press(project: Project, index_path, request_id: str, preset: int, **values):
 
 def job_spec(project: Project, job_id: str) -> dict:
     shown = subprocess.run([sys.executable, "-m", "bridge", "jobs", "show", job_id, "--config", str(project.config)],
-                           capture_output=True, text=True, timeout=60)
+                           check=False, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     return json.loads(shown.stdout)["spec"]
 
