@@ -56,6 +56,7 @@ class Config:
     midi: dict = field(default_factory=dict)  # optional tables: empty unless the file has them
     notify: dict = field(default_factory=dict)
     ableton: dict = field(default_factory=lambda: defaults("ableton"))
+    audition: dict = field(default_factory=lambda: defaults("audition"))
     retention: dict = field(default_factory=lambda: defaults("retention"))
     source_file: Path | None = None  # the file this was read from, for messages
 

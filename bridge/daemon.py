@@ -61,6 +61,7 @@ class Daemon:
         self.inbox = None
         self.ableton = None
         self.midi = None
+        self.audition = None
         self.osc_address: tuple[str, int] | None = None
         self.started = asyncio.Event()
 
@@ -80,6 +81,7 @@ class Daemon:
             log.info("stopping")
 
     async def _start(self, stack: AsyncExitStack) -> None:
+        from bridge.audition import Audition
         from bridge.frontends.inbox import InboxFrontend
         from bridge.frontends.notify import DawNotifier
         from bridge.frontends.osc import OscFrontend
@@ -113,7 +115,10 @@ class Daemon:
             notifier = DawNotifier(config.notify)
             self.service.subscribe(notifier)
             stack.callback(notifier.close)
+        self.audition = Audition(self.service, config.audition)  # opens its audio output on first use
+        stack.push_async_callback(self.audition.close)
         self.osc = OscFrontend(self.service, config)
+        self.osc.audition = self.audition
         if config.ableton.get("enabled"):
             from bridge.frontends.ableton import AbletonFrontend, AbletonSettings
 
@@ -128,6 +133,7 @@ class Daemon:
             from bridge.frontends.midi import MidiFrontend
 
             self.midi = MidiFrontend(self.service, config, ableton=self.ableton.client if self.ableton else None)
+            self.midi.audition = self.audition
             stack.callback(self.midi.close)  # registered first, so a partial start is cleaned up too
             await self.midi.start()
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",

@@ -158,6 +158,10 @@ ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
         max_length=128),
     Arg("operation", STRING, "What to do with Live's loop: inpaint it, extend the song after it, or (context) only "
         "make it the session context that hardware pads act on.", choices=("inpaint", "extend", "context")),
+    Arg("what", STRING, "What to audition: the original, variant (the one named by variant), the next or previous "
+        "variant, ab (toggle between the original and the last variant heard), or stop.",
+        choices=("original", "variant", "next", "previous", "ab", "stop")),
+    Arg("variant", INT, "Which variant to audition (1 = the first delivered).", default=1, min=1, max=2),
 )}
 
 
@@ -214,6 +218,11 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 _args("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender",
                       "num_outputs", "duration", "backend", "delivery", "request_id", no_defaults=True)
                 + _args("reply_port"), _JOB_REPLIES),
+    CommandSpec("audition", "Play a delivered job through the daemon's audio output (JACK, else the system's): a "
+                "pre-roll of the source, then the variant or the original over the range, then a post-roll, each "
+                "variant loudness-matched to the original. job_id \"last\" means the job delivered last. A switch "
+                "while the job plays (another variant, next, previous, ab) keeps the place in the song and "
+                "crossfades.", _args("job_id", "what"), _args("variant", "reply_port"), ("auditioning", "error")),
 )}
 
 _TEXT = dict(type=STRING, shorten=1000)  # explanations: cut rather than refused, so a reply can always be sent
@@ -255,6 +264,13 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
                    "when nothing yet).", **_TEXT))),
     ReplySpec("plugins_listed", "Ends the answer to /bridge/plugins.",
               (Arg("count", INT, "How many /bridge/plugin replies came before it."),)),
+    ReplySpec("auditioning", "What the audition plays now, in answer to /bridge/audition.",
+              (Arg("job_id", STRING, "The job auditioned (\"\" once stopped)."),
+               Arg("playing", STRING, "original, variant or stopped.", choices=("original", "variant", "stopped")),
+               Arg("variant", INT, "The variant playing (0 for the original or when stopped)."),
+               Arg("gain_db", FLOAT, "The loudness-matching gain the variant plays with over the range (0 for the "
+                   "original)."),
+               Arg("output", STRING, "Where it is heard: the JACK client's name, or \"default output\"."))),
     ReplySpec("pong", "Answer to /bridge/ping.",
               (Arg("version", STRING, "The address-space version the daemon speaks (osc_schema VERSION)."),)),
 )}

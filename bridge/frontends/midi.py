@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import osc_schema
+from bridge.audition.actions import LAST, PAD_ACTIONS
 from bridge.config import Config, ConfigError, config_home
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
@@ -243,6 +244,7 @@ class MidiFrontend:
         self.input = None
         self.output = None
         self.last_job_id: str | None = None
+        self.audition = None  # the daemon's Audition, for the audition_* pad actions
         self._cc_values: dict = {}
         self._listeners: list = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -367,6 +369,8 @@ class MidiFrontend:
         try:
             if pad.command is not None:
                 record = self.service.submit(osc_schema.parse_request(self.request_for(pad)), self._origin(pad))
+            elif pad.action in PAD_ACTIONS:
+                return self._audition(pad, led)
             else:
                 record = getattr(self, f"_{pad.action}")(pad)
         except (ValidationError, BridgeError) as exc:
@@ -406,6 +410,18 @@ class MidiFrontend:
 
     def _origin(self, pad: Pad) -> dict:
         return {"kind": "midi", "pad": pad.describe()}
+
+    def _audition(self, pad: Pad, led: tuple) -> None:
+        """Audition the last delivered job; the pad's LED flashes once the audition answered."""
+        if self.audition is None:
+            raise ValidationError("action", pad.action, "needs the daemon's audition")
+
+        def answered(playing, error) -> None:
+            if error is not None:
+                log.warning("pad %s: %s", pad.describe(), error)
+            self.leds.flash(led, "failed" if error is not None else "done")
+
+        self.audition.request(LAST, *PAD_ACTIONS[pad.action], answered)
 
     def _cancel(self, pad: Pad) -> None:
         running = sorted(self.service.active(), key=lambda r: r.created)

@@ -15,7 +15,9 @@ A mapping is TOML (see ``docs/midi-mapping.example.toml``)::
 
     [[pad]]
     cc = 21
-    action = "cancel"               # cancel | retry | rerun_other_backend: act on the last job
+    action = "cancel"               # cancel | retry | rerun_other_backend: act on the last job;
+                                    # audition_original, _variant_1, _variant_2, _next, _previous, _ab, _stop:
+                                    # play the last delivered job
 
     [leds]                          # values sent back for a pad's LED (velocity or CC value: colour on many pads)
     on = 127
@@ -34,13 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import osc_schema
+from bridge.audition.actions import PAD_ACTIONS
 from bridge.exceptions import BridgeError
 from osc_schema import ValidationError, show
 from osc_schema.validate import type_name
 
 KINDS = ("note", "cc", "program")
 COMMANDS = ("inpaint", "extend")
-ACTIONS = ("cancel", "retry", "rerun_other_backend")
+ACTIONS = ("cancel", "retry", "rerun_other_backend", *PAD_ACTIONS)  # audition_*: the last delivered job
 # Arguments a pad normally takes from the session context (the DAW's selection) rather than from the mapping.
 CONTEXT_ARGS = ("source", "start", "end", "extend_after", "position", "item_id", "track_id", "take_id",
                 "drop_folder")

@@ -27,6 +27,7 @@ class OscFrontend(OscSocket):
         self.config = config
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in config.allowed_senders]
         self.ableton = None  # the AbletonFrontend, when [ableton] enabled = true
+        self.audition = None  # the daemon's Audition
         service.subscribe(self._on_job_event)
 
     async def start(self) -> tuple[str, int]:
@@ -111,6 +112,11 @@ class OscFrontend(OscSocket):
             self._send(target, *osc_schema.reply("plugin_prompt_set", capture=args["capture"], prompt=args["prompt"]))
         elif name == "context":
             self.service.set_context(args)
+        elif name == "audition" and self.audition is not None:
+            self.audition.request(args["job_id"], args["what"], args["variant"],
+                                  lambda playing, error: self._send(target, *(
+                                      osc_schema.reply("auditioning", **vars(playing)) if error is None
+                                      else _audition_error(error))))
         elif name == "ableton" and self.ableton is not None:
             self.ableton.dispatch(command, {"kind": "osc", "host": target[0], "port": target[1]},
                                   lambda error: self._send(target, *osc_schema.error_reply(error)))
@@ -154,6 +160,15 @@ class OscFrontend(OscSocket):
         except ValueError:
             return False
         return any(ip in network for network in self._allowed)
+
+
+def _audition_error(error: Exception) -> tuple[str, list]:
+    if isinstance(error, ValidationError):
+        error.address = error.address or osc_schema.COMMANDS["audition"].address
+        return osc_schema.error_reply(error)
+    reason = str(error) if isinstance(error, BridgeError) else f"internal error ({type(error).__name__})"
+    return osc_schema.reply("error", address=osc_schema.COMMANDS["audition"].address, request_id="", field="",
+                            reason=reason)
 
 
 def _reply_port_in(address: str, params: list) -> int | None:

@@ -173,6 +173,18 @@ ABLETON = Table("ableton", "Ableton Live through AbletonOSC: act on the loop bra
         "where the original starts.", default="full", choices=osc_schema.ARGUMENTS["delivery"].choices),
 ))
 
+AUDITION = Table("audition", "Audition from the daemon (/bridge/audition, pads, voice): where it is heard and how much "
+                 "of the song surrounds the result.", (
+    Key("output", STRING, "auto: JACK when a server runs, else the system's default output (PortAudio); jack or "
+        "portaudio: only that one; none: audition off.", default="auto", choices=("auto", "jack", "portaudio", "none")),
+    Key("jack_server", STRING, "The JACK server's name; \"\": the default server.", default=""),
+    Key("jack_ports", LIST, "JACK ports the audition's out_1 and out_2 connect to (one port: both to it); empty: "
+        "the first physical playback ports.", default=(), items=(STRING,), rule="nonblank"),
+    Key("pre_roll_bars", FLOAT, "Bars of the source played before the range (4/4 at the song's tempo; 120 BPM when "
+        "it is not known).", default=2.0, min=0, max=16),
+    Key("post_roll_bars", FLOAT, "Bars played after the range.", default=1.0, min=0, max=16),
+))
+
 RETENTION = Table("retention", "How long finished work is kept; 0 keeps it forever.", (
     Key("jobs_days", **_DAYS, default=30.0, meaning="Finished jobs' journal rows, spend-ledger rows and work "
         "folders older than this are pruned."),
@@ -207,7 +219,7 @@ TOP = Table("", "Where the daemon listens, which files it may touch, and its def
         max=10),
     Key("max_jobs", INT, "Jobs generating at once; more wait their turn.", default=4, min=1),
     Key("log_level", STRING, "How much the daemon logs.", default="info", choices=LOG_LEVELS, fold_case=True),
-), tables=(LOCAL, MUSICGPT, MIDI, NOTIFY, ABLETON, RETENTION))
+), tables=(LOCAL, MUSICGPT, MIDI, NOTIFY, ABLETON, AUDITION, RETENTION))
 
 
 def find_table(name: str) -> Table:

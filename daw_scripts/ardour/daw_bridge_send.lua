@@ -30,6 +30,7 @@ local BRIDGE = {
     ping = "/bridge/ping",
     context = "/bridge/context",
     ableton = "/bridge/ableton",
+    audition = "/bridge/audition",
     accepted = "/bridge/accepted",
     state = "/bridge/state",
     done = "/bridge/done",
@@ -38,6 +39,7 @@ local BRIDGE = {
     plugin_prompt_set = "/bridge/plugin_prompt_set",
     plugin = "/bridge/plugin",
     plugins_listed = "/bridge/plugins_listed",
+    auditioning = "/bridge/auditioning",
     pong = "/bridge/pong",
   },
   LIMITS = {
@@ -61,12 +63,14 @@ local BRIDGE = {
     drop_folder = { min_length = 1, max_length = 4096 },
     job_id = { min_length = 1, max_length = 128 },
     task_id = { max_length = 128 },
+    variant = { min = 1, max = 2 },
   },
   ENUMS = {
     gender = { "male", "female", "neutral" },
     backend = { "local", "musicgpt" },
     delivery = { "patch", "full" },
     operation = { "inpaint", "extend", "context" },
+    what = { "original", "variant", "next", "previous", "ab", "stop" },
   },
   DEFAULTS = {
     duration = 30,
@@ -77,6 +81,7 @@ local BRIDGE = {
     num_outputs = 2,
     request_id = "",
     position = 0,
+    variant = 1,
   },
   STATES = {
     "accepted",

@@ -18,6 +18,7 @@ M.ADDRESS = {
   ping = "/bridge/ping",
   context = "/bridge/context",
   ableton = "/bridge/ableton",
+  audition = "/bridge/audition",
   accepted = "/bridge/accepted",
   state = "/bridge/state",
   done = "/bridge/done",
@@ -26,6 +27,7 @@ M.ADDRESS = {
   plugin_prompt_set = "/bridge/plugin_prompt_set",
   plugin = "/bridge/plugin",
   plugins_listed = "/bridge/plugins_listed",
+  auditioning = "/bridge/auditioning",
   pong = "/bridge/pong",
 }
 M.LIMITS = {
@@ -49,12 +51,14 @@ M.LIMITS = {
   drop_folder = { min_length = 1, max_length = 4096 },
   job_id = { min_length = 1, max_length = 128 },
   task_id = { max_length = 128 },
+  variant = { min = 1, max = 2 },
 }
 M.ENUMS = {
   gender = { "male", "female", "neutral" },
   backend = { "local", "musicgpt" },
   delivery = { "patch", "full" },
   operation = { "inpaint", "extend", "context" },
+  what = { "original", "variant", "next", "previous", "ab", "stop" },
 }
 M.DEFAULTS = {
   duration = 30,
@@ -65,6 +69,7 @@ M.DEFAULTS = {
   num_outputs = 2,
   request_id = "",
   position = 0,
+  variant = 1,
 }
 M.STATES = {
   "accepted",

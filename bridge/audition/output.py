@@ -1,0 +1,96 @@
+"""Where an audition is heard: a JACK client of its own where a JACK server runs, else the system's default output
+through PortAudio (sounddevice). Both drive the same Mixer from their audio callback."""
+
+from __future__ import annotations
+
+import logging
+
+from bridge.audition.mixer import Mixer
+from bridge.audition.program import AuditionError
+
+log = logging.getLogger(__name__)
+
+CLIENT_NAME = "daw-bridge"
+OUTPUTS = ("auto", "jack", "portaudio", "none")
+
+
+class JackOutput:
+    """A JACK client with two output ports (out_1, out_2), connected to ``ports`` or else to the speakers."""
+
+    kind = "jack"
+
+    def __init__(self, server: str = "", ports: tuple[str, ...] = ()):
+        try:
+            import jack
+        except (ImportError, OSError) as exc:  # OSError: the package is there, libjack is not
+            raise AuditionError(f"JACK output unavailable: {exc} (pip install JACK-Client; apt install "
+                                "libjack-jackd2-0)") from None
+        try:
+            self.client = jack.Client(CLIENT_NAME, servername=server or None, no_start_server=True)
+        except jack.JackOpenError:
+            raise AuditionError(f"no JACK server {server or 'running'} to play through") from None
+        self.sample_rate = self.client.samplerate
+        self.mixer = Mixer(self.sample_rate)
+        self._ports = [self.client.outports.register(f"out_{n}") for n in (1, 2)]
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        targets = list(ports) or [p.name for p in self.client.get_ports(is_audio=True, is_input=True,
+                                                                         is_physical=True)]
+        for n, port in enumerate(self._ports):
+            if targets:
+                target = targets[min(n, len(targets) - 1)]
+                try:
+                    self.client.connect(port, target)
+                except jack.JackError as exc:
+                    log.warning("audition: cannot connect %s to %s: %s", port.name, target, exc)
+        self.name = self.client.name
+
+    def _process(self, frames: int) -> None:
+        self.mixer.render([port.get_array() for port in self._ports], frames)
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+class PortAudioOutput:
+    """The system's default output device, through PortAudio."""
+
+    kind = "portaudio"
+
+    def __init__(self):
+        try:
+            import sounddevice
+        except (ImportError, OSError) as exc:
+            raise AuditionError(f"PortAudio output unavailable: {exc} (pip install sounddevice; apt install "
+                                "libportaudio2)") from None
+        try:
+            self.stream = sounddevice.OutputStream(channels=2, dtype="float32", callback=self._callback)
+        except sounddevice.PortAudioError as exc:
+            raise AuditionError(f"no audio output device to play through ({exc})") from None
+        self.sample_rate = int(self.stream.samplerate)
+        self.mixer = Mixer(self.sample_rate)
+        self.name = "default output"
+        self.stream.start()
+
+    def _callback(self, outdata, frames, time, status) -> None:
+        self.mixer.render(outdata.T, frames)
+
+    def close(self) -> None:
+        self.stream.stop()
+        self.stream.close()
+
+
+def open_output(settings: dict):
+    """The output the [audition] table asks for; ``auto``: JACK when a server runs, else PortAudio."""
+    choice = settings.get("output", "auto")
+    if choice == "none":
+        raise AuditionError('audition is switched off ([audition] output = "none")')
+    if choice in ("auto", "jack"):
+        try:
+            return JackOutput(settings.get("jack_server") or "", tuple(settings.get("jack_ports") or ()))
+        except AuditionError as exc:
+            if choice == "jack":
+                raise
+            log.info("audition: %s; trying the default output", exc)
+    return PortAudioOutput()

@@ -1,0 +1,165 @@
+"""The daemon's audition: which job plays and what of it, through one output opened on first use.
+
+Frontends (OSC, pads, voice) call :meth:`Audition.request`; everything slow (opening the output, reading and
+loudness-matching a job's audio) happens off the event loop, and a job's programs are prepared as soon as it is
+delivered when the output is already open, so a press then only swaps a reference the audio callback picks up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bridge.audition.actions import LAST
+from bridge.audition.output import open_output
+from bridge.audition.program import AuditionError, Programs, load_programs
+from bridge.models import JobRecord, State
+from osc_schema import ValidationError
+
+if TYPE_CHECKING:
+    from bridge.core.service import JobService
+
+log = logging.getLogger(__name__)
+
+KEEP_PREPARED = 3  # jobs whose programs stay in memory (a 20 s program is ~8 MB)
+
+
+@dataclass(frozen=True)
+class Playing:
+    """What the audition plays now (the /bridge/auditioning reply)."""
+
+    job_id: str = ""
+    playing: str = "stopped"  # original | variant | stopped
+    variant: int = 0
+    gain_db: float = 0.0
+    output: str = ""
+
+
+Answer = Callable[[Playing | None, Exception | None], None]
+
+
+class Audition:
+    def __init__(self, service: JobService, settings: dict):
+        self.service = service
+        self.settings = settings
+        self._output = None
+        self._opening = asyncio.Lock()
+        self._prepared: OrderedDict[str, Programs] = OrderedDict()
+        self._now = Playing()
+        self._ab_variant = 1  # the variant "ab" toggles to: the last one heard
+        self._last_delivered: str | None = None
+        self._tasks: set[asyncio.Task] = set()
+        service.subscribe(self._on_job_event)
+
+    def request(self, job: str, what: str, variant: int | None, answer: Answer) -> None:
+        """Run :meth:`act` in the background; ``answer(playing, None)`` or ``answer(None, error)`` when done."""
+        task = asyncio.get_running_loop().create_task(self.act(job, what, variant))
+        self._tasks.add(task)
+
+        def finished(task: asyncio.Task) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled():
+                error = task.exception()
+                if error is not None and not isinstance(error, (ValidationError, AuditionError)):
+                    log.error("audition failed unexpectedly", exc_info=error)
+                answer(task.result() if error is None else None, error)
+
+        task.add_done_callback(finished)
+
+    async def act(self, job: str, what: str, variant: int | None = None) -> Playing:
+        """Play ``what`` of job ``job`` (or "last"); raises ValidationError or AuditionError with a one-line reason."""
+        if what == "stop":
+            if self._output is not None:
+                self._output.mixer.stop()
+            self._now = Playing(output=self._now.output)
+            return self._now
+        record = self._job(job)
+        output = await self._open()
+        programs = await self._programs(record, output.sample_rate)
+        in_place = self._now.job_id == record.job_id and output.mixer.playing
+        number = self._choose(what, variant, len(programs.variants), in_place)
+        if number:
+            self._ab_variant = number
+            program, gain = programs.variants[number - 1], programs.gains_db[number - 1]
+        else:
+            program, gain = programs.original, 0.0
+        output.mixer.play(program, None if in_place else 0)
+        self._now = Playing(record.job_id, "variant" if number else "original", number, gain, output.name)
+        return self._now
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._output is not None:
+            output, self._output = self._output, None
+            await asyncio.to_thread(output.close)
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+
+    def _job(self, job: str) -> JobRecord:
+        if job == LAST:
+            job = self._last_delivered or next(
+                (r.job_id for r in self.service.recent() if r.state is State.DELIVERED), "")
+            if not job:
+                raise ValidationError("job_id", LAST, "found no delivered job yet")
+        record = self.service.get(job)
+        if record is None:
+            raise ValidationError("job_id", job, "is not a known job")
+        return record
+
+    def _choose(self, what: str, variant: int | None, count: int, in_place: bool) -> int:
+        """The variant to play (0: the original)."""
+        current = self._now.variant if in_place else 0
+        if what == "original":
+            return 0
+        if what == "variant":
+            number = variant or 1
+            if number > count:
+                raise ValidationError("variant", number, f"is not among this job's {count} variant(s)")
+            return number
+        if what == "next":
+            return current % count + 1
+        if what == "previous":
+            return (current - 2) % count + 1 if current else count
+        if what == "ab":
+            return 0 if current else min(self._ab_variant, count)
+        raise ValidationError("what", what, "is not an audition action")
+
+    async def _open(self):
+        async with self._opening:
+            if self._output is None:
+                self._output = await asyncio.to_thread(open_output, self.settings)
+                log.info("audition plays through %s (%s, %d Hz)", self._output.name, self._output.kind,
+                         self._output.sample_rate)
+            return self._output
+
+    async def _programs(self, record: JobRecord, sample_rate: int) -> Programs:
+        programs = self._prepared.get(record.job_id)
+        if programs is None or programs.sample_rate != sample_rate:
+            programs = await asyncio.to_thread(load_programs, record, sample_rate, self.settings["pre_roll_bars"],
+                                               self.settings["post_roll_bars"])
+            self._prepared[record.job_id] = programs
+            while len(self._prepared) > KEEP_PREPARED:
+                self._prepared.popitem(last=False)
+        self._prepared.move_to_end(record.job_id)
+        return programs
+
+    def _on_job_event(self, record: JobRecord, event: str) -> None:
+        if event != "done":
+            return
+        self._last_delivered = record.job_id
+        if self._output is not None:  # ready before the first press
+            task = asyncio.get_running_loop().create_task(self._prepare_quietly(record))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _prepare_quietly(self, record: JobRecord) -> None:
+        try:
+            await self._programs(record, self._output.sample_rate)
+        except AuditionError as exc:
+            log.info("audition: %s", exc)

@@ -1,0 +1,141 @@
+"""What an audition plays, as plain arrays: the source's pre-roll, the variant (or the original) over the edited
+range, then a post-roll; every variant loudness-matched to the original so the louder one does not win.
+
+All of a job's programs cover the same stretch of source time and have the same length, so switching between them
+at a frame keeps the producer's place in the song.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from bridge.audio.region import padded_slice, read_frames
+from bridge.audition.mixer import ramp
+from bridge.exceptions import BridgeError
+from bridge.models import JobRecord, State
+
+DEFAULT_TEMPO = 120.0  # BPM when nothing says otherwise: 2 bars of 4/4 are then 4 s
+BEATS_PER_BAR = 4  # 4/4 unless known
+GAIN_LIMIT_DB = 12.0  # a variant far quieter than the original is not pushed up further than this
+GAIN_RAMP_S = 0.25  # the matching gain fades in over untouched source before the range, and out after it
+SILENT_RMS = 1e-5
+
+
+class AuditionError(BridgeError):
+    code = "audition"
+
+
+@dataclass(frozen=True)
+class Programs:
+    """A job's original and variants, ready to play: float32 arrays shaped (2 channels, frames)."""
+
+    job_id: str
+    sample_rate: int
+    start: float  # source seconds at the programs' first frame
+    tempo: float
+    original: np.ndarray
+    variants: tuple[np.ndarray, ...]
+    gains_db: tuple[float, ...]  # the loudness-matching gain each variant got over the edited range
+
+
+def bar_seconds(tempo: float | None) -> float:
+    return BEATS_PER_BAR * 60.0 / (tempo or DEFAULT_TEMPO)
+
+
+def job_tempo(record: JobRecord, manifests: list[dict]) -> float:
+    """The song's tempo: the embedded engine's (in each manifest's splice), else the DAW's, else 120 BPM."""
+    for manifest in manifests:
+        tempo = (manifest.get("splice") or {}).get("tempo")
+        if isinstance(tempo, (int, float)) and tempo > 0:
+            return float(tempo)
+    tempo = (record.origin.get("ableton") or {}).get("tempo")
+    return float(tempo) if isinstance(tempo, (int, float)) and tempo > 0 else DEFAULT_TEMPO
+
+
+def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, post_roll_bars: float) -> Programs:
+    """Read a delivered job's source and variants into programs at the output's ``sample_rate``.
+
+    Raises AuditionError when the job has no delivered variants or its files are gone.
+    """
+    if record.state is not State.DELIVERED or not record.manifests:
+        raise AuditionError(f"job {record.job_id} has no delivered variants to audition ({record.state.value})")
+    spec = record.spec
+    try:
+        manifests = [json.loads(Path(path).read_text(encoding="utf-8")) for path in record.manifests]
+    except (OSError, ValueError) as exc:
+        raise AuditionError(f"job {record.job_id}: a manifest cannot be read ({exc})") from None
+    tempo = job_tempo(record, manifests)
+    rate = spec.source_info.sample_rate
+    first = max(0, round((spec.edit_start - pre_roll_bars * bar_seconds(tempo)) * rate))
+    stop = round((spec.edit_end + post_roll_bars * bar_seconds(tempo)) * rate)
+    edit = (round(spec.edit_start * rate) - first, round(spec.edit_end * rate) - first)
+    original = padded_slice(read_frames(spec.source, first, stop)[0], 0, stop - first)
+    variants, gains = [], []
+    for path, manifest in zip(record.manifests, manifests):
+        variant = _variant_program(Path(path).parent / manifest["audio"], manifest, original, first, rate,
+                                   spec.operation)
+        gain = matching_gain(original, variant, edit, rate)
+        variants.append(variant * gain)
+        gains.append(round(float(20 * np.log10(gain[edit[0], 0])), 2))
+    return Programs(record.job_id, sample_rate, first / rate, tempo, _for_output(original, rate, sample_rate),
+                    tuple(_for_output(v, rate, sample_rate) for v in variants), tuple(gains))
+
+
+def _variant_program(audio_path: Path, manifest: dict, original: np.ndarray, first: int, rate: int,
+                     operation: str) -> np.ndarray:
+    """The original with the delivered audio laid over it where it covers; after an extension, silence."""
+    try:
+        with sf.SoundFile(str(audio_path)) as f:
+            delivered = f.read(dtype="float32", always_2d=True)
+    except (OSError, sf.LibsndfileError) as exc:
+        raise AuditionError(f"the variant's audio cannot be read ({exc}): {audio_path}") from None
+    if delivered.shape[1] != original.shape[1] or manifest.get("sample_rate") != rate:
+        raise AuditionError(f"the variant's audio no longer matches its source: {audio_path}")
+    at = round(manifest["source"]["span_start"] * rate) - first  # where the delivered audio starts in the program
+    program = original.copy()
+    if operation == "extend":
+        program[max(at, 0):] = 0.0
+    lo, hi = max(at, 0), min(at + len(delivered), len(program))
+    if hi > lo:
+        program[lo:hi] = delivered[lo - at:hi - at]
+    return program
+
+
+def matching_gain(original: np.ndarray, variant: np.ndarray, edit: tuple[int, int], rate: int) -> np.ndarray:
+    """Per-frame gain, shaped (frames, 1): 1 outside the edited range, and inside it the gain that gives the
+    variant the original's RMS there (for an extension past the song's end, the RMS of the music before it);
+    limited to +/-12 dB and to no clipping, ramped over 0.25 s of untouched source on either side."""
+    lo, hi = edit
+    reference = _rms(original[lo:hi])
+    if reference < SILENT_RMS:
+        reference = _rms(original[max(0, lo - (hi - lo)):lo])
+    level, peak = _rms(variant[lo:hi]), float(np.max(np.abs(variant[lo:hi]), initial=0.0))
+    gain = 1.0 if level < SILENT_RMS or reference < SILENT_RMS else reference / level
+    limit = 10 ** (GAIN_LIMIT_DB / 20)
+    gain = min(max(gain, 1 / limit), limit, 1 / peak if peak > 0 else limit)
+    ramp = GAIN_RAMP_S * rate
+    envelope = np.interp(np.arange(len(variant)), [lo - ramp, lo, hi, hi + ramp], [1.0, gain, gain, 1.0])
+    return envelope.astype(np.float32)[:, None]
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+
+
+def _for_output(program: np.ndarray, rate: int, output_rate: int) -> np.ndarray:
+    """Two channels (mono doubled, beyond two the first two), the output's rate, (channels, frames) contiguous,
+    faded in and out over FADE_S so that starting and ending mid-song make no click."""
+    stereo = np.repeat(program, 2, axis=1) if program.shape[1] == 1 else program[:, :2]
+    if rate != output_rate:
+        stereo = soxr.resample(stereo, rate, output_rate)
+    out = np.array(stereo.T, dtype=np.float32, order="C")
+    fade = ramp(output_rate)[:out.shape[1] // 2]
+    out[:, :len(fade)] *= fade
+    out[:, out.shape[1] - len(fade):] *= fade[::-1]
+    return out

@@ -1,0 +1,41 @@
+"""A JACK client that records what reaches its two inputs: one block per cycle, with the cycle's frame time and
+the wall-clock time the block was heard (for the bench)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from itertools import pairwise
+
+import numpy as np
+import pytest
+
+jack = pytest.importorskip("jack")  # JACK-Client
+
+
+class Tape:
+    def __init__(self):
+        self.client = jack.Client(f"tape-{uuid.uuid4().hex[:6]}", no_start_server=True)
+        self.ins = [self.client.inports.register(f"in_{n}") for n in (1, 2)]
+        self.blocks: list[tuple[int, float, np.ndarray]] = []  # (frame time, time.monotonic(), (frames, 2))
+        self.client.set_process_callback(self._record)
+        self.client.activate()
+
+    @property
+    def ports(self) -> list[str]:
+        return [port.name for port in self.ins]
+
+    def _record(self, frames: int) -> None:
+        block = np.stack([port.get_array().copy() for port in self.ins], axis=1)
+        self.blocks.append((self.client.last_frame_time, time.monotonic(), block))
+
+    def audio(self) -> np.ndarray:
+        """Everything recorded, (frames, 2); the cycles must follow each other with no gap."""
+        blocks = list(self.blocks)
+        for (at, _, block), (following, _, _) in pairwise(blocks):
+            assert following == at + len(block), f"the recording skipped frames {at + len(block)}..{following}"
+        return np.concatenate([block for _, _, block in blocks])
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
