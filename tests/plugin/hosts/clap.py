@@ -37,7 +37,7 @@ def build_clap_host() -> Path:
 class ClapRun:
     output: np.ndarray  # every processed frame's output, (frames, 2) float32, in processing order
     latency: int  # as the plugin reports it to the host
-    cpu_ns: list[tuple[int, float]]  # per play/stop step: (blocks, CPU time of the process() calls in ns)
+    block_ns: list[tuple[int, float]]  # per play/stop step: (blocks, median time of a process() call in ns)
 
 
 def start_clap_host(plugin: Path, song: np.ndarray, folder: Path, steps: list[str], block: int = 256,
@@ -64,7 +64,7 @@ def finish_clap_host(proc: subprocess.Popen, out_file: Path) -> ClapRun:
     lines = [line.split() for line in stdout.splitlines()]
     return ClapRun(output=np.fromfile(out_file, np.float32).reshape(-1, 2),
                    latency=next(int(words[1]) for words in lines if words[0] == "latency"),
-                   cpu_ns=[(int(words[3]), float(words[5])) for words in lines if words[0] == "step"])
+                   block_ns=[(int(words[3]), float(words[5])) for words in lines if words[0] == "step"])
 
 
 def run_clap_host(plugin: Path, song: np.ndarray, folder: Path, steps: list[str], **options) -> ClapRun:

@@ -12,7 +12,8 @@
  *   sleep:MS          pause
  * The transport carries the song position in beats and seconds, the tempo and 4/4; the process call's steady_time
  * is the host's own frame counter, which never jumps back (it starts at 1000, so it equals no song position here).
- * stdout: "latency N", then per play/stop step "step I blocks N cpu_ns T" (this thread's CPU time in process()).
+ * stdout: "latency N", then per play/stop step "step I blocks N median_ns T": the median time of its process() calls
+ * (monotonic clock around each call; the median leaves out the calls the scheduler interrupted).
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -76,11 +77,17 @@ static clap_id parameter(const clap_plugin_t* plugin, const clap_plugin_params_t
     return CLAP_INVALID_ID;
 }
 
-static double thread_cpu_ns(void)
+static double now_ns(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1e9 + t.tv_nsec;
+}
+
+static int by_value(const void* a, const void* b)
+{
+    const double x = *(const double*)a, y = *(const double*)b;
+    return (x > y) - (x < y);
 }
 
 int main(int argc, char** argv)
@@ -154,7 +161,7 @@ int main(int argc, char** argv)
                    || sscanf(argv[i], "stop:%lld:%lld", &frame, &count) == 2) {
             const bool playing = argv[i][1] == 'l';
             long long blocks = 0;
-            double cpu = 0;
+            double* took = malloc(sizeof(double) * (size_t)(count / block + 1));
             for (long long done = 0; done < count; done += process.frames_count, ++blocks) {
                 const long long at = frame + done, position = playing ? at : frame;
                 process.frames_count = (uint32_t)(count - done < block ? count - done : block);
@@ -169,10 +176,10 @@ int main(int argc, char** argv)
                 transport.song_pos_seconds = llround(position / rate * CLAP_SECTIME_FACTOR);
                 transport.bar_number = (int32_t)(beats / 4);
                 transport.bar_start = llround(transport.bar_number * 4.0 * CLAP_BEATTIME_FACTOR);
-                const double before = thread_cpu_ns();
+                const double before = now_ns();
                 if (plugin->process(plugin, &process) == CLAP_PROCESS_ERROR)
                     fail("process failed at", argv[i]);
-                cpu += thread_cpu_ns() - before;
+                took[blocks] = now_ns() - before;
                 pending_count = 0;
                 process.steady_time += process.frames_count;
                 for (uint32_t k = 0; k < process.frames_count; ++k)
@@ -180,7 +187,9 @@ int main(int argc, char** argv)
                         interleaved[k * CHANNELS + c] = outputs[c][k];
                 fwrite(interleaved, sizeof(float) * CHANNELS, process.frames_count, out);
             }
-            printf("step %d blocks %lld cpu_ns %.0f\n", i - 7, blocks, cpu);
+            qsort(took, (size_t)blocks, sizeof(double), by_value);
+            printf("step %d blocks %lld median_ns %.0f\n", i - 7, blocks, blocks ? took[blocks / 2] : 0.0);
+            free(took);
         } else {
             fail("unknown step", argv[i]);
         }

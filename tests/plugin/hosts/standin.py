@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import soundfile as sf
@@ -23,7 +24,7 @@ class StandInDaemon:
         self.socket.settimeout(timeout)
         self.port = self.socket.getsockname()[1]
 
-    def __enter__(self) -> StandInDaemon:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
