@@ -28,6 +28,9 @@ SENT = [
     ("plugin", {"capture": "4821-1", "label": "", "pid": 4821, "plugin_format": "LV2", "age": 0.5,
                 "played": "0.000–12.000 s"}, ["4821-1", "", 4821, "LV2", 0.5, "0.000–12.000 s"]),
     ("plugins_listed", {"count": 1}, [1]),
+    ("plugin_prompt_set", {"capture": "4821-1", "prompt": "soft guitar"}, ["4821-1", "soft guitar"]),
+    ("auditioning", {"job_id": "j-1", "playing": "variant", "variant": 2, "gain_db": -1.5, "output": "daw-bridge"},
+     ["j-1", "variant", 2, -1.5, "daw-bridge"]),
     ("pong", {"version": "1.0.0"}, ["1.0.0"]),
 ]
 
@@ -63,7 +66,7 @@ def test_progress_may_be_given_as_an_int_and_leaves_as_a_float():
     ("done", dict(job_id="j", manifests="/d/a.json"), "manifests: '/d/a.json' must be a non-empty list, got string"),
     ("done", dict(job_id="j", manifests=["/d/a.json", 2]), "manifests: 2 must be a string, got integer"),
     ("pong", dict(version=1), "version: 1 must be a string, got integer"),
-    ("welcome", dict(), "reply: 'welcome' is not a reply (replies: accepted, state, done, failed, error, plugin, plugins_listed, pong)"),
+    ("welcome", dict(), f"reply: 'welcome' is not a reply (replies: {', '.join(REPLIES)})"),
 ])
 def test_a_malformed_reply_is_a_bug_caught_before_sending(name, values, message):
     assert refusal(name, **values) == message
@@ -80,8 +83,8 @@ def test_a_long_explanation_is_cut_rather_than_refused():
     ("/bridge/done", ["j-1"], "manifests: missing (required by /bridge/done)"),
     ("/bridge/pong", ["1.0.0", "extra"], "/bridge/pong: takes 1 arguments, got 2"),
     ("/bridge/state", ["j-1", "generating", "0.5", ""], "progress: '0.5' must be a number, got string"),
-    ("/bridge/inpaint", [], "/bridge/inpaint: unknown reply address (replies: /bridge/accepted, /bridge/state, "
-                            "/bridge/done, /bridge/failed, /bridge/error, /bridge/plugin, /bridge/plugins_listed, /bridge/pong)"),
+    ("/bridge/inpaint", [], "/bridge/inpaint: unknown reply address (replies: "
+                            f"{', '.join(spec.address for spec in REPLIES.values())})"),
 ])
 def test_a_client_refuses_a_reply_it_cannot_read(address, args, message):
     with pytest.raises(ValidationError) as caught:

@@ -14,6 +14,8 @@ from osc_schema import COMMANDS, ValidationError, load_request, parse_osc, parse
 from osc_schema.generate import EXAMPLES, oscsend_argv
 from tests.conftest import require_tool
 
+NAMES = ", ".join(COMMANDS)  # as the errors list them
+
 SONG = "/home/me/Music/song/audio/mix.wav"
 
 
@@ -89,11 +91,9 @@ def test_nan_written_into_a_request_file_reads_like_nan_over_osc():
     (b'{"command": "ping"', "request: not valid JSON (Expecting ',' delimiter at line 1, column 19)"),
     (b'{"command": "ping", "reply_port": 9\xff}', "request: not UTF-8 text (bad byte at offset 35)"),
     (b'[1, 2]', "request: [1, 2] must be a JSON object, got array"),
-    (b'{"source": "x"}', "command: missing (a request names one of inpaint, extend, cancel, retry, resolve, "
-                         "status, plugins, ping, context, ableton)"),
-    (b'{"command": "render"}', "command: 'render' must be one of inpaint, extend, cancel, retry, resolve, status, "
-                               "plugins, ping, context, ableton"),
-    (b'{"command": 7}', "command: 7 must be one of inpaint, extend, cancel, retry, resolve, status, plugins, ping, context, ableton"),
+    (b'{"source": "x"}', f"command: missing (a request names one of {NAMES})"),
+    (b'{"command": "render"}', f"command: 'render' must be one of {NAMES}"),
+    (b'{"command": 7}', f"command: 7 must be one of {NAMES}"),
     (b'{"command": "ping", "command": "ping"}', "command: given twice"),
     (b'[' * 100_000 + b']' * 100_000, "request: not valid JSON (nested too deeply)"),
 ])
@@ -161,7 +161,7 @@ def test_to_osc_args_refuses_what_the_daemon_would_refuse():
     assert (str(caught.value), caught.value.request_id) == ("end: 10.0 must be greater than start (12.5)", "r-1")
     with pytest.raises(ValidationError) as caught:
         to_osc_args("render", {})
-    assert str(caught.value) == "command: 'render' must be one of inpaint, extend, cancel, retry, resolve, status, plugins, ping, context, ableton"
+    assert str(caught.value) == f"command: 'render' must be one of {NAMES}"
 
 
 def test_to_osc_args_leaves_out_optional_keys_given_as_none():
