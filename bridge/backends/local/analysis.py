@@ -13,6 +13,7 @@ numba writes its on-disk cache left files that crashed every later worker.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
@@ -30,6 +31,9 @@ CELL_SECONDS = HOP * FRAMES_PER_CELL / ANALYSIS_RATE
 MEL_BANDS = 32
 FRAME_RATE = ANALYSIS_RATE / HOP  # STFT frames per second
 _STFT_BLOCK = 32  # frames transformed at once: 512 kB of float64 stays in cache
+READ_FRAMES = 1 << 16  # frames of the song read and mixed to mono at a time
+_FRAMES_AT_ONCE = 4096  # STFT frames reduced to mel and chroma per matrix product: 17 MB of power, and few
+# products (threaded BLAS on a busy machine pays a thread hand-off per call)
 SILENCE_DB = -60.0
 
 
@@ -79,31 +83,39 @@ class SongAnalysis:
         return cls(**values)
 
 
-def mono_for_analysis(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Mono mix at the analysis rate."""
-    import soxr
+def analyse_file(path) -> SongAnalysis:
+    """Beats and per-cell features of a song file, read a block at a time: what is held while it runs is the
+    features and one block, never the decoded song (a 60-minute song would be 1.3 GB as float32 stereo)."""
+    import soundfile as sf
 
-    mono = audio.mean(axis=1) if audio.ndim == 2 else audio
-    mono = np.ascontiguousarray(mono, dtype=np.float32)
-    if sample_rate != ANALYSIS_RATE:
-        mono = soxr.resample(mono, sample_rate, ANALYSIS_RATE, quality="MQ")
-    return mono
+    with sf.SoundFile(str(path)) as song:
+        return analyse_blocks(song.blocks(READ_FRAMES, dtype="float32", always_2d=True), song.samplerate)
 
 
 def analyse(audio: np.ndarray, sample_rate: int) -> SongAnalysis:
-    """Beats and per-cell features of ``audio`` (frames, channels)."""
-    duration = len(audio) / sample_rate
-    mono = mono_for_analysis(audio, sample_rate)
-    level_db = _db(np.mean(np.square(mono, dtype=np.float64)))
-    tail = mono[-ANALYSIS_RATE // 2:]
-    tail_db = _db(np.mean(np.square(tail, dtype=np.float64))) if len(tail) else SILENCE_DB
-    if len(mono) < N_FFT * 4:
-        mono = np.pad(mono, (0, N_FFT * 4 - len(mono)))
-    power = power_spectrogram(mono)
-    mel_power = np.einsum("ft,mf->mt", power, _mel_filters(), optimize=True)
+    """Beats and per-cell features of ``audio`` (frames, channels) held in memory."""
+    return analyse_blocks((audio[at:at + READ_FRAMES] for at in range(0, len(audio), READ_FRAMES)), sample_rate)
+
+
+def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalysis:
+    """Beats and per-cell features of a song given as consecutive blocks of (frames, channels) float32 samples.
+
+    Each block is mixed to mono, resampled to the analysis rate by a streaming resampler (the same samples as
+    resampling the whole mix at once) and cut into STFT frames whose mel and chroma energies are all that is kept.
+    """
+    resample = _resampler(sample_rate)
+    spectra = _Spectra()
+    frames = 0
+    for block in blocks:
+        frames += len(block)
+        spectra.feed(resample(_mono(block), False))
+    spectra.feed(resample(np.zeros(0, dtype=np.float32), True))
+    duration = frames / sample_rate
+    level_db = _db(spectra.energy / max(spectra.samples, 1))
+    tail_db = _db(np.mean(np.square(spectra.tail, dtype=np.float64))) if len(spectra.tail) else SILENCE_DB
+    mel_power, chroma = spectra.finish(min_samples=N_FFT * 4)
     onset = onset_strength(power_to_db(mel_power, top_db=80.0))
     beats, tempo = track_beats(onset, level_db)
-    chroma = np.einsum("cf,ft->ct", _chroma_filters(), power, optimize=True)
     cells = int(np.ceil(duration / CELL_SECONDS))
     cell_mel = _pool(mel_power.reshape(MEL_BANDS, 2, -1).mean(axis=1), cells)  # 64 bands -> 32 by pairs
     cell_chroma = _pool(chroma, cells)
@@ -114,6 +126,67 @@ def analyse(audio: np.ndarray, sample_rate: int) -> SongAnalysis:
                         chroma=cell_chroma.astype(np.float32), onset=cell_onset.astype(np.float32),
                         onset_envelope=onset.astype(np.float32), tempo=tempo,
                         level_db=level_db, tail_db=tail_db)
+
+
+def _mono(block: np.ndarray) -> np.ndarray:
+    """The mean of the channels, as float32 (channel by channel: numpy's mean across a short axis is slow)."""
+    mono = block[:, 0].astype(np.float32)
+    for channel in range(1, block.shape[1]):
+        mono += block[:, channel]
+    return mono / np.float32(block.shape[1]) if block.shape[1] > 1 else mono
+
+
+def _resampler(sample_rate: int):
+    """``resample(mono, last)``: the next stretch of the mix at the analysis rate (``last`` flushes the end)."""
+    if sample_rate == ANALYSIS_RATE:
+        return lambda mono, last: mono
+    import soxr
+
+    stream = soxr.ResampleStream(sample_rate, ANALYSIS_RATE, 1, dtype="float32", quality="MQ")
+    return stream.resample_chunk
+
+
+class _Spectra:
+    """Mel-band and chroma energy of each STFT frame of a mono signal fed piece by piece.
+
+    Frames are centred (frame ``t`` covers ``t * HOP`` ± N_FFT / 2, zeros beyond the ends); only the samples of
+    frames not yet complete are held, and each frame's 1025 power bins are reduced to 64 + 12 numbers at once.
+    The signal's energy and its last half second are kept for its loudness and its ending.
+    """
+
+    def __init__(self):
+        self.samples = 0  # fed so far
+        self.energy = 0.0  # their sum of squares
+        self.tail = np.zeros(0, dtype=np.float32)  # the last half second of them
+        self._waiting: list[np.ndarray] = []  # fed, not yet cut into frames
+        self._pending = np.zeros(N_FFT // 2, dtype=np.float32)  # the start of frames not yet complete
+        self._mel: list[np.ndarray] = []
+        self._chroma: list[np.ndarray] = []
+
+    def feed(self, mono: np.ndarray) -> None:
+        self.samples += len(mono)
+        self.energy += float(np.sum(np.square(mono, dtype=np.float64)))
+        self.tail = np.concatenate((self.tail, mono))[-(ANALYSIS_RATE // 2):]
+        self._waiting.append(mono)
+        if sum(map(len, self._waiting)) >= _FRAMES_AT_ONCE * HOP:
+            self._frames(np.concatenate(self._waiting))
+            self._waiting.clear()
+
+    def finish(self, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mel power (2 * MEL_BANDS, frames), chroma (12, frames)) after zeros past the end; a signal shorter
+        than ``min_samples`` is first padded to that length."""
+        self._waiting.append(np.zeros(max(min_samples - self.samples, 0) + N_FFT // 2, dtype=np.float32))
+        self._frames(np.concatenate(self._waiting))
+        return np.concatenate(self._mel, axis=1), np.concatenate(self._chroma, axis=1)
+
+    def _frames(self, mono: np.ndarray) -> None:
+        pending = np.concatenate((self._pending, mono))
+        count = (len(pending) - N_FFT) // HOP + 1 if len(pending) >= N_FFT else 0
+        if count:
+            bands = _band_filters() @ frame_power(pending[:(count - 1) * HOP + N_FFT])
+            self._mel.append(bands[:2 * MEL_BANDS])
+            self._chroma.append(bands[2 * MEL_BANDS:])
+        self._pending = pending[count * HOP:]
 
 
 def track_beats(onset: np.ndarray, level_db: float) -> tuple[np.ndarray, float]:
@@ -130,12 +203,10 @@ def estimate_tempo(onset: np.ndarray) -> float:
     return _estimate_tempo(onset, FRAME_RATE)
 
 
-def power_spectrogram(mono: np.ndarray) -> np.ndarray:
-    """|STFT|^2 as float32 (1 + N_FFT / 2, frames): periodic Hann frames of N_FFT every HOP samples, centred
-    (frame ``t`` covers ``t * HOP`` ± N_FFT / 2, zeros beyond the ends); transformed in float64, rounded to
-    complex64 like librosa's ``stft`` of float32 audio."""
-    padded = np.pad(mono, N_FFT // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+def frame_power(samples: np.ndarray) -> np.ndarray:
+    """|STFT|^2 as float32 (1 + N_FFT / 2, frames) of periodic Hann frames of N_FFT every HOP samples, the first
+    at sample 0; transformed in float64, rounded to complex64 like librosa's ``stft`` of float32 audio."""
+    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP]
     window = hann(N_FFT)
     power = np.empty((N_FFT // 2 + 1, len(frames)), dtype=np.float32)
     for first in range(0, len(frames), _STFT_BLOCK):
@@ -174,6 +245,12 @@ def _mel_filters(bands: int = 2 * MEL_BANDS) -> np.ndarray:
     weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
     weights.flags.writeable = False
     return weights
+
+
+@lru_cache(maxsize=None)
+def _band_filters() -> np.ndarray:
+    """The mel filters, then the chroma filters: one matrix product per block of frames gives both."""
+    return np.vstack((_mel_filters(), _chroma_filters()))
 
 
 _SLANEY_HZ_PER_MEL = 200.0 / 3  # below 1 kHz

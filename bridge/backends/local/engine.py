@@ -2,17 +2,19 @@
 
 ``analyse_source`` fills the analysis cache; ``render_job`` plans the variants, renders them into the work folder
 and returns ``Rendered`` dicts. Both are module-level so a spawned process pool can pickle them. A worker
-remembers the last song it hashed (and decoded, if it analysed it), so the two calls of one job read the file
-once; on a cached song a PCM file is not decoded at all, only the blocks the variants play are read.
+remembers the content key of the last song it hashed, so the two calls of one job hash the file once. No call
+holds the decoded song: the analysis reads the file a block at a time, and rendering reads only the blocks the
+variants play (except from an MP3, decoded whole for that job).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from bridge.backends.local.analysis import SongAnalysis, analyse, without_range
+from bridge.backends.local.analysis import SongAnalysis, analyse, analyse_file, without_range
 from bridge.backends.local.cache import AnalysisCache, content_key
 from bridge.backends.local.extend import plan_extend
 from bridge.backends.local.inpaint import plan_inpaint
@@ -30,8 +32,10 @@ STEERED_NOTE = ("embedded: re-uses the song's own material (beat-aligned, simila
                 "it is followed, nor lyrics or gender")
 MIN_SONG_SECONDS = 4.0
 
-_loaded: dict[str, object] = {}  # this worker's last song: its file identity, content key, and samples if decoded
-_SEEKABLE = {"WAV", "WAVEX", "AIFF", "FLAC", "W64", "RF64", "CAF"}  # seeking there gives exactly the same samples
+_loaded: dict[str, object] = {}  # this worker's last song: its file identity and content key (never its samples)
+# Seeking there gives exactly the same samples as decoding from the start (checked for Ogg Vorbis and Opus with
+# libsndfile 1.2). Not MP3: without a Xing header its frame count is an estimate, so it is decoded whole.
+_SEEKABLE = {"WAV", "WAVEX", "AIFF", "FLAC", "W64", "RF64", "CAF", "OGG"}
 
 
 def _identity(source: Path) -> tuple:
@@ -62,49 +66,55 @@ def song_key(source: Path) -> str:
     return _loaded["key"]
 
 
-def load_song(source: Path) -> tuple[np.ndarray, int, str]:
-    """(float32 frames (n, channels), sample rate, source subtype), decoded once per file version in this worker."""
+@contextmanager
+def _reading(source: Path):
+    """A decoder's or the file system's error while reading the song, as a one-line SourceError."""
     import soundfile as sf
 
-    song_key(source)
-    if "audio" not in _loaded:
-        try:
-            with sf.SoundFile(str(source)) as song:
-                audio = song.read(dtype="float32", always_2d=True)
-                _loaded.update(audio=audio, sample_rate=song.samplerate, subtype=song.subtype)
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise SourceError(f"source audio cannot be read ({exc}): {source}", code="source_unreadable") from None
-        if len(audio) == 0:
-            raise SourceError(f"source audio has no frames: {source}", code="source_unreadable")
-    return _loaded["audio"], _loaded["sample_rate"], _loaded["subtype"]
+    try:
+        yield
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        raise SourceError(f"source audio cannot be read ({exc}): {source}", code="source_unreadable") from None
+
+
+def load_song(source: Path) -> tuple[np.ndarray, int, str]:
+    """(float32 frames (n, channels), sample rate, source subtype): the whole song decoded, for a format that
+    cannot be read block by block exactly. Not kept: a job's memory ends with the job."""
+    import soundfile as sf
+
+    with _reading(source), sf.SoundFile(str(source)) as song:
+        audio = song.read(dtype="float32", always_2d=True)
+        sample_rate, subtype = song.samplerate, song.subtype
+    if len(audio) == 0:
+        raise SourceError(f"source audio has no frames: {source}", code="source_unreadable")
+    return audio, sample_rate, subtype
 
 
 def open_song(source: Path):
-    """A readable source for rendering, its sample rate and subtype: the samples this worker holds, else the file
-    read block by block where that is exact, else the whole song decoded."""
+    """A readable source for rendering, its sample rate and subtype: the file read block by block where seeking
+    is exact, else the whole song decoded."""
     import soundfile as sf
 
-    song_key(source)
-    if "audio" not in _loaded:
-        try:
-            info = sf.info(str(source))
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise SourceError(f"source audio cannot be read ({exc}): {source}", code="source_unreadable") from None
-        if info.format in _SEEKABLE and info.frames > 0:
-            return FileSource(source), info.samplerate, info.subtype
+    with _reading(source):
+        info = sf.info(str(source))
+    if info.format in _SEEKABLE and info.frames > 0:
+        return FileSource(source), info.samplerate, info.subtype
     audio, sample_rate, subtype = load_song(source)
     return ArraySource(audio), sample_rate, subtype
 
 
 def song_analysis(source: Path, cache_dir: Path) -> tuple[SongAnalysis, bool]:
-    """The song's analysis, from the cache when it holds this content; the bool says it was cached."""
+    """The song's analysis, from the cache when it holds this content; the bool says it was cached. A new song
+    is analysed as it is read, a block at a time."""
     cache = AnalysisCache(cache_dir)
     key = song_key(source)
     analysis = cache.load(key)
     if analysis is not None:
         return analysis, True
-    audio, sample_rate, _ = load_song(source)
-    analysis = analyse(audio, sample_rate)
+    with _reading(source):
+        analysis = analyse_file(source)
+    if analysis.duration == 0:
+        raise SourceError(f"source audio has no frames: {source}", code="source_unreadable")
     cache.store(key, analysis)
     return analysis, False
 
