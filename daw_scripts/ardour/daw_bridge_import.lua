@@ -253,6 +253,23 @@ function DB.mark_imported(drop_folder, manifest_names)
 	file:close()
 end
 
+-- Claim one manifest for an import in the open session: false when it is imported already. The editor action and
+-- the background hook can run inside each other (Ardour's import runs the GUI's main loop while it works), so a
+-- manifest is claimed right before its import, and given back with `unclaim` when the import fails.
+function DB.claim(drop_folder, manifest_name)
+	if DB.imported(drop_folder)[manifest_name] then return false end
+	DB.mark_imported(drop_folder, { manifest_name })
+	return true
+end
+
+function DB.unclaim(drop_folder, manifest_name)
+	local kept = {}
+	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
+		if line ~= manifest_name then kept[#kept + 1] = line .. "\n" end
+	end
+	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(kept))
+end
+
 -- A manifest and its audio checked for import; nil and the reason when it cannot be imported.
 function DB.read_manifest(path)
 	local text = DB.read_file(path)
@@ -545,8 +562,7 @@ function DB.import_with_editor(plan, track)
 	return region
 end
 
--- Import every pending result into the open session: the names imported and notes on the rest. A manifest is
--- marked imported as soon as its region is placed, so a failure later does not import it twice.
+-- Import every pending result into the open session: the names imported, notes on the rest, the drop folder.
 function DB.import_open_session()
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
@@ -554,12 +570,14 @@ function DB.import_open_session()
 	local origin_now = DB.origin_finder(Session)
 	local imported = {}
 	for _, entry in ipairs(ready) do
-		local plan = DB.plan(entry.manifest, rate, origin_now)
-		if DB.import_with_editor(plan, DB.track_for(Session, plan.track_id, plan.channels)) then
-			imported[#imported + 1] = entry.name
-			DB.mark_imported(drop_folder, { entry.name })
-		else
-			notes[#notes + 1] = entry.name .. " was not imported by Ardour (see the log window)"
+		if DB.claim(drop_folder, entry.name) then
+			local plan = DB.plan(entry.manifest, rate, origin_now)
+			if DB.import_with_editor(plan, DB.track_for(Session, plan.track_id, plan.channels)) then
+				imported[#imported + 1] = entry.name
+			else
+				DB.unclaim(drop_folder, entry.name)
+				notes[#notes + 1] = entry.name .. " was not imported by Ardour (see the log window)"
+			end
 		end
 	end
 	return imported, notes, drop_folder

@@ -179,7 +179,7 @@ def test_reaper_default_resource_folder_is_under_home_and_must_exist(home, capsy
 
 # ---- Ardour -----------------------------------------------------------------------------------------------------------
 
-ARDOUR_FILES = ["daw_bridge_import.lua", "daw_bridge_send.lua"]
+ARDOUR_FILES = ["daw_bridge_background_import.lua", "daw_bridge_import.lua", "daw_bridge_send.lua"]
 
 
 def test_ardour_installs_into_the_versions_that_exist(home, capsys):
@@ -191,8 +191,8 @@ def test_ardour_installs_into_the_versions_that_exist(home, capsys):
     assert status == 0
     assert sorted(p.name for p in (home / ".config" / "ardour8" / "scripts").iterdir()) == ARDOUR_FILES
     assert not (home / ".config" / "ardour7").exists()
-    assert "install ardour: 2 file(s) written" in out
-    assert "0 file(s) written, 2 unchanged" in cli(capsys, "install", "ardour")[1]
+    assert "install ardour: 3 file(s) written" in out
+    assert "0 file(s) written, 3 unchanged" in cli(capsys, "install", "ardour")[1]
 
     cli(capsys, "uninstall", "ardour")
     assert snapshot(home) == before

@@ -8,6 +8,8 @@ One ``ArdourGUI`` is one Xvfb and one Ardour on one session; ``stop`` ends both 
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 import re
 import signal
@@ -17,11 +19,15 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
 from tests.conftest import free_udp_port, require_tool
-from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, SCRIPTS, Ardour, lua_string
+from tests.daw_scripts.ardour.conftest import RATE, SCRIPTS, Ardour, lua_string
 
 SCREEN = "1600x1000x24"
 TOOLS = ("Xvfb", "xdotool", "import", "oscsend", "ardour")
+TRACKS = ["Song", "Other"]  # the test session's tracks, in order: OSC strips 1 and 2
 
 # An action-script helper: writes the names of the tracks selected in the editor to $HOME/selection.txt.
 REPORT_SELECTION = """
@@ -41,8 +47,10 @@ LUA_TIMER_S = 46
 
 
 def runnable(source: str) -> str:
-    """A script's text as Ardour stores it in ui_scripts: a chunk returning what its factory returns."""
-    return source.replace("\nfunction factory (", "\nlocal function factory (") + "\nreturn factory (...)\n"
+    """A script's text in the form ui_scripts stores it (Ardour stores its factory's bytecode): a chunk returning
+    what its factory returns. The script header's ``ardour`` is Ardour's script scanner's, absent when it runs."""
+    return ("local function ardour () end\n" + source.replace("\nfunction factory (", "\nlocal function factory (")
+            + "\nreturn factory (...)\n")
 
 
 def _saved_script(table: str, name: str, source: str) -> str:
@@ -109,12 +117,12 @@ def free_display() -> str:
     raise AssertionError("no free X display number")
 
 
-def make_session(ardour: Ardour, folder: Path, tracks: list[str]) -> tuple[Path, dict]:
-    """A session named after ``folder`` with a stereo audio track per name and OSC enabled; the tracks' ids."""
+def make_session(ardour: Ardour, folder: Path) -> tuple[Path, dict]:
+    """A session named after ``folder`` with the stereo audio tracks TRACKS and OSC enabled; the tracks' ids."""
     [ids] = ardour.run(f"""
 create_session({lua_string(str(folder))}, {lua_string(folder.name)}, {RATE})
 local ids = {{}}
-for _, name in ipairs({{ {", ".join(lua_string(t) for t in tracks)} }}) do
+for _, name in ipairs({{ {", ".join(lua_string(t) for t in TRACKS)} }}) do
 	local track = Session:new_audio_track(2, 2, nil, 1, name, ARDOUR.PresentationInfo.max_order,
 		ARDOUR.TrackMode.Normal, true):front()
 	ids[name] = track:to_stateful():id():to_s()
@@ -155,15 +163,16 @@ class ArdourGUI:
         self.report_slot = len(actions) + 1
         self.xvfb = self.ardour = None
         self.log_path = home / "ardour.log"
-        self.log = open(self.log_path, "wb")
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 (closed by stop)
 
     def start(self):
         self.xvfb = subprocess.Popen([require_tool("Xvfb"), self.display, "-screen", "0", SCREEN, "-nolisten", "tcp"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for("Xvfb", lambda: self.xvfb.poll() is not None or subprocess.run(
-            ["xdotool", "getdisplaygeometry"], env=self.env, capture_output=True).returncode == 0, 20, 0.2)
+            ["xdotool", "getdisplaygeometry"], env=self.env, capture_output=True, check=False).returncode == 0, 20, 0.2)
         assert self.xvfb.poll() is None, "Xvfb did not start"
-        self.ardour = subprocess.Popen([require_tool("ardour"), str(self.session_file)], env=self.env,
+        # stdbuf: Ardour's console output (Lua's print among it) reaches the log line by line
+        self.ardour = subprocess.Popen(["stdbuf", "-oL", require_tool("ardour"), str(self.session_file)], env=self.env,
                                        cwd=self.home, stdout=self.log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         wait_for("Ardour's editor window", lambda: self._alive() and self.window(f"^{self.session_file.stem} - "),
@@ -191,7 +200,7 @@ class ArdourGUI:
     def window(self, name: str) -> str | None:
         """The id of a visible window whose title matches the regular expression ``name``."""
         found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", name], env=self.env,
-                               capture_output=True, text=True).stdout.split()
+                               capture_output=True, text=True, check=False).stdout.split()
         return found[0] if found else None
 
     def osc(self, address: str, types: str, *values):
@@ -219,12 +228,12 @@ class ArdourGUI:
             return None
         return sorted(line for line in report.read_text().splitlines() if line)
 
-    def select(self, track_names: list[str], strips: list[str]):
-        """Select ``track_names`` (none when empty); ``strips`` are the session's tracks in their order."""
+    def select(self, track_names: list[str]):
+        """Select the tracks ``track_names`` (none when empty) in the editor."""
         self.action("Common/deselect-all")  # run later, in the GUI thread: wait for it before selecting
         wait_for("no selection", lambda: self.selection() == [], 15, 0.3)
         for name in track_names:
-            self.osc("/strip/select", "ii", strips.index(name) + 1, 0)
+            self.osc("/strip/select", "ii", TRACKS.index(name) + 1, 0)
         wait_for(f"the selection {track_names}", lambda: self.selection() == sorted(track_names), 15, 0.3)
 
     def save(self) -> Path:
@@ -274,5 +283,32 @@ def is_image(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 1000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-__all__ = ["ArdourGUI", "IMPORT_SCRIPT", "LUA_TIMER_S", "TOOLS", "is_image", "make_session",
-           "regions_in_session_file", "runnable", "wait_for"]
+
+@contextlib.contextmanager
+def running_gui(ardour: Ardour, folder: Path, actions: list[tuple[str, str]], hooks: list[tuple[str, str, int]] = ()):
+    """Ardour's GUI on a new session in ``folder`` (with an empty drop folder); ``ids`` are its tracks' ids and
+    ``shots`` the folder for screenshots."""
+    session_file, ids = make_session(ardour, folder / "Sess")
+    (session_file.parent / "daw-bridge").mkdir()
+    gui = ArdourGUI(folder / "home", session_file, actions, hooks)
+    gui.ids, gui.shots = ids, folder
+    try:
+        gui.start()
+        yield gui
+    finally:
+        gui.stop(folder / "last.png")
+
+
+def write_result(drop: Path, stem: str, track_id: str, seconds_at: float, frames: int, confidence: float):
+    """A delivered result the way the daemon writes it: a stereo WAV and its manifest, for the track ``track_id``."""
+    audio = drop / f"{stem}.wav"
+    sf.write(audio, np.full((frames, 2), 0.1, dtype="float32"), RATE, subtype="FLOAT")
+    manifest = {
+        "format": "daw-bridge.manifest/1", "job_id": stem, "request_id": "ardour-1-1", "operation": "inpaint",
+        "variant": 1, "variants": 1, "backend": "local", "delivery": "patch", "audio": audio.name,
+        "sample_rate": RATE, "channels": 2, "frames": frames, "timeline": {"position": seconds_at, "length": 1.0},
+        "source": {}, "ids": {"track": track_id}, "request": {"prompt": stem}, "splice": {"confidence": confidence},
+    }
+    part = drop / f".{stem}.json.part"
+    part.write_text(json.dumps(manifest), encoding="utf-8")
+    part.rename(drop / f"{stem}.json")

@@ -6,47 +6,25 @@ session and reads the saved .ardour file back; the screenshots stay in the modul
 
 from __future__ import annotations
 
-import json
 import subprocess
-from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE
-from tests.daw_scripts.ardour.gui import ArdourGUI, is_image, make_session, regions_in_session_file, wait_for
-
-TRACKS = ["Song", "Other"]  # in the session's order: OSC strip 1 and 2
-
-
-def write_result(drop: Path, stem: str, track_id: str, seconds_at: float, frames: int, confidence: float):
-    """A delivered result the way the daemon writes it: a stereo WAV and its manifest, for the track ``track_id``."""
-    audio = drop / f"{stem}.wav"
-    sf.write(audio, np.full((frames, 2), 0.1, dtype="float32"), RATE, subtype="FLOAT")
-    manifest = {
-        "format": "daw-bridge.manifest/1", "job_id": stem, "request_id": "ardour-1-1", "operation": "inpaint",
-        "variant": 1, "variants": 1, "backend": "local", "delivery": "patch", "audio": audio.name,
-        "sample_rate": RATE, "channels": 2, "frames": frames, "timeline": {"position": seconds_at, "length": 1.0},
-        "source": {}, "ids": {"track": track_id}, "request": {"prompt": stem}, "splice": {"confidence": confidence},
-    }
-    part = drop / f"{stem}.json.part"
-    part.write_text(json.dumps(manifest), encoding="utf-8")
-    part.rename(drop / f"{stem}.json")
+from tests.daw_scripts.ardour.gui import (
+    is_image,
+    regions_in_session_file,
+    running_gui,
+    wait_for,
+    write_result,
+)
 
 
 @pytest.fixture(scope="module")
 def gui(ardour, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("gui-import")
-    session_file, ids = make_session(ardour, folder / "Sess", TRACKS)
-    (session_file.parent / "daw-bridge").mkdir()
-    gui = ArdourGUI(folder / "home", session_file, [("DAW Bridge: Import results", IMPORT_SCRIPT.read_text())])
-    gui.ids, gui.shots = ids, folder
-    try:
-        gui.start()
+    with running_gui(ardour, tmp_path_factory.mktemp("gui-import"),
+                     [("DAW Bridge: Import results", IMPORT_SCRIPT.read_text())]) as gui:
         yield gui
-    finally:
-        gui.stop(folder / "last.png")
 
 
 # (the case, the tracks selected when the action runs, where the result goes in seconds, its length in samples)
@@ -58,7 +36,7 @@ CASES = [("another track selected", ["Other"], 2.0, RATE),
 
 @pytest.mark.parametrize("case, selected, seconds_at, frames", CASES, ids=[c[0] for c in CASES])
 def test_the_result_lands_on_its_track_whatever_is_selected(gui, case, selected, seconds_at, frames):
-    gui.select(selected, TRACKS)
+    gui.select(selected)
     stem = "case-" + case.replace(" ", "-")
     write_result(gui.session_file.parent / "daw-bridge", stem, gui.ids["Song"], seconds_at, frames, 0.82)
 
