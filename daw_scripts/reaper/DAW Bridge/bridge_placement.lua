@@ -92,11 +92,14 @@ local function item_for(manifest, edit_start)
   end
 end
 
---- The take's name: operation, variant and prompt.
+--- The take's name: operation, variant, the engine's confidence in it (splice.confidence, when the manifest gives
+--- one) and prompt: "inpaint v1 (conf 0.82): soft guitar solo".
 function placement.take_name(manifest)
   local prompt = json.value((json.value(manifest.request) or {}).prompt) or ""
   if #prompt > 60 then prompt = prompt:sub(1, 57) .. "..." end
   local name = string.format("%s v%s", manifest.operation, tostring(manifest.variant))
+  local confidence = json.value((json.value(manifest.splice) or {}).confidence)
+  if type(confidence) == "number" then name = string.format("%s (conf %.2f)", name, confidence) end
   if prompt ~= "" then name = name .. ": " .. prompt end
   return name
 end
