@@ -360,8 +360,8 @@ private:
 // ---------------------------------------------------------------------------------------------------------------------
 
 enum Parameters : uint32_t {
-    kInpaint, kExtend, kCancel,  // triggers: a press is a request to the daemon
-    kMarkIn, kMarkOut,           // triggers: the host's position at the press becomes the range's start / end
+    kInpaint, kExtend, kCancel,  // presses (off to on): a request to the daemon
+    kMarkIn, kMarkOut,           // presses: the host's position at the press becomes the range's start / end
     kRangeStart, kRangeEnd,      // seconds of host timeline (used until both marks are set, and again once changed)
     kDaemonPort,                 // the daemon's OSC port on 127.0.0.1
     kPreset,                     // 0 = the instance's own prompt (daw-bridge plugin prompt), n = the daemon's preset n
@@ -457,12 +457,14 @@ protected:
     void initParameter(uint32_t index, Parameter& parameter) override
     {
         switch (index) {
+        // Presses are rising edges of plain on/off parameters, not DPF triggers: DPF 1.6's VST3 wrapper drops a
+        // trigger a JUCE-based host (pedalboard, DawDreamer) sets, and re-applies one each block in other hosts.
         case kInpaint:
         case kExtend:
         case kCancel: {
             static const char* const names[] = {"Inpaint", "Extend", "Cancel"};
             static const char* const symbols[] = {"inpaint", "extend", "cancel"};
-            parameter.hints = kParameterIsAutomatable | kParameterIsTrigger;
+            parameter.hints = kParameterIsAutomatable | kParameterIsBoolean;
             parameter.name = names[index];
             parameter.symbol = symbols[index];
             parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
@@ -470,7 +472,7 @@ protected:
         }
         case kMarkIn:
         case kMarkOut:
-            parameter.hints = kParameterIsAutomatable | kParameterIsTrigger;
+            parameter.hints = kParameterIsAutomatable | kParameterIsBoolean;
             parameter.name = index == kMarkIn ? "Mark in" : "Mark out";
             parameter.symbol = index == kMarkIn ? "markin" : "markout";
             parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
@@ -573,9 +575,10 @@ protected:
         if (index >= kFirstOutput)  // outputs are the plugin's own to set
             return;
         const float before = fValues[index].exchange(value, std::memory_order_relaxed);
-        if (index <= kCancel && value > 0.5f)
+        const bool pressed = value > 0.5f && before <= 0.5f;  // a pad's press: off to on (its release sends off)
+        if (index <= kCancel && pressed)
             fRequests.fetch_or(1u << index, std::memory_order_release);
-        else if ((index == kMarkIn || index == kMarkOut) && value > 0.5f)
+        else if ((index == kMarkIn || index == kMarkOut) && pressed)
             fMarks.fetch_or(index == kMarkIn ? kMarkStart : kMarkEnd, std::memory_order_relaxed);
         else if ((index == kRangeStart || index == kRangeEnd) && value != before)
             fMarked.store(false, std::memory_order_relaxed);  // the range set last wins over the marks

@@ -69,19 +69,47 @@ def only_capture(root: Path) -> Capture:
     return Capture(instances[0])
 
 
-def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0) -> dict:
-    """The job the plugin's capture index reports, once its state is one of ``states``."""
+def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0, instance: str = "") -> dict:
+    """The job the plugin's capture index reports (the only instance's, or `instance`'s), once its state is one of
+    ``states``."""
     deadline = time.monotonic() + timeout
     job: dict = {}
     while time.monotonic() < deadline:
         try:
-            job = only_capture(captures).index.get("job", {})
+            job = (Capture(captures / instance) if instance else only_capture(captures)).index.get("job", {})
         except (FileNotFoundError, json.JSONDecodeError, AssertionError):
             job = {}
         if job.get("state") in states:
             return job
         time.sleep(0.05)
     raise AssertionError(f"the job never reached {states}: {job}")
+
+
+def deliver(folder: Path, job_id: str, request_id: str, span_start: float,
+            seconds: float) -> tuple[list[str], list[np.ndarray]]:
+    """Two variants as the daemon delivers them, playing from timeline second `span_start` for `seconds`: audio then
+    manifest, beside each other, at half the level of full-scale noise. Returns the manifest paths (in reverse: the
+    plugin orders variants by the manifest's number, not by the message) and each variant's samples as a reader of
+    the WAV sees them."""
+    folder.mkdir(parents=True)
+    frames = int(seconds * RATE)
+    rng = np.random.default_rng(11)
+    manifests, heard = [], []
+    for variant, subtype in ((1, "FLOAT"), (2, "PCM_24")):
+        audio = (0.5 * rng.uniform(-1, 1, (frames, 2))).astype(np.float32)
+        name = f"song_inpaint_v{variant}_abcd.wav"
+        sf.write(str(folder / name), audio, RATE, subtype=subtype)
+        heard.append(sf.read(str(folder / name), dtype="float32", always_2d=True)[0])
+        # "source" (with its own "position") comes before "timeline": the plugin must read timeline.position
+        manifest = {"format": "daw-bridge.manifest/1", "job_id": job_id, "request_id": request_id,
+                    "operation": "inpaint", "variant": variant, "variants": 2, "backend": "local",
+                    "delivery": "patch", "audio": name, "sample_rate": RATE, "channels": 2, "frames": frames,
+                    "source": {"path": None, "start": span_start + 0.1, "end": span_start + seconds - 0.1,
+                               "span_start": span_start, "span_end": span_start + seconds, "position": 0.0},
+                    "timeline": {"position": span_start, "length": seconds}}
+        (folder / f"{name[:-4]}.json").write_text(json.dumps(manifest, indent=2))
+        manifests.append(str(folder / f"{name[:-4]}.json"))
+    return manifests[::-1], heard
 
 
 @pytest.fixture(scope="module")

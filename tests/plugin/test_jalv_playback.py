@@ -9,48 +9,20 @@ variant 0 every sample is the input again.
 
 from __future__ import annotations
 
-import json
 import socket
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from bridge.frontends.osc_wire import decode, encode
 
-from .conftest import only_capture, wait_for_job
-from .jackhost import RATE, Jalv, Song
+from .conftest import deliver, only_capture, wait_for_job
+from .jackhost import NOISE, RATE, Jalv, Song
 
 FADE = int(RATE * 0.005)  # 240 frames
 SPAN_START, SPAN_SECONDS = 10.4, 0.9  # where the delivered variants play (a patch: the range plus handles)
 FIRST = round(SPAN_START * RATE)
-
-
-def deliver(folder: Path, job_id: str, request_id: str) -> tuple[list[str], list[np.ndarray]]:
-    """Two variants as the daemon delivers them: audio then manifest, beside each other. Returns the manifest paths
-    and each variant's samples as a reader of the WAV sees them."""
-    folder.mkdir(parents=True)
-    frames = int(SPAN_SECONDS * RATE)
-    rng = np.random.default_rng(11)
-    manifests, heard = [], []
-    for variant, subtype in ((1, "FLOAT"), (2, "PCM_24")):
-        audio = (0.5 * rng.uniform(-1, 1, (frames, 2))).astype(np.float32)
-        name = f"song_inpaint_10.50-11.20_v{variant}_abcd.wav"
-        sf.write(str(folder / name), audio, RATE, subtype=subtype)
-        heard.append(sf.read(str(folder / name), dtype="float32", always_2d=True)[0])
-        # "source" (with its own "position") comes before "timeline": the plugin must read timeline.position
-        manifest = {"format": "daw-bridge.manifest/1", "job_id": job_id, "request_id": request_id,
-                    "operation": "inpaint", "variant": variant, "variants": 2, "backend": "local",
-                    "delivery": "patch", "audio": name, "sample_rate": RATE, "channels": 2, "frames": frames,
-                    "source": {"path": None, "start": 10.5, "end": 11.2, "span_start": SPAN_START,
-                               "span_end": SPAN_START + SPAN_SECONDS, "position": 0.0},
-                    "timeline": {"position": SPAN_START, "length": SPAN_SECONDS}}
-        (folder / f"{name[:-4]}.json").write_text(json.dumps(manifest, indent=2))
-        manifests.append(str(folder / f"{name[:-4]}.json"))
-    # listed in reverse: the plugin orders variants by the manifest's number, not by the message
-    return manifests[::-1], heard
 
 
 def show_outputs(plugin: Jalv) -> None:
@@ -112,7 +84,7 @@ def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_ser
         assert (job["job_id"], job["progress"], job["message"]) == ("j-test-1", 0.5, "halfway")
         show_outputs(plugin)
 
-        manifests, variants = deliver(tmp_path / "drop", "j-test-1", request_id)
+        manifests, variants = deliver(tmp_path / "drop", "j-test-1", request_id, SPAN_START, SPAN_SECONDS)
         daemon.sendto(encode("/bridge/done", ["j-test-1", *manifests]), reply_to)
         job = wait_for_job(plugin.captures, ("ready",))
         assert job["manifests"] == manifests and job["progress"] == 1.0
@@ -196,3 +168,82 @@ def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_ser
     assert index["dropped_blocks"] == 0
     if build == "rtcheck":
         assert index["rt_allocations"] == 0  # not one allocation in run(), playing variants and fading included
+
+
+def runs(labels: np.ndarray) -> list[tuple[str, int]]:
+    """'vvvxxooo' -> [('v', 3), ('x', 2), ('o', 3)]."""
+    edges = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    return [(str(labels[a]), int(b - a)) for a, b in zip(np.r_[0, edges], np.r_[edges, len(labels)])]
+
+
+def test_ab_switches_between_the_original_and_the_loudness_matched_variant_without_clicks(jack_server, bundles,
+                                                                                          tmp_path):
+    """A producer's story: variant 1 came back at half the level of the song. With Match loudness on it plays at
+    the song's loudness over its span; holding A/B plays the original instead, releasing it the variant again, each
+    switch a 5 ms crossfade."""
+    span_start, seconds = 10.4, 2.5
+    first = round(span_start * RATE)
+    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    daemon.bind(("127.0.0.1", 0))
+    daemon.settimeout(5)
+    plugin = Jalv(jack_server, bundles / "DawBridge.lv2", tmp_path)
+    song = Song(jack_server)
+    try:
+        song.connect(plugin.name)
+        plugin.command(f"set port {daemon.getsockname()[1]}")
+        time.sleep(0.3)
+        song.recording = True
+        song.roll(10 * RATE, 3.5)  # the capture holds the span: the original's loudness there is known
+        plugin.command("set inpaint 1")
+        datagram, reply_to = daemon.recvfrom(65536)
+        request_id = decode(datagram)[0][1][9]
+        manifests, variants = deliver(tmp_path / "drop", "j-ab", request_id, span_start, seconds)
+        daemon.sendto(encode("/bridge/accepted", [request_id, "j-ab"]), reply_to)
+        daemon.sendto(encode("/bridge/done", ["j-ab", *manifests]), reply_to)
+        job = wait_for_job(plugin.captures, ("ready",))
+        plugin.command("set variant 1")
+        plugin.command("set match 1")
+        time.sleep(0.2)
+        mark = max(song.played)
+        song.song.transport_frame = 10 * RATE
+        time.sleep(0.2)
+        song.song.transport_start()
+        time.sleep(1.0)  # ~11 s: inside the span
+        plugin.command("set ab 1")
+        time.sleep(0.6)
+        plugin.command("set ab 0")
+        time.sleep(1.5)
+        song.song.transport_stop()
+        time.sleep(0.2)
+        heard = rolled_output(song, mark)
+    finally:
+        song.recording = False
+        exit_status = plugin.stop()
+        song.close()
+        daemon.close()
+    assert exit_status == 0, plugin.log.read_text()
+
+    n = len(variants[0])
+    original = NOISE[first:first + n]
+    wanted = np.sqrt(np.mean(np.square(original, dtype=np.float64)) / np.mean(np.square(variants[0], dtype=np.float64)))
+    gain = job["gains"][0]
+    assert gain == pytest.approx(wanted, rel=1e-2) and 1.9 < gain < 2.1  # the variant is 6 dB quieter
+
+    frames = np.concatenate([np.arange(start, start + len(block)) for start, block, _ in heard])
+    played = np.concatenate([block for _, block, _ in heard])
+    out = np.concatenate([out for _, _, out in heard])
+    inside = (frames >= first + FADE) & (frames < first + n - FADE)
+    k = frames[inside] - first
+    matched = variants[0][k] * np.float32(gain)
+    is_variant = np.all(np.isclose(out[inside], matched, rtol=1e-5, atol=1e-7), axis=1)
+    is_original = np.all(out[inside] == played[inside], axis=1)
+    labels = np.where(is_variant, "v", np.where(is_original, "o", "x"))
+    pattern = runs(labels)
+    print(f"gain {gain:.4f} (wanted {wanted:.4f}); over the span: {pattern}")
+    assert [label for label, _ in pattern if label != "x"] == ["v", "o", "v"], pattern
+    assert all(count <= FADE for label, count in pattern if label == "x"), pattern
+    # inside each crossfade every sample lies between the two sides: no step beyond the fade's own
+    between = np.flatnonzero(labels == "x")
+    lo = np.minimum(matched[between], played[inside][between]) - 1e-6
+    hi = np.maximum(matched[between], played[inside][between]) + 1e-6
+    assert np.all((out[inside][between] >= lo) & (out[inside][between] <= hi))
