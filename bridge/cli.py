@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     from bridge.commands.install import add_arguments as install_arguments
 
     for name, installing, help in (("install", True, "put the DAW scripts or the user service in place (TARGET: "
-                                     "reaper, ardour, service)"),
+                                     "reaper, ardour, service, plugin)"),
                                    ("uninstall", False, "take out what `install TARGET` put in place")):
         p = command(name, _install, help)
         p.set_defaults(installing=installing)

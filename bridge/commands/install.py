@@ -416,6 +416,64 @@ def plan_service(args, installing: bool) -> Plan:
     return plan
 
 
+# ---- the audio plugin ---------------------------------------------------------------------------------------------------
+
+PLUGIN_BUILD = ROOT / "daw_scripts" / "plugin" / "build"
+PLUGIN_NAME = "DawBridge"
+PLUGIN_FORMATS = ("lv2", "vst3", "clap")  # each a bundle DawBridge.<format> (a folder, or one file for CLAP)
+
+
+def plugin_folders() -> dict[str, Path]:
+    """Where each format's per-user plugins live on this platform (what DAWs scan without being told)."""
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Audio" / "Plug-Ins"
+        return {"lv2": base / "LV2", "vst3": base / "VST3", "clap": base / "CLAP"}
+    if sys.platform == "win32":
+        common = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "Programs" / "Common"
+        roaming = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
+        return {"lv2": roaming / "LV2", "vst3": common / "VST3", "clap": common / "CLAP"}
+    return {"lv2": Path.home() / ".lv2", "vst3": Path.home() / ".vst3", "clap": Path.home() / ".clap"}
+
+
+def _files_of(bundle: Path) -> list[Path]:
+    """A bundle's files, relative to it (a CLAP bundle on Linux/Windows is one file: [Path()])."""
+    if bundle.is_file():
+        return [Path()]
+    return sorted(p.relative_to(bundle) for p in bundle.rglob("*") if p.is_file())
+
+
+def plan_plugin(args, installing: bool) -> Plan:
+    plan = Plan()
+    folders = plugin_folders()
+    for fmt in PLUGIN_FORMATS:
+        override = getattr(args, f"{fmt}_path")
+        destination = (Path(override).expanduser() if override else folders[fmt]) / f"{PLUGIN_NAME}.{fmt}"
+        if installing:
+            built = PLUGIN_BUILD / f"{PLUGIN_NAME}.{fmt}"
+            if not built.exists():
+                raise InstallError(f"the plugin is not built ({built} is missing): run make -C "
+                                   f"{PLUGIN_BUILD.parent} first")
+            for relative in _files_of(built):
+                plan.write(destination / relative, (built / relative).read_bytes())
+        elif destination.exists():
+            removing = {destination / relative for relative in _files_of(destination)}
+            for path in sorted(removing):
+                plan.remove(path)
+            # the bundle's folders, deepest first, once nothing but what goes is in them
+            # (and the format's default folder, as install made it, when nothing else is in it)
+            folders_of_ours = sorted((p for p in destination.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+            for folder in folders_of_ours + ([destination] if destination.is_dir() else []) \
+                    + ([destination.parent] if not override else []):
+                before = len(plan.changes)
+                plan.rmdir_if_empty(folder, removing)
+                if len(plan.changes) > before:
+                    removing.add(folder)
+    if installing:
+        plan.messages.append("Rescan plugins in the DAW; the plugin is 'daw-bridge' (LV2 urn:daw-bridge:plugin, "
+                             "VST3, CLAP org.daw-bridge.plugin).")
+    return plan
+
+
 # ---- targets and the command line -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -445,12 +503,21 @@ def _service_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manager", choices=("systemd", "launchd"), help=argparse.SUPPRESS)
 
 
+def _plugin_arguments(p: argparse.ArgumentParser) -> None:
+    defaults = plugin_folders()
+    for fmt in PLUGIN_FORMATS:
+        p.add_argument(f"--{fmt}-path", type=Path, help=f"the folder for the {fmt.upper()} bundle (default: "
+                       f"{defaults[fmt]})")
+
+
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("reaper", "REAPER: the scripts into its resource folder, the actions into reaper-kb.ini", plan_reaper,
            _reaper_arguments),
     Target("ardour", "Ardour 7/8: the Lua scripts into its scripts folders", plan_ardour, _ardour_arguments),
     Target("service", "the daemon as a systemd user unit (Linux) or launchd agent (macOS), started", plan_service,
            _service_arguments),
+    Target("plugin", "the audio plugin's built bundles (LV2, VST3, CLAP) into the per-user plugin folders",
+           plan_plugin, _plugin_arguments),
 )}
 
 

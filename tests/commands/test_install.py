@@ -299,5 +299,5 @@ def test_service_falls_back_to_this_interpreter_with_the_source_tree_on_its_path
 
 
 def test_targets_are_data():
-    assert list(install.TARGETS) == ["reaper", "ardour", "service"]
+    assert list(install.TARGETS) == ["reaper", "ardour", "service", "plugin"]
     assert all(callable(t.plan) and callable(t.arguments) for t in install.TARGETS.values())
