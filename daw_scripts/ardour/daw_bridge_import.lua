@@ -312,15 +312,28 @@ function DB.pending(drop_folder)
 	return ready, notes
 end
 
--- The name a result carries on the timeline: "inpaint v1 (conf 0.82): soft guitar solo", with the engine's
--- confidence in the variant (splice.confidence, 0..1) when the manifest gives one.
+-- The engine's confidence in a variant, 0..1: splice.confidence, else that of its weakest join (the embedded
+-- engine's confidence is its weakest join's; MusicGPT results carry only the joins'); nil when neither is given.
+function DB.confidence(manifest)
+	local splice = type(manifest.splice) == "table" and manifest.splice or {}
+	if type(splice.confidence) == "number" then return splice.confidence end
+	local weakest
+	for _, join in ipairs(type(splice.joins) == "table" and splice.joins or {}) do
+		if type(join) == "table" and type(join.confidence) == "number" then
+			weakest = math.min(weakest or 1, join.confidence)
+		end
+	end
+	return weakest
+end
+
+-- The name a result carries on the timeline: "inpaint v1 (conf 0.82): soft guitar solo".
 function DB.region_name(manifest)
 	local prompt = type(manifest.request) == "table" and manifest.request.prompt or ""
 	prompt = prompt:gsub("%s+", " ")
 	if utf8.len(prompt) and utf8.len(prompt) > 40 then prompt = prompt:sub(1, utf8.offset(prompt, 40) - 1) .. "..." end
 	local name = string.format("%s v%s", tostring(manifest.operation or "result"), tostring(manifest.variant or 1))
-	local confidence = type(manifest.splice) == "table" and manifest.splice.confidence
-	if type(confidence) == "number" then name = string.format("%s (conf %.2f)", name, confidence) end
+	local confidence = DB.confidence(manifest)
+	if confidence then name = string.format("%s (conf %.2f)", name, confidence) end
 	return prompt ~= "" and (name .. ": " .. prompt) or name
 end
 

@@ -92,14 +92,26 @@ local function item_for(manifest, edit_start)
   end
 end
 
---- The take's name: operation, variant, the engine's confidence in it (splice.confidence, when the manifest gives
---- one) and prompt: "inpaint v1 (conf 0.82): soft guitar solo".
+--- The engine's confidence in a variant, 0..1: splice.confidence, else that of its weakest join (the embedded
+--- engine's confidence is its weakest join's; MusicGPT results carry only the joins'); nil when neither is given.
+function placement.confidence(manifest)
+  local splice = json.value(manifest.splice) or {}
+  if type(json.value(splice.confidence)) == "number" then return splice.confidence end
+  local weakest
+  for _, join in ipairs(json.value(splice.joins) or {}) do
+    local c = type(join) == "table" and json.value(join.confidence)
+    if type(c) == "number" then weakest = math.min(weakest or 1, c) end
+  end
+  return weakest
+end
+
+--- The take's name: operation, variant, confidence and prompt: "inpaint v1 (conf 0.82): soft guitar solo".
 function placement.take_name(manifest)
   local prompt = json.value((json.value(manifest.request) or {}).prompt) or ""
   if #prompt > 60 then prompt = prompt:sub(1, 57) .. "..." end
   local name = string.format("%s v%s", manifest.operation, tostring(manifest.variant))
-  local confidence = json.value((json.value(manifest.splice) or {}).confidence)
-  if type(confidence) == "number" then name = string.format("%s (conf %.2f)", name, confidence) end
+  local confidence = placement.confidence(manifest)
+  if confidence then name = string.format("%s (conf %.2f)", name, confidence) end
   if prompt ~= "" then name = name .. ": " .. prompt end
   return name
 end

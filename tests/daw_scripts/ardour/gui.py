@@ -41,8 +41,8 @@ function factory () return function ()
 	os.rename(path .. ".part", path)
 end end"""
 
-# Ardour's bit for each hook signal (gtk2_ardour/luasignal_syms.h of Ardour 7.3, in order; the saved "signals"
-# attribute is a bit string whose last character is bit 0).
+# The hook signal LuaTimerS (once a second) as a bit number: its place in gtk2_ardour/luasignal_syms.h of Ardour 7.3.
+# A hook's saved "signals" attribute is a bit string whose last character is bit 0.
 LUA_TIMER_S = 46
 
 

@@ -94,11 +94,14 @@ def test_a_result_is_named_by_operation_variant_confidence_and_prompt(lua):
 report(IMPORT.region_name({ operation = "inpaint", variant = 2, splice = { confidence = 0.8249 },
                             request = { prompt = "soft  guitar\\nsolo" } }))
 report(IMPORT.region_name({ operation = "extend", variant = 1, splice = {}, request = { prompt = "" } }))
+report(IMPORT.region_name({ operation = "inpaint", variant = 1, request = { prompt = "x" },  -- as MusicGPT's
+                            splice = { joins = { { confidence = 0.61 }, { confidence = 0.4 }, { at = 3 } } } }))
 report(IMPORT.region_name({ operation = "inpaint", variant = 1, splice = { confidence = 1 },
                             request = { prompt = string.rep("é", 50) } }))
 """)
     assert names[:2] == ["inpaint v2 (conf 0.82): soft guitar solo", "extend v1"]  # no confidence, none shown
-    assert names[2] == "inpaint v1 (conf 1.00): " + "é" * 39 + "..."  # long prompts are cut: names stay short
+    assert names[2] == "inpaint v1 (conf 0.40): x"  # only the joins' confidences: the weakest is the variant's
+    assert names[3] == "inpaint v1 (conf 1.00): " + "é" * 39 + "..."  # long prompts are cut: names stay short
 
 
 SESSION_XML = """<?xml version="1.0" encoding="UTF-8"?>

@@ -20,7 +20,7 @@ def write_wav(path: Path, seconds: float, rate: int = 8000):
 def deliver(folder: Path, *, operation="inpaint", start=12.5, end=20.0, handle=1.0, position=0.0, variant=1,
             variants=2, delivery="patch", item=None, track=None, source=MIX, prompt="soft guitar solo",
             job="j-20261121-190512-3f2a", song_length=240.0, manifest_format="daw-bridge.manifest/1",
-            confidence=None) -> Path:
+            confidence=None, joins=()) -> Path:
     """Drop one variant the way the daemon does (docs/formats.md): the audio first, then its manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     if delivery == "patch":
@@ -38,7 +38,7 @@ def deliver(folder: Path, *, operation="inpaint", start=12.5, end=20.0, handle=1
                    "position": position},
         "ids": {"item": item, "track": track},
         "request": {"prompt": prompt, "lyrics": "", "lyrics_section": "", "gender": None, "num_outputs": variants},
-        "splice": {"handle": handle, "joins": []}, "notes": {}, "created": "2026-11-21T19:05:20Z",
+        "splice": {"handle": handle, "joins": list(joins)}, "notes": {}, "created": "2026-11-21T19:05:20Z",
     }
     if confidence is not None:
         manifest["splice"]["confidence"] = confidence
@@ -268,14 +268,15 @@ def test_prompts_with_accents_and_emoji_name_the_take(project):
 def test_each_take_shows_the_engines_confidence_in_its_variant(project):
     mix = project.add_track()
     item = project.add_item(mix, position=30.0, length=60.0)
-    for variant, confidence in ((1, 0.8249), (2, 0.5)):
-        deliver(project.drop_folder, position=30.0, item=item["guid"], track=mix["guid"], variant=variant,
-                confidence=confidence)
+    deliver(project.drop_folder, position=30.0, item=item["guid"], track=mix["guid"], variant=1, confidence=0.8249)
+    # a MusicGPT result carries its joins' confidences only (one may be unknown): the weakest is the variant's
+    joins = [{"at": 12.5, "confidence": 0.61}, {"at": 20.0, "confidence": 0.4}, {"at": 21.0, "confidence": None}]
+    deliver(project.drop_folder, position=30.0, item=item["guid"], track=mix["guid"], variant=2, joins=joins)
 
     project.run("import now")
 
     assert [t["name"] for t in project.items()[1]["takes"]] == [
-        "mix.wav", "inpaint v1 (conf 0.82): soft guitar solo", "inpaint v2 (conf 0.50): soft guitar solo"]
+        "mix.wav", "inpaint v1 (conf 0.82): soft guitar solo", "inpaint v2 (conf 0.40): soft guitar solo"]
 
 
 def write_status(project, request_id, **fields):
