@@ -1,14 +1,17 @@
 """The whole loop with real programs: jalv hosting the plugin under JACK, and a real daemon (embedded engine).
 
-A producer's story: the song plays from the top for 26 s with the plugin on its track; they set 12-14 s and press
-Inpaint; the daemon exports that stretch from the plugin's capture, generates, delivers its variants; the plugin
-loads them; with Variant 1 they roll over the range again and hear the delivered variant, sample for sample, in
-place of the song across the delivered span, and the song everywhere else.
+A producer's story: the song plays from the top for 26 s with the plugin on its track; they give the instance a
+prompt from the command line (the plugin has no GUI), mark 12-14 s with Mark in and Mark out at the playhead, and
+press Inpaint; the daemon exports that stretch from the plugin's capture, generates with that prompt, delivers its
+variants; the plugin loads them; with Variant 1 they roll over the range again and hear the delivered variant, sample
+for sample, in place of the song across the delivered span, and the song everywhere else.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -63,13 +66,21 @@ def test_a_trigger_in_the_host_comes_back_as_a_variant_played_in_place(jack_serv
     started = time.monotonic()
     try:
         song.connect(plugin.name)
-        for line in (f"set port {project.port}", f"set start {START}", f"set end {END}"):
-            plugin.command(line)
+        plugin.command(f"set port {project.port}")
         time.sleep(0.3)
         song.recording = True
         song.roll(0, 26.0)  # the song from the top: the range, its context, and material the engine re-uses
         play_the_gaps_again(song, captures, 25 * RATE)
 
+        instance = only_capture(captures).folder.name
+        prompted = subprocess.run([sys.executable, "-m", "bridge", "plugin", "prompt", instance, "dusty drum break",
+                                   "--config", str(project.config)], check=False, capture_output=True, text=True)
+        assert prompted.returncode == 0, prompted.stdout + prompted.stderr
+        for press, seconds in (("markin", START), ("markout", END)):
+            song.song.transport_frame = round(seconds * RATE)  # the playhead, stopped, where the producer put it
+            time.sleep(0.2)
+            plugin.command(f"set {press} 1")
+            time.sleep(0.2)
         plugin.command("set inpaint 1")
         triggered = time.monotonic()
         job = wait_for_job(captures, ("ready", "failed", "refused", "load_failed", "no_answer"), timeout=180)
@@ -79,7 +90,9 @@ def test_a_trigger_in_the_host_comes_back_as_a_variant_played_in_place(jack_serv
                                         f"{index['dropped_blocks']}"
         manifests = [json.loads(Path(m).read_text()) for m in job["manifests"]]
         assert [m["variant"] for m in manifests] == list(range(1, len(manifests) + 1))  # the engine may make one
-        assert all(m["ids"] == {"capture": only_capture(captures).folder.name} for m in manifests)
+        assert all(m["ids"] == {"capture": instance} for m in manifests)
+        assert all(m["request"]["prompt"] == "dusty drum break" for m in manifests)
+        assert [(r["start"], r["end"]) for r in only_capture(captures).index["requests"]] == [(START, END)]
         manifest = manifests[0]
         variant, rate = sf.read(str(Path(job["manifests"][0]).parent / manifest["audio"]), dtype="float32",
                                 always_2d=True)
