@@ -12,7 +12,8 @@
 2. Added latency: what the plugin reports to the CLAP host, and the delay between input and output (bit-exact match).
 3. Xruns: jalv hosting the LV2 under a private JACK dummy server (-p 1024, no real-time priority), the transport
    rolling for --seconds (60) with a JACK client playing into the plugin; xruns as JACK reports them to a client,
-   and the blocks the plugin's capture dropped. Target: 0.
+   and the blocks the plugin's capture dropped; then the same with the empty plugin's LV2, on the same server, as
+   the baseline for what the machine's load alone causes. Target: 0.
 
     python3 bench/plugin_cpu.py [--runs 7] [--seconds 60] [--skip-jack]
 """
@@ -44,7 +45,10 @@ CASES = ("stopped", "rolling", "playing")
 
 
 def make(folder: Path) -> None:
-    subprocess.run(["make", "-j2", "-C", str(folder)], check=True, capture_output=True)
+    done = subprocess.run(["make", "-j2", "-C", str(folder)], check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        errors = [line for line in (done.stderr + done.stdout).splitlines() if "rror" in line] or ["(no message)"]
+        sys.exit(f"plugin_cpu: make -C {folder} failed: {errors[0]}")
 
 
 def capture_index(captures: Path) -> dict:
@@ -111,38 +115,58 @@ def cpu_table(runs: int) -> None:
           "bit for bit, in every rolling run")
 
 
-def jack_xruns(seconds: float) -> None:
+def jalv_roll(server: str, bundle: Path, uri: str, seconds: float, folder: Path) -> list[float]:
+    """Roll the JACK transport for ``seconds`` with jalv hosting ``bundle`` between a player and a recorder client
+    (tests/plugin/jackhost.py's Song); the xruns JACK reported meanwhile."""
     # JACK-Client: imported here, so --skip-jack needs none of it
-    from tests.plugin.jackhost import Jalv, Song
+    from tests.plugin.jackhost import Song
 
+    (folder / "lv2").mkdir(parents=True)
+    (folder / "lv2" / bundle.name).symlink_to(bundle)
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "JACK_DEFAULT_SERVER": server, "LV2_PATH": str(folder / "lv2"),
+           "DAW_BRIDGE_CAPTURE_DIR": str(folder / "captures")}
+    jalv = subprocess.Popen(["jalv", "-n", name, uri], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    material = np.random.default_rng(9).uniform(-1, 1, (int((seconds + 2) * RATE), 2)).astype(np.float32)
+    song = Song(server, material)
+    xruns: list[float] = []
+    song.song.set_xrun_callback(xruns.append)  # before the client is activated (connect)
+    try:
+        song.connect(name)
+        time.sleep(0.5)
+        xruns.clear()  # counted while rolling only
+        song.roll(0, seconds)
+        return list(xruns)
+    finally:
+        jalv.stdin.close()  # jalv exits when its console input ends
+        jalv.wait(timeout=10)
+        song.close()
+
+
+def jack_xruns(seconds: float) -> None:
     make(ROOT / "daw_scripts" / "plugin")
+    make(ROOT / "bench" / "plugin_empty")
     name = f"dawbridge-bench-{uuid.uuid4().hex[:8]}"
     server = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p", "1024"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"})
-    xruns = []
+    print(f"JACK dummy server -p 1024 (no real-time priority), jalv, the transport rolling {seconds:.0f} s per plugin:")
     try:
         subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], check=True, capture_output=True)
         with tempfile.TemporaryDirectory(prefix="daw-bridge-plugin-xruns-") as scratch:
-            material = np.random.default_rng(9).uniform(-1, 1, (int((seconds + 2) * RATE), 2)).astype(np.float32)
-            plugin = Jalv(name, ROOT / "daw_scripts" / "plugin" / "build" / "DawBridge.lv2", Path(scratch))
-            song = Song(name, material)
-            song.song.set_xrun_callback(lambda delay: xruns.append(delay))
-            try:
-                song.connect(plugin.name)
-                time.sleep(0.5)
-                song.roll(0, seconds)
-            finally:
-                plugin.stop()
-                song.close()
-            index = capture_index(plugin.captures)
+            empty = jalv_roll(name, ROOT / "bench" / "plugin_empty" / "build" / "DawBridgeEmpty.lv2",
+                              "urn:daw-bridge:empty", seconds, Path(scratch) / "empty")
+            print(f"  empty DPF pass-through: {len(empty)} xruns")
+            bridge = jalv_roll(name, ROOT / "daw_scripts" / "plugin" / "build" / "DawBridge.lv2",
+                               "urn:daw-bridge:plugin", seconds, Path(scratch) / "bridge")
+            index = capture_index(Path(scratch) / "bridge" / "captures")
     finally:
         server.terminate()
         server.wait(timeout=10)
     captured = sum(span["frames"] for span in index["spans"])
-    print(f"jalv + JACK dummy -p 1024, {seconds:.0f} s rolling: {len(xruns)} xruns, "
-          f"{index['dropped_blocks']} blocks dropped by the capture, {len(index['spans'])} capture span(s) holding "
-          f"{captured / RATE:.1f} s")
+    print(f"  daw-bridge:             {len(bridge)} xruns; its capture dropped {index['dropped_blocks']} blocks and "
+          f"holds {captured / RATE:.1f} s in {len(index['spans'])} span(s)")
 
 
 def main() -> None:

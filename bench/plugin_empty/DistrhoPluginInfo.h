@@ -13,6 +13,7 @@
 #define DISTRHO_PLUGIN_NUM_OUTPUTS  2
 #define DISTRHO_PLUGIN_WANT_TIMEPOS 1
 
+#define DISTRHO_PLUGIN_LV2_CATEGORY  "lv2:UtilityPlugin"
 #define DISTRHO_PLUGIN_CLAP_FEATURES "audio-effect", "utility", "stereo"
 
 #endif

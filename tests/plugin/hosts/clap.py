@@ -19,7 +19,7 @@ CLAP_HEADERS = Path("/usr/share/dpf/distrho/src")  # the CLAP 1.1 headers Debian
 
 
 def build_clap_host() -> Path:
-    """The compiled host; built once per version of its source (atomically, so parallel runs may race)."""
+    """The compiled host; built once per version of its source (renamed into place: parallel runs may race)."""
     source = SOURCE.read_bytes()
     folder = Path(tempfile.gettempdir()) / f"daw-bridge-clap-host-{hashlib.sha256(source).hexdigest()[:12]}"
     binary = folder / "clap_host"
