@@ -1,8 +1,8 @@
 """The VST3 in DawDreamer, a scriptable host with a transport (it renders a graph from song position 0 at a BPM).
 
 A producer's story: the song renders through the plugin twice; every sample comes out untouched, and the capture
-holds each pass as a take at its song position (0), exactly the audio that played. Then an Inpaint press should reach
-the daemon and its delivered variant play in place on the next pass: see the xfail below (DPF 1.6's VST3 wrapper).
+holds each pass as a take at its song position (0), exactly the audio that played. An Inpaint press (a footswitch's
+momentary on/off, as automation) reaches the daemon, and on the next pass the delivered variant plays in place.
 """
 
 from __future__ import annotations
@@ -81,10 +81,6 @@ def test_each_render_passes_through_bit_for_bit_and_is_captured_at_its_song_posi
         assert np.array_equal(capture.audio(span), SONG[:, :span["frames"]].T)
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason=(
-    "DPF 1.6's VST3 wrapper never passes a host's value of a trigger parameter to the plugin "
-    "(_setNormalizedPluginParameterValue skips isParameterOutputOrTrigger), so Inpaint/Extend/Cancel do nothing "
-    "in VST3 hosts; declared as booleans (pressed on a rise above 0.5) instead, this test passes"))
 def test_an_inpaint_press_is_delivered_and_variant_1_plays_in_place_on_the_next_pass(session, tmp_path):
     variant = (0.5 * np.random.default_rng(3).uniform(-1, 1, (RATE, 2))).astype(np.float32)
     first, fade = RATE // 2, round(0.005 * RATE)  # the variant plays from 0.5 s to 1.5 s
