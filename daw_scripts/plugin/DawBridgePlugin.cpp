@@ -5,11 +5,13 @@
 // reads variant buffers it was handed by an atomic pointer: no allocation, lock, wait, file or socket call. The
 // background thread (started in the constructor, joined in the destructor) drains the rings every 20 ms, does every
 // file operation, owns the UDP socket (its port is the instance's reply port), loads delivered variants and swaps
-// them in; a replaced set is freed only once run() has finished a block after the swap (epoch counter).
+// them in; a replaced set is freed only once run() has finished a block after the swap (epoch counter). The host's
+// state calls (getState/setState, on its own thread) share only a mutex-guarded copy of the job with the background
+// thread, which does the restoring; run() never takes that lock.
 //
 // Capture format (daw-bridge.capture/1), one folder per plugin instance:
 //   $DAW_BRIDGE_CAPTURE_DIR, else $XDG_STATE_HOME/daw-bridge/captures, else ~/.local/state/daw-bridge/captures,
-//   then /<instance>/ with instance = "<pid>-<n>".
+//   then /<instance>/ with instance = "<pid>-<format>-<n>" (format: lv2, vst3, clap).
 //   span-000001.wav ...  one 32-bit float WAV per contiguous stretch of played timeline (a locate, a stop, a
 //                        sample-rate change or a dropped block starts a new span)
 //   index.json           {"format", "instance", "plugin_format", "channels", "spans": [{"file", "sample_rate",
@@ -22,6 +24,7 @@
 #include "DistrhoPluginUtils.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -580,8 +583,12 @@ protected:
             fRequests.fetch_or(1u << index, std::memory_order_release);
         else if ((index == kMarkIn || index == kMarkOut) && pressed)
             fMarks.fetch_or(index == kMarkIn ? kMarkStart : kMarkEnd, std::memory_order_relaxed);
-        else if ((index == kRangeStart || index == kRangeEnd) && value != before)
-            fMarked.store(false, std::memory_order_relaxed);  // the range set last wins over the marks
+        else if ((index == kRangeStart || index == kRangeEnd) && value != before) {
+            // the range set last wins: the marks count again once both are pressed anew
+            fMarked.store(false, std::memory_order_relaxed);
+            fMarkIn.store(-1, std::memory_order_relaxed);
+            fMarkOut.store(-1, std::memory_order_relaxed);
+        }
     }
 
     void run(const float** inputs, float** outputs, uint32_t frames) override
@@ -706,11 +713,15 @@ private:
         return int64_t(time.frame);
     }
 
-    // Unique among this process's instances, and across processes by the pid.
+    // Unique among this process's instances, and across processes by the pid. The counter is one per loaded binary,
+    // and a host may load the LV2 and the VST3 (or the CLAP) into one process: the format keeps their names apart.
     static std::string newInstanceName()
     {
         static std::atomic<uint32_t> counter{0};
-        return std::to_string(getpid()) + "-" + std::to_string(counter.fetch_add(1) + 1);
+        std::string format = getPluginFormatName();
+        for (char& c : format)
+            c = char(std::tolower((unsigned char)c));
+        return std::to_string(getpid()) + "-" + format + "-" + std::to_string(counter.fetch_add(1) + 1);
     }
 
     // -----------------------------------------------------------------------------------------------------------------

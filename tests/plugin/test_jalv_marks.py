@@ -7,7 +7,8 @@ each press becomes the range's start or end.
 A producer's story: with the transport stopped at 12 s they press Mark in, at 15.5 s Mark out, choose preset 2 and
 press Inpaint: the daemon receives 12.0-15.5 s and the capture's index says preset 2. Then, while the song rolls,
 they press Mark in and Mark out again: the range is where the song was at each press. Typing a range into the Range
-start/end parameters afterwards wins over the marks (the range set last is the one sent).
+start/end parameters afterwards wins over the marks (the range set last is the one sent), until both marks are
+pressed anew.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def test_mark_in_and_out_take_the_hosts_position_at_each_press(jack_server, bund
         plugin.command("set end 4.5")
         time.sleep(0.1)
         typed = inpaint_range(plugin, daemon)
+        press(plugin, "markin")  # one mark alone does not take the range back: both are pressed anew
+        still_typed = inpaint_range(plugin, daemon)
         time.sleep(0.2)
     finally:
         song.recording = False
@@ -103,9 +106,9 @@ def test_mark_in_and_out_take_the_hosts_position_at_each_press(jack_server, bund
     # the host shows the marked range (output parameters are 32-bit floats)
     assert f"marked_start = {np.float32(start / RATE):.6f}" in shown
     assert f"marked_end = {np.float32(end / RATE):.6f}" in shown
-    assert typed == (3.0, 4.5)  # the parameters changed after the marks: they are the range now
+    assert typed == still_typed == (3.0, 4.5)  # the parameters changed after the marks: they are the range now
 
     requests = only_capture(plugin.captures).index["requests"]
     assert [(r["start"], r["end"], r["preset"]) for r in requests] == [
         (12.0, 15.5, 2), (pytest.approx(start / RATE, abs=1e-6), pytest.approx(end / RATE, abs=1e-6), 2),
-        (3.0, 4.5, 2)]
+        (3.0, 4.5, 2), (3.0, 4.5, 2)]

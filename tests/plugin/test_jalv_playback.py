@@ -176,8 +176,10 @@ def runs(labels: np.ndarray) -> list[tuple[str, int]]:
     return [(str(labels[a]), int(b - a)) for a, b in zip(np.r_[0, edges], np.r_[edges, len(labels)])]
 
 
+@pytest.mark.parametrize("build", ["release", "rtcheck"])
 def test_ab_switches_between_the_original_and_the_loudness_matched_variant_without_clicks(jack_server, bundles,
-                                                                                          tmp_path):
+                                                                                          rtcheck_bundles, tmp_path,
+                                                                                          build):
     """A producer's story: variant 1 came back at half the level of the song. With Match loudness on it plays at
     the song's loudness over its span; holding A/B plays the original instead, releasing it the variant again, each
     switch a 5 ms crossfade."""
@@ -186,7 +188,7 @@ def test_ab_switches_between_the_original_and_the_loudness_matched_variant_witho
     daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     daemon.bind(("127.0.0.1", 0))
     daemon.settimeout(5)
-    plugin = Jalv(jack_server, bundles / "DawBridge.lv2", tmp_path)
+    plugin = Jalv(jack_server, (bundles if build == "release" else rtcheck_bundles) / "DawBridge.lv2", tmp_path)
     song = Song(jack_server)
     try:
         song.connect(plugin.name)
@@ -247,3 +249,5 @@ def test_ab_switches_between_the_original_and_the_loudness_matched_variant_witho
     lo = np.minimum(matched[between], played[inside][between]) - 1e-6
     hi = np.maximum(matched[between], played[inside][between]) + 1e-6
     assert np.all((out[inside][between] >= lo) & (out[inside][between] <= hi))
+    if build == "rtcheck":
+        assert only_capture(plugin.captures).index["rt_allocations"] == 0  # A/B, matching, marks: none in run()
