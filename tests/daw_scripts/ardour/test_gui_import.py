@@ -34,17 +34,23 @@ CASES = [("another track selected", ["Other"], 2.0, RATE),
          ("reaching before the session start", ["Other"], -0.25, RATE)]  # its first quarter second is cut
 
 
+def run_the_action(gui, screenshot: str):
+    """Run the import action, take a screenshot while its closing message shows, and close it with the keyboard."""
+    gui.run_script(1)
+    dialog = wait_for("the import's message", lambda: gui.window("^DAW Bridge$"), 60, 0.2)
+    shot = gui.screenshot(gui.shots / screenshot)
+    subprocess.run(["xdotool", "windowfocus", "--sync", dialog, "key", "Return"], env=gui.env, check=True)
+    wait_for("the message to close", lambda: not gui.window("^DAW Bridge$"), 15, 0.2)
+    return shot
+
+
 @pytest.mark.parametrize("case, selected, seconds_at, frames", CASES, ids=[c[0] for c in CASES])
 def test_the_result_lands_on_its_track_whatever_is_selected(gui, case, selected, seconds_at, frames):
     gui.select(selected)
     stem = "case-" + case.replace(" ", "-")
     write_result(gui.session_file.parent / "daw-bridge", stem, gui.ids["Song"], seconds_at, frames, 0.82)
 
-    gui.run_script(1)
-    dialog = wait_for("the import's message", lambda: gui.window("^DAW Bridge$"), 60, 0.2)
-    shot = gui.screenshot(gui.shots / f"{stem}.png")
-    subprocess.run(["xdotool", "windowfocus", "--sync", dialog, "key", "Return"], env=gui.env, check=True)
-    wait_for("the message to close", lambda: not gui.window("^DAW Bridge$"), 15, 0.2)
+    shot = run_the_action(gui, f"{stem}.png")
     regions = regions_in_session_file(gui.save())
 
     placed = [r for r in regions if r["name"] == f"inpaint v1 (conf 0.82): {stem}"]
@@ -58,3 +64,18 @@ def test_the_result_lands_on_its_track_whatever_is_selected(gui, case, selected,
     assert gui.selection() == sorted(selected), "the producer's selection changed"
     assert (gui.session_file.parent / "daw-bridge" / ".ardour-imported").read_text().splitlines()[-1] == stem + ".json"
     assert is_image(shot)
+
+
+def test_an_import_is_one_undo_step(gui):
+    def saved_names():
+        return sorted(r["name"] for r in regions_in_session_file(gui.save()))
+
+    write_result(gui.session_file.parent / "daw-bridge", "undone", gui.ids["Song"], 12.0, RATE, 0.82)
+    run_the_action(gui, "undone.png")
+    before = saved_names()
+    assert "inpaint v1 (conf 0.82): undone" in before
+
+    gui.action("Editor/undo")
+
+    after = wait_for("the undo", lambda: (names := saved_names()) != before and names, 30, 0.5)
+    assert after == [name for name in before if name != "inpaint v1 (conf 0.82): undone"]  # that import, nothing else
