@@ -3,7 +3,8 @@
 A producer's story in a CLAP DAW: the plugin on a track adds no latency and passes every sample through untouched;
 the song plays from 10 s, then from 2 s, and the capture holds each stretch at its song position, although the
 process call's steady_time (DPF 1.6 reports it as the frame) is a host counter unrelated to the song; after an
-inpaint is delivered, rolling over the range plays variant 1 in place, and variant 0 is the input again.
+inpaint is delivered, rolling over the range plays variant 1 in place, and variant 0 is the input again. A song with
+a tempo change is not captured at the right place yet (an expected failure, see its reason).
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ def test_the_capture_holds_each_played_stretch_at_its_song_position_not_the_host
     for span in capture.spans:
         first = span["timeline_start_frame"]
         assert np.array_equal(capture.audio(span), SONG[first:first + span["frames"]])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DPF 1.6's CLAP wrapper hands the plugin the song position only as bars/beats plus the current tempo (it drops "
+    "the transport's song_pos_seconds, and its frame is steady_time): after a tempo change the plugin's rebuilt "
+    "position is wrong (here 11.33 s for 10 s)"))
+def test_after_a_tempo_change_the_capture_is_still_at_the_song_position(clap, tmp_path):
+    # 120 bpm for the first 4 s, 90 bpm after: at 10 s the song is at beat 17
+    run_clap_host(clap, SONG, tmp_path, [f"tempo:{4 * RATE}:90", f"play:{10 * RATE}:{RATE}"], bpm=120.0,
+                  env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
+    capture = only_capture(tmp_path / "captures")
+    assert [(s["timeline_start_frame"], s["frames"]) for s in capture.spans] == [(10 * RATE, RATE)]
 
 
 def with_variant(variant: np.ndarray, first: int, frames: np.ndarray, song: np.ndarray, fade: int) -> np.ndarray:

@@ -10,6 +10,7 @@
  *   set:NAME:VALUE    send a parameter value event with the next block (NAME: the parameter's name, e.g. Variant)
  *   wait:NAME:VALUE   on the main thread, wait (up to 10 s) until parameter NAME reads VALUE or more; exit 3 if not
  *   sleep:MS          pause
+ *   tempo:FRAME:BPM   from song position FRAME on, the tempo is BPM (one change: the BPM argument holds before it)
  * The transport carries the song position in beats and seconds, the tempo and 4/4; the process call's steady_time
  * is the host's own frame counter, which never jumps back (it starts at 1000, so it equals no song position here).
  * stdout: "latency N", then per play/stop step "step I blocks N median_ns T": the median time of its process() calls
@@ -94,7 +95,10 @@ int main(int argc, char** argv)
 {
     if (argc < 7)
         fail("usage", "clap_host PLUGIN.clap SONG.f32 OUT.f32 RATE BLOCK BPM STEP...");
-    const double rate = atof(argv[4]), bpm = atof(argv[6]);
+    const double rate = atof(argv[4]);
+    const double bpm = atof(argv[6]);
+    double changeBpm = bpm;
+    long long changeAt = 0;  /* the song's tempo: bpm before changeAt, changeBpm from there on */
     const uint32_t block = (uint32_t)atoi(argv[5]);
 
     FILE* songFile = fopen(argv[2], "rb");
@@ -133,7 +137,7 @@ int main(int argc, char** argv)
     clap_audio_buffer_t input = {inputs, NULL, CHANNELS, 0, 0}, output = {outputs, NULL, CHANNELS, 0, 0};
     clap_event_transport_t transport = {
         .header = {sizeof transport, 0, CLAP_CORE_EVENT_SPACE_ID, CLAP_EVENT_TRANSPORT, 0},
-        .tempo = bpm, .tsig_num = 4, .tsig_denom = 4};
+        .tsig_num = 4, .tsig_denom = 4};
     clap_process_t process = {1000, 0, &transport, &input, &output, 1, 1, &in_events, &out_events};
 
     for (int i = 7; i < argc; ++i) {
@@ -155,6 +159,7 @@ int main(int argc, char** argv)
                 fprintf(stderr, "clap_host: %s: the parameter reads %g\n", argv[i], now);
                 return 3;
             }
+        } else if (sscanf(argv[i], "tempo:%lld:%lf", &changeAt, &changeBpm) == 2) {
         } else if (sscanf(argv[i], "sleep:%lld", &count) == 1) {
             nanosleep(&(struct timespec){count / 1000, (count % 1000) * 1000000}, NULL);
         } else if (sscanf(argv[i], "play:%lld:%lld", &frame, &count) == 2
@@ -168,7 +173,9 @@ int main(int argc, char** argv)
                 for (uint32_t k = 0; k < process.frames_count; ++k)
                     for (int c = 0; c < CHANNELS; ++c)
                         inputs[c][k] = at + k < songFrames ? song[(at + k) * CHANNELS + c] : 0.0f;
-                const double beats = position * bpm / 60.0 / rate;
+                const double beats = (position < changeAt ? position * bpm
+                                      : changeAt * bpm + (position - changeAt) * changeBpm) / 60.0 / rate;
+                transport.tempo = position < changeAt ? bpm : changeBpm;
                 transport.flags = CLAP_TRANSPORT_HAS_TEMPO | CLAP_TRANSPORT_HAS_BEATS_TIMELINE
                     | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE | CLAP_TRANSPORT_HAS_TIME_SIGNATURE
                     | (playing ? CLAP_TRANSPORT_IS_PLAYING : 0);
