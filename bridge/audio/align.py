@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import soxr
-from scipy import signal
 
 from bridge.audio.region import padded_slice
 
@@ -119,6 +118,8 @@ def find_offset(reference: np.ndarray, generated: np.ndarray, pieces: list[tuple
 
 def _fft_scores(refs: list[np.ndarray], windows: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per piece, its correlation with every position in its window, and the window's energy there."""
+    from scipy import signal  # here, not at import: scipy.signal is ~70 MB resident in a daemon that never splices
+
     numerators, energies = [], []
     for piece, window in zip(refs, windows):
         numerators.append(signal.correlate(window, piece, mode="valid", method="fft"))

@@ -31,16 +31,22 @@ class Mixer:
     # -- the control side (any thread but the callback's) ------------------------------------------------------------
 
     def play(self, program: np.ndarray, start: int | None = 0) -> None:
-        """Play ``program`` (float32, shaped (2, frames)) from frame ``start``, or from the current frame when None."""
-        self._request = (self._request[0] + 1, program, start)
+        """Play ``program`` (float32, shaped (2, frames)) from frame ``start``, or from the current frame when None
+        (a request the callback has not taken up yet lends its start: "variant 1" then at once "next" plays
+        variant 2 from the start)."""
+        sequence, _, pending_start = self._request
+        if start is None and sequence != self._seen:
+            start = pending_start
+        self._request = (sequence + 1, program, start)
 
     def stop(self) -> None:
         self._request = (self._request[0] + 1, None, None)
 
     @property
     def playing(self) -> bool:
-        """Whether a program is playing (False once it played to its end)."""
-        return self._program is not None
+        """Whether a program plays, or is about to (False once it played to its end, or after stop)."""
+        sequence, program, _ = self._request
+        return program is not None if sequence != self._seen else self._program is not None
 
     @property
     def position(self) -> int:

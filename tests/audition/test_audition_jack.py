@@ -14,11 +14,22 @@ import soundfile as sf
 
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song
+from bridge.frontends.osc_wire import encode
 from tests.audition.tape import Tape
 from tests.conftest import DaemonProcess, Project, require_tool
-from tests.frontends.jack import JackServer
+from tests.frontends.jack import Controller, JackServer
 
 RATE, PERIOD = 48000, 1024  # -p 1024: no xruns on 2 busy cores
+PADS = """\
+[[pad]]
+note = 40
+action = "audition_variant_1"
+
+[[pad]]
+note = 41
+action = "audition_stop"
+"""
+DONE = [127, 0, 127, 0, 0]  # the pad's LED: two flashes, then off
 START, END = 16.0, 20.0  # the inpainted range, seconds
 FADE = round(0.01 * RATE)  # the player's fades: 10 ms
 
@@ -38,26 +49,32 @@ def delivered(jack, tmp_path_factory):
     """A daemon playing into a recording JACK client, and an inpaint it delivered on the embedded engine."""
     root = tmp_path_factory.mktemp("audition")
     project = Project(root / "project", make_song(root / "song.wav", seconds=40.0, sample_rate=RATE))
-    tape = Tape()
+    tape, pads = Tape(), Controller(f"pads-{jack.name[-6:]}")
     ports = ", ".join(f'"{port}"' for port in tape.ports)
-    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
+    (project.root / "pads.toml").write_text(PADS, encoding="utf-8")
+    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n'
+                         f'[midi]\nport = "{pads.name}-pads*"\noutput_port = "{pads.name}-leds*"\n'
+                         'mapping = "pads.toml"\napi = "UNIX_JACK"\npoll_interval = 0.2\n')
     daemon = DaemonProcess(project).start()
     try:
         with BridgeClient("127.0.0.1", project.port) as client:
             outcome, _ = client.run_job("inpaint", source=str(project.song), start=START, end=END, prompt="",
                                         backend="local", num_outputs=2, timeout=120)
             assert outcome.name == "done", outcome
-        yield project, daemon, tape, outcome.args[0], [Path(p) for p in outcome.args[1:]]
+        yield project, pads, tape, outcome.args[0], [Path(p) for p in outcome.args[1:]]
     finally:
         daemon.stop()
         tape.close()
+        pads.close()
 
 
-def audition(project: Project, *args, **options) -> list:
+def audition(project: Project, job: str, what: str, expect: str = "auditioning", **options) -> list:
+    """Send /bridge/audition JOB WHAT [variant N], unchecked, and return the arguments of its answer
+    (/bridge/auditioning, or /bridge/error when ``expect`` says so)."""
     with BridgeClient("127.0.0.1", project.port) as client:
-        client.send("audition", **dict(zip(("job_id", "what"), args)), **options)
+        client.send_raw(encode("/bridge/audition", [job, what, *(x for pair in options.items() for x in pair)]))
         reply = client.wait_for(lambda r: r.name in ("auditioning", "error"), timeout=30)
-    assert reply is not None and reply.name == "auditioning", reply
+    assert reply is not None and reply.name == expect, reply
     return reply.args
 
 
@@ -116,7 +133,6 @@ def test_variant_1_plays_in_context_sample_for_sample_and_as_loud_as_the_origina
 
     recording, at = played(tape, len(variants[0]), since)
     heard = recording[at:at + len(variants[0])]
-    tape.audio()  # no cycle was skipped while it played
     np.testing.assert_allclose(heard, variants[0], rtol=0, atol=1e-6)
     assert not recording[at + len(variants[0]):].any(), "silence after the post-roll"
     # the pre-roll is the song itself, bit for bit, after the 10 ms fade-in
@@ -155,3 +171,47 @@ def test_ab_switches_to_the_original_in_place_with_a_crossfade(delivered):
     jump = np.abs(np.diff(heard[switched_at - 1:switched_at + FADE + 1], axis=0)).max()
     assert jump <= np.abs(np.diff(heard[lo:switched_at], axis=0)).max(), "no click: no step beyond the music's own"
 
+
+
+def test_next_and_previous_go_round_the_variants_and_ab_returns_to_the_last_one_heard(delivered):
+    project, _, _, job_id, _ = delivered
+    assert audition(project, job_id, "variant", variant=1)[:3] == [job_id, "variant", 1]
+    assert audition(project, "last", "next")[1:3] == ["variant", 2]
+    assert audition(project, "last", "next")[1:3] == ["variant", 1]
+    assert audition(project, "last", "previous")[1:3] == ["variant", 2]
+    assert audition(project, "last", "ab")[1:3] == ["original", 0]
+    assert audition(project, "last", "ab")[1:3] == ["variant", 2]
+    assert audition(project, "last", "stop")[:3] == ["", "stopped", 0]
+
+
+def test_a_wrong_audition_is_answered_with_one_line_naming_the_field(delivered):
+    project, _, _, job_id, _ = delivered
+    assert audition(project, "j-nope", "original", expect="error")[2:] == ["job_id",
+                                                                          "job_id: 'j-nope' is not a known job"]
+    assert audition(project, job_id, "variant", variant=3, expect="error")[2:] == [
+        "variant", "variant: 3 must be in range 1..2"]
+    assert audition(project, job_id, "louder", expect="error")[2] == "what"
+
+
+def test_a_pad_auditions_the_last_job_and_another_stops_it(delivered):
+    project, pads, tape, _, manifests = delivered
+    _, variants, lo = programs(project, manifests)
+    pads.wait_joined(timeout=30)
+    since = len(tape.blocks)
+    pads.note(40)
+    assert pads.wait_for_leds(lambda c: c.led_values(40), timeout=30)  # heard: its LED starts flashing
+    pads.note(41)
+    for note in (40, 41):
+        assert pads.wait_for_leds(lambda c, note=note: c.led_values(note)[-len(DONE):] == DONE, timeout=30), \
+            pads.led_values(note)
+    recording = np.concatenate([block for _, _, block in tape.blocks[since:]])
+    at = np.flatnonzero(np.any(recording != 0, axis=1))[0] // PERIOD * PERIOD
+    heard = recording[at:]
+    last_sound = np.flatnonzero(np.any(heard != 0, axis=1))[-1]
+    switch = last_sound // PERIOD * PERIOD  # the stop took effect at a cycle's start, and faded out in 10 ms
+    stopped = switch + FADE
+    assert PERIOD <= switch < lo, "stopped during the pre-roll"
+    assert not heard[stopped:].any()
+    np.testing.assert_array_equal(heard[:switch], variants[0][:switch])  # variant 1 from its start...
+    fade_out = ((np.arange(FADE) + 0.5) / FADE).astype(np.float32)[::-1, None]
+    np.testing.assert_allclose(heard[switch:stopped], variants[0][switch:stopped] * fade_out, atol=1e-7)

@@ -3,17 +3,19 @@
 The heavy work (analysis, search, rendering) runs in worker processes started with ``spawn`` (the daemon has
 watchdog and socket threads, which ``fork`` would copy half-held), so the event loop keeps answering OSC while a
 song is analysed. Progress is reported from the event loop between the two worker calls of a job. The workers
-die with the daemon, even when it is killed (see ``bridge.lifeline``).
+die with the daemon, even when it is killed (see ``bridge.lifeline``). The daemon itself never imports the engine
+(numpy's and scipy's signal modules are ~70 MB resident): it names the engine's functions, and the worker calls
+them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 from pathlib import Path
 
 from bridge.backends.base import Backend
-from bridge.backends.local import engine
 from bridge.lifeline import LifelineContext
 from bridge.models import JobSpec, Progress, Rendered
 from bridge.settings_schema import defaults
@@ -42,12 +44,13 @@ class LocalBackend(Backend):
         if self._executor is None:
             self._lifeline = LifelineContext()
             self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=self._lifeline, initializer=engine.warm_up)
+                max_workers=self.workers, mp_context=self._lifeline,
+                initializer=functools.partial(_engine, "warm_up"))
         return self._executor
 
     async def warm_up(self) -> None:
         """Start the workers now (imports and JIT caches take a few seconds), instead of on the first job."""
-        await asyncio.get_running_loop().run_in_executor(self._pool(), engine.warm_up)
+        await asyncio.get_running_loop().run_in_executor(self._pool(), _engine, "warm_up")
 
     async def submit(self, spec: JobSpec, prepared: dict) -> dict:
         return {}  # nothing to pay for, nothing to poll: wait() does the work
@@ -58,9 +61,9 @@ class LocalBackend(Backend):
         pool = self._pool()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         progress(0.05, "analysing the song")
-        summary = await loop.run_in_executor(pool, engine.analyse_source, str(spec.source), str(self.cache_dir))
+        summary = await loop.run_in_executor(pool, _engine, "analyse_source", str(spec.source), str(self.cache_dir))
         progress(0.5, "choosing passages" if summary["cached"] else "analysed; choosing passages")
-        results = await loop.run_in_executor(pool, engine.render_job, spec.to_json(), str(workdir),
+        results = await loop.run_in_executor(pool, _engine, "render_job", spec.to_json(), str(workdir),
                                              str(self.cache_dir), self.min_confidence)
         progress(1.0, f"rendered {len(results)} variant{'s' if len(results) != 1 else ''}")
         return [Rendered.from_json(item) for item in results]
@@ -77,3 +80,14 @@ class LocalBackend(Backend):
             self._lifeline.cut()
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: executor.shutdown(wait=True, cancel_futures=True))
+
+
+def _engine(function: str, *args):
+    """Run in a worker: call one of :mod:`bridge.backends.local.engine`'s functions (imported there, not here),
+    then give the memory it freed back to the system, so an idle worker holds no job's peak."""
+    from bridge.backends.local import engine
+
+    try:
+        return getattr(engine, function)(*args)
+    finally:
+        engine.release_memory()
