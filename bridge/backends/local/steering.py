@@ -233,7 +233,9 @@ def rank(steering: Steering, ruler: Ruler, ranges: list[np.ndarray], confidences
                             "context_centroid_hz": round(ruler.context.centroid_hz),
                             "rise_db": round(change["rise"], 2)}
         described = _describe(steering, change)
-        if i in fitting:
+        if fitting == [i]:
+            note["changed"] = f"{phrases}: the only candidate that fits is {described}"
+        elif i in fitting:
             note["changed"] = (f"{phrases}: chose material {described}, the {_ordinal(place + 1)} of {len(fitting)} "
                                f"candidates that fit")
         else:
