@@ -128,7 +128,9 @@ ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
     Arg("duration", meaning="Seconds of new material to generate.", default=30.0, min=0, min_exclusive=True,
         max=600, **_SECONDS),
     Arg("prompt", STRING, "What the new material should sound like. May be empty, but the MusicGPT backend "
-        "refuses an empty prompt; the embedded engine does not follow it.", default="", max_length=1000),
+        "refuses an empty prompt; the embedded engine follows only its words about energy, density and "
+        "brightness (calmer, less busy, more intense, brighter, build-up...) to choose among passages that fit.",
+        default="", max_length=1000),
     Arg("lyrics", STRING, "The song's full lyrics, to help the generator place the new words.", default="",
         max_length=3000),
     Arg("lyrics_section_to_replace", STRING, "Lyrics for the replaced range.", default="", max_length=3000),
