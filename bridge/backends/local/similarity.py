@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bridge.backends.local.analysis import ANALYSIS_RATE, CELL_SECONDS, N_FFT, SongAnalysis
+from bridge.backends.local.analysis import (
+    ANALYSIS_RATE,
+    CELL_SECONDS,
+    N_FFT,
+    SongAnalysis,
+)
 
 CONTEXT_SECONDS = 4.0  # how much music either side of a join is compared
 SWITCH_SECONDS = 2.0  # how much music either side of a jump inside the new material is compared
@@ -141,6 +146,68 @@ def switch_cost(space: CellSpace, a: np.ndarray, b: np.ndarray, seconds: float =
     past = (space.pair_distances(a + before, b + before) * weights).sum(axis=-1)
     future = (space.pair_distances(a + after, b + after) * weights).sum(axis=-1)
     return np.minimum(past, future) / weights.sum()
+
+
+class Texture:
+    """The overall sound of stretches of a song: each stretch's mean cell vector (timbre, harmony, activity).
+
+    A filled range or an extension is heard against the music around it; two stretches whose surroundings match
+    can still differ in what they sound like on the whole (a quiet bridge after the same drum fill as a chorus).
+    Distances are in the units of ``CellSpace`` (divided by the song's median distance between cells).
+    """
+
+    def __init__(self, space: CellSpace):
+        known = space.known.astype(np.float64)
+        self.space = space
+        self.sums = np.concatenate([np.zeros((1, space.vectors.shape[1])),
+                                    np.cumsum(space.vectors * known[:, None], axis=0, dtype=np.float64)])
+        self.counts = np.concatenate([[0.0], np.cumsum(known)])
+
+    def means(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+        """Mean vector of the known cells in starts[i]..stops[i] (clipped to the song): (len(starts), d)."""
+        a = np.clip(np.asarray(starts, dtype=int), 0, self.space.size)
+        b = np.clip(np.asarray(stops, dtype=int), a, self.space.size)
+        return (self.sums[b] - self.sums[a]) / np.maximum(self.counts[b] - self.counts[a], 1.0)[:, None]
+
+    def around(self, lo: int, hi: int, cells: int) -> np.ndarray:
+        """Mean vector of the known music within ``cells`` before ``lo`` and after ``hi``: what a fill should sound like."""
+        a, b = max(lo - cells, 0), min(hi + cells, self.space.size)
+        sums = self.sums[lo] - self.sums[a] + self.sums[b] - self.sums[min(hi, b)]
+        count = self.counts[lo] - self.counts[a] + self.counts[b] - self.counts[min(hi, b)]
+        return sums / max(count, 1.0)
+
+    def cost(self, starts: np.ndarray, stops: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """How unlike ``target`` each stretch starts[i]..stops[i] sounds on the whole."""
+        return np.linalg.norm(self.means(starts, stops) - target[None, :], axis=1) / self.space.scale
+
+
+def switch_matrix(space: CellSpace, a: np.ndarray, b: np.ndarray, seconds: float = SWITCH_SECONDS) -> np.ndarray:
+    """``switch_cost`` of every jump from a cell of ``a`` to a cell of ``b``: (len(a), len(b)).
+
+    The same figures, computed as one batch of small matrix products instead of one distance per pair and cell.
+    """
+    count = max(int(round(seconds / CELL_SECONDS)), 1)
+    weights = _context_weights(count, half_life=seconds / 3.0)
+    a, b = np.asarray(a, dtype=int), np.asarray(b, dtype=int)
+    before = -np.arange(1, count + 1)[:, None]
+    after = np.arange(count)[:, None]
+    past = np.tensordot(weights, _cross_distances(space, a + before, b + before), axes=1)
+    future = np.tensordot(weights, _cross_distances(space, a + after, b + after), axes=1)
+    return np.minimum(past, future) / weights.sum()
+
+
+def _cross_distances(space: CellSpace, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Normalised distances between the cells a[k, i] and b[k, j] for every k: (k, i, j); out-of-song or unknown
+    cells cost 1."""
+    ok_a = (a >= 0) & (a < space.size)
+    ok_b = (b >= 0) & (b < space.size)
+    ac, bc = np.clip(a, 0, space.size - 1), np.clip(b, 0, space.size - 1)
+    ok_a &= space.known[ac]
+    ok_b &= space.known[bc]
+    x, y = space.vectors[ac].astype(np.float64), space.vectors[bc].astype(np.float64)
+    sq = np.sum(x * x, axis=2)[:, :, None] + np.sum(y * y, axis=2)[:, None, :] - 2.0 * (x @ y.transpose(0, 2, 1))
+    dist = np.sqrt(np.maximum(sq, 0.0)) / space.scale
+    return np.where(ok_a[:, :, None] & ok_b[:, None, :], dist, 1.0)
 
 
 def local_minima(cost: np.ndarray, count: int, spacing: int, allowed: np.ndarray | None = None) -> np.ndarray:

@@ -145,3 +145,31 @@ def test_a_long_extension_of_a_short_song_does_not_loop_a_few_bars(song):
     repeats = [(i, j) for i in range(len(starts)) for j in range(i + 1, len(starts))
                if abs(starts[i] - starts[j]) < 1.0 and plan.passages[j].start - plan.passages[i].start < 20.0]
     assert not repeats
+
+
+def _hearings(passages, step: float = 0.25) -> dict[int, list[float]]:
+    """When each quarter second of the song's material is heard: once where it lies (before the cut), then wherever
+    a passage plays it again."""
+    heard: dict[int, list[float]] = {}
+    for p in passages:
+        for t in np.arange(p.start, p.end, step):
+            source = p.lag + t
+            times = heard.setdefault(int(round(source / step)), [float(source)])
+            if t - times[-1] > 1.0:
+                times.append(float(t))
+    return heard
+
+
+@pytest.mark.parametrize("cut", [27.5, 35.3])
+def test_an_extension_plays_no_stretch_three_times_within_a_few_bars(song, cut):
+    """The listener heard the music before the cut: replaying it twice more, each time within a few bars, is a loop.
+
+    (Seven bars rather than the issue's eight: this song's sections are eight bars long, and a verse heard three
+    times in a row is the song's own form, which the beat tracker's tempo measures a hair under eight bars.)"""
+    audio, sr = song
+    analysis = analyse(audio[:int(cut * sr)], sr)
+    loop = 28 * analysis.beat_period
+    for plan in plan_extend(analysis, cut, 30.0, 2):
+        for times in _hearings(plan.passages).values():
+            gaps = np.diff(times)
+            assert not np.any((gaps[:-1] < loop) & (gaps[1:] < loop)), plan.passages
