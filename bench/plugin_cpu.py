@@ -12,8 +12,8 @@
 2. Added latency: what the plugin reports to the CLAP host, and the delay between input and output (bit-exact match).
 3. Xruns: jalv hosting the LV2 under a private JACK dummy server (-p 1024, no real-time priority), the transport
    rolling for --seconds (60) with a JACK client playing into the plugin; xruns as JACK reports them to a client,
-   and the blocks the plugin's capture dropped; then the same with the empty plugin's LV2, on the same server, as
-   the baseline for what the machine's load alone causes. Target: 0.
+   and the blocks the plugin's capture dropped; the empty plugin's LV2 on the same server for half that time before
+   and half after is the baseline: what the machine's load alone causes. Target: 0.
 
     python3 bench/plugin_cpu.py [--runs 7] [--seconds 60] [--skip-jack]
 """
@@ -42,6 +42,7 @@ from tests.plugin.hosts.standin import StandInDaemon
 RATE = 48000
 FRAMES = 10 * RATE  # per case: fits the capture ring (~21 s), so a host faster than real time drops nothing
 CASES = ("stopped", "rolling", "playing")
+EMPTY_URI = "urn:daw-bridge:empty"
 
 
 def make(folder: Path) -> None:
@@ -155,11 +156,14 @@ def jack_xruns(seconds: float) -> None:
     try:
         subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], check=True, capture_output=True)
         with tempfile.TemporaryDirectory(prefix="daw-bridge-plugin-xruns-") as scratch:
-            empty = jalv_roll(name, ROOT / "bench" / "plugin_empty" / "build" / "DawBridgeEmpty.lv2",
-                              "urn:daw-bridge:empty", seconds, Path(scratch) / "empty")
-            print(f"  empty DPF pass-through: {len(empty)} xruns")
+            empty_bundle = ROOT / "bench" / "plugin_empty" / "build" / "DawBridgeEmpty.lv2"
+            # the baseline brackets the run (half before, half after), so a change in the machine's load shows
+            empty = jalv_roll(name, empty_bundle, EMPTY_URI, seconds / 2, Path(scratch) / "before")
             bridge = jalv_roll(name, ROOT / "daw_scripts" / "plugin" / "build" / "DawBridge.lv2",
                                "urn:daw-bridge:plugin", seconds, Path(scratch) / "bridge")
+            after = jalv_roll(name, empty_bundle, EMPTY_URI, seconds / 2, Path(scratch) / "after")
+            print(f"  empty DPF pass-through: {len(empty) + len(after)} xruns ({len(empty)} in the {seconds / 2:.0f} s "
+                  f"before, {len(after)} in the {seconds / 2:.0f} s after)")
             index = capture_index(Path(scratch) / "bridge" / "captures")
     finally:
         server.terminate()
