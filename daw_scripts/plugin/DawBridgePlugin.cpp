@@ -388,6 +388,37 @@ enum JobState : int {
 static const char* const kJobStateNames[] = {"idle", "sent", "working", "ready", "failed", "cancelled", "refused",
                                              "load_failed", "no_answer"};
 
+// Every parameter as the host sees it, in Parameters order. Presses are rising edges of plain on/off parameters, not
+// DPF triggers: DPF 1.6's VST3 wrapper drops a trigger a JUCE-based host (pedalboard, DawDreamer) sets, and
+// re-applies one each block in other hosts.
+struct ParameterSpec {
+    uint32_t hints;
+    const char *name, *symbol, *unit;
+    float defaultValue, minimum, maximum;
+};
+static constexpr uint32_t kPress = kParameterIsAutomatable | kParameterIsBoolean;
+static constexpr uint32_t kSwitch = kParameterIsAutomatable | kParameterIsBoolean | kParameterIsInteger;
+static constexpr uint32_t kWhole = kParameterIsAutomatable | kParameterIsInteger;
+static const ParameterSpec kParameterSpecs[kParameterCount] = {
+    {kPress, "Inpaint", "inpaint", "", 0, 0, 1},
+    {kPress, "Extend", "extend", "", 0, 0, 1},
+    {kPress, "Cancel", "cancel", "", 0, 0, 1},
+    {kPress, "Mark in", "markin", "", 0, 0, 1},
+    {kPress, "Mark out", "markout", "", 0, 0, 1},
+    {kParameterIsAutomatable, "Range start", "start", "s", 0, 0, 36000},
+    {kParameterIsAutomatable, "Range end", "end", "s", 0, 0, 36000},
+    {kWhole, "Daemon OSC port", "port", "", 9010, 1, 65535},
+    {kWhole, "Preset", "preset", "", 0, 0, 16},
+    {kWhole, "Variant", "variant", "", 0, 0, 16},
+    {kSwitch, "A/B", "ab", "", 0, 0, 1},
+    {kSwitch, "Match loudness", "match", "", 0, 0, 1},
+    {kParameterIsOutput, "Progress", "progress", "", 0, 0, 1},
+    {kParameterIsOutput | kParameterIsInteger, "State", "state", "", 0, 0, float(kNoAnswer)},
+    {kParameterIsOutput | kParameterIsInteger, "Variants loaded", "variants", "", 0, 0, 16},
+    {kParameterIsOutput, "Marked start", "marked_start", "s", 0, 0, 36000},
+    {kParameterIsOutput, "Marked end", "marked_end", "s", 0, 0, 36000},
+};
+
 // Delivered variants as run() reads them: built and freed by the background thread only, never changed once
 // published.
 static constexpr int kMatched = 1 << 8;  // a source (see sourceAt) played at its loudness-matching gain
@@ -422,7 +453,8 @@ public:
         const char* selfTest = std::getenv("DAW_BRIDGE_RT_CHECK_SELFTEST");
         fAllocateInRun = selfTest != nullptr && *selfTest == '1';
 #endif
-        fValues[kDaemonPort].store(9010.0f);
+        for (uint32_t i = 0; i < kParameterCount; ++i)
+            fValues[i].store(kParameterSpecs[i].defaultValue);
         openReplySocket();
         fThread = std::thread([this] { backgroundLoop(); });
     }
@@ -459,87 +491,12 @@ protected:
 
     void initParameter(uint32_t index, Parameter& parameter) override
     {
-        switch (index) {
-        // Presses are rising edges of plain on/off parameters, not DPF triggers: DPF 1.6's VST3 wrapper drops a
-        // trigger a JUCE-based host (pedalboard, DawDreamer) sets, and re-applies one each block in other hosts.
-        case kInpaint:
-        case kExtend:
-        case kCancel: {
-            static const char* const names[] = {"Inpaint", "Extend", "Cancel"};
-            static const char* const symbols[] = {"inpaint", "extend", "cancel"};
-            parameter.hints = kParameterIsAutomatable | kParameterIsBoolean;
-            parameter.name = names[index];
-            parameter.symbol = symbols[index];
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
-            break;
-        }
-        case kMarkIn:
-        case kMarkOut:
-            parameter.hints = kParameterIsAutomatable | kParameterIsBoolean;
-            parameter.name = index == kMarkIn ? "Mark in" : "Mark out";
-            parameter.symbol = index == kMarkIn ? "markin" : "markout";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
-            break;
-        case kRangeStart:
-        case kRangeEnd:
-            parameter.hints = kParameterIsAutomatable;
-            parameter.name = index == kRangeStart ? "Range start" : "Range end";
-            parameter.symbol = index == kRangeStart ? "start" : "end";
-            parameter.unit = "s";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 36000.0f);
-            break;
-        case kDaemonPort:
-            parameter.hints = kParameterIsAutomatable | kParameterIsInteger;
-            parameter.name = "Daemon OSC port";
-            parameter.symbol = "port";
-            parameter.ranges = ParameterRanges(9010.0f, 1.0f, 65535.0f);
-            break;
-        case kPreset:
-            parameter.hints = kParameterIsAutomatable | kParameterIsInteger;
-            parameter.name = "Preset";
-            parameter.symbol = "preset";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 16.0f);
-            break;
-        case kVariant:
-            parameter.hints = kParameterIsAutomatable | kParameterIsInteger;
-            parameter.name = "Variant";
-            parameter.symbol = "variant";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 16.0f);
-            break;
-        case kCompare:
-        case kMatchLoudness:
-            parameter.hints = kParameterIsAutomatable | kParameterIsBoolean | kParameterIsInteger;
-            parameter.name = index == kCompare ? "A/B" : "Match loudness";
-            parameter.symbol = index == kCompare ? "ab" : "match";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
-            break;
-        case kMarkedStart:
-        case kMarkedEnd:
-            parameter.hints = kParameterIsOutput;
-            parameter.name = index == kMarkedStart ? "Marked start" : "Marked end";
-            parameter.symbol = index == kMarkedStart ? "marked_start" : "marked_end";
-            parameter.unit = "s";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 36000.0f);
-            break;
-        case kProgress:
-            parameter.hints = kParameterIsOutput;
-            parameter.name = "Progress";
-            parameter.symbol = "progress";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 1.0f);
-            break;
-        case kState:
-            parameter.hints = kParameterIsOutput | kParameterIsInteger;
-            parameter.name = "State";
-            parameter.symbol = "state";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, float(kNoAnswer));
-            break;
-        case kVariants:
-            parameter.hints = kParameterIsOutput | kParameterIsInteger;
-            parameter.name = "Variants loaded";
-            parameter.symbol = "variants";
-            parameter.ranges = ParameterRanges(0.0f, 0.0f, 16.0f);
-            break;
-        }
+        const ParameterSpec& spec = kParameterSpecs[index];
+        parameter.hints = spec.hints;
+        parameter.name = spec.name;
+        parameter.symbol = spec.symbol;
+        parameter.unit = spec.unit;
+        parameter.ranges = ParameterRanges(spec.defaultValue, spec.minimum, spec.maximum);
     }
 
     // The project's copy of the job (the host's thread; the background thread keeps fSaved current).
@@ -1038,7 +995,7 @@ private:
     const std::string fInstance;
     CaptureRing fRing;
     CaptureWriter fWriter;
-    std::atomic<float> fValues[kParameterCount] = {};  // every parameter's value; defaults set in the constructor
+    std::atomic<float> fValues[kParameterCount];  // every parameter's value, from kParameterSpecs' defaults
     std::atomic<uint32_t> fRequests{0};
     // marks: presses waiting for run() to read the position, the marked frames (-1: none), whether they are the range
     std::atomic<uint32_t> fMarks{0};

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -110,6 +111,16 @@ def deliver(folder: Path, job_id: str, request_id: str, span_start: float,
         (folder / f"{name[:-4]}.json").write_text(json.dumps(manifest, indent=2))
         manifests.append(str(folder / f"{name[:-4]}.json"))
     return manifests[::-1], heard
+
+
+@pytest.fixture
+def daemon_port():
+    """A UDP socket standing in for the daemon: whatever the plugin sends arrives here, and nothing else hears it."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(5)
+    yield listener
+    listener.close()
 
 
 @pytest.fixture(scope="module")

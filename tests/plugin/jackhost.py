@@ -10,6 +10,8 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,7 @@ class Jalv:
         self.captures = folder / "captures"
         self.log = folder / "jalv.log"
         self.name = f"dawbridge-{uuid.uuid4().hex[:6]}"
+        self.exit_status: int | None = None  # set by hosted() once jalv has exited
         env = {**os.environ, "JACK_DEFAULT_SERVER": server, "LV2_PATH": str(folder / "lv2"),
                "DAW_BRIDGE_CAPTURE_DIR": str(self.captures), **(extra_env or {})}
         with open(self.log, "wb") as log:
@@ -131,3 +134,19 @@ class Song:
             else:
                 stretches.append([start, len(block)])
         return [tuple(s) for s in stretches]
+
+
+@contextmanager
+def hosted(server: str, bundle: Path, folder: Path, extra_env: dict | None = None,
+           material: np.ndarray = NOISE) -> Iterator[tuple[Jalv, Song]]:
+    """jalv hosting the plugin, `song` playing into it and `tape` recording it; all stopped on the way out, jalv's
+    exit status (after its capture thread wrote what was left) in ``plugin.exit_status``."""
+    plugin = Jalv(server, bundle, folder, extra_env)
+    song = Song(server, material)
+    try:
+        song.connect(plugin.name)
+        yield plugin, song
+    finally:
+        song.recording = False
+        plugin.exit_status = plugin.stop()
+        song.close()

@@ -19,26 +19,13 @@ import pytest
 from bridge.frontends.osc_wire import decode
 
 from .conftest import only_capture
-from .jackhost import NOISE, RATE, Jalv, Song
-
-
-@pytest.fixture
-def daemon_port():
-    """A UDP socket standing in for the daemon: whatever the plugin sends arrives here, and nothing else hears it."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.settimeout(5)
-    yield listener
-    listener.close()
+from .jackhost import NOISE, RATE, Jalv, Song, hosted
 
 
 def play_a_song(server: str, bundle: Path, folder: Path, daemon: socket.socket, extra_env: dict | None = None,
                 commands: tuple[str, ...] = ()) -> tuple[Song, Jalv]:
     """Roll from 10 s for 1.5 s, then from 2 s for 1 s, with the plugin between `song` and `tape`; all stopped after."""
-    plugin = Jalv(server, bundle, folder, extra_env)
-    song = Song(server)
-    try:
-        song.connect(plugin.name)
+    with hosted(server, bundle, folder, extra_env) as (plugin, song):
         plugin.command(f"set port {daemon.getsockname()[1]}")
         time.sleep(0.3)  # connections in place before anything is measured
         song.recording = True
@@ -47,11 +34,7 @@ def play_a_song(server: str, bundle: Path, folder: Path, daemon: socket.socket, 
             plugin.command(line)
             time.sleep(0.05)  # one command per block or two: the range is in place before the trigger
         song.roll(2 * RATE, 1.0)
-    finally:
-        song.recording = False
-        exit_status = plugin.stop()  # the plugin's capture thread writes what is left before jalv exits
-        song.close()
-    assert exit_status == 0, plugin.log.read_text()
+    assert plugin.exit_status == 0, plugin.log.read_text()
     return song, plugin
 
 

@@ -22,17 +22,7 @@ import pytest
 from bridge.frontends.osc_wire import decode
 
 from .conftest import PERIOD, only_capture
-from .jackhost import RATE, Jalv, Song
-
-
-@pytest.fixture
-def daemon():
-    """A UDP socket standing in for the daemon: whatever the plugin sends arrives here."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    listener.bind(("127.0.0.1", 0))
-    listener.settimeout(5)
-    yield listener
-    listener.close()
+from .jackhost import RATE, Jalv, Song, hosted
 
 
 def press(plugin: Jalv, trigger: str) -> None:
@@ -55,11 +45,9 @@ def locate(song: Song, frame: int) -> None:
     time.sleep(0.2)
 
 
-def test_mark_in_and_out_take_the_hosts_position_at_each_press(jack_server, bundles, tmp_path, daemon):
-    plugin = Jalv(jack_server, bundles / "DawBridge.lv2", tmp_path)
-    song = Song(jack_server)
-    try:
-        song.connect(plugin.name)
+def test_mark_in_and_out_take_the_hosts_position_at_each_press(jack_server, bundles, tmp_path, daemon_port):
+    daemon = daemon_port
+    with hosted(jack_server, bundles / "DawBridge.lv2", tmp_path) as (plugin, song):
         plugin.command(f"set port {daemon.getsockname()[1]}")
         locate(song, 12 * RATE)
         press(plugin, "markin")
@@ -88,11 +76,7 @@ def test_mark_in_and_out_take_the_hosts_position_at_each_press(jack_server, bund
         press(plugin, "markin")  # one mark alone does not take the range back: both are pressed anew
         still_typed = inpaint_range(plugin, daemon)
         time.sleep(0.2)
-    finally:
-        song.recording = False
-        exit_status = plugin.stop()
-        song.close()
-    assert exit_status == 0, plugin.log.read_text()
+    assert plugin.exit_status == 0, plugin.log.read_text()
 
     assert stopped == (12.0, 15.5)  # exactly where the transport stood at each press
     # while rolling: the position of the cycle each press arrived in, one whole cycle apart or more, inside the roll

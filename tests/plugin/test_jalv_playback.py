@@ -9,7 +9,6 @@ variant 0 every sample is the input again.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 from bridge.frontends.osc_wire import decode, encode
 
 from .conftest import deliver, only_capture, wait_for_job
-from .jackhost import NOISE, RATE, Jalv, Song
+from .jackhost import NOISE, RATE, Jalv, Song, hosted
 
 FADE = int(RATE * 0.005)  # 240 frames
 SPAN_START, SPAN_SECONDS = 10.4, 0.9  # where the delivered variants play (a patch: the range plus handles)
@@ -53,15 +52,10 @@ def expected_with(variant: np.ndarray, start: int, block: np.ndarray) -> np.ndar
 
 @pytest.mark.parametrize("build", ["release", "rtcheck"])
 def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_server, bundles, rtcheck_bundles,
-                                                                        tmp_path, build):
+                                                                        tmp_path, build, daemon_port):
     bundle = (bundles if build == "release" else rtcheck_bundles) / "DawBridge.lv2"
-    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    daemon.bind(("127.0.0.1", 0))
-    daemon.settimeout(5)
-    plugin = Jalv(jack_server, bundle, tmp_path)
-    song = Song(jack_server)
-    try:
-        song.connect(plugin.name)
+    daemon = daemon_port
+    with hosted(jack_server, bundle, tmp_path) as (plugin, song):
         for line in (f"set port {daemon.getsockname()[1]}", "set start 10.5", "set end 11.2"):
             plugin.command(line)
         time.sleep(0.3)
@@ -112,12 +106,7 @@ def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_ser
         mark = max(song.played)
         song.roll(10 * RATE, 1.5)
         original_pass = rolled_output(song, mark)
-    finally:
-        song.recording = False
-        exit_status = plugin.stop()
-        song.close()
-        daemon.close()
-    assert exit_status == 0, plugin.log.read_text()
+    assert plugin.exit_status == 0, plugin.log.read_text()
     # the host read the output parameters: working at 50 %, then ready (3) with two variants
     shown = [line.lstrip("> ") for line in plugin.log.read_text().splitlines()]
     shown = [tuple(shown[i:i + 3]) for i in range(len(shown)) if shown[i].startswith("progress = ")]
@@ -179,19 +168,15 @@ def runs(labels: np.ndarray) -> list[tuple[str, int]]:
 @pytest.mark.parametrize("build", ["release", "rtcheck"])
 def test_ab_switches_between_the_original_and_the_loudness_matched_variant_without_clicks(jack_server, bundles,
                                                                                           rtcheck_bundles, tmp_path,
-                                                                                          build):
+                                                                                          build, daemon_port):
     """A producer's story: variant 1 came back at half the level of the song. With Match loudness on it plays at
     the song's loudness over its span; holding A/B plays the original instead, releasing it the variant again, each
     switch a 5 ms crossfade."""
     span_start, seconds = 10.4, 2.5
     first = round(span_start * RATE)
-    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    daemon.bind(("127.0.0.1", 0))
-    daemon.settimeout(5)
-    plugin = Jalv(jack_server, (bundles if build == "release" else rtcheck_bundles) / "DawBridge.lv2", tmp_path)
-    song = Song(jack_server)
-    try:
-        song.connect(plugin.name)
+    daemon = daemon_port
+    bundle = (bundles if build == "release" else rtcheck_bundles) / "DawBridge.lv2"
+    with hosted(jack_server, bundle, tmp_path) as (plugin, song):
         plugin.command(f"set port {daemon.getsockname()[1]}")
         time.sleep(0.3)
         song.recording = True
@@ -218,12 +203,7 @@ def test_ab_switches_between_the_original_and_the_loudness_matched_variant_witho
         song.song.transport_stop()
         time.sleep(0.2)
         heard = rolled_output(song, mark)
-    finally:
-        song.recording = False
-        exit_status = plugin.stop()
-        song.close()
-        daemon.close()
-    assert exit_status == 0, plugin.log.read_text()
+    assert plugin.exit_status == 0, plugin.log.read_text()
 
     n = len(variants[0])
     original = NOISE[first:first + n]

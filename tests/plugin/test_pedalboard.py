@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import numpy as np
@@ -46,35 +45,33 @@ def test_nothing_is_captured_while_the_host_is_not_playing(plugin, tmp_path):
     assert not (tmp_path / "captures").exists()
 
 
-def test_the_job_and_the_chosen_variant_are_saved_with_the_project_and_reloaded(bundles, tmp_path, monkeypatch):
+def test_the_job_and_the_chosen_variant_are_saved_with_the_project_and_reloaded(bundles, tmp_path, monkeypatch,
+                                                                              daemon_port):
     """A producer's story: variants came back and they chose variant 2; they save the project (the host asks for
     the plugin's state) and reopen it later: the new instance has the job, variant 2 and its variants loaded."""
     captures = tmp_path / "captures"
     monkeypatch.setenv("DAW_BRIDGE_CAPTURE_DIR", str(captures))
-    daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    daemon.bind(("127.0.0.1", 0))
-    daemon.settimeout(5)
+    daemon = daemon_port
     silence = np.zeros((2, 512), np.float32)
-    try:
-        saving = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
-        # set by normalized value: pedalboard snaps values set by name to 1001 steps of the range
-        saving.parameters["daemon_osc_port"].raw_value = (daemon.getsockname()[1] - 1) / 65534
-        saving.inpaint = True
-        saving.process(silence, 48000)  # the host hands parameter changes to the plugin with a block
-        datagram, reply_to = daemon.recvfrom(65536)
-        [(_, args)] = decode(datagram)
-        instance, request_id = args[5], args[9]
-        manifests, _ = deliver(tmp_path / "drop", "j-saved", request_id, 1.0, 1.0)
-        daemon.sendto(encode("/bridge/accepted", [request_id, "j-saved"]), reply_to)
-        daemon.sendto(encode("/bridge/done", ["j-saved", *manifests]), reply_to)
-        assert wait_for_job(captures, ("ready",), instance=instance)["manifests"] == manifests
-        saving.variant = 2
-        saving.process(silence, 48000)
-        time.sleep(0.1)  # the background thread notes the chosen variant in the state it keeps for the host
-        project_state = saving.raw_state
-        del saving
-    finally:
-        daemon.close()
+    saving = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    # set by normalized value: pedalboard snaps values set by name to 1001 steps of the range
+    saving.parameters["daemon_osc_port"].raw_value = (daemon.getsockname()[1] - 1) / 65534
+    saving.inpaint = True
+    saving.process(silence, 48000)  # the host hands parameter changes to the plugin with a block
+    datagram, reply_to = daemon.recvfrom(65536)
+    [(_, args)] = decode(datagram)
+    instance, request_id = args[5], args[9]
+    manifests, _ = deliver(tmp_path / "drop", "j-saved", request_id, 1.0, 1.0)
+    daemon.sendto(encode("/bridge/accepted", [request_id, "j-saved"]), reply_to)
+    daemon.sendto(encode("/bridge/done", ["j-saved", *manifests]), reply_to)
+    assert wait_for_job(captures, ("ready",), instance=instance)["manifests"] == manifests
+    saving.variant = 2
+    saving.process(silence, 48000)
+    deadline = time.monotonic() + 5  # the background thread notes the chosen variant in the index and the state
+    while wait_for_job(captures, ("ready",), instance=instance).get("variant") != 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    project_state = saving.raw_state
+    del saving
 
     before = {p.name for p in captures.iterdir()}
     reopened = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
