@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 
 from bridge.audition.actions import LAST
 from bridge.audition.output import open_output
-from bridge.audition.program import AuditionError, Programs, load_programs
+from bridge.audition.program import (
+    Programs,
+    load_programs,
+    readable_source,
+)
+from bridge.exceptions import BridgeError
 from bridge.models import JobRecord, State
 from osc_schema import ValidationError
 
@@ -64,14 +69,14 @@ class Audition:
             self._tasks.discard(task)
             if not task.cancelled():
                 error = task.exception()
-                if error is not None and not isinstance(error, (ValidationError, AuditionError)):
+                if error is not None and not isinstance(error, (ValidationError, BridgeError)):
                     log.error("audition failed unexpectedly", exc_info=error)
                 answer(task.result() if error is None else None, error)
 
         task.add_done_callback(finished)
 
     async def act(self, job: str, what: str, variant: int | None = None) -> Playing:
-        """Play ``what`` of job ``job`` (or "last"); raises ValidationError or AuditionError with a one-line reason."""
+        """Play ``what`` of job ``job`` (or "last"); raises ValidationError or BridgeError with a one-line reason."""
         if what == "stop":
             if self._output is not None:
                 self._output.mixer.stop()
@@ -141,13 +146,17 @@ class Audition:
     async def _programs(self, record: JobRecord, sample_rate: int) -> Programs:
         programs = self._prepared.get(record.job_id)
         if programs is None or programs.sample_rate != sample_rate:
-            programs = await asyncio.to_thread(load_programs, record, sample_rate, self.settings["pre_roll_bars"],
-                                               self.settings["post_roll_bars"])
+            programs = await asyncio.to_thread(self._load, record, sample_rate)
             self._prepared[record.job_id] = programs
             while len(self._prepared) > KEEP_PREPARED:
                 self._prepared.popitem(last=False)
         self._prepared.move_to_end(record.job_id)
         return programs
+
+    def _load(self, record: JobRecord, sample_rate: int) -> Programs:
+        with readable_source(self.service.config, record.spec) as source:
+            return load_programs(record, sample_rate, self.settings["pre_roll_bars"], self.settings["post_roll_bars"],
+                                 source)
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:
         if event != "done":
@@ -161,5 +170,5 @@ class Audition:
     async def _prepare_quietly(self, record: JobRecord) -> None:
         try:
             await self._programs(record, self._output.sample_rate)
-        except AuditionError as exc:
+        except BridgeError as exc:  # said again, in one line, to whoever presses
             log.info("audition: %s", exc)

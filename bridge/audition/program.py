@@ -8,17 +8,22 @@ at a frame keeps the producer's place in the song.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from bridge import captures
 from bridge.audio.region import padded_slice, read_frames
 from bridge.audition.mixer import ramp
+from bridge.config import Config
 from bridge.exceptions import BridgeError
-from bridge.models import JobRecord, State
+from bridge.models import JobRecord, JobSpec, State
 
 DEFAULT_TEMPO = 120.0  # BPM when nothing says otherwise: 2 bars of 4/4 are then 4 s
 BEATS_PER_BAR = 4  # 4/4 unless known
@@ -58,8 +63,21 @@ def job_tempo(record: JobRecord, manifests: list[dict]) -> float:
     return float(tempo) if isinstance(tempo, (int, float)) and tempo > 0 else DEFAULT_TEMPO
 
 
-def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, post_roll_bars: float) -> Programs:
-    """Read a delivered job's source and variants into programs at the output's ``sample_rate``.
+@contextmanager
+def readable_source(config: Config, spec: JobSpec) -> Iterator[Path]:
+    """The job's source as a file: itself, or for a plugin's capture, whose export went with the job's work folder
+    once it was delivered, the same stretch exported again from the capture into a temporary file."""
+    if spec.source.exists() or "capture" not in spec.ids:
+        yield spec.source
+        return
+    with tempfile.TemporaryDirectory(prefix="daw-bridge-audition-") as folder:
+        yield captures.export_job_source(config, replace(spec, source=Path(folder) / "capture.wav"))
+
+
+def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, post_roll_bars: float,
+                  source: Path | None = None) -> Programs:
+    """Read a delivered job's source (or ``source``, a copy of it) and variants into programs at the output's
+    ``sample_rate``.
 
     Raises AuditionError when the job has no delivered variants or its files are gone.
     """
@@ -75,7 +93,7 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
     first = max(0, round((spec.edit_start - pre_roll_bars * bar_seconds(tempo)) * rate))
     stop = round((spec.edit_end + post_roll_bars * bar_seconds(tempo)) * rate)
     edit = (round(spec.edit_start * rate) - first, round(spec.edit_end * rate) - first)
-    original = padded_slice(read_frames(spec.source, first, stop)[0], 0, stop - first)
+    original = padded_slice(read_frames(source or spec.source, first, stop)[0], 0, stop - first)
     variants, gains = [], []
     for path, manifest in zip(record.manifests, manifests):
         variant = _variant_program(Path(path).parent / manifest["audio"], manifest, original, first, rate,

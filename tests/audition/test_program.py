@@ -5,6 +5,7 @@ sound card."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,13 @@ import soundfile as sf
 
 from bridge.audition.mixer import Mixer, ramp
 from bridge.audition.output import open_output
-from bridge.audition.program import AuditionError, bar_seconds, load_programs
+from bridge.audition.program import (
+    AuditionError,
+    bar_seconds,
+    load_programs,
+    readable_source,
+)
+from bridge.config import Config
 from bridge.models import JobRecord, JobSpec, SourceInfo, State
 
 RATE = 48000
@@ -34,6 +41,27 @@ def delivered_job(tmp_path, *, tempo: float | None, loudness: float = 0.5, chann
     spec = JobSpec(job_id="j-1", operation="inpaint", source=source, backend="local", start=10.0, end=12.0,
                    source_info=SourceInfo(rate, channels, len(noise), "WAV/FLOAT"))
     return JobRecord("j-1", "", {}, spec, State.DELIVERED, manifests=[str(tmp_path / "song_v1.json")])
+
+
+def test_a_plugin_captures_job_reads_its_context_from_the_capture_again(tmp_path):
+    """Its source was an export in the job's work folder, gone with it after delivery."""
+    record = delivered_job(tmp_path, tempo=120.0)
+    song, _ = sf.read(record.spec.source, dtype="float32")
+    instance = tmp_path / "captures" / "4242-1"
+    instance.mkdir(parents=True)
+    sf.write(instance / "span-000001.wav", song, RATE, subtype="FLOAT")  # played from timeline 5 s on
+    (instance / "index.json").write_text(json.dumps({
+        "format": "daw-bridge.capture/1", "instance": instance.name, "channels": 2, "spans": [
+            {"file": "span-000001.wav", "sample_rate": RATE, "timeline_start_frame": 5 * RATE, "frames": len(song)}]}))
+    record.spec = replace(record.spec, source=tmp_path / "work" / "j-1" / "capture-4242-1.wav", position=5.0,
+                          ids={"capture": "4242-1"})
+    config = Config(captures_dir=tmp_path / "captures", project_roots=(tmp_path,))
+    with readable_source(config, record.spec) as source:
+        programs = load_programs(record, RATE, 2, 1, source)
+    assert not source.exists(), "the copy is gone once read"
+    expected = load_programs(delivered_job(tmp_path, tempo=120.0), RATE, 2, 1)
+    np.testing.assert_array_equal(programs.original, expected.original)
+    np.testing.assert_array_equal(programs.variants[0], expected.variants[0])
 
 
 def rms(samples: np.ndarray) -> float:
