@@ -107,21 +107,22 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
 
 def _variant_program(audio_path: Path, manifest: dict, original: np.ndarray, first: int, rate: int,
                      operation: str) -> np.ndarray:
-    """The original with the delivered audio laid over it where it covers; after an extension, silence."""
-    try:
-        with sf.SoundFile(str(audio_path)) as f:
-            delivered = f.read(dtype="float32", always_2d=True)
-    except (OSError, sf.LibsndfileError) as exc:
-        raise AuditionError(f"the variant's audio cannot be read ({exc}): {audio_path}") from None
-    if delivered.shape[1] != original.shape[1] or manifest.get("sample_rate") != rate:
-        raise AuditionError(f"the variant's audio no longer matches its source: {audio_path}")
+    """The original with the delivered audio laid over it where it covers (only that part of a whole-song delivery
+    is read); after an extension, silence."""
     at = round(manifest["source"]["span_start"] * rate) - first  # where the delivered audio starts in the program
     program = original.copy()
     if operation == "extend":
         program[max(at, 0):] = 0.0
-    lo, hi = max(at, 0), min(at + len(delivered), len(program))
-    if hi > lo:
-        program[lo:hi] = delivered[lo - at:hi - at]
+    try:
+        with sf.SoundFile(str(audio_path)) as f:
+            if f.channels != original.shape[1] or f.samplerate != rate:
+                raise AuditionError(f"the variant's audio no longer matches its source: {audio_path}")
+            lo, hi = max(at, 0), min(at + f.frames, len(program))
+            if hi > lo:
+                f.seek(lo - at)
+                program[lo:hi] = f.read(hi - lo, dtype="float32", always_2d=True)
+    except (OSError, sf.LibsndfileError) as exc:
+        raise AuditionError(f"the variant's audio cannot be read ({exc}): {audio_path}") from None
     return program
 
 

@@ -43,6 +43,19 @@ def delivered_job(tmp_path, *, tempo: float | None, loudness: float = 0.5, chann
     return JobRecord("j-1", "", {}, spec, State.DELIVERED, manifests=[str(tmp_path / "song_v1.json")])
 
 
+def test_a_whole_song_delivery_plays_the_same_as_a_patch(tmp_path):
+    record = delivered_job(tmp_path, tempo=120.0)
+    patch = load_programs(record, RATE, 2, 1)
+    song, _ = sf.read(record.spec.source, dtype="float32")
+    span, _ = sf.read(tmp_path / "song_v1.wav", dtype="float32")
+    song[9 * RATE:13 * RATE] = span
+    sf.write(tmp_path / "song_v1.wav", song, RATE, subtype="FLOAT")
+    (tmp_path / "song_v1.json").write_text(json.dumps({"audio": "song_v1.wav", "sample_rate": RATE,
+                                                       "source": {"span_start": 0.0}, "splice": {"tempo": 120.0}}))
+    full = load_programs(record, RATE, 2, 1)
+    np.testing.assert_array_equal(full.variants[0], patch.variants[0])
+
+
 def test_a_plugin_captures_job_reads_its_context_from_the_capture_again(tmp_path):
     """Its source was an export in the job's work folder, gone with it after delivery."""
     record = delivered_job(tmp_path, tempo=120.0)
