@@ -169,24 +169,24 @@ class _Spectra:
         self.tail = np.concatenate((self.tail, mono))[-(ANALYSIS_RATE // 2):]
         self._waiting.append(mono)
         if sum(map(len, self._waiting)) >= _FRAMES_AT_ONCE * HOP:
-            self._frames(np.concatenate(self._waiting))
-            self._waiting.clear()
+            self._frames()
 
     def finish(self, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
         """(mel power (2 * MEL_BANDS, frames), chroma (12, frames)) after zeros past the end; a signal shorter
         than ``min_samples`` is first padded to that length."""
         self._waiting.append(np.zeros(max(min_samples - self.samples, 0) + N_FFT // 2, dtype=np.float32))
-        self._frames(np.concatenate(self._waiting))
+        self._frames()
         return np.concatenate(self._mel, axis=1), np.concatenate(self._chroma, axis=1)
 
-    def _frames(self, mono: np.ndarray) -> None:
-        pending = np.concatenate((self._pending, mono))
+    def _frames(self) -> None:
+        pending = np.concatenate((self._pending, *self._waiting))
+        self._waiting.clear()
         count = (len(pending) - N_FFT) // HOP + 1 if len(pending) >= N_FFT else 0
         if count:
             bands = _band_filters() @ frame_power(pending[:(count - 1) * HOP + N_FFT])
             self._mel.append(bands[:2 * MEL_BANDS])
             self._chroma.append(bands[2 * MEL_BANDS:])
-        self._pending = pending[count * HOP:]
+        self._pending = pending[count * HOP:].copy()  # not a view that keeps the whole stretch alive
 
 
 def track_beats(onset: np.ndarray, level_db: float) -> tuple[np.ndarray, float]:

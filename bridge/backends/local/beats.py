@@ -18,7 +18,7 @@ START_BPM = 120.0  # centre of the log-normal tempo prior
 STD_OCTAVES = 1.0  # its width, in octaves
 MAX_BPM = 320.0
 TIGHTNESS = 100.0  # how strongly beat spacing sticks to the tempo
-_TEMPOGRAM_COLUMNS = 1024  # tempogram columns computed at once: ~10 MB, whatever the song's length
+_TEMPOGRAM_COLUMNS = 256  # tempogram columns computed at once: ~4 MB, whatever the song's length
 
 
 def tempo_lags(lags: int, frame_rate: float) -> np.ndarray:

@@ -4,7 +4,7 @@
 and returns ``Rendered`` dicts. Both are module-level so a spawned process pool can pickle them. A worker
 remembers the content key of the last song it hashed, so the two calls of one job hash the file once. No call
 holds the decoded song: the analysis reads the file a block at a time, and rendering reads only the blocks the
-variants play (except from an MP3, decoded whole for that job).
+variants play (a lossy file, whose seeking is not sample-exact, is decoded whole for that job and then let go).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ STEERED_NOTE = ("embedded: re-uses the song's own material (beat-aligned, simila
 MIN_SONG_SECONDS = 4.0
 
 _loaded: dict[str, object] = {}  # this worker's last song: its file identity and content key (never its samples)
-# Seeking there gives exactly the same samples as decoding from the start (checked for Ogg Vorbis and Opus with
-# libsndfile 1.2). Not MP3: without a Xing header its frame count is an estimate, so it is decoded whole.
-_SEEKABLE = {"WAV", "WAVEX", "AIFF", "FLAC", "W64", "RF64", "CAF", "OGG"}
+# Seeking there gives exactly the same samples as decoding from the start. Not in lossy formats: libsndfile 1.2's
+# Vorbis seeks land a few samples off now and then, and an MP3 without a Xing header has an estimated length.
+_SEEKABLE = {"WAV", "WAVEX", "AIFF", "FLAC", "W64", "RF64", "CAF"}
 
 
 def _identity(source: Path) -> tuple:
@@ -251,6 +251,17 @@ def _notes(spec, delivered: int, steering=None) -> dict:
         notes["variants"] = (f"{delivered} of {spec.num_outputs} variants: the song offers no further passage "
                              f"similar enough")
     return notes
+
+
+def release_memory() -> None:
+    """Return freed memory to the system. glibc keeps a process's freed heap for reuse, and after large arrays are
+    freed it serves even big ones from that heap: without a trim a worker stays near its largest job's peak."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        pass
 
 
 def release_memory() -> None:
