@@ -37,7 +37,9 @@ def free_udp_port() -> int:
 class BenchDaemon:
     """``daw-bridge serve`` in its own process with a config in a temporary project."""
 
-    def __init__(self, extra_config: str = ""):
+    def __init__(self, extra_config: str = "", python: str | None = None):
+        """``python``: run that interpreter's installed daw-bridge (e.g. a fresh virtualenv's), not this tree's."""
+        self.python = python
         self.root = Path(tempfile.mkdtemp(prefix="daw-bridge-bench-"))
         self.port = free_udp_port()
         self.config = self.root / "daw-bridge.toml"
@@ -47,9 +49,10 @@ class BenchDaemon:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "BenchDaemon":
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--config", str(self.config)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        env = dict(os.environ) if self.python else dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen([self.python or sys.executable, "-m", "bridge", "serve", "--config",
+                                      str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=env, cwd=self.root)
         with BridgeClient("127.0.0.1", self.port) as client:
             deadline = time.monotonic() + 60
             while not client.ping(timeout=0.3):

@@ -1,0 +1,163 @@
+"""What a job costs the real daemon against the song's length: time and peak resident memory, and what stays.
+
+A daemon (``daw-bridge serve``, embedded engine, its worker warmed up as on any start) gets one 10 s inpaint per
+song of 4, 15, 30 and 60 minutes (44.1 kHz stereo 24-bit WAV, written to a temporary folder and deleted after),
+over loopback OSC as a DAW sends it. Resident memory is summed over the daemon and every process it started
+(engine worker, picture worker, resource tracker) and sampled every 20 ms while the job runs; 5 s after each job
+it is read again, next to the idle figure measured before the first job. Each song then gets a second job (its
+analysis cached). The daemon's first job is on another song of the first length.
+
+    python bench/engine_memory.py [--minutes 4 15 30 60]
+    python bench/engine_memory.py --python /tmp/fresh-venv/bin/python --minutes 4   # a fresh install's first job
+
+With ``--python`` the daemon runs from that interpreter's installed daw-bridge, not from this work tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from _common import BenchDaemon
+from idle_daemon import cpu_seconds, family, rss_mib
+
+from bridge.client import BridgeClient
+from bridge.demo_song import make_song_array
+
+RATE = 44100
+PIECE_SECONDS = 240.0  # a long song is 4-minute generated songs of different seeds one after another
+SAMPLE_EVERY = 0.02
+SETTLE = 5.0  # seconds after a job before its lasting memory is read
+
+
+def write_song(path: Path, minutes: float, pieces: dict[int, np.ndarray]) -> Path:
+    """A ``minutes`` long song written piece by piece (never whole in this process's memory)."""
+    total = int(round(minutes * 60 * RATE))
+    with sf.SoundFile(str(path), "w", RATE, 2, "PCM_24") as out:
+        written, seed = 0, 0
+        while written < total:
+            if seed not in pieces:
+                pieces[seed] = make_song_array(PIECE_SECONDS, RATE, 2, bpm=100.0 + 7 * (seed % 6), seed=seed)[0]
+            piece = pieces[seed][:total - written]
+            out.write(piece)
+            written, seed = written + len(piece), seed + 1
+    return path
+
+
+def family_sum(pid: int, measure) -> float:
+    """``measure`` summed over the daemon and its descendants (a process ending mid-read counts as nothing)."""
+    total = 0.0
+    try:
+        pids = family(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        pids = [pid]
+    for one in pids:
+        try:
+            total += measure(one)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def family_rss(pid: int) -> float:
+    """Resident MiB of the daemon and its descendants."""
+    return family_sum(pid, rss_mib)
+
+
+class PeakSampler:
+    """Samples the daemon family's resident memory in a thread; ``peak`` is the largest sum seen."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak = pid, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, family_rss(self.pid))
+            self._stop.wait(SAMPLE_EVERY)
+
+
+def inpaint(client: BridgeClient, pid: int, song: Path, at: float, tag: str) -> tuple[float, float, float, str]:
+    """(seconds from sending to the outcome, CPU seconds of the daemon and its workers, peak MiB during the job,
+    outcome) of a 10 s inpaint at ``at``. The CPU time does not grow when other programs load the machine."""
+    with PeakSampler(pid) as sampler:
+        cpu, started = family_sum(pid, cpu_seconds), time.perf_counter()
+        outcome, _ = client.run_job("inpaint", source=str(song), start=at, end=at + 10.0, prompt="", num_outputs=2,
+                                    request_id=f"mem-{tag}")
+        took, cpu = time.perf_counter() - started, family_sum(pid, cpu_seconds) - cpu
+    result = outcome.name if outcome.name == "done" else f"{outcome.name} {' '.join(map(str, outcome.args))}"
+    return took, cpu, sampler.peak, result
+
+
+def settle_rss(pid: int) -> float:
+    time.sleep(SETTLE)
+    return family_rss(pid)
+
+
+def wait_idle(pid: int, timeout: float = 60.0) -> float:
+    """The daemon family's memory once its worker has warmed up (no change above 1 MiB over a second)."""
+    deadline, last = time.monotonic() + timeout, -1.0
+    while time.monotonic() < deadline:
+        now = family_rss(pid)
+        if len(family(pid)) > 2 and abs(now - last) < 1.0:
+            return now
+        last = now
+        time.sleep(1.0)
+    return family_rss(pid)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[4, 15, 30, 60])
+    parser.add_argument("--python", help="run the daemon with this interpreter's installed daw-bridge")
+    args = parser.parse_args()
+    rows, pieces = [], {}
+    started = time.perf_counter()
+    with BenchDaemon(python=args.python) as daemon, BridgeClient("127.0.0.1", daemon.port) as client:
+        up = time.perf_counter() - started
+        audio = daemon.root / "audio"
+        audio.mkdir()
+        first_song = write_song(audio / "first.wav", args.minutes[0], pieces)
+        idle = wait_idle(daemon.proc.pid)
+        print(f"daemon answered OSC {up:.2f} s after start; idle with its warm worker: {idle:.0f} MiB")
+        first = inpaint(client, daemon.proc.pid, first_song, 0.55 * args.minutes[0] * 60, "first")
+        print(f"its first job, a new {args.minutes[0]:g} min song: {first[0]:.2f} s (CPU {first[1]:.2f} s), "
+              f"{first[3]}; {settle_rss(daemon.proc.pid):.0f} MiB {SETTLE:.0f} s later")
+        for number, minutes in enumerate(args.minutes):
+            song = write_song(audio / f"song-{minutes:g}min.wav", minutes, pieces)
+            if number == 0:  # a different song than the first job's: same length, new content
+                with sf.SoundFile(str(song), "r+") as edit:
+                    edit.seek(0)
+                    edit.write(np.full((RATE, 2), 0.01, dtype=np.float32))
+            at = 0.55 * minutes * 60
+            took, cpu, peak, result = inpaint(client, daemon.proc.pid, song, at, f"{minutes:g}")
+            after = settle_rss(daemon.proc.pid)
+            cached = inpaint(client, daemon.proc.pid, song, at - 30.0, f"{minutes:g}-cached")
+            rows.append((minutes, song.stat().st_size / 1e6, took, cpu, peak, after, *cached[:3], result))
+            song.unlink()
+    print(f"\n10 s inpaint, two variants, 44.1 kHz stereo 24-bit WAV; memory = daemon + workers, RSS MiB "
+          f"(idle {idle:.0f}, sampled every {SAMPLE_EVERY * 1000:.0f} ms)")
+    print(f"{'song':>7} {'file MB':>8} {'new s':>7} {'CPU s':>6} {'peak MiB':>9} {f'{SETTLE:.0f} s after':>10} "
+          f"{'vs idle':>8} {'cached s':>9} {'CPU s':>6} {'peak':>6}  outcome")
+    for minutes, size, took, cpu, peak, after, cached_took, cached_cpu, cached_peak, result in rows:
+        print(f"{minutes:>5g} m {size:>8.0f} {took:>7.2f} {cpu:>6.2f} {peak:>9.0f} {after:>10.0f} "
+              f"{after - idle:>+8.0f} {cached_took:>9.2f} {cached_cpu:>6.2f} {cached_peak:>6.0f}  {result}")
+    shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
