@@ -50,7 +50,7 @@ _FILLERS = {"more", "too", "so", "as", "very", "much", "a", "an", "the", "bit", 
             "be", "go", "keep"}
 _SPELLINGS = ((re.compile(r"\bbuild(?:ing)?[\s-]?ups?\b"), "build-up"), (re.compile(r"\bbuilds?\b(?!-)"), "build-up"),
               (re.compile(r"\bbreak[\s-]?downs?\b"), "breakdown"), (re.compile(r"\bdrops\b"), "drop"))
-_TOKEN = re.compile(r"[a-z]+(?:['’-][a-z]+)*")
+_TOKEN = re.compile(r"[a-z]+(?:['-][a-z]+)*")
 _WORDS_FOR = {("level", -1): "quieter", ("level", +1): "louder", ("density", -1): "sparser",
               ("density", +1): "busier", ("brightness", -1): "darker", ("brightness", +1): "brighter",
               ("rise", +1): "rising", ("rise", -1): "falling"}
@@ -72,7 +72,7 @@ class Steering:
 
     phrases: list[str]  # the prompt's own words that were understood, e.g. ["calmer", "less busy"]
     wants: dict[str, int]  # axis -> +1 / -1 (axes the words contradict each other on are left out)
-    rest: str  # the rest of the prompt, not followed
+    rest: str  # the rest of the prompt's words (lower case, without punctuation): not followed
     contradicted: list[str] = field(default_factory=list)
 
     def plan_count(self, variants: int) -> int:
@@ -96,34 +96,33 @@ class Steering:
 
 def understand(prompt: str) -> Steering | None:
     """The steering words of ``prompt``, or None when it has none (the engine then ignores the prompt, as before)."""
-    text = prompt.lower()
+    text = prompt.lower().replace("’", "'")
     for pattern, spelling in _SPELLINGS:
         text = pattern.sub(spelling, text)
     tokens = _TOKEN.findall(text)
-    phrases, used, totals, seen = [], set(), {}, {}
+    phrases, used, signs = [], set(), {}
     for i, token in enumerate(tokens):
         adjective = _COMPARATIVES.get(token, token)
         if adjective not in _ADJECTIVES:
             continue
-        j = i
+        j = i  # the modifiers before the word: "a little less", "not so", "don't make it"
         while j > 0 and i - j < 4 and (tokens[j - 1] in _FILLERS or tokens[j - 1] in _NEGATORS):
             j -= 1
         modifiers = set(tokens[j:i])
         negated = bool(modifiers & _NEGATORS)
         if token not in _COMPARATIVES and token not in _ON_THEIR_OWN and not (negated or "more" in modifiers):
-            continue
+            continue  # a bare adjective describes an instrument or a mood ("soft guitar"), not a change
         while j < i and tokens[j] in _FILLERS and tokens[j] != "more":
             j += 1  # "a little less busy" is reported as "less busy"
         phrases.append(" ".join(tokens[j:i + 1]))
         used.update(range(j, i + 1))
         for axis, sign in _ADJECTIVES[adjective].items():
-            sign = -sign if negated else sign
-            totals[axis] = totals.get(axis, 0) + sign
-            seen.setdefault(axis, set()).add(sign)
+            signs.setdefault(axis, set()).add(-sign if negated else sign)
     if not phrases:
         return None
-    wants = {axis: int(np.sign(total)) for axis, total in totals.items() if len(seen[axis]) == 1}
-    contradicted = [_WORDS_FOR[axis, +1] + " and " + _WORDS_FOR[axis, -1] for axis in totals if len(seen[axis]) > 1]
+    wants = {axis: next(iter(both)) for axis, both in signs.items() if len(both) == 1}
+    contradicted = [f"{_WORDS_FOR[axis, +1]} and {_WORDS_FOR[axis, -1]}" for axis, both in signs.items()
+                    if len(both) > 1]
     rest = " ".join(token for k, token in enumerate(tokens) if k not in used)
     return Steering(phrases, wants, rest, contradicted)
 
