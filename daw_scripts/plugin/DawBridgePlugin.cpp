@@ -583,13 +583,10 @@ protected:
         if ((fFadingFrom & ~kMatched) > variants)
             fFadingFrom = 0;  // a new job replaced the set mid-fade
 
-        if (!playing || playback == nullptr || (fHeard == 0 && fFadeLeft == 0)) {
-            for (uint32_t c = 0; c < kChannels; ++c)
-                if (outputs[c] != inputs[c])
-                    std::memmove(outputs[c], inputs[c], sizeof(float) * frames);
-        } else {
+        if (!playing || playback == nullptr || (fHeard == 0 && fFadeLeft == 0))
+            passThrough(inputs, outputs, frames);
+        else
             play(*playback, inputs, outputs, frames, firstFrame);
-        }
         fRunEpoch.fetch_add(1, std::memory_order_seq_cst);  // this block no longer reads the Playback it loaded
 #ifdef DAW_BRIDGE_RT_CHECK
         tInRun = false;
@@ -597,6 +594,13 @@ protected:
     }
 
 private:
+    static void passThrough(const float** inputs, float** outputs, uint32_t frames) noexcept
+    {
+        for (uint32_t c = 0; c < kChannels; ++c)
+            if (outputs[c] != inputs[c])
+                std::memmove(outputs[c], inputs[c], sizeof(float) * frames);
+    }
+
     // Audio thread: the host's position when a mark was pressed (the block it arrives in) becomes a range edge.
     void mark(uint32_t marks, int64_t frame) noexcept
     {
@@ -639,6 +643,8 @@ private:
               int64_t firstFrame) noexcept
     {
         const uint32_t fade = fadeFrames();
+        if (fFadeLeft == 0 && playWhole(playback, inputs, outputs, frames, firstFrame, fade))
+            return;
         for (uint32_t i = 0; i < frames; ++i) {
             const int64_t t = firstFrame + i;
             // the fade between variants: 1 - fFadeLeft/fade of the new one, after the fade only the new one
@@ -656,6 +662,28 @@ private:
             if (fFadeLeft > 0)
                 --fFadeLeft;
         }
+    }
+
+    // The common blocks, with no fade anywhere in them: wholly inside the heard variant's span, past its edge fades
+    // (the variant, times its gain when matched: what sourceAt gives there), or wholly outside it (the input).
+    // False for any other block, which play() then takes sample by sample.
+    bool playWhole(const Playback& playback, const float** inputs, float** outputs, uint32_t frames,
+                   int64_t firstFrame, uint32_t fade) noexcept
+    {
+        const dawbridge::Variant& v = playback.variants[size_t((fHeard & ~kMatched) - 1)];
+        const int64_t first = firstFrame - v.timelineFrame, last = first + int64_t(frames) - 1;
+        if (last < 0 || first >= v.frames) {
+            passThrough(inputs, outputs, frames);
+            return true;
+        }
+        if (first + 1 < int64_t(fade) || v.frames - last < int64_t(fade))
+            return false;
+        const float gain = (fHeard & kMatched) ? v.gain : 1.0f;
+        const float* from = v.stereo.data() + size_t(first) * 2;
+        for (uint32_t i = 0; i < frames; ++i)
+            for (uint32_t c = 0; c < kChannels; ++c)
+                outputs[c][i] = from[i * 2 + c] * gain;
+        return true;
     }
 
     // CLAP's reported frame is the host's steady counter, not the song position (DPF 1.6): derive it from the
