@@ -32,7 +32,9 @@ class JackOutput:
         self.sample_rate = self.client.samplerate
         self.mixer = Mixer(self.sample_rate)
         self._ports = [self.client.outports.register(f"out_{n}") for n in (1, 2)]
+        self.alive = True  # False once the server went away (stopped, restarted): the next audition reopens
         self.client.set_process_callback(self._process)
+        self.client.set_shutdown_callback(self._shutdown)
         self.client.activate()
         targets = list(ports) or [p.name for p in self.client.get_ports(is_audio=True, is_input=True,
                                                                          is_physical=True)]
@@ -48,8 +50,12 @@ class JackOutput:
     def _process(self, frames: int) -> None:
         self.mixer.render([port.get_array() for port in self._ports], frames)
 
+    def _shutdown(self, status, reason: str) -> None:
+        self.alive = False
+
     def close(self) -> None:
-        self.client.deactivate()
+        if self.alive:
+            self.client.deactivate()
         self.client.close()
 
 
@@ -57,6 +63,7 @@ class PortAudioOutput:
     """The system's default output device, through PortAudio."""
 
     kind = "portaudio"
+    alive = True
 
     def __init__(self):
         try:

@@ -137,6 +137,10 @@ class Audition:
 
     async def _open(self):
         async with self._opening:
+            if self._output is not None and not self._output.alive:
+                log.info("audition: the JACK server went away; opening the output again")
+                dead, self._output = self._output, None
+                await asyncio.to_thread(dead.close)
             if self._output is None:
                 self._output = await asyncio.to_thread(open_output, self.settings)
                 log.info("audition plays through %s (%s, %d Hz)", self._output.name, self._output.kind,

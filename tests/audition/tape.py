@@ -17,8 +17,8 @@ jack = pytest.importorskip("jack")  # JACK-Client
 
 
 class Tape:
-    def __init__(self):
-        self.client = jack.Client(f"tape-{uuid.uuid4().hex[:6]}", no_start_server=True)
+    def __init__(self, name: str = ""):
+        self.client = jack.Client(name or f"tape-{uuid.uuid4().hex[:6]}", no_start_server=True)
         self.ins = [self.client.inports.register(f"in_{n}") for n in (1, 2)]
         self.blocks: list[tuple[int, float, np.ndarray]] = []  # (frame time, time.monotonic(), (frames, 2))
         self.client.set_process_callback(self._record)
