@@ -11,6 +11,7 @@ or the text gives fills only what the request left at its default, and the resul
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -20,6 +21,8 @@ from bridge import captures
 from bridge.config import Config, config_home
 from bridge.frontends.midi_mapping import MappingError, parse_mapping
 from osc_schema import Command, ValidationError
+
+log = logging.getLogger(__name__)
 
 PROMPTS = "plugin-prompts.json"
 MAPPING_DEFAULT = "midi-mapping.toml"  # the [midi] table's own default
@@ -34,8 +37,9 @@ def _stored(config: Config) -> dict[str, str]:
         data = json.loads(_prompts_file(config).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError):
-        return {}  # a damaged file loses the texts, never the daemon; the next set rewrites it
+    except (OSError, ValueError) as exc:  # a damaged file loses the texts, never the daemon; the next set rewrites it
+        log.warning("the plugin instances' prompts cannot be read (%s): none is used until one is set again", exc)
+        return {}
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) \
         else {}
 

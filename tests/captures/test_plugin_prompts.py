@@ -103,3 +103,11 @@ def test_a_prompt_for_an_unknown_instance_is_refused_in_one_line(instance):
     assert "Traceback" not in done.stdout + done.stderr
     done = cli(project, "prompt", INSTANCE)
     assert done.returncode == 2 and "needs INSTANCE and TEXT" in done.stdout
+
+
+def test_the_live_instances_are_listed_by_name_for_the_prompt_command(instance):
+    project, _ = instance
+    done = cli(project, "list")
+    assert done.returncode == 0, done.stdout
+    [line] = done.stdout.splitlines()
+    assert line.startswith(f"{INSTANCE}  LV2  pid ") and line.endswith("played 0.000–30.000, 40.000–50.000 s")
