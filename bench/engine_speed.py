@@ -1,9 +1,9 @@
 """How fast the embedded engine answers: a 4-minute 44.1 kHz stereo song, 10 s inpaint and 30 s extend.
 
 - cold: the song's analysis is not cached (a fresh cache folder each run); the worker process is already up
-- warm: the analysis is cached on disk (a second job on the same song, the file read again); also printed: a
-  job right after another on the same song, when the worker still holds its samples
-- first job of a new daemon: a freshly spawned worker, imports and JIT caches included (reported once)
+- warm: the analysis is cached on disk (a second job on the same song, the file hashed again); also printed: a
+  job right after another on the same song, when the worker remembers its content key and skips the hashing
+- first job of a new daemon: a freshly spawned worker, imports included (reported once)
 - peak memory: the largest resident set of a worker process doing a cold job
 Each figure is the median of several runs of LocalBackend.wait (two variants each, as a producer asks by default),
 next to a baseline measured in the same process: reading the song and writing one 12 s WAV (the I/O floor).
@@ -65,7 +65,7 @@ async def timed(backend: LocalBackend, job: JobSpec, folder: Path) -> float:
 
 
 def forget_loaded_song() -> None:
-    """Run in the worker: drop its memory of the last song, so a warm run reads the file like a new job."""
+    """Run in the worker: drop its memory of the last song, so a warm run hashes the file like a new job."""
     engine._loaded.clear()
 
 
@@ -103,7 +103,7 @@ async def measure(root: Path, runs: int) -> None:
     fresh = LocalBackend(root / "first-cache")
     first = await timed(fresh, jobs(song)["inpaint 10 s"], root / "first")
     await fresh.close()
-    print(f"first job of a new daemon (spawn + imports + JIT caches + cold analysis): {first:.2f} s "
+    print(f"first job of a new daemon (spawn + imports + cold analysis): {first:.2f} s "
           f"(wall {time.perf_counter() - started:.2f} s incl. shutdown)")
 
     pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=engine.warm_up)
@@ -126,7 +126,7 @@ async def measure(root: Path, runs: int) -> None:
             print(f"{name}: cold median {statistics.median(cold):.2f} s (min {min(cold):.2f}, max {max(cold):.2f}; "
                   f"{statistics.median(cold) / floor:.1f}x baseline), warm median {statistics.median(warm):.3f} s "
                   f"(min {min(warm):.3f}, max {max(warm):.3f}; {statistics.median(warm) / floor:.1f}x baseline), "
-                  f"worker still holding the song {statistics.median(remembered):.3f} s")
+                  f"worker remembering the song's key {statistics.median(remembered):.3f} s")
     finally:
         pool.shutdown(wait=True)
 

@@ -48,6 +48,17 @@ def measure(pid: int, seconds: float) -> tuple[float, float]:
     return used / wall * 100, sum(rss_mib(p) for p in pids)
 
 
+def breakdown(pid: int) -> str:
+    """Resident MiB per process of the family, named by what it is."""
+    parts = []
+    for one in family(pid):
+        command = open(f"/proc/{one}/cmdline").read().replace("\0", " ")
+        name = ("daemon" if one == pid else "resource tracker" if "resource_tracker" in command
+                else f"worker {one}")
+        parts.append(f"{name} {rss_mib(one):.0f}")
+    return ", ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -57,11 +68,12 @@ def main() -> None:
         with BenchDaemon() as daemon:
             time.sleep(15)  # let start-up and the engine worker's warm-up settle
             daemon_cpu, daemon_rss = measure(daemon.proc.pid, args.seconds)
+            parts = breakdown(daemon.proc.pid)
             bare_cpu, bare_rss = measure(bare.pid, 1.0)
     finally:
         bare.kill()
     print(f"idle daemon (with its warmed-up engine worker) over {args.seconds:.0f} s: CPU {daemon_cpu:.3f} %, "
-          f"RSS {daemon_rss:.1f} MiB")
+          f"RSS {daemon_rss:.1f} MiB ({parts})")
     print(f"idle bare python (baseline):  CPU {bare_cpu:.3f} %, RSS {bare_rss:.1f} MiB; "
           f"RSS ratio {daemon_rss / bare_rss:.1f}x")
 
