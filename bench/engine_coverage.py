@@ -60,7 +60,7 @@ GAPS = (2.0, 5.0, 10.0)
 POSITIONS = (0.30, 0.55, 0.80)
 EXTENDS = (10.0, 30.0)
 EXTEND_POSITIONS = (0.45, 0.70)
-FLOORS = (0.0, 0.1, 0.2, DEFAULT_MIN_CONFIDENCE)
+FLOORS = tuple(sorted({0.0, 0.1, 0.2, 0.3, DEFAULT_MIN_CONFIDENCE}))
 BARS_FOR_LOOP = 8
 
 
@@ -335,7 +335,7 @@ def inpaint_table(results: list[Result]) -> None:
 
 def extend_table(results: list[Result]) -> None:
     print("\n| part | length | cases | delivered | better than both (of all) | LSD engine / loop bar / silence "
-          "(median) | loops | clean ending | entry spike median |")
+          "(median) | loops | clean ending (song's own / fade) | entry spike median |")
     print("|---|---|---|---|---|---|---|---|---|")
     for part in ("dev", "heldout"):
         mine = [r for r in results if r.part == part and r.operation == "extend"]
@@ -349,7 +349,8 @@ def extend_table(results: list[Result]) -> None:
                   f"{_pct(len(done), len(rows))} | {_pct(sum(r.better() for r in rows), len(rows))} | "
                   f"{_median(r.lsd for r in done):.2f} / {_median(r.base_a for r in rows):.2f} / "
                   f"{_median(r.base_b for r in rows):.2f} | {sum(r.loops for r in done)} | "
-                  f"{sum(r.tail_db <= -30 for r in done)}/{len(done)} | {_median(entry):.2f} |")
+                  f"{sum(r.tail_db <= -30 for r in done)}/{len(done)} ({sum(r.ending == 'song_end' for r in done)} / "
+                  f"{sum(r.ending == 'fade' for r in done)}) | {_median(entry):.2f} |")
 
 
 def floor_table(results: list[Result]) -> None:

@@ -29,14 +29,14 @@ from bridge.backends.local.similarity import (
 )
 
 LOOP_GUARD = 30.0  # seconds of recent output whose material a jump should not return to
-REUSE_PENALTY = 0.3
+REUSE_PENALTY = 0.5  # outweighs what a passage's overall sound can gain (TEXTURE_WEIGHT)
 LOOP_BARS = 8  # material heard again within this many bars of a recent hearing makes a loop
 SWITCH_SEARCH_BEATS = 8  # how many beats before a passage runs out are tried as jump points
 ENDING_OK = 0.4  # the song's own ending is used when the jump into it costs no more than this
 MARGIN_SECONDS = 0.3
 MIN_PASSAGE_BEATS = 4
 OWN_CONTINUATION_PENALTY = 0.15  # prefer new material that fits, but continue as the song does when nothing does
-TEXTURE_SECONDS = 8.0  # the music before the point whose overall sound the continuation should keep
+TEXTURE_SECONDS = 4.0  # the music before the point whose overall sound the continuation should keep
 TEXTURE_WEIGHT = 0.5  # how much a passage's overall sound counts next to its join
 
 
@@ -130,8 +130,7 @@ class _Walker:
             fits &= np.abs(seconds - lag) >= self.beat
         # the longer a start can play before it must jump, the better: a small nudge, not a rule
         room = np.clip((self.body_limit - material_start) / max(self.end - self.after, 1e-6), 0.0, 1.0)
-        score = (self.entry + 0.05 * (1.0 - room) + np.where(own, OWN_CONTINUATION_PENALTY, 0.0)
-                 + self.sound)
+        score = self.entry + 0.05 * (1.0 - room) + np.where(own, OWN_CONTINUATION_PENALTY, 0.0) + self.sound
         best = local_minima(score, 1, 1, fits)
         return float(seconds[best[0]]) if len(best) else None
 
