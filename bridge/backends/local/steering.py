@@ -25,7 +25,10 @@ FIT_MARGIN = 0.1  # candidates this close to the best confidence fit as well as 
 PLANS_PER_VARIANT = 4  # a steering prompt asks the planners for this many plans per variant (at least MIN_PLANS)
 MIN_PLANS = 8
 CONTEXT_SECONDS = 8.0  # music either side of the range that the candidates are compared with
-SCALES = {"level": 3.0, "density": np.log2(1.3), "brightness": np.log2(1.2), "rise": 3.0}  # one unit of each axis
+# One unit of each axis: 3 dB of level weighs as much as 50 % more onsets per second (onset counts over a few
+# seconds are noisy; at 30 % per unit, 12 dev songs' calmer/intense picks agreed with librosa's onsets 81 % of the
+# time, 93 % at 50 %, 89-93 % anywhere from 37 to 100 %), 20 % in centroid, 3 dB of rise.
+SCALES = {"level": 3.0, "density": np.log2(1.5), "brightness": np.log2(1.2), "rise": 3.0}
 
 # adjective: what it asks for on each axis (+1 more, -1 less)
 _ADJECTIVES = {
