@@ -12,7 +12,8 @@ import soundfile as sf
 
 from bridge.audio.region import probe
 from bridge.backends.local import engine
-from bridge.backends.local.analysis import analyse, without_range
+from bridge.backends.local.analysis import without_range
+from bridge.backends.local.cache import AnalysisCache, content_key
 from bridge.backends.local.inpaint import plan_inpaint
 from bridge.backends.local.render import render
 from bridge.backends.local.steering import Ruler, understand
@@ -86,7 +87,8 @@ def test_a_prompt_without_steering_words_changes_nothing(song_file, tmp_path):
     plain = render_job(song_file, tmp_path / "a", "", num_outputs=2)
     worded = render_job(song_file, tmp_path / "b", "soft guitar solo, dark and moody", num_outputs=2)
     audio, sr = sf.read(str(song_file), dtype="float32", always_2d=True)
-    analysis = without_range(analyse(audio, sr), 44.6, 47.6)
+    cached = AnalysisCache(tmp_path / "a" / "cache").load(content_key(song_file))  # the analysis the job used
+    analysis = without_range(cached, 44.6, 47.6)
     plans = plan_inpaint(analysis, 44.6, 47.6, 2)
     span = (int(round(43.6 * sr)), int(round(48.6 * sr)))
     assert len(plain) == len(worded) == len(plans) == 2
