@@ -134,6 +134,7 @@ class Daemon:
 
             self.midi = MidiFrontend(self.service, config, ableton=self.ableton.client if self.ableton else None)
             self.midi.audition = self.audition
+            self.osc.session = self.midi.context  # /bridge/bars counts from the transport it follows
             stack.callback(self.midi.close)  # registered first, so a partial start is cleaned up too
             await self.midi.start()
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",

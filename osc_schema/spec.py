@@ -158,12 +158,17 @@ ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
     Arg("task_id", STRING, "The MusicGPT task id the producer found for a job in submission_unknown (on the "
         "MusicGPT dashboard), or \"\" when the job never reached MusicGPT and may be submitted again.",
         max_length=128),
-    Arg("operation", STRING, "What to do with Live's loop: inpaint it, extend the song after it, or (context) only "
-        "make it the session context that hardware pads act on.", choices=("inpaint", "extend", "context")),
+    Arg("operation", STRING, "What to do with the range (Live's loop, or the bars): inpaint it, extend the song "
+        "from its start, or (context) only make it the session context that hardware pads act on.",
+        choices=("inpaint", "extend", "context")),
     Arg("what", STRING, "What to audition: the original, variant (the one named by variant), the next or previous "
         "variant, ab (toggle between the original and the last variant heard), or stop.",
         choices=("original", "variant", "next", "previous", "ab", "stop")),
     Arg("variant", INT, "Which variant to audition (1 = the first delivered).", default=1, min=1, max=2),
+    Arg("anchor", STRING, "Where the bars lie from the DAW's play cursor: last (the whole bars before the one it is "
+        "in), this (the bar it is in; bars is then 1), next (from the next bar line, or the one it stands on).",
+        choices=("last", "this", "next")),
+    Arg("bars", INT, "How many bars.", default=1, min=1, max=64),
 )}
 
 
@@ -225,6 +230,14 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "variant loudness-matched to the original. job_id \"last\" means the job delivered last. A switch "
                 "while the job plays (another variant, next, previous, ab) keeps the place in the song and "
                 "crossfades.", _args("job_id", "what"), _args("variant", "reply_port"), ("auditioning", "error")),
+    CommandSpec("bars", "Act on whole bars counted from the DAW's play cursor, as its transport feedback ([midi.daw]: "
+                "REAPER's /time and /tempo/raw, AbletonOSC's current_song_time, tempo and signature) tells it, "
+                "on the session context's source (/bridge/context, or the last command). /bridge/selected says "
+                "which bars, in bars and seconds, then the job's replies follow. Bars are counted at the current "
+                "tempo from the timeline's start: a DAW that reports no tempo map shows no tempo change.",
+                _args("operation", "anchor", "bars"),
+                _args("prompt", "num_outputs", "backend", "delivery", "request_id", "reply_port", no_defaults=True),
+                ("selected", *_JOB_REPLIES)),
 )}
 
 _TEXT = dict(type=STRING, shorten=1000)  # explanations: cut rather than refused, so a reply can always be sent
@@ -273,6 +286,12 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
                Arg("gain_db", FLOAT, "The loudness-matching gain the variant plays with over the range (0 for the "
                    "original)."),
                Arg("output", STRING, "Where it is heard: the JACK client's name, or \"default output\"."))),
+    ReplySpec("selected", "The bars /bridge/bars chose.",
+              (Arg("range", meaning="Which bars, e.g. \"bars 7-8 (12.000-16.000 s)\" (timeline seconds).", **_TEXT),
+               Arg("start", FLOAT, "Start, in seconds of source time.", unit="s"),
+               Arg("end", FLOAT, "End, in seconds of source time.", unit="s"),
+               Arg("tempo", FLOAT, "The tempo the bars were counted at (BPM)."),
+               Arg("beats_per_bar", FLOAT, "Beats in a bar (4 unless the DAW said otherwise)."))),
     ReplySpec("pong", "Answer to /bridge/ping.",
               (Arg("version", STRING, "The address-space version the daemon speaks (osc_schema VERSION)."),)),
 )}

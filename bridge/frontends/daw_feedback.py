@@ -6,10 +6,12 @@ the DAW's own loop points:
 
 - REAPER's native OSC control surface sends ``/loop/start/time`` and ``/loop/end/time`` (seconds on the timeline)
   to a port the daemon listens on (``[midi.daw] reaper_port``). With "loop points linked to time selection" on, they
-  follow the time selection.
+  follow the time selection. Its ``/time`` (the play cursor, seconds) and ``/tempo/raw`` (BPM) are the transport
+  that ranges in bars count from (``bars.py``).
 - AbletonOSC (a remote script in Live) is asked for ``/live/song/get/loop_start``, ``loop_length`` (beats) and
   ``tempo`` on port 11000 and answers on port 11001 of the asking host, once on request and again on every change
   after ``/live/song/start_listen/<property>``. Beats become seconds at the current tempo (no tempo automation).
+  ``current_song_time`` (beats) and ``signature_numerator`` are its transport.
 
 The DAW speaks timeline seconds, the context source seconds: a loop is mapped through the context's ``position``
 (where the source's time 0 sits on the timeline, known from the last command or ``/bridge/context``) every time the
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.audio.wavio import write_text_atomic
+from bridge.frontends.bars import Transport
 from bridge.frontends.osc_wire import OscSocket, encode
 from bridge.models import JobSpec
 from bridge.settings_schema import check_table, defaults
@@ -49,6 +52,8 @@ class SessionContext:
         self.path = Path(path)
         self.range_from = ""  # job | osc | reaper | ableton | restored
         self.loop: tuple[str, float, float] | None = None  # (daw, timeline start, timeline end)
+        self.transport: Transport | None = None  # the DAW's play cursor and tempo, once it told both
+        self._transport: dict = {}
         self._loop_range: tuple | None = None  # the (start, end) the loop last set, while it is the latest range
         self._seen: dict = {}
         self._pending: asyncio.TimerHandle | None = None
@@ -100,6 +105,14 @@ class SessionContext:
         self.range_from = daw
         self._apply_loop()
         self._write()
+
+    def follow_transport(self, daw: str, **values: float) -> None:
+        """The DAW's transport moved: ``cursor`` (timeline seconds), ``tempo`` (BPM), ``beats_per_bar``."""
+        known = self._transport if self._transport.get("daw") == daw else {"daw": daw}
+        known.update(values)
+        self._transport = known
+        if known.get("cursor") is not None and known.get("tempo"):
+            self.transport = Transport(**known)
 
     def selection(self) -> dict:
         """The context as a pad should use it now."""
@@ -200,8 +213,12 @@ def _number(params: list) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+_REAPER_TRANSPORT = {"/time": "cursor", "/tempo/raw": "tempo"}  # REAPER's default OSC pattern (Default.ReaperOSC)
+
+
 class ReaperFeedback(_OscListener):
-    """Listens where REAPER's native OSC surface sends feedback; follows its loop start and end (seconds)."""
+    """Listens where REAPER's native OSC surface sends feedback; follows its loop start and end (seconds), and its
+    play cursor and tempo."""
 
     def __init__(self, context: SessionContext):
         super().__init__(context)
@@ -210,6 +227,8 @@ class ReaperFeedback(_OscListener):
     def received(self, address: str, params: list, sender: tuple | None = None) -> None:
         index = {"/loop/start/time": 0, "/loop/end/time": 1}.get(address)
         value = _number(params)
+        if value is not None and address in _REAPER_TRANSPORT:
+            self.context.follow_transport("reaper", **{_REAPER_TRANSPORT[address]: value})
         if index is None or value is None:
             return
         self._loop[index] = value
@@ -225,7 +244,7 @@ class AbletonFeedback(_OscListener):
     and that frontend's client hands on every message it did not ask for (``share``).
     """
 
-    PROPERTIES = ("loop_start", "loop_length", "tempo")
+    PROPERTIES = ("loop_start", "loop_length", "tempo", "current_song_time", "signature_numerator")
 
     def __init__(self, context: SessionContext, live: tuple[str, int], interval: float):
         super().__init__(context)
@@ -268,8 +287,12 @@ class AbletonFeedback(_OscListener):
         if self._values.get(prop) == value:
             return
         self._values[prop] = value
-        start, length, tempo = (self._values.get(p) for p in self.PROPERTIES)
-        if start is not None and length and tempo:
+        start, length, tempo, cursor, beats_per_bar = (self._values.get(p) for p in self.PROPERTIES)
+        if tempo and prop in ("tempo", "current_song_time", "signature_numerator"):
+            self.context.follow_transport("ableton", tempo=tempo, **({"cursor": cursor * 60.0 / tempo}
+                                                                     if cursor is not None else {}),
+                                          **({"beats_per_bar": beats_per_bar} if beats_per_bar else {}))
+        if start is not None and length and tempo and prop in ("loop_start", "loop_length", "tempo"):
             seconds = 60.0 / tempo
             self.context.follow_loop("ableton", start * seconds, (start + length) * seconds)
 

@@ -15,11 +15,16 @@ from bridge import captures, plugin_prompts
 from bridge.config import Config
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from bridge.frontends.bars import bar_range
 from bridge.frontends.osc_wire import OscSocket, address_of, encode
 from bridge.models import JobRecord
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
+
+_CONTEXT_KEYS = ("source", "position", "item_id", "track_id", "take_id", "drop_folder")  # what /bridge/bars acts on
+_BARS_OPTIONS = ("prompt", "num_outputs", "backend", "delivery", "request_id")
+
 
 class OscFrontend(OscSocket):
     def __init__(self, service: JobService, config: Config):
@@ -28,6 +33,7 @@ class OscFrontend(OscSocket):
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in config.allowed_senders]
         self.ableton = None  # the AbletonFrontend, when [ableton] enabled = true
         self.audition = None  # the daemon's Audition
+        self.session = None  # the MIDI frontend's SessionContext, which follows the DAW's transport ([midi.daw])
         service.subscribe(self._on_job_event)
 
     async def start(self) -> tuple[str, int]:
@@ -112,6 +118,8 @@ class OscFrontend(OscSocket):
             self._send(target, *osc_schema.reply("plugin_prompt_set", capture=args["capture"], prompt=args["prompt"]))
         elif name == "context":
             self.service.set_context(args)
+        elif name == "bars":
+            self._bars(args, target)
         elif name == "audition" and self.audition is not None:
             self.audition.request(args["job_id"], args["what"], args["variant"],
                                   lambda playing, error: self._send(target, *(
@@ -122,6 +130,33 @@ class OscFrontend(OscSocket):
                                   lambda error: self._send(target, *osc_schema.error_reply(error)))
         else:  # the schema knows a command this daemon does not serve (e.g. ableton while it is off)
             raise ValidationError("address", command.name, "is not served by this daemon")
+
+    def _bars(self, args: dict, target: tuple) -> None:
+        transport = self.session.transport if self.session is not None else None
+        if transport is None:
+            raise ValidationError("bars", args["bars"], "need the DAW's play cursor and tempo: add [midi.daw] to the "
+                                  "daemon's config (reaper_port, or ableton = true) and let the DAW send them")
+        chosen = bar_range(transport, args["anchor"], args["bars"])
+        selection = self.session.selection()
+        position = selection.get("position") or 0.0
+        start, end = round(chosen.start - position, 6), round(chosen.end - position, 6)
+        self._send(target, *osc_schema.reply("selected", range=chosen.describe(), start=start, end=end,
+                                             tempo=float(transport.tempo), beats_per_bar=float(transport.beats_per_bar)))
+        operation = args["operation"]
+        if operation == "context":
+            self.service.set_context({"start": start, "end": end})
+            return
+        if selection.get("source") is None:
+            raise ValidationError("source", None, "is not known yet: send /bridge/context or run one command first",
+                                  shown="")
+        request = {"command": operation, "prompt": "", **{key: selection[key] for key in _CONTEXT_KEYS
+                                                          if selection.get(key) is not None}}
+        if operation == "inpaint":
+            request.update(start=start, end=end)
+        else:  # the song continues from the bars' start for as many bars
+            request.update(extend_after=start, duration=round(end - start, 6))
+        request.update({key: args[key] for key in _BARS_OPTIONS if args[key] is not None})
+        self.service.submit(osc_schema.parse_request(request), {"kind": "osc", "host": target[0], "port": target[1]})
 
     # -- replies -------------------------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ local BRIDGE = {
     context = "/bridge/context",
     ableton = "/bridge/ableton",
     audition = "/bridge/audition",
+    bars = "/bridge/bars",
     accepted = "/bridge/accepted",
     state = "/bridge/state",
     done = "/bridge/done",
@@ -39,6 +40,7 @@ local BRIDGE = {
     plugin = "/bridge/plugin",
     plugins_listed = "/bridge/plugins_listed",
     auditioning = "/bridge/auditioning",
+    selected = "/bridge/selected",
     pong = "/bridge/pong",
   },
   LIMITS = {
@@ -63,6 +65,7 @@ local BRIDGE = {
     job_id = { min_length = 1, max_length = 128 },
     task_id = { max_length = 128 },
     variant = { min = 1, max = 2 },
+    bars = { min = 1, max = 64 },
   },
   ENUMS = {
     gender = { "male", "female", "neutral" },
@@ -70,6 +73,7 @@ local BRIDGE = {
     delivery = { "patch", "full" },
     operation = { "inpaint", "extend", "context" },
     what = { "original", "variant", "next", "previous", "ab", "stop" },
+    anchor = { "last", "this", "next" },
   },
   DEFAULTS = {
     duration = 30,
@@ -81,6 +85,7 @@ local BRIDGE = {
     request_id = "",
     position = 0,
     variant = 1,
+    bars = 1,
   },
   STATES = {
     "accepted",

@@ -33,6 +33,8 @@ from bridge.core.service import JobService
 from bridge.daemon import make_backends
 from bridge.exceptions import TransientError
 from bridge.frontends.ableton import AbletonClient, AbletonSettings
+from bridge.frontends.bars import Transport
+from bridge.frontends.daw_feedback import AbletonFeedback
 from bridge.frontends.midi import MidiFrontend, MidiSettings, match_port, midi_backend
 from bridge.frontends.midi_mapping import MappingError, load_mapping, parse_mapping
 from bridge.frontends.osc import OscFrontend, encode
@@ -382,7 +384,8 @@ class FakeAbletonOSC:
             if message.address.startswith(("/live/song/get/", "/live/song/start_listen/")):
                 if "start_listen" in message.address:
                     self.listening.add(prop)
-                self._send(f"/live/song/get/{prop}", [self.song[prop]])
+                if prop in self.song:  # a property the story does not set (the transport) goes unanswered
+                    self._send(f"/live/song/get/{prop}", [self.song[prop]])
 
     def _send(self, address: str, args: list):
         self.sock.sendto(encode(address, args), (self._host, self.reply_port))
@@ -407,7 +410,8 @@ class FakeAbletonOSC:
 @pytest.mark.parametrize("port", ["own", "shared with [ableton]"])
 def test_abletons_loop_brace_in_beats_becomes_a_range_in_seconds(tmp_path, demo_song_path, no_midi_server, port):
     reply_port = free_udp_port()
-    live = FakeAbletonOSC(reply_port, loop_start=16.0, loop_length=8.0, tempo=120.0)
+    live = FakeAbletonOSC(reply_port, loop_start=16.0, loop_length=8.0, tempo=120.0, current_song_time=26.0,
+                          signature_numerator=3.0)
 
     async def story():
         client = None
@@ -421,10 +425,13 @@ def test_abletons_loop_brace_in_beats_becomes_a_range_in_seconds(tmp_path, demo_
                 service.set_context({"source": str(r.song)})
                 await until(lambda: service.context.get("end") == 12.0, what="the loop brace")
                 assert service.context["start"] == 8.0 and r.frontend.context.range_from == "ableton"
+                await until(lambda: r.frontend.context.transport == Transport("ableton", 13.0, 120.0, 3.0),
+                            what="the play cursor (26 beats) and the signature")
                 live.change("tempo", 60.0)  # the same beats last twice as long
                 await until(lambda: service.context.get("end") == 24.0, what="the new tempo")
+                assert r.frontend.context.transport.cursor == 26.0
                 live.restart()
-                await until(lambda: live.listening == {"loop_start", "loop_length", "tempo"}, what="listeners again")
+                await until(lambda: live.listening == set(AbletonFeedback.PROPERTIES), what="listeners again")
                 live.change("loop_start", 4.0)
                 await until(lambda: service.context.get("start") == 4.0, what="the moved brace")
                 assert service.context["end"] == 12.0

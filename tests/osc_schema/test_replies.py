@@ -31,6 +31,8 @@ SENT = [
     ("plugin_prompt_set", {"capture": "4821-1", "prompt": "soft guitar"}, ["4821-1", "soft guitar"]),
     ("auditioning", {"job_id": "j-1", "playing": "variant", "variant": 2, "gain_db": -1.5, "output": "daw-bridge"},
      ["j-1", "variant", 2, -1.5, "daw-bridge"]),
+    ("selected", {"range": "bars 5-6 (8.000-12.000 s)", "start": 4.0, "end": 8.0, "tempo": 120.0,
+                  "beats_per_bar": 4.0}, ["bars 5-6 (8.000-12.000 s)", 4.0, 8.0, 120.0, 4.0]),
     ("pong", {"version": "1.0.0"}, ["1.0.0"]),
 ]
 

@@ -19,6 +19,7 @@ M.ADDRESS = {
   context = "/bridge/context",
   ableton = "/bridge/ableton",
   audition = "/bridge/audition",
+  bars = "/bridge/bars",
   accepted = "/bridge/accepted",
   state = "/bridge/state",
   done = "/bridge/done",
@@ -28,6 +29,7 @@ M.ADDRESS = {
   plugin = "/bridge/plugin",
   plugins_listed = "/bridge/plugins_listed",
   auditioning = "/bridge/auditioning",
+  selected = "/bridge/selected",
   pong = "/bridge/pong",
 }
 M.LIMITS = {
@@ -52,6 +54,7 @@ M.LIMITS = {
   job_id = { min_length = 1, max_length = 128 },
   task_id = { max_length = 128 },
   variant = { min = 1, max = 2 },
+  bars = { min = 1, max = 64 },
 }
 M.ENUMS = {
   gender = { "male", "female", "neutral" },
@@ -59,6 +62,7 @@ M.ENUMS = {
   delivery = { "patch", "full" },
   operation = { "inpaint", "extend", "context" },
   what = { "original", "variant", "next", "previous", "ab", "stop" },
+  anchor = { "last", "this", "next" },
 }
 M.DEFAULTS = {
   duration = 30,
@@ -70,6 +74,7 @@ M.DEFAULTS = {
   request_id = "",
   position = 0,
   variant = 1,
+  bars = 1,
 }
 M.STATES = {
   "accepted",

@@ -1,0 +1,58 @@
+"""A range in bars from the DAW's play cursor: "the last N bars", "this bar", "the next N bars".
+
+The DAW's transport feedback (``daw_feedback``) says where the cursor is (timeline seconds), the tempo and, where it
+can, the beats in a bar (4/4 otherwise). Bars are counted from the timeline's start at that one tempo: a DAW that
+reports no tempo map gives no way to see a tempo change, so the reply names the tempo and the bars it assumed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from osc_schema import ValidationError
+
+ANCHORS = ("last", "this", "next")
+EPSILON = 1e-6  # seconds: a cursor this close to a bar line stands on it (feedback is rounded)
+
+
+@dataclass(frozen=True)
+class Transport:
+    daw: str  # reaper | ableton
+    cursor: float  # timeline seconds
+    tempo: float  # beats per minute
+    beats_per_bar: float = 4.0
+
+    @property
+    def bar_seconds(self) -> float:
+        return self.beats_per_bar * 60.0 / self.tempo
+
+
+@dataclass(frozen=True)
+class BarRange:
+    first_bar: int  # 1-based, as the DAW counts
+    bars: int
+    start: float  # timeline seconds
+    end: float
+
+    def describe(self) -> str:
+        bars = f"bar {self.first_bar}" if self.bars == 1 else f"bars {self.first_bar}-{self.first_bar + self.bars - 1}"
+        return f"{bars} ({self.start:.3f}-{self.end:.3f} s)"
+
+
+def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
+    """The whole bars before the one the cursor is in (last), that bar (this), or those from the next bar line on
+    (next; from the cursor's bar line when it stands on one). Raises ValidationError when they would start before
+    the timeline does."""
+    length = transport.bar_seconds
+    position = transport.cursor / length
+    current = math.floor(position + EPSILON / length)  # 0-based bar the cursor is in
+    if anchor == "this":
+        first, bars = current, 1
+    elif anchor == "last":
+        first = current - bars
+    else:
+        first = current if position - current < EPSILON / length else current + 1
+    if first < 0:
+        raise ValidationError("bars", bars, f"reach before the song's start: the cursor is in bar {current + 1}")
+    return BarRange(first + 1, bars, round(first * length, 6), round((first + bars) * length, 6))
