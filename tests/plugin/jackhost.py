@@ -123,6 +123,15 @@ class Song:
             client.deactivate()
             client.close()
 
+    def rolled_output(self, since: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(first timeline frame, input, output) of every rolling cycle recorded after cycle frame time `since`.
+
+        A cycle JACK skipped for the plugin on a loaded machine (an xrun) reaches the tape as silence while the song
+        played sound: such cycles are left out (the plugin never makes exact silence of sound)."""
+        return [(start, block, self.heard[cycle]) for cycle, (rolling, start, block) in sorted(self.played.items())
+                if rolling and cycle > since and cycle in self.heard
+                and (self.heard[cycle].any() or not block.any())]
+
     def rolled_frames(self) -> list[tuple[int, int]]:
         """The timeline stretches the transport rolled over, as (first frame, frame count), in play order."""
         stretches: list[list[int]] = []

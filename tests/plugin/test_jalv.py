@@ -18,7 +18,7 @@ import pytest
 
 from bridge.frontends.osc_wire import decode
 
-from .conftest import only_capture
+from .conftest import PERIOD, only_capture
 from .jackhost import NOISE, RATE, Jalv, Song, hosted
 
 
@@ -53,10 +53,13 @@ def test_jalv_passes_audio_through_captures_exactly_the_played_frames_and_sends_
     assert capture.index["plugin_format"] == "LV2"
     assert capture.index["dropped_blocks"] == 0
     rolled = song.rolled_frames()
-    # from 10 s, then from 2 s; an xrun on a loaded machine skips a cycle of the transport and splits a stretch,
-    # and the capture must then hold exactly the same pieces
+    # from 10 s, then from 2 s. On a loaded machine a JACK xrun can skip a cycle of the transport (splitting a
+    # stretch) or of the plugin alone (the capture then lacks that cycle): the capture holds the played frames, each
+    # at its timeline position, short of a couple of cycles at most
     assert rolled[0][0] == 10 * RATE and 2 * RATE in [s[0] for s in rolled]
-    assert [(s["timeline_start_frame"], s["frames"]) for s in capture.spans] == rolled
+    held = [(s["timeline_start_frame"], s["frames"]) for s in capture.spans]
+    assert all(any(a <= f and f + n <= a + m for a, m in rolled) for f, n in held), (held, rolled)
+    assert sum(n for _, n in held) >= sum(m for _, m in rolled) - 2 * PERIOD, (held, rolled)
     for span in capture.spans:
         first = span["timeline_start_frame"]
         assert span["sample_rate"] == RATE

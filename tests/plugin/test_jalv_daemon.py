@@ -102,8 +102,7 @@ def test_a_trigger_in_the_host_comes_back_as_a_variant_played_in_place(jack_serv
             time.sleep(0.2)
             mark = max(song.played)
             song.roll(first - RATE // 2, len(variant) / RATE + 1.0)  # from half a second before the span to after it
-            heard = [(start, block, song.heard[cycle]) for cycle, (rolling, start, block) in sorted(song.played.items())
-                     if rolling and cycle > mark and cycle in song.heard]
+            heard = song.rolled_output(mark)
     finally:
         daemon.stop()
     assert plugin.exit_status == 0, plugin.log.read_text()

@@ -17,7 +17,7 @@ import pytest
 from bridge.frontends.osc_wire import decode, encode
 
 from .conftest import deliver, only_capture, wait_for_job
-from .jackhost import NOISE, RATE, Jalv, Song, hosted
+from .jackhost import NOISE, RATE, Jalv, hosted
 
 FADE = int(RATE * 0.005)  # 240 frames
 SPAN_START, SPAN_SECONDS = 10.4, 0.9  # where the delivered variants play (a patch: the range plus handles)
@@ -30,12 +30,6 @@ def show_outputs(plugin: Jalv) -> None:
     for _ in range(4):
         time.sleep(0.15)
         plugin.command("monitors")
-
-
-def rolled_output(song: Song, since: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(first timeline frame, input, output) of every rolling cycle recorded after cycle frame time `since`."""
-    return [(start, block, song.heard[cycle]) for cycle, (rolling, start, block) in sorted(song.played.items())
-            if rolling and cycle > since and cycle in song.heard]
 
 
 def expected_with(variant: np.ndarray, start: int, block: np.ndarray) -> np.ndarray:
@@ -88,7 +82,7 @@ def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_ser
         time.sleep(0.2)
         mark = max(song.played)
         song.roll(10 * RATE, 1.5)  # over the span with variant 1 chosen while stopped
-        first_pass = rolled_output(song, mark)
+        first_pass = song.rolled_output(mark)
 
         mark = max(song.played)
         song.song.transport_frame = 10 * RATE
@@ -99,13 +93,13 @@ def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_ser
         time.sleep(0.75)
         song.song.transport_stop()
         time.sleep(0.2)
-        switch_pass = rolled_output(song, mark)
+        switch_pass = song.rolled_output(mark)
 
         plugin.command("set variant 0")
         time.sleep(0.2)
         mark = max(song.played)
         song.roll(10 * RATE, 1.5)
-        original_pass = rolled_output(song, mark)
+        original_pass = song.rolled_output(mark)
     assert plugin.exit_status == 0, plugin.log.read_text()
     # the host read the output parameters: working at 50 %, then ready (3) with two variants
     shown = [line.lstrip("> ") for line in plugin.log.read_text().splitlines()]
@@ -202,7 +196,7 @@ def test_ab_switches_between_the_original_and_the_loudness_matched_variant_witho
         time.sleep(1.5)
         song.song.transport_stop()
         time.sleep(0.2)
-        heard = rolled_output(song, mark)
+        heard = song.rolled_output(mark)
     assert plugin.exit_status == 0, plugin.log.read_text()
 
     n = len(variants[0])
