@@ -56,3 +56,20 @@ def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
     if first < 0:
         raise ValidationError("bars", bars, f"reach before the song's start: the cursor is in bar {current + 1}")
     return BarRange(first + 1, bars, round(first * length, 6), round((first + bars) * length, 6))
+
+
+def bars_on_source(transport: Transport | None, selection: dict, anchor: str, bars: int
+                   ) -> tuple[BarRange, float, float]:
+    """The bars from the cursor, and their start and end in source seconds (through the selection's position)."""
+    if transport is None:
+        raise ValidationError("bars", bars, "need the DAW's play cursor and tempo: add [midi.daw] to the daemon's "
+                                            "config (reaper_port, or ableton = true) and let the DAW send them")
+    chosen = bar_range(transport, anchor, bars)
+    position = selection.get("position") or 0.0
+    return chosen, round(chosen.start - position, 6), round(chosen.end - position, 6)
+
+
+def range_arguments(operation: str, start: float, end: float) -> dict:
+    """An inpaint replaces start..end; an extension continues the song from start for as long."""
+    return {"start": start, "end": end} if operation == "inpaint" else {"extend_after": start,
+                                                                          "duration": round(end - start, 6)}

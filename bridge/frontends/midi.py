@@ -35,6 +35,7 @@ from bridge.audition.actions import LAST, PAD_ACTIONS
 from bridge.config import Config, ConfigError, config_home
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from bridge.frontends.bars import bars_on_source, range_arguments
 from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
 from bridge.frontends.midi_mapping import Leds, Mapping, Pad, load_mapping
 from bridge.models import JobRecord, JobSpec, State
@@ -390,7 +391,10 @@ class MidiFrontend:
         for key in ("source", "position", "item_id", "track_id", "take_id", "drop_folder"):
             if selection.get(key) is not None:
                 request[key] = selection[key]
-        if pad.command == "inpaint":
+        if pad.bars is not None:
+            _, start, end = bars_on_source(self.context.transport, selection, *pad.bars)
+            request.update(range_arguments(pad.command, start, end))
+        elif pad.command == "inpaint":
             request.update({k: selection[k] for k in ("start", "end") if selection.get(k) is not None})
         elif selection.get("end") is not None:
             request["extend_after"] = selection["end"]

@@ -10,6 +10,8 @@ A mapping is TOML (see ``docs/midi-mapping.example.toml``)::
     note = 36                       # or cc = 20, or program = 5 (0..127, as sent on the wire)
     channel = 10                    # 1..16 as printed on the hardware; leave out to answer on any channel
     command = "inpaint"             # inpaint | extend: arguments checked by osc_schema like any other trigger
+    anchor = "last"                 # optional: whole bars from the DAW's play cursor ([midi.daw]) instead of the
+    bars = 2                        #   selection: last | this | next, and how many (/bridge/bars in docs/osc.md)
     preset = "guitar"
     backend = "local"               # the pad's own arguments win over its preset's
 
@@ -47,7 +49,7 @@ ACTIONS = ("cancel", "retry", "rerun_other_backend", *PAD_ACTIONS)  # audition_*
 # Arguments a pad normally takes from the session context (the DAW's selection) rather than from the mapping.
 CONTEXT_ARGS = ("source", "start", "end", "extend_after", "position", "item_id", "track_id", "take_id",
                 "drop_folder")
-_PAD_KEYS = set(KINDS) | {"channel", "command", "action", "preset", "name"}
+_PAD_KEYS = set(KINDS) | {"channel", "command", "action", "preset", "name", "anchor", "bars"}
 _FRONTEND_ARGS = {"request_id": "is set by the MIDI frontend for each press",
                   "reply_port": "has no meaning for a MIDI pad"}
 _LED_KEYS = ("on", "off", "done", "failed")
@@ -80,6 +82,7 @@ class Pad:
     args: dict  # preset arguments merged with the pad's own, already checked against osc_schema
     line: int | None
     name: str = ""
+    bars: tuple[str, int] | None = None  # (anchor, count): whole bars from the DAW's play cursor, not the selection
 
     def describe(self) -> str:
         return f"{self.name} ({self.trigger.describe()})" if self.name else self.trigger.describe()
@@ -216,7 +219,7 @@ def _pad(entry: dict, index: int, presets: dict, lines: "_Lines", fail) -> Pad:
     if action is not None:
         if action not in ACTIONS:
             raise fail(key_line("action"), where, f"action: {show(action)} must be one of {', '.join(ACTIONS)}")
-        for key in args:
+        for key in [*args, *(key for key in ("anchor", "bars") if key in entry)]:
             raise fail(key_line(key), where, f"{key!r}: an action pad takes no command arguments")
         if "preset" in entry:
             raise fail(key_line("preset"), where, "'preset': an action pad takes no command arguments")
@@ -244,7 +247,15 @@ def _pad(entry: dict, index: int, presets: dict, lines: "_Lines", fail) -> Pad:
             raise fail(key_line(exc.field) if exc.field in args else header, where, str(exc)) from None
         raise fail(lines.key(f"presets.{preset_name}", 0, exc.field), f"{where}, preset {preset_name!r}",
                    str(exc)) from None
-    return Pad(trigger, command, None, merged, header, name)
+    bars = None
+    if "anchor" in entry or "bars" in entry:  # checked as /bridge/bars would check them
+        try:
+            checked = osc_schema.parse_request({"command": "bars", "operation": command, "bars": 1,
+                                                **{key: entry[key] for key in ("anchor", "bars") if key in entry}}).args
+        except ValidationError as exc:
+            raise fail(key_line(exc.field), where, str(exc)) from None
+        bars = (checked["anchor"], checked["bars"])
+    return Pad(trigger, command, None, merged, header, name, bars)
 
 
 def _stand_ins(command: str, given: dict) -> dict:

@@ -15,7 +15,7 @@ from bridge import captures, plugin_prompts
 from bridge.config import Config
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
-from bridge.frontends.bars import bar_range
+from bridge.frontends.bars import bars_on_source, range_arguments
 from bridge.frontends.osc_wire import OscSocket, address_of, encode
 from bridge.models import JobRecord
 from osc_schema import ValidationError
@@ -133,13 +133,8 @@ class OscFrontend(OscSocket):
 
     def _bars(self, args: dict, target: tuple) -> None:
         transport = self.session.transport if self.session is not None else None
-        if transport is None:
-            raise ValidationError("bars", args["bars"], "need the DAW's play cursor and tempo: add [midi.daw] to the "
-                                  "daemon's config (reaper_port, or ableton = true) and let the DAW send them")
-        chosen = bar_range(transport, args["anchor"], args["bars"])
-        selection = self.session.selection()
-        position = selection.get("position") or 0.0
-        start, end = round(chosen.start - position, 6), round(chosen.end - position, 6)
+        selection = self.session.selection() if self.session is not None else {}
+        chosen, start, end = bars_on_source(transport, selection, args["anchor"], args["bars"])
         self._send(target, *osc_schema.reply("selected", range=chosen.describe(), start=start, end=end,
                                              tempo=float(transport.tempo), beats_per_bar=float(transport.beats_per_bar)))
         operation = args["operation"]
@@ -151,10 +146,7 @@ class OscFrontend(OscSocket):
                                   shown="")
         request = {"command": operation, "prompt": "", **{key: selection[key] for key in _CONTEXT_KEYS
                                                           if selection.get(key) is not None}}
-        if operation == "inpaint":
-            request.update(start=start, end=end)
-        else:  # the song continues from the bars' start for as many bars
-            request.update(extend_after=start, duration=round(end - start, 6))
+        request.update(range_arguments(operation, start, end))
         request.update({key: args[key] for key in _BARS_OPTIONS if args[key] is not None})
         self.service.submit(osc_schema.parse_request(request), {"kind": "osc", "host": target[0], "port": target[1]})
 

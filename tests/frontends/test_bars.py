@@ -3,11 +3,13 @@ play cursor is: REAPER's transport feedback over real UDP, a real daemon, its re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
 from pathlib import Path
 
+import mido
 import pytest
 
 from bridge.client import BridgeClient
@@ -15,6 +17,7 @@ from bridge.frontends.bars import Transport, bar_range
 from bridge.frontends.osc_wire import encode
 from osc_schema import ValidationError
 from tests.conftest import DaemonProcess, Project, free_udp_port
+from tests.frontends.test_midi import rig, until
 
 
 @pytest.mark.parametrize("cursor, anchor, bars, expected", [
@@ -90,3 +93,38 @@ def test_the_last_bars_from_reapers_cursor_become_the_context_and_the_next_bar_i
     assert done is not None and done.name == "done", done
     manifest = json.loads(Path(done.args[1]).read_text())
     assert (manifest["source"]["start"], manifest["source"]["end"], manifest["request_id"]) == (10.0, 12.0, "bars-1")
+
+
+PADS = """\
+[[pad]]
+note = 36
+command = "inpaint"
+anchor = "last"
+bars = 2
+
+[[pad]]
+note = 37
+command = "extend"
+anchor = "next"
+bars = 4
+"""
+
+
+def test_pads_inpaint_the_last_two_bars_and_extend_the_next_four_from_reapers_cursor(tmp_path, demo_song_path,
+                                                                                      monkeypatch):
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"dawbridge-absent-{time.time_ns()}")  # no controller: pressed here
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    reaper_port = free_udp_port()
+
+    async def story() -> list[tuple]:
+        async with rig(tmp_path, demo_song_path, midi={"daw": {"reaper_port": reaper_port}}, mapping=PADS) as r:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reaper:  # 100 BPM: a bar is 2.4 s
+                for address, value in (("/tempo/raw", 100.0), ("/time", 13.0)):  # in bar 6 (12.0-14.4 s)
+                    reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
+            await until(lambda: r.frontend.context.transport is not None, what="REAPER's transport")
+            for note in (36, 37):
+                r.frontend.received(mido.Message("note_on", note=note, velocity=90))
+            return [(j.spec.operation, j.spec.start, j.spec.end, j.spec.extend_after, j.spec.duration)
+                    for j in r.jobs()]
+
+    assert asyncio.run(story()) == [("inpaint", 7.2, 12.0, None, None), ("extend", None, None, 14.4, 9.6)]
