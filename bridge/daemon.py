@@ -99,7 +99,7 @@ class Daemon:
         stack.push_async_callback(self.service.close)
         resumed = await self.service.resume()
         # Workers start in the background: the first job is quick, and OSC is up before they are. The engine's
-        # warm worker holds ~270 MB; [local] warm_up = false trades that for ~3.5 s on the first job.
+        # warm worker holds ~110 MB; [local] warm_up = false trades that for ~1.5 s on the first job.
         warming = [asyncio.create_task(_warm_up(name, backend)) for name, backend in backends.items()
                    if name != "local" or config.local.get("warm_up", True)]
         stack.callback(lambda: [task.cancel() for task in warming])

@@ -78,8 +78,8 @@ LOCAL = Table("local", "The embedded engine (the default backend): offline, free
     Key("min_confidence", FLOAT, "A variant whose weakest join scores below this is not delivered.", default=0.2,
         min=0, max=1),
     Key("workers", INT, "Engine processes working at once.", default=1, min=1, max=64),
-    Key("warm_up", BOOL, "Start the engine worker with the daemon (~270 MB resident); false: the first job takes "
-        "~3.5 s longer instead.", default=True),
+    Key("warm_up", BOOL, "Start the engine worker with the daemon (~110 MB resident); false: the first job takes "
+        "~1.5 s longer instead.", default=True),
 ))
 
 WEBHOOK = Table("musicgpt.webhook", "Optional: a receiver MusicGPT calls when a task finishes, so jobs need fewer "
