@@ -264,17 +264,6 @@ def release_memory() -> None:
         pass
 
 
-def release_memory() -> None:
-    """Return freed memory to the system. glibc keeps a process's freed heap for reuse, and after large arrays are
-    freed it serves even big ones from that heap: without a trim a worker stays near its largest job's peak."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim this way
-        pass
-
-
 def warm_up() -> None:
     """Run the analysis once on 3 s of noise, so a new worker's first job does not pay for imports and filter banks.
 
