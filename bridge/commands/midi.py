@@ -148,5 +148,7 @@ def context_lines(config: Config) -> list[str]:
         first += f", item at {context['position']:.2f} s on the timeline"
     updated = data.get("updated")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(updated)) if isinstance(updated, (int, float)) else "?"
-    second = f"  range from {_RANGE_FROM.get(data.get('range_from'), 'unknown')}, updated {when}"
+    origin = data.get("range_from")
+    told = data.get("bars") if origin == "bars" else _RANGE_FROM.get(origin, "unknown")
+    second = f"  range from {told}, updated {when}"
     return [first, second + (f"; source {source}" if source else "")]

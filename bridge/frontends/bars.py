@@ -27,6 +27,10 @@ class Transport:
     def bar_seconds(self) -> float:
         return self.beats_per_bar * 60.0 / self.tempo
 
+    def describe(self) -> str:
+        daw = {"reaper": "REAPER", "ableton": "Live"}.get(self.daw, self.daw)
+        return f"{self.tempo:g} BPM, {self.beats_per_bar:g} beats a bar, from {daw}'s play cursor"
+
 
 @dataclass(frozen=True)
 class BarRange:

@@ -50,7 +50,8 @@ class SessionContext:
     def __init__(self, service, path: Path):
         self.service = service
         self.path = Path(path)
-        self.range_from = ""  # job | osc | reaper | ableton | restored
+        self.range_from = ""  # job | osc | reaper | ableton | bars | restored
+        self.bars = ""  # with range_from "bars": which bars, at what tempo, from whose cursor
         self.loop: tuple[str, float, float] | None = None  # (daw, timeline start, timeline end)
         self.transport: Transport | None = None  # the DAW's play cursor and tempo, once it told both
         self._transport: dict = {}
@@ -106,6 +107,14 @@ class SessionContext:
         self._apply_loop()
         self._write()
 
+    def follow_bars(self, start: float, end: float, bars: str) -> None:
+        """Whole bars from the cursor (/bridge/bars context) became the range (source seconds)."""
+        self.publish()
+        self.values.update(start=start, end=end)
+        self._loop_range = None
+        self.range_from, self.bars = "bars", bars
+        self._write()
+
     def follow_transport(self, daw: str, **values: float) -> None:
         """The DAW's transport moved: ``cursor`` (timeline seconds), ``tempo`` (BPM), ``beats_per_bar``."""
         known = self._transport if self._transport.get("daw") == daw else {"daw": daw}
@@ -134,7 +143,7 @@ class SessionContext:
 
     def snapshot(self) -> dict:
         """What ``context.json`` holds."""
-        return {"context": dict(self.values), "range_from": self.range_from,
+        return {"context": dict(self.values), "range_from": self.range_from, "bars": self.bars,
                 "loop": ({"daw": self.loop[0], "start": self.loop[1], "end": self.loop[2]} if self.loop else None),
                 "updated": time.time()}
 

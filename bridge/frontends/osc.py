@@ -139,7 +139,7 @@ class OscFrontend(OscSocket):
                                              tempo=float(transport.tempo), beats_per_bar=float(transport.beats_per_bar)))
         operation = args["operation"]
         if operation == "context":
-            self.service.set_context({"start": start, "end": end})
+            self.session.follow_bars(start, end, f"{chosen.describe()} at {transport.describe()}")
             return
         if selection.get("source") is None:
             raise ValidationError("source", None, "is not known yet: send /bridge/context or run one command first",

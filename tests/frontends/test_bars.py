@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from bridge.client import BridgeClient
 from bridge.frontends.bars import Transport, bar_range
 from bridge.frontends.osc_wire import encode
 from osc_schema import ValidationError
-from tests.conftest import DaemonProcess, Project, free_udp_port
+from tests.conftest import DaemonProcess, Project, daemon_environment, free_udp_port
 from tests.frontends.test_midi import rig, until
 
 
@@ -85,6 +87,10 @@ def test_the_last_bars_from_reapers_cursor_become_the_context_and_the_next_bar_i
         while context_range(project) != (4.0, 8.0):  # the context pads act on is bars 5-6 now
             assert time.monotonic() < deadline, context_range(project)
             time.sleep(0.05)
+        shown = subprocess.run([sys.executable, "-m", "bridge", "jobs", "--config", str(project.config)],
+                               capture_output=True, text=True, env=daemon_environment(), check=True).stdout
+        assert ("range from bars 5-6 (8.000-12.000 s) at 120 BPM, 4 beats a bar, from REAPER's play cursor"
+                in shown), shown
 
         client.send_raw(encode("/bridge/bars", ["inpaint", "next", 1, "num_outputs", 1, "request_id", "bars-1"]))
         assert client.wait_for(lambda r: r.name == "selected", 10).args[:3] == ["bar 8 (14.000-16.000 s)", 10.0,
