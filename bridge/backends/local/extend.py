@@ -5,11 +5,10 @@ continuation, which the producer may already have, only when nothing else fits n
 long as the song lasts, and jumps at a beat to another passage that continues naturally before it runs out.
 Jumps back into music heard in the last ``LOOP_GUARD`` seconds cost extra, so the walk avoids short repeating
 loops; the listener heard the music before the point too, so it counts as heard, and a jump is charged for the
-share of the bars it would play that were heard recently. Every passage also costs how unlike the last seconds
-before the point it sounds on the whole (``Texture``), so the continuation keeps the song's present sound. Near
-the end it tries to jump into the song's own ending so the extension finishes like the song does;
-otherwise the renderer fades the last bar. Extending after a song that has ended treats its ending as a break:
-the continuation follows the music that led into the ending, and is not turned down to the ending's fading level.
+share of the bars it would play that were heard recently. Near the end it tries to jump into the song's own
+ending so the extension finishes like the song does; otherwise the renderer fades the last bar. Extending after
+a song that has ended treats its ending as a break: the continuation follows the music that led into the ending,
+and is not turned down to the ending's fading level.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from bridge.backends.local.inpaint import JOIN_SECONDS
 from bridge.backends.local.plans import Passage, Plan
 from bridge.backends.local.similarity import (
     CellSpace,
-    Texture,
     cell_space,
     context_cost,
     local_minima,
@@ -29,15 +27,13 @@ from bridge.backends.local.similarity import (
 )
 
 LOOP_GUARD = 30.0  # seconds of recent output whose material a jump should not return to
-REUSE_PENALTY = 0.5  # outweighs what a passage's overall sound can gain (TEXTURE_WEIGHT)
+REUSE_PENALTY = 0.3  # for a jump whose next bars were all heard recently; less for a share of them
 LOOP_BARS = 8  # material heard again within this many bars of a recent hearing makes a loop
 SWITCH_SEARCH_BEATS = 8  # how many beats before a passage runs out are tried as jump points
 ENDING_OK = 0.4  # the song's own ending is used when the jump into it costs no more than this
 MARGIN_SECONDS = 0.3
 MIN_PASSAGE_BEATS = 4
 OWN_CONTINUATION_PENALTY = 0.15  # prefer new material that fits, but continue as the song does when nothing does
-TEXTURE_SECONDS = 4.0  # the music before the point whose overall sound the continuation should keep
-TEXTURE_WEIGHT = 0.5  # how much a passage's overall sound counts next to its join
 
 
 def ending_start(analysis: SongAnalysis) -> float:
@@ -82,7 +78,6 @@ class _Walker:
         self.entry = context_cost(space, anchor, -1) if after > 0.05 else np.zeros(space.size)
         self.entry_near = context_cost(space, anchor, -1, JOIN_SECONDS) if after > 0.05 else np.zeros(space.size)
         self.anchor = anchor
-        self.sound = self._sound(Texture(space), anchor)
 
     def walk(self, excluded: list[float], avoid: list[Plan]) -> Plan | None:
         lag = self._first_lag(excluded)
@@ -130,17 +125,9 @@ class _Walker:
             fits &= np.abs(seconds - lag) >= self.beat
         # the longer a start can play before it must jump, the better: a small nudge, not a rule
         room = np.clip((self.body_limit - material_start) / max(self.end - self.after, 1e-6), 0.0, 1.0)
-        score = self.entry + 0.05 * (1.0 - room) + np.where(own, OWN_CONTINUATION_PENALTY, 0.0) + self.sound
+        score = self.entry + 0.05 * (1.0 - room) + np.where(own, OWN_CONTINUATION_PENALTY, 0.0)
         best = local_minima(score, 1, 1, fits)
         return float(seconds[best[0]]) if len(best) else None
-
-    def _sound(self, texture: Texture, anchor: int) -> np.ndarray:
-        """For each cell, how unlike the music before the point the material from there on sounds on the whole."""
-        width = int(round(TEXTURE_SECONDS / CELL_SECONDS))
-        target = texture.means(np.array([anchor - width]), np.array([anchor]))[0]
-        cells = np.arange(self.space.size)
-        stops = np.maximum(np.minimum(cells + width, int(self.body_limit / CELL_SECONDS)), cells + 1)
-        return TEXTURE_WEIGHT * texture.cost(cells, stops, target)
 
     def _beats_between(self, lo: float, hi: float, lag: float) -> np.ndarray:
         """Output times in lo..hi where the passage at ``lag`` has a beat."""
@@ -195,7 +182,7 @@ class _Walker:
             material = at + lags
             fits = (material - self.margin >= 0) & (material + MIN_PASSAGE_BEATS * self.beat <= self.body_limit)
             fits &= np.abs(lags - current.lag) >= self.bar
-            score = cost + 0.01 * order + self.sound  # later jumps keep passages long
+            score = cost + 0.01 * order  # later jumps keep passages long
             # what the listener hears of the new passage before it could leave: the share heard recently counts
             until = np.minimum(material + LOOP_BARS * self.bar, self.body_limit)
             span = np.maximum(until - material, self.beat)

@@ -5,8 +5,6 @@ song ``lag`` seconds away). The best plan is found by a small Viterbi search ove
 state is a candidate lag: staying on a lag is free, switching costs how audible the jump would be plus a fixed
 penalty, entering is scored by the music before the range and leaving by the music after it. With no switch
 this is a single passage; when no single lag fits both sides, the path moves between passages at beats.
-Each beat of material also costs how unlike the music around the range it sounds on the whole (``Texture``): in
-through-composed music the surroundings of a distant passage can match while its instruments do not.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from bridge.backends.local.analysis import CELL_SECONDS, SongAnalysis
 from bridge.backends.local.plans import Passage, Plan
 from bridge.backends.local.similarity import (
     CellSpace,
-    Texture,
     cell_space,
     context_cost,
     local_minima,
@@ -25,13 +22,11 @@ from bridge.backends.local.similarity import (
 )
 
 SWITCH_PENALTY = 0.08  # a switch must buy at least this much better fit
-CANDIDATES = 8  # lags kept from each list (whole range, overall sound, entry, exit)
+CANDIDATES = 8  # lags kept from each of the three lists (whole range, entry, exit)
 MARGIN_SECONDS = 0.25  # material kept clear of the range and the song's edges, for crossfades and alignment
 MAX_DRIFT = 0.006  # a passage may land up to 0.6 % of its length away from where it started (varispeed)
 EDGE = 0.02  # a range this close to the song's start or end has no join there
 JOIN_SECONDS = 1.5  # the music either side of a join that its confidence is judged on
-TEXTURE_SECONDS = 6.0  # the music either side of the range whose overall sound the fill should have
-TEXTURE_WEIGHT = 0.5  # how much a fill's overall sound counts next to its joins
 
 
 def plan_inpaint(analysis: SongAnalysis, start: float, end: float, count: int) -> list[Plan]:
@@ -73,8 +68,6 @@ class _Search:
         self.entry_near = context_cost(space, self.first, -1, JOIN_SECONDS) if self.has_entry else np.zeros(n)
         self.exit_near = context_cost(space, self.last, +1, JOIN_SECONDS) if self.has_exit else np.zeros(n)
         self.bounds = self._segment_bounds()
-        self.texture = Texture(space)
-        self.target = self.texture.around(self.first, self.last, int(round(TEXTURE_SECONDS / CELL_SECONDS)))
         self.unknown_before = np.concatenate([[0], np.cumsum(~space.known)])
 
     def _segment_bounds(self) -> np.ndarray:
@@ -109,19 +102,12 @@ class _Search:
         whole = self._fits(lags, self.first, self.last) & allowed
         head = self._fits(lags, self.bounds[0], self.bounds[1]) & allowed
         tail = self._fits(lags, self.bounds[-2], self.bounds[-1]) & allowed
-        sound = self._sound(lags, self.first, self.last)
-        picks = [local_minima(entry + exit_ + sound, CANDIDATES, self.beat_cells, whole),
-                 local_minima(sound, CANDIDATES, self.beat_cells, whole)]
+        picks = [local_minima(entry + exit_, CANDIDATES, self.beat_cells, whole)]
         if len(self.bounds) > 2:
             picks.append(local_minima(entry, CANDIDATES, self.beat_cells, head))
             picks.append(local_minima(exit_, CANDIDATES, self.beat_cells, tail))
         chosen = np.unique(np.concatenate(picks)) if picks else np.zeros(0, dtype=int)
         return lags[chosen] if len(chosen) else np.zeros(0, dtype=int)
-
-    def _sound(self, lags: np.ndarray, lo: int, hi: int) -> np.ndarray:
-        """How unlike the range's surroundings cells lo..hi taken at each lag sound, weighted by their share."""
-        share = (hi - lo) / max(self.last - self.first, 1)
-        return TEXTURE_WEIGHT * share * self.texture.cost(lo + lags, hi + lags, self.target)
 
     def best(self, excluded: list[int]) -> Plan | None:
         """The cheapest path through the candidate lags, or None when no lag can supply the range."""
@@ -131,8 +117,7 @@ class _Search:
         n = self.space.size
         segments = len(self.bounds) - 1
         fits = np.array([self._fits(lags, self.bounds[i], self.bounds[i + 1]) for i in range(segments)])
-        sound = np.array([self._sound(lags, self.bounds[i], self.bounds[i + 1]) for i in range(segments)])
-        cost = np.where(fits[0], self.entry[np.clip(self.first + lags, 0, n - 1)] + sound[0], np.inf)
+        cost = np.where(fits[0], self.entry[np.clip(self.first + lags, 0, n - 1)], np.inf)
         back = np.zeros((segments, len(lags)), dtype=int)
         back[0] = np.arange(len(lags))
         switch_costs = []
@@ -146,7 +131,7 @@ class _Search:
             moved_cost = moved[came_from, np.arange(len(lags))]
             stay = moved_cost >= cost
             back[i] = np.where(stay, np.arange(len(lags)), came_from)
-            cost = np.where(fits[i], np.where(stay, cost, moved_cost) + sound[i], np.inf)
+            cost = np.where(fits[i], np.where(stay, cost, moved_cost), np.inf)
         exit_cost = self.exit[np.clip(self.last + lags, 0, n - 1)]
         total = cost + exit_cost
         final = int(np.argmin(total))

@@ -148,39 +148,6 @@ def switch_cost(space: CellSpace, a: np.ndarray, b: np.ndarray, seconds: float =
     return np.minimum(past, future) / weights.sum()
 
 
-class Texture:
-    """The overall sound of stretches of a song: each stretch's mean cell vector (timbre, harmony, activity).
-
-    A filled range or an extension is heard against the music around it; two stretches whose surroundings match
-    can still differ in what they sound like on the whole (a quiet bridge after the same drum fill as a chorus).
-    Distances are in the units of ``CellSpace`` (divided by the song's median distance between cells).
-    """
-
-    def __init__(self, space: CellSpace):
-        known = space.known.astype(np.float64)
-        self.space = space
-        self.sums = np.concatenate([np.zeros((1, space.vectors.shape[1])),
-                                    np.cumsum(space.vectors * known[:, None], axis=0, dtype=np.float64)])
-        self.counts = np.concatenate([[0.0], np.cumsum(known)])
-
-    def means(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-        """Mean vector of the known cells in starts[i]..stops[i] (clipped to the song): (len(starts), d)."""
-        a = np.clip(np.asarray(starts, dtype=int), 0, self.space.size)
-        b = np.clip(np.asarray(stops, dtype=int), a, self.space.size)
-        return (self.sums[b] - self.sums[a]) / np.maximum(self.counts[b] - self.counts[a], 1.0)[:, None]
-
-    def around(self, lo: int, hi: int, cells: int) -> np.ndarray:
-        """Mean vector of the known music within ``cells`` before ``lo`` and after ``hi``: what a fill should sound like."""
-        a, b = max(lo - cells, 0), min(hi + cells, self.space.size)
-        sums = self.sums[lo] - self.sums[a] + self.sums[b] - self.sums[min(hi, b)]
-        count = self.counts[lo] - self.counts[a] + self.counts[b] - self.counts[min(hi, b)]
-        return sums / max(count, 1.0)
-
-    def cost(self, starts: np.ndarray, stops: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """How unlike ``target`` each stretch starts[i]..stops[i] sounds on the whole."""
-        return np.linalg.norm(self.means(starts, stops) - target[None, :], axis=1) / self.space.scale
-
-
 def switch_matrix(space: CellSpace, a: np.ndarray, b: np.ndarray, seconds: float = SWITCH_SECONDS) -> np.ndarray:
     """``switch_cost`` of every jump from a cell of ``a`` to a cell of ``b``: (len(a), len(b)).
 
