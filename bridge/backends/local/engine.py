@@ -168,27 +168,33 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     song, sample_rate, subtype = open_song(spec.source)
     first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
     write_subtype = lossless_subtype(subtype)
-    candidates, best = [], 0.0
+    candidates, best, steered = [], 0.0, {}
+
+    def play(plan: Plan) -> tuple[np.ndarray, list[dict], list[dict]]:
+        return render(song, sample_rate, plan, start, end, (first, stop), analysis.beat_period)
+
     try:
         if steering:
             ruler = Ruler(context_around(song, sample_rate, start, end, spec.operation), sample_rate)
+            # an extension's last bar is left out: every candidate ends the same way (the song's ending or a fade)
+            tail = min(4 * analysis.beat_period, (end - start) / 2) if spec.operation == "extend" else 0.0
+            judged = slice(int(round(start * sample_rate)) - first, int(round((end - tail) * sample_rate)) - first)
         for plan in plans:
-            out, joins, passages = render(song, sample_rate, plan, start, end, (first, stop), analysis.beat_period)
+            out, joins, passages = play(plan)
             sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
             best = max(best, sure)
             if sure >= min_confidence:
-                candidates.append((sure, out, joins, passages, plan))
+                # a steered job keeps each candidate's measures, not its audio: the chosen are rendered again
+                candidates.append((sure, ruler.change(out[judged]) if steering else out, joins, passages, plan))
+        candidates.sort(key=lambda item: -item[0])  # variant 1 is the one we are surest of
+        if steering and candidates:
+            order = rank(steering, ruler, [c[1] for c in candidates], [c[0] for c in candidates])[:spec.num_outputs]
+            chosen = [candidates[i] for i, _ in order]
+            candidates = [(sure, play(plan)[0], joins, passages, plan) for sure, _, joins, passages, plan in chosen]
+            steered = {variant: note for variant, (_, note) in enumerate(order, start=1)}
     finally:
         if isinstance(song, FileSource):
             song.close()
-    candidates.sort(key=lambda item: -item[0])  # variant 1 is the one we are surest of
-    steered = {}
-    if steering and candidates:
-        # an extension's last bar is left out: every candidate ends the same way (the song's ending or a fade)
-        tail = min(4 * analysis.beat_period, (end - start) / 2) if spec.operation == "extend" else 0.0
-        order = _steer(steering, ruler, candidates, first, start, end, sample_rate, tail)
-        candidates = [candidates[i] for i, _ in order][:spec.num_outputs]
-        steered = {variant: note for variant, (_, note) in enumerate(order, start=1)}
     results = []
     for variant, (sure, out, joins, passages, plan) in enumerate(candidates, start=1):
         path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", out, sample_rate, write_subtype)
@@ -205,15 +211,6 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
         if rendered.variant in steered:
             rendered.notes["steering"] = steered[rendered.variant]
     return [rendered.to_json() for rendered in results]
-
-
-def _steer(steering, ruler, candidates: list, first: int, start: float, end: float, sample_rate: int,
-           tail: float) -> list[tuple[int, dict]]:
-    """The candidates' order when the prompt steers, with each one's note, measured on their rendered ranges
-    without the last ``tail`` seconds."""
-    lo = int(round(start * sample_rate)) - first
-    hi = int(round((end - tail) * sample_rate)) - first
-    return rank(steering, ruler, [out[lo:hi] for _, out, *_ in candidates], [sure for sure, *_ in candidates])
 
 
 def _write(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> Path:

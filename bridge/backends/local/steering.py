@@ -209,17 +209,17 @@ def context_around(song, sample_rate: int, start: float, end: float, operation: 
     return [piece for piece in pieces if len(piece)]
 
 
-def rank(steering: Steering, ruler: Ruler, ranges: list[np.ndarray], confidences: list[float]
-         ) -> list[tuple[int, dict]]:
+def rank(steering: Steering, ruler: Ruler, measured: list[tuple[Character, dict[str, float]]],
+         confidences: list[float]) -> list[tuple[int, dict]]:
     """Candidate indices in delivery order, each with its manifest note.
 
-    ``ranges`` are the candidates' rendered ranges, ``confidences`` theirs (all above the floor, best first).
+    ``measured`` holds each candidate's ``ruler.change`` of its rendered range, ``confidences`` their confidences
+    (all above the floor, best first).
     """
     best = max(confidences)
-    measured = [ruler.change(audio) for audio in ranges]
     fitting = [i for i, sure in enumerate(confidences) if sure >= best - FIT_MARGIN]
     steered = sorted(fitting, key=lambda i: -steering.score(measured[i][1]))
-    order = steered + [i for i in range(len(ranges)) if i not in fitting]
+    order = steered + [i for i in range(len(measured)) if i not in fitting]
     # the asked ways no fitting candidate goes: the note says so rather than leave "chose" to imply a choice
     missing = [axis for axis, sign in steering.wants.items()
                if not any(np.sign(measured[i][1][axis]) == sign for i in fitting)]

@@ -77,6 +77,13 @@ def test_the_manifest_says_what_was_understood_what_it_changed_and_what_was_not_
                         r"the best of \d+ candidates that fit(; nothing that fits here is sparser)?",
                         steering["changed"]), steering["changed"]
     assert steering["measured"]["level_db"] < -3.0
+    source, sr = sf.read(str(song_file), dtype="float32", always_2d=True)
+    context = np.concatenate([source[int(round(36.6 * sr)):int(round(44.6 * sr))],
+                              source[int(round(47.6 * sr)):int(round(55.6 * sr))]])  # 8 s either side
+    delivered = range_of(variant, 44.6, 47.6)
+    # the figure describes the audio delivered (the chosen variant is rendered again after the choice)
+    assert level_db(delivered.mean(axis=1)) - level_db(context.mean(axis=1)) == pytest.approx(
+        steering["measured"]["level_db"], abs=0.01)
     assert steering["not_followed"] == "with a soft guitar solo"
     assert notes["ignored"] == {"prompt": "with a soft guitar solo", "lyrics": "la la"}
     assert "nothing else in it is followed" in notes["engine"]
