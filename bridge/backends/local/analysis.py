@@ -216,18 +216,23 @@ def frame_power(samples: np.ndarray) -> np.ndarray:
 
 
 def power_to_db(power: np.ndarray, top_db: float | None) -> np.ndarray:
-    """10 log10(power) with a -100 dB floor and, with ``top_db``, no value more than that below the maximum."""
-    db = 10.0 * np.log10(np.maximum(1e-10, power))
+    """10 log10(power) with a -100 dB floor and, with ``top_db``, no value more than that below the maximum
+    (computed in place: a long song's per-frame bands are tens of MB)."""
+    db = np.maximum(1e-10, power)
+    np.log10(db, out=db)
+    db *= 10.0
     if top_db is not None:
-        db = np.maximum(db, db.max() - top_db)
+        np.maximum(db, db.max() - top_db, out=db)
     return db
 
 
 def onset_strength(mel_db: np.ndarray) -> np.ndarray:
     """Spectral flux per frame (float32): the mean over mel bands of each band's rise in dB since the previous
     frame, delayed by that one frame plus N_FFT / (2 HOP), as a centred frame hears a sound half a window early."""
-    rise = np.maximum(0.0, mel_db[:, 1:] - mel_db[:, :-1])
-    flux = np.mean(rise, axis=0)
+    flux = np.empty(max(mel_db.shape[1] - 1, 0), dtype=mel_db.dtype)
+    for first in range(0, len(flux), _FRAMES_AT_ONCE):  # a block of frames at a time: no song-long temporaries
+        stop = min(first + _FRAMES_AT_ONCE, len(flux))
+        flux[first:stop] = np.maximum(0.0, mel_db[:, first + 1:stop + 1] - mel_db[:, first:stop]).mean(axis=0)
     delay = 1 + N_FFT // (2 * HOP)
     return np.pad(flux, (delay, 0))[:mel_db.shape[1]]
 
