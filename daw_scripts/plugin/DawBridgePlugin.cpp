@@ -85,61 +85,58 @@ struct BlockRecord {
 
 class CaptureRing {
 public:
-    static constexpr uint32_t kSampleCapacity = 1u << 21;  // floats: ~21 s of stereo at 48 kHz
+    static constexpr uint32_t kFrameCapacity = 1u << 20;  // frames per channel: ~21 s at 48 kHz
     static constexpr uint32_t kBlockCapacity = 1u << 13;
 
-    CaptureRing() : fSamples(kSampleCapacity), fBlocks(kBlockCapacity) {}
+    CaptureRing() : fSamples(size_t(kFrameCapacity) * kChannels), fBlocks(kBlockCapacity) {}
 
-    // Audio thread. False (and nothing written) when the consumer has fallen behind.
+    // Audio thread. False (and nothing written) when the consumer has fallen behind. Planar (one ring per channel),
+    // so a block is at most two plain copies per channel; the capture thread interleaves.
     bool push(const float* const* channels, uint32_t frames, int64_t timelineFrame, uint32_t sampleRate) noexcept
     {
-        const uint64_t sw = fSampleWrite.load(std::memory_order_relaxed);
+        const uint64_t fw = fFrameWrite.load(std::memory_order_relaxed);
         const uint64_t bw = fBlockWrite.load(std::memory_order_relaxed);
-        const uint64_t need = uint64_t(frames) * kChannels;
-        if (sw + need - fSampleRead.load(std::memory_order_acquire) > kSampleCapacity
+        if (fw + frames - fFrameRead.load(std::memory_order_acquire) > kFrameCapacity
             || bw + 1 - fBlockRead.load(std::memory_order_acquire) > kBlockCapacity)
             return false;
-        uint64_t at = sw;
-        for (uint32_t i = 0; i < frames; ++i)
-            for (uint32_t c = 0; c < kChannels; ++c)
-                fSamples[at++ & (kSampleCapacity - 1)] = channels[c][i];
+        const uint32_t offset = uint32_t(fw & (kFrameCapacity - 1));
+        const uint32_t first = std::min(frames, kFrameCapacity - offset);
+        for (uint32_t c = 0; c < kChannels; ++c) {
+            float* ring = fSamples.data() + size_t(c) * kFrameCapacity;
+            std::memcpy(ring + offset, channels[c], sizeof(float) * first);
+            std::memcpy(ring, channels[c] + first, sizeof(float) * (frames - first));
+        }
         fBlocks[bw & (kBlockCapacity - 1)] = BlockRecord{timelineFrame, frames, sampleRate};
-        fSampleWrite.store(sw + need, std::memory_order_release);
+        fFrameWrite.store(fw + frames, std::memory_order_release);
         fBlockWrite.store(bw + 1, std::memory_order_release);
         return true;
     }
 
-    // Capture thread: the next block and its interleaved samples (in up to two pieces, as the ring wraps).
-    bool peek(BlockRecord& block, const float*& first, uint32_t& firstCount, const float*& second,
-              uint32_t& secondCount) const noexcept
+    // Capture thread: takes the next block, its samples interleaved into `interleaved` (frames * kChannels).
+    bool pop(BlockRecord& block, std::vector<float>& interleaved)
     {
         const uint64_t br = fBlockRead.load(std::memory_order_relaxed);
         if (br == fBlockWrite.load(std::memory_order_acquire))
             return false;
         block = fBlocks[br & (kBlockCapacity - 1)];
-        const uint64_t sr = fSampleRead.load(std::memory_order_relaxed);
-        const uint32_t count = block.frames * kChannels;
-        const uint32_t offset = uint32_t(sr & (kSampleCapacity - 1));
-        firstCount = std::min(count, kSampleCapacity - offset);
-        secondCount = count - firstCount;
-        first = fSamples.data() + offset;
-        second = fSamples.data();
+        const uint64_t fr = fFrameRead.load(std::memory_order_relaxed);
+        interleaved.resize(size_t(block.frames) * kChannels);
+        for (uint32_t c = 0; c < kChannels; ++c) {
+            const float* ring = fSamples.data() + size_t(c) * kFrameCapacity;
+            for (uint32_t i = 0; i < block.frames; ++i)
+                interleaved[size_t(i) * kChannels + c] = ring[(fr + i) & (kFrameCapacity - 1)];
+        }
+        fFrameRead.store(fr + block.frames, std::memory_order_release);
+        fBlockRead.store(br + 1, std::memory_order_release);
         return true;
     }
 
-    void pop(const BlockRecord& block) noexcept
-    {
-        fSampleRead.store(fSampleRead.load(std::memory_order_relaxed) + uint64_t(block.frames) * kChannels,
-                          std::memory_order_release);
-        fBlockRead.store(fBlockRead.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-    }
-
 private:
-    std::vector<float> fSamples;
+    std::vector<float> fSamples;  // channel c's ring at c * kFrameCapacity
     std::vector<BlockRecord> fBlocks;
-    alignas(64) std::atomic<uint64_t> fSampleWrite{0};
+    alignas(64) std::atomic<uint64_t> fFrameWrite{0};
     alignas(64) std::atomic<uint64_t> fBlockWrite{0};
-    alignas(64) std::atomic<uint64_t> fSampleRead{0};
+    alignas(64) std::atomic<uint64_t> fFrameRead{0};
     alignas(64) std::atomic<uint64_t> fBlockRead{0};
 };
 
@@ -188,17 +185,15 @@ public:
 
     ~CaptureWriter() { closeSpan(); }
 
-    void append(const BlockRecord& block, const float* first, uint32_t firstCount, const float* second,
-                uint32_t secondCount)
+    // One block from the ring, its samples interleaved as the WAV holds them.
+    void append(const BlockRecord& block, const std::vector<float>& interleaved)
     {
         const bool continues = fFile != nullptr && !fSpans.empty() && fSpans.back().sampleRate == block.sampleRate
             && fSpans.back().timelineStartFrame + int64_t(fSpans.back().frames) == block.timelineFrame
             && fSpans.back().frames + block.frames <= kMaxSpanFrames;
         if (!continues && !openSpan(block))
             return;
-        std::fwrite(first, sizeof(float), firstCount, fFile);
-        if (secondCount)
-            std::fwrite(second, sizeof(float), secondCount, fFile);
+        std::fwrite(interleaved.data(), sizeof(float), interleaved.size(), fFile);
         fSpans.back().frames += block.frames;
         fDirty = true;
     }
@@ -560,8 +555,8 @@ protected:
         const TimePosition& time = getTimePosition();
         const bool playing = time.playing && frames > 0;
         const int64_t firstFrame = timelineFrame(time);
-        if (const uint32_t marks = fMarks.exchange(0, std::memory_order_relaxed))
-            mark(marks, firstFrame);
+        if (fMarks.load(std::memory_order_relaxed) != 0)  // a plain load: the exchange's lock only after a press
+            mark(fMarks.exchange(0, std::memory_order_relaxed), firstFrame);
         // capture first: when the host processes in place, outputs[c] == inputs[c] and playback overwrites them
         if (playing && !fRing.push(inputs, frames, firstFrame, uint32_t(getSampleRate())))
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
@@ -584,7 +579,7 @@ protected:
             fFadingFrom = 0;  // a new job replaced the set mid-fade
 
         if (!playing || playback == nullptr || (fHeard == 0 && fFadeLeft == 0))
-            passThrough(inputs, outputs, frames);
+            passThrough(inputs, outputs, 0, frames);
         else
             play(*playback, inputs, outputs, frames, firstFrame);
         fRunEpoch.fetch_add(1, std::memory_order_seq_cst);  // this block no longer reads the Playback it loaded
@@ -594,11 +589,12 @@ protected:
     }
 
 private:
-    static void passThrough(const float** inputs, float** outputs, uint32_t frames) noexcept
+    // Frames [begin, end) of the input to the output (nothing to do when the host processes in place).
+    static void passThrough(const float** inputs, float** outputs, uint32_t begin, uint32_t end) noexcept
     {
         for (uint32_t c = 0; c < kChannels; ++c)
-            if (outputs[c] != inputs[c])
-                std::memmove(outputs[c], inputs[c], sizeof(float) * frames);
+            if (outputs[c] != inputs[c] && end > begin)
+                std::memmove(outputs[c] + begin, inputs[c] + begin, sizeof(float) * (end - begin));
     }
 
     // Audio thread: the host's position when a mark was pressed (the block it arrives in) becomes a range edge.
@@ -631,7 +627,7 @@ private:
         const int64_t k = t - v.timelineFrame;
         if (k < 0 || k >= v.frames)
             return input;
-        const float sample = v.stereo[size_t(k) * 2 + c] * ((source & kMatched) ? v.gain : 1.0f);
+        const float sample = v.stereo[c][size_t(k)] * ((source & kMatched) ? v.gain : 1.0f);
         const int64_t edge = std::min(k + 1, v.frames - k);
         if (edge >= int64_t(fade))
             return sample;
@@ -639,51 +635,56 @@ private:
         return input + (sample - input) * gain;
     }
 
+    // The fade between two sources (a variant switch) sample by sample, then the rest of the block as heard.
     void play(const Playback& playback, const float** inputs, float** outputs, uint32_t frames,
               int64_t firstFrame) noexcept
     {
         const uint32_t fade = fadeFrames();
-        if (fFadeLeft == 0 && playWhole(playback, inputs, outputs, frames, firstFrame, fade))
-            return;
-        for (uint32_t i = 0; i < frames; ++i) {
+        uint32_t i = 0;
+        for (; i < frames && fFadeLeft > 0; ++i, --fFadeLeft) {
             const int64_t t = firstFrame + i;
-            // the fade between variants: 1 - fFadeLeft/fade of the new one, after the fade only the new one
-            const float gain = fFadeLeft > 0 ? 1.0f - float(fFadeLeft) / float(fade) : 1.0f;
+            const float gain = 1.0f - float(fFadeLeft) / float(fade);  // of the new source
             for (uint32_t c = 0; c < kChannels; ++c) {
                 const float input = inputs[c][i];  // read before writing: outputs may be the inputs
                 const float to = sourceAt(playback, fHeard, t, c, input, fade);
-                float out = to;
-                if (fFadeLeft > 0) {
-                    const float from = sourceAt(playback, fFadingFrom, t, c, input, fade);
-                    out = from + (to - from) * gain;
-                }
-                outputs[c][i] = out;
+                const float from = sourceAt(playback, fFadingFrom, t, c, input, fade);
+                outputs[c][i] = from + (to - from) * gain;
             }
-            if (fFadeLeft > 0)
-                --fFadeLeft;
         }
+        render(playback, fHeard, inputs, outputs, i, frames, firstFrame, fade);
     }
 
-    // The common blocks, with no fade anywhere in them: wholly inside the heard variant's span, past its edge fades
-    // (the variant, times its gain when matched: what sourceAt gives there), or wholly outside it (the input).
-    // False for any other block, which play() then takes sample by sample.
-    bool playWhole(const Playback& playback, const float** inputs, float** outputs, uint32_t frames,
-                   int64_t firstFrame, uint32_t fade) noexcept
+    // Frames [begin, end) of the block as `source` sounds there (what sourceAt gives): the input copied outside the
+    // variant's span, the variant copied (times its gain when matched) inside it, and only its edge fades mixed
+    // sample by sample.
+    static void render(const Playback& playback, int source, const float** inputs, float** outputs, uint32_t begin,
+                       uint32_t end, int64_t firstFrame, uint32_t fade) noexcept
     {
-        const dawbridge::Variant& v = playback.variants[size_t((fHeard & ~kMatched) - 1)];
-        const int64_t first = firstFrame - v.timelineFrame, last = first + int64_t(frames) - 1;
-        if (last < 0 || first >= v.frames) {
-            passThrough(inputs, outputs, frames);
-            return true;
+        const int which = source & ~kMatched;
+        if (which == 0) {
+            passThrough(inputs, outputs, begin, end);
+            return;
         }
-        if (first + 1 < int64_t(fade) || v.frames - last < int64_t(fade))
-            return false;
-        const float gain = (fHeard & kMatched) ? v.gain : 1.0f;
-        const float* from = v.stereo.data() + size_t(first) * 2;
-        for (uint32_t i = 0; i < frames; ++i)
-            for (uint32_t c = 0; c < kChannels; ++c)
-                outputs[c][i] = from[i * 2 + c] * gain;
-        return true;
+        const dawbridge::Variant& v = playback.variants[size_t(which - 1)];
+        const int64_t at = v.timelineFrame - firstFrame;  // the block's frame where the variant's first frame plays
+        const auto within = [](int64_t frame, int64_t lo, int64_t hi) { return uint32_t(std::clamp(frame, lo, hi)); };
+        // the span's frames in the block: [spanBegin, spanEnd); unfaded among them: [whole, wholeEnd)
+        const uint32_t spanBegin = within(at, begin, end), spanEnd = within(at + v.frames, spanBegin, end);
+        const uint32_t whole = within(at + fade - 1, spanBegin, spanEnd);
+        const uint32_t wholeEnd = within(at + v.frames - fade + 1, whole, spanEnd);
+        passThrough(inputs, outputs, begin, spanBegin);
+        passThrough(inputs, outputs, spanEnd, end);
+        const float gain = (source & kMatched) ? v.gain : 1.0f;
+        for (uint32_t c = 0; c < kChannels; ++c) {
+            for (uint32_t i = spanBegin; i < whole; ++i)
+                outputs[c][i] = sourceAt(playback, source, firstFrame + i, c, inputs[c][i], fade);
+            const float* from = v.stereo[c].data() + (int64_t(whole) - at);
+            float* out = outputs[c];
+            for (uint32_t i = whole; i < wholeEnd; ++i)
+                out[i] = from[i - whole] * gain;
+            for (uint32_t i = wholeEnd; i < spanEnd; ++i)
+                outputs[c][i] = sourceAt(playback, source, firstFrame + i, c, inputs[c][i], fade);
+        }
     }
 
     // CLAP's reported frame is the host's steady counter, not the song position (DPF 1.6): derive it from the
@@ -892,7 +893,7 @@ private:
             if (covered[i])
                 for (uint32_t c = 0; c < kChannels; ++c) {
                     wanted += double(original[i * kChannels + c]) * original[i * kChannels + c];
-                    have += double(variant.stereo[i * 2 + c]) * variant.stereo[i * 2 + c];
+                    have += double(variant.stereo[c][i]) * variant.stereo[c][i];
                 }
         if (wanted < 1e-12 || have < 1e-12)
             return 1.0f;
@@ -972,12 +973,8 @@ private:
         for (;;) {
             const bool quitting = fQuit.load(std::memory_order_acquire);
             BlockRecord block;
-            const float *first, *second;
-            uint32_t firstCount, secondCount;
-            while (fRing.peek(block, first, firstCount, second, secondCount)) {
-                fWriter.append(block, first, firstCount, second, secondCount);
-                fRing.pop(block);
-            }
+            while (fRing.pop(block, fInterleaved))
+                fWriter.append(block, fInterleaved);
             fWriter.noteDropped(fDroppedBlocks.load(std::memory_order_relaxed));
             if (const uint32_t requests = fRequests.exchange(0, std::memory_order_acquire)) {
                 fWriter.publish();  // everything played before the press is readable when the daemon gets it
@@ -1046,6 +1043,7 @@ private:
     uint32_t fRequestCount = 0;
     Job fJob;
     std::vector<std::pair<Playback*, uint64_t>> fRetired;
+    std::vector<float> fInterleaved;  // a captured block on its way from the ring to the WAV
     // the project's state: what getState returns, and a state the host set that the background thread has to restore
     mutable std::mutex fSavedLock;
     std::string fSaved, fRestore;

@@ -1,5 +1,5 @@
 // Loading a delivered variant (background thread only: allocates and reads files): the daemon's manifest (JSON,
-// format daw-bridge.manifest/1) and the WAV it names, into interleaved stereo floats.
+// format daw-bridge.manifest/1) and the WAV it names, into stereo floats (one vector per channel).
 // A small reader of our own instead of libsndfile: the daemon writes plain WAV (float32 from a capture, PCM 16/24/32
 // from PCM sources), and a plugin that links no shared library beyond libc/libstdc++ installs on any DAW machine by
 // copying one bundle.
@@ -192,8 +192,9 @@ static inline uint32_t le(const unsigned char* p, int bytes)
     return value;
 }
 
-// Interleaved stereo floats and the file's sample rate; an empty string on success, else why not.
-static inline std::string readWav(const std::string& path, std::vector<float>& stereo, uint32_t& sampleRate)
+// Stereo floats, one vector per channel (a mono file in both), and the file's sample rate; an empty string on
+// success, else why not.
+static inline std::string readWav(const std::string& path, std::vector<float> (&stereo)[2], uint32_t& sampleRate)
 {
     std::string file;
     if (!readWholeFile(path, file))
@@ -233,7 +234,8 @@ static inline std::string readWav(const std::string& path, std::vector<float>& s
             + " bits (PCM 16/24/32 or float 32/64 are read)";
     const uint32_t width = bits / 8;
     const size_t frames = sampleBytes / (width * channels);
-    stereo.assign(frames * 2, 0.0f);
+    for (std::vector<float>& channel : stereo)
+        channel.assign(frames, 0.0f);
     for (size_t i = 0; i < frames; ++i)
         for (uint32_t c = 0; c < 2; ++c) {
             const unsigned char* p = samples + (i * channels + (channels == 2 ? c : 0)) * width;
@@ -251,7 +253,7 @@ static inline std::string readWav(const std::string& path, std::vector<float>& s
                 const int32_t raw = int32_t(le(p, int(width)) << (32 - bits));
                 value = float(double(raw) / 2147483648.0);
             }
-            stereo[i * 2 + c] = value;
+            stereo[c][i] = value;
         }
     return {};
 }
@@ -262,7 +264,7 @@ struct Variant {
     int number = 0;              // the manifest's variant (1..n)
     int64_t timelineFrame = 0;   // where its first frame plays on the host's timeline
     int64_t frames = 0;
-    std::vector<float> stereo;   // interleaved, frames * 2
+    std::vector<float> stereo[2];  // left, right: frames each (planar, as the host's buffers are)
     float gain = 1.0f;           // brings its loudness to the original's over its span (Match loudness)
 };
 
@@ -295,10 +297,11 @@ static inline std::string loadVariant(const std::string& manifestPath, uint32_t 
     if (rate != hostRate)
         return manifestPath + ": audio at " + std::to_string(rate) + " Hz, the host runs at "
             + std::to_string(hostRate) + " Hz (resampling is not done yet)";
-    variant.frames = int64_t(variant.stereo.size() / 2);
+    variant.frames = int64_t(variant.stereo[0].size());
     if (frames && frames->type == JsonValue::Number && frames->number >= 0 && frames->number < double(variant.frames))
         variant.frames = int64_t(frames->number);
-    variant.stereo.resize(size_t(variant.frames) * 2);
+    for (std::vector<float>& channel : variant.stereo)
+        channel.resize(size_t(variant.frames));
     variant.timelineFrame = int64_t(std::llround(position->number * hostRate));
     variant.number = number && number->type == JsonValue::Number ? int(number->number) : 0;
     return {};
