@@ -554,9 +554,12 @@ protected:
 #endif
         const TimePosition& time = getTimePosition();
         const bool playing = time.playing && frames > 0;
-        const int64_t firstFrame = timelineFrame(time);
-        if (fMarks.load(std::memory_order_relaxed) != 0)  // a plain load: the exchange's lock only after a press
-            mark(fMarks.exchange(0, std::memory_order_relaxed), firstFrame);
+        uint32_t marks = fMarks.load(std::memory_order_relaxed);  // a plain load: the exchange's lock after a press only
+        if (marks != 0)
+            marks = fMarks.exchange(0, std::memory_order_relaxed);
+        const int64_t firstFrame = playing || marks ? timelineFrame(time) : 0;  // the position only where it is used
+        if (marks)
+            mark(marks, firstFrame);
         // capture first: when the host processes in place, outputs[c] == inputs[c] and playback overwrites them
         if (playing && !fRing.push(inputs, frames, firstFrame, uint32_t(getSampleRate())))
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
@@ -582,7 +585,8 @@ protected:
             passThrough(inputs, outputs, 0, frames);
         else
             play(*playback, inputs, outputs, frames, firstFrame);
-        fRunEpoch.fetch_add(1, std::memory_order_seq_cst);  // this block no longer reads the Playback it loaded
+        if (playback != nullptr)  // this block no longer reads the Playback it loaded (once set, never null again)
+            fRunEpoch.fetch_add(1, std::memory_order_seq_cst);
 #ifdef DAW_BRIDGE_RT_CHECK
         tInRun = false;
 #endif
@@ -679,9 +683,9 @@ private:
             for (uint32_t i = spanBegin; i < whole; ++i)
                 outputs[c][i] = sourceAt(playback, source, firstFrame + i, c, inputs[c][i], fade);
             const float* from = v.stereo[c].data() + (int64_t(whole) - at);
-            float* out = outputs[c];
-            for (uint32_t i = whole; i < wholeEnd; ++i)
-                out[i] = from[i - whole] * gain;
+            float* out = outputs[c] + whole;
+            for (size_t i = 0, count = wholeEnd - whole; i < count; ++i)  // size_t: the loop vectorises
+                out[i] = from[i] * gain;
             for (uint32_t i = wholeEnd; i < spanEnd; ++i)
                 outputs[c][i] = sourceAt(playback, source, firstFrame + i, c, inputs[c][i], fade);
         }
