@@ -199,8 +199,9 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("resolve", "Settle a job in submission_unknown: with the task id found on the MusicGPT dashboard "
                 "the daemon waits for that task; with \"\" it submits again (paying again).",
                 _args("job_id", "task_id"), _args("reply_port"), ("state", "error")),
-    CommandSpec("status", "Ask for one /bridge/state per job (only the named job when job_id is given).",
-                (), _args("job_id", "reply_port"), ("state", "error")),
+    CommandSpec("status", "Ask for one /bridge/state per unfinished job (only the named job when job_id is given), "
+                "then /bridge/status_listed with the count, so an answer arrives when no job runs.",
+                (), _args("job_id", "reply_port"), ("state", "status_listed", "error")),
     CommandSpec("plugins", "List the live audio plugin instances (captures updated recently, or whose process "
                 "runs): one /bridge/plugin each, then /bridge/plugins_listed with the count.",
                 (), _args("reply_port"), ("plugin", "plugins_listed", "error")),
@@ -212,9 +213,10 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
     CommandSpec("ping", "Check the daemon is there and which address-space version it speaks.",
                 (), _args("reply_port"), ("pong", "error")),
     CommandSpec("context", "Set the session context (the current selection) that hardware pads act on. Every key "
-                "is optional and absent keys read as null, so the receiver can tell given from not given.",
+                "is optional and absent keys read as null, so the receiver can tell given from not given; a key "
+                "left out keeps the value it had.",
                 (), _args("source", "start", "end", "position", "item_id", "track_id", "take_id", "drop_folder",
-                          no_defaults=True), ("error",)),
+                          no_defaults=True) + _args("reply_port"), ("context_set", "error")),
     CommandSpec("ableton", "Act on Ableton Live's loop: the daemon reads the arrangement loop brace, the tempo and the "
                 "selected (or configured) Session clip's audio file through AbletonOSC, then runs operation on that "
                 "range of that file, with results in <Live project>/Samples/daw-bridge. Options left out take the "
@@ -279,6 +281,10 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
                    "when nothing yet).", **_TEXT))),
     ReplySpec("plugins_listed", "Ends the answer to /bridge/plugins.",
               (Arg("count", INT, "How many /bridge/plugin replies came before it."),)),
+    ReplySpec("status_listed", "Ends the answer to /bridge/status.",
+              (Arg("count", INT, "How many /bridge/state replies came before it."),)),
+    ReplySpec("context_set", "The session context was updated by /bridge/context.",
+              (Arg("keys", STRING, "The keys the message set, comma-separated (\"\" when it set none)."),)),
     ReplySpec("auditioning", "What the audition plays now, in answer to /bridge/audition.",
               (Arg("job_id", STRING, "The job auditioned (\"\" once stopped)."),
                Arg("playing", STRING, "original, variant or stopped.", choices=("original", "variant", "stopped")),

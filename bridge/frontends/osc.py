@@ -108,6 +108,7 @@ class OscFrontend(OscSocket):
                 raise ValidationError("job_id", args["job_id"], "is not a known job")
             for record in records:
                 self._send_state(target, record)
+            self._send(target, *osc_schema.reply("status_listed", count=len(records)))
         elif name == "plugins":
             found = captures.live_plugins(self.config)
             for plugin in found:
@@ -118,6 +119,8 @@ class OscFrontend(OscSocket):
             self._send(target, *osc_schema.reply("plugin_prompt_set", capture=args["capture"], prompt=args["prompt"]))
         elif name == "context":
             self.service.set_context(args)
+            given = [key for key, value in args.items() if value is not None and key != "reply_port"]
+            self._send(target, *osc_schema.reply("context_set", keys=",".join(given)))
         elif name == "bars":
             self._bars(args, target)
         elif name == "audition" and self.audition is not None:

@@ -97,6 +97,21 @@ def test_a_bad_command_is_answered_with_its_reason_and_nothing_else_happens(shar
     assert _digest(shared.song) == before
 
 
+def test_status_and_context_are_answered_even_when_there_is_nothing_to_list(shared):
+    """A sender waiting for an answer gets one: no running job is a count of 0, a context update says what it set."""
+    with BridgeClient("127.0.0.1", shared.port) as client:
+        client.send("status")
+        listed = client.wait_for(lambda r: r.name in ("status_listed", "error"), timeout=5)
+        assert (listed.name, listed.args) == ("status_listed", [0])
+
+        client.send("context", start=12.0, end=16.0)
+        updated = client.wait_for(lambda r: r.name in ("context_set", "error"), timeout=5)
+        assert (updated.name, updated.args) == ("context_set", ["start,end"])
+        client.send("context")
+        updated = client.wait_for(lambda r: r.name in ("context_set", "error"), timeout=5)
+        assert (updated.name, updated.args) == ("context_set", [""])
+
+
 def test_corrupt_source_audio_is_refused_by_name(shared):
     broken = shared.audio / "broken.wav"
     broken.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage that is not audio")

@@ -82,8 +82,8 @@ def test_the_lua_module_loads_and_carries_the_values_the_scripts_rely_on(tmp_pat
     assert constants["MANIFEST_FORMAT"] == "daw-bridge.manifest/1"
     assert constants["ADDRESS"] == {name: f"/bridge/{name}" for name in (
         "inpaint", "extend", "cancel", "retry", "resolve", "status", "plugins", "ping", "context", "ableton", "accepted",
-        "state", "done", "failed", "error", "plugin", "plugins_listed", "pong", "audition", "auditioning",
-        "plugin_prompt", "plugin_prompt_set", "bars", "selected")}
+        "state", "done", "failed", "error", "plugin", "plugins_listed", "status_listed", "context_set", "pong", "audition",
+        "auditioning", "plugin_prompt", "plugin_prompt_set", "bars", "selected")}
     assert constants["LIMITS"]["prompt"] == {"max_length": 1000}
     assert constants["LIMITS"]["lyrics"] == {"max_length": 3000}
     assert constants["LIMITS"]["num_outputs"] == {"min": 1, "max": 2}

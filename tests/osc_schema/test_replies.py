@@ -28,6 +28,8 @@ SENT = [
     ("plugin", {"capture": "4821-1", "label": "", "pid": 4821, "plugin_format": "LV2", "age": 0.5,
                 "played": "0.000–12.000 s"}, ["4821-1", "", 4821, "LV2", 0.5, "0.000–12.000 s"]),
     ("plugins_listed", {"count": 1}, [1]),
+    ("status_listed", {"count": 0}, [0]),
+    ("context_set", {"keys": "start,end"}, ["start,end"]),
     ("plugin_prompt_set", {"capture": "4821-1", "prompt": "soft guitar"}, ["4821-1", "soft guitar"]),
     ("auditioning", {"job_id": "j-1", "playing": "variant", "variant": 2, "gain_db": -1.5, "output": "daw-bridge"},
      ["j-1", "variant", 2, -1.5, "daw-bridge"]),

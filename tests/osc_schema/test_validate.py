@@ -83,7 +83,7 @@ def test_the_prompt_may_be_empty_here_because_only_the_musicgpt_backend_needs_on
 def test_context_reports_absent_keys_as_null_so_the_receiver_can_tell_them_from_zero():
     command = parse_osc("/bridge/context", ["end", 20.0, "item_id", "{A}"])
     assert command.args == {"source": None, "start": None, "end": 20.0, "position": None, "item_id": "{A}",
-                            "track_id": None, "take_id": None, "drop_folder": None}
+                            "track_id": None, "take_id": None, "drop_folder": None, "reply_port": None}
     assert parse_osc("/bridge/context", ["position", -12.0]).args["position"] == -12.0
 
 
