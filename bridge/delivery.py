@@ -1,4 +1,5 @@
-"""Putting a job's variants into the drop folder: audio first, manifest last, each renamed into place."""
+"""Putting a job's variants into the drop folder: audio first, manifest last, each renamed into place; then,
+once the job is done, each variant's picture, published with its manifest re-written to name it."""
 
 from __future__ import annotations
 
@@ -70,19 +71,16 @@ class CommitGate:
             publish(staged)
 
 
-def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = None,
-            draw: Draw | None = None) -> list[Path]:
+def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = None) -> list[Path]:
     """Write every variant and its manifest; on any failure remove every file of this job and raise.
 
-    Everything is first written under hidden temporary names; then, through ``gate``, the audio files and
-    pictures, and after them the manifests, are renamed into place in one go: that is the commit point (importers
-    act on manifests only). An OSError (disk full, permission denied) becomes a DeliveryError naming the folder;
-    anything else (a source that vanished during a full-song delivery, a cancel) is raised as it is, after the
-    same clean-up. The clean-up covers files an earlier, interrupted delivery of the same job left (names are
-    fixed per job and variant). ``draw`` makes each picture: in this thread by default; the daemon passes its
-    :class:`picture.Painter`'s, which draws in a process of its own.
+    Everything is first written under hidden temporary names; then, through ``gate``, the audio files, and after
+    them the manifests, are renamed into place in one go: that is the commit point (importers act on manifests
+    only). An OSError (disk full, permission denied) becomes a DeliveryError naming the folder; anything else (a
+    source that vanished during a full-song delivery, a cancel) is raised as it is, after the same clean-up. The
+    clean-up covers files an earlier, interrupted delivery of the same job left (names are fixed per job and
+    variant). The manifests name no picture yet: :func:`add_pictures` draws them once the job is done.
     """
-    draw = draw or picture.render_png
     gate = gate or CommitGate()
     folder = drop_folder_for(spec)
     stems = [stem_for(spec, rendered.variant) for rendered in variants]
@@ -94,9 +92,8 @@ def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = N
         manifests = []
         for rendered in variants:
             gate.check()
-            *media, manifest = _stage_one(spec, rendered, len(variants), folder, draw)
-            for one in media:  # every audio file and picture before any manifest
-                staged.insert(len(staged) - len(manifests), one)
+            audio, manifest = _stage_one(spec, rendered, len(variants), folder)
+            staged.insert(len(staged) - len(manifests), audio)  # every audio file before any manifest
             staged.append(manifest)
             manifests.append(manifest[1])
         gate.publish(staged)
@@ -110,10 +107,48 @@ def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = N
         raise
 
 
-def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path,
-               draw: Draw) -> list[tuple[Path, Path]]:
-    """Write one variant's audio, its picture and its manifest under hidden names, as (temporary, final) pairs,
-    the manifest last; the picture is left out when it could not be made."""
+def add_pictures(spec: JobSpec, variants: list[Rendered], manifests: list[Path],
+                 draw: Draw = picture.render_png) -> list[Path | None]:
+    """Draw each delivered variant's picture and publish it: the PNG, then its manifest re-written to name it,
+    each renamed into place, so a manifest never names a picture that is not whole on disk.
+
+    Called once the job is done (its audio and manifests published), while ``variants`` are still on disk.
+    ``draw`` makes the PNG: in this thread by default; the daemon passes its :class:`picture.Painter`'s, which
+    draws in a process of its own. A picture that cannot be made is one log line and the manifest keeps
+    ``"picture": null``; a manifest the producer removed meanwhile gets no picture (and is not brought back).
+    Returns each variant's picture, or None.
+    """
+    return [_add_picture(spec, rendered, manifest, draw) for rendered, manifest in zip(variants, manifests)]
+
+
+def _add_picture(spec: JobSpec, rendered: Rendered, manifest_path: Path, draw: Draw) -> Path | None:
+    path = manifest_path.with_suffix(".png")
+    staged: list[tuple[Path, Path]] = []
+    try:
+        span, sample_rate = _read_rendered(rendered)
+        first = int(round(rendered.span_start * sample_rate))
+        original, _ = read_frames(spec.source, first, first + len(span))
+        joins = [j for j in (rendered.splice or {}).get("joins", []) if isinstance(j, dict) and "at" in j]
+        png = draw(picture.PictureInput(
+            original=original, result=span, sample_rate=sample_rate, span_start=rendered.span_start,
+            edit_start=spec.edit_start, edit_end=spec.edit_end, joins=joins, title=path.stem))
+        if not manifest_path.exists():
+            return None
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        staged.append((stage_bytes(path, png), path))
+        manifest["picture"] = path.name
+        staged.append((stage_text(manifest_path, _manifest_text(manifest)), manifest_path))
+        publish(staged)
+        return path
+    except Exception as exc:  # noqa: BLE001 - a picture is a convenience; the audio and manifest are the promise
+        discard(temporary for temporary, _ in staged)
+        log.warning("job %s variant %d: delivered without a picture (%s: %s)", spec.job_id, rendered.variant,
+                    type(exc).__name__, exc)
+        return None
+
+
+def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> list[tuple[Path, Path]]:
+    """Write one variant's audio and its manifest under hidden names, as (temporary, final) pairs."""
     span, sample_rate = _read_rendered(rendered)
     if spec.delivery == "full":
         audio, span_start = _full_song(spec, span, rendered.span_start), 0.0
@@ -123,37 +158,18 @@ def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path,
     audio_path = folder / f"{stem}.wav"
     staged_audio = stage_audio(audio_path, audio, sample_rate,
                                subtype=lossless_subtype(spec.source_info.format.split("/")[-1]))
-    staged = [(staged_audio, audio_path)]
     try:
-        picture_path = _stage_picture(spec, rendered, span, sample_rate, folder / f"{stem}.png", draw)
-        if picture_path is not None:
-            staged.append(picture_path)
         manifest_path = folder / f"{stem}.json"
-        manifest = _manifest(spec, rendered, count, audio_path, len(audio), sample_rate, span_start,
-                             picture_path[1] if picture_path else None)
-        staged.append((stage_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"),
-                       manifest_path))
+        manifest = _manifest(spec, rendered, count, audio_path, len(audio), sample_rate, span_start)
+        staged_manifest = stage_text(manifest_path, _manifest_text(manifest))
     except BaseException:
-        discard(temporary for temporary, _ in staged)
+        discard([staged_audio])
         raise
-    return staged
+    return [(staged_audio, audio_path), (staged_manifest, manifest_path)]
 
 
-def _stage_picture(spec: JobSpec, rendered: Rendered, span: np.ndarray, sample_rate: int, path: Path,
-                   draw: Draw) -> tuple[Path, Path] | None:
-    """Draw and stage the variant's picture; any failure is one log line and no picture, never a failed delivery."""
-    try:
-        first = int(round(rendered.span_start * sample_rate))
-        original, _ = read_frames(spec.source, first, first + len(span))
-        joins = [j for j in (rendered.splice or {}).get("joins", []) if isinstance(j, dict) and "at" in j]
-        png = draw(picture.PictureInput(
-            original=original, result=span, sample_rate=sample_rate, span_start=rendered.span_start,
-            edit_start=spec.edit_start, edit_end=spec.edit_end, joins=joins, title=path.stem))
-        return stage_bytes(path, png), path
-    except Exception as exc:  # noqa: BLE001 - a picture is a convenience; the audio and manifest are the promise
-        log.warning("job %s variant %d: delivered without a picture (%s: %s)", spec.job_id, rendered.variant,
-                    type(exc).__name__, exc)
-        return None
+def _manifest_text(manifest: dict) -> str:
+    return json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
 
 
 def _read_rendered(rendered: Rendered) -> tuple[np.ndarray, int]:
@@ -173,7 +189,7 @@ def _full_song(spec: JobSpec, span: np.ndarray, span_start: float) -> np.ndarray
 
 
 def _manifest(spec: JobSpec, rendered: Rendered, count: int, audio_path: Path, frames: int, sample_rate: int,
-              span_start: float, picture_path: Path | None = None) -> dict:
+              span_start: float) -> dict:
     length = frames / sample_rate
     return {
         "format": MANIFEST_FORMAT,
@@ -185,7 +201,7 @@ def _manifest(spec: JobSpec, rendered: Rendered, count: int, audio_path: Path, f
         "backend": spec.backend,
         "delivery": spec.delivery,
         "audio": audio_path.name,
-        "picture": picture_path.name if picture_path else None,
+        "picture": None,  # named by add_pictures once the picture is on disk
         "sample_rate": sample_rate,
         "channels": spec.source_info.channels,
         "frames": frames,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,10 @@ def test_send_and_jobs_talk_to_the_running_daemon(project, daemon):
     job_id = listing.stdout.split()[0]
     shown = json.loads(daw_bridge("jobs", "show", job_id, *config, timeout=30).stdout)
     assert shown["request_id"] == "cli-1" and shown["state"] == "delivered"
+    deadline = time.monotonic() + 60  # the picture is drawn after "done"; a bound for a loaded machine
+    while shown["pictures"] == [None] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        shown = json.loads(daw_bridge("jobs", "show", job_id, *config, timeout=30).stdout)
     [picture] = shown["pictures"]  # one variant, one picture, named by its manifest
     assert Path(picture).name == json.loads(Path(shown["manifests"][0]).read_text())["picture"]
     assert Path(picture).read_bytes().startswith(b"\x89PNG")

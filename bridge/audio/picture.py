@@ -13,7 +13,9 @@ through its object API (no pyplot: no global state, no GUI backend, safe in any 
 
 The daemon draws through a :class:`Painter`, in a process of its own at low priority: drawn in the daemon's
 delivery thread, matplotlib's ~0.2 s of CPU per picture held the interpreter lock often enough to push the OSC
-accepted-reply p99 from 3.5 ms to 275 ms in the 5-jobs-a-second soak.
+accepted-reply p99 from 3.5 ms to 275 ms in the 5-jobs-a-second soak. That process holds ~120 MiB (matplotlib,
+Pillow, scipy), so it ends after a few seconds without a picture and is started again for the next one: an idle
+daemon holds no plotting library.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _FLOOR_DB = 80.0  # the spectrograms show this many dB below their loudest cell
 _SILENT_DB = -120.0
 _PNG_LEVEL = 6
 _COLUMNS_PER_FRAME = 2  # the spectrogram's time resolution: one FFT per two pixel columns
+IDLE_SECONDS = 2.0  # the painter's process ends this long after its last picture
 
 
 @dataclass
@@ -64,33 +67,63 @@ def levels(audio: np.ndarray) -> tuple[float, float] | None:
 
 
 class Painter:
-    """Draws pictures in one worker process, started on the first picture, ended with the daemon (its lifeline)."""
+    """Draws pictures in one worker process, started on demand and ended ``idle`` seconds after its last picture,
+    or with the daemon (its lifeline, or :meth:`close`)."""
 
-    def __init__(self):
+    def __init__(self, idle: float = IDLE_SECONDS):
+        self._idle = idle
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         self._lifeline: LifelineContext | None = None
+        self._busy = 0  # renders in flight
+        self._timer: threading.Timer | None = None  # ends the worker when it has been idle long enough
+        self._closed = False
 
     def render(self, picture: PictureInput) -> bytes:
         """:func:`render_png` in the worker; raises what it raises (a worker that died is replaced next time)."""
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the daemon is stopping")
+            if self._timer is not None:  # busy again: the worker stays
+                self._timer.cancel()
+                self._timer = None
             if self._pool is None:
                 self._lifeline = LifelineContext()
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=self._lifeline, initializer=_background)
-            pool = self._pool
+            pool, self._busy = self._pool, self._busy + 1
         try:
             return pool.submit(render_png, picture).result()
         except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    self._pool = None
+            self._end_worker(lambda: self._pool is pool)
             raise
+        finally:
+            with self._lock:
+                self._busy -= 1
+                if not self._busy and self._pool is not None and not self._closed:
+                    self._timer = threading.Timer(self._idle, self._end_worker, (self._idle_now,))
+                    self._timer.daemon = True
+                    self._timer.start()
 
     def close(self) -> None:
-        """End the worker (a picture being drawn is abandoned: its delivery goes on without it)."""
+        """End the worker for good (a picture being drawn is abandoned: its delivery is done without it)."""
         with self._lock:
+            self._closed = True
+        self._end_worker(lambda: True)
+
+    def _idle_now(self) -> bool:
+        return not self._busy and self._timer is threading.current_thread()
+
+    def _end_worker(self, when) -> None:
+        """End the worker if ``when()`` holds (asked under the lock); a waiting idle timer is dropped with it."""
+        with self._lock:
+            if not when():
+                return
             pool, self._pool = self._pool, None
             lifeline, self._lifeline = self._lifeline, None
+            timer, self._timer = self._timer, None
+        if timer is not None and timer is not threading.current_thread():
+            timer.cancel()
+            timer.join()
         if pool is not None:
             lifeline.cut()
             pool.shutdown(wait=True, cancel_futures=True)

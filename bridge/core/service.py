@@ -53,6 +53,7 @@ class JobService:
         self._records: dict[str, JobRecord] = {}  # jobs that run or wait for the producer; finished ones leave
         self._gates: dict[str, delivery.CommitGate] = {}
         self._painter = picture.Painter()
+        self._pictures: set[asyncio.Task] = set()  # delivered jobs' pictures being drawn
         self._slots = asyncio.Semaphore(config.max_jobs)
         self.context: dict = {}  # the producer's current selection, for triggers that carry no range (MIDI pads)
 
@@ -200,12 +201,13 @@ class JobService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.to_thread(self._painter.close)
+        await asyncio.to_thread(self._painter.close)  # a picture being drawn is left out (its log line says so)
+        await asyncio.gather(*self._pictures, return_exceptions=True)
 
     async def drain(self) -> None:
-        """Wait until no job is running (for one-shot use and tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
+        """Wait until no job is running and every delivered job's pictures are out (for one-shot use and tests)."""
+        while self._tasks or self._pictures:
+            await asyncio.gather(*self._tasks.values(), *self._pictures, return_exceptions=True)
 
     # -- the state machine ---------------------------------------------------------------------------------------
 
@@ -314,10 +316,20 @@ class JobService:
         variants = [Rendered.from_json(r) for r in record.rendered or []]
         self._check_drop_folder(spec)
         gate = self._gates[record.job_id] = delivery.CommitGate()
-        manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate, self._painter.render)
+        manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate)
         self._advance(record, State.DELIVERED, manifests=[str(m) for m in manifests], message="")
-        await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
         self._emit(record, "done")
+        # The pictures come after "done": drawing them took longer than the rest of a cached job.
+        task = asyncio.get_running_loop().create_task(self._add_pictures(spec, variants, manifests, workdir),
+                                                      name=f"pictures {record.job_id}")
+        self._pictures.add(task)
+        task.add_done_callback(self._pictures.discard)
+
+    async def _add_pictures(self, spec, variants: list[Rendered], manifests, workdir) -> None:
+        try:
+            await asyncio.to_thread(delivery.add_pictures, spec, variants, manifests, self._painter.render)
+        finally:  # the variants drawn from live in the work folder
+            await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
 
     def _check_drop_folder(self, spec) -> None:
         """Refuse to deliver when the drop folder now resolves out of the roots (a symlink put there mid-job)."""

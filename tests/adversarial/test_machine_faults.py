@@ -86,8 +86,11 @@ def test_a_full_drop_folder_fails_the_job_by_name_and_a_retry_after_freeing_spac
         subprocess.run(["mount", "-o", "remount,size=64m", str(project.drop)], check=True)
         again = _retry(project, job_id)
         assert again == "delivered", again
+        deadline = time.monotonic() + 60  # the pictures are drawn after "done"; a bound for a loaded machine
+        while len(project.visible_drop_files()) < 6 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        daemon.stop()  # it waits for a picture being published
         assert len(project.visible_drop_files()) == 6 and files_under(project.drop) == project.visible_drop_files()
-        daemon.stop()
     figures.setdefault("machine faults", {})["drop folder full (1 MiB tmpfs)"] = \
         f"failed {outcome.args[1]}, nothing left; retry after remount: {again}"
 

@@ -1,12 +1,14 @@
-"""A picture of every delivered variant: a PNG beside its manifest, named in it, published with the rest or not
-at all."""
+"""A picture of every delivered variant: a PNG beside its manifest, drawn once the job is done, published whole
+and named in the manifest re-written with it; never a reason for a job to fail or to wait."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from bridge.audio.wavio import write_atomic
 from bridge.core.admission import admit
 from bridge.exceptions import Cancelled
 from bridge.models import Rendered, State
+from tests.conftest import command_line, process_tree
 from tests.core.test_service import PaidBackend, inpaint, run_service
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -102,25 +105,127 @@ def test_a_picture_that_cannot_be_drawn_is_one_log_line_and_the_delivery_goes_on
     assert len(lines) == 1 and "without a picture" in lines[0] and "no fonts today" in lines[0]
 
 
-def test_a_cancel_while_the_picture_is_drawn_publishes_nothing_and_leaves_no_png(setup, tmp_path, monkeypatch):
+def test_the_job_is_done_before_its_pictures_and_each_appears_whole_then_named(setup, monkeypatch):
+    config, song = setup
+    at_done, while_drawn, renamed = [], [], []
+
+    def on_done(record, event):
+        if event == "done":
+            at_done.append(manifests_and_pngs(record))
+
+    real_render = picture.Painter.render
+
+    def spying(painter, what):
+        while_drawn.append(manifests_and_pngs(job[0]))
+        return real_render(painter, what)
+
+    real_publish = delivery.publish
+
+    def recording(staged):
+        renamed.append([(temporary.name, final.name) for temporary, final in staged])
+        return real_publish(staged)
+
+    monkeypatch.setattr(picture.Painter, "render", spying)
+    monkeypatch.setattr(delivery, "publish", recording)
+    job = []
+
+    async def story(service):
+        service.subscribe(on_done)
+        job.append(service.submit(inpaint(song, num_outputs=2), {"kind": "test"}))
+        await service.drain()
+        return job[0]
+
+    record = asyncio.run(run_service(config, TwoVariants(), story))
+    assert record.state is State.DELIVERED
+    # "done" told the producer while the manifests named no picture and none was in the folder.
+    assert at_done == [([None, None], [])]
+    assert while_drawn[0] == ([None, None], [])
+    final = manifests_and_pngs(record)
+    assert final == ([Path(m).with_suffix(".png").name for m in record.manifests], final[1]) and len(final[1]) == 2
+    for name in final[1]:
+        assert png_size(config.drop_folder / name) == (int(picture.WIDTH_IN * picture.DPI),
+                                                        int(picture.HEIGHT_IN * picture.DPI))
+    # The job's commit held no picture; then each picture went out under a hidden name, renamed into place before
+    # the manifest that names it.
+    commit, *pictures = renamed
+    assert sorted(Path(final).suffix for _, final in commit) == [".json", ".json", ".wav", ".wav"]
+    assert len(pictures) == 2
+    for variant, manifest in zip(pictures, map(Path, record.manifests)):
+        assert [final for _, final in variant] == [manifest.with_suffix(".png").name, manifest.name]
+        assert all(temporary.startswith(".") and temporary.endswith(".part") for temporary, _ in variant)
+    assert not [p for p in config.drop_folder.iterdir() if p.name.startswith(".")]
+    # The rest of the manifest is what "done" published.
+    manifest = json.loads(Path(record.manifests[0]).read_text())
+    assert manifest["audio"] == Path(record.manifests[0]).with_suffix(".wav").name and manifest["variant"] == 1
+
+
+def manifests_and_pngs(record) -> tuple[list, list[str]]:
+    """What the manifests of a job name as its pictures, and the PNGs in its drop folder."""
+    named = [json.loads(Path(m).read_text())["picture"] for m in record.manifests]
+    folder = delivery.drop_folder_for(record.spec)
+    return named, sorted(p.name for p in folder.iterdir() if p.suffix == ".png")
+
+
+def test_a_cancel_before_the_commit_publishes_nothing_and_no_picture_is_drawn(setup, tmp_path, monkeypatch):
     config, song = setup
     spec = admit(inpaint(song), config, {"paid"})
     audio, sr = read_region(song, 4.0, 9.0)
     rendered = [Rendered(1, write_atomic(tmp_path / "v1.wav", audio, sr, subtype="FLOAT"), 4.0, {"joins": []}, {})]
     gate = delivery.CommitGate()
-    drawn = []
-    real = picture.render_png
+    real_stage_text = delivery.stage_text
 
-    def cancel_meanwhile(what):
-        drawn.append(real(what))
-        assert gate.close()  # the producer's cancel lands while the picture is being drawn
-        return drawn[-1]
+    def cancel_meanwhile(path, text):
+        assert gate.close()  # the producer's cancel lands while the manifest is being written
+        return real_stage_text(path, text)
 
-    monkeypatch.setattr(picture, "render_png", cancel_meanwhile)
+    monkeypatch.setattr(delivery, "stage_text", cancel_meanwhile)
     with pytest.raises(Cancelled):
         delivery.deliver(spec, rendered, gate)
-    assert drawn and drawn[0].startswith(PNG_SIGNATURE)
-    assert list(delivery.drop_folder_for(spec).iterdir()) == []  # no PNG, no hidden temporary
+    assert list(delivery.drop_folder_for(spec).iterdir()) == []  # no audio, no manifest, no hidden temporary
+
+
+def test_a_job_cancelled_while_delivering_publishes_nothing_and_draws_no_picture(setup, monkeypatch):
+    config, song = setup
+    drawn = []
+    monkeypatch.setattr(picture.Painter, "render", lambda painter, what: drawn.append(what))
+
+    async def story(service):
+        def cancel_at_delivering(record, event):
+            if event == "state" and record.state is State.DELIVERING:
+                service.cancel(record.job_id)
+
+        service.subscribe(cancel_at_delivering)
+        record = service.submit(inpaint(song, num_outputs=2), {"kind": "test"})
+        await service.drain()
+        return record
+
+    record = asyncio.run(run_service(config, TwoVariants(), story))
+    assert record.state is State.CANCELLED and drawn == []
+    assert not config.drop_folder.exists() or list(config.drop_folder.iterdir()) == []
+
+
+def test_the_painters_process_ends_when_idle_and_comes_back_for_the_next_picture():
+    sr = 22050
+    audio = np.random.default_rng(2).uniform(-0.5, 0.5, (sr * 3, 2)).astype(np.float32)
+    what = picture.PictureInput(audio, audio * 0.5, sr, 10.0, 11.0, 12.0, [{"at": 11.0, "confidence": 0.7}], "idle")
+    painter = picture.Painter(idle=0.2)
+    try:
+        for _ in range(2):
+            assert painter.render(what).startswith(PNG_SIGNATURE)
+            assert len(painter_processes()) == 1
+            deadline = time.monotonic() + 60  # a bound for a loaded machine, not a figure
+            while painter_processes() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert painter_processes() == []  # ended after its idle time, while the painter is still in use
+    finally:
+        painter.close()
+    with pytest.raises(RuntimeError, match="stopping"):
+        painter.render(what)  # closed for good: nothing is started again
+    assert painter_processes() == []
+
+
+def painter_processes() -> list[str]:
+    return [c for pid, _ in process_tree(os.getpid()) if "spawn_main" in (c := command_line(pid))]
 
 
 def test_an_extension_past_the_songs_end_and_silence_are_drawn(tmp_path):
