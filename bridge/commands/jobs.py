@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bridge.client import BridgeClient
+from bridge.commands import print_answer
 from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.exceptions import BridgeError
@@ -88,11 +89,4 @@ def _ask_daemon(config: Config, args) -> int:
     with BridgeClient("127.0.0.1", config.osc_port) as client:
         client.send(args.action, **values)
         reply = client.wait_for(lambda r: r.name in ("state", "error"), timeout=3)
-    if reply is None:
-        print(f"no daemon answered on 127.0.0.1:{config.osc_port}: start it with 'daw-bridge serve'")
-        return 1
-    if reply.name == "error":
-        print(f"daw-bridge jobs {args.action}: {reply.args[-1]}")
-        return 2
-    print(f"{reply.args[0]}: {reply.args[1]}")
-    return 0
+    return print_answer(f"jobs {args.action}", reply, config.osc_port, lambda: f"{reply.args[0]}: {reply.args[1]}")

@@ -7,6 +7,7 @@ import argparse
 
 from bridge import plugin_prompts
 from bridge.client import BridgeClient
+from bridge.commands import print_answer
 from bridge.config import Config
 from osc_schema import ValidationError
 
@@ -33,26 +34,15 @@ def run(config: Config, args) -> int:
             if args.action == "prompt":
                 client.send("plugin_prompt", capture=args.instance, prompt=args.text)
                 reply = client.wait_for(lambda r: r.name in ("plugin_prompt_set", "error"), timeout=3)
-                return _answered(reply, port, lambda: f"{reply.args[0]}: prompt {reply.args[1]!r}")
+                return print_answer("plugin", reply, port, lambda: f"{reply.args[0]}: prompt {reply.args[1]!r}")
             client.send("plugins")
             lines: list[str] = []
             reply = client.wait_for(lambda r: lines.append(_plugin_line(r.args)) if r.name == "plugin"
                                     else r.name in ("plugins_listed", "error"), timeout=3)
-            return _answered(reply, port, lambda: "\n".join(lines) or "no live plugin instances")
+            return print_answer("plugin", reply, port, lambda: "\n".join(lines) or "no live plugin instances")
     except ValidationError as exc:
         print(f"daw-bridge plugin {args.action}: {exc}")
         return 2
-
-
-def _answered(reply, port: int, text) -> int:
-    if reply is None:
-        print(f"no daemon answered on 127.0.0.1:{port}: start it with 'daw-bridge serve'")
-        return 1
-    if reply.name == "error":
-        print(f"daw-bridge plugin: {reply.args[-1]}")
-        return 2
-    print(text())
-    return 0
 
 
 def _plugin_line(args: list) -> str:
