@@ -1,16 +1,19 @@
 """What the picture beside each delivered variant costs: time per variant and file size.
 
-Two cases, each delivered through ``bridge.delivery.deliver`` exactly as the daemon does it: a 10 s inpaint
-delivered as a patch (12 s of audio with the handles) and the same edit delivered as a 4-minute full song. For each,
-medians over ``--runs`` runs of:
+Two cases, each delivered through ``bridge.delivery`` exactly as the daemon does it: a 10 s inpaint delivered as a
+patch (12 s of audio with the handles) and the same edit delivered as a 4-minute full song. For each, medians
+over ``--runs`` runs of:
 
-- *picture*: reading the original over the span, drawing the PNG and staging it (``_stage_picture``), per variant;
-- *WAV*: staging the variant's WAV itself, in the same run (the baseline: what a delivery cost before pictures);
-- *delivery with / without picture*: the whole ``deliver`` call for one variant, and the difference.
+- *delivery*: the ``deliver`` call for one variant (audio and manifest published: what "done" waits for);
+- *WAV*: staging the variant's WAV alone, in the same run (the baseline);
+- *picture*: ``add_pictures`` for that variant, drawn in this process: reading the original over the span, drawing
+  the PNG, publishing it and re-publishing the manifest (after "done", in the daemon), with its CPU time;
+- *render*: ``render_png`` alone.
 
-The first picture of a process also pays matplotlib's import (and, on a fresh machine, its font cache); that is
-reported once, apart. ``--song`` takes a real recording instead of the generated one (the spectrogram's detail
-decides the PNG's size). Target: under 300 ms per variant.
+Then the daemon's way, through a :class:`Painter`: its first picture (the worker process started, matplotlib
+imported: what every job pays after the painter went idle) and the next one (a warm worker). The first picture of
+this process also pays matplotlib's import; that is reported once, apart. ``--song`` takes a real recording
+instead of the generated one (the spectrogram's detail decides the PNG's size). Target: under 300 ms per variant.
 
     python3 bench/picture.py [--runs 7] [--song PATH] [--save PICTURE.png]
 """
@@ -34,7 +37,8 @@ import soundfile as sf  # noqa: E402
 
 import osc_schema  # noqa: E402
 from bridge import delivery  # noqa: E402
-from bridge.audio.region import read_region  # noqa: E402
+from bridge.audio import picture  # noqa: E402
+from bridge.audio.region import read_frames, read_region  # noqa: E402
 from bridge.audio.wavio import discard, stage_audio, write_atomic  # noqa: E402
 from bridge.config import Config  # noqa: E402
 from bridge.core.admission import admit  # noqa: E402
@@ -75,32 +79,31 @@ def measure(spec, rendered, runs: int) -> dict:
     span, sr = delivery._read_rendered(rendered)
     audio = delivery._full_song(spec, span, rendered.span_start) if spec.delivery == "full" else span
     subtype = delivery.lossless_subtype(spec.source_info.format.split("/")[-1])
-    stem = delivery.stem_for(spec, 1)
-    pictures, pictures_cpu, wavs, with_picture, without_picture, sizes = [], [], [], [], [], []
-    real_stage_picture = delivery._stage_picture
+    first = int(round(rendered.span_start * sr))
+    original, _ = read_frames(spec.source, first, first + len(span))
+    what = picture.PictureInput(original, span, sr, rendered.span_start, spec.edit_start, spec.edit_end,
+                                rendered.splice["joins"], "bench")
+    runs_of = {name: [] for name in ("delivery", "wav", "picture", "picture_cpu", "render", "size")}
     for _ in range(runs):
-        folder.mkdir(parents=True, exist_ok=True)
-        took, staged = _timed(lambda: real_stage_picture(spec, rendered, span, sr, folder / f"{stem}.png"),
-                              pictures_cpu)
-        pictures.append(took)
-        sizes.append(staged[0].stat().st_size)
-        discard([staged[0]])
-        took, staged = _timed(lambda: stage_audio(folder / f"{stem}.wav", audio, sr, subtype=subtype))
-        wavs.append(took)
+        took, manifests = _timed(lambda: delivery.deliver(spec, [rendered]))
+        runs_of["delivery"].append(took)
+        took, [png] = _timed(lambda published=manifests: delivery.add_pictures(spec, [rendered], published),
+                             runs_of["picture_cpu"])
+        runs_of["picture"].append(took)
+        runs_of["size"].append(png.stat().st_size)
+        took, staged = _timed(lambda: stage_audio(folder / "baseline.wav", audio, sr, subtype=subtype))
+        runs_of["wav"].append(took)
         discard([staged])
-        with_picture.append(_timed(lambda: delivery.deliver(spec, [rendered]))[0])
+        runs_of["render"].append(_timed(lambda: picture.render_png(what))[0])
         shutil.rmtree(folder)
-        folder.mkdir()
-        delivery._stage_picture = lambda *args: None
-        try:
-            without_picture.append(_timed(lambda: delivery.deliver(spec, [rendered]))[0])
-        finally:
-            delivery._stage_picture = real_stage_picture
-        shutil.rmtree(folder)
-    return {"picture": statistics.median(pictures), "picture_cpu": statistics.median(pictures_cpu),
-            "wav": statistics.median(wavs),
-            "with": statistics.median(with_picture), "without": statistics.median(without_picture),
-            "size": statistics.median(sizes), "frames": len(audio), "sr": sr}
+    painter = picture.Painter()
+    try:
+        cold = _timed(lambda: painter.render(what))[0]
+        warm = _timed(lambda: painter.render(what))[0]
+    finally:
+        painter.close()
+    return {**{name: statistics.median(values) for name, values in runs_of.items()}, "cold": cold, "warm": warm,
+            "frames": len(audio), "sr": sr}
 
 
 def main() -> int:
@@ -122,21 +125,20 @@ def main() -> int:
         print(f"song: {args.song or 'generated'}, {info.duration:.0f} s, {info.samplerate} Hz, {info.channels} ch; "
               f"edit {EDIT[0]:.0f}-{EDIT[1]:.0f} s; medians of {args.runs} runs")
         spec, rendered = _case(root, song, "patch")
-        folder = delivery.drop_folder_for(spec)
-        folder.mkdir(parents=True)
-        span, sr = delivery._read_rendered(rendered)
-        first, staged = _timed(lambda: delivery._stage_picture(spec, rendered, span, sr, folder / "first.png"))
+        first, (png,) = _timed(lambda: delivery.add_pictures(spec, [rendered],
+                                                              delivery.deliver(spec, [rendered])))
         if args.save:
-            shutil.copyfile(staged[0], args.save)
-        discard([staged[0]])
+            shutil.copyfile(png, args.save)
+        shutil.rmtree(delivery.drop_folder_for(spec))
         print(f"first picture of the process (matplotlib import included): {first * 1000:.0f} ms")
         for mode, label in (("patch", "10 s patch (12 s delivered)"), ("full", "4-minute full delivery")):
             spec, rendered = _case(root, song, mode)
             r = measure(spec, rendered, args.runs)
-            print(f"{label}: picture {r['picture'] * 1000:.0f} ms per variant ({r['picture_cpu'] * 1000:.0f} ms CPU; "
-                  f"WAV of {r['frames'] / r['sr']:.0f} s in the same run: {r['wav'] * 1000:.0f} ms, "
-                  f"ratio {r['picture'] / r['wav']:.1f}x); "
-                  f"delivery {r['without'] * 1000:.0f} -> {r['with'] * 1000:.0f} ms with the picture; "
+            print(f"{label}: delivery (to done) {r['delivery'] * 1000:.0f} ms (WAV alone of {r['frames'] / r['sr']:.0f} s "
+                  f"in the same run: {r['wav'] * 1000:.0f} ms); after done, the picture {r['picture'] * 1000:.0f} ms "
+                  f"per variant ({r['picture_cpu'] * 1000:.0f} ms CPU; render alone {r['render'] * 1000:.0f} ms, "
+                  f"ratio to the WAV {r['picture'] / r['wav']:.1f}x); through a Painter: "
+                  f"{r['cold'] * 1000:.0f} ms with its process started, {r['warm'] * 1000:.0f} ms warm; "
                   f"PNG {r['size'] / 1024:.0f} KiB")
     finally:
         shutil.rmtree(root, ignore_errors=True)
