@@ -9,10 +9,10 @@
    as a ratio to an empty DPF pass-through (bench/plugin_empty/, built with the same DPF Makefile and flags) in
    the same case, hosted the same way in the same run; medians over --runs runs, alternating the two plugins.
    Target: under 2x. Capturing writes every sample once more, into a ring of ~21 s that is cold in the cache, and
-   playing reads the variant from memory too: the "floor" column is the ratio those copies alone would give, the
-   empty plugin's time plus what copying the same bytes adds (bench/plugin_copy_floor.c, built with DPF's -O3 flags,
-   timed in the same runs: pass = input to output; capture = that and into an 8 MiB planar ring; playing = the output
-   from a 10 s variant instead, and the capture).
+   playing reads the variant from memory too: the "floor" column is the ratio those copies alone give, measured with
+   the empty plugin built with COPY_FLOOR=1 (bench/plugin_empty/EmptyPlugin.cpp), hosted the same way in the same
+   runs: while rolling it copies the input into a planar ring of the capture's size as well and, for "playing", reads
+   its output from a 10 s planar buffer instead of the input.
 2. Added latency: what the plugin reports to the CLAP host, and the delay between input and output (bit-exact match).
 3. Xruns: jalv hosting the LV2 under a private JACK dummy server (-p 1024, no real-time priority), the transport
    rolling for --seconds (60) with a JACK client playing into the plugin; xruns as JACK reports them to a client,
@@ -47,30 +47,13 @@ RATE = 48000
 FRAMES = 10 * RATE  # per case: fits the capture ring (~21 s), so a host faster than real time drops nothing
 CASES = ("stopped", "rolling", "playing")
 EMPTY_URI = "urn:daw-bridge:empty"
-# DPF's Makefile.base.mk optimisation flags on x86-64, which both plugins are built with
-FLOOR_FLAGS = ["-O3", "-ffast-math", "-mtune=generic", "-msse", "-msse2", "-mfpmath=sse"]
 
 
-def make(folder: Path) -> None:
-    done = subprocess.run(["make", "-j2", "-C", str(folder)], check=False, capture_output=True, text=True)
+def make(folder: Path, *options: str) -> None:
+    done = subprocess.run(["make", "-j2", "-C", str(folder), *options], check=False, capture_output=True, text=True)
     if done.returncode != 0:
         errors = [line for line in (done.stderr + done.stdout).splitlines() if "rror" in line] or ["(no message)"]
         sys.exit(f"plugin_cpu: make -C {folder} failed: {errors[0]}")
-
-
-def build_floor(scratch: Path) -> Path:
-    program = scratch / "plugin_copy_floor"
-    done = subprocess.run(["cc", *FLOOR_FLAGS, "-o", str(program), str(ROOT / "bench" / "plugin_copy_floor.c")],
-                          check=False, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"plugin_cpu: cc bench/plugin_copy_floor.c failed: {(done.stderr.splitlines() or ['?'])[0]}")
-    return program
-
-
-def measure_floor(program: Path, block: int) -> dict[str, float]:
-    """ns per block of the copies alone: {"pass", "capture", "playing"} (see plugin_copy_floor.c)."""
-    words = subprocess.run([str(program), str(block)], check=True, capture_output=True, text=True).stdout.split()
-    return {name: float(value) for name, value in zip(words[::2], words[1::2])}
 
 
 def capture_index(captures: Path) -> dict:
@@ -78,12 +61,26 @@ def capture_index(captures: Path) -> dict:
     return json.loads((folder / "index.json").read_text())
 
 
+def stop_then_roll(plugin: Path, song: np.ndarray, folder: Path, block: int, env: dict | None = None):
+    """ns per block stopped, then rolling, and the output of both."""
+    run = run_clap_host(plugin, song, folder, [f"stop:0:{FRAMES}", f"play:0:{FRAMES}"], block=block, env=env)
+    (_, stopped), (_, rolling) = run.block_ns
+    return stopped, rolling, run.output
+
+
 def measure_empty(plugin: Path, song: np.ndarray, folder: Path, block: int) -> dict[str, float]:
     """ns per block of the empty plugin, stopped and rolling (it has nothing to play: rolling is its 'playing')."""
-    run = run_clap_host(plugin, song, folder, [f"stop:0:{FRAMES}", f"play:0:{FRAMES}"], block=block)
-    stopped, rolling = (ns for _, ns in run.block_ns)
-    assert np.array_equal(run.output, np.concatenate([song, song]))
+    stopped, rolling, output = stop_then_roll(plugin, song, folder, block)
+    assert np.array_equal(output, np.concatenate([song, song]))
     return {"stopped": stopped, "rolling": rolling, "playing": rolling}
+
+
+def measure_floor(plugin: Path, song: np.ndarray, folder: Path, block: int) -> dict[str, float]:
+    """ns per block of the copy-floor plugin: the pass-through stopped, with the capture's copy rolling, and with
+    the output read from a variant's buffer as well for 'playing'."""
+    stopped, rolling, _ = stop_then_roll(plugin, song, folder / "capture", block, {"DAW_BRIDGE_COPY_FLOOR": "capture"})
+    _, playing, _ = stop_then_roll(plugin, song, folder / "playing", block, {"DAW_BRIDGE_COPY_FLOOR": "playing"})
+    return {"stopped": stopped, "rolling": rolling, "playing": playing}
 
 
 def measure_bridge(plugin: Path, song: np.ndarray, variant: np.ndarray, folder: Path, block: int) -> dict:
@@ -111,8 +108,10 @@ def measure_bridge(plugin: Path, song: np.ndarray, variant: np.ndarray, folder: 
 def cpu_table(runs: int) -> None:
     make(ROOT / "daw_scripts" / "plugin")
     make(ROOT / "bench" / "plugin_empty")
+    make(ROOT / "bench" / "plugin_empty", "COPY_FLOOR=1")
     bridge = ROOT / "daw_scripts" / "plugin" / "build" / "DawBridge.clap"
     empty = ROOT / "bench" / "plugin_empty" / "build" / "DawBridgeEmpty.clap"
+    floor = ROOT / "bench" / "plugin_empty" / "build" / "copy-floor" / "DawBridgeCopyFloor.clap"
     rng = np.random.default_rng(5)
     song = rng.uniform(-1, 1, (FRAMES, 2)).astype(np.float32)
     variant = (0.5 * rng.uniform(-1, 1, (FRAMES, 2))).astype(np.float32)
@@ -121,25 +120,23 @@ def cpu_table(runs: int) -> None:
           f"{'ns/frame':>9} {'of the block':>12}")
     latencies, copies = set(), []
     with tempfile.TemporaryDirectory(prefix="daw-bridge-plugin-cpu-") as scratch:
-        floor = build_floor(Path(scratch))
         for block in (128, 1024):
             empties, bridges, floors = [], [], []
             for i in range(runs):  # alternating, so a busy spell on the machine hits all alike
                 empties.append(measure_empty(empty, song, Path(scratch) / f"e{block}-{i}", block))
                 bridges.append(measure_bridge(bridge, song, variant, Path(scratch) / f"b{block}-{i}", block))
-                floors.append(measure_floor(floor, block))
+                floors.append(measure_floor(floor, song, Path(scratch) / f"f{block}-{i}", block))
             latencies |= {b["latency"] for b in bridges}
-            copied = {name: statistics.median(f[name] for f in floors) for name in ("pass", "capture", "playing")}
-            copies.append(f"{block} frames: pass {copied['pass']:.0f}, capture {copied['capture']:.0f}, "
-                          f"playing {copied['playing']:.0f}")
-            for case, copy in zip(CASES, ("pass", "capture", "playing")):
+            copies.append(f"{block} frames " + ", ".join(
+                f"{case} {statistics.median(f[case] for f in floors):.0f}" for case in CASES))
+            for case in CASES:
                 e = statistics.median(m[case] for m in empties)
                 b = statistics.median(m[case] for m in bridges)
-                least = e + copied[copy] - copied["pass"]  # the empty plugin, plus the copies this case adds
+                least = statistics.median(f[case] for f in floors)
                 budget = block / RATE * 1e9  # the block's duration: the host's deadline for it
                 print(f"{block:>6} {case:<8} {e:>9.0f} {b:>14.0f} {b / e:>5.2f}x {least / e:>5.2f}x "
                       f"{b / block:>9.2f} {b / budget:>11.3%}")
-    print(f"the copies alone (ns per block, median of {runs} runs): " + "; ".join(copies))
+    print(f"the copy floor plugin (ns per block, median of {runs} runs): " + "; ".join(copies))
     print(f"added latency: reported {sorted(latencies)} samples; output = input at the same frame (delay 0), "
           "bit for bit, in every rolling run")
 

@@ -3,9 +3,15 @@
 #define DISTRHO_PLUGIN_INFO_H_INCLUDED
 
 #define DISTRHO_PLUGIN_BRAND   "daw-bridge"
+#ifdef DAW_BRIDGE_COPY_FLOOR
+#define DISTRHO_PLUGIN_NAME    "daw-bridge copy floor"
+#define DISTRHO_PLUGIN_URI     "urn:daw-bridge:copy-floor"
+#define DISTRHO_PLUGIN_CLAP_ID "org.daw-bridge.copy-floor"
+#else
 #define DISTRHO_PLUGIN_NAME    "daw-bridge empty"
 #define DISTRHO_PLUGIN_URI     "urn:daw-bridge:empty"
 #define DISTRHO_PLUGIN_CLAP_ID "org.daw-bridge.empty"
+#endif
 
 #define DISTRHO_PLUGIN_HAS_UI       0
 #define DISTRHO_PLUGIN_IS_RT_SAFE   1

@@ -43,6 +43,9 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
+#ifdef __SSE__
+#include <xmmintrin.h>
+#endif
 
 #include "OscMessage.hpp"
 #include "VariantLoader.hpp"
@@ -101,15 +104,39 @@ public:
             return false;
         const uint32_t offset = uint32_t(fw & (kFrameCapacity - 1));
         const uint32_t first = std::min(frames, kFrameCapacity - offset);
+        const bool streamed = frames >= kStreamFrames;
         for (uint32_t c = 0; c < kChannels; ++c) {
             float* ring = fSamples.data() + size_t(c) * kFrameCapacity;
-            std::memcpy(ring + offset, channels[c], sizeof(float) * first);
-            std::memcpy(ring, channels[c] + first, sizeof(float) * (frames - first));
+            copy(ring + offset, channels[c], first, streamed);
+            copy(ring, channels[c] + first, frames - first, streamed);
         }
+#ifdef __SSE__
+        if (streamed)
+            _mm_sfence();  // the streamed samples are visible before the indices that publish them
+#endif
         fBlocks[bw & (kBlockCapacity - 1)] = BlockRecord{timelineFrame, frames, sampleRate};
         fFrameWrite.store(fw + frames, std::memory_order_release);
         fBlockWrite.store(bw + 1, std::memory_order_release);
         return true;
+    }
+
+    // The ring is cold in the cache (each block lands where the ring was ~21 s of audio ago), and plain stores fetch
+    // every line they overwrite: fine for a small block, whose stores drain after run() returns, but a large block
+    // waits on those fetches. It is streamed past the cache instead (non-temporal stores, x86), which fetch nothing.
+    static constexpr uint32_t kStreamFrames = 512;
+
+    static void copy(float* to, const float* from, uint32_t frames, bool streamed) noexcept
+    {
+        uint32_t i = 0;
+#ifdef __SSE__
+        if (streamed) {
+            for (; i < frames && reinterpret_cast<uintptr_t>(to + i) % 16 != 0; ++i)
+                to[i] = from[i];
+            for (; i + 4 <= frames; i += 4)
+                _mm_stream_ps(to + i, _mm_loadu_ps(from + i));
+        }
+#endif
+        std::memcpy(to + i, from + i, sizeof(float) * (frames - i));
     }
 
     // Capture thread: takes the next block, its samples interleaved into `interleaved` (frames * kChannels).
