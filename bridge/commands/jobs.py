@@ -51,7 +51,7 @@ def jobs(config: Config, args) -> int:
 
 
 def _pictures(manifests: list[str]) -> list[str | None]:
-    """Each delivered variant's picture, as its manifest names it (None: made without one, or the manifest is gone)."""
+    """Each delivered variant's picture, as its manifest names it (None: not drawn yet, drawn without success, or the manifest is gone)."""
     pictures = []
     for manifest in manifests:
         try:

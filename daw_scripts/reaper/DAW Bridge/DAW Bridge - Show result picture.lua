@@ -25,7 +25,7 @@ local function picture_of(take)
   local manifest = json.try_decode(text)
   local name = type(manifest) == "table" and json.value(manifest.picture) or nil
   if type(name) ~= "string" or name == "" then
-    return nil, "This result has no picture (the daemon could not draw it; its log says why)."
+    return nil, "This result has no picture yet (it is drawn a moment after the result lands), or the daemon could not draw it (its log says why)."
   end
   return util.join(util.dirname(manifest_path), name)
 end

@@ -41,7 +41,7 @@ def test_a_result_without_a_picture_and_a_take_that_is_no_result_are_told_not_sh
     _result(project, "mix_inpaint_11.00-12.00_v1_cd34", None)
     result = project.run("picture", ticks=2)
     assert result.errors == [] and "loaded" not in result.gfx and "window" not in result.gfx
-    assert result.message_texts == ["This result has no picture (the daemon could not draw it; its log says why)."]
+    assert result.message_texts == ["This result has no picture yet (it is drawn a moment after the result lands), or the daemon could not draw it (its log says why)."]
 
     project.state["tracks"] = []
     track = project.add_track()
