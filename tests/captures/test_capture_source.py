@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -89,8 +90,11 @@ def test_an_inpaint_of_a_capture_delivers_at_its_timeline_position_from_the_newe
     edge = int(0.3 * RATE)
     np.testing.assert_array_equal(audio[:edge], expected[:edge])
     np.testing.assert_array_equal(audio[-edge:], expected[-edge:])
-    # the exported source went with the job's work folder once the job was delivered
-    assert not (project.state / "work" / outcome.args[0]).exists()
+    # the exported source goes with the job's work folder once the job is delivered (after its pictures are drawn)
+    work, deadline = project.state / "work" / outcome.args[0], time.monotonic() + 30
+    while work.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not work.exists()
 
 
 def test_the_export_is_written_at_the_jobs_export_step_and_again_when_its_work_folder_is_gone(captured):
