@@ -94,7 +94,7 @@ public:
     CaptureRing() : fSamples(size_t(kFrameCapacity) * kChannels), fBlocks(kBlockCapacity) {}
 
     // Audio thread. False (and nothing written) when the consumer has fallen behind. Planar (one ring per channel),
-    // so a block is at most two plain copies per channel; the capture thread interleaves.
+    // so a block is at most two copies per channel; the capture thread interleaves.
     bool push(const float* const* channels, uint32_t frames, int64_t timelineFrame, uint32_t sampleRate) noexcept
     {
         const uint64_t fw = fFrameWrite.load(std::memory_order_relaxed);
@@ -120,25 +120,6 @@ public:
         return true;
     }
 
-    // The ring is cold in the cache (each block lands where the ring was ~21 s of audio ago), and plain stores fetch
-    // every line they overwrite: fine for a small block, whose stores drain after run() returns, but a large block
-    // waits on those fetches. It is streamed past the cache instead (non-temporal stores, x86), which fetch nothing.
-    static constexpr uint32_t kStreamFrames = 512;
-
-    static void copy(float* to, const float* from, uint32_t frames, bool streamed) noexcept
-    {
-        uint32_t i = 0;
-#ifdef __SSE__
-        if (streamed) {
-            for (; i < frames && reinterpret_cast<uintptr_t>(to + i) % 16 != 0; ++i)
-                to[i] = from[i];
-            for (; i + 4 <= frames; i += 4)
-                _mm_stream_ps(to + i, _mm_loadu_ps(from + i));
-        }
-#endif
-        std::memcpy(to + i, from + i, sizeof(float) * (frames - i));
-    }
-
     // Capture thread: takes the next block, its samples interleaved into `interleaved` (frames * kChannels).
     bool pop(BlockRecord& block, std::vector<float>& interleaved)
     {
@@ -159,6 +140,25 @@ public:
     }
 
 private:
+    // The ring is cold in the cache (each block lands where the ring was ~21 s of audio ago), and plain stores fetch
+    // every line they overwrite: fine for a small block, whose stores drain after run() returns, but a large block
+    // waits on those fetches. It is streamed past the cache instead (non-temporal stores, x86), which fetch nothing.
+    static constexpr uint32_t kStreamFrames = 512;
+
+    static void copy(float* to, const float* from, uint32_t frames, [[maybe_unused]] bool streamed) noexcept
+    {
+        uint32_t i = 0;
+#ifdef __SSE__
+        if (streamed) {
+            for (; i < frames && reinterpret_cast<uintptr_t>(to + i) % 16 != 0; ++i)
+                to[i] = from[i];
+            for (; i + 4 <= frames; i += 4)
+                _mm_stream_ps(to + i, _mm_loadu_ps(from + i));
+        }
+#endif
+        std::memcpy(to + i, from + i, sizeof(float) * (frames - i));
+    }
+
     std::vector<float> fSamples;  // channel c's ring at c * kFrameCapacity
     std::vector<BlockRecord> fBlocks;
     alignas(64) std::atomic<uint64_t> fFrameWrite{0};
