@@ -7,7 +7,7 @@
      rolling      the transport rolling: pass-through and capture (the copy into the capture ring)
      playing      rolling over a delivered variant with Variant 1 chosen (a stand-in daemon delivers it)
    as a ratio to an empty DPF pass-through (bench/plugin_empty/, built with the same DPF Makefile and flags) in
-   the same case, hosted the same way in the same run; medians over --runs runs, alternating the two plugins.
+   the same case, hosted the same way in the same run; medians over --runs runs, alternating the plugins.
    Target: under 2x. Capturing writes every sample once more, into a ring of ~21 s that is cold in the cache, and
    playing reads the variant from memory too: the "floor" column is the ratio those copies alone give, measured with
    the empty plugin built with COPY_FLOOR=1 (bench/plugin_empty/EmptyPlugin.cpp), hosted the same way in the same
