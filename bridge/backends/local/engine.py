@@ -160,7 +160,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     elif spec.operation == "extend":
         start = min(float(spec.extend_after), analysis.duration)
         end = start + float(spec.duration)
-        plans = plan_extend(analysis, start, float(spec.duration), count)
+        plans = plan_extend(analysis, start, float(spec.duration), count, phrases=True)
         span_start, span_end = max(0.0, start - spec.handle), end
         where = f"the music before {start:.2f} s"
     else:
@@ -187,6 +187,8 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
                 # a steered job keeps each candidate's measures, not its audio: the chosen are rendered again
                 candidates.append((sure, ruler.change(out[judged]) if steering else out, joins, passages, plan))
         candidates.sort(key=lambda item: -item[0])  # variant 1 is the one we are surest of
+        if not steering:
+            del candidates[spec.num_outputs:]  # an extension plans more candidates than variants asked for
         if steering and candidates:
             order = rank(steering, ruler, [c[1] for c in candidates], [c[0] for c in candidates])[:spec.num_outputs]
             chosen = [candidates[i] for i, _ in order]

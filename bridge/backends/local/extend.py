@@ -8,7 +8,8 @@ loops; the listener heard the music before the point too, so it counts as heard,
 share of the bars it would play that were heard recently. Near the end it tries to jump into the song's own
 ending so the extension finishes like the song does; otherwise the renderer fades the last bar. Extending after
 a song that has ended treats its ending as a break: the continuation follows the music that led into the ending,
-and is not turned down to the ending's fading level.
+and is not turned down to the ending's fading level. Replaying the last 2, 4 or 8 bars before the point is offered
+as a start too: the caller ranks those repeats with the walks by how their joins render.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ SWITCH_SEARCH_BEATS = 8  # how many beats before a passage runs out are tried as
 ENDING_OK = 0.4  # the song's own ending is used when the jump into it costs no more than this
 MARGIN_SECONDS = 0.3
 MIN_PASSAGE_BEATS = 4
+PHRASE_BARS = (2, 4, 8)  # the recent phrases an extension may repeat
 OWN_CONTINUATION_PENALTY = 0.15  # prefer new material that fits, but continue as the song does when nothing does
 
 
@@ -49,8 +51,14 @@ def ending_start(analysis: SongAnalysis) -> float:
                          analysis.duration))
 
 
-def plan_extend(analysis: SongAnalysis, after: float, duration: float, count: int) -> list[Plan]:
-    """Up to ``count`` plans continuing the song from ``after`` for ``duration`` seconds, best first."""
+def plan_extend(analysis: SongAnalysis, after: float, duration: float, count: int,
+                phrases: bool = False) -> list[Plan]:
+    """Up to ``count`` plans continuing the song from ``after`` for ``duration`` seconds, best first.
+
+    With ``phrases``, the repeats of the song's most recent phrase (its last 2, 4 or 8 bars played again, then
+    walking on) follow, for the caller to rank with the rest by their rendered joins: a repeat of the music just
+    heard often lines up on the waveform better than its features' match predicts.
+    """
     space = cell_space(analysis)
     walker = _Walker(analysis, space, after, duration)
     plans: list[Plan] = []
@@ -59,6 +67,10 @@ def plan_extend(analysis: SongAnalysis, after: float, duration: float, count: in
         if plan is None:
             break
         plans.append(plan)
+    for lag in walker.phrase_lags() if phrases else []:
+        plan = walker.walk(excluded=[], avoid=[], first=lag)
+        if plan is not None and all(abs(lag - p.passages[0].lag) >= walker.beat for p in plans):
+            plans.append(plan)
     return plans
 
 
@@ -79,8 +91,9 @@ class _Walker:
         self.entry_near = context_cost(space, anchor, -1, JOIN_SECONDS) if after > 0.05 else np.zeros(space.size)
         self.anchor = anchor
 
-    def walk(self, excluded: list[float], avoid: list[Plan]) -> Plan | None:
-        lag = self._first_lag(excluded)
+    def walk(self, excluded: list[float], avoid: list[Plan], first: float | None = None) -> Plan | None:
+        """A continuation starting at lag ``first``, or else at the best-fitting lag not near ``excluded``."""
+        lag = self._first_lag(excluded) if first is None else first
         if lag is None:
             return None
         cell = min(int(round((self.after + lag) / CELL_SECONDS)), self.space.size - 1)
@@ -128,6 +141,27 @@ class _Walker:
         score = self.entry + 0.05 * (1.0 - room) + np.where(own, OWN_CONTINUATION_PENALTY, 0.0)
         best = local_minima(score, 1, 1, fits)
         return float(seconds[best[0]]) if len(best) else None
+
+    def phrase_lags(self) -> list[float]:
+        """Lags that play the last 2, 4 or 8 bars before the point again: counted on the song's beats, then moved
+        within a beat to where the music leading in matches best (a beat tracker's grid drifts over 8 bars)."""
+        beats = self.analysis.beats
+        last = int(np.searchsorted(beats, self.lead_in + 0.5 * CELL_SECONDS, side="right")) - 1
+        reach = max(int(round(self.beat / CELL_SECONDS)), 1)
+        lags = []
+        for bars in PHRASE_BARS:
+            back = last - 4 * bars
+            if back < 0:
+                continue
+            cell = self.anchor + int(round((beats[back] - beats[last]) / CELL_SECONDS))
+            lo, hi = max(cell - reach, 0), min(cell + reach + 1, self.space.size)
+            if hi <= lo:
+                continue
+            cell = lo + int(np.argmin(self.entry[lo:hi]))
+            lag = (cell - self.anchor) * CELL_SECONDS + (self.lead_in - self.after)
+            if self.after + lag - self.margin >= 0:
+                lags.append(lag)
+        return lags
 
     def _beats_between(self, lo: float, hi: float, lag: float) -> np.ndarray:
         """Output times in lo..hi where the passage at ``lag`` has a beat."""

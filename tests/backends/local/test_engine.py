@@ -173,3 +173,22 @@ def test_an_extension_plays_no_stretch_three_times_within_a_few_bars(song, cut):
         for times in _hearings(plan.passages).values():
             gaps = np.diff(times)
             assert not np.any((gaps[:-1] < loop) & (gaps[1:] < loop)), plan.passages
+
+
+def test_an_extension_is_offered_the_last_phrases_again_on_the_bar(song):
+    """Besides the walks, the candidates replay the last 2, 4 and 8 bars before the cut (this song: 120 BPM, 2 s
+    bars), starting on the bar, so a repeat keeps the music's phase; the engine ranks them all by their joins."""
+    audio, sr = song
+    cut = 35.3
+    analysis = analyse(audio[:int(cut * sr)], sr)
+    assert len(plan_extend(analysis, cut, 10.0, 1)) == 1
+    plans = plan_extend(analysis, cut, 10.0, 1, phrases=True)
+    back = [cut - plan.passages[0].source_start for plan in plans]
+    for bars in (2, 4, 8):
+        assert min(abs(b - 2.0 * bars) for b in back) < 0.06, back
+    phrase = plans[[abs(b - 4.0) < 0.06 for b in back].index(True)]
+    span = (int(round((cut - HANDLE) * sr)), int(round((cut + 10.0) * sr)))
+    out, _, _ = render(audio[:int(cut * sr)], sr, phrase, cut, cut + 10.0, span, analysis.beat_period)
+    first = int(round((cut + 0.2) * sr)) - span[0]  # past the entry's crossfade
+    played = out[first:first + int(3.5 * sr)]
+    assert gap_snr(played, audio[int(round((cut - 3.8) * sr)):][:len(played)]) > 20.0  # the phrase, to the sample
