@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -74,6 +75,26 @@ class Project:
 
     def visible_drop_files(self) -> list[Path]:
         return sorted(p for p in self.drop.glob("*") if not p.name.startswith(".")) if self.drop.exists() else []
+
+    def pictured_drop_files(self, timeout: float = 60.0) -> list[Path]:
+        """The visible drop files once every delivered variant there has its picture (see ``wait_for_pictures``)."""
+        wait_for_pictures(self.drop, timeout)
+        return self.visible_drop_files()
+
+
+def wait_for_pictures(folder: Path, timeout: float = 60.0) -> None:
+    """Wait until every manifest in ``folder`` names its picture: pictures are drawn a moment after the job is done,
+    then each manifest is re-published naming its PNG. Returns at ``timeout`` regardless (the caller's asserts say
+    what is missing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if all(json.loads(p.read_text(encoding="utf-8")).get("picture")
+                   for p in folder.glob("*.json") if not p.name.startswith(".")):
+                return
+        except (OSError, ValueError):
+            pass  # a manifest being replaced right now: look again
+        time.sleep(0.05)
 
 
 @pytest.fixture

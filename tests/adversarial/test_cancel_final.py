@@ -102,6 +102,7 @@ def test_a_cancel_after_delivery_is_answered_already_delivered_and_the_files_sta
         job = stage.inpaint("short", num_outputs=1)
         record = stage.settle(job)
         assert record.state.value == "delivered", record.summary()
+        stage.project.pictured_drop_files()
         before = _snapshot(stage)
         assert sorted(name.rsplit(".", 1)[-1] for name in before) == ["json", "png", "wav"], before
         reply = stage.osc("cancel", job_id=job)

@@ -17,7 +17,7 @@ import pytest
 from bridge.client import BridgeClient
 from bridge.frontends.osc_wire import encode
 from tests.adversarial.support import Daemon, files_under
-from tests.conftest import Project
+from tests.conftest import Project, wait_for_pictures
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,7 @@ def test_file_names_made_from_the_producers_text_stay_plain_and_inside_the_drop_
             error = client.wait_for(lambda r: r.name in ("error", "accepted"), timeout=10)
             assert error.name == "error" and error.args[2] == "request_id", (bad, error.args)
     drop = project.audio / "daw-bridge"
+    wait_for_pictures(drop)
     made = sorted(p.name for p in files_under(drop))
     assert len(made) == 3 and all(re.fullmatch(r"[A-Za-z0-9_.-]+", name) for name in made), made  # wav, png, json
     manifest = Path(outcome.args[1])

@@ -3,6 +3,7 @@ answering throughout, and every job ends exactly once. (Latency figures against 
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -80,7 +81,12 @@ def test_fifty_jobs_at_once_keep_the_pool_bounded_and_osc_answering(tmp_path, de
     records = journal_records(project)
     assert len(records) == JOBS and all(r.state.finished for r in records)
     delivered = JOBS - len(failed)
-    assert len(project.visible_drop_files()) == 6 * delivered  # per variant: audio, picture, manifest
+    files = project.visible_drop_files()
+    by_kind = {kind: [f for f in files if f.suffix == kind] for kind in (".wav", ".json", ".png")}
+    assert len(by_kind[".wav"]) == len(by_kind[".json"]) == 2 * delivered  # per variant: audio and manifest
+    # pictures follow a job by a moment (the daemon was stopped meanwhile): each manifest names one only once it is whole
+    named = [json.loads(f.read_text()).get("picture") for f in by_kind[".json"]]
+    assert sorted(f.name for f in by_kind[".png"]) == sorted(name for name in named if name)
     ms = 1000
     figures["load (50 jobs x 2 variants, max_jobs 4)"] = {
         "ended": f"{delivered} delivered, {len(failed)} failed, in {took:.1f} s",
