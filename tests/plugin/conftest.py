@@ -15,7 +15,6 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import ROOT, require_tool
-from tests.frontends.jack import CLIENT_TIMEOUT_MS
 
 PLUGIN_DIR = ROOT / "daw_scripts" / "plugin"
 DPF_PATH = Path("/usr/share/dpf")  # Debian's dpf-source
@@ -131,7 +130,7 @@ def jack_server():
     require_tool("jalv")
     name = f"dawbridge-plugin-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
-    server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-t", str(CLIENT_TIMEOUT_MS), "-d", "dummy", "-r", str(RATE), "-p",
+    server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p",
                                str(PERIOD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         waited = subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True, text=True)

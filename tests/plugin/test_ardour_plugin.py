@@ -57,13 +57,14 @@ def roll_through(ardour: Ardour, session: Path, chain: tuple[str, ...], captures
     formats = ", ".join(f'"{kind}"' for kind in chain)
     [added, *rolls] = ardour.run(load(session) + f"""
 local track = Session:route_by_name("Song"):to_track()
-local added = {{}}
+local added, plugins = {{}}, {{}}
 for index, kind in ipairs({{ {formats} }}) do
     local plugin = kind == "LV2"
         and ARDOUR.LuaAPI.new_plugin(Session, "{URI}", ARDOUR.PluginType.LV2, "")
         or ARDOUR.LuaAPI.new_plugin(Session, "daw-bridge", ARDOUR.PluginType.VST3, "")
     assert(not plugin:isnil(), kind .. " plugin not found")
     added[index] = track:add_processor_by_index(plugin, index - 1, nil, true) == 0 and kind or "refused"
+    plugins[index] = plugin
 end
 report(added)
 local function roll(from, microseconds)
@@ -77,6 +78,10 @@ local function roll(from, microseconds)
 end
 roll({6 * RATE}, 1500000)
 roll({2 * RATE}, 1000000)
+-- taken off the track again, as a producer would: each instance's capture thread is joined before Ardour exits
+for _, plugin in ipairs(plugins) do
+    assert(track:remove_processor(plugin, nil, true) == 0, "a plugin could not be removed")
+end
 """)
     assert added == list(chain)
     return rolls
