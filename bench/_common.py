@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge.client import BridgeClient  # noqa: E402
+from bridge.lifeline import ask_to_die_with_parent  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,7 +53,7 @@ class BenchDaemon:
         env = dict(os.environ) if self.python else dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen([self.python or sys.executable, "-m", "bridge", "serve", "--config",
                                       str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env=env, cwd=self.root)
+                                     env=env, cwd=self.root, preexec_fn=ask_to_die_with_parent)
         with BridgeClient("127.0.0.1", self.port) as client:
             deadline = time.monotonic() + 60
             while not client.ping(timeout=0.3):

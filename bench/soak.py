@@ -38,6 +38,7 @@ from _common import ROOT, BridgeClient, free_udp_port, percentile
 
 from bridge.core.retention import folder_size
 from bridge.demo_song import make_song
+from bridge.lifeline import ask_to_die_with_parent
 
 # Ranges of the generated song the engine can fill (at 20.5 s it finds nothing similar enough, on purpose not used).
 STARTS = (8.0, 10.5, 13.0, 15.5, 18.0, 23.0)
@@ -160,7 +161,8 @@ def main() -> None:
     log_path = root / "daemon.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--config", str(config)], stdout=log,
-                                stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+                                stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
+                                preexec_fn=ask_to_die_with_parent)
     soak = None
     try:
         with BridgeClient("127.0.0.1", port) as client:

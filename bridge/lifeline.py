@@ -75,13 +75,23 @@ def _hold_in_worker(lifeline: multiprocessing.connection.Connection, daemon_pid:
 
 def hold(lifeline: multiprocessing.connection.Connection, daemon_pid: int, *, die_with_parent: bool) -> None:
     """In a worker: exit as soon as the daemon holding the other end of ``lifeline`` is gone."""
-    if die_with_parent and sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                   ctypes.c_ulong(0))  # should it fail, the pipe below still ends the worker
+    if die_with_parent:
+        ask_to_die_with_parent()  # should it fail or not exist here, the pipe below still ends the worker
     threading.Thread(target=_exit_at_end_of_file, args=(lifeline,), name="lifeline", daemon=True).start()
     if os.getppid() != daemon_pid:  # the daemon died before the signal was asked for
         os._exit(0)
+
+
+def ask_to_die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when the thread that started it ends (Linux; elsewhere nothing).
+
+    Also a ``preexec_fn`` for ``subprocess``: the request survives ``exec``, so a program started that way (a test's
+    JACK server, host or daemon) ends with the process that started it, however that process ends.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                   ctypes.c_ulong(0))
 
 
 def _exit_at_end_of_file(lifeline: multiprocessing.connection.Connection) -> None:

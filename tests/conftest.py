@@ -17,6 +17,7 @@ import pytest
 
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song
+from bridge.lifeline import ask_to_die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every process this session starts inherits this mark, so the leak check below finds it even once its parent died
@@ -125,7 +126,8 @@ class DaemonProcess:
         args = [sys.executable, "-m", "bridge", "serve", "--config", str(self.project.config)]
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(args + (["--verbose"] if self.verbose else []), stdout=log,
-                                         stderr=subprocess.STDOUT, env=daemon_environment(self.env), cwd=ROOT)
+                                         stderr=subprocess.STDOUT, env=daemon_environment(self.env), cwd=ROOT,
+                                         preexec_fn=ask_to_die_with_parent)
         with BridgeClient("127.0.0.1", self.project.port, bind_host=self.ping_from) as client:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:

@@ -56,3 +56,28 @@ def test_sigkill_of_the_pool_owner_ends_its_busy_worker(forked_by):
         owner.wait()
         owner.stdout.close()
     assert seconds_until_gone(tree) < 2.0, f"still running: {still_running(tree)}"
+
+
+# A stand-in for a test starting a long-lived program (jackd, jalv, Ardour, a daemon) the way the test helpers do.
+STARTER = """
+import subprocess, sys
+from bridge.lifeline import ask_to_die_with_parent
+program = subprocess.Popen(["sleep", "600"], preexec_fn=ask_to_die_with_parent)
+print(program.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_program_started_with_ask_to_die_with_parent_ends_when_its_starter_is_killed():
+    starter = subprocess.Popen([sys.executable, "-c", STARTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True, env=daemon_environment(), cwd=ROOT)
+    try:
+        pid = int(starter.stdout.readline())
+        program = {key for key in process_tree(starter.pid) if key[0] == pid}
+        assert program, "the program did not start"
+    finally:
+        starter.kill()  # no clean-up runs: only the kernel's parent-death signal can end the program
+        starter.wait()
+        starter.stdin.close()
+        starter.stdout.close()
+    assert seconds_until_gone(program) < 2.0, f"still running: {still_running(program)}"

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.lifeline import ask_to_die_with_parent
+
 
 class JackServer:
     def __init__(self, log_dir: Path, period: int = 256, rate: int = 48000):
@@ -41,7 +43,7 @@ class JackServer:
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(["jackd", "-S", "--no-realtime", "-d", "dummy", "-r", str(self.rate),
                                           "-p", str(self.period)], stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.env)
+                                         env=self.env, preexec_fn=ask_to_die_with_parent)
         for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER"):
             self._saved[key] = os.environ.get(key)
             os.environ[key] = self.env[key]

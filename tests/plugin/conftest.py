@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, require_tool
 
 PLUGIN_DIR = ROOT / "daw_scripts" / "plugin"
@@ -131,7 +132,8 @@ def jack_server():
     name = f"dawbridge-plugin-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"}
     server = subprocess.Popen([jackd, "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p",
-                               str(PERIOD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                               str(PERIOD)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                              preexec_fn=ask_to_die_with_parent)
     try:
         waited = subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], capture_output=True, text=True)
         assert waited.stdout.strip() == "server is available", (waited.stdout, waited.stderr)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridge.lifeline import ask_to_die_with_parent
+
 from .conftest import RATE, URI
 
 jack = pytest.importorskip("jack")  # JACK-Client, in the test extra
@@ -38,7 +40,7 @@ class Jalv:
                "DAW_BRIDGE_CAPTURE_DIR": str(self.captures), **(extra_env or {})}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(["jalv", "-n", self.name, URI], stdin=subprocess.PIPE, stdout=log,
-                                         stderr=subprocess.STDOUT, env=env)
+                                         stderr=subprocess.STDOUT, env=env, preexec_fn=ask_to_die_with_parent)
 
     def command(self, line: str) -> None:
         self.proc.stdin.write(line.encode() + b"\n")

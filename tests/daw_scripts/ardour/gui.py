@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import free_udp_port, require_tool
 from tests.daw_scripts.ardour.conftest import RATE, SCRIPTS, Ardour, lua_string
 
@@ -167,14 +168,15 @@ class ArdourGUI:
 
     def start(self):
         self.xvfb = subprocess.Popen([require_tool("Xvfb"), self.display, "-screen", "0", SCREEN, "-nolisten", "tcp"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=ask_to_die_with_parent)
         wait_for("Xvfb", lambda: self.xvfb.poll() is not None or subprocess.run(
             ["xdotool", "getdisplaygeometry"], env=self.env, capture_output=True, check=False).returncode == 0, 20, 0.2)
         assert self.xvfb.poll() is None, "Xvfb did not start"
         # stdbuf: Ardour's console output (Lua's print among it) reaches the log line by line
         self.ardour = subprocess.Popen(["stdbuf", "-oL", require_tool("ardour"), str(self.session_file)], env=self.env,
                                        cwd=self.home, stdout=self.log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=ask_to_die_with_parent)
         wait_for("Ardour's editor window", lambda: self._alive() and self.window(f"^{self.session_file.stem} - "),
                  90, 0.25)
         wait_for("Ardour's OSC surface", lambda: self._alive() and not self._udp_free(), 30)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.lifeline import ask_to_die_with_parent
+
 SOURCE = Path(__file__).with_name("clap_host.c")
 CLAP_HEADERS = Path("/usr/share/dpf/distrho/src")  # the CLAP 1.1 headers Debian's dpf-source ships (clap/*.h)
 
@@ -48,7 +50,7 @@ def start_clap_host(plugin: Path, song: np.ndarray, folder: Path, steps: list[st
     np.ascontiguousarray(song, np.float32).tofile(song_file)
     proc = subprocess.Popen([str(build_clap_host()), str(plugin), str(song_file), str(out_file), str(rate),
                              str(block), repr(bpm), *steps], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})})
+                            text=True, env={**os.environ, **(env or {})}, preexec_fn=ask_to_die_with_parent)
     return proc, out_file
 
 
