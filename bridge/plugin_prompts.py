@@ -13,19 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tomllib
 from pathlib import Path
 
 import osc_schema
 from bridge import captures
-from bridge.config import Config, config_home
-from bridge.frontends.midi_mapping import MappingError, parse_mapping
+from bridge.config import Config
+from bridge.frontends.midi_mapping import MappingError, mapping_file, parse_mapping
 from osc_schema import Command, ValidationError
 
 log = logging.getLogger(__name__)
 
 PROMPTS = "plugin-prompts.json"
-MAPPING_DEFAULT = "midi-mapping.toml"  # the [midi] table's own default
 
 
 def _prompts_file(config: Config) -> Path:
@@ -66,9 +64,7 @@ def set_prompt(config: Config, capture: str, prompt: str) -> None:
 
 def mapping_path(config: Config) -> Path:
     """The MIDI mapping file, resolved as the [midi] table resolves it (beside the config file when relative)."""
-    mapping = Path(os.path.expandvars(str(config.midi.get("mapping", MAPPING_DEFAULT)))).expanduser()
-    folder = config.source_file.parent if config.source_file else config_home()
-    return mapping if mapping.is_absolute() else folder / mapping
+    return mapping_file(config.midi.get("mapping"), config.source_file)
 
 
 def presets(config: Config) -> list[tuple[str, dict]]:
@@ -81,10 +77,9 @@ def presets(config: Config) -> list[tuple[str, dict]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError("preset", None, f"the presets cannot be read: {path}: {exc}", shown="") from None
     try:
-        parse_mapping(text, path)  # the file's own checks, with its line numbers
+        return list(parse_mapping(text, path).presets.items())  # the file's own checks, with its line numbers
     except MappingError as exc:
         raise ValidationError("preset", None, f"the presets cannot be used: {exc}", shown="") from None
-    return list(tomllib.loads(text).get("presets", {}).items())
 
 
 def _request_preset(config: Config, capture: str, request_id: str) -> int:

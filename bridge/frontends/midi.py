@@ -25,19 +25,18 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import osc_schema
 from bridge.audition.actions import LAST, PAD_ACTIONS
-from bridge.config import Config, ConfigError, config_home
+from bridge.config import Config, ConfigError
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.frontends.bars import bars_on_source, range_arguments
 from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
-from bridge.frontends.midi_mapping import Leds, Mapping, Pad, load_mapping
+from bridge.frontends.midi_mapping import Leds, Mapping, Pad, load_mapping, mapping_file
 from bridge.models import JobRecord, JobSpec, State
 from bridge.settings_schema import check_table, defaults
 from osc_schema import ValidationError
@@ -72,9 +71,7 @@ class MidiSettings:
                               file=config_file, key="[midi] port")
         if "daw" in values:
             values["daw"] = FeedbackSettings(**values["daw"])
-        folder = config_file.parent if config_file else config_home()
-        mapping = Path(os.path.expandvars(values["mapping"])).expanduser()
-        values["mapping"] = mapping if mapping.is_absolute() else folder / mapping
+        values["mapping"] = mapping_file(values["mapping"], config_file)
         return cls(**values)
 
 

@@ -32,6 +32,7 @@ numbers, so ``_Lines`` finds them by scanning the text for the table header and 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -39,7 +40,9 @@ from pathlib import Path
 
 import osc_schema
 from bridge.audition.actions import PAD_ACTIONS
+from bridge.config import config_home
 from bridge.exceptions import BridgeError
+from bridge.settings_schema import defaults
 from osc_schema import ValidationError, show
 from osc_schema.validate import type_name
 
@@ -101,6 +104,7 @@ class Mapping:
     pads: tuple[Pad, ...]
     leds: Leds = field(default_factory=Leds)
     path: Path | None = None
+    presets: dict[str, dict] = field(default_factory=dict)  # [presets.NAME] -> arguments, in the file's order
 
     def find(self, kind: str, number: int, channel: int) -> Pad | None:
         """The pad for a message (channel 1..16): one mapped on that channel wins over one mapped on any."""
@@ -113,6 +117,13 @@ class Mapping:
                 if t.channel is None and anywhere is None:
                     anywhere = pad
         return anywhere
+
+
+def mapping_file(value: str | None, config_file: Path | None) -> Path:
+    """The mapping file a ``[midi] mapping`` value names (its default when None): ``~`` and ``$VARS`` expanded, a
+    relative path taken from the config file's folder."""
+    mapping = Path(os.path.expandvars(value or defaults("midi")["mapping"])).expanduser()
+    return mapping if mapping.is_absolute() else (config_file.parent if config_file else config_home()) / mapping
 
 
 def load_mapping(path: Path) -> Mapping:
@@ -157,7 +168,7 @@ def parse_mapping(text: str, path: Path | str = "mapping") -> Mapping:
                 raise fail(pad.line, f"pad {index + 1}", f"{pad.trigger.describe()} is already mapped by the pad "
                                                          f"at line {other.line}")
         pads.append(pad)
-    return Mapping(tuple(pads), leds, Path(path))
+    return Mapping(tuple(pads), leds, Path(path), presets)
 
 
 def _presets(table: object, lines: "_Lines", fail) -> dict[str, dict]:
