@@ -25,6 +25,7 @@ from pathlib import Path
 import soundfile as sf
 from _common import BenchDaemon, describe  # (puts the repository on sys.path)
 
+from bridge.audition.program import bar_seconds
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song_array
 from tests.audition.tape import Tape
@@ -76,7 +77,7 @@ def main() -> None:
                                             prompt="", num_outputs=1, timeout=300)
                 assert outcome.name == "done", outcome
                 tempo = json.loads(Path(outcome.args[1]).read_text())["splice"]["tempo"]
-                measure(client, tape, outcome.args[0], 2 * 4 * 60.0 / tempo, options, jack.period)
+                measure(client, tape, outcome.args[0], 2 * bar_seconds(tempo), options, jack.period)
     finally:
         tape.close()
         jack.stop()

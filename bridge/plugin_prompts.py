@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import osc_schema
 from bridge import captures
+from bridge.audio.wavio import write_text_atomic
 from bridge.config import Config
 from bridge.frontends.midi_mapping import MappingError, mapping_file, parse_mapping
 from osc_schema import Command, ValidationError
@@ -57,9 +57,7 @@ def set_prompt(config: Config, capture: str, prompt: str) -> None:
         prompts.pop(capture, None)
     path = _prompts_file(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name("." + path.name + ".partial")
-    partial.write_text(json.dumps(prompts, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(partial, path)
+    write_text_atomic(path, json.dumps(prompts, indent=2, ensure_ascii=False))
 
 
 def mapping_path(config: Config) -> Path:

@@ -19,6 +19,7 @@ import soundfile as sf
 import soxr
 
 from bridge import captures
+from bridge.audio.fades import rms
 from bridge.audio.region import padded_slice, read_frames
 from bridge.audition.mixer import ramp
 from bridge.config import Config
@@ -131,20 +132,16 @@ def matching_gain(original: np.ndarray, variant: np.ndarray, edit: tuple[int, in
     variant the original's RMS there (for an extension past the song's end, the RMS of the music before it);
     limited to +/-12 dB and to no clipping, ramped over 0.25 s of untouched source on either side."""
     lo, hi = edit
-    reference = _rms(original[lo:hi])
+    reference = rms(original[lo:hi])
     if reference < SILENT_RMS:
-        reference = _rms(original[max(0, lo - (hi - lo)):lo])
-    level, peak = _rms(variant[lo:hi]), float(np.max(np.abs(variant[lo:hi]), initial=0.0))
+        reference = rms(original[max(0, lo - (hi - lo)):lo])
+    level, peak = rms(variant[lo:hi]), float(np.max(np.abs(variant[lo:hi]), initial=0.0))
     gain = 1.0 if level < SILENT_RMS or reference < SILENT_RMS else reference / level
     limit = 10 ** (GAIN_LIMIT_DB / 20)
     gain = min(max(gain, 1 / limit), limit, 1 / peak if peak > 0 else limit)
     ramp = GAIN_RAMP_S * rate
     envelope = np.interp(np.arange(len(variant)), [lo - ramp, lo, hi, hi + ramp], [1.0, gain, gain, 1.0])
     return envelope.astype(np.float32)[:, None]
-
-
-def _rms(samples: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
 
 
 def _for_output(program: np.ndarray, rate: int, output_rate: int) -> np.ndarray:
