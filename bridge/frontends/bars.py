@@ -14,6 +14,7 @@ from osc_schema import ValidationError
 
 ANCHORS = ("last", "this", "next")
 EPSILON = 1e-6  # seconds: a cursor this close to a bar line stands on it (feedback is rounded)
+SELECTION_KEYS = ("source", "position", "item_id", "track_id", "take_id", "drop_folder")  # what a request carries on
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ def bars_on_source(transport: Transport | None, selection: dict, anchor: str, ba
     chosen = bar_range(transport, anchor, bars)
     position = selection.get("position") or 0.0
     return chosen, round(chosen.start - position, 6), round(chosen.end - position, 6)
+
+
+def selection_request(command: str, selection: dict) -> dict:
+    """A request for ``command`` on the current selection: its source and ids (those known); no range, no prompt."""
+    return {"command": command, "prompt": "",
+            **{key: selection[key] for key in SELECTION_KEYS if selection.get(key) is not None}}
 
 
 def range_arguments(operation: str, start: float, end: float) -> dict:

@@ -34,7 +34,7 @@ from bridge.audition.actions import LAST, PAD_ACTIONS
 from bridge.config import Config, ConfigError
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
-from bridge.frontends.bars import bars_on_source, range_arguments
+from bridge.frontends.bars import bars_on_source, range_arguments, selection_request
 from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
 from bridge.frontends.midi_mapping import Leds, Mapping, Pad, load_mapping, mapping_file
 from bridge.models import JobRecord, JobSpec, State
@@ -384,10 +384,7 @@ class MidiFrontend:
     def request_for(self, pad: Pad) -> dict:
         """The request a command pad sends now: the current selection under the pad's own arguments."""
         selection = self.context.selection()
-        request = {"command": pad.command, "prompt": ""}
-        for key in ("source", "position", "item_id", "track_id", "take_id", "drop_folder"):
-            if selection.get(key) is not None:
-                request[key] = selection[key]
+        request = selection_request(pad.command, selection)
         if pad.bars is not None:
             _, start, end = bars_on_source(self.context.transport, selection, *pad.bars)
             request.update(range_arguments(pad.command, start, end))

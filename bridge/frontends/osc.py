@@ -15,14 +15,13 @@ from bridge import captures, plugin_prompts
 from bridge.config import Config
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
-from bridge.frontends.bars import bars_on_source, range_arguments
+from bridge.frontends.bars import bars_on_source, range_arguments, selection_request
 from bridge.frontends.osc_wire import OscSocket, address_of, encode
 from bridge.models import JobRecord
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
 
-_CONTEXT_KEYS = ("source", "position", "item_id", "track_id", "take_id", "drop_folder")  # what /bridge/bars acts on
 _BARS_OPTIONS = ("prompt", "num_outputs", "backend", "delivery", "request_id")
 
 
@@ -147,8 +146,7 @@ class OscFrontend(OscSocket):
         if selection.get("source") is None:
             raise ValidationError("source", None, "is not known yet: send /bridge/context or run one command first",
                                   shown="")
-        request = {"command": operation, "prompt": "", **{key: selection[key] for key in _CONTEXT_KEYS
-                                                          if selection.get(key) is not None}}
+        request = selection_request(operation, selection)
         request.update(range_arguments(operation, start, end))
         request.update({key: args[key] for key in _BARS_OPTIONS if args[key] is not None})
         self.service.submit(osc_schema.parse_request(request), {"kind": "osc", "host": target[0], "port": target[1]})
