@@ -183,14 +183,21 @@ def capture_folder(config: Config, name: str) -> Path:
     return folder
 
 
-def plan(config: Config, name: str, need_start: float, need_end: float) -> Plan:
+def read_index(config: Config, name: str) -> tuple[Path, dict]:
+    """The capture's folder and its checked index.json; ValidationError says what is wrong with either."""
+    folder = capture_folder(config, name)
+    return folder, _index(folder, name)
+
+
+def plan(config: Config, name: str, need_start: float, need_end: float,
+         index: tuple[Path, dict] | None = None) -> Plan:
     """Check that the capture has played timeline seconds [need_start, need_end]; say what to export.
 
     The export is the played stretch around that range, up to EXTRA_CONTEXT_S more on each side. Raises
     ValidationError naming the span of the timeline to play when part of the range has not been played.
+    ``index`` is what :func:`read_index` returned, when the caller has read it already.
     """
-    folder = capture_folder(config, name)
-    data = _index(folder, name)
+    folder, data = index or read_index(config, name)
     spans = _spans(data, folder, name)
     need_start = max(need_start, 0.0)
     if not spans:

@@ -80,23 +80,21 @@ def presets(config: Config) -> list[tuple[str, dict]]:
         raise ValidationError("preset", None, f"the presets cannot be used: {exc}", shown="") from None
 
 
-def _request_preset(config: Config, capture: str, request_id: str) -> int:
+def _request_preset(index: dict, request_id: str) -> int:
     """The Preset parameter the instance recorded with this request in its capture index (0 when none)."""
-    try:
-        index = json.loads((captures.capture_folder(config, capture) / captures.INDEX).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return 0
-    for request in index.get("requests") or [] if isinstance(index, dict) else []:
+    requests = index.get("requests")
+    for request in requests if isinstance(requests, list) else []:
         if isinstance(request, dict) and request_id and request.get("request_id") == request_id:
             preset = request.get("preset")
             return preset if isinstance(preset, int) and not isinstance(preset, bool) else 0
     return 0
 
 
-def with_instance_prompt(config: Config, command: Command) -> Command:
-    """An inpaint/extend of a capture, filled from the preset its request names, else from the instance's text."""
+def with_instance_prompt(config: Config, command: Command, index: dict) -> Command:
+    """An inpaint/extend of a capture, filled from the preset its request names in the capture's ``index``, else
+    from the instance's text."""
     capture = command.args["capture"]
-    preset = _request_preset(config, capture, command.args.get("request_id") or "")
+    preset = _request_preset(index, command.args.get("request_id") or "")
     if preset:
         known = presets(config)
         if preset > len(known):

@@ -39,8 +39,10 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
 
     Raises ValidationError (naming the field) for anything the producer can fix, SourceError for unreadable audio.
     """
+    capture_index = None
     if command.args.get("capture"):
-        command = plugin_prompts.with_instance_prompt(config, command)  # the instance's preset or its own text
+        capture_index = captures.read_index(config, command.args["capture"])  # read once, on the event loop
+        command = plugin_prompts.with_instance_prompt(config, command, capture_index[1])  # preset or own text
     args = dict(command.args)
     job_id = new_job_id()
     capture_plan = capture_drop = None
@@ -55,7 +57,7 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
             need = (args["start"] - config.handle, args["end"] + config.handle)
         else:
             need = (args["extend_after"] - config.handle, args["extend_after"])
-        capture_plan = captures.plan(config, args["capture"], *need)
+        capture_plan = captures.plan(config, args["capture"], *need, index=capture_index)
         position = capture_plan.position
         for key in ("start", "end", "extend_after"):
             if args.get(key) is not None:
