@@ -7,7 +7,10 @@ DAW scripts' Lua constants are generated from it (``python -m osc_schema.generat
 from osc_schema.spec import (
                              ARGUMENTS,
                              COMMANDS,
+                             DECISION_FORMAT,
+                             DECISIONS_FOLDER,
                              DEFAULT_OSC_PORT,
+                             KEPT_FOLDER,
                              MANIFEST_FORMAT,
                              REPLIES,
                              STATES,
@@ -31,6 +34,7 @@ from osc_schema.validate import (
 
 __version__ = VERSION
 
-__all__ = ["ARGUMENTS", "COMMANDS", "DEFAULT_OSC_PORT", "MANIFEST_FORMAT", "REPLIES", "STATES", "VERSION", "Arg",
-           "Command", "CommandSpec", "ReplySpec", "ValidationError", "error_reply", "load_request", "parse_osc",
-           "parse_reply", "parse_request", "reply", "show", "to_osc_args"]
+__all__ = ["ARGUMENTS", "COMMANDS", "DECISION_FORMAT", "DECISIONS_FOLDER", "DEFAULT_OSC_PORT", "KEPT_FOLDER",
+           "MANIFEST_FORMAT", "REPLIES", "STATES", "VERSION", "Arg", "Command", "CommandSpec", "ReplySpec",
+           "ValidationError", "error_reply", "load_request", "parse_osc", "parse_reply", "parse_request", "reply",
+           "show", "to_osc_args"]

@@ -22,8 +22,11 @@ from pathlib import Path
 from osc_schema.spec import (
     ARGUMENTS,
     COMMANDS,
+    DECISION_FORMAT,
+    DECISIONS_FOLDER,
     DEFAULT_OSC_PORT,
     FINISHED_STATES,
+    KEPT_FOLDER,
     MANIFEST_FORMAT,
     MAX_BUNDLE_DEPTH,
     MAX_MESSAGES,
@@ -107,6 +110,9 @@ def lua_constants() -> dict:
         "DEFAULTS": {arg.name: arg.default for arg in ARGUMENTS.values() if arg.default is not None},
         "STATES": list(STATES),
         "MANIFEST_FORMAT": MANIFEST_FORMAT,
+        "DECISION_FORMAT": DECISION_FORMAT,
+        "DECISIONS_FOLDER": DECISIONS_FOLDER,
+        "KEPT_FOLDER": KEPT_FOLDER,
     }
 
 

@@ -14,6 +14,16 @@ from dataclasses import dataclass, replace
 VERSION = "1.0.0"  # of the address space; /bridge/pong answers it so a DAW script can compare with its own copy
 DEFAULT_OSC_PORT = 9010
 MANIFEST_FORMAT = "daw-bridge.manifest/1"
+# A producer's decision on a delivered job (/bridge/decide) is published for the DAW scripts as one JSON file per job,
+# <drop folder>/DECISIONS_FOLDER/<job_id>.json, rewritten (atomically) with a higher "seq" at each new decision:
+#   {"format": DECISION_FORMAT, "job_id": ..., "seq": 1, "decision": "choose"|"keep"|"discard", "choice": 0..n,
+#    "manifests": [the job's manifest file names, in variant order], "decided_at": ISO 8601 UTC}
+# The file holds the job's latest decision, so a script that was not running applies only the last one; it records
+# (job_id, seq) once applied. A kept variant's audio is also linked into <drop folder>/KEPT_FOLDER/ under its own
+# name, so it stands out in a file browser (Ableton Live's) without any script.
+DECISION_FORMAT = "daw-bridge.decision/1"
+DECISIONS_FOLDER = ".daw-bridge-decisions"
+KEPT_FOLDER = "Kept"
 PREFIX = "/bridge/"
 
 STRING, FLOAT, INT = "string", "float", "int"
@@ -165,6 +175,10 @@ ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
         "variant, ab (toggle between the original and the last variant heard), or stop.",
         choices=("original", "variant", "next", "previous", "ab", "stop")),
     Arg("variant", INT, "Which variant to audition (1 = the first delivered).", default=1, min=1, max=2),
+    Arg("decision", STRING, "What the producer decided about a delivered job: choose (make choice the active take, "
+        "the others stay), keep (keep choice, or the active one when choice is left out, and remove the job's other "
+        "takes), discard (remove all the job's takes, leaving the original).", choices=("choose", "keep", "discard")),
+    Arg("choice", INT, "The take decided on: 0 = the original, 1 = the first variant delivered.", min=0, max=2),
     Arg("anchor", STRING, "Where the bars lie from the DAW's play cursor: last (the whole bars before the one it is "
         "in), this (the bar it is in; bars is then 1), next (from the next bar line, or the one it stands on).",
         choices=("last", "this", "next")),
@@ -232,6 +246,11 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "variant loudness-matched to the original. job_id \"last\" means the job delivered last. A switch "
                 "while the job plays (another variant, next, previous, ab) keeps the place in the song and "
                 "crossfades.", _args("job_id", "what"), _args("variant", "reply_port"), ("auditioning", "error")),
+    CommandSpec("decide", "Choose, keep or discard a delivered job's variants in the DAW: the daemon publishes the "
+                "decision in the drop folder (DECISIONS_FOLDER), where the REAPER companion and Ardour's import "
+                "hook apply it as one undo step, and a plugin instance that made the job is told. job_id \"last\" "
+                "means the job delivered last. choose needs choice; discard takes none.",
+                _args("job_id", "decision"), _args("choice", "reply_port"), ("decided", "error")),
     CommandSpec("bars", "Act on whole bars counted from the DAW's play cursor, as its transport feedback ([midi.daw]: "
                 "REAPER's /time and /tempo/raw, AbletonOSC's current_song_time, tempo and signature) tells it, "
                 "on the session context's source (/bridge/context, or the last command). /bridge/selected says "
@@ -292,6 +311,11 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
                Arg("gain_db", FLOAT, "The loudness-matching gain the variant plays with over the range (0 for the "
                    "original)."),
                Arg("output", STRING, "Where it is heard: the JACK client's name, or \"default output\"."))),
+    ReplySpec("decided", "A decision was published, in answer to /bridge/decide.",
+              (Arg("job_id", STRING, "The job decided on."),
+               Arg("decision", STRING, "choose, keep or discard.", choices=("choose", "keep", "discard")),
+               Arg("choice", INT, "The take it settled on: 0 the original (always 0 for discard), n variant n."),
+               Arg("seq", INT, "The decision's number for this job (1, 2, ...), as written in its file."))),
     ReplySpec("selected", "The bars /bridge/bars chose.",
               (Arg("range", meaning="Which bars, e.g. \"bars 7-8 (12.000-16.000 s)\" (timeline seconds).", **_TEXT),
                Arg("start", FLOAT, "Start, in seconds of source time.", unit="s"),

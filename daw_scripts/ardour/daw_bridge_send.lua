@@ -31,6 +31,7 @@ local BRIDGE = {
     context = "/bridge/context",
     ableton = "/bridge/ableton",
     audition = "/bridge/audition",
+    decide = "/bridge/decide",
     bars = "/bridge/bars",
     accepted = "/bridge/accepted",
     state = "/bridge/state",
@@ -43,6 +44,7 @@ local BRIDGE = {
     status_listed = "/bridge/status_listed",
     context_set = "/bridge/context_set",
     auditioning = "/bridge/auditioning",
+    decided = "/bridge/decided",
     selected = "/bridge/selected",
     pong = "/bridge/pong",
   },
@@ -68,6 +70,7 @@ local BRIDGE = {
     job_id = { min_length = 1, max_length = 128 },
     task_id = { max_length = 128 },
     variant = { min = 1, max = 2 },
+    choice = { min = 0, max = 2 },
     bars = { min = 1, max = 64 },
   },
   ENUMS = {
@@ -76,6 +79,7 @@ local BRIDGE = {
     delivery = { "patch", "full" },
     operation = { "inpaint", "extend", "context" },
     what = { "original", "variant", "next", "previous", "ab", "stop" },
+    decision = { "choose", "keep", "discard" },
     anchor = { "last", "this", "next" },
   },
   DEFAULTS = {
@@ -103,6 +107,9 @@ local BRIDGE = {
     "submission_unknown",
   },
   MANIFEST_FORMAT = "daw-bridge.manifest/1",
+  DECISION_FORMAT = "daw-bridge.decision/1",
+  DECISIONS_FOLDER = ".daw-bridge-decisions",
+  KEPT_FOLDER = "Kept",
 }
 -- END daw-bridge constants
 

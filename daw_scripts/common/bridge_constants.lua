@@ -19,6 +19,7 @@ M.ADDRESS = {
   context = "/bridge/context",
   ableton = "/bridge/ableton",
   audition = "/bridge/audition",
+  decide = "/bridge/decide",
   bars = "/bridge/bars",
   accepted = "/bridge/accepted",
   state = "/bridge/state",
@@ -31,6 +32,7 @@ M.ADDRESS = {
   status_listed = "/bridge/status_listed",
   context_set = "/bridge/context_set",
   auditioning = "/bridge/auditioning",
+  decided = "/bridge/decided",
   selected = "/bridge/selected",
   pong = "/bridge/pong",
 }
@@ -56,6 +58,7 @@ M.LIMITS = {
   job_id = { min_length = 1, max_length = 128 },
   task_id = { max_length = 128 },
   variant = { min = 1, max = 2 },
+  choice = { min = 0, max = 2 },
   bars = { min = 1, max = 64 },
 }
 M.ENUMS = {
@@ -64,6 +67,7 @@ M.ENUMS = {
   delivery = { "patch", "full" },
   operation = { "inpaint", "extend", "context" },
   what = { "original", "variant", "next", "previous", "ab", "stop" },
+  decision = { "choose", "keep", "discard" },
   anchor = { "last", "this", "next" },
 }
 M.DEFAULTS = {
@@ -91,5 +95,8 @@ M.STATES = {
   "submission_unknown",
 }
 M.MANIFEST_FORMAT = "daw-bridge.manifest/1"
+M.DECISION_FORMAT = "daw-bridge.decision/1"
+M.DECISIONS_FOLDER = ".daw-bridge-decisions"
+M.KEPT_FOLDER = "Kept"
 
 return M

@@ -83,7 +83,9 @@ def test_the_lua_module_loads_and_carries_the_values_the_scripts_rely_on(tmp_pat
     assert constants["ADDRESS"] == {name: f"/bridge/{name}" for name in (
         "inpaint", "extend", "cancel", "retry", "resolve", "status", "plugins", "ping", "context", "ableton", "accepted",
         "state", "done", "failed", "error", "plugin", "plugins_listed", "status_listed", "context_set", "pong", "audition",
-        "auditioning", "plugin_prompt", "plugin_prompt_set", "bars", "selected")}
+        "auditioning", "plugin_prompt", "plugin_prompt_set", "bars", "selected", "decide", "decided")}
+    assert (constants["DECISION_FORMAT"], constants["DECISIONS_FOLDER"], constants["KEPT_FOLDER"]) == (
+        "daw-bridge.decision/1", ".daw-bridge-decisions", "Kept")
     assert constants["LIMITS"]["prompt"] == {"max_length": 1000}
     assert constants["LIMITS"]["lyrics"] == {"max_length": 3000}
     assert constants["LIMITS"]["num_outputs"] == {"min": 1, "max": 2}
@@ -91,7 +93,7 @@ def test_the_lua_module_loads_and_carries_the_values_the_scripts_rely_on(tmp_pat
     assert constants["ENUMS"] == {"gender": ["male", "female", "neutral"], "backend": ["local", "musicgpt"],
                                   "delivery": ["patch", "full"], "operation": ["inpaint", "extend", "context"],
                                   "what": ["original", "variant", "next", "previous", "ab", "stop"],
-                                  "anchor": ["last", "this", "next"]}
+                                  "decision": ["choose", "keep", "discard"], "anchor": ["last", "this", "next"]}
     assert constants["DEFAULTS"]["num_outputs"] == 2 and constants["DEFAULTS"]["duration"] == 30
     assert constants["STATES"][0] == "accepted" and constants["STATES"][-1] == "submission_unknown"
 

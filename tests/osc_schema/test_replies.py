@@ -35,6 +35,7 @@ SENT = [
      ["j-1", "variant", 2, -1.5, "daw-bridge"]),
     ("selected", {"range": "bars 5-6 (8.000-12.000 s)", "start": 4.0, "end": 8.0, "tempo": 120.0,
                   "beats_per_bar": 4.0}, ["bars 5-6 (8.000-12.000 s)", 4.0, 8.0, 120.0, 4.0]),
+    ("decided", {"job_id": "j-1", "decision": "keep", "choice": 2, "seq": 3}, ["j-1", "keep", 2, 3]),
     ("pong", {"version": "1.0.0"}, ["1.0.0"]),
 ]
 
