@@ -13,12 +13,15 @@ import uuid
 import numpy as np
 import pytest
 
+from tests.frontends.jack import opened
+
 jack = pytest.importorskip("jack")  # JACK-Client
 
 
 class Tape:
     def __init__(self, name: str = ""):
-        self.client = jack.Client(name or f"tape-{uuid.uuid4().hex[:6]}", no_start_server=True)
+        name = name or f"tape-{uuid.uuid4().hex[:6]}"
+        self.client = opened(lambda: jack.Client(name, no_start_server=True))
         self.ins = [self.client.inports.register(f"in_{n}") for n in (1, 2)]
         self.blocks: list[tuple[int, float, np.ndarray]] = []  # (frame time, time.monotonic(), (frames, 2))
         self.client.set_process_callback(self._record)

@@ -90,6 +90,19 @@ class JackServer:
         return found
 
 
+def opened(make, attempts: int = 4, pause: float = 0.5):
+    """``make()``, tried again when JACK refuses a new client: a server without realtime scheduling on a loaded
+    machine can miss the handshake's deadline (CI saw ``MidiInJack::initialize: JACK server not running?`` from a
+    server that had just answered ``jack_lsp``), as a controller plugged in at a busy moment would be retried."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except Exception:  # rtmidi raises SystemError/RuntimeError, JACK-Client jack.JackOpenError
+            if attempt == attempts - 1:
+                raise
+            time.sleep(pause)
+
+
 class Controller:
     """A hardware pad controller stand-in: one JACK client whose pads send, another whose LEDs listen.
 
@@ -103,8 +116,8 @@ class Controller:
         backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", use_environ=False)
         self.leds: list[tuple[float, object]] = []
         self._lock = threading.Condition()
-        self.pads = backend.open_output("pads", client_name=f"{name}-pads")
-        self.led_port = backend.open_input("leds", client_name=f"{name}-leds", callback=self._lit)
+        self.pads = opened(lambda: backend.open_output("pads", client_name=f"{name}-pads"))
+        self.led_port = opened(lambda: backend.open_input("leds", client_name=f"{name}-leds", callback=self._lit))
 
     def _lit(self, message) -> None:
         with self._lock:
