@@ -57,6 +57,7 @@ class Config:
     notify: dict = field(default_factory=dict)
     ableton: dict = field(default_factory=lambda: defaults("ableton"))
     audition: dict = field(default_factory=lambda: defaults("audition"))
+    voice: dict = field(default_factory=lambda: defaults("voice"))
     retention: dict = field(default_factory=lambda: defaults("retention"))
     source_file: Path | None = None  # the file this was read from, for messages
 

@@ -185,6 +185,21 @@ AUDITION = Table("audition", "Audition from the daemon (/bridge/audition, pads, 
     Key("post_roll_bars", FLOAT, "Bars played after the range.", default=1.0, min=0, max=16),
 ))
 
+VOICE = Table("voice", "Voice commands, push-to-talk: the daemon records its voice input only while a `talk` pad is "
+              "held (or for a moment after a `listen` pad), then decodes the recording offline (pip install "
+              "'daw-bridge[voice]'). Needs [midi] for the pads.", (
+    Key("enabled", BOOL, "Open the voice input and load the recogniser when the daemon starts.", default=False),
+    Key("input", STRING, "auto: JACK when a server runs, else the system's default input (PortAudio); jack or "
+        "portaudio: only that one.", default="auto", choices=("auto", "jack", "portaudio")),
+    Key("jack_server", STRING, "The JACK server's name; \"\": the default server.", default=""),
+    Key("jack_port", STRING, "The JACK port the voice input (daw-bridge-voice:in) connects to, e.g. "
+        "\"system:capture_1\"; absent: the first physical capture port.", rule="nonblank"),
+    Key("max_seconds", FLOAT, "The longest recording kept from one press (the buffer is allocated once).",
+        default=8.0, unit="s", min=1, max=60),
+    Key("threshold", FLOAT, "Confidence below which a decoded command is rejected: higher refuses more under music, "
+        "lower acts on more, and more often wrongly (bench/voice.py).", default=0.34, min=0, max=1),
+))
+
 RETENTION = Table("retention", "How long finished work is kept; 0 keeps it forever.", (
     Key("jobs_days", **_DAYS, default=30.0, meaning="Finished jobs' journal rows, spend-ledger rows and work "
         "folders older than this are pruned."),
@@ -219,7 +234,7 @@ TOP = Table("", "Where the daemon listens, which files it may touch, and its def
         max=10),
     Key("max_jobs", INT, "Jobs generating at once; more wait their turn.", default=4, min=1),
     Key("log_level", STRING, "How much the daemon logs.", default="info", choices=LOG_LEVELS, fold_case=True),
-), tables=(LOCAL, MUSICGPT, MIDI, NOTIFY, ABLETON, AUDITION, RETENTION))
+), tables=(LOCAL, MUSICGPT, MIDI, NOTIFY, ABLETON, AUDITION, VOICE, RETENTION))
 
 
 def find_table(name: str) -> Table:

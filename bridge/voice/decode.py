@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.settings_schema import defaults
 from bridge.voice.grammar import EXTRA_WORDS, JSGF, to_command
 
 RATE = 16000
@@ -31,7 +32,9 @@ PAD_AFTER = 1.0
 NOISE_FLOOR_DBFS = -60.0
 GAP_SCALE = 20.0  # decoder log units per word frame; only sets how the confidence spreads over 0..1
 MAX_FRAMES_PER_PHONE = 16.0  # 160 ms a phone: slower than deliberate speech
-THRESHOLD = 0.34  # confidence below which a result is rejected: the most exact commands with < 1 % wrong on bench/voice.py's tuning part
+# Confidence below which a result is rejected ([voice] threshold, declared there): the most exact commands with < 1 %
+# wrong on bench/voice.py's tuning part.
+THRESHOLD = defaults("voice")["threshold"]
 _FILLERS = ("<s>", "</s>", "<sil>")
 
 
