@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from bridge.audio.fades import mono
 from bridge.audio.region import padded_slice
 
 COARSE_STEP = 8  # decimation of the wide offset search (44.1 kHz -> 5.5 kHz); the winner is refined per frame
@@ -95,8 +96,8 @@ def find_offset(reference: np.ndarray, generated: np.ndarray, pieces: list[tuple
     step = COARSE_STEP if min(b - a for a, b in pieces) >= 64 * COARSE_STEP else 1
     max_shift = -(-int(round(max_shift_s * sample_rate)) // step) * step  # a whole number of coarse steps
     # Only what is compared is converted: each piece, and the stretch of generated audio it may slide over.
-    refs = [_mono(reference[a:b]) for a, b in pieces]
-    windows = [_mono(padded_slice(generated, a - max_shift, (b - a) + 2 * max_shift)) for a, b in pieces]
+    refs = [mono(reference[a:b], np.float64) for a, b in pieces]
+    windows = [mono(padded_slice(generated, a - max_shift, b - a + 2 * max_shift), np.float64) for a, b in pieces]
     ref_energies = [_dot(r, r) for r in refs]
     if sum(ref_energies) <= 1e-12:
         return Alignment(0, sample_rate, 0.0, (), found=False)  # silent context: nothing to align on
@@ -167,9 +168,5 @@ def _nearest_best_peak(scores: np.ndarray, centre: int, tolerance: float = 0.005
     return int(good[np.argmin(np.abs(good - centre))])
 
 
-def _mono(audio: np.ndarray) -> np.ndarray:
-    if audio.ndim == 1:
-        return audio.astype(np.float64)
-    return sum(audio[:, c].astype(np.float64) for c in range(audio.shape[1])) / audio.shape[1]
 
 

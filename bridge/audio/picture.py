@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bridge.audio import fades
 from bridge.lifeline import LifelineContext
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.4, 80  # 800 x 512 pixels: readable in REAPER's gfx window, small on disk
@@ -224,7 +225,7 @@ def _spectrogram(audio: np.ndarray, sr: int, columns: int) -> tuple[np.ndarray, 
     """(bands x frames) dB of a mono mixdown, one Hann-windowed FFT per column; and the frames' centre times."""
     if len(audio) == 0:
         return np.empty((_BANDS, 0)), np.empty(0)
-    mono = _mono(audio)
+    mono = fades.mono(audio)
     n_fft = _N_FFT
     padded = np.pad(mono, (n_fft // 2, n_fft // 2))
     count = max(1, min(columns, len(mono) // 256 or 1))
@@ -261,14 +262,6 @@ def _band_bins(sr: int, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
         lows[empty], highs[empty] = nearest[empty], nearest[empty] + 1
         _BAND_CACHE[key] = lows, highs
     return _BAND_CACHE[key]
-
-
-def _mono(audio: np.ndarray) -> np.ndarray:
-    """The channels' mean, summed column by column (numpy's mean over a short last axis is many times slower)."""
-    mono = np.array(audio[:, 0], dtype=np.float32)
-    for channel in range(1, audio.shape[1]):
-        mono += audio[:, channel]
-    return mono / np.float32(audio.shape[1])
 
 
 def _draw_spectrogram(ax, spec: np.ndarray, times: np.ndarray, sr: int, start: float, loudest: float) -> None:

@@ -19,6 +19,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from bridge.audio import fades
 from bridge.backends.local.beats import beat_frames, hann
 from bridge.backends.local.beats import estimate_tempo as _estimate_tempo
 
@@ -108,11 +109,11 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
     frames = 0
     for block in blocks:
         frames += len(block)
-        spectra.feed(resample(_mono(block), False))
+        spectra.feed(resample(fades.mono(block), False))
     spectra.feed(resample(np.zeros(0, dtype=np.float32), True))
     duration = frames / sample_rate
-    level_db = _db(spectra.energy / max(spectra.samples, 1))
-    tail_db = _db(np.mean(np.square(spectra.tail, dtype=np.float64))) if len(spectra.tail) else SILENCE_DB
+    level_db = fades.power_db(spectra.energy / max(spectra.samples, 1))
+    tail_db = fades.power_db(np.mean(np.square(spectra.tail, dtype=np.float64))) if len(spectra.tail) else SILENCE_DB
     mel_power, chroma = spectra.finish(min_samples=N_FFT * 4)
     onset = onset_strength(power_to_db(mel_power, top_db=80.0))
     beats, tempo = track_beats(onset, level_db)
@@ -126,14 +127,6 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
                         chroma=cell_chroma.astype(np.float32), onset=cell_onset.astype(np.float32),
                         onset_envelope=onset.astype(np.float32), tempo=tempo,
                         level_db=level_db, tail_db=tail_db)
-
-
-def _mono(block: np.ndarray) -> np.ndarray:
-    """The mean of the channels, as float32 (channel by channel: numpy's mean across a short axis is slow)."""
-    mono = block[:, 0].astype(np.float32)
-    for channel in range(1, block.shape[1]):
-        mono += block[:, channel]
-    return mono / np.float32(block.shape[1]) if block.shape[1] > 1 else mono
 
 
 def _resampler(sample_rate: int):
@@ -324,5 +317,3 @@ def _pool(frames: np.ndarray, cells: int, reduce=np.add) -> np.ndarray:
     return np.ascontiguousarray(pooled.T)
 
 
-def _db(power: float) -> float:
-    return float(10.0 * np.log10(max(float(power), 1e-12)))

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bridge.audio import fades
+
 FIT_MARGIN = 0.1  # candidates this close to the best confidence fit as well as it: only they are steered
 PLANS_PER_VARIANT = 4  # a steering prompt asks the planners for this many plans per variant (at least MIN_PLANS)
 MIN_PLANS = 8
@@ -139,7 +141,7 @@ class Ruler:
         self.hop = self.n_fft // 4
         self.window = np.hanning(self.n_fft).astype(np.float32)
         self.bands = _band_edges(self.n_fft, sample_rate)
-        pieces = [_mono(piece) for piece in context if len(piece) >= self.n_fft]
+        pieces = [fades.mono(piece) for piece in context if len(piece) >= self.n_fft]
         powers = [self._power(piece) for piece in pieces]
         loudest = max((float(self._band_db(power).max()) for power in powers), default=-100.0)
         self.floor_db = loudest - 60.0  # quieter detail is noise: it must not count as onsets
@@ -156,7 +158,7 @@ class Ruler:
                       "rise": mine.rise_db}
 
     def measure(self, audio: np.ndarray) -> Character:
-        mono = _mono(audio)
+        mono = fades.mono(audio)
         if len(mono) < self.n_fft:
             return self._character([], [], [])
         power = self._power(mono)
@@ -170,9 +172,9 @@ class Ruler:
         total = float(spectrum.sum())
         centroid = float(spectrum @ np.fft.rfftfreq(self.n_fft, 1.0 / self.sample_rate)) / total if total else 0.0
         halves = np.array_split(samples, 2)
-        rise = _level_db(halves[1]) - _level_db(halves[0])
+        rise = fades.level_db(halves[1]) - fades.level_db(halves[0])
         onsets = sum(self._onsets(flux) for flux in fluxes)
-        return Character(_level_db(samples), onsets * self.sample_rate / len(samples), centroid, rise)
+        return Character(fades.level_db(samples), onsets * self.sample_rate / len(samples), centroid, rise)
 
     def _power(self, mono: np.ndarray) -> np.ndarray:
         """(frames, bins) power spectra of ~46 ms windows every quarter window."""
@@ -278,10 +280,3 @@ def _band_edges(n_fft: int, sample_rate: int) -> np.ndarray:
     return edges[(edges > 0) & (edges <= n_fft // 2)]
 
 
-def _mono(audio: np.ndarray) -> np.ndarray:
-    return audio.mean(axis=1, dtype=np.float32) if audio.ndim == 2 else audio.astype(np.float32)
-
-
-def _level_db(samples: np.ndarray) -> float:
-    power = float(np.mean(np.square(samples, dtype=np.float64))) if len(samples) else 0.0
-    return float(10.0 * np.log10(max(power, 1e-12)))
