@@ -53,8 +53,7 @@ class SessionContext:
         self.range_from = ""  # job | osc | reaper | ableton | bars | restored
         self.bars = ""  # with range_from "bars": which bars, at what tempo, from whose cursor
         self.loop: tuple[str, float, float] | None = None  # (daw, timeline start, timeline end)
-        self.transport: Transport | None = None  # the DAW's play cursor and tempo, once it told both
-        self._transport: dict = {}
+        self._transport: dict = {}  # what the DAW last told of its transport (daw, cursor, tempo, beats_per_bar)
         self._loop_range: tuple | None = None  # the (start, end) the loop last set, while it is the latest range
         self._seen: dict = {}
         self._pending: asyncio.TimerHandle | None = None
@@ -120,8 +119,13 @@ class SessionContext:
         known = self._transport if self._transport.get("daw") == daw else {"daw": daw}
         known.update(values)
         self._transport = known
-        if known.get("cursor") is not None and known.get("tempo"):
-            self.transport = Transport(**known)
+
+    @property
+    def transport(self) -> Transport | None:
+        """The DAW's play cursor and tempo, once it told both; built when a bars press asks, not at each of
+        REAPER's /time messages (several a second while it plays)."""
+        known = self._transport
+        return Transport(**known) if known.get("cursor") is not None and known.get("tempo") else None
 
     def selection(self) -> dict:
         """The context as a pad should use it now."""
