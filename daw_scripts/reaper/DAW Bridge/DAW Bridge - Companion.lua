@@ -1,10 +1,11 @@
 -- @noindex
--- @description DAW Bridge: Companion (background: imports results, shows job states)
+-- @description DAW Bridge: Companion (background: imports results, applies keep/discard, shows job states)
 -- @version 0.1.0
 -- @author daw-bridge
 
 -- Runs in the background until stopped from the Actions list: every second it imports new manifests from this
--- project's drop folder as takes and writes job state changes to the console.
+-- project's drop folder as takes, applies the producer's new decisions on them (choose, keep, discard), and writes
+-- job state changes to the console.
 
 local script_dir = debug.getinfo(1, "S").source:match("^@?(.*[/\\])") or ""
 package.path = script_dir .. "?.lua;" .. package.path
@@ -22,6 +23,7 @@ local function tick()
     last_scan = now
     reaper.SetExtState(util.SECTION, "companion_beat", tostring(now), false)
     companion.import_new(constants)
+    companion.apply_decisions(constants)
     companion.show_jobs()
   end
   reaper.defer(tick)

@@ -1,5 +1,6 @@
 -- @noindex
--- The companion's work: import each new manifest in the drop folder once, and report job states.
+-- The companion's work: import each new manifest in the drop folder once, apply the producer's decisions on
+-- delivered jobs (bridge_decisions.lua), and report job states.
 --
 -- Imported manifests are listed in <drop folder>/.reaper-imported (one file name a line). The list lives beside
 -- the results, not in REAPER's memory, so a restart or a second copy of the companion never imports one twice;
@@ -9,32 +10,25 @@ local util = require("bridge_util")
 local json = require("bridge_json")
 local placement = require("bridge_placement")
 local request = require("bridge_request")
+local decisions = require("bridge_decisions")
 
 local companion = {}
 
 local LEDGER = ".reaper-imported"
 local FINISHED = { delivered = true, failed = true, cancelled = true }
 
-local reported = {} -- problems already shown this session, so a bad manifest is named once, not every second
+local report_once = util.report_once
 
-local function report_once(key, message)
-  if reported[key] then return end
-  reported[key] = true
-  util.log(message)
-end
-
+--- The manifests imported so far: file name -> true.
 local function read_ledger(folder)
   local done = {}
-  local text = util.read_file(util.join(folder, LEDGER))
-  for line in (text or ""):gmatch("[^\r\n]+") do done[line] = true end
+  for _, line in ipairs(util.ledger_lines(folder, LEDGER)) do done[line] = true end
   return done
 end
 
 local function add_to_ledger(folder, name)
-  local f, err = io.open(util.join(folder, LEDGER), "ab")
-  if not f then report_once("ledger", "cannot record imports in " .. folder .. ": " .. tostring(err)) return end
-  f:write(name, "\n")
-  f:close()
+  local ok, err = util.add_ledger_line(folder, LEDGER, name)
+  if not ok then report_once("ledger", "imports not recorded: " .. err) end
 end
 
 local function number_at(t, a, b)
@@ -76,7 +70,7 @@ local function import_one(folder, name, constants)
   end
   reaper.Undo_BeginBlock()
   reaper.PreventUIRefresh(1)
-  local ok, item, at, how = pcall(placement.place, manifest, audio_path)
+  local ok, item, at, how = pcall(placement.place, manifest, audio_path, name)
   reaper.PreventUIRefresh(-1)
   reaper.UpdateArrange()
   reaper.Undo_EndBlock("DAW Bridge: import " .. placement.take_name(manifest), -1)
@@ -98,6 +92,12 @@ function companion.import_new(constants)
     end
   end
   return count
+end
+
+--- Apply each decision newer than the one applied last for its job; returns how many were applied.
+function companion.apply_decisions(constants)
+  local folder = util.drop_folder()
+  return decisions.apply_new(constants, folder, read_ledger(folder))
 end
 
 local last_seen = {} -- request id -> last state line shown

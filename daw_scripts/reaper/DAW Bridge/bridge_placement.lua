@@ -11,9 +11,12 @@
 -- when the item was moved after the request; it equals the manifest's timeline.position for an unmoved item at
 -- playrate 1. Results whose item is gone (or that came from a render of the mix) go to a "DAW Bridge results" track
 -- at timeline.position.
+-- Each take, and each item the job made or lengthened, is marked as the job's (bridge_job_takes.lua), so that the
+-- producer's decision on the job (bridge_decisions.lua) finds them.
 
 local util = require("bridge_util")
 local json = require("bridge_json")
+local job_takes = require("bridge_job_takes")
 
 local placement = {}
 
@@ -116,8 +119,8 @@ function placement.take_name(manifest)
   return name
 end
 
-local function add_take(item, audio_path, manifest, offset, playrate, preserve_pitch)
-  local take = reaper.AddTakeToMediaItem(item)
+local function add_take(item, audio_path, manifest, name, offset, playrate, preserve_pitch)
+  local take = job_takes.add_take(item, manifest, name)
   reaper.SetMediaItemTake_Source(take, reaper.PCM_Source_CreateFromFile(audio_path))
   reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", offset)
   reaper.SetMediaItemTakeInfo_Value(take, "D_PLAYRATE", playrate)
@@ -127,7 +130,7 @@ local function add_take(item, audio_path, manifest, offset, playrate, preserve_p
   return take
 end
 
-local function place_patch(m, manifest, audio_path)
+local function place_patch(m, manifest, audio_path, name)
   local source = manifest.source
   local t0, t1 = m.timeline(source.span_start), m.timeline(source.span_end)
   local first = math.max(t0, m.position) -- handles reaching before the item stay outside it
@@ -145,21 +148,23 @@ local function place_patch(m, manifest, audio_path)
   elseif last < item_end - EPSILON then
     reaper.SplitMediaItem(piece, last)
   elseif last > item_end + EPSILON then
+    job_takes.lengthening(piece, manifest)
     reaper.SetMediaItemLength(piece, last - first, false) -- an extension runs past the original's end
   end
-  add_take(piece, audio_path, manifest, (first - t0) * m.playrate, m.playrate, ppitch)
+  add_take(piece, audio_path, manifest, name, (first - t0) * m.playrate, m.playrate, ppitch)
   return piece, first
 end
 
-local function place_full(m, manifest, audio_path)
+local function place_full(m, manifest, audio_path, name)
   if manifest.operation == "extend" then
     local new_end = m.timeline(manifest.source["end"])
     if new_end > m.position + m.length + EPSILON then
+      job_takes.lengthening(m.item, manifest)
       reaper.SetMediaItemLength(m.item, new_end - m.position, false)
     end
   end
   local ppitch = reaper.GetMediaItemTakeInfo_Value(m.take, "B_PPITCH")
-  add_take(m.item, audio_path, manifest, m.offset, m.playrate, ppitch)
+  add_take(m.item, audio_path, manifest, name, m.offset, m.playrate, ppitch)
   return m.item, m.position
 end
 
@@ -176,7 +181,7 @@ local function results_track()
   return track
 end
 
-local function place_on_results_track(manifest, audio_path)
+local function place_on_results_track(manifest, audio_path, name)
   local track = results_track()
   local position, length = manifest.timeline.position, manifest.timeline.length
   for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
@@ -184,30 +189,30 @@ local function place_on_results_track(manifest, audio_path)
     -- another variant of the same range: offer it as a take of the same item
     if math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - position) < EPSILON
       and math.abs(reaper.GetMediaItemInfo_Value(item, "D_LENGTH") - length) < EPSILON then
-      add_take(item, audio_path, manifest, 0, 1, 0)
+      add_take(item, audio_path, manifest, name, 0, 1, 0)
       return item, position
     end
   end
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemPosition(item, position, false)
   reaper.SetMediaItemLength(item, length, false)
-  add_take(item, audio_path, manifest, 0, 1, 0)
+  add_take(item, audio_path, manifest, name, 0, 1, 0)
   return item, position
 end
 
---- Put one delivered variant into the project; returns the item it went on, the timeline time where the new take
---- starts, and how it was placed ("take on source item" or "results track").
-function placement.place(manifest, audio_path)
+--- Put one delivered variant (the manifest file `name`) into the project; returns the item it went on, the
+--- timeline time where the new take starts, and how it was placed ("take on source item" or "results track").
+function placement.place(manifest, audio_path, name)
   local source = manifest.source
   local edit_start = source.start
   local m = item_for(manifest, edit_start)
   if m then
     local item, at
-    if manifest.delivery == "full" then item, at = place_full(m, manifest, audio_path)
-    else item, at = place_patch(m, manifest, audio_path) end
+    if manifest.delivery == "full" then item, at = place_full(m, manifest, audio_path, name)
+    else item, at = place_patch(m, manifest, audio_path, name) end
     if item then return item, at, "take on source item" end
   end
-  local item, at = place_on_results_track(manifest, audio_path)
+  local item, at = place_on_results_track(manifest, audio_path, name)
   return item, at, "results track"
 end
 

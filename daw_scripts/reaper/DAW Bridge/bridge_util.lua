@@ -85,6 +85,24 @@ function util.list_files(folder)
   return names
 end
 
+-- Ledgers: what the scripts did, listed one line each beside the results (see bridge_companion.lua) -----------
+
+--- The lines of the list file `name` in `folder`; {} when there is none yet.
+function util.ledger_lines(folder, name)
+  local lines = {}
+  for line in (util.read_file(util.join(folder, name)) or ""):gmatch("[^\r\n]+") do lines[#lines + 1] = line end
+  return lines
+end
+
+--- Add one line to the list file `name` in `folder`; nil and the reason when it cannot be written.
+function util.add_ledger_line(folder, name, line)
+  local f, err = io.open(util.join(folder, name), "ab")
+  if not f then return nil, "cannot record it in " .. util.join(folder, name) .. ": " .. tostring(err) end
+  f:write(line, "\n")
+  f:close()
+  return true
+end
+
 -- Settings --------------------------------------------------------------------------------------------
 
 util.DEFAULT_INBOX = "~/daw-bridge/inbox"
@@ -125,6 +143,15 @@ end
 --- A line in REAPER's console.
 function util.log(message)
   reaper.ShowConsoleMsg(util.TITLE .. ": " .. message .. "\n")
+end
+
+local reported = {} -- problems already shown by this script, by key
+
+--- A console line shown once per session for `key`: a background script names a bad file once, not every second.
+function util.report_once(key, message)
+  if reported[key] then return end
+  reported[key] = true
+  util.log(message)
 end
 
 --- Seconds as the producer reads them on the ruler.

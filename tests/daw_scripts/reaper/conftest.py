@@ -77,6 +77,8 @@ class Result:
     renders: list
     splits: list
     undo: list
+    actions: list  # take actions run through Main_OnCommand (40129 delete active take, 40131 crop to it)
+    outside_undo: list  # project changes made outside an undo block (each import and decision is one block)
     datagrams: list
     errors: list
     still_deferred: int

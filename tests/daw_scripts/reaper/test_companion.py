@@ -1,58 +1,10 @@
 """The companion imports delivered variants as takes where they belong, once, and shows how jobs are doing."""
 
 import json
-import wave
-from pathlib import Path
 
 import pytest
 
-MIX = "/music/song/mix.wav"
-
-
-def write_wav(path: Path, seconds: float, rate: int = 8000):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\0\0" * int(seconds * rate))
-
-
-def deliver(folder: Path, *, operation="inpaint", start=12.5, end=20.0, handle=1.0, position=0.0, variant=1,
-            variants=2, delivery="patch", item=None, track=None, source=MIX, prompt="soft guitar solo",
-            job="j-20261121-190512-3f2a", song_length=240.0, manifest_format="daw-bridge.manifest/1",
-            confidence=None, joins=()) -> Path:
-    """Drop one variant the way the daemon does (docs/formats.md): the audio first, then its manifest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if delivery == "patch":
-        span_start, span_end = max(0.0, start - handle), end + (handle if operation == "inpaint" else 0.0)
-    else:
-        span_start, span_end = 0.0, max(song_length, end)
-    stem = f"mix_{operation}_{start:.2f}-{end:.2f}_v{variant}_{job[-4:]}"
-    write_wav(folder / f"{stem}.wav", span_end - span_start)
-    manifest = {
-        "format": manifest_format, "job_id": job, "request_id": "reaper-1700000000-1", "operation": operation,
-        "variant": variant, "variants": variants, "backend": "local", "delivery": delivery,
-        "audio": f"{stem}.wav", "sample_rate": 8000, "channels": 1, "frames": int((span_end - span_start) * 8000),
-        "timeline": {"position": position + span_start, "length": span_end - span_start},
-        "source": {"path": source, "start": start, "end": end, "span_start": span_start, "span_end": span_end,
-                   "position": position},
-        "ids": {"item": item, "track": track},
-        "request": {"prompt": prompt, "lyrics": "", "lyrics_section": "", "gender": None, "num_outputs": variants},
-        "splice": {"handle": handle, "joins": list(joins)}, "notes": {}, "created": "2026-11-21T19:05:20Z",
-    }
-    if confidence is not None:
-        manifest["splice"]["confidence"] = confidence
-    path = folder / f"{stem}.json"
-    path.write_text(json.dumps(manifest))
-    return path
-
-
-def bounds(item) -> tuple[float, float]:
-    return item["position"], item["position"] + item["length"]
-
-
-def active(item) -> dict:
-    return item["takes"][item["active_take"] - 1]
+from .results import MIX, active, bounds, deliver
 
 
 def test_patch_at_playrate_1_splits_the_item_and_adds_the_variant_as_a_take_at_its_timeline_position(project):

@@ -48,6 +48,26 @@ local function copy_source(source)
   return out
 end
 
+local function copy_ext(ext)
+  if ext == nil then return nil end
+  local out = {}
+  for k, v in pairs(ext) do out[k] = v end
+  return out
+end
+
+--- P_EXT:<key> of an item or take, as GetSetMedia*Info_String reads and writes it: REAPER keeps the value in the
+--- project (and copies it when the item is split); setting "" removes the key; reading a missing key gives false, "".
+local function extension_data(object, parm, value, set)
+  local key = parm:sub(7)
+  if key == "" then fail("%s needs a key after P_EXT:", parm) end
+  if set then
+    object.ext = object.ext or {}
+    object.ext[key] = value ~= "" and value or nil
+  end
+  local stored = object.ext and object.ext[key]
+  return stored ~= nil, stored or ""
+end
+
 local ITEM_NUMBERS = { D_POSITION = "position", D_LENGTH = "length" }
 local TAKE_NUMBERS = { D_STARTOFFS = "startoffs", D_PLAYRATE = "playrate", B_PPITCH = "ppitch" }
 local TAKE_DEFAULTS = { startoffs = 0, playrate = 1, ppitch = 0 }
@@ -67,6 +87,17 @@ function fake.install(state, record)
   local listing_cache = {}
   local ui_refresh = 0
   local undo_depth = 0
+
+  -- A call that changes the project outside Undo_BeginBlock/EndBlock would make an undo point of its own (or none):
+  -- the scripts keep each import and each decision to one, so such calls are listed for the tests to see.
+  local function changes(what)
+    if undo_depth == 0 then record.outside_undo[#record.outside_undo + 1] = what end
+  end
+
+  local function live(item)
+    if item == nil or item._deleted then fail("an item handle that was deleted (or nil) was used") end
+    return item
+  end
 
   local r = {}
 
@@ -161,27 +192,51 @@ function fake.install(state, record)
 
   function r.GetMediaItemInfo_Value(item, parm)
     local field = ITEM_NUMBERS[parm] or fail("GetMediaItemInfo_Value: unfaked parameter %s", parm)
-    return item[field]
+    return live(item)[field]
   end
 
   function r.SetMediaItemPosition(item, position, refresh)
-    item.position = position
+    changes("SetMediaItemPosition")
+    live(item).position = position
     sort_items(item._track)
     return true
   end
 
   function r.SetMediaItemLength(item, length, refresh)
-    item.length = length
+    changes("SetMediaItemLength")
+    live(item).length = length
     return true
   end
 
   function r.GetSetMediaItemInfo_String(item, parm, value, set)
+    live(item)
+    if set then changes("GetSetMediaItemInfo_String " .. parm) end
+    if parm:sub(1, 6) == "P_EXT:" then return extension_data(item, parm, value, set) end
     if parm ~= "GUID" then fail("GetSetMediaItemInfo_String: unfaked parameter %s", parm) end
     if set then item.guid = value end
     return true, item.guid
   end
 
+  function r.IsMediaItemSelected(item) return live(item).selected == true end
+
+  function r.SetMediaItemSelected(item, selected)
+    live(item).selected = selected
+  end
+
+  function r.DeleteTrackMediaItem(track, item)
+    changes("DeleteTrackMediaItem")
+    for i, other in ipairs(track.items) do
+      if other == item then
+        table.remove(track.items, i)
+        item._deleted = true
+        return true
+      end
+    end
+    return false -- not on that track
+  end
+
   function r.AddMediaItemToTrack(track)
+    changes("AddMediaItemToTrack")
     local item = { guid = new_guid(), position = 0, length = 0, takes = {}, _track = track }
     track.items[#track.items + 1] = item
     sort_items(track)
@@ -189,16 +244,19 @@ function fake.install(state, record)
   end
 
   function r.SplitMediaItem(item, position)
+    changes("SplitMediaItem")
+    live(item)
     -- the original becomes the left-hand piece; the right-hand piece is returned (nil when outside the item)
     if position <= item.position or position >= item.position + item.length then return nil end
     local cut = position - item.position
     local right = { guid = new_guid(), position = position, length = item.length - cut, selected = item.selected,
-                    active_take = item.active_take, takes = {}, _track = item._track }
+                    active_take = item.active_take, takes = {}, ext = copy_ext(item.ext), _track = item._track }
     for i, take in ipairs(item.takes) do
       local copy = {}
       for k, v in pairs(take) do copy[k] = v end
       copy.guid = new_guid()
       copy.source = copy_source(take.source)
+      copy.ext = copy_ext(take.ext)
       copy.startoffs = (take.startoffs or 0) + cut * (take.playrate or 1)
       copy._item = right
       right.takes[i] = copy
@@ -211,15 +269,19 @@ function fake.install(state, record)
   end
 
   -- takes ---------------------------------------------------------------------------------------------------------
-  function r.CountTakes(item) return #item.takes end
-  function r.GetMediaItemTake(item, i) return item.takes[i + 1] end
-  function r.GetActiveTake(item) return item.takes[item.active_take or 1] end
+  function r.CountTakes(item) return #live(item).takes end
+  function r.GetMediaItemTake(item, i) return live(item).takes[i + 1] end
+  function r.GetActiveTake(item) return live(item).takes[item.active_take or 1] end
+  function r.GetMediaItemTake_Item(take) return take._item end
 
   function r.SetActiveTake(take)
-    for i, t in ipairs(take._item.takes) do if t == take then take._item.active_take = i end end
+    changes("SetActiveTake")
+    for i, t in ipairs(live(take._item).takes) do if t == take then take._item.active_take = i end end
   end
 
   function r.AddTakeToMediaItem(item)
+    changes("AddTakeToMediaItem")
+    live(item)
     local take = { guid = new_guid(), name = "", startoffs = 0, playrate = 1, ppitch = 0, _item = item }
     item.takes[#item.takes + 1] = take
     if #item.takes == 1 then item.active_take = 1 end
@@ -240,6 +302,8 @@ function fake.install(state, record)
   end
 
   function r.GetSetMediaItemTakeInfo_String(take, parm, value, set)
+    if set then changes("GetSetMediaItemTakeInfo_String " .. parm) end
+    if parm:sub(1, 6) == "P_EXT:" then return extension_data(take, parm, value, set) end
     local field = ({ P_NAME = "name", GUID = "guid" })[parm]
     if not field then fail("GetSetMediaItemTakeInfo_String: unfaked parameter %s", parm) end
     if set then take[field] = value end
@@ -296,7 +360,26 @@ function fake.install(state, record)
     return true, state.project_info_strings[desc] or ""
   end
 
+  -- Take actions work on the selected items, as in REAPER's Actions list.
+  local TAKE_ACTIONS = {
+    [40129] = function(item) -- Take: Delete active take from items
+      if #item.takes < 2 then fail("40129 on an item with one take would leave an empty item; delete the item") end
+      table.remove(item.takes, item.active_take or 1)
+      item.active_take = math.min(item.active_take or 1, #item.takes)
+    end,
+    [40131] = function(item) -- Take: Crop to active take in items
+      item.takes = { item.takes[item.active_take or 1] }
+      item.active_take = 1
+    end,
+  }
+
   function r.Main_OnCommand(command, flag)
+    if TAKE_ACTIONS[command] then
+      changes("Main_OnCommand " .. command)
+      record.actions[#record.actions + 1] = command
+      for _, item in ipairs(selected_items()) do TAKE_ACTIONS[command](item) end
+      return
+    end
     if command ~= 42230 then fail("Main_OnCommand: unfaked action %d", command) end
     local snapshot = { numbers = {}, strings = {}, target = render_target() }
     for k, v in pairs(state.project_info) do snapshot.numbers[k] = v end

@@ -3,7 +3,7 @@
 -- The scenario file (written by the pytest side) sets the global `scenario` = {state = ..., scripts = {paths},
 -- ticks = n, tick_seconds = s, on_tick = {[n] = function(state) ... end}, fake_socket = bool}. The result file is
 -- JSON: the project state afterwards, plus what the scripts showed (console, message boxes, dialogs), rendered,
--- split, undid and deferred, and any error a script raised.
+-- split, undid, ran as actions, changed outside an undo block and deferred, and any error a script raised.
 
 local harness_dir = debug.getinfo(1, "S").source:match("^@?(.*[/\\])") or "./"
 package.path = harness_dir .. "?.lua;" .. harness_dir .. "../../?.lua;" .. package.path  -- ../../: result_json
@@ -15,6 +15,7 @@ dofile(scenario_path)
 local state = scenario.state
 
 local record = { console = "", messages = {}, dialogs = {}, renders = {}, splits = {}, undo = {}, deferred = {},
+                 actions = {}, outside_undo = {},
                  datagrams = {}, errors = {}, gfx = {} }
 
 if scenario.fake_socket then
@@ -70,6 +71,8 @@ local out = {
   renders = record.renders,
   splits = record.splits,
   undo = record.undo,
+  actions = record.actions,
+  outside_undo = record.outside_undo,
   datagrams = record.datagrams,
   errors = record.errors,
   still_deferred = #record.deferred,

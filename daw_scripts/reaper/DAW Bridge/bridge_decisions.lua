@@ -1,0 +1,256 @@
+-- @noindex
+-- The producer's decisions on delivered jobs (from a pad, OSC or the voice, through the daemon), applied to the
+-- takes the companion imported:
+--
+--   choose n   variant n's take becomes the active take (0: the original, the take active before the job's came)
+--   keep n     the same, then the item is cropped to it, as REAPER's "Crop to active take" (keep 0 is a discard)
+--   discard    the job's takes go, the original is active again, an item the job made or lengthened is given back
+--
+-- The daemon publishes each job's latest decision as <drop folder>/.daw-bridge-decisions/<job_id>.json (format in
+-- osc_schema/spec.py, constants DECISION_FORMAT and DECISIONS_FOLDER). Each decision applied is one undo point and
+-- a line "<job_id> <seq>" in <drop folder>/.reaper-decided, beside the import list, so a restart or a second
+-- companion never applies it again; a decision whose results are not imported yet waits for them.
+--
+-- REAPER's API has no call that removes a take, so takes go through the actions "Take: Delete active take from
+-- items" and "Take: Crop to active take in items", run on exactly the job's items with the producer's item
+-- selection put back afterwards.
+
+local util = require("bridge_util")
+local json = require("bridge_json")
+local job_takes = require("bridge_job_takes")
+
+local decisions = {}
+
+local LEDGER = ".reaper-decided"
+local DELETE_ACTIVE_TAKE = 40129 -- Take: Delete active take from items
+local CROP_TO_ACTIVE_TAKE = 40131 -- Take: Crop to active take in items
+
+local function is_file_name(name)
+  return type(name) == "string" and name ~= "" and name ~= ".." and not name:find("[/\\]")
+end
+
+--- The decision's problem for this companion, or nil when it can be applied. `name` is its file's name.
+function decisions.check(decision, name, constants)
+  if type(decision) ~= "table" then return "not a JSON object" end
+  if decision.format ~= constants.DECISION_FORMAT then
+    return string.format('format is "%s", this companion reads "%s"', tostring(json.value(decision.format)),
+      constants.DECISION_FORMAT)
+  end
+  if not is_file_name(decision.job_id) or decision.job_id .. ".json" ~= name then
+    return "job_id " .. tostring(json.value(decision.job_id)) .. " does not match the file name"
+  end
+  local seq = type(decision.seq) == "number" and math.tointeger(decision.seq)
+  if not seq or seq < 1 then return "seq must be a whole number from 1, got " .. tostring(json.value(decision.seq)) end
+  local known = false
+  for _, kind in ipairs(constants.ENUMS.decision) do known = known or decision.decision == kind end
+  if not known then return "decision must be choose, keep or discard, got " .. tostring(json.value(decision.decision)) end
+  local manifests = decision.manifests
+  if type(manifests) ~= "table" or #manifests == 0 then return "manifests must list the job's manifest files" end
+  for _, manifest in ipairs(manifests) do
+    if not is_file_name(manifest) then return "manifests must be file names, got " .. tostring(manifest) end
+  end
+  local choice = json.value(decision.choice)
+  if choice == nil then
+    if decision.decision == "choose" then return "choose needs a choice" end
+  elseif type(choice) ~= "number" or math.tointeger(choice) == nil or choice < 0 or choice > #manifests then
+    return string.format("choice must be 0 (the original) to %d, got %s", #manifests, tostring(choice))
+  end
+  return nil
+end
+
+--- What a decision does, in the producer's words: "keep variant 2", "choose the original", "discard the variants".
+local function describe(kind, choice)
+  if kind == "discard" then return "discard the variants" end
+  if choice == nil then return kind .. " the active take" end
+  return kind .. (choice == 0 and " the original" or " variant " .. choice)
+end
+
+--- Run a take action on `items` alone; the producer's item selection is the same afterwards.
+local function on_items_alone(items, action)
+  local selected = {}
+  for i = 0, reaper.CountMediaItems(0) - 1 do
+    local item = reaper.GetMediaItem(0, i)
+    if reaper.IsMediaItemSelected(item) then selected[#selected + 1] = item end
+    reaper.SetMediaItemSelected(item, false)
+  end
+  for _, item in ipairs(items) do reaper.SetMediaItemSelected(item, true) end
+  reaper.Main_OnCommand(action, 0)
+  for _, item in ipairs(items) do reaper.SetMediaItemSelected(item, false) end
+  for _, item in ipairs(selected) do reaper.SetMediaItemSelected(item, true) end
+end
+
+local function where(group)
+  return "the item at " .. util.seconds(reaper.GetMediaItemInfo_Value(group.item, "D_POSITION"))
+end
+
+--- The variant (0: the original) whose take is active on the first item holding the job's takes, or nil.
+local function active_choice(groups)
+  for _, group in ipairs(groups) do
+    local active = reaper.GetActiveTake(group.item)
+    if active and active == group.original then return 0 end
+    for n, take in pairs(group.variants) do
+      if take == active then return n end
+    end
+  end
+end
+
+-- Each plan looks at the job's takes (`groups`, from job_takes.find), adds to `notes` what it cannot do, and returns
+-- the changes to make, so that a decision with nothing left to change makes no empty undo point.
+local plan = {}
+
+function plan.choose(groups, choice, notes)
+  local changes = {}
+  for _, group in ipairs(groups) do
+    local take = choice == 0 and group.original or group.variants[choice]
+    if take then changes[#changes + 1] = function() reaper.SetActiveTake(take) end end
+  end
+  if #changes == 0 then
+    notes[#notes + 1] = (choice == 0 and "the original take" or "variant " .. choice .. "'s take")
+      .. " is no longer in the project; nothing changed"
+  end
+  return changes
+end
+
+function plan.discard(groups, _, notes)
+  local changes = {}
+  for _, group in ipairs(groups) do
+    local item = group.item
+    if #group.takes == reaper.CountTakes(item) then
+      if group.created then
+        changes[#changes + 1] = function() reaper.DeleteTrackMediaItem(reaper.GetMediaItem_Track(item), item) end
+      else
+        notes[#notes + 1] = where(group) .. " keeps the job's take: its original take is gone, and removing the "
+          .. "last take would leave a hole"
+      end
+    else
+      if not group.original then notes[#notes + 1] = where(group) .. " has lost its original take" end
+      changes[#changes + 1] = function()
+        for _, take in ipairs(group.takes) do
+          reaper.SetActiveTake(take)
+          on_items_alone({ item }, DELETE_ACTIVE_TAKE)
+        end
+        if group.original then reaper.SetActiveTake(group.original) end
+        if group.length_before then
+          reaper.SetMediaItemLength(item, group.length_before, false)
+          job_takes.forget_length(item, group.job_id)
+        end
+      end
+    end
+  end
+  return changes
+end
+
+function plan.keep(groups, choice, notes)
+  if choice == nil then choice = active_choice(groups) end
+  if choice == nil then
+    notes[#notes + 1] = "the active take is none of the job's; nothing kept"
+    return {}
+  end
+  if choice == 0 then return plan.discard(groups, 0, notes) end
+  local items, elsewhere = {}, {}
+  for _, group in ipairs(groups) do
+    if group.variants[choice] then items[#items + 1] = group
+    elseif #group.takes > 0 then elsewhere[#elsewhere + 1] = where(group) end
+  end
+  if #items == 0 then
+    notes[#notes + 1] = "variant " .. choice .. "'s take is no longer in the project; nothing kept"
+    return {}
+  end
+  for _, place in ipairs(elsewhere) do
+    notes[#notes + 1] = place .. " does not hold variant " .. choice .. "; left as it is"
+  end
+  return { function()
+    local cropped = {}
+    for _, group in ipairs(items) do
+      reaper.SetActiveTake(group.variants[choice])
+      cropped[#cropped + 1] = group.item
+    end
+    on_items_alone(cropped, CROP_TO_ACTIVE_TAKE)
+  end }
+end
+
+--- The variant number of each manifest's audio file, for takes imported before they were marked.
+local function audio_variants(folder, manifests)
+  local audio = {}
+  for n, name in ipairs(manifests) do
+    local manifest = json.try_decode(util.read_file(util.join(folder, name)) or "")
+    if type(manifest) == "table" and is_file_name(manifest.audio) then audio[manifest.audio] = n end
+  end
+  return audio
+end
+
+--- Apply one decision as one undo point; returns the console line saying what it did.
+local function apply_one(decision, folder)
+  local job_id, choice = decision.job_id, decision.choice
+  local what = describe(decision.decision, choice)
+  local groups = job_takes.find(job_id, decision.manifests, audio_variants(folder, decision.manifests))
+  if #groups == 0 then
+    return string.format("%s: %s: none of its takes is in the project any more (deleted, or the project was not "
+      .. "saved after the import); nothing changed", job_id, what)
+  end
+  local notes = {}
+  local changes = plan[decision.decision](groups, choice, notes)
+  if #changes > 0 then
+    reaper.Undo_BeginBlock()
+    reaper.PreventUIRefresh(1)
+    local ok, err = pcall(function() for _, change in ipairs(changes) do change() end end)
+    reaper.PreventUIRefresh(-1)
+    reaper.UpdateArrange()
+    reaper.Undo_EndBlock("DAW Bridge: " .. what .. " of job " .. job_id, -1)
+    if not ok then notes[#notes + 1] = "failed: " .. tostring(err) end
+  end
+  return string.format("%s: %s%s", job_id, what, #notes > 0 and " (" .. table.concat(notes, "; ") .. ")" or "")
+end
+
+--- The seq applied last for each job, from the ledger.
+local function read_applied(folder)
+  local applied = {}
+  for _, line in ipairs(util.ledger_lines(folder, LEDGER)) do
+    local job_id, seq = line:match("^(%S+) (%d+)$")
+    if job_id then applied[job_id] = math.max(applied[job_id] or 0, tonumber(seq)) end
+  end
+  return applied
+end
+
+--- The decision in the file `name`, checked, its numbers made whole; nil when it is bad (named once).
+local function read_decision(decided, name, constants)
+  local decision, problem = json.try_decode(util.read_file(util.join(decided, name)) or "")
+  problem = decision and decisions.check(decision, name, constants) or problem
+  if problem then
+    util.report_once("decision " .. name .. problem, "decision " .. name .. " not applied: " .. problem)
+    return nil
+  end
+  decision.seq = math.tointeger(decision.seq) -- a JSON 2.0 is seq 2
+  decision.choice = json.value(decision.choice) and math.tointeger(decision.choice)
+  return decision
+end
+
+--- Apply every decision in the drop folder newer than the one applied last for its job, once its results are all
+--- imported (`imported`: manifest file name -> true); returns how many were applied.
+function decisions.apply_new(constants, folder, imported)
+  local decided = util.join(folder, constants.DECISIONS_FOLDER)
+  local applied = read_applied(folder)
+  local count = 0
+  for _, name in ipairs(util.list_files(decided)) do
+    local decision = name:sub(1, 1) ~= "." and name:sub(-5) == ".json" and read_decision(decided, name, constants)
+    if decision and decision.seq > (applied[decision.job_id] or 0) then
+      local waiting = {}
+      for _, manifest in ipairs(decision.manifests) do
+        if not imported[manifest] then waiting[#waiting + 1] = manifest end
+      end
+      if #waiting > 0 then
+        util.report_once("decision " .. name .. decision.seq, string.format("%s: %s waits for its results to be "
+          .. "imported (%s)", decision.job_id, describe(decision.decision, decision.choice), table.concat(waiting, ", ")))
+      else
+        util.log(apply_one(decision, folder))
+        local ok, err = util.add_ledger_line(folder, LEDGER, decision.job_id .. " " .. decision.seq)
+        if not ok then util.report_once("decision ledger", "decisions not recorded: " .. err) end
+        applied[decision.job_id] = decision.seq
+        count = count + 1
+      end
+    end
+  end
+  return count
+end
+
+return decisions

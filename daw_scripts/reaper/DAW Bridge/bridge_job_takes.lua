@@ -1,0 +1,106 @@
+-- @noindex
+-- Which takes and items a job put into the project, written on them as REAPER extension data (P_EXT), which is
+-- saved with the project and copied when an item is split, so a decision on the job finds them wherever the
+-- producer moved or split them:
+--
+--   take  P_EXT:daw_bridge_job               the job's id, on each variant's take
+--   take  P_EXT:daw_bridge_manifest          the manifest file name the take was imported from
+--   take  P_EXT:daw_bridge_original:<job>    on the take that was active before the job's first take came (choice 0)
+--   item  P_EXT:daw_bridge_created:<job>     on an item the job made (nothing held the range: results track, an
+--                                            extension right after the item)
+--   item  P_EXT:daw_bridge_length:<job>      the item's length before the job lengthened it (an extension)
+--
+-- Takes imported before these marks existed are recognised by their source file, the manifest's audio.
+
+local util = require("bridge_util")
+
+local job_takes = {}
+
+local function get(object, is_take, key)
+  local read = is_take and reaper.GetSetMediaItemTakeInfo_String or reaper.GetSetMediaItemInfo_String
+  local _, value = read(object, "P_EXT:" .. key, "", false)
+  return value or ""
+end
+
+local function set(object, is_take, key, value)
+  local write = is_take and reaper.GetSetMediaItemTakeInfo_String or reaper.GetSetMediaItemInfo_String
+  write(object, "P_EXT:" .. key, value, true)
+end
+
+local function holds_job(item, job_id)
+  for i = 0, reaper.CountTakes(item) - 1 do
+    if get(reaper.GetMediaItemTake(item, i), true, "daw_bridge_job") == job_id then return true end
+  end
+  return false
+end
+
+--- A new take on `item` for the manifest `name`, marked as the job's; the first one of the job on this item marks
+--- the take that was active until then as the job's original.
+function job_takes.add_take(item, manifest, name)
+  local job_id = type(manifest.job_id) == "string" and manifest.job_id or ""
+  if job_id ~= "" and not holds_job(item, job_id) then
+    local original = reaper.GetActiveTake(item)
+    if original then set(original, true, "daw_bridge_original:" .. job_id, "1")
+    else set(item, false, "daw_bridge_created:" .. job_id, "1") end
+  end
+  local take = reaper.AddTakeToMediaItem(item)
+  if job_id ~= "" then
+    set(take, true, "daw_bridge_job", job_id)
+    set(take, true, "daw_bridge_manifest", name or "")
+  end
+  return take
+end
+
+--- Call before the job lengthens `item`: its length is kept, once, for a discard to give back.
+function job_takes.lengthening(item, manifest)
+  local key = "daw_bridge_length:" .. tostring(manifest.job_id)
+  if type(manifest.job_id) == "string" and get(item, false, key) == "" then
+    set(item, false, key, string.format("%.17g", reaper.GetMediaItemInfo_Value(item, "D_LENGTH")))
+  end
+end
+
+--- The job's takes, item by item: a list of {item, job_id, takes (all of the job's on it), variants ([n] = take of
+--- manifests[n]), original (or nil), created (the job made the item), length_before (or nil)}. `audio` maps a
+--- manifest's audio file name to its variant number, for takes imported before the marks existed.
+function job_takes.find(job_id, manifests, audio)
+  local variant_of = {}
+  for n, name in ipairs(manifests) do variant_of[name] = n end
+  local found = {}
+  for i = 0, reaper.CountMediaItems(0) - 1 do
+    local item = reaper.GetMediaItem(0, i)
+    local group = { item = item, job_id = job_id, takes = {}, variants = {} }
+    local unmarked -- the first take that is not the job's, the original of takes imported without marks
+    for t = 0, reaper.CountTakes(item) - 1 do
+      local take = reaper.GetMediaItemTake(item, t)
+      local job, n = get(take, true, "daw_bridge_job"), nil
+      if job == job_id then
+        n = variant_of[get(take, true, "daw_bridge_manifest")]
+      elseif job == "" then
+        local source = reaper.GetMediaItemTake_Source(take)
+        n = source and audio[util.basename(reaper.GetMediaSourceFileName(source))]
+        group.legacy = group.legacy or n ~= nil
+      end
+      if job == job_id or n then
+        group.takes[#group.takes + 1] = take
+        if n and not group.variants[n] then group.variants[n] = take end
+      else
+        unmarked = unmarked or take
+        if get(take, true, "daw_bridge_original:" .. job_id) ~= "" then group.original = take end
+      end
+    end
+    if group.legacy and not group.original then group.original = unmarked end
+    if #group.takes > 0 or group.original then
+      group.created = get(item, false, "daw_bridge_created:" .. job_id) ~= ""
+      group.length_before = tonumber(get(item, false, "daw_bridge_length:" .. job_id))
+      found[#found + 1] = group
+    end
+  end
+  return found
+end
+
+--- Forget the length kept for the job (it was given back).
+function job_takes.forget_length(item, job_id)
+  set(item, false, "daw_bridge_length:" .. job_id, "")
+end
+
+return job_takes
