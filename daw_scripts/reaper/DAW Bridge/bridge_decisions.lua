@@ -43,7 +43,9 @@ function decisions.check(decision, name, constants)
   if not seq or seq < 1 then return "seq must be a whole number from 1, got " .. tostring(json.value(decision.seq)) end
   local known = false
   for _, kind in ipairs(constants.ENUMS.decision) do known = known or decision.decision == kind end
-  if not known then return "decision must be choose, keep or discard, got " .. tostring(json.value(decision.decision)) end
+  if not known then
+    return "decision must be choose, keep or discard, got " .. tostring(json.value(decision.decision))
+  end
   local manifests = decision.manifests
   if type(manifests) ~= "table" or #manifests == 0 then return "manifests must list the job's manifest files" end
   for _, manifest in ipairs(manifests) do
@@ -239,8 +241,9 @@ function decisions.apply_new(constants, folder, imported)
         if not imported[manifest] then waiting[#waiting + 1] = manifest end
       end
       if #waiting > 0 then
-        util.report_once("decision " .. name .. decision.seq, string.format("%s: %s waits for its results to be "
-          .. "imported (%s)", decision.job_id, describe(decision.decision, decision.choice), table.concat(waiting, ", ")))
+        local what = describe(decision.decision, decision.choice)
+        util.report_once("decision " .. name .. decision.seq, string.format(
+          "%s: %s waits for its results to be imported (%s)", decision.job_id, what, table.concat(waiting, ", ")))
       else
         util.log(apply_one(decision, folder))
         local ok, err = util.add_ledger_line(folder, LEDGER, decision.job_id .. " " .. decision.seq)

@@ -10,7 +10,15 @@ import pytest
 
 from osc_schema.spec import DECISIONS_FOLDER
 
-from .results import MIX, active, bounds, decide, decision_json, deliver, publish_decision
+from .results import (
+    MIX,
+    active,
+    bounds,
+    decide,
+    decision_json,
+    deliver,
+    publish_decision,
+)
 
 JOB = "j-20261121-190512-3f2a"
 OTHER_JOB = "j-20261121-191000-77aa"
@@ -29,6 +37,13 @@ def two_variants(project, *, job=JOB, **where):
     result = project.run("import now")
     assert result.errors == [] and names(project.items()[1]) == ["mix.wav", "inpaint v1: soft guitar solo", "inpaint v2"]
     return manifests
+
+
+def published_later(project, text: str) -> str:
+    """A tick hook (Lua) that publishes the decision `text` for JOB while the companion runs, as the daemon would."""
+    staged = project.tmp / f"staged-{len(list(project.tmp.glob('staged-*')))}.json"
+    staged.write_text(text)
+    return f'function() os.rename("{staged}", "{project.drop_folder / DECISIONS_FOLDER / (JOB + ".json")}") end'
 
 
 def selection(project) -> list[bool]:
@@ -82,11 +97,9 @@ def test_keep_crops_the_piece_to_the_variant_and_leaves_the_rest_of_the_song_and
 def test_choose_2_then_keep_leaves_variant_2_alone_even_when_keep_names_no_take(project):
     manifests = two_variants(project)
     decide(project.drop_folder, JOB, 1, "choose", 2, manifests)
-    staged = project.tmp / "keep.json"
-    staged.write_text(decision_json(JOB, 2, "keep", None, manifests))  # the daemon's next decision, out on tick 2
-    later = f'function() os.rename("{staged}", "{project.drop_folder / DECISIONS_FOLDER / (JOB + ".json")}") end'
+    keep = published_later(project, decision_json(JOB, 2, "keep", None, manifests))  # keep whatever is active
 
-    result = project.run("companion", ticks=4, on_tick={2: later})
+    result = project.run("companion", ticks=4, on_tick={2: keep})
 
     assert result.errors == []
     assert names(project.items()[1]) == ["inpaint v2"]
@@ -234,8 +247,8 @@ def test_a_decision_is_never_applied_twice_also_after_reaper_restarts(project):
      'not applied: format is "daw-bridge.decision/2", this companion reads "daw-bridge.decision/1"'),
     ('{"format": "daw-bridge.decision/1", "job_id": "j-other", "seq": 1, "decision": "discard", "manifests": ["a.json"]}',
      "not applied: job_id j-other does not match the file name"),
-    ('{"format": "daw-bridge.decision/1", "job_id": "%s", "seq": 1, "decision": "choose", "choice": 3, '
-     '"manifests": ["a.json", "b.json"]}', "not applied: choice must be 0 (the original) to 2, got 3"),
+    (('{"format": "daw-bridge.decision/1", "job_id": "%s", "seq": 1, "decision": "choose", "choice": 3, '
+      '"manifests": ["a.json", "b.json"]}'), "not applied: choice must be 0 (the original) to 2, got 3"),
     ('{"format": "daw-bridge.decision/1", "job_id": "%s", "seq": 0, "decision": "keep", "manifests": ["a.json"]}',
      "not applied: seq must be a whole number from 1, got 0"),
     ('{"format": "daw-bridge.decision/1", "job_id": "%s", "seq": 1, "decision": "delete", "manifests": ["a.json"]}',
@@ -337,3 +350,20 @@ def test_takes_imported_before_they_were_marked_are_found_by_their_file(project)
     project.run("import now")
 
     assert names(project.items()[1]) == ["mix.wav"]
+
+
+def test_after_a_keep_a_later_choose_or_discard_cannot_bring_back_what_the_crop_removed_and_says_so(project):
+    manifests = two_variants(project)
+    decide(project.drop_folder, JOB, 2, "keep", 2, manifests)
+    project.run("import now")
+    decide(project.drop_folder, JOB, 3, "choose", 1, manifests)
+    discard = published_later(project, decision_json(JOB, 4, "discard", 0, manifests))
+
+    result = project.run("companion", ticks=3, on_tick={2: discard})
+
+    assert names(project.items()[1]) == ["inpaint v2"]  # no hole in the song: Edit > Undo brings the takes back
+    assert "choose variant 1 (variant 1's take is no longer in the project; nothing changed)" in result.console
+    assert ("discard the variants (the item at 41.50 s keeps the job's take: its original take is gone, and removing "
+            "the last take would leave a hole)") in result.console
+    assert result.undo == []
+    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB} 2\n{JOB} 3\n{JOB} 4\n"
