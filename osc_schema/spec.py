@@ -255,7 +255,8 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "REAPER's /time and /tempo/raw, AbletonOSC's current_song_time, tempo and signature) tells it, "
                 "on the session context's source (/bridge/context, or the last command). /bridge/selected says "
                 "which bars, in bars and seconds, then the job's replies follow. Bars are counted at the current "
-                "tempo from the timeline's start: a DAW that reports no tempo map shows no tempo change.",
+                "tempo from the timeline's start: bars over which, or before which, the DAW's cursor reported "
+                "another tempo or signature are refused, with where it changed.",
                 _args("operation", "anchor", "bars"),
                 _args("prompt", "num_outputs", "backend", "delivery", "request_id", "reply_port", no_defaults=True),
                 ("selected", *_JOB_REPLIES)),

@@ -1,20 +1,36 @@
 """A range in bars from the DAW's play cursor: "the last N bars", "this bar", "the next N bars".
 
 The DAW's transport feedback (``daw_feedback``) says where the cursor is (timeline seconds), the tempo and, where it
-can, the beats in a bar (4/4 otherwise). Bars are counted from the timeline's start at that one tempo: a DAW that
-reports no tempo map gives no way to see a tempo change, so the reply names the tempo and the bars it assumed.
+can, the beats in a bar (4/4 otherwise). Bars are counted from the timeline's start at that one tempo. No DAW's
+feedback reports its tempo map, so the tempo and signature it reported while its cursor moved are kept
+(``TransportHistory``): a bars selection is refused, with the reason, when the timeline up to its end (or up to the
+cursor, when that lies later) was reported at another tempo or signature, since the bar lines counted at the
+cursor's tempo would not be the DAW's there.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from osc_schema import ValidationError
 
 ANCHORS = ("last", "this", "next")
 EPSILON = 1e-6  # seconds: a cursor this close to a bar line stands on it (feedback is rounded)
 SELECTION_KEYS = ("source", "position", "item_id", "track_id", "take_id", "drop_folder")  # what a request carries on
+STEP = 1.0  # seconds: a cursor that moved further forward than this between two reports was located, not played
+HISTORY = 128  # stretches of timeline the history keeps (a locate starts one)
+TEMPO_TOLERANCE = 0.005  # BPM: reports this close are one tempo (REAPER's /tempo/raw is a float)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A stretch of timeline over which the DAW reported one tempo and signature."""
+
+    start: float  # timeline seconds
+    end: float
+    tempo: float
+    beats_per_bar: float
 
 
 @dataclass(frozen=True)
@@ -23,6 +39,7 @@ class Transport:
     cursor: float  # timeline seconds
     tempo: float  # beats per minute
     beats_per_bar: float = 4.0
+    heard: tuple[Heard, ...] = field(default=(), compare=False)  # the history when the transport was read
 
     @property
     def bar_seconds(self) -> float:
@@ -40,9 +57,9 @@ class BarRange:
     start: float  # timeline seconds
     end: float
 
-    def describe(self) -> str:
+    def describe(self, seconds: bool = True) -> str:
         bars = f"bar {self.first_bar}" if self.bars == 1 else f"bars {self.first_bar}-{self.first_bar + self.bars - 1}"
-        return f"{bars} ({self.start:.3f}-{self.end:.3f} s)"
+        return f"{bars} ({self.start:.3f}-{self.end:.3f} s)" if seconds else bars
 
 
 def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
@@ -60,7 +77,75 @@ def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
         first = current if position - current < EPSILON / length else current + 1
     if first < 0:
         raise ValidationError("bars", bars, f"reach before the song's start: the cursor is in bar {current + 1}")
-    return BarRange(first + 1, bars, round(first * length, 6), round((first + bars) * length, 6))
+    chosen = BarRange(first + 1, bars, round(first * length, 6), round((first + bars) * length, 6))
+    _refuse_a_change(transport, chosen)
+    return chosen
+
+
+def _refuse_a_change(transport: Transport, chosen: BarRange) -> None:
+    """ValidationError when the DAW reported another tempo or signature between the song's start and the later of
+    the range's end and the cursor: the bars counted at the cursor's tempo are not the DAW's there."""
+    reach = max(chosen.end, transport.cursor)
+    for heard in transport.heard:
+        if heard.start >= reach:
+            continue
+        tempo_differs = abs(heard.tempo - transport.tempo) > TEMPO_TOLERANCE
+        if not tempo_differs and heard.beats_per_bar == transport.beats_per_bar:
+            continue
+        before = heard.end < transport.cursor  # the cursor stands at the counted tempo, past or before this stretch
+        at = (min((h.start for h in transport.heard if h.start > heard.end), default=transport.cursor) if before
+              else heard.start)  # where the DAW first reported what followed
+        if tempo_differs:
+            values, unit, what = (heard.tempo, transport.tempo), " BPM", "tempo"
+        else:
+            values, unit, what = (heard.beats_per_bar, transport.beats_per_bar), " beats a bar", "time signature"
+        old, new = values if before else values[::-1]
+        where = "inside" if chosen.start < at < chosen.end else "before" if at <= chosen.start else "after"
+        why = "" if where == "inside" else ", and bars are counted from the song's start at the cursor's tempo"
+        raise ValidationError("bars", chosen.bars, f"{what} changes {where} {chosen.describe(seconds=False)} "
+                                                   f"({old:g} → {new:g}{unit} at {at:.1f} s){why}: select the "
+                                                   "range in the DAW instead", shown="")
+
+
+class TransportHistory:
+    """The tempo and signature the DAW reported over its timeline, as stretches (``Heard``), the newest last.
+
+    A report extends the newest stretch while the cursor plays forward at the same tempo and signature, else starts
+    one; what a newer report says about a stretch of timeline replaces what older ones said (a tempo edited where
+    the cursor stands). Only the last ``HISTORY`` stretches are kept.
+    """
+
+    def __init__(self):
+        self._heard: list[Heard] = []
+
+    def record(self, cursor: float, tempo: float, beats_per_bar: float) -> None:
+        heard = self._heard
+        last = heard[-1] if heard else None
+        if (last is not None and (last.tempo, last.beats_per_bar) == (tempo, beats_per_bar)
+                and last.end <= cursor <= last.end + STEP):
+            if cursor == last.end:
+                return
+            newest = Heard(last.start, cursor, tempo, beats_per_bar)
+            older = heard[:-1]
+        else:
+            newest = Heard(cursor, cursor, tempo, beats_per_bar)
+            older = heard
+        self._heard = [piece for stretch in older for piece in _outside(stretch, newest)][-HISTORY + 1:] + [newest]
+
+    def snapshot(self) -> tuple[Heard, ...]:
+        return tuple(self._heard)
+
+
+def _outside(stretch: Heard, newer: Heard) -> list[Heard]:
+    """The parts of ``stretch`` that ``newer`` does not cover."""
+    if stretch.end < newer.start or stretch.start > newer.end:
+        return [stretch]
+    pieces = []
+    if stretch.start < newer.start - EPSILON:
+        pieces.append(Heard(stretch.start, newer.start - EPSILON, stretch.tempo, stretch.beats_per_bar))
+    if stretch.end > newer.end + EPSILON:
+        pieces.append(Heard(newer.end + EPSILON, stretch.end, stretch.tempo, stretch.beats_per_bar))
+    return pieces
 
 
 def bars_on_source(transport: Transport | None, selection: dict, anchor: str, bars: int

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.audio.wavio import write_text_atomic
-from bridge.frontends.bars import Transport
+from bridge.frontends.bars import Transport, TransportHistory
 from bridge.frontends.osc_wire import OscSocket, encode
 from bridge.models import JobSpec
 from bridge.settings_schema import check_table, defaults
@@ -54,6 +54,7 @@ class SessionContext:
         self.bars = ""  # with range_from "bars": which bars, at what tempo, from whose cursor
         self.loop: tuple[str, float, float] | None = None  # (daw, timeline start, timeline end)
         self._transport: dict = {}  # what the DAW last told of its transport (daw, cursor, tempo, beats_per_bar)
+        self._history = TransportHistory()  # ...and the tempo and signature it told over the timeline
         self._loop_range: tuple | None = None  # the (start, end) the loop last set, while it is the latest range
         self._seen: dict = {}
         self._pending: asyncio.TimerHandle | None = None
@@ -116,16 +117,21 @@ class SessionContext:
 
     def follow_transport(self, daw: str, **values: float) -> None:
         """The DAW's transport moved: ``cursor`` (timeline seconds), ``tempo`` (BPM), ``beats_per_bar``."""
-        known = self._transport if self._transport.get("daw") == daw else {"daw": daw}
+        if self._transport.get("daw") != daw:
+            self._transport, self._history = {"daw": daw}, TransportHistory()
+        known = self._transport
         known.update(values)
-        self._transport = known
+        if known.get("cursor") is not None and known.get("tempo"):
+            self._history.record(known["cursor"], known["tempo"], known.get("beats_per_bar", 4.0))
 
     @property
     def transport(self) -> Transport | None:
         """The DAW's play cursor and tempo, once it told both; built when a bars press asks, not at each of
         REAPER's /time messages (several a second while it plays)."""
         known = self._transport
-        return Transport(**known) if known.get("cursor") is not None and known.get("tempo") else None
+        if known.get("cursor") is None or not known.get("tempo"):
+            return None
+        return Transport(**known, heard=self._history.snapshot())
 
     def selection(self) -> dict:
         """The context as a pad should use it now."""

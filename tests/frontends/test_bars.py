@@ -15,7 +15,8 @@ import mido
 import pytest
 
 from bridge.client import BridgeClient
-from bridge.frontends.bars import Transport, bar_range
+from bridge.frontends.bars import Transport, TransportHistory, bar_range
+from bridge.frontends.daw_feedback import SessionContext
 from bridge.frontends.osc_wire import encode
 from osc_schema import ValidationError
 from tests.conftest import DaemonProcess, Project, daemon_environment, free_udp_port
@@ -40,6 +41,68 @@ def test_three_four_at_90_bpm_and_too_many_bars_back():
     assert chosen.describe() == "bar 6 (10.000-12.000 s)"
     with pytest.raises(ValidationError, match=r"^bars: 6 reach before the song's start: the cursor is in bar 6$"):
         bar_range(Transport("ableton", 10.0, 90.0, beats_per_bar=3), "last", 6)
+
+
+def played(context: SessionContext, daw: str, tempo: float, start: float, end: float, beats_per_bar: float = 4.0,
+           step: float = 0.05) -> None:
+    """The DAW's transport rolled from ``start`` to ``end`` at ``tempo``, reporting as it went."""
+    context.follow_transport(daw, cursor=start)
+    context.follow_transport(daw, tempo=tempo, beats_per_bar=beats_per_bar)
+    for n in range(1, round((end - start) / step) + 1):
+        context.follow_transport(daw, cursor=round(start + n * step, 6))
+
+
+class _Service:
+    context: dict = {}
+
+
+@pytest.fixture
+def song_at_118_then_124(tmp_path) -> SessionContext:
+    """REAPER played a song whose tempo goes from 118 to 124 BPM at 15.2 s (its first report at the new tempo)."""
+    context = SessionContext(_Service(), tmp_path / "context.json")
+    played(context, "reaper", 118.0, 0.0, 15.2)
+    played(context, "reaper", 124.0, 15.2, 22.0)
+    return context
+
+
+def test_bars_across_a_tempo_change_are_refused_with_where_it_changed(song_at_118_then_124):
+    transport = song_at_118_then_124.transport  # at 22 s, 124 BPM: bar 12 (21.290-23.226 s)
+    with pytest.raises(ValidationError, match=r"^bars: tempo changes inside bars 8-11 \(118 → 124 BPM at 15\.2 s\): "
+                                              r"select the range in the DAW instead$"):
+        bar_range(transport, "last", 4)
+    # bars after the change are counted from 0 s at 124 BPM too, which is not where the DAW's bar lines are
+    with pytest.raises(ValidationError, match=r"^bars: tempo changes before bar 12 \(118 → 124 BPM at 15\.2 s\), and "
+                                              r"bars are counted from the song's start at the cursor's tempo: select "):
+        bar_range(transport, "this", 1)
+
+
+def test_bars_before_the_change_count_at_the_tempo_reported_there(song_at_118_then_124):
+    context = song_at_118_then_124
+    context.follow_transport("reaper", tempo=118.0)  # located back: REAPER reports the tempo at the cursor...
+    context.follow_transport("reaper", cursor=4.0)  # ...and the cursor
+    chosen = bar_range(context.transport, "next", 2)  # a bar is 2.034 s: bars 3-4, well before 15.2 s
+    assert (chosen.first_bar, chosen.start, chosen.end) == (3, 4.067797, 8.135593)
+    with pytest.raises(ValidationError, match=r"^bars: tempo changes inside bars 3-8 \(118 → 124 BPM at 15\.2 s\)"):
+        bar_range(context.transport, "next", 6)  # bars 3-8 reach 16.27 s, past the change
+
+
+def test_a_signature_change_is_refused_and_a_newer_report_replaces_an_older_one(tmp_path):
+    context = SessionContext(_Service(), tmp_path / "context.json")
+    played(context, "ableton", 120.0, 0.0, 6.0, beats_per_bar=3)  # three bars of 3/4 (1.5 s each)...
+    played(context, "ableton", 120.0, 6.0, 10.0, beats_per_bar=4)  # ...then 4/4 from 6 s
+    with pytest.raises(ValidationError, match=r"^bars: time signature changes inside bars 3-5 \(3 → 4 beats a bar "
+                                              r"at 6\.0 s\): select the range in the DAW instead$"):
+        bar_range(context.transport, "last", 3)  # the cursor at 10 s starts bar 6 of 4/4: bars 3-5 are 4-10 s
+    played(context, "ableton", 120.0, 0.0, 10.0, beats_per_bar=4)  # the song was changed to 4/4 and played again
+    assert bar_range(context.transport, "last", 3).describe() == "bars 3-5 (4.000-10.000 s)"
+
+
+def test_the_history_keeps_the_newest_stretches():
+    history = TransportHistory()
+    for n in range(300):  # a producer clicking around: each locate is a stretch of its own
+        history.record(n * 10.0, 100.0 + n % 2, 4.0)
+    heard = history.snapshot()
+    assert len(heard) == 128 and heard[-1].start == 2990.0 and heard[0].start == 1720.0
 
 
 @pytest.fixture
@@ -134,3 +197,32 @@ def test_pads_inpaint_the_last_two_bars_and_extend_the_next_four_from_reapers_cu
                     for j in r.jobs()]
 
     assert asyncio.run(story()) == [("inpaint", 7.2, 12.0, None, None), ("extend", None, None, 14.4, 9.6)]
+
+
+def test_reapers_cursor_played_through_a_tempo_change_refuses_bars_across_it(daemon_following_reaper):
+    project, reaper_port = daemon_following_reaper
+    with BridgeClient("127.0.0.1", project.port) as client, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reaper:
+        def report(address: str, value: float) -> None:  # REAPER's default pattern, one message per value
+            reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
+            time.sleep(0.001)  # paced, as REAPER sends it: a burst of UDP could overflow the daemon's socket
+
+        client.send("context", source=str(project.song), position=0.0)
+        report("/tempo/raw", 118.0)
+        for n in range(0, 2205, 5):  # played 0-22 s, reported every 50 ms
+            report("/time", n / 100)
+            if n == 1520:
+                report("/tempo/raw", 124.0)  # the tempo marker at 15.2 s passed
+        deadline = time.monotonic() + 10
+        while (answer := bars(client, "context", "last", 4))[0] == "error" and "tempo" not in answer[-1]:
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.05)
+        assert answer == ["error", "/bridge/bars", "", "bars", "bars: tempo changes inside bars 8-11 (118 → 124 BPM "
+                                                                "at 15.2 s): select the range in the DAW instead"]
+        report("/tempo/raw", 118.0)  # the producer goes back to the verse: REAPER reports the tempo there
+        report("/time", 4.0)
+        while (answer := bars(client, "context", "next", 2))[0] == "error":
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.05)
+        assert answer[:2] == ["selected", "bars 3-4 (4.068-8.136 s)"]  # at 118 BPM, before the change: refused no more
+        assert answer[2:] == pytest.approx([4.067797, 8.135593, 118.0, 4.0], abs=1e-5)  # OSC floats are 32-bit
