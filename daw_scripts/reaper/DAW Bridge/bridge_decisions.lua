@@ -24,6 +24,7 @@ local decisions = {}
 local LEDGER = ".reaper-decided"
 local DELETE_ACTIVE_TAKE = 40129 -- Take: Delete active take from items
 local CROP_TO_ACTIVE_TAKE = 40131 -- Take: Crop to active take in items
+local EPSILON = 1e-6
 
 local function is_file_name(name)
   return type(name) == "string" and name ~= "" and name ~= ".." and not name:find("[/\\]")
@@ -85,6 +86,52 @@ local function where(group)
   return "the item at " .. util.seconds(reaper.GetMediaItemInfo_Value(group.item, "D_POSITION"))
 end
 
+local function span(item)
+  local position = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
+  return position, position + reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
+end
+
+local function source_file(take)
+  local source = reaper.GetMediaItemTake_Source(take)
+  return source and reaper.GetMediaSourceFileName(source) or ""
+end
+
+--- Whether `right` plays on exactly where `left` stops, as the two halves of a split do: touching, the same takes
+--- active, each take the same file at the same rate with its offset running on.
+local function continues(left, right)
+  local left_start, left_end = span(left)
+  if math.abs(left_end - span(right)) > EPSILON or reaper.CountTakes(left) ~= reaper.CountTakes(right) then
+    return false
+  end
+  for i = 0, reaper.CountTakes(left) - 1 do
+    local a, b = reaper.GetMediaItemTake(left, i), reaper.GetMediaItemTake(right, i)
+    local rate = reaper.GetMediaItemTakeInfo_Value(a, "D_PLAYRATE")
+    local offset_on = reaper.GetMediaItemTakeInfo_Value(a, "D_STARTOFFS") + (left_end - left_start) * rate
+    if (a == reaper.GetActiveTake(left)) ~= (b == reaper.GetActiveTake(right))
+      or rate ~= reaper.GetMediaItemTakeInfo_Value(b, "D_PLAYRATE") or source_file(a) ~= source_file(b)
+      or math.abs(offset_on - reaper.GetMediaItemTakeInfo_Value(b, "D_STARTOFFS")) > EPSILON then
+      return false
+    end
+  end
+  return true
+end
+
+--- Join each piece the job split off `track` to the one before it again, where it plays on exactly as before.
+local function heal_splits(track, job_id)
+  local previous
+  local i = 0
+  while i < reaper.GetTrackNumMediaItems(track) do
+    local item = reaper.GetTrackMediaItem(track, i)
+    if previous and job_takes.split_off(item, job_id) and continues(previous, item) then
+      local start = span(previous)
+      reaper.SetMediaItemLength(previous, select(2, span(item)) - start, false)
+      reaper.DeleteTrackMediaItem(track, item)
+    else
+      previous, i = item, i + 1
+    end
+  end
+end
+
 --- The variant (0: the original) whose take is active on the first item holding the job's takes, or nil.
 local function active_choice(groups)
   for _, group in ipairs(groups) do
@@ -114,7 +161,7 @@ function plan.choose(groups, choice, notes)
 end
 
 function plan.discard(groups, _, notes)
-  local changes = {}
+  local changes, tracks = {}, {}
   for _, group in ipairs(groups) do
     local item = group.item
     if #group.takes == reaper.CountTakes(item) then
@@ -126,6 +173,7 @@ function plan.discard(groups, _, notes)
       end
     else
       if not group.original then notes[#notes + 1] = where(group) .. " has lost its original take" end
+      tracks[reaper.GetMediaItem_Track(item)] = true
       changes[#changes + 1] = function()
         for _, take in ipairs(group.takes) do
           reaper.SetActiveTake(take)
@@ -138,6 +186,9 @@ function plan.discard(groups, _, notes)
         end
       end
     end
+  end
+  for track in pairs(tracks) do
+    changes[#changes + 1] = function() heal_splits(track, groups[1].job_id) end
   end
   return changes
 end

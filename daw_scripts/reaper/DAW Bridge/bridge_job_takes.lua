@@ -9,6 +9,7 @@
 --   item  P_EXT:daw_bridge_created:<job>     on an item the job made (nothing held the range: results track, an
 --                                            extension right after the item)
 --   item  P_EXT:daw_bridge_length:<job>      the item's length before the job lengthened it (an extension)
+--   item  P_EXT:daw_bridge_split:<job>       on an item whose start is a split the job made (a discard heals it)
 --
 -- Takes imported before these marks existed are recognised by their source file, the manifest's audio.
 
@@ -57,6 +58,18 @@ function job_takes.lengthening(item, manifest)
   if type(manifest.job_id) == "string" and get(item, false, key) == "" then
     set(item, false, key, string.format("%.17g", reaper.GetMediaItemInfo_Value(item, "D_LENGTH")))
   end
+end
+
+--- Split `item` at `position` for the job (SplitMediaItem): the right-hand piece, marked, or nil.
+function job_takes.split(item, position, manifest)
+  local right = reaper.SplitMediaItem(item, position)
+  if right and type(manifest.job_id) == "string" then set(right, false, "daw_bridge_split:" .. manifest.job_id, "1") end
+  return right
+end
+
+--- Whether the job split `item` off the item before it.
+function job_takes.split_off(item, job_id)
+  return get(item, false, "daw_bridge_split:" .. job_id) ~= ""
 end
 
 --- The job's takes, item by item: a list of {item, job_id, takes (all of the job's on it), variants ([n] = take of

@@ -139,14 +139,14 @@ local function place_patch(m, manifest, audio_path, name)
   if last <= first + EPSILON then return nil end
   local ppitch = reaper.GetMediaItemTakeInfo_Value(m.take, "B_PPITCH")
   local piece = m.item
-  if first > m.position + EPSILON then piece = reaper.SplitMediaItem(m.item, first) end
+  if first > m.position + EPSILON then piece = job_takes.split(m.item, first, manifest) end
   if not piece then
     -- an extension without handle starts right at the item's end: it gets an item of its own next to it
     piece = reaper.AddMediaItemToTrack(reaper.GetMediaItem_Track(m.item))
     reaper.SetMediaItemPosition(piece, first, false)
     reaper.SetMediaItemLength(piece, last - first, false)
   elseif last < item_end - EPSILON then
-    reaper.SplitMediaItem(piece, last)
+    job_takes.split(piece, last, manifest)
   elseif last > item_end + EPSILON then
     job_takes.lengthening(piece, manifest)
     reaper.SetMediaItemLength(piece, last - first, false) -- an extension runs past the original's end

@@ -56,9 +56,9 @@ def active(item) -> dict:
 
 
 def decision_json(job: str, seq: int, decision: str, choice: int | None, manifests: list[Path]) -> str:
-    """A decision file's text, as the daemon publishes it (osc_schema/spec.py)."""
+    """A decision file's text, as the daemon publishes it (osc_schema/spec.py; indented, like the daemon's)."""
     return json.dumps({"format": DECISION_FORMAT, "job_id": job, "seq": seq, "decision": decision, "choice": choice,
-                       "manifests": [m.name for m in manifests], "decided_at": "2026-11-21T19:07:00Z"})
+                       "manifests": [m.name for m in manifests], "decided_at": "2026-11-21T19:07:00Z"}, indent=2) + "\n"
 
 
 def decide(drop_folder: Path, job: str, seq: int, decision: str, choice: int | None, manifests: list[Path]) -> Path:
