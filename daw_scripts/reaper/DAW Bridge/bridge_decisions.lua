@@ -4,27 +4,23 @@
 --
 --   choose n   variant n's take becomes the active take (0: the original, the take active before the job's came)
 --   keep n     the same, then the item is cropped to it, as REAPER's "Crop to active take" (keep 0 is a discard)
---   discard    the job's takes go, the original is active again, an item the job made or lengthened is given back
+--   discard    the job's takes go and the original is active again; the pieces the job split the item into are
+--              joined again, an item it lengthened gets its length back, an item it made is deleted
 --
 -- The daemon publishes each job's latest decision as <drop folder>/.daw-bridge-decisions/<job_id>.json (format in
 -- osc_schema/spec.py, constants DECISION_FORMAT and DECISIONS_FOLDER). Each decision applied is one undo point and
 -- a line "<job_id> <seq>" in <drop folder>/.reaper-decided, beside the import list, so a restart or a second
--- companion never applies it again; a decision whose results are not imported yet waits for them.
---
--- REAPER's API has no call that removes a take, so takes go through the actions "Take: Delete active take from
--- items" and "Take: Crop to active take in items", run on exactly the job's items with the producer's item
--- selection put back afterwards.
+-- companion never applies it again; a decision whose results are not imported yet waits for them. What each
+-- decision changes is planned in bridge_decision_plans.lua.
 
 local util = require("bridge_util")
 local json = require("bridge_json")
 local job_takes = require("bridge_job_takes")
+local plans = require("bridge_decision_plans")
 
 local decisions = {}
 
 local LEDGER = ".reaper-decided"
-local DELETE_ACTIVE_TAKE = 40129 -- Take: Delete active take from items
-local CROP_TO_ACTIVE_TAKE = 40131 -- Take: Crop to active take in items
-local EPSILON = 1e-6
 
 local function is_file_name(name)
   return type(name) == "string" and name ~= "" and name ~= ".." and not name:find("[/\\]")
@@ -68,160 +64,6 @@ local function describe(kind, choice)
   return kind .. (choice == 0 and " the original" or " variant " .. choice)
 end
 
---- Run a take action on `items` alone; the producer's item selection is the same afterwards.
-local function on_items_alone(items, action)
-  local selected = {}
-  for i = 0, reaper.CountMediaItems(0) - 1 do
-    local item = reaper.GetMediaItem(0, i)
-    if reaper.IsMediaItemSelected(item) then selected[#selected + 1] = item end
-    reaper.SetMediaItemSelected(item, false)
-  end
-  for _, item in ipairs(items) do reaper.SetMediaItemSelected(item, true) end
-  reaper.Main_OnCommand(action, 0)
-  for _, item in ipairs(items) do reaper.SetMediaItemSelected(item, false) end
-  for _, item in ipairs(selected) do reaper.SetMediaItemSelected(item, true) end
-end
-
-local function where(group)
-  return "the item at " .. util.seconds(reaper.GetMediaItemInfo_Value(group.item, "D_POSITION"))
-end
-
-local function span(item)
-  local position = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
-  return position, position + reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
-end
-
-local function source_file(take)
-  local source = reaper.GetMediaItemTake_Source(take)
-  return source and reaper.GetMediaSourceFileName(source) or ""
-end
-
---- Whether `right` plays on exactly where `left` stops, as the two halves of a split do: touching, the same takes
---- active, each take the same file at the same rate with its offset running on.
-local function continues(left, right)
-  local left_start, left_end = span(left)
-  if math.abs(left_end - span(right)) > EPSILON or reaper.CountTakes(left) ~= reaper.CountTakes(right) then
-    return false
-  end
-  for i = 0, reaper.CountTakes(left) - 1 do
-    local a, b = reaper.GetMediaItemTake(left, i), reaper.GetMediaItemTake(right, i)
-    local rate = reaper.GetMediaItemTakeInfo_Value(a, "D_PLAYRATE")
-    local offset_on = reaper.GetMediaItemTakeInfo_Value(a, "D_STARTOFFS") + (left_end - left_start) * rate
-    if (a == reaper.GetActiveTake(left)) ~= (b == reaper.GetActiveTake(right))
-      or rate ~= reaper.GetMediaItemTakeInfo_Value(b, "D_PLAYRATE") or source_file(a) ~= source_file(b)
-      or math.abs(offset_on - reaper.GetMediaItemTakeInfo_Value(b, "D_STARTOFFS")) > EPSILON then
-      return false
-    end
-  end
-  return true
-end
-
---- Join each piece the job split off `track` to the one before it again, where it plays on exactly as before.
-local function heal_splits(track, job_id)
-  local previous
-  local i = 0
-  while i < reaper.GetTrackNumMediaItems(track) do
-    local item = reaper.GetTrackMediaItem(track, i)
-    if previous and job_takes.split_off(item, job_id) and continues(previous, item) then
-      local start = span(previous)
-      reaper.SetMediaItemLength(previous, select(2, span(item)) - start, false)
-      reaper.DeleteTrackMediaItem(track, item)
-    else
-      previous, i = item, i + 1
-    end
-  end
-end
-
---- The variant (0: the original) whose take is active on the first item holding the job's takes, or nil.
-local function active_choice(groups)
-  for _, group in ipairs(groups) do
-    local active = reaper.GetActiveTake(group.item)
-    if active and active == group.original then return 0 end
-    for n, take in pairs(group.variants) do
-      if take == active then return n end
-    end
-  end
-end
-
--- Each plan looks at the job's takes (`groups`, from job_takes.find), adds to `notes` what it cannot do, and returns
--- the changes to make, so that a decision with nothing left to change makes no empty undo point.
-local plan = {}
-
-function plan.choose(groups, choice, notes)
-  local changes = {}
-  for _, group in ipairs(groups) do
-    local take = choice == 0 and group.original or group.variants[choice]
-    if take then changes[#changes + 1] = function() reaper.SetActiveTake(take) end end
-  end
-  if #changes == 0 then
-    notes[#notes + 1] = (choice == 0 and "the original take" or "variant " .. choice .. "'s take")
-      .. " is no longer in the project; nothing changed"
-  end
-  return changes
-end
-
-function plan.discard(groups, _, notes)
-  local changes, tracks = {}, {}
-  for _, group in ipairs(groups) do
-    local item = group.item
-    if #group.takes == reaper.CountTakes(item) then
-      if group.created then
-        changes[#changes + 1] = function() reaper.DeleteTrackMediaItem(reaper.GetMediaItem_Track(item), item) end
-      else
-        notes[#notes + 1] = where(group) .. " keeps the job's take: its original take is gone, and removing the "
-          .. "last take would leave a hole"
-      end
-    else
-      if not group.original then notes[#notes + 1] = where(group) .. " has lost its original take" end
-      tracks[reaper.GetMediaItem_Track(item)] = true
-      changes[#changes + 1] = function()
-        for _, take in ipairs(group.takes) do
-          reaper.SetActiveTake(take)
-          on_items_alone({ item }, DELETE_ACTIVE_TAKE)
-        end
-        if group.original then reaper.SetActiveTake(group.original) end
-        if group.length_before then
-          reaper.SetMediaItemLength(item, group.length_before, false)
-          job_takes.forget_length(item, group.job_id)
-        end
-      end
-    end
-  end
-  for track in pairs(tracks) do
-    changes[#changes + 1] = function() heal_splits(track, groups[1].job_id) end
-  end
-  return changes
-end
-
-function plan.keep(groups, choice, notes)
-  if choice == nil then choice = active_choice(groups) end
-  if choice == nil then
-    notes[#notes + 1] = "the active take is none of the job's; nothing kept"
-    return {}
-  end
-  if choice == 0 then return plan.discard(groups, 0, notes) end
-  local items, elsewhere = {}, {}
-  for _, group in ipairs(groups) do
-    if group.variants[choice] then items[#items + 1] = group
-    elseif #group.takes > 0 then elsewhere[#elsewhere + 1] = where(group) end
-  end
-  if #items == 0 then
-    notes[#notes + 1] = "variant " .. choice .. "'s take is no longer in the project; nothing kept"
-    return {}
-  end
-  for _, place in ipairs(elsewhere) do
-    notes[#notes + 1] = place .. " does not hold variant " .. choice .. "; left as it is"
-  end
-  return { function()
-    local cropped = {}
-    for _, group in ipairs(items) do
-      reaper.SetActiveTake(group.variants[choice])
-      cropped[#cropped + 1] = group.item
-    end
-    on_items_alone(cropped, CROP_TO_ACTIVE_TAKE)
-  end }
-end
-
 --- The variant number of each manifest's audio file, for takes imported before they were marked.
 local function audio_variants(folder, manifests)
   local audio = {}
@@ -242,7 +84,7 @@ local function apply_one(decision, folder)
       .. "saved after the import); nothing changed", job_id, what)
   end
   local notes = {}
-  local changes = plan[decision.decision](groups, choice, notes)
+  local changes = plans[decision.decision](groups, choice, notes)
   if #changes > 0 then
     reaper.Undo_BeginBlock()
     reaper.PreventUIRefresh(1)
