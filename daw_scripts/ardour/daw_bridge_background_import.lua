@@ -4,9 +4,9 @@ ardour {
 	license     = "MIT",
 	author      = "daw-bridge",
 	description = [[Each second, bring new results the daw-bridge daemon delivered into <session folder>/daw-bridge/
-onto the timeline, as "DAW Bridge: Import results" does, without a message (what it did is in the log window).
-Not while recording. Needs daw_bridge_import.lua in the same scripts folder: `daw-bridge install ardour` puts both
-there.]]
+onto the timeline, and apply the producer's keep or discard decisions, as "DAW Bridge: Import results" does, without
+a message (what it did is in the log window). Not while recording. Needs daw_bridge_import.lua in the same scripts
+folder: `daw-bridge install ardour` puts both there.]]
 }
 
 function signals ()
@@ -43,10 +43,15 @@ function factory ()
 		core = core or load_core()
 		if not core then return end
 		busy = true
-		local ok, imported, notes = pcall(core.import_open_session)
+		local ok, imported, notes, drop_folder = pcall(core.import_open_session)
+		local decided_ok, decided, decision_notes = ok, {}, {}
+		if ok then decided_ok, decided, decision_notes = pcall(core.apply_decisions, Session, drop_folder) end
 		busy = false
 		if not ok then return tell("import failed: " .. tostring(imported)) end
 		for _, name in ipairs(imported) do print("DAW Bridge: imported " .. name) end
 		for _, note in ipairs(notes) do tell("not imported: " .. note) end
+		if not decided_ok then return tell("applying a decision failed: " .. tostring(decided)) end
+		for _, applied in ipairs(decided) do print("DAW Bridge: applied " .. applied.text) end
+		for _, note in ipairs(decision_notes) do tell("not applied: " .. note) end
 	end
 end

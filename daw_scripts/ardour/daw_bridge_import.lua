@@ -454,11 +454,13 @@ end
 
 -- The session file's text with the placements added, and the ids of the regions placed. A placement: file (name in
 -- audiofiles/), channels, frames, name, playlist_id, position, trim, length (samples). `superclock` is superclock
--- ticks per sample.
+-- ticks per sample. Each region placed lies above every region already there, and above the ones placed before it.
 function DB.add_regions(xml, placements, superclock)
 	local counter_at, _, counter = xml:find('id%-counter="(%d+)"')
 	if not counter_at then return nil, "the session file has no id-counter" end
 	local next_id = tonumber(counter)
+	local top = 0  -- layering indices order a playlist's regions, higher above; a region without one is at 0
+	for index in xml:gmatch('layering%-index="(%d+)"') do top = math.max(top, tonumber(index)) end
 	local function new_id()
 		next_id = next_id + 1
 		return tostring(next_id - 1)
@@ -473,14 +475,17 @@ function DB.add_regions(xml, placements, superclock)
 				xml_escape(p.file), ids[channel], channel)
 			refs[#refs + 1] = string.format('source-%d="%s" master-source-%d="%s"', channel, ids[channel], channel, ids[channel])
 		end
-		local function region(id, whole, start, length, position)
+		local function region(id, whole, start, length, position, layer)
 			return string.format('<Region name="%s" whole-file="%d" import="1" start="a%d" length="a%d@a%d" '
-				.. 'id="%s" type="audio" %s channels="%d"/>\n', xml_escape(p.name), whole, start * superclock,
-				length * superclock, position * superclock, id, table.concat(refs, " "), p.channels)
+				.. 'layering-index="%d" id="%s" type="audio" %s channels="%d"/>\n', xml_escape(p.name), whole,
+				start * superclock, length * superclock, position * superclock, layer, id, table.concat(refs, " "),
+				p.channels)
 		end
-		wholes[#wholes + 1] = "    " .. region(new_id(), 1, 0, p.frames, 0)
+		wholes[#wholes + 1] = "    " .. region(new_id(), 1, 0, p.frames, 0, 0)
 		placed[#placed + 1] = new_id()
-		local text = add_to_playlist(xml, p.playlist_id, "      " .. region(placed[#placed], 0, p.trim, p.length, p.position))
+		top = top + 1
+		local text = add_to_playlist(xml, p.playlist_id,
+			"      " .. region(placed[#placed], 0, p.trim, p.length, p.position, top))
 		if not text then return nil, "the session file has no playlist " .. p.playlist_id end
 		xml = text
 	end
@@ -511,13 +516,17 @@ function DB.copy_into_session(session, audio_path)
 end
 
 -- Import every pending result into the session stored at `session_file` (.ardour), which must not be open in
--- Ardour. Returns the names of the imported manifests and notes on the ones left alone.
+-- Ardour, after applying the pending decisions on results imported before (a decision on a result this run imports
+-- is applied by the next run: the new regions exist only in the file written after the session is closed).
+-- Returns the names of the imported manifests and notes on the ones left alone, then the decisions applied and notes
+-- on the ones left alone.
 function DB.import_closed_session(session_file)
 	local folder, snapshot = session_file:match("^(.*)[/\\]([^/\\]+)%.ardour$")
 	if not folder then return nil, { session_file .. " is not an .ardour session file" } end
 	if not load_session(folder, snapshot) then return nil, { "Ardour could not load " .. session_file } end
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
+	local decided, decision_notes = DB.apply_decisions(Session, drop_folder)
 	local ready, notes = DB.pending(drop_folder)
 	local placements, names = {}, {}
 	local origin_now = DB.origin_finder(Session)
@@ -538,13 +547,13 @@ function DB.import_closed_session(session_file)
 	local superclock = Temporal.superclock_ticks_per_second() // rate
 	Session:save_state("")
 	close_session()
-	if #placements == 0 then return names, notes end
+	if #placements == 0 then return names, notes, decided, decision_notes end
 	local xml = assert(DB.read_file(session_file, "rb"))
 	local patched, why = DB.add_regions(xml, placements, superclock)
-	if not patched then return nil, { why } end
+	if not patched then return nil, { why }, decided, decision_notes end
 	DB.write_file(session_file, patched)
 	DB.mark_imported(drop_folder, names)
-	return names, notes
+	return names, notes, decided, decision_notes
 end
 
 -- -- import into the open session (the editor) ---------------------------------------------------------------------
@@ -610,6 +619,244 @@ function DB.import_open_session()
 	return imported, notes, drop_folder
 end
 
+-- -- decisions: choose, keep, discard ------------------------------------------------------------------------------
+
+-- The daemon publishes a producer's decision on a delivered job as <drop folder>/DECISIONS_FOLDER/<job_id>.json
+-- (the contract is the comment above DECISION_FORMAT in osc_schema/spec.py), rewritten with a higher seq at each
+-- new decision. Each decision is applied as one undo step, once: the ledger beside the results records the highest
+-- seq applied per job. A decision is a state, not a change (which take sounds, which takes stay), so applying only
+-- the latest of several made while Ardour was closed gives what applying each in turn would have.
+--
+-- The take that sounds is the one left unmuted, raised above the job's other takes; the other takes are muted, and
+-- the original, underneath them all, sounds wherever no unmuted take lies. Muting rather than lowering: a muted
+-- region stays in place, greyed out, so the producer still sees every take and which one sounds, a later choose
+-- brings another back exactly, and it works where nothing lies underneath to lower it under (an extension past the
+-- song's end), with no other region's layer changed.
+
+DB.DECIDED_LIST = ".ardour-decided"  -- "<job_id>\t<seq>" per decision applied, beside the results
+
+function DB.decided(drop_folder)
+	local applied = {}
+	for job_id, seq in (DB.read_file(DB.join(drop_folder, DB.DECIDED_LIST), "r") or ""):gmatch("([^\r\n]+)\t(%d+)") do
+		applied[job_id] = math.max(applied[job_id] or 0, tonumber(seq))
+	end
+	return applied
+end
+
+function DB.mark_decided(drop_folder, decision)
+	local file = assert(io.open(DB.join(drop_folder, DB.DECIDED_LIST), "a"))
+	file:write(decision.job_id, "\t", string.format("%d", decision.seq), "\n")
+	file:close()
+end
+
+local function is_count(value, least) return math.type(value) == "integer" and value >= least end
+
+-- A decision file checked against the contract; nil and the reason when it cannot be applied.
+function DB.read_decision(path)
+	local text = DB.read_file(path)
+	if not text then return nil, "cannot be read" end
+	local ok, decision = pcall(DB.json_decode, text)
+	if not ok then return nil, decision end
+	if type(decision) ~= "table" or decision.format ~= BRIDGE.DECISION_FORMAT then
+		return nil, string.format("is format %s; this script reads %s (update the scripts)",
+			tostring(type(decision) == "table" and decision.format), BRIDGE.DECISION_FORMAT)
+	end
+	if type(decision.job_id) ~= "string" or decision.job_id == "" or decision.job_id:find("[\r\n\t]") then
+		return nil, "has no job_id"
+	end
+	if not is_count(decision.seq, 1) then return nil, "has no seq (1, 2, ...)" end
+	local manifests = decision.manifests
+	if type(manifests) ~= "table" or #manifests == 0 then return nil, "names no manifests" end
+	for _, name in ipairs(manifests) do
+		if type(name) ~= "string" or name == "" or name:find("[/\\]") then return nil, "names a manifest badly" end
+	end
+	local known = false
+	for _, name in ipairs(BRIDGE.ENUMS.decision) do known = known or decision.decision == name end
+	if not known then return nil, string.format("has decision %s", tostring(decision.decision)) end
+	if not (is_count(decision.choice, 0) and decision.choice <= #manifests) then
+		return nil, string.format("has choice %s; the job has %d variant(s)", tostring(decision.choice), #manifests)
+	end
+	return decision
+end
+
+-- "j-1a2b: keep variant 2 (decision 3)", as the daemon describes it.
+function DB.describe_decision(decision)
+	local take = decision.choice > 0 and ("variant " .. decision.choice) or "the original"
+	return string.format("%s: %s %s (decision %d)", decision.job_id, decision.decision, take, decision.seq)
+end
+
+-- Decisions newer than the ones applied whose results are all imported: { {name, decision}, ... } in name order,
+-- and notes on the ones that wait for their import or cannot be read (skipped).
+function DB.pending_decisions(drop_folder)
+	local folder = DB.join(drop_folder, BRIDGE.DECISIONS_FOLDER)
+	local applied, imported, ready, notes = DB.decided(drop_folder), DB.imported(drop_folder), {}, {}
+	for _, name in ipairs(DB.list_folder(folder)) do
+		if name:sub(1, 1) ~= "." and name:match("%.json$") then
+			local decision, why = DB.read_decision(DB.join(folder, name))
+			if not decision then
+				notes[#notes + 1] = string.format("decision %s %s; skipped", name, why)
+			elseif decision.seq > (applied[decision.job_id] or 0) then
+				local waiting = 0
+				for _, manifest in ipairs(decision.manifests) do
+					if not imported[manifest] then waiting = waiting + 1 end
+				end
+				if waiting == 0 then
+					ready[#ready + 1] = { name = name, decision = decision }
+				else
+					notes[#notes + 1] = string.format("%s waits for %d of its results to be imported",
+						DB.describe_decision(decision), waiting)
+				end
+			end
+		end
+	end
+	return ready, notes
+end
+
+-- The file name, without extension, each of the job's takes was delivered as (variant order): the manifest's audio,
+-- else the manifest's own name (the daemon names both alike).
+function DB.take_stems(drop_folder, manifests)
+	local stems = {}
+	for n, manifest_name in ipairs(manifests) do
+		local ok, manifest = pcall(DB.json_decode, DB.read_file(DB.join(drop_folder, manifest_name)) or "")
+		local audio = ok and type(manifest) == "table" and type(manifest.audio) == "string" and manifest.audio
+		stems[n] = DB.basename(audio or manifest_name):gsub("%.[^.]*$", "")
+	end
+	return stems
+end
+
+-- The take (1..n) a region plays, found by its source file's name, which both imports derive from the delivered
+-- file's: "<stem>.wav" (the terminal's import), "<stem>%L.wav" and "<stem>%R.wav" (the editor's, one file per
+-- channel), with "-N" before the channel mark when the session already had a file of that name. A region the
+-- producer split or trimmed keeps its source, so it is still found; the producer's own regions never match.
+function DB.take_of(region, stems)
+	local source = region:source(0)
+	if source:isnil() then return nil end
+	local base = source:name():gsub("%.[^.]*$", ""):gsub("%%%a$", "")
+	for n, stem in ipairs(stems) do
+		if base == stem or (base:sub(1, #stem) == stem and base:sub(#stem + 1):match("^%-%d+$")) then return n end
+	end
+	return nil
+end
+
+-- The job's regions on the session's tracks: { {playlist, playlist_id, region, take}, ... }, with `playlists` (by
+-- id) the playlists holding them and `regions_of` (by playlist id) every region of those playlists.
+function DB.job_regions(session, stems)
+	local found = { playlists = {}, regions_of = {} }
+	for route in session:get_tracks():iter() do
+		local playlist = route:to_track():playlist()
+		local id, regions = playlist:to_stateful():id():to_s(), {}
+		for region in playlist:region_list():iter() do
+			regions[#regions + 1] = region
+			local take = DB.take_of(region, stems)
+			if take then
+				found[#found + 1] = { playlist = playlist, playlist_id = id, region = region, take = take }
+				found.playlists[id], found.regions_of[id] = playlist, regions
+			end
+		end
+	end
+	return found
+end
+
+local function overlap(a, b)
+	local a_start, b_start = a:position():samples(), b:position():samples()
+	return a_start < b_start + b:length():samples() and b_start < a_start + a:length():samples()
+end
+
+-- Raise `region` one layer at a time until no region in `others` that it overlaps lies above it: above the job's
+-- other takes, while a region the producer put over the job stays over it. A playlist of n regions has n layers.
+local function raise_above(playlist, region, others, layers)
+	for _ = 1, layers do
+		local covered = false
+		for _, other in ipairs(others) do
+			covered = covered or (other:layer() >= region:layer() and overlap(region, other))
+		end
+		if not covered then return end
+		playlist:raise_region(region)
+	end
+end
+
+-- What a decision does to the job's regions: the chosen take's regions sound, raised above the other takes; then
+-- the other takes are muted (choose) or taken off their playlist (keep, discard). Counts what it did in `step`.
+local function change_takes(decision, found, step)
+	local others, leaving = {}, {}
+	for _, entry in ipairs(found) do
+		if entry.take ~= decision.choice then others[#others + 1] = entry.region end
+	end
+	for _, entry in ipairs(found) do
+		if entry.take == decision.choice then
+			if entry.region:muted() then entry.region:set_muted(false) end
+			raise_above(entry.playlist, entry.region, others, #found.regions_of[entry.playlist_id])
+			step.heard = step.heard + 1
+		elseif decision.decision == "choose" then
+			if not entry.region:muted() then entry.region:set_muted(true) end
+			step.muted = step.muted + 1
+		else
+			leaving[#leaving + 1] = entry
+		end
+	end
+	-- A removal renumbers the layering indices of the regions that stay. So that an undo, which puts the regions
+	-- back and then restores the recorded indices, finds no two regions sharing an index, the leaving regions go to
+	-- the top first (their indices recorded) and then out from the top down: the ones that stay keep 0..n-1 and the
+	-- ones put back come above them.
+	for _, entry in ipairs(leaving) do entry.playlist:raise_region_to_top(entry.region) end
+	for n = #leaving, 1, -1 do
+		leaving[n].playlist:remove_region(leaving[n].region)
+		step.removed = step.removed + 1
+	end
+end
+
+-- Apply one decision to the job's regions (DB.job_regions) as one undo step. Returns what the step did: the regions
+-- heard, muted and removed (counts), and its diff commands (Ardour's undo reverts them, last first).
+function DB.apply_decision(session, decision, found)
+	local step = { heard = 0, muted = 0, removed = 0, commands = {} }
+	session:begin_reversible_command("DAW Bridge: " .. DB.describe_decision(decision))
+	-- Relayering renumbers the other regions of a playlist, so every region of a touched playlist is recorded: its
+	-- own changes first and the playlist's last, as Ardour's editor records a layer change, so that an undo puts
+	-- removed regions back before it restores their layers.
+	local ok, why = pcall(function ()
+		for id, playlist in pairs(found.playlists) do
+			playlist:to_stateful():clear_changes()
+			for _, region in ipairs(found.regions_of[id]) do region:to_stateful():clear_changes() end
+		end
+		change_takes(decision, found, step)
+		for id in pairs(found.playlists) do
+			for _, region in ipairs(found.regions_of[id]) do
+				step.commands[#step.commands + 1] = session:add_stateful_diff_command(region:to_statefuldestructible())
+			end
+		end
+		for _, playlist in pairs(found.playlists) do
+			step.commands[#step.commands + 1] = session:add_stateful_diff_command(playlist:to_statefuldestructible())
+		end
+	end)
+	if not ok then
+		session:abort_reversible_command()
+		error(why, 0)
+	end
+	session:commit_reversible_command(nil)
+	return step
+end
+
+-- Apply every pending decision in the session, each once: what was applied ({decision, text, step} each, step nil
+-- when none of the job's takes is on a track any more) and notes on the decisions left alone.
+function DB.apply_decisions(session, drop_folder)
+	local ready, notes = DB.pending_decisions(drop_folder)
+	local applied = {}
+	for _, entry in ipairs(ready) do
+		local decision = entry.decision
+		local found = DB.job_regions(session, DB.take_stems(drop_folder, decision.manifests))
+		local step = #found > 0 and DB.apply_decision(session, decision, found) or nil
+		DB.mark_decided(drop_folder, decision)
+		local text = DB.describe_decision(decision)
+		if not step then
+			text = text .. ": none of its takes is on a track any more"
+		elseif step.heard == 0 and decision.choice > 0 then
+			text = text .. string.format(": variant %d is no longer on a track", decision.choice)
+		end
+		applied[#applied + 1] = { decision = decision, text = text, step = step }
+	end
+	return applied, notes
+end
+
 if DAW_BRIDGE_HEADLESS then
 	DAW_BRIDGE = DB
 	return
@@ -621,7 +868,9 @@ if Editor == nil and type(arg) == "table" then  -- ardour7-lua daw_bridge_import
 		return
 	end
 	AudioEngine:set_backend("None (Dummy)", "", "")
-	local names, notes = DB.import_closed_session(arg[1])
+	local names, notes, decided, decision_notes = DB.import_closed_session(arg[1])
+	for _, applied in ipairs(decided or {}) do print("applied " .. applied.text) end
+	for _, note in ipairs(decision_notes or {}) do print("not applied: " .. note) end
 	for _, name in ipairs(names or {}) do print("imported " .. name) end
 	for _, note in ipairs(notes or {}) do print("not imported: " .. note) end
 	io.stdout:flush()
@@ -634,8 +883,11 @@ end
 
 function factory () return function ()
 	local imported, notes, drop_folder = DB.import_open_session()
+	local decided, decision_notes = DB.apply_decisions(Session, drop_folder)
 	local lines = { string.format("Imported %d result(s) from %s.", #imported, drop_folder) }
+	for _, applied in ipairs(decided) do lines[#lines + 1] = "Applied " .. applied.text end
 	for _, note in ipairs(notes) do lines[#lines + 1] = "Not imported: " .. note end
+	for _, note in ipairs(decision_notes) do lines[#lines + 1] = "Not applied: " .. note end
 	LuaDialog.Message("DAW Bridge", table.concat(lines, "\n"),
-		#notes > 0 and LuaDialog.MessageType.Warning or LuaDialog.MessageType.Info, LuaDialog.ButtonType.Close):run()
+		#notes + #decision_notes > 0 and LuaDialog.MessageType.Warning or LuaDialog.MessageType.Info, LuaDialog.ButtonType.Close):run()
 end end

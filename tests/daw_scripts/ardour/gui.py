@@ -262,10 +262,12 @@ class ArdourGUI:
 
 def regions_in_session_file(session_file: Path) -> list[dict]:
     """Every region on a track's playlist in the saved session file: track, name, position, length, start (the
-    times in samples) and layer (Ardour 7 saves its order as the layering index: higher lies above)."""
+    times in samples), layer (Ardour 7 saves its order as the layering index: higher lies above), muted, and
+    source (the name of its first channel's source file)."""
     root = ET.parse(session_file).getroot()
     superclock = 282240000 // RATE  # Ardour 7's superclock ticks per second over the session rate
     tracks = {route.get("audio-playlist"): route.get("name") for route in root.iter("Route")}
+    sources = {source.get("id"): source.get("name") for source in root.find("Sources")}
 
     def samples(value: str) -> int:  # "a<superclock>" (audio time), or "a<length>@a<position>" for a length
         return int(value.split("@")[0].lstrip("a")) // superclock
@@ -276,7 +278,8 @@ def regions_in_session_file(session_file: Path) -> list[dict]:
         for region in playlist.iter("Region"):
             found.append({"track": track, "name": region.get("name"), "layer": int(region.get("layering-index")),
                           "position": int(region.get("length").split("@a")[1]) // superclock,
-                          "length": samples(region.get("length")), "start": samples(region.get("start"))})
+                          "length": samples(region.get("length")), "start": samples(region.get("start")),
+                          "muted": region.get("muted") == "1", "source": sources.get(region.get("source-0"))})
     return found
 
 
