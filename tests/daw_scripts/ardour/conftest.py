@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from osc_schema import DECISION_FORMAT, DECISIONS_FOLDER
 from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parents[3]
@@ -131,3 +132,13 @@ def ardour(tmp_path_factory) -> Ardour:
 def load(session_file: Path) -> str:
     """Lua that loads the session stored in ``session_file``."""
     return f"load_session({lua_string(str(session_file.parent))}, {lua_string(session_file.stem)})\n"
+
+
+def write_decision(drop: Path, job_id: str, seq: int, decision: str, choice: int, manifests: list[str]) -> None:
+    """A job's decision file as the daemon publishes it (osc_schema's DECISION_FORMAT): renamed into place."""
+    folder = drop / DECISIONS_FOLDER
+    folder.mkdir(exist_ok=True)
+    part = folder / f".{job_id}.json.part"
+    part.write_text(json.dumps({"format": DECISION_FORMAT, "job_id": job_id, "seq": seq, "decision": decision,
+                                "choice": choice, "manifests": manifests, "decided_at": "2026-11-30T07:00:00Z"}))
+    part.rename(folder / f"{job_id}.json")

@@ -8,13 +8,19 @@ the step's recorded diff commands reverted, last first (test_gui_decisions.py us
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from osc_schema import DECISION_FORMAT, DECISIONS_FOLDER
-from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, Ardour, load, lua_string
+from osc_schema import DECISIONS_FOLDER
+from tests.daw_scripts.ardour.conftest import (
+    IMPORT_SCRIPT,
+    RATE,
+    Ardour,
+    load,
+    lua_string,
+    write_decision,
+)
 from tests.daw_scripts.ardour.gui import regions_in_session_file
 from tests.daw_scripts.ardour.test_import_core import manifest
 
@@ -32,13 +38,7 @@ def deliver(drop: Path, stem: str, job_id: str, variant: int, ids: dict) -> None
 
 
 def decide(drop: Path, seq: int, decision: str, choice: int, job_id: str = JOB, manifests: list = MANIFESTS) -> None:
-    """The job's decision file as the daemon publishes it: the latest decision, renamed into place."""
-    folder = drop / DECISIONS_FOLDER
-    folder.mkdir(exist_ok=True)
-    part = folder / f".{job_id}.json.part"
-    part.write_text(json.dumps({"format": DECISION_FORMAT, "job_id": job_id, "seq": seq, "decision": decision,
-                                "choice": choice, "manifests": manifests, "decided_at": "2026-11-30T07:00:00Z"}))
-    part.rename(folder / f"{job_id}.json")
+    write_decision(drop, job_id, seq, decision, choice, manifests)
 
 
 def apply_and_undo(ardour: Ardour, session: Path) -> dict:
