@@ -162,7 +162,8 @@ class JobRecord:
                 "backend": self.spec.backend, "state": self.state.value, "progress": round(self.progress, 3),
                 "message": self.message, "manifests": self.manifests,
                 "error": {"code": self.error_code, "message": self.error_message} if self.error_code else None,
-                "task_id": (self.receipt or {}).get("task_id"), "created": self.created, "updated": self.updated}
+                "task_id": (self.receipt or {}).get("task_id"), "created": self.created, "updated": self.updated,
+                **({"bars": self.origin["bars"]} if self.origin.get("bars") else {})}  # a range chosen in bars
 
 
 Progress = Callable[[float, str], None]

@@ -252,7 +252,8 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "means the job delivered last. choose needs choice; discard takes none.",
                 _args("job_id", "decision"), _args("choice", "reply_port"), ("decided", "error")),
     CommandSpec("bars", "Act on whole bars counted from the DAW's play cursor, as its transport feedback ([midi.daw]: "
-                "REAPER's /time and /tempo/raw, AbletonOSC's current_song_time, tempo and signature) tells it, "
+                "REAPER's /time and /tempo/raw, AbletonOSC's current_song_time, tempo and signature, Ardour's "
+                "/position/time and /position/bbt) tells it, "
                 "on the session context's source (/bridge/context, or the last command). /bridge/selected says "
                 "which bars, in bars and seconds, then the job's replies follow. Bars are counted at the current "
                 "tempo from the timeline's start: bars over which, or before which, the DAW's cursor reported "
@@ -321,8 +322,9 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
               (Arg("range", meaning="Which bars, e.g. \"bars 7-8 (12.000-16.000 s)\" (timeline seconds).", **_TEXT),
                Arg("start", FLOAT, "Start, in seconds of source time.", unit="s"),
                Arg("end", FLOAT, "End, in seconds of source time.", unit="s"),
-               Arg("tempo", FLOAT, "The tempo the bars were counted at (BPM)."),
-               Arg("beats_per_bar", FLOAT, "Beats in a bar (4 unless the DAW said otherwise)."))),
+               Arg("tempo", FLOAT, "The tempo the bars were counted at (BPM); 0 from a DAW that reports none "
+                   "(Ardour: its own bar lines, seen as its transport rolled)."),
+               Arg("beats_per_bar", FLOAT, "Beats in a bar (4 unless the DAW said otherwise; 0 with tempo 0)."))),
     ReplySpec("pong", "Answer to /bridge/ping.",
               (Arg("version", STRING, "The address-space version the daemon speaks (osc_schema VERSION)."),)),
 )}

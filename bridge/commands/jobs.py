@@ -71,7 +71,7 @@ def _list(journal: Journal, as_json: bool) -> int:
         print("no jobs yet")
     for r in records:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
-        rng = f"{r.spec.edit_start:.2f}-{r.spec.edit_end:.2f}s"
+        rng = r.origin.get("bars") or f"{r.spec.edit_start:.2f}-{r.spec.edit_end:.2f}s"
         detail = r.error_message or r.message or (f"{len(r.manifests)} variant(s)" if r.manifests else "")
         print(f"{r.job_id}  {when}  {r.spec.operation:<7} {r.spec.backend:<8} {r.state.value:<18} "
               f"{r.spec.source.name} {rng}  {detail}")

@@ -21,6 +21,7 @@ SELECTION_KEYS = ("source", "position", "item_id", "track_id", "take_id", "drop_
 STEP = 1.0  # seconds: a cursor that moved further forward than this between two reports was located, not played
 HISTORY = 128  # stretches of timeline the history keeps (a locate starts one)
 TEMPO_TOLERANCE = 0.005  # BPM: reports this close are one tempo (REAPER's /tempo/raw is a float)
+MIN_BEATS_APART = 0.25  # two reports this far apart in one bar place its bar line (to about a millisecond)
 
 
 @dataclass(frozen=True)
@@ -35,19 +36,27 @@ class Heard:
 
 @dataclass(frozen=True)
 class Transport:
-    daw: str  # reaper | ableton
+    daw: str  # reaper | ableton | ardour
     cursor: float  # timeline seconds
-    tempo: float  # beats per minute
+    tempo: float = 0.0  # beats per minute; 0: the DAW reports none (Ardour), its bar lines count instead
     beats_per_bar: float = 4.0
     heard: tuple[Heard, ...] = field(default=(), compare=False)  # the history when the transport was read
+    bar: int | None = None  # the DAW's own bar number at the cursor (Ardour's /position/bbt)...
+    beat: float = 0.0  # ...and the beats into that bar
+    bar_lines: tuple[tuple[int, float], ...] = field(default=(), compare=False)  # (bar, timeline start) seen pass
 
     @property
     def bar_seconds(self) -> float:
         return self.beats_per_bar * 60.0 / self.tempo
 
+    @property
+    def daw_name(self) -> str:
+        return {"reaper": "REAPER", "ableton": "Live", "ardour": "Ardour"}.get(self.daw, self.daw)
+
     def describe(self) -> str:
-        daw = {"reaper": "REAPER", "ableton": "Live"}.get(self.daw, self.daw)
-        return f"{self.tempo:g} BPM, {self.beats_per_bar:g} beats a bar, from {daw}'s play cursor"
+        if not self.tempo:
+            return f"{self.daw_name}'s bar lines, from its play cursor"
+        return f"{self.tempo:g} BPM, {self.beats_per_bar:g} beats a bar, from {self.daw_name}'s play cursor"
 
 
 @dataclass(frozen=True)
@@ -56,16 +65,23 @@ class BarRange:
     bars: int
     start: float  # timeline seconds
     end: float
+    counted_at: str = field(default="", compare=False)  # "at 120 BPM", "on Ardour's bar lines"
 
     def describe(self, seconds: bool = True) -> str:
         bars = f"bar {self.first_bar}" if self.bars == 1 else f"bars {self.first_bar}-{self.first_bar + self.bars - 1}"
         return f"{bars} ({self.start:.3f}-{self.end:.3f} s)" if seconds else bars
+
+    def with_tempo(self) -> str:
+        """What a job made on these bars says of its range: "bars 7-8 (12.000-16.000 s) at 120 BPM"."""
+        return f"{self.describe()} {self.counted_at}"
 
 
 def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
     """The whole bars before the one the cursor is in (last), that bar (this), or those from the next bar line on
     (next; from the cursor's bar line when it stands on one). Raises ValidationError when they would start before
     the timeline does."""
+    if not transport.tempo:
+        return _on_bar_lines(transport, anchor, bars)
     length = transport.bar_seconds
     position = transport.cursor / length
     current = math.floor(position + EPSILON / length)  # 0-based bar the cursor is in
@@ -77,9 +93,69 @@ def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
         first = current if position - current < EPSILON / length else current + 1
     if first < 0:
         raise ValidationError("bars", bars, f"reach before the song's start: the cursor is in bar {current + 1}")
-    chosen = BarRange(first + 1, bars, round(first * length, 6), round((first + bars) * length, 6))
+    counted_at = f"at {transport.tempo:g} BPM" + (f", {transport.beats_per_bar:g} beats a bar"
+                                               if transport.beats_per_bar != 4 else "")
+    chosen = BarRange(first + 1, bars, round(first * length, 6), round((first + bars) * length, 6), counted_at)
     _refuse_a_change(transport, chosen)
     return chosen
+
+
+def _on_bar_lines(transport: Transport, anchor: str, bars: int) -> BarRange:
+    """``bar_range`` on the bar lines the DAW's own bar count showed passing (``BarLines``)."""
+    current = transport.bar
+    if anchor == "this":
+        first, bars = current, 1
+    elif anchor == "last":
+        first = current - bars
+    else:
+        first = current if transport.beat < EPSILON else current + 1
+    if first < 1:
+        raise ValidationError("bars", bars, f"reach before the song's start: the cursor is in bar {current}")
+    lines = dict(transport.bar_lines)
+    unseen = [bar for bar in range(first, first + bars + 1) if bar not in lines]
+    if unseen:
+        play = f"bar {unseen[0]}" if len(unseen) == 1 else f"bars {unseen[0]}-{unseen[-1]}"
+        raise ValidationError("bars", bars, f"need bar lines not seen yet: {transport.daw_name} reports no tempo, "
+                                            f"so bars are found as its transport rolls through them: play {play} once "
+                                            f"(the cursor is in bar {current})", shown="")
+    return BarRange(first, bars, lines[first], lines[first + bars], f"on {transport.daw_name}'s bar lines")
+
+
+class BarLines:
+    """Where the DAW's bars start, found from its bar count at the cursor while the transport rolls.
+
+    Ardour's OSC feedback gives the cursor (``/position/time``, to the millisecond) and Ardour's own bar, beat and
+    tick there (``/position/bbt``) but no tempo. Two reports inside one bar put its bar line where the beats count
+    back to 0 (a tempo constant within the bar); a report on beat 1, tick 0 is a bar line itself. Lines come from the
+    DAW's own tempo map, so a tempo change needs no refusal. Kept to the millisecond; the newest report wins.
+    """
+
+    LIMIT = 10000  # bars
+    SECOND_CUT, BEAT_CUT = 0.001, 1 / 1920  # the reports' resolution (Ardour: milliseconds, ticks)
+
+    def __init__(self):
+        self._lines: dict[int, float] = {}
+        self._first: tuple[float, int, float] | None = None  # the first report in the bar the transport rolls in
+
+    def learn(self, cursor: float, bar: int, beat: float) -> None:
+        """A report: the cursor (timeline seconds) is ``beat`` beats into ``bar``."""
+        first = self._first
+        if beat < EPSILON:
+            self._lines[bar] = round(cursor, 3)
+        elif first is not None and first[1] == bar and abs(beat - first[2]) >= MIN_BEATS_APART:
+            seconds_a_beat = (cursor - first[0]) / (beat - first[2])
+            if seconds_a_beat > 0:  # else the tempo map changed under the cursor: start again
+                # Ardour cuts its time to the millisecond and its beats to the tick: the position lay half a unit on
+                line = first[0] + self.SECOND_CUT / 2 - (first[2] + self.BEAT_CUT / 2) * seconds_a_beat
+                self._lines[bar] = round(line, 3)
+                return
+        if first is None or first[1] != bar or abs(beat - first[2]) >= MIN_BEATS_APART:
+            self._first = (cursor, bar, beat)
+        if len(self._lines) > self.LIMIT:
+            del self._lines[next(iter(self._lines))]
+
+    def snapshot(self) -> tuple[tuple[int, float], ...]:
+        return tuple(self._lines.items())
 
 
 def _refuse_a_change(transport: Transport, chosen: BarRange) -> None:

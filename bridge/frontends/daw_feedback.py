@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.audio.wavio import write_text_atomic
-from bridge.frontends.bars import Transport, TransportHistory
+from bridge.frontends.bars import BarLines, Transport, TransportHistory
 from bridge.frontends.osc_wire import OscSocket, encode
 from bridge.models import JobSpec
 from bridge.settings_schema import check_table, defaults
@@ -55,6 +55,7 @@ class SessionContext:
         self.loop: tuple[str, float, float] | None = None  # (daw, timeline start, timeline end)
         self._transport: dict = {}  # what the DAW last told of its transport (daw, cursor, tempo, beats_per_bar)
         self._history = TransportHistory()  # ...and the tempo and signature it told over the timeline
+        self._bar_lines = BarLines()  # ...or, from a DAW that tells no tempo, its bar lines as they passed
         self._loop_range: tuple | None = None  # the (start, end) the loop last set, while it is the latest range
         self._seen: dict = {}
         self._pending: asyncio.TimerHandle | None = None
@@ -116,22 +117,25 @@ class SessionContext:
         self._write()
 
     def follow_transport(self, daw: str, **values: float) -> None:
-        """The DAW's transport moved: ``cursor`` (timeline seconds), ``tempo`` (BPM), ``beats_per_bar``."""
+        """The DAW's transport moved: ``cursor`` (timeline seconds), ``tempo`` (BPM), ``beats_per_bar``; or, from a
+        DAW that tells no tempo, ``cursor`` with the ``bar`` it is in and the ``beat`` into that bar."""
         if self._transport.get("daw") != daw:
-            self._transport, self._history = {"daw": daw}, TransportHistory()
+            self._transport, self._history, self._bar_lines = {"daw": daw}, TransportHistory(), BarLines()
         known = self._transport
         known.update(values)
         if known.get("cursor") is not None and known.get("tempo"):
             self._history.record(known["cursor"], known["tempo"], known.get("beats_per_bar", 4.0))
+        if values.get("bar") is not None:
+            self._bar_lines.learn(known["cursor"], known["bar"], known["beat"])
 
     @property
     def transport(self) -> Transport | None:
         """The DAW's play cursor and tempo, once it told both; built when a bars press asks, not at each of
         REAPER's /time messages (several a second while it plays)."""
         known = self._transport
-        if known.get("cursor") is None or not known.get("tempo"):
+        if known.get("cursor") is None or not (known.get("tempo") or known.get("bar")):
             return None
-        return Transport(**known, heard=self._history.snapshot())
+        return Transport(**known, heard=self._history.snapshot(), bar_lines=self._bar_lines.snapshot())
 
     def selection(self) -> dict:
         """The context as a pad should use it now."""
@@ -211,6 +215,8 @@ class FeedbackSettings:
     ableton_port: int = _DEFAULTS["ableton_port"]  # AbletonOSC listens here
     ableton_reply_port: int = _DEFAULTS["ableton_reply_port"]  # ...and answers here, on the asking host
     ableton_interval: float = _DEFAULTS["ableton_interval"]  # seconds between queries (listeners also push changes)
+    ardour: bool = _DEFAULTS["ardour"]
+    ardour_port: int = _DEFAULTS["ardour_port"]  # Ardour's OSC surface listens here
 
     @classmethod
     def from_table(cls, table: object, source_file: Path | None = None) -> "FeedbackSettings":
@@ -325,6 +331,67 @@ class AbletonFeedback(_OscListener):
         super().close()
 
 
+class ArdourFeedback(_OscListener):
+    """Registers with Ardour's OSC surface for its transport feedback and follows its play cursor and bar count.
+
+    ``/set_surface`` asks for ``/position/bbt`` (Ardour's bar|beat|tick at the cursor), ``/position/time``
+    (hh:mm:ss.mmm) and a heartbeat; Ardour sends them to the port named in the message, the position about ten times
+    a second while it rolls and once after a locate. Its OSC feedback carries no tempo and no signature, so bars are
+    its own bar lines as the daemon sees them pass (``bars.BarLines``). Registered again when the heartbeat stops
+    (Ardour restarted or its surface was reset).
+    """
+
+    FEEDBACK = 8 + 32 + 2048  # heartbeat, /position/bbt, /position/time (Ardour's feedback bits)
+    TICKS_A_BEAT = 1920  # Ardour's ticks
+    SILENCE = 3.0  # seconds without a message (the heartbeat comes every second) before registering again
+
+    def __init__(self, context: SessionContext, ardour: tuple[str, int]):
+        super().__init__(context)
+        self.ardour = ardour
+        self._bbt: tuple[int, float] | None = None  # the bar and beat Ardour sent just before the time
+        self._heard = 0.0
+        self._watch: asyncio.Task | None = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._watch = asyncio.get_running_loop().create_task(self._keep_registered(), name="Ardour OSC feedback")
+
+    async def _keep_registered(self) -> None:
+        while True:
+            if time.monotonic() - self._heard > self.SILENCE:
+                self._register(self.FEEDBACK)
+            await asyncio.sleep(self.SILENCE / 3)
+
+    def _register(self, feedback: int) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            port = self.transport.get_extra_info("sockname")[1]  # Ardour's "manual" port mode needs it named
+            self.transport.sendto(encode("/set_surface", [0, 0, feedback, 0, 0, 0, port]), self.ardour)
+
+    def received(self, address: str, params: list, sender: tuple | None = None) -> None:
+        self._heard = time.monotonic()
+        text = params[0] if params and isinstance(params[0], str) else None
+        if text is None:
+            return
+        try:
+            if address == "/position/bbt":
+                bar, beat, tick = (int(part) for part in text.split("|"))
+                self._bbt = (bar, beat - 1 + tick / self.TICKS_A_BEAT)
+            elif address == "/position/time":
+                hours, minutes, seconds = text.split(":")
+                cursor = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+                bar, beat = self._bbt or (None, 0.0)  # without its bar, the cursor counts no bars
+                self._bbt = None
+                self.context.follow_transport("ardour", cursor=cursor, bar=bar, beat=beat, beats_per_bar=0.0)
+        except ValueError:
+            log.debug("Ardour sent %s %r, not a position", address, text)
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        self._register(0)  # no more feedback to a port nobody reads
+        super().close()
+
+
 async def start_feedback(context: SessionContext, settings: FeedbackSettings,
                          ableton_client=None) -> list[_OscListener]:
     """Bind the feedback sockets the settings ask for; returns the listeners (close each when done).
@@ -350,6 +417,12 @@ async def start_feedback(context: SessionContext, settings: FeedbackSettings,
                     local_addr=(settings.host, settings.ableton_reply_port))
             listeners.append(ableton)
             log.info("following Ableton's loop brace through AbletonOSC at %s:%d", *ableton.live)
+        if settings.ardour:
+            where = (settings.host, settings.ardour_port)
+            _, ardour = await loop.create_datagram_endpoint(lambda: ArdourFeedback(context, where),
+                                                            local_addr=(settings.host, 0))
+            listeners.append(ardour)
+            log.info("following Ardour's play cursor through its OSC surface at %s:%d", *where)
     except OSError:
         for listener in listeners:
             listener.close()

@@ -366,7 +366,8 @@ class MidiFrontend:
         led = (pad.trigger.kind, pad.trigger.number, channel)
         try:
             if pad.command is not None:
-                record = self.service.submit(osc_schema.parse_request(self.request_for(pad)), self._origin(pad))
+                origin = self._origin(pad)
+                record = self.service.submit(osc_schema.parse_request(self.request_for(pad, origin)), origin)
             elif pad.action in PAD_ACTIONS:
                 return self._audition(pad, led)
             else:
@@ -381,13 +382,16 @@ class MidiFrontend:
             self.leds.flash(led, "done")  # an action that starts no job (cancel) still shows it was heard
         return record
 
-    def request_for(self, pad: Pad) -> dict:
-        """The request a command pad sends now: the current selection under the pad's own arguments."""
+    def request_for(self, pad: Pad, origin: dict | None = None) -> dict:
+        """The request a command pad sends now: the current selection under the pad's own arguments (a range in bars
+        is also noted in the job's ``origin``)."""
         selection = self.context.selection()
         request = selection_request(pad.command, selection)
         if pad.bars is not None:
-            _, start, end = bars_on_source(self.context.transport, selection, *pad.bars)
+            chosen, start, end = bars_on_source(self.context.transport, selection, *pad.bars)
             request.update(range_arguments(pad.command, start, end))
+            if origin is not None:
+                origin["bars"] = chosen.with_tempo()
         elif pad.command == "inpaint":
             request.update({k: selection[k] for k in ("start", "end") if selection.get(k) is not None})
         elif selection.get("end") is not None:

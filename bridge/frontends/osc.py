@@ -149,7 +149,8 @@ class OscFrontend(OscSocket):
         request = selection_request(operation, selection)
         request.update(range_arguments(operation, start, end))
         request.update({key: args[key] for key in _BARS_OPTIONS if args[key] is not None})
-        self.service.submit(osc_schema.parse_request(request), {"kind": "osc", "host": target[0], "port": target[1]})
+        self.service.submit(osc_schema.parse_request(request), {"kind": "osc", "host": target[0], "port": target[1],
+                                                                "bars": chosen.with_tempo()})
 
     # -- replies -------------------------------------------------------------------------------------------------
 

@@ -124,7 +124,8 @@ MUSICGPT = Table("musicgpt", "The MusicGPT cloud backend, offered when an API ke
         **_POSITIVE_SECONDS),
 ), tables=(WEBHOOK,))
 
-FEEDBACK = Table("midi.daw", "Optional: follow a DAW's loop points as the pads' session context. Present means on.", (
+FEEDBACK = Table("midi.daw", "Optional: follow a DAW's loop points (the pads' session context) and play cursor (bars). "
+                 "Present means on.", (
     Key("host", **_LOOPBACK, meaning="Where the feedback listeners bind."),
     Key("reaper_port", **_PORT, meaning="REAPER's OSC device sends its feedback here; absent: REAPER is not "
         "followed."),
@@ -133,6 +134,9 @@ FEEDBACK = Table("midi.daw", "Optional: follow a DAW's loop points as the pads' 
     Key("ableton_reply_port", **_PORT, default=11001, meaning="...and answers here, on the asking host."),
     Key("ableton_interval", FLOAT, "Seconds between queries (listeners also push changes).", default=2.0, unit="s",
         min=0.2, max=60),
+    Key("ardour", BOOL, "Follow Ardour's play cursor and bar lines through its OSC surface (Ardour's Preferences > "
+        "Control Surfaces > Open Sound Control); the daemon registers with /set_surface.", default=False),
+    Key("ardour_port", **_PORT, default=3819, meaning="Ardour's OSC surface listens here."),
 ), optional=True)
 
 MIDI = Table("midi", "Optional: hardware pads (any DAW); see docs/midi-mapping.example.toml, `daw-bridge midi ports` "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -53,7 +54,8 @@ def played(context: SessionContext, daw: str, tempo: float, start: float, end: f
 
 
 class _Service:
-    context: dict = {}
+    def __init__(self):
+        self.context = {}
 
 
 @pytest.fixture
@@ -162,6 +164,12 @@ def test_the_last_bars_from_reapers_cursor_become_the_context_and_the_next_bar_i
     assert done is not None and done.name == "done", done
     manifest = json.loads(Path(done.args[1]).read_text())
     assert (manifest["source"]["start"], manifest["source"]["end"], manifest["request_id"]) == (10.0, 12.0, "bars-1")
+    listed, shown = (subprocess.run([sys.executable, "-m", "bridge", "jobs", *action, "--config", str(project.config)],
+                                    capture_output=True, text=True, env=daemon_environment(), check=True).stdout
+                     for action in ([], ["show", done.args[0]]))
+    [line] = [line for line in listed.splitlines() if line.startswith(done.args[0])]
+    assert "inpaint" in line and f"{project.song.name} bar 8 (14.000-16.000 s) at 120 BPM  " in line, line
+    assert json.loads(shown)["bars"] == "bar 8 (14.000-16.000 s) at 120 BPM"
 
 
 PADS = """\
@@ -193,10 +201,11 @@ def test_pads_inpaint_the_last_two_bars_and_extend_the_next_four_from_reapers_cu
             await until(lambda: r.frontend.context.transport is not None, what="REAPER's transport")
             for note in (36, 37):
                 r.frontend.received(mido.Message("note_on", note=note, velocity=90))
-            return [(j.spec.operation, j.spec.start, j.spec.end, j.spec.extend_after, j.spec.duration)
-                    for j in r.jobs()]
+            return [(j.spec.operation, j.spec.start, j.spec.end, j.spec.extend_after, j.spec.duration,
+                     j.summary()["bars"]) for j in r.jobs()]
 
-    assert asyncio.run(story()) == [("inpaint", 7.2, 12.0, None, None), ("extend", None, None, 14.4, 9.6)]
+    assert asyncio.run(story()) == [("inpaint", 7.2, 12.0, None, None, "bars 4-5 (7.200-12.000 s) at 100 BPM"),
+                                    ("extend", None, None, 14.4, 9.6, "bars 7-10 (14.400-24.000 s) at 100 BPM")]
 
 
 def test_reapers_cursor_played_through_a_tempo_change_refuses_bars_across_it(daemon_following_reaper):
@@ -217,8 +226,8 @@ def test_reapers_cursor_played_through_a_tempo_change_refuses_bars_across_it(dae
         while (answer := bars(client, "context", "last", 4))[0] == "error" and "tempo" not in answer[-1]:
             assert time.monotonic() < deadline, answer
             time.sleep(0.05)
-        assert answer == ["error", "/bridge/bars", "", "bars", "bars: tempo changes inside bars 8-11 (118 → 124 BPM "
-                                                                "at 15.2 s): select the range in the DAW instead"]
+        assert answer == ["error", "/bridge/bars", "", "bars", ("bars: tempo changes inside bars 8-11 (118 → 124 BPM "
+                                                                 "at 15.2 s): select the range in the DAW instead")]
         report("/tempo/raw", 118.0)  # the producer goes back to the verse: REAPER reports the tempo there
         report("/time", 4.0)
         while (answer := bars(client, "context", "next", 2))[0] == "error":
@@ -226,3 +235,35 @@ def test_reapers_cursor_played_through_a_tempo_change_refuses_bars_across_it(dae
             time.sleep(0.05)
         assert answer[:2] == ["selected", "bars 3-4 (4.068-8.136 s)"]  # at 118 BPM, before the change: refused no more
         assert answer[2:] == pytest.approx([4.067797, 8.135593, 118.0, 4.0], abs=1e-5)  # OSC floats are 32-bit
+
+
+def ardour_rolled(context: SessionContext, start: float, end: float, tempo: float = 120.0, step: float = 0.0929):
+    """Ardour's OSC feedback while its transport rolled: /position/bbt (ticks cut) then /position/time (to the
+    millisecond, cut), about ten times a second; no tempo."""
+    cursor = start
+    while cursor <= end:
+        beats = cursor * tempo / 60.0
+        bar, beat = divmod(beats, 4.0)
+        context.follow_transport("ardour", cursor=math.floor(cursor * 1000) / 1000, bar=int(bar) + 1,
+                                 beat=math.floor(beat * 1920) / 1920)
+        cursor += step
+
+
+def test_ardours_bar_lines_are_found_as_its_transport_rolls_and_bars_count_on_them(tmp_path):
+    context = SessionContext(_Service(), tmp_path / "context.json")
+    ardour_rolled(context, 0.0, 7.3)  # rolled from the start into bar 4 (6-8 s) at Ardour's default 120 BPM
+    transport = context.transport
+    assert (transport.tempo, transport.bar) == (0.0, 4)
+    assert [round(start, 3) for _, start in sorted(transport.bar_lines)] == [0.0, 2.0, 4.0, 6.0]
+    chosen = bar_range(transport, "last", 3)
+    assert (chosen.describe(), chosen.with_tempo()) == ("bars 1-3 (0.000-6.000 s)",
+                                                        "bars 1-3 (0.000-6.000 s) on Ardour's bar lines")
+    with pytest.raises(ValidationError, match=r"^bars: need bar lines not seen yet: Ardour reports no tempo, so bars "
+                                              r"are found as its transport rolls through them: play bars 5-6 once "
+                                              r"\(the cursor is in bar 4\)$"):
+        bar_range(transport, "next", 1)  # bar 5 (8-10 s): its lines have not passed yet
+    ardour_rolled(context, 7.4, 10.5)  # rolled on into bar 6...
+    context.follow_transport("ardour", cursor=5.0, bar=3, beat=2.0)  # ...then the producer located into bar 3
+    assert bar_range(context.transport, "next", 2).describe() == "bars 4-5 (6.000-10.000 s)"
+    with pytest.raises(ValidationError, match=r"play bar 7 once \(the cursor is in bar 3\)$"):
+        bar_range(context.transport, "next", 3)
