@@ -8,7 +8,13 @@ from __future__ import annotations
 import pytest
 
 from tests.daw_scripts.ardour.conftest import RATE, SCRIPTS, write_decision
-from tests.daw_scripts.ardour.gui import LUA_TIMER_S, regions_in_session_file, running_gui, wait_for, write_result
+from tests.daw_scripts.ardour.gui import (
+    LUA_TIMER_S,
+    regions_in_session_file,
+    running_gui,
+    wait_for,
+    write_result,
+)
 
 HOOK = SCRIPTS / "daw_bridge_background_import.lua"
 JOB = "j-cccc"

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE
+from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, write_decision
 from tests.daw_scripts.ardour.gui import (
     is_image,
     regions_in_session_file,
@@ -79,3 +79,25 @@ def test_an_import_is_one_undo_step(gui):
 
     after = wait_for("the undo", lambda: (names := saved_names()) != before and names, 30, 0.5)
     assert after == [name for name in before if name != "inpaint v1 (conf 0.82): undone"]  # that import, nothing else
+
+
+def test_the_action_applies_a_decision_published_since_it_last_ran(gui):
+    drop = gui.session_file.parent / "daw-bridge"
+    takes = [f"decided_inpaint_20.00-21.00_v{n}_dddd" for n in (1, 2)]
+
+    def sources() -> list[str]:
+        return sorted(r["source"] for r in regions_in_session_file(gui.save()) if r["source"].startswith("decided"))
+
+    for stem in takes:
+        write_result(drop, stem, gui.ids["Song"], 20.0, RATE, 0.82)
+    run_the_action(gui, "decided-imported.png")
+    imported = sources()
+    assert imported == [f"{stem}%L.wav" for stem in takes]
+
+    write_decision(drop, "j-dddd", 1, "discard", 0, [f"{stem}.json" for stem in takes])
+    run_the_action(gui, "decided-discarded.png")
+    assert sources() == []  # both takes off the track: the original sounds again
+    assert (drop / ".ardour-decided").read_text() == "j-dddd\t1\n"
+
+    gui.action("Editor/undo")
+    assert wait_for("the undo", lambda: sources() == imported, 30, 0.5)

@@ -147,3 +147,45 @@ report(IMPORT.add_regions(xml, placements, 6400))
     [second] = root.find("Playlists/Playlist[@id='200']").findall("Region")
     assert (second.get("start"), second.get("length"), second.get("channels")) == (
         f"a{25 * 6400}", f"a{75 * 6400}@a0", "1")
+
+
+def test_a_take_is_found_by_the_file_it_plays_whichever_import_made_it(lua):
+    sources = ["v1_aaaa.wav", "v2_aaaa%L.wav", "v2_aaaa%R.wav", "v1_aaaa-2.wav", "v1_aaaa-1%L.wav",  # its takes
+               "v1_aaaab.wav", "v1_bbbb.wav", "song.wav", "v1_aaaa-x.wav", "v1_aaa.wav"]  # other files
+    found = lua(f"""
+local function region(name)  -- what IMPORT.take_of asks of an Ardour region
+	return {{ source = function () return {{ isnil = function () return false end, name = function () return name end }} end }}
+end
+for _, name in ipairs({{ {", ".join(lua_string("song_inpaint_9.50-15.50_" + s) for s in sources)} }}) do
+	report(IMPORT.take_of(region(name), {{ "song_inpaint_9.50-15.50_v1_aaaa", "song_inpaint_9.50-15.50_v2_aaaa" }}) or 0)
+end
+""")
+    assert found == [1, 2, 2, 1, 1, 0, 0, 0, 0, 0]
+
+
+DECISION = {"format": "daw-bridge.decision/1", "job_id": "j-1", "seq": 2, "decision": "keep", "choice": 2,
+            "manifests": ["a_v1.json", "a_v2.json"], "decided_at": "2026-11-30T07:00:00Z"}
+BAD_DECISIONS = [
+    ({"format": "daw-bridge.decision/2"},
+     "is format daw-bridge.decision/2; this script reads daw-bridge.decision/1 (update the scripts)"),
+    ({"job_id": ""}, "has no job_id"),
+    ({"seq": 0}, "has no seq (1, 2, ...)"),
+    ({"seq": 1.5}, "has no seq (1, 2, ...)"),
+    ({"manifests": []}, "names no manifests"),
+    ({"manifests": ["../a_v1.json"]}, "names a manifest badly"),
+    ({"decision": "maybe"}, "has decision maybe"),
+    ({"choice": 3}, "has choice 3; the job has 2 variant(s)"),
+]
+
+
+def test_decision_files_are_checked_against_the_contract(lua, tmp_path):
+    files = [tmp_path / "good.json"]
+    files[0].write_text(json.dumps(DECISION))
+    for n, (change, _) in enumerate(BAD_DECISIONS):
+        files.append(tmp_path / f"bad-{n}.json")
+        files[-1].write_text(json.dumps({**DECISION, **change}))
+    read = lua("".join(f"""
+local decision, why = IMPORT.read_decision({lua_string(str(path))})
+report(decision and IMPORT.describe_decision(decision) or why)
+""" for path in files))
+    assert read == ["j-1: keep variant 2 (decision 2)"] + [why for _, why in BAD_DECISIONS]
