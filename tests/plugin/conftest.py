@@ -8,6 +8,8 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -124,9 +126,10 @@ def daemon_port():
     listener.close()
 
 
-@pytest.fixture(scope="module")
-def jack_server():
-    """A private JACK dummy server (one per test module): its own name, so no other test's server is touched."""
+@contextmanager
+def private_jack_server() -> Iterator[str]:
+    """A private JACK dummy server (real time: the dummy driver's -w sets its period, not its speed), its own name,
+    so no other server is touched; yields the name."""
     jackd = require_tool("jackd")
     require_tool("jalv")
     name = f"dawbridge-plugin-{uuid.uuid4().hex[:8]}"
@@ -145,3 +148,10 @@ def jack_server():
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@pytest.fixture(scope="module")
+def jack_server():
+    """A private JACK dummy server (one per test module)."""
+    with private_jack_server() as name:
+        yield name

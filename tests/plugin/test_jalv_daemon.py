@@ -22,34 +22,10 @@ from bridge.demo_song import make_song_array
 from tests.conftest import DaemonProcess, Project
 
 from .conftest import only_capture, wait_for_job
-from .jackhost import RATE, Song, hosted
+from .jackhost import RATE, hosted, play_the_gaps_again
 
 FADE = int(RATE * 0.005)
 START, END = 12.0, 14.0
-
-
-def gaps(captures: Path, until: int) -> list[tuple[int, int]]:
-    """Stretches of 0..until (frames) the capture does not hold: a JACK xrun on a loaded machine skips a cycle."""
-    held = sorted((s["timeline_start_frame"], s["timeline_start_frame"] + s["frames"])
-                  for s in only_capture(captures).spans)
-    missing, at = [], 0
-    for first, end in held:
-        if first > at:
-            missing.append((at, first))
-        at = max(at, end)
-    return missing + ([(at, until)] if at < until else [])
-
-
-def play_the_gaps_again(song: Song, captures: Path, until: int) -> None:
-    """What a producer does when the daemon names a span to play: roll over it once more (a few tries)."""
-    for _ in range(5):
-        time.sleep(0.3)  # the capture thread has published what was played
-        missing = gaps(captures, until)
-        if not missing:
-            return
-        for first, end in missing:
-            song.roll(max(0, first - RATE // 4), (end - first) / RATE + 0.5)
-    raise AssertionError(f"the capture still misses {gaps(captures, until)}")
 
 
 def test_a_trigger_in_the_host_comes_back_as_a_variant_played_in_place(jack_server, bundles, tmp_path,
