@@ -284,16 +284,23 @@ function DB.unclaim(drop_folder, manifest_name)
 	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(kept))
 end
 
--- A manifest and its audio checked for import; nil and the reason when it cannot be imported.
-function DB.read_manifest(path)
+-- A JSON file the daemon writes, as a table, when it is of `format`; nil and the reason otherwise.
+function DB.read_json(path, format)
 	local text = DB.read_file(path)
 	if not text then return nil, "cannot be read" end
-	local ok, manifest = pcall(DB.json_decode, text)
-	if not ok then return nil, manifest end
-	if type(manifest) ~= "table" or manifest.format ~= BRIDGE.MANIFEST_FORMAT then
+	local ok, value = pcall(DB.json_decode, text)
+	if not ok then return nil, value end
+	if type(value) ~= "table" or value.format ~= format then
 		return nil, string.format("is format %s; this script reads %s (update the scripts)",
-			tostring(type(manifest) == "table" and manifest.format), BRIDGE.MANIFEST_FORMAT)
+			tostring(type(value) == "table" and value.format), format)
 	end
+	return value
+end
+
+-- A manifest and its audio checked for import; nil and the reason when it cannot be imported.
+function DB.read_manifest(path)
+	local manifest, why = DB.read_json(path, BRIDGE.MANIFEST_FORMAT)
+	if not manifest then return nil, why end
 	for _, key in ipairs({ "audio", "sample_rate", "channels", "frames" }) do
 		if manifest[key] == nil then return nil, "has no " .. key end
 	end
@@ -653,14 +660,8 @@ local function is_count(value, least) return math.type(value) == "integer" and v
 
 -- A decision file checked against the contract; nil and the reason when it cannot be applied.
 function DB.read_decision(path)
-	local text = DB.read_file(path)
-	if not text then return nil, "cannot be read" end
-	local ok, decision = pcall(DB.json_decode, text)
-	if not ok then return nil, decision end
-	if type(decision) ~= "table" or decision.format ~= BRIDGE.DECISION_FORMAT then
-		return nil, string.format("is format %s; this script reads %s (update the scripts)",
-			tostring(type(decision) == "table" and decision.format), BRIDGE.DECISION_FORMAT)
-	end
+	local decision, why = DB.read_json(path, BRIDGE.DECISION_FORMAT)
+	if not decision then return nil, why end
 	if type(decision.job_id) ~= "string" or decision.job_id == "" or decision.job_id:find("[\r\n\t]") then
 		return nil, "has no job_id"
 	end
@@ -717,8 +718,8 @@ end
 function DB.take_stems(drop_folder, manifests)
 	local stems = {}
 	for n, manifest_name in ipairs(manifests) do
-		local ok, manifest = pcall(DB.json_decode, DB.read_file(DB.join(drop_folder, manifest_name)) or "")
-		local audio = ok and type(manifest) == "table" and type(manifest.audio) == "string" and manifest.audio
+		local manifest = DB.read_json(DB.join(drop_folder, manifest_name), BRIDGE.MANIFEST_FORMAT)
+		local audio = manifest and type(manifest.audio) == "string" and manifest.audio
 		stems[n] = DB.basename(audio or manifest_name):gsub("%.[^.]*$", "")
 	end
 	return stems
