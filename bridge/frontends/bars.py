@@ -21,7 +21,7 @@ SELECTION_KEYS = ("source", "position", "item_id", "track_id", "take_id", "drop_
 STEP = 1.0  # seconds: a cursor that moved further forward than this between two reports was located, not played
 HISTORY = 128  # stretches of timeline the history keeps (a locate starts one)
 TEMPO_TOLERANCE = 0.005  # BPM: reports this close are one tempo (REAPER's /tempo/raw is a float)
-MIN_BEATS_APART = 0.25  # two reports this far apart in one bar place its bar line (to about a millisecond)
+MIN_BEATS_APART = 0.25  # reports spread this far in one bar place its bar line
 
 
 @dataclass(frozen=True)
@@ -124,33 +124,45 @@ def _on_bar_lines(transport: Transport, anchor: str, bars: int) -> BarRange:
 class BarLines:
     """Where the DAW's bars start, found from its bar count at the cursor while the transport rolls.
 
-    Ardour's OSC feedback gives the cursor (``/position/time``, to the millisecond) and Ardour's own bar, beat and
-    tick there (``/position/bbt``) but no tempo. Two reports inside one bar put its bar line where the beats count
-    back to 0 (a tempo constant within the bar); a report on beat 1, tick 0 is a bar line itself. Lines come from the
-    DAW's own tempo map, so a tempo change needs no refusal. Kept to the millisecond; the newest report wins.
+    Ardour's OSC feedback gives the cursor (``/position/time``, cut to the millisecond) and Ardour's own bar, beat
+    and tick there (``/position/bbt``) but no tempo. The reports inside one bar lie on a line (a tempo constant
+    within the bar); fitted, it puts the bar line where the beats count back to 0, to well under a millisecond from
+    ten reports a second. A report on beat 1, tick 0 is a bar line itself. The lines come from the DAW's own tempo
+    map, so a tempo change needs no refusal. Kept to the millisecond; the newest reports win.
     """
 
     LIMIT = 10000  # bars
-    SECOND_CUT, BEAT_CUT = 0.001, 1 / 1920  # the reports' resolution (Ardour: milliseconds, ticks)
+    SECOND_CUT = 0.001  # Ardour cuts its time to the millisecond (and rounds its beats to the tick, 1/1920)
 
     def __init__(self):
         self._lines: dict[int, float] = {}
-        self._first: tuple[float, int, float] | None = None  # the first report in the bar the transport rolls in
+        self._exact: set[int] = set()  # bars whose line a report on it gave
+        self._bar: int | None = None  # the bar the last reports were in...
+        self._points: list[tuple[float, float]] = []  # ...and (beat, seconds) there
 
     def learn(self, cursor: float, bar: int, beat: float) -> None:
         """A report: the cursor (timeline seconds) is ``beat`` beats into ``bar``."""
-        first = self._first
-        if beat < EPSILON:
+        if beat < EPSILON:  # on the line: no fit needed, none could do better
             self._lines[bar] = round(cursor, 3)
-        elif first is not None and first[1] == bar and abs(beat - first[2]) >= MIN_BEATS_APART:
-            seconds_a_beat = (cursor - first[0]) / (beat - first[2])
-            if seconds_a_beat > 0:  # else the tempo map changed under the cursor: start again
-                # Ardour cuts its time to the millisecond and its beats to the tick: the position lay half a unit on
-                line = first[0] + self.SECOND_CUT / 2 - (first[2] + self.BEAT_CUT / 2) * seconds_a_beat
-                self._lines[bar] = round(line, 3)
-                return
-        if first is None or first[1] != bar or abs(beat - first[2]) >= MIN_BEATS_APART:
-            self._first = (cursor, bar, beat)
+            self._exact.add(bar)
+        if bar != self._bar:
+            self._bar, self._points = bar, []
+        self._points.append((beat, cursor + self.SECOND_CUT / 2))  # the time lay up to a cut on, half of it likely
+        beats = [b for b, _ in self._points]
+        if max(beats) - min(beats) < MIN_BEATS_APART:
+            return
+        n, mean_beat = len(beats), sum(beats) / len(beats)
+        mean_second = sum(t for _, t in self._points) / n
+        seconds_a_beat = (sum((b - mean_beat) * (t - mean_second) for b, t in self._points)
+                          / sum((b - mean_beat) ** 2 for b in beats))
+        if seconds_a_beat <= 0:  # the tempo map changed under the cursor: start again from this report
+            self._points = self._points[-1:]
+            return
+        line = round(mean_second - mean_beat * seconds_a_beat, 3) + 0.0  # + 0.0: no "-0.000"
+        if bar in self._exact and abs(line - self._lines[bar]) <= 2 * self.SECOND_CUT:
+            return
+        self._exact.discard(bar)
+        self._lines[bar] = line
         if len(self._lines) > self.LIMIT:
             del self._lines[next(iter(self._lines))]
 

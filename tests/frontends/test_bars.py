@@ -238,14 +238,14 @@ def test_reapers_cursor_played_through_a_tempo_change_refuses_bars_across_it(dae
 
 
 def ardour_rolled(context: SessionContext, start: float, end: float, tempo: float = 120.0, step: float = 0.0929):
-    """Ardour's OSC feedback while its transport rolled: /position/bbt (ticks cut) then /position/time (to the
-    millisecond, cut), about ten times a second; no tempo."""
+    """Ardour's OSC feedback while its transport rolled: /position/bbt (to the tick) then /position/time (cut to
+    the millisecond), about ten times a second; no tempo."""
     cursor = start
     while cursor <= end:
         beats = cursor * tempo / 60.0
         bar, beat = divmod(beats, 4.0)
         context.follow_transport("ardour", cursor=math.floor(cursor * 1000) / 1000, bar=int(bar) + 1,
-                                 beat=math.floor(beat * 1920) / 1920)
+                                 beat=round(beat * 1920) / 1920)
         cursor += step
 
 

@@ -118,8 +118,9 @@ def free_display() -> str:
     raise AssertionError("no free X display number")
 
 
-def make_session(ardour: Ardour, folder: Path) -> tuple[Path, dict]:
-    """A session named after ``folder`` with the stereo audio tracks TRACKS and OSC enabled; the tracks' ids."""
+def make_session(ardour: Ardour, folder: Path, setup: str = "") -> tuple[Path, dict]:
+    """A session named after ``folder`` with the stereo audio tracks TRACKS and OSC enabled; the tracks' ids.
+    ``setup``: Lua run in the new session before it is saved (a tempo map, say)."""
     [ids] = ardour.run(f"""
 create_session({lua_string(str(folder))}, {lua_string(folder.name)}, {RATE})
 local ids = {{}}
@@ -128,6 +129,7 @@ for _, name in ipairs({{ {", ".join(lua_string(t) for t in TRACKS)} }}) do
 		ARDOUR.TrackMode.Normal, true):front()
 	ids[name] = track:to_stateful():id():to_s()
 end
+{setup}
 Session:save_state("")
 report(ids)
 """)
@@ -290,10 +292,11 @@ def is_image(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def running_gui(ardour: Ardour, folder: Path, actions: list[tuple[str, str]], hooks: list[tuple[str, str, int]] = ()):
+def running_gui(ardour: Ardour, folder: Path, actions: list[tuple[str, str]], hooks: list[tuple[str, str, int]] = (),
+                setup: str = ""):
     """Ardour's GUI on a new session in ``folder`` (with an empty drop folder); ``ids`` are its tracks' ids and
     ``shots`` the folder for screenshots."""
-    session_file, ids = make_session(ardour, folder / "Sess")
+    session_file, ids = make_session(ardour, folder / "Sess", setup)
     (session_file.parent / "daw-bridge").mkdir()
     gui = ArdourGUI(folder / "home", session_file, actions, hooks)
     gui.ids, gui.shots = ids, folder

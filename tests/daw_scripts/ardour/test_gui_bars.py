@@ -1,7 +1,8 @@
 """The last bar, this bar, the next bar, counted on Ardour's own bar lines: the real Ardour GUI (Ardour 7 under
 Xvfb) rolls and locates through its OSC surface, and a real daemon, registered with that surface ([midi.daw]
 ardour), follows its play cursor and bar count. Ardour's OSC feedback carries no tempo, so the daemon knows the bar
-lines its transport rolled through, and says which bars to play for the others."""
+lines its transport rolled through (across a tempo change: they are Ardour's), and says which bars to play for the
+others."""
 
 from __future__ import annotations
 
@@ -17,10 +18,17 @@ from tests.conftest import DaemonProcess, Project
 from tests.daw_scripts.ardour.conftest import RATE
 from tests.daw_scripts.ardour.gui import running_gui, wait_for
 
+# 120 BPM for bars 1-4 (a bar every 2 s), then 90 BPM from bar 5 at 8 s (every 2.667 s): 10.667, 13.333, 16 ...
+TEMPO_CHANGE = f"""
+local map = Temporal.TempoMap.write_copy()
+map:set_tempo(Temporal.Tempo(90, 90, 4), Temporal.timepos_t(8 * {RATE}))
+Temporal.TempoMap.update(map)
+"""
+
 
 @pytest.fixture(scope="module")
 def gui(ardour, tmp_path_factory):
-    with running_gui(ardour, tmp_path_factory.mktemp("gui-bars"), []) as gui:
+    with running_gui(ardour, tmp_path_factory.mktemp("gui-bars"), [], setup=TEMPO_CHANGE) as gui:
         yield gui
 
 
@@ -50,30 +58,30 @@ def test_bars_from_ardours_cursor_on_the_bar_lines_its_transport_rolled_through(
             wait_for("the daemon to follow Ardour", lambda: "play bar 2 once" in bars("context", "this", 1)[-1], 30,
                      0.3)
 
-            gui.osc("/transport_play", "")  # Ardour's default tempo map: 120 BPM, 4/4, a bar every 2 s
-            wait_for("Ardour's cursor in bar 6 (10-12 s)", lambda: cursor_bar() >= 6, 60, 0.2)
+            gui.osc("/transport_play", "")
+            wait_for("Ardour's cursor in bar 8 (16-18.667 s)", lambda: cursor_bar() >= 8, 60, 0.2)
             gui.osc("/transport_stop", "")
-            def located() -> bool:  # stopped, in bar 3 on its fourth beat (sent again: Ardour may still be stopping)
-                gui.osc("/locate", "ii", round(5.5 * RATE), 0)
-                return cursor_bar() == 3
+
+            def located() -> bool:  # stopped at 12 s, in bar 6 on its third beat (sent again: Ardour may be stopping)
+                gui.osc("/locate", "ii", 12 * RATE, 0)
+                return cursor_bar() == 6
 
             wait_for("the daemon to see the locate", located, 30, 0.5)
-
-            for anchor, count, expected, start in (("this", 1, "bar 3 (4.000-6.000 s)", 3.5),
-                                                   ("last", 2, "bars 1-2 (0.000-4.000 s)", -0.5),
-                                                   ("next", 2, "bars 4-5 (6.000-10.000 s)", 5.5)):
-                answer = bars("context", anchor, count)
-                assert answer[:2] == ["selected", expected], answer
-                assert answer[2:] == pytest.approx([start, start + 2.0 * count, 0.0, 0.0], abs=1e-5)
-            answer = bars("context", "next", 8)  # bars 4-11: Ardour stopped long before bar 12's line
+            answer = bars("context", "next", 8)  # bars 7-14: Ardour stopped long before bar 15's line
             assert answer[:4] == ["error", "/bridge/bars", "", "bars"]
             assert answer[4].startswith("bars: need bar lines not seen yet: Ardour reports no tempo, so bars are "
                                         "found as its transport rolls through them: play bars "), answer
-            assert answer[4].endswith("-12 once (the cursor is in bar 3)"), answer
+            assert answer[4].endswith("-15 once (the cursor is in bar 6)"), answer
+            for anchor, count, expected, start, end in (("this", 1, "bar 6 (10.667-13.333 s)", 10.167, 12.833),
+                                                        ("last", 5, "bars 1-5 (0.000-10.667 s)", -0.5, 10.167),
+                                                        ("last", 2, "bars 4-5 (6.000-10.667 s)", 5.5, 10.167)):
+                answer = bars("context", anchor, count)  # across the tempo change: on Ardour's own bar lines
+                assert answer[:2] == ["selected", expected], answer
+                assert answer[2:] == pytest.approx([start, end, 0.0, 0.0], abs=1e-5)
         wait_for("the context to hold bars 4-5", lambda: json.loads(
             (project.state / "context.json").read_text())["context"].get("start") == 5.5, 10, 0.1)
         context = json.loads((project.state / "context.json").read_text())
-        assert (context["context"]["end"], context["bars"]) == (9.5, ("bars 4-5 (6.000-10.000 s) at Ardour's bar "
-                                                                       "lines, from its play cursor"))
+        assert (context["context"]["end"], context["bars"]) == (10.167, ("bars 4-5 (6.000-10.667 s) at Ardour's bar "
+                                                                         "lines, from its play cursor"))
     finally:
         daemon.stop()
