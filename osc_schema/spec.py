@@ -257,7 +257,8 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "on the session context's source (/bridge/context, or the last command). /bridge/selected says "
                 "which bars, in bars and seconds, then the job's replies follow. Bars are counted at the current "
                 "tempo from the timeline's start: bars over which, or before which, the DAW's cursor reported "
-                "another tempo or signature are refused, with where it changed.",
+                "another tempo or signature are refused, with where it changed. Ardour reports no tempo: its bars "
+                "are its own bar lines, seen as its transport rolled through them.",
                 _args("operation", "anchor", "bars"),
                 _args("prompt", "num_outputs", "backend", "delivery", "request_id", "reply_port", no_defaults=True),
                 ("selected", *_JOB_REPLIES)),

@@ -241,7 +241,8 @@ def bars_on_source(transport: Transport | None, selection: dict, anchor: str, ba
     """The bars from the cursor, and their start and end in source seconds (through the selection's position)."""
     if transport is None:
         raise ValidationError("bars", bars, "need the DAW's play cursor and tempo: add [midi.daw] to the daemon's "
-                                            "config (reaper_port, or ableton = true) and let the DAW send them")
+                                            "config (reaper_port, ableton = true or ardour = true) and let the DAW "
+                                            "send them")
     chosen = bar_range(transport, anchor, bars)
     position = selection.get("position") or 0.0
     return chosen, round(chosen.start - position, 6), round(chosen.end - position, 6)

@@ -17,7 +17,7 @@ import pytest
 
 from bridge.client import BridgeClient
 from bridge.frontends.bars import Transport, TransportHistory, bar_range
-from bridge.frontends.daw_feedback import SessionContext
+from bridge.frontends.daw_feedback import ArdourFeedback, SessionContext
 from bridge.frontends.osc_wire import encode
 from osc_schema import ValidationError
 from tests.conftest import DaemonProcess, Project, daemon_environment, free_udp_port
@@ -267,3 +267,17 @@ def test_ardours_bar_lines_are_found_as_its_transport_rolls_and_bars_count_on_th
     assert bar_range(context.transport, "next", 2).describe() == "bars 4-5 (6.000-10.000 s)"
     with pytest.raises(ValidationError, match=r"play bar 7 once \(the cursor is in bar 3\)$"):
         bar_range(context.transport, "next", 3)
+
+
+def test_ardours_feedback_in_another_shape_moves_nothing(tmp_path):
+    context = SessionContext(_Service(), tmp_path / "context.json")
+    ardour = ArdourFeedback(context, ("127.0.0.1", 9))
+    for address, params in (("/position/bbt", ["003|02|0960"]), ("/position/time", ["00:00:05.000"])):
+        ardour.received(address, params)
+    assert (context.transport.cursor, context.transport.bar, context.transport.beat) == (5.0, 3, 1.5)
+    for address, params in (("/position/bbt", ["3 2 960"]), ("/position/bbt", [3]), ("/position/time", ["5 s"]),
+                            ("/position/time", []), ("/heartbeat", [1.0])):
+        ardour.received(address, params)  # ignored, as any OSC surface message the daemon has no use for
+    assert (context.transport.cursor, context.transport.bar) == (5.0, 3)
+    ardour.received("/position/time", ["00:00:07.250"])  # a time without its bar|beat|tick counts no bars
+    assert context.transport is None
