@@ -5,7 +5,9 @@
 // reads variant buffers it was handed by an atomic pointer: no allocation, lock, wait, file or socket call. The
 // background thread (started in the constructor, joined in the destructor) drains the rings every 20 ms, does every
 // file operation, owns the UDP socket (its port is the instance's reply port), loads delivered variants and swaps
-// them in; a replaced set is freed only once run() has finished a block after the swap (epoch counter). The host's
+// them in; a replaced set is freed only once run() has finished a block after the swap (epoch counter). A decision
+// the daemon reports (/bridge/decided: choose, keep or discard from a pad, the voice or the CLI) reaches run() as one
+// atomic that overrides the Variant parameter until the host changes it. The host's
 // state calls (getState/setState, on its own thread) share only a mutex-guarded copy of the job with the background
 // thread, which does the restoring; run() never takes that lock.
 //
@@ -405,10 +407,15 @@ enum Marks : uint32_t { kMarkStart = 1, kMarkEnd = 2 };
 // The State output parameter; stable numbers, documented in the README.
 enum JobState : int {
     kIdle = 0, kSent = 1, kWorking = 2, kReady = 3, kFailed = 4, kCancelled = 5, kRefused = 6, kLoadFailed = 7,
-    kNoAnswer = 8,
+    kNoAnswer = 8, kChosen = 9, kDiscarded = 10,
 };
 static const char* const kJobStateNames[] = {"idle", "sent", "working", "ready", "failed", "cancelled", "refused",
-                                             "load_failed", "no_answer"};
+                                             "load_failed", "no_answer", "chosen", "discarded"};
+
+// What the producer decided about the job outside the host (/bridge/decided: pads, voice, CLI), as run() reads it:
+// n >= 0 plays variant n whatever the Variant parameter says, until that parameter next changes.
+static constexpr int kNoDecision = -1;  // the Variant parameter chooses
+static constexpr int kForgotten = -2;   // discarded: the original plays, whatever the parameter says
 
 // Every parameter as the host sees it, in Parameters order. Presses are rising edges of plain on/off parameters, not
 // DPF triggers: DPF 1.6's VST3 wrapper drops a trigger a JUCE-based host (pedalboard, DawDreamer) sets, and
@@ -435,7 +442,7 @@ static const ParameterSpec kParameterSpecs[kParameterCount] = {
     {kSwitch, "A/B", "ab", "", 0, 0, 1},
     {kSwitch, "Match loudness", "match", "", 0, 0, 1},
     {kParameterIsOutput, "Progress", "progress", "", 0, 0, 1},
-    {kParameterIsOutput | kParameterIsInteger, "State", "state", "", 0, 0, float(kNoAnswer)},
+    {kParameterIsOutput | kParameterIsInteger, "State", "state", "", 0, 0, float(kDiscarded)},
     {kParameterIsOutput | kParameterIsInteger, "Variants loaded", "variants", "", 0, 0, 16},
     {kParameterIsOutput, "Marked start", "marked_start", "s", 0, 0, 36000},
     {kParameterIsOutput, "Marked end", "marked_end", "s", 0, 0, 36000},
@@ -562,7 +569,11 @@ protected:
             fRequests.fetch_or(1u << index, std::memory_order_release);
         else if ((index == kMarkIn || index == kMarkOut) && pressed)
             fMarks.fetch_or(index == kMarkIn ? kMarkStart : kMarkEnd, std::memory_order_relaxed);
-        else if ((index == kRangeStart || index == kRangeEnd) && value != before) {
+        else if (index == kVariant && value != before) {
+            int decided = fDecided.load(std::memory_order_relaxed);  // the host's choice takes over from a decision
+            if (decided >= 0)
+                fDecided.compare_exchange_strong(decided, kNoDecision, std::memory_order_relaxed);
+        } else if ((index == kRangeStart || index == kRangeEnd) && value != before) {
             // the range set last wins: the marks count again once both are pressed anew
             fMarked.store(false, std::memory_order_relaxed);
             fMarkIn.store(-1, std::memory_order_relaxed);
@@ -593,7 +604,9 @@ protected:
 
         const Playback* playback = fPlayback.load(std::memory_order_seq_cst);
         const int variants = playback ? int(playback->variants.size()) : 0;
-        int chosen = int(std::lround(fValues[kVariant].load(std::memory_order_relaxed)));
+        const int decided = fDecided.load(std::memory_order_relaxed);
+        int chosen = decided == kNoDecision ? int(std::lround(fValues[kVariant].load(std::memory_order_relaxed)))
+                                            : std::max(decided, 0);
         if (chosen < 0 || chosen > variants)
             chosen = 0;
         if (fValues[kCompare].load(std::memory_order_relaxed) > 0.5f)  // A/B held: the other side
@@ -612,6 +625,7 @@ protected:
             passThrough(inputs, outputs, 0, frames);
         else
             play(*playback, inputs, outputs, frames, firstFrame);
+        fHearingInput.store(fHeard == 0 && fFadeLeft == 0, std::memory_order_release);  // no variant read now
         if (playback != nullptr)  // this block no longer reads the Playback it loaded (once set, never null again)
             fRunEpoch.fetch_add(1, std::memory_order_seq_cst);
 #ifdef DAW_BRIDGE_RT_CHECK
@@ -880,6 +894,68 @@ private:
                 if (args[i].type == 's')
                     manifests.push_back(args[i].text);
             load(manifests);
+        } else if (address == "/bridge/decided" && args.size() >= 4 && args[2].type == 'i' && args[3].type == 'i') {
+            decide(text(args, 1), int(args[2].number), int(args[3].number));
+        }
+    }
+
+    // The producer chose, kept or discarded this job's variants outside the host. choose/keep n: variant n plays
+    // (0: the original) until the Variant parameter next changes; discard: the original plays and the variants are
+    // forgotten. A decision older than (or the same as) the last one applied is a repeat: ignored.
+    void decide(const std::string& decision, int choice, int seq)
+    {
+        if (seq <= fJob.decisionSeq || !applies(decision, choice))
+            return;
+        fJob.decisionSeq = seq;
+        apply(decision, choice);
+    }
+
+    // A discard always applies; a choice only to variants loaded (0 being the original).
+    bool applies(const std::string& decision, int choice) const
+    {
+        if (decision == "discard")
+            return true;
+        return (decision == "choose" || decision == "keep") && (fJob.state == kReady || fJob.state == kChosen)
+            && choice >= 0 && choice <= int(fJob.manifests.size());
+    }
+
+    void apply(const std::string& decision, int choice)
+    {
+        fJob.decision = decision;
+        fJob.choice = decision == "discard" ? 0 : choice;
+        if (decision == "discard") {
+            forget();
+            return;
+        }
+        fDecided.store(choice, std::memory_order_release);
+        setJobState(kChosen, (decision == "keep" ? "kept " : "chose ")
+                                 + (choice ? "variant " + std::to_string(choice) : std::string("the original"))
+                                 + " outside the host; the Variant parameter chooses again once it changes");
+    }
+
+    // Discarded: run() fades to the input at its next block; the set itself is dropped once nothing reads it.
+    void forget()
+    {
+        fDecided.store(kForgotten, std::memory_order_release);
+        fForgetting = fPlayback.load(std::memory_order_seq_cst) != nullptr;
+        fJob.manifests.clear();
+        fJob.gains.clear();
+        fValues[kVariants].store(0.0f, std::memory_order_relaxed);
+        setJobState(kDiscarded, "discarded outside the host: the original plays");
+    }
+
+    // Background loop: a decision's end (the Variant parameter changed), and a discarded set let go of once run() no
+    // longer plays from it (its fade to the input is over).
+    void followDecision()
+    {
+        if (fJob.state == kChosen && fDecided.load(std::memory_order_acquire) == kNoDecision) {
+            fJob.decision.clear();
+            setJobState(kReady, "the Variant parameter chooses again");
+        }
+        if (fForgetting && fHearingInput.load(std::memory_order_acquire)) {
+            Playback* old = fPlayback.exchange(new Playback, std::memory_order_seq_cst);
+            fRetired.emplace_back(old, fRunEpoch.load(std::memory_order_seq_cst));
+            fForgetting = false;
         }
     }
 
@@ -908,6 +984,8 @@ private:
         Playback* old = fPlayback.exchange(playback, std::memory_order_seq_cst);
         if (old != nullptr)
             fRetired.emplace_back(old, fRunEpoch.load(std::memory_order_seq_cst));
+        fDecided.store(kNoDecision, std::memory_order_release);  // the new set plays as the Variant parameter says
+        fForgetting = false;
         fValues[kProgress].store(1.0f, std::memory_order_relaxed);
         setJobState(kReady);
     }
@@ -957,10 +1035,26 @@ private:
             for (const dawbridge::JsonValue& item : list->items)
                 if (item.type == dawbridge::JsonValue::String)
                     manifests.push_back(item.text);
-        if (manifests.empty())
+        // the decision that held when the project was saved ("" when none did), and its choice and number
+        const dawbridge::JsonValue* held = job.get("decision");
+        const dawbridge::JsonValue none;
+        const dawbridge::JsonValue& decision = held && held->type == dawbridge::JsonValue::Object ? *held : none;
+        const auto number = [&decision](const char* key) {
+            const dawbridge::JsonValue* value = decision.get(key);
+            return value && value->type == dawbridge::JsonValue::Number ? int(value->number) : 0;
+        };
+        const dawbridge::JsonValue* kind = decision.get("decision");
+        const std::string decided = kind && kind->type == dawbridge::JsonValue::String ? kind->text : std::string();
+        fJob.decisionSeq = number("seq");
+        if (decided == "discard") {
+            apply(decided, 0);
+        } else if (manifests.empty()) {
             setJobState(kIdle, "restored from the project without results (the job had not delivered when it was saved)");
-        else
+        } else {
             load(manifests);
+            if (applies(decided, number("choice")))
+                apply(decided, number("choice"));
+        }
     }
 
     // A replaced set may still be read by the block that loaded it before the swap; that block ends by advancing
@@ -996,7 +1090,12 @@ private:
             + ", \"job_id\": " + jsonString(fJob.jobId) + ", \"state\": " + jsonString(kJobStateNames[fJob.state])
             + ", \"progress\": " + progress + ", \"message\": " + jsonString(fJob.message)
             + ", \"manifests\": " + manifests + "], \"gains\": " + gains + "], \"variant\": "
-            + std::to_string(int(std::lround(fValues[kVariant].load()))) + "}";
+            + std::to_string(int(std::lround(fValues[kVariant].load()))) + ", \"decision\": "
+            + (fJob.decisionSeq == 0 ? std::string("null")
+                                     : "{\"decision\": " + jsonString(fJob.decision) + ", \"choice\": "
+                                           + std::to_string(fJob.choice) + ", \"seq\": "
+                                           + std::to_string(fJob.decisionSeq) + "}")
+            + "}";
     }
 
     void backgroundLoop()
@@ -1017,6 +1116,7 @@ private:
                 setJobState(kNoAnswer, "no answer from the daemon on 127.0.0.1:"
                                         + std::to_string(int(fValues[kDaemonPort].load())));
             restore();
+            followDecision();
             retire();
             const std::string job = jobJson();
             fWriter.noteJob(job);
@@ -1043,6 +1143,10 @@ private:
         std::string requestId, jobId, operation, message;
         std::vector<std::string> manifests;
         std::vector<float> gains;  // each variant's loudness-matching gain, in variant order
+        // the last decision applied (/bridge/decided): its kind while it holds ("" once the Variant parameter took
+        // over again), the variant it chose, its number (0: none yet)
+        std::string decision;
+        int choice = 0, decisionSeq = 0;
         JobState state = kIdle;
         std::chrono::steady_clock::time_point sentAt;
     };
@@ -1062,6 +1166,10 @@ private:
     // playback: the set run() reads, and run()'s block counter that says when a replaced set is no longer read
     std::atomic<Playback*> fPlayback{nullptr};
     std::atomic<uint64_t> fRunEpoch{0};
+    // a decision's override of the Variant parameter (kNoDecision, kForgotten, or the variant to play), and whether
+    // run()'s last block read no variant (set by run(); a discarded set is let go of then)
+    std::atomic<int> fDecided{kNoDecision};
+    std::atomic<bool> fHearingInput{true};
     // run()'s own: the source heard (see sourceAt), the one faded from, frames of that fade left
     int fHeard = 0, fFadingFrom = 0;
     uint32_t fFadeLeft = 0;
@@ -1073,6 +1181,7 @@ private:
     int fReplyPort = 0;
     uint32_t fRequestCount = 0;
     Job fJob;
+    bool fForgetting = false;  // a discarded set waits for run() to stop reading it
     std::vector<std::pair<Playback*, uint64_t>> fRetired;
     std::vector<float> fInterleaved;  // a captured block on its way from the ring to the WAV
     // the project's state: what getState returns, and a state the host set that the background thread has to restore

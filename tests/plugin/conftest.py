@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from bridge.frontends.osc_wire import decode, encode
 from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, require_tool
 
@@ -114,6 +116,29 @@ def deliver(folder: Path, job_id: str, request_id: str, span_start: float,
         (folder / f"{name[:-4]}.json").write_text(json.dumps(manifest, indent=2))
         manifests.append(str(folder / f"{name[:-4]}.json"))
     return manifests[::-1], heard
+
+
+class Answered(NamedTuple):
+    instance: str
+    request_id: str
+    manifests: list[str]
+    variants: list[np.ndarray]
+    reply_to: tuple[str, int]  # the instance's reply port
+    job: dict  # as the capture index reports it once loaded
+
+
+def answer_with_variants(daemon: socket.socket, captures: Path, folder: Path, job_id: str, span_start: float,
+                         seconds: float) -> Answered:
+    """The stand-in daemon's side of an Inpaint press: the plugin's request taken, accepted as `job_id`, two variants
+    delivered into `folder` (see deliver) and /bridge/done sent; returns once the plugin reports them loaded."""
+    datagram, reply_to = daemon.recvfrom(65536)
+    [(_, args)] = decode(datagram)
+    instance, request_id = args[5], args[9]
+    manifests, variants = deliver(folder, job_id, request_id, span_start, seconds)
+    daemon.sendto(encode("/bridge/accepted", [request_id, job_id]), reply_to)
+    daemon.sendto(encode("/bridge/done", [job_id, *manifests]), reply_to)
+    job = wait_for_job(captures, ("ready",), instance=instance)
+    return Answered(instance, request_id, manifests, variants, reply_to, job)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 
 from bridge.frontends.osc_wire import decode, encode
 
-from .conftest import deliver, only_capture, wait_for_job
+from .conftest import answer_with_variants, deliver, only_capture, wait_for_job
 from .jackhost import NOISE, RATE, Jalv, hosted
 
 FADE = int(RATE * 0.005)  # 240 frames
@@ -176,12 +176,8 @@ def test_ab_switches_between_the_original_and_the_loudness_matched_variant_witho
         song.recording = True
         song.roll(10 * RATE, 3.5)  # the capture holds the span: the original's loudness there is known
         plugin.command("set inpaint 1")
-        datagram, reply_to = daemon.recvfrom(65536)
-        request_id = decode(datagram)[0][1][9]
-        manifests, variants = deliver(tmp_path / "drop", "j-ab", request_id, span_start, seconds)
-        daemon.sendto(encode("/bridge/accepted", [request_id, "j-ab"]), reply_to)
-        daemon.sendto(encode("/bridge/done", ["j-ab", *manifests]), reply_to)
-        job = wait_for_job(plugin.captures, ("ready",))
+        _, _, _, variants, _, job = answer_with_variants(daemon, plugin.captures, tmp_path / "drop", "j-ab",
+                                                         span_start, seconds)
         plugin.command("set variant 1")
         plugin.command("set match 1")
         time.sleep(0.2)

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from bridge.frontends.osc_wire import decode, encode
+from bridge.frontends.osc_wire import encode
 
-from .conftest import deliver, wait_for_job
+from .conftest import answer_with_variants, wait_for_job
 
 pedalboard = pytest.importorskip("pedalboard")  # in the test extra; absent only outside `pip install -e '.[test]'`
 
@@ -45,43 +45,75 @@ def test_nothing_is_captured_while_the_host_is_not_playing(plugin, tmp_path):
     assert not (tmp_path / "captures").exists()
 
 
+SILENCE = np.zeros((2, 512), np.float32)
+
+
+def delivered(bundles, tmp_path, daemon, job_id: str):
+    """A new instance whose inpaint the stand-in daemon answered with two variants, once they are loaded."""
+    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    # set by normalized value: pedalboard snaps values set by name to 1001 steps of the range
+    plugin.parameters["daemon_osc_port"].raw_value = (daemon.getsockname()[1] - 1) / 65534
+    plugin.inpaint = True
+    plugin.process(SILENCE, 48000)  # the host hands parameter changes to the plugin with a block
+    answered = answer_with_variants(daemon, tmp_path / "captures", tmp_path / "drop" / job_id, job_id, 1.0, 1.0)
+    assert answered.job["manifests"] == answered.manifests
+    return plugin, answered
+
+
+def reopened(bundles, captures, project_state: bytes):
+    """A new instance given the saved project's state: (the instance, its name once its index is written)."""
+    before = {p.name for p in captures.iterdir()}
+    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    plugin.raw_state = project_state
+    plugin.process(SILENCE, 48000)
+    deadline = time.monotonic() + 5
+    while not (new := [p.name for p in captures.iterdir() if p.name not in before]) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the restored instance writes its index once it has the job back
+    assert len(new) == 1, new
+    return plugin, new[0]
+
+
 def test_the_job_and_the_chosen_variant_are_saved_with_the_project_and_reloaded(bundles, tmp_path, monkeypatch,
                                                                               daemon_port):
     """A producer's story: variants came back and they chose variant 2; they save the project (the host asks for
     the plugin's state) and reopen it later: the new instance has the job, variant 2 and its variants loaded."""
     captures = tmp_path / "captures"
     monkeypatch.setenv("DAW_BRIDGE_CAPTURE_DIR", str(captures))
-    daemon = daemon_port
-    silence = np.zeros((2, 512), np.float32)
-    saving = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
-    # set by normalized value: pedalboard snaps values set by name to 1001 steps of the range
-    saving.parameters["daemon_osc_port"].raw_value = (daemon.getsockname()[1] - 1) / 65534
-    saving.inpaint = True
-    saving.process(silence, 48000)  # the host hands parameter changes to the plugin with a block
-    datagram, reply_to = daemon.recvfrom(65536)
-    [(_, args)] = decode(datagram)
-    instance, request_id = args[5], args[9]
-    manifests, _ = deliver(tmp_path / "drop", "j-saved", request_id, 1.0, 1.0)
-    daemon.sendto(encode("/bridge/accepted", [request_id, "j-saved"]), reply_to)
-    daemon.sendto(encode("/bridge/done", ["j-saved", *manifests]), reply_to)
-    assert wait_for_job(captures, ("ready",), instance=instance)["manifests"] == manifests
+    saving, answered = delivered(bundles, tmp_path, daemon_port, "j-saved")
+    instance, request_id, manifests = answered.instance, answered.request_id, answered.manifests
     saving.variant = 2
-    saving.process(silence, 48000)
+    saving.process(SILENCE, 48000)
     deadline = time.monotonic() + 5  # the background thread notes the chosen variant in the index and the state
     while wait_for_job(captures, ("ready",), instance=instance).get("variant") != 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     project_state = saving.raw_state
     del saving
 
-    before = {p.name for p in captures.iterdir()}
-    reopened = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
-    reopened.raw_state = project_state
-    reopened.process(silence, 48000)
-    deadline = time.monotonic() + 5
-    while not (new := [p.name for p in captures.iterdir() if p.name not in before]) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the restored instance writes its index once it has the job back
-    assert len(new) == 1, new
-    job = wait_for_job(captures, ("ready",), instance=new[0])
+    plugin, instance = reopened(bundles, captures, project_state)
+    job = wait_for_job(captures, ("ready",), instance=instance)
     assert (job["job_id"], job["request_id"], job["manifests"], job["variant"]) == (
         "j-saved", request_id, manifests, 2)
-    assert reopened.variant == 2
+    assert plugin.variant == 2
+
+
+@pytest.mark.parametrize("decision, choice, state", [("choose", 2, "chosen"), ("discard", 0, "discarded")])
+def test_a_decision_from_outside_the_host_is_saved_with_the_project_and_holds_again(bundles, tmp_path, monkeypatch,
+                                                                                    daemon_port, decision, choice,
+                                                                                    state):
+    """A producer's story: with the host's Variant on 0 they chose variant 2 from a pad (or discarded the job); the
+    daemon told the instance (/bridge/decided). They save the project and reopen it: the decision holds again,
+    variant 2 chosen over the host's 0 (or the variants forgotten)."""
+    captures = tmp_path / "captures"
+    monkeypatch.setenv("DAW_BRIDGE_CAPTURE_DIR", str(captures))
+    saving, answered = delivered(bundles, tmp_path, daemon_port, "j-decided")
+    daemon_port.sendto(encode("/bridge/decided", ["j-decided", decision, choice, 1]), answered.reply_to)
+    saved = wait_for_job(captures, (state,), instance=answered.instance)
+    project_state = saving.raw_state
+    del saving
+
+    plugin, instance = reopened(bundles, captures, project_state)
+    job = wait_for_job(captures, (state,), instance=instance)
+    assert job["decision"] == saved["decision"] == {"decision": decision, "choice": choice, "seq": 1}
+    assert job["manifests"] == (answered.manifests if decision == "choose" else [])
+    assert len(job["gains"]) == (2 if decision == "choose" else 0)  # one per variant loaded
+    assert (job["variant"], plugin.variant) == (0, 0)
