@@ -728,7 +728,7 @@ end
 -- The take (1..n) a region plays, found by its source file's name, which both imports derive from the delivered
 -- file's: "<stem>.wav" (the terminal's import), "<stem>%L.wav" and "<stem>%R.wav" (the editor's, one file per
 -- channel), with "-N" before the channel mark when the session already had a file of that name. A region the
--- producer split or trimmed keeps its source, so it is still found; the producer's own regions never match.
+-- producer split, trimmed or renamed keeps its source, so it is still found; a region of any other file is not.
 function DB.take_of(region, stems)
 	local source = region:source(0)
 	if source:isnil() then return nil end
@@ -890,5 +890,6 @@ function factory () return function ()
 	for _, note in ipairs(notes) do lines[#lines + 1] = "Not imported: " .. note end
 	for _, note in ipairs(decision_notes) do lines[#lines + 1] = "Not applied: " .. note end
 	LuaDialog.Message("DAW Bridge", table.concat(lines, "\n"),
-		#notes + #decision_notes > 0 and LuaDialog.MessageType.Warning or LuaDialog.MessageType.Info, LuaDialog.ButtonType.Close):run()
+		#notes + #decision_notes > 0 and LuaDialog.MessageType.Warning or LuaDialog.MessageType.Info,
+		LuaDialog.ButtonType.Close):run()
 end end
