@@ -5,7 +5,8 @@ can, the beats in a bar (4/4 otherwise). Bars are counted from the timeline's st
 feedback reports its tempo map, so the tempo and signature it reported while its cursor moved are kept
 (``TransportHistory``): a bars selection is refused, with the reason, when the timeline up to its end (or up to the
 cursor, when that lies later) was reported at another tempo or signature, since the bar lines counted at the
-cursor's tempo would not be the DAW's there.
+cursor's tempo would not be the DAW's there. Ardour reports no tempo but its own bar count at the cursor: its bar
+lines are found as they pass (``BarLines``), and its bars are counted on them.
 """
 
 from __future__ import annotations
@@ -85,12 +86,7 @@ def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
     length = transport.bar_seconds
     position = transport.cursor / length
     current = math.floor(position + EPSILON / length)  # 0-based bar the cursor is in
-    if anchor == "this":
-        first, bars = current, 1
-    elif anchor == "last":
-        first = current - bars
-    else:
-        first = current if position - current < EPSILON / length else current + 1
+    first, bars = _anchored(anchor, bars, current, on_line=position - current < EPSILON / length)
     if first < 0:
         raise ValidationError("bars", bars, f"reach before the song's start: the cursor is in bar {current + 1}")
     counted_at = f"at {transport.tempo:g} BPM" + (f", {transport.beats_per_bar:g} beats a bar"
@@ -100,15 +96,19 @@ def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
     return chosen
 
 
+def _anchored(anchor: str, bars: int, current: int, on_line: bool) -> tuple[int, int]:
+    """The first bar (numbered as ``current``, the cursor's) and how many bars, for the anchor."""
+    if anchor == "this":
+        return current, 1
+    if anchor == "last":
+        return current - bars, bars
+    return (current if on_line else current + 1), bars
+
+
 def _on_bar_lines(transport: Transport, anchor: str, bars: int) -> BarRange:
     """``bar_range`` on the bar lines the DAW's own bar count showed passing (``BarLines``)."""
     current = transport.bar
-    if anchor == "this":
-        first, bars = current, 1
-    elif anchor == "last":
-        first = current - bars
-    else:
-        first = current if transport.beat < EPSILON else current + 1
+    first, bars = _anchored(anchor, bars, current, on_line=transport.beat < EPSILON)
     if first < 1:
         raise ValidationError("bars", bars, f"reach before the song's start: the cursor is in bar {current}")
     lines = dict(transport.bar_lines)

@@ -12,6 +12,8 @@ the DAW's own loop points:
   ``tempo`` on port 11000 and answers on port 11001 of the asking host, once on request and again on every change
   after ``/live/song/start_listen/<property>``. Beats become seconds at the current tempo (no tempo automation).
   ``current_song_time`` (beats) and ``signature_numerator`` are its transport.
+- Ardour's OSC surface (``ardour``, port 3819) is asked with ``/set_surface`` for ``/position/bbt`` and
+  ``/position/time``: its play cursor and its own bar count there, but no tempo and no loop (``ArdourFeedback``).
 
 The DAW speaks timeline seconds, the context source seconds: a loop is mapped through the context's ``position``
 (where the source's time 0 sits on the timeline, known from the last command or ``/bridge/context``) every time the
