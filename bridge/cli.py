@@ -71,9 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--delivery", choices=osc_schema.ARGUMENTS["delivery"].choices)
         p.add_argument("--out", type=Path, help="drop folder (default: beside the source)")
 
-    p = command("jobs", _jobs, "list, show, cancel, retry or resolve jobs")
-    p.add_argument("action", nargs="?", default="list", choices=("list", "show", "cancel", "retry", "resolve"))
-    p.add_argument("job_id", nargs="?")
+    p = command("jobs", _jobs, "list, show, cancel, retry or resolve jobs; choose, keep or discard a delivered "
+                "job's takes")
+    p.add_argument("action", nargs="?", default="list",
+                   choices=("list", "show", "cancel", "retry", "resolve", *osc_schema.ARGUMENTS["decision"].choices))
+    p.add_argument("job_id", nargs="?", help="a job id, or 'last' (choose, keep, discard: the job delivered last)")
+    p.add_argument("choice", nargs="?", type=int, help="choose, keep: the take, 0 = the original, 1 = the first "
+                   "variant (keep without it: the chosen one)")
     p.add_argument("--task-id", help="resolve: the MusicGPT task id you found for this job")
     p.add_argument("--not-submitted", action="store_true", help="resolve: the job never reached MusicGPT")
     p.add_argument("--json", action="store_true", help="machine-readable output")

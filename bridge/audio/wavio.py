@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,20 @@ def stage_text(path: Path, text: str) -> Path:
 def stage_bytes(path: Path, data: bytes) -> Path:
     """:func:`stage_audio` for bytes made elsewhere (a picture)."""
     return _stage(path, lambda raw: raw.write(data))
+
+
+def stage_link(path: Path, source: Path) -> Path:
+    """:func:`stage_audio` for audio already on disk (a kept take): a hard link to ``source`` under a hidden name
+    beside ``path``, or a copy where no link can be made (a file system without hard links, another device)."""
+    temporary = path.parent / f"{_temporary_prefix(path)}{uuid.uuid4().hex[:8]}.part"
+    try:
+        os.link(source, temporary)
+        return temporary
+    except FileNotFoundError:
+        raise
+    except OSError:
+        with open(source, "rb") as original:
+            return _stage(path, lambda raw: shutil.copyfileobj(original, raw))
 
 
 def publish(staged: list[tuple[Path, Path]]) -> list[Path]:

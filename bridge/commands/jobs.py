@@ -1,4 +1,5 @@
-"""``daw-bridge jobs``: what the daemon is doing and has done, read straight from the journal."""
+"""``daw-bridge jobs``: what the daemon is doing and has done, read straight from the journal; what changes a job
+(cancel, retry, resolve, and the decisions choose, keep, discard) goes to the running daemon."""
 
 from __future__ import annotations
 
@@ -6,14 +7,23 @@ import json
 import time
 from pathlib import Path
 
+import osc_schema
 from bridge.client import BridgeClient
 from bridge.commands import print_answer
 from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.exceptions import BridgeError
+from osc_schema import ValidationError
+
+_DECISIONS = osc_schema.ARGUMENTS["decision"].choices  # choose, keep, discard
 
 
 def jobs(config: Config, args) -> int:
+    if args.action in _DECISIONS:  # the daemon checks the job (or finds "last") and answers in one line
+        return _decide(config, args)
+    if args.choice is not None:
+        print(f"daw-bridge jobs {args.action}: takes no take number ({args.choice}); only choose and keep do")
+        return 2
     if not config.journal_path.exists():
         print("no jobs yet")
         return 0
@@ -43,7 +53,8 @@ def jobs(config: Config, args) -> int:
             return 2
         if args.action == "show":
             print(json.dumps({**record.summary(), "pictures": _pictures(record.manifests),
-                              "spec": record.spec.to_json(), "receipt": record.public_receipt()}, indent=2))
+                              "decision": _decision(record), "spec": record.spec.to_json(),
+                              "receipt": record.public_receipt()}, indent=2))
             return 0
         return _ask_daemon(config, args)
     finally:
@@ -60,6 +71,17 @@ def _pictures(manifests: list[str]) -> list[str | None]:
             name = None
         pictures.append(str(Path(manifest).with_name(name)) if isinstance(name, str) and name else None)
     return pictures
+
+
+def _decision(record) -> dict | None:
+    """The job's latest decision as its file holds it (None: nothing decided yet)."""
+    from bridge.decisions import latest
+
+    try:
+        decided = latest(record)
+    except BridgeError as exc:
+        return {"error": str(exc)}
+    return decided.to_json() if decided is not None else None
 
 
 def _list(journal: Journal, as_json: bool) -> int:
@@ -90,3 +112,20 @@ def _ask_daemon(config: Config, args) -> int:
         client.send(args.action, **values)
         reply = client.wait_for(lambda r: r.name in ("state", "error"), timeout=3)
     return print_answer(f"jobs {args.action}", reply, config.osc_port, lambda: f"{reply.args[0]}: {reply.args[1]}")
+
+
+def _decide(config: Config, args) -> int:
+    """choose, keep, discard: the daemon publishes the decision for the DAW scripts and tells the job's plugin."""
+    from bridge.decisions import describe
+
+    if not args.job_id:
+        print(f"daw-bridge jobs {args.action}: name a job id, or 'last' for the job delivered last")
+        return 2
+    try:
+        with BridgeClient("127.0.0.1", config.osc_port) as client:
+            client.send("decide", job_id=args.job_id, decision=args.action, choice=args.choice)
+            reply = client.wait_for(lambda r: r.name in ("decided", "error"), timeout=3)
+    except ValidationError as exc:  # refused before sending, by the same schema the daemon checks with
+        print(f"daw-bridge jobs {args.action}: {exc}")
+        return 2
+    return print_answer(f"jobs {args.action}", reply, config.osc_port, lambda: describe(*reply.args))

@@ -14,7 +14,8 @@ import osc_schema
 from bridge import captures, plugin_prompts
 from bridge.config import Config
 from bridge.core.service import JobService
-from bridge.exceptions import BridgeError
+from bridge.decisions import Decision, Decisions
+from bridge.exceptions import BridgeError, SourceError
 from bridge.frontends.bars import bars_on_source, range_arguments, selection_request
 from bridge.frontends.osc_wire import OscSocket, address_of, encode
 from bridge.models import JobRecord
@@ -26,14 +27,17 @@ _BARS_OPTIONS = ("prompt", "num_outputs", "backend", "delivery", "request_id")
 
 
 class OscFrontend(OscSocket):
-    def __init__(self, service: JobService, config: Config):
+    def __init__(self, service: JobService, config: Config, decisions: Decisions | None = None):
         self.service = service
         self.config = config
+        self.decisions = decisions  # /bridge/decide; not served without it
         self._allowed = [ipaddress.ip_network(n, strict=False) for n in config.allowed_senders]
         self.ableton = None  # the AbletonFrontend, when [ableton] enabled = true
         self.audition = None  # the daemon's Audition
         self.session = None  # the MIDI frontend's SessionContext, which follows the DAW's transport ([midi.daw])
         service.subscribe(self._on_job_event)
+        if decisions is not None:
+            decisions.subscribe(self._on_decision)
 
     async def start(self) -> tuple[str, int]:
         """Bind the UDP socket; return the address it listens on."""
@@ -67,19 +71,10 @@ class OscFrontend(OscSocket):
             command = osc_schema.parse_osc(address, params)
             request_id = command.args.get("request_id") or ""
             self._dispatch(command, target)
-        except ValidationError as exc:
-            if not exc.address:  # raised by the daemon's own checks, after parsing
-                exc.address, exc.request_id = address, request_id
-            self._send(target, *osc_schema.error_reply(exc))
-        except BridgeError as exc:  # the source audio cannot be read: the sender's to fix, so an error reply
-            self._send(target, *osc_schema.reply("error", address=address, field="source", reason=str(exc),
-                                                 request_id=request_id))
-        except Exception as exc:  # a bug costs this one command, not the listener; the sender still hears of it
-            log.exception("OSC message %.100r failed unexpectedly", address)
-            shown = address if len(address) <= 128 else address[:125] + "..."  # the reply must stay small
-            self._send(target, *osc_schema.reply("error", address=shown, field="", request_id=request_id,
-                                                 reason=f"internal error ({type(exc).__name__}); the daemon's log "
-                                                        "has the details"))
+        except Exception as exc:  # even a bug costs this one command, not the listener; the sender hears of it
+            if not isinstance(exc, (ValidationError, BridgeError)):
+                log.exception("OSC message %.100r failed unexpectedly", address)
+            self._send(target, *_error_reply(address, request_id, exc))
 
     def _dispatch(self, command: osc_schema.Command, target: tuple) -> None:
         name, args = command.name, command.args
@@ -126,7 +121,11 @@ class OscFrontend(OscSocket):
             self.audition.request(args["job_id"], args["what"], args["variant"],
                                   lambda playing, error: self._send(target, *(
                                       osc_schema.reply("auditioning", **vars(playing)) if error is None
-                                      else _audition_error(error))))
+                                      else _error_reply(command.address, "", error))))
+        elif name == "decide" and self.decisions is not None:
+            decided = self.decisions.decide(args["job_id"], args["decision"], args["choice"])
+            if _origin_target(decided.record.origin) != target:  # else _on_decision answered it already
+                self._send(target, *_decided(decided))
         elif name == "ableton" and self.ableton is not None:
             self.ableton.dispatch(command, {"kind": "osc", "host": target[0], "port": target[1]},
                                   lambda error: self._send(target, *osc_schema.error_reply(error)))
@@ -155,10 +154,9 @@ class OscFrontend(OscSocket):
     # -- replies -------------------------------------------------------------------------------------------------
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:
-        origin = record.origin
-        if origin.get("kind") != "osc":
+        target = _origin_target(record.origin)
+        if target is None:
             return
-        target = (origin["host"], origin["port"])
         if event == "accepted":
             self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
         elif event == "state":
@@ -168,6 +166,13 @@ class OscFrontend(OscSocket):
         elif event == "failed":
             self._send(target, *osc_schema.reply("failed", job_id=record.job_id, code=record.error_code or "",
                                                  message=record.error_message or ""))
+
+    def _on_decision(self, decided: Decision) -> None:
+        """Whoever sent the job (a plugin instance, a DAW script) hears of every decision on it, from any trigger,
+        so a plugin switches what it plays."""
+        target = _origin_target(decided.record.origin)
+        if target is not None:
+            self._send(target, *_decided(decided))
 
     def _send_state(self, target: tuple, record: JobRecord) -> None:
         self._send(target, *osc_schema.reply("state", job_id=record.job_id, state=record.state.value,
@@ -191,13 +196,29 @@ class OscFrontend(OscSocket):
         return any(ip in network for network in self._allowed)
 
 
-def _audition_error(error: Exception) -> tuple[str, list]:
+def _error_reply(address: str, request_id: str, error: Exception) -> tuple[str, list]:
+    """The /bridge/error telling a sender why its message to ``address`` was refused: the field at fault, "source"
+    for source audio that cannot be read (the sender's to fix), and no detail of a bug (the log has it)."""
     if isinstance(error, ValidationError):
-        error.address = error.address or osc_schema.COMMANDS["audition"].address
+        if not error.address:  # raised by the daemon's own checks, after parsing
+            error.address, error.request_id = address, request_id
         return osc_schema.error_reply(error)
-    reason = str(error) if isinstance(error, BridgeError) else f"internal error ({type(error).__name__})"
-    return osc_schema.reply("error", address=osc_schema.COMMANDS["audition"].address, request_id="", field="",
-                            reason=reason)
+    if isinstance(error, BridgeError):
+        return osc_schema.reply("error", address=address, request_id=request_id, reason=str(error),
+                                field="source" if isinstance(error, SourceError) else "")
+    shown = address if len(address) <= 128 else address[:125] + "..."  # the reply must stay small
+    return osc_schema.reply("error", address=shown, field="", request_id=request_id,
+                            reason=f"internal error ({type(error).__name__}); the daemon's log has the details")
+
+
+def _origin_target(origin: dict) -> tuple[str, int] | None:
+    """Where a job's own replies go: the OSC sender (or reply_port) that started it; None for pads, files, CLI."""
+    return (origin["host"], origin["port"]) if origin.get("kind") == "osc" else None
+
+
+def _decided(decided: Decision) -> tuple[str, list]:
+    return osc_schema.reply("decided", job_id=decided.job_id, decision=decided.decision, choice=decided.choice,
+                            seq=decided.seq)
 
 
 def _reply_port_in(address: str, params: list) -> int | None:

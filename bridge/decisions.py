@@ -1,0 +1,193 @@
+"""Keep or discard: a producer's decision on a delivered job's takes, from OSC, pads, the CLI or the voice.
+
+Every trigger calls :meth:`Decisions.decide`. The daemon edits no DAW project itself: it publishes the decision as
+one file per job in the job's drop folder (``osc_schema.DECISION_FORMAT``; the comment above it in
+``osc_schema/spec.py`` is the contract), which the REAPER companion and Ardour's scripts apply as one undo step, and
+it tells its listeners, so the plugin instance that made the job switches what it plays and the pads' LEDs follow.
+
+The file holds the job's latest decision; the next one's ``seq`` is counted on from it, so the numbering survives a
+restart without a journal column and the daemon never believes something the DAW scripts cannot see. A kept
+variant's audio is also linked into the drop folder's Kept folder, where Ableton Live's browser shows it. No audio
+is ever deleted or moved here: a discard only records itself, and the DAW scripts take the takes out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bridge.audio.wavio import discard, publish, stage_link, stage_text
+from bridge.audition.actions import LAST
+from bridge.delivery import drop_folder_for
+from bridge.exceptions import BridgeError
+from bridge.models import JobRecord, State
+from osc_schema import DECISION_FORMAT, DECISIONS_FOLDER, KEPT_FOLDER, ValidationError
+
+if TYPE_CHECKING:
+    from bridge.core.service import JobService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A published decision: what the producer decided about ``record``'s takes, and its number for that job."""
+
+    record: JobRecord
+    decision: str  # choose | keep | discard
+    choice: int  # 0: the original; n: variant n (discard: always 0)
+    seq: int  # 1, 2, ... per job
+    decided_at: str  # ISO 8601, UTC
+
+    @property
+    def job_id(self) -> str:
+        return self.record.job_id
+
+    def to_json(self) -> dict:
+        """The decision file's content, field for field as ``osc_schema.spec`` declares it."""
+        return {"format": DECISION_FORMAT, "job_id": self.job_id, "seq": self.seq, "decision": self.decision,
+                "choice": self.choice, "manifests": [Path(m).name for m in self.record.manifests],
+                "decided_at": self.decided_at}
+
+    def describe(self) -> str:
+        return describe(self.job_id, self.decision, self.choice, self.seq)
+
+
+Listener = Callable[[Decision], None]
+
+
+def describe(job_id: str, decision: str, choice: int, seq: int) -> str:
+    """A decision in one line for the producer (as /bridge/decided gives it), e.g. "j-1a2b: keep variant 2
+    (decision 3)"."""
+    take = f"variant {choice}" if choice else "the original"
+    return f"{job_id}: {decision} {take} (decision {seq})"
+
+
+def decision_file(record: JobRecord) -> Path:
+    """Where a job's decisions are published: ``<drop folder>/.daw-bridge-decisions/<job_id>.json``."""
+    return drop_folder_for(record.spec) / DECISIONS_FOLDER / f"{record.job_id}.json"
+
+
+def latest(record: JobRecord) -> Decision | None:
+    """The job's latest decision, as its file holds it; None when nothing was decided yet."""
+    path = decision_file(record)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Decision(record, data["decision"], int(data["choice"]), int(data["seq"]), data["decided_at"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BridgeError(f"the decision file {path} cannot be read ({type(exc).__name__}: {exc}); move it away to "
+                          "decide again from decision 1", code="decision_unreadable") from None
+
+
+class Decisions:
+    """Decides on delivered jobs for every trigger, and tells listeners (OSC, pads) each decision published."""
+
+    def __init__(self, service: JobService):
+        self.service = service
+        self._listeners: list[Listener] = []
+        self._last_delivered: str | None = None
+        service.subscribe(self._on_job_event)
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def last_delivered(self) -> JobRecord | None:
+        """The job delivered last (since this start, else the newest delivered job in the journal)."""
+        record = self.service.get(self._last_delivered) if self._last_delivered else None
+        if record is not None and record.state is State.DELIVERED:
+            return record
+        return next((r for r in self.service.recent() if r.state is State.DELIVERED), None)
+
+    def decide(self, job: str, decision: str, choice: int | None = None) -> Decision:
+        """Publish ``decision`` (choose, keep, discard) on job ``job`` (or "last") and take ``choice``.
+
+        Raises ValidationError (field named, one line) for a decision that cannot be taken, and BridgeError when
+        the drop folder cannot take it; either way nothing was written.
+        """
+        record = self._delivered(job)
+        previous = latest(record)
+        if previous is not None and previous.decision == "discard":
+            raise ValidationError("job_id", record.job_id, f"was discarded (decision {previous.seq}): its takes are "
+                                                           "gone, so nothing more can be decided")
+        choice = _checked_choice(decision, choice, len(record.manifests), previous)
+        made = Decision(record, decision, choice, previous.seq + 1 if previous else 1,
+                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        _publish(made)
+        log.info("decided %s", made.describe())
+        for listener in self._listeners:
+            try:
+                listener(made)
+            except Exception:  # a broken listener must not undo a published decision
+                log.exception("listener failed on the decision on job %s", made.job_id)
+        return made
+
+    def _delivered(self, job: str) -> JobRecord:
+        if job == LAST:
+            record = self.last_delivered()
+            if record is None:
+                raise ValidationError("job_id", LAST, "found no delivered job yet")
+            return record
+        record = self.service.get(job)
+        if record is None:
+            raise ValidationError("job_id", job, "is not a known job")
+        if record.state is not State.DELIVERED:
+            raise ValidationError("job_id", job, f"is {record.state.value}: only a delivered job's takes can be "
+                                                 "decided")
+        return record
+
+    def _on_job_event(self, record: JobRecord, event: str) -> None:
+        if event == "done":
+            self._last_delivered = record.job_id
+
+
+def _checked_choice(decision: str, choice: int | None, variants: int, previous: Decision | None) -> int:
+    if decision == "discard":
+        if choice is not None:
+            raise ValidationError("choice", choice, "is not taken by discard (it always goes back to the original)")
+        return 0
+    if choice is None:
+        if decision == "choose":
+            raise ValidationError("choice", None, "missing: choose needs the take, 0 for the original or 1.."
+                                                  f"{variants} for a variant", shown="")
+        return previous.choice if previous is not None else 1  # keep: the take chosen last
+    if choice > variants:
+        raise ValidationError("choice", choice, f"is not among this job's {variants} variant(s)")
+    return choice
+
+
+def _publish(made: Decision) -> None:
+    """The kept take's link (for keep) and then the decision file, each staged and renamed into place together."""
+    path = decision_file(made.record)
+    folder = path.parent.parent
+    staged: list[tuple[Path, Path]] = []
+    try:
+        if made.decision == "keep" and made.choice:
+            audio = _audio_of(Path(made.record.manifests[made.choice - 1]))
+            kept = folder / KEPT_FOLDER / audio.name
+            kept.parent.mkdir(exist_ok=True)
+            staged.append((stage_link(kept, audio), kept))
+        path.parent.mkdir(exist_ok=True)
+        staged.append((stage_text(path, json.dumps(made.to_json(), indent=2) + "\n"), path))
+        publish(staged)
+    except OSError as exc:
+        discard(temporary for temporary, _ in staged)
+        missing = f"{exc.filename} is no longer there" if isinstance(exc, FileNotFoundError) else (
+            exc.strerror or str(exc))
+        raise BridgeError(f"cannot publish the decision in the drop folder {folder}: {missing}; nothing was decided",
+                          code="decision_failed") from None
+
+
+def _audio_of(manifest: Path) -> Path:
+    """The audio file a variant's manifest names."""
+    try:
+        name = json.loads(manifest.read_text(encoding="utf-8"))["audio"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OSError(f"{manifest.name} cannot be read ({type(exc).__name__}: {exc})") from None
+    return manifest.with_name(Path(name).name)
