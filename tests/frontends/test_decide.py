@@ -19,7 +19,7 @@ from bridge.frontends.osc import OscFrontend
 from bridge.frontends.osc_wire import encode
 from osc_schema import DECISION_FORMAT
 from tests.conftest import DaemonProcess, Project, free_udp_port
-from tests.frontends.test_midi import HeldBackend
+from tests.frontends.test_midi import HeldBackend, until
 from tests.test_cli import daw_bridge
 
 
@@ -137,8 +137,7 @@ def test_a_job_still_running_cannot_be_decided_until_it_is_delivered(tmp_path, d
                 client.send("inpaint", source=str(project.song), start=5.0, end=8.0, prompt="", num_outputs=1)
                 accepted = await asyncio.to_thread(client.wait_for, lambda r: r.name == "accepted", 10)
                 job = accepted.args[1]
-                while service.get(job).state.value != "generating":
-                    await asyncio.sleep(0.01)
+                await until(lambda: service.get(job).state.value == "generating", what="the job to be generating")
                 early = await asyncio.to_thread(refusal, client, job, "keep")
                 held.release.set()
                 await service.drain()
