@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 
 from bridge import logs
 from bridge.backends.base import Backend
-from bridge.config import Config
+from bridge.config import Config, ConfigError
 from bridge.core.journal import Journal
 from bridge.core.retention import Pruner, Retention
 from bridge.core.service import JobService
@@ -62,7 +62,6 @@ class Daemon:
         self.ableton = None
         self.midi = None
         self.audition = None
-        self.decisions = None
         self.osc_address: tuple[str, int] | None = None
         self.started = asyncio.Event()
 
@@ -83,7 +82,6 @@ class Daemon:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         from bridge.audition import Audition
-        from bridge.decisions import Decisions
         from bridge.frontends.inbox import InboxFrontend
         from bridge.frontends.notify import DawNotifier
         from bridge.frontends.osc import OscFrontend
@@ -119,8 +117,7 @@ class Daemon:
             stack.callback(notifier.close)
         self.audition = Audition(self.service, config.audition)  # opens its audio output on first use
         stack.push_async_callback(self.audition.close)
-        self.decisions = Decisions(self.service)  # keep or discard, from OSC, pads and voice alike
-        self.osc = OscFrontend(self.service, config, self.decisions)
+        self.osc = OscFrontend(self.service, config)
         self.osc.audition = self.audition
         if config.ableton.get("enabled"):
             from bridge.frontends.ableton import AbletonFrontend, AbletonSettings
@@ -135,12 +132,20 @@ class Daemon:
         if config.midi.get("port"):  # MIDI pads: the daemon runs on while the controller is absent
             from bridge.frontends.midi import MidiFrontend
 
-            self.midi = MidiFrontend(self.service, config, ableton=self.ableton.client if self.ableton else None,
-                                     decisions=self.decisions)
+            self.midi = MidiFrontend(self.service, config, ableton=self.ableton.client if self.ableton else None)
             self.midi.audition = self.audition
             self.osc.session = self.midi.context  # /bridge/bars counts from the transport it follows
             stack.callback(self.midi.close)  # registered first, so a partial start is cleaned up too
             await self.midi.start()
+        if config.voice.get("enabled"):  # push-to-talk: the pads hold the microphone open
+            if self.midi is None:
+                raise ConfigError("needs [midi] with a talk or listen pad", file=config.source_file,
+                                  key="[voice] enabled", value=True)
+            from bridge.frontends.voice import VoiceFrontend
+
+            self.midi.voice = VoiceFrontend(self.midi, config)
+            stack.push_async_callback(self.midi.voice.close)
+            await self.midi.voice.start()
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",
                  *self.osc_address, config.inbox, ", ".join(backends), resumed)
 

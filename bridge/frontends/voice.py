@@ -1,0 +1,161 @@
+"""Voice commands act as pads: a talk pad held (or a listen pad pressed) records, and what is heard runs the pad
+action or command a pad would run, on the same selection, through the MIDI frontend.
+
+"bridge inpaint|extend ... bars" is a command pad with those bars from the play cursor; "bridge audition two",
+"next", "previous", "stop" are the audition pads; cancel and retry act on the last job; keep and discard decide on
+the job delivered last. The talk pad's LED answers: lit while it records, then two slow flashes when the command
+was accepted, five fast ones when nothing usable was heard (or the command was refused); a job it started lights it
+until the job ends, as a command pad's does.
+
+A command that would spend money (MusicGPT: the config's default backend, or a retry of a MusicGPT job) does not run
+at once: the talk pad stays lit for CONFIRM_SECONDS, and "bridge yes confirm" or a confirm pad runs it; otherwise
+it is dropped, and the pad flashes failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bridge.audition.actions import PAD_ACTIONS as AUDITION_ACTIONS
+from bridge.audition.actions import from_voice
+from bridge.config import Config
+from bridge.exceptions import BridgeError
+from bridge.frontends.midi import MidiFrontend
+from bridge.frontends.midi_mapping import ACTIONS, Pad, Trigger
+from bridge.voice.decode import Result
+from bridge.voice.listener import Listener
+from osc_schema import ValidationError
+
+log = logging.getLogger(__name__)
+
+LISTEN_SECONDS = 3.0  # a listen pad's take
+CONFIRM_SECONDS = 5.0  # how long a paid command waits for "bridge yes confirm" or the confirm pad
+PAID_BACKENDS = ("musicgpt",)
+_AUDITION_PADS = {what: action for action, what in AUDITION_ACTIONS.items()}  # (what, variant) -> pad action
+
+
+class VoiceFrontend:
+    """Start it with ``await start()`` (loads the recogniser, opens the input); ``await close()`` lets them go."""
+
+    def __init__(self, pads: MidiFrontend, config: Config):
+        self.pads = pads
+        self.default_backend = config.backend
+        self.listener = Listener(config.voice, self.heard)
+        self._waiting: tuple[Pad, int, asyncio.TimerHandle] | None = None  # a paid command: (pad, channel, timeout)
+        self._holds: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        await self.listener.start()
+        if not any(pad.action in ("talk", "listen") for pad in self.pads.mapping.pads):
+            log.warning("voice: no talk or listen pad in %s, so the daemon never listens", self.pads.mapping.path)
+
+    async def close(self) -> None:
+        if self._waiting is not None:
+            self._waiting[2].cancel()
+        for task in list(self._holds):
+            task.cancel()
+        await self.listener.close()
+
+    # -- pads -------------------------------------------------------------------------------------------------------
+
+    def pressed(self, action: str, led: tuple) -> None:
+        """A talk, listen or confirm pad was pressed (the MIDI frontend's pad action)."""
+        if action == "confirm":
+            self.confirm(led)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.listener.hold(led, LISTEN_SECONDS if action == "listen" else None))
+        self._holds.add(task)
+
+        def held(task: asyncio.Task) -> None:
+            self._holds.discard(task)
+            if task.cancelled():
+                return
+            if task.exception() is not None:
+                log.warning("voice: %s", task.exception())
+                self.pads.leds.flash(led, "failed")
+            elif task.result():
+                self.pads.leds.light(led)
+
+        task.add_done_callback(held)
+
+    def released(self, led: tuple) -> None:
+        """A talk pad was let go: its take is decoded."""
+        self.listener.release(led)
+
+    def confirm(self, led: tuple) -> None:
+        """Run the paid command waiting for confirmation (a confirm pad, or "bridge yes confirm")."""
+        if self._waiting is None:
+            log.warning("voice: nothing waits for confirmation")
+            self.pads.leds.flash(led, "failed")
+            return
+        pad, channel, timeout = self._waiting
+        self._waiting = None
+        timeout.cancel()
+        log.info("%s confirmed", pad.name)
+        self.pads.press(pad, channel)
+
+    # -- what was heard ---------------------------------------------------------------------------------------------
+
+    def heard(self, result: Result, led: tuple) -> None:
+        """Act on a decoded take (called on the loop by the listener)."""
+        command = result.command
+        log.info("voice: heard %r (confidence %.2f): %s", result.text, result.confidence,
+                 "rejected" if command is None else command)
+        if command is None:
+            self.pads.leds.flash(led, "failed")
+            return
+        if command["command"] == "confirm":
+            self.confirm(led)
+            return
+        if self._waiting is not None:
+            self._drop("another command came first")
+        try:
+            pad = self.pad_for(command, led, result.text)
+            paid = self._backend(pad) in PAID_BACKENDS
+        except (ValidationError, BridgeError) as exc:
+            log.warning("voice: %r: %s", result.text, exc)
+            self.pads.leds.flash(led, "failed")
+            return
+        if paid:
+            timeout = asyncio.get_running_loop().call_later(CONFIRM_SECONDS, self._drop, "not confirmed in time")
+            self._waiting = (pad, led[2], timeout)
+            log.warning("voice: %r would spend MusicGPT credits: say \"bridge confirm\" or press the confirm pad "
+                        "within %g s", result.text, CONFIRM_SECONDS)
+            self.pads.leds.light(led)
+            return
+        self.pads.press(pad, led[2])
+
+    def pad_for(self, command: dict, led: tuple, text: str) -> Pad:
+        """The pad a voice command stands for, pressed on the talk pad's trigger (so its LED answers)."""
+        trigger = Trigger(led[0], led[1], led[2])
+        name = f'voice "{text}"'
+        name_of = command["command"]
+        if name_of in ("inpaint", "extend"):
+            return Pad(trigger, name_of, None, {}, None, name, (command["anchor"], command["bars"]))
+        audition = from_voice(command)
+        action = _AUDITION_PADS.get(audition) if audition is not None else name_of
+        if action is None:
+            raise ValidationError("variant", command.get("variant"), "is not a variant a job can have")
+        if action not in ACTIONS:
+            raise ValidationError("action", action, "is not a pad action of this daemon")
+        return Pad(trigger, None, action, {}, None, name)
+
+    def _backend(self, pad: Pad) -> str | None:
+        """The backend a pad's job would run on: a command's default, a retried job's own; None for the rest."""
+        if pad.command is not None:
+            return pad.args.get("backend") or self.default_backend
+        if pad.action == "retry":
+            record = self.pads.service.get(self.pads.last_job_id) if self.pads.last_job_id else None
+            return record.spec.backend if record is not None else None
+        return None
+
+    def _drop(self, reason: str) -> None:
+        if self._waiting is None:
+            return
+        pad, channel, timeout = self._waiting
+        self._waiting = None
+        timeout.cancel()
+        log.warning("%s dropped: %s", pad.name, reason)
+        self.pads.leds.flash((pad.trigger.kind, pad.trigger.number, channel), "failed")

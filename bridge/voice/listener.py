@@ -1,0 +1,262 @@
+"""The daemon's ears, push-to-talk: record the voice input only while a pad is held, decode the take off the loop.
+
+The input is a JACK client of its own (``daw-bridge-voice:in``) where a JACK server runs, else the system's default
+input through PortAudio (sounddevice). Its audio callback runs all the time but only copies, and only while a take
+is armed, into one buffer allocated when the input opens ([voice] max_seconds long): it never allocates, locks,
+waits, logs or does I/O. The event loop arms and disarms a take through one attribute holding an immutable tuple
+(storing a reference is atomic in CPython), as the audition's Mixer does. Decoding runs on one thread of its own,
+where the pocketsphinx decoder is built once, at start, and reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from bridge.exceptions import BridgeError
+from bridge.voice.decode import Result
+
+log = logging.getLogger(__name__)
+
+CLIENT_NAME = "daw-bridge-voice"
+
+
+class VoiceInputError(BridgeError):
+    code = "voice_input"
+
+
+class Take:
+    """One preallocated mono buffer; the audio callback appends to it while a take is armed."""
+
+    def __init__(self, frames: int):
+        self._buffer = np.zeros(frames, np.float32)
+        self._request = (0, False)  # (sequence, armed): written by the loop, read by the callback
+        self._seen = 0  # the last sequence the callback took up
+        self._frames = 0  # frames of the current take: written by the callback only
+
+    # -- the loop's side ---------------------------------------------------------------------------------------------
+
+    def arm(self) -> None:
+        """Start a new take (from the next audio block on)."""
+        self._request = (self._request[0] + 1, True)
+
+    def disarm(self) -> np.ndarray:
+        """End the take; a copy of what it recorded (empty when the callback never ran while it was armed)."""
+        sequence, armed = self._request
+        frames = self._frames if armed and self._seen == sequence else 0  # read before the callback can reset it
+        self._request = (sequence + 1, False)
+        # A block in flight may still land after the read: it is past the frames copied, so it changes none of them.
+        return self._buffer[:frames].copy()
+
+    @property
+    def armed(self) -> bool:
+        return self._request[1]
+
+    # -- the callback's side -----------------------------------------------------------------------------------------
+
+    def write(self, block: np.ndarray) -> None:
+        """Append one block of samples (1-D float32) while armed; past the buffer's end the rest is dropped."""
+        sequence, armed = self._request
+        if sequence != self._seen:
+            self._seen = sequence
+            self._frames = 0
+        if not armed:
+            return
+        at = self._frames
+        count = min(len(block), len(self._buffer) - at)
+        if count > 0:
+            self._buffer[at:at + count] = block[:count]
+            self._frames = at + count
+
+
+class JackInput:
+    """A JACK client with one input port, connected to ``port`` or else to the first physical capture port."""
+
+    kind = "jack"
+
+    def __init__(self, max_seconds: float, server: str = "", port: str | None = None):
+        try:
+            import jack
+        except (ImportError, OSError) as exc:  # OSError: the package is there, libjack is not
+            raise VoiceInputError(f"JACK input unavailable: {exc} (pip install JACK-Client; apt install "
+                                  "libjack-jackd2-0)") from None
+        try:
+            self.client = jack.Client(CLIENT_NAME, servername=server or None, no_start_server=True)
+        except jack.JackOpenError:
+            raise VoiceInputError(f"no JACK server {server or 'running'} to listen through") from None
+        self.sample_rate = self.client.samplerate
+        self.take = Take(round(max_seconds * self.sample_rate))
+        self._port = self.client.inports.register("in")
+        self.alive = True  # False once the server went away: the next press opens the input again
+        self.client.set_process_callback(self._process)
+        self.client.set_shutdown_callback(self._shutdown)
+        self.client.activate()
+        source = port or next((p.name for p in self.client.get_ports(is_audio=True, is_output=True,
+                                                                     is_physical=True)), None)
+        if source:
+            try:
+                self.client.connect(source, self._port)
+            except jack.JackError as exc:
+                log.warning("voice: cannot connect %s to %s: %s", source, self._port.name, exc)
+        self.name = self._port.name
+
+    def _process(self, frames: int) -> None:
+        self.take.write(self._port.get_array())
+
+    def _shutdown(self, status, reason: str) -> None:
+        self.alive = False
+
+    def close(self) -> None:
+        if self.alive:
+            self.client.deactivate()
+        self.client.close()
+
+
+class PortAudioInput:
+    """The system's default input device (its first channel), through PortAudio."""
+
+    kind = "portaudio"
+    alive = True
+
+    def __init__(self, max_seconds: float):
+        try:
+            import sounddevice
+        except (ImportError, OSError) as exc:
+            raise VoiceInputError(f"PortAudio input unavailable: {exc} (pip install sounddevice; apt install "
+                                  "libportaudio2)") from None
+        try:
+            self.stream = sounddevice.InputStream(channels=1, dtype="float32", callback=self._callback)
+        except sounddevice.PortAudioError as exc:
+            raise VoiceInputError(f"no audio input device to listen through ({exc})") from None
+        self.sample_rate = int(self.stream.samplerate)
+        self.take = Take(round(max_seconds * self.sample_rate))
+        self.name = "default input"
+        self.stream.start()
+
+    def _callback(self, indata, frames, time, status) -> None:
+        self.take.write(indata[:, 0])
+
+    def close(self) -> None:
+        self.stream.stop()
+        self.stream.close()
+
+
+def open_input(settings: dict):
+    """The input the [voice] table asks for; ``auto``: JACK when a server runs, else PortAudio."""
+    choice, seconds = settings["input"], settings["max_seconds"]
+    if choice in ("auto", "jack"):
+        try:
+            return JackInput(seconds, settings["jack_server"], settings["jack_port"])
+        except VoiceInputError as exc:
+            if choice == "jack":
+                raise
+            log.info("voice: %s; trying the default input", exc)
+    return PortAudioInput(seconds)
+
+
+Heard = Callable[[Result, object], None]
+
+
+class Listener:
+    """Records while held, decodes on release; ``heard(result, key)`` is called on the loop with the pad's key."""
+
+    def __init__(self, settings: dict, heard: Heard):
+        self.settings = settings
+        self.heard = heard
+        self.input = None
+        self._decoder = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="voice-decode")
+        self._holder: object | None = None  # the key of the pad whose take runs
+        self._opening = asyncio.Lock()
+        self._window: asyncio.TimerHandle | None = None
+        self._decoding: set[asyncio.Future] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        """Load the recogniser (refused with the reason when it cannot be) and open the input (the daemon runs on
+        without one: each press tries again)."""
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._decoder = await self._loop.run_in_executor(self._executor, self._load)
+        except ImportError as exc:
+            raise BridgeError(f"[voice] needs pocketsphinx ({exc}): pip install 'daw-bridge[voice]'",
+                              code="voice_unavailable") from None
+        await self._open()
+
+    def _load(self):
+        from bridge.voice.decode import VoiceDecoder
+
+        return VoiceDecoder(threshold=self.settings["threshold"])
+
+    async def _open(self) -> bool:
+        if self.input is not None and self.input.alive:
+            return True
+        async with self._opening:
+            if self.input is not None and not self.input.alive:
+                log.info("voice: the JACK server went away; opening the input again")
+                dead, self.input = self.input, None
+                await asyncio.to_thread(dead.close)
+            if self.input is None:
+                try:
+                    self.input = await asyncio.to_thread(open_input, self.settings)
+                except VoiceInputError as exc:
+                    log.warning("voice: %s; the next press tries again", exc)
+                    return False
+                log.info("voice listens through %s (%s, %d Hz) while a talk pad is held", self.input.name,
+                         self.input.kind, self.input.sample_rate)
+            return True
+
+    async def hold(self, key: object, window: float | None = None) -> bool:
+        """Start a take for the pad ``key``; with ``window``, it ends by itself that many seconds later. False when
+        the pad was let go before the input was open (nothing is recorded then)."""
+        if self._window is not None:
+            self._window.cancel()
+        self._holder = key
+        opened = await self._open()  # at once, unless the input has to be opened (again)
+        if self._holder != key:
+            return False
+        if not opened:
+            self._holder = None
+            raise VoiceInputError("no voice input to listen through (see the daemon's log)")
+        self.input.take.arm()
+        if window is not None:
+            self._window = self._loop.call_later(window, self.release, key)
+        return True
+
+    def release(self, key: object) -> None:
+        """End the take the pad ``key`` started, and decode it in the background."""
+        if self._holder != key:
+            return
+        self._holder = None
+        if self.input is None or not self.input.take.armed:
+            return
+        audio, rate = self.input.take.disarm(), self.input.sample_rate
+        future = self._loop.run_in_executor(self._executor, self._decoder.decode, audio, rate)
+        self._decoding.add(future)
+        future.add_done_callback(lambda done: self._decoded(done, key))
+
+    def _decoded(self, future: asyncio.Future, key: object) -> None:
+        self._decoding.discard(future)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            log.error("voice: decoding failed unexpectedly", exc_info=error)
+            result = Result("", None, 0.0)
+        else:
+            result = future.result()
+        self.heard(result, key)
+
+    async def close(self) -> None:
+        if self._window is not None:
+            self._window.cancel()
+        for future in list(self._decoding):
+            future.cancel()
+        await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
+        if self.input is not None:
+            dead, self.input = self.input, None
+            await asyncio.to_thread(dead.close)

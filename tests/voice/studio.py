@@ -1,0 +1,213 @@
+"""A producer's studio for voice stories and the voice bench: a private jackd (dummy driver) carrying the pads' MIDI,
+a microphone (a JACK client playing espeak-ng's speech, over planetblupi music if asked) and the audition's output
+(a recording JACK client); the daemon as its own process with the fake MusicGPT as its default backend, REAPER's
+transport feedback, and an inpaint already delivered by the embedded engine."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from bridge.client import BridgeClient
+from bridge.demo_song import make_song
+from bridge.frontends.osc_wire import encode
+from tests.audition.tape import Tape
+from tests.conftest import DaemonProcess, Project, free_udp_port, require_tool
+from tests.fakes.musicgpt import FakeMusicGPT
+from tests.frontends.jack import Controller, JackServer, opened
+
+RATE, PERIOD = 48000, 1024  # -p 1024: no xruns on 2 busy cores
+TALK, LISTEN, CONFIRM = 60, 61, 62
+PADS = f"""\
+[[pad]]
+note = {TALK}
+action = "talk"
+
+[[pad]]
+note = {LISTEN}
+action = "listen"
+
+[[pad]]
+note = {CONFIRM}
+action = "confirm"
+"""
+MUSIC = Path("/usr/share/planetblupi/music/music003.ogg")
+KEY = "fake-key-voice-0123456789"
+CURSOR, TEMPO = 4.0, 120.0  # REAPER's play cursor (seconds) and tempo: bar 3 starts at the cursor
+
+
+class Mouth:
+    """A microphone stand-in: a JACK client that plays a recording into its one output port, then silence."""
+
+    def __init__(self, name: str):
+        import jack
+
+        self.client = opened(lambda: jack.Client(name, no_start_server=True))
+        self.port = self.client.outports.register("out")
+        self._audio: np.ndarray | None = None
+        self._position = 0
+        self._done = threading.Event()
+        self.client.set_process_callback(self._play)
+        self.client.activate()
+
+    def _play(self, frames: int) -> None:
+        out, audio = self.port.get_array(), self._audio
+        if audio is None:
+            out.fill(0.0)
+            return
+        chunk = audio[self._position:self._position + frames]
+        out[:len(chunk)] = chunk
+        out[len(chunk):] = 0.0
+        self._position += frames
+        if self._position >= len(audio):
+            self._audio = None
+            self._done.set()
+
+    def say(self, audio: np.ndarray) -> None:
+        """Play ``audio`` (float32 at the server's rate) and return once it has all been played."""
+        self._done.clear()
+        self._position = 0
+        self._audio = audio
+        assert self._done.wait(60), "the microphone stand-in was not played"
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+def speech(text: str, folder: Path, voice: str = "en-us", speed: int = 160) -> np.ndarray:
+    """espeak-ng saying ``text``, at the JACK server's rate, with a breath of silence either side."""
+    path = Path(folder) / f"{uuid.uuid4().hex[:6]}.wav"
+    subprocess.run([require_tool("espeak-ng"), "-v", voice, "-s", str(speed), "-w", str(path), text], check=True)
+    audio, rate = sf.read(str(path), dtype="float32")
+    path.unlink()
+    gap = np.zeros(round(0.3 * RATE), np.float32)
+    return np.concatenate([gap, soxr.resample(audio, rate, RATE).astype(np.float32), gap])
+
+
+def music(seconds: float, start: float = 40.0) -> np.ndarray:
+    """planetblupi music, mono, at the server's rate."""
+    if not MUSIC.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("planetblupi-music-ogg is not installed, and CI must run this test")
+        pytest.skip("planetblupi-music-ogg is not installed")
+    with sf.SoundFile(str(MUSIC)) as f:
+        f.seek(int(start * f.samplerate))
+        audio = f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True).mean(axis=1)
+        return soxr.resample(audio, f.samplerate, RATE).astype(np.float32)
+
+
+class Studio:
+    def __init__(self, project: Project, pads: Controller, mouth: Mouth, tape: Tape, fake: FakeMusicGPT,
+                 folder: Path):
+        self.project, self.pads, self.mouth, self.tape, self.fake, self.folder = (project, pads, mouth, tape, fake,
+                                                                                  folder)
+
+    def hold(self, note: int = TALK) -> int:
+        """Press a talk pad and wait until it is lit (recording); the LED values seen before, for ``answer``."""
+        import mido
+
+        before = len(self.pads.led_values(note))
+        self.pads.send(mido.Message("note_on", note=note, velocity=100))
+        assert self.pads.wait_for_leds(lambda p: len(p.led_values(note)) > before), "the talk pad did not light"
+        return before
+
+    def let_go(self, note: int = TALK) -> float:
+        """Release a talk pad; the time.monotonic() of the release."""
+        import mido
+
+        released = time.monotonic()
+        self.pads.send(mido.Message("note_off", note=note))
+        return released
+
+    def talk(self, audio: np.ndarray, note: int = TALK) -> str:
+        """Hold the talk pad, say ``audio`` once it is lit, let go; "done" or "failed" as its LED then flashes."""
+        before = self.hold(note)
+        self.mouth.say(audio)
+        self.let_go(note)
+        return self.answer(note, before)
+
+    def answer(self, note: int, before: int) -> str:
+        """Wait for a pad's flash to end (its LED off twice in a row: the flash's last off, then settled);
+        "done" for two flashes, "failed" for five."""
+        def settled(pads) -> bool:
+            values = pads.led_values(note)[before:]
+            return len(values) >= 3 and values[-2:] == [0, 0]
+
+        assert self.pads.wait_for_leds(settled, timeout=60), str(self.pads.led_values(note)[before:])
+        return "done" if self.pads.led_values(note)[before:].count(0) == 3 else "failed"
+
+    def first_light(self, note: int, since: float) -> float:
+        """The time.monotonic() of the first LED message a note pad was sent at or after ``since``."""
+        return next(t for t, m in list(self.pads.leds) if t >= since and m.type == "note_on" and m.note == note)
+
+    def heard_audition(self, since: int, timeout: float = 30.0) -> bool:
+        """Whether the audition output carries sound in a block recorded after block ``since``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.audition_sounded(since):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def audition_sounded(self, since: int) -> bool:
+        return any(np.abs(block).max() > 0.01 for _, _, block in self.tape.blocks[since:])
+
+    def job_state(self, job_id: str) -> str:
+        with BridgeClient("127.0.0.1", self.project.port) as client:
+            client.send("status", job_id=job_id)
+            reply = client.wait_for(lambda r: r.name == "state" and r.args[0] == job_id, timeout=10)
+        assert reply is not None, f"no state for {job_id}"
+        return reply.args[1]
+
+
+@contextmanager
+def studio(root: Path):
+    """The studio, torn down in reverse (daemon, fake, JACK clients, jackd) however the story ends."""
+    for tool in ("jackd", "jack_lsp", "espeak-ng"):
+        require_tool(tool)
+    with ExitStack() as stack:
+        server = JackServer(root, period=PERIOD, rate=RATE).start()
+        stack.callback(server.stop)
+        tape = Tape()
+        stack.callback(tape.close)
+        pads = Controller(f"pads-{server.name[-6:]}")
+        stack.callback(pads.close)
+        mouth = Mouth(f"mouth-{server.name[-6:]}")
+        stack.callback(mouth.close)
+        fake = FakeMusicGPT(api_key=KEY, time_scale=0.01, eta=20).start()
+        stack.callback(fake.stop)
+        fake.slow_factor = 10000.0  # a paid job runs until it is cancelled
+        project = Project(root / "project", make_song(root / "song.wav", seconds=30.0, sample_rate=RATE))
+        reaper_port = free_udp_port()
+        (project.root / "pads.toml").write_text(PADS, encoding="utf-8")
+        ports = ", ".join(f'"{port}"' for port in tape.ports)
+        project.write_config(f'backend = "musicgpt"\n[musicgpt]\nbase_url = "{fake.url}"\n'
+                             f'[audition]\njack_server = "{server.name}"\njack_ports = [{ports}]\n'
+                             f'[voice]\nenabled = true\ninput = "jack"\njack_server = "{server.name}"\n'
+                             f'jack_port = "{mouth.port.name}"\n'
+                             f'[midi]\nport = "{pads.name}-pads*"\noutput_port = "{pads.name}-leds*"\n'
+                             'mapping = "pads.toml"\napi = "UNIX_JACK"\npoll_interval = 0.2\n'
+                             f'[midi.daw]\nreaper_port = {reaper_port}\n')
+        daemon = DaemonProcess(project, env={"MUSICGPT_API_KEY": KEY}).start()
+        stack.callback(daemon.stop)
+        pads.wait_joined(timeout=30)  # the daemon's MIDI client may open late on a loaded machine
+        with BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="",
+                                        backend="local", num_outputs=2, timeout=120)
+            assert outcome.name == "done", outcome
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reaper:  # what REAPER's OSC feedback sends
+            for address, value in (("/tempo/raw", TEMPO), ("/time", CURSOR)):
+                reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
+        yield Studio(project, pads, mouth, tape, fake, root)
