@@ -113,8 +113,9 @@ class Decisions:
         """
         record = self._delivered(job)
         previous = latest(record)
-        if previous is not None and previous.decision == "discard":
-            raise ValidationError("job_id", record.job_id, f"was discarded (decision {previous.seq}): its takes are "
+        if previous is not None and previous.decision != "choose" and previous.choice == 0:  # keep 0 is a discard
+            settled = "was discarded" if previous.decision == "discard" else "kept the original"
+            raise ValidationError("job_id", record.job_id, f"{settled} (decision {previous.seq}): its takes are "
                                                            "gone, so nothing more can be decided")
         choice = _checked_choice(decision, choice, len(record.manifests), previous)
         made = Decision(record, decision, choice, previous.seq + 1 if previous else 1,

@@ -142,16 +142,21 @@ def test_a_job_still_running_cannot_be_decided_until_it_is_delivered(tmp_path, d
                 held.release.set()
                 await service.drain()
                 kept = await asyncio.to_thread(decide, client, job, "keep")
-            return job, early, kept.args
+                original = await asyncio.to_thread(decide, client, job, "keep", "choice", 0)
+                late = await asyncio.to_thread(refusal, client, job, "choose", "choice", 1)
+            return job, early, [kept.args, original.args], late
         finally:
             osc.close()
             await service.close()
             await held.close()
             journal.close()
 
-    job, early, kept = asyncio.run(story())
+    job, early, kept, late = asyncio.run(story())
     assert early == ("job_id", f"job_id: {job!r} is generating: only a delivered job's takes can be decided")
-    assert kept == [job, "keep", 1, 1]
+    assert kept == [[job, "keep", 1, 1], [job, "keep", 0, 2]]
+    # keeping the original takes the job's takes out, as a discard does (every DAW side treats it so): final too
+    assert late == ("job_id", f"job_id: {job!r} kept the original (decision 2): its takes are gone, so nothing more "
+                              "can be decided")
 
 
 def test_the_cli_chooses_keeps_and_discards_through_the_running_daemon(project, daemon, client):
