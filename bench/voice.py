@@ -15,6 +15,12 @@ threshold. Needs espeak-ng and planetblupi-music-ogg (apt-get), and pocketsphinx
 
     python bench/voice.py            # both parts, about 10 minutes on 2 cores
     python bench/voice.py --quick    # a sample, about 1 minute
+    python bench/voice.py --daemon   # end of utterance -> command accepted, through a running daemon (~1 minute)
+
+--daemon runs the voice tests' studio (tests/voice/studio.py: a private jackd, pads, a microphone client, the daemon
+as its own process): the talk pad is held, "bridge stop" is played into the daemon's voice input, the pad is let go,
+and the time from the release to the talk pad's first flash (the command accepted and done) is measured; then music
+with a spoken command in it plays for a while with the pad released, and the commands the daemon heard are counted.
 """
 
 from __future__ import annotations
@@ -176,6 +182,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a sample of sentences, voices and music")
     parser.add_argument("--music-minutes", type=float, help="minutes of music alone per part (default 5, quick 1)")
+    parser.add_argument("--daemon", action="store_true", help="only the daemon path: release -> command accepted")
+    parser.add_argument("--presses", type=int, default=10, help="talk-pad presses for --daemon (default 10)")
     args = parser.parse_args()
     for tool in ("espeak-ng",):
         if shutil.which(tool) is None:
@@ -183,6 +191,8 @@ def main() -> int:
     if not MUSIC.is_dir():
         sys.exit(f"bench/voice.py: {MUSIC} is missing (apt-get install planetblupi-music-ogg)")
     minutes = args.music_minutes or (1.0 if args.quick else 5.0)
+    if args.daemon:
+        return daemon_path(args.presses, 60 * (args.music_minutes or 1.0))
     decoder = VoiceDecoder(threshold=0.0)  # every result kept; thresholds applied here
     with tempfile.TemporaryDirectory() as tmp:
         results = {name: run_part(name, decoder, args.quick, minutes, Path(tmp)) for name in PARTS}
@@ -212,6 +222,38 @@ def main() -> int:
     print(f"\nlatency, recording handed over -> result (both searches): median {statistics.median(seconds) * 1000:.0f} ms,"
           f" p95 {sorted(seconds)[int(0.95 * (len(seconds) - 1))] * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms,"
           f" n={len(seconds)}")
+    return 0
+
+
+def daemon_path(presses: int, released_seconds: float) -> int:
+    """Release -> the talk pad's first flash, through a running daemon; and what music does with the pad released."""
+    from tests.voice.studio import RATE as JACK_RATE
+    from tests.voice.studio import TALK, speech, studio
+    from tests.voice.studio import music as studio_music
+
+    with tempfile.TemporaryDirectory() as tmp, studio(Path(tmp)) as room:
+        said = speech("bridge stop", room.folder)
+        latencies, outcomes = [], Counter()
+        for _ in range(presses):
+            before = room.hold()
+            room.mouth.say(said)
+            released = room.let_go()
+            outcomes[room.answer(TALK, before)] += 1
+            latencies.append(room.first_light(TALK, released) - released)
+        log = room.project.root / "daemon.log"
+        heard_before = log.read_text(encoding="utf-8").count("voice: heard")
+        command = speech("bridge audition one", room.folder)
+        bed = studio_music(released_seconds)
+        for at in range(JACK_RATE, len(bed) - len(command), 10 * JACK_RATE):  # a spoken command every 10 s
+            bed[at:at + len(command)] += command
+        room.mouth.say(bed)
+        room.talk(np.zeros(JACK_RATE // 2, np.float32))  # takes are decoded in order: this one answers last
+        heard = log.read_text(encoding="utf-8").count("voice: heard") - heard_before - 1
+    ms = sorted(1000 * x for x in latencies)
+    print(f"daemon path, 'bridge stop' x{presses}: release -> talk pad flashes median {statistics.median(ms):.0f} ms, "
+          f"min {ms[0]:.0f}, max {ms[-1]:.0f}; outcomes {dict(outcomes)}")
+    print(f"pad released, {released_seconds:g} s of music with a spoken command every 10 s on the input: "
+          f"{heard} take(s) decoded, so {heard} command(s)")
     return 0
 
 
