@@ -37,6 +37,7 @@ import threading
 import time
 from pathlib import Path
 
+import jack
 import numpy as np
 import soundfile as sf
 from _common import BenchDaemon, describe  # (puts the repository on sys.path)
@@ -64,7 +65,7 @@ class LoopingSong(Song):
     def _play(self, frames: int) -> None:
         super()._play(frames)
         state, position = self.song.transport_query()
-        if self.loop and state == 1 and position["frame"] + frames >= self.loop[1]:  # 1: jack.ROLLING
+        if self.loop and state == jack.ROLLING and position["frame"] + frames >= self.loop[1]:
             self.song.transport_frame = self.loop[0]
 
     def _record(self, frames: int) -> None:
