@@ -900,8 +900,9 @@ private:
     }
 
     // The producer chose, kept or discarded this job's variants outside the host. choose/keep n: variant n plays
-    // (0: the original) until the Variant parameter next changes; discard: the original plays and the variants are
-    // forgotten. A decision older than (or the same as) the last one applied is a repeat: ignored.
+    // (choose 0: the original) until the Variant parameter next changes; discard, or keep 0 (the original kept: a
+    // discard on every DAW side): the original plays and the variants are forgotten. A decision older than (or the
+    // same as) the last one applied is a repeat: ignored.
     void decide(const std::string& decision, int choice, int seq)
     {
         if (seq <= fJob.decisionSeq || !applies(decision, choice))
@@ -910,10 +911,15 @@ private:
         apply(decision, choice);
     }
 
+    static bool discards(const std::string& decision, int choice)
+    {
+        return decision == "discard" || (decision == "keep" && choice == 0);
+    }
+
     // A discard always applies; a choice only to variants loaded (0 being the original).
     bool applies(const std::string& decision, int choice) const
     {
-        if (decision == "discard")
+        if (discards(decision, choice))
             return true;
         return (decision == "choose" || decision == "keep") && (fJob.state == kReady || fJob.state == kChosen)
             && choice >= 0 && choice <= int(fJob.manifests.size());
@@ -923,8 +929,8 @@ private:
     {
         fJob.decision = decision;
         fJob.choice = decision == "discard" ? 0 : choice;
-        if (decision == "discard") {
-            forget();
+        if (discards(decision, choice)) {
+            forget(decision == "discard" ? "discarded" : "kept the original");
             return;
         }
         fDecided.store(choice, std::memory_order_release);
@@ -934,14 +940,14 @@ private:
     }
 
     // Discarded: run() fades to the input at its next block; the set itself is dropped once nothing reads it.
-    void forget()
+    void forget(const std::string& how)
     {
         fDecided.store(kForgotten, std::memory_order_release);
         fForgetting = fPlayback.load(std::memory_order_seq_cst) != nullptr;
         fJob.manifests.clear();
         fJob.gains.clear();
         fValues[kVariants].store(0.0f, std::memory_order_relaxed);
-        setJobState(kDiscarded, "discarded outside the host: the original plays");
+        setJobState(kDiscarded, how + " outside the host: the original plays, the variants are forgotten");
     }
 
     // Background loop: a decision's end (the Variant parameter changed), and a discarded set let go of once run() no
@@ -1046,8 +1052,8 @@ private:
         const dawbridge::JsonValue* kind = decision.get("decision");
         const std::string decided = kind && kind->type == dawbridge::JsonValue::String ? kind->text : std::string();
         fJob.decisionSeq = number("seq");
-        if (decided == "discard") {
-            apply(decided, 0);
+        if (discards(decided, number("choice"))) {
+            apply(decided, number("choice"));
         } else if (manifests.empty()) {
             setJobState(kIdle, "restored from the project without results (the job had not delivered when it was saved)");
         } else {

@@ -96,13 +96,14 @@ def test_the_job_and_the_chosen_variant_are_saved_with_the_project_and_reloaded(
     assert plugin.variant == 2
 
 
-@pytest.mark.parametrize("decision, choice, state", [("choose", 2, "chosen"), ("discard", 0, "discarded")])
+@pytest.mark.parametrize("decision, choice, state", [("choose", 2, "chosen"), ("discard", 0, "discarded"),
+                                                     ("keep", 0, "discarded")])  # keeping the original discards
 def test_a_decision_from_outside_the_host_is_saved_with_the_project_and_holds_again(bundles, tmp_path, monkeypatch,
                                                                                     daemon_port, decision, choice,
                                                                                     state):
-    """A producer's story: with the host's Variant on 0 they chose variant 2 from a pad (or discarded the job); the
-    daemon told the instance (/bridge/decided). They save the project and reopen it: the decision holds again,
-    variant 2 chosen over the host's 0 (or the variants forgotten)."""
+    """A producer's story: with the host's Variant on 0 they chose variant 2 from a pad (or discarded the job, or
+    kept the original); the daemon told the instance (/bridge/decided). They save the project and reopen it: the
+    decision holds again, variant 2 chosen over the host's 0 (or the variants forgotten)."""
     captures = tmp_path / "captures"
     monkeypatch.setenv("DAW_BRIDGE_CAPTURE_DIR", str(captures))
     saving, answered = delivered(bundles, tmp_path, daemon_port, "j-decided")
