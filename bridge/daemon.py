@@ -62,6 +62,7 @@ class Daemon:
         self.ableton = None
         self.midi = None
         self.audition = None
+        self.decisions = None
         self.osc_address: tuple[str, int] | None = None
         self.started = asyncio.Event()
 
@@ -82,6 +83,7 @@ class Daemon:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         from bridge.audition import Audition
+        from bridge.decisions import Decisions
         from bridge.frontends.inbox import InboxFrontend
         from bridge.frontends.notify import DawNotifier
         from bridge.frontends.osc import OscFrontend
@@ -117,7 +119,8 @@ class Daemon:
             stack.callback(notifier.close)
         self.audition = Audition(self.service, config.audition)  # opens its audio output on first use
         stack.push_async_callback(self.audition.close)
-        self.osc = OscFrontend(self.service, config)
+        self.decisions = Decisions(self.service)  # keep or discard, from OSC, pads and voice alike
+        self.osc = OscFrontend(self.service, config, self.decisions)
         self.osc.audition = self.audition
         if config.ableton.get("enabled"):
             from bridge.frontends.ableton import AbletonFrontend, AbletonSettings
@@ -132,7 +135,8 @@ class Daemon:
         if config.midi.get("port"):  # MIDI pads: the daemon runs on while the controller is absent
             from bridge.frontends.midi import MidiFrontend
 
-            self.midi = MidiFrontend(self.service, config, ableton=self.ableton.client if self.ableton else None)
+            self.midi = MidiFrontend(self.service, config, ableton=self.ableton.client if self.ableton else None,
+                                     decisions=self.decisions)
             self.midi.audition = self.audition
             self.osc.session = self.midi.context  # /bridge/bars counts from the transport it follows
             stack.callback(self.midi.close)  # registered first, so a partial start is cleaned up too

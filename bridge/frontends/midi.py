@@ -17,7 +17,8 @@ Ports (``[midi]`` in the config):
 mido delivers messages on its own thread (for JACK, the JACK process thread); they are handed to the event loop,
 which owns the job service, with ``call_soon_threadsafe``. What a press does is in ``midi_mapping``; the selection it
 acts on in ``daw_feedback``. LEDs: lit while a job from the pad runs, two slow flashes when it is delivered, five
-fast ones when it fails (or when the press itself was refused).
+fast ones when it fails (or when the press itself was refused); a choose_original / choose_variant_n pad is lit
+while its take is the chosen one of the job delivered last, whichever trigger chose it.
 """
 
 from __future__ import annotations
@@ -33,10 +34,19 @@ import osc_schema
 from bridge.audition.actions import LAST, PAD_ACTIONS
 from bridge.config import Config, ConfigError
 from bridge.core.service import JobService
+from bridge.decisions import Decision, Decisions, latest
 from bridge.exceptions import BridgeError
 from bridge.frontends.bars import bars_on_source, range_arguments, selection_request
 from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
-from bridge.frontends.midi_mapping import VOICE_ACTIONS, Leds, Mapping, Pad, load_mapping, mapping_file
+from bridge.frontends.midi_mapping import (
+    DECISION_ACTIONS,
+    VOICE_ACTIONS,
+    Leds,
+    Mapping,
+    Pad,
+    load_mapping,
+    mapping_file,
+)
 from bridge.models import JobRecord, JobSpec, State
 from bridge.settings_schema import check_table, defaults
 from osc_schema import ValidationError
@@ -159,7 +169,8 @@ class PortProbe:
 
 
 class LedFeedback:
-    """A pad's LED: lit while its jobs run, flashed when one ends. Keys are (kind, number, channel 1..16)."""
+    """A pad's LED: lit while its jobs run or while it names the chosen take, flashed when a job ends or a one-shot
+    action was done. Keys are (kind, number, channel 1..16)."""
 
     FLASHES = {"done": (2, 0.15), "failed": (5, 0.06)}  # (count, seconds on and off): tell them apart by eye
 
@@ -167,12 +178,19 @@ class LedFeedback:
         self.values = values
         self.port = None
         self._jobs: dict[str, tuple] = {}  # job id -> LED key
+        self._chosen: set[tuple] = set()  # pads whose take is the chosen one
         self._flashing: dict[tuple, asyncio.Task] = {}
 
     def attach(self, port) -> None:
         self.port = port
-        for key in set(self._jobs.values()) - set(self._flashing):
+        for key in self._lit() - set(self._flashing):
             self._send(key, self.values.on)
+
+    def show_chosen(self, keys: set[tuple]) -> None:
+        """Light exactly these pads as the chosen take; those lit for it before go dark (unless a job holds them)."""
+        before, self._chosen = self._chosen, set(keys)
+        for key in (before ^ self._chosen) - set(self._flashing):
+            self._settle(key)
 
     def job_started(self, key: tuple, job_id: str) -> None:
         self._jobs[job_id] = key
@@ -217,7 +235,10 @@ class LedFeedback:
         self._settle(key)
 
     def _settle(self, key: tuple) -> None:
-        self._send(key, self.values.on if key in self._jobs.values() else self.values.off)
+        self._send(key, self.values.on if key in self._lit() else self.values.off)
+
+    def _lit(self) -> set[tuple]:
+        return set(self._jobs.values()) | self._chosen
 
     def _send(self, key: tuple, value: int) -> None:
         import mido
@@ -238,7 +259,7 @@ class LedFeedback:
         """Stop flashing and turn off every LED this frontend lit."""
         for task in self._flashing.values():
             task.cancel()
-        for key in set(self._jobs.values()) | set(self._flashing):
+        for key in self._lit() | set(self._flashing):
             self._send(key, self.values.off)
         self._flashing.clear()
 
@@ -246,11 +267,12 @@ class LedFeedback:
 class MidiFrontend:
     """Pads in, LEDs out. Start it with ``await start()``; ``close()`` turns the LEDs off and lets the ports go."""
 
-    def __init__(self, service: JobService, config: Config, ableton=None):
+    def __init__(self, service: JobService, config: Config, ableton=None, decisions: Decisions | None = None):
         """Pads as ``config.midi`` maps them. ``ableton``: the ``[ableton]`` frontend's AbletonOSC client when it
-        runs ([midi.daw] ableton shares it)."""
+        runs ([midi.daw] ableton shares it); ``decisions``: the daemon's, for the choose/keep/discard pads."""
         self.service = service
         self.ableton = ableton
+        self.decisions = decisions
         self.drop_folder = config.drop_folder
         self.settings = MidiSettings.from_table(config.midi, config.source_file)
         self.mapping: Mapping = load_mapping(self.settings.mapping)  # refused here, at start, when it is wrong
@@ -270,6 +292,8 @@ class MidiFrontend:
         self._midi_missing = False
         self._presses = 0
         service.subscribe(self._on_job_event)  # last: a frontend refused above leaves no listener behind
+        if decisions is not None:
+            decisions.subscribe(self._on_decision)
 
     async def start(self) -> None:
         """Take up the saved context, bind the DAW feedback ports, connect what is there, and keep looking."""
@@ -277,6 +301,8 @@ class MidiFrontend:
         self.context.restore()
         recent = self.service.recent(1)
         self.last_job_id = recent[0].job_id if recent else None
+        if self.decisions is not None and (delivered := self.decisions.last_delivered()) is not None:
+            self._show_chosen(delivered)
         if self.settings.daw is not None:
             self._listeners = await start_feedback(self.context, self.settings.daw, self.ableton)
         self._look_safely()
@@ -395,6 +421,8 @@ class MidiFrontend:
                 record = self.service.submit(osc_schema.parse_request(self.request_for(pad, origin)), origin)
             elif pad.action in PAD_ACTIONS:
                 return self._audition(pad, led)
+            elif pad.action in DECISION_ACTIONS:
+                return self._decide(pad, led)
             elif pad.action in VOICE_ACTIONS:
                 if self.voice is None:
                     raise ValidationError("action", pad.action, "needs [voice] enabled = true in the daemon's config")
@@ -454,6 +482,31 @@ class MidiFrontend:
 
         self.audition.request(LAST, *PAD_ACTIONS[pad.action], answered)
 
+    def _decide(self, pad: Pad, led: tuple) -> None:
+        """Decide on the last delivered job; a choose pad then shows the chosen take, keep and discard flash."""
+        if self.decisions is None:
+            raise ValidationError("action", pad.action, "needs the daemon's decisions")
+        decision, choice = DECISION_ACTIONS[pad.action]
+        self.decisions.decide(LAST, decision, choice)
+        if decision != "choose":
+            self.leds.flash(led, "done")
+
+    def _show_chosen(self, record: JobRecord, decided: Decision | None = None) -> None:
+        """Light the choose pads of the job's chosen take (its latest decision unless given); none before one."""
+        try:
+            decided = decided or latest(record)
+        except BridgeError as exc:
+            log.warning("pads: %s", exc)
+            decided = None
+        wanted = ("choose", decided.choice) if decided is not None else None
+        self.leds.show_chosen({(pad.trigger.kind, pad.trigger.number, pad.trigger.channel or 1)
+                               for pad in self.mapping.pads if wanted and DECISION_ACTIONS.get(pad.action) == wanted})
+
+    def _on_decision(self, decided: Decision) -> None:
+        last = self.decisions.last_delivered()
+        if last is not None and last.job_id == decided.job_id:
+            self._show_chosen(last, decided)
+
     def _cancel(self, pad: Pad) -> None:
         running = sorted(self.service.active(), key=lambda r: r.created)
         if not running:
@@ -489,6 +542,8 @@ class MidiFrontend:
                 self.context.follow_job(record.spec, self.drop_folder)
         elif event in ("done", "failed"):
             self.leds.job_finished(record.job_id, record.state)
+        if event == "done" and self.decisions is not None:  # a new job delivered last: nothing chosen of it yet
+            self._show_chosen(record)
 
 
 def request_from_spec(spec: JobSpec, default_drop_folder: Path | None, **changes) -> dict:

@@ -19,7 +19,8 @@ A mapping is TOML (see ``docs/midi-mapping.example.toml``)::
     cc = 21
     action = "cancel"               # cancel | retry | rerun_other_backend: act on the last job;
                                     # audition_original, _variant_1, _variant_2, _next, _previous, _ab, _stop:
-                                    # play the last delivered job
+                                    # play the last delivered job; choose_original, choose_variant_1,
+                                    # choose_variant_2, keep, discard: decide on it (lit: the chosen take)
 
     [leds]                          # values sent back for a pad's LED (velocity or CC value: colour on many pads)
     on = 127
@@ -48,10 +49,18 @@ from osc_schema.validate import type_name
 
 KINDS = ("note", "cc", "program")
 COMMANDS = ("inpaint", "extend")
+# Pad actions that decide on the last delivered job (/bridge/decide) → (decision, choice); keep takes the chosen one.
+DECISION_ACTIONS: dict[str, tuple[str, int | None]] = {
+    "choose_original": ("choose", 0),
+    **{f"choose_variant_{n}": ("choose", n) for n in range(1, int(osc_schema.ARGUMENTS["choice"].max) + 1)},
+    "keep": ("keep", None),
+    "discard": ("discard", None),
+}
 # Push-to-talk ([voice]): talk records while held, listen for a moment after the press; confirm lets a paid command
 # heard by voice run.
 VOICE_ACTIONS = ("talk", "listen", "confirm")
-ACTIONS = ("cancel", "retry", "rerun_other_backend", *PAD_ACTIONS, *VOICE_ACTIONS)  # audition_*: the last delivered job
+# audition_* and the decisions act on the last delivered job
+ACTIONS = ("cancel", "retry", "rerun_other_backend", *PAD_ACTIONS, *DECISION_ACTIONS, *VOICE_ACTIONS)
 # Arguments a pad normally takes from the session context (the DAW's selection) rather than from the mapping.
 CONTEXT_ARGS = ("source", "start", "end", "extend_after", "position", "item_id", "track_id", "take_id",
                 "drop_folder")
@@ -84,7 +93,7 @@ class Trigger:
 class Pad:
     trigger: Trigger
     command: str | None  # inpaint | extend
-    action: str | None  # cancel | retry | rerun_other_backend
+    action: str | None  # one of ACTIONS
     args: dict  # preset arguments merged with the pad's own, already checked against osc_schema
     line: int | None
     name: str = ""
