@@ -92,18 +92,9 @@ class Decisions:
     def __init__(self, service: JobService):
         self.service = service
         self._listeners: list[Listener] = []
-        self._last_delivered: str | None = None
-        service.subscribe(self._on_job_event)
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
-
-    def last_delivered(self) -> JobRecord | None:
-        """The job delivered last (since this start, else the newest delivered job in the journal)."""
-        record = self.service.get(self._last_delivered) if self._last_delivered else None
-        if record is not None and record.state is State.DELIVERED:
-            return record
-        return next((r for r in self.service.recent() if r.state is State.DELIVERED), None)
 
     def decide(self, job: str, decision: str, choice: int | None = None) -> Decision:
         """Publish ``decision`` (choose, keep, discard) on job ``job`` (or "last") and take ``choice``.
@@ -131,7 +122,7 @@ class Decisions:
 
     def _delivered(self, job: str) -> JobRecord:
         if job == LAST:
-            record = self.last_delivered()
+            record = self.service.last_delivered()
             if record is None:
                 raise ValidationError("job_id", LAST, "found no delivered job yet")
             return record
@@ -142,10 +133,6 @@ class Decisions:
             raise ValidationError("job_id", job, f"is {record.state.value}: only a delivered job's takes can be "
                                                  "decided")
         return record
-
-    def _on_job_event(self, record: JobRecord, event: str) -> None:
-        if event == "done":
-            self._last_delivered = record.job_id
 
 
 def _checked_choice(decision: str, choice: int | None, variants: int, previous: Decision | None) -> int:

@@ -22,7 +22,7 @@ from bridge.audition.program import (
     readable_source,
 )
 from bridge.exceptions import BridgeError
-from bridge.models import JobRecord, State
+from bridge.models import JobRecord
 from osc_schema import ValidationError
 
 if TYPE_CHECKING:
@@ -56,7 +56,6 @@ class Audition:
         self._prepared: OrderedDict[str, Programs] = OrderedDict()
         self._now = Playing()
         self._ab_variant = 1  # the variant "ab" toggles to: the last one heard
-        self._last_delivered: str | None = None
         self._tasks: set[asyncio.Task] = set()
         service.subscribe(self._on_job_event)
 
@@ -108,10 +107,10 @@ class Audition:
 
     def _job(self, job: str) -> JobRecord:
         if job == LAST:
-            job = self._last_delivered or next(
-                (r.job_id for r in self.service.recent() if r.state is State.DELIVERED), "")
-            if not job:
+            record = self.service.last_delivered()
+            if record is None:
                 raise ValidationError("job_id", LAST, "found no delivered job yet")
+            return record
         record = self.service.get(job)
         if record is None:
             raise ValidationError("job_id", job, "is not a known job")
@@ -165,7 +164,6 @@ class Audition:
     def _on_job_event(self, record: JobRecord, event: str) -> None:
         if event != "done":
             return
-        self._last_delivered = record.job_id
         if self._output is not None:  # ready before the first press
             task = asyncio.get_running_loop().create_task(self._prepare_quietly(record))
             self._tasks.add(task)

@@ -49,6 +49,7 @@ class JobService:
         self.journal = journal
         self.backends = backends
         self._listeners: list[Listener] = []
+        self._last_delivered: str | None = None  # the job id of the last "done" since this start
         self._tasks: dict[str, asyncio.Task] = {}
         self._records: dict[str, JobRecord] = {}  # jobs that run or wait for the producer; finished ones leave
         self._gates: dict[str, delivery.CommitGate] = {}
@@ -167,6 +168,14 @@ class JobService:
 
     def active(self) -> list[JobRecord]:
         return [r for r in self._records.values() if not r.state.finished]
+
+    def last_delivered(self) -> JobRecord | None:
+        """The job delivered last ("last" to the audition and to decisions): since this start, else the newest
+        delivered job in the journal."""
+        record = self.get(self._last_delivered) if self._last_delivered else None
+        if record is not None and record.state is State.DELIVERED:
+            return record
+        return next((r for r in self.recent() if r.state is State.DELIVERED), None)
 
     def recent(self, limit: int = 50) -> list[JobRecord]:
         """The latest jobs, newest first, as the journal holds them."""
@@ -374,6 +383,8 @@ class JobService:
                 log.warning("could not cancel job %s at the backend: %s", record.job_id, exc)
 
     def _emit(self, record: JobRecord, event: str) -> None:
+        if event == "done":
+            self._last_delivered = record.job_id
         for listener in self._listeners:
             try:
                 listener(record, event)

@@ -301,7 +301,7 @@ class MidiFrontend:
         self.context.restore()
         recent = self.service.recent(1)
         self.last_job_id = recent[0].job_id if recent else None
-        if self.decisions is not None and (delivered := self.decisions.last_delivered()) is not None:
+        if self.decisions is not None and (delivered := self.service.last_delivered()) is not None:
             self._show_chosen(delivered)
         if self.settings.daw is not None:
             self._listeners = await start_feedback(self.context, self.settings.daw, self.ableton)
@@ -503,7 +503,7 @@ class MidiFrontend:
                                for pad in self.mapping.pads if wanted and DECISION_ACTIONS.get(pad.action) == wanted})
 
     def _on_decision(self, decided: Decision) -> None:
-        last = self.decisions.last_delivered()
+        last = self.service.last_delivered()
         if last is not None and last.job_id == decided.job_id:
             self._show_chosen(last, decided)
 
