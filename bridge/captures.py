@@ -107,6 +107,40 @@ def _spans(data: dict, folder: Path, name: str) -> list[Span]:
     return spans
 
 
+@dataclass(frozen=True)
+class HostTransport:
+    """The plugin host's transport as an instance last saw it (its index's ``transport``)."""
+
+    playing: bool
+    position: float  # timeline seconds at ``observed``
+    observed: float  # wall-clock seconds (``time.time()``) when the instance's audio thread saw it
+    tempo: float  # BPM; 0: the host gives no bar/beat position
+    beats_per_bar: float
+    heard: tuple[tuple[float, float, float, float], ...]  # (start, end, tempo, beats_per_bar): each stretch played
+
+    def cursor(self, now: float) -> float:
+        """Where the play cursor is at ``now``: moved on by the time since it was seen while the host plays."""
+        return self.position + (max(now - self.observed, 0.0) if self.playing else 0.0)
+
+
+def host_transport(data: dict, name: str) -> HostTransport | None:
+    """The ``transport`` a capture index reports (None when it has none: an older plugin, or run() never ran);
+    ValidationError when it is malformed."""
+    given = data.get("transport")
+    if given is None:
+        return None
+    try:
+        heard = tuple(tuple(float(v) for v in stretch) for stretch in given["heard"])
+        if any(len(stretch) != 4 for stretch in heard) or not isinstance(given["playing"], bool):
+            raise ValueError
+        numbers = [float(given[key]) for key in ("position", "observed", "tempo", "beats_per_bar")]
+        if not all(math.isfinite(v) and v >= 0 for v in numbers):
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise ValidationError("capture", name, f"has a malformed transport in its index: {given!r:.80}") from None
+    return HostTransport(given["playing"], *numbers, heard)
+
+
 def merged(spans: list[Span]) -> list[tuple[int, int]]:
     """The timeline frames the spans cover, as sorted, disjoint [start, end) stretches (touching ones joined)."""
     out: list[list[int]] = []
@@ -279,8 +313,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def live_plugins(config: Config, now: float | None = None) -> list[dict]:
-    """The plugin instances whose index changed within LIVE_WITHIN_S or whose process runs, most recent first."""
+def _live(config: Config, now: float | None) -> list[tuple[os.DirEntry, dict, float, int]]:
+    """(folder, index, age in seconds, pid) of each instance whose index changed within LIVE_WITHIN_S or whose
+    process runs."""
     root = confined_root(config, "captures_dir", str(captures_root(config)))
     now = time.time() if now is None else now
     found = []
@@ -299,13 +334,20 @@ def live_plugins(config: Config, now: float | None = None) -> list[dict]:
             continue
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             continue
-        instance = str(data.get("instance") or entry.name)
         pid = data.get("pid")
         if not isinstance(pid, int) or isinstance(pid, bool):
-            head = instance.split("-", 1)[0]
+            head = str(data.get("instance") or entry.name).split("-", 1)[0]
             pid = int(head) if head.isdigit() else 0
         if age > LIVE_WITHIN_S and not _pid_alive(pid):
             continue
+        found.append((entry, data, age, pid))
+    return found
+
+
+def live_plugins(config: Config, now: float | None = None) -> list[dict]:
+    """The plugin instances whose index changed within LIVE_WITHIN_S or whose process runs, most recent first."""
+    found = []
+    for entry, data, age, pid in _live(config, now):
         try:
             spans = _spans(data, Path(entry.path).resolve(), entry.name)
         except ValidationError:
@@ -316,3 +358,19 @@ def live_plugins(config: Config, now: float | None = None) -> list[dict]:
                       "plugin_format": str(data.get("plugin_format") or ""), "age": float(age),
                       "played": "" if not spans else played})
     return sorted(found, key=lambda item: item["age"])
+
+
+def live_transports(config: Config, now: float | None = None) -> dict[str, HostTransport]:
+    """The host transport of each live instance that reports one (by capture name); an instance whose process is
+    known to have ended reports none."""
+    found = {}
+    for entry, data, _, pid in _live(config, now):
+        if pid and not _pid_alive(pid):
+            continue
+        try:
+            transport = host_transport(data, entry.name)
+        except ValidationError:
+            continue
+        if transport is not None:
+            found[entry.name] = transport
+    return found

@@ -6,7 +6,8 @@ feedback reports its tempo map, so the tempo and signature it reported while its
 (``TransportHistory``): a bars selection is refused, with the reason, when the timeline up to its end (or up to the
 cursor, when that lies later) was reported at another tempo or signature, since the bar lines counted at the
 cursor's tempo would not be the DAW's there. Ardour reports no tempo but its own bar count at the cursor: its bar
-lines are found as they pass (``BarLines``), and its bars are counted on them.
+lines are found as they pass (``BarLines``), and its bars are counted on them. The audio plugin reports its host's
+transport in its capture index, with the tempo of every stretch it played (``daw_feedback.bars_transport``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from osc_schema import ValidationError
 
 ANCHORS = ("last", "this", "next")
 EPSILON = 1e-6  # seconds: a cursor this close to a bar line stands on it (feedback is rounded)
-SELECTION_KEYS = ("source", "position", "item_id", "track_id", "take_id", "drop_folder")  # what a request carries on
+SELECTION_KEYS = ("source", "capture", "position", "item_id", "track_id", "take_id", "drop_folder")  # carried on
 STEP = 1.0  # seconds: a cursor that moved further forward than this between two reports was located, not played
 HISTORY = 128  # stretches of timeline the history keeps (a locate starts one)
 TEMPO_TOLERANCE = 0.005  # BPM: reports this close are one tempo (REAPER's /tempo/raw is a float)
@@ -37,7 +38,7 @@ class Heard:
 
 @dataclass(frozen=True)
 class Transport:
-    daw: str  # reaper | ableton | ardour
+    daw: str  # reaper | ableton | ardour | plugin (the audio plugin's host)
     cursor: float  # timeline seconds
     tempo: float = 0.0  # beats per minute; 0: the DAW reports none (Ardour), its bar lines count instead
     beats_per_bar: float = 4.0
@@ -52,7 +53,8 @@ class Transport:
 
     @property
     def daw_name(self) -> str:
-        return {"reaper": "REAPER", "ableton": "Live", "ardour": "Ardour"}.get(self.daw, self.daw)
+        return {"reaper": "REAPER", "ableton": "Live", "ardour": "Ardour", "plugin": "the plugin host"}.get(
+            self.daw, self.daw)
 
     def describe(self) -> str:
         if not self.tempo:
@@ -181,8 +183,10 @@ def _refuse_a_change(transport: Transport, chosen: BarRange) -> None:
         if not tempo_differs and heard.beats_per_bar == transport.beats_per_bar:
             continue
         before = heard.end < transport.cursor  # the cursor stands at the counted tempo, past or before this stretch
-        at = (min((h.start for h in transport.heard if h.start > heard.end), default=transport.cursor) if before
-              else heard.start)  # where the DAW first reported what followed
+        counted = [h.start for h in transport.heard if h.start > heard.end
+                   and abs(h.tempo - transport.tempo) <= TEMPO_TOLERANCE and h.beats_per_bar == transport.beats_per_bar]
+        at = min(counted, default=transport.cursor) if before else heard.start  # where the DAW first reported the
+        # counted tempo after this stretch (a stretch at this one's tempo played again later is no change)
         if tempo_differs:
             values, unit, what = (heard.tempo, transport.tempo), " BPM", "tempo"
         else:
@@ -213,11 +217,15 @@ class TransportHistory:
                 and last.end <= cursor <= last.end + STEP):
             if cursor == last.end:
                 return
-            newest = Heard(last.start, cursor, tempo, beats_per_bar)
-            older = heard[:-1]
+            self._keep(Heard(last.start, cursor, tempo, beats_per_bar), heard[:-1])
         else:
-            newest = Heard(cursor, cursor, tempo, beats_per_bar)
-            older = heard
+            self._keep(Heard(cursor, cursor, tempo, beats_per_bar), heard)
+
+    def played(self, stretch: Heard) -> None:
+        """A whole stretch played at one tempo and signature (the plugin reports them so)."""
+        self._keep(stretch, self._heard)
+
+    def _keep(self, newest: Heard, older: list[Heard]) -> None:
         self._heard = [piece for stretch in older for piece in _outside(stretch, newest)][-HISTORY + 1:] + [newest]
 
     def snapshot(self) -> tuple[Heard, ...]:
@@ -242,7 +250,7 @@ def bars_on_source(transport: Transport | None, selection: dict, anchor: str, ba
     if transport is None:
         raise ValidationError("bars", bars, "need the DAW's play cursor and tempo: add [midi.daw] to the daemon's "
                                             "config (reaper_port, ableton = true or ardour = true) and let the DAW "
-                                            "send them")
+                                            "send them, or put the audio plugin on a track")
     chosen = bar_range(transport, anchor, bars)
     position = selection.get("position") or 0.0
     return chosen, round(chosen.start - position, 6), round(chosen.end - position, 6)

@@ -14,6 +14,11 @@ the DAW's own loop points:
   ``current_song_time`` (beats) and ``signature_numerator`` are its transport.
 - Ardour's OSC surface (``ardour``, port 3819) is asked with ``/set_surface`` for ``/position/bbt`` and
   ``/position/time``: its play cursor and its own bar count there, but no tempo and no loop (``ArdourFeedback``).
+- The audio plugin writes its host's transport into its capture index (``captures.HostTransport``); it is read when a
+  bars press asks (``bars_transport``). A bars press counts from the plugin host's cursor when the selection is a
+  plugin's capture (the last command came from an instance), else from the DAW feedback above; with neither, from
+  the one live instance reporting a transport (its capture becomes the selection when none is chosen), since
+  several instances would leave it unclear which track is meant.
 
 The DAW speaks timeline seconds, the context source seconds: a loop is mapped through the context's ``position``
 (where the source's time 0 sits on the timeline, known from the last command or ``/bridge/context``) every time the
@@ -33,17 +38,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge import captures
 from bridge.audio.wavio import write_text_atomic
-from bridge.frontends.bars import BarLines, Transport, TransportHistory
+from bridge.frontends.bars import BarLines, Heard, Transport, TransportHistory
 from bridge.frontends.osc_wire import OscSocket, encode
 from bridge.models import JobSpec
 from bridge.settings_schema import check_table, defaults
+from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
 
 CONTEXT_FILE = "context.json"
 WRITE_DELAY = 0.5  # seconds a change waits for the next before context.json is written
-KEYS = ("source", "start", "end", "position", "item_id", "track_id", "take_id", "drop_folder")  # /bridge/context
+KEYS = ("source", "start", "end", "position", "item_id", "track_id", "take_id", "drop_folder",  # /bridge/context
+        "capture")  # a plugin's capture, whose times are timeline seconds
+PLUGIN_STALE_S = 2.0  # seconds: a rolling host's transport not reported for longer is not moved on from
 
 
 class SessionContext:
@@ -80,19 +89,25 @@ class SessionContext:
         self._seen = dict(self.values)
 
     def follow_job(self, spec: JobSpec, default_drop_folder: Path | None) -> None:
-        """The last command's selection becomes the context (keys it did not give are cleared, not kept)."""
+        """The last command's selection becomes the context (keys it did not give are cleared, not kept). A plugin's
+        capture stays the selection, in timeline seconds, not the export the job made of it."""
         values = self.values
         before = dict(values)
-        chosen = {"source": str(spec.source), "position": spec.position,
+        capture = spec.ids.get("capture")
+        offset = spec.position if capture else 0.0
+        chosen = {"source": None if capture else str(spec.source), "capture": capture,
+                  "position": None if capture else spec.position,
                   "drop_folder": str(spec.drop_folder) if spec.drop_folder and spec.drop_folder != default_drop_folder
                   else None}
         for kind in ("item", "track", "take"):
             chosen[f"{kind}_id"] = spec.ids.get(kind)
         if spec.operation == "inpaint":
-            chosen.update(start=spec.start, end=spec.end)
+            chosen.update(start=round(spec.start + offset, 6), end=round(spec.end + offset, 6))
         else:  # a point, not a range: keep the old start only where it still makes a range with it
-            keep = before.get("source") == chosen["source"] and (before.get("start") or 0) < spec.extend_after
-            chosen.update(start=before.get("start") if keep else None, end=spec.extend_after)
+            after = round(spec.extend_after + offset, 6)
+            keep = ((before.get("source"), before.get("capture")) == (chosen["source"], capture)
+                    and (before.get("start") or 0) < after)
+            chosen.update(start=before.get("start") if keep else None, end=after)
         for key, value in chosen.items():
             if value is None:
                 values.pop(key, None)
@@ -110,10 +125,13 @@ class SessionContext:
         self._apply_loop()
         self._write()
 
-    def follow_bars(self, start: float, end: float, bars: str) -> None:
-        """Whole bars from the cursor (/bridge/bars context) became the range (source seconds)."""
+    def follow_bars(self, start: float, end: float, bars: str, capture: str | None = None) -> None:
+        """Whole bars from the cursor (/bridge/bars context) became the range (source seconds), of ``capture`` when
+        the bars were counted on a plugin instance's capture that was not the selection yet."""
         self.publish()
         self.values.update(start=start, end=end)
+        if capture is not None:
+            self.values["capture"] = capture
         self._loop_range = None
         self.range_from, self.bars = "bars", bars
         self._write()
@@ -144,12 +162,18 @@ class SessionContext:
         self.publish()
         return dict(self.values)
 
+    def for_bars(self) -> tuple[Transport | None, dict]:
+        """The transport a bars press counts from, and the selection it acts on (see ``bars_transport``)."""
+        return bars_transport(getattr(self.service, "config", None), self.selection(), self.transport)
+
     def publish(self) -> None:
         """Notice changes others made (``/bridge/context``), re-map the loop if the position moved, and write."""
         values = self.values
         if values == self._seen:
             return
         seen = self._seen
+        if values.get("source") is not None:  # /bridge/context named a file: a plugin's capture no longer is chosen
+            values.pop("capture", None)
         if (values.get("start"), values.get("end")) != (seen.get("start"), seen.get("end")):
             self._loop_range = None
             self.range_from = "osc"
@@ -191,6 +215,56 @@ class SessionContext:
             write_text_atomic(self.path, json.dumps(self.snapshot(), indent=2) + "\n")
         except OSError as exc:
             log.warning("could not write the session context to %s: %s", self.path, exc)
+
+
+def bars_transport(config, selection: dict, daw: Transport | None,
+                   now: float | None = None) -> tuple[Transport | None, dict]:
+    """The transport a bars press counts from and the selection it acts on: the plugin host's when the selection is
+    a plugin's capture, else the DAW feedback's (``daw``), else that of the one live plugin instance reporting one,
+    whose capture becomes the selection when it names no source. None when there is none (``bars_on_source`` says
+    how to get one). Reads capture indexes: once a press, on the event loop (they are small)."""
+    now = time.time() if now is None else now
+    name = selection.get("capture")
+    if name:
+        _, index = captures.read_index(config, name)
+        found = captures.host_transport(index, name)
+        if found is None:
+            raise ValidationError("capture", name, "reports no host transport yet: let the host play with the "
+                                                   "plugin on the track (a plugin from before transport reports "
+                                                   "needs rebuilding)")
+        return _plugin_transport(name, found, now), selection
+    if daw is not None or config is None:
+        return daw, selection
+    try:
+        live = captures.live_transports(config, now)
+    except ValidationError:  # the captures folder lies outside the project roots: no capture can be used anyway
+        return None, selection
+    if len(live) > 1:
+        raise ValidationError("bars", None, f"need one play cursor, and {len(live)} plugin instances report their "
+                                            f"host's ({', '.join(live)}): press Inpaint or Extend in the one to use "
+                                            "first, so its capture is the selection", shown="")
+    if not live:
+        return None, selection
+    [(name, found)] = live.items()
+    if selection.get("source") is None:
+        selection = {**selection, "capture": name}
+    return _plugin_transport(name, found, now), selection
+
+
+def _plugin_transport(name: str, found: captures.HostTransport, now: float) -> Transport:
+    """A plugin host's transport as the bars count it: the cursor moved on while it plays, the tempo of every
+    stretch it played kept for the tempo-change refusal."""
+    if found.tempo <= 0:
+        raise ValidationError("capture", name, "reports no tempo: its host gives the plugin no bar and beat "
+                                               "position; select the range in the host instead")
+    if found.playing and now - found.observed > PLUGIN_STALE_S:
+        raise ValidationError("capture", name, f"last reported its host's transport {now - found.observed:.0f} s "
+                                               "ago while playing: is the host still running?")
+    history = TransportHistory()
+    for stretch in found.heard:
+        history.played(Heard(*stretch))
+    return Transport("plugin", round(found.cursor(now), 6), found.tempo, found.beats_per_bar or 4.0,
+                     heard=history.snapshot())
 
 
 def read_context(state_dir: Path) -> dict | None:

@@ -442,19 +442,24 @@ class MidiFrontend:
     def request_for(self, pad: Pad, origin: dict | None = None) -> dict:
         """The request a command pad sends now: the current selection under the pad's own arguments (a range in bars
         is also noted in the job's ``origin``)."""
-        selection = self.context.selection()
-        request = selection_request(pad.command, selection)
         if pad.bars is not None:
-            chosen, start, end = bars_on_source(self.context.transport, selection, *pad.bars)
+            transport, selection = self.context.for_bars()
+            chosen, start, end = bars_on_source(transport, selection, *pad.bars)
+            request = selection_request(pad.command, selection)
             request.update(range_arguments(pad.command, start, end))
             if origin is not None:
                 origin["bars"] = chosen.with_tempo()
-        elif pad.command == "inpaint":
-            request.update({k: selection[k] for k in ("start", "end") if selection.get(k) is not None})
-        elif selection.get("end") is not None:
-            request["extend_after"] = selection["end"]
+        else:
+            selection = self.context.selection()
+            request = selection_request(pad.command, selection)
+            if pad.command == "inpaint":
+                request.update({k: selection[k] for k in ("start", "end") if selection.get(k) is not None})
+            elif selection.get("end") is not None:
+                request["extend_after"] = selection["end"]
         request.update(pad.args)
-        needed = ("source", "start", "end") if pad.command == "inpaint" else ("source", "extend_after")
+        needed = ("start", "end") if pad.command == "inpaint" else ("extend_after",)
+        if "capture" not in request:  # a plugin's capture names the audio instead
+            needed = ("source", *needed)
         for key in needed:
             if key not in request:
                 raise ValidationError(key, None, "is not known yet: select a range in the DAW (with [midi.daw] "

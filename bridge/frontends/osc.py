@@ -17,6 +17,7 @@ from bridge.core.service import JobService
 from bridge.decisions import Decision, Decisions
 from bridge.exceptions import BridgeError, SourceError
 from bridge.frontends.bars import bars_on_source, range_arguments, selection_request
+from bridge.frontends.daw_feedback import bars_transport
 from bridge.frontends.osc_wire import OscSocket, address_of, encode
 from bridge.models import JobRecord
 from osc_schema import ValidationError
@@ -133,16 +134,21 @@ class OscFrontend(OscSocket):
             raise ValidationError("address", command.name, "is not served by this daemon")
 
     def _bars(self, args: dict, target: tuple) -> None:
-        transport = self.session.transport if self.session is not None else None
-        selection = self.session.selection() if self.session is not None else {}
+        # without [midi] there is no session context: only a plugin instance's transport and capture
+        transport, selection = (self.session.for_bars() if self.session is not None
+                                else bars_transport(self.config, {}, None))
+        operation = args["operation"]
+        if operation == "context" and self.session is None:
+            raise ValidationError("operation", operation, "needs [midi] in the daemon's config: the session context "
+                                                          "is what its pads act on")
         chosen, start, end = bars_on_source(transport, selection, args["anchor"], args["bars"])
         self._send(target, *osc_schema.reply("selected", range=chosen.describe(), start=start, end=end,
                                              tempo=float(transport.tempo), beats_per_bar=float(transport.beats_per_bar)))
-        operation = args["operation"]
         if operation == "context":
-            self.session.follow_bars(start, end, f"{chosen.describe()} at {transport.describe()}")
+            self.session.follow_bars(start, end, f"{chosen.describe()} at {transport.describe()}",
+                                     selection.get("capture"))
             return
-        if selection.get("source") is None:
+        if selection.get("source") is None and selection.get("capture") is None:
             raise ValidationError("source", None, "is not known yet: send /bridge/context or run one command first",
                                   shown="")
         request = selection_request(operation, selection)

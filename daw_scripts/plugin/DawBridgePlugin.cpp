@@ -17,8 +17,11 @@
 //   span-000001.wav ...  one 32-bit float WAV per contiguous stretch of played timeline (a locate, a stop, a
 //                        sample-rate change or a dropped block starts a new span)
 //   index.json           {"format", "instance", "plugin_format", "channels", "spans": [{"file", "sample_rate",
-//                        "timeline_start_frame", "frames"}], "dropped_blocks", "requests": [...]}; replaced
-//                        atomically (rename) after the spans' audio is written, so every frame it names is on disk.
+//                        "timeline_start_frame", "frames"}], "dropped_blocks", "requests": [...], "transport"};
+//                        replaced atomically (rename) after the spans' audio is written, so every frame it names is
+//                        on disk. "transport" is the host's as run() last saw it (see transportJson): playing, the
+//                        position, tempo and beats per bar, when that was (wall clock), and the tempo and signature
+//                        each stretch of timeline was played at; the daemon counts bars from the play cursor with it.
 //   Spans are listed in the order they were played; where two spans cover the same timeline frames, the later one
 //   is the newer take of the host's audio.
 
@@ -86,6 +89,8 @@ struct BlockRecord {
     int64_t timelineFrame;  // host timeline position of the block's first frame
     uint32_t frames;
     uint32_t sampleRate;
+    double tempo;       // the host's BPM during the block; 0: it gave no bar/beat position
+    float beatsPerBar;
 };
 
 class CaptureRing {
@@ -97,8 +102,9 @@ public:
 
     // Audio thread. False (and nothing written) when the consumer has fallen behind. Planar (one ring per channel),
     // so a block is at most two copies per channel; the capture thread interleaves.
-    bool push(const float* const* channels, uint32_t frames, int64_t timelineFrame, uint32_t sampleRate) noexcept
+    bool push(const float* const* channels, const BlockRecord& block) noexcept
     {
+        const uint32_t frames = block.frames;
         const uint64_t fw = fFrameWrite.load(std::memory_order_relaxed);
         const uint64_t bw = fBlockWrite.load(std::memory_order_relaxed);
         if (fw + frames - fFrameRead.load(std::memory_order_acquire) > kFrameCapacity
@@ -116,7 +122,7 @@ public:
         if (streamed)
             _mm_sfence();  // the streamed samples are visible before the indices that publish them
 #endif
-        fBlocks[bw & (kBlockCapacity - 1)] = BlockRecord{timelineFrame, frames, sampleRate};
+        fBlocks[bw & (kBlockCapacity - 1)] = block;
         fFrameWrite.store(fw + frames, std::memory_order_release);
         fBlockWrite.store(bw + 1, std::memory_order_release);
         return true;
@@ -170,6 +176,63 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------------------------------------
+// The host's transport as run() last saw it, for the capture index (the daemon counts bars from it).
+
+struct HostTransport {
+    int64_t timelineFrame = 0;  // the block's first frame
+    int64_t observedNs = 0;     // wall clock (ns since the epoch) when run() saw it; 0: never
+    double tempo = 0.0;         // BPM; 0: the host gave no bar/beat position
+    float beatsPerBar = 0.0f;
+    uint32_t sampleRate = 0;
+    bool playing = false;
+};
+
+// One writer (run, every block) and one reader (the capture thread), lock-free: a sequence lock, odd while the writer
+// is between its stores. The writer never waits; the reader copies again when a write overlapped its copy.
+class TransportMailbox {
+public:
+    void write(const HostTransport& t) noexcept
+    {
+        const uint32_t version = fVersion.load(std::memory_order_relaxed);
+        fVersion.store(version + 1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_release);
+        fFrame.store(t.timelineFrame, std::memory_order_relaxed);
+        fObserved.store(t.observedNs, std::memory_order_relaxed);
+        fTempo.store(t.tempo, std::memory_order_relaxed);
+        fBeatsPerBar.store(t.beatsPerBar, std::memory_order_relaxed);
+        fSampleRate.store(t.sampleRate, std::memory_order_relaxed);
+        fPlaying.store(t.playing, std::memory_order_relaxed);
+        fVersion.store(version + 2, std::memory_order_release);
+    }
+
+    HostTransport read() const
+    {
+        for (;;) {
+            const uint32_t before = fVersion.load(std::memory_order_acquire);
+            HostTransport t;
+            t.timelineFrame = fFrame.load(std::memory_order_relaxed);
+            t.observedNs = fObserved.load(std::memory_order_relaxed);
+            t.tempo = fTempo.load(std::memory_order_relaxed);
+            t.beatsPerBar = fBeatsPerBar.load(std::memory_order_relaxed);
+            t.sampleRate = fSampleRate.load(std::memory_order_relaxed);
+            t.playing = fPlaying.load(std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (!(before & 1) && fVersion.load(std::memory_order_relaxed) == before)
+                return t;
+            std::this_thread::yield();
+        }
+    }
+
+private:
+    std::atomic<uint32_t> fVersion{0};
+    std::atomic<int64_t> fFrame{0}, fObserved{0};
+    std::atomic<double> fTempo{0.0};
+    std::atomic<float> fBeatsPerBar{0.0f};
+    std::atomic<uint32_t> fSampleRate{0};
+    std::atomic<bool> fPlaying{false};
+};
+
+// ---------------------------------------------------------------------------------------------------------------------
 // Capture files (capture thread only).
 
 static bool makeDirs(const std::string& path)
@@ -217,6 +280,7 @@ public:
     // One block from the ring, its samples interleaved as the WAV holds them.
     void append(const BlockRecord& block, const std::vector<float>& interleaved)
     {
+        noteHeard(block);
         const bool continues = fFile != nullptr && !fSpans.empty() && fSpans.back().sampleRate == block.sampleRate
             && fSpans.back().timelineStartFrame + int64_t(fSpans.back().frames) == block.timelineFrame
             && fSpans.back().frames + block.frames <= kMaxSpanFrames;
@@ -271,6 +335,19 @@ public:
         }
     }
 
+    // The host's transport (TransportMailbox): written when it changed, and at every read while it rolls (the capture
+    // is written then anyway), so the daemon can tell from "observed" how far the cursor has moved since. Like the
+    // reply port, not written alone: a host that only loads the plugin (a plugin scan) gets no capture folder.
+    void noteTransport(const HostTransport& t)
+    {
+        if (t.observedNs == 0 || t.sampleRate == 0)
+            return;
+        const HostTransport& was = fTransport;
+        if (t.playing || t.playing != was.playing || t.timelineFrame != was.timelineFrame || t.tempo != was.tempo
+            || t.beatsPerBar != was.beatsPerBar || t.sampleRate != was.sampleRate)
+            fTransport = t, fDirty = fDirty || fPublished;
+    }
+
     void noteReplyPort(int port) { fReplyPort = port; }  // written with the first capture or request, not alone
     // The job this instance follows, as one JSON object (the background thread composes it).
     void noteJob(std::string json)
@@ -306,6 +383,8 @@ public:
         for (size_t i = 0; i < fRequests.size(); ++i)
             json += std::string(i ? ", " : "") + fRequests[i];
         json += "],\n  \"reply_port\": " + std::to_string(fReplyPort);
+        if (fTransport.observedNs != 0)
+            json += ",\n  \"transport\": " + transportJson();
         if (!fJob.empty())
             json += ",\n  \"job\": " + fJob;
 #ifdef DAW_BRIDGE_RT_CHECK
@@ -316,12 +395,56 @@ public:
         if (FILE* f = std::fopen(temporary.c_str(), "wb")) {
             const bool written = std::fwrite(json.data(), 1, json.size(), f) == json.size();
             if (std::fclose(f) == 0 && written)
-                std::rename(temporary.c_str(), (fFolder + "/index.json").c_str());
+                fPublished = std::rename(temporary.c_str(), (fFolder + "/index.json").c_str()) == 0 || fPublished;
         }
         fDirty = false;
     }
 
 private:
+    // A stretch of timeline played at one tempo and signature (seconds), as the blocks came.
+    struct Heard {
+        double start, end, tempo;
+        float beatsPerBar;
+    };
+    static constexpr size_t kHeardLimit = 128;  // the newest stretches (a locate or a tempo change starts one)
+
+    void noteHeard(const BlockRecord& block)
+    {
+        if (block.tempo <= 0.0)
+            return;
+        const double start = double(block.timelineFrame) / block.sampleRate;
+        const double end = double(block.timelineFrame + int64_t(block.frames)) / block.sampleRate;
+        if (!fHeard.empty()) {
+            Heard& last = fHeard.back();
+            if (last.tempo == block.tempo && last.beatsPerBar == block.beatsPerBar && std::fabs(last.end - start) < 1e-6) {
+                last.end = end;
+                return;
+            }
+        }
+        if (fHeard.size() == kHeardLimit)
+            fHeard.erase(fHeard.begin());
+        fHeard.push_back(Heard{start, end, block.tempo, block.beatsPerBar});
+    }
+
+    // {"playing", "position" (timeline seconds at "observed"), "tempo" (0: none given), "beats_per_bar", "observed"
+    // (wall-clock seconds since the epoch), "heard": [[start, end, tempo, beats_per_bar], ...] oldest first}
+    std::string transportJson() const
+    {
+        const HostTransport& t = fTransport;
+        char text[256];
+        std::snprintf(text, sizeof text, "{\"playing\": %s, \"position\": %.6f, \"tempo\": %.6f, "
+                      "\"beats_per_bar\": %.6g, \"observed\": %.6f, \"heard\": [", t.playing ? "true" : "false",
+                      double(t.timelineFrame) / t.sampleRate, t.tempo, double(t.beatsPerBar),
+                      double(t.observedNs) / 1e9);
+        std::string json = text;
+        for (size_t i = 0; i < fHeard.size(); ++i) {
+            std::snprintf(text, sizeof text, "%s[%.6f, %.6f, %.6f, %.6g]", i ? ", " : "", fHeard[i].start,
+                          fHeard[i].end, fHeard[i].tempo, double(fHeard[i].beatsPerBar));
+            json += text;
+        }
+        return json + "]}";
+    }
+
     bool openSpan(const BlockRecord& block)
     {
         closeSpan();
@@ -374,6 +497,8 @@ private:
     const std::string fFolder, fInstance, fPluginFormat;
     std::vector<Span> fSpans;
     std::vector<std::string> fRequests;
+    std::vector<Heard> fHeard;
+    HostTransport fTransport;
     std::string fJob;
     int fReplyPort = 0;
     FILE* fFile = nullptr;
@@ -382,6 +507,7 @@ private:
     uint64_t fAllocations = 0;
 #endif
     bool fDirty = false;
+    bool fPublished = false;  // an index.json was written
 };
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -595,11 +721,19 @@ protected:
         uint32_t marks = fMarks.load(std::memory_order_relaxed);  // a plain load: the exchange's lock after a press only
         if (marks != 0)
             marks = fMarks.exchange(0, std::memory_order_relaxed);
-        const int64_t firstFrame = playing || marks ? timelineFrame(time) : 0;  // the position only where it is used
+        const int64_t firstFrame = timelineFrame(time);
         if (marks)
             mark(marks, firstFrame);
+        const bool bbt = time.bbt.valid && time.bbt.beatsPerMinute > 0.0;
+        const BlockRecord block{firstFrame, frames, uint32_t(getSampleRate()), bbt ? time.bbt.beatsPerMinute : 0.0,
+                                bbt ? time.bbt.beatsPerBar : 0.0f};
+        // the wall clock is read through the vDSO (no system call): the daemon moves the cursor on from it
+        const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::system_clock::now().time_since_epoch()).count();
+        fHostTransport.write(HostTransport{firstFrame, now, block.tempo, block.beatsPerBar, block.sampleRate,
+                                           time.playing});
         // capture first: when the host processes in place, outputs[c] == inputs[c] and playback overwrites them
-        if (playing && !fRing.push(inputs, frames, firstFrame, uint32_t(getSampleRate())))
+        if (playing && !fRing.push(inputs, block))
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
 
         const Playback* playback = fPlayback.load(std::memory_order_seq_cst);
@@ -1111,6 +1245,7 @@ private:
             BlockRecord block;
             while (fRing.pop(block, fInterleaved))
                 fWriter.append(block, fInterleaved);
+            fWriter.noteTransport(fHostTransport.read());
             fWriter.noteDropped(fDroppedBlocks.load(std::memory_order_relaxed));
             if (const uint32_t requests = fRequests.exchange(0, std::memory_order_acquire)) {
                 fWriter.publish();  // everything played before the press is readable when the daemon gets it
@@ -1168,6 +1303,7 @@ private:
     std::atomic<int64_t> fMarkIn{-1}, fMarkOut{-1};
     std::atomic<bool> fMarked{false};
     std::atomic<uint64_t> fDroppedBlocks{0};
+    TransportMailbox fHostTransport;  // run() -> the capture index
     std::atomic<bool> fQuit{false};
     // playback: the set run() reads, and run()'s block counter that says when a replaced set is no longer read
     std::atomic<Playback*> fPlayback{nullptr};

@@ -98,3 +98,18 @@ def test_an_inpaint_press_is_delivered_and_variant_1_plays_in_place_on_the_next_
     assert np.array_equal(heard[:first], SONG[:, :first].T)
     assert np.array_equal(heard[first + fade:first + RATE - fade], variant[fade:-fade])
     assert np.array_equal(heard[first + RATE:], SONG[:, first + RATE:2 * RATE].T)
+
+
+def test_the_capture_index_reports_the_hosts_tempo_and_where_its_cursor_stopped(session, tmp_path):
+    """What the daemon counts bars from: the VST3 reports DawDreamer's BPM and song position, as the LV2 does jalv's."""
+    session.render(2.0)
+    deadline = time.monotonic() + 5
+    while True:  # the index written after the render's last block
+        transport = wait_for_capture(tmp_path / "captures", spans=1).get("transport") or {}
+        if transport.get("heard", [[0, 0]])[-1][1] == 2.0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert transport["heard"] == [[0.0, 2.0, 97.0, 4]]  # the whole render at 97 BPM in 4/4
+    assert (transport["tempo"], transport["beats_per_bar"]) == (97.0, 4)
+    assert (transport["position"], transport["playing"]) == (2.0, False)  # stopped where the render ended
+    assert abs(transport["observed"] - time.time()) < 60  # a wall-clock time, not a counter of the host's
