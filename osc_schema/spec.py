@@ -253,8 +253,9 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 _args("job_id", "decision"), _args("choice", "reply_port"), ("decided", "error")),
     CommandSpec("bars", "Act on whole bars counted from the DAW's play cursor, as its transport feedback ([midi.daw]: "
                 "REAPER's /time and /tempo/raw, AbletonOSC's current_song_time, tempo and signature, Ardour's "
-                "/position/time and /position/bbt) tells it, "
-                "on the session context's source (/bridge/context, or the last command). /bridge/selected says "
+                "/position/time and /position/bbt) or the audio plugin's host (its capture index) tells it, "
+                "on the session context's source (/bridge/context, or the last command; with the plugin, its "
+                "capture). /bridge/selected says "
                 "which bars, in bars and seconds, then the job's replies follow. Bars are counted at the current "
                 "tempo from the timeline's start: bars over which, or before which, the DAW's cursor reported "
                 "another tempo or signature are refused, with where it changed. Ardour reports no tempo: its bars "
