@@ -143,7 +143,9 @@ def context_lines(config: Config) -> list[str]:
     start, end = context.get("start"), context.get("end")
     where = (f"{start:.2f}-{end:.2f} s" if isinstance(start, (int, float)) and isinstance(end, (int, float))
              else f"after {end:.2f} s" if isinstance(end, (int, float)) else "no range yet")
-    first = f"pads act on: {Path(source).name if source else '(no source yet)'} {where}"
+    what = (Path(source).name if source else f"plugin capture {context['capture']}" if context.get("capture")
+            else "(no source yet)")
+    first = f"pads act on: {what} {where}"
     if isinstance(context.get("position"), (int, float)) and context["position"]:
         first += f", item at {context['position']:.2f} s on the timeline"
     updated = data.get("updated")

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from bridge.captures import HostTransport, host_transport, live_transports
+from bridge.commands.midi import context_lines
 from bridge.config import Config
 from bridge.frontends.bars import Transport, bar_range
-from bridge.frontends.daw_feedback import SessionContext, bars_transport
+from bridge.frontends.daw_feedback import CONTEXT_FILE, SessionContext, bars_transport
 from bridge.models import JobSpec, SourceInfo
 from osc_schema import ValidationError
 
@@ -117,11 +118,13 @@ class _Service:
 
 
 def test_a_plugin_job_leaves_its_capture_selected_in_timeline_seconds(config, tmp_path):
-    context = SessionContext(_Service(config), tmp_path / "context.json")
+    context = SessionContext(_Service(config), config.state_dir / CONTEXT_FILE)
     context.values.update(source="/song.wav", position=4.0)
     export = tmp_path / "work" / "j-1" / "capture-1-lv2-1.wav"  # the admission's export starts at 6 s
     context.follow_job(JobSpec(job_id="j-1", operation="inpaint", source=export, source_info=SourceInfo(48000, 2, 960000, "WAV/FLOAT"),
                                backend="local", start=6.0, end=8.0, position=6.0, ids={"capture": "1-lv2-1"}), None)
     assert context.selection() == {"capture": "1-lv2-1", "start": 12.0, "end": 14.0}
+    context.flush()
+    assert context_lines(config)[0] == "pads act on: plugin capture 1-lv2-1 12.00-14.00 s"  # daw-bridge jobs
     context.values.update(source="/other.wav")  # /bridge/context names a file: the capture is no longer chosen
     assert "capture" not in context.selection()
