@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from bridge.audio_clients import JackClient, sounddevice
 from bridge.audition.mixer import Mixer
 from bridge.audition.program import AuditionError
 
@@ -14,27 +15,15 @@ CLIENT_NAME = "daw-bridge"
 OUTPUTS = ("auto", "jack", "portaudio", "none")
 
 
-class JackOutput:
+class JackOutput(JackClient):
     """A JACK client with two output ports (out_1, out_2), connected to ``ports`` or else to the speakers."""
 
-    kind = "jack"
-
     def __init__(self, server: str = "", ports: tuple[str, ...] = ()):
-        try:
-            import jack
-        except (ImportError, OSError) as exc:  # OSError: the package is there, libjack is not
-            raise AuditionError(f"JACK output unavailable: {exc} (pip install JACK-Client; apt install "
-                                "libjack-jackd2-0)") from None
-        try:
-            self.client = jack.Client(CLIENT_NAME, servername=server or None, no_start_server=True)
-        except jack.JackOpenError:
-            raise AuditionError(f"no JACK server {server or 'running'} to play through") from None
-        self.sample_rate = self.client.samplerate
+        super().__init__(CLIENT_NAME, server, AuditionError, "play")
+        import jack
         self.mixer = Mixer(self.sample_rate)
         self._ports = [self.client.outports.register(f"out_{n}") for n in (1, 2)]
-        self.alive = True  # False once the server went away (stopped, restarted): the next audition reopens
         self.client.set_process_callback(self._process)
-        self.client.set_shutdown_callback(self._shutdown)
         self.client.activate()
         targets = list(ports) or [p.name for p in self.client.get_ports(is_audio=True, is_input=True,
                                                                          is_physical=True)]
@@ -50,14 +39,6 @@ class JackOutput:
     def _process(self, frames: int) -> None:
         self.mixer.render([port.get_array() for port in self._ports], frames)
 
-    def _shutdown(self, status, reason: str) -> None:
-        self.alive = False
-
-    def close(self) -> None:
-        if self.alive:
-            self.client.deactivate()
-        self.client.close()
-
 
 class PortAudioOutput:
     """The system's default output device, through PortAudio."""
@@ -66,14 +47,10 @@ class PortAudioOutput:
     alive = True
 
     def __init__(self):
+        sd = sounddevice(AuditionError, "play")
         try:
-            import sounddevice
-        except (ImportError, OSError) as exc:
-            raise AuditionError(f"PortAudio output unavailable: {exc} (pip install sounddevice; apt install "
-                                "libportaudio2)") from None
-        try:
-            self.stream = sounddevice.OutputStream(channels=2, dtype="float32", callback=self._callback)
-        except sounddevice.PortAudioError as exc:
+            self.stream = sd.OutputStream(channels=2, dtype="float32", callback=self._callback)
+        except sd.PortAudioError as exc:
             raise AuditionError(f"no audio output device to play through ({exc})") from None
         self.sample_rate = int(self.stream.samplerate)
         self.mixer = Mixer(self.sample_rate)

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from bridge.audio_clients import JackClient, sounddevice
 from bridge.exceptions import BridgeError
 from bridge.voice.decode import Result
 
@@ -73,27 +74,16 @@ class Take:
             self._frames = at + count
 
 
-class JackInput:
+class JackInput(JackClient):
     """A JACK client with one input port, connected to ``port`` or else to the first physical capture port."""
 
-    kind = "jack"
-
     def __init__(self, max_seconds: float, server: str = "", port: str | None = None):
-        try:
-            import jack
-        except (ImportError, OSError) as exc:  # OSError: the package is there, libjack is not
-            raise VoiceInputError(f"JACK input unavailable: {exc} (pip install JACK-Client; apt install "
-                                  "libjack-jackd2-0)") from None
-        try:
-            self.client = jack.Client(CLIENT_NAME, servername=server or None, no_start_server=True)
-        except jack.JackOpenError:
-            raise VoiceInputError(f"no JACK server {server or 'running'} to listen through") from None
-        self.sample_rate = self.client.samplerate
+        super().__init__(CLIENT_NAME, server, VoiceInputError, "listen")
+        import jack
+
         self.take = Take(round(max_seconds * self.sample_rate))
         self._port = self.client.inports.register("in")
-        self.alive = True  # False once the server went away: the next press opens the input again
         self.client.set_process_callback(self._process)
-        self.client.set_shutdown_callback(self._shutdown)
         self.client.activate()
         source = port or next((p.name for p in self.client.get_ports(is_audio=True, is_output=True,
                                                                      is_physical=True)), None)
@@ -107,14 +97,6 @@ class JackInput:
     def _process(self, frames: int) -> None:
         self.take.write(self._port.get_array())
 
-    def _shutdown(self, status, reason: str) -> None:
-        self.alive = False
-
-    def close(self) -> None:
-        if self.alive:
-            self.client.deactivate()
-        self.client.close()
-
 
 class PortAudioInput:
     """The system's default input device (its first channel), through PortAudio."""
@@ -123,14 +105,10 @@ class PortAudioInput:
     alive = True
 
     def __init__(self, max_seconds: float):
+        sd = sounddevice(VoiceInputError, "listen")
         try:
-            import sounddevice
-        except (ImportError, OSError) as exc:
-            raise VoiceInputError(f"PortAudio input unavailable: {exc} (pip install sounddevice; apt install "
-                                  "libportaudio2)") from None
-        try:
-            self.stream = sounddevice.InputStream(channels=1, dtype="float32", callback=self._callback)
-        except sounddevice.PortAudioError as exc:
+            self.stream = sd.InputStream(channels=1, dtype="float32", callback=self._callback)
+        except sd.PortAudioError as exc:
             raise VoiceInputError(f"no audio input device to listen through ({exc})") from None
         self.sample_rate = int(self.stream.samplerate)
         self.take = Take(round(max_seconds * self.sample_rate))
