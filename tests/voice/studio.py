@@ -110,9 +110,10 @@ def music(seconds: float, start: float = 40.0) -> np.ndarray:
 
 class Studio:
     def __init__(self, project: Project, pads: Controller, mouth: Mouth, tape: Tape, fake: FakeMusicGPT,
-                 folder: Path):
+                 folder: Path, delivered: str):
         self.project, self.pads, self.mouth, self.tape, self.fake, self.folder = (project, pads, mouth, tape, fake,
                                                                                   folder)
+        self.delivered = delivered  # the job id of the inpaint the embedded engine delivered
 
     def hold(self, note: int = TALK) -> int:
         """Press a talk pad and wait until it is lit (recording); the LED values seen before, for ``answer``."""
@@ -210,4 +211,4 @@ def studio(root: Path):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reaper:  # what REAPER's OSC feedback sends
             for address, value in (("/tempo/raw", TEMPO), ("/time", CURSOR)):
                 reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
-        yield Studio(project, pads, mouth, tape, fake, root)
+        yield Studio(project, pads, mouth, tape, fake, root, outcome.args[0])

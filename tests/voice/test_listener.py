@@ -5,6 +5,7 @@ that would spend MusicGPT credits waits for "bridge confirm" or the confirm pad.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from bridge.client import BridgeClient
 from bridge.voice.listener import Take
+from osc_schema import DECISIONS_FOLDER
 from tests.conftest import ROOT, Project, daemon_environment
 from tests.voice.studio import CONFIRM, LISTEN, RATE, TALK, music, speech, studio
 
@@ -62,6 +64,13 @@ def test_a_held_talk_pad_auditions_the_variant_it_names(room):
     with BridgeClient("127.0.0.1", room.project.port) as client:
         client.send("audition", job_id="last", what="stop")
         assert client.wait_for(lambda r: r.name == "auditioning", timeout=10) is not None
+
+
+def test_bridge_keep_keeps_the_delivered_job_as_the_keep_pad_would(room):
+    assert room.talk(speech("bridge keep", room.folder)) == "done"
+    published = room.project.drop / DECISIONS_FOLDER / f"{room.delivered}.json"
+    decision = json.loads(published.read_text(encoding="utf-8"))
+    assert (decision["job_id"], decision["decision"]) == (room.delivered, "keep")
 
 
 def test_the_listen_pad_hears_cancel_and_the_running_job_stops(room):
