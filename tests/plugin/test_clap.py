@@ -48,6 +48,10 @@ def test_the_capture_holds_each_played_stretch_at_its_song_position_not_the_host
     for span in capture.spans:
         first = span["timeline_start_frame"]
         assert np.array_equal(capture.audio(span), SONG[first:first + span["frames"]])
+    # what the daemon counts bars from: the song position rebuilt the same way, and the host's tempo and signature
+    transport = capture.index["transport"]
+    assert (transport["tempo"], transport["beats_per_bar"]) == (123.0, 4)
+    assert transport["heard"] == [[10.0, 11.5, 123.0, 4], [2.0, 3.0, 123.0, 4]]
 
 
 @pytest.mark.xfail(strict=True, reason=(
