@@ -1,8 +1,9 @@
 // daw-bridge plugin: a stereo pass-through that captures what the host plays, indexed by the host's timeline, into
 // files the daemon can read; sends the trigger parameters to the daemon over OSC; plays delivered variants in place.
 //
-// Threads: run() (the host's audio thread) only copies samples into preallocated lock-free rings, reads atomics and
-// reads variant buffers it was handed by an atomic pointer: no allocation, lock, wait, file or socket call. The
+// Threads: run() (the host's audio thread) only copies samples into preallocated lock-free rings, reads atomics,
+// leaves the host's transport in a mailbox of atomics (TransportMailbox) and reads variant buffers it was handed by an
+// atomic pointer: no allocation, lock, wait, file or socket call. The
 // background thread (started in the constructor, joined in the destructor) drains the rings every 20 ms, does every
 // file operation, owns the UDP socket (its port is the instance's reply port), loads delivered variants and swaps
 // them in; a replaced set is freed only once run() has finished a block after the swap (epoch counter). A decision
