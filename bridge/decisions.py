@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.audio.wavio import discard, publish, stage_link, stage_text
-from bridge.audition.actions import LAST
 from bridge.delivery import drop_folder_for
 from bridge.exceptions import BridgeError
 from bridge.models import JobRecord, State
@@ -121,14 +120,7 @@ class Decisions:
         return made
 
     def _delivered(self, job: str) -> JobRecord:
-        if job == LAST:
-            record = self.service.last_delivered()
-            if record is None:
-                raise ValidationError("job_id", LAST, "found no delivered job yet")
-            return record
-        record = self.service.get(job)
-        if record is None:
-            raise ValidationError("job_id", job, "is not a known job")
+        record = self.service.named(job)
         if record.state is not State.DELIVERED:
             raise ValidationError("job_id", job, f"is {record.state.value}: only a delivered job's takes can be "
                                                  "decided")

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 
+LAST = "last"  # the job id that means the job delivered most recently (audition, decisions)
+
+
 class State(str, Enum):
     """A job's life. Each state is journaled before the step it names has effects outside the process."""
 

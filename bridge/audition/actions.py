@@ -6,9 +6,9 @@ Kept free of audio imports so the MIDI mapping can check pad actions without loa
 from __future__ import annotations
 
 import osc_schema
+from bridge.models import LAST  # noqa: F401  (the pads and the audition name "last" from here)
 
 WHATS = osc_schema.ARGUMENTS["what"].choices  # original, variant, next, previous, ab, stop
-LAST = "last"  # the job id that means the job delivered most recently
 
 # Pad actions (the MIDI mapping's `action = ...`) → (what, variant).
 PAD_ACTIONS: dict[str, tuple[str, int | None]] = {

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bridge.audition.actions import LAST
 from bridge.audition.output import open_output
 from bridge.audition.program import (
     Programs,
@@ -81,7 +80,7 @@ class Audition:
                 self._output.mixer.stop()
             self._now = Playing(output=self._now.output)
             return self._now
-        record = self._job(job)
+        record = self.service.named(job)
         output = await self._open()
         programs = await self._programs(record, output.sample_rate)
         in_place = self._now.job_id == record.job_id and output.mixer.playing
@@ -105,16 +104,6 @@ class Audition:
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
-    def _job(self, job: str) -> JobRecord:
-        if job == LAST:
-            record = self.service.last_delivered()
-            if record is None:
-                raise ValidationError("job_id", LAST, "found no delivered job yet")
-            return record
-        record = self.service.get(job)
-        if record is None:
-            raise ValidationError("job_id", job, "is not a known job")
-        return record
 
     def _choose(self, what: str, variant: int | None, count: int, in_place: bool) -> int:
         """The variant to play (0: the original)."""

@@ -27,7 +27,7 @@ from bridge.config import Config
 from bridge.core.admission import admit, inside
 from bridge.core.journal import Journal
 from bridge.exceptions import BridgeError, Cancelled, DeliveryError, SubmissionUnknown
-from bridge.models import JobRecord, Rendered, State
+from bridge.models import LAST, JobRecord, Rendered, State
 from osc_schema import Command, ValidationError
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,14 @@ class JobService:
 
     def active(self) -> list[JobRecord]:
         return [r for r in self._records.values() if not r.state.finished]
+
+    def named(self, job: str) -> JobRecord:
+        """The job ``job`` names: its id, or "last" for the job delivered last; a one-line ValidationError (job_id)
+        when there is none."""
+        record = self.last_delivered() if job == LAST else self.get(job)
+        if record is None:
+            raise ValidationError("job_id", job, "found no delivered job yet" if job == LAST else "is not a known job")
+        return record
 
     def last_delivered(self) -> JobRecord | None:
         """The job delivered last ("last" to the audition and to decisions): since this start, else the newest
