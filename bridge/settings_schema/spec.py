@@ -201,7 +201,7 @@ VOICE = Table("voice", "Voice commands, push-to-talk: the daemon records its voi
     Key("max_seconds", FLOAT, "The longest recording kept from one press (the buffer is allocated once).",
         default=8.0, unit="s", min=1, max=60),
     Key("threshold", FLOAT, "Confidence below which a decoded command is rejected: higher refuses more under music, "
-        "lower acts on more, and more often wrongly (bench/voice.py).", default=0.34, min=0, max=1),
+        "lower acts on more, and more often wrongly (bench/voice.py).", default=0.48, min=0, max=1),
 ))
 
 RETENTION = Table("retention", "How long finished work is kept; 0 keeps it forever.", (
