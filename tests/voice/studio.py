@@ -79,7 +79,7 @@ class Mouth:
         self._done.clear()
         self._position = 0
         self._audio = audio
-        assert self._done.wait(60), "the microphone stand-in was not played"
+        assert self._done.wait(len(audio) / RATE + 60), "the microphone stand-in was not played"
 
     def close(self) -> None:
         self.client.deactivate()
