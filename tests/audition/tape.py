@@ -19,6 +19,10 @@ jack = pytest.importorskip("jack")  # JACK-Client
 
 
 class Tape:
+    """Open it after any rtmidi client of this process (tests.frontends.jack.Controller): rtmidi opens its JACK
+    clients holding the GIL, which this client's Python process callback needs in every cycle of a sync-mode
+    server, so an rtmidi client opened while the tape runs can miss JACK's handshake."""
+
     def __init__(self, name: str = ""):
         name = name or f"tape-{uuid.uuid4().hex[:6]}"
         self.client = opened(lambda: jack.Client(name, no_start_server=True))

@@ -181,10 +181,10 @@ def studio(root: Path):
     with ExitStack() as stack:
         server = JackServer(root, period=PERIOD, rate=RATE).start()
         stack.callback(server.stop)
+        pads = Controller(f"pads-{server.name[-6:]}")  # before the clients with Python callbacks: see Tape
+        stack.callback(pads.close)
         tape = Tape()
         stack.callback(tape.close)
-        pads = Controller(f"pads-{server.name[-6:]}")
-        stack.callback(pads.close)
         mouth = Mouth(f"mouth-{server.name[-6:]}")
         stack.callback(mouth.close)
         fake = FakeMusicGPT(api_key=KEY, time_scale=0.01, eta=20).start()
