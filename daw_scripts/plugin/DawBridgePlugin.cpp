@@ -186,10 +186,17 @@ struct HostTransport {
     float beatsPerBar = 0.0f;
     uint32_t sampleRate = 0;
     bool playing = false;
+
+    bool sameAs(const HostTransport& o) const noexcept  // the same transport, whenever it was observed
+    {
+        return timelineFrame == o.timelineFrame && tempo == o.tempo && beatsPerBar == o.beatsPerBar
+            && sampleRate == o.sampleRate && playing == o.playing;
+    }
 };
 
-// One writer (run, every block) and one reader (the capture thread), lock-free: a sequence lock, odd while the writer
-// is between its stores. The writer never waits; the reader copies again when a write overlapped its copy.
+// One writer (run: every block while the host plays, else when the transport changed) and one reader (the capture
+// thread), lock-free: a sequence lock, odd while the writer is between its stores. The writer never waits; the reader
+// copies again when a write overlapped its copy.
 class TransportMailbox {
 public:
     void write(const HostTransport& t) noexcept
@@ -728,11 +735,14 @@ protected:
         const bool bbt = time.bbt.valid && time.bbt.beatsPerMinute > 0.0;
         const BlockRecord block{firstFrame, frames, uint32_t(getSampleRate()), bbt ? time.bbt.beatsPerMinute : 0.0,
                                 bbt ? time.bbt.beatsPerBar : 0.0f};
-        // the wall clock is read through the vDSO (no system call): the daemon moves the cursor on from it
-        const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::system_clock::now().time_since_epoch()).count();
-        fHostTransport.write(HostTransport{firstFrame, now, block.tempo, block.beatsPerBar, block.sampleRate,
-                                           time.playing});
+        HostTransport seen{firstFrame, 0, block.tempo, block.beatsPerBar, block.sampleRate, time.playing};
+        if (time.playing || !seen.sameAs(fLastTransport)) {  // stopped and unchanged: nothing new to tell
+            // the wall clock is read through the vDSO (no system call): the daemon moves the cursor on from it
+            seen.observedNs = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::system_clock::now().time_since_epoch()).count();
+            fHostTransport.write(seen);
+            fLastTransport = seen;
+        }
         // capture first: when the host processes in place, outputs[c] == inputs[c] and playback overwrites them
         if (playing && !fRing.push(inputs, block))
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
@@ -1305,6 +1315,7 @@ private:
     std::atomic<bool> fMarked{false};
     std::atomic<uint64_t> fDroppedBlocks{0};
     TransportMailbox fHostTransport;  // run() -> the capture index
+    HostTransport fLastTransport;     // what run() last wrote there (run() only)
     std::atomic<bool> fQuit{false};
     // playback: the set run() reads, and run()'s block counter that says when a replaced set is no longer read
     std::atomic<Playback*> fPlayback{nullptr};
