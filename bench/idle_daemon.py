@@ -13,6 +13,8 @@ import time
 
 from _common import BenchDaemon
 
+from bridge.lifeline import ask_to_die_with_parent
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -63,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
-    bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"], preexec_fn=ask_to_die_with_parent)
     try:
         with BenchDaemon() as daemon:
             time.sleep(15)  # let start-up and the engine worker's warm-up settle

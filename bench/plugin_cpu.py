@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
+from bridge.lifeline import ask_to_die_with_parent
 from tests.plugin.hosts.clap import finish_clap_host, run_clap_host, start_clap_host
 from tests.plugin.hosts.standin import StandInDaemon
 
@@ -153,7 +154,7 @@ def jalv_roll(server: str, bundle: Path, uri: str, seconds: float, folder: Path)
     env = {**os.environ, "JACK_DEFAULT_SERVER": server, "LV2_PATH": str(folder / "lv2"),
            "DAW_BRIDGE_CAPTURE_DIR": str(folder / "captures")}
     jalv = subprocess.Popen(["jalv", "-n", name, uri], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+                            stderr=subprocess.DEVNULL, env=env, preexec_fn=ask_to_die_with_parent)
     material = np.random.default_rng(9).uniform(-1, 1, (int((seconds + 2) * RATE), 2)).astype(np.float32)
     song = Song(server, material)
     xruns: list[float] = []
@@ -176,7 +177,8 @@ def jack_xruns(seconds: float) -> None:
     name = f"dawbridge-bench-{uuid.uuid4().hex[:8]}"
     server = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE), "-p", "1024"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"})
+                              env={**os.environ, "JACK_NO_AUDIO_RESERVATION": "1"},
+                              preexec_fn=ask_to_die_with_parent)
     print(f"JACK dummy server -p 1024 (no real-time priority), jalv, the transport rolling {seconds:.0f} s per plugin:")
     try:
         subprocess.run(["jack_wait", "-w", "-t", "10", "-s", name], check=True, capture_output=True)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, daemon_environment
 
 
 def daw_bridge(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True,
-                          timeout=timeout, env=daemon_environment(env), cwd=ROOT)
+                          timeout=timeout, env=daemon_environment(env), cwd=ROOT, preexec_fn=ask_to_die_with_parent)
 
 
 def test_one_shot_extend_prints_the_manifest_and_shows_progress(project):

@@ -81,3 +81,19 @@ def test_a_program_started_with_ask_to_die_with_parent_ends_when_its_starter_is_
         starter.stdin.close()
         starter.stdout.close()
     assert seconds_until_gone(program) < 2.0, f"still running: {still_running(program)}"
+
+
+def test_a_killed_demo_takes_its_daemon_and_the_daemons_workers_with_it(tmp_path):
+    demo = subprocess.Popen([sys.executable, "-m", "bridge", "demo", "--dir", str(tmp_path / "demo")],
+                            stdout=subprocess.PIPE, text=True, env=daemon_environment(), cwd=ROOT)
+    try:
+        for line in demo.stdout:  # "daemon up on 127.0.0.1:PORT (pid N); sending commands over OSC"
+            if line.startswith("daemon up"):
+                break
+        daemon = {key for key in process_tree(demo.pid) if key[0] != demo.pid}
+        assert daemon, "the demo started no daemon"
+    finally:
+        demo.kill()  # a demo stopped in its tracks runs no clean-up of its own
+        demo.wait()
+        demo.stdout.close()
+    assert seconds_until_gone(daemon) < 5.0, f"still running: {still_running(daemon)}"

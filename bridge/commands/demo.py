@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bridge.client import BridgeClient, Reply
 from bridge.demo_song import make_song
+from bridge.lifeline import ask_to_die_with_parent
 
 SONG_SECONDS = 60.0
 
@@ -31,8 +32,9 @@ def demo(folder: Path | None) -> int:
     print(f"demo project: {project}\nsong: {song} ({SONG_SECONDS:.0f} s, generated)")
 
     log = open(project / "daemon.log", "w")
+    # the demo's daemon is the demo's: killed with it, not left serving a temporary project
     daemon = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--config", str(config)],
-                              stdout=log, stderr=subprocess.STDOUT)
+                              stdout=log, stderr=subprocess.STDOUT, preexec_fn=ask_to_die_with_parent)
     try:
         with BridgeClient("127.0.0.1", port) as client:
             if not _wait_for_daemon(client, daemon):
