@@ -106,13 +106,6 @@ class Daemon:
                    if name != "local" or config.local.get("warm_up", True)]
         stack.callback(lambda: [task.cancel() for task in warming])
 
-        self.inbox = InboxFrontend(self.service, config.inbox)
-        await self.inbox.start()
-        stack.callback(self.inbox.close)
-        pruning = asyncio.create_task(Pruner(
-            Retention.from_config(config), journal, config.work_dir, inbox=self.inbox,
-            ledgers=list(backends.values())).run())
-        stack.callback(pruning.cancel)
         if config.notify:
             notifier = DawNotifier(config.notify)
             self.service.subscribe(notifier)
@@ -132,6 +125,15 @@ class Daemon:
             self.osc.ableton = self.ableton
         self.osc_address = await self.osc.start()
         stack.callback(self.osc.close)
+        # the inbox is watched once the OSC port is ours: a daemon refused its port starts no watcher thread (one
+        # stopped right after it started could log watchdog's own error beside the one-line refusal)
+        self.inbox = InboxFrontend(self.service, config.inbox)
+        await self.inbox.start()
+        stack.callback(self.inbox.close)
+        pruning = asyncio.create_task(Pruner(
+            Retention.from_config(config), journal, config.work_dir, inbox=self.inbox,
+            ledgers=list(backends.values())).run())
+        stack.callback(pruning.cancel)
         if config.midi.get("port"):  # MIDI pads: the daemon runs on while the controller is absent
             from bridge.frontends.midi import MidiFrontend
 
