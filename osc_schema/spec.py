@@ -327,6 +327,20 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
                Arg("tempo", FLOAT, "The tempo the bars were counted at (BPM); 0 from a DAW that reports none "
                    "(Ardour: its own bar lines, seen as its transport rolled)."),
                Arg("beats_per_bar", FLOAT, "Beats in a bar (4 unless the DAW said otherwise; 0 with tempo 0)."))),
+    ReplySpec("heard", "What the daemon's voice input made of a push-to-talk take, sent after each take to the "
+              "[voice] table's reply_port (when set), so a control surface or script can show it.",
+              (Arg("text", meaning="The sentence of the grammar it heard best (\"\" when none).", **_TEXT),
+               Arg("command", meaning="The command it stands for, as JSON, e.g. {\"command\": \"inpaint\", \"bars\": 4, "
+                   "\"anchor\": \"last\"} (as daw-bridge voice decode --json prints it; \"\" when rejected).",
+                   **_TEXT),
+               Arg("confidence", FLOAT, "How sure the recogniser was, 0..1 (orders results; not a probability).",
+                   min=0, max=1),
+               Arg("outcome", STRING, "accepted (run, like its pad), rejected (nothing usable heard), refused (heard, "
+                   "but it cannot run now: message says why), waiting (a paid command waits for \"bridge yes "
+                   "confirm\" or the confirm pad), confirmed, dropped (not confirmed in time, or another command "
+                   "came first).", choices=("accepted", "rejected", "refused", "waiting", "confirmed", "dropped")),
+               Arg("message", meaning="What the producer should know, e.g. the refusal's reason, or the job it "
+                   "started (\"\" when there is nothing to add).", **_TEXT))),
     ReplySpec("pong", "Answer to /bridge/ping.",
               (Arg("version", STRING, "The address-space version the daemon speaks (osc_schema VERSION)."),)),
 )}

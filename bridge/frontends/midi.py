@@ -413,7 +413,15 @@ class MidiFrontend:
         self.press(pad, press[2])
 
     def press(self, pad: Pad, channel: int) -> JobRecord | None:
-        """Run a pad's command or action; returns the job it started or retried, None when there is none."""
+        """Run a pad's command or action; returns the job it started or retried, None when there is none (or the
+        press was refused: logged, and the LED flashes)."""
+        try:
+            return self.act(pad, channel)
+        except (ValidationError, BridgeError):
+            return None
+
+    def act(self, pad: Pad, channel: int) -> JobRecord | None:
+        """``press``, for a caller that reports a refusal itself (voice): it is logged, flashed, then raised."""
         led = (pad.trigger.kind, pad.trigger.number, channel)
         try:
             if pad.command is not None:
@@ -432,7 +440,7 @@ class MidiFrontend:
         except (ValidationError, BridgeError) as exc:
             log.warning("pad %s: %s", pad.describe(), exc)
             self.leds.flash(led, "failed")
-            return None
+            raise
         if record is not None:
             self.leds.job_started(led, record.job_id)
         else:

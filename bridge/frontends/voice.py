@@ -15,7 +15,9 @@ it is dropped, and the pad flashes failure.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import socket
 
 from bridge.audition.actions import PAD_ACTIONS as AUDITION_ACTIONS
 from bridge.audition.actions import from_voice
@@ -23,8 +25,11 @@ from bridge.config import Config
 from bridge.exceptions import BridgeError
 from bridge.frontends.midi import MidiFrontend
 from bridge.frontends.midi_mapping import ACTIONS, Pad, Trigger
+from bridge.frontends.osc_wire import encode
 from bridge.voice.decode import Result
+from bridge.voice.grammar import CONFIRM, WAKE_WORD
 from bridge.voice.listener import Listener
+import osc_schema
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
@@ -42,8 +47,11 @@ class VoiceFrontend:
         self.pads = pads
         self.default_backend = config.backend
         self.listener = Listener(config.voice, self.heard)
-        self._waiting: tuple[Pad, int, asyncio.TimerHandle] | None = None  # a paid command: (pad, channel, timeout)
+        self._waiting: tuple[Pad, int, asyncio.TimerHandle, Result] | None = None  # a paid command, and its timeout
         self._holds: set[asyncio.Task] = set()
+        port = config.voice.get("reply_port")
+        self._reply_to = (config.voice["reply_host"], port) if port else None
+        self._reply_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if port else None
 
     async def start(self) -> None:
         await self.listener.start()
@@ -56,6 +64,8 @@ class VoiceFrontend:
         for task in list(self._holds):
             task.cancel()
         await self.listener.close()
+        if self._reply_socket is not None:
+            self._reply_socket.close()
 
     # -- pads -------------------------------------------------------------------------------------------------------
 
@@ -84,17 +94,19 @@ class VoiceFrontend:
         """A talk pad was let go: its take is decoded."""
         self.listener.release(led)
 
-    def confirm(self, led: tuple) -> None:
+    def confirm(self, led: tuple, said: Result | None = None) -> None:
         """Run the paid command waiting for confirmation (a confirm pad, or "bridge yes confirm")."""
         if self._waiting is None:
             log.warning("voice: nothing waits for confirmation")
             self.pads.leds.flash(led, "failed")
+            if said is not None:
+                self._tell(said, "refused", "nothing waits for confirmation")
             return
-        pad, channel, timeout = self._waiting
+        pad, channel, timeout, result = self._waiting
         self._waiting = None
         timeout.cancel()
         log.info("%s confirmed", pad.name)
-        self.pads.press(pad, channel)
+        self._run(pad, channel, result, "confirmed")
 
     # -- what was heard ---------------------------------------------------------------------------------------------
 
@@ -105,9 +117,11 @@ class VoiceFrontend:
                  "rejected" if command is None else command)
         if command is None:
             self.pads.leds.flash(led, "failed")
+            self._tell(result, "rejected", f"not sure enough of {result.text!r}: say it again" if result.text else
+                       "nothing heard: hold the talk pad while you speak")
             return
         if command["command"] == "confirm":
-            self.confirm(led)
+            self.confirm(led, result)
             return
         if self._waiting is not None:
             self._drop("another command came first")
@@ -117,15 +131,40 @@ class VoiceFrontend:
         except (ValidationError, BridgeError) as exc:
             log.warning("voice: %r: %s", result.text, exc)
             self.pads.leds.flash(led, "failed")
+            self._tell(result, "refused", str(exc))
             return
         if paid:
             timeout = asyncio.get_running_loop().call_later(CONFIRM_SECONDS, self._drop, "not confirmed in time")
-            self._waiting = (pad, led[2], timeout)
-            log.warning("voice: %r would spend MusicGPT credits: say \"bridge confirm\" or press the confirm pad "
-                        "within %g s", result.text, CONFIRM_SECONDS)
+            self._waiting = (pad, led[2], timeout, result)
+            wait = (f"would spend MusicGPT credits: say \"{WAKE_WORD} {CONFIRM}\" or press the confirm pad within "
+                    f"{CONFIRM_SECONDS:g} s")
+            log.warning("voice: %r %s", result.text, wait)
             self.pads.leds.light(led)
+            self._tell(result, "waiting", wait)
             return
-        self.pads.press(pad, led[2])
+        self._run(pad, led[2], result, "accepted")
+
+    def _run(self, pad: Pad, channel: int, result: Result, outcome: str) -> None:
+        """Press the pad a command stands for, and say what came of it."""
+        try:
+            record = self.pads.act(pad, channel)
+        except (ValidationError, BridgeError) as exc:  # logged and flashed by the pads
+            self._tell(result, "refused", str(exc))
+            return
+        self._tell(result, outcome, f"job {record.job_id}" if record is not None else "")
+
+    def _tell(self, result: Result, outcome: str, message: str) -> None:
+        """/bridge/heard to the [voice] reply_port, when one is set."""
+        if self._reply_to is None:
+            return
+        command = json.dumps(result.command) if result.command is not None else ""
+        address, args = osc_schema.reply("heard", text=result.text, command=command,
+                                         confidence=min(1.0, max(0.0, result.confidence)), outcome=outcome,
+                                         message=message)
+        try:
+            self._reply_socket.sendto(encode(address, args), self._reply_to)
+        except OSError as exc:  # nobody listens there now: the LED has answered
+            log.debug("voice: could not send /bridge/heard to %s:%d: %s", *self._reply_to, exc)
 
     def pad_for(self, command: dict, led: tuple, text: str) -> Pad:
         """The pad a voice command stands for, pressed on the talk pad's trigger (so its LED answers)."""
@@ -154,8 +193,9 @@ class VoiceFrontend:
     def _drop(self, reason: str) -> None:
         if self._waiting is None:
             return
-        pad, channel, timeout = self._waiting
+        pad, channel, timeout, result = self._waiting
         self._waiting = None
         timeout.cancel()
         log.warning("%s dropped: %s", pad.name, reason)
         self.pads.leds.flash((pad.trigger.kind, pad.trigger.number, channel), "failed")
+        self._tell(result, "dropped", reason)

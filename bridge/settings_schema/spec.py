@@ -200,6 +200,9 @@ VOICE = Table("voice", "Voice commands, push-to-talk: the daemon records its voi
         "\"system:capture_1\"; absent: the first physical capture port.", rule="nonblank"),
     Key("max_seconds", FLOAT, "The longest recording kept from one press (the buffer is allocated once).",
         default=8.0, unit="s", min=1, max=60),
+    Key("reply_host", **_LOOPBACK, meaning="Where /bridge/heard goes (see reply_port)."),
+    Key("reply_port", **_PORT, meaning="After each take, send /bridge/heard (what was heard, the command, its "
+        "confidence and what came of it) to this UDP port, e.g. a control surface's display; absent: none."),
     Key("threshold", FLOAT, "Confidence below which a decoded command is rejected: higher refuses more under music, "
         "lower acts on more, and more often wrongly (bench/voice.py).", default=0.48, min=0, max=1),
 ))

@@ -45,6 +45,7 @@ local BRIDGE = {
     auditioning = "/bridge/auditioning",
     decided = "/bridge/decided",
     selected = "/bridge/selected",
+    heard = "/bridge/heard",
     pong = "/bridge/pong",
   },
   LIMITS = {

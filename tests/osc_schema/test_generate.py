@@ -83,7 +83,7 @@ def test_the_lua_module_loads_and_carries_the_values_the_scripts_rely_on(tmp_pat
     assert constants["ADDRESS"] == {name: f"/bridge/{name}" for name in (
         "inpaint", "extend", "cancel", "retry", "resolve", "status", "plugins", "ping", "context", "ableton", "accepted",
         "state", "done", "failed", "error", "plugin", "plugins_listed", "status_listed", "context_set", "pong", "audition",
-        "auditioning", "plugin_prompt", "plugin_prompt_set", "bars", "selected", "decide", "decided")}
+        "auditioning", "plugin_prompt", "plugin_prompt_set", "bars", "selected", "decide", "decided", "heard")}
     assert (constants["DECISION_FORMAT"], constants["DECISIONS_FOLDER"], constants["KEPT_FOLDER"]) == (
         "daw-bridge.decision/1", ".daw-bridge-decisions", "Kept")
     assert constants["LIMITS"]["prompt"] == {"max_length": 1000}

@@ -36,6 +36,8 @@ SENT = [
     ("selected", {"range": "bars 5-6 (8.000-12.000 s)", "start": 4.0, "end": 8.0, "tempo": 120.0,
                   "beats_per_bar": 4.0}, ["bars 5-6 (8.000-12.000 s)", 4.0, 8.0, 120.0, 4.0]),
     ("decided", {"job_id": "j-1", "decision": "keep", "choice": 2, "seq": 3}, ["j-1", "keep", 2, 3]),
+    ("heard", {"text": "bridge keep", "command": '{"command": "keep"}', "confidence": 0.8, "outcome": "accepted",
+               "message": ""}, ["bridge keep", '{"command": "keep"}', 0.8, "accepted", ""]),
     ("pong", {"version": "1.0.0"}, ["1.0.0"]),
 ]
 

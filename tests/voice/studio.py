@@ -21,7 +21,8 @@ import soxr
 
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song
-from bridge.frontends.osc_wire import encode
+from bridge.frontends.osc_wire import decode, encode
+from osc_schema import parse_reply
 from tests.audition.tape import Tape
 from tests.conftest import DaemonProcess, Project, free_udp_port, require_tool
 from tests.fakes.musicgpt import FakeMusicGPT
@@ -108,11 +109,43 @@ def music(seconds: float, start: float = 40.0) -> np.ndarray:
         return soxr.resample(audio, f.samplerate, RATE).astype(np.float32)
 
 
+class Ear:
+    """Where the daemon sends /bridge/heard ([voice] reply_port): a UDP socket read on demand (no thread)."""
+
+    def __init__(self):
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+
+    def next(self, timeout: float = 30.0) -> dict | None:
+        """The next /bridge/heard's values, or None when none came in ``timeout`` seconds."""
+        self.socket.settimeout(timeout)
+        try:
+            data = self.socket.recv(65536)
+        except TimeoutError:
+            return None
+        [(address, args)] = decode(data)
+        name, values = parse_reply(address, args)
+        assert name == "heard", name
+        return values
+
+    def drain(self) -> list[dict]:
+        """Every /bridge/heard already received."""
+        found = []
+        while (values := self.next(timeout=0.05)) is not None:
+            found.append(values)
+        return found
+
+    def close(self) -> None:
+        self.socket.close()
+
+
 class Studio:
     def __init__(self, project: Project, pads: Controller, mouth: Mouth, tape: Tape, fake: FakeMusicGPT,
-                 folder: Path, delivered: str):
+                 folder: Path, delivered: str, ear: Ear):
         self.project, self.pads, self.mouth, self.tape, self.fake, self.folder = (project, pads, mouth, tape, fake,
                                                                                   folder)
+        self.ear = ear
         self.delivered = delivered  # the job id of the inpaint the embedded engine delivered
 
     def hold(self, note: int = TALK) -> int:
@@ -192,12 +225,14 @@ def studio(root: Path):
         fake.slow_factor = 10000.0  # a paid job runs until it is cancelled
         project = Project(root / "project", make_song(root / "song.wav", seconds=30.0, sample_rate=RATE))
         reaper_port = free_udp_port()
+        ear = Ear()
+        stack.callback(ear.close)
         (project.root / "pads.toml").write_text(PADS, encoding="utf-8")
         ports = ", ".join(f'"{port}"' for port in tape.ports)
         project.write_config(f'backend = "musicgpt"\n[musicgpt]\nbase_url = "{fake.url}"\n'
                              f'[audition]\njack_server = "{server.name}"\njack_ports = [{ports}]\n'
                              f'[voice]\nenabled = true\ninput = "jack"\njack_server = "{server.name}"\n'
-                             f'jack_port = "{mouth.port.name}"\n'
+                             f'jack_port = "{mouth.port.name}"\nreply_port = {ear.port}\n'
                              f'[midi]\nport = "{pads.name}-pads*"\noutput_port = "{pads.name}-leds*"\n'
                              'mapping = "pads.toml"\napi = "UNIX_JACK"\npoll_interval = 0.2\n'
                              f'[midi.daw]\nreaper_port = {reaper_port}\n')
@@ -211,4 +246,4 @@ def studio(root: Path):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reaper:  # what REAPER's OSC feedback sends
             for address, value in (("/tempo/raw", TEMPO), ("/time", CURSOR)):
                 reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
-        yield Studio(project, pads, mouth, tape, fake, root, outcome.args[0])
+        yield Studio(project, pads, mouth, tape, fake, root, outcome.args[0], ear)

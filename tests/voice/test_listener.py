@@ -1,6 +1,7 @@
 """A producer talks to the daemon through a pad: while the talk pad is held, what reaches the daemon's voice input
 is decoded and acted on like a pad press; with the pad released, music and talk on the input do nothing; a command
-that would spend MusicGPT credits waits for "bridge confirm" or the confirm pad. (The studio: tests/voice/studio.py.)
+that would spend MusicGPT credits waits for "bridge yes confirm" or the confirm pad. Each take's outcome is
+sent as /bridge/heard to the [voice] reply_port. (The studio: tests/voice/studio.py.)
 """
 
 from __future__ import annotations
@@ -50,24 +51,35 @@ def test_with_the_talk_pad_released_music_and_talk_on_the_input_do_nothing(room)
     bed = music(len(command) / RATE + 4.0)
     bed[RATE:RATE + len(command)] += command * 3  # the command well above the music
     heard_before = len(room.tape.blocks)
+    room.ear.drain()
     room.mouth.say(bed)
     # Takes are decoded one at a time, in order: once a silent press is answered, anything recorded before it was too.
     assert room.talk(np.zeros(RATE // 2, np.float32)) == "failed"
     assert not room.audition_sounded(heard_before)
     assert sum(room.fake.submit_requests.values()) == 0
+    # One take, the silent press's, was heard, and it was rejected: the released pad recorded nothing.
+    [silent] = room.ear.drain()
+    assert (silent["outcome"], silent["command"]) == ("rejected", "")
 
 
 def test_a_held_talk_pad_auditions_the_variant_it_names(room):
     heard_before = len(room.tape.blocks)
+    room.ear.drain()
     assert room.talk(speech("bridge audition two", room.folder)) == "done"
     assert room.heard_audition(heard_before)
+    heard = room.ear.next()  # what a control surface is told
+    assert (heard["text"], heard["outcome"]) == ("bridge audition two", "accepted")
+    assert json.loads(heard["command"]) == {"command": "audition", "variant": 2}
+    assert 0 < heard["confidence"] <= 1
     with BridgeClient("127.0.0.1", room.project.port) as client:
         client.send("audition", job_id="last", what="stop")
         assert client.wait_for(lambda r: r.name == "auditioning", timeout=10) is not None
 
 
 def test_bridge_keep_keeps_the_delivered_job_as_the_keep_pad_would(room):
+    room.ear.drain()
     assert room.talk(speech("bridge keep", room.folder)) == "done"
+    assert room.ear.next()["outcome"] == "accepted"
     published = room.project.drop / DECISIONS_FOLDER / f"{room.delivered}.json"
     decision = json.loads(published.read_text(encoding="utf-8"))
     assert (decision["job_id"], decision["decision"]) == (room.delivered, "keep")
@@ -88,14 +100,21 @@ def test_the_listen_pad_hears_cancel_and_the_running_job_stops(room):
     room.mouth.say(speech("bridge cancel", room.folder))
     assert room.answer(LISTEN, before) == "done"
     assert room.job_state(job) == "cancelled"
+    heard = room.ear.drain()
+    assert [(h["text"], h["outcome"]) for h in heard] == [("bridge cancel", "accepted")]
 
 
 def test_a_paid_command_waits_for_confirmation_and_is_dropped_without_it(room):
     posts = sum(room.fake.submit_requests.values())
     extend = speech("bridge extend the next two bars", room.folder)
+    room.ear.drain()
     # Not confirmed: the talk pad stays lit a few seconds, then flashes failure, and nothing reached MusicGPT.
     assert room.talk(extend) == "failed"
     assert sum(room.fake.submit_requests.values()) == posts
+    waited, dropped = room.ear.drain()
+    assert (waited["outcome"], dropped["outcome"], dropped["message"]) == ("waiting", "dropped", "not confirmed in time")
+    assert "bridge yes confirm" in waited["message"]
+    assert json.loads(waited["command"]) == {"command": "extend", "bars": 2, "anchor": "next"}
     # The confirm pad with nothing waiting says so.
     before = len(room.pads.led_values(CONFIRM))
     room.pads.note(CONFIRM)
@@ -114,6 +133,9 @@ def test_a_paid_command_waits_for_confirmation_and_is_dropped_without_it(room):
     while sum(room.fake.submit_requests.values()) == posts and time.monotonic() < deadline:
         time.sleep(0.05)
     assert dict(room.fake.submit_requests) == {"extend": posts + 1}
+    waited, confirmed = room.ear.drain()
+    assert (waited["outcome"], confirmed["outcome"]) == ("waiting", "confirmed")
+    assert confirmed["text"] == "bridge extend the next two bars" and confirmed["message"].startswith("job ")
 
 
 def test_voice_without_pads_is_refused_at_start_in_one_line(tmp_path, demo_song_path):

@@ -34,6 +34,7 @@ M.ADDRESS = {
   auditioning = "/bridge/auditioning",
   decided = "/bridge/decided",
   selected = "/bridge/selected",
+  heard = "/bridge/heard",
   pong = "/bridge/pong",
 }
 M.LIMITS = {
