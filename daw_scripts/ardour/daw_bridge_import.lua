@@ -254,34 +254,57 @@ end
 
 -- -- manifests -----------------------------------------------------------------------------------------------------
 
-function DB.imported(drop_folder)
-	local names = {}
-	local text = DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""
-	for line in text:gmatch("[^\r\n]+") do names[line] = true end
-	return names
+-- The imported list holds a manifest's name once its import is done, and "~<name>\t<os.time()>" while an import of
+-- it runs: the editor action and the background hook can run inside each other (Ardour's import runs the GUI's main
+-- loop while it works), so a manifest is claimed right before its import, and its decision must wait until the
+-- import is done, not only claimed. A claim older than CLAIM_SECONDS was left by an Ardour that stopped mid-import,
+-- and is void: the result is imported again.
+DB.CLAIM_SECONDS = 600
+
+-- The manifests imported, and those claimed by an import still running: two sets of names.
+function DB.import_ledger(drop_folder)
+	local imported, claimed, now = {}, {}, os.time()
+	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
+		local name, at = line:match("^~([^\t]+)\t(%d+)$")
+		if not name then
+			imported[line] = true
+		elseif now - tonumber(at) < DB.CLAIM_SECONDS then
+			claimed[name] = true
+		end
+	end
+	return imported, claimed
 end
 
-function DB.mark_imported(drop_folder, manifest_names)
-	if #manifest_names == 0 then return end
+function DB.imported(drop_folder)
+	return (DB.import_ledger(drop_folder))
+end
+
+local function append_lines(drop_folder, lines)
+	if #lines == 0 then return end
 	local file = assert(io.open(DB.join(drop_folder, DB.IMPORTED_LIST), "a"))
-	for _, name in ipairs(manifest_names) do file:write(name, "\n") end
+	for _, line in ipairs(lines) do file:write(line, "\n") end
 	file:close()
 end
 
--- Claim one manifest for an import in the open session: false when it is imported already. The editor action and
--- the background hook can run inside each other (Ardour's import runs the GUI's main loop while it works), so a
--- manifest is claimed right before its import, and given back with `unclaim` when the import fails.
+function DB.mark_imported(drop_folder, manifest_names)
+	append_lines(drop_folder, manifest_names)
+end
+
+-- Claim one manifest for an import in the open session: false when it is imported, or claimed by an import running.
 function DB.claim(drop_folder, manifest_name)
-	if DB.imported(drop_folder)[manifest_name] then return false end
-	DB.mark_imported(drop_folder, { manifest_name })
+	local imported, claimed = DB.import_ledger(drop_folder)
+	if imported[manifest_name] or claimed[manifest_name] then return false end
+	append_lines(drop_folder, { string.format("~%s\t%d", manifest_name, os.time()) })
 	return true
 end
 
-function DB.unclaim(drop_folder, manifest_name)
-	local kept = {}
+-- End a claim: the manifest is listed as imported when `done`, else given back to be imported again.
+function DB.settle(drop_folder, manifest_name, done)
+	local kept, claim = {}, "~" .. manifest_name .. "\t"
 	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
-		if line ~= manifest_name then kept[#kept + 1] = line .. "\n" end
+		if line:sub(1, #claim) ~= claim then kept[#kept + 1] = line .. "\n" end
 	end
+	if done then kept[#kept + 1] = manifest_name .. "\n" end
 	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(kept))
 end
 
@@ -319,9 +342,10 @@ end
 -- Manifests in the drop folder not imported yet, in name order: { {name, path, manifest}, ... }, and notes on the
 -- ones that cannot be imported (they stay where they are).
 function DB.pending(drop_folder)
-	local done, ready, notes = DB.imported(drop_folder), {}, {}
+	local done, running = DB.import_ledger(drop_folder)
+	local ready, notes = {}, {}
 	for _, name in ipairs(DB.list_folder(drop_folder)) do
-		if name:sub(1, 1) ~= "." and name:match("%.json$") and not done[name] then
+		if name:sub(1, 1) ~= "." and name:match("%.json$") and not done[name] and not running[name] then
 			local path = DB.join(drop_folder, name)
 			local manifest, why = DB.read_manifest(path)
 			if manifest then
@@ -616,10 +640,12 @@ function DB.import_open_session()
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name) then
 			local plan = DB.plan(entry.manifest, rate, origin_now)
-			if DB.import_with_editor(plan, DB.track_for(Session, plan.track_id, plan.channels)) then
+			local ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, plan.channels))
+			DB.settle(drop_folder, entry.name, ok and region ~= nil)
+			if not ok then error(region, 0) end
+			if region then
 				imported[#imported + 1] = entry.name
 			else
-				DB.unclaim(drop_folder, entry.name)
 				notes[#notes + 1] = entry.name .. " was not imported by Ardour (see the log window)"
 			end
 		end

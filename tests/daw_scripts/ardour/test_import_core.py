@@ -4,12 +4,14 @@ belongs, and written into a session file the way Ardour's own import leaves it."
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from osc_schema import DECISIONS_FOLDER
 from tests.daw_scripts.ardour.conftest import lua_string
 
 RATE = 44100
@@ -189,3 +191,45 @@ local decision, why = IMPORT.read_decision({lua_string(str(path))})
 report(decision and IMPORT.describe_decision(decision) or why)
 """ for path in files))
     assert read == ["j-1: keep variant 2 (decision 2)"] + [why for _, why in BAD_DECISIONS]
+
+
+def test_a_result_claimed_by_an_import_still_running_is_neither_imported_again_nor_decided_on(lua, tmp_path):
+    """The editor action and the background hook run inside each other: while one imports a result (claimed, not yet
+    on the timeline), the other must not import it too, nor apply its job's decision without its region. A claim
+    left by an Ardour that stopped mid-import is void after CLAIM_SECONDS."""
+    drop = tmp_path / "daw-bridge"
+    (drop / DECISIONS_FOLDER).mkdir(parents=True)
+    for n in (1, 2, 3):
+        manifest(drop, f"a_v{n}", variant=n)
+    (drop / DECISIONS_FOLDER / "j-1.json").write_text(json.dumps(DECISION))
+    stale = int(time.time()) - 3600
+    (drop / ".ardour-imported").write_text(f"a_v2.json\n~a_v3.json\t{stale}\n")
+    folder = lua_string(str(drop))
+    state = f"""
+local ready = IMPORT.pending({folder})
+local names = {{}}
+for _, entry in ipairs(ready) do names[#names + 1] = entry.name end
+local decisions, notes = IMPORT.pending_decisions({folder})
+report({{ pending = table.concat(names, " "), decisions = #decisions, notes = table.concat(notes, "; ") }})
+"""
+    before, claimed, during, claimed_again, settled = lua(f"""
+{state}
+report(IMPORT.claim({folder}, "a_v1.json"))
+{state}
+report(IMPORT.claim({folder}, "a_v1.json"))  -- the other script, while the first one imports
+IMPORT.settle({folder}, "a_v1.json", true)
+{state}
+""")
+    waits = "j-1: keep variant 2 (decision 2) waits for 1 of its results to be imported"
+    assert before == {"pending": "a_v1.json a_v3.json", "decisions": 0, "notes": waits}  # a_v3's claim is stale
+    assert (claimed, claimed_again) == (True, False)
+    assert during == {"pending": "a_v3.json", "decisions": 0, "notes": waits}  # claimed: not pending, still waits
+    assert settled == {"pending": "a_v3.json", "decisions": 1, "notes": ""}  # imported: the decision can be applied
+    assert "a_v1.json" in (drop / ".ardour-imported").read_text().splitlines()
+
+    [failed] = lua(f"""
+report(IMPORT.claim({folder}, "a_v3.json"))
+IMPORT.settle({folder}, "a_v3.json", false)  -- Ardour did not import it: given back
+{state}
+""")[1:]
+    assert failed["pending"] == "a_v3.json"
