@@ -170,7 +170,7 @@ def _midi(args) -> int:
 def _voice(args) -> int:
     from bridge.commands.voice import voice
 
-    return voice(args)
+    return voice(_config(args), args)
 
 
 def _doctor(args) -> int:

@@ -1,4 +1,5 @@
-"""``daw-bridge voice decode FILE``: decode a push-to-talk recording into a command, offline."""
+"""``daw-bridge voice decode FILE``: decode a push-to-talk recording into a command, offline, as the daemon would
+(its [voice] threshold, the preset names of its pads' mapping)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from bridge.config import Config
+from bridge.plugin_prompts import presets
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,27 +19,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one line: {\"text\", \"command\", \"confidence\"}")
 
 
-def voice(args) -> int:
+def voice(config: Config, args) -> int:
     try:
         from bridge.voice import VoiceDecoder, VoiceError, load, sentences
-        from bridge.voice.grammar import JSGF
+        from bridge.voice.grammar import jsgf
     except ImportError as exc:  # pocketsphinx is an extra
         print(f"daw-bridge voice: pocketsphinx is not installed ({exc}); pip install 'daw-bridge[voice]'",
               file=sys.stderr)
         return 2
-    if args.action == "grammar":
-        print(JSGF)
-        print("\n".join(sentences()))
-        return 0
-    if args.file is None:
+    if args.action == "decode" and args.file is None:
         print("daw-bridge voice decode: name the recording (daw-bridge voice decode FILE.wav)", file=sys.stderr)
         return 2
+    decoder = VoiceDecoder(threshold=config.voice["threshold"], presets=tuple(name for name, _ in presets(config)))
+    for name, words in decoder.unspeakable.items():
+        print(f"daw-bridge voice: preset {name!r} cannot be said: the recogniser does not know "
+              f"{', '.join(repr(w) for w in words)}", file=sys.stderr)
+    if args.action == "grammar":
+        print(jsgf(decoder.presets))
+        print("\n".join(sentences(decoder.presets)))
+        return 0
     try:
         audio, rate = load(args.file)
     except VoiceError as exc:
         print(f"daw-bridge voice decode: {exc}", file=sys.stderr)
         return 2
-    result = VoiceDecoder().decode(audio, rate)
+    result = decoder.decode(audio, rate)
     if args.json:
         print(json.dumps(result.as_json()))
     elif result.command is None:

@@ -1,11 +1,11 @@
 """Voice commands act as pads: a talk pad held (or a listen pad pressed) records, and what is heard runs the pad
 action or command a pad would run, on the same selection, through the MIDI frontend.
 
-"bridge inpaint|extend ... bars" is a command pad with those bars from the play cursor; "bridge audition two",
-"next", "previous", "stop" are the audition pads; cancel and retry act on the last job; keep and discard decide on
-the job delivered last. The talk pad's LED answers: lit while it records, then two slow flashes when the command
-was accepted, five fast ones when nothing usable was heard (or the command was refused); a job it started lights it
-until the job ends, as a command pad's does.
+"bridge inpaint|extend ... bars" is a command pad with those bars from the play cursor ("... with NAME": with the
+mapping's [presets.NAME]); "bridge audition two", "next", "previous", "stop" are the audition pads; cancel and retry
+act on the last job; keep and discard decide on the job delivered last. The talk pad's LED answers: lit while it
+records, then two slow flashes when the command was accepted, five fast ones when nothing usable was heard (or the
+command was refused); a job it started lights it until the job ends, as a command pad's does.
 
 A command that would spend money (MusicGPT: the config's default backend, or a retry of a MusicGPT job) does not run
 at once: the talk pad stays lit for CONFIRM_SECONDS, and "bridge yes confirm" or a confirm pad runs it; otherwise
@@ -46,7 +46,7 @@ class VoiceFrontend:
     def __init__(self, pads: MidiFrontend, config: Config):
         self.pads = pads
         self.default_backend = config.backend
-        self.listener = Listener(config.voice, self.heard)
+        self.listener = Listener(config.voice, self.heard, presets=tuple(pads.mapping.presets))
         self._waiting: tuple[Pad, int, asyncio.TimerHandle, Result] | None = None  # a paid command, and its timeout
         self._holds: set[asyncio.Task] = set()
         port = config.voice.get("reply_port")
@@ -172,7 +172,8 @@ class VoiceFrontend:
         name = f'voice "{text}"'
         name_of = command["command"]
         if name_of in ("inpaint", "extend"):
-            return Pad(trigger, name_of, None, {}, None, name, (command["anchor"], command["bars"]))
+            preset = self.pads.mapping.presets.get(command.get("preset"), {})  # its arguments are checked at the press
+            return Pad(trigger, name_of, None, dict(preset), None, name, (command["anchor"], command["bars"]))
         audition = from_voice(command)
         action = _AUDITION_PADS.get(audition) if audition is not None else name_of
         if action is None:

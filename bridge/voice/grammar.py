@@ -10,6 +10,8 @@ feasibility runs (an inserted "the" or "with").
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 WAKE_WORD = "bridge"
 
 # Words the CMU dictionary lacks, with their phones (the model's ARPAbet set).
@@ -24,25 +26,48 @@ SIMPLE = ("next", "previous", "keep", "discard", "cancel", "retry", "stop")
 # confidence 0.44), while "bridge yes confirm" was heard in none of 252 windows of the tuning music.
 CONFIRM = "yes confirm"
 
-JSGF = f"""#JSGF V1.0;
+PRESET_WORD = "with"  # "bridge inpaint the last four bars with guitar": a preset by its [presets.NAME]
+
+
+def spoken(preset: str) -> str:
+    """How a preset's name is said: "guitar_solo" and "Guitar-Solo" as "guitar solo"."""
+    return " ".join(preset.lower().replace("_", " ").replace("-", " ").split())
+
+
+def jsgf(presets: Iterable[str] = ()) -> str:
+    """The grammar, with "... with PRESET" after a range for each preset name given (say them with ``spoken``)."""
+    said = sorted({spoken(name) for name in presets} - {""})
+    job = "(inpaint | extend) <range>"
+    if said:
+        job += f" | (inpaint | extend) <range> {PRESET_WORD} <preset>"
+    grammar = f"""#JSGF V1.0;
 grammar bridge;
 public <command> = {WAKE_WORD} <action>;
-<action> = (inpaint | extend) <range> | audition <variant> | {' | '.join(SIMPLE)} | {CONFIRM};
+<action> = {job} | audition <variant> | {' | '.join(SIMPLE)} | {CONFIRM};
 <range> = this bar | the (last | next) bar | the (last | next) <count> bars;
 <count> = {' | '.join(NUMBERS)};
 <variant> = {' | '.join(VARIANTS)} | original;
 """
+    return grammar + (f"<preset> = {' | '.join(said)};\n" if said else "")
 
 
-def to_command(text: str) -> dict | None:
-    """The structured command for a sentence of the grammar, or None for anything else.
+JSGF = jsgf()
+
+
+def to_command(text: str, presets: Iterable[str] = ()) -> dict | None:
+    """The structured command for a sentence of the grammar (with these preset names), or None for anything else.
 
     inpaint/extend: {"command": "inpaint", "bars": 4, "anchor": "last"} (anchor: "last" = the bars before the play
-    cursor, "next" = the bars after it, "this" = the bar the cursor is in). audition: {"command": "audition",
-    "variant": 2} or {"command": "audition", "variant": "original"}. "bridge yes confirm": {"command": "confirm"}.
-    Others: {"command": "keep"}.
+    cursor, "next" = the bars after it, "this" = the bar the cursor is in), and "preset": NAME when one was said.
+    audition: {"command": "audition", "variant": 2} or {"command": "audition", "variant": "original"}. "bridge yes
+    confirm": {"command": "confirm"}. Others: {"command": "keep"}.
     """
     words = text.split()
+    if PRESET_WORD in words[2:] and words[1:2] in (["inpaint"], ["extend"]):
+        at = words.index(PRESET_WORD, 2)
+        named = {spoken(name): name for name in presets}.get(" ".join(words[at + 1:]))
+        command = to_command(" ".join(words[:at])) if named is not None else None
+        return {**command, "preset": named} if command is not None else None
     if len(words) < 2 or words[0] != WAKE_WORD:
         return None
     action, rest = words[1], words[2:]
@@ -67,10 +92,11 @@ def to_command(text: str) -> dict | None:
     return None
 
 
-def sentences() -> list[str]:
-    """Every sentence the grammar accepts (for tests and the bench)."""
+def sentences(presets: Iterable[str] = ()) -> list[str]:
+    """Every sentence the grammar (with these preset names) accepts, for tests and the bench."""
     ranges = ["this bar"] + [f"the {a} bar" for a in ("last", "next")]
     ranges += [f"the {a} {n} bars" for a in ("last", "next") for n in NUMBERS]
+    ranges += [f"{r} {PRESET_WORD} {p}" for r in list(ranges) for p in sorted({spoken(n) for n in presets} - {""})]
     out = [f"{WAKE_WORD} {op} {r}" for op in ("inpaint", "extend") for r in ranges]
     out += [f"{WAKE_WORD} audition {v}" for v in (*VARIANTS, "original")]
     out += [f"{WAKE_WORD} {s}" for s in (*SIMPLE, CONFIRM)]

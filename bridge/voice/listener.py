@@ -142,9 +142,11 @@ Heard = Callable[[Result, object], None]
 class Listener:
     """Records while held, decodes on release; ``heard(result, key)`` is called on the loop with the pad's key."""
 
-    def __init__(self, settings: dict, heard: Heard):
+    def __init__(self, settings: dict, heard: Heard, presets: tuple[str, ...] = ()):
+        """``presets``: the names a command may end with ("... with NAME"), the pads' [presets.NAME]."""
         self.settings = settings
         self.heard = heard
+        self.presets = presets
         self.input = None
         self._decoder = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="voice-decode")
@@ -163,12 +165,15 @@ class Listener:
         except ImportError as exc:
             raise BridgeError(f"[voice] needs pocketsphinx ({exc}): pip install 'daw-bridge[voice]'",
                               code="voice_unavailable") from None
+        for name, words in self._decoder.unspeakable.items():
+            log.warning("voice: preset %r cannot be said: the recogniser does not know %s (name the preset with "
+                        "dictionary words, e.g. [presets.warm_strings])", name, ", ".join(repr(w) for w in words))
         await self._open()
 
     def _load(self):
         from bridge.voice.decode import VoiceDecoder
 
-        return VoiceDecoder(threshold=self.settings["threshold"])
+        return VoiceDecoder(threshold=self.settings["threshold"], presets=self.presets)
 
     async def _open(self) -> bool:
         if self.input is not None and self.input.alive:

@@ -42,6 +42,10 @@ action = "listen"
 [[pad]]
 note = {CONFIRM}
 action = "confirm"
+
+[presets.warm_strings]
+prompt = "warm strings"
+backend = "local"
 """
 MUSIC = Path("/usr/share/planetblupi/music/music003.ogg")
 KEY = "fake-key-voice-0123456789"

@@ -104,6 +104,24 @@ def test_the_listen_pad_hears_cancel_and_the_running_job_stops(room):
     assert [(h["text"], h["outcome"]) for h in heard] == [("bridge cancel", "accepted")]
 
 
+def test_a_spoken_preset_name_runs_the_command_with_that_preset(room):
+    """The pads' [presets.warm_strings] (prompt "warm strings", the embedded engine) said as "with warm strings"."""
+    room.ear.drain()
+    assert room.talk(speech("bridge inpaint the last two bars with warm strings", room.folder)) == "done"
+    heard = room.ear.next()
+    assert heard["outcome"] == "accepted", heard
+    assert json.loads(heard["command"]) == {"command": "inpaint", "bars": 2, "anchor": "last", "preset": "warm_strings"}
+    job = heard["message"].removeprefix("job ")
+    deadline = time.monotonic() + 60
+    while room.job_state(job) not in ("delivered", "failed", "cancelled") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    manifests = [json.loads(path.read_text(encoding="utf-8")) for path in room.project.drop.glob("*.json")]
+    ours = [m for m in manifests if m.get("job_id") == job]
+    assert ours and all(m["request"]["prompt"] == "warm strings" and m["backend"] == "local" for m in ours)
+    # The last two whole bars before the cursor (4.0 s at 120 BPM in 4/4: bars of 2 s) are 0-4 s of the song.
+    assert (ours[0]["source"]["start"], ours[0]["source"]["end"]) == (0.0, 4.0)
+
+
 def test_a_paid_command_waits_for_confirmation_and_is_dropped_without_it(room):
     posts = sum(room.fake.submit_requests.values())
     extend = speech("bridge extend the next two bars", room.folder)
