@@ -146,10 +146,14 @@ class VoiceDecoder:
         return hyp.hypstr, score, list(d.seg()), hyp.prob
 
     def _rival(self, text: str, pcm: bytes) -> tuple[str, int | None]:
-        """The best other sentence of the grammar for these frames, and its path score."""
+        """The best other sentence of the grammar for these frames, and its path score.
+
+        A sentence the best one starts with is no rival: "bridge extend this bar" with silence over "with strings"
+        scored better than "bridge extend this bar with strings" itself (pocketsphinx's silence fits speech well), so
+        every preset would lose to its own command without it."""
         if text not in self._rivals:
             name = f"rival{len(self._rivals)}"
-            others = _alternatives([s for s in self._sentences if s != text])
+            others = _alternatives([s for s in self._sentences if s != text and not text.startswith(s + " ")])
             self._decoder.add_jsgf_string(name, f"#JSGF V1.0;\ngrammar {name};\npublic <command> = {others};\n")
             self._rivals[text] = name
         rival, score = self._run(self._rivals[text], pcm)[:2]

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from bridge.voice import VoiceDecoder, sentences, to_command
+from bridge.voice import decode
 from tests.conftest import ROOT, require_tool
 
 MUSIC = Path("/usr/share/planetblupi/music/music003.ogg")
@@ -47,6 +48,19 @@ def test_spoken_command_decodes_to_the_structured_command(decoder, tmp_path, tex
     result = decoder.decode_file(speak(text, tmp_path / "say.wav"))
     assert result.text == text
     assert result.command == expected, result
+
+
+def test_a_command_must_beat_every_other_sentence(decoder, tmp_path, monkeypatch):
+    """Under music "eight" and "three", "last" and "next" fit the same frames almost equally well: the best sentence
+    is acted on only when it beats the best other sentence of the grammar by MIN_MARGIN per word frame."""
+    said = speak("bridge extend the last eight bars", tmp_path / "say.wav")
+    result = decoder.decode_file(said)
+    assert result.command == {"command": "extend", "bars": 8, "anchor": "last"}, result
+    assert result.detail["rival"] in sentences() and result.detail["rival"] != result.text
+    assert result.detail["margin"] >= decode.MIN_MARGIN
+    monkeypatch.setattr(decode, "MIN_MARGIN", 2 * result.detail["margin"] + 1)
+    again = decoder.decode_file(said)
+    assert again.text == result.text and again.command is None, again
 
 
 def test_music_alone_is_rejected(decoder):
