@@ -86,6 +86,15 @@ class Mouth:
         self._audio = audio
         assert self._done.wait(len(audio) / RATE + 60), "the microphone stand-in was not played"
 
+    def connect_to_portaudio(self, timeout: float) -> None:
+        """Connect to the inputs of PortAudio's JACK client (the daemon's default input), once it has opened."""
+        deadline = time.monotonic() + timeout
+        while not (inputs := self.client.get_ports("PortAudio", is_audio=True, is_input=True)):
+            assert time.monotonic() < deadline, "the daemon opened no PortAudio input"
+            time.sleep(0.1)
+        for port in inputs:
+            self.client.connect(self.port, port)
+
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
@@ -211,8 +220,10 @@ class Studio:
 
 
 @contextmanager
-def studio(root: Path):
-    """The studio, torn down in reverse (daemon, fake, JACK clients, jackd) however the story ends."""
+def studio(root: Path, voice_input: str = "jack"):
+    """The studio, torn down in reverse (daemon, fake, JACK clients, jackd) however the story ends. ``voice_input``
+    "portaudio": the daemon listens through the system's default input, PortAudio's, which is this JACK server
+    (PortAudio's JACK host API, Debian's libportaudio2): the microphone is connected to it once it opens."""
     for tool in ("jackd", "jack_lsp", "espeak-ng"):
         require_tool(tool)
     with ExitStack() as stack:
@@ -235,14 +246,17 @@ def studio(root: Path):
         ports = ", ".join(f'"{port}"' for port in tape.ports)
         project.write_config(f'backend = "musicgpt"\n[musicgpt]\nbase_url = "{fake.url}"\n'
                              f'[audition]\njack_server = "{server.name}"\njack_ports = [{ports}]\n'
-                             f'[voice]\nenabled = true\ninput = "jack"\njack_server = "{server.name}"\n'
-                             f'jack_port = "{mouth.port.name}"\nreply_port = {ear.port}\n'
+                             f'[voice]\nenabled = true\nreply_port = {ear.port}\n'
+                             + (f'input = "jack"\njack_server = "{server.name}"\njack_port = "{mouth.port.name}"\n'
+                                if voice_input == "jack" else 'input = "portaudio"\n') +
                              f'[midi]\nport = "{pads.name}-pads*"\noutput_port = "{pads.name}-leds*"\n'
                              'mapping = "pads.toml"\napi = "UNIX_JACK"\npoll_interval = 0.2\n'
                              f'[midi.daw]\nreaper_port = {reaper_port}\n')
         daemon = DaemonProcess(project, env={"MUSICGPT_API_KEY": KEY}).start()
         stack.callback(daemon.stop)
         pads.wait_joined(timeout=30)  # the daemon's MIDI client may open late on a loaded machine
+        if voice_input == "portaudio":
+            mouth.connect_to_portaudio(timeout=30)
         with BridgeClient("127.0.0.1", project.port) as client:
             outcome, _ = client.run_job("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="",
                                         backend="local", num_outputs=2, timeout=120)
