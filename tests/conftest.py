@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ctypes.util
 import os
 import shutil
 import signal
@@ -34,6 +35,14 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is not installed, and CI must run this test (.ci/run installs it)")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+def require_library(name: str, package: str) -> None:
+    """A Debian library a test needs (``ctypes.util.find_library(name)``): skip without it, except in CI."""
+    if ctypes.util.find_library(name) is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{package} is not installed, and CI must run this test (.ci/run installs it)")
+        pytest.skip(f"{package} is not installed")
 
 
 def free_udp_port() -> int:

@@ -5,8 +5,6 @@ as through the daemon's JACK output (tests/audition/test_audition_jack.py)."""
 
 from __future__ import annotations
 
-import ctypes.util
-import os
 import time
 from pathlib import Path
 
@@ -17,16 +15,13 @@ from bridge.client import BridgeClient
 from bridge.demo_song import make_song
 from tests.audition.tape import Tape
 from tests.audition.test_audition_jack import RATE, START, END, audition, jack, played, programs  # noqa: F401 (jack: its fixture)
-from tests.conftest import DaemonProcess, Project
+from tests.conftest import DaemonProcess, Project, require_library
 
 
 def test_a_variant_plays_through_the_default_output_sample_for_sample(jack, tmp_path):
     # sounddevice is not imported here: PortAudio, once initialised in this process, asserts at exit when its JACK
     # server is gone.
-    if ctypes.util.find_library("portaudio") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("libportaudio2 is not installed, and CI must run this test (.ci/run installs it)")
-        pytest.skip("libportaudio2 is not installed")
+    require_library("portaudio", "libportaudio2")
     project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
     project.write_config('[audition]\noutput = "portaudio"\n')
     tape = Tape()

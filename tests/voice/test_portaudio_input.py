@@ -5,11 +5,10 @@ is not a producer's set-up, and rtmidi's JACK clients did not survive it."""
 
 from __future__ import annotations
 
-import ctypes.util
-import os
 
 import pytest
 
+from tests.conftest import require_library
 from tests.voice.studio import speech, studio
 
 
@@ -18,10 +17,7 @@ def test_the_systems_default_input_through_portaudio_hears_a_command(tmp_path_fa
     JACK host API (Debian's libportaudio2 is built with it), so PortAudio's own stream carries the microphone."""
     # sounddevice is not imported here: PortAudio, once initialised in this process, asserts at exit when its JACK
     # server is gone.
-    if ctypes.util.find_library("portaudio") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("libportaudio2 is not installed, and CI must run this test (.ci/run installs it)")
-        pytest.skip("libportaudio2 is not installed")
+    require_library("portaudio", "libportaudio2")
     pytest.importorskip("pocketsphinx")
     with studio(tmp_path_factory.mktemp("portaudio"), voice_input="portaudio") as room:
         assert "(portaudio, 48000 Hz)" in (room.project.root / "daemon.log").read_text()
