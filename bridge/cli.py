@@ -10,6 +10,7 @@ from pathlib import Path
 
 import osc_schema
 from bridge import __version__, logs
+from bridge.commands import port_number, seconds
 from bridge.config import Config, ConfigError, load
 
 
@@ -47,9 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("send", _send, "send one OSC command to a running daemon and print its replies")
     p.add_argument("name", help="command: inpaint, extend, cancel, status, ping, context")
     p.add_argument("values", nargs="*", metavar="KEY=VALUE", help="arguments, e.g. source=/x.wav start=12.5")
-    p.add_argument("--port", type=int, help="daemon OSC port (default: from the config)")
+    p.add_argument("--port", type=port_number, help="daemon OSC port (default: from the config)")
     p.add_argument("--wait", action="store_true", help="for inpaint/extend: wait until the job is done")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for replies (default 5)")
+    p.add_argument("--timeout", type=seconds, default=5.0, help="seconds to wait for replies (default 5)")
 
     for name, help in (("inpaint", "replace a range of a song, without a daemon"),
                        ("extend", "continue a song after a point, without a daemon")):

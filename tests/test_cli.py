@@ -78,3 +78,12 @@ def test_the_demo_runs_through_the_real_daemon_and_prints_manifests(tmp_path):
     assert len(manifests) == 4  # two variants each of the inpaint and the extend
     assert all(m.exists() and m.parent == tmp_path / "demo" / "daw-bridge" for m in manifests)
     assert "summary:" in result.stdout
+
+
+@pytest.mark.parametrize("flags", [("send", "ping", "--port", "70000"), ("send", "ping", "--timeout", "nan"),
+                                   ("send", "ping", "--timeout", "inf"), ("plugin", "list", "--port", "0")])
+def test_a_port_or_wait_the_socket_cannot_take_is_a_usage_error(project, flags):
+    # 70000 reached sendto() and a timeout of nan or inf settimeout()/time: each a traceback, exit 1
+    result = daw_bridge(*flags, "--config", str(project.config), timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and f"argument {flags[2]}: {flags[3]}" in result.stderr

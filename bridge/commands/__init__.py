@@ -1,5 +1,30 @@
 """The CLI's subcommands, one module each, imported only when used (so ``daw-bridge send`` starts fast)."""
 
+import argparse
+import math
+
+
+def port_number(text: str) -> int:
+    """argparse type of a UDP port: a number the socket would refuse with a traceback is a usage error instead."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} must be in range 1..65535")
+    return port
+
+
+def seconds(text: str) -> float:
+    """argparse type of a wait in seconds: finite and positive (a socket timeout of nan or inf is a traceback)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most 86400 seconds")
+    return value
+
 
 def print_answer(command: str, reply, port: int, text) -> int:
     """Print the daemon's answer to a CLI command: ``text()`` on success (exit 0), the daemon's one-line reason on

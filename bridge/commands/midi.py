@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from bridge.commands import seconds
 from bridge.config import Config, ConfigError
 from bridge.frontends.midi_mapping import ACTIONS, COMMANDS, MappingError, Trigger, pad_text, parse_mapping
 from osc_schema import ValidationError
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="learn: a command argument for the pad, e.g. prompt='soft guitar' (repeatable)")
     parser.add_argument("--name", default="", help="learn: a name for the pad, shown in logs")
     parser.add_argument("--any-channel", action="store_true", help="learn: answer on every channel")
-    parser.add_argument("--timeout", type=float, default=30.0, help="learn: seconds to wait for a press")
+    parser.add_argument("--timeout", type=seconds, default=30.0, help="learn: seconds to wait for a press")
     parser.add_argument("--dry-run", action="store_true", help="learn: show the entry, write nothing")
 
 

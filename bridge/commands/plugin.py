@@ -7,7 +7,7 @@ import argparse
 
 from bridge import plugin_prompts
 from bridge.client import BridgeClient
-from bridge.commands import print_answer
+from bridge.commands import port_number, print_answer
 from bridge.config import Config
 from osc_schema import ValidationError
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Preset 0 (\"\" clears it); presets: what Preset 1, 2, ... choose")
     parser.add_argument("instance", nargs="?", help="prompt: the instance, as 'daw-bridge plugin list' names it")
     parser.add_argument("text", nargs="?", help="prompt: what its new material should sound like")
-    parser.add_argument("--port", type=int, help="daemon OSC port (default: from the config)")
+    parser.add_argument("--port", type=port_number, help="daemon OSC port (default: from the config)")
 
 
 def run(config: Config, args) -> int:
