@@ -19,6 +19,7 @@ import json
 import logging
 import socket
 
+import osc_schema
 from bridge.audition.actions import PAD_ACTIONS as AUDITION_ACTIONS
 from bridge.audition.actions import from_voice
 from bridge.config import Config
@@ -29,7 +30,6 @@ from bridge.frontends.osc_wire import encode
 from bridge.voice.decode import Result
 from bridge.voice.grammar import CONFIRM, WAKE_WORD
 from bridge.voice.listener import Listener
-import osc_schema
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)

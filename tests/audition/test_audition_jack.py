@@ -15,11 +15,11 @@ import soundfile as sf
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song
 from bridge.frontends.osc_wire import encode
+from tests.audition.conftest import PERIOD, RATE
 from tests.audition.tape import Tape
-from tests.conftest import DaemonProcess, Project, require_tool
-from tests.frontends.jack import Controller, JackServer
+from tests.conftest import DaemonProcess, Project
+from tests.frontends.jack import Controller
 
-RATE, PERIOD = 48000, 1024  # -p 1024: no xruns on 2 busy cores
 PADS = """\
 [[pad]]
 note = 40
@@ -32,16 +32,6 @@ action = "audition_stop"
 DONE = [127, 0, 127, 0, 0]  # the pad's LED: two flashes, then off
 START, END = 16.0, 20.0  # the inpainted range, seconds
 FADE = round(0.01 * RATE)  # the player's fades: 10 ms
-
-
-@pytest.fixture(scope="module")
-def jack(tmp_path_factory):
-    """A private JACK dummy server, with this process pointed at it."""
-    for tool in ("jackd", "jack_lsp"):
-        require_tool(tool)
-    server = JackServer(tmp_path_factory.mktemp("jack"), period=PERIOD, rate=RATE).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

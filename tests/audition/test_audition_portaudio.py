@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song
+from tests.audition.conftest import RATE
 from tests.audition.tape import Tape
-from tests.audition.test_audition_jack import RATE, START, END, audition, jack, played, programs  # noqa: F401 (jack: its fixture)
+from tests.audition.test_audition_jack import END, START, audition, played, programs
 from tests.conftest import DaemonProcess, Project, require_library
 
 

@@ -5,7 +5,6 @@ is not a producer's set-up, and rtmidi's JACK clients did not survive it."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.conftest import require_library
