@@ -159,7 +159,7 @@ def _check(arg: Arg, value: object) -> object:
         number: float = int(value)
     else:
         try:
-            number = float(value)
+            number = float(value) + 0.0  # + 0.0: a negative zero is 0 (as -0.0 it named a result "-0.00-4.00")
         except OverflowError:
             number = math.inf
         if not math.isfinite(number):
