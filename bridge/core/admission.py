@@ -102,16 +102,23 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
 
 
 def _spec(command: Command, args: dict, common: dict, duration: float) -> JobSpec:
+    # A range or an extension shorter than one sample is no audio at all: it was "delivered" as an empty result.
+    rate = common["source_info"].sample_rate
     if command.name == "inpaint":
         start, end = args["start"], args["end"]
         if start >= duration:
             raise ValidationError("start", start, f"is past the end of the source ({duration:.3f} s)")
         if end > duration + _END_TOLERANCE:
             raise ValidationError("end", end, f"is past the end of the source ({duration:.3f} s)")
+        if (min(end, duration) - start) * rate < 1:
+            raise ValidationError("end", end, f"leaves less than one sample (1/{rate} s) after start ({start})")
         return JobSpec(**common, start=start, end=min(end, duration),
                        lyrics_section=args.get("lyrics_section_to_replace") or "")
     after = args["extend_after"]
     if after > duration + _END_TOLERANCE:
         raise ValidationError("extend_after", after, f"is past the end of the source ({duration:.3f} s)")
-    return JobSpec(**common, extend_after=min(after, duration), duration=args.get("duration") or 30.0,
+    seconds = args.get("duration") or 30.0
+    if seconds * rate < 1:
+        raise ValidationError("duration", seconds, f"is less than one sample (1/{rate} s)")
+    return JobSpec(**common, extend_after=min(after, duration), duration=seconds,
                    lyrics_section=args.get("lyrics_section_to_extend") or "")
