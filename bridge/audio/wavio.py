@@ -127,8 +127,9 @@ def _temporary_prefix(path: Path) -> str:
 class _Sink:
     """The file soundfile writes through, keeping the first OSError (disk full, quota, I/O error) to re-raise.
 
-    soundfile writes through C callbacks: an OSError raised inside one is printed and swallowed, and the write then
-    fails with a bare AssertionError, so a full disk would look like a bug instead of a full disk.
+    soundfile writes through C callbacks: an OSError raised inside one is printed (a traceback on the daemon's
+    stderr, past its log handlers) and swallowed, and the write then fails with a bare AssertionError, so a full disk
+    would look like a bug instead of a full disk.
     """
 
     def __init__(self, raw):
@@ -145,10 +146,20 @@ class _Sink:
             return 0
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._raw.seek(offset, whence)
+        return self._kept(lambda: self._raw.seek(offset, whence))
 
     def tell(self) -> int:
-        return self._raw.tell()
+        return self._kept(self._raw.tell)
+
+    def _kept(self, move) -> int:
+        """A seek or tell flushes the write buffer, so on a full disk it fails as a write does: kept, not raised."""
+        if self.error is not None:
+            return 0
+        try:
+            return move()
+        except OSError as exc:
+            self.error = exc
+            return 0
 
     def read(self, size: int = -1) -> bytes:
         return self._raw.read(size)

@@ -77,12 +77,13 @@ def _retry(project: Project, job_id: str) -> str:
 
 def test_a_full_drop_folder_fails_the_job_by_name_and_a_retry_after_freeing_space_delivers(running, figures):
     project, daemon = running
-    with small_tmpfs(project.drop, "1m"):  # one 6-second 24-bit stereo patch is 1.6 MB
+    with small_tmpfs(project.drop, "2m"):  # one 6-second 24-bit stereo patch is 1.6 MB: the second one fills it
         daemon.start()
         outcome, job_id = _run(project)
         assert outcome.name == "failed", outcome.args
         assert outcome.args[1] == "disk_full" and "disk is full" in outcome.args[2], outcome.args
         assert files_under(project.drop) == [], "a partial file was left in the full drop folder"
+        assert "Traceback" not in daemon.log.read_text(), "a write callback's error went past the log handlers"
         subprocess.run(["mount", "-o", "remount,size=64m", str(project.drop)], check=True)
         again = _retry(project, job_id)
         assert again == "delivered", again
