@@ -68,14 +68,22 @@ class InboxFrontend:
         for path in sorted(self.inbox.iterdir()):
             self.take(path)
 
-    def _notify(self, path: str) -> None:
+    def _notify(self, path: str, written: bool) -> None:
         # Called on the observer's thread: hand the file to the event loop, which owns the service.
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.take, Path(path))
+            self._loop.call_soon_threadsafe(lambda: self.take(Path(path), written=written))
 
-    def take(self, path: Path) -> None:
-        """Claim one request file and process it; anything that is not a request file is left alone."""
+    def take(self, path: Path, *, written: bool = True) -> None:
+        """Claim one request file and process it; anything that is not a request file is left alone.
+
+        ``written`` False: the file was just created or changed and its writer may still be filling it (one that
+        writes in place instead of renaming a .part file). Until it holds a whole JSON document it is left for the
+        event of its closing, which takes it whatever it holds (where the platform tells closes: Linux; elsewhere
+        a broken one waits for the next start); it was rejected as empty while its writer was still writing.
+        """
         if path.parent != self.inbox or not _is_request_name(path.name):
+            return
+        if not written and not _holds_json(path):
             return
         claimed = self.processing / path.name
         try:
@@ -218,20 +226,38 @@ class _Handler(FileSystemEventHandler):
 
     def on_created(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
-            self._notify(event.src_path)
+            self._notify(event.src_path, written=False)
+
+    def on_modified(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self._notify(event.src_path, written=False)
 
     def on_moved(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
-            self._notify(event.dest_path)
+            self._notify(event.dest_path, written=True)
 
     def on_closed(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
-            self._notify(event.src_path)
+            self._notify(event.src_path, written=True)
 
 
 
 def _is_request_name(name: str) -> bool:
     return name.endswith(".json") and not name.startswith(".")
+
+
+def _holds_json(path: Path) -> bool:
+    """Whether a request file already holds a whole JSON document, or is no file a writer is filling (a link, a
+    FIFO, one too big, one gone): the claim answers those at once."""
+    try:
+        json.loads(_read_request(path))
+    except ValidationError as exc:
+        return exc.rule != "is empty"
+    except ValueError:  # not JSON yet: JSONDecodeError, UnicodeDecodeError
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _read_request(path: Path) -> bytes:

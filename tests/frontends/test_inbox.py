@@ -106,3 +106,26 @@ def test_a_request_claimed_before_a_crash_is_run_once_even_without_a_request_id(
     journal.close()
     assert starts == [12.0, 14.0]
     assert sorted(p.name for p in (project.inbox / "processed").iterdir()) == ["no-id.json", "other.json"]
+
+
+def test_a_request_written_in_place_is_taken_once_its_writer_is_done(project, daemon):
+    """A client that writes the .json itself (no .part and rename), flushing as it goes: the file is taken when it
+    holds a whole request (it was rejected as empty at its creation), and one closed half-written is rejected."""
+    body = json.dumps({"command": "extend", "source": str(project.song), "extend_after": 20.0, "duration": 4.0,
+                       "num_outputs": 1, "request_id": "in-place"})
+    with open(project.inbox / "in-place.json", "w") as writer:
+        for part in (body[:40], body[40:]):
+            writer.write(part)
+            writer.flush()
+            time.sleep(1.0)  # the daemon sees the file created, then growing, before it is whole
+            assert not (project.inbox / "rejected" / "in-place.error.json").exists()
+    assert wait_for_status(project.inbox, "in-place")["state"] == "delivered"
+
+    with open(project.inbox / "cut.json", "w") as writer:
+        writer.write(body[:40])
+    error_file = project.inbox / "rejected" / "cut.error.json"
+    deadline = time.monotonic() + 10
+    while not error_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "not valid JSON" in json.loads(error_file.read_text())["message"]
+    assert (project.inbox / "rejected" / "cut.json").read_text() == body[:40]
