@@ -63,6 +63,8 @@ BAD = [
      'must be a number or "whole"'),
     ("musicgpt url", '[musicgpt]\nbase_url = "ftp://x"\n', 2, '[musicgpt] base_url = "ftp://x"', "http:// or https://"),
     ("secret hidden", "[musicgpt]\napi_key = 12345\n", 2, "[musicgpt] api_key = <hidden>", "must be text in quotes"),
+    ("secret misspelt", '[musicgpt]\napikey = "sk-test-SECRET123"\n', 2, "[musicgpt] apikey = <hidden>",
+     "did you mean [musicgpt] api_key?"),
     ("webhook missing url", "[musicgpt.webhook]\nbind_port = 1\n", 1, "[musicgpt.webhook] public_url is missing",
      "required when [musicgpt.webhook] is present"),
     ("webhook type", '[musicgpt.webhook]\npublic_url = "https://x"\nbind_port = "80"\n', 3,
@@ -110,6 +112,9 @@ BAD_TOML = [
     ("double equals", "osc_port = 9010\nhandle = = 3\n", 2, "handle = = 3"),
     ("unclosed header", "[local\nworkers = 2\n", 1, "[local"),
     ("duplicate key", "[local]\nworkers = 2\nworkers = 3\n", 3, "workers = 3"),
+    # The line is shown, but never a key's secret value: unquoted or unclosed, the common mistakes with a key.
+    ("secret unquoted", "[musicgpt]\napi_key = sk-test-SECRET123\n", 2, "api_key = <hidden>"),
+    ("secret unclosed", '[musicgpt]\napi_key = "sk-test-SECRET123\n', 2, "api_key = <hidden>"),
 ]
 
 
@@ -259,12 +264,12 @@ def _daw_bridge(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 SERVED = ["local type", "notify type before missing", "unknown table", "musicgpt unknown", "webhook missing url",
-          "feedback beyond loopback", "ableton host", "retention range"]
+          "feedback beyond loopback", "ableton host", "retention range", "secret misspelt"]
 
 
-@pytest.mark.parametrize("case", [case for case in BAD if case[0] in SERVED] + [("bad toml", *BAD_TOML[0][1:3],
-                                                                                   "not valid TOML", "")],
-                         ids=lambda case: case[0])
+@pytest.mark.parametrize("case", [case for case in BAD if case[0] in SERVED] + [
+    ("bad toml", *BAD_TOML[0][1:3], "not valid TOML", ""),
+    ("unquoted key", *BAD_TOML[-2][1:3], "not valid TOML", "in: api_key = <hidden>")], ids=lambda case: case[0])
 def test_serve_refuses_a_bad_config_in_one_line_with_exit_status_2(tmp_path, case):
     _, text, line, key_value, rule = case
     path = _write(tmp_path, text)
@@ -272,7 +277,7 @@ def test_serve_refuses_a_bad_config_in_one_line_with_exit_status_2(tmp_path, cas
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"daw-bridge: {path}:{line}: {key_value}")
-    assert rule in done.stderr
+    assert rule in done.stderr and "SECRET123" not in done.stderr
 
 
 @pytest.mark.parametrize("command", [["doctor"], ["jobs"], ["send", "ping"], ["midi", "ports"],

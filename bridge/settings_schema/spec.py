@@ -262,6 +262,11 @@ def all_tables(table: Table = TOP):
         yield from all_tables(sub)
 
 
+def secret_names() -> frozenset[str]:
+    """The names of the keys whose values are never shown (``api_key``)."""
+    return frozenset(key.name for table in all_tables() for key in table.keys if key.secret)
+
+
 def defaults(name: str) -> dict:
     """The table's keys with their defaults (None where absent means "not set"), sub-tables left out."""
     return {key.name: key.default for key in find_table(name).keys}
