@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away ('daw-bridge send ... | head -1'): stop, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush fails quietly too
+        return 141  # 128 + SIGPIPE
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -87,3 +87,14 @@ def test_a_port_or_wait_the_socket_cannot_take_is_a_usage_error(project, flags):
     result = daw_bridge(*flags, "--config", str(project.config), timeout=30)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and f"argument {flags[2]}: {flags[3]}" in result.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(project):
+    # 'daw-bridge send ... | head -1': the next print met a closed pipe and ended in a BrokenPipeError traceback
+    process = subprocess.Popen([sys.executable, "-m", "bridge", "send", "ping", "--timeout", "0.5", "--config",
+                                str(project.config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=daemon_environment(), cwd=ROOT, preexec_fn=ask_to_die_with_parent)
+    process.stdout.close()  # nobody reads what it prints: no daemon answers, and it says so on stdout
+    stderr = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 141 and "Traceback" not in stderr, stderr
