@@ -82,7 +82,12 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
 
     drop_folder = config.drop_folder or capture_drop
     if args.get("drop_folder"):
-        drop_folder = _resolved("drop_folder", args["drop_folder"], Path(os.path.expanduser(args["drop_folder"])))
+        named = Path(os.path.expanduser(args["drop_folder"]))
+        if not named.is_absolute():  # it would be the daemon's working folder's, whatever the DAW meant
+            raise ValidationError("drop_folder", args["drop_folder"], "must be an absolute path")
+        drop_folder = _resolved("drop_folder", args["drop_folder"], named)
+        if drop_folder.exists() and not drop_folder.is_dir():  # found only when the finished job is delivered
+            raise ValidationError("drop_folder", args["drop_folder"], "is not a folder")
     # Whichever folder results will go to (named here, configured, or beside the source) must resolve into the
     # roots: a "daw-bridge" folder that is a symlink out of the project is refused, not followed.
     effective = drop_folder or resolved.parent / "daw-bridge"

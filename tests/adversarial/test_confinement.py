@@ -81,6 +81,11 @@ def test_a_drop_folder_leading_out_of_the_roots_is_refused(confined):
     for story, folder in named.items():
         name, args = _answer(project, source=str(project.song), start=10.0, end=12.0, prompt="", drop_folder=folder)
         assert name == "error" and args[2] == "drop_folder", (story, args)
+    # Refused at once, not after the whole job at its delivery: a relative name (the daemon's working folder's,
+    # which may lie in a root) and a file.
+    for folder, rule in (("results", "must be an absolute path"), (str(project.song), "is not a folder")):
+        name, args = _answer(project, source=str(project.song), start=10.0, end=12.0, prompt="", drop_folder=folder)
+        assert name == "error" and args[2] == "drop_folder" and rule in args[3], args
 
     # No folder named: "daw-bridge" beside the source, which here is a link out of the project.
     beside = project.audio / "daw-bridge"
