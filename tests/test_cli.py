@@ -12,6 +12,7 @@ import pytest
 
 from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, daemon_environment
+from tests.fakes.musicgpt import FakeMusicGPT
 
 
 def daw_bridge(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -98,3 +99,16 @@ def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(project):
     stderr = process.stderr.read().decode()
     process.stderr.close()
     assert process.wait(timeout=60) == 141 and "Traceback" not in stderr, stderr
+
+
+def test_a_one_shot_paid_job_of_unknown_fate_says_so_and_what_is_left_to_do(project):
+    # A 500 after MusicGPT created the task: the one-shot printed "failed (None): None"
+    with FakeMusicGPT(api_key="sk-test-one-shot") as fake:
+        fake.inject("submit", "status_after_accept")
+        result = daw_bridge("inpaint", str(project.song), "--start", "12", "--end", "16", "--prompt", "brass",
+                            "--backend", "musicgpt", "--num-outputs", "1", "--config", str(project.config),
+                            env={"MUSICGPT_API_KEY": "sk-test-one-shot", "MUSICGPT_BASE_URL": fake.url})
+        assert sum(fake.submits.values()) == 1
+    assert result.returncode == 1 and "None" not in result.stderr, result.stderr
+    assert "submission_unknown (j-" in result.stderr and "HTTP 500" in result.stderr
+    assert "cannot reach it" in result.stderr and "sk-test-one-shot" not in result.stderr + result.stdout

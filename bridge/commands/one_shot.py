@@ -60,7 +60,12 @@ async def _run(config: Config, command: osc_schema.Command) -> int:
         journal.close()
     bar.finish()
     if record.state is not State.DELIVERED:
-        print(f"failed ({record.error_code}): {record.error_message}", file=sys.stderr)
+        # Not only "failed": a paid submit whose fate is unknown ends here too, and its reason is in the message.
+        reason = f"{record.error_code}: {record.error_message}" if record.error_code else record.message
+        print(f"{record.state.value} ({record.job_id}): {reason}", file=sys.stderr)
+        if record.state is State.SUBMISSION_UNKNOWN:
+            print("this job ran without a daemon, so 'daw-bridge jobs resolve' cannot reach it: send paid jobs "
+                  "through 'daw-bridge serve' ('daw-bridge send ... --wait') to resolve them later", file=sys.stderr)
         return 1
     for manifest in record.manifests:
         print(manifest)
