@@ -2,7 +2,8 @@
 
 For each utterance (every sentence of the grammar, several voices and speeds, plus sentences outside the grammar
 that should be rejected) at clean / 20 / 10 / 5 dB SNR over planetblupi music, it records the decoded text, the
-structured command and its confidence once, then counts for any threshold:
+structured command, its confidence and its margin over the best other sentence once, then counts for any threshold
+and minimum margin:
   exact  - the structured command equals the spoken one
   wrong  - a command was produced, but not the spoken one (for out-of-grammar sentences: any command)
   reject - no command
@@ -10,10 +11,10 @@ Music alone, cut in push-to-talk windows (3 s), counts the commands produced per
 Latency: from the whole recording handed over (pad released) to the result, per utterance.
 
 Two parts that share nothing but the grammar: *tuning* (voices en-us, en+f3; music tracks 000-004 from 0:30) picks
-the threshold; *held-out* (voices en, en+m7, en-us+m3, en+f2; tracks 005-009 from 5:00) only reports figures at that
-threshold. Needs espeak-ng and planetblupi-music-ogg (apt-get), and pocketsphinx (pip install -e '.[voice]').
+the threshold and the minimum margin; *held-out* (voices en, en+m7, en-us+m3, en+f2; tracks 005-009 from 5:00) only reports figures at that
+threshold. The two parts run side by side, one process each. Needs espeak-ng and planetblupi-music-ogg (apt-get), and pocketsphinx (pip install -e '.[voice]').
 
-    python bench/voice.py            # both parts, about 10 minutes on 2 cores
+    python bench/voice.py            # both parts side by side, about 20 minutes on the shared 2 cores
     python bench/voice.py --quick    # a sample, about 1 minute
     python bench/voice.py --daemon   # end of utterance -> command accepted, through a running daemon (~1 minute)
 
@@ -26,6 +27,7 @@ with a spoken command in it plays for a while with the pad released, and the com
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import shutil
 import statistics
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +46,7 @@ import soxr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bridge.voice import VoiceDecoder, sentences, to_command  # noqa: E402
-from bridge.voice.decode import RATE, THRESHOLD  # noqa: E402
+from bridge.voice.decode import MIN_MARGIN, RATE, THRESHOLD  # noqa: E402
 
 MUSIC = Path("/usr/share/planetblupi/music")
 CONDITIONS = (None, 20.0, 10.0, 5.0)  # SNR in dB; None = clean
@@ -68,17 +71,22 @@ class Trial:
     posterior: float
     seconds: float
     plausible: bool = True
+    margin: float | None = None  # over the best other sentence; None: no rival decoded (not a sentence)
 
     @property
     def expected(self) -> dict | None:
         return to_command(self.spoken)
 
-    def outcome(self, threshold: float, key: str = "confidence") -> str:
+    def outcome(self, threshold: float, key: str = "confidence", min_margin: float = -math.inf) -> str:
         value = self.confidence if key == "confidence" else self.posterior
-        got = to_command(self.text) if self.plausible and value >= threshold else None
+        got = to_command(self.text) if self.plausible and value >= threshold and passes(self.margin, min_margin) else None
         if got is None:
             return "reject"
         return "exact" if got == self.expected else "wrong"
+
+
+def passes(margin: float | None, min_margin: float) -> bool:
+    return min_margin == -math.inf or (margin is not None and margin >= min_margin)
 
 
 def speak(text: str, voice: str, speed: int, folder: Path) -> np.ndarray:
@@ -114,7 +122,13 @@ def mix(speech: np.ndarray, bed: np.ndarray, snr: float | None) -> np.ndarray:
     return out / max(1.0, float(np.abs(out).max()))
 
 
-def run_part(name: str, decoder: VoiceDecoder, quick: bool, music_minutes: float, folder: Path) -> tuple:
+def run_part(name: str, quick: bool, music_minutes: float) -> tuple:
+    decoder = VoiceDecoder(threshold=0.0)  # every result kept, with its margin; thresholds applied here
+    with tempfile.TemporaryDirectory() as tmp:
+        return decode_part(name, decoder, quick, music_minutes, Path(tmp))
+
+
+def decode_part(name: str, decoder: VoiceDecoder, quick: bool, music_minutes: float, folder: Path) -> tuple:
     part = PARTS[name]
     rng = random.Random(name)
     voices = part["voices"][:2] if quick else part["voices"]
@@ -133,48 +147,54 @@ def run_part(name: str, decoder: VoiceDecoder, quick: bool, music_minutes: float
                     bed = music(track, part["music_start"] + rng.uniform(0, 60), len(speech) / RATE + 1.0)
                     r = decoder.decode(mix(speech, bed, snr), RATE)
                     trials.append(Trial(text, snr, r.text, r.confidence, r.detail["posterior"] or 0.0, r.seconds,
-                                        r.detail["plausible"]))
+                                        r.detail["plausible"], r.detail["margin"]))
     # Music alone, in press-length windows.
-    alone: list[tuple[str, float, float]] = []
+    alone: list[tuple[str, float, float, float | None]] = []
     per_track = music_minutes * 60 / len(tracks)
     for track in tracks:
         bed = music(track, part["music_start"] + 60, per_track)
         for at in range(int(per_track / WINDOW)):
             r = decoder.decode(bed[int(at * WINDOW * RATE): int((at + 1) * WINDOW * RATE)], RATE)
             text = r.text if r.detail["plausible"] else ""  # the speaking-rate check rejected it
-            alone.append((text, r.confidence, r.detail["posterior"] or 0.0))
+            alone.append((text, r.confidence, r.detail["posterior"] or 0.0, r.detail["margin"]))
     return trials, alone
 
 
-def table(trials: list[Trial], alone: list, threshold: float, key: str, minutes: float) -> list[str]:
+def fires(window: tuple, threshold: float, key: str, min_margin: float) -> bool:
+    value = window[1] if key == "confidence" else window[2]
+    return value >= threshold and passes(window[3], min_margin) and to_command(window[0]) is not None
+
+
+def table(trials: list[Trial], alone: list, threshold: float, key: str, minutes: float,
+          min_margin: float = -math.inf) -> list[str]:
     lines = [f"  {'condition':<10} {'n':>4} {'exact':>7} {'wrong':>7} {'reject':>7}   (in-grammar sentences)"]
     for snr in CONDITIONS:
         group = [t for t in trials if t.condition == snr and t.expected is not None]
-        counts = {k: sum(t.outcome(threshold, key) == k for t in group) for k in ("exact", "wrong", "reject")}
+        counts = {k: sum(t.outcome(threshold, key, min_margin) == k for t in group) for k in ("exact", "wrong", "reject")}
         label = "clean" if snr is None else f"{snr:g} dB"
         lines.append(f"  {label:<10} {len(group):>4} " + " ".join(
             f"{100 * counts[k] / max(1, len(group)):6.1f}%" for k in ("exact", "wrong", "reject")))
     outside = [t for t in trials if t.expected is None]
-    wrong_out = sum(t.outcome(threshold, key) == "wrong" for t in outside)
-    value = 1 if key == "confidence" else 2
-    fired = [a for a in alone if a[value] >= threshold and to_command(a[0]) is not None]
+    wrong_out = sum(t.outcome(threshold, key, min_margin) == "wrong" for t in outside)
+    fired = [a for a in alone if fires(a, threshold, key, min_margin)]
     lines.append(f"  out-of-grammar sentences: {wrong_out}/{len(outside)} produced a command")
     lines.append(f"  music alone: {len(fired)} commands from {len(alone)} windows of {WINDOW:g} s "
                  f"({len(fired) / max(minutes, 1e-9):.2f}/min)" + (f": {sorted({a[0] for a in fired})}" if fired else ""))
     return lines
 
 
-def choose(trials: list[Trial], alone: list, key: str, values: list[float]) -> float:
-    """The threshold with the most exact commands among those with < 1 % wrong (spoken commands and music windows;
-    the out-of-grammar sentences are only reported)."""
-    best, best_exact = values[-1], -1
+def choose(trials: list[Trial], alone: list, key: str, values: list[float],
+           margins: tuple[float, ...] = (-math.inf,)) -> tuple[float, float]:
+    """The threshold and minimum margin with the most exact commands among those with < 1 % wrong (spoken commands
+    and music windows; the out-of-grammar sentences are only reported)."""
+    best, best_exact = (values[-1], margins[-1]), -1
     trials = [t for t in trials if t.expected is not None]
     for th in values:
-        outcomes = [t.outcome(th, key) for t in trials]
-        value = 1 if key == "confidence" else 2
-        wrong = outcomes.count("wrong") + sum(a[value] >= th and to_command(a[0]) is not None for a in alone)
-        if wrong / (len(outcomes) + len(alone)) < 0.01 and outcomes.count("exact") > best_exact:
-            best, best_exact = th, outcomes.count("exact")
+        for margin in margins:
+            outcomes = [t.outcome(th, key, margin) for t in trials]
+            wrong = outcomes.count("wrong") + sum(fires(a, th, key, margin) for a in alone)
+            if wrong / (len(outcomes) + len(alone)) < 0.01 and outcomes.count("exact") > best_exact:
+                best, best_exact = (th, margin), outcomes.count("exact")
     return best
 
 
@@ -193,33 +213,38 @@ def main() -> int:
     minutes = args.music_minutes or (1.0 if args.quick else 5.0)
     if args.daemon:
         return daemon_path(args.presses, 60 * (args.music_minutes or 1.0))
-    decoder = VoiceDecoder(threshold=0.0)  # every result kept; thresholds applied here
-    with tempfile.TemporaryDirectory() as tmp:
-        results = {name: run_part(name, decoder, args.quick, minutes, Path(tmp)) for name in PARTS}
+    with ProcessPoolExecutor(len(PARTS)) as pool:
+        futures = {name: pool.submit(run_part, name, args.quick, minutes) for name in PARTS}
+        results = {name: future.result() for name, future in futures.items()}
     tuning_trials, tuning_alone = results["tuning"]
-    for key, values in (("confidence", [i / 100 for i in range(100)]),
-                        ("posterior", [i / 100 for i in range(100)])):
-        th = choose(tuning_trials, tuning_alone, key, values)
-        note = " (the shipped THRESHOLD)" if key == "confidence" else ""
-        print(f"\nrejection by {key}: threshold chosen on the tuning part = {th:.2f}{note and ''}")
+    steps = [i / 100 for i in range(100)]
+    for label, key, margins in (("confidence and margin", "confidence", tuple(i / 4 for i in range(-4, 17))),
+                                ("confidence alone (no margin)", "confidence", (-math.inf,)),
+                                ("posterior", "posterior", (-math.inf,))):
+        th, margin = choose(tuning_trials, tuning_alone, key, steps, margins)
+        print(f"\nrejection by {label}: chosen on the tuning part: threshold {th:.2f}, minimum margin {margin:g}")
         for name, (trials, alone) in results.items():
             print(f" {name} ({len(trials)} decodes, {minutes:g} min of music alone):")
-            print("\n".join(table(trials, alone, th, key, minutes)))
-        if key == "confidence":
-            for name, (trials, alone) in results.items():
-                print(f" {name} at the shipped THRESHOLD {THRESHOLD:.2f}:")
-                print("\n".join(table(trials, alone, THRESHOLD, key, minutes)))
+            print("\n".join(table(trials, alone, th, key, minutes, margin)))
+    for name, (trials, alone) in results.items():
+        print(f"\n {name} as shipped (THRESHOLD {THRESHOLD:.2f}, MIN_MARGIN {MIN_MARGIN:g}):")
+        print("\n".join(table(trials, alone, THRESHOLD, "confidence", minutes, MIN_MARGIN)))
     for name, (trials, _) in results.items():
-        print(f"\n{name}: in-grammar exact / wrong %, all noisy conditions, by confidence threshold")
+        print(f"\n{name}: in-grammar exact / wrong %, all four conditions, by confidence threshold, with the margin"
+              f" {MIN_MARGIN:g} / without")
         noisy = [t for t in trials if t.expected is not None]
-        for th in (0.1, 0.15, 0.2, 0.25, 0.3, 0.34, 0.4, 0.5):
-            outcomes = [t.outcome(th) for t in noisy]
-            print(f"  {th:.2f}: {100 * outcomes.count('exact') / len(noisy):5.1f} / "
-                  f"{100 * outcomes.count('wrong') / len(noisy):4.1f}")
-        wrong = Counter(f"{t.spoken!r} -> {t.text!r}" for t in noisy if t.outcome(THRESHOLD) == "wrong")
-        print(f"  wrong commands at {THRESHOLD:.2f}: " + "; ".join(f"{k} x{n}" for k, n in wrong.most_common(8)))
+        for th in (0.1, 0.2, 0.3, 0.34, 0.4, 0.48, 0.5):
+            cells = []
+            for margin in (MIN_MARGIN, -math.inf):
+                outcomes = [t.outcome(th, "confidence", margin) for t in noisy]
+                cells.append(f"{100 * outcomes.count('exact') / len(noisy):5.1f} / "
+                             f"{100 * outcomes.count('wrong') / len(noisy):4.1f}")
+            print(f"  {th:.2f}: " + "   ".join(cells))
+        wrong = Counter(f"{t.spoken!r} -> {t.text!r}" for t in noisy
+                        if t.outcome(THRESHOLD, "confidence", MIN_MARGIN) == "wrong")
+        print("  wrong commands as shipped: " + "; ".join(f"{k} x{n}" for k, n in wrong.most_common(8)))
     seconds = [t.seconds for trials, _ in results.values() for t in trials]
-    print(f"\nlatency, recording handed over -> result (both searches): median {statistics.median(seconds) * 1000:.0f} ms,"
+    print(f"\nlatency, recording handed over -> result (all three searches): median {statistics.median(seconds) * 1000:.0f} ms,"
           f" p95 {sorted(seconds)[int(0.95 * (len(seconds) - 1))] * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms,"
           f" n={len(seconds)}")
     return 0

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.voice import VoiceDecoder, sentences, to_command
-from bridge.voice import decode
+from bridge.voice import VoiceDecoder, decode, sentences, to_command
 from tests.conftest import ROOT, require_tool
 
 MUSIC = Path("/usr/share/planetblupi/music/music003.ogg")
