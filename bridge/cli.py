@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("values", nargs="*", metavar="KEY=VALUE", help="arguments, e.g. source=/x.wav start=12.5")
     p.add_argument("--port", type=port_number, help="daemon OSC port (default: from the config)")
     p.add_argument("--wait", action="store_true", help="for inpaint/extend: wait until the job is done")
-    p.add_argument("--timeout", type=seconds, default=5.0, help="seconds to wait for replies (default 5)")
+    p.add_argument("--timeout", type=seconds, help="seconds to wait for replies (default 5; with --wait, for the "
+                   "job's outcome: 600)")
 
     for name, help in (("inpaint", "replace a range of a song, without a daemon"),
                        ("extend", "continue a song after a point, without a daemon")):

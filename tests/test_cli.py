@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.frontends.osc_wire import encode
 from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, daemon_environment
 from tests.fakes.musicgpt import FakeMusicGPT
@@ -112,3 +114,20 @@ def test_a_one_shot_paid_job_of_unknown_fate_says_so_and_what_is_left_to_do(proj
     assert result.returncode == 1 and "None" not in result.stderr, result.stderr
     assert "submission_unknown (j-" in result.stderr and "HTTP 500" in result.stderr
     assert "cannot reach it" in result.stderr and "sk-test-one-shot" not in result.stderr + result.stdout
+
+
+def test_send_wait_on_a_daemon_that_stops_answering_mid_job_ends_in_one_line(project):
+    # A daemon killed after accepting: --wait ended in a TimeoutError traceback, after 600 s whatever --timeout said
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stand_in:
+        stand_in.bind(("127.0.0.1", 0))
+        process = subprocess.Popen([sys.executable, "-m", "bridge", "send", "extend", f"source={project.song}",
+                                    "extend_after=10", "--wait", "--timeout", "2",
+                                    "--port", str(stand_in.getsockname()[1]), "--config", str(project.config)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=daemon_environment(), cwd=ROOT, preexec_fn=ask_to_die_with_parent)
+        stand_in.settimeout(30)
+        _, sender = stand_in.recvfrom(65536)
+        stand_in.sendto(encode("/bridge/accepted", ["", "j-20261130-120000-abcdef"]), sender)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and stderr == "", stderr
+    assert stdout.splitlines()[-1].startswith("daw-bridge send: no outcome for extend within 2 s"), stdout

@@ -35,11 +35,11 @@ def send(config: Config, args) -> int:
         port = args.port or config.osc_port
         with BridgeClient("127.0.0.1", port) as client:
             if args.wait and args.name in ("inpaint", "extend", "ableton"):
-                outcome, _ = client.run_job(args.name, timeout=max(args.timeout, 600), on_reply=_print, **values)
+                outcome, _ = client.run_job(args.name, timeout=args.timeout or 600, on_reply=_print, **values)
                 return 0 if outcome.name == "done" else 1
             client.send(args.name, **values)
             got = 0
-            while (reply := client.receive(args.timeout if got == 0 else 0.3)) is not None:
+            while (reply := client.receive((args.timeout or 5) if got == 0 else 0.3)) is not None:
                 _print(reply)
                 got += 1
             if got == 0:
@@ -49,6 +49,9 @@ def send(config: Config, args) -> int:
     except ValidationError as exc:
         print(f"daw-bridge send: {exc}")
         return 2
+    except TimeoutError as exc:  # --wait: the daemon stopped mid-job, or the job outlasted the wait
+        print(f"daw-bridge send: {exc}: the job goes on if the daemon runs (see 'daw-bridge jobs')")
+        return 1
 
 
 def _print(reply: Reply) -> None:
