@@ -21,6 +21,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 import osc_schema
 from bridge.audio.wavio import write_text_atomic
@@ -32,6 +33,7 @@ from osc_schema import ValidationError
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1 << 20  # a request is a few hundred bytes; a megabyte is a mistake or an attack
+FOLDER_CHECK_S = 2.0  # how often the inbox's folders are checked for having been removed
 
 
 class InboxFrontend:
@@ -43,25 +45,73 @@ class InboxFrontend:
         self.rejected = self.inbox / "rejected"
         self.status = self.inbox / "status"
         self._observer: Observer | None = None
+        self._watch: ObservedWatch | None = None
+        self._handler: _Handler | None = None
+        self._watched: tuple[int, int] | None = None  # the inbox folder's (device, inode) being watched
+        self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
         """Create the folders, take up requests left from before, and start watching."""
-        for folder in (self.inbox, self.processing, self.processed, self.rejected, self.status):
-            folder.mkdir(parents=True, exist_ok=True)
+        self._make_folders()
         self._loop = asyncio.get_running_loop()
         self._recover_claimed()
         self._observer = Observer()
-        self._observer.schedule(_Handler(self._notify), str(self.inbox), recursive=False)
         self._observer.start()
-        self.scan()  # anything that arrived before the observer started
+        self._watch_folder()
 
     def close(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
+
+    def _folder_deleted(self, handler: "_Handler") -> None:
+        # Called on the observer's thread; the watch is dropped on the loop, if it is still the one that saw it.
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(lambda: self._handler is handler and self._lose())
+
+    def _lose(self) -> None:
+        """The watched folder is gone (its watch said so, or another stands at its name): stop watching it."""
+        if self._watch is not None:
+            self._observer.unschedule(self._watch)
+            self._watch = None
+
+    def _make_folders(self) -> None:
+        for folder in (self.inbox, self.processing, self.processed, self.rejected, self.status):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def _watch_folder(self) -> None:
+        """Watch the inbox folder as it is now, take what waits in it, and look at it again in a moment."""
+        identity = _identity(self.inbox)
+        handler = _Handler(self._notify, str(self.inbox), lambda: self._folder_deleted(handler))
+        self._watch = self._observer.schedule(handler, str(self.inbox), recursive=False)
+        self._handler = handler
+        self._watched = identity
+        self.scan()  # anything that arrived before the observer watched it
+        self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
+
+    def _check_folders(self) -> None:
+        """Make the folders again if a producer's clean-up removed them: the watch dies with its folder (or follows
+        it when moved), and request files dropped in a new inbox of the same name were never answered."""
+        try:
+            self._make_folders()
+        except OSError as exc:
+            log.warning("inbox folder %s cannot be made again: %s", self.inbox, exc)
+        now = _identity(self.inbox)
+        if now is None or (now == self._watched and self._watch is not None):
+            self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
+            return
+        log.warning("the inbox folder %s was removed or replaced: watching the one there now", self.inbox)
+        self._lose()
+        try:
+            self._watch_folder()
+        except OSError as exc:  # e.g. out of inotify watches: try again at the next check
+            log.warning("inbox folder %s cannot be watched: %s", self.inbox, exc)
+            self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
 
     def scan(self) -> None:
         """Process every request file now waiting in the inbox."""
@@ -221,8 +271,15 @@ class InboxFrontend:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, notify):
+    def __init__(self, notify, folder: str, lost):
         self._notify = notify
+        self._folder = folder
+        self._lost = lost
+
+    def on_deleted(self, event: FileSystemEvent) -> None:
+        # The folder itself: a new one made at once may get its inode, so its identity alone cannot tell.
+        if event.is_directory and event.src_path == self._folder:
+            self._lost()
 
     def on_created(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
@@ -244,6 +301,14 @@ class _Handler(FileSystemEventHandler):
 
 def _is_request_name(name: str) -> bool:
     return name.endswith(".json") and not name.startswith(".")
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _holds_json(path: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -129,3 +130,26 @@ def test_a_request_written_in_place_is_taken_once_its_writer_is_done(project, da
         time.sleep(0.05)
     assert "not valid JSON" in json.loads(error_file.read_text())["message"]
     assert (project.inbox / "rejected" / "cut.json").read_text() == body[:40]
+
+
+def test_an_inbox_removed_while_the_daemon_runs_is_made_again_and_watched(project, daemon):
+    """A producer's clean-up deletes the inbox (or moves it away): its watch died with it, so requests dropped in
+    the inbox made again were never answered."""
+    for story, remove in (("deleted", shutil.rmtree), ("moved away", lambda f: f.rename(f.with_name("old-inbox")))):
+        remove(project.inbox)
+        project.inbox.mkdir()
+        name = story.replace(" ", "-")
+        drop_request(project.inbox, name, {"command": "extend", "source": str(project.song), "extend_after": 20.0,
+                                           "duration": 4.0, "num_outputs": 1, "request_id": name})
+        assert wait_for_status(project.inbox, name, timeout=60)["state"] == "delivered", story
+        assert (project.inbox / "processed" / f"{name}.json").exists()
+    # Its answer folders alone removed: made again, so the next request is moved on as usual.
+    shutil.rmtree(project.inbox / "processed")
+    time.sleep(3)  # the daemon looks at its folders every 2 s
+    drop_request(project.inbox, "after", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
+                                          "duration": 4.0, "num_outputs": 1, "request_id": "after"})
+    assert wait_for_status(project.inbox, "after", timeout=60)["state"] == "delivered"
+    deadline = time.monotonic() + 10
+    while not (project.inbox / "processed" / "after.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (project.inbox / "processed" / "after.json").exists()
