@@ -79,6 +79,10 @@ class Case:
     refused: bool = False
 
     @property
+    def judged_seconds(self) -> float:
+        return self.length - (ENDING_SECONDS if self.operation == "extend" else 0.0)
+
+    @property
     def offers_both(self) -> bool:
         """Two fitting candidates, one at least ``AUDIBLE_DB`` quieter than the other with no more onsets/s."""
         return any(a.level_db <= b.level_db - AUDIBLE_DB and a.onsets_per_s <= b.onsets_per_s
@@ -125,7 +129,7 @@ def _range(variant: dict, start: float, end: float) -> np.ndarray:
 def run_case(case: Case, path: Path, audio: np.ndarray, sr: int, folder: Path, fields: dict) -> Case:
     start = case.at
     end = start + case.length
-    judged_end = end - (ENDING_SECONDS if case.operation == "extend" else 0.0)
+    judged_end = start + case.judged_seconds
     reach = int(CONTEXT_SECONDS * sr)
     first, last = int(round(start * sr)), int(round(end * sr))
     context = [audio[max(first - reach, 0):first]]
@@ -198,6 +202,11 @@ def summarise(title: str, cases: list[Case]) -> None:
         together = [q and s for q, s in zip(quieter, sparser)]
         print(f"  {label} (n={len(group)}): calmer's pick quieter than more-intense's {_share(quieter)}; "
               f"no more onsets/s {_share(sparser)} (fewer {_share(strictly)}); both {_share(together)}")
+        busier = [(c.picks["calmer"].onsets_per_s - c.picks["intense"].onsets_per_s) * c.judged_seconds
+                  for c in group if c.picks["calmer"].onsets_per_s > c.picks["intense"].onsets_per_s]
+        if busier:
+            print(f"    where calmer's pick is busier: by a median {statistics.median(busier):.1f} onsets over the "
+                  f"range (one grid's count of the same audio moves by ~2)")
         calm_ctx = [c.picks["calmer"].level_db < c.context.level_db and
                     c.picks["calmer"].onsets_per_s <= c.context.onsets_per_s for c in group]
         loud_ctx = [c.picks["intense"].level_db > c.context.level_db and
