@@ -4,7 +4,8 @@ Two rules, applied by a filter on the root handlers (so they cover httpx, httpco
 logs through the standard ``logging`` module):
 
 - the query string of any web address is replaced by ``<redacted>``: storage download addresses are signed
-  (``X-Amz-Signature``, ``X-Amz-Credential``), and a query is never needed to understand a log line;
+  (``X-Amz-Signature``, ``X-Amz-Credential``), and a query is never needed to understand a log line; so is the
+  ``user:password@`` of an address (a ``base_url`` through a gateway that wants them);
 - every secret registered with :func:`redact` (the API key, each webhook secret) is replaced wherever it appears.
 
 httpx also logs each request at INFO; those lines are held back to WARNING, since the daemon's own lines already say
@@ -18,6 +19,7 @@ import re
 import threading
 
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s#'\"<>]+")
+_URL_USERINFO = re.compile(r"(https?://)[^\s/?#@'\"<>]+@")  # user:password@ before the host
 _MASK = "<redacted>"
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -44,6 +46,7 @@ def redact(secret: str) -> None:
 def scrub(text: str) -> str:
     """``text`` with web-address queries and registered secrets masked (for logs, and for errors shown to people)."""
     text = _URL_QUERY.sub(lambda m: f"{m.group(1)}?{_MASK}", text)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{_MASK}@", text)
     with _lock:
         secrets = list(_secrets)
     for secret in secrets:

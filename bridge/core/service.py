@@ -20,7 +20,7 @@ import logging
 import shutil
 from typing import Callable
 
-from bridge import captures, delivery
+from bridge import captures, delivery, logs
 from bridge.audio import picture
 from bridge.backends.base import Backend
 from bridge.config import Config
@@ -378,7 +378,9 @@ class JobService:
         self._emit(record, "state")
 
     def _finish(self, record: JobRecord, state: State, error: BridgeError) -> None:
-        self.journal.update(record, state=state, error_code=error.code, error_message=str(error), message="")
+        # scrub: an error may quote an address with a token in it; it goes to replies, status files and the CLI
+        self.journal.update(record, state=state, error_code=error.code, error_message=logs.scrub(str(error)),
+                            message="")
         if record.job_id not in self._tasks:
             self._records.pop(record.job_id, None)
         self._emit(record, "failed")

@@ -189,3 +189,33 @@ def test_no_credential_of_any_kind_is_written_or_shown_at_any_log_level(level, t
         f"{len(secrets)} secrets, {len(texts)} texts, {len(leaks)} leak(s)"
         + (f": {', '.join(sorted({leak.split(' in ')[0].split(' of ')[0] for leak in leaks}))}" if leaks else ""))
     assert leaks == [], "credentials found:\n" + "\n".join(leaks)
+
+
+def test_a_token_in_the_base_url_is_shown_nowhere(tmp_path, demo_song_path):
+    """A base_url through a gateway that wants a user:password or a ?token= (MUSICGPT_BASE_URL): an unreachable
+    one failed the job with the address, token and all, in the reply, the status file, the log and the CLI."""
+    token = "sk-gateway-token-9f8e7d6c5b4a"
+    project = Project(tmp_path / "project", demo_song_path)
+    env = {"MUSICGPT_API_KEY": KEY,
+           "MUSICGPT_BASE_URL": f"http://me:{token}@127.0.0.1:{free_tcp_port()}/api/public?token={token}"}
+    daemon = Daemon(project, env=env).start()
+    try:
+        drop_request(project.inbox, "gateway", {"command": "inpaint", "source": str(project.song), "start": 12.0,
+                                                "end": 16.0, "prompt": "brass", "num_outputs": 1,
+                                                "backend": "musicgpt", "request_id": "gateway"})
+        status = wait_for_status(project.inbox, "gateway", timeout=60)
+        with BridgeClient("127.0.0.1", project.port) as client:
+            failed = _job(client, project, backend="musicgpt")[-1]
+    finally:
+        daemon.stop()
+    run = dict(cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True, text=True,
+               timeout=60, check=False)
+    doctor = subprocess.run([sys.executable, "-m", "bridge", "doctor", "--config", str(project.config)], **run)
+    one_shot = subprocess.run([sys.executable, "-m", "bridge", "inpaint", str(project.song), "--start", "12",
+                               "--end", "16", "--prompt", "brass", "--backend", "musicgpt", "--config",
+                               str(project.config)], **run)
+    assert status["error"]["code"] == "backend_unreachable" and failed.args[1] == "backend_unreachable"
+    assert "127.0.0.1" in failed.args[2] and "base_url=http://<redacted>@127.0.0.1" in doctor.stdout
+    texts = {"status file": json.dumps(status), "reply": " ".join(failed.args), "doctor": doctor.stdout,
+             "one-shot": one_shot.stdout + one_shot.stderr, "log": (project.root / "daemon.log").read_text()}
+    assert [where for where, text in texts.items() if token in text or KEY in text] == []

@@ -102,7 +102,7 @@ class MusicGPTBackend(Backend):
         fields = request_fields(spec, crop_start)
         prepared = {"operation": spec.operation, "upload": str(path), "upload_bytes": path.stat().st_size,
                     "crop_start": crop_start, "crop_end": crop_end, "fields": fields,
-                    "endpoint": self.settings.base_url + ENDPOINTS[spec.operation]}
+                    "endpoint": logs.scrub(self.settings.base_url + ENDPOINTS[spec.operation])}
         log.info("job %s: uploading %.1f s of %.1f s (%d bytes) to MusicGPT %s", spec.job_id, crop_end - crop_start,
                  duration, prepared["upload_bytes"], spec.operation)
         if not self.settings.dry_run:
@@ -306,7 +306,7 @@ class MusicGPTBackend(Backend):
 
     async def describe(self) -> dict:
         """Settings, spend and rate-limit use; never the key itself, only where it came from."""
-        return {"name": self.name, "base_url": self.settings.base_url, "key_source": self._key_source,
+        return {"name": self.name, "base_url": logs.scrub(self.settings.base_url), "key_source": self._key_source,
                 "dry_run": self.settings.dry_run, "context_s": self.settings.context_s,
                 "spend": self.spend.totals(), "rate": self.limiter.snapshot(),
                 "webhook": ({"listening": self.receiver.port, "public_url": self.settings.webhook.public_url}
