@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -131,3 +132,20 @@ def test_send_wait_on_a_daemon_that_stops_answering_mid_job_ends_in_one_line(pro
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 1 and stderr == "", stderr
     assert stdout.splitlines()[-1].startswith("daw-bridge send: no outcome for extend within 2 s"), stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_one_shot_stopped_while_delivering_cancels_and_leaves_nothing(project, signum):
+    # A kill mid-delivery left a hidden half-written WAV in the drop folder for good (no daemon resumes the job)
+    out = project.root / "results"
+    process = subprocess.Popen([sys.executable, "-m", "bridge", "extend", str(project.song), "--after", "30",
+                                "--duration", "600", "--out", str(out), "--config", str(project.config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=daemon_environment(),
+                               cwd=ROOT, preexec_fn=ask_to_die_with_parent)
+    for line in process.stderr:  # not a terminal: one progress line per state
+        if "delivering" in line:
+            process.send_signal(signum)
+            break
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "cancelled (j-" in stderr and stdout == "", stderr
+    assert list(out.iterdir()) == [], "something was left in the drop folder"

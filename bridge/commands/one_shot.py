@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 from dataclasses import replace
 
@@ -52,6 +54,11 @@ async def _run(config: Config, command: osc_schema.Command) -> int:
     service.subscribe(bar.update)
     try:
         record = service.submit(command, {"kind": "cli"})
+        # Ctrl-C or a kill cancels the job: its delivery removes what it staged (a kill mid-delivery left a hidden
+        # half file in the drop folder, which no later run cleans up), and a paid request in flight is seen through.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # Windows' event loops take no signal handlers
+                asyncio.get_running_loop().add_signal_handler(signum, _cancel, service, record.job_id)
         await service.drain()
     finally:
         await service.close()
@@ -70,6 +77,11 @@ async def _run(config: Config, command: osc_schema.Command) -> int:
     for manifest in record.manifests:
         print(manifest)
     return 0
+
+
+def _cancel(service: JobService, job_id: str) -> None:
+    with contextlib.suppress(ValidationError):  # being published already: it ends delivered
+        service.cancel(job_id)
 
 
 class _ProgressBar:
