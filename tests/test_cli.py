@@ -144,8 +144,12 @@ def test_a_one_shot_stopped_while_delivering_cancels_and_leaves_nothing(project,
                                cwd=ROOT, preexec_fn=ask_to_die_with_parent)
     for line in process.stderr:  # not a terminal: one progress line per state
         if "delivering" in line:
-            process.send_signal(signum)
             break
+    deadline = time.monotonic() + 60  # a bound for a loaded machine: 600 s of audio takes a while to write
+    while not list(out.glob(".*.part")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(out.glob(".*.part")), "the delivery never started writing"
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 1 and "cancelled (j-" in stderr and stdout == "", stderr
     assert list(out.iterdir()) == [], "something was left in the drop folder"
