@@ -16,6 +16,8 @@ Two promises are kept here, at the one place every trigger passes through:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import shutil
 from typing import Callable
@@ -73,13 +75,19 @@ class JobService:
         Raises osc_schema.ValidationError or SourceError when the command cannot be admitted; nothing is journaled.
         """
         request_id = command.args.get("request_id")
+        asked = _digest(command)
         if request_id and (known := self.get_request(request_id)) is not None:
+            if known.origin.get("command") not in (None, asked):  # None: journaled before commands were kept
+                # A DAW that counts its ids from 1 again: answering with the old job would hand it another range's
+                # results as this one's.
+                raise ValidationError("request_id", request_id, f"was already used by another request (job "
+                                                                f"{known.job_id}): give each request its own id")
             log.info("request %s was sent again: it is job %s (%s), not a new job", request_id, known.job_id,
                      known.state.value)
             return known
         spec = admit(command, self.config, set(self.backends))
-        record = JobRecord(job_id=spec.job_id, request_id=spec.request_id, origin=origin, spec=spec,
-                           state=State.ACCEPTED)
+        record = JobRecord(job_id=spec.job_id, request_id=spec.request_id, origin={**origin, "command": asked},
+                           spec=spec, state=State.ACCEPTED)
         self.journal.insert(record)
         self._emit(record, "accepted")
         self._start(record)
@@ -400,3 +408,9 @@ class JobService:
                 listener(record, event)
             except Exception:  # a broken listener must not break the job
                 log.exception("listener failed on %s for job %s", event, record.job_id)
+
+
+def _digest(command: Command) -> str:
+    """What a command asked for, to tell the same command sent again from another one under the same request_id."""
+    asked = json.dumps({"command": command.name, **command.args}, sort_keys=True, default=str)
+    return hashlib.sha256(asked.encode()).hexdigest()[:16]

@@ -41,3 +41,17 @@ def test_a_negative_zero_start_is_zero_in_the_manifest_and_the_file_name(project
     manifest = json.loads(Path(done.args[1]).read_text())
     assert math.copysign(1, manifest["source"]["start"]) == 1.0
     assert "-0.00" not in Path(done.args[1]).name and "-0.00" not in manifest["audio"]
+
+
+def test_a_request_id_used_again_for_another_request_is_refused(project, daemon, client):
+    # A DAW counting its ids from 1 again after a restart: the old job's results were answered as this one's
+    first = dict(source=str(project.song), start=12.0, end=14.0, prompt="", num_outputs=1, request_id="daw-1")
+    done, _ = client.run_job("inpaint", **first)
+    assert done.name == "done", done
+    client.send("inpaint", **first)  # the same request again (a resent datagram): the same job, nothing new
+    again = client.wait_for(lambda r: r.name in ("accepted", "state", "error"), timeout=10)
+    assert again.name != "error" and done.args[0] in again.args, again
+    client.send("inpaint", **{**first, "start": 20.0, "end": 22.0})
+    other = client.wait_for(lambda r: r.name in ("accepted", "error"), timeout=10)
+    assert other.name == "error" and other.args[2] == "request_id" and done.args[0] in other.args[3], other
+    assert len([p for p in project.visible_drop_files() if p.suffix == ".json"]) == 1
