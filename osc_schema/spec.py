@@ -154,7 +154,8 @@ ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (
     Arg("delivery", STRING, "patch: the replaced range plus short handles of untouched source; full: the whole "
         "song with the range replaced. Absent means the daemon's configured default.", choices=("patch", "full")),
     Arg("request_id", STRING, "The client's name for this request, echoed in /bridge/accepted, the status file "
-        "and the manifest.", default="", max_length=128, file_safe=True),
+        "and the manifest. The same request sent again under it is the same job (never run twice); a different "
+        "request under an id already used is refused.", default="", max_length=128, file_safe=True),
     Arg("position", meaning="Where the source's time 0 sits on the DAW timeline, in seconds (negative when the "
         "item's start is trimmed).", default=0.0, min=-1e6, max=1e7, **_SECONDS),
     Arg("item_id", meaning="The DAW's id of the item the range came from, copied into the manifest.", **_DAW_ID),
