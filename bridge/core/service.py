@@ -86,8 +86,9 @@ class JobService:
                      known.state.value)
             return known
         spec = admit(command, self.config, set(self.backends))
-        record = JobRecord(job_id=spec.job_id, request_id=spec.request_id, origin={**origin, "command": asked},
-                           spec=spec, state=State.ACCEPTED)
+        origin["command"] = asked  # the caller's own dict becomes the record's: frontends tell a resend by identity
+        record = JobRecord(job_id=spec.job_id, request_id=spec.request_id, origin=origin, spec=spec,
+                           state=State.ACCEPTED)
         self.journal.insert(record)
         self._emit(record, "accepted")
         self._start(record)

@@ -46,8 +46,9 @@ def test_a_negative_zero_start_is_zero_in_the_manifest_and_the_file_name(project
 def test_a_request_id_used_again_for_another_request_is_refused(project, daemon, client):
     # A DAW counting its ids from 1 again after a restart: the old job's results were answered as this one's
     first = dict(source=str(project.song), start=12.0, end=14.0, prompt="", num_outputs=1, request_id="daw-1")
-    done, _ = client.run_job("inpaint", **first)
+    done, replies = client.run_job("inpaint", **first)
     assert done.name == "done", done
+    assert [r.name for r in replies].count("accepted") == 1  # a new request is not taken for one sent again
     client.send("inpaint", **first)  # the same request again (a resent datagram): the same job, nothing new
     again = client.wait_for(lambda r: r.name in ("accepted", "state", "error"), timeout=10)
     assert again.name != "error" and done.args[0] in again.args, again
