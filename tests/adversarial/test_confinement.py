@@ -17,7 +17,7 @@ import pytest
 from bridge.client import BridgeClient
 from bridge.frontends.osc_wire import encode
 from tests.adversarial.support import Daemon, files_under
-from tests.conftest import Project, wait_for_pictures
+from tests.conftest import DaemonProcess, Project, wait_for_pictures
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +135,23 @@ def test_file_names_made_from_the_producers_text_stay_plain_and_inside_the_drop_
     assert len(made) == 3 and all(re.fullmatch(r"[A-Za-z0-9_.-]+", name) for name in made), made  # wav, png, json
     manifest = Path(outcome.args[1])
     assert manifest.parent == drop and manifest.read_text().count("../../../etc/passwd") == 1  # copied, not used
+
+
+@pytest.mark.parametrize("roots, drop, said", [
+    ("[]", None, "project_roots is empty, so every job is refused"),
+    (None, "/tmp/daw-bridge-elsewhere", "drop_folder /tmp/daw-bridge-elsewhere lies outside project_roots"),
+])
+def test_a_config_that_refuses_every_job_is_named_at_start(tmp_path, demo_song_path, roots, drop, said):
+    """The daemon runs (each request is refused with the reason), and its log says why from the start."""
+    project = Project(tmp_path / "project", demo_song_path)
+    roots = roots or f'["{project.root}"]'
+    project.config.write_text(f'osc_port = {project.port}\ninbox = "{project.inbox}"\nstate_dir = "{project.state}"\n'
+                              f'project_roots = {roots}\n' + (f'drop_folder = "{drop}"\n' if drop else ""),
+                              encoding="utf-8")
+    daemon = DaemonProcess(project).start()
+    try:
+        kind, args = _answer(project, source=str(project.song), start=1.0, end=2.0, prompt="")
+        assert kind == "error" and args[2] in ("source", "drop_folder"), args
+    finally:
+        daemon.stop()
+    assert said in daemon.log.read_text()

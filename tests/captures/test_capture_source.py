@@ -180,5 +180,7 @@ def test_a_captures_folder_outside_the_project_roots_is_refused(tmp_path, demo_s
         assert reply.name == "error" and "outside the configured project roots" in reply.args[3]
     finally:
         process.stop()
+    # said at start too, not only when the first request is refused
+    assert f"captures_dir {outside} lies outside project_roots ({project.root})" in process.log.read_text()
     work = project.state / "work"
     assert not work.exists() or not any(work.iterdir()), "a refused capture left an export behind"
