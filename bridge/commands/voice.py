@@ -31,9 +31,8 @@ def voice(config: Config, args) -> int:
         print("daw-bridge voice decode: name the recording (daw-bridge voice decode FILE.wav)", file=sys.stderr)
         return 2
     decoder = VoiceDecoder(threshold=config.voice["threshold"], presets=tuple(name for name, _ in presets(config)))
-    for name, words in decoder.unspeakable.items():
-        print(f"daw-bridge voice: preset {name!r} cannot be said: the recogniser does not know "
-              f"{', '.join(repr(w) for w in words)}", file=sys.stderr)
+    for note in decoder.unspeakable_notes():
+        print(f"daw-bridge voice: {note}", file=sys.stderr)
     if args.action == "grammar":
         print(jsgf(decoder.presets))
         print("\n".join(sentences(decoder.presets)))

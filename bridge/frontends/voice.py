@@ -159,8 +159,7 @@ class VoiceFrontend:
             return
         command = json.dumps(result.command) if result.command is not None else ""
         address, args = osc_schema.reply("heard", text=result.text, command=command,
-                                         confidence=min(1.0, max(0.0, result.confidence)), outcome=outcome,
-                                         message=message)
+                                         confidence=result.confidence, outcome=outcome, message=message)
         try:
             self._reply_socket.sendto(encode(address, args), self._reply_to)
         except OSError as exc:  # nobody listens there now: the LED has answered

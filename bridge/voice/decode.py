@@ -133,6 +133,11 @@ class VoiceDecoder:
         self._rivals: dict[str, str] = {}  # sentence -> the search of every other sentence, built when first needed
         self._lock = threading.Lock()
 
+    def unspeakable_notes(self) -> list[str]:
+        """One line per preset left out of the grammar, naming the words the recogniser does not know."""
+        return [f"preset {name!r} cannot be said: the recogniser does not know {', '.join(map(repr, words))}"
+                for name, words in self.unspeakable.items()]
+
     def _run(self, search: str, pcm: bytes):
         d = self._decoder
         d.activate_search(search)

@@ -34,9 +34,14 @@ def spoken(preset: str) -> str:
     return " ".join(preset.lower().replace("_", " ").replace("-", " ").split())
 
 
+def _said(presets: Iterable[str]) -> list[str]:
+    """The preset names as said, each once, in order."""
+    return sorted({spoken(name) for name in presets} - {""})
+
+
 def jsgf(presets: Iterable[str] = ()) -> str:
     """The grammar, with "... with PRESET" after a range for each preset name given (say them with ``spoken``)."""
-    said = sorted({spoken(name) for name in presets} - {""})
+    said = _said(presets)
     job = "(inpaint | extend) <range>"
     if said:
         job += f" | (inpaint | extend) <range> {PRESET_WORD} <preset>"
@@ -96,7 +101,7 @@ def sentences(presets: Iterable[str] = ()) -> list[str]:
     """Every sentence the grammar (with these preset names) accepts, for tests and the bench."""
     ranges = ["this bar"] + [f"the {a} bar" for a in ("last", "next")]
     ranges += [f"the {a} {n} bars" for a in ("last", "next") for n in NUMBERS]
-    ranges += [f"{r} {PRESET_WORD} {p}" for r in list(ranges) for p in sorted({spoken(n) for n in presets} - {""})]
+    ranges += [f"{r} {PRESET_WORD} {p}" for r in list(ranges) for p in _said(presets)]
     out = [f"{WAKE_WORD} {op} {r}" for op in ("inpaint", "extend") for r in ranges]
     out += [f"{WAKE_WORD} audition {v}" for v in (*VARIANTS, "original")]
     out += [f"{WAKE_WORD} {s}" for s in (*SIMPLE, CONFIRM)]

@@ -165,9 +165,8 @@ class Listener:
         except ImportError as exc:
             raise BridgeError(f"[voice] needs pocketsphinx ({exc}): pip install 'daw-bridge[voice]'",
                               code="voice_unavailable") from None
-        for name, words in self._decoder.unspeakable.items():
-            log.warning("voice: preset %r cannot be said: the recogniser does not know %s (name the preset with "
-                        "dictionary words, e.g. [presets.warm_strings])", name, ", ".join(repr(w) for w in words))
+        for note in self._decoder.unspeakable_notes():
+            log.warning("voice: %s (name the preset with dictionary words, e.g. [presets.warm_strings])", note)
         await self._open()
 
     def _load(self):
