@@ -18,6 +18,7 @@ from bridge.core.journal import Journal
 from bridge.core.retention import Pruner, Retention
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from bridge.lifeline import end_resource_tracker
 from bridge.statelock import StateLock
 
 log = logging.getLogger(__name__)
@@ -194,4 +195,6 @@ def serve(config: Config) -> int:
     except OSError as exc:
         log.error("cannot start: %s", exc)
         return 2
+    finally:
+        end_resource_tracker()  # the pools are shut down: their tracker ends before the daemon does
     return 0

@@ -12,8 +12,9 @@ The kernel sends it when the *thread* that forked the worker ends, not the proce
 when the daemon's main thread forked it (that thread ends only with the process). A worker forked by another
 thread (a daemon run inside a test's thread, a pool's manager thread) relies on the pipe alone.
 
-The multiprocessing resource tracker needs nothing more: it exits when the last holder of its pipe (the daemon and
-each worker) is gone, after removing the semaphores the daemon left.
+The multiprocessing resource tracker exits when the last holder of its pipe (the daemon and each worker) is gone,
+after removing the semaphores the daemon left; after a clean stop ``end_resource_tracker`` waits for it, so it does
+not outlive the daemon, even for a moment, as a process nobody started.
 """
 
 from __future__ import annotations
@@ -101,3 +102,16 @@ def _exit_at_end_of_file(lifeline: multiprocessing.connection.Connection) -> Non
     except (EOFError, OSError):
         pass
     os._exit(0)  # no clean-up on purpose: the daemon is gone, nobody waits for this worker's results
+
+
+def end_resource_tracker() -> None:
+    """Stop this process's multiprocessing resource tracker and wait for it (once every pool is shut down).
+
+    The tracker is a child of the process whose pools started it, and would otherwise end only after its parent,
+    adopted by init in between. ``_stop`` is the standard library's own (Python 3.11-3.13); without it, nothing.
+    """
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if stop is not None:
+        stop()

@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, daemon_environment, process_tree, still_running
+from bridge.lifeline import ask_to_die_with_parent
+from tests.conftest import (
+    ROOT,
+    Project,
+    daemon_environment,
+    process_tree,
+    still_running,
+)
 
 # A stand-in for the daemon: a pool on a LifelineContext, its worker busy, started from the main thread or from a
 # thread that has ended by the time the "daemon" is killed.
@@ -97,3 +104,35 @@ def test_a_killed_demo_takes_its_daemon_and_the_daemons_workers_with_it(tmp_path
         demo.wait()
         demo.stdout.close()
     assert seconds_until_gone(daemon) < 5.0, f"still running: {still_running(daemon)}"
+
+
+# A subreaper stands in for init: an orphan of the daemon becomes its child, which waitpid can then tell apart from a
+# process the daemon itself waited for (ChildProcessError: not ours). Run as its own process, so pytest adopts nothing.
+SUBREAPER = """
+import ctypes, os, signal, subprocess, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+daemon = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--config", sys.argv[1]])
+tracker = None
+while tracker is None and daemon.poll() is None:  # the engine's warm-up pool starts the resource tracker
+    time.sleep(0.05)
+    kids = open(f"/proc/{daemon.pid}/task/{daemon.pid}/children").read().split()
+    tracker = next((int(k) for k in kids if b"resource_tracker" in open(f"/proc/{k}/cmdline", "rb").read()), None)
+time.sleep(1.0)
+daemon.send_signal(signal.SIGTERM)
+daemon.wait(timeout=60)
+try:
+    os.waitpid(tracker, 0)
+    print("orphaned", flush=True)
+except ChildProcessError:
+    print("waited for by the daemon", flush=True)
+"""
+
+
+def test_a_daemon_stopped_cleanly_waits_for_its_resource_tracker(tmp_path, demo_song_path):
+    """The pools' multiprocessing resource tracker is the daemon's child and would end only after it, adopted by init
+    in between (a process nobody started): the daemon waits for it before it exits."""
+    project = Project(tmp_path / "project", demo_song_path)
+    project.write_config("")
+    done = subprocess.run([sys.executable, "-c", SUBREAPER, str(project.config)], capture_output=True, text=True,
+                          env=daemon_environment(), cwd=ROOT, timeout=120, preexec_fn=ask_to_die_with_parent)
+    assert done.stdout.splitlines()[-1:] == ["waited for by the daemon"], done.stdout + done.stderr

@@ -14,6 +14,7 @@ from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.daemon import make_backends
 from bridge.exceptions import BridgeError
+from bridge.lifeline import end_resource_tracker
 from bridge.models import JobRecord, State
 from osc_schema import ValidationError
 
@@ -65,6 +66,7 @@ async def _run(config: Config, command: osc_schema.Command) -> int:
         for backend in backends.values():
             await backend.close()
         journal.close()
+        end_resource_tracker()  # the engine's pool is shut down: its tracker ends before this command does
     bar.finish()
     if record.state is not State.DELIVERED:
         # Not only "failed": a paid submit whose fate is unknown ends here too, and its reason is in the message.
