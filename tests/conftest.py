@@ -18,7 +18,7 @@ import pytest
 
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song
-from bridge.lifeline import ask_to_die_with_parent
+from bridge.lifeline import ask_to_die_with_parent, end_resource_tracker
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every process this session starts inherits this mark, so the leak check below finds it even once its parent died
@@ -238,7 +238,7 @@ def _session_processes() -> set[tuple[int, int]]:
 
 
 def _resource_tracker_pid() -> int | None:
-    # multiprocessing starts one tracker per process the first time it needs one; it lives as long as pytest does
+    # multiprocessing starts one tracker per process the first time it needs one; it lives until the session ends
     import multiprocessing.resource_tracker
 
     return getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)
@@ -264,6 +264,11 @@ def _check_nothing_left_behind(what: str):
         time.sleep(0.05)
     if leftovers:
         pytest.fail(f"{what} left behind: " + "; ".join(leftovers), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """This process's pools are closed by now: their resource tracker ends before pytest does, not after it."""
+    end_resource_tracker()
 
 
 @pytest.fixture(autouse=True, scope="module")
