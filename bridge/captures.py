@@ -57,7 +57,7 @@ def _resolve(path: Path, field: str, value: object) -> Path:
 def confined_root(config: Config, field: str = "capture", value: object = None) -> Path:
     """The captures folder, resolved; refused (ValidationError) when it lies outside the project roots."""
     root = _resolve(captures_root(config), field, value)
-    if not any(root.is_relative_to(r.resolve()) for r in config.project_roots):
+    if not config.in_project(root):
         roots = ", ".join(str(r) for r in config.project_roots)
         raise ValidationError(field, value, f"cannot be read: the captures folder {root} is outside the configured "
                                             f"project roots ({roots}); set captures_dir inside them or add it there")

@@ -61,6 +61,10 @@ class Config:
     retention: dict = field(default_factory=lambda: defaults("retention"))
     source_file: Path | None = None  # the file this was read from, for messages
 
+    def in_project(self, path: Path) -> bool:
+        """Whether ``path`` (already resolved) lies in a project root (resolved too, so symlinks cannot escape)."""
+        return any(path.is_relative_to(root.resolve()) for root in self.project_roots)
+
     @property
     def journal_path(self) -> Path:
         return self.state_dir / "journal.sqlite"

@@ -160,8 +160,6 @@ class Daemon:
 
 def _warn_of_confinement(config: Config) -> None:
     """Say at start what the project roots will refuse for every job, not only when the first job is refused."""
-    from bridge.core.admission import inside
-
     if not config.project_roots:
         log.warning("project_roots is empty, so every job is refused: name the folders your projects live in, "
                     "e.g. project_roots = [\"~\"]")
@@ -170,7 +168,7 @@ def _warn_of_confinement(config: Config) -> None:
     for name in ("drop_folder", "captures_dir"):
         folder = getattr(config, name)
         try:
-            outside = folder is not None and not inside(folder.resolve(), config.project_roots)
+            outside = folder is not None and not config.in_project(folder.resolve())
         except (OSError, RuntimeError):  # unresolvable: each job that uses it says why
             continue
         if outside:

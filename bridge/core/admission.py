@@ -21,11 +21,6 @@ def new_job_id() -> str:
     return f"j-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def inside(path: Path, roots: tuple[Path, ...]) -> bool:
-    """Whether ``path`` (already resolved) lies in one of the roots (resolved too, so symlinks cannot escape)."""
-    return any(path.is_relative_to(root.resolve()) for root in roots)
-
-
 def _resolved(field: str, given: str, path: Path) -> Path:
     """``path`` with every symlink resolved; a loop or an unreadable component is the producer's to fix."""
     try:
@@ -70,7 +65,7 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
         if not source.is_absolute():
             raise ValidationError("source", args["source"], "must be an absolute path")
         resolved = _resolved("source", args["source"], source)
-        if not inside(resolved, config.project_roots):
+        if not config.in_project(resolved):
             roots = ", ".join(str(r) for r in config.project_roots)
             raise ValidationError("source", args["source"], f"is outside the configured project roots ({roots})")
         info = probe(resolved)
@@ -91,7 +86,7 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
     # Whichever folder results will go to (named here, configured, or beside the source) must resolve into the
     # roots: a "daw-bridge" folder that is a symlink out of the project is refused, not followed.
     effective = drop_folder or resolved.parent / "daw-bridge"
-    if not inside(_resolved("drop_folder", str(effective), effective), config.project_roots):
+    if not config.in_project(_resolved("drop_folder", str(effective), effective)):
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective),
                               "is outside the configured project roots")
 

@@ -26,7 +26,7 @@ from bridge import captures, delivery, logs
 from bridge.audio import picture
 from bridge.backends.base import Backend
 from bridge.config import Config
-from bridge.core.admission import admit, inside
+from bridge.core.admission import admit
 from bridge.core.journal import Journal
 from bridge.exceptions import BridgeError, Cancelled, DeliveryError, SubmissionUnknown
 from bridge.models import LAST, JobRecord, Rendered, State
@@ -365,7 +365,7 @@ class JobService:
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
             raise DeliveryError(f"the drop folder {folder} cannot be resolved ({exc}); nothing was written",
                                 code="drop_folder_unwritable") from None
-        if not inside(resolved, self.config.project_roots):
+        if not self.config.in_project(resolved):
             raise DeliveryError(f"the drop folder {folder} now leads outside the project roots (to {resolved}); "
                                 "nothing was written", code="drop_folder_outside_roots")
 
