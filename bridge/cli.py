@@ -19,7 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     # 100x slower. Must be set before numpy loads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `send`'s KEY=VALUE arguments may come after its options too ("send inpaint --wait source=... start=..."):
+    # argparse ends a nargs="*" positional at the first option and would refuse the rest.
+    if args.run is _send and extra and not any(a.startswith("-") for a in extra):
+        args.values += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logs.install(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     try:
         return args.run(args)

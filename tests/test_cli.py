@@ -47,8 +47,9 @@ def test_send_and_jobs_talk_to_the_running_daemon(project, daemon):
     config = ("--config", str(project.config))
     pong = daw_bridge("send", "ping", *config, timeout=30)
     assert pong.returncode == 0 and pong.stdout.startswith("/bridge/pong")
-    done = daw_bridge("send", "extend", f"source={project.song}", "extend_after=30", "duration=4",
-                      "num_outputs=1", "request_id=cli-1", "--wait", *config)
+    # options before the KEY=VALUE arguments, as a producer types them too
+    done = daw_bridge("send", "extend", "--wait", f"source={project.song}", "extend_after=30", "duration=4",
+                      "num_outputs=1", "request_id=cli-1", *config)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "/bridge/accepted cli-1" in done.stdout and "/bridge/done" in done.stdout
     bad = daw_bridge("send", "inpaint", "start=ten", *config, timeout=30)
@@ -91,6 +92,13 @@ def test_a_port_or_wait_the_socket_cannot_take_is_a_usage_error(project, flags):
     result = daw_bridge(*flags, "--config", str(project.config), timeout=30)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and f"argument {flags[2]}: {flags[3]}" in result.stderr
+
+
+def test_an_unknown_option_is_still_a_usage_error_wherever_it_stands(project):
+    for argv in (("send", "ping", "--bogus"), ("send", "ping", "--timeout", "1", "x=1", "--bogus"),
+                 ("jobs", "list", "--bogus")):
+        result = daw_bridge(*argv, "--config", str(project.config), timeout=30)
+        assert result.returncode == 2 and "unrecognized arguments" in result.stderr, (argv, result.stderr)
 
 
 def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(project):
