@@ -112,17 +112,31 @@ def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(project):
     assert process.wait(timeout=60) == 141 and "Traceback" not in stderr, stderr
 
 
-def test_a_one_shot_paid_job_of_unknown_fate_says_so_and_what_is_left_to_do(project):
-    # A 500 after MusicGPT created the task: the one-shot printed "failed (None): None"
-    with FakeMusicGPT(api_key="sk-test-one-shot") as fake:
+def test_a_one_shot_paid_job_of_unknown_fate_is_settled_later_without_paying_again(project):
+    # A 500 after MusicGPT created the task: the one-shot printed "failed (None): None", and the paid task's results
+    # could not be brought in afterwards ('jobs resolve' asked the daemon, which never saw the job)
+    env = {"MUSICGPT_API_KEY": "sk-test-one-shot"}
+    with FakeMusicGPT(api_key=env["MUSICGPT_API_KEY"]) as fake:
+        env["MUSICGPT_BASE_URL"] = fake.url
         fake.inject("submit", "status_after_accept")
         result = daw_bridge("inpaint", str(project.song), "--start", "12", "--end", "16", "--prompt", "brass",
-                            "--backend", "musicgpt", "--num-outputs", "1", "--config", str(project.config),
-                            env={"MUSICGPT_API_KEY": "sk-test-one-shot", "MUSICGPT_BASE_URL": fake.url})
-        assert sum(fake.submits.values()) == 1
-    assert result.returncode == 1 and "None" not in result.stderr, result.stderr
-    assert "submission_unknown (j-" in result.stderr and "HTTP 500" in result.stderr
-    assert "cannot reach it" in result.stderr and "sk-test-one-shot" not in result.stderr + result.stdout
+                            "--backend", "musicgpt", "--num-outputs", "1", "--config", str(project.config), env=env)
+        assert result.returncode == 1 and "None" not in result.stderr, result.stderr
+        assert "submission_unknown (j-" in result.stderr and "HTTP 500" in result.stderr
+        job_id = result.stderr.split("submission_unknown (")[1].split(")")[0]
+        assert f"daw-bridge jobs resolve {job_id} --task-id" in result.stderr
+
+        [task_id] = fake.tasks  # what the producer finds in their MusicGPT account
+        resolved = daw_bridge("jobs", "resolve", job_id, "--task-id", task_id, "--config", str(project.config),
+                              env=env)
+        assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+        [manifest] = [Path(line) for line in resolved.stdout.split()]
+        assert json.loads(manifest.read_text())["backend"] == "musicgpt" and manifest.parent == project.drop
+        again = daw_bridge("jobs", "resolve", job_id, "--task-id", task_id, "--config", str(project.config), env=env)
+        assert again.returncode == 2 and "has no unknown submission to resolve (delivered)" in again.stderr
+        assert sum(fake.submits.values()) == 1  # paid once, whatever was asked
+    output = result.stdout + result.stderr + resolved.stdout + resolved.stderr + again.stdout + again.stderr
+    assert "sk-test-one-shot" not in output
 
 
 def test_send_wait_on_a_daemon_that_stops_answering_mid_job_ends_in_one_line(project):

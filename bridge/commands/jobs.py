@@ -24,6 +24,12 @@ def jobs(config: Config, args) -> int:
     if args.choice is not None:
         print(f"daw-bridge jobs {args.action}: takes no take number ({args.choice}); only choose and keep do")
         return 2
+    if args.action == "resolve" and args.job_id and bool(args.task_id) != bool(args.not_submitted):
+        from bridge.commands.one_shot import resolve_one_shot
+
+        settled = resolve_one_shot(config, args.job_id, args.task_id)
+        if settled is not None:  # a one-shot command's job: no daemon holds it, this command settles it
+            return settled
     if not config.journal_path.exists():
         print("no jobs yet")
         return 0

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import osc_schema
 from bridge.config import Config
@@ -34,27 +36,52 @@ def request_of(args) -> dict:
     return {k: v for k, v in data.items() if v is not None}
 
 
+ONE_SHOT_JOURNAL = "one-shot-journal.sqlite"
+
+
 def one_shot(config: Config, args) -> int:
-    # A separate journal: a daemon running at the same time must not pick this job up as its own.
-    config = replace(config, project_roots=config.project_roots + (args.source.expanduser().absolute().parent,))
-    if args.out:
-        config = replace(config, project_roots=config.project_roots + (args.out.expanduser().absolute(),))
+    folders = [args.source.expanduser().absolute().parent] + ([args.out.expanduser().absolute()] if args.out else [])
     try:
         command = osc_schema.parse_request(request_of(args))
-        return asyncio.run(_run(config, command))
+        return asyncio.run(_run(config, folders, lambda service: service.submit(command, {"kind": "cli"})))
     except (ValidationError, BridgeError) as exc:
         print(f"\ndaw-bridge {args.operation}: {exc}", file=sys.stderr)
         return 2
 
 
-async def _run(config: Config, command: osc_schema.Command) -> int:
+def resolve_one_shot(config: Config, job_id: str, task_id: str | None) -> int | None:
+    """``daw-bridge jobs resolve`` for a job a one-shot command left with a submission of unknown fate: settled and
+    brought in here, as the daemon does for its own; None when no one-shot job has that id (it is the daemon's)."""
+    path = config.state_dir / ONE_SHOT_JOURNAL
+    if not path.exists():
+        return None
+    try:
+        journal = Journal(path)
+        try:
+            record = journal.get(job_id)
+        finally:
+            journal.close()
+        if record is None:
+            return None
+        folders = [record.spec.source.parent] + ([record.spec.drop_folder] if record.spec.drop_folder else [])
+        return asyncio.run(_run(config, folders, lambda service: service.resolve_submission(job_id, task_id)))
+    except (ValidationError, BridgeError) as exc:
+        print(f"daw-bridge jobs resolve: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _run(config: Config, folders: list[Path], start: Callable[[JobService], JobRecord]) -> int:
+    """Start one job (``start``) in this process and see it to its end. The job's own folders join the project
+    roots: naming a song on the command line is permission enough to read it and write beside it. A separate
+    journal: a daemon running at the same time must not pick this job up as its own."""
+    config = replace(config, project_roots=config.project_roots + tuple(folders))
     backends = make_backends(config)
-    journal = Journal(config.state_dir / "one-shot-journal.sqlite")
+    journal = Journal(config.state_dir / ONE_SHOT_JOURNAL)
     service = JobService(config, journal, backends)
     bar = _ProgressBar()
     service.subscribe(bar.update)
     try:
-        record = service.submit(command, {"kind": "cli"})
+        record = start(service)
         # Ctrl-C or a kill cancels the job: its delivery removes what it staged (a kill mid-delivery left a hidden
         # half file in the drop folder, which no later run cleans up), and a paid request in flight is seen through.
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -73,8 +100,9 @@ async def _run(config: Config, command: osc_schema.Command) -> int:
         reason = f"{record.error_code}: {record.error_message}" if record.error_code else record.message
         print(f"{record.state.value} ({record.job_id}): {reason}", file=sys.stderr)
         if record.state is State.SUBMISSION_UNKNOWN:
-            print("this job ran without a daemon, so 'daw-bridge jobs resolve' cannot reach it: send paid jobs "
-                  "through 'daw-bridge serve' ('daw-bridge send ... --wait') to resolve them later", file=sys.stderr)
+            print(f"look for the task in your MusicGPT account, then 'daw-bridge jobs resolve {record.job_id} "
+                  "--task-id ID' brings its results in (nothing is paid again), or '--not-submitted' if there is "
+                  "none", file=sys.stderr)
         return 1
     for manifest in record.manifests:
         print(manifest)
