@@ -23,7 +23,10 @@ more, each time less than 8 bars after the previous, counting its original heari
 engine's ending kind, and the last 20 ms against the extension's median level: clean when 30 dB or more below).
 
     python bench/engine_coverage.py [--quick] [--songs N] [--part dev|heldout|both] [--crop 270] [--json out.json]
-                                   [--only SUBSTRING] [--no-inpaint] [--no-extend]
+                                   [--only SUBSTRING] [--no-inpaint] [--no-extend] [--long]
+
+``--long`` runs the independent evaluation's case instead: one inpaint of 100 s around 55 % of each whole song of
+3.5 to 7 minutes (not cropped), starting no earlier than 101 s so the copy baseline has audio to copy.
 
 ``--songs N`` takes N songs of each part, round-robin over the packages; ``--quick`` is 2 songs per part.
 """
@@ -61,6 +64,7 @@ POSITIONS = (0.30, 0.55, 0.80)
 EXTENDS = (10.0, 30.0)
 EXTEND_POSITIONS = (0.45, 0.70)
 FLOORS = tuple(sorted({0.0, 0.1, 0.2, 0.3, DEFAULT_MIN_CONFIDENCE}))
+LONG_GAP, LONG_AT, LONG_SONGS = 100.0, 0.55, (210.0, 420.0)  # --long: seconds, where, the songs' lengths
 BARS_FOR_LOOP = 8
 
 
@@ -272,13 +276,18 @@ def extend_case(song: music_set.Song, original: np.ndarray, sr: int, cut: float,
     return case
 
 
-def song_results(song: music_set.Song, crop: float, folder: Path, extend: bool, inpaint: bool = True) -> list[Result]:
-    original, sr = music_set.load(song, crop)
+def song_results(song: music_set.Song, crop: float, folder: Path, extend: bool, inpaint: bool = True,
+                 long: bool = False) -> list[Result]:
+    original, sr = music_set.load(song, song.seconds if long else crop)
     length = len(original) / sr
     whole_flux = flux(_mono22(original, sr))
     median = float(np.median(whole_flux))
     del whole_flux
     results = []
+    if long:
+        start = max(round(LONG_AT * length - LONG_GAP / 2, 2), LONG_GAP + 1.0)
+        results.append(inpaint_case(song, original, sr, start, LONG_GAP, median, folder))
+        extend = inpaint = False
     for q in POSITIONS if inpaint else ():
         for gap in GAPS:
             start = round(q * length, 2)
@@ -317,7 +326,7 @@ def inpaint_table(results: list[Result]) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for part in ("dev", "heldout"):
         mine = [r for r in results if r.part == part and r.operation == "inpaint"]
-        for gap in GAPS + (None,):
+        for gap in sorted({r.length for r in mine}) + [None]:
             rows = [r for r in mine if gap is None or r.length == gap]
             if not rows:
                 continue
@@ -441,22 +450,26 @@ def main() -> None:
     parser.add_argument("--no-extend", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")
     parser.add_argument("--only", default="", help="only songs whose package/file contains this")
+    parser.add_argument("--long", action="store_true", help=f"only one {LONG_GAP:.0f} s inpaint in each whole song of "
+                        f"{LONG_SONGS[0]:.0f}-{LONG_SONGS[1]:.0f} s")
     parser.add_argument("--json", type=Path, help="write every case here")
     parser.add_argument("--compare", type=Path, default=Path(__file__).resolve().parent / "engine_coverage_baseline.json",
                         help="a --json file of an earlier run: paired comparison of the cases both ran")
     args = parser.parse_args()
     count = 2 if args.quick and not args.songs else args.songs
     parts = ("dev", "heldout") if args.part == "both" else (args.part,)
+    wanted = (lambda s: LONG_SONGS[0] <= s.seconds <= LONG_SONGS[1]) if args.long else (lambda s: True)
     chosen = [s for part in parts
-              for s in music_set.pick([s for s in music_set.songs(part) if args.only in s.key], count)]
-    print(f"{len(chosen)} songs, first {args.crop:.0f} s of each; default floor {DEFAULT_MIN_CONFIDENCE}")
+              for s in music_set.pick([s for s in music_set.songs(part) if args.only in s.key and wanted(s)], count)]
+    print(f"{len(chosen)} songs, {'whole' if args.long else f'first {args.crop:.0f} s of each'}; "
+          f"default floor {DEFAULT_MIN_CONFIDENCE}")
     started = time.perf_counter()
     results: list[Result] = []
     folder = Path(tempfile.mkdtemp(prefix="engine-coverage-"))
     try:
         for song in chosen:
             print(f"{song.part} {song.key} ({song.seconds:.0f} s)", flush=True)
-            results += song_results(song, args.crop, folder, not args.no_extend, not args.no_inpaint)
+            results += song_results(song, args.crop, folder, not args.no_extend, not args.no_inpaint, args.long)
             if args.json:
                 args.json.write_text(json.dumps([asdict(r) for r in results], default=float))
     finally:
