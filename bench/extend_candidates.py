@@ -9,7 +9,7 @@ bar before the cut looped (a ranking signal that needs no knowledge of the futur
 engine's first variant wins against both baselines, cases the best candidate would win (the ceiling of any
 ranking of these candidates), and per package. ``--json`` keeps every candidate, so rankings can be tried offline
 in seconds: load the file, pick one candidate per case, count ``lsd < min(base_loop, base_silence)`` with
-``sure >= 0.2``.
+``sure`` at the default floor or above.
 
     python bench/extend_candidates.py --part dev --songs 40 --json /tmp/candidates.json   # ~10 min on 2 cores
 """
@@ -35,12 +35,12 @@ from engine_coverage import EXTEND_POSITIONS, EXTENDS, _loop_last_bar, _loops  #
 from engine_quality import _mono22, log_spectral_distance  # noqa: E402
 
 from bridge.backends.local import engine  # noqa: E402
+from bridge.backends.local.backend import DEFAULT_MIN_CONFIDENCE  # noqa: E402
 from bridge.backends.local.extend import plan_extend  # noqa: E402
 from bridge.backends.local.joins import FileSource  # noqa: E402
 from bridge.backends.local.render import render  # noqa: E402
 from bridge.backends.local.similarity import confidence  # noqa: E402
 
-FLOOR = 0.2  # the default [local] min_confidence
 HANDLE = 1.0  # JobSpec's default handle: the rendered span starts this long before the cut
 
 
@@ -88,7 +88,7 @@ def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
 
 
 def _wins(case: dict, candidate: dict) -> bool:
-    return candidate["sure"] >= FLOOR and candidate["lsd"] < min(case["base_loop"], case["base_silence"])
+    return candidate["sure"] >= DEFAULT_MIN_CONFIDENCE and candidate["lsd"] < min(case["base_loop"], case["base_silence"])
 
 
 def engine_choice(case: dict) -> dict:
