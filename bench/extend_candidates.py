@@ -88,7 +88,8 @@ def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
 
 
 def _wins(case: dict, candidate: dict) -> bool:
-    return candidate["sure"] >= DEFAULT_MIN_CONFIDENCE and candidate["lsd"] < min(case["base_loop"], case["base_silence"])
+    beats_both = candidate["lsd"] < min(case["base_loop"], case["base_silence"])
+    return beats_both and candidate["sure"] >= DEFAULT_MIN_CONFIDENCE
 
 
 def engine_choice(case: dict) -> dict:
