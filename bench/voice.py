@@ -46,7 +46,7 @@ import soxr
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bridge.voice import VoiceDecoder, sentences, to_command  # noqa: E402
-from bridge.voice.decode import MIN_MARGIN, RATE, THRESHOLD  # noqa: E402
+from bridge.voice.decode import RATE, Rule  # noqa: E402
 
 MUSIC = Path("/usr/share/planetblupi/music")
 CONDITIONS = (None, 20.0, 10.0, 5.0)  # SNR in dB; None = clean
@@ -64,29 +64,23 @@ WINDOW = 3.0  # seconds of a push-to-talk press on music alone
 
 @dataclass
 class Trial:
-    spoken: str
+    spoken: str  # "" for a window of music alone
     condition: float | None
     text: str
     confidence: float
-    posterior: float
+    frames_per_phone: float
+    margin: float  # over the best other sentence; -inf: no rival decoded (not a sentence)
     seconds: float
-    plausible: bool = True
-    margin: float | None = None  # over the best other sentence; None: no rival decoded (not a sentence)
 
     @property
     def expected(self) -> dict | None:
         return to_command(self.spoken)
 
-    def outcome(self, threshold: float, key: str = "confidence", min_margin: float = -math.inf) -> str:
-        value = self.confidence if key == "confidence" else self.posterior
-        got = to_command(self.text) if self.plausible and value >= threshold and passes(self.margin, min_margin) else None
+    def outcome(self, rule: Rule) -> str:
+        got = to_command(self.text) if rule.accepts(self.confidence, self.frames_per_phone, self.margin) else None
         if got is None:
             return "reject"
         return "exact" if got == self.expected else "wrong"
-
-
-def passes(margin: float | None, min_margin: float) -> bool:
-    return min_margin == -math.inf or (margin is not None and margin >= min_margin)
 
 
 def speak(text: str, voice: str, speed: int, folder: Path) -> np.ndarray:
@@ -123,7 +117,8 @@ def mix(speech: np.ndarray, bed: np.ndarray, snr: float | None) -> np.ndarray:
 
 
 def run_part(name: str, quick: bool, music_minutes: float) -> tuple:
-    decoder = VoiceDecoder(threshold=0.0)  # every result kept, with its margin; thresholds applied here
+    decoder = VoiceDecoder()
+    decoder.rule = Rule(threshold=0.0, max_frames_per_phone=math.inf)  # every rival decoded; rules applied here
     with tempfile.TemporaryDirectory() as tmp:
         return decode_part(name, decoder, quick, music_minutes, Path(tmp))
 
@@ -145,56 +140,66 @@ def decode_part(name: str, decoder: VoiceDecoder, quick: bool, music_minutes: fl
                 for snr in CONDITIONS:
                     track = rng.choice(tracks)
                     bed = music(track, part["music_start"] + rng.uniform(0, 60), len(speech) / RATE + 1.0)
-                    r = decoder.decode(mix(speech, bed, snr), RATE)
-                    trials.append(Trial(text, snr, r.text, r.confidence, r.detail["posterior"] or 0.0, r.seconds,
-                                        r.detail["plausible"], r.detail["margin"]))
+                    trials.append(trial(decoder, text, snr, mix(speech, bed, snr)))
     # Music alone, in press-length windows.
-    alone: list[tuple[str, float, float, float | None]] = []
+    alone: list[Trial] = []
     per_track = music_minutes * 60 / len(tracks)
     for track in tracks:
         bed = music(track, part["music_start"] + 60, per_track)
         for at in range(int(per_track / WINDOW)):
-            r = decoder.decode(bed[int(at * WINDOW * RATE): int((at + 1) * WINDOW * RATE)], RATE)
-            text = r.text if r.detail["plausible"] else ""  # the speaking-rate check rejected it
-            alone.append((text, r.confidence, r.detail["posterior"] or 0.0, r.detail["margin"]))
+            alone.append(trial(decoder, "", None, bed[int(at * WINDOW * RATE): int((at + 1) * WINDOW * RATE)]))
     return trials, alone
 
 
-def fires(window: tuple, threshold: float, key: str, min_margin: float) -> bool:
-    value = window[1] if key == "confidence" else window[2]
-    return value >= threshold and passes(window[3], min_margin) and to_command(window[0]) is not None
+def trial(decoder: VoiceDecoder, spoken: str, snr: float | None, audio: np.ndarray) -> Trial:
+    r = decoder.decode(audio, RATE)
+    margin = r.detail["margin"]
+    return Trial(spoken, snr, r.text, r.confidence, r.detail["frames_per_phone"], -math.inf if margin is None else margin,
+                 r.seconds)
 
 
-def table(trials: list[Trial], alone: list, threshold: float, key: str, minutes: float,
-          min_margin: float = -math.inf) -> list[str]:
+def table(trials: list[Trial], alone: list[Trial], rule: Rule, minutes: float) -> list[str]:
     lines = [f"  {'condition':<10} {'n':>4} {'exact':>7} {'wrong':>7} {'reject':>7}   (in-grammar sentences)"]
     for snr in CONDITIONS:
         group = [t for t in trials if t.condition == snr and t.expected is not None]
-        counts = {k: sum(t.outcome(threshold, key, min_margin) == k for t in group) for k in ("exact", "wrong", "reject")}
+        counts = Counter(t.outcome(rule) for t in group)
         label = "clean" if snr is None else f"{snr:g} dB"
         lines.append(f"  {label:<10} {len(group):>4} " + " ".join(
             f"{100 * counts[k] / max(1, len(group)):6.1f}%" for k in ("exact", "wrong", "reject")))
     outside = [t for t in trials if t.expected is None]
-    wrong_out = sum(t.outcome(threshold, key, min_margin) == "wrong" for t in outside)
-    fired = [a for a in alone if fires(a, threshold, key, min_margin)]
-    lines.append(f"  out-of-grammar sentences: {wrong_out}/{len(outside)} produced a command")
+    fired = [a.text for a in alone if a.outcome(rule) == "wrong"]
+    lines.append(f"  out-of-grammar sentences: {sum(t.outcome(rule) == 'wrong' for t in outside)}/{len(outside)} "
+                 "produced a command")
     lines.append(f"  music alone: {len(fired)} commands from {len(alone)} windows of {WINDOW:g} s "
-                 f"({len(fired) / max(minutes, 1e-9):.2f}/min)" + (f": {sorted({a[0] for a in fired})}" if fired else ""))
+                 f"({len(fired) / max(minutes, 1e-9):.2f}/min)" + (f": {sorted(set(fired))}" if fired else ""))
     return lines
 
 
-def choose(trials: list[Trial], alone: list, key: str, values: list[float],
-           margins: tuple[float, ...] = (-math.inf,)) -> tuple[float, float]:
-    """The threshold and minimum margin with the most exact commands among those with < 1 % wrong (spoken commands
-    and music windows; the out-of-grammar sentences are only reported)."""
-    best, best_exact = (values[-1], margins[-1]), -1
-    trials = [t for t in trials if t.expected is not None]
-    for th in values:
-        for margin in margins:
-            outcomes = [t.outcome(th, key, margin) for t in trials]
-            wrong = outcomes.count("wrong") + sum(fires(a, th, key, margin) for a in alone)
-            if wrong / (len(outcomes) + len(alone)) < 0.01 and outcomes.count("exact") > best_exact:
-                best, best_exact = (th, margin), outcomes.count("exact")
+def rules(two_levels: bool) -> list[Rule]:
+    """The rules the tuning part chooses from: a threshold, the margin needed above it, the speaking-rate limit, and
+    with two levels a confidence from which a smaller margin is enough."""
+    sures = [i / 50 for i in range(20, 36)] if two_levels else [math.inf]
+    return [Rule(th, margin, sure, sure_margin, limit) for limit in (14.0, 15.0, 16.0)
+            for th in (i / 100 for i in range(15, 50)) for margin in (i / 4 for i in range(-4, 17))
+            for sure in sures if sure > th
+            for sure_margin in ((0.0, 0.5, 1.0, 1.5) if two_levels else (margin,)) if sure_margin <= margin]
+
+
+def choose(trials: list[Trial], alone: list[Trial], candidates: list[Rule]) -> Rule:
+    """The rule with the most exact commands among those with < 1 % wrong (spoken commands and music windows; the
+    out-of-grammar sentences are only reported). Whole arrays at a time: there are 10^5 candidates."""
+    judged = [t for t in trials if t.expected is not None] + alone
+    confidence, rate, margin = (np.array([getattr(t, key) for t in judged])
+                                for key in ("confidence", "frames_per_phone", "margin"))
+    got = [to_command(t.text) for t in judged]
+    command = np.array([g is not None for g in got])
+    right = np.array([g is not None and g == t.expected for g, t in zip(got, judged)])
+    best, best_exact = candidates[-1], -1
+    for rule in candidates:
+        acted = rule.accepts(confidence, rate, margin) & command
+        exact, wrong = int((acted & right).sum()), int((acted & ~right).sum())
+        if wrong < 0.01 * len(judged) and exact > best_exact:
+            best, best_exact = rule, exact
     return best
 
 
@@ -217,37 +222,30 @@ def main() -> int:
         futures = {name: pool.submit(run_part, name, args.quick, minutes) for name in PARTS}
         results = {name: future.result() for name, future in futures.items()}
     tuning_trials, tuning_alone = results["tuning"]
-    steps = [i / 100 for i in range(100)]
-    for label, key, margins in (("confidence and margin", "confidence", tuple(i / 4 for i in range(-4, 17))),
-                                ("confidence alone (no margin)", "confidence", (-math.inf,)),
-                                ("posterior", "posterior", (-math.inf,))):
-        th, margin = choose(tuning_trials, tuning_alone, key, steps, margins)
-        print(f"\nrejection by {label}: chosen on the tuning part: threshold {th:.2f}, minimum margin {margin:g}")
+    shipped = Rule()
+    for label, two_levels in (("two levels (a smaller margin from a confidence up)", True),
+                              ("one level (a threshold and a margin)", False)):
+        rule = choose(tuning_trials, tuning_alone, rules(two_levels))
+        print(f"\nrejection with {label}, chosen on the tuning part: {describe(rule)}")
         for name, (trials, alone) in results.items():
             print(f" {name} ({len(trials)} decodes, {minutes:g} min of music alone):")
-            print("\n".join(table(trials, alone, th, key, minutes, margin)))
+            print("\n".join(table(trials, alone, rule, minutes)))
     for name, (trials, alone) in results.items():
-        print(f"\n {name} as shipped (THRESHOLD {THRESHOLD:.2f}, MIN_MARGIN {MIN_MARGIN:g}):")
-        print("\n".join(table(trials, alone, THRESHOLD, "confidence", minutes, MIN_MARGIN)))
-    for name, (trials, _) in results.items():
-        print(f"\n{name}: in-grammar exact / wrong %, all four conditions, by confidence threshold, with the margin"
-              f" {MIN_MARGIN:g} / without")
-        noisy = [t for t in trials if t.expected is not None]
-        for th in (0.1, 0.2, 0.3, 0.34, 0.4, 0.48, 0.5):
-            cells = []
-            for margin in (MIN_MARGIN, -math.inf):
-                outcomes = [t.outcome(th, "confidence", margin) for t in noisy]
-                cells.append(f"{100 * outcomes.count('exact') / len(noisy):5.1f} / "
-                             f"{100 * outcomes.count('wrong') / len(noisy):4.1f}")
-            print(f"  {th:.2f}: " + "   ".join(cells))
-        wrong = Counter(f"{t.spoken!r} -> {t.text!r}" for t in noisy
-                        if t.outcome(THRESHOLD, "confidence", MIN_MARGIN) == "wrong")
+        print(f"\n {name} as shipped ({describe(shipped)}):")
+        print("\n".join(table(trials, alone, shipped, minutes)))
+        spoken = [t for t in trials if t.expected is not None]
+        wrong = Counter(f"{t.spoken!r} -> {t.text!r}" for t in spoken if t.outcome(shipped) == "wrong")
         print("  wrong commands as shipped: " + "; ".join(f"{k} x{n}" for k, n in wrong.most_common(8)))
     seconds = [t.seconds for trials, _ in results.values() for t in trials]
     print(f"\nlatency, recording handed over -> result (all three searches): median {statistics.median(seconds) * 1000:.0f} ms,"
           f" p95 {sorted(seconds)[int(0.95 * (len(seconds) - 1))] * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms,"
           f" n={len(seconds)}")
     return 0
+
+
+def describe(rule: Rule) -> str:
+    return (f"threshold {rule.threshold:.2f} with margin {rule.min_margin:g}, from confidence {rule.sure:.2f} margin "
+            f"{rule.sure_margin:g}, at most {rule.max_frames_per_phone:g} frames per phone")
 
 
 def daemon_path(presses: int, released_seconds: float) -> int:
