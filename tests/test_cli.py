@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -137,6 +138,48 @@ def test_a_one_shot_paid_job_of_unknown_fate_is_settled_later_without_paying_aga
         assert sum(fake.submits.values()) == 1  # paid once, whatever was asked
     output = result.stdout + result.stderr + resolved.stdout + resolved.stderr + again.stdout + again.stderr
     assert "sk-test-one-shot" not in output
+
+
+def test_a_one_shot_job_whose_resolve_was_interrupted_is_retried_from_its_task(project):
+    # Ctrl-C while a resolve waited for the task: the job ended cancelled, 'jobs resolve' refused it and 'jobs retry'
+    # asked the daemon's journal ("no jobs yet", exit 0), so the paid task's results could not be brought in
+    env = {"MUSICGPT_API_KEY": "sk-test-one-shot"}
+    config = ("--config", str(project.config))
+    with FakeMusicGPT(api_key=env["MUSICGPT_API_KEY"], time_scale=100.0) as fake:  # the task runs until finished
+        env["MUSICGPT_BASE_URL"] = fake.url
+        fake.inject("submit", "status_after_accept")
+        unknown = daw_bridge("inpaint", str(project.song), "--start", "12", "--end", "16", "--prompt", "brass",
+                             "--backend", "musicgpt", "--num-outputs", "1", *config, env=env)
+        job_id = unknown.stderr.split("submission_unknown (")[1].split(")")[0]
+        [task_id] = fake.tasks
+        for argv, said in ((("j-nope", "--task-id", task_id), "no job j-nope"),
+                           ((job_id,), "give either --task-id ID or --not-submitted")):
+            refused = daw_bridge("jobs", "resolve", *argv, *config, env=env, timeout=30)
+            assert refused.returncode == 2 and refused.stdout.strip().endswith(said), refused.stdout
+        with subprocess.Popen([sys.executable, "-m", "bridge", "jobs", "resolve", job_id, "--task-id", task_id,
+                               *config], stderr=subprocess.PIPE, text=True, env=daemon_environment(env), cwd=ROOT,
+                              preexec_fn=ask_to_die_with_parent) as resolving:
+            for line in resolving.stderr:
+                if "generating" in line:
+                    break
+            resolving.send_signal(signal.SIGINT)
+            stderr = resolving.stderr.read()
+        assert resolving.wait(timeout=60) == 1 and "Traceback" not in stderr, stderr
+        assert f"'daw-bridge jobs retry {job_id}' takes it up again from MusicGPT task {task_id}" in stderr
+        assert not project.drop.exists() or not list(project.drop.iterdir())
+
+        fake.finish(task_id)
+        retried = daw_bridge("jobs", "retry", job_id, *config, env=env)
+        assert retried.returncode == 0, retried.stdout + retried.stderr
+        [manifest] = [Path(line) for line in retried.stdout.split()]
+        assert json.loads(manifest.read_text())["job_id"] == job_id and manifest.parent == project.drop
+        assert sum(fake.submits.values()) == 1  # paid once
+
+    # A damaged one-shot journal stood in the way of every resolve and retry, the daemon's jobs' too
+    shutil.copy(project.state / "one-shot-journal.sqlite", project.state / "journal.sqlite")  # the daemon's job
+    (project.state / "one-shot-journal.sqlite").write_bytes(b"not a database" * 100)
+    to_daemon = daw_bridge("jobs", "retry", job_id, *config, timeout=30)
+    assert to_daemon.returncode == 1 and "no daemon answered" in to_daemon.stdout, to_daemon.stdout + to_daemon.stderr
 
 
 def test_send_wait_on_a_daemon_that_stops_answering_mid_job_ends_in_one_line(project):

@@ -24,13 +24,19 @@ def jobs(config: Config, args) -> int:
     if args.choice is not None:
         print(f"daw-bridge jobs {args.action}: takes no take number ({args.choice}); only choose and keep do")
         return 2
-    if args.action == "resolve" and args.job_id and bool(args.task_id) != bool(args.not_submitted):
-        from bridge.commands.one_shot import resolve_one_shot
+    if args.action == "resolve" and args.job_id and bool(args.task_id) == bool(args.not_submitted):
+        print("daw-bridge jobs resolve: give either --task-id ID or --not-submitted")
+        return 2
+    if args.action in ("resolve", "retry") and args.job_id:
+        from bridge.commands.one_shot import settle_one_shot
 
-        settled = resolve_one_shot(config, args.job_id, args.task_id)
+        settled = settle_one_shot(config, args.action, args.job_id, args.task_id)
         if settled is not None:  # a one-shot command's job: no daemon holds it, this command settles it
             return settled
     if not config.journal_path.exists():
+        if args.action != "list" and args.job_id:
+            print(f"daw-bridge jobs: no job {args.job_id}")
+            return 2
         print("no jobs yet")
         return 0
     try:
@@ -110,9 +116,6 @@ def _ask_daemon(config: Config, args) -> int:
     """cancel, retry and resolve change a job the daemon owns, so they go to the daemon, not the journal."""
     values = {"job_id": args.job_id}
     if args.action == "resolve":
-        if bool(args.task_id) == bool(args.not_submitted):
-            print("daw-bridge jobs resolve: give either --task-id ID or --not-submitted")
-            return 2
         values["task_id"] = args.task_id or ""
     with BridgeClient("127.0.0.1", config.osc_port) as client:
         client.send(args.action, **values)

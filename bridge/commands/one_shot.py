@@ -49,9 +49,10 @@ def one_shot(config: Config, args) -> int:
         return 2
 
 
-def resolve_one_shot(config: Config, job_id: str, task_id: str | None) -> int | None:
-    """``daw-bridge jobs resolve`` for a job a one-shot command left with a submission of unknown fate: settled and
-    brought in here, as the daemon does for its own; None when no one-shot job has that id (it is the daemon's)."""
+def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | None = None) -> int | None:
+    """``daw-bridge jobs resolve`` / ``retry`` for a job a one-shot command left unfinished (a submission of unknown
+    fate, or a task named and then cancelled or failed): run here, as the daemon does for its own; None when no
+    one-shot job has that id (it is the daemon's)."""
     path = config.state_dir / ONE_SHOT_JOURNAL
     if not path.exists():
         return None
@@ -61,13 +62,32 @@ def resolve_one_shot(config: Config, job_id: str, task_id: str | None) -> int | 
             record = journal.get(job_id)
         finally:
             journal.close()
-        if record is None:
+    except BridgeError as exc:  # damaged: a job the daemon holds is still the daemon's to settle
+        if _in_journal(config.journal_path, job_id):
             return None
-        folders = [record.spec.source.parent] + ([record.spec.drop_folder] if record.spec.drop_folder else [])
-        return asyncio.run(_run(config, folders, lambda service: service.resolve_submission(job_id, task_id)))
-    except (ValidationError, BridgeError) as exc:
-        print(f"daw-bridge jobs resolve: {exc}", file=sys.stderr)
+        print(f"daw-bridge jobs {action}: {exc}", file=sys.stderr)
         return 2
+    if record is None:
+        return None
+    folders = [record.spec.source.parent] + ([record.spec.drop_folder] if record.spec.drop_folder else [])
+    start = ((lambda service: service.resolve_submission(job_id, task_id)) if action == "resolve"
+             else (lambda service: service.retry(job_id)))
+    try:
+        return asyncio.run(_run(config, folders, start))
+    except (ValidationError, BridgeError) as exc:
+        print(f"daw-bridge jobs {action}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _in_journal(path: Path, job_id: str) -> bool:
+    with contextlib.suppress(BridgeError):
+        if path.exists():
+            journal = Journal(path)
+            try:
+                return journal.get(job_id) is not None
+            finally:
+                journal.close()
+    return False
 
 
 async def _run(config: Config, folders: list[Path], start: Callable[[JobService], JobRecord]) -> int:
@@ -103,6 +123,9 @@ async def _run(config: Config, folders: list[Path], start: Callable[[JobService]
             print(f"look for the task in your MusicGPT account, then 'daw-bridge jobs resolve {record.job_id} "
                   "--task-id ID' brings its results in (nothing is paid again), or '--not-submitted' if there is "
                   "none", file=sys.stderr)
+        elif (record.receipt or {}).get("task_id"):  # paid for: no daemon holds the job to retry it
+            print(f"'daw-bridge jobs retry {record.job_id}' takes it up again from MusicGPT task "
+                  f"{record.receipt['task_id']} (nothing is paid again)", file=sys.stderr)
         return 1
     for manifest in record.manifests:
         print(manifest)
