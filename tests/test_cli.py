@@ -113,18 +113,23 @@ def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(project):
     assert process.wait(timeout=60) == 141 and "Traceback" not in stderr, stderr
 
 
+def _paid_one_shot_of_unknown_fate(project, fake: FakeMusicGPT, env: dict) -> tuple[subprocess.CompletedProcess, str]:
+    """A one-shot inpaint on MusicGPT answered with a 500 after its task was created (and paid for); its job id."""
+    fake.inject("submit", "status_after_accept")
+    result = daw_bridge("inpaint", str(project.song), "--start", "12", "--end", "16", "--prompt", "brass",
+                        "--backend", "musicgpt", "--num-outputs", "1", "--config", str(project.config), env=env)
+    return result, result.stderr.split("submission_unknown (")[1].split(")")[0]
+
+
 def test_a_one_shot_paid_job_of_unknown_fate_is_settled_later_without_paying_again(project):
     # A 500 after MusicGPT created the task: the one-shot printed "failed (None): None", and the paid task's results
     # could not be brought in afterwards ('jobs resolve' asked the daemon, which never saw the job)
     env = {"MUSICGPT_API_KEY": "sk-test-one-shot"}
     with FakeMusicGPT(api_key=env["MUSICGPT_API_KEY"]) as fake:
         env["MUSICGPT_BASE_URL"] = fake.url
-        fake.inject("submit", "status_after_accept")
-        result = daw_bridge("inpaint", str(project.song), "--start", "12", "--end", "16", "--prompt", "brass",
-                            "--backend", "musicgpt", "--num-outputs", "1", "--config", str(project.config), env=env)
+        result, job_id = _paid_one_shot_of_unknown_fate(project, fake, env)
         assert result.returncode == 1 and "None" not in result.stderr, result.stderr
         assert "submission_unknown (j-" in result.stderr and "HTTP 500" in result.stderr
-        job_id = result.stderr.split("submission_unknown (")[1].split(")")[0]
         assert f"daw-bridge jobs resolve {job_id} --task-id" in result.stderr
 
         [task_id] = fake.tasks  # what the producer finds in their MusicGPT account
@@ -147,10 +152,7 @@ def test_a_one_shot_job_whose_resolve_was_interrupted_is_retried_from_its_task(p
     config = ("--config", str(project.config))
     with FakeMusicGPT(api_key=env["MUSICGPT_API_KEY"], time_scale=100.0) as fake:  # the task runs until finished
         env["MUSICGPT_BASE_URL"] = fake.url
-        fake.inject("submit", "status_after_accept")
-        unknown = daw_bridge("inpaint", str(project.song), "--start", "12", "--end", "16", "--prompt", "brass",
-                             "--backend", "musicgpt", "--num-outputs", "1", *config, env=env)
-        job_id = unknown.stderr.split("submission_unknown (")[1].split(")")[0]
+        _, job_id = _paid_one_shot_of_unknown_fate(project, fake, env)
         [task_id] = fake.tasks
         for argv, said in ((("j-nope", "--task-id", task_id), "no job j-nope"),
                            ((job_id,), "give either --task-id ID or --not-submitted")):
@@ -180,6 +182,25 @@ def test_a_one_shot_job_whose_resolve_was_interrupted_is_retried_from_its_task(p
     (project.state / "one-shot-journal.sqlite").write_bytes(b"not a database" * 100)
     to_daemon = daw_bridge("jobs", "retry", job_id, *config, timeout=30)
     assert to_daemon.returncode == 1 and "no daemon answered" in to_daemon.stdout, to_daemon.stdout + to_daemon.stderr
+
+
+def test_settling_a_one_shot_job_later_grants_no_more_folders_than_the_command_did(project, tmp_path):
+    # 'jobs resolve' made the configured drop folder a project root of its own, so a drop folder turned into a
+    # symlink out of the project since was followed (the daemon, and the one-shot itself, refuse it)
+    env = {"MUSICGPT_API_KEY": "sk-test-one-shot"}
+    with FakeMusicGPT(api_key=env["MUSICGPT_API_KEY"]) as fake:
+        env["MUSICGPT_BASE_URL"] = fake.url
+        _, job_id = _paid_one_shot_of_unknown_fate(project, fake, env)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        shutil.rmtree(project.drop, ignore_errors=True)
+        project.drop.symlink_to(outside)
+        [task_id] = fake.tasks
+        resolved = daw_bridge("jobs", "resolve", job_id, "--task-id", task_id, "--config", str(project.config),
+                              env=env)
+        assert sum(fake.submits.values()) == 1
+    assert resolved.returncode == 1 and "Traceback" not in resolved.stderr, resolved.stderr
+    assert "drop_folder_outside_roots" in resolved.stderr and not list(outside.iterdir())
 
 
 def test_send_wait_on_a_daemon_that_stops_answering_mid_job_ends_in_one_line(project):

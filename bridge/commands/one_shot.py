@@ -43,7 +43,9 @@ def one_shot(config: Config, args) -> int:
     folders = [args.source.expanduser().absolute().parent] + ([args.out.expanduser().absolute()] if args.out else [])
     try:
         command = osc_schema.parse_request(request_of(args))
-        return asyncio.run(_run(config, folders, lambda service: service.submit(command, {"kind": "cli"})))
+        # the folders it was granted are kept with the job, so settling it later grants no more than this command
+        origin = {"kind": "cli", "folders": [str(folder) for folder in folders]}
+        return asyncio.run(_run(config, folders, lambda service: service.submit(command, origin)))
     except (ValidationError, BridgeError) as exc:
         print(f"\ndaw-bridge {args.operation}: {exc}", file=sys.stderr)
         return 2
@@ -69,7 +71,7 @@ def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | Non
         return 2
     if record is None:
         return None
-    folders = [record.spec.source.parent] + ([record.spec.drop_folder] if record.spec.drop_folder else [])
+    folders = [Path(folder) for folder in record.origin.get("folders", [record.spec.source.parent])]
     start = ((lambda service: service.resolve_submission(job_id, task_id)) if action == "resolve"
              else (lambda service: service.retry(job_id)))
     try:
