@@ -18,12 +18,17 @@ def main(argv: list[str] | None = None) -> int:
     # One BLAS thread: on a machine busy with a DAW, OpenBLAS's spinning threads made small matrix products up to
     # 100x slower. Must be set before numpy loads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    # `send`'s KEY=VALUE arguments may come after its options too ("send inpaint --wait source=... start=..."):
-    # argparse ends a nargs="*" positional at the first option and would refuse the rest.
-    if args.run is _send and extra and not any(a.startswith("-") for a in extra):
-        args.values += extra
+    # A command's arguments may come after its options too ("send inpaint --wait source=... start=...", "jobs
+    # resolve --not-submitted JOB"): argparse ends the optional and nargs="*" positionals at the first option and
+    # refuses the rest, so such a line is read again with the options first (argv[0] names the command).
+    if extra and not any(a.startswith("-") for a in extra):
+        try:
+            args = args.parser.parse_intermixed_args(argv[1:])
+        except TypeError:  # a command with commands of its own (install TARGET) cannot be read so
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logs.install(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
@@ -48,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--config", type=Path, help="config file (default: the platform config folder)")
         p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
-        p.set_defaults(run=run)
+        p.set_defaults(run=run, parser=p)
         return p
 
     p = command("serve", _serve, "run the daemon in the foreground")

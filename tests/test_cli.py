@@ -154,7 +154,7 @@ def test_a_one_shot_job_whose_resolve_was_interrupted_is_retried_from_its_task(p
         env["MUSICGPT_BASE_URL"] = fake.url
         _, job_id = _paid_one_shot_of_unknown_fate(project, fake, env)
         [task_id] = fake.tasks
-        for argv, said in ((("j-nope", "--task-id", task_id), "no job j-nope"),
+        for argv, said in ((("--task-id", task_id, "j-nope"), "no job j-nope"),  # the job after its option too
                            ((job_id,), "give either --task-id ID or --not-submitted")):
             refused = daw_bridge("jobs", "resolve", *argv, *config, env=env, timeout=30)
             assert refused.returncode == 2 and refused.stdout.strip().endswith(said), refused.stdout
