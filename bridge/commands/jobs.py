@@ -1,5 +1,6 @@
 """``daw-bridge jobs``: what the daemon is doing and has done, read straight from the journal; what changes a job
-(cancel, retry, resolve, and the decisions choose, keep, discard) goes to the running daemon."""
+(cancel, retry, resolve, and the decisions choose, keep, discard) goes to the running daemon, except that retry and
+resolve of a one-shot command's job (``daw-bridge inpaint|extend``, which no daemon holds) run in this command."""
 
 from __future__ import annotations
 
