@@ -55,18 +55,12 @@ def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | Non
     """``daw-bridge jobs resolve`` / ``retry`` for a job a one-shot command left unfinished (a submission of unknown
     fate, or a task named and then cancelled or failed): run here, as the daemon does for its own; None when no
     one-shot job has that id (it is the daemon's)."""
-    path = config.state_dir / ONE_SHOT_JOURNAL
-    if not path.exists():
-        return None
     try:
-        journal = Journal(path)
-        try:
-            record = journal.get(job_id)
-        finally:
-            journal.close()
+        record = _lookup(config.state_dir / ONE_SHOT_JOURNAL, job_id)
     except BridgeError as exc:  # damaged: a job the daemon holds is still the daemon's to settle
-        if _in_journal(config.journal_path, job_id):
-            return None
+        with contextlib.suppress(BridgeError):
+            if _lookup(config.journal_path, job_id) is not None:
+                return None
         print(f"daw-bridge jobs {action}: {exc}", file=sys.stderr)
         return 2
     if record is None:
@@ -81,15 +75,15 @@ def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | Non
         return 2
 
 
-def _in_journal(path: Path, job_id: str) -> bool:
-    with contextlib.suppress(BridgeError):
-        if path.exists():
-            journal = Journal(path)
-            try:
-                return journal.get(job_id) is not None
-            finally:
-                journal.close()
-    return False
+def _lookup(path: Path, job_id: str) -> JobRecord | None:
+    """The job of that id in the journal at ``path`` (None: no such job, or no journal); BridgeError when damaged."""
+    if not path.exists():
+        return None
+    journal = Journal(path)
+    try:
+        return journal.get(job_id)
+    finally:
+        journal.close()
 
 
 async def _run(config: Config, folders: list[Path], start: Callable[[JobService], JobRecord]) -> int:
