@@ -220,7 +220,8 @@ def test_send_wait_on_a_daemon_that_stops_answering_mid_job_ends_in_one_line(pro
     assert stdout.splitlines()[-1].startswith("daw-bridge send: no outcome for extend within 2 s"), stdout
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "Ctrl-C", "terminal closed"])
 def test_a_one_shot_stopped_while_delivering_cancels_and_leaves_nothing(project, signum):
     # A kill mid-delivery left a hidden half-written WAV in the drop folder for good (no daemon resumes the job)
     out = project.root / "results"

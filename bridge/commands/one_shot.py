@@ -98,9 +98,10 @@ async def _run(config: Config, folders: list[Path], start: Callable[[JobService]
     service.subscribe(bar.update)
     try:
         record = start(service)
-        # Ctrl-C or a kill cancels the job: its delivery removes what it staged (a kill mid-delivery left a hidden
-        # half file in the drop folder, which no later run cleans up), and a paid request in flight is seen through.
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # Ctrl-C, a kill or the terminal closing cancels the job: its delivery removes what it staged (a kill
+        # mid-delivery left a hidden half file in the drop folder, which no later run cleans up), and a paid
+        # request in flight is seen through.
+        for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
             with contextlib.suppress(NotImplementedError):  # Windows' event loops take no signal handlers
                 asyncio.get_running_loop().add_signal_handler(signum, _cancel, service, record.job_id)
         await service.drain()
