@@ -4,6 +4,8 @@ Two daemons on one journal would both resume the same jobs, and could pay MusicG
 kernel's (``flock`` on Linux and macOS, ``msvcrt.locking`` on Windows), so it goes with the process however that
 ends, and a file left by a killed daemon never blocks the next start. The file holds the holder's pid and OSC
 address, so a second daemon can say which one is in the way.
+
+``hold`` is the same kind of lock for the one-shot commands, which share theirs (see there).
 """
 
 from __future__ import annotations
@@ -73,3 +75,36 @@ def _read_holder(fd: int) -> str:
         return f"pid {int(record['pid'])}, OSC on {record['osc']}"
     except (OSError, ValueError, KeyError, TypeError):  # its record is not written yet: it is starting
         return "pid unknown, still starting"
+
+
+def hold(path: Path, *, exclusive: bool) -> int | None:
+    """This process's lock on ``path``, as an open file descriptor (closing it, or the process's end, releases it).
+
+    Shared, it waits for an exclusive holder; exclusive, it returns None at once when any other process holds the
+    file. The one-shot commands use it so a later command can tell their jobs were orphaned: each holds the one-shot
+    lock shared while it runs, and only when nobody does can a job left mid-flight be taken up. Windows has no shared
+    locks, so there an exclusive request always returns None (nobody can tell).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if os.name == "nt":
+        if exclusive:
+            os.close(fd)
+            return None
+        return fd
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB if exclusive else fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def downgrade(fd: int) -> None:
+    """An exclusive ``hold`` made shared, so other one-shot commands may start while this one runs."""
+    if os.name != "nt":
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_SH)

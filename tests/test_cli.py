@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.core.journal import Journal
 from bridge.frontends.osc_wire import encode
 from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, daemon_environment
@@ -182,6 +183,38 @@ def test_a_one_shot_job_whose_resolve_was_interrupted_is_retried_from_its_task(p
     (project.state / "one-shot-journal.sqlite").write_bytes(b"not a database" * 100)
     to_daemon = daw_bridge("jobs", "retry", job_id, *config, timeout=30)
     assert to_daemon.returncode == 1 and "no daemon answered" in to_daemon.stdout, to_daemon.stdout + to_daemon.stderr
+
+
+def test_a_paid_one_shot_killed_outright_is_taken_up_from_its_task(project):
+    # SIGKILL (or a power cut) while the one-shot waited for its paid task: the job stayed 'generating' in the
+    # one-shot journal for good ('retry': still running; 'resolve': nothing to resolve), its results never fetched
+    env = {"MUSICGPT_API_KEY": "sk-test-one-shot"}
+    config = ("--config", str(project.config))
+    with FakeMusicGPT(api_key=env["MUSICGPT_API_KEY"], time_scale=100.0) as fake:  # the task runs until finished
+        env["MUSICGPT_BASE_URL"] = fake.url
+        with subprocess.Popen([sys.executable, "-m", "bridge", "inpaint", str(project.song), "--start", "12", "--end",
+                               "16", "--prompt", "brass", "--backend", "musicgpt", "--num-outputs", "1", *config],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=daemon_environment(env), cwd=ROOT, preexec_fn=ask_to_die_with_parent) as one_shot:
+            for line in one_shot.stderr:
+                if "generating" in line:
+                    break
+            [task_id] = fake.tasks
+            journal = Journal(project.state / "one-shot-journal.sqlite")
+            [job] = journal.recent()
+            journal.close()
+            busy = daw_bridge("jobs", "retry", job.job_id, *config, env=env, timeout=30)
+            assert busy.returncode == 2 and "a one-shot command is still running" in busy.stderr, busy.stderr
+            one_shot.kill()
+            one_shot.communicate(timeout=30)
+
+        fake.finish(task_id)
+        taken_up = daw_bridge("jobs", "retry", job.job_id, *config, env=env)
+        assert taken_up.returncode == 0, taken_up.stdout + taken_up.stderr
+        [manifest] = [Path(line) for line in taken_up.stdout.split()]
+        assert json.loads(manifest.read_text())["job_id"] == job.job_id and manifest.parent == project.drop
+        assert sum(fake.submits.values()) == 1  # paid once
+    assert "sk-test-one-shot" not in busy.stderr + taken_up.stdout + taken_up.stderr
 
 
 def test_settling_a_one_shot_job_later_grants_no_more_folders_than_the_command_did(project, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from bridge.daemon import make_backends
 from bridge.exceptions import BridgeError
 from bridge.lifeline import end_resource_tracker
 from bridge.models import JobRecord, State
+from bridge.statelock import downgrade, hold
 from osc_schema import ValidationError
 
 
@@ -37,6 +39,7 @@ def request_of(args) -> dict:
 
 
 ONE_SHOT_JOURNAL = "one-shot-journal.sqlite"
+ONE_SHOT_LOCK = "one-shot.lock"
 
 
 def one_shot(config: Config, args) -> int:
@@ -66,10 +69,22 @@ def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | Non
     if record is None:
         return None
     folders = [Path(folder) for folder in record.origin.get("folders", [record.spec.source.parent])]
-    start = ((lambda service: service.resolve_submission(job_id, task_id)) if action == "resolve"
-             else (lambda service: service.retry(job_id)))
+    resume = not (record.state.finished or record.state.waiting_for_producer)
+    guard = None
+    if resume:  # left mid-flight: its command was killed, unless a one-shot command still runs (it may be that one)
+        guard = hold(config.state_dir / ONE_SHOT_LOCK, exclusive=True)
+        if guard is None:
+            print(f"daw-bridge jobs {action}: job {job_id} is {record.state.value} and a one-shot command is still "
+                  "running (it may be this job's): try again once it has ended", file=sys.stderr)
+            return 2
+
+    def start(service: JobService) -> JobRecord | None:
+        if resume:
+            return service.resume_job(job_id)
+        return service.resolve_submission(job_id, task_id) if action == "resolve" else service.retry(job_id)
+
     try:
-        return asyncio.run(_run(config, folders, start))
+        return asyncio.run(_run(config, folders, start, guard))
     except (ValidationError, BridgeError) as exc:
         print(f"daw-bridge jobs {action}: {exc}", file=sys.stderr)
         return 2
@@ -86,11 +101,24 @@ def _lookup(path: Path, job_id: str) -> JobRecord | None:
         journal.close()
 
 
-async def _run(config: Config, folders: list[Path], start: Callable[[JobService], JobRecord]) -> int:
+async def _run(config: Config, folders: list[Path], start: Callable[[JobService], JobRecord],
+               guard: int | None = None) -> int:
     """Start one job (``start``) in this process and see it to its end. The job's own folders join the project
     roots: naming a song on the command line is permission enough to read it and write beside it. A separate
-    journal: a daemon running at the same time must not pick this job up as its own."""
-    config = replace(config, project_roots=config.project_roots + tuple(folders))
+    journal: a daemon running at the same time must not pick this job up as its own. The one-shot lock is held
+    shared meanwhile (``guard``: this process's exclusive hold, shared from now on), so a later command can tell a
+    job left mid-flight from one still running."""
+    if guard is None:
+        guard = hold(config.state_dir / ONE_SHOT_LOCK, exclusive=False)
+    else:
+        downgrade(guard)
+    try:
+        return await _see_through(replace(config, project_roots=config.project_roots + tuple(folders)), start)
+    finally:
+        os.close(guard)
+
+
+async def _see_through(config: Config, start: Callable[[JobService], JobRecord]) -> int:
     backends = make_backends(config)
     journal = Journal(config.state_dir / ONE_SHOT_JOURNAL)
     service = JobService(config, journal, backends)

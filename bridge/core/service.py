@@ -208,18 +208,28 @@ class JobService:
 
     async def resume(self) -> int:
         """Start every unfinished job from the journal where it stood; return how many were picked up."""
-        count = 0
-        for record in self.journal.unfinished():
-            if record.spec.backend not in self.backends:
-                self._finish(record, State.FAILED, BridgeError(
-                    f"backend {record.spec.backend!r} is no longer configured", code="backend_unavailable"))
-                continue
-            self._records[record.job_id] = record
-            if not record.state.waiting_for_producer:
-                log.info("resuming job %s from %s", record.job_id, record.state.value)
-                self._start(record)
-                count += 1
-        return count
+        return sum(self._take_up(record) for record in self.journal.unfinished())
+
+    def resume_job(self, job_id: str) -> JobRecord | None:
+        """Start one unfinished job from the journal where it stood (a one-shot command's, after that command died);
+        None when the journal has no such unfinished job."""
+        record = next((r for r in self.journal.unfinished() if r.job_id == job_id), None)
+        if record is not None:
+            self._take_up(record)
+        return record
+
+    def _take_up(self, record: JobRecord) -> bool:
+        """Hold an unfinished job read from the journal, and start it unless it waits for the producer."""
+        if record.spec.backend not in self.backends:
+            self._finish(record, State.FAILED, BridgeError(
+                f"backend {record.spec.backend!r} is no longer configured", code="backend_unavailable"))
+            return False
+        self._records[record.job_id] = record
+        if record.state.waiting_for_producer:
+            return False
+        log.info("resuming job %s from %s", record.job_id, record.state.value)
+        self._start(record)
+        return True
 
     async def close(self) -> None:
         """Stop running jobs without marking them: they stay journaled where they stood and resume next start."""
