@@ -45,6 +45,16 @@ def test_one_shot_refuses_a_reversed_range_with_the_field_named(project):
     assert not project.drop.exists()
 
 
+def test_a_one_shot_with_a_state_folder_it_cannot_make_says_so_in_one_line(project, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'project_roots = ["{project.root}"]\nstate_dir = "{project.song}/state"\n')  # under a file
+    result = daw_bridge("inpaint", str(project.song), "--start", "3", "--end", "6", "--config", str(config))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == f"daw-bridge inpaint: the state folder {project.song}/state cannot be used " \
+                                    "(Not a directory)"
+    assert not project.drop.exists()
+
+
 def test_send_and_jobs_talk_to_the_running_daemon(project, daemon):
     config = ("--config", str(project.config))
     pong = daw_bridge("send", "ping", *config, timeout=30)

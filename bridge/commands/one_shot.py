@@ -109,7 +109,10 @@ async def _run(config: Config, folders: list[Path], start: Callable[[JobService]
     shared meanwhile (``guard``: this process's exclusive hold, shared from now on), so a later command can tell a
     job left mid-flight from one still running."""
     if guard is None:
-        guard = hold(config.state_dir / ONE_SHOT_LOCK, exclusive=False)
+        try:
+            guard = hold(config.state_dir / ONE_SHOT_LOCK, exclusive=False)
+        except OSError as exc:  # the journal could not be kept there either
+            raise BridgeError(f"the state folder {config.state_dir} cannot be used ({exc.strerror})") from None
     else:
         downgrade(guard)
     try:
