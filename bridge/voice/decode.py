@@ -46,11 +46,10 @@ MAX_FRAMES_PER_PHONE = 15.0  # 150 ms a phone: slower than deliberate speech
 # silprob 0.7 and 1.0 gave more wrong commands.
 SILENCE_PROB = 0.4
 # Gaussians scored per frame in each codebook (pocketsphinx's topn; its default is 4): more of them made the search
-# hold up better under music. bench/voice.py's tuning part, exact commands of 912
-# with < 1 % wrong (music windows counted), each setting at the rule its sweep chose: topn 4 671, 8 700, 16 732; no
-# better: lattice bestpath off 614, language weight 3 (6.5) 651, filterbank from 200 Hz (130) 608. Held-out for 8
-# against 4: 987 against 986 exact with 6 against 9 wrong (16 not yet run held-out). A decode's median, quiet machine, 40 takes: 196 ms against
-# 161 ms.
+# hold up better under music. bench/voice.py's tuning part, exact commands of 912 with < 1 % wrong (music windows
+# counted), each setting at the rule its sweep chose: topn 4 671, 8 700, 16 732; no better: lattice bestpath off 614,
+# language weight 3 (6.5) 651, filterbank from 200 Hz (130) 608. Held-out for 8 against 4: 987 against 986 exact with
+# 6 against 9 wrong (16 not yet run held-out). A decode's median, quiet machine, 40 takes: 196 ms against 161 ms.
 TOP_GAUSSIANS = 8
 # Confidence below which a result is rejected ([voice] threshold, declared there), and the margin, in decoder log
 # units per word frame, by which the best sentence must then beat every other one; from SURE up, SURE_MARGIN is
