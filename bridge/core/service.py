@@ -213,9 +213,10 @@ class JobService:
     def resume_job(self, job_id: str) -> JobRecord | None:
         """Start one unfinished job from the journal where it stood (a one-shot command's, after that command died);
         None when the journal has no such unfinished job."""
-        record = next((r for r in self.journal.unfinished() if r.job_id == job_id), None)
-        if record is not None:
-            self._take_up(record)
+        record = self.journal.get(job_id)
+        if record is None or record.state.finished:
+            return None
+        self._take_up(record)
         return record
 
     def _take_up(self, record: JobRecord) -> bool:
