@@ -70,6 +70,11 @@ class Config:
         return self.state_dir / "journal.sqlite"
 
     @property
+    def one_shot_journal_path(self) -> Path:
+        """The jobs of ``daw-bridge inpaint|extend`` run without a daemon: kept apart, so a daemon never takes them up."""
+        return self.state_dir / "one-shot-journal.sqlite"
+
+    @property
     def work_dir(self) -> Path:
         return self.state_dir / "work"
 

@@ -35,6 +35,15 @@ def test_one_shot_extend_prints_the_manifest_and_shows_progress(project):
     manifest = json.loads(manifests[0].read_text())
     assert manifest["operation"] == "extend" and manifest["source"]["start"] == 20.0
     assert "generating" in result.stderr and "delivered" in result.stderr
+    # no daemon ever held the job, yet 'daw-bridge jobs' lists it and shows it like the daemon's own
+    config = ("--config", str(project.config))
+    [listed] = json.loads(daw_bridge("jobs", "--json", *config, timeout=60).stdout)
+    assert listed["one_shot"] and listed["state"] == "delivered" and listed["manifests"] == [str(manifests[0])]
+    assert "(one-shot)" in daw_bridge("jobs", *config, timeout=60).stdout
+    shown = json.loads(daw_bridge("jobs", "show", listed["job_id"], *config, timeout=60).stdout)
+    assert shown["spec"]["operation"] == "extend" and shown["manifests"] == listed["manifests"]
+    cancel = daw_bridge("jobs", "cancel", listed["job_id"], *config, timeout=60)
+    assert cancel.returncode == 2 and "is a one-shot command's" in cancel.stdout, cancel.stdout
 
 
 def test_one_shot_refuses_a_reversed_range_with_the_field_named(project):

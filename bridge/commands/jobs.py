@@ -5,6 +5,7 @@ resolve of a one-shot command's job (``daw-bridge inpaint|extend``, which no dae
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from bridge.commands import print_answer
 from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.exceptions import BridgeError
+from bridge.models import JobRecord
 from osc_schema import ValidationError
 
 _DECISIONS = osc_schema.ARGUMENTS["decision"].choices  # choose, keep, discard
@@ -34,34 +36,28 @@ def jobs(config: Config, args) -> int:
         settled = settle_one_shot(config, args.action, args.job_id, args.task_id)
         if settled is not None:  # a one-shot command's job: no daemon holds it, this command settles it
             return settled
-    if not config.journal_path.exists():
-        if args.action != "list" and args.job_id:
-            print(f"daw-bridge jobs: no job {args.job_id}")
-            return 2
-        print("no jobs yet")
-        return 0
-    try:
-        journal = Journal(config.journal_path)
-    except BridgeError as exc:
-        print(f"daw-bridge jobs: {exc}")
-        return 2
+    journals, damage = _open_journals(config)
     try:
         if args.action == "list":
+            _say(damage)
             if not args.json:
                 from bridge.commands.midi import context_lines
 
                 for line in context_lines(config):
                     print(line)
-            return _list(journal, args.json)
+            recent = [(r, j.path == config.one_shot_journal_path) for j in journals for r in j.recent()]
+            listed = _list(sorted(recent, key=lambda pair: -pair[0].created)[:50], args.json)
+            return 2 if damage else listed
         if not args.job_id:
             print(f"daw-bridge jobs {args.action}: name a job id (see 'daw-bridge jobs')")
             return 2
         try:
-            record = journal.get(args.job_id)
+            record, journal = next(((r, j) for j in journals if (r := j.get(args.job_id)) is not None), (None, None))
         except BridgeError as exc:  # a damaged row: the journal says which, the rest of it still works
             print(f"daw-bridge jobs: {exc}")
             return 2
         if record is None:
+            _say(damage)  # it may be in the journal that cannot be read
             print(f"daw-bridge jobs: no job {args.job_id}")
             return 2
         if args.action == "show":
@@ -69,9 +65,33 @@ def jobs(config: Config, args) -> int:
                               "decision": _decision(record), "spec": record.spec.to_json(),
                               "receipt": record.public_receipt()}, indent=2))
             return 0
+        if journal.path == config.one_shot_journal_path:  # only its retry and resolve are run here (above)
+            print(f"daw-bridge jobs {args.action}: job {args.job_id} is a one-shot command's (daw-bridge "
+                  "inpaint|extend), which only retry and resolve reach; stop a running one with Ctrl-C where it runs")
+            return 2
         return _ask_daemon(config, args)
     finally:
-        journal.close()
+        for journal in journals:
+            journal.close()
+
+
+def _open_journals(config: Config) -> tuple[list[Journal], list[str]]:
+    """The daemon's journal and the one-shot commands' (those that exist), and a line for each that cannot be
+    opened: a damaged one does not keep the other from answering."""
+    journals, damage = [], []
+    for path in (config.journal_path, config.one_shot_journal_path):
+        if not path.exists():
+            continue
+        try:
+            journals.append(Journal(path))
+        except BridgeError as exc:
+            damage.append(f"daw-bridge jobs: {exc}")
+    return journals, damage
+
+
+def _say(lines: list[str]) -> None:
+    for line in lines:
+        print(line, file=sys.stderr)
 
 
 def _pictures(manifests: list[str]) -> list[str | None]:
@@ -97,19 +117,20 @@ def _decision(record) -> dict | None:
     return decided.to_json() if decided is not None else None
 
 
-def _list(journal: Journal, as_json: bool) -> int:
-    records = journal.recent()
+def _list(records: list[tuple[JobRecord, bool]], as_json: bool) -> int:
+    """Each job with whether a one-shot command ran it, newest first."""
     if as_json:
-        print(json.dumps([r.summary() for r in records], indent=2))
+        print(json.dumps([{**r.summary(), "one_shot": one_shot} for r, one_shot in records], indent=2))
         return 0
     if not records:
         print("no jobs yet")
-    for r in records:
+    for r, one_shot in records:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
         rng = r.origin.get("bars") or f"{r.spec.edit_start:.2f}-{r.spec.edit_end:.2f}s"
         detail = r.error_message or r.message or (f"{len(r.manifests)} variant(s)" if r.manifests else "")
+        by = " (one-shot)" if one_shot else ""
         print(f"{r.job_id}  {when}  {r.spec.operation:<7} {r.spec.backend:<8} {r.state.value:<18} "
-              f"{r.spec.source.name} {rng}  {detail}")
+              f"{r.spec.source.name} {rng}  {detail}{by}")
     return 0
 
 

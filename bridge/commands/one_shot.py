@@ -38,7 +38,6 @@ def request_of(args) -> dict:
     return {k: v for k, v in data.items() if v is not None}
 
 
-ONE_SHOT_JOURNAL = "one-shot-journal.sqlite"
 ONE_SHOT_LOCK = "one-shot.lock"
 
 
@@ -59,7 +58,7 @@ def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | Non
     fate, or a task named and then cancelled or failed): run here, as the daemon does for its own; None when no
     one-shot job has that id (it is the daemon's)."""
     try:
-        record = _lookup(config.state_dir / ONE_SHOT_JOURNAL, job_id)
+        record = _lookup(config.one_shot_journal_path, job_id)
     except BridgeError as exc:  # damaged: a job the daemon holds is still the daemon's to settle
         with contextlib.suppress(BridgeError):
             if _lookup(config.journal_path, job_id) is not None:
@@ -123,7 +122,7 @@ async def _run(config: Config, folders: list[Path], start: Callable[[JobService]
 
 async def _see_through(config: Config, start: Callable[[JobService], JobRecord]) -> int:
     backends = make_backends(config)
-    journal = Journal(config.state_dir / ONE_SHOT_JOURNAL)
+    journal = Journal(config.one_shot_journal_path)
     service = JobService(config, journal, backends)
     bar = _ProgressBar()
     service.subscribe(bar.update)
