@@ -145,9 +145,11 @@ class JobService:
         if record is None:
             return None
         backend = self.backends.get(record.spec.backend)
-        open_question = record.state.waiting_for_producer or (
-            record.state in (State.FAILED, State.CANCELLED) and not (record.receipt or {}).get("task_id")
-            and backend is not None and backend.submission_state(job_id) == "unknown")
+        stopped, receipt = record.state in (State.FAILED, State.CANCELLED), record.receipt or {}
+        open_question = record.state.waiting_for_producer or stopped and (
+            not receipt.get("task_id") and backend is not None and backend.submission_state(job_id) == "unknown"
+            # the task the producer named was not the job's (mistyped): another may be named, never a resubmit
+            or bool(task_id) and receipt.get("named_by") == "producer")
         if not open_question:
             raise ValidationError("job_id", job_id, f"has no unknown submission to resolve ({record.state.value})")
         if backend is None:
@@ -155,8 +157,8 @@ class JobService:
                                                     "configured")
         backend.resolve_submission(job_id, task_id)
         if task_id:
-            self.journal.update(record, state=State.SUBMITTED, receipt={"task_id": task_id}, error_code=None,
-                                error_message=None, message="waiting for the task the producer named")
+            self.journal.update(record, state=State.SUBMITTED, receipt={"task_id": task_id, "named_by": "producer"},
+                                error_code=None, error_message=None, message="waiting for the task the producer named")
         else:
             self.journal.update(record, state=State.EXPORTING, receipt=None, error_code=None, error_message=None,
                                 message="resubmitting at the producer's request")
@@ -399,8 +401,11 @@ class JobService:
 
     def _finish(self, record: JobRecord, state: State, error: BridgeError) -> None:
         # scrub: an error may quote an address with a token in it; it goes to replies, status files and the CLI
-        self.journal.update(record, state=state, error_code=error.code, error_message=logs.scrub(str(error)),
-                            message="")
+        said = logs.scrub(str(error))
+        if (record.receipt or {}).get("named_by") == "producer":  # a task id typed by hand may be the wrong one
+            said += (f"; if task {record.receipt['task_id']} is not this job's, 'daw-bridge jobs resolve "
+                     f"{record.job_id} --task-id ID' names the right one")
+        self.journal.update(record, state=state, error_code=error.code, error_message=said, message="")
         if record.job_id not in self._tasks:
             self._records.pop(record.job_id, None)
         self._emit(record, "failed")

@@ -107,11 +107,12 @@ class SpendGuard:
             return _last_submit(db, job_id)[0]
 
     def record_resolved(self, job_id: str, task_id: str) -> None:
-        """The producer found the task behind an unknown submission: the ledger learns its task id."""
+        """The producer found the task behind an unknown submission (or corrected the one they named before): the
+        ledger learns its task id."""
         with self._connect() as db:
             db.execute("UPDATE submits SET state = 'accepted', task_id = ?, note = 'resolved by the producer' "
-                       "WHERE id = (SELECT MAX(id) FROM submits WHERE job_id = ? AND state IN ('unknown', 'intent'))",
-                       (task_id, job_id))
+                       "WHERE id = (SELECT MAX(id) FROM submits WHERE job_id = ? AND (state IN ('unknown', 'intent') "
+                       "OR note = 'resolved by the producer'))", (task_id, job_id))
 
     def record_dry_run(self, job_id: str, operation: str) -> None:
         """A dry run: written down for the record, counted against nothing."""

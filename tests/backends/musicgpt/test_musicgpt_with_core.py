@@ -15,6 +15,7 @@ from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.models import State
+from osc_schema import ValidationError
 from tests.backends.musicgpt.support import make_backend
 
 
@@ -107,7 +108,13 @@ def test_a_daemon_stopped_mid_submit_asks_the_producer_instead_of_paying_twice(p
         record = service.get(job_id)
         assert record.state is State.SUBMISSION_UNKNOWN and "resolve" in record.message
         task_id = next(iter(fake.tasks))  # what the producer finds on the MusicGPT dashboard
-        service.resolve_submission(job_id, task_id)
+        service.resolve_submission(job_id, task_id[:-1] + "x")  # mistyped: MusicGPT knows no such task
+        await service.drain()
+        mistyped = service.get(job_id)
+        assert mistyped.state is State.FAILED and "'daw-bridge jobs resolve" in mistyped.error_message
+        with pytest.raises(ValidationError, match="has no unknown submission"):  # never a resubmit now
+            service.resolve_submission(job_id, None)
+        service.resolve_submission(job_id, task_id)  # corrected: the paid task's results come in after all
         await service.drain()
         return service.get(job_id), service.backends["musicgpt"].spend.entries(job_id)
 
