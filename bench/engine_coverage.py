@@ -445,6 +445,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=0, help="N songs of each part, round-robin over packages (0 = all)")
     parser.add_argument("--quick", action="store_true", help="2 songs of each part")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the songs --songs SKIP would take (a final "
+                        "check on songs no earlier run measured)")
     parser.add_argument("--part", choices=("dev", "heldout", "both"), default="both")
     parser.add_argument("--crop", type=float, default=270.0, help="seconds of each song used (memory, time)")
     parser.add_argument("--no-extend", action="store_true")
@@ -460,7 +462,7 @@ def main() -> None:
     parts = ("dev", "heldout") if args.part == "both" else (args.part,)
     wanted = (lambda s: LONG_SONGS[0] <= s.seconds <= LONG_SONGS[1]) if args.long else (lambda s: True)
     chosen = [s for part in parts
-              for s in music_set.pick([s for s in music_set.songs(part) if args.only in s.key and wanted(s)], count)]
+              for s in music_set.pick([s for s in music_set.songs(part) if args.only in s.key and wanted(s)], count, args.skip)]
     print(f"{len(chosen)} songs, {'whole' if args.long else f'first {args.crop:.0f} s of each'}; "
           f"default floor {DEFAULT_MIN_CONFIDENCE}")
     started = time.perf_counter()

@@ -137,8 +137,12 @@ def songs(part: str | None = None) -> list[Song]:
     return found
 
 
-def pick(candidates: list[Song], count: int) -> list[Song]:
-    """``count`` songs taken round-robin over the packages (so a few songs still span several styles); 0 = all."""
+def pick(candidates: list[Song], count: int, skip: int = 0) -> list[Song]:
+    """``count`` songs taken round-robin over the packages (so a few songs still span several styles); 0 = all.
+    ``skip``: first leave out the songs ``pick(candidates, skip)`` takes (those earlier runs measured already)."""
+    if skip > 0:
+        seen = {song.key for song in pick(candidates, skip)}
+        candidates = [song for song in candidates if song.key not in seen]
     if count <= 0 or count >= len(candidates):
         return list(candidates)
     by_package: dict[str, list[Song]] = {}

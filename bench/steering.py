@@ -254,6 +254,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=6, help="songs per part, round-robin over packages (0: all)")
     parser.add_argument("--part", choices=("dev", "heldout", "both"), default="dev")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the songs --songs SKIP would take (a final "
+                        "check on songs no earlier run measured)")
     parser.add_argument("--crop", type=float, default=240.0)
     parser.add_argument("--extend", action="store_true", help="also extensions of 10 s")
     parser.add_argument("--only", default="", help="songs whose label contains this")
@@ -267,7 +269,7 @@ def main() -> None:
                 print(f"no songs in part {part}: install the packages listed in bench/music_set.py")
                 continue
             cases: list[Case] = []
-            for song in music_set.pick(chosen, args.songs):
+            for song in music_set.pick(chosen, args.songs, args.skip):
                 t0 = time.perf_counter()
                 mine = song_cases(song, args.crop, args.extend, root)
                 both = sum(1 for c in mine if not c.refused and c.offers_both)
