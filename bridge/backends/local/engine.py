@@ -23,6 +23,7 @@ from bridge.backends.local.plans import Plan
 from bridge.backends.local.render import render
 from bridge.backends.local.similarity import confidence
 from bridge.backends.local.steering import Ruler, context_around, rank, understand
+from bridge.backends.local.texture import TEXTURE_BELOW, Texture, plan_texture, render_texture
 from bridge.exceptions import NoMaterialError, SourceError
 
 ENGINE_NOTE = ("embedded: re-uses the song's own material (beat-aligned, similarity-driven); it does not follow "
@@ -168,10 +169,11 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     song, sample_rate, subtype = open_song(spec.source)
     first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
     write_subtype = lossless_subtype(subtype)
-    candidates, best, steered = [], 0.0, {}
+    candidates, steered = [], {}
 
     def play(plan: Plan) -> tuple[np.ndarray, list[dict], list[dict]]:
-        return render(song, sample_rate, plan, start, end, (first, stop), analysis.beat_period)
+        draw = render_texture if isinstance(plan, Texture) else render
+        return draw(song, sample_rate, plan, start, end, (first, stop), analysis.beat_period)
 
     try:
         if steering:
@@ -179,13 +181,20 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
             # an extension's last bar is left out: every candidate ends the same way (the song's ending or a fade)
             tail = min(4 * analysis.beat_period, (end - start) / 2) if spec.operation == "extend" else 0.0
             judged = slice(int(round(start * sample_rate)) - first, int(round((end - tail) * sample_rate)) - first)
-        for plan in plans:
+        def consider(plan: Plan) -> float:
             out, joins, passages = play(plan)
             sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
-            best = max(best, sure)
             if sure >= min_confidence:
                 # a steered job keeps each candidate's measures, not its audio: the chosen are rendered again
                 candidates.append((sure, ruler.change(out[judged]) if steering else out, joins, passages, plan))
+            return sure
+
+        best = max([consider(plan) for plan in plans], default=0.0)
+        if spec.operation == "extend" and best < TEXTURE_BELOW:  # no passage fits: the music's sound goes on
+            texture = plan_texture(analysis, start, float(spec.duration))
+            if texture is not None:
+                plans.append(texture)
+                best = max(best, consider(texture))
         candidates.sort(key=lambda item: -item[0])  # variant 1 is the one we are surest of
         if not steering:
             del candidates[spec.num_outputs:]  # an extension plans more candidates than variants asked for
@@ -204,6 +213,8 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
                   "tempo": round(analysis.tempo, 2)}
         if spec.operation == "extend":
             splice["ending"] = plan.ending
+        if isinstance(plan, Texture):
+            splice["texture"] = plan.describe(passages)
         results.append(Rendered(variant, path, first / sample_rate, splice, {}))
     if not results:
         raise NoMaterialError(_no_material_reason(analysis, plans, best, where, min_confidence, end - start))

@@ -188,7 +188,7 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
     if tail:
         out[last - f0:last + tail - f0] = _blend(new[-tail:], out[last - f0:last + tail - f0], exit_correlation)
     if plan.ending != "source":
-        _finish(out, last - f0, plan.ending, int(round(4 * beat * sample_rate)), sample_rate)
+        finish(out, last - f0, plan.ending, int(round(4 * beat * sample_rate)), sample_rate)
     passages = [p.to_json() for p in plan.passages]
     for entry, at, lag, gain in zip(passages, bounds, lags, gains):
         entry["from"] = round((at + lag) / sample_rate, 4)
@@ -199,7 +199,7 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
     return out, [j.to_json(sample_rate) for j in rendered], passages
 
 
-def _finish(out: np.ndarray, end: int, ending: str, bar: int, sample_rate: int) -> None:
+def finish(out: np.ndarray, end: int, ending: str, bar: int, sample_rate: int) -> None:
     """End an extension cleanly: fade over the last bar, or (song's own ending) only a short fade at the cut."""
     length = min(bar if ending == "fade" else int(0.05 * sample_rate), end)
     if length <= 0:
