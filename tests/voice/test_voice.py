@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from bridge.voice import VoiceDecoder, sentences, to_command
+from bridge.voice.decode import Rule, at_rate, spread
 from tests.conftest import ROOT, require_tool
 
 MUSIC = Path("/usr/share/planetblupi/music/music003.ogg")
@@ -57,7 +59,8 @@ def test_a_command_must_beat_every_other_sentence(decoder, tmp_path, monkeypatch
     result = decoder.decode_file(said)
     assert result.command == {"command": "extend", "bars": 8, "anchor": "last"}, result
     assert result.detail["rival"] in sentences() and result.detail["rival"] != result.text
-    assert decoder.rule.accepts(result.confidence, result.detail["frames_per_phone"], result.detail["margin"])
+    assert decoder.rule.accepts(result.confidence, result.detail["frames_per_phone"], result.detail["margin"],
+                               result.detail["spread"])
     higher = 2 * result.detail["margin"] + 1
     monkeypatch.setattr(decoder, "rule", replace(decoder.rule, min_margin=higher, sure_margin=higher))
     again = decoder.decode_file(said)
@@ -77,17 +80,36 @@ def test_a_recording_decodes_the_same_whatever_came_before(tmp_path):
         {k: first.detail[k] for k in ("grammar_score", "phone_score", "margin")}
 
 
-def test_music_alone_is_rejected(decoder):
+def music(start: float, seconds: float) -> tuple[np.ndarray, int]:
+    """Mono music from MUSIC, and its rate."""
     if not MUSIC.exists():
         if os.environ.get("CI") == "true":
             pytest.fail("planetblupi-music-ogg is not installed, and CI must run this test")
         pytest.skip("planetblupi-music-ogg is not installed")
     with sf.SoundFile(str(MUSIC)) as f:
-        for start in (40.0, 100.0):  # two push-to-talk presses of 3 s on music alone
-            f.seek(int(start * f.samplerate))
-            audio = f.read(int(3 * f.samplerate), dtype="float32")
-            result = decoder.decode(audio, f.samplerate)
-            assert result.command is None, result
+        f.seek(int(start * f.samplerate))
+        return f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True).mean(axis=1), f.samplerate
+
+
+def test_music_alone_is_rejected(decoder):
+    for start in (40.0, 100.0):  # two push-to-talk presses of 3 s on music alone
+        result = decoder.decode(*music(start, 3.0))
+        assert result.command is None, result
+
+
+def test_a_command_heard_over_loud_music_must_be_surer(tmp_path):
+    """Under loud music wrong commands come at confidences a quiet room's right ones have: a take whose voice
+    stands out little from what is heard before and after it (its spread) needs a higher confidence to be acted on."""
+    said, rate = sf.read(str(speak("bridge extend the last eight bars", tmp_path / "say.wav")), dtype="float32")
+    bed = at_rate(*music(40.0, len(said) / rate + 1.0))
+    said = at_rate(said, rate)
+    loud = bed * 2 * np.sqrt((said ** 2).mean() / (bed ** 2).mean())  # the music about 6 dB over the voice
+    loud[8000:8000 + len(said)] += said  # half a second in
+    rule = Rule()  # the decoder's
+    assert spread(loud) < rule.noisy_below - 1 and spread(said) > rule.noisy_below
+    confidence = rule.threshold + rule.per_db  # enough in a quiet room, not over the music
+    assert rule.accepts(confidence, 8.0, math.inf, spread(said))
+    assert not rule.accepts(confidence, 8.0, math.inf, spread(loud))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
