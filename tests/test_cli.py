@@ -42,8 +42,9 @@ def test_one_shot_extend_prints_the_manifest_and_shows_progress(project):
     assert "(one-shot)" in daw_bridge("jobs", *config, timeout=60).stdout
     shown = json.loads(daw_bridge("jobs", "show", listed["job_id"], *config, timeout=60).stdout)
     assert shown["spec"]["operation"] == "extend" and shown["manifests"] == listed["manifests"]
-    cancel = daw_bridge("jobs", "cancel", listed["job_id"], *config, timeout=60)
-    assert cancel.returncode == 2 and "is a one-shot command's" in cancel.stdout, cancel.stdout
+    for action in (("cancel",), ("choose", "1"), ("keep",)):  # no daemon holds it: said so, not "no daemon"
+        refused = daw_bridge("jobs", action[0], listed["job_id"], *action[1:], *config, timeout=60)
+        assert refused.returncode == 2 and "is a one-shot command's" in refused.stdout, refused.stdout
 
 
 def test_one_shot_refuses_a_reversed_range_with_the_field_named(project):

@@ -4,6 +4,7 @@ resolve of a one-shot command's job (``daw-bridge inpaint|extend``, which no dae
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -15,7 +16,7 @@ from bridge.commands import print_answer
 from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.exceptions import BridgeError
-from bridge.models import JobRecord
+from bridge.models import LAST, JobRecord
 from osc_schema import ValidationError
 
 _DECISIONS = osc_schema.ARGUMENTS["decision"].choices  # choose, keep, discard
@@ -66,9 +67,7 @@ def jobs(config: Config, args) -> int:
                               "receipt": record.public_receipt()}, indent=2))
             return 0
         if journal.path == config.one_shot_journal_path:  # only its retry and resolve are run here (above)
-            print(f"daw-bridge jobs {args.action}: job {args.job_id} is a one-shot command's (daw-bridge "
-                  "inpaint|extend), which only retry and resolve reach; stop a running one with Ctrl-C where it runs")
-            return 2
+            return _refuse_one_shot(args)
         return _ask_daemon(config, args)
     finally:
         for journal in journals:
@@ -87,6 +86,13 @@ def _open_journals(config: Config) -> tuple[list[Journal], list[str]]:
         except BridgeError as exc:
             damage.append(f"daw-bridge jobs: {exc}")
     return journals, damage
+
+
+def _refuse_one_shot(args) -> int:
+    """cancel and the decisions go to the daemon, which never holds a one-shot command's job."""
+    print(f"daw-bridge jobs {args.action}: job {args.job_id} is a one-shot command's (daw-bridge inpaint|extend), "
+          "which only retry and resolve reach; stop a running one with Ctrl-C where it runs")
+    return 2
 
 
 def _say(lines: list[str]) -> None:
@@ -152,6 +158,12 @@ def _decide(config: Config, args) -> int:
     if not args.job_id:
         print(f"daw-bridge jobs {args.action}: name a job id, or 'last' for the job delivered last")
         return 2
+    if args.job_id != LAST:
+        from bridge.commands.one_shot import lookup
+
+        with contextlib.suppress(BridgeError):  # a damaged one-shot journal: the daemon answers for its own jobs
+            if lookup(config.one_shot_journal_path, args.job_id) is not None:
+                return _refuse_one_shot(args)
     try:
         with BridgeClient("127.0.0.1", config.osc_port) as client:
             client.send("decide", job_id=args.job_id, decision=args.action, choice=args.choice)

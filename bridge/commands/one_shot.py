@@ -58,10 +58,10 @@ def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | Non
     fate, or a task named and then cancelled or failed): run here, as the daemon does for its own; None when no
     one-shot job has that id (it is the daemon's)."""
     try:
-        record = _lookup(config.one_shot_journal_path, job_id)
+        record = lookup(config.one_shot_journal_path, job_id)
     except BridgeError as exc:  # damaged: a job the daemon holds is still the daemon's to settle
         with contextlib.suppress(BridgeError):
-            if _lookup(config.journal_path, job_id) is not None:
+            if lookup(config.journal_path, job_id) is not None:
                 return None
         print(f"daw-bridge jobs {action}: {exc}", file=sys.stderr)
         return 2
@@ -89,7 +89,7 @@ def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | Non
         return 2
 
 
-def _lookup(path: Path, job_id: str) -> JobRecord | None:
+def lookup(path: Path, job_id: str) -> JobRecord | None:
     """The job of that id in the journal at ``path`` (None: no such job, or no journal); BridgeError when damaged."""
     if not path.exists():
         return None
