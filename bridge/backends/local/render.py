@@ -13,6 +13,7 @@ from bridge.backends.local import joins
 from bridge.backends.local.plans import Plan
 
 MAX_STRETCH = 0.01  # at most 1 % varispeed (17 cents): beyond that the exit join takes what alignment it can get
+_GAIN_BOUNDS = (10 ** (-joins.MAX_GAIN_DB / 20), 10 ** (joins.MAX_GAIN_DB / 20))  # a passage's, all joins before it
 
 
 class _Join:
@@ -167,7 +168,9 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
         lags[i], found, step = r.switch(bounds[i], lags[i - 1], lags[i])
         room = min(bounds[i] - bounds[i - 1], bounds[i + 1] - bounds[i]) // 2
         fades.append(r.crossfade_frames(found.correlation, room))
-        gains.append(gains[-1] * step)
+        # each join matches what it follows, so the gains compound; bounded as one join's are, a long walk over
+        # music that swells does not ratchet its level up (or down) join after join
+        gains.append(float(np.clip(gains[-1] * step, *_GAIN_BOUNDS)))
         correlations.append(found.correlation)
         rendered.append(_Join(bounds[i], bounds[i] + lags[i], fades[-1], found, costs.pop(0), gains[-1]))
     end_lag, end_gain, tail, exit_correlation = None, None, 0, 1.0

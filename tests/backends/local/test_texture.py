@@ -12,6 +12,7 @@ import soundfile as sf
 from bridge.audio.region import probe
 from bridge.backends.local import engine
 from bridge.backends.local.extend import LOOP_BARS
+from bridge.backends.local.joins import MAX_GAIN_DB
 from bridge.models import JobSpec
 from tests.songs import write
 
@@ -93,3 +94,21 @@ def test_the_texture_plays_no_stretch_three_times_within_eight_bars(extended):
         gaps = np.diff(sorted(times))
         gaps = gaps[gaps > 1.0]  # the neighbouring quarter seconds of one hearing
         assert not np.any((gaps[:-1] < LOOP_BARS * bar) & (gaps[1:] < LOOP_BARS * bar)), times
+
+
+def test_no_variant_of_a_long_extension_grows_louder_than_the_cue(tmp_path):
+    # each join matches the level of what it follows, and a walk over a swelling cue used to compound those gains
+    # (+10 dB after two minutes, +40 dB after ten): a take far louder than the music it continues
+    sr = 44100
+    song = drone(CUT, sr)
+    path = write(tmp_path / "ambient.wav", song, sr, subtype="FLOAT")
+    spec = JobSpec(job_id="j-long", operation="extend", source=path, source_info=probe(path), backend="local",
+                   extend_after=CUT, duration=120.0, num_outputs=2)
+    (tmp_path / "work").mkdir()
+    variants = engine.render_job(spec.to_json(), str(tmp_path / "work"), str(tmp_path / "cache"), 0.1)
+    loudest = lambda x: max(10 * np.log10(np.mean(np.square(x[at:at + 2 * sr], dtype=np.float64)))  # noqa: E731
+                            for at in range(0, len(x) - 2 * sr, sr))
+    for variant in variants:
+        audio, _ = sf.read(variant["path"], dtype="float32", always_2d=True)
+        extension = audio[int(round((CUT - variant["span_start"]) * sr)):]
+        assert loudest(extension) <= loudest(song) + MAX_GAIN_DB + 1.0, variant["splice"]["passages"]
