@@ -144,6 +144,9 @@ class JobService:
         record = self.get(job_id)
         if record is None:
             return None
+        if task_id and logs.scrub(task_id) != task_id:  # e.g. the API key, copied from the same dashboard
+            raise ValidationError("task_id", shown=logs.scrub(task_id), rule="holds a credential, not a task id: "
+                                  "copy the task id from the MusicGPT dashboard")
         backend = self.backends.get(record.spec.backend)
         stopped, receipt = record.state in (State.FAILED, State.CANCELLED), record.receipt or {}
         open_question = record.state.waiting_for_producer or stopped and (
@@ -401,11 +404,11 @@ class JobService:
 
     def _finish(self, record: JobRecord, state: State, error: BridgeError) -> None:
         # scrub: an error may quote an address with a token in it; it goes to replies, status files and the CLI
-        said = logs.scrub(str(error))
+        said = str(error)
         if (record.receipt or {}).get("named_by") == "producer":  # a task id typed by hand may be the wrong one
             said += (f"; if task {record.receipt['task_id']} is not this job's, 'daw-bridge jobs resolve "
                      f"{record.job_id} --task-id ID' names the right one")
-        self.journal.update(record, state=state, error_code=error.code, error_message=said, message="")
+        self.journal.update(record, state=state, error_code=error.code, error_message=logs.scrub(said), message="")
         if record.job_id not in self._tasks:
             self._records.pop(record.job_id, None)
         self._emit(record, "failed")

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 import osc_schema
+from bridge import logs
 from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
@@ -108,6 +109,10 @@ def test_a_daemon_stopped_mid_submit_asks_the_producer_instead_of_paying_twice(p
         record = service.get(job_id)
         assert record.state is State.SUBMISSION_UNKNOWN and "resolve" in record.message
         task_id = next(iter(fake.tasks))  # what the producer finds on the MusicGPT dashboard
+        logs.redact(fake.api_key)  # as the daemon does with the key it was given
+        with pytest.raises(ValidationError) as pasted:  # the key copied from the same dashboard: never kept or shown
+            service.resolve_submission(job_id, fake.api_key)
+        assert fake.api_key not in str(pasted.value) and service.get(job_id).state is State.SUBMISSION_UNKNOWN
         service.resolve_submission(job_id, task_id[:-1] + "x")  # mistyped: MusicGPT knows no such task
         await service.drain()
         mistyped = service.get(job_id)
