@@ -112,7 +112,7 @@ def plan_texture(analysis: SongAnalysis, after: float, duration: float) -> Textu
         if loops[pick].any():
             return None  # too little music before the point for a texture that repeats nothing
         rows = played[pick]
-        slot = np.minimum(np.sum(~np.isnan(heard[rows]), axis=1), heard.shape[1] - 1)
+        slot = np.argmin(np.nan_to_num(heard[rows], nan=-np.inf), axis=1)  # a free slot, else the oldest hearing
         heard[rows, slot] = at + offsets
         grains.append(Passage(start=at, end=min(at + grain, after + duration), lag=float(starts[pick]) - at))
         at += hop
