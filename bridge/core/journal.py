@@ -67,13 +67,29 @@ class Journal:
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
-            backup = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-            shutil.copy2(self.path, backup)
-            wal = self.path.with_name(self.path.name + "-wal")
-            if wal.exists():  # committed steps not yet checkpointed live here: the backup needs them too
-                shutil.copy2(wal, backup.with_name(backup.name + "-wal"))
+            backup = self._keep_copy()
             raise JournalError(f"the job journal {self.path} is damaged ({exc}); a copy was kept at {backup}. "
                                f"Move the journal away to start with an empty one.") from None
+
+    def _keep_copy(self) -> Path:
+        """Copy the damaged journal (and its WAL: committed steps not yet checkpointed live there) beside it. A copy
+        kept earlier of the very same bytes is named instead: every command that reads the journal finds it damaged,
+        and each would otherwise add a copy."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        now = [self.path.read_bytes(), wal.read_bytes() if wal.exists() else None]
+        for earlier in sorted(self.path.parent.glob(f"{self.path.name}.corrupt-*[0-9]")):
+            earlier_wal = earlier.with_name(earlier.name + "-wal")
+            if [earlier.read_bytes(), earlier_wal.read_bytes() if earlier_wal.exists() else None] == now:
+                return earlier
+        stamp = f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+        backup, n = self.path.with_name(stamp), 1
+        while backup.exists():  # other damage, kept this very second
+            n += 1
+            backup = self.path.with_name(f"{stamp}-{n}")
+        shutil.copy2(self.path, backup)
+        if wal.exists():
+            shutil.copy2(wal, backup.with_name(backup.name + "-wal"))
+        return backup
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

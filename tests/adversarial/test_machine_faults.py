@@ -21,6 +21,7 @@ from bridge import delivery
 from bridge.audio.region import probe
 from bridge.client import BridgeClient
 from bridge.core.journal import Journal
+from bridge.exceptions import JournalError
 from bridge.models import JobRecord, JobSpec, Rendered, State
 from tests.adversarial.support import (
     Daemon,
@@ -213,6 +214,24 @@ def _corrupt(path, how: str) -> None:
         db.execute(f"UPDATE jobs SET {column} = ? WHERE job_id = 'j-000000'", (value,))
         db.commit()
         db.close()
+
+
+def test_every_reader_of_a_damaged_journal_names_one_copy_of_it(tmp_path):
+    # 'daw-bridge jobs' run three times on a damaged journal left three full copies of it beside it
+    journal = tmp_path / "journal.sqlite"
+    journal.write_bytes(b"not a database" * 100)
+    said = set()
+    for _ in range(3):
+        with pytest.raises(JournalError) as refused:
+            Journal(journal)
+        said.add(str(refused.value))
+    [copy] = tmp_path.glob("journal.sqlite.corrupt-*")
+    assert len(said) == 1 and str(copy) in said.pop() and copy.read_bytes() == journal.read_bytes()
+    journal.write_bytes(b"damaged otherwise" * 100)  # other damage, in the same second: a copy of its own
+    with pytest.raises(JournalError):
+        Journal(journal)
+    assert sorted(c.read_bytes() for c in tmp_path.glob("journal.sqlite.corrupt-*")) == \
+        sorted([b"damaged otherwise" * 100, b"not a database" * 100])
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated", "header smashed", "row with broken JSON",
