@@ -11,7 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from bridge.core.journal import Journal
 from bridge.frontends.osc_wire import encode
@@ -53,6 +55,16 @@ def test_one_shot_refuses_a_reversed_range_with_the_field_named(project):
     assert result.returncode == 2
     assert "end: 3.0 must be greater than start" in result.stderr
     assert not project.drop.exists()
+
+
+def test_a_one_shot_job_that_fails_says_why_in_one_line(project):
+    short = project.root / "sketch.wav"
+    sf.write(short, np.zeros((3 * 44100, 2), np.float32) + 0.1, 44100)
+    result = daw_bridge("inpaint", str(short), "--start", "1", "--end", "2", "--config", str(project.config))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if "too short" in line]  # not the log's line, then the bar's
+    assert len(said) == 1 and said[0].startswith("failed (j-") and "no_material" in said[0], result.stderr
+    assert not project.drop.exists() or not list(project.drop.iterdir())
 
 
 def test_a_one_shot_with_a_state_folder_it_cannot_make_says_so_in_one_line(project, tmp_path):
