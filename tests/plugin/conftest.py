@@ -75,9 +75,10 @@ def only_capture(root: Path) -> Capture:
     return Capture(instances[0])
 
 
-def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0, instance: str = "") -> dict:
+def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0, instance: str = "",
+                 progress: float | None = None) -> dict:
     """The job the plugin's capture index reports (the only instance's, or `instance`'s), once its state is one of
-    ``states``."""
+    ``states`` (and, given, its progress is ``progress``: a state may be written once per message it takes in)."""
     deadline = time.monotonic() + timeout
     job: dict = {}
     while time.monotonic() < deadline:
@@ -85,7 +86,7 @@ def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0, 
             job = (Capture(captures / instance) if instance else only_capture(captures)).index.get("job", {})
         except (FileNotFoundError, json.JSONDecodeError, AssertionError):
             job = {}
-        if job.get("state") in states:
+        if job.get("state") in states and progress in (None, job.get("progress")):
             return job
         time.sleep(0.05)
     raise AssertionError(f"the job never reached {states}: {job}")

@@ -66,9 +66,10 @@ def test_a_trigger_is_answered_and_the_delivered_variants_play_in_place(jack_ser
         assert instance == only_capture(plugin.captures).folder.name
 
         daemon.sendto(encode("/bridge/accepted", [request_id, "j-test-1"]), reply_to)
-        daemon.sendto(encode("/bridge/state", ["j-test-1", "generating", 0.5, "halfway"]), reply_to)
         daemon.sendto(encode("/bridge/state", ["someone-elses-job", "failed", 0.0, "not ours"]), reply_to)
-        job = wait_for_job(plugin.captures, ("working",))
+        daemon.sendto(encode("/bridge/state", ["j-test-1", "generating", 0.5, "halfway"]), reply_to)
+        # taken in once the last message is (the index was read between 'accepted' and 'generating' once)
+        job = wait_for_job(plugin.captures, ("working",), progress=0.5)
         assert (job["job_id"], job["progress"], job["message"]) == ("j-test-1", 0.5, "halfway")
         show_outputs(plugin)
 
