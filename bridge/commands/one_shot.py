@@ -127,9 +127,9 @@ async def _see_through(config: Config, start: Callable[[JobService], JobRecord])
     service = JobService(config, journal, backends)
     bar = _ProgressBar()
     service.subscribe(bar.update)
-    told = logging.getLogger("bridge.core.service")
-    if not told.isEnabledFor(logging.DEBUG):  # this command's last line says how the job ended, the log need not
-        told.setLevel(logging.ERROR)
+    service_log = logging.getLogger("bridge.core.service")
+    if not service_log.isEnabledFor(logging.DEBUG):  # this command's last line says how the job ended: not the log too
+        service_log.setLevel(logging.ERROR)
     try:
         record = start(service)
         # Ctrl-C, a kill or the terminal closing cancels the job: its delivery removes what it staged (a kill
