@@ -152,6 +152,11 @@ class JobRecord:
     created: float = 0.0
     updated: float = 0.0
 
+    @property
+    def task_named_by_producer(self) -> bool:
+        """Whether its task id is one the producer typed in (``jobs resolve --task-id``): it may be the wrong one."""
+        return (self.receipt or {}).get("named_by") == "producer"
+
     def public_receipt(self) -> dict | None:
         """The receipt as it may be shown to a person: without secrets (a webhook secret lets anyone post results)."""
         if self.receipt is None:

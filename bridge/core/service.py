@@ -148,11 +148,11 @@ class JobService:
             raise ValidationError("task_id", shown=logs.scrub(task_id), rule="holds a credential, not a task id: "
                                   "copy the task id from the MusicGPT dashboard")
         backend = self.backends.get(record.spec.backend)
-        stopped, receipt = record.state in (State.FAILED, State.CANCELLED), record.receipt or {}
+        stopped = record.state in (State.FAILED, State.CANCELLED)
         open_question = record.state.waiting_for_producer or stopped and (
-            not receipt.get("task_id") and backend is not None and backend.submission_state(job_id) == "unknown"
+            not (record.receipt or {}).get("task_id") and backend is not None and backend.submission_state(job_id) == "unknown"
             # the task the producer named was not the job's (mistyped): another may be named, never a resubmit
-            or bool(task_id) and receipt.get("named_by") == "producer")
+            or bool(task_id) and record.task_named_by_producer)
         if not open_question:
             raise ValidationError("job_id", job_id, f"has no unknown submission to resolve ({record.state.value})")
         if backend is None:
@@ -405,7 +405,7 @@ class JobService:
     def _finish(self, record: JobRecord, state: State, error: BridgeError) -> None:
         # scrub: an error may quote an address with a token in it; it goes to replies, status files and the CLI
         said = str(error)
-        if (record.receipt or {}).get("named_by") == "producer":  # a task id typed by hand may be the wrong one
+        if record.task_named_by_producer:
             said += (f"; if task {record.receipt['task_id']} is not this job's, 'daw-bridge jobs resolve "
                      f"{record.job_id} --task-id ID' names the right one")
         self.journal.update(record, state=state, error_code=error.code, error_message=logs.scrub(said), message="")
