@@ -208,7 +208,7 @@ VOICE = Table("voice", "Voice commands, push-to-talk: the daemon records its voi
         "confidence and what came of it) to this UDP port, e.g. a control surface's display; absent: none."),
     Key("threshold", FLOAT, "Confidence below which a decoded command is rejected: higher refuses more under music, "
         "lower acts on more, and more often wrongly; a take under loud music needs more, and a command must also "
-        "beat every other sentence by a margin (bench/voice.py).", default=0.22, min=0, max=1),
+        "beat every other sentence by a margin (bench/voice.py).", default=0.17, min=0, max=1),
 ))
 
 RETENTION = Table("retention", "How long finished work is kept; 0 keeps it forever.", (
