@@ -266,9 +266,9 @@ class VoiceDecoder:
         rival, rival_score = self._run(self._rivals[text], pcm)[:2]
         return rival, math.inf if rival_score is None else (score - rival_score) / frames
 
-    def _second_hearing(self, pcm: bytes, command: dict) -> float:
-        """The margin of ``command`` decoded again with the take's own cepstral mean; -inf when that hearing is not
-        the same command. See SECOND_HEARING."""
+    def _second_hearing(self, pcm: bytes, command: dict) -> tuple[str, float]:
+        """The sentence heard with the take's own cepstral mean (see SECOND_HEARING), and its margin over its rival;
+        -inf when it is not ``command``."""
         d = self._decoder
         d.reinit_feat()
         d.start_utt()
@@ -278,8 +278,8 @@ class VoiceDecoder:
         try:
             text, score, frames, _, _ = self._sentence(pcm)
             if score is None or not frames or to_command(text, self.presets) != command:
-                return -math.inf
-            return self._rival(text, score, frames, pcm)[1]
+                return text, -math.inf
+            return text, self._rival(text, score, frames, pcm)[1]
         finally:
             d.config["cmninit"], d.config["cmn"] = self._cmn
             d.reinit_feat()
@@ -296,16 +296,18 @@ class VoiceDecoder:
                 confidence = math.exp(min(0.0, gap) / GAP_SCALE)
             rate = word_frames / phones if phones else math.inf
             # Only a result that could be accepted is worth the rival's decode (the bench, at threshold 0, asks all).
-            rival, margin = "", None
+            rival, rival_margin, heard_again, margin = "", None, None, None
             if self.rule.worth_a_rival(confidence, rate, spread) and text in self._sentences:
-                rival, margin = self._rival(text, grammar_score, word_frames, pcm)
-                margin = min(margin, self._second_hearing(pcm, to_command(text, self.presets)))
+                rival, rival_margin = self._rival(text, grammar_score, word_frames, pcm)
+                heard_again = self._second_hearing(pcm, to_command(text, self.presets))
+                margin = min(rival_margin, heard_again[1])
         accepted = margin is not None and bool(self.rule.accepts(confidence, rate, margin, spread))
         command = to_command(text, self.presets) if accepted else None
         return Result(text, command, confidence, time.perf_counter() - started,
                       {"word_frames": word_frames, "grammar_score": grammar_score, "phone_score": phone_score,
                        "posterior": posterior, "frames_per_phone": rate,
-                       "rival": rival, "margin": margin, "spread": spread})
+                       "rival": rival, "rival_margin": rival_margin, "heard_again": heard_again, "margin": margin,
+                       "spread": spread})
 
     def decode(self, audio: np.ndarray, rate: int) -> Result:
         audio = at_rate(audio, rate)

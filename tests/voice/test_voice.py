@@ -112,6 +112,25 @@ def test_a_command_heard_over_loud_music_must_be_surer(tmp_path):
     assert not rule.accepts(confidence, 8.0, math.inf, spread(loud))
 
 
+def test_a_command_the_second_hearing_does_not_confirm_is_not_acted_on(decoder, tmp_path):
+    """Heard with the padded take's cepstral mean, "bridge stop" under loud music came out as "bridge audition two",
+    sure enough and clear enough of every other sentence for the rule; heard again with the take's own mean it is
+    "bridge stop". The two hearings disagree, so nothing is done: a rejection, which the producer repeats, instead
+    of an audition nobody asked for."""
+    said, rate = sf.read(str(speak("bridge stop", tmp_path / "say.wav")), dtype="float32")
+    said = at_rate(said, rate)
+    take = at_rate(*music(100.0, len(said) / 16000 + 1.0))
+    take *= np.sqrt((said ** 2).mean() / (take ** 2).mean()) * 10 ** (-5 / 20)  # the voice 5 dB over the music
+    take[8000:8000 + len(said)] += said
+    result = decoder.decode(take, 16000)
+    first = to_command(result.text)
+    assert first not in (None, {"command": "stop"}), result
+    assert decoder.rule.accepts(result.confidence, result.detail["frames_per_phone"], result.detail["rival_margin"],
+                                result.detail["spread"]), "the first hearing alone would act on it"
+    assert result.detail["heard_again"] == ("bridge stop", -math.inf)
+    assert result.command is None and result.detail["margin"] == -math.inf
+
+
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bridge", "voice", *args], check=False, capture_output=True,
                           text=True, cwd=ROOT, timeout=60)
