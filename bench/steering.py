@@ -23,18 +23,30 @@ asked way: calmer's pick quieter than more-intense's pick, with fewer (or as few
 against the context. Both definitions' figures are printed; every other delivered range is reported apart.
 
     python bench/steering.py [--songs N] [--part dev|heldout|both] [--crop 240] [--extend] [--only SUBSTRING]
+
+``--dump FOLDER`` runs only the unprompted job and keeps, per range, every fitting candidate's judged audio (mono),
+the context's, the judge's measures and the engine ruler's, so a ranking or a density measure is tried offline in
+seconds (``--from FOLDER``, see ``from_dump``) instead of a half-hour run; the steered picks are then the engine's
+``steering.rank`` of those candidates.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the daemon runs the engine (bridge/cli.py), before numpy
+
+import argparse  # noqa: E402
+import dataclasses
+import json
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import soundfile as sf
@@ -44,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import music_set  # noqa: E402
 
+from bridge.audio import fades  # noqa: E402
 from bridge.audio.region import probe  # noqa: E402
 from bridge.backends.local import engine, steering  # noqa: E402
 from bridge.backends.local.backend import DEFAULT_MIN_CONFIDENCE  # noqa: E402
@@ -142,7 +155,8 @@ def _range(variant: dict, start: float, end: float) -> np.ndarray:
     return audio[int(round(start * sr)) - first:int(round(end * sr)) - first]
 
 
-def run_case(case: Case, path: Path, audio: np.ndarray, sr: int, folder: Path, fields: dict) -> Case:
+def run_case(case: Case, path: Path, audio: np.ndarray, sr: int, folder: Path, fields: dict,
+             dump: Path | None = None) -> Case:
     start = case.at
     end = start + case.length
     judged_end = start + case.judged_seconds
@@ -155,22 +169,69 @@ def run_case(case: Case, path: Path, audio: np.ndarray, sr: int, folder: Path, f
     candidates = steering.MIN_PLANS  # what a one-variant steering prompt plans (steering.Steering.plan_count)
     try:
         every, case.seconds["plain"] = _job(path, folder, "", candidates, **fields)
-        picks = {name: _job(path, folder, prompt, 1, **fields) for name, prompt in PROMPTS.items()}
+        picks = {} if dump else {name: _job(path, folder, prompt, 1, **fields) for name, prompt in PROMPTS.items()}
     except NoMaterialError:
         case.refused = True
         return case
     best = every[0]["splice"]["confidence"]
-    for variant in every:
-        if variant["splice"]["confidence"] >= best - steering.FIT_MARGIN:
-            case.fitting.append(measure([_range(variant, start, judged_end)], sr))
+    fitting = [variant for variant in every if variant["splice"]["confidence"] >= best - steering.FIT_MARGIN]
+    case.fitting = [measure([_range(variant, start, judged_end)], sr) for variant in fitting]
     case.picks["plain"] = case.fitting[0]
+    if dump:
+        _dump(case, fitting, context, sr, dump)
     for name, ([variant], seconds) in picks.items():
         case.picks[name] = measure([_range(variant, start, judged_end)], sr)
         case.seconds[name] = seconds
     return case
 
 
-def song_cases(song: music_set.Song, crop: float, extend: bool, root: Path) -> list[Case]:
+def _dump(case: Case, fitting: list[dict], context: list[np.ndarray], sr: int, folder: Path) -> None:
+    """Keep what an offline ranking needs: each fitting candidate's range as the engine's ruler judges it (an
+    extension without its last bar, see ``engine.render_job``), the context, and both rulers' measures."""
+    end = case.at + case.length
+    if case.operation == "extend":
+        end -= min(4 * 60.0 / fitting[0]["splice"]["tempo"], case.length / 2)
+    ruler = steering.Ruler(context, sr)
+    ranges = [_range(variant, case.at, end) for variant in fitting]
+    name = f"{case.song.replace('/', '+')}-{case.operation}-{case.at:.2f}-{case.length:.0f}"
+    arrays = {f"context{k}": fades.mono(piece) for k, piece in enumerate(context)}
+    arrays.update({f"candidate{k}": fades.mono(piece) for k, piece in enumerate(ranges)})
+    np.savez(folder / f"{name}.npz", **arrays)
+    record = {"part": case.part, "song": case.song, "operation": case.operation, "at": case.at,
+              "length": case.length, "sample_rate": sr, "context": asdict(case.context),
+              "fitting": [asdict(m) for m in case.fitting],
+              "confidence": [variant["splice"]["confidence"] for variant in fitting],
+              "ruler_context": asdict(ruler.context),
+              "ruler": [asdict(mine) | change for mine, change in map(ruler.change, ranges)]}
+    (folder / f"{name}.json").write_text(json.dumps(record))
+
+
+def from_dump(folder: Path, rank=None) -> list[Case]:
+    """The dumped ranges as cases, each with the picks "calmer" and "more intense" would make among its fitting
+    candidates: ``rank(prompt, record)`` -> index into the record's candidates, by default the engine's
+    ``steering.rank`` of the ruler's measures as dumped."""
+    cases = []
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        case = Case(record["part"], record["song"], record["operation"], record["at"], record["length"],
+                    Measure(**record["context"]), [Measure(**m) for m in record["fitting"]])
+        case.picks["plain"] = case.fitting[0]
+        for name, prompt in PROMPTS.items():
+            chosen = rank(prompt, record) if rank else _engine_pick(prompt, record)
+            case.picks[name] = case.fitting[chosen]
+        cases.append(case)
+    return cases
+
+
+def _engine_pick(prompt: str, record: dict) -> int:
+    fields = {f.name for f in dataclasses.fields(steering.Character)}
+    measured = [(steering.Character(**{k: v for k, v in m.items() if k in fields}),
+                 {k: v for k, v in m.items() if k not in fields}) for m in record["ruler"]]
+    ruler = SimpleNamespace(context=steering.Character(**record["ruler_context"]))  # all rank reads of a ruler
+    return steering.rank(steering.understand(prompt), ruler, measured, record["confidence"])[0][0]
+
+
+def song_cases(song: music_set.Song, crop: float, extend: bool, root: Path, dump: Path | None = None) -> list[Case]:
     audio, sr = music_set.load(song, crop)
     folder = root / "case"
     shutil.rmtree(folder, ignore_errors=True)
@@ -184,7 +245,7 @@ def song_cases(song: music_set.Song, crop: float, extend: bool, root: Path) -> l
             at = round(position * duration, 2)
             case = Case(song.part, song.label, "inpaint", at, gap)
             cases.append(run_case(case, path, audio, sr, folder, {"operation": "inpaint", "start": at,
-                                                                  "end": at + gap}))
+                                                                  "end": at + gap}, dump))
     for position in EXTEND_POSITIONS if extend else ():
         # the engine gets only the music before the point, as a producer extending the end of their song
         at = round(position * duration, 2)
@@ -192,7 +253,7 @@ def song_cases(song: music_set.Song, crop: float, extend: bool, root: Path) -> l
         sf.write(str(cut), audio[:int(round(at * sr))], sr, subtype="FLOAT")
         case = Case(song.part, song.label, "extend", at, EXTEND_SECONDS)
         cases.append(run_case(case, cut, audio[:int(round(at * sr))], sr, folder,
-                              {"operation": "extend", "extend_after": at, "duration": EXTEND_SECONDS}))
+                              {"operation": "extend", "extend_after": at, "duration": EXTEND_SECONDS}, dump))
     return cases
 
 
@@ -259,7 +320,19 @@ def main() -> None:
     parser.add_argument("--crop", type=float, default=240.0)
     parser.add_argument("--extend", action="store_true", help="also extensions of 10 s")
     parser.add_argument("--only", default="", help="songs whose label contains this")
+    parser.add_argument("--dump", type=Path, help="keep every fitting candidate here (no steered jobs run)")
+    parser.add_argument("--from", dest="dumped", type=Path, help="judge the engine's ranking of a dump's candidates")
     args = parser.parse_args()
+    if args.dumped:
+        cases = from_dump(args.dumped)
+        for part in sorted({c.part for c in cases}):
+            for operation in ("inpaint", "extend"):
+                mine = [c for c in cases if c.part == part and c.operation == operation]
+                if mine:
+                    summarise(f"{part}, {operation} (ranked offline)", mine)
+        return
+    if args.dump:
+        args.dump.mkdir(parents=True, exist_ok=True)
     parts = ("dev", "heldout") if args.part == "both" else (args.part,)
     root = Path(tempfile.mkdtemp(prefix="daw-bridge-steering-"))
     try:
@@ -271,13 +344,15 @@ def main() -> None:
             cases: list[Case] = []
             for song in music_set.pick(chosen, args.songs, args.skip):
                 t0 = time.perf_counter()
-                mine = song_cases(song, args.crop, args.extend, root)
+                mine = song_cases(song, args.crop, args.extend, root, args.dump)
                 both = sum(1 for c in mine if not c.refused and c.offers_both)
                 fitting = [len(c.fitting) for c in mine if not c.refused]
                 print(f"{song.label}: {len(mine)} ranges, {both} offer both, median "
                       f"{statistics.median(fitting) if fitting else 0:.0f} candidates fit "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
                 cases.extend(mine)
+            if args.dump:  # the picks the engine's ranking makes among the dumped candidates
+                cases = [c for c in from_dump(args.dump) if c.part == part] + [c for c in cases if c.refused]
             summarise(f"{part}, inpaint", [c for c in cases if c.operation == "inpaint"])
             if args.extend:
                 summarise(f"{part}, extend", [c for c in cases if c.operation == "extend"])

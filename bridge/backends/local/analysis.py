@@ -129,6 +129,18 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
                         level_db=level_db, tail_db=tail_db)
 
 
+def to_analysis_rate(mono: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A short mono stretch resampled at once to the analysis rate."""
+    return _resampler(sample_rate)(mono, True)
+
+
+def stretch_onsets(samples: np.ndarray) -> np.ndarray:
+    """The onset strength of a short mono stretch at the analysis rate, framed as a song's (centred frames, zeros
+    beyond its ends) with its dB floored 80 dB below its own loudest band."""
+    mel = _mel_filters() @ frame_power(np.pad(samples, N_FFT // 2))
+    return onset_strength(power_to_db(mel, top_db=80.0))
+
+
 def _resampler(sample_rate: int):
     """``resample(mono, last)``: the next stretch of the mix at the analysis rate (``last`` flushes the end)."""
     if sample_rate == ANALYSIS_RATE:

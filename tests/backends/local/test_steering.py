@@ -16,7 +16,7 @@ from bridge.backends.local.analysis import without_range
 from bridge.backends.local.cache import AnalysisCache, content_key
 from bridge.backends.local.inpaint import plan_inpaint
 from bridge.backends.local.render import render
-from bridge.backends.local.steering import Ruler, understand
+from bridge.backends.local.steering import Ruler, rank, understand
 from bridge.models import JobSpec
 from tests.songs import make_song_array, write
 
@@ -171,3 +171,20 @@ def test_the_ruler_measures_level_onsets_and_brightness_against_the_context():
     assert abs(change["density"]) < 0.2  # the same pattern, quieter: as dense
     _, change = ruler.change(clicks(4.0, 4.0, sr, brightness=0.1))
     assert change["brightness"] < -0.5
+
+
+def test_calmer_and_more_intense_choose_material_that_moves_every_asked_way():
+    """A much quieter but busier passage scores calmest by the sum of the axes, yet it is not calmer than the loud
+    busy one "more intense" chooses; "calmer" takes the passage quieter *and* sparser than another that fits."""
+    sr = 44100
+    ruler = Ruler([clicks(8.0, 4.0, sr)], sr)
+    quiet_busy, calm, loud_busy = (ruler.change(clicks(8.0, rate, sr, gain=gain))
+                                   for rate, gain in ((8.0, 0.15), (3.0, 0.45), (6.0, 0.5)))
+    measured = [quiet_busy, calm, loud_busy]
+    calmer, intense, quieter = understand("calmer"), understand("more intense"), understand("quieter")
+    assert calmer.score(quiet_busy[1]) > calmer.score(calm[1])  # the sum alone would choose the busy one
+    assert quiet_busy[0].onsets_per_s > loud_busy[0].onsets_per_s > calm[0].onsets_per_s
+    assert quiet_busy[0].level_db < calm[0].level_db < loud_busy[0].level_db
+    first = {words: rank(steering, ruler, measured, [0.9, 0.9, 0.9])[0][0]
+             for words, steering in (("calmer", calmer), ("intense", intense), ("quieter", quieter))}
+    assert first == {"calmer": 1, "intense": 2, "quieter": 0}
