@@ -3,7 +3,9 @@ lose cases that one of its own candidates would have won?
 
 The cases are ``engine_coverage.py``'s extensions (10 and 30 s after cuts at 45 % and 70 % of the crop, the engine
 given only the audio before the cut). Each case's candidates are the plans ``engine.render_job`` renders for a
-two-variant job (two walks and the phrase repeats), rendered the same way; each gets its rendered join confidence
+two-variant job (two walks and the phrase repeats), rendered the same way, and the texture (``"texture": true``),
+rendered for every case though the engine offers it only when no passage reaches ``TEXTURE_BELOW``, so rules for
+offering it can be tried offline too; each gets its rendered join confidence
 (``sure``, the engine's ranking), its log-spectral distance to the real continuation, and its distance to the last
 bar before the cut looped (a ranking signal that needs no knowledge of the future). Printed per length: cases the
 engine's first variant wins against both baselines, cases the best candidate would win (the ceiling of any
@@ -40,6 +42,7 @@ from bridge.backends.local.extend import plan_extend  # noqa: E402
 from bridge.backends.local.joins import FileSource  # noqa: E402
 from bridge.backends.local.render import render  # noqa: E402
 from bridge.backends.local.similarity import confidence  # noqa: E402
+from bridge.backends.local.texture import TEXTURE_BELOW, Texture, plan_texture, render_texture  # noqa: E402
 
 HANDLE = 1.0  # JobSpec's default handle: the rendered span starts this long before the cut
 
@@ -68,16 +71,20 @@ def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
             first = int(round(max(0.0, start - HANDLE) * sr))
             source = FileSource(path)
             try:
-                for plan in plan_extend(analysis, start, seconds, 2, phrases=True):
+                plans = plan_extend(analysis, start, seconds, 2, phrases=True)
+                plans += [texture for texture in [plan_texture(analysis, start, seconds)] if texture is not None]
+                for plan in plans:
                     span = (first, int(round((start + seconds) * sr)))
-                    out, joins, passages = render(source, sr, plan, start, start + seconds, span, analysis.beat_period)
+                    draw = render_texture if isinstance(plan, Texture) else render
+                    out, joins, passages = draw(source, sr, plan, start, start + seconds, span, analysis.beat_period)
                     extension = _mono22(out[a - first:b - first], sr)
                     sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
                     case["candidates"].append({
                         "sure": sure,
                         "lsd": log_spectral_distance(extension, truth),
                         "to_loop": log_spectral_distance(extension, looped),
-                        "passages": passages, "loops": _loops(passages, cut, cut + seconds, bar)})
+                        "passages": passages, "loops": _loops(passages, cut, cut + seconds, bar),
+                        "texture": isinstance(plan, Texture)})
             finally:
                 source.close()
             cases.append(case)
@@ -93,8 +100,11 @@ def _wins(case: dict, candidate: dict) -> bool:
 
 
 def engine_choice(case: dict) -> dict:
-    """Variant 1 of the job: the surest candidate (the first planned among equals)."""
-    return max(case["candidates"], key=lambda c: c["sure"])
+    """Variant 1 of the job: the surest candidate (the first planned among equals), the texture among them only
+    when no passage reaches ``TEXTURE_BELOW``."""
+    passages = [c for c in case["candidates"] if not c.get("texture")]
+    offered = max((c["sure"] for c in passages), default=0.0) < TEXTURE_BELOW
+    return max([c for c in case["candidates"] if offered or not c.get("texture")], key=lambda c: c["sure"])
 
 
 def table(cases: list[dict]) -> None:
