@@ -26,8 +26,8 @@ against the context. Both definitions' figures are printed; every other delivere
 
 ``--dump FOLDER`` runs only the unprompted job and keeps, per range, every fitting candidate's judged audio (mono),
 the context's, the judge's measures and the engine ruler's, so a ranking or a density measure is tried offline in
-seconds (``--from FOLDER``, see ``from_dump``) instead of a half-hour run; the steered picks are then the engine's
-``steering.rank`` of those candidates.
+seconds (``--from FOLDER``, see ``from_dump``; ``--remeasure`` for the current ruler's measures) instead of a
+half-hour run; the steered picks are then the engine's ``steering.rank`` of those candidates.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def _dump(case: Case, fitting: list[dict], context: list[np.ndarray], sr: int, f
     extension without its last bar, see ``engine.render_job``), the context, and both rulers' measures."""
     end = case.at + case.length
     if case.operation == "extend":
-        end -= min(4 * 60.0 / fitting[0]["splice"]["tempo"], case.length / 2)
+        end -= min(4 * 60.0 / max(fitting[0]["splice"]["tempo"], 1e-3), case.length / 2)
     ruler = steering.Ruler(context, sr)
     ranges = [_range(variant, case.at, end) for variant in fitting]
     name = f"{case.song.replace('/', '+')}-{case.operation}-{case.at:.2f}-{case.length:.0f}"
@@ -206,13 +206,20 @@ def _dump(case: Case, fitting: list[dict], context: list[np.ndarray], sr: int, f
     (folder / f"{name}.json").write_text(json.dumps(record))
 
 
-def from_dump(folder: Path, rank=None) -> list[Case]:
+def from_dump(folder: Path, rank=None, remeasure: bool = False) -> list[Case]:
     """The dumped ranges as cases, each with the picks "calmer" and "more intense" would make among its fitting
     candidates: ``rank(prompt, record)`` -> index into the record's candidates, by default the engine's
-    ``steering.rank`` of the ruler's measures as dumped."""
+    ``steering.rank`` of the ruler's measures as dumped or (``remeasure``) of the current ruler's measures of the
+    kept mono audio (its level is then the mono mix's)."""
     cases = []
     for path in sorted(folder.glob("*.json")):
         record = json.loads(path.read_text())
+        if remeasure:
+            with np.load(path.with_suffix(".npz")) as kept:
+                ruler = steering.Ruler([kept[k] for k in kept.files if k.startswith("context")], record["sample_rate"])
+                changes = [ruler.change(kept[f"candidate{k}"]) for k in range(len(record["fitting"]))]
+            record["ruler_context"] = asdict(ruler.context)
+            record["ruler"] = [asdict(mine) | change for mine, change in changes]
         case = Case(record["part"], record["song"], record["operation"], record["at"], record["length"],
                     Measure(**record["context"]), [Measure(**m) for m in record["fitting"]])
         case.picks["plain"] = case.fitting[0]
@@ -322,9 +329,10 @@ def main() -> None:
     parser.add_argument("--only", default="", help="songs whose label contains this")
     parser.add_argument("--dump", type=Path, help="keep every fitting candidate here (no steered jobs run)")
     parser.add_argument("--from", dest="dumped", type=Path, help="judge the engine's ranking of a dump's candidates")
+    parser.add_argument("--remeasure", action="store_true", help="with --from: the current ruler measures them again")
     args = parser.parse_args()
     if args.dumped:
-        cases = from_dump(args.dumped)
+        cases = from_dump(args.dumped, remeasure=args.remeasure)
         for part in sorted({c.part for c in cases}):
             for operation in ("inpaint", "extend"):
                 mine = [c for c in cases if c.part == part and c.operation == operation]
