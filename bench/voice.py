@@ -124,8 +124,9 @@ def mix(speech: np.ndarray, bed: np.ndarray, snr: float | None) -> np.ndarray:
 
 def run_part(name: str, quick: bool, music_minutes: float) -> tuple:
     decoder = VoiceDecoder()
-    decoder.rule = Rule(threshold=0.0, max_frames_per_phone=math.inf, per_db=0.0)  # every rival decoded; rules
-    # are applied here
+    # Every rival and every second hearing decoded; the rules are applied here.
+    decoder.rule = Rule(threshold=0.0, min_margin=-math.inf, sure_margin=-math.inf, max_frames_per_phone=math.inf,
+                        per_db=0.0)
     with tempfile.TemporaryDirectory() as tmp:
         return decode_part(name, decoder, quick, music_minutes, Path(tmp))
 
