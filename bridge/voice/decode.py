@@ -74,8 +74,8 @@ TOP_GAUSSIANS = 16
 # grammar better too (median confidence 0.22 against 0.03), so on its own its rule had to stay high and gained nothing
 # (704 exact of 912 against 706). Two hearings that must agree keep the best of both: the confidence of the first (its
 # gap to the phone loop) and the agreement and smaller margin of both: 746 exact of 912 against 692 on the tuning
-# part. It costs three searches more, only for a result the first hearing would act on (the mean is read without a
-# search): 40 takes decoded both ways in one process, median 486 against 300 ms (max 647 against 386).
+# part. It costs three searches more, only for a result the first hearing would act on (the pass that reads the mean
+# is one of them: pocketsphinx ends every utterance with a search): 40 takes decoded both ways in one process, median 486 against 300 ms (max 647 against 386).
 # Not better on the tuning part with topn 16 (at the rule chosen for each, the most exact commands alone): live
 # cepstral mean normalisation from the default start (634 at an older criterion against 732). Not better with topn 4
 # (exact commands of 912 at its own choice, against 671): the margin per frame (643) or per phone (649) of the words
@@ -224,15 +224,23 @@ class VoiceDecoder:
         # a take's grammar decode depended on the take before it (and the first take on none).
         d.reinit_feat()
         d.activate_search(search)
-        d.start_utt()
-        d.process_raw(pcm, False, True)
-        d.end_utt()
+        self._utterance(pcm, search=True)
         hyp = d.hyp()
         if hyp is None or not hyp.hypstr:
             return "", None, [], 0.0
         # The binding hands back exp(score); its log in the decoder's own base is the integer path score.
         score = self._logmath.log(hyp.best_score) if hyp.best_score > 0 else None
         return hyp.hypstr, score, list(d.seg()), hyp.prob
+
+    def _utterance(self, pcm: bytes, search: bool) -> None:
+        """The frames of ``pcm`` through the front end (and the active search), as one whole utterance. The utterance
+        is always ended: one left open made every later search fail, so the daemon's voice stayed dead."""
+        self._decoder.start_utt()
+        try:
+            if pcm:  # pocketsphinx refuses an empty buffer
+                self._decoder.process_raw(pcm, not search, True)
+        finally:
+            self._decoder.end_utt()
 
     def _sentence(self, pcm: bytes) -> tuple[str, int | None, int, int, float]:
         """The grammar's best sentence, its path score, the 10 ms frames and the phones of its words, its posterior."""
@@ -262,9 +270,7 @@ class VoiceDecoder:
         -inf when it is not ``command``."""
         d = self._decoder
         d.reinit_feat()
-        d.start_utt()
-        d.process_raw(pcm[_PADDING_BEFORE:len(pcm) - _PADDING_AFTER], True, True)  # no search: the mean alone
-        d.end_utt()
+        self._utterance(pcm[_PADDING_BEFORE:len(pcm) - _PADDING_AFTER], search=False)  # the take's mean
         d.config["cmninit"], d.config["cmn"] = d.get_cmn(False), "live"
         try:
             text, score, frames, _, _ = self._sentence(pcm)

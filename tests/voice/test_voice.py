@@ -80,6 +80,14 @@ def test_a_recording_decodes_the_same_whatever_came_before(tmp_path):
         {k: first.detail[k] for k in ("grammar_score", "phone_score", "margin")}
 
 
+def test_an_empty_take_is_no_command_and_the_decoder_still_hears(decoder, tmp_path):
+    """pocketsphinx refuses an empty buffer mid-utterance; the utterance it left open made every later search fail,
+    which in the daemon meant no voice command until a restart."""
+    assert decoder.decode_pcm(b"", 0.0).command is None
+    result = decoder.decode_file(speak("bridge keep", tmp_path / "keep.wav"))
+    assert result.command == {"command": "keep"}, result
+
+
 def music(start: float, seconds: float) -> tuple[np.ndarray, int]:
     """Mono music from MUSIC, and its rate."""
     if not MUSIC.exists():
