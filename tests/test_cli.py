@@ -215,6 +215,10 @@ def test_a_one_shot_job_whose_resolve_was_interrupted_is_retried_from_its_task(p
     (project.state / "one-shot-journal.sqlite").write_bytes(b"not a database" * 100)
     to_daemon = daw_bridge("jobs", "retry", job_id, *config, timeout=30)
     assert to_daemon.returncode == 1 and "no daemon answered" in to_daemon.stdout, to_daemon.stdout + to_daemon.stderr
+    # a job the readable journal lacks may be in the damaged one: the answer does not say it is gone
+    unknown = daw_bridge("jobs", "show", "j-elsewhere", *config, timeout=30)
+    assert unknown.returncode == 2 and "one-shot-journal.sqlite" in unknown.stderr and "damaged" in unknown.stderr
+    assert unknown.stdout.strip() == "daw-bridge jobs: no job j-elsewhere in the journal that can be read"
 
 
 def test_a_paid_one_shot_killed_outright_is_taken_up_from_its_task(project):

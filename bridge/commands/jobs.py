@@ -59,7 +59,7 @@ def jobs(config: Config, args) -> int:
             return 2
         if record is None:
             _say(damage)  # it may be in the journal that cannot be read
-            print(f"daw-bridge jobs: no job {args.job_id}")
+            print(f"daw-bridge jobs: no job {args.job_id}" + (" in the journal that can be read" if damage else ""))
             return 2
         if args.action == "show":
             print(json.dumps({**record.summary(), "pictures": _pictures(record.manifests),
