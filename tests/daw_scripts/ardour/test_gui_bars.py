@@ -26,6 +26,18 @@ Temporal.TempoMap.update(map)
 """
 
 
+# A bar line is fitted from Ardour's reports (its time cut to the millisecond) and kept to the millisecond: 10.6667 s
+# came out as 10.667 in most runs and 10.666 in one.
+MILLISECOND = 1.5e-3
+
+
+def within_a_millisecond(said: str, expected: str) -> bool:
+    """The same words, and each number within a millisecond of the expected one."""
+    number = r"\d+\.\d+"
+    return re.sub(number, "#", said) == re.sub(number, "#", expected) and all(
+        abs(float(a) - float(b)) <= MILLISECOND for a, b in zip(re.findall(number, said), re.findall(number, expected)))
+
+
 @pytest.fixture(scope="module")
 def gui(ardour, tmp_path_factory):
     with running_gui(ardour, tmp_path_factory.mktemp("gui-bars"), [], setup=TEMPO_CHANGE) as gui:
@@ -76,12 +88,13 @@ def test_bars_from_ardours_cursor_on_the_bar_lines_its_transport_rolled_through(
                                                         ("last", 5, "bars 1-5 (0.000-10.667 s)", -0.5, 10.167),
                                                         ("last", 2, "bars 4-5 (6.000-10.667 s)", 5.5, 10.167)):
                 answer = bars("context", anchor, count)  # across the tempo change: on Ardour's own bar lines
-                assert answer[:2] == ["selected", expected], answer
-                assert answer[2:] == pytest.approx([start, end, 0.0, 0.0], abs=1e-5)
+                assert answer[0] == "selected" and within_a_millisecond(answer[1], expected), answer
+                assert answer[2:] == pytest.approx([start, end, 0.0, 0.0], abs=MILLISECOND)
         wait_for("the context to hold bars 4-5", lambda: json.loads(
             (project.state / "context.json").read_text())["context"].get("start") == 5.5, 10, 0.1)
         context = json.loads((project.state / "context.json").read_text())
-        assert (context["context"]["end"], context["bars"]) == (10.167, ("bars 4-5 (6.000-10.667 s) at Ardour's bar "
-                                                                         "lines, from its play cursor"))
+        assert context["context"]["end"] == pytest.approx(10.167, abs=MILLISECOND)
+        assert within_a_millisecond(context["bars"], "bars 4-5 (6.000-10.667 s) at Ardour's bar lines, from its play "
+                                                     "cursor"), context["bars"]
     finally:
         daemon.stop()
