@@ -150,7 +150,8 @@ class JobService:
         backend = self.backends.get(record.spec.backend)
         stopped = record.state in (State.FAILED, State.CANCELLED)
         open_question = record.state.waiting_for_producer or stopped and (
-            not (record.receipt or {}).get("task_id") and backend is not None and backend.submission_state(job_id) == "unknown"
+            not (record.receipt or {}).get("task_id")
+            and backend is not None and backend.submission_state(job_id) == "unknown"
             # the task the producer named was not the job's (mistyped): another may be named, never a resubmit
             or bool(task_id) and record.task_named_by_producer)
         if not open_question:

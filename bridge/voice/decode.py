@@ -75,7 +75,8 @@ TOP_GAUSSIANS = 16
 # (704 exact of 912 against 706). Two hearings that must agree keep the best of both: the confidence of the first (its
 # gap to the phone loop) and the agreement and smaller margin of both: 746 exact of 912 against 692 on the tuning
 # part. It costs three searches more, only for a result the first hearing would act on (the pass that reads the mean
-# is one of them: pocketsphinx ends every utterance with a search): 40 takes decoded both ways in one process, median 486 against 300 ms (max 647 against 386).
+# is one of them: pocketsphinx ends every utterance with a search): 40 takes decoded both ways in one process, median
+# 486 against 300 ms (max 647 against 386).
 # Not better on the tuning part with topn 16 (at the rule chosen for each, the most exact commands alone): live
 # cepstral mean normalisation from the default start (634 at an older criterion against 732). Not better with topn 4
 # (exact commands of 912 at its own choice, against 671): the margin per frame (643) or per phone (649) of the words
