@@ -6,7 +6,7 @@ long as the song lasts, and jumps at a beat to another passage that continues na
 Jumps back into music heard in the last ``LOOP_GUARD`` seconds cost extra, so the walk avoids short repeating
 loops; the listener heard the music before the point too, so it counts as heard, and a jump is charged for the
 share of the bars it would play that were heard recently. Near the end it tries to jump into the song's own
-ending so the extension finishes like the song does; otherwise the renderer fades the last bar. Extending after
+ending so the extension finishes like the song does; otherwise the renderer fades the last beat. Extending after
 a song that has ended treats its ending as a break: the continuation follows the music that led into the ending,
 and is not turned down to the ending's fading level. Replaying the last 2, 4 or 8 bars before the point is offered
 as a start too: the caller ranks those repeats with the walks by how their joins render.

@@ -146,7 +146,7 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
 
     ``song`` is float32 frames (frames, channels) or a source with ``read(start, length)`` and ``frames``. For an
     inpaint ``end`` lies inside the song and the source takes over again there; for an extension it is where the
-    span ends, and the plan's ending (the song's own ending, or a fade over the last bar) finishes it.
+    span ends, and the plan's ending (the song's own ending, or a fade over the last beat) finishes it.
     """
     source = joins.ArraySource(song) if isinstance(song, np.ndarray) else song
     r = _Renderer(source, sample_rate, beat)
@@ -191,7 +191,7 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
     if tail:
         out[last - f0:last + tail - f0] = _blend(new[-tail:], out[last - f0:last + tail - f0], exit_correlation)
     if plan.ending != "source":
-        finish(out, last - f0, plan.ending, int(round(4 * beat * sample_rate)), sample_rate)
+        finish(out, last - f0, plan.ending, int(round(beat * sample_rate)), sample_rate)
     passages = [p.to_json() for p in plan.passages]
     for entry, at, lag, gain in zip(passages, bounds, lags, gains):
         entry["from"] = round((at + lag) / sample_rate, 4)
@@ -202,9 +202,12 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
     return out, [j.to_json(sample_rate) for j in rendered], passages
 
 
-def finish(out: np.ndarray, end: int, ending: str, bar: int, sample_rate: int) -> None:
-    """End an extension cleanly: fade over the last bar, or (song's own ending) only a short fade at the cut."""
-    length = min(bar if ending == "fade" else int(0.05 * sample_rate), end)
+def finish(out: np.ndarray, end: int, ending: str, beat: int, sample_rate: int) -> None:
+    """End an extension cleanly: fade over the last beat, or (song's own ending) only a short fade at the cut.
+
+    A beat lets the last notes ring down without cutting one; a longer fade (a whole bar was tried) spends more of
+    the extension fading: the music the producer asked for plays at its level until the last beat."""
+    length = min(beat if ending == "fade" else int(0.05 * sample_rate), end)
     if length <= 0:
         return
     x = (np.arange(length) + 0.5) / length

@@ -7,7 +7,7 @@ a fraction of a grain after the previous, so every moment is a blend and no grai
 drawn in no fixed order from the stretches whose mean spectrum is closest to the last seconds before the point,
 each brought to the level of those seconds. No stretch is heard three times within ``LOOP_BARS`` bars (the
 music before the point counts as heard once), so the texture has no repetition period. The renderer ends it
-with the fade over the last bar that the walks use.
+with the fade over the last beat that the walks use.
 
 Its confidence is how steady the music before the point is (``steadiness``): the caller offers a texture only
 when no passage reached ``TEXTURE_BELOW``, and ranks it with the passages by confidence.
@@ -167,5 +167,5 @@ def render_texture(source, sample_rate: int, texture: Texture, start: float, end
         joins.append({"at": round(start, 4), "from": passages[0]["from"], "crossfade": round(fade / sample_rate, 4),
                       "confidence": round(texture.steadiness, 3), "correlation": 0.0, "gain_db": 0.0})
     out[first - f0:last - f0] = stream[first - stream_lo:]
-    finish(out, last - f0, texture.ending, int(round(4 * beat * sample_rate)), sample_rate)
+    finish(out, last - f0, texture.ending, int(round(beat * sample_rate)), sample_rate)
     return out, joins, passages

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -121,7 +123,9 @@ def test_extend_continues_from_matching_music_and_lands_on_the_song_ending(song)
     assert np.sqrt(np.mean(tail ** 2)) < 0.1 * np.sqrt(np.mean(out ** 2))
 
 
-def test_extend_of_a_song_cut_mid_bar_fades_over_its_last_bar(song):
+def test_extend_of_a_song_cut_mid_bar_plays_on_at_its_level_and_fades_over_its_last_beat(song):
+    """No ending of its own to land on: the walk plays at its level until the last beat, which fades to silence
+    (a cos^2 curve), so no note is cut and the fade takes no more of the extension than one beat."""
     audio, sr = song
     cut = audio[:int(35.3 * sr)]  # stops mid-bar: no ending of its own
     analysis = analyse(cut, sr)
@@ -130,9 +134,13 @@ def test_extend_of_a_song_cut_mid_bar_fades_over_its_last_bar(song):
     assert plan.ending == "fade"
     span = (int(round((after - HANDLE) * sr)), int(round((after + seconds) * sr)))
     out, _, _ = render(cut, sr, plan, after, after + seconds, span, analysis.beat_period)
-    bar = int(4 * analysis.beat_period * sr)
+    unfaded, _, _ = render(cut, sr, dataclasses.replace(plan, ending="source"), after, after + seconds, span,
+                           analysis.beat_period)
+    beat = int(round(analysis.beat_period * sr))
+    np.testing.assert_array_equal(out[:-beat], unfaded[:-beat])
+    gain = np.cos(0.5 * np.pi * (np.arange(beat) + 0.5) / beat) ** 2
+    np.testing.assert_allclose(out[-beat:], unfaded[-beat:] * gain[:, None].astype(np.float32), atol=1e-6)
     assert np.max(np.abs(out[-int(0.01 * sr):])) < 0.01
-    assert np.sqrt(np.mean(out[-bar // 4:] ** 2)) < np.sqrt(np.mean(out[-bar:-3 * bar // 4] ** 2))
 
 
 def test_a_long_extension_of_a_short_song_does_not_loop_a_few_bars(song):
