@@ -21,6 +21,8 @@ t and continues it for 10 and 30 s; compared by LSD with what the song really di
 the last bar before t looped, and silence. Also: a repetition check (a stretch of material heard three times or
 more, each time less than 8 bars after the previous, counting its original hearing before t) and the ending (the
 engine's ending kind, and the last 20 ms against the extension's median level: clean when 30 dB or more below).
+An extension job runs at the default floor, not 0: which of its candidates comes first depends on which are offered
+(``bridge/backends/local/agreement.py``), so its rows of the floor table below the default show the default's.
 
     python bench/engine_coverage.py [--quick] [--songs N] [--part dev|heldout|both] [--crop 270] [--json out.json]
                                    [--only SUBSTRING] [--no-inpaint] [--no-extend] [--long]
@@ -77,7 +79,7 @@ class Result:
     at: float
     length: float
     confidence: float = np.nan  # variant 1's, or the best refused one's
-    refusal: str = ""  # empty when something was rendered at floor 0
+    refusal: str = ""  # empty when something was rendered (inpaint: at floor 0; extend: at the default)
     lsd: float = np.nan
     base_a: float = np.nan  # inpaint: silence; extend: loop of the last bar
     base_b: float = np.nan  # inpaint: copy before the gap; extend: silence
@@ -105,15 +107,15 @@ def _spec(path: Path, **fields) -> JobSpec:
     return JobSpec(**values)
 
 
-def _run(spec: JobSpec, folder: Path) -> tuple[dict | None, str]:
-    """(variant 1 as rendered, refusal reason) from the engine as a worker runs it, floor 0."""
+def _run(spec: JobSpec, folder: Path, floor: float = 0.0) -> tuple[dict | None, str]:
+    """(variant 1 as rendered, refusal reason) from the engine as a worker runs it at ``floor``."""
     cache, work = folder / "cache", folder / "work"
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         engine.analyse_source(str(spec.source), str(cache))
-        results = engine.render_job(spec.to_json(), str(work), str(cache), 0.0)
+        results = engine.render_job(spec.to_json(), str(work), str(cache), floor)
     except NoMaterialError as exc:
         return None, str(exc)
     return results[0], ""
@@ -244,7 +246,9 @@ def extend_case(song: music_set.Song, original: np.ndarray, sr: int, cut: float,
     path = folder / "song.wav"
     sf.write(str(path), original[:a], sr, subtype="FLOAT")
     t0 = time.perf_counter()
-    variant, refusal = _run(_spec(path, operation="extend", extend_after=cut, duration=length), folder)
+    # at the default floor: which of an extension's candidates comes first depends on which are offered
+    variant, refusal = _run(_spec(path, operation="extend", extend_after=cut, duration=length), folder,
+                            DEFAULT_MIN_CONFIDENCE)
     case.seconds = time.perf_counter() - t0
     analysis, _ = engine.song_analysis(path, folder / "cache")
     bar = 4 * analysis.beat_period

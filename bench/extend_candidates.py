@@ -6,8 +6,9 @@ given only the audio before the cut). Each case's candidates are the plans ``eng
 two-variant job (two walks and the phrase repeats), rendered the same way, and the texture (``"texture": true``),
 rendered for every case though the engine offers it only when no passage reaches ``TEXTURE_BELOW``, so rules for
 offering it can be tried offline too; each gets its rendered join confidence
-(``sure``, the engine's ranking), its log-spectral distance to the real continuation, and its distance to the last
-bar before the cut looped (a ranking signal that needs no knowledge of the future). Printed per length: cases the
+(``sure``), its log-spectral distance to the real continuation, and its distance to the last bar before the cut
+looped (a ranking signal that needs no knowledge of the future); each case names the candidate the job delivers
+first (``variant1``, chosen by ``agreement.order`` as the engine does). Printed per length: cases the
 engine's first variant wins against both baselines, cases the best candidate would win (the ceiling of any
 ranking of these candidates), and per package. ``--json`` keeps every candidate, so rankings can be tried offline
 in seconds: load the file, pick one candidate per case, count ``lsd < min(base_loop, base_silence)`` with
@@ -36,7 +37,7 @@ import music_set  # noqa: E402
 from engine_coverage import EXTEND_POSITIONS, EXTENDS, _loop_last_bar, _loops  # noqa: E402
 from engine_quality import _mono22, log_spectral_distance  # noqa: E402
 
-from bridge.backends.local import engine  # noqa: E402
+from bridge.backends.local import agreement, engine  # noqa: E402
 from bridge.backends.local.backend import DEFAULT_MIN_CONFIDENCE  # noqa: E402
 from bridge.backends.local.extend import plan_extend  # noqa: E402
 from bridge.backends.local.joins import FileSource  # noqa: E402
@@ -70,6 +71,7 @@ def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
                     "base_silence": log_spectral_distance(np.zeros_like(truth), truth), "candidates": []}
             first = int(round(max(0.0, start - HANDLE) * sr))
             source = FileSource(path)
+            extensions = []
             try:
                 plans = plan_extend(analysis, start, seconds, 2, phrases=True)
                 plans += [texture for texture in [plan_texture(analysis, start, seconds)] if texture is not None]
@@ -77,7 +79,8 @@ def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
                     span = (first, int(round((start + seconds) * sr)))
                     draw = render_texture if isinstance(plan, Texture) else render
                     out, joins, passages = draw(source, sr, plan, start, start + seconds, span, analysis.beat_period)
-                    extension = _mono22(out[a - first:b - first], sr)
+                    extensions.append(out[a - first:b - first])
+                    extension = _mono22(extensions[-1], sr)
                     sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
                     case["candidates"].append({
                         "sure": sure,
@@ -87,6 +90,7 @@ def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
                         "texture": isinstance(plan, Texture)})
             finally:
                 source.close()
+            case["variant1"] = _variant1(case["candidates"], extensions, sr)
             cases.append(case)
             wins = "".join("+" if _wins(case, c) else "." for c in case["candidates"])
             print(f"  {song.key:45s} {cut:6.1f}+{seconds:3.0f}s  {len(case['candidates'])} candidates {wins}",
@@ -99,12 +103,29 @@ def _wins(case: dict, candidate: dict) -> bool:
     return beats_both and candidate["sure"] >= DEFAULT_MIN_CONFIDENCE
 
 
+def _offered(candidates: list[dict]) -> list[int]:
+    """The candidates a job at the default floor offers, surest first: the texture only when no passage reaches
+    ``TEXTURE_BELOW``."""
+    best = max((c["sure"] for c in candidates if not c["texture"]), default=0.0)
+    offered = [i for i, c in enumerate(candidates)
+               if c["sure"] >= DEFAULT_MIN_CONFIDENCE and (best < TEXTURE_BELOW or not c["texture"])]
+    return sorted(offered, key=lambda i: -candidates[i]["sure"])
+
+
+def _variant1(candidates: list[dict], extensions: list[np.ndarray], sr: int) -> int | None:
+    """Which candidate the job delivers as variant 1 (``agreement.order`` among those offered), None if none."""
+    offered = _offered(candidates)
+    if not offered:
+        return None
+    ranked = agreement.order([extensions[i] for i in offered], sr, [candidates[i]["sure"] for i in offered])
+    return offered[ranked[0][0]]
+
+
 def engine_choice(case: dict) -> dict:
-    """Variant 1 of the job: the surest candidate (the first planned among equals), the texture among them only
-    when no passage reaches ``TEXTURE_BELOW``."""
-    passages = [c for c in case["candidates"] if not c.get("texture")]
-    offered = max((c["sure"] for c in passages), default=0.0) < TEXTURE_BELOW
-    return max([c for c in case["candidates"] if offered or not c.get("texture")], key=lambda c: c["sure"])
+    """Variant 1 of the job as the engine delivers it (a case none is offered for: the surest, which loses)."""
+    if case.get("variant1") is not None:
+        return case["candidates"][case["variant1"]]
+    return max(case["candidates"], key=lambda c: c["sure"])
 
 
 def table(cases: list[dict]) -> None:

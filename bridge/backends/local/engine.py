@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.backends.local import agreement
 from bridge.backends.local.analysis import SongAnalysis, analyse, analyse_file, without_range
 from bridge.backends.local.cache import AnalysisCache, content_key
 from bridge.backends.local.extend import plan_extend
@@ -169,7 +170,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     song, sample_rate, subtype = open_song(spec.source)
     first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
     write_subtype = lossless_subtype(subtype)
-    candidates, steered = [], {}
+    candidates, steered, apart = [], {}, []
 
     def play(plan: Plan) -> tuple[np.ndarray, list[dict], list[dict]]:
         draw = render_texture if isinstance(plan, Texture) else render
@@ -196,6 +197,11 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
                 plans.append(texture)
                 best = max(best, consider(texture))
         candidates.sort(key=lambda item: -item[0])  # variant 1 is the one we are surest of
+        if spec.operation == "extend" and not steering:  # the guess the others agree with, among the surest
+            new = slice(int(round(start * sample_rate)) - first, stop - first)
+            ranked = agreement.order([c[1][new] for c in candidates], sample_rate, [c[0] for c in candidates])
+            candidates = [candidates[i] for i, _ in ranked]
+            apart = [distance for _, distance in ranked]
         if not steering:
             del candidates[spec.num_outputs:]  # an extension plans more candidates than variants asked for
         if steering and candidates:
@@ -213,6 +219,8 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
                   "tempo": round(analysis.tempo, 2)}
         if spec.operation == "extend":
             splice["ending"] = plan.ending
+            if apart and apart[variant - 1] is not None:
+                splice["apart_db"] = round(apart[variant - 1], 2)
         if isinstance(plan, Texture):
             splice["texture"] = plan.describe(passages)
         results.append(Rendered(variant, path, first / sample_rate, splice, {}))

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from bridge.audio.region import probe
 from bridge.backends.local import engine
+from bridge.backends.local.agreement import CONFIDENCE_DB
 from bridge.backends.local.extend import LOOP_BARS
 from bridge.backends.local.joins import MAX_GAIN_DB
 from bridge.models import JobSpec
@@ -118,3 +119,12 @@ def test_no_variant_of_a_long_extension_grows_louder_than_the_cue(long_extended)
         audio, _ = sf.read(variant["path"], dtype="float32", always_2d=True)
         extension = audio[int(round((CUT - variant["span_start"]) * sr)):]
         assert loudest(extension) <= loudest(song) + MAX_GAIN_DB + 1.0, variant["splice"]["passages"]
+
+
+def test_the_variants_come_in_the_order_of_agreement_less_confidence(extended):
+    """Each variant says how far (dB) its sound lies from the other candidates the job rendered; variant 1 is the
+    one with the least distance less ``CONFIDENCE_DB`` per unit of confidence (rounding aside)."""
+    variants, _, _ = extended
+    score = [v["splice"]["apart_db"] - CONFIDENCE_DB * v["splice"]["confidence"] for v in variants]
+    assert len(score) == 2 and all(v["splice"]["apart_db"] > 0 for v in variants)
+    assert score[0] <= score[1] + 0.01
