@@ -15,7 +15,7 @@ import numpy as np
 from bridge.audio import fades
 from bridge.backends.local.analysis import FRAME_RATE, N_FFT, frame_power, to_analysis_rate
 
-CONFIDENCE_DB = 2.0  # dB of distance one unit of confidence is worth (1-6 measured alike on the development songs)
+CONFIDENCE_DB = 6.0  # dB of distance one unit of confidence is worth (2-8 won alike on the development songs)
 MAX_FRAMES = int(60 * FRAME_RATE)  # a longer extension is compared on evenly spread frames of it
 _FLOOR = 1e-8  # power floor, relative to the loudest bin of all candidates: -80 dB
 
