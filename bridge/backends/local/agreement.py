@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from bridge.audio import fades
-from bridge.backends.local.analysis import FRAME_RATE, N_FFT, frame_power, to_analysis_rate
+from bridge.backends.local.analysis import FRAME_RATE, HOP, N_FFT, frame_power, to_analysis_rate
 
 CONFIDENCE_DB = 6.0  # dB of distance one unit of confidence is worth (2-8 won alike on the development songs)
 MAX_FRAMES = int(60 * FRAME_RATE)  # a longer extension is compared on evenly spread frames of it
@@ -44,10 +44,10 @@ def order(extensions: list[np.ndarray], sample_rate: int,
 
 
 def _power(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Power spectra of the mono mix at the analysis rate, at most ``MAX_FRAMES`` frames evenly spread."""
+    """Power spectra of the mono mix at the analysis rate, at most ``MAX_FRAMES`` frames evenly spread (only those
+    are transformed: a spectrum of every frame of a 10-minute candidate would hold 100 MB)."""
     mono = to_analysis_rate(fades.mono(audio), sample_rate)
     if len(mono) < N_FFT:
         return np.zeros((N_FFT // 2 + 1, 0), dtype=np.float32)
-    power = frame_power(mono)
-    step = -(-power.shape[1] // MAX_FRAMES)
-    return power[:, ::step]
+    step = -(-(1 + (len(mono) - N_FFT) // HOP) // MAX_FRAMES)
+    return frame_power(mono, HOP * step)

@@ -208,10 +208,10 @@ def estimate_tempo(onset: np.ndarray) -> float:
     return _estimate_tempo(onset, FRAME_RATE)
 
 
-def frame_power(samples: np.ndarray) -> np.ndarray:
-    """|STFT|^2 as float32 (1 + N_FFT / 2, frames) of periodic Hann frames of N_FFT every HOP samples, the first
+def frame_power(samples: np.ndarray, hop: int = HOP) -> np.ndarray:
+    """|STFT|^2 as float32 (1 + N_FFT / 2, frames) of periodic Hann frames of N_FFT every ``hop`` samples, the first
     at sample 0; transformed in float64, rounded to complex64 like librosa's ``stft`` of float32 audio."""
-    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP]
+    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::hop]
     window = hann(N_FFT)
     power = np.empty((N_FFT // 2 + 1, len(frames)), dtype=np.float32)
     for first in range(0, len(frames), _STFT_BLOCK):

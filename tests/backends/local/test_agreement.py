@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 
 from bridge.backends.local.agreement import CONFIDENCE_DB, order
@@ -47,3 +49,19 @@ def test_nothing_to_compare_keeps_the_given_order_without_a_distance():
     short = [chord(0.05, 1), chord(0.05, 2, burst_at=0.0)]  # less than one analysis frame at 22.05 kHz
     assert order(short, SR, [0.2, 0.9]) == [(0, None), (1, None)]
     assert order([], SR, []) == []
+
+
+def test_ordering_long_extensions_holds_only_the_frames_it_compares():
+    """A 10-minute extension's candidates are compared on ``MAX_FRAMES`` frames each: ordering three of them holds
+    a few MB of spectra on top of one candidate's mix, not a spectrum of every frame (100 MB a candidate)."""
+    rng = np.random.default_rng(0)
+    rate = 22050  # the analysis rate: the candidates are not resampled
+    guesses = [(0.1 * rng.standard_normal(600 * rate)).astype(np.float32) for _ in range(3)]
+    tracemalloc.start()
+    try:
+        ranked = order(guesses, rate, [0.5, 0.5, 0.5])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(ranked) == 3 and all(distance is not None for _, distance in ranked)
+    assert peak < 2 * guesses[0].nbytes, f"{peak / 1e6:.0f} MB held for candidates of {guesses[0].nbytes / 1e6:.0f}"
