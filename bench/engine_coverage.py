@@ -9,8 +9,8 @@ Inpaint: gaps of 2, 5 and 10 s at 30 %, 55 % and 80 % of the crop. The gap is si
 variants, variant 1 is the one delivered first), and the result is compared with the original by log-spectral
 distance (LSD) next to the two baselines of ``engine_quality.py`` computed on the same case: silence, and a copy of
 the audio just before the gap with 50 ms crossfades. A refusal counts as a loss. The job runs with
-``min_confidence`` 0 and the floor is applied here afterwards: the variants and their order do not depend on the
-floor, so "delivered at floor f" is exactly what the engine does with ``[local] min_confidence = f``, and the
+``min_confidence`` 0 and the floor is applied here afterwards: an inpaint's variants and their order do not depend
+on the floor, so "delivered at floor f" is exactly what the engine does with ``[local] min_confidence = f``, and the
 cases it would refuse still have an LSD (what a lower floor would have delivered).
 
 Join quality at every join the engine reports (entry, switches, exit): the spectral-flux spike ratio and the click

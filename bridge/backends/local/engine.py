@@ -179,7 +179,8 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     try:
         if steering:
             ruler = Ruler(context_around(song, sample_rate, start, end, spec.operation), sample_rate)
-            # an extension's last bar is left out: every candidate ends the same way (the song's ending or a fade)
+            # an extension's last bar is left out, as when steering was measured: every candidate ends the same way
+            # there (the song's ending, or a fade over its last beat)
             tail = min(4 * analysis.beat_period, (end - start) / 2) if spec.operation == "extend" else 0.0
             judged = slice(int(round(start * sample_rate)) - first, int(round((end - tail) * sample_rate)) - first)
         def consider(plan: Plan) -> float:
@@ -196,7 +197,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
             if texture is not None:
                 plans.append(texture)
                 best = max(best, consider(texture))
-        candidates.sort(key=lambda item: -item[0])  # variant 1 is the one we are surest of
+        candidates.sort(key=lambda item: -item[0])  # surest first: an inpaint's order, and the order of equals
         if spec.operation == "extend" and not steering:  # the guess the others agree with, among the surest
             new = slice(int(round(start * sample_rate)) - first, stop - first)
             ranked = agreement.order([c[1][new] for c in candidates], sample_rate, [c[0] for c in candidates])

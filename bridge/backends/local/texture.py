@@ -10,7 +10,7 @@ music before the point counts as heard once), so the texture has no repetition p
 with the fade over the last beat that the walks use.
 
 Its confidence is how steady the music before the point is (``steadiness``): the caller offers a texture only
-when no passage reached ``TEXTURE_BELOW``, and ranks it with the passages by confidence.
+when no passage reached ``TEXTURE_BELOW``, and ranks it with the passages like any candidate (``agreement``).
 """
 
 from __future__ import annotations
