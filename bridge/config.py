@@ -65,6 +65,25 @@ class Config:
         """Whether ``path`` (already resolved) lies in a project root (resolved too, so symlinks cannot escape)."""
         return any(path.is_relative_to(root.resolve()) for root in self.project_roots)
 
+    def refused_by_roots(self) -> list[str]:
+        """What the project roots refuse for every job, in words: an empty list of roots, or a configured folder
+        (drop_folder, captures_dir) outside them."""
+        if not self.project_roots:
+            return [("project_roots is empty, so every job is refused: name the folders your projects live in, "
+                     "e.g. project_roots = [\"~\"]")]
+        roots = ", ".join(str(root) for root in self.project_roots)
+        refused = []
+        for name in ("drop_folder", "captures_dir"):
+            folder = getattr(self, name)
+            try:
+                outside = folder is not None and not self.in_project(folder.resolve())
+            except (OSError, RuntimeError):  # unresolvable: each job that uses it says why
+                continue
+            if outside:
+                refused.append(f"{name} {folder} lies outside project_roots ({roots}), so every job that uses it "
+                               f"is refused")
+        return refused
+
     @property
     def journal_path(self) -> Path:
         return self.state_dir / "journal.sqlite"

@@ -93,7 +93,8 @@ class Daemon:
         # First of all: a second daemon on this state folder must not touch its journal, jobs or ledgers.
         state_lock = StateLock.acquire(config.state_dir, config.osc_host, config.osc_port)
         stack.callback(state_lock.release)
-        _warn_of_confinement(config)
+        for refusal in config.refused_by_roots():  # said at start, not only when the first job is refused
+            log.warning("%s", refusal)
         backends = self._backends if self._backends is not None else make_backends(config)
         for backend in backends.values():
             stack.push_async_callback(backend.close)
@@ -156,24 +157,6 @@ class Daemon:
             await self.midi.voice.start()
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",
                  *self.osc_address, config.inbox, ", ".join(backends), resumed)
-
-
-def _warn_of_confinement(config: Config) -> None:
-    """Say at start what the project roots will refuse for every job, not only when the first job is refused."""
-    if not config.project_roots:
-        log.warning("project_roots is empty, so every job is refused: name the folders your projects live in, "
-                    "e.g. project_roots = [\"~\"]")
-        return
-    roots = ", ".join(str(root) for root in config.project_roots)
-    for name in ("drop_folder", "captures_dir"):
-        folder = getattr(config, name)
-        try:
-            outside = folder is not None and not config.in_project(folder.resolve())
-        except (OSError, RuntimeError):  # unresolvable: each job that uses it says why
-            continue
-        if outside:
-            log.warning("%s %s lies outside project_roots (%s), so every job that uses it is refused", name, folder,
-                        roots)
 
 
 async def _warm_up(name: str, backend: Backend) -> None:

@@ -24,6 +24,7 @@ def doctor(config: Config) -> int:
         checks.append((True, "drop folder: 'daw-bridge' beside each source (or as each command names it)"))
     for root in config.project_roots:
         checks.append((root.is_dir(), f"project root {root}" + ("" if root.is_dir() else ": not a folder")))
+    checks.extend((False, refusal) for refusal in config.refused_by_roots())
     checks.extend(_backends(config))
     for ok, text in checks:
         print(f"{'ok ' if ok else 'BAD'}  {text}")

@@ -38,14 +38,14 @@ def send(config: Config, args) -> int:
                 outcome, _ = client.run_job(args.name, timeout=args.timeout or 600, on_reply=_print, **values)
                 return 0 if outcome.name == "done" else 1
             client.send(args.name, **values)
-            got = 0
-            while (reply := client.receive((args.timeout or 5) if got == 0 else 0.3)) is not None:
+            replies = []
+            while (reply := client.receive((args.timeout or 5) if not replies else 0.3)) is not None:
                 _print(reply)
-                got += 1
-            if got == 0:
+                replies.append(reply.name)
+            if not replies:
                 print(f"no reply from a daemon on 127.0.0.1:{port} (is 'daw-bridge serve' running?)")
                 return 1
-            return 0
+            return 1 if "error" in replies else 0  # the daemon refused the command: a script must see it
     except ValidationError as exc:
         print(f"daw-bridge send: {exc}")
         return 2

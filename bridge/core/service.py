@@ -16,6 +16,7 @@ Two promises are kept here, at the one place every trigger passes through:
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import logging
@@ -289,10 +290,16 @@ class JobService:
         except BridgeError as exc:
             log.warning("job %s failed: %s (%s)", record.job_id, exc, exc.code)
             self._finish(record, State.FAILED, exc)
-        except Exception as exc:  # a bug or an unforeseen fault: the job fails, the daemon lives on
-            log.exception("job %s failed unexpectedly", record.job_id)
-            self._finish(record, State.FAILED, BridgeError(f"internal error: {type(exc).__name__}: {exc}",
-                                                           code="internal_error"))
+        except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                # the work files, the analysis cache and the journal all live in the state folder
+                error = BridgeError(f"the disk holding the state folder {self.config.state_dir} is full: free some "
+                                    f"space, then 'daw-bridge jobs retry {record.job_id}'", code="disk_full")
+                log.warning("job %s failed: %s (%s)", record.job_id, error, error.code)
+            else:  # a bug or an unforeseen fault: the job fails, the daemon lives on
+                log.exception("job %s failed unexpectedly", record.job_id)
+                error = BridgeError(f"internal error: {type(exc).__name__}: {exc}", code="internal_error")
+            self._finish(record, State.FAILED, error)
         finally:
             # Whatever ended this run (delivery, failure, cancel, a journal write that failed between prepare and
             # submit, the daemon stopping), the backend frees what it held for the job: a leaked generation slot

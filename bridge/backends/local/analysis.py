@@ -38,6 +38,10 @@ _FRAMES_AT_ONCE = 4096  # STFT frames reduced to mel and chroma per matrix produ
 SILENCE_DB = -60.0
 
 
+class InvalidSamples(ValueError):
+    """The song holds samples that are not numbers (NaN) or are infinite: nothing can be measured from them."""
+
+
 @dataclass
 class SongAnalysis:
     """Beat grid and per-cell features of one song. Cell ``i`` covers ``i * CELL_SECONDS`` onwards."""
@@ -108,6 +112,9 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
     spectra = _Spectra()
     frames = 0
     for block in blocks:
+        if not np.isfinite(block).all():  # they would spread through every feature and leave nothing to compare
+            at = frames + int(np.argmin(np.isfinite(block).all(axis=1)))
+            raise InvalidSamples(f"invalid samples (NaN or infinity), the first at {at / sample_rate:.3f} s")
         frames += len(block)
         spectra.feed(resample(fades.mono(block), False))
     spectra.feed(resample(np.zeros(0, dtype=np.float32), True))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bridge.backends.local import agreement
-from bridge.backends.local.analysis import SongAnalysis, analyse, analyse_file, without_range
+from bridge.backends.local.analysis import InvalidSamples, SongAnalysis, analyse, analyse_file, without_range
 from bridge.backends.local.cache import AnalysisCache, content_key
 from bridge.backends.local.extend import plan_extend
 from bridge.backends.local.inpaint import plan_inpaint
@@ -114,7 +114,10 @@ def song_analysis(source: Path, cache_dir: Path) -> tuple[SongAnalysis, bool]:
     if analysis is not None:
         return analysis, True
     with _reading(source):
-        analysis = analyse_file(source)
+        try:
+            analysis = analyse_file(source)
+        except InvalidSamples as exc:
+            raise SourceError(f"source audio holds {exc}: {source}", code="source_unreadable") from None
     if analysis.duration == 0:
         raise SourceError(f"source audio has no frames: {source}", code="source_unreadable")
     cache.store(key, analysis)

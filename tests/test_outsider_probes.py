@@ -1,0 +1,90 @@
+"""What an outsider tries first against a real daemon, where an earlier version broke a promise: a float WAV with
+NaN samples, a state folder on a full disk, a drop folder the project roots refuse, a command the daemon refuses
+sent from a script. Each is said in one line naming the fault, the daemon keeps answering, the drop folder stays
+empty and the source is untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from bridge.client import BridgeClient
+from bridge.lifeline import ask_to_die_with_parent
+from tests.adversarial.support import Daemon, files_under, small_tmpfs
+from tests.conftest import ROOT, daemon_environment
+
+
+def _daw_bridge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=120,
+                          env=daemon_environment(), cwd=ROOT, preexec_fn=ask_to_die_with_parent)
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_float_wav_with_nan_samples_is_refused_naming_where_they_start(project, daemon):
+    audio, rate = sf.read(project.song, dtype="float32")
+    audio[25 * rate:25 * rate + 100] = np.nan  # a glitch a plugin left in a render
+    glitched = project.audio / "glitched.wav"
+    sf.write(glitched, audio, rate, subtype="FLOAT")
+    before = _digest(glitched)
+    with BridgeClient("127.0.0.1", project.port) as client:
+        outcome, _ = client.run_job("inpaint", source=str(glitched), start=5.0, end=8.0, prompt="", num_outputs=1,
+                                    timeout=120)
+        assert outcome.name == "failed", outcome.args
+        code, message = outcome.args[1], outcome.args[2]
+        # not "the song is too short": the NaN spread through the analysis and left nothing to compare
+        assert code == "source_unreadable" and "\n" not in message, outcome.args
+        assert message == f"source audio holds invalid samples (NaN or infinity), the first at 25.000 s: {glitched}"
+        assert client.ping(timeout=5)
+    assert project.visible_drop_files() == [] and _digest(glitched) == before
+
+
+def test_a_full_state_folder_fails_the_job_as_disk_full_not_as_an_internal_error(project):
+    daemon = Daemon(project)
+    with small_tmpfs(project.state / "work", "1m"):  # the rendered variants (1.6 MB each) do not fit
+        daemon.start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                outcome, _ = client.run_job("inpaint", source=str(project.song), start=5.0, end=10.0, prompt="",
+                                            timeout=120)
+                assert outcome.name == "failed", outcome.args
+                job_id, code, message = outcome.args[:3]
+                assert code == "disk_full", outcome.args
+                assert message == (f"the disk holding the state folder {project.state} is full: free some space, "
+                                   f"then 'daw-bridge jobs retry {job_id}'")
+                assert client.ping(timeout=5)
+        finally:
+            daemon.stop()
+    assert "Traceback" not in daemon.log.read_text()
+    assert files_under(project.drop) == []
+
+
+def test_doctor_says_what_the_project_roots_will_refuse(project, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    project.config.write_text(f'state_dir = "{project.state}"\ninbox = "{project.inbox}"\n'
+                              f'drop_folder = "{elsewhere}"\nproject_roots = ["{project.root}"]\n')
+    outside = _daw_bridge("doctor", "--config", str(project.config))
+    assert outside.returncode == 1, outside.stdout
+    assert f"BAD  drop_folder {elsewhere} lies outside project_roots ({project.root}), so every job that uses it " \
+           f"is refused" in outside.stdout.splitlines()
+
+    project.config.write_text(f'state_dir = "{project.state}"\ninbox = "{project.inbox}"\nproject_roots = []\n')
+    empty = _daw_bridge("doctor", "--config", str(project.config))
+    assert empty.returncode == 1 and "BAD  project_roots is empty, so every job is refused" in empty.stdout
+
+
+def test_send_exits_non_zero_when_the_daemon_refuses_the_command(project, daemon):
+    missing = project.audio / "not there.wav"
+    refused = _daw_bridge("send", "inpaint", f"source={missing}", "start=1", "end=2", "prompt=",
+                          "--config", str(project.config))
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stdout.splitlines() == [f"/bridge/error /bridge/inpaint  source 'source audio not found: "
+                                           f"{missing}'"]
+    pong = _daw_bridge("send", "ping", "--config", str(project.config))
+    assert pong.returncode == 0 and pong.stdout.startswith("/bridge/pong")
