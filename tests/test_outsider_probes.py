@@ -6,8 +6,10 @@ empty and the source is untouched."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import soundfile as sf
@@ -88,3 +90,22 @@ def test_send_exits_non_zero_when_the_daemon_refuses_the_command(project, daemon
                                            f"{missing}'"]
     pong = _daw_bridge("send", "ping", "--config", str(project.config))
     assert pong.returncode == 0 and pong.stdout.startswith("/bridge/pong")
+
+
+def test_request_ids_that_differ_only_in_unsafe_characters_keep_their_own_status_files(project, daemon):
+    project.inbox.mkdir(parents=True, exist_ok=True)
+    for name, request_id in (("first", "take a"), ("second", "take_a")):
+        request = {"command": "inpaint", "source": str(project.song), "start": 9.0, "end": 3.0, "prompt": "",
+                   "request_id": request_id}
+        part = project.inbox / f".{name}.part"
+        part.write_text(json.dumps(request), encoding="utf-8")
+        part.rename(project.inbox / f"{name}.json")
+    spaced = project.inbox / "status" / f"take_a-{hashlib.sha256(b'take a').hexdigest()[:8]}.json"
+    plain = project.inbox / "status" / "take_a.json"
+    deadline = time.monotonic() + 30  # a bound for a loaded machine
+    while not (spaced.exists() and plain.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for path, request_id in ((spaced, "take a"), (plain, "take_a")):
+        status = json.loads(path.read_text(encoding="utf-8"))
+        assert status["request_id"] == request_id and status["state"] == "failed", status
+        assert status["error"]["message"] == "end: 3.0 must be greater than start (9.0)"

@@ -251,6 +251,8 @@ class InboxFrontend:
 
     def _status_path(self, name: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:128].lstrip(".") or "request"
+        if safe != name:  # a name changed to be safe gets a mark of the original: "take a" and "take_a" stay apart
+            safe = f"{safe[:119]}-{_digest(name.encode())[:8]}"
         return self.status / f"{safe}.json"
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:
