@@ -16,7 +16,7 @@ import soundfile as sf
 
 from bridge.client import BridgeClient
 from bridge.lifeline import ask_to_die_with_parent
-from tests.adversarial.support import Daemon, files_under, small_tmpfs
+from tests.adversarial.support import Daemon, files_under, free_tcp_port, small_tmpfs
 from tests.conftest import ROOT, daemon_environment
 
 
@@ -109,3 +109,18 @@ def test_request_ids_that_differ_only_in_unsafe_characters_keep_their_own_status
         status = json.loads(path.read_text(encoding="utf-8"))
         assert status["request_id"] == request_id and status["state"] == "failed", status
         assert status["error"]["message"] == "end: 3.0 must be greater than start (9.0)"
+
+
+def test_a_token_in_an_unreachable_base_url_is_kept_in_no_file(project):
+    token = "sk-gateway-token-5a4b3c2d1e"
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": "sk-outsider-key-0000",
+                                  "MUSICGPT_BASE_URL": f"http://me:{token}@127.0.0.1:{free_tcp_port()}/api"}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=5.0, end=8.0, prompt="brass",
+                                        num_outputs=1, backend="musicgpt", timeout=120)
+    finally:
+        daemon.stop()
+    assert outcome.name == "failed" and outcome.args[1] == "backend_unreachable", outcome.args
+    # the spend ledger kept the refusal's reason, address and all
+    assert [p.name for p in files_under(project.root) if token.encode() in p.read_bytes()] == []

@@ -13,6 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from bridge import logs
 from bridge.exceptions import AlreadySubmitted, SpendLimitReached
 
 _COUNTED = ("intent", "accepted", "unknown")
@@ -83,11 +84,11 @@ class SpendGuard:
 
     def record_refused(self, entry: int, reason: str) -> None:
         """The server refused the submit, so nothing was spent: it no longer counts against the limits."""
-        self._settle(entry, "refused", note=reason[:300])
+        self._settle(entry, "refused", note=logs.scrub(reason)[:300])
 
     def record_unknown(self, entry: int, reason: str) -> None:
         """The answer was lost: it may have cost money, so it keeps counting."""
-        self._settle(entry, "unknown", note=reason[:300])
+        self._settle(entry, "unknown", note=logs.scrub(reason)[:300])
 
     def record_not_submitted(self, job_id: str) -> None:
         """The producer found no task behind an unknown submission: it no longer counts, and may be sent again."""
