@@ -124,3 +124,11 @@ def test_a_token_in_an_unreachable_base_url_is_kept_in_no_file(project):
     assert outcome.name == "failed" and outcome.args[1] == "backend_unreachable", outcome.args
     # the spend ledger kept the refusal's reason, address and all
     assert [p.name for p in files_under(project.root) if token.encode() in p.read_bytes()] == []
+
+
+def test_doctor_reports_an_osc_host_no_name_service_knows_instead_of_a_traceback(project):
+    project.write_config('osc_host = "no-such-host.invalid"\nallowed_senders = ["127.0.0.1"]\n')
+    doctor = _daw_bridge("doctor", "--config", str(project.config))
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stderr
+    [said] = [line for line in doctor.stdout.splitlines() if line.startswith("BAD  OSC no-such-host.invalid:")]
+    assert f"{project.port}: cannot be reached (" in said, said  # the resolver's words vary: "Name or service not known"

@@ -32,9 +32,12 @@ def doctor(config: Config) -> int:
 
 
 def _osc(config: Config) -> tuple[bool, str]:
-    with BridgeClient(config.osc_host, config.osc_port) as client:
-        if client.ping(timeout=0.5):
-            return True, f"OSC {config.osc_host}:{config.osc_port}: a daemon is answering"
+    try:
+        with BridgeClient(config.osc_host, config.osc_port) as client:
+            if client.ping(timeout=0.5):
+                return True, f"OSC {config.osc_host}:{config.osc_port}: a daemon is answering"
+    except OSError as exc:  # e.g. an osc_host no name service knows: the daemon could not listen there either
+        return False, f"OSC {config.osc_host}:{config.osc_port}: cannot be reached ({exc.strerror or exc})"
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.bind((config.osc_host, config.osc_port))
