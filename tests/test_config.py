@@ -65,6 +65,8 @@ BAD = [
     ("secret hidden", "[musicgpt]\napi_key = 12345\n", 2, "[musicgpt] api_key = <hidden>", "must be text in quotes"),
     ("secret misspelt", '[musicgpt]\napikey = "sk-test-SECRET123"\n', 2, "[musicgpt] apikey = <hidden>",
      "did you mean [musicgpt] api_key?"),
+    ("secret under a name we do not know", '[musicgpt]\ntoken = "sk-test-SECRET123"\n', 2,
+     "[musicgpt] token = <hidden>", "unknown key"),
     ("webhook missing url", "[musicgpt.webhook]\nbind_port = 1\n", 1, "[musicgpt.webhook] public_url is missing",
      "required when [musicgpt.webhook] is present"),
     ("webhook type", '[musicgpt.webhook]\npublic_url = "https://x"\nbind_port = "80"\n', 3,
@@ -113,6 +115,7 @@ BAD_TOML = [
     ("unclosed header", "[local\nworkers = 2\n", 1, "[local"),
     ("duplicate key", "[local]\nworkers = 2\nworkers = 3\n", 3, "workers = 3"),
     # The line is shown, but never a key's secret value: unquoted or unclosed, the common mistakes with a key.
+    ("unknown secret unquoted", "[musicgpt]\nbearer_token = sk-test-SECRET123\n", 2, "bearer_token = <hidden>"),
     ("secret unquoted", "[musicgpt]\napi_key = sk-test-SECRET123\n", 2, "api_key = <hidden>"),
     ("secret unclosed", '[musicgpt]\napi_key = "sk-test-SECRET123\n', 2, "api_key = <hidden>"),
 ]

@@ -4,8 +4,8 @@
 rule), ``generate`` writes ``docs/config.md``. Nothing here imports core, frontends or backends.
 """
 
-from bridge.settings_schema.spec import TOP, Key, Table, defaults, find_table, secret_names
+from bridge.settings_schema.spec import TOP, Key, Table, defaults, find_table, may_hold_a_secret
 from bridge.settings_schema.validate import ConfigError, check_table, check_values, is_loopback, validate
 
 __all__ = ["TOP", "ConfigError", "Key", "Table", "check_table", "check_values", "defaults", "find_table",
-           "is_loopback", "secret_names", "validate"]
+           "is_loopback", "may_hold_a_secret", "validate"]

@@ -9,6 +9,7 @@ This module imports nothing of ``bridge`` beyond its own package: config, fronte
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -268,6 +269,17 @@ def all_tables(table: Table = TOP):
 def secret_names() -> frozenset[str]:
     """The names of the keys whose values are never shown (``api_key``)."""
     return frozenset(key.name for table in all_tables() for key in table.keys if key.secret)
+
+
+_CREDENTIAL_WORDS = ("key", "token", "secret", "pass", "auth", "cred", "bearer")
+
+
+def may_hold_a_secret(name: str) -> bool:
+    """Whether a key of this name may hold a credential, so its value is never shown: a secret's own name, one
+    mistyped ("apikey"), or a name that says so even though we do not know it ("token", "password")."""
+    lowered = name.strip().lower()
+    return (any(word in lowered for word in _CREDENTIAL_WORDS)
+            or bool(difflib.get_close_matches(lowered, secret_names(), n=1, cutoff=0.6)))
 
 
 def defaults(name: str) -> dict:

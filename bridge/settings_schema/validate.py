@@ -32,7 +32,7 @@ from bridge.settings_schema.spec import (
     Table,
     all_tables,
     find_table,
-    secret_names,
+    may_hold_a_secret,
 )
 
 _MISSING = object()  # a required key that is absent
@@ -179,10 +179,8 @@ class _Check:
             hint = f"did you mean {elsewhere[0]}?"
         else:
             hint = f"known in {spec.title}: {', '.join(known)}"
-        # A mistyped secret's name ("apikey") still holds the secret.
-        secret = bool(difflib.get_close_matches(name.lower(), secret_names(), n=1, cutoff=0.6))
         self.fail(path + (name,), f"unknown {'table' if is_table else 'key'}; {hint}",
-                  value=_NO_VALUE if is_table else value, is_table=is_table, secret=secret)
+                  value=_NO_VALUE if is_table else value, is_table=is_table, secret=may_hold_a_secret(name))
 
     def value(self, key: Key, value: object, path: tuple[str, ...]):
         if value is None and key.nullable:
