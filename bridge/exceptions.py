@@ -25,15 +25,17 @@ written for the producer: it names what was wrong and, where there is one, what 
 
 from __future__ import annotations
 
+from bridge.logs import one_line
+
 
 class BridgeError(Exception):
-    """Base of all daw-bridge errors."""
+    """Base of all daw-bridge errors. Its message is one line, whatever it quotes (a file name with a newline)."""
 
     code = "error"
     retryable = False
 
     def __init__(self, message: str, *, code: str | None = None):
-        super().__init__(message)
+        super().__init__(one_line(message))
         if code is not None:
             self.code = code
 

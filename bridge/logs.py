@@ -6,7 +6,9 @@ logs through the standard ``logging`` module):
 - the query string of any web address is replaced by ``<redacted>``: storage download addresses are signed
   (``X-Amz-Signature``, ``X-Amz-Credential``), and a query is never needed to understand a log line; so is the
   ``user:password@`` of an address (a ``base_url`` through a gateway that wants them);
-- every secret registered with :func:`redact` (the API key, each webhook secret) is replaced wherever it appears.
+- every secret registered with :func:`redact` (the API key, each webhook secret) is replaced wherever it appears;
+- a message stays one line: control characters (a newline in a file name a request came in) are escaped, so no
+  input can forge a line of the log.
 
 httpx also logs each request at INFO; those lines are held back to WARNING, since the daemon's own lines already say
 what it asked MusicGPT, without addresses.
@@ -21,6 +23,7 @@ import threading
 _URL_QUERY = re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s#'\"<>]+")
 _URL_USERINFO = re.compile(r"(https?://)[^\s/?#@'\"<>]+@")  # user:password@ before the host
 _MASK = "<redacted>"
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
 _secrets: set[str] = set()
 _lock = threading.Lock()
 
@@ -55,15 +58,21 @@ def scrub(text: str) -> str:
     return text
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``...): a message that stays one line."""
+    return text.translate(_CONTROL)
+
+
 class CredentialFilter(logging.Filter):
-    """Rewrites a record's message (and its traceback text) through :func:`scrub`; never drops a record."""
+    """Rewrites a record's message through :func:`scrub` and :func:`one_line` (its traceback text through
+    :func:`scrub`); never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             text = record.getMessage()
         except Exception:  # a malformed record is logging's problem, not ours
             return True
-        clean = scrub(text)
+        clean = one_line(scrub(text))
         if clean != text:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import soundfile as sf
 
+import osc_schema
 from bridge.client import BridgeClient
 from bridge.lifeline import ask_to_die_with_parent
 from tests.adversarial.support import Daemon, files_under, free_tcp_port, small_tmpfs
@@ -131,4 +132,29 @@ def test_doctor_reports_an_osc_host_no_name_service_knows_instead_of_a_traceback
     doctor = _daw_bridge("doctor", "--config", str(project.config))
     assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stderr
     [said] = [line for line in doctor.stdout.splitlines() if line.startswith("BAD  OSC no-such-host.invalid:")]
-    assert f"{project.port}: cannot be reached (" in said, said  # the resolver's words vary: "Name or service not known"
+    # the resolver's words vary ("Name or service not known")
+    assert f"{project.port}: cannot be reached (" in said, said
+
+
+def test_a_newline_in_a_file_name_forges_no_log_line_and_no_second_line_of_an_error(project, daemon):
+    """A request file named with a newline, and a source path with one: the log keeps one line per record and the
+    sender's error is one line, the newline shown as \\n."""
+    project.inbox.mkdir(parents=True, exist_ok=True)
+    part = project.inbox / ".forged.part"
+    part.write_text("{not json", encoding="utf-8")
+    forged = project.inbox / "evil\n2026-01-01 00:00:00,000 INFO bridge: FORGED.json"
+    part.rename(forged)
+    missing = project.audio / "take\none.wav"
+    with BridgeClient("127.0.0.1", project.port) as client:
+        client.send("inpaint", source=str(missing), start=1.0, end=2.0, prompt="")
+        reply = client.receive(10)
+        assert reply is not None and reply.name == "error", reply
+        said = osc_schema.parse_reply(reply.address, reply.args)[1]
+        assert said["reason"] == f"source audio not found: {project.audio}/take\\none.wav", said
+    deadline = time.monotonic() + 30  # a bound for a loaded machine
+    while "rejected" not in daemon.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = daemon.log.read_text().splitlines()
+    assert [line for line in lines if "rejected" in line and "evil\\n2026-01-01" in line], lines[-5:]
+    assert not [line for line in lines if line.startswith("2026-01-01")], "a file name forged a line of the log"
+    assert project.visible_drop_files() == []
