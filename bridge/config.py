@@ -61,6 +61,11 @@ class Config:
     retention: dict = field(default_factory=lambda: defaults("retention"))
     source_file: Path | None = None  # the file this was read from, for messages
 
+    @property
+    def daemon_host(self) -> str:
+        """Where a command on this machine reaches the daemon: its osc_host, or loopback when it listens on all."""
+        return "127.0.0.1" if self.osc_host in ("0.0.0.0", "") else self.osc_host
+
     def in_project(self, path: Path) -> bool:
         """Whether ``path`` (already resolved) lies in a project root (resolved too, so symlinks cannot escape)."""
         return any(path.is_relative_to(root.resolve()) for root in self.project_roots)

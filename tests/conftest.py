@@ -123,13 +123,14 @@ class DaemonProcess:
     """``daw-bridge serve`` as its own process, as a producer's login would start it."""
 
     def __init__(self, project: Project, *, env: dict | None = None, verbose: bool = False,
-                 ping_from: str = "127.0.0.1"):
+                 ping_from: str = "127.0.0.1", host: str = "127.0.0.1"):
         self.project = project
         self.proc: subprocess.Popen | None = None
         self.log = project.root / "daemon.log"
         self.env = env or {}
         self.verbose = verbose
         self.ping_from = ping_from  # the address the readiness ping is sent from (an allowlisted one)
+        self.host = host  # where it listens (its osc_host)
 
     def start(self, timeout: float = 60.0) -> "DaemonProcess":
         args = [sys.executable, "-m", "bridge", "serve", "--config", str(self.project.config)]
@@ -137,7 +138,7 @@ class DaemonProcess:
             self.proc = subprocess.Popen(args + (["--verbose"] if self.verbose else []), stdout=log,
                                          stderr=subprocess.STDOUT, env=daemon_environment(self.env), cwd=ROOT,
                                          preexec_fn=ask_to_die_with_parent)
-        with BridgeClient("127.0.0.1", self.project.port, bind_host=self.ping_from) as client:
+        with BridgeClient(self.host, self.project.port, bind_host=self.ping_from) as client:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:

@@ -158,3 +158,17 @@ def test_a_newline_in_a_file_name_forges_no_log_line_and_no_second_line_of_an_er
     assert [line for line in lines if "rejected" in line and "evil\\n2026-01-01" in line], lines[-5:]
     assert not [line for line in lines if line.startswith("2026-01-01")], "a file name forged a line of the log"
     assert project.visible_drop_files() == []
+
+
+def test_the_cli_reaches_a_daemon_listening_on_another_address_of_this_machine(project):
+    """osc_host names where the daemon listens; send, jobs and plugin asked 127.0.0.1 whatever it said."""
+    project.write_config('osc_host = "127.0.0.2"\n')
+    daemon = Daemon(project, host="127.0.0.2").start()
+    try:
+        pong = _daw_bridge("send", "ping", "--config", str(project.config))
+        keep = _daw_bridge("jobs", "keep", "last", "--config", str(project.config))
+    finally:
+        daemon.stop()
+    assert pong.returncode == 0 and pong.stdout.startswith("/bridge/pong"), pong.stdout
+    # the daemon's own refusal (exit 2), not "no daemon answered" (exit 1)
+    assert keep.returncode == 2 and keep.stdout.startswith("daw-bridge jobs keep: "), keep.stdout

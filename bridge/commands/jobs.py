@@ -145,10 +145,10 @@ def _ask_daemon(config: Config, args) -> int:
     values = {"job_id": args.job_id}
     if args.action == "resolve":
         values["task_id"] = args.task_id or ""
-    with BridgeClient("127.0.0.1", config.osc_port) as client:
+    with BridgeClient(config.daemon_host, config.osc_port) as client:
         client.send(args.action, **values)
         reply = client.wait_for(lambda r: r.name in ("state", "error"), timeout=3)
-    return print_answer(f"jobs {args.action}", reply, config.osc_port, lambda: f"{reply.args[0]}: {reply.args[1]}")
+    return print_answer(f"jobs {args.action}", reply, config.daemon_host, config.osc_port, lambda: f"{reply.args[0]}: {reply.args[1]}")
 
 
 def _decide(config: Config, args) -> int:
@@ -165,10 +165,10 @@ def _decide(config: Config, args) -> int:
             if lookup(config.one_shot_journal_path, args.job_id) is not None:
                 return _refuse_one_shot(args)
     try:
-        with BridgeClient("127.0.0.1", config.osc_port) as client:
+        with BridgeClient(config.daemon_host, config.osc_port) as client:
             client.send("decide", job_id=args.job_id, decision=args.action, choice=args.choice)
             reply = client.wait_for(lambda r: r.name in ("decided", "error"), timeout=3)
     except ValidationError as exc:  # refused before sending, by the same schema the daemon checks with
         print(f"daw-bridge jobs {args.action}: {exc}")
         return 2
-    return print_answer(f"jobs {args.action}", reply, config.osc_port, lambda: describe(*reply.args))
+    return print_answer(f"jobs {args.action}", reply, config.daemon_host, config.osc_port, lambda: describe(*reply.args))

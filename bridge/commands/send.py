@@ -33,7 +33,7 @@ def send(config: Config, args) -> int:
     try:
         values = parse_values(args.name, args.values)
         port = args.port or config.osc_port
-        with BridgeClient("127.0.0.1", port) as client:
+        with BridgeClient(config.daemon_host, port) as client:
             if args.wait and args.name in ("inpaint", "extend", "ableton"):
                 outcome, _ = client.run_job(args.name, timeout=args.timeout or 600, on_reply=_print, **values)
                 return 0 if outcome.name == "done" else 1
@@ -43,7 +43,7 @@ def send(config: Config, args) -> int:
                 _print(reply)
                 replies.append(reply.name)
             if not replies:
-                print(f"no reply from a daemon on 127.0.0.1:{port} (is 'daw-bridge serve' running?)")
+                print(f"no reply from a daemon on {config.daemon_host}:{port} (is 'daw-bridge serve' running?)")
                 return 1
             return 1 if "error" in replies else 0  # the daemon refused the command: a script must see it
     except ValidationError as exc:

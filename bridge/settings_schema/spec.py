@@ -224,7 +224,8 @@ TOP = Table("", "Where the daemon listens, which files it may touch, and its def
         beyond_loopback_needs="allowed_senders"),
     Key("osc_port", **_PORT, default=osc_schema.DEFAULT_OSC_PORT, meaning="UDP port for OSC commands."),
     Key("allowed_senders", LIST, "Addresses allowed to send OSC, e.g. [\"192.168.1.20\"] for a tablet; needed (only) "
-        "with an osc_host beyond loopback.", default=(), items=(STRING,), rule="ip_network"),
+        "with an osc_host beyond loopback. Add \"127.0.0.1\" for daw-bridge send, jobs and plugin on this machine.",
+        default=(), items=(STRING,), rule="ip_network"),
     Key("inbox", PATH, "Folder watched for request files (REAPER's scripts write here).",
         default="~/daw-bridge/inbox", rule="nonblank"),
     Key("drop_folder", PATH, "Where results go; absent or \"\": a folder \"daw-bridge\" beside each source, unless "
