@@ -148,7 +148,8 @@ def _ask_daemon(config: Config, args) -> int:
     with BridgeClient(config.daemon_host, config.osc_port) as client:
         client.send(args.action, **values)
         reply = client.wait_for(lambda r: r.name in ("state", "error"), timeout=3)
-    return print_answer(f"jobs {args.action}", reply, config.daemon_host, config.osc_port, lambda: f"{reply.args[0]}: {reply.args[1]}")
+    return print_answer(f"jobs {args.action}", reply, config.daemon_host, config.osc_port,
+                        lambda: f"{reply.args[0]}: {reply.args[1]}")
 
 
 def _decide(config: Config, args) -> int:
@@ -171,4 +172,5 @@ def _decide(config: Config, args) -> int:
     except ValidationError as exc:  # refused before sending, by the same schema the daemon checks with
         print(f"daw-bridge jobs {args.action}: {exc}")
         return 2
-    return print_answer(f"jobs {args.action}", reply, config.daemon_host, config.osc_port, lambda: describe(*reply.args))
+    return print_answer(f"jobs {args.action}", reply, config.daemon_host, config.osc_port,
+                        lambda: describe(*reply.args))

@@ -29,17 +29,17 @@ def run(config: Config, args) -> int:
             print("daw-bridge plugin prompt: needs INSTANCE and TEXT, e.g. daw-bridge plugin prompt 1234-1 "
                   "\"soft guitar\" ('daw-bridge plugin list' names the instances)")
             return 2
-        port = args.port or config.osc_port
-        with BridgeClient(config.daemon_host, port) as client:
+        host, port = config.daemon_host, args.port or config.osc_port
+        with BridgeClient(host, port) as client:
             if args.action == "prompt":
                 client.send("plugin_prompt", capture=args.instance, prompt=args.text)
                 reply = client.wait_for(lambda r: r.name in ("plugin_prompt_set", "error"), timeout=3)
-                return print_answer("plugin", reply, config.daemon_host, port, lambda: f"{reply.args[0]}: prompt {reply.args[1]!r}")
+                return print_answer("plugin", reply, host, port, lambda: f"{reply.args[0]}: prompt {reply.args[1]!r}")
             client.send("plugins")
             lines: list[str] = []
             reply = client.wait_for(lambda r: lines.append(_plugin_line(r.args)) if r.name == "plugin"
                                     else r.name in ("plugins_listed", "error"), timeout=3)
-            return print_answer("plugin", reply, config.daemon_host, port, lambda: "\n".join(lines) or "no live plugin instances")
+            return print_answer("plugin", reply, host, port, lambda: "\n".join(lines) or "no live plugin instances")
     except ValidationError as exc:
         print(f"daw-bridge plugin {args.action}: {exc}")
         return 2
