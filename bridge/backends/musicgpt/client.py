@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 ENDPOINTS = {"inpaint": "/v1/inpaint", "extend": "/v1/extend"}
 CONVERSION_TYPES = {"inpaint": "INPAINT", "extend": "EXTEND"}
 MAX_DOWNLOAD_BYTES = 1 << 30
+MAX_TASK_ID_CHARS = 200  # far above any id seen; a longer one is not an id we can poll, show or resolve with
 # The contract's refusals before work starts: answered with one of these, a submit created no task.
 REFUSED_BEFORE_WORK = (400, 401, 402, 403, 422, 429)
 # Raised before a byte of the request left this machine.
@@ -160,8 +161,14 @@ class MusicGPTClient:
                                     ) from None
         if not isinstance(answer, dict):
             answer = {}
-        if answer.get("task_id"):
+        task_id = answer.get("task_id")
+        if isinstance(task_id, (str, int)) and not isinstance(task_id, bool) and \
+                0 < len(str(task_id)) <= MAX_TASK_ID_CHARS:
             return answer
+        if task_id:
+            raise SubmissionUnknown(f"MusicGPT answered the {operation} request with a task id that is not one "
+                                    f"({type(task_id).__name__}, {len(str(task_id))} characters); it may have "
+                                    "accepted it. Check your dashboard, then resolve the job")
         if answer.get("success") is False:
             raise BackendError(f"MusicGPT refused the {operation} request: {self._text(response)}",
                                code="rejected_by_service")
@@ -227,8 +234,8 @@ class MusicGPTClient:
         Truncated bodies, network errors, 5xx and files ``verify`` rejects (it raises ValueError) are fetched again,
         a bounded number of times; then TransientError. A 4xx (expired or missing file) is not retried.
         """
-        if not url.startswith(("http://", "https://")):
-            raise BackendError(f"MusicGPT gave an audio address that is not a web address: {url[:80]!r}",
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise BackendError(f"MusicGPT gave an audio address that is not a web address: {repr(url)[:80]}",
                                code="download_failed")
         part = dest.with_name(f".{dest.name}.part")
         reason = ""
@@ -245,7 +252,8 @@ class MusicGPTClient:
                 part.unlink(missing_ok=True)
                 raise BackendError(f"MusicGPT's audio file is gone or refused (HTTP {exc.status}): {_short(url)}",
                                    code="download_failed") from None
-            except (httpx.TimeoutException, httpx.TransportError, _DownloadRetry, ValueError) as exc:
+            except (httpx.TimeoutException, httpx.TransportError, httpx.TooManyRedirects, _DownloadRetry,
+                    ValueError) as exc:
                 reason = _describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
                 part.unlink(missing_ok=True)
         raise TransientError(f"downloading {_short(url)} failed {self.retry.attempts} times ({reason})",

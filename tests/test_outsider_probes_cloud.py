@@ -1,0 +1,122 @@
+"""An outsider's probes of the MusicGPT client against a misbehaving server: each answer a real server (or a proxy in
+front of it) could give ends the call with one of the project's errors, never a raw exception, and a paid submit is
+never sent twice."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import soundfile as sf
+
+import tests.fakes.musicgpt as fake_module
+from bridge.exceptions import BackendError, SubmissionUnknown, TransientError
+from tests.backends.musicgpt.support import make_client, run
+from tests.fakes.musicgpt import FakeMusicGPT
+
+INPAINT = {"prompt": "a soft guitar solo", "replace_start_at": "4.5", "replace_end_at": "9", "num_outputs": "2"}
+
+
+@pytest.fixture
+def fake():
+    with FakeMusicGPT(time_scale=0.01, eta=20) as service:
+        yield service
+
+
+@pytest.fixture
+def upload(tmp_path, demo_song_path):
+    audio, rate = sf.read(demo_song_path, frames=12 * 44100, dtype="float32", always_2d=True)
+    path = tmp_path / "musicgpt-upload.wav"
+    sf.write(path, audio, rate, subtype="PCM_16")
+    return path
+
+
+class _RedirectLoop(BaseHTTPRequestHandler):
+    """A storage host that redirects every download to itself, forever."""
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "/b" if self.path == "/a" else "/a")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def redirect_loop():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RedirectLoop)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/a"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _download(url, dest):
+    async def go():
+        client = make_client("http://127.0.0.1:9/api/public", "sk-unused")
+        try:
+            return await client.download(url, dest)
+        finally:
+            await client.close()
+
+    return run(go())
+
+
+def test_an_audio_address_that_redirects_in_a_loop_fails_the_download_not_the_daemon(redirect_loop, tmp_path):
+    with pytest.raises(TransientError, match="TooManyRedirects") as caught:
+        _download(redirect_loop, tmp_path / "v1.wav")
+    assert caught.value.code == "download_failed"
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+@pytest.mark.parametrize("address", [123, None, ["http://x"]])
+def test_an_audio_address_that_is_not_text_is_refused_as_not_a_web_address(address, tmp_path):
+    with pytest.raises(BackendError, match="not a web address") as caught:
+        _download(address, tmp_path / "v1.wav")
+    assert caught.value.code == "download_failed"
+
+
+@pytest.mark.parametrize("task_id", ["x" * 10_000, ["task-1"], {"id": "task-1"}, True])
+def test_a_submit_answered_with_an_unusable_task_id_is_unknown_and_never_sent_again(fake, upload, monkeypatch,
+                                                                                     task_id):
+    accepted = fake_module._Handler._accepted_answer
+
+    def odd_answer(self, operation, task):
+        return dict(accepted(self, operation, task), task_id=task_id)
+
+    monkeypatch.setattr(fake_module._Handler, "_accepted_answer", odd_answer)
+
+    async def go():
+        client = make_client(fake.url, fake.api_key)
+        try:
+            return await client.submit("inpaint", INPAINT, upload)
+        finally:
+            await client.close()
+
+    with pytest.raises(SubmissionUnknown, match="task id that is not one") as caught:
+        run(go())
+    assert len(str(caught.value)) < 400 and "\n" not in str(caught.value)
+    assert fake.total_submits == 1
+
+
+def test_a_numeric_task_id_is_taken_as_text(fake, upload, monkeypatch):
+    accepted = fake_module._Handler._accepted_answer
+    monkeypatch.setattr(fake_module._Handler, "_accepted_answer",
+                        lambda self, operation, task: dict(accepted(self, operation, task), task_id=12345))
+
+    async def go():
+        client = make_client(fake.url, fake.api_key)
+        try:
+            return await client.submit("inpaint", INPAINT, upload)
+        finally:
+            await client.close()
+
+    assert run(go())["task_id"] == 12345
+    assert fake.total_submits == 1
