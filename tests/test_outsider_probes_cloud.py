@@ -1,9 +1,11 @@
-"""An outsider's probes of the MusicGPT client against a misbehaving server: each answer a real server (or a proxy in
-front of it) could give ends the call with one of the project's errors, never a raw exception, and a paid submit is
-never sent twice."""
+"""An outsider's probes of the MusicGPT client against a misbehaving server (each answer a real server, or a proxy in
+front of it, could give ends the call with one of the project's errors, never a raw exception, and a paid submit is
+never sent twice) and of the one-shot CLI with odd inputs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,6 +15,7 @@ import soundfile as sf
 import tests.fakes.musicgpt as fake_module
 from bridge.exceptions import BackendError, SubmissionUnknown, TransientError
 from tests.backends.musicgpt.support import make_client, run
+from tests.conftest import ROOT, daemon_environment
 from tests.fakes.musicgpt import FakeMusicGPT
 
 INPAINT = {"prompt": "a soft guitar solo", "replace_start_at": "4.5", "replace_end_at": "9", "num_outputs": "2"}
@@ -120,3 +123,19 @@ def test_a_numeric_task_id_is_taken_as_text(fake, upload, monkeypatch):
 
     assert run(go())["task_id"] == 12345
     assert fake.total_submits == 1
+
+
+def test_a_one_shot_whose_out_folder_lies_under_a_file_is_refused_before_any_work(project):
+    """Refused at once, not after the whole (perhaps paid) job when it is delivered."""
+    blocker = project.root / "notes.txt"
+    blocker.write_text("a file, not a folder\n")
+    result = subprocess.run([sys.executable, "-m", "bridge", "inpaint", str(project.song), "--start", "10",
+                             "--end", "12", "--config", str(project.config), "--out", str(blocker / "results")],
+                            env=daemon_environment(), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"is not a folder ({blocker} is a file)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project.state / "journal.sqlite").exists() or "inpaint" not in subprocess.run(
+        [sys.executable, "-m", "bridge", "jobs", "--config", str(project.config)], env=daemon_environment(), cwd=ROOT,
+        capture_output=True, text=True, timeout=60).stdout
+    assert blocker.read_text() == "a file, not a folder\n"

@@ -81,8 +81,12 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
         if not named.is_absolute():  # it would be the daemon's working folder's, whatever the DAW meant
             raise ValidationError("drop_folder", args["drop_folder"], "must be an absolute path")
         drop_folder = _resolved("drop_folder", args["drop_folder"], named)
-        if drop_folder.exists() and not drop_folder.is_dir():  # found only when the finished job is delivered
-            raise ValidationError("drop_folder", args["drop_folder"], "is not a folder")
+        # Found otherwise only when the finished (perhaps paid) job is delivered: the folder, or the nearest of its
+        # parents that exists, must be a folder.
+        existing = next(folder for folder in (drop_folder, *drop_folder.parents) if folder.exists())
+        if not existing.is_dir():
+            where = "" if existing == drop_folder else f" ({existing} is a file)"
+            raise ValidationError("drop_folder", args["drop_folder"], f"is not a folder{where}")
     # Whichever folder results will go to (named here, configured, or beside the source) must resolve into the
     # roots: a "daw-bridge" folder that is a symlink out of the project is refused, not followed.
     effective = drop_folder or resolved.parent / "daw-bridge"
