@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from bridge.audio import picture
-from bridge.audio.region import read_frames
+from bridge.audio.region import check_unchanged, read_frames
 from bridge.audio.wavio import discard, lossless_subtype, publish, stage_audio, stage_bytes, stage_text
 from bridge.exceptions import Cancelled, DeliveryError
 from bridge.models import JobSpec, Rendered
@@ -180,6 +180,7 @@ def _read_rendered(rendered: Rendered) -> tuple[np.ndarray, int]:
 def _full_song(spec: JobSpec, span: np.ndarray, span_start: float) -> np.ndarray:
     """The whole source with the span swapped in (for extend, what followed the extension point is dropped)."""
     info = spec.source_info
+    check_unchanged(spec.source, info)  # rewritten since the job read it: its parts would not fit the span
     first = int(round(span_start * info.sample_rate))
     before, _ = read_frames(spec.source, 0, first)
     if spec.operation == "extend":

@@ -13,8 +13,12 @@ import pytest
 import soundfile as sf
 
 import tests.fakes.musicgpt as fake_module
-from bridge.exceptions import BackendError, SubmissionUnknown, TransientError
+from bridge import delivery
+from bridge.audio.region import probe
+from bridge.exceptions import BackendError, SourceError, SubmissionUnknown, TransientError
+from bridge.models import JobSpec, Rendered
 from tests.backends.musicgpt.support import make_client, run
+from tests.backends.musicgpt.test_musicgpt_client import upload  # noqa: F401 (a fixture)
 from tests.conftest import ROOT, daemon_environment
 from tests.fakes.musicgpt import FakeMusicGPT
 
@@ -28,11 +32,8 @@ def fake():
 
 
 @pytest.fixture
-def upload(tmp_path, demo_song_path):
-    audio, rate = sf.read(demo_song_path, frames=12 * 44100, dtype="float32", always_2d=True)
-    path = tmp_path / "musicgpt-upload.wav"
-    sf.write(path, audio, rate, subtype="PCM_16")
-    return path
+def song(demo_song_path):
+    return demo_song_path  # what the borrowed ``upload`` fixture crops
 
 
 class _RedirectLoop(BaseHTTPRequestHandler):
@@ -86,6 +87,17 @@ def test_an_audio_address_that_is_not_text_is_refused_as_not_a_web_address(addre
     assert caught.value.code == "download_failed"
 
 
+def _submit(fake, upload):
+    async def go():
+        client = make_client(fake.url, fake.api_key)
+        try:
+            return await client.submit("inpaint", INPAINT, upload)
+        finally:
+            await client.close()
+
+    return run(go())
+
+
 @pytest.mark.parametrize("task_id", ["x" * 10_000, ["task-1"], {"id": "task-1"}, True])
 def test_a_submit_answered_with_an_unusable_task_id_is_unknown_and_never_sent_again(fake, upload, monkeypatch,
                                                                                      task_id):
@@ -96,15 +108,8 @@ def test_a_submit_answered_with_an_unusable_task_id_is_unknown_and_never_sent_ag
 
     monkeypatch.setattr(fake_module._Handler, "_accepted_answer", odd_answer)
 
-    async def go():
-        client = make_client(fake.url, fake.api_key)
-        try:
-            return await client.submit("inpaint", INPAINT, upload)
-        finally:
-            await client.close()
-
     with pytest.raises(SubmissionUnknown, match="task id that is not one") as caught:
-        run(go())
+        _submit(fake, upload)
     assert len(str(caught.value)) < 400 and "\n" not in str(caught.value)
     assert fake.total_submits == 1
 
@@ -114,14 +119,7 @@ def test_a_numeric_task_id_is_taken_as_text(fake, upload, monkeypatch):
     monkeypatch.setattr(fake_module._Handler, "_accepted_answer",
                         lambda self, operation, task: dict(accepted(self, operation, task), task_id=12345))
 
-    async def go():
-        client = make_client(fake.url, fake.api_key)
-        try:
-            return await client.submit("inpaint", INPAINT, upload)
-        finally:
-            await client.close()
-
-    assert run(go())["task_id"] == 12345
+    assert _submit(fake, upload)["task_id"] == 12345
     assert fake.total_submits == 1
 
 
@@ -139,3 +137,20 @@ def test_a_one_shot_whose_out_folder_lies_under_a_file_is_refused_before_any_wor
         [sys.executable, "-m", "bridge", "jobs", "--config", str(project.config)], env=daemon_environment(), cwd=ROOT,
         capture_output=True, text=True, timeout=60).stdout
     assert blocker.read_text() == "a file, not a folder\n"
+
+
+def test_a_full_song_delivery_refuses_a_source_rewritten_since_the_job_read_it(tmp_path, demo_song_path):
+    """The one-shot CLI with --delivery full, the song re-rendered (shorter) by the DAW while the job ran: the result
+    was the new song's start and end around a span made from the old one, delivered as if all were well."""
+    song = tmp_path / "song.wav"
+    song.write_bytes(demo_song_path.read_bytes())
+    spec = JobSpec(job_id="j-20260101-000000-abcdef", operation="inpaint", source=song, source_info=probe(song),
+                   backend="local", start=5.0, end=7.0, delivery="full", drop_folder=tmp_path / "drop")
+    audio, rate = sf.read(str(song), frames=12 * 44100, dtype="float32", always_2d=True)
+    span = tmp_path / "v1.wav"
+    sf.write(str(span), audio[4 * 44100:8 * 44100], rate, subtype="FLOAT")
+    sf.write(str(song), audio, rate, subtype="PCM_24")  # re-rendered: 12 s instead of the 40 s the job was for
+    with pytest.raises(SourceError, match="changed since the job was accepted") as caught:
+        delivery.deliver(spec, [Rendered(1, span, 4.0)])
+    assert caught.value.code == "source_changed"
+    assert not (tmp_path / "drop").exists() or list((tmp_path / "drop").iterdir()) == []

@@ -30,6 +30,15 @@ def probe(source: Path) -> SourceInfo:
                       format=f"{info.format}/{info.subtype}")
 
 
+def check_unchanged(source: Path, then: SourceInfo) -> None:
+    """Refuse a source that is no longer the file a job was accepted for (truncated, replaced, re-rendered)."""
+    now = probe(source)
+    if (now.frames, now.sample_rate, now.channels) != (then.frames, then.sample_rate, then.channels):
+        raise SourceError(f"source audio changed since the job was accepted ({then.frames} frames at "
+                          f"{then.sample_rate} Hz, now {now.frames} at {now.sample_rate} Hz): {source}",
+                          code="source_changed")
+
+
 def frame_range(sample_rate: int, frames: int, start: float, end: float) -> tuple[int, int]:
     """Frames [first, stop) for source seconds [start, end), clamped to the file."""
     first = min(max(int(round(start * sample_rate)), 0), frames)

@@ -130,27 +130,17 @@ def analyse_source(source: str, cache_dir: str) -> dict:
     return {"cached": cached, "tempo": round(analysis.tempo, 2), "beats": len(analysis.beats)}
 
 
-def _check_unchanged(spec) -> None:
-    """Refuse a source that is no longer the file the job was accepted for (truncated, replaced, re-rendered)."""
-    from bridge.audio.region import probe
-
-    now, then = probe(spec.source), spec.source_info
-    if (now.frames, now.sample_rate, now.channels) != (then.frames, then.sample_rate, then.channels):
-        raise SourceError(f"source audio changed since the job was accepted ({then.frames} frames at "
-                          f"{then.sample_rate} Hz, now {now.frames} at {now.sample_rate} Hz): {spec.source}",
-                          code="source_changed")
-
-
 def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -> list[dict]:
     """Plan and render the job's variants into ``workdir``; returns ``Rendered.to_json()`` dicts, best first.
 
     Raises NoMaterialError when the song is silent, too short, or nothing in it fits well enough.
     """
+    from bridge.audio.region import check_unchanged
     from bridge.audio.wavio import lossless_subtype
     from bridge.models import JobSpec, Rendered
 
     spec = JobSpec.from_json(job)
-    _check_unchanged(spec)
+    check_unchanged(spec.source, spec.source_info)
     analysis, _ = song_analysis(spec.source, Path(cache_dir))
     _check_song(analysis)
     steering = understand(spec.prompt)  # None: the prompt has no word the engine follows
