@@ -154,3 +154,45 @@ def test_a_full_song_delivery_refuses_a_source_rewritten_since_the_job_read_it(t
         delivery.deliver(spec, [Rendered(1, span, 4.0)])
     assert caught.value.code == "source_changed"
     assert not (tmp_path / "drop").exists() or list((tmp_path / "drop").iterdir()) == []
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """A storage host that answers 200 and then sends one byte at a time, never enough to trip a read timeout."""
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        try:
+            while not self.server.stopping.wait(0.05):
+                self.wfile.write(b"R")
+                self.wfile.flush()
+        except OSError:
+            pass
+
+
+def test_an_audio_download_that_trickles_forever_ends_as_a_failed_download(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.stopping = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    async def go():
+        client = make_client("http://127.0.0.1:9/api/public", "sk-unused", timeout_s=0.3, attempts=2)
+        try:
+            return await client.download(f"http://127.0.0.1:{server.server_address[1]}/v1.wav", tmp_path / "v1.wav")
+        finally:
+            await client.close()
+
+    try:
+        with pytest.raises(TransientError, match="stalled") as caught:
+            run(go())
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert caught.value.code == "download_failed"
+    assert list(tmp_path.iterdir()) == []

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 ENDPOINTS = {"inpaint": "/v1/inpaint", "extend": "/v1/extend"}
 CONVERSION_TYPES = {"inpaint": "INPAINT", "extend": "EXTEND"}
 MAX_DOWNLOAD_BYTES = 1 << 30
+MIN_DOWNLOAD_BYTES_PER_S = 8 << 10  # averaged once the first timeout has passed: a trickle is a stalled download
 MAX_TASK_ID_CHARS = 200  # far above any id seen; a longer one is not an id we can poll, show or resolve with
 # The contract's refusals before work starts: answered with one of these, a submit created no task.
 REFUSED_BEFORE_WORK = (400, 401, 402, 403, 422, 429)
@@ -77,6 +78,7 @@ class MusicGPTClient:
         self.limiter = limiter
         self.retry = retry or RetryPolicy()
         self._secret = api_key
+        self._timeout_s = timeout_s
         timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         auth = {"Authorization": api_key.reveal(), "Accept": "application/json"}
         self._api = httpx.AsyncClient(base_url=self.base_url, headers=auth, timeout=timeout)
@@ -266,12 +268,15 @@ class MusicGPTClient:
             if response.status_code != 200:
                 raise _DownloadRetry(f"HTTP {response.status_code}")
             declared = response.headers.get("content-length")
-            received = 0
+            received, began = 0, time.monotonic()
             with open(part, "wb") as out:
                 async for chunk in response.aiter_raw():
                     received += len(chunk)
                     if received > MAX_DOWNLOAD_BYTES:
                         raise _DownloadRetry(f"larger than {MAX_DOWNLOAD_BYTES} bytes")
+                    elapsed = time.monotonic() - began  # the read timeout never fires on a byte a second
+                    if elapsed > self._timeout_s and received < elapsed * MIN_DOWNLOAD_BYTES_PER_S:
+                        raise _DownloadRetry(f"stalled: {received} bytes in {elapsed:.0f} s")
                     out.write(chunk)
             if declared is not None and received != int(declared):
                 raise _DownloadRetry(f"truncated: {received} of {declared} bytes")
