@@ -15,7 +15,14 @@ import soundfile as sf
 import tests.fakes.musicgpt as fake_module
 from bridge import delivery
 from bridge.audio.region import probe
-from bridge.exceptions import BackendError, SourceError, SubmissionUnknown, TransientError
+from bridge.backends.musicgpt.outputs import Offered, fetch_variant
+from bridge.exceptions import (
+    BackendError,
+    BridgeError,
+    SourceError,
+    SubmissionUnknown,
+    TransientError,
+)
 from bridge.models import JobSpec, Rendered
 from tests.backends.musicgpt.support import make_client, run
 from tests.backends.musicgpt.test_musicgpt_client import upload  # noqa: F401 (a fixture)
@@ -85,6 +92,53 @@ def test_an_audio_address_that_is_not_text_is_refused_as_not_a_web_address(addre
     with pytest.raises(BackendError, match="not a web address") as caught:
         _download(address, tmp_path / "v1.wav")
     assert caught.value.code == "download_failed"
+
+
+class _HtmlPage(BaseHTTPRequestHandler):
+    """A storage host (or a captive portal in front of it) that answers every download with a web page."""
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        body = b"<html><body>Sign in to continue</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_variant_that_cannot_be_fetched_is_reported_in_the_words_of_what_went_wrong(tmp_path):
+    """Not the hidden download file's name, and not "MusicGPT no longer has it" for an address it never served."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    page = f"http://127.0.0.1:{server.server_address[1]}/v1.wav"
+
+    async def fetch(wav_url, mp3_url):
+        client = make_client("http://127.0.0.1:9/api/public", "sk-unused", attempts=1)
+        offered = Offered(variant=1, conversion_id=None, wav_url=wav_url, mp3_url=mp3_url, duration=10.0, title="",
+                          lyrics="", lyrics_timestamped=None)
+        try:
+            return await fetch_variant(client, offered, tmp_path)
+        finally:
+            await client.close()
+
+    try:
+        with pytest.raises(BridgeError) as html:
+            run(fetch(page, None))
+        with pytest.raises(BridgeError) as local:
+            run(fetch("file:///etc/passwd", None))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert "not decodable (Format not recognised.)" in str(html.value), html.value
+    assert ".part" not in str(html.value) and str(tmp_path) not in str(html.value)
+    assert str(local.value) == ("variant 1 could not be downloaded (MusicGPT gave an audio address that is not a web "
+                                "address: 'file:///etc/passwd')"), local.value
+    assert list(tmp_path.iterdir()) == []
 
 
 def _submit(fake, upload):

@@ -83,8 +83,7 @@ async def fetch_variant(client: MusicGPTClient, offered: Offered, workdir: Path)
     if transient:  # the files may still be there: the task id is kept, a retry downloads without paying again
         raise TransientError(f"variant {offered.variant} could not be downloaded ({reason}); retry the job to "
                              "download it again (it will not be paid for twice)", code="download_failed")
-    raise BackendError(f"variant {offered.variant} could not be downloaded: MusicGPT no longer has it ({reason})",
-                       code="download_failed")
+    raise BackendError(f"variant {offered.variant} could not be downloaded ({reason})", code="download_failed")
 
 
 def _decode_checked(path: Path, expected: float | None) -> tuple[np.ndarray, int]:
@@ -93,7 +92,9 @@ def _decode_checked(path: Path, expected: float | None) -> tuple[np.ndarray, int
         with sf.SoundFile(str(path)) as f:
             audio, rate = f.read(dtype="float32", always_2d=True), f.samplerate
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        # libsndfile's own words, without the path of the hidden file being downloaded
+        said = getattr(exc, "error_string", None) or str(exc).strip().replace(str(path), "the download")
+        detail = said.splitlines()[-1] if said else type(exc).__name__
         raise ValueError(f"not decodable ({detail})") from None
     if len(audio) == 0:
         raise ValueError("decodes to no audio")
