@@ -331,6 +331,10 @@ function DB.read_manifest(path)
 	if type(manifest.timeline) ~= "table" or type(manifest.timeline.position) ~= "number" then
 		return nil, "has no timeline.position"
 	end
+	local audio = manifest.audio
+	if type(audio) ~= "string" or audio == "" or audio:find("[/\\]") or audio:match("^%.%.?$") then
+		return nil, "names audio " .. tostring(audio) .. ", which is not a file name in its folder"
+	end
 	local folder = path:match("^(.*)[/\\][^/\\]*$") or "."
 	manifest.audio_path = DB.join(folder, manifest.audio)
 	if not DB.read_file(manifest.audio_path, "rb") then

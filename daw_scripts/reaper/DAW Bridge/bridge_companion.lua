@@ -45,7 +45,7 @@ function companion.check_manifest(manifest, constants)
     return string.format('format is "%s", this importer reads "%s"', tostring(manifest.format), expected)
   end
   local audio = manifest.audio
-  if type(audio) ~= "string" or audio == "" or audio:find("[/\\]") or audio == ".." then
+  if type(audio) ~= "string" or audio == "" or audio:find("[/\\]") or audio:match("^%.%.?$") then
     return "audio must be a file name in the manifest's folder, got " .. tostring(audio)
   end
   for _, field in ipairs({ { "timeline", "position" }, { "timeline", "length" }, { "source", "start" },
@@ -61,7 +61,7 @@ end
 local function import_one(folder, name, constants)
   local text = util.read_file(util.join(folder, name))
   local manifest, err = json.try_decode(text or "")
-  local problem = manifest and companion.check_manifest(manifest, constants) or err
+  local problem = err or companion.check_manifest(manifest, constants)
   if problem then report_once(name, name .. " not imported: " .. problem) return false end
   local audio_path = util.join(folder, manifest.audio)
   if not util.file_exists(audio_path) then

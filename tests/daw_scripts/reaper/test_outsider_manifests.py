@@ -1,0 +1,44 @@
+"""An outsider's manifests: whatever lands in the drop folder, the companion names each bad one once and goes on."""
+
+import json
+
+import pytest
+
+from .results import MIX, deliver
+
+
+def good_and_bad(project, bad_text=None):
+    """A good delivery of variant 1 and a broken variant 2 of the same job; returns both manifests."""
+    mix = project.add_track()
+    item = project.add_item(mix, position=30.0, length=60.0)
+    good = deliver(project.drop_folder, position=30.0, item=item["guid"], track=mix["guid"], variant=1)
+    bad = deliver(project.drop_folder, position=30.0, item=item["guid"], track=mix["guid"], variant=2)
+    if bad_text is not None:
+        bad.write_text(bad_text)
+    return good, bad
+
+
+@pytest.mark.parametrize("text", ["false", "true", "null", "0", '"a"', "[]", "{", ""])
+def test_a_manifest_that_is_json_but_no_object_is_named_once_and_the_others_import(project, text):
+    good, bad = good_and_bad(project, text)
+
+    result = project.run("companion", ticks=3)
+
+    assert result.errors == []
+    assert result.console.count(f"{bad.name} not imported") == 1
+    assert [m.strip() for m in (project.drop_folder / ".reaper-imported").read_text().splitlines()] == [good.name]
+
+
+@pytest.mark.parametrize("audio", [".", "..", "../../etc/x.wav", "/etc/passwd", "", 5, None])
+def test_audio_that_is_no_file_name_in_the_drop_folder_is_named_and_not_imported(project, audio):
+    good, bad = good_and_bad(project)
+    manifest = json.loads(bad.read_text())
+    manifest["audio"] = audio
+    bad.write_text(json.dumps(manifest))
+
+    result = project.run("companion", ticks=3)
+
+    assert result.errors == []
+    assert result.console.count(f"{bad.name} not imported: audio must be a file name") == 1
+    files = {t["source"]["file"] for i in project.items() for t in i["takes"]}
+    assert files == {MIX, str(good.with_suffix(".wav"))}
