@@ -321,12 +321,19 @@ function DB.read_json(path, format)
 	return value
 end
 
+local function is_count(value, least) return math.type(value) == "integer" and value >= least end
+
 -- A manifest and its audio checked for import; nil and the reason when it cannot be imported.
 function DB.read_manifest(path)
 	local manifest, why = DB.read_json(path, BRIDGE.MANIFEST_FORMAT)
 	if not manifest then return nil, why end
 	for _, key in ipairs({ "audio", "sample_rate", "channels", "frames" }) do
 		if manifest[key] == nil then return nil, "has no " .. key end
+	end
+	for _, key in ipairs({ "sample_rate", "channels", "frames" }) do
+		if not is_count(manifest[key], 1) then
+			return nil, string.format("has %s %s, not a count", key, tostring(manifest[key]))
+		end
 	end
 	if type(manifest.timeline) ~= "table" or type(manifest.timeline.position) ~= "number" then
 		return nil, "has no timeline.position"
@@ -337,8 +344,13 @@ function DB.read_manifest(path)
 	end
 	local folder = path:match("^(.*)[/\\][^/\\]*$") or "."
 	manifest.audio_path = DB.join(folder, manifest.audio)
-	if not DB.read_file(manifest.audio_path, "rb") then
-		return nil, string.format("names %s, which is missing", manifest.audio)
+	local file = io.open(manifest.audio_path, "rb")
+	if not file then return nil, string.format("names %s, which is missing", manifest.audio) end
+	local head = file:read(12) or ""
+	file:close()
+	local riff = head:sub(1, 4)
+	if not (riff == "RIFF" or riff == "RF64" or riff == "BW64") or head:sub(9, 12) ~= "WAVE" then
+		return nil, string.format("names %s, which is empty or not a WAV file", manifest.audio)
 	end
 	return manifest
 end
@@ -686,8 +698,6 @@ function DB.mark_decided(drop_folder, decision)
 	file:write(decision.job_id, "\t", string.format("%d", decision.seq), "\n")
 	file:close()
 end
-
-local function is_count(value, least) return math.type(value) == "integer" and value >= least end
 
 -- A decision file checked against the contract; nil and the reason when it cannot be applied.
 function DB.read_decision(path)

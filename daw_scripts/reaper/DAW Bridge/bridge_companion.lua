@@ -58,14 +58,28 @@ function companion.check_manifest(manifest, constants)
   return nil
 end
 
+--- Whether the file at `path` starts as a WAV does (RIFF, or RF64 / BW64 for a large one); nil when it is missing.
+local function wav_header(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local head = f:read(12) or ""
+  f:close()
+  local riff = head:sub(1, 4)
+  return (riff == "RIFF" or riff == "RF64" or riff == "BW64") and head:sub(9, 12) == "WAVE"
+end
+
 local function import_one(folder, name, constants)
   local text = util.read_file(util.join(folder, name))
   local manifest, err = json.try_decode(text or "")
   local problem = err or companion.check_manifest(manifest, constants)
   if problem then report_once(name, name .. " not imported: " .. problem) return false end
   local audio_path = util.join(folder, manifest.audio)
-  if not util.file_exists(audio_path) then
+  local is_wav = wav_header(audio_path)
+  if is_wav == nil then
     report_once(name, name .. " not imported: its audio " .. manifest.audio .. " is missing")
+    return false
+  elseif not is_wav then
+    report_once(name, name .. " not imported: its audio " .. manifest.audio .. " is empty or not a WAV file")
     return false
   end
   reaper.Undo_BeginBlock()

@@ -35,3 +35,32 @@ def test_audio_that_is_no_file_name_in_the_drop_folder_is_named_and_the_others_s
     shown = "table" if isinstance(audio, dict) else audio  # Lua shows a table as "table: 0x..."
     assert note.startswith(f"bad.json names audio {shown}")
     assert note.endswith(", which is not a file name in its folder")
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF", b"not audio at all, just text"])
+def test_audio_that_is_empty_or_no_wav_is_named_and_left_as_it_is(lua, tmp_path, content):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "good")
+    manifest(drop, "bad")
+    (drop / "bad.wav").write_bytes(content)
+
+    result = pending(lua, drop)
+
+    assert result == {"ready": ["good.json"], "notes": ["bad.json names bad.wav, which is empty or not a WAV file"]}
+    assert (drop / "bad.wav").read_bytes() == content
+
+
+@pytest.mark.parametrize(("key", "value"), [("sample_rate", "44100"), ("channels", 0), ("frames", -5),
+                                             ("sample_rate", 44100.5), ("channels", [2])])
+def test_counts_of_the_wrong_type_are_named_before_they_reach_the_session_file(lua, tmp_path, key, value):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "good")
+    manifest(drop, "bad", **{key: value})
+
+    result = pending(lua, drop)
+
+    assert result["ready"] == ["good.json"]
+    [note] = result["notes"]
+    assert note.startswith(f"bad.json has {key} ") and note.endswith(", not a count")

@@ -42,3 +42,17 @@ def test_audio_that_is_no_file_name_in_the_drop_folder_is_named_and_not_imported
     assert result.console.count(f"{bad.name} not imported: audio must be a file name") == 1
     files = {t["source"]["file"] for i in project.items() for t in i["takes"]}
     assert files == {MIX, str(good.with_suffix(".wav"))}
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF", b"not audio at all, just text"])
+def test_audio_that_is_empty_or_no_wav_is_named_once_left_alone_and_the_others_import(project, content):
+    good, bad = good_and_bad(project)
+    audio = bad.with_suffix(".wav")
+    audio.write_bytes(content)
+
+    result = project.run("companion", ticks=3)
+
+    assert result.errors == []
+    assert result.console.count(f"{bad.name} not imported: its audio {audio.name} is empty or not a WAV file") == 1
+    assert {t["source"]["file"] for i in project.items() for t in i["takes"]} == {MIX, str(good.with_suffix(".wav"))}
+    assert audio.read_bytes() == content  # the file stays as it is
