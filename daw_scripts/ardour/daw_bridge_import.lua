@@ -335,8 +335,9 @@ function DB.read_manifest(path)
 			return nil, string.format("has %s %s, not a count", key, tostring(manifest[key]))
 		end
 	end
-	if type(manifest.timeline) ~= "table" or type(manifest.timeline.position) ~= "number" then
-		return nil, "has no timeline.position"
+	local position = type(manifest.timeline) == "table" and manifest.timeline.position
+	if type(position) ~= "number" or position ~= position or math.abs(position) == math.huge then
+		return nil, "has no timeline.position (a finite number of seconds)"
 	end
 	local audio = manifest.audio
 	if type(audio) ~= "string" or audio == "" or audio:find("[/\\]") or audio:match("^%.%.?$") then

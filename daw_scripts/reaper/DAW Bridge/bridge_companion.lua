@@ -34,7 +34,9 @@ end
 local function number_at(t, a, b)
   local v = t[a]
   if type(v) ~= "table" then return nil end
-  return type(v[b]) == "number" and v[b] or nil
+  local n = v[b]
+  if type(n) ~= "number" or n ~= n or n == math.huge or n == -math.huge then return nil end -- finite only
+  return n
 end
 
 --- The manifest's problem for this importer, or nil when it can be imported.
@@ -50,7 +52,7 @@ function companion.check_manifest(manifest, constants)
   end
   for _, field in ipairs({ { "timeline", "position" }, { "timeline", "length" }, { "source", "start" },
                            { "source", "span_start" }, { "source", "span_end" } }) do
-    if not number_at(manifest, field[1], field[2]) then return field[1] .. "." .. field[2] .. " must be a number" end
+    if not number_at(manifest, field[1], field[2]) then return field[1] .. "." .. field[2] .. " must be a finite number" end
   end
   if manifest.operation ~= "inpaint" and manifest.operation ~= "extend" then
     return "operation must be inpaint or extend, got " .. tostring(manifest.operation)

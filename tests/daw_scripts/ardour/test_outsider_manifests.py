@@ -64,3 +64,18 @@ def test_counts_of_the_wrong_type_are_named_before_they_reach_the_session_file(l
     assert result["ready"] == ["good.json"]
     [note] = result["notes"]
     assert note.startswith(f"bad.json has {key} ") and note.endswith(", not a count")
+
+
+@pytest.mark.parametrize("raw", ["1e999", "-1e999", '"9"'])
+def test_a_position_that_is_no_finite_number_is_named(lua, tmp_path, raw):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "good")
+    manifest(drop, "bad", timeline={"position": "@position@", "length": 1.0})
+    text = (drop / "bad.json").read_text(encoding="utf-8")
+    (drop / "bad.json").write_text(text.replace('"@position@"', raw), encoding="utf-8")  # 1e999 reads as infinity
+
+    result = pending(lua, drop)
+
+    assert result == {"ready": ["good.json"],
+                      "notes": ["bad.json has no timeline.position (a finite number of seconds)"]}

@@ -56,3 +56,17 @@ def test_audio_that_is_empty_or_no_wav_is_named_once_left_alone_and_the_others_i
     assert result.console.count(f"{bad.name} not imported: its audio {audio.name} is empty or not a WAV file") == 1
     assert {t["source"]["file"] for i in project.items() for t in i["takes"]} == {MIX, str(good.with_suffix(".wav"))}
     assert audio.read_bytes() == content  # the file stays as it is
+
+
+@pytest.mark.parametrize("raw", ["1e999", "-1e999", '"30"', "null"])
+def test_a_position_that_is_no_finite_number_is_named_once_and_makes_no_item(project, raw):
+    good, bad = good_and_bad(project)
+    manifest = json.loads(bad.read_text())
+    manifest["timeline"]["position"] = "@position@"
+    bad.write_text(json.dumps(manifest).replace('"@position@"', raw))  # 1e999 reads as infinity
+
+    result = project.run("companion", ticks=3)
+
+    assert result.errors == []
+    assert result.console.count(f"{bad.name} not imported: timeline.position must be a finite number") == 1
+    assert {t["source"]["file"] for i in project.items() for t in i["takes"]} == {MIX, str(good.with_suffix(".wav"))}
