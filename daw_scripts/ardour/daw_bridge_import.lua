@@ -391,7 +391,8 @@ end
 
 -- The name a result carries on the timeline: "inpaint v1 (conf 0.82): soft guitar solo".
 function DB.region_name(manifest)
-	local prompt = type(manifest.request) == "table" and manifest.request.prompt or ""
+	local prompt = type(manifest.request) == "table" and manifest.request.prompt
+	if type(prompt) ~= "string" then prompt = "" end
 	prompt = prompt:gsub("%s+", " ")
 	if utf8.len(prompt) and utf8.len(prompt) > 40 then prompt = prompt:sub(1, utf8.offset(prompt, 40) - 1) .. "..." end
 	local name = string.format("%s v%s", tostring(manifest.operation or "result"), tostring(manifest.variant or 1))

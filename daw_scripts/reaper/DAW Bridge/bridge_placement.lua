@@ -110,8 +110,12 @@ end
 
 --- The take's name: operation, variant, confidence and prompt: "inpaint v1 (conf 0.82): soft guitar solo".
 function placement.take_name(manifest)
-  local prompt = json.value((json.value(manifest.request) or {}).prompt) or ""
-  if #prompt > 60 then prompt = prompt:sub(1, 57) .. "..." end
+  local request = json.value(manifest.request)
+  local prompt = type(request) == "table" and type(request.prompt) == "string" and request.prompt or ""
+  prompt = prompt:gsub("%s+", " ") -- one line: a newline in a take name would split the log and undo lines
+  if (utf8.len(prompt) or #prompt) > 60 then -- cut between characters, never inside one
+    prompt = (utf8.len(prompt) and prompt:sub(1, utf8.offset(prompt, 58) - 1) or prompt:sub(1, 57)) .. "..."
+  end
   local name = string.format("%s v%s", manifest.operation, tostring(manifest.variant))
   local confidence = placement.confidence(manifest)
   if confidence then name = string.format("%s (conf %.2f)", name, confidence) end

@@ -3,6 +3,8 @@ never stops the others."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.daw_scripts.ardour.conftest import lua_string
@@ -79,3 +81,16 @@ def test_a_position_that_is_no_finite_number_is_named(lua, tmp_path, raw):
 
     assert result == {"ready": ["good.json"],
                       "notes": ["bad.json has no timeline.position (a finite number of seconds)"]}
+
+
+@pytest.mark.parametrize("prompt", [5, {"a": 1}, [1], True])
+def test_a_prompt_that_is_no_text_leaves_the_region_named_by_operation_and_variant(lua, tmp_path, prompt):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    data = manifest(drop, "r")
+    data["request"]["prompt"] = prompt
+    (drop / "r.json").write_text(json.dumps(data), encoding="utf-8")
+
+    [name] = lua(f"report(IMPORT.region_name(IMPORT.read_manifest({lua_string(str(drop / 'r.json'))})))")
+
+    assert name == "inpaint v1"

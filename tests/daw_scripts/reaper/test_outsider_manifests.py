@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from .results import MIX, deliver
+from .results import MIX, active, deliver
 
 
 def good_and_bad(project, bad_text=None):
@@ -70,3 +70,20 @@ def test_a_position_that_is_no_finite_number_is_named_once_and_makes_no_item(pro
     assert result.errors == []
     assert result.console.count(f"{bad.name} not imported: timeline.position must be a finite number") == 1
     assert {t["source"]["file"] for i in project.items() for t in i["takes"]} == {MIX, str(good.with_suffix(".wav"))}
+
+
+@pytest.mark.parametrize(("prompt", "shown"), [
+    (5, "inpaint v1"), ({"a": 1}, "inpaint v1"), ([1], "inpaint v1"),
+    ('a "b"\n\t]] \\ %s end', 'inpaint v1: a "b" ]] \\ %s end'),
+    ("é" * 70, "inpaint v1: " + "é" * 57 + "..."),
+])
+def test_a_prompt_of_any_type_or_text_names_the_take_on_one_whole_line(project, prompt, shown):
+    mix = project.add_track()
+    item = project.add_item(mix, position=30.0, length=60.0)
+    deliver(project.drop_folder, position=30.0, item=item["guid"], track=mix["guid"], prompt=prompt)
+
+    result = project.run("companion", ticks=2)
+
+    assert result.errors == []
+    assert active(project.items()[1])["name"] == shown
+    assert result.undo == [f"DAW Bridge: import {shown}"]
