@@ -4,6 +4,7 @@ never sent twice) and of the one-shot CLI with odd inputs."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -24,11 +25,12 @@ from bridge.exceptions import (
     TransientError,
 )
 from bridge.models import JobSpec, Rendered
-from tests.backends.musicgpt.support import make_client, run
+from tests.backends.musicgpt.support import with_client
 from tests.backends.musicgpt.test_musicgpt_client import upload  # noqa: F401 (a fixture)
 from tests.conftest import ROOT, daemon_environment
 from tests.fakes.musicgpt import FakeMusicGPT
 
+NO_API = "http://127.0.0.1:9/api/public"  # nothing listens: the download tests never reach the API
 INPAINT = {"prompt": "a soft guitar solo", "replace_start_at": "4.5", "replace_end_at": "9", "num_outputs": "2"}
 
 
@@ -56,28 +58,31 @@ class _RedirectLoop(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-@pytest.fixture
-def redirect_loop():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RedirectLoop)
+@contextlib.contextmanager
+def _serving(handler):
+    """A storage host on loopback answering with ``handler``; its address. Stopped (``server.stopping`` set for a
+    handler still sending) and joined on leaving."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.stopping = threading.Event()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/a"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
+        server.stopping.set()
         server.shutdown()
         server.server_close()
         thread.join()
 
 
-def _download(url, dest):
-    async def go():
-        client = make_client("http://127.0.0.1:9/api/public", "sk-unused")
-        try:
-            return await client.download(url, dest)
-        finally:
-            await client.close()
+@pytest.fixture
+def redirect_loop():
+    with _serving(_RedirectLoop) as host:
+        yield f"{host}/a"
 
-    return run(go())
+
+def _download(url, dest, **settings):
+    return with_client(NO_API, "sk-unused", lambda client: client.download(url, dest), **settings)
 
 
 def test_an_audio_address_that_redirects_in_a_loop_fails_the_download_not_the_daemon(redirect_loop, tmp_path):
@@ -111,29 +116,16 @@ class _HtmlPage(BaseHTTPRequestHandler):
 
 def test_a_variant_that_cannot_be_fetched_is_reported_in_the_words_of_what_went_wrong(tmp_path):
     """Not the hidden download file's name, and not "MusicGPT no longer has it" for an address it never served."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    page = f"http://127.0.0.1:{server.server_address[1]}/v1.wav"
-
-    async def fetch(wav_url, mp3_url):
-        client = make_client("http://127.0.0.1:9/api/public", "sk-unused", attempts=1)
-        offered = Offered(variant=1, conversion_id=None, wav_url=wav_url, mp3_url=mp3_url, duration=10.0, title="",
+    def fetch(wav_url):
+        offered = Offered(variant=1, conversion_id=None, wav_url=wav_url, mp3_url=None, duration=10.0, title="",
                           lyrics="", lyrics_timestamped=None)
-        try:
-            return await fetch_variant(client, offered, tmp_path)
-        finally:
-            await client.close()
+        return with_client(NO_API, "sk-unused", lambda client: fetch_variant(client, offered, tmp_path), attempts=1)
 
-    try:
+    with _serving(_HtmlPage) as host:
         with pytest.raises(BridgeError) as html:
-            run(fetch(page, None))
-        with pytest.raises(BridgeError) as local:
-            run(fetch("file:///etc/passwd", None))
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+            fetch(f"{host}/v1.wav")
+    with pytest.raises(BridgeError) as local:
+        fetch("file:///etc/passwd")
     assert "not decodable (Format not recognised.)" in str(html.value), html.value
     assert ".part" not in str(html.value) and str(tmp_path) not in str(html.value)
     assert str(local.value) == ("variant 1 could not be downloaded (MusicGPT gave an audio address that is not a web "
@@ -142,14 +134,7 @@ def test_a_variant_that_cannot_be_fetched_is_reported_in_the_words_of_what_went_
 
 
 def _submit(fake, upload):
-    async def go():
-        client = make_client(fake.url, fake.api_key)
-        try:
-            return await client.submit("inpaint", INPAINT, upload)
-        finally:
-            await client.close()
-
-    return run(go())
+    return with_client(fake.url, fake.api_key, lambda client: client.submit("inpaint", INPAINT, upload))
 
 
 @pytest.mark.parametrize("task_id", ["x" * 10_000, ["task-1"], {"id": "task-1"}, True])
@@ -228,25 +213,8 @@ class _Trickle(BaseHTTPRequestHandler):
 
 
 def test_an_audio_download_that_trickles_forever_ends_as_a_failed_download(tmp_path):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    server.stopping = threading.Event()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    async def go():
-        client = make_client("http://127.0.0.1:9/api/public", "sk-unused", timeout_s=0.3, attempts=2)
-        try:
-            return await client.download(f"http://127.0.0.1:{server.server_address[1]}/v1.wav", tmp_path / "v1.wav")
-        finally:
-            await client.close()
-
-    try:
+    with _serving(_Trickle) as host:
         with pytest.raises(TransientError, match="stalled") as caught:
-            run(go())
-    finally:
-        server.stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
+            _download(f"{host}/v1.wav", tmp_path / "v1.wav", timeout_s=0.3, attempts=2)
     assert caught.value.code == "download_failed"
     assert list(tmp_path.iterdir()) == []

@@ -50,3 +50,15 @@ async def run_job(backend: MusicGPTBackend, spec: JobSpec, workdir: Path, progre
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def with_client(url: str, key: str, call, **settings):
+    """``await call(client)`` with a client of ``make_client``'s, closed afterwards whatever happens."""
+    async def go():
+        client = make_client(url, key, **settings)
+        try:
+            return await call(client)
+        finally:
+            await client.close()
+
+    return run(go())
