@@ -99,7 +99,10 @@ def _atomic_write(path: Path, content: bytes) -> None:
 
 
 def carry_out(plan: Plan, dry_run: bool, out=print) -> int:
-    """Do (or with ``dry_run`` only describe) the plan; returns how many files were written or removed."""
+    """Do (or with ``dry_run`` only describe) the plan; returns how many files were written or removed.
+
+    A file change is printed once it is done, so what was printed is what was done when one fails (InstallError,
+    naming the path and the reason; nothing after it is attempted)."""
     would = "would " if dry_run else ""
     files = 0
     failed = False
@@ -110,17 +113,20 @@ def carry_out(plan: Plan, dry_run: bool, out=print) -> int:
             if not dry_run:
                 failed |= not _run(change.command, out)
             continue
+        if not dry_run:
+            try:
+                if change.verb == "write":
+                    _atomic_write(change.path, change.content)
+                    files += 1
+                elif change.verb == "remove":
+                    change.path.unlink()
+                    files += 1
+                elif change.verb == "rmdir":
+                    change.path.rmdir()
+            except OSError as exc:
+                raise InstallError(f"cannot {change.verb} {change.path}: {exc.strerror or exc}; stopped there, the "
+                                   f"changes printed above were made") from exc
         out(f"{would}{change.verb} {change.path}{note}")
-        if dry_run:
-            continue
-        if change.verb == "write":
-            _atomic_write(change.path, change.content)
-            files += 1
-        elif change.verb == "remove":
-            change.path.unlink()
-            files += 1
-        elif change.verb == "rmdir":
-            change.path.rmdir()
     for path in plan.unchanged:
         out(f"unchanged {path}")
     for message in plan.messages:
@@ -342,8 +348,16 @@ def _systemd_quote(word: str) -> str:
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _service_template(name: str) -> str:
+    try:
+        return (SERVICE_DIR / name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InstallError(f"the service files are not in this installation ({SERVICE_DIR}); install daw-bridge "
+                           "from its source folder (python3 -m pip install -e .)") from None
+
+
 def systemd_unit(command: list[str], env: dict[str, str]) -> str:
-    template = (SERVICE_DIR / SYSTEMD_UNIT).read_text(encoding="utf-8")
+    template = _service_template(SYSTEMD_UNIT)
     exec_start = "ExecStart=" + " ".join(_systemd_quote(w) for w in [*command, "serve"])
     extra = "".join(f"\nEnvironment={_systemd_quote(f'{k}={v}')}" for k, v in env.items())
     text, count = re.subn(r"(?m)^ExecStart=.*$", lambda _: exec_start + extra, template)
@@ -356,7 +370,7 @@ def systemd_unit(command: list[str], env: dict[str, str]) -> str:
 def launchd_plist(command: list[str], env: dict[str, str]) -> str:
     from xml.sax.saxutils import escape
 
-    template = (SERVICE_DIR / f"{LAUNCHD_LABEL}.plist").read_text(encoding="utf-8")
+    template = _service_template(f"{LAUNCHD_LABEL}.plist")
     strings = "".join(f"\n        <string>{escape(w)}</string>" for w in [*command, "serve"])
     arguments = f"<key>ProgramArguments</key>\n    <array>{strings}\n    </array>"
     if env:
@@ -450,6 +464,9 @@ def plan_plugin(args, installing: bool) -> Plan:
         destination = (Path(override).expanduser() if override else folders[fmt]) / f"{PLUGIN_NAME}.{fmt}"
         if installing:
             built = PLUGIN_BUILD / f"{PLUGIN_NAME}.{fmt}"
+            if not PLUGIN_BUILD.parent.is_dir():
+                raise InstallError(f"the plugin's source is not in this installation ({PLUGIN_BUILD.parent}); "
+                                   "install daw-bridge from its source folder (python3 -m pip install -e .)")
             if not built.exists():
                 raise InstallError(f"the plugin is not built ({built} is missing): run make -C "
                                    f"{PLUGIN_BUILD.parent} first")
@@ -533,11 +550,14 @@ def run(args: argparse.Namespace, installing: bool) -> int:
     target = TARGETS[args.target]
     started = time.monotonic()
     try:
-        plan = target.plan(args, installing)
+        try:
+            plan = target.plan(args, installing)
+        except OSError as exc:  # a file where a folder must be, a folder we may not read
+            raise InstallError(f"cannot read {exc.filename}: {exc.strerror or exc}; nothing was changed") from exc
+        files = carry_out(plan, args.dry_run)
     except InstallError as exc:
         print(f"daw-bridge: {exc}", file=sys.stderr)
         return 1
-    files = carry_out(plan, args.dry_run)
     verb = "install" if installing else "uninstall"
     if args.dry_run:
         print(f"{verb} {target.name}: dry run, {len(plan.changes)} change(s) shown, nothing changed")

@@ -1,0 +1,106 @@
+"""Set-up as an outsider first tries it, where an earlier version broke a promise: a DAW folder that is read-only,
+a user's file where install puts a folder, a daw-bridge installed from a wheel (no service/ or plugin source beside
+it). Each ends in one line naming the path and the reason, exit status 1, the user's files as they were, and no
+line claiming a change that was not made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.cli import main
+from bridge.commands import install
+from tests.adversarial.support import read_only, small_tmpfs
+
+
+def _snapshot(folder: Path) -> dict[str, bytes | None]:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def _cli(capsys, *argv) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    return home
+
+
+@pytest.fixture
+def reaper(home):
+    resource = home / ".config" / "REAPER"
+    (resource / "Scripts" / "Mine").mkdir(parents=True)
+    (resource / "Scripts" / "Mine" / "tool.lua").write_text("-- mine\n")
+    (resource / "reaper-kb.ini").write_bytes(b'KEY 1 65 40044 0\nSCR 4 0 RSmine "Custom: tool.lua" "Mine/tool.lua"\n')
+    return resource
+
+
+def test_a_read_only_reaper_scripts_folder_is_one_line_and_registers_no_action(reaper, capsys):
+    before = _snapshot(reaper)
+    with read_only(reaper / "Scripts"):
+        status, out, err = _cli(capsys, "install", "reaper")
+    assert status == 1, out + err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"daw-bridge: cannot write {reaper / 'Scripts' / 'daw-bridge'}") and "Read-only" in err, err
+    # nothing was written, so nothing is said to be, and reaper-kb.ini names no script that is not there
+    assert not any(line.startswith("write ") for line in out.splitlines()), out
+    assert _snapshot(reaper) == before
+
+
+def test_a_read_only_reaper_kb_after_the_scripts_says_which_changes_were_made(reaper, capsys):
+    kb = reaper / "reaper-kb.ini"
+    before = kb.read_bytes()
+    ours = reaper / "Scripts" / "daw-bridge"
+    ours.mkdir()
+    with read_only(reaper), small_tmpfs(ours, "4m"):  # our folder writable, the one holding reaper-kb.ini not
+        status, out, err = _cli(capsys, "install", "reaper")
+        written = sorted(line.removeprefix("write ") for line in out.splitlines() if line.startswith("write "))
+        assert written == sorted(str(p) for p in ours.iterdir()) and len(written) == len(install.reaper_files())
+    assert status == 1 and "Traceback" not in err and err.count("\n") == 1, err
+    assert err.startswith(f"daw-bridge: cannot write {kb}: Read-only file system; stopped there"), err
+    assert kb.read_bytes() == before
+
+
+def test_a_users_file_where_our_scripts_folder_goes_is_kept(reaper, home, capsys):
+    mine = reaper / "Scripts" / "daw-bridge"
+    mine.write_text("my notes, not a folder\n")
+    status, out, err = _cli(capsys, "install", "reaper")
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "Not a directory" in err and "nothing was changed" in err, err
+    assert mine.read_text() == "my notes, not a folder\n"
+
+    (home / ".config" / "ardour8").mkdir(parents=True)
+    (home / ".config" / "ardour8" / "scripts").write_text("mine\n")
+    status, out, err = _cli(capsys, "install", "ardour")
+    assert status == 1 and err.count("\n") == 1 and "Not a directory" in err, err
+    assert (home / ".config" / "ardour8" / "scripts").read_text() == "mine\n"
+
+
+def test_a_read_only_unit_folder_is_one_line(home, tmp_path, capsys):
+    units = tmp_path / "units"
+    with read_only(units):
+        status, out, err = _cli(capsys, "install", "service", "--no-start", "--unit-path",
+                                str(units / "daw-bridge.service"))
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"daw-bridge: cannot write {units / 'daw-bridge.service'}"), err
+    assert list(units.iterdir()) == []
+
+
+def test_installed_from_a_wheel_service_and_plugin_say_what_to_do(home, tmp_path, monkeypatch, capsys):
+    # a non-editable install has bridge/ in site-packages and neither service/ nor daw_scripts/ beside it
+    site = tmp_path / "site-packages"
+    monkeypatch.setattr(install, "SERVICE_DIR", site / "service")
+    monkeypatch.setattr(install, "PLUGIN_BUILD", site / "daw_scripts" / "plugin" / "build")
+    status, out, err = _cli(capsys, "install", "service", "--no-start", "--dry-run")
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "not in this installation" in err and "pip install -e ." in err, err
+    status, out, err = _cli(capsys, "install", "plugin", "--dry-run")
+    assert status == 1 and "not in this installation" in err and "make -C" not in err, err
