@@ -241,6 +241,9 @@ class AbletonFrontend:
         self._tasks: set[asyncio.Task] = set()
         self._counter = itertools.count(1)
         self._closed = False
+        # One placement at a time: each adds a track at the end and then works on it by its index, so two jobs
+        # delivered together would take the same index (a track left empty, the other job not placed).
+        self._placing = asyncio.Lock()
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
@@ -354,24 +357,27 @@ class AbletonFrontend:
         folder = manifests[0][0].parent
         shown = "/".join(DROP_SUBFOLDER) if folder.parts[-2:] == DROP_SUBFOLDER else str(folder)
         files_are = f"the files are in {shown}"
-        able, why = await self.can_place()
-        if not able:
-            return f"Live cannot place clips ({why}): {files_are}"
-        tempo = await self._number("/live/song/get/tempo", "tempo")
-        started = float((record.origin.get("ableton") or {}).get("tempo") or tempo)
-        if abs(tempo - started) > 1e-6:
-            return (f"not placed in Live: the tempo changed from {started:g} to {tempo:g} BPM since the job started "
-                    f"(its range was read at {started:g} BPM): {files_are}")
-        placed: list[str] = []
-        for manifest_path, manifest in manifests:
-            name, beats = _track_name(manifest), round(float(manifest["timeline"]["position"]) * tempo / 60.0, 6)
-            wav = manifest_path.parent / manifest["audio"]
-            failure = await self._place_one(name, wav, beats)
-            if failure:
-                done = f"placed {len(placed)} of {len(manifests)} in Live; " if placed else "not placed in Live: "
-                return f"{done}{name}: {failure}: {files_are}"
-            placed.append(f"{name!r} at beat {beats:g}")
-        return f"placed in Live's arrangement on new tracks: {', '.join(placed)} (also in {shown})"
+        async with self._placing:
+            able, why = await self.can_place()
+            if not able:
+                return f"Live cannot place clips ({why}): {files_are}"
+            tempo = await self._number("/live/song/get/tempo", "tempo")
+            started = float((record.origin.get("ableton") or {}).get("tempo") or tempo)
+            if abs(tempo - started) > 1e-6:
+                return (f"not placed in Live: the tempo changed from {started:g} to {tempo:g} BPM since the job "
+                        f"started (its range was read at {started:g} BPM): {files_are}")
+            placed: list[str] = []
+            for manifest_path, manifest in manifests:
+                name = _track_name(manifest)
+                beats = round(float(manifest["timeline"]["position"]) * tempo / 60.0, 6)
+                wav = manifest_path.parent / manifest["audio"]
+                failure = await self._place_one(name, wav, beats)
+                if failure:
+                    done = f"placed {len(placed)} of {len(manifests)} in Live; " if placed else \
+                        "not placed in Live: "
+                    return f"{done}{name}: {failure}: {files_are}"
+                placed.append(f"{name!r} at beat {beats:g}")
+            return f"placed in Live's arrangement on new tracks: {', '.join(placed)} (also in {shown})"
 
     async def _place_one(self, name: str, wav: Path, beats: float) -> str:
         """Create a track named ``name`` at the end and ``wav`` on it at ``beats``; "" or what went wrong."""

@@ -1,0 +1,51 @@
+"""An outsider's probes of the Ableton path: what a producer's Live, or two pads pressed together, could do to it. Live
+is the stand-in speaking AbletonOSC's published protocol over real UDP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import soundfile as sf
+
+from bridge.frontends.ableton import AbletonSettings
+from tests.conftest import free_udp_port
+from tests.daw_scripts.ableton.fake_live import ArrangementClip, FakeLive, LiveSet
+from tests.daw_scripts.ableton.test_ableton import with_frontend
+
+
+def delivered(drop: Path, name: str, position: float) -> SimpleNamespace:
+    """A job started from Live (at 120 BPM) and delivered as one variant: what placement reads of its record."""
+    sf.write(drop / f"{name}.wav", np.zeros(4410, dtype="float32"), 44100)
+    manifest = drop / f"{name}.json"
+    manifest.write_text(json.dumps({"audio": f"{name}.wav", "operation": "inpaint", "variant": 1,
+                                    "source": {"start": position, "end": position + 1.0},
+                                    "timeline": {"position": position}}))
+    return SimpleNamespace(job_id=name, manifests=[str(manifest)], origin={"ableton": {"tempo": 120.0}})
+
+
+def test_two_jobs_delivered_together_are_each_placed_on_a_track_of_their_own(tmp_path):
+    """Each placement adds a track at the end and works on it by index: run side by side they took the same index,
+    so one job was not placed and an empty track was left in the producer's Set."""
+    drop = tmp_path / "Song Project" / "Samples" / "daw-bridge"
+    drop.mkdir(parents=True)
+    first, second = delivered(drop, "first", 1.0), delivered(drop, "second", 2.0)
+    live_set = LiveSet(tracks=[[None]])
+
+    async def both_done(frontend, service):
+        return await asyncio.gather(frontend.place(first), frontend.place(second))
+
+    with FakeLive(live_set, reply_port=free_udp_port(), create_audio_clip=True) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+        notes = asyncio.run(with_frontend(tmp_path, settings, both_done))
+
+    assert notes == ["placed in Live's arrangement on new tracks: 'daw-bridge inpaint v1 1.0-2.0' at beat 2 (also in "
+                     "Samples/daw-bridge)",
+                     "placed in Live's arrangement on new tracks: 'daw-bridge inpaint v1 2.0-3.0' at beat 4 (also in "
+                     "Samples/daw-bridge)"]
+    assert live_set.track_names == ["1 Audio", "daw-bridge inpaint v1 1.0-2.0", "daw-bridge inpaint v1 2.0-3.0"]
+    assert live_set.arrangement == [[], [ArrangementClip("first", str(drop / "first.wav"), 2.0)],
+                                    [ArrangementClip("second", str(drop / "second.wav"), 4.0)]]
