@@ -12,6 +12,7 @@ import pytest
 from bridge.cli import main
 from bridge.commands import install
 from tests.adversarial.support import read_only, small_tmpfs
+from tests.conftest import free_udp_port
 
 
 def _snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -104,3 +105,29 @@ def test_installed_from_a_wheel_service_and_plugin_say_what_to_do(home, tmp_path
     assert "not in this installation" in err and "pip install -e ." in err, err
     status, out, err = _cli(capsys, "install", "plugin", "--dry-run")
     assert status == 1 and "not in this installation" in err and "make -C" not in err, err
+
+
+def _doctor_with(tmp_path, capsys, mapping: str, voice: bool = False) -> tuple[int, list[str]]:
+    (tmp_path / "pads.toml").write_text(mapping, encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(f'osc_port = {free_udp_port()}\nproject_roots = ["{tmp_path}"]\n'
+                      '[midi]\nport = "nanoPAD*"\nmapping = "pads.toml"\n'
+                      + ("[voice]\nenabled = true\n" if voice else ""), encoding="utf-8")
+    status, out, err = _cli(capsys, "doctor", "--config", str(config))
+    return status, [line for line in out.splitlines() if line[5:].startswith(("MIDI", "voice"))]
+
+
+def test_doctor_says_bad_to_a_mapping_the_daemon_would_refuse_at_start(home, tmp_path, capsys):
+    twice = '[[pad]]\nnote = 36\ncommand = "inpaint"\n\n[[pad]]\nnote = 36\naction = "cancel"\n'
+    status, lines = _doctor_with(tmp_path, capsys, twice)
+    assert status == 1 and lines == [f"BAD  MIDI: {tmp_path / 'pads.toml'}, line 5: pad 2: note 36 on any channel is "
+                                     "already mapped by the pad at line 1"], lines
+    status, lines = _doctor_with(tmp_path, capsys, '[[pad]]\nnote = 36\naction = "explode"\n')
+    assert status == 1 and "action: 'explode' must be one of" in lines[0], lines
+
+    # voice with pads that never open the microphone: the daemon only warns in its log and never listens
+    status, lines = _doctor_with(tmp_path, capsys, '[[pad]]\nnote = 36\ncommand = "inpaint"\n', voice=True)
+    assert status == 1 and lines[0].startswith("ok   MIDI: 1 pad(s) mapped"), lines
+    assert lines[1].startswith("BAD  voice: no talk or listen pad"), lines
+    status, lines = _doctor_with(tmp_path, capsys, '[[pad]]\nnote = 36\naction = "talk"\n', voice=True)
+    assert status == 0 and [line[:8] for line in lines] == ["ok   MID", "ok   voi"], lines

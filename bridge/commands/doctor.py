@@ -26,6 +26,7 @@ def doctor(config: Config) -> int:
         checks.append((root.is_dir(), f"project root {root}" + ("" if root.is_dir() else ": not a folder")))
     checks.extend((False, refusal) for refusal in config.refused_by_roots())
     checks.extend(_backends(config))
+    checks.extend(_pads_and_voice(config))
     for ok, text in checks:
         print(f"{'ok ' if ok else 'BAD'}  {text}")
     return 0 if all(ok for ok, _ in checks) else 1
@@ -72,4 +73,37 @@ def _backends(config: Config) -> list[tuple[bool, str]]:
         asyncio.run(backend.close())
     if "musicgpt" not in backends:
         results.append((True, "backend musicgpt: not configured (set MUSICGPT_API_KEY to use it)"))
+    return results
+
+
+def _pads_and_voice(config: Config) -> list[tuple[bool, str]]:
+    """What the daemon checks when it starts [midi] and [voice]: the settings, the mapping, the modules they need."""
+    import importlib.util
+
+    from bridge.exceptions import BridgeError
+    from bridge.settings_schema import ConfigError
+
+    results: list[tuple[bool, str]] = []
+    mapping = None
+    if config.midi.get("port"):
+        from bridge.frontends.midi import MidiSettings, midi_backend
+        from bridge.frontends.midi_mapping import load_mapping
+
+        try:
+            settings = MidiSettings.from_table(config.midi, config.source_file)
+            mapping = load_mapping(settings.mapping)
+            midi_backend(settings.api)
+            results.append((True, f"MIDI: {len(mapping.pads)} pad(s) mapped from {settings.mapping}, port like "
+                                  f"{settings.port!r}"))
+        except (BridgeError, ConfigError) as exc:
+            results.append((False, f"MIDI: {exc}"))
+    if config.voice.get("enabled"):
+        if not config.midi.get("port"):
+            results.append((False, "voice: [voice] enabled needs [midi] with a talk or listen pad"))
+        elif mapping is not None and not any(pad.action in ("talk", "listen") for pad in mapping.pads):
+            results.append((False, f"voice: no talk or listen pad in {mapping.path}, so the daemon never listens"))
+        elif importlib.util.find_spec("pocketsphinx") is None:
+            results.append((False, "voice: needs pocketsphinx: pip install 'daw-bridge[voice]'"))
+        elif mapping is not None:
+            results.append((True, "voice: pocketsphinx, talk or listen pad mapped"))
     return results
