@@ -31,6 +31,7 @@ import itertools
 import json
 import logging
 import math
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,7 +169,9 @@ class AbletonClient(OscSocket):
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.create_datagram_endpoint(lambda: self, local_addr=(self.settings.host, self.settings.reply_port))
+            # IPv4, as AbletonOSC listens: "localhost" may name ::1 first (macOS), where Live never answers.
+            await loop.create_datagram_endpoint(lambda: self, local_addr=(self.settings.host, self.settings.reply_port),
+                                                family=socket.AF_INET)
         except OSError as exc:
             raise BridgeError(f"[ableton] cannot listen for AbletonOSC's answers on {self.settings.host}:"
                               f"{self.settings.reply_port}: {exc.strerror or exc} (is another program, or [midi.daw] "

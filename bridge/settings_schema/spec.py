@@ -169,7 +169,7 @@ NOTIFY = Table("notify", "Optional: after each delivery send one OSC message to 
 
 ABLETON = Table("ableton", "Ableton Live through AbletonOSC: act on the loop brace; see daw_scripts/ableton/.", (
     Key("enabled", BOOL, "Talk to Live (AbletonOSC must be installed there).", default=False),
-    Key("host", **_LOOPBACK, meaning="Where Live runs."),
+    Key("host", **{**_LOOPBACK, "rule": "ipv4_loopback"}, meaning="Where Live runs."),
     Key("port", **_PORT, default=11000, meaning="AbletonOSC listens here."),
     Key("reply_port", **_PORT, default=11001, meaning="...and answers here, on the asking host (AbletonOSC's fixed "
         "response port)."),

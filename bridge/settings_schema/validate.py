@@ -271,6 +271,14 @@ def _loopback(value: str) -> str | None:
                                            "this machine"
 
 
+def _ipv4_loopback(value: str) -> str | None:
+    """AbletonOSC binds an IPv4 socket: at ::1 nothing would ever answer."""
+    if not is_loopback(value) or ":" in value:
+        return "must be a loopback address on IPv4 (127.0.0.1 or localhost), where AbletonOSC listens: never " \
+               "beyond this machine"
+    return None
+
+
 def _ip_address(value: str) -> str | None:
     try:
         ipaddress.ip_address(value)
@@ -300,11 +308,12 @@ def _slashes(value: str) -> str | None:
     return None if value.startswith("/") and value.endswith("/") else "must start and end with /"
 
 
-RULES = {"nonblank": _nonblank, "loopback": _loopback, "ip_address": _ip_address, "ip_network": _ip_network,
-         "http_url": _http_url, "osc_address": _osc_address, "slashes": _slashes}
+RULES = {"nonblank": _nonblank, "loopback": _loopback, "ipv4_loopback": _ipv4_loopback, "ip_address": _ip_address,
+         "ip_network": _ip_network, "http_url": _http_url, "osc_address": _osc_address, "slashes": _slashes}
 RULE_TEXT = {  # each rule in words, for docs/config.md
     "nonblank": "not empty",
     "loopback": "loopback only (127.0.0.1, ::1, localhost)",
+    "ipv4_loopback": "IPv4 loopback only (127.0.0.1, localhost), as AbletonOSC listens",
     "ip_address": "an IP address",
     "ip_network": "each an IP address or network (192.168.1.0/24)",
     "http_url": "an http:// or https:// address",

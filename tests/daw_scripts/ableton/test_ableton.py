@@ -185,7 +185,8 @@ def test_a_tempo_change_while_the_job_ran_is_not_guessed_at(tmp_path, live_folde
 
     with FakeLive(live_set, reply_port=free_udp_port(), create_audio_clip=True) as live:
         settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
-        record, replies = run_from_live(tmp_path, live, settings, ableton("inpaint", "prompt", "choir", "num_outputs", 1), engine,
+        record, replies = run_from_live(tmp_path, live, settings,
+                                        ableton("inpaint", "prompt", "choir", "num_outputs", 1), engine,
                                         before_delivery=producer_changes_the_tempo)
     assert record.state is State.DELIVERED
     assert record.message == ("not placed in Live: the tempo changed from 120 to 100 BPM since the job started (its "
@@ -203,7 +204,8 @@ def test_the_pr_on_a_live_without_the_method_leaves_the_set_as_it_was_and_says_w
 
     with FakeLive(live_set, reply_port=free_udp_port(), create_audio_clip=True) as live:
         settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
-        record, _ = run_from_live(tmp_path, live, settings, ableton("inpaint", "prompt", "choir", "num_outputs", 1), engine)
+        record, _ = run_from_live(tmp_path, live, settings, ableton("inpaint", "prompt", "choir", "num_outputs", 1),
+                                  engine)
     assert record.message == (
         "not placed in Live: daw-bridge inpaint v1 10.0-16.0: Live could not create the clip (Error handling OSC "
         "message: 'Track' object has no attribute 'create_audio_clip'): the files are in Samples/daw-bridge")
@@ -366,8 +368,8 @@ def test_the_config_table_is_checked_key_by_key():
     assert AbletonSettings.from_table({"enabled": True, "port": 11000, "clip": "Song", "clip_position": 4,
                                        "delivery": "patch", "timeout": 1}).clip_position == 4.0
     for table, message in [
-        ({"host": "192.168.1.5"}, '[ableton] host = "192.168.1.5": must be a loopback address (127.0.0.1, ::1 or '
-                                  'localhost): never beyond this machine'),
+        ({"host": "192.168.1.5"}, '[ableton] host = "192.168.1.5": must be a loopback address on IPv4 (127.0.0.1 '
+                                  'or localhost), where AbletonOSC listens: never beyond this machine'),
         ({"port": 70000}, "[ableton] port = 70000: must be in range 1..65535"),
         ({"enabled": "yes"}, '[ableton] enabled = "yes": must be true or false'),
         ({"delivery": "stems"}, '[ableton] delivery = "stems": must be one of patch, full'),

@@ -9,8 +9,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import soundfile as sf
 
+from bridge.config import ConfigError
 from bridge.frontends.ableton import AbletonSettings
 from tests.conftest import free_udp_port
 from tests.daw_scripts.ableton.fake_live import ArrangementClip, FakeLive, LiveSet
@@ -49,3 +51,15 @@ def test_two_jobs_delivered_together_are_each_placed_on_a_track_of_their_own(tmp
     assert live_set.track_names == ["1 Audio", "daw-bridge inpaint v1 1.0-2.0", "daw-bridge inpaint v1 2.0-3.0"]
     assert live_set.arrangement == [[], [ArrangementClip("first", str(drop / "first.wav"), 2.0)],
                                     [ArrangementClip("second", str(drop / "second.wav"), 4.0)]]
+
+
+def test_an_ipv6_host_that_live_could_never_answer_is_refused_in_the_config(tmp_path):
+    """AbletonOSC listens on an IPv4 socket: with host = "::1" the daemon listened on [::1]:11001 and asked
+    [::1]:11000, where nothing ever answers, and every command was refused as "is Live running?"."""
+    for host in ("::1", "0:0:0:0:0:0:0:1"):
+        with pytest.raises(ConfigError) as caught:
+            AbletonSettings.from_table({"host": host}, Path("daw-bridge.toml"))
+        assert str(caught.value) == (f'daw-bridge.toml: [ableton] host = "{host}": must be a loopback address on IPv4 '
+                                     "(127.0.0.1 or localhost), where AbletonOSC listens: never beyond this machine")
+    for host in ("127.0.0.1", "localhost"):
+        assert AbletonSettings.from_table({"host": host}).host == host
