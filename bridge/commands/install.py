@@ -338,7 +338,8 @@ def check_command(command: list[str], env: dict[str, str]) -> str:
     except OSError as exc:
         raise InstallError(f"{shlex.join(command)} does not run: {exc}") from exc
     if done.returncode != 0:
-        raise InstallError(f"{shlex.join(command)} --version failed: {(done.stderr or done.stdout).strip()}")
+        said = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+        raise InstallError(f"{shlex.join(command)} --version failed: {said[-1]}")  # a traceback's last line says why
     return done.stdout.strip()
 
 

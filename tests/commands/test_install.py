@@ -7,6 +7,7 @@ import plistlib
 import re
 import shlex
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -288,7 +289,6 @@ def test_service_launchd_agent(home, tmp_path, capsys):
 def test_service_falls_back_to_this_interpreter_with_the_source_tree_on_its_path(home, tmp_path, monkeypatch,
                                                                                    capsys):
     monkeypatch.setattr(install.shutil, "which", lambda name: None)
-    monkeypatch.setattr(install.sys, "executable", str(Path(install.sys.executable).resolve()))
     monkeypatch.setattr(install.Path, "with_name", lambda self, name: tmp_path / "nowhere" / name)
     unit_path = tmp_path / "daw-bridge.service"
 
@@ -306,3 +306,12 @@ def test_service_falls_back_to_this_interpreter_with_the_source_tree_on_its_path
 def test_targets_are_data():
     assert list(install.TARGETS) == ["reaper", "ardour", "service", "plugin"]
     assert all(callable(t.plan) and callable(t.arguments) for t in install.TARGETS.values())
+
+
+def test_a_service_command_that_does_not_start_is_named_in_one_line():
+    """The interpreter lacks a package the daemon imports: the producer reads why, not a traceback."""
+    with pytest.raises(install.InstallError) as caught:
+        install.check_command([sys.executable, "-c", "import daw_bridge_no_such_module"], {})
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).endswith("--version failed: ModuleNotFoundError: No module named "
+                                      "'daw_bridge_no_such_module'")
