@@ -114,18 +114,29 @@ def match_port(pattern: str, names: list[str]) -> str | None:
     return found[0] if found else None
 
 
-def press_of(message, cc_values: dict) -> tuple[str, int, int] | None:
-    """(kind, number, channel 1..16) when a message is a press: a note on, a CC rising through 64, a program change.
+# A control change presses when it reaches CC_PRESS and lets go only once it falls below CC_RELEASE: a continuous
+# sustain pedal or a pressure pad in CC mode wobbles around 64 while held, and each upward crossing was a press.
+CC_PRESS, CC_RELEASE = 64, 32
 
-    ``cc_values`` remembers each controller's last value, so a held button or a turned knob presses once.
+
+def press_of(message, cc_values: dict) -> tuple[str, int, int] | None:
+    """(kind, number, channel 1..16) when a message is a press: a note on, a CC reaching 64 from below 32, a program
+    change.
+
+    ``cc_values`` remembers which controllers are held, so a held button, a turned knob or a wobbling pedal presses
+    once.
     """
     kind = message.type
     if kind == "note_on" and message.velocity > 0:
         return "note", message.note, message.channel + 1
     if kind == "control_change":
         key = (message.channel, message.control)
-        before, cc_values[key] = cc_values.get(key, 0), message.value
-        return ("cc", message.control, message.channel + 1) if message.value >= 64 > before else None
+        if message.value >= CC_PRESS and not cc_values.get(key, False):
+            cc_values[key] = True
+            return "cc", message.control, message.channel + 1
+        if message.value < CC_RELEASE:
+            cc_values[key] = False
+        return None
     if kind == "program_change":
         return "program", message.program, message.channel + 1
     return None
@@ -133,11 +144,11 @@ def press_of(message, cc_values: dict) -> tuple[str, int, int] | None:
 
 def release_of(message, cc_values: dict) -> tuple[str, int, int] | None:
     """(kind, number, channel 1..16) when a message lets a held pad go: a note off (or a note on at velocity 0), a
-    CC falling through 64. Ask before ``press_of``, which remembers the CC's new value."""
+    held CC falling below 32. Ask before ``press_of``, which remembers the CC's new state."""
     kind = message.type
     if kind == "note_off" or (kind == "note_on" and message.velocity == 0):
         return "note", message.note, message.channel + 1
-    if kind == "control_change" and message.value < 64 <= cc_values.get((message.channel, message.control), 0):
+    if kind == "control_change" and message.value < CC_RELEASE and cc_values.get((message.channel, message.control)):
         return "cc", message.control, message.channel + 1
     return None
 

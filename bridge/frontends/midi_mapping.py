@@ -78,7 +78,7 @@ class MappingError(BridgeError):
 
 @dataclass(frozen=True)
 class Trigger:
-    """The message a pad sends: a note on, a control change crossing upwards through 64, or a program change."""
+    """The message a pad sends: a note on, a control change reaching 64 (from below 32), or a program change."""
 
     kind: str  # note | cc | program
     number: int  # 0..127

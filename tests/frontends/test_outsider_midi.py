@@ -1,0 +1,73 @@
+"""What a hardware controller really sends, through a real JACK server: note offs as note ons at velocity 0, channel
+16, a DAW's clock (24 per quarter note at 300 BPM) and sysex around a press, a pressure pad in CC mode whose value
+wobbles across 64 while held. One press starts one job, and the daemon keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+
+import mido
+
+from bridge.models import State
+from tests.frontends.jack import jack  # noqa: F401  (a fixture)
+from tests.frontends.test_midi import MAPPING, controller, leds, rig, until  # noqa: F401  (controller: a fixture)
+
+PADS = MAPPING + """
+[[pad]]
+note = 50
+channel = 16
+command = "inpaint"
+num_outputs = 1
+
+[[pad]]
+cc = 1
+command = "inpaint"
+num_outputs = 1
+"""
+
+
+def test_velocity_zero_note_offs_channel_16_and_a_clock_flood_press_once_each(tmp_path, demo_song_path, controller):  # noqa: F811
+    async def story():
+        async with rig(tmp_path, demo_song_path, mapping=PADS) as r:
+            await asyncio.to_thread(controller.wait_joined)
+            clock = mido.Message("clock")
+            # a DAW's clock at 300 BPM runs through the controller's port while the producer plays pads
+            for beat in range(16):
+                for _ in range(24):
+                    controller.send(clock)
+                if beat == 3:  # a press whose release is a note on at velocity 0 (running status on the wire)
+                    controller.send(mido.Message("note_on", note=36, channel=9, velocity=90))
+                    controller.send(mido.Message("note_on", note=36, channel=9, velocity=0))
+                if beat == 7:
+                    controller.send(mido.Message("sysex", data=[0x42, 0x40, 0x00, 0x01] + [0x10] * 200))
+                    controller.send(mido.Message("active_sensing"))
+                if beat == 9:
+                    controller.send(mido.Message("note_on", note=50, channel=15, velocity=127))
+                    controller.send(mido.Message("note_off", note=50, channel=15))
+            await until(lambda: len(r.jobs()) == 2, what="two jobs")
+            await r.service.drain()
+            assert await leds(controller, 50, [127, 127, 0, 127, 0, 0])  # lit on channel 16's pad
+            return r.jobs(), [m for _, m in controller.leds if m.type == "note_on" and m.note == 50]
+
+    jobs, lit = asyncio.run(story())
+    assert len(jobs) == 2 and all(j.state is State.DELIVERED for j in jobs)
+    assert {m.channel for m in lit} == {15}
+
+
+def test_a_pressure_pad_or_a_continuous_pedal_wobbling_across_64_presses_once(tmp_path, demo_song_path, controller):  # noqa: F811
+    async def story():
+        async with rig(tmp_path, demo_song_path, mapping=PADS) as r:
+            await asyncio.to_thread(controller.wait_joined)
+            cc = lambda value: controller.send(mido.Message("control_change", control=1, value=value))  # noqa: E731
+            # one push of a half-damper pedal (or a pressure pad in CC mode): it rises, wobbles around 64, falls
+            for value in (12, 40, 71, 90, 66, 62, 67, 61, 65, 40, 10, 0):
+                cc(value)
+            for value in (30, 100, 0):  # a second, real push
+                cc(value)
+            controller.send(mido.Message("note_on", note=50, channel=15, velocity=127))  # then another pad, last
+            await until(lambda: any(j.origin["pad"].startswith("note 50") for j in r.jobs()), what="the last pad")
+            await r.service.drain()
+            return [j.origin["pad"] for j in r.jobs()]
+
+    pads = asyncio.run(story())
+    assert pads == ["cc 1 on any channel"] * 2 + ["note 50 on channel 16"], pads
