@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from bridge.exceptions import AuthError, BackendError, CreditError, SubmissionUnknown, TransientError
-from tests.backends.musicgpt.support import make_client, run
+from tests.backends.musicgpt.support import with_client
 
 INPAINT = {"prompt": "a soft guitar solo", "replace_start_at": "4.5", "replace_end_at": "9", "num_outputs": "2"}
 
@@ -27,14 +27,10 @@ def test_inpaint_submit_carries_every_documented_field_and_the_raw_key(fake, upl
     fields = dict(INPAINT, lyrics="la la la", lyrics_section_to_replace="new words", gender="female",
                   webhook_url="https://hooks.example.net/musicgpt/abc")
 
-    async def go():
-        client = make_client(fake.url, fake.api_key)
-        try:
-            return await client.submit("inpaint", fields, upload)
-        finally:
-            await client.close()
+    async def go(client):
+        return await client.submit("inpaint", fields, upload)
 
-    answer = run(go())
+    answer = with_client(fake.url, fake.api_key, go)
     task = fake.tasks[answer["task_id"]]
     assert task.fields == fields
     assert (task.upload_name, task.upload_type, task.upload_bytes) == (upload.name, "audio/wav", upload.stat().st_size)
@@ -50,76 +46,56 @@ def test_extend_by_audio_url_with_one_output_and_the_newer_answer_fields(fake, s
     fields = {"audio_url": f"{fake.origin}/uploads/song.wav", "extend_after": "35", "prompt": "calm piano outro",
               "lyrics_section_to_extend": "and so it ends", "num_outputs": "1"}
 
-    async def go():
-        client = make_client(fake.url, fake.api_key)
-        try:
-            return await client.submit("extend", fields)
-        finally:
-            await client.close()
+    async def go(client):
+        return await client.submit("extend", fields)
 
-    answer = run(go())
+    answer = with_client(fake.url, fake.api_key, go)
     assert fake.tasks[answer["task_id"]].fields == fields
     assert answer["status"] == "IN_QUEUE" and answer["is_flagged"] is False and "conversion_id_2" not in answer
 
 
 def test_a_refused_key_is_reported_clearly_and_never_retried(fake, upload):
-    async def go():
-        client = make_client(fake.url, "not-the-key")
-        try:
-            await client.submit("inpaint", INPAINT, upload)
-        finally:
-            await client.close()
+    async def go(client):
+        await client.submit("inpaint", INPAINT, upload)
 
     with pytest.raises(AuthError, match="refused the API key.*Authentication failed"):
-        run(go())
+        with_client(fake.url, "not-the-key", go)
     assert fake.submit_requests["inpaint"] == 1 and fake.total_submits == 0
 
 
 def test_insufficient_credit_names_required_and_available(fake, upload):
     fake.credits = (45, 12)
 
-    async def go():
-        client = make_client(fake.url, fake.api_key)
-        try:
-            await client.submit("inpaint", INPAINT, upload)
-        finally:
-            await client.close()
+    async def go(client):
+        await client.submit("inpaint", INPAINT, upload)
 
     with pytest.raises(CreditError, match="needs 45 credits and the account has 12"):
-        run(go())
+        with_client(fake.url, fake.api_key, go)
     assert fake.submit_requests["inpaint"] == 1
 
 
 def test_a_422_is_reported_in_the_servers_own_words(fake, upload):
     bad_range = dict(INPAINT, replace_start_at="9", replace_end_at="4.5")
 
-    async def go():
-        client = make_client(fake.url, fake.api_key)
-        try:
-            await client.submit("inpaint", bad_range, upload)
-        finally:
-            await client.close()
+    async def go(client):
+        await client.submit("inpaint", bad_range, upload)
 
     documented = r"HTTP 422\): audio_file or audio_url and valid replace range are required\."
     with pytest.raises(BackendError, match=documented):
-        run(go())
+        with_client(fake.url, fake.api_key, go)
     fake.inject("submit", "422", text="prompt contains a banned word")
     with pytest.raises(BackendError, match="prompt contains a banned word") as caught:
-        run(go())
+        with_client(fake.url, fake.api_key, go)
     assert caught.value.code == "rejected_by_service" and fake.total_submits == 0
 
 
 def test_429_refusals_are_waited_out_and_the_job_is_paid_once(fake, upload):
     fake.inject("submit", "429", times=2)
 
-    async def go():
-        client = make_client(fake.url, fake.api_key, attempts=3)
-        try:
-            return await client.submit("inpaint", INPAINT, upload)
-        finally:
-            await client.close()
+    async def go(client):
+        return await client.submit("inpaint", INPAINT, upload)
 
-    answer = run(go())
+    answer = with_client(fake.url, fake.api_key, go, attempts=3)
     assert answer["task_id"] in fake.tasks
     assert fake.submit_requests["inpaint"] == 3 and fake.total_submits == 1
 
@@ -130,15 +106,11 @@ def test_429_refusals_are_waited_out_and_the_job_is_paid_once(fake, upload):
 def test_a_lost_answer_is_submission_unknown_and_never_sent_again(fake, upload, fault):
     fake.inject("submit", fault, seconds=3)
 
-    async def go():
-        client = make_client(fake.url, fake.api_key, timeout_s=0.5)
-        try:
-            await client.submit("inpaint", INPAINT, upload)
-        finally:
-            await client.close()
+    async def go(client):
+        await client.submit("inpaint", INPAINT, upload)
 
     with pytest.raises(SubmissionUnknown, match="NOT sent again"):
-        run(go())
+        with_client(fake.url, fake.api_key, go, timeout_s=0.5)
     assert fake.submit_requests["inpaint"] == 1  # zero extra submits
     assert fake.total_submits == (1 if "accept" in fault else 0)  # the client cannot tell: neither may it guess
 
@@ -148,81 +120,65 @@ def test_an_unreachable_service_is_retried_then_reported_with_nothing_sent(uploa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
 
-    async def go():
-        client = make_client(f"http://127.0.0.1:{port}/api/public", "k", attempts=2)
-        try:
-            await client.submit("inpaint", INPAINT, upload)
-        finally:
-            await client.close()
+    async def go(client):
+        await client.submit("inpaint", INPAINT, upload)
 
     with pytest.raises(TransientError, match="cannot be reached.*nothing was sent") as caught:
-        run(go())
+        with_client(f"http://127.0.0.1:{port}/api/public", "k", go, attempts=2)
     assert caught.value.retryable
 
 
 def test_by_id_takes_task_id_or_conversion_id_and_the_service_refuses_both(fake, upload):
-    async def go():
-        client = make_client(fake.url, fake.api_key)
-        try:
-            answer = await client.submit("inpaint", INPAINT, upload)
-            by_task = await client.by_id("INPAINT", task_id=answer["task_id"])
-            by_conversion = await client.by_id("INPAINT", conversion_id=answer["conversion_id_2"])
-            with pytest.raises(ValueError):
-                await client.by_id("INPAINT", task_id=answer["task_id"], conversion_id=answer["conversion_id_1"])
-            async with httpx.AsyncClient(headers={"Authorization": fake.api_key}) as raw:
-                both = await raw.get(fake.url + "/v1/byId", params={
-                    "conversionType": "INPAINT", "task_id": answer["task_id"],
-                    "conversion_id": answer["conversion_id_1"]})
-            return answer, by_task, by_conversion, both
-        finally:
-            await client.close()
+    async def go(client):
+        answer = await client.submit("inpaint", INPAINT, upload)
+        by_task = await client.by_id("INPAINT", task_id=answer["task_id"])
+        by_conversion = await client.by_id("INPAINT", conversion_id=answer["conversion_id_2"])
+        with pytest.raises(ValueError):
+            await client.by_id("INPAINT", task_id=answer["task_id"], conversion_id=answer["conversion_id_1"])
+        async with httpx.AsyncClient(headers={"Authorization": fake.api_key}) as raw:
+            both = await raw.get(fake.url + "/v1/byId", params={
+                "conversionType": "INPAINT", "task_id": answer["task_id"],
+                "conversion_id": answer["conversion_id_1"]})
+        return answer, by_task, by_conversion, both
 
-    answer, by_task, by_conversion, both = run(go())
+    answer, by_task, by_conversion, both = with_client(fake.url, fake.api_key, go)
     assert by_task["task_id"] == by_conversion["task_id"] == answer["task_id"]
     assert by_task["status"] in ("IN_QUEUE", "PROCESSING", "COMPLETED")
     assert both.status_code == 400 and both.json() == {"success": False, "message": "Invalid request parameters"}
 
 
 def test_by_id_rides_out_5xx_and_dropped_connections(fake, upload):
-    async def go():
-        client = make_client(fake.url, fake.api_key, attempts=4)
-        try:
-            answer = await client.submit("inpaint", INPAINT, upload)
-            fake.inject("byId", "500")
-            fake.inject("byId", "drop")
-            fake.inject("byId", "429")
-            return await client.by_id("INPAINT", task_id=answer["task_id"])
-        finally:
-            await client.close()
+    async def go(client):
+        answer = await client.submit("inpaint", INPAINT, upload)
+        fake.inject("byId", "500")
+        fake.inject("byId", "drop")
+        fake.inject("byId", "429")
+        return await client.by_id("INPAINT", task_id=answer["task_id"])
 
-    assert run(go())["task_id"].startswith("task-inpaint-")
+    assert with_client(fake.url, fake.api_key, go, attempts=4)["task_id"].startswith("task-inpaint-")
 
 
 def test_truncated_or_garbled_downloads_are_fetched_again_and_never_carry_the_key(fake, upload, tmp_path):
     fake.time_scale = 0.0  # done at once
 
-    async def go():
-        client = make_client(fake.url, fake.api_key, attempts=4)
-        try:
-            answer = await client.submit("inpaint", INPAINT, upload)
-            conversion = await client.by_id("INPAINT", task_id=answer["task_id"])
-            fake.inject("download", "truncate")
-            fake.inject("download", "truncate_no_length")
-            fake.inject("download", "corrupt")
+    async def go(client):
+        answer = await client.submit("inpaint", INPAINT, upload)
+        conversion = await client.by_id("INPAINT", task_id=answer["task_id"])
+        fake.inject("download", "truncate")
+        fake.inject("download", "truncate_no_length")
+        fake.inject("download", "corrupt")
 
-            def verify(path):  # the backend's check: decodes, and as long as byId said
-                try:
-                    info = sf.info(path)
-                except sf.LibsndfileError:
-                    raise ValueError("not audio") from None
-                if abs(info.frames / info.samplerate - conversion["conversion_duration_1"]) > 0.5:
-                    raise ValueError("truncated")
+        def verify(path):  # the backend's check: decodes, and as long as byId said
+            try:
+                info = sf.info(path)
+            except sf.LibsndfileError:
+                raise ValueError("not audio") from None
+            if abs(info.frames / info.samplerate - conversion["conversion_duration_1"]) > 0.5:
+                raise ValueError("truncated")
 
-            return await client.download(conversion["conversion_path_wav_1"], tmp_path / "v1.wav", verify)
-        finally:
-            await client.close()
+        return await client.download(conversion["conversion_path_wav_1"], tmp_path / "v1.wav", verify)
 
-    path = run(go())
+    path = with_client(fake.url, fake.api_key, go, attempts=4)
     assert sf.info(path).duration == pytest.approx(12.0, abs=0.01)
     assert fake.file_requests_with_auth == 0
     assert not list(tmp_path.glob(".*.part"))
@@ -231,16 +187,12 @@ def test_truncated_or_garbled_downloads_are_fetched_again_and_never_carry_the_ke
 def test_downloads_give_up_after_bounded_retries(fake, upload, tmp_path):
     fake.time_scale = 0.0
 
-    async def go():
-        client = make_client(fake.url, fake.api_key, attempts=3)
-        try:
-            answer = await client.submit("inpaint", INPAINT, upload)
-            conversion = await client.by_id("INPAINT", task_id=answer["task_id"])
-            fake.inject("download", "500", times=3)
-            await client.download(conversion["conversion_path_wav_1"], tmp_path / "v1.wav")
-        finally:
-            await client.close()
+    async def go(client):
+        answer = await client.submit("inpaint", INPAINT, upload)
+        conversion = await client.by_id("INPAINT", task_id=answer["task_id"])
+        fake.inject("download", "500", times=3)
+        await client.download(conversion["conversion_path_wav_1"], tmp_path / "v1.wav")
 
     with pytest.raises(TransientError, match="failed 3 times") as caught:
-        run(go())
+        with_client(fake.url, fake.api_key, go, attempts=3)
     assert caught.value.code == "download_failed"
