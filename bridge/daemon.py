@@ -135,7 +135,7 @@ class Daemon:
         stack.callback(self.inbox.close)
         pruning = asyncio.create_task(Pruner(
             Retention.from_config(config), journal, config.work_dir, inbox=self.inbox,
-            ledgers=list(backends.values())).run())
+            ledgers=list(backends.values()), others=[config.one_shot_journal_path]).run())
         stack.callback(pruning.cancel)
         if config.midi.get("port"):  # MIDI pads: the daemon runs on while the controller is absent
             from bridge.frontends.midi import MidiFrontend

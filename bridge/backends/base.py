@@ -19,6 +19,7 @@ per submit; a paid backend answers from its own ledger). Otherwise it waits on i
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 from pathlib import Path
 
 from bridge.models import JobSpec, Progress, Rendered
@@ -68,8 +69,9 @@ class Backend(abc.ABC):
         """Jobs whose paid submit the backend's ledger has not settled (intent or unknown): retention keeps them."""
         return set()
 
-    def prune(self, before: float) -> int:
-        """Forget settled records older than ``before`` (retention); return how many went."""
+    def prune(self, before: float, keep: Collection[str] = ()) -> int:
+        """Forget settled records older than ``before`` (retention), except those of the jobs in ``keep`` (a journal
+        still holds them: a resume or retry may need the task id only this record has); return how many went."""
         return 0
 
     async def cancel(self, spec: JobSpec, receipt: dict) -> None:

@@ -206,6 +206,11 @@ class Journal:
                                       f"{_IS_FINISHED} AND updated < ?", (*batch, *_FINISHED, before)).rowcount
         return removed
 
+    def job_ids(self) -> set[str]:
+        """Every job the journal holds, whatever its state (any thread)."""
+        with closing(self._aside()) as db:
+            return {row[0] for row in db.execute("SELECT job_id FROM jobs")}
+
     def states_of(self, job_ids: Iterable[str]) -> dict[str, str]:
         """The state of each of these jobs the journal holds, unparsed (any thread); absent jobs are left out."""
         wanted = list(job_ids)
@@ -238,6 +243,15 @@ class Journal:
         except (ValueError, KeyError, TypeError) as exc:
             raise JournalError(f"job {row['job_id']!r} in the journal {self.path} cannot be read ({exc}); the "
                                f"other jobs are unaffected") from None
+
+
+def states_at(path: Path) -> dict[str, str]:
+    """Every job's state, unparsed, in the journal at ``path`` that another process keeps (the one-shot commands'):
+    read only, any thread; empty when there is no such file. Raises sqlite3.Error when it cannot be read."""
+    if not path.exists():
+        return {}
+    with closing(sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=10)) as db:
+        return dict(db.execute("SELECT job_id, state FROM jobs").fetchall())
 
 
 def _column(value):

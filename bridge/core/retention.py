@@ -1,12 +1,16 @@
 """Retention: what a long-running daemon deletes, so its state folder and inbox stay bounded.
 
 Finished jobs (delivered, failed, cancelled) leave the journal after ``[retention] jobs_days``; leftover work
-folders (of finished jobs, or of no job the journal knows) and the inbox's answered requests, error files and
-status files go after ``files_days``; settled rows of a spend ledger go after ``jobs_days``. 0 keeps forever.
+folders (of finished jobs, or of no job the journals know) and the inbox's answered requests, error files and
+status files go after ``files_days``; settled rows of a spend ledger go after ``jobs_days``, once their job has left
+the journals. 0 keeps forever.
 
 Nothing that money may hang on is deleted at any age: unfinished jobs (submission_unknown included) and their work
-folders and status files stay, a finished job whose paid submit the ledger never settled stays, and the ledger
-keeps its intents, unknown submits and last 24 hours (see ``SpendGuard.prune``).
+folders and status files stay, a finished job whose paid submit the ledger never settled stays, the ledger keeps its
+intents, unknown submits and last 24 hours (see ``SpendGuard.prune``), and every row of a job a journal still holds:
+a job stopped between MusicGPT's answer and its journal's next step has its paid task only there. The one-shot
+commands' journal (``daw-bridge inpaint|extend``) shares the state folder, the work folders and the ledgers, so it
+is read too: its jobs are held like the daemon's own.
 
 A pass runs when the daemon starts and then every hour, in a worker thread: the journal's pruning uses its own
 connection and short transactions, so the event loop goes on answering meanwhile.
@@ -18,13 +22,14 @@ import asyncio
 import logging
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bridge.core.journal import Journal
+from bridge.core.journal import Journal, states_at
 from bridge.models import State
 
 log = logging.getLogger(__name__)
@@ -56,7 +61,7 @@ class Retention:
 class Ledger(Protocol):
     """What a backend keeps of paid submits (``Backend.prune`` and ``unsettled_jobs``; MusicGPT: its spend ledger)."""
 
-    def prune(self, before: float) -> int: ...
+    def prune(self, before: float, keep: Collection[str] = ()) -> int: ...
 
     def unsettled_jobs(self) -> set[str]: ...
 
@@ -88,12 +93,13 @@ class Pruner:
     """Deletes what the retention settings say has been kept long enough."""
 
     def __init__(self, retention: Retention, journal: Journal, work_dir: Path, *, inbox: Inbox | None = None,
-                 ledgers: Sequence[Ledger] = (), clock: Callable[[], float] = time.time):
+                 ledgers: Sequence[Ledger] = (), others: Sequence[Path] = (), clock: Callable[[], float] = time.time):
         self.retention = retention
         self.journal = journal
         self.work_dir = Path(work_dir)
         self.inbox = inbox
         self.ledgers = list(ledgers)
+        self.others = [Path(path) for path in others]  # journals other processes keep here (the one-shot commands')
         self._clock = clock
 
     def prune(self) -> Pruned:
@@ -102,19 +108,23 @@ class Pruner:
         pruned = Pruned()
         jobs_before = Retention.cutoff(now, self.retention.jobs_days)
         files_before = Retention.cutoff(now, self.retention.files_days)
+        others = self._other_jobs()
         if jobs_before is not None:
             unsettled: set[str] = set()
             for ledger in self.ledgers:
                 unsettled |= ledger.unsettled_jobs()
-                pruned.ledger_rows += ledger.prune(jobs_before)
             pruned.jobs = self.journal.prune_finished(jobs_before, keep=unsettled)
-        if files_before is not None:
-            pruned.work_folders, freed = self._prune_work_folders(files_before)
+            if others is not None:  # else a job of the unreadable journal may hang on any row: keep them all
+                held = self.journal.job_ids() | set(others)
+                for ledger in self.ledgers:
+                    pruned.ledger_rows += ledger.prune(jobs_before, keep=held)
+        if files_before is not None and others is not None:
+            pruned.work_folders, freed = self._prune_work_folders(files_before, others)
             pruned.freed_bytes += freed
-            if self.inbox is not None:
-                keep = {Path(o["status"]) for o in self.journal.unfinished_origins() if o.get("status")}
-                pruned.inbox_files, freed = self.inbox.prune(files_before, keep)
-                pruned.freed_bytes += freed
+        if files_before is not None and self.inbox is not None:
+            keep = {Path(o["status"]) for o in self.journal.unfinished_origins() if o.get("status")}
+            pruned.inbox_files, freed = self.inbox.prune(files_before, keep)
+            pruned.freed_bytes += freed
         pruned.kept_jobs = self.journal.count()
         return pruned
 
@@ -128,16 +138,28 @@ class Pruner:
                 log.exception("retention: pruning failed; trying again in %.0f s", every)
             await asyncio.sleep(every)
 
-    def _prune_work_folders(self, before: float) -> tuple[int, int]:
+    def _other_jobs(self) -> dict[str, str] | None:
+        """The jobs of the other journals (id -> state); None when one cannot be read (said in the log)."""
+        jobs: dict[str, str] = {}
+        for path in self.others:
+            try:
+                jobs.update(states_at(path))
+            except sqlite3.Error as exc:
+                log.warning("retention: the journal %s cannot be read (%s); no work folder or spend ledger row is "
+                            "removed until it can", path, exc)
+                return None
+        return jobs
+
+    def _prune_work_folders(self, before: float, others: dict[str, str]) -> tuple[int, int]:
         # A job's folder is made after its journal row, so a folder without a row is a leftover (a job pruned from
         # the journal, or one from a journal that was moved away); an unfinished job's folder holds what it resumes
-        # from and stays at any age.
+        # from and stays at any age, whichever journal (the daemon's, the one-shot commands') holds it.
         try:
             folders = [entry for entry in os.scandir(self.work_dir) if entry.is_dir(follow_symlinks=False)]
         except FileNotFoundError:
             return 0, 0
         old = {entry.name: Path(entry.path) for entry in folders if _newest_change(Path(entry.path)) < before}
-        states = self.journal.states_of(old)
+        states = {**others, **self.journal.states_of(old)}
         removed = freed = 0
         for job_id, folder in old.items():
             state = states.get(job_id)

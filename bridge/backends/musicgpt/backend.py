@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import osc_schema
@@ -294,8 +295,8 @@ class MusicGPTBackend(Backend):
     def unsettled_jobs(self) -> set[str]:
         return self.spend.unsettled_jobs()
 
-    def prune(self, before: float) -> int:
-        return self.spend.prune(before)
+    def prune(self, before: float, keep: Collection[str] = ()) -> int:
+        return self.spend.prune(before, keep)
 
     async def cancel(self, spec: JobSpec, receipt: dict) -> None:
         """MusicGPT has no cancel call: stop waiting and free the slot; the task itself runs (and is paid) on."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from bridge import logs
@@ -168,16 +169,26 @@ class SpendGuard:
             query = "SELECT * FROM submits" + (" WHERE job_id = ?" if job_id else "") + " ORDER BY id"
             return [dict(row) for row in db.execute(query, (job_id,) if job_id else ())]
 
-    def prune(self, before: float) -> int:
-        """Delete settled rows (accepted, refused, dry run) older than ``before``; return how many went.
+    def prune(self, before: float, keep: Collection[str] = ()) -> int:
+        """Delete settled rows (accepted, refused, dry run) older than ``before``, except those of the jobs in
+        ``keep``; return how many went.
 
         Intents and unknown submits stay whatever their age: they are what tells a producer a job may have been
         paid for. The last 24 hours stay too, whatever ``before`` says, since the hourly and daily limits count them.
+        ``keep`` names the jobs a journal still holds: for a job stopped between MusicGPT's answer and its journal's
+        next step, the accepted row is the only record of its paid task, and without it a retry sends it again.
         """
         before = min(before, self._clock() - 86400)
         with self._connect() as db:
-            return db.execute("DELETE FROM submits WHERE at < ? AND state NOT IN ('intent', 'unknown')",
-                              (before,)).rowcount
+            old = [row_id for row_id, job_id in db.execute(
+                "SELECT id, job_id FROM submits WHERE at < ? AND state NOT IN ('intent', 'unknown')", (before,))
+                if job_id not in keep]
+            removed = 0
+            for at in range(0, len(old), 500):
+                batch = old[at:at + 500]
+                removed += db.execute(f"DELETE FROM submits WHERE id IN ({','.join('?' * len(batch))}) AND state "
+                                      "NOT IN ('intent', 'unknown')", batch).rowcount
+            return removed
 
     def unsettled_jobs(self) -> set[str]:
         """Jobs with an intent or unknown submit in the ledger: money may hang on them, so their history stays."""

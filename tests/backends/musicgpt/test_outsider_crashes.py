@@ -1,0 +1,132 @@
+"""An outsider's crashes of MusicGPT jobs: a process killed at a chosen instant, then time passing (or the clock
+jumping ahead), then the producer doing what the daemon told them. One job, one task, whatever came between."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bridge.backends.musicgpt.spend import SpendGuard
+from bridge.client import BridgeClient
+from bridge.core.journal import Journal
+from bridge.core.retention import Pruner, Retention
+from tests.adversarial.support import musicgpt_table
+from tests.conftest import ROOT, daemon_environment
+
+DAY = 86400
+
+# Runs ``daw-bridge ARGS`` in this process after a change made at a chosen point: SIGKILL right after the spend
+# ledger writes down that MusicGPT accepted the task (the answer is on disk in the ledger, not yet in the journal),
+# or a clock that runs ``DAW_BRIDGE_TEST_CLOCK_AHEAD`` seconds ahead (the machine's clock jumped, or a month went by).
+_BRIDGE_WITH_HOOKS = """
+import os, runpy, signal, sys, time
+ahead = float(os.environ.get("DAW_BRIDGE_TEST_CLOCK_AHEAD", "0"))
+if ahead:
+    real = time.time
+    time.time = lambda: real() + ahead
+if os.environ.get("DAW_BRIDGE_TEST_KILL_AFTER_ACCEPTED"):
+    from bridge.backends.musicgpt import spend
+    accepted = spend.SpendGuard.record_accepted
+    def record_and_die(self, *args, **kwargs):
+        accepted(self, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    spend.SpendGuard.record_accepted = record_and_die
+sys.argv = ["daw-bridge"] + sys.argv[1:]
+runpy.run_module("bridge", run_name="__main__", alter_sys=True)
+"""
+
+
+def _bridge(project, fake, *args: str, timeout: float = 120, **hooks: str) -> subprocess.CompletedProcess:
+    env = daemon_environment({"MUSICGPT_API_KEY": fake.api_key, **hooks})
+    return subprocess.run([sys.executable, "-c", _BRIDGE_WITH_HOOKS, *args, "--config", str(project.config)],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _serve_once(project, fake, **hooks: str) -> None:
+    """Start the daemon, wait until it answers (its start-up retention pass has run by then or runs meanwhile), give
+    its retention pass time to finish, and stop it."""
+    env = daemon_environment({"MUSICGPT_API_KEY": fake.api_key, **hooks})
+    log = open(project.root / "daemon.log", "a")
+    proc = subprocess.Popen([sys.executable, "-c", _BRIDGE_WITH_HOOKS, "serve", "--config", str(project.config)],
+                            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            deadline = time.monotonic() + 60
+            while not client.ping(timeout=0.3):
+                assert proc.poll() is None and time.monotonic() < deadline, (project.root / "daemon.log").read_text()
+        deadline = time.monotonic() + 60
+        while "retention:" not in (project.root / "daemon.log").read_text():
+            assert time.monotonic() < deadline, "the daemon's retention pass never reported"
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _one_shot_job(project) -> tuple[str, str]:
+    with sqlite3.connect(project.state / "one-shot-journal.sqlite") as db:
+        return db.execute("SELECT job_id, state FROM jobs").fetchone()
+
+
+def _ledger(project) -> list[tuple[str, str | None]]:
+    with sqlite3.connect(project.state / "musicgpt" / "musicgpt-spend.sqlite") as db:
+        return db.execute("SELECT state, task_id FROM submits ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize("retention", ["", "[retention]\nfiles_days = 0\n"], ids=["default", "files-kept"])
+def test_a_one_shot_killed_once_its_task_was_accepted_is_not_paid_again_after_a_month(project, fake, retention):
+    """`daw-bridge inpaint` killed just after MusicGPT accepted (the ledger knows the task, the journal still says
+    "submitting"); the daemon runs a month later (or the clock jumps a month ahead), and its retention pass ages
+    settled ledger rows out; then `jobs retry JOB`, as the README says for a killed one-shot command. The ledger row
+    was the only record of the task: with it gone, the retry took the job for never sent and paid again (files
+    kept), or failed with a traceback on the upload the same pass had deleted with the job's work folder (default)."""
+    project.write_config('backend = "musicgpt"\n' + retention + '[local]\nwarm_up = false\n'
+                         + musicgpt_table(fake.url, context_s=8.0, eta_scale=0.01, poll_interval_s=0.05,
+                                          poll_max_interval_s=0.2, retry_base_s=0.01, poll_calls_per_minute=6000))
+    killed = _bridge(project, fake, "inpaint", str(project.song), "--start", "12", "--end", "16", "--prompt",
+                     "brass stabs", "--num-outputs", "1", DAW_BRIDGE_TEST_KILL_AFTER_ACCEPTED="1")
+    job_id, state = _one_shot_job(project)
+    assert killed.returncode == -9 and state == "submitting", (killed.returncode, state, killed.stderr)
+    task = next(iter(fake.tasks))
+    assert fake.total_submits == 1 and _ledger(project) == [("accepted", task)]
+
+    _serve_once(project, fake, DAW_BRIDGE_TEST_CLOCK_AHEAD=str(31 * DAY))
+    retried = _bridge(project, fake, "jobs", "retry", job_id)
+
+    assert fake.total_submits == 1, f"paid again: {sum(fake.submit_requests.values())} POSTs; {retried.stderr}"
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert _one_shot_job(project) == (job_id, "delivered")
+    listing = _bridge(project, fake, "jobs", "--json")
+    assert [(j["job_id"], j["state"], j["task_id"]) for j in json.loads(listing.stdout)] == [
+        (job_id, "delivered", task)]
+
+
+def test_a_one_shot_journal_that_cannot_be_read_keeps_every_ledger_row_and_work_folder(tmp_path, caplog):
+    """Its jobs may hang on any of them: nothing of the kind goes until it can be read (a finished job of the
+    daemon's own still leaves the journal)."""
+    state = tmp_path / "state"
+    ledger = SpendGuard(state / "musicgpt" / "musicgpt-spend.sqlite", clock=lambda: time.time() - 40 * DAY)
+    ledger.record_accepted(ledger.record_intent("one-shot-job", "inpaint"), "task-1", 1.0)
+    folder = state / "work" / "one-shot-job"
+    folder.mkdir(parents=True)
+    os.utime(folder, (time.time() - 40 * DAY,) * 2)
+    (state / "one-shot-journal.sqlite").write_bytes(b"not a database, whatever it was" * 100)
+    journal = Journal(state / "journal.sqlite")
+    try:
+        with caplog.at_level(logging.WARNING, logger="bridge.core.retention"):
+            pruned = Pruner(Retention(), journal, state / "work", ledgers=[ledger],
+                            others=[state / "one-shot-journal.sqlite"]).prune()
+    finally:
+        journal.close()
+    assert (pruned.ledger_rows, pruned.work_folders) == (0, 0)
+    assert [e["task_id"] for e in ledger.entries()] == ["task-1"] and folder.exists()
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        f"retention: the journal {state / 'one-shot-journal.sqlite'} cannot be read"]
