@@ -351,6 +351,9 @@ class JobService:
         except SubmissionUnknown as exc:
             if record.state is not State.CANCELLED:
                 self._advance(record, State.SUBMISSION_UNKNOWN, message=str(exc))
+            else:  # it stays cancelled, but the producer must hear that a task may be paid for (and can be resolved)
+                log.warning("job %s was cancelled, but %s", record.job_id, exc)
+                self.journal.update(record, error_message=f"cancelled by the producer, but {exc}", durable=True)
             return
         if record.state is State.CANCELLED:  # cancelled while the POST was in flight: keep what it bought
             self.journal.update(record, receipt=receipt, durable=True)

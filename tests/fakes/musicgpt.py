@@ -23,7 +23,8 @@ Faults: ``inject(endpoint, kind, times=1, **options)`` queues one-off faults for
 task is created and paid for, then the answer is an error, ``status=500`` by default: 502, 503, 504...),
 ``slow_accept`` (submit only: the task is created, the 200 answer follows ``seconds`` later, as from a loaded
 server), ``truncate`` (download: half the body under the full Content-Length), ``truncate_no_length`` (half the
-body, no length, then close), ``corrupt`` (download: garbage bytes). Standing knobs: ``unknown_statuses``,
+body, no length, then close), ``corrupt`` (download: garbage bytes), ``trickle`` (download: the whole body, ``chunk``
+bytes every ``every`` seconds). Standing knobs: ``unknown_statuses``,
 ``missing_wav``, ``outcome``, ``slow_factor``, ``concurrency_limit``, ``credits``, ``new_fields``, ``shift_s``,
 ``output_rate``, ``output_gain``, ``signed_urls``.
 
@@ -687,6 +688,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if fault and fault.kind == "trickle":  # a slow storage host: ``chunk`` bytes every ``every`` seconds
+            chunk, every = fault.options.get("chunk", 1), fault.options.get("every", 1.0)
+            for at in range(0, len(data), chunk):
+                if fake._stop.wait(every):
+                    return self._drop()
+                self.wfile.write(data[at:at + chunk])
+                self.wfile.flush()
+            return
         if fault and fault.kind == "truncate":
             self.wfile.write(data[:len(data) // 2])
             return self._drop()

@@ -1,0 +1,67 @@
+"""An outsider's probes of ``daw-bridge jobs cancel`` against a real daemon whose MusicGPT job is stuck: the fake
+service on loopback holds the job while it is submitted, polled or downloaded, and the producer cancels it from the
+command line. The job must end cancelled at once, nothing of it may reach the drop folder, MusicGPT is never asked
+twice, no key or signed address shows, and the daemon goes on serving."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.adversarial.money_scenarios import API_KEY, Stage, one_line
+from tests.adversarial.support import files_under
+
+
+def cancelled_while(stage: Stage, stuck: str, at) -> tuple[str, str]:
+    """Start an inpaint, wait until ``at(stage)`` says it is stuck, cancel it with the CLI: the job id and what the
+    CLI printed."""
+    stage.fake.signed_urls = True
+    stage.start()
+    job = stage.inpaint("stuck")
+    stage.wait_until(stuck, lambda: at(stage))
+    cli = stage.cli("cancel", job)
+    assert cli.returncode == 0, cli.stderr
+    return job, (cli.stdout + cli.stderr).strip()
+
+
+def secrets_shown(stage: Stage) -> list[str]:
+    seen = "\n".join(stage.cli_outputs) + stage.daemon.log.read_text()
+    return [s for s in (API_KEY, stage.fake.url_credential, "X-Amz-Signature") if s in seen]
+
+
+@pytest.mark.parametrize("fault, options", [("timeout", {"seconds": 60}),  # the storage host sends nothing
+                                            ("trickle", {"chunk": 4096, "every": 0.2})])  # ...or a trickle
+def test_a_cancel_during_a_stuck_download_ends_the_job_and_publishes_nothing(fault, options, tmp_path,
+                                                                             demo_song_path):
+    with Stage(tmp_path / "project", demo_song_path) as stage:
+        stage.fake.inject("download", fault, times=3, **options)
+        job, printed = cancelled_while(stage, "the download asked for", lambda s: s.fake.file_requests)
+        record = stage.settle(job)
+        serving = stage.cli("list")
+        stage.stop()  # whatever the daemon still had of the job ends here: nothing can be published later
+        assert (printed, record.state.value) == (f"{job}: cancelled", "cancelled")
+        assert files_under(stage.project.drop) == []
+        assert serving.returncode == 0 and job in serving.stdout
+        assert sum(stage.fake.submit_requests.values()) == 1
+        assert secrets_shown(stage) == []
+
+
+def test_a_cancel_while_the_submit_is_unanswered_says_a_task_may_be_paid_for(tmp_path, demo_song_path):
+    """The POST reached MusicGPT (the task is made and paid for) and its answer never came in time: the job stays
+    cancelled, but ``jobs`` said only "cancelled by the producer" while the spend ledger knew a charge was
+    possible; it now says so, and how to settle it."""
+    with Stage(tmp_path / "project", demo_song_path, settings={"http_timeout_s": 1.0}) as stage:
+        stage.fake.inject("submit", "slow_accept", seconds=30)
+        job, printed = cancelled_while(stage, "the submit sent", lambda s: sum(s.fake.submit_requests.values()))
+        assert printed == f"{job}: cancelled"
+        stage.wait_until("the job saying a task may be paid for",
+                         lambda: "dashboard" in (stage.record(job).error_message or ""))
+        record = stage.record(job)
+        listed = stage.cli("list")
+        stage.stop()
+        assert record.state.value == "cancelled"
+        assert record.error_message.startswith("cancelled by the producer, but the inpaint request may have reached "
+                                               "MusicGPT")
+        assert "check your MusicGPT dashboard" in record.error_message and one_line(record.error_message)
+        assert "check your MusicGPT dashboard" in listed.stdout
+        assert sum(stage.fake.submit_requests.values()) == 1 and files_under(stage.project.drop) == []
+        assert secrets_shown(stage) == []
