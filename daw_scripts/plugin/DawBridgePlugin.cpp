@@ -588,6 +588,7 @@ static constexpr int kMatched = 1 << 8;  // a source (see sourceAt) played at it
 
 struct Playback {
     std::vector<dawbridge::Variant> variants;  // variant parameter v plays variants[v - 1]
+    uint32_t sampleRate = 0;  // every variant's: the set plays only while the host runs at this rate
 };
 
 static std::string jsonString(const std::string& text)
@@ -747,7 +748,9 @@ protected:
         if (playing && !fRing.push(inputs, block))
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
 
-        const Playback* playback = fPlayback.load(std::memory_order_seq_cst);
+        const Playback* loaded = fPlayback.load(std::memory_order_seq_cst);
+        // a set loaded at another rate than the host's now would play at the wrong place and pitch: the input plays
+        const Playback* playback = loaded && loaded->sampleRate == block.sampleRate ? loaded : nullptr;
         const int variants = playback ? int(playback->variants.size()) : 0;
         const int decided = fDecided.load(std::memory_order_relaxed);
         int chosen = decided == kNoDecision ? int(std::lround(fValues[kVariant].load(std::memory_order_relaxed)))
@@ -771,7 +774,7 @@ protected:
         else
             play(*playback, inputs, outputs, frames, firstFrame);
         fHearingInput.store(fHeard == 0 && fFadeLeft == 0, std::memory_order_release);  // no variant read now
-        if (playback != nullptr)  // this block no longer reads the Playback it loaded (once set, never null again)
+        if (loaded != nullptr)  // this block no longer reads the Playback it loaded (once set, never null again)
             fRunEpoch.fetch_add(1, std::memory_order_seq_cst);
 #ifdef DAW_BRIDGE_RT_CHECK
         tInRun = false;
@@ -973,6 +976,7 @@ private:
             message.string("capture").string(fInstance).string("reply_port").int32(fReplyPort)
                 .string("request_id").string(id);
             fJob = Job{};
+            fRateHeld = kIdle;
             fJob.requestId = id;
             fJob.operation = inpaint ? "inpaint" : "extend";
             fJob.sentAt = std::chrono::steady_clock::now();
@@ -1023,8 +1027,8 @@ private:
             return;
         } else if (address == "/bridge/state") {
             const std::string state = text(args, 1);
-            if (args.size() > 2 && args[2].type != 's')
-                fValues[kProgress].store(float(args[2].number), std::memory_order_relaxed);
+            if (args.size() > 2 && args[2].type != 's' && args[2].number >= 0.0 && args[2].number <= 1.0)
+                fValues[kProgress].store(float(args[2].number), std::memory_order_relaxed);  // (NaN is no progress)
             if (state == "failed")
                 setJobState(kFailed, text(args, 3));
             else if (state == "cancelled")
@@ -1089,6 +1093,7 @@ private:
     {
         fDecided.store(kForgotten, std::memory_order_release);
         fForgetting = fPlayback.load(std::memory_order_seq_cst) != nullptr;
+        fRateHeld = kIdle;
         fJob.manifests.clear();
         fJob.gains.clear();
         fValues[kVariants].store(0.0f, std::memory_order_relaxed);
@@ -1110,25 +1115,54 @@ private:
         }
     }
 
-    // Read every variant off the audio thread, then hand the whole set to run() in one pointer swap.
+    // The host's rate against the loaded set's (the host may change it while deactivated, and a VST3 or CLAP host
+    // sets the saved state before it says its rate): while they differ the set is silent in run() and the state says
+    // why; once they agree again the state is back to what it was.
+    void followRate()
+    {
+        const Playback* set = fPlayback.load(std::memory_order_seq_cst);
+        if (set == nullptr || set->variants.empty())
+            return;
+        const uint32_t host = uint32_t(getSampleRate());
+        if (set->sampleRate != host && fRateHeld == kIdle && (fJob.state == kReady || fJob.state == kChosen)) {
+            fRateHeld = fJob.state;
+            setJobState(kLoadFailed, "the variants are at " + std::to_string(set->sampleRate) + " Hz and the host runs "
+                                     "at " + std::to_string(host) + " Hz: they play once it runs at "
+                                         + std::to_string(set->sampleRate) + " Hz (resampling is not done yet)");
+        } else if (set->sampleRate == host && fRateHeld != kIdle) {
+            if (fJob.state == kLoadFailed) {
+                setJobState(fRateHeld);
+                fJob.message.clear();
+            }
+            fRateHeld = kIdle;
+        }
+    }
+
+    // Read every variant off the audio thread, then hand the whole set to run() in one pointer swap. A set that cannot
+    // be loaded is still the job's: its manifests stay in the saved state (a drive not mounted today is back tomorrow).
     void load(const std::vector<std::string>& manifests)
     {
         auto* playback = new Playback;
+        fJob.manifests = manifests;
+        fJob.gains.clear();
+        fRateHeld = kIdle;
         for (const std::string& path : manifests) {
             dawbridge::Variant variant;
-            const std::string why = dawbridge::loadVariant(path, uint32_t(getSampleRate()), variant);
+            std::string why = dawbridge::loadVariant(path, variant);
+            if (why.empty() && !playback->variants.empty() && variant.sampleRate != playback->sampleRate)
+                why = path + ": audio at " + std::to_string(variant.sampleRate) + " Hz, the job's other variants at "
+                    + std::to_string(playback->sampleRate) + " Hz";
             if (!why.empty()) {
                 delete playback;
                 setJobState(kLoadFailed, why);
                 return;
             }
+            playback->sampleRate = variant.sampleRate;
             variant.gain = matchingGain(variant);
             playback->variants.push_back(std::move(variant));
         }
         std::stable_sort(playback->variants.begin(), playback->variants.end(),
                          [](const dawbridge::Variant& a, const dawbridge::Variant& b) { return a.number < b.number; });
-        fJob.manifests = manifests;
-        fJob.gains.clear();
         for (const dawbridge::Variant& variant : playback->variants)
             fJob.gains.push_back(variant.gain);
         fValues[kVariants].store(float(playback->variants.size()), std::memory_order_relaxed);
@@ -1147,15 +1181,18 @@ private:
     {
         std::vector<float> original;
         std::vector<char> covered;
-        fWriter.readBack(variant.timelineFrame, variant.frames, uint32_t(getSampleRate()), original, covered);
+        fWriter.readBack(variant.timelineFrame, variant.frames, variant.sampleRate, original, covered);
         double wanted = 0.0, have = 0.0;
         for (size_t i = 0; i < covered.size(); ++i)
             if (covered[i])
                 for (uint32_t c = 0; c < kChannels; ++c) {
-                    wanted += double(original[i * kChannels + c]) * original[i * kChannels + c];
+                    const float heard = original[i * kChannels + c];
+                    if (!std::isfinite(heard))  // one inf the track played would ask for the +12 dB bound
+                        continue;
+                    wanted += double(heard) * heard;
                     have += double(variant.stereo[c][i]) * variant.stereo[c][i];
                 }
-        if (wanted < 1e-12 || have < 1e-12)
+        if (!(wanted >= 1e-12 && have >= 1e-12 && std::isfinite(wanted) && std::isfinite(have)))
             return 1.0f;
         return float(std::clamp(std::sqrt(wanted / have), 0.25, 4.0));
     }
@@ -1176,6 +1213,7 @@ private:
             return value && value->type == dawbridge::JsonValue::String ? value->text : std::string();
         };
         fJob = Job{};
+        fRateHeld = kIdle;
         fJob.requestId = text("request_id");
         fJob.jobId = text("job_id");
         fJob.operation = text("operation");
@@ -1268,6 +1306,7 @@ private:
                 setJobState(kNoAnswer, "no answer from the daemon on 127.0.0.1:"
                                         + std::to_string(int(fValues[kDaemonPort].load())));
             restore();
+            followRate();
             followDecision();
             retire();
             const std::string job = jobJson();
@@ -1336,6 +1375,7 @@ private:
     uint32_t fRequestCount = 0;
     Job fJob;
     bool fForgetting = false;  // a discarded set waits for run() to stop reading it
+    JobState fRateHeld = kIdle;  // the state the loaded set's rate, not the host's, stands in for (kIdle: none)
     std::vector<std::pair<Playback*, uint64_t>> fRetired;
     std::vector<float> fInterleaved;  // a captured block on its way from the ring to the WAV
     // the project's state: what getState returns, and a state the host set that the background thread has to restore

@@ -255,6 +255,13 @@ static inline std::string readWav(const std::string& path, std::vector<float> (&
             }
             stereo[c][i] = value;
         }
+    if (isFloat)  // a NaN or infinity would reach the host's output (a float64 beyond float's range is one now)
+        for (size_t i = 0; i < frames; ++i)
+            if (!std::isfinite(stereo[0][i]) || !std::isfinite(stereo[1][i])) {
+                char at[64];
+                std::snprintf(at, sizeof at, "%.3f", double(i) / (sampleRate ? sampleRate : 1));
+                return path + ": sample " + std::to_string(i) + " (at " + at + " s) is not a finite number";
+            }
     return {};
 }
 
@@ -262,7 +269,8 @@ static inline std::string readWav(const std::string& path, std::vector<float> (&
 
 struct Variant {
     int number = 0;              // the manifest's variant (1..n)
-    int64_t timelineFrame = 0;   // where its first frame plays on the host's timeline
+    uint32_t sampleRate = 0;     // its audio's: it plays only while the host runs at this rate
+    int64_t timelineFrame = 0;   // where its first frame plays on the host's timeline, in frames at sampleRate
     int64_t frames = 0;
     std::vector<float> stereo[2];  // left, right: frames each (planar, as the host's buffers are)
     float gain = 1.0f;           // brings its loudness to the original's over its span (Match loudness)
@@ -274,8 +282,10 @@ static inline std::string folderOf(const std::string& path)
     return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
 }
 
-// One manifest and its audio, placed at the host's sample rate; an empty string on success, else why not.
-static inline std::string loadVariant(const std::string& manifestPath, uint32_t hostRate, Variant& variant)
+// One manifest and its audio, placed on the timeline at the audio's own rate (the host may run at another rate when
+// it is loaded: a VST3 or CLAP host sets the project's state before it says its rate); an empty string on success,
+// else why not.
+static inline std::string loadVariant(const std::string& manifestPath, Variant& variant)
 {
     std::string text;
     if (!readWholeFile(manifestPath, text))
@@ -291,18 +301,21 @@ static inline std::string loadVariant(const std::string& manifestPath, uint32_t 
     if (!audio || audio->type != JsonValue::String || audio->text.empty()
         || audio->text.find('/') != std::string::npos || !position || position->type != JsonValue::Number)
         return manifestPath + ": needs \"audio\" (a file name beside it) and \"timeline\": {\"position\"}";
-    uint32_t rate = 0;
-    if (std::string why = readWav(folderOf(manifestPath) + "/" + audio->text, variant.stereo, rate); !why.empty())
+    if (!(position->number >= 0.0 && position->number < 1e7))  // also NaN and infinity (strtod reads "nan", "1e999")
+        return manifestPath + ": \"timeline\": {\"position\"} is not a time on the timeline (seconds from 0)";
+    const std::string wav = folderOf(manifestPath) + "/" + audio->text;
+    if (std::string why = readWav(wav, variant.stereo, variant.sampleRate); !why.empty())
         return why;
-    if (rate != hostRate)
-        return manifestPath + ": audio at " + std::to_string(rate) + " Hz, the host runs at "
-            + std::to_string(hostRate) + " Hz (resampling is not done yet)";
+    if (variant.sampleRate == 0)
+        return wav + ": a sample rate of 0 Hz";
     variant.frames = int64_t(variant.stereo[0].size());
     if (frames && frames->type == JsonValue::Number && frames->number >= 0 && frames->number < double(variant.frames))
         variant.frames = int64_t(frames->number);
+    if (variant.frames == 0)
+        return wav + " holds no audio";
     for (std::vector<float>& channel : variant.stereo)
         channel.resize(size_t(variant.frames));
-    variant.timelineFrame = int64_t(std::llround(position->number * hostRate));
+    variant.timelineFrame = int64_t(std::llround(position->number * variant.sampleRate));
     variant.number = number && number->type == JsonValue::Number ? int(number->number) : 0;
     return {};
 }

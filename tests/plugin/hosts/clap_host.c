@@ -11,6 +11,8 @@
  *   wait:NAME:VALUE   on the main thread, wait (up to 10 s) until parameter NAME reads VALUE or more; exit 3 if not
  *   sleep:MS          pause
  *   tempo:FRAME:BPM   from song position FRAME on, the tempo is BPM (one change: the BPM argument holds before it)
+ *   rate:RATE         deactivate the plugin and activate it again at RATE (the project's rate changed); song
+ *                     positions and the song's frames count at the new rate from there on
  * The transport carries the song position in beats and seconds, the tempo and 4/4; the process call's steady_time
  * is the host's own frame counter, which never jumps back (it starts at 1000, so it equals no song position here).
  * stdout: "latency N", then per play/stop step "step I blocks N median_ns T": the median time of its process() calls
@@ -95,7 +97,7 @@ int main(int argc, char** argv)
 {
     if (argc < 7)
         fail("usage", "clap_host PLUGIN.clap SONG.f32 OUT.f32 RATE BLOCK BPM STEP...");
-    const double rate = atof(argv[4]);
+    double rate = atof(argv[4]);
     const double bpm = atof(argv[6]);
     double changeBpm = bpm;
     long long changeAt = 0;  /* the song's tempo: bpm before changeAt, changeBpm from there on */
@@ -160,6 +162,11 @@ int main(int argc, char** argv)
                 return 3;
             }
         } else if (sscanf(argv[i], "tempo:%lld:%lf", &changeAt, &changeBpm) == 2) {
+        } else if (sscanf(argv[i], "rate:%lf", &rate) == 1) {
+            plugin->stop_processing(plugin);
+            plugin->deactivate(plugin);
+            if (!plugin->activate(plugin, rate, 1, block) || !plugin->start_processing(plugin))
+                fail("the plugin did not start again at", argv[i]);
         } else if (sscanf(argv[i], "sleep:%lld", &count) == 1) {
             nanosleep(&(struct timespec){count / 1000, (count % 1000) * 1000000}, NULL);
         } else if (sscanf(argv[i], "play:%lld:%lld", &frame, &count) == 2
