@@ -431,13 +431,14 @@ class MidiFrontend:
         except (ValidationError, BridgeError):
             return None
 
-    def act(self, pad: Pad, channel: int) -> JobRecord | None:
-        """``press``, for a caller that reports a refusal itself (voice): it is logged, flashed, then raised."""
+    def act(self, pad: Pad, channel: int, prepared: tuple[dict, dict] | None = None) -> JobRecord | None:
+        """``press``, for a caller that reports a refusal itself (voice): it is logged, flashed, then raised.
+        ``prepared``: a command pad's (request, origin) from ``prepare`` earlier, instead of the selection now."""
         led = (pad.trigger.kind, pad.trigger.number, channel)
         try:
             if pad.command is not None:
-                origin = self._origin(pad)
-                record = self.service.submit(osc_schema.parse_request(self.request_for(pad, origin)), origin)
+                request, origin = prepared or self.prepare(pad)
+                record = self.service.submit(osc_schema.parse_request(request), origin)
             elif pad.action in PAD_ACTIONS:
                 return self._audition(pad, led)
             elif pad.action in DECISION_ACTIONS:
@@ -457,6 +458,11 @@ class MidiFrontend:
         else:
             self.leds.flash(led, "done")  # an action that starts no job (cancel) still shows it was heard
         return record
+
+    def prepare(self, pad: Pad) -> tuple[dict, dict]:
+        """A command pad's request on the selection now, and its job's origin."""
+        origin = self._origin(pad)
+        return self.request_for(pad, origin), origin
 
     def request_for(self, pad: Pad, origin: dict | None = None) -> dict:
         """The request a command pad sends now: the current selection under the pad's own arguments (a range in bars

@@ -47,7 +47,8 @@ class VoiceFrontend:
         self.pads = pads
         self.default_backend = config.backend
         self.listener = Listener(config.voice, self.heard, presets=tuple(pads.mapping.presets))
-        self._waiting: tuple[Pad, int, asyncio.TimerHandle, Result] | None = None  # a paid command, and its timeout
+        # a paid command, its timeout, and its request as resolved when it was heard (the cursor moves on meanwhile)
+        self._waiting: tuple[Pad, int, asyncio.TimerHandle, Result, tuple | None] | None = None
         self._holds: set[asyncio.Task] = set()
         port = config.voice.get("reply_port")
         self._reply_to = (config.voice["reply_host"], port) if port else None
@@ -102,11 +103,11 @@ class VoiceFrontend:
             if said is not None:
                 self._tell(said, "refused", "nothing waits for confirmation")
             return
-        pad, channel, timeout, result = self._waiting
+        pad, channel, timeout, result, prepared = self._waiting
         self._waiting = None
         timeout.cancel()
         log.info("%s confirmed", pad.name)
-        self._run(pad, channel, result, "confirmed")
+        self._run(pad, channel, result, "confirmed", prepared)
 
     # -- what was heard ---------------------------------------------------------------------------------------------
 
@@ -128,6 +129,8 @@ class VoiceFrontend:
         try:
             pad = self.pad_for(command, led, result.text)
             paid = self._backend(pad) in PAID_BACKENDS
+            # what is confirmed is what was heard: "the last four bars" counted from the cursor now, not seconds later
+            prepared = self.pads.prepare(pad) if paid and pad.command is not None else None
         except (ValidationError, BridgeError) as exc:
             log.warning("voice: %r: %s", result.text, exc)
             self.pads.leds.flash(led, "failed")
@@ -135,7 +138,7 @@ class VoiceFrontend:
             return
         if paid:
             timeout = asyncio.get_running_loop().call_later(CONFIRM_SECONDS, self._drop, "not confirmed in time")
-            self._waiting = (pad, led[2], timeout, result)
+            self._waiting = (pad, led[2], timeout, result, prepared)
             wait = (f"would spend MusicGPT credits: say \"{WAKE_WORD} {CONFIRM}\" or press the confirm pad within "
                     f"{CONFIRM_SECONDS:g} s")
             log.warning("voice: %r %s", result.text, wait)
@@ -144,10 +147,11 @@ class VoiceFrontend:
             return
         self._run(pad, led[2], result, "accepted")
 
-    def _run(self, pad: Pad, channel: int, result: Result, outcome: str) -> None:
-        """Press the pad a command stands for, and say what came of it."""
+    def _run(self, pad: Pad, channel: int, result: Result, outcome: str, prepared: tuple | None = None) -> None:
+        """Press the pad a command stands for (with the request ``prepared`` when it was heard), and say what came of
+        it."""
         try:
-            record = self.pads.act(pad, channel)
+            record = self.pads.act(pad, channel, prepared)
         except (ValidationError, BridgeError) as exc:  # logged and flashed by the pads
             self._tell(result, "refused", str(exc))
             return
@@ -193,7 +197,7 @@ class VoiceFrontend:
     def _drop(self, reason: str) -> None:
         if self._waiting is None:
             return
-        pad, channel, timeout, result = self._waiting
+        pad, channel, timeout, result, _ = self._waiting
         self._waiting = None
         timeout.cancel()
         log.warning("%s dropped: %s", pad.name, reason)

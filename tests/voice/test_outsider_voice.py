@@ -1,0 +1,62 @@
+"""Voice as an outsider first tries it, where an earlier version broke a promise: a paid command heard while the
+song plays, confirmed a few seconds later, must spend on the bars that were asked for when it was said, not on the
+bars the moving play cursor stands by at the confirmation. (The frontend is driven with what the listener hands it;
+tests/voice/test_listener.py does the same through a real microphone path.)"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.frontends.voice import VoiceFrontend
+from bridge.voice.decode import Result
+from tests.frontends.test_midi import MAPPING, no_midi_server, rig, until  # noqa: F401  (no_midi_server: a fixture)
+
+CLOUD = MAPPING + '\n[presets.cloud]\nbackend = "musicgpt"\nnum_outputs = 1\n\n[[pad]]\nnote = 45\naction = "talk"\n'
+TALK = ("note", 45, 1)
+
+
+def test_a_confirmed_paid_command_runs_on_the_bars_said_not_where_the_cursor_moved_on(tmp_path, demo_song_path,
+                                                                                        no_midi_server):  # noqa: F811
+    async def story():
+        async with rig(tmp_path, demo_song_path, mapping=CLOUD) as r:
+            voice = VoiceFrontend(r.frontend, r.config)
+            try:
+                daw = r.frontend.context
+                daw.follow_transport("reaper", cursor=9.0, tempo=120.0, beats_per_bar=4.0)  # bars of 2 s
+                said = {"command": "extend", "bars": 2, "anchor": "next", "preset": "cloud"}
+                voice.heard(Result("bridge extend the next two bars with cloud", said, 0.8), TALK)
+                assert r.jobs() == []  # paid: it waits for the go-ahead
+                for cursor in (10.0, 11.0, 12.0, 13.0):  # REAPER plays on while the producer says it
+                    daw.follow_transport("reaper", cursor=cursor, tempo=120.0, beats_per_bar=4.0)
+                voice.heard(Result("bridge yes confirm", {"command": "confirm"}, 0.8), TALK)
+                await until(lambda: r.jobs(), what="the confirmed job")
+                await r.service.drain()
+                return r.jobs(), r.backends["musicgpt"].submits
+            finally:
+                await voice.close()
+
+    jobs, submits = asyncio.run(story())
+    assert submits == 1 and len(jobs) == 1
+    # the next two bars from 9.0 s: bars 6-7, 10-14 s (at the confirmation the cursor was in bar 7: it would be 14-18)
+    assert (jobs[0].spec.backend, jobs[0].spec.extend_after, jobs[0].spec.duration) == ("musicgpt", 10.0, 4.0)
+    assert jobs[0].origin["bars"].startswith("bars 6-7 (10.000-14.000 s)"), jobs[0].origin
+
+
+def test_a_paid_command_that_cannot_be_placed_is_refused_at_once_not_after_the_go_ahead(tmp_path, demo_song_path,
+                                                                                         no_midi_server):  # noqa: F811
+    async def story():
+        async with rig(tmp_path, demo_song_path, mapping=CLOUD) as r:
+            voice = VoiceFrontend(r.frontend, r.config)
+            try:
+                told = []
+                voice._tell = lambda result, outcome, message: told.append((outcome, message))
+                # no play cursor known (no [midi.daw] feedback): there are no bars to count
+                said = {"command": "inpaint", "bars": 4, "anchor": "last", "preset": "cloud"}
+                voice.heard(Result("bridge inpaint the last four bars with cloud", said, 0.8), TALK)
+                return told, voice._waiting, r.jobs()
+            finally:
+                await voice.close()
+
+    told, waiting, jobs = asyncio.run(story())
+    assert waiting is None and jobs == []
+    assert [outcome for outcome, _ in told] == ["refused"] and "play cursor" in told[0][1], told
