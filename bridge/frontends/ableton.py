@@ -469,7 +469,13 @@ class AbletonFrontend:
 
     async def _clip_slot(self) -> tuple[int, int]:
         if not self.settings.clip:
-            answer = await self.client.query("/live/view/get/selected_clip")
+            try:
+                answer = await self.client.query("/live/view/get/selected_clip")
+            except ValidationError as exc:  # AbletonOSC looks for the selected track among the song's own tracks
+                if "is not in list" not in exc.rule:
+                    raise
+                raise refusal("the selected track is a return track or the main track, which hold no Session clip: "
+                              "select the Session clip that holds the song") from None
             if len(answer) < 2 or not all(isinstance(v, int) and v >= 0 for v in answer[:2]):
                 raise refusal("no clip is selected in Live: select the Session clip that holds the song")
             return answer[0], answer[1]

@@ -45,7 +45,7 @@ class LiveSet:
     loop_start: float = 0.0  # beats
     loop_length: float = 16.0  # beats
     tracks: list[list[Clip | None]] = field(default_factory=list)  # Session clip slots, [track][scene]
-    selected: tuple[int, int] = (0, 0)  # track, scene
+    selected: tuple[int, int] | None = (0, 0)  # track, scene; None: a return track or the main track is selected
     version: tuple[int, int] = (12, 1)  # Live's major, minor version
     has_create_audio_clip: bool = True  # Live's Track.create_audio_clip (12.0.5+)
     track_names: list[str] = field(default_factory=list)  # per track; filled with "1 Audio", ... when left out
@@ -124,6 +124,8 @@ class FakeLive:
         if address in song:
             return (song[address],)
         if address == "/live/view/get/selected_clip":
+            if s.selected is None:  # AbletonOSC looks the selected track up among song.tracks, which has neither
+                raise ValueError("<Track.Track object at 0x11a2b3c4d> is not in list")
             return s.selected
         if address == "/live/track/get/clips/name":
             track = int(params[0])

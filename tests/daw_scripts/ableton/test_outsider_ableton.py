@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import osc_schema
 from bridge.config import ConfigError
 from bridge.frontends.ableton import AbletonSettings
 from tests.conftest import free_udp_port
 from tests.daw_scripts.ableton.fake_live import ArrangementClip, FakeLive, LiveSet
-from tests.daw_scripts.ableton.test_ableton import with_frontend
+from tests.daw_scripts.ableton.test_ableton import ableton, with_frontend
 
 
 def delivered(drop: Path, name: str, position: float) -> SimpleNamespace:
@@ -63,3 +64,21 @@ def test_an_ipv6_host_that_live_could_never_answer_is_refused_in_the_config(tmp_
                                      "(127.0.0.1 or localhost), where AbletonOSC listens: never beyond this machine")
     for host in ("127.0.0.1", "localhost"):
         assert AbletonSettings.from_table({"host": host}).host == host
+
+
+def test_a_return_or_main_track_selected_is_named_as_such(tmp_path):
+    """AbletonOSC cannot index a return track or the main track among the song's tracks and reports its own error
+    (``... is not in list``); the sender heard that Python text instead of what to do."""
+    refused = []
+
+    async def press(frontend, service):
+        await frontend.dispatch(ableton("inpaint", "request_id", "pad-1", "prompt", "choir"), {"kind": "test"},
+                                refused.append)
+        return service.active()
+
+    with FakeLive(LiveSet(tracks=[[None]], selected=None), reply_port=free_udp_port()) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+        assert asyncio.run(with_frontend(tmp_path, settings, press)) == []
+    assert [osc_schema.error_reply(error) for error in refused] == [
+        ("/bridge/error", ["/bridge/ableton", "pad-1", "", "/bridge/ableton: the selected track is a return track or "
+                           "the main track, which hold no Session clip: select the Session clip that holds the song"])]
