@@ -128,7 +128,7 @@ def test_a_job_still_running_cannot_be_decided_until_it_is_delivered(tmp_path, d
                         inbox=project.inbox, backend="local", osc_port=free_udp_port())
         journal = Journal(config.journal_path)
         held = HeldBackend("local")
-        held.release = asyncio.Event()
+        held.gate = asyncio.Event()
         service = JobService(config, journal, {"local": held})
         osc = OscFrontend(service, config, Decisions(service))
         try:
@@ -139,7 +139,7 @@ def test_a_job_still_running_cannot_be_decided_until_it_is_delivered(tmp_path, d
                 job = accepted.args[1]
                 await until(lambda: service.get(job).state.value == "generating", what="the job to be generating")
                 early = await asyncio.to_thread(refusal, client, job, "keep")
-                held.release.set()
+                held.gate.set()
                 await service.drain()
                 kept = await asyncio.to_thread(decide, client, job, "keep")
                 original = await asyncio.to_thread(decide, client, job, "keep", "choice", 0)

@@ -95,7 +95,7 @@ class HeldBackend(Backend):
 
     def __init__(self, name: str):
         self.name = name
-        self.release: asyncio.Event | None = None
+        self.gate: asyncio.Event | None = None  # not "release": that is Backend.release(job_id)
         self.fail_next = 0
         self.submits = 0
 
@@ -104,8 +104,8 @@ class HeldBackend(Backend):
         return {"task_id": f"{self.name}-{self.submits}"}
 
     async def wait(self, spec, prepared, receipt, workdir, progress):
-        if self.release is not None:
-            await self.release.wait()
+        if self.gate is not None:
+            await self.gate.wait()
         if self.fail_next:
             self.fail_next -= 1
             raise TransientError("the generator is unavailable (HTTP 503)")
@@ -472,14 +472,14 @@ def test_the_context_survives_a_restart_and_the_daemon_runs_without_a_midi_serve
 def test_a_pad_inpaints_the_selection_and_its_led_follows_the_job(tmp_path, demo_song_path, controller):
     async def story():
         async with rig(tmp_path, demo_song_path) as r:
-            r.backends["local"].release = asyncio.Event()
+            r.backends["local"].gate = asyncio.Event()
             assert r.frontend.input is not None and r.frontend.output is not None
             await asyncio.to_thread(controller.wait_joined)
             controller.note(36, channel=1)  # the right note on the wrong channel: nothing
             controller.note(36, channel=10)
             record = await until(lambda: r.service.active() and r.service.active()[0], what="the job")
             assert await leds(controller, 36, [127]) == [127]  # lit while it runs
-            r.backends["local"].release.set()
+            r.backends["local"].gate.set()
             await r.service.drain()
             assert await leds(controller, 36, [127] + DONE) == [127] + DONE
             channels = {m.channel for _, m in controller.leds}
@@ -526,7 +526,7 @@ def test_control_changes_press_once_per_push_and_program_changes_press_too(tmp_p
 def test_the_cancel_pad_stops_the_running_job_and_its_led_goes_dark(tmp_path, demo_song_path, controller):
     async def story():
         async with rig(tmp_path, demo_song_path) as r:
-            r.backends["local"].release = asyncio.Event()
+            r.backends["local"].gate = asyncio.Event()
             await asyncio.to_thread(controller.wait_joined)
             controller.note(36, channel=10)
             record = await until(lambda: r.service.active() and r.service.active()[0], what="the job")
