@@ -389,6 +389,7 @@ class MidiFrontend:
 
     def _close_input(self) -> None:
         port, self.input = self.input, None
+        self._cc_values.clear()  # a controller plugged back in starts with nothing held (its releases were lost)
         if port is not None:
             port.close()
 

@@ -9,7 +9,7 @@ import asyncio
 import mido
 
 from bridge.models import State
-from tests.frontends.jack import jack  # noqa: F401  (a fixture)
+from tests.frontends.jack import Controller, jack  # noqa: F401  (jack: a fixture)
 from tests.frontends.test_midi import MAPPING, controller, leds, rig, until  # noqa: F401  (controller: a fixture)
 
 PADS = MAPPING + """
@@ -71,3 +71,25 @@ def test_a_pressure_pad_or_a_continuous_pedal_wobbling_across_64_presses_once(tm
 
     pads = asyncio.run(story())
     assert pads == ["cc 1 on any channel"] * 2 + ["note 50 on channel 16"], pads
+
+
+def test_a_controller_unplugged_with_a_button_held_presses_again_once_plugged_back(tmp_path, demo_song_path,
+                                                                                     jack):  # noqa: F811
+    async def story():
+        async with rig(tmp_path, demo_song_path, mapping=PADS) as r:
+            for plug in range(2):
+                pads = Controller("padbox")
+                try:
+                    await until(lambda: r.frontend.input is not None, 5, "the controller to be picked up")
+                    await asyncio.to_thread(pads.wait_joined)
+                    # the footswitch goes down; the cable is pulled before it comes up (its release is never sent)
+                    pads.send(mido.Message("control_change", control=1, value=127))
+                    await until(lambda: len(r.jobs()) == plug + 1, what="the press")
+                finally:
+                    pads.close()
+                await until(lambda: r.frontend.input is None, 5, "the frontend to let go of the vanished port")
+            await r.service.drain()
+            return r.jobs()
+
+    jobs = asyncio.run(story())
+    assert len(jobs) == 2  # plugged back in, the controller starts from nothing held
