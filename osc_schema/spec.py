@@ -241,7 +241,7 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 _args("operation"),
                 _args("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender",
                       "num_outputs", "duration", "backend", "delivery", "request_id", no_defaults=True)
-                + _args("reply_port"), _JOB_REPLIES),
+                + _args("reply_port"), ("accepted", "state", "done", "failed", "context_set", "error")),
     CommandSpec("audition", "Play a delivered job through the daemon's audio output (JACK, else the system's): a "
                 "pre-roll of the source, then the variant or the original over the range, then a post-roll, each "
                 "variant loudness-matched to the original. job_id \"last\" means the job delivered last. A switch "
@@ -307,7 +307,7 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
               (Arg("count", INT, "How many /bridge/plugin replies came before it."),)),
     ReplySpec("status_listed", "Ends the answer to /bridge/status.",
               (Arg("count", INT, "How many /bridge/state replies came before it."),)),
-    ReplySpec("context_set", "The session context was updated by /bridge/context.",
+    ReplySpec("context_set", "The session context was updated by /bridge/context (or /bridge/ableton context).",
               (Arg("keys", STRING, "The keys the message set, comma-separated (\"\" when it set none)."),)),
     ReplySpec("auditioning", "What the audition plays now, in answer to /bridge/audition.",
               (Arg("job_id", STRING, "The job auditioned (\"\" once stopped)."),
@@ -331,8 +331,9 @@ REPLIES: dict[str, ReplySpec] = {spec.name: spec for spec in (
     ReplySpec("heard", "What the daemon's voice input made of a push-to-talk take, sent after each take to the "
               "[voice] table's reply_port (when set), so a control surface or script can show it.",
               (Arg("text", meaning="The sentence of the grammar it heard best (\"\" when none).", **_TEXT),
-               Arg("command", meaning="The command it stands for, as JSON, e.g. {\"command\": \"inpaint\", \"bars\": 4, "
-                   "\"anchor\": \"last\"} (as daw-bridge voice decode --json prints it; \"\" when rejected).",
+               Arg("command", meaning="The command it stands for, as JSON, e.g. {\"command\": \"inpaint\", "
+                   "\"bars\": 4, \"anchor\": \"last\"} (as daw-bridge voice decode --json prints it; \"\" when "
+                   "rejected).",
                    **_TEXT),
                Arg("confidence", FLOAT, "How sure the recogniser was, 0..1 (orders results; not a probability).",
                    min=0, max=1),

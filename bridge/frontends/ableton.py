@@ -298,8 +298,8 @@ class AbletonFrontend:
                           f"file starts ([ableton] clip_position = {chosen.position:g} s)")
         return chosen
 
-    async def run(self, command: Command, origin: dict) -> JobRecord | None:
-        """Act on a validated ``/bridge/ableton``: the job's record, or None when it only set the context."""
+    async def run(self, command: Command, origin: dict) -> JobRecord | dict:
+        """Act on a validated ``/bridge/ableton``: the job's record, or the session context it set (``context``)."""
         args, operation = command.args, command.args["operation"]
         given = {k: args[k] for k in _JOB_OPTIONS if args.get(k) is not None}
         for name, value in given.items():
@@ -308,8 +308,9 @@ class AbletonFrontend:
                 raise ValidationError(name, value, f"applies to operation {takes}, not {operation}")
         selection = await self.selection()
         if operation == "context":
-            self.service.set_context(selection.context())
-            return None
+            context = selection.context()
+            self.service.set_context(context)
+            return context
         request = {**selection.request(operation), "delivery": self.settings.delivery, **given,
                    "request_id": args.get("request_id") or f"ableton-{int(time.time())}-{next(self._counter)}"}
         # Marked as Live's, with the tempo its range was read at, so the delivery can be placed in Live (the
@@ -432,15 +433,18 @@ class AbletonFrontend:
             except OSError as exc:
                 log.debug("could not tell %s:%s about job %s: %s", origin["host"], origin["port"], record.job_id, exc)
 
-    def dispatch(self, command: Command, origin: dict, refuse: Callable[[ValidationError], None]) -> asyncio.Task:
+    def dispatch(self, command: Command, origin: dict, refuse: Callable[[ValidationError], None],
+                 answer: Callable[[tuple[str, list]], None] | None = None) -> asyncio.Task:
         """Run ``command`` in the background; a refusal reaches ``refuse`` ready for ``osc_schema.error_reply``.
 
         Replies about the job itself (accepted, state, done, failed) go wherever ``origin`` sends them, as for any
-        inpaint/extend.
+        inpaint/extend; ``context`` has no job, so ``answer`` gets its ``/bridge/context_set`` reply (address, args).
         """
         async def act() -> None:
             try:
-                await self.run(command, origin)
+                outcome = await self.run(command, origin)
+                if isinstance(outcome, dict) and answer is not None:
+                    answer(osc_schema.reply("context_set", keys=",".join(outcome)))
             except ValidationError as exc:
                 refuse(self._located(exc, command))
             except BridgeError as exc:  # the clip's file cannot be read: the producer's to fix

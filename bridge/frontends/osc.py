@@ -129,7 +129,8 @@ class OscFrontend(OscSocket):
                 self._send(target, *_decided(decided))
         elif name == "ableton" and self.ableton is not None:
             self.ableton.dispatch(command, {"kind": "osc", "host": target[0], "port": target[1]},
-                                  lambda error: self._send(target, *osc_schema.error_reply(error)))
+                                  lambda error: self._send(target, *osc_schema.error_reply(error)),
+                                  lambda reply: self._send(target, *reply))
         else:  # the schema knows a command this daemon does not serve (e.g. ableton while it is off)
             raise ValidationError("address", command.name, "is not served by this daemon")
 
@@ -143,7 +144,8 @@ class OscFrontend(OscSocket):
                                                           "is what its pads act on")
         chosen, start, end = bars_on_source(transport, selection, args["anchor"], args["bars"])
         self._send(target, *osc_schema.reply("selected", range=chosen.describe(), start=start, end=end,
-                                             tempo=float(transport.tempo), beats_per_bar=float(transport.beats_per_bar)))
+                                             tempo=float(transport.tempo),
+                                             beats_per_bar=float(transport.beats_per_bar)))
         if operation == "context":
             self.session.follow_bars(start, end, f"{chosen.describe()} at {transport.describe()}",
                                      selection.get("capture"))

@@ -246,7 +246,7 @@ def test_a_named_clip_placed_later_in_the_arrangement_becomes_the_session_contex
                        selected=(0, 0))  # the selection is elsewhere: the configured name wins
 
     async def story(frontend, service):
-        assert await frontend.run(ableton("context"), {"kind": "test"}) is None
+        assert await frontend.run(ableton("context"), {"kind": "test"}) == service.context
         return dict(service.context), service.active()
 
     with FakeLive(live_set, reply_port=free_udp_port()) as live:

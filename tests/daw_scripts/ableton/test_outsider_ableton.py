@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,8 +18,8 @@ import soundfile as sf
 import osc_schema
 from bridge.config import ConfigError
 from bridge.frontends.ableton import AbletonSettings
-from tests.conftest import free_udp_port
-from tests.daw_scripts.ableton.fake_live import ArrangementClip, FakeLive, LiveSet
+from tests.conftest import ROOT, DaemonProcess, Project, daemon_environment, free_udp_port
+from tests.daw_scripts.ableton.fake_live import ArrangementClip, Clip, FakeLive, LiveSet
 from tests.daw_scripts.ableton.test_ableton import ableton, with_frontend
 
 
@@ -82,3 +85,27 @@ def test_a_return_or_main_track_selected_is_named_as_such(tmp_path):
     assert [osc_schema.error_reply(error) for error in refused] == [
         ("/bridge/error", ["/bridge/ableton", "pad-1", "", "/bridge/ableton: the selected track is a return track or "
                            "the main track, which hold no Session clip: select the Session clip that holds the song"])]
+
+
+def test_send_ableton_context_from_the_command_line_hears_that_the_context_was_set(tmp_path, demo_song_path):
+    """``operation=context`` made the context silently: ``daw-bridge send`` waited, then said "no reply from a
+    daemon (is 'daw-bridge serve' running?)" and exited 1, though the daemon ran and had done it."""
+    project = Project(tmp_path, demo_song_path)
+    live_project = tmp_path / "Song Project"
+    (live_project / "Samples").mkdir(parents=True)
+    (live_project / "Song.als").write_bytes(b"\x1f\x8b")
+    shutil.copy(demo_song_path, live_project / "Samples" / "song.wav")
+    live_set = LiveSet(loop_start=8.0, loop_length=4.0, tracks=[[Clip("Song", str(live_project / "Samples" /
+                                                                                  "song.wav"))]])
+    with FakeLive(live_set, reply_port=free_udp_port()) as live:
+        project.write_config(f"[local]\nwarm_up = false\n[ableton]\nenabled = true\nport = {live.port}\n"
+                             f"reply_port = {live.reply_port}\n")
+        daemon = DaemonProcess(project).start()
+        try:
+            sent = subprocess.run([sys.executable, "-m", "bridge", "send", "ableton", "operation=context", "--config",
+                                   str(project.config)], capture_output=True, text=True, env=daemon_environment(),
+                                  cwd=ROOT, timeout=60)
+        finally:
+            daemon.stop()
+    assert (sent.returncode, sent.stdout, sent.stderr) == (
+        0, "/bridge/context_set source,start,end,position,drop_folder,item_id,track_id\n", "")
