@@ -84,6 +84,10 @@ def learn(config: Config, args) -> int:
     if args.preset:
         values = {"preset": args.preset, **values}
 
+    path = settings.mapping
+    before = _mapping_text(path)
+    parse_mapping(before, path)  # a mapping the daemon would refuse is named before the producer presses anything
+
     backend = midi_backend(settings.api)
     probe = PortProbe(backend)
     try:
@@ -103,8 +107,6 @@ def learn(config: Config, args) -> int:
     trigger = Trigger(kind, number, None if args.any_channel else channel)
     print(f"heard {kind} {number} on channel {channel}")
 
-    path = settings.mapping
-    before = path.read_text(encoding="utf-8") if path.exists() else _NEW_MAPPING
     entry = pad_text(trigger, command, args.pad_action, values, args.name)
     text = before + ("" if before.endswith("\n\n") else "\n" if before.endswith("\n") else "\n\n") + entry
     parse_mapping(text, path)  # refuses a duplicate or a bad argument before anything is written
@@ -113,10 +115,25 @@ def learn(config: Config, args) -> int:
         return 0
     from bridge.audio.wavio import write_text_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
+    except OSError as exc:  # not "MIDI is not available": the press was heard, the file is what failed
+        print(entry, end="")
+        raise MappingError(f"{path}: cannot be written ({exc.strerror or exc}): add the entry above by hand") \
+            from None
     print(f"added to {path}:\n{entry}", end="")
     return 0
+
+
+def _mapping_text(path: Path) -> str:
+    """The mapping's text to add to (a new file's header when there is none yet)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return _NEW_MAPPING
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{path}: cannot be read: {exc}") from None
 
 
 def _next_press(backend, name: str, timeout: float, press_of) -> tuple[str, int, int] | None:

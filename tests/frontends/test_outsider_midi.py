@@ -4,13 +4,18 @@ wobbles across 64 while held. One press starts one job, and the daemon keeps ans
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import threading
 
 import mido
 
+from bridge.commands.midi import add_arguments, midi
+from bridge.config import Config
 from bridge.models import State
+from tests.adversarial.support import read_only
 from tests.frontends.jack import Controller, jack  # noqa: F401  (jack: a fixture)
-from tests.frontends.test_midi import MAPPING, controller, leds, rig, until  # noqa: F401  (controller: a fixture)
+from tests.frontends.test_midi import MAPPING, controller, leds, no_midi_server, rig, until  # noqa: F401  (fixtures)
 
 PADS = MAPPING + """
 [[pad]]
@@ -93,3 +98,41 @@ def test_a_controller_unplugged_with_a_button_held_presses_again_once_plugged_ba
 
     jobs = asyncio.run(story())
     assert len(jobs) == 2  # plugged back in, the controller starts from nothing held
+
+
+def _learn(tmp_path, mapping, *argv: str, pressing: Controller | None = None) -> int:
+    config = Config(state_dir=tmp_path / "state", midi={"port": "padbox-pads", "api": "UNIX_JACK",
+                                                        "mapping": str(mapping)})
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    result = []
+    worker = threading.Thread(target=lambda: result.append(midi(config, parser.parse_args(["learn", *argv]))))
+    worker.start()
+    while worker.is_alive():  # the producer keeps hitting the pad until the learn has an answer
+        if pressing is not None:
+            pressing.note(46, channel=3)
+        worker.join(0.05)
+    return result[0]
+
+
+def test_learn_names_a_mapping_it_cannot_read_before_asking_for_a_press(tmp_path, no_midi_server, capsys):  # noqa: F811
+    mapping = tmp_path / "pads.toml"
+    mapping.write_bytes(b"\xff\xfe[[pad]]\n")  # saved as UTF-16 by an editor
+    assert _learn(tmp_path, mapping, "--timeout", "1") == 2
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"daw-bridge midi learn: {mapping}: cannot be read: "), out
+    assert "press the pad" not in out
+    mapping.write_text('[[pad]]\nnote = 36\naction = "explode"\n')  # one the daemon would refuse at start
+    assert _learn(tmp_path, mapping, "--timeout", "1") == 2
+    assert "action: 'explode' must be one of" in capsys.readouterr().out
+
+
+def test_learn_into_a_read_only_folder_says_the_file_failed_not_midi(tmp_path, controller, capsys):  # noqa: F811
+    folder = tmp_path / "config"
+    with read_only(folder):
+        assert _learn(tmp_path, folder / "pads.toml", "--action", "cancel", pressing=controller) == 2
+    out = capsys.readouterr().out
+    assert "heard note 46 on channel 3" in out and "MIDI is not available" not in out, out
+    assert out.splitlines()[-1] == (f"daw-bridge midi learn: {folder / 'pads.toml'}: cannot be written (Read-only "
+                                    "file system): add the entry above by hand"), out
+    assert '[[pad]]\nnote = 46\nchannel = 3\naction = "cancel"\n' in out
