@@ -5,6 +5,7 @@ from __future__ import annotations
 import osc_schema
 from bridge.client import BridgeClient, Reply
 from bridge.config import Config
+from bridge.settings_schema import defaults
 from osc_schema import ValidationError
 
 _PARSE = {"int": int, "float": float, "string": str}
@@ -39,7 +40,10 @@ def send(config: Config, args) -> int:
                 return 0 if outcome.name == "done" else 1
             client.send(args.name, **values)
             replies = []
-            while (reply := client.receive((args.timeout or 5) if not replies else 0.3)) is not None:
+            first = args.timeout or 5
+            if args.name == "ableton" and not args.timeout:  # the daemon hears Live is not there after its timeout
+                first = max(first, float(config.ableton.get("timeout", defaults("ableton")["timeout"])) + 2)
+            while (reply := client.receive(first if not replies else 0.3)) is not None:
                 _print(reply)
                 replies.append(reply.name)
             if not replies:

@@ -87,6 +87,17 @@ def test_a_return_or_main_track_selected_is_named_as_such(tmp_path):
                            "the main track, which hold no Session clip: select the Session clip that holds the song"])]
 
 
+def send_from_the_command_line(project: Project, *words: str) -> subprocess.CompletedProcess:
+    """``daw-bridge send ableton WORDS`` as the producer types it, to a daemon serving ``project``."""
+    daemon = DaemonProcess(project).start()
+    try:
+        return subprocess.run([sys.executable, "-m", "bridge", "send", "ableton", *words, "--config",
+                               str(project.config)], capture_output=True, text=True, env=daemon_environment(),
+                              cwd=ROOT, timeout=120)
+    finally:
+        daemon.stop()
+
+
 def test_send_ableton_context_from_the_command_line_hears_that_the_context_was_set(tmp_path, demo_song_path):
     """``operation=context`` made the context silently: ``daw-bridge send`` waited, then said "no reply from a
     daemon (is 'daw-bridge serve' running?)" and exited 1, though the daemon ran and had done it."""
@@ -100,12 +111,20 @@ def test_send_ableton_context_from_the_command_line_hears_that_the_context_was_s
     with FakeLive(live_set, reply_port=free_udp_port()) as live:
         project.write_config(f"[local]\nwarm_up = false\n[ableton]\nenabled = true\nport = {live.port}\n"
                              f"reply_port = {live.reply_port}\n")
-        daemon = DaemonProcess(project).start()
-        try:
-            sent = subprocess.run([sys.executable, "-m", "bridge", "send", "ableton", "operation=context", "--config",
-                                   str(project.config)], capture_output=True, text=True, env=daemon_environment(),
-                                  cwd=ROOT, timeout=60)
-        finally:
-            daemon.stop()
+        sent = send_from_the_command_line(project, "operation=context")
     assert (sent.returncode, sent.stdout, sent.stderr) == (
         0, "/bridge/context_set source,start,end,position,drop_folder,item_id,track_id\n", "")
+
+
+def test_send_ableton_waits_for_the_daemon_to_hear_that_live_is_not_there(tmp_path, demo_song_path):
+    """With [ableton] timeout above send's 5 s wait, ``daw-bridge send ableton`` gave up first and said "no reply
+    from a daemon (is 'daw-bridge serve' running?)" while the daemon was still waiting for Live."""
+    project = Project(tmp_path, demo_song_path)
+    nobody = free_udp_port()
+    project.write_config(f"[local]\nwarm_up = false\n[ableton]\nenabled = true\nport = {nobody}\n"
+                         f"reply_port = {free_udp_port()}\ntimeout = 6\n")
+    sent = send_from_the_command_line(project, "operation=inpaint", "prompt=choir")
+    assert sent.returncode == 1
+    assert sent.stdout.startswith("/bridge/error /bridge/ableton   '/bridge/ableton: Live did not answer "
+                                  "/live/song/get/loop_start within 6 s: is Live running")
+    assert f"listening on port {nobody}?" in sent.stdout and len(sent.stdout.splitlines()) == 1
