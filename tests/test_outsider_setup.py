@@ -131,3 +131,25 @@ def test_doctor_says_bad_to_a_mapping_the_daemon_would_refuse_at_start(home, tmp
     assert lines[1].startswith("BAD  voice: no talk or listen pad"), lines
     status, lines = _doctor_with(tmp_path, capsys, '[[pad]]\nnote = 36\naction = "talk"\n', voice=True)
     assert status == 0 and [line[:8] for line in lines] == ["ok   MID", "ok   voi"], lines
+
+
+@pytest.mark.parametrize("manager, template", [("systemd", "daw-bridge.service"),
+                                               ("launchd", "com.daw-bridge.daemon.plist")])
+def test_a_unit_made_by_hand_as_the_readme_says_is_neither_replaced_nor_removed(home, tmp_path, capsys, manager,
+                                                                                 template):
+    # README, "Running as a user service", by hand: the shipped file copied, its command set to the producer's own
+    unit = tmp_path / template
+    text = (install.SERVICE_DIR / template).read_text().replace("%h/.local/bin/daw-bridge serve",
+                                                                "/opt/db/bin/daw-bridge serve --config /srv/db.toml")
+    unit.write_text(text.replace("__HOME__/.local/bin/daw-bridge", "/opt/db/bin/daw-bridge"))
+    mine = unit.read_bytes()
+    for verb in ("install", "uninstall"):
+        status, out, err = _cli(capsys, verb, "service", "--manager", manager, "--unit-path", str(unit), "--no-start")
+        assert status == 1 and err.count("\n") == 1 and "not written by 'daw-bridge install service'" in err, err
+        assert unit.read_bytes() == mine
+    # the one install writes is its own to replace and to take out again
+    unit.unlink()
+    for verb in ("install", "install", "uninstall"):
+        status, out, err = _cli(capsys, verb, "service", "--manager", manager, "--unit-path", str(unit), "--no-start")
+        assert status == 0, out + err
+    assert not unit.exists()

@@ -32,6 +32,7 @@ ARDOUR_VERSIONS = (7, 8)
 SERVICE_DIR = ROOT / "service"
 SYSTEMD_UNIT = "daw-bridge.service"
 LAUNCHD_LABEL = "com.daw-bridge.daemon"
+WRITTEN_BY = "Written by `daw-bridge install service`"  # in every unit or agent install writes, and in no other
 REAPER_OSC_PORT = 8000  # the port REAPER's README tells the producer to give REAPER's OSC control surface
 IMPORT_NOW = "DAW Bridge - Import results now.lua"
 
@@ -364,8 +365,7 @@ def systemd_unit(command: list[str], env: dict[str, str]) -> str:
     text, count = re.subn(r"(?m)^ExecStart=.*$", lambda _: exec_start + extra, template)
     if count != 1:
         raise InstallError(f"{SERVICE_DIR / SYSTEMD_UNIT} has no single ExecStart= line")
-    return re.sub(r"(?m)^# %h is your home folder.*\n", "# Written by `daw-bridge install service` for the "
-                  "daw-bridge installed here.\n", text)
+    return re.sub(r"(?m)^# %h is your home folder.*\n", f"# {WRITTEN_BY} for the daw-bridge installed here.\n", text)
 
 
 def launchd_plist(command: list[str], env: dict[str, str]) -> str:
@@ -382,7 +382,21 @@ def launchd_plist(command: list[str], env: dict[str, str]) -> str:
                           flags=re.S)
     if count != 1:
         raise InstallError(f"{SERVICE_DIR / LAUNCHD_LABEL}.plist has no ProgramArguments")
-    return text.replace("__HOME__", escape(str(Path.home())))
+    return text.replace("__HOME__", escape(str(Path.home()))).replace("<!-- launchd agent:",
+                                                                      f"<!-- {WRITTEN_BY}. launchd agent:", 1)
+
+
+def _keep_a_unit_not_ours(path: Path, installing: bool) -> None:
+    """InstallError when ``path`` holds a unit or agent that install did not write (one made by hand from the
+    README's steps, perhaps with flags or environment of the producer's own): it is neither replaced nor removed."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if WRITTEN_BY not in text:
+        raise InstallError(f"{path} was not written by 'daw-bridge install service' (your own?): " +
+                           ("nothing was changed; move it away to install ours, or give --unit-path" if installing
+                            else "left in place; remove it yourself"))
 
 
 def plan_service(args, installing: bool) -> Plan:
@@ -393,6 +407,7 @@ def plan_service(args, installing: bool) -> Plan:
             Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "systemd" / "user" / SYSTEMD_UNIT
         systemctl = ["systemctl", "--user"]
         name = unit.name
+        _keep_a_unit_not_ours(unit, installing)
         if installing:
             command = daemon_command()
             env = _bridge_importable_from_anywhere(command)
@@ -413,6 +428,7 @@ def plan_service(args, installing: bool) -> Plan:
     elif manager == "launchd":
         agent = Path(args.unit_path).expanduser() if args.unit_path else \
             Path.home() / "Library" / "LaunchAgents" / f"{LAUNCHD_LABEL}.plist"
+        _keep_a_unit_not_ours(agent, installing)
         if installing:
             command = daemon_command()
             env = _bridge_importable_from_anywhere(command)
