@@ -693,11 +693,22 @@ protected:
         return index < kParameterCount ? fValues[index].load(std::memory_order_relaxed) : 0.0f;
     }
 
+    // A CLAP or LV2 host hands on whatever value it is given (automation, a script): NaN leaves the parameter as it
+    // was, anything else is held to its range. A NaN range edge once went into index.json as "nan", and no JSON
+    // reader could read the capture after that; a port of 70000 sent to port 4464.
+    static float withinRange(uint32_t index, float value, float before) noexcept
+    {
+        if (std::isnan(value))
+            return before;
+        return std::clamp(value, kParameterSpecs[index].minimum, kParameterSpecs[index].maximum);
+    }
+
     // May be called on the audio thread: atomics only.
     void setParameterValue(uint32_t index, float value) override
     {
         if (index >= kFirstOutput)  // outputs are the plugin's own to set
             return;
+        value = withinRange(index, value, fValues[index].load(std::memory_order_relaxed));
         const float before = fValues[index].exchange(value, std::memory_order_relaxed);
         const bool pressed = value > 0.5f && before <= 0.5f;  // a pad's press: off to on (its release sends off)
         if (index <= kCancel && pressed)
@@ -733,7 +744,7 @@ protected:
         const int64_t firstFrame = timelineFrame(time);
         if (marks)
             mark(marks, firstFrame);
-        const bool bbt = time.bbt.valid && time.bbt.beatsPerMinute > 0.0;
+        const bool bbt = hasTempo(time);
         const BlockRecord block{firstFrame, frames, uint32_t(getSampleRate()), bbt ? time.bbt.beatsPerMinute : 0.0,
                                 bbt ? time.bbt.beatsPerBar : 0.0f};
         HostTransport seen{firstFrame, 0, block.tempo, block.beatsPerBar, block.sampleRate, time.playing};
@@ -880,11 +891,19 @@ private:
         }
     }
 
+    // A tempo and signature a DAW could play (a host's infinite or NaN tempo once went into index.json as "inf"):
+    // else the block counts as one without a bar/beat position.
+    static bool hasTempo(const TimePosition& time) noexcept
+    {
+        return time.bbt.valid && time.bbt.beatsPerMinute >= 1.0 && time.bbt.beatsPerMinute <= 1000.0
+            && time.bbt.beatsPerBar > 0.0f && time.bbt.beatsPerBar <= 1000.0f && time.bbt.ticksPerBeat > 0.0;
+    }
+
     // CLAP's reported frame is the host's steady counter, not the song position (DPF 1.6): derive it from the
     // transport's musical position instead (exact for a constant tempo).
     int64_t timelineFrame(const TimePosition& time) const noexcept
     {
-        if (fUsesSongPosition && time.bbt.valid && time.bbt.beatsPerMinute > 0.0) {
+        if (fUsesSongPosition && hasTempo(time)) {
             const double beats = (time.bbt.bar - 1) * double(time.bbt.beatsPerBar) + (time.bbt.beat - 1)
                 + time.bbt.tick / time.bbt.ticksPerBeat;
             return int64_t(std::llround(beats * 60.0 / time.bbt.beatsPerMinute * getSampleRate()));
@@ -1218,7 +1237,7 @@ private:
         fJob.jobId = text("job_id");
         fJob.operation = text("operation");
         if (const dawbridge::JsonValue* variant = job.get("variant"); variant && variant->type == dawbridge::JsonValue::Number)
-            fValues[kVariant].store(float(variant->number));
+            fValues[kVariant].store(withinRange(kVariant, float(variant->number), 0.0f));
         std::vector<std::string> manifests;
         if (const dawbridge::JsonValue* list = job.get("manifests"); list && list->type == dawbridge::JsonValue::Array)
             for (const dawbridge::JsonValue& item : list->items)

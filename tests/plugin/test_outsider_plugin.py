@@ -5,7 +5,8 @@ result cannot play, and the project's job never lost.
 A producer's stories: a VST3 host reopens the project and says its rate only later; the project's rate changes
 after the variants came (and changes back); a variant's file is away when the project is reopened; the daemon (or
 something in its place) delivers a WAV with a NaN, an empty WAV, a manifest placing the result at infinity, or
-says the job's progress is NaN; the track played an infinity once, and Match loudness is on.
+says the job's progress is NaN; the track played an infinity once, and Match loudness is on; a CLAP host's
+automation sends NaN and out-of-range parameter values, and its tempo is infinite.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pytest
 from bridge.frontends.osc_wire import decode, encode
 from tests.conftest import require_tool
 
-from .conftest import RATE, wait_for_job
-from .hosts.clap import finish_clap_host, start_clap_host
+from .conftest import RATE, only_capture, wait_for_job
+from .hosts.clap import finish_clap_host, run_clap_host, start_clap_host
 from .hosts.standin import StandInDaemon
 from .test_clap import with_variant
 from .test_pedalboard import delivered, reopened  # a pedalboard instance with two 48 kHz variants; reopening it
@@ -250,3 +251,40 @@ def test_a_progress_that_is_no_number_leaves_the_capture_index_readable(bundles,
         time.sleep(0.05)
     assert (job["progress"], job["message"]) == (0.0, "progress 7")
     del plugin
+
+
+# --- what a CLAP host hands on unchecked --------------------------------------------------------------------------
+
+CLAP_SONG = np.random.default_rng(8).uniform(-0.5, 0.5, (60_000, 2)).astype(np.float32)
+
+
+def test_nan_and_out_of_range_parameter_values_are_held_to_the_parameters_ranges(bundles, tmp_path, captures):
+    """Automation sends Range start -10, Range end NaN, Preset -3 and Variant 1e30 before an Inpaint press: the
+    request names the range and preset as they were (0, 0, preset 0), the capture index stays readable, and the
+    input passes through."""
+    require_tool("cc")
+    with StandInDaemon(timeout=10.0) as daemon:
+        proc, out_file = start_clap_host(bundles / "DawBridge.clap", CLAP_SONG, tmp_path, [
+            f"set:Daemon OSC port:{daemon.port}", "set:Range start:-10", "set:Range end:nan", "set:Preset:-3",
+            "set:Variant:1e30", "play:0:24000", "set:Inpaint:1", "play:24000:24000"],
+            env={"DAW_BRIDGE_CAPTURE_DIR": str(captures)})
+        try:
+            datagram, _ = daemon.socket.recvfrom(65536)
+        finally:
+            run = finish_clap_host(proc, out_file)
+    [(address, args)] = decode(datagram)
+    assert (address, args[:3]) == ("/bridge/inpaint", [None, 0.0, 0.0])
+    index = only_capture(captures).index  # JSON: no "nan" in it
+    assert [(r["start"], r["end"], r["preset"]) for r in index["requests"]] == [(0.0, 0.0, 0)]
+    assert np.array_equal(run.output, CLAP_SONG[:48000])
+
+
+@pytest.mark.parametrize("bpm", [math.inf, 1e-30])
+def test_a_tempo_no_daw_plays_is_taken_as_no_tempo_and_the_capture_index_stays_readable(bundles, tmp_path, captures,
+                                                                                        bpm):
+    require_tool("cc")
+    run = run_clap_host(bundles / "DawBridge.clap", CLAP_SONG, tmp_path, ["play:0:24000"], bpm=bpm,
+                        env={"DAW_BRIDGE_CAPTURE_DIR": str(captures)})
+    transport = only_capture(captures).index["transport"]  # an infinite tempo was written as "inf"
+    assert (transport["tempo"], transport["heard"]) == (0.0, [])  # bars are not counted from it
+    assert np.array_equal(run.output, CLAP_SONG[:24000])
