@@ -52,6 +52,11 @@ class Backend(abc.ABC):
         backend must answer from a ledger it writes before and after sending."""
         return "not_sent" if self.resubmit_safe else "unknown"
 
+    def covers(self, prepared: dict | None) -> bool:
+        """Whether the records ``submission_state`` answers from reach back to a job journaled with ``prepared`` (a
+        paid backend's ledger may have been deleted or replaced since: then its "not_sent" proves nothing)."""
+        return True
+
     def submitted_receipt(self, job_id: str) -> dict | None:
         """The receipt of the job's accepted submit, from the backend's own ledger (for a job whose journal missed
         it); None when the backend keeps no such record."""

@@ -103,7 +103,8 @@ class MusicGPTBackend(Backend):
         fields = request_fields(spec, crop_start)
         prepared = {"operation": spec.operation, "upload": str(path), "upload_bytes": path.stat().st_size,
                     "crop_start": crop_start, "crop_end": crop_end, "fields": fields,
-                    "endpoint": logs.scrub(self.settings.base_url + ENDPOINTS[spec.operation])}
+                    "endpoint": logs.scrub(self.settings.base_url + ENDPOINTS[spec.operation]),
+                    "ledger": self.spend.identity}  # the ledger that will know whether it was sent
         log.info("job %s: uploading %.1f s of %.1f s (%d bytes) to MusicGPT %s", spec.job_id, crop_end - crop_start,
                  duration, prepared["upload_bytes"], spec.operation)
         if not self.settings.dry_run:
@@ -275,6 +276,11 @@ class MusicGPTBackend(Backend):
         if state in (None, "refused"):
             return "not_sent"
         return "accepted" if state == "accepted" else "unknown"
+
+    def covers(self, prepared: dict | None) -> bool:
+        """Whether the spend ledger is the one the job was prepared with: a ledger deleted or replaced since does not
+        hold its submit, so its silence proves nothing. (Jobs prepared before ledgers had an identity: yes.)"""
+        return (prepared or {}).get("ledger") in (None, self.spend.identity)
 
     def submitted_receipt(self, job_id: str) -> dict | None:
         """A receipt for the job's accepted task from the ledger (enough to poll it and bring its outputs in)."""

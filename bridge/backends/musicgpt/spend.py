@@ -5,17 +5,22 @@ the server's ``credit_estimate``), ``refused`` (the server said no: nothing was 
 was lost). Intents, accepted and unknown submits all count against the hourly and daily limits, so a crash or a
 lost answer never lets more requests through than the producer allowed. Dry runs are written down too, but cost
 nothing and count against nothing.
+
+Each ledger has an identity, made when it is created: a job journaled as submitting names the ledger it was
+prepared with, so a ledger that was deleted or replaced since (empty of that job's submit) is never taken for
+proof that nothing was sent (see ``MusicGPTBackend.covers``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+import uuid
 from collections.abc import Collection
 from pathlib import Path
 
 from bridge import logs
-from bridge.exceptions import AlreadySubmitted, SpendLimitReached
+from bridge.exceptions import AlreadySubmitted, BridgeError, SpendLimitReached
 
 _COUNTED = ("intent", "accepted", "unknown")
 _OPEN_OR_PAID = ("intent", "accepted", "unknown")  # a job whose last submit is one of these must not submit again
@@ -31,6 +36,7 @@ CREATE TABLE IF NOT EXISTS submits (
     note TEXT
 );
 CREATE INDEX IF NOT EXISTS submits_at ON submits (at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -47,8 +53,15 @@ class SpendGuard:
         self.daily_limit = daily_limit
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        try:
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('ledger_id', ?)", (uuid.uuid4().hex,))
+                self.identity: str = db.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise BridgeError(f"the MusicGPT spend ledger {self.path} is damaged ({exc}): move it away to start a new "
+                              "one; a job it may have paid for then waits for 'daw-bridge jobs resolve'",
+                              code="ledger_damaged") from None
 
     def _connect(self) -> "_Closing":
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)

@@ -17,6 +17,7 @@ from bridge.backends.musicgpt.spend import SpendGuard
 from bridge.client import BridgeClient
 from bridge.core.journal import Journal
 from bridge.core.retention import Pruner, Retention
+from tests.adversarial.money_scenarios import Stage
 from tests.adversarial.support import musicgpt_table
 from tests.conftest import ROOT, daemon_environment
 
@@ -130,3 +131,36 @@ def test_a_one_shot_journal_that_cannot_be_read_keeps_every_ledger_row_and_work_
     assert [e["task_id"] for e in ledger.entries()] == ["task-1"] and folder.exists()
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
         f"retention: the journal {state / 'one-shot-journal.sqlite'} cannot be read"]
+
+
+@pytest.mark.parametrize("loss", ["deleted", "damaged, then moved away"])
+def test_a_job_killed_mid_submit_is_not_sent_again_when_the_spend_ledger_is_lost(tmp_path, demo_song_path, loss):
+    """The daemon killed while MusicGPT holds its POST (the task created, the answer not yet back), then the spend
+    ledger is lost: deleted, or damaged and moved away as the daemon's refusal says. The journal says "submitting";
+    a new, empty ledger cannot say whether anything left, and must not be read as "never sent"."""
+    with Stage(tmp_path / "project", demo_song_path) as stage:
+        stage.fake.inject("submit", "slow_accept", seconds=30)
+        stage.start()
+        job = stage.inpaint("lost-ledger")
+        stage.wait_until("the task created", lambda: stage.fake.total_submits == 1)
+        stage.kill()
+        ledger = stage.project.state / "musicgpt" / "musicgpt-spend.sqlite"
+        if loss == "deleted":
+            ledger.unlink()
+        else:
+            ledger.write_bytes(b"\0" * 4096)
+            refused = subprocess.run([sys.executable, "-m", "bridge", "serve", "--config", str(stage.project.config)],
+                                     env=daemon_environment(stage.env), cwd=ROOT, capture_output=True, text=True,
+                                     timeout=60, check=False)
+            said = (refused.stdout + refused.stderr).strip()
+            assert refused.returncode == 2 and len(said.splitlines()) == 1 and "Traceback" not in said, said
+            assert f"the MusicGPT spend ledger {ledger} is damaged" in said and "move it away" in said, said
+            ledger.rename(ledger.with_name("moved-away.sqlite"))
+        stage.start()
+        record = stage.settle(job)
+        assert (record.state.value, stage.fake.total_submits, sum(stage.fake.submit_requests.values())) == (
+            "submission_unknown", 1, 1), record.summary()
+        assert stage.cli("retry", job).returncode != 0 and sum(stage.fake.submit_requests.values()) == 1
+        assert stage.cli("resolve", job, "--task-id", stage.task_of(job)).returncode == 0
+        assert stage.settle(job, leave="submission_unknown").state.value == "delivered"
+    assert (stage.fake.total_submits, sum(stage.fake.submit_requests.values())) == (1, 1)
