@@ -375,7 +375,10 @@ class AbletonFrontend:
                 name = _track_name(manifest)
                 beats = round(float(manifest["timeline"]["position"]) * tempo / 60.0, 6)
                 wav = manifest_path.parent / manifest["audio"]
-                failure = await self._place_one(name, wav, beats)
+                try:
+                    failure = await self._place_one(name, wav, beats)
+                except ValidationError as exc:  # Live stopped answering half-way: say what is placed already
+                    failure = exc.rule
                 if failure:
                     done = f"placed {len(placed)} of {len(manifests)} in Live; " if placed else \
                         "not placed in Live: "

@@ -23,14 +23,17 @@ from tests.daw_scripts.ableton.fake_live import ArrangementClip, Clip, FakeLive,
 from tests.daw_scripts.ableton.test_ableton import ableton, with_frontend
 
 
-def delivered(drop: Path, name: str, position: float) -> SimpleNamespace:
-    """A job started from Live (at 120 BPM) and delivered as one variant: what placement reads of its record."""
-    sf.write(drop / f"{name}.wav", np.zeros(4410, dtype="float32"), 44100)
-    manifest = drop / f"{name}.json"
-    manifest.write_text(json.dumps({"audio": f"{name}.wav", "operation": "inpaint", "variant": 1,
-                                    "source": {"start": position, "end": position + 1.0},
-                                    "timeline": {"position": position}}))
-    return SimpleNamespace(job_id=name, manifests=[str(manifest)], origin={"ableton": {"tempo": 120.0}})
+def delivered(drop: Path, name: str, position: float, variants: int = 1) -> SimpleNamespace:
+    """A job started from Live (at 120 BPM) and delivered: what placement reads of its record."""
+    manifests = []
+    for variant in range(1, variants + 1):
+        stem = name if variants == 1 else f"{name}-v{variant}"
+        sf.write(drop / f"{stem}.wav", np.zeros(4410, dtype="float32"), 44100)
+        manifests.append(drop / f"{stem}.json")
+        manifests[-1].write_text(json.dumps({"audio": f"{stem}.wav", "operation": "inpaint", "variant": variant,
+                                             "source": {"start": position, "end": position + 1.0},
+                                             "timeline": {"position": position}}))
+    return SimpleNamespace(job_id=name, manifests=[str(m) for m in manifests], origin={"ableton": {"tempo": 120.0}})
 
 
 def test_two_jobs_delivered_together_are_each_placed_on_a_track_of_their_own(tmp_path):
@@ -128,3 +131,34 @@ def test_send_ableton_waits_for_the_daemon_to_hear_that_live_is_not_there(tmp_pa
     assert sent.stdout.startswith("/bridge/error /bridge/ableton   '/bridge/ableton: Live did not answer "
                                   "/live/song/get/loop_start within 6 s: is Live running")
     assert f"listening on port {nobody}?" in sent.stdout and len(sent.stdout.splitlines()) == 1
+
+
+class LiveQuitsWhilePlacing(FakeLive):
+    """Live closes as the second variant's track is asked for (the producer quits, or Live hangs)."""
+
+    def _answer(self, address: str, params: list) -> tuple | None:
+        if address == "/live/song/create_audio_track" and len(self.live_set.tracks) == 2:
+            self.closed = True
+            return None
+        return super()._answer(address, params)
+
+
+def test_live_stopping_half_way_through_a_placement_is_told_with_what_was_placed(tmp_path):
+    """The first variant was on its track in Live, yet the note said "not placed in Live: Live did not answer..."."""
+    drop = tmp_path / "Song Project" / "Samples" / "daw-bridge"
+    drop.mkdir(parents=True)
+    job = delivered(drop, "job", 1.0, variants=2)
+    live_set = LiveSet(tracks=[[None]])
+
+    async def done(frontend, service):
+        return await frontend.place(job)
+
+    with LiveQuitsWhilePlacing(live_set, reply_port=free_udp_port(), create_audio_clip=True) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port, timeout=0.3)
+        note = asyncio.run(with_frontend(tmp_path, settings, done))
+
+    assert live_set.arrangement == [[], [ArrangementClip("job-v1", str(drop / "job-v1.wav"), 2.0)]]
+    assert note == ("placed 1 of 2 in Live; daw-bridge inpaint v2 1.0-2.0: Live did not answer "
+                    "/live/song/get/num_tracks within 0.3 s: is Live running, with AbletonOSC chosen as a Control "
+                    f"Surface (Preferences > Link, Tempo & MIDI), listening on port {settings.port}?: the files are in "
+                    "Samples/daw-bridge")
