@@ -297,6 +297,8 @@ class MidiFrontend:
         self.audition = None  # the daemon's Audition, for the audition_* pad actions
         self.voice = None  # the daemon's VoiceFrontend, for the talk, listen and confirm pad actions
         self._cc_values: dict = {}
+        self._channels: dict[tuple[str, int], int] = {}  # the channel each pad was last pressed on (1..16)...
+        self._last_channel = 1  # ...and any pad
         self._listeners: list = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task | None = None
@@ -422,6 +424,7 @@ class MidiFrontend:
         if pad is None:
             log.debug("MIDI %s %d on channel %d is not mapped", *press)
             return
+        self._channels[press[:2]] = self._last_channel = press[2]
         self.press(pad, press[2])
 
     def press(self, pad: Pad, channel: int) -> JobRecord | None:
@@ -530,8 +533,13 @@ class MidiFrontend:
             log.warning("pads: %s", exc)
             decided = None
         wanted = ("choose", decided.choice) if decided is not None else None
-        self.leds.show_chosen({(pad.trigger.kind, pad.trigger.number, pad.trigger.channel or 1)
+        self.leds.show_chosen({(pad.trigger.kind, pad.trigger.number, pad.trigger.channel or self._channel_of(pad))
                                for pad in self.mapping.pads if wanted and DECISION_ACTIONS.get(pad.action) == wanted})
+
+    def _channel_of(self, pad: Pad) -> int:
+        """Where a pad mapped on any channel has its LED: the channel it was last pressed on, else the one any pad was
+        (a controller sends on one channel), else 1."""
+        return self._channels.get((pad.trigger.kind, pad.trigger.number), self._last_channel)
 
     def _on_decision(self, decided: Decision) -> None:
         last = self.service.last_delivered()

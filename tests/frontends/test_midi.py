@@ -31,6 +31,7 @@ from bridge.config import Config, ConfigError
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.daemon import make_backends
+from bridge.decisions import Decisions
 from bridge.exceptions import TransientError
 from bridge.frontends.ableton import AbletonClient, AbletonSettings
 from bridge.frontends.bars import Transport
@@ -130,10 +131,11 @@ class Rig:
 
 @asynccontextmanager
 async def rig(tmp_path: Path, song: Path, midi: dict | None = None, mapping: str = MAPPING, selection=True,
-              engine: bool = False, ableton=None):
+              engine: bool = False, ableton=None, decisions: bool = False):
     """An in-process daemon core (as bridge/daemon.py builds it) with the OSC and MIDI frontends started on it.
 
-    ``engine``: the daemon's own backends (the embedded engine) instead of two held stand-ins.
+    ``engine``: the daemon's own backends (the embedded engine) instead of two held stand-ins; ``decisions``: the
+    choose/keep/discard pads work.
     """
     project = tmp_path / "project"
     (project / "audio").mkdir(parents=True)
@@ -151,7 +153,8 @@ async def rig(tmp_path: Path, song: Path, midi: dict | None = None, mapping: str
     frontend = None
     try:
         await osc.start()
-        frontend = MidiFrontend(service, replace(config, midi=table), ableton=ableton)
+        frontend = MidiFrontend(service, replace(config, midi=table), ableton=ableton,
+                                decisions=Decisions(service) if decisions else None)
         await frontend.start()
         if selection:  # as a DAW script's /bridge/context would
             service.set_context({"source": str(copy), "start": 5.0, "end": 8.0})

@@ -136,3 +136,22 @@ def test_learn_into_a_read_only_folder_says_the_file_failed_not_midi(tmp_path, c
     assert out.splitlines()[-1] == (f"daw-bridge midi learn: {folder / 'pads.toml'}: cannot be written (Read-only "
                                     "file system): add the entry above by hand"), out
     assert '[[pad]]\nnote = 46\nchannel = 3\naction = "cancel"\n' in out
+
+
+def test_a_choose_pad_mapped_on_any_channel_lights_on_the_channel_the_controller_uses(tmp_path, demo_song_path,
+                                                                                      controller):  # noqa: F811
+    choose = '\n[[pad]]\nnote = 51\naction = "choose_variant_1"\n'  # no channel: "answer on any channel"
+
+    async def story():
+        async with rig(tmp_path, demo_song_path, mapping=PADS + choose, decisions=True) as r:
+            await asyncio.to_thread(controller.wait_joined)
+            controller.note(36, channel=10)  # a drum-pad controller: everything on channel 10
+            await until(lambda: r.jobs(), what="the job")
+            await r.service.drain()
+            controller.note(51, channel=10)
+            await until(lambda: any(m.type == "note_on" and m.note == 51 and m.velocity == 127
+                                    for _, m in controller.leds), what="the chosen take's LED")
+            return [(m.channel + 1, m.velocity) for _, m in controller.leds if m.type == "note_on" and m.note == 51]
+
+    lit = asyncio.run(story())
+    assert lit == [(10, 127)], lit  # where the controller listens, not on channel 1
