@@ -65,3 +65,13 @@ def test_a_cancel_while_the_submit_is_unanswered_says_a_task_may_be_paid_for(tmp
         assert "check your MusicGPT dashboard" in listed.stdout
         assert sum(stage.fake.submit_requests.values()) == 1 and files_under(stage.project.drop) == []
         assert secrets_shown(stage) == []
+
+
+def test_a_job_id_with_a_newline_is_refused_in_one_line(tmp_path, demo_song_path):
+    """A script passing a job id with a newline got a two-line answer ("no job a" and "b")."""
+    with Stage(tmp_path / "project", demo_song_path) as stage:
+        stage.start()
+        refused = stage.cli("cancel", "j-1\nrm -rf")
+        serving = stage.cli("list")
+    assert (refused.returncode, refused.stdout, refused.stderr) == (2, "daw-bridge jobs: no job j-1\\nrm -rf\n", "")
+    assert serving.returncode == 0

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import osc_schema
+from bridge import logs
 from bridge.client import BridgeClient
 from bridge.commands import print_answer
 from bridge.config import Config
@@ -59,7 +60,8 @@ def jobs(config: Config, args) -> int:
             return 2
         if record is None:
             _say(damage)  # it may be in the journal that cannot be read
-            print(f"daw-bridge jobs: no job {args.job_id}" + (" in the journal that can be read" if damage else ""))
+            print(f"daw-bridge jobs: no job {logs.one_line(args.job_id)}"
+                  + (" in the journal that can be read" if damage else ""))
             return 2
         if args.action == "show":
             print(json.dumps({**record.summary(), "pictures": _pictures(record.manifests),
@@ -101,7 +103,8 @@ def _say(lines: list[str]) -> None:
 
 
 def _pictures(manifests: list[str]) -> list[str | None]:
-    """Each delivered variant's picture, as its manifest names it (None: not drawn yet, drawn without success, or the manifest is gone)."""
+    """Each delivered variant's picture, as its manifest names it (None: not drawn yet, drawn without success, or the
+    manifest is gone)."""
     pictures = []
     for manifest in manifests:
         try:
