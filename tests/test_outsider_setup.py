@@ -5,6 +5,8 @@ line claiming a change that was not made."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from bridge.cli import main
 from bridge.commands import install
 from tests.adversarial.support import read_only, small_tmpfs
-from tests.conftest import free_udp_port
+from tests.conftest import ROOT, daemon_environment, free_udp_port
 
 
 def _snapshot(folder: Path) -> dict[str, bytes | None]:
@@ -153,3 +155,23 @@ def test_a_unit_made_by_hand_as_the_readme_says_is_neither_replaced_nor_removed(
         status, out, err = _cli(capsys, verb, "service", "--manager", manager, "--unit-path", str(unit), "--no-start")
         assert status == 0, out + err
     assert not unit.exists()
+
+
+def test_the_readmes_plain_install_without_the_midi_and_voice_extras_answers_in_one_line(home, tmp_path):
+    # `pip install .` as the README's first command does: neither python-rtmidi nor pocketsphinx is there
+    missing = tmp_path / "without-extras"
+    missing.mkdir()
+    for module in ("rtmidi", "pocketsphinx"):
+        (missing / f"{module}.py").write_text(f"raise ImportError(\"No module named '{module}'\")\n")
+    env = {**daemon_environment({"HOME": str(home)}), "PYTHONPATH": f"{missing}:{ROOT}"}
+    recording = tmp_path / "take.wav"
+    recording.write_bytes(b"RIFF")
+    for argv, status, says in ((["midi", "ports"], 1, "pip install 'daw-bridge[midi]'"),
+                               (["midi", "learn", "--port", "nanoPAD"], 1, "pip install 'daw-bridge[midi]'"),
+                               (["voice", "grammar"], 2, "pip install 'daw-bridge[voice]'"),
+                               (["voice", "decode", str(recording)], 2, "pip install 'daw-bridge[voice]'")):
+        done = subprocess.run([sys.executable, "-m", "bridge", *argv], capture_output=True, text=True, env=env,
+                              cwd=tmp_path, timeout=120)
+        said = (done.stdout + done.stderr).strip()
+        assert done.returncode == status and "Traceback" not in said and said.count("\n") == 0, (argv, said)
+        assert said.endswith(says), (argv, said)

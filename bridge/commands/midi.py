@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bridge.commands import seconds
 from bridge.config import Config, ConfigError
+from bridge.exceptions import BridgeError
 from bridge.frontends.midi_mapping import ACTIONS, COMMANDS, MappingError, Trigger, pad_text, parse_mapping
 from osc_schema import ValidationError
 
@@ -44,6 +45,9 @@ def midi(config: Config, args) -> int:
         return 2
     except OSError as exc:  # the MIDI system is not there (no JACK server, no ALSA sequencer)
         print(f"daw-bridge midi {args.action}: MIDI is not available: {exc}")
+        return 1
+    except BridgeError as exc:  # python-rtmidi is an extra
+        print(f"daw-bridge midi {args.action}: {exc}")
         return 1
 
 

@@ -24,13 +24,14 @@ def voice(config: Config, args) -> int:
         from bridge.voice import VoiceDecoder, VoiceError, load, sentences
         from bridge.voice.grammar import jsgf
     except ImportError as exc:  # pocketsphinx is an extra
-        print(f"daw-bridge voice: pocketsphinx is not installed ({exc}); pip install 'daw-bridge[voice]'",
-              file=sys.stderr)
-        return 2
+        return _no_pocketsphinx(exc)
     if args.action == "decode" and args.file is None:
         print("daw-bridge voice decode: name the recording (daw-bridge voice decode FILE.wav)", file=sys.stderr)
         return 2
-    decoder = VoiceDecoder(threshold=config.voice["threshold"], presets=tuple(name for name, _ in presets(config)))
+    try:
+        decoder = VoiceDecoder(threshold=config.voice["threshold"], presets=tuple(name for name, _ in presets(config)))
+    except ImportError as exc:  # the decoder imports pocketsphinx when it is built
+        return _no_pocketsphinx(exc)
     for note in decoder.unspeakable_notes():
         print(f"daw-bridge voice: {note}", file=sys.stderr)
     if args.action == "grammar":
@@ -50,3 +51,8 @@ def voice(config: Config, args) -> int:
     else:
         print(f"{json.dumps(result.command)}  (heard {result.text!r}, confidence {result.confidence:.2f})")
     return 0
+
+
+def _no_pocketsphinx(exc: ImportError) -> int:
+    print(f"daw-bridge voice: pocketsphinx is not installed ({exc}); pip install 'daw-bridge[voice]'", file=sys.stderr)
+    return 2
