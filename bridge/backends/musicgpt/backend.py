@@ -134,14 +134,13 @@ class MusicGPTBackend(Backend):
                                code="dry_run")
         await self.limiter.acquire_slot(spec.job_id)
         self._slots.add(spec.job_id)
-        entry = await asyncio.to_thread(self.spend.record_intent, spec.job_id, operation)
         secret = None
-        if self.receiver is not None:
-            await self.receiver.start()
+        if self.receiver is not None and await self._listening(spec.job_id):  # before the intent: nothing sent yet
             secret = self.receiver.new_secret()
             self.receiver.register(secret)
             self._secrets[spec.job_id] = secret
             fields["webhook_url"] = self.receiver.url_for(secret)
+        entry = await asyncio.to_thread(self.spend.record_intent, spec.job_id, operation)
         attempt = {"sending": False}
         answer = await self._post_once(spec, operation, fields, prepared, attempt, entry)
         receipt = {"task_id": str(answer["task_id"]),
@@ -201,8 +200,7 @@ class MusicGPTBackend(Backend):
             self._slots.add(spec.job_id)
         secret = receipt.get("webhook_secret") if self.receiver is not None else None
         hints = None
-        if secret:
-            await self.receiver.start()
+        if secret and await self._listening(spec.job_id):
             hints = self.receiver.register(secret, task_id)
         try:
             conversion = await self._poll(spec, receipt, hints, progress)
@@ -263,6 +261,18 @@ class MusicGPTBackend(Backend):
             progress(min(0.9, max(0.0, fraction) * 0.9), f"MusicGPT: {status.lower().replace('_', ' ')}")
             next_at = now + interval
             interval = min(interval * 1.5, s.poll_max_interval_s)
+
+    async def _listening(self, job_id: str) -> bool:
+        """Start the webhook receiver if it is not yet; False (said in the log) when it cannot listen. Webhooks only
+        wake the polling early, so a job goes on without them rather than fail on a port another program holds."""
+        try:
+            await self.receiver.start()
+        except OSError as exc:
+            log.warning("job %s: the MusicGPT webhook receiver cannot listen on %s:%s (%s); polling without it",
+                        job_id, self.settings.webhook.bind_host, self.settings.webhook.bind_port,
+                        exc.strerror or exc)
+            return False
+        return True
 
     # -- the rest ------------------------------------------------------------------------------------------------
 

@@ -96,14 +96,18 @@ class WebhookReceiver:
         self._jobs: dict[str, JobHints] = {}
         self._retired: set[str] = set()  # finished jobs: late deliveries get a polite 200, not an error
         self._server: asyncio.AbstractServer | None = None
+        self._starting = asyncio.Lock()
         self.port: int | None = None
 
     async def start(self) -> None:
-        """Start listening (idempotent)."""
-        if self._server is None:
-            self._server = await asyncio.start_server(self._serve, self.settings.bind_host, self.settings.bind_port)
-            self.port = self._server.sockets[0].getsockname()[1]
-            log.info("MusicGPT webhook receiver listening on %s:%d", self.settings.bind_host, self.port)
+        """Start listening (idempotent). Jobs resumed together all call it at once: the lock lets one bind the port
+        and the others find it bound, where each would have tried the port itself and all but one failed."""
+        async with self._starting:
+            if self._server is None:
+                self._server = await asyncio.start_server(self._serve, self.settings.bind_host,
+                                                          self.settings.bind_port)
+                self.port = self._server.sockets[0].getsockname()[1]
+                log.info("MusicGPT webhook receiver listening on %s:%d", self.settings.bind_host, self.port)
 
     def _sender_allowed(self, peer) -> bool:
         networks = self.settings.allowed_networks()

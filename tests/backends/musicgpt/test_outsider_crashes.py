@@ -3,9 +3,11 @@ jumping ahead), then the producer doing what the daemon told them. One job, one 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,11 +16,13 @@ import time
 import pytest
 
 from bridge.backends.musicgpt.spend import SpendGuard
+from bridge.backends.musicgpt.webhooks import WebhookSettings
 from bridge.client import BridgeClient
 from bridge.core.journal import Journal
 from bridge.core.retention import Pruner, Retention
 from tests.adversarial.money_scenarios import Stage
-from tests.adversarial.support import musicgpt_table
+from tests.adversarial.support import free_tcp_port, musicgpt_table
+from tests.backends.musicgpt.support import make_backend, make_spec, run, run_job
 from tests.conftest import ROOT, daemon_environment
 
 DAY = 86400
@@ -164,3 +168,60 @@ def test_a_job_killed_mid_submit_is_not_sent_again_when_the_spend_ledger_is_lost
         assert stage.cli("resolve", job, "--task-id", stage.task_of(job)).returncode == 0
         assert stage.settle(job, leave="submission_unknown").state.value == "delivered"
     assert (stage.fake.total_submits, sum(stage.fake.submit_requests.values())) == (1, 1)
+
+
+def _webhooks_on(port: int) -> WebhookSettings:
+    return WebhookSettings(public_url=f"http://127.0.0.1:{port}", bind_port=port)
+
+
+def test_jobs_resumed_together_all_get_their_webhooks(fake, song, tmp_path, caplog):
+    """A daemon restarted with two paid jobs generating and webhooks configured: both resume at once and both
+    started the receiver; all but the first failed binding its port, as internal errors with a traceback (33 jobs
+    in 185 random kills of the outsider's fuzz run)."""
+    port = free_tcp_port()
+    fake.slow_factor = 20.0  # still generating when the daemon "restarts"
+    specs = [make_spec(song, job_id=f"j-20261201-000000-{n}", num_outputs=1) for n in ("aaaa", "bbbb")]
+
+    async def story():
+        before = make_backend(fake, tmp_path / "musicgpt", webhook=_webhooks_on(port), concurrency=2)
+        jobs = []
+        try:
+            for spec in specs:
+                (tmp_path / spec.job_id).mkdir()
+                prepared = await before.prepare(spec, tmp_path / spec.job_id)
+                jobs.append((spec, prepared, await before.submit(spec, prepared)))
+        finally:
+            await before.close()  # the daemon went down
+        after = make_backend(fake, tmp_path / "musicgpt", webhook=_webhooks_on(port), concurrency=2)
+        try:
+            return await asyncio.gather(*(after.wait(spec, prepared, receipt, tmp_path / spec.job_id,
+                                                     lambda *_: None) for spec, prepared, receipt in jobs))
+        finally:
+            await after.close()
+
+    with caplog.at_level(logging.WARNING, logger="bridge.backends.musicgpt"):
+        rendered = run(story())
+    assert [len(variants) for variants in rendered] == [1, 1] and fake.total_submits == 2
+    assert [r.getMessage() for r in caplog.records if "cannot listen" in r.getMessage()] == []
+
+
+def test_a_webhook_port_held_by_another_program_leaves_the_job_polling_not_failed_as_maybe_paid(fake, song,
+                                                                                                 tmp_path):
+    """The receiver could not listen, after the intent to pay was written down: the job failed with a traceback
+    and its retry was refused as "may have been paid for", though nothing had been sent."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        backend = make_backend(fake, tmp_path / "musicgpt", webhook=_webhooks_on(port))
+
+        async def story():
+            try:
+                return await run_job(backend, make_spec(song, num_outputs=1), tmp_path / "work")
+            finally:
+                await backend.close()
+
+        _, receipt, rendered = run(story())
+    assert len(rendered) == 1 and "webhook_secret" not in receipt
+    assert [task.fields.get("webhook_url") for task in fake.tasks.values()] == [None]
+    assert [e["state"] for e in backend.spend.entries()] == ["accepted"]
