@@ -5,10 +5,15 @@ twice, no key or signed address shows, and the daemon goes on serving."""
 
 from __future__ import annotations
 
+import asyncio
+from http.server import BaseHTTPRequestHandler
+
 import pytest
 
 from tests.adversarial.money_scenarios import API_KEY, Stage, one_line
 from tests.adversarial.support import files_under
+from tests.backends.musicgpt.support import with_client
+from tests.test_outsider_probes_cloud import _serving
 
 
 def cancelled_while(stage: Stage, stuck: str, at) -> tuple[str, str]:
@@ -75,3 +80,33 @@ def test_a_job_id_with_a_newline_is_refused_in_one_line(tmp_path, demo_song_path
         serving = stage.cli("list")
     assert (refused.returncode, refused.stdout, refused.stderr) == (2, "daw-bridge jobs: no job j-1\\nrm -rf\n", "")
     assert serving.returncode == 0
+
+
+class _SendsAByteThenWaits(BaseHTTPRequestHandler):
+    """A storage host that starts a 1 MB answer and then sends nothing more until it is stopped."""
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(1 << 20))
+        self.end_headers()
+        self.wfile.write(b"R")
+        self.wfile.flush()
+        self.server.stopping.wait()
+
+
+def test_a_download_cancelled_mid_stream_leaves_no_partial_file(tmp_path):
+    """A cancelled job's download stopped, but its hidden .part file stayed in the job's work folder."""
+    async def cancel_mid_stream(client):
+        fetching = asyncio.create_task(client.download(f"{host}/v1.wav", tmp_path / "v1.wav"))
+        while not (tmp_path / ".v1.wav.part").exists() and not fetching.done():
+            await asyncio.sleep(0.01)
+        fetching.cancel()
+        await asyncio.gather(fetching, return_exceptions=True)
+        return fetching.cancelled()
+
+    with _serving(_SendsAByteThenWaits) as host:
+        assert with_client("http://127.0.0.1:9/api/public", "sk-unused", cancel_mid_stream)
+    assert list(tmp_path.iterdir()) == []

@@ -258,6 +258,9 @@ class MusicGPTClient:
                     ValueError) as exc:
                 reason = _describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
                 part.unlink(missing_ok=True)
+            except BaseException:  # the job was cancelled (or the daemon stops): no half file is left behind
+                part.unlink(missing_ok=True)
+                raise
         raise TransientError(f"downloading {_short(url)} failed {self.retry.attempts} times ({reason})",
                              code="download_failed")
 
