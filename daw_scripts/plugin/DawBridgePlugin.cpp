@@ -29,6 +29,7 @@
 #include "DistrhoPlugin.hpp"
 #include "DistrhoPluginUtils.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -372,6 +373,8 @@ public:
     {
         if (!fDirty || fFolder.empty())
             return;
+        if (fPublished && access((fFolder + "/index.json").c_str(), F_OK) != 0)
+            forgetDeletedSpans();
         if (fFile != nullptr) {
             patchHeader();
             std::fflush(fFile);
@@ -453,13 +456,25 @@ private:
         return json + "]}";
     }
 
+    // The index written before is gone: the folder was deleted under the running plugin (space freed, a clean-up).
+    // The spans whose files went with it are no longer the capture's; an index naming them made every range they
+    // touched unreadable for the daemon, played again or not. The open span, if gone too, ends: the next block
+    // starts a new one.
+    void forgetDeletedSpans()
+    {
+        const auto gone = [this](const Span& s) { return access((fFolder + "/" + s.file).c_str(), F_OK) != 0; };
+        if (fFile != nullptr && gone(fSpans.back()))
+            closeSpan();
+        fSpans.erase(std::remove_if(fSpans.begin(), fSpans.end(), gone), fSpans.end());
+    }
+
     bool openSpan(const BlockRecord& block)
     {
         closeSpan();
         if (!makeDirs(fFolder))
             return false;
         char name[32];
-        std::snprintf(name, sizeof name, "span-%06u.wav", unsigned(fSpans.size() + 1));
+        std::snprintf(name, sizeof name, "span-%06u.wav", ++fSpansOpened);  // never a forgotten span's name again
         fFile = std::fopen((fFolder + "/" + name).c_str(), "w+b");
         if (fFile == nullptr)
             return false;
@@ -504,6 +519,7 @@ private:
 
     const std::string fFolder, fInstance, fPluginFormat;
     std::vector<Span> fSpans;
+    unsigned fSpansOpened = 0;
     std::vector<std::string> fRequests;
     std::vector<Heard> fHeard;
     HostTransport fTransport;

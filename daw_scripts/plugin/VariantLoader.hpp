@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +16,9 @@
 #include <string>
 #include <utility>
 #include <vector>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace dawbridge {
 
@@ -165,19 +169,39 @@ private:
     size_t fAt = 0;
 };
 
-static inline bool readWholeFile(const std::string& path, std::string& out)
+// The whole of a plain file of at most maxBytes, else why not ("" when read). Only a plain file: a path from a message
+// or a saved project naming a FIFO would block the background thread (and the host's close, which joins it) for
+// good, and /dev/zero would fill the memory.
+static inline std::string readWholeFile(const std::string& path, std::string& out, size_t maxBytes)
 {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (f == nullptr)
-        return false;
+    const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return std::strerror(errno);
+    struct stat info;
+    std::string why;
+    if (fstat(fd, &info) != 0)
+        why = std::strerror(errno);
+    else if (!S_ISREG(info.st_mode))
+        why = "not a plain file";
+    else if (uint64_t(info.st_size) > maxBytes)
+        why = "larger than " + std::to_string(maxBytes >> 20) + " MiB";
+    FILE* f = why.empty() ? fdopen(fd, "rb") : nullptr;
+    if (f == nullptr) {
+        close(fd);
+        return why.empty() ? std::string(std::strerror(errno)) : why;
+    }
+    out.clear();
+    out.reserve(size_t(info.st_size));
     char buffer[65536];
     size_t n;
-    out.clear();
-    while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0)
+    while (out.size() <= maxBytes && (n = std::fread(buffer, 1, sizeof buffer, f)) > 0)
         out.append(buffer, n);
-    const bool ok = !std::ferror(f);
+    if (std::ferror(f))
+        why = "a read error";
+    else if (out.size() > maxBytes)
+        why = "larger than " + std::to_string(maxBytes >> 20) + " MiB";
     std::fclose(f);
-    return ok;
+    return why;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -197,8 +221,8 @@ static inline uint32_t le(const unsigned char* p, int bytes)
 static inline std::string readWav(const std::string& path, std::vector<float> (&stereo)[2], uint32_t& sampleRate)
 {
     std::string file;
-    if (!readWholeFile(path, file))
-        return "cannot read " + path;
+    if (std::string why = readWholeFile(path, file, size_t(1) << 32); !why.empty())  // RIFF: at most 4 GiB
+        return "cannot read " + path + ": " + why;
     const auto* data = reinterpret_cast<const unsigned char*>(file.data());
     const size_t size = file.size();
     if (size < 12 || std::memcmp(data, "RIFF", 4) != 0 || std::memcmp(data + 8, "WAVE", 4) != 0)
@@ -288,8 +312,8 @@ static inline std::string folderOf(const std::string& path)
 static inline std::string loadVariant(const std::string& manifestPath, Variant& variant)
 {
     std::string text;
-    if (!readWholeFile(manifestPath, text))
-        return "cannot read the manifest " + manifestPath;
+    if (std::string why = readWholeFile(manifestPath, text, size_t(1) << 20); !why.empty())
+        return "cannot read the manifest " + manifestPath + ": " + why;
     JsonValue manifest;
     if (!JsonParser(text).parse(manifest) || manifest.type != JsonValue::Object)
         return manifestPath + " is not a JSON object";

@@ -6,13 +6,16 @@ A producer's stories: a VST3 host reopens the project and says its rate only lat
 after the variants came (and changes back); a variant's file is away when the project is reopened; the daemon (or
 something in its place) delivers a WAV with a NaN, an empty WAV, a manifest placing the result at infinity, or
 says the job's progress is NaN; the track played an infinity once, and Match loudness is on; a CLAP host's
-automation sends NaN and out-of-range parameter values, and its tempo is infinite.
+automation sends NaN and out-of-range parameter values, and its tempo is infinite; the capture folder is deleted
+while the plugin plays; a /bridge/done names a FIFO.
 """
 
 from __future__ import annotations
 
 import gc
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -126,6 +129,35 @@ def test_a_result_that_cannot_play_is_refused_with_why_and_the_input_plays(song,
     assert np.array_equal(song.render(2.0), SONG[:, :2 * RATE])
 
 
+def test_a_capture_folder_deleted_while_the_plugin_plays_is_written_again_without_the_spans_it_lost(song, captures):
+    """The producer frees space by deleting the captures while the DAW is open. The index written next lists only
+    spans that exist (it kept naming the deleted ones, so the daemon could read no range they touched, even played
+    again), and what plays after is captured in full."""
+    song.render(1.0)
+    index = wait_for_index(captures, lambda index: len(index["spans"]) == 1)
+    shutil.rmtree(captures)
+    second = song.render(2.0)
+    index = wait_for_index(captures, lambda index: sum(s["frames"] for s in index["spans"]) >= 2 * RATE)
+    capture = only_capture(captures)
+    assert [(s["timeline_start_frame"], (capture.folder / s["file"]).exists()) for s in index["spans"]] == [(0, True)]
+    assert np.array_equal(capture.audio(index["spans"][0])[:2 * RATE], second.T)
+
+
+def wait_for_index(captures: Path, done) -> dict:
+    """The only instance's capture index once ``done(index)`` holds."""
+    deadline = time.monotonic() + 5
+    index: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            index = only_capture(captures).index
+            if done(index):
+                return index
+        except (FileNotFoundError, AssertionError, ValueError):  # not written (again) yet, or mid-rename
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"the capture index never got there: {index}")
+
+
 def test_an_infinity_the_track_played_once_does_not_set_the_loudness_match(bundles, tmp_path, captures):
     """One sample of the played song is infinite (a plugin before ours misbehaved); Match loudness brings the
     variant to the loudness of the rest of its span, not to the +12 dB bound."""
@@ -229,6 +261,33 @@ def test_a_variant_file_away_when_the_project_is_reopened_keeps_the_job_in_the_s
     job = wait_for_job(captures, ("ready",), instance=instance)
     assert (job["job_id"], job["manifests"]) == ("j-away", answered.manifests)
 
+
+
+def test_a_result_named_by_a_fifo_is_refused_and_does_not_hang_the_plugin(bundles, tmp_path, captures, daemon_port):
+    """A /bridge/done (from anything on this machine that learnt the job id) names a FIFO: opening it blocked the
+    plugin's background thread for good, and the host's close with it (it joins that thread); /dev/zero would have
+    filled the memory. Only plain files are read."""
+    fifo = tmp_path / "not-a-manifest.json"
+    os.mkfifo(fifo)
+    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    try:
+        plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
+        plugin.inpaint = True
+        plugin.process(SILENCE, 48000)
+        datagram, reply_to = daemon_port.recvfrom(65536)
+        [(_, args)] = decode(datagram)
+        request_id = args[args.index("request_id") + 1]
+        daemon_port.sendto(encode("/bridge/accepted", [request_id, "j-fifo"]), reply_to)
+        daemon_port.sendto(encode("/bridge/done", ["j-fifo", str(fifo)]), reply_to)
+        job = wait_for_job(captures, ("load_failed",))
+        assert f"cannot read the manifest {fifo}: not a plain file" == job["message"]
+    finally:
+        try:  # a reader blocked in open() gets end of file, so the plugin can be closed even when this failed
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # no reader: nothing blocked
+        del plugin
+        gc.collect()
 
 
 def test_a_progress_that_is_no_number_leaves_the_capture_index_readable(bundles, captures, daemon_port):
