@@ -193,6 +193,8 @@ class AbletonClient(OscSocket):
                 if errors is not None:  # a method's failure, reported before the answer that follows it
                     errors.append(text)
                 else:
+                    if text.startswith("Unknown OSC address"):  # an AbletonOSC from before the address was added
+                        text += ": this AbletonOSC is older than the address, install the current one"
                     future.set_exception(refusal(f"Live could not answer {asked}: {text}"))
                 return
         for subscriber in self.subscribers:

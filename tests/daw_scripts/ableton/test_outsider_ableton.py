@@ -162,3 +162,26 @@ def test_live_stopping_half_way_through_a_placement_is_told_with_what_was_placed
                     "/live/song/get/num_tracks within 0.3 s: is Live running, with AbletonOSC chosen as a Control "
                     f"Surface (Preferences > Link, Tempo & MIDI), listening on port {settings.port}?: the files are in "
                     "Samples/daw-bridge")
+
+
+class AbletonOscOf2022(FakeLive):
+    """An AbletonOSC from before /live/view/get/selected_clip (added in April 2023): it says the address is unknown."""
+
+    def _answer(self, address: str, params: list) -> tuple | None:
+        if address == "/live/view/get/selected_clip":
+            raise KeyError(address)
+        return super()._answer(address, params)
+
+
+def test_an_abletonosc_too_old_for_a_query_is_named_as_too_old(tmp_path):
+    refused = []
+
+    async def press(frontend, service):
+        await frontend.dispatch(ableton("context"), {"kind": "test"}, refused.append)
+
+    with AbletonOscOf2022(LiveSet(tracks=[[None]]), reply_port=free_udp_port()) as live:
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+        asyncio.run(with_frontend(tmp_path, settings, press))
+    assert [str(error) for error in refused] == [
+        "/bridge/ableton: Live could not answer /live/view/get/selected_clip: Unknown OSC address: "
+        "/live/view/get/selected_clip: this AbletonOSC is older than the address, install the current one"]
