@@ -95,6 +95,10 @@ class JobService:
         self._start(record)
         return record
 
+    def check(self, command: Command) -> None:
+        """Raise what ``submit`` would refuse this command with (a range past the song's end...); start nothing."""
+        admit(command, self.config, set(self.backends))
+
     def cancel(self, job_id: str) -> JobRecord | None:
         """Cancel a job that has not finished; returns its record, or None when there is no such job.
 

@@ -131,6 +131,8 @@ class VoiceFrontend:
             paid = self._backend(pad) in PAID_BACKENDS
             # what is confirmed is what was heard: "the last four bars" counted from the cursor now, not seconds later
             prepared = self.pads.prepare(pad) if paid and pad.command is not None else None
+            if prepared is not None:  # refused now, not after the producer gave the go-ahead
+                self.pads.service.check(osc_schema.parse_request(prepared[0]))
         except (ValidationError, BridgeError) as exc:
             log.warning("voice: %r: %s", result.text, exc)
             self.pads.leds.flash(led, "failed")

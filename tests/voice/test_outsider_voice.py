@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+import soundfile as sf
+
 from bridge.frontends.voice import VoiceFrontend
 from bridge.voice.decode import Result
 from tests.frontends.test_midi import MAPPING, no_midi_server, rig, until  # noqa: F401  (no_midi_server: a fixture)
@@ -60,3 +62,24 @@ def test_a_paid_command_that_cannot_be_placed_is_refused_at_once_not_after_the_g
     told, waiting, jobs = asyncio.run(story())
     assert waiting is None and jobs == []
     assert [outcome for outcome, _ in told] == ["refused"] and "play cursor" in told[0][1], told
+
+
+def test_a_paid_command_past_the_songs_end_is_refused_before_asking_for_the_go_ahead(tmp_path, demo_song_path,
+                                                                                     no_midi_server):  # noqa: F811
+    async def story():
+        async with rig(tmp_path, demo_song_path, mapping=CLOUD) as r:
+            voice = VoiceFrontend(r.frontend, r.config)
+            try:
+                told = []
+                voice._tell = lambda result, outcome, message: told.append((outcome, message))
+                end = sf.info(str(r.song)).duration
+                r.frontend.context.follow_transport("reaper", cursor=end - 1.0, tempo=120.0, beats_per_bar=4.0)
+                said = {"command": "inpaint", "bars": 2, "anchor": "next", "preset": "cloud"}
+                voice.heard(Result("bridge inpaint the next two bars with cloud", said, 0.8), TALK)
+                return told, voice._waiting, r.jobs(), end
+            finally:
+                await voice.close()
+
+    told, waiting, jobs, end = asyncio.run(story())
+    assert waiting is None and jobs == []
+    assert told == [("refused", f"start: {end:.1f} is past the end of the source ({end:.3f} s)")], told
