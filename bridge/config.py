@@ -117,7 +117,7 @@ def load(path: Path | None = None) -> Config:
             raise ConfigError("config file not found", file=path)
         return from_table({})
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", file=path) from None
     except OSError as exc:

@@ -175,3 +175,14 @@ def test_the_readmes_plain_install_without_the_midi_and_voice_extras_answers_in_
         said = (done.stdout + done.stderr).strip()
         assert done.returncode == status and "Traceback" not in said and said.count("\n") == 0, (argv, said)
         assert said.endswith(says), (argv, said)
+
+
+def test_a_config_and_a_mapping_saved_by_windows_notepad_with_a_bom_are_read(home, tmp_path, capsys):
+    bom = "\ufeff"
+    (tmp_path / "pads.toml").write_text(bom + '[[pad]]\nnote = 36\naction = "talk"\n', encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(f'{bom}osc_port = {free_udp_port()}\nproject_roots = ["{tmp_path}"]\n'
+                      '[midi]\nport = "nanoPAD*"\nmapping = "pads.toml"\n', encoding="utf-8")
+    status, out, err = _cli(capsys, "doctor", "--config", str(config))
+    assert status == 0, out + err
+    assert f"ok   MIDI: 1 pad(s) mapped from {tmp_path / 'pads.toml'}" in out

@@ -133,7 +133,7 @@ def learn(config: Config, args) -> int:
 def _mapping_text(path: Path) -> str:
     """The mapping's text to add to (a new file's header when there is none yet)."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return _NEW_MAPPING
     except (OSError, UnicodeDecodeError) as exc:

@@ -142,7 +142,7 @@ def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file; MappingError names the line of the first mistake."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
     except FileNotFoundError:
         raise MappingError(f"MIDI mapping file not found: {path} (copy docs/midi-mapping.example.toml there, or "
                            f"create it with 'daw-bridge midi learn')") from None
