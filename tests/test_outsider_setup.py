@@ -186,3 +186,17 @@ def test_a_config_and_a_mapping_saved_by_windows_notepad_with_a_bom_are_read(hom
     status, out, err = _cli(capsys, "doctor", "--config", str(config))
     assert status == 0, out + err
     assert f"ok   MIDI: 1 pad(s) mapped from {tmp_path / 'pads.toml'}" in out
+
+
+def test_a_reaper_kb_kept_in_a_dotfiles_repository_stays_a_link(reaper, tmp_path, capsys):
+    kept = tmp_path / "dotfiles" / "reaper-kb.ini"
+    kept.parent.mkdir()
+    kb = reaper / "reaper-kb.ini"
+    kept.write_bytes(kb.read_bytes())
+    before = kept.read_bytes()
+    kb.unlink()
+    kb.symlink_to(kept)
+    assert _cli(capsys, "install", "reaper")[0] == 0
+    assert kb.is_symlink() and b"DAW Bridge - Extend.lua" in kept.read_bytes()
+    assert _cli(capsys, "uninstall", "reaper")[0] == 0
+    assert kb.is_symlink() and kept.read_bytes() == before

@@ -84,6 +84,8 @@ class Plan:
 
 
 def _atomic_write(path: Path, content: bytes) -> None:
+    if path.is_symlink():  # a dotfiles link (reaper-kb.ini kept in a repository): write its file, keep the link
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
