@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from pathlib import Path
 
 from bridge.client import BridgeClient
@@ -16,6 +17,7 @@ def doctor(config: Config) -> int:
     where = config.source_file or f"{config_home() / 'config.toml'} (not present: defaults)"
     checks.append((True, f"config: {where}"))
     checks.append(_osc(config))
+    checks.extend(_ableton(config, daemon_running="a daemon is answering" in checks[-1][1]))
     for label, folder in (("inbox", config.inbox), ("state folder", config.state_dir),
                           ("drop folder", config.drop_folder)):
         if folder is not None:
@@ -45,6 +47,39 @@ def _osc(config: Config) -> tuple[bool, str]:
         return True, f"OSC {config.osc_host}:{config.osc_port}: free (no daemon running)"
     except OSError as exc:
         return False, f"OSC {config.osc_host}:{config.osc_port}: taken by another program ({exc.strerror})"
+    finally:
+        probe.close()
+
+
+def _ableton(config: Config, daemon_running: bool) -> list[tuple[bool, str]]:
+    """[ableton]'s reply port (taken by another program, the daemon would not start) and whether Live answers."""
+    if not config.ableton.get("enabled"):
+        return []
+    from bridge.frontends.ableton import AbletonSettings
+    from bridge.frontends.osc_wire import MalformedPacket, decode, encode
+
+    settings = AbletonSettings.from_table(config.ableton)
+    where = f"Ableton: AbletonOSC at {settings.host}:{settings.port}, answering on port {settings.reply_port}"
+    if daemon_running:
+        return [(True, f"{where}: the running daemon listens there")]
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        try:
+            probe.bind((settings.host, settings.reply_port))
+        except OSError as exc:
+            return [(False, f"{where}: taken by another program ({exc.strerror}); the daemon would not start")]
+        probe.sendto(encode("/live/test", []), (settings.host, settings.port))
+        deadline = time.monotonic() + settings.timeout
+        while True:  # AbletonOSC answers /live/test with "ok"; anything else it sends meanwhile is passed over
+            probe.settimeout(max(deadline - time.monotonic(), 0.001))
+            try:
+                if any(address == "/live/test" for address, _ in decode(probe.recv(65536))):
+                    return [(True, f"{where}: Live answers")]
+            except MalformedPacket:
+                continue
+    except OSError:  # no answer within [ableton] timeout (or port unreachable): Live is not there now
+        return [(True, f"{where}: free; Live does not answer now (not running, or AbletonOSC not chosen as a "
+                       "Control Surface)")]
     finally:
         probe.close()
 

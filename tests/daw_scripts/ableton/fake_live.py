@@ -145,6 +145,8 @@ class FakeLive:
         s = self.live_set
         if address == "/live/application/get/version":
             return s.version
+        if address == "/live/test":  # AbletonOSC's own check that it is there
+            return ("ok",)
         if address == "/live/song/create_audio_track":  # Live: index 0..len(tracks), or -1 for the end
             index = int(params[0]) if params else -1
             if not -1 <= index <= len(s.tracks):

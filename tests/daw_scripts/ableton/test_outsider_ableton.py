@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,42 @@ def test_an_abletonosc_too_old_for_a_query_is_named_as_too_old(tmp_path):
     assert [str(error) for error in refused] == [
         "/bridge/ableton: Live could not answer /live/view/get/selected_clip: Unknown OSC address: "
         "/live/view/get/selected_clip: this AbletonOSC is older than the address, install the current one"]
+
+
+def doctor(project: Project) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", "doctor", "--config", str(project.config)],
+                          capture_output=True, text=True, env=daemon_environment(), cwd=ROOT, timeout=120)
+
+
+def test_doctor_checks_the_ableton_reply_port_and_whether_live_answers(tmp_path, demo_song_path):
+    """doctor said every port was fine while [ableton]'s reply port was taken, and 'daw-bridge serve' then refused
+    to start; it now says so, and whether Live answers AbletonOSC's /live/test."""
+    project = Project(tmp_path, demo_song_path)
+
+    def configure(port: int, reply_port: int) -> None:
+        project.write_config(f"[local]\nwarm_up = false\n[ableton]\nenabled = true\nport = {port}\n"
+                             f"reply_port = {reply_port}\ntimeout = 0.5\n")
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", 0))
+        taken = other.getsockname()[1]
+        configure(free_udp_port(), taken)
+        blocked = doctor(project)
+    with FakeLive(LiveSet(), reply_port=free_udp_port()) as live:
+        live_port = live.port
+        configure(live_port, live.reply_port)
+        answering = doctor(project)
+    nobody = free_udp_port()
+    configure(nobody, free_udp_port())
+    closed = doctor(project)
+
+    [line] = [line for line in blocked.stdout.splitlines() if "Ableton" in line]
+    assert line.startswith("BAD  Ableton: AbletonOSC at 127.0.0.1:") and line.endswith(
+        f"answering on port {taken}: taken by another program (Address already in use); the daemon would not start")
+    assert blocked.returncode == 1
+    assert [line for line in answering.stdout.splitlines() if "Ableton" in line] == [
+        f"ok   Ableton: AbletonOSC at 127.0.0.1:{live_port}, answering on port {live.reply_port}: Live answers"]
+    assert ("/live/test", []) in live.received
+    assert any(line.startswith(f"ok   Ableton: AbletonOSC at 127.0.0.1:{nobody}") and line.endswith(
+        "free; Live does not answer now (not running, or AbletonOSC not chosen as a Control Surface)")
+        for line in closed.stdout.splitlines())
