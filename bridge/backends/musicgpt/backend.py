@@ -222,14 +222,17 @@ class MusicGPTBackend(Backend):
         s = self.settings
         task_id = receipt["task_id"]
         conversion_type = receipt.get("conversion_type") or CONVERSION_TYPES[spec.operation]
-        started = time.time()
-        submitted_at = float(receipt.get("submitted_at") or started)
+        # The schedule runs on this process's monotonic clock: the wall clock can be set back (a wait as long as the
+        # jump, the job silent meanwhile) or jump ahead (a timeout at once). It only says how long ago the task was
+        # submitted, for a job resumed after a restart, and a submit it places in the future was just now.
+        started = time.monotonic()
+        since_submit = max(0.0, time.time() - float(receipt.get("submitted_at") or time.time()))
         eta = _number(receipt.get("eta")) or 0.0
-        deadline = max(started, submitted_at) + s.max_wait_s
-        next_at = submitted_at + eta * s.eta_scale if eta else started
+        deadline = started + s.max_wait_s
+        next_at = started + max(0.0, eta * s.eta_scale - since_submit) if eta else started
         interval, unknown_seen, polls = s.poll_interval_s, set(), 0
         while True:
-            delay = max(0.0, min(next_at, deadline) - time.time())
+            delay = max(0.0, min(next_at, deadline) - time.monotonic())
             if hints is not None:
                 await hints.wait(delay)
             elif delay:
@@ -252,12 +255,12 @@ class MusicGPTBackend(Backend):
                 unknown_seen.add(status)
                 log.warning("job %s: MusicGPT status %r is not one we know; treating it as still pending",
                             spec.job_id, status)
-            now = time.time()
+            now = time.monotonic()
             if now >= deadline:
                 raise TransientError(f"MusicGPT task {task_id} had not finished after {s.max_wait_s:.0f} s "
                                      f"(last status {status or 'none'}). The task is kept: retry the job to wait "
                                      "again; it will not be paid for twice", code="generation_timeout")
-            fraction = (now - submitted_at) / (eta * s.eta_scale) if eta and s.eta_scale else 0.5
+            fraction = (since_submit + now - started) / (eta * s.eta_scale) if eta and s.eta_scale else 0.5
             progress(min(0.9, max(0.0, fraction) * 0.9), f"MusicGPT: {status.lower().replace('_', ' ')}")
             next_at = now + interval
             interval = min(interval * 1.5, s.poll_max_interval_s)

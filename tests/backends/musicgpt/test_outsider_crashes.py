@@ -225,3 +225,44 @@ def test_a_webhook_port_held_by_another_program_leaves_the_job_polling_not_faile
     assert len(rendered) == 1 and "webhook_secret" not in receipt
     assert [task.fields.get("webhook_url") for task in fake.tasks.values()] == [None]
     assert [e["state"] for e in backend.spend.entries()] == ["accepted"]
+
+
+def _wait_for_task(fake, song, tmp_path, receipt_changes: dict, **settings):
+    """Submit a job, then wait for its task as a restarted daemon would (a fresh backend, the journaled receipt with
+    ``receipt_changes``); the rendered variants and the byId calls made. The hour-long bound only ends a hang."""
+    spec = make_spec(song, num_outputs=1)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+
+    async def story():
+        first = make_backend(fake, tmp_path / "musicgpt")
+        try:
+            prepared = await first.prepare(spec, workdir)
+            receipt = await first.submit(spec, prepared)
+        finally:
+            await first.close()
+        resumed = make_backend(fake, tmp_path / "musicgpt", **settings)
+        try:
+            return await asyncio.wait_for(resumed.wait(spec, prepared, {**receipt, **receipt_changes}, workdir,
+                                                       lambda *_: None), 3600)
+        finally:
+            await resumed.close()
+
+    return run(story()), sum(fake.by_id_calls.values())
+
+
+def test_a_clock_set_back_an_hour_since_the_submit_does_not_leave_the_job_silent_for_an_hour(fake, song, tmp_path):
+    """The receipt's submitted_at lies in the future after the clock was set back: the first poll was scheduled at
+    submitted_at + eta, so the resumed job waited the whole hour without a word to MusicGPT."""
+    rendered, polls = _wait_for_task(fake, song, tmp_path, {"submitted_at": time.time() + 3600})
+    assert len(rendered) == 1 and polls >= 1
+
+
+def test_a_clock_jumping_a_day_ahead_mid_wait_does_not_time_the_task_out(fake, song, tmp_path, monkeypatch):
+    """The wall clock jumps ahead a day after the first poll (a machine whose clock was wrong meets NTP): the job
+    failed at once as generation_timeout, for a wait of a fraction of a second."""
+    fake.slow_factor = 10.0  # pending at the first polls
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + (DAY if fake.by_id_calls else 0))
+    rendered, polls = _wait_for_task(fake, song, tmp_path, {}, max_wait_s=600)
+    assert len(rendered) == 1 and polls >= 2
