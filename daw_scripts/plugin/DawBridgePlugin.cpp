@@ -788,18 +788,27 @@ protected:
             chosen = chosen > 0 ? 0 : std::min(variants, 1);
         if (chosen > 0 && fValues[kMatchLoudness].load(std::memory_order_relaxed) > 0.5f)
             chosen |= kMatched;
-        if (!playing) {
-            fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0;  // nothing rolls: nothing to fade
-        } else if (chosen != fHeard) {
-            fFadingFrom = fHeard, fHeard = chosen, fFadeLeft = fadeFrames();
+        if (!playing) {  // nothing rolls: nothing to fade
+            fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0;
+            fHeardSet = fFadingSet = playback;
+        } else if (chosen != fHeard || (playback != fHeardSet && fHeard != 0)) {
+            // a switch, or a new job's set delivered while a variant of the old one plays (that jumped: a click)
+            fFadingFrom = fHeard, fFadingSet = fHeardSet, fFadeLeft = fadeFrames();
+            fHeard = chosen, fHeardSet = playback;
+        } else {
+            fHeardSet = playback;
         }
-        if ((fFadingFrom & ~kMatched) > variants)
-            fFadingFrom = 0;  // a new job replaced the set mid-fade
+        // before any sample of it is read: the set faded from stays allocated while this says so (see retire); a
+        // locked store, so only when it changes
+        if (const Playback* fading = fFadeLeft > 0 ? fFadingSet : nullptr; fading != fToldFading) {
+            fFadingFromSet.store(fading, std::memory_order_seq_cst);
+            fToldFading = fading;
+        }
 
-        if (!playing || playback == nullptr || (fHeard == 0 && fFadeLeft == 0))
+        if (!playing || (fHeard == 0 && fFadeLeft == 0))
             passThrough(inputs, outputs, 0, frames);
         else
-            play(*playback, inputs, outputs, frames, firstFrame);
+            play(playback, inputs, outputs, frames, firstFrame);
         fHearingInput.store(fHeard == 0 && fFadeLeft == 0, std::memory_order_release);  // no variant read now
         if (loaded != nullptr)  // this block no longer reads the Playback it loaded (once set, never null again)
             fRunEpoch.fetch_add(1, std::memory_order_seq_cst);
@@ -837,13 +846,13 @@ private:
     // What `source` (0 = the input, n = variant n, | kMatched: at its loudness-matching gain) sounds at timeline frame
     // t: the variant inside its span, faded in and out over its first and last 5 ms, the input elsewhere. Exactly
     // the input or exactly the variant (times its gain when matched) where no fade is.
-    static float sourceAt(const Playback& playback, int source, int64_t t, uint32_t c, float input,
+    static float sourceAt(const Playback* playback, int source, int64_t t, uint32_t c, float input,
                           uint32_t fade) noexcept
     {
         const int which = source & ~kMatched;
-        if (which == 0)
+        if (which == 0 || playback == nullptr || size_t(which) > playback->variants.size())
             return input;
-        const dawbridge::Variant& v = playback.variants[size_t(which - 1)];
+        const dawbridge::Variant& v = playback->variants[size_t(which - 1)];
         const int64_t k = t - v.timelineFrame;
         if (k < 0 || k >= v.frames)
             return input;
@@ -855,8 +864,9 @@ private:
         return input + (sample - input) * gain;
     }
 
-    // The fade between two sources (a variant switch) sample by sample, then the rest of the block as heard.
-    void play(const Playback& playback, const float** inputs, float** outputs, uint32_t frames,
+    // The fade between two sources (a variant switch, or the same variant of a new set) sample by sample, then the
+    // rest of the block as heard. `playback` (the set heard) is null only when the input is heard.
+    void play(const Playback* playback, const float** inputs, float** outputs, uint32_t frames,
               int64_t firstFrame) noexcept
     {
         const uint32_t fade = fadeFrames();
@@ -867,11 +877,14 @@ private:
             for (uint32_t c = 0; c < kChannels; ++c) {
                 const float input = inputs[c][i];  // read before writing: outputs may be the inputs
                 const float to = sourceAt(playback, fHeard, t, c, input, fade);
-                const float from = sourceAt(playback, fFadingFrom, t, c, input, fade);
+                const float from = sourceAt(fFadingSet, fFadingFrom, t, c, input, fade);
                 outputs[c][i] = from + (to - from) * gain;
             }
         }
-        render(playback, fHeard, inputs, outputs, i, frames, firstFrame, fade);
+        if (playback == nullptr || fHeard == 0)
+            passThrough(inputs, outputs, i, frames);
+        else
+            render(*playback, fHeard, inputs, outputs, i, frames, firstFrame, fade);
     }
 
     // Frames [begin, end) of the block as `source` sounds there (what sourceAt gives): the input copied outside the
@@ -897,13 +910,13 @@ private:
         const float gain = (source & kMatched) ? v.gain : 1.0f;
         for (uint32_t c = 0; c < kChannels; ++c) {
             for (uint32_t i = spanBegin; i < whole; ++i)
-                outputs[c][i] = sourceAt(playback, source, firstFrame + i, c, inputs[c][i], fade);
+                outputs[c][i] = sourceAt(&playback, source, firstFrame + i, c, inputs[c][i], fade);
             const float* from = v.stereo[c].data() + (int64_t(whole) - at);
             float* out = outputs[c] + whole;
             for (size_t i = 0, count = wholeEnd - whole; i < count; ++i)  // size_t: the loop vectorises
                 out[i] = from[i] * gain;
             for (uint32_t i = wholeEnd; i < spanEnd; ++i)
-                outputs[c][i] = sourceAt(playback, source, firstFrame + i, c, inputs[c][i], fade);
+                outputs[c][i] = sourceAt(&playback, source, firstFrame + i, c, inputs[c][i], fade);
         }
     }
 
@@ -1281,13 +1294,16 @@ private:
         }
     }
 
-    // A replaced set may still be read by the block that loaded it before the swap; that block ends by advancing
-    // the epoch past the value read after the swap, and blocks never overlap.
+    // A replaced set may still be read by the block that loaded it before the swap (it ends by advancing the epoch
+    // past the value read after the swap; blocks never overlap), and by the fade from it to the new set that the
+    // next block may start: that block says so in fFadingFromSet before it reads a sample, so once a second block
+    // has ended the set is free unless that fade still reads it.
     void retire()
     {
         const uint64_t epoch = fRunEpoch.load(std::memory_order_seq_cst);
+        const Playback* fading = fFadingFromSet.load(std::memory_order_seq_cst);
         for (size_t i = 0; i < fRetired.size();) {
-            if (epoch > fRetired[i].second) {
+            if (epoch > fRetired[i].second + 1 && fRetired[i].first != fading) {
                 delete fRetired[i].first;
                 fRetired.erase(fRetired.begin() + long(i));
             } else {
@@ -1398,9 +1414,14 @@ private:
     // run()'s last block read no variant (set by run(); a discarded set is let go of then)
     std::atomic<int> fDecided{kNoDecision};
     std::atomic<bool> fHearingInput{true};
-    // run()'s own: the source heard (see sourceAt), the one faded from, frames of that fade left
+    // run()'s own: the source heard (see sourceAt) and its set, the one faded from and its set, frames of that fade
+    // left; and the set faded from while a fade reads it, for retire()
     int fHeard = 0, fFadingFrom = 0;
+    const Playback* fHeardSet = nullptr;
+    const Playback* fFadingSet = nullptr;
+    const Playback* fToldFading = nullptr;  // what fFadingFromSet holds
     uint32_t fFadeLeft = 0;
+    std::atomic<const Playback*> fFadingFromSet{nullptr};
 #ifdef DAW_BRIDGE_RT_CHECK
     bool fAllocateInRun = false;
 #endif

@@ -7,7 +7,8 @@ after the variants came (and changes back); a variant's file is away when the pr
 something in its place) delivers a WAV with a NaN, an empty WAV, a manifest placing the result at infinity, or
 says the job's progress is NaN; the track played an infinity once, and Match loudness is on; a CLAP host's
 automation sends NaN and out-of-range parameter values, and its tempo is infinite; the capture folder is deleted
-while the plugin plays; a /bridge/done names a FIFO.
+while the plugin plays; a /bridge/done names a FIFO; a second job's variants arrive while a variant of the first
+plays.
 """
 
 from __future__ import annotations
@@ -347,3 +348,34 @@ def test_a_tempo_no_daw_plays_is_taken_as_no_tempo_and_the_capture_index_stays_r
     transport = only_capture(captures).index["transport"]  # an infinite tempo was written as "inf"
     assert (transport["tempo"], transport["heard"]) == (0.0, [])  # bars are not counted from it
     assert np.array_equal(run.output, CLAP_SONG[:24000])
+
+
+def test_a_new_jobs_variants_arriving_while_one_plays_are_faded_in_not_jumped_to(bundles, tmp_path, captures):
+    """Variant 1 of a first inpaint plays (a sine); the producer presses Inpaint again while rolling, and the new
+    variants (the sine upside down) arrive between two blocks. The switch is one 5 ms crossfade: it jumped from the
+    old variant to the new one, a click of twice the sine's level."""
+    require_tool("cc")
+    span = np.arange(8 * RATE) / RATE
+    sine = np.repeat((0.5 * np.sin(2 * np.pi * 437.3 * span)).astype(np.float32)[:, None], 2, axis=1)
+    silence = np.zeros((10 * RATE, 2), np.float32)
+    first, fade, chunk = RATE, round(0.005 * RATE), 12345  # the variants play from 1 s to 9 s
+    with StandInDaemon() as daemon:
+        proc, out_file = start_clap_host(bundles / "DawBridge.clap", silence, tmp_path, [
+            f"set:Daemon OSC port:{daemon.port}", "set:Range start:2", "set:Range end:3", "set:Inpaint:1",
+            "play:0:256", "wait:Variants loaded:1", "set:Variant:1", "set:Inpaint:0", "play:256:256",
+            "set:Inpaint:1", f"play:{2 * RATE}:{chunk}",  # the second press, rolling from 2 s
+            "wait:Variants loaded:2", f"play:{2 * RATE + chunk}:{chunk}"],  # the new set came between two blocks
+            env={"DAW_BRIDGE_CAPTURE_DIR": str(captures)})
+        try:
+            daemon.answer_inpaint(tmp_path / "first", [sine], first / RATE, RATE)
+            daemon.answer_inpaint(tmp_path / "second", [-sine, sine], first / RATE, RATE)
+        finally:
+            run = finish_clap_host(proc, out_file)
+    heard = run.output[512:]
+    old, new = sine[RATE:RATE + 2 * chunk], -sine[RATE:RATE + 2 * chunk]
+    assert np.array_equal(heard[:chunk], old[:chunk])
+    gain = (np.arange(fade, 0, -1) / fade)[:, None]  # of the old variant, frame by frame
+    np.testing.assert_allclose(heard[chunk:chunk + fade], old[chunk:chunk + fade] * gain
+                               + new[chunk:chunk + fade] * (1 - gain), rtol=0, atol=1e-6)
+    assert np.array_equal(heard[chunk + fade:], new[chunk + fade:])
+    assert np.abs(np.diff(heard, axis=0)).max() < 0.05  # the sine's own steepest step is 0.029
