@@ -78,7 +78,8 @@ class BridgeClient:
         return self.wait_for(lambda r: r.name == "pong", timeout) is not None
 
     def run_job(self, name: str, timeout: float = 600.0, on_reply=None, **values) -> tuple[Reply, list[Reply]]:
-        """Send inpaint/extend and wait for its outcome: (done or failed or error reply, every reply seen)."""
+        """Send inpaint/extend (or ableton) and wait for its outcome: (done, failed, error or, for ableton's
+        context, context_set reply; every reply seen)."""
         self.send(name, **values)
         seen: list[Reply] = []
         job_id = None
@@ -90,7 +91,7 @@ class BridgeClient:
                 on_reply(reply)
             if reply.name == "accepted" and reply.args[0] == values.get("request_id", reply.args[0]):
                 job_id = job_id or reply.args[1]
-            if reply.name == "error":
+            if reply.name in ("error", "context_set"):  # context_set: /bridge/ableton context, which makes no job
                 return True
             return reply.name in ("done", "failed") and reply.args[0] == job_id
 

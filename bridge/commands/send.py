@@ -37,7 +37,7 @@ def send(config: Config, args) -> int:
         with BridgeClient(config.daemon_host, port) as client:
             if args.wait and args.name in ("inpaint", "extend", "ableton"):
                 outcome, _ = client.run_job(args.name, timeout=args.timeout or 600, on_reply=_print, **values)
-                return 0 if outcome.name == "done" else 1
+                return 0 if outcome.name in ("done", "context_set") else 1
             client.send(args.name, **values)
             replies = []
             first = args.timeout or 5

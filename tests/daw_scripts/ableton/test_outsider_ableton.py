@@ -116,8 +116,10 @@ def test_send_ableton_context_from_the_command_line_hears_that_the_context_was_s
         project.write_config(f"[local]\nwarm_up = false\n[ableton]\nenabled = true\nport = {live.port}\n"
                              f"reply_port = {live.reply_port}\n")
         sent = send_from_the_command_line(project, "operation=context")
-    assert (sent.returncode, sent.stdout, sent.stderr) == (
-        0, "/bridge/context_set source,start,end,position,drop_folder,item_id,track_id\n", "")
+        waited = send_from_the_command_line(project, "operation=context", "--wait", "--timeout", "30")
+    for outcome in (sent, waited):
+        assert (outcome.returncode, outcome.stdout, outcome.stderr) == (
+            0, "/bridge/context_set source,start,end,position,drop_folder,item_id,track_id\n", "")
 
 
 def test_send_ableton_waits_for_the_daemon_to_hear_that_live_is_not_there(tmp_path, demo_song_path):
