@@ -93,7 +93,29 @@ def is_loopback(host: str) -> bool:
 
 def validate(document: dict, *, text: str | None = None, source_file: Path | None = None) -> dict:
     """The whole config file checked and filled in; ConfigError for the first mistake in the file."""
-    return _Check(source_file, text).table(TOP, document, ())
+    check = _Check(source_file, text)
+    out = check.table(TOP, document, ())
+    _ableton_ports(check, out)
+    check.raise_first()
+    return out
+
+
+def _ableton_ports(check: "_Check", out: dict) -> None:
+    """[ableton]'s reply port on a port the daemon or AbletonOSC already listens on: the daemon could not start, or
+    would hear its own questions as Live's answers. Named at the key the file writes (the other may be a default)."""
+    ableton = out.get("ableton") or {}
+    if not ableton.get("enabled"):
+        return
+    reply, written = ("ableton", "reply_port"), ("ableton", "reply_port") in check.lines
+    if ableton["reply_port"] == out["osc_port"] and out["osc_host"] in (ableton["host"], "0.0.0.0", "::", "localhost"):
+        why = "the daemon listens for commands on osc_port, AbletonOSC answers on [ableton] reply_port (11001)"
+        path, other = (reply, "osc_port") if written else (("osc_port",), "[ableton] reply_port")
+    elif ableton["reply_port"] == ableton["port"]:
+        why = "AbletonOSC listens on [ableton] port and answers on reply_port (11000 and 11001)"
+        path, other = (reply, "[ableton] port") if written else (("ableton", "port"), "[ableton] reply_port")
+    else:
+        return
+    check.fail(path, f"is {other} too: {why}", value=ableton["reply_port"])
 
 
 def check_table(name: str, table: object, source_file: Path | None = None) -> dict:

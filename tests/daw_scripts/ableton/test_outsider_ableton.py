@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 import osc_schema
-from bridge.config import ConfigError
+from bridge.config import ConfigError, load
 from bridge.frontends.ableton import AbletonSettings
 from tests.conftest import ROOT, DaemonProcess, Project, daemon_environment, free_udp_port
 from tests.daw_scripts.ableton.fake_live import ArrangementClip, Clip, FakeLive, LiveSet
@@ -227,3 +227,24 @@ def test_doctor_checks_the_ableton_reply_port_and_whether_live_answers(tmp_path,
     assert any(line.startswith(f"ok   Ableton: AbletonOSC at 127.0.0.1:{nobody}") and line.endswith(
         "free; Live does not answer now (not running, or AbletonOSC not chosen as a Control Surface)")
         for line in closed.stdout.splitlines())
+
+
+@pytest.mark.parametrize("written, said", [
+    ("osc_port = 9010\n[ableton]\nenabled = true\nreply_port = 9010\n",
+     "4: [ableton] reply_port = 9010: is osc_port too: the daemon listens for commands on osc_port, AbletonOSC answers "
+     "on [ableton] reply_port (11001)"),
+    ("osc_port = 11001\n[ableton]\nenabled = true\n",
+     "1: osc_port = 11001: is [ableton] reply_port too: the daemon listens for commands on osc_port, AbletonOSC "
+     "answers on [ableton] reply_port (11001)"),
+    ("[ableton]\nenabled = true\nport = 11001\n",
+     "3: [ableton] port = 11001: is [ableton] reply_port too: AbletonOSC listens on [ableton] port and answers on "
+     "reply_port (11000 and 11001)"),
+])
+def test_an_ableton_reply_port_on_a_port_already_listened_on_is_a_config_mistake(tmp_path, written, said):
+    """The daemon failed to start with 'cannot listen for OSC ... is another daemon or program using that port?'
+    (its own [ableton] socket held it), or heard its own questions to Live as Live's answers."""
+    path = tmp_path / "daw-bridge.toml"
+    path.write_text(written, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value) == f"{path}:{said}"
