@@ -607,16 +607,48 @@ struct Playback {
     uint32_t sampleRate = 0;  // every variant's: the set plays only while the host runs at this rate
 };
 
+// The length of the well-formed UTF-8 sequence at text[at] (RFC 3629: no overlong form, no surrogate), else 0.
+static size_t utf8Length(const std::string& text, size_t at)
+{
+    const auto byte = [&](size_t i) { return i < text.size() ? (unsigned char)text[i] : 0u; };
+    const unsigned lead = byte(at);
+    const auto follows = [&](size_t n, unsigned lo, unsigned hi) {  // the second byte in [lo, hi], the rest 80..BF
+        if (byte(at + 1) < lo || byte(at + 1) > hi)
+            return size_t(0);
+        for (size_t i = 2; i < n; ++i)
+            if ((byte(at + i) & 0xC0) != 0x80)
+                return size_t(0);
+        return n;
+    };
+    if (lead < 0x80) return 1;
+    if (lead >= 0xC2 && lead <= 0xDF) return follows(2, 0x80, 0xBF);
+    if (lead == 0xE0) return follows(3, 0xA0, 0xBF);
+    if (lead == 0xED) return follows(3, 0x80, 0x9F);
+    if (lead >= 0xE1 && lead <= 0xEF) return follows(3, 0x80, 0xBF);
+    if (lead == 0xF0) return follows(4, 0x90, 0xBF);
+    if (lead >= 0xF1 && lead <= 0xF3) return follows(4, 0x80, 0xBF);
+    if (lead == 0xF4) return follows(4, 0x80, 0x8F);
+    return 0;
+}
+
+// A JSON string of `text`: control characters become spaces and bytes that are not UTF-8 '?' (a message's text or
+// a path from a datagram: one such byte made index.json unreadable to any JSON reader, the daemon's included).
 static std::string jsonString(const std::string& text)
 {
     std::string out = "\"";
-    for (const char c : text) {
-        if (c == '"' || c == '\\')
-            out += '\\', out += c;
+    for (size_t at = 0; at < text.size();) {
+        const char c = text[at];
+        const size_t length = utf8Length(text, at);
+        if (length == 0)
+            out += '?', at += 1;
+        else if (length > 1)
+            out.append(text, at, length), at += length;
+        else if (c == '"' || c == '\\')
+            out += '\\', out += c, at += 1;
         else if ((unsigned char)c < 0x20)
-            out += ' ';
+            out += ' ', at += 1;
         else
-            out += c;
+            out += c, at += 1;
     }
     return out + "\"";
 }

@@ -291,6 +291,35 @@ def test_a_result_named_by_a_fifo_is_refused_and_does_not_hang_the_plugin(bundle
         gc.collect()
 
 
+def raw_osc(address: str, *strings: bytes) -> bytes:
+    """An OSC message of string arguments given as raw bytes (any bytes, as a misbehaving sender may send)."""
+    def padded(text: bytes) -> bytes:
+        return text + b"\0" * (4 - len(text) % 4)
+    return padded(address.encode()) + padded(b"," + b"s" * len(strings)) + b"".join(map(padded, strings))
+
+
+def test_a_reply_whose_text_is_not_utf8_leaves_the_capture_index_readable(bundles, captures, daemon_port):
+    """Something on this machine answers the plugin's request with a job id and a message holding bytes that are no
+    UTF-8: index.json took them as they were, and no JSON reader (the daemon's included) could read it after."""
+    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    try:
+        plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
+        plugin.inpaint = True
+        plugin.process(SILENCE, 48000)
+        datagram, reply_to = daemon_port.recvfrom(65536)
+        [(_, args)] = decode(datagram)
+        request_id = args[args.index("request_id") + 1]
+        daemon_port.sendto(raw_osc("/bridge/accepted", request_id.encode(), b"j-\xff\xc3("), reply_to)
+        daemon_port.sendto(raw_osc("/bridge/state", b"j-\xff\xc3(", b"generating", b"(progress)",
+                                   b"\xed\xa0\x80 \xc3\xa9t\xc3\xa9"),
+                           reply_to)
+        job = wait_for_job(captures, ("working",))  # the index is read as UTF-8 JSON
+        assert (job["job_id"], job["message"]) == ("j-??(", "??? été")
+    finally:
+        del plugin
+        gc.collect()
+
+
 def test_a_progress_that_is_no_number_leaves_the_capture_index_readable(bundles, captures, daemon_port):
     """A /bridge/state whose progress is NaN (or 7) once went into index.json as "nan": no JSON reader (the
     daemon's included) could read the capture then. Progress stays what it was."""
