@@ -1069,9 +1069,15 @@ private:
         if (requests & kRequestCancel) {
             fWriter.noteRequest("cancel", start, end, fJob.requestId, preset);
             if (!fJob.jobId.empty())
-                send(dawbridge::OscWriter("/bridge/cancel").string(fJob.jobId).string("reply_port")
-                         .int32(fReplyPort));
+                sendCancel();
+            else if (fJob.state == kSent)  // not accepted yet: it was run to its end (perhaps paid) once accepted
+                fJob.cancelWanted = true;
         }
+    }
+
+    void sendCancel()
+    {
+        send(dawbridge::OscWriter("/bridge/cancel").string(fJob.jobId).string("reply_port").int32(fReplyPort));
     }
 
     void receive()
@@ -1101,6 +1107,8 @@ private:
         if (address == "/bridge/accepted" && text(args, 0) == fJob.requestId) {
             fJob.jobId = text(args, 1);
             setJobState(kWorking);
+            if (fJob.cancelWanted && !fJob.jobId.empty())  // Cancel was pressed before the daemon answered
+                sendCancel();
         } else if (address == "/bridge/error" && text(args, 1) == fJob.requestId) {
             setJobState(kRefused, text(args, 3));
         } else if (fJob.jobId.empty() || text(args, 0) != fJob.jobId) {
@@ -1422,6 +1430,7 @@ private:
         std::string decision;
         int choice = 0, decisionSeq = 0;
         JobState state = kIdle;
+        bool cancelWanted = false;  // Cancel pressed before the job was accepted: sent once it is
         std::chrono::steady_clock::time_point sentAt;
     };
 

@@ -291,6 +291,29 @@ def test_a_result_named_by_a_fifo_is_refused_and_does_not_hang_the_plugin(bundle
         gc.collect()
 
 
+def test_cancel_pressed_before_the_daemon_accepted_the_job_is_sent_once_it_does(bundles, captures, daemon_port):
+    """The producer presses Inpaint, sees the wrong range and presses Cancel at once, before the daemon's
+    /bridge/accepted came back (a busy or restarting daemon answers late): the cancel was dropped, and the job
+    ran to its end, perhaps paid for. It now goes to the daemon as soon as the job has an id."""
+    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    try:
+        plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
+        plugin.inpaint = True
+        plugin.process(SILENCE, 48000)
+        datagram, reply_to = daemon_port.recvfrom(65536)
+        [(_, args)] = decode(datagram)
+        request_id = args[args.index("request_id") + 1]
+        plugin.cancel = True
+        plugin.process(SILENCE, 48000)
+        wait_for_index(captures, lambda index: [r["operation"] for r in index["requests"]] == ["inpaint", "cancel"])
+        daemon_port.sendto(encode("/bridge/accepted", [request_id, "j-late-cancel"]), reply_to)
+        [(address, args)] = decode(daemon_port.recvfrom(65536)[0])
+        assert (address, args[:2]) == ("/bridge/cancel", ["j-late-cancel", "reply_port"])
+    finally:
+        del plugin
+        gc.collect()
+
+
 def raw_osc(address: str, *strings: bytes) -> bytes:
     """An OSC message of string arguments given as raw bytes (any bytes, as a misbehaving sender may send)."""
     def padded(text: bytes) -> bytes:
