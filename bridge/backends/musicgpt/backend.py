@@ -140,7 +140,7 @@ class MusicGPTBackend(Backend):
             self.receiver.register(secret)
             self._secrets[spec.job_id] = secret
             fields["webhook_url"] = self.receiver.url_for(secret)
-        entry = await asyncio.to_thread(self.spend.record_intent, spec.job_id, operation)
+        entry = await asyncio.to_thread(self.spend.record_intent, spec.job_id, operation, spec.request_id)
         attempt = {"sending": False}
         answer = await self._post_once(spec, operation, fields, prepared, attempt, entry)
         receipt = {"task_id": str(answer["task_id"]),

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS submits (
     state TEXT NOT NULL,
     task_id TEXT,
     credit_estimate REAL,
-    note TEXT
+    note TEXT,
+    request_id TEXT
 );
 CREATE INDEX IF NOT EXISTS submits_at ON submits (at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +57,8 @@ class SpendGuard:
         try:
             with self._connect() as db:
                 db.executescript(_SCHEMA)
+                if "request_id" not in {row[1] for row in db.execute("PRAGMA table_info(submits)")}:  # older ledger
+                    db.execute("ALTER TABLE submits ADD COLUMN request_id TEXT")
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('ledger_id', ?)", (uuid.uuid4().hex,))
                 self.identity: str = db.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()[0]
         except sqlite3.DatabaseError as exc:
@@ -68,11 +71,13 @@ class SpendGuard:
         db.execute("PRAGMA journal_mode=WAL")
         return _Closing(db)
 
-    def record_intent(self, job_id: str, operation: str) -> int:
+    def record_intent(self, job_id: str, operation: str, request_id: str = "") -> int:
         """Check the limits and write the intent in one transaction; return its ledger id.
 
         Raises SpendLimitReached past a limit, and AlreadySubmitted when the job's last submit was accepted or may
-        have been (intent or unknown): the ledger itself refuses to let one job pay twice, whatever asks it.
+        have been (intent or unknown): the ledger itself refuses to let one job pay twice, whatever asks it. The
+        same for another job of the same ``request_id``: the journal makes a request sent again the job it already
+        is, so two jobs of one request mean the journal that held the first is gone (deleted, or moved away).
         """
         now = self._clock()
         with self._connect() as db:
@@ -83,9 +88,19 @@ class SpendGuard:
                     what = f"as task {task_id}" if task_id else "and its answer was never recorded"
                     raise AlreadySubmitted(f"job {job_id} was already submitted to MusicGPT {what}; it is not sent "
                                            "again, so it is not paid for twice")
+                marks = ",".join("?" * len(_OPEN_OR_PAID))
+                earlier = db.execute(f"SELECT job_id, task_id FROM submits WHERE request_id = ? AND job_id != ? AND "
+                                     f"state IN ({marks}) ORDER BY id DESC LIMIT 1",
+                                     (request_id, job_id, *_OPEN_OR_PAID)).fetchone() if request_id else None
+                if earlier:
+                    what = f"task {earlier[1]}" if earlier[1] else "an answer never recorded"
+                    raise AlreadySubmitted(f"request {request_id} was already submitted to MusicGPT as job "
+                                           f"{earlier[0]} ({what}), which no journal holds any more (moved away or "
+                                           "deleted?); it is not sent again, so it is not paid for twice: send the "
+                                           "command with a new request_id for another take")
                 self._check(db, now)
-                cursor = db.execute("INSERT INTO submits (job_id, operation, at, state) VALUES (?, ?, ?, 'intent')",
-                                    (job_id, operation, now))
+                cursor = db.execute("INSERT INTO submits (job_id, operation, at, state, request_id) "
+                                    "VALUES (?, ?, ?, 'intent', ?)", (job_id, operation, now, request_id or None))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -266,3 +266,25 @@ def test_a_clock_jumping_a_day_ahead_mid_wait_does_not_time_the_task_out(fake, s
     monkeypatch.setattr(time, "time", lambda: real() + (DAY if fake.by_id_calls else 0))
     rendered, polls = _wait_for_task(fake, song, tmp_path, {}, max_wait_s=600)
     assert len(rendered) == 1 and polls >= 2
+
+
+def test_a_request_sent_again_after_the_journal_was_lost_is_not_paid_for_again(tmp_path, demo_song_path):
+    """A paid job in flight, the daemon killed, the journal lost (deleted, or damaged and moved away as the daemon
+    says), the DAW sending the same request again: the journal that made a resend the job it already was is gone,
+    and a second task was created for it. The ledger knows the request: the new job is refused before sending."""
+    with Stage(tmp_path / "project", demo_song_path) as stage:
+        stage.fake.slow_factor = 20.0
+        stage.start()
+        first = stage.inpaint("take-1")
+        stage.wait_event(first, "generating")
+        stage.kill()
+        for path in stage.project.state.glob("journal.sqlite*"):
+            path.unlink()
+        stage.start()
+        again = stage.inpaint("take-1")
+        record = stage.settle(again)
+        assert (record.state.value, record.error_code) == ("failed", "already_submitted"), record.summary()
+        assert f"request take-1 was already submitted to MusicGPT as job {first}" in record.error_message
+        assert stage.fake.total_submits == 1 and sum(stage.fake.submit_requests.values()) == 1
+        fresh = stage.inpaint("take-2")
+        assert stage.settle(fresh).state.value == "delivered" and stage.fake.total_submits == 2
