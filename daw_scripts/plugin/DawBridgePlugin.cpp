@@ -14,7 +14,8 @@
 //
 // Capture format (daw-bridge.capture/1), one folder per plugin instance:
 //   $DAW_BRIDGE_CAPTURE_DIR, else $XDG_STATE_HOME/daw-bridge/captures, else ~/.local/state/daw-bridge/captures,
-//   then /<instance>/ with instance = "<pid>-<format>-<n>" (format: lv2, vst3, clap).
+//   then /<instance>/ with instance = "<pid>-<format>-<n>" (format: lv2, vst3, clap; n: counted per loaded binary,
+//   skipping a name whose folder exists).
 //   span-000001.wav ...  one 32-bit float WAV per contiguous stretch of played timeline (a locate, a stop, a
 //                        sample-rate change or a dropped block starts a new span)
 //   index.json           {"format", "instance", "plugin_format", "channels", "spans": [{"file", "sample_rate",
@@ -974,13 +975,22 @@ private:
 
     // Unique among this process's instances, and across processes by the pid. The counter is one per loaded binary,
     // and a host may load the LV2 and the VST3 (or the CLAP) into one process: the format keeps their names apart.
+    // A name whose folder exists is never taken: the counter starts again when the host unloads the binary (its last
+    // instance removed), and a pid comes back after a reboot, and the new instance wrote over that older capture.
     static std::string newInstanceName()
     {
         static std::atomic<uint32_t> counter{0};
         std::string format = getPluginFormatName();
         for (char& c : format)
             c = char(std::tolower((unsigned char)c));
-        return std::to_string(getpid()) + "-" + format + "-" + std::to_string(counter.fetch_add(1) + 1);
+        const std::string root = captureRoot() + "/";
+        for (;;) {
+            const std::string name = std::to_string(getpid()) + "-" + format + "-"
+                + std::to_string(counter.fetch_add(1) + 1);
+            struct stat existing;
+            if (stat((root + name).c_str(), &existing) != 0)  // none there (or none this process could see)
+                return name;
+        }
     }
 
     // -----------------------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import pytest
 from bridge.frontends.osc_wire import decode, encode
 from tests.conftest import require_tool
 
-from .conftest import RATE, only_capture, wait_for_job
+from .conftest import RATE, Capture, only_capture, wait_for_job
 from .hosts.clap import finish_clap_host, run_clap_host, start_clap_host
 from .hosts.standin import StandInDaemon
 from .test_clap import with_variant
@@ -312,6 +312,29 @@ def test_cancel_pressed_before_the_daemon_accepted_the_job_is_sent_once_it_does(
     finally:
         del plugin
         gc.collect()
+
+
+def test_a_new_instance_never_writes_into_an_older_capture_of_the_same_name(bundles, captures, daemon_port):
+    """Captures named like this process's next instances are already there: the host unloaded the plugin when its
+    last instance went (the binary's counter starts again) or this pid was an earlier session's before a reboot. A
+    new instance wrote its index and spans over them; it now takes a name no folder has."""
+    earlier = [f"{os.getpid()}-vst3-{n}" for n in range(1, 301)]
+    for name in earlier:
+        (captures / name).mkdir(parents=True)
+        (captures / name / "index.json").write_text('{"an": "earlier capture"}')
+    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    try:
+        plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
+        plugin.inpaint = True
+        plugin.process(SILENCE, 48000)
+        [(_, args)] = decode(daemon_port.recvfrom(65536)[0])  # sent once the instance's index is written
+    finally:
+        del plugin
+        gc.collect()
+    instance = args[args.index("capture") + 1]
+    assert instance not in earlier
+    assert all((captures / name / "index.json").read_text() == '{"an": "earlier capture"}' for name in earlier)
+    assert Capture(captures / instance).index["requests"][0]["operation"] == "inpaint"
 
 
 def raw_osc(address: str, *strings: bytes) -> bytes:
