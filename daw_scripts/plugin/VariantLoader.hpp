@@ -333,6 +333,10 @@ static inline std::string loadVariant(const std::string& manifestPath, Variant& 
     if (variant.sampleRate == 0)
         return wav + ": a sample rate of 0 Hz";
     variant.frames = int64_t(variant.stereo[0].size());
+    // a file cut short (a copy or a sync that stopped) played part of the take and then the original, unsaid
+    if (frames && frames->type == JsonValue::Number && frames->number > double(variant.frames))
+        return wav + " holds " + std::to_string(variant.frames) + " frames, its manifest says "
+            + std::to_string(int64_t(std::min(frames->number, 1e15))) + " (cut short?)";
     if (frames && frames->type == JsonValue::Number && frames->number >= 0 && frames->number < double(variant.frames))
         variant.frames = int64_t(frames->number);
     if (variant.frames == 0)

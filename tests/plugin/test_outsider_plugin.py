@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -386,6 +387,22 @@ def test_a_progress_that_is_no_number_leaves_the_capture_index_readable(bundles,
         time.sleep(0.05)
     assert (job["progress"], job["message"]) == (0.0, "progress 7")
     del plugin
+
+
+def test_a_variant_cut_short_between_save_and_reopen_is_refused_with_why(bundles, tmp_path, captures, daemon_port):
+    """The drop folder was copied to another disk and the copy of one WAV stopped half way: it played half the take
+    and then the original, and the state said ready."""
+    saving, answered = delivered(bundles, tmp_path, daemon_port, "j-cut")
+    project_state = saving.raw_state
+    del saving
+    audio = tmp_path / "drop" / "j-cut" / "song_inpaint_v1_abcd.wav"
+    audio.write_bytes(audio.read_bytes()[:100_000])
+    _, instance = reopened(bundles, captures, project_state)
+    job = wait_for_job(captures, ("load_failed", "ready"), instance=instance)
+    assert job["state"] == "load_failed"
+    held = re.fullmatch(rf"{re.escape(str(audio))} holds (\d+) frames, its manifest says {RATE} \(cut short\?\)",
+                        job["message"])
+    assert held and 12_000 < int(held[1]) < 100_000 // 8, job["message"]  # what 100 kB of stereo float32 holds
 
 
 # --- what a CLAP host hands on unchecked --------------------------------------------------------------------------
