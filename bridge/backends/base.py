@@ -74,6 +74,10 @@ class Backend(abc.ABC):
         """Jobs whose paid submit the backend's ledger has not settled (intent or unknown): retention keeps them."""
         return set()
 
+    def paid_jobs(self) -> dict[str, str | None]:
+        """Jobs whose last submit the backend's ledger holds as paid or maybe paid, with their task id if known."""
+        return {}
+
     def prune(self, before: float, keep: Collection[str] = ()) -> int:
         """Forget settled records older than ``before`` (retention), except those of the jobs in ``keep`` (a journal
         still holds them: a resume or retry may need the task id only this record has); return how many went."""

@@ -65,6 +65,8 @@ class Ledger(Protocol):
 
     def unsettled_jobs(self) -> set[str]: ...
 
+    def paid_jobs(self) -> dict[str, str | None]: ...
+
 
 class Inbox(Protocol):
     """The inbox frontend's answered files (``InboxFrontend``)."""
@@ -101,6 +103,7 @@ class Pruner:
         self.ledgers = list(ledgers)
         self.others = [Path(path) for path in others]  # journals other processes keep here (the one-shot commands')
         self._clock = clock
+        self._told: set[str] = set()  # paid jobs no journal holds, already named in the log by this process
 
     def prune(self) -> Pruned:
         """One pass; blocking, so the daemon runs it in a worker thread."""
@@ -108,7 +111,11 @@ class Pruner:
         pruned = Pruned()
         jobs_before = Retention.cutoff(now, self.retention.jobs_days)
         files_before = Retention.cutoff(now, self.retention.files_days)
+        # the ledgers before the journals: a job is journaled before its first submit is written down
+        paid = {job: task for ledger in self.ledgers for job, task in ledger.paid_jobs().items()}
         others = self._other_jobs()
+        if others is not None:
+            self._tell_lost(paid, self.journal.job_ids() | set(others))
         if jobs_before is not None:
             unsettled: set[str] = set()
             for ledger in self.ledgers:
@@ -137,6 +144,18 @@ class Pruner:
             except Exception:  # a pass that fails (a locked file, a full disk) must not stop the daemon
                 log.exception("retention: pruning failed; trying again in %.0f s", every)
             await asyncio.sleep(every)
+
+    def _tell_lost(self, paid: dict[str, str | None], held: set[str]) -> None:
+        """Name, once, the jobs a ledger holds as paid (or maybe paid) that no journal holds: their journal was
+        deleted or moved away, so nothing brings their results in or asks the producer about them."""
+        lost = {job: task for job, task in paid.items() if job not in held and job not in self._told}
+        if lost:
+            self._told |= set(lost)
+            named = ", ".join(f"{job} ({f'task {task}' if task else 'task unknown'})" for job, task in
+                              sorted(lost.items())[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+            log.warning("the MusicGPT spend ledger holds %d paid or maybe paid job(s) that no journal holds (deleted "
+                        "or moved away?): %s; their results are not brought in: see your MusicGPT dashboard",
+                        len(lost), named)
 
     def _other_jobs(self) -> dict[str, str] | None:
         """The jobs of the other journals (id -> state); None when one cannot be read (said in the log)."""

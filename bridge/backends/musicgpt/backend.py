@@ -314,6 +314,9 @@ class MusicGPTBackend(Backend):
     def unsettled_jobs(self) -> set[str]:
         return self.spend.unsettled_jobs()
 
+    def paid_jobs(self) -> dict[str, str | None]:
+        return self.spend.paid_jobs()
+
     def prune(self, before: float, keep: Collection[str] = ()) -> int:
         return self.spend.prune(before, keep)
 

@@ -218,6 +218,14 @@ class SpendGuard:
                                       "NOT IN ('intent', 'unknown')", batch).rowcount
             return removed
 
+    def paid_jobs(self) -> dict[str, str | None]:
+        """Jobs whose last submit was accepted or may have been (intent, unknown), with the task id when known."""
+        marks = ",".join("?" * len(_OPEN_OR_PAID))
+        with self._connect() as db:
+            return dict(db.execute(f"SELECT job_id, task_id FROM submits AS s WHERE state IN ({marks}) AND id = "
+                                   "(SELECT MAX(id) FROM submits WHERE job_id = s.job_id AND state != 'dry_run')",
+                                   _OPEN_OR_PAID).fetchall())
+
     def unsettled_jobs(self) -> set[str]:
         """Jobs with an intent or unknown submit in the ledger: money may hang on them, so their history stays."""
         with self._connect() as db:

@@ -271,7 +271,8 @@ def test_a_clock_jumping_a_day_ahead_mid_wait_does_not_time_the_task_out(fake, s
 def test_a_request_sent_again_after_the_journal_was_lost_is_not_paid_for_again(tmp_path, demo_song_path):
     """A paid job in flight, the daemon killed, the journal lost (deleted, or damaged and moved away as the daemon
     says), the DAW sending the same request again: the journal that made a resend the job it already was is gone,
-    and a second task was created for it. The ledger knows the request: the new job is refused before sending."""
+    and a second task was created for it. The ledger knows the request: the new job is refused before sending. And
+    the paid job nothing brings in any more is named in the log, where it had vanished without a word."""
     with Stage(tmp_path / "project", demo_song_path) as stage:
         stage.fake.slow_factor = 20.0
         stage.start()
@@ -281,6 +282,9 @@ def test_a_request_sent_again_after_the_journal_was_lost_is_not_paid_for_again(t
         for path in stage.project.state.glob("journal.sqlite*"):
             path.unlink()
         stage.start()
+        task = stage.task_of(first)
+        stage.wait_until("the paid job named", lambda: f"{first} (task {task})" in stage.project.root.joinpath(
+            "daemon.log").read_text())
         again = stage.inpaint("take-1")
         record = stage.settle(again)
         assert (record.state.value, record.error_code) == ("failed", "already_submitted"), record.summary()
