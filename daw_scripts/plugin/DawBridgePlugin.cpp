@@ -824,11 +824,18 @@ protected:
         if (!playing) {  // nothing rolls: nothing to fade
             fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0;
             fHeardSet = fFadingSet = playback;
-        } else if (chosen != fHeard || (playback != fHeardSet && fHeard != 0)) {
+        } else if ((playback != fHeardSet && fHeard != 0) || (chosen != fHeard && fFadeLeft == 0)) {
             // a switch, or a new job's set delivered while a variant of the old one plays (that jumped: a click)
             fFadingFrom = fHeard, fFadingSet = fHeardSet, fFadeLeft = fadeFrames();
             fHeard = chosen, fHeardSet = playback;
+        } else if (chosen != fHeard && chosen == fFadingFrom && fFadingSet == playback) {
+            // back to the source being faded from, mid-fade (automation or A/B faster than 5 ms): the fade turns
+            // round where it is
+            std::swap(fHeard, fFadingFrom);
+            fFadeLeft = fadeFrames() - fFadeLeft;
+            fHeardSet = playback;
         } else {
+            // any other switch mid-fade waits for the fade's end (it restarted from the new source: a click)
             fHeardSet = playback;
         }
         // before any sample of it is read: the set faded from stays allocated while this says so (see retire); a

@@ -69,8 +69,9 @@ class Song:
     """SONG (or ``played``) rendered through the VST3 in DawDreamer at 48 kHz, with a transport from 0; parameters
     are set by name in the plugin's own units."""
 
-    def __init__(self, plugin: Path, played: np.ndarray = SONG):
-        self.engine = daw.RenderEngine(RATE, DD_BLOCK)
+    def __init__(self, plugin: Path, played: np.ndarray = SONG, block: int = DD_BLOCK):
+        self.block = block
+        self.engine = daw.RenderEngine(RATE, block)
         self.plugin = self.engine.make_plugin_processor("daw_bridge", str(plugin))
         self.engine.load_graph([(self.engine.make_playback_processor("song", played), []), (self.plugin, ["song"])])
         self.parameters = {self.plugin.get_parameter_name(i): i for i in range(self.plugin.get_plugin_parameter_size())}
@@ -85,7 +86,7 @@ class Song:
     def press_inpaint(self) -> None:
         """A momentary press, as a footswitch mapped to the parameter sends it."""
         press = np.zeros(RATE // 10, np.float32)
-        press[DD_BLOCK:4 * DD_BLOCK] = 1.0
+        press[self.block:4 * self.block] = 1.0
         self.plugin.set_automation(self.parameters["Inpaint"], press)
         self.render(0.1)
         self.plugin.set_automation(self.parameters["Inpaint"], np.zeros(1, np.float32))
@@ -129,6 +130,29 @@ def test_a_result_that_cannot_play_is_refused_with_why_and_the_input_plays(song,
     song.set("Variant", 1, 0, 16)
     song.set("Match loudness", 1, 0, 1)
     assert np.array_equal(song.render(2.0), SONG[:, :2 * RATE])
+
+
+@pytest.mark.parametrize("block, every", [(64, 64), (32, 100)])
+def test_variant_automation_faster_than_the_fade_never_jumps(bundles, tmp_path, captures, block, every):
+    """Automation flips Variant between 0 and 1 every ``every`` frames, faster than the 5 ms fade: each flip
+    restarted the fade from the new source wherever the last one stood, a jump of up to 0.87 on a 0.5 sine
+    (the variant is the song upside down). Now a flip back turns the fade round, and the output stays smooth."""
+    wave = (0.5 * np.sin(2 * np.pi * 437.3 * np.arange(3 * RATE) / RATE)).astype(np.float32)
+    played = Song(bundles / "DawBridge.vst3", np.stack([wave, wave]), block=block)
+    try:
+        with StandInDaemon(timeout=3.0) as daemon:
+            played.set("Daemon OSC port", daemon.port, 1, 65535)
+            played.render(0.5)
+            played.press_inpaint()
+            daemon.answer_inpaint(tmp_path / "drop", [-np.stack([wave, wave], 1)[:2 * RATE]], 0.0, RATE)
+        wait_for_job(captures, ("ready",))
+        flips = ((np.arange(2 * RATE) // every) % 2).astype(np.float32) / 16  # Variant 0, 1, 0, ... (0..16 as 0..1)
+        played.plugin.set_automation(played.parameters["Variant"], flips)
+        heard = played.render(2.0)[0]
+    finally:
+        played.close()
+    assert not np.array_equal(heard, wave[:2 * RATE])  # the variant was heard
+    assert np.abs(np.diff(heard[1000:-1000])).max() < 0.035  # the sine's own steepest step is 0.029
 
 
 def test_a_capture_folder_deleted_while_the_plugin_plays_is_written_again_without_the_spans_it_lost(song, captures):
