@@ -8,7 +8,10 @@ something in its place) delivers a WAV with a NaN, an empty WAV, a manifest plac
 says the job's progress is NaN; the track played an infinity once, and Match loudness is on; a CLAP host's
 automation sends NaN and out-of-range parameter values, and its tempo is infinite; the capture folder is deleted
 while the plugin plays; a /bridge/done names a FIFO; a second job's variants arrive while a variant of the first
-plays.
+plays; Variant automation flips faster than the fade; Cancel is pressed before the daemon accepted; a reply's text
+is not UTF-8; an earlier capture has the new instance's name; a variant's WAV was cut short before reopening.
+
+DawDreamer's tests come before pedalboard's in this file (see the imports).
 """
 
 from __future__ import annotations
