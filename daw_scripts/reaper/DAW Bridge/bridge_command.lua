@@ -32,6 +32,7 @@ end
 
 --- Run Inpaint ("inpaint") or Extend ("extend") on the current selection.
 function command.run(operation, constants)
+  if not util.project_saved() then util.tell(util.UNSAVED) return end
   local t0, t1 = timeline_range(operation)
   if not t0 then return end
 

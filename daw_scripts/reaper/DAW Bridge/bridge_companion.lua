@@ -97,8 +97,17 @@ local function import_one(folder, name, constants)
   return true
 end
 
+--- Whether this project has a drop folder of its own: an unsaved one shares REAPER's default media folder with
+--- every other unsaved project, so results found there may be another project's and are left alone.
+local function unsaved_ok()
+  if util.project_saved() then return true end
+  util.report_once("unsaved", "nothing imported until the project is saved: results go beside the project file")
+  return false
+end
+
 --- Import every manifest in the drop folder not imported before; returns how many were imported.
 function companion.import_new(constants)
+  if not unsaved_ok() then return 0 end
   local folder = util.drop_folder()
   local done = read_ledger(folder)
   local count = 0
@@ -112,6 +121,7 @@ end
 
 --- Apply each decision newer than the one applied last for its job; returns how many were applied.
 function companion.apply_decisions(constants)
+  if not unsaved_ok() then return 0 end
   local folder = util.drop_folder()
   return decisions.apply_new(constants, folder, read_ledger(folder))
 end

@@ -123,6 +123,16 @@ function util.inbox()
   return util.expand_home(util.setting("inbox", util.DEFAULT_INBOX))
 end
 
+--- Whether the current project has been saved to a file. An unsaved project's "project path" is REAPER's default
+--- media folder, which every unsaved project shares, so it cannot hold one project's results.
+function util.project_saved()
+  local _, file = reaper.EnumProjects(-1)
+  return file ~= nil and file ~= ""
+end
+
+util.UNSAVED = "Save the project first: daw-bridge delivers its results into a folder beside the project file, "
+  .. "and this project has none yet."
+
 --- This project's drop folder: <project path>/daw-bridge.
 function util.drop_folder()
   return util.join(reaper.GetProjectPath(), "daw-bridge")

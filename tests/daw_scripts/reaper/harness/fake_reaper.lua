@@ -147,6 +147,13 @@ function fake.install(state, record)
   end
 
   function r.GetProjectPath() return state.project_path end
+  -- the current project and its file; a project never saved has none (state.project_file = "")
+  function r.EnumProjects(idx)
+    if idx ~= -1 and idx ~= 0 then return nil, "" end
+    local file = state.project_file
+    if file == nil then file = state.project_path .. "/song.RPP" end
+    return { current = true }, file
+  end
   function r.time_precise() return state.now end
 
   -- timeline ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""An outsider's sends and placements: what a producer's project really looks like when Inpaint or Extend runs, and
+where the results land afterwards (REAPER mocked by the harness, which follows REAPER's published API)."""
+
+from .results import deliver
+
+
+def unsaved_project(project):
+    """A project never saved: REAPER's 'project path' is then its default media folder, shared by every such project."""
+    media = project.tmp / "REAPER Media"
+    media.mkdir()
+    project.project_path = media
+    project.state["project_path"] = str(media)
+    project.state["project_file"] = ""
+    mix = project.add_track()
+    item = project.add_item(mix, position=10.0, length=30.0)
+    project.select_time(15.0, 20.0)
+    return mix, item
+
+
+def test_an_unsaved_project_is_asked_to_be_saved_before_anything_is_sent(project):
+    unsaved_project(project)
+
+    for operation in ("inpaint", "extend"):
+        result = project.run(operation, dialog=[{"Prompt": "soft guitar solo"}], answers=[])
+
+        assert result.errors == []
+        assert result.dialogs == []
+        assert [m["text"] for m in result.messages] == [
+            "Save the project first: daw-bridge delivers its results into a folder beside the project file, "
+            "and this project has none yet."]
+        assert not project.inbox.exists() or project.requests() == []
+        assert not (project.project_path / "daw-bridge").exists()
+
+
+def test_results_in_the_shared_folder_of_unsaved_projects_are_not_taken_into_another_unsaved_project(project):
+    mix, item = unsaved_project(project)
+    # another unsaved project's results (item and track this project does not have), in the shared folder
+    delivered = deliver(project.project_path / "daw-bridge", item="{OTHER-ITEM}", track="{OTHER-TRACK}")
+
+    result = project.run("companion", ticks=2)
+    result_now = project.run("import now")
+
+    assert result.errors == [] and result_now.errors == []
+    assert [t["name"] for t in project.state["tracks"]] == ["Mix"]  # no results track made
+    assert [len(i["takes"]) for i in project.items()] == [1]
+    assert not (delivered.parent / ".reaper-imported").exists()
+    assert result.console.count("nothing imported until the project is saved") == 1  # once, not every second
