@@ -3,7 +3,8 @@
 --
 -- patch: the audio covers source time span_start..span_end (the edited range plus handles). The item that plays
 --        the source is split at the span's edges and the result becomes a new take on the middle piece (start
---        offset 0, the source take's playrate), so the rest of the item stays untouched and the producer can flip
+--        offset 0, the source take's playrate,
+--        pitch, volume, pan and channel mode), so the rest of the item stays untouched and the producer can flip
 --        between the original and each variant with the take selector. A second variant lands on the same piece.
 -- full:  the audio is the whole song; it becomes a take on the item with the source take's own start offset and
 --        playrate, so every moment lines up with the original.
@@ -123,12 +124,23 @@ function placement.take_name(manifest)
   return name
 end
 
-local function add_take(item, audio_path, manifest, name, offset, playrate, preserve_pitch)
+-- How a take plays its file besides where and how fast: a variant of the source take plays its own file the same way
+-- (pitch shift, volume, pan, channels), so it sounds in the key and at the level of the original it stands in for.
+local PLAYED_LIKE = { "B_PPITCH", "D_PITCH", "I_PITCHMODE", "D_VOL", "D_PAN", "I_CHANMODE" }
+
+--- A new take of the job on `item` playing `audio_path` from `offset` at `playrate`, played like `like` (a take).
+local function add_take(item, audio_path, manifest, name, offset, playrate, like)
   local take = job_takes.add_take(item, manifest, name)
   reaper.SetMediaItemTake_Source(take, reaper.PCM_Source_CreateFromFile(audio_path))
   reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", offset)
   reaper.SetMediaItemTakeInfo_Value(take, "D_PLAYRATE", playrate)
-  reaper.SetMediaItemTakeInfo_Value(take, "B_PPITCH", preserve_pitch)
+  if like then
+    for _, key in ipairs(PLAYED_LIKE) do
+      reaper.SetMediaItemTakeInfo_Value(take, key, reaper.GetMediaItemTakeInfo_Value(like, key))
+    end
+  else
+    reaper.SetMediaItemTakeInfo_Value(take, "B_PPITCH", 0)
+  end
   reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", placement.take_name(manifest), true)
   reaper.SetActiveTake(take)
   return take
@@ -141,7 +153,6 @@ local function place_patch(m, manifest, audio_path, name)
   local item_end = m.position + m.length
   local last = manifest.operation == "extend" and t1 or math.min(t1, item_end)
   if last <= first + EPSILON then return nil end
-  local ppitch = reaper.GetMediaItemTakeInfo_Value(m.take, "B_PPITCH")
   local piece = m.item
   if first > m.position + EPSILON then piece = job_takes.split(m.item, first, manifest) end
   if not piece then
@@ -155,7 +166,7 @@ local function place_patch(m, manifest, audio_path, name)
     job_takes.lengthening(piece, manifest)
     reaper.SetMediaItemLength(piece, last - first, false) -- an extension runs past the original's end
   end
-  add_take(piece, audio_path, manifest, name, (first - t0) * m.playrate, m.playrate, ppitch)
+  add_take(piece, audio_path, manifest, name, (first - t0) * m.playrate, m.playrate, m.take)
   return piece, first
 end
 
@@ -167,8 +178,7 @@ local function place_full(m, manifest, audio_path, name)
       reaper.SetMediaItemLength(m.item, new_end - m.position, false)
     end
   end
-  local ppitch = reaper.GetMediaItemTakeInfo_Value(m.take, "B_PPITCH")
-  add_take(m.item, audio_path, manifest, name, m.offset, m.playrate, ppitch)
+  add_take(m.item, audio_path, manifest, name, m.offset, m.playrate, m.take)
   return m.item, m.position
 end
 
@@ -193,14 +203,14 @@ local function place_on_results_track(manifest, audio_path, name)
     -- another variant of the same range: offer it as a take of the same item
     if math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - position) < EPSILON
       and math.abs(reaper.GetMediaItemInfo_Value(item, "D_LENGTH") - length) < EPSILON then
-      add_take(item, audio_path, manifest, name, 0, 1, 0)
+      add_take(item, audio_path, manifest, name, 0, 1, nil)
       return item, position
     end
   end
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemPosition(item, position, false)
   reaper.SetMediaItemLength(item, length, false)
-  add_take(item, audio_path, manifest, name, 0, 1, 0)
+  add_take(item, audio_path, manifest, name, 0, 1, nil)
   return item, position
 end
 

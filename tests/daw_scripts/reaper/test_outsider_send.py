@@ -1,7 +1,9 @@
 """An outsider's sends and placements: what a producer's project really looks like when Inpaint or Extend runs, and
 where the results land afterwards (REAPER mocked by the harness, which follows REAPER's published API)."""
 
-from .results import deliver
+import pytest
+
+from .results import active, deliver
 
 
 def unsaved_project(project):
@@ -45,3 +47,22 @@ def test_results_in_the_shared_folder_of_unsaved_projects_are_not_taken_into_ano
     assert [len(i["takes"]) for i in project.items()] == [1]
     assert not (delivered.parent / ".reaper-imported").exists()
     assert result.console.count("nothing imported until the project is saved") == 1  # once, not every second
+
+
+PLAYED = {"pitch": 2.0, "pitchmode": 589824, "vol": 0.5, "pan": -0.25, "chanmode": 3, "ppitch": 1}
+
+
+@pytest.mark.parametrize("delivery", ["patch", "full"])
+def test_a_variant_take_plays_its_file_as_the_original_take_plays_the_song(project, delivery):
+    # the producer's take is pitched up 2 semitones, 6 dB down, panned, and plays the file's left channel only
+    mix = project.add_track()
+    item = project.add_item(mix, position=30.0, length=60.0, **PLAYED)
+    deliver(project.drop_folder, position=30.0, item=item["guid"], track=mix["guid"], delivery=delivery)
+
+    result = project.run("import now")
+
+    assert result.errors == []
+    [piece] = [i for i in project.items() if len(i["takes"]) == 2]
+    new = active(piece)
+    assert new["name"].startswith("inpaint v1")
+    assert {key: new.get(key) for key in PLAYED} == PLAYED

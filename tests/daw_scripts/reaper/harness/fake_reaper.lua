@@ -69,8 +69,10 @@ local function extension_data(object, parm, value, set)
 end
 
 local ITEM_NUMBERS = { D_POSITION = "position", D_LENGTH = "length" }
-local TAKE_NUMBERS = { D_STARTOFFS = "startoffs", D_PLAYRATE = "playrate", B_PPITCH = "ppitch" }
-local TAKE_DEFAULTS = { startoffs = 0, playrate = 1, ppitch = 0 }
+local TAKE_NUMBERS = { D_STARTOFFS = "startoffs", D_PLAYRATE = "playrate", B_PPITCH = "ppitch", D_PITCH = "pitch",
+                       I_PITCHMODE = "pitchmode", D_VOL = "vol", D_PAN = "pan", I_CHANMODE = "chanmode" }
+local TAKE_DEFAULTS = { startoffs = 0, playrate = 1, ppitch = 0, pitch = 0, pitchmode = -1, vol = 1, pan = 0,
+                        chanmode = 0 }
 
 --- Make a global `reaper` table bound to `state`; `record` collects what the scripts showed and did.
 function fake.install(state, record)
