@@ -219,6 +219,14 @@ function DB.map_range(info, first, last, rate)
 	}
 end
 
+-- The region `track` plays at timeline sample `at`: the top one that is not muted (a take muted after the producer
+-- chose another lies above what sounds), or nil where the track plays none.
+function DB.region_played(track, at)
+	local region = track:playlist():top_unmuted_region_at(Temporal.timepos_t(at))
+	if region == nil or region:isnil() then return nil end
+	return region
+end
+
 -- -- the request ---------------------------------------------------------------------------------------------------
 
 local request_counter = 0
@@ -501,7 +509,7 @@ function factory () return function ()
 		end
 	end
 
-	-- the region: the one selected region, else the top region at the range's start on the first selected track
+	-- the region: the one selected region, else the region the first selected track plays at the range's start
 	local region, track
 	local selected = selection.regions:regionlist()
 	if selected:size() == 1 then
@@ -515,8 +523,8 @@ function factory () return function ()
 			local t = route:to_track()
 			if not t:isnil() and not region then
 				local at = first or Session:transport_sample()
-				local top = t:playlist():top_region_at(Temporal.timepos_t(at))
-				if top and not top:isnil() then region, track = top, t end
+				local played = DB.region_played(t, at)
+				if played then region, track = played, t end
 			end
 		end
 	end

@@ -1,0 +1,50 @@
+"""An outsider's sends from a real headless Ardour 7: sessions as a producer leaves them (takes muted after a choice,
+regions layered), and which region's file and times the request then names."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from tests.daw_scripts.ardour.conftest import RATE, load, lua_string
+
+SONG_FRAMES = 20 * RATE
+TAKE_FRAMES = 4 * RATE
+
+
+def song_with_a_muted_take_over_it(ardour, tmp_path):
+    """The song at 2 s on track "Song", and over 8 s..12 s a take the producer muted (they chose the original)."""
+    song, take = tmp_path / "song.wav", tmp_path / "take.wav"
+    sf.write(song, np.zeros((SONG_FRAMES, 2), dtype="float32"), RATE, subtype="FLOAT")
+    sf.write(take, np.zeros((TAKE_FRAMES, 2), dtype="float32"), RATE, subtype="FLOAT")
+    session, ids = ardour.make_session_with_ids(tmp_path / "layered", song, frames=SONG_FRAMES, position=2 * RATE,
+                                                trim=0, length=SONG_FRAMES)
+    [placed] = ardour.run(load(session) + f"""
+report(place_audio({lua_string(str(session))}, "Song", {lua_string(str(take))}, 2, {TAKE_FRAMES}, {8 * RATE}, 0,
+                   {TAKE_FRAMES}, "inpaint v1"))
+""")
+    ardour.run(load(session) + f"""
+local region = Session:route_by_name("Song"):to_track():playlist():region_by_id(PBD.ID("{placed['region_id']}"))
+region:set_muted(true)
+Session:save_state("")
+""")
+    return session, ids["region_id"], placed["region_id"]
+
+
+def test_a_track_picked_by_its_selection_sends_the_region_it_plays_not_a_muted_one_above_it(ardour, tmp_path):
+    session, song_id, take_id = song_with_a_muted_take_over_it(ardour, tmp_path)
+
+    [picked] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local under_take = SEND.region_played(track, {9 * RATE})
+local beside = SEND.region_played(track, {4 * RATE})
+local nothing = SEND.region_played(track, {30 * RATE})
+local top = track:playlist():top_region_at(Temporal.timepos_t({9 * RATE}))
+report({{ under_take = under_take:to_stateful():id():to_s(), beside = beside:to_stateful():id():to_s(),
+          nothing = nothing == nil, top = top:to_stateful():id():to_s(), top_muted = top:muted() }})
+""")
+
+    assert (picked["top"], picked["top_muted"]) == (take_id, True)  # the muted take lies above the song
+    assert picked["under_take"] == song_id  # what the track plays at 9 s
+    assert picked["beside"] == song_id
+    assert picked["nothing"] is True
