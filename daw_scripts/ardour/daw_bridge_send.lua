@@ -158,7 +158,7 @@ function DB.describe_region(region)
 			info.sources[#info.sources + 1] = { id = source:isnil() and "" or source:to_stateful():id():to_s() }
 		else
 			info.sources[#info.sources + 1] = { path = file:path(), channel = file:channel(),
-			                                    id = source:to_stateful():id():to_s() }
+			                                    id = source:to_stateful():id():to_s(), frames = source:length():samples() }
 		end
 	end
 	return info
@@ -225,6 +225,28 @@ function DB.region_played(track, at)
 	local region = track:playlist():top_unmuted_region_at(Temporal.timepos_t(at))
 	if region == nil or region:isnil() then return nil end
 	return region
+end
+
+-- Ardour plays an embedded file that is not at the session's rate sample for sample, so at the wrong speed, and the
+-- timeline's seconds are not the file's. Ardour's Lua tells no source's rate, but its Readable of a file is resampled
+-- to the session's rate: a length other than the frames the region's source holds gives the file's rate away.
+-- Returns nil when every file is at the session's rate, else the reason for the producer.
+function DB.rate_refusal(session, info, rate)
+	for _, source in ipairs(info.sources) do
+		if source.frames and source.frames > 0 then
+			for reader in ARDOUR.Readable.load(session, source.path):iter() do
+				local resampled = reader:readable_length()
+				if resampled > 0 and math.abs(resampled - source.frames) > 1 then
+					return string.format("The region '%s' plays %s, a file at %d Hz, in this %d Hz session: Ardour "
+						.. "plays it at the wrong speed, so its times are not the file's. Import the file again with "
+						.. "conversion (Session > Import) and use that region.", info.name, DB.basename(source.path),
+						math.floor(rate * source.frames / resampled + 0.5), rate)
+				end
+				break
+			end
+		end
+	end
+	return nil
 end
 
 -- -- the request ---------------------------------------------------------------------------------------------------
@@ -439,6 +461,8 @@ function DB.send_range(session, region, track, first, last, operation, choices, 
 	local info = DB.describe_region(region)
 	local storage, refusal = DB.storage(info)
 	if not storage then return nil, refusal end
+	refusal = DB.rate_refusal(session, info, rate)
+	if refusal then return nil, refusal end
 	-- Inpaint replaces first..last; Extend continues after a point: the range's end, or `first` when there is none.
 	local mapping, outside
 	if operation == "inpaint" then

@@ -48,3 +48,32 @@ report({{ under_take = under_take:to_stateful():id():to_s(), beside = beside:to_
     assert picked["under_take"] == song_id  # what the track plays at 9 s
     assert picked["beside"] == song_id
     assert picked["nothing"] is True
+
+
+def test_a_region_whose_file_is_at_another_rate_than_the_session_is_refused_with_the_reason(ardour, tmp_path):
+    # embedded without conversion, Ardour plays a 48 kHz file in a 44.1 kHz session sample for sample, 9% fast: the
+    # timeline's seconds are not the file's, and no source range would be what the producer hears
+    frames = 48000 * 10
+    ramp = (np.arange(frames) / frames).astype("float32")
+    song = tmp_path / "song48.wav"
+    sf.write(song, np.stack([ramp, ramp], 1), 48000, subtype="FLOAT")
+    session, ids = ardour.make_session_with_ids(tmp_path / "rates", song, frames=frames, position=2 * RATE,
+                                                trim=RATE, length=5 * RATE)
+
+    [sent] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local region = track:playlist():region_by_id(PBD.ID("{ids['region_id']}"))
+-- what the track plays 1 s into the region: file sample {RATE} + {RATE}, not the file's second 2.0
+local buffer = ARDOUR.DSP.DspShm(1)
+region:to_audioregion():to_readable():read(buffer:to_float(0), {RATE}, 1, 0)
+local request, message = SEND.send_range(Session, region, track, {3 * RATE}, {4 * RATE}, "inpaint",
+    {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }})
+report({{ played = buffer:to_float(0):array()[1] * {frames}, request = request or false, message = message }})
+""")
+
+    assert round(sent["played"]) == 2 * RATE  # Ardour really plays the file's samples at the session's rate
+    assert sent["request"] is False
+    assert sent["message"] == (
+        "The region 'song' plays song48.wav, a file at 48000 Hz, in this 44100 Hz session: Ardour plays it at the "
+        "wrong speed, so its times are not the file's. Import the file again with conversion (Session > Import) "
+        "and use that region.")
