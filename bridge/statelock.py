@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 from bridge.exceptions import BridgeError
@@ -30,7 +31,7 @@ class StateLock:
     @classmethod
     def acquire(cls, state_dir: Path, osc_host: str, osc_port: int) -> "StateLock":
         """Lock ``state_dir`` for this process, or raise a BridgeError naming the daemon that holds it."""
-        state_dir.mkdir(parents=True, exist_ok=True)
+        make_private(state_dir)
         path = state_dir / LOCK_NAME
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -52,6 +53,17 @@ class StateLock:
         if fd is not None:
             os.ftruncate(fd, 0)  # the next reader finds no stale pid; the file itself stays (see _lock)
             os.close(fd)  # closing releases the lock
+
+
+def make_private(state_dir: Path) -> None:
+    """Create the state folder for this user only, or make it so: its journal keeps signed result addresses and
+    webhook secrets, and its work folder copies of the producer's audio. A folder we may not change stays as it is."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if os.name != "nt" and stat.S_IMODE(state_dir.stat().st_mode) & 0o077:
+            os.chmod(state_dir, 0o700)
+    except OSError:
+        pass
 
 
 def _lock(fd: int) -> None:
@@ -85,7 +97,7 @@ def hold(path: Path, *, exclusive: bool) -> int | None:
     lock shared while it runs, and only when nobody does can a job left mid-flight be taken up. Windows has no shared
     locks, so there an exclusive request always returns None (nobody can tell).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     if os.name == "nt":
         if exclusive:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import stat
 
 import pytest
 
@@ -82,7 +83,21 @@ def test_every_listener_is_on_loopback_and_webhooks_need_their_jobs_secret(tmp_p
     assert knocks == {"no secret": 404, "wrong secret": 404, "secret under another prefix": 404,
                       "secret with a suffix": 404, "GET with the secret": 405, "2 MB body": 413, "not JSON": 400,
                       "the job's secret": 200}, knocks
+    assert stat.S_IMODE(project.state.stat().st_mode) == 0o700  # the journal holding that secret is ours alone
     figures["exposure"] = {"listeners": sorted(sockets), "webhook answers": knocks}
+
+
+@pytest.mark.parametrize("mode", [None, 0o755])
+def test_the_state_folder_is_readable_by_its_user_only(tmp_path, demo_song_path, mode):
+    """Other people on the machine cannot read the journal's signed result addresses and webhook secrets, nor the
+    work copies of the song: a new state folder is made private, one an older version made (0755) is tightened."""
+    project = Project(tmp_path / "project", demo_song_path)
+    if mode is not None:
+        project.state.mkdir(mode=mode)
+        project.state.chmod(mode)
+    daemon = Daemon(project).start()
+    daemon.stop()
+    assert stat.S_IMODE(project.state.stat().st_mode) == 0o700
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
