@@ -409,7 +409,8 @@ function DB.plan(manifest, rate, origin_now)
 	local ids = type(manifest.ids) == "table" and manifest.ids or {}
 	local source = type(manifest.source) == "table" and manifest.source or {}
 	local position
-	local origin = origin_now and ids.item and origin_now(ids.item, ids.track)
+	local origin, gain
+	if origin_now and ids.item then origin, gain = origin_now(ids.item, ids.track) end
 	if origin and type(source.span_start) == "number" then
 		position = origin + math.floor(source.span_start * rate + 0.5)
 	else
@@ -430,6 +431,7 @@ function DB.plan(manifest, rate, origin_now)
 		length = length - trim,
 		channels = manifest.channels,
 		frames = manifest.frames,
+		gain = gain,  -- the source region's gain, so the variant joins it at its level (nil: unity)
 		sample_rate = manifest.sample_rate,
 	}
 end
@@ -451,7 +453,7 @@ function DB.track_for(session, track_id, channels)
 	return made:front():to_track()
 end
 
--- origin_now for DB.plan, answered from the session.
+-- origin_now for DB.plan, answered from the session: the origin, then the region's gain (scale amplitude).
 function DB.origin_finder(session)
 	return function(item_id, track_id)
 		if not (numeric_id(item_id) and numeric_id(track_id)) then return nil end
@@ -459,7 +461,7 @@ function DB.origin_finder(session)
 		if not route or route:isnil() or route:to_track():isnil() then return nil end
 		local region = route:to_track():playlist():region_by_id(PBD.ID(item_id))
 		if not region or region:isnil() then return nil end
-		return region:position():samples() - region:start():samples()
+		return region:position():samples() - region:start():samples(), region:to_audioregion():scale_amplitude()
 	end
 end
 
@@ -503,8 +505,8 @@ local function add_to_playlist(xml, playlist_id, text)
 end
 
 -- The session file's text with the placements added, and the ids of the regions placed. A placement: file (name in
--- audiofiles/), channels, frames, name, playlist_id, position, trim, length (samples). `superclock` is superclock
--- ticks per sample. Each region placed lies above every region already there, and above the ones placed before it.
+-- audiofiles/), channels, frames, name, playlist_id, position, trim, length (samples), gain (scale amplitude, or nil).
+-- `superclock` is superclock ticks per sample. Each region placed lies above every region already there, and above the ones placed before it.
 function DB.add_regions(xml, placements, superclock)
 	local counter_at, _, counter = xml:find('id%-counter="(%d+)"')
 	if not counter_at then return nil, "the session file has no id-counter" end
@@ -525,17 +527,17 @@ function DB.add_regions(xml, placements, superclock)
 				xml_escape(p.file), ids[channel], channel)
 			refs[#refs + 1] = string.format('source-%d="%s" master-source-%d="%s"', channel, ids[channel], channel, ids[channel])
 		end
-		local function region(id, whole, start, length, position, layer)
+		local function region(id, whole, start, length, position, layer, gain)
 			return string.format('<Region name="%s" whole-file="%d" import="1" start="a%d" length="a%d@a%d" '
-				.. 'layering-index="%d" id="%s" type="audio" %s channels="%d"/>\n', xml_escape(p.name), whole,
+				.. 'layering-index="%d" id="%s" type="audio" %s channels="%d"%s/>\n', xml_escape(p.name), whole,
 				start * superclock, length * superclock, position * superclock, layer, id, table.concat(refs, " "),
-				p.channels)
+				p.channels, gain and string.format(' scale-amplitude="%.17g"', gain) or "")
 		end
 		wholes[#wholes + 1] = "    " .. region(new_id(), 1, 0, p.frames, 0, 0)
 		placed[#placed + 1] = new_id()
 		top = top + 1
 		local text = add_to_playlist(xml, p.playlist_id,
-			"      " .. region(placed[#placed], 0, p.trim, p.length, p.position, top))
+			"      " .. region(placed[#placed], 0, p.trim, p.length, p.position, top, p.gain))
 		if not text then return nil, "the session file has no playlist " .. p.playlist_id end
 		xml = text
 	end
@@ -639,6 +641,7 @@ function DB.import_with_editor(plan, track)
 		region:trim_front(Temporal.timepos_t(plan.trim))
 	end
 	region:set_name(plan.name)
+	if plan.gain then region:to_audioregion():set_scale_amplitude(plan.gain) end
 	local playlist = track:playlist()
 	Session:begin_reversible_command("DAW Bridge: import " .. plan.name)
 	playlist:to_stateful():clear_changes()

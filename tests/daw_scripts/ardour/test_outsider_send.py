@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from tests.daw_scripts.ardour.conftest import RATE, load, lua_string
+from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string
+from tests.daw_scripts.ardour.test_import_core import manifest
 
 SONG_FRAMES = 20 * RATE
 TAKE_FRAMES = 4 * RATE
@@ -77,3 +78,40 @@ report({{ played = buffer:to_float(0):array()[1] * {frames}, request = request o
         "The region 'song' plays song48.wav, a file at 48000 Hz, in this 44100 Hz session: Ardour plays it at the "
         "wrong speed, so its times are not the file's. Import the file again with conversion (Session > Import) "
         "and use that region.")
+
+
+def test_a_variant_imported_over_a_region_turned_down_plays_at_that_regions_gain(ardour, tmp_path):
+    # the producer turned the song's region down 6 dB (region gain); a variant at 0 dB over it would jump in level at
+    # both joins, which the handles are there to hide
+    song = tmp_path / "song.wav"
+    sf.write(song, np.zeros((SONG_FRAMES, 2), dtype="float32"), RATE, subtype="FLOAT")
+    session, ids = ardour.make_session_with_ids(tmp_path / "gain", song, frames=SONG_FRAMES, position=2 * RATE,
+                                                trim=0, length=SONG_FRAMES)
+    ardour.run(load(session) + f"""
+local region = Session:route_by_name("Song"):to_track():playlist():region_by_id(PBD.ID("{ids['region_id']}"))
+region:to_audioregion():set_scale_amplitude(0.5)
+Session:save_state("")
+""")
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "variant", ids={"item": ids["region_id"], "track": ids["track_id"]},
+             timeline={"position": 10.5, "length": 1.0},
+             source={"path": str(song), "start": 9.0, "end": 9.5, "span_start": 8.5, "span_end": 9.5,
+                     "position": 2.0})
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert "imported variant.json" in printed
+    [regions] = ardour.run(load(session) + """
+local found = {}
+for region in Session:route_by_name("Song"):to_track():playlist():region_list():iter() do
+  found[#found + 1] = { name = region:name(), position = region:position():samples(),
+                        gain = region:to_audioregion():scale_amplitude() }
+end
+report(found)
+""")
+    by_name = {r["name"]: r for r in regions}
+    assert by_name["song"]["gain"] == 0.5
+    [variant] = [r for r in regions if r["name"].startswith("inpaint v1")]
+    assert variant["position"] == int(10.5 * RATE)
+    assert variant["gain"] == 0.5
