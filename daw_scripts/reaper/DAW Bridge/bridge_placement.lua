@@ -3,11 +3,12 @@
 --
 -- patch: the audio covers source time span_start..span_end (the edited range plus handles). The item that plays
 --        the source is split at the span's edges and the result becomes a new take on the middle piece (start
---        offset 0, the source take's playrate,
---        pitch, volume, pan and channel mode), so the rest of the item stays untouched and the producer can flip
+--        offset 0, the source take's playrate), so the rest of the item stays untouched and the producer can flip
 --        between the original and each variant with the take selector. A second variant lands on the same piece.
 -- full:  the audio is the whole song; it becomes a take on the item with the source take's own start offset and
 --        playrate, so every moment lines up with the original.
+-- Either way the new take plays its file as the source take plays the song: same pitch shift, volume, pan and
+-- channel mode, so flipping takes changes the music and nothing else.
 -- The timeline placement is computed through the item's current position, offset and playrate, so it stays right
 -- when the item was moved after the request; it equals the manifest's timeline.position for an unmoved item at
 -- playrate 1. Results whose item is gone (or that came from a render of the mix) go to a "DAW Bridge results" track
