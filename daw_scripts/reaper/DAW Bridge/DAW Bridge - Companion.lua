@@ -29,5 +29,6 @@ local function tick()
   reaper.defer(tick)
 end
 
-util.log("companion started; watching " .. (util.project_saved() and util.drop_folder() or "the project once it is saved"))
+util.log("companion started; watching "
+  .. (util.project_saved() and util.drop_folder() or "the project once it is saved"))
 tick()

@@ -34,16 +34,34 @@ local function refusal(reason, renderable)
   return { reason = reason, renderable = renderable ~= false }
 end
 
---- The selected item that holds the range t0..t1 (for an extension, t0 == t1), or nil and a refusal.
+--- An item as the producer knows it: "mix.wav on 'Mix'".
+local function item_words(item)
+  local take = reaper.GetActiveTake(item)
+  local file = take and not reaper.TakeIsMIDI(take)
+    and reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(take))
+  local _, track = reaper.GetSetMediaTrackInfo_String(reaper.GetMediaItem_Track(item), "P_NAME", "", false)
+  return string.format("%s on '%s'", (file and file ~= "") and util.basename(file) or "an item", track)
+end
+
+--- The selected item that holds the range t0..t1 (for an extension, t0 == t1), or nil and a refusal. Several
+--- selected items holding it are refused by name: which one to replace is the producer's to say.
 function map.selected_item(t0, t1)
   local count = reaper.CountSelectedMediaItems(0)
   if count == 0 then return nil, refusal("No item is selected. Select the item whose audio should be used.") end
-  local nearest
+  local nearest, holding = nil, {}
   for i = 0, count - 1 do
     local item = reaper.GetSelectedMediaItem(0, i)
     local first, last = item_bounds(item)
-    if t0 >= first - EPSILON and t1 <= last + EPSILON then return item end
+    if t0 >= first - EPSILON and t1 <= last + EPSILON then holding[#holding + 1] = item end
     nearest = nearest or { first, last }
+  end
+  if #holding == 1 then return holding[1] end
+  if #holding > 1 then
+    local names = {}
+    for _, item in ipairs(holding) do names[#names + 1] = item_words(item) end
+    local range = t0 == t1 and util.seconds(t0) or ("the range " .. util.seconds(t0) .. " to " .. util.seconds(t1))
+    return nil, refusal(string.format("%d selected items hold %s (%s). Select only the one to send.",
+      #holding, range, table.concat(names, ", ")))
   end
   return nil, refusal(string.format(
     "The range %s to %s is not inside the selected item (%s to %s). Select the item that holds the whole range.",
