@@ -108,6 +108,16 @@ def wait_for_pictures(folder: Path, timeout: float = 60.0) -> None:
 
 
 @pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """HOME is a fresh folder (the DAWs' and the user's config folders under it start empty)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    return home
+
+
+@pytest.fixture
 def project(tmp_path, demo_song_path) -> Project:
     return Project(tmp_path / "project", demo_song_path)
 

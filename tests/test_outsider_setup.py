@@ -29,15 +29,6 @@ def _cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    return home
-
-
-@pytest.fixture
 def reaper(home):
     resource = home / ".config" / "REAPER"
     (resource / "Scripts" / "Mine").mkdir(parents=True)

@@ -32,15 +32,6 @@ KB_LINES = [
 KB = ("\r\n".join(KB_LINES) + "\r\n").encode()
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    return home
-
-
 
 def reaper_files() -> int:
     """What install reaper writes: every script of the package, and reaper-kb.ini."""
