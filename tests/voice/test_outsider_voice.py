@@ -6,6 +6,7 @@ tests/voice/test_listener.py does the same through a real microphone path.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import soundfile as sf
 
@@ -17,25 +18,34 @@ CLOUD = MAPPING + '\n[presets.cloud]\nbackend = "musicgpt"\nnum_outputs = 1\n\n[
 TALK = ("note", 45, 1)
 
 
+@contextlib.asynccontextmanager
+async def listening(tmp_path, song):
+    """A rig with a paid preset and a voice frontend whose replies to the producer are kept: (rig, voice, told)."""
+    async with rig(tmp_path, song, mapping=CLOUD) as r:
+        voice = VoiceFrontend(r.frontend, r.config)
+        told = []
+        voice._tell = lambda result, outcome, message: told.append((outcome, message))
+        try:
+            yield r, voice, told
+        finally:
+            await voice.close()
+
+
 def test_a_confirmed_paid_command_runs_on_the_bars_said_not_where_the_cursor_moved_on(tmp_path, demo_song_path,
                                                                                         no_midi_server):  # noqa: F811
     async def story():
-        async with rig(tmp_path, demo_song_path, mapping=CLOUD) as r:
-            voice = VoiceFrontend(r.frontend, r.config)
-            try:
-                daw = r.frontend.context
-                daw.follow_transport("reaper", cursor=9.0, tempo=120.0, beats_per_bar=4.0)  # bars of 2 s
-                said = {"command": "extend", "bars": 2, "anchor": "next", "preset": "cloud"}
-                voice.heard(Result("bridge extend the next two bars with cloud", said, 0.8), TALK)
-                assert r.jobs() == []  # paid: it waits for the go-ahead
-                for cursor in (10.0, 11.0, 12.0, 13.0):  # REAPER plays on while the producer says it
-                    daw.follow_transport("reaper", cursor=cursor, tempo=120.0, beats_per_bar=4.0)
-                voice.heard(Result("bridge yes confirm", {"command": "confirm"}, 0.8), TALK)
-                await until(lambda: r.jobs(), what="the confirmed job")
-                await r.service.drain()
-                return r.jobs(), r.backends["musicgpt"].submits
-            finally:
-                await voice.close()
+        async with listening(tmp_path, demo_song_path) as (r, voice, _):
+            daw = r.frontend.context
+            daw.follow_transport("reaper", cursor=9.0, tempo=120.0, beats_per_bar=4.0)  # bars of 2 s
+            said = {"command": "extend", "bars": 2, "anchor": "next", "preset": "cloud"}
+            voice.heard(Result("bridge extend the next two bars with cloud", said, 0.8), TALK)
+            assert r.jobs() == []  # paid: it waits for the go-ahead
+            for cursor in (10.0, 11.0, 12.0, 13.0):  # REAPER plays on while the producer says it
+                daw.follow_transport("reaper", cursor=cursor, tempo=120.0, beats_per_bar=4.0)
+            voice.heard(Result("bridge yes confirm", {"command": "confirm"}, 0.8), TALK)
+            await until(lambda: r.jobs(), what="the confirmed job")
+            await r.service.drain()
+            return r.jobs(), r.backends["musicgpt"].submits
 
     jobs, submits = asyncio.run(story())
     assert submits == 1 and len(jobs) == 1
@@ -47,17 +57,11 @@ def test_a_confirmed_paid_command_runs_on_the_bars_said_not_where_the_cursor_mov
 def test_a_paid_command_that_cannot_be_placed_is_refused_at_once_not_after_the_go_ahead(tmp_path, demo_song_path,
                                                                                          no_midi_server):  # noqa: F811
     async def story():
-        async with rig(tmp_path, demo_song_path, mapping=CLOUD) as r:
-            voice = VoiceFrontend(r.frontend, r.config)
-            try:
-                told = []
-                voice._tell = lambda result, outcome, message: told.append((outcome, message))
-                # no play cursor known (no [midi.daw] feedback): there are no bars to count
-                said = {"command": "inpaint", "bars": 4, "anchor": "last", "preset": "cloud"}
-                voice.heard(Result("bridge inpaint the last four bars with cloud", said, 0.8), TALK)
-                return told, voice._waiting, r.jobs()
-            finally:
-                await voice.close()
+        async with listening(tmp_path, demo_song_path) as (r, voice, told):
+            # no play cursor known (no [midi.daw] feedback): there are no bars to count
+            said = {"command": "inpaint", "bars": 4, "anchor": "last", "preset": "cloud"}
+            voice.heard(Result("bridge inpaint the last four bars with cloud", said, 0.8), TALK)
+            return told, voice._waiting, r.jobs()
 
     told, waiting, jobs = asyncio.run(story())
     assert waiting is None and jobs == []
@@ -67,18 +71,12 @@ def test_a_paid_command_that_cannot_be_placed_is_refused_at_once_not_after_the_g
 def test_a_paid_command_past_the_songs_end_is_refused_before_asking_for_the_go_ahead(tmp_path, demo_song_path,
                                                                                      no_midi_server):  # noqa: F811
     async def story():
-        async with rig(tmp_path, demo_song_path, mapping=CLOUD) as r:
-            voice = VoiceFrontend(r.frontend, r.config)
-            try:
-                told = []
-                voice._tell = lambda result, outcome, message: told.append((outcome, message))
-                end = sf.info(str(r.song)).duration
-                r.frontend.context.follow_transport("reaper", cursor=end - 1.0, tempo=120.0, beats_per_bar=4.0)
-                said = {"command": "inpaint", "bars": 2, "anchor": "next", "preset": "cloud"}
-                voice.heard(Result("bridge inpaint the next two bars with cloud", said, 0.8), TALK)
-                return told, voice._waiting, r.jobs(), end
-            finally:
-                await voice.close()
+        async with listening(tmp_path, demo_song_path) as (r, voice, told):
+            end = sf.info(str(r.song)).duration
+            r.frontend.context.follow_transport("reaper", cursor=end - 1.0, tempo=120.0, beats_per_bar=4.0)
+            said = {"command": "inpaint", "bars": 2, "anchor": "next", "preset": "cloud"}
+            voice.heard(Result("bridge inpaint the next two bars with cloud", said, 0.8), TALK)
+            return told, voice._waiting, r.jobs(), end
 
     told, waiting, jobs, end = asyncio.run(story())
     assert waiting is None and jobs == []
