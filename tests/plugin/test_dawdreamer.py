@@ -24,13 +24,15 @@ SONG = np.random.default_rng(21).uniform(-1, 1, (2, 3 * RATE)).astype(np.float32
 
 
 class Session:
-    """A DawDreamer engine playing SONG into the plugin; parameters are set by name in the plugin's own units."""
+    """A DawDreamer engine playing SONG (or ``played``, channels first) into the plugin from song position 0, at
+    48 kHz in blocks of ``block``; parameters are set by name in the plugin's own units."""
 
-    def __init__(self, plugin_path: str):
-        self.engine = daw.RenderEngine(RATE, BLOCK)
+    def __init__(self, plugin_path: str, played: np.ndarray = SONG, block: int = BLOCK):
+        self.block = block
+        self.engine = daw.RenderEngine(RATE, block)
         self.engine.set_bpm(97.0)
         self.plugin = self.engine.make_plugin_processor("daw_bridge", plugin_path)
-        self.engine.load_graph([(self.engine.make_playback_processor("song", SONG), []),
+        self.engine.load_graph([(self.engine.make_playback_processor("song", played), []),
                                 (self.plugin, ["song"])])
         self.parameters = {self.plugin.get_parameter_name(i): i for i in range(self.plugin.get_plugin_parameter_size())}
 
@@ -41,14 +43,25 @@ class Session:
         self.engine.render(seconds)
         return self.engine.get_audio()
 
+    def press_inpaint(self) -> None:
+        """A momentary press of Inpaint, as a footswitch mapped to the parameter sends it, in 0.1 s of song."""
+        press = np.zeros(RATE // 10, np.float32)
+        press[self.block:4 * self.block] = 1.0
+        self.plugin.set_automation(self.parameters["Inpaint"], press)
+        self.render(0.1)
+        self.plugin.set_automation(self.parameters["Inpaint"], np.zeros(1, np.float32))
+
+    def close(self) -> None:
+        del self.plugin, self.engine  # the plugin instance (and its capture thread) ends here, not at exit
+        gc.collect()
+
 
 @pytest.fixture
 def session(bundles, tmp_path, monkeypatch):
     monkeypatch.setenv("DAW_BRIDGE_CAPTURE_DIR", str(tmp_path / "captures"))
     made = Session(str(bundles / "DawBridge.vst3"))
     yield made
-    del made.plugin, made.engine  # the plugin instance (and its capture thread) ends here, not at exit
-    gc.collect()
+    made.close()
 
 
 def wait_for_capture(captures: Path, spans: int) -> dict:
@@ -87,10 +100,7 @@ def test_an_inpaint_press_is_delivered_and_variant_1_plays_in_place_on_the_next_
     with StandInDaemon(timeout=3.0) as daemon:
         session.set("Daemon OSC port", daemon.port, 1, 65535)
         session.render(2.0)  # played once: the capture holds the range and its context
-        press = np.zeros(RATE // 10, np.float32)
-        press[BLOCK:4 * BLOCK] = 1.0  # a momentary press, as a footswitch mapped to the parameter sends it
-        session.plugin.set_automation(session.parameters["Inpaint"], press)
-        session.render(0.1)
+        session.press_inpaint()
         daemon.answer_inpaint(tmp_path / "drop", [variant], first / RATE, RATE)
     wait_for_job(tmp_path / "captures", ("ready",))
     session.set("Variant", 1, 0, 16)

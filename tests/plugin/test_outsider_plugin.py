@@ -34,7 +34,8 @@ from .conftest import RATE, Capture, only_capture, wait_for_job
 from .hosts.clap import finish_clap_host, run_clap_host, start_clap_host
 from .hosts.standin import StandInDaemon
 from .test_clap import with_variant
-from .test_pedalboard import delivered, reopened  # a pedalboard instance with two 48 kHz variants; reopening it
+from .test_dawdreamer import Session
+from .test_pedalboard import delivered, pressed, reopened  # pedalboard instances: pressed, answered, reopened
 
 # in the test extra; absent only outside `pip install -e '.[test]'`. DawDreamer's tests come first: a DawDreamer
 # plugin made after pedalboard has loaded one crashes the process (the two bundle their own JUCE), not the reverse.
@@ -64,44 +65,12 @@ def new_instance(captures: Path, before: set[str]) -> str:
 
 # --- what the daemon (or something in its place) says -------------------------------------------------------------
 
-DD_BLOCK = 256
 SONG = np.random.default_rng(21).uniform(-0.5, 0.5, (2, 3 * RATE)).astype(np.float32)  # DawDreamer: channels first
-
-
-class Song:
-    """SONG (or ``played``) rendered through the VST3 in DawDreamer at 48 kHz, with a transport from 0; parameters
-    are set by name in the plugin's own units."""
-
-    def __init__(self, plugin: Path, played: np.ndarray = SONG, block: int = DD_BLOCK):
-        self.block = block
-        self.engine = daw.RenderEngine(RATE, block)
-        self.plugin = self.engine.make_plugin_processor("daw_bridge", str(plugin))
-        self.engine.load_graph([(self.engine.make_playback_processor("song", played), []), (self.plugin, ["song"])])
-        self.parameters = {self.plugin.get_parameter_name(i): i for i in range(self.plugin.get_plugin_parameter_size())}
-
-    def set(self, name: str, value: float, low: float, high: float) -> None:
-        self.plugin.set_parameter(self.parameters[name], (value - low) / (high - low))  # VST3 values are 0..1
-
-    def render(self, seconds: float) -> np.ndarray:
-        self.engine.render(seconds)
-        return self.engine.get_audio()
-
-    def press_inpaint(self) -> None:
-        """A momentary press, as a footswitch mapped to the parameter sends it."""
-        press = np.zeros(RATE // 10, np.float32)
-        press[self.block:4 * self.block] = 1.0
-        self.plugin.set_automation(self.parameters["Inpaint"], press)
-        self.render(0.1)
-        self.plugin.set_automation(self.parameters["Inpaint"], np.zeros(1, np.float32))
-
-    def close(self) -> None:
-        del self.plugin, self.engine  # the instance (and its capture thread) ends here, not at exit
-        gc.collect()
 
 
 @pytest.fixture
 def song(bundles, captures):
-    made = Song(bundles / "DawBridge.vst3")
+    made = Session(str(bundles / "DawBridge.vst3"), SONG)
     yield made
     made.close()
 
@@ -141,7 +110,7 @@ def test_variant_automation_faster_than_the_fade_never_jumps(bundles, tmp_path, 
     restarted the fade from the new source wherever the last one stood, a jump of up to 0.87 on a 0.5 sine
     (the variant is the song upside down). Now a flip back turns the fade round, and the output stays smooth."""
     wave = (0.5 * np.sin(2 * np.pi * 437.3 * np.arange(3 * RATE) / RATE)).astype(np.float32)
-    played = Song(bundles / "DawBridge.vst3", np.stack([wave, wave]), block=block)
+    played = Session(str(bundles / "DawBridge.vst3"), np.stack([wave, wave]), block)
     try:
         with StandInDaemon(timeout=3.0) as daemon:
             played.set("Daemon OSC port", daemon.port, 1, 65535)
@@ -193,7 +162,7 @@ def test_an_infinity_the_track_played_once_does_not_set_the_loudness_match(bundl
     played = SONG.copy()
     first = RATE // 2
     played[0, first + 30000] = np.inf
-    song = Song(bundles / "DawBridge.vst3", played)
+    song = Session(str(bundles / "DawBridge.vst3"), played)
     try:
         with StandInDaemon(timeout=3.0) as daemon:
             song.set("Daemon OSC port", daemon.port, 1, 65535)
@@ -292,20 +261,22 @@ def test_a_variant_file_away_when_the_project_is_reopened_keeps_the_job_in_the_s
 
 
 
+def request_of(daemon_port) -> tuple[str, tuple]:
+    """The request the plugin sent the stand-in daemon: (its request_id, where to answer)."""
+    datagram, reply_to = daemon_port.recvfrom(65536)
+    [(_, args)] = decode(datagram)
+    return args[args.index("request_id") + 1], reply_to
+
+
 def test_a_result_named_by_a_fifo_is_refused_and_does_not_hang_the_plugin(bundles, tmp_path, captures, daemon_port):
     """A /bridge/done (from anything on this machine that learnt the job id) names a FIFO: opening it blocked the
     plugin's background thread for good, and the host's close with it (it joins that thread); /dev/zero would have
     filled the memory. Only plain files are read."""
     fifo = tmp_path / "not-a-manifest.json"
     os.mkfifo(fifo)
-    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    plugin = pressed(bundles, daemon_port)
     try:
-        plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
-        plugin.inpaint = True
-        plugin.process(SILENCE, 48000)
-        datagram, reply_to = daemon_port.recvfrom(65536)
-        [(_, args)] = decode(datagram)
-        request_id = args[args.index("request_id") + 1]
+        request_id, reply_to = request_of(daemon_port)
         daemon_port.sendto(encode("/bridge/accepted", [request_id, "j-fifo"]), reply_to)
         daemon_port.sendto(encode("/bridge/done", ["j-fifo", str(fifo)]), reply_to)
         job = wait_for_job(captures, ("load_failed",))
@@ -323,14 +294,9 @@ def test_cancel_pressed_before_the_daemon_accepted_the_job_is_sent_once_it_does(
     """The producer presses Inpaint, sees the wrong range and presses Cancel at once, before the daemon's
     /bridge/accepted came back (a busy or restarting daemon answers late): the cancel was dropped, and the job
     ran to its end, perhaps paid for. It now goes to the daemon as soon as the job has an id."""
-    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    plugin = pressed(bundles, daemon_port)
     try:
-        plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
-        plugin.inpaint = True
-        plugin.process(SILENCE, 48000)
-        datagram, reply_to = daemon_port.recvfrom(65536)
-        [(_, args)] = decode(datagram)
-        request_id = args[args.index("request_id") + 1]
+        request_id, reply_to = request_of(daemon_port)
         plugin.cancel = True
         plugin.process(SILENCE, 48000)
         wait_for_index(captures, lambda index: [r["operation"] for r in index["requests"]] == ["inpaint", "cancel"])
@@ -350,11 +316,8 @@ def test_a_new_instance_never_writes_into_an_older_capture_of_the_same_name(bund
     for name in earlier:
         (captures / name).mkdir(parents=True)
         (captures / name / "index.json").write_text('{"an": "earlier capture"}')
-    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    plugin = pressed(bundles, daemon_port)
     try:
-        plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
-        plugin.inpaint = True
-        plugin.process(SILENCE, 48000)
         [(_, args)] = decode(daemon_port.recvfrom(65536)[0])  # sent once the instance's index is written
     finally:
         del plugin
@@ -375,14 +338,9 @@ def raw_osc(address: str, *strings: bytes) -> bytes:
 def test_a_reply_whose_text_is_not_utf8_leaves_the_capture_index_readable(bundles, captures, daemon_port):
     """Something on this machine answers the plugin's request with a job id and a message holding bytes that are no
     UTF-8: index.json took them as they were, and no JSON reader (the daemon's included) could read it after."""
-    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
+    plugin = pressed(bundles, daemon_port)
     try:
-        plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
-        plugin.inpaint = True
-        plugin.process(SILENCE, 48000)
-        datagram, reply_to = daemon_port.recvfrom(65536)
-        [(_, args)] = decode(datagram)
-        request_id = args[args.index("request_id") + 1]
+        request_id, reply_to = request_of(daemon_port)
         daemon_port.sendto(raw_osc("/bridge/accepted", request_id.encode(), b"j-\xff\xc3("), reply_to)
         daemon_port.sendto(raw_osc("/bridge/state", b"j-\xff\xc3(", b"generating", b"(progress)",
                                    b"\xed\xa0\x80 \xc3\xa9t\xc3\xa9"),
@@ -397,13 +355,8 @@ def test_a_reply_whose_text_is_not_utf8_leaves_the_capture_index_readable(bundle
 def test_a_progress_that_is_no_number_leaves_the_capture_index_readable(bundles, captures, daemon_port):
     """A /bridge/state whose progress is NaN (or 7) once went into index.json as "nan": no JSON reader (the
     daemon's included) could read the capture then. Progress stays what it was."""
-    plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
-    plugin.parameters["daemon_osc_port"].raw_value = (daemon_port.getsockname()[1] - 1) / 65534
-    plugin.inpaint = True
-    plugin.process(SILENCE, 48000)
-    datagram, reply_to = daemon_port.recvfrom(65536)
-    [(_, args)] = decode(datagram)
-    request_id = args[args.index("request_id") + 1]
+    plugin = pressed(bundles, daemon_port)
+    request_id, reply_to = request_of(daemon_port)
     daemon_port.sendto(encode("/bridge/accepted", [request_id, "j-nan"]), reply_to)
     daemon_port.sendto(encode("/bridge/state", ["j-nan", "generating", math.nan, "a NaN progress"]), reply_to)
     job = wait_for_job(captures, ("working",))

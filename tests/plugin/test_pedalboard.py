@@ -48,13 +48,19 @@ def test_nothing_is_captured_while_the_host_is_not_playing(plugin, tmp_path):
 SILENCE = np.zeros((2, 512), np.float32)
 
 
-def delivered(bundles, tmp_path, daemon, job_id: str):
-    """A new instance whose inpaint the stand-in daemon answered with two variants, once they are loaded."""
+def pressed(bundles, daemon):
+    """A new instance that sent the stand-in daemon (a UDP socket) its Inpaint request."""
     plugin = pedalboard.load_plugin(str(bundles / "DawBridge.vst3"))
     # set by normalized value: pedalboard snaps values set by name to 1001 steps of the range
     plugin.parameters["daemon_osc_port"].raw_value = (daemon.getsockname()[1] - 1) / 65534
     plugin.inpaint = True
     plugin.process(SILENCE, 48000)  # the host hands parameter changes to the plugin with a block
+    return plugin
+
+
+def delivered(bundles, tmp_path, daemon, job_id: str):
+    """A new instance whose inpaint the stand-in daemon answered with two variants, once they are loaded."""
+    plugin = pressed(bundles, daemon)
     answered = answer_with_variants(daemon, tmp_path / "captures", tmp_path / "drop" / job_id, job_id, 1.0, 1.0)
     assert answered.job["manifests"] == answered.manifests
     return plugin, answered
