@@ -249,6 +249,34 @@ function DB.rate_refusal(session, info, rate)
 	return nil
 end
 
+-- What the track plays over the range is `region`'s file only where no unmuted region lies above it (a take the
+-- producer chose, say) and, when `region` is transparent, where none sounds beneath it. `last` nil: an extension
+-- after `first`, whose material is what plays up to that point. Returns nil, or the reason for the producer.
+function DB.covered_refusal(region, first, last, rate)
+	local playlist = region:playlist()
+	if playlist == nil or playlist:isnil() then return nil end
+	local id, layer, opaque = region:to_stateful():id():to_s(), region:layer(), region:opaque()
+	for other in playlist:region_list():iter() do
+		local start = other:position():samples()
+		local stop = start + other:length():samples()
+		local touches = last and (start < last and stop > first) or (not last and start < first and stop >= first)
+		local above = other:layer() > layer
+		if touches and not other:muted() and other:to_stateful():id():to_s() ~= id and (above or not opaque) then
+			local where = string.format("from %s to %s", clock(seconds(math.max(start, first), rate)),
+				clock(seconds(last and math.min(stop, last) or first, rate)))
+			if not above then
+				return string.format("The region '%s' is transparent (not opaque) and '%s' sounds beneath it %s, so "
+					.. "what plays there is not one file. Make '%s' opaque, or bounce the range first.",
+					region:name(), other:name(), where, region:name())
+			end
+			return string.format("The region '%s' sounds over '%s' %s, inside the range, so what plays there is not "
+				.. "the file of '%s'. Choose a range outside it, or select '%s' and a range within it.",
+				other:name(), region:name(), where, region:name(), other:name())
+		end
+	end
+	return nil
+end
+
 -- -- the request ---------------------------------------------------------------------------------------------------
 
 local request_counter = 0
@@ -471,6 +499,13 @@ function DB.send_range(session, region, track, first, last, operation, choices, 
 		mapping, outside = DB.map_range(info, last or first, nil, rate)
 	end
 	if not mapping then return nil, outside end
+	local covered
+	if operation == "inpaint" then
+		covered = DB.covered_refusal(region, first, last, rate)
+	else
+		covered = DB.covered_refusal(region, last or first, nil, rate)
+	end
+	if covered then return nil, covered end
 	local drop_folder = DB.drop_folder(session:path())
 	local source_path = storage == "file" and info.sources[1].path or DB.interleave(session, info, drop_folder, rate)
 	local ids = { item_id = info.id, track_id = track and track:to_stateful():id():to_s() or nil,

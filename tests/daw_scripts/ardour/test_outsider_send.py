@@ -115,3 +115,41 @@ report(found)
     [variant] = [r for r in regions if r["name"].startswith("inpaint v1")]
     assert variant["position"] == int(10.5 * RATE)
     assert variant["gain"] == 0.5
+
+
+def test_a_range_partly_under_a_region_that_sounds_over_the_selected_one_is_refused_by_name(ardour, tmp_path):
+    # the producer chose a take over 8 s..12 s and now selects the song underneath with a range reaching into it:
+    # what plays there is the take, not the song's file
+    session, song_id, take_id = song_with_a_muted_take_over_it(ardour, tmp_path)
+
+    [sent] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local song = track:playlist():region_by_id(PBD.ID("{song_id}"))
+local take = track:playlist():region_by_id(PBD.ID("{take_id}"))
+local function send(first, last)
+  local request, message = SEND.send_range(Session, song, track, first, last, "inpaint",
+      {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }})
+  return {{ start = request and request.start or false, message = (not request) and message or false }}
+end
+local out = {{ muted = send({10 * RATE}, {14 * RATE}) }}
+take:set_muted(false)
+out.sounding = send({10 * RATE}, {14 * RATE})
+out.beside = send({13 * RATE}, {15 * RATE})
+take:set_opaque(false)  -- the take now lets the song through: what plays over it is both
+local request, message = SEND.send_range(Session, take, track, {9 * RATE}, {11 * RATE}, "inpaint",
+    {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }})
+out.transparent = (not request) and message or false
+out.extend_inside = SEND.send_range(Session, song, track, {9 * RATE}, nil, "extend",
+    {{ prompt = "x", num_outputs = 1, duration = 10.0 }}, {{ host = "127.0.0.1", port = 9 }}) or false
+report(out)
+""")
+
+    assert sent["muted"]["start"] == 8.0  # a muted take over the range changes nothing that plays
+    assert sent["beside"]["start"] == 11.0
+    assert sent["sounding"] == {"start": False, "message": (
+        "The region 'inpaint v1' sounds over 'song' from 10.00 s to 12.00 s, inside the range, so what plays there "
+        "is not the file of 'song'. Choose a range outside it, or select 'inpaint v1' and a range within it.")}
+    assert sent["extend_inside"] is False
+    assert sent["transparent"] == (
+        "The region 'inpaint v1' is transparent (not opaque) and 'song' sounds beneath it from 9.00 s to 11.00 s, so "
+        "what plays there is not one file. Make 'inpaint v1' opaque, or bounce the range first.")
