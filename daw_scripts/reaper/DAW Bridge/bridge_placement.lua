@@ -196,22 +196,40 @@ local function results_track()
   return track
 end
 
+--- The playrate the request's item played its source at, kept beside the results when it was not 1 (bridge_command).
+local function sent_playrate(manifest)
+  local id = json.value(manifest.request_id)
+  if type(id) ~= "string" or id == "" then return 1 end
+  for _, line in ipairs(util.ledger_lines(util.drop_folder(), util.PLAYRATES)) do
+    local request_id, rate = line:match("^(%S+) (%S+)$")
+    rate = tonumber(rate)
+    if request_id == id and rate and rate > 0 then return rate end
+  end
+  return 1
+end
+
 local function place_on_results_track(manifest, audio_path, name)
   local track = results_track()
-  local position, length = manifest.timeline.position, manifest.timeline.length
+  local position, length, playrate = manifest.timeline.position, manifest.timeline.length, sent_playrate(manifest)
+  local source = json.value(manifest.source)
+  if playrate ~= 1 and type(source) == "table" and type(json.value(source.position)) == "number"
+    and type(json.value(source.span_start)) == "number" then
+    -- timeline.position counts source seconds from source.position as timeline seconds, true at rate 1 only
+    position, length = source.position + source.span_start / playrate, length / playrate
+  end
   for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
     local item = reaper.GetTrackMediaItem(track, i)
     -- another variant of the same range: offer it as a take of the same item
     if math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - position) < EPSILON
       and math.abs(reaper.GetMediaItemInfo_Value(item, "D_LENGTH") - length) < EPSILON then
-      add_take(item, audio_path, manifest, name, 0, 1, nil)
+      add_take(item, audio_path, manifest, name, 0, playrate, nil)
       return item, position
     end
   end
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemPosition(item, position, false)
   reaper.SetMediaItemLength(item, length, false)
-  add_take(item, audio_path, manifest, name, 0, 1, nil)
+  add_take(item, audio_path, manifest, name, 0, playrate, nil)
   return item, position
 end
 

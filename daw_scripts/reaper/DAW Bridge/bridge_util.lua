@@ -87,6 +87,8 @@ end
 
 -- Ledgers: what the scripts did, listed one line each beside the results (see bridge_companion.lua) -----------
 
+util.PLAYRATES = ".reaper-playrates" -- "<request id> <playrate>" for each request from an item not at rate 1
+
 --- The lines of the list file `name` in `folder`; {} when there is none yet.
 function util.ledger_lines(folder, name)
   local lines = {}

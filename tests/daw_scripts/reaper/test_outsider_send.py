@@ -1,6 +1,8 @@
 """An outsider's sends and placements: what a producer's project really looks like when Inpaint or Extend runs, and
 where the results land afterwards (REAPER mocked by the harness, which follows REAPER's published API)."""
 
+import json
+
 import pytest
 
 from .conftest import NO
@@ -84,3 +86,55 @@ def test_two_selected_items_both_holding_the_range_are_named_and_nothing_is_sent
         "2 selected items hold the range 15.00 s to 20.00 s (vocal.wav on 'Vocal', mix.wav on 'Mix'). "
         "Select only the one to send."]
     assert not project.inbox.exists() or project.requests() == []
+
+
+def test_a_project_and_song_with_unicode_and_quotes_in_their_paths_are_named_exactly(project):
+    folder = project.tmp / 'Chanson "d\'été" 🎸'
+    folder.mkdir()
+    project.project_path = folder
+    project.state["project_path"] = str(folder)
+    project.state["project_file"] = str(folder / "chanson.RPP")
+    song = str(folder / 'Mélodie "ça" \\ 1.wav')
+    mix = project.add_track('Voix "lead"')
+    item = project.add_item(mix, position=4.0, length=30.0, file=song, offset=2.0)
+    project.select_time(6.0, 9.0)
+
+    result = project.run("inpaint", dialog=[{"Prompt": "très doux"}])
+
+    assert result.errors == []
+    [request] = project.requests()
+    assert (request["source"], request["start"], request["end"]) == (song, 4.0, 7.0)
+    assert request["drop_folder"] == str(folder / "daw-bridge")
+    assert request["prompt"] == "très doux"
+    assert request["item_id"] == item["guid"]
+
+
+def test_a_result_of_an_item_at_double_speed_lands_in_time_when_the_item_is_gone(project):
+    # the item plays its file at twice the speed from source second 4; the producer glues it (a new item, a new file)
+    # while the job runs, so the result goes to the results track, where it must still sound where the range was
+    mix = project.add_track()
+    item = project.add_item(mix, position=10.0, length=30.0, offset=4.0, playrate=2.0)
+    project.select_time(15.0, 20.0)  # source 14 s .. 24 s
+    project.run("inpaint", dialog=[{"Prompt": "x"}])
+    [request] = project.requests()
+    assert (request["start"], request["end"], request["position"]) == (14.0, 24.0, 8.0)
+    mix = project.state["tracks"][0]  # the project as the run left it
+    mix["items"] = []
+    project.add_item(mix, position=10.0, length=30.0, file="/music/song/mix-glued.wav")
+
+    # the daemon's manifest: timeline.position is the request's position plus the span's start, at rate 1
+    deliver(project.drop_folder, start=14.0, end=24.0, handle=1.0, position=8.0, item=item["guid"],
+            track=mix["guid"]).parent
+    for manifest in project.drop_folder.glob("*.json"):
+        data = json.loads(manifest.read_text())
+        data["request_id"] = request["request_id"]
+        manifest.write_text(json.dumps(data))
+
+    result = project.run("import now")
+
+    assert result.errors == [], result.console
+    assert [t["name"] for t in project.state["tracks"]] == ["Mix", "DAW Bridge results"], result.console
+    [placed] = project.items(1)
+    assert placed["position"] == pytest.approx(14.5)  # source 13 s (the span's start) plays at 10 + (13 - 4) / 2
+    assert placed["length"] == pytest.approx(6.0)  # 12 s of source at twice the speed
+    assert active(placed)["playrate"] == pytest.approx(2.0)
