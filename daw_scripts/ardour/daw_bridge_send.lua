@@ -277,6 +277,12 @@ function DB.covered_refusal(region, first, last, rate)
 	return nil
 end
 
+-- The region an extension after the playhead `at` continues: the one the track plays just before it (the playhead
+-- sent to the song's end, where no region plays any more), else the one at it.
+function DB.region_extended(track, at)
+	return (at > 0 and DB.region_played(track, at - 1)) or DB.region_played(track, at)
+end
+
 -- -- the request ---------------------------------------------------------------------------------------------------
 
 local request_counter = 0
@@ -581,8 +587,9 @@ function factory () return function ()
 		for route in selection.tracks:routelist():iter() do
 			local t = route:to_track()
 			if not t:isnil() and not region then
-				local at = first or Session:transport_sample()
-				local played = DB.region_played(t, at)
+				local played
+				if first then played = DB.region_played(t, first)
+				else played = DB.region_extended(t, Session:transport_sample()) end
 				if played then region, track = played, t end
 			end
 		end

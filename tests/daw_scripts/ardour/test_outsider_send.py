@@ -153,3 +153,21 @@ report(out)
     assert sent["transparent"] == (
         "The region 'inpaint v1' is transparent (not opaque) and 'song' sounds beneath it from 9.00 s to 11.00 s, so "
         "what plays there is not one file. Make 'inpaint v1' opaque, or bounce the range first.")
+
+
+def test_extend_with_the_playhead_at_the_songs_end_finds_the_song_on_the_selected_track(ardour, tmp_path):
+    # "go to end" puts the playhead at the session's end, where the song's region stops: nothing plays at that sample
+    session, song_id, _ = song_with_a_muted_take_over_it(ardour, tmp_path)
+    song_end = 2 * RATE + SONG_FRAMES
+
+    [found] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local function id(region) return region and region:to_stateful():id():to_s() or false end
+local at_end = SEND.region_extended(track, {song_end})
+local request = SEND.send_range(Session, at_end, track, {song_end}, nil, "extend",
+    {{ prompt = "x", num_outputs = 1, duration = 10.0 }}, {{ host = "127.0.0.1", port = 9 }})
+report({{ at_end = id(at_end), at_start = id(SEND.region_extended(track, {2 * RATE})),
+          past = id(SEND.region_extended(track, {song_end + 1})), extend_after = request.extend_after }})
+""")
+
+    assert found == {"at_end": song_id, "at_start": song_id, "past": False, "extend_after": 20.0}
