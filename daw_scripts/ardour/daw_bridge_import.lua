@@ -409,18 +409,26 @@ function DB.plan(manifest, rate, origin_now)
 	local ids = type(manifest.ids) == "table" and manifest.ids or {}
 	local source = type(manifest.source) == "table" and manifest.source or {}
 	local position
-	local origin, gain
-	if origin_now and ids.item then origin, gain = origin_now(ids.item, ids.track) end
+	local origin, gain, first, last
+	if origin_now and ids.item then origin, gain, first, last = origin_now(ids.item, ids.track) end
 	if origin and type(source.span_start) == "number" then
 		position = origin + math.floor(source.span_start * rate + 0.5)
 	else
 		position = math.floor(manifest.timeline.position * rate + 0.5)
 	end
 	local length = math.floor(manifest.frames * rate / manifest.sample_rate + 0.5)
-	local trim = 0
-	if position < 0 then  -- the handle before the range reaches before the session start: drop that part
-		trim, position = -position, 0
+	-- The variant lies within the region it stands in for (an extension may run past its end), as a take does in
+	-- REAPER: a handle or a full song reaching past the region would lie over what plays beside it on the track.
+	-- Where the region no longer overlaps the result (trimmed meanwhile), the result keeps its own extent.
+	local from, to = 0, position + length  -- never before the session start
+	if first and last then
+		local clipped_from = math.max(first, 0)
+		local clipped_to = manifest.operation == "extend" and to or math.min(to, last)
+		if clipped_to > math.max(position, clipped_from) then from, to = clipped_from, clipped_to end
 	end
+	local trim = 0
+	if position < from then trim, position = from - position, from end
+	length = to - position + trim
 	return {
 		audio = manifest.audio_path,
 		name = DB.region_name(manifest),
@@ -453,7 +461,8 @@ function DB.track_for(session, track_id, channels)
 	return made:front():to_track()
 end
 
--- origin_now for DB.plan, answered from the session: the origin, then the region's gain (scale amplitude).
+-- origin_now for DB.plan, answered from the session: the origin, the region's gain (scale amplitude), and where the
+-- region starts and ends on the timeline (samples).
 function DB.origin_finder(session)
 	return function(item_id, track_id)
 		if not (numeric_id(item_id) and numeric_id(track_id)) then return nil end
@@ -461,7 +470,9 @@ function DB.origin_finder(session)
 		if not route or route:isnil() or route:to_track():isnil() then return nil end
 		local region = route:to_track():playlist():region_by_id(PBD.ID(item_id))
 		if not region or region:isnil() then return nil end
-		return region:position():samples() - region:start():samples(), region:to_audioregion():scale_amplitude()
+		local first = region:position():samples()
+		return first - region:start():samples(), region:to_audioregion():scale_amplitude(), first,
+			first + region:length():samples()
 	end
 end
 
@@ -623,6 +634,14 @@ local function whole_file_region_ids()
 	return ids
 end
 
+-- A whole-file region (at position 0) cut to the plan: its first `trim` samples off (they would lie before the
+-- session start or the source region), and no longer than `length` (not past the source region's end).
+function DB.shape_region(region, plan)
+	if plan.trim > 0 then region:trim_front(Temporal.timepos_t(plan.trim)) end
+	if region:length():samples() > plan.length then region:set_length(Temporal.timecnt_t(plan.length)) end
+	return region
+end
+
 -- Import one planned result onto `track`; the region placed, or nil when Ardour's import made none.
 function DB.import_with_editor(plan, track)
 	local before = whole_file_region_ids()
@@ -636,10 +655,7 @@ function DB.import_with_editor(plan, track)
 		if not before[id] and not region:to_audioregion():isnil() then whole = region end
 	end
 	if not whole then return nil end
-	local region = ARDOUR.RegionFactory.clone_region(whole, true, false)
-	if plan.trim > 0 then  -- the first `trim` samples would lie before the session start
-		region:trim_front(Temporal.timepos_t(plan.trim))
-	end
+	local region = DB.shape_region(ARDOUR.RegionFactory.clone_region(whole, true, false), plan)
 	region:set_name(plan.name)
 	if plan.gain then region:to_audioregion():set_scale_amplitude(plan.gain) end
 	local playlist = track:playlist()

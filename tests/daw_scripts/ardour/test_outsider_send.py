@@ -171,3 +171,75 @@ report({{ at_end = id(at_end), at_start = id(SEND.region_extended(track, {2 * RA
 """)
 
     assert found == {"at_end": song_id, "at_start": song_id, "past": False, "extend_after": 20.0}
+
+
+def outro_after_a_trimmed_song(ardour, tmp_path):
+    """The song at 2 s with its first 1.5 s trimmed off, 10 s long, and an outro region right after it at 12 s."""
+    song, outro = tmp_path / "song.wav", tmp_path / "outro.wav"
+    sf.write(song, np.zeros((SONG_FRAMES * 2, 2), dtype="float32"), RATE, subtype="FLOAT")
+    sf.write(outro, np.zeros((TAKE_FRAMES, 2), dtype="float32"), RATE, subtype="FLOAT")
+    session, ids = ardour.make_session_with_ids(tmp_path / "outro", song, frames=SONG_FRAMES * 2, position=2 * RATE,
+                                                trim=RATE * 3 // 2, length=10 * RATE)
+    ardour.run(load(session) + f"""
+report(place_audio({lua_string(str(session))}, "Song", {lua_string(str(outro))}, 2, {TAKE_FRAMES}, {12 * RATE}, 0,
+                   {TAKE_FRAMES}, "outro"))
+""")
+    return session, ids
+
+
+def regions_on_song(ardour, session):
+    [regions] = ardour.run(load(session) + """
+local found = {}
+for region in Session:route_by_name("Song"):to_track():playlist():region_list():iter() do
+  found[#found + 1] = { name = region:name(), position = region:position():samples(),
+                        length = region:length():samples(), start = region:start():samples() }
+end
+report(found)
+""")
+    return regions
+
+
+def test_a_variant_stays_within_its_region_and_never_covers_the_next_one(ardour, tmp_path):
+    # full delivery is the whole 40 s song; patch handles reach a second past the range: neither may lie over the
+    # outro that follows the song region (it would silence it) or start before the song region does
+    session, ids = outro_after_a_trimmed_song(ardour, tmp_path)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    song_seconds = SONG_FRAMES * 2 / RATE
+    manifest(drop, "full", delivery="full", frames=SONG_FRAMES * 2, ids={"item": ids["region_id"],
+             "track": ids["track_id"]}, timeline={"position": 0.5, "length": song_seconds},
+             source={"path": "/music/song.wav", "start": 4.0, "end": 6.0, "span_start": 0.0,
+                     "span_end": song_seconds, "position": 0.5}, request={"prompt": "full"})
+    manifest(drop, "patch", frames=3 * RATE, ids={"item": ids["region_id"], "track": ids["track_id"]},
+             timeline={"position": 10.5, "length": 3.0},
+             source={"path": "/music/song.wav", "start": 10.5, "end": 11.5, "span_start": 10.0, "span_end": 13.0,
+                     "position": 0.5}, request={"prompt": "patch"})
+    for stem, frames in (("full", SONG_FRAMES * 2), ("patch", 3 * RATE)):  # the audio as long as its manifest says
+        sf.write(drop / f"{stem}.wav", np.zeros((frames, 2), dtype="float32"), RATE, subtype="FLOAT")
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert "imported full.json" in printed and "imported patch.json" in printed
+    regions = {r["name"].split(": ")[-1]: r for r in regions_on_song(ardour, session)}
+    full, patch = regions["full"], regions["patch"]
+    assert regions["outro"]["position"] == 12 * RATE
+    # the song region plays 2 s .. 12 s (file 1.5 s .. 11.5 s): the full variant exactly there, lined up
+    assert (full["position"], full["length"], full["start"]) == (2 * RATE, 10 * RATE, RATE * 3 // 2)
+    # the patch's file covers 10.5 s .. 13.5 s on the timeline: its last 1.5 s would lie over the outro
+    assert (patch["position"], patch["length"], patch["start"]) == (RATE * 21 // 2, RATE * 3 // 2, 0)
+
+
+def test_the_editors_import_cuts_a_variant_to_its_plan_as_the_session_file_does(ardour, tmp_path):
+    session, _ = outro_after_a_trimmed_song(ardour, tmp_path)
+
+    [shaped] = ardour.run(load(session) + """
+local whole
+for _, region in ARDOUR.RegionFactory.regions():iter() do
+  if region:whole_file() and region:length():samples() > 20 * 44100 then whole = region end
+end
+local region = IMPORT.shape_region(ARDOUR.RegionFactory.clone_region(whole, true, false),
+                                   { trim = 66150, length = 441000 })
+report({ start = region:start():samples(), length = region:length():samples() })
+""")
+
+    assert shaped == {"start": RATE * 3 // 2, "length": 10 * RATE}
