@@ -55,6 +55,14 @@ function map.selected_item(t0, t1)
     if t0 >= first - EPSILON and t1 <= last + EPSILON then holding[#holding + 1] = item end
     nearest = nearest or { first, last }
   end
+  if #holding > 1 and t0 == t1 then
+    -- an extension continues what plays up to the point: at a split, the piece that ends there, not the next one
+    local before = {}
+    for _, item in ipairs(holding) do
+      if t0 > item_bounds(item) + EPSILON then before[#before + 1] = item end
+    end
+    if #before > 0 then holding = before end
+  end
   if #holding == 1 then return holding[1] end
   if #holding > 1 then
     local names = {}

@@ -138,3 +138,18 @@ def test_a_result_of_an_item_at_double_speed_lands_in_time_when_the_item_is_gone
     assert placed["position"] == pytest.approx(14.5)  # source 13 s (the span's start) plays at 10 + (13 - 4) / 2
     assert placed["length"] == pytest.approx(6.0)  # 12 s of source at twice the speed
     assert active(placed)["playrate"] == pytest.approx(2.0)
+
+
+def test_extend_at_the_boundary_of_two_selected_pieces_continues_the_one_that_ends_there(project):
+    # the song split at 40 s (by the producer or an earlier variant), both pieces still selected, cursor at the split
+    mix = project.add_track()
+    before = project.add_item(mix, position=10.0, length=30.0, offset=0.0)
+    project.add_item(mix, position=40.0, length=20.0, offset=30.0)
+    project.state["cursor"] = 40.0
+
+    result = project.run("extend", dialog=[{"Prompt": "keep going"}])
+
+    assert result.errors == []
+    [request] = project.requests()
+    assert request["item_id"] == before["guid"]
+    assert request["extend_after"] == pytest.approx(30.0)
