@@ -59,11 +59,13 @@ function command.run(operation, constants)
   local req = request.build(operation, range, values, request_id)
   local sent_to, transport = request.send(req, constants)
   if not sent_to then util.tell("Could not send the request: " .. transport) return end
-  -- the manifest places a result whose item is gone at rate 1 (the daemon is not told the playrate): keep it
-  -- beside the results, so that the project itself stays untouched
+  -- the manifest places a result whose item is gone at rate 1 (the daemon is not told the playrate): keep it, and
+  -- whether the take preserved pitch at that rate, beside the results, so that the project itself stays untouched
   if range.playrate and math.abs(range.playrate - 1) > 1e-9 then
     util.make_folder(util.drop_folder())
-    local kept, why = util.add_ledger_line(util.drop_folder(), util.PLAYRATES, request_id .. " " .. range.playrate)
+    local ppitch = reaper.GetMediaItemTakeInfo_Value(range.take, "B_PPITCH")
+    local kept, why = util.add_ledger_line(util.drop_folder(), util.PLAYRATES,
+      string.format("%s %s %d", request_id, range.playrate, ppitch))
     if not kept then util.log(why) end
   end
   -- the daemon keeps a status file for request files only; OSC replies would need a socket listening here

@@ -129,8 +129,9 @@ end
 -- (pitch shift, volume, pan, channels), so it sounds in the key and at the level of the original it stands in for.
 local PLAYED_LIKE = { "B_PPITCH", "D_PITCH", "I_PITCHMODE", "D_VOL", "D_PAN", "I_CHANMODE" }
 
---- A new take of the job on `item` playing `audio_path` from `offset` at `playrate`, played like `like` (a take).
-local function add_take(item, audio_path, manifest, name, offset, playrate, like)
+--- A new take of the job on `item` playing `audio_path` from `offset` at `playrate`, played like `like` (a take),
+--- else preserving pitch as `ppitch` (B_PPITCH) says.
+local function add_take(item, audio_path, manifest, name, offset, playrate, like, ppitch)
   local take = job_takes.add_take(item, manifest, name)
   reaper.SetMediaItemTake_Source(take, reaper.PCM_Source_CreateFromFile(audio_path))
   reaper.SetMediaItemTakeInfo_Value(take, "D_STARTOFFS", offset)
@@ -140,7 +141,7 @@ local function add_take(item, audio_path, manifest, name, offset, playrate, like
       reaper.SetMediaItemTakeInfo_Value(take, key, reaper.GetMediaItemTakeInfo_Value(like, key))
     end
   else
-    reaper.SetMediaItemTakeInfo_Value(take, "B_PPITCH", 0)
+    reaper.SetMediaItemTakeInfo_Value(take, "B_PPITCH", ppitch or 0)
   end
   reaper.GetSetMediaItemTakeInfo_String(take, "P_NAME", placement.take_name(manifest), true)
   reaper.SetActiveTake(take)
@@ -196,21 +197,23 @@ local function results_track()
   return track
 end
 
---- The playrate the request's item played its source at, kept beside the results when it was not 1 (bridge_command).
+--- The playrate the request's item played its source at and whether it preserved pitch (B_PPITCH), kept beside the
+--- results when the rate was not 1 (bridge_command); else 1, 0.
 local function sent_playrate(manifest)
   local id = json.value(manifest.request_id)
-  if type(id) ~= "string" or id == "" then return 1 end
+  if type(id) ~= "string" or id == "" then return 1, 0 end
   for _, line in ipairs(util.ledger_lines(util.drop_folder(), util.PLAYRATES)) do
-    local request_id, rate = line:match("^(%S+) (%S+)$")
+    local request_id, rate, ppitch = line:match("^(%S+) (%S+) ?(%S*)$")
     rate = tonumber(rate)
-    if request_id == id and rate and rate > 0 then return rate end
+    if request_id == id and rate and rate > 0 then return rate, tonumber(ppitch) == 1 and 1 or 0 end
   end
-  return 1
+  return 1, 0
 end
 
 local function place_on_results_track(manifest, audio_path, name)
   local track = results_track()
-  local position, length, playrate = manifest.timeline.position, manifest.timeline.length, sent_playrate(manifest)
+  local position, length = manifest.timeline.position, manifest.timeline.length
+  local playrate, ppitch = sent_playrate(manifest)
   local source = json.value(manifest.source)
   if playrate ~= 1 and type(source) == "table" and type(json.value(source.position)) == "number"
     and type(json.value(source.span_start)) == "number" then
@@ -222,14 +225,14 @@ local function place_on_results_track(manifest, audio_path, name)
     -- another variant of the same range: offer it as a take of the same item
     if math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - position) < EPSILON
       and math.abs(reaper.GetMediaItemInfo_Value(item, "D_LENGTH") - length) < EPSILON then
-      add_take(item, audio_path, manifest, name, 0, playrate, nil)
+      add_take(item, audio_path, manifest, name, 0, playrate, nil, ppitch)
       return item, position
     end
   end
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemPosition(item, position, false)
   reaper.SetMediaItemLength(item, length, false)
-  add_take(item, audio_path, manifest, name, 0, playrate, nil)
+  add_take(item, audio_path, manifest, name, 0, playrate, nil, ppitch)
   return item, position
 end
 

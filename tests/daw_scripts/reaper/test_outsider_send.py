@@ -138,6 +138,7 @@ def test_a_result_of_an_item_at_double_speed_lands_in_time_when_the_item_is_gone
     assert placed["position"] == pytest.approx(14.5)  # source 13 s (the span's start) plays at 10 + (13 - 4) / 2
     assert placed["length"] == pytest.approx(6.0)  # 12 s of source at twice the speed
     assert active(placed)["playrate"] == pytest.approx(2.0)
+    assert active(placed)["ppitch"] == 1  # the item kept its pitch at that speed: so does the result, not an octave up
 
 
 def test_extend_at_the_boundary_of_two_selected_pieces_continues_the_one_that_ends_there(project):
