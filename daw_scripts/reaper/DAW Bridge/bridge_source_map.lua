@@ -34,13 +34,14 @@ local function refusal(reason, renderable)
   return { reason = reason, renderable = renderable ~= false }
 end
 
---- An item as the producer knows it: "mix.wav on 'Mix'".
+--- An item as the producer knows it: "mix.wav on 'Mix'" ("on an unnamed track" where the track has no name).
 local function item_words(item)
   local take = reaper.GetActiveTake(item)
   local file = take and not reaper.TakeIsMIDI(take)
     and reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(take))
   local _, track = reaper.GetSetMediaTrackInfo_String(reaper.GetMediaItem_Track(item), "P_NAME", "", false)
-  return string.format("%s on '%s'", (file and file ~= "") and util.basename(file) or "an item", track)
+  return string.format("%s on %s", (file and file ~= "") and util.basename(file) or "an item",
+    (track and track ~= "") and ("'" .. track .. "'") or "an unnamed track")
 end
 
 --- The selected item that holds the range t0..t1 (for an extension, t0 == t1), or nil and a refusal. Several

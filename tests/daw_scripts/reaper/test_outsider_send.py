@@ -73,9 +73,11 @@ def test_a_variant_take_plays_its_file_as_the_original_take_plays_the_song(proje
 
 def test_two_selected_items_both_holding_the_range_are_named_and_nothing_is_sent(project):
     # a marquee over the range selected the vocal and the mix: which one to replace is the producer's to say
-    vocal, mix = project.add_track("Vocal"), project.add_track("Mix")
+    # (the third track was never named: REAPER shows it by its number only)
+    vocal, mix, unnamed = project.add_track("Vocal"), project.add_track("Mix"), project.add_track("")
     project.add_item(vocal, position=10.0, length=40.0, file="/music/song/vocal.wav")
     project.add_item(mix, position=0.0, length=60.0, file="/music/song/mix.wav")
+    project.add_item(unnamed, position=12.0, length=20.0, file="/music/song/bass.wav")
     project.select_time(15.0, 20.0)
 
     result = project.run("inpaint", answers=[NO])
@@ -83,8 +85,8 @@ def test_two_selected_items_both_holding_the_range_are_named_and_nothing_is_sent
     assert result.errors == []
     assert result.dialogs == []
     assert [m["text"].split("\n")[0] for m in result.messages] == [
-        "2 selected items hold the range 15.00 s to 20.00 s (vocal.wav on 'Vocal', mix.wav on 'Mix'). "
-        "Select only the one to send."]
+        "3 selected items hold the range 15.00 s to 20.00 s (vocal.wav on 'Vocal', mix.wav on 'Mix', bass.wav on an "
+        "unnamed track). Select only the one to send."]
     assert not project.inbox.exists() or project.requests() == []
 
 
