@@ -107,7 +107,10 @@ def _ableton_ports(check: "_Check", out: dict) -> None:
     if not ableton.get("enabled"):
         return
     reply, written = ("ableton", "reply_port"), ("ableton", "reply_port") in check.lines
-    if ableton["reply_port"] == out["osc_port"] and out["osc_host"] in (ableton["host"], "0.0.0.0", "::", "localhost"):
+    # "localhost" is 127.0.0.1 to the Ableton socket (IPv4 only), so it clashes with 127.0.0.1 whichever key says it
+    ipv4 = {"localhost": "127.0.0.1"}
+    osc_host, live_host = (ipv4.get(host, host) for host in (out["osc_host"], ableton["host"]))
+    if ableton["reply_port"] == out["osc_port"] and osc_host in (live_host, "0.0.0.0", "::"):
         why = "the daemon listens for commands on osc_port, AbletonOSC answers on [ableton] reply_port (11001)"
         path, other = (reply, "osc_port") if written else (("osc_port",), "[ableton] reply_port")
     elif ableton["reply_port"] == ableton["port"]:

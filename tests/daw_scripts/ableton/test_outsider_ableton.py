@@ -233,6 +233,9 @@ def test_doctor_checks_the_ableton_reply_port_and_whether_live_answers(tmp_path,
     ("osc_port = 9010\n[ableton]\nenabled = true\nreply_port = 9010\n",
      "4: [ableton] reply_port = 9010: is osc_port too: the daemon listens for commands on osc_port, AbletonOSC answers "
      "on [ableton] reply_port (11001)"),
+    ("osc_port = 9010\n[ableton]\nenabled = true\nhost = \"localhost\"\nreply_port = 9010\n",
+     "5: [ableton] reply_port = 9010: is osc_port too: the daemon listens for commands on osc_port, AbletonOSC answers "
+     "on [ableton] reply_port (11001)"),
     ("osc_port = 11001\n[ableton]\nenabled = true\n",
      "1: osc_port = 11001: is [ableton] reply_port too: the daemon listens for commands on osc_port, AbletonOSC "
      "answers on [ableton] reply_port (11001)"),
