@@ -44,8 +44,10 @@ local function item_words(item)
     (track and track ~= "") and ("'" .. track .. "'") or "an unnamed track")
 end
 
---- The selected item that holds the range t0..t1 (for an extension, t0 == t1), or nil and a refusal. Several
---- selected items holding it are refused by name: which one to replace is the producer's to say.
+--- The selected item that holds the range t0..t1 (for an extension, t0 == t1), or nil and a refusal. Of several
+--- selected items holding it (a marquee over many tracks; grouped items, which REAPER selects together), the one on
+--- the only selected track among theirs is meant; else they are refused by name: which one to replace is the
+--- producer's to say.
 function map.selected_item(t0, t1)
   local count = reaper.CountSelectedMediaItems(0)
   if count == 0 then return nil, refusal("No item is selected. Select the item whose audio should be used.") end
@@ -64,13 +66,22 @@ function map.selected_item(t0, t1)
     end
     if #before > 0 then holding = before end
   end
+  if #holding > 1 then
+    local on_selected_track = {}
+    for _, item in ipairs(holding) do
+      if reaper.IsTrackSelected(reaper.GetMediaItem_Track(item)) then
+        on_selected_track[#on_selected_track + 1] = item
+      end
+    end
+    if #on_selected_track == 1 then holding = on_selected_track end
+  end
   if #holding == 1 then return holding[1] end
   if #holding > 1 then
     local names = {}
     for _, item in ipairs(holding) do names[#names + 1] = item_words(item) end
     local range = t0 == t1 and util.seconds(t0) or ("the range " .. util.seconds(t0) .. " to " .. util.seconds(t1))
-    return nil, refusal(string.format("%d selected items hold %s (%s). Select only the one to send.",
-      #holding, range, table.concat(names, ", ")))
+    return nil, refusal(string.format("%d selected items hold %s (%s). Select only the one to send, or select "
+      .. "its track as well (grouped items are selected together).", #holding, range, table.concat(names, ", ")))
   end
   return nil, refusal(string.format(
     "The range %s to %s is not inside the selected item (%s to %s). Select the item that holds the whole range.",

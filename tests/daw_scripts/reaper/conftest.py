@@ -129,8 +129,8 @@ class Project:
         self._guids += 1
         return "{%08X-1111-4111-8111-%012d}" % (self._guids, self._guids)
 
-    def add_track(self, name: str = "Mix") -> dict:
-        track = {"guid": self.guid(), "name": name, "items": []}
+    def add_track(self, name: str = "Mix", selected: bool = False) -> dict:
+        track = {"guid": self.guid(), "name": name, "items": [], "selected": selected}
         self.state["tracks"].append(track)
         return track
 

@@ -86,8 +86,24 @@ def test_two_selected_items_both_holding_the_range_are_named_and_nothing_is_sent
     assert result.dialogs == []
     assert [m["text"].split("\n")[0] for m in result.messages] == [
         "3 selected items hold the range 15.00 s to 20.00 s (vocal.wav on 'Vocal', mix.wav on 'Mix', bass.wav on an "
-        "unnamed track). Select only the one to send."]
+        "unnamed track). Select only the one to send, or select its track as well (grouped items are selected "
+        "together)."]
     assert not project.inbox.exists() or project.requests() == []
+
+
+def test_of_grouped_items_selected_together_the_one_on_the_selected_track_is_sent(project):
+    # a multitrack take recorded with item grouping on: clicking the vocal selects the whole group, and the vocal's
+    # track is the one the producer selected
+    vocal, mix = project.add_track("Vocal", selected=True), project.add_track("Mix")
+    project.add_item(vocal, position=0.0, length=60.0, file="/music/song/vocal.wav")
+    project.add_item(mix, position=0.0, length=60.0, file="/music/song/mix.wav")
+    project.select_time(15.0, 20.0)
+
+    result = project.run("inpaint", dialog=[{"Prompt": "airy"}])
+
+    assert result.errors == []
+    [request] = project.requests()
+    assert (request["source"], request["start"], request["end"]) == ("/music/song/vocal.wav", 15.0, 20.0)
 
 
 def test_a_project_and_song_with_unicode_and_quotes_in_their_paths_are_named_exactly(project):

@@ -173,6 +173,7 @@ function fake.install(state, record)
   function r.CountTracks(proj) return #state.tracks end
   function r.GetTrack(proj, i) return state.tracks[i + 1] end
   function r.GetTrackGUID(track) return track.guid end
+  function r.IsTrackSelected(track) return track.selected == true end
 
   function r.InsertTrackAtIndex(idx, want_defaults)
     idx = math.max(0, math.min(idx, #state.tracks))
