@@ -1,9 +1,9 @@
 """Retention: what a long-running daemon deletes, so its state folder and inbox stay bounded.
 
-Finished jobs (delivered, failed, cancelled) leave the journal after ``[retention] jobs_days``; leftover work
-folders (of finished jobs, or of no job the journals know) and the inbox's answered requests, error files and
-status files go after ``files_days``; settled rows of a spend ledger go after ``jobs_days``, once their job has left
-the journals. 0 keeps forever.
+Finished jobs (delivered, failed, cancelled) leave the journal after ``[retention] jobs_days`` (a day at least
+beside a spend ledger, which keeps its last day); leftover work folders (of finished jobs, or of no job the journals
+know) and the inbox's answered requests, error files and status files go after ``files_days``; settled rows of a
+spend ledger go after ``jobs_days``, once their job has left the journals. 0 keeps forever.
 
 Nothing that money may hang on is deleted at any age: unfinished jobs (submission_unknown included) and their work
 folders and status files stay, a finished job whose paid submit the ledger never settled stays, the ledger keeps its
@@ -120,7 +120,10 @@ class Pruner:
             unsettled: set[str] = set()
             for ledger in self.ledgers:
                 unsettled |= ledger.unsettled_jobs()
-            pruned.jobs = self.journal.prune_finished(jobs_before, keep=unsettled)
+            # A finished job stays while a ledger keeps its rows, their last day at least (SpendGuard.prune): a paid
+            # row no journal holds reads as a journal lost, and its request_id as one sent again.
+            journal_before = min(jobs_before, now - DAY) if self.ledgers else jobs_before
+            pruned.jobs = self.journal.prune_finished(journal_before, keep=unsettled)
             if others is not None:  # else a job of the unreadable journal may hang on any row: keep them all
                 held = self.journal.job_ids() | set(others)
                 for ledger in self.ledgers:

@@ -3,6 +3,7 @@ go; anything money may hang on stays; a damaged old row costs neither the start 
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -207,3 +208,27 @@ def test_a_daemon_on_a_journal_with_a_damaged_old_job_starts_and_finishes_the_un
     log = daemon.log.read_text()
     assert "1 job(s) resumed" in log and "retention: removed 0 finished job(s)" in log, log
     assert "Traceback" not in log, log
+
+
+def test_a_paid_job_delivered_this_morning_under_half_a_day_of_retention_is_not_reported_as_lost(state, caplog):
+    """jobs_days = 0.5: the ledger keeps a paid row its last day whatever the window (the limits count it), so the
+    journal keeps the job as long, or every pass after the journal's prune named a delivered job as paid with its
+    journal deleted or moved away, its results not brought in."""
+    tmp_path, clock, journal, song = state
+    ledger = SpendGuard(tmp_path / "state" / "musicgpt" / "musicgpt-spend.sqlite", clock=clock)
+    clock.at = NOW - 14 * 3600
+    ledger.record_accepted(ledger.record_intent("paid-this-morning", "inpaint"), "t-1", 1.0)
+    clock.at = NOW - 13 * 3600
+    _job(journal, song, "paid-this-morning", State.DELIVERED)
+    clock.at = NOW
+    pruner = Pruner(Retention(jobs_days=0.5, files_days=0), journal, tmp_path / "state" / "work", ledgers=[ledger],
+                    clock=clock)
+    with caplog.at_level(logging.WARNING, logger="bridge.core.retention"):
+        pruner.prune()
+        pruner.prune()
+    assert [r.getMessage() for r in caplog.records] == []
+    assert journal.job_ids() == {"paid-this-morning"}
+
+    clock.at = NOW + DAY  # the ledger's day is over: the job and its row go together
+    pruned = pruner.prune()
+    assert (pruned.jobs, pruned.ledger_rows) == (1, 1) and journal.job_ids() == set()
