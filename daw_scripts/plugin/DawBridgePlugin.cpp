@@ -821,6 +821,9 @@ protected:
             chosen = chosen > 0 ? 0 : std::min(variants, 1);
         if (chosen > 0 && fValues[kMatchLoudness].load(std::memory_order_relaxed) > 0.5f)
             chosen |= kMatched;
+        // a fade begun at a higher rate (the host deactivated mid-fade and came back slower) is at most a whole
+        // fade now: turned round below it would wrap to 4e9 frames, and its gain would go below 0
+        fFadeLeft = std::min(fFadeLeft, fadeFrames());
         if (!playing) {  // nothing rolls: nothing to fade
             fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0;
             fHeardSet = fFadingSet = playback;
