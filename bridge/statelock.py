@@ -18,6 +18,7 @@ from pathlib import Path
 from bridge.exceptions import BridgeError
 
 LOCK_NAME = "daemon.lock"
+JOURNAL_NAMES = ("journal.sqlite", "one-shot-journal.sqlite")  # see Config.journal_path, Config.one_shot_journal_path
 _WINDOWS_LOCK_OFFSET = 1 << 20  # Windows locks are mandatory: lock a byte past the record, so it stays readable
 
 
@@ -57,10 +58,14 @@ class StateLock:
 
 def make_private(state_dir: Path) -> None:
     """Create the state folder for this user only, or make it so: its journal keeps signed result addresses and
-    webhook secrets, and its work folder copies of the producer's audio. A folder we may not change stays as it is."""
+    webhook secrets, and its work folder copies of the producer's audio. An existing folder is tightened only when
+    it is one an earlier version made (it holds a journal): a ``state_dir`` naming the home or a shared folder keeps
+    its mode, as does one we may not change."""
+    made = not state_dir.exists()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ours = made or any((state_dir / name).exists() for name in JOURNAL_NAMES)
     try:
-        if os.name != "nt" and stat.S_IMODE(state_dir.stat().st_mode) & 0o077:
+        if ours and os.name != "nt" and stat.S_IMODE(state_dir.stat().st_mode) & 0o077:
             os.chmod(state_dir, 0o700)
     except OSError:
         pass

@@ -87,17 +87,23 @@ def test_every_listener_is_on_loopback_and_webhooks_need_their_jobs_secret(tmp_p
     figures["exposure"] = {"listeners": sorted(sockets), "webhook answers": knocks}
 
 
-@pytest.mark.parametrize("mode", [None, 0o755])
-def test_the_state_folder_is_readable_by_its_user_only(tmp_path, demo_song_path, mode):
+@pytest.mark.parametrize("before, holds, after", [
+    (None, None, 0o700),  # made now
+    (0o755, "journal.sqlite", 0o700),  # an earlier version's
+    (0o755, "one-shot-journal.sqlite", 0o700),
+    (0o755, "notes.txt", 0o755),  # state_dir names a folder that is not only ours (the home, a shared one)
+])
+def test_the_state_folder_is_readable_by_its_user_only(tmp_path, demo_song_path, before, holds, after):
     """Other people on the machine cannot read the journal's signed result addresses and webhook secrets, nor the
     work copies of the song: a new state folder is made private, one an older version made (0755) is tightened."""
     project = Project(tmp_path / "project", demo_song_path)
-    if mode is not None:
-        project.state.mkdir(mode=mode)
-        project.state.chmod(mode)
+    if before is not None:
+        project.state.mkdir(mode=before)
+        project.state.chmod(before)
+        (project.state / holds).write_bytes(b"")
     daemon = Daemon(project).start()
     daemon.stop()
-    assert stat.S_IMODE(project.state.stat().st_mode) == 0o700
+    assert stat.S_IMODE(project.state.stat().st_mode) == after
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10"])
