@@ -572,7 +572,8 @@ def run(args: argparse.Namespace, installing: bool) -> int:
         try:
             plan = target.plan(args, installing)
         except OSError as exc:  # a file where a folder must be, a folder we may not read
-            raise InstallError(f"cannot read {exc.filename}: {exc.strerror or exc}; nothing was changed") from exc
+            what = f"cannot read {exc.filename}" if exc.filename else "cannot plan the install"
+            raise InstallError(f"{what}: {exc.strerror or exc}; nothing was changed") from exc
         files = carry_out(plan, args.dry_run)
     except InstallError as exc:
         print(f"daw-bridge: {exc}", file=sys.stderr)
