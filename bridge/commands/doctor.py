@@ -16,8 +16,9 @@ def doctor(config: Config) -> int:
     checks: list[tuple[bool, str]] = []
     where = config.source_file or f"{config_home() / 'config.toml'} (not present: defaults)"
     checks.append((True, f"config: {where}"))
-    checks.append(_osc(config))
-    checks.extend(_ableton(config, daemon_running="a daemon is answering" in checks[-1][1]))
+    osc, daemon_running = _osc(config)
+    checks.append(osc)
+    checks.extend(_ableton(config, daemon_running))
     for label, folder in (("inbox", config.inbox), ("state folder", config.state_dir),
                           ("drop folder", config.drop_folder)):
         if folder is not None:
@@ -34,19 +35,21 @@ def doctor(config: Config) -> int:
     return 0 if all(ok for ok, _ in checks) else 1
 
 
-def _osc(config: Config) -> tuple[bool, str]:
+def _osc(config: Config) -> tuple[tuple[bool, str], bool]:
+    """The OSC port's check, and whether a daemon answers there."""
+    where = f"OSC {config.osc_host}:{config.osc_port}"
     try:
         with BridgeClient(config.osc_host, config.osc_port) as client:
             if client.ping(timeout=0.5):
-                return True, f"OSC {config.osc_host}:{config.osc_port}: a daemon is answering"
+                return (True, f"{where}: a daemon is answering"), True
     except OSError as exc:  # e.g. an osc_host no name service knows: the daemon could not listen there either
-        return False, f"OSC {config.osc_host}:{config.osc_port}: cannot be reached ({exc.strerror or exc})"
+        return (False, f"{where}: cannot be reached ({exc.strerror or exc})"), False
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.bind((config.osc_host, config.osc_port))
-        return True, f"OSC {config.osc_host}:{config.osc_port}: free (no daemon running)"
+        return (True, f"{where}: free (no daemon running)"), False
     except OSError as exc:
-        return False, f"OSC {config.osc_host}:{config.osc_port}: taken by another program ({exc.strerror})"
+        return (False, f"{where}: taken by another program ({exc.strerror})"), False
     finally:
         probe.close()
 
