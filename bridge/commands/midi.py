@@ -9,7 +9,15 @@ from pathlib import Path
 from bridge.commands import seconds
 from bridge.config import Config, ConfigError
 from bridge.exceptions import BridgeError
-from bridge.frontends.midi_mapping import ACTIONS, COMMANDS, MappingError, Trigger, pad_text, parse_mapping
+from bridge.frontends.midi_mapping import (
+    ACTIONS,
+    COMMANDS,
+    MappingError,
+    Trigger,
+    mapping_text,
+    pad_text,
+    parse_mapping,
+)
 from osc_schema import ValidationError
 
 _RANGE_FROM = {"job": "the last command", "osc": "/bridge/context", "reaper": "REAPER's loop points",
@@ -133,11 +141,9 @@ def learn(config: Config, args) -> int:
 def _mapping_text(path: Path) -> str:
     """The mapping's text to add to (a new file's header when there is none yet)."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return mapping_text(path)
     except FileNotFoundError:
         return _NEW_MAPPING
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(f"{path}: cannot be read: {exc}") from None
 
 
 def _next_press(backend, name: str, timeout: float, press_of) -> tuple[str, int, int] | None:

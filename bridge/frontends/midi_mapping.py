@@ -140,15 +140,22 @@ def mapping_file(value: str | None, config_file: Path | None) -> Path:
 
 def load_mapping(path: Path) -> Mapping:
     """Read and check a mapping file; MappingError names the line of the first mistake."""
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
+        text = mapping_text(path)
     except FileNotFoundError:
         raise MappingError(f"MIDI mapping file not found: {path} (copy docs/midi-mapping.example.toml there, or "
                            f"create it with 'daw-bridge midi learn')") from None
+    return parse_mapping(text, path)
+
+
+def mapping_text(path: Path) -> str:
+    """A mapping file's text; FileNotFoundError when there is none, MappingError when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
+    except FileNotFoundError:
+        raise
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"{path}: cannot be read: {exc}") from None
-    return parse_mapping(text, path)
 
 
 def parse_mapping(text: str, path: Path | str = "mapping") -> Mapping:
