@@ -208,6 +208,8 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
             song.close()
     results = []
     for variant, (sure, out, joins, passages, plan) in enumerate(candidates, start=1):
+        if write_subtype == "FLOAT":  # PCM is clipped at full scale when written; a float file keeps any over
+            out = _within_ceiling(out, spec.source)
         path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", out, sample_rate, write_subtype)
         splice = {"handle": spec.handle, "joins": joins, "confidence": round(sure, 3), "passages": passages,
                   "tempo": round(analysis.tempo, 2)}
@@ -226,6 +228,23 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
         if rendered.variant in steered:
             rendered.notes["steering"] = steered[rendered.variant]
     return [rendered.to_json() for rendered in results]
+
+
+def _within_ceiling(out: np.ndarray, source: Path) -> np.ndarray:
+    """``out`` clipped to the source's own ceiling: full scale, or the source's peak where it already goes beyond.
+
+    Level matching, crossfades and varispeed can push re-used material past 0 dBFS; a float source that never did
+    must not come back with overs its producer would only hear as clipping at the next bounce.
+    """
+    if out.size == 0 or float(np.max(np.abs(out))) <= 1.0:
+        return out
+    import soundfile as sf
+
+    ceiling = 1.0
+    with sf.SoundFile(str(source)) as f:
+        for block in f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+            ceiling = max(ceiling, float(np.max(np.abs(block))) if block.size else 0.0)
+    return np.clip(out, -ceiling, ceiling)
 
 
 def _write(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> Path:

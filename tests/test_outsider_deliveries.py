@@ -1,0 +1,85 @@
+"""What an outsider checks in each delivery from the embedded engine, through a real daemon: the file has the
+source's rate, channels and a lossless subtype; its length is the manifest's frames; the manifest places it where
+the range is; a full delivery is the song's length with everything outside the range bit-identical to the source;
+no sample goes beyond full scale where the source had none."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from bridge.client import BridgeClient
+from tests.conftest import DaemonProcess, Project
+from tests.songs import write
+
+LOSSLESS = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+
+
+MUSIC = Path("/usr/share/planetblupi/music/music001.ogg")  # Debian's planetblupi-music-ogg: a real master
+
+
+@pytest.fixture(scope="module")
+def hot_float_song(tmp_path_factory):
+    """40 s of a real, loudly mastered song as a 96 kHz float WAV whose peak is exactly full scale."""
+    if not MUSIC.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{MUSIC} is missing: apt-get install planetblupi-music-ogg")
+        pytest.skip(f"{MUSIC} is missing (planetblupi-music-ogg)")
+    import soxr
+
+    with sf.SoundFile(str(MUSIC)) as f:
+        f.seek(10 * f.samplerate)
+        audio, rate = f.read(40 * f.samplerate, dtype="float32", always_2d=True), f.samplerate
+    audio = soxr.resample(audio, rate, 96000, quality="HQ")
+    audio = audio / np.max(np.abs(audio))
+    return write(tmp_path_factory.mktemp("hot") / "hot.wav", audio.astype(np.float32), 96000, subtype="FLOAT")
+
+
+@pytest.fixture
+def hot_project(tmp_path, hot_float_song):
+    project = Project(tmp_path / "project", hot_float_song)
+    daemon = DaemonProcess(project).start()
+    yield project
+    daemon.stop()
+
+
+def _deliveries(project: Project, operation: str, **values) -> list[tuple[dict, np.ndarray, sf._SoundFileInfo]]:
+    with BridgeClient("127.0.0.1", project.port) as client:
+        outcome, _ = client.run_job(operation, source=str(project.song), prompt="", timeout=300, **values)
+    assert outcome.name == "done", outcome.args
+    found = []
+    for path in sorted(project.drop.glob("*.json")):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        audio_path = project.drop / manifest["audio"]
+        found.append((manifest, sf.read(audio_path, dtype="float64", always_2d=True)[0], sf.info(str(audio_path))))
+    assert len(found) == values["num_outputs"]
+    return found
+
+
+def _check_promises(project: Project, manifest: dict, audio: np.ndarray, info, position: float = 0.0) -> None:
+    source = sf.info(str(project.song))
+    assert (info.samplerate, info.channels) == (source.samplerate, source.channels)
+    assert info.subtype in LOSSLESS and info.frames == manifest["frames"] == len(audio)
+    span_start = manifest["source"]["span_start"]
+    assert manifest["timeline"]["position"] == pytest.approx(position + span_start, abs=1e-9)
+    assert manifest["source"]["span_end"] == pytest.approx(span_start + info.frames / info.samplerate, abs=1e-9)
+    assert not np.isnan(audio).any()
+
+
+def test_a_float_song_mastered_to_full_scale_comes_back_without_overs(hot_project):
+    original, rate = sf.read(hot_project.song, dtype="float64", always_2d=True)
+    assert np.max(np.abs(original)) <= 1.0
+    for manifest, audio, info in _deliveries(hot_project, "inpaint", start=10.0, end=14.0, num_outputs=2,
+                                             delivery="full"):
+        _check_promises(hot_project, manifest, audio, info)
+        assert info.subtype == "FLOAT" and len(audio) == len(original)
+        # untouched outside the range and its handles
+        first, last = int(9.0 * rate), int(15.0 * rate)
+        assert np.array_equal(audio[:first], original[:first]) and np.array_equal(audio[last:], original[last:])
+        peak = float(np.max(np.abs(audio)))
+        assert peak <= 1.0, f"variant {manifest['variant']} peaks at {20 * np.log10(peak):+.2f} dBFS"
