@@ -6,7 +6,10 @@ one file per job in the job's drop folder (``osc_schema.DECISION_FORMAT``; the c
 it tells its listeners, so the plugin instance that made the job switches what it plays and the pads' LEDs follow.
 
 The file holds the job's latest decision; the next one's ``seq`` is counted on from it, so the numbering survives a
-restart without a journal column and the daemon never believes something the DAW scripts cannot see. A kept
+restart without a journal column and the daemon never believes something the DAW scripts cannot see. It is also
+counted past the highest seq the DAW scripts' ledgers beside the results record as applied: a script applies only a
+seq above that, so a decision made after the file was moved away (as an unreadable one must be) or cleaned up with
+its folder would otherwise be skipped as already applied. A kept
 variant's audio is also linked into the drop folder's Kept folder, where Ableton Live's browser shows it. No audio
 is ever deleted or moved here: a discard only records itself, and the DAW scripts take the takes out.
 """
@@ -31,6 +34,10 @@ if TYPE_CHECKING:
     from bridge.core.service import JobService
 
 log = logging.getLogger(__name__)
+
+# The ledgers in which the DAW scripts record each decision applied, in the drop folder: "<job_id> <seq>" per line
+# (REAPER's companion, bridge_decisions.lua) and "<job_id>\t<seq>" (Ardour's import hook, daw_bridge_import.lua).
+DAW_LEDGERS = (".reaper-decided", ".ardour-decided")
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,23 @@ def latest(record: JobRecord) -> Decision | None:
                           "decide again from decision 1", code="decision_unreadable") from None
 
 
+def applied_seq(record: JobRecord) -> int:
+    """The highest seq of the job's decisions that a DAW script's ledger records as applied; 0 for none (an
+    unreadable ledger counts as none: the script reading it sees none either)."""
+    folder = drop_folder_for(record.spec)
+    highest = 0
+    for name in DAW_LEDGERS:
+        try:
+            text = (folder / name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            job_id, _, seq = line.rstrip().partition("\t") if "\t" in line else line.rstrip().partition(" ")
+            if job_id == record.job_id and seq.isdigit():
+                highest = max(highest, int(seq))
+    return highest
+
+
 class Decisions:
     """Decides on delivered jobs for every trigger, and tells listeners (OSC, pads) each decision published."""
 
@@ -108,7 +132,7 @@ class Decisions:
             raise ValidationError("job_id", record.job_id, f"{settled} (decision {previous.seq}): its takes are "
                                                            "gone, so nothing more can be decided")
         choice = _checked_choice(decision, choice, len(record.manifests), previous)
-        made = Decision(record, decision, choice, previous.seq + 1 if previous else 1,
+        made = Decision(record, decision, choice, max(previous.seq if previous else 0, applied_seq(record)) + 1,
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         _publish(made)
         log.info("decided %s", made.describe())
