@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bridge.audition.output import open_output
 from bridge.audition.program import (
+    AuditionError,
     Programs,
     load_programs,
     readable_source,
@@ -56,6 +57,7 @@ class Audition:
         self._now = Playing()
         self._ab_variant = 1  # the variant "ab" toggles to: the last one heard
         self._tasks: set[asyncio.Task] = set()
+        self._asked = 0  # requests made so far: one that waited for its audio plays only if none came after it
         service.subscribe(self._on_job_event)
 
     def request(self, job: str, what: str, variant: int | None, answer: Answer) -> None:
@@ -74,7 +76,13 @@ class Audition:
         task.add_done_callback(finished)
 
     async def act(self, job: str, what: str, variant: int | None = None) -> Playing:
-        """Play ``what`` of job ``job`` (or "last"); raises ValidationError or BridgeError with a one-line reason."""
+        """Play ``what`` of job ``job`` (or "last"); raises ValidationError or BridgeError with a one-line reason.
+
+        The producer's last press wins: a request still opening the output or reading its job's audio when a later
+        one (a stop included) arrives does not play, and says so, instead of overriding the later one when it is
+        ready."""
+        self._asked += 1
+        asked = self._asked
         if what == "stop":
             if self._output is not None:
                 self._output.mixer.stop()
@@ -83,6 +91,9 @@ class Audition:
         record = self.service.named(job)
         output = await self._open()
         programs = await self._programs(record, output.sample_rate)
+        if asked != self._asked:
+            raise AuditionError(f"job {record.job_id}: not played, a later audition request came while its audio "
+                                "was being read")
         in_place = self._now.job_id == record.job_id and output.mixer.playing
         number = self._choose(what, variant, len(programs.variants), in_place)
         if number:

@@ -8,6 +8,7 @@ at a frame keeps the producer's place in the song.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,6 +90,8 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
         manifests = [json.loads(Path(path).read_text(encoding="utf-8")) for path in record.manifests]
     except (OSError, ValueError) as exc:
         raise AuditionError(f"job {record.job_id}: a manifest cannot be read ({exc})") from None
+    if not all(isinstance(manifest, dict) for manifest in manifests):
+        raise AuditionError(f"job {record.job_id}: a manifest holds no JSON object")
     tempo = job_tempo(record, manifests)
     rate = spec.source_info.sample_rate
     first = max(0, round((spec.edit_start - pre_roll_bars * bar_seconds(tempo)) * rate))
@@ -97,8 +100,14 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
     original = padded_slice(read_frames(source or spec.source, first, stop)[0], 0, stop - first)
     variants, gains = [], []
     for path, manifest in zip(record.manifests, manifests):
-        variant = _variant_program(Path(path).parent / manifest["audio"], manifest, original, first, rate,
-                                   spec.operation)
+        try:  # the drop folder is the producer's: a manifest may have been edited by hand
+            audio = Path(path).parent / Path(manifest["audio"]).name
+            if not math.isfinite(float(manifest["source"]["span_start"])):
+                raise ValueError("span_start is not a number")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AuditionError(f"job {record.job_id}: the manifest {Path(path).name} is damaged "
+                                f"({type(exc).__name__}: {exc})") from None
+        variant = _variant_program(audio, manifest, original, first, rate, spec.operation)
         gain = matching_gain(original, variant, edit, rate)
         variants.append(variant * gain)
         gains.append(round(float(20 * np.log10(gain[edit[0], 0])), 2))
