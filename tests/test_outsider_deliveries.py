@@ -83,3 +83,9 @@ def test_a_float_song_mastered_to_full_scale_comes_back_without_overs(hot_projec
         assert np.array_equal(audio[:first], original[:first]) and np.array_equal(audio[last:], original[last:])
         peak = float(np.max(np.abs(audio)))
         assert peak <= 1.0, f"variant {manifest['variant']} peaks at {20 * np.log10(peak):+.2f} dBFS"
+        # nor held at the ceiling: material turned up to match its surroundings is turned up only as far as its
+        # peaks allow (clipped, as PCM is when written, it was heard as distortion)
+        clipped = int(np.count_nonzero(np.abs(audio) >= 1.0))
+        assert clipped <= np.count_nonzero(np.abs(original) >= 1.0), f"{clipped} samples at full scale"
+        assert all(p["gain_db"] <= 0 or 10 ** (p["gain_db"] / 20) <= 1.0 / np.max(np.abs(original)) + 1e-3
+                   for p in manifest["splice"]["passages"])

@@ -14,6 +14,7 @@ from bridge.backends.local.plans import Plan
 
 MAX_STRETCH = 0.01  # at most 1 % varispeed (17 cents): beyond that the exit join takes what alignment it can get
 _GAIN_BOUNDS = (10 ** (-joins.MAX_GAIN_DB / 20), 10 ** (joins.MAX_GAIN_DB / 20))  # a passage's, all joins before it
+_CEILING = 1.0  # full scale
 
 
 class _Join:
@@ -117,9 +118,21 @@ def _ramp(block: np.ndarray, gain_from: float, gain_to: float) -> np.ndarray:
     return block * (10 ** (db / 20)).astype(np.float32)[:, None]
 
 
+def _within_ceiling(gain: float, block: np.ndarray) -> float:
+    """``gain``, lowered as far as the block's peaks need to stay under full scale, but never below unity: a loud
+    master's material turned up to match quieter surroundings was clipped when written (audible distortion), and a
+    level step of a dB or two at the join is the smaller harm. A block already beyond full scale keeps its level."""
+    peak = float(np.max(np.abs(block))) if block.size else 0.0
+    if gain * peak <= _CEILING:
+        return gain
+    return max(min(gain, _CEILING / peak), min(gain, 1.0))
+
+
 def _new_material(r: _Renderer, lags: list[int], fades: list[int], bounds: list[int], gains: list[float], tail: int,
-                  end_lag: int | None, end_gain: float | None, correlations: list[float]) -> np.ndarray:
-    """All passages chained with their internal crossfades, covering bounds[0] - fades[0] .. bounds[-1] + tail."""
+                  end_lag: int | None, end_gain: float | None,
+                  correlations: list[float]) -> tuple[np.ndarray, float | None]:
+    """All passages chained with their internal crossfades, covering bounds[0] - fades[0] .. bounds[-1] + tail;
+    and the exit's gain as played. ``gains`` are lowered in place where they would take a passage past full scale."""
     pieces = None
     count = len(lags)
     for i in range(count):
@@ -127,6 +140,9 @@ def _new_material(r: _Renderer, lags: list[int], fades: list[int], bounds: list[
         hi = bounds[i + 1] + (tail if i == count - 1 else 0)
         last = i == count - 1
         block = r.material(lo, hi, lags[i], end_lag if last else None)
+        gains[i] = _within_ceiling(gains[i], block)
+        if last and end_gain is not None:
+            end_gain = _within_ceiling(end_gain, block)
         block = _ramp(block, gains[i], end_gain if (last and end_gain is not None) else gains[i])
         if pieces is None:
             pieces = block
@@ -137,7 +153,7 @@ def _new_material(r: _Renderer, lags: list[int], fades: list[int], bounds: list[
             continue
         mixed = _blend(pieces[-overlap:], block[:overlap], correlations[i])
         pieces = np.concatenate([pieces[:-overlap], mixed, block[overlap:]])
-    return pieces
+    return pieces, end_gain
 
 
 def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: tuple[int, int],
@@ -157,11 +173,13 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
     costs = list(plan.join_costs)
     rendered: list[_Join] = []
     fades, gains, correlations = [0], [1.0], [1.0]
+    gain_of: list[int | None] = []  # each rendered join's passage in ``gains``; None: the exit's
     if plan.has_entry and first > f0:
         lags[0], found, gains[0] = r.entry(first, lags[0], plan.match_entry_level)
         fades[0] = r.crossfade_frames(found.correlation, first - f0)
         correlations[0] = found.correlation
         rendered.append(_Join(first, first + lags[0], fades[0], found, costs.pop(0), gains[0]))
+        gain_of.append(0)
     elif plan.has_entry:
         costs.pop(0)  # no handle before the range: the DAW's own edit is the join
     for i in range(1, len(lags)):
@@ -173,6 +191,7 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
         gains.append(float(np.clip(gains[-1] * step, *_GAIN_BOUNDS)))
         correlations.append(found.correlation)
         rendered.append(_Join(bounds[i], bounds[i] + lags[i], fades[-1], found, costs.pop(0), gains[-1]))
+        gain_of.append(i)
     end_lag, end_gain, tail, exit_correlation = None, None, 0, 1.0
     if plan.has_exit and last < f1:
         planned = plan.passages[-1].end_lag
@@ -182,7 +201,10 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
         tail = r.crossfade_frames(found.correlation, f1 - last)
         exit_correlation = found.correlation
         rendered.append(_Join(last, last, tail, found, costs.pop(0), end_gain))
-    new = _new_material(r, lags, fades, bounds, gains, tail, end_lag, end_gain, correlations)
+        gain_of.append(None)
+    new, end_gain = _new_material(r, lags, fades, bounds, gains, tail, end_lag, end_gain, correlations)
+    for join, which in zip(rendered, gain_of):  # the gains as played (lowered where a peak would clip)
+        join.gain = end_gain if which is None else gains[which]
     out = source.read(f0, f1 - f0)
     lo = first - fades[0]
     if fades[0]:
