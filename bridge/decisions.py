@@ -132,6 +132,11 @@ class Decisions:
             raise ValidationError("job_id", record.job_id, f"{settled} (decision {previous.seq}): its takes are "
                                                            "gone, so nothing more can be decided")
         choice = _checked_choice(decision, choice, len(record.manifests), previous)
+        back_to_original = decision == "discard" or decision == "keep" and choice == 0  # every DAW side: a discard
+        if previous is not None and previous.decision == "keep" and not back_to_original and choice != previous.choice:
+            # both DAW sides took the other takes out at that keep: no script could make this one sound
+            raise ValidationError("choice", choice, f"cannot be taken: {record.job_id} kept variant {previous.choice} "
+                                                    f"(decision {previous.seq}), so its other takes are gone")
         made = Decision(record, decision, choice, max(previous.seq if previous else 0, applied_seq(record)) + 1,
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         _publish(made)

@@ -47,6 +47,26 @@ def test_a_decision_made_after_the_decision_file_was_moved_away_is_still_new_to_
     assert client.ping(timeout=5)
 
 
+def test_after_a_keep_another_take_is_refused_not_announced_as_decided(project, daemon, client):
+    """keep takes the job's other takes out of the project on both DAW sides; a later choose or keep of another take
+    was published and answered /bridge/decided (the plugin switched to it, Kept got a second take) though no script
+    could apply it."""
+    outcome, _ = client.run_job("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="", num_outputs=2,
+                                timeout=300)
+    assert outcome.name == "done", outcome
+    job = outcome.args[0]
+    assert decide(client, job, "keep", "choice", 2).args == [job, "keep", 2, 1]
+    kept = sorted(p.name for p in (project.drop / "Kept").iterdir())
+    for decision, choice in (("choose", 1), ("keep", 1), ("choose", 0)):
+        refused = decide(client, job, decision, "choice", choice)
+        assert refused.name == "error" and refused.args[2:] == [
+            "choice", f"choice: {choice} cannot be taken: {job} kept variant 2 (decision 1), so its other takes are "
+                      "gone"], refused
+    assert decision_file(project, job)["seq"] == 1 and sorted(p.name for p in (project.drop / "Kept").iterdir()) == kept
+    assert decide(client, job, "choose", "choice", 2).args == [job, "choose", 2, 2]
+    assert decide(client, job, "discard").args == [job, "discard", 0, 3]  # as keep 0 would
+
+
 # -- audition ---------------------------------------------------------------------------------------------------------
 
 

@@ -80,8 +80,8 @@ def test_a_plugins_job_is_chosen_kept_and_discarded_in_files_the_daw_scripts_rea
 
             daemon.stop()
             daemon = DaemonProcess(project).start()  # the numbering goes on, and "last" is still this job
-            assert decide(pads, "last", "choose", "choice", 1).args == [job, "choose", 1, 3]
-            assert plugin.wait_for(lambda r: r.name == "decided", timeout=10).args == [job, "choose", 1, 3]
+            assert decide(pads, "last", "choose", "choice", 2).args == [job, "choose", 2, 3]
+            assert plugin.wait_for(lambda r: r.name == "decided", timeout=10).args == [job, "choose", 2, 3]
 
             # the plugin decides itself: it is answered once, not once as sender and again as the job's maker
             plugin.send_raw(encode("/bridge/decide", [job, "discard"]))
