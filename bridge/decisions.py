@@ -89,7 +89,7 @@ def latest(record: JobRecord) -> Decision | None:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BridgeError(f"the decision file {path} cannot be read ({type(exc).__name__}: {exc}); move it away to "
-                          "decide again from decision 1", code="decision_unreadable") from None
+                          "decide again", code="decision_unreadable") from None
 
 
 def applied_seq(record: JobRecord) -> int:
