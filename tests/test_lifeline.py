@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +45,33 @@ time.sleep(600)
 """
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _children() -> set[int]:
+    tasks = Path("/proc/self/task").iterdir()
+    return {int(pid) for task in tasks for pid in (task / "children").read_text().split()}
+
+
+@pytest.fixture
+def adopting():
+    """These tests kill a parent on purpose: its children, dying with it, were init's for an instant, zombies a
+    second or more on a machine whose init reaps slowly, and a check for orphans sees them. Meanwhile this process
+    stands in for init: it adopts them, and reaps them once the test is done."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    before = _children()
+    assert prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
+    try:
+        yield
+    finally:
+        prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        deadline = time.monotonic() + 10
+        for pid in _children() - before:
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                assert time.monotonic() < deadline, f"adopted process {pid} did not end"
+                time.sleep(0.01)
+
+
 def seconds_until_gone(tree: set, limit: float = 5.0) -> float:
     started = time.monotonic()
     while still_running(tree) and time.monotonic() - started < limit:
@@ -50,7 +80,7 @@ def seconds_until_gone(tree: set, limit: float = 5.0) -> float:
 
 
 @pytest.mark.parametrize("forked_by", ["main", "thread"])
-def test_sigkill_of_the_pool_owner_ends_its_busy_worker(forked_by):
+def test_sigkill_of_the_pool_owner_ends_its_busy_worker(forked_by, adopting):
     owner = subprocess.Popen([sys.executable, "-c", DAEMON, forked_by], stdout=subprocess.PIPE, text=True,
                              env=daemon_environment(), cwd=ROOT)
     try:
@@ -75,7 +105,7 @@ sys.stdin.read()
 """
 
 
-def test_a_program_started_with_ask_to_die_with_parent_ends_when_its_starter_is_killed():
+def test_a_program_started_with_ask_to_die_with_parent_ends_when_its_starter_is_killed(adopting):
     starter = subprocess.Popen([sys.executable, "-c", STARTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, env=daemon_environment(), cwd=ROOT)
     try:
@@ -90,7 +120,7 @@ def test_a_program_started_with_ask_to_die_with_parent_ends_when_its_starter_is_
     assert seconds_until_gone(program) < 2.0, f"still running: {still_running(program)}"
 
 
-def test_a_killed_demo_takes_its_daemon_and_the_daemons_workers_with_it(tmp_path):
+def test_a_killed_demo_takes_its_daemon_and_the_daemons_workers_with_it(tmp_path, adopting):
     demo = subprocess.Popen([sys.executable, "-m", "bridge", "demo", "--dir", str(tmp_path / "demo")],
                             stdout=subprocess.PIPE, text=True, env=daemon_environment(), cwd=ROOT)
     try:
