@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import ctypes.util
+import json
 import os
 import shutil
 import signal
@@ -160,8 +161,9 @@ class DaemonProcess:
 
     def kill(self) -> None:
         """SIGKILL: no clean-up runs, as in a crash or a power cut of the process."""
-        self.proc.kill()
-        self.proc.wait(timeout=10)
+        with adopting_orphans():  # its workers end with it
+            self.proc.kill()
+            self.proc.wait(timeout=10)
 
     def stop(self) -> int:
         if self.proc and self.proc.poll() is None:
@@ -218,6 +220,37 @@ def process_tree(root: int) -> set[tuple[int, int]]:
             return tree
         tree |= found
         parents = {pid for pid, _ in found}
+
+
+PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
+
+
+def _children() -> set[int]:
+    """This process's children, those of every thread."""
+    return {int(pid) for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()}
+
+
+@contextlib.contextmanager
+def adopting_orphans(timeout: float = 10.0):
+    """Stand in for init while a test kills a parent on purpose (SIGKILL of a daemon, a demo, a one-shot command).
+
+    The parent's children end with it, and were init's for that instant: zombies for as long as init takes to reap
+    them (a second or more on some machines), which a check for orphaned processes sees. Meanwhile this process is
+    their subreaper: they become its children, and are reaped here before the block is left; one that does not end
+    within ``timeout`` fails the test (it outlived its parent)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    before = _children()
+    if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+    try:
+        yield
+    finally:
+        prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        deadline = time.monotonic() + timeout
+        for pid in _children() - before:
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                assert time.monotonic() < deadline, f"process {pid} ({command_line(pid)[:120]}) outlived its parent"
+                time.sleep(0.01)
 
 
 def still_running(processes: set[tuple[int, int]]) -> set[tuple[int, int]]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +12,7 @@ from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import (
     ROOT,
     Project,
+    adopting_orphans,
     daemon_environment,
     process_tree,
     still_running,
@@ -45,31 +43,11 @@ time.sleep(600)
 """
 
 
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def _children() -> set[int]:
-    tasks = Path("/proc/self/task").iterdir()
-    return {int(pid) for task in tasks for pid in (task / "children").read_text().split()}
-
-
 @pytest.fixture
 def adopting():
-    """These tests kill a parent on purpose: its children, dying with it, were init's for an instant, zombies a
-    second or more on a machine whose init reaps slowly, and a check for orphans sees them. Meanwhile this process
-    stands in for init: it adopts them, and reaps them once the test is done."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    before = _children()
-    assert prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
-    try:
+    """These tests kill a parent on purpose: this process adopts its children meanwhile (see adopting_orphans)."""
+    with adopting_orphans():
         yield
-    finally:
-        prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-        deadline = time.monotonic() + 10
-        for pid in _children() - before:
-            while os.waitpid(pid, os.WNOHANG) == (0, 0):
-                assert time.monotonic() < deadline, f"adopted process {pid} did not end"
-                time.sleep(0.01)
 
 
 def seconds_until_gone(tree: set, limit: float = 5.0) -> float:

@@ -23,7 +23,7 @@ from bridge.core.retention import Pruner, Retention
 from tests.adversarial.money_scenarios import Stage
 from tests.adversarial.support import free_tcp_port, musicgpt_table
 from tests.backends.musicgpt.support import make_backend, make_spec, run, run_job
-from tests.conftest import ROOT, daemon_environment
+from tests.conftest import ROOT, adopting_orphans, daemon_environment
 
 DAY = 86400
 
@@ -50,8 +50,9 @@ runpy.run_module("bridge", run_name="__main__", alter_sys=True)
 
 def _bridge(project, fake, *args: str, timeout: float = 120, **hooks: str) -> subprocess.CompletedProcess:
     env = daemon_environment({"MUSICGPT_API_KEY": fake.api_key, **hooks})
-    return subprocess.run([sys.executable, "-c", _BRIDGE_WITH_HOOKS, *args, "--config", str(project.config)],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    with adopting_orphans():  # a hook may SIGKILL the command: its workers end with it
+        return subprocess.run([sys.executable, "-c", _BRIDGE_WITH_HOOKS, *args, "--config", str(project.config)],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _serve_once(project, fake, **hooks: str) -> None:
