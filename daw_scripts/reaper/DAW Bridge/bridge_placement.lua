@@ -4,7 +4,8 @@
 -- patch: the audio covers source time span_start..span_end (the edited range plus handles). The item that plays
 --        the source is split at the span's edges and the result becomes a new take on the middle piece (start
 --        offset 0, the source take's playrate), so the rest of the item stays untouched and the producer can flip
---        between the original and each variant with the take selector. A second variant lands on the same piece.
+--        between the original and each variant with the take selector. A second variant lands on the same piece;
+--        a span crossing another job's split gets a take on each piece.
 -- full:  the audio is the whole song; it becomes a take on the item with the source take's own start offset and
 --        playrate, so every moment lines up with the original.
 -- Either way the new take plays its file as the source take plays the song: same pitch shift, volume, pan and
@@ -148,28 +149,72 @@ local function add_take(item, audio_path, manifest, name, offset, playrate, like
   return take
 end
 
+--- m and the pieces after it on its track that play on from it as the halves of a split do (touching, their source
+--- take mapped alike), until one reaches timeline time `stop`: another job's import may have split the item inside
+--- this variant's span, and the variant must not stop at that split.
+local function run_from(m, manifest, stop)
+  local run = { m }
+  local track = reaper.GetMediaItem_Track(m.item)
+  local path, take_id = manifest.source.path, json.value((json.value(manifest.ids) or {}).take)
+  local tail = m
+  while tail.position + tail.length < stop - EPSILON do
+    local next_m
+    for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
+      local item = reaper.GetTrackMediaItem(track, i)
+      if item ~= tail.item
+        and math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - (tail.position + tail.length)) <= EPSILON then
+        local take = source_take(item, path, take_id)
+        local candidate = take and mapping(item, take)
+        if candidate and candidate.playrate == m.playrate
+          and math.abs(candidate.timeline(0) - m.timeline(0)) <= EPSILON then
+          next_m = candidate
+          break
+        end
+      end
+    end
+    if not next_m then break end
+    run[#run + 1], tail = next_m, next_m
+  end
+  return run
+end
+
+--- The variant's take on piece `pm` over timeline from..to (split off it, or lengthening it past its end, or next to
+--- it when `from` is its end); the variant's file starts at timeline t0. Returns the item the take went on.
+local function take_on_piece(pm, from, to, t0, manifest, audio_path, name)
+  local piece, piece_end = pm.item, pm.position + pm.length
+  if from > pm.position + EPSILON then piece = job_takes.split(pm.item, from, manifest) end
+  if not piece then
+    -- an extension without handle starts right at the item's end: it gets an item of its own next to it
+    piece = reaper.AddMediaItemToTrack(reaper.GetMediaItem_Track(pm.item))
+    reaper.SetMediaItemPosition(piece, from, false)
+    reaper.SetMediaItemLength(piece, to - from, false)
+  elseif to < piece_end - EPSILON then
+    job_takes.split(piece, to, manifest)
+  elseif to > piece_end + EPSILON then
+    job_takes.lengthening(piece, manifest)
+    reaper.SetMediaItemLength(piece, to - from, false) -- an extension runs past the original's end
+  end
+  add_take(piece, audio_path, manifest, name, (from - t0) * pm.playrate, pm.playrate, pm.take)
+  return piece
+end
+
 local function place_patch(m, manifest, audio_path, name)
   local source = manifest.source
   local t0, t1 = m.timeline(source.span_start), m.timeline(source.span_end)
   local first = math.max(t0, m.position) -- handles reaching before the item stay outside it
-  local item_end = m.position + m.length
-  local last = manifest.operation == "extend" and t1 or math.min(t1, item_end)
+  local run = run_from(m, manifest, t1)
+  local tail = run[#run]
+  local last = manifest.operation == "extend" and t1 or math.min(t1, tail.position + tail.length)
   if last <= first + EPSILON then return nil end
-  local piece = m.item
-  if first > m.position + EPSILON then piece = job_takes.split(m.item, first, manifest) end
-  if not piece then
-    -- an extension without handle starts right at the item's end: it gets an item of its own next to it
-    piece = reaper.AddMediaItemToTrack(reaper.GetMediaItem_Track(m.item))
-    reaper.SetMediaItemPosition(piece, first, false)
-    reaper.SetMediaItemLength(piece, last - first, false)
-  elseif last < item_end - EPSILON then
-    job_takes.split(piece, last, manifest)
-  elseif last > item_end + EPSILON then
-    job_takes.lengthening(piece, manifest)
-    reaper.SetMediaItemLength(piece, last - first, false) -- an extension runs past the original's end
+  local placed
+  for _, pm in ipairs(run) do
+    local from, to = math.max(first, pm.position), pm == tail and last or math.min(last, pm.position + pm.length)
+    if to > from + EPSILON then
+      local piece = take_on_piece(pm, from, to, t0, manifest, audio_path, name)
+      placed = placed or piece
+    end
   end
-  add_take(piece, audio_path, manifest, name, (first - t0) * m.playrate, m.playrate, m.take)
-  return piece, first
+  return placed, first
 end
 
 local function place_full(m, manifest, audio_path, name)
