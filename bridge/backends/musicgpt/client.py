@@ -171,11 +171,12 @@ class MusicGPTClient:
             raise SubmissionUnknown(f"MusicGPT answered the {operation} request with a task id that is not one "
                                     f"({type(task_id).__name__}, {len(str(task_id))} characters); it may have "
                                     "accepted it. Check your dashboard, then resolve the job")
-        if answer.get("success") is False:
-            raise BackendError(f"MusicGPT refused the {operation} request: {self._text(response)}",
-                               code="rejected_by_service")
-        raise SubmissionUnknown(f"MusicGPT answered the {operation} request without a task id; it may have "
-                                "accepted it. Check your dashboard, then resolve the job")
+        # Even "success": false in a 2xx is no refusal the contract lists (400, 401, 402, 403, 422, 429): newer
+        # servers answer flagged requests so, and nothing says no task (and no charge) came of it.
+        said = f" ({self._text(response)})" if answer.get("success") is False else ""
+        raise SubmissionUnknown(f"MusicGPT answered the {operation} request with HTTP {status} but no task id{said}; "
+                                "it may have accepted it. It was NOT sent again, so you are not charged twice: check "
+                                "your dashboard, then resolve the job")
 
     # -- poll ----------------------------------------------------------------------------------------------------
 

@@ -115,6 +115,19 @@ def test_a_lost_answer_is_submission_unknown_and_never_sent_again(fake, upload, 
     assert fake.total_submits == (1 if "accept" in fault else 0)  # the client cannot tell: neither may it guess
 
 
+def test_a_2xx_saying_success_false_without_a_task_is_unknown_and_never_sent_again(fake, upload):
+    # Newer servers answer a flagged request with HTTP 200, "success": false, is_flagged and a reason: not one of the
+    # contract's refusals before work starts, so a retry must not POST (and perhaps pay) again.
+    fake.inject("submit", "200", text="Your request was flagged: lyrics")
+
+    async def go(client):
+        await client.submit("inpaint", INPAINT, upload)
+
+    with pytest.raises(SubmissionUnknown, match=r"HTTP 200 but no task id \(Your request was flagged: lyrics\)"):
+        with_client(fake.url, fake.api_key, go)
+    assert fake.submit_requests["inpaint"] == 1
+
+
 def test_an_unreachable_service_is_retried_then_reported_with_nothing_sent(upload):
     with socket.socket() as s:  # a port that nobody listens on
         s.bind(("127.0.0.1", 0))
