@@ -5,7 +5,8 @@
 --        the source is split at the span's edges and the result becomes a new take on the middle piece (start
 --        offset 0, the source take's playrate), so the rest of the item stays untouched and the producer can flip
 --        between the original and each variant with the take selector. A second variant lands on the same piece;
---        a span crossing another job's split gets a take on each piece.
+--        a span crossing another job's split gets a take on each piece. Handles stop halfway to another job's
+--        replaced range sounding beneath them.
 -- full:  the audio is the whole song; it becomes a take on the item with the source take's own start offset and
 --        playrate, so every moment lines up with the original.
 -- Either way the new take plays its file as the source take plays the song: same pitch shift, volume, pan and
@@ -198,6 +199,45 @@ local function take_on_piece(pm, from, to, t0, manifest, audio_path, name)
   return piece
 end
 
+local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
+
+--- The replaced range of another job's variant that sounds on `item` (its active take), in source seconds of
+--- `path`; nil when the active take is no other job's variant of that file.
+local function other_jobs_range(item, manifest)
+  local take = reaper.GetActiveTake(item)
+  if not take then return nil end
+  local _, job = reaper.GetSetMediaItemTakeInfo_String(take, "P_EXT:daw_bridge_job", "", false)
+  local _, name = reaper.GetSetMediaItemTakeInfo_String(take, "P_EXT:daw_bridge_manifest", "", false)
+  if job == "" or job == manifest.job_id or name == "" then return nil end
+  local other = json.try_decode(util.read_file(util.join(util.drop_folder(), name)) or "")
+  local source = type(other) == "table" and json.value(other.source)
+  if type(source) ~= "table" or not same_path(json.value(source.path), manifest.source.path)
+    or not finite(source.start) or not finite(source["end"]) then return nil end
+  return source.start, source["end"]
+end
+
+--- first..last (timeline) narrowed so that the variant's handles do not lie over another job's replaced range
+--- sounding beneath them (two jobs on neighbouring ranges). A handle is the source as it was, there to hide the
+--- join; over another job's variant it would cut that variant's last (or first) moments off with a jump back to the
+--- original. The variant starts (or stops) halfway between the two ranges instead, where both files play the source.
+local function clear_of_other_jobs(m, manifest, first, last)
+  local own_start, own_end = m.timeline(manifest.source.start), m.timeline(manifest.source["end"])
+  local track = reaper.GetMediaItem_Track(m.item)
+  for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
+    local item = reaper.GetTrackMediaItem(track, i)
+    local position = reaper.GetMediaItemInfo_Value(item, "D_POSITION")
+    if position < last - EPSILON and position + reaper.GetMediaItemInfo_Value(item, "D_LENGTH") > first + EPSILON then
+      local start, stop = other_jobs_range(item, manifest)
+      if start then
+        local other_start, other_end = m.timeline(start), m.timeline(stop)
+        if other_end <= own_start + EPSILON then first = math.max(first, (other_end + own_start) / 2)
+        elseif other_start >= own_end - EPSILON then last = math.min(last, (own_end + other_start) / 2) end
+      end
+    end
+  end
+  return first, last
+end
+
 local function place_patch(m, manifest, audio_path, name)
   local source = manifest.source
   local t0, t1 = m.timeline(source.span_start), m.timeline(source.span_end)
@@ -205,6 +245,7 @@ local function place_patch(m, manifest, audio_path, name)
   local run = run_from(m, manifest, t1)
   local tail = run[#run]
   local last = manifest.operation == "extend" and t1 or math.min(t1, tail.position + tail.length)
+  if finite(source["end"]) then first, last = clear_of_other_jobs(m, manifest, first, last) end
   if last <= first + EPSILON then return nil end
   local placed
   for _, pm in ipairs(run) do

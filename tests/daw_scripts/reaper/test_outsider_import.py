@@ -9,17 +9,22 @@ from .results import MIX, active, bounds, decide, deliver
 FIRST, SECOND = "j-20261121-190512-aaaa", "j-20261121-190600-bbbb"
 
 
-def sounding(project, start: float, end: float) -> list[tuple[float, float, str, float]]:
-    """What plays from `start` to `end`: (from, to, file, file second at `from`) per item, in timeline order."""
+def sounding(project, start: float, end: float) -> list[tuple]:
+    """What plays from `start` to `end`: (from, to, file, file second at `from`), pieces that play on in one file
+    joined, in timeline order."""
     out = []
     for item in project.items():
         lo, hi = max(start, item["position"]), min(end, item["position"] + item["length"])
         if hi > lo + 1e-9:
             take = active(item)
             at = take["startoffs"] + (lo - item["position"]) * take["playrate"]
-            out.append((pytest.approx(lo), pytest.approx(hi), take["source"]["file"].rsplit("/", 1)[-1],
-                        pytest.approx(at)))
-    return out
+            file = take["source"]["file"].rsplit("/", 1)[-1]
+            if out and out[-1][2] == file and abs(out[-1][1] - lo) < 1e-6 and abs(
+                    out[-1][3] + (lo - out[-1][0]) - at) < 1e-6:
+                out[-1][1] = hi
+            else:
+                out.append([lo, hi, file, at])
+    return [(pytest.approx(lo), pytest.approx(hi), file, pytest.approx(at)) for lo, hi, file, at in out]
 
 
 def next_to_each_other(project):
@@ -38,11 +43,44 @@ def test_a_second_job_next_to_the_first_sounds_over_its_whole_span_across_the_fi
     result = project.run("companion", ticks=1)
 
     assert result.errors == [] and result.outside_undo == []
-    # the first job's span ends at 21 s, where it split the item; the second's runs 19.5..31 s and must not stop there
-    assert sounding(project, 19.5, 31.0) == [(19.5, 21.0, second.with_suffix(".wav").name, 0.0),
-                                             (21.0, 31.0, second.with_suffix(".wav").name, 1.5)]
+    # the first job's span ends at 21 s, where it split the item; the second's runs to 31 s and must not stop there
+    assert sounding(project, 20.25, 31.0) == [(20.25, 31.0, second.with_suffix(".wav").name, 0.75)]
     assert sounding(project, 31.0, 60.0) == [(31.0, 60.0, "mix.wav", 31.0)]
     assert len(result.undo) == 2
+
+
+@pytest.mark.parametrize("order", ["in time order", "later range first"])
+def test_a_handle_never_cuts_off_the_other_jobs_replaced_range_they_meet_halfway_between_the_ranges(project, order):
+    first, second = next_to_each_other(project)
+    if order == "later range first":  # the companion imports in name order: the second job's range comes first
+        for path in (first, first.with_suffix(".wav")):
+            path.rename(path.with_name("z" + path.name))
+        manifest = first.with_name("z" + first.name)
+        manifest.write_text(manifest.read_text().replace(f'"{first.with_suffix(".wav").name}"',
+                                                         f'"z{first.with_suffix(".wav").name}"'))
+        first = manifest
+
+    result = project.run("companion", ticks=1)
+
+    assert result.errors == []
+    # the first range ends at 20 s and the second starts at 20.5 s: each variant sounds up to 20.25 s, where both
+    # files play the source (the first's file from 11.5 s, the second's from 19.5 s)
+    assert sounding(project, 0.0, 31.0) == [(0.0, 11.5, "mix.wav", 0.0),
+                                            (11.5, 20.25, first.with_suffix(".wav").name, 0.0),
+                                            (20.25, 31.0, second.with_suffix(".wav").name, 0.75)]
+
+
+def test_touching_ranges_meet_where_one_ends_and_the_other_starts(project):
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=60.0)
+    ids = dict(item=item["guid"], track=mix["guid"])
+    first = deliver(project.drop_folder, start=12.5, end=20.0, job=FIRST, **ids)
+    second = deliver(project.drop_folder, start=20.0, end=27.5, job=SECOND, **ids)
+
+    project.run("import now")
+
+    assert sounding(project, 11.5, 28.5) == [(11.5, 20.0, first.with_suffix(".wav").name, 0.0),
+                                             (20.0, 28.5, second.with_suffix(".wav").name, 1.0)]
 
 
 def test_discarding_the_second_job_leaves_the_item_as_the_first_job_left_it(project):
