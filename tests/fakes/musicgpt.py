@@ -17,7 +17,8 @@ The "generated" audio is the upload with the replaced range (or everything after
 check the splice and the alignment offset exactly.
 
 Faults: ``inject(endpoint, kind, times=1, **options)`` queues one-off faults for ``submit``, ``byId`` or
-``download``: ``429 500 401 402 422`` or any other status (answered), ``drop`` (close without answering),
+``download``: ``429 500 401 402 422`` or any other status (answered;
+``html=...``: as a gateway's HTML page), ``drop`` (close without answering),
 ``drop_after_accept`` (submit only: the task is created and paid for, then the connection closes),
 ``timeout`` / ``timeout_after_accept`` (hang until the client gives up), ``status_after_accept`` (submit only: the
 task is created and paid for, then the answer is an error, ``status=500`` by default: 502, 503, 504...),
@@ -462,6 +463,13 @@ class _Handler(BaseHTTPRequestHandler):
                              "available_credits": fault.options.get("available", 3)})
         elif kind == "422":
             self._json(422, {"success": False, "error": fault.options.get("text", "Unprocessable")})
+        elif kind.isdigit() and "html" in fault.options:  # a gateway's own page, not the API's JSON
+            data = fault.options["html"].encode()
+            self.send_response(int(kind))
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         elif kind.isdigit():  # any other status, e.g. a gateway's 502/503/504
             self._json(int(kind), {"success": False, "message": fault.options.get("text", f"HTTP {kind}")})
         else:

@@ -299,7 +299,9 @@ class MusicGPTClient:
         raise BackendError(f"MusicGPT rejected {what} (HTTP {status}): {text}", code="rejected_by_service")
 
     def _text(self, response: httpx.Response) -> str:
-        """The server's own words: ``error`` or ``message`` (it uses both), else the start of the body."""
+        """The server's own words: ``error`` or ``message`` (it uses both), else the start of the body; one line of
+        at most 300 characters, since it ends up in a reply, a status file and a terminal (a gateway's HTML page or
+        a validator's indented detail would otherwise spill over many)."""
         try:
             body = response.json()
         except ValueError:
@@ -311,9 +313,10 @@ class MusicGPTClient:
                     value = body[key]
                     text = value if isinstance(value, str) else json.dumps(value)
                     break
-        if not text:
-            text = response.text.strip()[:300] or response.reason_phrase or f"HTTP {response.status_code}"
-        return text.replace(self._secret.reveal(), "<redacted>")
+        text = " ".join(text.split()) or " ".join(response.text.split()) or response.reason_phrase or \
+            f"HTTP {response.status_code}"
+        text = text.replace(self._secret.reveal(), "<redacted>")
+        return text if len(text) <= 300 else text[:299] + "…"
 
     async def _sleep(self, seconds: float, why: str) -> None:
         log.warning("MusicGPT: %s; retrying in %.1f s", why, seconds)

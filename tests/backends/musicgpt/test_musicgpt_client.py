@@ -89,6 +89,24 @@ def test_a_422_is_reported_in_the_servers_own_words(fake, upload):
     assert caught.value.code == "rejected_by_service" and fake.total_submits == 0
 
 
+@pytest.mark.parametrize("fault, options, said", [
+    ("422", {"text": "audio_file:\n  field required\n\nreplace_end_at:\n  must be a number"},
+     "audio_file: field required replace_end_at: must be a number"),
+    ("502", {"html": "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>" + "x" * 900 + "</body>"},
+     "<html> <head><title>502 Bad Gateway</title></head> <body>xxx"),
+])
+def test_the_servers_words_reach_the_producer_as_one_short_line(fake, upload, fault, options, said):
+    fake.inject("submit", fault, **options)
+
+    async def go(client):
+        await client.submit("inpaint", INPAINT, upload)
+
+    with pytest.raises((BackendError, SubmissionUnknown)) as caught:
+        with_client(fake.url, fake.api_key, go)
+    message = str(caught.value)
+    assert said in message and "\n" not in message and "\r" not in message and len(message) < 700
+
+
 def test_429_refusals_are_waited_out_and_the_job_is_paid_once(fake, upload):
     fake.inject("submit", "429", times=2)
 
