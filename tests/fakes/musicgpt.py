@@ -26,8 +26,8 @@ task is created and paid for, then the answer is an error, ``status=500`` by def
 server), ``truncate`` (download: half the body under the full Content-Length), ``truncate_no_length`` (half the
 body, no length, then close), ``corrupt`` (download: garbage bytes), ``trickle`` (download: the whole body, ``chunk``
 bytes every ``every`` seconds). Standing knobs: ``unknown_statuses``,
-``missing_wav``, ``outcome``, ``slow_factor``, ``concurrency_limit``, ``credits``, ``new_fields``, ``shift_s``,
-``output_rate``, ``output_gain``, ``signed_urls``.
+``missing_wav``, ``outcome``, ``slow_factor``, ``concurrency_limit``, ``outputs_made``, ``credits``, ``new_fields``,
+``shift_s``, ``output_rate``, ``output_gain``, ``signed_urls``.
 
 With ``signed_urls = True`` the audio addresses carry a pre-signed storage query, as S3 and its imitators hand
 out: ``?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<access key id>%2F<date>%2F...&X-Amz-Signature=<64 hex>``.
@@ -111,6 +111,7 @@ class FakeMusicGPT:
         self.unknown_statuses: list[str] = []
         self.outcome = "COMPLETED"
         self.concurrency_limit: int | None = None
+        self.outputs_made: int | None = None  # outputs per task whatever num_outputs says (a server ignoring it)
         self.credits: tuple[float, float] | None = None  # (required, available): 402 when required > available
         self.webhook_duplicates = 2
         self.lyrics_limit = 3000
@@ -227,7 +228,7 @@ class FakeMusicGPT:
 
     def create_task(self, operation: str, fields: dict, upload: tuple | None, audio: np.ndarray, rate: int) -> Task:
         task_id = f"task-{operation}-{uuid.uuid4().hex[:12]}"
-        outputs = int(fields.get("num_outputs", "2"))
+        outputs = self.outputs_made or int(fields.get("num_outputs", "2"))
         ids = [f"{operation}-{uuid.uuid4().hex[:10]}" for _ in range(outputs)]
         now = time.monotonic()
         task = Task(task_id, operation, dict(fields), upload[0] if upload else None, upload[1] if upload else None,

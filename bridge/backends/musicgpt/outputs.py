@@ -150,13 +150,20 @@ def read_crop(spec: JobSpec, prepared: dict) -> tuple[np.ndarray, int]:
 
 async def render_all(client: MusicGPTClient, spec: JobSpec, prepared: dict, conversion: dict, workdir: Path, *,
                      crossfade_s: float, max_shift_s: float) -> list[Rendered]:
-    """Every variant byId offers, downloaded and spliced, in variant order."""
+    """Every variant byId offers, downloaded and spliced, in variant order.
+
+    Every one, even past the num_outputs asked for (a server that ignores the field): MusicGPT bills per output,
+    so an output left behind is one the producer paid for and never heard.
+    """
     offered = [o for o in (Offered.from_conversion(conversion, v) for v in (1, 2)) if o is not None]
     if not offered:
         raise BackendError("MusicGPT reported the task completed but gave no audio for it", code="generation_failed")
+    if len(offered) != spec.num_outputs:
+        log.info("job %s: MusicGPT made %d variant(s) where %d were asked for; delivering what it made", spec.job_id,
+                 len(offered), spec.num_outputs)
     crop = await asyncio.to_thread(read_crop, spec, prepared)
     rendered = []
-    for item in offered[:max(1, spec.num_outputs)]:
+    for item in offered:
         audio, rate, kind = await fetch_variant(client, item, workdir)
         rendered.append(await asyncio.to_thread(splice_variant, spec, prepared, audio, rate, item, kind, workdir,
                                                 crossfade_s=crossfade_s, max_shift_s=max_shift_s, crop=crop))

@@ -243,6 +243,22 @@ def test_a_failed_download_keeps_the_task_and_a_retry_fetches_it_without_paying(
     assert len(rendered) == 1 and fake.total_submits == 1
 
 
+def test_every_output_musicgpt_made_is_delivered_even_past_the_number_asked_for(fake, song, tmp_path):
+    fake.outputs_made = 2  # a server that ignores num_outputs=1: it bills per output, so both were paid for
+
+    async def go():
+        backend = make_backend(fake, tmp_path / "state")
+        try:
+            return await run_job(backend, make_spec(song, num_outputs=1), tmp_path / "work")
+        finally:
+            await backend.close()
+
+    prepared, receipt, rendered = run(go())
+    assert prepared["fields"]["num_outputs"] == "1"
+    assert [r.variant for r in rendered] == [1, 2] and fake.total_submits == 1
+    assert [r.notes["conversion_id"] for r in rendered] == receipt["conversion_ids"]
+
+
 @pytest.mark.parametrize("outcome", ["ERROR", "FAILED"])
 def test_a_task_that_fails_at_musicgpt_fails_the_job_with_its_message(fake, song, tmp_path, outcome):
     fake.outcome = outcome
