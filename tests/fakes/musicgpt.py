@@ -27,7 +27,7 @@ server), ``truncate`` (download: half the body under the full Content-Length), `
 body, no length, then close), ``corrupt`` (download: garbage bytes), ``trickle`` (download: the whole body, ``chunk``
 bytes every ``every`` seconds). Standing knobs: ``unknown_statuses``,
 ``missing_wav``, ``outcome``, ``slow_factor``, ``concurrency_limit``, ``outputs_made``, ``credits``, ``new_fields``,
-``shift_s``, ``output_rate``, ``output_gain``, ``signed_urls``.
+``numbers_as_text``, ``shift_s``, ``output_rate``, ``output_gain``, ``signed_urls``.
 
 With ``signed_urls = True`` the audio addresses carry a pre-signed storage query, as S3 and its imitators hand
 out: ``?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<access key id>%2F<date>%2F...&X-Amz-Signature=<64 hex>``.
@@ -112,6 +112,7 @@ class FakeMusicGPT:
         self.outcome = "COMPLETED"
         self.concurrency_limit: int | None = None
         self.outputs_made: int | None = None  # outputs per task whatever num_outputs says (a server ignoring it)
+        self.numbers_as_text = False  # eta, credit_estimate and conversion durations quoted: "38", "192.12"
         self.credits: tuple[float, float] | None = None  # (required, available): 402 when required > available
         self.webhook_duplicates = 2
         self.lyrics_limit = 3000
@@ -257,7 +258,7 @@ class FakeMusicGPT:
                     out[f"conversion_path_wav_{n}"] = self.file_url(f"{cid}.wav")
                 elif self.wav_as_null:
                     out[f"conversion_path_wav_{n}"] = None
-                out[f"conversion_duration_{n}"] = duration
+                out[f"conversion_duration_{n}"] = str(duration) if self.numbers_as_text else duration
                 out[f"title_{n}"] = f"{title} ({n})"
                 out[f"lyrics_{n}"] = task.fields.get("lyrics", "")
                 out[f"lyrics_timestamped_{n}"] = json.dumps(
@@ -549,6 +550,8 @@ class _Handler(BaseHTTPRequestHandler):
                   "eta": task.eta, "credit_estimate": fake.credit_estimate}
         if len(task.conversion_ids) > 1:
             answer["conversion_id_2"] = task.conversion_ids[1]
+        if fake.numbers_as_text:
+            answer.update(eta=str(task.eta), credit_estimate=str(fake.credit_estimate))
         if fake.new_fields:
             answer.update(status="IN_QUEUE", is_flagged=False, reason="", error_message=None,
                           error_message_detail=None, missing_input_fields=[])

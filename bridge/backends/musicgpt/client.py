@@ -27,6 +27,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ class MusicGPTClient:
         task_id = answer.get("task_id")
         if isinstance(task_id, (str, int)) and not isinstance(task_id, bool) and \
                 0 < len(str(task_id)) <= MAX_TASK_ID_CHARS:
-            return answer
+            return _with_numbers(answer, ("eta", "credit_estimate"))
         if task_id:
             raise SubmissionUnknown(f"MusicGPT answered the {operation} request with a task id that is not one "
                                     f"({type(task_id).__name__}, {len(str(task_id))} characters); it may have "
@@ -226,7 +227,7 @@ class MusicGPTClient:
                     raise TransientError(f"MusicGPT gave an unreadable answer for {what}")
                 await self._sleep(self.retry.backoff(failures - 1), "byId answer unreadable")
                 continue
-            return conversion
+            return _with_numbers(conversion, ("conversion_duration_1", "conversion_duration_2"))
 
     # -- download ------------------------------------------------------------------------------------------------
 
@@ -345,6 +346,25 @@ def _credit_message(response: httpx.Response, text: str) -> str:
         figures = f": this request needs {required if required is not None else '?'} credits and the account has " \
                   f"{available if available is not None else '?'}"
     return f"not enough MusicGPT credit{figures} ({text}). Top up the account, then retry the job"
+
+
+def _with_numbers(answer: dict, keys: tuple[str, ...]) -> dict:
+    """``answer`` with the numbers among ``keys`` that came as text ("38", "192.12") read as numbers.
+
+    The documents type them as numbers, but JSON written by hand (and some serialisers) quote them; read as text, an
+    eta was no eta (the task polled at once), a credit estimate no credit, and a duration no check of a download.
+    """
+    out = dict(answer)
+    for key in keys:
+        value = out.get(key)
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                out[key] = int(number) if number.is_integer() and key == "eta" else number
+    return out
 
 
 def _describe(exc: BaseException) -> str:

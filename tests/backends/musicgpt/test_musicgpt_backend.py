@@ -259,6 +259,25 @@ def test_every_output_musicgpt_made_is_delivered_even_past_the_number_asked_for(
     assert [r.notes["conversion_id"] for r in rendered] == receipt["conversion_ids"]
 
 
+def test_numbers_answered_as_text_still_time_the_polls_count_the_credit_and_check_the_downloads(fake, song, tmp_path):
+    fake.numbers_as_text = True  # "eta": "20", "credit_estimate": "42.0", "conversion_duration_1": "22.0"
+    fake.inject("download", "truncate_no_length")  # half a WAV, no length to tell: only the duration can
+
+    async def go():
+        backend = make_backend(fake, tmp_path / "state")
+        try:
+            return (*await run_job(backend, make_spec(song), tmp_path / "work"), backend.spend.totals())
+        finally:
+            await backend.close()
+
+    prepared, receipt, rendered, spent = run(go())
+    assert receipt["eta"] == 20 and receipt["credit_estimate"] == 42.0 and spent["credit_estimate_last_hour"] == 42.0
+    assert fake.by_id_calls[receipt["task_id"]] == 1  # first polled at the eta, not at once and again
+    first = f"{receipt['conversion_ids'][0]}.wav"
+    assert fake.file_requests.count(first) == 2 and fake.downloads[first] == 1  # the half file was fetched again
+    assert [r.variant for r in rendered] == [1, 2]
+
+
 @pytest.mark.parametrize("outcome", ["ERROR", "FAILED"])
 def test_a_task_that_fails_at_musicgpt_fails_the_job_with_its_message(fake, song, tmp_path, outcome):
     fake.outcome = outcome
