@@ -24,7 +24,9 @@ from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
 
-_BARS_OPTIONS = ("prompt", "num_outputs", "backend", "delivery", "request_id")
+# What /bridge/bars passes on to the job: every option of /bridge/inpaint and /bridge/extend it takes.
+_BARS_OPTIONS = ("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender",
+                 "num_outputs", "duration", "backend", "delivery", "request_id")
 
 
 class OscFrontend(OscSocket):
@@ -139,6 +141,11 @@ class OscFrontend(OscSocket):
         transport, selection = (self.session.for_bars() if self.session is not None
                                 else bars_transport(self.config, {}, None))
         operation = args["operation"]
+        for name in _BARS_OPTIONS:  # refused before the bars are chosen: nothing is sent for a mistyped request
+            if args[name] is not None and operation != "context" and osc_schema.COMMANDS[operation].argument(name) \
+                    is None:
+                takes = " and ".join(op for op in ("inpaint", "extend") if osc_schema.COMMANDS[op].argument(name))
+                raise ValidationError(name, args[name], f"applies to operation {takes}, not {operation}")
         if operation == "context" and self.session is None:
             raise ValidationError("operation", operation, "needs [midi] in the daemon's config: the session context "
                                                           "is what its pads act on")

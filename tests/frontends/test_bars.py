@@ -172,6 +172,29 @@ def test_the_last_bars_from_reapers_cursor_become_the_context_and_the_next_bar_i
     assert json.loads(shown)["bars"] == "bar 8 (14.000-16.000 s) at 120 BPM"
 
 
+def test_bars_carry_lyrics_and_a_voice_to_the_job_and_refuse_another_operations_option(daemon_following_reaper):
+    project, reaper_port = daemon_following_reaper
+    with BridgeClient("127.0.0.1", project.port) as client:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reaper:
+            for address, value in (("/tempo/raw", 120.0), ("/time", 13.0)):
+                reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
+        client.send("context", source=str(project.song), position=4.0)
+        deadline = time.monotonic() + 10
+        while bars(client, "context", "last", 2)[0] == "error":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert bars(client, "extend", "next", 1, "lyrics_section_to_replace", "la") == [
+            "error", "/bridge/bars", "", "lyrics_section_to_replace",
+            "lyrics_section_to_replace: 'la' applies to operation inpaint, not extend"]
+        client.send_raw(encode("/bridge/bars", ["inpaint", "next", 1, "lyrics", "oh la la, la la", "gender", "female",
+                                                "lyrics_section_to_replace", "la la", "num_outputs", 1]))
+        assert client.wait_for(lambda r: r.name == "selected", 10) is not None
+        done = client.wait_for(lambda r: r.name in ("done", "failed", "error"), 120)
+    assert done is not None and done.name == "done", done
+    request = json.loads(Path(done.args[1]).read_text())["request"]
+    assert (request["lyrics"], request["lyrics_section"], request["gender"]) == ("oh la la, la la", "la la", "female")
+
+
 PADS = """\
 [[pad]]
 note = 36
