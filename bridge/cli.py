@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logs.install(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
+    stdout = sys.stdout
+    if hasattr(stdout, "reconfigure"):  # a terminal that is not UTF-8 shows a song named in Japanese as \u6b4c
+        stdout.reconfigure(errors="backslashreplace")
+    sys.stdout = _Output(stdout) if stdout is not None else None
     try:
         return args.run(args)
     except ConfigError as exc:
@@ -40,8 +44,45 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away ('daw-bridge send ... | head -1'): stop, as a shell tool does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush fails quietly too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # so the exit's flush fails quietly too
         return 141  # 128 + SIGPIPE
+    except _OutputLost as exc:  # 'daw-bridge jobs > list.txt' on a full disk
+        print(f"daw-bridge: cannot write the output: {exc}", file=sys.stderr)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # what is still buffered is lost the same way
+        return 1
+    finally:
+        sys.stdout = stdout
+
+
+class _OutputLost(Exception):
+    """Standard output could not be written (a full disk behind a redirection, a terminal gone)."""
+
+
+class _Output:
+    """Standard output whose failed writes are told apart from the OSErrors of the files a command works on, so
+    that a full disk behind 'daw-bridge jobs > list.txt' is named as such, not as a traceback or a failed job."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputLost(exc.strerror or str(exc)) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputLost(exc.strerror or str(exc)) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _parser() -> argparse.ArgumentParser:
