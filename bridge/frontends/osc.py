@@ -24,9 +24,10 @@ from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
 
-# What /bridge/bars passes on to the job: every option of /bridge/inpaint and /bridge/extend it takes.
+# What /bridge/bars passes on to the job: every option of /bridge/inpaint and /bridge/extend but an extension's
+# duration, which its bars give.
 _BARS_OPTIONS = ("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender",
-                 "num_outputs", "duration", "backend", "delivery", "request_id")
+                 "num_outputs", "backend", "delivery", "request_id")
 
 
 class OscFrontend(OscSocket):
