@@ -131,6 +131,8 @@ def test_a_forged_webhook_is_only_a_hint_and_changes_nothing(fake, song, tmp_pat
 
 @pytest.mark.parametrize("bad, message", [
     (dict(public_url="ftp://x"), 'public_url = "ftp://x": must be an http'),
+    (dict(public_url="https://hooks.example.net/db?token=t"), "must have no \\?query or #fragment"),
+    (dict(public_url="https://hooks.example.net/db#hooks"), "must have no \\?query or #fragment"),
     (dict(public_url="https://x", bind_host="localhost"), 'bind_host = "localhost": must be an IP address'),
     (dict(public_url="https://x", path_prefix="hooks"), 'path_prefix = "hooks": must start and end'),
     (dict(public_url="https://x", bind_host="0.0.0.0"), "listens beyond this machine"),
