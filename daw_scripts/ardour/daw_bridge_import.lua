@@ -401,11 +401,17 @@ function DB.region_name(manifest)
 	return prompt ~= "" and (name .. ": " .. prompt) or name
 end
 
+local function finite(v) return type(v) == "number" and v == v and math.abs(v) ~= math.huge end
+
 -- Where and how one manifest's audio lands, in session samples. `origin_now(item_id, track_id)` gives where the
 -- source's time 0 sits on the timeline now (region position - region start) when the region the request came
 -- from still exists, so a result follows a region moved while it was generating; otherwise the manifest's
 -- timeline.position is used (exact for a region that has not moved: Ardour plays regions at rate 1).
-function DB.plan(manifest, rate, origin_now)
+-- `others` (optional) are the replaced ranges of other jobs' results sounding on the track (DB.results_on): the
+-- variant's handles, the source as it was, there to hide its joins, would cut such a neighbour's replaced range
+-- short with a jump back to the original (two jobs on neighbouring ranges), so they stop halfway between the two
+-- ranges, where both files play the source.
+function DB.plan(manifest, rate, origin_now, others)
 	local ids = type(manifest.ids) == "table" and manifest.ids or {}
 	local source = type(manifest.source) == "table" and manifest.source or {}
 	local position
@@ -426,6 +432,23 @@ function DB.plan(manifest, rate, origin_now)
 		local clipped_to = manifest.operation == "extend" and to or math.min(to, last)
 		if clipped_to > math.max(position, clipped_from) then from, to = clipped_from, clipped_to end
 	end
+	local replaced  -- this variant's replaced range on the timeline (samples)
+	if finite(source.span_start) and finite(source.start) and finite(source["end"]) then
+		replaced = {
+			job_id = manifest.job_id, path = source.path,
+			from = position + math.floor((source.start - source.span_start) * rate + 0.5),
+			to = position + math.floor((source["end"] - source.span_start) * rate + 0.5),
+		}
+		for _, other in ipairs(others or {}) do
+			if other.job_id ~= manifest.job_id and other.path == source.path then
+				if other.to <= replaced.from then
+					from = math.max(from, math.floor((other.to + replaced.from) / 2))
+				elseif other.from >= replaced.to then
+					to = math.min(to, math.floor((replaced.to + other.from) / 2))
+				end
+			end
+		end
+	end
 	local trim = 0
 	if position < from then trim, position = from - position, from end
 	length = to - position + trim
@@ -440,6 +463,7 @@ function DB.plan(manifest, rate, origin_now)
 		channels = manifest.channels,
 		frames = manifest.frames,
 		gain = gain,  -- the source region's gain, so the variant joins it at its level (nil: unity)
+		replaced = replaced,  -- for the plans after it (DB.results_on's form), or nil
 		sample_rate = manifest.sample_rate,
 	}
 end
@@ -474,6 +498,41 @@ function DB.origin_finder(session)
 		return first - region:start():samples(), region:to_audioregion():scale_amplitude(), first,
 			first + region:length():samples()
 	end
+end
+
+-- The delivered results in the drop folder, to tell which a region plays: their stems (DB.take_of's) and, at the
+-- same index, their manifests.
+function DB.result_index(drop_folder)
+	local index = { stems = {}, manifests = {} }
+	for _, name in ipairs(DB.list_folder(drop_folder)) do
+		if name:sub(1, 1) ~= "." and name:match("%.json$") then
+			local manifest = DB.read_json(DB.join(drop_folder, name), BRIDGE.MANIFEST_FORMAT)
+			if manifest and type(manifest.audio) == "string" and type(manifest.source) == "table" then
+				index.stems[#index.stems + 1] = DB.basename(manifest.audio):gsub("%.[^.]*$", "")
+				index.manifests[#index.manifests + 1] = manifest
+			end
+		end
+	end
+	return index
+end
+
+-- The replaced range of each result sounding on `playlist` (an unmuted region playing a delivered file), in
+-- timeline samples: { {job_id, path, from, to}, ... }, for DB.plan's `others`.
+function DB.results_on(playlist, index, rate)
+	local found = {}
+	for region in playlist:region_list():iter() do
+		local n = not region:muted() and DB.take_of(region, index.stems)
+		local source = n and index.manifests[n].source
+		if source and finite(source.start) and finite(source["end"]) and finite(source.span_start) then
+			local zero = region:position():samples() - region:start():samples()  -- where span_start sits
+			found[#found + 1] = {
+				job_id = index.manifests[n].job_id, path = source.path,
+				from = zero + math.floor((source.start - source.span_start) * rate + 0.5),
+				to = zero + math.floor((source["end"] - source.span_start) * rate + 0.5),
+			}
+		end
+	end
+	return found
 end
 
 -- -- import into a closed session (headless) -----------------------------------------------------------------------
@@ -593,15 +652,21 @@ function DB.import_closed_session(session_file)
 	local ready, notes = DB.pending(drop_folder)
 	local placements, names = {}, {}
 	local origin_now = DB.origin_finder(Session)
+	local index = #ready > 0 and DB.result_index(drop_folder)
+	local others = {}  -- playlist id -> the results sounding there: in the session, and planned by this run
 	for _, entry in ipairs(ready) do
 		local m = entry.manifest
 		if m.sample_rate ~= rate then
 			notes[#notes + 1] = string.format("%s is at %d Hz and the session at %d Hz: import it from the editor, "
 				.. "which converts it", entry.name, m.sample_rate, rate)
 		else
-			local plan = DB.plan(m, rate, origin_now)
-			local track = DB.track_for(Session, plan.track_id, plan.channels)
-			plan.playlist_id = track:playlist():to_stateful():id():to_s()
+			local ids = type(m.ids) == "table" and m.ids or {}
+			local track = DB.track_for(Session, ids.track, m.channels)
+			local playlist_id = track:playlist():to_stateful():id():to_s()
+			others[playlist_id] = others[playlist_id] or DB.results_on(track:playlist(), index, rate)
+			local plan = DB.plan(m, rate, origin_now, others[playlist_id])
+			if plan.replaced then table.insert(others[playlist_id], plan.replaced) end
+			plan.playlist_id = playlist_id
 			plan.file = DB.copy_into_session(Session, plan.audio)
 			placements[#placements + 1] = plan
 			names[#names + 1] = entry.name
@@ -673,11 +738,14 @@ function DB.import_open_session()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
 	local ready, notes = DB.pending(drop_folder)
 	local origin_now = DB.origin_finder(Session)
-	local imported = {}
+	local imported, index = {}, nil
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name) then
-			local plan = DB.plan(entry.manifest, rate, origin_now)
-			local ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, plan.channels))
+			local ids = type(entry.manifest.ids) == "table" and entry.manifest.ids or {}
+			local track = DB.track_for(Session, ids.track, entry.manifest.channels)
+			index = index or DB.result_index(drop_folder)
+			local plan = DB.plan(entry.manifest, rate, origin_now, DB.results_on(track:playlist(), index, rate))
+			local ok, region = pcall(DB.import_with_editor, plan, track)
 			DB.settle(drop_folder, entry.name, ok and region ~= nil)
 			if not ok then error(region, 0) end
 			if region then

@@ -6,6 +6,7 @@ session and reads the saved .ardour file back; the screenshots stay in the modul
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import pytest
@@ -101,3 +102,23 @@ def test_the_action_applies_a_decision_published_since_it_last_ran(gui):
 
     gui.action("Editor/undo")
     assert wait_for("the undo", lambda: sources() == imported, 30, 0.5)
+
+
+def test_the_editors_import_keeps_a_variants_handle_off_a_neighbouring_jobs_replaced_range(gui):
+    # this bar, then the next (an outsider's probe): 31..38.5 s and 39..46 s, each with 1 s handles
+    drop = gui.session_file.parent / "daw-bridge"
+    for stem, start, end in (("bar-1", 31.0, 38.5), ("bar-2", 39.0, 46.0)):
+        write_result(drop, stem, gui.ids["Song"], start - 1.0, round((end - start + 2.0) * RATE), 0.82)
+        manifest = json.loads((drop / f"{stem}.json").read_text())
+        manifest["source"] = {"path": "/music/song.wav", "start": start, "end": end, "span_start": start - 1.0,
+                              "span_end": end + 1.0, "position": 0.0}
+        (drop / f"{stem}.json").write_text(json.dumps(manifest))
+
+    run_the_action(gui, "neighbours.png")
+
+    placed = {r["name"].rsplit(": ", 1)[1]: r for r in regions_in_session_file(gui.save())
+              if r["name"].endswith(("bar-1", "bar-2"))}
+    # the second (on top) starts at 38.75 s, halfway between the ranges: the first sounds up to there
+    assert [(placed[s]["position"], placed[s]["length"], placed[s]["start"]) for s in ("bar-1", "bar-2")] == [
+        (30 * RATE, round(9.5 * RATE), 0), (round(38.75 * RATE), round(8.25 * RATE), round(0.75 * RATE))]
+    assert placed["bar-2"]["layer"] > placed["bar-1"]["layer"]

@@ -1,0 +1,65 @@
+"""An outsider's imports into a real headless Ardour 7: several jobs on neighbouring ranges of one region."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load
+
+SONG_FRAMES = 40 * RATE
+POSITION, TRIM, LENGTH = 2 * RATE, RATE * 3 // 2, 30 * RATE  # the song's time 0 sits at 0.5 s on the timeline
+ORIGIN = POSITION - TRIM
+
+
+def deliver(drop: Path, stem: str, job_id: str, start: float, end: float, ids: dict) -> None:
+    """One variant of a job replacing source seconds start..end with 1 s handles, as the daemon drops it."""
+    span_start, span_end = start - 1.0, end + 1.0
+    frames = round((span_end - span_start) * RATE)
+    sf.write(drop / f"{stem}.wav", np.full((frames, 2), 0.1, dtype="float32"), RATE, subtype="FLOAT")
+    (drop / f"{stem}.json").write_text(json.dumps({
+        "format": "daw-bridge.manifest/1", "job_id": job_id, "operation": "inpaint", "variant": 1, "variants": 1,
+        "delivery": "patch", "audio": f"{stem}.wav", "sample_rate": RATE, "channels": 2, "frames": frames,
+        "timeline": {"position": 0.5 + span_start, "length": span_end - span_start},
+        "ids": {"item": ids["region_id"], "track": ids["track_id"]},
+        "source": {"path": "/music/song.wav", "start": start, "end": end, "span_start": span_start,
+                   "span_end": span_end, "position": 0.5},
+        "request": {"prompt": stem}, "splice": {"handle": 1.0, "joins": []}}))
+
+
+def sounding(regions: list) -> list[tuple[str, float, float]]:
+    """Which region sounds where on the track, top layer first: (name, from, to) in seconds, in timeline order."""
+    edges = sorted({r["position"] for r in regions} | {r["position"] + r["length"] for r in regions})
+    out = []
+    for lo, hi in zip(edges, edges[1:]):
+        over = [r for r in regions if r["position"] <= lo and r["position"] + r["length"] >= hi and not r["muted"]]
+        if over:
+            top = max(over, key=lambda r: r["layer"])["name"]
+            if out and out[-1][0] == top and out[-1][2] == lo / RATE:
+                out[-1][2] = hi / RATE
+            else:
+                out.append([top, lo / RATE, hi / RATE])
+    return [tuple(x) for x in out]
+
+
+@pytest.mark.parametrize("order", ["in time order", "later range first"])
+def test_handles_never_cut_off_a_neighbouring_jobs_replaced_range(ardour, tmp_path, demo_song_path, order):
+    session, ids = ardour.make_session_with_ids(tmp_path / "next", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    # this bar, then the next: timeline 12.5..20 s and 20.5..30 s; the terminal imports in name order
+    first, second = ("a", "b") if order == "in time order" else ("b", "a")
+    deliver(drop, first, "j-1111", 12.0, 19.5, ids)
+    deliver(drop, second, "j-2222", 20.0, 29.5, ids)
+
+    ardour.script(IMPORT_SCRIPT, str(session))
+
+    regions = [r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0] if r["track"] == "Song"]
+    # each variant sounds up to halfway between the ranges (20.25 s), where both files play the source
+    assert sounding(regions) == [("song", 2.0, 11.5), (f"inpaint v1: {first}", 11.5, 20.25),
+                                 (f"inpaint v1: {second}", 20.25, 31.0), ("song", 31.0, 32.0)]
