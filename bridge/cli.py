@@ -6,11 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 import osc_schema
 from bridge import __version__, logs
-from bridge.commands import port_number, seconds
+from bridge.commands import path_argument, port_number, seconds
 from bridge.config import Config, ConfigError, load
 
 
@@ -92,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, run, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--config", type=Path, help="config file (default: the platform config folder)")
+        p.add_argument("--config", type=path_argument, help="config file (default: the platform config folder)")
         p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
         p.set_defaults(run=run, parser=p)
         return p
@@ -112,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("extend", "continue a song after a point, without a daemon")):
         p = command(name, _one_shot, help)
         p.set_defaults(operation=name)
-        p.add_argument("source", type=Path, help="the song (any format libsndfile reads)")
+        p.add_argument("source", type=path_argument, help="the song (any format libsndfile reads)")
         if name == "inpaint":
             p.add_argument("--start", type=float, required=True, help="start of the range, seconds")
             p.add_argument("--end", type=float, required=True, help="end of the range, seconds")
@@ -126,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--num-outputs", type=int, help="variants, 1 or 2 (default 2)")
         p.add_argument("--backend", choices=osc_schema.ARGUMENTS["backend"].choices)
         p.add_argument("--delivery", choices=osc_schema.ARGUMENTS["delivery"].choices)
-        p.add_argument("--out", type=Path, help="drop folder (default: beside the source)")
+        p.add_argument("--out", type=path_argument, help="drop folder (default: beside the source)")
 
     p = command("jobs", _jobs, "list, show, cancel, retry or resolve jobs; choose, keep or discard a delivered "
                 "job's takes")
@@ -157,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("doctor", _doctor, "check the config, ports, folders and backends")
     p = command("demo", _demo, "make a song, start the daemon, inpaint and extend it over OSC, show the results")
-    p.add_argument("--dir", type=Path, help="where to put the demo project (default: a new temporary folder)")
+    p.add_argument("--dir", type=path_argument, help="where to put the demo project (default: a new temporary folder)")
 
     from bridge.commands.install import add_arguments as install_arguments
 
@@ -179,10 +178,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _daemon_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--osc-port", type=int, help="UDP port for OSC commands")
-    p.add_argument("--inbox", type=Path, help="folder watched for request files")
-    p.add_argument("--drop-folder", type=Path, help="drop folder (default: beside each source)")
+    p.add_argument("--inbox", type=path_argument, help="folder watched for request files")
+    p.add_argument("--drop-folder", type=path_argument, help="drop folder (default: beside each source)")
     p.add_argument("--backend", choices=osc_schema.ARGUMENTS["backend"].choices, help="default backend")
-    p.add_argument("--state-dir", type=Path, help="journal, cache and work files")
+    p.add_argument("--state-dir", type=path_argument, help="journal, cache and work files")
 
 
 def _config(args) -> Config:

@@ -38,3 +38,28 @@ def test_a_terminal_that_is_not_utf8_shows_a_japanese_folder_name_escaped(projec
     result = _run("doctor", "--config", str(project.config), env={"PYTHONIOENCODING": "latin-1"})
     assert "Traceback" not in result.stderr, result.stderr
     assert f"project root {project.root}/\\u6b4c" in result.stdout, result.stdout
+
+
+NO_USER = "~daw-bridge-no-such-user"
+
+
+def test_a_config_folder_under_the_home_of_no_user_is_refused_in_one_line(project):
+    # inbox = "~nosuchuser/inbox" (a typo of ~/): every command ended in 'RuntimeError: Could not determine home
+    # directory', the daemon's start too
+    written = project.config.read_text(encoding="utf-8").splitlines()
+    for key, value in (("inbox", f'"{NO_USER}/inbox"'), ("project_roots", f'["{project.root}", "{NO_USER}/Music"]')):
+        line = next(n for n, text in enumerate(written, 1) if text.startswith(f"{key} ="))
+        project.config.write_text("\n".join(text if n != line else f"{key} = {value}"
+                                            for n, text in enumerate(written, 1)) + "\n", encoding="utf-8")
+        result = _run("doctor", "--config", str(project.config))
+        assert result.returncode == 2, result.stderr
+        [said] = result.stderr.splitlines()
+        assert said.startswith(f"daw-bridge: {project.config}:{line}: {key} = "), said
+        assert said.endswith(f": {NO_USER} is no user on this machine"), said
+
+
+def test_a_song_under_the_home_of_no_user_is_a_usage_error(project):
+    result = _run("inpaint", f"{NO_USER}/song.wav", "--start", "1", "--end", "2", "--config", str(project.config))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1] == (f"daw-bridge inpaint: error: argument source: {NO_USER}/song.wav: "
+                                              f"{NO_USER} is no user on this machine")

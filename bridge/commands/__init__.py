@@ -2,6 +2,7 @@
 
 import argparse
 import math
+from pathlib import Path
 
 
 def port_number(text: str) -> int:
@@ -24,6 +25,17 @@ def seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0 or value > 86400:
         raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most 86400 seconds")
     return value
+
+
+def path_argument(text: str) -> Path:
+    """argparse type of a file or folder, ``~`` expanded: a ``~name`` of no user here is a usage error instead of a
+    traceback where the path is first used."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        head = text.split("/", 1)[0]
+        reason = f"{head} is no user on this machine" if head != "~" else "~ names no home folder for this user"
+        raise argparse.ArgumentTypeError(f"{text}: {reason}") from None
 
 
 def print_answer(command: str, reply, host: str, port: int, text) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from bridge import reapack_index
+from bridge.commands import path_argument
 
 ROOT = Path(__file__).resolve().parents[2]  # the source tree holding daw_scripts/ and service/
 REAPER_PACKAGE = ROOT / reapack_index.PACKAGE_DIR
@@ -521,18 +522,18 @@ class Target:
 
 
 def _reaper_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--resource-path", type=Path, help="REAPER's resource folder (default: the platform's, e.g. "
-                   "~/.config/REAPER)")
+    p.add_argument("--resource-path", type=path_argument,
+                   help="REAPER's resource folder (default: the platform's, e.g. ~/.config/REAPER)")
 
 
 def _ardour_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scripts-path", type=Path, help="an Ardour scripts folder (default: those of ~/.config/ardour7 "
-                   "and ~/.config/ardour8 that exist)")
+    p.add_argument("--scripts-path", type=path_argument, help="an Ardour scripts folder (default: those of "
+                   "~/.config/ardour7 and ~/.config/ardour8 that exist)")
     p.add_argument("--all", action="store_true", help="both Ardour 7 and 8, also one not started yet")
 
 
 def _service_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--unit-path", type=Path, help="the unit or agent file (default: ~/.config/systemd/user/"
+    p.add_argument("--unit-path", type=path_argument, help="the unit or agent file (default: ~/.config/systemd/user/"
                    "daw-bridge.service, macOS: ~/Library/LaunchAgents/com.daw-bridge.daemon.plist)")
     p.add_argument("--no-start", action="store_true", help="write or remove the file only; do not run "
                    "systemctl/launchctl")
@@ -542,7 +543,7 @@ def _service_arguments(p: argparse.ArgumentParser) -> None:
 def _plugin_arguments(p: argparse.ArgumentParser) -> None:
     defaults = plugin_folders()
     for fmt in PLUGIN_FORMATS:
-        p.add_argument(f"--{fmt}-path", type=Path, help=f"the folder for the {fmt.upper()} bundle (default: "
+        p.add_argument(f"--{fmt}-path", type=path_argument, help=f"the folder for the {fmt.upper()} bundle (default: "
                        f"{defaults[fmt]})")
 
 

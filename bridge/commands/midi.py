@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from bridge.commands import seconds
+from bridge.commands import path_argument, seconds
 from bridge.config import Config, ConfigError
 from bridge.exceptions import BridgeError
 from bridge.frontends.midi_mapping import (
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ports: list MIDI ports; learn: press a pad and its mapping entry is written")
     parser.add_argument("--port", help="the controller's port: name, glob or part of it (default: [midi] port)")
     parser.add_argument("--api", help="rtmidi API, e.g. UNIX_JACK or LINUX_ALSA (default: [midi] api)")
-    parser.add_argument("--mapping", type=Path, help="learn: mapping file to add to (default: [midi] mapping)")
+    parser.add_argument("--mapping", type=path_argument, help="learn: mapping file to add to (default: [midi] mapping)")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--command", choices=COMMANDS, help="learn: the pad runs this command (default inpaint)")
     what.add_argument("--action", dest="pad_action", choices=ACTIONS, help="learn: the pad runs this action")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from bridge.commands import path_argument
 from bridge.config import Config
 from bridge.plugin_prompts import presets
 
@@ -15,7 +15,7 @@ from bridge.plugin_prompts import presets
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("decode", "grammar"), help="decode: a recording into a command; grammar: print "
                    "the JSGF grammar and its sentences")
-    p.add_argument("file", nargs="?", type=Path, help="decode: the recording (any format libsndfile reads)")
+    p.add_argument("file", nargs="?", type=path_argument, help="decode: the recording (any format libsndfile reads)")
     p.add_argument("--json", action="store_true", help="one line: {\"text\", \"command\", \"confidence\"}")
 
 

@@ -231,7 +231,7 @@ TOP = Table("", "Where the daemon listens, which files it may touch, and its def
     Key("drop_folder", PATH, "Where results go; absent or \"\": a folder \"daw-bridge\" beside each source, unless "
         "the command names one."),
     Key("project_roots", LIST, "Source audio and drop folders must lie inside these (symlinks resolved).",
-        default=("~",), items=(STRING,), rule="nonblank"),
+        default=("~",), items=(STRING,), rule="folder"),
     Key("state_dir", PATH, "Journal, analysis cache and work files.", rule="nonblank",
         default_text="~/.local/state/daw-bridge (macOS: ~/Library/Application Support/daw-bridge/state; Windows: "
                      "%LOCALAPPDATA%\\daw-bridge)"),
