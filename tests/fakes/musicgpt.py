@@ -574,6 +574,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if filename is None:
                     raise _Invalid("audio_file must be a file upload")
                 upload = (filename, ctype, data)
+            elif filename is not None:  # the contract's other fields are strings and numbers, not uploads
+                raise _Invalid(f"{name} must be a form field, not a file upload")
             else:
                 fields[name] = data.decode("utf-8")
         required_text = ("audio_file or audio_url and valid replace range are required." if operation == "inpaint"

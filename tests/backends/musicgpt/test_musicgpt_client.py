@@ -178,6 +178,20 @@ def test_by_id_takes_task_id_or_conversion_id_and_the_service_refuses_both(fake,
     assert both.status_code == 400 and both.json() == {"success": False, "message": "Invalid request parameters"}
 
 
+def test_the_fake_takes_only_audio_file_as_an_upload_and_every_other_field_as_text(fake, upload):
+    """So a client that sent a text field as a file part (as some multipart helpers do) would be caught here."""
+    async def go(client):
+        async with httpx.AsyncClient(headers={"Authorization": fake.api_key}) as raw:
+            return [await raw.post(fake.url + "/v1/inpaint", files=[
+                ("audio_file", (upload.name, upload.read_bytes(), "audio/wav")),
+                *[(name, (as_file, value.encode(), "text/plain") if as_file else (None, value.encode()))
+                  for name, value in INPAINT.items()]]) for as_file in ("prompt.txt", None)]
+
+    as_files, as_text = with_client(fake.url, fake.api_key, go)
+    assert as_files.status_code == 422 and "must be a form field" in as_files.json()["error"]
+    assert as_text.status_code == 200 and fake.total_submits == 1
+
+
 def test_by_id_rides_out_5xx_and_dropped_connections(fake, upload):
     async def go(client):
         answer = await client.submit("inpaint", INPAINT, upload)
