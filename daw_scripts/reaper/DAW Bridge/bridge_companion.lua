@@ -26,9 +26,13 @@ local function read_ledger(folder)
   return done
 end
 
-local function add_to_ledger(folder, name)
-  local ok, err = util.add_ledger_line(folder, LEDGER, name)
-  if not ok then report_once("ledger", "imports not recorded: " .. err) end
+--- Take `name` off the list again (its placement failed), so that the next scan tries it again.
+local function remove_from_ledger(folder, name)
+  local kept = {}
+  for _, line in ipairs(util.ledger_lines(folder, LEDGER)) do
+    if line ~= name then kept[#kept + 1] = line .. "\n" end
+  end
+  util.write_atomic(util.join(folder, LEDGER), table.concat(kept))
 end
 
 local function number_at(t, a, b)
@@ -84,14 +88,21 @@ local function import_one(folder, name, constants)
     report_once(name, name .. " not imported: its audio " .. manifest.audio .. " is empty or not a WAV file")
     return false
   end
+  -- listed before it is placed: a result placed but not listed would be placed again at the next scan, a take more
+  -- every second (an import list that cannot be written: a full disk, another user's file)
+  local listed, why = util.add_ledger_line(folder, LEDGER, name)
+  if not listed then report_once("ledger", "nothing imported: " .. why) return false end
   reaper.Undo_BeginBlock()
   reaper.PreventUIRefresh(1)
   local ok, item, at, how = pcall(placement.place, manifest, audio_path, name)
   reaper.PreventUIRefresh(-1)
   reaper.UpdateArrange()
   reaper.Undo_EndBlock("DAW Bridge: import " .. placement.take_name(manifest), -1)
-  if not ok then report_once(name, name .. " not imported: " .. tostring(item)) return false end
-  add_to_ledger(folder, name)
+  if not ok then
+    remove_from_ledger(folder, name)
+    report_once(name, name .. " not imported: " .. tostring(item))
+    return false
+  end
   util.log(string.format("imported %s as %s (%s at %s)", manifest.audio, placement.take_name(manifest), how,
     util.seconds(at)))
   return true

@@ -100,8 +100,11 @@ end
 function util.add_ledger_line(folder, name, line)
   local f, err = io.open(util.join(folder, name), "ab")
   if not f then return nil, "cannot record it in " .. util.join(folder, name) .. ": " .. tostring(err) end
-  f:write(line, "\n")
-  f:close()
+  local written, werr = f:write(line, "\n")
+  local closed, cerr = f:close() -- a full disk shows here, when the line is flushed
+  if not (written and closed) then
+    return nil, "cannot record it in " .. util.join(folder, name) .. ": " .. tostring(werr or cerr)
+  end
   return true
 end
 

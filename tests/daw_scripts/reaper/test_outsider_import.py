@@ -100,3 +100,34 @@ def test_discarding_the_second_job_leaves_the_item_as_the_first_job_left_it(proj
     assert [(bounds(i), [t["source"]["file"] for t in i["takes"]], i["active_take"]) for i in project.items()] == \
         [(bounds(i), [t["source"]["file"] for t in i["takes"]], i["active_take"]) for i in after_first]
     assert MIX in [t["source"]["file"] for t in project.items()[-1]["takes"]]
+
+
+def test_a_result_is_not_imported_while_the_import_list_cannot_be_written_rather_than_again_every_second(project):
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=60.0)
+    deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
+    (project.drop_folder / ".reaper-imported").mkdir()  # as unwritable as a full disk or another user's file
+
+    result = project.run("companion", ticks=4)
+
+    assert result.errors == [] and result.undo == []
+    assert [len(i["takes"]) for i in project.items()] == [1]
+    assert result.console.count("nothing imported: cannot record it in") == 1
+
+
+def test_a_result_whose_placement_failed_is_tried_again_at_the_next_scan(project):
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=60.0)
+    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
+    manifest.write_text(manifest.read_text().replace(f'"path": "{MIX}"', '"path": 5'))
+
+    failed = project.run("import now")
+
+    assert failed.errors == [] and f"{manifest.name} not imported: " in failed.console
+    assert [len(i["takes"]) for i in project.items()] == [1]
+    manifest.write_text(manifest.read_text().replace('"path": 5', f'"path": "{MIX}"'))
+
+    project.run("import now")
+
+    assert [len(i["takes"]) for i in project.items()] == [1, 2, 1]
+    assert (project.drop_folder / ".reaper-imported").read_text() == manifest.name + "\n"
