@@ -238,7 +238,7 @@ def _typed(key: Key, value: object) -> tuple[object, str | None]:
         return value, None if isinstance(value, str) else f"must be text in quotes{words}"
     if key.type == PATH:
         ok = isinstance(value, (str, os.PathLike))
-        return (os.fspath(value), None) if ok else (value, "must be a path in quotes")
+        return (os.fspath(value), _home_known(os.fspath(value))) if ok else (value, "must be a path in quotes")
     if key.type == LIST:
         items = " or ".join("text in quotes" if item == STRING else "numbers" for item in key.items)
         if not isinstance(value, (list, tuple)):
@@ -291,6 +291,21 @@ def _nonblank(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def _folder(value: str) -> str | None:
+    return _nonblank(value) or _home_known(value)
+
+
+def _home_known(value: str) -> str | None:
+    """A path starting with ``~name`` of no user here (or ``~`` of a user without a home) cannot be expanded: the
+    command would end in a traceback where the folder is first used."""
+    try:
+        Path(os.path.expandvars(value)).expanduser()
+    except RuntimeError:
+        head = os.path.expandvars(value).split("/", 1)[0]
+        return f"{head} is no user on this machine" if head != "~" else "~ names no home folder for this user"
+    return None
+
+
 def _loopback(value: str) -> str | None:
     return None if is_loopback(value) else "must be a loopback address (127.0.0.1, ::1 or localhost): never beyond " \
                                            "this machine"
@@ -337,10 +352,12 @@ def _slashes(value: str) -> str | None:
     return None if value.startswith("/") and value.endswith("/") else "must start and end with /"
 
 
-RULES = {"nonblank": _nonblank, "loopback": _loopback, "ipv4_loopback": _ipv4_loopback, "ip_address": _ip_address,
-         "ip_network": _ip_network, "http_url": _http_url, "osc_address": _osc_address, "slashes": _slashes}
+RULES = {"nonblank": _nonblank, "folder": _folder, "loopback": _loopback, "ipv4_loopback": _ipv4_loopback,
+         "ip_address": _ip_address, "ip_network": _ip_network, "http_url": _http_url, "osc_address": _osc_address,
+         "slashes": _slashes}
 RULE_TEXT = {  # each rule in words, for docs/config.md
     "nonblank": "not empty",
+    "folder": "not empty",
     "loopback": "loopback only (127.0.0.1, ::1, localhost)",
     "ipv4_loopback": "IPv4 loopback only (127.0.0.1, localhost), as AbletonOSC listens",
     "ip_address": "an IP address",
