@@ -50,6 +50,16 @@ class _LifelineProcess(multiprocessing.context.SpawnProcess):
         super().__init__(*args, **kwargs)
         self._lifeline = lifeline
 
+    def start(self) -> None:
+        # spawn hands the worker this process's folder (os.getcwd()), which fails once that folder is deleted (a
+        # daemon started in a project folder the producer removed later): every job then failed as an internal
+        # error. A deleted folder is empty, so no relative path could reach anything there: move to / instead.
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            os.chdir("/")
+        super().start()
+
     def __getstate__(self) -> dict:
         # Pickled by spawn, in the thread that forks the worker. The lifeline goes first, so the worker holds it
         # before unpickling the rest imports the pool's initializer (the engine: seconds of numpy and librosa

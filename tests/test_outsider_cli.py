@@ -63,3 +63,29 @@ def test_a_song_under_the_home_of_no_user_is_a_usage_error(project):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.splitlines()[-1] == (f"daw-bridge inpaint: error: argument source: {NO_USER}/song.wav: "
                                               f"{NO_USER} is no user on this machine")
+
+
+def _in_a_deleted_folder(folder, *args: str) -> subprocess.CompletedProcess:
+    """``daw-bridge ARGS`` started in ``folder``, which is deleted just before the command runs."""
+    folder.mkdir()
+    return subprocess.run(["sh", "-c", 'rmdir "$PWD" && exec "$0" "$@"', sys.executable, "-m", "bridge", *args],
+                          cwd=folder, capture_output=True, text=True, timeout=600, env=daemon_environment(),
+                          preexec_fn=ask_to_die_with_parent, check=False)
+
+
+def test_a_one_shot_run_from_a_folder_deleted_since_still_delivers(project, tmp_path):
+    # multiprocessing's spawn hands each engine worker the current folder: once it was deleted, every job failed as
+    # 'internal error: FileNotFoundError' (the daemon's too, with its warm-up in the log as a traceback)
+    result = _in_a_deleted_folder(tmp_path / "gone", "inpaint", str(project.song), "--start", "4", "--end", "6",
+                                  "--num-outputs", "1", "--config", str(project.config))
+    assert result.returncode == 0, result.stderr
+    assert [p.suffix for p in project.visible_drop_files() if p.suffix != ".png"] == [".json", ".wav"]
+
+
+def test_a_relative_song_from_a_folder_deleted_since_is_a_usage_error(project, tmp_path):
+    result = _in_a_deleted_folder(tmp_path / "gone", "inpaint", "song.wav", "--start", "4", "--end", "6",
+                                  "--config", str(project.config))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1] == ("daw-bridge inpaint: error: argument source: song.wav: the current "
+                                              "folder has been deleted; give the whole path, or cd to a folder that "
+                                              "exists")

@@ -2,6 +2,7 @@
 
 import argparse
 import math
+import os
 from pathlib import Path
 
 
@@ -28,14 +29,21 @@ def seconds(text: str) -> float:
 
 
 def path_argument(text: str) -> Path:
-    """argparse type of a file or folder, ``~`` expanded: a ``~name`` of no user here is a usage error instead of a
-    traceback where the path is first used."""
+    """argparse type of a file or folder, ``~`` expanded: a ``~name`` of no user here, or a relative path while the
+    current folder has been deleted, is a usage error instead of a traceback where the path is first used."""
     try:
-        return Path(text).expanduser()
+        path = Path(text).expanduser()
     except RuntimeError:
         head = text.split("/", 1)[0]
         reason = f"{head} is no user on this machine" if head != "~" else "~ names no home folder for this user"
         raise argparse.ArgumentTypeError(f"{text}: {reason}") from None
+    if not path.is_absolute():
+        try:
+            os.getcwd()
+        except FileNotFoundError:
+            raise argparse.ArgumentTypeError(f"{text}: the current folder has been deleted; give the whole path, or "
+                                             f"cd to a folder that exists") from None
+    return path
 
 
 def print_answer(command: str, reply, host: str, port: int, text) -> int:
