@@ -89,3 +89,12 @@ def test_a_relative_song_from_a_folder_deleted_since_is_a_usage_error(project, t
     assert result.stderr.splitlines()[-1] == ("daw-bridge inpaint: error: argument source: song.wav: the current "
                                               "folder has been deleted; give the whole path, or cd to a folder that "
                                               "exists")
+
+
+def test_a_key_given_twice_to_send_is_refused_not_silently_overridden(project):
+    # 'send inpaint ... start=1 end=5 start=2' ran an inpaint of 2..5 s without a word
+    result = _run("send", "inpaint", f"source={project.song}", "start=1", "end=5", "start=2", "prompt=x",
+                  "--config", str(project.config))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout.splitlines() == ["daw-bridge send: start: '2' is a second start (after '1'): give each key "
+                                          "once"]

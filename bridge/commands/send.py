@@ -16,13 +16,16 @@ def parse_values(name: str, pairs: list[str]) -> dict:
     spec = osc_schema.COMMANDS.get(name)
     if spec is None:
         raise ValidationError("command", name, f"is not a command (one of {', '.join(osc_schema.COMMANDS)})")
-    values = {}
+    values, given = {}, {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         arg = spec.argument(key)
         if not sep or arg is None:
             known = ", ".join(a.name for a in spec.arguments) or "none"
             raise ValidationError(key or pair, pair, f"must be KEY=VALUE with a key of {name} ({known})")
+        if key in given:  # 'start=1 end=5 start=2': the second silently won, which a typo makes easily
+            raise ValidationError(key, text, f"is a second {key} (after {given[key]!r}): give each key once")
+        given[key] = text
         try:
             values[key] = _PARSE[arg.type](text)
         except ValueError:
