@@ -323,6 +323,32 @@ end
 
 local function is_count(value, least) return math.type(value) == "integer" and value >= least end
 
+--- How many whole frames the WAV file at `path` holds: its data chunk's size, cut to what the file holds (one being
+--- written or copied holds less), over its frame size; 0 while the chunks before the data are not all there.
+function DB.wav_frames(path)
+	local f = io.open(path, "rb")
+	if not f then return 0 end
+	local size, at, frame_bytes, big_data = f:seek("end"), 12, nil, nil
+	while at + 8 <= size do
+		f:seek("set", at)
+		local id, length = f:read(4), string.unpack("<I4", f:read(4))
+		local whole = at + 8 + length <= size
+		if id == "ds64" and length >= 24 and whole then  -- RF64 / BW64: the sizes that do not fit in 32 bits
+			big_data = string.unpack("<I8", f:read(24), 9)
+		elseif id == "fmt " and length >= 16 and whole then
+			frame_bytes = string.unpack("<I2", f:read(16), 13)  -- nBlockAlign
+		elseif id == "data" then
+			f:close()
+			if length == 0xFFFFFFFF and big_data then length = big_data end
+			if not frame_bytes or frame_bytes == 0 then return 0 end
+			return math.min(length, size - at - 8) // frame_bytes
+		end
+		at = at + 8 + length + length % 2
+	end
+	f:close()
+	return 0
+end
+
 -- A manifest and its audio checked for import; nil and the reason when it cannot be imported.
 function DB.read_manifest(path)
 	local manifest, why = DB.read_json(path, BRIDGE.MANIFEST_FORMAT)
@@ -352,6 +378,11 @@ function DB.read_manifest(path)
 	local riff = head:sub(1, 4)
 	if not (riff == "RIFF" or riff == "RF64" or riff == "BW64") or head:sub(9, 12) ~= "WAVE" then
 		return nil, string.format("names %s, which is empty or not a WAV file", manifest.audio)
+	end
+	local holds = DB.wav_frames(manifest.audio_path)
+	if holds < manifest.frames then  -- not whole yet (copied in by something other than the daemon): wait for it
+		return nil, string.format("names %s, which holds %d of its %d frames (still being written or copied); "
+			.. "it is imported once whole", manifest.audio, holds, manifest.frames)
 	end
 	return manifest
 end

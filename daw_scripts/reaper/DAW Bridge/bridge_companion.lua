@@ -74,6 +74,32 @@ local function wav_header(path)
   return (riff == "RIFF" or riff == "RF64" or riff == "BW64") and head:sub(9, 12) == "WAVE"
 end
 
+--- How many whole frames the WAV file at `path` holds: its data chunk's size, cut to what the file holds (one being
+--- written or copied holds less), over its frame size; 0 while the chunks before the data are not all there.
+local function wav_frames(path)
+  local f = io.open(path, "rb")
+  if not f then return 0 end
+  local size, at, frame_bytes, big_data = f:seek("end"), 12, nil, nil
+  while at + 8 <= size do
+    f:seek("set", at)
+    local id, length = f:read(4), string.unpack("<I4", f:read(4))
+    local whole = at + 8 + length <= size
+    if id == "ds64" and length >= 24 and whole then -- RF64 / BW64: the sizes that do not fit in 32 bits
+      big_data = string.unpack("<I8", f:read(24), 9)
+    elseif id == "fmt " and length >= 16 and whole then
+      frame_bytes = string.unpack("<I2", f:read(16), 13) -- nBlockAlign
+    elseif id == "data" then
+      f:close()
+      if length == 0xFFFFFFFF and big_data then length = big_data end
+      if not frame_bytes or frame_bytes == 0 then return 0 end
+      return math.min(length, size - at - 8) // frame_bytes
+    end
+    at = at + 8 + length + length % 2
+  end
+  f:close()
+  return 0
+end
+
 local function import_one(folder, name, constants)
   local text = util.read_file(util.join(folder, name))
   local manifest, err = json.try_decode(text or "")
@@ -86,6 +112,13 @@ local function import_one(folder, name, constants)
     return false
   elseif not is_wav then
     report_once(name, name .. " not imported: its audio " .. manifest.audio .. " is empty or not a WAV file")
+    return false
+  end
+  local frames = json.value(manifest.frames)
+  local holds = type(frames) == "number" and frames >= 1 and wav_frames(audio_path)
+  if holds and holds < frames then -- not whole yet (copied in by something other than the daemon): wait for it
+    report_once(name .. " partial", string.format("%s not imported yet: its audio %s holds %d of its %d frames "
+      .. "(still being written or copied); it is imported once whole", name, manifest.audio, holds, frames))
     return false
   end
   -- listed before it is placed: a result placed but not listed would be placed again at the next scan, a take more

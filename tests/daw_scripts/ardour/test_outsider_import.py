@@ -10,6 +10,8 @@ import pytest
 import soundfile as sf
 
 from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load
+from tests.daw_scripts.ardour.test_import_core import manifest
+from tests.daw_scripts.ardour.test_outsider_manifests import pending
 
 SONG_FRAMES = 40 * RATE
 POSITION, TRIM, LENGTH = 2 * RATE, RATE * 3 // 2, 30 * RATE  # the song's time 0 sits at 0.5 s on the timeline
@@ -63,3 +65,22 @@ def test_handles_never_cut_off_a_neighbouring_jobs_replaced_range(ardour, tmp_pa
     # each variant sounds up to halfway between the ranges (20.25 s), where both files play the source
     assert sounding(regions) == [("song", 2.0, 11.5), (f"inpaint v1: {first}", 11.5, 20.25),
                                  (f"inpaint v1: {second}", 20.25, 31.0), ("song", 31.0, 32.0)]
+
+
+@pytest.mark.parametrize("subtype, kept", [("FLOAT", 0.5), ("PCM_24", 0.9), ("PCM_16", 0.02)])
+def test_audio_still_being_copied_in_waits_until_it_is_whole(lua, tmp_path, subtype, kept):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "r")
+    sf.write(drop / "r.wav", np.full((RATE, 2), 0.1, dtype="float32"), RATE, subtype=subtype)
+    whole = (drop / "r.wav").read_bytes()
+    (drop / "r.wav").write_bytes(whole[:int(len(whole) * kept)])  # a sync tool or a copy half way
+
+    first = pending(lua, drop)
+    (drop / "r.wav").write_bytes(whole)
+    later = pending(lua, drop)
+
+    [note] = first["notes"]
+    assert first["ready"] == [] and note.startswith("r.json names r.wav, which holds ")
+    assert note.endswith(f" of its {RATE} frames (still being written or copied); it is imported once whole")
+    assert later == {"ready": ["r.json"], "notes": []}

@@ -131,3 +131,21 @@ def test_a_result_whose_placement_failed_is_tried_again_at_the_next_scan(project
 
     assert [len(i["takes"]) for i in project.items()] == [1, 2, 1]
     assert (project.drop_folder / ".reaper-imported").read_text() == manifest.name + "\n"
+
+
+def test_audio_still_being_copied_in_is_imported_once_it_is_whole_and_not_before(project):
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=60.0)
+    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
+    audio = manifest.with_suffix(".wav")
+    whole = audio.read_bytes()
+    audio.write_bytes(whole[:len(whole) // 2])  # a sync tool or a copy half way
+    staged = project.tmp / "whole.wav"
+    staged.write_bytes(whole)
+
+    result = project.run("companion", ticks=4, on_tick={3: f'function() os.rename("{staged}", "{audio}") end'})
+
+    assert result.errors == []
+    assert result.console.count(f"{manifest.name} not imported yet: its audio {audio.name} holds ") == 1
+    assert result.undo == ["DAW Bridge: import inpaint v1: soft guitar solo"]  # once, when whole
+    assert [len(i["takes"]) for i in project.items()] == [1, 2, 1]
