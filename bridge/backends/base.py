@@ -44,18 +44,16 @@ class Backend(abc.ABC):
                    progress: Progress) -> list[Rendered]:
         """Wait for the outputs and bring them into ``workdir`` as ready-to-deliver spans."""
 
-    def submission_state(self, job_id: str) -> str:
-        """What the backend's own records say of the job's last submit: "not_sent" (nothing can have reached the
-        generator), "accepted" (a task exists: see ``submitted_receipt``) or "unknown" (it may have been paid for).
+    def submission_state(self, job_id: str, prepared: dict | None = None) -> str:
+        """What the backend's own records say of the last submit of a job journaled with ``prepared``: "not_sent"
+        (nothing can have reached the generator), "accepted" (a task exists: see ``submitted_receipt``) or "unknown"
+        (it may have been paid for).
 
         The core asks before every submit that is not a job's first (a restart, a retry, a resume), so a paid
-        backend must answer from a ledger it writes before and after sending."""
+        backend must answer from a ledger it writes before and after sending, and answer "unknown" rather than
+        "not_sent" when that ledger does not reach back to the job (deleted or replaced since ``prepared`` named
+        it): its silence is then no proof."""
         return "not_sent" if self.resubmit_safe else "unknown"
-
-    def covers(self, prepared: dict | None) -> bool:
-        """Whether the records ``submission_state`` answers from reach back to a job journaled with ``prepared`` (a
-        paid backend's ledger may have been deleted or replaced since: then its "not_sent" proves nothing)."""
-        return True
 
     def submitted_receipt(self, job_id: str) -> dict | None:
         """The receipt of the job's accepted submit, from the backend's own ledger (for a job whose journal missed

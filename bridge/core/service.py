@@ -156,7 +156,7 @@ class JobService:
         stopped = record.state in (State.FAILED, State.CANCELLED)
         open_question = record.state.waiting_for_producer or stopped and (
             not (record.receipt or {}).get("task_id")
-            and backend is not None and _submission_state(backend, record) == "unknown"
+            and backend is not None and backend.submission_state(record.job_id, record.prepared) == "unknown"
             # the task the producer named was not the job's (mistyped): another may be named, never a resubmit
             or bool(task_id) and record.task_named_by_producer)
         if not open_question:
@@ -268,7 +268,7 @@ class JobService:
         if (record.receipt or {}).get("task_id"):
             return State.SUBMITTED, record.receipt
         backend = self.backends[record.spec.backend]
-        answer = _submission_state(backend, record)
+        answer = backend.submission_state(record.job_id, record.prepared)
         if answer == "not_sent":
             return State.ACCEPTED, None
         if answer == "accepted" and (receipt := backend.submitted_receipt(record.job_id)):
@@ -443,13 +443,6 @@ class JobService:
                 listener(record, event)
             except Exception:  # a broken listener must not break the job
                 log.exception("listener failed on %s for job %s", event, record.job_id)
-
-
-def _submission_state(backend: Backend, record: JobRecord) -> str:
-    """The backend's word on the job's last submit; "unknown" for "not_sent" from records that do not reach back to
-    the job's journaled intent (a paid backend's ledger deleted or replaced since): silence is then no proof."""
-    answer = backend.submission_state(record.job_id)
-    return "unknown" if answer == "not_sent" and not backend.covers(record.prepared) else answer
 
 
 def _digest(command: Command) -> str:

@@ -182,7 +182,7 @@ def test_a_submit_the_backend_knows_never_left_is_sent_after_a_restart(setup):
     config, song = setup
 
     class LedgerBackend(PaidBackend):
-        def submission_state(self, job_id):
+        def submission_state(self, job_id, prepared=None):
             return "not_sent"  # e.g. the crash came before the request was written to the socket
 
     backend = LedgerBackend()

@@ -23,7 +23,7 @@ import osc_schema
 from bridge import logs
 from bridge.audio.region import export_region
 from bridge.backends.base import Backend
-from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, MusicGPTClient, RetryPolicy
+from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, MusicGPTClient, RetryPolicy, server_words
 from bridge.backends.musicgpt.outputs import render_all
 from bridge.backends.musicgpt.ratelimit import shared_limiter
 from bridge.backends.musicgpt.secrets import Redacted
@@ -250,7 +250,7 @@ class MusicGPTBackend(Backend):
             if status in FAILED:
                 why = conversion.get("message") or conversion.get("reason") or conversion.get("error_message") or ""
                 raise BackendError(f"MusicGPT could not generate task {task_id} (status {status}"
-                                   f"{': ' + str(why) if why else ''})", code="generation_failed")
+                                   f"{': ' + server_words(why) if why else ''})", code="generation_failed")
             if status not in PENDING and status != "UNREACHABLE" and status not in unknown_seen:
                 unknown_seen.add(status)
                 log.warning("job %s: MusicGPT status %r is not one we know; treating it as still pending",
@@ -279,21 +279,19 @@ class MusicGPTBackend(Backend):
 
     # -- the rest ------------------------------------------------------------------------------------------------
 
-    def submission_state(self, job_id: str) -> str:
+    def submission_state(self, job_id: str, prepared: dict | None = None) -> str:
         """What the spend ledger knows of a job's last submit: not_sent, accepted, or unknown (may have been paid).
 
         ``not_sent`` means the backend wrote down that nothing left (no submit recorded, or refused, or stopped
-        before sending), so submitting again cannot pay twice; anything else is never sent again.
+        before sending), so submitting again cannot pay twice; anything else is never sent again. A ledger other
+        than the one the job was prepared with (deleted or replaced since) does not hold its submit, so its silence
+        is "unknown". (Jobs prepared before ledgers had an identity name none: their ledger is taken as theirs.)
         """
         state = self.spend.last_state(job_id)
-        if state in (None, "refused"):
-            return "not_sent"
-        return "accepted" if state == "accepted" else "unknown"
-
-    def covers(self, prepared: dict | None) -> bool:
-        """Whether the spend ledger is the one the job was prepared with: a ledger deleted or replaced since does not
-        hold its submit, so its silence proves nothing. (Jobs prepared before ledgers had an identity: yes.)"""
-        return (prepared or {}).get("ledger") in (None, self.spend.identity)
+        if state == "accepted":
+            return "accepted"
+        ours = (prepared or {}).get("ledger") in (None, self.spend.identity)
+        return "not_sent" if state in (None, "refused") and ours else "unknown"
 
     def submitted_receipt(self, job_id: str) -> dict | None:
         """A receipt for the job's accepted task from the ledger (enough to poll it and bring its outputs in)."""
