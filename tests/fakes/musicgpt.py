@@ -25,8 +25,8 @@ task is created and paid for, then the answer is an error, ``status=500`` by def
 ``slow_accept`` (submit only: the task is created, the 200 answer follows ``seconds`` later, as from a loaded
 server), ``truncate`` (download: half the body under the full Content-Length), ``truncate_no_length`` (half the
 body, no length, then close), ``corrupt`` (download: garbage bytes), ``trickle`` (download: the whole body, ``chunk``
-bytes every ``every`` seconds). Standing knobs: ``unknown_statuses``,
-``missing_wav``, ``outcome``, ``slow_factor``, ``concurrency_limit``, ``outputs_made``, ``credits``, ``new_fields``,
+bytes every ``every`` seconds). Standing knobs: ``unknown_statuses``, ``missing_wav``, ``outcome``,
+``failure_message``, ``slow_factor``, ``concurrency_limit``, ``outputs_made``, ``credits``, ``new_fields``,
 ``numbers_as_text``, ``shift_s``, ``output_rate``, ``output_gain``, ``signed_urls``.
 
 With ``signed_urls = True`` the audio addresses carry a pre-signed storage query, as S3 and its imitators hand
@@ -110,6 +110,7 @@ class FakeMusicGPT:
         self.wav_as_null = False  # missing WAV shown as null rather than left out
         self.unknown_statuses: list[str] = []
         self.outcome = "COMPLETED"
+        self.failure_message = "Generation failed: the model could not follow the prompt"  # byId's, on ERROR/FAILED
         self.concurrency_limit: int | None = None
         self.outputs_made: int | None = None  # outputs per task whatever num_outputs says (a server ignoring it)
         self.numbers_as_text = False  # eta, credit_estimate and conversion durations quoted: "38", "192.12"
@@ -265,7 +266,7 @@ class FakeMusicGPT:
                     [{"start": 0, "end": 1500, "text": "la la", "index": 0}])
                 out["album_cover_path"] = self.file_url(f"{task.task_id}-cover.png")
         if status in ("ERROR", "FAILED"):
-            out["message"] = "Generation failed: the model could not follow the prompt"
+            out["message"] = self.failure_message
         return out
 
     def _render(self, task: Task, cid: str) -> dict:

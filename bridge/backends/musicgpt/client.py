@@ -314,10 +314,10 @@ class MusicGPTClient:
                     value = body[key]
                     text = value if isinstance(value, str) else json.dumps(value)
                     break
-        text = " ".join(text.split()) or " ".join(response.text.split()) or response.reason_phrase or \
-            f"HTTP {response.status_code}"
-        text = text.replace(self._secret.reveal(), "<redacted>")
-        return text if len(text) <= 300 else text[:299] + "…"
+        for said in (text, response.text):  # the key masked before the cut, which could leave part of it
+            if said := server_words(said.replace(self._secret.reveal(), "<redacted>")):
+                return said
+        return response.reason_phrase or f"HTTP {response.status_code}"
 
     async def _sleep(self, seconds: float, why: str) -> None:
         log.warning("MusicGPT: %s; retrying in %.1f s", why, seconds)
@@ -346,6 +346,13 @@ def _credit_message(response: httpx.Response, text: str) -> str:
         figures = f": this request needs {required if required is not None else '?'} credits and the account has " \
                   f"{available if available is not None else '?'}"
     return f"not enough MusicGPT credit{figures} ({text}). Top up the account, then retry the job"
+
+
+def server_words(text: object, limit: int = 300) -> str:
+    """What the server said (an error, a failed task's message), as one line of at most ``limit`` characters: it ends
+    up in a reply, a status file and a terminal, where a gateway's HTML page or an indented detail would spill."""
+    text = " ".join((text if isinstance(text, str) else json.dumps(text)).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _with_numbers(answer: dict, keys: tuple[str, ...]) -> dict:

@@ -294,6 +294,21 @@ def test_a_task_that_fails_at_musicgpt_fails_the_job_with_its_message(fake, song
     assert caught.value.code == "generation_failed"
 
 
+def test_a_failed_tasks_message_reaches_the_producer_as_one_line(fake, song, tmp_path):
+    fake.outcome, fake.failure_message = "FAILED", "Generation failed:\n  GPU worker lost\r\n" + "retry later " * 60
+
+    async def go():
+        backend = make_backend(fake, tmp_path / "state")
+        try:
+            await run_job(backend, make_spec(song), tmp_path / "work")
+        finally:
+            await backend.close()
+
+    with pytest.raises(BackendError, match="status FAILED: Generation failed: GPU worker lost retry later") as caught:
+        run(go())
+    assert "\n" not in str(caught.value) and "\r" not in str(caught.value) and len(str(caught.value)) < 400
+
+
 def test_slow_tasks_and_unknown_statuses_are_waited_out_with_backoff(fake, song, tmp_path):
     fake.slow_factor, fake.unknown_statuses = 4.0, ["RENDERING_STEMS", "MASTERING"]
     notes: list = []
