@@ -20,14 +20,25 @@ class Reply:
         return self.address.rsplit("/", 1)[-1]
 
 
+def udp_address(host: str, port: int) -> tuple[int, tuple]:
+    """The address family and socket address a datagram to ``host:port`` goes to: the first the resolver gives, as
+    the daemon binds the first (an IPv4 socket cannot reach a daemon on ::1)."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    return family, address
+
+
 class BridgeClient:
     """Sends commands from a UDP socket of its own and reads the daemon's replies to it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9010, *, bind_host: str = "127.0.0.1",
+    def __init__(self, host: str = "127.0.0.1", port: int = 9010, *, bind_host: str | None = None,
                  bind_port: int = 0):
-        self.daemon = (host, port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((bind_host, bind_port))
+        family, self.daemon = udp_address(host, port)
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            self.sock.bind((bind_host or ("::1" if family == socket.AF_INET6 else "127.0.0.1"), bind_port))
+        except OSError:
+            self.sock.close()
+            raise
 
     @property
     def port(self) -> int:

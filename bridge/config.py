@@ -64,7 +64,7 @@ class Config:
     @property
     def daemon_host(self) -> str:
         """Where a command on this machine reaches the daemon: its osc_host, or loopback when it listens on all."""
-        return "127.0.0.1" if self.osc_host in ("0.0.0.0", "") else self.osc_host
+        return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.osc_host, self.osc_host)
 
     def in_project(self, path: Path) -> bool:
         """Whether ``path`` (already resolved) lies in a project root (resolved too, so symlinks cannot escape)."""

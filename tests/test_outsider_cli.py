@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from bridge.lifeline import ask_to_die_with_parent
+from tests.adversarial.support import Daemon
 from tests.conftest import ROOT, daemon_environment
 
 
@@ -98,3 +99,19 @@ def test_a_key_given_twice_to_send_is_refused_not_silently_overridden(project):
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout.splitlines() == ["daw-bridge send: start: '2' is a second start (after '1'): give each key "
                                           "once"]
+
+
+def test_send_jobs_and_doctor_reach_a_daemon_listening_on_ipv6_loopback(project):
+    # osc_host = "::1" is loopback and the daemon listened there, but the commands' IPv4 socket could not send to it:
+    # send ended in a gaierror traceback, doctor said 'cannot be reached'
+    project.write_config('osc_host = "::1"\n')
+    daemon = Daemon(project, host="::1", ping_from="::1").start()
+    try:
+        pong = _run("send", "ping", "--config", str(project.config))
+        keep = _run("jobs", "keep", "last", "--config", str(project.config))
+        doctor = _run("doctor", "--config", str(project.config))
+    finally:
+        daemon.stop()
+    assert pong.returncode == 0 and pong.stdout.startswith("/bridge/pong"), (pong.stdout, pong.stderr)
+    assert keep.returncode == 2 and keep.stdout.startswith("daw-bridge jobs keep: "), (keep.stdout, keep.stderr)
+    assert f"ok   OSC ::1:{project.port}: a daemon is answering" in doctor.stdout.splitlines(), doctor.stdout

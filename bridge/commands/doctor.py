@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from bridge.client import BridgeClient
+from bridge.client import BridgeClient, udp_address
 from bridge.config import Config, config_home
 
 
@@ -44,9 +44,10 @@ def _osc(config: Config) -> tuple[tuple[bool, str], bool]:
                 return (True, f"{where}: a daemon is answering"), True
     except OSError as exc:  # e.g. an osc_host no name service knows: the daemon could not listen there either
         return (False, f"{where}: cannot be reached ({exc.strerror or exc})"), False
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    family, address = udp_address(config.osc_host, config.osc_port)  # resolved above, by the client
+    probe = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        probe.bind((config.osc_host, config.osc_port))
+        probe.bind(address)
         return (True, f"{where}: free (no daemon running)"), False
     except OSError as exc:
         return (False, f"{where}: taken by another program ({exc.strerror})"), False
