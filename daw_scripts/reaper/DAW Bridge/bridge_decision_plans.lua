@@ -93,13 +93,18 @@ local function active_choice(groups)
 end
 
 
+-- Where another job's take is active on an item the job shares with it (one job's handle meets the other's range),
+-- that take goes on sounding whatever this job's decision: choosing, keeping or discarding this job's variant changes
+-- which of this job's takes stay there, never what the other job's sounds.
+
 function plans.choose(groups, choice, notes)
-  local changes = {}
+  local changes, found = {}, false
   for _, group in ipairs(groups) do
     local take = choice == 0 and group.original or group.variants[choice]
-    if take then changes[#changes + 1] = function() reaper.SetActiveTake(take) end end
+    found = found or take ~= nil
+    if take and not group.above then changes[#changes + 1] = function() reaper.SetActiveTake(take) end end
   end
-  if #changes == 0 then
+  if not found then
     notes[#notes + 1] = (choice == 0 and "the original take" or "variant " .. choice .. "'s take")
       .. " is no longer in the project; nothing changed"
   end
@@ -125,7 +130,7 @@ function plans.discard(groups, _, notes)
           reaper.SetActiveTake(take)
           on_items_alone({ item }, DELETE_ACTIVE_TAKE)
         end
-        if group.original then reaper.SetActiveTake(group.original) end
+        if group.above or group.original then reaper.SetActiveTake(group.above or group.original) end
         if group.length_before then
           reaper.SetMediaItemLength(item, group.length_before, false)
           job_takes.forget_length(item, group.job_id)
@@ -161,10 +166,20 @@ function plans.keep(groups, choice, notes)
   return { function()
     local cropped = {}
     for _, group in ipairs(items) do
-      reaper.SetActiveTake(group.variants[choice])
-      cropped[#cropped + 1] = group.item
+      if group.above then -- only the job's other takes go; the other job's take sounds on
+        for _, take in ipairs(group.takes) do
+          if take ~= group.variants[choice] then
+            reaper.SetActiveTake(take)
+            on_items_alone({ group.item }, DELETE_ACTIVE_TAKE)
+          end
+        end
+        reaper.SetActiveTake(group.above)
+      else
+        reaper.SetActiveTake(group.variants[choice])
+        cropped[#cropped + 1] = group.item
+      end
     end
-    on_items_alone(cropped, CROP_TO_ACTIVE_TAKE)
+    if #cropped > 0 then on_items_alone(cropped, CROP_TO_ACTIVE_TAKE) end
   end }
 end
 

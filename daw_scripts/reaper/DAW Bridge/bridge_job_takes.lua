@@ -73,7 +73,8 @@ function job_takes.split_off(item, job_id)
 end
 
 --- The job's takes, item by item: a list of {item, job_id, takes (all of the job's on it), variants ([n] = take of
---- manifests[n]), original (or nil), created (the job made the item), length_before (or nil)}. `audio` maps a
+--- manifests[n]), original (or nil), created (the job made the item), length_before (or nil), above (another job's
+--- take, active on the item: on a piece two jobs share, where one's handle meets the other's range)}. `audio` maps a
 --- manifest's audio file name to its variant number, for takes imported before the marks existed.
 function job_takes.find(job_id, manifests, audio)
   local variant_of = {}
@@ -83,9 +84,11 @@ function job_takes.find(job_id, manifests, audio)
     local item = reaper.GetMediaItem(0, i)
     local group = { item = item, job_id = job_id, takes = {}, variants = {} }
     local unmarked -- the first take that is not the job's, the original of takes imported without marks
+    local active = reaper.GetActiveTake(item)
     for t = 0, reaper.CountTakes(item) - 1 do
       local take = reaper.GetMediaItemTake(item, t)
       local job, n = get(take, true, "daw_bridge_job"), nil
+      if take == active and job ~= "" and job ~= job_id then group.above = take end
       if job == job_id then
         n = variant_of[get(take, true, "daw_bridge_manifest")]
       elseif job == "" then

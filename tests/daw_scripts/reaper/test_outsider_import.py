@@ -149,3 +149,21 @@ def test_audio_still_being_copied_in_is_imported_once_it_is_whole_and_not_before
     assert result.console.count(f"{manifest.name} not imported yet: its audio {audio.name} holds ") == 1
     assert result.undo == ["DAW Bridge: import inpaint v1: soft guitar solo"]  # once, when whole
     assert [len(i["takes"]) for i in project.items()] == [1, 2, 1]
+
+
+@pytest.mark.parametrize(("decision", "choice", "first_sounds"), [("discard", None, False), ("choose", 0, False),
+                                                                   ("keep", 1, True), ("choose", 1, True)])
+def test_a_decision_on_one_job_leaves_the_neighbouring_job_sounding_where_they_share_a_piece(
+        project, decision, choice, first_sounds):
+    first, second = next_to_each_other(project)
+    project.run("import now")  # the second's take is the active one from 20.25 s on, on the first one's piece too
+    decide(project.drop_folder, FIRST, 1, decision, choice, [first])
+
+    result = project.run("import now")
+
+    assert result.errors == [] and result.outside_undo == []
+    shown = first.with_suffix(".wav").name if first_sounds else "mix.wav"
+    assert sounding(project, 11.5, 31.0) == [(11.5, 20.25, shown, 0.0 if first_sounds else 11.5),
+                                             (20.25, 31.0, second.with_suffix(".wav").name, 0.75)]
+    assert result.undo == [f"DAW Bridge: {decision} " + ("the variants" if decision == "discard" else (
+        "the original" if choice == 0 else "variant 1")) + f" of job {FIRST}"]
