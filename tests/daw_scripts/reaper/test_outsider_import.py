@@ -167,3 +167,18 @@ def test_a_decision_on_one_job_leaves_the_neighbouring_job_sounding_where_they_s
                                              (20.25, 31.0, second.with_suffix(".wav").name, 0.75)]
     assert result.undo == [f"DAW Bridge: {decision} " + ("the variants" if decision == "discard" else (
         "the original" if choice == 0 else "variant 1")) + f" of job {FIRST}"]
+
+
+def test_an_item_the_producer_split_inside_the_range_while_the_job_ran_gets_the_variant_over_both_pieces(project):
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=16.0)
+    later = project.add_item(mix, position=16.0, length=44.0, offset=16.0)  # the right half of a split at 16 s
+    later["takes"][0]["guid"] = project.guid()
+    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])  # range 12.5..20 s
+
+    result = project.run("import now")
+
+    assert result.errors == [] and len(result.undo) == 1
+    assert sounding(project, 0.0, 60.0) == [(0.0, 11.5, "mix.wav", 0.0),
+                                            (11.5, 21.0, manifest.with_suffix(".wav").name, 0.0),
+                                            (21.0, 60.0, "mix.wav", 21.0)]
