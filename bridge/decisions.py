@@ -28,17 +28,12 @@ from bridge.audio.wavio import discard, publish, stage_link, stage_text
 from bridge.delivery import drop_folder_for
 from bridge.exceptions import BridgeError
 from bridge.models import JobRecord, State
-from osc_schema import DECISION_FORMAT, DECISIONS_FOLDER, KEPT_FOLDER, ValidationError
+from osc_schema import DECIDED_LEDGERS, DECISION_FORMAT, DECISIONS_FOLDER, KEPT_FOLDER, ValidationError
 
 if TYPE_CHECKING:
     from bridge.core.service import JobService
 
 log = logging.getLogger(__name__)
-
-# The ledgers in which the DAW scripts record each decision applied, in the drop folder: "<job_id> <seq>" per line
-# (REAPER's companion, bridge_decisions.lua) and "<job_id>\t<seq>" (Ardour's import hook, daw_bridge_import.lua).
-DAW_LEDGERS = (".reaper-decided", ".ardour-decided")
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -97,7 +92,7 @@ def applied_seq(record: JobRecord) -> int:
     unreadable ledger counts as none: the script reading it sees none either)."""
     folder = drop_folder_for(record.spec)
     highest = 0
-    for name in DAW_LEDGERS:
+    for name in DECIDED_LEDGERS.values():
         try:
             text = (folder / name).read_text(encoding="utf-8", errors="replace")
         except OSError:

@@ -7,6 +7,7 @@ DAW scripts' Lua constants are generated from it (``python -m osc_schema.generat
 from osc_schema.spec import (
                              ARGUMENTS,
                              COMMANDS,
+                             DECIDED_LEDGERS,
                              DECISION_FORMAT,
                              DECISIONS_FOLDER,
                              DEFAULT_OSC_PORT,
@@ -34,7 +35,7 @@ from osc_schema.validate import (
 
 __version__ = VERSION
 
-__all__ = ["ARGUMENTS", "COMMANDS", "DECISION_FORMAT", "DECISIONS_FOLDER", "DEFAULT_OSC_PORT", "KEPT_FOLDER",
-           "MANIFEST_FORMAT", "REPLIES", "STATES", "VERSION", "Arg", "Command", "CommandSpec", "ReplySpec",
-           "ValidationError", "error_reply", "load_request", "parse_osc", "parse_reply", "parse_request", "reply",
-           "show", "to_osc_args"]
+__all__ = ["ARGUMENTS", "COMMANDS", "DECIDED_LEDGERS", "DECISION_FORMAT", "DECISIONS_FOLDER", "DEFAULT_OSC_PORT",
+           "KEPT_FOLDER", "MANIFEST_FORMAT", "REPLIES", "STATES", "VERSION", "Arg", "Command", "CommandSpec",
+           "ReplySpec", "ValidationError", "error_reply", "load_request", "parse_osc", "parse_reply", "parse_request",
+           "reply", "show", "to_osc_args"]

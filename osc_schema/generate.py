@@ -22,6 +22,7 @@ from pathlib import Path
 from osc_schema.spec import (
     ARGUMENTS,
     COMMANDS,
+    DECIDED_LEDGERS,
     DECISION_FORMAT,
     DECISIONS_FOLDER,
     DEFAULT_OSC_PORT,
@@ -113,6 +114,7 @@ def lua_constants() -> dict:
         "DECISION_FORMAT": DECISION_FORMAT,
         "DECISIONS_FOLDER": DECISIONS_FOLDER,
         "KEPT_FOLDER": KEPT_FOLDER,
+        "DECIDED_LEDGERS": DECIDED_LEDGERS,
     }
 
 

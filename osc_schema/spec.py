@@ -24,6 +24,10 @@ MANIFEST_FORMAT = "daw-bridge.manifest/1"
 DECISION_FORMAT = "daw-bridge.decision/1"
 DECISIONS_FOLDER = ".daw-bridge-decisions"
 KEPT_FOLDER = "Kept"
+# Each DAW script records every decision it applied in its own ledger beside the results, a line per decision:
+# "<job_id> <seq>" (REAPER's companion) or "<job_id>\t<seq>" (Ardour's import hook). The daemon reads them to number a
+# new decision past every one a script applied.
+DECIDED_LEDGERS = {"reaper": ".reaper-decided", "ardour": ".ardour-decided"}
 PREFIX = "/bridge/"
 
 STRING, FLOAT, INT = "string", "float", "int"

@@ -110,6 +110,7 @@ local BRIDGE = {
   DECISION_FORMAT = "daw-bridge.decision/1",
   DECISIONS_FOLDER = ".daw-bridge-decisions",
   KEPT_FOLDER = "Kept",
+  DECIDED_LEDGERS = { reaper = ".reaper-decided", ardour = ".ardour-decided" },
 }
 -- END daw-bridge constants
 
@@ -803,7 +804,7 @@ end
 -- brings another back exactly, and it works where nothing lies underneath to lower it under (an extension past the
 -- song's end), with no other region's layer changed.
 
-DB.DECIDED_LIST = ".ardour-decided"  -- "<job_id>\t<seq>" per decision applied, beside the results
+DB.DECIDED_LIST = BRIDGE.DECIDED_LEDGERS.ardour  -- "<job_id>\t<seq>" per decision applied, beside the results
 
 function DB.decided(drop_folder)
 	local applied = {}

@@ -111,6 +111,7 @@ local BRIDGE = {
   DECISION_FORMAT = "daw-bridge.decision/1",
   DECISIONS_FOLDER = ".daw-bridge-decisions",
   KEPT_FOLDER = "Kept",
+  DECIDED_LEDGERS = { reaper = ".reaper-decided", ardour = ".ardour-decided" },
 }
 -- END daw-bridge constants
 

@@ -99,5 +99,6 @@ M.MANIFEST_FORMAT = "daw-bridge.manifest/1"
 M.DECISION_FORMAT = "daw-bridge.decision/1"
 M.DECISIONS_FOLDER = ".daw-bridge-decisions"
 M.KEPT_FOLDER = "Kept"
+M.DECIDED_LEDGERS = { reaper = ".reaper-decided", ardour = ".ardour-decided" }
 
 return M

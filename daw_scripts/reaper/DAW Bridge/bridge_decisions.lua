@@ -20,8 +20,6 @@ local plans = require("bridge_decision_plans")
 
 local decisions = {}
 
-local LEDGER = ".reaper-decided"
-
 local function is_file_name(name)
   return type(name) == "string" and name ~= "" and name ~= ".." and not name:find("[/\\]")
 end
@@ -98,9 +96,9 @@ local function apply_one(decision, folder)
 end
 
 --- The seq applied last for each job, from the ledger.
-local function read_applied(folder)
+local function read_applied(constants, folder)
   local applied = {}
-  for _, line in ipairs(util.ledger_lines(folder, LEDGER)) do
+  for _, line in ipairs(util.ledger_lines(folder, constants.DECIDED_LEDGERS.reaper)) do
     local job_id, seq = line:match("^(%S+) (%d+)$")
     if job_id then applied[job_id] = math.max(applied[job_id] or 0, tonumber(seq)) end
   end
@@ -124,7 +122,7 @@ end
 --- imported (`imported`: manifest file name -> true); returns how many were applied.
 function decisions.apply_new(constants, folder, imported)
   local decided = util.join(folder, constants.DECISIONS_FOLDER)
-  local applied = read_applied(folder)
+  local applied = read_applied(constants, folder)
   local count = 0
   for _, name in ipairs(util.list_files(decided)) do
     local decision = name:sub(1, 1) ~= "." and name:sub(-5) == ".json" and read_decision(decided, name, constants)
@@ -139,7 +137,8 @@ function decisions.apply_new(constants, folder, imported)
           "%s: %s waits for its results to be imported (%s)", decision.job_id, what, table.concat(waiting, ", ")))
       else
         util.log(apply_one(decision, folder))
-        local ok, err = util.add_ledger_line(folder, LEDGER, decision.job_id .. " " .. decision.seq)
+        local line = decision.job_id .. " " .. decision.seq
+        local ok, err = util.add_ledger_line(folder, constants.DECIDED_LEDGERS.reaper, line)
         if not ok then util.report_once("decision ledger", "decisions not recorded: " .. err) end
         applied[decision.job_id] = decision.seq
         count = count + 1
