@@ -259,14 +259,19 @@ local function place_patch(m, manifest, audio_path, name)
 end
 
 local function place_full(m, manifest, audio_path, name)
-  if manifest.operation == "extend" then
-    local new_end = m.timeline(manifest.source["end"])
-    if new_end > m.position + m.length + EPSILON then
-      job_takes.lengthening(m.item, manifest)
-      reaper.SetMediaItemLength(m.item, new_end - m.position, false)
+  -- the piece holding the range's start and those playing on from it up to the range's end (split since by the
+  -- producer or another job's import) each get the take, lined up by its own offset
+  local source_end = manifest.source["end"]
+  local run = finite(source_end) and run_from(m, manifest, m.timeline(source_end)) or { m }
+  local tail = run[#run]
+  if manifest.operation == "extend" and finite(source_end) then
+    local new_end = tail.timeline(source_end)
+    if new_end > tail.position + tail.length + EPSILON then
+      job_takes.lengthening(tail.item, manifest)
+      reaper.SetMediaItemLength(tail.item, new_end - tail.position, false)
     end
   end
-  add_take(m.item, audio_path, manifest, name, m.offset, m.playrate, m.take)
+  for _, pm in ipairs(run) do add_take(pm.item, audio_path, manifest, name, pm.offset, pm.playrate, pm.take) end
   return m.item, m.position
 end
 

@@ -182,3 +182,15 @@ def test_an_item_the_producer_split_inside_the_range_while_the_job_ran_gets_the_
     assert sounding(project, 0.0, 60.0) == [(0.0, 11.5, "mix.wav", 0.0),
                                             (11.5, 21.0, manifest.with_suffix(".wav").name, 0.0),
                                             (21.0, 60.0, "mix.wav", 21.0)]
+
+
+def test_a_full_delivery_on_an_item_split_inside_the_range_is_a_take_on_both_pieces(project):
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=16.0)
+    project.add_item(mix, position=16.0, length=44.0, offset=16.0)  # the right half of a split at 16 s
+    manifest = deliver(project.drop_folder, delivery="full", item=item["guid"], track=mix["guid"])  # 12.5..20 s
+
+    result = project.run("import now")
+
+    assert result.errors == [] and result.splits == [] and len(result.undo) == 1
+    assert sounding(project, 0.0, 60.0) == [(0.0, 60.0, manifest.with_suffix(".wav").name, 0.0)]
