@@ -72,7 +72,7 @@ class Config:
 
     def refused_by_roots(self) -> list[str]:
         """What the project roots refuse for every job, in words: an empty list of roots, or a configured folder
-        (drop_folder, captures_dir) outside them."""
+        (drop_folder, captures_dir) outside them; a drop_folder that is the inbox too."""
         if not self.project_roots:
             return [("project_roots is empty, so every job is refused: name the folders your projects live in, "
                      "e.g. project_roots = [\"~\"]")]
@@ -87,6 +87,13 @@ class Config:
             if outside:
                 refused.append(f"{name} {folder} lies outside project_roots ({roots}), so every job that uses it "
                                f"is refused")
+        try:
+            inbox = self.drop_folder is not None and self.drop_folder.resolve() == self.inbox.resolve()
+        except (OSError, RuntimeError):
+            inbox = False
+        if inbox:
+            refused.append(f"drop_folder {self.drop_folder} is the inbox, which would take the results' manifests "
+                           f"as request files, so every job that uses it is refused")
         return refused
 
     @property

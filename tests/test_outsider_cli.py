@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import osc_schema
+from bridge.client import BridgeClient
 from bridge.lifeline import ask_to_die_with_parent
 from tests.adversarial.support import Daemon
 from tests.conftest import ROOT, daemon_environment
@@ -115,3 +117,30 @@ def test_send_jobs_and_doctor_reach_a_daemon_listening_on_ipv6_loopback(project)
     assert pong.returncode == 0 and pong.stdout.startswith("/bridge/pong"), (pong.stdout, pong.stderr)
     assert keep.returncode == 2 and keep.stdout.startswith("daw-bridge jobs keep: "), (keep.stdout, keep.stderr)
     assert f"ok   OSC ::1:{project.port}: a daemon is answering" in doctor.stdout.splitlines(), doctor.stdout
+
+
+def test_results_are_never_dropped_into_the_inbox_where_their_manifests_would_be_taken_as_requests(project):
+    # An inbox named "daw-bridge" beside the songs is also where results go by default: each delivered manifest was
+    # taken as a request file and moved to rejected/ ('command: missing'), so no importer ever saw the results
+    inbox = project.audio / "daw-bridge"
+    project.config.write_text(f'osc_port = {project.port}\ninbox = "{inbox}"\nstate_dir = "{project.state}"\n'
+                              f'project_roots = ["{project.root}"]\n', encoding="utf-8")
+    daemon = Daemon(project).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            client.send("inpaint", source=str(project.song), start=4.0, end=6.0, prompt="")
+            reply = client.wait_for(lambda r: r.name in ("accepted", "error"), timeout=30)
+    finally:
+        daemon.stop()
+    assert reply is not None and reply.name == "error", reply
+    reason = osc_schema.parse_reply(reply.address, reply.args)[1]["reason"]
+    assert reason.startswith("drop_folder: '") and reason.endswith(
+        " is the inbox, which would take the results' manifests as request files"), reason
+    assert not (inbox / "rejected").exists() or not list((inbox / "rejected").iterdir())
+    # a drop_folder configured as the inbox refuses every job: said before the first one
+    project.write_config()
+    project.config.write_text(project.config.read_text(encoding="utf-8").replace(
+        f'drop_folder = "{project.drop}"', f'drop_folder = "{project.inbox}"'), encoding="utf-8")
+    doctor = _run("doctor", "--config", str(project.config))
+    assert (f"BAD  drop_folder {project.inbox} is the inbox, which would take the results' manifests as request "
+            f"files, so every job that uses it is refused") in doctor.stdout.splitlines(), doctor.stdout

@@ -93,6 +93,11 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
     if not config.in_project(_resolved("drop_folder", str(effective), effective)):
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective),
                               "is outside the configured project roots")
+    if _resolved("drop_folder", str(effective), effective) == _resolved("inbox", str(config.inbox), config.inbox):
+        # Manifests are .json files: the inbox would take each as a request file and move it to rejected/, out of
+        # every importer's sight (an inbox named "daw-bridge" beside the songs is the default drop folder too).
+        raise ValidationError("drop_folder", args.get("drop_folder") or str(effective),
+                              "is the inbox, which would take the results' manifests as request files")
 
     ids = {k[:-3]: args[k] for k in ("item_id", "track_id", "take_id") if args.get(k)}
     if capture_plan is not None:
