@@ -31,6 +31,10 @@ class Backend(abc.ABC):
     name: str = ""
     resubmit_safe: bool = False
 
+    def check(self, spec: JobSpec) -> None:
+        """Refuse (osc_schema.ValidationError) a request this generator would refuse, when the command comes in: the
+        sender hears it at once, in one line, and no job is made of it. Free and quick: nothing is read or sent."""
+
     async def prepare(self, spec: JobSpec, workdir: Path) -> dict:
         """Export what ``submit`` will send. Free and repeatable."""
         return {}

@@ -87,6 +87,7 @@ class JobService:
                      known.state.value)
             return known
         spec = admit(command, self.config, set(self.backends))
+        self.backends[spec.backend].check(spec)
         origin["command"] = asked  # the caller's own dict becomes the record's: frontends tell a resend by identity
         record = JobRecord(job_id=spec.job_id, request_id=spec.request_id, origin=origin, spec=spec,
                            state=State.ACCEPTED)
@@ -97,7 +98,8 @@ class JobService:
 
     def check(self, command: Command) -> None:
         """Raise what ``submit`` would refuse this command with (a range past the song's end...); start nothing."""
-        admit(command, self.config, set(self.backends))
+        spec = admit(command, self.config, set(self.backends))
+        self.backends[spec.backend].check(spec)
 
     def cancel(self, job_id: str) -> JobRecord | None:
         """Cancel a job that has not finished; returns its record, or None when there is no such job.

@@ -32,6 +32,7 @@ from bridge.backends.musicgpt.spend import SpendGuard
 from bridge.backends.musicgpt.webhooks import JobHints, WebhookReceiver, WebhookSettings
 from bridge.exceptions import AuthError, BackendError, RateLimited, SubmissionUnknown, TransientError
 from bridge.models import JobSpec, Progress, Rendered
+from osc_schema import ValidationError
 
 __all__ = ["MusicGPTBackend", "MusicGPTSettings", "SettingsError", "LIMITS"]
 
@@ -85,6 +86,12 @@ class MusicGPTBackend(Backend):
         if settings.state_dir is None:
             raise ValueError("MusicGPTSettings.state_dir is needed for the spend ledger")
         return cls(api_key=settings.api_key, state_dir=settings.state_dir, **settings.backend_kwargs())
+
+    def check(self, spec: JobSpec) -> None:
+        """Refuse at the sender what MusicGPT would refuse (an inpaint without a prompt...), before a job is made."""
+        if (problem := request_problem(spec)) is not None:
+            field, value, rule, shown = problem
+            raise ValidationError(field, value, f"is not accepted by MusicGPT: {rule}", shown=shown)
 
     # -- prepare -------------------------------------------------------------------------------------------------
 
@@ -349,32 +356,39 @@ class MusicGPTBackend(Backend):
             self.receiver.retire(secret)
 
 
-def check_request(spec: JobSpec) -> None:
-    """Refuse, before anything is sent, a request MusicGPT would refuse; the message names field, value and rule."""
-    def refuse(field: str, value, rule: str) -> None:
-        raise BackendError(f"{field}={value!r} is not accepted by MusicGPT: {rule}", code="invalid_argument")
-
+def request_problem(spec: JobSpec) -> tuple[str, object, str, str | None] | None:
+    """The first thing in ``spec`` MusicGPT would refuse, as (argument, value, rule, value as shown); None if none."""
     if spec.operation not in ENDPOINTS:
-        refuse("operation", spec.operation, "must be inpaint or extend")
+        return "operation", spec.operation, "must be inpaint or extend", None
+    section = f"lyrics_section_to_{'replace' if spec.operation == 'inpaint' else 'extend'}"
     for field, limit in LIMITS.items():
         text = getattr(spec, field) or ""
         if len(text) > limit:
-            refuse(field, f"{text[:20]}…", f"at most {limit} characters (this one has {len(text)})")
+            return (section if field == "lyrics_section" else field, text,
+                    f"at most {limit} characters (this one has {len(text)})", repr(f"{text[:20]}…"))
     if spec.operation == "inpaint" and not spec.prompt.strip():
-        refuse("prompt", spec.prompt, "inpaint needs a prompt describing the replacement")
+        return "prompt", spec.prompt, "inpaint needs a prompt describing the replacement", None
     if spec.gender is not None and spec.gender not in GENDERS:
-        refuse("gender", spec.gender, f"must be one of {', '.join(GENDERS)}")
+        return "gender", spec.gender, f"must be one of {', '.join(GENDERS)}", None
     if spec.num_outputs not in (1, 2):
-        refuse("num_outputs", spec.num_outputs, "must be 1 or 2")
+        return "num_outputs", spec.num_outputs, "must be 1 or 2", None
     duration = spec.source_info.duration
     if spec.operation == "inpaint":
         if spec.start is None or spec.end is None or not 0 <= spec.start < spec.end:
-            refuse("start/end", (spec.start, spec.end), "need 0 <= start < end")
+            return "start/end", (spec.start, spec.end), "need 0 <= start < end", None
         if spec.start >= duration:
-            refuse("start", spec.start, f"must lie inside the song ({duration:.2f} s)")
-    else:
-        if spec.extend_after is None or not 0 < spec.extend_after <= duration + 1e-6:
-            refuse("extend_after", spec.extend_after, f"must lie inside the song (0..{duration:.2f} s]")
+            return "start", spec.start, f"must lie inside the song ({duration:.2f} s)", None
+    elif spec.extend_after is None or not 0 < spec.extend_after <= duration + 1e-6:
+        return "extend_after", spec.extend_after, f"must lie inside the song (0..{duration:.2f} s]", None
+    return None
+
+
+def check_request(spec: JobSpec) -> None:
+    """Refuse, before anything is sent, a request MusicGPT would refuse; the message names field, value and rule."""
+    if (problem := request_problem(spec)) is not None:
+        field, value, rule, shown = problem
+        raise BackendError(f"{field}={shown or repr(value)} is not accepted by MusicGPT: {rule}",
+                           code="invalid_argument")
 
 
 def request_fields(spec: JobSpec, crop_start: float) -> dict[str, str]:

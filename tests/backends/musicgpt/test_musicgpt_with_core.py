@@ -73,6 +73,28 @@ def test_a_musicgpt_inpaint_is_delivered_as_patches_whose_manifests_tell_how_it_
         np.testing.assert_array_equal(audio[-clear:], source[first + len(audio) - clear:first + len(audio)])
 
 
+@pytest.mark.parametrize("command, said", [
+    ({"command": "inpaint", "start": 12.0, "end": 18.0, "prompt": "  "},
+     "prompt: '  ' is not accepted by MusicGPT: inpaint needs a prompt describing the replacement"),
+    ({"command": "extend", "extend_after": 0.0, "prompt": "a long outro"},
+     "extend_after: 0.0 is not accepted by MusicGPT: must lie inside the song (0..40.00 s]"),
+])
+def test_a_request_musicgpt_would_refuse_is_refused_to_its_sender_and_makes_no_job(project, fake, command, said):
+    config, song = project
+    request = osc_schema.parse_request({**command, "source": str(song), "backend": "musicgpt"})
+
+    async def story(service):
+        with pytest.raises(ValidationError) as checked:
+            service.check(request)
+        with pytest.raises(ValidationError) as submitted:
+            service.submit(request, {"kind": "test"})
+        return str(checked.value), str(submitted.value), service.journal.recent()
+
+    checked, submitted, jobs = asyncio.run(with_service(config, fake, story))
+    assert checked == submitted == said and jobs == []  # /bridge/error at once, not a job that fails later
+    assert sum(fake.submit_requests.values()) == 0
+
+
 def test_a_daemon_stopped_while_generating_resumes_the_same_task(project, fake):
     config, song = project
     fake.slow_factor = 3.0
