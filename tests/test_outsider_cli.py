@@ -144,3 +144,14 @@ def test_results_are_never_dropped_into_the_inbox_where_their_manifests_would_be
     doctor = _run("doctor", "--config", str(project.config))
     assert (f"BAD  drop_folder {project.inbox} is the inbox, which would take the results' manifests as request "
             f"files, so every job that uses it is refused") in doctor.stdout.splitlines(), doctor.stdout
+
+
+def test_a_notice_sent_to_the_daemons_own_port_is_refused_in_one_line(project):
+    # [notify] port = osc_port (copied from the line above): after each delivery the daemon notified itself and the
+    # DAW never heard, without a word
+    project.write_config('[notify]\nport = {port}\naddress = "/action/str"\nargs = ["_RS7d3c"]\n'.format(
+        port=project.port))
+    result = _run("doctor", "--config", str(project.config))
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.splitlines() == [f"daw-bridge: {project.config}:7: [notify] port = {project.port}: is "
+                                          f"osc_port too: each notice would reach the daemon itself, not the DAW"]

@@ -96,8 +96,20 @@ def validate(document: dict, *, text: str | None = None, source_file: Path | Non
     check = _Check(source_file, text)
     out = check.table(TOP, document, ())
     _ableton_ports(check, out)
+    _notify_port(check, out)
     check.raise_first()
     return out
+
+
+def _notify_port(check: "_Check", out: dict) -> None:
+    """[notify] sent to the daemon's own OSC port (osc_port copied into it): each notice reached the daemon, not the
+    DAW, and nobody was told."""
+    notify = out.get("notify") or {}
+    loopback = {"localhost": "127.0.0.1"}
+    osc_host, notify_host = (loopback.get(host, host) for host in (out["osc_host"], notify.get("host", "")))
+    if notify and notify["port"] == out["osc_port"] and osc_host in (notify_host, "0.0.0.0", "::"):
+        check.fail(("notify", "port"), "is osc_port too: each notice would reach the daemon itself, not the DAW",
+                   value=notify["port"])
 
 
 def _ableton_ports(check: "_Check", out: dict) -> None:
