@@ -155,3 +155,12 @@ def test_a_notice_sent_to_the_daemons_own_port_is_refused_in_one_line(project):
     assert result.returncode == 2, result.stdout
     assert result.stderr.splitlines() == [f"daw-bridge: {project.config}:7: [notify] port = {project.port}: is "
                                           f"osc_port too: each notice would reach the daemon itself, not the DAW"]
+
+
+def test_a_one_shot_refused_before_it_starts_says_so_in_exactly_one_line(project):
+    # the refusal came after an empty line (meant to end a progress bar that was never drawn), so
+    # 'daw-bridge inpaint ... 2>&1 | head -1' showed nothing
+    result = _run("inpaint", str(project.song), "--start", "9", "--end", "3", "--config", str(project.config))
+    assert result.returncode == 2
+    assert result.stderr == "daw-bridge inpaint: end: 3.0 must be greater than start (9.0)\n"
+

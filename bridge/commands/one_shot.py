@@ -50,7 +50,7 @@ def one_shot(config: Config, args) -> int:
         origin = {"kind": "cli", "folders": [str(folder) for folder in folders]}
         return asyncio.run(_run(config, folders, lambda service: service.submit(command, origin)))
     except (ValidationError, BridgeError) as exc:
-        print(f"\ndaw-bridge {args.operation}: {exc}", file=sys.stderr)
+        print(f"daw-bridge {args.operation}: {exc}", file=sys.stderr)
         return 2
 
 
@@ -145,7 +145,7 @@ async def _see_through(config: Config, start: Callable[[JobService], JobRecord])
             await backend.close()
         journal.close()
         end_resource_tracker()  # the engine's pool is shut down: its tracker ends before this command does
-    bar.finish()
+        bar.finish()  # before any message: a refusal or a failure is a line of its own
     if record.state is not State.DELIVERED:
         # Not only "failed": a paid submit whose fate is unknown ends here too, and its reason is in the message.
         reason = f"{record.error_code}: {record.error_message}" if record.error_code else record.message
@@ -192,5 +192,6 @@ class _ProgressBar:
         sys.stderr.flush()
 
     def finish(self) -> None:
-        if self.tty:
+        if self.tty and self.last:  # a bar drawn and not ended (a refusal before the first draw drew none)
             sys.stderr.write("\n")
+            self.last = ""
