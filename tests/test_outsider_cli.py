@@ -164,3 +164,13 @@ def test_a_one_shot_refused_before_it_starts_says_so_in_exactly_one_line(project
     assert result.returncode == 2
     assert result.stderr == "daw-bridge inpaint: end: 3.0 must be greater than start (9.0)\n"
 
+
+def test_a_demo_folder_that_cannot_be_made_is_named_in_one_line(tmp_path):
+    # 'daw-bridge demo --dir NAME' with NAME a file ended in a FileExistsError traceback
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine", encoding="utf-8")
+    for where, reason in ((notes, "File exists"), (notes / "demo", "Not a directory")):
+        result = _run("demo", "--dir", str(where))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == f"daw-bridge demo: cannot make the demo project in {where}: {reason}\n"
+    assert notes.read_text(encoding="utf-8") == "mine"

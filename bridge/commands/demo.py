@@ -25,13 +25,18 @@ SONG_SECONDS = 60.0
 
 def demo(folder: Path | None) -> int:
     project = Path(folder or tempfile.mkdtemp(prefix="daw-bridge-demo-")).absolute()
-    project.mkdir(parents=True, exist_ok=True)
-    song = make_song(project / "audio" / "demo-song.wav", seconds=SONG_SECONDS)
-    port = _free_udp_port()
-    config = _write_config(project, port)
+    try:  # --dir naming a file, or a folder that cannot be made: one line, not a traceback
+        project.mkdir(parents=True, exist_ok=True)
+        song = make_song(project / "audio" / "demo-song.wav", seconds=SONG_SECONDS)
+        port = _free_udp_port()
+        config = _write_config(project, port)
+        log = open(project / "daemon.log", "w")
+    except OSError as exc:
+        print(f"daw-bridge demo: cannot make the demo project in {project}: {exc.strerror or exc}"
+              + (f" ({exc.filename})" if exc.filename and str(exc.filename) != str(project) else ""), file=sys.stderr)
+        return 2
     print(f"demo project: {project}\nsong: {song} ({SONG_SECONDS:.0f} s, generated)")
 
-    log = open(project / "daemon.log", "w")
     # the demo's daemon is the demo's: killed with it, not left serving a temporary project
     daemon = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "--config", str(config)],
                               stdout=log, stderr=subprocess.STDOUT, preexec_fn=ask_to_die_with_parent)
