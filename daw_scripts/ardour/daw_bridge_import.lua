@@ -448,7 +448,13 @@ function DB.plan(manifest, rate, origin_now, others)
 	local source = type(manifest.source) == "table" and manifest.source or {}
 	local position
 	local origin, gain, first, last
-	if origin_now and ids.item then origin, gain, first, last = origin_now(ids.item, ids.track) end
+	if origin_now and ids.item then
+		-- where the request saw the source's time 0, and the replaced range's start: to know the region's pieces by
+		-- when the producer split it meanwhile (a split gives both pieces new ids)
+		local seen = finite(source.position) and math.floor(source.position * rate + 0.5) or nil
+		local at = seen and finite(source.start) and seen + math.floor(source.start * rate + 0.5) or nil
+		origin, gain, first, last = origin_now(ids.item, ids.track, seen, at)
+	end
 	if origin and type(source.span_start) == "number" then
 		position = origin + math.floor(source.span_start * rate + 0.5)
 	else
@@ -518,17 +524,43 @@ function DB.track_for(session, track_id, channels)
 end
 
 -- origin_now for DB.plan, answered from the session: the origin, the region's gain (scale amplitude), and where the
--- region starts and ends on the timeline (samples).
-function DB.origin_finder(session)
-	return function(item_id, track_id)
+-- region starts and ends on the timeline (samples). A region the producer split while the job ran is gone (both
+-- pieces have new ids): its pieces are the regions on the track that still play the source from the origin the
+-- request saw (`seen`) and are no result (`index`, DB.result_index); the one under the range's start (`at`) gives
+-- the gain, and it and the pieces touching it in a row give the extent.
+function DB.origin_finder(session, index)
+	return function(item_id, track_id, seen, at)
 		if not (numeric_id(item_id) and numeric_id(track_id)) then return nil end
 		local route = session:route_by_id(PBD.ID(track_id))
 		if not route or route:isnil() or route:to_track():isnil() then return nil end
-		local region = route:to_track():playlist():region_by_id(PBD.ID(item_id))
-		if not region or region:isnil() then return nil end
-		local first = region:position():samples()
-		return first - region:start():samples(), region:to_audioregion():scale_amplitude(), first,
-			first + region:length():samples()
+		local playlist = route:to_track():playlist()
+		local region = playlist:region_by_id(PBD.ID(item_id))
+		if region and not region:isnil() then
+			local first = region:position():samples()
+			return first - region:start():samples(), region:to_audioregion():scale_amplitude(), first,
+				first + region:length():samples()
+		end
+		if not (seen and at) then return nil end
+		local pieces, under = {}, nil
+		for piece in playlist:region_list():iter() do
+			local first = piece:position():samples()
+			if math.abs(first - piece:start():samples() - seen) <= 1 and not piece:to_audioregion():isnil()
+				and not (index and DB.take_of(piece, index.stems)) then
+				pieces[#pieces + 1] = { region = piece, first = first, last = first + piece:length():samples() }
+				if first <= at and at < pieces[#pieces].last then under = pieces[#pieces] end
+			end
+		end
+		if not under then return nil end
+		local first, last, widened = under.first, under.last, true
+		while widened do
+			widened = false
+			for _, piece in ipairs(pieces) do
+				if piece.first == last then last, widened = piece.last, true end
+				if piece.last == first then first, widened = piece.first, true end
+			end
+		end
+		return under.first - under.region:start():samples(), under.region:to_audioregion():scale_amplitude(),
+			first, last
 	end
 end
 
@@ -683,8 +715,8 @@ function DB.import_closed_session(session_file)
 	local decided, decision_notes = DB.apply_decisions(Session, drop_folder)
 	local ready, notes = DB.pending(drop_folder)
 	local placements, names = {}, {}
-	local origin_now = DB.origin_finder(Session)
-	local index = #ready > 0 and DB.result_index(drop_folder)
+	local index = #ready > 0 and DB.result_index(drop_folder) or nil
+	local origin_now = DB.origin_finder(Session, index)
 	local others = {}  -- playlist id -> the results sounding there: in the session, and planned by this run
 	for _, entry in ipairs(ready) do
 		local m = entry.manifest
@@ -769,13 +801,13 @@ function DB.import_open_session()
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
 	local ready, notes = DB.pending(drop_folder)
-	local origin_now = DB.origin_finder(Session)
-	local imported, index = {}, nil
+	local index = #ready > 0 and DB.result_index(drop_folder) or nil
+	local origin_now = DB.origin_finder(Session, index)
+	local imported = {}
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name) then
 			local ids = type(entry.manifest.ids) == "table" and entry.manifest.ids or {}
 			local track = DB.track_for(Session, ids.track, entry.manifest.channels)
-			index = index or DB.result_index(drop_folder)
 			local plan = DB.plan(entry.manifest, rate, origin_now, DB.results_on(track:playlist(), index, rate))
 			local ok, region = pcall(DB.import_with_editor, plan, track)
 			DB.settle(drop_folder, entry.name, ok and region ~= nil)

@@ -84,3 +84,44 @@ def test_audio_still_being_copied_in_waits_until_it_is_whole(lua, tmp_path, subt
     assert first["ready"] == [] and note.startswith("r.json names r.wav, which holds ")
     assert note.endswith(f" of its {RATE} frames (still being written or copied); it is imported once whole")
     assert later == {"ready": ["r.json"], "notes": []}
+
+
+def test_a_region_the_producer_split_and_turned_down_while_the_job_ran_still_gives_its_gain_and_extent(
+        ardour, tmp_path, demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "split", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    ardour.run(load(session) + f"""
+local playlist = Session:route_by_name("Song"):to_track():playlist()
+local song = playlist:region_by_id(PBD.ID("{ids['region_id']}"))
+song:to_audioregion():set_scale_amplitude(0.5)
+playlist:split_region(song, Temporal.timepos_t({16 * RATE}))  -- inside the patch's range: both pieces get new ids
+Session:save_state("")
+""")
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "patch", "j-1111", 12.0, 19.5, ids)  # timeline 12.5..20 s
+    whole = SONG_FRAMES  # a full delivery: the whole song (its file from 0 s), the range 22.5..25 s replaced
+    sf.write(drop / "full.wav", np.full((whole, 2), 0.1, dtype="float32"), RATE, subtype="FLOAT")
+    (drop / "full.json").write_text(json.dumps({
+        "format": "daw-bridge.manifest/1", "job_id": "j-2222", "operation": "inpaint", "variant": 1, "variants": 1,
+        "delivery": "full", "audio": "full.wav", "sample_rate": RATE, "channels": 2, "frames": whole,
+        "timeline": {"position": 0.5, "length": 40.0}, "ids": {"item": ids["region_id"], "track": ids["track_id"]},
+        "source": {"path": "/music/song.wav", "start": 22.0, "end": 24.5, "span_start": 0.0, "span_end": 40.0,
+                   "position": 0.5}, "request": {"prompt": "full"}, "splice": {"handle": 1.0, "joins": []}}))
+
+    ardour.script(IMPORT_SCRIPT, str(session))
+
+    [placed] = ardour.run(load(session) + """
+local found = {}
+for region in Session:route_by_name("Song"):to_track():playlist():region_list():iter() do
+    if region:name():find("^inpaint") then
+        found[region:name()] = { position = region:position():samples(), length = region:length():samples(),
+                                 start = region:start():samples(), gain = region:to_audioregion():scale_amplitude() }
+    end
+end
+report(found)
+""")
+    # at the turned-down song's level, and the full song within the song region's two pieces (2..32 s)
+    assert placed["inpaint v1: patch"] == {"position": round(11.5 * RATE), "length": round(9.5 * RATE), "start": 0,
+                                           "gain": 0.5}
+    assert placed["inpaint v1: full"] == {"position": POSITION, "length": LENGTH, "start": TRIM, "gain": 0.5}
