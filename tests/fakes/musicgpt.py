@@ -609,8 +609,9 @@ class _Handler(BaseHTTPRequestHandler):
             if not 0 <= after <= seconds + 1e-3:
                 raise _Invalid(f"extend_after {after} lies outside the audio ({seconds:.2f} s)")
             section = fields.get("lyrics_section_to_extend", "")
-        if len(fields.get("lyrics", "")) > self.fake.lyrics_limit:
-            raise _Invalid(f"lyrics must be at most {self.fake.lyrics_limit} characters")
+        lyrics_limit = self.fake.lyrics_limit if operation == "inpaint" else min(self.fake.lyrics_limit, 2000)
+        if len(fields.get("lyrics", "")) > lyrics_limit:
+            raise _Invalid(f"lyrics must be at most {lyrics_limit} characters")
         if len(section) > 3000:
             raise _Invalid("lyrics section must be at most 3000 characters")
         if "gender" in fields and fields["gender"] not in GENDERS:

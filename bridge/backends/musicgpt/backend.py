@@ -39,10 +39,11 @@ __all__ = ["MusicGPTBackend", "MusicGPTSettings", "SettingsError", "LIMITS"]
 log = logging.getLogger(__name__)
 
 # Text limits and voices, declared once in the address space (osc_schema, from the vendor's pages; where they
-# disagree, as on lyrics: 2000 on one page, 3000 in the OpenAPI document, the wider reading: a 422 costs nothing).
+# disagree, as on inpaint's lyrics: 2000 in one place, 3000 in another, the wider reading: a 422 costs nothing).
 # Checked again here because a job can reach this backend from the journal of an older version.
 LIMITS = {"prompt": osc_schema.ARGUMENTS["prompt"].max_length, "lyrics": osc_schema.ARGUMENTS["lyrics"].max_length,
           "lyrics_section": osc_schema.ARGUMENTS["lyrics_section_to_extend"].max_length}
+EXTEND_LYRICS_LIMIT = 2000  # where extend's two pages agree (its field table and its OpenAPI document)
 GENDERS = osc_schema.ARGUMENTS["gender"].choices
 PENDING = {"IN_QUEUE", "PENDING", "PROCESSING", "IN_PROGRESS"}
 FAILED = {"ERROR", "FAILED"}
@@ -363,6 +364,7 @@ def request_problem(spec: JobSpec) -> tuple[str, object, str, str | None] | None
     section = f"lyrics_section_to_{'replace' if spec.operation == 'inpaint' else 'extend'}"
     for field, limit in LIMITS.items():
         text = getattr(spec, field) or ""
+        limit = EXTEND_LYRICS_LIMIT if field == "lyrics" and spec.operation == "extend" else limit
         if len(text) > limit:
             return (section if field == "lyrics_section" else field, text,
                     f"at most {limit} characters (this one has {len(text)})", repr(f"{text[:20]}…"))

@@ -78,6 +78,8 @@ def test_a_musicgpt_inpaint_is_delivered_as_patches_whose_manifests_tell_how_it_
      "prompt: '  ' is not accepted by MusicGPT: inpaint needs a prompt describing the replacement"),
     ({"command": "extend", "extend_after": 0.0, "prompt": "a long outro"},
      "extend_after: 0.0 is not accepted by MusicGPT: must lie inside the song (0..40.00 s]"),
+    ({"command": "extend", "extend_after": 20.0, "prompt": "a long outro", "lyrics": "la " * 700},
+     "lyrics: 'la la la la la la la…' is not accepted by MusicGPT: at most 2000 characters (this one has 2100)"),
 ])
 def test_a_request_musicgpt_would_refuse_is_refused_to_its_sender_and_makes_no_job(project, fake, command, said):
     config, song = project
