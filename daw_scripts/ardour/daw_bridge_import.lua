@@ -367,7 +367,7 @@ function DB.read_manifest(path)
 		return nil, "has no timeline.position (a finite number of seconds)"
 	end
 	local audio = manifest.audio
-	if type(audio) ~= "string" or audio == "" or audio:find("[/\\]") or audio:match("^%.%.?$") then
+	if type(audio) ~= "string" or audio == "" or audio:find("[/\\%c]") or audio:match("^%.%.?$") then
 		return nil, "names audio " .. tostring(audio) .. ", which is not a file name in its folder"
 	end
 	local folder = path:match("^(.*)[/\\][^/\\]*$") or "."
@@ -421,13 +421,22 @@ function DB.confidence(manifest)
 	return weakest
 end
 
+-- Text as one line a session file can hold: white space runs as one space, no control characters (XML 1.0 has no
+-- way to write most of them, even escaped: a session holding one no longer loads), valid UTF-8 (else ASCII only).
+local function session_text(text)
+	text = text:gsub("%s+", " "):gsub("%c", "")
+	if not utf8.len(text) then text = text:gsub("[\128-\255]", "?") end
+	return text
+end
+
 -- The name a result carries on the timeline: "inpaint v1 (conf 0.82): soft guitar solo".
 function DB.region_name(manifest)
 	local prompt = type(manifest.request) == "table" and manifest.request.prompt
 	if type(prompt) ~= "string" then prompt = "" end
-	prompt = prompt:gsub("%s+", " ")
-	if utf8.len(prompt) and utf8.len(prompt) > 40 then prompt = prompt:sub(1, utf8.offset(prompt, 40) - 1) .. "..." end
-	local name = string.format("%s v%s", tostring(manifest.operation or "result"), tostring(manifest.variant or 1))
+	prompt = session_text(prompt)
+	if utf8.len(prompt) > 40 then prompt = prompt:sub(1, utf8.offset(prompt, 40) - 1) .. "..." end
+	local name = session_text(string.format("%s v%s", tostring(manifest.operation or "result"),
+		tostring(manifest.variant or 1)))
 	local confidence = DB.confidence(manifest)
 	if confidence then name = string.format("%s (conf %.2f)", name, confidence) end
 	return prompt ~= "" and (name .. ": " .. prompt) or name

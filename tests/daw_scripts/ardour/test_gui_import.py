@@ -122,3 +122,15 @@ def test_the_editors_import_keeps_a_variants_handle_off_a_neighbouring_jobs_repl
     assert [(placed[s]["position"], placed[s]["length"], placed[s]["start"]) for s in ("bar-1", "bar-2")] == [
         (30 * RATE, round(9.5 * RATE), 0), (round(38.75 * RATE), round(8.25 * RATE), round(0.75 * RATE))]
     assert placed["bar-2"]["layer"] > placed["bar-1"]["layer"]
+
+
+def test_the_editors_import_names_a_region_without_the_prompts_control_characters_and_the_session_saves(gui):
+    drop = gui.session_file.parent / "daw-bridge"
+    write_result(drop, "ctl", gui.ids["Song"], 50.0, RATE, 0.82)
+    manifest = json.loads((drop / "ctl.json").read_text())
+    manifest["request"]["prompt"] = "warm \x1b[1mbold\x1b[0m\x01 end"  # pasted from a terminal: the daemon takes it
+    (drop / "ctl.json").write_text(json.dumps(manifest))
+
+    run_the_action(gui, "control-characters.png")
+
+    assert "inpaint v1 (conf 0.82): warm [1mbold[0m end" in [r["name"] for r in regions_in_session_file(gui.save())]

@@ -125,3 +125,31 @@ report(found)
     assert placed["inpaint v1: patch"] == {"position": round(11.5 * RATE), "length": round(9.5 * RATE), "start": 0,
                                            "gain": 0.5}
     assert placed["inpaint v1: full"] == {"position": POSITION, "length": LENGTH, "start": TRIM, "gain": 0.5}
+
+
+def test_a_prompt_with_control_characters_names_the_region_without_them_and_the_session_still_loads(
+        ardour, tmp_path, demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "ctl", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "r", "j-1111", 12.0, 19.5, ids)
+    data = json.loads((drop / "r.json").read_text())
+    data["request"]["prompt"] = "warm \x1b[1mbold\x1b[0m\x01 \x7fend"  # pasted from a terminal: the daemon takes it
+    (drop / "r.json").write_text(json.dumps(data))
+
+    ardour.script(IMPORT_SCRIPT, str(session))
+
+    names = [r["name"] for r in ardour.run(load(session) + "report(regions_of_session())\n")[0]]
+    assert sorted(names) == ["inpaint v1: warm [1mbold[0m end", "song"]
+
+
+@pytest.mark.parametrize("audio", ["r\x1b.wav", "r\n.wav"])
+def test_audio_named_with_control_characters_is_no_file_name(lua, tmp_path, audio):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "r", audio=audio)
+
+    result = pending(lua, drop)
+
+    assert result["ready"] == [] and result["notes"][0].endswith(", which is not a file name in its folder")
