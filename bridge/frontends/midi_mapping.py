@@ -64,6 +64,7 @@ ACTIONS = ("cancel", "retry", "rerun_other_backend", *PAD_ACTIONS, *DECISION_ACT
 # Arguments a pad normally takes from the session context (the DAW's selection) rather than from the mapping.
 CONTEXT_ARGS = ("source", "start", "end", "extend_after", "position", "item_id", "track_id", "take_id",
                 "drop_folder")
+_BARS_SET = ("start", "end", "extend_after", "duration")  # what a pad's bars decide at each press
 _PAD_KEYS = set(KINDS) | {"channel", "command", "action", "preset", "name", "anchor", "bars"}
 _FRONTEND_ARGS = {"request_id": "is set by the MIDI frontend for each press",
                   "reply_port": "has no meaning for a MIDI pad"}
@@ -285,6 +286,10 @@ def _pad(entry: dict, index: int, presets: dict, lines: "_Lines", fail) -> Pad:
         except ValidationError as exc:
             raise fail(key_line(exc.field), where, str(exc)) from None
         bars = (checked["anchor"], checked["bars"])
+        for key in _BARS_SET:
+            if key in merged:  # the bars would override it at each press, as /bridge/bars refuses it
+                raise fail(key_line(key) if key in args else lines.key(f"presets.{preset_name}", 0, key), where,
+                           f"{key!r}: a pad with bars takes its range from them")
     return Pad(trigger, command, None, merged, header, name, bars)
 
 

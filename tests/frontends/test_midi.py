@@ -228,6 +228,11 @@ BAD_MAPPINGS = [  # (story, mapping text, the line the error must point at, the 
      'request_id = "x"', "set by the MIDI frontend"),
     ("no trigger", MAPPING + '\n[[pad]]\ncommand = "extend"\n', "[[pad]]", "needs exactly one of note, cc, program"),
     ("LED value", MAPPING + "\n[leds]\non = 200\n", "on = 200", "on: 200 must be in range 0..127"),
+    ("length on a bars pad", MAPPING + '\n[[pad]]\nnote = 50\ncommand = "extend"\nanchor = "next"\nbars = 2\n'
+     'duration = 8.0\n', "duration = 8.0", "'duration': a pad with bars takes its range from them"),
+    ("length from a bars pad's preset", '[presets.outro]\nduration = 8.0\n\n' + MAPPING + '\n[[pad]]\nnote = 50\n'
+     'command = "extend"\npreset = "outro"\nanchor = "next"\nbars = 2\n', "duration = 8.0",
+     "'duration': a pad with bars takes its range from them"),
     ("stray key", "tempo = 120\n" + MAPPING, "tempo = 120", "unknown table or key"),
 ]
 
