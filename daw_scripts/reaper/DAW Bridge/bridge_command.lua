@@ -68,6 +68,12 @@ function command.run(operation, constants)
       string.format("%s %s %d", request_id, range.playrate, ppitch))
     if not kept then util.log(why) end
   end
+  -- which project sent it: projects saved in one folder share its drop folder, and a result whose item is not in the
+  -- project open belongs to the project that sent it, not on this one's results track
+  util.make_folder(util.drop_folder())
+  local noted, unnoted = util.add_ledger_line(util.drop_folder(), util.SENT,
+    request_id .. " " .. select(2, reaper.EnumProjects(-1)))
+  if not noted then util.log(unnoted) end
   -- the daemon keeps a status file for request files only; OSC replies would need a socket listening here
   if transport == "file" then request.add_pending(request_id) end
 

@@ -121,6 +121,12 @@ local function import_one(folder, name, constants)
       .. "(still being written or copied); it is imported once whole", name, manifest.audio, holds, frames))
     return false
   end
+  local owner = placement.other_project(manifest)
+  if owner then
+    report_once(name .. " owner", string.format("%s left for %s, the project that sent it: its item is not in this "
+      .. "one", name, util.basename(owner)))
+    return false
+  end
   -- listed before it is placed: a result placed but not listed would be placed again at the next scan, a take more
   -- every second (an import list that cannot be written: a full disk, another user's file)
   local listed, why = util.add_ledger_line(folder, LEDGER, name)

@@ -327,6 +327,21 @@ local function place_on_results_track(manifest, audio_path, name)
   return item, position
 end
 
+--- The project file that sent the request, when it is another one than this and the request's item is not here
+--- (projects saved in one folder share a drop folder); nil when the result is this project's or nothing says whose.
+function placement.other_project(manifest)
+  local id = json.value(manifest.request_id)
+  if type(id) ~= "string" or id == "" then return nil end
+  local sender
+  for _, line in ipairs(util.ledger_lines(util.drop_folder(), util.SENT)) do
+    local request_id, file = line:match("^(%S+) (.+)$")
+    if request_id == id then sender = file end
+  end
+  local _, current = reaper.EnumProjects(-1)
+  if not sender or sender == current or item_for(manifest, manifest.source.start) then return nil end
+  return sender
+end
+
 --- Put one delivered variant (the manifest file `name`) into the project; returns the item it went on, the
 --- timeline time where the new take starts, and how it was placed ("take on source item" or "results track").
 function placement.place(manifest, audio_path, name)

@@ -88,6 +88,7 @@ end
 -- Ledgers: what the scripts did, listed one line each beside the results (see bridge_companion.lua) -----------
 
 util.PLAYRATES = ".reaper-playrates" -- "<request id> <playrate>" for each request from an item not at rate 1
+util.SENT = ".reaper-sent" -- "<request id> <project file>" for each request sent: projects saved in one folder share it
 
 --- The lines of the list file `name` in `folder`; {} when there is none yet.
 function util.ledger_lines(folder, name)

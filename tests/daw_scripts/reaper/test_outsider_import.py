@@ -194,3 +194,47 @@ def test_a_full_delivery_on_an_item_split_inside_the_range_is_a_take_on_both_pie
 
     assert result.errors == [] and result.splits == [] and len(result.undo) == 1
     assert sounding(project, 0.0, 60.0) == [(0.0, 60.0, manifest.with_suffix(".wav").name, 0.0)]
+
+
+def sent_from_song_then_other_open(project):
+    """song.RPP sends 12.5..20 s of its item; then other.RPP, saved in the same folder, is open; the result arrives."""
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=60.0)
+    project.select_time(12.5, 20.0)
+    project.run("inpaint", dialog=[{"Prompt": "soft guitar solo", "Variants": "1"}])
+    [request] = project.requests()
+    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
+    manifest.write_text(manifest.read_text().replace("reaper-1700000000-1", request["request_id"]))
+    song = copy.deepcopy(project.state)
+    project.state["project_file"] = str(project.project_path / "other.RPP")
+    project.state["tracks"] = []
+    other = project.add_track("Drums")
+    project.add_item(other, position=0.0, length=30.0, file="/music/other/drums.wav")
+    return manifest, song
+
+
+def test_a_result_of_another_project_saved_in_the_same_folder_waits_for_that_project(project):
+    manifest, song = sent_from_song_then_other_open(project)
+    other = copy.deepcopy(project.state["tracks"])
+
+    result = project.run("companion", ticks=3)
+
+    assert result.errors == [] and result.undo == []
+    assert project.state["tracks"] == other  # no results track, nothing on the drums
+    assert result.console.count(f"{manifest.name} left for song.RPP, the project that sent it") == 1
+    assert not (project.drop_folder / ".reaper-imported").exists() or manifest.name not in (
+        project.drop_folder / ".reaper-imported").read_text()
+
+    project.state = dict(song, now=project.state["now"])  # song.RPP is open again
+    project.run("import now")
+
+    assert [len(i["takes"]) for i in project.items()] == [1, 2, 1]
+
+
+def test_a_copy_of_the_project_saved_under_another_name_takes_the_result_onto_its_item(project):
+    manifest, song = sent_from_song_then_other_open(project)
+    project.state = dict(song, project_file=str(project.project_path / "song v2.RPP"), now=project.state["now"])
+
+    result = project.run("import now")
+
+    assert result.errors == [] and [len(i["takes"]) for i in project.items()] == [1, 2, 1]
