@@ -139,8 +139,8 @@ def _pads_and_voice(config: Config) -> list[tuple[bool, str]]:
     if config.voice.get("enabled"):
         if not config.midi.get("port"):
             results.append((False, "voice: [voice] enabled needs [midi] with a talk or listen pad"))
-        elif mapping is not None and not any(pad.action in ("talk", "listen") for pad in mapping.pads):
-            results.append((False, f"voice: no talk or listen pad in {mapping.path}, so the daemon never listens"))
+        elif mapping is not None and (problem := mapping.why_voice_never_listens()) is not None:
+            results.append((False, f"voice: {problem}"))
         elif importlib.util.find_spec("pocketsphinx") is None:
             results.append((False, "voice: needs pocketsphinx: pip install 'daw-bridge[voice]'"))
         elif mapping is not None:

@@ -131,6 +131,12 @@ class Mapping:
                     anywhere = pad
         return anywhere
 
+    def why_voice_never_listens(self) -> str | None:
+        """Why [voice] would never hear a word with this mapping (no pad holds the microphone open), or None."""
+        if any(pad.action in ("talk", "listen") for pad in self.pads):
+            return None
+        return f"no talk or listen pad in {self.path}, so the daemon never listens"
+
 
 def mapping_file(value: str | None, config_file: Path | None) -> Path:
     """The mapping file a ``[midi] mapping`` value names (its default when None): ``~`` and ``$VARS`` expanded, a

@@ -56,8 +56,8 @@ class VoiceFrontend:
 
     async def start(self) -> None:
         await self.listener.start()
-        if not any(pad.action in ("talk", "listen") for pad in self.pads.mapping.pads):
-            log.warning("voice: no talk or listen pad in %s, so the daemon never listens", self.pads.mapping.path)
+        if (problem := self.pads.mapping.why_voice_never_listens()) is not None:
+            log.warning("voice: %s", problem)
 
     async def close(self) -> None:
         if self._waiting is not None:
