@@ -84,8 +84,17 @@ class _Output:
         return getattr(self._stream, name)
 
 
+ABOUT = """\
+Rework a range of a song from your DAW: inpaint it, or extend it, on the embedded
+engine (offline, the default) or on MusicGPT. The daemon (serve) takes commands over
+OSC, MIDI, request files or the audio plugin and delivers the results into the
+project; inpaint and extend also work without it.
+First time: daw-bridge demo, then daw-bridge doctor."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daw-bridge", description=__doc__)
+    parser = argparse.ArgumentParser(prog="daw-bridge", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description=ABOUT)
     parser.add_argument("--version", action="version", version=f"daw-bridge {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 

@@ -309,3 +309,13 @@ def test_a_one_shot_stopped_while_delivering_cancels_and_leaves_nothing(project,
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 1 and "cancelled (j-" in stderr and stdout == "", stderr
     assert list(out.iterdir()) == [], "something was left in the drop folder"
+
+
+def test_the_help_says_what_it_does_and_where_to_start():
+    result = daw_bridge("--help", timeout=60)
+    assert result.returncode == 0 and result.stderr == ""
+    about = result.stdout.split("\n\n")[1]  # after the usage line
+    assert about.startswith("Rework a range of a song from your DAW") and "daw-bridge demo" in about
+    assert "``" not in result.stdout  # no docstring markup
+    for command in ("serve", "send", "inpaint", "extend", "jobs", "doctor", "demo", "install"):
+        assert f"\n    {command} " in result.stdout
