@@ -127,13 +127,17 @@ def _parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("--after", type=float, required=True, help="extend after this point, seconds")
             p.add_argument("--duration", type=float, help="seconds of new material (default 30)")
-        p.add_argument("--prompt", default="", help="what it should sound like (MusicGPT)")
+        p.add_argument("--prompt", default="", help="what it should sound like (MusicGPT); the embedded engine "
+                       "follows only words of energy and brightness (calmer, more intense, brighter...)")
         p.add_argument("--lyrics", help="the song's lyrics (MusicGPT)")
         p.add_argument("--section-lyrics", help="lyrics for the new part (MusicGPT)")
-        p.add_argument("--gender", choices=osc_schema.ARGUMENTS["gender"].choices)
+        p.add_argument("--gender", choices=osc_schema.ARGUMENTS["gender"].choices, help="voice for new vocals "
+                       "(MusicGPT)")
         p.add_argument("--num-outputs", type=int, help="variants, 1 or 2 (default 2)")
-        p.add_argument("--backend", choices=osc_schema.ARGUMENTS["backend"].choices)
-        p.add_argument("--delivery", choices=osc_schema.ARGUMENTS["delivery"].choices)
+        p.add_argument("--backend", choices=osc_schema.ARGUMENTS["backend"].choices, help="local: the embedded "
+                       "engine, offline; musicgpt: the paid cloud (default: the config's backend)")
+        p.add_argument("--delivery", choices=osc_schema.ARGUMENTS["delivery"].choices, help="patch: the range "
+                       "with short handles; full: the whole song with the range replaced (default: the config's)")
         p.add_argument("--out", type=path_argument, help="drop folder (default: beside the source)")
 
     p = command("jobs", _jobs, "list, show, cancel, retry or resolve jobs; choose, keep or discard a delivered "
