@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     _daemon_flags(p)
 
     p = command("send", _send, "send one OSC command to a running daemon and print its replies")
-    p.add_argument("name", help="command: inpaint, extend, cancel, status, ping, context")
+    p.add_argument("name", help=f"command: {', '.join(osc_schema.COMMANDS)} (docs/osc.md says what each takes)")
     p.add_argument("values", nargs="*", metavar="KEY=VALUE", help="arguments, e.g. source=/x.wav start=12.5")
     p.add_argument("--port", type=port_number, help="daemon OSC port (default: from the config)")
     p.add_argument("--wait", action="store_true", help="for inpaint/extend: wait until the job is done")
