@@ -174,3 +174,27 @@ def test_a_demo_folder_that_cannot_be_made_is_named_in_one_line(tmp_path):
         assert result.returncode == 2, result.stderr
         assert result.stderr == f"daw-bridge demo: cannot make the demo project in {where}: {reason}\n"
     assert notes.read_text(encoding="utf-8") == "mine"
+
+
+def test_a_musicgpt_address_that_is_no_address_is_refused_in_one_line_from_the_file_and_the_environment(project):
+    # base_url = "http://[::1" (a bracket left open) ended the config check in 'ValueError: Invalid IPv6 URL'; from
+    # MUSICGPT_BASE_URL, which was not checked at all, the daemon's start ended in an httpx.InvalidURL traceback
+    # (and "garbage" was taken, each job then failing as unreachable)
+    project.write_config('[musicgpt]\nbase_url = "http://[::1"\n')
+    result = _run("doctor", "--config", str(project.config), env={"MUSICGPT_API_KEY": "sk-test"})
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.splitlines() == [f'daw-bridge: {project.config}:7: [musicgpt] base_url = "http://[::1": '
+                                          f'must be an http:// or https:// address']
+    project.write_config()
+    for address in ("http://[::1", "http://127.0.0.1:abc/", "garbage"):
+        result = _run("serve", "--config", str(project.config),
+                      env={"MUSICGPT_API_KEY": "sk-test", "MUSICGPT_BASE_URL": address})
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == ["daw-bridge: environment: MUSICGPT_BASE_URL: must be an http:// or "
+                                              "https:// address"], result.stderr
+    # a gateway's ?token=: the API's paths would land in the query; refused like the file's, the token unshown
+    result = _run("serve", "--config", str(project.config), env={
+        "MUSICGPT_API_KEY": "sk-test", "MUSICGPT_BASE_URL": "http://127.0.0.1:9/api?token=sk-gateway-1234"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["daw-bridge: environment: MUSICGPT_BASE_URL: must have no ?query or "
+                                          "#fragment (paths are added to it)"], result.stderr

@@ -350,8 +350,12 @@ def _ip_network(value: str) -> str | None:
 def _http_url(value: str) -> str | None:
     # Paths are joined on (the API's /v1/..., a webhook's /<prefix>/<secret>): after a query or a fragment they would
     # land in it, and the webhook_url MusicGPT is given would reach no job.
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:  # an unclosed [IPv6 address or a port that is no number: urlsplit and .port raise ValueError
+        parts = urlsplit(value)
+        parts.port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or re.search(r"\s", value):
         return "must be an http:// or https:// address"
     return "must have no ?query or #fragment (paths are added to it)" if "?" in value or "#" in value else None
 

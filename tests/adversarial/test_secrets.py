@@ -192,12 +192,12 @@ def test_no_credential_of_any_kind_is_written_or_shown_at_any_log_level(level, t
 
 
 def test_a_token_in_the_base_url_is_shown_nowhere(tmp_path, demo_song_path):
-    """A base_url through a gateway that wants a user:password or a ?token= (MUSICGPT_BASE_URL): an unreachable
-    one failed the job with the address, token and all, in the reply, the status file, the log and the CLI."""
+    """A base_url through a gateway that wants a user:password (MUSICGPT_BASE_URL): an unreachable one failed the
+    job with the address, token and all, in the reply, the status file, the log and the CLI. (A ?token= is refused
+    at start, unshown: the API's paths would be added after it; tests/test_outsider_cli.py)"""
     token = "sk-gateway-token-9f8e7d6c5b4a"
     project = Project(tmp_path / "project", demo_song_path)
-    env = {"MUSICGPT_API_KEY": KEY,
-           "MUSICGPT_BASE_URL": f"http://me:{token}@127.0.0.1:{free_tcp_port()}/api/public?token={token}"}
+    env = {"MUSICGPT_API_KEY": KEY, "MUSICGPT_BASE_URL": f"http://me:{token}@127.0.0.1:{free_tcp_port()}/api/public"}
     daemon = Daemon(project, env=env).start()
     try:
         drop_request(project.inbox, "gateway", {"command": "inpaint", "source": str(project.song), "start": 12.0,

@@ -11,6 +11,7 @@ from bridge.backends.musicgpt.secrets import Redacted, find_api_key
 from bridge.backends.musicgpt.webhooks import WebhookSettings
 from bridge.exceptions import AuthError
 from bridge.settings_schema import ConfigError, check_table, defaults
+from bridge.settings_schema.validate import RULES
 
 _DEFAULTS = defaults("musicgpt")  # declared with their limits and meaning in bridge/settings_schema/spec.py
 DEFAULT_BASE_URL = _DEFAULTS["base_url"]
@@ -60,6 +61,9 @@ class MusicGPTSettings:
         if "webhook" in values:
             values["webhook"] = WebhookSettings(**values["webhook"])
         if env.get(BASE_URL_ENV):
+            # checked as the key it overrides; not shown: an address may carry a token
+            if (rule := RULES["http_url"](env[BASE_URL_ENV])) is not None:
+                raise ConfigError(rule, file="environment", key=BASE_URL_ENV)
             values["base_url"] = env[BASE_URL_ENV]
         try:
             api_key = find_api_key(table_key, config_file, env=env)
