@@ -448,11 +448,13 @@ local function finite(v) return type(v) == "number" and v == v and math.abs(v) ~
 -- source's time 0 sits on the timeline now (region position - region start) when the region the request came
 -- from still exists, so a result follows a region moved while it was generating; otherwise the manifest's
 -- timeline.position is used (exact for a region that has not moved: Ardour plays regions at rate 1).
--- `others` (optional) are the replaced ranges of other jobs' results sounding on the track (DB.results_on): the
+-- `others(track_id)` (optional) gives the replaced ranges of other jobs' results sounding on the track the result
+-- goes to (DB.results_on): the
 -- variant's handles, the source as it was, there to hide its joins, would cut such a neighbour's replaced range
 -- short with a jump back to the original (two jobs on neighbouring ranges), so they stop halfway between the two
 -- ranges, where both files play the source.
 function DB.plan(manifest, rate, origin_now, others)
+	local track_id
 	local ids = type(manifest.ids) == "table" and manifest.ids or {}
 	local source = type(manifest.source) == "table" and manifest.source or {}
 	local position
@@ -462,7 +464,7 @@ function DB.plan(manifest, rate, origin_now, others)
 		-- when the producer split it meanwhile (a split gives both pieces new ids)
 		local seen = finite(source.position) and math.floor(source.position * rate + 0.5) or nil
 		local at = seen and finite(source.start) and seen + math.floor(source.start * rate + 0.5) or nil
-		origin, gain, first, last = origin_now(ids.item, ids.track, seen, at)
+		origin, gain, first, last, track_id = origin_now(ids.item, ids.track, seen, at, source.path)
 	end
 	if origin and type(source.span_start) == "number" then
 		position = origin + math.floor(source.span_start * rate + 0.5)
@@ -486,7 +488,7 @@ function DB.plan(manifest, rate, origin_now, others)
 			from = position + math.floor((source.start - source.span_start) * rate + 0.5),
 			to = position + math.floor((source["end"] - source.span_start) * rate + 0.5),
 		}
-		for _, other in ipairs(others or {}) do
+		for _, other in ipairs(others and others(track_id or ids.track) or {}) do
 			if other.job_id ~= manifest.job_id and other.path == source.path then
 				if other.to <= replaced.from then
 					from = math.max(from, math.floor((other.to + replaced.from) / 2))
@@ -502,7 +504,7 @@ function DB.plan(manifest, rate, origin_now, others)
 	return {
 		audio = manifest.audio_path,
 		name = DB.region_name(manifest),
-		track_id = ids.track,
+		track_id = track_id or ids.track,  -- the request's, or the one its region's pieces lie on now
 		item_id = ids.item,
 		position = position,
 		trim = trim,
@@ -532,44 +534,70 @@ function DB.track_for(session, track_id, channels)
 	return made:front():to_track()
 end
 
--- origin_now for DB.plan, answered from the session: the origin, the region's gain (scale amplitude), and where the
--- region starts and ends on the timeline (samples). A region the producer split while the job ran is gone (both
--- pieces have new ids): its pieces are the regions on the track that still play the source from the origin the
--- request saw (`seen`) and are no result (`index`, DB.result_index); the one under the range's start (`at`) gives
--- the gain, and it and the pieces touching it in a row give the extent.
+-- Whether `region` plays the request's source file `path`: that file (the daemon may resolve a link: by its name),
+-- or, for a region stored one file per channel, its first channel's source (named in the interleaved copy's name).
+local function plays_source(region, path)
+	local source = region:source(0)
+	if type(path) ~= "string" or source:isnil() then return false end
+	local file = source:to_filesource()
+	if file and not file:isnil() and DB.basename(file:path()) == DB.basename(path) then return true end
+	local id = source:to_stateful():id():to_s()
+	return ("-" .. DB.basename(path):gsub("%.[^.]*$", "") .. "-"):find("-" .. id .. "-", 1, true) ~= nil
+end
+
+-- The region's pieces on `playlist` when the producer split it (both pieces get new ids) or moved it to another
+-- track (a copy with a new id): the regions that play the request's source from the origin it saw (`seen`) and are
+-- no result; the one under the range's start (`at`), and where it and the pieces touching it in a row start and end.
+local function pieces_of(playlist, source_path, seen, at, index)
+	local pieces, under = {}, nil
+	for piece in playlist:region_list():iter() do
+		local first = piece:position():samples()
+		if math.abs(first - piece:start():samples() - seen) <= 1 and not piece:to_audioregion():isnil()
+			and plays_source(piece, source_path) and not (index and DB.take_of(piece, index.stems)) then
+			pieces[#pieces + 1] = { region = piece, first = first, last = first + piece:length():samples() }
+			if first <= at and at < pieces[#pieces].last then under = pieces[#pieces] end
+		end
+	end
+	if not under then return nil end
+	local first, last, widened = under.first, under.last, true
+	while widened do
+		widened = false
+		for _, piece in ipairs(pieces) do
+			if piece.first == last then last, widened = piece.last, true end
+			if piece.last == first then first, widened = piece.first, true end
+		end
+	end
+	return under.region, first, last
+end
+
+-- origin_now for DB.plan, answered from the session: the origin, the region's gain (scale amplitude), where the
+-- region starts and ends on the timeline (samples), and the id of the track it lies on. A region the producer split
+-- or moved to another track while the job ran is gone by id; its pieces (pieces_of) stand in for it, on the
+-- request's track first, else on the one they were moved to (at the same time: a moved region's origin changed).
 function DB.origin_finder(session, index)
-	return function(item_id, track_id, seen, at)
+	return function(item_id, track_id, seen, at, source_path)
 		if not (numeric_id(item_id) and numeric_id(track_id)) then return nil end
 		local route = session:route_by_id(PBD.ID(track_id))
-		if not route or route:isnil() or route:to_track():isnil() then return nil end
-		local playlist = route:to_track():playlist()
-		local region = playlist:region_by_id(PBD.ID(item_id))
+		local track = route and not route:isnil() and not route:to_track():isnil() and route:to_track() or nil
+		local region = track and track:playlist():region_by_id(PBD.ID(item_id))
 		if region and not region:isnil() then
 			local first = region:position():samples()
 			return first - region:start():samples(), region:to_audioregion():scale_amplitude(), first,
-				first + region:length():samples()
+				first + region:length():samples(), track_id
 		end
 		if not (seen and at) then return nil end
-		local pieces, under = {}, nil
-		for piece in playlist:region_list():iter() do
-			local first = piece:position():samples()
-			if math.abs(first - piece:start():samples() - seen) <= 1 and not piece:to_audioregion():isnil()
-				and not (index and DB.take_of(piece, index.stems)) then
-				pieces[#pieces + 1] = { region = piece, first = first, last = first + piece:length():samples() }
-				if first <= at and at < pieces[#pieces].last then under = pieces[#pieces] end
+		local candidates = { track }
+		for other in session:get_tracks():iter() do
+			if not other:to_track():isnil() then candidates[#candidates + 1] = other:to_track() end
+		end
+		for _, candidate in ipairs(candidates) do
+			local under, first, last = pieces_of(candidate:playlist(), source_path, seen, at, index)
+			if under then
+				return under:position():samples() - under:start():samples(), under:to_audioregion():scale_amplitude(),
+					first, last, candidate:to_stateful():id():to_s()
 			end
 		end
-		if not under then return nil end
-		local first, last, widened = under.first, under.last, true
-		while widened do
-			widened = false
-			for _, piece in ipairs(pieces) do
-				if piece.first == last then last, widened = piece.last, true end
-				if piece.last == first then first, widened = piece.first, true end
-			end
-		end
-		return under.first - under.region:start():samples(), under.region:to_audioregion():scale_amplitude(),
-			first, last
+		return nil
 	end
 end
 
@@ -733,12 +761,15 @@ function DB.import_closed_session(session_file)
 			notes[#notes + 1] = string.format("%s is at %d Hz and the session at %d Hz: import it from the editor, "
 				.. "which converts it", entry.name, m.sample_rate, rate)
 		else
-			local ids = type(m.ids) == "table" and m.ids or {}
-			local track = DB.track_for(Session, ids.track, m.channels)
-			local playlist_id = track:playlist():to_stateful():id():to_s()
-			others[playlist_id] = others[playlist_id] or DB.results_on(track:playlist(), index, rate)
-			local plan = DB.plan(m, rate, origin_now, others[playlist_id])
-			if plan.replaced then table.insert(others[playlist_id], plan.replaced) end
+			local function others_on(track_id)
+				local track = DB.track_for(Session, track_id, m.channels)
+				local playlist_id = track:playlist():to_stateful():id():to_s()
+				others[playlist_id] = others[playlist_id] or DB.results_on(track:playlist(), index, rate)
+				return others[playlist_id], playlist_id
+			end
+			local plan = DB.plan(m, rate, origin_now, others_on)
+			local on_track, playlist_id = others_on(plan.track_id)
+			if plan.replaced then table.insert(on_track, plan.replaced) end
 			plan.playlist_id = playlist_id
 			plan.file = DB.copy_into_session(Session, plan.audio)
 			placements[#placements + 1] = plan
@@ -815,10 +846,11 @@ function DB.import_open_session()
 	local imported = {}
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name) then
-			local ids = type(entry.manifest.ids) == "table" and entry.manifest.ids or {}
-			local track = DB.track_for(Session, ids.track, entry.manifest.channels)
-			local plan = DB.plan(entry.manifest, rate, origin_now, DB.results_on(track:playlist(), index, rate))
-			local ok, region = pcall(DB.import_with_editor, plan, track)
+			local channels = entry.manifest.channels
+			local plan = DB.plan(entry.manifest, rate, origin_now, function(track_id)
+				return DB.results_on(DB.track_for(Session, track_id, channels):playlist(), index, rate)
+			end)
+			local ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, channels))
 			DB.settle(drop_folder, entry.name, ok and region ~= nil)
 			if not ok then error(region, 0) end
 			if region then

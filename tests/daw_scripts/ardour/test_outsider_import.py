@@ -153,3 +153,28 @@ def test_audio_named_with_control_characters_is_no_file_name(lua, tmp_path, audi
     result = pending(lua, drop)
 
     assert result["ready"] == [] and result["notes"][0].endswith(", which is not a file name in its folder")
+
+
+def test_a_region_the_producer_moved_to_another_track_while_the_job_ran_gets_its_result_there(
+        ardour, tmp_path, demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "moved", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    ardour.run(load(session) + f"""
+Session:new_audio_track(2, 2, nil, 1, "Other", ARDOUR.PresentationInfo.max_order, ARDOUR.TrackMode.Normal, true)
+local from = Session:route_by_name("Song"):to_track():playlist()
+local to = Session:route_by_name("Other"):to_track():playlist()
+local song = from:region_by_id(PBD.ID("{ids['region_id']}"))
+-- as the editor's drag to another track does: a copy (a new id) on that track, the region off this one
+to:add_region(ARDOUR.RegionFactory.clone_region(song, true, false), song:position(), 1, false)
+from:remove_region(song)
+Session:save_state("")
+""")
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "r", "j-1111", 12.0, 19.5, ids)  # timeline 12.5..20 s
+
+    ardour.script(IMPORT_SCRIPT, str(session))
+
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
+    assert sorted((r["track"], r["name"].split(".")[0], r["position"]) for r in regions) == [  # copy: "song.1"
+        ("Other", "inpaint v1: r", round(11.5 * RATE)), ("Other", "song", POSITION)]  # nothing left on Song
