@@ -198,3 +198,16 @@ def test_a_musicgpt_address_that_is_no_address_is_refused_in_one_line_from_the_f
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == ["daw-bridge: environment: MUSICGPT_BASE_URL: must have no ?query or "
                                           "#fragment (paths are added to it)"], result.stderr
+
+
+def test_the_jobs_list_shows_a_song_name_holding_a_newline_or_an_escape_sequence_on_one_inert_line(project):
+    # A song named with ESC [31m (or a newline) went to the terminal raw: the listing turned red, or split in two
+    song = project.audio / "take\x1b[31m\nred.wav"
+    song.write_bytes(project.song.read_bytes())
+    one_shot = _run("inpaint", str(song), "--start", "4", "--end", "6", "--num-outputs", "1", "--config",
+                    str(project.config))
+    assert one_shot.returncode == 0, one_shot.stderr
+    listed = _run("jobs", "--config", str(project.config))
+    assert listed.returncode == 0, listed.stderr
+    [line] = listed.stdout.splitlines()
+    assert "\x1b" not in line and "take\\x1b[31m\\nred.wav 4.00-6.00s" in line, line

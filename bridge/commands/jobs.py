@@ -138,8 +138,9 @@ def _list(records: list[tuple[JobRecord, bool]], as_json: bool) -> int:
         rng = r.origin.get("bars") or f"{r.spec.edit_start:.2f}-{r.spec.edit_end:.2f}s"
         detail = r.error_message or r.message or (f"{len(r.manifests)} variant(s)" if r.manifests else "")
         by = " (one-shot)" if one_shot else ""
-        print(f"{r.job_id}  {when}  {r.spec.operation:<7} {r.spec.backend:<8} {r.state.value:<18} "
-              f"{r.spec.source.name} {rng}  {detail}{by}")
+        # one line each, whatever a song's name holds (a newline, a terminal's escape sequence)
+        print(logs.one_line(f"{r.job_id}  {when}  {r.spec.operation:<7} {r.spec.backend:<8} {r.state.value:<18} "
+                            f"{r.spec.source.name} {rng}  {detail}{by}"))
     return 0
 
 
