@@ -211,3 +211,19 @@ def test_the_jobs_list_shows_a_song_name_holding_a_newline_or_an_escape_sequence
     assert listed.returncode == 0, listed.stderr
     [line] = listed.stdout.splitlines()
     assert "\x1b" not in line and "take\\x1b[31m\\nred.wav 4.00-6.00s" in line, line
+
+
+def test_an_api_key_pasted_with_a_no_break_space_is_refused_in_one_line_without_showing_it(project):
+    # copied from a web page: the key's no-break space ended the one-shot in a UnicodeEncodeError traceback when its
+    # first request was built, and doctor said only "'ascii' codec can't encode character"
+    key = "sk-live-4f3e\u00a02d1c"
+    env = {"MUSICGPT_API_KEY": key, "MUSICGPT_BASE_URL": "http://127.0.0.1:9/api"}
+    said = ("the MusicGPT API key in MUSICGPT_API_KEY holds a space or a line break (character 13 of it): copy the "
+            "key again from your MusicGPT account")
+    one_shot = _run("inpaint", str(project.song), "--start", "4", "--end", "6", "--backend", "musicgpt",
+                    "--config", str(project.config), env=env)
+    assert one_shot.returncode == 2, one_shot.stderr
+    assert one_shot.stderr.splitlines() == [f"daw-bridge inpaint: {said}"]
+    doctor = _run("doctor", "--config", str(project.config), env=env)
+    assert f"BAD  backends: {said}" in doctor.stdout.splitlines(), doctor.stdout
+    assert "4f3e" not in one_shot.stderr + doctor.stdout

@@ -60,19 +60,30 @@ def find_api_key(config_value: str | None = None, config_path: Path | None = Non
     env = os.environ if env is None else env
     value = env.get(ENV_VAR, "").strip()
     if value:
-        return Redacted(value, source="env")
+        return _usable(value, "env", ENV_VAR)
     if use_keyring:
         value = _from_keyring()
         if value:
-            return Redacted(value, source="keyring")
+            return _usable(value, "keyring", f"the system keyring (service {KEYRING_SERVICE!r})")
     if config_value:
         if config_path is not None:
             refuse_if_shared(Path(config_path))
-        return Redacted(str(config_value), source="config")
+        return _usable(str(config_value), "config", f"api_key in {config_path or 'the config'}")
     raise AuthError(
         f"no MusicGPT API key: set {ENV_VAR}, store it in the system keyring "
         f"(service {KEYRING_SERVICE!r}, user {KEYRING_USER!r}), or put api_key in the [musicgpt] table of a config "
         "file only you can read (chmod 600)", code="auth_missing")
+
+
+def _usable(value: str, source: str, where: str) -> Redacted:
+    """The key, if it can go in an HTTP header: one pasted from a web page with a no-break space or a curly quote
+    in it ended every job's first request in a UnicodeEncodeError traceback. The key itself is never shown."""
+    for position, char in enumerate(value.strip(), 1):
+        if not (char.isascii() and char.isprintable()) or char.isspace():
+            what = "a space or a line break" if char.isspace() else "a character that is not plain ASCII"
+            raise AuthError(f"the MusicGPT API key in {where} holds {what} (character {position} of it): copy the "
+                            "key again from your MusicGPT account", code="auth_invalid")
+    return Redacted(value.strip(), source=source)
 
 
 def refuse_if_shared(config_path: Path) -> None:
