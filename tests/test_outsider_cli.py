@@ -227,3 +227,17 @@ def test_an_api_key_pasted_with_a_no_break_space_is_refused_in_one_line_without_
     doctor = _run("doctor", "--config", str(project.config), env=env)
     assert f"BAD  backends: {said}" in doctor.stdout.splitlines(), doctor.stdout
     assert "4f3e" not in one_shot.stderr + doctor.stdout
+
+
+def test_midi_ports_without_a_midi_server_say_so_in_one_line(project):
+    # JACK's client library printed five lines of its own before our one (the daemon's log got them at each look for
+    # a controller while JACK was down: thousands an hour); ALSA's printed one where there is no sequencer
+    pytest.importorskip("rtmidi")
+    env = {"JACK_DEFAULT_SERVER": f"daw-bridge-no-server-{os.getpid()}", "JACK_NO_START_SERVER": "1"}
+    for api in ("UNIX_JACK", "LINUX_ALSA"):
+        result = _run("midi", "ports", "--api", api, "--config", str(project.config), env=env)
+        if api == "LINUX_ALSA" and result.returncode == 0:
+            continue  # this machine has an ALSA sequencer: the ports were listed
+        assert result.returncode == 1, (api, result.stdout, result.stderr)
+        [said] = (result.stdout + result.stderr).splitlines()
+        assert said.startswith("daw-bridge midi ports: MIDI is not available: "), said
