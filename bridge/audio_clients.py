@@ -5,6 +5,7 @@ says in one line why it cannot be done; a JACK client notices when its server go
 from __future__ import annotations
 
 from bridge.exceptions import BridgeError
+from bridge.quiet_libraries import silence_client_libraries
 
 
 class JackClient:
@@ -19,6 +20,7 @@ class JackClient:
         except (ImportError, OSError) as exc:  # OSError: the package is there, libjack is not
             raise error(f"JACK unavailable to {verb} through: {exc} (pip install JACK-Client; apt install "
                         "libjack-jackd2-0)") from None
+        silence_client_libraries()  # no server: libjack printed five lines of its own around ours
         try:
             self.client = jack.Client(name, servername=server or None, no_start_server=True)
         except jack.JackOpenError:

@@ -241,3 +241,23 @@ def test_midi_ports_without_a_midi_server_say_so_in_one_line(project):
         assert result.returncode == 1, (api, result.stdout, result.stderr)
         [said] = (result.stdout + result.stderr).splitlines()
         assert said.startswith("daw-bridge midi ports: MIDI is not available: "), said
+
+
+def test_an_audition_with_no_jack_server_leaves_no_lines_of_libjacks_own_in_the_log(project):
+    # each press with JACK down put libjack's five lines ('Cannot connect to server socket...') into the daemon's log
+    pytest.importorskip("jack")
+    daemon = Daemon(project, env={"JACK_DEFAULT_SERVER": f"daw-bridge-no-server-{os.getpid()}",
+                                  "JACK_NO_START_SERVER": "1"}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            done, _ = client.run_job("inpaint", timeout=300, source=str(project.song), start=4.0, end=6.0,
+                                     prompt="", num_outputs=1)
+            assert done.name == "done", done
+            client.send("audition", job_id=done.args[0], what="variant")
+            answer = client.wait_for(lambda r: r.name in ("auditioning", "error"), timeout=60)
+    finally:
+        daemon.stop()
+    assert answer is not None, "the audition was not answered"
+    log = daemon.log.read_text()
+    assert "Cannot connect to server" not in log and "JackShmReadWritePtr" not in log, log
+

@@ -48,6 +48,7 @@ from bridge.frontends.midi_mapping import (
     mapping_file,
 )
 from bridge.models import JobRecord, JobSpec, State
+from bridge.quiet_libraries import silence_client_libraries
 from bridge.settings_schema import check_table, defaults
 from osc_schema import ValidationError
 
@@ -98,35 +99,9 @@ def midi_backend(api: str | None):
     if api and api not in backend.module.get_api_names():
         raise ConfigError(f"[midi] api {api!r} is not built into python-rtmidi here "
                           f"(available: {', '.join(backend.module.get_api_names()) or 'none'})")
-    _silence_client_libraries()
+    silence_client_libraries()
     return backend
 
-
-def _silence_client_libraries() -> None:
-    """Stop the JACK and ALSA client libraries printing to stderr themselves.
-
-    Each failed connect printed five lines of JACK's (one of ALSA's where there is no sequencer): around the one
-    line of 'daw-bridge midi ports', and into the daemon's log each time it looked for a controller while JACK was
-    down, thousands an hour. Our own messages say what failed. The handler is libc's strlen, which reads its first
-    argument and returns: a Python callback could be called by a library thread after the interpreter has ended.
-    python-rtmidi's wheel carries its own libjack, so the libraries are found where this process loaded them.
-    """
-    import ctypes
-
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            paths = {line.split()[-1] for line in maps if "/libjack" in line or "/libasound" in line}
-        ignore = ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p)
-    except (OSError, AttributeError):  # not Linux: nothing is known to print there
-        return
-    for path in paths:
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for setter in ("jack_set_error_function", "jack_set_info_function", "snd_lib_error_set_handler"):
-            if hasattr(library, setter):
-                getattr(library, setter)(ignore)
 
 
 def match_port(pattern: str, names: list[str]) -> str | None:
