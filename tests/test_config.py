@@ -186,6 +186,17 @@ def test_validating_a_validated_table_gives_it_back():
         assert check_table(table, once[table]) == once[table]
 
 
+def test_a_notice_to_another_machine_on_the_daemons_port_number_is_accepted():
+    # a daemon listening on every interface and a DAW on another machine that listens on the same port number: the
+    # notices reach that DAW, not the daemon (only one sent to this machine would)
+    text = ('osc_host = "0.0.0.0"\nosc_port = 9010\nallowed_senders = ["192.168.1.0/24"]\n'
+            '[notify]\nhost = "192.168.1.20"\nport = 9010\naddress = "/action/str"\n')
+    assert validate(tomllib.loads(text), text=text)["notify"]["host"] == "192.168.1.20"
+    for host in ("127.0.0.1", "localhost", "127.0.1.1"):
+        with pytest.raises(ConfigError, match="each notice would reach the daemon itself"):
+            validate(tomllib.loads(text.replace("192.168.1.20", host)), text=text)
+
+
 def test_overrides_are_checked_like_the_file():
     with pytest.raises(ConfigError) as caught:
         Config().with_overrides(osc_port=0)
