@@ -271,6 +271,12 @@ def _generate(args) -> int:
     from bridge.settings_schema import generate as config_docs
     from osc_schema import generate
 
+    # From a wheel the files it writes are not there: --check called them all stale, and generate wrote a docs/ and
+    # a daw_scripts/ into site-packages.
+    if not (reapack_index.ROOT / "pyproject.toml").is_file():
+        print(f"daw-bridge generate: the generated files are not in this installation ({reapack_index.ROOT}); run it "
+              "in daw-bridge's source folder, installed with python3 -m pip install -e .", file=sys.stderr)
+        return 1
     status = generate.main(["--check"] if args.check else [])
     status = max(status, config_docs.main(check=args.check))
     return max(status, reapack_index.main(check=args.check, base_url=args.base_url))

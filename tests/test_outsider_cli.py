@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -261,3 +262,18 @@ def test_an_audition_with_no_jack_server_leaves_no_lines_of_libjacks_own_in_the_
     log = daemon.log.read_text()
     assert "Cannot connect to server" not in log and "JackShmReadWritePtr" not in log, log
 
+
+def test_generate_from_a_wheel_writes_nothing_into_site_packages_and_says_where_it_works(tmp_path):
+    # installed from a wheel, 'generate --check' called every generated file stale and 'generate' wrote a docs/ and
+    # a daw_scripts/ into site-packages
+    site = tmp_path / "site-packages"
+    for package in ("bridge", "osc_schema"):
+        shutil.copytree(ROOT / package, site / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for argv in (("generate", "--check"), ("generate",)):
+        result = subprocess.run([sys.executable, "-m", "bridge", *argv], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=120, env={**daemon_environment(), "PYTHONPATH": str(site)}, check=False)
+        assert result.returncode == 1, (argv, result.stdout, result.stderr)
+        assert result.stderr.splitlines() == [f"daw-bridge generate: the generated files are not in this installation "
+                                              f"({site}); run it in daw-bridge's source folder, installed with "
+                                              f"python3 -m pip install -e ."], result.stderr
+    assert sorted(p.name for p in site.iterdir()) == ["bridge", "osc_schema"]
