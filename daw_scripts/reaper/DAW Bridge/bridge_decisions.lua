@@ -62,21 +62,28 @@ local function describe(kind, choice)
   return kind .. (choice == 0 and " the original" or " variant " .. choice)
 end
 
---- The variant number of each manifest's audio file, for takes imported before they were marked.
+--- The variant number of each manifest's audio file, for takes imported before they were marked; and the job's
+--- replaced range in seconds of its variants' files ({from, to}, nil when no manifest says), for job_takes.find.
 local function audio_variants(folder, manifests)
-  local audio = {}
+  local audio, replaced = {}, nil
   for n, name in ipairs(manifests) do
     local manifest = json.try_decode(util.read_file(util.join(folder, name)) or "")
     if type(manifest) == "table" and is_file_name(manifest.audio) then audio[manifest.audio] = n end
+    local source = type(manifest) == "table" and json.value(manifest.source)
+    if type(source) == "table" and type(source.start) == "number" and type(source["end"]) == "number"
+      and type(source.span_start) == "number" then
+      replaced = replaced or { from = source.start - source.span_start, to = source["end"] - source.span_start }
+    end
   end
-  return audio
+  return audio, replaced
 end
 
 --- Apply one decision as one undo point; returns the console line saying what it did.
 local function apply_one(decision, folder)
   local job_id, choice = decision.job_id, decision.choice
   local what = describe(decision.decision, choice)
-  local groups = job_takes.find(job_id, decision.manifests, audio_variants(folder, decision.manifests))
+  local audio, replaced = audio_variants(folder, decision.manifests)
+  local groups = job_takes.find(job_id, decision.manifests, audio, replaced)
   if #groups == 0 then
     return string.format("%s: %s: none of its takes is in the project any more (deleted, or the project was not "
       .. "saved after the import); nothing changed", job_id, what)

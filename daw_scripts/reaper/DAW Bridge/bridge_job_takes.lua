@@ -72,11 +72,24 @@ function job_takes.split_off(item, job_id)
   return get(item, false, "daw_bridge_split:" .. job_id) ~= ""
 end
 
+--- Whether one of `takes` on `item` plays part of the range from..to (seconds of its file) there.
+local function plays_within(item, takes, range)
+  local length = reaper.GetMediaItemInfo_Value(item, "D_LENGTH")
+  for _, take in ipairs(takes) do
+    local first = reaper.GetMediaItemTakeInfo_Value(take, "D_STARTOFFS")
+    local last = first + length * reaper.GetMediaItemTakeInfo_Value(take, "D_PLAYRATE")
+    if first < range.to - 1e-6 and last > range.from + 1e-6 then return true end
+  end
+  return false
+end
+
 --- The job's takes, item by item: a list of {item, job_id, takes (all of the job's on it), variants ([n] = take of
 --- manifests[n]), original (or nil), created (the job made the item), length_before (or nil), above (another job's
 --- take, active on the item: on a piece two jobs share, where one's handle meets the other's range)}. `audio` maps a
---- manifest's audio file name to its variant number, for takes imported before the marks existed.
-function job_takes.find(job_id, manifests, audio)
+--- manifest's audio file name to its variant number, for takes imported before the marks existed. `replaced` (or
+--- nil) is the job's replaced range in seconds of its variants' files: a piece whose job takes play part of it is
+--- no handle, and another job's take active there (the same range asked for again) is not `above` it.
+function job_takes.find(job_id, manifests, audio, replaced)
   local variant_of = {}
   for n, name in ipairs(manifests) do variant_of[name] = n end
   local found = {}
@@ -105,6 +118,7 @@ function job_takes.find(job_id, manifests, audio)
       end
     end
     if group.legacy and not group.original then group.original = unmarked end
+    if group.above and replaced and plays_within(item, group.takes, replaced) then group.above = nil end
     if #group.takes > 0 or group.original then
       group.created = get(item, false, "daw_bridge_created:" .. job_id) ~= ""
       group.length_before = tonumber(get(item, false, "daw_bridge_length:" .. job_id))
