@@ -130,7 +130,8 @@ function plans.discard(groups, _, notes)
           reaper.SetActiveTake(take)
           on_items_alone({ item }, DELETE_ACTIVE_TAKE)
         end
-        if group.above or group.original then reaper.SetActiveTake(group.above or group.original) end
+        -- another job's take sounding there (a neighbour's, or the same range asked for again) goes on sounding
+        if group.others_active or group.original then reaper.SetActiveTake(group.others_active or group.original) end
         if group.length_before then
           reaper.SetMediaItemLength(item, group.length_before, false)
           job_takes.forget_length(item, group.job_id)

@@ -84,8 +84,9 @@ local function plays_within(item, takes, range)
 end
 
 --- The job's takes, item by item: a list of {item, job_id, takes (all of the job's on it), variants ([n] = take of
---- manifests[n]), original (or nil), created (the job made the item), length_before (or nil), above (another job's
---- take, active on the item: on a piece two jobs share, where one's handle meets the other's range)}. `audio` maps a
+--- manifests[n]), original (or nil), created (the job made the item), length_before (or nil), others_active (another
+--- job's take, active on the item), above (that take, on a piece two jobs share where one's handle meets the other's
+--- range)}. `audio` maps a
 --- manifest's audio file name to its variant number, for takes imported before the marks existed. `replaced` (or
 --- nil) is the job's replaced range in seconds of its variants' files: a piece whose job takes play part of it is
 --- no handle, and another job's take active there (the same range asked for again) is not `above` it.
@@ -101,7 +102,7 @@ function job_takes.find(job_id, manifests, audio, replaced)
     for t = 0, reaper.CountTakes(item) - 1 do
       local take = reaper.GetMediaItemTake(item, t)
       local job, n = get(take, true, "daw_bridge_job"), nil
-      if take == active and job ~= "" and job ~= job_id then group.above = take end
+      if take == active and job ~= "" and job ~= job_id then group.above, group.others_active = take, take end
       if job == job_id then
         n = variant_of[get(take, true, "daw_bridge_manifest")]
       elseif job == "" then

@@ -240,20 +240,22 @@ def test_a_copy_of_the_project_saved_under_another_name_takes_the_result_onto_it
     assert result.errors == [] and [len(i["takes"]) for i in project.items()] == [1, 2, 1]
 
 
-@pytest.mark.parametrize(("decision", "choice"), [("choose", 1), ("keep", 1)])
-def test_choosing_the_first_of_two_jobs_on_the_same_range_makes_its_variant_sound(project, decision, choice):
-    # the producer asked again for the same bars with another prompt, heard both, and prefers the first job's: its
-    # take lies under the second's on the very same piece, which is no neighbour's handle to leave sounding
+@pytest.mark.parametrize(("decision", "choice", "first_sounds"), [("choose", 1, True), ("keep", 1, True),
+                                                                   ("discard", None, False)])
+def test_a_decision_on_the_first_of_two_jobs_on_the_same_range_is_heard(project, decision, choice, first_sounds):
+    # the producer asked again for the same bars with another prompt, heard both, and prefers the first job's (or
+    # drops it): its take lies under the second's on the very same piece, which is no neighbour's handle
     mix = project.add_track()
     item = project.add_item(mix, position=0.0, length=60.0)
     ids = dict(item=item["guid"], track=mix["guid"])
     first = deliver(project.drop_folder, start=12.5, end=20.0, job=FIRST, **ids)
     project.run("import now")
-    deliver(project.drop_folder, start=12.5, end=20.0, job=SECOND, **ids)
+    second = deliver(project.drop_folder, start=12.5, end=20.0, job=SECOND, **ids)
     project.run("import now")  # the second job's take is the active one over 11.5..21 s now
     decide(project.drop_folder, FIRST, 1, decision, choice, [first])
 
     result = project.run("import now")
 
     assert result.errors == []
-    assert sounding(project, 11.5, 21.0) == [(11.5, 21.0, first.with_suffix(".wav").name, 0.0)]
+    assert sounding(project, 11.5, 21.0) == [(11.5, 21.0, (first if first_sounds else second).with_suffix(".wav").name,
+                                              0.0)]
