@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -65,6 +66,18 @@ class Config:
     def daemon_host(self) -> str:
         """Where a command on this machine reaches the daemon: its osc_host, or loopback when it listens on all."""
         return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.osc_host, self.osc_host)
+
+    @property
+    def unheard_here(self) -> str:
+        """Why a daemon with this config ignores the commands of send, jobs, plugin and doctor on this machine (an
+        allowed_senders that lists none of the loopback addresses they send from), in words; "" when it hears them."""
+        if not self.allowed_senders:
+            return ""
+        source = ipaddress.ip_address("::1" if ":" in self.daemon_host else "127.0.0.1")
+        if any(source in ipaddress.ip_network(sender, strict=False) for sender in self.allowed_senders):
+            return ""
+        return (f"allowed_senders does not list {source}, so a daemon there ignores the commands of this machine: "
+                f"add \"{source}\" to it")
 
     def in_project(self, path: Path) -> bool:
         """Whether ``path`` (already resolved) lies in a project root (resolved too, so symlinks cannot escape)."""

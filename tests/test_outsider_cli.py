@@ -277,3 +277,23 @@ def test_generate_from_a_wheel_writes_nothing_into_site_packages_and_says_where_
                                               f"({site}); run it in daw-bridge's source folder, installed with "
                                               f"python3 -m pip install -e ."], result.stderr
     assert sorted(p.name for p in site.iterdir()) == ["bridge", "osc_schema"]
+
+
+def test_a_daemon_whose_allowlist_leaves_out_this_machine_is_named_as_such_not_as_absent(project):
+    # allowed_senders = ["192.168.1.20"] for a tablet, and 127.0.0.1 not added: the daemon ran, yet send said 'is
+    # daw-bridge serve running?', jobs said 'start it with daw-bridge serve' and doctor 'taken by another program'
+    project.write_config('osc_host = "0.0.0.0"\nallowed_senders = ["127.0.0.2/32"]\n')
+    daemon = Daemon(project, ping_from="127.0.0.2").start()
+    try:
+        ping = _run("send", "ping", "--timeout", "0.5", "--config", str(project.config))
+        keep = _run("jobs", "keep", "last", "--config", str(project.config))
+        doctor = _run("doctor", "--config", str(project.config))
+    finally:
+        daemon.stop()
+    why = ('allowed_senders does not list 127.0.0.1, so a daemon there ignores the commands of this machine: add '
+           '"127.0.0.1" to it')
+    assert ping.returncode == 1 and ping.stdout.splitlines() == [f"no reply from a daemon on 127.0.0.1:{project.port} "
+                                                                 f"({why})"], ping.stdout
+    assert keep.returncode == 1 and keep.stdout.splitlines() == [f"no daemon answered on 127.0.0.1:{project.port}: "
+                                                                 f"{why}"], keep.stdout
+    assert f"BAD  OSC 0.0.0.0:{project.port}: taken, and nothing answers: {why}" in doctor.stdout.splitlines()

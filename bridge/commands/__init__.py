@@ -46,11 +46,12 @@ def path_argument(text: str) -> Path:
     return path
 
 
-def print_answer(command: str, reply, host: str, port: int, text) -> int:
+def print_answer(command: str, reply, host: str, port: int, text, unheard: str = "") -> int:
     """Print the daemon's answer to a CLI command: ``text()`` on success (exit 0), the daemon's one-line reason on
-    an error reply (exit 2), or that no daemon answered (exit 1)."""
+    an error reply (exit 2), or that no daemon answered (exit 1; ``unheard``: the config's reason why a running
+    one would not, ``Config.unheard_here``)."""
     if reply is None:
-        print(f"no daemon answered on {host}:{port}: start it with 'daw-bridge serve'")
+        print(f"no daemon answered on {host}:{port}: {unheard or 'start it with ' + repr('daw-bridge serve')}")
         return 1
     if reply.name == "error":
         print(f"daw-bridge {command}: {reply.args[-1]}")

@@ -50,6 +50,8 @@ def _osc(config: Config) -> tuple[tuple[bool, str], bool]:
         probe.bind(address)
         return (True, f"{where}: free (no daemon running)"), False
     except OSError as exc:
+        if config.unheard_here:  # the daemon itself, most likely, not answering this machine
+            return (False, f"{where}: taken, and nothing answers: {config.unheard_here}"), False
         return (False, f"{where}: taken by another program ({exc.strerror})"), False
     finally:
         probe.close()

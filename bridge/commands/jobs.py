@@ -153,7 +153,7 @@ def _ask_daemon(config: Config, args) -> int:
         client.send(args.action, **values)
         reply = client.wait_for(lambda r: r.name in ("state", "error"), timeout=3)
     return print_answer(f"jobs {args.action}", reply, config.daemon_host, config.osc_port,
-                        lambda: f"{reply.args[0]}: {reply.args[1]}")
+                        lambda: f"{reply.args[0]}: {reply.args[1]}", config.unheard_here)
 
 
 def _decide(config: Config, args) -> int:
@@ -177,4 +177,4 @@ def _decide(config: Config, args) -> int:
         print(f"daw-bridge jobs {args.action}: {exc}")
         return 2
     return print_answer(f"jobs {args.action}", reply, config.daemon_host, config.osc_port,
-                        lambda: describe(*reply.args))
+                        lambda: describe(*reply.args), config.unheard_here)

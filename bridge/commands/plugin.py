@@ -34,12 +34,14 @@ def run(config: Config, args) -> int:
             if args.action == "prompt":
                 client.send("plugin_prompt", capture=args.instance, prompt=args.text)
                 reply = client.wait_for(lambda r: r.name in ("plugin_prompt_set", "error"), timeout=3)
-                return print_answer("plugin", reply, host, port, lambda: f"{reply.args[0]}: prompt {reply.args[1]!r}")
+                return print_answer("plugin", reply, host, port, lambda: f"{reply.args[0]}: prompt {reply.args[1]!r}",
+                                    config.unheard_here)
             client.send("plugins")
             lines: list[str] = []
             reply = client.wait_for(lambda r: lines.append(_plugin_line(r.args)) if r.name == "plugin"
                                     else r.name in ("plugins_listed", "error"), timeout=3)
-            return print_answer("plugin", reply, host, port, lambda: "\n".join(lines) or "no live plugin instances")
+            return print_answer("plugin", reply, host, port, lambda: "\n".join(lines) or "no live plugin instances",
+                                config.unheard_here)
     except ValidationError as exc:
         print(f"daw-bridge plugin {args.action}: {exc}")
         return 2

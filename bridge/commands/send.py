@@ -50,7 +50,8 @@ def send(config: Config, args) -> int:
                 _print(reply)
                 replies.append(reply.name)
             if not replies:
-                print(f"no reply from a daemon on {config.daemon_host}:{port} (is 'daw-bridge serve' running?)")
+                why = config.unheard_here or "is 'daw-bridge serve' running?"
+                print(f"no reply from a daemon on {config.daemon_host}:{port} ({why})")
                 return 1
             return 1 if "error" in replies else 0  # the daemon refused the command: a script must see it
     except ValidationError as exc:
