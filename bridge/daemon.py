@@ -68,10 +68,12 @@ class Daemon:
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Run until ``stop`` is set or SIGINT/SIGTERM arrives."""
+        """Run until ``stop`` is set or SIGINT/SIGTERM/SIGHUP arrives."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP: the terminal 'daw-bridge serve' ran in was closed. It killed the daemon outright, a delivery's
+        # hidden half file left in the drop folder; it stops cleanly now, as on Ctrl-C.
+        for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM)):
             try:
                 loop.add_signal_handler(signum, stop.set)
             except (NotImplementedError, RuntimeError):  # not the main thread, or Windows

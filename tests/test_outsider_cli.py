@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -297,3 +298,16 @@ def test_a_daemon_whose_allowlist_leaves_out_this_machine_is_named_as_such_not_a
     assert keep.returncode == 1 and keep.stdout.splitlines() == [f"no daemon answered on 127.0.0.1:{project.port}: "
                                                                  f"{why}"], keep.stdout
     assert f"BAD  OSC 0.0.0.0:{project.port}: taken, and nothing answers: {why}" in doctor.stdout.splitlines()
+
+
+def test_closing_the_terminal_the_daemon_runs_in_stops_it_cleanly(project):
+    # the terminal's SIGHUP killed 'daw-bridge serve' outright, like a SIGKILL: no clean stop, and a delivery under
+    # way left its hidden half file in the drop folder
+    daemon = Daemon(project).start()
+    try:
+        daemon.proc.send_signal(signal.SIGHUP)
+        status = daemon.proc.wait(timeout=120)
+    finally:
+        daemon.stop()
+    assert status == 0, daemon.log.read_text()
+    assert "INFO bridge.daemon: stopping" in daemon.log.read_text(), daemon.log.read_text()
