@@ -311,3 +311,23 @@ def test_closing_the_terminal_the_daemon_runs_in_stops_it_cleanly(project):
         daemon.stop()
     assert status == 0, daemon.log.read_text()
     assert "INFO bridge.daemon: stopping" in daemon.log.read_text(), daemon.log.read_text()
+
+
+def test_a_file_called_daw_bridge_beside_the_song_refuses_the_job_before_any_work(project):
+    # results go to a folder "daw-bridge" beside the song by default; a file of that name (the producer's notes)
+    # was found only at delivery, after the (perhaps paid) generation: 'could not write the result ... File exists'
+    notes = project.audio / "daw-bridge"
+    notes.write_text("my notes", encoding="utf-8")
+    project.config.write_text(project.config.read_text(encoding="utf-8").replace(f'drop_folder = "{project.drop}"\n',
+                                                                                 ""), encoding="utf-8")
+    daemon = Daemon(project).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            client.send("inpaint", source=str(project.song), start=4.0, end=6.0, prompt="")
+            reply = client.wait_for(lambda r: r.name in ("accepted", "error"), timeout=30)
+    finally:
+        daemon.stop()
+    assert reply is not None and reply.name == "error", reply
+    reason = osc_schema.parse_reply(reply.address, reply.args)[1]["reason"]
+    assert reason.startswith("drop_folder: '") and reason.endswith(" is not a folder"), reason
+    assert notes.read_text(encoding="utf-8") == "my notes"

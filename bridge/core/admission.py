@@ -81,18 +81,18 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
         if not named.is_absolute():  # it would be the daemon's working folder's, whatever the DAW meant
             raise ValidationError("drop_folder", args["drop_folder"], "must be an absolute path")
         drop_folder = _resolved("drop_folder", args["drop_folder"], named)
-        # Found otherwise only when the finished (perhaps paid) job is delivered: the folder, or the nearest of its
-        # parents that exists, must be a folder.
-        existing = next(folder for folder in (drop_folder, *drop_folder.parents) if folder.exists())
-        if not existing.is_dir():
-            where = "" if existing == drop_folder else f" ({existing} is a file)"
-            raise ValidationError("drop_folder", args["drop_folder"], f"is not a folder{where}")
     # Whichever folder results will go to (named here, configured, or beside the source) must resolve into the
     # roots: a "daw-bridge" folder that is a symlink out of the project is refused, not followed.
     effective = drop_folder or resolved.parent / "daw-bridge"
     if not config.in_project(_resolved("drop_folder", str(effective), effective)):
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective),
                               "is outside the configured project roots")
+    # Found otherwise only when the finished (perhaps paid) job is delivered: the folder, or the nearest of its
+    # parents that exists, must be a folder (a file of the producer's called "daw-bridge" beside the song too).
+    existing = next(folder for folder in (effective, *effective.parents) if folder.exists())
+    if not existing.is_dir():
+        where = "" if existing == effective else f" ({existing} is a file)"
+        raise ValidationError("drop_folder", args.get("drop_folder") or str(effective), f"is not a folder{where}")
     if _resolved("drop_folder", str(effective), effective) == _resolved("inbox", str(config.inbox), config.inbox):
         # Manifests are .json files: the inbox would take each as a request file and move it to rejected/, out of
         # every importer's sight (an inbox named "daw-bridge" beside the songs is the default drop folder too).

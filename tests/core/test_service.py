@@ -164,11 +164,12 @@ def test_patch_delivery_is_sample_identical_to_the_source_and_full_delivery_keep
 def test_a_drop_folder_that_cannot_be_created_fails_the_job_and_leaves_nothing(setup, tmp_path):
     config, song = setup
     blocker = tmp_path / "not-a-folder"
-    blocker.write_text("a file where the drop folder should be")
     config = replace(config, drop_folder=blocker / "drop")
 
     async def story(service):
         record = service.submit(inpaint(song), {"kind": "test"})
+        # made after admission, which refuses a drop folder under a file: one made while the job runs
+        blocker.write_text("a file where the drop folder should be")
         await service.drain()
         return record
 
