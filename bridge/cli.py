@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 
 import osc_schema
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except socket.gaierror as exc:  # the commands resolve one name only: where the daemon listens (osc_host)
+        print(f"daw-bridge: the daemon's address (osc_host) cannot be resolved: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # the reader went away ('daw-bridge send ... | head -1'): stop, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())  # so the exit's flush fails quietly too
         return 141  # 128 + SIGPIPE

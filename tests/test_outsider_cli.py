@@ -331,3 +331,13 @@ def test_a_file_called_daw_bridge_beside_the_song_refuses_the_job_before_any_wor
     reason = osc_schema.parse_reply(reply.address, reply.args)[1]["reason"]
     assert reason.startswith("drop_folder: '") and reason.endswith(" is not a folder"), reason
     assert notes.read_text(encoding="utf-8") == "my notes"
+
+
+def test_an_osc_host_no_name_service_knows_is_one_line_for_send_jobs_and_plugin(project):
+    # doctor said so already; send, jobs and plugin ended in a socket.gaierror traceback
+    project.write_config('osc_host = "no-such-host.invalid"\nallowed_senders = ["127.0.0.1"]\n')
+    for argv in (("send", "ping"), ("jobs", "keep", "last"), ("plugin", "list")):
+        result = _run(*argv, "--config", str(project.config))
+        assert result.returncode == 1 and "Traceback" not in result.stderr, (argv, result.stderr)
+        [said] = result.stderr.splitlines()
+        assert said.startswith("daw-bridge: the daemon's address (osc_host) cannot be resolved: "), said
