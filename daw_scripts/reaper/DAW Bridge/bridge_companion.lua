@@ -26,13 +26,14 @@ local function read_ledger(folder)
   return done
 end
 
---- Take `name` off the list again (its placement failed), so that the next scan tries it again.
+--- Take `name` off the list again (its placement failed), so that the next scan tries it again; nil and why when
+--- the list cannot be rewritten (the result then stays listed: delete its line to import it again).
 local function remove_from_ledger(folder, name)
   local kept = {}
   for _, line in ipairs(util.ledger_lines(folder, LEDGER)) do
     if line ~= name then kept[#kept + 1] = line .. "\n" end
   end
-  util.write_atomic(util.join(folder, LEDGER), table.concat(kept))
+  return util.write_atomic(util.join(folder, LEDGER), table.concat(kept))
 end
 
 local function number_at(t, a, b)
@@ -138,8 +139,9 @@ local function import_one(folder, name, constants)
   reaper.UpdateArrange()
   reaper.Undo_EndBlock("DAW Bridge: import " .. placement.take_name(manifest), -1)
   if not ok then
-    remove_from_ledger(folder, name)
-    report_once(name, name .. " not imported: " .. tostring(item))
+    local unlisted, why = remove_from_ledger(folder, name)
+    report_once(name, name .. " not imported: " .. tostring(item) .. (unlisted and "" or
+      " (and it stays on the import list, " .. why .. ": delete its line in " .. LEDGER .. " to try again)"))
     return false
   end
   util.log(string.format("imported %s as %s (%s at %s)", manifest.audio, placement.take_name(manifest), how,

@@ -57,9 +57,9 @@ function util.write_atomic(path, text)
   local temp = util.join(folder, string.format(".%s.%d%04d.part", name:gsub("%.json$", ""), os.time(), math.random(0, 9999)))
   local f, err = io.open(temp, "wb")
   if not f then return nil, "cannot write " .. temp .. ": " .. tostring(err) end
-  local ok, werr = f:write(text)
-  f:close()
-  if not ok then os.remove(temp) return nil, "cannot write " .. temp .. ": " .. tostring(werr) end
+  local written, werr = f:write(text)
+  local closed, cerr = f:close() -- a full disk shows here, when the text is flushed
+  if not (written and closed) then os.remove(temp) return nil, "cannot write " .. temp .. ": " .. tostring(werr or cerr) end
   local renamed, rerr = os.rename(temp, path)
   if not renamed then os.remove(temp) return nil, "cannot rename " .. temp .. " to " .. path .. ": " .. tostring(rerr) end
   return true

@@ -1,9 +1,13 @@
 """An outsider's imports: several jobs on one item, delivered together, each sounds over its whole span."""
 
 import copy
+import subprocess
 
 import pytest
 
+from tests.adversarial.support import small_tmpfs
+
+from .conftest import PACKAGE, lua5_4
 from .results import MIX, active, bounds, decide, deliver
 
 FIRST, SECOND = "j-20261121-190512-aaaa", "j-20261121-190600-bbbb"
@@ -259,3 +263,18 @@ def test_a_decision_on_the_first_of_two_jobs_on_the_same_range_is_heard(project,
     assert result.errors == []
     assert sounding(project, 11.5, 21.0) == [(11.5, 21.0, (first if first_sounds else second).with_suffix(".wav").name,
                                               0.0)]
+
+
+def test_a_list_rewritten_on_a_full_disk_is_refused_and_left_whole(tmp_path):
+    # The import list is rewritten when a placement fails; on a full disk the text sits in the write buffer and only
+    # the close finds no room: the list, renamed into place cut short, made every result listed before import again.
+    with small_tmpfs(tmp_path / "drop", "64k") as drop:
+        (drop / ".reaper-imported").write_text("a.json\nb.json\n")
+        (drop / "fill").write_bytes(bytes(64 * 1024 - 4096))  # every page but the list's
+        script = ('package.path = "./?.lua;" .. package.path; reaper = {}\n'
+                  'print(require("bridge_util").write_atomic(arg[1], string.rep("c.json\\n", 100)))')
+        said = subprocess.run([lua5_4(), "-e", f"arg = {{'{drop / '.reaper-imported'}'}}", "-e", script],
+                              capture_output=True, text=True, cwd=PACKAGE, timeout=30)
+        assert said.stdout.startswith("nil\tcannot write ") and "No space left on device" in said.stdout, said
+        assert (drop / ".reaper-imported").read_text() == "a.json\nb.json\n"
+        assert sorted(p.name for p in drop.iterdir()) == [".reaper-imported", "fill"]  # no temporary file left
