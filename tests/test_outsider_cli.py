@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import pytest
 
 import osc_schema
 from bridge.client import BridgeClient
+from bridge.frontends.osc_wire import decode
 from bridge.lifeline import ask_to_die_with_parent
 from tests.adversarial.support import Daemon
 from tests.conftest import ROOT, daemon_environment
@@ -341,3 +343,26 @@ def test_an_osc_host_no_name_service_knows_is_one_line_for_send_jobs_and_plugin(
         assert result.returncode == 1 and "Traceback" not in result.stderr, (argv, result.stderr)
         [said] = result.stderr.splitlines()
         assert said.startswith("daw-bridge: the daemon's address (osc_host) cannot be resolved: "), said
+
+
+def test_a_daw_notified_on_ipv6_loopback_hears_it_and_a_host_no_one_knows_is_named(project):
+    # [notify] host = "::1" passed the config check, but the notice left from an IPv4 socket and was lost (said in
+    # the debug log only); a host no name service knows was never said at all, by doctor or the daemon
+    from bridge.frontends.notify import DawNotifier
+
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as daw:
+        daw.bind(("::1", 0))
+        daw.settimeout(30)
+        notifier = DawNotifier({"host": "::1", "port": daw.getsockname()[1], "address": "/action/str",
+                                "args": ["_RS_daw_bridge_companion"]})
+        try:
+            notifier(None, "done")
+            assert decode(daw.recv(65536)) == [("/action/str", ["_RS_daw_bridge_companion"])]
+        finally:
+            notifier.close()
+    project.write_config('[notify]\nhost = "no-such-host.invalid"\naddress = "/action/str"\n')
+    doctor = _run("doctor", "--config", str(project.config))
+    assert doctor.returncode == 1
+    [said] = [line for line in doctor.stdout.splitlines() if "notify" in line]
+    assert said.startswith("BAD  notify no-such-host.invalid:8000: cannot be resolved ("), said
+    assert said.endswith("), so the DAW is never told of results"), said

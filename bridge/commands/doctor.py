@@ -29,6 +29,7 @@ def doctor(config: Config) -> int:
         checks.append((root.is_dir(), f"project root {root}" + ("" if root.is_dir() else ": not a folder")))
     checks.extend((False, refusal) for refusal in config.refused_by_roots())
     checks.extend(_backends(config))
+    checks.extend(_notify(config))
     checks.extend(_pads_and_voice(config))
     for ok, text in checks:
         print(f"{'ok ' if ok else 'BAD'}  {text}")
@@ -55,6 +56,21 @@ def _osc(config: Config) -> tuple[tuple[bool, str], bool]:
         return (False, f"{where}: taken by another program ({exc.strerror})"), False
     finally:
         probe.close()
+
+
+def _notify(config: Config) -> list[tuple[bool, str]]:
+    """[notify]'s host: one no name service knows would tell the DAW nothing, and the daemon only says so at start."""
+    if not config.notify:
+        return []
+    from bridge.frontends.notify import resolve
+
+    host, port = config.notify.get("host", "127.0.0.1"), config.notify.get("port", 8000)
+    try:
+        resolve(host, port)
+    except OSError as exc:
+        return [(False, f"notify {host}:{port}: cannot be resolved ({exc.strerror or exc}), so the DAW is never told "
+                        f"of results")]
+    return [(True, f"notify {host}:{port} {config.notify['address']} after each delivery")]
 
 
 def _ableton(config: Config, daemon_running: bool) -> list[tuple[bool, str]]:

@@ -25,15 +25,32 @@ class DawNotifier:
         self.target = (settings["host"], settings["port"])
         self.address = settings["address"]
         self.args = list(settings["args"])
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock: socket.socket | None = None  # made for the family the host resolves to ("::1" too)
+        try:
+            resolve(*self.target)
+        except OSError as exc:  # said once, at start: each delivery says it only in the debug log
+            log.warning("[notify] host %r cannot be resolved (%s): the DAW is not told of results until it can",
+                        self.target[0], exc.strerror or exc)
 
     def __call__(self, record: JobRecord, event: str) -> None:
         if event != "done":
             return
         try:
-            self._sock.sendto(encode(self.address, self.args), self.target)
+            family, address = resolve(*self.target)
+            if self._sock is None or self._sock.family != family:
+                self.close()
+                self._sock = socket.socket(family, socket.SOCK_DGRAM)
+            self._sock.sendto(encode(self.address, self.args), address)
         except OSError as exc:  # the DAW is closed: its importer will find the manifests when it starts
             log.debug("could not notify %s:%d: %s", *self.target, exc)
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def resolve(host: str, port: int) -> tuple[int, tuple]:
+    """The address family and socket address of ``host:port``, the first the resolver gives; OSError if none."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    return family, address
