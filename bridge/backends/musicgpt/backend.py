@@ -23,7 +23,7 @@ import osc_schema
 from bridge import logs
 from bridge.audio.region import export_region
 from bridge.backends.base import Backend
-from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, MusicGPTClient, RetryPolicy, server_words
+from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, MusicGPTClient, RetryPolicy
 from bridge.backends.musicgpt.outputs import render_all
 from bridge.backends.musicgpt.ratelimit import shared_limiter
 from bridge.backends.musicgpt.secrets import Redacted
@@ -258,7 +258,7 @@ class MusicGPTBackend(Backend):
             if status in FAILED:
                 why = conversion.get("message") or conversion.get("reason") or conversion.get("error_message") or ""
                 raise BackendError(f"MusicGPT could not generate task {task_id} (status {status}"
-                                   f"{': ' + server_words(why) if why else ''})", code="generation_failed")
+                                   f"{': ' + self.client.words(why) if why else ''})", code="generation_failed")
             if status not in PENDING and status != "UNREACHABLE" and status not in unknown_seen:
                 unknown_seen.add(status)
                 log.warning("job %s: MusicGPT status %r is not one we know; treating it as still pending",

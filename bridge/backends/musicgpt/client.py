@@ -36,6 +36,7 @@ from typing import Awaitable, Callable
 
 import httpx
 
+from bridge import logs
 from bridge.backends.musicgpt.ratelimit import RateLimiter
 from bridge.backends.musicgpt.secrets import Redacted
 from bridge.exceptions import AuthError, BackendError, CreditError, RateLimited, SubmissionUnknown, TransientError
@@ -314,10 +315,17 @@ class MusicGPTClient:
                     value = body[key]
                     text = value if isinstance(value, str) else json.dumps(value)
                     break
-        for said in (text, response.text):  # the key masked before the cut, which could leave part of it
-            if said := server_words(said.replace(self._secret.reveal(), "<redacted>")):
+        for said in (text, response.text):
+            if said := self.words(said):
                 return said
         return response.reason_phrase or f"HTTP {response.status_code}"
+
+    def words(self, text: object) -> str:
+        """What the server said (an error, a failed task's message) as ``server_words`` puts it, the key and any web
+        address's query (a signed URL) masked first: the cut could leave part of them."""
+        text = text if isinstance(text, str) else json.dumps(text)
+        key = self._secret.reveal()
+        return server_words(logs.scrub(text.replace(key, "<redacted>") if key else text))
 
     async def _sleep(self, seconds: float, why: str) -> None:
         log.warning("MusicGPT: %s; retrying in %.1f s", why, seconds)

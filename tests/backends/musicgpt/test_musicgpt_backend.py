@@ -309,6 +309,22 @@ def test_a_failed_tasks_message_reaches_the_producer_as_one_line(fake, song, tmp
     assert "\n" not in str(caught.value) and "\r" not in str(caught.value) and len(str(caught.value)) < 400
 
 
+def test_a_failed_tasks_message_never_shows_the_key_or_a_signed_url(fake, song, tmp_path):
+    signed = "https://cdn.example/out.wav?X-Amz-Credential=AKIAFAKE&X-Amz-Signature=abc123"
+    fake.outcome, fake.failure_message = "FAILED", f"bad request for key {fake.api_key}, input {signed}"
+
+    async def go():
+        backend = make_backend(fake, tmp_path / "state")
+        try:
+            await run_job(backend, make_spec(song), tmp_path / "work")
+        finally:
+            await backend.close()
+
+    with pytest.raises(BackendError, match="status FAILED: bad request for key <redacted>, input ") as caught:
+        run(go())
+    assert fake.api_key not in str(caught.value) and "abc123" not in str(caught.value), caught.value
+
+
 def test_slow_tasks_and_unknown_statuses_are_waited_out_with_backoff(fake, song, tmp_path):
     fake.slow_factor, fake.unknown_statuses = 4.0, ["RENDERING_STEMS", "MASTERING"]
     notes: list = []
