@@ -265,8 +265,8 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "tempo from the timeline's start: bars over which, or before which, the DAW's cursor reported "
                 "another tempo or signature are refused, with where it changed. Ardour reports no tempo: its bars "
                 "are its own bar lines, seen as its transport rolled through them. Options left out take the "
-                "defaults of /bridge/inpaint and /bridge/extend; an option of the other operation is refused. An "
-                "extension lasts as long as its bars.",
+                "defaults of /bridge/inpaint and /bridge/extend; an option of the other operation (or any, with "
+                "context) is refused. An extension lasts as long as its bars.",
                 _args("operation", "anchor", "bars"),
                 _args("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender",
                       "num_outputs", "backend", "delivery", "request_id", "reply_port", no_defaults=True),

@@ -143,8 +143,12 @@ class OscFrontend(OscSocket):
                                 else bars_transport(self.config, {}, None))
         operation = args["operation"]
         for name in _BARS_OPTIONS:  # refused before the bars are chosen: nothing is sent for a mistyped request
-            if args[name] is not None and operation != "context" and osc_schema.COMMANDS[operation].argument(name) \
-                    is None:
+            if args[name] is None:
+                continue
+            if operation == "context":
+                raise ValidationError(name, args[name], "applies to a job: operation context only sets the bars the "
+                                                        "pads act on")
+            if osc_schema.COMMANDS[operation].argument(name) is None:
                 takes = " and ".join(op for op in ("inpaint", "extend") if osc_schema.COMMANDS[op].argument(name))
                 raise ValidationError(name, args[name], f"applies to operation {takes}, not {operation}")
         if operation == "context" and self.session is None:

@@ -187,6 +187,8 @@ def test_bars_carry_lyrics_and_a_voice_to_the_job_and_refuse_another_operations_
             "error", "/bridge/bars", "", "lyrics_section_to_replace",
             "lyrics_section_to_replace: 'la' applies to operation inpaint, not extend"]
         assert bars(client, "extend", "next", 1, "duration", 30.0)[3] == "duration"  # the bars say how long
+        assert bars(client, "context", "next", 1, "prompt", "calmer")[4] == (  # a pad's prompt is its own
+            "prompt: 'calmer' applies to a job: operation context only sets the bars the pads act on")
         client.send_raw(encode("/bridge/bars", ["inpaint", "next", 1, "lyrics", "oh la la, la la", "gender", "female",
                                                 "lyrics_section_to_replace", "la la", "num_outputs", 1]))
         assert client.wait_for(lambda r: r.name == "selected", 10) is not None
