@@ -52,6 +52,18 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def run_one_job(fake: FakeMusicGPT, spec: JobSpec, tmp_path: Path, progress=None, **overrides):
+    """``run_job`` on a backend of ``make_backend``'s (its state and work folders in ``tmp_path``), closed afterwards
+    whatever happens; returns (prepared, receipt, rendered)."""
+    async def go():
+        backend = make_backend(fake, tmp_path / "state", **overrides)
+        try:
+            return await run_job(backend, spec, tmp_path / "work", progress)
+        finally:
+            await backend.close()
+    return run(go())
+
+
 def with_client(url: str, key: str, call, **settings):
     """``await call(client)`` with a client of ``make_client``'s, closed afterwards whatever happens."""
     async def go():

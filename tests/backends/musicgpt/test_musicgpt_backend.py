@@ -12,7 +12,7 @@ import soundfile as sf
 from bridge.audio.region import read_region
 from bridge.exceptions import AuthError, BackendError, CreditError, SubmissionUnknown, TransientError
 from bridge.models import Rendered
-from tests.backends.musicgpt.support import make_backend, make_spec, run, run_job
+from tests.backends.musicgpt.support import make_backend, make_spec, run, run_job, run_one_job
 
 
 def _span(rendered: Rendered) -> tuple[np.ndarray, int]:
@@ -24,14 +24,7 @@ def test_inpaint_a_selection_and_get_two_variants_that_line_up_with_the_song(fak
     fake.shift_s, fake.output_rate, fake.output_gain = 0.25, 48000, 0.5  # late, resampled and quieter
     spec = make_spec(song, start=18.0, end=24.0, handle=1.0, lyrics="la la", gender="male")
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            return await run_job(backend, spec, tmp_path / "work")
-        finally:
-            await backend.close()
-
-    prepared, receipt, rendered = run(go())
+    prepared, receipt, rendered = run_one_job(fake, spec, tmp_path)
     assert [r.variant for r in rendered] == [1, 2]
     source, rate = read_region(song, 0, 60)
     for item in rendered:
@@ -84,14 +77,7 @@ def test_extend_continues_the_song_from_the_extension_point(fake, song, tmp_path
     spec = make_spec(song, operation="extend", start=None, end=None, extend_after=30.0, duration=8.0,
                      prompt="", lyrics_section="and so it ends", num_outputs=1)
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state", context_s=10.0)
-        try:
-            return await run_job(backend, spec, tmp_path / "work")
-        finally:
-            await backend.close()
-
-    prepared, receipt, rendered = run(go())
+    prepared, receipt, rendered = run_one_job(fake, spec, tmp_path, context_s=10.0)
     task = fake.tasks[receipt["task_id"]]
     assert task.fields == {"extend_after": "10", "lyrics_section_to_extend": "and so it ends", "num_outputs": "1"}
     assert prepared["crop_start"] == 20.0 and prepared["crop_end"] == 30.0
@@ -108,14 +94,7 @@ def test_without_wav_the_mp3_is_decoded_and_still_lines_up(fake, song, tmp_path)
     fake.missing_wav, fake.wav_as_null, fake.shift_s = True, True, 0.05
     spec = make_spec(song, num_outputs=1)
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            return await run_job(backend, spec, tmp_path / "work")
-        finally:
-            await backend.close()
-
-    _, _, [item] = run(go())
+    _, _, [item] = run_one_job(fake, spec, tmp_path)
     assert item.notes["downloaded"] == "mp3"
     assert item.splice["alignment"]["offset_s"] == pytest.approx(0.05, abs=0.001)
     assert item.splice["alignment"]["confidence"] > 0.9
@@ -124,14 +103,7 @@ def test_without_wav_the_mp3_is_decoded_and_still_lines_up(fake, song, tmp_path)
 def test_an_expired_wav_link_falls_back_to_the_mp3(fake, song, tmp_path):
     fake.inject("download", "403")  # WAV files are kept 7 days, MP3 90
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            return await run_job(backend, make_spec(song, num_outputs=1), tmp_path / "work")
-        finally:
-            await backend.close()
-
-    _, _, [item] = run(go())
+    _, _, [item] = run_one_job(fake, make_spec(song, num_outputs=1), tmp_path)
     assert item.notes["downloaded"] == "mp3"
     assert [name.rsplit(".", 1)[1] for name in fake.file_requests] == ["wav", "mp3"]  # a 4xx is not retried
 
@@ -246,14 +218,7 @@ def test_a_failed_download_keeps_the_task_and_a_retry_fetches_it_without_paying(
 def test_every_output_musicgpt_made_is_delivered_even_past_the_number_asked_for(fake, song, tmp_path):
     fake.outputs_made = 2  # a server that ignores num_outputs=1: it bills per output, so both were paid for
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            return await run_job(backend, make_spec(song, num_outputs=1), tmp_path / "work")
-        finally:
-            await backend.close()
-
-    prepared, receipt, rendered = run(go())
+    prepared, receipt, rendered = run_one_job(fake, make_spec(song, num_outputs=1), tmp_path)
     assert prepared["fields"]["num_outputs"] == "1"
     assert [r.variant for r in rendered] == [1, 2] and fake.total_submits == 1
     assert [r.notes["conversion_id"] for r in rendered] == receipt["conversion_ids"]
@@ -282,30 +247,16 @@ def test_numbers_answered_as_text_still_time_the_polls_count_the_credit_and_chec
 def test_a_task_that_fails_at_musicgpt_fails_the_job_with_its_message(fake, song, tmp_path, outcome):
     fake.outcome = outcome
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            await run_job(backend, make_spec(song), tmp_path / "work")
-        finally:
-            await backend.close()
-
     with pytest.raises(BackendError, match=f"status {outcome}: Generation failed") as caught:
-        run(go())
+        run_one_job(fake, make_spec(song), tmp_path)
     assert caught.value.code == "generation_failed"
 
 
 def test_a_failed_tasks_message_reaches_the_producer_as_one_line(fake, song, tmp_path):
     fake.outcome, fake.failure_message = "FAILED", "Generation failed:\n  GPU worker lost\r\n" + "retry later " * 60
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            await run_job(backend, make_spec(song), tmp_path / "work")
-        finally:
-            await backend.close()
-
     with pytest.raises(BackendError, match="status FAILED: Generation failed: GPU worker lost retry later") as caught:
-        run(go())
+        run_one_job(fake, make_spec(song), tmp_path)
     assert "\n" not in str(caught.value) and "\r" not in str(caught.value) and len(str(caught.value)) < 400
 
 
@@ -313,15 +264,8 @@ def test_a_failed_tasks_message_never_shows_the_key_or_a_signed_url(fake, song, 
     signed = "https://cdn.example/out.wav?X-Amz-Credential=AKIAFAKE&X-Amz-Signature=abc123"
     fake.outcome, fake.failure_message = "FAILED", f"bad request for key {fake.api_key}, input {signed}"
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            await run_job(backend, make_spec(song), tmp_path / "work")
-        finally:
-            await backend.close()
-
     with pytest.raises(BackendError, match="status FAILED: bad request for key <redacted>, input ") as caught:
-        run(go())
+        run_one_job(fake, make_spec(song), tmp_path)
     assert fake.api_key not in str(caught.value) and "abc123" not in str(caught.value), caught.value
 
 
@@ -329,14 +273,7 @@ def test_slow_tasks_and_unknown_statuses_are_waited_out_with_backoff(fake, song,
     fake.slow_factor, fake.unknown_statuses = 4.0, ["RENDERING_STEMS", "MASTERING"]
     notes: list = []
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            return await run_job(backend, make_spec(song, num_outputs=1), tmp_path / "work", notes)
-        finally:
-            await backend.close()
-
-    _, receipt, rendered = run(go())
+    _, receipt, rendered = run_one_job(fake, make_spec(song, num_outputs=1), tmp_path, notes)
     calls = fake.by_id_calls[receipt["task_id"]]
     assert len(rendered) == 1
     # finished at 4x its eta: polls at eta, then every 0.05, 0.075, 0.11, ... s; far fewer than polling every 0.05 s
@@ -347,15 +284,8 @@ def test_slow_tasks_and_unknown_statuses_are_waited_out_with_backoff(fake, song,
 def test_the_wait_is_bounded_and_the_task_kept_for_later(fake, song, tmp_path):
     fake.slow_factor = 50.0
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state", max_wait_s=0.5)
-        try:
-            await run_job(backend, make_spec(song), tmp_path / "work")
-        finally:
-            await backend.close()
-
     with pytest.raises(TransientError, match="had not finished.*retry the job") as caught:
-        run(go())
+        run_one_job(fake, make_spec(song), tmp_path, max_wait_s=0.5)
     assert caught.value.code == "generation_timeout" and fake.total_submits == 1
 
 
@@ -423,14 +353,7 @@ def test_progress_is_reported_while_waiting(fake, song, tmp_path):
     fake.slow_factor = 2.0
     notes: list = []
 
-    async def go():
-        backend = make_backend(fake, tmp_path / "state")
-        try:
-            return await run_job(backend, make_spec(song, num_outputs=1), tmp_path / "work", notes)
-        finally:
-            await backend.close()
-
-    run(go())
+    run_one_job(fake, make_spec(song, num_outputs=1), tmp_path, notes)
     fractions = [f for f, _ in notes]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any(note.startswith("MusicGPT: processing") or note.startswith("MusicGPT: in queue") for _, note in notes)
