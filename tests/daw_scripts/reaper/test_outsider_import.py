@@ -31,13 +31,14 @@ def sounding(project, start: float, end: float) -> list[tuple]:
     return [(pytest.approx(lo), pytest.approx(hi), file, pytest.approx(at)) for lo, hi, file, at in out]
 
 
-def next_to_each_other(project):
-    """An item at 0..60 s and two jobs on it delivered at once: 12.5..20 s and 20.5..30 s (handles of 1 s)."""
+def next_to_each_other(project, second_start: float = 20.5):
+    """An item at 0..60 s and two jobs on it delivered at once: 12.5..20 s and from ``second_start`` for 9.5 s
+    (handles of 1 s)."""
     mix = project.add_track()
     item = project.add_item(mix, position=0.0, length=60.0)
     ids = dict(item=item["guid"], track=mix["guid"])
     first = deliver(project.drop_folder, start=12.5, end=20.0, job=FIRST, **ids)
-    second = deliver(project.drop_folder, start=20.5, end=30.0, job=SECOND, **ids)
+    second = deliver(project.drop_folder, start=second_start, end=second_start + 9.5, job=SECOND, **ids)
     return first, second
 
 
@@ -75,11 +76,7 @@ def test_a_handle_never_cuts_off_the_other_jobs_replaced_range_they_meet_halfway
 
 
 def test_touching_ranges_meet_where_one_ends_and_the_other_starts(project):
-    mix = project.add_track()
-    item = project.add_item(mix, position=0.0, length=60.0)
-    ids = dict(item=item["guid"], track=mix["guid"])
-    first = deliver(project.drop_folder, start=12.5, end=20.0, job=FIRST, **ids)
-    second = deliver(project.drop_folder, start=20.0, end=27.5, job=SECOND, **ids)
+    first, second = next_to_each_other(project, second_start=20.0)
 
     project.run("import now")
 
