@@ -366,3 +366,25 @@ def test_a_daw_notified_on_ipv6_loopback_hears_it_and_a_host_no_one_knows_is_nam
     [said] = [line for line in doctor.stdout.splitlines() if "notify" in line]
     assert said.startswith("BAD  notify no-such-host.invalid:8000: cannot be resolved ("), said
     assert said.endswith("), so the DAW is never told of results"), said
+
+
+def test_an_inbox_reached_through_a_symlink_takes_requests_while_the_daemon_runs(project):
+    # inbox under a linked folder (~/Music on another disk): the watch heard nothing through the link, so a request
+    # dropped while the daemon ran waited, unanswered, until its next start
+    from tests.frontends.test_inbox import drop_request, wait_for_status
+
+    real = project.root / "requests"
+    real.mkdir()
+    linked = project.root / "inbox-link"
+    linked.symlink_to(real)
+    project.config.write_text(project.config.read_text(encoding="utf-8").replace(
+        f'inbox = "{project.inbox}"', f'inbox = "{linked}"'), encoding="utf-8")
+    daemon = Daemon(project).start()
+    try:
+        drop_request(linked, "through-link", {"command": "inpaint", "source": str(project.song), "start": 4.0,
+                                              "end": 6.0, "prompt": "", "num_outputs": 1})
+        status = wait_for_status(linked, "through-link", timeout=120)
+    finally:
+        daemon.stop()
+    assert status["state"] == "delivered", status
+    assert (real / "processed" / "through-link.json").exists()

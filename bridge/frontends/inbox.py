@@ -48,6 +48,7 @@ class InboxFrontend:
         self._watch: ObservedWatch | None = None
         self._handler: _Handler | None = None
         self._watched: tuple[int, int] | None = None  # the inbox folder's (device, inode) being watched
+        self._real = str(self.inbox)  # the watched folder: the inbox with symlinks resolved
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         service.subscribe(self._on_job_event)
@@ -87,8 +88,11 @@ class InboxFrontend:
     def _watch_folder(self) -> None:
         """Watch the inbox folder as it is now, take what waits in it, and look at it again in a moment."""
         identity = _identity(self.inbox)
-        handler = _Handler(self._notify, str(self.inbox), lambda: self._folder_deleted(handler))
-        self._watch = self._observer.schedule(handler, str(self.inbox), recursive=False)
+        # The folder itself, not a symlink to it: through one (an inbox under a linked ~/Music) the watch heard
+        # nothing, and request files waited unanswered for the next start.
+        self._real = os.path.realpath(self.inbox)
+        handler = _Handler(self._notify, self._real, lambda: self._folder_deleted(handler))
+        self._watch = self._observer.schedule(handler, self._real, recursive=False)
         self._handler = handler
         self._watched = identity
         self.scan()  # anything that arrived before the observer watched it
@@ -120,8 +124,11 @@ class InboxFrontend:
 
     def _notify(self, path: str, written: bool) -> None:
         # Called on the observer's thread: hand the file to the event loop, which owns the service.
+        named = Path(path)
+        if str(named.parent) == self._real:  # the watched folder's file, by the inbox's name
+            named = self.inbox / named.name
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(lambda: self.take(Path(path), written=written))
+            self._loop.call_soon_threadsafe(lambda: self.take(named, written=written))
 
     def take(self, path: Path, *, written: bool = True) -> None:
         """Claim one request file and process it; anything that is not a request file is left alone.
