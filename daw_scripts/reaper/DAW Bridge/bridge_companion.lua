@@ -2,9 +2,10 @@
 -- The companion's work: import each new manifest in the drop folder once, apply the producer's decisions on
 -- delivered jobs (bridge_decisions.lua), and report job states.
 --
--- Imported manifests are listed in <drop folder>/.reaper-imported (one file name a line). The list lives beside
--- the results, not in REAPER's memory, so a restart or a second copy of the companion never imports one twice;
--- delete a line to import that result again.
+-- Each manifest imported is recorded in the project (util.IMPORTED, project extended state), so a restart or a second
+-- copy of the companion never imports one twice, while closing the project without saving forgets the import with
+-- its takes and brings the result back. Results an older companion listed in <drop folder>/.reaper-imported count
+-- as imported too (that list is read, no longer written).
 
 local util = require("bridge_util")
 local json = require("bridge_json")
@@ -14,26 +15,19 @@ local decisions = require("bridge_decisions")
 
 local companion = {}
 
-local LEDGER = ".reaper-imported"
+local LEGACY_LIST = ".reaper-imported" -- where an older companion listed its imports, one file name a line
 local FINISHED = { delivered = true, failed = true, cancelled = true }
 
 local report_once = util.report_once
 
---- The manifests imported so far: file name -> true.
-local function read_ledger(folder)
+--- The manifests imported into this project: file name -> true. The project's record, and the list an older
+--- companion kept in the drop folder: a project from before this version records its imports there only, and its
+--- results must not come again as duplicate takes.
+local function imported(folder)
   local done = {}
-  for _, line in ipairs(util.ledger_lines(folder, LEDGER)) do done[line] = true end
+  for _, line in ipairs(util.ledger_lines(folder, LEGACY_LIST)) do done[line] = true end
+  for name in pairs(util.project_record(util.IMPORTED)) do done[name] = true end
   return done
-end
-
---- Take `name` off the list again (its placement failed), so that the next scan tries it again; nil and why when
---- the list cannot be rewritten (the result then stays listed: delete its line to import it again).
-local function remove_from_ledger(folder, name)
-  local kept = {}
-  for _, line in ipairs(util.ledger_lines(folder, LEDGER)) do
-    if line ~= name then kept[#kept + 1] = line .. "\n" end
-  end
-  return util.write_atomic(util.join(folder, LEDGER), table.concat(kept))
 end
 
 local function number_at(t, a, b)
@@ -128,10 +122,8 @@ local function import_one(folder, name, constants)
       .. "one", name, util.basename(owner)))
     return false
   end
-  -- listed before it is placed: a result placed but not listed would be placed again at the next scan, a take more
-  -- every second (an import list that cannot be written: a full disk, another user's file)
-  local listed, why = util.add_ledger_line(folder, LEDGER, name)
-  if not listed then report_once("ledger", "nothing imported: " .. why) return false end
+  -- recorded before it is placed, and taken off the record again when the placement fails (the next scan tries again)
+  util.set_project_record(util.IMPORTED, name, "1")
   reaper.Undo_BeginBlock()
   reaper.PreventUIRefresh(1)
   local ok, item, at, how = pcall(placement.place, manifest, audio_path, name)
@@ -139,9 +131,8 @@ local function import_one(folder, name, constants)
   reaper.UpdateArrange()
   reaper.Undo_EndBlock("DAW Bridge: import " .. placement.take_name(manifest), -1)
   if not ok then
-    local unlisted, why = remove_from_ledger(folder, name)
-    report_once(name, name .. " not imported: " .. tostring(item) .. (unlisted and "" or
-      " (and it stays on the import list, " .. why .. ": delete its line in " .. LEDGER .. " to try again)"))
+    util.set_project_record(util.IMPORTED, name, "")
+    report_once(name, name .. " not imported: " .. tostring(item))
     return false
   end
   util.log(string.format("imported %s as %s (%s at %s)", manifest.audio, placement.take_name(manifest), how,
@@ -161,7 +152,7 @@ end
 function companion.import_new(constants)
   if not unsaved_ok() then return 0 end
   local folder = util.drop_folder()
-  local done = read_ledger(folder)
+  local done = imported(folder)
   local count = 0
   for _, name in ipairs(util.list_files(folder)) do
     if name:sub(1, 1) ~= "." and name:sub(-5) == ".json" and not done[name] then
@@ -175,7 +166,7 @@ end
 function companion.apply_decisions(constants)
   if not unsaved_ok() then return 0 end
   local folder = util.drop_folder()
-  return decisions.apply_new(constants, folder, read_ledger(folder))
+  return decisions.apply_new(constants, folder, imported(folder))
 end
 
 local last_seen = {} -- request id -> last state line shown

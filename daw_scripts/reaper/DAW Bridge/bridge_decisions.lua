@@ -9,9 +9,12 @@
 --
 -- The daemon publishes each job's latest decision as <drop folder>/.daw-bridge-decisions/<job_id>.json (format in
 -- osc_schema/spec.py, constants DECISION_FORMAT and DECISIONS_FOLDER). Each decision applied is one undo point and
--- a line "<job_id> <seq>" in <drop folder>/.reaper-decided, beside the import list, so a restart or a second
--- companion never applies it again; a decision whose results are not imported yet waits for them. What each
--- decision changes is planned in bridge_decision_plans.lua.
+-- is recorded in the project (util.DECIDED, job id -> seq), so a restart or a second companion never applies it
+-- again, while closing the project without saving forgets it with what it changed and applies it again. It is also
+-- noted as a line "<job_id><TAB><seq>" in <drop folder>/.reaper-decided, where the daemon reads what was applied to
+-- number the next decision; lines "<job_id> <seq>" there are an older companion's record and count as applied. A
+-- decision whose results are not imported yet waits for them. What each decision changes is planned in
+-- bridge_decision_plans.lua.
 
 local util = require("bridge_util")
 local json = require("bridge_json")
@@ -102,12 +105,17 @@ local function apply_one(decision, folder)
   return string.format("%s: %s%s", job_id, what, #notes > 0 and " (" .. table.concat(notes, "; ") .. ")" or "")
 end
 
---- The seq applied last for each job, from the ledger.
+--- The seq applied last for each job: the project's record, and the lines an older companion wrote (a space between
+--- job and seq; this one writes a tab, for the daemon only).
 local function read_applied(constants, folder)
   local applied = {}
   for _, line in ipairs(util.ledger_lines(folder, constants.DECIDED_LEDGERS.reaper)) do
     local job_id, seq = line:match("^(%S+) (%d+)$")
     if job_id then applied[job_id] = math.max(applied[job_id] or 0, tonumber(seq)) end
+  end
+  for job_id, seq in pairs(util.project_record(util.DECIDED)) do
+    seq = math.tointeger(tonumber(seq))
+    if seq then applied[job_id] = math.max(applied[job_id] or 0, seq) end
   end
   return applied
 end
@@ -143,10 +151,11 @@ function decisions.apply_new(constants, folder, imported)
         util.report_once("decision " .. name .. decision.seq, string.format(
           "%s: %s waits for its results to be imported (%s)", decision.job_id, what, table.concat(waiting, ", ")))
       else
+        util.set_project_record(util.DECIDED, decision.job_id, tostring(decision.seq))
         util.log(apply_one(decision, folder))
-        local line = decision.job_id .. " " .. decision.seq
+        local line = decision.job_id .. "\t" .. decision.seq
         local ok, err = util.add_ledger_line(folder, constants.DECIDED_LEDGERS.reaper, line)
-        if not ok then util.report_once("decision ledger", "decisions not recorded: " .. err) end
+        if not ok then util.report_once("decision ledger", "decisions applied not noted for the daemon: " .. err) end
         applied[decision.job_id] = decision.seq
         count = count + 1
       end

@@ -85,7 +85,7 @@ function util.list_files(folder)
   return names
 end
 
--- Ledgers: what the scripts did, listed one line each beside the results (see bridge_companion.lua) -----------
+-- Ledgers: lists beside the results, one line each, that every project in the folder (and the daemon) reads ----------
 
 util.PLAYRATES = ".reaper-playrates" -- "<request id> <playrate>" for each request from an item not at rate 1
 util.SENT = ".reaper-sent" -- "<request id> <project file>" for each request sent: projects saved in one folder share it
@@ -107,6 +107,42 @@ function util.add_ledger_line(folder, name, line)
     return nil, "cannot record it in " .. util.join(folder, name) .. ": " .. tostring(werr or cerr)
   end
   return true
+end
+
+-- Records in the project ----------------------------------------------------------------------------------
+-- What the companion did to this project (the results it imported, the decisions it applied) is recorded in the
+-- project itself, as project extended state: saved in the .RPP with the takes it describes, so closing the project
+-- without saving (or a crash before a save) forgets the takes and their record together, and the next scan brings
+-- them back. It is not part of undo: undoing an import leaves the result recorded, so it does not come back.
+
+util.IMPORTED = "daw_bridge_imported" -- manifest file name -> "1"
+util.DECIDED = "daw_bridge_decided" -- job id -> the seq of the decision applied last
+
+-- keys are file names and job ids made safe for the project file: anything but letters, digits, '.', '_' and '-' is
+-- written %XX
+local function record_key(name)
+  return (name:gsub("[^%w._-]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+local function record_name(key)
+  return (key:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+--- The record `section` of the current project: name -> value; {} when there is none.
+function util.project_record(section)
+  local record, i = {}, 0
+  while true do
+    local found, key, value = reaper.EnumProjExtState(0, section, i)
+    if not found then break end
+    record[record_name(key)] = value
+    i = i + 1
+  end
+  return record
+end
+
+--- Record `value` for `name` in the current project's record `section` ("" takes `name` off it).
+function util.set_project_record(section, name, value)
+  reaper.SetProjExtState(0, section, record_key(name), value)
 end
 
 -- Settings --------------------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -112,6 +114,7 @@ class Project:
                                      "RENDER_FORMAT": "bDNwbUAAAAAAAAAAAAA=", "RENDER_FORMAT2": "ZXZhdxgAAQ=="},
         }
         self._guids = 0
+        self._saved: dict | None = None
 
     def _install_scripts(self):
         """Copy the package as ReaPack would install it, with the constants module beside the scripts."""
@@ -157,6 +160,37 @@ class Project:
         self.state["extstate"] = {k: v for k, v in (self.state.get("extstate") or {}).items()
                                   if k.split("/", 1)[1] not in volatile}
 
+    def save(self):
+        """The producer saves the project: its tracks and its extended state go into the .RPP."""
+        self._saved = copy.deepcopy({"tracks": self.state["tracks"], "projext": self.state.get("projext") or {}})
+
+    def close_without_saving(self):
+        """The producer closes the project without saving (or REAPER crashes) and opens it again: what was saved
+        last comes back, the tracks and the project's extended state alike; REAPER's own ExtState stays."""
+        assert self._saved is not None, "the test never saved the project"
+        saved = copy.deepcopy(self._saved)
+        self.state["tracks"], self.state["projext"] = saved["tracks"], saved["projext"]
+        self.state.pop("undo_last", None)
+
+    def undo(self):
+        """Edit > Undo of the last undo block the scripts made: the tracks go back to what they were before it; the
+        project's extended state is no part of undo and stays."""
+        last = self.state.pop("undo_last")
+        self.state["tracks"] = last["tracks"]
+        for track in self.state["tracks"]:
+            if track.get("items") in ({}, None):
+                track["items"] = []
+
+    def project_record(self, section: str) -> dict[str, str]:
+        """What the scripts recorded in the project's extended state under `section` (name -> value)."""
+        prefix = section + "/"
+        return {unquote(k[len(prefix):]): v for k, v in (self.state.get("projext") or {}).items()
+                if k.startswith(prefix)}
+
+    def imported(self) -> list[str]:
+        """The manifests this project records as imported."""
+        return sorted(self.project_record("daw_bridge_imported"))
+
     def run(self, *scripts: str, dialog: list | None = None, answers: list | None = None, ticks: int = 0,
             tick_seconds: float = 1.0, on_tick: dict[int, str] | None = None, fake_socket: bool = False,
             render_writes_file: bool = True, gfx_frames: int = 3) -> Result:
@@ -179,7 +213,7 @@ class Project:
         result = Result(**raw)
         for key in ("dialog_answers", "message_answers", "render_writes_file", "gfx_frames"):
             result.state.pop(key, None)
-        for key in ("extstate", "project_info", "project_info_strings"):
+        for key in ("extstate", "project_info", "project_info_strings", "projext"):
             if result.state.get(key) == []:
                 result.state[key] = {}
         for track in result.state["tracks"]:

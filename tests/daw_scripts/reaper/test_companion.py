@@ -176,8 +176,7 @@ def test_nothing_is_imported_twice_also_after_reaper_restarts(project):
 
     assert result.splits == []
     assert sum(len(i["takes"]) for i in project.items()) == 4  # three pieces of the original, one variant
-    assert (project.drop_folder / ".reaper-imported").read_text().splitlines() == \
-        ["mix_inpaint_12.50-20.00_v1_3f2a.json"]
+    assert project.imported() == ["mix_inpaint_12.50-20.00_v1_3f2a.json"]
 
 
 def test_a_manifest_arriving_while_the_companion_runs_is_imported_on_the_next_scan(project, tmp_path):
@@ -204,7 +203,7 @@ def test_a_manifest_of_another_format_is_named_once_and_left_alone(project):
 
     assert result.console.count("not imported: format is \"daw-bridge.manifest/2\"") == 1
     assert len(project.items()) == 1
-    assert not (project.drop_folder / ".reaper-imported").exists()
+    assert project.imported() == []
 
 
 def test_prompts_with_accents_and_emoji_name_the_take(project):

@@ -63,7 +63,7 @@ def test_choose_makes_the_variant_the_active_take_as_one_undo_point(project):
     assert active(middle)["name"] == "inpaint v2"
     assert result.undo == [f"DAW Bridge: choose variant 2 of job {JOB}"]
     assert f"DAW Bridge: {JOB}: choose variant 2\n" in result.console
-    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB} 1\n"
+    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB}\t1\n"
 
 
 def test_choosing_0_brings_back_the_take_that_was_active_before_the_job(project):
@@ -104,7 +104,7 @@ def test_choose_2_then_keep_leaves_variant_2_alone_even_when_keep_names_no_take(
     assert result.errors == []
     assert names(project.items()[1]) == ["inpaint v2"]
     assert result.undo == [f"DAW Bridge: choose variant 2 of job {JOB}", f"DAW Bridge: keep the active take of job {JOB}"]
-    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB} 1\n{JOB} 2\n"
+    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB}\t1\n{JOB}\t2\n"
 
 
 def test_a_companion_that_was_not_running_applies_only_the_latest_decision(project):
@@ -249,7 +249,8 @@ def test_a_decision_is_never_applied_twice_also_after_reaper_restarts(project):
 
     assert result.undo == []
     assert active(project.items()[1])["name"] == "inpaint v2"
-    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB} 1\n"
+    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB}\t1\n"
+    assert project.project_record("daw_bridge_decided") == {JOB: "1"}
 
 
 @pytest.mark.parametrize(("text", "said"), [
@@ -280,7 +281,7 @@ def test_a_malformed_decision_is_named_once_and_skipped_while_good_ones_apply(pr
     assert result.console.count(f"decision {JOB}.json not applied") == 1
     assert f"decision {JOB}.json {said}" in result.console
     assert project.state["tracks"] == before  # only the good decision did anything
-    assert (project.drop_folder / ".reaper-decided").read_text() == f"{OTHER_JOB} 1\n"
+    assert (project.drop_folder / ".reaper-decided").read_text() == f"{OTHER_JOB}\t1\n"
 
 
 def test_a_decision_on_takes_the_producer_deleted_does_what_it_can_and_says_so(project):
@@ -311,7 +312,7 @@ def test_a_decision_on_a_job_whose_takes_are_all_gone_changes_nothing_and_is_rec
 
     assert result.undo == []
     assert "keep variant 1 (variant 1's take is no longer in the project; nothing kept)" in result.console
-    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB} 1\n"
+    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB}\t1\n"
 
 
 def test_other_items_and_other_jobs_takes_are_untouched(project):
@@ -377,4 +378,4 @@ def test_after_a_keep_a_later_choose_or_discard_cannot_bring_back_what_the_crop_
     assert ("discard the variants (the item at 41.50 s keeps the job's take: its original take is gone, and removing "
             "the last take would leave a hole)") in result.console
     assert result.undo == []
-    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB} 2\n{JOB} 3\n{JOB} 4\n"
+    assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB}\t2\n{JOB}\t3\n{JOB}\t4\n"

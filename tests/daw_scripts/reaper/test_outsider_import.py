@@ -103,17 +103,19 @@ def test_discarding_the_second_job_leaves_the_item_as_the_first_job_left_it(proj
     assert MIX in [t["source"]["file"] for t in project.items()[-1]["takes"]]
 
 
-def test_a_result_is_not_imported_while_the_import_list_cannot_be_written_rather_than_again_every_second(project):
+def test_a_result_is_imported_once_not_every_second_where_the_drop_folder_takes_no_list(project):
+    # the record of imports is the project's; a drop folder REAPER cannot write (a full disk, another user's files)
+    # never makes a result placed again at every scan
     mix = project.add_track()
     item = project.add_item(mix, position=0.0, length=60.0)
-    deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
-    (project.drop_folder / ".reaper-imported").mkdir()  # as unwritable as a full disk or another user's file
+    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
+    (project.drop_folder / ".reaper-imported").mkdir()  # an older companion's list, unreadable and unwritable
 
     result = project.run("companion", ticks=4)
 
-    assert result.errors == [] and result.undo == []
-    assert [len(i["takes"]) for i in project.items()] == [1]
-    assert result.console.count("nothing imported: cannot record it in") == 1
+    assert result.errors == [] and result.undo == ["DAW Bridge: import inpaint v1: soft guitar solo"]
+    assert [len(i["takes"]) for i in project.items()] == [1, 2, 1]
+    assert project.imported() == [manifest.name]
 
 
 def test_a_result_whose_placement_failed_is_tried_again_at_the_next_scan(project):
@@ -126,12 +128,13 @@ def test_a_result_whose_placement_failed_is_tried_again_at_the_next_scan(project
 
     assert failed.errors == [] and f"{manifest.name} not imported: " in failed.console
     assert [len(i["takes"]) for i in project.items()] == [1]
+    assert project.imported() == []
     manifest.write_text(manifest.read_text().replace('"path": 5', f'"path": "{MIX}"'))
 
     project.run("import now")
 
     assert [len(i["takes"]) for i in project.items()] == [1, 2, 1]
-    assert (project.drop_folder / ".reaper-imported").read_text() == manifest.name + "\n"
+    assert project.imported() == [manifest.name]
 
 
 def test_audio_still_being_copied_in_is_imported_once_it_is_whole_and_not_before(project):
@@ -223,8 +226,7 @@ def test_a_result_of_another_project_saved_in_the_same_folder_waits_for_that_pro
     assert result.errors == [] and result.undo == []
     assert project.state["tracks"] == other  # no results track, nothing on the drums
     assert result.console.count(f"{manifest.name} left for song.RPP, the project that sent it") == 1
-    assert not (project.drop_folder / ".reaper-imported").exists() or manifest.name not in (
-        project.drop_folder / ".reaper-imported").read_text()
+    assert project.imported() == []
 
     project.state = dict(song, now=project.state["now"])  # song.RPP is open again
     project.run("import now")
@@ -263,8 +265,9 @@ def test_a_decision_on_the_first_of_two_jobs_on_the_same_range_is_heard(project,
 
 
 def test_a_list_rewritten_on_a_full_disk_is_refused_and_left_whole(tmp_path):
-    # The import list is rewritten when a placement fails; on a full disk the text sits in the write buffer and only
-    # the close finds no room: the list, renamed into place cut short, made every result listed before import again.
+    # A file written atomically (a request; the import list, when it lived in the drop folder) on a full disk: the
+    # text sits in the write buffer and only the close finds no room; renamed into place cut short, an import list
+    # made every result listed before import again.
     with small_tmpfs(tmp_path / "drop", "64k") as drop:
         (drop / ".reaper-imported").write_text("a.json\nb.json\n")
         (drop / "fill").write_bytes(bytes(64 * 1024 - 4096))  # every page but the list's

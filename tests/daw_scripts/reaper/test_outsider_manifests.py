@@ -26,7 +26,7 @@ def test_a_manifest_that_is_json_but_no_object_is_named_once_and_the_others_impo
 
     assert result.errors == []
     assert result.console.count(f"{bad.name} not imported") == 1
-    assert [m.strip() for m in (project.drop_folder / ".reaper-imported").read_text().splitlines()] == [good.name]
+    assert project.imported() == [good.name]
 
 
 @pytest.mark.parametrize("audio", [".", "..", "../../etc/x.wav", "/etc/passwd", "", 5, None])

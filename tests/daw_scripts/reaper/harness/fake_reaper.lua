@@ -79,6 +79,7 @@ function fake.install(state, record)
   link(state)
   local new_guid = guid_maker(state)
   state.extstate = state.extstate or {}
+  state.projext = state.projext or {}
   state.project_info = state.project_info or {}
   state.project_info_strings = state.project_info_strings or {}
   -- REAPER always has a render sample rate and channel count (a new project: 44100 Hz, stereo)
@@ -146,6 +147,38 @@ function fake.install(state, record)
     if type(value) ~= "string" then fail("SetExtState value must be a string, got %s", type(value)) end
     state.extstate[section .. "/" .. key] = value
     if not persist then state.extstate_volatile = state.extstate_volatile or {}; state.extstate_volatile[key] = true end
+  end
+
+  -- Project extended state: per project and saved in its .RPP (state.projext, "extname/key" -> value, which the
+  -- test's save / close-without-saving keep or throw away with the tracks); not part of undo (Undo_BeginBlock's
+  -- snapshot holds the tracks only). An empty key clears the whole extname, an empty value deletes the key.
+  local function current_project(proj, fn)
+    if proj ~= 0 then fail("%s: the scripts address the current project as 0, got %s", fn, tostring(proj)) end
+  end
+
+  function r.SetProjExtState(proj, extname, key, value)
+    current_project(proj, "SetProjExtState")
+    if type(extname) ~= "string" or extname == "" then fail("SetProjExtState needs an extname") end
+    if type(key) ~= "string" or type(value) ~= "string" then fail("SetProjExtState key and value must be strings") end
+    local prefix = extname .. "/"
+    if key == "" then
+      for k in pairs(state.projext) do if k:sub(1, #prefix) == prefix then state.projext[k] = nil end end
+    else
+      state.projext[prefix .. key] = value ~= "" and value or nil
+    end
+    local size = 0
+    for k, v in pairs(state.projext) do if k:sub(1, #prefix) == prefix then size = size + #k - #prefix + #v end end
+    return size
+  end
+
+  function r.EnumProjExtState(proj, extname, idx)
+    current_project(proj, "EnumProjExtState")
+    local prefix, keys = extname .. "/", {}
+    for k in pairs(state.projext) do if k:sub(1, #prefix) == prefix then keys[#keys + 1] = k end end
+    table.sort(keys)
+    local k = keys[idx + 1]
+    if not k then return false end
+    return true, k:sub(#prefix + 1), state.projext[k]
   end
 
   function r.GetProjectPath() return state.project_path end
@@ -427,11 +460,26 @@ function fake.install(state, record)
   function r.defer(fn) record.deferred[#record.deferred + 1] = fn end
   function r.UpdateArrange() end
   function r.PreventUIRefresh(n) ui_refresh = ui_refresh + n end
-  function r.Undo_BeginBlock() undo_depth = undo_depth + 1 end
+  -- the project's tracks as the outermost block began, so that a test can undo the last block (Project.undo)
+  local before_block
+  local function snapshot(value)
+    if type(value) ~= "table" then return value end
+    local out = {}
+    for k, v in pairs(value) do
+      if type(k) ~= "string" or k:sub(1, 1) ~= "_" then out[k] = snapshot(v) end
+    end
+    return out
+  end
+
+  function r.Undo_BeginBlock()
+    if undo_depth == 0 then before_block = snapshot(state.tracks) end
+    undo_depth = undo_depth + 1
+  end
 
   function r.Undo_EndBlock(description, flags)
     undo_depth = undo_depth - 1
     record.undo[#record.undo + 1] = description
+    if undo_depth == 0 then state.undo_last = { description = description, tracks = before_block } end
   end
 
   function fake.balance_problems()
