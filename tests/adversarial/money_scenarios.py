@@ -270,7 +270,8 @@ def retry_is_refused(stage: Stage, job_id: str, outcome: Outcome, *, by: str = "
         reply = stage.osc("retry", job_id=job_id)
         said = str(reply.args[-1]) if reply is not None else "no answer"
         refused = reply is not None and reply.name == "error"
-        outcome.story.append(f"/bridge/retry {'refused' if refused else 'answered ' + (reply.name if reply else 'nothing')}")
+        answered = "refused" if refused else "answered " + (reply.name if reply else "nothing")
+        outcome.story.append(f"/bridge/retry {answered}")
     if not (refused and one_line(said) and "resolve" in said.lower()):
         outcome.broke(f"retry of the job (in state {before}) answered {said[:160]!r}",
                       "refused, in one line telling to resolve (jobs resolve JOB --task-id ID | --not-submitted)")
@@ -319,6 +320,9 @@ def kill_at(state: str) -> Callable[[Stage, Outcome], None]:
         stage.start()
         record = stage.settle(job)
         outcome.story.append(record.state.value)
+        if stage.fake.total_submits == 0 and stage.fake.clear_faults("submit"):
+            # the kill came before the POST left (a loaded machine): its hanging answer is not the resubmit's
+            outcome.story.append("no POST had arrived")
         if record.state.waiting_for_producer:
             stage.resolve_from_dashboard(job, outcome)
             outcome.story.append(stage.settle(job, leave="submission_unknown").state.value)

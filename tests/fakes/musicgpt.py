@@ -186,6 +186,13 @@ class FakeMusicGPT:
             for _ in range(times):
                 self._faults[endpoint].append(Fault(kind, options))
 
+    def clear_faults(self, endpoint: str) -> int:
+        """Drop the faults still queued for ``endpoint``; how many there were."""
+        with self._lock:
+            left = len(self._faults[endpoint])
+            self._faults[endpoint].clear()
+            return left
+
     def _next_fault(self, endpoint: str) -> Fault | None:
         with self._lock:
             return self._faults[endpoint].popleft() if self._faults[endpoint] else None
