@@ -123,12 +123,8 @@ def test_send_jobs_and_doctor_reach_a_daemon_listening_on_ipv6_loopback(project)
     assert f"ok   OSC ::1:{project.port}: a daemon is answering" in doctor.stdout.splitlines(), doctor.stdout
 
 
-def test_results_are_never_dropped_into_the_inbox_where_their_manifests_would_be_taken_as_requests(project):
-    # An inbox named "daw-bridge" beside the songs is also where results go by default: each delivered manifest was
-    # taken as a request file and moved to rejected/ ('command: missing'), so no importer ever saw the results
-    inbox = project.audio / "daw-bridge"
-    project.config.write_text(f'osc_port = {project.port}\ninbox = "{inbox}"\nstate_dir = "{project.state}"\n'
-                              f'project_roots = ["{project.root}"]\n', encoding="utf-8")
+def _refused_inpaint(project) -> str:
+    """The reason a daemon on ``project``'s config gives for refusing an inpaint of its song (fails if accepted)."""
     daemon = Daemon(project).start()
     try:
         with BridgeClient("127.0.0.1", project.port) as client:
@@ -137,7 +133,16 @@ def test_results_are_never_dropped_into_the_inbox_where_their_manifests_would_be
     finally:
         daemon.stop()
     assert reply is not None and reply.name == "error", reply
-    reason = osc_schema.parse_reply(reply.address, reply.args)[1]["reason"]
+    return osc_schema.parse_reply(reply.address, reply.args)[1]["reason"]
+
+
+def test_results_are_never_dropped_into_the_inbox_where_their_manifests_would_be_taken_as_requests(project):
+    # An inbox named "daw-bridge" beside the songs is also where results go by default: each delivered manifest was
+    # taken as a request file and moved to rejected/ ('command: missing'), so no importer ever saw the results
+    inbox = project.audio / "daw-bridge"
+    project.config.write_text(f'osc_port = {project.port}\ninbox = "{inbox}"\nstate_dir = "{project.state}"\n'
+                              f'project_roots = ["{project.root}"]\n', encoding="utf-8")
+    reason = _refused_inpaint(project)
     assert reason.startswith("drop_folder: '") and reason.endswith(
         " is the inbox, which would take the results' manifests as request files"), reason
     assert not (inbox / "rejected").exists() or not list((inbox / "rejected").iterdir())
@@ -322,15 +327,7 @@ def test_a_file_called_daw_bridge_beside_the_song_refuses_the_job_before_any_wor
     notes.write_text("my notes", encoding="utf-8")
     project.config.write_text(project.config.read_text(encoding="utf-8").replace(f'drop_folder = "{project.drop}"\n',
                                                                                  ""), encoding="utf-8")
-    daemon = Daemon(project).start()
-    try:
-        with BridgeClient("127.0.0.1", project.port) as client:
-            client.send("inpaint", source=str(project.song), start=4.0, end=6.0, prompt="")
-            reply = client.wait_for(lambda r: r.name in ("accepted", "error"), timeout=30)
-    finally:
-        daemon.stop()
-    assert reply is not None and reply.name == "error", reply
-    reason = osc_schema.parse_reply(reply.address, reply.args)[1]["reason"]
+    reason = _refused_inpaint(project)
     assert reason.startswith("drop_folder: '") and reason.endswith(" is not a folder"), reason
     assert notes.read_text(encoding="utf-8") == "my notes"
 
