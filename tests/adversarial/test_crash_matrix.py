@@ -99,6 +99,9 @@ def test_sigkill_at_each_state_then_restart_ends_the_job_exactly_once(backend, s
                 first.kill()
             landed = journal_records(project)[0].state.value
             paid_before_restart = fake.total_submits if fake else 0
+            if fake is not None and not paid_before_restart:
+                # the kill came before the POST left (a loaded machine): its hanging answer is not the resubmit's
+                fake.clear_faults("submit")
 
             second = Daemon(project, env=env).start()
             try:
