@@ -138,7 +138,13 @@ class InboxFrontend:
         event of its closing, which takes it whatever it holds (where the platform tells closes: Linux; elsewhere
         a broken one waits for the next start); it was rejected as empty while its writer was still writing.
         """
-        if path.parent != self.inbox or not _is_request_name(path.name):
+        if path.parent != self.inbox or path.name.startswith("."):
+            return
+        if path.name.lower().endswith(".json.txt"):  # a text editor's: the producer meant a request
+            self._reject(path, ValidationError("request", path.name, "ends in .json.txt (the text editor added .txt): "
+                                                                     "save it as plain text named ....json"))
+            return
+        if not _is_request_name(path.name):
             return
         if not written and not _holds_json(path):
             return
@@ -227,7 +233,7 @@ class InboxFrontend:
         # A crash between journaling a request's job and moving its file on: finish the move if the job exists
         # (found by the file's name and content, so a request without request_id is not run, or paid, twice).
         for claimed in sorted(self.processing.iterdir()):
-            if not claimed.name.endswith(".json"):
+            if not _is_request_name(claimed.name):
                 continue
             try:
                 digest = _digest(_read_request(claimed))
@@ -309,7 +315,7 @@ class _Handler(FileSystemEventHandler):
 
 
 def _is_request_name(name: str) -> bool:
-    return name.endswith(".json") and not name.startswith(".")
+    return name.lower().endswith(".json") and not name.startswith(".")  # x.JSON too: the inbox is ours
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:

@@ -153,3 +153,15 @@ def test_an_inbox_removed_while_the_daemon_runs_is_made_again_and_watched(projec
     while not (project.inbox / "processed" / "after.json").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (project.inbox / "processed" / "after.json").exists()
+
+
+def test_a_request_named_json_in_capitals_is_taken_and_one_saved_as_json_txt_is_refused_with_why(project, daemon):
+    request = {"command": "extend", "source": str(project.song), "extend_after": 20.0, "duration": 4.0,
+               "num_outputs": 1}
+    drop_request(project.inbox, "tmp", {**request, "request_id": "caps"}).rename(project.inbox / "caps.JSON")
+    drop_request(project.inbox, "tmp", {**request, "request_id": "edited"}).rename(project.inbox / "edited.json.txt")
+    assert wait_for_status(project.inbox, "caps")["state"] == "delivered"
+    refusal = wait_for_status(project.inbox, "edited.json", states=("failed",))["error"]["message"]
+    assert refusal.endswith("ends in .json.txt (the text editor added .txt): save it as plain text named ....json")
+    assert (project.inbox / "rejected" / "edited.json.txt").exists()
+    assert sorted(p.name for p in project.inbox.iterdir() if p.is_file()) == []
