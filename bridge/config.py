@@ -115,7 +115,8 @@ class Config:
 
     @property
     def one_shot_journal_path(self) -> Path:
-        """The jobs of ``daw-bridge inpaint|extend`` run without a daemon: kept apart, so a daemon never takes them up."""
+        """The jobs of ``daw-bridge inpaint|extend`` run without a daemon: kept apart, so a daemon never takes them
+        up."""
         return self.state_dir / "one-shot-journal.sqlite"
 
     @property
@@ -136,6 +137,8 @@ def load(path: Path | None = None) -> Config:
         if explicit:
             raise ConfigError("config file not found", file=path)
         return from_table({})
+    if not path.is_dir() and not path.is_file():  # /dev/zero would be read forever, a pipe with no writer wait
+        raise ConfigError("is not a file (a device or a pipe)", file=path)
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
     except UnicodeDecodeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -154,6 +155,10 @@ def test_a_missing_explicit_file_and_unreadable_text_are_reported(tmp_path):
     (tmp_path / "latin1.toml").write_bytes(b'inbox = "caf\xe9"\n')
     with pytest.raises(ConfigError, match="latin1.toml: not UTF-8 text"):
         load(tmp_path / "latin1.toml")
+    os.mkfifo(tmp_path / "pipe.toml")  # no writer: reading it would wait for ever
+    for special in (Path("/dev/zero"), tmp_path / "pipe.toml"):
+        with pytest.raises(ConfigError, match=f"^{special}: is not a file \\(a device or a pipe\\)$"):
+            load(special)
 
 
 def test_the_file_is_read_and_paths_are_expanded(tmp_path, monkeypatch):
