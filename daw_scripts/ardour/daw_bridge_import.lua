@@ -255,20 +255,23 @@ end
 
 -- -- manifests -----------------------------------------------------------------------------------------------------
 
--- The imported list holds a manifest's name once its import is done, and "~<name>\t<os.time()>" while an import of
--- it runs: the editor action and the background hook can run inside each other (Ardour's import runs the GUI's main
--- loop while it works), so a manifest is claimed right before its import, and its decision must wait until the
--- import is done, not only claimed. A claim older than CLAIM_SECONDS was left by an Ardour that stopped mid-import,
--- and is void: the result is imported again.
+-- The imported list holds a manifest's name once its import is done, with the id of the source the import made
+-- ("<name>\t<source id>"; a bare name from an older version), and "~<name>\t<os.time()>" while an import of it runs:
+-- the editor action and the background hook can run inside each other (Ardour's import runs the GUI's main loop
+-- while it works), so a manifest is claimed right before its import, and its decision must wait until the import is
+-- done, not only claimed. A claim older than CLAIM_SECONDS was left by an Ardour that stopped mid-import, and is
+-- void: the result is imported again.
 DB.CLAIM_SECONDS = 600
 
--- The manifests imported, and those claimed by an import still running: two sets of names.
+-- The manifests imported (name -> the source id, or true when none was listed), and those claimed by an import still
+-- running (a set of names).
 function DB.import_ledger(drop_folder)
 	local imported, claimed, now = {}, {}, os.time()
 	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
 		local name, at = line:match("^~([^\t]+)\t(%d+)$")
 		if not name then
-			imported[line] = true
+			local listed, source_id = line:match("^([^\t]+)\t(%d+)$")
+			imported[listed or line] = source_id or true
 		elseif now - tonumber(at) < DB.CLAIM_SECONDS then
 			claimed[name] = true
 		end
@@ -287,25 +290,46 @@ local function append_lines(drop_folder, lines)
 	file:close()
 end
 
-function DB.mark_imported(drop_folder, manifest_names)
-	append_lines(drop_folder, manifest_names)
+-- List manifests as imported, `records` = { {name, source_id}, ... }, in place of their claims and of what the list
+-- said of them before (an import the session forgot, made again), each once.
+local function record_imports(drop_folder, records)
+	local replaced, kept = {}, {}
+	for _, record in ipairs(records) do replaced[record.name] = true end
+	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
+		if not replaced[line:match("^~?([^\t]+)") or line] then kept[#kept + 1] = line .. "\n" end
+	end
+	for _, record in ipairs(records) do
+		if record.source_id then
+			kept[#kept + 1] = string.format("%s\t%s\n", record.name, record.source_id)
+		elseif record.name then
+			kept[#kept + 1] = record.name .. "\n"
+		end
+	end
+	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(kept))
 end
 
--- Claim one manifest for an import in the open session: false when it is imported, or claimed by an import running.
-function DB.claim(drop_folder, manifest_name)
+-- `records` = { {name, source_id}, ... }: the manifests a terminal run imported, and the id of each one's source.
+function DB.mark_imported(drop_folder, records)
+	if #records > 0 then record_imports(drop_folder, records) end
+end
+
+-- Claim one manifest for an import in the open session: false when it is imported (unless `again`: listed, but
+-- forgotten by the session), or claimed by an import running.
+function DB.claim(drop_folder, manifest_name, again)
 	local imported, claimed = DB.import_ledger(drop_folder)
-	if imported[manifest_name] or claimed[manifest_name] then return false end
+	if (imported[manifest_name] and not again) or claimed[manifest_name] then return false end
 	append_lines(drop_folder, { string.format("~%s\t%d", manifest_name, os.time()) })
 	return true
 end
 
--- End a claim: the manifest is listed as imported when `done`, else given back to be imported again.
-function DB.settle(drop_folder, manifest_name, done)
+-- End a claim: the manifest is listed as imported, with `source_id`, when given; else given back to be imported
+-- again (an import the session forgot stays listed as it was).
+function DB.settle(drop_folder, manifest_name, source_id)
+	if source_id then return record_imports(drop_folder, { { name = manifest_name, source_id = source_id } }) end
 	local kept, claim = {}, "~" .. manifest_name .. "\t"
 	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
 		if line:sub(1, #claim) ~= claim then kept[#kept + 1] = line .. "\n" end
 	end
-	if done then kept[#kept + 1] = manifest_name .. "\n" end
 	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(kept))
 end
 
@@ -388,17 +412,68 @@ function DB.read_manifest(path)
 	return manifest
 end
 
--- Manifests in the drop folder not imported yet, in name order: { {name, path, manifest}, ... }, and notes on the
--- ones that cannot be imported (they stay where they are).
-function DB.pending(drop_folder)
+-- The stem (DB.take_of's) of a source's file name.
+local function stem_of(name) return (name:gsub("%.[^.]*$", ""):gsub("%%%a$", "")) end
+
+-- What the loaded session holds of the results, to tell an import it forgot: `stems`, a set of the stems of the files
+-- its regions play (whole-file regions too, which stay after the results leave the timeline), and `copies`, the
+-- folder the imports copy audio into.
+function DB.session_view(session)
+	local stems = {}
+	for _, region in ARDOUR.RegionFactory.regions():iter() do
+		local source = region:source(0)
+		if not source:isnil() then
+			local base = stem_of(source:name())
+			stems[base] = true
+			stems[(base:gsub("%-%d+$", ""))] = true  -- "-N": the session had a file of that name already
+		end
+	end
+	return { session = session, stems = stems,
+		copies = DB.join(DB.join(DB.join(session:path(), "interchange"), session:name()), "audiofiles") }
+end
+
+-- A manifest listed as imported whose audio the session does not hold, while the copy its import made still lies
+-- in the session's audio folder: the import was lost by a close without saving, or a crash, which leave the copy.
+-- The session holds the audio when the source listed with it (`source_id`, the first channel's) is there under the
+-- audio's name, or a region plays it (a list from an older version has no source ids). A result the producer
+-- deleted is held by its whole-file region, or, after Clean-up Unused Regions, by its source; after Clean-up Unused
+-- Sources, its copy is gone from the audio folder (moved to the session's dead/ folder). The daemon names a manifest
+-- and its audio alike, so the manifest is only read when its own name is not held.
+local function forgotten(folder, name, source_id, view)
+	local source = type(source_id) == "string" and view.session:source_by_id(PBD.ID(source_id))
+	local source_stem = source and not source:isnil() and stem_of(source:name())
+	local function held(stem)
+		return view.stems[stem] or (source_stem and (source_stem == stem or source_stem:match("^(.*)%-%d+$") == stem))
+	end
+	local stem = name:gsub("%.json$", "")
+	if held(stem) then return false end
+	local manifest = DB.read_json(DB.join(folder, name), BRIDGE.MANIFEST_FORMAT)
+	local audio = manifest and type(manifest.audio) == "string" and manifest.audio
+	if audio then stem = DB.basename(audio):gsub("%.[^.]*$", "") end
+	if not audio or held(stem) then return false end
+	if not view.copied then
+		view.copied = {}
+		for _, file in ipairs(DB.list_folder(view.copies)) do
+			local base = stem_of(file)
+			view.copied[base], view.copied[(base:gsub("%-%d+$", ""))] = true, true
+		end
+	end
+	return view.copied[stem] == true
+end
+
+-- Manifests in the drop folder not imported yet, in name order: { {name, path, manifest, again}, ... }, and notes
+-- on the ones that cannot be imported (they stay where they are). With `view` (DB.session_view), a manifest listed
+-- as imported whose import the session has forgotten is imported again (`again` true).
+function DB.pending(drop_folder, view)
 	local done, running = DB.import_ledger(drop_folder)
 	local ready, notes = {}, {}
 	for _, name in ipairs(DB.list_folder(drop_folder)) do
-		if name:sub(1, 1) ~= "." and name:match("%.json$") and not done[name] and not running[name] then
+		local again = view and done[name] and not running[name] and forgotten(drop_folder, name, done[name], view)
+		if name:sub(1, 1) ~= "." and name:match("%.json$") and (again or not done[name]) and not running[name] then
 			local path = DB.join(drop_folder, name)
 			local manifest, why = DB.read_manifest(path)
 			if manifest then
-				ready[#ready + 1] = { name = name, path = path, manifest = manifest }
+				ready[#ready + 1] = { name = name, path = path, manifest = manifest, again = again or nil }
 			else
 				notes[#notes + 1] = string.format("%s %s", name, why)
 			end
@@ -693,6 +768,7 @@ function DB.add_regions(xml, placements, superclock)
 		local ids, refs = {}, {}
 		for channel = 0, p.channels - 1 do
 			ids[channel] = new_id()
+			p.source_id = p.source_id or ids[channel]
 			sources[#sources + 1] = string.format(
 				'    <Source name="%s" type="audio" flags="" id="%s" channel="%d" origin=""/>\n',
 				xml_escape(p.file), ids[channel], channel)
@@ -750,7 +826,7 @@ function DB.import_closed_session(session_file)
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
 	local decided, decision_notes = DB.apply_decisions(Session, drop_folder)
-	local ready, notes = DB.pending(drop_folder)
+	local ready, notes = DB.pending(drop_folder, DB.session_view(Session))
 	local placements, names = {}, {}
 	local index = #ready > 0 and DB.result_index(drop_folder) or nil
 	local origin_now = DB.origin_finder(Session, index)
@@ -774,6 +850,7 @@ function DB.import_closed_session(session_file)
 			plan.file = DB.copy_into_session(Session, plan.audio)
 			placements[#placements + 1] = plan
 			names[#names + 1] = entry.name
+			plan.manifest_name = entry.name
 		end
 	end
 	local superclock = Temporal.superclock_ticks_per_second() // rate
@@ -784,7 +861,9 @@ function DB.import_closed_session(session_file)
 	local patched, why = DB.add_regions(xml, placements, superclock)
 	if not patched then return nil, { why }, decided, decision_notes end
 	DB.write_file(session_file, patched)
-	DB.mark_imported(drop_folder, names)
+	local records = {}
+	for _, p in ipairs(placements) do records[#records + 1] = { name = p.manifest_name, source_id = p.source_id } end
+	DB.mark_imported(drop_folder, records)
 	return names, notes, decided, decision_notes
 end
 
@@ -840,18 +919,18 @@ end
 function DB.import_open_session()
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
-	local ready, notes = DB.pending(drop_folder)
+	local ready, notes = DB.pending(drop_folder, DB.session_view(Session))
 	local index = #ready > 0 and DB.result_index(drop_folder) or nil
 	local origin_now = DB.origin_finder(Session, index)
 	local imported = {}
 	for _, entry in ipairs(ready) do
-		if DB.claim(drop_folder, entry.name) then
+		if DB.claim(drop_folder, entry.name, entry.again) then
 			local channels = entry.manifest.channels
 			local plan = DB.plan(entry.manifest, rate, origin_now, function(track_id)
 				return DB.results_on(DB.track_for(Session, track_id, channels):playlist(), index, rate)
 			end)
 			local ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, channels))
-			DB.settle(drop_folder, entry.name, ok and region ~= nil)
+			DB.settle(drop_folder, entry.name, ok and region and region:source(0):to_stateful():id():to_s())
 			if not ok then error(region, 0) end
 			if region then
 				imported[#imported + 1] = entry.name

@@ -182,3 +182,40 @@ def test_a_result_follows_its_moved_region_and_one_without_its_track_lands_on_th
     assert (regions["inpaint v1: orphan"]["track"], regions["inpaint v1: orphan"]["position"]) == (
         "DAW Bridge results", 12 * RATE)
     assert regions["inpaint v1: orphan"]["length"] == RATE
+
+
+def test_the_terminal_imports_again_a_result_an_unsaved_editor_session_forgot_and_nothing_twice(ardour, tmp_path,
+                                                                                                demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "forgot", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    audio = np.linspace(-0.5, 0.5, 2 * RATE, dtype="float32").reshape(RATE, 2)
+
+    def deliver(stem: str) -> None:
+        sf.write(drop / f"{stem}.wav", audio, RATE, subtype="FLOAT")
+        (drop / f"{stem}.json").write_text(json.dumps({
+            "format": "daw-bridge.manifest/1", "operation": "inpaint", "variant": 1, "variants": 1,
+            "audio": f"{stem}.wav", "sample_rate": RATE, "channels": 2, "frames": RATE,
+            "timeline": {"position": 3.0, "length": 1.0}, "ids": {"track": ids["track_id"]},
+            "request": {"prompt": stem}}))
+
+    deliver("kept")
+    assert ardour.script(IMPORT_SCRIPT, str(session)).count("imported kept.json") == 1
+    deliver("lost")
+    # the editor imported "lost" and Ardour closed without saving: listed, its copies left, no source in the session
+    copies = session.parent / "interchange" / "forgot" / "audiofiles"
+    for side in "LR":
+        shutil.copy(drop / "lost.wav", copies / f"lost%{side}.wav")
+    with (drop / ".ardour-imported").open("a") as listed:
+        listed.write("lost.json\t999\n")
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+    again = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert [line for line in printed.splitlines() if line.startswith("imported")] == ["imported lost.json"]
+    assert not [line for line in again.splitlines() if line.startswith("imported")]
+    names = [r["name"] for r in ardour.run(load(session) + "report(regions_of_session())\n")[0]]
+    assert (names.count("inpaint v1: lost"), names.count("inpaint v1: kept")) == (1, 1)
+    listed = (drop / ".ardour-imported").read_text().splitlines()
+    assert sorted(line.split("\t")[0] for line in listed) == ["kept.json", "lost.json"]

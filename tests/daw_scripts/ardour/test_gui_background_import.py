@@ -32,7 +32,7 @@ def gui(ardour, tmp_path_factory):
 
 def imported(drop: Path) -> list[str]:
     listed = drop / ".ardour-imported"
-    return listed.read_text().splitlines() if listed.exists() else []
+    return [line.split("\t")[0] for line in listed.read_text().splitlines()] if listed.exists() else []
 
 
 # (the case, the tracks selected, the results: (seconds on the timeline, length in samples) each)

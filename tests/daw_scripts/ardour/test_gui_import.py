@@ -63,7 +63,8 @@ def test_the_result_lands_on_its_track_whatever_is_selected(gui, case, selected,
     assert all(r["layer"] < placed[0]["layer"] for r in under), "the result is not on top of what it overlaps"
     assert not [r for r in regions if r["track"] == "Other"], "something landed on the selected other track"
     assert gui.selection() == sorted(selected), "the producer's selection changed"
-    assert (gui.session_file.parent / "daw-bridge" / ".ardour-imported").read_text().splitlines()[-1] == stem + ".json"
+    listed = (gui.session_file.parent / "daw-bridge" / ".ardour-imported").read_text().splitlines()
+    assert listed[-1].split("\t")[0] == stem + ".json"  # "<manifest>\t<the id of its source>"
     assert is_image(shot)
 
 

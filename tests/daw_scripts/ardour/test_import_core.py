@@ -217,7 +217,7 @@ report({{ pending = table.concat(names, " "), decisions = #decisions, notes = ta
 report(IMPORT.claim({folder}, "a_v1.json"))
 {state}
 report(IMPORT.claim({folder}, "a_v1.json"))  -- the other script, while the first one imports
-IMPORT.settle({folder}, "a_v1.json", true)
+IMPORT.settle({folder}, "a_v1.json", "1234")  -- imported: its source's id
 {state}
 """)
     waits = "j-1: keep variant 2 (decision 2) waits for 1 of its results to be imported"
@@ -225,11 +225,11 @@ IMPORT.settle({folder}, "a_v1.json", true)
     assert (claimed, claimed_again) == (True, False)
     assert during == {"pending": "a_v3.json", "decisions": 0, "notes": waits}  # claimed: not pending, still waits
     assert settled == {"pending": "a_v3.json", "decisions": 1, "notes": ""}  # imported: the decision can be applied
-    assert "a_v1.json" in (drop / ".ardour-imported").read_text().splitlines()
+    assert "a_v1.json\t1234" in (drop / ".ardour-imported").read_text().splitlines()
 
     [failed] = lua(f"""
 report(IMPORT.claim({folder}, "a_v3.json"))
-IMPORT.settle({folder}, "a_v3.json", false)  -- Ardour did not import it: given back
+IMPORT.settle({folder}, "a_v3.json", nil)  -- Ardour did not import it: given back
 {state}
 """)[1:]
     assert failed["pending"] == "a_v3.json"
