@@ -153,25 +153,27 @@ end
     assert outcomes[2]["refusal"].startswith("The point 33.00 s is not inside the region 'song'")  # extend: the end
 
 
+def _deliver_one_second(drop: Path, stem: str, position: float, ids: dict, **manifest) -> None:
+    """A one-second inpaint variant named ``stem`` in ``drop``, for ``position`` seconds on the timeline."""
+    audio = np.linspace(-0.5, 0.5, 2 * RATE, dtype="float32").reshape(RATE, 2)
+    sf.write(drop / f"{stem}.wav", audio, RATE, subtype="FLOAT")
+    (drop / f"{stem}.json").write_text(json.dumps({
+        "format": "daw-bridge.manifest/1", "operation": "inpaint", "variant": 1, "variants": 1,
+        "audio": f"{stem}.wav", "sample_rate": RATE, "channels": 2, "frames": RATE,
+        "timeline": {"position": position, "length": 1.0}, "ids": ids, "request": {"prompt": stem}, **manifest}))
+
+
 def test_a_result_follows_its_moved_region_and_one_without_its_track_lands_on_the_results_track(ardour, tmp_path,
                                                                                                 demo_song_path):
     session, ids = ardour.make_session_with_ids(tmp_path / "later", demo_song_path, frames=SONG_FRAMES,
                                                 position=POSITION, trim=TRIM, length=LENGTH)
     drop = session.parent / "daw-bridge"
     drop.mkdir()
-    audio = np.linspace(-0.5, 0.5, 2 * RATE, dtype="float32").reshape(RATE, 2)
-
-    def deliver(stem: str, item: str, track: str, position: float) -> None:
-        sf.write(drop / f"{stem}.wav", audio, RATE, subtype="FLOAT")
-        (drop / f"{stem}.json").write_text(json.dumps({
-            "format": "daw-bridge.manifest/1", "operation": "inpaint", "variant": 1, "variants": 1,
-            "audio": f"{stem}.wav", "sample_rate": RATE, "channels": 2, "frames": RATE,
-            "timeline": {"position": position, "length": 1.0}, "ids": {"item": item, "track": track},
-            "source": {"span_start": 8.5, "span_end": 9.5}, "request": {"prompt": stem}}))
+    source = {"source": {"span_start": 8.5, "span_end": 9.5}}
 
     # computed when the region sat elsewhere: now the song's time 0 sits at 0.5 s, so this belongs at 9.0 s
-    deliver("moved", ids["region_id"], ids["track_id"], 3.0)
-    deliver("orphan", "999999", "999998", 12.0)  # its track was deleted since
+    _deliver_one_second(drop, "moved", 3.0, {"item": ids["region_id"], "track": ids["track_id"]}, **source)
+    _deliver_one_second(drop, "orphan", 12.0, {"item": "999999", "track": "999998"}, **source)  # its track is gone
     printed = ardour.script(IMPORT_SCRIPT, str(session))
     assert sorted(line for line in printed.splitlines() if line.startswith("imported")) == [
         "imported moved.json", "imported orphan.json"]
@@ -190,19 +192,10 @@ def test_the_terminal_imports_again_a_result_an_unsaved_editor_session_forgot_an
                                                 position=POSITION, trim=TRIM, length=LENGTH)
     drop = session.parent / "daw-bridge"
     drop.mkdir()
-    audio = np.linspace(-0.5, 0.5, 2 * RATE, dtype="float32").reshape(RATE, 2)
 
-    def deliver(stem: str) -> None:
-        sf.write(drop / f"{stem}.wav", audio, RATE, subtype="FLOAT")
-        (drop / f"{stem}.json").write_text(json.dumps({
-            "format": "daw-bridge.manifest/1", "operation": "inpaint", "variant": 1, "variants": 1,
-            "audio": f"{stem}.wav", "sample_rate": RATE, "channels": 2, "frames": RATE,
-            "timeline": {"position": 3.0, "length": 1.0}, "ids": {"track": ids["track_id"]},
-            "request": {"prompt": stem}}))
-
-    deliver("kept")
+    _deliver_one_second(drop, "kept", 3.0, {"track": ids["track_id"]})
     assert ardour.script(IMPORT_SCRIPT, str(session)).count("imported kept.json") == 1
-    deliver("lost")
+    _deliver_one_second(drop, "lost", 3.0, {"track": ids["track_id"]})
     # the editor imported "lost" and Ardour closed without saving: listed, its copies left, no source in the session
     copies = session.parent / "interchange" / "forgot" / "audiofiles"
     for side in "LR":
