@@ -64,7 +64,7 @@ def _notify(config: Config) -> list[tuple[bool, str]]:
         return []
     from bridge.frontends.notify import resolve
 
-    host, port = config.notify.get("host", "127.0.0.1"), config.notify.get("port", 8000)
+    host, port = config.notify["host"], config.notify["port"]  # filled in by the config check
     try:
         resolve(host, port)
     except OSError as exc:

@@ -105,14 +105,12 @@ def _notify_port(check: "_Check", out: dict) -> None:
     """[notify] sent to the daemon's own OSC port (osc_port copied into it): each notice reached the daemon, not the
     DAW, and nobody was told."""
     notify = out.get("notify") or {}
-    loopback = {"localhost": "127.0.0.1"}
-    osc_host, notify_host = (loopback.get(host, host) for host in (out["osc_host"], notify.get("host", "")))
-    try:  # a daemon listening on every interface hears this machine's loopback, not another machine's port
-        here = ipaddress.ip_address(notify_host).is_loopback
-    except ValueError:
-        here = False
-    if notify and notify["port"] == out["osc_port"] and (osc_host == notify_host
-                                                        or here and osc_host in ("0.0.0.0", "::")):
+    if not notify or notify["port"] != out["osc_port"]:
+        return
+    osc_host, notify_host = ("127.0.0.1" if host == "localhost" else host
+                             for host in (out["osc_host"], notify.get("host", "")))
+    # a daemon listening on every interface hears this machine's loopback, not another machine's port
+    if osc_host == notify_host or is_loopback(notify_host) and osc_host in ("0.0.0.0", "::"):
         check.fail(("notify", "port"), "is osc_port too: each notice would reach the daemon itself, not the DAW",
                    value=notify["port"])
 
