@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from bridge.lifeline import ask_to_die_with_parent
-from tests.conftest import free_udp_port, require_tool
+from tests.conftest import adopting_orphans, free_udp_port, require_tool
 from tests.daw_scripts.ardour.conftest import RATE, SCRIPTS, Ardour, lua_string
 
 SCREEN = "1600x1000x24"
@@ -251,14 +251,16 @@ class ArdourGUI:
             if last_screenshot and self.xvfb and self.xvfb.poll() is None:
                 self.screenshot(last_screenshot)
         finally:
-            for process in (self.ardour, self.xvfb):
-                if process and process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    try:
-                        process.wait(15)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(process.pid, signal.SIGKILL)
-                        process.wait(10)
+            # Ardour's and Xvfb's own children outlive them by an instant: reaped here, not left to init as zombies
+            with adopting_orphans():
+                for process in (self.ardour, self.xvfb):
+                    if process and process.poll() is None:
+                        os.killpg(process.pid, signal.SIGTERM)
+                        try:
+                            process.wait(15)
+                        except subprocess.TimeoutExpired:
+                            os.killpg(process.pid, signal.SIGKILL)
+                            process.wait(10)
             self.log.close()
 
 
