@@ -385,3 +385,23 @@ def test_an_inbox_reached_through_a_symlink_takes_requests_while_the_daemon_runs
         daemon.stop()
     assert status["state"] == "delivered", status
     assert (real / "processed" / "through-link.json").exists()
+
+
+def test_ctrl_c_while_the_command_is_still_loading_ends_it_quietly_like_ctrl_c_later():
+    """The installed command's entry point (pyproject's [project.scripts]) is run with Ctrl-C arriving while it
+    imports the command's modules: status 130 and nothing on stderr, as for Ctrl-C once the command runs."""
+    import tomllib
+
+    entry = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["daw-bridge"]
+    module, function = entry.split(":")
+    code = ("import sys\n"
+            "class CtrlC:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'bridge.config':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, CtrlC())\n"
+            f"from {module} import {function}\n"
+            f"sys.exit({function}())\n")
+    done = subprocess.run([sys.executable, "-c", code, "--version"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env=daemon_environment(), preexec_fn=ask_to_die_with_parent, check=False)
+    assert (done.returncode, done.stderr) == (130, "")
