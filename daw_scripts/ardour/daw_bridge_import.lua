@@ -260,23 +260,25 @@ end
 -- the editor action and the background hook can run inside each other (Ardour's import runs the GUI's main loop
 -- while it works), so a manifest is claimed right before its import, and its decision must wait until the import is
 -- done, not only claimed. A claim older than CLAIM_SECONDS was left by an Ardour that stopped mid-import, and is
--- void: the result is imported again.
+-- void: the result is imported again. A result the session will never hold again (deleted, and its copy cleaned up)
+-- is listed with "\tgone" after its source id ("<name>\t<source id>\tgone"), so nothing reads it any more.
 DB.CLAIM_SECONDS = 600
 
--- The manifests imported (name -> the source id, or true when none was listed), and those claimed by an import still
--- running (a set of names).
+-- The manifests imported (name -> the source id, or true when none was listed), those claimed by an import still
+-- running, and those gone for good (two sets of names).
 function DB.import_ledger(drop_folder)
-	local imported, claimed, now = {}, {}, os.time()
+	local imported, claimed, gone, now = {}, {}, {}, os.time()
 	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
 		local name, at = line:match("^~([^\t]+)\t(%d+)$")
 		if not name then
-			local listed, source_id = line:match("^([^\t]+)\t(%d+)$")
-			imported[listed or line] = source_id or true
+			local listed, source_id, state = line:match("^([^\t]+)\t(%d*)\t?(%l*)$")
+			if listed and state == "gone" then gone[listed] = true end
+			imported[listed or line] = source_id ~= "" and source_id or true
 		elseif now - tonumber(at) < DB.CLAIM_SECONDS then
 			claimed[name] = true
 		end
 	end
-	return imported, claimed
+	return imported, claimed, gone
 end
 
 function DB.imported(drop_folder)
@@ -438,7 +440,9 @@ end
 -- audio's name, or a region plays it (a list from an older version has no source ids). A result the producer
 -- deleted is held by its whole-file region, or, after Clean-up Unused Regions, by its source; after Clean-up Unused
 -- Sources, its copy is gone from the audio folder (moved to the session's dead/ folder). The daemon names a manifest
--- and its audio alike, so the manifest is only read when its own name is not held.
+-- and its audio alike, so the manifest is only read when its own name is not held. Returns true (forgotten), false
+-- (held, or not known), or "gone": not held and no copy left, which nothing brings back (Clean-up Unused Sources
+-- saves the session), so the result is done with.
 local function forgotten(folder, name, source_id, view)
 	local source = type(source_id) == "string" and view.session:source_by_id(PBD.ID(source_id))
 	local source_stem = source and not source:isnil() and stem_of(source:name())
@@ -458,17 +462,36 @@ local function forgotten(folder, name, source_id, view)
 			view.copied[base], view.copied[(base:gsub("%-%d+$", ""))] = true, true
 		end
 	end
-	return view.copied[stem] == true
+	return view.copied[stem] == true or "gone"
+end
+
+-- List the manifests `names` (a set) as gone for good: "\tgone" after their line, which keeps its source id.
+local function record_gone(drop_folder, names)
+	local lines = {}
+	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
+		local listed, source_id = line:match("^([^\t~][^\t]*)\t(%d*)$")
+		if names[listed or line] then
+			line = string.format("%s\t%s\tgone", listed or line, source_id or "")
+		end
+		lines[#lines + 1] = line .. "\n"
+	end
+	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(lines))
 end
 
 -- Manifests in the drop folder not imported yet, in name order: { {name, path, manifest, again}, ... }, and notes
 -- on the ones that cannot be imported (they stay where they are). With `view` (DB.session_view), a manifest listed
--- as imported whose import the session has forgotten is imported again (`again` true).
+-- as imported whose import the session has forgotten is imported again (`again` true), and one it will never hold
+-- again is listed as gone, and not looked at again.
 function DB.pending(drop_folder, view)
-	local done, running = DB.import_ledger(drop_folder)
-	local ready, notes = {}, {}
+	local done, running, gone = DB.import_ledger(drop_folder)
+	local ready, notes, now_gone = {}, {}, nil
 	for _, name in ipairs(DB.list_folder(drop_folder)) do
-		local again = view and done[name] and not running[name] and forgotten(drop_folder, name, done[name], view)
+		local again = view and done[name] and not running[name] and not gone[name]
+			and forgotten(drop_folder, name, done[name], view)
+		if again == "gone" then
+			now_gone, again = now_gone or {}, false
+			now_gone[name] = true
+		end
 		if name:sub(1, 1) ~= "." and name:match("%.json$") and (again or not done[name]) and not running[name] then
 			local path = DB.join(drop_folder, name)
 			local manifest, why = DB.read_manifest(path)
@@ -479,6 +502,7 @@ function DB.pending(drop_folder, view)
 			end
 		end
 	end
+	if now_gone then record_gone(drop_folder, now_gone) end
 	return ready, notes
 end
 

@@ -16,7 +16,7 @@ from pythonosc.osc_packet import OscPacket
 import osc_schema
 from bridge.client import BridgeClient
 from tests.conftest import DaemonProcess
-from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load
+from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string
 
 SONG_FRAMES = 40 * RATE
 POSITION, TRIM, LENGTH = 2 * RATE, RATE * 3 // 2, 30 * RATE  # the song sits at 2 s, its first 1.5 s trimmed off
@@ -212,3 +212,44 @@ def test_the_terminal_imports_again_a_result_an_unsaved_editor_session_forgot_an
     assert (names.count("inpaint v1: lost"), names.count("inpaint v1: kept")) == (1, 1)
     listed = (drop / ".ardour-imported").read_text().splitlines()
     assert sorted(line.split("\t")[0] for line in listed) == ["kept.json", "lost.json"]
+
+
+# Counts what each tick of the background hook (DB.pending with the session's view) opens of one result: its manifest
+# (io.open) and listings of the session's audio folder (io.popen), for `ticks` ticks.
+COUNT_TOUCHES = """
+local touched = {{}}
+local open, popen = io.open, io.popen
+io.open = function(path, ...)
+    if path:find({manifest}, 1, true) then touched[#touched] = touched[#touched] + 1 end
+    return open(path, ...)
+end
+io.popen = function(command, ...)
+    if command:find("audiofiles", 1, true) then touched[#touched] = touched[#touched] + 1 end
+    return popen(command, ...)
+end
+for _ = 1, {ticks} do
+    touched[#touched + 1] = 0
+    IMPORT.pending({drop}, IMPORT.session_view(Session))
+end
+report(touched)
+"""
+
+
+def test_a_result_deleted_and_cleaned_up_is_looked_at_once_and_then_left_alone(ardour, tmp_path, demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "cleaned", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    # imported in the editor, deleted, and both Clean-ups run: listed, while the session holds neither a region nor a
+    # source of it, and its copy has left the audio folder
+    _deliver_one_second(drop, "cleaned", 3.0, {"track": ids["track_id"]})
+    (drop / ".ardour-imported").write_text("cleaned.json\t999\n")
+    count = COUNT_TOUCHES.format(manifest=lua_string(str(drop / "cleaned.json")), drop=lua_string(str(drop)), ticks=3)
+
+    [touched] = ardour.run(load(session) + count)
+    [reopened] = ardour.run(load(session) + count)
+
+    assert touched == [2, 0, 0]  # its manifest read and the audio folder listed once, then nothing, tick after tick
+    assert reopened == [0, 0, 0]  # and so after the session is opened again
+    assert (drop / ".ardour-imported").read_text() == "cleaned.json\t999\tgone\n"
+    assert "imported" not in ardour.script(IMPORT_SCRIPT, str(session))
