@@ -563,7 +563,9 @@ function DB.plan(manifest, rate, origin_now, others)
 		-- when the producer split it meanwhile (a split gives both pieces new ids)
 		local seen = finite(source.position) and math.floor(source.position * rate + 0.5) or nil
 		local at = seen and finite(source.start) and seen + math.floor(source.start * rate + 0.5) or nil
-		origin, gain, first, last, track_id = origin_now(ids.item, ids.track, seen, at, source.path)
+		local lost
+		origin, gain, first, last, track_id, lost = origin_now(ids.item, ids.track, seen, at, source.path)
+		if lost then return nil, lost end
 	end
 	if origin and type(source.span_start) == "number" then
 		position = origin + math.floor(source.span_start * rate + 0.5)
@@ -669,10 +671,35 @@ local function pieces_of(playlist, source_path, seen, at, index)
 	return under.region, first, last
 end
 
+-- Where regions playing the request's source over the range's start (`offset`, in the source's samples) lie now, no
+-- result among them: { {track, origin, at}, ... }, one per track and origin (a region's pieces in a row share both),
+-- `at` where a region of it starts on the timeline (samples).
+local function places_playing(session, source_path, offset, index)
+	local places, listed = {}, {}
+	for route in session:get_tracks():iter() do
+		local track = route:to_track()
+		for region in (track:isnil() and {} or track:playlist():region_list()):iter() do
+			local start = region:start():samples()
+			if start <= offset and offset < start + region:length():samples() and not region:to_audioregion():isnil()
+				and plays_source(region, source_path) and not (index and DB.take_of(region, index.stems)) then
+				local origin = region:position():samples() - start
+				local key = track:to_stateful():id():to_s() .. "@" .. origin
+				if not listed[key] then
+					listed[key] = true
+					places[#places + 1] = { track = track, origin = origin, at = region:position():samples() }
+				end
+			end
+		end
+	end
+	return places
+end
+
 -- origin_now for DB.plan, answered from the session: the origin, the region's gain (scale amplitude), where the
 -- region starts and ends on the timeline (samples), and the id of the track it lies on. A region the producer split
 -- or moved to another track while the job ran is gone by id; its pieces (pieces_of) stand in for it, on the
--- request's track first, else on the one they were moved to (at the same time: a moved region's origin changed).
+-- request's track first, else on the one they were moved to. A region moved in time and to another track (a copy
+-- with a new id, at another origin) is the one region left playing the range's part of the source; when several
+-- do, none is taken: nil and, sixth, why (the result is not placed).
 function DB.origin_finder(session, index)
 	return function(item_id, track_id, seen, at, source_path)
 		if not (numeric_id(item_id) and numeric_id(track_id)) then return nil end
@@ -695,6 +722,22 @@ function DB.origin_finder(session, index)
 				return under:position():samples() - under:start():samples(), under:to_audioregion():scale_amplitude(),
 					first, last, candidate:to_stateful():id():to_s()
 			end
+		end
+		local places = places_playing(session, source_path, at - seen, index)
+		if #places == 1 then
+			local place = places[1]
+			local under, first, last = pieces_of(place.track:playlist(), source_path, place.origin,
+				place.origin + at - seen, index)
+			return place.origin, under:to_audioregion():scale_amplitude(), first, last,
+				place.track:to_stateful():id():to_s()
+		elseif #places > 1 then
+			local where, rate = {}, session:nominal_sample_rate()
+			for _, place in ipairs(places) do
+				where[#where + 1] = string.format("on '%s' at %.2f s", place.track:name(), place.at / rate)
+			end
+			return nil, nil, nil, nil, nil, string.format("came from a region that was moved, and %d "
+				.. "regions play that part of %s now (%s): remove all but one and import again", #places, DB.basename(source_path),
+				table.concat(where, ", "))
 		end
 		return nil
 	end
@@ -867,14 +910,18 @@ function DB.import_closed_session(session_file)
 				others[playlist_id] = others[playlist_id] or DB.results_on(track:playlist(), index, rate)
 				return others[playlist_id], playlist_id
 			end
-			local plan = DB.plan(m, rate, origin_now, others_on)
-			local on_track, playlist_id = others_on(plan.track_id)
-			if plan.replaced then table.insert(on_track, plan.replaced) end
-			plan.playlist_id = playlist_id
-			plan.file = DB.copy_into_session(Session, plan.audio)
-			placements[#placements + 1] = plan
-			names[#names + 1] = entry.name
-			plan.manifest_name = entry.name
+			local plan, lost = DB.plan(m, rate, origin_now, others_on)
+			if plan then
+				local on_track, playlist_id = others_on(plan.track_id)
+				if plan.replaced then table.insert(on_track, plan.replaced) end
+				plan.playlist_id = playlist_id
+				plan.file = DB.copy_into_session(Session, plan.audio)
+				placements[#placements + 1] = plan
+				names[#names + 1] = entry.name
+				plan.manifest_name = entry.name
+			else
+				notes[#notes + 1] = entry.name .. " " .. lost
+			end
 		end
 	end
 	local superclock = Temporal.superclock_ticks_per_second() // rate
@@ -950,16 +997,19 @@ function DB.import_open_session()
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name, entry.again) then
 			local channels = entry.manifest.channels
-			local plan = DB.plan(entry.manifest, rate, origin_now, function(track_id)
+			local plan, lost = DB.plan(entry.manifest, rate, origin_now, function(track_id)
 				return DB.results_on(DB.track_for(Session, track_id, channels):playlist(), index, rate)
 			end)
-			local ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, channels))
+			local ok, region = true, nil
+			if plan then
+				ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, channels))
+			end
 			DB.settle(drop_folder, entry.name, ok and region and region:source(0):to_stateful():id():to_s())
 			if not ok then error(region, 0) end
 			if region then
 				imported[#imported + 1] = entry.name
 			else
-				notes[#notes + 1] = entry.name .. " was not imported by Ardour (see the log window)"
+				notes[#notes + 1] = entry.name .. " " .. (lost or "was not imported by Ardour (see the log window)")
 			end
 		end
 	end

@@ -182,3 +182,53 @@ Session:save_state("")
     regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
     assert sorted((r["track"], r["name"].split(".")[0], r["position"]) for r in regions) == sorted([  # "song.1"
         (lands_on, "inpaint v1: r", round(11.5 * RATE)), ("Other", "song", POSITION)])  # the song left Song
+
+
+def drag(session, ids, *places: tuple[str, float]) -> str:
+    """Lua that drags the song's region to each (track, seconds later) in `places` (new tracks, made here), as the
+    editor's drag to another track does: a copy (a new id) there, and the region off its own track."""
+    steps = ['local from = Session:route_by_name("Song"):to_track():playlist()',
+             f'local song = from:region_by_id(PBD.ID("{ids["region_id"]}"))']
+    for track, later in places:
+        steps += [f'Session:new_audio_track(2, 2, nil, 1, "{track}", ARDOUR.PresentationInfo.max_order, '
+                  'ARDOUR.TrackMode.Normal, true)',
+                  f'Session:route_by_name("{track}"):to_track():playlist():add_region('
+                  f'ARDOUR.RegionFactory.clone_region(song, true, false), '
+                  f'Temporal.timepos_t(song:position():samples() + {round(later * RATE)}), 1, false)']
+    return load(session) + "\n".join(steps + ["from:remove_region(song)", 'Session:save_state("")', ""])
+
+
+def test_a_region_moved_in_time_and_to_another_track_gets_its_result_there(ardour, tmp_path, demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "far", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    ardour.run(drag(session, ids, ("Other", 4.0)))
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "r", "j-1111", 12.0, 19.5, ids)  # timeline 12.5..20 s when sent, 16.5..24 s now
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert "imported r.json" in printed.splitlines()
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
+    assert sorted((r["track"], r["name"].split(".")[0], r["position"]) for r in regions) == [
+        ("Other", "inpaint v1: r", round(15.5 * RATE)), ("Other", "song", POSITION + 4 * RATE)]
+
+
+def test_a_result_whose_moved_region_now_plays_in_two_places_is_not_placed_and_says_so(ardour, tmp_path,
+                                                                                        demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "twice", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    ardour.run(drag(session, ids, ("Other", 4.0), ("Third", 6.0)))  # dragged, and a copy of it dragged elsewhere
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "r", "j-1111", 12.0, 19.5, ids)
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert [line for line in printed.splitlines() if "imported" in line] == [
+        "not imported: r.json came from a region that was moved, and 2 regions play that part of "
+        "song.wav now (on 'Other' at 6.00 s, on 'Third' at 8.00 s): remove all but one and "
+        "import again"]
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
+    assert not [r for r in regions if r["name"].startswith("inpaint")]
+    assert not (drop / ".ardour-imported").exists() or "r.json" not in (drop / ".ardour-imported").read_text()
