@@ -1030,18 +1030,69 @@ end
 -- brings another back exactly, and it works where nothing lies underneath to lower it under (an extension past the
 -- song's end), with no other region's layer changed.
 
-DB.DECIDED_LIST = BRIDGE.DECIDED_LEDGERS.ardour  -- "<job_id>\t<seq>" per decision applied, beside the results
+-- Which decisions a session holds is kept in the session itself, so that a decision lost with the session (closed
+-- without saving, or a crash) is applied again on its next load, as an import lost that way is, and one the producer
+-- took back with Undo and saved is not. Ardour 7's Lua reaches no per-session store for a script's own data (no
+-- extra XML, no metadata, no markers it can make headless), so it is the master bus's comment, which is saved with
+-- the session, reverted with it, and no part of undo: a line "daw-bridge decided <job_id> <seq>" per job, beside
+-- whatever the producer wrote there. A session without a master bus keeps none, and counts the ledger alone.
+--
+-- The ledger beside the results (DECIDED_LIST, "<job_id>\t<seq>" per decision applied) is still written, for the
+-- daemon. Its lines from before DB.LEDGER_MARK (an older version, which kept nothing in the session) count as applied;
+-- the lines after it only when the session holds them too.
 
+DB.DECIDED_LIST = BRIDGE.DECIDED_LEDGERS.ardour
+DB.LEDGER_MARK = "# the lines below count where the session holds them too"
+DB.SESSION_MARK = "daw-bridge decided "
+
+-- The highest seq applied per job: by the ledger's lines from before DB.LEDGER_MARK (`earlier`), and by all of them.
 function DB.decided(drop_folder)
-	local applied = {}
-	for job_id, seq in (DB.read_file(DB.join(drop_folder, DB.DECIDED_LIST), "r") or ""):gmatch("([^\r\n]+)\t(%d+)") do
-		applied[job_id] = math.max(applied[job_id] or 0, tonumber(seq))
+	local applied, earlier, marked = {}, {}, false
+	for line in (DB.read_file(DB.join(drop_folder, DB.DECIDED_LIST), "r") or ""):gmatch("[^\r\n]+") do
+		local job_id, seq = line:match("^([^\t]+)\t(%d+)")
+		if line == DB.LEDGER_MARK then
+			marked = true
+		elseif job_id then
+			applied[job_id] = math.max(applied[job_id] or 0, tonumber(seq))
+			if not marked then earlier[job_id] = math.max(earlier[job_id] or 0, tonumber(seq)) end
+		end
 	end
-	return applied
+	return applied, earlier
 end
 
-function DB.mark_decided(drop_folder, decision)
-	local file = assert(io.open(DB.join(drop_folder, DB.DECIDED_LIST), "a"))
+-- The master bus, whose comment keeps the decisions the session holds; nil when the session has none.
+local function decision_keeper(session)
+	local master = session:master_out()
+	return master and not master:isnil() and master or nil
+end
+
+-- The highest seq the session holds per job, or nil when it keeps none (no master bus).
+function DB.session_decided(session)
+	local keeper = decision_keeper(session)
+	if not keeper then return nil end
+	local held = {}
+	for line in (keeper:comment() .. "\n"):gmatch("([^\n]*)\n") do
+		local job_id, seq = line:match("^" .. DB.SESSION_MARK:gsub("%-", "%%-") .. "(%S+) (%d+)$")
+		if job_id then held[job_id] = math.max(held[job_id] or 0, tonumber(seq)) end
+	end
+	return held
+end
+
+function DB.mark_decided(drop_folder, decision, session)
+	local keeper = session and decision_keeper(session)
+	if keeper then
+		local lines, own = {}, DB.SESSION_MARK .. decision.job_id .. " "
+		for line in (keeper:comment() .. "\n"):gmatch("([^\n]*)\n") do
+			if line ~= "" and line:sub(1, #own) ~= own then lines[#lines + 1] = line end
+		end
+		lines[#lines + 1] = string.format("%s%d", own, decision.seq)
+		keeper:set_comment(table.concat(lines, "\n"), nil)
+	end
+	local path = DB.join(drop_folder, DB.DECIDED_LIST)
+	local marked = false
+	for line in (DB.read_file(path, "r") or ""):gmatch("[^\r\n]+") do marked = marked or line == DB.LEDGER_MARK end
+	local file = assert(io.open(path, "a"))
+	if not marked then file:write(DB.LEDGER_MARK, "\n") end
 	file:write(decision.job_id, "\t", string.format("%d", decision.seq), "\n")
 	file:close()
 end
@@ -1074,11 +1125,18 @@ function DB.describe_decision(decision)
 	return string.format("%s: %s %s (decision %d)", decision.job_id, decision.decision, take, decision.seq)
 end
 
--- Decisions newer than the ones applied whose results are all imported: { {name, decision}, ... } in name order,
--- and notes on the ones that wait for their import or cannot be read (skipped).
-function DB.pending_decisions(drop_folder)
+-- Decisions newer than the ones `session` holds whose results are all imported: { {name, decision}, ... } in name
+-- order, and notes on the ones that wait for their import or cannot be read (skipped). Without a session, or in one
+-- that keeps none, the ledger tells which are applied.
+function DB.pending_decisions(drop_folder, session)
 	local folder = DB.join(drop_folder, BRIDGE.DECISIONS_FOLDER)
-	local applied, imported, ready, notes = DB.decided(drop_folder), DB.imported(drop_folder), {}, {}
+	local applied, earlier = DB.decided(drop_folder)
+	local held = session and DB.session_decided(session)
+	if held then
+		applied = earlier
+		for job_id, seq in pairs(held) do applied[job_id] = math.max(applied[job_id] or 0, seq) end
+	end
+	local imported, ready, notes = DB.imported(drop_folder), {}, {}
 	for _, name in ipairs(DB.list_folder(folder)) do
 		if name:sub(1, 1) ~= "." and name:match("%.json$") then
 			local decision, why = DB.read_decision(DB.join(folder, name))
@@ -1228,13 +1286,13 @@ end
 -- Apply every pending decision in the session, each once: what was applied ({decision, text, step} each, step nil
 -- when none of the job's takes is on a track any more) and notes on the decisions left alone.
 function DB.apply_decisions(session, drop_folder)
-	local ready, notes = DB.pending_decisions(drop_folder)
+	local ready, notes = DB.pending_decisions(drop_folder, session)
 	local applied = {}
 	for _, entry in ipairs(ready) do
 		local decision = entry.decision
 		local found = DB.job_regions(session, DB.take_stems(drop_folder, decision.manifests))
 		local step = #found > 0 and DB.apply_decision(session, decision, found) or nil
-		DB.mark_decided(drop_folder, decision)
+		DB.mark_decided(drop_folder, decision, session)
 		local text = DB.describe_decision(decision)
 		if not step then
 			text = text .. ": none of its takes is on a track any more"

@@ -130,7 +130,8 @@ def test_decisions_are_applied_in_turn_each_once_even_after_a_restart(ardour, jo
     (drop / DECISIONS_FOLDER / f"{JOB}.json").write_text((drop / DECISIONS_FOLDER / f"{JOB}.json").read_text()
                                                          .replace('"choice": 2', '"choice": 1'))
     assert "applied" not in ardour.script(IMPORT_SCRIPT, str(job))  # the same seq again is not a new decision
-    assert (drop / ".ardour-decided").read_text() == f"{JOB}\t1\n{JOB}\t2\n"
+    assert (drop / ".ardour-decided").read_text() == (  # for the daemon; the session holds them too
+        f"# the lines below count where the session holds them too\n{JOB}\t1\n{JOB}\t2\n")
 
     decide(drop, 4, "keep", 2)  # decision 3 (choose 0) was made while Ardour was closed: only the latest counts
     assert "applied j-aaaa: keep variant 2 (decision 4)" in ardour.script(IMPORT_SCRIPT, str(job)).splitlines()
@@ -172,3 +173,38 @@ def test_a_decision_waits_for_its_import_and_a_malformed_one_is_named_and_skippe
     third = ardour.script(IMPORT_SCRIPT, str(session)).splitlines()
     assert "applied j-aaaa: keep variant 2 (decision 1)" in third
     assert {name: placed[:2] for name, placed in takes(session).items()} == {"song": (0, False), "v2": (1, False)}
+
+
+def test_a_decision_lost_with_a_session_closed_unsaved_comes_back_and_one_taken_back_and_saved_does_not(ardour, job):
+    drop = job.parent / "daw-bridge"
+    ardour.run(load(job) + 'Session:master_out():set_comment("mix notes: vocals up", nil)\nSession:save_state("")\n')
+    saved = {path: path.read_bytes() for path in job.parent.glob("song.*") if path.suffix in (".ardour", ".history")}
+    decide(drop, 1, "choose", 1)
+    assert "applied j-aaaa: choose variant 1 (decision 1)" in ardour.script(IMPORT_SCRIPT, str(job)).splitlines()
+    for path, content in saved.items():  # Ardour closed without saving: the session's files as they were
+        path.write_bytes(content)
+    assert takes(job)["v1"][:2] == (1, False) and takes(job)["v2"][:2] == (2, False)
+
+    reopened = ardour.script(IMPORT_SCRIPT, str(job)).splitlines()
+
+    assert "applied j-aaaa: choose variant 1 (decision 1)" in reopened
+    assert takes(job)["v1"][:2] == (2, False) and takes(job)["v2"][:2] == (1, True)
+    [comment] = ardour.run(load(job) + "report(Session:master_out():comment())\n")
+    assert comment == "mix notes: vocals up\ndaw-bridge decided j-aaaa 1"  # the producer's note stays
+    # the producer takes the decision back (both takes sound again) and saves: it stays taken back
+    ardour.run(load(job) + """
+for region in Session:route_by_name("Song"):to_track():playlist():region_list():iter() do region:set_muted(false) end
+Session:save_state("")
+""")
+    assert not [line for line in ardour.script(IMPORT_SCRIPT, str(job)).splitlines() if "applied" in line]
+    assert takes(job)["v2"][:2] == (1, False)
+
+
+def test_a_decision_an_older_version_listed_as_applied_is_not_applied_again(ardour, job):
+    """The version before kept nothing in the session: its ledger lines count as they are."""
+    drop = job.parent / "daw-bridge"
+    decide(drop, 1, "choose", 1)
+    (drop / ".ardour-decided").write_text(f"{JOB}\t1\n")
+
+    assert not [line for line in ardour.script(IMPORT_SCRIPT, str(job)).splitlines() if "applied" in line]
+    assert takes(job)["v2"][:2] == (2, False)  # as imported

@@ -15,6 +15,8 @@ from tests.daw_scripts.ardour.gui import (
     wait_for,
     write_result,
 )
+from tests.daw_scripts.ardour.test_gui_forgotten_import import ACTIONS, close_without_saving, reopened
+from tests.daw_scripts.ardour.test_gui_import import run_the_action
 
 HOOK = SCRIPTS / "daw_bridge_background_import.lua"
 JOB = "j-cccc"
@@ -37,8 +39,9 @@ def track(gui) -> dict:
 
 
 def applied(gui) -> list[str]:
+    """The ledger's decisions (its "#" line says how they count)."""
     ledger = gui.session_file.parent / "daw-bridge" / ".ardour-decided"
-    return ledger.read_text().splitlines() if ledger.exists() else []
+    return [line for line in ledger.read_text().splitlines() if not line.startswith("#")] if ledger.exists() else []
 
 
 def test_decisions_made_while_ardour_runs_are_applied_by_themselves_and_undone_by_the_editor(gui):
@@ -64,3 +67,26 @@ def test_decisions_made_while_ardour_runs_are_applied_by_themselves_and_undone_b
     gui.action("Editor/undo")  # the choose: both sound again, as imported
     assert wait_for("the undo of choose", lambda: (now := track(gui)) != chosen and now, 30, 0.5) == imported
     assert track(gui) == imported and applied(gui) == [f"{JOB}\t1", f"{JOB}\t2"]  # the hook applied nothing again
+
+
+def test_a_decision_lost_with_a_session_closed_without_saving_is_applied_again_on_reopen(ardour, tmp_path):
+    manifests = [f"{stem}.json" for stem in TAKES]
+    with running_gui(ardour, tmp_path, ACTIONS) as gui:
+        drop = gui.session_file.parent / "daw-bridge"
+        for stem in TAKES:
+            write_result(drop, stem, gui.ids["Song"], 4.0, RATE, 0.5)
+        run_the_action(gui, "imported.png")
+        imported = track(gui)  # saved with both takes
+        write_decision(drop, JOB, 1, "choose", 1, manifests)
+        run_the_action(gui, "chosen.png")
+        close_without_saving(gui)  # the choose is lost with the session, while the ledger lists it
+    assert applied(gui) == [f"{JOB}\t1"]
+    again = reopened(gui, tmp_path)
+    try:
+        assert track(again) == imported == {"v1": (False, 0), "v2": (False, 1)}  # as saved: the choose is gone
+        run_the_action(again, "reopened.png")
+        chosen = track(again)
+        run_the_action(again, "reopened-twice.png")
+        assert chosen == track(again) == {"v2": (True, 0), "v1": (False, 1)}  # back by itself, once
+    finally:
+        again.stop(tmp_path / "reopened-last.png")

@@ -99,7 +99,7 @@ def test_the_action_applies_a_decision_published_since_it_last_ran(gui):
     write_decision(drop, "j-dddd", 1, "discard", 0, [f"{stem}.json" for stem in takes])
     run_the_action(gui, "decided-discarded.png")
     assert sources() == []  # both takes off the track: the original sounds again
-    assert (drop / ".ardour-decided").read_text() == "j-dddd\t1\n"
+    assert (drop / ".ardour-decided").read_text().splitlines()[-1] == "j-dddd\t1"
 
     gui.action("Editor/undo")
     assert wait_for("the undo", lambda: sources() == imported, 30, 0.5)
