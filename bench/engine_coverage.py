@@ -24,13 +24,14 @@ engine's ending kind, and the last 20 ms against the extension's median level: c
 An extension job runs at the default floor, not 0: which of its candidates comes first depends on which are offered
 (``bridge/backends/local/agreement.py``), so its rows of the floor table below the default show the default's.
 
-    python bench/engine_coverage.py [--quick] [--songs N] [--part dev|heldout|both] [--crop 270] [--json out.json]
-                                   [--only SUBSTRING] [--no-inpaint] [--no-extend] [--long]
+    python bench/engine_coverage.py [--quick] [--songs N] [--part dev|heldout|outside|both] [--crop 270]
+                                   [--json out.json] [--only SUBSTRING] [--no-inpaint] [--no-extend] [--long]
 
 ``--long`` runs the independent evaluation's case instead: one inpaint of 100 s around 55 % of each whole song of
 3.5 to 7 minutes (not cropped), starting no earlier than 101 s so the copy baseline has audio to copy.
 
 ``--songs N`` takes N songs of each part, round-robin over the packages; ``--quick`` is 2 songs per part.
+``--part outside`` runs music_set.py's third part (packages no decision has seen) alone; ``both`` never includes it.
 """
 
 from __future__ import annotations
@@ -328,7 +329,7 @@ def inpaint_table(results: list[Result]) -> None:
     print("\n| part | gap | cases | delivered | better than both (of all) | LSD engine / silence / copy (median) "
           "| spike median / p90 / max, < 2 | clicks engine / copy (joins) |")
     print("|---|---|---|---|---|---|---|---|")
-    for part in ("dev", "heldout"):
+    for part in music_set.PARTS:
         mine = [r for r in results if r.part == part and r.operation == "inpaint"]
         for gap in sorted({r.length for r in mine}) + [None]:
             rows = [r for r in mine if gap is None or r.length == gap]
@@ -350,7 +351,7 @@ def extend_table(results: list[Result]) -> None:
     print("\n| part | length | cases | delivered | better than both (of all) | LSD engine / loop bar / silence "
           "(median) | loops | clean ending (song's own / fade) | entry spike median |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for part in ("dev", "heldout"):
+    for part in music_set.PARTS:
         mine = [r for r in results if r.part == part and r.operation == "extend"]
         for seconds in EXTENDS + (None,):
             rows = [r for r in mine if seconds is None or r.length == seconds]
@@ -369,7 +370,7 @@ def extend_table(results: list[Result]) -> None:
 def floor_table(results: list[Result]) -> None:
     print("\n| part | operation | floor | delivered | better than both (of all) | better among delivered |")
     print("|---|---|---|---|---|---|")
-    for part in ("dev", "heldout"):
+    for part in music_set.PARTS:
         for op in ("inpaint", "extend"):
             rows = [r for r in results if r.part == part and r.operation == op]
             if not rows:
@@ -386,7 +387,7 @@ def confidence_table(results: list[Result]) -> None:
     print("\n| part | operation | " + " | ".join(f"{lo:.1f}-{min(hi, 1):.1f}" for lo, hi in zip(edges, edges[1:]))
           + " | median | better among them, by bin |")
     print("|---|---|" + "---|" * (len(edges) + 1))
-    for part in ("dev", "heldout"):
+    for part in music_set.PARTS:
         for op in ("inpaint", "extend"):
             rows = [r for r in results if r.part == part and r.operation == op and np.isfinite(r.confidence)]
             if not rows:
@@ -400,7 +401,7 @@ def confidence_table(results: list[Result]) -> None:
 def refusal_table(results: list[Result]) -> None:
     print("\n| part | operation | refusal reason (at the default floor) | cases |")
     print("|---|---|---|---|")
-    for part in ("dev", "heldout"):
+    for part in music_set.PARTS:
         for op in ("inpaint", "extend"):
             rows = [r for r in results if r.part == part and r.operation == op and not r.delivered()]
             reasons: dict[str, int] = {}
@@ -414,8 +415,8 @@ def refusal_table(results: list[Result]) -> None:
 def package_table(results: list[Result]) -> None:
     print("\n| part | package | inpaint delivered | inpaint better (of all) | extend better (of all) |")
     print("|---|---|---|---|---|")
-    for part in ("dev", "heldout"):
-        for source in music_set.SOURCES:
+    for part in music_set.PARTS:
+        for source in music_set.SOURCES + music_set.OUTSIDE_SOURCES:
             ins = [r for r in results if r.part == part and r.package == source.package and r.operation == "inpaint"]
             ext = [r for r in results if r.part == part and r.package == source.package and r.operation == "extend"]
             if ins or ext:
@@ -431,7 +432,7 @@ def compare(results: list[Result], baseline: Path) -> None:
     print(f"\n| part | operation | paired cases | delivered before → now | better before → now | LSD lower / higher now "
           f"| joins with spike > 2 before → now |")
     print("|---|---|---|---|---|---|---|")
-    for part in ("dev", "heldout"):
+    for part in music_set.PARTS:
         for op in ("inpaint", "extend"):
             pairs = [(before[k], r) for r in results if r.part == part and r.operation == op
                      and (k := (r.part, r.song, r.operation, r.at, r.length)) in before]
@@ -451,7 +452,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 songs of each part")
     parser.add_argument("--skip", type=int, default=0, help="leave out the songs --songs SKIP would take (a final "
                         "check on songs no earlier run measured)")
-    parser.add_argument("--part", choices=("dev", "heldout", "both"), default="both")
+    parser.add_argument("--part", choices=("dev", "heldout", "outside", "both"), default="both",
+                        help="both = dev and heldout; outside only on its own, never to tune on")
     parser.add_argument("--crop", type=float, default=270.0, help="seconds of each song used (memory, time)")
     parser.add_argument("--no-extend", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")

@@ -145,7 +145,7 @@ def table(cases: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("dev", "heldout"), default="dev")
+    parser.add_argument("--part", choices=("dev", "heldout", "outside"), default="dev")
     parser.add_argument("--songs", type=int, default=0, help="N songs, round-robin over packages (0 = all)")
     parser.add_argument("--crop", type=float, default=270.0)
     parser.add_argument("--only", default="", help="only songs whose package/file contains this")

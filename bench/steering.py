@@ -321,7 +321,7 @@ def summarise(title: str, cases: list[Case]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=6, help="songs per part, round-robin over packages (0: all)")
-    parser.add_argument("--part", choices=("dev", "heldout", "both"), default="dev")
+    parser.add_argument("--part", choices=("dev", "heldout", "outside", "both"), default="dev")
     parser.add_argument("--skip", type=int, default=0, help="leave out the songs --songs SKIP would take (a final "
                         "check on songs no earlier run measured)")
     parser.add_argument("--crop", type=float, default=240.0)
