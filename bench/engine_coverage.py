@@ -95,7 +95,8 @@ class Result:
     seconds: float = 0.0
 
     def delivered(self, floor: float = DEFAULT_MIN_CONFIDENCE) -> bool:
-        return not self.refusal and self.confidence >= floor
+        """Whether the engine run with ``[local] min_confidence = floor`` delivers this case's variant 1."""
+        return not self.refusal and self.confidence >= engine.floor_for(floor, self.length)
 
     def better(self, floor: float = DEFAULT_MIN_CONFIDENCE) -> bool:
         return self.delivered(floor) and self.lsd < self.base_a and self.lsd < self.base_b

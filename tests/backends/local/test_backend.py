@@ -160,6 +160,26 @@ def test_a_stricter_threshold_refuses_what_the_default_accepts(pool, song_file, 
         run(strict, job(song_file, start=21.7, end=24.7, num_outputs=1), tmp_path / "work")
 
 
+def test_a_long_range_is_held_to_a_share_of_the_floor_in_proportion_to_its_length(pool, tmp_path):
+    """Beyond 10 s the floor falls in proportion to the range (30 s: a third of [local] min_confidence), since a
+    long fill's joins score lower while it may sound as good; a refusal names the threshold it applied."""
+    audio, sr = make_song_array(90.0, seed=5)
+    song = write(tmp_path / "ninety.wav", audio, sr)
+    thirty = job(song, start=25.0, end=55.0, num_outputs=1)
+
+    def with_floor(min_confidence: float, name: str):
+        engine = LocalBackend(tmp_path / "cache", executor=pool, min_confidence=min_confidence)
+        return run(engine, thirty, tmp_path / name)
+
+    [found] = with_floor(0.0, "any")
+    sure = found.splice["confidence"]
+    assert 1 / 6 < sure < 1 / 3, f"this song's 30 s fill scores {sure}: pick a range between the floors below"
+    [kept] = with_floor(0.5, "half")  # refused before: 0.5 applied whatever the length
+    assert kept.splice["confidence"] == sure
+    with pytest.raises(NoMaterialError, match=r"threshold 0\.33, from \[local\] min_confidence for a 30 s range"):
+        with_floor(1.0, "strict")
+
+
 def test_a_float_source_comes_back_as_float_and_unchanged_outside_the_joins(backend, tmp_path):
     audio, sr = make_song_array(40.0, seed=2, sample_rate=48000, channels=1)
     song = write(tmp_path / "mono48k.wav", audio, sr, subtype="FLOAT")
