@@ -150,17 +150,61 @@ function DB.write_file(path, text)
 	assert(os.rename(temporary, path))
 end
 
--- File names in a folder (Lua has no directory listing; Ardour's Lua offers none either).
+-- File names in a folder (Lua has no directory listing; Ardour's Lua offers none either), and, second, each name's
+-- line in a long listing of the same folder (name -> line, or false when its line could not be told), which tells a
+-- file's changes without opening it (see DB.remember); none on Windows. Both come from one `ls` run: the names from
+-- `ls -1`, a line only for a name it lists (-L: a link's target's line; the trailing "/": the folder a link leads to),
+-- in the C locale (the lines' month names; and `ls` loads no locale files).
 function DB.list_folder(folder)
+	local quoted = "'" .. folder:gsub("'", "'\\''") .. "'"
 	local command = on_windows() and ('dir /b "%s" 2>nul'):format(folder)
-		or ("ls -1 -- '%s' 2>/dev/null"):format(folder:gsub("'", "'\\''"))
-	local names, pipe = {}, io.popen(command)
+		or ("export LC_ALL=C; ls -1 -- %s 2>/dev/null; echo /; ls -linL -- %s 2>/dev/null"):format(quoted,
+			"'" .. DB.join(folder, ""):gsub("'", "'\\''") .. "'")
+	local names, lines, long, pipe = {}, {}, false, io.popen(command)
 	if pipe then
-		for name in pipe:lines() do names[#names + 1] = name end
+		for line in pipe:lines() do
+			if long then  -- "<inode> <mode> <links> <uid> <gid> <size> Dec  1 13:08 <name>" (or the year, if old)
+				local name = line:match("^%s*%d+%s+%S+%s+%d+%s+%d+%s+%d+%s+%d+%s+%a+%s+%d+%s+[%d:]+ (.*)$")
+				if name and lines[name] == false then lines[name] = line end
+			elseif line == "/" then  -- no file is named "/"
+				long = true
+			else
+				names[#names + 1], lines[line] = line, false
+			end
+		end
 		pipe:close()
 	end
 	table.sort(names)
-	return names
+	return names, not on_windows() and lines or nil
+end
+
+-- What the background hook read of a file, kept for as long as it runs (this core is loaded once per hook), so
+-- that each second it reads only what changed, not every decision and waiting result ever delivered: path -> the
+-- file's listing line then, the answers, and whether they hold while the line stays. A file is written by the
+-- daemon renaming it into place (a new inode) or by something copying into it (a new size, or a later minute), so
+-- its line changes, except for a second change within the minute its line shows: a file whose line shows the
+-- minute it was read in (or one a few seconds off, for the clocks) is read again each time until that minute has
+-- passed. Only what the files say is kept; what the session holds is asked each time.
+local remembered = {}
+local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
+
+-- The minute `ls -l` shows (C locale) for a file last changed at `time`: "Dec  1 13:08".
+local function listed_minute(time)
+	local t = os.date("*t", time)
+	return string.format("%s %2d %02d:%02d", MONTHS[t.month], t.day, t.hour, t.min)
+end
+
+-- The two answers of `read()` about the file at `path`, whose line in its folder's listing is `line` (nil or false: not
+-- known, read each time): the ones kept when the line is the same as at their read and showed a minute already over.
+function DB.remember(path, line, read)
+	local kept = remembered[path]
+	if line and kept and kept.line == line and kept.settled then return kept.value, kept.why end
+	local now, tail = os.time(), " " .. DB.basename(path)
+	local value, why = read()
+	local shown = line and line:sub(-(12 + #tail))
+	local settled = shown ~= listed_minute(now - 5) .. tail and shown ~= listed_minute(now + 5) .. tail
+	remembered[path] = line and { line = line, value = value, why = why, settled = settled } or nil
+	return value, why
 end
 
 -- -- JSON (the manifest) -------------------------------------------------------------------------------------------
@@ -335,17 +379,20 @@ function DB.settle(drop_folder, manifest_name, source_id)
 	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(kept))
 end
 
--- A JSON file the daemon writes, as a table, when it is of `format`; nil and the reason otherwise.
-function DB.read_json(path, format)
-	local text = DB.read_file(path)
-	if not text then return nil, "cannot be read" end
-	local ok, value = pcall(DB.json_decode, text)
-	if not ok then return nil, value end
-	if type(value) ~= "table" or value.format ~= format then
-		return nil, string.format("is format %s; this script reads %s (update the scripts)",
-			tostring(type(value) == "table" and value.format), format)
-	end
-	return value
+-- A JSON file the daemon writes, as a table, when it is of `format`; nil and the reason otherwise. With `line` (its
+-- listing line, DB.list_folder's), what was read of it before is answered while the line holds (DB.remember).
+function DB.read_json(path, format, line)
+	return DB.remember(path, line, function ()
+		local text = DB.read_file(path)
+		if not text then return nil, "cannot be read" end
+		local ok, value = pcall(DB.json_decode, text)
+		if not ok then return nil, value end
+		if type(value) ~= "table" or value.format ~= format then
+			return nil, string.format("is format %s; this script reads %s (update the scripts)",
+				tostring(type(value) == "table" and value.format), format)
+		end
+		return value
+	end)
 end
 
 local function is_count(value, least) return math.type(value) == "integer" and value >= least end
@@ -376,9 +423,24 @@ function DB.wav_frames(path)
 	return 0
 end
 
--- A manifest and its audio checked for import; nil and the reason when it cannot be imported.
-function DB.read_manifest(path)
-	local manifest, why = DB.read_json(path, BRIDGE.MANIFEST_FORMAT)
+-- The frames the WAV file `audio` (at `path`) holds; nil and the reason when it is missing or no WAV file.
+local function audio_frames(path, audio)
+	local file = io.open(path, "rb")
+	if not file then return nil, string.format("names %s, which is missing", audio) end
+	local head = file:read(12) or ""
+	file:close()
+	local riff = head:sub(1, 4)
+	if not (riff == "RIFF" or riff == "RF64" or riff == "BW64") or head:sub(9, 12) ~= "WAVE" then
+		return nil, string.format("names %s, which is empty or not a WAV file", audio)
+	end
+	return DB.wav_frames(path)
+end
+
+-- A manifest and its audio checked for import; nil and the reason when it cannot be imported. With `lines` (the
+-- listing lines of its folder, DB.list_folder's), what was read of either before is answered while its line holds,
+-- and audio the listing does not name is missing without a look.
+function DB.read_manifest(path, lines)
+	local manifest, why = DB.read_json(path, BRIDGE.MANIFEST_FORMAT, lines and lines[DB.basename(path)])
 	if not manifest then return nil, why end
 	for _, key in ipairs({ "audio", "sample_rate", "channels", "frames" }) do
 		if manifest[key] == nil then return nil, "has no " .. key end
@@ -398,15 +460,15 @@ function DB.read_manifest(path)
 	end
 	local folder = path:match("^(.*)[/\\][^/\\]*$") or "."
 	manifest.audio_path = DB.join(folder, manifest.audio)
-	local file = io.open(manifest.audio_path, "rb")
-	if not file then return nil, string.format("names %s, which is missing", manifest.audio) end
-	local head = file:read(12) or ""
-	file:close()
-	local riff = head:sub(1, 4)
-	if not (riff == "RIFF" or riff == "RF64" or riff == "BW64") or head:sub(9, 12) ~= "WAVE" then
-		return nil, string.format("names %s, which is empty or not a WAV file", manifest.audio)
+	local listed = lines and lines[manifest.audio]
+	if lines and listed == nil and manifest.audio:sub(1, 1) ~= "." then  -- `ls` lists no hidden file
+		return nil, string.format("names %s, which is missing", manifest.audio)
 	end
-	local holds = DB.wav_frames(manifest.audio_path)
+	local holds
+	holds, why = DB.remember(manifest.audio_path, listed, function ()
+		return audio_frames(manifest.audio_path, manifest.audio)
+	end)
+	if not holds then return nil, why end
 	if holds < manifest.frames then  -- not whole yet (copied in by something other than the daemon): wait for it
 		return nil, string.format("names %s, which holds %d of its %d frames (still being written or copied); "
 			.. "it is imported once whole", manifest.audio, holds, manifest.frames)
@@ -443,7 +505,7 @@ end
 -- and its audio alike, so the manifest is only read when its own name is not held. Returns true (forgotten), false
 -- (held, or not known), or "gone": not held and no copy left, which nothing brings back (Clean-up Unused Sources
 -- saves the session), so the result is done with.
-local function forgotten(folder, name, source_id, view)
+local function forgotten(folder, name, source_id, view, lines)
 	local source = type(source_id) == "string" and view.session:source_by_id(PBD.ID(source_id))
 	local source_stem = source and not source:isnil() and stem_of(source:name())
 	local function held(stem)
@@ -451,7 +513,7 @@ local function forgotten(folder, name, source_id, view)
 	end
 	local stem = name:gsub("%.json$", "")
 	if held(stem) then return false end
-	local manifest = DB.read_json(DB.join(folder, name), BRIDGE.MANIFEST_FORMAT)
+	local manifest = DB.read_json(DB.join(folder, name), BRIDGE.MANIFEST_FORMAT, lines and lines[name])
 	local audio = manifest and type(manifest.audio) == "string" and manifest.audio
 	if audio then stem = DB.basename(audio):gsub("%.[^.]*$", "") end
 	if not audio or held(stem) then return false end
@@ -485,16 +547,17 @@ end
 function DB.pending(drop_folder, view)
 	local done, running, gone = DB.import_ledger(drop_folder)
 	local ready, notes, now_gone = {}, {}, nil
-	for _, name in ipairs(DB.list_folder(drop_folder)) do
+	local names, lines = DB.list_folder(drop_folder)
+	for _, name in ipairs(names) do
 		local again = view and done[name] and not running[name] and not gone[name]
-			and forgotten(drop_folder, name, done[name], view)
+			and forgotten(drop_folder, name, done[name], view, lines)
 		if again == "gone" then
 			now_gone, again = now_gone or {}, false
 			now_gone[name] = true
 		end
 		if name:sub(1, 1) ~= "." and name:match("%.json$") and (again or not done[name]) and not running[name] then
 			local path = DB.join(drop_folder, name)
-			local manifest, why = DB.read_manifest(path)
+			local manifest, why = DB.read_manifest(path, lines)
 			if manifest then
 				ready[#ready + 1] = { name = name, path = path, manifest = manifest, again = again or nil }
 			else
@@ -746,10 +809,10 @@ end
 -- The delivered results in the drop folder, to tell which a region plays: their stems (DB.take_of's) and, at the
 -- same index, their manifests.
 function DB.result_index(drop_folder)
-	local index = { stems = {}, manifests = {} }
-	for _, name in ipairs(DB.list_folder(drop_folder)) do
+	local index, names, lines = { stems = {}, manifests = {} }, DB.list_folder(drop_folder)
+	for _, name in ipairs(names) do
 		if name:sub(1, 1) ~= "." and name:match("%.json$") then
-			local manifest = DB.read_json(DB.join(drop_folder, name), BRIDGE.MANIFEST_FORMAT)
+			local manifest = DB.read_json(DB.join(drop_folder, name), BRIDGE.MANIFEST_FORMAT, lines and lines[name])
 			if manifest and type(manifest.audio) == "string" and type(manifest.source) == "table" then
 				index.stems[#index.stems + 1] = DB.basename(manifest.audio):gsub("%.[^.]*$", "")
 				index.manifests[#index.manifests + 1] = manifest
@@ -1097,9 +1160,9 @@ function DB.mark_decided(drop_folder, decision, session)
 	file:close()
 end
 
--- A decision file checked against the contract; nil and the reason when it cannot be applied.
-function DB.read_decision(path)
-	local decision, why = DB.read_json(path, BRIDGE.DECISION_FORMAT)
+-- A decision file checked against the contract; nil and the reason when it cannot be applied. `line`: as read_json's.
+function DB.read_decision(path, line)
+	local decision, why = DB.read_json(path, BRIDGE.DECISION_FORMAT, line)
 	if not decision then return nil, why end
 	if type(decision.job_id) ~= "string" or decision.job_id == "" or decision.job_id:find("[\r\n\t]") then
 		return nil, "has no job_id"
@@ -1137,9 +1200,10 @@ function DB.pending_decisions(drop_folder, session)
 		for job_id, seq in pairs(held) do applied[job_id] = math.max(applied[job_id] or 0, seq) end
 	end
 	local imported, ready, notes = DB.imported(drop_folder), {}, {}
-	for _, name in ipairs(DB.list_folder(folder)) do
+	local names, lines = DB.list_folder(folder)
+	for _, name in ipairs(names) do
 		if name:sub(1, 1) ~= "." and name:match("%.json$") then
-			local decision, why = DB.read_decision(DB.join(folder, name))
+			local decision, why = DB.read_decision(DB.join(folder, name), lines and lines[name])
 			if not decision then
 				notes[#notes + 1] = string.format("decision %s %s; skipped", name, why)
 			elseif decision.seq > (applied[decision.job_id] or 0) then

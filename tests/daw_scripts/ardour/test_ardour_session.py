@@ -4,8 +4,10 @@ embedded engine, its results imported onto the track, and the session checked fo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,10 @@ from pythonosc.osc_packet import OscPacket
 
 import osc_schema
 from bridge.client import BridgeClient
+from osc_schema import DECISIONS_FOLDER
 from tests.conftest import DaemonProcess
-from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string
+from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string, write_decision
+from tests.daw_scripts.ardour.test_import_core import manifest as waiting_result
 
 SONG_FRAMES = 40 * RATE
 POSITION, TRIM, LENGTH = 2 * RATE, RATE * 3 // 2, 30 * RATE  # the song sits at 2 s, its first 1.5 s trimmed off
@@ -253,3 +257,100 @@ def test_a_result_deleted_and_cleaned_up_is_looked_at_once_and_then_left_alone(a
     assert reopened == [0, 0, 0]  # and so after the session is opened again
     assert (drop / ".ardour-imported").read_text() == "cleaned.json\t999\tgone\n"
     assert "imported" not in ardour.script(IMPORT_SCRIPT, str(session))
+
+
+# A tick of the background hook in a loaded session (what its callback runs while nothing is ready to import: the
+# pending results, then the decisions), `ticks` times. Per tick: the files opened (io.open) other than the two
+# ledgers, how many times the ledgers were opened, the folder listings (io.popen), what was ready to import and what
+# was applied. At tick `change` (a daemon publishing while Ardour runs), every ".<name>.part" staged in the drop
+# folder and its decisions folder is renamed into place; at tick `revert`, the session loses its hold of j-003's
+# decision, as a close without saving does.
+TICKS = """
+local drop, counts = {drop}, {{}}
+local open, popen = io.open, io.popen
+io.open = function(path, ...)
+    local tick = counts[#counts]
+    if path:find("/%.ardour%-[a-z]+$") then tick.ledgers = tick.ledgers + 1 else tick.opened = tick.opened + 1 end
+    return open(path, ...)
+end
+io.popen = function(command, ...)
+    counts[#counts].listed = counts[#counts].listed + 1
+    return popen(command, ...)
+end
+local function stage_in(folder)
+    local pipe = popen("ls -A -- '" .. folder .. "'")
+    for name in pipe:lines() do
+        local final = name:match("^%.(.+)%.part$")
+        if final then os.rename(folder .. "/" .. name, folder .. "/" .. final) end
+    end
+    pipe:close()
+end
+for tick = 1, {ticks} do
+    if tick == {change} then stage_in(drop); stage_in(drop .. "/.daw-bridge-decisions") end
+    if tick == {revert} then
+        local master = Session:master_out()
+        master:set_comment((master:comment():gsub("daw%-bridge decided j%-003 1\\n", "")), nil)
+    end
+    counts[#counts + 1] = {{ opened = 0, ledgers = 0, listed = 0 }}
+    local ready = IMPORT.pending(drop, IMPORT.session_view(Session))
+    local applied = IMPORT.apply_decisions(Session, drop)
+    local tick = counts[#counts]
+    tick.ready, tick.applied = {{}}, {{}}
+    for _, entry in ipairs(ready) do tick.ready[#tick.ready + 1] = entry.name end
+    for _, entry in ipairs(applied) do tick.applied[#tick.applied + 1] = entry.text end
+end
+report(counts)
+"""
+
+
+def test_each_tick_opens_only_what_changed_not_every_decision_and_waiting_result_ever_published(ardour, tmp_path,
+                                                                                               demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "months", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    # months of work: 50 jobs imported and decided, each decision applied (the ledger and the session hold it), their
+    # results since moved out of the drop folder
+    jobs = [f"j-{n:03d}" for n in range(50)]
+    for job_id in jobs:
+        write_decision(drop, job_id, 1, "choose", 1, [f"{job_id}_v1.json", f"{job_id}_v2.json"])
+    (drop / ".ardour-imported").write_text("".join(f"{job_id}_v{n}.json\n" for job_id in jobs for n in (1, 2)))
+    (drop / ".ardour-decided").write_text("# the lines below count where the session holds them too\n"
+                                          + "".join(f"{job_id}\t1\n" for job_id in jobs))
+    held = "\\n".join(f"daw-bridge decided {job_id} 1" for job_id in jobs)
+    # and five results that cannot be imported yet: from a newer daemon, their audio not there yet, still being
+    # copied in (a synced folder), an empty placeholder, and a manifest cut short
+    waiting_result(drop, "newer_v1", format="daw-bridge.manifest/2")
+    waiting_result(drop, "missing_v1")
+    (drop / "missing_v1.wav").rename(drop / ".missing_v1.wav.part")  # arrives at tick 4
+    waiting_result(drop, "copying_v1", frames=4 * RATE)
+    waiting_result(drop, "empty_v1")
+    (drop / "empty_v1.wav").write_bytes(b"")
+    waiting_result(drop, "cut_v1")
+    (drop / "cut_v1.json").write_text((drop / "cut_v1.json").read_text()[:200])
+    # the producer decides on j-007 again while Ardour runs: published at tick 4
+    write_decision(drop, "j-007", 2, "choose", 2, ["j-007_v1.json", "j-007_v2.json"])
+    (drop / DECISIONS_FOLDER / "j-007.json").rename(tmp_path / "j-007 decision 2")
+    write_decision(drop, "j-007", 1, "choose", 1, ["j-007_v1.json", "j-007_v2.json"])  # as applied
+    (tmp_path / "j-007 decision 2").rename(drop / DECISIONS_FOLDER / ".j-007.json.part")  # the same size
+    an_hour_ago = time.time() - 3600  # all of it written long before this Ardour started
+    for path in [*drop.iterdir(), *(drop / DECISIONS_FOLDER).iterdir()]:
+        os.utime(path, (an_hour_ago, an_hour_ago))
+
+    [ticks] = ardour.run(load(session) + f'Session:master_out():set_comment("{held}\\n", nil)\n'
+                         + TICKS.format(drop=lua_string(str(drop)), ticks=6, change=4, revert=5))
+
+    waiting = 1 + 1 + 3 + 2 + 1  # their manifests, and the audio of the ones whose audio is there (header, frames)
+    assert [tick["opened"] for tick in ticks] == [
+        50 + waiting,  # the first tick of this Ardour reads everything once
+        0, 0,  # then nothing: the same listing, the same answers (59 at every tick before)
+        1 + 2 + 2,  # j-007's new decision, missing_v1's audio (now there), and j-007's manifests for its takes
+        2,  # j-003's decision again (its file not read), and its manifests for its takes
+        0]
+    assert {(tick["ledgers"], tick["listed"]) for tick in ticks[:3] + ticks[5:]} == {(3, 2)}
+    assert [tick["ready"] for tick in ticks] == [[]] * 3 + [["missing_v1.json"]] * 3
+    assert [tick["applied"] for tick in ticks] == [
+        [], [], [],
+        ["j-007: choose variant 2 (decision 2): none of its takes is on a track any more"],
+        ["j-003: choose variant 1 (decision 1): none of its takes is on a track any more"],
+        []]

@@ -4,6 +4,7 @@ belongs, and written into a session file the way Ardour's own import leaves it."
 from __future__ import annotations
 
 import json
+import os
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -233,3 +234,45 @@ IMPORT.settle({folder}, "a_v3.json", nil)  -- Ardour did not import it: given ba
 {state}
 """)[1:]
     assert failed["pending"] == "a_v3.json"
+
+
+def test_a_file_is_read_again_while_the_minute_its_listing_shows_lasts_and_then_only_when_its_listing_changes(
+        lua, tmp_path):
+    folder = tmp_path / "decisions"
+    folder.mkdir()
+    for name in ("old.json", "new.json", "later.part"):
+        (folder / name).write_text('{"format": "f", "n": 1}')
+    an_hour_ago = time.time() - 3600
+    (folder / "later.part").write_text('{"format": "f", "n": 3}')  # the same size
+    for name in ("old.json", "later.part"):
+        os.utime(folder / name, (an_hour_ago, an_hour_ago))
+
+    [looks] = lua(f"""
+local folder, looks, opened = {lua_string(str(folder))}, {{}}, 0
+local open = io.open
+io.open = function(...) opened = opened + 1; return open(...) end
+local function look()  -- as a tick does: list the folder, then read each file by its line
+    opened = 0
+    local names, lines = IMPORT.list_folder(folder)
+    local seen = {{}}
+    for _, name in ipairs(names) do
+        if name:match("%.json$") then seen[name] = IMPORT.read_json(folder .. "/" .. name, "f", lines[name]).n end
+    end
+    looks[#looks + 1] = {{ opened = opened, seen = seen }}
+end
+look()
+look()
+local file = open(folder .. "/new.json", "r+")  -- rewritten in place within the same minute, at the same size
+file:write('{{"format": "f", "n": 2}}')
+file:close()
+look()
+os.rename(folder .. "/later.part", folder .. "/old.json")  -- renamed into place, its time as old as the one before
+look()
+report(looks)
+""")
+
+    assert looks == [
+        {"opened": 2, "seen": {"old.json": 1, "new.json": 1}},  # both read
+        {"opened": 1, "seen": {"old.json": 1, "new.json": 1}},  # new.json again: the minute it shows is not over
+        {"opened": 1, "seen": {"old.json": 1, "new.json": 2}},  # and so its change is seen though its line holds
+        {"opened": 2, "seen": {"old.json": 3, "new.json": 2}}]  # old.json's line changed (another inode)
