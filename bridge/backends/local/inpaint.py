@@ -106,8 +106,31 @@ class _Search:
         if len(self.bounds) > 2:
             picks.append(local_minima(entry, CANDIDATES, self.beat_cells, head))
             picks.append(local_minima(exit_, CANDIDATES, self.beat_cells, tail))
+        if not whole.any():
+            picks += self._relay(lags, allowed, entry, exit_)
         chosen = np.unique(np.concatenate(picks)) if picks else np.zeros(0, dtype=int)
         return lags[chosen] if len(chosen) else np.zeros(0, dtype=int)
+
+    def _relay(self, lags: np.ndarray, allowed: np.ndarray, entry: np.ndarray, exit_: np.ndarray) -> list[np.ndarray]:
+        """When no one passage can supply the whole range (a 105 s range in the middle of a 4-minute song): lags
+        that pass it on from its start to its end, each reaching as far into it as any lag can from where the
+        previous one can hand over, so the search has a path of passages through it whenever the song holds one.
+        Only the lists that fit the range's first or last beat are kept otherwise, and those rarely reach far."""
+        segments = len(self.bounds) - 1
+        picks, at = [], 0
+        while at < segments:
+            def reaches(k: int) -> np.ndarray:
+                return self._fits(lags, self.bounds[at], self.bounds[k]) & allowed
+            lo, hi = at, segments  # the furthest bound a lag reaches from here: fitting is monotone in it
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if reaches(mid).any() else (lo, mid - 1)
+            if lo == at:
+                break  # no lag supplies even this beat: no path
+            cost = entry if at == 0 else exit_ if lo == segments else entry + exit_
+            picks.append(local_minima(cost, CANDIDATES, self.beat_cells, reaches(lo)))
+            at = lo - 1 if lo - 1 > at else lo  # hand over within the last beat it reaches, where both fit
+        return picks
 
     def best(self, excluded: list[int]) -> Plan | None:
         """The cheapest path through the candidate lags, or None when no lag can supply the range."""

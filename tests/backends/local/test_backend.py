@@ -180,6 +180,21 @@ def test_a_long_range_is_held_to_a_share_of_the_floor_in_proportion_to_its_lengt
         with_floor(1.0, "strict")
 
 
+def test_a_range_no_one_passage_can_supply_is_filled_by_passages_handing_over(pool, tmp_path):
+    """45 s in the middle of a 100 s song: 30 s lie before it and 25 s after, so no one passage fits (the evaluation's
+    105 s ranges in 4-minute songs). Passages from either side pass it on; before, the song was called too short."""
+    audio, sr = make_song_array(100.0, seed=3)
+    song = write(tmp_path / "hundred.wav", audio, sr)
+    engine = LocalBackend(tmp_path / "cache", executor=pool, min_confidence=0.0)
+    [rendered] = run(engine, job(song, start=30.0, end=75.0, num_outputs=1), tmp_path / "work")
+    passages = rendered.splice["passages"]
+    assert len(passages) >= 2 and passages[0]["at"] == 30.0 and passages[-1]["until"] == 75.0
+    assert all(a["until"] == b["at"] for a, b in zip(passages, passages[1:]))  # one after another, no hole
+    for p in passages:  # each plays music from outside the range
+        heard = (p["from"], p["from"] + p["until"] - p["at"])
+        assert heard[1] <= 30.0 or heard[0] >= 75.0, p
+
+
 def test_a_float_source_comes_back_as_float_and_unchanged_outside_the_joins(backend, tmp_path):
     audio, sr = make_song_array(40.0, seed=2, sample_rate=48000, channels=1)
     song = write(tmp_path / "mono48k.wav", audio, sr, subtype="FLOAT")
