@@ -112,25 +112,30 @@ class _Search:
         return lags[chosen] if len(chosen) else np.zeros(0, dtype=int)
 
     def _relay(self, lags: np.ndarray, allowed: np.ndarray, entry: np.ndarray, exit_: np.ndarray) -> list[np.ndarray]:
-        """When no one passage can supply the whole range (a 105 s range in the middle of a 4-minute song): lags
-        that pass it on from its start to its end, each reaching as far into it as any lag can from where the
-        previous one can hand over, so the search has a path of passages through it whenever the song holds one.
-        Only the lists that fit the range's first or last beat are kept otherwise, and those rarely reach far."""
+        """When no one passage can supply the whole range (a 105 s range in the middle of a 4-minute song): lags that
+        supply it from its start and lags that supply it to its end, each far enough to hand over to the other, so
+        the search has a path of two passages whenever the music around the range holds one. The lists above fit
+        only the range's first or last beat and rarely reach that far. None when the two cannot meet: more passages
+        would play the same material again within the range."""
         segments = len(self.bounds) - 1
-        picks, at = [], 0
-        while at < segments:
-            def reaches(k: int) -> np.ndarray:
-                return self._fits(lags, self.bounds[at], self.bounds[k]) & allowed
-            lo, hi = at, segments  # the furthest bound a lag reaches from here: fitting is monotone in it
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                lo, hi = (mid, hi) if reaches(mid).any() else (lo, mid - 1)
-            if lo == at:
-                break  # no lag supplies even this beat: no path
-            cost = entry if at == 0 else exit_ if lo == segments else entry + exit_
-            picks.append(local_minima(cost, CANDIDATES, self.beat_cells, reaches(lo)))
-            at = lo - 1 if lo - 1 > at else lo  # hand over within the last beat it reaches, where both fit
-        return picks
+
+        def fits(a: int, b: int) -> np.ndarray:
+            return self._fits(lags, self.bounds[a], self.bounds[b]) & allowed
+
+        lo, hi = 0, segments  # the furthest bound a lag supplies from the start (fitting is monotone in it)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(0, mid).any() else (lo, mid - 1)
+        reach = lo
+        lo, hi = 0, segments  # the earliest bound from which a lag supplies the rest
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fits(mid, segments).any() else (mid + 1, hi)
+        if lo > reach:
+            return []
+        meet = (lo + reach) // 2  # where both kinds fit, so the search can choose the switch around it
+        return [local_minima(entry, CANDIDATES, self.beat_cells, fits(0, meet)),
+                local_minima(exit_, CANDIDATES, self.beat_cells, fits(meet, segments))]
 
     def best(self, excluded: list[int]) -> Plan | None:
         """The cheapest path through the candidate lags, or None when no lag can supply the range."""
