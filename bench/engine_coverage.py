@@ -25,10 +25,12 @@ An extension job runs at the default floor, not 0: which of its candidates comes
 (``bridge/backends/local/agreement.py``), so its rows of the floor table below the default show the default's.
 
     python bench/engine_coverage.py [--quick] [--songs N] [--part dev|heldout|outside|both] [--crop 270]
-                                   [--json out.json] [--only SUBSTRING] [--no-inpaint] [--no-extend] [--long]
+                                   [--json out.json] [--only SUBSTRING] [--no-inpaint] [--no-extend] [--long [middle]]
 
 ``--long`` runs the independent evaluation's case instead: one inpaint of 100 s around 55 % of each whole song of
-3.5 to 7 minutes (not cropped), starting no earlier than 101 s so the copy baseline has audio to copy.
+3.5 to 7 minutes (not cropped), starting no earlier than 101 s so the copy baseline has audio to copy (and one
+passage of the song can supply it). ``--long middle`` centres it in the song, as the evaluation did: in a 4-minute
+song 70 s lie either side, so no one passage fits, and the copy baseline repeats what lies before.
 
 ``--songs N`` takes N songs of each part, round-robin over the packages; ``--quick`` is 2 songs per part.
 ``--part outside`` runs music_set.py's third part (packages no decision has seen) alone; ``both`` never includes it.
@@ -283,7 +285,7 @@ def extend_case(song: music_set.Song, original: np.ndarray, sr: int, cut: float,
 
 
 def song_results(song: music_set.Song, crop: float, folder: Path, extend: bool, inpaint: bool = True,
-                 long: bool = False) -> list[Result]:
+                 long: str = "") -> list[Result]:
     original, sr = music_set.load(song, song.seconds if long else crop)
     length = len(original) / sr
     whole_flux = flux(_mono22(original, sr))
@@ -291,7 +293,8 @@ def song_results(song: music_set.Song, crop: float, folder: Path, extend: bool, 
     del whole_flux
     results = []
     if long:
-        start = max(round(LONG_AT * length - LONG_GAP / 2, 2), LONG_GAP + 1.0)
+        start = round(length / 2 - LONG_GAP / 2, 2) if long == "middle" else \
+            max(round(LONG_AT * length - LONG_GAP / 2, 2), LONG_GAP + 1.0)
         results.append(inpaint_case(song, original, sr, start, LONG_GAP, median, folder))
         extend = inpaint = False
     for q in POSITIONS if inpaint else ():
@@ -459,8 +462,9 @@ def main() -> None:
     parser.add_argument("--no-extend", action="store_true")
     parser.add_argument("--no-inpaint", action="store_true")
     parser.add_argument("--only", default="", help="only songs whose package/file contains this")
-    parser.add_argument("--long", action="store_true", help=f"only one {LONG_GAP:.0f} s inpaint in each whole song of "
-                        f"{LONG_SONGS[0]:.0f}-{LONG_SONGS[1]:.0f} s")
+    parser.add_argument("--long", nargs="?", const="late", default="", choices=("late", "middle"),
+                        help=f"only one {LONG_GAP:.0f} s inpaint in each whole song of {LONG_SONGS[0]:.0f}-"
+                        f"{LONG_SONGS[1]:.0f} s: late (where one passage can supply it) or in the middle")
     parser.add_argument("--json", type=Path, help="write every case here")
     parser.add_argument("--compare", type=Path, default=Path(__file__).resolve().parent / "engine_coverage_baseline.json",
                         help="a --json file of an earlier run: paired comparison of the cases both ran")

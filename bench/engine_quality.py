@@ -122,7 +122,8 @@ def clicks(result: np.ndarray, original: np.ndarray, sr: int, joins: list[tuple[
 
 
 def baselines(song: np.ndarray, sr: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
-    """(silence with 10 ms fades, copy of the audio before the gap with 50 ms crossfades); gap audio unused."""
+    """(silence with 10 ms fades, copy of the audio before the gap with 50 ms crossfades, repeated when the song
+    holds less before the gap than the gap); gap audio unused."""
     first, last = int(round(start * sr)), int(round(end * sr))
     silence = song.copy()
     fade = int(0.01 * sr)
@@ -131,9 +132,11 @@ def baselines(song: np.ndarray, sr: int, start: float, end: float) -> tuple[np.n
     silence[first:last] = 0.0
     silence[last:last + fade] *= ramp[::-1]
     cross = int(0.05 * sr)
-    lag = (last - first) + cross  # so the material for first-cross..last+cross ends where the gap begins
+    need = (last - first) + 2 * cross  # the material for first-cross..last+cross, ending where the gap begins
+    material = song[max(first - need, 0):first]
+    if len(material) < need:  # less music before the gap than the gap (a range in the middle of a short song)
+        material = np.concatenate([material] * -(-need // len(material)))[-need:]  # what there is, repeated
     copy = song.copy()
-    material = song[first - cross - lag:last + cross - lag]
     x = (np.arange(cross) + 0.5) / cross
     fade_out, fade_in = np.cos(x * np.pi / 2)[:, None], np.sin(x * np.pi / 2)[:, None]
     copy[first - cross:first] = song[first - cross:first] * fade_out + material[:cross] * fade_in
