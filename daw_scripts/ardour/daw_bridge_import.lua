@@ -1144,12 +1144,14 @@ end
 function DB.mark_decided(drop_folder, decision, session)
 	local keeper = session and decision_keeper(session)
 	if keeper then
-		local lines, own = {}, DB.SESSION_MARK .. decision.job_id .. " "
+		-- the comment without the job's line, exactly (the producer's blank lines too), then a newline and the line:
+		-- the same text comes back each time, however it ends
+		local kept, own = {}, DB.SESSION_MARK .. decision.job_id .. " "
 		for line in (keeper:comment() .. "\n"):gmatch("([^\n]*)\n") do
-			if line ~= "" and line:sub(1, #own) ~= own then lines[#lines + 1] = line end
+			if line:sub(1, #own) ~= own then kept[#kept + 1] = line end
 		end
-		lines[#lines + 1] = string.format("%s%d", own, decision.seq)
-		keeper:set_comment(table.concat(lines, "\n"), nil)
+		local text = table.concat(kept, "\n")
+		keeper:set_comment((text == "" and "" or text .. "\n") .. string.format("%s%d", own, decision.seq), nil)
 	end
 	local path = DB.join(drop_folder, DB.DECIDED_LIST)
 	local marked = false

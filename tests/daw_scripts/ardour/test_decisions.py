@@ -208,3 +208,17 @@ def test_a_decision_an_older_version_listed_as_applied_is_not_applied_again(ardo
 
     assert not [line for line in ardour.script(IMPORT_SCRIPT, str(job)).splitlines() if "applied" in line]
     assert takes(job)["v2"][:2] == (2, False)  # as imported
+
+
+def test_the_producers_note_in_the_master_bus_comment_stays_as_written_blank_lines_and_all(ardour, job):
+    drop = job.parent / "daw-bridge"
+    note = "mix notes:\n\n  vocals up\n\nbass -2 dB\n"
+    ardour.run(load(job) + f'Session:master_out():set_comment({lua_string(note)}, nil)\nSession:save_state("")\n')
+    decide(drop, 1, "choose", 1)
+    assert "applied j-aaaa: choose variant 1 (decision 1)" in ardour.script(IMPORT_SCRIPT, str(job)).splitlines()
+    decide(drop, 2, "keep", 1)
+    assert "applied j-aaaa: keep variant 1 (decision 2)" in ardour.script(IMPORT_SCRIPT, str(job)).splitlines()
+
+    [comment] = ardour.run(load(job) + "report(Session:master_out():comment())\n")
+
+    assert comment == note + "\ndaw-bridge decided j-aaaa 2"  # the note as written, then the line
