@@ -7,6 +7,7 @@ not imported again. Each story reopens the session in a new Ardour and reads the
 from __future__ import annotations
 
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 
@@ -49,7 +50,11 @@ def reopened(gui, folder) -> ArdourGUI:
     """A new Ardour on the same session, after the last one ended without a save."""
     again = ArdourGUI(folder / "home", gui.session_file, ACTIONS)
     again.ids, again.shots = gui.ids, folder
-    again.start()
+    try:
+        again.start()
+    except BaseException:  # the caller's finally stops only what it got back
+        again.stop(folder / "reopened-failed.png")
+        raise
     return again
 
 
@@ -131,3 +136,28 @@ def test_a_result_deleted_and_its_unused_source_cleaned_up_is_not_imported_again
         wait_for("the report to close", lambda: not gui.window("^Clean-up$"), 30, 0.2)
         run_the_action(gui, "after-cleanup.png")
         assert placed(gui.save()) == []
+
+
+def test_a_new_ardour_that_does_not_come_up_is_ended_with_its_display(tmp_path, monkeypatch):
+    """reopened's Ardour dying while it loads the session (as _alive reports it, here at once) fails the story, and
+    leaves neither that Ardour nor its Xvfb running for the rest of the test run."""
+    started = []
+    start = ArdourGUI.start
+
+    def recorded(gui):
+        started.append(gui)
+        start(gui)
+
+    def dead(gui):
+        raise AssertionError("Ardour exited (1)")
+
+    monkeypatch.setattr(ArdourGUI, "start", recorded)
+    monkeypatch.setattr(ArdourGUI, "_alive", dead)
+    before = SimpleNamespace(session_file=tmp_path / "Sess" / "Sess.ardour", ids={})
+    with pytest.raises(AssertionError, match="Ardour exited"):
+        reopened(before, tmp_path)
+    [again] = started
+    try:
+        assert None not in (again.xvfb.poll(), again.ardour.poll()), "left running"
+    finally:
+        again.stop()
