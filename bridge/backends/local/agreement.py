@@ -29,21 +29,25 @@ def order(extensions: list[np.ndarray], sample_rate: int,
     ``extensions`` are the candidates' new material only, (frames, channels) float32 at ``sample_rate``, all of
     one length; the first of equals comes first, so a caller that sorted by confidence keeps that order on ties.
     """
-    spectra = [_power(audio, sample_rate) for audio in extensions]
-    if len(extensions) < 2 or min(power.shape[1] for power in spectra) == 0:  # nothing to compare, or too short
-        return [(i, None) for i in range(len(extensions))]
-    floor = _FLOOR * max(float(power.max()) for power in spectra) + 1e-30
-    levels = [10 * np.log10(power + floor) for power in spectra]
+    return order_spectra([spectra(audio, sample_rate) for audio in extensions], confidences)
+
+
+def order_spectra(powers: list[np.ndarray], confidences: list[float]) -> list[tuple[int, float | None]]:
+    """``order`` of candidates given by their ``spectra()``: a caller need not hold every candidate's audio."""
+    if len(powers) < 2 or min(power.shape[1] for power in powers) == 0:  # nothing to compare, or too short
+        return [(i, None) for i in range(len(powers))]
+    floor = _FLOOR * max(float(power.max()) for power in powers) + 1e-30
+    levels = [10 * np.log10(power + floor) for power in powers]
     between = np.zeros((len(levels), len(levels)))
     for i in range(len(levels)):
         for j in range(i + 1, len(levels)):
             between[i, j] = between[j, i] = np.sqrt(np.mean(np.square(levels[i] - levels[j]), axis=0)).mean()
     apart = list(between.sum(axis=1) / (len(levels) - 1))
-    ranked = sorted(range(len(extensions)), key=lambda i: (apart[i] - CONFIDENCE_DB * confidences[i], i))
+    ranked = sorted(range(len(powers)), key=lambda i: (apart[i] - CONFIDENCE_DB * confidences[i], i))
     return [(i, apart[i]) for i in ranked]
 
 
-def _power(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def spectra(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Power spectra of the mono mix at the analysis rate, at most ``MAX_FRAMES`` frames evenly spread (only those
     are transformed: a spectrum of every frame of a 10-minute candidate would hold 100 MB)."""
     mono = to_analysis_rate(fades.mono(audio), sample_rate)

@@ -181,7 +181,11 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     song, sample_rate, subtype = open_song(spec.source)
     first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
     write_subtype = lossless_subtype(subtype)
-    candidates, steered, apart = [], {}, []
+    candidates, steered, apart, results = [], {}, [], []
+    # Candidates that are compared before the choice keep what they are compared by, not their audio (an extension
+    # of 600 s with six candidates held 1.6 GB); the chosen are rendered again, one at a time, as they are written.
+    compared = bool(steering) or spec.operation == "extend"
+    new = slice(int(round(start * sample_rate)) - first, stop - first)  # an extension's new material
 
     def play(plan: Plan) -> tuple[np.ndarray, list[dict], list[dict]]:
         draw = render_texture if isinstance(plan, Texture) else render
@@ -194,12 +198,14 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
             # there (the song's ending, or a fade over its last beat)
             tail = min(4 * analysis.beat_period, (end - start) / 2) if spec.operation == "extend" else 0.0
             judged = slice(int(round(start * sample_rate)) - first, int(round((end - tail) * sample_rate)) - first)
+
         def consider(plan: Plan) -> float:
             out, joins, passages = play(plan)
             sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
             if sure >= floor:
-                # a steered job keeps each candidate's measures, not its audio: the chosen are rendered again
-                candidates.append((sure, ruler.change(out[judged]) if steering else out, joins, passages, plan))
+                kept = ruler.change(out[judged]) if steering else \
+                    agreement.spectra(out[new], sample_rate) if compared else out
+                candidates.append((sure, kept, joins, passages, plan))
             return sure
 
         best = max([consider(plan) for plan in plans], default=0.0)
@@ -210,34 +216,32 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
                 best = max(best, consider(texture))
         candidates.sort(key=lambda item: -item[0])  # surest first: an inpaint's order, and the order of equals
         if spec.operation == "extend" and not steering:  # the guess the others agree with, among the surest
-            new = slice(int(round(start * sample_rate)) - first, stop - first)
-            ranked = agreement.order([c[1][new] for c in candidates], sample_rate, [c[0] for c in candidates])
+            ranked = agreement.order_spectra([c[1] for c in candidates], [c[0] for c in candidates])
             candidates = [candidates[i] for i, _ in ranked]
             apart = [distance for _, distance in ranked]
-        if not steering:
-            del candidates[spec.num_outputs:]  # an extension plans more candidates than variants asked for
         if steering and candidates:
             order = rank(steering, ruler, [c[1] for c in candidates], [c[0] for c in candidates])[:spec.num_outputs]
-            chosen = [candidates[i] for i, _ in order]
-            candidates = [(sure, play(plan)[0], joins, passages, plan) for sure, _, joins, passages, plan in chosen]
+            candidates = [candidates[i] for i, _ in order]
             steered = {variant: note for variant, (_, note) in enumerate(order, start=1)}
+        del candidates[spec.num_outputs:]  # an extension plans more candidates than variants asked for
+        for variant, (sure, kept, joins, passages, plan) in enumerate(candidates, start=1):
+            out = play(plan)[0] if compared else kept
+            if write_subtype == "FLOAT":  # PCM is clipped at full scale when written; a float file keeps any over
+                out = _within_ceiling(out, spec.source)
+            path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", out, sample_rate, write_subtype)
+            del out
+            splice = {"handle": spec.handle, "joins": joins, "confidence": round(sure, 3), "passages": passages,
+                      "tempo": round(analysis.tempo, 2)}
+            if spec.operation == "extend":
+                splice["ending"] = plan.ending
+                if apart and apart[variant - 1] is not None:
+                    splice["apart_db"] = round(apart[variant - 1], 2)
+            if isinstance(plan, Texture):
+                splice["texture"] = plan.describe(passages)
+            results.append(Rendered(variant, path, first / sample_rate, splice, {}))
     finally:
         if isinstance(song, FileSource):
             song.close()
-    results = []
-    for variant, (sure, out, joins, passages, plan) in enumerate(candidates, start=1):
-        if write_subtype == "FLOAT":  # PCM is clipped at full scale when written; a float file keeps any over
-            out = _within_ceiling(out, spec.source)
-        path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", out, sample_rate, write_subtype)
-        splice = {"handle": spec.handle, "joins": joins, "confidence": round(sure, 3), "passages": passages,
-                  "tempo": round(analysis.tempo, 2)}
-        if spec.operation == "extend":
-            splice["ending"] = plan.ending
-            if apart and apart[variant - 1] is not None:
-                splice["apart_db"] = round(apart[variant - 1], 2)
-        if isinstance(plan, Texture):
-            splice["texture"] = plan.describe(passages)
-        results.append(Rendered(variant, path, first / sample_rate, splice, {}))
     if not results:
         raise NoMaterialError(_no_material_reason(analysis, plans, best, where, floor, end - start))
     notes = _notes(spec, len(results), steering)

@@ -132,8 +132,12 @@ def _new_material(r: _Renderer, lags: list[int], fades: list[int], bounds: list[
                   end_lag: int | None, end_gain: float | None,
                   correlations: list[float]) -> tuple[np.ndarray, float | None]:
     """All passages chained with their internal crossfades, covering bounds[0] - fades[0] .. bounds[-1] + tail;
-    and the exit's gain as played. ``gains`` are lowered in place where they would take a passage past full scale."""
-    pieces = None
+    and the exit's gain as played. ``gains`` are lowered in place where they would take a passage past full scale.
+
+    Each passage is written into one buffer as it is read (chaining them by concatenation copied all that came
+    before at every join, and held it twice: a 600 s extension of many passages peaked at several times its size)."""
+    origin = bounds[0] - fades[0]
+    pieces = np.empty((bounds[-1] + tail - origin, r.source.channels), dtype=np.float32)
     count = len(lags)
     for i in range(count):
         lo = bounds[i] - fades[i]
@@ -144,15 +148,10 @@ def _new_material(r: _Renderer, lags: list[int], fades: list[int], bounds: list[
         if last and end_gain is not None:
             end_gain = _within_ceiling(end_gain, block)
         block = _ramp(block, gains[i], end_gain if (last and end_gain is not None) else gains[i])
-        if pieces is None:
-            pieces = block
-            continue
-        overlap = fades[i]
-        if overlap == 0:
-            pieces = np.concatenate([pieces, block])
-            continue
-        mixed = _blend(pieces[-overlap:], block[:overlap], correlations[i])
-        pieces = np.concatenate([pieces[:-overlap], mixed, block[overlap:]])
+        at, overlap = lo - origin, fades[i] if i else 0
+        if overlap:
+            pieces[at:at + overlap] = _blend(pieces[at:at + overlap], block[:overlap], correlations[i])
+        pieces[at + overlap:hi - origin] = block[overlap:]
     return pieces, end_gain
 
 
