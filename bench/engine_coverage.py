@@ -98,7 +98,8 @@ class Result:
 
     def delivered(self, floor: float = DEFAULT_MIN_CONFIDENCE) -> bool:
         """Whether the engine run with ``[local] min_confidence = floor`` delivers this case's variant 1."""
-        return not self.refusal and self.confidence >= engine.floor_for(floor, self.length)
+        scaled = engine.floor_for(floor, self.length) if self.operation == "inpaint" else floor
+        return not self.refusal and self.confidence >= scaled
 
     def better(self, floor: float = DEFAULT_MIN_CONFIDENCE) -> bool:
         return self.delivered(floor) and self.lsd < self.base_a and self.lsd < self.base_b

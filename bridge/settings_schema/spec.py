@@ -79,9 +79,9 @@ LOCAL = Table("local", "The embedded engine (the default backend): offline, free
     # 0.1, not 0.2: on bench/engine_coverage.py's dev part it delivers as well on short gaps (better than both
     # baselines of all 2/5/10 s cases 92 against 91 %) and far more on the evaluation's 100 s gaps in whole songs
     # (--long: 53 against 37 %, better among delivered 62 against 61 %); below 0.1 the joins go bad (0 of 4 better).
-    # Ranges over 10 s are held to a share of it (engine.floor_for).
-    Key("min_confidence", FLOAT, "A variant whose weakest join scores below this is not delivered; a range longer "
-        "than 10 s is held to that share of it (a 100 s range: a tenth).", default=0.1, min=0, max=1),
+    # Inpaint ranges over 10 s are held to a share of it (engine.floor_for).
+    Key("min_confidence", FLOAT, "A variant whose weakest join scores below this is not delivered; an inpaint range "
+        "longer than 10 s is held to that share of it (a 100 s range: a tenth).", default=0.1, min=0, max=1),
     Key("workers", INT, "Engine processes working at once.", default=1, min=1, max=64),
     Key("warm_up", BOOL, "Start the engine worker with the daemon (~110 MB resident); false: the first job takes "
         "~1.5 s longer instead.", default=True),

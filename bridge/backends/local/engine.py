@@ -133,7 +133,7 @@ def analyse_source(source: str, cache_dir: str) -> dict:
 
 
 def floor_for(min_confidence: float, seconds: float) -> float:
-    """The confidence a variant of a ``seconds``-long range must reach: ``min_confidence`` up to
+    """The confidence a variant of a ``seconds``-long inpaint range must reach: ``min_confidence`` up to
     ``FULL_FLOOR_SECONDS``, then falling in proportion (a 100 s range: a tenth of it).
 
     A variant's confidence is its weakest join's, judged on the 1.5 s either side whatever the length; a long range
@@ -177,7 +177,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
         where = f"the music before {start:.2f} s"
     else:
         raise ValueError(f"operation must be inpaint or extend, got {spec.operation!r}")
-    floor = floor_for(min_confidence, end - start)
+    floor = floor_for(min_confidence, end - start) if spec.operation == "inpaint" else min_confidence
     song, sample_rate, subtype = open_song(spec.source)
     first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
     write_subtype = lossless_subtype(subtype)
@@ -294,7 +294,7 @@ def _no_material_reason(analysis: SongAnalysis, plans: list[Plan], best: float, 
 
 
 def _scaled(length: float) -> str:
-    return f" for a {length:.0f} s range" if length > FULL_FLOOR_SECONDS else ""
+    return f" for a {length:g} s range" if length > FULL_FLOOR_SECONDS else ""
 
 
 def _notes(spec, delivered: int, steering=None) -> dict:

@@ -115,8 +115,8 @@ class _Search:
         """When no one passage can supply the whole range (a 105 s range in the middle of a 4-minute song): lags that
         supply it from its start and lags that supply it to its end, each far enough to hand over to the other, so
         the search has a path of two passages whenever the music around the range holds one. The lists above fit
-        only the range's first or last beat and rarely reach that far. None when the two cannot meet: more passages
-        would play the same material again within the range."""
+        only the range's first or last beat and rarely reach that far. The relay offers none when the two cannot meet:
+        more passages would play the same material again within the range."""
         segments = len(self.bounds) - 1
 
         def fits(a: int, b: int) -> np.ndarray:
