@@ -15,7 +15,7 @@ The daemon draws through a :class:`Painter`, in a process of its own at low prio
 delivery thread, matplotlib's ~0.2 s of CPU per picture held the interpreter lock often enough to push the OSC
 accepted-reply p99 from 3.5 ms to 275 ms in the 5-jobs-a-second soak. That process holds ~120 MiB (matplotlib and
 Pillow), so it ends after a few seconds without a picture and is started again for the next one: an idle
-daemon holds no plotting library.
+daemon holds no plotting library. It is handed a :class:`Sketch` (the measures drawn, kilobytes), not the audio.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ _FLOOR_DB = 80.0  # the spectrograms show this many dB below their loudest cell
 _SILENT_DB = -120.0
 _PNG_LEVEL = 6
 _COLUMNS_PER_FRAME = 2  # the spectrogram's time resolution: one FFT per two pixel columns
+_LEVEL_BLOCK = 1 << 18  # frames summed at once for a level
 IDLE_SECONDS = 2.0  # the painter's process ends this long after its last picture
 
 
@@ -58,13 +59,46 @@ class PictureInput:
 
 
 def levels(audio: np.ndarray) -> tuple[float, float] | None:
-    """(RMS dBFS, peak dBFS) of all channels together; None for no audio."""
+    """(RMS dBFS, peak dBFS) of all channels together; None for no audio. Summed in float64 a block at a time (a
+    float64 copy of a 10-minute extension would take 424 MB)."""
     if audio.size == 0:
         return None
-    samples = np.asarray(audio, dtype=np.float64)
-    rms = float(np.sqrt(np.mean(samples * samples)))
-    peak = float(np.max(np.abs(samples)))
-    return _db(rms), _db(peak)
+    energy, peak = 0.0, 0.0
+    for at in range(0, len(audio), _LEVEL_BLOCK):
+        block = np.asarray(audio[at:at + _LEVEL_BLOCK], dtype=np.float64)
+        energy += float(np.sum(block * block))
+        peak = max(peak, float(np.max(np.abs(block))))
+    return _db(float(np.sqrt(energy / audio.size))), _db(peak)
+
+
+@dataclass
+class Sketch:
+    """What a picture draws, measured from a :class:`PictureInput`: a few thousand numbers whatever the span's
+    length, so the painter's process is handed kilobytes, not the audio (a 10-minute extension's is 212 MB, and
+    the process held it twice)."""
+
+    rows: list  # per panel pair, original then result: (name, levels text, (lows, highs, times), (spec, times))
+    loudest: float  # the spectrograms' shared top, dB
+    sample_rate: int
+    span_start: float
+    span_end: float
+    edit_start: float
+    edit_end: float
+    joins: list
+    title: str
+
+
+def sketch(picture: PictureInput) -> Sketch:
+    """The measures :func:`render_png` draws; the cheap part (numpy), done where the audio already is."""
+    sr, columns = picture.sample_rate, int(WIDTH_IN * DPI)
+    first, last = _edit_frames(picture, len(picture.result))
+    rows = []
+    for name, audio in (("Original", picture.original), ("Result", picture.result)):
+        rows.append((name, _levels_text(audio[first:last]), _envelope(audio, sr, columns),
+                     _spectrogram(audio, sr, columns // _COLUMNS_PER_FRAME)))
+    loudest = max((spec.max() for *_, (spec, _) in rows if spec.size), default=0.0)
+    return Sketch(rows, float(loudest), sr, picture.span_start, picture.span_start + len(picture.result) / sr,
+                  picture.edit_start, picture.edit_end, list(picture.joins), picture.title)
 
 
 class Painter:
@@ -93,7 +127,7 @@ class Painter:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=self._lifeline, initializer=_background)
             pool, self._busy = self._pool, self._busy + 1
         try:
-            return pool.submit(render_png, picture).result()
+            return pool.submit(render_png, sketch(picture)).result()
         except BrokenProcessPool:
             self._end_worker(lambda: self._pool is pool)
             raise
@@ -138,16 +172,15 @@ def _background() -> None:
         pass
 
 
-def render_png(picture: PictureInput) -> bytes:
+def render_png(picture: PictureInput | Sketch) -> bytes:
     """The PNG's bytes. Raises whatever goes wrong; the caller decides that a missing picture is no failure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
     from matplotlib.ticker import NullLocator
 
-    sr = picture.sample_rate
-    span_end = picture.span_start + len(picture.result) / sr
-    columns = int(WIDTH_IN * DPI)
+    picture = picture if isinstance(picture, Sketch) else sketch(picture)
+    sr, span_end = picture.sample_rate, picture.span_end
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(4, 1, height_ratios=[1, 1.6, 1, 1.6], hspace=0.45, left=0.07, right=0.985,
@@ -157,15 +190,11 @@ def render_png(picture: PictureInput) -> bytes:
     if picture.title:
         fig.suptitle(picture.title, fontsize=10)
 
-    spectra = [_spectrogram(a, sr, columns // _COLUMNS_PER_FRAME) for a in (picture.original, picture.result)]
-    loudest = max((s.max() for s, _ in spectra if s.size), default=0.0)
-    first, last = _edit_frames(picture, len(picture.result))
-    for row, (name, audio, (spec, times)) in enumerate(zip(("Original", "Result"),
-                                                           (picture.original, picture.result), spectra)):
+    for row, (name, levels_text, envelope, (spec, times)) in enumerate(picture.rows):
         wave_ax, spec_ax = axes[2 * row], axes[2 * row + 1]
-        wave_ax.set_title(f"{name}  -  replaced range: {_levels_text(audio[first:last])}", fontsize=9, loc="left")
-        _draw_wave(wave_ax, audio, sr, picture.span_start, columns)
-        _draw_spectrogram(spec_ax, spec, times, sr, picture.span_start, loudest)
+        wave_ax.set_title(f"{name}  -  replaced range: {levels_text}", fontsize=9, loc="left")
+        _draw_wave(wave_ax, envelope, picture.span_start)
+        _draw_spectrogram(spec_ax, spec, times, sr, picture.span_start, picture.loudest)
     join_times = [float(join["at"]) for join in picture.joins]
     for index, ax in enumerate(axes):
         # Drawn in axes coordinates (0..1 high), so the y limits stay as set and nothing is autoscaled.
@@ -198,18 +227,19 @@ def _edit_frames(picture: PictureInput, frames: int) -> tuple[int, int]:
     return min(max(first, 0), frames), min(max(last, 0), frames)
 
 
-def _draw_wave(ax, audio: np.ndarray, sr: int, start: float, columns: int) -> None:
+def _draw_wave(ax, envelope: tuple[np.ndarray, np.ndarray, np.ndarray], start: float) -> None:
     ax.set_ylim(-1.0, 1.0)
     ax.set_yticks([])  # full scale is the panel's height; the levels are in its title
     ax.set_ylabel("wave", fontsize=8)
-    if len(audio) == 0:
-        return
-    lows, highs, times = _envelope(audio, sr, columns)
-    ax.fill_between(start + times, lows, highs, color="#1565c0", lw=0, step="mid")
+    lows, highs, times = envelope
+    if len(lows):
+        ax.fill_between(start + times, lows, highs, color="#1565c0", lw=0, step="mid")
 
 
 def _envelope(audio: np.ndarray, sr: int, columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per column, the lowest and highest sample of any channel, and the column's centre time (seconds)."""
+    if len(audio) == 0:
+        return np.empty(0), np.empty(0), np.empty(0)
     per = max(1, -(-len(audio) // columns))  # frames per column, rounded up
     usable = (len(audio) // per) * per
     lows = audio[:usable].reshape(-1, per * audio.shape[1]).min(axis=1) if usable else np.empty(0)

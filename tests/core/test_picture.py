@@ -240,3 +240,20 @@ def test_an_extension_past_the_songs_end_and_silence_are_drawn(tmp_path):
     assert picture.levels(original[sr:]) == (-120.0, -120.0)
     rms, peak = picture.levels(result)
     assert peak == pytest.approx(20 * np.log10(np.abs(result).max()), abs=1e-3) and rms < peak
+
+
+def test_the_painter_is_handed_a_sketch_of_kilobytes_however_long_the_span_and_draws_the_same_picture():
+    """A 10-minute extension's picture: what crosses to the painter's process is its sketch (envelopes, a thousand
+    spectra, the levels), not 200 MB of audio held twice there, and the PNG is the one the audio itself gives."""
+    import pickle
+
+    sr = 44100
+    result = np.random.default_rng(3).uniform(-0.5, 0.5, (sr * 600, 2)).astype(np.float32)
+    original = result[:sr * 90]  # the song ended 90 s into the span
+    what = picture.PictureInput(original, result, sr, 133.2, 133.2, 733.2, [{"at": 133.2, "confidence": 0.8}], "long")
+    drawn = picture.sketch(what)
+    assert len(pickle.dumps(drawn)) < 2_000_000 < result.nbytes // 100
+    assert picture.render_png(drawn) == picture.render_png(what)
+    rms, peak = picture.levels(result)  # summed a block at a time, as a float64 copy of it all would
+    assert rms == pytest.approx(10 * np.log10(np.mean(np.square(result, dtype=np.float64))), abs=1e-6)
+    assert peak == pytest.approx(20 * np.log10(np.abs(result).max()), abs=1e-6)
