@@ -152,21 +152,27 @@ end
 
 -- File names in a folder (Lua has no directory listing; Ardour's Lua offers none either), and, second, each name's
 -- line in a long listing of the same folder (name -> line, or false when its line could not be told), which tells a
--- file's changes without opening it (see DB.remember); none on Windows. Both come from one `ls` run: the names from
--- `ls -1`, a line only for a name it lists (-L: a link's target's line; the trailing "/": the folder a link leads to),
--- in the C locale (the lines' month names; and `ls` loads no locale files).
-function DB.list_folder(folder)
-	local quoted = "'" .. folder:gsub("'", "'\\''") .. "'"
-	local command = on_windows() and ('dir /b "%s" 2>nul'):format(folder)
-		or ("export LC_ALL=C; ls -1 -- %s 2>/dev/null; echo /; ls -linL -- %s 2>/dev/null"):format(quoted,
-			"'" .. DB.join(folder, ""):gsub("'", "'\\''") .. "'")
+-- file's changes without opening it (see DB.remember); none on Windows, nor with `names_only`. Both come from one
+-- `ls` run: the names from `ls -1`, a line only for a name it lists (-L: a link's target's line; the trailing "/":
+-- the folder a link leads to), in the C locale (the lines' month names; and `ls` loads no locale files). Third,
+-- whether the folder could be listed: no names can mean an empty folder or one `ls` could not read (missing a
+-- moment, unreadable), and only the first tells that a file is not there. On Windows (`dir`, which fails on an
+-- empty folder too) always true.
+function DB.list_folder(folder, names_only)
+	local function quoted(path) return "'" .. path:gsub("'", "'\\''") .. "'" end
+	-- the "/" (no file is named "/") only once `ls -1` succeeded: it parts the names from the long lines
+	local command = ("export LC_ALL=C; ls -1 -- %s 2>/dev/null && echo /"):format(quoted(folder))
+	if not names_only then
+		command = command .. (" && ls -linL -- %s 2>/dev/null"):format(quoted(DB.join(folder, "")))
+	end
+	if on_windows() then command = ('dir /b "%s" 2>nul'):format(folder) end
 	local names, lines, long, pipe = {}, {}, false, io.popen(command)
 	if pipe then
 		for line in pipe:lines() do
 			if long then  -- "<inode> <mode> <links> <uid> <gid> <size> Dec  1 13:08 <name>" (or the year, if old)
 				local name = line:match("^%s*%d+%s+%S+%s+%d+%s+%d+%s+%d+%s+%d+%s+%a+%s+%d+%s+[%d:]+ (.*)$")
 				if name and lines[name] == false then lines[name] = line end
-			elseif line == "/" then  -- no file is named "/"
+			elseif line == "/" then
 				long = true
 			else
 				names[#names + 1], lines[line] = line, false
@@ -175,7 +181,8 @@ function DB.list_folder(folder)
 		pipe:close()
 	end
 	table.sort(names)
-	return names, not on_windows() and lines or nil
+	if on_windows() then return names, nil, true end
+	return names, not names_only and lines or nil, long
 end
 
 -- What the background hook read of a file, kept for as long as it runs (this core is loaded once per hook), so
@@ -504,7 +511,7 @@ end
 -- Sources, its copy is gone from the audio folder (moved to the session's dead/ folder). The daemon names a manifest
 -- and its audio alike, so the manifest is only read when its own name is not held. Returns true (forgotten), false
 -- (held, or not known), or "gone": not held and no copy left, which nothing brings back (Clean-up Unused Sources
--- saves the session), so the result is done with.
+-- saves the session), so the result is done with. Not known, when the audio folder could not be listed.
 local function forgotten(folder, name, source_id, view, lines)
 	local source = type(source_id) == "string" and view.session:source_by_id(PBD.ID(source_id))
 	local source_stem = source and not source:isnil() and stem_of(source:name())
@@ -518,13 +525,16 @@ local function forgotten(folder, name, source_id, view, lines)
 	if audio then stem = DB.basename(audio):gsub("%.[^.]*$", "") end
 	if not audio or held(stem) then return false end
 	if not view.copied then
-		view.copied = {}
-		for _, file in ipairs(DB.list_folder(view.copies)) do
+		local files, _, listed = DB.list_folder(view.copies, true)
+		view.copied, view.copies_listed = {}, listed
+		for _, file in ipairs(files) do
 			local base = stem_of(file)
 			view.copied[base], view.copied[(base:gsub("%-%d+$", ""))] = true, true
 		end
 	end
-	return view.copied[stem] == true or "gone"
+	if view.copied[stem] then return true end
+	-- no copy, but only gone when the folder was listed: one `ls` could not read lists no copy of anything
+	return view.copies_listed and "gone" or false
 end
 
 -- List the manifests `names` (a set) as gone for good: "\tgone" after their line, which keeps its source id.

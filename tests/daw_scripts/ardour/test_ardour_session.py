@@ -259,6 +259,50 @@ def test_a_result_deleted_and_cleaned_up_is_looked_at_once_and_then_left_alone(a
     assert "imported" not in ardour.script(IMPORT_SCRIPT, str(session))
 
 
+def test_a_result_is_not_taken_for_gone_in_a_tick_that_could_not_list_the_sessions_audio_folder(ardour, tmp_path,
+                                                                                                  demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "away", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    # imported in the editor and lost with a close without saving: listed, its copies left in the audio folder
+    _deliver_one_second(drop, "lost", 3.0, {"track": ids["track_id"]})
+    copies = session.parent / "interchange" / "away" / "audiofiles"
+    for side in "LR":
+        shutil.copy(drop / "lost.wav", copies / f"lost%{side}.wav")
+    (drop / ".ardour-imported").write_text("lost.json\t999\n")
+
+    # one tick while the audio folder cannot be listed (a sync tool or a backup has it away a moment), one after
+    [ticks] = ardour.run(load(session) + f"""
+local drop, copies, ticks = {lua_string(str(drop))}, {lua_string(str(copies))}, {{}}
+local popen = io.popen
+local function tick()
+    local listings = {{}}
+    io.popen = function(command, ...)
+        if command:find("audiofiles", 1, true) then listings[#listings + 1] = command end
+        return popen(command, ...)
+    end
+    local ready, names = IMPORT.pending(drop, IMPORT.session_view(Session)), {{}}
+    io.popen = popen
+    for _, entry in ipairs(ready) do names[#names + 1] = entry.name end
+    local ledger = io.open(drop .. "/.ardour-imported"):read("a")
+    ticks[#ticks + 1] = {{ ready = names, ledger = ledger, listings = listings }}
+end
+os.rename(copies, copies .. ".away")
+tick()
+os.rename(copies .. ".away", copies)
+tick()
+report(ticks)
+""")
+
+    assert [(tick["ready"], tick["ledger"]) for tick in ticks] == [
+        ([], "lost.json\t999\n"),  # not known: left as it was, not listed as gone
+        (["lost.json"], "lost.json\t999\n")]  # its copy is there again: imported again
+    # the audio folder is listed by name only: nothing there reads a long listing's lines
+    listings = [command for tick in ticks for command in tick["listings"]]
+    assert len(listings) == 2 and not [command for command in listings if "ls -l" in command]
+
+
 # A tick of the background hook in a loaded session (what its callback runs while nothing is ready to import: the
 # pending results, then the decisions), `ticks` times. Per tick: the files opened (io.open) other than the two
 # ledgers, how many times the ledgers were opened, the folder listings (io.popen), what was ready to import and what
