@@ -808,9 +808,10 @@ function DB.origin_finder(session, index)
 			for _, place in ipairs(places) do
 				where[#where + 1] = string.format("on '%s' at %.2f s", place.track:name(), place.at / rate)
 			end
-			return nil, nil, nil, nil, nil, string.format("came from a region that was moved, and %d "
-				.. "regions play that part of %s now (%s): remove all but one and import again", #places, DB.basename(source_path),
-				table.concat(where, ", "))
+			-- a region dragged to another track is a copy, and the original deleted: a move and a deletion look alike
+			return nil, nil, nil, nil, nil, string.format("came from a region that was moved or deleted, and %d "
+				.. "regions play that part of %s now (%s): remove all but one and import again", #places,
+				DB.basename(source_path), table.concat(where, ", "))
 		end
 		return nil
 	end

@@ -214,11 +214,12 @@ def test_a_region_moved_in_time_and_to_another_track_gets_its_result_there(ardou
         ("Other", "inpaint v1: r", round(15.5 * RATE)), ("Other", "song", POSITION + 4 * RATE)]
 
 
-def test_a_result_whose_moved_region_now_plays_in_two_places_is_not_placed_and_says_so(ardour, tmp_path,
-                                                                                        demo_song_path):
+def test_a_result_whose_region_is_gone_while_two_regions_play_its_part_is_not_placed_and_says_so(ardour, tmp_path,
+                                                                                                 demo_song_path):
     session, ids = ardour.make_session_with_ids(tmp_path / "twice", demo_song_path, frames=SONG_FRAMES,
                                                 position=POSITION, trim=TRIM, length=LENGTH)
-    ardour.run(drag(session, ids, ("Other", 4.0), ("Third", 6.0)))  # dragged, and a copy of it dragged elsewhere
+    # dragged, and a copy of it dragged elsewhere; or copied to two tracks and then deleted: the same to the session
+    ardour.run(drag(session, ids, ("Other", 4.0), ("Third", 6.0)))
     drop = session.parent / "daw-bridge"
     drop.mkdir()
     deliver(drop, "r", "j-1111", 12.0, 19.5, ids)
@@ -226,7 +227,7 @@ def test_a_result_whose_moved_region_now_plays_in_two_places_is_not_placed_and_s
     printed = ardour.script(IMPORT_SCRIPT, str(session))
 
     assert [line for line in printed.splitlines() if "imported" in line] == [
-        "not imported: r.json came from a region that was moved, and 2 regions play that part of "
+        "not imported: r.json came from a region that was moved or deleted, and 2 regions play that part of "
         "song.wav now (on 'Other' at 6.00 s, on 'Third' at 8.00 s): remove all but one and "
         "import again"]
     regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
