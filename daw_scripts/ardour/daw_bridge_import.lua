@@ -749,9 +749,9 @@ end
 -- `at` where a region of it starts on the timeline (samples).
 local function places_playing(session, source_path, offset, index)
 	local places, listed = {}, {}
-	for route in session:get_tracks():iter() do
+	for route in session:get_tracks():iter() do  -- tracks only (no bus): each has a playlist
 		local track = route:to_track()
-		for region in (track:isnil() and {} or track:playlist():region_list()):iter() do
+		for region in track:playlist():region_list():iter() do
 			local start = region:start():samples()
 			if start <= offset and offset < start + region:length():samples() and not region:to_audioregion():isnil()
 				and plays_source(region, source_path) and not (index and DB.take_of(region, index.stems)) then
