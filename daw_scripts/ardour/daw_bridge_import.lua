@@ -190,26 +190,45 @@ end
 -- file's listing line then, the answers, and whether they hold while the line stays. A file is written by the
 -- daemon renaming it into place (a new inode) or by something copying into it (a new size, or a later minute), so
 -- its line changes, except for a second change within the minute its line shows: a file whose line shows the
--- minute it was read in (or one a few seconds off, for the clocks) is read again each time until that minute has
--- passed. Only what the files say is kept; what the session holds is asked each time.
+-- minute it was read in, or a later one, is read again each time until that minute has passed (a few seconds
+-- later, for the clocks). A file dated in the future (written on a machine whose clock is ahead, into a shared
+-- folder) shows a year in place of the time (GNU `ls`; BSD `ls` shows the time): a year shown with a date of today
+-- or later is not over either, so such a file is read each time until its line shows a time. Only what the files
+-- say is kept; what the session holds is asked each time.
 local remembered = {}
 local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
 
--- The minute `ls -l` shows (C locale) for a file last changed at `time`: "Dec  1 13:08".
-local function listed_minute(time)
-	local t = os.date("*t", time)
-	return string.format("%s %2d %02d:%02d", MONTHS[t.month], t.day, t.hour, t.min)
+-- When (os.time()) the date a listing line shows ends: "Dec  1 13:08" (C locale) at the end of that minute, in the
+-- year that puts it nearest to `now` (`ls` shows no year for a date of the last six months); "Dec  1  2026" (a
+-- year: over six months ago, or in the future) at the end of that day. nil for a date it cannot tell.
+local function shown_date_ends(shown, now)
+	local name, day, hour, minute = shown:match("^(%a+) +(%d+) +(%d+):(%d+)$")
+	local year
+	if not name then name, day, year = shown:match("^(%a+) +(%d+) +(%d+)$") end
+	local month
+	for n, known in ipairs(MONTHS) do
+		if known == name then month = n end
+	end
+	if not month then return nil end
+	if year then return os.time({ year = tonumber(year), month = month, day = tonumber(day) + 1, hour = 0 }) end
+	local nearest, this_year = nil, os.date("*t", now).year
+	for y = this_year - 1, this_year + 1 do
+		local ends = os.time({ year = y, month = month, day = tonumber(day), hour = tonumber(hour),
+			min = tonumber(minute) + 1, sec = 0 })
+		if not nearest or math.abs(ends - now) < math.abs(nearest - now) then nearest = ends end
+	end
+	return nearest
 end
 
 -- The two answers of `read()` about the file at `path`, whose line in its folder's listing is `line` (nil or false: not
--- known, read each time): the ones kept when the line is the same as at their read and showed a minute already over.
+-- known, read each time): the ones kept when the line is the same as at their read and showed a date already over.
 function DB.remember(path, line, read)
 	local kept = remembered[path]
 	if line and kept and kept.line == line and kept.settled then return kept.value, kept.why end
 	local now, tail = os.time(), " " .. DB.basename(path)
 	local value, why = read()
-	local shown = line and line:sub(-(12 + #tail))
-	local settled = shown ~= listed_minute(now - 5) .. tail and shown ~= listed_minute(now + 5) .. tail
+	local ends = line and line:sub(-#tail) == tail and shown_date_ends(line:sub(-(12 + #tail), -(#tail + 1)), now)
+	local settled = ends and ends <= now - 5 or false
 	remembered[path] = line and { line = line, value = value, why = why, settled = settled } or nil
 	return value, why
 end

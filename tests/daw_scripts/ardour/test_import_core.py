@@ -276,3 +276,51 @@ report(looks)
         {"opened": 1, "seen": {"old.json": 1, "new.json": 1}},  # new.json again: the minute it shows is not over
         {"opened": 1, "seen": {"old.json": 1, "new.json": 2}},  # and so its change is seen though its line holds
         {"opened": 2, "seen": {"old.json": 3, "new.json": 2}}]  # old.json's line changed (another inode)
+
+
+def test_a_file_dated_in_the_future_is_read_again_until_its_listing_shows_a_time_gone_by(lua, tmp_path):
+    """A file written on a machine whose clock is ahead (a shared or synced folder) is dated in the future: GNU `ls`
+    shows a year for it in place of the time, BSD `ls` a minute yet to come. Neither tells a second change at the
+    same size, so such a file counts as changing until its date has gone by."""
+    folder = tmp_path / "decisions"
+    folder.mkdir()
+    ahead = time.time() + 3600
+    (folder / "ahead.json").write_text('{"format": "f", "n": 1}')
+    os.utime(folder / "ahead.json", (ahead, ahead))
+
+    [seen] = lua(f"""
+local folder, seen = {lua_string(str(folder))}, {{}}
+local function look()
+    local names, lines = IMPORT.list_folder(folder)
+    seen[#seen + 1] = IMPORT.read_json(folder .. "/ahead.json", "f", lines["ahead.json"]).n
+end
+look()
+local file = io.open(folder .. "/ahead.json", "r+")  -- written again there, at the same size, a little later
+file:write('{{"format": "f", "n": 2}}')
+file:close()
+os.execute("touch -d @{int(ahead) + 30} '" .. folder .. "/ahead.json'")
+look()
+report(seen)
+""")
+    assert seen == [1, 2]
+
+    # the lines as other listings show dates, passed as they are: how many of two looks read the file
+    reads = lua("""
+local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
+local function line(date) return "2195569 -rw-r--r-- 1 0 0 23 " .. date .. " a.json" end
+local function minute(time)  -- as BSD ls shows a date within six months, past or future
+    local t = os.date("*t", time)
+    return string.format("%s %2d %02d:%02d", MONTHS[t.month], t.day, t.hour, t.min)
+end
+local function year(time)
+    local t = os.date("*t", time)
+    return string.format("%s %2d %5d", MONTHS[t.month], t.day, t.year)
+end
+local now = os.time()
+for n, date in ipairs({ minute(now + 120), year(now + 86400), minute(now - 3600), year(now - 400 * 86400) }) do
+    local reads = 0
+    for _ = 1, 2 do IMPORT.remember("/drop/" .. n .. "/a.json", line(date), function () reads = reads + 1 end) end
+    report(reads)
+end
+""")
+    assert reads == [2, 2, 1, 1]  # in the future: read each time; gone by: read once
