@@ -463,8 +463,7 @@ local function audio_frames(path, audio)
 end
 
 -- A manifest and its audio checked for import; nil and the reason when it cannot be imported. With `lines` (the
--- listing lines of its folder, DB.list_folder's), what was read of either before is answered while its line holds,
--- and audio the listing does not name is missing without a look.
+-- listing lines of its folder, DB.list_folder's), what was read of either before is answered while its line holds.
 function DB.read_manifest(path, lines)
 	local manifest, why = DB.read_json(path, BRIDGE.MANIFEST_FORMAT, lines and lines[DB.basename(path)])
 	if not manifest then return nil, why end
@@ -486,12 +485,10 @@ function DB.read_manifest(path, lines)
 	end
 	local folder = path:match("^(.*)[/\\][^/\\]*$") or "."
 	manifest.audio_path = DB.join(folder, manifest.audio)
-	local listed = lines and lines[manifest.audio]
-	if lines and listed == nil and manifest.audio:sub(1, 1) ~= "." then  -- `ls` lists no hidden file
-		return nil, string.format("names %s, which is missing", manifest.audio)
-	end
+	-- Audio the listing does not name is looked for each time, not remembered: missing, hidden (`ls` lists no hidden
+	-- file), or listed under another form of its name (macOS HFS+ lists "é" decomposed, and opens either form).
 	local holds
-	holds, why = DB.remember(manifest.audio_path, listed, function ()
+	holds, why = DB.remember(manifest.audio_path, lines and lines[manifest.audio], function ()
 		return audio_frames(manifest.audio_path, manifest.audio)
 	end)
 	if not holds then return nil, why end

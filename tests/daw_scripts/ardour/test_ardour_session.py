@@ -384,10 +384,10 @@ def test_each_tick_opens_only_what_changed_not_every_decision_and_waiting_result
     [ticks] = ardour.run(load(session) + f'Session:master_out():set_comment("{held}\\n", nil)\n'
                          + TICKS.format(drop=lua_string(str(drop)), ticks=6, change=4, revert=5))
 
-    waiting = 1 + 1 + 3 + 2 + 1  # their manifests, and the audio of the ones whose audio is there (header, frames)
+    waiting = 1 + 2 + 3 + 2 + 1  # their manifests, and their audio (header, frames), or a look for it where missing
     assert [tick["opened"] for tick in ticks] == [
         50 + waiting,  # the first tick of this Ardour reads everything once
-        0, 0,  # then nothing: the same listing, the same answers (59 at every tick before)
+        1, 1,  # then only a look for the audio the listing does not name (59 at every tick before)
         1 + 2 + 2,  # j-007's new decision, missing_v1's audio (now there), and j-007's manifests for its takes
         2,  # j-003's decision again (its file not read), and its manifests for its takes
         0]

@@ -94,3 +94,30 @@ def test_a_prompt_that_is_no_text_leaves_the_region_named_by_operation_and_varia
     [name] = lua(f"report(IMPORT.region_name(IMPORT.read_manifest({lua_string(str(drop / 'r.json'))})))")
 
     assert name == "inpaint v1"
+
+
+def test_audio_the_listing_names_in_another_form_is_still_found(lua, tmp_path):
+    """macOS HFS+ keeps names decomposed ("e" and a combining accent) and opens either form, so a folder listing there
+    need not name the audio as the manifest does: audio the listing does not name is looked for before it is called
+    missing."""
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "r", audio="café_v1.wav")
+    (drop / "r.wav").rename(drop / "café_v1.wav")  # as the manifest names it, composed
+    manifest(drop, "gone", audio="gone_v1.wav")  # and one whose audio is missing indeed
+
+    [result] = lua(f"""
+local popen = io.popen
+io.popen = function(command, ...)  -- the drop folder listed as HFS+ lists it: "é" decomposed
+    local pipe = popen(command, ...)
+    local text = pipe:read("a"):gsub("\\xC3\\xA9", "e\\xCC\\x81")
+    pipe:close()
+    return {{ lines = function () return text:gmatch("([^\\n]*)\\n") end, close = function () return true end }}
+end
+local ready, notes = IMPORT.pending({lua_string(str(drop))})
+local names = {{}}
+for _, entry in ipairs(ready) do names[#names + 1] = entry.name end
+report({{ ready = names, notes = notes }})
+""")
+
+    assert result == {"ready": ["r.json"], "notes": ["gone.json names gone_v1.wav, which is missing"]}
