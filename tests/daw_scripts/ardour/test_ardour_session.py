@@ -167,6 +167,18 @@ def _deliver_one_second(drop: Path, stem: str, position: float, ids: dict, **man
         "timeline": {"position": position, "length": 1.0}, "ids": ids, "request": {"prompt": stem}, **manifest}))
 
 
+def _lose_in_an_unsaved_close(session: Path, drop: Path, stem: str, track_id: str) -> Path:
+    """``stem`` delivered, imported by the editor, then lost with Ardour closed without saving: listed in the import
+    list, its copies left in the session's audio folder (returned), no source in the session."""
+    _deliver_one_second(drop, stem, 3.0, {"track": track_id})
+    copies = session.parent / "interchange" / session.stem / "audiofiles"
+    for side in "LR":
+        shutil.copy(drop / f"{stem}.wav", copies / f"{stem}%{side}.wav")
+    with (drop / ".ardour-imported").open("a") as listed:
+        listed.write(f"{stem}.json\t999\n")
+    return copies
+
+
 def test_a_result_follows_its_moved_region_and_one_without_its_track_lands_on_the_results_track(ardour, tmp_path,
                                                                                                 demo_song_path):
     session, ids = ardour.make_session_with_ids(tmp_path / "later", demo_song_path, frames=SONG_FRAMES,
@@ -199,13 +211,7 @@ def test_the_terminal_imports_again_a_result_an_unsaved_editor_session_forgot_an
 
     _deliver_one_second(drop, "kept", 3.0, {"track": ids["track_id"]})
     assert ardour.script(IMPORT_SCRIPT, str(session)).count("imported kept.json") == 1
-    _deliver_one_second(drop, "lost", 3.0, {"track": ids["track_id"]})
-    # the editor imported "lost" and Ardour closed without saving: listed, its copies left, no source in the session
-    copies = session.parent / "interchange" / "forgot" / "audiofiles"
-    for side in "LR":
-        shutil.copy(drop / "lost.wav", copies / f"lost%{side}.wav")
-    with (drop / ".ardour-imported").open("a") as listed:
-        listed.write("lost.json\t999\n")
+    _lose_in_an_unsaved_close(session, drop, "lost", ids["track_id"])
 
     printed = ardour.script(IMPORT_SCRIPT, str(session))
     again = ardour.script(IMPORT_SCRIPT, str(session))
@@ -265,12 +271,7 @@ def test_a_result_is_not_taken_for_gone_in_a_tick_that_could_not_list_the_sessio
                                                 position=POSITION, trim=TRIM, length=LENGTH)
     drop = session.parent / "daw-bridge"
     drop.mkdir()
-    # imported in the editor and lost with a close without saving: listed, its copies left in the audio folder
-    _deliver_one_second(drop, "lost", 3.0, {"track": ids["track_id"]})
-    copies = session.parent / "interchange" / "away" / "audiofiles"
-    for side in "LR":
-        shutil.copy(drop / "lost.wav", copies / f"lost%{side}.wav")
-    (drop / ".ardour-imported").write_text("lost.json\t999\n")
+    copies = _lose_in_an_unsaved_close(session, drop, "lost", ids["track_id"])
 
     # one tick while the audio folder cannot be listed (a sync tool or a backup has it away a moment), one after
     [ticks] = ardour.run(load(session) + f"""
