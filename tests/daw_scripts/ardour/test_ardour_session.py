@@ -157,6 +157,15 @@ end
     assert outcomes[2]["refusal"].startswith("The point 33.00 s is not inside the region 'song'")  # extend: the end
 
 
+def _session_with_drop(ardour, folder: Path, song: Path) -> tuple[Path, dict, Path]:
+    """A session whose track plays the song (trimmed, at POSITION), its ids, and its empty drop folder."""
+    session, ids = ardour.make_session_with_ids(folder, song, frames=SONG_FRAMES, position=POSITION, trim=TRIM,
+                                                length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    return session, ids, drop
+
+
 def _deliver_one_second(drop: Path, stem: str, position: float, ids: dict, **manifest) -> None:
     """A one-second inpaint variant named ``stem`` in ``drop``, for ``position`` seconds on the timeline."""
     audio = np.linspace(-0.5, 0.5, 2 * RATE, dtype="float32").reshape(RATE, 2)
@@ -181,10 +190,7 @@ def _lose_in_an_unsaved_close(session: Path, drop: Path, stem: str, track_id: st
 
 def test_a_result_follows_its_moved_region_and_one_without_its_track_lands_on_the_results_track(ardour, tmp_path,
                                                                                                 demo_song_path):
-    session, ids = ardour.make_session_with_ids(tmp_path / "later", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
+    session, ids, drop = _session_with_drop(ardour, tmp_path / "later", demo_song_path)
     source = {"source": {"span_start": 8.5, "span_end": 9.5}}
 
     # computed when the region sat elsewhere: now the song's time 0 sits at 0.5 s, so this belongs at 9.0 s
@@ -204,10 +210,7 @@ def test_a_result_follows_its_moved_region_and_one_without_its_track_lands_on_th
 
 def test_the_terminal_imports_again_a_result_an_unsaved_editor_session_forgot_and_nothing_twice(ardour, tmp_path,
                                                                                                 demo_song_path):
-    session, ids = ardour.make_session_with_ids(tmp_path / "forgot", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
+    session, ids, drop = _session_with_drop(ardour, tmp_path / "forgot", demo_song_path)
 
     _deliver_one_second(drop, "kept", 3.0, {"track": ids["track_id"]})
     assert ardour.script(IMPORT_SCRIPT, str(session)).count("imported kept.json") == 1
@@ -246,10 +249,7 @@ report(touched)
 
 
 def test_a_result_deleted_and_cleaned_up_is_looked_at_once_and_then_left_alone(ardour, tmp_path, demo_song_path):
-    session, ids = ardour.make_session_with_ids(tmp_path / "cleaned", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
+    session, ids, drop = _session_with_drop(ardour, tmp_path / "cleaned", demo_song_path)
     # imported in the editor, deleted, and both Clean-ups run: listed, while the session holds neither a region nor a
     # source of it, and its copy has left the audio folder
     _deliver_one_second(drop, "cleaned", 3.0, {"track": ids["track_id"]})
@@ -267,10 +267,7 @@ def test_a_result_deleted_and_cleaned_up_is_looked_at_once_and_then_left_alone(a
 
 def test_a_result_is_not_taken_for_gone_in_a_tick_that_could_not_list_the_sessions_audio_folder(ardour, tmp_path,
                                                                                                   demo_song_path):
-    session, ids = ardour.make_session_with_ids(tmp_path / "away", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
+    session, ids, drop = _session_with_drop(ardour, tmp_path / "away", demo_song_path)
     copies = _lose_in_an_unsaved_close(session, drop, "lost", ids["track_id"])
 
     # one tick while the audio folder cannot be listed (a sync tool or a backup has it away a moment), one after
@@ -350,10 +347,7 @@ report(counts)
 
 def test_each_tick_opens_only_what_changed_not_every_decision_and_waiting_result_ever_published(ardour, tmp_path,
                                                                                                demo_song_path):
-    session, ids = ardour.make_session_with_ids(tmp_path / "months", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
+    session, ids, drop = _session_with_drop(ardour, tmp_path / "months", demo_song_path)
     # months of work: 50 jobs imported and decided, each decision applied (the ledger and the session hold it), their
     # results since moved out of the drop folder
     jobs = [f"j-{n:03d}" for n in range(50)]
