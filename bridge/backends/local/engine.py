@@ -33,7 +33,7 @@ STEERED_NOTE = ("embedded: re-uses the song's own material (beat-aligned, simila
                 "energy, density and brightness chose among the passages that fit (see steering), nothing else in "
                 "it is followed, nor lyrics or gender")
 MIN_SONG_SECONDS = 4.0
-# A range up to this long is held to [local] min_confidence itself; a longer one to a share of it (see floor_for).
+# An inpaint range up to this long is held to [local] min_confidence itself, a longer one to a share (floor_for).
 FULL_FLOOR_SECONDS = 10.0
 
 _loaded: dict[str, object] = {}  # this worker's last song: its file identity and content key (never its samples)
@@ -203,8 +203,12 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
             out, joins, passages = play(plan)
             sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
             if sure >= floor:
-                kept = ruler.change(out[judged]) if steering else \
-                    agreement.spectra(out[new], sample_rate) if compared else out
+                if steering:
+                    kept = ruler.change(out[judged])
+                elif compared:
+                    kept = agreement.spectra(out[new], sample_rate)
+                else:
+                    kept = out
                 candidates.append((sure, kept, joins, passages, plan))
             return sure
 
