@@ -39,6 +39,7 @@ class OscFrontend(OscSocket):
         self.ableton = None  # the AbletonFrontend, when [ableton] enabled = true
         self.audition = None  # the daemon's Audition
         self.session = None  # the MIDI frontend's SessionContext, which follows the DAW's transport ([midi.daw])
+        self._also_told: dict[str, set[tuple]] = {}  # job id -> senders of the same request again, until it ends
         service.subscribe(self._on_job_event)
         if decisions is not None:
             decisions.subscribe(self._on_decision)
@@ -85,9 +86,13 @@ class OscFrontend(OscSocket):
         if name in ("inpaint", "extend"):
             origin = {"kind": "osc", "host": target[0], "port": target[1]}
             record = self.service.submit(command, origin)
-            if record.origin is not origin:  # sent again: the sender hears of the job it already has
+            if record.origin is not origin:  # sent again: the sender hears of the job it already has, to its end
                 self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
                 self._send_state(target, record)
+                if record.state.finished:
+                    self._send(target, *_outcome(record))
+                elif target != _origin_target(record.origin):
+                    self._also_told.setdefault(record.job_id, set()).add(target)
         elif name == "ping":
             self._send(target, *osc_schema.reply("pong", version=osc_schema.VERSION))
         elif name in ("cancel", "retry", "resolve"):
@@ -174,18 +179,18 @@ class OscFrontend(OscSocket):
     # -- replies -------------------------------------------------------------------------------------------------
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:
-        target = _origin_target(record.origin)
-        if target is None:
-            return
-        if event == "accepted":
-            self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
-        elif event == "state":
-            self._send_state(target, record)
-        elif event == "done":
-            self._send(target, *osc_schema.reply("done", job_id=record.job_id, manifests=record.manifests))
-        elif event == "failed":
-            self._send(target, *osc_schema.reply("failed", job_id=record.job_id, code=record.error_code or "",
-                                                 message=record.error_message or ""))
+        targets = [_origin_target(record.origin)] + sorted(self._also_told.get(record.job_id, ()))
+        if event in ("done", "failed"):
+            self._also_told.pop(record.job_id, None)
+        for target in filter(None, targets):
+            if event == "accepted":
+                self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
+            elif event == "state":
+                self._send_state(target, record)
+            elif event == "done":
+                self._send(target, *osc_schema.reply("done", job_id=record.job_id, manifests=record.manifests))
+            elif event == "failed":
+                self._send(target, *_failed(record))
 
     def _on_decision(self, decided: Decision) -> None:
         """Whoever sent the job (a plugin instance, a DAW script) hears of every decision on it, from any trigger,
@@ -234,6 +239,18 @@ def _error_reply(address: str, request_id: str, error: Exception) -> tuple[str, 
 def _origin_target(origin: dict) -> tuple[str, int] | None:
     """Where a job's own replies go: the OSC sender (or reply_port) that started it; None for pads, files, CLI."""
     return (origin["host"], origin["port"]) if origin.get("kind") == "osc" else None
+
+
+def _outcome(record: JobRecord) -> tuple[str, list]:
+    """/bridge/done or /bridge/failed for a job that has ended."""
+    if record.state.value == "delivered":
+        return osc_schema.reply("done", job_id=record.job_id, manifests=record.manifests)
+    return _failed(record)
+
+
+def _failed(record: JobRecord) -> tuple[str, list]:
+    return osc_schema.reply("failed", job_id=record.job_id, code=record.error_code or "",
+                            message=record.error_message or "")
 
 
 def _decided(decided: Decision) -> tuple[str, list]:

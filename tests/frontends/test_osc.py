@@ -153,3 +153,21 @@ def test_oscsend_from_liblo_reaches_the_daemon_and_replies_go_to_reply_port(shar
                                  timeout=300)
         assert done.name == "done", done.args
         assert len(done.args) == 2 and Path(done.args[1]).exists()
+
+
+def test_a_request_sent_again_from_another_port_hears_how_the_job_ends(project, daemon):
+    """A script that sends its request again (its first reply lost, or a second window of it) got /bridge/accepted
+    and one /bridge/state, then nothing: ``daw-bridge send --wait`` sat out its 600 s. Each sender of the same
+    request now hears its end, sent while the job runs or after it ended."""
+    request = dict(source=str(project.song), extend_after=30.0, prompt="", duration=120.0, num_outputs=1,
+                   request_id="again-1")
+    with BridgeClient("127.0.0.1", project.port) as first, BridgeClient("127.0.0.1", project.port) as second:
+        first.send("extend", **request)
+        accepted = first.wait_for(lambda r: r.name == "accepted")
+        second.send("extend", **request)
+        ends = [client.wait_for(lambda r: r.name in ("done", "failed"), timeout=60) for client in (first, second)]
+    with BridgeClient("127.0.0.1", project.port) as late:
+        late.send("extend", **request)
+        ends.append(late.wait_for(lambda r: r.name in ("done", "failed"), timeout=60))
+    assert [(end.name, end.args[0]) if end else None for end in ends] == [("done", accepted.args[1])] * 3
+    assert len(project.pictured_drop_files()) == 3  # one job: audio, manifest, picture
