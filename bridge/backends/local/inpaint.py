@@ -102,40 +102,42 @@ class _Search:
         whole = self._fits(lags, self.first, self.last) & allowed
         head = self._fits(lags, self.bounds[0], self.bounds[1]) & allowed
         tail = self._fits(lags, self.bounds[-2], self.bounds[-1]) & allowed
-        picks = [local_minima(entry + exit_, CANDIDATES, self.beat_cells, whole)]
-        if len(self.bounds) > 2:
-            picks.append(local_minima(entry, CANDIDATES, self.beat_cells, head))
-            picks.append(local_minima(exit_, CANDIDATES, self.beat_cells, tail))
-        if not whole.any():
-            picks += self._relay(lags, allowed, entry, exit_)
+        if whole.any():
+            picks = [local_minima(entry + exit_, CANDIDATES, self.beat_cells, whole)]
+            if len(self.bounds) > 2:
+                picks.append(local_minima(entry, CANDIDATES, self.beat_cells, head))
+                picks.append(local_minima(exit_, CANDIDATES, self.beat_cells, tail))
+        else:
+            picks = self._relay(lags, allowed, entry, exit_)
         chosen = np.unique(np.concatenate(picks)) if picks else np.zeros(0, dtype=int)
         return lags[chosen] if len(chosen) else np.zeros(0, dtype=int)
 
     def _relay(self, lags: np.ndarray, allowed: np.ndarray, entry: np.ndarray, exit_: np.ndarray) -> list[np.ndarray]:
-        """When no one passage can supply the whole range (a 105 s range in the middle of a 4-minute song): lags that
-        supply it from its start and lags that supply it to its end, each far enough to hand over to the other, so
-        the search has a path of two passages whenever the music around the range holds one. The lists above fit
-        only the range's first or last beat and rarely reach that far. The relay offers none when the two cannot meet:
-        more passages would play the same material again within the range."""
+        """When no one passage can supply the whole range (a 105 s range in the middle of a 4-minute song): music
+        from before the range leading in and music from after it leading out, each reaching far enough to hand over
+        to the other, so that the range holds two passages that never play the same music. Lags fitting only the
+        range's first or last beat rarely reach that far, and from one side of the range both halves played much of
+        the same stretch twice. None when the two sides cannot meet (a range longer than the music around it)."""
         segments = len(self.bounds) - 1
+        before, after = allowed & (lags < 0), allowed & (lags > 0)
 
-        def fits(a: int, b: int) -> np.ndarray:
-            return self._fits(lags, self.bounds[a], self.bounds[b]) & allowed
+        def fits(a: int, b: int, side: np.ndarray) -> np.ndarray:
+            return self._fits(lags, self.bounds[a], self.bounds[b]) & side
 
-        lo, hi = 0, segments  # the furthest bound a lag supplies from the start (fitting is monotone in it)
+        lo, hi = 0, segments  # the furthest bound music from before supplies from the start (monotone in it)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if fits(0, mid).any() else (lo, mid - 1)
+            lo, hi = (mid, hi) if fits(0, mid, before).any() else (lo, mid - 1)
         reach = lo
-        lo, hi = 0, segments  # the earliest bound from which a lag supplies the rest
+        lo, hi = 0, segments  # the earliest bound from which music from after supplies the rest
         while lo < hi:
             mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if fits(mid, segments).any() else (mid + 1, hi)
+            lo, hi = (lo, mid) if fits(mid, segments, after).any() else (mid + 1, hi)
         if lo > reach:
             return []
-        meet = (lo + reach) // 2  # where both kinds fit, so the search can choose the switch around it
-        return [local_minima(entry, CANDIDATES, self.beat_cells, fits(0, meet)),
-                local_minima(exit_, CANDIDATES, self.beat_cells, fits(meet, segments))]
+        meet = (lo + reach) // 2  # where both fit, so the search can choose the switch around it
+        return [local_minima(entry, CANDIDATES, self.beat_cells, fits(0, meet, before)),
+                local_minima(exit_, CANDIDATES, self.beat_cells, fits(meet, segments, after))]
 
     def best(self, excluded: list[int]) -> Plan | None:
         """The cheapest path through the candidate lags, or None when no lag can supply the range."""
