@@ -362,22 +362,31 @@ local function append_lines(drop_folder, lines)
 	file:close()
 end
 
+-- The import list written again: each line as `each` returns it (nil: dropped), then the lines `added`.
+local function rewrite_import_list(drop_folder, each, added)
+	local lines = {}
+	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
+		lines[#lines + 1] = each(line)
+	end
+	for _, line in ipairs(added or {}) do lines[#lines + 1] = line end
+	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), #lines > 0 and table.concat(lines, "\n") .. "\n" or "")
+end
+
 -- List manifests as imported, `records` = { {name, source_id}, ... }, in place of their claims and of what the list
 -- said of them before (an import the session forgot, made again), each once.
 local function record_imports(drop_folder, records)
-	local replaced, kept = {}, {}
-	for _, record in ipairs(records) do replaced[record.name] = true end
-	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
-		if not replaced[line:match("^~?([^\t]+)") or line] then kept[#kept + 1] = line .. "\n" end
-	end
+	local replaced, added = {}, {}
 	for _, record in ipairs(records) do
+		replaced[record.name] = true
 		if record.source_id then
-			kept[#kept + 1] = string.format("%s\t%s\n", record.name, record.source_id)
+			added[#added + 1] = string.format("%s\t%s", record.name, record.source_id)
 		elseif record.name then
-			kept[#kept + 1] = record.name .. "\n"
+			added[#added + 1] = record.name
 		end
 	end
-	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(kept))
+	rewrite_import_list(drop_folder, function(line)
+		if not replaced[line:match("^~?([^\t]+)") or line] then return line end
+	end, added)
 end
 
 -- `records` = { {name, source_id}, ... }: the manifests a terminal run imported, and the id of each one's source.
@@ -398,11 +407,10 @@ end
 -- again (an import the session forgot stays listed as it was).
 function DB.settle(drop_folder, manifest_name, source_id)
 	if source_id then return record_imports(drop_folder, { { name = manifest_name, source_id = source_id } }) end
-	local kept, claim = {}, "~" .. manifest_name .. "\t"
-	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
-		if line:sub(1, #claim) ~= claim then kept[#kept + 1] = line .. "\n" end
-	end
-	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(kept))
+	local claim = "~" .. manifest_name .. "\t"
+	rewrite_import_list(drop_folder, function(line)
+		if line:sub(1, #claim) ~= claim then return line end
+	end)
 end
 
 -- A JSON file the daemon writes, as a table, when it is of `format`; nil and the reason otherwise. With `line` (its
@@ -555,15 +563,11 @@ end
 
 -- List the manifests `names` (a set) as gone for good: "\tgone" after their line, which keeps its source id.
 local function record_gone(drop_folder, names)
-	local lines = {}
-	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
+	rewrite_import_list(drop_folder, function(line)
 		local listed, source_id = line:match("^([^\t~][^\t]*)\t(%d*)$")
-		if names[listed or line] then
-			line = string.format("%s\t%s\tgone", listed or line, source_id or "")
-		end
-		lines[#lines + 1] = line .. "\n"
-	end
-	DB.write_file(DB.join(drop_folder, DB.IMPORTED_LIST), table.concat(lines))
+		if not names[listed or line] then return line end
+		return string.format("%s\t%s\tgone", listed or line, source_id or "")
+	end)
 end
 
 -- Manifests in the drop folder not imported yet, in name order: { {name, path, manifest, again}, ... }, and notes
