@@ -188,7 +188,7 @@ class OscFrontend(OscSocket):
             elif event == "state":
                 self._send_state(target, record)
             elif event == "done":
-                self._send(target, *osc_schema.reply("done", job_id=record.job_id, manifests=record.manifests))
+                self._send(target, *_done(record))
             elif event == "failed":
                 self._send(target, *_failed(record))
 
@@ -243,9 +243,11 @@ def _origin_target(origin: dict) -> tuple[str, int] | None:
 
 def _outcome(record: JobRecord) -> tuple[str, list]:
     """/bridge/done or /bridge/failed for a job that has ended."""
-    if record.state.value == "delivered":
-        return osc_schema.reply("done", job_id=record.job_id, manifests=record.manifests)
-    return _failed(record)
+    return _done(record) if record.state.value == "delivered" else _failed(record)
+
+
+def _done(record: JobRecord) -> tuple[str, list]:
+    return osc_schema.reply("done", job_id=record.job_id, manifests=record.manifests)
 
 
 def _failed(record: JobRecord) -> tuple[str, list]:
