@@ -76,9 +76,10 @@ def only_capture(root: Path) -> Capture:
 
 
 def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0, instance: str = "",
-                 progress: float | None = None) -> dict:
+                 progress: float | None = None, message: str | None = None) -> dict:
     """The job the plugin's capture index reports (the only instance's, or `instance`'s), once its state is one of
-    ``states`` (and, given, its progress is ``progress``: a state may be written once per message it takes in)."""
+    ``states`` (and, given, its progress is ``progress`` and its message ``message``: the index is written once per
+    reply the plugin takes in, so a job is "working" from /bridge/accepted on, before any /bridge/state)."""
     deadline = time.monotonic() + timeout
     job: dict = {}
     while time.monotonic() < deadline:
@@ -86,7 +87,8 @@ def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0, 
             job = (Capture(captures / instance) if instance else only_capture(captures)).index.get("job", {})
         except (FileNotFoundError, json.JSONDecodeError, AssertionError):
             job = {}
-        if job.get("state") in states and progress in (None, job.get("progress")):
+        wanted = {"progress": progress, "message": message}
+        if job.get("state") in states and all(value in (None, job.get(key)) for key, value in wanted.items()):
             return job
         time.sleep(0.05)
     raise AssertionError(f"the job never reached {states}: {job}")
