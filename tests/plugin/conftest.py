@@ -94,6 +94,22 @@ def wait_for_job(captures: Path, states: tuple[str, ...], timeout: float = 5.0, 
     raise AssertionError(f"the job never reached {states}: {job}")
 
 
+def wait_for_index(captures: Path, done, timeout: float = 30.0) -> dict:
+    """The only instance's capture index once ``done(index)`` holds. The capture thread publishes whatever it has
+    drained every 20 ms, so an index may hold part of a render that has returned: wait for all that is asserted."""
+    deadline = time.monotonic() + timeout
+    index: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            index = only_capture(captures).index
+            if done(index):
+                return index
+        except (FileNotFoundError, AssertionError, ValueError):  # not written (again) yet, or mid-rename
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"the capture index never got there: {index}")
+
+
 def deliver(folder: Path, job_id: str, request_id: str, span_start: float,
             seconds: float) -> tuple[list[str], list[np.ndarray]]:
     """Two variants as the daemon delivers them, playing from timeline second `span_start` for `seconds`: audio then

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import gc
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from .conftest import only_capture, wait_for_job
+from .conftest import only_capture, wait_for_index, wait_for_job
 from .hosts.standin import StandInDaemon
 
 daw = pytest.importorskip("dawdreamer")  # in the test extra; absent only outside `pip install -e '.[test]'`
@@ -64,20 +63,6 @@ def session(bundles, tmp_path, monkeypatch):
     made.close()
 
 
-def wait_for_capture(captures: Path, spans: int) -> dict:
-    """The capture index once it lists ``spans`` spans (the plugin's thread publishes every 20 ms)."""
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            index = only_capture(captures).index
-            if len(index["spans"]) >= spans or time.monotonic() > deadline:
-                return index
-        except (FileNotFoundError, AssertionError, ValueError):  # not written yet, or mid-rename
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
-
-
 def test_each_render_passes_through_bit_for_bit_and_is_captured_at_its_song_position(session, tmp_path):
     assert session.plugin.get_latency_samples() == 0
     first = session.render(2.0)
@@ -85,10 +70,12 @@ def test_each_render_passes_through_bit_for_bit_and_is_captured_at_its_song_posi
     assert np.array_equal(first, SONG[:, :2 * RATE])
     assert np.array_equal(second, SONG[:, :RATE])
 
-    index = wait_for_capture(tmp_path / "captures", spans=2)
+    # a render ends on a whole block: 1 s is 187.5 blocks of 256, so the plugin heard (and keeps) 188. The index
+    # lists the second span from its first drained blocks on (the thread publishes every 20 ms, mid-render too)
+    index = wait_for_index(tmp_path / "captures", lambda index: sum(s["frames"] for s in index["spans"])
+                           >= 2 * RATE + 188 * BLOCK)
     capture = only_capture(tmp_path / "captures")
     assert index["plugin_format"] == "VST3" and index["dropped_blocks"] == 0
-    # a render ends on a whole block: 1 s is 187.5 blocks of 256, so the plugin heard (and keeps) 188
     assert [(s["timeline_start_frame"], s["frames"]) for s in capture.spans] == [(0, 2 * RATE), (0, 188 * BLOCK)]
     for span in capture.spans:
         assert np.array_equal(capture.audio(span), SONG[:, :span["frames"]].T)
@@ -113,12 +100,9 @@ def test_an_inpaint_press_is_delivered_and_variant_1_plays_in_place_on_the_next_
 def test_the_capture_index_reports_the_hosts_tempo_and_where_its_cursor_stopped(session, tmp_path):
     """What the daemon counts bars from: the VST3 reports DawDreamer's BPM and song position, as the LV2 does jalv's."""
     session.render(2.0)
-    deadline = time.monotonic() + 5
-    while True:  # the index written after the render's last block
-        transport = wait_for_capture(tmp_path / "captures", spans=1).get("transport") or {}
-        if transport.get("heard", [[0, 0]])[-1][1] == 2.0 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    # the index written after the render's last block and its stop (the stop may be published a cycle after it)
+    transport = wait_for_index(tmp_path / "captures", lambda index: (t := index.get("transport") or {})
+                               .get("heard", [[0, 0]])[-1][1] == 2.0 and t["playing"] is False)["transport"]
     assert transport["heard"] == [[0.0, 2.0, 97.0, 4]]  # the whole render at 97 BPM in 4/4
     assert (transport["tempo"], transport["beats_per_bar"]) == (97.0, 4)
     assert (transport["position"], transport["playing"]) == (2.0, False)  # stopped where the render ended

@@ -30,7 +30,7 @@ import pytest
 from bridge.frontends.osc_wire import decode, encode
 from tests.conftest import require_tool
 
-from .conftest import RATE, Capture, only_capture, wait_for_job
+from .conftest import RATE, Capture, only_capture, wait_for_index, wait_for_job
 from .hosts.clap import finish_clap_host, run_clap_host, start_clap_host
 from .hosts.standin import StandInDaemon
 from .test_clap import with_variant
@@ -131,29 +131,17 @@ def test_a_capture_folder_deleted_while_the_plugin_plays_is_written_again_withou
     """The producer frees space by deleting the captures while the DAW is open. The index written next lists only
     spans that exist (it kept naming the deleted ones, so the daemon could read no range they touched, even played
     again), and what plays after is captured in full."""
-    song.render(1.0)
-    index = wait_for_index(captures, lambda index: len(index["spans"]) == 1)
+    song.render(1.0)  # 188 blocks of 256
+    # all of it drained and the stop published: an index written mid-render kept the thread publishing, and its
+    # next index.json could land between rmtree's unlinks and its rmdir ("Directory not empty")
+    wait_for_index(captures, lambda index: [s["frames"] for s in index["spans"]] == [188 * 256]
+                   and index.get("transport", {}).get("playing") is False)
     shutil.rmtree(captures)
     second = song.render(2.0)
     index = wait_for_index(captures, lambda index: sum(s["frames"] for s in index["spans"]) >= 2 * RATE)
     capture = only_capture(captures)
     assert [(s["timeline_start_frame"], (capture.folder / s["file"]).exists()) for s in index["spans"]] == [(0, True)]
     assert np.array_equal(capture.audio(index["spans"][0])[:2 * RATE], second.T)
-
-
-def wait_for_index(captures: Path, done) -> dict:
-    """The only instance's capture index once ``done(index)`` holds."""
-    deadline = time.monotonic() + 5
-    index: dict = {}
-    while time.monotonic() < deadline:
-        try:
-            index = only_capture(captures).index
-            if done(index):
-                return index
-        except (FileNotFoundError, AssertionError, ValueError):  # not written (again) yet, or mid-rename
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"the capture index never got there: {index}")
 
 
 def test_an_infinity_the_track_played_once_does_not_set_the_loudness_match(bundles, tmp_path, captures):
