@@ -84,7 +84,7 @@ def test_each_render_passes_through_bit_for_bit_and_is_captured_at_its_song_posi
 def test_an_inpaint_press_is_delivered_and_variant_1_plays_in_place_on_the_next_pass(session, tmp_path):
     variant = (0.5 * np.random.default_rng(3).uniform(-1, 1, (RATE, 2))).astype(np.float32)
     first, fade = RATE // 2, round(0.005 * RATE)  # the variant plays from 0.5 s to 1.5 s
-    with StandInDaemon(timeout=3.0) as daemon:
+    with StandInDaemon() as daemon:
         session.set("Daemon OSC port", daemon.port, 1, 65535)
         session.render(2.0)  # played once: the capture holds the range and its context
         session.press_inpaint()
