@@ -457,14 +457,16 @@ def cancel_during_submit(stage: Stage, outcome: Outcome) -> None:
     stage.fake.inject("submit", "slow_accept", seconds=answer_after)
     job = stage.inpaint("cancel-mid-submit")
     stage.wait_until("the task created", lambda: stage.fake.total_submits >= 1, timeout=20)
-    created = time.monotonic()
     result = stage.cli("cancel", job)
     said = (result.stdout + result.stderr).strip()
     outcome.story.append(f"jobs cancel: {said.rsplit(': ', 1)[-1][:30]}")
     if "cancelled" not in said:
         outcome.broke(f"the cancel answered {said[:160]!r}", "a reply saying cancelled")
     outcome.story.append(stage.settle(job).state.value)
-    time.sleep(max(0.0, created + answer_after + 0.3 - time.monotonic()))  # the late answer has come by now
+    # the late answer (or the daemon's timeout on it) is in the ledger: a retry or a resolve while the POST is still
+    # in flight meets another story (a sleep to the answer's time plus 0.3 s was not always enough on a loaded machine)
+    stage.wait_until("the in-flight submit settled in the ledger",
+                     lambda: [row["state"] for row in stage.ledger(job)] not in ([], ["intent"]), timeout=60)
     result = stage.cli("retry", job)
     said = (result.stdout + result.stderr).strip()
     outcome.story.append(f"jobs retry {'refused' if result.returncode else 'ran'} (rc {result.returncode})")
