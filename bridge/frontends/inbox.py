@@ -197,7 +197,7 @@ class InboxFrontend:
             self._reject(claimed, BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the "
                                               "details", code="internal_error"), request_id)
             return
-        os.replace(claimed, self.processed / claimed.name)
+        _move_into(claimed, self.processed)
 
     def prune(self, before: float, keep: Collection[Path] = ()) -> tuple[int, int]:
         """Delete answered requests, error files and status files last changed before ``before``: (files, bytes).
@@ -240,21 +240,21 @@ class InboxFrontend:
             except (OSError, ValidationError):  # unreadable or invalid: _process rejects it below, with its reason
                 digest = None
             if digest and self.service.job_from_request_file(claimed.name, digest):
-                os.replace(claimed, self.processed / claimed.name)
+                _move_into(claimed, self.processed)
             else:
                 self._process(claimed)
 
     def _reject(self, path: Path, exc: Exception, request_id: str = "") -> None:
         error = _error_of(exc)
         log.warning("request file %s rejected: %s", path.name, error["message"])
-        target = self.rejected / path.name
         try:
-            os.replace(path, target) if not path.is_symlink() else path.unlink()
+            _move_into(path, self.rejected) if not path.is_symlink() else path.unlink()
         except FileNotFoundError:
             pass
         except OSError as problem:  # e.g. a directory named like a request, over an earlier rejected file
             log.warning("request file %r could not be moved aside: %s", path.name, problem)
         try:
+            self.rejected.mkdir(parents=True, exist_ok=True)  # a symbolic link was removed, not moved here
             write_text_atomic(self.rejected / f"{path.stem}.error.json", json.dumps(error, indent=2) + "\n")
         except OSError as problem:  # e.g. a 255-byte name has no room for ".error.json": the status file tells
             log.warning("could not write the error file for %r: %s", path.name, problem)
@@ -280,6 +280,7 @@ class InboxFrontend:
     def _write_status(self, path: Path, status: dict) -> None:
         status["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # removed since the last look at the folders
             write_text_atomic(path, json.dumps(status, indent=2) + "\n")
         except OSError as exc:
             log.warning("could not write status file %s: %s", path, exc)
@@ -312,6 +313,13 @@ class _Handler(FileSystemEventHandler):
         if not event.is_directory:
             self._notify(event.src_path, written=True)
 
+
+
+def _move_into(path: Path, folder: Path) -> None:
+    """Move a request file into one of the inbox's answer folders, made again first: a producer's clean-up may have
+    removed it since the daemon last looked (every FOLDER_CHECK_S), and the file stayed where it was for good."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.replace(path, folder / path.name)
 
 
 def _is_request_name(name: str) -> bool:

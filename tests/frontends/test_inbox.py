@@ -143,16 +143,18 @@ def test_an_inbox_removed_while_the_daemon_runs_is_made_again_and_watched(projec
                                            "duration": 4.0, "num_outputs": 1, "request_id": name})
         assert wait_for_status(project.inbox, name, timeout=60)["state"] == "delivered", story
         assert (project.inbox / "processed" / f"{name}.json").exists()
-    # Its answer folders alone removed: made again, so the next request is moved on as usual.
-    shutil.rmtree(project.inbox / "processed")
-    time.sleep(3)  # the daemon looks at its folders every 2 s
+    # Its answer folders alone removed: the next requests are moved on and answered as usual, also when they come
+    # before the daemon's look at its folders (every 2 s) made them again (they stayed in processing/ for good)
+    for folder in ("processed", "rejected", "status"):
+        shutil.rmtree(project.inbox / folder)
+    drop_request(project.inbox, "broken", "{not json")
     drop_request(project.inbox, "after", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
                                           "duration": 4.0, "num_outputs": 1, "request_id": "after"})
     assert wait_for_status(project.inbox, "after", timeout=60)["state"] == "delivered"
-    deadline = time.monotonic() + 10
-    while not (project.inbox / "processed" / "after.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert (project.inbox / "processed" / "after.json").exists()
+    assert wait_for_status(project.inbox, "broken", timeout=60)["state"] == "failed"
+    assert (project.inbox / "processed" / "after.json").exists()  # moved there once its job was journaled
+    assert (project.inbox / "rejected" / "broken.json").exists()
+    assert list((project.inbox / "processing").iterdir()) == []
 
 
 def test_a_request_named_json_in_capitals_is_taken_and_one_saved_as_json_txt_is_refused_with_why(project, daemon):
