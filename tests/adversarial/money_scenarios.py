@@ -138,7 +138,7 @@ class Stage:
             raise ScenarioFailed(f"inpaint {request_id} not accepted: {reply}")
         return reply.args[1]
 
-    def wait_event(self, job_id: str, state: str, timeout: float = 30) -> Reply:
+    def wait_event(self, job_id: str, state: str, timeout: float = 120) -> Reply:
         """The job's own reply (to the client that sent it) announcing ``state``; fails on an outcome before it."""
         def seen(reply: Reply) -> bool:
             if reply.name in ("failed", "done") and reply.args[0] == job_id:
@@ -163,7 +163,7 @@ class Stage:
         self.cli_outputs.append(f"$ daw-bridge {command} {' '.join(args)}\n{result.stdout}{result.stderr}")
         return result
 
-    def osc(self, name: str, timeout: float = 5, **values) -> Reply | None:
+    def osc(self, name: str, timeout: float = 30, **values) -> Reply | None:
         """A command from a socket of its own, so the direct answer is not mixed with the job's event stream."""
         with BridgeClient("127.0.0.1", self.project.port) as other:
             other.send(name, **values)
@@ -193,8 +193,9 @@ class Stage:
     def records(self) -> list[JobRecord]:
         return list(reversed(self.journal.recent(10_000)))
 
-    def settle(self, job_id: str, timeout: float = 30, leave: str | None = None) -> JobRecord:
-        """The job's record once it is finished or waits for the producer (and, given ``leave``, is past it)."""
+    def settle(self, job_id: str, timeout: float = 120, leave: str | None = None) -> JobRecord:
+        """The job's record once it is finished or waits for the producer (and, given ``leave``, is past it). The
+        deadlines here are bounds for a loaded CI machine (a job that takes 3 s here took ten times as long there)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             record = self.record(job_id)
@@ -203,7 +204,7 @@ class Stage:
             time.sleep(0.05)
         raise ScenarioFailed(f"job {job_id} never settled: {self._describe(job_id)}")
 
-    def wait_until(self, what: str, predicate: Callable[[], bool], timeout: float = 30) -> None:
+    def wait_until(self, what: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
@@ -349,7 +350,7 @@ def retry_after_download_404(by: str) -> Callable[[Stage, Outcome], None]:
         else:
             reply = stage.osc("retry", job_id=job)
             outcome.story.append(f"/bridge/retry: {reply.name if reply else 'no answer'}")
-        outcome.story.append(stage.settle(job, leave="failed", timeout=30).state.value)
+        outcome.story.append(stage.settle(job, leave="failed").state.value)
     return scenario
 
 
