@@ -6,6 +6,7 @@ without aligning anything: NOISE[F].
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import time
@@ -102,15 +103,24 @@ class Song:
         pos.bar_start_tick = (pos.bar - 1) * 4 * 1920.0
 
     def connect(self, plugin: str) -> None:
+        """Join song -> plugin -> tape once jalv is up. jalv registers its ports before it activates its JACK
+        client, and JACK refuses to connect the ports of an inactive client (-1): a loaded machine widens that
+        window, so each connection is tried until it is made."""
         self.song.activate()
         self.tape.activate()
-        deadline = time.monotonic() + 10
-        while len(self.song.get_ports(f"{plugin}:", is_audio=True)) < 4:
-            assert time.monotonic() < deadline, "the plugin's JACK ports did not appear"
-            time.sleep(0.05)
-        for i in (1, 2):
-            self.song.connect(f"song:out_{i}", f"{plugin}:lv2_audio_in_{i}")
-            self.song.connect(f"{plugin}:lv2_audio_out_{i}", f"tape:in_{i}")
+        deadline = time.monotonic() + 30
+        joins = [(f"song:out_{i}", f"{plugin}:lv2_audio_in_{i}") for i in (1, 2)]
+        joins += [(f"{plugin}:lv2_audio_out_{i}", f"tape:in_{i}") for i in (1, 2)]
+        for source, destination in joins:
+            while True:
+                try:
+                    self.song.connect(source, destination)
+                    break
+                except jack.JackErrorCode as refused:  # no such port yet, or its client not active yet
+                    if refused.code == errno.EEXIST:  # already joined
+                        break
+                    assert time.monotonic() < deadline, f"jalv's ports could not be joined: {refused}"
+                    time.sleep(0.05)
 
     def roll(self, from_frame: int, seconds: float) -> None:
         self.song.transport_frame = from_frame
