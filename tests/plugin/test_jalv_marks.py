@@ -82,8 +82,10 @@ def test_mark_in_and_out_take_the_hosts_position_at_each_press(jack_server, bund
     # while rolling: the position of the cycle each press arrived in, one whole cycle apart or more, inside the roll
     start, end = (round(seconds * RATE) for seconds in rolling)
     assert rolling == (start / RATE, end / RATE)
+    # one roll, recorded from 20 s: a cycle the song's client missed on a loaded machine (a JACK xrun; the
+    # transport rolls on) splits it in two stretches, a cycle apart, and a press may fall on either side
     rolled = song.rolled_frames()
-    assert any(first <= start and end < first + frames for first, frames in rolled), (rolling, rolled)
+    assert rolled[0][0] <= start and end < rolled[-1][0] + rolled[-1][1], (rolling, rolled)
     assert (start - 20 * RATE) % PERIOD == 0 and (end - start) % PERIOD == 0
     assert 0.2 * RATE < end - start < 2.0 * RATE  # presses ~0.6 s apart on a loaded machine
     shown = [line.lstrip("> ") for line in plugin.log.read_text().splitlines()]
