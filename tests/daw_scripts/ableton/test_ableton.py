@@ -269,7 +269,8 @@ def test_what_live_can_do_is_asked_again_after_live_stopped_answering(tmp_path):
         return await frontend.can_place()
 
     with FakeLive(LiveSet(), reply_port=free_udp_port()) as live:
-        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port, timeout=0.2)
+        # the answers that must come get 2 s (a loaded machine), the one that must not costs as much
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port, timeout=2.0)
         assert asyncio.run(with_frontend(tmp_path, settings, ask)) == (True, "")
     sent = [address for address, _ in live.received]
     assert sent.count("/live/track/create_audio_clip") == 2
