@@ -56,7 +56,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import music_set  # noqa: E402
-from engine_quality import FLUX_HOP, FLUX_RATE, _mono22, baselines, clicks, flux, log_spectral_distance, spike  # noqa: E402
+from engine_quality import (  # noqa: E402
+    COPY_CROSSFADE,
+    _mono22,
+    baselines,
+    clicks,
+    copy_material,
+    flux,
+    log_spectral_distance,
+    material_edges,
+    played_pieces,
+    spike,
+)
 
 from bridge.audio.region import probe  # noqa: E402
 from bridge.backends.local import engine  # noqa: E402
@@ -141,12 +152,15 @@ class _Local:
         self.original = original[self.a:self.b]
         self.original_flux = flux(_mono22(self.original, sr))
 
-    def joins(self, version: np.ndarray, windows: list[tuple[float, float]], gap: tuple[float, float]):
+    def joins(self, version: np.ndarray, windows: list[tuple[float, float]], gap: tuple[float, float],
+              pieces: list[tuple[float, np.ndarray, float]]):
+        """(flux spike ratio, click) of each join window; ``pieces`` are the re-used audio (``material_edges``)."""
         part = version[self.a:self.b]
         version_flux = flux(_mono22(part, self.sr))
         shifted = [(lo - self.lo, hi - self.lo) for lo, hi in windows]
         spikes = [spike(version_flux, self.original_flux, self.median, lo, hi)[0] for lo, hi in shifted]
-        found = clicks(part, self.original, self.sr, shifted, (gap[0] - self.lo, gap[1] - self.lo))
+        found = clicks(part, self.original, self.sr, shifted, (gap[0] - self.lo, gap[1] - self.lo),
+                       material_edges(pieces, self.sr, windows))
         return spikes, found
 
 
@@ -192,7 +206,8 @@ def inpaint_case(song: music_set.Song, original: np.ndarray, sr: int, start: flo
     case.base_b = log_spectral_distance(_mono22(copy[first:last], sr), ref)
     local = _Local(original, sr, start - 3.0, end + 3.0, median_flux)
     edges = [(start - 0.2, start + 0.05), (end - 0.05, end + 0.2)]
-    case.base_clicks = local.joins(copy, edges, (start, end))[1]
+    case.base_clicks = local.joins(copy, edges, (start, end),
+                                   [(start - COPY_CROSSFADE, copy_material(original, sr, start, end), 1.0)])[1]
     if variant is None:
         case.refusal, case.confidence = _refusal_kind(refusal)
         return case
@@ -207,7 +222,8 @@ def inpaint_case(song: music_set.Song, original: np.ndarray, sr: int, start: flo
     windows = _join_windows(splice["joins"], end)
     case.joins = len(windows)
     if windows:
-        case.spikes, case.clicks = local.joins(result, windows, (start, end))
+        case.spikes, case.clicks = local.joins(result, windows, (start, end),
+                                               played_pieces(original, sr, splice["passages"], splice["joins"]))
     return case
 
 
@@ -275,7 +291,8 @@ def extend_case(song: music_set.Song, original: np.ndarray, sr: int, cut: float,
     case.joins = len(windows)
     if windows:
         local = _Local(original, sr, cut - 3.0, cut + length, median_flux)
-        case.spikes, case.clicks = local.joins(result, windows, (cut, cut))
+        case.spikes, case.clicks = local.joins(result, windows, (cut, cut),
+                                               played_pieces(original[:a], sr, splice["passages"], splice["joins"]))
     case.loops = _loops(splice["passages"], cut, cut + length, bar)
     case.ending = splice.get("ending", "")
     extension = result[a:b].mean(axis=1)
@@ -434,8 +451,9 @@ def compare(results: list[Result], baseline: Path) -> None:
     """The same cases before (``baseline``, a --json file) and now: a paired view, far more sensitive than medians."""
     before = {(r["part"], r["song"], r["operation"], r["at"], r["length"]):
               Result(**{k: np.nan if v is None else v for k, v in r.items()}) for r in json.loads(baseline.read_text())}
-    print(f"\n| part | operation | paired cases | delivered before → now | better before → now | LSD lower / higher now "
-          f"| joins with spike > 2 before → now |")
+    print("\n| part | operation | paired cases | delivered before → now | better before → now "
+          "| LSD lower / higher now "
+          "| joins with spike > 2 before → now |")
     print("|---|---|---|---|---|---|---|")
     for part in music_set.PARTS:
         for op in ("inpaint", "extend"):
@@ -446,14 +464,16 @@ def compare(results: list[Result], baseline: Path) -> None:
             old, new = [p[0] for p in pairs], [p[1] for p in pairs]
             moved = [(a.lsd, b.lsd) for a, b in pairs if abs(a.lsd - b.lsd) > 1e-3]
             spikes = [sum(s > 2 for r in rows if r.delivered() for s in r.spikes) for rows in (old, new)]
-            print(f"| {part} | {op} | {len(pairs)} | {sum(r.delivered() for r in old)} → {sum(r.delivered() for r in new)} | "
+            print(f"| {part} | {op} | {len(pairs)} | "
+                  f"{sum(r.delivered() for r in old)} → {sum(r.delivered() for r in new)} | "
                   f"{sum(r.better() for r in old)} → {sum(r.better() for r in new)} | "
                   f"{sum(b < a for a, b in moved)} / {sum(b > a for a, b in moved)} | {spikes[0]} → {spikes[1]} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--songs", type=int, default=0, help="N songs of each part, round-robin over packages (0 = all)")
+    parser.add_argument("--songs", type=int, default=0,
+                        help="N songs of each part, round-robin over packages (0 = all)")
     parser.add_argument("--quick", action="store_true", help="2 songs of each part")
     parser.add_argument("--skip", type=int, default=0, help="leave out the songs --songs SKIP would take (a final "
                         "check on songs no earlier run measured)")
@@ -467,14 +487,16 @@ def main() -> None:
                         help=f"only one {LONG_GAP:.0f} s inpaint in each whole song of {LONG_SONGS[0]:.0f}-"
                         f"{LONG_SONGS[1]:.0f} s: late (where one passage can supply it) or in the middle")
     parser.add_argument("--json", type=Path, help="write every case here")
-    parser.add_argument("--compare", type=Path, default=Path(__file__).resolve().parent / "engine_coverage_baseline.json",
+    parser.add_argument("--compare", type=Path,
+                        default=Path(__file__).resolve().parent / "engine_coverage_baseline.json",
                         help="a --json file of an earlier run: paired comparison of the cases both ran")
     args = parser.parse_args()
     count = 2 if args.quick and not args.songs else args.songs
     parts = ("dev", "heldout") if args.part == "both" else (args.part,)
     wanted = (lambda s: LONG_SONGS[0] <= s.seconds <= LONG_SONGS[1]) if args.long else (lambda s: True)
     chosen = [s for part in parts
-              for s in music_set.pick([s for s in music_set.songs(part) if args.only in s.key and wanted(s)], count, args.skip)]
+              for s in music_set.pick([s for s in music_set.songs(part) if args.only in s.key and wanted(s)],
+                                      count, args.skip)]
     print(f"{len(chosen)} songs, {'whole' if args.long else f'first {args.crop:.0f} s of each'}; "
           f"default floor {DEFAULT_MIN_CONFIDENCE}")
     started = time.perf_counter()

@@ -105,25 +105,89 @@ def spike(result_flux: np.ndarray, original_flux: np.ndarray, median: float, lo:
 
 
 def clicks(result: np.ndarray, original: np.ndarray, sr: int, joins: list[tuple[float, float]],
-           gap: tuple[float, float]) -> int:
-    """Joins whose sharpest waveform edge stands out over the original's sharpest edges nearby (ratio > 2)."""
+           gap: tuple[float, float], own: list[np.ndarray] | None = None) -> int:
+    """Joins whose sharpest waveform edge stands out over the original's sharpest edges nearby (ratio > 2).
+
+    ``own`` (``material_edges``), for each join, says how sharp an edge the re-used audio playing there has of
+    itself at each sample: an edge counts only where it is also more than twice that. Inside a long range there is
+    no original nearby, and a drum hit of the material that lands by a join is the music's, not the join's; a cut
+    (an edge the materials on both sides lack at that sample) still counts."""
     found = 0
     d2_result = np.abs(np.diff(result, n=2, axis=0)).max(axis=1)
     d2_original = np.abs(np.diff(original, n=2, axis=0)).max(axis=1)
-    for lo, hi in joins:
+    for i, (lo, hi) in enumerate(joins):
         a, b = int(lo * sr), int(hi * sr)
         around = np.concatenate([d2_original[max(a - 2 * sr, 0):int(gap[0] * sr)],
                                  d2_original[int(gap[1] * sr):b + 2 * sr]])
         reference = float(np.percentile(around, 99.9)) if around.size else 0.0
         reference = max(reference, float(d2_original[a:b].max()))  # the music's own transient there is no click
-        if d2_result[a:b].max() > 2.0 * max(reference, 1e-4):
+        edges, limit = d2_result[a:b], 2.0 * max(reference, 1e-4)
+        if own is not None:
+            edges = edges[:len(own[i])]
+            limit = np.maximum(limit, 2.0 * own[i][:len(edges)])
+        if np.any(edges > limit):
             found += 1
     return found
 
 
+def played_pieces(song: np.ndarray, sr: int, passages: list[dict],
+                  joins: list[dict]) -> list[tuple[float, np.ndarray, float]]:
+    """The engine's passages as ``material_edges`` takes them: each from where its audio starts sounding (its
+    join's crossfade) to where it stops (the next join, or the exit's crossfade after the range), at its gain."""
+    fades = {round(float(j["at"]), 3): (float(j["crossfade"]), float(j["gain_db"])) for j in joins}
+    pieces = []
+    for i, p in enumerate(passages):
+        at, until = float(p["at"]), float(p["until"])
+        lag = float(p["from"]) - at
+        lo = at - fades.get(round(at, 3), (0.0, 0.0))[0]
+        gain_db = float(p.get("gain_db", 0.0))
+        exit_ = fades.get(round(until, 3)) if i == len(passages) - 1 else None
+        hi = until + (exit_[0] if exit_ else 0.0)
+        gain_db = max(gain_db, exit_[1]) if exit_ else gain_db  # the last passage ramps to the exit's gain
+        a, b = int(round((lo + lag) * sr)), int(round((hi + lag) * sr))
+        if a < 0:
+            lo, a = lo - a / sr, 0
+        pieces.append((lo, song[a:max(b, a)], 10 ** (gain_db / 20)))
+    return pieces
+
+
+def material_edges(pieces: list[tuple[float, np.ndarray, float]], sr: int,
+                   windows: list[tuple[float, float]]) -> list[np.ndarray]:
+    """For each window (seconds), sample by sample: the sharpest waveform edge (second difference, as ``clicks``
+    measures it) that the re-used audio playing there has of itself, at the gain it plays at, widened by a
+    millisecond either way. ``pieces`` are (second it starts sounding, its audio, gain)."""
+    from scipy.ndimage import maximum_filter1d
+
+    edges = []
+    for lo, hi in windows:
+        a, b = int(lo * sr), int(hi * sr)
+        sharpest = np.zeros(max(b - a, 0))
+        for at, audio, gain in pieces:
+            start = a - int(round(at * sr))  # the window's first sample in the piece's audio
+            first, last = max(start, 0), min(start + len(sharpest), len(audio) - 2)
+            if last > first:
+                own = gain * np.abs(np.diff(audio[first:last + 2], n=2, axis=0)).max(axis=1)
+                sharpest[first - start:last - start] = np.maximum(sharpest[first - start:last - start], own)
+        edges.append(maximum_filter1d(sharpest, size=2 * int(0.001 * sr) + 1) if len(sharpest) else sharpest)
+    return edges
+
+
+COPY_CROSSFADE = 0.05
+
+
+def copy_material(song: np.ndarray, sr: int, start: float, end: float) -> np.ndarray:
+    """What the copy baseline plays from ``start - COPY_CROSSFADE`` to ``end + COPY_CROSSFADE``: the audio just
+    before the gap, repeated when the song holds less before the gap than the gap."""
+    first, last = int(round(start * sr)), int(round(end * sr))
+    need = (last - first) + 2 * int(COPY_CROSSFADE * sr)  # ending where the gap begins
+    material = song[max(first - need, 0):first]
+    if len(material) < need:  # less music before the gap than the gap (a range in the middle of a short song)
+        material = np.concatenate([material] * -(-need // len(material)))[-need:]  # what there is, repeated
+    return material
+
+
 def baselines(song: np.ndarray, sr: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
-    """(silence with 10 ms fades, copy of the audio before the gap with 50 ms crossfades, repeated when the song
-    holds less before the gap than the gap); gap audio unused."""
+    """(silence with 10 ms fades, ``copy_material`` with crossfades of ``COPY_CROSSFADE``); gap audio unused."""
     first, last = int(round(start * sr)), int(round(end * sr))
     silence = song.copy()
     fade = int(0.01 * sr)
@@ -131,11 +195,8 @@ def baselines(song: np.ndarray, sr: int, start: float, end: float) -> tuple[np.n
     silence[first - fade:first] *= ramp
     silence[first:last] = 0.0
     silence[last:last + fade] *= ramp[::-1]
-    cross = int(0.05 * sr)
-    need = (last - first) + 2 * cross  # the material for first-cross..last+cross, ending where the gap begins
-    material = song[max(first - need, 0):first]
-    if len(material) < need:  # less music before the gap than the gap (a range in the middle of a short song)
-        material = np.concatenate([material] * -(-need // len(material)))[-need:]  # what there is, repeated
+    cross = int(COPY_CROSSFADE * sr)
+    material = copy_material(song, sr, start, end)
     copy = song.copy()
     x = (np.arange(cross) + 0.5) / cross
     fade_out, fade_in = np.cos(x * np.pi / 2)[:, None], np.sin(x * np.pi / 2)[:, None]
@@ -182,8 +243,10 @@ def run_case(name: str, original: np.ndarray, sr: int, start: float, length: flo
             case.spikes_raw = tuple(r[1] for r in ratios)
         else:
             case.spikes_copy = tuple(r[0] for r in ratios)
-    case.clicks = clicks(result, original, sr, windows, (start, end))
-    case.clicks_copy = clicks(copy, original, sr, windows, (start, end))
+    case.clicks = clicks(result, original, sr, windows, (start, end),
+                         material_edges(played_pieces(hidden, sr, passages, joins), sr, windows))
+    case.clicks_copy = clicks(copy, original, sr, windows, (start, end), material_edges(
+        [(start - COPY_CROSSFADE, copy_material(original, sr, start, end), 1.0)], sr, windows))
     case.clicks_silence = clicks(silence, original, sr, windows, (start, end))
     return case
 
