@@ -81,9 +81,10 @@ def test_the_lua_module_loads_and_carries_the_values_the_scripts_rely_on(tmp_pat
     assert constants["DEFAULT_OSC_PORT"] == 9010
     assert constants["MANIFEST_FORMAT"] == "daw-bridge.manifest/1"
     assert constants["ADDRESS"] == {name: f"/bridge/{name}" for name in (
-        "inpaint", "extend", "cancel", "retry", "resolve", "status", "plugins", "ping", "context", "ableton", "accepted",
-        "state", "done", "failed", "error", "plugin", "plugins_listed", "status_listed", "context_set", "pong", "audition",
-        "auditioning", "plugin_prompt", "plugin_prompt_set", "bars", "selected", "decide", "decided", "heard")}
+        "inpaint", "extend", "cancel", "retry", "resolve", "status", "plugins", "ping", "context", "ableton",
+        "accepted", "state", "done", "failed", "error", "plugin", "plugins_listed", "status_listed", "context_set",
+        "pong", "audition", "auditioning", "plugin_prompt", "plugin_prompt_set", "bars", "selected", "decide",
+        "decided", "heard")}
     assert (constants["DECISION_FORMAT"], constants["DECISIONS_FOLDER"], constants["KEPT_FOLDER"]) == (
         "daw-bridge.decision/1", ".daw-bridge-decisions", "Kept")
     assert constants["LIMITS"]["prompt"] == {"max_length": 1000}
@@ -151,3 +152,56 @@ def test_the_reference_documents_every_command_reply_argument_and_state():
         assert f"| `{state}` |" in docs
     assert '"command": "inpaint"' in docs and "oscsend 127.0.0.1 9010 /bridge/inpaint " in docs
     assert "| \"end\" | \"reaper-7\" | end: 10.0 must be greater than start (12.5) |" in docs
+
+
+TAB_SCRIPT = """local M = {}
+if true then
+\t-- BEGIN daw-bridge wav_frames
+\t-- END daw-bridge wav_frames
+\tM.frames = wav_frames
+end
+return M.frames(arg[1])
+"""
+
+
+def test_a_shared_function_is_carried_into_each_script_indented_as_the_script_is(tmp_path):
+    """The WAV frame counter is written once (daw_scripts/common/wav_frames.lua): the Ardour import script (tabs)
+    and REAPER's companion (spaces) each carry it, and an edit of the one file makes both stale until generated."""
+    import numpy as np
+    import soundfile as sf
+
+    common = tmp_path / "daw_scripts" / "common"
+    common.mkdir(parents=True)
+    source = (ROOT / generate.SHARED_FUNCTIONS["wav_frames"]).read_text()
+    (common / "wav_frames.lua").write_text(source)
+    tabbed = tmp_path / "daw_scripts" / "ardour" / "x.lua"
+    tabbed.parent.mkdir()
+    tabbed.write_text(TAB_SCRIPT)
+    spaced = tmp_path / "daw_scripts" / "reaper" / "y.lua"
+    spaced.parent.mkdir()
+    spaced.write_text(TAB_SCRIPT.replace("\t", "  "))
+    generate.write(tmp_path)
+    assert generate.stale_files(tmp_path) == []
+    assert "\n\t\tlocal f = io.open(path, \"rb\")\n" in tabbed.read_text()  # the block's own indent, as tabs
+    assert "\n    local f = io.open(path, \"rb\")\n" in spaced.read_text()
+    assert "\t" not in spaced.read_text()
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros((12345, 2), np.float32), 44100, subtype="FLOAT")
+    lua = require_tool("lua5.4")
+    for script in (tabbed, spaced):
+        done = subprocess.run([lua, "-e", f"print((dofile({json.dumps(str(script))})))", "-", str(wav)],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        assert (done.returncode, done.stdout.strip()) == (0, "12345"), done.stderr
+
+    (common / "wav_frames.lua").write_text(source.replace("return 0\nend", "return -1\nend"))
+    assert sorted(generate.stale_files(tmp_path)) == [Path("daw_scripts/ardour/x.lua"),
+                                                      Path("daw_scripts/reaper/y.lua")]
+
+
+def test_a_block_of_no_known_name_stops_the_generator(tmp_path):
+    (tmp_path / "daw_scripts").mkdir()
+    (tmp_path / "daw_scripts" / "x.lua").write_text("-- BEGIN daw-bridge wav_frame\n-- END daw-bridge wav_frame\n")
+    with pytest.raises(GenerateError) as caught:
+        generate.expected_files(tmp_path)
+    assert str(caught.value) == "daw_scripts/x.lua:1: no block named 'wav_frame' (known: constants, wav_frames)"
