@@ -44,6 +44,8 @@ _PROGRESS = {State.ACCEPTED: 0.0, State.EXPORTING: 0.02, State.SUBMITTING: 0.08,
 
 _UNKNOWN_ADVICE = ("check your MusicGPT dashboard, then run 'daw-bridge jobs resolve {job} --task-id ID' or "
                    "'--not-submitted'")
+_IN_FLIGHT = ("has a submit still waiting for MusicGPT's answer: nothing can be decided about it before that answer "
+              "(or the client's timeout) is in; then 'daw-bridge jobs show {job}' says what to do")
 
 
 class JobService:
@@ -54,6 +56,7 @@ class JobService:
         self._listeners: list[Listener] = []
         self._last_delivered: str | None = None  # the job id of the last "done" since this start
         self._tasks: dict[str, asyncio.Task] = {}
+        self._posting: set[str] = set()  # jobs whose paid submit is in flight (seen through even when cancelled)
         self._records: dict[str, JobRecord] = {}  # jobs that run or wait for the producer; finished ones leave
         self._gates: dict[str, delivery.CommitGate] = {}
         self._painter = picture.Painter()
@@ -131,6 +134,8 @@ class JobService:
             return None
         if record.state is State.DELIVERED:
             raise ValidationError("job_id", job_id, "was delivered: send the command again for another take")
+        if job_id in self._posting:
+            raise ValidationError("job_id", job_id, _IN_FLIGHT.format(job=job_id))
         if record.state.waiting_for_producer:
             raise ValidationError("job_id", job_id, "may have been paid for already, so it cannot be retried: "
                                   + _UNKNOWN_ADVICE.format(job=job_id))
@@ -154,6 +159,12 @@ class JobService:
         if task_id and logs.scrub(task_id) != task_id:  # e.g. the API key, copied from the same dashboard
             raise ValidationError("task_id", shown=logs.scrub(task_id), rule="holds a credential, not a task id: "
                                   "copy the task id from the MusicGPT dashboard")
+        # The producer's answer is final: a POST still in flight (a job cancelled meanwhile sees it through) would
+        # settle the ledger and the journal after it, undoing it, and a resubmit beside it would pay twice.
+        if job_id in self._posting:
+            raise ValidationError("job_id", job_id, _IN_FLIGHT.format(job=job_id))
+        if job_id in self._tasks:  # its run is ending (a cancel being passed on): a new run must not overlap it
+            raise ValidationError("job_id", job_id, "is still stopping: try again in a moment")
         backend = self.backends.get(record.spec.backend)
         stopped = record.state in (State.FAILED, State.CANCELLED)
         open_question = record.state.waiting_for_producer or stopped and (
@@ -281,7 +292,9 @@ class JobService:
         self._records[record.job_id] = record
         task = asyncio.get_running_loop().create_task(self._run(record), name=f"job {record.job_id}")
         self._tasks[record.job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(record.job_id, None))
+        # a run that ends after the job's next one started (never, see resolve_submission) must not forget that one
+        task.add_done_callback(lambda done: self._tasks.pop(record.job_id) if self._tasks.get(record.job_id) is done
+                               else None)
 
     async def _run(self, record: JobRecord) -> None:
         backend = self.backends[record.spec.backend]
@@ -350,6 +363,14 @@ class JobService:
             await self._deliver(record, workdir)
 
     async def _submit(self, record: JobRecord, backend: Backend, prepared: dict) -> None:
+        # In flight until the POST's outcome is in the ledger and the journal: a retry or resolve waits for it.
+        self._posting.add(record.job_id)
+        try:
+            await self._submit_once(record, backend, prepared)
+        finally:
+            self._posting.discard(record.job_id)
+
+    async def _submit_once(self, record: JobRecord, backend: Backend, prepared: dict) -> None:
         # A submit whose fate is unknown (the answer was lost) waits for the producer like one interrupted by a
         # crash: as a failed job it could be retried, and a retry would pay again.
         try:

@@ -489,6 +489,78 @@ def cancel_during_submit(stage: Stage, outcome: Outcome) -> None:
     outcome.story.append(record.state.value)
 
 
+def resolve_during_submit(fault: str, flag: str, **options) -> Callable[[Stage, Outcome], None]:
+    """Cancelled while the submit POST is in flight (the task is created, its answer late), then resolved at once,
+    before that answer: the resolve is refused in one line (the POST's outcome is not known yet, and a resolve the
+    late outcome then overwrote, or a resubmit beside the POST, would make the ledger lie or pay twice); once the
+    answer is in, the producer goes on as the job then says, and the job is delivered from its one task."""
+    def scenario(stage: Stage, outcome: Outcome) -> None:
+        stage.start()
+        stage.fake.inject("submit", fault, **options)
+        job = stage.inpaint(f"resolve-mid-submit-{fault}-{flag}")
+        stage.wait_until("the task created", lambda: stage.fake.total_submits >= 1, timeout=20)
+        result = stage.cli("cancel", job)
+        outcome.story.append(f"jobs cancel: rc {result.returncode}")
+        outcome.story.append(stage.settle(job).state.value)
+        in_flight = [row["state"] for row in stage.ledger(job)] == ["intent"]
+        result = stage.cli("resolve", job, *(["--task-id", stage.task_of(job)] if flag == "task-id" else
+                                             ["--not-submitted"]))
+        said = (result.stdout + result.stderr).strip()
+        outcome.story.append(f"resolve --{flag} mid-POST: rc {result.returncode} {said.rsplit(': ', 1)[-1][:40]}")
+        if not in_flight:
+            raise ScenarioFailed("the POST was answered before the resolve was sent (the fake answered too soon)")
+        if result.returncode == 0 or not one_line(said) or "answer" not in said:
+            outcome.broke(f"a resolve while the POST was in flight answered rc {result.returncode} {said[:160]!r}",
+                          "refused in one line: the submit still waits for MusicGPT's answer")
+        result = stage.cli("retry", job)  # refused too, saying the same (not "resolve it", which is refused)
+        said = (result.stdout + result.stderr).strip()
+        outcome.story.append(f"retry mid-POST: rc {result.returncode}")
+        if result.returncode == 0 or not one_line(said) or "answer" not in said:
+            outcome.broke(f"a retry while the POST was in flight answered rc {result.returncode} {said[:160]!r}",
+                          "refused in one line: the submit still waits for MusicGPT's answer")
+        stage.wait_until("the in-flight submit settled in the ledger",
+                         lambda: [row["state"] for row in stage.ledger(job)][:1] not in ([], ["intent"]), timeout=60)
+        stage.wait_until("the late outcome in the journal", lambda: stage.record(job).state.value != "cancelled" or
+                         (stage.record(job).receipt or {}).get("task_id") or
+                         ", but " in (stage.record(job).error_message or ""), timeout=60)
+        record = stage.record(job)
+        outcome.story.append(f"{record.state.value}, ledger {'+'.join(r['state'] for r in stage.ledger(job))}")
+        if stage.fake.total_submits != 1:
+            outcome.broke(f"{stage.fake.total_submits} tasks before the answer was even in", "1")
+        if record.state.value == "delivered":
+            return
+        if (record.receipt or {}).get("task_id"):
+            result = stage.cli("retry", job)
+            outcome.story.append(f"jobs retry: rc {result.returncode}")
+        else:
+            stage.resolve_from_dashboard(job, outcome)
+        outcome.story.append(stage.settle(job, leave=record.state.value).state.value)
+    return scenario
+
+
+def stop_during_cancelled_submit(stage: Stage, outcome: Outcome) -> None:
+    """Cancelled while the submit POST is in flight, then the daemon is stopped before the answer comes: the POST
+    was sent, so the ledger must not say it was not; after the restart a retry is refused (it would pay again) and
+    the producer's resolve brings the one task in."""
+    stage.start()
+    stage.fake.inject("submit", "slow_accept", seconds=8.0)
+    job = stage.inpaint("stop-mid-submit")
+    stage.wait_until("the task created", lambda: stage.fake.total_submits >= 1, timeout=20)
+    result = stage.cli("cancel", job)
+    outcome.story.append(f"jobs cancel: rc {result.returncode}")
+    outcome.story.append(stage.settle(job).state.value)
+    stage.stop()
+    rows = [row["state"] for row in stage.ledger(job)]
+    outcome.story.append(f"stopped mid-POST, ledger {'+'.join(rows)}")
+    if rows != ["unknown"]:
+        outcome.broke(f"the ledger says {rows} for a POST stopped while its answer was awaited", "['unknown']")
+    stage.start()
+    retry_is_refused(stage, job, outcome)
+    if stage.record(job).state.value == "cancelled" and stage.fake.total_submits == 1:
+        stage.resolve_from_dashboard(job, outcome)
+    outcome.story.append(stage.settle(job, leave="cancelled").state.value)
+
+
 def duplicated_osc_command(stage: Stage, outcome: Outcome) -> None:
     """The same inpaint (same request_id) arrives twice, as a resend after a lost reply would: one job."""
     stage.start()
@@ -553,6 +625,12 @@ def _scenarios() -> list[Scenario]:
     out += [Scenario("429 twice, then accepted", rate_limited_then_accepted),
             Scenario("cancel while generating, jobs retry", cancel_then_retry),
             Scenario("cancel while the submit is in flight, retry", cancel_during_submit),
+            Scenario("cancel mid-POST, resolve --not-submitted before the answer",
+                     resolve_during_submit("slow_accept", "not-submitted", seconds=5.0), {"http_timeout_s": 10.0}),
+            Scenario("cancel mid-POST, resolve --task-id before the answer, answer lost",
+                     resolve_during_submit("timeout_after_accept", "task-id", seconds=10.0), {"http_timeout_s": 3.0}),
+            Scenario("cancel mid-POST, daemon stopped before the answer, retry", stop_during_cancelled_submit,
+                     {"http_timeout_s": 20.0}),
             Scenario("same OSC request_id twice", duplicated_osc_command),
             Scenario("same request file twice", duplicated_request_file)]
     return out

@@ -160,8 +160,9 @@ class MusicGPTBackend(Backend):
             self.receiver.register(secret, receipt["task_id"])
         if answer.get("is_flagged"):
             receipt["flagged"] = str(answer.get("reason") or "flagged")
-        await asyncio.to_thread(self.spend.record_accepted, entry, receipt["task_id"],
-                                _number(answer.get("credit_estimate")))
+        kept = await asyncio.to_thread(self.spend.record_accepted, entry, receipt["task_id"],
+                                       _number(answer.get("credit_estimate")))
+        _late(spec.job_id, f"accepted as task {receipt['task_id']}", kept)
         log.info("job %s: MusicGPT task %s accepted (eta %s s, credit estimate %s)", spec.job_id,
                  receipt["task_id"], receipt["eta"], receipt["credit_estimate"])
         return receipt
@@ -184,15 +185,19 @@ class MusicGPTBackend(Backend):
                 return await post
         except SubmissionUnknown as exc:
             self.release(spec.job_id)
-            await asyncio.to_thread(self.spend.record_unknown, entry, str(exc))
+            _late(spec.job_id, "unknown", await asyncio.to_thread(self.spend.record_unknown, entry, str(exc)))
             raise
         except asyncio.CancelledError:
             self.release(spec.job_id)
-            await asyncio.to_thread(self.spend.record_refused, entry, "cancelled before sending")
+            if attempt["sending"]:  # cancelled again (the daemon stopping) while the answer was awaited: it may be paid
+                _late(spec.job_id, "unknown", await asyncio.to_thread(
+                    self.spend.record_unknown, entry, "stopped while waiting for MusicGPT's answer"))
+            else:
+                await asyncio.to_thread(self.spend.record_refused, entry, "cancelled before sending")
             raise
         except BaseException as exc:
             self.release(spec.job_id)
-            await asyncio.to_thread(self.spend.record_refused, entry, str(exc))
+            _late(spec.job_id, "refused", await asyncio.to_thread(self.spend.record_refused, entry, str(exc)))
             raise
 
     # -- wait ----------------------------------------------------------------------------------------------------
@@ -417,6 +422,14 @@ def request_fields(spec: JobSpec, crop_start: float) -> dict[str, str]:
 
 def _seconds(value: float) -> str:
     return f"{max(value, 0.0):.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def _late(job_id: str, outcome: str, kept: str | None) -> None:
+    """Say in the log that a POST's outcome came after the producer had settled its ledger row differently."""
+    if kept:
+        log.warning("job %s: MusicGPT's answer (%s) came after the producer resolved the job; the ledger keeps %s, "
+                    "with the answer noted beside it: check the task on your MusicGPT dashboard", job_id,
+                    logs.scrub(outcome), kept)
 
 
 def _number(value) -> float | None:

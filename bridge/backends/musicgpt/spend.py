@@ -107,17 +107,18 @@ class SpendGuard:
                 raise
             return int(cursor.lastrowid)
 
-    def record_accepted(self, entry: int, task_id: str, credit_estimate: float | None) -> None:
-        """The server accepted the submit: keep its task id and what it said it will cost."""
-        self._settle(entry, "accepted", task_id=task_id, credit_estimate=credit_estimate)
+    def record_accepted(self, entry: int, task_id: str, credit_estimate: float | None) -> str | None:
+        """The server accepted the submit: keep its task id and what it said it will cost. Returns what the row
+        kept instead when the producer settled it first (see ``_settle``), None otherwise."""
+        return self._settle(entry, "accepted", task_id=task_id, credit_estimate=credit_estimate)
 
-    def record_refused(self, entry: int, reason: str) -> None:
+    def record_refused(self, entry: int, reason: str) -> str | None:
         """The server refused the submit, so nothing was spent: it no longer counts against the limits."""
-        self._settle(entry, "refused", note=logs.scrub(reason)[:300])
+        return self._settle(entry, "refused", note=logs.scrub(reason)[:300])
 
-    def record_unknown(self, entry: int, reason: str) -> None:
+    def record_unknown(self, entry: int, reason: str) -> str | None:
         """The answer was lost: it may have cost money, so it keeps counting."""
-        self._settle(entry, "unknown", note=logs.scrub(reason)[:300])
+        return self._settle(entry, "unknown", note=logs.scrub(reason)[:300])
 
     def record_not_submitted(self, job_id: str) -> None:
         """The producer found no task behind an unknown submission: it no longer counts, and may be sent again."""
@@ -151,11 +152,37 @@ class SpendGuard:
                        (job_id, operation, self._clock()))
 
     def _settle(self, entry: int, state: str, *, task_id: str | None = None, credit_estimate: float | None = None,
-                note: str | None = None) -> None:
+                note: str | None = None) -> str | None:
+        """Write the POST's outcome into its intent. A row no longer an intent was settled by the producer while the
+        POST was in flight (a resolve from a process that could not know it was): their decision stands, and the
+        late outcome is only noted beside it; returns what the row kept then. One exception, money spent being a
+        fact: a task MusicGPT accepted turns a "not submitted" back into accepted, so the ledger never drops it."""
         with self._connect() as db:
-            db.execute("UPDATE submits SET state = ?, task_id = COALESCE(?, task_id), "
-                       "credit_estimate = COALESCE(?, credit_estimate), note = COALESCE(?, note) WHERE id = ?",
-                       (state, task_id, credit_estimate, note, entry))
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT state, task_id FROM submits WHERE id = ?", (entry,)).fetchone()
+                kept = None
+                if row is None or row[0] == "intent":
+                    db.execute("UPDATE submits SET state = ?, task_id = COALESCE(?, task_id), "
+                               "credit_estimate = COALESCE(?, credit_estimate), note = COALESCE(?, note) WHERE id = ?",
+                               (state, task_id, credit_estimate, note, entry))
+                else:
+                    late = f"late answer: {state}" + (f" as task {task_id}" if task_id else "")
+                    if state == "accepted" and row[0] == "refused":
+                        db.execute("UPDATE submits SET state = 'accepted', task_id = ?, credit_estimate = ? "
+                                   "WHERE id = ?", (task_id, credit_estimate, entry))
+                    elif not (state == "accepted" and row[1] == task_id):  # the same task: nothing to tell
+                        kept = f"{row[0]}" + (f" as task {row[1]}" if row[1] else "") + ", as the producer resolved it"
+                    if state == "accepted" and row[0] == "accepted":
+                        db.execute("UPDATE submits SET credit_estimate = COALESCE(credit_estimate, ?) "
+                                       "WHERE id = ?", (credit_estimate, entry))
+                    db.execute("UPDATE submits SET note = COALESCE(note || '; ', '') || ? WHERE id = ?",
+                               (logs.scrub(late + (f" ({note})" if note else ""))[:300], entry))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return kept
 
     def _check(self, db: sqlite3.Connection, now: float) -> None:
         for limit, window, name in ((self.hourly_limit, 3600, "hour"), (self.daily_limit, 86400, "day")):

@@ -30,6 +30,30 @@ class Clock:
         return self.now
 
 
+def test_a_late_post_outcome_is_noted_beside_the_producers_resolve_never_over_it(tmp_path):
+    # The producer settled the rows while their POSTs were in flight (another process sharing the state folder: the
+    # daemon itself refuses such a resolve); each POST's outcome then comes.
+    guard = SpendGuard(tmp_path / "spend.sqlite")
+    named, lost, refused = (guard.record_intent(job, "inpaint") for job in ("named", "lost", "refused"))
+    guard.record_resolved("named", "task-T")
+    guard.record_resolved("lost", "task-L")
+    guard.record_not_submitted("refused")
+    assert guard.record_accepted(named, "task-T2", 0.2) == "accepted as task task-T, as the producer resolved it"
+    assert guard.record_unknown(lost, "connection dropped") == "accepted as task task-L, as the producer resolved it"
+    # money spent is a fact: the task MusicGPT accepted is never lost behind a "not submitted"
+    assert guard.record_accepted(refused, "task-R", 0.1) is None
+    rows = {row["job_id"]: row for row in guard.entries()}
+    assert [(rows[job]["state"], rows[job]["task_id"]) for job in ("named", "lost", "refused")] == [
+        ("accepted", "task-T"), ("accepted", "task-L"), ("accepted", "task-R")]
+    assert "late answer: accepted as task task-T2" in rows["named"]["note"]
+    assert "late answer: unknown (connection dropped)" in rows["lost"]["note"]
+    assert rows["named"]["credit_estimate"] == 0.2 and guard.paid_jobs()["refused"] == "task-R"
+    # the same task the producer named: nothing to tell
+    same = guard.record_intent("same", "inpaint")
+    guard.record_resolved("same", "task-S")
+    assert guard.record_accepted(same, "task-S", 0.1) is None
+
+
 def test_hourly_and_daily_limits_count_paid_and_unknown_submits_not_refused_ones(tmp_path):
     clock = Clock()
     guard = SpendGuard(tmp_path / "spend.sqlite", hourly_limit=2, daily_limit=3, clock=clock)
