@@ -68,6 +68,19 @@ class Capture:
         assert rate == span["sample_rate"]
         return samples[:span["frames"]]
 
+    def as_read(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """The capture as the daemon reads it (bridge/captures.py): from its first held frame to its last, the newest
+        take of each frame where spans overlap; returns (first timeline frame, audio, which frames are held)."""
+        first = min(s["timeline_start_frame"] for s in self.spans)
+        end = max(s["timeline_start_frame"] + s["frames"] for s in self.spans)
+        audio = np.zeros((end - first, 2), np.float32)
+        held = np.zeros(end - first, bool)
+        for span in self.spans:  # in the order played: a later take overwrites
+            at = span["timeline_start_frame"] - first
+            audio[at:at + span["frames"]] = self.audio(span)
+            held[at:at + span["frames"]] = True
+        return first, audio, held
+
 
 def only_capture(root: Path) -> Capture:
     instances = [p for p in root.iterdir() if p.is_dir()]
