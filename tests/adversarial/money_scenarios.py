@@ -490,10 +490,11 @@ def cancel_during_submit(stage: Stage, outcome: Outcome) -> None:
 
 
 def resolve_during_submit(fault: str, flag: str, **options) -> Callable[[Stage, Outcome], None]:
-    """Cancelled while the submit POST is in flight (the task is created, its answer late), then resolved at once,
-    before that answer: the resolve is refused in one line (the POST's outcome is not known yet, and a resolve the
-    late outcome then overwrote, or a resubmit beside the POST, would make the ledger lie or pay twice); once the
-    answer is in, the producer goes on as the job then says, and the job is delivered from its one task."""
+    """Cancelled while the submit POST is in flight (the task is created, its answer late: 20 s, time for three
+    commands on a loaded CI machine), then resolved at once, before that answer: the resolve is refused in one line
+    (the POST's outcome is not known yet, and a resolve the late outcome then overwrote, or a resubmit beside the
+    POST, would make the ledger lie or pay twice); once the answer is in, the producer goes on as the job then says,
+    and the job is delivered from its one task."""
     def scenario(stage: Stage, outcome: Outcome) -> None:
         stage.start()
         stage.fake.inject("submit", fault, **options)
@@ -543,7 +544,7 @@ def stop_during_cancelled_submit(stage: Stage, outcome: Outcome) -> None:
     was sent, so the ledger must not say it was not; after the restart a retry is refused (it would pay again) and
     the producer's resolve brings the one task in."""
     stage.start()
-    stage.fake.inject("submit", "slow_accept", seconds=8.0)
+    stage.fake.inject("submit", "slow_accept", seconds=30.0)  # never answered before the stop, even on a slow machine
     job = stage.inpaint("stop-mid-submit")
     stage.wait_until("the task created", lambda: stage.fake.total_submits >= 1, timeout=20)
     result = stage.cli("cancel", job)
@@ -626,9 +627,9 @@ def _scenarios() -> list[Scenario]:
             Scenario("cancel while generating, jobs retry", cancel_then_retry),
             Scenario("cancel while the submit is in flight, retry", cancel_during_submit),
             Scenario("cancel mid-POST, resolve --not-submitted before the answer",
-                     resolve_during_submit("slow_accept", "not-submitted", seconds=5.0), {"http_timeout_s": 10.0}),
+                     resolve_during_submit("slow_accept", "not-submitted", seconds=20.0), {"http_timeout_s": 40.0}),
             Scenario("cancel mid-POST, resolve --task-id before the answer, answer lost",
-                     resolve_during_submit("timeout_after_accept", "task-id", seconds=10.0), {"http_timeout_s": 3.0}),
+                     resolve_during_submit("timeout_after_accept", "task-id", seconds=60.0), {"http_timeout_s": 20.0}),
             Scenario("cancel mid-POST, daemon stopped before the answer, retry", stop_during_cancelled_submit,
                      {"http_timeout_s": 20.0}),
             Scenario("same OSC request_id twice", duplicated_osc_command),
