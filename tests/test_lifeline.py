@@ -50,11 +50,13 @@ def adopting():
         yield
 
 
-def seconds_until_gone(tree: set, limit: float = 5.0) -> float:
+def gone(tree: set, limit: float = 30.0) -> bool:
+    """Whether the processes ended within ``limit`` (a bound for a loaded machine, not a figure: the processes these
+    tests start live for good unless something ends them: a 600 s sleep, an idle worker)."""
     started = time.monotonic()
     while still_running(tree) and time.monotonic() - started < limit:
         time.sleep(0.01)
-    return time.monotonic() - started
+    return not still_running(tree)
 
 
 @pytest.mark.parametrize("forked_by", ["main", "thread"])
@@ -70,7 +72,7 @@ def test_sigkill_of_the_pool_owner_ends_its_busy_worker(forked_by, adopting):
         owner.kill()
         owner.wait()
         owner.stdout.close()
-    assert seconds_until_gone(tree) < 2.0, f"still running: {still_running(tree)}"
+    assert gone(tree), f"still running: {still_running(tree)}"
 
 
 # A stand-in for a test starting a long-lived program (jackd, jalv, Ardour, a daemon) the way the test helpers do.
@@ -95,7 +97,7 @@ def test_a_program_started_with_ask_to_die_with_parent_ends_when_its_starter_is_
         starter.wait()
         starter.stdin.close()
         starter.stdout.close()
-    assert seconds_until_gone(program) < 2.0, f"still running: {still_running(program)}"
+    assert gone(program), f"still running: {still_running(program)}"
 
 
 def test_a_killed_demo_takes_its_daemon_and_the_daemons_workers_with_it(tmp_path, adopting):
@@ -111,7 +113,7 @@ def test_a_killed_demo_takes_its_daemon_and_the_daemons_workers_with_it(tmp_path
         demo.kill()  # a demo stopped in its tracks runs no clean-up of its own
         demo.wait()
         demo.stdout.close()
-    assert seconds_until_gone(daemon) < 5.0, f"still running: {still_running(daemon)}"
+    assert gone(daemon), f"still running: {still_running(daemon)}"
 
 
 # A subreaper stands in for init: an orphan of the daemon becomes its child, which waitpid can then tell apart from a
