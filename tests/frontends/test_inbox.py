@@ -12,13 +12,13 @@ from bridge.core.journal import Journal
 from tests.conftest import DaemonProcess
 
 
-def drop_request(inbox: Path, name: str, request: dict | str | bytes) -> Path:
-    """Write a request file the way clients must: a temporary name first, then a rename."""
+def drop_request(inbox: Path, name: str, request: dict | str | bytes, suffix: str = ".json") -> Path:
+    """Write a request file the way clients must: a temporary name first, then a rename to ``name + suffix``."""
     inbox.mkdir(parents=True, exist_ok=True)
     body = request if isinstance(request, (str, bytes)) else json.dumps(request)
     tmp = inbox / f".{name}.part"
     tmp.write_bytes(body.encode() if isinstance(body, str) else body)
-    final = inbox / f"{name}.json"
+    final = inbox / f"{name}{suffix}"
     os.rename(tmp, final)
     return final
 
@@ -160,8 +160,9 @@ def test_an_inbox_removed_while_the_daemon_runs_is_made_again_and_watched(projec
 def test_a_request_named_json_in_capitals_is_taken_and_one_saved_as_json_txt_is_refused_with_why(project, daemon):
     request = {"command": "extend", "source": str(project.song), "extend_after": 20.0, "duration": 4.0,
                "num_outputs": 1}
-    drop_request(project.inbox, "tmp", {**request, "request_id": "caps"}).rename(project.inbox / "caps.JSON")
-    drop_request(project.inbox, "tmp", {**request, "request_id": "edited"}).rename(project.inbox / "edited.json.txt")
+    # straight to these names (a request first named tmp.json was sometimes taken as tmp.json before its rename)
+    drop_request(project.inbox, "caps", {**request, "request_id": "caps"}, suffix=".JSON")
+    drop_request(project.inbox, "edited", {**request, "request_id": "edited"}, suffix=".json.txt")
     assert wait_for_status(project.inbox, "caps")["state"] == "delivered"
     refusal = wait_for_status(project.inbox, "edited.json", states=("failed",))["error"]["message"]
     assert refusal.endswith("ends in .json.txt (the text editor added .txt): save it as plain text named ....json")
