@@ -57,11 +57,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import music_set  # noqa: E402
 from engine_quality import (  # noqa: E402
-    COPY_CROSSFADE,
     _mono22,
     baselines,
     clicks,
-    copy_material,
+    copy_pieces,
     flux,
     log_spectral_distance,
     material_edges,
@@ -207,7 +206,7 @@ def inpaint_case(song: music_set.Song, original: np.ndarray, sr: int, start: flo
     local = _Local(original, sr, start - 3.0, end + 3.0, median_flux)
     edges = [(start - 0.2, start + 0.05), (end - 0.05, end + 0.2)]
     case.base_clicks = local.joins(copy, edges, (start, end),
-                                   [(start - COPY_CROSSFADE, copy_material(original, sr, start, end), 1.0)])[1]
+                                   copy_pieces(original, sr, start, end))[1]
     if variant is None:
         case.refusal, case.confidence = _refusal_kind(refusal)
         return case

@@ -186,6 +186,11 @@ def copy_material(song: np.ndarray, sr: int, start: float, end: float) -> np.nda
     return material
 
 
+def copy_pieces(song: np.ndarray, sr: int, start: float, end: float) -> list[tuple[float, np.ndarray, float]]:
+    """The copy baseline's re-used audio as ``material_edges`` takes it (one piece, at unity gain)."""
+    return [(start - COPY_CROSSFADE, copy_material(song, sr, start, end), 1.0)]
+
+
 def baselines(song: np.ndarray, sr: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
     """(silence with 10 ms fades, ``copy_material`` with crossfades of ``COPY_CROSSFADE``); gap audio unused."""
     first, last = int(round(start * sr)), int(round(end * sr))
@@ -245,8 +250,8 @@ def run_case(name: str, original: np.ndarray, sr: int, start: float, length: flo
             case.spikes_copy = tuple(r[0] for r in ratios)
     case.clicks = clicks(result, original, sr, windows, (start, end),
                          material_edges(played_pieces(hidden, sr, passages, joins), sr, windows))
-    case.clicks_copy = clicks(copy, original, sr, windows, (start, end), material_edges(
-        [(start - COPY_CROSSFADE, copy_material(original, sr, start, end), 1.0)], sr, windows))
+    case.clicks_copy = clicks(copy, original, sr, windows, (start, end),
+                              material_edges(copy_pieces(original, sr, start, end), sr, windows))
     case.clicks_silence = clicks(silence, original, sr, windows, (start, end))
     return case
 
