@@ -109,6 +109,12 @@ BAD = [
      "must be in range 0..36500 days"),
     ("retention type", '[retention]\nfiles_days = "week"\n', 2, '[retention] files_days = "week"', "must be a number"),
     ("retention unknown", "[retention]\nkeep_days = 3\n", 2, "[retention] keep_days = 3", "unknown key"),
+    # TOML's \u0000 escape: a NUL no path or address can hold (it was a traceback where the folder was first made)
+    ("nul in a path", 'inbox = "in\\u0000box"\n', 1, 'inbox = "in\\u0000box"', "must not contain a NUL character"),
+    ("nul in a root", 'project_roots = ["~", "a\\u0000"]\n', 1, 'project_roots = ["~", "a\\u0000"]',
+     "must not contain a NUL character"),
+    ("nul in a host", '[notify]\nport = 8000\naddress = "/a"\nhost = "::1\\u0000"\n', 4, '[notify] host = "::1\\u0000"',
+     "must not contain a NUL character"),
 ]
 
 BAD_TOML = [
@@ -283,7 +289,7 @@ def _daw_bridge(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
 
 
 SERVED = ["local type", "notify type before missing", "unknown table", "musicgpt unknown", "webhook missing url",
-          "feedback beyond loopback", "ableton host", "retention range", "secret misspelt"]
+          "feedback beyond loopback", "ableton host", "retention range", "secret misspelt", "nul in a path"]
 
 
 @pytest.mark.parametrize("case", [case for case in BAD if case[0] in SERVED] + [

@@ -227,13 +227,20 @@ class _Check:
             return None
         if isinstance(value, str) and value in key.words:
             return key.words[value]
-        converted, rule = _typed(key, value)
+        converted, rule = (value, "must not contain a NUL character") if _holds_nul(value) else _typed(key, value)
         if rule is None:
             rule = _limits(key, converted)
         if rule is not None:
             self.fail(path, rule, value=value, secret=key.secret)
             return value
         return converted.lower() if key.fold_case else converted
+
+
+def _holds_nul(value: object) -> bool:
+    """TOML lets a string hold \\u0000, which no path, host or address can: the OS call that first used it would end
+    the command in a traceback (ValueError: embedded null byte)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return any(isinstance(item, str) and "\0" in item for item in items)
 
 
 def _typed(key: Key, value: object) -> tuple[object, str | None]:
