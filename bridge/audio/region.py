@@ -34,9 +34,13 @@ def check_unchanged(source: Path, then: SourceInfo) -> None:
     """Refuse a source that is no longer the file a job was accepted for (truncated, replaced, re-rendered)."""
     now = probe(source)
     if (now.frames, now.sample_rate, now.channels) != (then.frames, then.sample_rate, then.channels):
-        raise SourceError(f"source audio changed since the job was accepted ({then.frames} frames at "
-                          f"{then.sample_rate} Hz, now {now.frames} at {now.sample_rate} Hz): {source}",
-                          code="source_changed")
+        raise SourceError(f"source audio changed since the job was accepted ({_shape(then)}, now {_shape(now)}): "
+                          f"{source}", code="source_changed")
+
+
+def _shape(info: SourceInfo) -> str:
+    channels = f"{info.channels} channel{'s' if info.channels != 1 else ''}"
+    return f"{info.frames} frames of {channels} at {info.sample_rate} Hz"
 
 
 def frame_range(sample_rate: int, frames: int, start: float, end: float) -> tuple[int, int]:

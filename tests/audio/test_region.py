@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.audio.region import export_region, probe, read_region
+from bridge.audio.region import check_unchanged, export_region, probe, read_region
 from bridge.exceptions import SourceError
 
 FORMATS = [("wav", "WAV", "PCM_16"), ("aiff", "AIFF", "PCM_24"), ("flac", "FLAC", "PCM_24"),
@@ -97,3 +97,17 @@ def test_an_exported_wav_crop_holds_exactly_the_sources_samples(tmp_path, subtyp
     exported, rate = sf.read(str(crop), dtype="float32", always_2d=True)
     assert rate == 48000 and crop_start == 2.0
     np.testing.assert_array_equal(exported, original[2 * 48000:5 * 48000])
+
+
+def test_a_source_bounced_again_in_mono_is_named_as_changed_in_its_channels(tmp_path):
+    """The song re-rendered in mono while its job waited: same length, same rate, and the refusal read as if nothing
+    had changed (1323000 frames at 44100 Hz, now 1323000 at 44100 Hz)."""
+    path = tmp_path / "song.wav"
+    stereo = _tone(2.0, 44100, 2)
+    sf.write(str(path), stereo, 44100, subtype="PCM_16")
+    accepted = probe(path)
+    sf.write(str(path), stereo[:, 0], 44100, subtype="PCM_16")
+    with pytest.raises(SourceError) as caught:
+        check_unchanged(path, accepted)
+    assert caught.value.code == "source_changed"
+    assert "(88200 frames of 2 channels at 44100 Hz, now 88200 frames of 1 channel at 44100 Hz)" in str(caught.value)
