@@ -64,8 +64,8 @@ Listener = Callable[[Decision], None]
 
 def describe(job_id: str, decision: str, choice: int, seq: int) -> str:
     """A decision in one line for the producer (as /bridge/decided gives it), e.g. "j-1a2b: keep variant 2
-    (decision 3)"."""
-    take = f"variant {choice}" if choice else "the original"
+    (decision 3)"; a discard names what goes (the variants), as REAPER's undo point does, not the original it keeps."""
+    take = "the variants" if decision == "discard" else f"variant {choice}" if choice else "the original"
     return f"{job_id}: {decision} {take} (decision {seq})"
 
 

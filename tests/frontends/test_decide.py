@@ -179,7 +179,7 @@ def test_the_cli_chooses_keeps_and_discards_through_the_running_daemon(project, 
                                        "the original or 1..1 for a variant"))
     assert jobs("choose", job, "7") == (2, "daw-bridge jobs choose: choice: 7 must be in range 0..2")
     assert jobs("discard", job, "1")[0] == 2
-    assert jobs("discard", job) == (0, f"{job}: discard the original (decision 3)")
+    assert jobs("discard", job) == (0, f"{job}: discard the variants (decision 3)")  # the original is what stays
     code, line = jobs("keep", job)
     assert code == 2 and line.startswith(f"daw-bridge jobs keep: job_id: {job!r} was discarded (decision 3)")
     assert jobs("show", job, "2") == (2, "daw-bridge jobs show: takes no take number (2); only choose and keep do")
