@@ -89,8 +89,8 @@ class BridgeClient:
         return self.wait_for(lambda r: r.name == "pong", timeout) is not None
 
     def run_job(self, name: str, timeout: float = 600.0, on_reply=None, **values) -> tuple[Reply, list[Reply]]:
-        """Send inpaint/extend (or ableton) and wait for its outcome: (done, failed, error or, for ableton's
-        context, context_set reply; every reply seen)."""
+        """Send inpaint/extend (or ableton) and wait for its outcome: (done, failed, error, the state reply of a paid
+        submit whose fate is unknown or, for ableton's context, context_set reply; every reply seen)."""
         self.send(name, **values)
         seen: list[Reply] = []
         job_id = None
@@ -104,6 +104,8 @@ class BridgeClient:
                 job_id = job_id or reply.args[1]
             if reply.name in ("error", "context_set"):  # context_set: /bridge/ableton context, which makes no job
                 return True
+            if reply.name == "state" and "submission_unknown" in reply.args[1:2]:  # it waits for the producer now
+                return reply.args[0] == job_id
             return reply.name in ("done", "failed") and reply.args[0] == job_id
 
         outcome = self.wait_for(finished, timeout)

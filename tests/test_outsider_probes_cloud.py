@@ -27,7 +27,7 @@ from bridge.exceptions import (
 from bridge.models import JobSpec, Rendered
 from tests.backends.musicgpt.support import with_client
 from tests.backends.musicgpt.test_musicgpt_client import upload  # noqa: F401 (a fixture)
-from tests.conftest import ROOT, daemon_environment
+from tests.conftest import ROOT, DaemonProcess, daemon_environment
 from tests.fakes.musicgpt import FakeMusicGPT
 
 NO_API = "http://127.0.0.1:9/api/public"  # nothing listens: the download tests never reach the API
@@ -218,3 +218,26 @@ def test_an_audio_download_that_trickles_forever_ends_as_a_failed_download(tmp_p
             _download(f"{host}/v1.wav", tmp_path / "v1.wav", timeout_s=0.3, attempts=2)
     assert caught.value.code == "download_failed"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_send_wait_ends_when_a_paid_submits_answer_is_lost_and_the_log_names_the_job(project):
+    """`daw-bridge send extend ... --wait` on MusicGPT, the POST's answer lost (the task may be paid for): the job waits
+    in submission_unknown for the producer, but the command waited on for its whole timeout (10 minutes by default)
+    and then said the job 'goes on', and the daemon's log said nothing of a task that may be paid for."""
+    with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
+        fake.inject("submit", "timeout_after_accept", seconds=30)
+        project.write_config(f'backend = "musicgpt"\n[musicgpt]\nbase_url = "{fake.url}"\nhttp_timeout_s = 1\n')
+        daemon = DaemonProcess(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "bridge", "send", "extend", f"source={project.song}", "extend_after=30",
+                 "prompt=calm outro", "duration=10", "--wait", "--timeout", "200", "--config", str(project.config)],
+                env=daemon_environment(), cwd=ROOT, capture_output=True, text=True, timeout=300)
+        finally:
+            daemon.stop()
+        assert fake.submit_requests["extend"] == 1
+    last = done.stdout.splitlines()[-1]
+    assert done.returncode == 1 and last.startswith("/bridge/state j-") and " submission_unknown " in last, done.stdout
+    assert "NOT sent again" in last and fake.api_key not in done.stdout + done.stderr
+    job = last.split()[1]
+    assert f"WARNING bridge.core.service: job {job} is in submission_unknown: " in daemon.log.read_text()

@@ -429,6 +429,8 @@ class JobService:
         # pay, the task id) costs one fsync: 0.26 ms median on this machine's disk.
         self.journal.update(record, state=state, progress=_PROGRESS.get(state, record.progress), durable=durable,
                             **changes)
+        if state is State.SUBMISSION_UNKNOWN:  # a task that may be paid for waits for the producer: the log says so
+            log.warning("job %s is in submission_unknown: %s", record.job_id, record.message)
         self._emit(record, "state")
 
 
