@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 
@@ -407,3 +408,19 @@ def test_ctrl_c_while_the_command_is_still_loading_ends_it_quietly_like_ctrl_c_l
     done = subprocess.run([sys.executable, "-c", code, "--version"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60, env=daemon_environment(), preexec_fn=ask_to_die_with_parent, check=False)
     assert (done.returncode, done.stderr) == (130, "")
+
+
+def test_a_delivery_is_as_readable_as_any_file_the_producer_makes_there(project):
+    """Results were mode 0600 whatever the umask (mkstemp's mode, kept by the rename into place): a project folder
+    shared with a bandmate's account, or a file server or DAW running as another user, listed them but could not
+    read them, beside the producer's own 0644 files."""
+    umask = os.umask(0o022)
+    try:
+        result = _run("inpaint", str(project.song), "--start", "4", "--end", "6", "--num-outputs", "1", "--config",
+                      str(project.config))
+    finally:
+        os.umask(umask)
+    assert result.returncode == 0, result.stderr
+    delivered = project.pictured_drop_files()
+    assert sorted(p.suffix for p in delivered) == [".json", ".png", ".wav"]
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in delivered} == {p.name: "0o644" for p in delivered}

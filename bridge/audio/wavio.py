@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -97,7 +96,7 @@ def discard(paths) -> None:
 
 def _stage(path: Path, write) -> Path:
     """Call ``write(binary file)`` on a hidden temporary beside ``path`` and fsync it."""
-    fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".part", dir=path.parent)
+    fd, tmp_name = _create_hidden(path)
     try:
         with os.fdopen(fd, "wb") as raw:
             write(raw)
@@ -107,6 +106,19 @@ def _stage(path: Path, write) -> Path:
         _remove_quietly(tmp_name)
         raise
     return Path(tmp_name)
+
+
+def _create_hidden(path: Path) -> tuple[int, str]:
+    """A new hidden temporary beside ``path``, open for writing, with the mode any file the user makes gets (0644
+    under the usual umask): ``mkstemp`` makes it 0600, and the renamed result kept that, so another account or a
+    shared project folder could not read a delivery the producer's own files there can be read from."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        name = str(path.parent / f"{_temporary_prefix(path)}{uuid.uuid4().hex[:8]}.part")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:  # a name left by an earlier crash: draw another
+            continue
 
 
 def _fsync_folder(folder: Path) -> None:
