@@ -226,6 +226,13 @@ def inpaint_case(song: music_set.Song, original: np.ndarray, sr: int, start: flo
     return case
 
 
+def extend_cuts(length: float) -> list[float]:
+    """Where a song of ``length`` seconds is cut for the extension cases: at ``EXTEND_POSITIONS``, each leaving 20 s
+    before it and the longest extension after it."""
+    cuts = (round(q * length, 2) for q in EXTEND_POSITIONS)
+    return [cut for cut in cuts if cut >= 20.0 and cut + max(EXTENDS) <= length]
+
+
 def _loop_last_bar(before: np.ndarray, sr: int, bar: float, seconds: float) -> np.ndarray:
     """The last bar before the cut played over and over, 10 ms crossfades between repeats."""
     frames, want = max(int(round(bar * sr)), int(0.1 * sr)), int(round(seconds * sr))
@@ -320,13 +327,9 @@ def song_results(song: music_set.Song, crop: float, folder: Path, extend: bool, 
             if start - 5.0 < 0 or start + gap + 5.0 > length:
                 continue
             results.append(inpaint_case(song, original, sr, start, gap, median, folder))
-    if extend:
-        for q in EXTEND_POSITIONS:
-            cut = round(q * length, 2)
-            if cut < 20.0 or cut + max(EXTENDS) > length:
-                continue
-            for seconds in EXTENDS:
-                results.append(extend_case(song, original, sr, cut, seconds, median, folder))
+    for cut in extend_cuts(length) if extend else ():
+        for seconds in EXTENDS:
+            results.append(extend_case(song, original, sr, cut, seconds, median, folder))
     for r in results:
         verdict = "refused" if r.refusal else ("better" if r.better(0.0) else "WORSE")
         spikes = "/".join(f"{s:.1f}" for s in r.spikes)

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import music_set  # noqa: E402
-from engine_coverage import EXTEND_POSITIONS, EXTENDS, _loop_last_bar, _loops  # noqa: E402
+from engine_coverage import EXTENDS, _loop_last_bar, _loops, extend_cuts  # noqa: E402
 from engine_quality import _mono22, log_spectral_distance  # noqa: E402
 
 from bridge.backends.local import agreement, engine  # noqa: E402
@@ -51,10 +51,7 @@ HANDLE = 1.0  # JobSpec's default handle: the rendered span starts this long bef
 def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
     original, sr = music_set.load(song, crop)
     cases = []
-    for q in EXTEND_POSITIONS:
-        cut = round(q * len(original) / sr, 2)
-        if cut < 20.0 or cut + max(EXTENDS) > len(original) / sr:
-            continue
+    for cut in extend_cuts(len(original) / sr):
         a = int(round(cut * sr))
         path = folder / "song.wav"
         sf.write(str(path), original[:a], sr, subtype="FLOAT")
