@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -424,3 +426,35 @@ def test_a_delivery_is_as_readable_as_any_file_the_producer_makes_there(project)
     delivered = project.pictured_drop_files()
     assert sorted(p.suffix for p in delivered) == [".json", ".png", ".wav"]
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in delivered} == {p.name: "0o644" for p in delivered}
+
+
+def test_an_inbox_pointed_at_a_folder_of_results_leaves_their_manifests_where_they_are(project):
+    """'serve --inbox' given the folder results were delivered to (the songs' "daw-bridge" folder, or the drop
+    folder): at start every delivered manifest was taken as a request file and moved to rejected/ ('command:
+    missing'), so the DAW's importer, which acts on manifests only, no longer saw any of those results."""
+    delivered = _run("inpaint", str(project.song), "--start", "4", "--end", "6", "--num-outputs", "1", "--config",
+                     str(project.config))
+    assert delivered.returncode == 0, delivered.stderr
+    before = sorted(p.name for p in project.pictured_drop_files())
+    assert [name for name in before if name.endswith(".json")], before
+    project.config.write_text(f'osc_port = {project.port}\ninbox = "{project.drop}"\nstate_dir = "{project.state}"\n'
+                              f'project_roots = ["{project.root}"]\n', encoding="utf-8")
+    daemon = Daemon(project).start()
+    try:
+        # a request dropped after the start: once it is answered, the files that waited there were looked at first
+        request = {"command": "inpaint", "source": str(project.song), "start": 8.0, "end": 10.0, "prompt": "",
+                   "request_id": "after-start", "drop_folder": str(project.root / "elsewhere")}
+        (project.drop / ".after-start.part").write_text(json.dumps(request), encoding="utf-8")
+        os.rename(project.drop / ".after-start.part", project.drop / "after-start.json")
+        status = project.drop / "status" / "after-start.json"
+        deadline = time.monotonic() + 120
+        while not (status.exists() and json.loads(status.read_text(encoding="utf-8"))["state"] == "delivered"):
+            assert time.monotonic() < deadline, status.read_text(encoding="utf-8") if status.exists() else "no status"
+            time.sleep(0.1)
+    finally:
+        daemon.stop()
+    assert sorted(p.name for p in project.visible_drop_files() if p.is_file()) == before
+    assert sorted(p.name for p in (project.drop / "rejected").iterdir()) == []
+    manifest = next(name for name in before if name.endswith(".json"))
+    assert f"{manifest} in the inbox {project.drop} is a delivered result's manifest, not a request" in \
+        daemon.log.read_text(encoding="utf-8")

@@ -51,6 +51,7 @@ class InboxFrontend:
         self._real = str(self.inbox)  # the watched folder: the inbox with symlinks resolved
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._manifests_seen: set[str] = set()  # results' manifests found in the inbox, named in the log once
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
@@ -147,6 +148,12 @@ class InboxFrontend:
         if not _is_request_name(path.name):
             return
         if not written and not _holds_json(path):
+            return
+        if _is_manifest(path):  # the inbox is (or was) a drop folder: a result, which rejected/ would take away
+            if path.name not in self._manifests_seen:
+                self._manifests_seen.add(path.name)
+                log.warning("%s in the inbox %s is a delivered result's manifest, not a request: it is left where "
+                            "it is (give the inbox a folder of its own)", path.name, self.inbox)
             return
         claimed = self.processing / path.name
         try:
@@ -346,6 +353,15 @@ def _holds_json(path: Path) -> bool:
     except OSError:
         return True
     return True
+
+
+def _is_manifest(path: Path) -> bool:
+    """Whether a ``.json`` in the inbox is a delivered result's manifest (no request is: a request names a command)."""
+    try:
+        document = json.loads(_read_request(path))
+    except (ValidationError, ValueError, RecursionError, OSError):  # RecursionError: nested thousands deep
+        return False
+    return isinstance(document, dict) and document.get("format") == osc_schema.MANIFEST_FORMAT
 
 
 def _read_request(path: Path) -> bytes:
