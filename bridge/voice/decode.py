@@ -155,10 +155,11 @@ def load(path: Path) -> tuple[np.ndarray, int]:
 
 
 def at_rate(audio: np.ndarray, rate: int) -> np.ndarray:
-    """The recording as float32 mono at the decoder's RATE."""
+    """The recording as float32 mono at the decoder's RATE; a NaN or infinite sample (a float WAV a tool wrote badly)
+    is silence or full scale, not a cast warning and a take the resampler smears it over."""
     import soxr
 
-    audio = np.asarray(audio, dtype=np.float32)
+    audio = np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
     if audio.ndim == 2:
         audio = audio.mean(axis=1)
     return audio if rate == RATE else soxr.resample(audio, rate, RATE).astype(np.float32)

@@ -167,3 +167,14 @@ def test_cli_missing_and_corrupt_files_are_one_line_errors(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"not audio at all")
     out = cli("decode", str(tmp_path / "bad.wav"), "--json")
     assert out.returncode == 2 and out.stderr.strip().count("\n") == 0 and "not a readable audio file" in out.stderr
+
+
+def test_cli_a_float_take_with_a_nan_and_an_infinity_in_it_is_decoded_without_a_warning(tmp_path):
+    """A float WAV holding a NaN and an infinity (as a tool that divides by zero writes one): the decode printed
+    numpy's cast warning with its source line on stderr and the resampler smeared the NaN over the take."""
+    speech, rate = sf.read(str(speak("bridge keep", tmp_path / "keep.wav")), dtype="float32")
+    speech[:2] = [np.nan, np.inf]  # espeak-ng's lead-in, before the words
+    sf.write(tmp_path / "bad-samples.wav", speech, rate, subtype="FLOAT")
+    out = cli("decode", str(tmp_path / "bad-samples.wav"), "--json")
+    assert (out.returncode, out.stderr) == (0, "")
+    assert json.loads(out.stdout)["command"] == {"command": "keep"}
