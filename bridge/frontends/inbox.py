@@ -350,7 +350,7 @@ def _holds_json(path: Path) -> bool:
         return exc.rule != "is empty"
     except ValueError:  # not JSON yet: JSONDecodeError, UnicodeDecodeError
         return False
-    except OSError:
+    except (OSError, RecursionError):  # RecursionError: nested thousands deep, which no more writing mends
         return True
     return True
 

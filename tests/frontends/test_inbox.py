@@ -168,3 +168,20 @@ def test_a_request_named_json_in_capitals_is_taken_and_one_saved_as_json_txt_is_
     assert refusal.endswith("ends in .json.txt (the text editor added .txt): save it as plain text named ....json")
     assert (project.inbox / "rejected" / "edited.json.txt").exists()
     assert sorted(p.name for p in project.inbox.iterdir() if p.is_file()) == []
+
+
+def test_a_request_nested_thousands_deep_written_in_place_is_rejected_without_a_traceback(project, daemon):
+    """Written in place, a file of 100000 nested arrays: each event while it was written ended in a RecursionError
+    traceback in the daemon's log (the check for a whole JSON document let it through), before the close rejected
+    it."""
+    with open(project.inbox / "deep.json", "w") as writer:
+        for part in ("[" * 100_000, "]" * 100_000):
+            writer.write(part)
+            writer.flush()
+            time.sleep(1.0)  # the daemon sees the file created, then growing, before it is whole
+    error_file = project.inbox / "rejected" / "deep.error.json"
+    deadline = time.monotonic() + 30  # a closed file is taken at once; a loaded machine may take a while
+    while not error_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert json.loads(error_file.read_text())["message"] == "request: not valid JSON (nested too deeply)"
+    assert "Traceback" not in daemon.log.read_text()
