@@ -65,6 +65,20 @@ class OscFrontend(OscSocket):
         self._send(sender, *osc_schema.reply("error", address=address_of(data), request_id="", field="",
                                              reason=f"malformed OSC packet: {reason}"))
 
+    def _is_own(self, target: tuple) -> bool:
+        """Whether a datagram sent to ``target`` would come back to this socket: a reply there is read as a command,
+        answered with an error sent there again, and so on, the daemon busy with itself for good."""
+        if self.transport is None:
+            return False
+        host, port = self.transport.get_extra_info("sockname")[:2]
+        if target[1] != port:
+            return False
+        try:
+            own, there = ipaddress.ip_address(host), ipaddress.ip_address(target[0])
+        except ValueError:
+            return target[0] == host
+        return there == own or (own.is_unspecified and there.is_loopback)
+
     # -- commands ------------------------------------------------------------------------------------------------
 
     def received(self, address: str, params: list, sender: tuple) -> None:
@@ -73,6 +87,10 @@ class OscFrontend(OscSocket):
         target = (sender[0], _reply_port_in(address, params) or sender[1])
         request_id = ""
         try:
+            if self._is_own(target) and not self._is_own(sender):  # e.g. a DAW's reply port set to osc_port
+                port, target = target[1], sender
+                raise ValidationError("reply_port", port, "is the daemon's own OSC port: replies sent there would "
+                                      "come back to it as commands; name the port your DAW or script listens on")
             command = osc_schema.parse_osc(address, params)
             request_id = command.args.get("request_id") or ""
             self._dispatch(command, target)
@@ -205,6 +223,9 @@ class OscFrontend(OscSocket):
 
     def _send(self, target: tuple, address: str, args: list) -> None:
         if self.transport is None or self.transport.is_closing():
+            return
+        if self._is_own(target):  # never to itself (a job journaled with such a reply_port, a reply come back)
+            log.debug("reply %s to the daemon's own address %s dropped", address, target)
             return
         try:
             self.transport.sendto(encode(address, args), target)

@@ -171,3 +171,20 @@ def test_a_request_sent_again_from_another_port_hears_how_the_job_ends(project, 
         ends.append(late.wait_for(lambda r: r.name in ("done", "failed"), timeout=60))
     assert [(end.name, end.args[0]) if end else None for end in ends] == [("done", accepted.args[1])] * 3
     assert len(project.pictured_drop_files()) == 3  # one job: audio, manifest, picture
+
+
+def test_a_reply_port_that_is_the_daemons_own_is_refused_and_the_daemon_stays_free(project, daemon):
+    """A script or DAW whose reply port was set to the daemon's OSC port: the job's replies went to the daemon itself,
+    which took each one as a command and answered it with an error sent to itself again, 100 % of a core for good
+    (and the sender heard nothing). The sender is told instead, and no job is made."""
+    with BridgeClient("127.0.0.1", project.port) as client:
+        client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="", reply_port=project.port)
+        reply = client.wait_for(lambda r: True, timeout=30)
+        assert reply is not None and reply.address == "/bridge/error", reply
+        assert reply.args[2:] == ["reply_port", f"reply_port: {project.port} is the daemon's own OSC port: replies "
+                                  "sent there would come back to it as commands; name the port your DAW or script "
+                                  "listens on"]
+        client.send("status")
+        listed = client.wait_for(lambda r: r.name == "status_listed", timeout=30)
+    assert listed is not None and listed.args == [0]  # no job was made
+    assert project.visible_drop_files() == []
