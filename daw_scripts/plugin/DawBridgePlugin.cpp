@@ -94,6 +94,7 @@ struct BlockRecord {
     uint32_t sampleRate;
     double tempo;       // the host's BPM during the block; 0: it gave no bar/beat position
     float beatsPerBar;
+    uint32_t retract = 0;  // no samples: the last `retract` frames pushed were not at timelineFrame after all
 };
 
 class CaptureRing {
@@ -290,6 +291,10 @@ public:
     // One block from the ring, its samples interleaved as the WAV holds them.
     void append(const BlockRecord& block, const std::vector<float>& interleaved)
     {
+        if (block.retract != 0) {
+            retract(block);
+            return;
+        }
         noteHeard(block);
         const bool continues = fFile != nullptr && !fSpans.empty() && fSpans.back().sampleRate == block.sampleRate
             && fSpans.back().timelineStartFrame + int64_t(fSpans.back().frames) == block.timelineFrame
@@ -467,6 +472,24 @@ private:
         if (fFile != nullptr && gone(fSpans.back()))
             closeSpan();
         fSpans.erase(std::remove_if(fSpans.begin(), fSpans.end(), gone), fSpans.end());
+    }
+
+    // The open span's last frames were not played where the host said (see run): they go, and the span with them
+    // when nothing else is left of it.
+    void retract(const BlockRecord& block)
+    {
+        if (fFile == nullptr || fSpans.back().timelineStartFrame + int64_t(fSpans.back().frames)
+                                    != block.timelineFrame + int64_t(block.retract))
+            return;
+        Span& span = fSpans.back();
+        span.frames -= std::min<uint64_t>(block.retract, span.frames);
+        std::fseek(fFile, long(44 + span.frames * 4 * kChannels), SEEK_SET);
+        fDirty = true;
+        if (span.frames == 0) {
+            closeSpan();
+            std::remove((fFolder + "/" + span.file).c_str());
+            fSpans.pop_back();
+        }
     }
 
     bool openSpan(const BlockRecord& block)
@@ -804,9 +827,22 @@ protected:
             fHostTransport.write(seen);
             fLastTransport = seen;
         }
-        // capture first: when the host processes in place, outputs[c] == inputs[c] and playback overwrites them
-        if (playing && !fRing.push(inputs, block))
+        // capture first: when the host processes in place, outputs[c] == inputs[c] and playback overwrites them.
+        // A host rolling without moving played nothing at that place: a CLAP host's pre-roll, whose negative song
+        // position DPF 1.6 reports as bar 1 (frame 0) block after block. Each such block was a span of its own
+        // (hundreds per count-in, filling the heard list) and the last stood for the song's first frames: the first
+        // is taken back and the rest are not captured (nor the song's own first block, which looks the same).
+        const bool held = playing && fLastRolled.playing && firstFrame == fLastRolled.block.timelineFrame;
+        if (held && fLastRolled.pushed) {
+            BlockRecord taken = fLastRolled.block;
+            taken.frames = 0, taken.retract = fLastRolled.block.frames;
+            if (!fRing.push(inputs, taken))
+                fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
+        }
+        const bool pushed = playing && !held && fRing.push(inputs, block);
+        if (playing && !held && !pushed)
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
+        fLastRolled = {block, playing, pushed};
 
         const Playback* loaded = fPlayback.load(std::memory_order_seq_cst);
         // a set loaded at another rate than the host's now would play at the wrong place and pitch: the input plays
@@ -1467,6 +1503,10 @@ private:
     std::atomic<uint64_t> fDroppedBlocks{0};
     TransportMailbox fHostTransport;  // run() -> the capture index
     HostTransport fLastTransport;     // what run() last wrote there (run() only)
+    struct Rolled {
+        BlockRecord block;
+        bool playing, pushed;  // the host rolled; the block went into the capture
+    } fLastRolled{};  // run()'s previous block
     std::atomic<bool> fQuit{false};
     // playback: the set run() reads, and run()'s block counter that says when a replaced set is no longer read
     std::atomic<Playback*> fPlayback{nullptr};

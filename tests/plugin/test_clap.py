@@ -3,8 +3,9 @@
 A producer's story in a CLAP DAW: the plugin on a track adds no latency and passes every sample through untouched;
 the song plays from 10 s, then from 2 s, and the capture holds each stretch at its song position, although the
 process call's steady_time (DPF 1.6 reports it as the frame) is a host counter unrelated to the song; after an
-inpaint is delivered, rolling over the range plays variant 1 in place, and variant 0 is the input again. A song with
-a tempo change is not captured at the right place yet (an expected failure, see its reason).
+inpaint is delivered, rolling over the range plays variant 1 in place, and variant 0 is the input again. A count-in
+before the song is not captured. A song with a tempo change is not captured at the right place yet (an expected
+failure, see its reason).
 """
 
 from __future__ import annotations
@@ -52,6 +53,22 @@ def test_the_capture_holds_each_played_stretch_at_its_song_position_not_the_host
     transport = capture.index["transport"]
     assert (transport["tempo"], transport["beats_per_bar"]) == (123.0, 4)
     assert transport["heard"] == [[10.0, 11.5, 123.0, 4], [2.0, 3.0, 123.0, 4]]
+
+
+def test_a_count_in_before_the_song_is_not_captured_and_the_song_after_it_is(clap, tmp_path):
+    """The DAW counts in two bars (2 s from -2 s) before the song: DPF 1.6 reports a CLAP host's negative song
+    position as bar 1, so every count-in block looked like one played at 0 and became a span of its own (375 files
+    per count-in) and the last one stood for the song's start. Only what played from the song's start is captured:
+    the song itself, less its first block, which looks like the count-in's blocks."""
+    run_clap_host(clap, SONG, tmp_path, ["play:-96000:192000", "stop:96000:256", "play:-48000:96000"],
+                  env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
+    capture = only_capture(tmp_path / "captures")
+    # the second count-in's last block straddles 0 (-128 to 128): the song from 128 on follows it
+    assert [(s["timeline_start_frame"], s["frames"]) for s in capture.spans] == [(256, 96000 - 256), (128, 48000 - 128)]
+    for span in capture.spans:
+        first = span["timeline_start_frame"]
+        assert np.array_equal(capture.audio(span), SONG[first:first + span["frames"]])
+    assert sorted(p.name for p in capture.folder.glob("*.wav")) == [s["file"] for s in capture.spans]
 
 
 @pytest.mark.xfail(strict=True, reason=(

@@ -4,7 +4,7 @@
  *   clap_host PLUGIN.clap SONG.f32 OUT.f32 RATE BLOCK BPM STEP...
  *
  * SONG.f32 is raw interleaved stereo float32 indexed by timeline frame: what plays at song position F is frame F
- * of the file (silence past its end). Every processed block's output is appended to OUT.f32 (same layout). Steps:
+ * of the file (silence before its start, as in a pre-roll, and past its end). Every processed block's output is appended to OUT.f32 (same layout). Steps:
  *   play:FRAME:COUNT  roll from song position FRAME for COUNT frames, in blocks of BLOCK (the last may be shorter)
  *   stop:FRAME:COUNT  the same frames with the transport stopped at FRAME (the input still sounds, as a live input)
  *   set:NAME:VALUE    send a parameter value event with the next block (NAME: the parameter's name, e.g. Variant)
@@ -179,7 +179,7 @@ int main(int argc, char** argv)
                 process.frames_count = (uint32_t)(count - done < block ? count - done : block);
                 for (uint32_t k = 0; k < process.frames_count; ++k)
                     for (int c = 0; c < CHANNELS; ++c)
-                        inputs[c][k] = at + k < songFrames ? song[(at + k) * CHANNELS + c] : 0.0f;
+                        inputs[c][k] = at + k >= 0 && at + k < songFrames ? song[(at + k) * CHANNELS + c] : 0.0f;
                 const double beats = (position < changeAt ? position * bpm
                                       : changeAt * bpm + (position - changeAt) * changeBpm) / 60.0 / rate;
                 transport.tempo = position < changeAt ? bpm : changeBpm;
