@@ -52,11 +52,13 @@ class InboxFrontend:
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._manifests_seen: set[str] = set()  # results' manifests found in the inbox, named in the log once
+        self._lock: int | None = None  # this daemon's hold on the inbox folder (see _hold)
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
         """Create the folders, take up requests left from before, and start watching."""
         self._make_folders()
+        self._hold()  # before processing/ is taken up as this daemon's own
         self._loop = asyncio.get_running_loop()
         self._recover_claimed()
         self._observer = Observer()
@@ -70,6 +72,32 @@ class InboxFrontend:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
+        if self._lock is not None:
+            os.close(self._lock)  # closing releases it
+            self._lock = None
+
+    def _hold(self) -> None:
+        """Lock the folder now at the inbox's name for this daemon, or raise a BridgeError when another holds it.
+
+        At its start a daemon takes up the requests it finds in ``processing/`` as left by its own last run: a
+        second daemon on the same inbox (with another state folder, so its own journal) would take up those the
+        first is running and run them again, paying MusicGPT twice for a paid one. The lock is the kernel's, on the
+        folder itself (no file of ours among the producer's requests), so it goes with the process however that
+        ends. Windows cannot lock a folder: there nothing is held."""
+        if os.name == "nt":
+            return
+        import fcntl
+
+        fd = os.open(self.inbox, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise BridgeError(f"another daw-bridge daemon already watches the inbox {self.inbox}; stop it first, or "
+                              "give this one another inbox", code="inbox_in_use") from None
+        if self._lock is not None:
+            os.close(self._lock)
+        self._lock = fd
 
     def _folder_deleted(self, handler: "_Handler") -> None:
         # Called on the observer's thread; the watch is dropped on the loop, if it is still the one that saw it.
@@ -113,8 +141,9 @@ class InboxFrontend:
         log.warning("the inbox folder %s was removed or replaced: watching the one there now", self.inbox)
         self._lose()
         try:
+            self._hold()
             self._watch_folder()
-        except OSError as exc:  # e.g. out of inotify watches: try again at the next check
+        except (OSError, BridgeError) as exc:  # e.g. out of inotify watches: try again at the next check
             log.warning("inbox folder %s cannot be watched: %s", self.inbox, exc)
             self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
 
