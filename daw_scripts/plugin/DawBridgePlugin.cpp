@@ -384,6 +384,7 @@ public:
         if (fFile != nullptr) {
             patchHeader();
             std::fflush(fFile);
+            keepWhatIsOnDisk();
         }
         if (!makeDirs(fFolder))
             return;
@@ -481,15 +482,36 @@ private:
         if (fFile == nullptr || fSpans.back().timelineStartFrame + int64_t(fSpans.back().frames)
                                     != block.timelineFrame + int64_t(block.retract))
             return;
+        shortenSpan(fSpans.back().frames - std::min<uint64_t>(block.retract, fSpans.back().frames));
+    }
+
+    // The open span keeps its first `frames` frames (none: it goes, file and all).
+    void shortenSpan(uint64_t frames)
+    {
         Span& span = fSpans.back();
-        span.frames -= std::min<uint64_t>(block.retract, span.frames);
-        std::fseek(fFile, long(44 + span.frames * 4 * kChannels), SEEK_SET);
+        span.frames = frames;
+        std::fseek(fFile, long(44 + frames * 4 * kChannels), SEEK_SET);
         fDirty = true;
-        if (span.frames == 0) {
+        if (frames == 0) {
             closeSpan();
             std::remove((fFolder + "/" + span.file).c_str());
             fSpans.pop_back();
         }
+    }
+
+    // A full disk (or the host's file size limit) took only part of the open span's audio: the index names just what
+    // is on disk (it named every frame written, and the daemon read past the file's end), and the span ends there;
+    // the next block starts another once there is room.
+    void keepWhatIsOnDisk()
+    {
+        struct stat file;
+        if (fstat(fileno(fFile), &file) != 0)
+            return;
+        const uint64_t bytes = uint64_t(std::max<off_t>(file.st_size, 44)) - 44;
+        if (bytes / (4 * kChannels) >= fSpans.back().frames)
+            return;
+        shortenSpan(bytes / (4 * kChannels));
+        closeSpan();
     }
 
     bool openSpan(const BlockRecord& block)

@@ -7,9 +7,10 @@ after the variants came (and changes back); a variant's file is away when the pr
 something in its place) delivers a WAV with a NaN, an empty WAV, a manifest placing the result at infinity, or
 says the job's progress is NaN; the track played an infinity once, and Match loudness is on; a CLAP host's
 automation sends NaN and out-of-range parameter values, and its tempo is infinite; the capture folder is deleted
-while the plugin plays; a /bridge/done names a FIFO; a second job's variants arrive while a variant of the first
-plays; Variant automation flips faster than the fade; Cancel is pressed before the daemon accepted; a reply's text
-is not UTF-8; an earlier capture has the new instance's name; a variant's WAV was cut short before reopening.
+while the plugin plays; the disk fills while it captures; a /bridge/done names a FIFO; a second job's variants
+arrive while a variant of the first plays; Variant automation flips faster than the fade; Cancel is pressed before
+the daemon accepted; a reply's text is not UTF-8; an earlier capture has the new instance's name; a variant's WAV
+was cut short before reopening.
 
 DawDreamer's tests come before pedalboard's in this file (see the imports).
 """
@@ -21,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from bridge.frontends.osc_wire import decode, encode
 from tests.conftest import require_tool
 
 from .conftest import RATE, Capture, only_capture, wait_for_index, wait_for_job
-from .hosts.clap import finish_clap_host, run_clap_host, start_clap_host
+from .hosts.clap import build_clap_host, finish_clap_host, run_clap_host, start_clap_host
 from .hosts.standin import StandInDaemon
 from .test_clap import with_variant
 from .test_dawdreamer import Session
@@ -142,6 +144,26 @@ def test_a_capture_folder_deleted_while_the_plugin_plays_is_written_again_withou
     capture = only_capture(captures)
     assert [(s["timeline_start_frame"], (capture.folder / s["file"]).exists()) for s in index["spans"]] == [(0, True)]
     assert np.array_equal(capture.audio(index["spans"][0])[:2 * RATE], second.T)
+
+
+def test_a_capture_that_fills_the_disk_names_only_the_audio_on_disk(bundles, tmp_path, captures):
+    """The disk fills while the song plays (here the host's file size limit, 1 MiB, stands for it: the span's WAV
+    stops at 131066 frames of 4 s). The index named every frame played, so the daemon read past the file's end;
+    it names only what is on disk, and that is the song."""
+    require_tool("cc")
+    song = np.random.default_rng(8).uniform(-1, 1, (4 * RATE, 2)).astype(np.float32)
+    song.tofile(tmp_path / "song.f32")
+    # ulimit -f counts 1 KiB; SIGXFSZ ignored, as a host does: the write fails with EFBIG instead
+    subprocess.run(["bash", "-c", 'trap "" XFSZ; ulimit -f 1024; exec "$@"', "bash", str(build_clap_host()),
+                    str(bundles / "DawBridge.clap"), str(tmp_path / "song.f32"), os.devnull, str(RATE), "256", "120",
+                    f"play:0:{len(song)}"], check=True, timeout=60, env={**os.environ,
+                                                                         "DAW_BRIDGE_CAPTURE_DIR": str(captures)})
+    capture = only_capture(captures)
+    assert capture.spans and capture.spans[0]["timeline_start_frame"] == 0
+    for span in capture.spans:
+        first = span["timeline_start_frame"]
+        assert span["frames"] <= (1 << 20) // 8
+        assert np.array_equal(capture.audio(span), song[first:first + span["frames"]])
 
 
 def test_an_infinity_the_track_played_once_does_not_set_the_loudness_match(bundles, tmp_path, captures):
