@@ -526,6 +526,18 @@ function DB.send_range(session, region, track, first, last, operation, choices, 
 	return request, { address = address, tags = tags, args = args }
 end
 
+-- The dialog's last answers, one "key<TAB>value" line each, a backslash and a line break written as \\ and \n.
+-- Read back in one pass: a prompt holding a backslash before an "n" ("C:\new") comes back as it was typed.
+function DB.settings_line(key, value)
+	return key .. "\t" .. tostring(value):gsub("\\", "\\\\"):gsub("\n", "\\n")
+end
+
+function DB.settings_entry(line)
+	local key, value = line:match("^([%w_]+)\t(.*)$")
+	if not key then return nil end
+	return key, (value:gsub("\\(.)", { n = "\n", ["\\"] = "\\" }))
+end
+
 if DAW_BRIDGE_HEADLESS then
 	DAW_BRIDGE = DB
 	return
@@ -542,8 +554,8 @@ function factory () return function ()
 		local file = io.open(SETTINGS, "r")
 		if file then
 			for line in file:lines() do
-				local key, value = line:match("^([%w_]+)\t(.*)$")
-				if key then values[key] = value:gsub("\\n", "\n"):gsub("\\\\", "\\") end
+				local key, value = DB.settings_entry(line)
+				if key then values[key] = value end
 			end
 			file:close()
 		end
@@ -554,7 +566,7 @@ function factory () return function ()
 		local file = io.open(SETTINGS, "w")
 		if not file then return end
 		for key, value in pairs(values) do
-			file:write(key, "\t", tostring(value):gsub("\\", "\\\\"):gsub("\n", "\\n"), "\n")
+			file:write(DB.settings_line(key, value), "\n")
 		end
 		file:close()
 	end

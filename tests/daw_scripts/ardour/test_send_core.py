@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import osc_schema
+from tests.daw_scripts.ardour.conftest import lua_string
 
 RATE = 44100
 
@@ -96,3 +97,14 @@ local name, why = SEND.check("inpaint", request)
 report({{ field = name, rule = why }})
 """)
     assert (outcome["field"], outcome["rule"] + ".") == (field, rule)
+
+
+@pytest.mark.parametrize("typed", ["C:\\new take", "lo-fi \\n tape\\", "verse\nchorus", "\\\\n", "plain café ♪"])
+def test_the_dialogs_last_answers_come_back_as_typed(lua, typed):
+    [read] = lua(f"""
+local line = SEND.settings_line("prompt", {lua_string(typed)})
+assert(not line:find("\\n"), "one line per answer")
+local key, value = SEND.settings_entry(line)
+report({{ key = key, value = value }})
+""")
+    assert read == {"key": "prompt", "value": typed}
