@@ -985,7 +985,9 @@ end
 -- on the ones left alone.
 function DB.import_closed_session(session_file)
 	local folder, snapshot = session_file:match("^(.*)[/\\]([^/\\]+)%.ardour$")
-	if not folder then return nil, { session_file .. " is not an .ardour session file" } end
+	-- a bare name: run from a terminal inside the session's folder
+	if not folder then folder, snapshot = ".", session_file:match("^([^/\\]+)%.ardour$") end
+	if not snapshot then return nil, { session_file .. " is not an .ardour session file" } end
 	if not load_session(folder, snapshot) then return nil, { "Ardour could not load " .. session_file } end
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)

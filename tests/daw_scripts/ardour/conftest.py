@@ -92,14 +92,14 @@ class Ardour:
                           + "\nio.stdout:flush()\nos.exit(0)\n", encoding="utf-8")
         return reports(self._call([str(driver)], timeout))
 
-    def script(self, script: Path, *args: str, timeout: float = 90.0) -> str:
-        """Run a shipped script the way a producer would from a terminal; its output."""
-        return self._call([str(script), *args], timeout)
+    def script(self, script: Path, *args: str, timeout: float = 90.0, cwd: Path | None = None) -> str:
+        """Run a shipped script the way a producer would from a terminal (in ``cwd``); its output."""
+        return self._call([str(script), *args], timeout, cwd)
 
-    def _call(self, argv: list[str], timeout: float) -> str:
+    def _call(self, argv: list[str], timeout: float, cwd: Path | None = None) -> str:
         try:
             done = subprocess.run([self.executable, *argv], capture_output=True, text=True, timeout=timeout,
-                                  env=self.env, cwd=self.home)
+                                  env=self.env, cwd=cwd or self.home)
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"ardour7-lua ran longer than {timeout:.0f} s:\n{exc.stdout}\n{exc.stderr}") from None
         if done.returncode != 0 or "Error:" in done.stdout:

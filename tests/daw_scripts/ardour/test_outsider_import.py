@@ -233,3 +233,19 @@ def test_a_result_whose_region_is_gone_while_two_regions_play_its_part_is_not_pl
     regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
     assert not [r for r in regions if r["name"].startswith("inpaint")]
     assert not (drop / ".ardour-imported").exists() or "r.json" not in (drop / ".ardour-imported").read_text()
+
+
+def test_the_terminal_import_takes_the_session_file_named_from_inside_its_folder(ardour, tmp_path, demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "here", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "a", "j-1111", 12.0, 19.5, ids)
+
+    # cd into the session, then `ardour7-lua .../daw_bridge_import.lua here.ardour`
+    output = ardour.script(IMPORT_SCRIPT, session.name, cwd=session.parent)
+
+    assert "imported a.json" in output.splitlines()
+    regions = [r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0] if r["track"] == "Song"]
+    assert sounding(regions) == [("song", 2.0, 11.5), ("inpaint v1: a", 11.5, 21.0), ("song", 21.0, 32.0)]
+    assert (session.parent / "interchange" / "here" / "audiofiles" / "a.wav").is_file()
