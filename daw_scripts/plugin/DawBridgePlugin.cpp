@@ -854,15 +854,21 @@ protected:
         // position DPF 1.6 reports as bar 1 (frame 0) block after block. Each such block was a span of its own
         // (hundreds per count-in, filling the heard list) and the last stood for the song's first frames: the first
         // is taken back and the rest are not captured (nor the song's own first block, which looks the same).
-        const bool held = playing && fLastRolled.playing && firstFrame == fLastRolled.block.timelineFrame;
+        // Nor is a host playing backwards (Ardour's reverse play; LV2 calls it rolling), each block one block before
+        // the last: each was a span of its own, a newer take of its frames holding them reversed.
+        const int64_t last = fLastRolled.block.timelineFrame;
+        const bool rolled = playing && fLastRolled.playing;
+        const bool held = rolled && firstFrame == last;
+        const bool backwards = rolled && (firstFrame + int64_t(frames) == last
+                                          || firstFrame + int64_t(fLastRolled.block.frames) == last);
         if (held && fLastRolled.pushed) {
             BlockRecord taken = fLastRolled.block;
             taken.frames = 0, taken.retract = fLastRolled.block.frames;
             if (!fRing.push(inputs, taken))
                 fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
         }
-        const bool pushed = playing && !held && fRing.push(inputs, block);
-        if (playing && !held && !pushed)
+        const bool pushed = playing && !held && !backwards && fRing.push(inputs, block);
+        if (playing && !held && !backwards && !pushed)
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
         fLastRolled = {block, playing, pushed};
 

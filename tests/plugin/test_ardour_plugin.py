@@ -4,7 +4,8 @@ A producer's story: the song sits on a track as a region, with instances of the 
 the one before passed on. The session rolls from 6 s for a while, then from 2 s. The captures hold the song's
 samples at the positions that played, taken from the host's transport (exactly, after the fade-in Ardour applies
 when the transport starts), and all hold the same samples, so the plugin passes audio through untouched. As two
-LV2s, as two VST3s, and as LV2, VST3, LV2 in one process (each instance keeps a capture folder of its own).
+LV2s, as two VST3s, and as LV2, VST3, LV2 in one process (each instance keeps a capture folder of its own) Played
+backwards (Ardour's reverse play), the song is not captured.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import soundfile as sf
 from tests.conftest import require_tool
 from tests.daw_scripts.ardour.conftest import RATE, Ardour, load
 
-from .conftest import URI, Capture
+from .conftest import URI, Capture, only_capture
 
 SONG = np.random.default_rng(31).uniform(-1, 1, (14 * RATE, 2)).astype(np.float32)
 POSITION = RATE  # the region starts at 1 s: what plays at timeline frame F is SONG[F - POSITION]
@@ -123,3 +124,33 @@ def test_the_lv2_and_the_vst3_on_one_track_keep_a_capture_each(ardour, session, 
     chain = ("LV2", "VST3", "LV2")
     rolls = roll_through(ardour, session, chain, tmp_path / "captures")
     check_captures(tmp_path / "captures", chain, rolls)
+
+
+def test_what_plays_backwards_is_not_captured(ardour, session, tmp_path):
+    """The producer rolls from 8 s, then plays backwards for a second (Ardour's reverse play, which the LV2 hears as
+    rolling, its position going back a block at a time). Each backward block was captured as a span of its own, a
+    newer take of its frames holding them reversed, so the daemon read that passage backwards: only the forward roll
+    is captured, and no span is a take of frames played before it."""
+    ardour.env["DAW_BRIDGE_CAPTURE_DIR"] = str(tmp_path / "captures")
+    [reversed_at] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local plugin = ARDOUR.LuaAPI.new_plugin(Session, "{URI}", ARDOUR.PluginType.LV2, "")
+assert(not plugin:isnil(), "LV2 plugin not found")
+assert(track:add_processor_by_index(plugin, 0, nil, true) == 0, "the plugin could not be added")
+Session:request_locate({8 * RATE}, false, ARDOUR.LocateTransportDisposition.MustStop,
+                       ARDOUR.TransportRequestSource.TRS_UI)
+ARDOUR.LuaAPI.usleep(300000)
+Session:request_roll(ARDOUR.TransportRequestSource.TRS_UI)
+ARDOUR.LuaAPI.usleep(500000)
+Session:request_transport_speed(-1.0, ARDOUR.TransportRequestSource.TRS_UI)
+ARDOUR.LuaAPI.usleep(1000000)
+report({{ speed = Session:transport_speed(), at = Session:transport_sample() }})
+Session:request_stop(false, false, ARDOUR.TransportRequestSource.TRS_UI)
+ARDOUR.LuaAPI.usleep(300000)
+assert(track:remove_processor(plugin, nil, true) == 0, "the plugin could not be removed")
+""")
+    assert reversed_at["speed"] < 0 and reversed_at["at"] < 8 * RATE, reversed_at  # it did play backwards
+    spans = [(s["timeline_start_frame"], s["frames"]) for s in only_capture(tmp_path / "captures").spans]
+    assert spans and spans[0][0] == 8 * RATE, spans
+    for (start, frames), (after, _) in zip(spans, spans[1:]):  # (an overrun of the dummy backend may split a roll)
+        assert after >= start + frames, f"a span is a take of frames played before it: {spans}"
