@@ -249,3 +249,21 @@ def test_the_terminal_import_takes_the_session_file_named_from_inside_its_folder
     regions = [r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0] if r["track"] == "Song"]
     assert sounding(regions) == [("song", 2.0, 11.5), ("inpaint v1: a", 11.5, 21.0), ("song", 21.0, 32.0)]
     assert (session.parent / "interchange" / "here" / "audiofiles" / "a.wav").is_file()
+
+
+def test_a_result_whose_audio_has_fewer_channels_than_its_manifest_says_leaves_the_session_loadable(
+        ardour, tmp_path, demo_song_path):
+    session, ids = ardour.make_session_with_ids(tmp_path / "mono", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "a", "j-1111", 12.0, 19.5, ids)
+    frames = json.loads((drop / "a.json").read_text())["frames"]
+    sf.write(drop / "a.wav", np.full((2 * frames, 1), 0.1, dtype="float32"), RATE, subtype="FLOAT")  # made mono
+
+    output = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert ("not imported: a.json names a.wav, which holds 1 channel(s) at 44100 Hz where its manifest says 2 at "
+            "44100 Hz") in output.splitlines()
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]  # Ardour still loads the session
+    assert [r["name"] for r in regions] == ["song"]

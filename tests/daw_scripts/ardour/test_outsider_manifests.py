@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from tests.daw_scripts.ardour.conftest import lua_string
 from tests.daw_scripts.ardour.test_import_core import manifest
@@ -121,3 +123,14 @@ report({{ ready = names, notes = notes }})
 """)
 
     assert result == {"ready": ["r.json"], "notes": ["gone.json names gone_v1.wav, which is missing"]}
+
+
+@pytest.mark.parametrize("channels, rate", [(1, 44100), (2, 48000)])
+def test_audio_of_other_channels_or_rate_than_its_manifest_says_is_named_and_left(lua, tmp_path, channels, rate):
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    manifest(drop, "r")
+    sf.write(drop / "r.wav", np.zeros((2 * 44100, channels), dtype="float32"), rate, subtype="FLOAT")  # replaced
+
+    assert pending(lua, drop) == {"ready": [], "notes": [
+        f"r.json names r.wav, which holds {channels} channel(s) at {rate} Hz where its manifest says 2 at 44100 Hz"]}
