@@ -628,11 +628,12 @@ function DB.confidence(manifest)
 end
 
 -- Text as one line a session file can hold: white space runs as one space, no control characters (XML 1.0 has no
--- way to write most of them, even escaped: a session holding one no longer loads), valid UTF-8 (else ASCII only).
+-- way to write most of them, even escaped: a session holding one no longer loads), valid UTF-8 (else ASCII only),
+-- and neither U+FFFE nor U+FFFF (valid UTF-8, but no XML character either: a byte-swapped BOM pasted into a prompt).
 local function session_text(text)
 	text = text:gsub("%s+", " "):gsub("%c", "")
 	if not utf8.len(text) then text = text:gsub("[\128-\255]", "?") end
-	return text
+	return (text:gsub("\239\191[\190\191]", ""))
 end
 
 -- The name a result carries on the timeline: "inpaint v1 (conf 0.82): soft guitar solo".

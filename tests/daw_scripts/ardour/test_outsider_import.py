@@ -267,3 +267,22 @@ def test_a_result_whose_audio_has_fewer_channels_than_its_manifest_says_leaves_t
             "44100 Hz") in output.splitlines()
     regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]  # Ardour still loads the session
     assert [r["name"] for r in regions] == ["song"]
+
+
+@pytest.mark.parametrize("prompt", ["warm\ufeff\ufffe pad", "tape\uffff hiss"])  # a BOM pasted byte-swapped
+def test_a_prompt_holding_a_character_xml_cannot_hold_leaves_the_session_loadable(ardour, tmp_path, demo_song_path,
+                                                                                   prompt):
+    session, ids = ardour.make_session_with_ids(tmp_path / "bom", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "a", "j-1111", 12.0, 19.5, ids)
+    manifest = json.loads((drop / "a.json").read_text())
+    manifest["request"]["prompt"] = prompt  # the daemon takes it: it is valid text
+    (drop / "a.json").write_text(json.dumps(manifest))
+
+    ardour.script(IMPORT_SCRIPT, str(session))
+
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]  # Ardour still loads the session
+    kept = prompt.replace("\ufffe", "").replace("\uffff", "")
+    assert sorted(r["name"] for r in regions) == sorted(["song", "inpaint v1: " + kept])
