@@ -33,6 +33,17 @@ def deliver(drop: Path, stem: str, job_id: str, start: float, end: float, ids: d
         "request": {"prompt": stem}, "splice": {"handle": 1.0, "joins": []}}))
 
 
+def session_with_result(ardour, folder: Path, demo_song_path, stem: str) -> tuple[Path, Path]:
+    """The song's session in ``folder`` and its drop folder holding one result, ``stem``, of source 12..19.5 s (timeline
+    12.5..20 s): (session, drop)."""
+    session, ids = ardour.make_session_with_ids(folder, demo_song_path, frames=SONG_FRAMES, position=POSITION,
+                                                trim=TRIM, length=LENGTH)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, stem, "j-1111", 12.0, 19.5, ids)
+    return session, drop
+
+
 def sounding(regions: list) -> list[tuple[str, float, float]]:
     """Which region sounds where on the track, top layer first: (name, from, to) in seconds, in timeline order."""
     edges = sorted({r["position"] for r in regions} | {r["position"] + r["length"] for r in regions})
@@ -129,11 +140,7 @@ report(found)
 
 def test_a_prompt_with_control_characters_names_the_region_without_them_and_the_session_still_loads(
         ardour, tmp_path, demo_song_path):
-    session, ids = ardour.make_session_with_ids(tmp_path / "ctl", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
-    deliver(drop, "r", "j-1111", 12.0, 19.5, ids)
+    session, drop = session_with_result(ardour, tmp_path / "ctl", demo_song_path, "r")
     data = json.loads((drop / "r.json").read_text())
     data["request"]["prompt"] = "warm \x1b[1mbold\x1b[0m\x01 \x7fend"  # pasted from a terminal: the daemon takes it
     (drop / "r.json").write_text(json.dumps(data))
@@ -236,11 +243,7 @@ def test_a_result_whose_region_is_gone_while_two_regions_play_its_part_is_not_pl
 
 
 def test_the_terminal_import_takes_the_session_file_named_from_inside_its_folder(ardour, tmp_path, demo_song_path):
-    session, ids = ardour.make_session_with_ids(tmp_path / "here", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
-    deliver(drop, "a", "j-1111", 12.0, 19.5, ids)
+    session, drop = session_with_result(ardour, tmp_path / "here", demo_song_path, "a")
 
     # cd into the session, then `ardour7-lua .../daw_bridge_import.lua here.ardour`
     output = ardour.script(IMPORT_SCRIPT, session.name, cwd=session.parent)
@@ -253,11 +256,7 @@ def test_the_terminal_import_takes_the_session_file_named_from_inside_its_folder
 
 def test_a_result_whose_audio_has_fewer_channels_than_its_manifest_says_leaves_the_session_loadable(
         ardour, tmp_path, demo_song_path):
-    session, ids = ardour.make_session_with_ids(tmp_path / "mono", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
-    deliver(drop, "a", "j-1111", 12.0, 19.5, ids)
+    session, drop = session_with_result(ardour, tmp_path / "mono", demo_song_path, "a")
     frames = json.loads((drop / "a.json").read_text())["frames"]
     sf.write(drop / "a.wav", np.full((2 * frames, 1), 0.1, dtype="float32"), RATE, subtype="FLOAT")  # made mono
 
@@ -272,11 +271,7 @@ def test_a_result_whose_audio_has_fewer_channels_than_its_manifest_says_leaves_t
 @pytest.mark.parametrize("prompt", ["warm\ufeff\ufffe pad", "tape\uffff hiss"])  # a BOM pasted byte-swapped
 def test_a_prompt_holding_a_character_xml_cannot_hold_leaves_the_session_loadable(ardour, tmp_path, demo_song_path,
                                                                                    prompt):
-    session, ids = ardour.make_session_with_ids(tmp_path / "bom", demo_song_path, frames=SONG_FRAMES,
-                                                position=POSITION, trim=TRIM, length=LENGTH)
-    drop = session.parent / "daw-bridge"
-    drop.mkdir()
-    deliver(drop, "a", "j-1111", 12.0, 19.5, ids)
+    session, drop = session_with_result(ardour, tmp_path / "bom", demo_song_path, "a")
     manifest = json.loads((drop / "a.json").read_text())
     manifest["request"]["prompt"] = prompt  # the daemon takes it: it is valid text
     (drop / "a.json").write_text(json.dumps(manifest))
