@@ -5,7 +5,8 @@ kernel's (``flock`` on Linux and macOS, ``msvcrt.locking`` on Windows), so it go
 ends, and a file left by a killed daemon never blocks the next start. The file holds the holder's pid and OSC
 address, so a second daemon can say which one is in the way.
 
-``hold`` is the same kind of lock for the one-shot commands, which share theirs (see there).
+``hold`` is the same kind of lock for the one-shot commands, which share theirs (see there); ``lock_folder`` one on
+a folder itself (the inbox's, see ``InboxFrontend``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,21 @@ def make_private(state_dir: Path) -> None:
             os.chmod(state_dir, 0o700)
     except OSError:
         pass
+
+
+def lock_folder(folder: Path) -> int | None:
+    """This process's exclusive lock on ``folder`` itself (no file of ours among its contents), as an open descriptor:
+    closing it, or the process's end, releases it. ``BlockingIOError`` when another process holds it; None where a
+    folder cannot be locked (Windows), and nothing is held there."""
+    if os.name == "nt":
+        return None
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _lock(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _lock(fd: int) -> None:

@@ -28,6 +28,7 @@ from bridge.audio.wavio import write_text_atomic
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.models import JobRecord
+from bridge.statelock import lock_folder
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
@@ -83,16 +84,10 @@ class InboxFrontend:
         second daemon on the same inbox (with another state folder, so its own journal) would take up those the
         first is running and run them again, paying MusicGPT twice for a paid one. The lock is the kernel's, on the
         folder itself (no file of ours among the producer's requests), so it goes with the process however that
-        ends. Windows cannot lock a folder: there nothing is held."""
-        if os.name == "nt":
-            return
-        import fcntl
-
-        fd = os.open(self.inbox, os.O_RDONLY | os.O_DIRECTORY)
+        ends (``statelock.lock_folder``; Windows cannot lock a folder: there nothing is held)."""
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+            fd = lock_folder(self.inbox)
+        except BlockingIOError:
             raise BridgeError(f"another daw-bridge daemon already watches the inbox {self.inbox}; stop it first, or "
                               "give this one another inbox", code="inbox_in_use") from None
         if self._lock is not None:
