@@ -93,6 +93,17 @@ def test_send_exits_non_zero_when_the_daemon_refuses_the_command(project, daemon
     assert pong.returncode == 0 and pong.stdout.startswith("/bridge/pong")
 
 
+def test_an_extension_after_the_first_moment_of_the_song_is_refused_to_its_sender(project, daemon):
+    """Extend after 0 s: nothing before the point to continue, yet the engine delivered a guess sure at 1.0."""
+    refused = _daw_bridge("send", "extend", f"source={project.song}", "extend_after=0", "duration=10", "prompt=",
+                          "--config", str(project.config))
+    assert refused.returncode == 1, refused.stdout
+    assert refused.stdout.splitlines() == ["/bridge/error /bridge/extend  extend_after 'extend_after: 0.0 leaves less "
+                                           "than 1.5 s of music before the point: the embedded engine continues the "
+                                           "music it hears there'"]
+    assert project.visible_drop_files() == []
+
+
 def test_request_ids_that_differ_only_in_unsafe_characters_keep_their_own_status_files(project, daemon):
     project.inbox.mkdir(parents=True, exist_ok=True)
     for name, request_id in (("first", "take a"), ("second", "take_a")):

@@ -19,9 +19,13 @@ from bridge.backends.base import Backend
 from bridge.lifeline import LifelineContext
 from bridge.models import JobSpec, Progress, Rendered
 from bridge.settings_schema import defaults
+from osc_schema import ValidationError
 
 _DEFAULTS = defaults("local")  # [local], declared and checked by the settings schema
 DEFAULT_MIN_CONFIDENCE = _DEFAULTS["min_confidence"]
+# An extension's first join is judged on this much music before the point (the engine's inpaint.JOIN_SECONDS; the
+# daemon does not import the engine). With less, nothing says how well it fits: after 0 s it was sure, at 1.0.
+LEAD_IN_SECONDS = 1.5
 
 
 class LocalBackend(Backend):
@@ -47,6 +51,13 @@ class LocalBackend(Backend):
                 max_workers=self.workers, mp_context=self._lifeline,
                 initializer=functools.partial(_engine, "warm_up"))
         return self._executor
+
+    def check(self, spec: JobSpec) -> None:
+        """An extension needs music before the point to continue."""
+        if spec.operation == "extend" and spec.extend_after < LEAD_IN_SECONDS:
+            raise ValidationError("extend_after", spec.extend_after,
+                                  f"leaves less than {LEAD_IN_SECONDS} s of music before the point: the embedded "
+                                  f"engine continues the music it hears there")
 
     async def warm_up(self) -> None:
         """Start the workers now (imports and JIT caches take a few seconds), instead of on the first job."""

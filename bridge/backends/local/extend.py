@@ -87,8 +87,8 @@ class _Walker:
         # the music that led into it
         self.lead_in = min(after, ending_start(analysis)) if analysis.has_ending else after
         anchor = min(int(np.floor(self.lead_in / CELL_SECONDS)), space.size)
-        self.entry = context_cost(space, anchor, -1) if after > 0.05 else np.zeros(space.size)
-        self.entry_near = context_cost(space, anchor, -1, JOIN_SECONDS) if after > 0.05 else np.zeros(space.size)
+        self.entry = context_cost(space, anchor, -1)
+        self.entry_near = context_cost(space, anchor, -1, JOIN_SECONDS)
         self.anchor = anchor
 
     def walk(self, excluded: list[float], avoid: list[Plan], first: float | None = None) -> Plan | None:
@@ -97,7 +97,7 @@ class _Walker:
         if lag is None:
             return None
         cell = min(int(round((self.after + lag) / CELL_SECONDS)), self.space.size - 1)
-        costs = [float(self.entry_near[cell])] if self.after > 0.05 else []
+        costs = [float(self.entry_near[cell])]
         passages = [Passage(start=self.after, end=self.end, lag=lag)]
         used = [(p.start + p.lag, p.end + p.lag) for plan in avoid for p in plan.passages]
         ending = "fade"
@@ -123,7 +123,7 @@ class _Walker:
             current.end = at
             passages.append(Passage(start=at, end=self.end, lag=new_lag))
             costs.append(cost)
-        return Plan(passages=passages, join_costs=costs, ending=ending, has_entry=self.after > 0.05, has_exit=False,
+        return Plan(passages=passages, join_costs=costs, ending=ending, has_exit=False,
                     match_entry_level=self.lead_in >= self.after)
 
     def _first_lag(self, excluded: list[float]) -> float | None:

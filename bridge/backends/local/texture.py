@@ -117,8 +117,8 @@ def plan_texture(analysis: SongAnalysis, after: float, duration: float) -> Textu
         grains.append(Passage(start=at, end=min(at + grain, after + duration), lag=float(starts[pick]) - at))
         at += hop
     steady = steadiness(analysis, after)
-    return Texture(passages=grains, join_costs=[1.0 - steady], ending="fade", has_entry=after > 0.05,
-                   has_exit=False, grain=grain, layers=LAYERS, steadiness=steady)
+    return Texture(passages=grains, join_costs=[1.0 - steady], ending="fade", has_exit=False,
+                   grain=grain, layers=LAYERS, steadiness=steady)
 
 
 def _mean_spectrum(analysis: SongAnalysis, lo: float, hi: float) -> np.ndarray:

@@ -13,10 +13,13 @@ import pytest
 import soundfile as sf
 
 from bridge.audio.region import probe
+from bridge.backends.local import backend as backend_module
 from bridge.backends.local import engine
 from bridge.backends.local.backend import LocalBackend
+from bridge.backends.local.inpaint import JOIN_SECONDS
 from bridge.exceptions import NoMaterialError
 from bridge.models import JobSpec
+from osc_schema import ValidationError
 from tests.songs import make_noise_array, make_silence_array, make_song_array, write
 
 PLANETBLUPI = Path("/usr/share/planetblupi/music/music003.ogg")
@@ -131,6 +134,15 @@ def test_extend_continues_past_the_song_end_for_the_requested_duration(backend, 
     head = int(round((1.0 - rendered.splice["joins"][0]["crossfade"]) * sr)) - 2
     np.testing.assert_array_equal(audio[:head], source[int(39.0 * sr):int(39.0 * sr) + head])
     assert np.sqrt(np.mean(audio[int(2 * sr):int(8 * sr)] ** 2)) > 0.05  # music, not silence
+
+
+def test_an_extension_needs_the_music_its_first_join_is_judged_on(backend, song_file):
+    """After 0 s the engine was sure of a guess, at 1.0: nothing before the point said how well it fits."""
+    assert backend_module.LEAD_IN_SECONDS == JOIN_SECONDS  # the daemon cannot import the engine to ask
+    for after in (0.0, 1.49):
+        with pytest.raises(ValidationError, match=r"^extend_after: .* leaves less than 1.5 s of music before"):
+            backend.check(job(song_file, operation="extend", extend_after=after, duration=10.0))
+    backend.check(job(song_file, operation="extend", extend_after=1.5, duration=10.0))
 
 
 def test_noise_fails_with_a_reason_instead_of_delivering_noise(backend, tmp_path):
