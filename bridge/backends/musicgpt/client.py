@@ -222,11 +222,15 @@ class MusicGPTClient:
             except ValueError:
                 body = None
             conversion = body.get("conversion") if isinstance(body, dict) else None
-            if not isinstance(conversion, dict):
+            problem = "an unreadable answer" if not isinstance(conversion, dict) else _other_task(
+                conversion, task_id, conversion_id)
+            if problem:
+                # Another task's answer (a cache in front of the API that ignores the query, a server mix-up) would
+                # deliver another job's audio as this one's: never taken, only asked again.
                 failures += 1
                 if failures >= self.retry.attempts:
-                    raise TransientError(f"MusicGPT gave an unreadable answer for {what}")
-                await self._sleep(self.retry.backoff(failures - 1), "byId answer unreadable")
+                    raise TransientError(f"MusicGPT gave {problem} when asked for {what}")
+                await self._sleep(self.retry.backoff(failures - 1), f"byId gave {problem}")
                 continue
             return _with_numbers(conversion, ("conversion_duration_1", "conversion_duration_2"))
 
@@ -380,6 +384,17 @@ def _with_numbers(answer: dict, keys: tuple[str, ...]) -> dict:
             if math.isfinite(number):
                 out[key] = int(number) if number.is_integer() and key == "eta" else number
     return out
+
+
+def _other_task(conversion: dict, task_id: str | None, conversion_id: str | None) -> str:
+    """"" when a byId ``conversion`` is the one asked for (or does not say which it is), else what it is instead."""
+    said = conversion.get("task_id")
+    if task_id is not None and said not in (None, "") and str(said) != str(task_id):
+        return f"the status of another task ({server_words(said, 60)})"
+    ids = [str(conversion[k]) for k in ("conversion_id_1", "conversion_id_2") if conversion.get(k) not in (None, "")]
+    if conversion_id is not None and ids and str(conversion_id) not in ids:
+        return f"the status of other conversions ({server_words(', '.join(ids), 60)})"
+    return ""
 
 
 def _describe(exc: BaseException) -> str:

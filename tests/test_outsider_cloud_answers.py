@@ -1,0 +1,70 @@
+"""An outsider's probes of the real daemon against MusicGPT answers nobody planned for: byId telling of another task,
+audio addresses httpx cannot even parse. Each runs ``daw-bridge serve`` as its own process against the fake service
+on loopback, as a producer's machine would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tests.fakes.musicgpt as fake_module
+from bridge.client import BridgeClient
+from tests.adversarial.support import Daemon, musicgpt_table
+from tests.conftest import Project
+from tests.fakes.musicgpt import FakeMusicGPT
+
+
+@pytest.fixture
+def fake():
+    with FakeMusicGPT(time_scale=0.01, eta=20) as service:
+        yield service
+
+
+def _inpaint(client: BridgeClient, project: Project, start: float, end: float, prompt: str) -> tuple[str, object]:
+    """Send one inpaint and wait for its end; its job id and last reply."""
+    client.send("inpaint", source=str(project.song), start=start, end=end, prompt=prompt, num_outputs=1)
+    job = []
+
+    def ended(reply) -> bool:
+        if reply.name == "accepted":
+            job.append(reply.args[1])
+        return reply.name == "error" or (reply.name in ("done", "failed") and job and reply.args[0] == job[0])
+
+    last = client.wait_for(ended, timeout=120)
+    assert last is not None and job, last
+    return job[0], last
+
+
+def test_a_byid_answer_about_another_task_never_delivers_that_tasks_audio_as_this_jobs(project, fake, monkeypatch):
+    """A cache in front of the API that keys on the path alone (or a server mix-up) answers the second job's byId with
+    the first job's finished task: the daemon took it, downloaded the first job's audio and spliced it into the second
+    job's range (aligned at 'confidence 0.32'), delivered as the second job's paid result."""
+    answered = fake_module.FakeMusicGPT.conversion
+    first: list = []
+    mixed_up = {"left": 3}
+
+    def stale_cache(self, task):
+        first[:] = first or [task]
+        if task is not first[0] and mixed_up["left"]:
+            mixed_up["left"] -= 1
+            return answered(self, first[0])
+        return answered(self, task)
+
+    monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", stale_cache)
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            _inpaint(client, project, 2.0, 5.0, "first take")
+            job, last = _inpaint(client, project, 25.0, 30.0, "second take")
+    finally:
+        daemon.stop()
+    assert last.name == "done", last
+    manifest = json.loads(Path(last.args[1]).read_text(encoding="utf-8"))
+    task = fake.tasks[manifest["notes"]["task_id"]]
+    assert task.fields["prompt"] == "second take"
+    assert manifest["notes"]["conversion_id"] in task.conversion_ids  # its own audio, not the first job's
+    assert mixed_up["left"] == 0 and fake.total_submits == 2
+    assert f"byId gave the status of another task ({first[0].task_id})" in daemon.log.read_text()
