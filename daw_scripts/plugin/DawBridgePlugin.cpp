@@ -816,8 +816,8 @@ protected:
         } else if ((index == kRangeStart || index == kRangeEnd) && value != before) {
             // the range set last wins: the marks count again once both are pressed anew
             fMarked.store(false, std::memory_order_relaxed);
-            fMarkIn.store(-1, std::memory_order_relaxed);
-            fMarkOut.store(-1, std::memory_order_relaxed);
+            fMarkIn.store(-1.0, std::memory_order_relaxed);
+            fMarkOut.store(-1.0, std::memory_order_relaxed);
         }
     }
 
@@ -933,17 +933,19 @@ private:
                 std::memmove(outputs[c] + begin, inputs[c] + begin, sizeof(float) * (end - begin));
     }
 
-    // Audio thread: the host's position when a mark was pressed (the block it arrives in) becomes a range edge.
+    // Audio thread: the host's position when a mark was pressed (the block it arrives in) becomes a range edge, in
+    // seconds at the rate it was marked at (the project's rate may change before the range is sent).
     void mark(uint32_t marks, int64_t frame) noexcept
     {
+        const double seconds = double(frame) / getSampleRate();
         if (marks & kMarkStart)
-            fMarkIn.store(frame, std::memory_order_relaxed);
+            fMarkIn.store(seconds, std::memory_order_relaxed);
         if (marks & kMarkEnd)
-            fMarkOut.store(frame, std::memory_order_relaxed);
-        const int64_t in = fMarkIn.load(std::memory_order_relaxed), out = fMarkOut.load(std::memory_order_relaxed);
-        if (in >= 0 && out >= 0 && in != out) {
-            fValues[kMarkedStart].store(float(double(std::min(in, out)) / getSampleRate()), std::memory_order_relaxed);
-            fValues[kMarkedEnd].store(float(double(std::max(in, out)) / getSampleRate()), std::memory_order_relaxed);
+            fMarkOut.store(seconds, std::memory_order_relaxed);
+        const double in = fMarkIn.load(std::memory_order_relaxed), out = fMarkOut.load(std::memory_order_relaxed);
+        if (in >= 0.0 && out >= 0.0 && in != out) {
+            fValues[kMarkedStart].store(float(std::min(in, out)), std::memory_order_relaxed);
+            fValues[kMarkedEnd].store(float(std::max(in, out)), std::memory_order_relaxed);
             fMarked.store(true, std::memory_order_release);
         }
     }
@@ -1111,12 +1113,12 @@ private:
         fValues[kState].store(float(state), std::memory_order_relaxed);
     }
 
-    // The range a trigger sends: the marks once both are set (exact frames), else the Range start/end parameters.
+    // The range a trigger sends: the marks once both are set, else the Range start/end parameters.
     std::pair<double, double> range() const
     {
         if (fMarked.load(std::memory_order_acquire)) {
-            const int64_t in = fMarkIn.load(std::memory_order_relaxed), out = fMarkOut.load(std::memory_order_relaxed);
-            return {double(std::min(in, out)) / getSampleRate(), double(std::max(in, out)) / getSampleRate()};
+            const double in = fMarkIn.load(std::memory_order_relaxed), out = fMarkOut.load(std::memory_order_relaxed);
+            return {std::min(in, out), std::max(in, out)};
         }
         return {fValues[kRangeStart].load(), fValues[kRangeEnd].load()};
     }
@@ -1400,10 +1402,7 @@ private:
         const dawbridge::JsonValue* held = job.get("decision");
         const dawbridge::JsonValue none;
         const dawbridge::JsonValue& decision = held && held->type == dawbridge::JsonValue::Object ? *held : none;
-        const auto number = [&decision](const char* key) {
-            const dawbridge::JsonValue* value = decision.get(key);
-            return value && value->type == dawbridge::JsonValue::Number ? int(value->number) : 0;
-        };
+        const auto number = [&decision](const char* key) { return dawbridge::integerOr(decision.get(key), 0); };
         const dawbridge::JsonValue* kind = decision.get("decision");
         const std::string decided = kind && kind->type == dawbridge::JsonValue::String ? kind->text : std::string();
         fJob.decisionSeq = number("seq");
@@ -1524,9 +1523,11 @@ private:
     CaptureWriter fWriter;
     std::atomic<float> fValues[kParameterCount];  // every parameter's value, from kParameterSpecs' defaults
     std::atomic<uint32_t> fRequests{0};
-    // marks: presses waiting for run() to read the position, the marked frames (-1: none), whether they are the range
+    // marks: presses waiting for run() to read the position, the marked times in seconds (-1: none), whether they
+    // are the range
     std::atomic<uint32_t> fMarks{0};
-    std::atomic<int64_t> fMarkIn{-1}, fMarkOut{-1};
+    std::atomic<double> fMarkIn{-1.0}, fMarkOut{-1.0};
+    static_assert(std::atomic<double>::is_always_lock_free, "the audio thread sets the marks");
     std::atomic<bool> fMarked{false};
     std::atomic<uint64_t> fDroppedBlocks{0};
     TransportMailbox fHostTransport;  // run() -> the capture index

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -40,6 +41,16 @@ struct JsonValue {
         return nullptr;
     }
 };
+
+// A JSON number as an int: `fallback` when it is none, or not a whole number within int's range (a project or a
+// manifest edited by hand may hold 1e300 or 2.5; casting 1e300 to int is undefined behaviour).
+static inline int integerOr(const JsonValue* value, int fallback) noexcept
+{
+    if (!value || value->type != JsonValue::Number || !(value->number >= double(INT_MIN))
+        || !(value->number <= double(INT_MAX)) || value->number != std::floor(value->number))
+        return fallback;
+    return int(value->number);
+}
 
 class JsonParser {
 public:
@@ -344,7 +355,7 @@ static inline std::string loadVariant(const std::string& manifestPath, Variant& 
     for (std::vector<float>& channel : variant.stereo)
         channel.resize(size_t(variant.frames));
     variant.timelineFrame = int64_t(std::llround(position->number * variant.sampleRate));
-    variant.number = number && number->type == JsonValue::Number ? int(number->number) : 0;
+    variant.number = integerOr(number, 0);
     return {};
 }
 

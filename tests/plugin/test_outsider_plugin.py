@@ -18,6 +18,7 @@ DawDreamer's tests come before pedalboard's in this file (see the imports).
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import re
@@ -28,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from bridge.frontends.osc_wire import decode, encode
 from tests.conftest import require_tool
 
-from .conftest import RATE, Capture, only_capture, wait_for_index, wait_for_job
+from .conftest import PLUGIN_DIR, RATE, Capture, only_capture, wait_for_index, wait_for_job
 from .hosts.clap import build_clap_host, finish_clap_host, run_clap_host, start_clap_host
 from .hosts.standin import StandInDaemon
 from .test_clap import with_variant
@@ -246,6 +248,51 @@ def test_a_variant_delivered_at_48k_is_not_played_while_the_clap_host_runs_at_96
     fade = round(0.005 * RATE)
     np.testing.assert_allclose(back_at_48k, with_variant(variant, first, np.arange(96000), song, fade), rtol=0,
                                atol=1e-6)
+
+
+def test_marks_set_before_the_project_rate_changes_still_send_the_times_they_marked(bundles, tmp_path, captures):
+    """Mark in at 1 s and out at 2 s at 48 kHz, then the project moves to 44.1 kHz before Inpaint is pressed: the
+    marks were kept in frames and read at the new rate, and sent 1.088-2.177 s."""
+    require_tool("cc")
+    song = np.zeros((200_000, 2), np.float32)
+    with StandInDaemon() as daemon:
+        run_clap_host(bundles / "DawBridge.clap", song, tmp_path, [
+            f"set:Daemon OSC port:{daemon.port}",
+            "set:Mark in:1", "play:48000:256", "set:Mark in:0", "play:48256:256",
+            "set:Mark out:1", "play:96000:256", "set:Mark out:0", "play:96256:256",
+            "rate:44100", "set:Inpaint:1", "stop:88200:256", "wait:State:1"])
+        [(address, args)] = decode(daemon.socket.recvfrom(65536)[0])
+    assert address == "/bridge/inpaint" and args[1:3] == [1.0, 2.0], args
+
+
+LOADER_CHECK = r"""
+#include "VariantLoader.hpp"
+int main(int, char** argv)
+{
+    dawbridge::Variant variant;
+    const std::string why = dawbridge::loadVariant(argv[1], variant);
+    std::printf("%s|%d|%lld\n", why.c_str(), variant.number, (long long)variant.frames);
+}
+"""
+
+
+@pytest.mark.parametrize("number, loaded", [(2, 2), (1e300, 0), (-1e300, 0), (2.5, 0)])
+def test_a_manifest_variant_number_out_of_an_ints_range_is_no_number_not_undefined_behaviour(tmp_path, number,
+                                                                                             loaded):
+    """A hand-edited manifest (or a project's saved decision, read by the same helper) holding 1e300: casting it
+    to int is undefined behaviour, which the sanitizer stops at; it is read as no number, as a string would be."""
+    require_tool("g++")
+    source = tmp_path / "check.cpp"
+    source.write_text(LOADER_CHECK)
+    binary = tmp_path / "check"
+    subprocess.run(["g++", "-std=c++17", "-O1", "-fsanitize=undefined,float-cast-overflow",
+                    "-fno-sanitize-recover=all", f"-I{PLUGIN_DIR}", str(source), "-o", str(binary)],
+                   check=True, capture_output=True, text=True)
+    sf.write(tmp_path / "v.wav", np.zeros((480, 2), np.float32), RATE, subtype="FLOAT")
+    (tmp_path / "v.json").write_text(json.dumps({"audio": "v.wav", "variant": number, "frames": 480,
+                                                 "timeline": {"position": 1.0}}))
+    run = subprocess.run([str(binary), str(tmp_path / "v.json")], capture_output=True, text=True, timeout=30)
+    assert (run.returncode, run.stderr, run.stdout) == (0, "", f"|{loaded}|480\n")
 
 
 def test_a_variant_file_away_when_the_project_is_reopened_keeps_the_job_in_the_saved_state(bundles, tmp_path,
