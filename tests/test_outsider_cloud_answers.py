@@ -68,3 +68,33 @@ def test_a_byid_answer_about_another_task_never_delivers_that_tasks_audio_as_thi
     assert manifest["notes"]["conversion_id"] in task.conversion_ids  # its own audio, not the first job's
     assert mixed_up["left"] == 0 and fake.total_submits == 2
     assert f"byId gave the status of another task ({first[0].task_id})" in daemon.log.read_text()
+
+
+@pytest.mark.parametrize("wav_host", ["storage.example:abc", "127.0.0.1:99999", "☃.example"])
+def test_a_wav_address_httpx_cannot_parse_falls_back_to_the_mp3(project, fake, monkeypatch, wav_host):
+    """byId offered a WAV address with a port that is no port or a host name IDNA refuses, beside a good MP3: httpx
+    raised from inside (InvalidURL, an OverflowError in an ExceptionGroup), the job failed as an 'internal error' with
+    a traceback in the log, and every retry failed the same way, so the paid-for MP3 was never fetched."""
+    answered = fake_module.FakeMusicGPT.conversion
+    signature = "0f" * 32
+
+    def bad_wav(self, task):
+        conversion = answered(self, task)
+        if conversion.get("conversion_path_wav_1"):
+            conversion["conversion_path_wav_1"] = f"http://{wav_host}/v1.wav?X-Amz-Signature={signature}"
+        return conversion
+
+    monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", bad_wav)
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            _, last = _inpaint(client, project, 12.0, 16.0, "brass")
+    finally:
+        daemon.stop()
+    log = daemon.log.read_text()
+    assert last.name == "done", last
+    assert json.loads(Path(last.args[1]).read_text(encoding="utf-8"))["notes"]["downloaded"] == "mp3"
+    assert fake.total_submits == 1 and "Traceback" not in log
+    assert "variant 1: WAV download failed (MusicGPT gave an audio address that is not a web address" in log
+    assert signature not in log

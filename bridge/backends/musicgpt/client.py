@@ -243,8 +243,9 @@ class MusicGPTClient:
         Truncated bodies, network errors, 5xx and files ``verify`` rejects (it raises ValueError) are fetched again,
         a bounded number of times; then TransientError. A 4xx (expired or missing file) is not retried.
         """
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise BackendError(f"MusicGPT gave an audio address that is not a web address: {repr(url)[:80]}",
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or not _well_formed(url):
+            shown = _short(url) if isinstance(url, str) else url  # the query of a signed address is a credential
+            raise BackendError(f"MusicGPT gave an audio address that is not a web address: {repr(shown)[:80]}",
                                code="download_failed")
         part = dest.with_name(f".{dest.name}.part")
         reason = ""
@@ -400,6 +401,16 @@ def _other_task(conversion: dict, task_id: str | None, conversion_id: str | None
 def _describe(exc: BaseException) -> str:
     detail = str(exc).strip()
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _well_formed(url: str) -> bool:
+    """Whether httpx can fetch ``url`` at all: a bad port or host name raised from inside httpx (InvalidURL, or an
+    OverflowError for a port past 65535), not as a network error, and so failed the job instead of the one file."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):  # UnicodeError (an IDNA host name) is a ValueError
+        return False
+    return bool(parsed.host) and (parsed.port is None or 0 < parsed.port < 65536)
 
 
 def _short(url: str) -> str:
