@@ -171,9 +171,10 @@ class InboxFrontend:
             return
         if not _is_request_name(path.name):
             return
-        if not written and not _holds_json(path):
+        whole, manifest = _peek(path)
+        if not written and not whole:
             return
-        if _is_manifest(path):  # the inbox is (or was) a drop folder: a result, which rejected/ would take away
+        if manifest:  # the inbox is (or was) a drop folder: a result, which rejected/ would take away
             if path.name not in self._manifests_seen:
                 self._manifests_seen.add(path.name)
                 log.warning("%s in the inbox %s is a delivered result's manifest, not a request: it is left where "
@@ -184,7 +185,7 @@ class InboxFrontend:
             if stat.S_ISLNK(os.lstat(path).st_mode):
                 raise ValidationError("request", path.name,
                                       "is a symbolic link; write request files into the inbox itself")
-            os.rename(path, claimed)
+            _claim(path, claimed)
         except FileNotFoundError:
             return  # taken by an earlier event for the same file, or withdrawn by the client
         except ValidationError as exc:
@@ -365,27 +366,32 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _holds_json(path: Path) -> bool:
-    """Whether a request file already holds a whole JSON document, or is no file a writer is filling (a link, a
-    FIFO, one too big, one gone): the claim answers those at once."""
+def _claim(path: Path, claimed: Path) -> None:
+    """Rename a request file into processing/, made again first if a producer's clean-up removed it since the
+    daemon last looked at its folders: the rename found no folder, which read as the file already taken, and the
+    request waited in the inbox unanswered until the next start."""
     try:
-        json.loads(_read_request(path))
-    except ValidationError as exc:
-        return exc.rule != "is empty"
-    except ValueError:  # not JSON yet: JSONDecodeError, UnicodeDecodeError
-        return False
-    except (OSError, RecursionError):  # RecursionError: nested thousands deep, which no more writing mends
-        return True
-    return True
+        os.rename(path, claimed)
+    except FileNotFoundError:
+        if not os.path.lexists(path) or os.path.isdir(claimed.parent):
+            raise  # the file is gone: taken by an earlier event, or withdrawn
+        claimed.parent.mkdir(exist_ok=True)
+        os.rename(path, claimed)
 
 
-def _is_manifest(path: Path) -> bool:
-    """Whether a ``.json`` in the inbox is a delivered result's manifest (no request is: a request names a command)."""
+def _peek(path: Path) -> tuple[bool, bool]:
+    """From one read of a request file before it is claimed: whether it is ready to claim (it holds a whole JSON
+    document, or is no file a writer is filling: a link, a FIFO, one too big, one gone), and whether it is a
+    delivered result's manifest (no request is: a request names a command)."""
     try:
         document = json.loads(_read_request(path))
-    except (ValidationError, ValueError, RecursionError, OSError):  # RecursionError: nested thousands deep
-        return False
-    return isinstance(document, dict) and document.get("format") == osc_schema.MANIFEST_FORMAT
+    except ValidationError as exc:
+        return exc.rule != "is empty", False
+    except ValueError:  # not JSON yet: JSONDecodeError, UnicodeDecodeError
+        return False, False
+    except (OSError, RecursionError):  # RecursionError: nested thousands deep, which no more writing mends
+        return True, False
+    return True, isinstance(document, dict) and document.get("format") == osc_schema.MANIFEST_FORMAT
 
 
 def _read_request(path: Path) -> bytes:

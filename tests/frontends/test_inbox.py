@@ -157,6 +157,19 @@ def test_an_inbox_removed_while_the_daemon_runs_is_made_again_and_watched(projec
     assert list((project.inbox / "processing").iterdir()) == []
 
 
+def test_a_request_dropped_just_after_processing_was_removed_is_answered(project, daemon):
+    """A clean-up removes processing/ and a request comes before the daemon's look at its folders: the claim's
+    rename found no folder, read that as the file taken already, and the request waited unanswered for the next
+    start (the look made the folder again, but the inbox itself had not changed, so nothing looked at it again)."""
+    shutil.rmtree(project.inbox / "processing")
+    drop_request(project.inbox, "after-clean-up", {"command": "extend", "source": str(project.song),
+                                                   "extend_after": 20.0, "duration": 4.0, "num_outputs": 1,
+                                                   "request_id": "after-clean-up"})
+    assert wait_for_status(project.inbox, "after-clean-up", timeout=60)["state"] == "delivered"
+    assert (project.inbox / "processed" / "after-clean-up.json").exists()
+    assert not (project.inbox / "after-clean-up.json").exists()
+
+
 def test_a_request_named_json_in_capitals_is_taken_and_one_saved_as_json_txt_is_refused_with_why(project, daemon):
     request = {"command": "extend", "source": str(project.song), "extend_after": 20.0, "duration": 4.0,
                "num_outputs": 1}
