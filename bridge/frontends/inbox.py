@@ -52,6 +52,7 @@ class InboxFrontend:
         self._real = str(self.inbox)  # the watched folder: the inbox with symlinks resolved
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._folder_problem: str | None = None  # why the inbox's folders could not be made, last time it was said
         self._manifests_seen: set[str] = set()  # results' manifests found in the inbox, named in the log once
         self._lock: int | None = None  # this daemon's hold on the inbox folder (see _hold)
         service.subscribe(self._on_job_event)
@@ -127,8 +128,14 @@ class InboxFrontend:
         it when moved), and request files dropped in a new inbox of the same name were never answered."""
         try:
             self._make_folders()
-        except OSError as exc:
-            log.warning("inbox folder %s cannot be made again: %s", self.inbox, exc)
+        except OSError as exc:  # e.g. a file named processed/ in the inbox: said once, not every FOLDER_CHECK_S
+            if str(exc) != self._folder_problem:
+                log.warning("inbox folder %s cannot be made again: %s", self.inbox, exc)
+            self._folder_problem = str(exc)
+        else:
+            if self._folder_problem is not None:
+                log.info("inbox folders in %s are all there again", self.inbox)
+            self._folder_problem = None
         now = _identity(self.inbox)
         if now is None or (now == self._watched and self._watch is not None):
             self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
@@ -229,7 +236,11 @@ class InboxFrontend:
             self._reject(claimed, BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the "
                                               "details", code="internal_error"), request_id)
             return
-        _move_into(claimed, self.processed)
+        try:
+            _move_into(claimed, self.processed)
+        except OSError as exc:  # e.g. a file named processed in the inbox: the job runs; the file waits in processing/
+            log.warning("request file %s was taken, but cannot be moved into %s: %s", claimed.name, self.processed,
+                        exc.strerror or exc)
 
     def prune(self, before: float, keep: Collection[Path] = ()) -> tuple[int, int]:
         """Delete answered requests, error files and status files last changed before ``before``: (files, bytes).

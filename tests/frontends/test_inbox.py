@@ -170,6 +170,23 @@ def test_a_request_dropped_just_after_processing_was_removed_is_answered(project
     assert not (project.inbox / "after-clean-up.json").exists()
 
 
+def test_a_file_standing_where_processed_goes_costs_no_traceback_and_is_named_once(project, daemon):
+    """A file named ``processed`` in the inbox (a script's log, a sync tool's leftover): the request's job ran, but
+    moving the request on ended in asyncio's 'Exception in callback' traceback in the daemon's log, and the look at
+    the folders said it could not make processed/ every 2 s for as long as the file stayed."""
+    (project.inbox / "processed").rmdir()
+    (project.inbox / "processed").write_text("not a folder\n")
+    drop_request(project.inbox, "blocked", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
+                                            "duration": 4.0, "num_outputs": 1, "request_id": "blocked"})
+    assert wait_for_status(project.inbox, "blocked", timeout=60)["state"] == "delivered"
+    assert (project.inbox / "processing" / "blocked.json").exists()  # taken up again at the next start
+    log = daemon.log.read_text()
+    assert "Traceback" not in log
+    assert "request file blocked.json was taken, but cannot be moved into" in log
+    assert log.count("cannot be made again") <= 1
+    (project.inbox / "processed").unlink()
+
+
 def test_a_request_named_json_in_capitals_is_taken_and_one_saved_as_json_txt_is_refused_with_why(project, daemon):
     request = {"command": "extend", "source": str(project.song), "extend_after": 20.0, "duration": 4.0,
                "num_outputs": 1}
