@@ -52,7 +52,7 @@ class InboxFrontend:
         self._real = str(self.inbox)  # the watched folder: the inbox with symlinks resolved
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._folder_problem: str | None = None  # why the inbox's folders could not be made, last time it was said
+        self._said: set[str] = set()  # problems with the inbox's folders said since it was last watched anew
         self._manifests_seen: set[str] = set()  # results' manifests found in the inbox, named in the log once
         self._lock: int | None = None  # this daemon's hold on the inbox folder (see _hold)
         service.subscribe(self._on_job_event)
@@ -86,6 +86,8 @@ class InboxFrontend:
         first is running and run them again, paying MusicGPT twice for a paid one. The lock is the kernel's, on the
         folder itself (no file of ours among the producer's requests), so it goes with the process however that
         ends (``statelock.lock_folder``; Windows cannot lock a folder: there nothing is held)."""
+        if self._lock is not None and _identity(self.inbox) == _identity(self._lock):
+            return  # the folder this daemon holds, back at the inbox's name: its own lock is no other daemon's
         try:
             fd = lock_folder(self.inbox)
         except BlockingIOError:
@@ -125,29 +127,33 @@ class InboxFrontend:
 
     def _check_folders(self) -> None:
         """Make the folders again if a producer's clean-up removed them: the watch dies with its folder (or follows
-        it when moved), and request files dropped in a new inbox of the same name were never answered."""
+        it when moved), and request files dropped in a new inbox of the same name were never answered. A problem is
+        said once, not at every look, until the inbox is watched again (a file at its name said two lines every 2 s)."""
         try:
             self._make_folders()
-        except OSError as exc:  # e.g. a file named processed/ in the inbox: said once, not every FOLDER_CHECK_S
-            if str(exc) != self._folder_problem:
-                log.warning("inbox folder %s cannot be made again: %s", self.inbox, exc)
-            self._folder_problem = str(exc)
-        else:
-            if self._folder_problem is not None:
-                log.info("inbox folders in %s are all there again", self.inbox)
-            self._folder_problem = None
+        except OSError as exc:  # e.g. a file named processed in the inbox, or the inbox's own name
+            self._say(f"inbox folder {self.inbox} cannot be made again: {exc}")
         now = _identity(self.inbox)
         if now is None or (now == self._watched and self._watch is not None):
             self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
             return
-        log.warning("the inbox folder %s was removed or replaced: watching the one there now", self.inbox)
+        self._say(f"the inbox folder {self.inbox} was removed or replaced: watching the one there now")
         self._lose()
         try:
             self._hold()
             self._watch_folder()
         except (OSError, BridgeError) as exc:  # e.g. out of inotify watches: try again at the next check
-            log.warning("inbox folder %s cannot be watched: %s", self.inbox, exc)
+            self._say(f"inbox folder {self.inbox} cannot be watched: {exc}")
+            if self._check is not None:  # _watch_folder's own, when its scan failed after it: one look at a time
+                self._check.cancel()
             self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
+            return
+        self._said.clear()
+
+    def _say(self, problem: str) -> None:
+        if problem not in self._said:
+            self._said.add(problem)
+            log.warning("%s", problem)
 
     def scan(self) -> None:
         """Process every request file now waiting in the inbox."""
@@ -369,7 +375,8 @@ def _is_request_name(name: str) -> bool:
     return name.lower().endswith(".json") and not name.startswith(".")  # x.JSON too: the inbox is ours
 
 
-def _identity(folder: Path) -> tuple[int, int] | None:
+def _identity(folder: Path | int) -> tuple[int, int] | None:
+    """(device, inode) of a folder, by name or open descriptor; None when there is none."""
     try:
         info = os.stat(folder)
     except OSError:

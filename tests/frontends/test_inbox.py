@@ -215,3 +215,23 @@ def test_a_request_nested_thousands_deep_written_in_place_is_rejected_without_a_
         time.sleep(0.05)
     assert json.loads(error_file.read_text())["message"] == "request: not valid JSON (nested too deeply)"
     assert "Traceback" not in daemon.log.read_text()
+
+
+def test_an_inbox_moved_away_and_back_is_watched_again_and_a_file_at_its_name_is_said_once(project, daemon):
+    """The inbox moved away, a file standing at its name for a while, then the folder moved back: the daemon took
+    its own lock on that folder for another daemon's ('another daw-bridge daemon already watches the inbox') and
+    never watched it again, saying so every 2 s; while the file stood there it said two lines every 2 s."""
+    away = project.inbox.with_name("inbox-away")
+    project.inbox.rename(away)
+    project.inbox.write_text("a note, not a folder\n")
+    deadline = time.monotonic() + 60
+    while "cannot be watched" not in daemon.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    project.inbox.unlink()
+    away.rename(project.inbox)
+    drop_request(project.inbox, "back", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
+                                         "duration": 4.0, "num_outputs": 1, "request_id": "back"})
+    assert wait_for_status(project.inbox, "back", timeout=60)["state"] == "delivered"
+    log = daemon.log.read_text()
+    assert "another daw-bridge daemon" not in log
+    assert log.count("cannot be watched") == 1 and log.count("was removed or replaced") == 1
