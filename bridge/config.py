@@ -15,6 +15,21 @@ from bridge.settings_schema import ConfigError, check_values, defaults, may_hold
 __all__ = ["Config", "ConfigError", "config_home", "from_table", "load", "state_home"]
 
 _TOP = defaults("")  # every default is declared once, in bridge/settings_schema/spec.py
+# The inbox's own folders (bridge/frontends/inbox.py): it moves request files through them, takes up processing/ as
+# requests at its start and deletes what the others hold after [retention] files_days.
+INBOX_FOLDERS = ("processing", "processed", "rejected", "status")
+
+
+def inbox_owns(folder: Path, inbox: Path) -> str | None:
+    """Why results must not go to ``folder`` (symlinks resolved) when the inbox owns it, else None."""
+    folder = folder.resolve()
+    inbox = inbox.resolve()
+    if folder == inbox:
+        return "is the inbox, which would take the results' manifests as request files"
+    if folder.parent == inbox and folder.name in INBOX_FOLDERS:
+        return (f"is the inbox's {folder.name} folder, whose files the daemon moves and deletes as its own (the "
+                "results would be lost)")
+    return None
 
 
 def config_home() -> Path:
@@ -101,12 +116,11 @@ class Config:
                 refused.append(f"{name} {folder} lies outside project_roots ({roots}), so every job that uses it "
                                f"is refused")
         try:
-            inbox = self.drop_folder is not None and self.drop_folder.resolve() == self.inbox.resolve()
+            owned = self.drop_folder is not None and inbox_owns(self.drop_folder, self.inbox)
         except (OSError, RuntimeError):
-            inbox = False
-        if inbox:
-            refused.append(f"drop_folder {self.drop_folder} is the inbox, which would take the results' manifests "
-                           f"as request files, so every job that uses it is refused")
+            owned = None
+        if owned:
+            refused.append(f"drop_folder {self.drop_folder} {owned}, so every job that uses it is refused")
         return refused
 
     @property

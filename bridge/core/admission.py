@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bridge import captures, plugin_prompts
 from bridge.audio.region import probe
-from bridge.config import Config
+from bridge.config import Config, inbox_owns
 from bridge.models import JobSpec
 from osc_schema import Command, ValidationError
 
@@ -93,11 +93,12 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
     if not existing.is_dir():
         where = "" if existing == effective else f" ({existing} is a file)"
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective), f"is not a folder{where}")
-    if _resolved("drop_folder", str(effective), effective) == _resolved("inbox", str(config.inbox), config.inbox):
+    if owned := inbox_owns(_resolved("drop_folder", str(effective), effective),
+                           _resolved("inbox", str(config.inbox), config.inbox)):
         # Manifests are .json files: the inbox would take each as a request file and move it to rejected/, out of
-        # every importer's sight (an inbox named "daw-bridge" beside the songs is the default drop folder too).
-        raise ValidationError("drop_folder", args.get("drop_folder") or str(effective),
-                              "is the inbox, which would take the results' manifests as request files")
+        # every importer's sight (an inbox named "daw-bridge" beside the songs is the default drop folder too); its
+        # answer folders' files are deleted after [retention] files_days, results and all.
+        raise ValidationError("drop_folder", args.get("drop_folder") or str(effective), owned)
 
     ids = {k[:-3]: args[k] for k in ("item_id", "track_id", "take_id") if args.get(k)}
     if capture_plan is not None:

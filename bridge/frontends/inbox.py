@@ -25,6 +25,7 @@ from watchdog.observers.api import ObservedWatch
 
 import osc_schema
 from bridge.audio.wavio import write_text_atomic
+from bridge.config import INBOX_FOLDERS
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.models import JobRecord
@@ -41,10 +42,7 @@ class InboxFrontend:
     def __init__(self, service: JobService, inbox: Path):
         self.service = service
         self.inbox = Path(inbox)
-        self.processing = self.inbox / "processing"
-        self.processed = self.inbox / "processed"
-        self.rejected = self.inbox / "rejected"
-        self.status = self.inbox / "status"
+        self.processing, self.processed, self.rejected, self.status = (self.inbox / name for name in INBOX_FOLDERS)
         self._observer: Observer | None = None
         self._watch: ObservedWatch | None = None
         self._handler: _Handler | None = None

@@ -235,3 +235,21 @@ def test_an_inbox_moved_away_and_back_is_watched_again_and_a_file_at_its_name_is
     log = daemon.log.read_text()
     assert "another daw-bridge daemon" not in log
     assert log.count("cannot be watched") == 1 and log.count("was removed or replaced") == 1
+
+
+def test_results_are_never_dropped_into_the_inbox_own_folders_which_it_moves_and_deletes(project, daemon):
+    """A request naming the inbox's processed/ (or status/, rejected/, processing/) as its drop folder was delivered
+    there: those folders' files are deleted after [retention] files_days, results and all, and a manifest in
+    processing/ is taken up as a request at the next start. Such a drop folder is refused in one line."""
+    request = {"command": "extend", "source": str(project.song), "extend_after": 20.0, "duration": 4.0,
+               "num_outputs": 1}
+    for folder in ("processed", "status", "rejected", "processing"):
+        drop_request(project.inbox, f"into-{folder}", {**request, "request_id": f"into-{folder}",
+                                                       "drop_folder": str(project.inbox / folder)})
+        error = wait_for_status(project.inbox, f"into-{folder}", timeout=60)["error"]
+        assert error is not None, f"a result was delivered into {folder}/"
+        assert error["message"].startswith("drop_folder: '") and error["message"].endswith(
+            f" is the inbox's {folder} folder, whose files the daemon moves and deletes as its own (the results "
+            "would be lost)"), error
+        assert not list((project.inbox / folder).glob("*.wav"))
+    assert "Traceback" not in daemon.log.read_text()
