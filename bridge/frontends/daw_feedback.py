@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,9 @@ class SessionContext:
         self._write()
 
     def follow_loop(self, daw: str, start: float, end: float) -> None:
-        """The DAW's loop points moved (timeline seconds)."""
+        """The DAW's loop points moved (timeline seconds); points that are no numbers are left out."""
+        if not (math.isfinite(start) and math.isfinite(end)):
+            return
         self.publish()  # settle changes made by others first, so the loop is the latest
         self.loop = (daw, start, end)
         self.range_from = daw
@@ -138,7 +141,15 @@ class SessionContext:
 
     def follow_transport(self, daw: str, **values: float) -> None:
         """The DAW's transport moved: ``cursor`` (timeline seconds), ``tempo`` (BPM), ``beats_per_bar``; or, from a
-        DAW that tells no tempo, ``cursor`` with the ``bar`` it is in and the ``beat`` into that bar."""
+        DAW that tells no tempo, ``cursor`` with the ``bar`` it is in and the ``beat`` into that bar.
+
+        A value that is no number of its kind (an infinite or NaN cursor, a tempo not above 0: anything on loopback
+        can send to the feedback port) is left out; it ended each bars press in a traceback and 'internal error'."""
+        values = {key: value for key, value in values.items()
+                  if value is None or (math.isfinite(value) and (key != "tempo" or value > 0) and
+                                       (key != "beats_per_bar" or value >= 0))}
+        if not values:
+            return
         if self._transport.get("daw") != daw:
             self._transport, self._history, self._bar_lines = {"daw": daw}, TransportHistory(), BarLines()
         known = self._transport
@@ -309,9 +320,12 @@ class _OscListener(OscSocket):
         self.context = context
 
 
-def _number(params: list) -> float | None:
+def _number(params: list, positive: bool = False) -> float | None:
+    """The value a DAW sent, when it is a finite number (above 0 if ``positive``, as a tempo must be), else None."""
     value = params[-1] if params else None  # AbletonOSC getters may put an object id before the value
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return float(value) if value > 0 or not positive else None
 
 
 _REAPER_TRANSPORT = {"/time": "cursor", "/tempo/raw": "tempo"}  # REAPER's default OSC pattern (Default.ReaperOSC)
@@ -327,7 +341,7 @@ class ReaperFeedback(_OscListener):
 
     def received(self, address: str, params: list, sender: tuple | None = None) -> None:
         index = {"/loop/start/time": 0, "/loop/end/time": 1}.get(address)
-        value = _number(params)
+        value = _number(params, positive=address == "/tempo/raw")
         if value is not None and address in _REAPER_TRANSPORT:
             self.context.follow_transport("reaper", **{_REAPER_TRANSPORT[address]: value})
         if index is None or value is None:
@@ -382,7 +396,7 @@ class AbletonFeedback(_OscListener):
             self._ask("start_listen")
             return
         prop = address.rsplit("/", 1)[-1]
-        value = _number(params)
+        value = _number(params, positive=prop in ("tempo", "signature_numerator"))
         if not address.startswith("/live/song/get/") or prop not in self.PROPERTIES or value is None:
             return
         if self._values.get(prop) == value:

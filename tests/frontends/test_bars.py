@@ -309,3 +309,25 @@ def test_ardours_feedback_in_another_shape_moves_nothing(tmp_path):
     assert (context.transport.cursor, context.transport.bar) == (5.0, 3)
     ardour.received("/position/time", ["00:00:07.250"])  # a time without its bar|beat|tick counts no bars
     assert context.transport is None
+
+
+def test_a_tempo_or_cursor_that_is_no_number_is_ignored_and_bars_still_count(daemon_following_reaper):
+    """Anything on loopback can write to the feedback port: a NaN or infinite tempo or cursor, or a tempo of 0 or
+    below, was taken as REAPER's, and each bars command after it ended in 'internal error' (ValueError,
+    ZeroDivisionError, OverflowError) with a traceback in the daemon's log, or counted at -120 BPM."""
+    project, reaper_port = daemon_following_reaper
+    with BridgeClient("127.0.0.1", project.port) as client, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reaper:
+        client.send("context", source=str(project.song), position=0.0)
+        for address, value in (("/tempo/raw", 120.0), ("/time", 13.0), ("/tempo/raw", math.nan), ("/time", math.inf),
+                               ("/tempo/raw", -120.0), ("/tempo/raw", math.inf), ("/time", math.nan),
+                               ("/tempo/raw", 0.0), ("/loop/start/time", -math.inf), ("/loop/end/time", math.inf),
+                               ("/time", 14.5)):  # the last: the daemon has read all of them once it counts from it
+            reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
+        deadline = time.monotonic() + 30
+        while (answer := bars(client, "context", "this", 1))[:2] != ["selected", "bar 8 (14.000-16.000 s)"]:
+            assert time.monotonic() < deadline, answer
+            assert "internal error" not in str(answer), answer
+            time.sleep(0.05)
+        assert answer[2:] == [14.0, 16.0, 120.0, 4.0]
+    assert "Traceback" not in (project.root / "daemon.log").read_text()
