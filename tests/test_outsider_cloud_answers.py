@@ -4,14 +4,16 @@ on loopback, as a producer's machine would."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 import tests.fakes.musicgpt as fake_module
 from bridge.client import BridgeClient
-from tests.adversarial.support import Daemon, musicgpt_table
+from tests.adversarial.support import Daemon, journal_records, musicgpt_table, small_tmpfs
 from tests.conftest import Project
 from tests.fakes.musicgpt import FakeMusicGPT
 
@@ -98,3 +100,56 @@ def test_a_wav_address_httpx_cannot_parse_falls_back_to_the_mp3(project, fake, m
     assert fake.total_submits == 1 and "Traceback" not in log
     assert "variant 1: WAV download failed (MusicGPT gave an audio address that is not a web address" in log
     assert signature not in log
+
+
+def _until(what: str, predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.05)
+
+
+def test_a_task_accepted_while_the_state_folder_is_full_is_named_so_the_producer_can_resolve_it(project, fake,
+                                                                                                 monkeypatch):
+    """The state folder's disk filled while the paid POST was out (a DAW rendering to the same disk): the ledger could
+    not record the answer, and the task id MusicGPT gave was thrown away with a traceback: in no ledger row, no
+    journal row, no log line. After a restart the job waited in submission_unknown with only the dashboard to say
+    which task it paid for."""
+    accepted = fake_module._Handler._accepted_answer
+    filler = project.state / "filler"
+
+    def accept_then_fill_the_disk(self, operation, task):
+        with open(filler, "wb") as out:
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * (1 << 16))
+        return accepted(self, operation, task)
+
+    monkeypatch.setattr(fake_module._Handler, "_accepted_answer", accept_then_fill_the_disk)
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    env = {"MUSICGPT_API_KEY": fake.api_key}
+    with small_tmpfs(project.state, "24m"):
+        daemon = Daemon(project, env=env).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+                _until("the task named in the log", lambda: "spend ledger could not write" in daemon.log.read_text())
+        finally:
+            daemon.stop()
+        filler.unlink()
+        monkeypatch.setattr(fake_module._Handler, "_accepted_answer", accepted)
+        (task_id,) = fake.tasks
+        line = next(line for line in daemon.log.read_text().splitlines() if "spend ledger could not write" in line)
+        assert f"MusicGPT accepted the inpaint as task {task_id}, but" in line
+        job = line.split("job ", 1)[1].split(":", 1)[0]
+        assert f"'daw-bridge jobs resolve {job} --task-id {task_id}'" in line
+
+        daemon = Daemon(project, env=env).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("resolve", job_id=job, task_id=task_id)
+                _until("the job delivered", lambda: journal_records(project)[0].state.value in ("delivered", "failed"))
+        finally:
+            daemon.stop()
+        assert journal_records(project)[0].state.value == "delivered", daemon.log.read_text()[-3000:]
+    assert fake.total_submits == 1 and fake.submit_requests["inpaint"] == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Collection
 from pathlib import Path
@@ -160,12 +161,27 @@ class MusicGPTBackend(Backend):
             self.receiver.register(secret, receipt["task_id"])
         if answer.get("is_flagged"):
             receipt["flagged"] = str(answer.get("reason") or "flagged")
-        kept = await asyncio.to_thread(self.spend.record_accepted, entry, receipt["task_id"],
-                                       _number(answer.get("credit_estimate")))
-        _late(spec.job_id, f"accepted as task {receipt['task_id']}", kept)
+        # Said before the ledger is written: when it cannot be (the state folder's disk full), this line is all that
+        # names the task the producer paid for.
         log.info("job %s: MusicGPT task %s accepted (eta %s s, credit estimate %s)", spec.job_id,
                  receipt["task_id"], receipt["eta"], receipt["credit_estimate"])
+        try:
+            kept = await asyncio.to_thread(self.spend.record_accepted, entry, receipt["task_id"],
+                                           _number(answer.get("credit_estimate")))
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unrecorded(spec, receipt["task_id"], exc) from None
+        _late(spec.job_id, f"accepted as task {receipt['task_id']}", kept)
         return receipt
+
+    def _unrecorded(self, spec: JobSpec, task_id: str, exc: BaseException) -> SubmissionUnknown:
+        """A task MusicGPT accepted that the ledger could not write down: the job must not go on as if it had (a
+        restart would find only the intent), so it waits for the producer, told the task id to resolve it with."""
+        self.release(spec.job_id)
+        advice = (f"MusicGPT accepted the {spec.operation} as task {task_id}, but the spend ledger could not write it "
+                  f"down ({logs.one_line(str(exc))}; is the state folder's disk full?). It was NOT sent again: free "
+                  f"some space, then 'daw-bridge jobs resolve {spec.job_id} --task-id {task_id}'")
+        log.warning("job %s: %s", spec.job_id, advice)
+        return SubmissionUnknown(advice)
 
     async def _post_once(self, spec: JobSpec, operation: str, fields: dict, prepared: dict, attempt: dict,
                          entry: int) -> dict:
