@@ -177,8 +177,9 @@ class InboxFrontend:
         if path.parent != self.inbox or path.name.startswith("."):
             return
         if path.name.lower().endswith(".json.txt"):  # a text editor's: the producer meant a request
-            self._reject(path, ValidationError("request", path.name, "ends in .json.txt (the text editor added .txt): "
-                                                                     "save it as plain text named ....json"))
+            self._reject(path, ValidationError("request", _text(path.name),
+                                               "ends in .json.txt (the text editor added .txt): save it as plain text "
+                                               "named ....json"))
             return
         if not _is_request_name(path.name):
             return
@@ -194,7 +195,7 @@ class InboxFrontend:
         claimed = self.processing / path.name
         try:
             if stat.S_ISLNK(os.lstat(path).st_mode):
-                raise ValidationError("request", path.name,
+                raise ValidationError("request", _text(path.name),
                                       "is a symbolic link; write request files into the inbox itself")
             _claim(path, claimed)
         except FileNotFoundError:
@@ -217,11 +218,11 @@ class InboxFrontend:
                 raise ValidationError("command", command.name, "is not available in request files "
                                                                "(use inpaint or extend)")
             digest = _digest(content)
-            known = self.service.job_from_request_file(claimed.name, digest)
+            known = self.service.job_from_request_file(_text(claimed.name), digest)
             if known is not None:  # the same file dropped again (a sync tool, a double click): not a new job
                 log.info("request file %s was already run as job %s", claimed.name, known.job_id)
             else:
-                self.service.submit(command, {"kind": "file", "file": claimed.name, "digest": digest,
+                self.service.submit(command, {"kind": "file", "file": _text(claimed.name), "digest": digest,
                                               "status": str(self._status_path(request_id or claimed.stem))})
         except ValidationError as exc:
             self._reject(claimed, exc, exc.request_id or request_id)
@@ -286,7 +287,7 @@ class InboxFrontend:
                 digest = _digest(_read_request(claimed))
             except (OSError, ValidationError):  # unreadable or invalid: _process rejects it below, with its reason
                 digest = None
-            if digest and self.service.job_from_request_file(claimed.name, digest):
+            if digest and self.service.job_from_request_file(_text(claimed.name), digest):
                 _move_into(claimed, self.processed)
             else:
                 self._process(claimed)
@@ -312,7 +313,7 @@ class InboxFrontend:
     def _status_path(self, name: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:128].lstrip(".") or "request"
         if safe != name:  # a name changed to be safe gets a mark of the original: "take a" and "take_a" stay apart
-            safe = f"{safe[:119]}-{_digest(name.encode())[:8]}"
+            safe = f"{safe[:119]}-{_digest(os.fsencode(name))[:8]}"
         return self.status / f"{safe}.json"
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:
@@ -416,19 +417,25 @@ def _read_request(path: Path) -> bytes:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ValidationError("request", path.name, "is not a regular file")
+            raise ValidationError("request", _text(path.name), "is not a regular file")
         if info.st_size > MAX_REQUEST_BYTES:
-            raise ValidationError("request", path.name, f"is {info.st_size} bytes; a request file may be at most "
-                                                        f"{MAX_REQUEST_BYTES}")
+            raise ValidationError("request", _text(path.name), f"is {info.st_size} bytes; a request file may be at "
+                                                               f"most {MAX_REQUEST_BYTES}")
         with os.fdopen(fd, "rb", closefd=False) as file:
             raw = file.read(MAX_REQUEST_BYTES + 1)  # a file still growing is cut here, then refused as too big
     finally:
         os.close(fd)
     if len(raw) > MAX_REQUEST_BYTES:
-        raise ValidationError("request", path.name, f"is more than {MAX_REQUEST_BYTES} bytes")
+        raise ValidationError("request", _text(path.name), f"is more than {MAX_REQUEST_BYTES} bytes")
     if not raw.strip():
-        raise ValidationError("request", path.name, "is empty")
+        raise ValidationError("request", _text(path.name), "is empty")
     return raw
+
+
+def _text(name: str) -> str:
+    """A file name as text: one that is not UTF-8 (a Latin-1 "d\xe9mo.json" from an old tool or a share) holds
+    surrogates, which the journal and any JSON reader refuse; its odd bytes are shown as \xe9 instead."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _digest(content: bytes) -> str:

@@ -253,3 +253,23 @@ def test_results_are_never_dropped_into_the_inbox_own_folders_which_it_moves_and
             "would be lost)"), error
         assert not list((project.inbox / folder).glob("*.wav"))
     assert "Traceback" not in daemon.log.read_text()
+
+
+def test_a_request_whose_file_name_is_not_utf8_is_run_and_answered(project, daemon):
+    """A request named in Latin-1 ("démo.json" as an old tool or a share writes it: byte 0xE9) failed as 'internal
+    error' with two tracebacks in the daemon's log, and no status file was written: the name, holding a surrogate in
+    Python, reached the journal's query and the status file's name."""
+    body = json.dumps({"command": "extend", "source": str(project.song), "extend_after": 20.0, "duration": 4.0,
+                       "num_outputs": 1}).encode()
+    os.makedirs(project.inbox, exist_ok=True)
+    with open(os.path.join(os.fsencode(project.inbox), b".latin.part"), "wb") as file:
+        file.write(body)
+    os.rename(os.path.join(os.fsencode(project.inbox), b".latin.part"),
+              os.path.join(os.fsencode(project.inbox), b"d\xe9mo.json"))
+    deadline = time.monotonic() + 60
+    while not list((project.inbox / "status").glob("d_mo-*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [status_file] = (project.inbox / "status").glob("d_mo-*.json")
+    assert wait_for_status(project.inbox, status_file.stem)["state"] == "delivered"
+    assert os.listdir(os.fsencode(project.inbox / "processed")) == [b"d\xe9mo.json"]
+    assert "Traceback" not in daemon.log.read_text()
