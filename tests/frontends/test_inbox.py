@@ -23,6 +23,13 @@ def drop_request(inbox: Path, name: str, request: dict | str | bytes, suffix: st
     return final
 
 
+def remove_tree(folder: Path) -> None:
+    """A producer's clean-up of a folder the running daemon writes into: rmtree alone failed when the daemon renamed
+    a status file's .part into place while the folder was being emptied, so it is done again until it is gone."""
+    while os.path.lexists(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def wait_for_status(inbox: Path, name: str, states=("delivered", "failed"), timeout: float = 300) -> dict:
     path = inbox / "status" / f"{name}.json"
     deadline = time.monotonic() + timeout
@@ -135,7 +142,7 @@ def test_a_request_written_in_place_is_taken_once_its_writer_is_done(project, da
 def test_an_inbox_removed_while_the_daemon_runs_is_made_again_and_watched(project, daemon):
     """A producer's clean-up deletes the inbox (or moves it away): its watch died with it, so requests dropped in
     the inbox made again were never answered."""
-    for story, remove in (("deleted", shutil.rmtree), ("moved away", lambda f: f.rename(f.with_name("old-inbox")))):
+    for story, remove in (("deleted", remove_tree), ("moved away", lambda f: f.rename(f.with_name("old-inbox")))):
         remove(project.inbox)
         project.inbox.mkdir()
         name = story.replace(" ", "-")
@@ -146,7 +153,7 @@ def test_an_inbox_removed_while_the_daemon_runs_is_made_again_and_watched(projec
     # Its answer folders alone removed: the next requests are moved on and answered as usual, also when they come
     # before the daemon's look at its folders (every 2 s) made them again (they stayed in processing/ for good)
     for folder in ("processed", "rejected", "status"):
-        shutil.rmtree(project.inbox / folder)
+        remove_tree(project.inbox / folder)
     drop_request(project.inbox, "broken", "{not json")
     drop_request(project.inbox, "after", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
                                           "duration": 4.0, "num_outputs": 1, "request_id": "after"})
@@ -161,7 +168,7 @@ def test_a_request_dropped_just_after_processing_was_removed_is_answered(project
     """A clean-up removes processing/ and a request comes before the daemon's look at its folders: the claim's
     rename found no folder, read that as the file taken already, and the request waited unanswered for the next
     start (the look made the folder again, but the inbox itself had not changed, so nothing looked at it again)."""
-    shutil.rmtree(project.inbox / "processing")
+    remove_tree(project.inbox / "processing")
     drop_request(project.inbox, "after-clean-up", {"command": "extend", "source": str(project.song),
                                                    "extend_after": 20.0, "duration": 4.0, "num_outputs": 1,
                                                    "request_id": "after-clean-up"})
