@@ -153,3 +153,41 @@ def test_a_task_accepted_while_the_state_folder_is_full_is_named_so_the_producer
             daemon.stop()
         assert journal_records(project)[0].state.value == "delivered", daemon.log.read_text()[-3000:]
     assert fake.total_submits == 1 and fake.submit_requests["inpaint"] == 1
+
+
+def test_a_job_whose_failure_the_full_journal_could_not_take_is_resolved_without_a_restart(project, fake,
+                                                                                            monkeypatch):
+    """The same full disk also refused the journal the job's end: the job's run died with 'Task exception was never
+    retrieved', the journal still said 'submitting', and once the space was freed every 'jobs resolve' and 'jobs
+    retry' was refused ('still running (submitting)') until the daemon was restarted."""
+    accepted = fake_module._Handler._accepted_answer
+    filler = project.state / "filler"
+
+    def accept_then_fill_the_disk(self, operation, task):
+        with open(filler, "wb") as out:
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * (1 << 16))
+        return accepted(self, operation, task)
+
+    monkeypatch.setattr(fake_module._Handler, "_accepted_answer", accept_then_fill_the_disk)
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    with small_tmpfs(project.state, "24m"):
+        daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+                failed = client.wait_for(lambda r: r.name == "failed", timeout=60)
+                assert failed is not None and failed.args[1] == "disk_full", failed
+                job = failed.args[0]
+                filler.unlink()
+                (task_id,) = fake.tasks
+                client.send("resolve", job_id=job, task_id=task_id)
+                answer = client.wait_for(lambda r: r.name in ("error", "state") and job in r.args, timeout=60)
+                assert answer is not None and answer.name == "state", answer
+                _until("the job delivered", lambda: journal_records(project)[0].state.value in ("delivered", "failed"))
+        finally:
+            daemon.stop()
+        assert journal_records(project)[0].state.value == "delivered", daemon.log.read_text()[-3000:]
+    assert fake.submit_requests["inpaint"] == 1
+    assert "Task exception was never retrieved" not in daemon.log.read_text()

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import shutil
+import sqlite3
 from typing import Callable
 
 from bridge import captures, delivery, logs
@@ -58,6 +59,7 @@ class JobService:
         self._tasks: dict[str, asyncio.Task] = {}
         self._posting: set[str] = set()  # jobs whose paid submit is in flight (seen through even when cancelled)
         self._records: dict[str, JobRecord] = {}  # jobs that run or wait for the producer; finished ones leave
+        self._unjournaled: set[str] = set()  # finished jobs kept in memory: the journal could not take their end
         self._gates: dict[str, delivery.CommitGate] = {}
         self._painter = picture.Painter()
         self._pictures: set[asyncio.Task] = set()  # delivered jobs' pictures being drawn
@@ -290,6 +292,7 @@ class JobService:
 
     def _start(self, record: JobRecord) -> None:
         self._records[record.job_id] = record
+        self._unjournaled.discard(record.job_id)
         task = asyncio.get_running_loop().create_task(self._run(record), name=f"job {record.job_id}")
         self._tasks[record.job_id] = task
         # a run that ends after the job's next one started (never, see resolve_submission) must not forget that one
@@ -310,7 +313,7 @@ class JobService:
             log.warning("job %s failed: %s (%s)", record.job_id, exc, exc.code)
             self._finish(record, State.FAILED, exc)
         except Exception as exc:
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if _disk_full(exc):
                 # the work files, the analysis cache and the journal all live in the state folder
                 error = BridgeError(f"the disk holding the state folder {self.config.state_dir} is full: free some "
                                     f"space, then 'daw-bridge jobs retry {record.job_id}'", code="disk_full")
@@ -318,15 +321,31 @@ class JobService:
             else:  # a bug or an unforeseen fault: the job fails, the daemon lives on
                 log.exception("job %s failed unexpectedly", record.job_id)
                 error = BridgeError(f"internal error: {type(exc).__name__}: {exc}", code="internal_error")
-            self._finish(record, State.FAILED, error)
+            self._fail_unjournaled(record, error)
         finally:
             # Whatever ended this run (delivery, failure, cancel, a journal write that failed between prepare and
             # submit, the daemon stopping), the backend frees what it held for the job: a leaked generation slot
             # would stall every later job.
             backend.release(record.job_id)
             self._gates.pop(record.job_id, None)
-            if record.state.finished:
+            if record.state.finished and record.job_id not in self._unjournaled:
                 self._records.pop(record.job_id, None)
+
+    def _fail_unjournaled(self, record: JobRecord, error: BridgeError) -> None:
+        """Fail the job, even when the journal cannot take it (the full disk that failed the job holds it too).
+
+        Then this daemon keeps the failed job in memory: the journal still says the step it last took (submitting,
+        say), which refused a retry or resolve as "still running" until a restart, after the space was freed.
+        """
+        try:
+            self._finish(record, State.FAILED, error)
+        except Exception as exc:
+            if not _disk_full(exc):
+                raise
+            self._unjournaled.add(record.job_id)
+            log.warning("job %s: the journal could not record that it failed (%s): this daemon keeps it as failed, "
+                        "and a restart resumes it from its last journaled step", record.job_id, exc)
+            self._emit(record, "failed")
 
     async def _step(self, record: JobRecord) -> None:
         backend = self.backends[record.spec.backend]
@@ -474,3 +493,10 @@ def _digest(command: Command) -> str:
     """What a command asked for, to tell the same command sent again from another one under the same request_id."""
     asked = json.dumps({"command": command.name, **command.args}, sort_keys=True, default=str)
     return hashlib.sha256(asked.encode()).hexdigest()[:16]
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk is full: the OS's ENOSPC or EDQUOT, or SQLite's "database or disk is full"."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
