@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 import tests.fakes.musicgpt as fake_module
 from bridge.client import BridgeClient
 from tests.adversarial.support import Daemon, journal_records, musicgpt_table, small_tmpfs
-from tests.conftest import Project
+from tests.conftest import ROOT, Project, daemon_environment
 from tests.fakes.musicgpt import FakeMusicGPT
 
 
@@ -100,6 +102,11 @@ def test_a_wav_address_httpx_cannot_parse_falls_back_to_the_mp3(project, fake, m
     assert fake.total_submits == 1 and "Traceback" not in log
     assert "variant 1: WAV download failed (MusicGPT gave an audio address that is not a web address" in log
     assert signature not in log
+
+
+def _daw_bridge(project: Project, command: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", command, "--config", str(project.config)],
+                          env=daemon_environment(env), cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 def _until(what: str, predicate, timeout: float = 60.0) -> None:
@@ -191,3 +198,27 @@ def test_a_job_whose_failure_the_full_journal_could_not_take_is_resolved_without
         assert journal_records(project)[0].state.value == "delivered", daemon.log.read_text()[-3000:]
     assert fake.submit_requests["inpaint"] == 1
     assert "Task exception was never retrieved" not in daemon.log.read_text()
+
+
+def test_a_musicgpt_address_over_plain_http_beyond_this_machine_is_refused_before_the_key_is_sent(project):
+    """base_url = "http://api.musicgpt.com/api/public" (an s left out, or MUSICGPT_BASE_URL copied from an old note)
+    was taken, and every submit and poll then carried the raw API key in its Authorization header across the network
+    as plain text. http:// stays allowed on this machine (a local gateway, the tests' fake service)."""
+    env = {"MUSICGPT_API_KEY": "sk-live-0123456789abcdef"}
+    project.write_config('[musicgpt]\nbase_url = "http://api.musicgpt.com/api/public"\n')
+    refused = _daw_bridge(project, "serve", env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        f'daw-bridge: {project.config}:7: [musicgpt] base_url = "http://api.musicgpt.com/api/public": must be an '
+        'https:// address: over http:// the API key would cross the network unencrypted (http:// is for a gateway '
+        'on this machine: 127.0.0.1, ::1 or localhost)']
+    project.write_config()
+    refused = _daw_bridge(project, "serve", env={**env, "MUSICGPT_BASE_URL": "http://gw:sk-gw-0f0f0f@api.wav.com/api/public"})
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        "daw-bridge: environment: MUSICGPT_BASE_URL: must be an https:// address: over http:// the API key would "
+        "cross the network unencrypted (http:// is for a gateway on this machine: 127.0.0.1, ::1 or localhost)"]
+    for local in ("http://127.0.0.1:9/api/public", "http://[::1]:9/api/public", "http://localhost:9/api/public"):
+        project.write_config(f'[musicgpt]\nbase_url = "{local}"\n')
+        doctor = _daw_bridge(project, "doctor", env=env)
+        assert "base_url" not in doctor.stderr and doctor.returncode != 2, doctor.stderr

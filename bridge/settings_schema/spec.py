@@ -103,7 +103,7 @@ MUSICGPT = Table("musicgpt", "The MusicGPT cloud backend, offered when an API ke
     Key("api_key", STRING, "The API key, if not in MUSICGPT_API_KEY or the system keyring; the file must then be "
         "readable only by you (chmod 600).", rule="nonblank", secret=True),
     Key("base_url", STRING, "The API's address; MUSICGPT_BASE_URL in the environment wins over it.",
-        default="https://api.musicgpt.com/api/public", rule="http_url"),
+        default="https://api.musicgpt.com/api/public", rule="api_url"),
     Key("context_s", FLOAT, "Seconds of untouched song uploaded on each side of the range; \"whole\": the whole "
         "file.", default=30.0, unit="s", min=0, max=600, words=MappingProxyType({"whole": None})),
     Key("poll_calls_per_minute", INT, "Your plan's byId budget: 20 free, 200 or 500 paid.", default=20, min=1),

@@ -370,6 +370,16 @@ def _http_url(value: str) -> str | None:
     return "must have no ?query or #fragment (paths are added to it)" if "?" in value or "#" in value else None
 
 
+def _api_url(value: str) -> str | None:
+    # Every request to it carries the API key in a header: over plain http that header crosses the network as text.
+    if (problem := _http_url(value)) is not None:
+        return problem
+    if urlsplit(value).scheme == "http" and not is_loopback(urlsplit(value).hostname):
+        return "must be an https:// address: over http:// the API key would cross the network unencrypted " \
+               "(http:// is for a gateway on this machine: 127.0.0.1, ::1 or localhost)"
+    return None
+
+
 def _osc_address(value: str) -> str | None:
     return None if re.fullmatch(r"/\S*", value) else "must be an OSC address: starting with /, no spaces"
 
@@ -379,7 +389,8 @@ def _slashes(value: str) -> str | None:
 
 
 RULES = {"nonblank": _nonblank, "folder": _folder, "loopback": _loopback, "ipv4_loopback": _ipv4_loopback,
-         "ip_address": _ip_address, "ip_network": _ip_network, "http_url": _http_url, "osc_address": _osc_address,
+         "ip_address": _ip_address, "ip_network": _ip_network, "http_url": _http_url, "api_url": _api_url,
+         "osc_address": _osc_address,
          "slashes": _slashes}
 RULE_TEXT = {  # each rule in words, for docs/config.md
     "nonblank": "not empty",
@@ -389,6 +400,7 @@ RULE_TEXT = {  # each rule in words, for docs/config.md
     "ip_address": "an IP address",
     "ip_network": "each an IP address or network (192.168.1.0/24)",
     "http_url": "an http:// or https:// address, no ?query or #fragment",
+    "api_url": "an https:// address (http:// only on this machine: 127.0.0.1, ::1, localhost), no ?query or #fragment",
     "osc_address": "an OSC address: starts with /, no spaces",
     "slashes": "starts and ends with /",
 }

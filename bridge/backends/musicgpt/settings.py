@@ -62,7 +62,7 @@ class MusicGPTSettings:
             values["webhook"] = WebhookSettings(**values["webhook"])
         if env.get(BASE_URL_ENV):
             # checked as the key it overrides; not shown: an address may carry a token
-            if (rule := RULES["http_url"](env[BASE_URL_ENV])) is not None:
+            if (rule := RULES["api_url"](env[BASE_URL_ENV])) is not None:
                 raise ConfigError(rule, file="environment", key=BASE_URL_ENV)
             values["base_url"] = env[BASE_URL_ENV]
         try:
