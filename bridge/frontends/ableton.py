@@ -396,18 +396,32 @@ class AbletonFrontend:
         if errors or answer[-1:] != [count + 1]:
             return f"Live could not add an audio track ({'; '.join(errors) or f'it has {answer} tracks'})"
         await self.client.call("/live/track/set/name", count, name, then=("/live/track/get/name", count))
+        # Tracks are known by index only: one the producer adds or deletes meanwhile moves ours, and the index then
+        # names another track, which got our clip, or was deleted when the clip could not be made.
+        moved = ("the track list changed while the track was being added (a track added or deleted in Live "
+                 "meanwhile); nothing more is done to it")
+        if not await self._still_ours(count, name):
+            return moved
         errors_clip, starts = await self.client.call(CREATE_AUDIO_CLIP, count, str(wav), beats,
                                                      then=("/live/track/get/arrangement_clips/start_time", count))
         # Positions travel as OSC float32 (about 7 digits): a clip within 1/1000 beat plus that rounding is there.
         if any(isinstance(t, (int, float)) and abs(t - beats) <= 1e-3 + 1e-6 * beats for t in starts) \
                 and not errors_clip:
             return ""
+        if not await self._still_ours(count, name):
+            return moved
         await self.client.call("/live/song/delete_track", count, then=("/live/song/get/num_tracks",))
         reason = "; ".join(errors_clip) or f"no clip at beat {beats:g} on the new track afterwards"
         if "attribute" in reason and "create_audio_clip" in reason:  # the PR's AbletonOSC on Live before 12.0.5
             self.client.capabilities[CREATE_AUDIO_CLIP] = (
                 False, "this Live has no Track.create_audio_clip: Live 12.0.5 or later")
         return f"Live could not create the clip ({reason})"
+
+    async def _still_ours(self, index: int, name: str) -> bool:
+        """Whether the track at ``index`` is still the one placement added last: the Set has no other track since
+        (it was added at the end) and it bears the name placement gave it."""
+        total = int(await self._number("/live/song/get/num_tracks", "track count"))
+        return total == index + 1 and (await self.client.query("/live/track/get/name", index))[-1:] == [name]
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:
         if self._closed or event != "done" or not isinstance((record.origin or {}).get("ableton"), dict):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,9 @@ class FakeLive:
         self.create_audio_clip = create_audio_clip  # AbletonOSC with the pending PR's address
         self.closed = False  # True: Live is closed, messages go unanswered (and unrecorded)
         self.received: list[tuple[str, list]] = []
+        # The producer at work in Live: called with each message after Live handled it (Live's UI can act between
+        # two of AbletonOSC's messages)
+        self.between: Callable[[str, list], None] | None = None
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.settimeout(0.05)
@@ -116,6 +120,8 @@ class FakeLive:
                     continue
                 if answer is not None:
                     self.send(message.address, *answer, host=sender[0])
+                if self.between is not None:
+                    self.between(message.address, params)
 
     def _answer(self, address: str, params: list) -> tuple | None:
         s = self.live_set

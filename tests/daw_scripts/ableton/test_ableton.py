@@ -388,3 +388,38 @@ def test_the_live_project_is_found_from_the_clips_file(tmp_path, live_folder):
     library = tmp_path / "User Library" / "Samples" / "Loops" / "break.wav"
     assert live_project(library) == tmp_path / "User Library"  # no Live Set above: the folder holding Samples
     assert live_project(tmp_path / "Downloads" / "song.wav") is None
+
+
+def test_a_track_the_producer_adds_while_a_result_is_placed_is_never_given_the_clip_nor_deleted(tmp_path,
+                                                                                               live_folder):
+    """Placement knows its new track by index only. The producer inserted a MIDI track after the song's (Live's
+    Cmd+Shift+T) between two of placement's messages: the index then named the producer's track, the clip could
+    not be made on it, and placement deleted it to clean up, with what it held."""
+    song = live_folder / "Samples" / "Imported" / "song.wav"
+    live_set = LiveSet(tempo=120.0, loop_start=20.0, loop_length=12.0, tracks=[[Clip("Song", str(song))]],
+                       track_names=["Song"])
+    engine = LocalBackend(tmp_path / "cache", executor=concurrent.futures.ThreadPoolExecutor(1))
+
+    created = []
+
+    def producer_inserts_a_midi_track(address: str, params: list) -> None:
+        created.append(address == "/live/song/create_audio_track")
+        # once placement saw its track added (the track count it asks after), before it names it
+        if created[-2:] == [True, False] and "Bass" not in live_set.track_names:
+            live_set.tracks.insert(1, [None])
+            live_set.track_names.insert(1, "Bass")
+            live_set.arrangement.insert(1, [ArrangementClip("riff", "/nowhere/riff.wav", 8.0)])
+            live_set.midi_tracks = {t + 1 if t >= 1 else t for t in live_set.midi_tracks} | {1}
+
+    with FakeLive(live_set, reply_port=free_udp_port(), create_audio_clip=True) as live:
+        live.between = producer_inserts_a_midi_track
+        settings = AbletonSettings(enabled=True, port=live.port, reply_port=live.reply_port)
+        record, _ = run_from_live(tmp_path, live, settings, ableton("inpaint", "prompt", "choir", "num_outputs", 1),
+                                  engine)
+    assert record.state is State.DELIVERED
+    assert len(live_set.tracks) == 3 and live_set.midi_tracks == {1}  # the producer's track is still there...
+    assert live_set.arrangement[1] == [ArrangementClip("riff", "/nowhere/riff.wav", 8.0)]  # ...with its clip only
+    assert "/live/song/delete_track" not in [address for address, _ in live.received]
+    assert record.message == (
+        "not placed in Live: daw-bridge inpaint v1 10.0-16.0: the track list changed while the track was being added "
+        "(a track added or deleted in Live meanwhile); nothing more is done to it: the files are in Samples/daw-bridge")
