@@ -145,11 +145,8 @@ class SessionContext:
 
         A value that is no number of its kind (an infinite or NaN cursor, a tempo not above 0: anything on loopback
         can send to the feedback port) is left out; it ended each bars press in a traceback and 'internal error'."""
-        values = {key: value for key, value in values.items()
-                  if value is None or (math.isfinite(value) and (key != "tempo" or value > 0) and
-                                       (key != "beats_per_bar" or value >= 0))}
-        if not values:
-            return
+        if not all(value is None or _usable(key, value) for key, value in values.items()):
+            return  # one report (Ardour's cursor with its bar and beat): a part that is no number spoils it all
         if self._transport.get("daw") != daw:
             self._transport, self._history, self._bar_lines = {"daw": daw}, TransportHistory(), BarLines()
         known = self._transport
@@ -318,6 +315,16 @@ class _OscListener(OscSocket):
 
     def __init__(self, context: SessionContext):
         self.context = context
+
+
+def _usable(key: str, value: float) -> bool:
+    """Whether a transport value is a number of its kind: finite (an int too big for a float is not: a bar number
+    400 digits long), a tempo above 0, beats a bar not below 0 (Ardour tells none: 0)."""
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:
+        return False
+    return finite and (key != "tempo" or value > 0) and (key != "beats_per_bar" or value >= 0)
 
 
 def _number(params: list, positive: bool = False) -> float | None:

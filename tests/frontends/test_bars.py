@@ -307,6 +307,13 @@ def test_ardours_feedback_in_another_shape_moves_nothing(tmp_path):
                             ("/position/time", []), ("/heartbeat", [1.0])):
         ardour.received(address, params)  # ignored, as any OSC surface message the daemon has no use for
     assert (context.transport.cursor, context.transport.bar) == (5.0, 3)
+    # a bar number beyond any float (OverflowError on the feedback socket, a traceback in the log) or a time that
+    # is no number: the whole report is left out, its cursor too (it would stand in another bar than the one known)
+    for bbt, clock in (("1" + "0" * 400 + "|1|0", "00:00:06.000"), ("004|01|0000", "00:00:nan"),
+                       ("004|01|0000", "00:00:1e999")):
+        ardour.received("/position/bbt", [bbt])
+        ardour.received("/position/time", [clock])
+    assert (context.transport.cursor, context.transport.bar, context.transport.beat) == (5.0, 3, 1.5)
     ardour.received("/position/time", ["00:00:07.250"])  # a time without its bar|beat|tick counts no bars
     assert context.transport is None
 
