@@ -20,8 +20,12 @@ import logging
 import re
 import threading
 
-_URL_QUERY = re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s#'\"<>]+")
-_URL_USERINFO = re.compile(r"(https?://)[^\s/?#@'\"<>]+@")  # user:password@ before the host
+# Any scheme, in any case (a storage error may quote s3://..., HTTPS://...), its slashes perhaps JSON-escaped
+# (https:\/\/..., from an error message encoded twice): the signature in the query is the same credential.
+# The scheme starts a word and is short: tried at every letter of a long word, it would cost a log line its square.
+_SCHEME = r"(?i:(?<![a-z0-9+.\-])[a-z][a-z0-9+.\-]{0,15}):(?:\\?/){2}"
+_URL_QUERY = re.compile(rf"({_SCHEME}[^\s?#'\"<>]+)\?[^\s#'\"<>]+")
+_URL_USERINFO = re.compile(rf"({_SCHEME})[^\s/\\?#@'\"<>]+@")  # user:password@ before the host
 _MASK = "<redacted>"
 _CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
 _secrets: set[str] = set()

@@ -222,3 +222,27 @@ def test_a_musicgpt_address_over_plain_http_beyond_this_machine_is_refused_befor
         project.write_config(f'[musicgpt]\nbase_url = "{local}"\n')
         doctor = _daw_bridge(project, "doctor", env=env)
         assert "base_url" not in doctor.stderr and doctor.returncode != 2, doctor.stderr
+
+
+def test_a_signed_address_quoted_with_escaped_slashes_or_another_scheme_is_masked_everywhere(project, fake):
+    """A failed task's message quoting its storage address as an error encoded twice does (https:\\/\\/...), or as
+    s3:// or in capitals: the mask knew only 'http(s)://' written plainly, so the address's signature and access key
+    went whole into the failure reply, the journal, 'daw-bridge jobs' and the log."""
+    fake.signed_urls = True
+    fake.outcome = "FAILED"
+    signed = fake.file_url("v1.wav")
+    fake.failure_message = (f'storage said {{"url":"{signed.replace("/", chr(92) + "/")}"}}; also '
+                            f'{signed.replace("http://", "s3://")} and {signed.replace("http://", "HTTP://")}')
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            _, failed = _inpaint(client, project, 12.0, 16.0, "brass")
+        listed = _daw_bridge(project, "jobs", env={})
+    finally:
+        daemon.stop()
+    assert failed.name == "failed" and failed.args[1] == "generation_failed", failed
+    said = [" ".join(map(str, failed.args)), listed.stdout, daemon.log.read_text()]
+    assert all("storage said" in text for text in said), said
+    for text in said:
+        assert fake.url_signature("v1.wav") not in text and fake.url_credential not in text, text
