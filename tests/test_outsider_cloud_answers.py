@@ -104,8 +104,8 @@ def test_a_wav_address_httpx_cannot_parse_falls_back_to_the_mp3(project, fake, m
     assert signature not in log
 
 
-def _daw_bridge(project: Project, command: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bridge", command, "--config", str(project.config)],
+def _daw_bridge(project: Project, command: str, env: dict, extra: tuple = ()) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", command, *extra, "--config", str(project.config)],
                           env=daemon_environment(env), cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
@@ -246,3 +246,37 @@ def test_a_signed_address_quoted_with_escaped_slashes_or_another_scheme_is_maske
     assert all("storage said" in text for text in said), said
     for text in said:
         assert fake.url_signature("v1.wav") not in text and fake.url_credential not in text, text
+
+
+def test_resolving_a_job_with_another_jobs_task_is_refused_and_the_right_one_still_delivers(project, fake):
+    """The dashboard lists every task; the producer copies the line above: job 2 resolved with job 1's task id was
+    'submitted', then delivered job 1's audio spliced into its own range (aligned at 'confidence 0.32'), and the task
+    job 2 had paid for could no longer be named: the job was delivered."""
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            first, _ = _inpaint(client, project, 2.0, 5.0, "first take")
+            fake.inject("submit", "drop_after_accept")
+            client.send("inpaint", source=str(project.song), start=25.0, end=30.0, prompt="second take",
+                        num_outputs=1)
+            unknown = client.wait_for(lambda r: r.name == "state" and r.args[1] == "submission_unknown", timeout=60)
+            assert unknown is not None
+            job = unknown.args[0]
+            theirs, ours = list(fake.tasks)
+            refused = _daw_bridge(project, "jobs", env={}, extra=("resolve", job, "--task-id", theirs))
+            assert refused.stdout.splitlines() == [
+                f"daw-bridge jobs resolve: task_id: '{theirs}' is the task of job {first}, not of job {job}: copy "
+                "this job's own task id from the MusicGPT dashboard"], refused.stdout + refused.stderr
+            assert refused.returncode != 0
+            resolved = _daw_bridge(project, "jobs", env={}, extra=("resolve", job, "--task-id", ours))
+            assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+            _until("the job delivered", lambda: journal_records(project)[-1].state.value in ("delivered", "failed"))
+    finally:
+        daemon.stop()
+    record = journal_records(project)[-1]
+    assert record.job_id == job and record.state.value == "delivered", daemon.log.read_text()[-2000:]
+    manifest = json.loads(Path(record.manifests[0]).read_text(encoding="utf-8"))
+    assert manifest["notes"]["task_id"] == ours
+    assert manifest["notes"]["conversion_id"] in fake.tasks[ours].conversion_ids
+    assert fake.total_submits == 2

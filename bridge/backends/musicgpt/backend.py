@@ -328,8 +328,16 @@ class MusicGPTBackend(Backend):
         return {"task_id": task_id, "submitted_at": time.time()} if task_id else None
 
     def resolve_submission(self, job_id: str, task_id: str | None) -> None:
-        """The ledger learns the producer's answer: the task they found, or that nothing was sent."""
+        """The ledger learns the producer's answer: the task they found, or that nothing was sent.
+
+        A task the ledger already holds as another job's is refused (ValidationError): the dashboard lists every
+        task, and one copied from the line above would deliver that job's audio as this one's, the task this job
+        paid for then never fetched.
+        """
         if task_id:
+            if (other := self.spend.job_with_task(str(task_id), job_id)) is not None:
+                raise ValidationError("task_id", str(task_id), f"is the task of job {other}, not of job {job_id}: copy "
+                                                               "this job's own task id from the MusicGPT dashboard")
             self.spend.record_resolved(job_id, str(task_id))
         else:
             self.spend.record_not_submitted(job_id)

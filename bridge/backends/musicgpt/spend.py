@@ -132,6 +132,13 @@ class SpendGuard:
             state, task_id = _last_submit(db, job_id)
         return task_id if state == "accepted" else None
 
+    def job_with_task(self, task_id: str, other_than: str) -> str | None:
+        """The job, other than ``other_than``, whose accepted submit is task ``task_id``; None when there is none."""
+        with self._connect() as db:
+            row = db.execute("SELECT job_id FROM submits WHERE task_id = ? AND job_id != ? AND state = 'accepted' "
+                             "ORDER BY id DESC LIMIT 1", (task_id, other_than)).fetchone()
+        return row[0] if row else None
+
     def last_state(self, job_id: str) -> str | None:
         """The state of the job's last real submit (intent, accepted, refused, unknown), None when it has none."""
         with self._connect() as db:
