@@ -98,6 +98,23 @@ class Config:
         """Whether ``path`` (already resolved) lies in a project root (resolved too, so symlinks cannot escape)."""
         return any(path.is_relative_to(root.resolve()) for root in self.project_roots)
 
+    def state_in_inbox(self) -> str | None:
+        """Why the daemon cannot run when the state folder is the inbox or one of its own folders, else None: the
+        inbox takes the daemon's own .json files there (context.json, plugin-prompts.json) as request files and
+        moves them to rejected/, and deletes what its answer folders hold."""
+        try:
+            state, inbox = self.state_dir.resolve(), self.inbox.resolve()
+        except (OSError, RuntimeError):  # unresolvable: the daemon's start names the folder
+            return None
+        if state == inbox:
+            where = f"the inbox {self.inbox}"
+        elif state.parent == inbox and state.name in INBOX_FOLDERS:
+            where = f"the inbox's {state.name} folder"
+        else:
+            return None
+        return (f"state_dir {self.state_dir} is {where}, which would take the daemon's own files there "
+                "(context.json) as request files: give each a folder of its own")
+
     def refused_by_roots(self) -> list[str]:
         """What the project roots refuse for every job, in words: an empty list of roots, or a configured folder
         (drop_folder, captures_dir) outside them; a drop_folder that is the inbox too."""

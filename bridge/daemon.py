@@ -92,6 +92,8 @@ class Daemon:
         from bridge.frontends.osc import OscFrontend
 
         config = self.config
+        if (clash := config.state_in_inbox()) is not None:
+            raise BridgeError(clash, code="state_in_inbox")
         # First of all: a second daemon on this state folder must not touch its journal, jobs or ledgers.
         state_lock = StateLock.acquire(config.state_dir, config.osc_host, config.osc_port)
         stack.callback(state_lock.release)

@@ -28,6 +28,8 @@ def doctor(config: Config) -> int:
     for root in config.project_roots:
         checks.append((root.is_dir(), f"project root {root}" + ("" if root.is_dir() else ": not a folder")))
     checks.extend((False, refusal) for refusal in config.refused_by_roots())
+    if (clash := config.state_in_inbox()) is not None:
+        checks.append((False, clash))
     checks.extend(_backends(config))
     checks.extend(_notify(config))
     checks.extend(_pads_and_voice(config))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 from bridge.core.journal import Journal
-from tests.conftest import DaemonProcess
+from tests.conftest import ROOT, DaemonProcess, daemon_environment
 
 
 def drop_request(inbox: Path, name: str, request: dict | str | bytes, suffix: str = ".json") -> Path:
@@ -280,3 +282,24 @@ def test_a_request_whose_file_name_is_not_utf8_is_run_and_answered(project, daem
     assert wait_for_status(project.inbox, status_file.stem)["state"] == "delivered"
     assert os.listdir(os.fsencode(project.inbox / "processed")) == [b"d\xe9mo.json"]
     assert "Traceback" not in daemon.log.read_text()
+
+
+def test_a_state_folder_that_is_the_inbox_is_refused_at_start_and_by_doctor(project):
+    """state_dir and inbox set to one folder ("~/daw-bridge" for both): the daemon ran, and the inbox took its own
+    context.json (the selection pads act on) as a request file, moved it to rejected/ at every change of the
+    context, and said 'command: missing' each time."""
+    for state in (project.inbox, project.inbox / "status"):
+        project.config.write_text(project.config.read_text(encoding="utf-8").replace(
+            f'state_dir = "{project.state}"', f'state_dir = "{state}"'), encoding="utf-8")
+        project.state = state
+        run = [sys.executable, "-m", "bridge", "--config", str(project.config)]
+        serve = subprocess.run([*run[:3], "serve", *run[3:]], capture_output=True, text=True, timeout=120,
+                               env=daemon_environment(), cwd=ROOT)
+        doctor = subprocess.run([*run[:3], "doctor", *run[3:]], capture_output=True, text=True, timeout=120,
+                                env=daemon_environment(), cwd=ROOT)
+        where = f"the inbox {project.inbox}" if state == project.inbox else "the inbox's status folder"
+        reason = (f"state_dir {state} is {where}, which would take the daemon's own files there (context.json) as "
+                  "request files: give each a folder of its own")
+        assert serve.returncode == 2 and serve.stderr.strip().endswith(f"ERROR bridge.daemon: {reason}"), serve.stderr
+        assert "Traceback" not in serve.stderr
+        assert f"BAD  {reason}" in doctor.stdout.splitlines(), doctor.stdout
