@@ -208,6 +208,17 @@ def test_a_notice_to_another_machine_on_the_daemons_port_number_is_accepted():
             validate(tomllib.loads(text.replace("192.168.1.20", host)), text=text)
 
 
+def test_a_voice_reply_port_on_the_daemons_own_port_is_named():
+    # [voice] reply_port = osc_port (copied from the line above): each /bridge/heard reached the daemon, which took it
+    # for an unknown command, and the control surface meant to show what was heard never heard a take
+    text = 'osc_port = 9010\n[voice]\nreply_port = 9010\n'
+    with pytest.raises(ConfigError) as caught:
+        validate(tomllib.loads(text), text=text)
+    assert str(caught.value).endswith("[voice] reply_port = 9010: is osc_port too: each /bridge/heard would reach "
+                                      "the daemon itself, not the control surface"), str(caught.value)
+    assert validate(tomllib.loads(text.replace("reply_port = 9010", "reply_port = 9011")), text=text)
+
+
 def test_overrides_are_checked_like_the_file():
     with pytest.raises(ConfigError) as caught:
         Config().with_overrides(osc_port=0)

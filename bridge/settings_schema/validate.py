@@ -97,6 +97,7 @@ def validate(document: dict, *, text: str | None = None, source_file: Path | Non
     out = check.table(TOP, document, ())
     _ableton_ports(check, out)
     _notify_port(check, out)
+    _voice_reply_port(check, out)
     check.raise_first()
     return out
 
@@ -113,6 +114,19 @@ def _notify_port(check: "_Check", out: dict) -> None:
     if osc_host == notify_host or is_loopback(notify_host) and osc_host in ("0.0.0.0", "::"):
         check.fail(("notify", "port"), "is osc_port too: each notice would reach the daemon itself, not the DAW",
                    value=notify["port"])
+
+
+def _voice_reply_port(check: "_Check", out: dict) -> None:
+    """[voice] reply_port on the daemon's own OSC port (osc_port copied into it): each /bridge/heard reached the
+    daemon, which refused it as an unknown command, and the control surface showing takes heard nothing."""
+    voice = out.get("voice") or {}
+    if voice.get("reply_port") != out["osc_port"]:
+        return
+    osc_host = "127.0.0.1" if out["osc_host"] == "localhost" else out["osc_host"]
+    reply_host = "127.0.0.1" if voice.get("reply_host") == "localhost" else voice.get("reply_host")
+    if osc_host in (reply_host, "0.0.0.0", "::"):  # reply_host is loopback only
+        check.fail(("voice", "reply_port"), "is osc_port too: each /bridge/heard would reach the daemon itself, not "
+                   "the control surface", value=voice["reply_port"])
 
 
 def _ableton_ports(check: "_Check", out: dict) -> None:
