@@ -172,7 +172,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     elif spec.operation == "extend":
         start = min(float(spec.extend_after), analysis.duration)
         end = start + float(spec.duration)
-        plans = plan_extend(analysis, start, float(spec.duration), count, phrases=True)
+        plans = plan_extend(analysis, start, float(spec.duration), count, more_starts=True)
         span_start, span_end = max(0.0, start - spec.handle), end
         where = f"the music before {start:.2f} s"
     else:

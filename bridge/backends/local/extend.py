@@ -36,6 +36,7 @@ MARGIN_SECONDS = 0.3
 MIN_PASSAGE_BEATS = 4
 PHRASE_BARS = (2, 4, 8)  # the recent phrases an extension may repeat
 OWN_CONTINUATION_PENALTY = 0.15  # prefer new material that fits, but continue as the song does when nothing does
+SECTION_SECONDS = 12.0  # the music before the point that finds where the song was at the same place before
 
 
 def ending_start(analysis: SongAnalysis) -> float:
@@ -52,12 +53,14 @@ def ending_start(analysis: SongAnalysis) -> float:
 
 
 def plan_extend(analysis: SongAnalysis, after: float, duration: float, count: int,
-                phrases: bool = False) -> list[Plan]:
+                more_starts: bool = False) -> list[Plan]:
     """Up to ``count`` plans continuing the song from ``after`` for ``duration`` seconds, best first.
 
-    With ``phrases``, the repeats of the song's most recent phrase (its last 2, 4 or 8 bars played again, then
-    walking on) follow, for the caller to rank with the rest by their rendered joins: a repeat of the music just
-    heard often lines up on the waveform better than its features' match predicts.
+    With ``more_starts``, more plans follow, for the caller to rank with the rest by their rendered joins: the walk
+    from where the song's last ``SECTION_SECONDS`` before the point were heard before (the same place in an earlier
+    pass through the section, which a match on the last few seconds can miss for a passage that only ends alike),
+    and the repeats of the song's most recent phrase (its last 2, 4 or 8 bars played again, then walking on): a
+    repeat of the music just heard often lines up on the waveform better than its features' match predicts.
     """
     space = cell_space(analysis)
     walker = _Walker(analysis, space, after, duration)
@@ -67,7 +70,13 @@ def plan_extend(analysis: SongAnalysis, after: float, duration: float, count: in
         if plan is None:
             break
         plans.append(plan)
-    for lag in walker.phrase_lags() if phrases else []:
+    if not more_starts:
+        return plans
+    section = context_cost(space, walker.anchor, -1, SECTION_SECONDS)
+    lag = walker.first_lag([p.passages[0].lag for p in plans], section)
+    if lag is not None and (plan := walker.walk(excluded=[], avoid=plans, first=lag)) is not None:
+        plans.append(plan)
+    for lag in walker.phrase_lags():
         plan = walker.walk(excluded=[], avoid=[], first=lag)
         if plan is not None and all(abs(lag - p.passages[0].lag) >= walker.beat for p in plans):
             plans.append(plan)
@@ -93,7 +102,7 @@ class _Walker:
 
     def walk(self, excluded: list[float], avoid: list[Plan], first: float | None = None) -> Plan | None:
         """A continuation starting at lag ``first``, or else at the best-fitting lag not near ``excluded``."""
-        lag = self._first_lag(excluded) if first is None else first
+        lag = self.first_lag(excluded, self.entry) if first is None else first
         if lag is None:
             return None
         cell = min(int(round((self.after + lag) / CELL_SECONDS)), self.space.size - 1)
@@ -126,7 +135,9 @@ class _Walker:
         return Plan(passages=passages, join_costs=costs, ending=ending, has_exit=False,
                     match_entry_level=self.lead_in >= self.after)
 
-    def _first_lag(self, excluded: list[float]) -> float | None:
+    def first_lag(self, excluded: list[float], entry: np.ndarray) -> float | None:
+        """The lag whose material best follows on from the music before the point, by ``entry`` (a context cost
+        per cell), and not within a beat of ``excluded``."""
         n = self.space.size
         # cell anchor + k plays the lead-in's role, so its material follows on at the join
         seconds = (np.arange(n) - self.anchor) * CELL_SECONDS + (self.lead_in - self.after)
@@ -138,7 +149,7 @@ class _Walker:
             fits &= np.abs(seconds - lag) >= self.beat
         # the longer a start can play before it must jump, the better: a small nudge, not a rule
         room = np.clip((self.body_limit - material_start) / max(self.end - self.after, 1e-6), 0.0, 1.0)
-        score = self.entry + 0.05 * (1.0 - room) + np.where(own, OWN_CONTINUATION_PENALTY, 0.0)
+        score = entry + 0.05 * (1.0 - room) + np.where(own, OWN_CONTINUATION_PENALTY, 0.0)
         best = local_minima(score, 1, 1, fits)
         return float(seconds[best[0]]) if len(best) else None
 

@@ -20,6 +20,7 @@ from bridge.backends.local.analysis import (
 )
 
 CONTEXT_SECONDS = 4.0  # how much music either side of a join is compared
+_ROWS_AT_ONCE = 64  # context cells whose distances to every cell are held at once (a 60-min song: 40 MB)
 SWITCH_SECONDS = 2.0  # how much music either side of a jump inside the new material is compared
 HIDDEN_GUARD = N_FFT / 2 / ANALYSIS_RATE + CELL_SECONDS  # seconds either side of a range whose cells saw it
 _WEIGHTS = {"mel": 1.0, "chroma": 0.7, "onset": 0.4}
@@ -118,16 +119,17 @@ def context_cost(space: CellSpace, anchor: int, direction: int, seconds: float =
     if not np.any(usable):
         return np.zeros(n)
     targets, weights = targets[usable], weights[usable]
-    dist = space.distances(targets)
-    shift = anchor - targets  # candidate context cell = c - shift
     total = np.zeros(n)
-    for row, (k, w) in enumerate(zip(shift, weights)):
-        shifted = np.ones(n)
-        if k >= 0:
-            shifted[k:] = dist[row, :n - k] if k else dist[row]
-        else:
-            shifted[:n + k] = dist[row, -k:]
-        total += w * shifted
+    for first in range(0, len(targets), _ROWS_AT_ONCE):  # a long context in a long song: bounded memory
+        rows = targets[first:first + _ROWS_AT_ONCE]
+        dist = space.distances(rows)
+        for row, (k, w) in enumerate(zip(anchor - rows, weights[first:first + _ROWS_AT_ONCE])):
+            shifted = np.ones(n)  # candidate context cell = c - k
+            if k >= 0:
+                shifted[k:] = dist[row, :n - k] if k else dist[row]
+            else:
+                shifted[:n + k] = dist[row, -k:]
+            total += w * shifted
     return total / weights.sum()
 
 

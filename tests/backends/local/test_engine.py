@@ -184,6 +184,27 @@ def test_an_extension_plays_no_stretch_three_times_within_a_few_bars(song, cut):
             assert not np.any((gaps[:-1] < loop) & (gaps[1:] < loop)), plan.passages
 
 
+def test_an_extension_is_offered_what_followed_the_last_time_the_song_was_at_the_same_place():
+    """A song whose sections end alike: R Q D and P Q C, then P Q and the cut. The last 4 s (Q) match every Q, and
+    the earlier pass through P Q played Q with a little hiss, so both walks start on an R Q pass (D next); the 12 s
+    before the cut (P Q) find the P Q pass, and its continuation C is offered too."""
+    sr = 22050
+
+    def part(seed: int, seconds: float) -> np.ndarray:  # 120 BPM: a bar is 2 s; past the demo song's 8 s intro
+        return make_song_array(seconds + 10.0, sample_rate=sr, seed=seed)[0][8 * sr:(8 + int(seconds)) * sr]
+
+    p, r, q, c, d, f = (part(seed, seconds) for seed, seconds in ((1, 8), (2, 8), (3, 4), (4, 8), (5, 8), (6, 8)))
+    hissy = q + 0.005 * np.random.default_rng(0).standard_normal(q.shape).astype(np.float32)
+    pieces = [r, q, d, f, r, q, d, f, p, hissy, c, f, p, q]
+    c_starts = sum(len(x) for x in pieces[:10]) / sr  # 68 s
+    song = np.concatenate(pieces)
+    analysis, cut = analyse(song, sr), len(song) / sr
+    walks = [plan.passages[0].source_start for plan in plan_extend(analysis, cut, 10.0, 2)]
+    assert min(abs(np.array(walks) - c_starts)) > 1.0, walks
+    starts = [plan.passages[0].source_start for plan in plan_extend(analysis, cut, 10.0, 2, more_starts=True)]
+    assert min(abs(np.array(starts) - c_starts)) < 0.06, starts
+
+
 def test_an_extension_is_offered_the_last_phrases_again_on_the_bar(song):
     """Besides the walks, the candidates replay the last 2, 4 and 8 bars before the cut (this song: 120 BPM, 2 s
     bars), starting on the bar, so a repeat keeps the music's phase; the engine ranks them all by their joins."""
@@ -191,7 +212,7 @@ def test_an_extension_is_offered_the_last_phrases_again_on_the_bar(song):
     cut = 35.3
     analysis = analyse(audio[:int(cut * sr)], sr)
     assert len(plan_extend(analysis, cut, 10.0, 1)) == 1
-    plans = plan_extend(analysis, cut, 10.0, 1, phrases=True)
+    plans = plan_extend(analysis, cut, 10.0, 1, more_starts=True)
     back = [cut - plan.passages[0].source_start for plan in plans]
     for bars in (2, 4, 8):
         assert min(abs(b - 2.0 * bars) for b in back) < 0.06, back
