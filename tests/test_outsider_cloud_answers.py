@@ -280,3 +280,52 @@ def test_resolving_a_job_with_another_jobs_task_is_refused_and_the_right_one_sti
     assert manifest["notes"]["task_id"] == ours
     assert manifest["notes"]["conversion_id"] in fake.tasks[ours].conversion_ids
     assert fake.total_submits == 2
+
+
+def _answer_with(kind: str):
+    """A replacement for the fake's JSON writer whose submit answers (a task created, paid for) cannot be read."""
+    write_json = fake_module._Handler._json
+
+    def unreadable(self, status, body):
+        if status != 200 or "task_id" not in body:
+            return write_json(self, status, body)
+        if kind == "gzip":  # a proxy that marks the answer compressed when it is not
+            data, encoding = json.dumps(body).encode(), "gzip"
+        else:  # JSON nested deeper than any parser's stack
+            data, encoding = b"[" * 200_000 + b"]" * 200_000, None
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    return unreadable
+
+
+@pytest.mark.parametrize("kind", ["gzip", "nested"])
+def test_a_submit_answer_that_cannot_be_read_leaves_the_job_unknown_and_a_retry_never_pays_again(project, fake,
+                                                                                                 monkeypatch, kind):
+    """MusicGPT created the task (and charged for it), but its 200 answer could not be read: marked gzip by a proxy
+    when it was not (httpx's DecodingError, no TransportError), or nested past the parser's stack (RecursionError,
+    no ValueError). The spend ledger wrote the submit down as refused, the job failed as an 'internal error', and
+    'daw-bridge jobs retry' sent it again: a second task, paid twice."""
+    monkeypatch.setattr(fake_module._Handler, "_json", _answer_with(kind))
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+            ended = client.wait_for(lambda r: r.name == "failed" or r.name == "state" and
+                                    r.args[1] == "submission_unknown", timeout=60)
+        assert ended is not None and ended.name == "state", ended
+        job = ended.args[0]
+        assert ("could not be read" in ended.args[3] or "could not be taken in" in ended.args[3]) and \
+            "NOT sent again" in ended.args[3], ended.args
+        retried = _daw_bridge(project, "jobs", env={}, extra=("retry", job))
+        assert retried.returncode != 0 and "may have been paid for already" in retried.stdout, retried.stdout
+    finally:
+        daemon.stop()
+    assert fake.total_submits == 1 and fake.submit_requests["inpaint"] == 1
+    assert "Traceback" not in daemon.log.read_text()

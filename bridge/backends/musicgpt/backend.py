@@ -31,7 +31,7 @@ from bridge.backends.musicgpt.secrets import Redacted
 from bridge.backends.musicgpt.settings import MusicGPTSettings, SettingsError
 from bridge.backends.musicgpt.spend import SpendGuard
 from bridge.backends.musicgpt.webhooks import JobHints, WebhookReceiver, WebhookSettings
-from bridge.exceptions import AuthError, BackendError, RateLimited, SubmissionUnknown, TransientError
+from bridge.exceptions import AuthError, BackendError, BridgeError, RateLimited, SubmissionUnknown, TransientError
 from bridge.models import JobSpec, Progress, Rendered
 from osc_schema import ValidationError
 
@@ -213,6 +213,15 @@ class MusicGPTBackend(Backend):
             raise
         except BaseException as exc:
             self.release(spec.job_id)
+            if attempt["sending"] and not isinstance(exc, BridgeError):
+                # Sent, then a fault no one foresaw before a refusal or a readable answer was in hand: as a refusal,
+                # a retry would send it again, when the task may well exist.
+                said = f"{type(exc).__name__}: {logs.one_line(str(exc))[:200]}"
+                _late(spec.job_id, "unknown", await asyncio.to_thread(self.spend.record_unknown, entry, said))
+                raise SubmissionUnknown(
+                    f"the {operation} request was sent, but its answer could not be taken in ({said}); MusicGPT may "
+                    "have accepted it. It was NOT sent again, so you are not charged twice: check your MusicGPT "
+                    "dashboard for a new task, then resolve the job with its task id or as not submitted") from None
             _late(spec.job_id, "refused", await asyncio.to_thread(self.spend.record_refused, entry, str(exc)))
             raise
 

@@ -100,17 +100,17 @@ class MusicGPTClient:
         """POST an inpaint or extend request once; return the server's answer (task_id, conversion ids, eta, ...).
 
         Retried only when the answer proves no task was created (connect error, 429). Anything that leaves the
-        outcome open raises SubmissionUnknown instead of sending again. ``attempt["sending"]`` is True exactly
-        while a POST is in flight, so a caller interrupted mid-call knows whether anything may have left.
+        outcome open raises SubmissionUnknown instead of sending again. ``attempt["sending"]`` is True from the moment
+        a POST may leave until a refusal, or an answer read whole, is in hand, so a caller interrupted mid-call (or
+        met by an error no one foresaw) knows whether a task may exist.
         """
         attempt = {} if attempt is None else attempt
         path = ENDPOINTS[operation]
         failures, refusals, started = 0, 0, time.monotonic()  # connect failures; 429 answers
         while True:
             await self.limiter.call()
-            attempt["sending"] = True
             try:
-                response = await self._post(path, fields, upload)
+                response = await self._post(path, fields, upload, attempt)
             except _NOT_SENT as exc:
                 attempt["sending"] = False
                 failures += 1
@@ -119,10 +119,10 @@ class MusicGPTClient:
                                          "nothing was sent", code="backend_unreachable") from None
                 await self._sleep(self.retry.backoff(failures - 1), f"{operation} not sent ({_describe(exc)})")
                 continue
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+            except httpx.HTTPError as exc:  # a timeout, a dropped connection, an answer that cannot be decoded...
                 raise SubmissionUnknown(
-                    f"the {operation} request may have reached MusicGPT, but the connection failed before its "
-                    f"answer ({_describe(exc)}). It was NOT sent again, so you are not charged twice: check your "
+                    f"the {operation} request may have reached MusicGPT, but its answer was lost or could not be "
+                    f"read ({_describe(exc)}). It was NOT sent again, so you are not charged twice: check your "
                     "MusicGPT dashboard for a new task, then resolve the job with its task id or as not submitted"
                 ) from None
             status = response.status_code
@@ -132,7 +132,8 @@ class MusicGPTClient:
                     "does not prove the task was not created. It was NOT sent again, so you are not charged twice: "
                     "check your MusicGPT dashboard for a new task, then resolve the job with its task id or as not "
                     "submitted")
-            attempt["sending"] = False  # a refusal or an answer in hand: nothing of this attempt is pending
+            if status in REFUSED_BEFORE_WORK:
+                attempt["sending"] = False  # a refusal in hand: nothing of this attempt is pending
             if status == 429:
                 waited = time.monotonic() - started
                 if waited >= self.retry.rate_limit_patience_s:
@@ -143,14 +144,18 @@ class MusicGPTClient:
                 self.limiter.penalize(delay)
                 log.info("MusicGPT answered 429 to %s: queueing for %.1f s", operation, delay)
                 continue
-            return self._accepted(operation, response)
+            answer = self._accepted(operation, response)
+            attempt["sending"] = False  # the answer is read: the task it names is in hand
+            return answer
 
-    async def _post(self, path: str, fields: dict[str, str], upload: Path | None) -> httpx.Response:
+    async def _post(self, path: str, fields: dict[str, str], upload: Path | None, attempt: dict) -> httpx.Response:
         if upload is None:  # still multipart, as documented: text parts without a file name
             parts = [(name, (None, value.encode("utf-8"))) for name, value in fields.items()]
+            attempt["sending"] = True
             return await self._submits.post(path, files=parts)
-        with open(upload, "rb") as audio:
+        with open(upload, "rb") as audio:  # a missing upload fails here, before anything may leave
             files = {"audio_file": (upload.name, audio, _mime(upload))}
+            attempt["sending"] = True
             return await self._submits.post(path, data=fields, files=files)
 
     def _accepted(self, operation: str, response: httpx.Response) -> dict:
