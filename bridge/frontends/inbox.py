@@ -51,7 +51,7 @@ class InboxFrontend:
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._said: set[str] = set()  # problems with the inbox's folders said since it was last watched anew
-        self._said_once: set[str] = set()  # results' manifests and folders found in the inbox, named in the log once
+        self._manifests_seen: set[str] = set()  # results' manifests found in the inbox, named in the log once
         self._lock: int | None = None  # this daemon's hold on the inbox folder (see _hold)
         service.subscribe(self._on_job_event)
 
@@ -176,12 +176,6 @@ class InboxFrontend:
         """
         if path.parent != self.inbox or path.name.startswith("."):
             return
-        if stat.S_ISDIR(_mode(path)):  # the producer's folder named like a request: it was moved, contents and all
-            if path.name not in self._said_once:
-                self._said_once.add(path.name)
-                log.warning("%s in the inbox %s is a folder, not a request file: it is left where it is",
-                            _text(path.name), self.inbox)
-            return
         if path.name.lower().endswith(".json.txt"):  # a text editor's: the producer meant a request
             self._reject(path, ValidationError("request", _text(path.name),
                                                "ends in .json.txt (the text editor added .txt): save it as plain text "
@@ -193,14 +187,14 @@ class InboxFrontend:
         if not written and not whole:
             return
         if manifest:  # the inbox is (or was) a drop folder: a result, which rejected/ would take away
-            if path.name not in self._said_once:
-                self._said_once.add(path.name)
+            if path.name not in self._manifests_seen:
+                self._manifests_seen.add(path.name)
                 log.warning("%s in the inbox %s is a delivered result's manifest, not a request: it is left where "
                             "it is (give the inbox a folder of its own)", path.name, self.inbox)
             return
         claimed = self.processing / path.name
         try:
-            if stat.S_ISLNK(_mode(path)):
+            if stat.S_ISLNK(os.lstat(path).st_mode):
                 raise ValidationError("request", _text(path.name),
                                       "is a symbolic link; write request files into the inbox itself")
             _claim(path, claimed)
@@ -378,14 +372,6 @@ def _move_into(path: Path, folder: Path) -> None:
 
 def _is_request_name(name: str) -> bool:
     return name.lower().endswith(".json") and not name.startswith(".")  # x.JSON too: the inbox is ours
-
-
-def _mode(path: Path) -> int:
-    """The file type and mode bits of ``path`` itself (a link is a link), 0 when it is gone."""
-    try:
-        return os.lstat(path).st_mode
-    except OSError:
-        return 0
 
 
 def _identity(folder: Path | int) -> tuple[int, int] | None:

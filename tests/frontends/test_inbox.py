@@ -303,23 +303,3 @@ def test_a_state_folder_that_is_the_inbox_is_refused_at_start_and_by_doctor(proj
         assert serve.returncode == 2 and serve.stderr.strip().endswith(f"ERROR bridge.daemon: {reason}"), serve.stderr
         assert "Traceback" not in serve.stderr
         assert f"BAD  {reason}" in doctor.stdout.splitlines(), doctor.stdout
-
-
-def test_a_folder_named_like_a_request_is_left_where_it_is(project):
-    """A producer's folder called takes.json (or notes.json.txt) in the inbox: at the daemon's start it was taken as
-    a request file and moved to rejected/ with everything in it, while one made later was never looked at."""
-    for name in ("takes.json", "notes.json.txt"):
-        (project.inbox / name).mkdir(parents=True)
-        (project.inbox / name / "keep.wav").write_bytes(b"RIFF")
-    daemon = DaemonProcess(project).start()
-    try:
-        drop_request(project.inbox, "after", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
-                                              "duration": 4.0, "num_outputs": 1, "request_id": "after"})
-        assert wait_for_status(project.inbox, "after", timeout=60)["state"] == "delivered"
-    finally:
-        daemon.stop()
-    for name in ("takes.json", "notes.json.txt"):
-        assert (project.inbox / name / "keep.wav").read_bytes() == b"RIFF", name
-        assert f"{name} in the inbox {project.inbox} is a folder, not a request file" in daemon.log.read_text()
-    assert not (project.inbox / "rejected" / "takes.json").exists()
-    assert "Traceback" not in daemon.log.read_text()
