@@ -329,3 +329,43 @@ def test_a_submit_answer_that_cannot_be_read_leaves_the_job_unknown_and_a_retry_
         daemon.stop()
     assert fake.total_submits == 1 and fake.submit_requests["inpaint"] == 1
     assert "Traceback" not in daemon.log.read_text()
+
+
+def test_byid_json_nested_past_the_parsers_stack_does_not_cost_the_paid_result(project, fake, monkeypatch):
+    """byId's lyrics_timestamped is a JSON string the client parses; one nested 100 000 deep raised RecursionError
+    (only ValueError was expected), the job failed as an 'internal error' with a traceback, and every retry read the
+    same answer and failed the same way: the paid audio beside it was never delivered. A whole byId answer nested so
+    deep (twice, then a good one) failed the job the same way instead of being asked again."""
+    answered = fake_module.FakeMusicGPT.conversion
+    write_json = fake_module._Handler._json
+    deep_answers = {"left": 2}
+
+    def deep_body(self, status, body):
+        if status == 200 and "conversion" in body and deep_answers["left"]:
+            deep_answers["left"] -= 1
+            data = b"[" * 200_000 + b"]" * 200_000
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            return self.wfile.write(data)
+        return write_json(self, status, body)
+
+    def deep_lyrics(self, task):
+        conversion = answered(self, task)
+        if "lyrics_timestamped_1" in conversion:
+            conversion["lyrics_timestamped_1"] = "[" * 100_000 + "]" * 100_000
+        return conversion
+
+    monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", deep_lyrics)
+    monkeypatch.setattr(fake_module._Handler, "_json", deep_body)
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            _, last = _inpaint(client, project, 12.0, 16.0, "brass")
+    finally:
+        daemon.stop()
+    assert last.name == "done", last
+    assert deep_answers["left"] == 0 and fake.total_submits == 1
+    assert "Traceback" not in daemon.log.read_text()

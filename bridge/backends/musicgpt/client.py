@@ -50,6 +50,8 @@ MIN_DOWNLOAD_BYTES_PER_S = 8 << 10  # averaged once the first timeout has passed
 MAX_TASK_ID_CHARS = 200  # far above any id seen; a longer one is not an id we can poll, show or resolve with
 # The contract's refusals before work starts: answered with one of these, a submit created no task.
 REFUSED_BEFORE_WORK = (400, 401, 402, 403, 422, 429)
+# What reading a JSON body raises when it is no JSON, or JSON nested deeper than the parser's stack.
+_UNREADABLE = (ValueError, RecursionError)
 # Raised before a byte of the request left this machine.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
              httpx.LocalProtocolError)
@@ -164,7 +166,7 @@ class MusicGPTClient:
             self._raise_for(status, response, f"the {operation} request")
         try:
             answer = response.json()
-        except ValueError:
+        except _UNREADABLE:
             raise SubmissionUnknown(f"MusicGPT answered the {operation} request with HTTP {status} but an unreadable "
                                     "body; it may have accepted it. Check your dashboard, then resolve the job"
                                     ) from None
@@ -224,7 +226,7 @@ class MusicGPTClient:
                 self._raise_for(status, response, what)
             try:
                 body = response.json()
-            except ValueError:
+            except _UNREADABLE:
                 body = None
             conversion = body.get("conversion") if isinstance(body, dict) else None
             problem = "an unreadable answer" if not isinstance(conversion, dict) else _other_task(
@@ -316,7 +318,7 @@ class MusicGPTClient:
         a validator's indented detail would otherwise spill over many)."""
         try:
             body = response.json()
-        except ValueError:
+        except _UNREADABLE:
             body = None
         text = ""
         if isinstance(body, dict):
@@ -355,7 +357,7 @@ class _DownloadRefused(Exception):
 def _credit_message(response: httpx.Response, text: str) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except _UNREADABLE:
         body = {}
     body = body if isinstance(body, dict) else {}
     required, available = body.get("required_credits"), body.get("available_credits")

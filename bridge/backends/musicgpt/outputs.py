@@ -175,6 +175,6 @@ def _timestamped(value: object) -> object:
     if isinstance(value, str):
         try:
             return json.loads(value) if value.strip() else []
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack: kept as the text it is
             return value
     return value if value is not None else []
