@@ -369,3 +369,32 @@ def test_byid_json_nested_past_the_parsers_stack_does_not_cost_the_paid_result(p
     assert last.name == "done", last
     assert deep_answers["left"] == 0 and fake.total_submits == 1
     assert "Traceback" not in daemon.log.read_text()
+
+
+def test_a_flagged_submits_reason_is_shown_by_jobs_show_without_the_key_or_a_signature(project, monkeypatch):
+    """Newer servers answer a flagged request with is_flagged and a reason in their own words; the reason went into
+    the receipt as it came, and 'daw-bridge jobs show JOB' printed it whole: the API key or a signed storage address
+    quoted in it included."""
+    key = "sk-FLAGGED-0123456789abcdef"
+    with FakeMusicGPT(time_scale=0.01, eta=20, api_key=key) as fake:
+        fake.signed_urls = True
+        accepted = fake_module._Handler._accepted_answer
+
+        def flagged(self, operation, task):
+            return dict(accepted(self, operation, task), is_flagged=True,
+                        reason=f"lyrics flagged for account {key}, see {fake.file_url('report.txt')}")
+
+        monkeypatch.setattr(fake_module._Handler, "_accepted_answer", flagged)
+        project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+        daemon = Daemon(project, env={"MUSICGPT_API_KEY": key}).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                job, last = _inpaint(client, project, 12.0, 16.0, "brass")
+        finally:
+            daemon.stop()
+        shown = _daw_bridge(project, "jobs", env={}, extra=("show", job))
+        signature = fake.url_signature("report.txt")
+    assert last.name == "done", last
+    receipt = json.loads(shown.stdout)["receipt"]
+    assert receipt["flagged"].startswith("lyrics flagged for account <redacted>, see http://"), receipt
+    assert key not in shown.stdout and signature not in shown.stdout and "X-Amz-Credential" not in shown.stdout

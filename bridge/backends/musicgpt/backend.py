@@ -160,7 +160,7 @@ class MusicGPTBackend(Backend):
             receipt["webhook_secret"] = secret
             self.receiver.register(secret, receipt["task_id"])
         if answer.get("is_flagged"):
-            receipt["flagged"] = str(answer.get("reason") or "flagged")
+            receipt["flagged"] = self.client.words(answer.get("reason") or "flagged")  # shown by `jobs show`
         # Said before the ledger is written: when it cannot be (the state folder's disk full), this line is all that
         # names the task the producer paid for.
         log.info("job %s: MusicGPT task %s accepted (eta %s s, credit estimate %s)", spec.job_id,
