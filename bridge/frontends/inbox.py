@@ -312,8 +312,13 @@ class InboxFrontend:
 
     def _status_path(self, name: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:128].lstrip(".") or "request"
-        if safe != name:  # a name changed to be safe gets a mark of the original: "take a" and "take_a" stay apart
-            safe = f"{safe[:119]}-{_digest(os.fsencode(name))[:8]}"
+        # A name changed to be safe gets a mark of the original ("take a" and "take_a" stay apart), and so does one
+        # past 128 bytes: 100 CJK characters (a request_id may hold 128) are 300 bytes, more than a file name's 255,
+        # and the status file was never written.
+        if safe != name or len(os.fsencode(safe)) > 128:
+            while len(os.fsencode(safe)) > 119:
+                safe = safe[:-1]
+            safe = f"{safe}-{_digest(os.fsencode(name))[:8]}"
         return self.status / f"{safe}.json"
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:

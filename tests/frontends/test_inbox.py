@@ -303,3 +303,19 @@ def test_a_state_folder_that_is_the_inbox_is_refused_at_start_and_by_doctor(proj
         assert serve.returncode == 2 and serve.stderr.strip().endswith(f"ERROR bridge.daemon: {reason}"), serve.stderr
         assert "Traceback" not in serve.stderr
         assert f"BAD  {reason}" in doctor.stdout.splitlines(), doctor.stdout
+
+
+def test_a_long_request_id_in_cjk_gets_its_status_file(project, daemon):
+    """A request_id of 100 CJK characters (within the 128 characters allowed) made a status file name of 300 bytes:
+    it could not be written, and a client waiting on status/ never heard of its delivered job."""
+    request_id = "曲" * 100
+    drop_request(project.inbox, "cjk", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
+                                        "duration": 4.0, "num_outputs": 1, "request_id": request_id})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        statuses = [json.loads(p.read_text()) for p in (project.inbox / "status").glob("曲*.json")]
+        if statuses and statuses[0]["state"] == "delivered":
+            break
+        time.sleep(0.05)
+    assert [s["request_id"] for s in statuses] == [request_id] and statuses[0]["state"] == "delivered", statuses
+    assert "could not write status file" not in daemon.log.read_text()
