@@ -398,3 +398,14 @@ def test_a_flagged_submits_reason_is_shown_by_jobs_show_without_the_key_or_a_sig
     receipt = json.loads(shown.stdout)["receipt"]
     assert receipt["flagged"].startswith("lyrics flagged for account <redacted>, see http://"), receipt
     assert key not in shown.stdout and signature not in shown.stdout and "X-Amz-Credential" not in shown.stdout
+
+
+def test_doctor_shows_a_webhook_tunnels_address_without_its_password(project):
+    """A webhook public_url through a tunnel with basic auth (https://user:password@host/...): 'daw-bridge doctor'
+    printed it whole, password included, where the same kind of base_url is shown masked."""
+    project.write_config('backend = "musicgpt"\n[musicgpt]\nbase_url = "http://127.0.0.1:9/api/public"\n'
+                         '[musicgpt.webhook]\npublic_url = "https://hooks:tunnelPASS-0f0f@tunnel.example.net/daw"\n')
+    doctor = _daw_bridge(project, "doctor", env={"MUSICGPT_API_KEY": "sk-doctor-0123456789"})
+    line = next(line for line in doctor.stdout.splitlines() if "backend musicgpt:" in line)
+    assert "'public_url': 'https://<redacted>@tunnel.example.net/daw'" in line, line
+    assert "tunnelPASS" not in doctor.stdout + doctor.stderr

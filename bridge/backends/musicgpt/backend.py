@@ -216,7 +216,7 @@ class MusicGPTBackend(Backend):
             if attempt["sending"] and not isinstance(exc, BridgeError):
                 # Sent, then a fault no one foresaw before a refusal or a readable answer was in hand: as a refusal,
                 # a retry would send it again, when the task may well exist.
-                said = f"{type(exc).__name__}: {logs.one_line(str(exc))[:200]}"
+                said = f"{type(exc).__name__}: {self.client.words(str(exc))[:200]}"
                 _late(spec.job_id, "unknown", await asyncio.to_thread(self.spend.record_unknown, entry, said))
                 raise SubmissionUnknown(
                     f"the {operation} request was sent, but its answer could not be taken in ({said}); MusicGPT may "
@@ -376,7 +376,8 @@ class MusicGPTBackend(Backend):
         return {"name": self.name, "base_url": logs.scrub(self.settings.base_url), "key_source": self._key_source,
                 "dry_run": self.settings.dry_run, "context_s": self.settings.context_s,
                 "spend": self.spend.totals(), "rate": self.limiter.snapshot(),
-                "webhook": ({"listening": self.receiver.port, "public_url": self.settings.webhook.public_url}
+                "webhook": ({"listening": self.receiver.port,  # a tunnel's user:password@ is a credential too
+                             "public_url": logs.scrub(self.settings.webhook.public_url)}
                             if self.receiver else None)}
 
     async def close(self) -> None:
