@@ -101,7 +101,9 @@ local function wav_frames(path)
 end
 -- END daw-bridge wav_frames
 
-local function import_one(folder, name, constants)
+--- Import the manifest `name` in `folder`; `earlier` when that is a drop folder this project had before it was saved
+--- elsewhere (Save As), and the console says where the result came from.
+local function import_one(folder, name, constants, earlier)
   local text = util.read_file(util.join(folder, name))
   local manifest, err = json.try_decode(text or "")
   local problem = err or companion.check_manifest(manifest, constants)
@@ -122,7 +124,7 @@ local function import_one(folder, name, constants)
       .. "(still being written or copied); it is imported once whole", name, manifest.audio, holds, frames))
     return false
   end
-  local owner = placement.other_project(manifest)
+  local owner = placement.other_project(manifest, folder)
   if owner then
     report_once(name .. " owner", string.format("%s left for %s, the project that sent it: its item is not in this "
       .. "one", name, util.basename(owner)))
@@ -141,10 +143,42 @@ local function import_one(folder, name, constants)
     report_once(name, name .. " not imported: " .. tostring(item))
     return false
   end
-  util.log(string.format("imported %s as %s (%s at %s)", manifest.audio, placement.take_name(manifest), how,
-    util.seconds(at)))
+  util.log(string.format("imported %s as %s (%s at %s)%s", manifest.audio, placement.take_name(manifest), how,
+    util.seconds(at), earlier and " from " .. folder .. ", where it was sent before the project was saved here" or ""))
   return true
 end
+
+--- The drop folders this project's requests named other than its own, which it had before it was saved in another
+--- folder (Save As), sorted, and the request ids sent to each: folder -> {request id -> true}.
+local function earlier_folders()
+  local here, order, sent = util.drop_folder(), {}, {}
+  for id, folder in pairs(util.project_record(util.SENT_FROM_HERE)) do
+    if folder ~= "" and not util.same_folder(folder, here) then
+      if not sent[folder] then sent[folder] = {} order[#order + 1] = folder end
+      sent[folder][id] = true
+    end
+  end
+  table.sort(order)
+  return order, sent
+end
+
+local not_ours = {} -- manifests in an earlier drop folder that are no result of this project's requests: path -> true
+
+--- Whether the manifest `name` in the earlier drop folder `folder` is the result of one of the requests `ids`.
+--- Only these come from there: the folder belongs to the project as it was saved there, and to any other project
+--- saved there since, whose results stay out.
+local function sent_from_here(folder, name, ids)
+  local path = util.join(folder, name)
+  if not_ours[path] then return false end
+  local manifest = json.try_decode(util.read_file(path) or "")
+  local id = type(manifest) == "table" and json.value(manifest.request_id)
+  if type(id) ~= "string" then return false end -- not readable (yet): looked at again at the next scan
+  if ids[id] then return true end
+  not_ours[path] = true -- a manifest is written whole, once: it never becomes ours
+  return false
+end
+
+local function is_manifest(name) return name:sub(1, 1) ~= "." and name:sub(-5) == ".json" end
 
 --- Whether this project has a drop folder of its own: an unsaved one shares REAPER's default media folder with
 --- every other unsaved project, so results found there may be another project's and are left alone.
@@ -154,25 +188,49 @@ local function unsaved_ok()
   return false
 end
 
---- Import every manifest in the drop folder not imported before; returns how many were imported.
+--- Import every manifest in the drop folder not imported before, and the results of this project's requests that
+--- went to a drop folder it had before it was saved elsewhere; returns how many were imported.
 function companion.import_new(constants)
   if not unsaved_ok() then return 0 end
   local folder = util.drop_folder()
   local done = imported(folder)
   local count = 0
   for _, name in ipairs(util.list_files(folder)) do
-    if name:sub(1, 1) ~= "." and name:sub(-5) == ".json" and not done[name] then
+    if is_manifest(name) and not done[name] then
       if import_one(folder, name, constants) then count = count + 1 end
+    end
+  end
+  local order, sent = earlier_folders()
+  for _, earlier in ipairs(order) do
+    for _, name in ipairs(util.list_files(earlier)) do
+      if is_manifest(name) and not done[name] and sent_from_here(earlier, name, sent[earlier]) then
+        if import_one(earlier, name, constants, true) then count = count + 1 end
+      end
     end
   end
   return count
 end
 
---- Apply each decision newer than the one applied last for its job; returns how many were applied.
+--- Apply each decision newer than the one applied last for its job; returns how many were applied. The daemon
+--- publishes a decision beside the job's results, so for results imported from an earlier drop folder it is there.
 function companion.apply_decisions(constants)
   if not unsaved_ok() then return 0 end
   local folder = util.drop_folder()
-  return decisions.apply_new(constants, folder, imported(folder))
+  local done = imported(folder)
+  local count = decisions.apply_new(constants, folder, done)
+  local order, sent = earlier_folders()
+  for _, earlier in ipairs(order) do
+    -- only decisions on jobs whose results this project imported from there; the others are another project's
+    count = count + decisions.apply_new(constants, earlier, done, function(decision)
+      for _, manifest in ipairs(decision.manifests) do
+        if done[manifest] and sent_from_here(earlier, manifest, sent[earlier]) then
+          return true
+        end
+      end
+      return false
+    end)
+  end
+  return count
 end
 
 local last_seen = {} -- request id -> last state line shown

@@ -134,14 +134,15 @@ local function read_decision(decided, name, constants)
 end
 
 --- Apply every decision in the drop folder newer than the one applied last for its job, once its results are all
---- imported (`imported`: manifest file name -> true); returns how many were applied.
-function decisions.apply_new(constants, folder, imported)
+--- imported (`imported`: manifest file name -> true); with `belongs`, only the decisions it says are this project's.
+--- Returns how many were applied.
+function decisions.apply_new(constants, folder, imported, belongs)
   local decided = util.join(folder, constants.DECISIONS_FOLDER)
   local applied = read_applied(constants, folder)
   local count = 0
   for _, name in ipairs(util.list_files(decided)) do
     local decision = name:sub(1, 1) ~= "." and name:sub(-5) == ".json" and read_decision(decided, name, constants)
-    if decision and decision.seq > (applied[decision.job_id] or 0) then
+    if decision and decision.seq > (applied[decision.job_id] or 0) and (not belongs or belongs(decision)) then
       local waiting = {}
       for _, manifest in ipairs(decision.manifests) do
         if not imported[manifest] then waiting[#waiting + 1] = manifest end

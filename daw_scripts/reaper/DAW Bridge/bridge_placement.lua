@@ -289,11 +289,12 @@ local function results_track()
 end
 
 --- The playrate the request's item played its source at and whether it preserved pitch (B_PPITCH), kept beside the
---- results when the rate was not 1 (bridge_command); else 1, 0.
-local function sent_playrate(manifest)
+--- results when the rate was not 1 (bridge_command: in the drop folder the request named, the one `audio_path` lies
+--- in); else 1, 0.
+local function sent_playrate(manifest, audio_path)
   local id = json.value(manifest.request_id)
   if type(id) ~= "string" or id == "" then return 1, 0 end
-  for _, line in ipairs(util.ledger_lines(util.drop_folder(), util.PLAYRATES)) do
+  for _, line in ipairs(util.ledger_lines(util.dirname(audio_path), util.PLAYRATES)) do
     local request_id, rate, ppitch = line:match("^(%S+) (%S+) ?(%S*)$")
     rate = tonumber(rate)
     if request_id == id and rate and rate > 0 then return rate, tonumber(ppitch) == 1 and 1 or 0 end
@@ -304,7 +305,7 @@ end
 local function place_on_results_track(manifest, audio_path, name)
   local track = results_track()
   local position, length = manifest.timeline.position, manifest.timeline.length
-  local playrate, ppitch = sent_playrate(manifest)
+  local playrate, ppitch = sent_playrate(manifest, audio_path)
   local source = json.value(manifest.source)
   if playrate ~= 1 and type(source) == "table" and type(json.value(source.position)) == "number"
     and type(json.value(source.span_start)) == "number" then
@@ -328,12 +329,14 @@ local function place_on_results_track(manifest, audio_path, name)
 end
 
 --- The project file that sent the request, when it is another one than this and the request's item is not here
---- (projects saved in one folder share a drop folder); nil when the result is this project's or nothing says whose.
-function placement.other_project(manifest)
+--- (projects saved in one folder share a drop folder, `folder`); nil when the result is this project's or nothing
+--- says whose. A request this project records as its own (a copy saved under another name holds the record) is its.
+function placement.other_project(manifest, folder)
   local id = json.value(manifest.request_id)
   if type(id) ~= "string" or id == "" then return nil end
+  if util.project_record(util.SENT_FROM_HERE)[id] then return nil end
   local sender
-  for _, line in ipairs(util.ledger_lines(util.drop_folder(), util.SENT)) do
+  for _, line in ipairs(util.ledger_lines(folder, util.SENT)) do
     local request_id, file = line:match("^(%S+) (.+)$")
     if request_id == id then sender = file end
   end

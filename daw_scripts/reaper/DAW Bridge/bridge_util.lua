@@ -117,6 +117,7 @@ end
 
 util.IMPORTED = "daw_bridge_imported" -- manifest file name -> "1"
 util.DECIDED = "daw_bridge_decided" -- job id -> the seq of the decision applied last
+util.SENT_FROM_HERE = "daw_bridge_sent" -- request id -> the drop folder the request named (Save As may move the project)
 
 -- keys are file names and job ids made safe for the project file: anything but letters, digits, '.', '_' and '-' is
 -- written %XX
@@ -178,6 +179,12 @@ util.UNSAVED = "Save the project first: daw-bridge delivers its results into a f
 --- This project's drop folder: <project path>/daw-bridge.
 function util.drop_folder()
   return util.join(reaper.GetProjectPath(), "daw-bridge")
+end
+
+--- Whether two paths name the same folder as the scripts write them (Windows paths may mix separators).
+function util.same_folder(a, b)
+  local function plain(path) return (path:gsub("\\", "/"):gsub("/+$", "")) end
+  return plain(a) == plain(b)
 end
 
 -- Messages ---------------------------------------------------------------------------------------------

@@ -212,6 +212,7 @@ def sent_from_song_then_other_open(project):
     song = copy.deepcopy(project.state)
     project.state["project_file"] = str(project.project_path / "other.RPP")
     project.state["tracks"] = []
+    project.state["projext"] = {}  # another project: its own extended state, none of song.RPP's records
     other = project.add_track("Drums")
     project.add_item(other, position=0.0, length=30.0, file="/music/other/drums.wav")
     return manifest, song
