@@ -218,12 +218,18 @@ class InboxFrontend:
                 raise ValidationError("command", command.name, "is not available in request files "
                                                                "(use inpaint or extend)")
             digest = _digest(content)
+            status = self._status_path(request_id or claimed.stem)
             known = self.service.job_from_request_file(_text(claimed.name), digest)
             if known is not None:  # the same file dropped again (a sync tool, a double click): not a new job
                 log.info("request file %s was already run as job %s", claimed.name, known.job_id)
             else:
-                self.service.submit(command, {"kind": "file", "file": _text(claimed.name), "digest": digest,
-                                              "status": str(self._status_path(request_id or claimed.stem))})
+                origin = {"kind": "file", "file": _text(claimed.name), "digest": digest, "status": str(status)}
+                record = self.service.submit(command, origin)
+                known = record if record.origin is not origin else None  # its request_id's job, sent before
+            if known is not None:
+                # Answered with that job as it stands: its status file may be long gone (pruned after files_days),
+                # and the sender waited on status/ for good.
+                self._write_status(status, _status_of(known))
         except ValidationError as exc:
             self._reject(claimed, exc, exc.request_id or request_id)
             return
@@ -324,11 +330,7 @@ class InboxFrontend:
     def _on_job_event(self, record: JobRecord, event: str) -> None:
         if record.origin.get("kind") != "file":
             return
-        summary = record.summary()
-        self._write_status(Path(record.origin["status"]), {
-            "request_id": record.request_id, "job_id": record.job_id, "state": summary["state"],
-            "progress": summary["progress"], "message": summary["message"], "manifests": summary["manifests"],
-            "error": summary["error"]})
+        self._write_status(Path(record.origin["status"]), _status_of(record))
 
     def _write_status(self, path: Path, status: dict) -> None:
         status["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -366,6 +368,14 @@ class _Handler(FileSystemEventHandler):
         if not event.is_directory:
             self._notify(event.src_path, written=True)
 
+
+
+def _status_of(record: JobRecord) -> dict:
+    """A status file's content for a job as it stands."""
+    summary = record.summary()
+    return {"request_id": record.request_id, "job_id": record.job_id, "state": summary["state"],
+            "progress": summary["progress"], "message": summary["message"], "manifests": summary["manifests"],
+            "error": summary["error"]}
 
 
 def _move_into(path: Path, folder: Path) -> None:

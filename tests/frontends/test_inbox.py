@@ -319,3 +319,26 @@ def test_a_long_request_id_in_cjk_gets_its_status_file(project, daemon):
         time.sleep(0.05)
     assert [s["request_id"] for s in statuses] == [request_id] and statuses[0]["state"] == "delivered", statuses
     assert "could not write status file" not in daemon.log.read_text()
+
+
+def test_a_request_dropped_again_after_its_status_was_pruned_is_answered_with_its_job(project, daemon):
+    """The same request file dropped again (to check on it, or by a sync tool) after retention removed its status
+    file: it is rightly no new job, but nothing wrote its status again, and the client waited on status/ for good.
+    The same goes for a request whose request_id names a job sent before."""
+    request = {"command": "extend", "source": str(project.song), "extend_after": 20.0, "duration": 4.0,
+               "num_outputs": 1}
+    drop_request(project.inbox, "again", request)
+    drop_request(project.inbox, "named", {**request, "request_id": "named"})
+    first = {name: wait_for_status(project.inbox, name) for name in ("again", "named")}
+    assert all(status["state"] == "delivered" for status in first.values()), first
+    for name in ("again", "named"):
+        (project.inbox / "status" / f"{name}.json").unlink()  # as [retention] files_days does
+        (project.inbox / "processed" / f"{name}.json").unlink()
+    drop_request(project.inbox, "again", request)
+    drop_request(project.inbox, "renamed", {**request, "request_id": "named"})  # the same request under a new name
+    for name in ("again", "named"):
+        status = wait_for_status(project.inbox, name, timeout=60)
+        assert (status["job_id"], status["state"]) == (first[name]["job_id"], "delivered"), status
+    journal = Journal(project.state / "journal.sqlite")
+    assert len(journal.recent()) == 2  # nothing ran twice
+    journal.close()
