@@ -260,6 +260,10 @@ def _pad(entry: dict, index: int, presets: dict, lines: "_Lines", fail) -> Pad:
             raise fail(key_line(key), where, f"{key!r}: an action pad takes no command arguments")
         if "preset" in entry:
             raise fail(key_line("preset"), where, "'preset': an action pad takes no command arguments")
+        if action == "talk" and kind == "program":  # its take never ended: nothing was ever decoded
+            raise fail(key_line("action"), where, "action: 'talk' records while the pad is held, and a program change "
+                                                  "is never let go: map it to a note or a cc, or use 'listen' (3 s "
+                                                  "from the press)")
         return Pad(trigger, None, action, {}, header, name)
 
     if command not in COMMANDS:

@@ -234,6 +234,10 @@ BAD_MAPPINGS = [  # (story, mapping text, the line the error must point at, the 
      'command = "extend"\npreset = "outro"\nanchor = "next"\nbars = 2\n', "duration = 8.0",
      "'duration': a pad with bars takes its range from them"),
     ("stray key", "tempo = 120\n" + MAPPING, "tempo = 120", "unknown table or key"),
+    # a program change has no release: the talk pad's take never ended, and nothing said was ever decoded
+    ("talk on a program change", MAPPING + '\n[[pad]]\nprogram = 5\naction = "talk"\n', 'action = "talk"',
+     "action: 'talk' records while the pad is held, and a program change is never let go: map it to a note or a "
+     "cc, or use 'listen' (3 s from the press)"),
 ]
 
 
