@@ -5,13 +5,16 @@ on loopback, as a producer's machine would."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import soundfile as sf
 
 import tests.fakes.musicgpt as fake_module
 from bridge.client import BridgeClient
@@ -408,3 +411,51 @@ def test_doctor_shows_a_webhook_tunnels_address_without_its_password(project):
     line = next(line for line in doctor.stdout.splitlines() if "backend musicgpt:" in line)
     assert "'public_url': 'https://<redacted>@tunnel.example.net/daw'" in line, line
     assert "tunnelPASS" not in doctor.stdout + doctor.stderr
+
+
+def _task_made_elsewhere(fake: FakeMusicGPT, song: Path, crop: tuple[float, float],
+                         replace: tuple[float, float]) -> str:
+    """A task made on the MusicGPT website (or another machine): the same song's crop, two outputs; its id."""
+    audio, rate = sf.read(str(song), dtype="float32", always_2d=True)
+    upload = io.BytesIO()
+    sf.write(upload, audio[int(crop[0] * rate):int(crop[1] * rate)], rate, format="WAV", subtype="PCM_16")
+    answer = httpx.post(f"{fake.url}/v1/inpaint", headers={"Authorization": fake.api_key}, timeout=30,
+                        data={"prompt": "elsewhere", "replace_start_at": str(replace[0]),
+                              "replace_end_at": str(replace[1]), "num_outputs": "2"},
+                        files={"audio_file": ("crop.wav", upload.getvalue(), "audio/wav")})
+    answer.raise_for_status()
+    return answer.json()["task_id"]
+
+
+def test_a_variant_fetched_for_a_wrong_task_is_not_reused_once_the_right_task_is_named(project, fake, monkeypatch):
+    """A job resolved with a real task id copied wrong (one made on the website, so no ledger knows it) fetched that
+    task's first variant, then failed on its second; resolved again with its own task, it took the wrong task's
+    variant left in the work folder as its own (the same length: re-used), and delivered it."""
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            fake.inject("submit", "drop_after_accept")
+            client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=2)
+            unknown = client.wait_for(lambda r: r.name == "state" and r.args[1] == "submission_unknown", timeout=60)
+            assert unknown is not None
+            job = unknown.args[0]
+            (ours,) = fake.tasks
+            fake.shift_s = 0.25  # the wrong task's audio comes 0.25 s late: the manifest's offset tells them apart
+            theirs = _task_made_elsewhere(fake, project.song, (4.0, 24.0), (8.0, 12.0))
+            gone = fake.tasks[theirs].conversion_ids[1]
+            served = fake_module.FakeMusicGPT.file_bytes
+            monkeypatch.setattr(fake_module.FakeMusicGPT, "file_bytes",
+                                lambda self, name: None if name.startswith(gone) else served(self, name))
+            assert _daw_bridge(project, "jobs", env={}, extra=("resolve", job, "--task-id", theirs)).returncode == 0
+            _until("the wrong task's variant failing",
+                   lambda: journal_records(project)[-1].state.value in ("failed", "delivered"))
+            assert journal_records(project)[-1].state.value == "failed"
+            fake.shift_s = 0.0
+            assert _daw_bridge(project, "jobs", env={}, extra=("resolve", job, "--task-id", ours)).returncode == 0
+            _until("the job delivered", lambda: journal_records(project)[-1].state.value == "delivered")
+    finally:
+        daemon.stop()
+    first = json.loads(Path(journal_records(project)[-1].manifests[0]).read_text(encoding="utf-8"))
+    assert first["variant"] == 1 and first["notes"]["task_id"] == ours
+    assert first["splice"]["alignment"]["offset_s"] == 0.0, first["splice"]["alignment"]

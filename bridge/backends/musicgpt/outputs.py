@@ -9,6 +9,7 @@ failed costs neither credit nor bandwidth.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ class Offered:
 
 async def fetch_variant(client: MusicGPTClient, offered: Offered, workdir: Path) -> tuple[np.ndarray, int, str]:
     """Download (or re-use) one variant and decode it: audio (frames, channels), its rate, and "wav" or "mp3"."""
-    sources = [(kind, url, workdir / f"musicgpt-v{offered.variant}.{kind}")
+    sources = [(kind, url, workdir / f"musicgpt-v{offered.variant}-{_file_key(offered, url)}.{kind}")
                for kind, url in (("wav", offered.wav_url), ("mp3", offered.mp3_url)) if url]
     for kind, _, dest in sources:  # an earlier attempt may have fetched it already
         if dest.exists():
@@ -84,6 +85,16 @@ async def fetch_variant(client: MusicGPTClient, offered: Offered, workdir: Path)
         raise TransientError(f"variant {offered.variant} could not be downloaded ({reason}); retry the job to "
                              "download it again (it will not be paid for twice)", code="download_failed")
     raise BackendError(f"variant {offered.variant} could not be downloaded ({reason})", code="download_failed")
+
+
+def _file_key(offered: Offered, url: str) -> str:
+    """A short name for the output behind a download, so an earlier attempt's file is re-used only for that output.
+
+    By variant number alone, a job resolved first with another task's id (a real one, copied wrong) and then with
+    its own took the wrong task's variant, left in the work folder, as its own whenever the lengths agreed.
+    """
+    who = offered.conversion_id or url.split("?", 1)[0]  # without the query: a signed address changes, the file not
+    return hashlib.sha256(str(who).encode()).hexdigest()[:12]
 
 
 def _decode_checked(path: Path, expected: float | None) -> tuple[np.ndarray, int]:
