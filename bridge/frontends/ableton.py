@@ -391,15 +391,17 @@ class AbletonFrontend:
     async def _place_one(self, name: str, wav: Path, beats: float) -> str:
         """Create a track named ``name`` at the end and ``wav`` on it at ``beats``; "" or what went wrong."""
         count = int(await self._number("/live/song/get/num_tracks", "track count"))
-        errors, answer = await self.client.call("/live/song/create_audio_track", count,
-                                                then=("/live/song/get/num_tracks",))
-        if errors or answer[-1:] != [count + 1]:
-            return f"Live could not add an audio track ({'; '.join(errors) or f'it has {answer} tracks'})"
-        await self.client.call("/live/track/set/name", count, name, then=("/live/track/get/name", count))
         # Tracks are known by index only: one the producer adds or deletes meanwhile moves ours, and the index then
         # names another track, which got our clip, or was deleted when the clip could not be made.
         moved = ("the track list changed while the track was being added (a track added or deleted in Live "
                  "meanwhile); nothing more is done to it")
+        errors, answer = await self.client.call("/live/song/create_audio_track", count,
+                                                then=("/live/song/get/num_tracks",))
+        if errors:
+            return f"Live could not add an audio track ({'; '.join(errors)})"
+        if answer[-1:] != [count + 1]:  # added, but not alone: it was said Live could not add it
+            return moved
+        await self.client.call("/live/track/set/name", count, name, then=("/live/track/get/name", count))
         if not await self._still_ours(count, name):
             return moved
         errors_clip, starts = await self.client.call(CREATE_AUDIO_CLIP, count, str(wav), beats,

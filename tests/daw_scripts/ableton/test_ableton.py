@@ -390,8 +390,9 @@ def test_the_live_project_is_found_from_the_clips_file(tmp_path, live_folder):
     assert live_project(tmp_path / "Downloads" / "song.wav") is None
 
 
+@pytest.mark.parametrize("after", [1, 2], ids=["before the track count", "after the track count"])
 def test_a_track_the_producer_adds_while_a_result_is_placed_is_never_given_the_clip_nor_deleted(tmp_path,
-                                                                                               live_folder):
+                                                                                               live_folder, after):
     """Placement knows its new track by index only. The producer inserted a MIDI track after the song's (Live's
     Cmd+Shift+T) between two of placement's messages: the index then named the producer's track, the clip could
     not be made on it, and placement deleted it to clean up, with what it held."""
@@ -404,8 +405,8 @@ def test_a_track_the_producer_adds_while_a_result_is_placed_is_never_given_the_c
 
     def producer_inserts_a_midi_track(address: str, params: list) -> None:
         created.append(address == "/live/song/create_audio_track")
-        # once placement saw its track added (the track count it asks after), before it names it
-        if created[-2:] == [True, False] and "Bass" not in live_set.track_names:
+        # as placement's track is added, or once it saw it added (the track count it asks after), before naming it
+        if created[-after:][:1] == [True] and "Bass" not in live_set.track_names:
             live_set.tracks.insert(1, [None])
             live_set.track_names.insert(1, "Bass")
             live_set.arrangement.insert(1, [ArrangementClip("riff", "/nowhere/riff.wav", 8.0)])
