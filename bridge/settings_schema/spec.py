@@ -227,7 +227,8 @@ TOP = Table("", "Where the daemon listens, which files it may touch, and its def
     Key("allowed_senders", LIST, "Addresses allowed to send OSC, e.g. [\"192.168.1.20\"] for a tablet; needed (only) "
         "with an osc_host beyond loopback. Add \"127.0.0.1\" for daw-bridge send, jobs and plugin on this machine.",
         default=(), items=(STRING,), rule="ip_network"),
-    Key("inbox", PATH, "Folder watched for request files (REAPER's scripts write here).",
+    Key("inbox", PATH, "Folder watched for request files (REAPER's scripts write here); a folder of its own: not "
+        "the drop folder or the state folder, whose .json files it would take as requests.",
         default="~/daw-bridge/inbox", rule="nonblank"),
     Key("drop_folder", PATH, "Where results go; absent or \"\": a folder \"daw-bridge\" beside each source, unless "
         "the command names one."),
