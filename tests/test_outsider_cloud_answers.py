@@ -17,7 +17,9 @@ import pytest
 import soundfile as sf
 
 import tests.fakes.musicgpt as fake_module
+from bridge.backends.musicgpt.spend import SpendGuard
 from bridge.client import BridgeClient
+from bridge.exceptions import SpendLimitReached
 from tests.adversarial.support import Daemon, journal_records, musicgpt_table, small_tmpfs
 from tests.conftest import ROOT, Project, daemon_environment
 from tests.fakes.musicgpt import FakeMusicGPT
@@ -459,3 +461,20 @@ def test_a_variant_fetched_for_a_wrong_task_is_not_reused_once_the_right_task_is
     first = json.loads(Path(journal_records(project)[-1].manifests[0]).read_text(encoding="utf-8"))
     assert first["variant"] == 1 and first["notes"]["task_id"] == ours
     assert first["splice"]["alignment"]["offset_s"] == 0.0, first["splice"]["alignment"]
+
+
+def test_paid_submits_stamped_by_a_clock_set_a_year_ahead_hold_the_limits_shut_for_one_window_not_a_year(tmp_path):
+    """The machine's clock was a year ahead (a date typed wrong) while three jobs were paid for, then put right: the
+    spend ledger's rows lay a year in the future, so 'in the last hour' counted them until the clock reached them,
+    and with hourly_limit = 3 every job was refused for a year. (The ledger's own clock stands in for the machine's:
+    a daemon's cannot be set back in a test.)"""
+    now = [time.time() + 365 * 86400]
+    guard = SpendGuard(tmp_path / "spend.sqlite", hourly_limit=3, daily_limit=10, clock=lambda: now[0])
+    for job in ("j1", "j2", "j3"):
+        guard.record_accepted(guard.record_intent(job, "inpaint"), f"task-{job}", 0.1)
+    now[0] -= 365 * 86400  # the clock put right
+    with pytest.raises(SpendLimitReached, match="3 paid MusicGPT requests in the last hour"):
+        guard.record_intent("j4", "inpaint")  # they may have been made just now: they count, for this hour
+    now[0] += 3601
+    guard.record_accepted(guard.record_intent("j4", "inpaint"), "task-j4", 0.1)
+    assert guard.totals()["requests_last_hour"] == 1
