@@ -478,3 +478,41 @@ def test_paid_submits_stamped_by_a_clock_set_a_year_ahead_hold_the_limits_shut_f
     now[0] += 3601
     guard.record_accepted(guard.record_intent("j4", "inpaint"), "task-j4", 0.1)
     assert guard.totals()["requests_last_hour"] == 1
+
+
+def test_a_submit_answered_with_another_jobs_task_id_waits_for_the_producer_instead_of_taking_that_task(project, fake,
+                                                                                                       monkeypatch):
+    """The second job's POST made a task (paid for), but the answer named the first job's task (a server, or a proxy
+    in front of it, handing out an answer twice): the job polled that task and delivered the first job's audio into
+    its own range, and the task it had paid for was never named anywhere."""
+    accepted = fake_module._Handler._accepted_answer
+    answers: list = []
+
+    def the_first_answer_again(self, operation, task):
+        answers.append(accepted(self, operation, task))
+        return dict(answers[-1], task_id=answers[0]["task_id"])
+
+    monkeypatch.setattr(fake_module._Handler, "_accepted_answer", the_first_answer_again)
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            first, _ = _inpaint(client, project, 2.0, 5.0, "first take")
+            client.send("inpaint", source=str(project.song), start=25.0, end=30.0, prompt="second take",
+                        num_outputs=1)
+            ended = client.wait_for(lambda r: r.name in ("done", "failed") or r.name == "state" and
+                                    r.args[1] == "submission_unknown", timeout=60)
+            assert ended is not None and ended.name == "state", ended
+            job = ended.args[0]
+            theirs, ours = list(fake.tasks)
+            assert f"with task {theirs}, which is job {first}'s" in ended.args[3], ended.args
+            resolved = _daw_bridge(project, "jobs", env={}, extra=("resolve", job, "--task-id", ours))
+            assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+            _until("the job delivered", lambda: journal_records(project)[-1].state.value in ("delivered", "failed"))
+    finally:
+        daemon.stop()
+    record = journal_records(project)[-1]
+    assert record.job_id == job and record.state.value == "delivered", daemon.log.read_text()[-2000:]
+    manifest = json.loads(Path(record.manifests[0]).read_text(encoding="utf-8"))
+    assert manifest["notes"]["conversion_id"] in fake.tasks[ours].conversion_ids
+    assert fake.total_submits == 2

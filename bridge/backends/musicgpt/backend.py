@@ -156,22 +156,45 @@ class MusicGPTBackend(Backend):
                    "conversion_ids": [answer[k] for k in ("conversion_id_1", "conversion_id_2") if answer.get(k)],
                    "eta": answer.get("eta"), "credit_estimate": answer.get("credit_estimate"),
                    "submitted_at": time.time(), "conversion_type": CONVERSION_TYPES[operation]}
-        if secret:
-            receipt["webhook_secret"] = secret
-            self.receiver.register(secret, receipt["task_id"])
-        if answer.get("is_flagged"):
-            receipt["flagged"] = self.client.words(answer.get("reason") or "flagged")  # shown by `jobs show`
         # Said before the ledger is written: when it cannot be (the state folder's disk full), this line is all that
         # names the task the producer paid for.
         log.info("job %s: MusicGPT task %s accepted (eta %s s, credit estimate %s)", spec.job_id,
                  receipt["task_id"], receipt["eta"], receipt["credit_estimate"])
         try:
-            kept = await asyncio.to_thread(self.spend.record_accepted, entry, receipt["task_id"],
-                                           _number(answer.get("credit_estimate")))
+            other, kept = await asyncio.to_thread(self._record_answer, spec.job_id, entry, receipt["task_id"],
+                                                  _number(answer.get("credit_estimate")))
         except (OSError, sqlite3.Error) as exc:
             raise self._unrecorded(spec, receipt["task_id"], exc) from None
+        if other is not None:
+            raise await self._anothers_task(spec, entry, receipt["task_id"], other)
         _late(spec.job_id, f"accepted as task {receipt['task_id']}", kept)
+        if secret:
+            receipt["webhook_secret"] = secret
+            self.receiver.register(secret, receipt["task_id"])
+        if answer.get("is_flagged"):
+            receipt["flagged"] = self.client.words(answer.get("reason") or "flagged")  # shown by `jobs show`
         return receipt
+
+    def _record_answer(self, job_id: str, entry: int, task_id: str, credit: float | None) -> tuple[str | None, object]:
+        """The ledger learns the task an accepted submit names: (None, what ``record_accepted`` says), or (the other
+        job, None) when the ledger already holds that task as another job's (written down as nothing, then). One
+        call, in one thread: a cancel landing meanwhile cannot leave the answer half recorded."""
+        if (other := self.spend.job_with_task(task_id, job_id)) is not None:
+            return other, None
+        return None, self.spend.record_accepted(entry, task_id, credit)
+
+    async def _anothers_task(self, spec: JobSpec, entry: int, task_id: str, other: str) -> SubmissionUnknown:
+        """An accepted submit answered with a task id the ledger holds as another job's (a server or a proxy in front
+        of it handing out an answer twice): polled, it would deliver that job's audio as this one's, while the task
+        this POST made, and may have been paid for, stays nameless. So the job waits for the producer."""
+        self.release(spec.job_id)
+        advice = (f"MusicGPT answered the {spec.operation} request with task {task_id}, which is job {other}'s; this "
+                  "job's own task may have been made and paid for. It was NOT sent again, so you are not charged "
+                  "twice: check your MusicGPT dashboard for its task, then resolve the job with that task id or as "
+                  "not submitted")
+        _late(spec.job_id, "unknown", await asyncio.to_thread(self.spend.record_unknown, entry, advice))
+        log.warning("job %s: %s", spec.job_id, advice)
+        return SubmissionUnknown(advice)
 
     def _unrecorded(self, spec: JobSpec, task_id: str, exc: BaseException) -> SubmissionUnknown:
         """A task MusicGPT accepted that the ledger could not write down: the job must not go on as if it had (a
