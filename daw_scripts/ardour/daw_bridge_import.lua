@@ -587,9 +587,12 @@ end
 -- Manifests in the drop folder not imported yet, in name order: { {name, path, manifest, again}, ... }, and notes
 -- on the ones that cannot be imported (they stay where they are). With `view` (DB.session_view), a manifest listed
 -- as imported whose import the session has forgotten is imported again (`again` true), and one it will never hold
--- again is listed as gone, and not looked at again.
-function DB.pending(drop_folder, view)
-	local done, running, gone = DB.import_ledger(drop_folder)
+-- again is listed as gone, and not looked at again. With `own_folder` and `ids` (DB.sent_elsewhere), `drop_folder` is
+-- one the session had before it was saved elsewhere: only the results of the requests `ids` come from there, said
+-- of nowhere else, and the session's own drop folder (`own_folder`) lists their imports.
+function DB.pending(drop_folder, view, own_folder, ids)
+	local ledger_folder = own_folder or drop_folder
+	local done, running, gone = DB.import_ledger(ledger_folder)
 	local ready, notes, now_gone = {}, {}, nil
 	local names, lines = DB.list_folder(drop_folder)
 	for _, name in ipairs(names) do
@@ -602,15 +605,56 @@ function DB.pending(drop_folder, view)
 		if name:sub(1, 1) ~= "." and name:match("%.json$") and (again or not done[name]) and not running[name] then
 			local path = DB.join(drop_folder, name)
 			local manifest, why = DB.read_manifest(path, lines)
-			if manifest then
-				ready[#ready + 1] = { name = name, path = path, manifest = manifest, again = again or nil }
-			else
+			-- in a folder the session had before, another request's result (or one not readable yet) is not its own
+			local own = not ids or (manifest and ids[manifest.request_id])
+			if manifest and own then
+				ready[#ready + 1] = { name = name, path = path, manifest = manifest, again = again or nil,
+					from = own_folder and drop_folder or nil }
+			elseif own then
 				notes[#notes + 1] = string.format("%s %s", name, why)
 			end
 		end
 	end
-	if now_gone then record_gone(drop_folder, now_gone) end
+	if now_gone then record_gone(ledger_folder, now_gone) end
 	return ready, notes
+end
+
+-- The drop folders the session's requests named other than its own (`drop_folder`): folders it had before it was
+-- saved into another one (Save As), where the daemon delivers those requests' results. Read from the lines
+-- "daw-bridge sent <request id> <drop folder>" the send script keeps in the master bus's comment (saved with the
+-- session, so a copy saved elsewhere has them): the folders in name order, and the request ids sent to each.
+DB.SENT_MARK = "daw-bridge sent "
+
+local function plain_folder(path) return (path:gsub("\\", "/"):gsub("/+$", "")) end
+
+function DB.sent_elsewhere(session, drop_folder)
+	local master = session:master_out()
+	local folders, ids = {}, {}
+	if not master or master:isnil() then return folders, ids end
+	local own = plain_folder(drop_folder)
+	for line in (master:comment() .. "\n"):gmatch("([^\n]*)\n") do
+		local request_id, folder = line:match("^" .. DB.SENT_MARK:gsub("%-", "%%-") .. "(%S+) (.+)$")
+		if folder and plain_folder(folder) ~= own then
+			if not ids[folder] then ids[folder], folders[#folders + 1] = {}, folder end
+			ids[folder][request_id] = true
+		end
+	end
+	table.sort(folders)
+	return folders, ids
+end
+
+-- Every manifest waiting for an import into `session`: those in its drop folder, then its own results in the drop
+-- folders it had before (DB.pending's, each entry from one of these with `from`, its folder), the notes, and those
+-- folders.
+function DB.all_pending(session, drop_folder, view)
+	local ready, notes = DB.pending(drop_folder, view)
+	local folders, ids = DB.sent_elsewhere(session, drop_folder)
+	for _, folder in ipairs(folders) do
+		local more, more_notes = DB.pending(folder, view, drop_folder, ids[folder])
+		table.move(more, 1, #more, #ready + 1, ready)
+		table.move(more_notes, 1, #more_notes, #notes + 1, notes)
+	end
+	return ready, notes, folders
 end
 
 -- The engine's confidence in a variant, 0..1: splice.confidence, else that of its weakest join (the embedded
@@ -854,8 +898,9 @@ end
 
 -- The delivered results in the drop folder, to tell which a region plays: their stems (DB.take_of's) and, at the
 -- same index, their manifests.
-function DB.result_index(drop_folder)
-	local index, names, lines = { stems = {}, manifests = {} }, DB.list_folder(drop_folder)
+function DB.result_index(drop_folder, index)
+	local names, lines = DB.list_folder(drop_folder)
+	index = index or { stems = {}, manifests = {} }
 	for _, name in ipairs(names) do
 		if name:sub(1, 1) ~= "." and name:match("%.json$") then
 			local manifest = DB.read_json(DB.join(drop_folder, name), BRIDGE.MANIFEST_FORMAT, lines and lines[name])
@@ -866,6 +911,28 @@ function DB.result_index(drop_folder)
 		end
 	end
 	return index
+end
+
+-- DB.result_index of the drop folder and of the folders the session had before (`earlier`), in one.
+function DB.results_index(drop_folder, earlier)
+	local index = DB.result_index(drop_folder)
+	for _, folder in ipairs(earlier or {}) do DB.result_index(folder, index) end
+	return index
+end
+
+-- How an import is named to the producer: the manifest, and for one from a folder the session had before, where.
+function DB.imported_name(entry)
+	if not entry.from then return entry.name end
+	return string.format("%s from %s, where it was sent before the session was saved here", entry.name, entry.from)
+end
+
+-- Make a folder and its parents (the import list is written there).
+function DB.ensure_folder(path)
+	if ARDOUR and ARDOUR.LuaAPI.file_test(path, ARDOUR.LuaAPI.FileTest.IsDir) then return true end
+	local quoted = path:gsub("'", "'\\''")
+	local command = on_windows() and ('mkdir "%s"'):format(path) or ("mkdir -p '%s'"):format(quoted)
+	os.execute(command)
+	return true
 end
 
 -- The replaced range of each result sounding on `playlist` (an unmuted region playing a delivered file), in
@@ -1004,9 +1071,9 @@ function DB.import_closed_session(session_file)
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
 	local decided, decision_notes = DB.apply_decisions(Session, drop_folder)
-	local ready, notes = DB.pending(drop_folder, DB.session_view(Session))
+	local ready, notes, earlier = DB.all_pending(Session, drop_folder, DB.session_view(Session))
 	local placements, names = {}, {}
-	local index = #ready > 0 and DB.result_index(drop_folder) or nil
+	local index = #ready > 0 and DB.results_index(drop_folder, earlier) or nil
 	local origin_now = DB.origin_finder(Session, index)
 	local others = {}  -- playlist id -> the results sounding there: in the session, and planned by this run
 	for _, entry in ipairs(ready) do
@@ -1028,7 +1095,7 @@ function DB.import_closed_session(session_file)
 				plan.playlist_id = playlist_id
 				plan.file = DB.copy_into_session(Session, plan.audio)
 				placements[#placements + 1] = plan
-				names[#names + 1] = entry.name
+				names[#names + 1] = DB.imported_name(entry)
 				plan.manifest_name = entry.name
 			else
 				notes[#notes + 1] = entry.name .. " " .. lost
@@ -1045,6 +1112,7 @@ function DB.import_closed_session(session_file)
 	DB.write_file(session_file, patched)
 	local records = {}
 	for _, p in ipairs(placements) do records[#records + 1] = { name = p.manifest_name, source_id = p.source_id } end
+	DB.ensure_folder(drop_folder)  -- a session saved elsewhere lists the imports from its earlier folders here
 	DB.mark_imported(drop_folder, records)
 	return names, notes, decided, decision_notes
 end
@@ -1097,14 +1165,16 @@ function DB.import_with_editor(plan, track)
 	return region
 end
 
--- Import every pending result into the open session: the names imported, notes on the rest, the drop folder.
+-- Import every pending result into the open session: the names imported, notes on the rest, the drop folder, and
+-- the names of those imported from a drop folder the session had before it was saved elsewhere.
 function DB.import_open_session()
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
-	local ready, notes = DB.pending(drop_folder, DB.session_view(Session))
-	local index = #ready > 0 and DB.result_index(drop_folder) or nil
+	local ready, notes, earlier = DB.all_pending(Session, drop_folder, DB.session_view(Session))
+	local index = #ready > 0 and DB.results_index(drop_folder, earlier) or nil
 	local origin_now = DB.origin_finder(Session, index)
-	local imported = {}
+	local imported, from_earlier = {}, {}
+	if #ready > 0 then DB.ensure_folder(drop_folder) end  -- where the imports are listed
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name, entry.again) then
 			local channels = entry.manifest.channels
@@ -1118,13 +1188,14 @@ function DB.import_open_session()
 			DB.settle(drop_folder, entry.name, ok and region and region:source(0):to_stateful():id():to_s())
 			if not ok then error(region, 0) end
 			if region then
-				imported[#imported + 1] = entry.name
+				imported[#imported + 1] = DB.imported_name(entry)
+				if entry.from then from_earlier[#from_earlier + 1] = imported[#imported] end
 			else
 				notes[#notes + 1] = entry.name .. " " .. (lost or "was not imported by Ardour (see the log window)")
 			end
 		end
 	end
-	return imported, notes, drop_folder
+	return imported, notes, drop_folder, from_earlier
 end
 
 -- -- decisions: choose, keep, discard ------------------------------------------------------------------------------
@@ -1241,7 +1312,7 @@ end
 -- Decisions newer than the ones `session` holds whose results are all imported: { {name, decision}, ... } in name
 -- order, and notes on the ones that wait for their import or cannot be read (skipped). Without a session, or in one
 -- that keeps none, the ledger tells which are applied.
-function DB.pending_decisions(drop_folder, session)
+function DB.pending_decisions(drop_folder, session, own_folder)
 	local folder = DB.join(drop_folder, BRIDGE.DECISIONS_FOLDER)
 	local applied, earlier = DB.decided(drop_folder)
 	local held = session and DB.session_decided(session)
@@ -1249,21 +1320,24 @@ function DB.pending_decisions(drop_folder, session)
 		applied = earlier
 		for job_id, seq in pairs(held) do applied[job_id] = math.max(applied[job_id] or 0, seq) end
 	end
-	local imported, ready, notes = DB.imported(drop_folder), {}, {}
+	local imported, ready, notes = DB.imported(own_folder or drop_folder), {}, {}
 	local names, lines = DB.list_folder(folder)
 	for _, name in ipairs(names) do
 		if name:sub(1, 1) ~= "." and name:match("%.json$") then
 			local decision, why = DB.read_decision(DB.join(folder, name), lines and lines[name])
 			if not decision then
-				notes[#notes + 1] = string.format("decision %s %s; skipped", name, why)
+				-- in a folder the session had before (`own_folder` given), a file it cannot read is no one's to name
+				if not own_folder then notes[#notes + 1] = string.format("decision %s %s; skipped", name, why) end
 			elseif decision.seq > (applied[decision.job_id] or 0) then
-				local waiting = 0
+				local waiting, held_here = 0, false
 				for _, manifest in ipairs(decision.manifests) do
-					if not imported[manifest] then waiting = waiting + 1 end
+					if imported[manifest] then held_here = true else waiting = waiting + 1 end
 				end
-				if waiting == 0 then
+				-- in a folder the session had before, a job none of whose results it imported is another session's
+				local its_own = held_here or not own_folder
+				if its_own and waiting == 0 then
 					ready[#ready + 1] = { name = name, decision = decision }
-				else
+				elseif its_own then
 					notes[#notes + 1] = string.format("%s waits for %d of its results to be imported",
 						DB.describe_decision(decision), waiting)
 				end
@@ -1397,11 +1471,10 @@ function DB.apply_decision(session, decision, found)
 	return step
 end
 
--- Apply every pending decision in the session, each once: what was applied ({decision, text, step} each, step nil
--- when none of the job's takes is on a track any more) and notes on the decisions left alone.
-function DB.apply_decisions(session, drop_folder)
-	local ready, notes = DB.pending_decisions(drop_folder, session)
-	local applied = {}
+-- Apply the pending decisions in `drop_folder` (DB.pending_decisions'), adding to `applied` and `notes`.
+local function apply_decisions_in(session, drop_folder, own_folder, applied, notes)
+	local ready, more_notes = DB.pending_decisions(drop_folder, session, own_folder)
+	table.move(more_notes, 1, #more_notes, #notes + 1, notes)
 	for _, entry in ipairs(ready) do
 		local decision = entry.decision
 		local found = DB.job_regions(session, DB.take_stems(drop_folder, decision.manifests))
@@ -1414,6 +1487,18 @@ function DB.apply_decisions(session, drop_folder)
 			text = text .. string.format(": variant %d is no longer on a track", decision.choice)
 		end
 		applied[#applied + 1] = { decision = decision, text = text, step = step }
+	end
+end
+
+-- Apply every pending decision in the session, each once: what was applied ({decision, text, step} each, step nil
+-- when none of the job's takes is on a track any more) and notes on the decisions left alone. The daemon publishes
+-- a decision beside the job's results, so those on results imported from a drop folder the session had before it
+-- was saved elsewhere (DB.sent_elsewhere) are read there.
+function DB.apply_decisions(session, drop_folder)
+	local applied, notes = {}, {}
+	apply_decisions_in(session, drop_folder, nil, applied, notes)
+	for _, folder in ipairs((DB.sent_elsewhere(session, drop_folder))) do
+		apply_decisions_in(session, folder, drop_folder, applied, notes)
 	end
 	return applied, notes
 end
@@ -1443,9 +1528,10 @@ end
 -- -- the editor action ---------------------------------------------------------------------------------------------
 
 function factory () return function ()
-	local imported, notes, drop_folder = DB.import_open_session()
+	local imported, notes, drop_folder, from_earlier = DB.import_open_session()
 	local decided, decision_notes = DB.apply_decisions(Session, drop_folder)
-	local lines = { string.format("Imported %d result(s) from %s.", #imported, drop_folder) }
+	local lines = { string.format("Imported %d result(s) from %s.", #imported - #from_earlier, drop_folder) }
+	for _, name in ipairs(from_earlier) do lines[#lines + 1] = "Imported " .. name end
 	for _, applied in ipairs(decided) do lines[#lines + 1] = "Applied " .. applied.text end
 	for _, note in ipairs(notes) do lines[#lines + 1] = "Not imported: " .. note end
 	for _, note in ipairs(decision_notes) do lines[#lines + 1] = "Not applied: " .. note end

@@ -523,7 +523,21 @@ function DB.send_range(session, region, track, first, last, operation, choices, 
 	if field then return nil, string.format("%s %s.", field, rule), field end
 	DB.ensure_folder(drop_folder)
 	local address, tags, args = DB.send(operation, request, target and target.host, target and target.port)
+	DB.note_sent(session, request)
 	return request, { address = address, tags = tags, args = args }
+end
+
+-- Each request sent is noted in the session itself, as a line "daw-bridge sent <request id> <drop folder>" in the
+-- master bus's comment (saved with the session, where the decisions are kept too): a session saved into another
+-- folder since (Save As) still knows the drop folder its result goes to, and which results there are its own.
+DB.SENT_MARK = "daw-bridge sent "
+
+function DB.note_sent(session, request)
+	local master = session:master_out()
+	if not master or master:isnil() then return end  -- a session without a master bus keeps nothing
+	local comment = master:comment()
+	local line = string.format("%s%s %s", DB.SENT_MARK, request.request_id, request.drop_folder)
+	master:set_comment(comment .. ((comment == "" or comment:sub(-1) == "\n") and "" or "\n") .. line, nil)
 end
 
 -- The dialog's last answers, one "key<TAB>value" line each, a backslash and a line break written as \\ and \n.
