@@ -209,7 +209,11 @@ local function other_jobs_range(item, manifest)
   local _, job = reaper.GetSetMediaItemTakeInfo_String(take, "P_EXT:daw_bridge_job", "", false)
   local _, name = reaper.GetSetMediaItemTakeInfo_String(take, "P_EXT:daw_bridge_manifest", "", false)
   if job == "" or job == manifest.job_id or name == "" then return nil end
-  local other = json.try_decode(util.read_file(util.join(util.drop_folder(), name)) or "")
+  -- the manifest lies beside the take's audio: a result imported from the drop folder the project had before a Save
+  -- As is there, not in this one
+  local file = reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(take))
+  local text = file ~= "" and util.read_file(util.join(util.dirname(file), name))
+  local other = json.try_decode(text or util.read_file(util.join(util.drop_folder(), name)) or "")
   local source = type(other) == "table" and json.value(other.source)
   if type(source) ~= "table" or not same_path(json.value(source.path), manifest.source.path)
     or not finite(source.start) or not finite(source["end"]) then return nil end

@@ -5,6 +5,7 @@ while that folder's other results stay out."""
 import pytest
 
 from .results import active, decide, deliver
+from .test_outsider_import import sounding
 
 JOB = "j-20261121-190512-3f2a"
 
@@ -132,3 +133,21 @@ def test_a_result_whose_item_is_gone_sounds_at_its_items_playrate_after_save_as(
     [placed] = project.items(1)
     assert placed["position"] == pytest.approx(8.0 + 5.0 / 1.5) and placed["length"] == pytest.approx(8.0 / 1.5)
     assert placed["takes"][0]["playrate"] == 1.5
+
+
+def test_a_job_next_to_one_imported_from_the_earlier_folder_stops_its_handle_halfway(project):
+    # the first job was sent before the Save As and imported from the old folder; the second, sent from song_v2 on
+    # the range right after it, must not lay its handle over the first one's replaced range
+    earlier, first = sent_then_saved_as(project)  # 12.5..20 s
+    project.run("import now")
+    mix, [_, middle, _] = project.state["tracks"][0], project.items()
+    second = deliver(project.drop_folder, start=20.5, end=30.0, job="j-20261121-190600-bbbb",
+                     item=middle["guid"], track=mix["guid"])
+
+    result = project.run("import now")
+
+    assert result.errors == []
+    # the first range ends at 20 s and the second starts at 20.5 s: each variant sounds up to 20.25 s
+    assert sounding(project, 0.0, 31.0) == [(0.0, 11.5, "mix.wav", 0.0),
+                                            (11.5, 20.25, first.with_suffix(".wav").name, 0.0),
+                                            (20.25, 31.0, second.with_suffix(".wav").name, 0.75)]
