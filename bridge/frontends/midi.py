@@ -307,6 +307,7 @@ class MidiFrontend:
         self._watcher: asyncio.Task | None = None
         self._midi_missing = False
         self._presses = 0
+        self._pad_jobs: dict[tuple, tuple[str, dict]] = {}  # per pad (its LED): the last job it started, its request
         service.subscribe(self._on_job_event)  # last: a frontend refused above leaves no listener behind
         if decisions is not None:
             decisions.subscribe(self._on_decision)
@@ -445,7 +446,13 @@ class MidiFrontend:
         try:
             if pad.command is not None:
                 request, origin = prepared or self.prepare(pad)
+                if prepared is None and (running := self._still_running(led, request)) is not None:
+                    # a pad that bounces, or a second press while the first job runs: a paid job is not sent twice
+                    log.info("pad %s: the same request is still running as job %s; nothing new started",
+                             pad.describe(), running.job_id)
+                    return None
                 record = self.service.submit(osc_schema.parse_request(request), origin)
+                self._pad_jobs[led] = (record.job_id, request)
             elif pad.action in PAD_ACTIONS:
                 return self._audition(pad, led)
             elif pad.action in DECISION_ACTIONS:
@@ -465,6 +472,14 @@ class MidiFrontend:
         else:
             self.leds.flash(led, "done")  # an action that starts no job (cancel) still shows it was heard
         return record
+
+    def _still_running(self, led: tuple, request: dict) -> JobRecord | None:
+        """The job this pad last started, when it is not finished and asked for just what ``request`` asks."""
+        job_id, asked = self._pad_jobs.get(led, ("", {}))
+        record = self.service.get(job_id) if job_id else None
+        same = {k: v for k, v in asked.items() if k != "request_id"} == {
+            k: v for k, v in request.items() if k != "request_id"}
+        return record if record is not None and not record.state.finished and same else None
 
     def prepare(self, pad: Pad) -> tuple[dict, dict]:
         """A command pad's request on the selection now, and its job's origin."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import re
 import shutil
 import socket
 import subprocess
@@ -176,6 +178,13 @@ async def until(predicate, timeout: float = 10.0, what: str = "condition"):
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
     return value
+
+
+def presses(r, caplog) -> list[str]:
+    """The pads heard pressing, by what they did: the jobs they started, then the presses that asked again what the
+    pad's running job asks (logged, nothing new started; ``caplog`` at INFO for "bridge")."""
+    again = re.findall(r"pad (.+): the same request is still running as job", caplog.text)
+    return [j.origin["pad"] for j in r.jobs()] + again
 
 
 async def leds(controller: Controller, note: int, expected: list[int], timeout: float = 10.0) -> list[int]:
@@ -506,6 +515,30 @@ def test_a_pad_inpaints_the_selection_and_its_led_follows_the_job(tmp_path, demo
     assert channels == {9}  # the LED answers on the pad's own channel (10, zero-based 9)
 
 
+def test_a_pad_that_bounces_while_its_job_runs_starts_no_second_job(tmp_path, demo_song_path, controller, caplog):
+    """A worn pad sends its note twice in a few milliseconds: on a paid backend that was two paid jobs. A press that
+    asks again what the pad's running job asks starts nothing; once the job is done, the next press is a new one."""
+    caplog.set_level(logging.INFO, logger="bridge")
+
+    async def story():
+        async with rig(tmp_path, demo_song_path) as r:
+            r.backends["local"].gate = asyncio.Event()
+            await asyncio.to_thread(controller.wait_joined)
+            controller.note(36, channel=10)
+            controller.note(36, channel=10)
+            await until(lambda: "nothing new started" in caplog.text, what="the second press heard")
+            running = len(r.jobs())
+            r.backends["local"].gate.set()
+            await r.service.drain()
+            controller.note(36, channel=10)
+            await until(lambda: len(r.jobs()) == 2, what="a new job once the first is done")
+            await r.service.drain()
+            return running, r.jobs()
+
+    running, jobs = asyncio.run(story())
+    assert running == 1 and [j.state for j in jobs] == [State.DELIVERED] * 2
+
+
 def test_a_press_without_a_selection_starts_nothing_and_flashes_failure(tmp_path, demo_song_path, controller, caplog):
     async def story():
         async with rig(tmp_path, demo_song_path, selection=False) as r:
@@ -518,7 +551,10 @@ def test_a_press_without_a_selection_starts_nothing_and_flashes_failure(tmp_path
     assert "source: is not known yet" in caplog.text
 
 
-def test_control_changes_press_once_per_push_and_program_changes_press_too(tmp_path, demo_song_path, controller):
+def test_control_changes_press_once_per_push_and_program_changes_press_too(tmp_path, demo_song_path, controller,
+                                                                              caplog):
+    caplog.set_level(logging.INFO, logger="bridge")
+
     async def story():
         async with rig(tmp_path, demo_song_path) as r:
             await asyncio.to_thread(controller.wait_joined)
@@ -526,13 +562,13 @@ def test_control_changes_press_once_per_push_and_program_changes_press_too(tmp_p
             for value in (127, 0, 100, 10, 70, 80, 90, 127):  # push, release, push, then a knob swept up once
                 cc(value)
             controller.send(mido.Message("program_change", program=3, channel=4))
-            await until(lambda: len(r.jobs()) == 4, what="four jobs")
+            await until(lambda: len(presses(r, caplog)) == 4, what="four presses")
             await asyncio.sleep(0.2)  # no fifth
             await r.service.drain()
-            return r.jobs()
+            return r.jobs(), presses(r, caplog)
 
-    jobs = asyncio.run(story())
-    assert len(jobs) == 4 and all(j.state is State.DELIVERED for j in jobs)
+    jobs, pressed = asyncio.run(story())
+    assert len(pressed) == 4 and all(j.state is State.DELIVERED for j in jobs)
 
 
 def test_the_cancel_pad_stops_the_running_job_and_its_led_goes_dark(tmp_path, demo_song_path, controller):
