@@ -161,7 +161,7 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
 
     ``song`` is float32 frames (frames, channels) or a source with ``read(start, length)`` and ``frames``. For an
     inpaint ``end`` lies inside the song and the source takes over again there; for an extension it is where the
-    span ends, and the plan's ending (the song's own ending, or a fade over the last beat) finishes it.
+    span ends, where the last beat fades (after the song's own ending, when the plan lands on it).
     """
     source = joins.ArraySource(song) if isinstance(song, np.ndarray) else song
     r = _Renderer(source, sample_rate, beat)
@@ -212,7 +212,7 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
     if tail:
         out[last - f0:last + tail - f0] = _blend(new[-tail:], out[last - f0:last + tail - f0], exit_correlation)
     if plan.ending != "source":
-        finish(out, last - f0, plan.ending, int(round(beat * sample_rate)), sample_rate)
+        finish(out, last - f0, int(round(beat * sample_rate)))
     passages = [p.to_json() for p in plan.passages]
     for entry, at, lag, gain in zip(passages, bounds, lags, gains):
         entry["from"] = round((at + lag) / sample_rate, 4)
@@ -223,12 +223,14 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
     return out, [j.to_json(sample_rate) for j in rendered], passages
 
 
-def finish(out: np.ndarray, end: int, ending: str, beat: int, sample_rate: int) -> None:
-    """End an extension cleanly: fade over the last beat, or (song's own ending) only a short fade at the cut.
+def finish(out: np.ndarray, end: int, beat: int) -> None:
+    """End an extension cleanly: fade over the last beat.
 
     A beat lets the last notes ring down without cutting one; a longer fade (a whole bar was tried) spends more of
-    the extension fading: the music the producer asked for plays at its level until the last beat."""
-    length = min(beat if ending == "fade" else int(0.05 * sample_rate), end)
+    the extension fading: the music the producer asked for plays at its level until the last beat. The song's own
+    ending is faded too: a song that only went quiet where its file stops (a bounce cut in a soft passage) counts
+    as ending, and its last note was cut with it; an ending that rings out to silence loses nothing audible."""
+    length = min(beat, end)
     if length <= 0:
         return
     x = (np.arange(length) + 0.5) / length

@@ -167,5 +167,5 @@ def render_texture(source, sample_rate: int, texture: Texture, start: float, end
         joins.append({"at": round(start, 4), "from": passages[0]["from"], "crossfade": round(fade / sample_rate, 4),
                       "confidence": round(texture.steadiness, 3), "correlation": 0.0, "gain_db": 0.0})
     out[first - f0:last - f0] = stream[first - stream_lo:]
-    finish(out, last - f0, texture.ending, int(round(beat * sample_rate)), sample_rate)
+    finish(out, last - f0, int(round(beat * sample_rate)))
     return out, joins, passages

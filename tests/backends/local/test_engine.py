@@ -123,6 +123,25 @@ def test_extend_continues_from_matching_music_and_lands_on_the_song_ending(song)
     assert np.sqrt(np.mean(tail ** 2)) < 0.1 * np.sqrt(np.mean(out ** 2))
 
 
+def test_an_extension_landing_on_a_song_that_only_went_quiet_where_it_stops_still_ends_cleanly(song):
+    """A bounce cut in a soft passage: its last half second is 20 dB down, so it counts as an ending, and a walk that
+    finished on it copied the cut note at full length to the extension's last sample (26 dB under its level, where
+    a clean ending is 30)."""
+    audio, sr = song
+    cut = audio[:int(31.1 * sr)].copy()
+    cut[-int(0.6 * sr):] *= 0.1
+    analysis = analyse(cut, sr)
+    after, seconds = len(cut) / sr, 10.0
+    endings = [plan for plan in plan_extend(analysis, after, seconds, 2, more_starts=True) if plan.ending == "song_end"]
+    assert analysis.has_ending and endings
+    span = (int(round((after - HANDLE) * sr)), int(round((after + seconds) * sr)))
+    for plan in endings:
+        out, _, _ = render(cut, sr, plan, after, after + seconds, span, analysis.beat_period)
+        new = out[int(HANDLE * sr):]
+        level = np.median(np.sqrt(np.mean(new[:len(new) // 441 * 441].reshape(-1, 441, 2) ** 2, axis=(1, 2))))
+        assert np.sqrt(np.mean(out[-int(0.02 * sr):] ** 2)) < 10 ** (-30 / 20) * level
+
+
 def test_extend_of_a_song_cut_mid_bar_plays_on_at_its_level_and_fades_over_its_last_beat(song):
     """No ending of its own to land on: the walk plays at its level until the last beat, which fades to silence
     (a cos^2 curve), so no note is cut and the fade takes no more of the extension than one beat."""
