@@ -106,12 +106,7 @@ def _notify_port(check: "_Check", out: dict) -> None:
     """[notify] sent to the daemon's own OSC port (osc_port copied into it): each notice reached the daemon, not the
     DAW, and nobody was told."""
     notify = out.get("notify") or {}
-    if not notify or notify["port"] != out["osc_port"]:
-        return
-    osc_host, notify_host = ("127.0.0.1" if host == "localhost" else host
-                             for host in (out["osc_host"], notify.get("host", "")))
-    # a daemon listening on every interface hears this machine's loopback, not another machine's port
-    if osc_host == notify_host or is_loopback(notify_host) and osc_host in ("0.0.0.0", "::"):
+    if notify and _reaches_daemon(out, notify.get("host", ""), notify["port"]):
         check.fail(("notify", "port"), "is osc_port too: each notice would reach the daemon itself, not the DAW",
                    value=notify["port"])
 
@@ -120,13 +115,18 @@ def _voice_reply_port(check: "_Check", out: dict) -> None:
     """[voice] reply_port on the daemon's own OSC port (osc_port copied into it): each /bridge/heard reached the
     daemon, which refused it as an unknown command, and the control surface showing takes heard nothing."""
     voice = out.get("voice") or {}
-    if voice.get("reply_port") != out["osc_port"]:
-        return
-    osc_host = "127.0.0.1" if out["osc_host"] == "localhost" else out["osc_host"]
-    reply_host = "127.0.0.1" if voice.get("reply_host") == "localhost" else voice.get("reply_host")
-    if osc_host in (reply_host, "0.0.0.0", "::"):  # reply_host is loopback only
+    if voice.get("reply_port") is not None and _reaches_daemon(out, voice["reply_host"], voice["reply_port"]):
         check.fail(("voice", "reply_port"), "is osc_port too: each /bridge/heard would reach the daemon itself, not "
                    "the control surface", value=voice["reply_port"])
+
+
+def _reaches_daemon(out: dict, host: str, port: int) -> bool:
+    """Whether OSC sent to ``host``:``port`` lands on the daemon's own osc_port ("localhost" is 127.0.0.1)."""
+    if port != out["osc_port"]:
+        return False
+    osc_host, host = ("127.0.0.1" if name == "localhost" else name for name in (out["osc_host"], host))
+    # a daemon listening on every interface hears this machine's loopback, not another machine's port
+    return osc_host == host or is_loopback(host) and osc_host in ("0.0.0.0", "::")
 
 
 def _ableton_ports(check: "_Check", out: dict) -> None:
