@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_SEQ = 2**31 - 1  # /bridge/decided carries seq as an OSC int32: a higher number could be published, never sent
+
+
 @dataclass(frozen=True)
 class Decision:
     """A published decision: what the producer decided about ``record``'s takes, and its number for that job."""
@@ -79,7 +82,10 @@ def latest(record: JobRecord) -> Decision | None:
     path = decision_file(record)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Decision(record, data["decision"], int(data["choice"]), int(data["seq"]), data["decided_at"])
+        decided = Decision(record, data["decision"], int(data["choice"]), int(data["seq"]), data["decided_at"])
+        if not 0 <= decided.seq < MAX_SEQ:
+            raise ValueError(f"seq {decided.seq} is not in 0..{MAX_SEQ - 1}")
+        return decided
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -89,7 +95,9 @@ def latest(record: JobRecord) -> Decision | None:
 
 def applied_seq(record: JobRecord) -> int:
     """The highest seq of the job's decisions that a DAW script's ledger records as applied; 0 for none (an
-    unreadable ledger counts as none: the script reading it sees none either)."""
+    unreadable ledger counts as none: the script reading it sees none either, and so does a line whose seq is not
+    written in ASCII digits). BridgeError when a ledger records one no decision can follow (MAX_SEQ or beyond: a
+    damaged line), since a decision numbered below it would be skipped there as applied."""
     folder = drop_folder_for(record.spec)
     highest = 0
     for name in DECIDED_LEDGERS.values():
@@ -99,8 +107,13 @@ def applied_seq(record: JobRecord) -> int:
             continue
         for line in text.splitlines():
             job_id, _, seq = line.rstrip().partition("\t") if "\t" in line else line.rstrip().partition(" ")
-            if job_id == record.job_id and seq.isdigit():
-                highest = max(highest, int(seq))
+            if job_id == record.job_id and seq.isascii() and seq.isdigit():
+                digits = seq.lstrip("0") or "0"
+                if len(digits) > len(str(MAX_SEQ)) or int(digits) >= MAX_SEQ:  # int() of 4300+ digits raises
+                    raise BridgeError(f"the ledger {folder / name} records decision {seq:.20} of job {record.job_id}, "
+                                      f"past the highest a decision can be numbered ({MAX_SEQ}); take that line out "
+                                      "to decide again", code="decision_unreadable")
+                highest = max(highest, int(digits))
     return highest
 
 

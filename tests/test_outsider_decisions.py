@@ -125,3 +125,36 @@ def test_a_damaged_job_is_refused_in_one_line_and_the_last_press_wins_over_one_s
     finally:
         daemon.stop()
         tape.close()
+
+
+def test_a_decision_number_past_what_osc_carries_is_refused_in_one_line_and_nothing_is_published(
+        project, daemon, client):
+    """A damaged ledger line (a seq of 5000 digits, or one past OSC's int32) ended the decision in 'internal error'
+    with a traceback; a decision file numbered 1e308 was published as decision 1e308 + 1, which /bridge/decided
+    cannot carry, so the sender heard 'internal error' of a decision that was in fact published."""
+    outcome, _ = client.run_job("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="", num_outputs=1,
+                                timeout=300)
+    assert outcome.name == "done", outcome
+    job = outcome.args[0]
+    path = project.drop / ".daw-bridge-decisions" / f"{job}.json"
+    ledger = project.drop / ".reaper-decided"
+    for damaged in (f"{job} {'9' * 5000}\n", f"{job} 2147483647\n"):
+        ledger.write_text(damaged, encoding="utf-8")
+        refused = decide(client, job, "choose", "choice", 1)
+        assert refused.name == "error" and "\n" not in refused.args[-1], refused
+        assert f"the ledger {ledger} records decision " in refused.args[-1] and "internal" not in refused.args[-1]
+        assert not path.exists()
+    ledger.write_text(f"{job} ²\n{job} 0002\n", encoding="utf-8")  # not ASCII digits: no seq; leading zeros: one
+    assert decide(client, job, "choose", "choice", 1).args == [job, "choose", 1, 3]
+
+    published = path.read_text(encoding="utf-8")
+    for seq in ("1e308", "2147483647", str(10 ** 30)):
+        path.write_text(published.replace('"seq": 3', f'"seq": {seq}'), encoding="utf-8")
+        refused = decide(client, job, "choose", "choice", 0)
+        assert refused.name == "error" and "move it away" in refused.args[-1], refused
+        assert "internal" not in refused.args[-1] and json.loads(path.read_text())["choice"] == 1
+    path.write_text(published.replace('"seq": 3', '"seq": 2147483646'), encoding="utf-8")
+    assert decide(client, job, "choose", "choice", 0).args == [job, "choose", 0, 2147483647]
+    assert client.ping(timeout=5)
+    log = daemon.log.read_text(encoding="utf-8")
+    assert "Traceback" not in log and "ERROR" not in log
