@@ -22,14 +22,21 @@ INBOX_FOLDERS = ("processing", "processed", "rejected", "status")
 
 def inbox_owns(folder: Path, inbox: Path) -> str | None:
     """Why results must not go to ``folder`` (symlinks resolved) when the inbox owns it, else None."""
-    folder = folder.resolve()
-    inbox = inbox.resolve()
-    if folder == inbox:
+    part = _inbox_part(folder.resolve(), inbox.resolve())
+    if part is None:
+        return None
+    if not part:
         return "is the inbox, which would take the results' manifests as request files"
-    if folder.parent == inbox and folder.name in INBOX_FOLDERS:
-        return (f"is the inbox's {folder.name} folder, whose files the daemon moves and deletes as its own (the "
-                "results would be lost)")
-    return None
+    return (f"is the inbox's {part} folder, whose files the daemon moves and deletes as its own (the results would be "
+            "lost)")
+
+
+def _inbox_part(folder: Path, inbox: Path) -> str | None:
+    """"" when ``folder`` is the inbox, the name of the inbox's own folder it is (INBOX_FOLDERS), else None; both
+    already resolved."""
+    if folder == inbox:
+        return ""
+    return folder.name if folder.parent == inbox and folder.name in INBOX_FOLDERS else None
 
 
 def config_home() -> Path:
@@ -106,18 +113,15 @@ class Config:
             state, inbox = self.state_dir.resolve(), self.inbox.resolve()
         except (OSError, RuntimeError):  # unresolvable: the daemon's start names the folder
             return None
-        if state == inbox:
-            where = f"the inbox {self.inbox}"
-        elif state.parent == inbox and state.name in INBOX_FOLDERS:
-            where = f"the inbox's {state.name} folder"
-        else:
+        if (part := _inbox_part(state, inbox)) is None:
             return None
+        where = f"the inbox's {part} folder" if part else f"the inbox {self.inbox}"
         return (f"state_dir {self.state_dir} is {where}, which would take the daemon's own files there "
                 "(context.json) as request files: give each a folder of its own")
 
     def refused_by_roots(self) -> list[str]:
         """What the project roots refuse for every job, in words: an empty list of roots, or a configured folder
-        (drop_folder, captures_dir) outside them; a drop_folder that is the inbox too."""
+        (drop_folder, captures_dir) outside them; a drop_folder that is the inbox or one of its own folders."""
         if not self.project_roots:
             return [("project_roots is empty, so every job is refused: name the folders your projects live in, "
                      "e.g. project_roots = [\"~\"]")]
