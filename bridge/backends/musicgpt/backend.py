@@ -24,7 +24,7 @@ import osc_schema
 from bridge import logs
 from bridge.audio.region import export_region
 from bridge.backends.base import Backend
-from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, MusicGPTClient, RetryPolicy
+from bridge.backends.musicgpt.client import CONVERSION_TYPES, ENDPOINTS, NOT_SENT_AGAIN, MusicGPTClient, RetryPolicy
 from bridge.backends.musicgpt.outputs import render_all
 from bridge.backends.musicgpt.ratelimit import shared_limiter
 from bridge.backends.musicgpt.secrets import Redacted
@@ -241,10 +241,8 @@ class MusicGPTBackend(Backend):
                 # a retry would send it again, when the task may well exist.
                 said = f"{type(exc).__name__}: {self.client.words(str(exc))[:200]}"
                 _late(spec.job_id, "unknown", await asyncio.to_thread(self.spend.record_unknown, entry, said))
-                raise SubmissionUnknown(
-                    f"the {operation} request was sent, but its answer could not be taken in ({said}); MusicGPT may "
-                    "have accepted it. It was NOT sent again, so you are not charged twice: check your MusicGPT "
-                    "dashboard for a new task, then resolve the job with its task id or as not submitted") from None
+                raise SubmissionUnknown(f"the {operation} request was sent, but its answer could not be taken in "
+                                        f"({said}); MusicGPT may have accepted it. {NOT_SENT_AGAIN}") from None
             _late(spec.job_id, "refused", await asyncio.to_thread(self.spend.record_refused, entry, str(exc)))
             raise
 

@@ -50,6 +50,9 @@ MIN_DOWNLOAD_BYTES_PER_S = 8 << 10  # averaged once the first timeout has passed
 MAX_TASK_ID_CHARS = 200  # far above any id seen; a longer one is not an id we can poll, show or resolve with
 # The contract's refusals before work starts: answered with one of these, a submit created no task.
 REFUSED_BEFORE_WORK = (400, 401, 402, 403, 422, 429)
+# What the producer is told whenever a paid submit's fate is open (submission_unknown).
+NOT_SENT_AGAIN = ("It was NOT sent again, so you are not charged twice: check your MusicGPT dashboard for a new task, "
+                  "then resolve the job with its task id or as not submitted")
 # What reading a JSON body raises when it is no JSON, or JSON nested deeper than the parser's stack.
 _UNREADABLE = (ValueError, RecursionError)
 # Raised before a byte of the request left this machine.
@@ -124,16 +127,12 @@ class MusicGPTClient:
             except httpx.HTTPError as exc:  # a timeout, a dropped connection, an answer that cannot be decoded...
                 raise SubmissionUnknown(
                     f"the {operation} request may have reached MusicGPT, but its answer was lost or could not be "
-                    f"read ({_describe(exc)}). It was NOT sent again, so you are not charged twice: check your "
-                    "MusicGPT dashboard for a new task, then resolve the job with its task id or as not submitted"
-                ) from None
+                    f"read ({_describe(exc)}). {NOT_SENT_AGAIN}") from None
             status = response.status_code
             if status not in REFUSED_BEFORE_WORK and not 200 <= status < 300:
                 raise SubmissionUnknown(
                     f"MusicGPT answered the {operation} request with HTTP {status} ({self._text(response)}), which "
-                    "does not prove the task was not created. It was NOT sent again, so you are not charged twice: "
-                    "check your MusicGPT dashboard for a new task, then resolve the job with its task id or as not "
-                    "submitted")
+                    f"does not prove the task was not created. {NOT_SENT_AGAIN}")
             if status in REFUSED_BEFORE_WORK:
                 attempt["sending"] = False  # a refusal in hand: nothing of this attempt is pending
             if status == 429:
