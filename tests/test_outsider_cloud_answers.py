@@ -121,14 +121,10 @@ def _until(what: str, predicate, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_task_accepted_while_the_state_folder_is_full_is_named_so_the_producer_can_resolve_it(project, fake,
-                                                                                                 monkeypatch):
-    """The state folder's disk filled while the paid POST was out (a DAW rendering to the same disk): the ledger could
-    not record the answer, and the task id MusicGPT gave was thrown away with a traceback: in no ledger row, no
-    journal row, no log line. After a restart the job waited in submission_unknown with only the dashboard to say
-    which task it paid for."""
+def _fill_the_disk_on_accept(monkeypatch, filler: Path) -> Path:
+    """The fake accepts each submit (a task made, paid for) and then fills the disk ``filler`` lies on, as a DAW
+    rendering to it would, before its answer reaches the daemon; ``filler``, to free the space again."""
     accepted = fake_module._Handler._accepted_answer
-    filler = project.state / "filler"
 
     def accept_then_fill_the_disk(self, operation, task):
         with open(filler, "wb") as out:
@@ -138,6 +134,17 @@ def test_a_task_accepted_while_the_state_folder_is_full_is_named_so_the_producer
         return accepted(self, operation, task)
 
     monkeypatch.setattr(fake_module._Handler, "_accepted_answer", accept_then_fill_the_disk)
+    return filler
+
+
+def test_a_task_accepted_while_the_state_folder_is_full_is_named_so_the_producer_can_resolve_it(project, fake,
+                                                                                                 monkeypatch):
+    """The state folder's disk filled while the paid POST was out (a DAW rendering to the same disk): the ledger could
+    not record the answer, and the task id MusicGPT gave was thrown away with a traceback: in no ledger row, no
+    journal row, no log line. After a restart the job waited in submission_unknown with only the dashboard to say
+    which task it paid for."""
+    accepted = fake_module._Handler._accepted_answer
+    filler = _fill_the_disk_on_accept(monkeypatch, project.state / "filler")
     project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
     env = {"MUSICGPT_API_KEY": fake.api_key}
     with small_tmpfs(project.state, "24m"):
@@ -172,17 +179,7 @@ def test_a_job_whose_failure_the_full_journal_could_not_take_is_resolved_without
     """The same full disk also refused the journal the job's end: the job's run died with 'Task exception was never
     retrieved', the journal still said 'submitting', and once the space was freed every 'jobs resolve' and 'jobs
     retry' was refused ('still running (submitting)') until the daemon was restarted."""
-    accepted = fake_module._Handler._accepted_answer
-    filler = project.state / "filler"
-
-    def accept_then_fill_the_disk(self, operation, task):
-        with open(filler, "wb") as out:
-            with contextlib.suppress(OSError):
-                while True:
-                    out.write(b"\0" * (1 << 16))
-        return accepted(self, operation, task)
-
-    monkeypatch.setattr(fake_module._Handler, "_accepted_answer", accept_then_fill_the_disk)
+    filler = _fill_the_disk_on_accept(monkeypatch, project.state / "filler")
     project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
     with small_tmpfs(project.state, "24m"):
         daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
@@ -295,18 +292,25 @@ def _answer_with(kind: str):
         if status != 200 or "task_id" not in body:
             return write_json(self, status, body)
         if kind == "gzip":  # a proxy that marks the answer compressed when it is not
-            data, encoding = json.dumps(body).encode(), "gzip"
-        else:  # JSON nested deeper than any parser's stack
-            data, encoding = b"[" * 200_000 + b"]" * 200_000, None
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        if encoding:
-            self.send_header("Content-Encoding", encoding)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+            _answer_raw(self, json.dumps(body).encode(), encoding="gzip")
+        else:
+            _answer_raw(self, _TOO_DEEP)
 
     return unreadable
+
+
+_TOO_DEEP = b"[" * 200_000 + b"]" * 200_000  # JSON nested deeper than any parser's stack
+
+
+def _answer_raw(handler, data: bytes, encoding: str | None = None) -> None:
+    """Answer 200 with ``data`` as the JSON body, whatever it holds."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    if encoding:
+        handler.send_header("Content-Encoding", encoding)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 @pytest.mark.parametrize("kind", ["gzip", "nested"])
@@ -347,12 +351,7 @@ def test_byid_json_nested_past_the_parsers_stack_does_not_cost_the_paid_result(p
     def deep_body(self, status, body):
         if status == 200 and "conversion" in body and deep_answers["left"]:
             deep_answers["left"] -= 1
-            data = b"[" * 200_000 + b"]" * 200_000
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            return self.wfile.write(data)
+            return _answer_raw(self, _TOO_DEEP)
         return write_json(self, status, body)
 
     def deep_lyrics(self, task):
