@@ -54,7 +54,7 @@ REFUSED_BEFORE_WORK = (400, 401, 402, 403, 422, 429)
 NOT_SENT_AGAIN = ("It was NOT sent again, so you are not charged twice: check your MusicGPT dashboard for a new task, "
                   "then resolve the job with its task id or as not submitted")
 # What reading a JSON body raises when it is no JSON, or JSON nested deeper than the parser's stack.
-_UNREADABLE = (ValueError, RecursionError)
+UNREADABLE_JSON = (ValueError, RecursionError)
 # Raised before a byte of the request left this machine.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
              httpx.LocalProtocolError)
@@ -165,7 +165,7 @@ class MusicGPTClient:
             self._raise_for(status, response, f"the {operation} request")
         try:
             answer = response.json()
-        except _UNREADABLE:
+        except UNREADABLE_JSON:
             raise SubmissionUnknown(f"MusicGPT answered the {operation} request with HTTP {status} but an unreadable "
                                     "body; it may have accepted it. Check your dashboard, then resolve the job"
                                     ) from None
@@ -225,7 +225,7 @@ class MusicGPTClient:
                 self._raise_for(status, response, what)
             try:
                 body = response.json()
-            except _UNREADABLE:
+            except UNREADABLE_JSON:
                 body = None
             conversion = body.get("conversion") if isinstance(body, dict) else None
             problem = "an unreadable answer" if not isinstance(conversion, dict) else _other_task(
@@ -317,7 +317,7 @@ class MusicGPTClient:
         a validator's indented detail would otherwise spill over many)."""
         try:
             body = response.json()
-        except _UNREADABLE:
+        except UNREADABLE_JSON:
             body = None
         text = ""
         if isinstance(body, dict):
@@ -356,7 +356,7 @@ class _DownloadRefused(Exception):
 def _credit_message(response: httpx.Response, text: str) -> str:
     try:
         body = response.json()
-    except _UNREADABLE:
+    except UNREADABLE_JSON:
         body = {}
     body = body if isinstance(body, dict) else {}
     required, available = body.get("required_credits"), body.get("available_credits")

@@ -22,7 +22,7 @@ from bridge.audio.align import match_channels, resample
 from bridge.audio.region import read_region
 from bridge.audio.splice import Edit, splice_span
 from bridge.audio.wavio import write_atomic
-from bridge.backends.musicgpt.client import MusicGPTClient
+from bridge.backends.musicgpt.client import UNREADABLE_JSON, MusicGPTClient
 from bridge.exceptions import BackendError, BridgeError, TransientError
 from bridge.models import JobSpec, Rendered
 
@@ -186,6 +186,6 @@ def _timestamped(value: object) -> object:
     if isinstance(value, str):
         try:
             return json.loads(value) if value.strip() else []
-        except (ValueError, RecursionError):  # not JSON, or nested past the parser's stack: kept as the text it is
+        except UNREADABLE_JSON:  # not JSON, or nested past the parser's stack: kept as the text it is
             return value
     return value if value is not None else []
