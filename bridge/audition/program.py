@@ -107,7 +107,7 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
         except (KeyError, TypeError, ValueError) as exc:
             raise AuditionError(f"job {record.job_id}: the manifest {Path(path).name} is damaged "
                                 f"({type(exc).__name__}: {exc})") from None
-        variant = _variant_program(audio, manifest, original, first, rate, spec.operation)
+        variant = _variant_program(audio, manifest, original, first, rate, spec.operation, edit)
         gain = matching_gain(original, variant, edit, rate)
         variants.append(variant * gain)
         gains.append(round(float(20 * np.log10(gain[edit[0], 0])), 2))
@@ -116,17 +116,28 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
 
 
 def _variant_program(audio_path: Path, manifest: dict, original: np.ndarray, first: int, rate: int,
-                     operation: str) -> np.ndarray:
+                     operation: str, edit: tuple[int, int]) -> np.ndarray:
     """The original with the delivered audio laid over it where it covers (only that part of a whole-song delivery
-    is read); after an extension, silence."""
+    is read); after an extension, silence.
+
+    Refused when the audio is not what was delivered (another length than the manifest's ``frames``: a file
+    replaced or cut short since) or lies nowhere on the edited range (a hand-edited ``span_start``): either would
+    play the original, or a stretch of it, announced as the variant."""
     at = round(manifest["source"]["span_start"] * rate) - first  # where the delivered audio starts in the program
     program = original.copy()
     if operation == "extend":
         program[max(at, 0):] = 0.0
+    frames = manifest.get("frames")
     try:
         with sf.SoundFile(str(audio_path)) as f:
             if f.channels != original.shape[1] or f.samplerate != rate:
                 raise AuditionError(f"the variant's audio no longer matches its source: {audio_path}")
+            if isinstance(frames, int) and not isinstance(frames, bool) and f.frames != frames:
+                raise AuditionError(f"the variant's audio has {f.frames} frames where its manifest says {frames} "
+                                    f"(replaced since it was delivered?): {audio_path}")
+            if at >= edit[1] or at + f.frames <= edit[0]:
+                raise AuditionError("the variant's audio lies off the range it replaced (its manifest's source "
+                                    f"span_start changed since it was delivered?): {audio_path}")
             lo, hi = max(at, 0), min(at + f.frames, len(program))
             if hi > lo:
                 f.seek(lo - at)

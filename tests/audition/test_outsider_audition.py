@@ -1,0 +1,63 @@
+"""An outsider's probes of the audition: result files changed in the drop folder after delivery. The daemon must not
+announce as a variant what is not the delivered variant. Real daemon, real UDP, a real ``jackd -d dummy``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import soundfile as sf
+
+from bridge.client import BridgeClient
+from bridge.demo_song import make_song
+from bridge.frontends.osc_wire import encode
+from tests.audition.conftest import RATE
+from tests.audition.tape import Tape
+from tests.conftest import DaemonProcess, Project
+
+
+def audition(client: BridgeClient, *request) -> list:
+    client.send_raw(encode("/bridge/audition", list(request)))
+    reply = client.wait_for(lambda r: r.name in ("auditioning", "error"), timeout=60)
+    assert reply is not None, request
+    return reply.args
+
+
+def test_a_variant_cut_short_or_moved_off_its_range_is_refused_not_played_as_the_original(jack, tmp_path):
+    """A variant's audio replaced by a shorter file (same rate and channels), or a manifest whose span_start was
+    edited to lie before the range, was answered 'auditioning variant n' at 0.0 dB while the original played."""
+    project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
+    tape = Tape()
+    ports = ", ".join(f'"{port}"' for port in tape.ports)
+    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
+    daemon = DaemonProcess(project).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
+                                        backend="local", num_outputs=2, timeout=120)
+            assert outcome.name == "done" and len(outcome.args) == 3, outcome
+            job, manifests = outcome.args[0], [Path(p) for p in outcome.args[1:]]
+            records = [json.loads(m.read_text(encoding="utf-8")) for m in manifests]
+
+            cut = manifests[0].with_name(records[0]["audio"])
+            audio, rate = sf.read(cut, dtype="float32", always_2d=True)
+            sf.write(cut, audio[:100], rate, subtype="FLOAT")
+            assert audition(client, job, "variant", "variant", 1) == [
+                "/bridge/audition", "", "", f"the variant's audio has 100 frames where its manifest says "
+                                            f"{records[0]['frames']} (replaced since it was delivered?): {cut}"]
+            sf.write(cut, audio, rate, subtype="FLOAT")
+
+            delivered = manifests[1].read_text(encoding="utf-8")
+            records[1]["source"]["span_start"] = 0.0  # 6 s of audio at 0 s, the range at 16-20 s
+            manifests[1].write_text(json.dumps(records[1]), encoding="utf-8")
+            refused = audition(client, job, "variant", "variant", 2)
+            assert refused[:3] == ["/bridge/audition", "", ""] and "off the range it replaced" in refused[3], refused
+            assert "\n" not in refused[3]
+
+            manifests[1].write_text(delivered, encoding="utf-8")
+            assert audition(client, job, "variant", "variant", 2)[:3] == [job, "variant", 2]
+            assert client.ping(timeout=5)
+        assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
+    finally:
+        daemon.stop()
+        tape.close()
