@@ -148,7 +148,7 @@ class Audition:
 
     async def _programs(self, record: JobRecord, sample_rate: int) -> Programs:
         programs = self._prepared.get(record.job_id)
-        if programs is None or programs.sample_rate != sample_rate:
+        if programs is None or programs.sample_rate != sample_rate or programs.changed():
             programs = await asyncio.to_thread(self._load, record, sample_rate)
             self._prepared[record.job_id] = programs
             while len(self._prepared) > KEEP_PREPARED:

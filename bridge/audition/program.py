@@ -49,6 +49,24 @@ class Programs:
     original: np.ndarray
     variants: tuple[np.ndarray, ...]
     gains_db: tuple[float, ...]  # the loudness-matching gain each variant got over the edited range
+    audio_files: tuple[Path, ...] = ()  # the variants' audio, as read...
+    signature: tuple = ()  # ...and their file_signature then: another now means the drop folder's files changed
+
+    def changed(self) -> bool:
+        """Whether a variant's audio was replaced or deleted since these programs were read (a few stat calls)."""
+        return file_signature(self.audio_files) != self.signature
+
+
+def file_signature(paths) -> tuple:
+    """(inode, modification time, size) of each file, None for one that is gone."""
+    signature = []
+    for path in paths:
+        try:
+            found = path.stat()
+            signature.append((found.st_ino, found.st_mtime_ns, found.st_size))
+        except OSError:
+            signature.append(None)
+    return tuple(signature)
 
 
 def bar_seconds(tempo: float | None) -> float:
@@ -98,7 +116,7 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
     stop = round((spec.edit_end + post_roll_bars * bar_seconds(tempo)) * rate)
     edit = (round(spec.edit_start * rate) - first, round(spec.edit_end * rate) - first)
     original = padded_slice(read_frames(source or spec.source, first, stop)[0], 0, stop - first)
-    variants, gains = [], []
+    variants, gains, audio_files, signature = [], [], [], ()
     for path, manifest in zip(record.manifests, manifests):
         try:  # the drop folder is the producer's: a manifest may have been edited by hand
             audio = Path(path).parent / Path(manifest["audio"]).name
@@ -107,12 +125,15 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
         except (KeyError, TypeError, ValueError) as exc:
             raise AuditionError(f"job {record.job_id}: the manifest {Path(path).name} is damaged "
                                 f"({type(exc).__name__}: {exc})") from None
+        audio_files.append(audio)
+        signature += file_signature([audio])  # before reading: a file replaced while it is read counts as changed
         variant = _variant_program(audio, manifest, original, first, rate, spec.operation, edit)
         gain = matching_gain(original, variant, edit, rate)
         variants.append(variant * gain)
         gains.append(round(float(20 * np.log10(gain[edit[0], 0])), 2))
     return Programs(record.job_id, sample_rate, first / rate, tempo, _for_output(original, rate, sample_rate),
-                    tuple(_for_output(v, rate, sample_rate) for v in variants), tuple(gains))
+                    tuple(_for_output(v, rate, sample_rate) for v in variants), tuple(gains), tuple(audio_files),
+                    signature)
 
 
 def _variant_program(audio_path: Path, manifest: dict, original: np.ndarray, first: int, rate: int,

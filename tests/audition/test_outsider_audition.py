@@ -61,3 +61,36 @@ def test_a_variant_cut_short_or_moved_off_its_range_is_refused_not_played_as_the
     finally:
         daemon.stop()
         tape.close()
+
+
+def test_a_variant_deleted_or_replaced_after_it_was_heard_is_not_played_from_memory(jack, tmp_path):
+    """Programs prepared once were kept by job id: a variant's audio deleted from the drop folder went on playing
+    (answered as playing), and one replaced by another take played the old take."""
+    project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
+    tape = Tape()
+    ports = ", ".join(f'"{port}"' for port in tape.ports)
+    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
+    daemon = DaemonProcess(project).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
+                                        backend="local", num_outputs=1, timeout=120)
+            assert outcome.name == "done", outcome
+            job, manifest = outcome.args[0], Path(outcome.args[1])
+            heard = audition(client, job, "variant", "variant", 1)
+            assert heard[:3] == [job, "variant", 1], heard
+
+            path = manifest.with_name(json.loads(manifest.read_text(encoding="utf-8"))["audio"])
+            audio, rate = sf.read(path, dtype="float32", always_2d=True)
+            path.unlink()
+            refused = audition(client, job, "variant", "variant", 1)
+            assert refused[:3] == ["/bridge/audition", "", ""] and "cannot be read" in refused[3], refused
+
+            sf.write(path, audio * 0.5, rate, subtype="FLOAT")  # another take, 6 dB down: matched up again by 6 dB
+            replayed = audition(client, job, "variant", "variant", 1)
+            assert replayed[:3] == [job, "variant", 1] and abs(replayed[3] - (heard[3] + 6.02)) < 0.05, replayed
+            assert client.ping(timeout=5)
+        assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
+    finally:
+        daemon.stop()
+        tape.close()
