@@ -24,6 +24,8 @@ STEP = 1.0  # seconds: a cursor that moved further forward than this between two
 HISTORY = 128  # stretches of timeline the history keeps (a locate starts one)
 TEMPO_TOLERANCE = 0.005  # BPM: reports this close are one tempo (REAPER's /tempo/raw is a float)
 MIN_BEATS_APART = 0.25  # reports spread this far in one bar place its bar line
+MIN_BAR_S = 0.01  # seconds: a shorter bar (4 beats at 24000 BPM), or a cursor or bars past MAX_TIMELINE_S (11.6
+MAX_TIMELINE_S = 1e6  # days; /bridge/selected's float32 is 1/16 s off there) is a transport no DAW reports: refused
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,20 @@ def bar_range(transport: Transport, anchor: str, bars: int) -> BarRange:
     if not transport.tempo:
         return _on_bar_lines(transport, anchor, bars)
     length = transport.bar_seconds
+    if not MIN_BAR_S <= length <= MAX_TIMELINE_S or abs(transport.cursor) > MAX_TIMELINE_S:
+        raise ValidationError("bars", bars, f"cannot be counted from {transport.daw_name}'s transport: a bar of "
+                                            f"{length:.3g} s ({transport.tempo:g} BPM, {transport.beats_per_bar:g} "
+                                            f"beats a bar) from a cursor at {transport.cursor:.6g} s; check the "
+                                            "tempo and the play cursor it reports", shown="")
     position = transport.cursor / length
     current = math.floor(position + EPSILON / length)  # 0-based bar the cursor is in
     first, bars = _anchored(anchor, bars, current, on_line=position - current < EPSILON / length)
     if first < 0:
-        raise ValidationError("bars", bars, f"reach before the song's start: the cursor is in bar {current + 1}")
+        where = f"is in bar {current + 1}" if transport.cursor >= 0 else f"is at {transport.cursor:g} s"
+        raise ValidationError("bars", bars, f"reach before the song's start: the cursor {where}")
+    if (first + bars) * length > MAX_TIMELINE_S:
+        raise ValidationError("bars", bars, f"reach past {MAX_TIMELINE_S:g} s of timeline: the cursor is in bar "
+                                            f"{current + 1} at {transport.tempo:g} BPM")
     counted_at = f"at {transport.tempo:g} BPM" + (f", {transport.beats_per_bar:g} beats a bar"
                                                if transport.beats_per_bar != 4 else "")
     chosen = BarRange(first + 1, bars, round(first * length, 6), round((first + bars) * length, 6), counted_at)

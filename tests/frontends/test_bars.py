@@ -338,3 +338,31 @@ def test_a_tempo_or_cursor_that_is_no_number_is_ignored_and_bars_still_count(dae
             time.sleep(0.05)
         assert answer[2:] == [14.0, 16.0, 120.0, 4.0]
     assert "Traceback" not in (project.root / "daemon.log").read_text()
+
+
+@pytest.mark.parametrize("tempo, cursor, refused", [
+    (1e-38, 5.0, "bars: cannot be counted from REAPER's transport: a bar of 2.4e+40 s (1e-38 BPM, 4 beats a bar)"),
+    (3e38, 5.0, "bars: cannot be counted from REAPER's transport: a bar of 8e-37 s (3e+38 BPM, 4 beats a bar)"),
+    (120.0, 1e17, "bars: cannot be counted from REAPER's transport: a bar of 2 s (120 BPM, 4 beats a bar) from a "
+                  "cursor at 1e+17 s"),
+    (120.0, 1e6, "bars: 1 reach past 1e+06 s of timeline: the cursor is in bar 500001 at 120 BPM"),
+    (120.0, -5.0, "bars: 1 reach before the song's start: the cursor is at -5 s"),
+])
+def test_a_tempo_or_cursor_no_daw_reports_is_refused_in_one_line(daemon_following_reaper, tempo, cursor, refused):
+    """REAPER's feedback port takes anything on loopback: a tempo of 1e-38 BPM made a bar too long for the
+    /bridge/selected reply's float32 ('internal error (OverflowError)', a traceback in the log), and one of 3e38 BPM
+    or a cursor at 1e17 s selected bars of no length, numbered with 37 digits, and sent them on as a job."""
+    project, reaper_port = daemon_following_reaper
+    with BridgeClient("127.0.0.1", project.port) as client:
+        client.send("context", source=str(project.song), position=0.0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as reaper:
+            for address, value in (("/tempo/raw", tempo), ("/time", cursor)):
+                reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
+        deadline = time.monotonic() + 10
+        while (answer := bars(client, "inpaint", "this", 1, "num_outputs", 1))[3] == "bars" and "DAW's play cursor" in (
+                answer[4]):  # the feedback is not there yet
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.05)
+        assert answer[:4] == ["error", "/bridge/bars", "", "bars"] and answer[4].startswith(refused), answer
+        assert "\n" not in answer[4] and client.ping(timeout=5)
+    assert "Traceback" not in (project.root / "daemon.log").read_text(encoding="utf-8")
