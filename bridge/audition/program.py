@@ -21,7 +21,7 @@ import soxr
 
 from bridge import captures
 from bridge.audio.fades import rms
-from bridge.audio.region import padded_slice, read_frames
+from bridge.audio.region import check_unchanged, padded_slice, read_frames
 from bridge.audition.mixer import ramp
 from bridge.config import Config
 from bridge.exceptions import BridgeError
@@ -49,12 +49,13 @@ class Programs:
     original: np.ndarray
     variants: tuple[np.ndarray, ...]
     gains_db: tuple[float, ...]  # the loudness-matching gain each variant got over the edited range
-    audio_files: tuple[Path, ...] = ()  # the variants' audio, as read...
-    signature: tuple = ()  # ...and their file_signature then: another now means the drop folder's files changed
+    files: tuple[Path, ...] = ()  # the source and the variants' audio, as read...
+    signature: tuple = ()  # ...and their file_signature then: another now means a file changed since
 
     def changed(self) -> bool:
-        """Whether a variant's audio was replaced or deleted since these programs were read (a few stat calls)."""
-        return file_signature(self.audio_files) != self.signature
+        """Whether the source or a variant's audio was replaced or deleted since these programs were read (a few
+        stat calls)."""
+        return file_signature(self.files) != self.signature
 
 
 def file_signature(paths) -> tuple:
@@ -115,8 +116,12 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
     first = max(0, round((spec.edit_start - pre_roll_bars * bar_seconds(tempo)) * rate))
     stop = round((spec.edit_end + post_roll_bars * bar_seconds(tempo)) * rate)
     edit = (round(spec.edit_start * rate) - first, round(spec.edit_end * rate) - first)
+    files, signature = [], ()
+    if source is None or source == spec.source:  # not a capture's stretch exported again: the job's own source
+        files, signature = [spec.source], file_signature([spec.source])  # before reading, as for the variants
+        check_unchanged(spec.source, spec.source_info)  # another length, rate or channel count: not its context
     original = padded_slice(read_frames(source or spec.source, first, stop)[0], 0, stop - first)
-    variants, gains, audio_files, signature = [], [], [], ()
+    variants, gains = [], []
     for path, manifest in zip(record.manifests, manifests):
         try:  # the drop folder is the producer's: a manifest may have been edited by hand
             audio = Path(path).parent / Path(manifest["audio"]).name
@@ -125,14 +130,14 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
         except (KeyError, TypeError, ValueError) as exc:
             raise AuditionError(f"job {record.job_id}: the manifest {Path(path).name} is damaged "
                                 f"({type(exc).__name__}: {exc})") from None
-        audio_files.append(audio)
+        files.append(audio)
         signature += file_signature([audio])  # before reading: a file replaced while it is read counts as changed
         variant = _variant_program(audio, manifest, original, first, rate, spec.operation, edit)
         gain = matching_gain(original, variant, edit, rate)
         variants.append(variant * gain)
         gains.append(round(float(20 * np.log10(gain[edit[0], 0])), 2))
     return Programs(record.job_id, sample_rate, first / rate, tempo, _for_output(original, rate, sample_rate),
-                    tuple(_for_output(v, rate, sample_rate) for v in variants), tuple(gains), tuple(audio_files),
+                    tuple(_for_output(v, rate, sample_rate) for v in variants), tuple(gains), tuple(files),
                     signature)
 
 

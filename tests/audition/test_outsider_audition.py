@@ -94,3 +94,38 @@ def test_a_variant_deleted_or_replaced_after_it_was_heard_is_not_played_from_mem
     finally:
         daemon.stop()
         tape.close()
+
+
+def test_a_source_replaced_after_delivery_is_refused_not_played_as_the_context(jack, tmp_path):
+    """The producer re-rendered the song at another rate, or shorter, after the job: the audition read it at the
+    job's rate (at twice the speed, another stretch of the song), or padded it with silence, and announced it as the
+    original in context; once heard, it also went on playing the old song from memory."""
+    project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
+    tape = Tape()
+    ports = ", ".join(f'"{port}"' for port in tape.ports)
+    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
+    daemon = DaemonProcess(project).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
+                                        backend="local", num_outputs=1, timeout=120)
+            assert outcome.name == "done", outcome
+            job = outcome.args[0]
+            assert audition(client, job, "original")[:3] == [job, "original", 0]
+            song = project.song.read_bytes()
+            audio, rate = sf.read(project.song, dtype="float32", always_2d=True)
+            for changed, now in ((lambda: sf.write(project.song, audio[::2], rate // 2, subtype="FLOAT"),
+                                  f"now {len(audio[::2])} frames of 2 channels at {rate // 2} Hz"),
+                                 (lambda: sf.write(project.song, audio[:10 * rate], rate, subtype="FLOAT"),
+                                  f"now {10 * rate} frames of 2 channels at {rate} Hz")):
+                changed()
+                refused = audition(client, job, "original")
+                assert refused[:3] == ["/bridge/audition", "", "source"], refused
+                assert refused[3].startswith("source audio changed since the job was accepted (") and now in refused[3]
+            project.song.write_bytes(song)
+            assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
+            assert client.ping(timeout=5)
+        assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
+    finally:
+        daemon.stop()
+        tape.close()
