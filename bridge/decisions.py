@@ -7,7 +7,8 @@ it tells its listeners, so the plugin instance that made the job switches what i
 
 The file holds the job's latest decision; the next one's ``seq`` is counted on from it, so the numbering survives a
 restart without a journal column and the daemon never believes something the DAW scripts cannot see. It is also
-counted past the highest seq the DAW scripts' ledgers beside the results record as applied: a script applies only a
+counted past the highest seq the DAW scripts' ledgers beside the results (and the plugin instance that made the job,
+in its capture index) record as applied: a script applies only a
 seq above that, so a decision made after the file was moved away (as an unreadable one must be) or cleaned up with
 its folder would otherwise be skipped as already applied. A kept
 variant's audio is also linked into the drop folder's Kept folder, where Ableton Live's browser shows it. No audio
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bridge import captures
 from bridge.audio.wavio import discard, publish, stage_link, stage_text
 from bridge.delivery import drop_folder_for
 from bridge.exceptions import BridgeError
@@ -117,6 +119,23 @@ def applied_seq(record: JobRecord) -> int:
     return highest
 
 
+def plugin_applied_seq(config, record: JobRecord) -> int:
+    """The seq of the decision the plugin instance that made the job records as applied to it in its capture index
+    (``job.decision.seq``, saved with the host's project too); 0 for none. The plugin keeps no ledger beside the
+    results, and it ignores a decision numbered no higher than that one as a repeat."""
+    name = record.spec.ids.get("capture")
+    if not name or config is None:
+        return 0
+    try:
+        _, index = captures.read_index(config, name)
+    except (ValidationError, BridgeError, OSError):  # the instance's folder is gone: nothing of it left to tell
+        return 0
+    job = index.get("job")
+    decided = job.get("decision") if isinstance(job, dict) and job.get("job_id") == record.job_id else None
+    seq = decided.get("seq") if isinstance(decided, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < MAX_SEQ else 0
+
+
 class Decisions:
     """Decides on delivered jobs for every trigger, and tells listeners (OSC, pads) each decision published."""
 
@@ -145,7 +164,8 @@ class Decisions:
             # both DAW sides took the other takes out at that keep: no script could make this one sound
             raise ValidationError("choice", choice, f"cannot be taken: {record.job_id} kept variant {previous.choice} "
                                                     f"(decision {previous.seq}), so its other takes are gone")
-        made = Decision(record, decision, choice, max(previous.seq if previous else 0, applied_seq(record)) + 1,
+        applied = max(applied_seq(record), plugin_applied_seq(getattr(self.service, "config", None), record))
+        made = Decision(record, decision, choice, max(previous.seq if previous else 0, applied) + 1,
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         _publish(made)
         log.info("decided %s", made.describe())

@@ -5,8 +5,11 @@ write them (``<drop folder>/.reaper-decided``: "<job_id> <seq>", ``.ardour-decid
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
+
+import soundfile as sf
 
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song
@@ -14,6 +17,7 @@ from bridge.frontends.osc_wire import encode
 from tests.audition.conftest import RATE
 from tests.audition.conftest import jack as jack  # the audition stories' private JACK server, a fixture
 from tests.audition.tape import Tape
+from tests.captures.test_capture_source import write_capture
 from tests.conftest import DaemonProcess, Project
 from tests.frontends.test_decide import decide, decision_file
 
@@ -158,3 +162,38 @@ def test_a_decision_number_past_what_osc_carries_is_refused_in_one_line_and_noth
     assert client.ping(timeout=5)
     log = daemon.log.read_text(encoding="utf-8")
     assert "Traceback" not in log and "ERROR" not in log
+
+
+def test_a_plugins_job_decided_after_the_decision_file_was_moved_away_is_still_new_to_the_plugin(tmp_path,
+                                                                                                  demo_song_path):
+    """The plugin keeps no ledger beside the results: it records the decision it applied in its capture index (and
+    the host's project) and ignores one numbered no higher. After the decision file was moved away (as the daemon
+    says to do with an unreadable one) the numbering began again at 1, and the plugin ignored the next decisions."""
+    instance = f"{os.getpid()}-7"
+    project = Project(tmp_path / "project", demo_song_path)
+    song, _ = sf.read(str(project.song), dtype="float32", always_2d=True)
+    write_capture(project.root / "captures" / instance, song)
+    project.write_config(f'captures_dir = "{project.root / "captures"}"\n')
+    daemon = DaemonProcess(project).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", capture=instance, start=12.0, end=16.0, prompt="", num_outputs=2,
+                                        timeout=300)
+            assert outcome.name == "done", outcome
+            job = outcome.args[0]
+            assert decide(client, job, "choose", "choice", 2).args == [job, "choose", 2, 1]
+            assert decide(client, job, "choose", "choice", 1).args == [job, "choose", 1, 2]
+            # the instance applied decision 2 and says so in its index, as its background thread writes it
+            index_path = project.root / "captures" / instance / "index.json"
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+            index["job"] = {"request_id": "", "operation": "inpaint", "job_id": job, "state": "ready", "progress": 1,
+                            "message": "", "manifests": outcome.args[1:], "gains": [1, 1], "variant": 0,
+                            "decision": {"decision": "choose", "choice": 1, "seq": 2}}
+            index_path.write_text(json.dumps(index), encoding="utf-8")
+
+            (project.drop / ".daw-bridge-decisions" / f"{job}.json").rename(project.drop / f"{job}.json.moved")
+            assert decide(client, job, "choose", "choice", 2).args == [job, "choose", 2, 3]
+            assert decision_file(project, job)["seq"] == 3
+            assert client.ping(timeout=5)
+    finally:
+        daemon.stop()
