@@ -202,6 +202,46 @@ def test_a_job_whose_failure_the_full_journal_could_not_take_is_resolved_without
     assert "Task exception was never retrieved" not in daemon.log.read_text()
 
 
+def test_a_failed_task_whose_failure_the_full_journal_could_not_take_is_retried_without_a_restart(project, fake,
+                                                                                                   monkeypatch):
+    """The task failed at MusicGPT (a BackendError, not a fault no one foresaw) while the state folder's disk was full:
+    the journal could not take the failure either, the run died with 'Task exception was never retrieved', the
+    producer never heard 'failed', and 'jobs retry' was refused ('still running') until a restart."""
+    fake.outcome = "FAILED"
+    answered = fake_module.FakeMusicGPT.conversion
+    filler, filled = project.state / "filler", []
+
+    def fail_on_a_full_disk(self, task):
+        conversion = answered(self, task)
+        if conversion["status"] == "FAILED" and not filled:
+            filled.append(task)
+            with open(filler, "wb") as out:
+                with contextlib.suppress(OSError):
+                    while True:
+                        out.write(b"\0" * (1 << 16))
+        return conversion
+
+    monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", fail_on_a_full_disk)
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    with small_tmpfs(project.state, "24m"):
+        daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+                failed = client.wait_for(lambda r: r.name == "failed", timeout=60)
+                assert failed is not None and failed.args[1] == "generation_failed", failed
+                job = failed.args[0]
+                filler.unlink()
+                filled[0].outcome = "COMPLETED"  # MusicGPT's hiccup is over: the task is asked about again
+                retried = _daw_bridge(project, "jobs", env={}, extra=("retry", job))
+                assert retried.returncode == 0, retried.stdout + retried.stderr
+                _until("the job delivered", lambda: journal_records(project)[0].state.value == "delivered")
+        finally:
+            daemon.stop()
+    assert fake.submit_requests["inpaint"] == 1
+    assert "Task exception was never retrieved" not in daemon.log.read_text()
+
+
 def test_a_musicgpt_address_over_plain_http_beyond_this_machine_is_refused_before_the_key_is_sent(project):
     """base_url = "http://api.musicgpt.com/api/public" (an s left out, or MUSICGPT_BASE_URL copied from an old note)
     was taken, and every submit and poll then carried the raw API key in its Authorization header across the network

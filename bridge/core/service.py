@@ -311,7 +311,7 @@ class JobService:
                 raise  # the daemon is stopping: the job stays where it stood and resumes on the next start
         except BridgeError as exc:
             log.warning("job %s failed: %s (%s)", record.job_id, exc, exc.code)
-            self._finish(record, State.FAILED, exc)
+            self._fail_unjournaled(record, exc)
         except Exception as exc:
             if _disk_full(exc):
                 # the work files, the analysis cache and the journal all live in the state folder
@@ -332,7 +332,7 @@ class JobService:
                 self._records.pop(record.job_id, None)
 
     def _fail_unjournaled(self, record: JobRecord, error: BridgeError) -> None:
-        """Fail the job, even when the journal cannot take it (the full disk that failed the job holds it too).
+        """Fail the job, even when the journal cannot take it (a full disk, whether or not it failed the job, holds it).
 
         Then this daemon keeps the failed job in memory: the journal still says the step it last took (submitting,
         say), which refused a retry or resolve as "still running" until a restart, after the space was freed.
