@@ -11,7 +11,8 @@ the DAW's own loop points:
 - AbletonOSC (a remote script in Live) is asked for ``/live/song/get/loop_start``, ``loop_length`` (beats) and
   ``tempo`` on port 11000 and answers on port 11001 of the asking host, once on request and again on every change
   after ``/live/song/start_listen/<property>``. Beats become seconds at the current tempo (no tempo automation).
-  ``current_song_time`` (beats) and ``signature_numerator`` are its transport.
+  ``current_song_time`` (beats) and ``signature_numerator``/``signature_denominator`` are its transport (Live
+  counts beats in quarter notes: a bar of 7/8 is 3.5 of them).
 - Ardour's OSC surface (``ardour``, port 3819) is asked with ``/set_surface`` for ``/position/bbt`` and
   ``/position/time``: its play cursor and its own bar count there, but no tempo and no loop (``ArdourFeedback``).
 - The audio plugin writes its host's transport into its capture index (``captures.HostTransport``); it is read when a
@@ -366,7 +367,8 @@ class AbletonFeedback(_OscListener):
     and that frontend's client hands on every message it did not ask for (``share``).
     """
 
-    PROPERTIES = ("loop_start", "loop_length", "tempo", "current_song_time", "signature_numerator")
+    PROPERTIES = ("loop_start", "loop_length", "tempo", "current_song_time", "signature_numerator",
+                  "signature_denominator")
 
     def __init__(self, context: SessionContext, live: tuple[str, int], interval: float):
         super().__init__(context)
@@ -403,14 +405,16 @@ class AbletonFeedback(_OscListener):
             self._ask("start_listen")
             return
         prop = address.rsplit("/", 1)[-1]
-        value = _number(params, positive=prop in ("tempo", "signature_numerator"))
+        value = _number(params, positive=prop in ("tempo", "signature_numerator", "signature_denominator"))
         if not address.startswith("/live/song/get/") or prop not in self.PROPERTIES or value is None:
             return
         if self._values.get(prop) == value:
             return
         self._values[prop] = value
-        start, length, tempo, cursor, beats_per_bar = (self._values.get(p) for p in self.PROPERTIES)
-        if tempo and prop in ("tempo", "current_song_time", "signature_numerator"):
+        start, length, tempo, cursor, numerator, denominator = (self._values.get(p) for p in self.PROPERTIES)
+        # Live's tempo and song time count quarter notes whatever the signature: a bar of 7/8 is 3.5 of them
+        beats_per_bar = numerator * 4.0 / denominator if numerator and denominator else numerator
+        if tempo and prop in ("tempo", "current_song_time", "signature_numerator", "signature_denominator"):
             self.context.follow_transport("ableton", tempo=tempo, **({"cursor": cursor * 60.0 / tempo}
                                                                      if cursor is not None else {}),
                                           **({"beats_per_bar": beats_per_bar} if beats_per_bar else {}))

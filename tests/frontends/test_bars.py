@@ -21,7 +21,7 @@ from bridge.frontends.daw_feedback import ArdourFeedback, SessionContext
 from bridge.frontends.osc_wire import encode
 from osc_schema import ValidationError
 from tests.conftest import DaemonProcess, Project, daemon_environment, free_udp_port
-from tests.frontends.test_midi import rig, until
+from tests.frontends.test_midi import FakeAbletonOSC, rig, until
 
 
 @pytest.mark.parametrize("cursor, anchor, bars, expected", [
@@ -366,3 +366,36 @@ def test_a_tempo_or_cursor_no_daw_reports_is_refused_in_one_line(daemon_followin
         assert answer[:4] == ["error", "/bridge/bars", "", "bars"] and answer[4].startswith(refused), answer
         assert "\n" not in answer[4] and client.ping(timeout=5)
     assert "Traceback" not in (project.root / "daemon.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("numerator, denominator, expected", [
+    (7, 8, ["bar 8 (12.250-14.000 s)", 12.25, 14.0, 120.0, 3.5]),  # 3.5 quarter notes a bar: 1.75 s
+    (13, 16, ["bar 9 (13.000-14.625 s)", 13.0, 14.625, 120.0, 3.25]),
+    (6, 8, ["bar 9 (12.000-13.500 s)", 12.0, 13.5, 120.0, 3.0]),
+])
+def test_abletons_bars_in_eighths_and_sixteenths_last_as_long_as_lives(tmp_path, demo_song_path, numerator,
+                                                                         denominator, expected):
+    """Live counts its tempo and song time in quarter notes whatever the signature, and its bars of 7/8 are 3.5 of
+    them; the daemon took the numerator alone as the bar's quarter notes, so a bar of 7/8 at 120 BPM lasted 3.5 s
+    instead of 1.75, and "this bar" was somewhere else in the song."""
+    reply_port = free_udp_port()
+    live = FakeAbletonOSC(reply_port, tempo=120.0, current_song_time=26.0, signature_numerator=float(numerator),
+                          signature_denominator=float(denominator))  # the cursor at 13 s
+    project = Project(tmp_path / "project", demo_song_path)
+    (project.root / "pads.toml").write_text("", encoding="utf-8")
+    project.write_config(f'[midi]\nport = "no-controller-here"\nmapping = "pads.toml"\napi = "UNIX_JACK"\n'
+                         f'[midi.daw]\nableton = true\nableton_port = {live.port}\n'
+                         f'ableton_reply_port = {reply_port}\nableton_interval = 5\n')
+    daemon = DaemonProcess(project, env={"JACK_DEFAULT_SERVER": f"dawbridge-absent-{time.time_ns()}",
+                                         "JACK_NO_START_SERVER": "1"}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            client.send("context", source=str(project.song), position=0.0)
+            deadline = time.monotonic() + 10
+            while (answer := bars(client, "context", "this", 1))[0] == "error" or answer[-1] == numerator:
+                assert time.monotonic() < deadline, answer  # until Live's signature (both parts) has arrived
+                time.sleep(0.05)
+            assert answer == ["selected", *expected]
+    finally:
+        daemon.stop()
+        live.close()
