@@ -162,20 +162,22 @@ local function earlier_folders()
   return order, sent
 end
 
-local not_ours = {} -- manifests in an earlier drop folder that are no result of this project's requests: path -> true
+-- manifests read in an earlier drop folder: path -> the request id they answer (a manifest is written whole, once).
+-- The id, not whether it was ours: the project in front changes with REAPER's tabs, and another may have sent it.
+local answers = {}
 
 --- Whether the manifest `name` in the earlier drop folder `folder` is the result of one of the requests `ids`.
 --- Only these come from there: the folder belongs to the project as it was saved there, and to any other project
 --- saved there since, whose results stay out.
 local function sent_from_here(folder, name, ids)
   local path = util.join(folder, name)
-  if not_ours[path] then return false end
-  local manifest = json.try_decode(util.read_file(path) or "")
-  local id = type(manifest) == "table" and json.value(manifest.request_id)
-  if type(id) ~= "string" then return false end -- not readable (yet): looked at again at the next scan
-  if ids[id] then return true end
-  not_ours[path] = true -- a manifest is written whole, once: it never becomes ours
-  return false
+  if not answers[path] then
+    local manifest = json.try_decode(util.read_file(path) or "")
+    local id = type(manifest) == "table" and json.value(manifest.request_id)
+    if type(id) ~= "string" then return false end -- not readable (yet): looked at again at the next scan
+    answers[path] = id
+  end
+  return ids[answers[path]] == true
 end
 
 local function is_manifest(name) return name:sub(1, 1) ~= "." and name:sub(-5) == ".json" end

@@ -151,3 +151,23 @@ def test_a_job_next_to_one_imported_from_the_earlier_folder_stops_its_handle_hal
     assert sounding(project, 0.0, 31.0) == [(0.0, 11.5, "mix.wav", 0.0),
                                             (11.5, 20.25, first.with_suffix(".wav").name, 0.0),
                                             (20.25, 31.0, second.with_suffix(".wav").name, 0.75)]
+
+
+def test_a_project_in_another_tab_still_takes_its_own_result_from_a_folder_the_first_one_looked_in(project):
+    # Two tabs, each a copy saved elsewhere from projects of one folder: song_v2 (whose request went there) and
+    # song_alt (whose request went there too). The companion, scanning song_v2 first, set song_alt's result aside
+    # as "not ours" for good, so once song_alt was the project in front it never took its own result.
+    earlier, manifest = sent_then_saved_as(project)
+    theirs = deliver(earlier, start=30.0, end=35.0, item="{00000000-1111-4111-8111-999999999999}", job="j-alt-bbbb")
+    theirs.write_text(theirs.read_text().replace("reaper-1700000000-1", "reaper-1700000999-7"))
+    alt = project.tmp / "song_alt"
+    alt.mkdir()
+    switch = (f'function(state) state.project_path = "{alt}" state.project_file = "{alt / "song_alt.RPP"}" '
+              f'state.projext = {{["daw_bridge_sent/reaper-1700000999-7"] = "{earlier}"}} end')
+
+    result = project.run("companion", ticks=4, on_tick={2: switch})
+
+    assert result.errors == []
+    assert project.imported() == [theirs.name]  # song_alt's record: its own result, from the folder it was sent to
+    assert f"from {earlier}, where it was sent before the project was saved here" in result.console.split(
+        manifest.name)[-1]
