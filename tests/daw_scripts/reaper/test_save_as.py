@@ -10,6 +10,15 @@ from .test_outsider_import import sounding
 JOB = "j-20261121-190512-3f2a"
 
 
+def save_as(project):
+    """File > Save project as... into a new folder, song_v2: REAPER writes the project (its extended state with it)
+    there."""
+    project.project_path = project.tmp / "song_v2"
+    project.project_path.mkdir()
+    project.state["project_path"] = str(project.project_path)
+    project.state["project_file"] = str(project.project_path / "song_v2.RPP")
+
+
 def sent_then_saved_as(project, *, render: bool = False):
     """song.RPP sends 12.5..20 s of its item (or the mix heard there); the producer saves it as song_v2/song_v2.RPP;
     then the result is delivered where the request said. Returns the old drop folder and the result's manifest."""
@@ -20,11 +29,7 @@ def sent_then_saved_as(project, *, render: bool = False):
     [request] = project.requests()
     earlier = project.drop_folder
     assert request["drop_folder"] == str(earlier)
-    # File > Save project as... into a new folder: REAPER writes the project (its extended state with it) there
-    project.project_path = project.tmp / "song_v2"
-    project.project_path.mkdir()
-    project.state["project_path"] = str(project.project_path)
-    project.state["project_file"] = str(project.project_path / "song_v2.RPP")
+    save_as(project)
     if render:
         manifest = deliver(earlier, source=request["source"], start=request["start"], end=request["end"],
                            position=request["position"], variants=1, job=JOB)
@@ -119,10 +124,7 @@ def test_a_result_whose_item_is_gone_sounds_at_its_items_playrate_after_save_as(
     project.run("inpaint", dialog=[{"Prompt": "soft guitar solo", "Variants": "1"}])
     [request] = project.requests()
     earlier = project.drop_folder
-    project.project_path = project.tmp / "song_v2"
-    project.project_path.mkdir()
-    project.state["project_path"] = str(project.project_path)
-    project.state["project_file"] = str(project.project_path / "song_v2.RPP")
+    save_as(project)
     project.state["tracks"][0]["items"] = []  # the producer deleted the item in the copy
     manifest = deliver(earlier, start=6.0, end=12.0, position=8.0, variants=1, job=JOB)  # span 5..13 s
     manifest.write_text(manifest.read_text().replace("reaper-1700000000-1", request["request_id"]))
