@@ -121,16 +121,21 @@ def _until(what: str, predicate, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def _fill_the_disk(filler: Path) -> None:
+    """Write ``filler`` until the disk it lies on is full."""
+    with open(filler, "wb") as out:
+        with contextlib.suppress(OSError):
+            while True:
+                out.write(b"\0" * (1 << 16))
+
+
 def _fill_the_disk_on_accept(monkeypatch, filler: Path) -> Path:
     """The fake accepts each submit (a task made, paid for) and then fills the disk ``filler`` lies on, as a DAW
     rendering to it would, before its answer reaches the daemon; ``filler``, to free the space again."""
     accepted = fake_module._Handler._accepted_answer
 
     def accept_then_fill_the_disk(self, operation, task):
-        with open(filler, "wb") as out:
-            with contextlib.suppress(OSError):
-                while True:
-                    out.write(b"\0" * (1 << 16))
+        _fill_the_disk(filler)
         return accepted(self, operation, task)
 
     monkeypatch.setattr(fake_module._Handler, "_accepted_answer", accept_then_fill_the_disk)
@@ -215,10 +220,7 @@ def test_a_failed_task_whose_failure_the_full_journal_could_not_take_is_retried_
         conversion = answered(self, task)
         if conversion["status"] == "FAILED" and not filled:
             filled.append(task)
-            with open(filler, "wb") as out:
-                with contextlib.suppress(OSError):
-                    while True:
-                        out.write(b"\0" * (1 << 16))
+            _fill_the_disk(filler)
         return conversion
 
     monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", fail_on_a_full_disk)
