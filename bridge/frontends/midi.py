@@ -10,9 +10,12 @@ Ports (``[midi]`` in the config):
 - Ports of clients left with rtmidi's default names ("RtMidiIn Client", ...) are never matched: they are our own.
 - A controller unplugged and plugged back within one poll interval goes unnoticed (its name never left the listing)
   and stays unheard until it is unplugged for longer; lower ``poll_interval`` for a device that comes back that fast.
-  After the JACK server itself restarts, restart the daemon: libjack
-  frees the old server's clients as soon as a new one opens, so our old ports could be neither kept nor closed safely
-  (measured: a segfault), and the listing goes on showing the dead server's ports.
+- When the JACK server itself goes away (stopped, or restarted to change the buffer size) the frontend says so once,
+  lets go of its ports and listing clients, and picks the controller up on the next server, saying once that it is
+  back. A client of a dead server cannot tell: its listing goes on showing the dead server's ports, and on a new
+  server shows nothing; so the server's socket is watched (``jack_server_identity``). The dead clients are let go
+  before any new one opens: once a new client is open, libjack has freed the old server's clients, and closing one
+  then crashed the process (measured: a segfault).
 
 mido delivers messages on its own thread (for JACK, the JACK process thread); they are handed to the event loop,
 which owns the job service, with ``call_soon_threadsafe``. What a press does is in ``midi_mapping``; the selection it
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,12 +160,34 @@ def release_of(message, cc_values: dict) -> tuple[str, int, int] | None:
     return None
 
 
+def jack_server_identity() -> tuple[int, int] | None:
+    """The running JACK server's request socket as (device, inode): jackd2 removes it when it stops and makes a new
+    one at each start. None where none is found (another JACK, another platform): a restart then goes unnoticed.
+
+    A client cannot ask libjack instead: a dead server's client never learns it is dead (rtmidi sets no shutdown
+    callback), and a client of our own in the system's libjack would be a new client on the new server, after which
+    closing the audition's or the voice's dead client crashes the process (measured: a segfault)."""
+    server = os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    for folder in ("/dev/shm", "/tmp"):
+        for name in (f"jack_{server}_{uid}_0", f"jack_{server}_0"):
+            try:
+                found = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            return found.st_dev, found.st_ino
+    return None
+
+
 class PortProbe:
     """Lists the ports over and over without opening a MIDI client each time (mido's listing opens two, ~50 ms)."""
 
-    def __init__(self, backend):
+    def __init__(self, backend, watch_server: bool = False):
+        """``watch_server``: on JACK, note which server the listing clients belong to (for ``server_gone``)."""
         self.backend = backend
+        self.watch_server = watch_server
         self._clients = None
+        self._server = None  # jack_server_identity() when the clients were opened; None: not known
 
     def names(self) -> tuple[list[str], list[str]]:
         """(input port names, output port names) as mido would open them."""
@@ -169,17 +195,27 @@ class PortProbe:
             return self.backend.get_input_names(), self.backend.get_output_names()
         import rtmidi
 
-        if self._clients is None:
+        opened = self._clients is None
+        if opened:
             api = getattr(rtmidi, f"API_{self.backend.api}") if self.backend.api else rtmidi.API_UNSPECIFIED
             self._clients = (rtmidi.MidiIn(rtapi=api, name="daw-bridge"), rtmidi.MidiOut(rtapi=api, name="daw-bridge"))
-        return self._clients[0].get_ports(), self._clients[1].get_ports()
+        names = self._clients[0].get_ports(), self._clients[1].get_ports()  # raises while no JACK server runs
+        if opened and self.watch_server and self._clients[0].get_current_api() == rtmidi.API_UNIX_JACK:
+            self._server = jack_server_identity()
+        return names
+
+    def server_gone(self) -> bool:
+        """True once the JACK server the listing clients (and ports opened since) belong to is no longer the one
+        running: stopped, or replaced by a new one under the same name."""
+        return self._server is not None and jack_server_identity() != self._server
 
     def reset(self) -> None:
-        """Forget the listing clients (after the MIDI server restarted, they list nothing)."""
+        """Forget the listing clients (those of a server that went away list its ports, or nothing)."""
         if self._clients is not None:
             for client in self._clients:
                 client.delete()
             self._clients = None
+        self._server = None
 
 
 class LedFeedback:
@@ -293,7 +329,7 @@ class MidiFrontend:
         self.backend = midi_backend(self.settings.api)
         self.context = SessionContext(service, config.state_dir / CONTEXT_FILE)
         self.leds = LedFeedback(self.mapping.leds)
-        self.probe = PortProbe(self.backend)
+        self.probe = PortProbe(self.backend, watch_server=True)
         self.input = None
         self.output = None
         self.last_job_id: str | None = None
@@ -306,6 +342,7 @@ class MidiFrontend:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task | None = None
         self._midi_missing = False
+        self._server_left = False  # the JACK server went away (not: was never there)
         self._presses = 0
         self._pad_jobs: dict[tuple, tuple[str, dict]] = {}  # per pad (its LED): the last job it started, its request
         service.subscribe(self._on_job_event)  # last: a frontend refused above leaves no listener behind
@@ -357,10 +394,14 @@ class MidiFrontend:
             self._midi_missing = True
             self.probe.reset()
             return False
-        if self._midi_missing:
-            log.info("MIDI ports can be listed again")
-            self._midi_missing = False
+        self._listed()
         return True
+
+    def _listed(self) -> None:
+        """Say once that the MIDI ports can be listed again, after they could not."""
+        if self._midi_missing:
+            log.info("the MIDI server is back" if self._server_left else "MIDI ports can be listed again")
+            self._midi_missing = self._server_left = False
 
     def _look(self) -> None:
         settings = self.settings
@@ -370,7 +411,16 @@ class MidiFrontend:
             if settings.output_port and self.output is None:
                 self._open_output(settings.output_port, virtual=True)
             return
+        if self.probe.server_gone():
+            # Let go of the dead server's ports and listing clients now, before the listing below opens new ones.
+            self._close_input()
+            self._close_output()
+            self.probe.reset()
+            if not self._midi_missing:
+                log.warning("the MIDI server went away; the daemon runs on and picks the pads up on the next one")
+            self._midi_missing = self._server_left = True
         inputs, outputs = self.probe.names()
+        self._listed()
         if self.input is not None and self.input.name not in inputs:
             log.info("MIDI input %s is gone; waiting for it to come back", self.input.name)
             self._close_input()
