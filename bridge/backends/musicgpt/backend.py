@@ -241,6 +241,8 @@ class MusicGPTBackend(Backend):
                 # a retry would send it again, when the task may well exist.
                 said = f"{type(exc).__name__}: {self.client.words(str(exc))[:200]}"
                 _late(spec.job_id, "unknown", await asyncio.to_thread(self.spend.record_unknown, entry, said))
+                if not isinstance(exc, Exception):
+                    raise  # a stop (SystemExit, KeyboardInterrupt) stays a stop: the ledger already says unknown
                 raise SubmissionUnknown(f"the {operation} request was sent, but its answer could not be taken in "
                                         f"({said}); MusicGPT may have accepted it. {NOT_SENT_AGAIN}") from None
             _late(spec.job_id, "refused", await asyncio.to_thread(self.spend.record_refused, entry, str(exc)))
