@@ -53,6 +53,7 @@ class InboxFrontend:
         self._said: set[str] = set()  # problems with the inbox's folders said since it was last watched anew
         self._manifests_seen: set[str] = set()  # results' manifests found in the inbox, named in the log once
         self._lock: int | None = None  # this daemon's hold on the inbox folder (see _hold)
+        self._followed: dict[str, set[Path]] = {}  # job id -> status files of request files that named that job
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
@@ -227,8 +228,10 @@ class InboxFrontend:
                 record = self.service.submit(command, origin)
                 known = record if record.origin is not origin else None  # its request_id's job, sent before
             if known is not None:
-                # Answered with that job as it stands: its status file may be long gone (pruned after files_days),
-                # and the sender waited on status/ for good.
+                # Answered with that job as it stands (its status file may be long gone, pruned after files_days,
+                # and the sender waited on status/ for good), and followed to its end like the inbox's own jobs.
+                if not known.state.finished:
+                    self._followed.setdefault(known.job_id, set()).add(status)
                 self._write_status(status, _status_of(known))
         except ValidationError as exc:
             self._reject(claimed, exc, exc.request_id or request_id)
@@ -328,9 +331,13 @@ class InboxFrontend:
         return self.status / f"{safe}.json"
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:
-        if record.origin.get("kind") != "file":
-            return
-        self._write_status(Path(record.origin["status"]), _status_of(record))
+        paths = self._followed.get(record.job_id, set())
+        if record.state.finished:
+            self._followed.pop(record.job_id, None)
+        if record.origin.get("kind") == "file":
+            paths = paths | {Path(record.origin["status"])}
+        for path in paths:
+            self._write_status(path, _status_of(record))
 
     def _write_status(self, path: Path, status: dict) -> None:
         status["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from bridge.client import BridgeClient
 from bridge.core.journal import Journal
 from tests.conftest import ROOT, DaemonProcess, daemon_environment
 
@@ -319,6 +320,22 @@ def test_a_long_request_id_in_cjk_gets_its_status_file(project, daemon):
         time.sleep(0.05)
     assert [s["request_id"] for s in statuses] == [request_id] and statuses[0]["state"] == "delivered", statuses
     assert "could not write status file" not in daemon.log.read_text()
+
+
+def test_a_request_file_naming_a_job_sent_over_osc_follows_that_job_to_its_end(project, daemon):
+    """A script sends over OSC, then drops the same request as a file to wait on status/: the file is that job, and
+    its status file was written once, as the job stood then ("generating"), and never again."""
+    request = {"source": str(project.song), "extend_after": 20.0, "duration": 300.0, "num_outputs": 1,
+               "request_id": "from-osc"}  # a long extension: still running when the file is taken
+    with BridgeClient("127.0.0.1", project.port) as client:
+        client.send("extend", **request)
+        accepted = client.wait_for(lambda reply: reply.name == "accepted", timeout=30)
+        assert accepted is not None
+        drop_request(project.inbox, "from-file", {"command": "extend", **request})
+        running = wait_for_status(project.inbox, "from-osc", states=("accepted", "exporting", "generating",
+                                                                      "delivering", "delivered"), timeout=60)
+        status = wait_for_status(project.inbox, "from-osc", timeout=120)
+    assert status["job_id"] == running["job_id"] == accepted.args[1] and status["state"] == "delivered", status
 
 
 def test_a_request_dropped_again_after_its_status_was_pruned_is_answered_with_its_job(project, daemon):
