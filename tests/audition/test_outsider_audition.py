@@ -4,6 +4,7 @@ announce as a variant what is not the delivered variant. Real daemon, real UDP, 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import soundfile as sf
@@ -23,9 +24,10 @@ def audition(client: BridgeClient, *request) -> list:
     return reply.args
 
 
-def test_a_variant_cut_short_or_moved_off_its_range_is_refused_not_played_as_the_original(jack, tmp_path):
-    """A variant's audio replaced by a shorter file (same rate and channels), or a manifest whose span_start was
-    edited to lie before the range, was answered 'auditioning variant n' at 0.0 dB while the original played."""
+@contextmanager
+def auditioning(jack, tmp_path: Path, variants: int):
+    """A daemon auditioning through ``jack``, and an inpaint of 16-20 s it delivered: (project, client, the done
+    reply's arguments). The daemon must still answer afterwards, and have logged no traceback."""
     project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
     tape = Tape()
     ports = ", ".join(f'"{port}"' for port in tape.ports)
@@ -34,98 +36,77 @@ def test_a_variant_cut_short_or_moved_off_its_range_is_refused_not_played_as_the
     try:
         with BridgeClient("127.0.0.1", project.port) as client:
             outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
-                                        backend="local", num_outputs=2, timeout=120)
-            assert outcome.name == "done" and len(outcome.args) == 3, outcome
-            job, manifests = outcome.args[0], [Path(p) for p in outcome.args[1:]]
-            records = [json.loads(m.read_text(encoding="utf-8")) for m in manifests]
-
-            cut = manifests[0].with_name(records[0]["audio"])
-            audio, rate = sf.read(cut, dtype="float32", always_2d=True)
-            sf.write(cut, audio[:100], rate, subtype="FLOAT")
-            assert audition(client, job, "variant", "variant", 1) == [
-                "/bridge/audition", "", "", f"the variant's audio has 100 frames where its manifest says "
-                                            f"{records[0]['frames']} (replaced since it was delivered?): {cut}"]
-            sf.write(cut, audio, rate, subtype="FLOAT")
-
-            delivered = manifests[1].read_text(encoding="utf-8")
-            records[1]["source"]["span_start"] = 0.0  # 6 s of audio at 0 s, the range at 16-20 s
-            manifests[1].write_text(json.dumps(records[1]), encoding="utf-8")
-            refused = audition(client, job, "variant", "variant", 2)
-            assert refused[:3] == ["/bridge/audition", "", ""] and "off the range it replaced" in refused[3], refused
-            assert "\n" not in refused[3]
-
-            manifests[1].write_text(delivered, encoding="utf-8")
-            assert audition(client, job, "variant", "variant", 2)[:3] == [job, "variant", 2]
+                                        backend="local", num_outputs=variants, timeout=120)
+            assert outcome.name == "done" and len(outcome.args) == 1 + variants, outcome
+            yield project, client, outcome.args
             assert client.ping(timeout=5)
         assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
     finally:
         daemon.stop()
         tape.close()
+
+
+def test_a_variant_cut_short_or_moved_off_its_range_is_refused_not_played_as_the_original(jack, tmp_path):
+    """A variant's audio replaced by a shorter file (same rate and channels), or a manifest whose span_start was
+    edited to lie before the range, was answered 'auditioning variant n' at 0.0 dB while the original played."""
+    with auditioning(jack, tmp_path, 2) as (project, client, done):
+        job, manifests = done[0], [Path(p) for p in done[1:]]
+        records = [json.loads(m.read_text(encoding="utf-8")) for m in manifests]
+
+        cut = manifests[0].with_name(records[0]["audio"])
+        audio, rate = sf.read(cut, dtype="float32", always_2d=True)
+        sf.write(cut, audio[:100], rate, subtype="FLOAT")
+        assert audition(client, job, "variant", "variant", 1) == [
+            "/bridge/audition", "", "", f"the variant's audio has 100 frames where its manifest says "
+                                        f"{records[0]['frames']} (replaced since it was delivered?): {cut}"]
+        sf.write(cut, audio, rate, subtype="FLOAT")
+
+        delivered = manifests[1].read_text(encoding="utf-8")
+        records[1]["source"]["span_start"] = 0.0  # 6 s of audio at 0 s, the range at 16-20 s
+        manifests[1].write_text(json.dumps(records[1]), encoding="utf-8")
+        refused = audition(client, job, "variant", "variant", 2)
+        assert refused[:3] == ["/bridge/audition", "", ""] and "off the range it replaced" in refused[3], refused
+        assert "\n" not in refused[3]
+
+        manifests[1].write_text(delivered, encoding="utf-8")
+        assert audition(client, job, "variant", "variant", 2)[:3] == [job, "variant", 2]
 
 
 def test_a_variant_deleted_or_replaced_after_it_was_heard_is_not_played_from_memory(jack, tmp_path):
     """Programs prepared once were kept by job id: a variant's audio deleted from the drop folder went on playing
     (answered as playing), and one replaced by another take played the old take."""
-    project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
-    tape = Tape()
-    ports = ", ".join(f'"{port}"' for port in tape.ports)
-    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
-    daemon = DaemonProcess(project).start()
-    try:
-        with BridgeClient("127.0.0.1", project.port) as client:
-            outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
-                                        backend="local", num_outputs=1, timeout=120)
-            assert outcome.name == "done", outcome
-            job, manifest = outcome.args[0], Path(outcome.args[1])
-            heard = audition(client, job, "variant", "variant", 1)
-            assert heard[:3] == [job, "variant", 1], heard
+    with auditioning(jack, tmp_path, 1) as (project, client, done):
+        job, manifest = done[0], Path(done[1])
+        heard = audition(client, job, "variant", "variant", 1)
+        assert heard[:3] == [job, "variant", 1], heard
 
-            path = manifest.with_name(json.loads(manifest.read_text(encoding="utf-8"))["audio"])
-            audio, rate = sf.read(path, dtype="float32", always_2d=True)
-            path.unlink()
-            refused = audition(client, job, "variant", "variant", 1)
-            assert refused[:3] == ["/bridge/audition", "", ""] and "cannot be read" in refused[3], refused
+        path = manifest.with_name(json.loads(manifest.read_text(encoding="utf-8"))["audio"])
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        path.unlink()
+        refused = audition(client, job, "variant", "variant", 1)
+        assert refused[:3] == ["/bridge/audition", "", ""] and "cannot be read" in refused[3], refused
 
-            sf.write(path, audio * 0.5, rate, subtype="FLOAT")  # another take, 6 dB down: matched up again by 6 dB
-            replayed = audition(client, job, "variant", "variant", 1)
-            assert replayed[:3] == [job, "variant", 1] and abs(replayed[3] - (heard[3] + 6.02)) < 0.05, replayed
-            assert client.ping(timeout=5)
-        assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
-    finally:
-        daemon.stop()
-        tape.close()
+        sf.write(path, audio * 0.5, rate, subtype="FLOAT")  # another take, 6 dB down: matched up again by 6 dB
+        replayed = audition(client, job, "variant", "variant", 1)
+        assert replayed[:3] == [job, "variant", 1] and abs(replayed[3] - (heard[3] + 6.02)) < 0.05, replayed
 
 
 def test_a_source_replaced_after_delivery_is_refused_not_played_as_the_context(jack, tmp_path):
     """The producer re-rendered the song at another rate, or shorter, after the job: the audition read it at the
     job's rate (at twice the speed, another stretch of the song), or padded it with silence, and announced it as the
     original in context; once heard, it also went on playing the old song from memory."""
-    project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
-    tape = Tape()
-    ports = ", ".join(f'"{port}"' for port in tape.ports)
-    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
-    daemon = DaemonProcess(project).start()
-    try:
-        with BridgeClient("127.0.0.1", project.port) as client:
-            outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
-                                        backend="local", num_outputs=1, timeout=120)
-            assert outcome.name == "done", outcome
-            job = outcome.args[0]
-            assert audition(client, job, "original")[:3] == [job, "original", 0]
-            song = project.song.read_bytes()
-            audio, rate = sf.read(project.song, dtype="float32", always_2d=True)
-            for changed, now in ((lambda: sf.write(project.song, audio[::2], rate // 2, subtype="FLOAT"),
-                                  f"now {len(audio[::2])} frames of 2 channels at {rate // 2} Hz"),
-                                 (lambda: sf.write(project.song, audio[:10 * rate], rate, subtype="FLOAT"),
-                                  f"now {10 * rate} frames of 2 channels at {rate} Hz")):
-                changed()
-                refused = audition(client, job, "original")
-                assert refused[:3] == ["/bridge/audition", "", "source"], refused
-                assert refused[3].startswith("source audio changed since the job was accepted (") and now in refused[3]
-            project.song.write_bytes(song)
-            assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
-            assert client.ping(timeout=5)
-        assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
-    finally:
-        daemon.stop()
-        tape.close()
+    with auditioning(jack, tmp_path, 1) as (project, client, done):
+        job = done[0]
+        assert audition(client, job, "original")[:3] == [job, "original", 0]
+        song = project.song.read_bytes()
+        audio, rate = sf.read(project.song, dtype="float32", always_2d=True)
+        for changed, now in ((lambda: sf.write(project.song, audio[::2], rate // 2, subtype="FLOAT"),
+                              f"now {len(audio[::2])} frames of 2 channels at {rate // 2} Hz"),
+                             (lambda: sf.write(project.song, audio[:10 * rate], rate, subtype="FLOAT"),
+                              f"now {10 * rate} frames of 2 channels at {rate} Hz")):
+            changed()
+            refused = audition(client, job, "original")
+            assert refused[:3] == ["/bridge/audition", "", "source"], refused
+            assert refused[3].startswith("source audio changed since the job was accepted (") and now in refused[3]
+        project.song.write_bytes(song)
+        assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
