@@ -46,6 +46,18 @@ def require_library(name: str, package: str) -> None:
         pytest.skip(f"{package} is not installed")
 
 
+def end_by_closing_stdin(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """Close a child's stdin, its cue to exit cleanly, and wait for it; killed when ``timeout`` s are not enough."""
+    if proc.poll() is None:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -19,6 +19,7 @@ from bridge.audition import Audition
 from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
+from bridge.lifeline import ask_to_die_with_parent
 from bridge.models import State
 from bridge.settings_schema import defaults
 from bridge.voice.listener import Listener
@@ -72,7 +73,7 @@ def test_audition_and_voice_reopen_after_a_jack_restart_without_crashing_the_dae
     try:
         child = subprocess.Popen([sys.executable, "-c", side, str(tmp_path)], cwd=ROOT,
                                  env=dict(daemon_environment(), **server.env), text=True, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ask_to_die_with_parent)
         assert child.stdout.readline() == "open\n", child.communicate(timeout=60)[1][-4000:]
         server.stop()  # the producer restarts JACK: a new server under the same name
         restarted = JackServer(tmp_path, period=1024)

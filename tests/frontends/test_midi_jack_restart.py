@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, daemon_environment, require_tool
+from bridge.lifeline import ask_to_die_with_parent
+from tests.conftest import ROOT, daemon_environment, end_by_closing_stdin, require_tool
 from tests.frontends.jack import JackServer
 from tests.frontends.test_midi import DONE, rig, until
 
@@ -47,7 +48,8 @@ class ControllerProcess:
     def __init__(self, server: JackServer):
         # stderr: libjack in the controller prints its own lines when the server goes away
         self.proc = subprocess.Popen([sys.executable, "-c", CONTROLLER], cwd=ROOT, env=server.env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     preexec_fn=ask_to_die_with_parent)
         assert self._answer() == "ready"
 
     def _answer(self):
@@ -68,13 +70,7 @@ class ControllerProcess:
         return self.ask(f"leds {note}")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_by_closing_stdin(self.proc)
         self.proc.stdout.close()
 
 
@@ -143,7 +139,8 @@ def test_after_the_jack_server_restarts_the_pads_work_again_without_restarting_t
     story = ("import sys; from pathlib import Path; from tests.frontends.test_midi_jack_restart import restart_story; "
              "restart_story(Path(sys.argv[1]), Path(sys.argv[2]))")
     child = subprocess.run([sys.executable, "-c", story, str(tmp_path), str(demo_song_path)], cwd=ROOT,
-                           env=daemon_environment(), capture_output=True, text=True, timeout=180, check=False)
+                           env=daemon_environment(), capture_output=True, text=True, timeout=180, check=False,
+                           preexec_fn=ask_to_die_with_parent)
     log = child.stderr
     assert child.returncode == 0, log[-4000:]
     assert log.count("the MIDI server went away") == 2, log[-4000:]  # once per restart

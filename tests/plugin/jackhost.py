@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from bridge.lifeline import ask_to_die_with_parent
+from tests.conftest import end_by_closing_stdin
 
 from .conftest import RATE, URI, only_capture
 
@@ -48,14 +49,7 @@ class Jalv:
         self.proc.stdin.flush()
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return end_by_closing_stdin(self.proc)
 
 
 class Song:
