@@ -179,12 +179,11 @@ def test_a_task_accepted_while_the_state_folder_is_full_is_named_so_the_producer
     assert fake.total_submits == 1 and fake.submit_requests["inpaint"] == 1
 
 
-def test_a_job_whose_failure_the_full_journal_could_not_take_is_resolved_without_a_restart(project, fake,
-                                                                                            monkeypatch):
-    """The same full disk also refused the journal the job's end: the job's run died with 'Task exception was never
-    retrieved', the journal still said 'submitting', and once the space was freed every 'jobs resolve' and 'jobs
-    retry' was refused ('still running (submitting)') until the daemon was restarted."""
-    filler = _fill_the_disk_on_accept(monkeypatch, project.state / "filler")
+@contextlib.contextmanager
+def _failed_while_the_state_disk_was_full(project: Project, fake: FakeMusicGPT, code: str):
+    """A daemon on a 24 MB state disk whose inpaint the producer heard fail with ``code`` while the disk was full (a
+    fake fills ``project.state / "filler"``): yields (client, job id) once the space is free again, for the producer
+    to resolve or retry; the job must then be delivered, paid once, with no task's exception left unretrieved."""
     project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
     with small_tmpfs(project.state, "24m"):
         daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
@@ -192,19 +191,28 @@ def test_a_job_whose_failure_the_full_journal_could_not_take_is_resolved_without
             with BridgeClient("127.0.0.1", project.port) as client:
                 client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
                 failed = client.wait_for(lambda r: r.name == "failed", timeout=60)
-                assert failed is not None and failed.args[1] == "disk_full", failed
-                job = failed.args[0]
-                filler.unlink()
-                (task_id,) = fake.tasks
-                client.send("resolve", job_id=job, task_id=task_id)
-                answer = client.wait_for(lambda r: r.name in ("error", "state") and job in r.args, timeout=60)
-                assert answer is not None and answer.name == "state", answer
+                assert failed is not None and failed.args[1] == code, failed
+                (project.state / "filler").unlink()
+                yield client, failed.args[0]
                 _until("the job delivered", lambda: journal_records(project)[0].state.value in ("delivered", "failed"))
         finally:
             daemon.stop()
         assert journal_records(project)[0].state.value == "delivered", daemon.log.read_text()[-3000:]
     assert fake.submit_requests["inpaint"] == 1
     assert "Task exception was never retrieved" not in daemon.log.read_text()
+
+
+def test_a_job_whose_failure_the_full_journal_could_not_take_is_resolved_without_a_restart(project, fake,
+                                                                                            monkeypatch):
+    """The same full disk also refused the journal the job's end: the job's run died with 'Task exception was never
+    retrieved', the journal still said 'submitting', and once the space was freed every 'jobs resolve' and 'jobs
+    retry' was refused ('still running (submitting)') until the daemon was restarted."""
+    _fill_the_disk_on_accept(monkeypatch, project.state / "filler")
+    with _failed_while_the_state_disk_was_full(project, fake, "disk_full") as (client, job):
+        (task_id,) = fake.tasks
+        client.send("resolve", job_id=job, task_id=task_id)
+        answer = client.wait_for(lambda r: r.name in ("error", "state") and job in r.args, timeout=60)
+        assert answer is not None and answer.name == "state", answer
 
 
 def test_a_failed_task_whose_failure_the_full_journal_could_not_take_is_retried_without_a_restart(project, fake,
@@ -214,34 +222,20 @@ def test_a_failed_task_whose_failure_the_full_journal_could_not_take_is_retried_
     producer never heard 'failed', and 'jobs retry' was refused ('still running') until a restart."""
     fake.outcome = "FAILED"
     answered = fake_module.FakeMusicGPT.conversion
-    filler, filled = project.state / "filler", []
+    filled = []
 
     def fail_on_a_full_disk(self, task):
         conversion = answered(self, task)
         if conversion["status"] == "FAILED" and not filled:
             filled.append(task)
-            _fill_the_disk(filler)
+            _fill_the_disk(project.state / "filler")
         return conversion
 
     monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", fail_on_a_full_disk)
-    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
-    with small_tmpfs(project.state, "24m"):
-        daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
-        try:
-            with BridgeClient("127.0.0.1", project.port) as client:
-                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
-                failed = client.wait_for(lambda r: r.name == "failed", timeout=60)
-                assert failed is not None and failed.args[1] == "generation_failed", failed
-                job = failed.args[0]
-                filler.unlink()
-                filled[0].outcome = "COMPLETED"  # MusicGPT's hiccup is over: the task is asked about again
-                retried = _daw_bridge(project, "jobs", env={}, extra=("retry", job))
-                assert retried.returncode == 0, retried.stdout + retried.stderr
-                _until("the job delivered", lambda: journal_records(project)[0].state.value == "delivered")
-        finally:
-            daemon.stop()
-    assert fake.submit_requests["inpaint"] == 1
-    assert "Task exception was never retrieved" not in daemon.log.read_text()
+    with _failed_while_the_state_disk_was_full(project, fake, "generation_failed") as (_, job):
+        filled[0].outcome = "COMPLETED"  # MusicGPT's hiccup is over: the task is asked about again
+        retried = _daw_bridge(project, "jobs", env={}, extra=("retry", job))
+        assert retried.returncode == 0, retried.stdout + retried.stderr
 
 
 def test_a_musicgpt_address_over_plain_http_beyond_this_machine_is_refused_before_the_key_is_sent(project):

@@ -12,11 +12,9 @@ from pathlib import Path
 import soundfile as sf
 
 from bridge.client import BridgeClient
-from bridge.demo_song import make_song
 from bridge.frontends.osc_wire import encode
-from tests.audition.conftest import RATE
+from tests.audition.conftest import auditioning_daemon
 from tests.audition.conftest import jack as jack  # the audition stories' private JACK server, a fixture
-from tests.audition.tape import Tape
 from tests.captures.test_capture_source import write_capture
 from tests.conftest import DaemonProcess, Project
 from tests.frontends.test_decide import decide, decision_file
@@ -79,56 +77,47 @@ def test_a_damaged_job_is_refused_in_one_line_and_the_last_press_wins_over_one_s
     """A manifest edited by hand is refused naming it (it was "internal error (KeyError)"); and a press that arrives
     while an earlier one still reads its job's audio wins: the earlier one does not start playing over it once
     ready (it did, and both were answered as playing)."""
-    project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
-    tape = Tape()
-    ports = ", ".join(f'"{port}"' for port in tape.ports)
-    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
-    daemon = DaemonProcess(project).start()
-    try:
-        with BridgeClient("127.0.0.1", project.port) as client:
-            jobs = []
-            for start in (4.0, 12.0, 20.0, 28.0):
-                outcome, _ = client.run_job("inpaint", source=str(project.song), start=start, end=start + 4,
-                                            prompt="", backend="local", num_outputs=1, timeout=120)
-                assert outcome.name == "done", outcome
-                jobs.append((outcome.args[0], Path(outcome.args[1])))
+    with auditioning_daemon(jack, tmp_path) as (project, _), BridgeClient("127.0.0.1", project.port) as client:
+        jobs = []
+        for start in (4.0, 12.0, 20.0, 28.0):
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=start, end=start + 4,
+                                        prompt="", backend="local", num_outputs=1, timeout=120)
+            assert outcome.name == "done", outcome
+            jobs.append((outcome.args[0], Path(outcome.args[1])))
 
-            def answers(*requests: list) -> list:
-                for request in requests:
-                    client.send_raw(encode("/bridge/audition", request))
-                replies = [client.wait_for(lambda r: r.name in ("auditioning", "error"), timeout=60)
-                           for _ in requests]
-                assert None not in replies, replies
-                return [reply.args for reply in replies]
+        def answers(*requests: list) -> list:
+            for request in requests:
+                client.send_raw(encode("/bridge/audition", request))
+            replies = [client.wait_for(lambda r: r.name in ("auditioning", "error"), timeout=60)
+                       for _ in requests]
+            assert None not in replies, replies
+            return [reply.args for reply in replies]
 
-            damaged, manifest = jobs[0]
-            record = json.loads(manifest.read_text(encoding="utf-8"))
-            del record["audio"]
-            manifest.write_text(json.dumps(record), encoding="utf-8")
-            assert answers([damaged, "variant", "variant", 1]) == [[
-                "/bridge/audition", "", "", f"job {damaged}: the manifest {manifest.name} is damaged (KeyError: "
-                                            "'audio')"]]
-            not_audio, manifest = jobs[1]
-            manifest.with_name(json.loads(manifest.read_text())["audio"]).write_text("not audio", encoding="utf-8")
-            (refused,) = answers([not_audio, "variant", "variant", 1])
-            assert refused[0] == "/bridge/audition" and "cannot be read" in refused[3] and "\n" not in refused[3]
+        damaged, manifest = jobs[0]
+        record = json.loads(manifest.read_text(encoding="utf-8"))
+        del record["audio"]
+        manifest.write_text(json.dumps(record), encoding="utf-8")
+        assert answers([damaged, "variant", "variant", 1]) == [[
+            "/bridge/audition", "", "", f"job {damaged}: the manifest {manifest.name} is damaged (KeyError: "
+                                        "'audio')"]]
+        not_audio, manifest = jobs[1]
+        manifest.with_name(json.loads(manifest.read_text())["audio"]).write_text("not audio", encoding="utf-8")
+        (refused,) = answers([not_audio, "variant", "variant", 1])
+        assert refused[0] == "/bridge/audition" and "cannot be read" in refused[3] and "\n" not in refused[3]
 
-            prepared, unprepared = jobs[2][0], jobs[3][0]
-            assert answers([prepared, "variant", "variant", 1])[0][:3] == [prepared, "variant", 1]
-            assert len(answers(*[[prepared, "ab"]] * 200)) == 200  # A/B as fast as UDP goes: every press answered
-            # the unprepared job's audio is still being read when the prepared job's original is asked for
-            replies = answers([unprepared, "variant", "variant", 1], [prepared, "original"])
-            (last,) = [reply for reply in replies if reply[0] == prepared]  # the answers come in either order
-            (late,) = [reply for reply in replies if reply[0] != prepared]
-            assert last[:3] == [prepared, "original", 0], last
-            assert late == ["/bridge/audition", "", "", f"job {unprepared}: not played, a later audition request came "
-                                                        "while its audio was being read"], late
-            # and it plays when asked again, from the audio it read
-            assert answers([unprepared, "variant", "variant", 1])[0][:3] == [unprepared, "variant", 1]
-            assert client.ping(timeout=5)
-    finally:
-        daemon.stop()
-        tape.close()
+        prepared, unprepared = jobs[2][0], jobs[3][0]
+        assert answers([prepared, "variant", "variant", 1])[0][:3] == [prepared, "variant", 1]
+        assert len(answers(*[[prepared, "ab"]] * 200)) == 200  # A/B as fast as UDP goes: every press answered
+        # the unprepared job's audio is still being read when the prepared job's original is asked for
+        replies = answers([unprepared, "variant", "variant", 1], [prepared, "original"])
+        (last,) = [reply for reply in replies if reply[0] == prepared]  # the answers come in either order
+        (late,) = [reply for reply in replies if reply[0] != prepared]
+        assert last[:3] == [prepared, "original", 0], last
+        assert late == ["/bridge/audition", "", "", f"job {unprepared}: not played, a later audition request came "
+                                                    "while its audio was being read"], late
+        # and it plays when asked again, from the audio it read
+        assert answers([unprepared, "variant", "variant", 1])[0][:3] == [unprepared, "variant", 1]
+        assert client.ping(timeout=5)
 
 
 def test_a_decision_number_past_what_osc_carries_is_refused_in_one_line_and_nothing_is_published(

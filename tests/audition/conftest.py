@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import require_tool
+from bridge.demo_song import make_song
+from tests.audition.tape import Tape
+from tests.conftest import DaemonProcess, Project, require_tool
 from tests.frontends.jack import JackServer
 
 RATE, PERIOD = 48000, 1024  # -p 1024: no xruns on 2 busy cores
@@ -18,3 +23,19 @@ def jack(tmp_path_factory):
     server = JackServer(tmp_path_factory.mktemp("jack"), period=PERIOD, rate=RATE).start()
     yield server
     server.stop()
+
+
+@contextmanager
+def auditioning_daemon(jack: JackServer, folder: Path):
+    """A daemon on a 40 s song in ``folder`` whose audition plays into a recording JACK client on ``jack``: yields
+    (project, daemon); the daemon is stopped and the recording client closed afterwards."""
+    project = Project(folder / "project", make_song(folder / "song.wav", seconds=40.0, sample_rate=RATE))
+    tape = Tape()
+    ports = ", ".join(f'"{port}"' for port in tape.ports)
+    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
+    daemon = DaemonProcess(project).start()
+    try:
+        yield project, daemon
+    finally:
+        daemon.stop()
+        tape.close()

@@ -10,11 +10,8 @@ from pathlib import Path
 import soundfile as sf
 
 from bridge.client import BridgeClient
-from bridge.demo_song import make_song
 from bridge.frontends.osc_wire import encode
-from tests.audition.conftest import RATE
-from tests.audition.tape import Tape
-from tests.conftest import DaemonProcess, Project
+from tests.audition.conftest import auditioning_daemon
 
 
 def audition(client: BridgeClient, *request) -> list:
@@ -28,12 +25,7 @@ def audition(client: BridgeClient, *request) -> list:
 def auditioning(jack, tmp_path: Path, variants: int):
     """A daemon auditioning through ``jack``, and an inpaint of 16-20 s it delivered: (project, client, the done
     reply's arguments). The daemon must still answer afterwards, and have logged no traceback."""
-    project = Project(tmp_path / "project", make_song(tmp_path / "song.wav", seconds=40.0, sample_rate=RATE))
-    tape = Tape()
-    ports = ", ".join(f'"{port}"' for port in tape.ports)
-    project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
-    daemon = DaemonProcess(project).start()
-    try:
+    with auditioning_daemon(jack, tmp_path) as (project, daemon):
         with BridgeClient("127.0.0.1", project.port) as client:
             outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
                                         backend="local", num_outputs=variants, timeout=120)
@@ -41,9 +33,6 @@ def auditioning(jack, tmp_path: Path, variants: int):
             yield project, client, outcome.args
             assert client.ping(timeout=5)
         assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
-    finally:
-        daemon.stop()
-        tape.close()
 
 
 def test_a_variant_cut_short_or_moved_off_its_range_is_refused_not_played_as_the_original(jack, tmp_path):
