@@ -46,6 +46,18 @@ def _inpaint(client: BridgeClient, project: Project, start: float, end: float, p
     return job[0], last
 
 
+def _inpaint_on_musicgpt(project: Project, fake: FakeMusicGPT) -> tuple[Daemon, object]:
+    """A daemon on the fake MusicGPT inpaints 12-16 s ("brass") and is stopped: (the daemon, for its log; the last
+    reply of the job)."""
+    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            return daemon, _inpaint(client, project, 12.0, 16.0, "brass")[1]
+    finally:
+        daemon.stop()
+
+
 def test_a_byid_answer_about_another_task_never_delivers_that_tasks_audio_as_this_jobs(project, fake, monkeypatch):
     """A cache in front of the API that keys on the path alone (or a server mix-up) answers the second job's byId with
     the first job's finished task: the daemon took it, downloaded the first job's audio and spliced it into the second
@@ -94,13 +106,7 @@ def test_a_wav_address_httpx_cannot_parse_falls_back_to_the_mp3(project, fake, m
         return conversion
 
     monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", bad_wav)
-    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
-    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
-    try:
-        with BridgeClient("127.0.0.1", project.port) as client:
-            _, last = _inpaint(client, project, 12.0, 16.0, "brass")
-    finally:
-        daemon.stop()
+    daemon, last = _inpaint_on_musicgpt(project, fake)
     log = daemon.log.read_text()
     assert last.name == "done", last
     assert json.loads(Path(last.args[1]).read_text(encoding="utf-8"))["notes"]["downloaded"] == "mp3"
@@ -286,6 +292,20 @@ def test_a_signed_address_quoted_with_escaped_slashes_or_another_scheme_is_maske
         assert fake.url_signature("v1.wav") not in text and fake.url_credential not in text, text
 
 
+def _resolve(project: Project, job: str, task_id: str) -> None:
+    """The producer names the job's task (`daw-bridge jobs resolve JOB --task-id ID`); the job then ends."""
+    resolved = _daw_bridge(project, "jobs", env={}, extra=("resolve", job, "--task-id", task_id))
+    assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+    _until("the job delivered", lambda: journal_records(project)[-1].state.value in ("delivered", "failed"))
+
+
+def _delivered_manifest(project: Project, job: str, daemon: Daemon) -> dict:
+    """The manifest of ``job``, the last in the journal, which must have been delivered."""
+    record = journal_records(project)[-1]
+    assert record.job_id == job and record.state.value == "delivered", daemon.log.read_text()[-2000:]
+    return json.loads(Path(record.manifests[0]).read_text(encoding="utf-8"))
+
+
 def test_resolving_a_job_with_another_jobs_task_is_refused_and_the_right_one_still_delivers(project, fake):
     """The dashboard lists every task; the producer copies the line above: job 2 resolved with job 1's task id was
     'submitted', then delivered job 1's audio spliced into its own range (aligned at 'confidence 0.32'), and the task
@@ -307,14 +327,10 @@ def test_resolving_a_job_with_another_jobs_task_is_refused_and_the_right_one_sti
                 f"daw-bridge jobs resolve: task_id: '{theirs}' is the task of job {first}, not of job {job}: copy "
                 "this job's own task id from the MusicGPT dashboard"], refused.stdout + refused.stderr
             assert refused.returncode != 0
-            resolved = _daw_bridge(project, "jobs", env={}, extra=("resolve", job, "--task-id", ours))
-            assert resolved.returncode == 0, resolved.stdout + resolved.stderr
-            _until("the job delivered", lambda: journal_records(project)[-1].state.value in ("delivered", "failed"))
+            _resolve(project, job, ours)
     finally:
         daemon.stop()
-    record = journal_records(project)[-1]
-    assert record.job_id == job and record.state.value == "delivered", daemon.log.read_text()[-2000:]
-    manifest = json.loads(Path(record.manifests[0]).read_text(encoding="utf-8"))
+    manifest = _delivered_manifest(project, job, daemon)
     assert manifest["notes"]["task_id"] == ours
     assert manifest["notes"]["conversion_id"] in fake.tasks[ours].conversion_ids
     assert fake.total_submits == 2
@@ -398,13 +414,7 @@ def test_byid_json_nested_past_the_parsers_stack_does_not_cost_the_paid_result(p
 
     monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", deep_lyrics)
     monkeypatch.setattr(fake_module._Handler, "_json", deep_body)
-    project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
-    daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
-    try:
-        with BridgeClient("127.0.0.1", project.port) as client:
-            _, last = _inpaint(client, project, 12.0, 16.0, "brass")
-    finally:
-        daemon.stop()
+    daemon, last = _inpaint_on_musicgpt(project, fake)
     assert last.name == "done", last
     assert deep_answers["left"] == 0 and fake.total_submits == 1
     assert "Traceback" not in daemon.log.read_text()
@@ -541,13 +551,9 @@ def test_a_submit_answered_with_another_jobs_task_id_waits_for_the_producer_inst
             job = ended.args[0]
             theirs, ours = list(fake.tasks)
             assert f"with task {theirs}, which is job {first}'s" in ended.args[3], ended.args
-            resolved = _daw_bridge(project, "jobs", env={}, extra=("resolve", job, "--task-id", ours))
-            assert resolved.returncode == 0, resolved.stdout + resolved.stderr
-            _until("the job delivered", lambda: journal_records(project)[-1].state.value in ("delivered", "failed"))
+            _resolve(project, job, ours)
     finally:
         daemon.stop()
-    record = journal_records(project)[-1]
-    assert record.job_id == job and record.state.value == "delivered", daemon.log.read_text()[-2000:]
-    manifest = json.loads(Path(record.manifests[0]).read_text(encoding="utf-8"))
+    manifest = _delivered_manifest(project, job, daemon)
     assert manifest["notes"]["conversion_id"] in fake.tasks[ours].conversion_ids
     assert fake.total_submits == 2
