@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -20,7 +21,7 @@ from bridge.audio.region import check_unchanged, read_frames
 from bridge.audio.wavio import discard, lossless_subtype, publish, stage_audio, stage_bytes, stage_text
 from bridge.exceptions import Cancelled, DeliveryError
 from bridge.models import JobSpec, Rendered
-from osc_schema import MANIFEST_FORMAT
+from osc_schema import DECISIONS_FOLDER, KEPT_FOLDER, MANIFEST_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,45 @@ def stem_for(spec: JobSpec, variant: int) -> str:
 
 
 def drop_folder_for(spec: JobSpec) -> Path:
-    return spec.drop_folder or spec.source.parent / "daw-bridge"
+    return drop_folder_of(spec.drop_folder, spec.source)
+
+
+def drop_folder_of(drop_folder: Path | None, source: Path) -> Path:
+    """The folder a job delivers into: the one it names, else a "daw-bridge" folder beside its source."""
+    return drop_folder or source.parent / "daw-bridge"
+
+
+# The hidden temporaries (bridge.audio.wavio's ".<stem>.<8 hex>.part") of a variant's audio, manifest or picture (and
+# of a kept take's link, named as its audio), whose stem is stem_for's; and of a decision file, named by its job id.
+_STAGED_VARIANT = re.compile(r"\.[A-Za-z0-9_-]{1,48}_(?:inpaint|extend)_\d+\.\d\d-\d+\.\d\d_v\d+_"
+                             r"(?P<suffix>[0-9a-f]{6})\.[0-9a-f]{8}\.part")
+_STAGED_DECISION = re.compile(r"\.j-\d{8}-\d{6}-(?P<suffix>[0-9a-f]{6})\.[0-9a-f]{8}\.part")
+
+
+def leftover_temporaries(folder: Path, inside: Callable[[Path], bool]) -> list[tuple[Path, str]]:
+    """The hidden temporaries a delivery or a decision stopped mid-write (a kill -9, a power cut) left in the drop
+    folder ``folder``, its Kept folder and its decisions folder, each with the suffix of the job it belongs to
+    (``stem_for``'s).
+
+    Only regular files named exactly as this daemon names them count, in folders whose resolved path ``inside``
+    accepts (the project roots): the DAW scripts' own ``.part`` files (REAPER's ".<name>.<14 digits>.part",
+    Ardour's "<name>.part") and anything the producer put there are not ours. The caller decides which jobs'
+    temporaries may still be being written.
+    """
+    found = []
+    for where, pattern in ((folder, _STAGED_VARIANT), (folder / KEPT_FOLDER, _STAGED_VARIANT),
+                           (folder / DECISIONS_FOLDER, _STAGED_DECISION)):
+        try:
+            if not inside(where.resolve()):
+                continue
+            with os.scandir(where) as entries:
+                for entry in entries:
+                    match = pattern.fullmatch(entry.name)
+                    if match and entry.is_file(follow_symlinks=False):
+                        found.append((Path(entry.path), match["suffix"]))
+        except (OSError, RuntimeError):  # not there (no decision made yet), unreadable, a symlink loop
+            continue
+    return found
 
 
 class CommitGate:

@@ -222,6 +222,13 @@ class Journal:
                                          f"({','.join('?' * len(batch))})", batch).fetchall())
         return states
 
+    def destinations(self) -> set[tuple[str | None, str]]:
+        """Every (drop_folder, source) pair the journal's jobs name, unparsed (any thread): where they delivered or
+        would deliver. A job whose spec is damaged is left out."""
+        with closing(self._aside()) as db:
+            return set(db.execute("SELECT DISTINCT json_extract(spec, '$.drop_folder'), json_extract(spec, '$.source') "
+                                  "FROM jobs WHERE json_valid(spec)").fetchall())
+
     def unfinished_origins(self) -> list[dict]:
         """Where the unfinished jobs' replies go (any thread): their status files must outlive any retention."""
         origins = []

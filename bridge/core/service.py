@@ -22,19 +22,23 @@ import json
 import logging
 import shutil
 import sqlite3
+from pathlib import Path
 from typing import Callable
 
 from bridge import captures, delivery, logs
 from bridge.audio import picture
+from bridge.audio.wavio import discard
 from bridge.backends.base import Backend
 from bridge.config import Config
 from bridge.core.admission import admit
-from bridge.core.journal import Journal
+from bridge.core.journal import Journal, states_at
 from bridge.exceptions import BridgeError, Cancelled, DeliveryError, SubmissionUnknown
 from bridge.models import LAST, JobRecord, Rendered, State
 from osc_schema import Command, ValidationError
 
 log = logging.getLogger(__name__)
+
+_FINISHED = {state.value for state in State if state.finished}
 
 Listener = Callable[[JobRecord, str], None]
 """listener(record, event) with event one of: accepted, state, done, failed."""
@@ -233,8 +237,50 @@ class JobService:
         return sorted(self.backends)
 
     async def resume(self) -> int:
-        """Start every unfinished job from the journal where it stood; return how many were picked up."""
+        """Start every unfinished job from the journal where it stood; return how many were picked up.
+
+        First, while none of this daemon's jobs is being delivered, the hidden temporaries that deliveries stopped
+        mid-write left in the drop folders go (see :meth:`_remove_leftovers`).
+        """
+        await asyncio.to_thread(self._remove_leftovers)
         return sum(self._take_up(record) for record in self.journal.unfinished())
+
+    def _remove_leftovers(self) -> None:
+        """Remove the hidden temporaries a delivery (or a decision) killed mid-write left in the drop folders this
+        daemon knows: the configured one and every journaled job's.
+
+        A job delivered again removes its own, but a job that never is (cancelled, failed, or gone with a journal
+        that was moved away) left its half file there for good. Called before any job of this daemon starts, so
+        none of its own is being written; a one-shot command's job may be, in the same folders: its temporaries stay
+        while its journal says it is unfinished. That journal is read after the folders are listed, so a file listed
+        while its job was being delivered is seen as that job's (the delivery is journaled before it writes).
+        """
+        places = {self.config.drop_folder} if self.config.drop_folder else set()
+        try:
+            destinations = self.journal.destinations()
+        except sqlite3.Error as exc:  # a convenience: the jobs resume all the same
+            log.warning("could not look for interrupted deliveries' temporary files in the drop folders (%s)", exc)
+            destinations = set()
+        for drop_folder, source in destinations:
+            if isinstance(source, str) and (drop_folder is None or isinstance(drop_folder, str)):
+                places.add(delivery.drop_folder_of(Path(drop_folder) if drop_folder else None, Path(source)))
+        found = [leftover for place in places for leftover in delivery.leftover_temporaries(place,
+                                                                                                  self.config.in_project)]
+        if not found:
+            return
+        try:
+            others = states_at(self.config.one_shot_journal_path)
+        except sqlite3.Error as exc:
+            log.warning("left %d hidden temporary file(s) of interrupted deliveries in the drop folders: the one-shot "
+                        "commands' journal %s cannot be read (%s), so a job of theirs may still be writing one",
+                        len(found), self.config.one_shot_journal_path, exc)
+            return
+        busy = {job_id.rsplit("-", 1)[-1] for job_id, state in others.items() if state not in _FINISHED}
+        stale = [path for path, suffix in found if suffix not in busy]
+        discard(stale)
+        if stale:
+            log.info("removed %d hidden temporary file(s) that interrupted deliveries left in the drop folders",
+                     len(stale))
 
     def resume_job(self, job_id: str) -> JobRecord | None:
         """Start one unfinished job from the journal where it stood (a one-shot command's, after that command died);
