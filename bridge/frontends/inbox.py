@@ -4,7 +4,8 @@ A client writes ``.<name>.part`` (any name starting with a dot or ending in .par
 ``<name>.json``. Each request is processed exactly once: it is first claimed by renaming it into ``processing/``
 (a rename either wins or finds the file gone), and moved to ``processed/`` once its job is journaled, or to
 ``rejected/`` with ``<name>.error.json`` beside it. Status files in ``status/`` follow the job. Answered requests,
-error files and status files of finished jobs are deleted after ``[retention] files_days`` (see ``prune``).
+error files and status files of finished jobs are deleted after ``[retention] files_days`` (see ``prune``). A folder
+named like a request is answered as a refused request but left where it is (see ``_refuse_folder``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class InboxFrontend:
         self._manifests_seen: set[str] = set()  # results' manifests found in the inbox, named in the log once
         self._lock: int | None = None  # this daemon's hold on the inbox folder (see _hold)
         self._followed: dict[str, set[Path]] = {}  # job id -> status files of request files that named that job
+        self._folders_refused: set[tuple[str, int, int]] = set()  # (name, device, inode) of folders answered
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
@@ -184,6 +186,9 @@ class InboxFrontend:
             return
         if not _is_request_name(path.name):
             return
+        if _is_folder(path):  # before _peek: Linux opens a folder for reading, and it was claimed like a file
+            self._refuse_folder(path)
+            return
         whole, manifest = _peek(path)
         if not written and not whole:
             return
@@ -301,15 +306,37 @@ class InboxFrontend:
             else:
                 self._process(claimed)
 
+    def _refuse_folder(self, path: Path) -> None:
+        """Answer a folder named like a request (``take.json/``) once, as a refused request, and leave it where it is.
+
+        It was moved into rejected/ when the daemon found it at its start, contents and all (a tool still filling it
+        lost its folder; one there stayed for good, as pruning removes files only, and a later refused request of
+        that name could not be moved beside it), and ignored when it appeared while the daemon ran: its sender waited
+        on status/ for good. Now both answer it in status/ (and rejected/'s error file) and touch nothing in it."""
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return  # gone again
+        seen = (path.name, info.st_dev, info.st_ino)
+        if seen in self._folders_refused:
+            return  # the same folder again (another look at the inbox): answered already
+        self._folders_refused.add(seen)
+        self._answer_refusal(path, ValidationError("request", _text(path.name), "is a folder, not a request file: it "
+                                                   "is left where it is; write the request into a file of that name"))
+
     def _reject(self, path: Path, exc: Exception, request_id: str = "") -> None:
-        error = _error_of(exc)
-        log.warning("request file %s rejected: %s", path.name, error["message"])
         try:
             _move_into(path, self.rejected) if not path.is_symlink() else path.unlink()
         except FileNotFoundError:
             pass
-        except OSError as problem:  # e.g. a directory named like a request, over an earlier rejected file
+        except OSError as problem:  # e.g. a name too long for rejected/
             log.warning("request file %r could not be moved aside: %s", path.name, problem)
+        self._answer_refusal(path, exc, request_id)
+
+    def _answer_refusal(self, path: Path, exc: Exception, request_id: str = "") -> None:
+        """Say why the request ``path`` was refused: one line in the log, its error file and its status file."""
+        error = _error_of(exc)
+        log.warning("request file %s rejected: %s", path.name, error["message"])
         try:
             self.rejected.mkdir(parents=True, exist_ok=True)  # a symbolic link was removed, not moved here
             write_text_atomic(self.rejected / f"{path.stem}.error.json", json.dumps(error, indent=2) + "\n")
@@ -360,16 +387,15 @@ class _Handler(FileSystemEventHandler):
             self._lost()
 
     def on_created(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self._notify(event.src_path, written=False)
+        # A folder too: one named like a request is answered (take() tells it from a file)
+        self._notify(event.src_path, written=event.is_directory)
 
     def on_modified(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
             self._notify(event.src_path, written=False)
 
     def on_moved(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self._notify(event.dest_path, written=True)
+        self._notify(event.dest_path, written=True)
 
     def on_closed(self, event: FileSystemEvent) -> None:
         if not event.is_directory:
@@ -394,6 +420,14 @@ def _move_into(path: Path, folder: Path) -> None:
 
 def _is_request_name(name: str) -> bool:
     return name.lower().endswith(".json") and not name.startswith(".")  # x.JSON too: the inbox is ours
+
+
+def _is_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder itself (a symbolic link to one is refused as a link, like any link)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _identity(folder: Path | int) -> tuple[int, int] | None:

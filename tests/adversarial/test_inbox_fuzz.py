@@ -1,4 +1,5 @@
 """Hostile request files: each is moved aside with its reason, none stops the inbox, nothing leaves the roots.
+(A folder named like a request is answered with its reason too, but left where it is: it may hold a producer's files.)
 
 Some are in the inbox before the daemon starts (its start-up scan must survive them), the rest arrive while it
 runs. At the end a good request is still delivered, and the folder outside the project is as it was.
@@ -122,9 +123,9 @@ def test_hostile_request_files_are_each_moved_aside_with_their_reason(inbox_proj
     before_outside = _snapshot(outside)
 
     # Waiting before the daemon starts: its first scan meets them.
-    early = {"early-directory": "not a regular file", "early-fifo": "not a regular file",
-             "early-broken": "not valid JSON"}
+    early = {"early-directory": "is a folder", "early-fifo": "not a regular file", "early-broken": "not valid JSON"}
     (inbox / "early-directory.json").mkdir()
+    (inbox / "early-directory.json" / "inside.json").write_text("{")
     os.mkfifo(inbox / "early-fifo.json")
     (inbox / "early-broken.json").write_text("{")
     (inbox / "early-loop.json").write_text(json.dumps(_request(project.audio / "early-loop.wav")))
@@ -146,6 +147,8 @@ def test_hostile_request_files_are_each_moved_aside_with_their_reason(inbox_proj
         os.mkfifo(inbox / ".late-fifo.part")
         os.rename(inbox / ".late-fifo.part", inbox / "late-fifo.json")
         expected["late-fifo"] = "not a regular file"
+        (inbox / "late-directory.json").mkdir()
+        expected["late-directory"] = "is a folder"
 
         links = {"link-to-request": outside / "request.json", "link-to-secret": outside / "secret.txt",
                  "link-dangling": outside / "nothing.json", "link-to-root": Path("/")}
@@ -185,12 +188,14 @@ def test_hostile_request_files_are_each_moved_aside_with_their_reason(inbox_proj
             problems.append(f"{name!r}: error without reason {error}")
     assert not problems, "\n".join(problems)
     assert good["state"] == "delivered", good
-    # Moved aside, each one: nothing but ignored names stays in the inbox, nothing is half-claimed.
-    assert [p.name for p in inbox.iterdir() if p.name.endswith(".json")] == []
+    # Moved aside, each one but the folders: nothing but ignored names stays in the inbox, nothing is half-claimed.
+    folders = ["early-directory.json", "late-directory.json"]
+    assert sorted(p.name for p in inbox.iterdir() if p.name.endswith(".json")) == folders
+    assert (inbox / "early-directory.json" / "inside.json").read_text() == "{", "a folder's content was touched"
     assert list((inbox / "processing").iterdir()) == []
     for name in expected:
         target = inbox / "rejected" / f"{name}.json"
-        assert os.path.lexists(target) or name in links, f"{name!r} not moved aside"
+        assert os.path.lexists(target) or name in links or f"{name}.json" in folders, f"{name!r} not moved aside"
     assert _snapshot(outside) == before_outside, "something outside the project root changed"
     allowed = (project.audio, project.drop)
     stray = [p for p in files_under(project.root)

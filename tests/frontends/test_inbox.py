@@ -359,3 +359,40 @@ def test_a_request_dropped_again_after_its_status_was_pruned_is_answered_with_it
     journal = Journal(project.state / "journal.sqlite")
     assert len(journal.recent()) == 2  # nothing ran twice
     journal.close()
+
+
+def test_a_folder_named_like_a_request_is_answered_once_and_left_where_it_is_at_start_and_while_running(project):
+    """A folder named ``take.json`` (a tool's, or a producer's mistake): found at the daemon's start it was moved into
+    rejected/, contents and all, and stayed there for good; made while the daemon ran it was ignored, and a sender
+    waiting on status/ waited for good. Both are now answered in status/, once, and left as they are."""
+    project.inbox.mkdir(parents=True)
+    (project.inbox / "early.json").mkdir()
+    (project.inbox / "early.json" / "notes.txt").write_text("kept\n")
+    daemon = DaemonProcess(project).start()
+    try:
+        early = wait_for_status(project.inbox, "early", timeout=60)
+        (project.inbox / "late.json").mkdir()
+        (project.inbox / "late.json" / "notes.txt").write_text("kept\n")  # a tool filling the folder it made
+        (project.inbox / ".incoming").mkdir()
+        (project.inbox / ".incoming" / "notes.txt").write_text("kept\n")
+        (project.inbox / ".incoming").rename(project.inbox / "moved.json")
+        late = wait_for_status(project.inbox, "late", timeout=60)
+        moved = wait_for_status(project.inbox, "moved", timeout=60)
+        os.chmod(project.inbox / "late.json", 0o750)  # more events on the folder: no second answer
+        drop_request(project.inbox, "after", {"command": "extend", "source": str(project.song),
+                                              "extend_after": 20.0, "duration": 4.0, "num_outputs": 1,
+                                              "request_id": "after"})
+        assert wait_for_status(project.inbox, "after", timeout=60)["state"] == "delivered"
+    finally:
+        daemon.stop()
+    for name, status in (("early", early), ("late", late), ("moved", moved)):
+        assert status["state"] == "failed" and status["job_id"] is None, status
+        assert status["error"]["message"] == (f"request: '{name}.json' is a folder, not a request file: it is left "
+                                              "where it is; write the request into a file of that name"), status
+        assert (project.inbox / f"{name}.json" / "notes.txt").read_text() == "kept\n", f"{name}.json was touched"
+        assert not os.path.lexists(project.inbox / "rejected" / f"{name}.json")
+        assert json.loads((project.inbox / "rejected" / f"{name}.error.json").read_text()) == status["error"]
+    assert list((project.inbox / "processing").iterdir()) == []
+    log = daemon.log.read_text()
+    assert "Traceback" not in log
+    assert [log.count(f"request file {name}.json rejected") for name in ("early", "late", "moved")] == [1, 1, 1]
