@@ -11,7 +11,8 @@ Ports (``[midi]`` in the config):
 - A controller unplugged and plugged back within one poll interval goes unnoticed (its name never left the listing)
   and stays unheard until it is unplugged for longer; lower ``poll_interval`` for a device that comes back that fast.
 - When the JACK server itself goes away (stopped, or restarted to change the buffer size) the frontend says so once,
-  lets go of its ports and listing clients, and picks the controller up on the next server, saying once that it is
+  lets go of its ports and listing clients, and picks the controller up on the next server (or makes its virtual
+  ports there again, under the same names, for the producer's session manager to join again), saying once that it is
   back. A client of a dead server cannot tell: its listing goes on showing the dead server's ports, and on a new
   server shows nothing; so the server's socket is watched (``jack_server_identity``). The dead clients are let go
   before any new one opens: once a new client is open, libjack has freed the old server's clients, and closing one
@@ -204,6 +205,12 @@ class PortProbe:
             self._server = jack_server_identity()
         return names
 
+    def made(self, port, server: tuple[int, int] | None) -> None:
+        """Note the server a virtual port was made on (``jack_server_identity()`` just before), for ``server_gone``:
+        those ports are not listed, and opening listing clients first would give the ports' client another name."""
+        if self.watch_server and self._server is None and getattr(port, "api", None) == "UNIX_JACK":
+            self._server = server
+
     def server_gone(self) -> bool:
         """True once the JACK server the listing clients (and ports opened since) belong to is no longer the one
         running: stopped, or replaced by a new one under the same name."""
@@ -392,7 +399,8 @@ class MidiFrontend:
             if not self._midi_missing:
                 log.warning("MIDI ports cannot be listed (%s); the daemon runs on and keeps looking", exc)
             self._midi_missing = True
-            self.probe.reset()
+            if not self.settings.virtual:  # virtual: no listing clients; the server its ports were made on stays noted
+                self.probe.reset()
             return False
         self._listed()
         return True
@@ -405,20 +413,25 @@ class MidiFrontend:
 
     def _look(self) -> None:
         settings = self.settings
-        if settings.virtual:
-            if self.input is None:
-                self._open_input(settings.port, virtual=True)
-            if settings.output_port and self.output is None:
-                self._open_output(settings.output_port, virtual=True)
-            return
         if self.probe.server_gone():
-            # Let go of the dead server's ports and listing clients now, before the listing below opens new ones.
+            # Let go of the dead server's ports and listing clients now, before new ones open (the listing below, or
+            # the virtual ports made again under the same names).
             self._close_input()
             self._close_output()
             self.probe.reset()
             if not self._midi_missing:
-                log.warning("the MIDI server went away; the daemon runs on and picks the pads up on the next one")
+                log.warning("the MIDI server went away; the daemon runs on and %s on the next one",
+                            "makes its ports again" if settings.virtual else "picks the pads up")
             self._midi_missing = self._server_left = True
+        if settings.virtual:
+            server = jack_server_identity()  # before making them: a restart in between is then seen next time
+            if self.input is None:
+                self._open_input(settings.port, virtual=True)
+                self.probe.made(self.input, server)
+            if settings.output_port and self.output is None:
+                self._open_output(settings.output_port, virtual=True)
+                self.probe.made(self.output, server)
+            return
         inputs, outputs = self.probe.names()
         self._listed()
         if self.input is not None and self.input.name not in inputs:

@@ -9,12 +9,18 @@ controller's ports belong to another JACK client (a2jmidid, or jackd's own ALSA 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+
+import mido
 
 from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, daemon_environment, end_by_closing_stdin, require_tool
@@ -145,3 +151,127 @@ def test_after_the_jack_server_restarts_the_pads_work_again_without_restarting_t
     assert child.returncode == 0, log[-4000:]
     assert log.count("the MIDI server went away") == 2, log[-4000:]  # once per restart
     assert log.count("the MIDI server is back") == 2, log[-4000:]
+
+
+def open_files() -> list[str]:
+    """What this process's file descriptors are open on, by kind ("socket:", a shared memory file's path), sorted."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.append(re.sub(r"\[\d+\]$", "", os.readlink(f"/proc/self/fd/{fd}")))
+        except FileNotFoundError:  # the one listdir itself had open
+            pass
+    return sorted(found)
+
+
+def virtual_side(folder: Path, song: Path) -> None:
+    """The daemon's side of the virtual-ports story: its MIDI frontend makes "pads in" and "leds out" for a
+    controller to be joined to. Each line on stdin is answered with one JSON line: "made" waits until both ports
+    exist and answers how many mido ports are open, what the process's files are open on and how many of its threads
+    Python did not start (libjack's); "gone" waits until the frontend let go of both; "jobs N" waits until N jobs
+    started and ran, and answers their origins."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+
+    def answer(value) -> None:
+        print(json.dumps(value), flush=True)
+
+    async def story():
+        async with rig(folder, song, midi={"virtual": True, "port": "pads in", "output_port": "leds out"}) as r:
+            answer("ready")
+            while line := await asyncio.to_thread(sys.stdin.readline):
+                command, *numbers = line.split()
+                if command == "made":
+                    await until(lambda: r.frontend.input is not None and r.frontend.output is not None, 10,
+                                "the virtual ports to be made")
+                    native = len(os.listdir("/proc/self/task")) - len(threading.enumerate())
+                    ports = [o for o in gc.get_objects() if isinstance(o, mido.ports.BasePort) and not o.closed]
+                    answer({"ports": len(ports), "files": open_files(), "threads": native})
+                elif command == "gone":
+                    await until(lambda: r.frontend.input is None and r.frontend.output is None, 10,
+                                "the frontend to let go of the dead server's ports")
+                    answer("gone")
+                elif command == "jobs":
+                    await until(lambda: len(r.jobs()) == int(numbers[0]), what="the pad's job")
+                    await r.service.drain()
+                    answer([job.origin for job in r.jobs()])
+
+    asyncio.run(story())
+
+
+def test_after_the_jack_server_restarts_the_virtual_ports_are_made_again_under_their_names(tmp_path, demo_song_path,
+                                                                                        monkeypatch):
+    """A controller (or a DAW) is joined to the daemon's own ports with jack_connect; after a JACK restart those
+    ports must be there again, named as before, so the producer's session manager can join them again."""
+    for tool in ("jackd", "jack_lsp", "jack_connect"):
+        require_tool(tool)
+    server = JackServer(tmp_path)
+    for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER"):  # restart() leaves this process pointed at it
+        monkeypatch.setenv(key, server.env[key])
+    server.start()
+    side = ("import sys; from pathlib import Path; from tests.frontends.test_midi_jack_restart import virtual_side; "
+            "virtual_side(Path(sys.argv[1]), Path(sys.argv[2]))")
+    log = tmp_path / "daemon.log"
+    with open(log, "w") as err:
+        daemon = subprocess.Popen([sys.executable, "-c", side, str(tmp_path), str(demo_song_path)], cwd=ROOT,
+                                  env=dict(daemon_environment(), **server.env), text=True, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=err, preexec_fn=ask_to_die_with_parent)
+    pads = None
+
+    def ask(command: str):
+        daemon.stdin.write(command + "\n")
+        daemon.stdin.flush()
+        line = daemon.stdout.readline()
+        assert line, f"the daemon's side ended ({daemon.wait()}):\n{log.read_text()[-4000:]}"
+        return json.loads(line)
+
+    def ours() -> dict[str, str]:
+        """The daemon's virtual ports on the running server, by their port names: their full JACK names; once both
+        are there."""
+        deadline = time.monotonic() + 10
+        while len(found := {name.split(":", 1)[1]: name for name in server.connections()
+                            if name.startswith("daw-bridge")}) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return found
+
+    def press(jobs: int) -> list[dict]:
+        """A controller joined to the daemon's ports presses its mapped pad; the origins of the jobs so far."""
+        nonlocal pads
+        pads = ControllerProcess(server)
+        made = ours()
+        server.connect("padbox-pads:pads", made["pads in"])
+        server.connect(made["leds out"], "padbox-leds:leds")
+        assert pads.ask("join") == "joined"
+        assert pads.ask("note 36 10") == "pressed"
+        origins = ask(f"jobs {jobs}")
+        pads.close()
+        pads = None
+        return origins
+
+    try:
+        assert daemon.stdout.readline() == '"ready"\n', log.read_text()[-4000:]
+        names = ours()
+        assert set(names) == {"pads in", "leds out"}
+        assert len(press(1)) == 1
+        first = ask("made")  # after a job: what running one leaves open for good is open
+        assert first["ports"] == 2
+
+        stop(server)  # the producer restarts JACK: the daemon sees it stopped and lets go of its ports...
+        assert ask("gone") == "gone"
+        server = restart(server)  # ...and makes them again on the new server, under the same names
+        assert ours() == names
+        assert ask("made") == first  # the dead server's clients were closed: no ports, files or threads left
+        assert [origin["kind"] for origin in press(2)] == ["midi", "midi"]
+
+        server = restart(server)  # at once this time: the daemon may never see JACK stopped
+        assert ours() == names
+        assert ask("made") == first
+        assert len(press(3)) == 3
+    finally:
+        if pads is not None:
+            pads.close()
+        end_by_closing_stdin(daemon, timeout=60)
+        daemon.stdout.close()
+        server.stop()
+    assert daemon.returncode == 0, log.read_text()[-4000:]
+    assert log.read_text().count("the MIDI server went away") == 2, log.read_text()[-4000:]
+    assert log.read_text().count("the MIDI server is back") == 2, log.read_text()[-4000:]
