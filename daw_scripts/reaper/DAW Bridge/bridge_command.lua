@@ -76,7 +76,7 @@ function command.run(operation, constants)
   if not noted then util.log(unnoted) end
   -- and in the project itself, with the drop folder the request named: saved with the project, a copy saved in
   -- another folder (Save As) still knows where its result goes, and looks there
-  util.set_project_record(util.SENT_FROM_HERE, request_id, req.drop_folder)
+  util.note_sent(request_id, req.drop_folder)
   -- the daemon keeps a status file for request files only; OSC replies would need a socket listening here
   if transport == "file" then request.add_pending(request_id) end
 

@@ -143,6 +143,7 @@ local function import_one(folder, name, constants, earlier)
     report_once(name, name .. " not imported: " .. tostring(item))
     return false
   end
+  util.note_sent_imported(json.value(manifest.request_id))
   util.log(string.format("imported %s as %s (%s at %s)%s", manifest.audio, placement.take_name(manifest), how,
     util.seconds(at), earlier and " from " .. folder .. ", where it was sent before the project was saved here" or ""))
   return true
@@ -152,7 +153,8 @@ end
 --- folder (Save As), sorted, and the request ids sent to each: folder -> {request id -> true}.
 local function earlier_folders()
   local here, order, sent = util.drop_folder(), {}, {}
-  for id, folder in pairs(util.project_record(util.SENT_FROM_HERE)) do
+  for id, entry in pairs(util.sent_requests()) do
+    local folder = entry.folder
     if folder ~= "" and not util.same_folder(folder, here) then
       if not sent[folder] then sent[folder] = {} order[#order + 1] = folder end
       sent[folder][id] = true

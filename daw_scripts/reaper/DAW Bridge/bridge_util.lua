@@ -118,6 +118,13 @@ end
 util.IMPORTED = "daw_bridge_imported" -- manifest file name -> "1"
 util.DECIDED = "daw_bridge_decided" -- job id -> the seq of the decision applied last
 util.SENT_FROM_HERE = "daw_bridge_sent" -- request id -> the drop folder the request named (Save As may move the project)
+-- That record keeps a request until a result of it is imported (a copy saved elsewhere looks for it there), then, for
+-- decisions on it (the daemon publishes them in that folder too), only among the newest SENT_IMPORTED_KEPT imported;
+-- it grew by one line per request for good. A result never imported (a failed job) waits among the newest
+-- SENT_WAITING_KEPT.
+util.SENT_IMPORTED_KEPT = 32
+util.SENT_WAITING_KEPT = 256
+local IMPORTED_MARK = "imported " -- before the folder once a result was imported (no absolute path starts so)
 
 -- keys are file names and job ids made safe for the project file: anything but letters, digits, '.', '_' and '-' is
 -- written %XX
@@ -144,6 +151,51 @@ end
 --- Record `value` for `name` in the current project's record `section` ("" takes `name` off it).
 function util.set_project_record(section, name, value)
   reaper.SetProjExtState(0, section, record_key(name), value)
+end
+
+--- The requests this project sent that it still records: request id -> {folder = the drop folder the request named,
+--- imported = whether a result of it was imported}.
+function util.sent_requests()
+  local sent = {}
+  for id, value in pairs(util.project_record(util.SENT_FROM_HERE)) do
+    local imported = value:sub(1, #IMPORTED_MARK) == IMPORTED_MARK
+    sent[id] = { folder = imported and value:sub(#IMPORTED_MARK + 1) or value, imported = imported }
+  end
+  return sent
+end
+
+-- "reaper-<unix time>-<counter>" in the order sent; any other id (none is sent so) before them
+local function sent_before(a, b)
+  local ta, ca = a:match("^reaper%-(%d+)%-(%d+)$")
+  local tb, cb = b:match("^reaper%-(%d+)%-(%d+)$")
+  ta, ca, tb, cb = tonumber(ta) or -1, tonumber(ca) or -1, tonumber(tb) or -1, tonumber(cb) or -1
+  if ta ~= tb then return ta < tb end
+  if ca ~= cb then return ca < cb end
+  return a < b
+end
+
+local function prune_sent()
+  local lists = { [true] = {}, [false] = {} }
+  for id, entry in pairs(util.sent_requests()) do table.insert(lists[entry.imported], id) end
+  for imported, kept in pairs({ [true] = util.SENT_IMPORTED_KEPT, [false] = util.SENT_WAITING_KEPT }) do
+    local ids = lists[imported]
+    table.sort(ids, sent_before)
+    for n = 1, #ids - kept do util.set_project_record(util.SENT_FROM_HERE, ids[n], "") end
+  end
+end
+
+--- Record in the project that it sent `request_id`, naming the drop folder `folder`.
+function util.note_sent(request_id, folder)
+  util.set_project_record(util.SENT_FROM_HERE, request_id, folder)
+  prune_sent()
+end
+
+--- Record that a result of the request `request_id` was imported (nothing when this project did not send it).
+function util.note_sent_imported(request_id)
+  local entry = type(request_id) == "string" and util.sent_requests()[request_id]
+  if not entry or entry.imported then return end
+  util.set_project_record(util.SENT_FROM_HERE, request_id, IMPORTED_MARK .. entry.folder)
+  prune_sent()
 end
 
 -- Settings --------------------------------------------------------------------------------------------

@@ -173,3 +173,59 @@ def test_a_project_in_another_tab_still_takes_its_own_result_from_a_folder_the_f
     assert project.imported() == [theirs.name]  # song_alt's record: its own result, from the folder it was sent to
     assert f"from {earlier}, where it was sent before the project was saved here" in result.console.split(
         manifest.name)[-1]
+
+
+def send_many(project, count: int) -> list[dict]:
+    """`count` requests sent from the project's item, each for 12.5..20 s; the requests, in the order sent."""
+    project.select_time(12.5, 20.0)
+    project.run(*["inpaint"] * count, dialog=[{"Prompt": "soft guitar solo", "Variants": "1", "Render": "n"}] * count)
+    return sorted(project.requests(), key=lambda r: tuple(int(n) for n in r["request_id"].split("-")[1:]))
+
+
+def deliver_for(folder, request: dict, n: int):
+    """The result of `request` (whose item is gone: it goes on the results track), the `n`th job's."""
+    manifest = deliver(folder, start=12.5, end=20.0, variants=1, job=f"j-20261121-190512-{n:04d}")
+    manifest.write_text(manifest.read_text().replace("reaper-1700000000-1", request["request_id"]))
+    return manifest
+
+
+def test_the_record_of_requests_sent_stays_bounded_and_a_copy_still_finds_every_result_not_imported(project):
+    # 80 requests: the results of 60 come and are imported, those of 20 (sent between them) have not come when the
+    # producer saves the project elsewhere. The record grew by one line per request for good (a .RPP of thousands).
+    mix = project.add_track()
+    project.add_item(mix, position=0.0, length=60.0)
+    requests = send_many(project, 80)
+    assert len(requests) == 80
+    late = [r for n, r in enumerate(requests) if n % 4 == 1]
+    for n, request in enumerate(requests):
+        if request not in late:
+            deliver_for(project.drop_folder, request, n)
+    assert project.run("import now").errors == []
+    assert len(project.imported()) == 60
+
+    record = project.project_record("daw_bridge_sent")
+    earlier = project.drop_folder
+    imported_kept = [r["request_id"] for r in requests if r not in late][-32:]  # the newest, for decisions on them
+    assert record == {**{r["request_id"]: str(earlier) for r in late},
+                      **{request_id: f"imported {earlier}" for request_id in imported_kept}}
+
+    save_as(project)
+    manifests = [deliver_for(earlier, request, 100 + n) for n, request in enumerate(late)]
+    result = project.run("import now")
+
+    assert result.errors == []
+    assert set(project.imported()) >= {m.name for m in manifests}
+    assert result.console.count("where it was sent before the project was saved here") == 20
+    record = project.project_record("daw_bridge_sent")
+    assert len(record) == 32 and all(value == f"imported {earlier}" for value in record.values())
+
+
+def test_a_record_of_results_that_never_came_keeps_the_newest_requests(project):
+    # jobs that failed never deliver: their requests stay waiting on the record, but no more than 256 of them
+    mix = project.add_track()
+    project.add_item(mix, position=0.0, length=60.0)
+    requests = send_many(project, 270)
+
+    record = project.project_record("daw_bridge_sent")
+
+    assert sorted(record) == sorted(r["request_id"] for r in requests[-256:])
