@@ -120,6 +120,7 @@ class Daemon:
         self.audition = Audition(self.service, config.audition)  # opens its audio output on first use
         stack.push_async_callback(self.audition.close)
         self.decisions = Decisions(self.service)  # keep or discard, from OSC, pads and voice alike
+        self.decisions.subscribe(self.audition.on_decision)  # a discarded job stops playing
         self.osc = OscFrontend(self.service, config, self.decisions)
         self.osc.audition = self.audition
         if config.ableton.get("enabled"):

@@ -21,6 +21,7 @@ from bridge.audition.program import (
     load_programs,
     readable_source,
 )
+from bridge.decisions import Decision, latest
 from bridge.exceptions import BridgeError
 from bridge.models import JobRecord
 from osc_schema import ValidationError
@@ -89,11 +90,13 @@ class Audition:
             self._now = Playing(output=self._now.output)
             return self._now
         record = self.service.named(job)
+        await asyncio.to_thread(check_not_settled, record)
         output = await self._open()
         programs = await self._programs(record, output.sample_rate)
         if asked != self._asked:
             raise AuditionError(f"job {record.job_id}: not played, a later audition request came while its audio "
                                 "was being read")
+        await asyncio.to_thread(check_not_settled, record)  # discarded while its audio was being read
         in_place = self._now.job_id == record.job_id and output.mixer.playing
         number = self._choose(what, variant, len(programs.variants), in_place)
         if number:
@@ -104,6 +107,16 @@ class Audition:
         output.mixer.play(program, None if in_place else 0)
         self._now = Playing(record.job_id, "variant" if number else "original", number, gain, output.name)
         return self._now
+
+    def on_decision(self, made: Decision) -> None:
+        """A decision listener: a job discarded (or kept as the original) while it plays stops, and is forgotten."""
+        if made.choice != 0 or made.decision == "choose":
+            return
+        self._prepared.pop(made.job_id, None)
+        if self._now.job_id == made.job_id:
+            if self._output is not None:
+                self._output.mixer.stop()
+            self._now = Playing(output=self._now.output)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -174,3 +187,18 @@ class Audition:
             await self._programs(record, self._output.sample_rate)
         except BridgeError as exc:  # said again, in one line, to whoever presses
             log.info("audition: %s", exc)
+
+
+def check_not_settled(record: JobRecord) -> None:
+    """Raise AuditionError when the producer discarded the job (or kept the original, which is the same): both DAW
+    sides took its takes out of the project, so playing one would present a take that is no longer there, and its
+    original in context is the song as it now plays anyway. The decision file says so, across restarts too."""
+    try:
+        decided = latest(record)
+    except BridgeError:  # unreadable: no DAW script could apply it either, so the takes are still in the project
+        return
+    if decided is not None and decided.decision != "choose" and decided.choice == 0:
+        settled = "was discarded" if decided.decision == "discard" else "kept the original"
+        raise AuditionError(f"job {record.job_id} {settled} (decision {decided.seq}): its variants are gone from "
+                            "the project, so nothing of it is auditioned")
+

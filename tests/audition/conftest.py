@@ -26,11 +26,13 @@ def jack(tmp_path_factory):
 
 
 @contextmanager
-def auditioning_daemon(jack: JackServer, folder: Path):
-    """A daemon on a 40 s song in ``folder`` whose audition plays into a recording JACK client on ``jack``: yields
-    (project, daemon); the daemon is stopped and the recording client closed afterwards."""
+def auditioning_daemon(jack: JackServer, folder: Path, tape: Tape | None = None):
+    """A daemon on a 40 s song in ``folder`` whose audition plays into a recording JACK client on ``jack`` (``tape``,
+    when the story listens to it; it stays open): yields (project, daemon); the daemon is stopped and the recording
+    client it opened closed afterwards."""
     project = Project(folder / "project", make_song(folder / "song.wav", seconds=40.0, sample_rate=RATE))
-    tape = Tape()
+    own_tape = tape is None
+    tape = tape or Tape()
     ports = ", ".join(f'"{port}"' for port in tape.ports)
     project.write_config(f'[audition]\njack_server = "{jack.name}"\njack_ports = [{ports}]\n')
     daemon = DaemonProcess(project).start()
@@ -38,4 +40,5 @@ def auditioning_daemon(jack: JackServer, folder: Path):
         yield project, daemon
     finally:
         daemon.stop()
-        tape.close()
+        if own_tape:
+            tape.close()

@@ -4,6 +4,7 @@ announce as a variant what is not the delivered variant. Real daemon, real UDP, 
 from __future__ import annotations
 
 import json
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import soundfile as sf
 
 from bridge.client import BridgeClient
 from bridge.frontends.osc_wire import encode
-from tests.audition.conftest import auditioning_daemon
+from tests.audition.conftest import PERIOD, RATE, auditioning_daemon
+from tests.audition.tape import Tape
+from tests.frontends.test_decide import decide
 
 
 def audition(client: BridgeClient, *request) -> list:
@@ -99,3 +102,54 @@ def test_a_source_replaced_after_delivery_is_refused_not_played_as_the_context(j
             assert refused[3].startswith("source audio changed since the job was accepted (") and now in refused[3]
         project.song.write_bytes(song)
         assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
+
+
+def test_a_discarded_job_stops_playing_and_is_refused_in_one_line(jack, tmp_path):
+    """A discard takes the job's takes out of the project on both DAW sides, but a variant of it playing went on,
+    and every later press (a pad, a voice command, OSC) played its variants again, announced as auditioning."""
+    tape = Tape()
+    try:
+        with auditioning_daemon(jack, tmp_path, tape) as (project, daemon), \
+                BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
+                                        backend="local", num_outputs=2, timeout=120)
+            assert outcome.name == "done", outcome
+            job = outcome.args[0]
+            since = len(tape.blocks)
+            assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
+            assert sounding(tape, since), "the tape hears the audition"
+
+            assert decide(client, job, "discard").args == [job, "discard", 0, 1]
+            said = f"job {job} was discarded (decision 1): its variants are gone from the project, so nothing of " \
+                   "it is auditioned"
+            # The stop was asked before the decision was answered: the cycle under way then may still sound, and
+            # the next one fades out.
+            stopped = len(tape.blocks) + 2
+            for request in ([job, "variant", "variant", 2], [job, "variant", "variant", 1], [job, "original"],
+                            ["last", "next"], ["last", "ab"]):
+                assert audition(client, *request) == ["/bridge/audition", "", "", said], request
+            assert silent(tape, stopped, len(tape.blocks) + 50), "nothing plays after the discard"
+            assert client.ping(timeout=5)
+        assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
+    finally:
+        tape.close()
+
+
+def sounding(tape: Tape, since: int) -> bool:
+    """Wait until the tape hears sound in a cycle from ``since`` on; False after a minute of cycles without."""
+    deadline = time.monotonic() + 120  # only if JACK stopped running cycles
+    while len(tape.blocks) < since + 60 * RATE // PERIOD:
+        if any(block.any() for _, _, block in tape.blocks[since:]):
+            return True
+        assert time.monotonic() < deadline, "the tape stopped recording"
+        time.sleep(0.05)
+    return False
+
+
+def silent(tape: Tape, since: int, until: int) -> bool:
+    """Wait for the tape to record cycle ``until``; whether every cycle from ``since`` to it was silent."""
+    deadline = time.monotonic() + 120  # only if JACK stopped running cycles
+    while len(tape.blocks) <= until:
+        assert time.monotonic() < deadline, "the tape stopped recording"
+        time.sleep(0.05)
+    return not any(block.any() for _, _, block in tape.blocks[since:until + 1])
