@@ -96,9 +96,14 @@ class Audition:
         if asked != self._asked:
             raise AuditionError(f"job {record.job_id}: not played, a later audition request came while its audio "
                                 "was being read")
-        await asyncio.to_thread(check_not_settled, record)  # discarded while its audio was being read
+        kept = await asyncio.to_thread(check_not_settled, record)  # again: decided while its audio was being read
         in_place = self._now.job_id == record.job_id and output.mixer.playing
         number = self._choose(what, variant, len(programs.variants), in_place)
+        if kept is not None and number not in (0, kept.choice):
+            if what == "variant":
+                raise AuditionError(f"job {record.job_id} kept variant {kept.choice} (decision {kept.seq}): variant "
+                                    f"{number} is gone from the project")
+            number = kept.choice  # next, previous, A/B: the one take left
         if number:
             self._ab_variant = number
             program, gain = programs.variants[number - 1], programs.gains_db[number - 1]
@@ -109,11 +114,13 @@ class Audition:
         return self._now
 
     def on_decision(self, made: Decision) -> None:
-        """A decision listener: a job discarded (or kept as the original) while it plays stops, and is forgotten."""
-        if made.choice != 0 or made.decision == "choose":
+        """A decision listener: a job discarded (or kept as the original) while it plays stops, and is forgotten; a
+        variant playing when another one is kept stops too."""
+        if made.decision == "choose":
             return
-        self._prepared.pop(made.job_id, None)
-        if self._now.job_id == made.job_id:
+        if made.choice == 0:
+            self._prepared.pop(made.job_id, None)
+        if self._now.job_id == made.job_id and (made.choice == 0 or self._now.variant not in (0, made.choice)):
             if self._output is not None:
                 self._output.mixer.stop()
             self._now = Playing(output=self._now.output)
@@ -189,16 +196,20 @@ class Audition:
             log.info("audition: %s", exc)
 
 
-def check_not_settled(record: JobRecord) -> None:
+def check_not_settled(record: JobRecord) -> Decision | None:
     """Raise AuditionError when the producer discarded the job (or kept the original, which is the same): both DAW
     sides took its takes out of the project, so playing one would present a take that is no longer there, and its
-    original in context is the song as it now plays anyway. The decision file says so, across restarts too."""
+    original in context is the song as it now plays anyway. Else the job's keep of a variant, whose other takes are
+    gone for the same reason, or None. The decision file says so, across restarts too; as for the DAW scripts, only
+    the latest decision counts."""
     try:
         decided = latest(record)
     except BridgeError:  # unreadable: no DAW script could apply it either, so the takes are still in the project
-        return
-    if decided is not None and decided.decision != "choose" and decided.choice == 0:
+        return None
+    if decided is None or decided.decision == "choose":
+        return None
+    if decided.choice == 0:
         settled = "was discarded" if decided.decision == "discard" else "kept the original"
         raise AuditionError(f"job {record.job_id} {settled} (decision {decided.seq}): its variants are gone from "
                             "the project, so nothing of it is auditioned")
-
+    return decided

@@ -135,6 +135,40 @@ def test_a_discarded_job_stops_playing_and_is_refused_in_one_line(jack, tmp_path
         tape.close()
 
 
+def test_after_a_keep_the_other_variants_stop_and_are_refused_the_kept_one_plays(jack, tmp_path):
+    """keep takes the job's other takes out of the project on both DAW sides (a later choose of one is refused), but
+    the variant playing at the keep went on, and a press on another variant, or next, played one that is gone."""
+    tape = Tape()
+    try:
+        with auditioning_daemon(jack, tmp_path, tape) as (project, daemon), \
+                BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
+                                        backend="local", num_outputs=2, timeout=120)
+            assert outcome.name == "done", outcome
+            job = outcome.args[0]
+            since = len(tape.blocks)
+            assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
+            assert sounding(tape, since), "the tape hears the audition"
+
+            assert decide(client, job, "keep", "choice", 2).args == [job, "keep", 2, 1]
+            stopped = len(tape.blocks) + 2  # see the discard's story
+            assert audition(client, job, "variant", "variant", 1) == [
+                "/bridge/audition", "", "", f"job {job} kept variant 2 (decision 1): variant 1 is gone from the "
+                                            "project"]
+            assert silent(tape, stopped, len(tape.blocks) + 50), "variant 1 stopped at the keep"
+
+            since = len(tape.blocks)
+            assert audition(client, job, "variant", "variant", 2)[:3] == [job, "variant", 2]
+            assert sounding(tape, since), "the kept variant plays"
+            assert [audition(client, "last", what)[:3] for what in ("next", "previous", "ab", "ab", "next")] == [
+                [job, "variant", 2], [job, "variant", 2], [job, "original", 0], [job, "variant", 2],
+                [job, "variant", 2]]
+            assert client.ping(timeout=5)
+        assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
+    finally:
+        tape.close()
+
+
 def sounding(tape: Tape, since: int) -> bool:
     """Wait until the tape hears sound in a cycle from ``since`` on; False after a minute of cycles without."""
     deadline = time.monotonic() + 120  # only if JACK stopped running cycles
