@@ -67,6 +67,8 @@ class JobService:
         self._gates: dict[str, delivery.CommitGate] = {}
         self._painter = picture.Painter()
         self._pictures: set[asyncio.Task] = set()  # delivered jobs' pictures being drawn
+        self._drawing: set[str] = set()  # the jobs of those pictures
+        self._sweeping: asyncio.Task | None = None  # the start's removal of interrupted deliveries' temporaries
         self._slots = asyncio.Semaphore(config.max_jobs)
         self.context: dict = {}  # the producer's current selection, for triggers that carry no range (MIDI pads)
 
@@ -239,48 +241,56 @@ class JobService:
     async def resume(self) -> int:
         """Start every unfinished job from the journal where it stood; return how many were picked up.
 
-        First, while none of this daemon's jobs is being delivered, the hidden temporaries that deliveries stopped
-        mid-write left in the drop folders go (see :meth:`_remove_leftovers`).
+        Then, in the background, the hidden temporaries deliveries stopped mid-write left in the drop folders go (see
+        :meth:`_remove_leftovers`): a drop folder on a network share that does not answer must not hold up the start.
         """
-        await asyncio.to_thread(self._remove_leftovers)
-        return sum(self._take_up(record) for record in self.journal.unfinished())
+        resumed = sum(self._take_up(record) for record in self.journal.unfinished())
+        self._sweeping = asyncio.get_running_loop().create_task(self._remove_leftovers(), name="drop folder leftovers")
+        return resumed
 
-    def _remove_leftovers(self) -> None:
+    async def _remove_leftovers(self) -> None:
         """Remove the hidden temporaries a delivery (or a decision) killed mid-write left in the drop folders this
         daemon knows: the configured one and every journaled job's.
 
         A job delivered again removes its own, but a job that never is (cancelled, failed, or gone with a journal
-        that was moved away) left its half file there for good. Called before any job of this daemon starts, so
-        none of its own is being written; a one-shot command's job may be, in the same folders: its temporaries stay
-        while its journal says it is unfinished. That journal is read after the folders are listed, so a file listed
-        while its job was being delivered is seen as that job's (the delivery is journaled before it writes).
+        that was moved away) left its half file there for good. Spared: the temporaries of a job that may be writing
+        now, one of this daemon's that has not finished or whose pictures are being drawn, or a one-shot command's
+        that its journal says has not finished. Those jobs are read after the folders are listed, so a file listed
+        while its job was writing counts as that job's (a delivery is journaled before it writes, and every new
+        temporary gets a new name).
         """
-        places = {self.config.drop_folder} if self.config.drop_folder else set()
         try:
-            destinations = self.journal.destinations()
-        except sqlite3.Error as exc:  # a convenience: the jobs resume all the same
-            log.warning("could not look for interrupted deliveries' temporary files in the drop folders (%s)", exc)
-            destinations = set()
-        for drop_folder, source in destinations:
+            found = await asyncio.to_thread(self._leftovers)
+            if not found:
+                return
+            try:
+                others = await asyncio.to_thread(states_at, self.config.one_shot_journal_path)
+            except sqlite3.Error as exc:
+                log.warning("left %d hidden temporary file(s) of interrupted deliveries in the drop folders: the "
+                            "one-shot commands' journal %s cannot be read (%s), so a job of theirs may still be "
+                            "writing one", len(found), self.config.one_shot_journal_path, exc)
+                return
+            busy = {job_id for job_id, state in others.items() if state not in _FINISHED}
+            busy |= {job_id for job_id, record in self._records.items() if not record.state.finished}
+            busy |= self._drawing
+            suffixes = {job_id.rsplit("-", 1)[-1] for job_id in busy}
+            stale = [path for path, suffix in found if suffix not in suffixes]
+            # On the event loop, where a decision is staged and published in one go: none is half-way now.
+            discard(stale)
+            if stale:
+                log.info("removed %d hidden temporary file(s) that interrupted deliveries left in the drop folders",
+                         len(stale))
+        except (OSError, sqlite3.Error) as exc:  # a convenience: the daemon serves all the same
+            log.warning("could not look for what interrupted deliveries left in the drop folders (%s)", exc)
+
+    def _leftovers(self) -> list[tuple[Path, str]]:
+        """Every leftover temporary in the drop folders this daemon knows, with its job's suffix (any thread)."""
+        places = {self.config.drop_folder} if self.config.drop_folder else set()
+        for drop_folder, source in self.journal.destinations():
             if isinstance(source, str) and (drop_folder is None or isinstance(drop_folder, str)):
                 places.add(delivery.drop_folder_of(Path(drop_folder) if drop_folder else None, Path(source)))
-        found = [leftover for place in places for leftover in delivery.leftover_temporaries(place,
-                                                                                                  self.config.in_project)]
-        if not found:
-            return
-        try:
-            others = states_at(self.config.one_shot_journal_path)
-        except sqlite3.Error as exc:
-            log.warning("left %d hidden temporary file(s) of interrupted deliveries in the drop folders: the one-shot "
-                        "commands' journal %s cannot be read (%s), so a job of theirs may still be writing one",
-                        len(found), self.config.one_shot_journal_path, exc)
-            return
-        busy = {job_id.rsplit("-", 1)[-1] for job_id, state in others.items() if state not in _FINISHED}
-        stale = [path for path, suffix in found if suffix not in busy]
-        discard(stale)
-        if stale:
-            log.info("removed %d hidden temporary file(s) that interrupted deliveries left in the drop folders",
-                     len(stale))
+        return [leftover for place in places for leftover in delivery.leftover_temporaries(place,
+                                                                                           self.config.in_project)]
 
     def resume_job(self, job_id: str) -> JobRecord | None:
         """Start one unfinished job from the journal where it stood (a one-shot command's, after that command died);
@@ -306,7 +316,7 @@ class JobService:
 
     async def close(self) -> None:
         """Stop running jobs without marking them: they stay journaled where they stood and resume next start."""
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks.values()) + ([self._sweeping] if self._sweeping else [])
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -468,7 +478,9 @@ class JobService:
         task = asyncio.get_running_loop().create_task(self._add_pictures(spec, variants, manifests, workdir),
                                                       name=f"pictures {record.job_id}")
         self._pictures.add(task)
+        self._drawing.add(record.job_id)
         task.add_done_callback(self._pictures.discard)
+        task.add_done_callback(lambda _: self._drawing.discard(record.job_id))
 
     async def _add_pictures(self, spec, variants: list[Rendered], manifests, workdir) -> None:
         try:

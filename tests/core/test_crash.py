@@ -140,11 +140,16 @@ def test_a_restart_removes_the_half_files_deliveries_killed_mid_write_left_and_n
     being_written = mix / f".{stem_for(record.spec, 1)}.0f0f0f0f.part"
     being_written.write_bytes(b"RIFF")
 
-    second = DaemonProcess(project).start()  # answers once it has started: the start did its clean-up
-    second.stop()
+    second = DaemonProcess(project).start()
+    try:  # the clean-up runs in the background, once the daemon is up: its log line says when it is done
+        deadline = time.monotonic() + 60
+        while "temporary file(s)" not in second.log.read_text(encoding="utf-8") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        second.stop()
+    assert "removed 4 hidden temporary file(s)" in second.log.read_text(encoding="utf-8")
     assert [path for path in ours if path.exists()] == []
     assert [path for path in not_ours if not path.is_file()] == []
     assert link.is_symlink() and outside.read_bytes() == b"RIFF" and folder_like_ours.is_dir()
     assert being_written.exists()
     assert (mix / f"{stem}.wav").exists() and (mix / f"{stem}.json").exists()  # the delivery itself stays
-    assert "removed 4 hidden temporary file(s)" in second.log.read_text(encoding="utf-8")
