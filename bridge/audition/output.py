@@ -11,7 +11,9 @@ from bridge.audition.program import AuditionError
 
 log = logging.getLogger(__name__)
 
-CLIENT_NAME = "daw-bridge"
+# Not "daw-bridge", the MIDI virtual ports' client: opened first after a JACK restart, it took that name and the
+# ports came back as "daw-bridge-01:pads in", which the producer's patchbay does not join.
+CLIENT_NAME = "daw-bridge-audition"
 OUTPUTS = ("auto", "jack", "portaudio", "none")
 
 

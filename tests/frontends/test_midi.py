@@ -655,6 +655,27 @@ def test_virtual_ports_joined_with_jack_connect(tmp_path, demo_song_path, jack, 
     assert asyncio.run(story()) == [127] + DONE
 
 
+def test_virtual_ports_keep_their_names_while_the_audition_plays(tmp_path, demo_song_path, jack):  # noqa: F811
+    """After a JACK restart the audition may open its client again before the MIDI frontend makes its ports again (a
+    press over OSC at once); the ports must still get the names the producer's patchbay joins."""
+    import jack as jack_client
+
+    from bridge.audition.output import CLIENT_NAME
+
+    async def story():
+        async with rig(tmp_path, demo_song_path, midi={"virtual": True, "port": "pads in", "output_port": "leds out"}):
+            return {name for name in jack.connections() if name.endswith(("pads in", "leds out"))}
+
+    # The audition's client holds its name; without its process callback, which would hold up every MIDI client
+    # opening meanwhile (rtmidi opens holding Python's lock, and jackd -S waits for that callback each cycle).
+    audition = jack_client.Client(CLIENT_NAME, no_start_server=True)
+    try:
+        names = asyncio.run(story())
+    finally:
+        audition.close()
+    assert names == {"daw-bridge:pads in", "daw-bridge-01:leds out"}
+
+
 def test_midi_learn_writes_the_pressed_pad_into_the_mapping(tmp_path, controller, capsys):
     mapping = tmp_path / "pads.toml"
     config = Config(state_dir=tmp_path / "state", midi={"port": "padbox-pads", "api": "UNIX_JACK",
