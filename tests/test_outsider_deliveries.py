@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +92,68 @@ def test_a_float_song_mastered_to_full_scale_comes_back_without_overs(hot_projec
         assert clipped <= np.count_nonzero(np.abs(original) >= 1.0), f"{clipped} samples at full scale"
         assert all(p["gain_db"] <= 0 or 10 ** (p["gain_db"] / 20) <= 1.0 / np.max(np.abs(original)) + 1e-3
                    for p in manifest["splice"]["passages"])
+
+
+def test_a_drop_folder_removed_while_the_result_is_written_is_made_again_and_the_job_delivered(project):
+    """The producer cleans the project while a job delivers and the drop folder goes: a delivery that begins a moment
+    later makes the folder again, but one under way failed with 'No such file or directory', leaving the producer to
+    retry it. Here the daemon is paused (SIGSTOP) the moment a hidden temporary of the job shows, and the folder is
+    removed only if no manifest is out yet, so the removal always lands mid-delivery."""
+    daemon = DaemonProcess(project).start()
+    removed_mid_delivery = 0
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            for attempt in range(10):
+                folder = project.root / f"results-{attempt}"
+                watcher = _RemoveMidDelivery(folder, daemon.proc.pid)
+                watcher.start()
+                try:
+                    outcome, _ = client.run_job("inpaint", source=str(project.song), start=10.0, end=14.0,
+                                                prompt="", num_outputs=2, delivery="full", drop_folder=str(folder),
+                                                timeout=300)
+                finally:
+                    watcher.stop()
+                if not watcher.removed:
+                    continue  # the delivery was out before a temporary was seen: nothing was tried
+                removed_mid_delivery += 1
+                assert outcome.name == "done", outcome.args
+                for manifest in map(Path, outcome.args[1:]):
+                    assert manifest.parent == folder and (folder / json.loads(manifest.read_text())["audio"]).is_file()
+                if removed_mid_delivery == 2:
+                    break
+            assert client.ping(timeout=5)
+    finally:
+        daemon.stop()
+    assert removed_mid_delivery, "the folder was never removed while a delivery was under way"
+    assert "went away while the result was written; writing it again" in daemon.log.read_text(encoding="utf-8")
+
+
+class _RemoveMidDelivery(threading.Thread):
+    """Removes ``folder`` while the daemon is paused with a hidden temporary in it and no manifest out yet."""
+
+    def __init__(self, folder: Path, pid: int):
+        super().__init__(daemon=True)
+        self.folder, self.pid = folder, pid
+        self.removed = False
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                names = os.listdir(self.folder)
+            except FileNotFoundError:
+                continue
+            if not any(name.endswith(".part") for name in names):
+                continue
+            os.kill(self.pid, signal.SIGSTOP)
+            try:
+                if not any(name.endswith(".json") and not name.startswith(".") for name in os.listdir(self.folder)):
+                    shutil.rmtree(self.folder)
+                    self.removed = True
+            finally:
+                os.kill(self.pid, signal.SIGCONT)
+            return
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()

@@ -471,7 +471,18 @@ class JobService:
         variants = [Rendered.from_json(r) for r in record.rendered or []]
         self._check_drop_folder(spec)
         gate = self._gates[record.job_id] = delivery.CommitGate()
-        manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate)
+        try:
+            manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate)
+        except DeliveryError:
+            # The folder was removed while the files were written (a producer cleaning the project): a delivery that
+            # begins a moment later makes it again, so this one, which left nothing there, does the same once.
+            folder = delivery.drop_folder_for(spec)
+            if await asyncio.to_thread(folder.is_dir):
+                raise
+            log.info("job %s: the drop folder %s went away while the result was written; writing it again",
+                     record.job_id, folder)
+            self._check_drop_folder(spec)
+            manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate)
         self._advance(record, State.DELIVERED, manifests=[str(m) for m in manifests], message="")
         self._emit(record, "done")
         # The pictures come after "done": drawing them took longer than the rest of a cached job.
