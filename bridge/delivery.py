@@ -17,8 +17,9 @@ import numpy as np
 import soundfile as sf
 
 from bridge.audio import picture
-from bridge.audio.region import check_unchanged, read_frames
-from bridge.audio.wavio import discard, lossless_subtype, publish, stage_audio, stage_bytes, stage_text
+from bridge.audio.blocks import AudioReadError, FileFrames, concatenated
+from bridge.audio.region import check_unchanged, read_frames, source_frames
+from bridge.audio.wavio import discard, lossless_subtype, publish, stage_blocks, stage_bytes, stage_text
 from bridge.exceptions import Cancelled, DeliveryError
 from bridge.models import JobSpec, Rendered
 from osc_schema import DECISIONS_FOLDER, KEPT_FOLDER, MANIFEST_FORMAT
@@ -164,13 +165,15 @@ def _add_picture(spec: JobSpec, rendered: Rendered, manifest_path: Path, draw: D
     path = manifest_path.with_suffix(".png")
     staged: list[tuple[Path, Path]] = []
     try:
-        span, sample_rate = _read_rendered(rendered)
-        first = int(round(rendered.span_start * sample_rate))
-        original, _ = read_frames(spec.source, first, first + len(span))
-        joins = [j for j in (rendered.splice or {}).get("joins", []) if isinstance(j, dict) and "at" in j]
-        png = draw(picture.PictureInput(
-            original=original, result=span, sample_rate=sample_rate, span_start=rendered.span_start,
-            edit_start=spec.edit_start, edit_end=spec.edit_end, joins=joins, title=path.stem))
+        # Read on demand: the sketch reads a block, a column or an FFT window at a time, not the span whole.
+        with _rendered_frames(rendered) as span:
+            sample_rate = span.samplerate
+            first = int(round(rendered.span_start * sample_rate))
+            with source_frames(spec.source, first, first + len(span)) as original:
+                joins = [j for j in (rendered.splice or {}).get("joins", []) if isinstance(j, dict) and "at" in j]
+                png = draw(picture.PictureInput(
+                    original=original, result=span, sample_rate=sample_rate, span_start=rendered.span_start,
+                    edit_start=spec.edit_start, edit_end=spec.edit_end, joins=joins, title=path.stem))
         if not manifest_path.exists():
             return None
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -187,19 +190,29 @@ def _add_picture(spec: JobSpec, rendered: Rendered, manifest_path: Path, draw: D
 
 
 def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> list[tuple[Path, Path]]:
-    """Write one variant's audio and its manifest under hidden names, as (temporary, final) pairs."""
-    span, sample_rate = _read_rendered(rendered)
-    if spec.delivery == "full":
-        audio, span_start = _full_song(spec, span, rendered.span_start), 0.0
-    else:
-        audio, span_start = span, rendered.span_start
+    """Write one variant's audio and its manifest under hidden names, as (temporary, final) pairs.
+
+    The audio is copied a block at a time (the span from the work folder, and for a full delivery the source around
+    it), so a full-song delivery needs a block's memory, not the song's.
+    """
     stem = stem_for(spec, rendered.variant)
     audio_path = folder / f"{stem}.wav"
-    staged_audio = stage_audio(audio_path, audio, sample_rate,
-                               subtype=lossless_subtype(spec.source_info.format.split("/")[-1]))
+    with _rendered_frames(rendered) as span:
+        sample_rate = span.samplerate
+        if spec.delivery == "full":
+            pieces, span_start = _full_song_pieces(spec, span, rendered.span_start), 0.0
+        else:
+            pieces, span_start = [span], rendered.span_start
+        try:
+            staged_audio, frames = stage_blocks(audio_path, concatenated(pieces), sample_rate, span.channels,
+                                                subtype=lossless_subtype(spec.source_info.format.split("/")[-1]))
+        finally:
+            for piece in pieces:
+                if piece is not span:
+                    piece.close()
     try:
         manifest_path = folder / f"{stem}.json"
-        manifest = _manifest(spec, rendered, count, audio_path, len(audio), sample_rate, span_start)
+        manifest = _manifest(spec, rendered, count, audio_path, frames, sample_rate, span_start)
         staged_manifest = stage_text(manifest_path, _manifest_text(manifest))
     except BaseException:
         discard([staged_audio])
@@ -214,6 +227,31 @@ def _manifest_text(manifest: dict) -> str:
 def _read_rendered(rendered: Rendered) -> tuple[np.ndarray, int]:
     with sf.SoundFile(str(rendered.path)) as f:
         return f.read(dtype="float32", always_2d=True), f.samplerate
+
+
+def _rendered_frames(rendered: Rendered) -> FileFrames:
+    """The variant's span in the work folder, read on demand; a failed read is a DeliveryError (nothing is out)."""
+    def failed(error: AudioReadError) -> DeliveryError:
+        return DeliveryError(f"variant {rendered.variant}'s audio in the work folder could not be read ({error}); "
+                             "nothing was delivered", code="delivery_failed")
+
+    return FileFrames(rendered.path, failed=failed)
+
+
+def _full_song_pieces(spec: JobSpec, span: FileFrames, span_start: float) -> list[FileFrames]:
+    """:func:`_full_song` as the pieces to copy in order (the source before, the span, the source after), read on
+    demand. Close the source's pieces when done."""
+    info = spec.source_info
+    check_unchanged(spec.source, info)  # rewritten since the job read it: its parts would not fit the span
+    first = int(round(span_start * info.sample_rate))
+    before = source_frames(spec.source, 0, first)
+    if spec.operation == "extend":
+        return [before, span]
+    try:
+        return [before, span, source_frames(spec.source, first + len(span), info.frames)]
+    except BaseException:
+        before.close()
+        raise
 
 
 def _full_song(spec: JobSpec, span: np.ndarray, span_start: float) -> np.ndarray:

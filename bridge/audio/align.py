@@ -8,6 +8,7 @@ meant to change, so it is the ruler: the offset that best lines the generated co
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,22 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
         return audio
     out = soxr.resample(audio, from_rate, to_rate, quality="HQ")
     return np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[1])
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int, channels: int) -> Iterator[np.ndarray]:
+    """:func:`resample` for audio that comes a block at a time (soxr's stream, the same filter): the same samples
+    as resampling the whole at once, with memory following a block. Unchanged when the rates agree."""
+    if from_rate == to_rate:
+        yield from (np.asarray(block, dtype=np.float32) for block in blocks)
+        return
+    stream = soxr.ResampleStream(from_rate, to_rate, channels, dtype="float32", quality="HQ")
+    for block in blocks:
+        out = stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32))
+        if len(out):
+            yield np.asarray(out, dtype=np.float32).reshape(-1, channels)
+    tail = stream.resample_chunk(np.zeros((0, channels), dtype=np.float32), last=True)
+    if len(tail):
+        yield np.asarray(tail, dtype=np.float32).reshape(-1, channels)
 
 
 def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:

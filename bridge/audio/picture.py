@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bridge.audio import fades
+from bridge.audio.region import padded_slice
 from bridge.lifeline import LifelineContext
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.4, 80  # 800 x 512 pixels: readable in REAPER's gfx window, small on disk
@@ -48,8 +49,8 @@ IDLE_SECONDS = 2.0  # the painter's process ends this long after its last pictur
 class PictureInput:
     """What a picture shows. ``original`` may be shorter than ``result`` (an extension past the song's end)."""
 
-    original: np.ndarray  # (frames, channels) float, the source over the span
-    result: np.ndarray  # (frames, channels) float, the delivered span
+    original: np.ndarray  # (frames, channels) float, the source over the span (or a FileFrames of it)
+    result: np.ndarray  # (frames, channels) float, the delivered span (or a FileFrames of it)
     sample_rate: int
     span_start: float  # source seconds of the first frame of both
     edit_start: float  # the replaced range, source seconds
@@ -58,17 +59,21 @@ class PictureInput:
     title: str = ""
 
 
-def levels(audio: np.ndarray) -> tuple[float, float] | None:
-    """(RMS dBFS, peak dBFS) of all channels together; None for no audio. Summed in float64 a block at a time (a
-    float64 copy of a 10-minute extension would take 424 MB)."""
-    if audio.size == 0:
+def levels(audio: np.ndarray, first: int = 0, last: int | None = None) -> tuple[float, float] | None:
+    """(RMS dBFS, peak dBFS) of all channels of frames [first, last) together; None for no audio. Summed in
+    float64 a block at a time (a float64 copy of a 10-minute extension would take 424 MB); ``audio`` may be a
+    :class:`bridge.audio.blocks.FileFrames`, read a block at a time."""
+    last = len(audio) if last is None else min(last, len(audio))
+    first = min(max(first, 0), last)
+    size = (last - first) * (audio.shape[1] if audio.ndim > 1 else 1)
+    if size == 0:
         return None
     energy, peak = 0.0, 0.0
-    for at in range(0, len(audio), _LEVEL_BLOCK):
-        block = np.asarray(audio[at:at + _LEVEL_BLOCK], dtype=np.float64)
+    for at in range(first, last, _LEVEL_BLOCK):
+        block = np.asarray(audio[at:min(at + _LEVEL_BLOCK, last)], dtype=np.float64)
         energy += float(np.sum(block * block))
         peak = max(peak, float(np.max(np.abs(block))))
-    return _db(float(np.sqrt(energy / audio.size))), _db(peak)
+    return _db(float(np.sqrt(energy / size))), _db(peak)
 
 
 @dataclass
@@ -94,7 +99,7 @@ def sketch(picture: PictureInput) -> Sketch:
     first, last = _edit_frames(picture, len(picture.result))
     rows = []
     for name, audio in (("Original", picture.original), ("Result", picture.result)):
-        rows.append((name, _levels_text(audio[first:last]), _envelope(audio, sr, columns),
+        rows.append((name, _levels_text(audio, first, last), _envelope(audio, sr, columns),
                      _spectrogram(audio, sr, columns // _COLUMNS_PER_FRAME)))
     loudest = max((spec.max() for *_, (spec, _) in rows if spec.size), default=0.0)
     return Sketch(rows, float(loudest), sr, picture.span_start, picture.span_start + len(picture.result) / sr,
@@ -237,30 +242,39 @@ def _draw_wave(ax, envelope: tuple[np.ndarray, np.ndarray, np.ndarray], start: f
 
 
 def _envelope(audio: np.ndarray, sr: int, columns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per column, the lowest and highest sample of any channel, and the column's centre time (seconds)."""
+    """Per column, the lowest and highest sample of any channel, and the column's centre time (seconds).
+
+    Whole columns are read a few at a time (``audio`` may be a FileFrames of a long span)."""
     if len(audio) == 0:
         return np.empty(0), np.empty(0), np.empty(0)
     per = max(1, -(-len(audio) // columns))  # frames per column, rounded up
     usable = (len(audio) // per) * per
-    lows = audio[:usable].reshape(-1, per * audio.shape[1]).min(axis=1) if usable else np.empty(0)
-    highs = audio[:usable].reshape(-1, per * audio.shape[1]).max(axis=1) if usable else np.empty(0)
+    step = max(1, _LEVEL_BLOCK // per) * per
+    lows, highs = [], []
+    for at in range(0, usable, step):
+        block = np.asarray(audio[at:min(at + step, usable)]).reshape(-1, per * audio.shape[1])
+        lows.append(block.min(axis=1))
+        highs.append(block.max(axis=1))
     if usable < len(audio):
-        lows = np.append(lows, audio[usable:].min())
-        highs = np.append(highs, audio[usable:].max())
+        rest = np.asarray(audio[usable:len(audio)])
+        lows.append(np.array([rest.min()]))
+        highs.append(np.array([rest.max()]))
+    lows, highs = np.concatenate(lows), np.concatenate(highs)
     times = (np.arange(len(lows)) * per + per / 2) / sr
     return lows, highs, times
 
 
 def _spectrogram(audio: np.ndarray, sr: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """(bands x frames) dB of a mono mixdown, one Hann-windowed FFT per column; and the frames' centre times."""
+    """(bands x frames) dB of a mono mixdown, one Hann-windowed FFT per column; and the frames' centre times.
+
+    Only the frames around each column's centre are read (``audio`` may be a FileFrames of a long span)."""
     if len(audio) == 0:
         return np.empty((_BANDS, 0)), np.empty(0)
-    mono = fades.mono(audio)
     n_fft = _N_FFT
-    padded = np.pad(mono, (n_fft // 2, n_fft // 2))
-    count = max(1, min(columns, len(mono) // 256 or 1))
-    centres = np.linspace(0, len(mono) - 1, count).astype(np.int64)
-    frames = padded[centres[:, None] + np.arange(n_fft)[None, :]] * _window(n_fft)
+    count = max(1, min(columns, len(audio) // 256 or 1))
+    centres = np.linspace(0, len(audio) - 1, count).astype(np.int64)
+    frames = np.stack([fades.mono(padded_slice(audio, int(c) - n_fft // 2, n_fft)) for c in centres])
+    frames = frames * _window(n_fft)
     # numpy's FFT, not scipy's: a few ms slower per picture, but the painter's process, started again after each
     # idle spell, saves scipy's import (~0.2 s of CPU).
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # float32 in, float32 out (numpy >= 2)  # (frames, bins)
@@ -309,8 +323,8 @@ def _draw_spectrogram(ax, spec: np.ndarray, times: np.ndarray, sr: int, start: f
               vmin=loudest - _FLOOR_DB, vmax=loudest, interpolation="nearest")
 
 
-def _levels_text(audio: np.ndarray) -> str:
-    measured = levels(audio)
+def _levels_text(audio: np.ndarray, first: int = 0, last: int | None = None) -> str:
+    measured = levels(audio, first, last)
     if measured is None:
         return "no audio here"
     rms, peak = measured

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bridge.audio.blocks import AudioReadError, FileFrames
 from bridge.exceptions import SourceError
 from bridge.models import SourceInfo
 
@@ -68,6 +69,20 @@ def read_frames(source: Path, first: int, stop: int) -> tuple[np.ndarray, int]:
     return audio, sample_rate
 
 
+def source_frames(source: Path, first: int = 0, stop: int | None = None) -> FileFrames:
+    """Frames [first, stop) of the source, read on demand a part at a time (see :class:`FileFrames`); a failed read
+    raises the SourceError :func:`read_frames` would. Close it when done."""
+    def failed(error: AudioReadError) -> SourceError:
+        if error.missing:
+            return SourceError(f"source audio disappeared: {source}", code="source_missing")
+        if error.short:
+            return SourceError(f"source audio is shorter than its header says (truncated?): {source}",
+                               code="source_unreadable")
+        return SourceError(f"source audio cannot be read ({error}): {source}", code="source_unreadable")
+
+    return FileFrames(source, first, stop, failed=failed)
+
+
 def padded_slice(samples: np.ndarray, first: int, count: int) -> np.ndarray:
     """``samples[first:first + count]``, silent wherever that lies outside the array (``first`` may be negative)."""
     out = np.zeros((count,) + samples.shape[1:], dtype=samples.dtype)
@@ -97,9 +112,16 @@ def export_region(source: Path, start: float, end: float, dest: Path, *, context
     fmt = "FLAC" if Path(dest).suffix.lower() == ".flac" else "WAV"
     if fmt == "WAV" and subtype is None and _copy_pcm_wav(source, first, stop, dest):
         return Path(dest), first / info.sample_rate
-    audio, sample_rate = read_frames(source, first, stop)
-    sf.write(str(dest), audio, sample_rate, format=fmt, subtype=subtype or _lossless_subtype(info, fmt))
-    return Path(dest), first / sample_rate
+    try:  # a block at a time: a whole-song upload is as large as the song
+        with source_frames(source, first, stop) as crop, sf.SoundFile(
+                str(dest), "w", info.sample_rate, info.channels, subtype or _lossless_subtype(info, fmt),
+                format=fmt) as out:
+            for block in crop.blocks():
+                out.write(block)
+    except BaseException:
+        Path(dest).unlink(missing_ok=True)
+        raise
+    return Path(dest), first / info.sample_rate
 
 
 def _lossless_subtype(info: SourceInfo, fmt: str) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from bridge.audio import fades
 from bridge.audio.align import Alignment, context_pieces, find_offset
+from bridge.audio.blocks import BLOCK_FRAMES
 from bridge.audio.region import padded_slice
 
 TAIL_FADE_S = 0.01  # an extension cut short of the generated material ends with a fade, not a click
@@ -39,11 +40,33 @@ class Span:
     info: dict
 
 
-def splice_span(crop: np.ndarray, generated: np.ndarray, edit: Edit, sample_rate: int, *,
-                crop_start_s: float = 0.0, max_shift_s: float = 2.0) -> Span:
-    """Align ``generated`` (the service's output, at ``sample_rate``) to ``crop`` and splice it into a span.
+@dataclass(frozen=True)
+class SplicePlan:
+    """Where a span's parts go, decided from the context alone: what :func:`span_blocks` renders a block at a time.
 
-    ``crop_start_s`` is where the crop begins in the source, so the report names joins in source seconds.
+    Frames are the span's own (0 is crop frame ``first``); the material is ``generated[first + offset + i] * gain``.
+    """
+
+    operation: str
+    first: int  # the span's first frame, in crop frames
+    frames: int  # the span's length
+    offset: int  # the alignment's offset
+    gain: float
+    join_in: int  # the first generated frame, in span frames
+    xf_in: int
+    join_out: int  # inpaint: the first frame after the generated range; extend: how much of the source leads in
+    xf_out: int
+    tail_fade: int
+    info: dict
+
+
+def plan_splice(crop, generated, edit: Edit, sample_rate: int, *, crop_start_s: float = 0.0,
+                max_shift_s: float = 2.0) -> SplicePlan:
+    """Align ``generated`` (the service's output, at ``sample_rate``) to ``crop`` and plan the span.
+
+    Reads only the context around the range (a few seconds), so either may be a
+    :class:`bridge.audio.blocks.FileFrames` as well as an array. ``crop_start_s`` is where the crop begins in the
+    source, so the report names joins in source seconds.
     """
     inpaint = edit.operation == "inpaint"
     pieces = context_pieces(len(crop), edit.edit_first, edit.edit_stop if inpaint else None, sample_rate)
@@ -55,18 +78,17 @@ def splice_span(crop: np.ndarray, generated: np.ndarray, edit: Edit, sample_rate
     else:  # an extension ends where the producer asked, or where the generated material does
         stop = min(edit.edit_stop, len(generated) - alignment.offset)
         stop = max(stop, edit.edit_first)
-    material = padded_slice(generated, first + alignment.offset, stop - first) * np.float32(gain)
     join_in = edit.edit_first - first
     xf_in = min(edit.crossfade, join_in)
+    tail_fade = 0
     if inpaint:
         join_out = edit.edit_stop - first
         xf_out = min(edit.crossfade, stop - first - join_out)
-        audio = splice_inpaint(crop[first:stop], material, join_in, join_out, xf_in, xf_out)
         joins = [(edit.edit_first, xf_in, "before"), (edit.edit_stop, xf_out, "after")]
     else:
-        cut_short = len(generated) - alignment.offset > stop
-        audio = splice_extend(crop[first:edit.edit_first], material, xf_in,
-                              tail_fade=int(TAIL_FADE_S * sample_rate) if cut_short else 0)
+        join_out, xf_out = _clipped_length(len(crop), first, edit.edit_first), 0  # len(crop[first:edit_first])
+        if len(generated) - alignment.offset > stop:  # cut short
+            tail_fade = int(TAIL_FADE_S * sample_rate)
         joins = [(edit.edit_first, xf_in, "before")]
     info = {
         "handle": round(join_in / sample_rate, 6),
@@ -78,7 +100,100 @@ def splice_span(crop: np.ndarray, generated: np.ndarray, edit: Edit, sample_rate
     }
     if not inpaint:
         info["extension_seconds"] = round((stop - edit.edit_first) / sample_rate, 6)
-    return Span(audio, first, info)
+    return SplicePlan(edit.operation, first, stop - first, alignment.offset, gain, join_in, xf_in, join_out, xf_out,
+                      tail_fade, info)
+
+
+def splice_span(crop: np.ndarray, generated: np.ndarray, edit: Edit, sample_rate: int, *,
+                crop_start_s: float = 0.0, max_shift_s: float = 2.0) -> Span:
+    """Align ``generated`` (the service's output, at ``sample_rate``) to ``crop`` and splice it into a span, whole.
+
+    ``crop_start_s`` is where the crop begins in the source, so the report names joins in source seconds.
+    """
+    plan = plan_splice(crop, generated, edit, sample_rate, crop_start_s=crop_start_s, max_shift_s=max_shift_s)
+    first, stop = plan.first, plan.first + plan.frames
+    material = padded_slice(generated, first + plan.offset, plan.frames) * np.float32(plan.gain)
+    if plan.operation == "inpaint":
+        audio = splice_inpaint(crop[first:stop], material, plan.join_in, plan.join_out, plan.xf_in, plan.xf_out)
+    else:
+        audio = splice_extend(crop[first:edit.edit_first], material, plan.xf_in, tail_fade=plan.tail_fade)
+    return Span(audio, first, plan.info)
+
+
+def span_blocks(plan: SplicePlan, crop, generated, size: int = BLOCK_FRAMES):
+    """The span :func:`splice_span` makes, ``size`` frames at a time, the same samples: memory follows the block.
+
+    ``crop`` and ``generated`` may be :class:`bridge.audio.blocks.FileFrames`; each block reads only its own frames.
+    """
+    gain = np.float32(plan.gain)
+    for lo in range(0, plan.frames, size):
+        hi = min(lo + size, plan.frames)
+        material = padded_slice(generated, plan.first + plan.offset + lo, hi - lo) * gain
+        if plan.operation == "inpaint":
+            yield _inpaint_block(plan, crop[plan.first + lo:plan.first + hi], material, lo)
+        else:
+            lead = min(hi, plan.join_out)  # source frames (before the extension point) in this block
+            source = crop[plan.first + lo:plan.first + lead] if lead > lo else material[:0]
+            yield _extend_block(plan, source, material, lo)
+
+
+def _inpaint_block(plan: SplicePlan, source: np.ndarray, material: np.ndarray, lo: int) -> np.ndarray:
+    """:func:`splice_inpaint`'s frames [lo, lo + len(source)), by the same operations on the same values."""
+    if source.shape != material.shape:
+        raise ValueError(f"source span and material differ in shape: {source.shape} vs {material.shape}")
+    out = source.copy()
+    n = plan.frames
+    _crossfade_into(out, source, material, lo, _bounds(plan.join_in - plan.xf_in, plan.join_in, n))
+    a, b = _overlap(_bounds(plan.join_in, plan.join_out, n), lo, len(out))
+    out[a:b] = material[a:b]
+    _crossfade_into(out, material, source, lo, _bounds(plan.join_out, plan.join_out + plan.xf_out, n))
+    return out
+
+
+def _extend_block(plan: SplicePlan, source: np.ndarray, material: np.ndarray, lo: int) -> np.ndarray:
+    """:func:`splice_extend`'s frames [lo, lo + len(material)); ``source`` holds this block's lead-in frames."""
+    out = material.copy()
+    join, xf, n = plan.join_out, plan.xf_in, plan.frames
+    lead = np.zeros_like(material)  # the source where it exists, for the slices below
+    lead[:len(source)] = source
+    a, b = _overlap(_bounds(None, join - xf, n), lo, len(out))
+    out[a:b] = lead[a:b]
+    _crossfade_into(out, lead, material, lo, _bounds(join - xf, join, n))
+    if plan.tail_fade and n - join > plan.tail_fade:
+        fade_from = n - plan.tail_fade
+        a, b = _overlap((fade_from, n), lo, len(out))
+        if b > a:
+            curve = fades.equal_power_curves(plan.tail_fade)[0]
+            out[a:b] *= curve[lo + a - fade_from:lo + b - fade_from]
+    return out
+
+
+def _bounds(start: int | None, stop: int, n: int) -> tuple[int, int]:
+    """The frames ``array[start:stop]`` of an ``n``-frame array covers (numpy's rules, negative ends included)."""
+    a, b, _ = slice(start, stop).indices(n)
+    return a, max(a, b)
+
+
+def _overlap(bounds: tuple[int, int], lo: int, count: int) -> tuple[int, int]:
+    """``bounds`` (span frames) within the block [lo, lo + count), in the block's own frames."""
+    a, b = max(bounds[0], lo), min(bounds[1], lo + count)
+    return (a - lo, b - lo) if b > a else (0, 0)
+
+
+def _crossfade_into(out: np.ndarray, outgoing: np.ndarray, incoming: np.ndarray, lo: int,
+                    bounds: tuple[int, int]) -> None:
+    """:func:`fades.crossfade` over span frames ``bounds``, for the part of it inside the block at ``lo``."""
+    a, b = _overlap(bounds, lo, len(out))
+    if b <= a:
+        return
+    fade_out, fade_in = fades.equal_power_curves(bounds[1] - bounds[0])
+    at = lo + a - bounds[0]
+    out[a:b] = outgoing[a:b] * fade_out[at:at + b - a] + incoming[a:b] * fade_in[at:at + b - a]
+
+
+def _clipped_length(length: int, start: int, stop: int) -> int:
+    a, b, _ = slice(start, stop).indices(length)
+    return max(0, b - a)
 
 
 def splice_inpaint(source_span: np.ndarray, material: np.ndarray, join_in: int, join_out: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,13 @@ def write_atomic(path: Path, audio: np.ndarray, sample_rate: int, subtype: str =
     return publish([(stage_audio(Path(path), audio, sample_rate, subtype), Path(path))])[0]
 
 
+def write_blocks_atomic(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, channels: int,
+                        subtype: str = "PCM_24") -> tuple[Path, int]:
+    """:func:`write_atomic` a block at a time: the path and the frames written."""
+    staged, frames = stage_blocks(Path(path), blocks, sample_rate, channels, subtype)
+    return publish([(staged, Path(path))])[0], frames
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write a small text file (a manifest, a status file) with the same temporary-name-then-rename discipline."""
     return publish([(stage_text(Path(path), text), Path(path))])[0]
@@ -37,18 +45,31 @@ def stage_audio(path: Path, audio: np.ndarray, sample_rate: int, subtype: str = 
 
     Nothing is visible under ``path`` until :func:`publish`; a failure removes the temporary and re-raises.
     """
+    return stage_blocks(path, [audio], sample_rate, audio.shape[1], subtype)[0]
+
+
+def stage_blocks(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, channels: int,
+                 subtype: str = "PCM_24") -> tuple[Path, int]:
+    """:func:`stage_audio` for audio that comes a block at a time (memory follows a block, not the file): the
+    temporary's path and the frames written. Whatever ``blocks`` raises removes the temporary and is re-raised."""
+    written = 0
+
     def write(raw) -> None:
+        nonlocal written
         sink = _Sink(raw)
         try:
-            with sf.SoundFile(sink, "w", samplerate=sample_rate, channels=audio.shape[1], format="WAV",
+            with sf.SoundFile(sink, "w", samplerate=sample_rate, channels=channels, format="WAV",
                               subtype=subtype) as out:
-                out.write(audio)
+                for block in blocks:
+                    out.write(block)
+                    sink.raise_error()  # a full disk stops the writing at once, not after the last block
+                    written += len(block)
         except Exception:
             sink.raise_error()
             raise
         sink.raise_error()  # the header is rewritten on close, through the same callbacks
 
-    return _stage(path, write)
+    return _stage(path, write), written
 
 
 def stage_text(path: Path, text: str) -> Path:

@@ -27,7 +27,8 @@ server), ``truncate`` (download: half the body under the full Content-Length), `
 body, no length, then close), ``corrupt`` (download: garbage bytes), ``trickle`` (download: the whole body, ``chunk``
 bytes every ``every`` seconds). Standing knobs: ``unknown_statuses``, ``missing_wav``, ``outcome``,
 ``failure_message``, ``slow_factor``, ``concurrency_limit``, ``outputs_made``, ``credits``, ``new_fields``,
-``numbers_as_text``, ``shift_s``, ``output_rate``, ``output_gain``, ``signed_urls``.
+``numbers_as_text``, ``shift_s``, ``output_rate``, ``output_gain``, ``output_subtype`` (the WAV's sample format,
+``PCM_16`` by default), ``signed_urls``.
 
 With ``signed_urls = True`` the audio addresses carry a pre-signed storage query, as S3 and its imitators hand
 out: ``?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<access key id>%2F<date>%2F...&X-Amz-Signature=<64 hex>``.
@@ -104,6 +105,7 @@ class FakeMusicGPT:
         self.shift_s = 0.0
         self.output_rate: int | None = None
         self.output_gain = 1.0
+        self.output_subtype = "PCM_16"
         self.extend_s = 12.0
         self.new_fields = False
         self.missing_wav = False
@@ -287,7 +289,7 @@ class FakeMusicGPT:
                 if rate != task.rate:
                     audio = soxr.resample(audio, task.rate, rate).astype(np.float32)
                 wav = io.BytesIO()
-                sf.write(wav, audio, rate, format="WAV", subtype="PCM_16")
+                sf.write(wav, audio, rate, format="WAV", subtype=self.output_subtype)
                 task.rendered[cid] = {"audio": audio, "rate": rate, "wav": wav.getvalue(), "mp3": None,
                                       "duration": round(len(audio) / rate, 3)}
             return task.rendered[cid]

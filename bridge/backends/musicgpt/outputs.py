@@ -4,6 +4,9 @@ WAV is taken when offered (kept 7 days by MusicGPT), else the MP3 (kept 90 days)
 only when it decodes and its length agrees with the ``conversion_duration`` byId reported; otherwise it is fetched
 again. Files already in the work folder from an earlier attempt are re-used, so retrying a job whose download
 failed costs neither credit nor bandwidth.
+
+A download may be a gigabyte, so nothing here holds it whole: it is checked, resampled and spliced a block at a
+time (see :mod:`bridge.audio.blocks`), and only the few seconds of context the alignment compares are read at once.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bridge.audio.align import match_channels, resample
-from bridge.audio.region import read_region
-from bridge.audio.splice import Edit, splice_span
-from bridge.audio.wavio import write_atomic
+from bridge.audio.align import match_channels, resample_blocks
+from bridge.audio.blocks import AudioReadError, FileFrames, read_blocks
+from bridge.audio.region import frame_range, probe, source_frames
+from bridge.audio.splice import Edit, plan_splice, span_blocks
+from bridge.audio.wavio import write_blocks_atomic
 from bridge.backends.musicgpt.client import UNREADABLE_JSON, MusicGPTClient
 from bridge.exceptions import BackendError, BridgeError, TransientError
 from bridge.models import JobSpec, Rendered
@@ -55,15 +59,25 @@ class Offered:
                    _timestamped(conversion.get(f"lyrics_timestamped_{variant}")))
 
 
-async def fetch_variant(client: MusicGPTClient, offered: Offered, workdir: Path) -> tuple[np.ndarray, int, str]:
-    """Download (or re-use) one variant and decode it: audio (frames, channels), its rate, and "wav" or "mp3"."""
+@dataclass(frozen=True)
+class Download:
+    """A variant's audio file in the work folder, checked: it decodes to ``frames`` finite frames."""
+
+    path: Path
+    kind: str  # "wav" or "mp3"
+    rate: int
+    frames: int
+    channels: int
+
+
+async def fetch_variant(client: MusicGPTClient, offered: Offered, workdir: Path) -> Download:
+    """Download (or re-use) one variant and check that it decodes, as long as byId said (never held whole)."""
     sources = [(kind, url, workdir / f"musicgpt-v{offered.variant}-{_file_key(offered, url)}.{kind}")
                for kind, url in (("wav", offered.wav_url), ("mp3", offered.mp3_url)) if url]
     for kind, _, dest in sources:  # an earlier attempt may have fetched it already
         if dest.exists():
             try:
-                audio, rate = await asyncio.to_thread(_decode_checked, dest, offered.duration)
-                return audio, rate, kind
+                return Download(dest, kind, *await asyncio.to_thread(_decode_checked, dest, offered.duration))
             except ValueError:
                 dest.unlink(missing_ok=True)
     reason, transient = "", False
@@ -71,7 +85,7 @@ async def fetch_variant(client: MusicGPTClient, offered: Offered, workdir: Path)
         decoded: dict = {}
 
         async def verify(path: Path, decoded=decoded) -> None:
-            decoded["audio"], decoded["rate"] = await asyncio.to_thread(_decode_checked, path, offered.duration)
+            decoded["checked"] = await asyncio.to_thread(_decode_checked, path, offered.duration)
 
         try:
             await client.download(url, dest, verify=verify)
@@ -80,7 +94,7 @@ async def fetch_variant(client: MusicGPTClient, offered: Offered, workdir: Path)
             log.warning("variant %d: %s download failed (%s)%s", offered.variant, kind.upper(), exc,
                         "; trying the MP3" if kind == "wav" and offered.mp3_url else "")
             continue
-        return decoded["audio"], decoded["rate"], kind
+        return Download(dest, kind, *decoded["checked"])
     if transient:  # the files may still be there: the task id is kept, a retry downloads without paying again
         raise TransientError(f"variant {offered.variant} could not be downloaded ({reason}); retry the job to "
                              "download it again (it will not be paid for twice)", code="download_failed")
@@ -97,32 +111,61 @@ def _file_key(offered: Offered, url: str) -> str:
     return hashlib.sha256(str(who).encode()).hexdigest()[:12]
 
 
-def _decode_checked(path: Path, expected: float | None) -> tuple[np.ndarray, int]:
-    """Decode ``path``; ValueError when it does not decode, is empty, or is clearly shorter or longer than said."""
+def _decode_checked(path: Path, expected: float | None) -> tuple[int, int, int]:
+    """Decode ``path`` a block at a time (nothing kept): its (rate, frames, channels); ValueError when it does not
+    decode, is empty, holds invalid samples, or is clearly shorter or longer than said."""
+    frames = 0
     try:
         with sf.SoundFile(str(path)) as f:
-            audio, rate = f.read(dtype="float32", always_2d=True), f.samplerate
+            rate, channels = int(f.samplerate), int(f.channels)
+        for block in read_blocks(path):
+            if not np.isfinite(block).all():
+                raise ValueError("decodes to invalid samples")
+            frames += len(block)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         # libsndfile's own words, without the path of the hidden file being downloaded
         said = getattr(exc, "error_string", None) or str(exc).strip().replace(str(path), "the download")
         detail = said.splitlines()[-1] if said else type(exc).__name__
         raise ValueError(f"not decodable ({detail})") from None
-    if len(audio) == 0:
+    if frames == 0:
         raise ValueError("decodes to no audio")
-    if not np.isfinite(audio).all():
-        raise ValueError("decodes to invalid samples")
-    seconds = len(audio) / rate
+    seconds = frames / rate
     if expected is not None and abs(seconds - expected) > max(0.5, 0.02 * expected):
         raise ValueError(f"{seconds:.2f} s of audio where MusicGPT said {expected:.2f} s (truncated?)")
-    return audio, rate
+    return rate, frames, channels
 
 
-def splice_variant(spec: JobSpec, prepared: dict, audio: np.ndarray, rate: int, offered: Offered, kind: str,
-                   workdir: Path, *, crossfade_s: float, max_shift_s: float, crop: tuple[np.ndarray, int]) -> Rendered:
-    """Put one decoded variant on the source's clock, splice it into a span, write it, describe it."""
-    source_audio, sample_rate = crop
-    crop_start = float(prepared["crop_start"])
-    generated = match_channels(resample(audio, rate, sample_rate), source_audio.shape[1])
+def splice_variant(spec: JobSpec, prepared: dict, download: Download, offered: Offered, workdir: Path, *,
+                   crossfade_s: float, max_shift_s: float, crop: FileFrames) -> Rendered:
+    """Put one downloaded variant on the source's clock, splice it into a span, write it, describe it.
+
+    A block at a time: the span is written as it is spliced, reading the crop (the source) and the variant only
+    where each block needs them. A variant that cannot be read back (its file changed since it was checked) is a
+    TransientError, and its file is removed, so a retry downloads it again without paying again.
+    """
+    sample_rate, crop_start = crop.samplerate, float(prepared["crop_start"])
+    try:
+        on_clock = _on_source_clock(download, sample_rate, crop.channels, workdir, offered.variant)
+        try:
+            with FileFrames(on_clock) as generated:
+                if on_clock == download.path:
+                    _same_length(download, len(generated))
+                return _splice(spec, prepared, generated, download, offered, workdir, crop, crop_start,
+                               crossfade_s=crossfade_s, max_shift_s=max_shift_s)
+        finally:
+            if on_clock != download.path:
+                on_clock.unlink(missing_ok=True)
+    except AudioReadError as exc:  # the download read back (the source's failures are SourceErrors)
+        download.path.unlink(missing_ok=True)
+        raise TransientError(f"variant {offered.variant}: MusicGPT's {download.kind.upper()} could not be read back "
+                             f"from the work folder ({exc}); retry the job to download it again (it will not be "
+                             "paid for twice)", code="download_failed") from None
+
+
+def _splice(spec: JobSpec, prepared: dict, generated: FileFrames, download: Download, offered: Offered,
+            workdir: Path, crop: FileFrames, crop_start: float, *, crossfade_s: float,
+            max_shift_s: float) -> Rendered:
+    sample_rate, rate = crop.samplerate, download.rate
     crop_first = int(round(crop_start * sample_rate))
     edit_first = int(round(spec.edit_start * sample_rate)) - crop_first
     if spec.operation == "inpaint":
@@ -132,13 +175,14 @@ def splice_variant(spec: JobSpec, prepared: dict, audio: np.ndarray, rate: int, 
         edit_stop = edit_first + int(round(wanted * sample_rate))
     edit = Edit(spec.operation, edit_first, edit_stop, int(round(spec.handle * sample_rate)),
                 int(round(crossfade_s * sample_rate)))
-    span = splice_span(source_audio, generated, edit, sample_rate, crop_start_s=crop_start, max_shift_s=max_shift_s)
-    if spec.operation == "extend" and span.info.get("extension_seconds", 0) <= 0:
+    plan = plan_splice(crop, generated, edit, sample_rate, crop_start_s=crop_start, max_shift_s=max_shift_s)
+    info = plan.info
+    if spec.operation == "extend" and info.get("extension_seconds", 0) <= 0:
         raise BackendError(f"variant {offered.variant}: MusicGPT's audio ends before the extension point",
                            code="generation_failed")
     if rate != sample_rate:
-        span.info["resampled_from"] = rate
-    alignment = span.info["alignment"]
+        info["resampled_from"] = rate
+    alignment = info["alignment"]
     if not alignment["found"]:
         log.warning("variant %d: the returned audio could not be aligned to the untouched context "
                     "(confidence %.2f); assumed it keeps the uploaded timeline", offered.variant,
@@ -146,17 +190,54 @@ def splice_variant(spec: JobSpec, prepared: dict, audio: np.ndarray, rate: int, 
     else:
         log.info("variant %d aligned: offset %.4f s (confidence %.3f)", offered.variant, alignment["offset_s"],
                  alignment["confidence"])
-    path = write_atomic(workdir / f"musicgpt-v{offered.variant}-span.wav", span.audio, sample_rate, subtype="FLOAT")
+    path, _ = write_blocks_atomic(workdir / f"musicgpt-v{offered.variant}-span.wav",
+                                  span_blocks(plan, crop, generated), sample_rate, crop.channels, subtype="FLOAT")
     notes = {"title": offered.title, "lyrics": offered.lyrics, "lyrics_timestamped": offered.lyrics_timestamped,
-             "conversion_id": offered.conversion_id, "downloaded": kind,
+             "conversion_id": offered.conversion_id, "downloaded": download.kind,
              "uploaded": {"start": crop_start, "end": prepared.get("crop_end")}}
-    return Rendered(variant=offered.variant, path=path, span_start=crop_start + span.first / sample_rate,
-                    splice=span.info, notes=notes)
+    return Rendered(variant=offered.variant, path=path, span_start=crop_start + plan.first / sample_rate,
+                    splice=info, notes=notes)
 
 
-def read_crop(spec: JobSpec, prepared: dict) -> tuple[np.ndarray, int]:
-    """The uploaded stretch of the source, read again from the source itself (sample-exact, any bit depth)."""
-    return read_region(spec.source, float(prepared["crop_start"]), float(prepared["crop_end"]))
+def _on_source_clock(download: Download, sample_rate: int, channels: int, workdir: Path, variant: int) -> Path:
+    """The variant as a WAV at the source's rate and channel count: the download itself when it already is one,
+    else a float WAV beside it made a block at a time (soxr's stream resampler, the same samples as resampling the
+    whole; an MP3 is decoded front to back, never sought in). The caller removes the made file."""
+    if download.kind == "wav" and download.rate == sample_rate and download.channels == channels:
+        return download.path
+    blocks = resample_blocks(_read_back(download), download.rate, sample_rate, download.channels)
+    path, _ = write_blocks_atomic(workdir / f"musicgpt-v{variant}-on-clock.wav",
+                                  (match_channels(block, channels) for block in blocks), sample_rate, channels,
+                                  subtype="FLOAT")
+    return path
+
+
+def _read_back(download: Download):
+    """:func:`read_blocks` of the download, checked against what it held when it was checked; failures as
+    AudioReadError."""
+    frames = 0
+    try:
+        for block in read_blocks(download.path):
+            frames += len(block)
+            yield block
+    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+        said = getattr(exc, "error_string", None) or str(exc).strip().replace(str(download.path), "the file")
+        raise AudioReadError(said.splitlines()[-1] if said else type(exc).__name__) from None
+    _same_length(download, frames)
+
+
+def _same_length(download: Download, frames: int) -> None:
+    """The download read back is the one checked (a WAV cut short on disk reads as a shorter WAV, not as an error)."""
+    if frames != download.frames:
+        raise AudioReadError(f"it holds {frames} frames where it held {download.frames} when checked", short=True)
+
+
+def open_crop(spec: JobSpec, prepared: dict) -> FileFrames:
+    """The uploaded stretch of the source, read on demand from the source itself (sample-exact, any bit depth)."""
+    info = probe(spec.source)
+    first, stop = frame_range(info.sample_rate, info.frames, float(prepared["crop_start"]),
+                              float(prepared["crop_end"]))
+    return source_frames(spec.source, first, stop)
 
 
 async def render_all(client: MusicGPTClient, spec: JobSpec, prepared: dict, conversion: dict, workdir: Path, *,
@@ -172,13 +253,16 @@ async def render_all(client: MusicGPTClient, spec: JobSpec, prepared: dict, conv
     if len(offered) != spec.num_outputs:
         log.info("job %s: MusicGPT made %d variant(s) where %d were asked for; delivering what it made", spec.job_id,
                  len(offered), spec.num_outputs)
-    crop = await asyncio.to_thread(read_crop, spec, prepared)
-    rendered = []
-    for item in offered:
-        audio, rate, kind = await fetch_variant(client, item, workdir)
-        rendered.append(await asyncio.to_thread(splice_variant, spec, prepared, audio, rate, item, kind, workdir,
-                                                crossfade_s=crossfade_s, max_shift_s=max_shift_s, crop=crop))
-    return rendered
+    crop = await asyncio.to_thread(open_crop, spec, prepared)
+    try:
+        rendered = []
+        for item in offered:
+            download = await fetch_variant(client, item, workdir)
+            rendered.append(await asyncio.to_thread(splice_variant, spec, prepared, download, item, workdir,
+                                                    crossfade_s=crossfade_s, max_shift_s=max_shift_s, crop=crop))
+        return rendered
+    finally:
+        crop.close()
 
 
 def _timestamped(value: object) -> object:
