@@ -86,6 +86,10 @@ def _hold_in_worker(lifeline: multiprocessing.connection.Connection, daemon_pid:
 
 def hold(lifeline: multiprocessing.connection.Connection, daemon_pid: int, *, die_with_parent: bool) -> None:
     """In a worker: exit as soon as the daemon holding the other end of ``lifeline`` is gone."""
+    # Ctrl-C in a terminal reaches its whole process group, workers included: each printed a KeyboardInterrupt
+    # traceback under the daemon's (or one-shot command's) clean stop. The daemon decides what Ctrl-C means and ends
+    # its workers through the lifeline, so a worker leaves SIGINT to it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if die_with_parent:
         ask_to_die_with_parent()  # should it fail or not exist here, the pipe below still ends the worker
     threading.Thread(target=_exit_at_end_of_file, args=(lifeline,), name="lifeline", daemon=True).start()
