@@ -63,14 +63,14 @@ def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
             b = int(round((cut + seconds) * sr))
             truth = _mono22(original[a:b], sr)
             looped = _mono22(_loop_last_bar(original[:a], sr, bar, seconds), sr)
-            case = {"song": song.key, "package": song.package, "cut": cut, "length": seconds,
+            case = {"song": song.key, "package": song.package, "cut": cut, "length": seconds, "bar": bar,
                     "base_loop": log_spectral_distance(looped, truth),
                     "base_silence": log_spectral_distance(np.zeros_like(truth), truth), "candidates": []}
             first = int(round(max(0.0, start - HANDLE) * sr))
             source = FileSource(path)
             extensions = []
             try:
-                plans = plan_extend(analysis, start, seconds, 2, phrases=True)
+                plans = plan_extend(analysis, start, seconds, 2, more_starts=True)
                 plans += [texture for texture in [plan_texture(analysis, start, seconds)] if texture is not None]
                 for plan in plans:
                     span = (first, int(round((start + seconds) * sr)))
@@ -88,6 +88,7 @@ def song_cases(song: music_set.Song, crop: float, folder: Path) -> list[dict]:
             finally:
                 source.close()
             case["variant1"] = _variant1(case["candidates"], extensions, sr)
+            case["between"] = _between(extensions, sr)
             cases.append(case)
             wins = "".join("+" if _wins(case, c) else "." for c in case["candidates"])
             print(f"  {song.key:45s} {cut:6.1f}+{seconds:3.0f}s  {len(case['candidates'])} candidates {wins}",
@@ -118,6 +119,14 @@ def _variant1(candidates: list[dict], extensions: list[np.ndarray], sr: int) -> 
     return offered[ranked[0][0]]
 
 
+def _between(extensions: list[np.ndarray], sr: int) -> list[list[float]]:
+    """The candidates' distances to each other as ``agreement`` measures them, for rankings tried offline."""
+    powers = [agreement.spectra(e, sr) for e in extensions]
+    if len(powers) < 2 or min(p.shape[1] for p in powers) == 0:
+        return [[0.0] * len(powers) for _ in powers]
+    return agreement.distances(powers).round(3).tolist()
+
+
 def engine_choice(case: dict) -> dict:
     """Variant 1 of the job as the engine delivers it (a case none is offered for: the surest, which loses)."""
     if case.get("variant1") is not None:
@@ -144,11 +153,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("dev", "heldout", "outside"), default="dev")
     parser.add_argument("--songs", type=int, default=0, help="N songs, round-robin over packages (0 = all)")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the songs --songs SKIP would take")
     parser.add_argument("--crop", type=float, default=270.0)
     parser.add_argument("--only", default="", help="only songs whose package/file contains this")
     parser.add_argument("--json", type=Path, help="write every case and candidate here")
     args = parser.parse_args()
-    chosen = music_set.pick([s for s in music_set.songs(args.part) if args.only in s.key], args.songs)
+    chosen = music_set.pick([s for s in music_set.songs(args.part) if args.only in s.key], args.songs, args.skip)
     folder = Path(tempfile.mkdtemp(prefix="extend-candidates-"))
     cases: list[dict] = []
     try:

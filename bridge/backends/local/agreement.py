@@ -36,15 +36,21 @@ def order_spectra(powers: list[np.ndarray], confidences: list[float]) -> list[tu
     """``order`` of candidates given by their ``spectra()``: a caller need not hold every candidate's audio."""
     if len(powers) < 2 or min(power.shape[1] for power in powers) == 0:  # nothing to compare, or too short
         return [(i, None) for i in range(len(powers))]
+    apart = list(distances(powers).sum(axis=1) / (len(powers) - 1))
+    ranked = sorted(range(len(powers)), key=lambda i: (apart[i] - CONFIDENCE_DB * confidences[i], i))
+    return [(i, apart[i]) for i in ranked]
+
+
+def distances(powers: list[np.ndarray]) -> np.ndarray:
+    """The candidates' mean log-spectral distances to each other (dB), a symmetric matrix, given their
+    ``spectra()`` (at least one frame each)."""
     floor = _FLOOR * max(float(power.max()) for power in powers) + 1e-30
     levels = [10 * np.log10(power + floor) for power in powers]
     between = np.zeros((len(levels), len(levels)))
     for i in range(len(levels)):
         for j in range(i + 1, len(levels)):
             between[i, j] = between[j, i] = np.sqrt(np.mean(np.square(levels[i] - levels[j]), axis=0)).mean()
-    apart = list(between.sum(axis=1) / (len(levels) - 1))
-    ranked = sorted(range(len(powers)), key=lambda i: (apart[i] - CONFIDENCE_DB * confidences[i], i))
-    return [(i, apart[i]) for i in ranked]
+    return between
 
 
 def spectra(audio: np.ndarray, sample_rate: int) -> np.ndarray:
