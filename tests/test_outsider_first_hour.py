@@ -4,9 +4,13 @@ file, songs named relative to the folder the producer stands in."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from bridge.client import BridgeClient
 from bridge.lifeline import ask_to_die_with_parent
@@ -52,3 +56,51 @@ def test_ctrl_c_in_the_daemons_terminal_stops_it_without_a_traceback_from_its_wo
     assert status == 0, log
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
     assert "INFO bridge.daemon: stopping" in log, log
+
+
+def _unit_command(unit: Path) -> tuple[list[str], dict[str, str]]:
+    """The command a systemd unit's ExecStart= runs, and the Environment= it sets."""
+    lines = unit.read_text(encoding="utf-8").splitlines()
+    [start] = [line[len("ExecStart="):] for line in lines if line.startswith("ExecStart=")]
+    env = dict(shlex.split(line[len("Environment="):])[0].split("=", 1)
+               for line in lines if line.startswith("Environment="))
+    return shlex.split(start), env
+
+
+@pytest.mark.parametrize("where", ["before TARGET", "after TARGET"])
+def test_the_service_installed_with_a_config_file_runs_the_daemon_of_that_file(project, home, tmp_path, where):
+    # 'daw-bridge install --config FILE service' was taken, and the unit ran 'daw-bridge serve' on the default
+    # config: the service listened elsewhere and watched another inbox; '... service --config FILE' was refused
+    unit = tmp_path / "units" / "daw-bridge.service"
+    relative = os.path.relpath(project.config, project.root)  # from the project folder, as a producer types it
+    flags = ["service", "--unit-path", str(unit), "--no-start"]
+    args = ["install", "--config", relative, *flags] if where == "before TARGET" else ["install", *flags, "--config",
+                                                                                         relative]
+    done = subprocess.run([sys.executable, "-m", "bridge", *args], cwd=project.root, capture_output=True, text=True,
+                          timeout=120, env=daemon_environment({"HOME": str(home)}), preexec_fn=ask_to_die_with_parent,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    command, env = _unit_command(unit)
+    assert command[-3:] == ["serve", "--config", str(project.config)], command
+    # the service manager runs it from "/" with the unit's environment: it is the project's daemon
+    service = subprocess.Popen(command, cwd="/", env=daemon_environment({"HOME": str(home), **env}),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=ask_to_die_with_parent)
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            while not client.ping(timeout=0.3):
+                assert service.poll() is None, "the service's daemon did not start"
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+
+
+def test_a_service_config_file_with_a_mistake_is_refused_before_the_unit_is_written(project, home, tmp_path):
+    unit = tmp_path / "units" / "daw-bridge.service"
+    project.write_config("[local]\nworkers = \"two\"\n")
+    done = subprocess.run([sys.executable, "-m", "bridge", "install", "service", "--config", str(project.config),
+                           "--unit-path", str(unit), "--no-start"], capture_output=True, text=True, timeout=120,
+                          env=daemon_environment({"HOME": str(home)}), preexec_fn=ask_to_die_with_parent, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [f'daw-bridge: {project.config}:7: [local] workers = "two": must be a whole '
+                                        'number'], done.stderr
+    assert not unit.exists()

@@ -361,9 +361,9 @@ def _service_template(name: str) -> str:
                            "from its source folder (python3 -m pip install -e .)") from None
 
 
-def systemd_unit(command: list[str], env: dict[str, str]) -> str:
+def systemd_unit(command: list[str], env: dict[str, str], serve: tuple[str, ...] = ("serve",)) -> str:
     template = _service_template(SYSTEMD_UNIT)
-    exec_start = "ExecStart=" + " ".join(_systemd_quote(w) for w in [*command, "serve"])
+    exec_start = "ExecStart=" + " ".join(_systemd_quote(w) for w in [*command, *serve])
     extra = "".join(f"\nEnvironment={_systemd_quote(f'{k}={v}')}" for k, v in env.items())
     text, count = re.subn(r"(?m)^ExecStart=.*$", lambda _: exec_start + extra, template)
     if count != 1:
@@ -371,11 +371,11 @@ def systemd_unit(command: list[str], env: dict[str, str]) -> str:
     return re.sub(r"(?m)^# %h is your home folder.*\n", f"# {WRITTEN_BY} for the daw-bridge installed here.\n", text)
 
 
-def launchd_plist(command: list[str], env: dict[str, str]) -> str:
+def launchd_plist(command: list[str], env: dict[str, str], serve: tuple[str, ...] = ("serve",)) -> str:
     from xml.sax.saxutils import escape
 
     template = _service_template(f"{LAUNCHD_LABEL}.plist")
-    strings = "".join(f"\n        <string>{escape(w)}</string>" for w in [*command, "serve"])
+    strings = "".join(f"\n        <string>{escape(w)}</string>" for w in [*command, *serve])
     arguments = f"<key>ProgramArguments</key>\n    <array>{strings}\n    </array>"
     if env:
         arguments += "\n    <key>EnvironmentVariables</key>\n    <dict>" + "".join(
@@ -402,8 +402,21 @@ def _keep_a_unit_not_ours(path: Path, installing: bool) -> None:
                             else "left in place; remove it yourself"))
 
 
+def _serve_arguments(args) -> tuple[str, ...]:
+    """``serve``, with ``--config FILE`` when the install names one: checked now, and absolute (the service runs from
+    "/"), rather than found wrong by a service manager restarting a daemon that cannot start."""
+    if getattr(args, "config", None) is None:
+        return ("serve",)
+    from bridge.config import load
+
+    config = Path(args.config).absolute()
+    load(config)  # ConfigError: one line naming the file, the line and the rule; nothing is written
+    return ("serve", "--config", str(config))
+
+
 def plan_service(args, installing: bool) -> Plan:
     plan = Plan()
+    serve = _serve_arguments(args) if installing else ("serve",)
     manager = args.manager or ("launchd" if sys.platform == "darwin" else "systemd")
     if manager == "systemd":
         unit = Path(args.unit_path).expanduser() if args.unit_path else \
@@ -415,8 +428,8 @@ def plan_service(args, installing: bool) -> Plan:
             command = daemon_command()
             env = _bridge_importable_from_anywhere(command)
             version = check_command(command, env)
-            plan.write(unit, systemd_unit(command, env).encode("utf-8"), note=f"runs {shlex.join(command)} serve: "
-                       f"{version}")
+            plan.write(unit, systemd_unit(command, env, serve).encode("utf-8"),
+                       note=f"runs {shlex.join([*command, *serve])}: {version}")
             if not args.no_start:
                 plan.run([*systemctl, "daemon-reload"])
                 plan.run([*systemctl, "enable", "--now", name])
@@ -436,8 +449,8 @@ def plan_service(args, installing: bool) -> Plan:
             command = daemon_command()
             env = _bridge_importable_from_anywhere(command)
             version = check_command(command, env)
-            plan.write(agent, launchd_plist(command, env).encode("utf-8"),
-                       note=f"runs {shlex.join(command)} serve: {version}")
+            plan.write(agent, launchd_plist(command, env, serve).encode("utf-8"),
+                       note=f"runs {shlex.join([*command, *serve])}: {version}")
             if not args.no_start:
                 plan.run(["launchctl", "unload", str(agent)], note="if it was loaded")
                 plan.run(["launchctl", "load", "-w", str(agent)])
@@ -538,6 +551,10 @@ def _service_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-start", action="store_true", help="write or remove the file only; do not run "
                    "systemctl/launchctl")
     p.add_argument("--manager", choices=("systemd", "launchd"), help=argparse.SUPPRESS)
+    # 'install --config FILE service' was taken and the unit ran the default config all the same: the daemon's
+    # config file is the service's, named before or after TARGET (SUPPRESS keeps one given before)
+    p.add_argument("--config", type=path_argument, default=argparse.SUPPRESS, help="the config file the service's "
+                   "daemon reads (default: the platform config folder's)")
 
 
 def _plugin_arguments(p: argparse.ArgumentParser) -> None:
