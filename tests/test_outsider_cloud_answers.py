@@ -525,6 +525,22 @@ def test_paid_submits_stamped_by_a_clock_set_a_year_ahead_hold_the_limits_shut_f
     assert guard.totals()["requests_last_hour"] == 1
 
 
+def test_doctor_counts_paid_submits_stamped_by_a_clock_set_ahead_for_one_window_not_until_the_clock_reaches_them(
+        tmp_path):
+    """The same clock a day ahead, put right, and no job sent since: ``daw-bridge doctor``'s totals counted the three
+    rows in 'the last hour' for a day and an hour, though the limits count them for one hour from when they are
+    first seen again."""
+    now = [time.time() + 86400]
+    guard = SpendGuard(tmp_path / "spend.sqlite", hourly_limit=5, clock=lambda: now[0])
+    for job in ("j1", "j2", "j3"):
+        guard.record_accepted(guard.record_intent(job, "inpaint"), f"task-{job}", 0.1)
+    now[0] -= 86400
+    assert guard.totals()["requests_last_hour"] == 3  # they may have been made just now
+    now[0] += 3601
+    totals = guard.totals()
+    assert (totals["requests_last_hour"], totals["requests_last_day"]) == (0, 3)
+
+
 def test_a_submit_answered_with_another_jobs_task_id_waits_for_the_producer_instead_of_taking_that_task(project, fake,
                                                                                                        monkeypatch):
     """The second job's POST made a task (paid for), but the answer named the first job's task (a server, or a proxy

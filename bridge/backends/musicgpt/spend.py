@@ -81,10 +81,7 @@ class SpendGuard:
         """
         now = self._clock()
         with self._connect() as db:
-            # Rows stamped ahead of now were written under a clock set wrong and since put right: they count as made
-            # now, for one window, instead of holding the limits shut until the clock reaches them (a year, for a
-            # year typed wrong). Committed on its own: a refusal by the limits must not roll it back.
-            db.execute("UPDATE submits SET at = ? WHERE at > ?", (now, now))
+            _restamp_ahead(db, now)  # committed on its own: a refusal by the limits must not roll it back
             db.execute("BEGIN IMMEDIATE")  # two daemons sharing a state folder must not both pass the check
             try:
                 state, task_id = _last_submit(db, job_id)
@@ -215,6 +212,7 @@ class SpendGuard:
         """Requests and estimated credit in the last hour and day, for ``daw-bridge doctor`` and the bench."""
         now = self._clock()
         with self._connect() as db:
+            _restamp_ahead(db, now)
             out = {}
             for window, name in ((3600, "hour"), (86400, "day")):
                 marks = ",".join("?" * len(_COUNTED))
@@ -269,6 +267,12 @@ class SpendGuard:
         with self._connect() as db:
             return {row[0] for row in db.execute("SELECT DISTINCT job_id FROM submits "
                                                  "WHERE state IN ('intent', 'unknown')")}
+
+
+def _restamp_ahead(db: sqlite3.Connection, now: float) -> None:
+    """Rows stamped ahead of ``now`` were written under a clock set wrong and since put right: they count as made
+    now, for one window, instead of counting until the clock reaches them (a year, for a year typed wrong)."""
+    db.execute("UPDATE submits SET at = ? WHERE at > ?", (now, now))
 
 
 def _last_submit(db: sqlite3.Connection, job_id: str) -> tuple[str | None, str | None]:
