@@ -15,6 +15,7 @@ import pytest
 from bridge.client import BridgeClient
 from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, DaemonProcess, daemon_environment, wait_for_pictures
+from tests.frontends.test_inbox import drop_request, wait_for_status
 
 
 class TerminalDaemon(DaemonProcess):
@@ -104,3 +105,31 @@ def test_a_service_config_file_with_a_mistake_is_refused_before_the_unit_is_writ
     assert done.stderr.splitlines() == [f'daw-bridge: {project.config}:7: [local] workers = "two": must be a whole '
                                         'number'], done.stderr
     assert not unit.exists()
+
+
+def test_an_inbox_pointed_at_a_folder_of_the_producers_own_json_files_leaves_them_where_they_are(project):
+    # 'serve --inbox ~/Music/song' (a project folder, or ~, or /): every .json file there (a DAW's or another tool's
+    # settings, a package.json) was taken as a request file and moved to rejected/ ('command: missing'), where
+    # [retention] deleted it after files_days. A request with a typo in a key is still answered, as before.
+    folder = project.audio
+    own = {"session.json": b'{"tempo": 120, "markers": [1.5, 8.0]}\n', "package.json": b'{"name": "my-song"}'}
+    for name, content in own.items():
+        (folder / name).write_bytes(content)
+    project.config.write_text(project.config.read_text(encoding="utf-8").replace(
+        f'inbox = "{project.inbox}"', f'inbox = "{folder}"'), encoding="utf-8")
+    daemon = DaemonProcess(project).start()
+    try:
+        (folder / "later.json").write_bytes(b'{"theme": "dark"}')  # one saved there while the daemon runs
+        own["later.json"] = b'{"theme": "dark"}'
+        drop_request(folder, "typo", {"comand": "extend", "source": str(project.song), "extend_after": 20.0})
+        drop_request(folder, "real", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
+                                      "duration": 4.0, "num_outputs": 1, "request_id": "real"})
+        assert wait_for_status(folder, "real", timeout=120)["state"] == "delivered"
+        assert wait_for_status(folder, "typo", timeout=60)["state"] == "failed"
+    finally:
+        daemon.stop()
+    assert {name: (folder / name).read_bytes() for name in own} == own
+    assert sorted(p.name for p in (folder / "rejected").iterdir()) == ["typo.error.json", "typo.json"]
+    log = daemon.log.read_text(encoding="utf-8")
+    said = "is a JSON file naming none of a request's keys, not a request: it is left where it is"
+    assert [log.count(f"{name} in the inbox {folder} {said}") for name in own] == [1, 1, 1], log

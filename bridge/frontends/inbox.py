@@ -6,6 +6,10 @@ A client writes ``.<name>.part`` (any name starting with a dot or ending in .par
 ``rejected/`` with ``<name>.error.json`` beside it. Status files in ``status/`` follow the job. Answered requests,
 error files and status files of finished jobs are deleted after ``[retention] files_days`` (see ``prune``). A folder
 named like a request is answered as a refused request but left where it is (see ``_refuse_folder``).
+
+Files come to the daemon's notice two ways: the observer's events, and a listing of the inbox at every look at its
+folders (``_rescan``), for files no event told of: on a network share (SMB, NFS, sshfs) the kernel reports only what
+this machine writes, not a request dropped there from the studio's other computer.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from osc_schema import ValidationError
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1 << 20  # a request is a few hundred bytes; a megabyte is a mistake or an attack
-FOLDER_CHECK_S = 2.0  # how often the inbox's folders are checked for having been removed
+FOLDER_CHECK_S = 2.0  # how often the inbox's folders are checked for having been removed, and the inbox listed
 
 
 class InboxFrontend:
@@ -52,10 +56,11 @@ class InboxFrontend:
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._said: set[str] = set()  # problems with the inbox's folders said since it was last watched anew
-        self._manifests_seen: set[str] = set()  # results' manifests found in the inbox, named in the log once
+        self._manifests_seen: set[str] = set()  # files not ours found in the inbox (see _peek), named in the log once
         self._lock: int | None = None  # this daemon's hold on the inbox folder (see _hold)
         self._followed: dict[str, set[Path]] = {}  # job id -> status files of request files that named that job
         self._folders_refused: set[tuple[str, int, int]] = set()  # (name, device, inode) of folders answered
+        self._listed: dict[str, tuple[int, int, int]] = {}  # request-named files at the last listing -> _version
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
@@ -137,6 +142,8 @@ class InboxFrontend:
         now = _identity(self.inbox)
         if now is None or (now == self._watched and self._watch is not None):
             self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
+            if now is not None:
+                self._rescan()
             return
         self._say(f"the inbox folder {self.inbox} was removed or replaced: watching the one there now")
         self._lose()
@@ -160,6 +167,27 @@ class InboxFrontend:
         """Process every request file now waiting in the inbox."""
         for path in sorted(self.inbox.iterdir()):
             self.take(path)
+        self._listed = _request_files(self.inbox)  # what stays (results' manifests, ...) is no news to _rescan
+
+    def _rescan(self) -> None:
+        """Take the request files that are new or changed since the last listing, as an event would.
+
+        On a network share the observer hears only this machine's writes: a request dropped there from another
+        computer was seen only at the next start. One listing of the inbox itself (answered requests are in its
+        sub-folders, never listed) and a stat of each request-named file cost ~0.1 ms a look (bench/inbox_rescan.py).
+        A file an event already took is gone from the inbox, and one seen by both is claimed by one rename, so it
+        runs once; one still being written waits, as for an event, until it holds a whole JSON document."""
+        problem = f"the inbox {self.inbox} cannot be listed"
+        try:
+            listed = _request_files(self.inbox)
+        except OSError as exc:  # e.g. a share gone away: the folder check makes it again or says so
+            self._say(f"{problem}: {exc.strerror or exc}")
+            return
+        self._said = {said for said in self._said if not said.startswith(problem)}  # said again if it comes back
+        for name, version in sorted(listed.items()):
+            if self._listed.get(name) != version:
+                self.take(self.inbox / name, written=False)
+        self._listed = listed
 
     def _notify(self, path: str, written: bool) -> None:
         # Called on the observer's thread: hand the file to the event loop, which owns the service.
@@ -189,14 +217,14 @@ class InboxFrontend:
         if _is_folder(path):  # before _peek: Linux opens a folder for reading, and it was claimed like a file
             self._refuse_folder(path)
             return
-        whole, manifest = _peek(path)
+        whole, not_ours = _peek(path)
         if not written and not whole:
             return
-        if manifest:  # the inbox is (or was) a drop folder: a result, which rejected/ would take away
+        if not_ours:  # a result's manifest, or a file of the producer's: rejected/ would take it away for good
             if path.name not in self._manifests_seen:
                 self._manifests_seen.add(path.name)
-                log.warning("%s in the inbox %s is a delivered result's manifest, not a request: it is left where "
-                            "it is (give the inbox a folder of its own)", path.name, self.inbox)
+                log.warning("%s in the inbox %s is %s, not a request: it is left where it is (give the inbox a "
+                            "folder of its own)", path.name, self.inbox, not_ours)
             return
         claimed = self.processing / path.name
         try:
@@ -422,6 +450,21 @@ def _is_request_name(name: str) -> bool:
     return name.lower().endswith(".json") and not name.startswith(".")  # x.JSON too: the inbox is ours
 
 
+def _request_files(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """The files in ``folder`` that ``take`` may act on (request names, and .json.txt ones it refuses), each with its
+    version (inode, size, modification time in ns), so that a file written again or in place is looked at again."""
+    found = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if _is_request_name(entry.name) or entry.name.lower().endswith(".json.txt"):
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:  # gone meanwhile
+                    continue
+                found[entry.name] = (info.st_ino, info.st_size, info.st_mtime_ns)
+    return found
+
+
 def _is_folder(path: Path) -> bool:
     """Whether ``path`` is a folder itself (a symbolic link to one is refused as a link, like any link)."""
     try:
@@ -452,19 +495,29 @@ def _claim(path: Path, claimed: Path) -> None:
         os.rename(path, claimed)
 
 
-def _peek(path: Path) -> tuple[bool, bool]:
+# Every key a request file may hold: a JSON document naming none of them is no request, not even a mistyped one.
+_REQUEST_KEYS = frozenset({"command", *(arg.name for spec in osc_schema.COMMANDS.values() for arg in spec.arguments)})
+
+
+def _peek(path: Path) -> tuple[bool, str]:
     """From one read of a request file before it is claimed: whether it is ready to claim (it holds a whole JSON
-    document, or is no file a writer is filling: a link, a FIFO, one too big, one gone), and whether it is a
-    delivered result's manifest (no request is: a request names a command)."""
+    document, or is no file a writer is filling: a link, a FIFO, one too big, one gone), and what it is when it is
+    no request ("" when it may be one): a delivered result's manifest (the inbox is, or was, a drop folder), or a
+    JSON object of the producer's or another program's (the inbox is a project folder, or ~) that names none of a
+    request's keys. A request with a mistyped key still names others, and is answered."""
     try:
         document = json.loads(_read_request(path))
     except ValidationError as exc:
-        return exc.rule != "is empty", False
+        return exc.rule != "is empty", ""
     except ValueError:  # not JSON yet: JSONDecodeError, UnicodeDecodeError
-        return False, False
+        return False, ""
     except (OSError, RecursionError):  # RecursionError: nested thousands deep, which no more writing mends
-        return True, False
-    return True, isinstance(document, dict) and document.get("format") == osc_schema.MANIFEST_FORMAT
+        return True, ""
+    if isinstance(document, dict) and document.get("format") == osc_schema.MANIFEST_FORMAT:
+        return True, "a delivered result's manifest"
+    if isinstance(document, dict) and not _REQUEST_KEYS.intersection(document):  # an array is refused, answered
+        return True, "a JSON file naming none of a request's keys"
+    return True, ""
 
 
 def _read_request(path: Path) -> bytes:
