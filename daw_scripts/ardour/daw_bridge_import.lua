@@ -622,10 +622,23 @@ end
 -- The drop folders the session's requests named other than its own (`drop_folder`): folders it had before it was
 -- saved into another one (Save As), where the daemon delivers those requests' results. Read from the lines
 -- "daw-bridge sent <request id> <drop folder>" the send script keeps in the master bus's comment (saved with the
--- session, so a copy saved elsewhere has them): the folders in name order, and the request ids sent to each.
+-- session, so a copy saved elsewhere has them): the folders in name order, and the request ids sent to each. A line
+-- whose result was imported from such a folder reads "daw-bridge imported ..." (DB.note_imported).
 DB.SENT_MARK = "daw-bridge sent "
+DB.IMPORTED_MARK = "daw-bridge imported "
+DB.SENT_IMPORTED_KEPT = 32
 
 local function plain_folder(path) return (path:gsub("\\", "/"):gsub("/+$", "")) end
+
+-- A line of the master bus's comment as (request id, drop folder, whether its result was imported), or nil.
+local function sent_line(line)
+	for mark, imported in pairs({ [DB.SENT_MARK] = false, [DB.IMPORTED_MARK] = true }) do
+		if line:sub(1, #mark) == mark then
+			local request_id, folder = line:sub(#mark + 1):match("^(%S+) (.+)$")
+			if request_id then return request_id, folder, imported end
+		end
+	end
+end
 
 function DB.sent_elsewhere(session, drop_folder)
 	local master = session:master_out()
@@ -633,7 +646,7 @@ function DB.sent_elsewhere(session, drop_folder)
 	if not master or master:isnil() then return folders, ids end
 	local own = plain_folder(drop_folder)
 	for line in (master:comment() .. "\n"):gmatch("([^\n]*)\n") do
-		local request_id, folder = line:match("^" .. DB.SENT_MARK:gsub("%-", "%%-") .. "(%S+) (.+)$")
+		local request_id, folder = sent_line(line)
 		if folder and plain_folder(folder) ~= own then
 			if not ids[folder] then ids[folder], folders[#folders + 1] = {}, folder end
 			ids[folder][request_id] = true
@@ -641,6 +654,45 @@ function DB.sent_elsewhere(session, drop_folder)
 	end
 	table.sort(folders)
 	return folders, ids
+end
+
+-- Count one imported result (`manifest`) in `request_ids` for DB.note_imported: request id -> {count, variants}.
+function DB.count_import(request_ids, manifest)
+	local id = manifest.request_id
+	if type(id) ~= "string" then return end
+	local seen = request_ids[id] or { count = 0, variants = tonumber(manifest.variants) or 1 }
+	seen.count, request_ids[id] = seen.count + 1, seen
+end
+
+-- Note in `session` that results of the requests `request_ids` (DB.count_import's) were imported into it, whose drop
+-- folder is `drop_folder`: each one's "daw-bridge sent" line is taken off when it named that folder and all its
+-- variants came in together (no one reads it: only the folders a session had before are looked in), else marked
+-- "daw-bridge imported", and of those the newest DB.SENT_IMPORTED_KEPT stay (decisions on their results are read in
+-- the folder they came from, and so is a variant not imported yet). Without it, the master bus's comment grew by one
+-- line per request for good.
+function DB.note_imported(session, drop_folder, request_ids)
+	local master = session:master_out()
+	if not master or master:isnil() or next(request_ids) == nil then return end
+	local own, lines, marked, changed = plain_folder(drop_folder), {}, {}, false
+	for line in (master:comment() .. "\n"):gmatch("([^\n]*)\n") do
+		local request_id, folder, imported = sent_line(line)
+		local seen = request_id and not imported and request_ids[request_id]
+		if seen then
+			changed = true
+			local whole_here = plain_folder(folder) == own and seen.count >= seen.variants
+			line = not whole_here and DB.IMPORTED_MARK .. request_id .. " " .. folder or nil
+		end
+		if line then
+			lines[#lines + 1] = line
+			if line:sub(1, #DB.IMPORTED_MARK) == DB.IMPORTED_MARK then marked[#marked + 1] = #lines end
+		end
+	end
+	if not changed then return end
+	for n = 1, #marked - DB.SENT_IMPORTED_KEPT do lines[marked[n]] = false end  -- the oldest go
+	local kept = {}
+	for _, line in ipairs(lines) do if line then kept[#kept + 1] = line end end
+	if kept[#kept] == "" then kept[#kept] = nil end  -- the comment's last line break
+	master:set_comment(table.concat(kept, "\n"), nil)
 end
 
 -- Every manifest waiting for an import into `session`: those in its drop folder, then its own results in the drop
@@ -1076,6 +1128,7 @@ function DB.import_closed_session(session_file)
 	local index = #ready > 0 and DB.results_index(drop_folder, earlier) or nil
 	local origin_now = DB.origin_finder(Session, index)
 	local others = {}  -- playlist id -> the results sounding there: in the session, and planned by this run
+	local request_ids = {}  -- of the results planned
 	for _, entry in ipairs(ready) do
 		local m = entry.manifest
 		if m.sample_rate ~= rate then
@@ -1097,12 +1150,16 @@ function DB.import_closed_session(session_file)
 				placements[#placements + 1] = plan
 				names[#names + 1] = DB.imported_name(entry)
 				plan.manifest_name = entry.name
+				DB.count_import(request_ids, m)
 			else
 				notes[#notes + 1] = entry.name .. " " .. lost
 			end
 		end
 	end
 	local superclock = Temporal.superclock_ticks_per_second() // rate
+	-- noted before the save that holds the note: the regions are written into the file after it (a failed write
+	-- leaves a line marked whose result is not in, which only lets that line go sooner)
+	DB.note_imported(Session, drop_folder, request_ids)
 	Session:save_state("")
 	close_session()
 	if #placements == 0 then return names, notes, decided, decision_notes end
@@ -1173,7 +1230,7 @@ function DB.import_open_session()
 	local ready, notes, earlier = DB.all_pending(Session, drop_folder, DB.session_view(Session))
 	local index = #ready > 0 and DB.results_index(drop_folder, earlier) or nil
 	local origin_now = DB.origin_finder(Session, index)
-	local imported, from_earlier = {}, {}
+	local imported, from_earlier, request_ids = {}, {}, {}
 	if #ready > 0 then DB.ensure_folder(drop_folder) end  -- where the imports are listed
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name, entry.again) then
@@ -1190,11 +1247,13 @@ function DB.import_open_session()
 			if region then
 				imported[#imported + 1] = DB.imported_name(entry)
 				if entry.from then from_earlier[#from_earlier + 1] = imported[#imported] end
+				DB.count_import(request_ids, entry.manifest)
 			else
 				notes[#notes + 1] = entry.name .. " " .. (lost or "was not imported by Ardour (see the log window)")
 			end
 		end
 	end
+	DB.note_imported(Session, drop_folder, request_ids)
 	return imported, notes, drop_folder, from_earlier
 end
 

@@ -530,14 +530,26 @@ end
 -- Each request sent is noted in the session itself, as a line "daw-bridge sent <request id> <drop folder>" in the
 -- master bus's comment (saved with the session, where the decisions are kept too): a session saved into another
 -- folder since (Save As) still knows the drop folder its result goes to, and which results there are its own.
+-- The import script takes the line off (or marks it "daw-bridge imported") once a result of it is imported; of the
+-- lines still waiting (a failed job's never leaves) the newest SENT_WAITING_KEPT stay: the comment grew by one line
+-- per request for good.
 DB.SENT_MARK = "daw-bridge sent "
+DB.SENT_WAITING_KEPT = 256
 
 function DB.note_sent(session, request)
 	local master = session:master_out()
 	if not master or master:isnil() then return end  -- a session without a master bus keeps nothing
-	local comment = master:comment()
-	local line = string.format("%s%s %s", DB.SENT_MARK, request.request_id, request.drop_folder)
-	master:set_comment(comment .. ((comment == "" or comment:sub(-1) == "\n") and "" or "\n") .. line, nil)
+	local lines, waiting = {}, {}
+	for line in (master:comment() .. "\n"):gmatch("([^\n]*)\n") do
+		lines[#lines + 1] = line
+		if line:sub(1, #DB.SENT_MARK) == DB.SENT_MARK then waiting[#waiting + 1] = #lines end
+	end
+	if lines[#lines] == "" then lines[#lines] = nil end  -- the comment's last line break
+	lines[#lines + 1] = string.format("%s%s %s", DB.SENT_MARK, request.request_id, request.drop_folder)
+	for n = 1, #waiting + 1 - DB.SENT_WAITING_KEPT do lines[waiting[n]] = false end  -- the oldest go
+	local kept = {}
+	for _, line in ipairs(lines) do if line then kept[#kept + 1] = line end end
+	master:set_comment(table.concat(kept, "\n"), nil)
 end
 
 -- The dialog's last answers, one "key<TAB>value" line each, a backslash and a line break written as \\ and \n.

@@ -118,3 +118,78 @@ def test_the_background_hook_in_the_editor_imports_the_copys_result_from_the_ear
     assert [(r["track"], r["position"]) for r in regions if r["name"].startswith("inpaint")] == [("Song", 3 * RATE)]
     assert [line.split("\t")[0] for line in (drop / ".ardour-imported").read_text().splitlines()] == ["ours.json"]
     assert not (earlier / ".ardour-imported").exists()
+
+
+def send_many(ardour, session: Path, count: int) -> tuple[list[str], str]:
+    """`count` requests sent from the session's song region (10..16 s), then saved: their ids in the order sent, and
+    the master bus's comment after."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon_stand_in:
+        daemon_stand_in.bind(("127.0.0.1", 0))
+        [sent] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local region = track:playlist():top_region_at(Temporal.timepos_t({10 * RATE}))
+local ids = {{}}
+for n = 1, {count} do
+	ids[n] = SEND.send_range(Session, region, track, {10 * RATE}, {16 * RATE}, "inpaint",
+		{{ prompt = "soft guitar solo", num_outputs = 1 }}, {{ port = {daemon_stand_in.getsockname()[1]} }}).request_id
+end
+Session:save_state("")
+local comment = Session:master_out():comment()
+close_session()
+report({{ ids = ids, comment = comment }})
+""")
+    return sent["ids"], sent["comment"]
+
+
+def master_comment(ardour, session: Path) -> list[str]:
+    [comment] = ardour.run(load(session) + "report(Session:master_out():comment())\nclose_session()\n")
+    return comment.splitlines()
+
+
+def test_the_sent_record_stays_bounded_and_a_copy_still_finds_every_result_not_imported(ardour, tmp_path,
+                                                                                         demo_song_path):
+    # 60 requests: the results of 20 come and are imported, those of 40 (sent between them) have not come when the
+    # session is saved elsewhere, nor has the second variant of the first. The master bus's comment grew by one line
+    # per request for good.
+    session, ids = ardour.make_session_with_ids(tmp_path / "song", demo_song_path, frames=40 * RATE,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    request_ids, _ = send_many(ardour, session, 60)
+    earlier = session.parent / "daw-bridge"
+    late = [request_id for n, request_id in enumerate(request_ids) if n % 3]
+
+    def deliver(folder: Path, request_id: str, n: int, variant: int = 1, variants: int = 1):
+        manifest(folder, f"song_inpaint_9.50-15.50_v{variant}_{n:04d}", job_id=f"j-{n:04d}", request_id=request_id,
+                 variant=variant, variants=variants, ids={"item": ids["region_id"], "track": ids["track_id"]})
+
+    for n, request_id in enumerate(request_ids):
+        if request_id not in late:
+            deliver(earlier, request_id, n, variants=2 if n == 0 else 1)
+    assert ardour.script(IMPORT_SCRIPT, str(session)).count("imported ") == 20
+    # the wholly imported ones' lines are gone (a session looks only in the folders it had before); the others wait
+    assert master_comment(ardour, session) == [f"daw-bridge imported {request_ids[0]} {earlier}"] + [
+        f"daw-bridge sent {request_id} {earlier}" for request_id in late]
+
+    copy = save_as(session, tmp_path / "song_v2")
+    deliver(earlier, request_ids[0], 0, variant=2, variants=2)
+    for n, request_id in enumerate(late):
+        deliver(earlier, request_id, 100 + n)
+    printed = ardour.script(IMPORT_SCRIPT, str(copy), timeout=300)
+
+    assert printed.count(f"from {earlier}, where it was sent before the session was saved here") == 41
+    assert f"imported song_inpaint_9.50-15.50_v2_0000.json from {earlier}" in printed
+    # the newest 32 stay, marked: decisions on their results are read from that folder
+    assert master_comment(ardour, copy) == [f"daw-bridge imported {request_id} {earlier}" for request_id in late[8:]]
+
+
+def test_the_sent_record_keeps_the_newest_requests_whose_results_never_came(ardour, tmp_path, demo_song_path):
+    # failed jobs deliver nothing: their lines wait, but no more than 256 of them, and the comment's other lines stay
+    session = ardour.make_session(tmp_path / "song", demo_song_path, frames=40 * RATE, position=POSITION, trim=TRIM,
+                                  length=LENGTH)
+    ardour.run(load(session) + 'Session:master_out():set_comment("the producer\'s own note", nil)\n'
+               'Session:save_state("")\nclose_session()\n')
+
+    request_ids, comment = send_many(ardour, session, 270)
+
+    earlier = session.parent / "daw-bridge"
+    assert comment.splitlines() == ["the producer's own note"] + [f"daw-bridge sent {request_id} {earlier}"
+                                                                  for request_id in request_ids[-256:]]
