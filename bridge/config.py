@@ -190,7 +190,17 @@ def load(path: Path | None = None) -> Config:
 def from_table(table: dict, source_file: Path | None = None, *, text: str | None = None) -> Config:
     """Build a Config from a parsed TOML table (``text``: the file's text, so errors can name the line)."""
     values = validate(table, text=text, source_file=source_file)
-    return _expanded(Config(**_typed(values), source_file=source_file))
+    config = _expanded(Config(**_typed(values), source_file=source_file))
+    return _beside(config, Path(source_file).absolute().parent) if source_file is not None else config
+
+
+def _beside(config: Config, folder: Path) -> Config:
+    """The file's relative folders taken from the file's own folder, as [midi] mapping is: from the folder a command
+    runs in, the service (run from /) and a 'daw-bridge jobs' typed elsewhere each used other folders."""
+    place = lambda p: folder / p if p is not None and not p.is_absolute() else p  # noqa: E731
+    return replace(config, inbox=place(config.inbox), drop_folder=place(config.drop_folder),
+                   state_dir=place(config.state_dir), captures_dir=place(config.captures_dir),
+                   project_roots=tuple(place(p) for p in config.project_roots))
 
 
 def _typed(values: dict) -> dict:

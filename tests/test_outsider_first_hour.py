@@ -3,6 +3,7 @@ file, songs named relative to the folder the producer stands in."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -19,13 +20,18 @@ from tests.frontends.test_inbox import drop_request, wait_for_status
 
 
 class TerminalDaemon(DaemonProcess):
-    """``daw-bridge serve`` in a terminal of its own: Ctrl-C there reaches every process of its process group."""
+    """``daw-bridge serve`` in a terminal of its own (started in ``cwd``): Ctrl-C there reaches every process of its
+    process group."""
+
+    def __init__(self, project, cwd: Path = ROOT):
+        super().__init__(project)
+        self.cwd = cwd
 
     def start(self, timeout: float = 60.0) -> "TerminalDaemon":
         args = [sys.executable, "-m", "bridge", "serve", "--config", str(self.project.config)]
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=daemon_environment(),
-                                         cwd=ROOT, preexec_fn=ask_to_die_with_parent, start_new_session=True)
+                                         cwd=self.cwd, preexec_fn=ask_to_die_with_parent, start_new_session=True)
         with BridgeClient("127.0.0.1", self.project.port) as client:
             while not client.ping(timeout=0.3):
                 if self.proc.poll() is not None or timeout <= 0:
@@ -133,3 +139,31 @@ def test_an_inbox_pointed_at_a_folder_of_the_producers_own_json_files_leaves_the
     log = daemon.log.read_text(encoding="utf-8")
     said = "is a JSON file naming none of a request's keys, not a request: it is left where it is"
     assert [log.count(f"{name} in the inbox {folder} {said}") for name in own] == [1, 1, 1], log
+
+
+def test_relative_folders_in_a_config_file_are_the_config_files_folders_whichever_folder_a_command_runs_in(
+        project, tmp_path):
+    # inbox = "inbox", state_dir = "state", project_roots = ["."] beside the project's config: each was taken from
+    # the folder the command ran in, so the service (run from /) and a 'daw-bridge jobs' typed elsewhere each used
+    # other folders (the daemon refused the project's songs as outside its roots; jobs said 'no jobs yet')
+    project.config.write_text(f'osc_port = {project.port}\ninbox = "inbox"\nstate_dir = "state"\n'
+                              'drop_folder = "results"\nproject_roots = ["."]\n', encoding="utf-8")
+    daemon_folder, cli_folder = tmp_path / "daemon-cwd", tmp_path / "cli-cwd"
+    daemon_folder.mkdir()
+    cli_folder.mkdir()
+    daemon = TerminalDaemon(project, cwd=daemon_folder).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as client:
+            outcome, _ = client.run_job("inpaint", source=str(project.song), start=4.0, end=6.0, prompt="",
+                                        num_outputs=1, timeout=300)
+        jobs = subprocess.run([sys.executable, "-m", "bridge", "jobs", "--json", "--config", str(project.config)],
+                              cwd=cli_folder, capture_output=True, text=True, timeout=120, env=daemon_environment(),
+                              preexec_fn=ask_to_die_with_parent, check=False)
+    finally:
+        daemon.stop()
+    assert outcome.name == "done", outcome
+    [manifest] = outcome.args[1:]
+    assert Path(manifest).parent == project.root / "results", manifest
+    assert [job["job_id"] for job in json.loads(jobs.stdout)] == [outcome.args[0]], jobs.stdout + jobs.stderr
+    assert (project.root / "inbox").is_dir() and (project.root / "state" / "journal.sqlite").is_file()
+    assert list(daemon_folder.iterdir()) == list(cli_folder.iterdir()) == []
