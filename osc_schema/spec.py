@@ -57,6 +57,7 @@ class Arg:
     file_safe: bool = False  # becomes part of a file name: printable, no path separators, no leading dot
     greater_than: str | None = None  # another argument of the same command this one must exceed (when both given)
     shorten: int | None = None  # replies only: longer text is cut to this many characters instead of refused
+    path: bool = False  # a file or folder on this machine: 'daw-bridge send' makes a relative one absolute
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ STATES: dict[str, str] = {
 FINISHED_STATES = ("delivered", "failed", "cancelled")
 
 _SECONDS = dict(type=FLOAT, unit="s")
-_PATH = dict(type=STRING, min_length=1, max_length=4096)
+_PATH = dict(type=STRING, min_length=1, max_length=4096, path=True)
 _DAW_ID = dict(type=STRING, max_length=256)
 
 ARGUMENTS: dict[str, Arg] = {arg.name: arg for arg in (

@@ -167,3 +167,19 @@ def test_relative_folders_in_a_config_file_are_the_config_files_folders_whicheve
     assert [job["job_id"] for job in json.loads(jobs.stdout)] == [outcome.args[0]], jobs.stdout + jobs.stderr
     assert (project.root / "inbox").is_dir() and (project.root / "state" / "journal.sqlite").is_file()
     assert list(daemon_folder.iterdir()) == list(cli_folder.iterdir()) == []
+
+
+def test_send_takes_a_song_and_a_drop_folder_named_from_the_folder_the_producer_stands_in(project):
+    # 'daw-bridge inpaint song.wav' works from the song's folder, but 'daw-bridge send inpaint source=song.wav' was
+    # refused ('must be an absolute path'): the daemon cannot know the producer's folder, the command line does
+    daemon = DaemonProcess(project).start()
+    try:
+        sent = subprocess.run([sys.executable, "-m", "bridge", "send", "inpaint", f"source={project.song.name}",
+                               "start=4", "end=6", "prompt=", "num_outputs=1", "drop_folder=takes", "--wait",
+                               "--config", str(project.config)], cwd=project.audio, capture_output=True, text=True,
+                              timeout=600, env=daemon_environment(), preexec_fn=ask_to_die_with_parent, check=False)
+    finally:
+        daemon.stop()
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    [done] = [line for line in sent.stdout.splitlines() if line.startswith("/bridge/done ")]
+    assert Path(done.split()[-1]).parent == project.audio / "takes", done

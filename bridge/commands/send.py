@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import osc_schema
 from bridge.client import BridgeClient, Reply
 from bridge.config import Config
@@ -30,7 +32,22 @@ def parse_values(name: str, pairs: list[str]) -> dict:
             values[key] = _PARSE[arg.type](text)
         except ValueError:
             raise ValidationError(key, text, f"must be {'an' if arg.type == 'int' else 'a'} {arg.type}") from None
+        if arg.path and text:
+            values[key] = _from_here(key, text)
     return values
+
+
+def _from_here(key: str, text: str) -> str:
+    """A path named on the command line, relative to the folder the producer stands in: the daemon, started
+    elsewhere, refuses a relative one (it cannot know that folder)."""
+    path = os.path.expanduser(text)
+    if os.path.isabs(path):
+        return text
+    try:
+        return os.path.join(os.getcwd(), path)
+    except FileNotFoundError:
+        raise ValidationError(key, text, "is relative, and the current folder has been deleted: give the whole "
+                                         "path, or cd to a folder that exists") from None
 
 
 def send(config: Config, args) -> int:
