@@ -174,7 +174,8 @@ class InboxFrontend:
 
         On a network share the observer hears only this machine's writes: a request dropped there from another
         computer was seen only at the next start. One listing of the inbox itself (answered requests are in its
-        sub-folders, never listed) and a stat of each request-named file cost ~0.1 ms a look (bench/inbox_rescan.py).
+        sub-folders, never listed) and a stat of each request-named file: 0.01 ms of CPU a look beside 1000 answered
+        requests, 0.4 ms with 1000 other files in the inbox itself (bench/inbox_rescan.py).
         A file an event already took is gone from the inbox, and one seen by both is claimed by one rename, so it
         runs once; one still being written waits, as for an event, until it holds a whole JSON document."""
         problem = f"the inbox {self.inbox} cannot be listed"
