@@ -183,3 +183,16 @@ def test_send_takes_a_song_and_a_drop_folder_named_from_the_folder_the_producer_
     assert sent.returncode == 0, sent.stdout + sent.stderr
     [done] = [line for line in sent.stdout.splitlines() if line.startswith("/bridge/done ")]
     assert Path(done.split()[-1]).parent == project.audio / "takes", done
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs Linux's /sys, where no one may make a folder")
+def test_a_drop_folder_that_cannot_be_made_is_refused_before_the_song_is_worked_on(project):
+    # '--out' on a disk or folder where nothing may be written (read-only, or another user's): the job was generated
+    # (on MusicGPT: paid) and failed only at delivery. /sys refuses a new folder even to root, as a read-only disk does
+    done = subprocess.run([sys.executable, "-m", "bridge", "inpaint", str(project.song), "--start", "4", "--end", "6",
+                           "--num-outputs", "1", "--out", "/sys/daw-bridge-takes", "--config", str(project.config)],
+                          capture_output=True, text=True, timeout=600, env=daemon_environment(), cwd=ROOT,
+                          preexec_fn=ask_to_die_with_parent, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["daw-bridge inpaint: drop_folder: '/sys/daw-bridge-takes' cannot be made: /sys "
+                                        "takes no new folder (Operation not permitted)"], done.stderr

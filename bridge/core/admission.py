@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,6 +95,8 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
     if not existing.is_dir():
         where = "" if existing == effective else f" ({existing} is a file)"
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective), f"is not a folder{where}")
+    if (refusal := _unwritable(existing, made=existing != effective)) is not None:
+        raise ValidationError("drop_folder", args.get("drop_folder") or str(effective), refusal)
     if owned := inbox_owns(_resolved("drop_folder", str(effective), effective),
                            _resolved("inbox", str(config.inbox), config.inbox)):
         # Manifests are .json files: the inbox would take each as a request file and move it to rejected/, out of
@@ -109,6 +113,20 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
                   delivery=args.get("delivery") or config.delivery, handle=config.handle,
                   position=position, drop_folder=drop_folder, request_id=args.get("request_id") or "", ids=ids)
     return _spec(command, args, common, duration)
+
+
+def _unwritable(folder: Path, *, made: bool) -> str | None:
+    """Why results cannot go into ``folder`` (the drop folder, or the nearest of its parents that exists, in which it
+    is to be ``made``), or None. Asked by making a hidden folder there and removing it: a read-only disk or another
+    user's folder, and the folders that refuse even root (/sys), all answer that as delivery would."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".daw-bridge-probe-", dir=folder)
+    except OSError as exc:
+        return (f"cannot be made: {folder} takes no new folder" if made else "cannot be written") + \
+            f" ({exc.strerror or exc})"
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
+    return None
 
 
 def _spec(command: Command, args: dict, common: dict, duration: float) -> JobSpec:
