@@ -747,6 +747,20 @@ end
 
 local function finite(v) return type(v) == "number" and v == v and math.abs(v) ~= math.huge end
 
+-- A window of a long region's sources, sent in their stead (the send script's DB.interleave), is
+-- <drop folder>/sources/<name>@<first sample>-<ids>.wav: the samples of the sources before it; 0 for any other file.
+local WINDOW = "[/\\]sources[/\\][%w%-_]+@(%d+)%-[%d%-]+%.wav$"
+local function window_offset(path)
+	return type(path) == "string" and tonumber(path:match(WINDOW)) or 0
+end
+
+-- Whether two requests' files are the same sources (windows of them at different places included).
+local function same_source(a, b)
+	if type(a) ~= "string" or type(b) ~= "string" or window_offset(a) + window_offset(b) == 0 then return a == b end
+	local function whole(path) return (path:gsub("@%d+(%-[%d%-]+%.wav)$", "%1")) end
+	return whole(a) == whole(b)
+end
+
 -- Where and how one manifest's audio lands, in session samples. `origin_now(item_id, track_id)` gives where the
 -- source's time 0 sits on the timeline now (region position - region start) when the region the request came
 -- from still exists, so a result follows a region moved while it was generating; otherwise the manifest's
@@ -764,12 +778,16 @@ function DB.plan(manifest, rate, origin_now, others)
 	local origin, gain, first, last
 	if origin_now and ids.item then
 		-- where the request saw the source's time 0, and the replaced range's start: to know the region's pieces by
-		-- when the producer split it meanwhile (a split gives both pieces new ids)
+		-- when the producer split it meanwhile (a split gives both pieces new ids). A window's time 0 lies `offset`
+		-- samples into the sources, which the region plays.
+		local offset = window_offset(source.path)
 		local seen = finite(source.position) and math.floor(source.position * rate + 0.5) or nil
 		local at = seen and finite(source.start) and seen + math.floor(source.start * rate + 0.5) or nil
 		local lost
-		origin, gain, first, last, track_id, lost = origin_now(ids.item, ids.track, seen, at, source.path)
+		origin, gain, first, last, track_id, lost = origin_now(ids.item, ids.track, seen and seen - offset, at,
+			source.path)
 		if lost then return nil, lost end
+		origin = origin and origin + offset
 	end
 	if origin and type(source.span_start) == "number" then
 		position = origin + math.floor(source.span_start * rate + 0.5)
@@ -794,7 +812,7 @@ function DB.plan(manifest, rate, origin_now, others)
 			to = position + math.floor((source["end"] - source.span_start) * rate + 0.5),
 		}
 		for _, other in ipairs(others and others(track_id or ids.track) or {}) do
-			if other.job_id ~= manifest.job_id and other.path == source.path then
+			if other.job_id ~= manifest.job_id and same_source(other.path, source.path) then
 				if other.to <= replaced.from then
 					from = math.max(from, math.floor((other.to + replaced.from) / 2))
 				elseif other.from >= replaced.to then

@@ -120,6 +120,10 @@ local DB = { BRIDGE = BRIDGE }
 DB.HOST = "127.0.0.1"
 DB.DROP_FOLDER_NAME = "daw-bridge"  -- inside the session folder
 DB.TOLERANCE = 1                     -- samples a range may overhang a region (editor rounding)
+-- A region stored one file per channel is copied into one file for the daemon (see "one file for a region stored as
+-- one file per channel"): whole up to WHOLE_COPY_SECONDS of source, else only WINDOW_SECONDS either side of the range
+DB.WHOLE_COPY_SECONDS = 20 * 60
+DB.WINDOW_SECONDS = 5 * 60
 
 -- -- small helpers -----------------------------------------------------------------------------------------------
 
@@ -200,8 +204,9 @@ function DB.storage(info)
 end
 
 -- Map a timeline range (samples) into the region's source time (seconds). `last` may be nil for a point (extend).
--- Ardour plays regions at rate 1: source time = timeline time - region position + region start.
-function DB.map_range(info, first, last, rate)
+-- Ardour plays regions at rate 1: source time = timeline time - region position + region start. `offset`: samples
+-- of the source before the file sent (a window of it, DB.interleave), 0 when nil.
+function DB.map_range(info, first, last, rate, offset)
 	local region_end = info.position + info.length
 	local reach_end = last or first
 	if first < info.position - DB.TOLERANCE or reach_end > region_end + DB.TOLERANCE then
@@ -211,12 +216,13 @@ function DB.map_range(info, first, last, rate)
 			.. "or combine the regions first (Region > Combine, then Region > Bounce (without processing)).",
 			what, info.name, clock(seconds(info.position, rate)), clock(seconds(region_end, rate)))
 	end
+	offset = offset or 0
 	local clamp = function(t) return math.min(math.max(t, info.position), region_end) end
-	local to_source = function(t) return seconds(clamp(t) - info.position + info.start, rate) end
+	local to_source = function(t) return seconds(clamp(t) - info.position + info.start - offset, rate) end
 	return {
 		start = to_source(first),
 		["end"] = last and to_source(last) or nil,
-		position = seconds(info.position - info.start, rate),  -- where the source's time 0 sits on the timeline
+		position = seconds(info.position - info.start + offset, rate),  -- where the file's time 0 sits on the timeline
 	}
 end
 
@@ -413,7 +419,10 @@ end
 
 -- The daemon reads one file. A region whose channels live in separate mono files (Ardour's usual storage) is sent
 -- as one float WAV of all its channels, written once into <drop folder>/sources/ and reused while its sources stay
--- the same. It covers the sources' whole length, so source time (and so the mapping) is unchanged.
+-- the same. It covers the sources' whole length, so source time (and so the mapping) is unchanged, unless they are
+-- longer than WHOLE_COPY_SECONDS (a recorded set, hours long): copying hours held the editor for minutes (a second
+-- a minute) and wrote gigabytes, so only WINDOW_SECONDS either side of the range is copied, named
+-- <name>@<first sample>-<ids>.wav, and the request's times are the window's (its position where the window starts).
 local function float_wav_header(channels, rate, frames)
 	local data = frames * channels * 4
 	return "RIFF" .. string.pack("<I4", 36 + 12 + data) .. "WAVE"
@@ -422,10 +431,11 @@ local function float_wav_header(channels, rate, frames)
 		.. "data" .. string.pack("<I4", data)
 end
 
-function DB.interleaved_path(info, drop_folder)
+function DB.interleaved_path(info, drop_folder, window_start)
 	local ids = {}
 	for _, source in ipairs(info.sources) do ids[#ids + 1] = source.id end
 	local stem = DB.basename(info.sources[1].path):gsub("%.[^.]*$", ""):gsub("%%[LR]$", ""):gsub("[^%w%-_]", "_")
+	if window_start then stem = string.format("%s@%d", stem, window_start) end  -- the stem holds no "@"
 	return DB.join(DB.join(drop_folder, "sources"), string.format("%s-%s.wav", stem, table.concat(ids, "-")))
 end
 
@@ -446,8 +456,9 @@ function DB.ensure_folder(path)
 	return true
 end
 
-function DB.interleave(session, info, drop_folder, rate)
-	local path = DB.interleaved_path(info, drop_folder)
+-- The copy's path and the samples of the source before it (0: the whole source). `from`, `to`: the range in
+-- source samples (a point for an extension: both the same).
+function DB.interleave(session, info, drop_folder, rate, from, to)
 	local readers = {}
 	for _, source in ipairs(info.sources) do
 		local channels = {}
@@ -456,8 +467,15 @@ function DB.interleave(session, info, drop_folder, rate)
 	end
 	local frames = readers[1]:readable_length()
 	for _, reader in ipairs(readers) do frames = math.min(frames, reader:readable_length()) end
+	local offset, path = 0, DB.interleaved_path(info, drop_folder)
+	if from and frames > DB.WHOLE_COPY_SECONDS * rate then
+		local context = math.floor(DB.WINDOW_SECONDS * rate)
+		offset = math.max(0, math.floor(from) - context)
+		frames = math.min(frames, math.floor(to or from) + context) - offset
+		path = DB.interleaved_path(info, drop_folder, offset)
+	end
 	local header = float_wav_header(#readers, rate, frames)
-	if DB.file_size(path) == #header + frames * #readers * 4 then return path end
+	if DB.file_size(path) == #header + frames * #readers * 4 then return path, offset end
 	DB.ensure_folder(DB.join(drop_folder, "sources"))
 	local temporary = path .. ".part"
 	local out = assert(io.open(temporary, "wb"))
@@ -469,7 +487,7 @@ function DB.interleave(session, info, drop_folder, rate)
 		local count = math.min(block, frames - position)
 		local samples = {}
 		for index, reader in ipairs(readers) do
-			reader:read(buffers[index]:to_float(0), position, count, 0)
+			reader:read(buffers[index]:to_float(0), offset + position, count, 0)
 			samples[index] = buffers[index]:to_float(0):array()
 		end
 		local parts, k = {}, 0
@@ -484,7 +502,7 @@ function DB.interleave(session, info, drop_folder, rate)
 	end
 	out:close()
 	assert(os.rename(temporary, path))
-	return path
+	return path, offset
 end
 
 -- -- from a region and a range to a sent request -------------------------------------------------------------------
@@ -514,7 +532,17 @@ function DB.send_range(session, region, track, first, last, operation, choices, 
 	end
 	if covered then return nil, covered end
 	local drop_folder = DB.drop_folder(session:path())
-	local source_path = storage == "file" and info.sources[1].path or DB.interleave(session, info, drop_folder, rate)
+	local source_path, offset = info.sources[1].path, 0
+	if storage == "files" then
+		local at = operation == "inpaint" and first or (last or first)
+		local to_source = function(t) return math.min(math.max(t, info.position), info.position + info.length)
+			- info.position + info.start end
+		source_path, offset = DB.interleave(session, info, drop_folder, rate, to_source(at),
+			to_source(operation == "inpaint" and last or at))
+		if offset > 0 then  -- a window of the sources: times in its time
+			mapping = DB.map_range(info, at, operation == "inpaint" and last or nil, rate, offset)
+		end
+	end
 	local ids = { item_id = info.id, track_id = track and track:to_stateful():id():to_s() or nil,
 	              drop_folder = drop_folder }
 	local request = DB.request(operation, source_path, mapping, choices, ids)

@@ -1,0 +1,143 @@
+"""An outsider's producer sessions in a real headless Ardour 7: not the tidy ones the other tests make."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string
+
+SONG_FRAMES = 40 * RATE
+
+
+def deliver_for(drop: Path, stem: str, request: dict, ids: dict, handle: float = 1.0) -> dict:
+    """One variant for ``request`` with ``handle`` seconds either side of its range, as the daemon drops it."""
+    span_start, span_end = request["start"] - handle, request["end"] + handle
+    frames = round((span_end - span_start) * RATE)
+    sf.write(drop / f"{stem}.wav", np.full((frames, 2), 0.1, dtype="float32"), RATE, subtype="FLOAT")
+    manifest = {
+        "format": "daw-bridge.manifest/1", "job_id": f"j-{stem}", "request_id": request["request_id"],
+        "operation": "inpaint", "variant": 1, "variants": 1, "delivery": "patch", "audio": f"{stem}.wav",
+        "sample_rate": RATE, "channels": 2, "frames": frames,
+        "timeline": {"position": request["position"] + span_start, "length": span_end - span_start},
+        "ids": {"item": ids["item"], "track": ids["track"]},
+        "source": {"path": request["source"], "start": request["start"], "end": request["end"],
+                   "span_start": span_start, "span_end": span_end, "position": request["position"]},
+        "request": {"prompt": stem}, "splice": {"handle": handle, "joins": []}}
+    (drop / f"{stem}.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_a_long_recording_kept_one_file_per_channel_is_sent_as_a_window_and_its_result_lands_sample_exact(
+        ardour, tmp_path, demo_song_path):
+    # A set recorded for hours on a stereo track (one mono file per channel): copying its whole length for the daemon
+    # held the editor for minutes (a second a minute) and wrote gigabytes. Scaled down here: "long" is over 30 s and
+    # the window 3 s either side, so a 40 s recording stands in for hours.
+    song = tmp_path / "song.wav"
+    shutil.copy(demo_song_path, song)
+    session = ardour.make_session(tmp_path / "set", song, frames=SONG_FRAMES, position=0, trim=0, length=SONG_FRAMES)
+    [sent] = ardour.run(load(session) + f"""
+SEND.WHOLE_COPY_SECONDS, SEND.WINDOW_SECONDS = 30, 3
+local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES}, ARDOUR.InterThreadInfo(),
+    ARDOUR.LuaAPI.nil_proc(), false, "set")
+local track = Session:new_audio_track(2, 2, nil, 1, "Live set", ARDOUR.PresentationInfo.max_order,
+    ARDOUR.TrackMode.Normal, true):front():to_track()
+track:playlist():add_region(bounced, Temporal.timepos_t({100 * RATE}), 1, false, 0, 0, false)
+local region = track:playlist():top_region_at(Temporal.timepos_t({101 * RATE}))
+local request, message = SEND.send_range(Session, region, track, {122 * RATE}, {125 * RATE}, "inpaint",
+    {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }})
+Session:save_state("")
+report({{ request = request or message, sources = SEND.describe_region(region).sources }})
+""")
+    request = sent["request"]
+    assert len({s["path"] for s in sent["sources"]}) == 2  # two mono files: the daemon is sent a copy
+
+    # the copy is the recording from 3 s before the range (source 22..25 s) to 3 s after it, and the times are its own
+    copied, rate = sf.read(request["source"], dtype="float32")
+    original, _ = sf.read(song, dtype="float32")
+    assert rate == RATE and copied.shape == (9 * RATE, 2)
+    assert np.array_equal(copied, original[19 * RATE:28 * RATE])
+    assert (request["start"], request["end"], request["position"]) == (3.0, 6.0, 119.0)
+
+    # while it generates, the producer splits the recording inside the range and drags both pieces 4 s later
+    ardour.run(load(session) + f"""
+local playlist = Session:route_by_name("Live set"):to_track():playlist()
+playlist:split_region(playlist:region_by_id(PBD.ID("{request['item_id']}")), Temporal.timepos_t({123 * RATE}))
+for region in playlist:region_list():iter() do
+    region:set_position(Temporal.timepos_t(region:position():samples() + {4 * RATE}))
+end
+Session:save_state("")
+""")
+    drop = session.parent / "daw-bridge"
+    deliver_for(drop, "r", request, {"item": request["item_id"], "track": request["track_id"]})
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert "imported r.json" in printed.splitlines()
+    [placed] = [r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0]
+                if r["name"] == "inpaint v1: r"]
+    # the range and its handles (121..126 s when sent) follow the pieces: 125..130 s, sample for sample
+    assert (placed["track"], placed["position"], placed["length"], placed["start"]) == (
+        "Live set", 125 * RATE, 5 * RATE, 0)
+
+
+def test_two_windows_of_one_long_recording_are_neighbours_of_the_same_source(ardour, tmp_path, demo_song_path):
+    # this bar, then the next, on a long recording: each request gets its own window, and the later import's handles
+    # still stop halfway between the two replaced ranges instead of cutting the first one short
+    song = tmp_path / "song.wav"
+    shutil.copy(demo_song_path, song)
+    session = ardour.make_session(tmp_path / "bars", song, frames=SONG_FRAMES, position=0, trim=0,
+                                  length=SONG_FRAMES)
+    [requests] = ardour.run(load(session) + f"""
+SEND.WHOLE_COPY_SECONDS, SEND.WINDOW_SECONDS = 30, 3
+local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES}, ARDOUR.InterThreadInfo(),
+    ARDOUR.LuaAPI.nil_proc(), false, "set")
+local track = Session:new_audio_track(2, 2, nil, 1, "Live set", ARDOUR.PresentationInfo.max_order,
+    ARDOUR.TrackMode.Normal, true):front():to_track()
+track:playlist():add_region(bounced, Temporal.timepos_t(0), 1, false, 0, 0, false)
+local region = track:playlist():top_region_at(Temporal.timepos_t({RATE}))
+local sent = {{}}
+for _, range in ipairs({{ {{ 10, 15 }}, {{ 16, 22 }} }}) do
+    sent[#sent + 1] = SEND.send_range(Session, region, track, range[1] * {RATE}, range[2] * {RATE}, "inpaint",
+        {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }})
+end
+Session:save_state("")
+report(sent)
+""")
+    assert requests[0]["source"] != requests[1]["source"]  # two windows
+    drop = session.parent / "daw-bridge"
+    for stem, request in zip(("a", "b"), requests):
+        deliver_for(drop, stem, request, {"item": request["item_id"], "track": request["track_id"]})
+
+    ardour.script(IMPORT_SCRIPT, str(session))
+
+    placed = {r["name"]: r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0]
+              if r["name"].startswith("inpaint")}
+    # a: 9..16 s, b from 15.5 s (halfway between 15 and 16 s) to 23 s, its first half second cut
+    assert (placed["inpaint v1: a"]["position"], placed["inpaint v1: a"]["length"]) == (9 * RATE, 7 * RATE)
+    assert (placed["inpaint v1: b"]["position"], placed["inpaint v1: b"]["length"],
+            placed["inpaint v1: b"]["start"]) == (round(15.5 * RATE), round(7.5 * RATE), RATE // 2)
+
+
+def test_a_short_recording_kept_one_file_per_channel_is_still_copied_whole(ardour, tmp_path, demo_song_path):
+    song = tmp_path / "song.wav"
+    shutil.copy(demo_song_path, song)
+    session = ardour.make_session(tmp_path / "song", song, frames=SONG_FRAMES, position=0, trim=0,
+                                  length=SONG_FRAMES)
+    [request] = ardour.run(load(session) + f"""
+local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES}, ARDOUR.InterThreadInfo(),
+    ARDOUR.LuaAPI.nil_proc(), false, {lua_string("song take")})
+local track = Session:new_audio_track(2, 2, nil, 1, "Take", ARDOUR.PresentationInfo.max_order,
+    ARDOUR.TrackMode.Normal, true):front():to_track()
+track:playlist():add_region(bounced, Temporal.timepos_t({2 * RATE}), 1, false, 0, 0, false)
+local region = track:playlist():top_region_at(Temporal.timepos_t({3 * RATE}))
+report(SEND.send_range(Session, region, track, {22 * RATE}, {25 * RATE}, "inpaint",
+    {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }}))
+""")
+    # the whole song (the engine looks for material across it), its time as the file's
+    assert sf.info(request["source"]).frames == SONG_FRAMES and "@" not in Path(request["source"]).name
+    assert (request["start"], request["end"], request["position"]) == (20.0, 23.0, 2.0)
