@@ -598,6 +598,9 @@ enum Parameters : uint32_t {
 static constexpr uint32_t kFirstOutput = kProgress;
 
 enum Requests : uint32_t { kRequestInpaint = 1, kRequestExtend = 2, kRequestCancel = 4 };
+// The press parameters, as bits of 1 << index (see fArmed).
+static constexpr uint32_t kPresses = (1u << kInpaint) | (1u << kExtend) | (1u << kCancel) | (1u << kMarkIn)
+    | (1u << kMarkOut);
 enum Marks : uint32_t { kMarkStart = 1, kMarkEnd = 2 };
 
 // The State output parameter; stable numbers, documented in the README.
@@ -775,6 +778,9 @@ protected:
     // Reopening the project: the background thread reloads the saved job's variants (never this thread).
     void setState(const char* key, const char* value) override
     {
+        // every format's host restores the plugin's state before its parameters (DPF writes it first): a press the
+        // project saved held on is no press (see fArmed)
+        fArmed.store(0, std::memory_order_relaxed);
         if (std::strcmp(key, "job") != 0 || value == nullptr || *value == '\0')
             return;
         const std::lock_guard<std::mutex> lock(fSavedLock);
@@ -804,9 +810,13 @@ protected:
             return;
         value = withinRange(index, value, fValues[index].load(std::memory_order_relaxed));
         const float before = fValues[index].exchange(value, std::memory_order_relaxed);
-        const bool pressed = value > 0.5f && before <= 0.5f;  // a pad's press: off to on (its release sends off)
+        // a pad's press: off to on (its release sends off), once the host has let go of it since it restored a state
+        const uint32_t bit = 1u << index, armed = fArmed.load(std::memory_order_relaxed);
+        const bool pressed = value > 0.5f && before <= 0.5f && (armed & bit);
+        if (value <= 0.5f && (kPresses & bit) && !(armed & bit))
+            fArmed.fetch_or(bit, std::memory_order_relaxed);
         if (index <= kCancel && pressed)
-            fRequests.fetch_or(1u << index, std::memory_order_release);
+            fRequests.fetch_or(bit, std::memory_order_release);
         else if ((index == kMarkIn || index == kMarkOut) && pressed)
             fMarks.fetch_or(index == kMarkIn ? kMarkStart : kMarkEnd, std::memory_order_relaxed);
         else if (index == kVariant && value != before) {
@@ -830,6 +840,8 @@ protected:
             delete allocated;                      // new/delete pair may otherwise be optimised away)
         }
 #endif
+        if (fArmed.load(std::memory_order_relaxed) != kPresses)  // after a state restore: a press let go counts again
+            armReleasedPresses();
         const TimePosition& time = getTimePosition();
         const bool playing = time.playing && frames > 0;
         uint32_t marks = fMarks.load(std::memory_order_relaxed);  // a plain load: the exchange's lock after a press only
@@ -931,6 +943,17 @@ private:
         for (uint32_t c = 0; c < kChannels; ++c)
             if (outputs[c] != inputs[c] && end > begin)
                 std::memmove(outputs[c] + begin, inputs[c] + begin, sizeof(float) * (end - begin));
+    }
+
+    // Audio thread: the presses that are off now may be pressed (fArmed).
+    void armReleasedPresses() noexcept
+    {
+        uint32_t released = 0;
+        for (uint32_t index = 0; index < kParameterCount; ++index)
+            if ((kPresses & (1u << index)) && fValues[index].load(std::memory_order_relaxed) <= 0.5f)
+                released |= 1u << index;
+        if (released != 0)
+            fArmed.fetch_or(released, std::memory_order_relaxed);
     }
 
     // Audio thread: the host's position when a mark was pressed (the block it arrives in) becomes a range edge, in
@@ -1523,6 +1546,11 @@ private:
     CaptureWriter fWriter;
     std::atomic<float> fValues[kParameterCount];  // every parameter's value, from kParameterSpecs' defaults
     std::atomic<uint32_t> fRequests{0};
+    // The presses (kPresses) that may be pressed: each off since the instance began or the host last restored its
+    // state. A host saves every parameter with the project, a press too: Inpaint clicked on in a generic UI (a toggle
+    // there) and left on was saved on, and each reopening of the project sent the daemon a new job (a paid one on
+    // MusicGPT) as the host restored it; now the host has to let go of it first.
+    std::atomic<uint32_t> fArmed{kPresses};
     // marks: presses waiting for run() to read the position, the marked times in seconds (-1: none), whether they
     // are the range
     std::atomic<uint32_t> fMarks{0};
