@@ -748,8 +748,9 @@ end
 local function finite(v) return type(v) == "number" and v == v and math.abs(v) ~= math.huge end
 
 -- A window of a long region's sources, sent in their stead (the send script's DB.interleave), is
--- <drop folder>/sources/<name>@<first sample>-<ids>.wav: the samples of the sources before it; 0 for any other file.
-local WINDOW = "[/\\]sources[/\\][%w%-_]+@(%d+)%-[%d%-]+%.wav$"
+-- <drop folder>/sources/<name>@<first sample>+<frames>-<ids>.wav: the samples of the sources before it; 0 for any
+-- other file.
+local WINDOW = "[/\\]sources[/\\][%w%-_]+@(%d+)%+%d+%-[%d%-]+%.wav$"
 local function window_offset(path)
 	return type(path) == "string" and tonumber(path:match(WINDOW)) or 0
 end
@@ -757,7 +758,7 @@ end
 -- Whether two requests' files are the same sources (windows of them at different places included).
 local function same_source(a, b)
 	if type(a) ~= "string" or type(b) ~= "string" or window_offset(a) + window_offset(b) == 0 then return a == b end
-	local function whole(path) return (path:gsub("@%d+(%-[%d%-]+%.wav)$", "%1")) end
+	local function whole(path) return (path:gsub("@%d+%+%d+(%-[%d%-]+%.wav)$", "%1")) end
 	return whole(a) == whole(b)
 end
 

@@ -121,9 +121,10 @@ DB.HOST = "127.0.0.1"
 DB.DROP_FOLDER_NAME = "daw-bridge"  -- inside the session folder
 DB.TOLERANCE = 1                     -- samples a range may overhang a region (editor rounding)
 -- A region stored one file per channel is copied into one file for the daemon (see "one file for a region stored as
--- one file per channel"): whole up to WHOLE_COPY_SECONDS of source, else only WINDOW_SECONDS either side of the range
+-- one file per channel"): whole up to WHOLE_COPY_SECONDS of source, else a window from WINDOW_SECONDS before the range
+-- to WINDOW_SECONDS after it, its edges on multiples of WINDOW_SECONDS (so that ranges near each other share one)
 DB.WHOLE_COPY_SECONDS = 20 * 60
-DB.WINDOW_SECONDS = 5 * 60
+DB.WINDOW_SECONDS = 3 * 60
 
 -- -- small helpers -----------------------------------------------------------------------------------------------
 
@@ -421,8 +422,9 @@ end
 -- as one float WAV of all its channels, written once into <drop folder>/sources/ and reused while its sources stay
 -- the same. It covers the sources' whole length, so source time (and so the mapping) is unchanged, unless they are
 -- longer than WHOLE_COPY_SECONDS (a recorded set, hours long): copying hours held the editor for minutes (a second
--- a minute) and wrote gigabytes, so only WINDOW_SECONDS either side of the range is copied, named
--- <name>@<first sample>-<ids>.wav, and the request's times are the window's (its position where the window starts).
+-- a minute) and wrote gigabytes, so only WINDOW_SECONDS or more either side of the range is copied, named
+-- <name>@<first sample>+<frames>-<ids>.wav (never rewritten while a job may read it), and the request's times are
+-- the window's (its position where the window starts).
 local function float_wav_header(channels, rate, frames)
 	local data = frames * channels * 4
 	return "RIFF" .. string.pack("<I4", 36 + 12 + data) .. "WAVE"
@@ -431,11 +433,11 @@ local function float_wav_header(channels, rate, frames)
 		.. "data" .. string.pack("<I4", data)
 end
 
-function DB.interleaved_path(info, drop_folder, window_start)
+function DB.interleaved_path(info, drop_folder, window_start, window_frames)
 	local ids = {}
 	for _, source in ipairs(info.sources) do ids[#ids + 1] = source.id end
 	local stem = DB.basename(info.sources[1].path):gsub("%.[^.]*$", ""):gsub("%%[LR]$", ""):gsub("[^%w%-_]", "_")
-	if window_start then stem = string.format("%s@%d", stem, window_start) end  -- the stem holds no "@"
+	if window_start then stem = string.format("%s@%d+%d", stem, window_start, window_frames) end  -- no "@" before
 	return DB.join(DB.join(drop_folder, "sources"), string.format("%s-%s.wav", stem, table.concat(ids, "-")))
 end
 
@@ -469,10 +471,11 @@ function DB.interleave(session, info, drop_folder, rate, from, to)
 	for _, reader in ipairs(readers) do frames = math.min(frames, reader:readable_length()) end
 	local offset, path = 0, DB.interleaved_path(info, drop_folder)
 	if from and frames > DB.WHOLE_COPY_SECONDS * rate then
-		local context = math.floor(DB.WINDOW_SECONDS * rate)
-		offset = math.max(0, math.floor(from) - context)
-		frames = math.min(frames, math.floor(to or from) + context) - offset
-		path = DB.interleaved_path(info, drop_folder, offset)
+		-- on a grid, so that another try at the same bars, or the next ones, finds the copy made already
+		local step = math.max(1, math.floor(DB.WINDOW_SECONDS * rate))
+		offset = math.max(0, (math.floor(from) - step) // step * step)
+		frames = math.min(frames, -((-(math.floor(to or from) + step)) // step) * step) - offset
+		path = DB.interleaved_path(info, drop_folder, offset, frames)
 	end
 	local header = float_wav_header(#readers, rate, frames)
 	if DB.file_size(path) == #header + frames * #readers * 4 then return path, offset end

@@ -36,7 +36,7 @@ def test_a_long_recording_kept_one_file_per_channel_is_sent_as_a_window_and_its_
         ardour, tmp_path, demo_song_path):
     # A set recorded for hours on a stereo track (one mono file per channel): copying its whole length for the daemon
     # held the editor for minutes (a second a minute) and wrote gigabytes. Scaled down here: "long" is over 30 s and
-    # the window 3 s either side, so a 40 s recording stands in for hours.
+    # the window's grid 3 s, so a 40 s recording stands in for hours.
     song = tmp_path / "song.wav"
     shutil.copy(demo_song_path, song)
     session = ardour.make_session(tmp_path / "set", song, frames=SONG_FRAMES, position=0, trim=0, length=SONG_FRAMES)
@@ -56,12 +56,25 @@ report({{ request = request or message, sources = SEND.describe_region(region).s
     request = sent["request"]
     assert len({s["path"] for s in sent["sources"]}) == 2  # two mono files: the daemon is sent a copy
 
-    # the copy is the recording from 3 s before the range (source 22..25 s) to 3 s after it, and the times are its own
+    # the copy is the recording from 3 to 6 s before the range (source 22..25 s) to 3 to 6 s after it, on a 3 s grid,
+    # and the times are its own
     copied, rate = sf.read(request["source"], dtype="float32")
     original, _ = sf.read(song, dtype="float32")
-    assert rate == RATE and copied.shape == (9 * RATE, 2)
-    assert np.array_equal(copied, original[19 * RATE:28 * RATE])
-    assert (request["start"], request["end"], request["position"]) == (3.0, 6.0, 119.0)
+    assert rate == RATE and copied.shape == (12 * RATE, 2)
+    assert np.array_equal(copied, original[18 * RATE:30 * RATE])
+    assert (request["start"], request["end"], request["position"]) == (4.0, 7.0, 118.0)
+
+    # another try at nearly the same bars uses the same copy, as it was
+    made = Path(request["source"]).stat()
+    [again] = ardour.run(load(session) + f"""
+SEND.WHOLE_COPY_SECONDS, SEND.WINDOW_SECONDS = 30, 3
+local track = Session:route_by_name("Live set"):to_track()
+report(SEND.send_range(Session, track:playlist():region_by_id(PBD.ID("{request['item_id']}")), track, {123 * RATE},
+    {round(124.5 * RATE)}, "inpaint", {{ prompt = "y", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }}))
+""")
+    assert again["source"] == request["source"] and (again["start"], again["end"]) == (5.0, 6.5)
+    assert (Path(request["source"]).stat().st_ino, Path(request["source"]).stat().st_mtime_ns) == (
+        made.st_ino, made.st_mtime_ns)
 
     # while it generates, the producer splits the recording inside the range and drags both pieces 4 s later
     ardour.run(load(session) + f"""
