@@ -27,6 +27,10 @@ def udp_address(host: str, port: int) -> tuple[int, tuple]:
     return family, address
 
 
+class Unanswered(TimeoutError):
+    """Nothing answered a command: no daemon listens there (yet), and the command was lost."""
+
+
 class BridgeClient:
     """Sends commands from a UDP socket of its own and reads the daemon's replies to it."""
 
@@ -88,9 +92,12 @@ class BridgeClient:
         self.send("ping")
         return self.wait_for(lambda r: r.name == "pong", timeout) is not None
 
-    def run_job(self, name: str, timeout: float = 600.0, on_reply=None, **values) -> tuple[Reply, list[Reply]]:
+    def run_job(self, name: str, timeout: float = 600.0, on_reply=None, heard_within: float | None = None,
+                **values) -> tuple[Reply, list[Reply]]:
         """Send inpaint/extend (or ableton) and wait for its outcome: (done, failed, error, the state reply of a paid
-        submit whose fate is unknown or, for ableton's context, context_set reply; every reply seen)."""
+        submit whose fate is unknown or, for ableton's context, context_set reply; every reply seen).
+        ``heard_within``: Unanswered when no reply at all comes that soon (no daemon took the command)."""
+        deadline = time.monotonic() + timeout
         self.send(name, **values)
         seen: list[Reply] = []
         job_id = None
@@ -108,7 +115,13 @@ class BridgeClient:
                 return reply.args[0] == job_id
             return reply.name in ("done", "failed") and reply.args[0] == job_id
 
-        outcome = self.wait_for(finished, timeout)
+        outcome = None
+        if heard_within is not None:
+            first = self.wait_for(lambda reply: True, min(heard_within, timeout))
+            if first is None:
+                raise Unanswered(f"no reply to {name} within {min(heard_within, timeout):.0f} s")
+            outcome = first if finished(first) else None
+        outcome = outcome or self.wait_for(finished, deadline - time.monotonic())
         if outcome is None:
             raise TimeoutError(f"no outcome for {name} within {timeout:.0f} s")
         return outcome, seen

@@ -196,3 +196,15 @@ def test_a_drop_folder_that_cannot_be_made_is_refused_before_the_song_is_worked_
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == ["daw-bridge inpaint: drop_folder: '/sys/daw-bridge-takes' cannot be made: /sys "
                                         "takes no new folder (Operation not permitted)"], done.stderr
+
+
+def test_send_and_wait_with_no_daemon_running_says_so_as_send_without_wait_does(project):
+    # 'daw-bridge send inpaint ... --wait' with the daemon down (or not listening yet): the command was lost, and
+    # send waited in silence for the job's 600 s before saying 'no outcome ... the job goes on if the daemon runs'
+    done = subprocess.run([sys.executable, "-m", "bridge", "send", "inpaint", f"source={project.song}", "start=4",
+                           "end=6", "prompt=", "--wait", "--config", str(project.config)], capture_output=True,
+                          text=True, timeout=120, env=daemon_environment(), cwd=ROOT,
+                          preexec_fn=ask_to_die_with_parent, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [f"no reply from a daemon on 127.0.0.1:{project.port} (is 'daw-bridge serve' "
+                                        "running?)"], done.stdout

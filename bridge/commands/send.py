@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import osc_schema
-from bridge.client import BridgeClient, Reply
+from bridge.client import BridgeClient, Reply, Unanswered
 from bridge.config import Config
 from bridge.settings_schema import defaults
 from osc_schema import ValidationError
@@ -55,21 +55,24 @@ def send(config: Config, args) -> int:
         values = parse_values(args.name, args.values)
         port = args.port or config.osc_port
         with BridgeClient(config.daemon_host, port) as client:
+            answer = 5.0  # a daemon that listens answers at once; without an answer, the command was lost
+            if args.name == "ableton":  # the daemon hears Live is not there after its timeout
+                answer = max(answer, float(config.ableton.get("timeout", defaults("ableton")["timeout"])) + 2)
             if args.wait and args.name in ("inpaint", "extend", "ableton"):
-                outcome, _ = client.run_job(args.name, timeout=args.timeout or 600, on_reply=_print, **values)
+                try:  # --timeout is the wait for the job's outcome here
+                    outcome, _ = client.run_job(args.name, timeout=args.timeout or 600, on_reply=_print,
+                                                heard_within=answer, **values)
+                except Unanswered:  # not the outcome's wait: it waited in silence for all of it
+                    return _unheard(config, port)
                 return 0 if outcome.name in ("done", "context_set") else 1
             client.send(args.name, **values)
             replies = []
-            first = args.timeout or 5
-            if args.name == "ableton" and not args.timeout:  # the daemon hears Live is not there after its timeout
-                first = max(first, float(config.ableton.get("timeout", defaults("ableton")["timeout"])) + 2)
+            first = args.timeout or answer
             while (reply := client.receive(first if not replies else 0.3)) is not None:
                 _print(reply)
                 replies.append(reply.name)
             if not replies:
-                why = config.unheard_here or "is 'daw-bridge serve' running?"
-                print(f"no reply from a daemon on {config.daemon_host}:{port} ({why})")
-                return 1
+                return _unheard(config, port)
             return 1 if "error" in replies else 0  # the daemon refused the command: a script must see it
     except ValidationError as exc:
         print(f"daw-bridge send: {exc}")
@@ -77,6 +80,12 @@ def send(config: Config, args) -> int:
     except TimeoutError as exc:  # --wait: the daemon stopped mid-job, or the job outlasted the wait
         print(f"daw-bridge send: {exc}: the job goes on if the daemon runs (see 'daw-bridge jobs')")
         return 1
+
+
+def _unheard(config: Config, port: int) -> int:
+    why = config.unheard_here or "is 'daw-bridge serve' running?"
+    print(f"no reply from a daemon on {config.daemon_host}:{port} ({why})")
+    return 1
 
 
 def _print(reply: Reply) -> None:
