@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
+from bridge.client import BridgeClient
 from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string
+from tests.daw_scripts.ardour.test_ardour_session import wait_for_outcome
 
 SONG_FRAMES = 40 * RATE
 
@@ -154,3 +158,51 @@ report(SEND.send_range(Session, region, track, {22 * RATE}, {25 * RATE}, "inpain
     # the whole song (the engine looks for material across it), its time as the file's
     assert sf.info(request["source"]).frames == SONG_FRAMES and "@" not in Path(request["source"]).name
     assert (request["start"], request["end"], request["position"]) == (20.0, 23.0, 2.0)
+
+
+def test_a_48_khz_session_with_tempo_and_meter_changes_gets_the_daemons_result_sample_exact(
+        ardour, project, daemon):
+    # the producer's 44.1 kHz song imported with conversion into a 48 kHz session (Ardour's import writes it at 48 kHz),
+    # 90 BPM from 4 s and 3/4 from 6 s, before the range; the song region trimmed and not on a whole second
+    rate = 48000
+    song, song_rate = sf.read(project.song, dtype="float32")
+    converted = project.audio / "song 48k.wav"
+    sf.write(converted, soxr.resample(song, song_rate, rate).astype("float32"), rate, subtype="FLOAT")
+    before = hashlib.sha256(converted.read_bytes()).hexdigest()
+    folder = project.root / "ardour" / "Song \"48k\" 100%"
+    position, trim = 2 * rate + 7, rate * 3 // 2
+    [ids] = ardour.run(f"""
+create_session({lua_string(str(folder))}, {lua_string(folder.name)}, {rate})
+local map = Temporal.TempoMap.write_copy()
+map:set_tempo(Temporal.Tempo(90, 90, 4), Temporal.timepos_t({4 * rate}))
+map:set_meter(Temporal.Meter(3, 4), Temporal.timepos_t({6 * rate}))
+Temporal.TempoMap.update(map)
+Session:new_audio_track(2, 2, nil, 1, "Song", ARDOUR.PresentationInfo.max_order, ARDOUR.TrackMode.Normal, true)
+report(place_audio({lua_string(str(folder / (folder.name + '.ardour')))}, "Song", {lua_string(str(converted))}, 2,
+                   {sf.info(converted).frames}, {position}, {trim}, {30 * rate}, "song"))
+""")
+    session = folder / f"{folder.name}.ardour"
+    with BridgeClient("127.0.0.1", project.port) as listener:
+        [request] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+report(SEND.send_range(Session, track:playlist():region_by_id(PBD.ID("{ids['region_id']}")), track, {10 * rate + 3},
+    {16 * rate}, "inpaint", {{ prompt = "soft guitar solo", num_outputs = 1 }},
+    {{ host = "127.0.0.1", port = {project.port}, reply_port = {listener.port} }}))
+""")
+        done = wait_for_outcome(listener, request["request_id"], daemon)
+    [manifest] = [json.loads(Path(p).read_text()) for p in done.args[1:]]
+
+    ardour.script(IMPORT_SCRIPT, str(session))
+
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
+    [placed] = [r for r in regions if r["name"].startswith("inpaint v1")]
+    assert manifest["sample_rate"] == rate
+    assert placed["track"] == "Song" and placed["track_id"] == ids["track_id"]
+    assert placed["position"] == position - trim + round(manifest["source"]["span_start"] * rate)
+    assert placed["position"] == round(manifest["timeline"]["position"] * rate)
+    assert (placed["length"], placed["start"]) == (manifest["frames"], 0)
+    assert [(r["position"], r["start"], r["length"]) for r in regions if r["name"] == "song"] == [
+        (position, trim, 30 * rate)]
+    assert np.array_equal(sf.read(placed["sources"][0]["path"], dtype="float32")[0],
+                          sf.read(Path(done.args[1]).with_name(manifest["audio"]), dtype="float32")[0])
+    assert hashlib.sha256(converted.read_bytes()).hexdigest() == before  # the producer's audio is untouched
