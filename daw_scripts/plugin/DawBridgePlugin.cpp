@@ -744,6 +744,11 @@ protected:
     uint32_t getVersion() const override { return d_version(0, 2, 0); }
     int64_t getUniqueId() const override { return d_cconst('d', 'w', 'b', 'r'); }
 
+    // The host starts processing anew (no run() meanwhile): the next block continues no earlier one, so a variant is
+    // not faded from where the last block before was heading (a render begun again from its start would not sound
+    // as the first did).
+    void activate() override { fLastRolled.playing = false; }
+
     void initAudioPort(bool input, uint32_t index, AudioPort& port) override
     {
         port.groupId = kPortGroupStereo;
@@ -871,6 +876,10 @@ protected:
         const int64_t last = fLastRolled.block.timelineFrame;
         const bool rolled = playing && fLastRolled.playing;
         const bool held = rolled && firstFrame == last;
+        // where this block would have begun had the host rolled on: elsewhere, the play position jumped (a loop's
+        // wrap, a locate while rolling)
+        const int64_t continued = last + int64_t(fLastRolled.block.frames);
+        const bool jumped = rolled && !held && firstFrame != continued;
         const bool backwards = rolled && (firstFrame + int64_t(frames) == last
                                           || firstFrame + int64_t(fLastRolled.block.frames) == last);
         if (held && fLastRolled.pushed) {
@@ -901,21 +910,31 @@ protected:
         // fade now: turned round below it would wrap to 4e9 frames, and its gain would go below 0
         fFadeLeft = std::min(fFadeLeft, fadeFrames());
         if (!playing) {  // nothing rolls: nothing to fade
-            fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0;
+            fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0, fFadeOffset = 0;
             fHeardSet = fFadingSet = playback;
+        } else if (jumped && fHeard != 0) {
+            // a variant plays and the play position jumps: the host declicks its own audio there (Ardour fades a
+            // loop's wrap), a variant played in its place jumped (a click at each wrap of a loop over the range, where
+            // the original had none). Faded from where it was heading to where it is now, as a switch is.
+            fFadingFrom = fHeard, fFadingSet = fHeardSet, fFadeLeft = fadeFrames();
+            fFadeOffset = continued - firstFrame;
+            fHeard = chosen, fHeardSet = playback;
         } else if ((playback != fHeardSet && fHeard != 0) || (chosen != fHeard && fFadeLeft == 0)) {
             // a switch, or a new job's set delivered while a variant of the old one plays (that jumped: a click)
-            fFadingFrom = fHeard, fFadingSet = fHeardSet, fFadeLeft = fadeFrames();
+            fFadingFrom = fHeard, fFadingSet = fHeardSet, fFadeLeft = fadeFrames(), fFadeOffset = 0;
             fHeard = chosen, fHeardSet = playback;
-        } else if (chosen != fHeard && chosen == fFadingFrom && fFadingSet == playback) {
+        } else if (chosen != fHeard && chosen == fFadingFrom && fFadingSet == playback && fFadeOffset == 0) {
             // back to the source being faded from, mid-fade (automation or A/B faster than 5 ms): the fade turns
             // round where it is
             std::swap(fHeard, fFadingFrom);
             fFadeLeft = fadeFrames() - fFadeLeft;
             fHeardSet = playback;
         } else {
-            // any other switch mid-fade waits for the fade's end (it restarted from the new source: a click)
+            // any other switch mid-fade waits for the fade's end (it restarted from the new source: a click); a
+            // jump mid-fade leaves the source faded from where it was heading
             fHeardSet = playback;
+            if (jumped)
+                fFadeOffset += continued - firstFrame;
         }
         // before any sample of it is read: the set faded from stays allocated while this says so (see retire); a
         // locked store, so only when it changes
@@ -1009,7 +1028,7 @@ private:
             for (uint32_t c = 0; c < kChannels; ++c) {
                 const float input = inputs[c][i];  // read before writing: outputs may be the inputs
                 const float to = sourceAt(playback, fHeard, t, c, input, fade);
-                const float from = sourceAt(fFadingSet, fFadingFrom, t, c, input, fade);
+                const float from = sourceAt(fFadingSet, fFadingFrom, t + fFadeOffset, c, input, fade);
                 outputs[c][i] = from + (to - from) * gain;
             }
         }
@@ -1579,6 +1598,7 @@ private:
     const Playback* fFadingSet = nullptr;
     const Playback* fToldFading = nullptr;  // what fFadingFromSet holds
     uint32_t fFadeLeft = 0;
+    int64_t fFadeOffset = 0;  // the source faded from plays at timeline frame t + this (a jump: where it was heading)
     std::atomic<const Playback*> fFadingFromSet{nullptr};
 #ifdef DAW_BRIDGE_RT_CHECK
     bool fAllocateInRun = false;

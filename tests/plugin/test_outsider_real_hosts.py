@@ -1,7 +1,8 @@
 """What real hosts do that tidy tests do not, and what the plugin must keep promising then.
 
 A producer's stories: Inpaint clicked on in the host's generic UI (a toggle there: a press is off going on) and
-left on when the project is saved, then the project reopened, in a VST3 host and in Ardour (LV2).
+left on when the project is saved, then the project reopened, in a VST3 host and in Ardour (LV2); in Ardour, a loop
+over the inpainted range to compare the variant with the original, as producers audition.
 
 pedalboard's tests come after DawDreamer's in the run (see test_outsider_plugin.py): this file uses no DawDreamer.
 """
@@ -9,14 +10,21 @@ pedalboard's tests come after DawDreamer's in the run (see test_outsider_plugin.
 from __future__ import annotations
 
 import gc
+import shutil
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bridge.frontends.osc_wire import decode
+from tests.conftest import require_tool
+from tests.daw_scripts.ardour.conftest import RATE as ARDOUR_RATE
 from tests.daw_scripts.ardour.conftest import load
 
-from .conftest import URI, Capture, wait_for_job
+from .conftest import RATE, URI, Capture, wait_for_job
+from .hosts.clap import finish_clap_host, start_clap_host
+from .hosts.standin import StandInDaemon
 from .test_ardour_plugin import ardour, session  # noqa: F401  (fixtures: Ardour with the bundles, the song's session)
 from .test_pedalboard import delivered, reopened
 
@@ -64,13 +72,30 @@ def test_inpaint_left_on_when_the_project_was_saved_sends_nothing_when_it_is_reo
 
 # --- Ardour (LV2) -------------------------------------------------------------------------------------------------
 
+SUPERCLOCK = 282240000  # Ardour 7's time unit per second (a session's "a<superclock>" positions)
+
+
+def copied(saved: Path, folder: Path, loop: tuple[int, int] | None = None) -> Path:
+    """A copy of the session ``saved`` (the module's is left as it was), with its loop range at frames ``loop``
+    (Ardour's Lua cannot set one)."""
+    shutil.copytree(saved.parent, folder)
+    copy = folder / saved.name
+    if loop:
+        per_frame = SUPERCLOCK // ARDOUR_RATE
+        copy.write_text(copy.read_text().replace("<Locations/>", (
+            f'<Locations><Location id="90001" name="Loop" start="a{loop[0] * per_frame}" '
+            f'end="a{loop[1] * per_frame}" flags="IsAutoLoop" locked="0" timestamp="1" cue="0"/></Locations>')))
+    return copy
+
+
 def test_ardour_reopening_a_session_saved_with_inpaint_on_sends_nothing(ardour, session, tmp_path,  # noqa: F811
                                                                          daemon_port):
     """The same in Ardour: the LV2's Inpaint clicked on in its generic UI, the session saved and closed, and opened
     again; Ardour restores the control's value from the session at the plugin's first run."""
     ardour.env["DAW_BRIDGE_CAPTURE_DIR"] = str(tmp_path / "captures")
     port = daemon_port.getsockname()[1]
-    ardour.run(load(session) + f"""
+    saved = copied(session, tmp_path / "saved")
+    ardour.run(load(saved) + f"""
 local track = Session:route_by_name("Song"):to_track()
 local plugin = ARDOUR.LuaAPI.new_plugin(Session, "{URI}", ARDOUR.PluginType.LV2, "")
 assert(not plugin:isnil(), "LV2 plugin not found")
@@ -86,7 +111,7 @@ Session:save_state("", false, false, false, false, false)
     [(address, args)] = decode(daemon_port.recvfrom(65536)[0])
     assert (address, args[1:3]) == ("/bridge/inpaint", [1.0, 2.0])  # the press before the save
 
-    [restored] = ardour.run(load(session) + """
+    [restored] = ardour.run(load(saved) + """
 local plugin = Session:route_by_name("Song"):nth_plugin(0)
 assert(not plugin:isnil(), "the plugin was not restored")
 ARDOUR.LuaAPI.usleep(500000)
@@ -102,3 +127,93 @@ report({ inpaint = inpaint })
     assert restored["inpaint"] == 1  # Ardour restored it on
     [(address, args)] = decode(daemon_port.recvfrom(65536)[0])
     assert (address, args[1:3]) == ("/bridge/inpaint", [3.0, 4.0]), "the reopened session sent a job by itself"
+
+
+def test_a_loop_over_a_playing_variant_wraps_without_a_click(ardour, session, tmp_path, daemon_port):  # noqa: F811
+    """The producer loops 3.0-4.0 s over a variant playing from 2.5 to 4.5 s (a 437 Hz sine here), to compare it with
+    the original. Ardour declicks its own audio at each wrap; the variant, played in its place, jumped from where the
+    loop ended to where it starts, a step of 0.9 at every wrap (the sine's own steepest is 0.03). Each wrap is now a
+    5 ms crossfade from where the variant was heading to the loop's start, the variant exactly after it. A second
+    instance after the first on the track captures what the first plays."""
+    rate, first = ARDOUR_RATE, round(2.5 * ARDOUR_RATE)
+    loop_start, loop_end = 3 * rate, 4 * rate + 333
+    looped = copied(session, tmp_path / "looped", (loop_start, loop_end))
+    captures, loaded = tmp_path / "captures", tmp_path / "variants-loaded"
+    ardour.env["DAW_BRIDGE_CAPTURE_DIR"] = str(captures)
+    sine = (0.5 * np.sin(2 * np.pi * 437.3 * np.arange(2 * rate) / rate)).astype(np.float32)
+    variant = np.stack([sine, sine], axis=1)
+
+    def answer(daemon: StandInDaemon) -> None:  # the daemon's side, while Ardour runs; then Lua may go on
+        request = daemon.answer_inpaint(tmp_path / "drop", [variant], first / rate, rate)
+        wait_for_job(captures, ("ready",), instance=request[request.index("capture") + 1])
+        loaded.touch()
+
+    with StandInDaemon() as daemon:
+        answering = threading.Thread(target=answer, args=(daemon,))
+        answering.start()
+        try:
+            ardour.run(load(looped) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local played, heard = {{}}, {{}}
+for index = 1, 2 do  -- the instance that plays, and one after it that captures what it plays
+    local plugin = ARDOUR.LuaAPI.new_plugin(Session, "{URI}", ARDOUR.PluginType.LV2, "")
+    assert(not plugin:isnil(), "LV2 plugin not found")
+    assert(track:add_processor_by_index(plugin, index - 1, nil, true) == 0, "the plugin could not be added")
+    if index == 1 then played = plugin else heard = plugin end
+end
+ARDOUR.LuaAPI.set_processor_param(played, 7, {daemon.port})  -- Daemon OSC port
+ARDOUR.LuaAPI.set_processor_param(played, 5, 3.2)  -- Range start, end
+ARDOUR.LuaAPI.set_processor_param(played, 6, 3.8)
+ARDOUR.LuaAPI.usleep(100000)
+ARDOUR.LuaAPI.set_processor_param(played, 0, 1)  -- Inpaint
+for _ = 1, 600 do  -- until the test says the variant is loaded (at most 30 s)
+    local done = io.open({str(loaded)!r}, "r")
+    if done then done:close() break end
+    ARDOUR.LuaAPI.usleep(50000)
+end
+ARDOUR.LuaAPI.set_processor_param(played, 9, 1)  -- Variant 1
+Session:request_locate({loop_start}, false, ARDOUR.LocateTransportDisposition.MustStop,
+                       ARDOUR.TransportRequestSource.TRS_UI)
+ARDOUR.LuaAPI.usleep(300000)
+Session:request_play_loop(true, true)
+ARDOUR.LuaAPI.usleep(2600000)
+Session:request_stop(false, false, ARDOUR.TransportRequestSource.TRS_UI)
+ARDOUR.LuaAPI.usleep(300000)
+assert(track:remove_processor(heard, nil, true) == 0 and track:remove_processor(played, nil, true) == 0)
+""")
+        finally:
+            answering.join()
+    assert loaded.exists()
+    [heard] = [c for c in map(Capture, captures.iterdir()) if not c.index["requests"]]
+    passes = [heard.audio(span) for span in heard.spans]
+    whole_pass = (loop_start, loop_end - loop_start)
+    assert [(s["timeline_start_frame"], s["frames"]) for s in heard.spans[:2]] == [whole_pass] * 2
+    fade = int(rate * 0.005)
+    heading = loop_end - first + np.arange(fade)  # the variant's frames the loop's end was heading for
+    starting = loop_start - first + np.arange(fade)
+    gain = (np.arange(fade) / fade)[:, None]
+    for wrapped in passes[1:]:
+        np.testing.assert_allclose(wrapped[:fade], variant[heading] + (variant[starting] - variant[heading]) * gain,
+                                   rtol=0, atol=1e-6)
+        assert np.array_equal(wrapped[fade:], variant[loop_start - first + fade:][:len(wrapped) - fade])
+    played = np.concatenate(passes)
+    assert np.abs(np.diff(played, axis=0)).max() < 0.05, "a click where the loop wraps"
+
+
+def test_a_plugin_activated_again_plays_from_its_first_block_as_the_manifest_places_it(bundles, tmp_path):
+    """The CLAP host deactivates the plugin mid-variant and activates it again (a bypass, the audio device restarted)
+    and rolls on elsewhere in the span: nothing heard before is faded from, the variant plays exactly."""
+    require_tool("cc")
+    song = np.zeros((4 * RATE, 2), np.float32)
+    variant = (0.5 * np.random.default_rng(9).uniform(-1, 1, (2 * RATE, 2))).astype(np.float32)
+    with StandInDaemon() as daemon:
+        proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path, [
+            f"set:Daemon OSC port:{daemon.port}", "set:Range start:1.5", "set:Range end:2.5", "set:Inpaint:1",
+            "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", "stop:60000:256", "play:60000:2048",
+            "rate:48000", "play:100000:2048"], env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
+        try:
+            daemon.answer_inpaint(tmp_path / "drop", [variant], 1.0, RATE)
+        finally:
+            run = finish_clap_host(proc, out_file)
+    assert np.array_equal(run.output[512:512 + 2048], variant[60000 - RATE:][:2048])
+    assert np.array_equal(run.output[512 + 2048:], variant[100000 - RATE:][:2048])
