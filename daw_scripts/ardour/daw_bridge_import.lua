@@ -140,14 +140,30 @@ function DB.read_file(path, mode)
 	return text
 end
 
--- Write `text` under a temporary name and rename it into place, so no reader sees half a file.
+-- Write `text` under a temporary name and rename it into place, so no reader sees half a file. A write that fails
+-- (a full disk: Lua's writes are buffered, so it shows at the close) leaves `path` as it was and raises one line;
+-- renamed anyway, the half written file took the place of the whole one (the session file itself).
 function DB.write_file(path, text)
 	local temporary = path .. ".part"
-	local file = assert(io.open(temporary, "wb"))
-	file:write(text)
-	file:close()
+	local file, why = io.open(temporary, "wb")
+	local written, closed
+	if file then
+		written, why = file:write(text)
+		local failure
+		closed, failure = file:close()
+		why = why or failure
+	end
+	if not (file and written and closed) then
+		os.remove(temporary)
+		error(string.format("could not write %s (%s)", path, why or "write failed"), 0)
+	end
 	if on_windows() then os.remove(path) end
-	assert(os.rename(temporary, path))
+	local moved
+	moved, why = os.rename(temporary, path)
+	if not moved then
+		os.remove(temporary)
+		error(string.format("could not write %s (%s)", path, why), 0)
+	end
 end
 
 -- File names in a folder (Lua has no directory listing; Ardour's Lua offers none either), and, second, each name's
@@ -1163,13 +1179,18 @@ function DB.import_closed_session(session_file)
 			local plan, lost = DB.plan(m, rate, origin_now, others_on)
 			if plan then
 				local on_track, playlist_id = others_on(plan.track_id)
-				if plan.replaced then table.insert(on_track, plan.replaced) end
 				plan.playlist_id = playlist_id
-				plan.file = DB.copy_into_session(Session, plan.audio)
-				placements[#placements + 1] = plan
-				names[#names + 1] = DB.imported_name(entry)
-				plan.manifest_name = entry.name
-				DB.count_import(request_ids, m)
+				local copied, file = pcall(DB.copy_into_session, Session, plan.audio)
+				if copied then
+					if plan.replaced then table.insert(on_track, plan.replaced) end
+					plan.file = file
+					placements[#placements + 1] = plan
+					names[#names + 1] = DB.imported_name(entry)
+					plan.manifest_name = entry.name
+					DB.count_import(request_ids, m)
+				else
+					notes[#notes + 1] = entry.name .. ": " .. tostring(file)
+				end
 			else
 				notes[#notes + 1] = entry.name .. " " .. lost
 			end
@@ -1185,7 +1206,11 @@ function DB.import_closed_session(session_file)
 	local xml = assert(DB.read_file(session_file, "rb"))
 	local patched, why = DB.add_regions(xml, placements, superclock)
 	if not patched then return nil, { why }, decided, decision_notes end
-	DB.write_file(session_file, patched)
+	local written
+	written, why = pcall(DB.write_file, session_file, patched)
+	if not written then
+		return nil, { why .. ": nothing was imported, and the session is as it was saved" }, decided, decision_notes
+	end
 	local records = {}
 	for _, p in ipairs(placements) do records[#records + 1] = { name = p.manifest_name, source_id = p.source_id } end
 	DB.ensure_folder(drop_folder)  -- a session saved elsewhere lists the imports from its earlier folders here

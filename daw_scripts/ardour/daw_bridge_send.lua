@@ -480,9 +480,21 @@ function DB.interleave(session, info, drop_folder, rate, from, to)
 	local header = float_wav_header(#readers, rate, frames)
 	if DB.file_size(path) == #header + frames * #readers * 4 then return path, offset end
 	DB.ensure_folder(DB.join(drop_folder, "sources"))
+	-- a write that fails (a full disk) shows at the latest at the close: the copy is then not renamed into place,
+	-- where it would have been sent cut short (and taken as whole by the next request)
 	local temporary = path .. ".part"
-	local out = assert(io.open(temporary, "wb"))
-	out:write(header)
+	local out, why = io.open(temporary, "wb")
+	local function failed()
+		if out then out:close() end
+		os.remove(temporary)
+		return nil, string.format("Could not write the copy of the region '%s' that daw-bridge reads into %s (%s): "
+			.. "nothing was sent. Make room there and run the action again.", info.name or "", DB.join(drop_folder,
+			"sources"), why or "write failed")
+	end
+	if not out then return failed() end
+	local written
+	written, why = out:write(header)
+	if not written then return failed() end
 	local block, buffers = 16384, {}
 	for index = 1, #readers do buffers[index] = ARDOUR.DSP.DspShm(block) end
 	local pack, position = string.pack, 0
@@ -500,11 +512,17 @@ function DB.interleave(session, info, drop_folder, rate, from, to)
 				parts[k] = pack("<f", samples[index][i])
 			end
 		end
-		out:write(table.concat(parts))
+		written, why = out:write(table.concat(parts))
+		if not written then return failed() end
 		position = position + count
 	end
-	out:close()
-	assert(os.rename(temporary, path))
+	local closed
+	closed, why = out:close()
+	out = nil
+	if not closed then return failed() end
+	local moved
+	moved, why = os.rename(temporary, path)
+	if not moved then return failed() end
 	return path, offset
 end
 
@@ -542,6 +560,7 @@ function DB.send_range(session, region, track, first, last, operation, choices, 
 			- info.position + info.start end
 		source_path, offset = DB.interleave(session, info, drop_folder, rate, to_source(at),
 			to_source(operation == "inpaint" and last or at))
+		if not source_path then return nil, offset end
 		if offset > 0 then  -- a window of the sources: times in its time
 			mapping = DB.map_range(info, at, operation == "inpaint" and last or nil, rate, offset)
 		end

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import soxr
 
@@ -206,3 +210,97 @@ report(SEND.send_range(Session, track:playlist():region_by_id(PBD.ID("{ids['regi
     assert np.array_equal(sf.read(placed["sources"][0]["path"], dtype="float32")[0],
                           sf.read(Path(done.args[1]).with_name(manifest["audio"]), dtype="float32")[0])
     assert hashlib.sha256(converted.read_bytes()).hexdigest() == before  # the producer's audio is untouched
+
+
+def test_a_full_disk_while_the_terminal_import_writes_the_session_leaves_the_session_as_it_was(
+        ardour, tmp_path, demo_song_path):
+    session = ardour.make_session(tmp_path / "full", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
+                                  length=SONG_FRAMES)
+    [request] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+report(SEND.send_range(Session, track:playlist():top_region_at(Temporal.timepos_t({RATE})), track, {10 * RATE},
+    {12 * RATE}, "inpaint", {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }}))
+""")
+    drop = session.parent / "daw-bridge"
+    deliver_for(drop, "r", request, {"item": request["item_id"], "track": request["track_id"]})
+    # the disk fills up as the session file is written: its temporary name leads to a device that is always full
+    blocked = session.with_name(session.name + ".part")
+    blocked.symlink_to("/dev/full")
+
+    done = subprocess.run([ardour.executable, str(IMPORT_SCRIPT), str(session)], capture_output=True, text=True,
+                          timeout=90, env=ardour.env, cwd=ardour.home)
+
+    told = [line for line in done.stdout.splitlines() if "imported" in line]
+    assert done.returncode == 1 and told == [
+        f"not imported: could not write {session} (No space left on device): nothing was imported, and the session "
+        "is as it was saved"]
+    assert session.is_file() and not session.is_symlink() and not os.path.lexists(blocked)
+    assert [r["name"] for r in ardour.run(load(session) + "report(regions_of_session())\n")[0]] == ["song"]
+    ledger = drop / ".ardour-imported"
+    assert not ledger.exists() or "r.json" not in ledger.read_text()
+
+    # room again: the next import brings the result in
+    assert "imported r.json" in ardour.script(IMPORT_SCRIPT, str(session)).splitlines()
+
+
+def test_a_full_disk_while_the_terminal_import_copies_a_result_in_leaves_that_result_for_later(
+        ardour, tmp_path, demo_song_path):
+    session = ardour.make_session(tmp_path / "audio", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
+                                  length=SONG_FRAMES)
+    ids = {"item": "1", "track": "1"}  # no longer in the session: the results land at their timeline position
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    for stem, start in (("a", 10.0), ("b", 20.0)):
+        deliver_for(drop, stem, {"request_id": "ardour-1-1", "start": start, "end": start + 2, "position": 0.0,
+                                 "source": "/music/song.wav"}, ids)
+    blocked = session.parent / "interchange" / "audio" / "audiofiles" / "a.wav.part"
+    blocked.symlink_to("/dev/full")  # the disk fills up as a's audio is copied into the session
+
+    told = ardour.script(IMPORT_SCRIPT, str(session)).splitlines()
+
+    copy = blocked.with_name("a.wav")
+    assert f"not imported: a.json: could not write {copy} (No space left on device)" in told
+    assert "imported b.json" in told and "imported a.json" not in told
+    assert not os.path.lexists(copy) and not os.path.lexists(blocked)
+    names = sorted(r["name"] for r in ardour.run(load(session) + "report(regions_of_session())\n")[0])
+    assert names == ["inpaint v1: b", "song"]
+
+    assert "imported a.json" in ardour.script(IMPORT_SCRIPT, str(session)).splitlines()  # room again
+
+
+def test_a_full_disk_while_a_region_is_copied_for_the_daemon_is_told_in_one_line_and_nothing_is_sent(
+        ardour, tmp_path, demo_song_path):
+    session = ardour.make_session(tmp_path / "copy", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
+                                  length=SONG_FRAMES)
+    [copy] = ardour.run(load(session) + f"""
+local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES}, ARDOUR.InterThreadInfo(),
+    ARDOUR.LuaAPI.nil_proc(), false, "take")
+local track = Session:new_audio_track(2, 2, nil, 1, "Take", ARDOUR.PresentationInfo.max_order,
+    ARDOUR.TrackMode.Normal, true):front():to_track()
+track:playlist():add_region(bounced, Temporal.timepos_t(0), 1, false, 0, 0, false)
+Session:save_state("")
+local region = track:playlist():top_region_at(Temporal.timepos_t({RATE}))
+report(SEND.interleaved_path(SEND.describe_region(region), {lua_string(str(session.parent / "daw-bridge"))}))
+""")
+    copy = Path(copy)
+    copy.parent.mkdir(parents=True)
+    blocked = copy.with_name(copy.name + ".part")
+    blocked.symlink_to("/dev/full")  # the disk fills up as the copy is written
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon_stand_in:
+        daemon_stand_in.bind(("127.0.0.1", 0))
+        [sent] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Take"):to_track()
+local request, message = SEND.send_range(Session, track:playlist():top_region_at(Temporal.timepos_t({RATE})), track,
+    {10 * RATE}, {12 * RATE}, "inpaint", {{ prompt = "x", num_outputs = 1 }},
+    {{ host = "127.0.0.1", port = {daemon_stand_in.getsockname()[1]} }})
+report({{ request = request or false, message = message }})
+""")
+        daemon_stand_in.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            daemon_stand_in.recvfrom(65536)  # nothing was sent (the run above has ended)
+
+    assert sent == {"request": False, "message": (
+        f"Could not write the copy of the region 'take' that daw-bridge reads into {copy.parent} (No space left on "
+        "device): nothing was sent. Make room there and run the action again.")}
+    assert not copy.exists() and not os.path.lexists(blocked)
