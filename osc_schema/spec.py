@@ -220,8 +220,10 @@ COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in (
                 "the daemon waits for that task; with \"\" it submits again (paying again).",
                 _args("job_id", "task_id"), _args("reply_port"), ("state", "error")),
     CommandSpec("status", "Ask for one /bridge/state per unfinished job (only the named job when job_id is given), "
-                "then /bridge/status_listed with the count, so an answer arrives when no job runs.",
-                (), _args("job_id", "reply_port"), ("state", "status_listed", "error")),
+                "then /bridge/status_listed with the count, so an answer arrives when no job runs. A job named by "
+                "job_id also has its end sent: /bridge/done or /bridge/failed at once when it has ended, else when "
+                "it does (a plugin reopened with the job follows it so).",
+                (), _args("job_id", "reply_port"), ("state", "done", "failed", "status_listed", "error")),
     CommandSpec("plugins", "List the live audio plugin instances (captures updated recently, or whose process "
                 "runs): one /bridge/plugin each, then /bridge/plugins_listed with the count.",
                 (), _args("reply_port"), ("plugin", "plugins_listed", "error")),

@@ -129,6 +129,12 @@ class OscFrontend(OscSocket):
                 raise ValidationError("job_id", args["job_id"], "is not a known job")
             for record in records:
                 self._send_state(target, record)
+            if args.get("job_id"):  # one job named (a plugin reopened with it): its end too, now or when it comes
+                [record] = records
+                if record.state.finished:
+                    self._send(target, *_outcome(record))
+                elif target != _origin_target(record.origin):
+                    self._also_told.setdefault(record.job_id, set()).add(target)
             self._send(target, *osc_schema.reply("status_listed", count=len(records)))
         elif name == "plugins":
             found = captures.live_plugins(self.config)

@@ -1185,6 +1185,7 @@ private:
                 .string("request_id").string(id);
             fJob = Job{};
             fRateHeld = kIdle;
+            fFollowing = false;
             fJob.requestId = id;
             fJob.operation = inpaint ? "inpaint" : "extend";
             fJob.sentAt = std::chrono::steady_clock::now();
@@ -1201,6 +1202,25 @@ private:
             else if (fJob.state == kSent)  // not accepted yet: it was run to its end (perhaps paid) once accepted
                 fJob.cancelWanted = true;
         }
+    }
+
+    // A job restored while it ran (see restore): the daemon is asked how it stands every 2 s until it has ended; it
+    // answers with the job's state and its end (/bridge/done, /bridge/failed) once there is one. Asking again, not
+    // once: the daemon may be down when the project opens, or restart before the job ends.
+    void follow()
+    {
+        if (!fFollowing)
+            return;
+        if (fJob.state != kWorking) {
+            fFollowing = false;
+            return;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (now - fAskedAt < std::chrono::seconds(2))
+            return;
+        fAskedAt = now;
+        send(dawbridge::OscWriter("/bridge/status").string("job_id").string(fJob.jobId).string("reply_port")
+                 .int32(fReplyPort));
     }
 
     void sendCancel()
@@ -1239,6 +1259,9 @@ private:
                 sendCancel();
         } else if (address == "/bridge/error" && text(args, 1) == fJob.requestId) {
             setJobState(kRefused, text(args, 3));
+        } else if (address == "/bridge/error" && fFollowing && text(args, 0) == "/bridge/status") {
+            fFollowing = false;  // its journal was moved or deleted: the job will not end
+            setJobState(kFailed, "the daemon does not know the job any more: " + text(args, 3));
         } else if (fJob.jobId.empty() || text(args, 0) != fJob.jobId) {
             return;
         } else if (address == "/bridge/state") {
@@ -1430,6 +1453,7 @@ private:
         };
         fJob = Job{};
         fRateHeld = kIdle;
+        fFollowing = false;
         fJob.requestId = text("request_id");
         fJob.jobId = text("job_id");
         fJob.operation = text("operation");
@@ -1450,6 +1474,13 @@ private:
         fJob.decisionSeq = number("seq");
         if (discards(decided, number("choice"))) {
             apply(decided, number("choice"));
+        } else if (manifests.empty() && !fJob.jobId.empty() && text("state") == "working") {
+            // saved while the daemon worked on it (the project closed for the night, the daemon down at reopening):
+            // its results went to the instance that was, and the daemon tells this one of them when asked
+            fFollowing = true;
+            fAskedAt = {};
+            setJobState(kWorking, "reopened while the job ran: asking the daemon on 127.0.0.1:"
+                                      + std::to_string(int(fValues[kDaemonPort].load())) + " how it stands");
         } else if (manifests.empty()) {
             setJobState(kIdle, "restored from the project without results (the job had not delivered when it was saved)");
         } else {
@@ -1518,6 +1549,7 @@ private:
             }
             if (fSocket >= 0)
                 receive();
+            follow();
             if (fJob.state == kSent && std::chrono::steady_clock::now() - fJob.sentAt > std::chrono::seconds(10))
                 setJobState(kNoAnswer, "no answer from the daemon on 127.0.0.1:"
                                         + std::to_string(int(fValues[kDaemonPort].load())));
@@ -1609,6 +1641,8 @@ private:
     uint32_t fRequestCount = 0;
     Job fJob;
     bool fForgetting = false;  // a discarded set waits for run() to stop reading it
+    bool fFollowing = false;   // a job restored while it ran: the daemon is asked how it stands (see follow)
+    std::chrono::steady_clock::time_point fAskedAt;
     JobState fRateHeld = kIdle;  // the state the loaded set's rate, not the host's, stands in for (kIdle: none)
     std::vector<std::pair<Playback*, uint64_t>> fRetired;
     std::vector<float> fInterleaved;  // a captured block on its way from the ring to the WAV

@@ -173,6 +173,24 @@ def test_a_request_sent_again_from_another_port_hears_how_the_job_ends(project, 
     assert len(project.pictured_drop_files()) == 3  # one job: audio, manifest, picture
 
 
+def test_status_of_a_named_job_tells_the_asker_how_it_ends(project, daemon):
+    """A plugin reopened with a job it saved while the job ran (the instance that sent it is gone) asks for the job's
+    status: it heard the state and nothing more, the result going to the closed instance. Asked while the job runs,
+    the asker now hears its end when it comes; asked after, at once."""
+    request = dict(source=str(project.song), extend_after=30.0, prompt="", duration=120.0, num_outputs=1,
+                   request_id="status-1")
+    with BridgeClient("127.0.0.1", project.port) as sender, BridgeClient("127.0.0.1", project.port) as reopened:
+        sender.send("extend", **request)
+        job_id = sender.wait_for(lambda r: r.name == "accepted").args[1]
+        reopened.send("status", job_id=job_id)
+        assert reopened.wait_for(lambda r: r.name == "status_listed", timeout=30).args == [1]
+        ends = [reopened.wait_for(lambda r: r.name in ("done", "failed"), timeout=60)]
+    with BridgeClient("127.0.0.1", project.port) as late:
+        late.send("status", job_id=job_id)
+        ends.append(late.wait_for(lambda r: r.name in ("done", "failed"), timeout=30))
+    assert [(end.name, end.args[0]) if end else None for end in ends] == [("done", job_id)] * 2
+
+
 def test_a_reply_port_that_is_the_daemons_own_is_refused_and_the_daemon_stays_free(project, daemon):
     """A script or DAW whose reply port was set to the daemon's OSC port: the job's replies went to the daemon itself,
     which took each one as a command and answered it with an error sent to itself again, 100 % of a core for good

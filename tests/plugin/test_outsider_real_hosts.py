@@ -2,7 +2,9 @@
 
 A producer's stories: Inpaint clicked on in the host's generic UI (a toggle there: a press is off going on) and
 left on when the project is saved, then the project reopened, in a VST3 host and in Ardour (LV2); in Ardour, a loop
-over the inpainted range to compare the variant with the original, as producers audition.
+over the inpainted range to compare the variant with the original, as producers audition; a CLAP host that
+deactivates and activates the plugin mid-variant; a project closed while the real daemon worked on its job, and
+opened again before the daemon runs.
 
 pedalboard's tests come after DawDreamer's in the run (see test_outsider_plugin.py): this file uses no DawDreamer.
 """
@@ -10,19 +12,23 @@ pedalboard's tests come after DawDreamer's in the run (see test_outsider_plugin.
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
+from bridge.demo_song import make_song_array
 from bridge.frontends.osc_wire import decode
-from tests.conftest import require_tool
+from tests.conftest import DaemonProcess, Project, require_tool
 from tests.daw_scripts.ardour.conftest import RATE as ARDOUR_RATE
 from tests.daw_scripts.ardour.conftest import load
 
-from .conftest import RATE, URI, Capture, wait_for_job
+from .conftest import RATE, URI, Capture, only_capture, wait_for_job
 from .hosts.clap import finish_clap_host, start_clap_host
 from .hosts.standin import StandInDaemon
 from .test_ardour_plugin import ardour, session  # noqa: F401  (fixtures: Ardour with the bundles, the song's session)
@@ -217,3 +223,67 @@ def test_a_plugin_activated_again_plays_from_its_first_block_as_the_manifest_pla
             run = finish_clap_host(proc, out_file)
     assert np.array_equal(run.output[512:512 + 2048], variant[60000 - RATE:][:2048])
     assert np.array_equal(run.output[512 + 2048:], variant[100000 - RATE:][:2048])
+
+
+def test_a_job_saved_while_it_ran_is_followed_to_its_end_when_the_project_reopens(bundles, tmp_path,
+                                                                                demo_song_path):
+    """The song plays through the CLAP on its track; Inpaint over 8-10 s goes to the real daemon, which accepts it.
+    The producer saves the project and closes it before the result comes (a MusicGPT job takes minutes); the daemon
+    delivers to nobody, and is stopped (the machine sleeps). Next day the project opens before the daemon runs: the
+    job was restored "without results" for good. The plugin now asks the daemon how the job stands until it answers,
+    takes the delivered variants, and plays variant 1 in place, sample for sample."""
+    require_tool("cc")
+    project = Project(tmp_path / "project", demo_song_path)
+    captures = project.root / "captures"  # inside the project roots, as the daemon requires
+    project.write_config(f'captures_dir = "{captures}"\n')
+    env = {"DAW_BRIDGE_CAPTURE_DIR": str(captures)}
+    song = make_song_array(seconds=20.0, sample_rate=RATE)[0]
+    saved = tmp_path / "project.clapstate"
+    daemon = DaemonProcess(project).start()
+    try:
+        proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path / "day1", [
+            f"set:Daemon OSC port:{project.port}", "set:Range start:8", "set:Range end:10", f"play:0:{len(song)}",
+            "set:Inpaint:1", f"stop:{len(song)}:256", "wait:State:2", f"save:{saved}"], env=env)
+        finish_clap_host(proc, out_file)  # the project saved with the job working, and closed
+        day1 = only_capture(captures)
+        working = day1.index["job"]
+        assert (working["state"], bool(working["job_id"])) == ("working", True), working
+        delivered = _wait_for(lambda: sorted(project.drop.rglob("*.json")))  # the daemon delivers to nobody
+    finally:
+        daemon.stop()
+
+    proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path / "day2", [
+        f"load:{saved}", "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", "stop:0:256",
+        f"play:0:{len(song)}"], env=env)
+    try:
+        again = _wait_for(lambda: [p.name for p in captures.iterdir() if p.name != day1.folder.name])[0]
+        asking = wait_for_job(captures, ("working",), instance=again)  # asked: nobody answers yet
+        assert "asking the daemon" in asking["message"], asking
+        daemon = DaemonProcess(project).start()
+        try:
+            run = finish_clap_host(proc, out_file)
+        finally:
+            daemon.stop()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    job = Capture(captures / again).index["job"]
+    assert (job["state"], job["job_id"]) == ("ready", working["job_id"]), job
+    assert sorted(job["manifests"]) == sorted(str(m) for m in delivered if json.loads(m.read_text()).get("audio"))
+    manifest = json.loads(Path(job["manifests"][0]).read_text())
+    variant, rate = sf.read(str(Path(job["manifests"][0]).parent / manifest["audio"]), dtype="float32",
+                            always_2d=True)
+    heard, at, fade = run.output[512:], round(manifest["timeline"]["position"] * RATE), round(0.005 * RATE)
+    assert rate == RATE and at <= 8 * RATE and at + len(variant) >= 10 * RATE
+    assert np.array_equal(heard[at + fade:at + len(variant) - fade], variant[fade:-fade])
+    assert np.array_equal(heard[:at], song[:at]) and np.array_equal(heard[at + len(variant):], song[at + len(variant):])
+
+
+def _wait_for(found, timeout: float = 180.0):
+    """What ``found()`` returns once it is not empty (fails the test after ``timeout`` s: a loaded CI machine)."""
+    deadline = time.monotonic() + timeout
+    while not (got := found()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert got, "never came"
+    return got

@@ -8,11 +8,13 @@
  *   play:FRAME:COUNT  roll from song position FRAME for COUNT frames, in blocks of BLOCK (the last may be shorter)
  *   stop:FRAME:COUNT  the same frames with the transport stopped at FRAME (the input still sounds, as a live input)
  *   set:NAME:VALUE    send a parameter value event with the next block (NAME: the parameter's name, e.g. Variant)
- *   wait:NAME:VALUE   on the main thread, wait (up to 10 s) until parameter NAME reads VALUE or more; exit 3 if not
+ *   wait:NAME:VALUE   on the main thread, wait (up to 60 s) until parameter NAME reads VALUE or more; exit 3 if not
  *   sleep:MS          pause
  *   tempo:FRAME:BPM   from song position FRAME on, the tempo is BPM (one change: the BPM argument holds before it)
  *   rate:RATE         deactivate the plugin and activate it again at RATE (the project's rate changed); song
  *                     positions and the song's frames count at the new rate from there on
+ *   save:PATH         the plugin's state (what a DAW keeps in its project) into the file PATH
+ *   load:PATH         the plugin's state from the file PATH (the project reopened: start a new host with this)
  * The transport carries the song position in beats and seconds, the tempo and 4/4; the process call's steady_time
  * is the host's own frame counter, which never jumps back (it starts at 1000, so it equals no song position here).
  * stdout: "latency N", then per play/stop step "step I blocks N median_ns T": the median time of its process() calls
@@ -28,6 +30,7 @@
 #include "clap/entry.h"
 #include "clap/ext/latency.h"
 #include "clap/ext/params.h"
+#include "clap/ext/state.h"
 #include "clap/plugin-factory.h"
 
 #define CHANNELS 2
@@ -53,6 +56,16 @@ static bool events_push(const clap_output_events_t* list, const clap_event_heade
 }
 static const clap_input_events_t in_events = {NULL, events_size, events_get};
 static const clap_output_events_t out_events = {NULL, events_push};
+
+static int64_t write_file(const clap_ostream_t* stream, const void* buffer, uint64_t size)
+{
+    return fwrite(buffer, 1, (size_t)size, stream->ctx) == size ? (int64_t)size : -1;
+}
+static int64_t read_file(const clap_istream_t* stream, void* buffer, uint64_t size)
+{
+    const size_t got = fread(buffer, 1, (size_t)size, stream->ctx);
+    return got == 0 && ferror((FILE*)stream->ctx) ? -1 : (int64_t)got;
+}
 
 static void fail(const char* why, const char* what)
 {
@@ -155,7 +168,7 @@ int main(int argc, char** argv)
         } else if (strncmp(argv[i], "wait:", 5) == 0) {
             const clap_id id = parameter(plugin, params, argv[i], &value);
             double now = 0;
-            for (int tries = 0; tries < 1000 && params->get_value(plugin, id, &now) && now < value; ++tries)
+            for (int tries = 0; tries < 6000 && params->get_value(plugin, id, &now) && now < value; ++tries)
                 nanosleep(&(struct timespec){0, 10000000}, NULL);
             if (now < value) {
                 fprintf(stderr, "clap_host: %s: the parameter reads %g\n", argv[i], now);
@@ -167,6 +180,15 @@ int main(int argc, char** argv)
             plugin->deactivate(plugin);
             if (!plugin->activate(plugin, rate, 1, block) || !plugin->start_processing(plugin))
                 fail("the plugin did not start again at", argv[i]);
+        } else if (strncmp(argv[i], "save:", 5) == 0 || strncmp(argv[i], "load:", 5) == 0) {
+            const clap_plugin_state_t* state = plugin->get_extension(plugin, CLAP_EXT_STATE);
+            const bool saving = argv[i][0] == 's';
+            FILE* file = fopen(argv[i] + 5, saving ? "wb" : "rb");
+            clap_ostream_t to = {file, write_file};
+            clap_istream_t from = {file, read_file};
+            if (!file || !state || !(saving ? state->save(plugin, &to) : state->load(plugin, &from)))
+                fail("could not do", argv[i]);
+            fclose(file);
         } else if (sscanf(argv[i], "sleep:%lld", &count) == 1) {
             nanosleep(&(struct timespec){count / 1000, (count % 1000) * 1000000}, NULL);
         } else if (sscanf(argv[i], "play:%lld:%lld", &frame, &count) == 2
