@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import osc_schema
@@ -29,6 +30,10 @@ def udp_address(host: str, port: int) -> tuple[int, tuple]:
 
 class Unanswered(TimeoutError):
     """Nothing answered a command: no daemon listens there (yet), and the command was lost."""
+
+
+class DaemonGone(ConnectionError):
+    """The daemon running the job is no longer there (``run_job``'s ``running`` said so): no outcome will come."""
 
 
 class BridgeClient:
@@ -93,10 +98,11 @@ class BridgeClient:
         return self.wait_for(lambda r: r.name == "pong", timeout) is not None
 
     def run_job(self, name: str, timeout: float = 600.0, on_reply=None, heard_within: float | None = None,
-                **values) -> tuple[Reply, list[Reply]]:
+                running: Callable[[], bool] | None = None, **values) -> tuple[Reply, list[Reply]]:
         """Send inpaint/extend (or ableton) and wait for its outcome: (done, failed, error, the state reply of a paid
         submit whose fate is unknown or, for ableton's context, context_set reply; every reply seen).
-        ``heard_within``: Unanswered when no reply at all comes that soon (no daemon took the command)."""
+        ``heard_within``: Unanswered when no reply at all comes that soon (no daemon took the command).
+        ``running``: whether the daemon still runs, asked each second while waiting (DaemonGone when not)."""
         deadline = time.monotonic() + timeout
         self.send(name, **values)
         seen: list[Reply] = []
@@ -121,7 +127,10 @@ class BridgeClient:
             if first is None:
                 raise Unanswered(f"no reply to {name} within {min(heard_within, timeout):.0f} s")
             outcome = first if finished(first) else None
-        outcome = outcome or self.wait_for(finished, deadline - time.monotonic())
+        while outcome is None and (left := deadline - time.monotonic()) > 0:
+            outcome = self.wait_for(finished, left if running is None else min(left, 1.0))
+            if outcome is None and running is not None and not running():
+                raise DaemonGone(f"the daemon stopped before {name} was done")
         if outcome is None:
             raise TimeoutError(f"no outcome for {name} within {timeout:.0f} s")
         return outcome, seen

@@ -15,7 +15,7 @@ import pytest
 
 from bridge.client import BridgeClient
 from bridge.lifeline import ask_to_die_with_parent
-from tests.conftest import ROOT, DaemonProcess, daemon_environment, wait_for_pictures
+from tests.conftest import ROOT, DaemonProcess, adopting_orphans, daemon_environment, wait_for_pictures
 from tests.frontends.test_inbox import drop_request, wait_for_status
 
 
@@ -208,3 +208,29 @@ def test_send_and_wait_with_no_daemon_running_says_so_as_send_without_wait_does(
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.splitlines() == [f"no reply from a daemon on 127.0.0.1:{project.port} (is 'daw-bridge serve' "
                                         "running?)"], done.stdout
+
+
+def test_the_demo_whose_daemon_dies_says_so_at_once_in_one_line(tmp_path):
+    # the demo's daemon gone mid-job (a crash, the OOM killer, a kill): the demo waited the job's 600 s for an answer
+    # no one would send, then ended in a TimeoutError traceback
+    demo = subprocess.Popen([sys.executable, "-m", "bridge", "demo", "--dir", str(tmp_path / "demo")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=daemon_environment(),
+                            cwd=ROOT, preexec_fn=ask_to_die_with_parent)
+    try:
+        for line in demo.stdout:
+            if line.startswith("daemon up on "):
+                daemon_pid = int(line.split("(pid ")[1].split(")")[0])
+                with adopting_orphans():  # its workers end with it
+                    os.kill(daemon_pid, signal.SIGKILL)
+                    status = demo.wait(timeout=120)
+                break
+        out, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert status == 1, out + err
+    assert err == "", err
+    said = out.splitlines()[-1]
+    assert said.startswith("the demo's daemon stopped (exit status -9) before ") and said.endswith(
+        f"was done; its log: {tmp_path / 'demo' / 'daemon.log'}"), said

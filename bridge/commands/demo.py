@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bridge.client import BridgeClient, Reply
+from bridge.client import BridgeClient, DaemonGone, Reply
 from bridge.demo_song import make_song
 from bridge.lifeline import ask_to_die_with_parent
 
@@ -53,7 +53,15 @@ def demo(folder: Path | None) -> int:
             manifests, ok = [], True
             for name, values in jobs:
                 start = time.monotonic()
-                outcome, _ = client.run_job(name, timeout=600, on_reply=_show_progress, **values)
+                try:
+                    outcome, _ = client.run_job(name, timeout=600, on_reply=_show_progress,
+                                                running=lambda: daemon.poll() is None, **values)
+                except (DaemonGone, TimeoutError) as exc:
+                    print()
+                    what = f"the demo's daemon stopped (exit status {daemon.returncode}) before {name} was done" \
+                        if isinstance(exc, DaemonGone) else f"{name}: {exc}"
+                    print(f"{what}; its log: {project / 'daemon.log'}")
+                    return 1
                 print()
                 if outcome.name == "done":
                     print(f"{name}: done in {time.monotonic() - start:.1f} s")
