@@ -61,6 +61,7 @@ class InboxFrontend:
         self._followed: dict[str, set[Path]] = {}  # job id -> status files of request files that named that job
         self._folders_refused: set[tuple[str, int, int]] = set()  # (name, device, inode) of folders answered
         self._listed: dict[str, tuple[int, int, int]] = {}  # request-named files at the last listing -> _version
+        self._unclaimed: set[str] = set()  # request files that could not be claimed: said once, tried at each listing
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
@@ -167,7 +168,7 @@ class InboxFrontend:
         """Process every request file now waiting in the inbox."""
         for path in sorted(self.inbox.iterdir()):
             self.take(path)
-        self._listed = _request_files(self.inbox)  # what stays (results' manifests, ...) is no news to _rescan
+        self._remember(_request_files(self.inbox))  # what stays (results' manifests, ...) is no news to _rescan
 
     def _rescan(self) -> None:
         """Take the request files that are new or changed since the last listing, as an event would.
@@ -186,9 +187,13 @@ class InboxFrontend:
             return
         self._said = {said for said in self._said if not said.startswith(problem)}  # said again if it comes back
         for name, version in sorted(listed.items()):
-            if self._listed.get(name) != version:
+            if self._listed.get(name) != version or name in self._unclaimed:
                 self.take(self.inbox / name, written=False)
+        self._remember(listed)
+
+    def _remember(self, listed: dict[str, tuple[int, int, int]]) -> None:
         self._listed = listed
+        self._unclaimed &= listed.keys()  # gone: a file of that name later is news again
 
     def _notify(self, path: str, written: bool) -> None:
         # Called on the observer's thread: hand the file to the event loop, which owns the service.
@@ -238,9 +243,16 @@ class InboxFrontend:
         except ValidationError as exc:
             self._reject(path, exc)
             return
-        except OSError as exc:  # e.g. a name too long for processing/: it cannot be claimed, so it stays
-            log.warning("request file %r cannot be claimed: %s", path.name, exc)
+        except OSError as exc:
+            # e.g. a file named processing in the inbox, a share's lock held by the computer writing it, a name too
+            # long for processing/: it stays, and each listing tries again (no event may ever come for it again:
+            # it waited for the daemon's next start)
+            if path.name not in self._unclaimed:
+                self._unclaimed.add(path.name)
+                log.warning("request file %r cannot be claimed (tried again every %g s): %s", path.name,
+                            FOLDER_CHECK_S, exc)
             return
+        self._unclaimed.discard(path.name)
         self._process(claimed)
 
     def _process(self, claimed: Path) -> None:

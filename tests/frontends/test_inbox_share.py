@@ -117,3 +117,23 @@ def test_files_seen_by_events_and_by_listings_run_once_and_none_before_it_is_wri
     assert list((share / "rejected").iterdir()) == []
     log = (project.root / "daemon.log").read_text()
     assert "already run" not in log and "Traceback" not in log, log
+
+
+def test_a_request_that_could_not_be_claimed_is_taken_once_what_blocked_it_is_gone(project, share, share_daemon):
+    """A file named ``processing`` in the inbox (a sync tool's leftover; a lock held by the computer still writing the
+    request does the same on a share): the request could not be claimed, and as no event ever came for it, it waited
+    for the daemon's next start. Each listing now tries it again; the log says it once."""
+    os.rmdir(share / "processing")
+    (share / "processing").write_text("not a folder\n")
+    drop_request(share, "held", request(project, "held", 20.0))
+    deadline = time.monotonic() + 60
+    while "'held.json' cannot be claimed" not in share_daemon.log.read_text():  # a listing found it
+        assert time.monotonic() < deadline, share_daemon.log.read_text()
+        time.sleep(0.05)
+    (share / "processing").unlink()
+    assert wait_for_status(share, "held")["state"] == "delivered"
+    assert (share / "processed" / "held.json").exists()
+    assert share_daemon.stop() == 0
+    assert jobs_by_request(project) == {"held": 1}
+    log = share_daemon.log.read_text()
+    assert log.count("cannot be claimed") == 1 and "Traceback" not in log, log
