@@ -7,9 +7,11 @@ means no job is left half-journaled when the producer logs out.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 from bridge import logs
 from bridge.backends.base import Backend
@@ -95,7 +97,10 @@ class Daemon:
         if (clash := config.state_in_inbox()) is not None:
             raise BridgeError(clash, code="state_in_inbox")
         # First of all: a second daemon on this state folder must not touch its journal, jobs or ledgers.
-        state_lock = StateLock.acquire(config.state_dir, config.osc_host, config.osc_port)
+        try:
+            state_lock = StateLock.acquire(config.state_dir, config.osc_host, config.osc_port)
+        except OSError as exc:
+            raise BridgeError(unusable("state folder", config.state_dir, exc)) from None
         stack.callback(state_lock.release)
         for refusal in config.refused_by_roots():  # said at start, not only when the first job is refused
             log.warning("%s", refusal)
@@ -136,7 +141,10 @@ class Daemon:
         # the inbox is watched once the OSC port is ours: a daemon refused its port starts no watcher thread (one
         # stopped right after it started could log watchdog's own error beside the one-line refusal)
         self.inbox = InboxFrontend(self.service, config.inbox)
-        await self.inbox.start()
+        try:
+            await self.inbox.start()
+        except OSError as exc:
+            raise BridgeError(unusable("inbox", config.inbox, exc)) from None
         stack.callback(self.inbox.close)
         pruning = asyncio.create_task(Pruner(
             Retention.from_config(config), journal, config.work_dir, inbox=self.inbox,
@@ -169,6 +177,17 @@ async def _warm_up(name: str, backend: Backend) -> None:
         await backend.warm_up()
     except Exception:  # not fatal: the first job starts the workers instead
         log.exception("could not prepare backend %s ahead of its first job", name)
+
+
+def unusable(what: str, folder: Path, exc: OSError) -> str:
+    """One line on a folder of the daemon's (``what``: "inbox", "state folder") that cannot be made or used: the
+    file standing where it or one of its parents goes, else the system's reason (and the file it names)."""
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return f"the {what} {folder} cannot be made: {blocker} is a file"
+    named = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(folder) else ""
+    return f"the {what} {folder} cannot be used: {exc.strerror or exc}{named}"
 
 
 def serve(config: Config) -> int:

@@ -234,3 +234,19 @@ def test_the_demo_whose_daemon_dies_says_so_at_once_in_one_line(tmp_path):
     said = out.splitlines()[-1]
     assert said.startswith("the demo's daemon stopped (exit status -9) before ") and said.endswith(
         f"was done; its log: {tmp_path / 'demo' / 'daemon.log'}"), said
+
+
+@pytest.mark.parametrize("flag, what", [("--state-dir", "state folder"), ("--inbox", "inbox")])
+def test_a_daemon_folder_that_is_a_file_is_named_with_what_it_is_for(project, flag, what):
+    # 'serve --state-dir notes.txt' (or --inbox): 'cannot start: [Errno 17] File exists: ...', which said neither
+    # which folder it was nor what was wrong with it
+    notes = project.root / "notes.txt"
+    notes.write_text("my notes", encoding="utf-8")
+    for folder, blocker in ((notes, notes), (notes / "sub", notes)):
+        done = subprocess.run([sys.executable, "-m", "bridge", "serve", "--config", str(project.config), flag,
+                               str(folder)], capture_output=True, text=True, timeout=120, env=daemon_environment(),
+                              cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
+        assert done.returncode == 2, done.stderr
+        [said] = done.stderr.splitlines()
+        assert said.endswith(f"ERROR bridge.daemon: the {what} {folder} cannot be made: {blocker} is a file"), said
+    assert notes.read_text(encoding="utf-8") == "my notes"
