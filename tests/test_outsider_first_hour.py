@@ -250,3 +250,23 @@ def test_a_daemon_folder_that_is_a_file_is_named_with_what_it_is_for(project, fl
         [said] = done.stderr.splitlines()
         assert said.endswith(f"ERROR bridge.daemon: the {what} {folder} cannot be made: {blocker} is a file"), said
     assert notes.read_text(encoding="utf-8") == "my notes"
+
+
+def test_a_config_folder_naming_an_unset_environment_variable_is_refused_in_one_line(project):
+    # inbox = "$PROJECTS/inbox", with PROJECTS set in the producer's shell but not where the service runs: a folder
+    # named '$PROJECTS' was made and watched, and requests written to the real one were never answered
+    written = project.config.read_text(encoding="utf-8").splitlines()
+    for key, value, variable in (("inbox", '"$DAW_BRIDGE_NO_SUCH_VAR/inbox"', "$DAW_BRIDGE_NO_SUCH_VAR"),
+                                 ("project_roots", f'["{project.root}", "${{DAW_BRIDGE_NO_SUCH_VAR}}/Music"]',
+                                  "${DAW_BRIDGE_NO_SUCH_VAR}")):
+        line = next(n for n, text in enumerate(written, 1) if text.startswith(f"{key} ="))
+        project.config.write_text("\n".join(text if n != line else f"{key} = {value}"
+                                            for n, text in enumerate(written, 1)) + "\n", encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "bridge", "doctor", "--config", str(project.config)],
+                              capture_output=True, text=True, timeout=120, env=daemon_environment(), cwd=project.root,
+                              preexec_fn=ask_to_die_with_parent, check=False)
+        assert done.returncode == 2, done.stdout + done.stderr
+        [said] = done.stderr.splitlines()
+        assert said.startswith(f"daw-bridge: {project.config}:{line}: {key} = "), said  # the value, perhaps cut
+        assert said.endswith(f": {variable} is not set in this environment"), said
+    assert sorted(p.name for p in project.root.iterdir()) == ["audio", "daw-bridge.toml"]

@@ -87,7 +87,9 @@ def render_docs() -> str:
            "The daemon reads a TOML file: `~/.config/daw-bridge/config.toml` (macOS: `~/Library/Application "
            "Support/daw-bridge/config.toml`; Windows: `%APPDATA%\\daw-bridge\\config.toml`), or the one named with "
            "`--config FILE`. Every key is optional unless its default says required; an optional table switches its "
-           "feature on by being present. A relative folder or file in it is taken from the file's own folder. "
+           "feature on by being present. In a folder or file, `~` and `$NAME` are expanded (a `$NAME` not set is "
+           "refused: a service starts with fewer variables than your shell), and a relative one is taken from the "
+           "file's own folder. "
            "`daw-bridge serve --osc-port --inbox --drop-folder --backend --state-dir` override the file for one run, "
            "checked by the same rules.", "",
            "Any mistake stops every command that reads the config with one line naming the file, the line, the key, "

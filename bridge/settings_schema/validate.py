@@ -333,11 +333,15 @@ def _folder(value: str) -> str | None:
 
 def _home_known(value: str) -> str | None:
     """A path starting with ``~name`` of no user here (or ``~`` of a user without a home) cannot be expanded: the
-    command would end in a traceback where the folder is first used."""
+    command would end in a traceback where the folder is first used. A ``$NAME`` not set here is left as it is by
+    the expansion: a folder called '$PROJECTS' was made (a service starts with fewer variables than a shell)."""
+    expanded = os.path.expandvars(value)
+    if unset := re.search(r"\$(\w+|\{[^}]*\})", expanded):
+        return f"{unset.group(0)} is not set in this environment"
     try:
-        Path(os.path.expandvars(value)).expanduser()
+        Path(expanded).expanduser()
     except RuntimeError:
-        head = os.path.expandvars(value).split("/", 1)[0]
+        head = expanded.split("/", 1)[0]
         return f"{head} is no user on this machine" if head != "~" else "~ names no home folder for this user"
     return None
 
