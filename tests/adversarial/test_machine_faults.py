@@ -21,7 +21,7 @@ from bridge import delivery
 from bridge.audio.region import probe
 from bridge.client import BridgeClient
 from bridge.core.journal import Journal
-from bridge.exceptions import JournalError
+from bridge.exceptions import DeliveryError, JournalError
 from bridge.models import JobRecord, JobSpec, Rendered, State
 from tests.adversarial.support import (
     Daemon,
@@ -179,10 +179,10 @@ def test_a_variant_that_cannot_be_read_at_delivery_takes_the_delivered_ones_back
     corrupt.write_bytes(good.read_bytes()[:44] + os.urandom(64))  # a header, then garbage where the frames were
     spec = JobSpec(job_id="j-20260101-000000-abcdef", operation="inpaint", source=song, source_info=probe(song),
                    backend="local", start=1.0, end=3.0, drop_folder=tmp_path / "drop")
-    with pytest.raises(sf.LibsndfileError):  # the variant's audio is gone from the work folder
+    with pytest.raises(DeliveryError, match="variant 2's audio .* could not be read .it is gone"):
         delivery.deliver(spec, [Rendered(1, good, 0.0), Rendered(2, work / "missing.wav", 0.0)])
     assert files_under(tmp_path / "drop") == []
-    with pytest.raises(sf.LibsndfileError):  # ... or cannot be decoded
+    with pytest.raises(DeliveryError, match="variant 2's audio .* could not be read"):  # ... or cannot be decoded
         delivery.deliver(spec, [Rendered(1, good, 0.0), Rendered(2, corrupt, 0.0)])
     assert files_under(tmp_path / "drop") == []
 
