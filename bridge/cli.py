@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
+    before, argv = _leading_options(parser, argv)
     args, extra = parser.parse_known_args(argv)
     # A command's arguments may come after its options too ("send inpaint --wait source=... start=...", "jobs
     # resolve --not-submitted JOB"): argparse ends the optional and nargs="*" positionals at the first option and
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "config", None) is None and before.config is not None:  # named after the command, it wins
+        args.config = before.config
+    args.verbose = getattr(args, "verbose", False) or before.verbose
     logs.install(logging.DEBUG if getattr(args, "verbose", False) else logging.INFO)
     stdout = sys.stdout
     if hasattr(stdout, "reconfigure"):  # a terminal that is not UTF-8 shows a song named in Japanese as \u6b4c
@@ -55,6 +59,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         sys.stdout = stdout
+
+
+def _leading_options(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """--config and -v named before the command ('daw-bridge --config FILE doctor', as git and systemctl take
+    theirs; 'invalid choice: FILE' before), and the command line from the command on."""
+    leading = argparse.ArgumentParser(prog=parser.prog, add_help=False)
+    leading.error = parser.error  # its usage, not the helper's
+    leading.add_argument("--config", type=path_argument)
+    leading.add_argument("-v", "--verbose", action="store_true")
+    take = 0
+    while take < len(argv) and argv[take].startswith("-") and argv[take] not in ("-h", "--help", "--version"):
+        take += 2 if argv[take] == "--config" else 1
+    before, unknown = leading.parse_known_args(argv[:take])
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return before, argv[take:]
 
 
 class _OutputLost(Exception):
@@ -100,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="daw-bridge", formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description=ABOUT)
     parser.add_argument("--version", action="version", version=f"daw-bridge {__version__}")
+    parser.add_argument("--config", help="config file, for any command (named after the command too)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail, for any command")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, run, help: str) -> argparse.ArgumentParser:

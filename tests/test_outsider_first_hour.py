@@ -270,3 +270,19 @@ def test_a_config_folder_naming_an_unset_environment_variable_is_refused_in_one_
         assert said.startswith(f"daw-bridge: {project.config}:{line}: {key} = "), said  # the value, perhaps cut
         assert said.endswith(f": {variable} is not set in this environment"), said
     assert sorted(p.name for p in project.root.iterdir()) == ["audio", "daw-bridge.toml"]
+
+
+def test_the_config_file_and_verbose_may_be_named_before_the_command_too(project):
+    # 'daw-bridge --config FILE doctor', as git and systemctl take their options: 'invalid choice: FILE'
+    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(project.config), "-v", "doctor"],
+                          capture_output=True, text=True, timeout=120, env=daemon_environment(), cwd=ROOT,
+                          preexec_fn=ask_to_die_with_parent, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[0] == f"ok   config: {project.config}", done.stdout
+    # named after it as well, the command's own wins
+    other = project.root / "other.toml"
+    other.write_text(project.config.read_text(encoding="utf-8"), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(project.config), "doctor", "--config",
+                           str(other)], capture_output=True, text=True, timeout=120, env=daemon_environment(),
+                          cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
+    assert done.stdout.splitlines()[0] == f"ok   config: {other}", done.stdout + done.stderr
