@@ -45,7 +45,14 @@ def config_home() -> Path:
         return Path.home() / "Library" / "Application Support" / "daw-bridge"
     if os.name == "nt":
         return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "daw-bridge"
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "daw-bridge"
+    return _xdg("XDG_CONFIG_HOME", Path.home() / ".config") / "daw-bridge"
+
+
+def _xdg(variable: str, fallback: Path) -> Path:
+    """An XDG base folder: the variable's value when it is an absolute path, else ``fallback``. A relative one is
+    ignored, as the XDG rules say: it named another folder for each folder a command ran in."""
+    value = os.environ.get(variable) or ""
+    return Path(value) if os.path.isabs(value) else fallback
 
 
 def state_home() -> Path:
@@ -54,7 +61,7 @@ def state_home() -> Path:
         return Path.home() / "Library" / "Application Support" / "daw-bridge" / "state"
     if os.name == "nt":
         return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "daw-bridge"
-    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "daw-bridge"
+    return _xdg("XDG_STATE_HOME", Path.home() / ".local" / "state") / "daw-bridge"
 
 
 @dataclass(frozen=True)

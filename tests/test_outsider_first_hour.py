@@ -286,3 +286,19 @@ def test_the_config_file_and_verbose_may_be_named_before_the_command_too(project
                            str(other)], capture_output=True, text=True, timeout=120, env=daemon_environment(),
                           cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
     assert done.stdout.splitlines()[0] == f"ok   config: {other}", done.stdout + done.stderr
+
+
+def test_relative_xdg_folders_in_the_environment_are_ignored_as_the_xdg_rules_say(tmp_path):
+    # XDG_STATE_HOME=state (relative): the journal went into a 'state' folder under whichever folder a command ran
+    # in, so 'daw-bridge jobs' from another folder saw another journal; the XDG rules say to ignore such a value
+    home, cwd = tmp_path / "home", tmp_path / "somewhere"
+    home.mkdir()
+    cwd.mkdir()
+    done = subprocess.run([sys.executable, "-m", "bridge", "doctor"], capture_output=True, text=True, timeout=120,
+                          env=daemon_environment({"HOME": str(home), "XDG_STATE_HOME": "state",
+                                                  "XDG_CONFIG_HOME": "config"}),
+                          cwd=cwd, preexec_fn=ask_to_die_with_parent, check=False)
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"ok   config: {home}/.config/daw-bridge/config.toml (not present: defaults)", done.stdout
+    assert f"ok   state folder {home}/.local/state/daw-bridge" in lines, done.stdout + done.stderr
+    assert list(cwd.iterdir()) == []
