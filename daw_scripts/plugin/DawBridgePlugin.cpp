@@ -876,10 +876,9 @@ protected:
         const int64_t last = fLastRolled.block.timelineFrame;
         const bool rolled = playing && fLastRolled.playing;
         const bool held = rolled && firstFrame == last;
-        // where this block would have begun had the host rolled on: elsewhere, the play position jumped (a loop's
-        // wrap, a locate while rolling)
+        // where this block would have begun had the host rolled on: before it, the play position jumped back (a loop's
+        // wrap, a locate back while rolling). Not forward: a host that skipped a cycle (an xrun) is heard as such.
         const int64_t continued = last + int64_t(fLastRolled.block.frames);
-        const bool jumped = rolled && !held && firstFrame != continued;
         const bool backwards = rolled && (firstFrame + int64_t(frames) == last
                                           || firstFrame + int64_t(fLastRolled.block.frames) == last);
         if (held && fLastRolled.pushed) {
@@ -888,6 +887,7 @@ protected:
             if (!fRing.push(inputs, taken))
                 fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
         }
+        const bool jumped = rolled && !held && !backwards && firstFrame < continued;
         const bool pushed = playing && !held && !backwards && fRing.push(inputs, block);
         if (playing && !held && !backwards && !pushed)
             fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
@@ -913,7 +913,7 @@ protected:
             fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0, fFadeOffset = 0;
             fHeardSet = fFadingSet = playback;
         } else if (jumped && fHeard != 0) {
-            // a variant plays and the play position jumps: the host declicks its own audio there (Ardour fades a
+            // a variant plays and the play position jumps back: the host declicks its own audio there (Ardour fades a
             // loop's wrap), a variant played in its place jumped (a click at each wrap of a loop over the range, where
             // the original had none). Faded from where it was heading to where it is now, as a switch is.
             fFadingFrom = fHeard, fFadingSet = fHeardSet, fFadeLeft = fadeFrames();

@@ -487,8 +487,8 @@ def test_a_new_jobs_variants_arriving_while_one_plays_are_faded_in_not_jumped_to
     with StandInDaemon() as daemon:
         proc, out_file = start_clap_host(bundles / "DawBridge.clap", silence, tmp_path, [
             f"set:Daemon OSC port:{daemon.port}", "set:Range start:2", "set:Range end:3", "set:Inpaint:1",
-            "play:0:256", "wait:Variants loaded:1", "set:Variant:1", "set:Inpaint:0", f"stop:{2 * RATE}:256",
-            "set:Inpaint:1", f"play:{2 * RATE}:{chunk}",  # the second press, rolling from 2 s (parked there: no jump)
+            "play:0:256", "wait:Variants loaded:1", "set:Variant:1", "set:Inpaint:0", "play:256:256",
+            "set:Inpaint:1", f"play:{2 * RATE}:{chunk}",  # the second press, rolling from 2 s
             "wait:Variants loaded:2", f"play:{2 * RATE + chunk}:{chunk}"],  # the new set came between two blocks
             env={"DAW_BRIDGE_CAPTURE_DIR": str(captures)})
         try:

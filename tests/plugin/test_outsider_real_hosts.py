@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bridge.client import BridgeClient
 from bridge.demo_song import make_song_array
 from bridge.frontends.osc_wire import decode
 from tests.conftest import DaemonProcess, Project, require_tool
@@ -208,21 +209,21 @@ assert(track:remove_processor(heard, nil, true) == 0 and track:remove_processor(
 
 def test_a_plugin_activated_again_plays_from_its_first_block_as_the_manifest_places_it(bundles, tmp_path):
     """The CLAP host deactivates the plugin mid-variant and activates it again (a bypass, the audio device restarted)
-    and rolls on elsewhere in the span: nothing heard before is faded from, the variant plays exactly."""
+    and rolls on earlier in the span: nothing heard before is faded from, the variant plays exactly."""
     require_tool("cc")
     song = np.zeros((4 * RATE, 2), np.float32)
     variant = (0.5 * np.random.default_rng(9).uniform(-1, 1, (2 * RATE, 2))).astype(np.float32)
     with StandInDaemon() as daemon:
         proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path, [
             f"set:Daemon OSC port:{daemon.port}", "set:Range start:1.5", "set:Range end:2.5", "set:Inpaint:1",
-            "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", "stop:60000:256", "play:60000:2048",
-            "rate:48000", "play:100000:2048"], env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
+            "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", "stop:100000:256", "play:100000:2048",
+            "rate:48000", "play:60000:2048"], env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
         try:
             daemon.answer_inpaint(tmp_path / "drop", [variant], 1.0, RATE)
         finally:
             run = finish_clap_host(proc, out_file)
-    assert np.array_equal(run.output[512:512 + 2048], variant[60000 - RATE:][:2048])
-    assert np.array_equal(run.output[512 + 2048:], variant[100000 - RATE:][:2048])
+    assert np.array_equal(run.output[512:512 + 2048], variant[100000 - RATE:][:2048])
+    assert np.array_equal(run.output[512 + 2048:], variant[60000 - RATE:][:2048])
 
 
 def test_a_job_saved_while_it_ran_is_followed_to_its_end_when_the_project_reopens(bundles, tmp_path,
@@ -231,7 +232,8 @@ def test_a_job_saved_while_it_ran_is_followed_to_its_end_when_the_project_reopen
     The producer saves the project and closes it before the result comes (a MusicGPT job takes minutes); the daemon
     delivers to nobody, and is stopped (the machine sleeps). Next day the project opens before the daemon runs: the
     job was restored "without results" for good. The plugin now asks the daemon how the job stands until it answers,
-    takes the delivered variants, and plays variant 1 in place, sample for sample."""
+    and takes the delivered variants. The producer chooses variant 1 from a pad: the decision went only to the
+    instance that sent the job, gone; the reopened one plays variant 1 in place now, sample for sample."""
     require_tool("cc")
     project = Project(tmp_path / "project", demo_song_path)
     captures = project.root / "captures"  # inside the project roots, as the daemon requires
@@ -253,14 +255,18 @@ def test_a_job_saved_while_it_ran_is_followed_to_its_end_when_the_project_reopen
         daemon.stop()
 
     proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path / "day2", [
-        f"load:{saved}", "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", "stop:0:256",
-        f"play:0:{len(song)}"], env=env)
+        f"load:{saved}", "stop:0:256", "wait:Variants loaded:1", "wait:State:9", "stop:0:256",
+        f"play:0:{len(song)}"], env=env)  # State 9: a variant chosen outside the host plays
     try:
         again = _wait_for(lambda: [p.name for p in captures.iterdir() if p.name != day1.folder.name])[0]
         asking = wait_for_job(captures, ("working",), instance=again)  # asked: nobody answers yet
         assert "asking the daemon" in asking["message"], asking
         daemon = DaemonProcess(project).start()
         try:
+            wait_for_job(captures, ("ready",), instance=again, timeout=60)
+            with BridgeClient("127.0.0.1", project.port) as pad:  # what a pad mapped to "choose 1" sends
+                pad.send("decide", job_id=working["job_id"], decision="choose", choice=1)
+                assert pad.wait_for(lambda r: r.name in ("decided", "error"), timeout=30).name == "decided"
             run = finish_clap_host(proc, out_file)
         finally:
             daemon.stop()
@@ -269,7 +275,7 @@ def test_a_job_saved_while_it_ran_is_followed_to_its_end_when_the_project_reopen
             proc.kill()
             proc.wait()
     job = Capture(captures / again).index["job"]
-    assert (job["state"], job["job_id"]) == ("ready", working["job_id"]), job
+    assert (job["state"], job["job_id"], job["decision"]["choice"]) == ("chosen", working["job_id"], 1), job
     assert sorted(job["manifests"]) == sorted(str(m) for m in delivered if json.loads(m.read_text()).get("audio"))
     manifest = json.loads(Path(job["manifests"][0]).read_text())
     variant, rate = sf.read(str(Path(job["manifests"][0]).parent / manifest["audio"]), dtype="float32",
