@@ -360,6 +360,19 @@ def live_plugins(config: Config, now: float | None = None) -> list[dict]:
     return sorted(found, key=lambda item: item["age"])
 
 
+def reply_ports_following(config: Config, job_id: str, now: float | None = None) -> list[int]:
+    """The reply ports of the live instances whose index says they follow job ``job_id``: besides the one that sent
+    it, an instance the job was restored into when its project was reopened (its port is another)."""
+    ports = []
+    for _, data, _, pid in _live(config, now):
+        job, port = data.get("job"), data.get("reply_port")
+        if (pid and not _pid_alive(pid)) or not isinstance(job, dict) or job.get("job_id") != job_id:
+            continue
+        if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+            ports.append(port)
+    return ports
+
+
 def live_transports(config: Config, now: float | None = None) -> dict[str, HostTransport]:
     """The host transport of each live instance that reports one (by capture name); an instance whose process is
     known to have ended reports none."""

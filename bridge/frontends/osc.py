@@ -218,9 +218,15 @@ class OscFrontend(OscSocket):
 
     def _on_decision(self, decided: Decision) -> None:
         """Whoever sent the job (a plugin instance, a DAW script) hears of every decision on it, from any trigger,
-        so a plugin switches what it plays."""
-        target = _origin_target(decided.record.origin)
-        if target is not None:
+        so a plugin switches what it plays; so does a plugin instance the job was restored into (its project
+        reopened: the instance that sent it is gone, and this one has another reply port)."""
+        targets = [_origin_target(decided.record.origin)]
+        try:
+            targets += [("127.0.0.1", port) for port in captures.reply_ports_following(self.config,
+                                                                                       decided.record.job_id)]
+        except (OSError, ValidationError) as exc:  # a captures_dir that cannot be read: the sender is still told
+            log.debug("plugin instances following %s not found: %s", decided.record.job_id, exc)
+        for target in dict.fromkeys(filter(None, targets)):
             self._send(target, *_decided(decided))
 
     def _send_state(self, target: tuple, record: JobRecord) -> None:
