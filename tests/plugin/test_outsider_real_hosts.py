@@ -24,7 +24,7 @@ import soundfile as sf
 
 from bridge.client import BridgeClient
 from bridge.demo_song import make_song_array
-from bridge.frontends.osc_wire import decode
+from bridge.frontends.osc_wire import decode, encode
 from tests.conftest import DaemonProcess, Project, require_tool
 from tests.daw_scripts.ardour.conftest import RATE as ARDOUR_RATE
 from tests.daw_scripts.ardour.conftest import load
@@ -293,3 +293,33 @@ def _wait_for(found, timeout: float = 180.0):
         time.sleep(0.1)
     assert got, "never came"
     return got
+
+
+def test_a_reopened_job_the_daemon_no_longer_knows_fails_with_why(bundles, tmp_path, daemon_port):
+    """The daemon's journal was moved away since the project was saved with its job running: asked how the job
+    stands, it answers that it knows no such job. The plugin stops asking and says so in one line."""
+    require_tool("cc")
+    captures, saved = tmp_path / "captures", tmp_path / "project.clapstate"
+    env, port = {"DAW_BRIDGE_CAPTURE_DIR": str(captures)}, daemon_port.getsockname()[1]
+    song = np.zeros((RATE, 2), np.float32)
+    proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path / "day1", [
+        f"set:Daemon OSC port:{port}", "set:Range end:0.5", "set:Inpaint:1", "stop:0:256", "wait:State:2",
+        f"save:{saved}"], env=env)
+    try:
+        request, reply_to = daemon_port.recvfrom(65536)
+        [(_, args)] = decode(request)
+        daemon_port.sendto(encode("/bridge/accepted", [args[args.index("request_id") + 1], "j-gone"]), reply_to)
+    finally:
+        finish_clap_host(proc, out_file)
+    proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path / "day2", [
+        f"load:{saved}", "stop:0:256", "wait:State:4"], env=env)
+    try:
+        asked, reply_to = daemon_port.recvfrom(65536)
+        assert decode(asked) == [("/bridge/status", ["job_id", "j-gone", "reply_port", reply_to[1]])]
+        daemon_port.sendto(encode("/bridge/error", ["/bridge/status", "", "job_id",
+                                                    "job_id: 'j-gone' is not a known job"]), reply_to)
+    finally:
+        finish_clap_host(proc, out_file)
+    [job] = [Capture(folder).index["job"] for folder in captures.iterdir() if folder.name != args[5]]
+    assert (job["state"], job["message"]) == ("failed", "the daemon does not know the job any more: job_id: "
+                                                        "'j-gone' is not a known job")
