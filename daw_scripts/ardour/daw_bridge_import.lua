@@ -792,7 +792,7 @@ function DB.plan(manifest, rate, origin_now, others)
 	local ids = type(manifest.ids) == "table" and manifest.ids or {}
 	local source = type(manifest.source) == "table" and manifest.source or {}
 	local position
-	local origin, gain, first, last
+	local origin, gain, first, last, muted
 	if origin_now and ids.item then
 		-- where the request saw the source's time 0, and the replaced range's start: to know the region's pieces by
 		-- when the producer split it meanwhile (a split gives both pieces new ids). A window's time 0 lies `offset`
@@ -801,7 +801,7 @@ function DB.plan(manifest, rate, origin_now, others)
 		local seen = finite(source.position) and math.floor(source.position * rate + 0.5) or nil
 		local at = seen and finite(source.start) and seen + math.floor(source.start * rate + 0.5) or nil
 		local lost
-		origin, gain, first, last, track_id, lost = origin_now(ids.item, ids.track, seen and seen - offset, at,
+		origin, gain, first, last, track_id, lost, muted = origin_now(ids.item, ids.track, seen and seen - offset, at,
 			source.path)
 		if lost then return nil, lost end
 		origin = origin and origin + offset
@@ -852,6 +852,9 @@ function DB.plan(manifest, rate, origin_now, others)
 		channels = manifest.channels,
 		frames = manifest.frames,
 		gain = gain,  -- the source region's gain, so the variant joins it at its level (nil: unity)
+		-- muted like the source region, as a take added to a muted item in REAPER is: a layer on top of a region the
+		-- producer muted would sound where they wanted silence
+		muted = muted or nil,
 		replaced = replaced,  -- for the plans after it (DB.results_on's form), or nil
 		sample_rate = manifest.sample_rate,
 	}
@@ -938,7 +941,7 @@ end
 -- or moved to another track while the job ran is gone by id; its pieces (pieces_of) stand in for it, on the
 -- request's track first, else on the one they were moved to. A region moved in time and to another track (a copy
 -- with a new id, at another origin) is the one region left playing the range's part of the source; when several
--- do, none is taken: nil and, sixth, why (the result is not placed).
+-- do, none is taken: nil and, sixth, why (the result is not placed). Seventh, whether that region is muted.
 function DB.origin_finder(session, index)
 	return function(item_id, track_id, seen, at, source_path)
 		if not (numeric_id(item_id) and numeric_id(track_id)) then return nil end
@@ -948,7 +951,7 @@ function DB.origin_finder(session, index)
 		if region and not region:isnil() then
 			local first = region:position():samples()
 			return first - region:start():samples(), region:to_audioregion():scale_amplitude(), first,
-				first + region:length():samples(), track_id
+				first + region:length():samples(), track_id, nil, region:muted()
 		end
 		if not (seen and at) then return nil end
 		local candidates = { track }
@@ -959,7 +962,7 @@ function DB.origin_finder(session, index)
 			local under, first, last = pieces_of(candidate:playlist(), source_path, seen, at, index)
 			if under then
 				return under:position():samples() - under:start():samples(), under:to_audioregion():scale_amplitude(),
-					first, last, candidate:to_stateful():id():to_s()
+					first, last, candidate:to_stateful():id():to_s(), nil, under:muted()
 			end
 		end
 		local places = places_playing(session, source_path, at - seen, index)
@@ -968,7 +971,7 @@ function DB.origin_finder(session, index)
 			local under, first, last = pieces_of(place.track:playlist(), source_path, place.origin,
 				place.origin + at - seen, index)
 			return place.origin, under:to_audioregion():scale_amplitude(), first, last,
-				place.track:to_stateful():id():to_s()
+				place.track:to_stateful():id():to_s(), nil, under:muted()
 		elseif #places > 1 then
 			local where, rate = {}, session:nominal_sample_rate()
 			for _, place in ipairs(places) do
@@ -1008,9 +1011,11 @@ function DB.results_index(drop_folder, earlier)
 end
 
 -- How an import is named to the producer: the manifest, and for one from a folder the session had before, where.
-function DB.imported_name(entry)
-	if not entry.from then return entry.name end
-	return string.format("%s from %s, where it was sent before the session was saved here", entry.name, entry.from)
+function DB.imported_name(entry, plan)
+	local name = entry.name
+	if plan and plan.muted then name = name .. " (muted: the region it stands in for is muted)" end
+	if not entry.from then return name end
+	return string.format("%s from %s, where it was sent before the session was saved here", name, entry.from)
 end
 
 -- Make a folder and its parents (the import list is written there).
@@ -1081,7 +1086,8 @@ local function add_to_playlist(xml, playlist_id, text)
 end
 
 -- The session file's text with the placements added, and the ids of the regions placed. A placement: file (name in
--- audiofiles/), channels, frames, name, playlist_id, position, trim, length (samples), gain (scale amplitude, or nil).
+-- audiofiles/), channels, frames, name, playlist_id, position, trim, length (samples), gain (scale amplitude, or
+-- nil), muted (true or nil).
 -- `superclock` is superclock ticks per sample. Each region placed lies above every region already there, and above the ones placed before it.
 function DB.add_regions(xml, placements, superclock)
 	local counter_at, _, counter = xml:find('id%-counter="(%d+)"')
@@ -1104,17 +1110,17 @@ function DB.add_regions(xml, placements, superclock)
 				xml_escape(p.file), ids[channel], channel)
 			refs[#refs + 1] = string.format('source-%d="%s" master-source-%d="%s"', channel, ids[channel], channel, ids[channel])
 		end
-		local function region(id, whole, start, length, position, layer, gain)
+		local function region(id, whole, start, length, position, layer, gain, muted)
 			return string.format('<Region name="%s" whole-file="%d" import="1" start="a%d" length="a%d@a%d" '
-				.. 'layering-index="%d" id="%s" type="audio" %s channels="%d"%s/>\n', xml_escape(p.name), whole,
+				.. 'layering-index="%d" id="%s" type="audio" %s channels="%d"%s%s/>\n', xml_escape(p.name), whole,
 				start * superclock, length * superclock, position * superclock, layer, id, table.concat(refs, " "),
-				p.channels, gain and string.format(' scale-amplitude="%.17g"', gain) or "")
+				p.channels, gain and string.format(' scale-amplitude="%.17g"', gain) or "", muted and ' muted="1"' or "")
 		end
 		wholes[#wholes + 1] = "    " .. region(new_id(), 1, 0, p.frames, 0, 0)
 		placed[#placed + 1] = new_id()
 		top = top + 1
 		local text = add_to_playlist(xml, p.playlist_id,
-			"      " .. region(placed[#placed], 0, p.trim, p.length, p.position, top, p.gain))
+			"      " .. region(placed[#placed], 0, p.trim, p.length, p.position, top, p.gain, p.muted))
 		if not text then return nil, "the session file has no playlist " .. p.playlist_id end
 		xml = text
 	end
@@ -1185,7 +1191,7 @@ function DB.import_closed_session(session_file)
 					if plan.replaced then table.insert(on_track, plan.replaced) end
 					plan.file = file
 					placements[#placements + 1] = plan
-					names[#names + 1] = DB.imported_name(entry)
+					names[#names + 1] = DB.imported_name(entry, plan)
 					plan.manifest_name = entry.name
 					DB.count_import(request_ids, m)
 				else
@@ -1257,6 +1263,7 @@ function DB.import_with_editor(plan, track)
 	local region = DB.shape_region(ARDOUR.RegionFactory.clone_region(whole, true, false), plan)
 	region:set_name(plan.name)
 	if plan.gain then region:to_audioregion():set_scale_amplitude(plan.gain) end
+	if plan.muted then region:set_muted(true) end
 	local playlist = track:playlist()
 	Session:begin_reversible_command("DAW Bridge: import " .. plan.name)
 	playlist:to_stateful():clear_changes()
@@ -1267,14 +1274,15 @@ function DB.import_with_editor(plan, track)
 end
 
 -- Import every pending result into the open session: the names imported, notes on the rest, the drop folder, and
--- the names of those imported from a drop folder the session had before it was saved elsewhere.
+-- the names to tell one by one: imported from a drop folder the session had before it was saved elsewhere, or muted
+-- as the region they stand in for is.
 function DB.import_open_session()
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
 	local ready, notes, earlier = DB.all_pending(Session, drop_folder, DB.session_view(Session))
 	local index = #ready > 0 and DB.results_index(drop_folder, earlier) or nil
 	local origin_now = DB.origin_finder(Session, index)
-	local imported, from_earlier, request_ids = {}, {}, {}
+	local imported, named, request_ids = {}, {}, {}
 	if #ready > 0 then DB.ensure_folder(drop_folder) end  -- where the imports are listed
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name, entry.again) then
@@ -1289,8 +1297,8 @@ function DB.import_open_session()
 			DB.settle(drop_folder, entry.name, ok and region and region:source(0):to_stateful():id():to_s())
 			if not ok then error(region, 0) end
 			if region then
-				imported[#imported + 1] = DB.imported_name(entry)
-				if entry.from then from_earlier[#from_earlier + 1] = imported[#imported] end
+				imported[#imported + 1] = DB.imported_name(entry, plan)
+				if entry.from or plan.muted then named[#named + 1] = imported[#imported] end
 				DB.count_import(request_ids, entry.manifest)
 			else
 				notes[#notes + 1] = entry.name .. " " .. (lost or "was not imported by Ardour (see the log window)")
@@ -1298,7 +1306,7 @@ function DB.import_open_session()
 		end
 	end
 	DB.note_imported(Session, drop_folder, request_ids)
-	return imported, notes, drop_folder, from_earlier
+	return imported, notes, drop_folder, named
 end
 
 -- -- decisions: choose, keep, discard ------------------------------------------------------------------------------
@@ -1631,10 +1639,10 @@ end
 -- -- the editor action ---------------------------------------------------------------------------------------------
 
 function factory () return function ()
-	local imported, notes, drop_folder, from_earlier = DB.import_open_session()
+	local imported, notes, drop_folder, named = DB.import_open_session()
 	local decided, decision_notes = DB.apply_decisions(Session, drop_folder)
-	local lines = { string.format("Imported %d result(s) from %s.", #imported - #from_earlier, drop_folder) }
-	for _, name in ipairs(from_earlier) do lines[#lines + 1] = "Imported " .. name end
+	local lines = { string.format("Imported %d result(s) from %s.", #imported - #named, drop_folder) }
+	for _, name in ipairs(named) do lines[#lines + 1] = "Imported " .. name end
 	for _, applied in ipairs(decided) do lines[#lines + 1] = "Applied " .. applied.text end
 	for _, note in ipairs(notes) do lines[#lines + 1] = "Not imported: " .. note end
 	for _, note in ipairs(decision_notes) do lines[#lines + 1] = "Not applied: " .. note end

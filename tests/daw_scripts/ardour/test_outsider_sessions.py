@@ -17,6 +17,7 @@ import soxr
 
 from bridge.client import BridgeClient
 from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string
+from tests.daw_scripts.ardour.gui import regions_in_session_file, running_gui, wait_for
 from tests.daw_scripts.ardour.test_ardour_session import wait_for_outcome
 
 SONG_FRAMES = 40 * RATE
@@ -304,3 +305,57 @@ report({{ request = request or false, message = message }})
         f"Could not write the copy of the region 'take' that daw-bridge reads into {copy.parent} (No space left on "
         "device): nothing was sent. Make room there and run the action again.")}
     assert not copy.exists() and not os.path.lexists(blocked)
+
+
+def test_a_result_for_a_region_the_producer_muted_meanwhile_comes_in_muted(ardour, tmp_path, demo_song_path):
+    # as a take added to a muted item in REAPER: on top of the muted song it would sound where the producer wanted
+    # silence (the vocal they muted, say)
+    session, ids = ardour.make_session_with_ids(tmp_path / "muted", demo_song_path, frames=SONG_FRAMES, position=0,
+                                                trim=0, length=SONG_FRAMES)
+    [request] = ardour.run(load(session) + f"""
+local track = Session:route_by_name("Song"):to_track()
+local song = track:playlist():region_by_id(PBD.ID("{ids['region_id']}"))
+local request = SEND.send_range(Session, song, track, {10 * RATE}, {12 * RATE}, "inpaint",
+    {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }})
+song:set_muted(true)
+Session:save_state("")
+report(request)
+""")
+    drop = session.parent / "daw-bridge"
+    deliver_for(drop, "r", request, {"item": ids["region_id"], "track": ids["track_id"]})
+
+    told = ardour.script(IMPORT_SCRIPT, str(session)).splitlines()
+
+    assert "imported r.json (muted: the region it stands in for is muted)" in told
+    regions = {r["name"]: r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0]}
+    assert (regions["inpaint v1: r"]["position"], regions["inpaint v1: r"]["muted"]) == (9 * RATE, True)
+    assert regions["song"]["muted"] is True
+
+
+def test_the_editors_import_mutes_a_result_whose_region_is_muted(ardour, tmp_path):
+    # a quiet take (a bounce of nothing) stands in for the producer's vocal, muted while its job ran
+    setup = f"""
+local quiet = Session:route_by_name("Other"):to_track():bounce_range(0, {20 * RATE}, ARDOUR.InterThreadInfo(),
+    ARDOUR.LuaAPI.nil_proc(), false, "vocal")
+local song = Session:route_by_name("Song"):to_track():playlist()
+song:add_region(quiet, Temporal.timepos_t(0), 1, false, 0, 0, false)
+local vocal = song:top_region_at(Temporal.timepos_t({RATE}))
+vocal:set_muted(true)
+ids.vocal = vocal:to_stateful():id():to_s()
+"""
+    with running_gui(ardour, tmp_path, [("DAW Bridge: Import results", IMPORT_SCRIPT.read_text())],
+                     setup=setup) as gui:
+        drop = gui.session_file.parent / "daw-bridge"
+        request = {"request_id": "ardour-1-1", "start": 10.0, "end": 12.0, "position": 0.0, "source": "/music/v.wav"}
+        deliver_for(drop, "r", request, {"item": gui.ids["vocal"], "track": gui.ids["Song"]})
+
+        gui.run_script(1)
+        dialog = wait_for("the import's message", lambda: gui.window("^DAW Bridge$"), 60, 0.2)
+        gui.screenshot(tmp_path / "muted.png")
+        subprocess.run(["xdotool", "windowfocus", "--sync", dialog, "key", "Return"], env=gui.env, check=True)
+        wait_for("the message to close", lambda: not gui.window("^DAW Bridge$"), 15, 0.2)
+        regions = {r["name"]: r for r in regions_in_session_file(gui.save())}
+
+    assert (regions["inpaint v1: r"]["track"], regions["inpaint v1: r"]["position"],
+            regions["inpaint v1: r"]["muted"]) == ("Song", 9 * RATE, True)
+    assert regions["vocal"]["muted"] is True
