@@ -302,3 +302,15 @@ def test_relative_xdg_folders_in_the_environment_are_ignored_as_the_xdg_rules_sa
     assert lines[0] == f"ok   config: {home}/.config/daw-bridge/config.toml (not present: defaults)", done.stdout
     assert f"ok   state folder {home}/.local/state/daw-bridge" in lines, done.stdout + done.stderr
     assert list(cwd.iterdir()) == []
+
+
+def test_voice_decode_of_a_pipe_is_refused_in_one_line_instead_of_waiting_for_a_writer(tmp_path):
+    # 'daw-bridge voice decode take.wav' where take.wav is a FIFO (a recorder's live output): it waited for good
+    take = tmp_path / "take.wav"
+    os.mkfifo(take)
+    done = subprocess.run([sys.executable, "-m", "bridge", "voice", "decode", str(take)], capture_output=True,
+                          text=True, timeout=120, env=daemon_environment(), cwd=ROOT,
+                          preexec_fn=ask_to_die_with_parent, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [f"daw-bridge voice decode: {take}: is not a regular file (a pipe or a device), "
+                                        "not a recording"], done.stderr

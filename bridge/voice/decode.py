@@ -145,6 +145,8 @@ def load(path: Path) -> tuple[np.ndarray, int]:
         raise VoiceError(f"{path}: no such file")
     if path.is_dir():
         raise VoiceError(f"{path}: is a folder, not a recording")
+    if not path.is_file():  # a FIFO (a recorder's live output) was read until a writer came: for good
+        raise VoiceError(f"{path}: is not a regular file (a pipe or a device), not a recording")
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
