@@ -834,6 +834,11 @@ function DB.plan(manifest, rate, origin_now, others)
 					from = math.max(from, math.floor((other.to + replaced.from) / 2))
 				elseif other.from >= replaced.to then
 					to = math.min(to, math.floor((replaced.to + other.from) / 2))
+				else
+					-- overlapping ranges: this variant, on top, sounds where both replace, and its handles stay off
+					-- the rest of the other's range, which they would put back to the original
+					if other.to > replaced.to then to = math.min(to, replaced.to) end
+					if other.from < replaced.from then from = math.max(from, replaced.from) end
 				end
 			end
 		end

@@ -19,6 +19,7 @@ from bridge.client import BridgeClient
 from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string
 from tests.daw_scripts.ardour.gui import regions_in_session_file, running_gui, wait_for
 from tests.daw_scripts.ardour.test_ardour_session import wait_for_outcome
+from tests.daw_scripts.ardour.test_outsider_import import sounding
 
 SONG_FRAMES = 40 * RATE
 
@@ -359,3 +360,31 @@ ids.vocal = vocal:to_stateful():id():to_s()
     assert (regions["inpaint v1: r"]["track"], regions["inpaint v1: r"]["position"],
             regions["inpaint v1: r"]["muted"]) == ("Song", 9 * RATE, True)
     assert regions["vocal"]["muted"] is True
+
+
+@pytest.mark.parametrize("order", ["earlier range first", "later range first"])
+def test_a_job_on_an_overlapping_range_keeps_its_handles_off_the_other_jobs_new_material(
+        ardour, tmp_path, demo_song_path, order):
+    # bars 12..19.5 s, then 18..25 s of the song (timeline 12.5..20 s and 18.5..25.5 s), imported in turn: the later
+    # import, on top, sounds where both replace, and its 1 s handle no longer puts the original back over the rest of
+    # the other's range
+    session, ids = ardour.make_session_with_ids(tmp_path / "overlap", demo_song_path, frames=SONG_FRAMES,
+                                                position=RATE // 2, trim=0, length=30 * RATE)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    ranges = {"a": (12.0, 19.5), "b": (18.0, 25.0)}
+    for stem in (("a", "b") if order == "earlier range first" else ("b", "a")):
+        start, end = ranges[stem]
+        request = {"request_id": f"ardour-1-{stem}", "start": start, "end": end, "position": 0.5,
+                   "source": "/music/song.wav"}
+        deliver_for(drop, stem, request, {"item": ids["region_id"], "track": ids["track_id"]})
+        assert f"imported {stem}.json" in ardour.script(IMPORT_SCRIPT, str(session)).splitlines()
+
+    regions = [r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0] if r["track"] == "Song"]
+
+    if order == "earlier range first":  # b on top from its range's start on
+        assert sounding(regions) == [("song", 0.5, 11.5), ("inpaint v1: a", 11.5, 18.5), ("inpaint v1: b", 18.5, 26.5),
+                                     ("song", 26.5, 30.5)]
+    else:  # a on top up to its range's end
+        assert sounding(regions) == [("song", 0.5, 11.5), ("inpaint v1: a", 11.5, 20.0), ("inpaint v1: b", 20.0, 26.5),
+                                     ("song", 26.5, 30.5)]
