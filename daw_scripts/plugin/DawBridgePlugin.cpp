@@ -49,6 +49,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
+#include <utility>
 #include <unistd.h>
 #include <vector>
 #ifdef __SSE__
@@ -747,7 +748,12 @@ protected:
     // The host starts processing anew (no run() meanwhile): the next block continues no earlier one, so a variant is
     // not faded from where the last block before was heading (a render begun again from its start would not sound
     // as the first did).
-    void activate() override { fLastRolled.playing = false; }
+    // Nor is anything faded from: a set heard before plays at the rate it was loaded at, perhaps not the host's now.
+    void activate() override
+    {
+        fLastRolled.playing = false;
+        fFresh = true;
+    }
 
     void initAudioPort(bool input, uint32_t index, AudioPort& port) override
     {
@@ -909,7 +915,8 @@ protected:
         // a fade begun at a higher rate (the host deactivated mid-fade and came back slower) is at most a whole
         // fade now: turned round below it would wrap to 4e9 frames, and its gain would go below 0
         fFadeLeft = std::min(fFadeLeft, fadeFrames());
-        if (!playing) {  // nothing rolls: nothing to fade
+        const bool fresh = std::exchange(fFresh, false);
+        if (!playing || fresh) {  // nothing rolls, or the first block since the host activated the plugin: no fade
             fHeard = chosen, fFadingFrom = chosen, fFadeLeft = 0, fFadeOffset = 0;
             fHeardSet = fFadingSet = playback;
         } else if (jumped && fHeard != 0) {
@@ -1631,6 +1638,7 @@ private:
     const Playback* fToldFading = nullptr;  // what fFadingFromSet holds
     uint32_t fFadeLeft = 0;
     int64_t fFadeOffset = 0;  // the source faded from plays at timeline frame t + this (a jump: where it was heading)
+    bool fFresh = true;  // no block since the host activated the plugin (set by activate(), read by run())
     std::atomic<const Playback*> fFadingFromSet{nullptr};
 #ifdef DAW_BRIDGE_RT_CHECK
     bool fAllocateInRun = false;

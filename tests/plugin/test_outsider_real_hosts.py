@@ -323,3 +323,23 @@ def test_a_reopened_job_the_daemon_no_longer_knows_fails_with_why(bundles, tmp_p
     [job] = [Capture(folder).index["job"] for folder in captures.iterdir() if folder.name != args[5]]
     assert (job["state"], job["message"]) == ("failed", "the daemon does not know the job any more: job_id: "
                                                         "'j-gone' is not a known job")
+
+
+def test_a_rate_change_while_rolling_plays_nothing_of_the_variants_at_the_old_rate(bundles, tmp_path):
+    """Variant 1 (made at 48 kHz for 1.0-1.5 s) plays; the host restarts its engine at 96 kHz and rolls on without
+    a stopped block between. The first 5 ms at 96 kHz faded the 48 kHz variant out, read at 96 kHz frame numbers: a
+    piece of it (an octave up) where it does not belong. The input plays from the first frame at 96 kHz."""
+    require_tool("cc")
+    song = np.random.default_rng(4).uniform(-0.25, 0.25, (200_000, 2)).astype(np.float32)
+    variant = np.full((RATE // 2, 2), 0.5, np.float32)
+    with StandInDaemon() as daemon:
+        proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path, [
+            f"set:Daemon OSC port:{daemon.port}", "set:Range start:1.1", "set:Range end:1.4", "set:Inpaint:1",
+            "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", "stop:50000:256", "play:50000:2048",
+            "rate:96000", "play:52048:4096"], env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
+        try:
+            daemon.answer_inpaint(tmp_path / "drop", [variant], 1.0, RATE)
+        finally:
+            run = finish_clap_host(proc, out_file)
+    assert np.array_equal(run.output[512:512 + 2048], variant[50000 - RATE:][:2048])  # 48 kHz: the variant
+    assert np.array_equal(run.output[512 + 2048:], song[52048:52048 + 4096])  # 96 kHz: the input from its first frame
