@@ -745,10 +745,9 @@ protected:
     uint32_t getVersion() const override { return d_version(0, 2, 0); }
     int64_t getUniqueId() const override { return d_cconst('d', 'w', 'b', 'r'); }
 
-    // The host starts processing anew (no run() meanwhile): the next block continues no earlier one, so a variant is
-    // not faded from where the last block before was heading (a render begun again from its start would not sound
-    // as the first did).
-    // Nor is anything faded from: a set heard before plays at the rate it was loaded at, perhaps not the host's now.
+    // The host starts processing anew (after a bypass, a device restart, a rate change): the next block continues no
+    // earlier one, and nothing heard before is faded from (a set heard before is at the rate it was loaded at, perhaps
+    // not the host's now, and where the last block was heading is no longer where the host goes).
     void activate() override
     {
         fLastRolled.playing = false;
@@ -882,9 +881,7 @@ protected:
         const int64_t last = fLastRolled.block.timelineFrame;
         const bool rolled = playing && fLastRolled.playing;
         const bool held = rolled && firstFrame == last;
-        // where this block would have begun had the host rolled on: before it, the play position jumped back (a loop's
-        // wrap, a locate back while rolling). Not forward: a host that skipped a cycle (an xrun) is heard as such.
-        const int64_t continued = last + int64_t(fLastRolled.block.frames);
+        const int64_t continued = last + int64_t(fLastRolled.block.frames);  // where it began had the host rolled on
         const bool backwards = rolled && (firstFrame + int64_t(frames) == last
                                           || firstFrame + int64_t(fLastRolled.block.frames) == last);
         if (held && fLastRolled.pushed) {
@@ -893,6 +890,8 @@ protected:
             if (!fRing.push(inputs, taken))
                 fDroppedBlocks.fetch_add(1, std::memory_order_relaxed);
         }
+        // before that, the play position jumped back (a loop's wrap, a locate back while rolling): see below. Not
+        // forward: a host that skipped a cycle (an xrun) is heard as such.
         const bool jumped = rolled && !held && !backwards && firstFrame < continued;
         const bool pushed = playing && !held && !backwards && fRing.push(inputs, block);
         if (playing && !held && !backwards && !pushed)
