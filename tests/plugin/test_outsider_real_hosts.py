@@ -3,8 +3,9 @@
 A producer's stories: Inpaint clicked on in the host's generic UI (a toggle there: a press is off going on) and
 left on when the project is saved, then the project reopened, in a VST3 host and in Ardour (LV2); in Ardour, a loop
 over the inpainted range to compare the variant with the original, as producers audition; a CLAP host that
-deactivates and activates the plugin mid-variant; a project closed while the real daemon worked on its job, and
-opened again before the daemon runs.
+deactivates and activates the plugin mid-variant, or restarts its engine at another rate while rolling; a project
+closed while the real daemon worked on its job, opened again before the daemon runs, and a pad's choice on it then;
+a reopened job the daemon no longer knows.
 
 pedalboard's tests come after DawDreamer's in the run (see test_outsider_plugin.py): this file uses no DawDreamer.
 """
