@@ -1644,8 +1644,17 @@ end
 -- -- the editor action ---------------------------------------------------------------------------------------------
 
 function factory () return function ()
-	local imported, notes, drop_folder, named = DB.import_open_session()
-	local decided, decision_notes = DB.apply_decisions(Session, drop_folder)
+	-- what stops the import (a list in the drop folder that cannot be written: a full disk) is said in one line, as
+	-- the hook logs it; an error left to Ardour went only to its log window, and the action seemed to do nothing
+	local function failed(what, why)
+		LuaDialog.Message("DAW Bridge", string.format("%s: %s", what, tostring(why)), LuaDialog.MessageType.Error,
+			LuaDialog.ButtonType.Close):run()
+	end
+	local ok, imported, notes, drop_folder, named = pcall(DB.import_open_session)
+	if not ok then return failed("The import stopped", imported) end
+	local decided, decision_notes
+	ok, decided, decision_notes = pcall(DB.apply_decisions, Session, drop_folder)
+	if not ok then return failed("Applying the decisions stopped", decided) end
 	local lines = { string.format("Imported %d result(s) from %s.", #imported - #named, drop_folder) }
 	for _, name in ipairs(named) do lines[#lines + 1] = "Imported " .. name end
 	for _, applied in ipairs(decided) do lines[#lines + 1] = "Applied " .. applied.text end

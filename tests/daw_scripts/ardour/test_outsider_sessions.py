@@ -17,7 +17,7 @@ import soxr
 
 from bridge.client import BridgeClient
 from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, load, lua_string
-from tests.daw_scripts.ardour.gui import regions_in_session_file, running_gui, wait_for
+from tests.daw_scripts.ardour.gui import regions_in_session_file, running_gui, wait_for, write_result
 from tests.daw_scripts.ardour.test_ardour_session import wait_for_outcome
 from tests.daw_scripts.ardour.test_outsider_import import sounding
 
@@ -388,3 +388,27 @@ def test_a_job_on_an_overlapping_range_keeps_its_handles_off_the_other_jobs_new_
     else:  # a on top up to its range's end
         assert sounding(regions) == [("song", 0.5, 11.5), ("inpaint v1: a", 11.5, 20.0), ("inpaint v1: b", 20.0, 26.5),
                                      ("song", 26.5, 30.5)]
+
+
+def test_the_import_action_says_in_one_line_when_the_disk_fills_up_and_imports_nothing_twice(ardour, tmp_path):
+    with running_gui(ardour, tmp_path, [("DAW Bridge: Import results", IMPORT_SCRIPT.read_text())]) as gui:
+        drop = gui.session_file.parent / "daw-bridge"
+        write_result(drop, "r", gui.ids["Song"], 2.0, RATE, 0.8)
+        blocked = drop / ".ardour-imported.part"
+        blocked.symlink_to("/dev/full")  # the disk fills up as the import list is written again
+
+        def run_the_action(shot: str):
+            gui.run_script(1)
+            dialog = wait_for("the import's message", lambda: gui.window("^DAW Bridge$"), 60, 0.2)
+            gui.screenshot(tmp_path / shot)
+            subprocess.run(["xdotool", "windowfocus", "--sync", dialog, "key", "Return"], env=gui.env, check=True)
+            wait_for("the message to close", lambda: not gui.window("^DAW Bridge$"), 15, 0.2)
+            return [r["name"] for r in regions_in_session_file(gui.save())]
+
+        # Ardour's import placed the result; the list that records it could not be written, and the message says so
+        # (before, the error went to Ardour's log window only, and the action seemed to do nothing)
+        assert run_the_action("full.png") == ["inpaint v1 (conf 0.80): r"]
+        assert not os.path.lexists(blocked)  # no half-written list, nor its temporary
+        assert (drop / ".ardour-imported").read_text().startswith("~r.json\t")  # still claimed: not placed again
+
+        assert run_the_action("again.png") == ["inpaint v1 (conf 0.80): r"]
