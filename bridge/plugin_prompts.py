@@ -90,6 +90,15 @@ def _request_preset(index: dict, request_id: str) -> int:
     return 0
 
 
+def _earlier_prompt(config: Config, index: dict) -> str:
+    """The prompt kept under a name the instance had before in its project (the capture index's "was", newest
+    first): a plugin gets a new name each time its project is reopened, and its prompt was lost with the old one."""
+    stored = _stored(config)
+    earlier = index.get("was")
+    names = [name for name in earlier if isinstance(name, str)] if isinstance(earlier, list) else []
+    return next((stored[name] for name in names if stored.get(name)), "")
+
+
 def with_instance_prompt(config: Config, command: Command, index: dict) -> Command:
     """An inpaint/extend of a capture, filled from the preset its request names in the capture's ``index``, else
     from the instance's text."""
@@ -103,7 +112,7 @@ def with_instance_prompt(config: Config, command: Command, index: dict) -> Comma
                                   f"names a preset, but the daemon has none ([presets.NAME] in {mapping_path(config)})")
         fill = known[preset - 1][1]
     else:
-        fill = {"prompt": stored_prompt(config, capture)}
+        fill = {"prompt": stored_prompt(config, capture) or _earlier_prompt(config, index)}
     spec = osc_schema.COMMANDS[command.name]
     raw = {k: v for k, v in command.args.items() if v is not None}
     for key, value in fill.items():

@@ -24,6 +24,8 @@
 //                        on disk. "transport" is the host's as run() last saw it (see transportJson): playing, the
 //                        position, tempo and beats per bar, when that was (wall clock), and the tempo and signature
 //                        each stretch of timeline was played at; the daemon counts bars from the play cursor with it.
+//                        "was": the names the plugin had in its project before (newest first), once it has any: the
+//                        daemon takes a prompt kept under one of them (see restoreNames).
 //   Spans are listed in the order they were played; where two spans cover the same timeline frames, the later one
 //   is the newer take of the host's audio.
 
@@ -365,6 +367,13 @@ public:
     }
 
     void noteReplyPort(int port) { fReplyPort = port; }  // written with the first capture or request, not alone
+    // The names this instance's project gave the plugin before (a JSON array, newest first): the daemon keeps the
+    // prompt set for the track's plugin under the name it had then (a name is new each time the project opens).
+    void noteEarlierNames(std::string json)
+    {
+        if (json != fEarlierNames)
+            fEarlierNames = std::move(json), fDirty = true;
+    }
     // The job this instance follows, as one JSON object (the background thread composes it).
     void noteJob(std::string json)
     {
@@ -406,6 +415,8 @@ public:
             json += ",\n  \"transport\": " + transportJson();
         if (!fJob.empty())
             json += ",\n  \"job\": " + fJob;
+        if (!fEarlierNames.empty())
+            json += ",\n  \"was\": " + fEarlierNames;
 #ifdef DAW_BRIDGE_RT_CHECK
         json += ",\n  \"rt_allocations\": " + std::to_string(fAllocations);
 #endif
@@ -571,6 +582,7 @@ private:
     std::vector<Heard> fHeard;
     HostTransport fTransport;
     std::string fJob;
+    std::string fEarlierNames;  // see noteEarlierNames ("": none)
     int fReplyPort = 0;
     FILE* fFile = nullptr;
     uint64_t fDroppedBlocks = 0;
@@ -1457,6 +1469,9 @@ private:
             const dawbridge::JsonValue* value = job.get(key);
             return value && value->type == dawbridge::JsonValue::String ? value->text : std::string();
         };
+        restoreNames(job, text("request_id"));
+        if (text("request_id").empty())  // the project had no job for this plugin: only its names
+            return;
         fJob = Job{};
         fRateHeld = kIdle;
         fFollowing = false;
@@ -1496,6 +1511,27 @@ private:
         }
     }
 
+    // The names the plugin had in this project (saved "names"; a project saved before they were kept names the
+    // instance that made its job in the job's request id, "<instance>-r<n>"), for the daemon (noteEarlierNames).
+    void restoreNames(const dawbridge::JsonValue& saved, const std::string& requestId)
+    {
+        std::vector<std::string> names;
+        if (const dawbridge::JsonValue* list = saved.get("names"); list && list->type == dawbridge::JsonValue::Array)
+            for (const dawbridge::JsonValue& item : list->items)
+                if (item.type == dawbridge::JsonValue::String && !item.text.empty() && item.text != fInstance)
+                    names.push_back(item.text);
+        if (const size_t at = requestId.rfind("-r");
+            names.empty() && at != std::string::npos && requestId.compare(0, at, fInstance) != 0)
+            names.push_back(requestId.substr(0, at));
+        if (names.size() > 15)
+            names.erase(names.begin(), names.end() - 15);
+        fEarlier = std::move(names);
+        std::string json;
+        for (auto name = fEarlier.rbegin(); name != fEarlier.rend(); ++name)
+            json += (json.empty() ? "[" : ", ") + jsonString(*name);
+        fWriter.noteEarlierNames(json.empty() ? json : json + "]");
+    }
+
     // A replaced set may still be read by the block that loaded it before the swap (it ends by advancing the epoch
     // past the value read after the swap; blocks never overlap), and by the fade from it to the new set that the
     // next block may start: that block says so in fFadingFromSet before it reads a sample, so once a second block
@@ -1512,6 +1548,15 @@ private:
                 ++i;
             }
         }
+    }
+
+    // "names": every name the plugin had in this project, oldest first, this instance's last (at most 16).
+    std::string namesJson() const
+    {
+        std::string json = "\"names\": [";
+        for (const std::string& name : fEarlier)
+            json += jsonString(name) + ", ";
+        return json + jsonString(fInstance) + "]";
     }
 
     std::string jobJson() const
@@ -1549,6 +1594,7 @@ private:
                 fWriter.append(block, fInterleaved);
             fWriter.noteTransport(fHostTransport.read());
             fWriter.noteDropped(fDroppedBlocks.load(std::memory_order_relaxed));
+            restore();  // before a press the host sent after the state: the press is the newer
             if (const uint32_t requests = fRequests.exchange(0, std::memory_order_acquire)) {
                 fWriter.publish();  // everything played before the press is readable when the daemon gets it
                 request(requests);
@@ -1559,15 +1605,14 @@ private:
             if (fJob.state == kSent && std::chrono::steady_clock::now() - fJob.sentAt > std::chrono::seconds(10))
                 setJobState(kNoAnswer, "no answer from the daemon on 127.0.0.1:"
                                         + std::to_string(int(fValues[kDaemonPort].load())));
-            restore();
             followRate();
             followDecision();
             retire();
             const std::string job = jobJson();
             fWriter.noteJob(job);
-            if (!job.empty()) {
+            {
                 const std::lock_guard<std::mutex> lock(fSavedLock);
-                fSaved = job;
+                fSaved = job.empty() ? "{" + namesJson() + "}" : job.substr(0, job.size() - 1) + ", " + namesJson() + "}";
             }
 #ifdef DAW_BRIDGE_RT_CHECK
             fWriter.noteAllocations(gAllocationsInRun.load(std::memory_order_relaxed));
@@ -1651,6 +1696,7 @@ private:
     bool fFollowing = false;   // a job restored while it ran: the daemon is asked how it stands (see follow)
     std::chrono::steady_clock::time_point fAskedAt;
     JobState fRateHeld = kIdle;  // the state the loaded set's rate, not the host's, stands in for (kIdle: none)
+    std::vector<std::string> fEarlier;  // the names the plugin had in this project before, oldest first
     std::vector<std::pair<Playback*, uint64_t>> fRetired;
     std::vector<float> fInterleaved;  // a captured block on its way from the ring to the WAV
     // the project's state: what getState returns, and a state the host set that the background thread has to restore

@@ -15,6 +15,8 @@ from __future__ import annotations
 import gc
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ from tests.daw_scripts.ardour.conftest import RATE as ARDOUR_RATE
 from tests.daw_scripts.ardour.conftest import load
 
 from .conftest import RATE, URI, Capture, only_capture, wait_for_job
-from .hosts.clap import finish_clap_host, start_clap_host
+from .hosts.clap import finish_clap_host, run_clap_host, start_clap_host
 from .hosts.standin import StandInDaemon
 from .test_ardour_plugin import ardour, session  # noqa: F401  (fixtures: Ardour with the bundles, the song's session)
 from .test_pedalboard import delivered, reopened
@@ -344,3 +346,34 @@ def test_a_rate_change_while_rolling_plays_nothing_of_the_variants_at_the_old_ra
             run = finish_clap_host(proc, out_file)
     assert np.array_equal(run.output[512:512 + 2048], variant[50000 - RATE:][:2048])  # 48 kHz: the variant
     assert np.array_equal(run.output[512 + 2048:], song[52048:52048 + 4096])  # 96 kHz: the input from its first frame
+
+
+def test_the_prompt_set_for_a_tracks_plugin_holds_after_the_project_is_reopened(bundles, tmp_path, demo_song_path):
+    """The producer gives the guitar track's plugin its prompt from the command line (it has no GUI), saves the
+    project, and opens it the next day: the plugin has a new instance name (one per process), and the daemon keeps
+    prompts by name, so the next Inpaint went without the prompt. The reopened plugin tells the daemon the names it
+    had in the project before, and its request gets the prompt."""
+    require_tool("cc")
+    project = Project(tmp_path / "project", demo_song_path)
+    captures = project.root / "captures"
+    project.write_config(f'captures_dir = "{captures}"\n')
+    env = {"DAW_BRIDGE_CAPTURE_DIR": str(captures)}
+    song = make_song_array(seconds=20.0, sample_rate=RATE)[0]
+    saved = tmp_path / "project.clapstate"
+    run_clap_host(bundles / "DawBridge.clap", song, tmp_path / "day1", [f"play:0:{len(song)}", f"save:{saved}"],
+                  env=env)
+    day1 = only_capture(captures).folder.name
+    daemon = DaemonProcess(project).start()
+    try:
+        prompted = subprocess.run([sys.executable, "-m", "bridge", "plugin", "prompt", day1, "dusty drum break",
+                                   "--config", str(project.config)], capture_output=True, text=True, timeout=60)
+        assert prompted.returncode == 0, prompted.stdout + prompted.stderr
+        run_clap_host(bundles / "DawBridge.clap", song, tmp_path / "day2", [
+            f"load:{saved}", f"set:Daemon OSC port:{project.port}", "set:Range start:8", "set:Range end:10",
+            f"play:0:{len(song)}", "set:Inpaint:1", f"stop:{len(song)}:256", "wait:State:3"], env=env)
+    finally:
+        daemon.stop()
+    [day2] = [folder for folder in captures.iterdir() if folder.name != day1]
+    job = Capture(day2).index["job"]
+    assert job["state"] == "ready", job
+    assert json.loads(Path(job["manifests"][0]).read_text())["request"]["prompt"] == "dusty drum break"
