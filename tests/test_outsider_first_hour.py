@@ -314,3 +314,17 @@ def test_voice_decode_of_a_pipe_is_refused_in_one_line_instead_of_waiting_for_a_
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.splitlines() == [f"daw-bridge voice decode: {take}: is not a regular file (a pipe or a device), "
                                         "not a recording"], done.stderr
+
+
+def test_a_mapping_file_that_is_a_pipe_is_refused_by_doctor_and_serve_instead_of_hanging_them(project):
+    # [midi] mapping naming a FIFO: doctor waited for good, and serve too, deaf to SIGTERM (only SIGKILL ended it)
+    os.mkfifo(project.root / "pads.toml")
+    project.write_config('[midi]\nport = "nanoPAD*"\nmapping = "pads.toml"\n')
+    said = f"{project.root / 'pads.toml'}: is not a regular file (a pipe or a device)"
+    run = [sys.executable, "-m", "bridge", "--config", str(project.config)]
+    doctor, serve = (subprocess.run([*run, command], capture_output=True, text=True, timeout=120,
+                                    env=daemon_environment(), cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
+                     for command in ("doctor", "serve"))
+    assert doctor.returncode == 1 and f"BAD  MIDI: {said}" in doctor.stdout.splitlines(), doctor.stdout
+    assert serve.returncode == 2 and serve.stderr.splitlines()[-1].endswith(f"ERROR bridge.daemon: {said}"), \
+        serve.stderr

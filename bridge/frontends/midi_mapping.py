@@ -157,8 +157,11 @@ def load_mapping(path: Path) -> Mapping:
 
 def mapping_text(path: Path) -> str:
     """A mapping file's text; FileNotFoundError when there is none, MappingError when it cannot be read."""
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO was read until a writer came: for
+        raise MappingError(f"{path}: is not a regular file (a pipe or a device)")  # good, SIGTERM unheard meanwhile
     try:
-        return Path(path).read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
+        return path.read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
     except FileNotFoundError:
         raise
     except (OSError, UnicodeDecodeError) as exc:
