@@ -8,6 +8,7 @@ runs as root, which file modes do not stop). Both need ``mount``: they skip with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -97,18 +98,43 @@ def test_a_full_drop_folder_fails_the_job_by_name_and_a_retry_after_freeing_spac
         f"failed {outcome.args[1]}, nothing left; retry after remount: {again}"
 
 
-def test_a_read_only_drop_folder_fails_the_job_by_name_and_leaves_nothing(running, figures):
+def test_a_read_only_drop_folder_is_refused_with_the_job_and_nothing_is_made(running, figures):
+    """Found when the job is sent, before anything is generated (or paid for): the sender is told which folder."""
     project, daemon = running
     with read_only(project.drop):
         daemon.start()
-        outcome, job_id = _run(project)
-        assert outcome.name == "failed", outcome.args
-        assert outcome.args[1] == "drop_folder_unwritable" and "permission denied" in outcome.args[2], outcome.args
-        assert files_under(project.drop) == []
-    again = _retry(project, job_id)  # the mount is gone: the folder is writable again
-    assert again == "delivered", again
+        with BridgeClient("127.0.0.1", project.port) as client:
+            client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="")
+            reply = client.wait_for(lambda r: r.name in ("accepted", "error"), timeout=10)
+            assert client.ping(timeout=5)
+        assert reply.name == "error" and reply.args[2] == "drop_folder", reply.args
+        assert "cannot be written (Read-only file system)" in reply.args[3], reply.args
+        assert files_under(project.drop) == [] and journal_records(project) == []
+    outcome, _ = _run(project)  # the mount is gone: the same command goes through
+    assert outcome.name == "done", outcome.args
     figures.setdefault("machine faults", {})["drop folder read-only (bind mount)"] = \
-        f"failed {outcome.args[1]}, nothing left; retry after unmount: {again}"
+        f"refused with the job: {reply.args[3][-40:]}; sent again after unmount: {outcome.name}"
+
+
+def test_a_drop_folder_made_read_only_while_musicgpt_generates_fails_the_paid_job_by_name_and_a_retry_does_not_pay(
+        tmp_path, demo_song_path, figures):
+    project = Project(tmp_path / "project", demo_song_path)
+    with FakeMusicGPT(time_scale=0.1, eta=20) as fake, contextlib.ExitStack() as mount:
+        project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+        daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+        try:
+            outcome, job_id = _run(project, on_generating=lambda: mount.enter_context(read_only(project.drop)))
+            assert outcome.name == "failed", outcome.args
+            assert outcome.args[1] == "drop_folder_unwritable" and "permission denied" in outcome.args[2], outcome.args
+            assert files_under(project.drop) == []
+            mount.close()
+            again = _retry(project, job_id)
+        finally:
+            daemon.stop()
+    assert again == "delivered", again
+    assert fake.total_submits == 1  # the result it paid for was fetched again, not asked for again
+    figures.setdefault("machine faults", {})["drop folder made read-only while generating (bind mount)"] = \
+        f"failed {outcome.args[1]}, nothing left; retry after unmount: {again}, {fake.total_submits} submit"
 
 
 def test_a_source_deleted_mid_job_fails_the_job_by_name(running, figures):
