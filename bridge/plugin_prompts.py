@@ -51,10 +51,7 @@ def set_prompt(config: Config, capture: str, prompt: str) -> None:
     """Keep ``prompt`` for the instance (an existing capture; "" clears it), written atomically."""
     captures.capture_folder(config, capture)
     prompts = _stored(config)
-    if prompt:
-        prompts[capture] = prompt
-    else:
-        prompts.pop(capture, None)
+    prompts[capture] = prompt  # "" kept too: a cleared prompt is not taken from a name the instance had before
     path = _prompts_file(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(prompts, indent=2, ensure_ascii=False))
@@ -112,7 +109,8 @@ def with_instance_prompt(config: Config, command: Command, index: dict) -> Comma
                                   f"names a preset, but the daemon has none ([presets.NAME] in {mapping_path(config)})")
         fill = known[preset - 1][1]
     else:
-        fill = {"prompt": stored_prompt(config, capture) or _earlier_prompt(config, index)}
+        stored = _stored(config)
+        fill = {"prompt": stored[capture] if capture in stored else _earlier_prompt(config, index)}
     spec = osc_schema.COMMANDS[command.name]
     raw = {k: v for k, v in command.args.items() if v is not None}
     for key, value in fill.items():

@@ -10,7 +10,10 @@ import sys
 import pytest
 import soundfile as sf
 
+import osc_schema
+from bridge import plugin_prompts
 from bridge.client import BridgeClient
+from bridge.config import load as load_config
 from tests.conftest import DaemonProcess, Project
 
 from .test_capture_source import INSTANCE, write_capture
@@ -111,3 +114,20 @@ def test_the_live_instances_are_listed_by_name_for_the_prompt_command(instance):
     assert done.returncode == 0, done.stdout
     [line] = done.stdout.splitlines()
     assert line.startswith(f"{INSTANCE}  LV2  pid ") and line.endswith("played 0.000–30.000, 40.000–50.000 s")
+
+
+def test_a_reopened_instance_takes_the_prompt_kept_under_its_earlier_name_and_a_cleared_one_stays_cleared(instance):
+    """The project was reopened: the plugin has a new name, and its index lists the name it had ("was"). The prompt
+    kept under that name is its prompt; once the producer clears the new name's prompt, none is taken from before."""
+    project, index_path = instance
+    captures_dir = index_path.parent.parent
+    for name in ("earlier-1", "reopened-2"):
+        (captures_dir / name).mkdir()
+    config = load_config(project.config)
+    index = {**json.loads(index_path.read_text()), "requests": [], "was": ["earlier-1"]}
+    request = osc_schema.parse_request({"command": "inpaint", "source": None, "start": 12.0, "end": 14.0,
+                                        "prompt": "", "capture": "reopened-2", "request_id": "p-reopened"})
+    assert cli(project, "prompt", "earlier-1", "tape-saturated bass").returncode == 0
+    assert plugin_prompts.with_instance_prompt(config, request, index).args["prompt"] == "tape-saturated bass"
+    assert cli(project, "prompt", "reopened-2", "").returncode == 0
+    assert plugin_prompts.with_instance_prompt(config, request, index).args["prompt"] == ""
