@@ -18,7 +18,7 @@ import osc_schema
 from bridge import captures
 from bridge.audio.wavio import write_text_atomic
 from bridge.config import Config
-from bridge.frontends.midi_mapping import MappingError, mapping_file, parse_mapping
+from bridge.frontends.midi_mapping import MappingError, mapping_file, mapping_text, parse_mapping
 from osc_schema import Command, ValidationError
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,11 @@ def presets(config: Config) -> list[tuple[str, dict]]:
     """The daemon's named presets, (name, arguments), numbered from 1 in the mapping file's order; none without it."""
     path = mapping_path(config)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = mapping_text(path)  # a pipe is refused, not read until a writer comes
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValidationError("preset", None, f"the presets cannot be read: {path}: {exc}", shown="") from None
+    except MappingError as exc:
+        raise ValidationError("preset", None, f"the presets cannot be read: {exc}", shown="") from None
     try:
         return list(parse_mapping(text, path).presets.items())  # the file's own checks, with its line numbers
     except MappingError as exc:

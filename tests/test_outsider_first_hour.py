@@ -322,9 +322,12 @@ def test_a_mapping_file_that_is_a_pipe_is_refused_by_doctor_and_serve_instead_of
     project.write_config('[midi]\nport = "nanoPAD*"\nmapping = "pads.toml"\n')
     said = f"{project.root / 'pads.toml'}: is not a regular file (a pipe or a device)"
     run = [sys.executable, "-m", "bridge", "--config", str(project.config)]
-    doctor, serve = (subprocess.run([*run, command], capture_output=True, text=True, timeout=120,
-                                    env=daemon_environment(), cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
-                     for command in ("doctor", "serve"))
+    doctor, serve, presets = (
+        subprocess.run([*run, *command.split()], capture_output=True, text=True, timeout=120, env=daemon_environment(),
+                       cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
+        for command in ("doctor", "serve", "plugin presets"))  # the mapping file holds the plugin's presets too
     assert doctor.returncode == 1 and f"BAD  MIDI: {said}" in doctor.stdout.splitlines(), doctor.stdout
+    assert presets.returncode == 2 and presets.stdout.splitlines() == [
+        f"daw-bridge plugin presets: preset: the presets cannot be read: {said}"], (presets.stdout, presets.stderr)
     assert serve.returncode == 2 and serve.stderr.splitlines()[-1].endswith(f"ERROR bridge.daemon: {said}"), \
         serve.stderr
