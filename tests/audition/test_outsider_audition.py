@@ -104,9 +104,10 @@ def test_a_source_replaced_after_delivery_is_refused_not_played_as_the_context(j
         assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
 
 
-def test_a_discarded_job_stops_playing_and_is_refused_in_one_line(jack, tmp_path):
-    """A discard takes the job's takes out of the project on both DAW sides, but a variant of it playing went on,
-    and every later press (a pad, a voice command, OSC) played its variants again, announced as auditioning."""
+@contextmanager
+def variant_1_heard(jack, tmp_path: Path):
+    """(tape, client, job): a two-variant inpaint done on an auditioning daemon whose output a tape records, its
+    variant 1 playing and heard; on leaving, the daemon's log holds no traceback."""
     tape = Tape()
     try:
         with auditioning_daemon(jack, tmp_path, tape) as (project, daemon), \
@@ -118,55 +119,47 @@ def test_a_discarded_job_stops_playing_and_is_refused_in_one_line(jack, tmp_path
             since = len(tape.blocks)
             assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
             assert sounding(tape, since), "the tape hears the audition"
-
-            assert decide(client, job, "discard").args == [job, "discard", 0, 1]
-            said = f"job {job} was discarded (decision 1): its variants are gone from the project, so nothing of " \
-                   "it is auditioned"
-            # The stop was asked before the decision was answered: the cycle under way then may still sound, and
-            # the next one fades out.
-            stopped = len(tape.blocks) + 2
-            for request in ([job, "variant", "variant", 2], [job, "variant", "variant", 1], [job, "original"],
-                            ["last", "next"], ["last", "ab"]):
-                assert audition(client, *request) == ["/bridge/audition", "", "", said], request
-            assert silent(tape, stopped, len(tape.blocks) + 50), "nothing plays after the discard"
-            assert client.ping(timeout=5)
+            yield tape, client, job
         assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
     finally:
         tape.close()
+
+
+def test_a_discarded_job_stops_playing_and_is_refused_in_one_line(jack, tmp_path):
+    """A discard takes the job's takes out of the project on both DAW sides, but a variant of it playing went on,
+    and every later press (a pad, a voice command, OSC) played its variants again, announced as auditioning."""
+    with variant_1_heard(jack, tmp_path) as (tape, client, job):
+        assert decide(client, job, "discard").args == [job, "discard", 0, 1]
+        said = f"job {job} was discarded (decision 1): its variants are gone from the project, so nothing of " \
+               "it is auditioned"
+        # The stop was asked before the decision was answered: the cycle under way then may still sound, and
+        # the next one fades out.
+        stopped = len(tape.blocks) + 2
+        for request in ([job, "variant", "variant", 2], [job, "variant", "variant", 1], [job, "original"],
+                        ["last", "next"], ["last", "ab"]):
+            assert audition(client, *request) == ["/bridge/audition", "", "", said], request
+        assert silent(tape, stopped, len(tape.blocks) + 50), "nothing plays after the discard"
+        assert client.ping(timeout=5)
 
 
 def test_after_a_keep_the_other_variants_stop_and_are_refused_the_kept_one_plays(jack, tmp_path):
     """keep takes the job's other takes out of the project on both DAW sides (a later choose of one is refused), but
     the variant playing at the keep went on, and a press on another variant, or next, played one that is gone."""
-    tape = Tape()
-    try:
-        with auditioning_daemon(jack, tmp_path, tape) as (project, daemon), \
-                BridgeClient("127.0.0.1", project.port) as client:
-            outcome, _ = client.run_job("inpaint", source=str(project.song), start=16.0, end=20.0, prompt="",
-                                        backend="local", num_outputs=2, timeout=120)
-            assert outcome.name == "done", outcome
-            job = outcome.args[0]
-            since = len(tape.blocks)
-            assert audition(client, job, "variant", "variant", 1)[:3] == [job, "variant", 1]
-            assert sounding(tape, since), "the tape hears the audition"
+    with variant_1_heard(jack, tmp_path) as (tape, client, job):
+        assert decide(client, job, "keep", "choice", 2).args == [job, "keep", 2, 1]
+        stopped = len(tape.blocks) + 2  # see the discard's story
+        assert audition(client, job, "variant", "variant", 1) == [
+            "/bridge/audition", "", "", f"job {job} kept variant 2 (decision 1): variant 1 is gone from the "
+                                        "project"]
+        assert silent(tape, stopped, len(tape.blocks) + 50), "variant 1 stopped at the keep"
 
-            assert decide(client, job, "keep", "choice", 2).args == [job, "keep", 2, 1]
-            stopped = len(tape.blocks) + 2  # see the discard's story
-            assert audition(client, job, "variant", "variant", 1) == [
-                "/bridge/audition", "", "", f"job {job} kept variant 2 (decision 1): variant 1 is gone from the "
-                                            "project"]
-            assert silent(tape, stopped, len(tape.blocks) + 50), "variant 1 stopped at the keep"
-
-            since = len(tape.blocks)
-            assert audition(client, job, "variant", "variant", 2)[:3] == [job, "variant", 2]
-            assert sounding(tape, since), "the kept variant plays"
-            assert [audition(client, "last", what)[:3] for what in ("next", "previous", "ab", "ab", "next")] == [
-                [job, "variant", 2], [job, "variant", 2], [job, "original", 0], [job, "variant", 2],
-                [job, "variant", 2]]
-            assert client.ping(timeout=5)
-        assert "Traceback" not in daemon.log.read_text(encoding="utf-8")
-    finally:
-        tape.close()
+        since = len(tape.blocks)
+        assert audition(client, job, "variant", "variant", 2)[:3] == [job, "variant", 2]
+        assert sounding(tape, since), "the kept variant plays"
+        assert [audition(client, "last", what)[:3] for what in ("next", "previous", "ab", "ab", "next")] == [
+            [job, "variant", 2], [job, "variant", 2], [job, "original", 0], [job, "variant", 2],
+            [job, "variant", 2]]
+        assert client.ping(timeout=5)
 
 
 def sounding(tape: Tape, since: int) -> bool:
