@@ -22,9 +22,11 @@ from tests.conftest import ROOT, daemon_environment
 from tests.fakes.musicgpt import FakeMusicGPT
 
 
-def daw_bridge(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def daw_bridge(*args: str, timeout: float = 600, env: dict | None = None,
+               cwd: Path | str = ROOT) -> subprocess.CompletedProcess:
+    """The ``daw-bridge`` command as a producer runs it (``env`` on top of the tests' daemon environment)."""
     return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True,
-                          timeout=timeout, env=daemon_environment(env), cwd=ROOT, preexec_fn=ask_to_die_with_parent)
+                          timeout=timeout, env=daemon_environment(env), cwd=cwd, preexec_fn=ask_to_die_with_parent)
 
 
 def test_one_shot_extend_prints_the_manifest_and_shows_progress(project):

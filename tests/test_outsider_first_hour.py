@@ -17,6 +17,7 @@ from bridge.client import BridgeClient
 from bridge.lifeline import ask_to_die_with_parent
 from tests.conftest import ROOT, DaemonProcess, adopting_orphans, daemon_environment, wait_for_pictures
 from tests.frontends.test_inbox import drop_request, wait_for_status
+from tests.test_cli import daw_bridge
 
 
 class TerminalDaemon(DaemonProcess):
@@ -83,9 +84,7 @@ def test_the_service_installed_with_a_config_file_runs_the_daemon_of_that_file(p
     flags = ["service", "--unit-path", str(unit), "--no-start"]
     args = ["install", "--config", relative, *flags] if where == "before TARGET" else ["install", *flags, "--config",
                                                                                          relative]
-    done = subprocess.run([sys.executable, "-m", "bridge", *args], cwd=project.root, capture_output=True, text=True,
-                          timeout=120, env=daemon_environment({"HOME": str(home)}), preexec_fn=ask_to_die_with_parent,
-                          check=False)
+    done = daw_bridge(*args, cwd=project.root, timeout=120, env={"HOME": str(home)})
     assert done.returncode == 0, done.stdout + done.stderr
     command, env = _unit_command(unit)
     assert command[-3:] == ["serve", "--config", str(project.config)], command
@@ -104,9 +103,8 @@ def test_the_service_installed_with_a_config_file_runs_the_daemon_of_that_file(p
 def test_a_service_config_file_with_a_mistake_is_refused_before_the_unit_is_written(project, home, tmp_path):
     unit = tmp_path / "units" / "daw-bridge.service"
     project.write_config("[local]\nworkers = \"two\"\n")
-    done = subprocess.run([sys.executable, "-m", "bridge", "install", "service", "--config", str(project.config),
-                           "--unit-path", str(unit), "--no-start"], capture_output=True, text=True, timeout=120,
-                          env=daemon_environment({"HOME": str(home)}), preexec_fn=ask_to_die_with_parent, check=False)
+    done = daw_bridge("install", "service", "--config", str(project.config), "--unit-path", str(unit), "--no-start",
+                      timeout=120, env={"HOME": str(home)})
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.splitlines() == [f'daw-bridge: {project.config}:7: [local] workers = "two": must be a whole '
                                         'number'], done.stderr
@@ -156,9 +154,7 @@ def test_relative_folders_in_a_config_file_are_the_config_files_folders_whicheve
         with BridgeClient("127.0.0.1", project.port) as client:
             outcome, _ = client.run_job("inpaint", source=str(project.song), start=4.0, end=6.0, prompt="",
                                         num_outputs=1, timeout=300)
-        jobs = subprocess.run([sys.executable, "-m", "bridge", "jobs", "--json", "--config", str(project.config)],
-                              cwd=cli_folder, capture_output=True, text=True, timeout=120, env=daemon_environment(),
-                              preexec_fn=ask_to_die_with_parent, check=False)
+        jobs = daw_bridge("jobs", "--json", "--config", str(project.config), cwd=cli_folder, timeout=120)
     finally:
         daemon.stop()
     assert outcome.name == "done", outcome
@@ -174,10 +170,9 @@ def test_send_takes_a_song_and_a_drop_folder_named_from_the_folder_the_producer_
     # refused ('must be an absolute path'): the daemon cannot know the producer's folder, the command line does
     daemon = DaemonProcess(project).start()
     try:
-        sent = subprocess.run([sys.executable, "-m", "bridge", "send", "inpaint", f"source={project.song.name}",
-                               "start=4", "end=6", "prompt=", "num_outputs=1", "drop_folder=takes", "--wait",
-                               "--config", str(project.config)], cwd=project.audio, capture_output=True, text=True,
-                              timeout=600, env=daemon_environment(), preexec_fn=ask_to_die_with_parent, check=False)
+        sent = daw_bridge("send", "inpaint", f"source={project.song.name}", "start=4", "end=6", "prompt=",
+                          "num_outputs=1", "drop_folder=takes", "--wait", "--config", str(project.config),
+                          cwd=project.audio, timeout=600)
     finally:
         daemon.stop()
     assert sent.returncode == 0, sent.stdout + sent.stderr
@@ -189,10 +184,8 @@ def test_send_takes_a_song_and_a_drop_folder_named_from_the_folder_the_producer_
 def test_a_drop_folder_that_cannot_be_made_is_refused_before_the_song_is_worked_on(project):
     # '--out' on a disk or folder where nothing may be written (read-only, or another user's): the job was generated
     # (on MusicGPT: paid) and failed only at delivery. /sys refuses a new folder even to root, as a read-only disk does
-    done = subprocess.run([sys.executable, "-m", "bridge", "inpaint", str(project.song), "--start", "4", "--end", "6",
-                           "--num-outputs", "1", "--out", "/sys/daw-bridge-takes", "--config", str(project.config)],
-                          capture_output=True, text=True, timeout=600, env=daemon_environment(), cwd=ROOT,
-                          preexec_fn=ask_to_die_with_parent, check=False)
+    done = daw_bridge("inpaint", str(project.song), "--start", "4", "--end", "6", "--num-outputs", "1", "--out",
+                      "/sys/daw-bridge-takes", "--config", str(project.config), timeout=600)
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == ["daw-bridge inpaint: drop_folder: '/sys/daw-bridge-takes' cannot be made: /sys "
                                         "takes no new folder (Operation not permitted)"], done.stderr
@@ -201,10 +194,8 @@ def test_a_drop_folder_that_cannot_be_made_is_refused_before_the_song_is_worked_
 def test_send_and_wait_with_no_daemon_running_says_so_as_send_without_wait_does(project):
     # 'daw-bridge send inpaint ... --wait' with the daemon down (or not listening yet): the command was lost, and
     # send waited in silence for the job's 600 s before saying 'no outcome ... the job goes on if the daemon runs'
-    done = subprocess.run([sys.executable, "-m", "bridge", "send", "inpaint", f"source={project.song}", "start=4",
-                           "end=6", "prompt=", "--wait", "--config", str(project.config)], capture_output=True,
-                          text=True, timeout=120, env=daemon_environment(), cwd=ROOT,
-                          preexec_fn=ask_to_die_with_parent, check=False)
+    done = daw_bridge("send", "inpaint", f"source={project.song}", "start=4", "end=6", "prompt=", "--wait", "--config",
+                      str(project.config), timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.splitlines() == [f"no reply from a daemon on 127.0.0.1:{project.port} (is 'daw-bridge serve' "
                                         "running?)"], done.stdout
@@ -243,9 +234,7 @@ def test_a_daemon_folder_that_is_a_file_is_named_with_what_it_is_for(project, fl
     notes = project.root / "notes.txt"
     notes.write_text("my notes", encoding="utf-8")
     for folder, blocker in ((notes, notes), (notes / "sub", notes)):
-        done = subprocess.run([sys.executable, "-m", "bridge", "serve", "--config", str(project.config), flag,
-                               str(folder)], capture_output=True, text=True, timeout=120, env=daemon_environment(),
-                              cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
+        done = daw_bridge("serve", "--config", str(project.config), flag, str(folder), timeout=120)
         assert done.returncode == 2, done.stderr
         [said] = done.stderr.splitlines()
         assert said.endswith(f"ERROR bridge.daemon: the {what} {folder} cannot be made: {blocker} is a file"), said
@@ -262,9 +251,7 @@ def test_a_config_folder_naming_an_unset_environment_variable_is_refused_in_one_
         line = next(n for n, text in enumerate(written, 1) if text.startswith(f"{key} ="))
         project.config.write_text("\n".join(text if n != line else f"{key} = {value}"
                                             for n, text in enumerate(written, 1)) + "\n", encoding="utf-8")
-        done = subprocess.run([sys.executable, "-m", "bridge", "doctor", "--config", str(project.config)],
-                              capture_output=True, text=True, timeout=120, env=daemon_environment(), cwd=project.root,
-                              preexec_fn=ask_to_die_with_parent, check=False)
+        done = daw_bridge("doctor", "--config", str(project.config), timeout=120, cwd=project.root)
         assert done.returncode == 2, done.stdout + done.stderr
         [said] = done.stderr.splitlines()
         assert said.startswith(f"daw-bridge: {project.config}:{line}: {key} = "), said  # the value, perhaps cut
@@ -274,17 +261,13 @@ def test_a_config_folder_naming_an_unset_environment_variable_is_refused_in_one_
 
 def test_the_config_file_and_verbose_may_be_named_before_the_command_too(project):
     # 'daw-bridge --config FILE doctor', as git and systemctl take their options: 'invalid choice: FILE'
-    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(project.config), "-v", "doctor"],
-                          capture_output=True, text=True, timeout=120, env=daemon_environment(), cwd=ROOT,
-                          preexec_fn=ask_to_die_with_parent, check=False)
+    done = daw_bridge("--config", str(project.config), "-v", "doctor", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines()[0] == f"ok   config: {project.config}", done.stdout
     # named after it as well, the command's own wins
     other = project.root / "other.toml"
     other.write_text(project.config.read_text(encoding="utf-8"), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(project.config), "doctor", "--config",
-                           str(other)], capture_output=True, text=True, timeout=120, env=daemon_environment(),
-                          cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
+    done = daw_bridge("--config", str(project.config), "doctor", "--config", str(other), timeout=120)
     assert done.stdout.splitlines()[0] == f"ok   config: {other}", done.stdout + done.stderr
 
 
@@ -294,10 +277,8 @@ def test_relative_xdg_folders_in_the_environment_are_ignored_as_the_xdg_rules_sa
     home, cwd = tmp_path / "home", tmp_path / "somewhere"
     home.mkdir()
     cwd.mkdir()
-    done = subprocess.run([sys.executable, "-m", "bridge", "doctor"], capture_output=True, text=True, timeout=120,
-                          env=daemon_environment({"HOME": str(home), "XDG_STATE_HOME": "state",
-                                                  "XDG_CONFIG_HOME": "config"}),
-                          cwd=cwd, preexec_fn=ask_to_die_with_parent, check=False)
+    done = daw_bridge("doctor", timeout=120, env={"HOME": str(home), "XDG_STATE_HOME": "state",
+                                                  "XDG_CONFIG_HOME": "config"}, cwd=cwd)
     lines = done.stdout.splitlines()
     assert lines[0] == f"ok   config: {home}/.config/daw-bridge/config.toml (not present: defaults)", done.stdout
     assert f"ok   state folder {home}/.local/state/daw-bridge" in lines, done.stdout + done.stderr
@@ -308,9 +289,7 @@ def test_voice_decode_of_a_pipe_is_refused_in_one_line_instead_of_waiting_for_a_
     # 'daw-bridge voice decode take.wav' where take.wav is a FIFO (a recorder's live output): it waited for good
     take = tmp_path / "take.wav"
     os.mkfifo(take)
-    done = subprocess.run([sys.executable, "-m", "bridge", "voice", "decode", str(take)], capture_output=True,
-                          text=True, timeout=120, env=daemon_environment(), cwd=ROOT,
-                          preexec_fn=ask_to_die_with_parent, check=False)
+    done = daw_bridge("voice", "decode", str(take), timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.splitlines() == [f"daw-bridge voice decode: {take}: is not a regular file (a pipe or a device), "
                                         "not a recording"], done.stderr
@@ -321,11 +300,8 @@ def test_a_mapping_file_that_is_a_pipe_is_refused_by_doctor_and_serve_instead_of
     os.mkfifo(project.root / "pads.toml")
     project.write_config('[midi]\nport = "nanoPAD*"\nmapping = "pads.toml"\n')
     said = f"{project.root / 'pads.toml'}: is not a regular file (a pipe or a device)"
-    run = [sys.executable, "-m", "bridge", "--config", str(project.config)]
-    doctor, serve, presets = (
-        subprocess.run([*run, *command.split()], capture_output=True, text=True, timeout=120, env=daemon_environment(),
-                       cwd=ROOT, preexec_fn=ask_to_die_with_parent, check=False)
-        for command in ("doctor", "serve", "plugin presets"))  # the mapping file holds the plugin's presets too
+    doctor, serve, presets = (daw_bridge("--config", str(project.config), *command.split(), timeout=120)
+                              for command in ("doctor", "serve", "plugin presets"))  # it holds the plugin's presets
     assert doctor.returncode == 1 and f"BAD  MIDI: {said}" in doctor.stdout.splitlines(), doctor.stdout
     assert presets.returncode == 2 and presets.stdout.splitlines() == [
         f"daw-bridge plugin presets: preset: the presets cannot be read: {said}"], (presets.stdout, presets.stderr)
