@@ -110,6 +110,12 @@ class CommitGate:
             self._published = True  # from the first rename on, the files count as out, even if one fails
             publish(staged)
 
+    def withdraw(self) -> None:
+        """The delivery failed and removed what it had published: nothing is out, so a cancel may close the gate
+        again (a retry of the delivery publishes through it as the first try would have)."""
+        with self._lock:
+            self._published = False
+
 
 def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = None) -> list[Path]:
     """Write every variant and its manifest; on any failure remove every file of this job and raise.
@@ -142,6 +148,7 @@ def deliver(spec: JobSpec, variants: list[Rendered], gate: CommitGate | None = N
         discard(temporary for temporary, _ in staged)
         # Manifests go first so no importer can act on a manifest whose audio is being removed.
         discard(folder / f"{stem}{suffix}" for suffix in (".json", ".wav", ".png") for stem in stems)
+        gate.withdraw()
         if isinstance(exc, OSError):
             raise DeliveryError(_explain(exc, folder), code=_code(exc)) from None
         raise

@@ -16,7 +16,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from bridge import delivery
+from bridge.audio.region import probe
 from bridge.client import BridgeClient
+from bridge.exceptions import Cancelled, DeliveryError
+from bridge.models import JobSpec, Rendered
 from tests.conftest import DaemonProcess, Project
 from tests.songs import write
 
@@ -138,7 +142,7 @@ class _RemoveMidDelivery(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._halt.is_set():
+        while not self._halt.wait(0.0005):  # not a spin: the daemon it watches needs the core
             try:
                 names = os.listdir(self.folder)
             except FileNotFoundError:
@@ -157,3 +161,32 @@ class _RemoveMidDelivery(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join()
+
+
+def test_a_delivery_whose_folder_went_away_as_it_published_still_takes_a_cancel_before_its_retry(tmp_path,
+                                                                                                 demo_song_path):
+    """The folder removed at the very moment the files were renamed into place: the delivery took back what it had
+    published, but its gate still counted the files as out, so a cancel before the daemon's retry was refused as
+    'already delivered' with nothing in the drop folder (and the retry then published what was cancelled)."""
+    song = tmp_path / "song.wav"
+    shutil.copy(demo_song_path, song)
+    work = tmp_path / "work"
+    work.mkdir()
+    audio, rate = sf.read(str(song), frames=4 * 44100, dtype="float32", always_2d=True)
+    sf.write(str(work / "v1.wav"), audio, rate, subtype="FLOAT")
+    spec = JobSpec(job_id="j-20260101-000000-abcdef", operation="inpaint", source=song, source_info=probe(song),
+                   backend="local", start=1.0, end=3.0, drop_folder=tmp_path / "drop")
+
+    class FolderGoesAsItPublishes(delivery.CommitGate):
+        def publish(self, staged):
+            shutil.rmtree(spec.drop_folder)  # the producer cleaning the project, at the worst moment
+            super().publish(staged)
+
+    gate = FolderGoesAsItPublishes()
+    with pytest.raises(DeliveryError):
+        delivery.deliver(spec, [Rendered(1, work / "v1.wav", 0.0)], gate)
+    assert not spec.drop_folder.exists() or not any(spec.drop_folder.iterdir())
+    assert gate.close(), "a cancel now is refused as if the files were out"
+    with pytest.raises(Cancelled):  # and the retry publishes nothing
+        delivery.deliver(spec, [Rendered(1, work / "v1.wav", 0.0)], gate)
+    assert not any(spec.drop_folder.iterdir())
