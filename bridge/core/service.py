@@ -275,8 +275,10 @@ class JobService:
             busy |= self._drawing
             suffixes = {job_id.rsplit("-", 1)[-1] for job_id in busy}
             stale = [path for path, suffix in found if suffix not in suffixes]
-            # On the event loop, where a decision is staged and published in one go: none is half-way now.
-            discard(stale)
+            # A decision is staged and published in one go on the event loop, which has run since the listing: a
+            # decision's temporary listed then is published by now. Unlinked in a thread: a share that does not
+            # answer must not hold up the loop.
+            await asyncio.to_thread(discard, stale)
             if stale:
                 log.info("removed %d hidden temporary file(s) that interrupted deliveries left in the drop folders",
                          len(stale))
