@@ -611,9 +611,13 @@ enum Parameters : uint32_t {
 static constexpr uint32_t kFirstOutput = kProgress;
 
 enum Requests : uint32_t { kRequestInpaint = 1, kRequestExtend = 2, kRequestCancel = 4 };
-// The press parameters, as bits of 1 << index (see fArmed).
+// The press parameters, as bits of 1 << index (see fPressGate).
 static constexpr uint32_t kPresses = (1u << kInpaint) | (1u << kExtend) | (1u << kCancel) | (1u << kMarkIn)
     | (1u << kMarkOut);
+// fPressGate's word: the armed presses (bits 0-7), the presses a restore has yet to set (bits 8-15), and how many
+// restores there have been (bits 32-63). One word, so that arming a press and a restore beginning cannot interleave.
+static constexpr uint64_t kPending = 8, kRestore = uint64_t(1) << 32;
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "the audio thread may take no lock");
 enum Marks : uint32_t { kMarkStart = 1, kMarkEnd = 2 };
 
 // The State output parameter; stable numbers, documented in the README.
@@ -720,6 +724,7 @@ public:
     DawBridgePlugin()
         : Plugin(kParameterCount, 0, 1),
           fUsesSongPosition(std::strcmp(getPluginFormatName(), "CLAP") == 0),
+          fRestoreSetsPresses(std::strcmp(getPluginFormatName(), "LV2") != 0),
           fInstance(newInstanceName()),
           fWriter(captureRoot() + "/" + fInstance, fInstance, getPluginFormatName())
     {
@@ -729,6 +734,7 @@ public:
 #endif
         for (uint32_t i = 0; i < kParameterCount; ++i)
             fValues[i].store(kParameterSpecs[i].defaultValue);
+        fPressGate.store(fRestoreSetsPresses ? kPresses : 0);  // see fPressGate
         openReplySocket();
         fThread = std::thread([this] { backgroundLoop(); });
     }
@@ -801,8 +807,12 @@ protected:
     void setState(const char* key, const char* value) override
     {
         // every format's host restores the plugin's state before its parameters (DPF writes it first): a press the
-        // project saved held on is no press (see fArmed)
-        fArmed.store(0, std::memory_order_relaxed);
+        // project saved held on is no press (see fPressGate)
+        const uint64_t pending = fRestoreSetsPresses ? uint64_t(kPresses) << kPending : 0;
+        uint64_t gate = fPressGate.load(std::memory_order_relaxed);
+        while (!fPressGate.compare_exchange_weak(gate, ((gate & ~(kRestore - 1)) + kRestore) | pending,
+                                                 std::memory_order_relaxed))
+            ;  // a restore begins: nothing armed, and (VST3, CLAP) every press to be set
         if (std::strcmp(key, "job") != 0 || value == nullptr || *value == '\0')
             return;
         const std::lock_guard<std::mutex> lock(fSavedLock);
@@ -833,10 +843,15 @@ protected:
         value = withinRange(index, value, fValues[index].load(std::memory_order_relaxed));
         const float before = fValues[index].exchange(value, std::memory_order_relaxed);
         // a pad's press: off to on (its release sends off), once the host has let go of it since it restored a state
-        const uint32_t bit = 1u << index, armed = fArmed.load(std::memory_order_relaxed);
-        const bool pressed = value > 0.5f && before <= 0.5f && (armed & bit);
-        if (value <= 0.5f && (kPresses & bit) && !(armed & bit))
-            fArmed.fetch_or(bit, std::memory_order_relaxed);
+        const uint32_t bit = 1u << index;
+        uint64_t gate = fPressGate.load(std::memory_order_relaxed);
+        if (kPresses & bit) {  // set: no longer pending; set off: let go of, so armed
+            const uint64_t clear = uint64_t(bit) << kPending, arm = value <= 0.5f ? bit : 0;
+            while ((gate & clear || (gate & arm) != arm)
+                   && !fPressGate.compare_exchange_weak(gate, (gate & ~clear) | arm, std::memory_order_relaxed))
+                ;
+        }
+        const bool pressed = value > 0.5f && before <= 0.5f && (gate & bit);
         if (index <= kCancel && pressed)
             fRequests.fetch_or(bit, std::memory_order_release);
         else if ((index == kMarkIn || index == kMarkOut) && pressed)
@@ -862,8 +877,7 @@ protected:
             delete allocated;                      // new/delete pair may otherwise be optimised away)
         }
 #endif
-        if (fArmed.load(std::memory_order_relaxed) != kPresses)  // after a state restore: a press let go counts again
-            armReleasedPresses();
+        armReleasedPresses(frames);
         const TimePosition& time = getTimePosition();
         const bool playing = time.playing && frames > 0;
         uint32_t marks = fMarks.load(std::memory_order_relaxed);  // a plain load: the exchange's lock after a press only
@@ -982,15 +996,30 @@ private:
                 std::memmove(outputs[c] + begin, inputs[c] + begin, sizeof(float) * (end - begin));
     }
 
-    // Audio thread: the presses that are off now may be pressed (fArmed).
-    void armReleasedPresses() noexcept
+    // Audio thread: the presses that are off now may be pressed, once the instance has run a while (fQuietFrames)
+    // since it began or last restored a state, each once that restore has set it (see fPressGate).
+    void armReleasedPresses(uint32_t frames) noexcept
     {
+        uint64_t gate = fPressGate.load(std::memory_order_relaxed);
+        if ((gate & kPresses) == kPresses)
+            return;
+        if (uint32_t(gate >> 32) != fRestoresSeen)
+            fRestoresSeen = uint32_t(gate >> 32), fQuietFrames = 0;
+        // 50 ms: a host sets the saved control values before its first blocks, or with them (Ardour inserting the
+        // plugin, then a producer's press 0.2 s on, keeps it)
+        const uint32_t quiet = uint32_t(getSampleRate() / 20);
+        if (fQuietFrames < quiet) {
+            fQuietFrames += std::min(frames, quiet);
+            return;
+        }
         uint32_t released = 0;
         for (uint32_t index = 0; index < kParameterCount; ++index)
             if ((kPresses & (1u << index)) && fValues[index].load(std::memory_order_relaxed) <= 0.5f)
                 released |= 1u << index;
-        if (released != 0)
-            fArmed.fetch_or(released, std::memory_order_relaxed);
+        released &= ~uint32_t(gate >> kPending);
+        // fails if a restore began since the load above (or a press was set): the next block looks again
+        if (released & ~uint32_t(gate))
+            fPressGate.compare_exchange_strong(gate, gate | released, std::memory_order_relaxed);
     }
 
     // Audio thread: the host's position when a mark was pressed (the block it arrives in) becomes a range edge, in
@@ -1643,16 +1672,25 @@ private:
     };
 
     const bool fUsesSongPosition;
+    const bool fRestoreSetsPresses;  // VST3 and CLAP: only DPF's restore brings saved values (see fPressGate)
     const std::string fInstance;
     CaptureRing fRing;
     CaptureWriter fWriter;
     std::atomic<float> fValues[kParameterCount];  // every parameter's value, from kParameterSpecs' defaults
     std::atomic<uint32_t> fRequests{0};
-    // The presses (kPresses) that may be pressed: each off since the instance began or the host last restored its
-    // state. A host saves every parameter with the project, a press too: Inpaint clicked on in a generic UI (a toggle
-    // there) and left on was saved on, and each reopening of the project sent the daemon a new job (a paid one on
-    // MusicGPT) as the host restored it; now the host has to let go of it first.
-    std::atomic<uint32_t> fArmed{kPresses};
+    // The presses (kPresses) that may be pressed (armed), and those a restore has yet to set (pending); see kPending.
+    // A host saves every parameter with the project, a press too: Inpaint clicked on in a generic UI (a toggle there)
+    // and left on was saved on, and each reopening of the project sent the daemon a new job (a paid one on MusicGPT)
+    // as the host restored it. Now a press is armed when the host sets it off (lets go of it), or when run() finds it
+    // off after 50 ms of audio with no restore begun, and only once a restore in VST3 or CLAP has set it: DPF sets
+    // the state, then each parameter, in one call on the host's thread while run() may go on (its VST3 setState
+    // reads the saved stream piece by piece), and a run() in between armed Inpaint before the saved on came, which
+    // then counted. An LV2 instance begins with nothing armed: its host may run a block with the saved control value
+    // before it restores the state (DPF's LV2 restore sets no parameter: the host's ports bring them to run()). A
+    // VST3 or CLAP one begins armed: DPF gives it saved values only through a restore, and a script's first block
+    // (pedalboard: load, set Inpaint, process) is a press.
+    std::atomic<uint64_t> fPressGate{0};
+    uint32_t fRestoresSeen = 0, fQuietFrames = 0;  // run()'s: restores it has seen, frames run since the last
     // marks: presses waiting for run() to read the position, the marked times in seconds (-1: none), whether they
     // are the range
     std::atomic<uint32_t> fMarks{0};

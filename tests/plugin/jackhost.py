@@ -31,7 +31,9 @@ NOISE = np.random.default_rng(7).uniform(-1, 1, (700_000, 2)).astype(np.float32)
 class Jalv:
     """jalv hosting the plugin; it reads console commands on stdin and exits (cleanly) when stdin closes."""
 
-    def __init__(self, server: str, bundle: Path, folder: Path, extra_env: dict | None = None):
+    def __init__(self, server: str, bundle: Path, folder: Path, extra_env: dict | None = None,
+                 controls: tuple[str, ...] = ()):
+        """``controls``: "symbol=value" pairs jalv sets before the plugin's first block (its -c)."""
         (folder / "lv2").mkdir(parents=True)
         (folder / "lv2" / "DawBridge.lv2").symlink_to(bundle)  # LV2_PATH: a folder holding only this bundle
         self.captures = folder / "captures"
@@ -41,7 +43,8 @@ class Jalv:
         env = {**os.environ, "JACK_DEFAULT_SERVER": server, "LV2_PATH": str(folder / "lv2"),
                "DAW_BRIDGE_CAPTURE_DIR": str(self.captures), **(extra_env or {})}
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(["jalv", "-n", self.name, URI], stdin=subprocess.PIPE, stdout=log,
+            self.proc = subprocess.Popen(["jalv", "-n", self.name, *(arg for c in controls for arg in ("-c", c)), URI],
+                                         stdin=subprocess.PIPE, stdout=log,
                                          stderr=subprocess.STDOUT, env=env, preexec_fn=ask_to_die_with_parent)
 
     def command(self, line: str) -> None:
@@ -177,10 +180,11 @@ def play_the_gaps_again(song: Song, captures: Path, until: int) -> None:
 
 @contextmanager
 def hosted(server: str, bundle: Path, folder: Path, extra_env: dict | None = None,
-           material: np.ndarray = NOISE, song_type: type[Song] = Song) -> Iterator[tuple[Jalv, Song]]:
+           material: np.ndarray = NOISE, song_type: type[Song] = Song,
+           controls: tuple[str, ...] = ()) -> Iterator[tuple[Jalv, Song]]:
     """jalv hosting the plugin, `song` (a `song_type`) playing into it and `tape` recording it; all stopped on the
     way out, jalv's exit status (after its capture thread wrote what was left) in ``plugin.exit_status``."""
-    plugin = Jalv(server, bundle, folder, extra_env)
+    plugin = Jalv(server, bundle, folder, extra_env, controls)
     song = song_type(server, material)
     try:
         song.connect(plugin.name)

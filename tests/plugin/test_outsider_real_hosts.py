@@ -1,7 +1,9 @@
 """What real hosts do that tidy tests do not, and what the plugin must keep promising then.
 
 A producer's stories: Inpaint clicked on in the host's generic UI (a toggle there: a press is off going on) and
-left on when the project is saved, then the project reopened, in a VST3 host and in Ardour (LV2); in Ardour, a loop
+left on when the project is saved, then the project reopened, in a VST3 host and in Ardour (LV2), in an LV2 host
+that runs its first block with the saved values (jalv), and in a CLAP host that reads the project from a slow disk
+while the audio goes on (DPF sets the state, and the parameters after it); in Ardour, a loop
 over the inpainted range to compare the variant with the original, as producers audition; a CLAP host that
 deactivates and activates the plugin mid-variant, or restarts its engine at another rate while rolling; a project
 closed while the real daemon worked on its job, opened again before the daemon runs, and a pad's choice on it then;
@@ -78,6 +80,52 @@ def test_inpaint_left_on_when_the_project_was_saved_sends_nothing_when_it_is_reo
     finally:
         del plugin
         gc.collect()
+
+
+def test_a_clap_host_loading_the_project_slowly_while_the_audio_runs_sends_nothing_for_inpaint_left_on(
+        bundles, tmp_path, daemon_port):
+    """The project is read from a slow disk (a network share) as the audio goes on: DPF sets the plugin's state, then
+    each parameter, reading as it goes, and audio blocks run between the two. One of them took Inpaint, not yet set
+    from the project, as let go of, and the saved on that came next was a press: a job sent as the project opened."""
+    require_tool("cc")
+    clap, song = bundles / "DawBridge.clap", np.zeros((48000, 2), np.float32)
+    env, project, port = {"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")}, tmp_path / "project", \
+        daemon_port.getsockname()[1]
+    run_clap_host(clap, song, tmp_path / "saving", [
+        f"set:Daemon OSC port:{port}", "set:Range start:1", "set:Range end:2", "stop:0:24000",
+        "set:Inpaint:1", "stop:0:256", f"save:{project}"], env=env)  # left on
+    [(address, args)] = decode(daemon_port.recvfrom(65536)[0])
+    assert (address, args[1:3]) == ("/bridge/inpaint", [1.0, 2.0])  # the press before the save
+
+    run_clap_host(clap, song, tmp_path / "reopening", [
+        f"set:Daemon OSC port:{port}", "stop:0:24000",
+        f"slowload:{project}:24000",  # a saved string at a time, half a second of audio after each
+        "sleep:300",  # a job the load sent is on its way before the producer's own press below
+        "set:Range start:3", "set:Range end:4", "set:Inpaint:0", "stop:0:256", "set:Inpaint:1", "stop:0:256"],
+        env=env)  # the producer lets go of it, and presses it again
+    [(address, args)] = decode(daemon_port.recvfrom(65536)[0])
+    assert (address, args[1:3]) == ("/bridge/inpaint", [3.0, 4.0]), "the reopened project sent a job by itself"
+
+
+def test_an_lv2_host_giving_the_saved_inpaint_on_at_the_first_block_sends_nothing_until_it_is_pressed_again(
+        jack_server, bundles, tmp_path, daemon_port):
+    """An LV2 host may run the first block with the project's control values before it restores the plugin's state
+    (or with no state to restore, as jalv given them on its command line here): Inpaint saved on was a press at
+    that first block, before anything could tell the plugin a project was being opened."""
+    require_tool("jalv")
+    from .jackhost import hosted  # needs JACK-Client, as the jack_server fixture does
+
+    port = daemon_port.getsockname()[1]
+    with hosted(jack_server, bundles / "DawBridge.lv2", tmp_path,
+                controls=("inpaint=1", f"port={port}", "start=1", "end=2")) as (plugin, song):
+        time.sleep(0.3)  # connections in place
+        song.roll(10 * RATE, 0.5)  # the project plays a while: a job its first block sent is on its way by now
+        for line in ("set start 3", "set end 4", "set inpaint 0", "set inpaint 1"):  # let go of it, and press it
+            plugin.command(line)
+            time.sleep(0.05)  # one command per block or two: the release before the press
+        [(address, args)] = decode(daemon_port.recvfrom(65536)[0])
+    assert plugin.exit_status == 0, plugin.log.read_text()
+    assert (address, args[1:3]) == ("/bridge/inpaint", [3.0, 4.0]), "the saved on was taken for a press"
 
 
 # --- Ardour (LV2) -------------------------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ def build_clap_host() -> Path:
     if not binary.exists():
         folder.mkdir(exist_ok=True)
         partial = folder / f".clap_host.{os.getpid()}"
-        subprocess.run(["cc", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-Wall", "-Wextra", "-Werror",
-                        f"-I{CLAP_HEADERS}", str(SOURCE), "-o", str(partial), "-ldl", "-lm"],
+        subprocess.run(["cc", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-O2", "-pthread", "-Wall", "-Wextra",
+                        "-Werror", f"-I{CLAP_HEADERS}", str(SOURCE), "-o", str(partial), "-ldl", "-lm"],
                        check=True, capture_output=True, text=True)
         partial.replace(binary)
     return binary

@@ -15,6 +15,10 @@
  *                     positions and the song's frames count at the new rate from there on
  *   save:PATH         the plugin's state (what a DAW keeps in its project) into the file PATH
  *   load:PATH         the plugin's state from the file PATH (the project reopened: start a new host with this)
+ *   slowload:PATH:COUNT  the same, as a host loads a project from a slow disk while the audio goes on: the load
+ *                     runs on another thread (the host's main thread), each of its reads gets the file up to its
+ *                     next NUL byte (one of the strings DPF saves; DPF 1.6 takes a string split across two reads for
+ *                     two) and waits while this thread (the audio thread) processes COUNT frames, stopped at 0
  * The transport carries the song position in beats and seconds, the tempo and 4/4; the process call's steady_time
  * is the host's own frame counter, which never jumps back (it starts at 1000, so it equals no song position here).
  * stdout: "latency N", then per play/stop step "step I blocks N median_ns T": the median time of its process() calls
@@ -22,6 +26,7 @@
  */
 #include <dlfcn.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +72,44 @@ static int64_t read_file(const clap_istream_t* stream, void* buffer, uint64_t si
     return got == 0 && ferror((FILE*)stream->ctx) ? -1 : (int64_t)got;
 }
 
+/* slowload: the loading thread's reads and the audio thread take turns (see the step). */
+typedef struct {
+    FILE* file;
+    pthread_mutex_t lock;
+    pthread_cond_t turn;
+    bool audio_turn, done, loaded;
+    const clap_plugin_t* plugin;
+    const clap_plugin_state_t* state;
+} slow_load_t;
+
+static int64_t read_slowly(const clap_istream_t* stream, void* buffer, uint64_t size)
+{
+    slow_load_t* load = stream->ctx;
+    size_t got = 0;
+    for (int c = 0; got < size && (got == 0 || ((char*)buffer)[got - 1] != '\0') && (c = fgetc(load->file)) != EOF;)
+        ((char*)buffer)[got++] = (char)c;
+    pthread_mutex_lock(&load->lock);
+    load->audio_turn = true;
+    pthread_cond_broadcast(&load->turn);
+    while (load->audio_turn)
+        pthread_cond_wait(&load->turn, &load->lock);
+    pthread_mutex_unlock(&load->lock);
+    return got == 0 && ferror(load->file) ? -1 : (int64_t)got;
+}
+
+static void* load_slowly(void* arg)
+{
+    slow_load_t* load = arg;
+    clap_istream_t from = {load, read_slowly};
+    const bool loaded = load->state->load(load->plugin, &from);
+    pthread_mutex_lock(&load->lock);
+    load->loaded = loaded;
+    load->done = true;
+    pthread_cond_broadcast(&load->turn);
+    pthread_mutex_unlock(&load->lock);
+    return NULL;
+}
+
 static void fail(const char* why, const char* what)
 {
     fprintf(stderr, "clap_host: %s: %s\n", why, what);
@@ -104,6 +147,63 @@ static int by_value(const void* a, const void* b)
 {
     const double x = *(const double*)a, y = *(const double*)b;
     return (x > y) - (x < y);
+}
+
+/* What the play/stop steps process with. */
+typedef struct {
+    const clap_plugin_t* plugin;
+    clap_process_t* process;
+    clap_event_transport_t* transport;
+    float **inputs, **outputs, *interleaved;
+    const float* song;
+    long songFrames;
+    FILE* out;
+    uint32_t block;
+    double rate, bpm, changeBpm;
+    long long changeAt;
+} host_run_t;
+
+/* COUNT frames from song position FRAME (rolling or stopped there), in blocks; each block's time into took.
+ * Returns the number of blocks. */
+static long long process_frames(host_run_t* run, bool playing, long long frame, long long count, double* took,
+                                const char* step)
+{
+    clap_process_t* const process = run->process;
+    clap_event_transport_t* const transport = run->transport;
+    const double rate = run->rate, bpm = run->bpm, changeBpm = run->changeBpm;
+    const long long changeAt = run->changeAt, songFrames = run->songFrames;
+    const uint32_t block = run->block;
+    float **inputs = run->inputs, **outputs = run->outputs, *interleaved = run->interleaved;
+    const float* song = run->song;
+    long long blocks = 0;
+    for (long long done = 0; done < count; done += process->frames_count, ++blocks) {
+        const long long at = frame + done, position = playing ? at : frame;
+        process->frames_count = (uint32_t)(count - done < block ? count - done : block);
+        for (uint32_t k = 0; k < process->frames_count; ++k)
+            for (int c = 0; c < CHANNELS; ++c)
+                inputs[c][k] = at + k >= 0 && at + k < songFrames ? song[(at + k) * CHANNELS + c] : 0.0f;
+        const double beats = (position < changeAt ? position * bpm
+                              : changeAt * bpm + (position - changeAt) * changeBpm) / 60.0 / rate;
+        transport->tempo = position < changeAt ? bpm : changeBpm;
+        transport->flags = CLAP_TRANSPORT_HAS_TEMPO | CLAP_TRANSPORT_HAS_BEATS_TIMELINE
+            | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE | CLAP_TRANSPORT_HAS_TIME_SIGNATURE
+            | (playing ? CLAP_TRANSPORT_IS_PLAYING : 0);
+        transport->song_pos_beats = llround(beats * CLAP_BEATTIME_FACTOR);
+        transport->song_pos_seconds = llround(position / rate * CLAP_SECTIME_FACTOR);
+        transport->bar_number = (int32_t)(beats / 4);
+        transport->bar_start = llround(transport->bar_number * 4.0 * CLAP_BEATTIME_FACTOR);
+        const double before = now_ns();
+        if (run->plugin->process(run->plugin, process) == CLAP_PROCESS_ERROR)
+            fail("process failed at", step);
+        took[blocks] = now_ns() - before;
+        pending_count = 0;
+        process->steady_time += process->frames_count;
+        for (uint32_t k = 0; k < process->frames_count; ++k)
+            for (int c = 0; c < CHANNELS; ++c)
+                interleaved[k * CHANNELS + c] = outputs[c][k];
+        fwrite(interleaved, sizeof(float) * CHANNELS, process->frames_count, run->out);
+    }
+    return blocks;
 }
 
 int main(int argc, char** argv)
@@ -155,8 +255,12 @@ int main(int argc, char** argv)
         .tsig_num = 4, .tsig_denom = 4};
     clap_process_t process = {1000, 0, &transport, &input, &output, 1, 1, &in_events, &out_events};
 
+    host_run_t run = {plugin, &process, &transport, inputs, outputs, interleaved, song, songFrames, out, block, rate,
+                      bpm, changeBpm, changeAt};
     for (int i = 7; i < argc; ++i) {
         long long frame = 0, count = 0;
+        char path[4096];
+        run.rate = rate, run.changeBpm = changeBpm, run.changeAt = changeAt;
         double value = 0;
         if (strncmp(argv[i], "set:", 4) == 0) {
             const clap_id id = parameter(plugin, params, argv[i], &value);
@@ -189,40 +293,38 @@ int main(int argc, char** argv)
             if (!file || !state || !(saving ? state->save(plugin, &to) : state->load(plugin, &from)))
                 fail("could not do", argv[i]);
             fclose(file);
+        } else if (sscanf(argv[i], "slowload:%4095[^:]:%lld", path, &count) == 2) {
+            slow_load_t load = {fopen(path, "rb"), PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                                false, false, false, plugin, plugin->get_extension(plugin, CLAP_EXT_STATE)};
+            pthread_t loader;
+            if (!load.file || !load.state || pthread_create(&loader, NULL, load_slowly, &load) != 0)
+                fail("could not do", argv[i]);
+            double* took = malloc(sizeof(double) * (size_t)(count / block + 1));
+            pthread_mutex_lock(&load.lock);
+            while (!load.done) {
+                if (load.audio_turn) {
+                    pthread_mutex_unlock(&load.lock);
+                    process_frames(&run, false, 0, count, took, argv[i]);
+                    pthread_mutex_lock(&load.lock);
+                    load.audio_turn = false;
+                    pthread_cond_broadcast(&load.turn);
+                } else {
+                    pthread_cond_wait(&load.turn, &load.lock);
+                }
+            }
+            pthread_mutex_unlock(&load.lock);
+            pthread_join(loader, NULL);
+            free(took);
+            fclose(load.file);
+            if (!load.loaded)
+                fail("could not do", argv[i]);
         } else if (sscanf(argv[i], "sleep:%lld", &count) == 1) {
             nanosleep(&(struct timespec){count / 1000, (count % 1000) * 1000000}, NULL);
         } else if (sscanf(argv[i], "play:%lld:%lld", &frame, &count) == 2
                    || sscanf(argv[i], "stop:%lld:%lld", &frame, &count) == 2) {
             const bool playing = argv[i][1] == 'l';
-            long long blocks = 0;
             double* took = malloc(sizeof(double) * (size_t)(count / block + 1));
-            for (long long done = 0; done < count; done += process.frames_count, ++blocks) {
-                const long long at = frame + done, position = playing ? at : frame;
-                process.frames_count = (uint32_t)(count - done < block ? count - done : block);
-                for (uint32_t k = 0; k < process.frames_count; ++k)
-                    for (int c = 0; c < CHANNELS; ++c)
-                        inputs[c][k] = at + k >= 0 && at + k < songFrames ? song[(at + k) * CHANNELS + c] : 0.0f;
-                const double beats = (position < changeAt ? position * bpm
-                                      : changeAt * bpm + (position - changeAt) * changeBpm) / 60.0 / rate;
-                transport.tempo = position < changeAt ? bpm : changeBpm;
-                transport.flags = CLAP_TRANSPORT_HAS_TEMPO | CLAP_TRANSPORT_HAS_BEATS_TIMELINE
-                    | CLAP_TRANSPORT_HAS_SECONDS_TIMELINE | CLAP_TRANSPORT_HAS_TIME_SIGNATURE
-                    | (playing ? CLAP_TRANSPORT_IS_PLAYING : 0);
-                transport.song_pos_beats = llround(beats * CLAP_BEATTIME_FACTOR);
-                transport.song_pos_seconds = llround(position / rate * CLAP_SECTIME_FACTOR);
-                transport.bar_number = (int32_t)(beats / 4);
-                transport.bar_start = llround(transport.bar_number * 4.0 * CLAP_BEATTIME_FACTOR);
-                const double before = now_ns();
-                if (plugin->process(plugin, &process) == CLAP_PROCESS_ERROR)
-                    fail("process failed at", argv[i]);
-                took[blocks] = now_ns() - before;
-                pending_count = 0;
-                process.steady_time += process.frames_count;
-                for (uint32_t k = 0; k < process.frames_count; ++k)
-                    for (int c = 0; c < CHANNELS; ++c)
-                        interleaved[k * CHANNELS + c] = outputs[c][k];
-                fwrite(interleaved, sizeof(float) * CHANNELS, process.frames_count, out);
-            }
+            const long long blocks = process_frames(&run, playing, frame, count, took, argv[i]);
             qsort(took, (size_t)blocks, sizeof(double), by_value);
             printf("step %d blocks %lld median_ns %.0f\n", i - 7, blocks, blocks ? took[blocks / 2] : 0.0);
             free(took);
