@@ -97,6 +97,18 @@ class BridgeClient:
         self.send("ping")
         return self.wait_for(lambda r: r.name == "pong", timeout) is not None
 
+    def first_reply(self, command: str, within: float) -> Reply | None:
+        """The first reply to ``command``, just sent; None when no daemon took it. A daemon still working on it (a
+        loaded machine, a source on a slow share) may take longer than ``within``: then a ping goes after it, and the
+        daemon, answering in order, answers the command before the ping; a pong alone means it never got the
+        command, and no answer that long again, that nothing listens (or a daemon stopped mid-way)."""
+        first = self.wait_for(lambda reply: True, within)
+        if first is not None:
+            return first
+        self.send("ping")
+        first = self.wait_for(lambda reply: True, within)
+        return first if first is not None and (first.name != "pong" or command == "ping") else None
+
     def run_job(self, name: str, timeout: float = 600.0, on_reply=None, heard_within: float | None = None,
                 running: Callable[[], bool] | None = None, **values) -> tuple[Reply, list[Reply]]:
         """Send inpaint/extend (or ableton) and wait for its outcome: (done, failed, error, the state reply of a paid
@@ -110,6 +122,8 @@ class BridgeClient:
 
         def finished(reply: Reply) -> bool:
             nonlocal job_id
+            if reply.name == "pong":  # the ping first_reply may have sent after a slow command
+                return False
             seen.append(reply)
             if on_reply:
                 on_reply(reply)
@@ -123,7 +137,7 @@ class BridgeClient:
 
         outcome = None
         if heard_within is not None:
-            first = self.wait_for(lambda reply: True, min(heard_within, timeout))
+            first = self.first_reply(name, min(heard_within, timeout))
             if first is None:
                 raise Unanswered(f"no reply to {name} within {min(heard_within, timeout):.0f} s")
             outcome = first if finished(first) else None

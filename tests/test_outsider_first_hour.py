@@ -9,12 +9,14 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from bridge.client import BridgeClient
 from bridge.lifeline import ask_to_die_with_parent
+from tests.adversarial.support import journal_records
 from tests.conftest import ROOT, DaemonProcess, adopting_orphans, daemon_environment, wait_for_pictures
 from tests.frontends.test_inbox import drop_request, wait_for_status
 from tests.test_cli import daw_bridge
@@ -198,7 +200,33 @@ def test_send_and_wait_with_no_daemon_running_says_so_as_send_without_wait_does(
                       str(project.config), timeout=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.splitlines() == [f"no reply from a daemon on 127.0.0.1:{project.port} (is 'daw-bridge serve' "
-                                        "running?)"], done.stdout
+                                        "running? If it is, it may still take the command: see 'daw-bridge jobs' "
+                                        "before sending it again)"], done.stdout
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["--wait", "no wait"])
+def test_send_to_a_daemon_slower_than_five_seconds_to_answer_is_not_told_there_is_no_daemon(project, wait):
+    # the daemon held up for 7 s as the command came (a loaded machine, a source on a slow share): send said 'no
+    # reply from a daemon (is serve running?)' after 5 s and exited 1, while the daemon went on to take the job;
+    # sent again, that was a second job (on MusicGPT, paid twice)
+    daemon = DaemonProcess(project).start()
+    try:
+        os.kill(daemon.proc.pid, signal.SIGSTOP)
+        timer = threading.Timer(7.0, os.kill, (daemon.proc.pid, signal.SIGCONT))
+        timer.start()
+        try:
+            done = daw_bridge("send", "inpaint", f"source={project.song}", "start=4", "end=6", "prompt=",
+                              "num_outputs=1", *(["--wait"] if wait else []), "--config", str(project.config),
+                              timeout=600)
+        finally:
+            timer.join()
+    finally:
+        daemon.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = done.stdout.splitlines()
+    assert said[0].startswith("/bridge/accepted ") and "/bridge/pong" not in done.stdout, said
+    assert not wait or said[-1].startswith("/bridge/done "), said
+    assert len(journal_records(project)) == 1
 
 
 def test_the_demo_whose_daemon_dies_says_so_at_once_in_one_line(tmp_path):

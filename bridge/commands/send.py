@@ -67,10 +67,12 @@ def send(config: Config, args) -> int:
                 return 0 if outcome.name in ("done", "context_set") else 1
             client.send(args.name, **values)
             replies = []
-            first = args.timeout or answer
-            while (reply := client.receive(first if not replies else 0.3)) is not None:
-                _print(reply)
-                replies.append(reply.name)
+            reply = client.first_reply(args.name, args.timeout or answer)
+            while reply is not None:
+                if reply.name != "pong" or args.name == "ping":  # not the ping first_reply sent after a slow one
+                    _print(reply)
+                    replies.append(reply.name)
+                reply = client.receive(0.3)
             if not replies:
                 return _unheard(config, port)
             return 1 if "error" in replies else 0  # the daemon refused the command: a script must see it
@@ -83,7 +85,8 @@ def send(config: Config, args) -> int:
 
 
 def _unheard(config: Config, port: int) -> int:
-    why = config.unheard_here or "is 'daw-bridge serve' running?"
+    why = config.unheard_here or ("is 'daw-bridge serve' running? If it is, it may still take the command: see "
+                                  "'daw-bridge jobs' before sending it again")
     print(f"no reply from a daemon on {config.daemon_host}:{port} ({why})")
     return 1
 
