@@ -42,11 +42,6 @@ def _stored(config: Config) -> dict[str, str]:
         else {}
 
 
-def stored_prompt(config: Config, capture: str) -> str:
-    """The text kept for the instance ("" when none)."""
-    return _stored(config).get(capture, "")
-
-
 def set_prompt(config: Config, capture: str, prompt: str) -> None:
     """Keep ``prompt`` for the instance (an existing capture; "" clears it), written atomically."""
     captures.capture_folder(config, capture)
