@@ -99,6 +99,13 @@ class OscFrontend(OscSocket):
                 log.exception("OSC message %.100r failed unexpectedly", address)
             self._send(target, *_error_reply(address, request_id, exc))
 
+    def _tell_end(self, target: tuple, record) -> None:
+        """Send ``target`` how the job ended, now if it has, else when it does (its origin hears it anyway)."""
+        if record.state.finished:
+            self._send(target, *_outcome(record))
+        elif target != _origin_target(record.origin):
+            self._also_told.setdefault(record.job_id, set()).add(target)
+
     def _dispatch(self, command: osc_schema.Command, target: tuple) -> None:
         name, args = command.name, command.args
         if name in ("inpaint", "extend"):
@@ -107,10 +114,7 @@ class OscFrontend(OscSocket):
             if record.origin is not origin:  # sent again: the sender hears of the job it already has, to its end
                 self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
                 self._send_state(target, record)
-                if record.state.finished:
-                    self._send(target, *_outcome(record))
-                elif target != _origin_target(record.origin):
-                    self._also_told.setdefault(record.job_id, set()).add(target)
+                self._tell_end(target, record)
         elif name == "ping":
             self._send(target, *osc_schema.reply("pong", version=osc_schema.VERSION))
         elif name in ("cancel", "retry", "resolve"):
@@ -130,11 +134,7 @@ class OscFrontend(OscSocket):
             for record in records:
                 self._send_state(target, record)
             if args.get("job_id"):  # one job named (a plugin reopened with it): its end too, now or when it comes
-                [record] = records
-                if record.state.finished:
-                    self._send(target, *_outcome(record))
-                elif target != _origin_target(record.origin):
-                    self._also_told.setdefault(record.job_id, set()).add(target)
+                self._tell_end(target, records[0])
             self._send(target, *osc_schema.reply("status_listed", count=len(records)))
         elif name == "plugins":
             found = captures.live_plugins(self.config)
