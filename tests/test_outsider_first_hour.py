@@ -128,14 +128,18 @@ def test_an_inbox_pointed_at_a_folder_of_the_producers_own_json_files_leaves_the
         (folder / "later.json").write_bytes(b'{"theme": "dark"}')  # one saved there while the daemon runs
         own["later.json"] = b'{"theme": "dark"}'
         drop_request(folder, "typo", {"comand": "extend", "source": str(project.song), "extend_after": 20.0})
+        drop_request(folder, "capitals", {"Command": "extend", "Source": str(project.song)})
+        drop_request(folder, "empty", {})
         drop_request(folder, "real", {"command": "extend", "source": str(project.song), "extend_after": 20.0,
                                       "duration": 4.0, "num_outputs": 1, "request_id": "real"})
         assert wait_for_status(folder, "real", timeout=120)["state"] == "delivered"
-        assert wait_for_status(folder, "typo", timeout=60)["state"] == "failed"
+        assert [wait_for_status(folder, name, timeout=60)["state"] for name in ("typo", "capitals", "empty")] == [
+            "failed"] * 3
     finally:
         daemon.stop()
     assert {name: (folder / name).read_bytes() for name in own} == own
-    assert sorted(p.name for p in (folder / "rejected").iterdir()) == ["typo.error.json", "typo.json"]
+    assert sorted(p.name for p in (folder / "rejected").iterdir()) == [
+        "capitals.error.json", "capitals.json", "empty.error.json", "empty.json", "typo.error.json", "typo.json"]
     log = daemon.log.read_text(encoding="utf-8")
     said = "is a JSON file naming none of a request's keys, not a request: it is left where it is"
     assert [log.count(f"{name} in the inbox {folder} {said}") for name in own] == [1, 1, 1], log

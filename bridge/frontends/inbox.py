@@ -533,7 +533,9 @@ def _peek(path: Path) -> tuple[bool, str]:
         return True, ""
     if isinstance(document, dict) and document.get("format") == osc_schema.MANIFEST_FORMAT:
         return True, "a delivered result's manifest"
-    if isinstance(document, dict) and not _REQUEST_KEYS.intersection(document):  # an array is refused, answered
+    # An array is refused and answered; so is {} (a request emptied by mistake), and keys in other capitals
+    # ("Command") count as a request's: its sender waits on status/ for an answer.
+    if isinstance(document, dict) and document and not _REQUEST_KEYS.intersection(map(str.lower, document)):
         return True, "a JSON file naming none of a request's keys"
     return True, ""
 
