@@ -119,6 +119,7 @@ local DB = { BRIDGE = BRIDGE }
 DB.DROP_FOLDER_NAME = "daw-bridge"
 DB.RESULTS_TRACK = "DAW Bridge results"
 DB.IMPORTED_LIST = ".ardour-imported"  -- manifest names already imported, one a line, beside the results
+DB.DRAFT_SUFFIX = ".daw-bridge-draft"  -- a terminal import's session saved beside it, before its regions are added
 
 -- -- files ---------------------------------------------------------------------------------------------------------
 
@@ -1208,24 +1209,46 @@ function DB.import_closed_session(session_file)
 		end
 	end
 	local superclock = Temporal.superclock_ticks_per_second() // rate
-	-- noted before the save that holds the note: the regions are written into the file after it (a failed write
-	-- leaves a line marked whose result is not in, which only lets that line go sooner)
+	-- The session file is replaced once, last, by a text holding all this run changed (the decisions applied, the
+	-- Save As record of what came in, the regions), so a step that fails leaves it as it was saved. Ardour saves the
+	-- session as a draft snapshot beside it (saved over the session file, as before, the master bus comment's record
+	-- changed before the regions were in: a region write that failed then left the record of results not in
+	-- removed, and a Save As copy could no longer find them).
 	DB.note_imported(Session, drop_folder, request_ids)
-	Session:save_state("")
+	local session_folder, draft = Session:path(), snapshot .. DB.DRAFT_SUFFIX
+	local saved = Session:save_state(draft, false, false, false, false, false)
 	close_session()
-	if #placements == 0 then return names, notes, decided, decision_notes end
-	local xml = assert(DB.read_file(session_file, "rb"))
-	local patched, why = DB.add_regions(xml, placements, superclock)
-	if not patched then return nil, { why }, decided, decision_notes end
-	local written
-	written, why = pcall(DB.write_file, session_file, patched)
-	if not written then
-		return nil, { why .. ": nothing was imported, and the session is as it was saved" }, decided, decision_notes
+	local draft_file = DB.join(session_folder, draft .. ".ardour")
+	local draft_history = DB.join(session_folder, draft .. ".history")
+	local xml = saved == 0 and DB.read_file(draft_file, "rb") or nil
+	os.remove(draft_file)
+	os.remove(draft_file .. ".bak")
+	local function unchanged(why)
+		os.remove(draft_history)
+		return nil, { why .. ": nothing was imported, and the session is as it was saved" }
 	end
+	if not xml then return unchanged("Ardour could not save the session (see its messages above)") end
+	local patched, why = xml, nil
+	if #placements > 0 then
+		patched, why = DB.add_regions(xml, placements, superclock)
+		if not patched then return unchanged(why) end
+	end
+	-- listed before the session holds them: the session file not written after all, the next run finds each listed
+	-- result forgotten (its copy in the audio folder, its source not in the session) and imports it once more; listed
+	-- after, a list not written left the regions in the session unlisted, and the next run placed them again
 	local records = {}
 	for _, p in ipairs(placements) do records[#records + 1] = { name = p.manifest_name, source_id = p.source_id } end
-	DB.ensure_folder(drop_folder)  -- a session saved elsewhere lists the imports from its earlier folders here
-	DB.mark_imported(drop_folder, records)
+	local listed
+	listed, why = pcall(function()
+		if #records == 0 then return end
+		DB.ensure_folder(drop_folder)  -- a session saved elsewhere lists the imports from its earlier folders here
+		DB.mark_imported(drop_folder, records)
+	end)
+	if not listed then return unchanged(tostring(why)) end
+	local written
+	written, why = pcall(DB.write_file, session_file, patched)
+	if not written then return unchanged(tostring(why)) end
+	os.rename(draft_history, DB.join(session_folder, snapshot .. ".history"))  -- the undo steps of the decisions
 	return names, notes, decided, decision_notes
 end
 
@@ -1252,8 +1275,11 @@ function DB.shape_region(region, plan)
 	return region
 end
 
--- Import one planned result onto `track`; the region placed, or nil when Ardour's import made none.
-function DB.import_with_editor(plan, track)
+-- Import one planned result onto `track`; the region placed, or nil when Ardour's import made none. `listed` is
+-- called with the id of the result's source once the source is in the session, before the region is placed: the
+-- import list written first, a list that cannot be written leaves the timeline as it was (the region placed, then
+-- not listed, was imported again once its claim ran out).
+function DB.import_with_editor(plan, track, listed)
 	local before = whole_file_region_ids()
 	local files = C.StringVector()
 	files:push_back(plan.audio)
@@ -1265,6 +1291,7 @@ function DB.import_with_editor(plan, track)
 		if not before[id] and not region:to_audioregion():isnil() then whole = region end
 	end
 	if not whole then return nil end
+	listed(whole:source(0):to_stateful():id():to_s())
 	local region = DB.shape_region(ARDOUR.RegionFactory.clone_region(whole, true, false), plan)
 	region:set_name(plan.name)
 	if plan.gain then region:to_audioregion():set_scale_amplitude(plan.gain) end
@@ -1289,18 +1316,30 @@ function DB.import_open_session()
 	local origin_now = DB.origin_finder(Session, index)
 	local imported, named, request_ids = {}, {}, {}
 	if #ready > 0 then DB.ensure_folder(drop_folder) end  -- where the imports are listed
+	local failure
 	for _, entry in ipairs(ready) do
 		if DB.claim(drop_folder, entry.name, entry.again) then
 			local channels = entry.manifest.channels
 			local plan, lost = DB.plan(entry.manifest, rate, origin_now, function(track_id)
 				return DB.results_on(DB.track_for(Session, track_id, channels):playlist(), index, rate)
 			end)
-			local ok, region = true, nil
+			local ok, region, settled = true, nil, false
 			if plan then
-				ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, channels))
+				ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, channels),
+					function(source_id)
+						DB.settle(drop_folder, entry.name, source_id)
+						settled = true
+					end)
 			end
-			DB.settle(drop_folder, entry.name, ok and region and region:source(0):to_stateful():id():to_s())
-			if not ok then error(region, 0) end
+			if not settled then
+				-- given back (best effort: on a full disk the claim stays, and runs out)
+				local given_back, why = pcall(DB.settle, drop_folder, entry.name, nil)
+				if ok and not given_back then ok, region = false, why end
+			end
+			if not ok then
+				failure = region
+				break
+			end
 			if region then
 				imported[#imported + 1] = DB.imported_name(entry, plan)
 				if entry.from or plan.muted then named[#named + 1] = imported[#imported] end
@@ -1310,7 +1349,9 @@ function DB.import_open_session()
 			end
 		end
 	end
+	-- the Save As record of the results placed, also when an import stopped after them
 	DB.note_imported(Session, drop_folder, request_ids)
+	if failure then error(failure, 0) end
 	return imported, notes, drop_folder, named
 end
 
@@ -1630,7 +1671,13 @@ if Editor == nil and type(arg) == "table" then  -- ardour7-lua daw_bridge_import
 		return
 	end
 	AudioEngine:set_backend("None (Dummy)", "", "")
-	local names, notes, decided, decision_notes = DB.import_closed_session(arg[1])
+	-- an error (a full disk as the import list says a result is gone) is told in one line: the session file is only
+	-- replaced at the end, so it is as it was saved
+	local ran, names, notes, decided, decision_notes = pcall(DB.import_closed_session, arg[1])
+	if not ran then
+		names, notes, decided, decision_notes = nil, { tostring(names)
+			.. ": nothing was imported, and the session is as it was saved" }, nil, nil
+	end
 	for _, applied in ipairs(decided or {}) do print("applied " .. applied.text) end
 	for _, note in ipairs(decision_notes or {}) do print("not applied: " .. note) end
 	for _, name in ipairs(names or {}) do print("imported " .. name) end

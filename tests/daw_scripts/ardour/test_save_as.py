@@ -6,10 +6,14 @@ drop folder with it), the session file and its interchange folder named after th
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.daw_scripts.ardour.conftest import IMPORT_SCRIPT, RATE, SCRIPTS, load, lua_string, write_decision
 from tests.daw_scripts.ardour.gui import LUA_TIMER_S, regions_in_session_file, running_gui, wait_for, write_result
@@ -193,3 +197,44 @@ def test_the_sent_record_keeps_the_newest_requests_whose_results_never_came(ardo
     earlier = session.parent / "daw-bridge"
     assert comment.splitlines() == ["the producer's own note"] + [f"daw-bridge sent {request_id} {earlier}"
                                                                   for request_id in request_ids[-256:]]
+
+
+@pytest.mark.parametrize("step", ["Ardour's save", "the import list", "the session file"])
+def test_a_full_disk_at_any_step_of_the_terminal_import_leaves_the_copy_and_its_record_as_saved(
+        ardour, tmp_path, demo_song_path, step):
+    # The record of what song sent (the master bus comment's "daw-bridge sent" line) is how song_v2 finds its result
+    # in song's drop folder. It was changed and saved before the regions were written: a session file not written
+    # then left the result out and its record gone, and an import list not written left the result in but unlisted,
+    # placed again by the next run.
+    copy, earlier, request = sent_then_saved_as(ardour, tmp_path, demo_song_path)
+    sent = f"daw-bridge sent {request['request_id']} {earlier}"
+    assert master_comment(ardour, copy) == [sent]
+    saved = copy.read_bytes()
+    drop = copy.parent / "daw-bridge"
+    drop.mkdir(exist_ok=True)
+    blocked = {"Ardour's save": copy.with_name(f"{copy.stem}.daw-bridge-draft.tmp"),
+               "the import list": drop / ".ardour-imported.part",
+               "the session file": copy.with_name(copy.name + ".part")}[step]
+    blocked.symlink_to("/dev/full")  # the disk fills up as that file is written
+
+    done = subprocess.run([ardour.executable, str(IMPORT_SCRIPT), str(copy)], capture_output=True, text=True,
+                          timeout=90, env=ardour.env, cwd=ardour.home)
+
+    why = {"Ardour's save": "Ardour could not save the session (see its messages above)",
+           "the import list": f"could not write {drop / '.ardour-imported'} (No space left on device)",
+           "the session file": f"could not write {copy} (No space left on device)"}[step]
+    told = [line for line in done.stdout.splitlines() if "imported" in line or "applied" in line]
+    assert done.returncode == 1 and told == [
+        f"not imported: {why}: nothing was imported, and the session is as it was saved"]
+    assert copy.read_bytes() == saved and not os.path.lexists(blocked)
+    assert not list(copy.parent.glob("*daw-bridge-draft*"))
+    assert master_comment(ardour, copy) == [sent]
+
+    # room again: the next run imports the result, once, and only then marks its record
+    printed = ardour.script(IMPORT_SCRIPT, str(copy)).splitlines()
+    assert [line for line in printed if "imported" in line] == [
+        f"imported {OURS}.json from {earlier}, where it was sent before the session was saved here"]
+    assert "imported" not in ardour.script(IMPORT_SCRIPT, str(copy))
+    ardour.run(load(copy) + 'Session:save_state("")\n')
+    assert on_song(copy) == [("song.wav", POSITION, False), (f"{OURS}.wav", AT, False)]
+    assert master_comment(ardour, copy) == [f"daw-bridge imported {request['request_id']} {earlier}"]
