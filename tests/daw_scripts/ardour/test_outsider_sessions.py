@@ -274,6 +274,34 @@ def test_a_full_disk_while_the_terminal_import_copies_a_result_in_leaves_that_re
     assert "imported a.json" in ardour.script(IMPORT_SCRIPT, str(session)).splitlines()  # room again
 
 
+def test_a_full_disk_as_the_terminal_import_lists_a_result_gone_is_told_in_one_line(ardour, tmp_path,
+                                                                                     demo_song_path):
+    # r was imported and then cleaned up (its copy gone from the session's audio folder): the import lists it as gone
+    # before it looks at anything else, and that write failing stopped the run with a Lua traceback
+    session = ardour.make_session(tmp_path / "gone", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
+                                  length=SONG_FRAMES)
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver_for(drop, "r", {"request_id": "ardour-1-1", "start": 10.0, "end": 12.0, "position": 0.0,
+                            "source": "/music/song.wav"}, {"item": "1", "track": "1"})
+    (drop / ".ardour-imported").write_text("r.json\t999\n")
+    saved = session.read_bytes()
+    blocked = drop / ".ardour-imported.part"
+    blocked.symlink_to("/dev/full")  # the disk fills up as the list is written again
+
+    done = subprocess.run([ardour.executable, str(IMPORT_SCRIPT), str(session)], capture_output=True, text=True,
+                          timeout=90, env=ardour.env, cwd=ardour.home)
+
+    assert done.returncode == 1 and [line for line in done.stdout.splitlines() if "imported" in line] == [
+        f"not imported: could not write {drop / '.ardour-imported'} (No space left on device): nothing was imported, "
+        "and the session is as it was saved"]
+    assert "traceback" not in (done.stdout + done.stderr).lower()
+    assert session.read_bytes() == saved and (drop / ".ardour-imported").read_text() == "r.json\t999\n"
+
+    assert "imported" not in ardour.script(IMPORT_SCRIPT, str(session))  # room again: listed as gone, not imported
+    assert (drop / ".ardour-imported").read_text() == "r.json\t999\tgone\n"
+
+
 def test_a_full_disk_while_a_region_is_copied_for_the_daemon_is_told_in_one_line_and_nothing_is_sent(
         ardour, tmp_path, demo_song_path):
     session = ardour.make_session(tmp_path / "copy", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
