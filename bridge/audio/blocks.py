@@ -101,7 +101,7 @@ class FileFrames:
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             if not self.path.exists():  # libsndfile says "System error" for a file that is not there
                 raise self._failed(AudioReadError("it is gone", missing=True)) from None
-            raise self._failed(AudioReadError(_reason(exc, self.path))) from None
+            raise self._failed(AudioReadError(sndfile_reason(exc, self.path))) from None
 
 
 def read_blocks(path: Path, size: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
@@ -130,7 +130,7 @@ def concatenated(pieces: Iterable[FileFrames | np.ndarray], size: int = BLOCK_FR
             yield piece
 
 
-def _reason(exc: Exception, path: Path) -> str:
-    """libsndfile's own words, one line, without the file's path."""
-    said = getattr(exc, "error_string", None) or str(exc).strip().replace(str(path), "the file")
+def sndfile_reason(exc: Exception, path: Path, called: str = "the file") -> str:
+    """libsndfile's own words, one line, with the file's path (a hidden download's, say) said as ``called``."""
+    said = getattr(exc, "error_string", None) or str(exc).strip().replace(str(path), called)
     return said.splitlines()[-1] if said else type(exc).__name__

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from bridge.audio.align import match_channels, resample_blocks
-from bridge.audio.blocks import AudioReadError, FileFrames, read_blocks
+from bridge.audio.blocks import AudioReadError, FileFrames, read_blocks, sndfile_reason
 from bridge.audio.region import frame_range, probe, source_frames
 from bridge.audio.splice import Edit, plan_splice, span_blocks
 from bridge.audio.wavio import write_blocks_atomic
@@ -123,10 +123,7 @@ def _decode_checked(path: Path, expected: float | None) -> tuple[int, int, int]:
                 raise ValueError("decodes to invalid samples")
             frames += len(block)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        # libsndfile's own words, without the path of the hidden file being downloaded
-        said = getattr(exc, "error_string", None) or str(exc).strip().replace(str(path), "the download")
-        detail = said.splitlines()[-1] if said else type(exc).__name__
-        raise ValueError(f"not decodable ({detail})") from None
+        raise ValueError(f"not decodable ({sndfile_reason(exc, path, 'the download')})") from None
     if frames == 0:
         raise ValueError("decodes to no audio")
     seconds = frames / rate
@@ -221,8 +218,7 @@ def _read_back(download: Download):
             frames += len(block)
             yield block
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        said = getattr(exc, "error_string", None) or str(exc).strip().replace(str(download.path), "the file")
-        raise AudioReadError(said.splitlines()[-1] if said else type(exc).__name__) from None
+        raise AudioReadError(sndfile_reason(exc, download.path)) from None
     _same_length(download, frames)
 
 
