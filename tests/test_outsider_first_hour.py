@@ -239,6 +239,7 @@ def test_the_demo_whose_daemon_dies_says_so_at_once_in_one_line(tmp_path):
     demo = subprocess.Popen([sys.executable, "-m", "bridge", "demo", "--dir", str(tmp_path / "demo")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=daemon_environment(),
                             cwd=ROOT, preexec_fn=ask_to_die_with_parent)
+    status = None  # the demo never said its daemon was up
     try:
         for line in demo.stdout:
             if line.startswith("daemon up on "):
