@@ -187,6 +187,14 @@ report({ inpaint = inpaint })
     assert (address, args[1:3]) == ("/bridge/inpaint", [3.0, 4.0]), "the reopened session sent a job by itself"
 
 
+def _capture_or_none(folder: Path) -> Capture | None:
+    """The capture in ``folder``, or None while its index is not written whole yet."""
+    try:
+        return Capture(folder)
+    except (OSError, ValueError):
+        return None
+
+
 def test_a_loop_over_a_playing_variant_wraps_without_a_click(ardour, session, tmp_path, daemon_port):  # noqa: F811
     """The producer loops 3.0-4.0 s over a variant playing from 2.5 to 4.5 s (a 437 Hz sine here), to compare it with
     the original. Ardour declicks its own audio at each wrap; the variant, played in its place, jumped from where the
@@ -196,7 +204,7 @@ def test_a_loop_over_a_playing_variant_wraps_without_a_click(ardour, session, tm
     rate, first = ARDOUR_RATE, round(2.5 * ARDOUR_RATE)
     loop_start, loop_end = 3 * rate, 4 * rate + 333
     looped = copied(session, tmp_path / "looped", (loop_start, loop_end))
-    captures, loaded = tmp_path / "captures", tmp_path / "variants-loaded"
+    captures, loaded, looped_twice = tmp_path / "captures", tmp_path / "variants-loaded", tmp_path / "looped-twice"
     ardour.env["DAW_BRIDGE_CAPTURE_DIR"] = str(captures)
     sine = (0.5 * np.sin(2 * np.pi * 437.3 * np.arange(2 * rate) / rate)).astype(np.float32)
     variant = np.stack([sine, sine], axis=1)
@@ -205,6 +213,12 @@ def test_a_loop_over_a_playing_variant_wraps_without_a_click(ardour, session, tm
         request = daemon.answer_inpaint(tmp_path / "drop", [variant], first / rate, rate)
         wait_for_job(captures, ("ready",), instance=request[request.index("capture") + 1])
         loaded.touch()
+        deadline = time.monotonic() + 60  # then two whole passes and a third begun, whatever the machine's load
+        while time.monotonic() < deadline and not any(
+                len(capture.spans) >= 3 for capture in map(_capture_or_none, captures.iterdir())
+                if capture is not None and not capture.index["requests"]):
+            time.sleep(0.05)
+        looped_twice.touch()
 
     with StandInDaemon() as daemon:
         answering = threading.Thread(target=answer, args=(daemon,))
@@ -234,7 +248,11 @@ Session:request_locate({loop_start}, false, ARDOUR.LocateTransportDisposition.Mu
                        ARDOUR.TransportRequestSource.TRS_UI)
 ARDOUR.LuaAPI.usleep(300000)
 Session:request_play_loop(true, true)
-ARDOUR.LuaAPI.usleep(2600000)
+for _ = 1, 1200 do  -- until the test says the captures hold two whole passes (at most 60 s)
+    local done = io.open({str(looped_twice)!r}, "r")
+    if done then done:close() break end
+    ARDOUR.LuaAPI.usleep(50000)
+end
 Session:request_stop(false, false, ARDOUR.TransportRequestSource.TRS_UI)
 ARDOUR.LuaAPI.usleep(300000)
 assert(track:remove_processor(heard, nil, true) == 0 and track:remove_processor(played, nil, true) == 0)
