@@ -22,26 +22,19 @@ from bridge.client import BridgeClient
 from bridge.exceptions import Cancelled, DeliveryError
 from bridge.models import JobSpec, Rendered
 from tests.conftest import DaemonProcess, Project
-from tests.songs import write
+from tests.songs import real_music, write
 
 LOSSLESS = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
 
 
-MUSIC = Path("/usr/share/planetblupi/music/music001.ogg")  # Debian's planetblupi-music-ogg: a real master
 
 
 @pytest.fixture(scope="module")
 def hot_float_song(tmp_path_factory):
     """40 s of a real, loudly mastered song as a 96 kHz float WAV whose peak is exactly full scale."""
-    if not MUSIC.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{MUSIC} is missing: apt-get install planetblupi-music-ogg")
-        pytest.skip(f"{MUSIC} is missing (planetblupi-music-ogg)")
     import soxr
 
-    with sf.SoundFile(str(MUSIC)) as f:
-        f.seek(10 * f.samplerate)
-        audio, rate = f.read(40 * f.samplerate, dtype="float32", always_2d=True), f.samplerate
+    audio, rate = real_music("music001.ogg", 40, start=10)
     audio = soxr.resample(audio, rate, 96000, quality="HQ")
     audio = audio / np.max(np.abs(audio))
     return write(tmp_path_factory.mktemp("hot") / "hot.wav", audio.astype(np.float32), 96000, subtype="FLOAT")

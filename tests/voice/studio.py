@@ -5,7 +5,6 @@ transport feedback, and an inpaint already delivered by the embedded engine."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import threading
@@ -15,7 +14,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 import soxr
 
@@ -27,6 +25,7 @@ from tests.audition.tape import Tape
 from tests.conftest import DaemonProcess, Project, free_udp_port, require_tool
 from tests.fakes.musicgpt import FakeMusicGPT
 from tests.frontends.jack import Controller, JackServer, opened
+from tests.songs import real_music
 
 RATE, PERIOD = 48000, 1024  # -p 1024: no xruns on 2 busy cores
 TALK, LISTEN, CONFIRM = 60, 61, 62
@@ -47,7 +46,7 @@ action = "confirm"
 prompt = "warm strings"
 backend = "local"
 """
-MUSIC = Path("/usr/share/planetblupi/music/music003.ogg")
+MUSIC = "music003.ogg"  # planetblupi's (tests.songs.real_music)
 KEY = "fake-key-voice-0123456789"
 CURSOR, TEMPO = 4.0, 120.0  # REAPER's play cursor (seconds) and tempo: bar 3 starts at the cursor
 
@@ -112,14 +111,8 @@ def speech(text: str, folder: Path, voice: str = "en-us", speed: int = 160) -> n
 
 def music(seconds: float, start: float = 40.0) -> np.ndarray:
     """planetblupi music, mono, at the server's rate."""
-    if not MUSIC.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("planetblupi-music-ogg is not installed, and CI must run this test")
-        pytest.skip("planetblupi-music-ogg is not installed")
-    with sf.SoundFile(str(MUSIC)) as f:
-        f.seek(int(start * f.samplerate))
-        audio = f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True).mean(axis=1)
-        return soxr.resample(audio, f.samplerate, RATE).astype(np.float32)
+    audio, rate = real_music(MUSIC, seconds, start)
+    return soxr.resample(audio.mean(axis=1), rate, RATE).astype(np.float32)
 
 
 class Ear:

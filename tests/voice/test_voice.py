@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -17,8 +16,9 @@ import soundfile as sf
 from bridge.voice import VoiceDecoder, sentences, to_command
 from bridge.voice.decode import Rule, at_rate, spread
 from tests.conftest import ROOT, require_tool
+from tests.songs import real_music
 
-MUSIC = Path("/usr/share/planetblupi/music/music003.ogg")
+MUSIC = "music003.ogg"  # planetblupi's (tests.songs.real_music)
 
 
 @pytest.fixture(scope="module")
@@ -90,13 +90,8 @@ def test_an_empty_take_is_no_command_and_the_decoder_still_hears(decoder, tmp_pa
 
 def music(start: float, seconds: float) -> tuple[np.ndarray, int]:
     """Mono music from MUSIC, and its rate."""
-    if not MUSIC.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("planetblupi-music-ogg is not installed, and CI must run this test")
-        pytest.skip("planetblupi-music-ogg is not installed")
-    with sf.SoundFile(str(MUSIC)) as f:
-        f.seek(int(start * f.samplerate))
-        return f.read(int(seconds * f.samplerate), dtype="float32", always_2d=True).mean(axis=1), f.samplerate
+    audio, rate = real_music(MUSIC, seconds, start)
+    return audio.mean(axis=1), rate
 
 
 def test_music_alone_is_rejected(decoder):

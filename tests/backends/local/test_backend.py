@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import multiprocessing
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,7 @@ from bridge.backends.local.inpaint import JOIN_SECONDS
 from bridge.exceptions import NoMaterialError
 from bridge.models import JobSpec
 from osc_schema import ValidationError
-from tests.songs import make_noise_array, make_silence_array, make_song_array, write
-
-PLANETBLUPI = Path("/usr/share/planetblupi/music/music003.ogg")
+from tests.songs import make_noise_array, make_silence_array, make_song_array, real_music, write
 
 
 @pytest.fixture(scope="module")
@@ -264,13 +261,7 @@ def test_the_backend_starts_its_own_spawned_workers_on_demand_and_stops_them(son
 
 
 def test_real_music_from_planetblupi(backend, tmp_path):
-    if not PLANETBLUPI.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("planetblupi-music-ogg is not installed, and CI must run this test")
-        pytest.skip("planetblupi-music-ogg is not installed")
-    with sf.SoundFile(str(PLANETBLUPI)) as f:
-        audio = f.read(int(150 * f.samplerate), dtype="float32", always_2d=True)
-        sr = f.samplerate
+    audio, sr = real_music("music003.ogg", 150)
     # its first two minutes come round again from 2:00 on; the gap sits in that repeat
     song = write(tmp_path / "blupi.ogg", audio, sr, subtype="VORBIS")  # a lossy source, as producers have them
     [rendered] = run(backend, job(song, start=130.0, end=132.0, num_outputs=1), tmp_path / "work")

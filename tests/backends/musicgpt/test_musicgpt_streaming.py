@@ -30,21 +30,13 @@ from bridge.models import Rendered
 from tests.adversarial.support import Daemon, musicgpt_table
 from tests.backends.musicgpt.support import make_backend, make_spec, run, run_job
 from tests.conftest import Project
-from tests.songs import write
-
-MUSIC = Path("/usr/share/planetblupi/music/music001.ogg")  # Debian's planetblupi-music-ogg: a real master
+from tests.songs import real_music, write
 
 
 @pytest.fixture(scope="module")
 def real_song(tmp_path_factory) -> Path:
     """90 s of a real song as a 44.1 kHz stereo 24-bit WAV (about 60 blocks)."""
-    if not MUSIC.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{MUSIC} is missing: apt-get install planetblupi-music-ogg")
-        pytest.skip(f"{MUSIC} is missing (planetblupi-music-ogg)")
-    with sf.SoundFile(str(MUSIC)) as f:
-        f.seek(20 * f.samplerate)
-        audio, rate = f.read(90 * f.samplerate, dtype="float32", always_2d=True), f.samplerate
+    audio, rate = real_music("music001.ogg", 90, start=20)
     return write(tmp_path_factory.mktemp("real") / "real-song.wav", audio, rate, subtype="PCM_24")
 
 
