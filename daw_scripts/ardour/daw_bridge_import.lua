@@ -1245,6 +1245,9 @@ function DB.import_closed_session(session_file)
 		DB.mark_imported(drop_folder, records)
 	end)
 	if not listed then return unchanged(tostring(why)) end
+	-- the session as it was saved kept as Ardour's own save keeps it, the producer's way back: best effort, as there
+	local before = DB.read_file(session_file, "rb")
+	if before then pcall(DB.write_file, session_file .. ".bak", before) end
 	local written
 	written, why = pcall(DB.write_file, session_file, patched)
 	if not written then return unchanged(tostring(why)) end

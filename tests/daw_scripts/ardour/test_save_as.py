@@ -234,6 +234,7 @@ def test_a_full_disk_at_any_step_of_the_terminal_import_leaves_the_copy_and_its_
     printed = ardour.script(IMPORT_SCRIPT, str(copy)).splitlines()
     assert [line for line in printed if "imported" in line] == [
         f"imported {OURS}.json from {earlier}, where it was sent before the session was saved here"]
+    assert copy.with_name(copy.name + ".bak").read_bytes() == saved  # as Ardour's own save keeps the one before
     assert "imported" not in ardour.script(IMPORT_SCRIPT, str(copy))
     ardour.run(load(copy) + 'Session:save_state("")\n')
     assert on_song(copy) == [("song.wav", POSITION, False), (f"{OURS}.wav", AT, False)]
