@@ -276,21 +276,30 @@ assert(track:remove_processor(heard, nil, true) == 0 and track:remove_processor(
     assert np.abs(np.diff(played, axis=0)).max() < 0.05, "a click where the loop wraps"
 
 
+def _variant_1_in_clap(bundles: Path, tmp_path: Path, song: np.ndarray, variant: np.ndarray,
+                       range_s: tuple[float, float], steps: list[str]):
+    """The CLAP host on ``song``: Inpaint over ``range_s`` answered with ``variant`` (placed at 1.0 s) by a stand-in
+    daemon, variant 1 chosen, then ``steps``; the host's run."""
+    with StandInDaemon() as daemon:
+        proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path, [
+            f"set:Daemon OSC port:{daemon.port}", f"set:Range start:{range_s[0]}", f"set:Range end:{range_s[1]}",
+            "set:Inpaint:1", "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", *steps],
+            env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
+        try:
+            daemon.answer_inpaint(tmp_path / "drop", [variant], 1.0, RATE)
+        finally:
+            run = finish_clap_host(proc, out_file)
+    return run
+
+
 def test_a_plugin_activated_again_plays_from_its_first_block_as_the_manifest_places_it(bundles, tmp_path):
     """The CLAP host deactivates the plugin mid-variant and activates it again (a bypass, the audio device restarted)
     and rolls on earlier in the span: nothing heard before is faded from, the variant plays exactly."""
     require_tool("cc")
     song = np.zeros((4 * RATE, 2), np.float32)
     variant = (0.5 * np.random.default_rng(9).uniform(-1, 1, (2 * RATE, 2))).astype(np.float32)
-    with StandInDaemon() as daemon:
-        proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path, [
-            f"set:Daemon OSC port:{daemon.port}", "set:Range start:1.5", "set:Range end:2.5", "set:Inpaint:1",
-            "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", "stop:100000:256", "play:100000:2048",
-            "rate:48000", "play:60000:2048"], env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
-        try:
-            daemon.answer_inpaint(tmp_path / "drop", [variant], 1.0, RATE)
-        finally:
-            run = finish_clap_host(proc, out_file)
+    run = _variant_1_in_clap(bundles, tmp_path, song, variant, (1.5, 2.5),
+                             ["stop:100000:256", "play:100000:2048", "rate:48000", "play:60000:2048"])
     assert np.array_equal(run.output[512:512 + 2048], variant[100000 - RATE:][:2048])
     assert np.array_equal(run.output[512 + 2048:], variant[60000 - RATE:][:2048])
 
@@ -401,15 +410,8 @@ def test_a_rate_change_while_rolling_plays_nothing_of_the_variants_at_the_old_ra
     require_tool("cc")
     song = np.random.default_rng(4).uniform(-0.25, 0.25, (200_000, 2)).astype(np.float32)
     variant = np.full((RATE // 2, 2), 0.5, np.float32)
-    with StandInDaemon() as daemon:
-        proc, out_file = start_clap_host(bundles / "DawBridge.clap", song, tmp_path, [
-            f"set:Daemon OSC port:{daemon.port}", "set:Range start:1.1", "set:Range end:1.4", "set:Inpaint:1",
-            "stop:0:256", "wait:Variants loaded:1", "set:Variant:1", "stop:50000:256", "play:50000:2048",
-            "rate:96000", "play:52048:4096"], env={"DAW_BRIDGE_CAPTURE_DIR": str(tmp_path / "captures")})
-        try:
-            daemon.answer_inpaint(tmp_path / "drop", [variant], 1.0, RATE)
-        finally:
-            run = finish_clap_host(proc, out_file)
+    run = _variant_1_in_clap(bundles, tmp_path, song, variant, (1.1, 1.4),
+                             ["stop:50000:256", "play:50000:2048", "rate:96000", "play:52048:4096"])
     assert np.array_equal(run.output[512:512 + 2048], variant[50000 - RATE:][:2048])  # 48 kHz: the variant
     assert np.array_equal(run.output[512 + 2048:], song[52048:52048 + 4096])  # 96 kHz: the input from its first frame
 
