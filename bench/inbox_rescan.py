@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from watchdog.utils.dirsnapshot import DirectorySnapshot, DirectorySnapshotDiff
 
 import osc_schema
 from bridge.frontends.inbox import InboxFrontend
+from tests.conftest import fuse_share
 
 
 def fill_answered(inbox: Path, count: int) -> None:
@@ -109,12 +109,9 @@ def main() -> None:
         nas, mount = Path(tmp) / "nas", Path(tmp) / "mount"
         mount.mkdir()
         fill_answered(nas, args.answered)
-        subprocess.run([bindfs, str(nas), str(mount)], check=True)
-        try:
+        with fuse_share(bindfs, nas, mount):
             print("FUSE mount (bindfs):")
             cases(mount, args.answered, args.rounds, args.calls)
-        finally:
-            subprocess.run(["fusermount", "-u", str(mount)], check=True)
 
 
 if __name__ == "__main__":

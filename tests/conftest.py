@@ -58,6 +58,33 @@ def end_by_closing_stdin(proc: subprocess.Popen, timeout: float = 10.0) -> int:
     return proc.returncode
 
 
+@contextlib.contextmanager
+def fuse_share(bindfs: str, nas: Path, mountpoint: Path):
+    """``nas`` mounted on ``mountpoint`` with bindfs, which stands for a network share: files written into ``nas``
+    (by "the other computer") come with no inotify event on the mount. bindfs runs in the foreground as a child that
+    dies with this process, so a test or bench killed mid-way leaves no mount daemon behind."""
+    mount = subprocess.Popen([bindfs, "-f", str(nas), str(mountpoint)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, preexec_fn=ask_to_die_with_parent)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(mountpoint):
+            if mount.poll() is not None or time.monotonic() > deadline:
+                mount.kill()
+                raise RuntimeError("bindfs could not mount the share: "
+                                   + mount.communicate()[1].decode(errors="replace"))
+            time.sleep(0.02)
+        yield mountpoint
+        if subprocess.run(["fusermount", "-u", str(mountpoint)]).returncode != 0:
+            subprocess.run(["fusermount", "-u", "-z", str(mountpoint)], check=True)  # still busy: detached
+        mount.wait(timeout=30)
+    finally:
+        if mount.poll() is None:  # the body failed with the share still mounted
+            subprocess.run(["fusermount", "-u", "-z", str(mountpoint)], check=False)
+            mount.kill()
+        mount.wait()
+        mount.stderr.close()
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

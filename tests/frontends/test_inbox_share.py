@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 
 import pytest
 
 from bridge.core.journal import Journal
-from tests.conftest import DaemonProcess, require_tool
+from tests.conftest import DaemonProcess, fuse_share, require_tool
 from tests.frontends.test_inbox import drop_request, wait_for_status
 
 
@@ -26,19 +25,8 @@ def share(project, tmp_path):
     nas = tmp_path / "nas"
     nas.mkdir()
     project.inbox.mkdir(parents=True, exist_ok=True)
-    mount = subprocess.Popen([bindfs, "-f", str(nas), str(project.inbox)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not os.path.ismount(project.inbox):
-        if mount.poll() is not None or time.monotonic() > deadline:
-            mount.kill()
-            pytest.fail(f"bindfs could not mount the share: {mount.communicate()[1].decode(errors='replace')}")
-        time.sleep(0.02)
-    yield nas
-    if subprocess.run(["fusermount", "-u", str(project.inbox)]).returncode != 0:
-        subprocess.run(["fusermount", "-u", "-z", str(project.inbox)], check=True)  # still busy: detached
-    mount.wait(timeout=30)
-    mount.stderr.close()
+    with fuse_share(bindfs, nas, project.inbox):
+        yield nas
 
 
 @pytest.fixture
