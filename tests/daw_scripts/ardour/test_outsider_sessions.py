@@ -24,6 +24,17 @@ from tests.daw_scripts.ardour.test_outsider_import import sounding
 SONG_FRAMES = 40 * RATE
 
 
+def recording_on(track: str, name: str, at: int) -> str:
+    """Lua that sets ``track`` and ``region``: the Song track bounced into a recording called ``name``, kept one file
+    per channel as Ardour records, placed at frame ``at`` on a new track called ``track``."""
+    return f"""local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES},
+    ARDOUR.InterThreadInfo(), ARDOUR.LuaAPI.nil_proc(), false, {lua_string(name)})
+local track = Session:new_audio_track(2, 2, nil, 1, {lua_string(track)}, ARDOUR.PresentationInfo.max_order,
+    ARDOUR.TrackMode.Normal, true):front():to_track()
+track:playlist():add_region(bounced, Temporal.timepos_t({at}), 1, false, 0, 0, false)
+local region = track:playlist():top_region_at(Temporal.timepos_t({at + RATE}))"""
+
+
 def deliver_for(drop: Path, stem: str, request: dict, ids: dict, handle: float = 1.0) -> dict:
     """One variant for ``request`` with ``handle`` seconds either side of its range, as the daemon drops it."""
     span_start, span_end = request["start"] - handle, request["end"] + handle
@@ -52,12 +63,7 @@ def test_a_long_recording_kept_one_file_per_channel_is_sent_as_a_window_and_its_
     session = ardour.make_session(tmp_path / "set", song, frames=SONG_FRAMES, position=0, trim=0, length=SONG_FRAMES)
     [sent] = ardour.run(load(session) + f"""
 SEND.WHOLE_COPY_SECONDS, SEND.WINDOW_SECONDS = 30, 3
-local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES}, ARDOUR.InterThreadInfo(),
-    ARDOUR.LuaAPI.nil_proc(), false, "set")
-local track = Session:new_audio_track(2, 2, nil, 1, "Live set", ARDOUR.PresentationInfo.max_order,
-    ARDOUR.TrackMode.Normal, true):front():to_track()
-track:playlist():add_region(bounced, Temporal.timepos_t({100 * RATE}), 1, false, 0, 0, false)
-local region = track:playlist():top_region_at(Temporal.timepos_t({101 * RATE}))
+{recording_on("Live set", "set", 100 * RATE)}
 local request, message = SEND.send_range(Session, region, track, {122 * RATE}, {125 * RATE}, "inpaint",
     {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }})
 Session:save_state("")
@@ -117,12 +123,7 @@ def test_two_windows_of_one_long_recording_are_neighbours_of_the_same_source(ard
                                   length=SONG_FRAMES)
     [requests] = ardour.run(load(session) + f"""
 SEND.WHOLE_COPY_SECONDS, SEND.WINDOW_SECONDS = 30, 3
-local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES}, ARDOUR.InterThreadInfo(),
-    ARDOUR.LuaAPI.nil_proc(), false, "set")
-local track = Session:new_audio_track(2, 2, nil, 1, "Live set", ARDOUR.PresentationInfo.max_order,
-    ARDOUR.TrackMode.Normal, true):front():to_track()
-track:playlist():add_region(bounced, Temporal.timepos_t(0), 1, false, 0, 0, false)
-local region = track:playlist():top_region_at(Temporal.timepos_t({RATE}))
+{recording_on("Live set", "set", 0)}
 local sent = {{}}
 for _, range in ipairs({{ {{ 10, 15 }}, {{ 16, 22 }} }}) do
     sent[#sent + 1] = SEND.send_range(Session, region, track, range[1] * {RATE}, range[2] * {RATE}, "inpaint",
@@ -152,12 +153,7 @@ def test_a_short_recording_kept_one_file_per_channel_is_still_copied_whole(ardou
     session = ardour.make_session(tmp_path / "song", song, frames=SONG_FRAMES, position=0, trim=0,
                                   length=SONG_FRAMES)
     [request] = ardour.run(load(session) + f"""
-local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES}, ARDOUR.InterThreadInfo(),
-    ARDOUR.LuaAPI.nil_proc(), false, {lua_string("song take")})
-local track = Session:new_audio_track(2, 2, nil, 1, "Take", ARDOUR.PresentationInfo.max_order,
-    ARDOUR.TrackMode.Normal, true):front():to_track()
-track:playlist():add_region(bounced, Temporal.timepos_t({2 * RATE}), 1, false, 0, 0, false)
-local region = track:playlist():top_region_at(Temporal.timepos_t({3 * RATE}))
+{recording_on("Take", "song take", 2 * RATE)}
 report(SEND.send_range(Session, region, track, {22 * RATE}, {25 * RATE}, "inpaint",
     {{ prompt = "x", num_outputs = 1 }}, {{ host = "127.0.0.1", port = 9 }}))
 """)
@@ -307,13 +303,8 @@ def test_a_full_disk_while_a_region_is_copied_for_the_daemon_is_told_in_one_line
     session = ardour.make_session(tmp_path / "copy", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
                                   length=SONG_FRAMES)
     [copy] = ardour.run(load(session) + f"""
-local bounced = Session:route_by_name("Song"):to_track():bounce_range(0, {SONG_FRAMES}, ARDOUR.InterThreadInfo(),
-    ARDOUR.LuaAPI.nil_proc(), false, "take")
-local track = Session:new_audio_track(2, 2, nil, 1, "Take", ARDOUR.PresentationInfo.max_order,
-    ARDOUR.TrackMode.Normal, true):front():to_track()
-track:playlist():add_region(bounced, Temporal.timepos_t(0), 1, false, 0, 0, false)
+{recording_on("Take", "take", 0)}
 Session:save_state("")
-local region = track:playlist():top_region_at(Temporal.timepos_t({RATE}))
 report(SEND.interleaved_path(SEND.describe_region(region), {lua_string(str(session.parent / "daw-bridge"))}))
 """)
     copy = Path(copy)
