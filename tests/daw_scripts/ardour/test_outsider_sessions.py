@@ -24,6 +24,11 @@ from tests.daw_scripts.ardour.test_outsider_import import sounding
 SONG_FRAMES = 40 * RATE
 
 
+def whole_song_session(ardour, folder: Path, song: Path) -> Path:
+    """A session in ``folder`` holding ``song`` whole on its Song track, from its first frame."""
+    return ardour.make_session(folder, song, frames=SONG_FRAMES, position=0, trim=0, length=SONG_FRAMES)
+
+
 def recording_on(track: str, name: str, at: int) -> str:
     """Lua that sets ``track`` and ``region``: the Song track bounced into a recording called ``name``, kept one file
     per channel as Ardour records, placed at frame ``at`` on a new track called ``track``."""
@@ -60,7 +65,7 @@ def test_a_long_recording_kept_one_file_per_channel_is_sent_as_a_window_and_its_
     # the window's grid 3 s, so a 40 s recording stands in for hours.
     song = tmp_path / "song.wav"
     shutil.copy(demo_song_path, song)
-    session = ardour.make_session(tmp_path / "set", song, frames=SONG_FRAMES, position=0, trim=0, length=SONG_FRAMES)
+    session = whole_song_session(ardour, tmp_path / "set", song)
     [sent] = ardour.run(load(session) + f"""
 SEND.WHOLE_COPY_SECONDS, SEND.WINDOW_SECONDS = 30, 3
 {recording_on("Live set", "set", 100 * RATE)}
@@ -119,8 +124,7 @@ def test_two_windows_of_one_long_recording_are_neighbours_of_the_same_source(ard
     # still stop halfway between the two replaced ranges instead of cutting the first one short
     song = tmp_path / "song.wav"
     shutil.copy(demo_song_path, song)
-    session = ardour.make_session(tmp_path / "bars", song, frames=SONG_FRAMES, position=0, trim=0,
-                                  length=SONG_FRAMES)
+    session = whole_song_session(ardour, tmp_path / "bars", song)
     [requests] = ardour.run(load(session) + f"""
 SEND.WHOLE_COPY_SECONDS, SEND.WINDOW_SECONDS = 30, 3
 {recording_on("Live set", "set", 0)}
@@ -150,8 +154,7 @@ report(sent)
 def test_a_short_recording_kept_one_file_per_channel_is_still_copied_whole(ardour, tmp_path, demo_song_path):
     song = tmp_path / "song.wav"
     shutil.copy(demo_song_path, song)
-    session = ardour.make_session(tmp_path / "song", song, frames=SONG_FRAMES, position=0, trim=0,
-                                  length=SONG_FRAMES)
+    session = whole_song_session(ardour, tmp_path / "song", song)
     [request] = ardour.run(load(session) + f"""
 {recording_on("Take", "song take", 2 * RATE)}
 report(SEND.send_range(Session, region, track, {22 * RATE}, {25 * RATE}, "inpaint",
@@ -212,8 +215,7 @@ report(SEND.send_range(Session, track:playlist():region_by_id(PBD.ID("{ids['regi
 
 def test_a_full_disk_while_the_terminal_import_writes_the_session_leaves_the_session_as_it_was(
         ardour, tmp_path, demo_song_path):
-    session = ardour.make_session(tmp_path / "full", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
-                                  length=SONG_FRAMES)
+    session = whole_song_session(ardour, tmp_path / "full", demo_song_path)
     [request] = ardour.run(load(session) + f"""
 local track = Session:route_by_name("Song"):to_track()
 report(SEND.send_range(Session, track:playlist():top_region_at(Temporal.timepos_t({RATE})), track, {10 * RATE},
@@ -247,8 +249,7 @@ report(SEND.send_range(Session, track:playlist():top_region_at(Temporal.timepos_
 
 def test_a_full_disk_while_the_terminal_import_copies_a_result_in_leaves_that_result_for_later(
         ardour, tmp_path, demo_song_path):
-    session = ardour.make_session(tmp_path / "audio", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
-                                  length=SONG_FRAMES)
+    session = whole_song_session(ardour, tmp_path / "audio", demo_song_path)
     ids = {"item": "1", "track": "1"}  # no longer in the session: the results land at their timeline position
     drop = session.parent / "daw-bridge"
     drop.mkdir()
@@ -274,8 +275,7 @@ def test_a_full_disk_as_the_terminal_import_lists_a_result_gone_is_told_in_one_l
                                                                                      demo_song_path):
     # r was imported and then cleaned up (its copy gone from the session's audio folder): the import lists it as gone
     # before it looks at anything else, and that write failing stopped the run with a Lua traceback
-    session = ardour.make_session(tmp_path / "gone", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
-                                  length=SONG_FRAMES)
+    session = whole_song_session(ardour, tmp_path / "gone", demo_song_path)
     drop = session.parent / "daw-bridge"
     drop.mkdir()
     deliver_for(drop, "r", {"request_id": "ardour-1-1", "start": 10.0, "end": 12.0, "position": 0.0,
@@ -300,8 +300,7 @@ def test_a_full_disk_as_the_terminal_import_lists_a_result_gone_is_told_in_one_l
 
 def test_a_full_disk_while_a_region_is_copied_for_the_daemon_is_told_in_one_line_and_nothing_is_sent(
         ardour, tmp_path, demo_song_path):
-    session = ardour.make_session(tmp_path / "copy", demo_song_path, frames=SONG_FRAMES, position=0, trim=0,
-                                  length=SONG_FRAMES)
+    session = whole_song_session(ardour, tmp_path / "copy", demo_song_path)
     [copy] = ardour.run(load(session) + f"""
 {recording_on("Take", "take", 0)}
 Session:save_state("")
