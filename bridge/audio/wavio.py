@@ -29,10 +29,9 @@ def write_atomic(path: Path, audio: np.ndarray, sample_rate: int, subtype: str =
 
 
 def write_blocks_atomic(path: Path, blocks: Iterable[np.ndarray], sample_rate: int, channels: int,
-                        subtype: str = "PCM_24") -> tuple[Path, int]:
-    """:func:`write_atomic` a block at a time: the path and the frames written."""
-    staged, frames = stage_blocks(Path(path), blocks, sample_rate, channels, subtype)
-    return publish([(staged, Path(path))])[0], frames
+                        subtype: str = "PCM_24") -> Path:
+    """:func:`write_atomic` a block at a time."""
+    return publish([(stage_blocks(Path(path), blocks, sample_rate, channels, subtype)[0], Path(path))])[0]
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

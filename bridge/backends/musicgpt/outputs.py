@@ -187,8 +187,8 @@ def _splice(spec: JobSpec, prepared: dict, generated: FileFrames, download: Down
     else:
         log.info("variant %d aligned: offset %.4f s (confidence %.3f)", offered.variant, alignment["offset_s"],
                  alignment["confidence"])
-    path, _ = write_blocks_atomic(workdir / f"musicgpt-v{offered.variant}-span.wav",
-                                  span_blocks(plan, crop, generated), sample_rate, crop.channels, subtype="FLOAT")
+    path = write_blocks_atomic(workdir / f"musicgpt-v{offered.variant}-span.wav",
+                               span_blocks(plan, crop, generated), sample_rate, crop.channels, subtype="FLOAT")
     notes = {"title": offered.title, "lyrics": offered.lyrics, "lyrics_timestamped": offered.lyrics_timestamped,
              "conversion_id": offered.conversion_id, "downloaded": download.kind,
              "uploaded": {"start": crop_start, "end": prepared.get("crop_end")}}
@@ -203,10 +203,9 @@ def _on_source_clock(download: Download, sample_rate: int, channels: int, workdi
     if download.kind == "wav" and download.rate == sample_rate and download.channels == channels:
         return download.path
     blocks = resample_blocks(_read_back(download), download.rate, sample_rate, download.channels)
-    path, _ = write_blocks_atomic(workdir / f"musicgpt-v{variant}-on-clock.wav",
-                                  (match_channels(block, channels) for block in blocks), sample_rate, channels,
-                                  subtype="FLOAT")
-    return path
+    return write_blocks_atomic(workdir / f"musicgpt-v{variant}-on-clock.wav",
+                               (match_channels(block, channels) for block in blocks), sample_rate, channels,
+                               subtype="FLOAT")
 
 
 def _read_back(download: Download):
