@@ -80,6 +80,7 @@ class Config:
     delivery: str = _TOP["delivery"]
     handle: float = _TOP["handle"]
     max_jobs: int = _TOP["max_jobs"]
+    max_queued: int = _TOP["max_queued"]
     log_level: str = _TOP["log_level"]
     local: dict = field(default_factory=lambda: defaults("local"))
     musicgpt: dict = field(default_factory=lambda: defaults("musicgpt"))

@@ -9,6 +9,7 @@ written for the producer: it names what was wrong and, where there is one, what 
     ├── DeliveryError         the drop folder cannot take the result (permissions, disk full)
     ├── JournalError          the job journal cannot be opened or is corrupt
     ├── Cancelled             the producer cancelled the job
+    ├── Busy                  a command came while max_jobs + max_queued jobs were running or waiting
     └── BackendError          a generator failed
         ├── AuthError             the API key was refused (never retried)
         ├── CreditError           not enough credit (never retried)
@@ -62,6 +63,10 @@ class JournalError(BridgeError):
 
 class Cancelled(BridgeError):
     code = "cancelled"
+
+
+class Busy(BridgeError):
+    code = "busy"
 
 
 class BackendError(BridgeError):

@@ -32,7 +32,7 @@ from bridge.backends.base import Backend
 from bridge.config import Config
 from bridge.core.admission import admit
 from bridge.core.journal import Journal, states_at
-from bridge.exceptions import BridgeError, Cancelled, DeliveryError, SubmissionUnknown
+from bridge.exceptions import BridgeError, Busy, Cancelled, DeliveryError, SubmissionUnknown
 from bridge.models import LAST, JobRecord, Rendered, State
 from osc_schema import Command, ValidationError
 
@@ -97,6 +97,7 @@ class JobService:
             log.info("request %s was sent again: it is job %s (%s), not a new job", request_id, known.job_id,
                      known.state.value)
             return known
+        self._check_room()
         spec = admit(command, self.config, set(self.backends))
         self.backends[spec.backend].check(spec)
         origin["command"] = asked  # the caller's own dict becomes the record's: frontends tell a resend by identity
@@ -106,6 +107,17 @@ class JobService:
         self._emit(record, "accepted")
         self._start(record)
         return record
+
+    def _check_room(self) -> None:
+        """Refuse a new job (Busy) while max_jobs + max_queued runs are under way. Every admitted job is journaled,
+        gets a work folder and exports its region at once (only generation waits for a slot), and is resumed by the
+        next start: a script or a controller sending in a loop (2000 commands took 4.5 s over OSC) would otherwise
+        queue hours of work, and of MusicGPT's submits, with no end in sight for the producer."""
+        limit = self.config.max_jobs + self.config.max_queued
+        if len(self._tasks) >= limit:
+            raise Busy(f"busy: {len(self._tasks)} jobs are running or waiting (max_jobs {self.config.max_jobs} + "
+                       f"max_queued {self.config.max_queued}); nothing was started: send it again when some have "
+                       f"finished ('daw-bridge jobs' lists them)")
 
     def check(self, command: Command) -> None:
         """Raise what ``submit`` would refuse this command with (a range past the song's end...); start nothing."""

@@ -8,7 +8,12 @@ import statistics
 import threading
 import time
 
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
+
+import osc_schema
 from bridge.client import BridgeClient
+from bridge.frontends.osc_wire import encode
 from tests.adversarial.support import Daemon, journal_records, rss_kib, worker_processes
 from tests.conftest import Project
 
@@ -95,3 +100,48 @@ def test_fifty_jobs_at_once_keep_the_pool_bounded_and_osc_answering(tmp_path, de
         "engine worker processes (max seen)": f"{max(sampler.workers)} (configured {WORKERS})",
         "daemon VmRSS KiB (min / max)": f"{min(sampler.rss)} / {max(sampler.rss)}",
         "accepted-reply p99 against idle": "see bench/load.py"}
+
+
+def test_a_flood_past_max_jobs_and_max_queued_is_refused_as_busy_and_starts_nothing(tmp_path, demo_song_path):
+    """A script sending in a loop: five inpaints in one bundle (handled in one go, so none ends between them) to a
+    daemon taking one job at a time and queueing two. Three are admitted; the other two are told 'busy', by their
+    request_id, and leave no job, no work and no file; once the three are done the same command is admitted."""
+    project = Project(tmp_path / "project", demo_song_path)
+    project.write_config("max_jobs = 1\nmax_queued = 2\n")
+    daemon = Daemon(project).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as producer:
+            bundle = OscBundleBuilder(IMMEDIATELY)
+            for i in range(5):
+                address, args = osc_schema.to_osc_args("inpaint", dict(
+                    source=str(project.song), start=10.0 + i, end=12.0 + i, prompt="", num_outputs=1,
+                    request_id=f"flood-{i}"))
+                bundle.add_content(OscMessage(encode(address, args)))
+            producer.send_raw(bundle.build().dgram)
+            accepted, refused, ended = {}, {}, {}
+            while len(accepted) + len(refused) < 5 or len(ended) < len(accepted):
+                reply = producer.receive(timeout=120)
+                assert reply is not None, f"no more replies: accepted {accepted}, refused {refused}, ended {ended}"
+                if reply.name == "accepted":
+                    accepted[reply.args[0]] = reply.args[1]
+                elif reply.name == "error":
+                    refused[reply.args[1]] = reply.args
+                elif reply.name in ("done", "failed"):
+                    ended[reply.args[0]] = reply.name
+            assert sorted(accepted) == ["flood-0", "flood-1", "flood-2"]
+            assert sorted(refused) == ["flood-3", "flood-4"]
+            for address, _, field, reason in refused.values():
+                assert (address, field) == ("/bridge/inpaint", "")
+                assert reason.startswith("busy: 3 jobs are running or waiting (max_jobs 1 + max_queued 2)"), reason
+                assert "\n" not in reason
+            assert set(ended.values()) == {"done"}
+            records = journal_records(project)
+            assert sorted(r.request_id for r in records) == ["flood-0", "flood-1", "flood-2"]
+            assert sorted(p.name for p in (project.state / "work").iterdir()) == sorted(accepted.values())
+
+            outcome, _ = producer.run_job("inpaint", source=str(project.song), start=13.0, end=15.0, prompt="",
+                                          num_outputs=1, request_id="flood-3")
+            assert outcome.name == "done", outcome
+    finally:
+        daemon.stop()
+    assert len([f for f in project.visible_drop_files() if f.suffix == ".json"]) == 4
