@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bridge.logs import scrub
 from bridge.settings_schema.locate import key_lines, line_of
 from bridge.settings_schema.spec import (
     BOOL,
@@ -58,11 +59,12 @@ class ConfigError(ValueError):
 
 
 def show(value: object, limit: int = 60) -> str:
-    """A value as it would be written in TOML, cut to ``limit`` characters."""
+    """A value as it would be written in TOML, cut to ``limit`` characters; a web address without its
+    ``user:password@`` or its query (a gateway's or a tunnel's credentials), as every log line has it."""
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, (str, Path)):
-        text = json.dumps(str(value), ensure_ascii=False)
+        text = json.dumps(scrub(str(value)), ensure_ascii=False)
     elif isinstance(value, (list, tuple)):
         text = "[" + ", ".join(show(item, limit) for item in value) + "]"
     elif isinstance(value, dict):
