@@ -91,6 +91,15 @@ class MidiSettings:
         return cls(**values)
 
 
+def _file_stamp(path: Path) -> tuple | None:
+    """What tells a changed file from the one read before (an editor's save replaces it; learn appends to it)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size, found.st_ino, found.st_dev
+
+
 def midi_backend(api: str | None):
     """mido's rtmidi backend for an API name (None: rtmidi's default for this platform)."""
     import mido
@@ -332,6 +341,7 @@ class MidiFrontend:
         self.decisions = decisions
         self.drop_folder = config.drop_folder
         self.settings = MidiSettings.from_table(config.midi, config.source_file)
+        self._mapping_read = _file_stamp(self.settings.mapping)  # before reading it: a change meanwhile is seen
         self.mapping: Mapping = load_mapping(self.settings.mapping)  # refused here, at start, when it is wrong
         self.backend = midi_backend(self.settings.api)
         self.context = SessionContext(service, config.state_dir / CONTEXT_FILE)
@@ -391,6 +401,26 @@ class MidiFrontend:
             await asyncio.sleep(delay)
             failures = 0 if self._look_safely() else failures + 1
             self.context.publish()
+            await self._read_mapping_again()
+
+    async def _read_mapping_again(self) -> None:
+        """Take up the mapping file once it has changed since it was read: 'daw-bridge midi learn' adds a pad to it
+        while the daemon runs, and that pad did nothing (not even a log line at info) until a restart. A file that
+        cannot be used as it now is is said once, and the pads keep the mapping read before."""
+        path = self.settings.mapping
+        stamp = await asyncio.to_thread(_file_stamp, path)  # a mapping on a share that hangs holds no pad up
+        if stamp == self._mapping_read:
+            return
+        self._mapping_read = stamp
+        try:
+            mapping = await asyncio.to_thread(load_mapping, path)
+        except Exception as exc:  # MappingError names the line; anything else still must not end the port watch
+            log.warning("MIDI mapping changed but not taken up: %s; the pads keep the mapping read before",
+                        exc if isinstance(exc, BridgeError) else f"{path}: {type(exc).__name__}: {exc}")
+            return
+        self.mapping = mapping
+        self.leds.values = mapping.leds
+        log.info("MIDI: mapping %s read again: %d pad(s)", path, len(mapping.pads))
 
     def _look_safely(self) -> bool:
         try:

@@ -159,3 +159,39 @@ def test_a_choose_pad_mapped_on_any_channel_lights_on_the_channel_the_controller
 
     lit = asyncio.run(story())
     assert lit == [(10, 127)], lit  # where the controller listens, not on channel 1
+
+
+def test_a_pad_learned_while_the_daemon_runs_works_without_a_restart(tmp_path, demo_song_path, controller, caplog):  # noqa: F811
+    """The producer runs 'daw-bridge midi learn' beside the running daemon and presses the new pad: it runs its job.
+    Then a save that breaks the file is said once, and the pads keep the mapping they had."""
+    caplog.set_level(logging.INFO, logger="bridge")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    async def story():
+        async with rig(tmp_path, demo_song_path) as r:
+            await asyncio.to_thread(controller.wait_joined)
+            mapping = r.frontend.settings.mapping
+            learning = Config(state_dir=tmp_path / "learn-state",
+                              midi={"port": "padbox-pads", "api": "UNIX_JACK", "mapping": str(mapping)})
+            learned = []
+            learn = threading.Thread(target=lambda: learned.append(midi(learning, parser.parse_args(
+                ["learn", "--set", "num_outputs=1", "--name", "new"]))))
+            learn.start()
+            while learn.is_alive():  # pressed until the learn hears it; the daemon hears these too (not mapped yet)
+                controller.note(45, channel=2)
+                await asyncio.to_thread(learn.join, 0.05)
+            assert learned == [0]
+            await until(lambda: "read again" in caplog.text, what="the mapping read again")
+            controller.note(45, channel=2)
+            await until(lambda: any(j.origin["pad"] == "new (note 45 on channel 2)" for j in r.jobs()),
+                        what="the new pad's job")
+
+            mapping.write_text(mapping.read_text() + "\n[[pad]]\nnote = \n", encoding="utf-8")
+            await until(lambda: "not taken up" in caplog.text, what="the broken mapping said")
+            return r.frontend.mapping.find("note", 45, 2), r.frontend.mapping.find("note", 36, 10)
+
+    learned_pad, first_pad = asyncio.run(story())
+    assert learned_pad is not None and learned_pad.name == "new" and first_pad is not None
+    said = [rec.getMessage() for rec in caplog.records if "not taken up" in rec.getMessage()]
+    assert len(said) == 1 and "\n" not in said[0] and "line" in said[0], said
