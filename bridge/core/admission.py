@@ -91,7 +91,7 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
                               "is outside the configured project roots")
     # Found otherwise only when the finished (perhaps paid) job is delivered: the folder, or the nearest of its
     # parents that exists, must be a folder (a file of the producer's called "daw-bridge" beside the song too).
-    existing = next(folder for folder in (effective, *effective.parents) if folder.exists())
+    existing = _nearest_existing("drop_folder", args.get("drop_folder") or str(effective), effective)
     if not existing.is_dir():
         where = "" if existing == effective else f" ({existing} is a file)"
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective), f"is not a folder{where}")
@@ -113,6 +113,21 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
                   delivery=args.get("delivery") or config.delivery, handle=config.handle,
                   position=position, drop_folder=drop_folder, request_id=args.get("request_id") or "", ids=ids)
     return _spec(command, args, common, duration)
+
+
+def _nearest_existing(field: str, given: str, folder: Path) -> Path:
+    """``folder``, or the nearest of its parents that exists. Path.exists() raises for what is neither there nor
+    missing (a name longer than the file system takes, a parent the daemon may not search): that is the producer's
+    to fix, not an internal error."""
+    for candidate in (folder, *folder.parents):
+        try:
+            candidate.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            raise ValidationError(field, given, f"cannot be used ({exc.strerror or exc})") from None
+        return candidate
+    return Path(folder.anchor)  # not reached: the root is there
 
 
 def _unwritable(folder: Path, *, made: bool) -> str | None:

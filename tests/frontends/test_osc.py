@@ -75,6 +75,8 @@ REJECTIONS = [
     ("missing source", lambda p: ("inpaint", [str(p.audio / "gone.wav"), 1.0, 2.0, ""]), "source"),
     ("source outside roots", lambda p: ("inpaint", ["/etc/passwd", 1.0, 2.0, ""]), "source"),
     ("relative source", lambda p: ("inpaint", ["song.wav", 1.0, 2.0, ""]), "source"),
+    ("drop folder name too long", lambda p: ("inpaint", [str(p.song), 1.0, 2.0, "", "drop_folder",
+                                                         str(p.root / ("takes" * 60))]), "drop_folder"),
     ("unknown address", lambda p: ("nonsense", []), ""),
 ]
 
