@@ -341,7 +341,8 @@ def retry_after_download_404(by: str) -> Callable[[Stage, Outcome], None]:
     """A job failed on a download that answered 404 keeps its task id: retrying it polls that task again."""
     def scenario(stage: Stage, outcome: Outcome) -> None:
         stage.start()
-        stage.fake.inject("download", "404", times=2)  # the WAV, then the MP3 the client falls back to
+        # the WAV, then the MP3 the client falls back to; the same again at the addresses byId is asked for again
+        stage.fake.inject("download", "404", times=4)
         job = stage.inpaint("download-404")
         _failed_with_task(stage, job, outcome, "download_failed")
         if by == "cli":

@@ -142,7 +142,7 @@ def test_no_credential_of_any_kind_is_written_or_shown_at_any_log_level(level, t
         delivered = stage.inpaint("signed-osc")
         assert stage.settle(delivered).state.value == "delivered", stage.record(delivered).summary()
         # A request file whose download is refused (the error names the file), then retried from the CLI.
-        fake.inject("download", "404", times=2)
+        fake.inject("download", "404", times=4)  # WAV and MP3, at the first addresses and at those asked again
         drop_request(stage.project.inbox, "signed-file", {
             "command": "extend", "source": str(stage.project.song), "extend_after": 20.0, "prompt": "strings",
             "num_outputs": 1, "request_id": "signed-file"})

@@ -28,13 +28,15 @@ body, no length, then close), ``corrupt`` (download: garbage bytes), ``trickle``
 bytes every ``every`` seconds). Standing knobs: ``unknown_statuses``, ``missing_wav``, ``outcome``,
 ``failure_message``, ``slow_factor``, ``concurrency_limit``, ``outputs_made``, ``credits``, ``new_fields``,
 ``numbers_as_text``, ``shift_s``, ``output_rate``, ``output_gain``, ``output_subtype`` (the WAV's sample format,
-``PCM_16`` by default), ``signed_urls``.
+``PCM_16`` by default), ``signed_urls``, ``expired_urls``.
 
 With ``signed_urls = True`` the audio addresses carry a pre-signed storage query, as S3 and its imitators hand
 out: ``?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<access key id>%2F<date>%2F...&X-Amz-Signature=<64 hex>``.
 A file asked for without its exact signature is then refused with 403, so a client cannot pass by dropping the
 query; ``url_credential`` and ``url_signature(name)`` are the secret values a test looks for in what the daemon
-writes.
+writes. ``expired_urls = n``: the next ``n`` byId answers that offer audio hand out addresses whose signature has
+expired by the time they are fetched (storage answers 403 "Request has expired"), as happens to a variant fetched
+after another's long download; a later answer's addresses are fresh.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class FakeMusicGPT:
         self.lyrics_limit = 3000
         self.hang_s = 5.0
         self.signed_urls = False
+        self.expired_urls = 0
         self.url_credential = "AKIAFAKE" + uuid.uuid4().hex[:12].upper()  # the access key id in signed URLs
         self._signing_key = uuid.uuid4().bytes
         self.rng = random.Random(seed)
@@ -214,9 +217,13 @@ class FakeMusicGPT:
         """The X-Amz-Signature of the signed address of file ``name`` (64 hex digits)."""
         return hmac.new(self._signing_key, name.encode(), hashlib.sha256).hexdigest()
 
-    def file_url(self, name: str) -> str:
-        """Where file ``name`` is served: signed like a storage bucket's pre-signed URL when ``signed_urls``."""
+    def file_url(self, name: str, *, expired: bool = False) -> str:
+        """Where file ``name`` is served: signed like a storage bucket's pre-signed URL when ``signed_urls`` (or
+        ``expired``: signed, and no longer good)."""
         url = f"{self.origin}/files/{name}"
+        if expired:
+            return (f"{url}?X-Amz-Date=20000101T000000Z&X-Amz-Expires=60"
+                    f"&X-Amz-Signature={self.url_signature('expired:' + name)}")
         if not self.signed_urls:
             return url
         date = time.strftime("%Y%m%d", time.gmtime())
@@ -259,13 +266,17 @@ class FakeMusicGPT:
         title = "Fake Song"
         out = {"task_id": task.task_id, "status": status, "message": "", "createdAt": _iso(task.created),
                "updatedAt": _iso(time.monotonic()), "album_cover_path": None}
+        expired = False
+        if status == "COMPLETED":
+            with self._lock:
+                expired, self.expired_urls = self.expired_urls > 0, max(0, self.expired_urls - 1)
         for n, cid in enumerate(task.conversion_ids, start=1):
             out[f"conversion_id_{n}"] = cid
             if status == "COMPLETED":
                 duration = self._render(task, cid)["duration"]
-                out[f"conversion_path_{n}"] = self.file_url(f"{cid}.mp3")
+                out[f"conversion_path_{n}"] = self.file_url(f"{cid}.mp3", expired=expired)
                 if not self.missing_wav:
-                    out[f"conversion_path_wav_{n}"] = self.file_url(f"{cid}.wav")
+                    out[f"conversion_path_wav_{n}"] = self.file_url(f"{cid}.wav", expired=expired)
                 elif self.wav_as_null:
                     out[f"conversion_path_wav_{n}"] = None
                 out[f"conversion_duration_{n}"] = str(duration) if self.numbers_as_text else duration
@@ -644,6 +655,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._by_id(parse_qs(parts.query))
         if parts.path.startswith("/files/"):
             name = parts.path[len("/files/"):]
+            if parse_qs(parts.query).get("X-Amz-Signature") == [self.fake.url_signature("expired:" + name)]:
+                with self.fake._lock:
+                    self.fake.file_requests.append(name)
+                return self._json(403, {"success": False, "message": "Request has expired"})
             if self.fake.signed_urls and parse_qs(parts.query).get("X-Amz-Signature") != [
                     self.fake.url_signature(name)]:
                 with self.fake._lock:

@@ -268,8 +268,7 @@ class MusicGPTBackend(Backend):
         finally:
             self._release(spec.job_id, secret)
         progress(0.92, "MusicGPT: downloading")
-        rendered = await render_all(self.client, spec, prepared, conversion, Path(workdir),
-                                    crossfade_s=self.settings.crossfade_s, max_shift_s=self.settings.max_shift_s)
+        rendered = await self._bring_in(spec, prepared, receipt, conversion, Path(workdir))
         cover = conversion.get("album_cover_path")
         extra = {"task_id": task_id, "credit_estimate": receipt.get("credit_estimate"),
                  # a signed storage address: its query is a credential, and a manifest is read by anyone
@@ -278,6 +277,34 @@ class MusicGPTBackend(Backend):
             item.notes = {**extra, **item.notes}
         progress(1.0, "MusicGPT: spliced")
         return rendered
+
+    async def _bring_in(self, spec: JobSpec, prepared: dict, receipt: dict, conversion: dict,
+                        workdir: Path) -> list[Rendered]:
+        """Download and splice every variant the finished task offers.
+
+        Storage's signed addresses expire (a variant fetched after another's long download, a slow link), and then
+        it refuses them: byId hands out fresh ones for free, so it is asked once more before the job fails, where
+        the producer, told the audio was refused, would send the command again and pay again. What was fetched
+        already is re-used (see ``fetch_variant``).
+        """
+        splice = {"crossfade_s": self.settings.crossfade_s, "max_shift_s": self.settings.max_shift_s}
+        try:
+            return await render_all(self.client, spec, prepared, conversion, workdir, **splice)
+        except BackendError as exc:
+            if exc.code != "download_failed" or exc.retryable:
+                raise
+            refused = exc
+        task_id = receipt["task_id"]
+        log.info("job %s: %s; asking MusicGPT for the task's audio addresses again", spec.job_id, refused)
+        try:
+            fresh = await self.client.by_id(receipt.get("conversion_type") or CONVERSION_TYPES[spec.operation],
+                                            task_id=task_id)
+        except BridgeError as exc:
+            log.warning("job %s: could not ask for task %s again (%s)", spec.job_id, task_id, exc)
+            raise refused from None
+        if str(fresh.get("status") or "").upper() != "COMPLETED":
+            raise refused
+        return await render_all(self.client, spec, prepared, fresh, workdir, **splice)
 
     async def _poll(self, spec: JobSpec, receipt: dict, hints: JobHints | None, progress: Progress) -> dict:
         s = self.settings
