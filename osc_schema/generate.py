@@ -323,7 +323,8 @@ def render_docs() -> str:
            "command (`\"inpaint\"`, not the address). Positional arguments are required keys there.",
            "- **float** accepts OSC `i`, `h`, `f`, `d` (JSON: any number); it must be finite. **int** accepts `i`, "
            "`h`, or a float with no fractional part (REAPER sends every number as a float). **string** accepts `s` "
-           "only, as text without NUL characters. Booleans, blobs and arrays are refused.",
+           "only, as text without NUL characters. Booleans, blobs, arrays, colours (`r`), MIDI messages (`m`) and time "
+           "tags (`t`) are refused.",
            "- Times are seconds of **source** time (the file's own time); `position` says where source time 0 sits "
            "on the timeline. An OSC `f` carries about 7 significant digits (60 µs at 1000 s, about 3 samples at "
            "44.1 kHz): send times as `d` where the client can.",
@@ -331,7 +332,7 @@ def render_docs() -> str:
            "- Replies go to the sender's host and port, or to `reply_port` on the sender's host when given.",
            f"- One datagram holds at most {MAX_MESSAGES} messages, in bundles nested at most {MAX_BUNDLE_DEPTH} deep, "
            f"with type tags from `{TYPE_TAGS}`; anything else is answered with `/bridge/error` and not parsed "
-           "further.", "",
+           "further. A bundle's time tag is not waited for: its messages are taken in order as it arrives.", "",
            "## Commands", ""]
     for spec in COMMANDS.values():
         replies = ", ".join(f"`{REPLIES[name].address}`" for name in spec.replies)

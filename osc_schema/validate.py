@@ -51,6 +51,8 @@ def type_name(value: object) -> str:
     """The name a producer knows a value's type by (OSC and JSON agree on these)."""
     if value is None:
         return "null"
+    if isinstance(getattr(value, "osc_type", None), str):  # an OSC type no argument takes (bridge's osc_wire)
+        return value.osc_type
     for kind, name in ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"),
                        ((bytes, bytearray), "blob"), ((list, tuple), "array"), (dict, "object")):
         if isinstance(value, kind):

@@ -12,6 +12,7 @@ import logging
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
+from pythonosc.parsing import osc_types
 
 from osc_schema.spec import MAX_BUNDLE_DEPTH, MAX_MESSAGES, TYPE_TAGS
 
@@ -43,7 +44,38 @@ def decode(data: bytes) -> list[tuple[str, list]]:
         messages = [timed.message for timed in OscPacket(data).messages]
     except Exception as exc:  # python-osc raises ParseError, but also UnicodeDecodeError, IndexError, ...
         raise MalformedPacket(_describe(exc)) from None
-    return [(message.address, list(message.params)) for message in messages]
+    return [(message.address, _marked(message)) for message in messages]
+
+
+class OtherValue:
+    """An argument of a type no command takes (an RGBA colour, a MIDI message, a time tag), marked as such: python-osc
+    gives a colour as a plain int, which was taken as an integer argument, and the others as tuples ("array")."""
+
+    __slots__ = ("osc_type", "value")
+
+    def __init__(self, osc_type: str, value):
+        self.osc_type, self.value = osc_type, value
+
+    def __repr__(self) -> str:
+        return f"<{self.osc_type}>"
+
+
+_OTHER_TYPES = {"r": "RGBA colour", "m": "MIDI message", "t": "time tag"}
+
+
+def _marked(message) -> list:
+    """A decoded message's arguments, with those of the tags in _OTHER_TYPES marked (see OtherValue)."""
+    params = list(message.params)
+    _, at = osc_types.get_string(message.dgram, 0)
+    tags = osc_types.get_string(message.dgram, at)[0][1:] if at < len(message.dgram) else ""
+    if not any(tag in _OTHER_TYPES for tag in tags):
+        return params
+    top, depth = [], 0  # one tag per argument: an array's tags stand for the one list it is
+    for tag in tags:
+        if depth == 0 and tag != "]":
+            top.append(tag)
+        depth += (tag == "[") - (tag == "]")
+    return [OtherValue(_OTHER_TYPES[tag], value) if tag in _OTHER_TYPES else value for tag, value in zip(top, params)]
 
 
 class OscSocket(asyncio.DatagramProtocol):

@@ -137,6 +137,23 @@ def test_malformed_packets_are_answered_and_survived(shared, datagram):
         assert client.ping(timeout=5)
 
 
+@pytest.mark.parametrize("tag,payload,kind", [("r", (0x2333).to_bytes(4, "big"), "RGBA colour"),
+                                              ("m", bytes([0, 0x90, 36, 100]), "MIDI message"),
+                                              ("t", bytes(7) + b"\x01", "time tag")])
+def test_a_colour_a_midi_message_or_a_time_tag_is_refused_as_what_it_is(shared, tag, payload, kind):
+    """OSC's other types where a number is wanted: python-osc reads an RGBA colour as a plain integer, which was
+    taken as one (a reply_port here: the pong went to port 0x2333), and the other two as arrays."""
+    ping = b"/bridge/ping\x00\x00\x00\x00" + b",s" + tag.encode() + b"\x00" + b"reply_port\x00\x00" + payload
+    with BridgeClient("127.0.0.1", shared.port) as client:
+        client.send_raw(ping)
+        reply = client.wait_for(lambda r: True, timeout=5)
+        assert reply is not None, "no answer: the value was taken as a reply_port"
+        assert reply.address == "/bridge/error" and reply.args[2] == "reply_port", reply
+        assert reply.args[3].startswith("reply_port: ") and reply.args[3].endswith(f"must be an integer, got {kind}")
+        assert "datetime" not in reply.args[3]
+        assert client.ping(timeout=5)
+
+
 def test_oscsend_from_liblo_reaches_the_daemon_and_replies_go_to_reply_port(shared):
     oscsend = require_tool("oscsend")
     reply_port = free_udp_port()
