@@ -4,10 +4,13 @@ gateway's or a tunnel's password, and a finished task whose storage addresses ex
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+import tests.fakes.musicgpt as fake_module
 from bridge.client import BridgeClient
 from tests.adversarial.support import Daemon, musicgpt_table
 from tests.fakes.musicgpt import FakeMusicGPT
@@ -61,3 +64,59 @@ def test_storage_addresses_that_expired_before_the_download_are_asked_for_again_
                        for m in project.drop.glob("*.json"))
     assert delivered == sorted(task.conversion_ids)
     assert "asking MusicGPT for the task's audio addresses again" in daemon.log.read_text()
+
+
+class _SendsOnToNoPort(BaseHTTPRequestHandler):
+    """A storage host that sends every download on (302) to an address whose port is past 65535."""
+
+    def log_message(self, format, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", f"http://127.0.0.1:99999/v1.wav?X-Amz-Signature={SIGNATURE}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+SIGNATURE = "5a" * 32
+
+
+def test_a_wav_sent_on_to_an_address_with_no_port_falls_back_to_the_mp3(project, monkeypatch):
+    """The address byId gives is checked before it is fetched, but not where storage sends the download on: a
+    redirect to a port past 65535 raised an OverflowError in an ExceptionGroup from inside httpx, and the paid job
+    failed as 'internal error: ExceptionGroup: unhandled errors in a TaskGroup' with a traceback in the log, every
+    retry the same, the MP3 beside it never fetched."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SendsOnToNoPort)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    answered = fake_module.FakeMusicGPT.conversion
+
+    def wav_sent_on(self, task):
+        conversion = answered(self, task)
+        if conversion.get("conversion_path_wav_1"):
+            conversion["conversion_path_wav_1"] = f"http://127.0.0.1:{server.server_address[1]}/v1.wav"
+        return conversion
+
+    monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", wav_sent_on)
+    try:
+        with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
+            project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+            daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+            try:
+                with BridgeClient("127.0.0.1", project.port) as client:
+                    client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass",
+                                num_outputs=1)
+                    last = client.wait_for(lambda reply: reply.name in ("done", "failed", "error"), timeout=120)
+            finally:
+                daemon.stop()
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join()
+    log = daemon.log.read_text()
+    assert last.name == "done", last
+    assert json.loads(Path(last.args[1]).read_text(encoding="utf-8"))["notes"]["downloaded"] == "mp3"
+    assert fake.total_submits == 1 and "Traceback" not in log and SIGNATURE not in log
+    assert "variant 1: WAV download failed (MusicGPT's storage sent the download on to an address that is not " \
+           "a web address: http://127.0.0.1:99999/v1.wav)" in log

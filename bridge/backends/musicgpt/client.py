@@ -91,7 +91,10 @@ class MusicGPTClient:
         self._api = httpx.AsyncClient(base_url=self.base_url, headers=auth, timeout=timeout)
         self._submits = httpx.AsyncClient(base_url=self.base_url, headers=auth, timeout=timeout,
                                           limits=httpx.Limits(max_keepalive_connections=0))
-        self._files = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        # Each address a download is sent on to is checked as the first one is (see download): httpx follows it
+        # as it comes, and a port past 65535 raised from inside it, no network error.
+        self._files = httpx.AsyncClient(timeout=timeout, follow_redirects=True,
+                                        event_hooks={"request": [_refuse_unfetchable]})
 
     async def close(self) -> None:
         """Close every connection."""
@@ -268,6 +271,10 @@ class MusicGPTClient:
                 part.unlink(missing_ok=True)
                 raise BackendError(f"MusicGPT's audio file is gone or refused (HTTP {exc.status}): {_short(url)}",
                                    code="download_failed") from None
+            except _SentOnToNoAddress as exc:
+                part.unlink(missing_ok=True)
+                raise BackendError("MusicGPT's storage sent the download on to an address that is not a web "
+                                   f"address: {_short(exc.url)}", code="download_failed") from None
             except (httpx.TimeoutException, httpx.TransportError, httpx.TooManyRedirects, _DownloadRetry,
                     ValueError) as exc:
                 reason = _describe(exc) if isinstance(exc, httpx.HTTPError) else str(exc)
@@ -345,6 +352,18 @@ class MusicGPTClient:
 
 class _DownloadRetry(Exception):
     pass
+
+
+class _SentOnToNoAddress(Exception):
+    def __init__(self, url: str):
+        super().__init__("redirected to an address that cannot be fetched")
+        self.url = url
+
+
+async def _refuse_unfetchable(request: httpx.Request) -> None:
+    """Refuse, before httpx connects, an address a download was sent on to that it cannot fetch."""
+    if not _well_formed(str(request.url)):
+        raise _SentOnToNoAddress(str(request.url))
 
 
 class _DownloadRefused(Exception):
