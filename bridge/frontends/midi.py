@@ -358,6 +358,7 @@ class MidiFrontend:
         self._listeners: list = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task | None = None
+        self._mapping_check: asyncio.Task | None = None
         self._midi_missing = False
         self._server_left = False  # the JACK server went away (not: was never there)
         self._presses = 0
@@ -382,8 +383,9 @@ class MidiFrontend:
                  f"connected to {self.input.name}" if self.input else f"waiting for a port like {self.settings.port!r}")
 
     def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._mapping_check):
+            if task is not None:
+                task.cancel()
         self.leds.close()
         self.context.flush()
         self._close_input()
@@ -401,20 +403,23 @@ class MidiFrontend:
             await asyncio.sleep(delay)
             failures = 0 if self._look_safely() else failures + 1
             self.context.publish()
-            await self._read_mapping_again()
+            # the mapping is looked at beside the port watch, one look at a time: one on a share that hangs holds no
+            # port up
+            if self._mapping_check is None or self._mapping_check.done():
+                self._mapping_check = self._loop.create_task(self._read_mapping_again(), name="MIDI mapping")
 
     async def _read_mapping_again(self) -> None:
         """Take up the mapping file once it has changed since it was read: 'daw-bridge midi learn' adds a pad to it
         while the daemon runs, and that pad did nothing (not even a log line at info) until a restart. A file that
         cannot be used as it now is is said once, and the pads keep the mapping read before."""
         path = self.settings.mapping
-        stamp = await asyncio.to_thread(_file_stamp, path)  # a mapping on a share that hangs holds no pad up
+        stamp = await asyncio.to_thread(_file_stamp, path)
         if stamp == self._mapping_read:
             return
         self._mapping_read = stamp
         try:
             mapping = await asyncio.to_thread(load_mapping, path)
-        except Exception as exc:  # MappingError names the line; anything else still must not end the port watch
+        except Exception as exc:  # MappingError names the line; anything else is said too, not lost in the task
             log.warning("MIDI mapping changed but not taken up: %s; the pads keep the mapping read before",
                         exc if isinstance(exc, BridgeError) else f"{path}: {type(exc).__name__}: {exc}")
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import threading
 
 import mido
@@ -15,6 +16,7 @@ from bridge.commands.midi import add_arguments, midi
 from bridge.config import Config
 from bridge.models import State
 from tests.adversarial.support import read_only
+from tests.conftest import fuse_share, require_tool
 from tests.frontends.jack import Controller, jack  # noqa: F401  (jack: a fixture)
 from tests.frontends.test_midi import MAPPING, controller, leds, no_midi_server, presses, rig, until  # noqa: F401  (fixtures)
 
@@ -195,3 +197,30 @@ def test_a_pad_learned_while_the_daemon_runs_works_without_a_restart(tmp_path, d
     assert learned_pad is not None and learned_pad.name == "new" and first_pad is not None
     said = [rec.getMessage() for rec in caplog.records if "not taken up" in rec.getMessage()]
     assert len(said) == 1 and "\n" not in said[0] and "line" in said[0], said
+
+
+def test_a_mapping_on_a_share_that_stops_answering_holds_no_controller_up(tmp_path, demo_song_path, jack):  # noqa: F811
+    """The mapping lies on a NAS that goes down while the daemon runs: looking whether it changed waits for the share,
+    and a controller plugged in meanwhile is still picked up."""
+    bindfs = require_tool("bindfs")
+    nas, share = tmp_path / "nas", tmp_path / "share"
+    nas.mkdir()
+    share.mkdir()
+    (nas / "pads.toml").write_text(PADS, encoding="utf-8")
+
+    async def story(server):
+        async with rig(tmp_path, demo_song_path, mapping=PADS, midi={"mapping": str(share / "pads.toml")}) as r:
+            assert r.frontend.input is None  # no controller yet
+            server.send_signal(signal.SIGSTOP)  # the share stops answering
+            try:
+                await asyncio.sleep(1.0)  # ten looks at the mapping: one of them now waits for the share
+                late = await asyncio.to_thread(Controller, "padbox")
+                try:
+                    await until(lambda: r.frontend.input is not None, timeout=20, what="the controller picked up")
+                finally:
+                    late.close()
+            finally:
+                server.send_signal(signal.SIGCONT)
+
+    with fuse_share(bindfs, nas, share) as server:
+        asyncio.run(story(server))
