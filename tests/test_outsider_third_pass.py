@@ -120,3 +120,24 @@ def test_a_wav_sent_on_to_an_address_with_no_port_falls_back_to_the_mp3(project,
     assert fake.total_submits == 1 and "Traceback" not in log and SIGNATURE not in log
     assert "variant 1: WAV download failed (MusicGPT's storage sent the download on to an address that is not " \
            "a web address: http://127.0.0.1:99999/v1.wav)" in log
+
+
+def test_a_429_with_retry_after_holds_the_submit_back_that_long_and_one_task_is_made(project):
+    """MusicGPT documents no Retry-After, but a gateway in front of it sends one with its 429: the daemon asked
+    again after its own short backoff, earning 429 after 429 (each refused, so unpaid, but counted against the
+    account's rate). It now waits at least as long as asked, and the job is made once."""
+    with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
+        fake.inject("submit", "429", retry_after=2)
+        project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+        daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+                last = client.wait_for(lambda reply: reply.name in ("done", "failed", "error"), timeout=120)
+        finally:
+            daemon.stop()
+    assert last.name == "done", last
+    assert fake.total_submits == 1 and sum(fake.submit_requests.values()) == 2
+    first, second = fake.submit_times
+    assert second - first >= 2.0  # a lower bound the daemon's own wait guarantees, not a race
+    assert "MusicGPT answered 429 to inpaint: queueing for 2.0 s" in daemon.log.read_text()

@@ -17,7 +17,7 @@ The "generated" audio is the upload with the replaced range (or everything after
 check the splice and the alignment offset exactly.
 
 Faults: ``inject(endpoint, kind, times=1, **options)`` queues one-off faults for ``submit``, ``byId`` or
-``download``: ``429 500 401 402 422`` or any other status (answered;
+``download``: ``429 500 401 402 422`` or any other status (answered; ``429`` with ``retry_after=s``: a Retry-After;
 ``html=...``: as a gateway's HTML page), ``drop`` (close without answering),
 ``drop_after_accept`` (submit only: the task is created and paid for, then the connection closes),
 ``timeout`` / ``timeout_after_accept`` (hang until the client gives up), ``status_after_accept`` (submit only: the
@@ -130,6 +130,7 @@ class FakeMusicGPT:
         # What happened, for the tests to assert on.
         self.submits: Counter = Counter()  # tasks created (paid for) per operation
         self.submit_requests: Counter = Counter()  # POSTs received per operation, whatever their fate
+        self.submit_times: list[float] = []  # when each POST came (monotonic clock)
         self.by_id_calls: Counter = Counter()  # per task id
         self.by_id_requests: list[dict] = []
         self.downloads: Counter = Counter()  # complete file deliveries per file name
@@ -451,9 +452,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------------------------------
 
-    def _json(self, status: int, body: dict) -> None:
+    def _json(self, status: int, body: dict, headers: dict | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -474,8 +477,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer_fault(self, fault: Fault) -> bool:
         """Answer with a status fault; True when one was sent."""
         kind = fault.kind
-        if kind == "429":
-            self._json(429, {"success": False, "message": "Too many requests"})
+        if kind == "429":  # retry_after=...: with the Retry-After header a gateway in front may add
+            after = fault.options.get("retry_after")
+            self._json(429, {"success": False, "message": "Too many requests"},
+                       {} if after is None else {"Retry-After": str(after)})
         elif kind == "500":
             self._json(500, {"success": False, "error": "Internal Server Error"})
         elif kind == "401":
@@ -523,6 +528,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         with fake._lock:
             fake.submit_requests[operation] += 1
+            fake.submit_times.append(time.monotonic())
         fault = fake._next_fault("submit")
         if fault and fault.kind == "drop":
             return self._drop()

@@ -6,7 +6,8 @@ This is the one place where httpx errors and HTTP statuses become :mod:`bridge.e
     401, 403                              AuthError (never retried)
     402                                   CreditError, naming required and available credit (never retried)
     400, 404, 409, 422, other 4xx         BackendError with the server's own text (never retried)
-    429                                   every caller held back, then retried; RateLimited when patience runs out
+    429                                   every caller held back (at least as long as a Retry-After says), then
+                                          retried; RateLimited when patience runs out
     5xx, other network errors             polls and downloads: retried with jittered backoff, then TransientError
 
 A paid submit is stricter. Only an answer that proves no task was created may be followed by another POST: a
@@ -24,6 +25,7 @@ audio lives on another host (a storage bucket) that must not see the key.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import inspect
 import json
 import logging
@@ -143,7 +145,8 @@ class MusicGPTClient:
                 if waited >= self.retry.rate_limit_patience_s:
                     raise RateLimited(f"MusicGPT kept answering 429 (too many requests or tasks at once) for "
                                       f"{waited:.0f} s; the {operation} was not accepted") from None
-                delay = self.retry.backoff(min(refusals, 5), self.retry.rate_limit_s)
+                delay = max(self.retry.backoff(min(refusals, 5), self.retry.rate_limit_s),
+                            _retry_after(response, self.retry.rate_limit_patience_s))
                 refusals += 1
                 self.limiter.penalize(delay)
                 log.info("MusicGPT answered 429 to %s: queueing for %.1f s", operation, delay)
@@ -213,7 +216,8 @@ class MusicGPTClient:
             status = response.status_code
             if status == 429:
                 failures += 1
-                delay = self.retry.backoff(min(failures, 5), self.retry.rate_limit_s)
+                delay = max(self.retry.backoff(min(failures, 5), self.retry.rate_limit_s),
+                            _retry_after(response, self.retry.rate_limit_patience_s))
                 self.limiter.penalize(delay)
                 if failures >= self.retry.attempts:
                     raise RateLimited(f"MusicGPT kept answering 429 when asked for {what}")
@@ -370,6 +374,21 @@ class _DownloadRefused(Exception):
     def __init__(self, status: int):
         super().__init__(f"HTTP {status}")
         self.status = status
+
+
+def _retry_after(response: httpx.Response, longest_s: float = 3600.0) -> float:
+    """The seconds a 429's ``Retry-After`` asks to wait (a number of seconds or an HTTP date), at most
+    ``longest_s``; 0 when it says nothing usable. MusicGPT documents none, but a gateway in front of it may send one,
+    and asking again sooner only earns more 429s."""
+    said = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(said)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(said).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return 0.0
+    return min(max(seconds, 0.0), longest_s) if math.isfinite(seconds) else 0.0
 
 
 def _credit_message(response: httpx.Response, text: str) -> str:
