@@ -4,6 +4,8 @@ Real-time rules: ``render`` runs in the audio callback. It never allocates a buf
 it only slices arrays another thread prepared (a slice is a view, not a copy) and multiplies in place into the
 output and one preallocated scratch row. The other side talks to it through one attribute, ``_request``, holding an
 immutable tuple: storing a reference is atomic in CPython, and a sequence number tells the callback it is new.
+Where the Mixer plays in a process of its own (``sound_process``), the callback also reports in ``state``, a shared
+array of integers, the last request it took up and whether a program plays.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Mixer:
         self._fading: np.ndarray | None = None  # what a switch fades out of (None: silence)
         self._fading_position = 0
         self._faded = len(self._up)  # frames of the crossfade done; len(_up): none running
+        self.state = None  # a shared array: [0] the last request taken up, [1] 1 while a program plays
 
     # -- the control side (any thread but the callback's) ------------------------------------------------------------
 
@@ -79,6 +82,9 @@ class Mixer:
             self._fading_position += fade
         if self._program is not None and self._position >= self._program.shape[1]:
             self._program = None
+        if self.state is not None:
+            self.state[0] = self._seen
+            self.state[1] = self._program is not None
 
 
 def ramp(sample_rate: int) -> np.ndarray:

@@ -67,7 +67,7 @@ class PortAudioOutput:
         self.stream.close()
 
 
-def open_output(settings: dict):
+def open_device(settings: dict):
     """The output the [audition] table asks for; ``auto``: JACK when a server runs, else PortAudio."""
     choice = settings.get("output", "auto")
     if choice == "none":

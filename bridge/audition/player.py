@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bridge.audition.output import open_output
 from bridge.audition.program import (
     AuditionError,
     Programs,
     load_programs,
     readable_source,
 )
+from bridge.audition.sound_process import open_output
 from bridge.decisions import Decision, latest
 from bridge.exceptions import BridgeError
 from bridge.models import JobRecord

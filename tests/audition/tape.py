@@ -28,7 +28,9 @@ class Tape:
         self.client = opened(lambda: jack.Client(name, no_start_server=True))
         self.ins = [self.client.inports.register(f"in_{n}") for n in (1, 2)]
         self.blocks: list[tuple[int, float, np.ndarray]] = []  # (frame time, time.monotonic(), (frames, 2))
+        self.xruns = 0  # cycles the server reported some client late in
         self.client.set_process_callback(self._record)
+        self.client.set_xrun_callback(self._xrun)
         self.client.activate()
 
     @property
@@ -38,6 +40,9 @@ class Tape:
     def _record(self, frames: int) -> None:
         block = np.stack([port.get_array().copy() for port in self.ins], axis=1)
         self.blocks.append((self.client.last_frame_time, time.monotonic(), block))
+
+    def _xrun(self, delay: float) -> None:
+        self.xruns += 1
 
     def close(self) -> None:
         self.client.deactivate()

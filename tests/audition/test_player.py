@@ -8,11 +8,14 @@ process goes on to host other tests' JACK clients.
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+
+import numpy as np
 
 from bridge.audition import Audition
 from bridge.config import Config
@@ -22,6 +25,7 @@ from bridge.models import State
 from bridge.settings_schema import defaults
 from tests.audition.jobs import RATE, delivered_job
 from tests.audition.tape import Tape
+from tests.audition.test_audition_jack import played
 from tests.conftest import ROOT, daemon_environment, require_tool
 from tests.frontends.jack import JackServer
 
@@ -35,13 +39,20 @@ def heard_sound(tape: Tape, since: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def restart_story(folder: Path) -> None:
-    """Audition, restart JACK under the same name, audition again; raises AssertionError when something is off."""
+def journaled_job(folder: Path) -> tuple[Config, Journal]:
+    """A daemon's config and journal in ``folder``, holding one delivered job (tests.audition.jobs)."""
     record = delivered_job(folder, tempo=120.0)
     config = Config(state_dir=folder / "state", project_roots=(folder,))
     journal = Journal(config.journal_path)
     journal.insert(record)
     journal.update(record, state=State.DELIVERED, manifests=record.manifests)
+    return config, journal
+
+
+def restart_story(folder: str) -> None:
+    """Audition, restart JACK under the same name, audition again; raises AssertionError when something is off."""
+    folder = Path(folder)
+    config, journal = journaled_job(folder)
     server = JackServer(folder, period=1024, rate=RATE).start()
     name = f"tape-{uuid.uuid4().hex[:6]}"
     tape = Tape(name)
@@ -81,11 +92,72 @@ def restart_story(folder: Path) -> None:
         journal.close()
 
 
+def run_story(story: str, *args: str) -> None:
+    """Run ``story``, a function of this module, in a child process with ``args``; fail with its error output."""
+    call = f"import sys; from tests.audition.test_player import {story}; {story}(*sys.argv[1:])"
+    child = subprocess.run([sys.executable, "-c", call, *args], cwd=ROOT, env=daemon_environment(),
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == 0, child.stderr[-3000:]
+
+
 def test_after_the_jack_server_restarts_the_next_press_plays_again(tmp_path):
     for tool in ("jackd", "jack_lsp"):
         require_tool(tool)
-    story = ("import sys; from pathlib import Path; from tests.audition.test_player import restart_story; "
-             "restart_story(Path(sys.argv[1]))")
-    child = subprocess.run([sys.executable, "-c", story, str(tmp_path)], cwd=ROOT, env=daemon_environment(),
-                           capture_output=True, text=True, timeout=120, check=False)
-    assert child.returncode == 0, child.stderr[-3000:]
+    run_story("restart_story", str(tmp_path))
+
+
+def busy_story(folder: str, tape_ports: str) -> None:
+    """Audition variant 1 into ``tape_ports`` and, while it plays, hold the GIL in one C call for 2 s
+    (longer than the server waits for a client), as python-rtmidi does while it opens a port, only longer. Then
+    keep what was played in ``folder``/played.npy once it played out."""
+    folder = Path(folder)
+    config, journal = journaled_job(folder)
+    settings = {**defaults("audition"), "jack_ports": tuple(tape_ports.split(","))}
+    length = 18
+    while _held(length) < 2.0:  # the same C call on a longer string: one call, one hold, whatever this machine
+        length += 1
+
+    async def story() -> None:
+        service = JobService(config, journal, {})
+        audition = Audition(service, settings)
+        try:
+            await audition.act("last", "variant")
+            _held(length)
+            program = audition._prepared["j-1"].variants[0]
+            np.save(folder / "played.npy", program)
+            await asyncio.sleep(program.shape[1] / RATE + 1.0)
+        finally:
+            await audition.close()
+            await service.close()
+
+    try:
+        asyncio.run(story())
+    finally:
+        journal.close()
+
+
+def _held(length: int) -> float:
+    """Seconds one regular-expression match held the GIL (a catastrophic backtrack: it never lets go)."""
+    began = time.monotonic()
+    re.match(r"(a+)+b", "a" * length)
+    return time.monotonic() - began
+
+
+def test_the_audition_plays_on_while_the_daemons_python_is_held_up(tmp_path):
+    # Its audio callback ran in the daemon's process and needed its GIL in every cycle: a hold of a second (a MIDI
+    # port opening, a busy thread) made the server report 10-26 late cycles (0 without it), and stalled every client
+    # of the server (the producer's DAW too). The audition now plays from a process of its own.
+    for tool in ("jackd", "jack_lsp"):
+        require_tool(tool)
+    server = JackServer(tmp_path, period=1024, rate=RATE, sync=False).start()
+    tape = Tape()
+    try:
+        run_story("busy_story", str(tmp_path), ",".join(tape.ports))
+        program = np.load(tmp_path / "played.npy").T
+        recording, at = played(tape, len(program), 0)
+        played(tape, len(program), 0)  # to its end
+        # Late cycles, not the samples: one the loaded machine causes shifts every sample after it.
+        assert tape.xruns <= 2, f"the server reported {tape.xruns} late cycles while the variant played"
+    finally:
+        tape.close()
+        server.stop()

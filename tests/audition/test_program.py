@@ -12,13 +12,13 @@ import pytest
 import soundfile as sf
 
 from bridge.audition.mixer import Mixer, ramp
-from bridge.audition.output import open_output
 from bridge.audition.program import (
     AuditionError,
     bar_seconds,
     load_programs,
     readable_source,
 )
+from bridge.audition.sound_process import open_output
 from bridge.config import Config
 from bridge.models import State
 from tests.audition.jobs import RATE, delivered_job

@@ -26,10 +26,11 @@ from bridge.lifeline import ask_to_die_with_parent
 
 
 class JackServer:
-    def __init__(self, log_dir: Path, period: int = 256, rate: int = 48000):
+    def __init__(self, log_dir: Path, period: int = 256, rate: int = 48000, sync: bool = True):
         self.name = f"dawbridge-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.period = period
         self.rate = rate
+        self.sync = sync  # False: a producer's default server, where a client late in a cycle is an xrun
         self.log = Path(log_dir) / f"{self.name}.log"
         self.proc: subprocess.Popen | None = None
         self._saved: dict[str, str | None] = {}
@@ -41,9 +42,10 @@ class JackServer:
     def start(self, timeout: float = 15.0) -> "JackServer":
         """Start jackd and return once a client can connect; this process's own clients use it too."""
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(["jackd", "-S", "--no-realtime", "-d", "dummy", "-r", str(self.rate),
-                                          "-p", str(self.period)], stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.env, preexec_fn=ask_to_die_with_parent)
+            command = ["jackd", *(["-S"] if self.sync else []), "--no-realtime", "-d", "dummy", "-r", str(self.rate),
+                       "-p", str(self.period)]
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                         preexec_fn=ask_to_die_with_parent)
         for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER"):
             self._saved[key] = os.environ.get(key)
             os.environ[key] = self.env[key]
