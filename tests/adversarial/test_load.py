@@ -89,7 +89,8 @@ def test_fifty_jobs_at_once_keep_the_pool_bounded_and_osc_answering(tmp_path, de
     files = project.visible_drop_files()
     by_kind = {kind: [f for f in files if f.suffix == kind] for kind in (".wav", ".json", ".png")}
     assert len(by_kind[".wav"]) == len(by_kind[".json"]) == 2 * delivered  # per variant: audio and manifest
-    # pictures follow a job by a moment (the daemon was stopped meanwhile): each manifest names one only once it is whole
+    # pictures follow a job by a moment (the daemon was stopped meanwhile): each manifest names one only once it is
+    # whole
     named = [json.loads(f.read_text()).get("picture") for f in by_kind[".json"]]
     assert sorted(f.name for f in by_kind[".png"]) == sorted(name for name in named if name)
     ms = 1000
