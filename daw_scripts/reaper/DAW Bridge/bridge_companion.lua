@@ -101,10 +101,19 @@ local function wav_frames(path)
 end
 -- END daw-bridge wav_frames
 
+-- results left for the project that sent them (placement.other_project), by path: their manifest, so that the next
+-- scan only asks again whether they still are another project's (the project in front changes with REAPER's tabs)
+-- instead of reading each one and its audio again: a folder shared with another project holds all of its results
+local left_for_sender = {}
+
 --- Import the manifest `name` in `folder`; `earlier` when that is a drop folder this project had before it was saved
---- elsewhere (Save As), and the console says where the result came from.
-local function import_one(folder, name, constants, earlier)
-  local text = util.read_file(util.join(folder, name))
+--- elsewhere (Save As), and the console says where the result came from. `sender_of`: placement.senders(folder)'s.
+local function import_one(folder, name, constants, earlier, sender_of)
+  local path = util.join(folder, name)
+  local left = left_for_sender[path]
+  if left and placement.other_project(left, folder, sender_of) then return false end
+  left_for_sender[path] = nil
+  local text = util.read_file(path)
   local manifest, err = json.try_decode(text or "")
   local problem = err or companion.check_manifest(manifest, constants)
   if problem then report_once(name, name .. " not imported: " .. problem) return false end
@@ -124,8 +133,9 @@ local function import_one(folder, name, constants, earlier)
       .. "(still being written or copied); it is imported once whole", name, manifest.audio, holds, frames))
     return false
   end
-  local owner = placement.other_project(manifest, folder)
+  local owner = placement.other_project(manifest, folder, sender_of)
   if owner then
+    left_for_sender[path] = manifest
     report_once(name .. " owner", string.format("%s left for %s, the project that sent it: its item is not in this "
       .. "one", name, util.basename(owner)))
     return false
@@ -199,16 +209,18 @@ function companion.import_new(constants)
   local folder = util.drop_folder()
   local done = imported(folder)
   local count = 0
+  local sender_of = placement.senders(folder)
   for _, name in ipairs(util.list_files(folder)) do
     if is_manifest(name) and not done[name] then
-      if import_one(folder, name, constants) then count = count + 1 end
+      if import_one(folder, name, constants, false, sender_of) then count = count + 1 end
     end
   end
   local order, sent = earlier_folders()
   for _, earlier in ipairs(order) do
+    sender_of = placement.senders(earlier)
     for _, name in ipairs(util.list_files(earlier)) do
       if is_manifest(name) and not done[name] and sent_from_here(earlier, name, sent[earlier]) then
-        if import_one(earlier, name, constants, true) then count = count + 1 end
+        if import_one(earlier, name, constants, true, sender_of) then count = count + 1 end
       end
     end
   end

@@ -332,18 +332,34 @@ local function place_on_results_track(manifest, audio_path, name)
   return item, position
 end
 
+--- Who sent the requests whose results lie in `folder`, as a function of the request id: nil for one this project
+--- records as its own (a copy saved under another name holds the record), else the project file the folder's
+--- ledger names (util.SENT; the last line for the id), or nil. Both are read at the first question and once only: a
+--- scan asks it for every result not imported, and another project's results in a shared folder are never imported
+--- here, so reading the ledger once for each of them made every scan read it thousands of times over.
+function placement.senders(folder)
+  local ours, ledger
+  return function(id)
+    ours = ours or util.project_record(util.SENT_FROM_HERE)
+    if ours[id] then return nil end
+    if not ledger then
+      ledger = {}
+      for _, line in ipairs(util.ledger_lines(folder, util.SENT)) do
+        local request_id, file = line:match("^(%S+) (.+)$")
+        if request_id then ledger[request_id] = file end
+      end
+    end
+    return ledger[id]
+  end
+end
+
 --- The project file that sent the request, when it is another one than this and the request's item is not here
 --- (projects saved in one folder share a drop folder, `folder`); nil when the result is this project's or nothing
---- says whose. A request this project records as its own (a copy saved under another name holds the record) is its.
-function placement.other_project(manifest, folder)
+--- says whose. `sender_of` is placement.senders(folder)'s, shared by the results of one scan.
+function placement.other_project(manifest, folder, sender_of)
   local id = json.value(manifest.request_id)
   if type(id) ~= "string" or id == "" then return nil end
-  if util.project_record(util.SENT_FROM_HERE)[id] then return nil end
-  local sender
-  for _, line in ipairs(util.ledger_lines(folder, util.SENT)) do
-    local request_id, file = line:match("^(%S+) (.+)$")
-    if request_id == id then sender = file end
-  end
+  local sender = (sender_of or placement.senders(folder))(id)
   local _, current = reaper.EnumProjects(-1)
   if not sender or sender == current or item_for(manifest, manifest.source.start) then return nil end
   return sender

@@ -89,6 +89,10 @@ end
 
 util.PLAYRATES = ".reaper-playrates" -- "<request id> <playrate>" for each request from an item not at rate 1
 util.SENT = ".reaper-sent" -- "<request id> <project file>" for each request sent: projects saved in one folder share it
+-- It keeps every line, unlike the project's own record of what it sent (SENT_FROM_HERE): results stay in the folder
+-- (their audio plays in the takes), and another project there, or one saved there next year, asks it of each result
+-- it has not imported; a line gone puts that result on the other project's results track. It is read once a scan
+-- (bridge_placement.senders), and only for a result this project has not imported.
 
 --- The lines of the list file `name` in `folder`; {} when there is none yet.
 function util.ledger_lines(folder, name)
@@ -116,6 +120,8 @@ end
 -- them back. It is not part of undo: undoing an import leaves the result recorded, so it does not come back.
 
 util.IMPORTED = "daw_bridge_imported" -- manifest file name -> "1"
+-- It keeps every name: the manifest stays in the drop folder (its audio plays in the takes, or did until a discard),
+-- and a name off this record is a new result to the next scan, imported again; it grows as the folder does.
 util.DECIDED = "daw_bridge_decided" -- job id -> the seq of the decision applied last
 util.SENT_FROM_HERE = "daw_bridge_sent" -- request id -> the drop folder the request named (Save As may move the project)
 -- That record keeps a request until a result of it is imported (a copy saved elsewhere looks for it there), then, for

@@ -86,6 +86,7 @@ class Result:
     still_deferred: int
     deferred_runs: int
     gfx: dict | list  # what the gfx window showed (an empty Lua table comes back as [])
+    opened: dict | list  # file name -> how often the scripts opened it (none: [])
 
     @property
     def message_texts(self) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.adversarial.support import small_tmpfs
 
-from .conftest import PACKAGE, lua5_4
+from .conftest import PACKAGE, lua5_4, to_lua
 from .results import MIX, active, bounds, decide, deliver
 
 FIRST, SECOND = "j-20261121-190512-aaaa", "j-20261121-190600-bbbb"
@@ -242,6 +242,46 @@ def test_a_copy_of_the_project_saved_under_another_name_takes_the_result_onto_it
     result = project.run("import now")
 
     assert result.errors == [] and [len(i["takes"]) for i in project.items()] == [1, 2, 1]
+
+
+def test_another_projects_results_in_the_shared_folder_are_read_once_and_their_senders_once_a_scan(project):
+    # song.RPP sent 40 requests and their results wait for it; other.RPP, saved in the same folder, is in front with
+    # the companion running. Each result it leaves was looked up in the folder's ledger of senders (.reaper-sent, a line
+    # for every request any project there ever sent) by reading all of it again, and read again with its audio at
+    # every scan: a year's thousands of lines read thousands of times every second froze REAPER at each scan.
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=60.0)
+    project.select_time(12.5, 20.0)
+    project.run(*["inpaint"] * 40, dialog=[{"Prompt": "soft guitar solo", "Variants": "1", "Render": "n"}] * 40)
+    manifests = []
+    for n, request in enumerate(project.requests()):
+        manifests.append(deliver(project.drop_folder, variants=1, job=f"j-20261121-190512-{n:04d}",
+                                 item=item["guid"], track=mix["guid"]))
+        manifests[-1].write_text(manifests[-1].read_text().replace("reaper-1700000000-1", request["request_id"]))
+    song = dict(copy.deepcopy(project.state), project_file=str(project.project_path / "song.RPP"))
+    project.state["project_file"] = str(project.project_path / "other.RPP")
+    project.state["tracks"], project.state["projext"] = [], {}
+    project.add_item(project.add_track("Drums"), position=0.0, length=30.0, file="/music/other/drums.wav")
+    song_in_front = ("function(state) state.project_file, state.tracks, state.projext = "
+                     f"{to_lua(song['project_file'])}, {to_lua(song['tracks'])}, {to_lua(song['projext'])} "
+                     "for _, track in ipairs(state.tracks) do for _, item in ipairs(track.items) do "
+                     "item._track = track for _, take in ipairs(item.takes) do take._item = item end end end end")
+
+    other = copy.deepcopy(project.state)
+
+    result = project.run("companion", ticks=2)  # three scans
+
+    assert result.errors == [] and result.undo == [] and project.imported() == []
+    assert result.console.count("left for song.RPP, the project that sent it") == 40
+    assert result.opened[".reaper-sent"] == 3  # once a scan, for all 40
+    assert {result.opened[m.name] for m in manifests} == {1}  # and each result once
+
+    # the same companion goes on when the producer switches to song.RPP's tab: its results come in there
+    project.state = other
+    result = project.run("companion", ticks=3, on_tick={2: song_in_front})
+
+    assert result.errors == [] and len(result.undo) == 40 and len(project.imported()) == 40
+    assert [t["name"] for t in project.state["tracks"]] == ["Mix"]  # on song.RPP's item, as it sent them
 
 
 @pytest.mark.parametrize(("decision", "choice", "first_sounds"), [("choose", 1, True), ("keep", 1, True),

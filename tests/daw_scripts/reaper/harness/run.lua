@@ -36,6 +36,15 @@ end
 
 fake.install(state, record)
 
+-- how often the scripts opened each file, by name: a shared list read once per scan, not once per result
+record.opened = {}
+local real_open = io.open
+io.open = function(path, ...)
+  local name = tostring(path):match("([^/\\]+)$") or tostring(path)
+  record.opened[name] = (record.opened[name] or 0) + 1
+  return real_open(path, ...)
+end
+
 local function protected(fn, ...)
   local ok, err = xpcall(fn, debug.traceback, ...)
   if not ok then record.errors[#record.errors + 1] = tostring(err) end
@@ -78,7 +87,9 @@ local out = {
   still_deferred = #record.deferred,
   deferred_runs = deferred_runs,
   gfx = record.gfx,
+  opened = record.opened,
 }
+io.open = real_open
 local f = assert(io.open(result_path, "wb"))
 f:write(encode(out))
 f:close()
