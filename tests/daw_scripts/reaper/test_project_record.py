@@ -138,3 +138,30 @@ def test_decisions_an_earlier_version_applied_are_not_applied_again(project):
 
     assert result.undo == [f"DAW Bridge: choose variant 1 of job {JOB}"]
     assert active(project.items()[1])["name"] == "inpaint v1: soft guitar solo"
+
+
+def test_a_year_of_results_stays_recorded_none_comes_twice_and_a_late_one_comes_once(project):
+    # A year of use: 1000 results imported, each still in the drop folder (the takes play them, or did before a
+    # discard), and a result of an early request that comes only now. The record keeps every name, as the folder
+    # keeps every result: any name taken off it (the 32 or 256 newest kept, as for the requests sent) would be
+    # imported again at the next scan.
+    ids = mix_item(project)
+    template = deliver(project.drop_folder, variants=1, job="j-20261121-190512-0000", **ids)
+    text, audio = template.read_text(), template.with_suffix(".wav")
+    year = []
+    for n in range(1, 1001):
+        year.append(project.drop_folder / f"mix_inpaint_12.50-20.00_v1_{n:06x}.json")
+        year[-1].write_text(text.replace(audio.stem, year[-1].stem).replace("reaper-1700000000-1",
+                                                                             f"reaper-{1700000000 + n}-{n}"))
+        year[-1].with_suffix(".wav").hardlink_to(audio)
+        project.state.setdefault("projext", {})[f"daw_bridge_imported/{year[-1].name}"] = "1"
+    project.save()
+
+    result = project.run("companion", ticks=1)
+
+    assert result.errors == [] and result.undo == ["DAW Bridge: import inpaint v1: soft guitar solo"]
+    assert project.imported() == sorted([template.name] + [m.name for m in year])
+
+    result = project.run("import now")
+
+    assert result.errors == [] and result.undo == []
