@@ -4,13 +4,17 @@ gateway's or a tunnel's password, and a finished task whose storage addresses ex
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import tests.fakes.musicgpt as fake_module
+from bridge.backends.musicgpt.spend import SpendGuard
 from bridge.client import BridgeClient
 from tests.adversarial.support import Daemon, musicgpt_table
 from tests.fakes.musicgpt import FakeMusicGPT
@@ -141,3 +145,54 @@ def test_a_429_with_retry_after_holds_the_submit_back_that_long_and_one_task_is_
     first, second = fake.submit_times
     assert second - first >= 2.0  # a lower bound the daemon's own wait guarantees, not a race
     assert "MusicGPT answered 429 to inpaint: queueing for 2.0 s" in daemon.log.read_text()
+
+
+def _ledger_rows(ledger: Path, job: str) -> list[str]:
+    return [row["state"] for row in SpendGuard(ledger).entries(job)]
+
+
+@pytest.mark.parametrize("how", ["cancel", "stop"])
+def test_a_job_stopped_while_the_ledger_was_busy_is_not_taken_for_one_that_may_have_paid(project, how):
+    """The spend ledger is shared (a one-shot command, 'doctor' and the retention write it too), so writing a job's
+    intent may wait for it. A job cancelled, or a daemon stopped, meanwhile left the intent written after the job had
+    gone: a submit never sent stood in the ledger as one that may have been paid for, so 'jobs retry' was refused
+    ('may have been paid for already') and a restart asked the producer to look on the dashboard for a task that
+    never was, while it counted against the hourly and daily limits. The intent is now settled as not sent."""
+    ledger = project.state / "musicgpt" / "musicgpt-spend.sqlite"
+    with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
+        project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+        env = {"MUSICGPT_API_KEY": fake.api_key}
+        daemon = Daemon(project, env=env).start()
+        busy = sqlite3.connect(ledger, isolation_level=None)  # made by the daemon's start
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                busy.execute("BEGIN IMMEDIATE")  # another process writing the ledger
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+                submitting = client.wait_for(lambda r: r.name == "state" and r.args[1] == "submitting", timeout=60)
+                assert submitting is not None
+                job = submitting.args[0]
+                time.sleep(0.5)  # the job is now waiting for the ledger (the test holds it: no race on the outcome)
+                if how == "cancel":
+                    client.send("cancel", job_id=job)
+                    assert client.wait_for(lambda r: r.name == "failed" and r.args[0] == job, timeout=30)
+                else:
+                    daemon.proc.send_signal(signal.SIGTERM)
+                    time.sleep(0.5)  # it is stopping, the job's intent still waiting for the ledger
+                busy.execute("COMMIT")
+                if how == "stop":
+                    assert daemon.proc.wait(timeout=60) == 0
+                deadline = time.monotonic() + 30
+                while (rows := _ledger_rows(ledger, job)) in ([], ["intent"]) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert rows == ["refused"], rows  # written down as not sent
+                if how == "stop":
+                    daemon = Daemon(project, env=env).start()
+                else:
+                    retried = daw_bridge("jobs", "retry", job, "--config", str(project.config), timeout=60)
+                    assert retried.returncode == 0, retried.stdout + retried.stderr
+                last = client.wait_for(lambda r: r.name in ("done", "failed") and r.args[0] == job, timeout=120)
+        finally:
+            busy.close()
+            daemon.stop()
+    assert last is not None and last.name == "done", last
+    assert fake.total_submits == 1

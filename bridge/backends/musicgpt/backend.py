@@ -149,7 +149,7 @@ class MusicGPTBackend(Backend):
             self.receiver.register(secret)
             self._secrets[spec.job_id] = secret
             fields["webhook_url"] = self.receiver.url_for(secret)
-        entry = await asyncio.to_thread(self.spend.record_intent, spec.job_id, operation, spec.request_id)
+        entry = await self._intent(spec, operation)
         attempt = {"sending": False}
         answer = await self._post_once(spec, operation, fields, prepared, attempt, entry)
         receipt = {"task_id": str(answer["task_id"]),
@@ -174,6 +174,23 @@ class MusicGPTBackend(Backend):
         if answer.get("is_flagged"):
             receipt["flagged"] = self.client.words(answer.get("reason") or "flagged")  # shown by `jobs show`
         return receipt
+
+    async def _intent(self, spec: JobSpec, operation: str) -> int:
+        """Write the submit's intent in the ledger; its entry.
+
+        The ledger is shared (a one-shot command, 'doctor' and the retention write it too), so this may wait, and a
+        cancel or the daemon stopping meanwhile does not stop the thread writing it: the intent then stood for a
+        submit never sent, taken for one that may have been paid for (a retry refused, the producer sent to the
+        dashboard, the limits counting it). Cancelled here, it is written down as not sent first."""
+        writing = asyncio.ensure_future(asyncio.to_thread(self.spend.record_intent, spec.job_id, operation,
+                                                          spec.request_id))
+        try:
+            return await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            entry = (await asyncio.gather(writing, return_exceptions=True))[0]
+            if isinstance(entry, int):
+                await asyncio.to_thread(self.spend.record_refused, entry, "cancelled before sending")
+            raise
 
     def _record_answer(self, job_id: str, entry: int, task_id: str, credit: float | None) -> tuple[str | None, object]:
         """The ledger learns the task an accepted submit names: (None, what ``record_accepted`` says), or (the other
