@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bridge.settings_schema import ConfigError, check_values, defaults, may_hold_a_secret, validate
+from bridge.settings_schema import ConfigError, check_values, defaults, toml_line_shown, validate
 
 __all__ = ["Config", "ConfigError", "config_home", "from_table", "load", "state_home"]
 
@@ -238,8 +238,5 @@ def _syntax_error(exc: Exception, text: str, path: Path) -> ConfigError:
     lines = text.splitlines()
     line = int(found.group(1)) if found and found.group(1) else max(len(lines), 1)
     reason = message[:found.start()].strip() if found else message
-    said = lines[line - 1].strip() if 0 < line <= len(lines) else ""
-    if "=" in said and may_hold_a_secret(said.split("=", 1)[0]):  # 'api_key = sk-…' unquoted: the key, not its value
-        said = said.split("=", 1)[0].strip() + " = <hidden>"
-    said = said if len(said) <= 60 else said[:59] + "…"
+    said = toml_line_shown(lines, line)  # 'api_key = sk-…' unquoted, 'api_key: "sk-…"': the key, not its value
     return ConfigError(f"not valid TOML: {reason}" + (f" in: {said}" if said else ""), file=path, line=line)

@@ -147,6 +147,32 @@ def test_a_429_with_retry_after_holds_the_submit_back_that_long_and_one_task_is_
     assert "MusicGPT answered 429 to inpaint: queueing for 2.0 s" in daemon.log.read_text()
 
 
+API_KEY = "sk-LEAKME-0a1b2c3d4e"
+
+
+@pytest.mark.parametrize("written", [
+    f'api_key: "{API_KEY}"',  # YAML's habit
+    f'api_key "{API_KEY}"',
+    f'[musicgpt] api_key = "{API_KEY}" # the table and the key on one line',
+    f'api_key = """\n{API_KEY}',  # a multi-line string never closed: the error is on the key's own line
+    f"api_key = [\n'{API_KEY}',\n]]",
+    f'[musicgpt.webhook]\npublic_url = "https://hooks:{TUNNEL_PASSWORD}@tunnel.example.net/daw" then',
+], ids=["yaml-colon", "no-equals", "table-and-key", "open-string", "open-list", "tunnel-password"])
+def test_a_config_file_that_is_no_toml_is_told_without_the_key_written_in_it(project, written):
+    """A syntax error quotes the line it is on, hiding an api_key's value only when written 'api_key = …': the key
+    written as YAML has it ('api_key: "sk-…"'), the line of a multi-line value, a table header before the key or a
+    tunnel's password in an address were printed whole, on the terminal and in the service manager's log."""
+    project.config.write_text(f'[musicgpt]\n{written}\n' if not written.startswith("[") else written + "\n",
+                              encoding="utf-8")
+    project.config.chmod(0o600)
+    done = daw_bridge("doctor", "--config", str(project.config), timeout=120)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said
+    assert API_KEY not in said and TUNNEL_PASSWORD not in said and "LEAKME" not in said
+    [line] = said.splitlines()
+    assert line.startswith(f"daw-bridge: {project.config}:") and "not valid TOML" in line
+
+
 def _ledger_rows(ledger: Path, job: str) -> list[str]:
     return [row["state"] for row in SpendGuard(ledger).entries(job)]
 

@@ -76,6 +76,35 @@ def show(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+_WORD = re.compile(r"[^\s=:\[\]{},]+")  # a key's name (bare, quoted or dotted), or a word of a value
+_ASSIGNED = re.compile(r"\s*(?:\[[^\]]*\]\s*)?([^\s=:\[\]{},]+)\s*=(.*)")  # key = value (after a [table] on the line)
+
+
+def toml_line_shown(lines: list[str], line: int, limit: int = 60) -> str:
+    """Line ``line`` (1-based) of a config file, to quote in a syntax error, with a credential hidden: whatever
+    follows a key that may hold one, however it was written ('api_key = sk-…', 'api_key: "sk-…"' as YAML has it),
+    and the whole line when it continues such a key's value (a multi-line string or list opened above it); web
+    addresses without their user:password@ and query. Cut to ``limit`` characters."""
+    said = lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    for above in range(line - 2, -1, -1):  # the nearest assignment above: its value may run on to this line
+        if (assigned := _ASSIGNED.match(lines[above])) is not None or lines[above].lstrip().startswith("["):
+            if assigned is not None and _secret_word(assigned.group(1)) and re.search(r'"""|\'\'\'|[\[{]',
+                                                                                      assigned.group(2)):
+                said = "<hidden>" if said else ""
+            break
+    for word in _WORD.finditer(said):
+        if _secret_word(word.group()):
+            separator = re.match(r"\s*[=:]*\s*", said[word.end():]).group()
+            said = said[:word.end()] + (separator or " ") + "<hidden>"
+            break
+    said = scrub(said)
+    return said if len(said) <= limit else said[:limit - 1] + "…"
+
+
+def _secret_word(word: str) -> bool:
+    return may_hold_a_secret(word.strip("\"'").rsplit(".", 1)[-1])
+
+
 def key_name(path: tuple[str, ...], is_table: bool = False) -> str:
     """``[midi.daw] host`` for a key in a table, ``osc_port`` at the top level, ``[midi.daw]`` for a table."""
     if is_table:
