@@ -189,7 +189,11 @@ class MusicGPTBackend(Backend):
         except asyncio.CancelledError:
             entry = (await asyncio.gather(writing, return_exceptions=True))[0]
             if isinstance(entry, int):
-                await asyncio.to_thread(self.spend.record_refused, entry, "cancelled before sending")
+                try:
+                    await asyncio.to_thread(self.spend.record_refused, entry, "cancelled before sending")
+                except (OSError, sqlite3.Error) as exc:  # the cancel stays a cancel; the intent errs on the safe side
+                    log.warning("job %s: the spend ledger could not write down that its submit was never sent (%s)",
+                                spec.job_id, exc)
             raise
 
     def _record_answer(self, job_id: str, entry: int, task_id: str, credit: float | None) -> tuple[str | None, object]:
