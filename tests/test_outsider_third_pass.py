@@ -222,3 +222,40 @@ def test_a_job_stopped_while_the_ledger_was_busy_is_not_taken_for_one_that_may_h
             daemon.stop()
     assert last is not None and last.name == "done", last
     assert fake.total_submits == 1
+
+
+def test_a_task_id_byid_answers_with_success_false_fails_the_job_at_once_not_after_the_longest_wait(project,
+                                                                                                   monkeypatch):
+    """byId answering HTTP 200 with {"success": false, "message": "Conversion not found"} (a task id typed wrong when
+    resolving; the contract says nothing of how an unknown task is answered) was taken for an unreadable answer and
+    polled again until max_wait_s (15 minutes), then told as 'had not finished; retry the job to wait again'. It is
+    MusicGPT's own refusal: the job fails at once with its words, and the right task id still brings it in."""
+    answered = fake_module._Handler._by_id
+
+    def not_found_as_success_false(self, query):
+        asked = query.get("task_id", [""])[0]
+        if asked and asked not in self.fake.tasks:
+            return self._json(200, {"success": False, "message": "Conversion not found"})
+        return answered(self, query)
+
+    monkeypatch.setattr(fake_module._Handler, "_by_id", not_found_as_success_false)
+    with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
+        fake.inject("submit", "drop_after_accept")  # a task made and paid for, its answer lost
+        project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url, max_wait_s=600))
+        daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+                unknown = client.wait_for(lambda r: r.name == "state" and r.args[1] == "submission_unknown", 60)
+                assert unknown is not None
+                job, [task_id] = unknown.args[0], list(fake.tasks)
+                client.send("resolve", job_id=job, task_id=task_id[:-1] + "x")  # typed wrong
+                failed = client.wait_for(lambda r: r.name in ("failed", "done") and r.args[0] == job, timeout=60)
+                assert failed is not None and failed.name == "failed", failed
+                assert "Conversion not found" in failed.args[2] and "jobs resolve" in failed.args[2]
+                client.send("resolve", job_id=job, task_id=task_id)
+                done = client.wait_for(lambda r: r.name in ("failed", "done") and r.args[0] == job, timeout=120)
+        finally:
+            daemon.stop()
+    assert done is not None and done.name == "done", done
+    assert fake.total_submits == 1

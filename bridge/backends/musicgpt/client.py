@@ -5,7 +5,8 @@ This is the one place where httpx errors and HTTP statuses become :mod:`bridge.e
     connect error, connect/pool timeout   nothing left this machine: retried, then TransientError
     401, 403                              AuthError (never retried)
     402                                   CreditError, naming required and available credit (never retried)
-    400, 404, 409, 422, other 4xx         BackendError with the server's own text (never retried)
+    400, 404, 409, 422, other 4xx         BackendError with the server's own text (never retried); so is a byId
+                                          200 saying "success": false without a conversion
     429                                   every caller held back (at least as long as a Retry-After says), then
                                           retried; RateLimited when patience runs out
     5xx, other network errors             polls and downloads: retried with jittered backoff, then TransientError
@@ -235,6 +236,11 @@ class MusicGPTClient:
             except UNREADABLE_JSON:
                 body = None
             conversion = body.get("conversion") if isinstance(body, dict) else None
+            if not isinstance(conversion, dict) and isinstance(body, dict) and body.get("success") is False:
+                # MusicGPT's own refusal in a 200 (a task it does not know, say): asking again would only poll on
+                # until the longest wait, then tell the producer the task had not finished
+                raise BackendError(f"MusicGPT refused to give {what}: {self._text(response)}",
+                                   code="rejected_by_service")
             problem = "an unreadable answer" if not isinstance(conversion, dict) else _other_task(
                 conversion, task_id, conversion_id)
             if problem:
