@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bridge.files import NotRegularFile, open_regular
 from bridge.settings_schema import ConfigError, check_values, defaults, toml_line_shown, validate
 
 __all__ = ["Config", "ConfigError", "config_home", "from_table", "load", "state_home"]
@@ -180,10 +181,11 @@ def load(path: Path | None = None) -> Config:
         if explicit:
             raise ConfigError("config file not found", file=path)
         return from_table({})
-    if not path.is_dir() and not path.is_file():  # /dev/zero would be read forever, a pipe with no writer wait
-        raise ConfigError("is not a file (a device or a pipe)", file=path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
+        with open_regular(path, "utf-8-sig") as file:  # -sig: Windows Notepad starts UTF-8 with a BOM
+            text = file.read()
+    except NotRegularFile:  # /dev/zero would be read forever, a pipe with no writer waited for one
+        raise ConfigError("is not a file (a device or a pipe)", file=path) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", file=path) from None
     except OSError as exc:

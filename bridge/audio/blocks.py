@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -31,16 +32,22 @@ class FileFrames:
     Enough of an array for :func:`bridge.audio.region.padded_slice`, the alignment and the splice: ``len``,
     ``shape``, ``dtype``, ``ndim`` and slicing with step 1, which reads those frames from disk (as ``float32``, the
     same values a whole-file read gives). A failed or short read raises ``failed(AudioReadError)``. The file stays
-    open between reads: use it as a context manager, or call :meth:`close`.
+    open between reads: use it as a context manager, or call :meth:`close`. ``file``: ``path`` already open for
+    reading (see :func:`bridge.files.open_regular`), read by its descriptor and closed with this.
     """
 
     dtype = np.dtype(np.float32)
     ndim = 2
 
     def __init__(self, path: Path, first: int = 0, stop: int | None = None, *,
-                 failed: Callable[[AudioReadError], Exception] = lambda error: error):
-        self.path, self._failed = Path(path), failed
-        self._file = self._guard(lambda: sf.SoundFile(str(self.path)))
+                 failed: Callable[[AudioReadError], Exception] = lambda error: error, file: BinaryIO | None = None):
+        self.path, self._failed, self._opened = Path(path), failed, file
+        try:
+            self._file = self._guard(lambda: sf.SoundFile(str(self.path)) if file is None
+                                     else sf.SoundFile(file.fileno(), closefd=False))
+        except BaseException:
+            self._close_opened()
+            raise
         frames = self._file.frames
         self.first = min(max(first, 0), frames)
         self.stop = frames if stop is None else min(max(stop, self.first), frames)
@@ -54,6 +61,11 @@ class FileFrames:
 
     def close(self) -> None:
         self._file.close()
+        self._close_opened()
+
+    def _close_opened(self) -> None:
+        if self._opened is not None:
+            self._opened.close()
 
     def __len__(self) -> int:
         return self.stop - self.first

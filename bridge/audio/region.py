@@ -4,31 +4,44 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 
 from bridge.audio.blocks import AudioReadError, FileFrames
 from bridge.exceptions import SourceError
+from bridge.files import NotRegularFile, open_regular
 from bridge.models import SourceInfo
 
 
 def probe(source: Path) -> SourceInfo:
     """Read the header of a source file; a missing, unreadable or empty file raises SourceError."""
-    if not Path(source).is_file():
-        if Path(source).exists():  # a folder, a pipe, a device: reading it could block or never end
-            raise SourceError(f"source audio is not a regular file: {source}", code="source_unreadable")
-        raise SourceError(f"source audio not found: {source}", code="source_missing")
-    try:
-        info = sf.info(str(source))
-    except FileNotFoundError:
-        raise SourceError(f"source audio not found: {source}", code="source_missing") from None
-    except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise SourceError(f"source audio cannot be read ({_reason(exc)}): {source}", code="source_unreadable") from None
-    if info.frames <= 0 or info.samplerate <= 0:
+    with _opened(source, "not found") as file:
+        try:
+            with sf.SoundFile(file.fileno(), closefd=False) as f:
+                info = SourceInfo(sample_rate=int(f.samplerate), channels=int(f.channels), frames=int(f.frames),
+                                  format=f"{f.format}/{f.subtype}")
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise SourceError(f"source audio cannot be read ({_reason(exc)}): {source}",
+                              code="source_unreadable") from None
+    if info.frames <= 0 or info.sample_rate <= 0:
         raise SourceError(f"source audio has no frames: {source}", code="source_unreadable")
-    return SourceInfo(sample_rate=int(info.samplerate), channels=int(info.channels), frames=int(info.frames),
-                      format=f"{info.format}/{info.subtype}")
+    return info
+
+
+def _opened(source: Path, missing: str) -> BinaryIO:
+    """The source open for reading (by its descriptor, for soundfile: a file object's read errors would be printed
+    from a callback and read as the file's end); SourceError when there is none (``missing`` says how to say so)
+    or it is no regular file."""
+    try:
+        return open_regular(source)
+    except FileNotFoundError:
+        raise SourceError(f"source audio {missing}: {source}", code="source_missing") from None
+    except (IsADirectoryError, NotRegularFile):  # a folder, a pipe, a device: reading it could block or never end
+        raise SourceError(f"source audio is not a regular file: {source}", code="source_unreadable") from None
+    except OSError as exc:
+        raise SourceError(f"source audio cannot be read ({exc.strerror}): {source}", code="source_unreadable") from None
 
 
 def check_unchanged(source: Path, then: SourceInfo) -> None:
@@ -54,13 +67,11 @@ def frame_range(sample_rate: int, frames: int, start: float, end: float) -> tupl
 def read_frames(source: Path, first: int, stop: int) -> tuple[np.ndarray, int]:
     """Read frames [first, stop) by seeking: memory follows the region's length, not the file's."""
     try:
-        with sf.SoundFile(str(source)) as f:
+        with _opened(source, "disappeared") as file, sf.SoundFile(file.fileno(), closefd=False) as f:
             stop = min(stop, f.frames)
             f.seek(min(first, stop))
             audio = f.read(stop - min(first, stop), dtype="float32", always_2d=True)
             sample_rate = f.samplerate
-    except FileNotFoundError:
-        raise SourceError(f"source audio disappeared: {source}", code="source_missing") from None
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise SourceError(f"source audio cannot be read ({_reason(exc)}): {source}", code="source_unreadable") from None
     if len(audio) != stop - min(first, stop):
@@ -80,7 +91,7 @@ def source_frames(source: Path, first: int = 0, stop: int | None = None) -> File
                                code="source_unreadable")
         return SourceError(f"source audio cannot be read ({error}): {source}", code="source_unreadable")
 
-    return FileFrames(source, first, stop, failed=failed)
+    return FileFrames(source, first, stop, failed=failed, file=_opened(source, "disappeared"))
 
 
 def padded_slice(samples: np.ndarray, first: int, count: int) -> np.ndarray:
@@ -139,7 +150,7 @@ def _copy_pcm_wav(source: Path, first: int, stop: int, dest: Path) -> bool:
     containers) takes the decoding path. Twice as fast as decoding and re-encoding, and exact by construction.
     """
     try:
-        with wave.open(str(source), "rb") as reader:
+        with _opened(source, "disappeared") as file, wave.open(file, "rb") as reader:
             params = reader.getparams()
             reader.setpos(first)
             frames = reader.readframes(stop - first)

@@ -34,6 +34,7 @@ from bridge.audio.wavio import write_text_atomic
 from bridge.config import INBOX_FOLDERS
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
+from bridge.files import NotRegularFile, open_regular
 from bridge.models import JobRecord
 from bridge.statelock import lock_folder
 from osc_schema import ValidationError
@@ -542,18 +543,16 @@ def _peek(path: Path) -> tuple[bool, str]:
 
 def _read_request(path: Path) -> bytes:
     """The bytes of a request file: a regular file (a FIFO would block the daemon), not a link, at most 1 MiB."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValidationError("request", _text(path.name), "is not a regular file")
-        if info.st_size > MAX_REQUEST_BYTES:
-            raise ValidationError("request", _text(path.name), f"is {info.st_size} bytes; a request file may be at "
-                                                               f"most {MAX_REQUEST_BYTES}")
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            raw = file.read(MAX_REQUEST_BYTES + 1)  # a file still growing is cut here, then refused as too big
-    finally:
-        os.close(fd)
+        file = open_regular(path, follow_links=False)
+    except (IsADirectoryError, NotRegularFile):
+        raise ValidationError("request", _text(path.name), "is not a regular file") from None
+    with file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_REQUEST_BYTES:
+            raise ValidationError("request", _text(path.name), f"is {size} bytes; a request file may be at most "
+                                                               f"{MAX_REQUEST_BYTES}")
+        raw = file.read(MAX_REQUEST_BYTES + 1)  # a file still growing is cut here, then refused as too big
     if len(raw) > MAX_REQUEST_BYTES:
         raise ValidationError("request", _text(path.name), f"is more than {MAX_REQUEST_BYTES} bytes")
     if not raw.strip():

@@ -43,6 +43,7 @@ import osc_schema
 from bridge.audition.actions import PAD_ACTIONS
 from bridge.config import config_home
 from bridge.exceptions import BridgeError
+from bridge.files import NotRegularFile, open_regular
 from bridge.settings_schema import defaults
 from osc_schema import ValidationError, show
 from osc_schema.validate import type_name
@@ -158,12 +159,13 @@ def load_mapping(path: Path) -> Mapping:
 def mapping_text(path: Path) -> str:
     """A mapping file's text; FileNotFoundError when there is none, MappingError when it cannot be read."""
     path = Path(path)
-    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO was read until a writer came: for
-        raise MappingError(f"{path}: is not a regular file (a pipe or a device)")  # good, SIGTERM unheard meanwhile
     try:
-        return path.read_text(encoding="utf-8-sig")  # -sig: Windows Notepad starts UTF-8 with a BOM
+        with open_regular(path, "utf-8-sig") as file:  # -sig: Windows Notepad starts UTF-8 with a BOM
+            return file.read()
     except FileNotFoundError:
         raise
+    except NotRegularFile as exc:  # a FIFO was read until a writer came: for good, SIGTERM unheard meanwhile
+        raise MappingError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"{path}: cannot be read: {exc}") from None
 

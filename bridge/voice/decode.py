@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bridge.files import NotRegularFile, open_regular
 from bridge.settings_schema import defaults
 from bridge.voice.grammar import EXTRA_WORDS, jsgf, sentences, spoken, to_command
 
@@ -140,17 +141,22 @@ def load(path: Path) -> tuple[np.ndarray, int]:
     """A file's samples as float32 mono, and its rate."""
     import soundfile as sf
 
+    from bridge.audio.blocks import sndfile_reason
+
     path = Path(path)
-    if not path.exists():
-        raise VoiceError(f"{path}: no such file")
-    if path.is_dir():
-        raise VoiceError(f"{path}: is a folder, not a recording")
-    if not path.is_file():  # a FIFO (a recorder's live output) was read until a writer came: for good
-        raise VoiceError(f"{path}: is not a regular file (a pipe or a device), not a recording")
     try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with open_regular(path) as file:
+            audio, rate = sf.read(file.fileno(), dtype="float32", always_2d=True, closefd=False)
+    except FileNotFoundError:
+        raise VoiceError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise VoiceError(f"{path}: is a folder, not a recording") from None
+    except NotRegularFile as exc:  # a FIFO (a recorder's live output) was read until a writer came: for good
+        raise VoiceError(f"{exc}, not a recording") from None
+    except OSError as exc:
+        raise VoiceError(f"{path}: cannot be read ({exc.strerror})") from None
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise VoiceError(f"{path}: not a readable audio file ({exc})") from None
+        raise VoiceError(f"{path}: not a readable audio file ({sndfile_reason(exc, path)})") from None
     if len(audio) == 0:
         raise VoiceError(f"{path}: the recording is empty")
     return audio.mean(axis=1), rate

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import tracemalloc
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from bridge.audio.region import check_unchanged, export_region, probe, read_region
+from bridge.audio.region import check_unchanged, export_region, probe, read_frames, read_region, source_frames
 from bridge.exceptions import SourceError
 
 FORMATS = [("wav", "WAV", "PCM_16"), ("aiff", "AIFF", "PCM_24"), ("flac", "FLAC", "PCM_24"),
@@ -111,3 +113,38 @@ def test_a_source_bounced_again_in_mono_is_named_as_changed_in_its_channels(tmp_
         check_unchanged(path, accepted)
     assert caught.value.code == "source_changed"
     assert "(88200 frames of 2 channels at 44100 Hz, now 88200 frames of 1 channel at 44100 Hz)" in str(caught.value)
+
+
+def _write_nothing_into(pipe, done: threading.Event) -> None:
+    """A recorder that opens the pipe as soon as a reader has it open, and stops (until ``done``)."""
+    while not done.is_set():
+        try:
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO while no reader has it open
+            return
+        except OSError:
+            done.wait(0.01)
+
+
+@pytest.mark.parametrize("read", ["read_frames", "source_frames"])
+def test_a_source_replaced_by_a_pipe_after_its_probe_is_refused_not_waited_on(tmp_path, read):
+    """The song probed when its job was accepted; by the time the delivery or the audition reads it, a pipe stands at
+    its name (a tool recording into it). The read waited for a writer, maybe for good; it is now refused."""
+    path = tmp_path / "song.wav"
+    sf.write(str(path), _tone(2.0, 44100, 2), 44100)
+    frames = probe(path).frames
+    path.unlink()
+    os.mkfifo(path)
+    done = threading.Event()
+    recorder = threading.Thread(target=_write_nothing_into, args=(path, done))
+    recorder.start()  # so that a read that waits for a writer ends (with an error) instead of waiting for good
+    try:
+        with pytest.raises(SourceError) as caught:
+            if read == "read_frames":
+                read_frames(path, 0, frames)
+            else:
+                source_frames(path, 0, frames).close()
+    finally:
+        done.set()
+        recorder.join()
+    assert str(caught.value) == f"source audio is not a regular file: {path}"
+    assert caught.value.code == "source_unreadable"
