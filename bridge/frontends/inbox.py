@@ -62,7 +62,9 @@ class InboxFrontend:
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._said: set[str] = set()  # problems with the inbox's folders said since it was last watched anew
-        self._manifests_seen: set[str] = set()  # files not ours found in the inbox (see _peek), named in the log once
+        # names of the files in the inbox that are no request (a result's manifest, a JSON file of the producer's: see
+        # _peek), each said once in the log, not at every look at the inbox
+        self._not_ours_said: set[str] = set()
         self._lock: int | None = None  # this daemon's hold on the inbox folder (see _hold)
         self._followed: dict[str, set[Path]] = {}  # job id -> status files of request files that named that job
         self._folders_refused: set[tuple[str, int, int]] = set()  # (name, device, inode) of folders answered
@@ -233,8 +235,8 @@ class InboxFrontend:
         if not written and not whole:
             return
         if not_ours:  # a result's manifest, or a file of the producer's: rejected/ would take it away for good
-            if path.name not in self._manifests_seen:
-                self._manifests_seen.add(path.name)
+            if path.name not in self._not_ours_said:
+                self._not_ours_said.add(path.name)
                 log.warning("%s in the inbox %s is %s, not a request: it is left where it is (give the inbox a "
                             "folder of its own)", path.name, self.inbox, not_ours)
             return
