@@ -5,18 +5,21 @@ input through PortAudio (sounddevice). Its audio callback runs all the time but 
 is armed, into one buffer allocated when the input opens ([voice] max_seconds long): it never allocates, locks,
 waits, logs or does I/O. The event loop arms and disarms a take through one attribute holding an immutable tuple
 (storing a reference is atomic in CPython), as the audition's Mixer does. Decoding runs on one thread of its own,
-where the pocketsphinx decoder is built once, at start, and reused.
+where the pocketsphinx decoder is built once, at start, and reused. The input runs in a process of its own
+(``bridge.audio_process``), recording into memory the daemon's Take shares.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from bridge import audio_process
 from bridge.audio_clients import JackClient, sounddevice
 from bridge.exceptions import BridgeError
 from bridge.voice.decode import Result
@@ -31,57 +34,69 @@ class VoiceInputError(BridgeError):
 
 
 class Take:
-    """One preallocated mono buffer; the audio callback appends to it while a take is armed."""
+    """One preallocated mono buffer; the audio callback appends to it while a take is armed.
 
-    def __init__(self, frames: int):
-        self._buffer = np.zeros(frames, np.float32)
-        self._request = (0, False)  # (sequence, armed): written by the loop, read by the callback
-        self._seen = 0  # the last sequence the callback took up
-        self._frames = 0  # frames of the current take: written by the callback only
+    Its state is three integers beside the samples, in ``memory`` (shared with the input's process: both sides
+    make a Take over the same bytes), else in memory of its own. The loop writes only the request, the callback only
+    the rest; an aligned 8-byte store is whole on every platform we run on."""
+
+    _REQUEST, _SEEN, _FRAMES = range(3)  # request: sequence * 2, plus 1 while armed
+
+    def __init__(self, frames: int, memory=None):
+        memory = bytearray(self.size(frames)) if memory is None else memory
+        self._state = np.frombuffer(memory, np.int64, 3)
+        self._buffer = np.frombuffer(memory, np.float32, frames, offset=self._state.nbytes)
+
+    @staticmethod
+    def size(frames: int) -> int:
+        """The bytes a Take of ``frames`` needs."""
+        return 3 * 8 + 4 * frames
 
     # -- the loop's side ---------------------------------------------------------------------------------------------
 
     def arm(self) -> None:
         """Start a new take (from the next audio block on)."""
-        self._request = (self._request[0] + 1, True)
+        self._state[self._REQUEST] = (self._state[self._REQUEST] // 2 + 1) * 2 + 1
 
     def disarm(self) -> np.ndarray:
         """End the take; a copy of what it recorded (empty when the callback never ran while it was armed)."""
-        sequence, armed = self._request
-        frames = self._frames if armed and self._seen == sequence else 0  # read before the callback can reset it
-        self._request = (sequence + 1, False)
+        request = int(self._state[self._REQUEST])
+        taken_up = request % 2 and self._state[self._SEEN] == request
+        frames = int(self._state[self._FRAMES]) if taken_up else 0  # read before the callback can reset it
+        self._state[self._REQUEST] = (request // 2 + 1) * 2
         # A block in flight may still land after the read: it is past the frames copied, so it changes none of them.
         return self._buffer[:frames].copy()
 
     @property
     def armed(self) -> bool:
-        return self._request[1]
+        return bool(self._state[self._REQUEST] % 2)
 
     # -- the callback's side -----------------------------------------------------------------------------------------
 
     def write(self, block: np.ndarray) -> None:
         """Append one block of samples (1-D float32) while armed; past the buffer's end the rest is dropped."""
-        sequence, armed = self._request
-        if sequence != self._seen:
-            self._seen = sequence
-            self._frames = 0
-        if not armed:
+        state = self._state
+        request = state[self._REQUEST]
+        if request != state[self._SEEN]:
+            state[self._SEEN] = request
+            state[self._FRAMES] = 0
+        if not request % 2:
             return
-        at = self._frames
+        at = int(state[self._FRAMES])
         count = min(len(block), len(self._buffer) - at)
         if count > 0:
             self._buffer[at:at + count] = block[:count]
-            self._frames = at + count
+            state[self._FRAMES] = at + count
 
 
 class JackInput(JackClient):
     """A JACK client with one input port, connected to ``port`` or else to the first physical capture port."""
 
-    def __init__(self, max_seconds: float, server: str = "", port: str | None = None):
+    def __init__(self, max_seconds: float, server: str = "", port: str | None = None, make_take=Take):
         super().__init__(CLIENT_NAME, server, VoiceInputError, "listen")
         import jack
 
-        self.take = Take(round(max_seconds * self.sample_rate))
+        self.take = make_take(round(max_seconds * self.sample_rate))
         self._port = self.client.inports.register("in")
         self.client.set_process_callback(self._process)
         self.client.activate()
@@ -104,14 +119,14 @@ class PortAudioInput:
     kind = "portaudio"
     alive = True
 
-    def __init__(self, max_seconds: float):
+    def __init__(self, max_seconds: float, make_take=Take):
         sd = sounddevice(VoiceInputError, "listen")
         try:
             self.stream = sd.InputStream(channels=1, dtype="float32", callback=self._callback)
         except sd.PortAudioError as exc:
             raise VoiceInputError(f"no audio input device to listen through ({exc})") from None
         self.sample_rate = int(self.stream.samplerate)
-        self.take = Take(round(max_seconds * self.sample_rate))
+        self.take = make_take(round(max_seconds * self.sample_rate))
         self.name = "default input"
         self.stream.start()
 
@@ -124,16 +139,50 @@ class PortAudioInput:
 
 
 def open_input(settings: dict):
-    """The input the [voice] table asks for; ``auto``: JACK when a server runs, else PortAudio."""
+    """The input the [voice] table asks for, listening from a process of its own where the platform allows
+    (``bridge.audio_process`` says why)."""
+    if not audio_process.CAN_PASS_DESCRIPTORS:
+        return open_device(settings)
+    return InputProcess(settings)
+
+
+def open_device(settings: dict, make_take=Take):
+    """The input device the [voice] table asks for; ``auto``: JACK when a server runs, else PortAudio."""
     choice, seconds = settings["input"], settings["max_seconds"]
     if choice in ("auto", "jack"):
         try:
-            return JackInput(seconds, settings["jack_server"], settings["jack_port"])
+            return JackInput(seconds, settings["jack_server"], settings["jack_port"], make_take)
         except VoiceInputError as exc:
             if choice == "jack":
                 raise
             log.info("voice: %s; trying the default input", exc)
-    return PortAudioInput(seconds)
+    return PortAudioInput(seconds, make_take)
+
+
+class InputProcess(audio_process.DeviceProcess):
+    """The input device opened in a child process; ``take`` is a Take over the memory its callback records into."""
+
+    def __init__(self, settings: dict):
+        super().__init__(_serve, settings, VoiceInputError)
+        frames, = self.opened
+        self.take = Take(frames, audio_process.received(self.pipe, Take.size(frames), writable=True))
+
+
+def _serve(pipe, settings: dict, state) -> None:
+    """In the input's process: open the device, recording takes into shared memory, and hand that memory over."""
+    shared = {}
+
+    def shared_take(frames: int) -> Take:
+        descriptor = audio_process.anonymous_file(Take.size(frames))
+        shared.update(frames=frames, descriptor=descriptor)
+        return Take(frames, mmap.mmap(descriptor, Take.size(frames)))
+
+    try:
+        device = open_device(settings, shared_take)
+    except VoiceInputError as exc:
+        pipe.send(("failed", str(exc)))
+        return
+    audio_process.serve(pipe, state, device, opened=(shared["frames"],), descriptor=shared["descriptor"])
 
 
 Heard = Callable[[Result, object], None]

@@ -7,8 +7,10 @@ loaded machine drops is dropped for the player and the tape alike, and the recor
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ class Tape:
         self.client = opened(lambda: jack.Client(name, no_start_server=True))
         self.ins = [self.client.inports.register(f"in_{n}") for n in (1, 2)]
         self.blocks: list[tuple[int, float, np.ndarray]] = []  # (frame time, time.monotonic(), (frames, 2))
-        self.xruns = 0  # cycles the server reported some client late in
+        self.xruns: list[float] = []  # when (time.monotonic()) the server reported a cycle some client was late in
         self.client.set_process_callback(self._record)
         self.client.set_xrun_callback(self._xrun)
         self.client.activate()
@@ -42,8 +44,33 @@ class Tape:
         self.blocks.append((self.client.last_frame_time, time.monotonic(), block))
 
     def _xrun(self, delay: float) -> None:
-        self.xruns += 1
+        self.xruns.append(time.monotonic())
 
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
+
+
+def hold_the_gil(record: Path, seconds: float = 2.0) -> None:
+    """Hold this process's GIL for ``seconds`` or more in one C call (a regular expression that backtracks never
+    lets go), as python-rtmidi does while it opens a JACK port, only longer; write when into ``record``."""
+    length = 18
+    while _held(length) < seconds:  # the same call on a longer string: one call, one hold, whatever this machine
+        length += 1
+    began = time.monotonic()  # the same clock in every process here (CLOCK_MONOTONIC)
+    _held(length)
+    record.write_text(f"{began} {time.monotonic()}")
+
+
+def late_while_held(tape: Tape, record: Path) -> tuple[int, float]:
+    """The late cycles ``tape`` heard of while the hold ``record`` tells of lasted (and half a second after), and
+    the seconds it lasted. A hold in a process with a JACK client makes 5-40 a second; a loaded machine, without
+    realtime scheduling, makes the odd one at any time."""
+    began, ended = map(float, record.read_text().split())
+    return sum(began <= at <= ended + 0.5 for at in tape.xruns), ended - began
+
+
+def _held(length: int) -> float:
+    began = time.monotonic()
+    re.match(r"(a+)+b", "a" * length)
+    return time.monotonic() - began
