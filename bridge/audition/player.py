@@ -91,7 +91,7 @@ class Audition:
             return self._now
         record = self.service.named(job)
         await asyncio.to_thread(check_not_settled, record)
-        output = await self._open()
+        output = await self._open(asked)
         programs = await self._programs(record, output.sample_rate)
         if asked != self._asked:
             raise AuditionError(f"job {record.job_id}: not played, a later audition request came while its audio "
@@ -154,8 +154,10 @@ class Audition:
             return 0 if current else min(self._ab_variant, count)
         raise ValidationError("what", what, "is not an audition action")
 
-    async def _open(self):
+    async def _open(self, asked: int):
         async with self._opening:
+            if self._output is None and asked != self._asked:  # presses pile up while no output opens: try the last
+                raise AuditionError("not played: a later audition request came while the output was opening")
             if self._output is not None and not self._output.alive:
                 log.info("audition: the JACK server went away; opening the output again")
                 dead, self._output = self._output, None

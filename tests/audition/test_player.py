@@ -149,3 +149,28 @@ def test_the_audition_plays_on_while_the_daemons_python_is_held_up(tmp_path):
     finally:
         tape.close()
         server.stop()
+
+
+def test_presses_piled_up_while_no_output_opens_are_answered_and_only_the_last_tries(tmp_path, monkeypatch):
+    # Each press waited its turn to try the output again (a JACK server that is not there: a process started and
+    # ended each time), so a pad held down or a burst of OSC took minutes to answer. The last press wins, as it
+    # does for presses waiting for their job's audio.
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    config, journal = journaled_job(tmp_path)
+    settings = {**defaults("audition"), "output": "jack", "jack_server": "daw-bridge-nobody-here"}
+
+    async def story() -> list:
+        service = JobService(config, journal, {})
+        audition = Audition(service, settings)
+        try:
+            return await asyncio.gather(*(audition.act("last", "variant") for _ in range(12)), return_exceptions=True)
+        finally:
+            await audition.close()
+            await service.close()
+
+    try:
+        answers = [str(answer) for answer in asyncio.run(story())]
+    finally:
+        journal.close()
+    assert answers == ["not played: a later audition request came while the output was opening"] * 11 + [
+        "no JACK server daw-bridge-nobody-here to play through"]
