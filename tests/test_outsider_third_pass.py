@@ -16,7 +16,7 @@ import pytest
 import tests.fakes.musicgpt as fake_module
 from bridge.backends.musicgpt.spend import SpendGuard
 from bridge.client import BridgeClient
-from tests.adversarial.support import Daemon, musicgpt_table
+from tests.adversarial.support import Daemon, journal_records, musicgpt_table
 from tests.fakes.musicgpt import FakeMusicGPT
 from tests.test_cli import daw_bridge
 
@@ -259,3 +259,31 @@ def test_a_task_id_byid_answers_with_success_false_fails_the_job_at_once_not_aft
             daemon.stop()
     assert done is not None and done.name == "done", done
     assert fake.total_submits == 1
+
+
+def test_a_daemon_killed_while_it_waits_out_a_429_resumes_the_job_as_not_sent(project):
+    """Between a 429 and the next try (a Retry-After may ask for minutes, and a producer restarts a daemon that seems
+    stuck) the ledger still held the submit's intent, so a kill -9 there left a job that had only ever been refused in
+    submission_unknown, the producer sent to the dashboard for a task that never was. The ledger now says 'refused,
+    to be tried again' while it waits: the restart sends the job once."""
+    with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
+        fake.inject("submit", "429", retry_after=600)
+        project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+        env = {"MUSICGPT_API_KEY": fake.api_key}
+        daemon = Daemon(project, env=env).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+                deadline = time.monotonic() + 60
+                while "queueing for 600.0 s" not in daemon.log.read_text():  # said once the wait is written down
+                    assert time.monotonic() < deadline, daemon.log.read_text()[-2000:]
+                    time.sleep(0.05)
+                daemon.kill()
+                daemon = Daemon(project, env=env).start()
+                while not ((job := journal_records(project)[0]).state.finished or job.state.waiting_for_producer):
+                    assert time.monotonic() < deadline + 120, job.summary()
+                    time.sleep(0.1)
+        finally:
+            daemon.stop()
+    assert job.state.value == "delivered", job.summary()
+    assert fake.total_submits == 1 and sum(fake.submit_requests.values()) == 2

@@ -230,8 +230,16 @@ class MusicGPTBackend(Backend):
     async def _post_once(self, spec: JobSpec, operation: str, fields: dict, prepared: dict, attempt: dict,
                          entry: int) -> dict:
         """The POST, its outcome written to the ledger whatever it is; shielded from cancellation once sending."""
+        async def waiting(why: str) -> None:  # a try made nothing, the next waits (a Retry-After: minutes)
+            await asyncio.to_thread(self.spend.record_waiting, entry, why)
+            attempt["waiting"] = True
+
+        async def resending() -> None:
+            attempt["waiting"] = False
+            await asyncio.to_thread(self.spend.record_resending, entry)
+
         post = asyncio.ensure_future(self.client.submit(operation, fields, Path(prepared["upload"]),
-                                                        attempt=attempt))
+                                                        attempt=attempt, on_wait=waiting, on_resend=resending))
         try:
             try:
                 return await asyncio.shield(post)

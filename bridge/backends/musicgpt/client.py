@@ -107,19 +107,26 @@ class MusicGPTClient:
     # -- submit --------------------------------------------------------------------------------------------------
 
     async def submit(self, operation: str, fields: dict[str, str], upload: Path | None = None, *,
-                     attempt: dict | None = None) -> dict:
+                     attempt: dict | None = None, on_wait: Callable[[str], Awaitable[None]] | None = None,
+                     on_resend: Callable[[], Awaitable[None]] | None = None) -> dict:
         """POST an inpaint or extend request once; return the server's answer (task_id, conversion ids, eta, ...).
 
         Retried only when the answer proves no task was created (connect error, 429). Anything that leaves the
         outcome open raises SubmissionUnknown instead of sending again. ``attempt["sending"]`` is True from the moment
         a POST may leave until a refusal, or an answer read whole, is in hand, so a caller interrupted mid-call (or
-        met by an error no one foresaw) knows whether a task may exist.
+        met by an error no one foresaw) knows whether a task may exist. ``on_wait(why)`` is awaited when a try proved
+        nothing was made and the next one waits (a 429's Retry-After may be minutes), ``on_resend()`` before that next
+        try: the caller's record can say "not sent" meanwhile, so even a kill in the wait is known for what it was.
         """
         attempt = {} if attempt is None else attempt
         path = ENDPOINTS[operation]
         failures, refusals, started = 0, 0, time.monotonic()  # connect failures; 429 answers
+        waiting = False  # between a try that made nothing and the next
         while True:
             await self.limiter.call()
+            if waiting and on_resend is not None:
+                await on_resend()
+            waiting = False
             try:
                 response = await self._post(path, fields, upload, attempt)
             except _NOT_SENT as exc:
@@ -128,6 +135,9 @@ class MusicGPTClient:
                 if failures >= self.retry.attempts:
                     raise TransientError(f"MusicGPT cannot be reached at {self.base_url} ({_describe(exc)}); "
                                          "nothing was sent", code="backend_unreachable") from None
+                if on_wait is not None:
+                    await on_wait(f"not sent ({_describe(exc)})")
+                waiting = True
                 await self._sleep(self.retry.backoff(failures - 1), f"{operation} not sent ({_describe(exc)})")
                 continue
             except httpx.HTTPError as exc:  # a timeout, a dropped connection, an answer that cannot be decoded...
@@ -150,6 +160,9 @@ class MusicGPTClient:
                             _retry_after(response, self.retry.rate_limit_patience_s))
                 refusals += 1
                 self.limiter.penalize(delay)
+                if on_wait is not None:
+                    await on_wait("refused with HTTP 429")
+                waiting = True
                 log.info("MusicGPT answered 429 to %s: queueing for %.1f s", operation, delay)
                 continue
             answer = self._accepted(operation, response)

@@ -117,6 +117,27 @@ class SpendGuard:
         """The server refused the submit, so nothing was spent: it no longer counts against the limits."""
         return self._settle(entry, "refused", note=logs.scrub(reason)[:300])
 
+    def record_waiting(self, entry: int, reason: str) -> None:
+        """A try of the submit was refused (or never left) and the next waits: until it goes, nothing was sent, so a
+        daemon killed meanwhile resumes the job as not sent (``record_resending`` makes it an intent again)."""
+        with self._connect() as db:
+            db.execute("UPDATE submits SET state = 'refused', note = ? WHERE id = ? AND state = 'intent'",
+                       (logs.scrub(f"{reason}; to be tried again")[:300], entry))
+
+    def record_resending(self, entry: int) -> None:
+        """The submit is tried again: an intent once more, within the limits (SpendLimitReached, nothing sent)."""
+        now = self._clock()
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if db.execute("SELECT state FROM submits WHERE id = ?", (entry,)).fetchone() == ("refused",):
+                    self._check(db, now)
+                    db.execute("UPDATE submits SET state = 'intent', note = NULL WHERE id = ?", (entry,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
     def record_unknown(self, entry: int, reason: str) -> str | None:
         """The answer was lost: it may have cost money, so it keeps counting."""
         return self._settle(entry, "unknown", note=logs.scrub(reason)[:300])
@@ -170,7 +191,8 @@ class SpendGuard:
             try:
                 row = db.execute("SELECT state, task_id FROM submits WHERE id = ?", (entry,)).fetchone()
                 kept = None
-                if row is None or row[0] == "intent":
+                # (a refused row refused again: a try that waited to be made again, see record_waiting)
+                if row is None or row[0] == "intent" or state == row[0] == "refused":
                     db.execute("UPDATE submits SET state = ?, task_id = COALESCE(?, task_id), "
                                "credit_estimate = COALESCE(?, credit_estimate), note = COALESCE(?, note) WHERE id = ?",
                                (state, task_id, credit_estimate, note, entry))
