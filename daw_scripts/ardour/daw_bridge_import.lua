@@ -1432,13 +1432,16 @@ function DB.mark_decided(drop_folder, decision, session)
 		local text = table.concat(kept, "\n")
 		keeper:set_comment((text == "" and "" or text .. "\n") .. string.format("%s%d", own, decision.seq), nil)
 	end
+	-- written whole (DB.write_file): appended unchecked, a full disk lost the line without a word, and a line cut
+	-- short ran into the next one
 	local path = DB.join(drop_folder, DB.DECIDED_LIST)
+	local ledger = DB.read_file(path, "r") or ""
 	local marked = false
-	for line in (DB.read_file(path, "r") or ""):gmatch("[^\r\n]+") do marked = marked or line == DB.LEDGER_MARK end
-	local file = assert(io.open(path, "a"))
-	if not marked then file:write(DB.LEDGER_MARK, "\n") end
-	file:write(decision.job_id, "\t", string.format("%d", decision.seq), "\n")
-	file:close()
+	for line in ledger:gmatch("[^\r\n]+") do marked = marked or line == DB.LEDGER_MARK end
+	local lines = { ledger ~= "" and ledger:sub(-1) ~= "\n" and ledger .. "\n" or ledger }
+	if not marked then lines[#lines + 1] = DB.LEDGER_MARK .. "\n" end
+	lines[#lines + 1] = string.format("%s\t%d\n", decision.job_id, decision.seq)
+	DB.write_file(path, table.concat(lines))
 end
 
 -- A decision file checked against the contract; nil and the reason when it cannot be applied. `line`: as read_json's.

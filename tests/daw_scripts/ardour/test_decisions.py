@@ -8,11 +8,16 @@ the step's recorded diff commands reverted, last first (test_gui_decisions.py us
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from osc_schema import DECISIONS_FOLDER
+from tests.adversarial.support import small_tmpfs
 from tests.daw_scripts.ardour.conftest import (
     IMPORT_SCRIPT,
     RATE,
@@ -222,3 +227,47 @@ def test_the_producers_note_in_the_master_bus_comment_stays_as_written_blank_lin
     [comment] = ardour.run(load(job) + "report(Session:master_out():comment())\n")
 
     assert comment == note + "\ndaw-bridge decided j-aaaa 2"  # the note as written, then the line
+
+
+def _fill(path: Path) -> None:
+    """Take every byte left on the file system ``path`` is on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(1 << 16))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_a_decision_applied_on_a_full_disk_is_told_in_one_line_and_applied_when_there_is_room(ardour, job, tmp_path):
+    # The list of the decisions applied (for the daemon, and all a session without a master bus keeps) was appended
+    # to unchecked: on a full disk the terminal import said "applied" and saved the session, and the list lost the
+    # line without a word.
+    drop = job.parent / "daw-bridge"
+    decide(drop, 1, "choose", 1)
+    aside = Path(shutil.move(drop, tmp_path / "drop-aside"))
+    saved = job.read_bytes()
+    with small_tmpfs(drop, "8m"):
+        shutil.copytree(aside, drop, dirs_exist_ok=True)
+        results = sorted(path.name for path in drop.iterdir())
+        _fill(drop / "fill")  # the disk is full as the list is written
+
+        done = subprocess.run([ardour.executable, str(IMPORT_SCRIPT), str(job)], capture_output=True, text=True,
+                              timeout=90, env=ardour.env, cwd=ardour.home)
+
+        told = [line for line in done.stdout.splitlines() if "imported" in line or "applied" in line]
+        assert done.returncode == 1 and told == [
+            f"not imported: could not write {drop / '.ardour-decided'} (No space left on device): nothing was "
+            "imported, and the session is as it was saved"], done.stdout + done.stderr
+        assert "traceback" not in (done.stdout + done.stderr).lower()
+        assert job.read_bytes() == saved
+        assert sorted(path.name for path in drop.iterdir()) == sorted(results + ["fill"])  # no list, half or whole
+
+        (drop / "fill").unlink()  # room again: applied, once, and listed
+        assert "applied j-aaaa: choose variant 1 (decision 1)" in ardour.script(IMPORT_SCRIPT, str(job)).splitlines()
+        assert (drop / ".ardour-decided").read_text() == (
+            f"# the lines below count where the session holds them too\n{JOB}\t1\n")
+        assert "applied" not in ardour.script(IMPORT_SCRIPT, str(job))
+    assert takes(job)["v1"][:2] == (2, False) and takes(job)["v2"][:2] == (1, True)
