@@ -120,16 +120,27 @@ local function read_applied(constants, folder)
   return applied
 end
 
+-- decision files read while the companion runs: path -> {text = the file's text, decision = what read_decision made of
+-- it (false: bad)}. Every scan reads each decision file again, one for every job ever decided, as the daemon replaces
+-- a job's file with its next decision; a text as read before is not decoded and checked again.
+local read_before = {}
+
 --- The decision in the file `name`, checked, its numbers made whole; nil when it is bad (named once).
 local function read_decision(decided, name, constants)
-  local decision, problem = json.try_decode(util.read_file(util.join(decided, name)) or "")
+  local path = util.join(decided, name)
+  local text = util.read_file(path) or ""
+  local before = read_before[path]
+  if before and before.text == text then return before.decision or nil end
+  local decision, problem = json.try_decode(text)
   problem = decision and decisions.check(decision, name, constants) or problem
   if problem then
     util.report_once("decision " .. name .. problem, "decision " .. name .. " not applied: " .. problem)
-    return nil
+    decision = nil
+  else
+    decision.seq = math.tointeger(decision.seq) -- a JSON 2.0 is seq 2
+    decision.choice = json.value(decision.choice) and math.tointeger(decision.choice)
   end
-  decision.seq = math.tointeger(decision.seq) -- a JSON 2.0 is seq 2
-  decision.choice = json.value(decision.choice) and math.tointeger(decision.choice)
+  read_before[path] = { text = text, decision = decision or false }
   return decision
 end
 

@@ -87,6 +87,7 @@ class Result:
     deferred_runs: int
     gfx: dict | list  # what the gfx window showed (an empty Lua table comes back as [])
     opened: dict | list  # file name -> how often the scripts opened it (none: [])
+    decoded: dict | list  # JSON text -> how often the scripts decoded it (none: [])
 
     @property
     def message_texts(self) -> list[str]:

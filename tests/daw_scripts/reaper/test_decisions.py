@@ -5,11 +5,13 @@ each is one undo point, applied once (also across restarts), after the import wh
 """
 
 import copy
+from pathlib import Path
 
 import pytest
 
 from osc_schema.spec import DECISIONS_FOLDER
 
+from .conftest import to_lua
 from .results import (
     MIX,
     active,
@@ -379,3 +381,67 @@ def test_after_a_keep_a_later_choose_or_discard_cannot_bring_back_what_the_crop_
             "the last take would leave a hole)") in result.console
     assert result.undo == []
     assert (project.drop_folder / ".reaper-decided").read_text() == f"{JOB}\t2\n{JOB}\t3\n{JOB}\t4\n"
+
+
+def a_year_of_decisions(project, count: int = 40) -> list[Path]:
+    """`count` jobs imported and kept long ago: their decision files in the drop folder, each applied (the project's
+    record and .reaper-decided say so); their takes play on, elsewhere in the song."""
+    files, ledger = [], ""
+    for n in range(count):
+        job, manifest = f"j-20261001-120000-{n:04x}", Path(f"mix_inpaint_12.50-20.00_v1_{n:04x}.json")
+        files.append(decide(project.drop_folder, job, 1, "keep", 1, [manifest]))
+        project.state["projext"].update({f"daw_bridge_imported/{manifest}": "1", f"daw_bridge_decided/{job}": "1"})
+        ledger += f"{job}\t1\n"
+    (project.drop_folder / ".reaper-decided").write_text(ledger)
+    return files
+
+
+def test_a_year_of_decisions_is_decoded_once_while_the_companion_runs_and_new_ones_apply_once(project, tmp_path):
+    # Each scan (every second) read every decision file in the drop folder, one for each job ever decided, and decoded
+    # each again: a year's thousands every second. A file is still read at each scan (the daemon replaces a job's file
+    # with its next decision, and REAPER's API tells no file's time or size), but its text is decoded once.
+    manifests = two_variants(project)
+    year = a_year_of_decisions(project)
+    ledger = (project.drop_folder / ".reaper-decided").read_text()
+    decide(project.drop_folder, JOB, 1, "choose", 1, manifests)
+    keep = published_later(project, decision_json(JOB, 2, "keep", 2, manifests))  # the producer decides again
+    drums = project.add_track("Drums")
+    item = project.add_item(drums, position=30.0, length=60.0, file="/music/drums.wav")
+    staged = [deliver(tmp_path / "staging", variant=n, position=30.0, job=OTHER_JOB, item=item["guid"],
+                      track=drums["guid"]) for n in (1, 2)]
+    decide(project.drop_folder, OTHER_JOB, 1, "discard", None, staged)  # before its results
+    arrive = " ".join(f'os.rename("{p}", "{project.drop_folder / p.name}")'
+                      for m in staged for p in (m.with_suffix(".wav"), m))
+
+    result = project.run("companion", ticks=5, on_tick={2: keep, 3: f"function() {arrive} end"})  # six scans
+
+    assert result.errors == []
+    assert result.undo == [f"DAW Bridge: choose variant 1 of job {JOB}", f"DAW Bridge: keep variant 2 of job {JOB}",
+                           "DAW Bridge: import inpaint v1: soft guitar solo",
+                           "DAW Bridge: import inpaint v2: soft guitar solo",
+                           f"DAW Bridge: discard the variants of job {OTHER_JOB}"]
+    assert names(project.items()[1]) == ["inpaint v2"] and [names(i) for i in project.items(1)] == [["mix.wav"]]
+    assert (project.drop_folder / ".reaper-decided").read_text() == ledger + f"{JOB}\t1\n{JOB}\t2\n{OTHER_JOB}\t1\n"
+    assert {result.opened[f.name] for f in year} == {6}  # read at each scan: a decision published is seen
+    assert {result.decoded[f.read_text()] for f in year} == {1}  # and decoded once
+
+
+def test_a_decision_applied_while_the_companion_runs_is_applied_again_after_the_project_is_reopened_unsaved(project):
+    # The companion remembers the decision files it decoded, not which decisions it applied: the producer closes the
+    # project without saving and opens it again (the companion goes on), so the decision's change and its record are
+    # gone, and the decision, unchanged in its file, is applied again, once.
+    manifests = two_variants(project)
+    project.save()  # variant 2 is the active take
+    saved = copy.deepcopy(project.state)
+    decide(project.drop_folder, JOB, 1, "choose", 1, manifests)
+    reopened = (f"function(state) state.tracks, state.projext, state.undo_last = {to_lua(saved['tracks'])}, "
+                f"{to_lua(saved['projext'])}, nil for _, track in ipairs(state.tracks) do for _, item in "
+                "ipairs(track.items) do item._track = track for _, take in ipairs(item.takes) do take._item = item "
+                "end end end end")
+
+    result = project.run("companion", ticks=4, on_tick={2: reopened})
+
+    assert result.errors == []
+    assert result.undo == [f"DAW Bridge: choose variant 1 of job {JOB}"] * 2
+    assert active(project.items()[1])["name"] == "inpaint v1: soft guitar solo"
+    assert project.project_record("daw_bridge_decided") == {JOB: "1"}

@@ -45,6 +45,22 @@ io.open = function(path, ...)
   return real_open(path, ...)
 end
 
+-- how often the scripts decoded each JSON text, by the text: a file read again unchanged is not decoded again
+record.decoded = {}
+local real_require = require
+require = function(name)
+  local fresh = package.loaded[name] == nil
+  local module = real_require(name)
+  if name == "bridge_json" and fresh then
+    local try_decode = module.try_decode
+    module.try_decode = function(text)
+      record.decoded[text] = (record.decoded[text] or 0) + 1
+      return try_decode(text)
+    end
+  end
+  return module
+end
+
 local function protected(fn, ...)
   local ok, err = xpcall(fn, debug.traceback, ...)
   if not ok then record.errors[#record.errors + 1] = tostring(err) end
@@ -88,8 +104,9 @@ local out = {
   deferred_runs = deferred_runs,
   gfx = record.gfx,
   opened = record.opened,
+  decoded = record.decoded,
 }
-io.open = real_open
+io.open, require = real_open, real_require
 local f = assert(io.open(result_path, "wb"))
 f:write(encode(out))
 f:close()
