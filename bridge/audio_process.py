@@ -16,12 +16,14 @@ that cannot pass descriptors (Windows) keep the devices in the daemon's process.
 
 from __future__ import annotations
 
+import logging
 import mmap
 import multiprocessing.reduction
 import os
 import tempfile
 from collections.abc import Callable
 
+from bridge import logs
 from bridge.exceptions import BridgeError
 from bridge.lifeline import LifelineContext
 
@@ -39,7 +41,8 @@ class DeviceProcess:
         self._context = LifelineContext()
         self.pipe, theirs = self._context.Pipe()
         self.state = self._context.RawArray("q", STATE_SLOTS)
-        self._process = self._context.Process(target=serve, args=(theirs, settings, self.state),
+        self._process = self._context.Process(target=_with_logging, args=(logging.getLogger().level, serve, theirs,
+                                                                     settings, self.state),
                                               name="daw-bridge-device", daemon=True)
         self._process.start()
         theirs.close()
@@ -75,6 +78,13 @@ class DeviceProcess:
         self._context.cut()  # should it hang in its device's close, the lifeline ends it
         self._process.join(5.0)
         self.pipe.close()
+
+
+def _with_logging(level: int, serve: Callable, *args) -> None:
+    """In the child: log as the daemon does (its format, its level), then ``serve``. A spawned process starts with no
+    logging set up: the device's warnings came out bare, its info lines (why JACK was not used) not at all."""
+    logs.install(level)
+    serve(*args)
 
 
 def serve(pipe, state, device, opened: tuple = (), descriptor: int | None = None,
