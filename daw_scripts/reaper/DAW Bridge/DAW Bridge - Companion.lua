@@ -22,8 +22,8 @@ local function tick()
   if now - last_scan >= INTERVAL then
     last_scan = now
     reaper.SetExtState(util.SECTION, "companion_beat", tostring(now), false)
-    companion.import_new(constants)
-    companion.apply_decisions(constants)
+    local _, imported = companion.import_new(constants)
+    companion.apply_decisions(constants, imported)
     companion.show_jobs()
   end
   reaper.defer(tick)

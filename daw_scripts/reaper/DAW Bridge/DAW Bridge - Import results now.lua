@@ -11,6 +11,6 @@ package.path = script_dir .. "?.lua;" .. package.path
 local constants = require("bridge_util").load_constants(script_dir)
 
 local companion = require("bridge_companion")
-companion.import_new(constants)
-companion.apply_decisions(constants)
+local _, imported = companion.import_new(constants)
+companion.apply_decisions(constants, imported)
 companion.show_jobs()

@@ -203,7 +203,8 @@ local function unsaved_ok()
 end
 
 --- Import every manifest in the drop folder not imported before, and the results of this project's requests that
---- went to a drop folder it had before it was saved elsewhere; returns how many were imported.
+--- went to a drop folder it had before it was saved elsewhere; returns how many were imported, and the manifests
+--- imported into this project now (as imported() says, with those of this pass), for apply_decisions.
 function companion.import_new(constants)
   if not unsaved_ok() then return 0 end
   local folder = util.drop_folder()
@@ -211,28 +212,31 @@ function companion.import_new(constants)
   local count = 0
   local sender_of = placement.senders(folder)
   for _, name in ipairs(util.list_files(folder)) do
-    if is_manifest(name) and not done[name] then
-      if import_one(folder, name, constants, false, sender_of) then count = count + 1 end
+    if is_manifest(name) and not done[name] and import_one(folder, name, constants, false, sender_of) then
+      count, done[name] = count + 1, true
     end
   end
   local order, sent = earlier_folders()
   for _, earlier in ipairs(order) do
     sender_of = placement.senders(earlier)
     for _, name in ipairs(util.list_files(earlier)) do
-      if is_manifest(name) and not done[name] and sent_from_here(earlier, name, sent[earlier]) then
-        if import_one(earlier, name, constants, true, sender_of) then count = count + 1 end
+      if is_manifest(name) and not done[name] and sent_from_here(earlier, name, sent[earlier])
+        and import_one(earlier, name, constants, true, sender_of) then
+        count, done[name] = count + 1, true
       end
     end
   end
-  return count
+  return count, done
 end
 
 --- Apply each decision newer than the one applied last for its job; returns how many were applied. The daemon
 --- publishes a decision beside the job's results, so for results imported from an earlier drop folder it is there.
-function companion.apply_decisions(constants)
+--- `done`: import_new's manifests, when it ran just before (the record holds a name for every result ever imported,
+--- and reading it twice a scan doubled the part of a scan that grows with it); read again when nil.
+function companion.apply_decisions(constants, done)
   if not unsaved_ok() then return 0 end
   local folder = util.drop_folder()
-  local done = imported(folder)
+  done = done or imported(folder)
   local count = decisions.apply_new(constants, folder, done)
   local order, sent = earlier_folders()
   for _, earlier in ipairs(order) do

@@ -88,6 +88,7 @@ class Result:
     gfx: dict | list  # what the gfx window showed (an empty Lua table comes back as [])
     opened: dict | list  # file name -> how often the scripts opened it (none: [])
     decoded: dict | list  # JSON text -> how often the scripts decoded it (none: [])
+    enumerated: dict | list  # project record (extname) -> how often the scripts went through it (none: [])
 
     @property
     def message_texts(self) -> list[str]:

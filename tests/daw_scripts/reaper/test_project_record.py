@@ -165,3 +165,26 @@ def test_a_year_of_results_stays_recorded_none_comes_twice_and_a_late_one_comes_
     result = project.run("import now")
 
     assert result.errors == [] and result.undo == []
+
+
+def test_the_import_record_is_gone_through_once_a_scan_and_a_decision_waiting_comes_with_its_result(project):
+    # The record holds a name for every result ever imported, and each scan went through it twice (for the imports,
+    # then again for the decisions). Once is enough: the decisions take the imports' view, with this scan's imports,
+    # so a decision that came before its result is applied in the scan that imports it, once.
+    ids = mix_item(project)
+    for n in range(1, 201):
+        project.state.setdefault("projext", {})[f"daw_bridge_imported/mix_inpaint_12.50-20.00_v1_{n:06x}.json"] = "1"
+    manifest = deliver(project.drop_folder, variants=1, job=FIRST, **ids)
+    decide(project.drop_folder, FIRST, 1, "discard", None, [manifest])
+
+    result = project.run("companion", ticks=2)  # three scans
+
+    assert result.errors == [] and result.enumerated["daw_bridge_imported"] == 3
+    assert "waits for its results" not in result.console  # applied in the scan that imported its result
+    assert result.undo == ["DAW Bridge: import inpaint v1: soft guitar solo",
+                           f"DAW Bridge: discard the variants of job {FIRST}"]
+    assert takes(project) == [1] and project.project_record("daw_bridge_decided") == {FIRST: "1"}
+
+    result = project.run("import now")
+
+    assert result.errors == [] and result.undo == [] and result.enumerated["daw_bridge_imported"] == 1

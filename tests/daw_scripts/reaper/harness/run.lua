@@ -16,7 +16,8 @@ local state = scenario.state
 
 local record = { console = "", messages = {}, dialogs = {}, renders = {}, splits = {}, undo = {}, deferred = {},
                  actions = {}, outside_undo = {},
-                 datagrams = {}, errors = {}, gfx = {} }
+                 datagrams = {}, errors = {}, gfx = {},
+                 enumerated = {} } -- extname -> how often the scripts went through that record (EnumProjExtState)
 
 if scenario.fake_socket then
   -- a LuaSocket stand-in that keeps each datagram, so pytest can parse it with python-osc
@@ -105,6 +106,7 @@ local out = {
   gfx = record.gfx,
   opened = record.opened,
   decoded = record.decoded,
+  enumerated = record.enumerated,
 }
 io.open, require = real_open, real_require
 local f = assert(io.open(result_path, "wb"))
