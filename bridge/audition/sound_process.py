@@ -59,8 +59,11 @@ class MixerLink:
 
     def stop(self) -> None:
         with self._lock:
-            self._forget_gone()
-            self._send("stop")
+            try:
+                self._forget_gone()
+                self._send("stop")
+            except AuditionError:  # the process ended: nothing plays there any more, which is what stop asks
+                pass
             self._requested = False
 
     @property
