@@ -10,6 +10,7 @@ segfault). Its owner's own ``close()`` later does nothing more."""
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 from bridge.exceptions import BridgeError
 from bridge.quiet_libraries import silence_client_libraries
@@ -43,11 +44,25 @@ class JackClient:
                 self.client = jack.Client(name, servername=server or None, no_start_server=True)
             except jack.JackOpenError:
                 raise error(f"no JACK server {server or 'running'} to {verb} through") from None
+            self._error = error
             self.sample_rate = self.client.samplerate
             self.alive = True  # False once the server went away (stopped, restarted): the next use opens a new one
             self._closed = False
             self.client.set_shutdown_callback(self._shutdown)
             _OPEN.append(self)
+
+    @contextmanager
+    def setting_up(self):
+        """Registering the client's ports and activating it: the server's refusal (its port limit reached) said in
+        one line, and the client closed."""
+        import jack
+
+        try:
+            yield
+        except jack.JackError as exc:
+            name = self.client.name  # none once closed
+            self.close()
+            raise self._error(f"the JACK server would not take {name}'s ports ({exc})") from None
 
     def _shutdown(self, status, reason: str) -> None:
         self.alive = False

@@ -24,9 +24,10 @@ class JackOutput(JackClient):
         super().__init__(CLIENT_NAME, server, AuditionError, "play")
         import jack
         self.mixer = Mixer(self.sample_rate)
-        self._ports = [self.client.outports.register(f"out_{n}") for n in (1, 2)]
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        with self.setting_up():
+            self._ports = [self.client.outports.register(f"out_{n}") for n in (1, 2)]
+            self.client.set_process_callback(self._process)
+            self.client.activate()
         targets = list(ports) or [p.name for p in self.client.get_ports(is_audio=True, is_input=True,
                                                                          is_physical=True)]
         for n, port in enumerate(self._ports):

@@ -96,10 +96,11 @@ class JackInput(JackClient):
         super().__init__(CLIENT_NAME, server, VoiceInputError, "listen")
         import jack
 
-        self.take = make_take(round(max_seconds * self.sample_rate))
-        self._port = self.client.inports.register("in")
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+        with self.setting_up():
+            self._port = self.client.inports.register("in")
+            self.take = make_take(round(max_seconds * self.sample_rate))
+            self.client.set_process_callback(self._process)
+            self.client.activate()
         source = port or next((p.name for p in self.client.get_ports(is_audio=True, is_output=True,
                                                                      is_physical=True)), None)
         if source:

@@ -7,10 +7,15 @@ import asyncio
 import os
 import signal
 
+import pytest
+
 from bridge.audition import Audition
+from bridge.audition.program import AuditionError
 from bridge.core.service import JobService
 from bridge.settings_schema import defaults
 from tests.audition.test_player import journaled_job
+from tests.conftest import require_tool
+from tests.frontends.jack import JackServer
 
 
 def test_stop_after_the_output_process_ended_is_a_stop_and_the_next_press_plays(jack, tmp_path):
@@ -41,3 +46,32 @@ def test_stop_after_the_output_process_ended_is_a_stop_and_the_next_press_plays(
         asyncio.run(story())
     finally:
         journal.close()
+
+
+def test_a_jack_server_with_no_room_for_the_outputs_ports_is_said_in_one_line(tmp_path):
+    # Registering a port the server refused (its port limit reached) raised JACK-Client's own error in the output's
+    # process, which died with a traceback on the daemon's stderr; the producer was told 'the audio device's process
+    # ended (exit code 1)'.
+    for tool in ("jackd", "jack_lsp"):
+        require_tool(tool)
+    server = JackServer(tmp_path, period=1024, port_max=6).start()  # room for one port of ours (out_1)
+    config, journal = journaled_job(tmp_path)
+    settings = {**defaults("audition"), "output": "jack", "jack_server": server.name}
+
+    async def story() -> None:
+        service = JobService(config, journal, {})
+        audition = Audition(service, settings)
+        try:
+            with pytest.raises(AuditionError) as refused:
+                await audition.act("last", "variant")
+            assert str(refused.value) == ("the JACK server would not take daw-bridge-audition's ports ('out_2': port "
+                                          "registration failed)")
+        finally:
+            await audition.close()
+            await service.close()
+
+    try:
+        asyncio.run(story())
+    finally:
+        journal.close()
+        server.stop()

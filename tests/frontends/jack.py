@@ -26,11 +26,13 @@ from bridge.lifeline import ask_to_die_with_parent
 
 
 class JackServer:
-    def __init__(self, log_dir: Path, period: int = 256, rate: int = 48000, sync: bool = True):
+    def __init__(self, log_dir: Path, period: int = 256, rate: int = 48000, sync: bool = True,
+                 port_max: int | None = None):
         self.name = f"dawbridge-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.period = period
         self.rate = rate
         self.sync = sync  # False: a producer's default server, where a client late in a cycle is an xrun
+        self.port_max = port_max  # --port-max: 5 leaves no room beside the dummy driver's four ports, 6 room for one
         self.log = Path(log_dir) / f"{self.name}.log"
         self.proc: subprocess.Popen | None = None
         self._saved: dict[str, str | None] = {}
@@ -42,8 +44,9 @@ class JackServer:
     def start(self, timeout: float = 15.0) -> "JackServer":
         """Start jackd and return once a client can connect; this process's own clients use it too."""
         with open(self.log, "w") as log:
-            command = ["jackd", *(["-S"] if self.sync else []), "--no-realtime", "-d", "dummy", "-r", str(self.rate),
-                       "-p", str(self.period)]
+            command = ["jackd", *(["-S"] if self.sync else []), "--no-realtime",
+                       *(["--port-max", str(self.port_max)] if self.port_max else []), "-d", "dummy",
+                       "-r", str(self.rate), "-p", str(self.period)]
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                          preexec_fn=ask_to_die_with_parent)
         for key in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER"):

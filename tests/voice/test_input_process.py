@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bridge.settings_schema import defaults
-from bridge.voice.listener import open_input
+from bridge.voice.listener import VoiceInputError, open_input
 from tests.audition.tape import Tape, hold_the_gil, late_while_held
 from tests.audition.test_player import run_story
 from tests.conftest import require_tool
@@ -46,4 +46,19 @@ def test_the_voice_input_makes_no_cycle_late_while_the_daemons_python_is_held_up
         assert late <= seconds, f"{late} late cycles while the daemon's Python was held {seconds:.1f} s"
     finally:
         tape.close()
+        server.stop()
+
+
+def test_a_jack_server_with_no_room_for_the_voices_port_is_said_in_one_line(tmp_path):
+    # As for the audition's output: JACK-Client's own error killed the input's process with a traceback, and the
+    # producer was told 'the audio device's process ended (exit code 1)'.
+    for tool in ("jackd", "jack_lsp"):
+        require_tool(tool)
+    server = JackServer(tmp_path, period=1024, port_max=5).start()  # no room for a port of ours
+    try:
+        with pytest.raises(VoiceInputError) as refused:
+            open_input({**defaults("voice"), "input": "jack", "jack_server": server.name})
+        assert str(refused.value) == ("the JACK server would not take daw-bridge-voice's ports ('in': port "
+                                      "registration failed)")
+    finally:
         server.stop()
