@@ -287,3 +287,26 @@ def test_a_daemon_killed_while_it_waits_out_a_429_resumes_the_job_as_not_sent(pr
             daemon.stop()
     assert job.state.value == "delivered", job.summary()
     assert fake.total_submits == 1 and sum(fake.submit_requests.values()) == 2
+
+
+def test_a_spend_ledger_deleted_while_the_daemon_runs_is_started_anew_not_failed_on_for_every_job(project):
+    """A producer deleting musicgpt-spend.sqlite to 'reset' the hourly limit while the daemon ran: every MusicGPT job
+    then failed as 'internal error: OperationalError: no such table: submits' (a traceback in the log each time) until
+    a restart. The daemon now does what a restart does: a new ledger, said once in the log, and the job is paid once."""
+    ledger = project.state / "musicgpt" / "musicgpt-spend.sqlite"
+    with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
+        project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
+        daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+        try:
+            for made in ledger.parent.glob(ledger.name + "*"):  # with its -wal and -shm
+                made.unlink()
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
+                last = client.wait_for(lambda r: r.name in ("done", "failed", "error"), timeout=120)
+        finally:
+            daemon.stop()
+    log = daemon.log.read_text()
+    assert last is not None and last.name == "done", last
+    assert fake.total_submits == 1 and "Traceback" not in log
+    assert log.count(f"the MusicGPT spend ledger {ledger} was deleted or replaced") == 1
+    assert [row["state"] for row in SpendGuard(ledger).entries()] == ["accepted"]

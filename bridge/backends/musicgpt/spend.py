@@ -13,7 +13,10 @@ proof that nothing was sent (see ``MusicGPTBackend.covers``).
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Collection
@@ -21,6 +24,8 @@ from pathlib import Path
 
 from bridge import logs
 from bridge.exceptions import AlreadySubmitted, BridgeError, SpendLimitReached
+
+log = logging.getLogger(__name__)
 
 _COUNTED = ("intent", "accepted", "unknown")
 _OPEN_OR_PAID = ("intent", "accepted", "unknown")  # a job whose last submit is one of these must not submit again
@@ -53,23 +58,54 @@ class SpendGuard:
         self.hourly_limit = hourly_limit
         self.daily_limit = daily_limit
         self._clock = clock
+        self._file: tuple[int, int] | None = None  # (device, inode) of the ledger opened
+        self._opening = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        """Open the ledger file, made with its schema and identity if it is new (or was deleted or replaced)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self._connect() as db:
+            with _Closing(self._sqlite()) as db:
                 db.executescript(_SCHEMA)
                 if "request_id" not in {row[1] for row in db.execute("PRAGMA table_info(submits)")}:  # older ledger
                     db.execute("ALTER TABLE submits ADD COLUMN request_id TEXT")
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('ledger_id', ?)", (uuid.uuid4().hex,))
-                self.identity: str = db.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()[0]
+                self._identity: str = db.execute("SELECT value FROM meta WHERE key = 'ledger_id'").fetchone()[0]
+                self._file = _identity_of(self.path)
         except sqlite3.DatabaseError as exc:
             raise BridgeError(f"the MusicGPT spend ledger {self.path} is damaged ({exc}): move it away to start a new "
                               "one; a job it may have paid for then waits for 'daw-bridge jobs resolve'",
                               code="ledger_damaged") from None
 
-    def _connect(self) -> "_Closing":
+    def _sqlite(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        return _Closing(db)
+        return db
+
+    @property
+    def identity(self) -> str:
+        """This ledger's identity (see the module's docstring), of the file there now."""
+        self._reopen_if_replaced()
+        return self._identity
+
+    def _connect(self) -> "_Closing":
+        self._reopen_if_replaced()
+        return _Closing(self._sqlite())
+
+    def _reopen_if_replaced(self) -> None:
+        """A ledger deleted or replaced since it was opened (a producer "resetting" the limits while the daemon runs)
+        is opened as new, with a new identity, as a restart would: every paid job failed on 'no such table' until
+        then. The jobs it cannot vouch for wait for the producer (see ``MusicGPTBackend.submission_state``)."""
+        if _identity_of(self.path) != self._file:
+            with self._opening:
+                if _identity_of(self.path) != self._file:
+                    old = self._identity
+                    self._open()
+                    if self._identity != old:
+                        log.warning("the MusicGPT spend ledger %s was deleted or replaced: a new one is kept from now "
+                                    "on; a job the old one may have paid for waits for 'daw-bridge jobs resolve'",
+                                    self.path)
 
     def record_intent(self, job_id: str, operation: str, request_id: str = "") -> int:
         """Check the limits and write the intent in one transaction; return its ledger id.
@@ -289,6 +325,14 @@ class SpendGuard:
         with self._connect() as db:
             return {row[0] for row in db.execute("SELECT DISTINCT job_id FROM submits "
                                                  "WHERE state IN ('intent', 'unknown')")}
+
+
+def _identity_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _restamp_ahead(db: sqlite3.Connection, now: float) -> None:
