@@ -9,12 +9,16 @@ Runs the REAPER scripts under lua5.4 against the tests' REAPER stand-in (tests/d
 - *song, inpaint*: the same project sends one more request (a line appended to ``.reaper-sent``).
 - *other, import now*: other.RPP, saved in the same folder, is in front beside song.RPP's N results, which it
   leaves for song.RPP; "Import results now" runs (one scan).
-- *other, companion scan*: the same with the companion running; the time of its second scan (2 scans less 1).
+- *other, companion scan*: the same with the companion running; a scan after its first (the median CPU time of 10
+  scans in the Lua process: the scripts and the stand-in's Lua, not the ``find`` it runs for a folder's listing).
+- *song, decided scan*: song.RPP with the companion running, each of its N results decided on (a decision file in
+  the drop folder, a line in ``.reaper-decided``, the seq in its record ``daw_bridge_decided``); a scan, as above.
 
 Each case also with N = 0 in the same run (the baseline), and with ``--against REV`` for that git revision's scripts
 as well (``git show REV:"daw_scripts/reaper/DAW Bridge/..."``), on the same stand-in. Medians of ``--rounds``.
-The stand-in's ``EnumProjExtState`` sorts the project's keys at each call, so a record of N names costs it
-n^2 log n: that part of "song, import now" is the stand-in's, not REAPER's (whose cost is not measured here).
+The stand-in's ``EnumProjExtState`` goes through all of the project's keys at the start of each enumeration (until
+9d79e40 it also sorted them at each index, n^2 log n for a record of n names, which made "song, import now" 20 s):
+that part is the stand-in's, not REAPER's (whose cost is not measured here).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 from _common import ROOT
 
 from tests.daw_scripts.reaper.conftest import PACKAGE, Project
-from tests.daw_scripts.reaper.results import deliver
+from tests.daw_scripts.reaper.results import decision_json, deliver
 
 
 def scripts_of(rev: str, into: Path) -> Path:
@@ -43,8 +47,9 @@ def scripts_of(rev: str, into: Path) -> Path:
     return into
 
 
-def project_with_results(folder: Path, count: int, package: Path) -> tuple[Project, dict]:
-    """song.RPP with one item, `count` results of its requests imported, each listed in .reaper-sent."""
+def project_with_results(folder: Path, count: int, package: Path, decided: bool = False) -> tuple[Project, dict]:
+    """song.RPP with one item, `count` results of its requests imported, each listed in .reaper-sent; `decided`: each
+    result's job kept (its decision file, its line in .reaper-decided, its seq in the project's record)."""
     project = Project(folder)
     if package != PACKAGE:
         for path in package.glob("*.lua"):
@@ -54,17 +59,25 @@ def project_with_results(folder: Path, count: int, package: Path) -> tuple[Proje
     ids = dict(item=item["guid"], track=mix["guid"])
     template = deliver(project.drop_folder, variants=1, **ids)
     text, wav = template.read_text(), template.with_suffix(".wav")
-    lines = []
+    lines, applied = [], []
+    decisions = project.drop_folder / ".daw-bridge-decisions"
+    decisions.mkdir()
     for n in range(count):
         request_id, stem = f"reaper-{1700000000 + n}-{n + 1}", f"mix_inpaint_12.50-20.00_v1_{n:06x}"
-        (project.drop_folder / f"{stem}.json").write_text(
-            text.replace("reaper-1700000000-1", request_id).replace(wav.stem, stem))
+        manifest = project.drop_folder / f"{stem}.json"
+        manifest.write_text(text.replace("reaper-1700000000-1", request_id).replace(wav.stem, stem))
         (project.drop_folder / f"{stem}.wav").hardlink_to(wav)
         lines.append(f"{request_id} {project.project_path / 'song.RPP'}\n")
         project.state.setdefault("projext", {})[f"daw_bridge_imported/{stem}.json"] = "1"
+        if decided:
+            job = f"j-20261121-190512-{n:06x}"
+            (decisions / f"{job}.json").write_text(decision_json(job, 1, "keep", 1, [manifest]))
+            applied.append(f"{job}\t1\n")
+            project.state["projext"][f"daw_bridge_decided/{job}"] = "1"
     template.unlink()
     wav.unlink()
     (project.drop_folder / ".reaper-sent").write_text("".join(lines))
+    (project.drop_folder / ".reaper-decided").write_text("".join(applied))
     return project, ids
 
 
@@ -102,17 +115,27 @@ def other_import_now(folder: Path, count: int, package: Path) -> float:
     return timed(lambda: project.run("import now"))
 
 
+SCANS = 10  # companion scans after its first, whose median is a scan's time
+
+
+def scan_time(project: Project) -> float:
+    """The median CPU time of the companion's scans after its first, in the Lua process (the scripts and the
+    stand-in's Lua; not the ``find`` the stand-in runs for a folder's listing, nor the start of the process)."""
+    result = project.run("companion", ticks=SCANS)
+    assert result.errors == [] and len(result.tick_cpu) == SCANS, result.errors
+    return statistics.median(result.tick_cpu)
+
+
 def other_scan(folder: Path, count: int, package: Path) -> float:
-    project = other_in_front(folder, count, package)
-    state = dict(project.state)
-    one = timed(lambda: project.run("companion", ticks=0))
-    project.state = state
-    two = timed(lambda: project.run("companion", ticks=1))
-    return two - one
+    return scan_time(other_in_front(folder, count, package))
+
+
+def song_decided_scan(folder: Path, count: int, package: Path) -> float:
+    return scan_time(project_with_results(folder, count, package, decided=True)[0])
 
 
 CASES = {"song, import now": song_import_now, "song, inpaint": song_inpaint, "other, import now": other_import_now,
-         "other, companion scan": other_scan}
+         "other, companion scan": other_scan, "song, decided scan": song_decided_scan}
 
 
 def median_time(case, count: int, package: Path, rounds: int) -> float:
@@ -128,13 +151,15 @@ def main() -> None:
     parser.add_argument("--results", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", metavar="REV", help="also measure the scripts of this git revision")
+    parser.add_argument("--case", action="append", choices=CASES, help="only this case (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="daw-bridge-scripts-") as old:
         packages = {"this tree": PACKAGE}
         if args.against:
             packages[args.against] = scripts_of(args.against, Path(old))
         for label, package in packages.items():
-            for name, case in CASES.items():
+            for name in args.case or CASES:
+                case = CASES[name]
                 empty = median_time(case, 0, package, args.rounds)
                 full = median_time(case, args.results, package, args.rounds)
                 print(f"{label:>10} | {name:<22} | 0 results {empty * 1000:9.1f} ms | {args.results} results "

@@ -89,6 +89,7 @@ class Result:
     opened: dict | list  # file name -> how often the scripts opened it (none: [])
     decoded: dict | list  # JSON text -> how often the scripts decoded it (none: [])
     enumerated: dict | list  # project record (extname) -> how often the scripts went through it (none: [])
+    tick_cpu: list  # CPU seconds of each tick's deferred calls, this process's (for bench/reaper_records.py)
 
     @property
     def message_texts(self) -> list[str]:

@@ -76,15 +76,17 @@ for _, script in ipairs(scenario.scripts) do
 end
 
 local deferred_runs = 0
+local tick_cpu = {} -- the CPU seconds of each tick's deferred calls (bench/reaper_records.py: a companion scan)
 for tick = 1, scenario.ticks or 0 do
   state.now = state.now + (scenario.tick_seconds or 1)
   if scenario.on_tick and scenario.on_tick[tick] then protected(scenario.on_tick[tick], state) end
-  local due = record.deferred
+  local due, cpu = record.deferred, os.clock()
   record.deferred = {}
   for _, fn in ipairs(due) do
     deferred_runs = deferred_runs + 1
     protected(fn)
   end
+  tick_cpu[tick] = os.clock() - cpu
 end
 
 for _, problem in ipairs(fake.balance_problems()) do record.errors[#record.errors + 1] = problem end
@@ -107,6 +109,7 @@ local out = {
   opened = record.opened,
   decoded = record.decoded,
   enumerated = record.enumerated,
+  tick_cpu = tick_cpu,
 }
 io.open, require = real_open, real_require
 local f = assert(io.open(result_path, "wb"))
