@@ -2,7 +2,8 @@
 
     python bench/inbox_rescan.py [--answered 1000] [--rounds 7] [--calls 200]
 
-Per look, CPU and wall time of ``InboxFrontend._rescan`` (what the daemon does every 2 s) and of what a
+Per look, CPU and wall time of ``InboxFrontend._check_folders`` (what the daemon does every 2 s: its event loop
+awaits the look, made on the inbox's own thread; CPU counts both threads) and of what a
 PollingObserver does at each of its intervals (a ``DirectorySnapshot`` of the folder and its diff with the last),
 on an inbox holding ``--answered`` answered requests (processed/ and their status files), then the same inbox with
 as many files of the producer's lying in the inbox itself (not requests), then with as many results' manifests
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -54,12 +56,18 @@ def per_look(look, rounds: int, calls: int) -> tuple[float, float]:
     return statistics.median(cpu), statistics.median(wall)
 
 
+@contextlib.contextmanager
 def rescan_look(inbox: Path):
+    loop = asyncio.get_event_loop()
     frontend = InboxFrontend(SimpleNamespace(subscribe=lambda callback: None), inbox)
-    frontend._rescan()  # the first listing takes what it finds; the daemon's later ones find it known
-    return frontend._rescan
+    loop.run_until_complete(frontend.start())  # its first listing takes what it finds; later ones find it known
+    try:
+        yield lambda: loop.run_until_complete(frontend._check_folders())
+    finally:
+        frontend.close()
 
 
+@contextlib.contextmanager
 def polling_look(inbox: Path):
     last = [DirectorySnapshot(str(inbox), recursive=False)]
 
@@ -67,12 +75,13 @@ def polling_look(inbox: Path):
         now = DirectorySnapshot(str(inbox), recursive=False)
         DirectorySnapshotDiff(last[0], now)
         last[0] = now
-    return look
+    yield look
 
 
 def measure(label: str, inbox: Path, rounds: int, calls: int) -> None:
     for name, make in (("rescan (daemon)", rescan_look), ("PollingObserver", polling_look)):
-        cpu, wall = per_look(make(inbox), rounds, calls)
+        with make(inbox) as look:
+            cpu, wall = per_look(look, rounds, calls)
         print(f"  {label:<46} {name:<16} CPU {cpu * 1e3:7.3f} ms  wall {wall * 1e3:7.3f} ms  "
               f"(every 2 s: {cpu / 2 * 100:.4f} % of a core)")
 

@@ -7,6 +7,7 @@ means no job is left half-journaled when the producer logs out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import signal
@@ -141,11 +142,17 @@ class Daemon:
         # the inbox is watched once the OSC port is ours: a daemon refused its port starts no watcher thread (one
         # stopped right after it started could log watchdog's own error beside the one-line refusal)
         self.inbox = InboxFrontend(self.service, config.inbox)
+        # OSC answers once the inbox is up (as when the inbox's start held the event loop): a ping answered means
+        # the daemon is up, its inbox too. A share that does not answer holds up the start, and the log says so.
+        with contextlib.suppress(NotImplementedError):  # Windows' proactor loop: answered meanwhile
+            self.osc.transport.pause_reading()
         try:
             await self.inbox.start()
         except OSError as exc:
             raise BridgeError(unusable("inbox", config.inbox, exc)) from None
         stack.callback(self.inbox.close)
+        with contextlib.suppress(NotImplementedError):
+            self.osc.transport.resume_reading()
         pruning = asyncio.create_task(Pruner(
             Retention.from_config(config), journal, config.work_dir, inbox=self.inbox,
             ledgers=list(backends.values()), others=[config.one_shot_journal_path]).run())

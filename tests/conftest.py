@@ -62,7 +62,8 @@ def end_by_closing_stdin(proc: subprocess.Popen, timeout: float = 10.0) -> int:
 def fuse_share(bindfs: str, nas: Path, mountpoint: Path):
     """``nas`` mounted on ``mountpoint`` with bindfs, which stands for a network share: files written into ``nas``
     (by "the other computer") come with no inotify event on the mount. bindfs runs in the foreground as a child that
-    dies with this process, so a test or bench killed mid-way leaves no mount daemon behind."""
+    dies with this process, so a test or bench killed mid-way leaves no mount daemon behind. Yields that process:
+    stopped (SIGSTOP), the share stops answering, as a NAS that went down."""
     mount = subprocess.Popen([bindfs, "-f", str(nas), str(mountpoint)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, preexec_fn=ask_to_die_with_parent)
     try:
@@ -73,7 +74,7 @@ def fuse_share(bindfs: str, nas: Path, mountpoint: Path):
                 raise RuntimeError("bindfs could not mount the share: "
                                    + mount.communicate()[1].decode(errors="replace"))
             time.sleep(0.02)
-        yield mountpoint
+        yield mount
         if subprocess.run(["fusermount", "-u", str(mountpoint)]).returncode != 0:
             subprocess.run(["fusermount", "-u", "-z", str(mountpoint)], check=True)  # still busy: detached
         mount.wait(timeout=30)

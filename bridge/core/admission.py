@@ -31,9 +31,11 @@ def _resolved(field: str, given: str, path: Path) -> Path:
         raise ValidationError(field, given, f"cannot be resolved ({exc})") from None
 
 
-def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
+def admit(command: Command, config: Config, backends: set[str], inbox: Path | None = None) -> JobSpec:
     """Check a validated inpaint/extend command against the file system and the config; return its JobSpec.
 
+    ``inbox``: the inbox with its symlinks resolved, when the caller knows it: resolving it looks at the inbox, which
+    on a share that stopped answering held every job's admission, and the daemon's event loop with it.
     Raises ValidationError (naming the field) for anything the producer can fix, SourceError for unreadable audio.
     """
     capture_index = None
@@ -97,8 +99,10 @@ def admit(command: Command, config: Config, backends: set[str]) -> JobSpec:
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective), f"is not a folder{where}")
     if (refusal := _unwritable(existing, made=existing != effective)) is not None:
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective), refusal)
-    if owned := inbox_owns(_resolved("drop_folder", str(effective), effective),
-                           _resolved("inbox", str(config.inbox), config.inbox)):
+    target = _resolved("drop_folder", str(effective), effective)
+    inbox = inbox or _resolved("inbox", str(config.inbox), config.inbox)
+    # inbox_owns resolves the inbox again: asked only where it may say yes
+    if inbox in (target, target.parent) and (owned := inbox_owns(target, inbox)):
         # Manifests are .json files: the inbox would take each as a request file and move it to rejected/, out of
         # every importer's sight (an inbox named "daw-bridge" beside the songs is the default drop folder too); its
         # answer folders' files are deleted after [retention] files_days, results and all.

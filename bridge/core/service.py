@@ -71,6 +71,7 @@ class JobService:
         self._sweeping: asyncio.Task | None = None  # the start's removal of interrupted deliveries' temporaries
         self._slots = asyncio.Semaphore(config.max_jobs)
         self.context: dict = {}  # the producer's current selection, for triggers that carry no range (MIDI pads)
+        self.inbox: Path | None = None  # the inbox, symlinks resolved, as its frontend last found it (see admit)
 
     # -- what frontends call -------------------------------------------------------------------------------------
 
@@ -98,7 +99,7 @@ class JobService:
                      known.state.value)
             return known
         self._check_room()
-        spec = admit(command, self.config, set(self.backends))
+        spec = admit(command, self.config, set(self.backends), self.inbox)
         self.backends[spec.backend].check(spec)
         origin["command"] = asked  # the caller's own dict becomes the record's: frontends tell a resend by identity
         record = JobRecord(job_id=spec.job_id, request_id=spec.request_id, origin=origin, spec=spec,
@@ -121,7 +122,7 @@ class JobService:
 
     def check(self, command: Command) -> None:
         """Raise what ``submit`` would refuse this command with (a range past the song's end...); start nothing."""
-        spec = admit(command, self.config, set(self.backends))
+        spec = admit(command, self.config, set(self.backends), self.inbox)
         self.backends[spec.backend].check(spec)
 
     def cancel(self, job_id: str) -> JobRecord | None:

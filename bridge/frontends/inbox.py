@@ -10,6 +10,10 @@ named like a request is answered as a refused request but left where it is (see 
 Files come to the daemon's notice two ways: the observer's events, and a listing of the inbox at every look at its
 folders (``_rescan``), for files no event told of: on a network share (SMB, NFS, sshfs) the kernel reports only what
 this machine writes, not a request dropped there from the studio's other computer.
+
+Every file system call on the inbox runs on its own thread (``ShareThread``), one at a time, and the event loop
+awaits it: a share that stops answering (a hard-mounted NFS share whose server is down) holds up that thread and
+the inbox's requests, not the daemon. The log says once that the inbox is not answering, and once that it answers.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import stat
 import time
 from collections.abc import Collection
+from concurrent.futures import CancelledError
 from pathlib import Path
 
 from watchdog import events
@@ -35,6 +40,7 @@ from bridge.config import INBOX_FOLDERS
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError
 from bridge.files import NotRegularFile, open_regular
+from bridge.frontends.share import ShareThread
 from bridge.models import JobRecord
 from bridge.statelock import lock_folder
 from osc_schema import ValidationError
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1 << 20  # a request is a few hundred bytes; a megabyte is a mistake or an attack
 FOLDER_CHECK_S = 2.0  # how often the inbox's folders are checked for having been removed, and the inbox listed
+NOT_ANSWERING_S = 5.0  # a file system call on the inbox taking longer is said in the log: the share is not answering
 # The events _Handler acts on. By default the watch also hears every opening and reading close in the inbox, the
 # daemon's own listing every FOLDER_CHECK_S among them: waking the observer's thread for those cost twice the listing.
 _HEARD = [events.FileCreatedEvent, events.DirCreatedEvent, events.FileModifiedEvent, events.FileMovedEvent,
@@ -61,6 +68,10 @@ class InboxFrontend:
         self._real = str(self.inbox)  # the watched folder: the inbox with symlinks resolved
         self._check: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._share: ShareThread | None = None  # where every file system call on the inbox runs (see _fs)
+        self._stuck = False  # a call on the share has gone unanswered for NOT_ANSWERING_S (said in the log)
+        self._heard: asyncio.Queue = asyncio.Queue()  # files events told of, and None for a look at the folders
+        self._task: asyncio.Task | None = None  # _run: one file or one look at a time
         self._said: set[str] = set()  # problems with the inbox's folders said since it was last watched anew
         # names of the files in the inbox that are no request (a result's manifest, a JSON file of the producer's: see
         # _peek), each said once in the log, not at every look at the inbox
@@ -74,24 +85,71 @@ class InboxFrontend:
 
     async def start(self) -> None:
         """Create the folders, take up requests left from before, and start watching."""
-        self._make_folders()
-        self._hold()  # before processing/ is taken up as this daemon's own
         self._loop = asyncio.get_running_loop()
-        self._recover_claimed()
-        self._observer = Observer()
-        self._observer.start()
-        self._watch_folder()
+        self._share = ShareThread(f"inbox {self.inbox.name}")
+        try:
+            await self._fs(self._make_folders)
+            await self._fs(self._hold)  # before processing/ is taken up as this daemon's own
+            await self._recover_claimed()
+            self._observer = Observer()
+            self._observer.start()
+            await self._watch_folder()
+        except BaseException:
+            self.close()
+            raise
+        self._task = self._loop.create_task(self._run(), name="inbox")
 
     def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
         if self._check is not None:
             self._check.cancel()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
-        if self._lock is not None:
-            os.close(self._lock)  # closing releases it
-            self._lock = None
+        if self._share is not None:
+            if self._lock is not None:
+                self._share.post(os.close, self._lock)  # closing releases it; on a share, closing is a call there
+                self._lock = None
+            self._share.close(timeout=0 if self._stuck else 5)  # the status files of the last events are written
+            self._share = None
+
+    async def _fs(self, call, *args):
+        """``call(*args)`` on the inbox's own thread, awaited (see ShareThread): the one way the inbox's files are
+        touched once the daemon runs. One not answered within NOT_ANSWERING_S is said once in the log, and its
+        answer too."""
+        answer = asyncio.wrap_future(self._share.submit(call, *args))
+        try:
+            done, _ = await asyncio.wait({answer}, timeout=NOT_ANSWERING_S)
+            if not done:
+                self._stuck = True
+                log.warning("the inbox %s is not answering (a network share whose server is down?): its requests "
+                            "wait until it answers", self.inbox)
+                await asyncio.wait({answer})
+                self._stuck = False
+                log.warning("the inbox %s answers again", self.inbox)
+        except asyncio.CancelledError:  # the inbox closes: what the share answers later is nobody's
+            answer.cancel()
+            raise
+        return answer.result()
+
+    async def _run(self) -> None:
+        """Take the files events tell of, and look at the inbox's folders every FOLDER_CHECK_S, one at a time: a look
+        stuck on a share that does not answer is never joined by a second one."""
+        self._check = self._loop.call_later(FOLDER_CHECK_S, self._heard.put_nowait, None)
+        while True:
+            heard = await self._heard.get()
+            try:
+                if heard is None:
+                    await self._check_folders()
+                else:
+                    await self.take(heard[0], written=heard[1])
+            except Exception:  # a bug costs this file or this look, not the inbox
+                log.exception("the inbox %s: looking at %s failed unexpectedly", self.inbox,
+                              "its folders" if heard is None else heard[0].name)
+            if heard is None:
+                self._check = self._loop.call_later(FOLDER_CHECK_S, self._heard.put_nowait, None)
 
     def _hold(self) -> None:
         """Lock the folder now at the inbox's name for this daemon, or raise a BridgeError when another holds it.
@@ -127,76 +185,86 @@ class InboxFrontend:
         for folder in (self.inbox, self.processing, self.processed, self.rejected, self.status):
             folder.mkdir(parents=True, exist_ok=True)
 
-    def _watch_folder(self) -> None:
-        """Watch the inbox folder as it is now, take what waits in it, and look at it again in a moment."""
-        identity = _identity(self.inbox)
+    async def _watch_folder(self) -> None:
+        """Watch the inbox folder as it is now, and take what waits in it."""
+        identity = await self._fs(_identity, self.inbox)
         # The folder itself, not a symlink to it: through one (an inbox under a linked ~/Music) the watch heard
         # nothing, and request files waited unanswered for the next start.
-        self._real = os.path.realpath(self.inbox)
+        self._real = await self._fs(os.path.realpath, self.inbox)
+        self.service.inbox = Path(self._real)  # so that admitting a job does not look at the share (see admit)
         handler = _Handler(self._notify, self._real, lambda: self._folder_deleted(handler))
-        self._watch = self._observer.schedule(handler, self._real, recursive=False, event_filter=_HEARD)
+        self._watch = await self._fs(lambda: self._observer.schedule(handler, self._real, recursive=False,
+                                                                     event_filter=_HEARD))
         self._handler = handler
         self._watched = identity
-        self.scan()  # anything that arrived before the observer watched it
-        self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
+        await self.scan()  # anything that arrived before the observer watched it
 
-    def _check_folders(self) -> None:
+    async def _check_folders(self) -> None:
         """Make the folders again if a producer's clean-up removed them: the watch dies with its folder (or follows
         it when moved), and request files dropped in a new inbox of the same name were never answered. A problem is
         said once, not at every look, until the inbox is watched again (a file at its name said two lines every 2 s)."""
-        try:
-            self._make_folders()
-        except OSError as exc:  # e.g. a file named processed in the inbox, or the inbox's own name
-            self._say(f"inbox folder {self.inbox} cannot be made again: {exc}")
-        now = _identity(self.inbox)
+        unmade, now, listed = await self._fs(self._look)
+        if unmade is not None:  # e.g. a file named processed in the inbox, or the inbox's own name
+            self._say(f"inbox folder {self.inbox} cannot be made again: {unmade}")
         if now is None or (now == self._watched and self._watch is not None):
-            self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
             if now is not None:
-                self._rescan()
+                await self._rescan(listed)
             return
         self._say(f"the inbox folder {self.inbox} was removed or replaced: watching the one there now")
         self._lose()
         try:
-            self._hold()
-            self._watch_folder()
+            await self._fs(self._hold)
+            await self._watch_folder()
         except (OSError, BridgeError) as exc:  # e.g. out of inotify watches: try again at the next check
             self._say(f"inbox folder {self.inbox} cannot be watched: {exc}")
-            if self._check is not None:  # _watch_folder's own, when its scan failed after it: one look at a time
-                self._check.cancel()
-            self._check = self._loop.call_later(FOLDER_CHECK_S, self._check_folders)
             return
         self._said.clear()
+
+    def _look(self) -> tuple[OSError | None, tuple[int, int] | None, dict | OSError]:
+        """On the share's thread, in one trip (each trip wakes two threads): the folders made again (or why not), the
+        inbox's identity, and its request files (or why they cannot be listed)."""
+        try:
+            self._make_folders()
+            unmade = None
+        except OSError as exc:
+            unmade = exc
+        now = _identity(self.inbox)
+        try:
+            listed = _request_files(self.inbox)
+        except OSError as exc:
+            listed = exc
+        return unmade, now, listed
 
     def _say(self, problem: str) -> None:
         if problem not in self._said:
             self._said.add(problem)
             log.warning("%s", problem)
 
-    def scan(self) -> None:
+    async def scan(self) -> None:
         """Process every request file now waiting in the inbox."""
-        for path in sorted(self.inbox.iterdir()):
-            self.take(path)
-        self._remember(_request_files(self.inbox))  # what stays (results' manifests, ...) is no news to _rescan
+        for name in sorted(await self._fs(_request_files, self.inbox)):
+            await self.take(self.inbox / name)
+        # what stays (results' manifests, ...) is no news to _rescan
+        self._remember(await self._fs(_request_files, self.inbox))
 
-    def _rescan(self) -> None:
+    async def _rescan(self, listed: dict[str, tuple[int, int, int]] | OSError) -> None:
         """Take the request files that are new or changed since the last listing, as an event would.
 
         On a network share the observer hears only this machine's writes: a request dropped there from another
         computer was seen only at the next start. One listing of the inbox itself (answered requests are in its
-        sub-folders, never listed) and a stat of each request-named file: ~0.1 ms of CPU a look in the idle daemon
-        beside 1000 answered requests (bench/inbox_rescan.py and its README).
+        sub-folders, never listed) and a stat of each request-named file, made on the share's thread with the rest
+        of the look (``_look``): ~0.2 ms of CPU a look in the idle daemon beside 1000 answered requests
+        (bench/inbox_rescan.py and its README).
         A file an event already took is gone from the inbox, and one seen by both is claimed by one rename, so it
         runs once; one still being written waits, as for an event, until it holds a whole JSON document."""
         problem = f"the inbox {self.inbox} cannot be listed"
-        try:
-            listed = _request_files(self.inbox)
-        except OSError as exc:  # e.g. a share gone away: the folder check makes it again or says so
-            self._say(f"{problem}: {exc.strerror or exc}")
+        if isinstance(listed, OSError):  # e.g. a share gone away: the folder check makes it again or says so
+            self._say(f"{problem}: {listed.strerror or listed}")
             return
         self._said = {said for said in self._said if not said.startswith(problem)}  # said again if it comes back
         for name, version in sorted(listed.items()):
             if self._listed.get(name) != version or name in self._unclaimed:
-                self.take(self.inbox / name, written=False)
+                await self.take(self.inbox / name, written=False)
         self._remember(listed)
 
     def _remember(self, listed: dict[str, tuple[int, int, int]]) -> None:
@@ -209,9 +277,9 @@ class InboxFrontend:
         if str(named.parent) == self._real:  # the watched folder's file, by the inbox's name
             named = self.inbox / named.name
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(lambda: self.take(named, written=written))
+            self._loop.call_soon_threadsafe(self._heard.put_nowait, (named, written))
 
-    def take(self, path: Path, *, written: bool = True) -> None:
+    async def take(self, path: Path, *, written: bool = True) -> None:
         """Claim one request file and process it; anything that is not a request file is left alone.
 
         ``written`` False: the file was just created or changed and its writer may still be filling it (one that
@@ -222,16 +290,16 @@ class InboxFrontend:
         if path.parent != self.inbox or path.name.startswith("."):
             return
         if path.name.lower().endswith(".json.txt"):  # a text editor's: the producer meant a request
-            self._reject(path, ValidationError("request", _text(path.name),
-                                               "ends in .json.txt (the text editor added .txt): save it as plain text "
-                                               "named ....json"))
+            await self._reject(path, ValidationError("request", _text(path.name),
+                                                     "ends in .json.txt (the text editor added .txt): save it as plain "
+                                                     "text named ....json"))
             return
         if not _is_request_name(path.name):
             return
-        if _is_folder(path):  # before _peek: Linux opens a folder for reading, and it was claimed like a file
-            self._refuse_folder(path)
+        if await self._fs(_is_folder, path):  # before _peek: Linux opens a folder for reading, and it was claimed
+            await self._refuse_folder(path)   # like a file
             return
-        whole, not_ours = _peek(path)
+        whole, not_ours = await self._fs(_peek, path)
         if not written and not whole:
             return
         if not_ours:  # a result's manifest, or a file of the producer's: rejected/ would take it away for good
@@ -242,14 +310,11 @@ class InboxFrontend:
             return
         claimed = self.processing / path.name
         try:
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                raise ValidationError("request", _text(path.name),
-                                      "is a symbolic link; write request files into the inbox itself")
-            _claim(path, claimed)
+            await self._fs(_claim, path, claimed)
         except FileNotFoundError:
             return  # taken by an earlier event for the same file, or withdrawn by the client
         except ValidationError as exc:
-            self._reject(path, exc)
+            await self._reject(path, exc)
             return
         except OSError as exc:
             # e.g. a file named processing in the inbox, a share's lock held by the computer writing it, a name too
@@ -261,12 +326,12 @@ class InboxFrontend:
                             FOLDER_CHECK_S, exc)
             return
         self._unclaimed.discard(path.name)
-        self._process(claimed)
+        await self._process(claimed)
 
-    def _process(self, claimed: Path) -> None:
+    async def _process(self, claimed: Path) -> None:
         request_id = ""
         try:
-            content = _read_request(claimed)
+            content = await self._fs(_read_request, claimed)
             command = osc_schema.load_request(content)
             request_id = command.args.get("request_id") or ""
             if command.name not in ("inpaint", "extend"):
@@ -288,24 +353,24 @@ class InboxFrontend:
                     self._followed.setdefault(known.job_id, set()).add(status)
                 self._write_status(status, _status_of(known))
         except ValidationError as exc:
-            self._reject(claimed, exc, exc.request_id or request_id)
+            await self._reject(claimed, exc, exc.request_id or request_id)
             return
         except BridgeError as exc:
-            self._reject(claimed, exc, request_id)
+            await self._reject(claimed, exc, request_id)
             return
         except OSError as exc:
-            if not os.path.lexists(claimed):
+            if not await self._fs(os.path.lexists, claimed):
                 return  # withdrawn from processing/ before it could be read: there is nothing left to answer
-            self._reject(claimed, BridgeError(f"request file {claimed.name} cannot be read: {exc.strerror or exc}",
-                                              code="request_unreadable"), request_id)
+            await self._reject(claimed, BridgeError(f"request file {claimed.name} cannot be read: "
+                                                    f"{exc.strerror or exc}", code="request_unreadable"), request_id)
             return
         except Exception as exc:  # a bug costs this one request, not the inbox: it is rejected with a reason
             log.exception("request file %r failed unexpectedly", claimed.name)
-            self._reject(claimed, BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the "
-                                              "details", code="internal_error"), request_id)
+            await self._reject(claimed, BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has "
+                                                    "the details", code="internal_error"), request_id)
             return
         try:
-            _move_into(claimed, self.processed)
+            await self._fs(_move_into, claimed, self.processed)
         except OSError as exc:  # e.g. a file named processed in the inbox: the job runs; the file waits in processing/
             log.warning("request file %s was taken, but cannot be moved into %s: %s", claimed.name, self.processed,
                         exc.strerror or exc)
@@ -315,8 +380,19 @@ class InboxFrontend:
 
         ``keep`` names status files that stay whatever their age (those of unfinished jobs: a job waiting days for
         the producer still reports there). Requests still waiting in the inbox or in processing/ are never touched.
-        Safe off the event loop: a status file rewritten meanwhile is newer than ``before`` and stays.
+        Blocking, off the event loop: once the inbox is started, on its own thread, so that a share that does not
+        answer holds up no other thread past the inbox's close (an executor's thread held up the daemon's stop for
+        good); (0, 0) when the inbox closes first. A status file rewritten meanwhile is newer than ``before`` and stays.
         """
+        if self._loop is None:  # not started: a pass of its own
+            return self._prune(before, keep)
+        share = self._share
+        try:
+            return share.submit(self._prune, before, keep).result() if share is not None else (0, 0)
+        except CancelledError:  # let go at the inbox's close, the share not answering
+            return 0, 0
+
+    def _prune(self, before: float, keep: Collection[Path]) -> tuple[int, int]:
         keep = {Path(path) for path in keep}
         removed = freed = 0
         for folder in (self.processed, self.rejected, self.status):
@@ -340,22 +416,22 @@ class InboxFrontend:
                 freed += info.st_size
         return removed, freed
 
-    def _recover_claimed(self) -> None:
+    async def _recover_claimed(self) -> None:
         # A crash between journaling a request's job and moving its file on: finish the move if the job exists
         # (found by the file's name and content, so a request without request_id is not run, or paid, twice).
-        for claimed in sorted(self.processing.iterdir()):
+        for claimed in sorted(await self._fs(lambda: list(self.processing.iterdir()))):
             if not _is_request_name(claimed.name):
                 continue
             try:
-                digest = _digest(_read_request(claimed))
+                digest = _digest(await self._fs(_read_request, claimed))
             except (OSError, ValidationError):  # unreadable or invalid: _process rejects it below, with its reason
                 digest = None
             if digest and self.service.job_from_request_file(_text(claimed.name), digest):
-                _move_into(claimed, self.processed)
+                await self._fs(_move_into, claimed, self.processed)
             else:
-                self._process(claimed)
+                await self._process(claimed)
 
-    def _refuse_folder(self, path: Path) -> None:
+    async def _refuse_folder(self, path: Path) -> None:
         """Answer a folder named like a request (``take.json/``) once, as a refused request, and leave it where it is.
 
         It was moved into rejected/ when the daemon found it at its start, contents and all (a tool still filling it
@@ -363,7 +439,7 @@ class InboxFrontend:
         that name could not be moved beside it), and ignored when it appeared while the daemon ran: its sender waited
         on status/ for good. Now both answer it in status/ (and rejected/'s error file) and touch nothing in it."""
         try:
-            info = os.lstat(path)
+            info = await self._fs(os.lstat, path)
         except OSError:
             return  # gone again
         seen = (path.name, info.st_dev, info.st_ino)
@@ -373,9 +449,9 @@ class InboxFrontend:
         self._answer_refusal(path, ValidationError("request", _text(path.name), "is a folder, not a request file: it "
                                                    "is left where it is; write the request into a file of that name"))
 
-    def _reject(self, path: Path, exc: Exception, request_id: str = "") -> None:
+    async def _reject(self, path: Path, exc: Exception, request_id: str = "") -> None:
         try:
-            _move_into(path, self.rejected) if not path.is_symlink() else path.unlink()
+            await self._fs(_set_aside, path, self.rejected)
         except FileNotFoundError:
             pass
         except OSError as problem:  # e.g. a name too long for rejected/
@@ -386,11 +462,9 @@ class InboxFrontend:
         """Say why the request ``path`` was refused: one line in the log, its error file and its status file."""
         error = _error_of(exc)
         log.warning("request file %s rejected: %s", path.name, error["message"])
-        try:
-            self.rejected.mkdir(parents=True, exist_ok=True)  # a symbolic link was removed, not moved here
-            write_text_atomic(self.rejected / f"{path.stem}.error.json", json.dumps(error, indent=2) + "\n")
-        except OSError as problem:  # e.g. a 255-byte name has no room for ".error.json": the status file tells
-            log.warning("could not write the error file for %r: %s", path.name, problem)
+        # rejected/ is made if need be: a symbolic link was removed, not moved there
+        self._share.post(_write_answer, self.rejected / f"{path.stem}.error.json", error,
+                         f"the error file for {path.name!r}")
         self._write_status(self._status_path(request_id or path.stem),
                            {"request_id": request_id, "job_id": None, "state": "failed", "progress": 0.0,
                             "message": "", "manifests": [], "error": error})
@@ -416,12 +490,10 @@ class InboxFrontend:
             self._write_status(path, _status_of(record))
 
     def _write_status(self, path: Path, status: dict) -> None:
+        """Write a status file in the background, on the share's thread (nothing once the inbox is closed)."""
         status["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)  # removed since the last look at the folders
-            write_text_atomic(path, json.dumps(status, indent=2) + "\n")
-        except OSError as exc:
-            log.warning("could not write status file %s: %s", path, exc)
+        if self._share is not None:
+            self._share.post(_write_answer, path, status, f"status file {path}")
 
 
 class _Handler(FileSystemEventHandler):
@@ -458,6 +530,25 @@ def _status_of(record: JobRecord) -> dict:
     return {"request_id": record.request_id, "job_id": record.job_id, "state": summary["state"],
             "progress": summary["progress"], "message": summary["message"], "manifests": summary["manifests"],
             "error": summary["error"]}
+
+
+def _write_answer(path: Path, document: dict, what: str) -> None:
+    """Write a status or error file (on the share's thread), its folder made again if a clean-up removed it since the
+    last look at the folders; a failure is one line in the log (a 255-byte request name has no room for
+    ".error.json": its status file tells)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+    except OSError as exc:
+        log.warning("could not write %s: %s", what, exc)
+
+
+def _set_aside(path: Path, folder: Path) -> None:
+    """Move a refused request file into ``folder``; a symbolic link is removed instead (what it names is not ours)."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        _move_into(path, folder)
 
 
 def _move_into(path: Path, folder: Path) -> None:
@@ -506,7 +597,10 @@ def _identity(folder: Path | int) -> tuple[int, int] | None:
 def _claim(path: Path, claimed: Path) -> None:
     """Rename a request file into processing/, made again first if a producer's clean-up removed it since the
     daemon last looked at its folders: the rename found no folder, which read as the file already taken, and the
-    request waited in the inbox unanswered until the next start."""
+    request waited in the inbox unanswered until the next start. A symbolic link is refused."""
+    if stat.S_ISLNK(os.lstat(path).st_mode):
+        raise ValidationError("request", _text(path.name), "is a symbolic link; write request files into the inbox "
+                                                           "itself")
     try:
         os.rename(path, claimed)
     except FileNotFoundError:
