@@ -30,6 +30,7 @@ class JackClient:
     ("play", "listen"), when JACK-Client or libjack is missing or no server runs."""
 
     kind = "jack"
+    gone = "JACK server went away"  # why ``alive`` is False, for the log
 
     def __init__(self, name: str, server: str, error: type[BridgeError], verb: str):
         try:

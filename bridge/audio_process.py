@@ -51,7 +51,8 @@ class DeviceProcess:
                 raise error(f"the audio device did not open within {OPEN_TIMEOUT:.0f} s")
             answer = self.pipe.recv()
         except (EOFError, OSError):
-            answer = ("failed", f"the audio device's process ended (exit code {self._process.exitcode})")
+            self._process.join(5.0)  # it is ending: its exit code is not known before
+            answer = ("failed", f"the audio device's {_ended(self._process.exitcode)}")
         except BridgeError:
             self.close()
             raise
@@ -66,6 +67,13 @@ class DeviceProcess:
         return self._process.is_alive() and bool(self.state[ALIVE])
 
     @property
+    def gone(self) -> str:
+        """Why ``alive`` is False, for the log: the server or the process (a crash, the system short of memory)."""
+        if self._process.is_alive():
+            return "JACK server went away"
+        return _ended(self._process.exitcode)
+
+    @property
     def pid(self) -> int:
         return self._process.pid
 
@@ -78,6 +86,11 @@ class DeviceProcess:
         self._context.cut()  # should it hang in its device's close, the lifeline ends it
         self._process.join(5.0)
         self.pipe.close()
+
+
+def _ended(exit_code: int | None) -> str:
+    how = f"killed by signal {-exit_code}" if exit_code is not None and exit_code < 0 else f"exit code {exit_code}"
+    return f"process ended ({how})"
 
 
 def _with_logging(level: int, serve: Callable, *args) -> None:

@@ -159,8 +159,8 @@ class Audition:
             if self._output is None and asked != self._asked:  # presses pile up while no output opens: try the last
                 raise AuditionError("not played: a later audition request came while the output was opening")
             if self._output is not None and not self._output.alive:
-                log.info("audition: the JACK server went away; opening the output again")
                 dead, self._output = self._output, None
+                log.info("audition: the output's %s; opening it again", dead.gone)
                 await asyncio.to_thread(dead.close)
             if self._output is None:
                 self._output = await asyncio.to_thread(open_output, self.settings)

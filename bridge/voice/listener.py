@@ -229,8 +229,8 @@ class Listener:
             return True
         async with self._opening:
             if self.input is not None and not self.input.alive:
-                log.info("voice: the JACK server went away; opening the input again")
                 dead, self.input = self.input, None
+                log.info("voice: the input's %s; opening it again", dead.gone)
                 await asyncio.to_thread(dead.close)
             if self.input is None:
                 try:

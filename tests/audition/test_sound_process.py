@@ -4,6 +4,7 @@ for memory, crashed in its audio library. What the producer's next presses get."
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 
@@ -18,10 +19,12 @@ from tests.conftest import require_tool
 from tests.frontends.jack import JackServer
 
 
-def test_stop_after_the_output_process_ended_is_a_stop_and_the_next_press_plays(jack, tmp_path):
+def test_stop_after_the_output_process_ended_is_a_stop_and_the_next_press_plays(jack, tmp_path, caplog):
     # Stop sent its word to the ended process and failed with 'the output process ended; press again to open it
     # anew', at every stop press (a stop never opens the output) and in the decision listener (a traceback in the
-    # log when the playing job was kept or discarded). Nothing plays there any more: that is a stop.
+    # log when the playing job was kept or discarded). Nothing plays there any more: that is a stop. The log said
+    # 'the JACK server went away' for a process that had ended.
+    caplog.set_level(logging.INFO, "bridge.audition.player")
     config, journal = journaled_job(tmp_path)
     settings = {**defaults("audition"), "jack_server": jack.name}
 
@@ -38,6 +41,7 @@ def test_stop_after_the_output_process_ended_is_a_stop_and_the_next_press_plays(
             playing = await audition.act("last", "variant")
             assert (playing.playing, playing.variant) == ("variant", 1)
             assert audition._output is not ended and audition._output.alive
+            assert "audition: the output's process ended (killed by signal 9); opening it again" in caplog.messages
         finally:
             await audition.close()
             await service.close()

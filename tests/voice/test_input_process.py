@@ -4,12 +4,16 @@ listener's stories keep the studio's server running.)"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from bridge.settings_schema import defaults
-from bridge.voice.listener import VoiceInputError, open_input
+from bridge.voice.listener import Listener, VoiceInputError, open_input
 from tests.audition.tape import Tape, hold_the_gil, late_while_held
 from tests.audition.test_player import run_story
 from tests.conftest import require_tool
@@ -62,3 +66,31 @@ def test_a_jack_server_with_no_room_for_the_voices_port_is_said_in_one_line(tmp_
                                       "registration failed)")
     finally:
         server.stop()
+
+
+def test_an_input_whose_process_ended_is_opened_again_and_the_log_says_why(tmp_path, caplog):
+    # The log said 'the JACK server went away' whatever had happened: here the input's process was killed (the
+    # system short of memory, a crash in its audio library) and the server runs on.
+    for tool in ("jackd", "jack_lsp"):
+        require_tool(tool)
+    pytest.importorskip("jack")  # JACK-Client
+    caplog.set_level(logging.INFO, "bridge.voice.listener")
+    server = JackServer(tmp_path, period=1024, rate=RATE).start()
+    listener = Listener({**defaults("voice"), "input": "jack", "jack_server": server.name}, lambda result, key: None)
+
+    async def story() -> None:
+        try:
+            assert await listener._open()
+            ended = listener.input
+            os.kill(ended.pid, signal.SIGKILL)
+            await asyncio.to_thread(ended._process.join)
+            assert await listener._open()
+            assert listener.input is not ended and listener.input.alive
+        finally:
+            await listener.close()
+
+    try:
+        asyncio.run(story())
+    finally:
+        server.stop()
+    assert "voice: the input's process ended (killed by signal 9); opening it again" in caplog.messages
