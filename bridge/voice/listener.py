@@ -78,8 +78,8 @@ class Take:
         state = self._state
         request = state[self._REQUEST]
         if request != state[self._SEEN]:
+            state[self._FRAMES] = 0  # first: a release that sees the new take taken up must not read the last's length
             state[self._SEEN] = request
-            state[self._FRAMES] = 0
         if not request % 2:
             return
         at = int(state[self._FRAMES])

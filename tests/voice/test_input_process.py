@@ -8,12 +8,17 @@ import asyncio
 import logging
 import os
 import signal
+import sys
+from itertools import count
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from bridge import audio_process
+from bridge.lifeline import LifelineContext
 from bridge.settings_schema import defaults
-from bridge.voice.listener import Listener, VoiceInputError, open_input
+from bridge.voice.listener import Listener, Take, VoiceInputError, open_input
 from tests.audition.tape import Tape, hold_the_gil, late_while_held
 from tests.audition.test_player import run_story
 from tests.conftest import require_tool
@@ -94,3 +99,66 @@ def test_an_input_whose_process_ended_is_opened_again_and_the_log_says_why(tmp_p
     finally:
         server.stop()
     assert "voice: the input's process ended (killed by signal 9); opening it again" in caplog.messages
+
+
+TAKE_FRAMES = 4096
+
+
+def pausing_writer(pipe) -> None:
+    """The input process's side of a Take, in a process of its own: write the blocks the test asks for, pausing
+    before the given line of ``Take.write`` until the test has looked."""
+    take = Take(TAKE_FRAMES, audio_process.received(pipe, Take.size(TAKE_FRAMES), writable=True))
+    while True:
+        value, pause_at = pipe.recv()
+        if value is None:
+            return
+        lines = [0]
+
+        def line(frame, event, arg):
+            if event == "line":
+                if lines[0] == pause_at:
+                    pipe.send("paused")
+                    pipe.recv()
+                lines[0] += 1
+            return line
+
+        sys.settrace(lambda frame, event, arg: line if frame.f_code is Take.write.__code__ else None)
+        try:
+            take.write(np.full(64, value, np.float32))
+        finally:
+            sys.settrace(None)
+        pipe.send("written")
+
+
+def test_a_take_let_go_of_as_its_first_block_lands_holds_none_of_the_take_before():
+    # The callback marked a new take as taken up before it reset the take's length: a pad let go of in between (the
+    # input in another process, on another core) got the previous take's length, and decoded the previous take's
+    # audio again (its command ran twice). The release is tried before each line of the callback's first write.
+    context = LifelineContext()
+    pipe, theirs = context.Pipe()
+    writer = context.Process(target=pausing_writer, args=(theirs,), daemon=True)
+    writer.start()
+    try:
+        descriptor = audio_process.anonymous_file(Take.size(TAKE_FRAMES))
+        audio_process.send_descriptor(pipe, descriptor, writer.pid)
+        take = Take(TAKE_FRAMES, audio_process.mapped(descriptor, Take.size(TAKE_FRAMES), writable=True))
+        for pause_at in count():
+            take.arm()
+            pipe.send((1.0, None))
+            assert pipe.recv() == "written"
+            assert list(take.disarm()) == [1.0] * 64  # the take before
+            take.arm()
+            pipe.send((2.0, pause_at))
+            if pipe.recv() == "written":  # the write ran through before that line: every line was tried
+                break
+            heard = take.disarm()
+            pipe.send("go")
+            assert pipe.recv() == "written"
+            assert set(heard.tolist()) <= {2.0}, f"let go of before line {pause_at} of the write: {heard[:4]}..."
+        assert pause_at > 5
+    finally:
+        pipe.send((None, None))
+        writer.join(10)
+        context.cut()
+        writer.join(10)
+        pipe.close()
