@@ -82,9 +82,9 @@ class Mixer:
             self._fading_position += fade
         if self._program is not None and self._position >= self._program.shape[1]:
             self._program = None
-        if self.state is not None:
-            self.state[0] = self._seen
+        if self.state is not None:  # whether it plays first: a press that sees the request taken up reads it next
             self.state[1] = self._program is not None
+            self.state[0] = self._seen
 
 
 def ramp(sample_rate: int) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The audition's output process (bridge.audition.sound_process) ends while the daemon runs on: killed by the system
-for memory, crashed in its audio library. What the producer's next presses get."""
+"""The audition's output process (bridge.audition.sound_process): what the producer's presses get once it ended while
+the daemon runs on (killed by the system for memory, crashed in its audio library) or could not open, and what its
+callback reports to the daemon about what it plays."""
 
 from __future__ import annotations
 
@@ -7,12 +8,18 @@ import asyncio
 import logging
 import os
 import signal
+import sys
+from itertools import count
 
+import numpy as np
 import pytest
 
 from bridge.audition import Audition
+from bridge.audition.mixer import Mixer
 from bridge.audition.program import AuditionError
+from bridge.audition.sound_process import _PLAYING, _SEEN
 from bridge.core.service import JobService
+from bridge.lifeline import LifelineContext
 from bridge.settings_schema import defaults
 from tests.audition.test_player import journaled_job
 from tests.conftest import require_tool
@@ -79,3 +86,66 @@ def test_a_jack_server_with_no_room_for_the_outputs_ports_is_said_in_one_line(tm
     finally:
         journal.close()
         server.stop()
+
+
+def pausing_callback(pipe, state) -> None:
+    """The sound process's Mixer reporting into ``state``: play or stop as the test asks, then render one block,
+    pausing before the given line of ``Mixer.render`` until the test has looked."""
+    mixer = Mixer(48000)
+    mixer.state = np.frombuffer(state, np.int64)[_SEEN:]
+    program = np.full((2, 48000), 0.5, np.float32)
+    outputs = [np.zeros(256, np.float32) for _ in range(2)]
+    while True:
+        verb, pause_at = pipe.recv()
+        if verb == "end":
+            return
+        mixer.play(program) if verb == "play" else mixer.stop()
+        lines = [0]
+
+        def line(frame, event, arg):
+            if event == "line":
+                if lines[0] == pause_at:
+                    pipe.send("paused")
+                    pipe.recv()
+                lines[0] += 1
+            return line
+
+        sys.settrace(lambda frame, event, arg: line if frame.f_code is Mixer.render.__code__ else None)
+        try:
+            mixer.render(outputs, 256)
+        finally:
+            sys.settrace(None)
+        pipe.send("rendered")
+
+
+def test_a_press_as_the_callback_takes_up_a_request_sees_what_it_plays():
+    # The callback reported the request it took up before whether it plays: a press in between (the output in
+    # another process, on another core) read the new request as taken up and the old 'playing', so 'next' right
+    # after a play started over from variant 1 at the range's start, and a press right after a stop played in
+    # place. The press's look is tried before each line of the callback's block.
+    context = LifelineContext()
+    pipe, theirs = context.Pipe()
+    state = context.RawArray("q", 4)
+    callback = context.Process(target=pausing_callback, args=(theirs, state), daemon=True)
+    callback.start()
+    try:
+        requests = 0
+        for verb, other, playing in (("play", "stop", 1), ("stop", "play", 0)):
+            for pause_at in count():
+                pipe.send((other, None))  # the other way first, so that the request changes what plays
+                assert pipe.recv() == "rendered"
+                pipe.send((verb, pause_at))
+                requests += 2
+                if pipe.recv() == "rendered":
+                    break
+                seen, said = state[_SEEN], state[_PLAYING]
+                pipe.send("go")
+                assert pipe.recv() == "rendered"
+                assert seen != requests or said == playing, f"{verb}: before line {pause_at}, playing said {said}"
+            assert pause_at > 5
+    finally:
+        pipe.send(("end", None))
+        callback.join(10)
+        context.cut()
+        callback.join(10)
+        pipe.close()
