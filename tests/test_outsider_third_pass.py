@@ -310,3 +310,39 @@ def test_a_spend_ledger_deleted_while_the_daemon_runs_is_started_anew_not_failed
     assert fake.total_submits == 1 and "Traceback" not in log
     assert log.count(f"the MusicGPT spend ledger {ledger} was deleted or replaced") == 1
     assert [row["state"] for row in SpendGuard(ledger).entries()] == ["accepted"]
+
+
+def test_a_paid_answer_coming_after_the_ledger_was_made_anew_is_never_written_into_another_jobs_row(project):
+    """The ledger deleted while a submit's answer was on its way, and another job's intent written in the new one:
+    numbered from 1 again, it had the number of the first job's intent, so the first job's answer went into the second
+    job's row: there as a 'late answer' beside the second's task (the first's paid task known to no ledger, the log
+    saying the producer had resolved it), or, had it come first, naming the first job's task as the second's, which a
+    resume would fetch as its audio. The answer is now written as a row of its own."""
+    ledger = project.state / "musicgpt" / "musicgpt-spend.sqlite"
+    with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
+        fake.inject("submit", "slow_accept", seconds=4)  # the first job's task is made; its answer comes late
+        project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url, concurrency=2))
+        daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
+        try:
+            with BridgeClient("127.0.0.1", project.port) as client:
+                client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="first", num_outputs=1)
+                deadline = time.monotonic() + 60
+                while not fake.total_submits:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+                for made in ledger.parent.glob(ledger.name + "*"):
+                    made.unlink()
+                client.send("inpaint", source=str(project.song), start=24.0, end=28.0, prompt="second", num_outputs=1)
+                while sum(r.state.finished or r.state.waiting_for_producer for r in journal_records(project)) < 2:
+                    assert time.monotonic() < deadline + 120
+                    time.sleep(0.1)
+        finally:
+            daemon.stop()
+    first, second = journal_records(project)
+    tasks = {task.fields["prompt"]: task_id for task_id, task in fake.tasks.items()}
+    assert [first.state.value, second.state.value] == ["delivered", "delivered"]
+    assert (first.receipt["task_id"], second.receipt["task_id"]) == (tasks["first"], tasks["second"])
+    rows = SpendGuard(ledger).entries()
+    assert sorted((row["job_id"], row["state"], row["task_id"]) for row in rows) == sorted([
+        (first.job_id, "accepted", tasks["first"]), (second.job_id, "accepted", tasks["second"])])
+    assert "came after the producer resolved the job" not in daemon.log.read_text()

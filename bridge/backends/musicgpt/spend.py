@@ -93,6 +93,11 @@ class SpendGuard:
         self._reopen_if_replaced()
         return _Closing(self._sqlite())
 
+    def _elsewhere(self, entry: int) -> bool:
+        """Whether intent ``entry`` was written in a ledger deleted or replaced since (where its number may be another
+        job's submit, or none). Ask it on a connection just opened."""
+        return getattr(entry, "ledger", self._identity) != self._identity
+
     def _reopen_if_replaced(self) -> None:
         """A ledger deleted or replaced since it was opened (a producer "resetting" the limits while the daemon runs)
         is opened as new, with a new identity, as a restart would: every paid job failed on 'no such table' until
@@ -107,7 +112,7 @@ class SpendGuard:
                                     "on; a job the old one may have paid for waits for 'daw-bridge jobs resolve'",
                                     self.path)
 
-    def record_intent(self, job_id: str, operation: str, request_id: str = "") -> int:
+    def record_intent(self, job_id: str, operation: str, request_id: str = "") -> "Entry":
         """Check the limits and write the intent in one transaction; return its ledger id.
 
         Raises SpendLimitReached past a limit, and AlreadySubmitted when the job's last submit was accepted or may
@@ -142,7 +147,7 @@ class SpendGuard:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            return int(cursor.lastrowid)
+            return Entry(cursor.lastrowid, self._identity, job_id, operation, request_id or None)
 
     def record_accepted(self, entry: int, task_id: str, credit_estimate: float | None) -> str | None:
         """The server accepted the submit: keep its task id and what it said it will cost. Returns what the row
@@ -157,6 +162,8 @@ class SpendGuard:
         """A try of the submit was refused (or never left) and the next waits: until it goes, nothing was sent, so a
         daemon killed meanwhile resumes the job as not sent (``record_resending`` makes it an intent again)."""
         with self._connect() as db:
+            if self._elsewhere(entry):  # the new ledger holds nothing of it: a restart finds it unknown, as it may be
+                return
             db.execute("UPDATE submits SET state = 'refused', note = ? WHERE id = ? AND state = 'intent'",
                        (logs.scrub(f"{reason}; to be tried again")[:300], entry))
 
@@ -164,6 +171,8 @@ class SpendGuard:
         """The submit is tried again: an intent once more, within the limits (SpendLimitReached, nothing sent)."""
         now = self._clock()
         with self._connect() as db:
+            if self._elsewhere(entry):
+                return
             db.execute("BEGIN IMMEDIATE")
             try:
                 if db.execute("SELECT state FROM submits WHERE id = ?", (entry,)).fetchone() == ("refused",):
@@ -223,6 +232,13 @@ class SpendGuard:
         late outcome is only noted beside it; returns what the row kept then. One exception, money spent being a
         fact: a task MusicGPT accepted turns a "not submitted" back into accepted, so the ledger never drops it."""
         with self._connect() as db:
+            if self._elsewhere(entry):  # its intent went with the ledger it was written in: the outcome is a row anew
+                db.execute("INSERT INTO submits (job_id, operation, at, state, task_id, credit_estimate, note, "
+                           "request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (entry.job_id, entry.operation, self._clock(), state, task_id, credit_estimate,
+                            logs.scrub(f"its intent was in a ledger deleted since{f' ({note})' if note else ''}")[:300],
+                            entry.request_id))
+                return None
             db.execute("BEGIN IMMEDIATE")
             try:
                 row = db.execute("SELECT state, task_id FROM submits WHERE id = ?", (entry,)).fetchone()
@@ -345,6 +361,21 @@ def _last_submit(db: sqlite3.Connection, job_id: str) -> tuple[str | None, str |
     row = db.execute("SELECT state, task_id FROM submits WHERE job_id = ? AND state != 'dry_run' "
                      "ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
     return (row[0], row[1]) if row else (None, None)
+
+
+class Entry(int):
+    """An intent's number in its ledger, with the ledger and the submit it is: a ledger made anew numbers its rows from
+    1 again, so the outcome of an intent written in one deleted since is written as a row of its own."""
+
+    ledger: str
+    job_id: str
+    operation: str
+    request_id: str | None
+
+    def __new__(cls, number: int, ledger: str, job_id: str, operation: str, request_id: str | None) -> "Entry":
+        entry = super().__new__(cls, number)
+        entry.ledger, entry.job_id, entry.operation, entry.request_id = ledger, job_id, operation, request_id
+        return entry
 
 
 class _Closing:
