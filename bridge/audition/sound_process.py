@@ -87,9 +87,16 @@ class MixerLink:
         if held is not None and held() is program:
             return key
         samples = np.ascontiguousarray(program, np.float32)
-        descriptor = audio_process.anonymous_file(samples.nbytes)
+        try:
+            descriptor = audio_process.anonymous_file(samples.nbytes)
+        except OSError as exc:
+            raise _not_copied(exc) from None
         try:
             _write_all(descriptor, samples)
+        except OSError as exc:
+            os.close(descriptor)
+            raise _not_copied(exc) from None
+        try:
             self._send("load", key, samples.shape)
             audio_process.send_descriptor(self._pipe, descriptor, self._pid)
         except OSError:
@@ -107,6 +114,12 @@ class MixerLink:
             if held is not None and held() is None:
                 del self._shared[key]
                 self._send("forget", key)
+
+
+def _not_copied(exc: OSError) -> AuditionError:
+    """The program could not be copied into memory for the output's process (out of memory or descriptors; where
+    there is no memfd, a temporary file on a full disk): the process still plays, and says so."""
+    return AuditionError(f"the audition could not copy the program for its output's process ({exc.strerror or exc})")
 
 
 def _write_all(descriptor: int, samples: np.ndarray) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import sys
 from itertools import count
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +23,7 @@ from bridge.audition.sound_process import _PLAYING, _SEEN
 from bridge.core.service import JobService
 from bridge.lifeline import LifelineContext
 from bridge.settings_schema import defaults
-from tests.audition.test_player import journaled_job
+from tests.audition.test_player import journaled_job, run_story
 from tests.conftest import require_tool
 from tests.frontends.jack import JackServer
 
@@ -149,3 +151,43 @@ def test_a_press_as_the_callback_takes_up_a_request_sees_what_it_plays():
         context.cut()
         callback.join(10)
         pipe.close()
+
+
+def short_of_room_story(folder: str) -> None:
+    """Audition the original, then variant 1 with no room to copy it for the output's process (files limited to
+    1 MB here: on a memfd as on the temporary file used where there is none), then variant 1 with room again."""
+    config, journal = journaled_job(Path(folder))
+
+    async def story() -> None:
+        service = JobService(config, journal, {})
+        audition = Audition(service, defaults("audition"))
+        try:
+            await audition.act("last", "original")
+            output = audition._output
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of ending this process
+            limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, limits[1]))
+            try:
+                with pytest.raises(AuditionError) as refused:
+                    await audition.act("last", "variant")
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+            assert str(refused.value) == ("the audition could not copy the program for its output's process (File "
+                                          "too large)")
+            playing = await audition.act("last", "variant")
+            assert (playing.playing, playing.variant) == ("variant", 1) and audition._output is output
+        finally:
+            await audition.close()
+            await service.close()
+
+    try:
+        asyncio.run(story())
+    finally:
+        journal.close()
+
+
+def test_a_program_that_cannot_be_copied_for_the_output_says_so_and_the_output_plays_on(jack, tmp_path):
+    # Memory refused for the copy (here its size; no descriptor left, the memory short) reached the producer as an
+    # internal error, with a traceback in the log; a write refused (a full disk where the copy is a temporary file,
+    # as on macOS) was told as 'the output process ended; press again to open it anew', though it played on.
+    run_story("short_of_room_story", str(tmp_path), module=__name__)
