@@ -38,7 +38,7 @@ import osc_schema
 from bridge.audio.wavio import write_text_atomic
 from bridge.config import INBOX_FOLDERS
 from bridge.core.service import JobService
-from bridge.exceptions import BridgeError
+from bridge.exceptions import BridgeError, Busy
 from bridge.files import NotRegularFile, open_regular
 from bridge.frontends.share import ShareThread
 from bridge.models import JobRecord
@@ -81,6 +81,7 @@ class InboxFrontend:
         self._folders_refused: set[tuple[str, int, int]] = set()  # (name, device, inode) of folders answered
         self._listed: dict[str, tuple[int, int, int]] = {}  # request-named files at the last listing -> _version
         self._unclaimed: set[str] = set()  # request files that could not be claimed: said once, tried at each listing
+        self._waiting: list[Path] = []  # claimed requests the daemon was too busy for, in processing/, oldest first
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
@@ -143,6 +144,7 @@ class InboxFrontend:
             try:
                 if heard is None:
                     await self._check_folders()
+                    await self._take_waiting()
                 else:
                     await self.take(heard[0], written=heard[1])
             except Exception:  # a bug costs this file or this look, not the inbox
@@ -328,7 +330,9 @@ class InboxFrontend:
         self._unclaimed.discard(path.name)
         await self._process(claimed)
 
-    async def _process(self, claimed: Path) -> None:
+    async def _process(self, claimed: Path, in_turn: bool = False) -> bool:
+        """Read a claimed request and submit its job; True when it waits for room instead (``in_turn``: the one
+        whose turn it is of those waiting)."""
         request_id = ""
         try:
             content = await self._fs(_read_request, claimed)
@@ -342,6 +346,8 @@ class InboxFrontend:
             known = self.service.job_from_request_file(_text(claimed.name), digest)
             if known is not None:  # the same file dropped again (a sync tool, a double click): not a new job
                 log.info("request file %s was already run as job %s", claimed.name, known.job_id)
+            elif self._waiting and not in_turn:  # behind the ones waiting for room, in the order they came
+                raise Busy("requests wait for room")
             else:
                 origin = {"kind": "file", "file": _text(claimed.name), "digest": digest, "status": str(status)}
                 record = self.service.submit(command, origin)
@@ -354,26 +360,52 @@ class InboxFrontend:
                 self._write_status(status, _status_of(known))
         except ValidationError as exc:
             await self._reject(claimed, exc, exc.request_id or request_id)
-            return
+            return False
+        except Busy:
+            self._wait_for_room(claimed, request_id)
+            return True
         except BridgeError as exc:
             await self._reject(claimed, exc, request_id)
-            return
+            return False
         except OSError as exc:
             if not await self._fs(os.path.lexists, claimed):
-                return  # withdrawn from processing/ before it could be read: there is nothing left to answer
+                return False  # withdrawn from processing/ before it could be read: there is nothing left to answer
             await self._reject(claimed, BridgeError(f"request file {claimed.name} cannot be read: "
                                                     f"{exc.strerror or exc}", code="request_unreadable"), request_id)
-            return
+            return False
         except Exception as exc:  # a bug costs this one request, not the inbox: it is rejected with a reason
             log.exception("request file %r failed unexpectedly", claimed.name)
             await self._reject(claimed, BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has "
                                                     "the details", code="internal_error"), request_id)
-            return
+            return False
         try:
             await self._fs(_move_into, claimed, self.processed)
         except OSError as exc:  # e.g. a file named processed in the inbox: the job runs; the file waits in processing/
             log.warning("request file %s was taken, but cannot be moved into %s: %s", claimed.name, self.processed,
                         exc.strerror or exc)
+        return False
+
+    def _wait_for_room(self, claimed: Path, request_id: str) -> None:
+        """Keep a request the daemon is too busy for (max_jobs + max_queued jobs run or wait) in processing/, to be
+        taken in its turn once a job has ended (or at the next start), and say so in its status file: request files
+        are a queue of their own that costs nothing, where an OSC command is told to send again."""
+        if claimed in self._waiting:
+            return
+        self._waiting.append(claimed)
+        message = (f"waiting for room: max_jobs {self.service.config.max_jobs} + max_queued "
+                   f"{self.service.config.max_queued} jobs are running or waiting; taken in its turn")
+        log.info("request file %s is %s", claimed.name, message)
+        self._write_status(self._status_path(request_id or claimed.stem),
+                           {"request_id": request_id, "job_id": None, "state": "waiting", "progress": 0.0,
+                            "message": message, "manifests": [], "error": None})
+
+    async def _take_waiting(self) -> None:
+        """Take the requests that wait for room, oldest first, until the daemon is busy again (at each look at the
+        folders: a job that ended has made room by the next look)."""
+        while self._waiting:
+            if await self._process(self._waiting[0], in_turn=True):
+                return
+            self._waiting.pop(0)
 
     def prune(self, before: float, keep: Collection[Path] = ()) -> tuple[int, int]:
         """Delete answered requests, error files and status files last changed before ``before``: (files, bytes).

@@ -249,8 +249,8 @@ TOP = Table("", "Where the daemon listens, which files it may touch, and its def
         max=10),
     Key("max_jobs", INT, "Jobs generating at once; more wait their turn.", default=4, min=1),
     Key("max_queued", INT, "Jobs that may wait for their turn beyond max_jobs; a command past them (a script or a "
-        "controller sending in a loop) is refused as busy, naming how many run, and starts nothing.", default=100,
-        min=0),
+        "controller sending in a loop) is refused as busy, naming how many run, and starts nothing; a request file "
+        "waits in the inbox's processing/ for its turn instead.", default=100, min=0),
     Key("log_level", STRING, "How much the daemon logs.", default="info", choices=LOG_LEVELS, fold_case=True),
 ), tables=(LOCAL, MUSICGPT, MIDI, NOTIFY, ABLETON, AUDITION, VOICE, RETENTION))
 

@@ -396,3 +396,27 @@ def test_a_folder_named_like_a_request_is_answered_once_and_left_where_it_is_at_
     log = daemon.log.read_text()
     assert "Traceback" not in log
     assert [log.count(f"request file {name}.json rejected") for name in ("early", "late", "moved")] == [1, 1, 1]
+
+
+def test_requests_past_the_daemons_room_wait_in_turn_and_none_is_rejected(project):
+    # A batch larger than max_jobs + max_queued was refused as busy, request by request, into rejected/: a script
+    # dropping a night's work lost what did not fit. Request files are a queue that costs nothing: the ones past
+    # the room wait in processing/, say so in their status files, and are taken in the order they came.
+    project.write_config("max_jobs = 1\nmax_queued = 0\n")
+    names = [f"batch-{n}" for n in range(4)]
+    for n, name in enumerate(names):
+        drop_request(project.inbox, name, {"command": "extend", "source": str(project.song),
+                                           "extend_after": 10.0 + n, "duration": 4.0, "num_outputs": 1,
+                                           "request_id": name})
+    process = DaemonProcess(project).start()
+    try:
+        waiting = wait_for_status(project.inbox, names[-1], states=("waiting",))
+        assert waiting["job_id"] is None and "max_jobs 1 + max_queued 0" in waiting["message"], waiting
+        assert all(wait_for_status(project.inbox, name)["state"] == "delivered" for name in names)
+    finally:
+        process.stop()
+    assert not (project.inbox / "rejected").exists() or not any((project.inbox / "rejected").iterdir())
+    journal = Journal(project.state / "journal.sqlite")
+    started = [r.spec.extend_after for r in reversed(journal.recent())]  # newest first
+    journal.close()
+    assert started == [10.0, 11.0, 12.0, 13.0], "taken in the order they came"
