@@ -7,8 +7,15 @@ over loopback OSC as a DAW sends it. Resident memory is summed over the daemon a
 it is read again, next to the idle figure measured before the first job. Each song then gets a second job (its
 analysis cached). The daemon's first job is on another song of the first length.
 
+Then extensions (``--extend``, seconds; 600 is the longest a producer may ask for), two variants each, after 60 % of
+a song (``--extend-song``, a generated 4-minute WAV unless one is named: a lossy song is decoded whole for its job),
+``--runs`` times each, the first with the song's analysis new: median time, peak of the daemon and its workers, and
+the largest single process's peak (the engine's worker).
+
     python bench/engine_memory.py [--minutes 4 15 30 60]
     python bench/engine_memory.py --python /tmp/fresh-venv/bin/python --minutes 4   # a fresh install's first job
+    python bench/engine_memory.py --minutes --extend 30 600 --runs 5 \
+        --extend-song /usr/share/games/wesnoth/1.16/data/core/music/the_king_is_dead.ogg
 
 With ``--python`` the daemon runs from that interpreter's installed daw-bridge, not from this work tree.
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -70,10 +78,11 @@ def family_rss(pid: int) -> float:
 
 
 class PeakSampler:
-    """Samples the daemon family's resident memory in a thread; ``peak`` is the largest sum seen."""
+    """Samples the daemon family's resident memory in a thread; ``peak`` is the largest sum seen, ``largest`` the
+    largest single process seen (the engine's worker, during a job)."""
 
     def __init__(self, pid: int):
-        self.pid, self.peak = pid, 0.0
+        self.pid, self.peak, self.largest = pid, 0.0, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -87,7 +96,17 @@ class PeakSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, family_rss(self.pid))
+            each = []
+            try:
+                pids = family(self.pid)
+            except (FileNotFoundError, ProcessLookupError):
+                pids = [self.pid]
+            for one in pids:
+                try:
+                    each.append(rss_mib(one))
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+            self.peak, self.largest = max(self.peak, sum(each)), max([self.largest] + each)
             self._stop.wait(SAMPLE_EVERY)
 
 
@@ -101,6 +120,19 @@ def inpaint(client: BridgeClient, pid: int, song: Path, at: float, tag: str) -> 
         took, cpu = time.perf_counter() - started, family_sum(pid, cpu_seconds) - cpu
     result = outcome.name if outcome.name == "done" else f"{outcome.name} {' '.join(map(str, outcome.args))}"
     return took, cpu, sampler.peak, result
+
+
+def extend(client: BridgeClient, pid: int, song: Path, after: float, seconds: float,
+           tag: str) -> tuple[float, float, float, str]:
+    """(seconds from sending to the outcome, peak MiB of the family, peak MiB of its largest process, outcome) of an
+    extension by ``seconds`` after ``after``, two variants."""
+    with PeakSampler(pid) as sampler:
+        started = time.perf_counter()
+        outcome, _ = client.run_job("extend", source=str(song), extend_after=after, duration=seconds, prompt="",
+                                    num_outputs=2, request_id=f"mem-{tag}", timeout=900.0)
+        took = time.perf_counter() - started
+    result = outcome.name if outcome.name == "done" else f"{outcome.name} {' '.join(map(str, outcome.args))}"
+    return took, sampler.peak, sampler.largest, result
 
 
 def settle_rss(pid: int) -> float:
@@ -122,8 +154,11 @@ def wait_idle(pid: int, timeout: float = 60.0) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, nargs="+", default=[4, 15, 30, 60])
+    parser.add_argument("--minutes", type=float, nargs="*", default=[4, 15, 30, 60])
     parser.add_argument("--python", help="run the daemon with this interpreter's installed daw-bridge")
+    parser.add_argument("--extend", type=float, nargs="*", default=[30, 600], help="seconds of each extension")
+    parser.add_argument("--extend-song", type=Path, help="the song extended (default: a generated 4-minute WAV)")
+    parser.add_argument("--runs", type=int, default=3, help="jobs per extension length")
     args = parser.parse_args()
     rows, pieces = [], {}
     started = time.perf_counter()
@@ -131,12 +166,13 @@ def main() -> None:
         up = time.perf_counter() - started
         audio = daemon.root / "audio"
         audio.mkdir()
-        first_song = write_song(audio / "first.wav", args.minutes[0], pieces)
         idle = wait_idle(daemon.proc.pid)
         print(f"daemon answered OSC {up:.2f} s after start; idle with its warm worker: {idle:.0f} MiB")
-        first = inpaint(client, daemon.proc.pid, first_song, 0.55 * args.minutes[0] * 60, "first")
-        print(f"its first job, a new {args.minutes[0]:g} min song: {first[0]:.2f} s (CPU {first[1]:.2f} s), "
-              f"{first[3]}; {settle_rss(daemon.proc.pid):.0f} MiB {SETTLE:.0f} s later")
+        if args.minutes:
+            first_song = write_song(audio / "first.wav", args.minutes[0], pieces)
+            first = inpaint(client, daemon.proc.pid, first_song, 0.55 * args.minutes[0] * 60, "first")
+            print(f"its first job, a new {args.minutes[0]:g} min song: {first[0]:.2f} s (CPU {first[1]:.2f} s), "
+                  f"{first[3]}; {settle_rss(daemon.proc.pid):.0f} MiB {SETTLE:.0f} s later")
         for number, minutes in enumerate(args.minutes):
             song = write_song(audio / f"song-{minutes:g}min.wav", minutes, pieces)
             if number == 0:  # a different song than the first job's: same length, new content
@@ -149,6 +185,31 @@ def main() -> None:
             cached = inpaint(client, daemon.proc.pid, song, at - 30.0, f"{minutes:g}-cached")
             rows.append((minutes, song.stat().st_size / 1e6, took, cpu, peak, after, *cached[:3], result))
             song.unlink()
+        extended = []
+        if args.extend:
+            if args.extend_song:  # a copy in the project: the daemon reads songs inside its project roots only
+                song = Path(shutil.copy(args.extend_song, audio / args.extend_song.name))
+            else:
+                song = write_song(audio / "extend.wav", 4, pieces)
+            with sf.SoundFile(str(song)) as f:
+                extend_after = round(0.6 * f.frames / f.samplerate, 1)
+            for seconds in args.extend:
+                runs = [extend(client, daemon.proc.pid, song, extend_after, seconds, f"x{seconds:g}-{run}")
+                        for run in range(args.runs)]
+                settle_rss(daemon.proc.pid)
+                extended.append((seconds, runs))
+    if extended:
+        print(f"\nextensions of {song.name} after {extend_after:g} s, two variants; peak RSS MiB of the daemon + "
+              f"workers, and of its largest process (the worker); median of {args.runs}, the first with a new analysis")
+        print(f"{'extend':>8} {'s':>7} {'peak':>6} {'worker':>7}   each run: s / peak / worker   outcome")
+        for seconds, runs in extended:
+            medians = [statistics.median(run[k] for run in runs) for k in range(3)]
+            each = "  ".join(f"{run[0]:.2f}/{run[1]:.0f}/{run[2]:.0f}" for run in runs)
+            print(f"{seconds:>6g} s {medians[0]:>7.2f} {medians[1]:>6.0f} {medians[2]:>7.0f}   {each}   "
+                  f"{' '.join(sorted({run[3] for run in runs}))}")
+    if not rows:
+        shutil.rmtree(daemon.root, ignore_errors=True)
+        return
     print(f"\n10 s inpaint, two variants, 44.1 kHz stereo 24-bit WAV; memory = daemon + workers, RSS MiB "
           f"(idle {idle:.0f}, sampled every {SAMPLE_EVERY * 1000:.0f} ms)")
     print(f"{'song':>7} {'file MB':>8} {'new s':>7} {'CPU s':>6} {'peak MiB':>9} {f'{SETTLE:.0f} s after':>10} "

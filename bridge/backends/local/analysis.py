@@ -108,7 +108,7 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
     Each block is mixed to mono, resampled to the analysis rate by a streaming resampler (the same samples as
     resampling the whole mix at once) and cut into STFT frames whose mel and chroma energies are all that is kept.
     """
-    resample = _resampler(sample_rate)
+    resample = resampler(sample_rate)
     spectra = _Spectra()
     frames = 0
     for block in blocks:
@@ -138,7 +138,7 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
 
 def to_analysis_rate(mono: np.ndarray, sample_rate: int) -> np.ndarray:
     """A short mono stretch resampled at once to the analysis rate."""
-    return _resampler(sample_rate)(mono, True)
+    return resampler(sample_rate)(mono, True)
 
 
 def stretch_onsets(samples: np.ndarray) -> np.ndarray:
@@ -148,7 +148,7 @@ def stretch_onsets(samples: np.ndarray) -> np.ndarray:
     return onset_strength(power_to_db(mel, top_db=80.0))
 
 
-def _resampler(sample_rate: int):
+def resampler(sample_rate: int):
     """``resample(mono, last)``: the next stretch of the mix at the analysis rate (``last`` flushes the end)."""
     if sample_rate == ANALYSIS_RATE:
         return lambda mono, last: mono

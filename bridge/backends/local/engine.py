@@ -5,10 +5,13 @@ and returns ``Rendered`` dicts. Both are module-level so a spawned process pool 
 remembers the content key of the last song it hashed, so the two calls of one job hash the file once. No call
 holds the decoded song: the analysis reads the file a block at a time, and rendering reads only the blocks the
 variants play (a lossy file, whose seeking is not sample-exact, is decoded whole for that job and then let go).
+Nor does any call hold a variant whole: candidates are compared by spectra taken as their audio is made, and the
+chosen are made and written a block at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,10 +24,10 @@ from bridge.backends.local.extend import plan_extend
 from bridge.backends.local.inpaint import plan_inpaint
 from bridge.backends.local.joins import ArraySource, FileSource
 from bridge.backends.local.plans import Plan
-from bridge.backends.local.render import render
+from bridge.backends.local.render import Rendering, lay_out
 from bridge.backends.local.similarity import confidence
 from bridge.backends.local.steering import Ruler, context_around, rank, understand
-from bridge.backends.local.texture import TEXTURE_BELOW, Texture, plan_texture, render_texture
+from bridge.backends.local.texture import TEXTURE_BELOW, Texture, lay_out_texture, plan_texture
 from bridge.exceptions import NoMaterialError, SourceError
 
 ENGINE_NOTE = ("embedded: re-uses the song's own material (beat-aligned, similarity-driven); it does not follow "
@@ -182,13 +185,13 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
     write_subtype = lossless_subtype(subtype)
     candidates, steered, apart, results = [], {}, [], []
-    # Candidates that are compared before the choice keep what they are compared by, not their audio (an extension
-    # of 600 s with six candidates held 1.6 GB); the chosen are rendered again, one at a time, as they are written.
-    compared = bool(steering) or spec.operation == "extend"
-    new = slice(int(round(start * sample_rate)) - first, stop - first)  # an extension's new material
+    # A candidate is kept as its layout (joins, gains), and what it is compared by when it is compared before the
+    # choice, never as its audio: the chosen are made a block at a time as they are written (a 600 s extension with
+    # six candidates held 1.6 GB when each was kept whole, 657 MB when rendered again and written whole).
+    new = (int(round(start * sample_rate)) - first, stop - first)  # an extension's new material
 
-    def play(plan: Plan) -> tuple[np.ndarray, list[dict], list[dict]]:
-        draw = render_texture if isinstance(plan, Texture) else render
+    def lay_out_plan(plan: Plan) -> Rendering:
+        draw = lay_out_texture if isinstance(plan, Texture) else lay_out
         return draw(song, sample_rate, plan, start, end, (first, stop), analysis.beat_period)
 
     try:
@@ -197,19 +200,19 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
             # an extension's last bar is left out, as when steering was measured: every candidate ends the same way
             # there (the song's ending, or a fade over its last beat)
             tail = min(4 * analysis.beat_period, (end - start) / 2) if spec.operation == "extend" else 0.0
-            judged = slice(int(round(start * sample_rate)) - first, int(round((end - tail) * sample_rate)) - first)
+            judged = (int(round(start * sample_rate)) - first, int(round((end - tail) * sample_rate)) - first)
 
         def consider(plan: Plan) -> float:
-            out, joins, passages = play(plan)
+            rendering = lay_out_plan(plan)
+            joins = rendering.joins
             sure = min([j["confidence"] for j in joins] + [confidence(plan.worst_join) if not joins else 1.0])
             if sure >= floor:
+                kept = None
                 if steering:
-                    kept = ruler.change(out[judged])
-                elif compared:
-                    kept = agreement.spectra(out[new], sample_rate)
-                else:
-                    kept = out
-                candidates.append((sure, kept, joins, passages, plan))
+                    kept = ruler.change(rendering.audio(*judged))
+                elif spec.operation == "extend":
+                    kept = _spectra(rendering, new, sample_rate)
+                candidates.append((sure, kept, rendering, plan))
             return sure
 
         best = max([consider(plan) for plan in plans], default=0.0)
@@ -220,7 +223,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
                 best = max(best, consider(texture))
         candidates.sort(key=lambda item: -item[0])  # surest first: an inpaint's order, and the order of equals
         if spec.operation == "extend" and not steering:  # the guess the others agree with, among the surest
-            ranked = agreement.order_spectra([c[1] for c in candidates], [c[0] for c in candidates])
+            ranked = agreement.order_spectra([c[1] for c in candidates], [c[0] for c in candidates], reuse=True)
             candidates = [candidates[i] for i, _ in ranked]
             apart = [distance for _, distance in ranked]
         if steering and candidates:
@@ -228,20 +231,17 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
             candidates = [candidates[i] for i, _ in order]
             steered = {variant: note for variant, (_, note) in enumerate(order, start=1)}
         del candidates[spec.num_outputs:]  # an extension plans more candidates than variants asked for
-        for variant, (sure, kept, joins, passages, plan) in enumerate(candidates, start=1):
-            out = play(plan)[0] if compared else kept
-            if write_subtype == "FLOAT":  # PCM is clipped at full scale when written; a float file keeps any over
-                out = _within_ceiling(out, spec.source)
-            path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", out, sample_rate, write_subtype)
-            del out
-            splice = {"handle": spec.handle, "joins": joins, "confidence": round(sure, 3), "passages": passages,
-                      "tempo": round(analysis.tempo, 2)}
+        for variant, (sure, _, rendering, plan) in enumerate(candidates, start=1):
+            path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", rendering, sample_rate,
+                          write_subtype, spec.source)
+            splice = {"handle": spec.handle, "joins": rendering.joins, "confidence": round(sure, 3),
+                      "passages": rendering.passages, "tempo": round(analysis.tempo, 2)}
             if spec.operation == "extend":
                 splice["ending"] = plan.ending
                 if apart and apart[variant - 1] is not None:
                     splice["apart_db"] = round(apart[variant - 1], 2)
             if isinstance(plan, Texture):
-                splice["texture"] = plan.describe(passages)
+                splice["texture"] = plan.describe(rendering.passages)
             results.append(Rendered(variant, path, first / sample_rate, splice, {}))
     finally:
         if isinstance(song, FileSource):
@@ -256,27 +256,49 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     return [rendered.to_json() for rendered in results]
 
 
-def _within_ceiling(out: np.ndarray, source: Path) -> np.ndarray:
-    """``out`` clipped to the source's own ceiling: full scale, or the source's peak where it already goes beyond.
+def _spectra(rendering: Rendering, new: tuple[int, int], sample_rate: int) -> np.ndarray:
+    """``agreement.spectra`` of the rendering's frames ``new``, made a block at a time."""
+    try:
+        return agreement.spectra_of_blocks(rendering.blocks(*new), sample_rate, new[1] - new[0])
+    except agreement.SpreadMismatch:  # the resampler rounded another way than reckoned: measure it whole
+        return agreement.spectra(rendering.audio(*new), sample_rate)
 
-    Level matching, crossfades and varispeed can push re-used material past 0 dBFS; a float source that never did
-    must not come back with overs its producer would only hear as clipping at the next bounce.
-    """
-    if out.size == 0 or float(np.max(np.abs(out))) <= 1.0:
-        return out
+
+def _source_ceiling(source: Path) -> float:
+    """Full scale, or the source's peak where it already goes beyond."""
     import soundfile as sf
 
     ceiling = 1.0
     with sf.SoundFile(str(source)) as f:
         for block in f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
             ceiling = max(ceiling, float(np.max(np.abs(block))) if block.size else 0.0)
-    return np.clip(out, -ceiling, ceiling)
+    return ceiling
 
 
-def _write(path: Path, audio: np.ndarray, sample_rate: int, subtype: str) -> Path:
-    from bridge.audio.wavio import write_atomic
+def _within_ceiling(blocks: Iterator[np.ndarray], source: Path) -> Iterator[np.ndarray]:
+    """``blocks`` clipped to the source's own ceiling: full scale, or the source's peak where it already goes beyond.
 
-    return write_atomic(path, np.clip(audio, -1.0, 1.0) if subtype != "FLOAT" else audio, sample_rate, subtype)
+    Level matching, crossfades and varispeed can push re-used material past 0 dBFS; a float source that never did
+    must not come back with overs its producer would only hear as clipping at the next bounce. The source is read
+    for its peak only once a block goes past full scale (clipping at a ceiling of full scale or more leaves the
+    blocks before unchanged).
+    """
+    ceiling = None
+    for block in blocks:
+        if ceiling is None and block.size and not float(np.max(np.abs(block))) <= 1.0:
+            ceiling = _source_ceiling(source)
+        yield np.clip(block, -ceiling, ceiling, out=block) if ceiling is not None else block
+
+
+def _write(path: Path, rendering: Rendering, sample_rate: int, subtype: str, source: Path) -> Path:
+    """The rendering written a block at a time: PCM clipped at full scale, float at the source's ceiling."""
+    from bridge.audio.wavio import write_blocks_atomic
+
+    if subtype == "FLOAT":  # PCM is clipped at full scale when written; a float file keeps any over
+        blocks = _within_ceiling(rendering.blocks(), source)
+    else:
+        blocks = (np.clip(block, -1.0, 1.0, out=block) for block in rendering.blocks())
+    return write_blocks_atomic(path, blocks, sample_rate, rendering.channels, subtype)
 
 
 def _check_song(analysis: SongAnalysis) -> None:

@@ -3,9 +3,14 @@
 Positions are in samples of the source. A passage's lag is refined at the join where it comes in (so it lines up
 with what plays before it); the last passage of an inpaint is also aligned with the source after the range, and
 if the two alignments disagree the passage is resampled by that tiny ratio so both joins line up.
+
+A plan is laid out first (``lay_out``: joins aligned, gains set) and its audio made from the layout a block at a
+time (``Rendering.blocks``), so a 10-minute extension is never held whole; ``render`` gives it as one array.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -106,58 +111,142 @@ class _Renderer:
         return stretched[out_pad:out_pad + frames]
 
 
-def _blend(outgoing: np.ndarray, incoming: np.ndarray, correlation: float) -> np.ndarray:
-    fade_out, fade_in = joins.crossfade_curves(len(outgoing), correlation)
+BLOCK_FRAMES = 1 << 17  # a span's audio is made this many frames at a time (3 s at 44.1 kHz, 1 MB of stereo)
+
+
+class Rendering:
+    """A plan laid out as audio: the joins and passages for the manifest, and the span's audio, made a block at a
+    time from the source when it is asked for (``blocks``): a 10-minute extension is never held whole.
+
+    ``frames`` is the span's length.
+    """
+
+    def __init__(self, frames: int, channels: int, joins: list[dict], passages: list[dict], make):
+        self.frames, self.channels = frames, channels
+        self.joins, self.passages = joins, passages
+        self._make = make  # make(lo, hi, held) -> float32 (hi - lo, channels); held: what one pass keeps
+
+    def blocks(self, lo: int = 0, hi: int | None = None, size: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+        """The span's frames lo..hi, in order, as new float32 arrays of at most ``size`` frames."""
+        hi = self.frames if hi is None else hi
+        held: dict = {}
+        for at in range(lo, hi, size):
+            yield self._make(at, min(at + size, hi), held)
+
+    def audio(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """The span's frames lo..hi as one array."""
+        hi = self.frames if hi is None else hi
+        out = np.empty((hi - lo, self.channels), dtype=np.float32)
+        at = 0
+        for block in self.blocks(lo, hi):
+            out[at:at + len(block)] = block
+            at += len(block)
+        return out
+
+
+def _blend(outgoing: np.ndarray, incoming: np.ndarray, curves: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``outgoing`` faded out into ``incoming`` by ``curves`` (the part of a whole crossfade's that they cover)."""
+    fade_out, fade_in = curves
     return outgoing * fade_out + incoming * fade_in
 
 
-def _ramp(block: np.ndarray, gain_from: float, gain_to: float) -> np.ndarray:
-    if gain_from == gain_to:
-        return block * np.float32(gain_from) if gain_from != 1.0 else block
-    db = np.linspace(20 * np.log10(gain_from), 20 * np.log10(gain_to), len(block))
-    return block * (10 ** (db / 20)).astype(np.float32)[:, None]
+def _ramp_curve(gain_from: float, gain_to: float, frames: int) -> np.ndarray:
+    """Per-frame float32 gains (frames, 1) moving from ``gain_from`` to ``gain_to`` evenly in dB."""
+    db = np.linspace(20 * np.log10(gain_from), 20 * np.log10(gain_to), frames)
+    return (10 ** (db / 20)).astype(np.float32)[:, None]
 
 
-def _within_ceiling(gain: float, block: np.ndarray) -> float:
+def _within_ceiling(gain: float, peak: float) -> float:
     """``gain``, lowered as far as the block's peaks need to stay under full scale, but never below unity: a loud
     master's material turned up to match quieter surroundings was clipped when written (audible distortion), and a
     level step of a dB or two at the join is the smaller harm. A block already beyond full scale keeps its level."""
-    peak = float(np.max(np.abs(block))) if block.size else 0.0
     if gain * peak <= _CEILING:
         return gain
     return max(min(gain, _CEILING / peak), min(gain, 1.0))
 
 
-def _new_material(r: _Renderer, lags: list[int], fades: list[int], bounds: list[int], gains: list[float], tail: int,
-                  end_lag: int | None, end_gain: float | None,
-                  correlations: list[float]) -> tuple[np.ndarray, float | None]:
-    """All passages chained with their internal crossfades, covering bounds[0] - fades[0] .. bounds[-1] + tail;
-    and the exit's gain as played. ``gains`` are lowered in place where they would take a passage past full scale.
+def _peak(block: np.ndarray) -> float:
+    return float(np.max(np.abs(block))) if block.size else 0.0
 
-    Each passage is written into one buffer as it is read (chaining them by concatenation copied all that came
-    before at every join, and held it twice: a 600 s extension of many passages peaked at several times its size)."""
-    origin = bounds[0] - fades[0]
-    pieces = np.empty((bounds[-1] + tail - origin, r.source.channels), dtype=np.float32)
-    count = len(lags)
-    for i in range(count):
-        lo = bounds[i] - fades[i]
-        hi = bounds[i + 1] + (tail if i == count - 1 else 0)
-        last = i == count - 1
-        block = r.material(lo, hi, lags[i], end_lag if last else None)
-        gains[i] = _within_ceiling(gains[i], block)
-        if last and end_gain is not None:
-            end_gain = _within_ceiling(end_gain, block)
-        block = _ramp(block, gains[i], end_gain if (last and end_gain is not None) else gains[i])
-        at, overlap = lo - origin, fades[i] if i else 0
-        if overlap:
-            pieces[at:at + overlap] = _blend(pieces[at:at + overlap], block[:overlap], correlations[i])
-        pieces[at + overlap:hi - origin] = block[overlap:]
-    return pieces, end_gain
+
+class _Walk:
+    """The new material of a plan laid out: passage ``i`` plays output frames ``los[i]..his[i]`` from the source at
+    ``lags[i]`` with ``gains[i]``, crossfading from the passage before over its first ``fades[i]`` frames."""
+
+    def __init__(self, r: _Renderer, lags: list[int], fades: list[int], bounds: list[int], gains: list[float],
+                 tail: int, end_lag: int | None, end_gain: float | None, correlations: list[float]):
+        self.r, self.lags, self.fades, self.gains = r, lags, fades, gains
+        count = len(lags)
+        self.los = [bounds[i] - fades[i] for i in range(count)]
+        self.his = [bounds[i + 1] + (tail if i == count - 1 else 0) for i in range(count)]
+        self.end_lag = end_lag
+        self.curves = [joins.crossfade_curves(fades[i], correlations[i]) if i else None for i in range(count)]
+        # each passage's gain lowered where it would take its peaks past full scale (read once, a block at a time)
+        for i in range(count):
+            peak = self._raw_peak(i)
+            gains[i] = _within_ceiling(gains[i], peak)
+            if i == count - 1 and end_gain is not None:
+                end_gain = _within_ceiling(end_gain, peak)
+        self.end_gain = end_gain
+
+    def _stretched(self, i: int) -> bool:
+        return i == len(self.lags) - 1 and self.end_lag is not None and self.end_lag != self.lags[i]
+
+    def _raw_peak(self, i: int) -> float:
+        if self._stretched(i):
+            return _peak(self.r.material(self.los[i], self.his[i], self.lags[i], self.end_lag))
+        peak = 0.0
+        for at in range(self.los[i], self.his[i], BLOCK_FRAMES):
+            peak = max(peak, _peak(self.r.read(at + self.lags[i], min(at + BLOCK_FRAMES, self.his[i]) - at)))
+        return peak
+
+    def _played(self, i: int, lo: int, hi: int, held: dict) -> np.ndarray:
+        """Passage ``i``'s output frames lo..hi at its gain (a stretched or ramped passage is made whole once)."""
+        last = i == len(self.lags) - 1
+        gain_to = self.end_gain if (last and self.end_gain is not None) else self.gains[i]
+        if self._stretched(i):
+            if ("stretched", i) not in held:
+                held.clear()  # a pass moves forward: what an earlier passage held is done with
+                held[("stretched", i)] = self.r.material(self.los[i], self.his[i], self.lags[i], self.end_lag)
+            block = held[("stretched", i)][lo - self.los[i]:hi - self.los[i]]
+        else:
+            block = self.r.read(lo + self.lags[i], hi - lo)
+        if self.gains[i] == gain_to:
+            return block * np.float32(gain_to) if gain_to != 1.0 else block
+        if ("ramp", i) not in held:
+            held[("ramp", i)] = _ramp_curve(self.gains[i], gain_to, self.his[i] - self.los[i])
+        return block * held[("ramp", i)][lo - self.los[i]:hi - self.los[i]]
+
+    def frames(self, lo: int, hi: int, held: dict) -> np.ndarray:
+        """Output frames lo..hi of the chained passages (within the first passage's start .. the last's end)."""
+        out = np.empty((hi - lo, self.r.source.channels), dtype=np.float32)
+        for i in range(len(self.lags)):
+            a, b = max(lo, self.los[i]), min(hi, self.his[i])
+            if a >= b:
+                continue
+            block = self._played(i, a, b, held)
+            blended = max(a, min(b, self.los[i] + self.fades[i])) if i else a  # the crossfade from the one before
+            if blended > a:
+                part = slice(a - self.los[i], blended - self.los[i])
+                curves = (self.curves[i][0][part], self.curves[i][1][part])
+                out[a - lo:blended - lo] = _blend(out[a - lo:blended - lo], block[:blended - a], curves)
+            out[blended - lo:b - lo] = block[blended - a:]
+        return out
 
 
 def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: tuple[int, int],
            beat: float) -> tuple[np.ndarray, list[dict], list[dict]]:
     """The span's audio with start..end played from the plan; returns (audio, joins, passages) for the manifest.
+
+    ``lay_out`` and its ``Rendering.blocks`` make the same audio without holding it whole.
+    """
+    rendering = lay_out(song, sample_rate, plan, start, end, span, beat)
+    return rendering.audio(), rendering.joins, rendering.passages
+
+
+def lay_out(song, sample_rate: int, plan: Plan, start: float, end: float, span: tuple[int, int],
+            beat: float) -> Rendering:
+    """The span's audio with start..end played from the plan, laid out: its joins aligned, its gains set.
 
     ``song`` is float32 frames (frames, channels) or a source with ``read(start, length)`` and ``frames``. For an
     inpaint ``end`` lies inside the song and the source takes over again there; for an extension it is where the
@@ -201,26 +290,61 @@ def render(song, sample_rate: int, plan: Plan, start: float, end: float, span: t
         exit_correlation = found.correlation
         rendered.append(_Join(last, last, tail, found, costs.pop(0), end_gain))
         gain_of.append(None)
-    new, end_gain = _new_material(r, lags, fades, bounds, gains, tail, end_lag, end_gain, correlations)
+    walk = _Walk(r, lags, fades, bounds, gains, tail, end_lag, end_gain, correlations)
     for join, which in zip(rendered, gain_of):  # the gains as played (lowered where a peak would clip)
-        join.gain = end_gain if which is None else gains[which]
-    out = source.read(f0, f1 - f0)
-    lo = first - fades[0]
-    if fades[0]:
-        out[lo - f0:first - f0] = _blend(out[lo - f0:first - f0], new[:fades[0]], correlations[0])
-    out[first - f0:last - f0] = new[fades[0]:fades[0] + last - first]
-    if tail:
-        out[last - f0:last + tail - f0] = _blend(new[-tail:], out[last - f0:last + tail - f0], exit_correlation)
-    if plan.ending != "source":
-        finish(out, last - f0, int(round(beat * sample_rate)))
+        join.gain = walk.end_gain if which is None else gains[which]
+    entry = joins.crossfade_curves(fades[0], correlations[0]) if fades[0] else None
+    exit_curves = joins.crossfade_curves(tail, exit_correlation) if tail else None
+    fade_from = first - fades[0]
+    ending = _ending(last - f0, int(round(beat * sample_rate))) if plan.ending != "source" else None
+
+    def make(lo: int, hi: int, held: dict) -> np.ndarray:
+        a, b = f0 + lo, f0 + hi  # in source frames
+        out = np.empty((hi - lo, source.channels), dtype=np.float32)
+        for x, y in ((a, min(b, fade_from)), (max(a, last + tail), b)):  # the source around the new material
+            if y > x:
+                out[x - a:y - a] = source.read(x, y - x)
+        x, y = max(a, fade_from), min(b, first)
+        if y > x:  # the entry's crossfade
+            part = slice(x - fade_from, y - fade_from)
+            out[x - a:y - a] = _blend(source.read(x, y - x), walk.frames(x, y, held), (entry[0][part], entry[1][part]))
+        x, y = max(a, first), min(b, last)
+        if y > x:
+            out[x - a:y - a] = walk.frames(x, y, held)
+        x, y = max(a, last), min(b, last + tail)
+        if y > x:  # the exit's crossfade
+            part = slice(x - last, y - last)
+            out[x - a:y - a] = _blend(walk.frames(x, y, held), source.read(x, y - x),
+                                      (exit_curves[0][part], exit_curves[1][part]))
+        if ending is not None:
+            _fade(out, lo, ending)
+        return out
+
     passages = [p.to_json() for p in plan.passages]
-    for entry, at, lag, gain in zip(passages, bounds, lags, gains):
-        entry["from"] = round((at + lag) / sample_rate, 4)
-        entry["gain_db"] = round(20 * np.log10(gain), 2)
-        entry.pop("stretch", None)
+    for entry_json, at, lag, gain in zip(passages, bounds, lags, gains):
+        entry_json["from"] = round((at + lag) / sample_rate, 4)
+        entry_json["gain_db"] = round(20 * np.log10(gain), 2)
+        entry_json.pop("stretch", None)
     if end_lag is not None and end_lag != lags[-1]:
         passages[-1]["stretch"] = round((last - bounds[-2] + end_lag - lags[-1]) / (last - bounds[-2]), 6)
-    return out, [j.to_json(sample_rate) for j in rendered], passages
+    return Rendering(f1 - f0, source.channels, [j.to_json(sample_rate) for j in rendered], passages, make)
+
+
+def _ending(end: int, beat: int) -> tuple[int, np.ndarray] | None:
+    """(first frame, gains) of ``finish``'s fade over the last beat before ``end``; None when there is none."""
+    length = min(beat, end)
+    if length <= 0:
+        return None
+    x = (np.arange(length) + 0.5) / length
+    return end - length, (np.cos(0.5 * np.pi * x) ** 2).astype(np.float32)[:, None]
+
+
+def _fade(out: np.ndarray, at: int, ending: tuple[int, np.ndarray]) -> None:
+    """Apply the part of ``ending`` that falls in ``out`` (whose first frame is frame ``at`` of the span)."""
+    begin, gains = ending
+    x, y = max(at, begin), min(at + len(out), begin + len(gains))
+    if y > x:
+        out[x - at:y - at] *= gains[x - begin:y - begin]
 
 
 def finish(out: np.ndarray, end: int, beat: int) -> None:
@@ -230,8 +354,6 @@ def finish(out: np.ndarray, end: int, beat: int) -> None:
     the extension fading: the music the producer asked for plays at its level until the last beat. The song's own
     ending is faded too: a song that only went quiet where its file stops (a bounce cut in a soft passage) counts
     as ending, and its last note was cut with it; an ending that rings out to silence loses nothing audible."""
-    length = min(beat, end)
-    if length <= 0:
-        return
-    x = (np.arange(length) + 0.5) / length
-    out[end - length:end] *= (np.cos(0.5 * np.pi * x) ** 2).astype(np.float32)[:, None]
+    ending = _ending(end, beat)
+    if ending is not None:
+        _fade(out, 0, ending)

@@ -24,7 +24,7 @@ from bridge.backends.local.analysis import CELL_SECONDS, SongAnalysis
 from bridge.backends.local.extend import LOOP_BARS
 from bridge.backends.local.joins import level_gain
 from bridge.backends.local.plans import Passage, Plan
-from bridge.backends.local.render import finish
+from bridge.backends.local.render import Rendering, _ending, _fade
 
 TEXTURE_BELOW = 0.35  # a texture is offered when no passage's rendered confidence reaches this
 GRAIN_BARS = 2  # a grain's length, within GRAIN_SECONDS
@@ -131,41 +131,81 @@ def render_texture(source, sample_rate: int, texture: Texture, start: float, end
                    beat: float) -> tuple[np.ndarray, list[dict], list[dict]]:
     """The span's audio with start..end played as the texture; returns (audio, joins, passages) for the manifest.
 
+    ``lay_out_texture`` and its ``Rendering.blocks`` make the same audio without holding it whole.
+    """
+    rendering = lay_out_texture(source, sample_rate, texture, start, end, span, beat)
+    return rendering.audio(), rendering.joins, rendering.passages
+
+
+def lay_out_texture(source, sample_rate: int, texture: Texture, start: float, end: float, span: tuple[int, int],
+                    beat: float) -> Rendering:
+    """The span's audio with start..end played as the texture, laid out: each grain's gain set.
+
     The one join is the entry: an equal-power crossfade (the texture is not the same waveform as what it follows)
     of up to ``ENTRY_SECONDS`` before the point. The passages are the grains, marked ``"texture": true``.
     """
     f0, f1 = span
     first, last = int(round(start * sample_rate)), int(round(end * sample_rate))
-    out = source.read(f0, f1 - f0)
     level = int(round(SOUND_SECONDS * sample_rate))
     reference = source.read(max(first - level, 0), min(level, first))
     grain = int(round(texture.grain * sample_rate))
     # sine windows 1 / layers of a grain apart sum to layers / 2 in power: every moment is at the grains' level
     window = (np.sin(np.pi * (np.arange(grain) + 0.5) / grain) * np.sqrt(2.0 / texture.layers)).astype(np.float32)
     stream_lo = int(round(texture.passages[0].start * sample_rate))
-    stream = np.zeros((last - stream_lo, out.shape[1]), dtype=np.float32)
-    passages = []
+    passages, grains = [], []  # grains: (first output frame, frames, first source frame, gain)
     fade = max(0, min(int(round(ENTRY_SECONDS * sample_rate)), first - f0, first - stream_lo))
     heard_from = (first - fade) / sample_rate  # the texture is heard from where the entry crossfade begins
     for grain_plan in texture.passages:
         at = int(round(grain_plan.start * sample_rate))
         frames = min(int(round(grain_plan.end * sample_rate)) - at, grain)
-        block = source.read(at + int(round(grain_plan.lag * sample_rate)), frames)
-        gain = level_gain(reference, block)
-        stream[at - stream_lo:at - stream_lo + frames] += block * (window[:frames, None] * np.float32(gain))
+        read_at = at + int(round(grain_plan.lag * sample_rate))
+        gain = level_gain(reference, source.read(read_at, frames))
+        grains.append((at, frames, read_at, gain))
         if at + frames > first - fade:  # what is heard of each grain
             skip = max(heard_from - grain_plan.start, 0.0)
             passages.append({"at": round(grain_plan.start + skip, 4), "until": round((at + frames) / sample_rate, 4),
                              "from": round(grain_plan.source_start + skip, 4), "gain_db": round(20 * np.log10(gain), 2),
                              "texture": True})
+    del reference
     joins = []
     if fade:  # an extension always has music before its point to join from (LocalBackend.check)
-        fade_out, fade_in = equal_power_curves(fade)
-        lo = first - fade
-        out[lo - f0:first - f0] = (out[lo - f0:first - f0] * fade_out
-                                   + stream[lo - stream_lo:first - stream_lo] * fade_in)
         joins.append({"at": round(start, 4), "from": passages[0]["from"], "crossfade": round(fade / sample_rate, 4),
                       "confidence": round(texture.steadiness, 3), "correlation": 0.0, "gain_db": 0.0})
-    out[first - f0:last - f0] = stream[first - stream_lo:]
-    finish(out, last - f0, int(round(beat * sample_rate)))
-    return out, joins, passages
+    curves = equal_power_curves(fade) if fade else None
+    ending = _ending(last - f0, int(round(beat * sample_rate)))
+    channels = source.channels
+
+    def stream(lo: int, hi: int, held: dict) -> np.ndarray:
+        """Output frames lo..hi (source frames) of the grains overlapped, added in the grains' order."""
+        out = np.zeros((hi - lo, channels), dtype=np.float32)
+        for number, (at, frames, read_at, gain) in enumerate(grains):
+            a, b = max(lo, at), min(hi, at + frames)
+            if a >= b:
+                if at >= hi:
+                    break
+                continue
+            if number not in held:  # a grain is weighted whole once per pass, and let go once the pass is past it
+                for done in [key for key in held if key < number and grains[key][0] + grains[key][1] <= lo]:
+                    del held[done]
+                held[number] = source.read(read_at, frames) * (window[:frames, None] * np.float32(gain))
+            out[a - lo:b - lo] += held[number][a - at:b - at]
+        return out
+
+    def make(lo: int, hi: int, held: dict) -> np.ndarray:
+        a, b = f0 + lo, f0 + hi
+        out = np.empty((hi - lo, channels), dtype=np.float32)
+        for x, y in ((a, min(b, first - fade)), (max(a, last), b)):
+            if y > x:
+                out[x - a:y - a] = source.read(x, y - x)
+        x, y = max(a, first - fade), min(b, first)
+        if y > x:
+            part = slice(x - first + fade, y - first + fade)
+            out[x - a:y - a] = source.read(x, y - x) * curves[0][part] + stream(x, y, held) * curves[1][part]
+        x, y = max(a, first), min(b, last)
+        if y > x:
+            out[x - a:y - a] = stream(x, y, held)
+        if ending is not None:
+            _fade(out, lo, ending)
+        return out
+
+    return Rendering(f1 - f0, channels, joins, passages, make)
