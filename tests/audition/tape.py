@@ -8,6 +8,8 @@ loaded machine drops is dropped for the player and the tape alike, and the recor
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -30,9 +32,7 @@ class Tape:
         self.client = opened(lambda: jack.Client(name, no_start_server=True))
         self.ins = [self.client.inports.register(f"in_{n}") for n in (1, 2)]
         self.blocks: list[tuple[int, float, np.ndarray]] = []  # (frame time, time.monotonic(), (frames, 2))
-        self.xruns: list[float] = []  # when (time.monotonic()) the server reported a cycle some client was late in
         self.client.set_process_callback(self._record)
-        self.client.set_xrun_callback(self._xrun)
         self.client.activate()
 
     @property
@@ -43,34 +43,50 @@ class Tape:
         block = np.stack([port.get_array().copy() for port in self.ins], axis=1)
         self.blocks.append((self.client.last_frame_time, time.monotonic(), block))
 
-    def _xrun(self, delay: float) -> None:
-        self.xruns.append(time.monotonic())
-
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
 
 
-def hold_the_gil(record: Path, seconds: float = 2.0) -> None:
-    """Hold this process's GIL for ``seconds`` or more in one C call (a regular expression that backtracks never
-    lets go), as python-rtmidi does while it opens a JACK port, only longer; write when into ``record``."""
+def gil_hold(seconds: float = 2.0) -> int:
+    """The length of string for which ``hold_the_gil`` holds the GIL ``seconds`` or more (up to twice as long)."""
     length = 18
-    while _held(length) < seconds:  # the same call on a longer string: one call, one hold, whatever this machine
+    while held(length) < seconds:  # the same call on a longer string: one call, one hold, whatever this machine
         length += 1
-    began = time.monotonic()  # the same clock in every process here (CLOCK_MONOTONIC)
-    _held(length)
-    record.write_text(f"{began} {time.monotonic()}")
+    return length
 
 
-def late_while_held(tape: Tape, record: Path) -> tuple[int, float]:
-    """The late cycles ``tape`` heard of while the hold ``record`` tells of lasted (and half a second after), and
-    the seconds it lasted. A hold in a process with a JACK client makes 5-40 a second; a loaded machine, without
-    realtime scheduling, makes the odd one at any time."""
-    began, ended = map(float, record.read_text().split())
-    return sum(began <= at <= ended + 0.5 for at in tape.xruns), ended - began
+def hold_the_gil(record: Path, length: int) -> None:
+    """Hold this process's GIL in one C call (a regular expression that backtracks never lets go, on a string of
+    ``length``: ``gil_hold``), as python-rtmidi does while it opens a JACK port, only longer; but first make the
+    same call in a process of its own, the same load on the machine without the GIL. Write both spans of time into
+    ``record``."""
+    spans = []
+    for apart in (True, False):
+        began = time.monotonic()  # the same clock in every process here (CLOCK_MONOTONIC)
+        if apart:
+            subprocess.run([sys.executable, "-c", f"import re; re.match({_PATTERN!r}, 'a' * {length})"], check=True)
+        else:
+            held(length)
+        spans += [began, time.monotonic()]
+    record.write_text(" ".join(map(str, spans)))
 
 
-def _held(length: int) -> float:
+def cycles_while_held(tape: Tape, record: Path) -> tuple[float, float]:
+    """How many cycles a second ``tape`` ran while the hold ``record`` tells of lasted, and while the same call ran
+    in a process of its own. A client whose callback waits for the held GIL holds up the whole server (measured: 1
+    cycle in a 2 s hold, against 250 with the call apart); a loaded machine without realtime scheduling loses a few
+    anyway, more while one of its cores is kept busy."""
+    apart, apart_end, began, ended = map(float, record.read_text().split())
+    rate = lambda lo, hi: sum(lo <= heard <= hi for _, heard, _ in tape.blocks) / (hi - lo)  # noqa: E731
+    return rate(began, ended), rate(apart, apart_end)
+
+
+_PATTERN = r"(a+)+b"
+
+
+def held(length: int) -> float:
+    """Hold the GIL in one call on a string of ``length`` (``gil_hold``); the seconds it took."""
     began = time.monotonic()
-    re.match(r"(a+)+b", "a" * length)
+    re.match(_PATTERN, "a" * length)
     return time.monotonic() - began
