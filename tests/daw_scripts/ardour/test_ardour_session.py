@@ -303,16 +303,20 @@ report(ticks)
 
 # A tick of the background hook in a loaded session (what its callback runs while nothing is ready to import: the
 # pending results, then the decisions), `ticks` times. Per tick: the files opened (io.open) other than the two
-# ledgers, how many times the ledgers were opened, the folder listings (io.popen), what was ready to import and what
-# was applied. At tick `change` (a daemon publishing while Ardour runs), every ".<name>.part" staged in the drop
-# folder and its decisions folder is renamed into place; at tick `revert`, the session loses its hold of j-003's
-# decision, as a close without saving does.
+# ledgers, how many times the ledgers were opened (or written anew), the folder listings (io.popen), what was ready
+# to import and what was applied. At tick `change` (a daemon publishing while Ardour runs), every ".<name>.part"
+# staged in the drop folder and its decisions folder is renamed into place; at tick `revert`, the session loses its
+# hold of j-003's decision, as a close without saving does.
 TICKS = """
 local drop, counts = {drop}, {{}}
 local open, popen = io.open, io.popen
 io.open = function(path, ...)
     local tick = counts[#counts]
-    if path:find("/%.ardour%-[a-z]+$") then tick.ledgers = tick.ledgers + 1 else tick.opened = tick.opened + 1 end
+    if path:find("/%.ardour%-[a-z]+$") or path:find("/%.ardour%-[a-z]+%.part$") then  -- a ledger, or its rewrite
+        tick.ledgers = tick.ledgers + 1
+    else
+        tick.opened = tick.opened + 1
+    end
     return open(path, ...)
 end
 io.popen = function(command, ...)
