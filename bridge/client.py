@@ -99,15 +99,19 @@ class BridgeClient:
 
     def first_reply(self, command: str, within: float) -> Reply | None:
         """The first reply to ``command``, just sent; None when no daemon took it. A daemon still working on it (a
-        loaded machine, a source on a slow share) may take longer than ``within``: then a ping goes after it, and the
-        daemon, answering in order, answers the command before the ping; a pong alone means it never got the
-        command, and no answer that long again, that nothing listens (or a daemon stopped mid-way)."""
+        loaded machine, a source on a slow share) may take longer than ``within``: then a ping goes after it. No
+        answer that long again means that nothing listens (or a daemon stopped mid-way). A pong means a daemon runs:
+        it answers an inpaint or extend once it has looked at its files (in a thread: a source on a share that does
+        not answer holds up no ping), so its answer is waited for that long again, and the pong is returned without
+        it."""
         first = self.wait_for(lambda reply: True, within)
         if first is not None:
             return first
         self.send("ping")
         first = self.wait_for(lambda reply: True, within)
-        return first if first is not None and (first.name != "pong" or command == "ping") else None
+        if first is None or first.name != "pong" or command == "ping":
+            return first
+        return self.wait_for(lambda reply: reply.name != "pong", within) or first
 
     def run_job(self, name: str, timeout: float = 600.0, on_reply=None, heard_within: float | None = None,
                 running: Callable[[], bool] | None = None, **values) -> tuple[Reply, list[Reply]]:

@@ -14,7 +14,7 @@ import signal
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from bridge import logs
+from bridge import logs, threads
 from bridge.backends.base import Backend
 from bridge.config import Config, ConfigError
 from bridge.core.journal import Journal
@@ -103,8 +103,11 @@ class Daemon:
         except OSError as exc:
             raise BridgeError(unusable("state folder", config.state_dir, exc)) from None
         stack.callback(state_lock.release)
-        for refusal in config.refused_by_roots():  # said at start, not only when the first job is refused
-            log.warning("%s", refusal)
+        # Said at start, not only when the first job is refused. Resolving the drop folder waits for good on a share
+        # that does not answer: in a thread, said when it answers, the start (and a stop) not held up by it.
+        refusals = asyncio.create_task(asyncio.to_thread(config.refused_by_roots))
+        refusals.add_done_callback(_say_refusals)
+        stack.callback(refusals.cancel)
         backends = self._backends if self._backends is not None else make_backends(config)
         for backend in backends.values():
             stack.push_async_callback(backend.close)
@@ -179,6 +182,12 @@ class Daemon:
                  *self.osc_address, config.inbox, ", ".join(backends), resumed)
 
 
+def _say_refusals(refusals: asyncio.Task) -> None:
+    if not refusals.cancelled():
+        for refusal in refusals.result():
+            log.warning("%s", refusal)
+
+
 async def _warm_up(name: str, backend: Backend) -> None:
     try:
         await backend.warm_up()
@@ -201,7 +210,7 @@ def serve(config: Config) -> int:
     """Run the daemon in the foreground; the exit status for the shell."""
     give_large_blocks_back()
     try:
-        asyncio.run(Daemon(config).run())
+        threads.run(Daemon(config).run())
     except BridgeError as exc:
         log.error("%s", exc)
         return 2

@@ -59,12 +59,12 @@ def end_by_closing_stdin(proc: subprocess.Popen, timeout: float = 10.0) -> int:
 
 
 @contextlib.contextmanager
-def fuse_share(bindfs: str, nas: Path, mountpoint: Path):
+def fuse_share(bindfs: str, nas: Path, mountpoint: Path, *options: str):
     """``nas`` mounted on ``mountpoint`` with bindfs, which stands for a network share: files written into ``nas``
     (by "the other computer") come with no inotify event on the mount. bindfs runs in the foreground as a child that
     dies with this process, so a test or bench killed mid-way leaves no mount daemon behind. Yields that process:
-    stopped (SIGSTOP), the share stops answering, as a NAS that went down."""
-    mount = subprocess.Popen([bindfs, "-f", str(nas), str(mountpoint)], stdout=subprocess.DEVNULL,
+    stopped (SIGSTOP), the share stops answering, as a NAS that went down. ``options``: bindfs's own (FUSE's -o)."""
+    mount = subprocess.Popen([bindfs, "-f", *options, str(nas), str(mountpoint)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, preexec_fn=ask_to_die_with_parent)
     try:
         deadline = time.monotonic() + 30

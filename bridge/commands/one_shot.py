@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import osc_schema
+from bridge import threads
 from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
@@ -48,7 +49,7 @@ def one_shot(config: Config, args) -> int:
         command = osc_schema.parse_request(request_of(args))
         # the folders it was granted are kept with the job, so settling it later grants no more than this command
         origin = {"kind": "cli", "folders": [str(folder) for folder in folders]}
-        return asyncio.run(_run(config, folders, lambda service: service.submit(command, origin)))
+        return threads.run(_run(config, folders, lambda service: service.submit(command, origin)))
     except (ValidationError, BridgeError) as exc:
         print(f"daw-bridge {args.operation}: {exc}", file=sys.stderr)
         return 2
@@ -84,7 +85,7 @@ def settle_one_shot(config: Config, action: str, job_id: str, task_id: str | Non
         return service.resolve_submission(job_id, task_id) if action == "resolve" else service.retry(job_id)
 
     try:
-        return asyncio.run(_run(config, folders, start, guard))
+        return threads.run(_run(config, folders, start, guard))
     except (ValidationError, BridgeError) as exc:
         print(f"daw-bridge jobs {action}: {exc}", file=sys.stderr)
         return 2

@@ -68,11 +68,16 @@ def send(config: Config, args) -> int:
             client.send(args.name, **values)
             replies = []
             reply = client.first_reply(args.name, args.timeout or answer)
+            heard = reply is not None
             while reply is not None:
                 if reply.name != "pong" or args.name == "ping":  # not the ping first_reply sent after a slow one
                     _print(reply)
                     replies.append(reply.name)
                 reply = client.receive(0.3)
+            if not replies and heard:  # a pong alone: the daemon runs, and is still on the command
+                print(f"the daemon on {config.daemon_host}:{port} has not answered {args.name} yet (its source or drop "
+                      "folder on a share that does not answer?): see 'daw-bridge jobs' before sending it again")
+                return 1
             if not replies:
                 return _unheard(config, port)
             return 1 if "error" in replies else 0  # the daemon refused the command: a script must see it

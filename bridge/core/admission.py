@@ -40,7 +40,7 @@ def admit(command: Command, config: Config, backends: set[str], inbox: Path | No
     """
     capture_index = None
     if command.args.get("capture"):
-        capture_index = captures.read_index(config, command.args["capture"])  # read once, on the event loop
+        capture_index = captures.read_index(config, command.args["capture"])  # read once
         command = plugin_prompts.with_instance_prompt(config, command, capture_index[1])  # preset or own text
     args = dict(command.args)
     job_id = new_job_id()

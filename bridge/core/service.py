@@ -33,7 +33,7 @@ from bridge.config import Config
 from bridge.core.admission import admit
 from bridge.core.journal import Journal, states_at
 from bridge.exceptions import BridgeError, Busy, Cancelled, DeliveryError, SubmissionUnknown
-from bridge.models import LAST, JobRecord, Rendered, State
+from bridge.models import LAST, JobRecord, JobSpec, Rendered, State
 from osc_schema import Command, ValidationError
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class JobService:
         self._drawing: set[str] = set()  # the jobs of those pictures
         self._sweeping: asyncio.Task | None = None  # the start's removal of interrupted deliveries' temporaries
         self._slots = asyncio.Semaphore(config.max_jobs)
+        self._admitting = 0  # commands whose admission looks at the file system in a thread (see take)
         self.context: dict = {}  # the producer's current selection, for triggers that carry no range (MIDI pads)
         self.inbox: Path | None = None  # the inbox, symlinks resolved, as its frontend last found it (see admit)
 
@@ -87,10 +88,36 @@ class JobService:
 
         Raises osc_schema.ValidationError or SourceError when the command cannot be admitted; nothing is journaled.
         """
+        if (known := self._sent_before(command)) is not None:
+            return known
+        self._check_room()
+        return self._accept(command, admit(command, self.config, set(self.backends), self.inbox), origin)
+
+    async def take(self, command: Command, origin: dict) -> JobRecord:
+        """``submit``, with the admission's look at the source and the drop folder in a thread: one on a share that
+        does not answer (a project on a NAS whose server is down) holds up this command alone, never the event loop
+        (OSC, MIDI, every other job). Until it is answered the command counts against max_jobs + max_queued, so a
+        burst of them holds a bounded number of threads."""
+        if (known := self._sent_before(command)) is not None:
+            return known
+        self._check_room()
+        self._admitting += 1
+        try:
+            spec = await asyncio.to_thread(admit, command, self.config, set(self.backends), self.inbox)
+        finally:
+            self._admitting -= 1
+        # The loop ran meanwhile: the same request may have been journaled (a resend admitted first), the room taken.
+        if (known := self._sent_before(command)) is not None:
+            return known
+        self._check_room()
+        return self._accept(command, spec, origin)
+
+    def _sent_before(self, command: Command) -> JobRecord | None:
+        """The job journaled under the command's request_id, when it is the same command sent again."""
         request_id = command.args.get("request_id")
-        asked = _digest(command)
         if request_id and (known := self.get_request(request_id)) is not None:
-            if known.origin.get("command") not in (None, asked):  # None: journaled before commands were kept
+            # None: journaled before commands were kept
+            if known.origin.get("command") not in (None, _digest(command)):
                 # A DAW that counts its ids from 1 again: answering with the old job would hand it another range's
                 # results as this one's.
                 raise ValidationError("request_id", request_id, f"was already used by another request (job "
@@ -98,10 +125,13 @@ class JobService:
             log.info("request %s was sent again: it is job %s (%s), not a new job", request_id, known.job_id,
                      known.state.value)
             return known
-        self._check_room()
-        spec = admit(command, self.config, set(self.backends), self.inbox)
+        return None
+
+    def _accept(self, command: Command, spec: JobSpec, origin: dict) -> JobRecord:
+        """Journal and start the admitted command's job."""
         self.backends[spec.backend].check(spec)
-        origin["command"] = asked  # the caller's own dict becomes the record's: frontends tell a resend by identity
+        # the caller's own dict becomes the record's: frontends tell a resend by identity
+        origin["command"] = _digest(command)
         record = JobRecord(job_id=spec.job_id, request_id=spec.request_id, origin=origin, spec=spec,
                            state=State.ACCEPTED)
         self.journal.insert(record)
@@ -115,8 +145,9 @@ class JobService:
         next start: a script or a controller sending in a loop (2000 commands took 4.5 s over OSC) would otherwise
         queue hours of work, and of MusicGPT's submits, with no end in sight for the producer."""
         limit = self.config.max_jobs + self.config.max_queued
-        if len(self._tasks) >= limit:
-            raise Busy(f"busy: {len(self._tasks)} jobs are running or waiting (max_jobs {self.config.max_jobs} + "
+        under_way = len(self._tasks) + self._admitting
+        if under_way >= limit:
+            raise Busy(f"busy: {under_way} jobs are running or waiting (max_jobs {self.config.max_jobs} + "
                        f"max_queued {self.config.max_queued}); nothing was started: send it again when some have "
                        f"finished ('daw-bridge jobs' lists them)")
 
@@ -484,7 +515,7 @@ class JobService:
     async def _deliver(self, record: JobRecord, workdir) -> None:
         spec = record.spec
         variants = [Rendered.from_json(r) for r in record.rendered or []]
-        self._check_drop_folder(spec)
+        await asyncio.to_thread(self._check_drop_folder, spec)  # on a share that may not answer
         gate = self._gates[record.job_id] = delivery.CommitGate()
         try:
             manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate)
@@ -496,7 +527,7 @@ class JobService:
                 raise
             log.info("job %s: the drop folder %s went away while the result was written; writing it again",
                      record.job_id, folder)
-            self._check_drop_folder(spec)
+            await asyncio.to_thread(self._check_drop_folder, spec)
             manifests = await asyncio.to_thread(delivery.deliver, spec, variants, gate)
         self._advance(record, State.DELIVERED, manifests=[str(m) for m in manifests], message="")
         self._emit(record, "done")

@@ -317,8 +317,8 @@ class AbletonFrontend:
                    "request_id": args.get("request_id") or f"ableton-{int(time.time())}-{next(self._counter)}"}
         # Marked as Live's, with the tempo its range was read at, so the delivery can be placed in Live (the
         # origin is journaled: a job resumed after a restart is placed too).
-        return self.service.submit(osc_schema.parse_request(request),
-                                   {**origin, "ableton": {"tempo": selection.tempo}})
+        return await self.service.take(osc_schema.parse_request(request),
+                                       {**origin, "ableton": {"tempo": selection.tempo}})
 
     # -- placing results in Live's arrangement ------------------------------------------------------------------
 

@@ -350,7 +350,7 @@ class InboxFrontend:
                 raise Busy("requests wait for room")
             else:
                 origin = {"kind": "file", "file": _text(claimed.name), "digest": digest, "status": str(status)}
-                record = self.service.submit(command, origin)
+                record = await self.service.take(command, origin)  # its files looked at in a thread
                 known = record if record.origin is not origin else None  # its request_id's job, sent before
             if known is not None:
                 # Answered with that job as it stands (its status file may be long gone, pruned after files_days,

@@ -40,6 +40,7 @@ class OscFrontend(OscSocket):
         self.audition = None  # the daemon's Audition
         self.session = None  # the MIDI frontend's SessionContext, which follows the DAW's transport ([midi.daw])
         self._also_told: dict[str, set[tuple]] = {}  # job id -> senders of the same request again, until it ends
+        self._admissions: set[asyncio.Task] = set()  # inpaints and extends being admitted (see _submit)
         service.subscribe(self._on_job_event)
         if decisions is not None:
             decisions.subscribe(self._on_decision)
@@ -109,12 +110,7 @@ class OscFrontend(OscSocket):
     def _dispatch(self, command: osc_schema.Command, target: tuple) -> None:
         name, args = command.name, command.args
         if name in ("inpaint", "extend"):
-            origin = {"kind": "osc", "host": target[0], "port": target[1]}
-            record = self.service.submit(command, origin)
-            if record.origin is not origin:  # sent again: the sender hears of the job it already has, to its end
-                self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
-                self._send_state(target, record)
-                self._tell_end(target, record)
+            self._submit(command.address, command, {"kind": "osc", "host": target[0], "port": target[1]}, target)
         elif name == "ping":
             self._send(target, *osc_schema.reply("pong", version=osc_schema.VERSION))
         elif name in ("cancel", "retry", "resolve"):
@@ -149,7 +145,7 @@ class OscFrontend(OscSocket):
             given = [key for key, value in args.items() if value is not None and key != "reply_port"]
             self._send(target, *osc_schema.reply("context_set", keys=",".join(given)))
         elif name == "bars":
-            self._bars(args, target)
+            self._bars(command.address, args, target)
         elif name == "audition" and self.audition is not None:
             self.audition.request(args["job_id"], args["what"], args["variant"],
                                   lambda playing, error: self._send(target, *(
@@ -166,7 +162,7 @@ class OscFrontend(OscSocket):
         else:  # the schema knows a command this daemon does not serve (e.g. ableton while it is off)
             raise ValidationError("address", command.name, "is not served by this daemon")
 
-    def _bars(self, args: dict, target: tuple) -> None:
+    def _bars(self, address: str, args: dict, target: tuple) -> None:
         # without [midi] there is no session context: only a plugin instance's transport and capture
         transport, selection = (self.session.for_bars() if self.session is not None
                                 else bars_transport(self.config, {}, None))
@@ -197,8 +193,33 @@ class OscFrontend(OscSocket):
         request = selection_request(operation, selection)
         request.update(range_arguments(operation, start, end))
         request.update({key: args[key] for key in _BARS_OPTIONS if args[key] is not None})
-        self.service.submit(osc_schema.parse_request(request), {"kind": "osc", "host": target[0], "port": target[1],
-                                                                "bars": chosen.with_tempo()})
+        self._submit(address, osc_schema.parse_request(request), {"kind": "osc", "host": target[0], "port": target[1],
+                                                                  "bars": chosen.with_tempo()}, target)
+
+    def _submit(self, address: str, command: osc_schema.Command, origin: dict, target: tuple) -> None:
+        """Submit an inpaint or extend, its admission's look at the source and drop folder in a thread (a project on
+        a share that does not answer held up the whole daemon), and answer ``target`` as ``received`` does."""
+        task = asyncio.get_running_loop().create_task(self._take(address, command, origin, target))
+        self._admissions.add(task)
+        task.add_done_callback(self._admissions.discard)
+
+    async def _take(self, address: str, command: osc_schema.Command, origin: dict, target: tuple) -> None:
+        try:
+            record = await self.service.take(command, origin)
+        except Exception as exc:
+            if not isinstance(exc, (ValidationError, BridgeError)):
+                log.exception("OSC message %.100r failed unexpectedly", address)
+            self._send(target, *_error_reply(address, command.args.get("request_id") or "", exc))
+            return
+        if record.origin is not origin:  # sent again: the sender hears of the job it already has, to its end
+            self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
+            self._send_state(target, record)
+            self._tell_end(target, record)
+
+    def close(self) -> None:
+        for task in list(self._admissions):  # a look stuck on a share: its thread is left to the process's end
+            task.cancel()
+        super().close()
 
     # -- replies -------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,160 @@
+"""A project on a NAS that stops answering: its drop folder, or a song in it, is on a share whose server went down.
+
+The share is a real FUSE mount (bindfs); its process stopped (SIGSTOP) is the server down: every call on the mount
+waits until it goes on (SIGCONT), in the kernel, where nothing in the daemon can end it. The share is stopped before
+the daemon touches it, so each stuck call is still the kernel's to let go of when the daemon's process ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.client import BridgeClient
+from tests.conftest import DaemonProcess, fuse_share, require_tool
+from tests.test_cli import daw_bridge
+
+# The system calls a thread is in while it waits on a file (stat, open, list, make, remove), by machine.
+_FILE_CALLS = {
+    "x86_64": {4, 6, 21, 83, 89, 217, 257, 258, 262, 263, 267, 269, 332},
+    "aarch64": {34, 35, 48, 56, 61, 78, 79, 291},
+}
+
+# The kernel asks the share at each look, as it does a NAS once what it cached of it has timed out (1 s, else).
+_UNCACHED = ("-o", "attr_timeout=0,entry_timeout=0")
+
+
+@pytest.fixture
+def drop_folder_on_nas(project, tmp_path):
+    """The project's drop folder on a share: the bindfs process serving it."""
+    bindfs = require_tool("bindfs")
+    if platform.machine() not in _FILE_CALLS:
+        pytest.skip(f"which system calls wait on a file is not known here ({platform.machine()})")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    project.drop.mkdir(parents=True, exist_ok=True)
+    with fuse_share(bindfs, nas, project.drop, *_UNCACHED) as server:
+        yield server
+
+
+@pytest.fixture
+def song_on_nas(project, tmp_path):
+    """A copy of the project's song on a share in the project: (its path through the mount, the bindfs process)."""
+    bindfs = require_tool("bindfs")
+    if platform.machine() not in _FILE_CALLS:
+        pytest.skip(f"which system calls wait on a file is not known here ({platform.machine()})")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    shutil.copy(project.song, nas / project.song.name)
+    mount = project.root / "nas"
+    mount.mkdir()
+    with fuse_share(bindfs, nas, mount, *_UNCACHED) as server:
+        yield mount / project.song.name, server
+
+
+@contextlib.contextmanager
+def share_down(server: subprocess.Popen):
+    server.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.send_signal(signal.SIGCONT)
+
+
+def wait_for_a_stuck_file_call(pid: int) -> None:
+    """Until a thread of ``pid`` waits in a file system call (one on the share, nothing else here takes long)."""
+    calls = _FILE_CALLS[platform.machine()]
+    deadline = time.monotonic() + 60
+    while True:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int((task / "syscall").read_text().split()[0]) in calls:
+                    return
+        assert time.monotonic() < deadline, "no thread of the daemon waits on the share"
+        time.sleep(0.05)
+
+
+def test_a_daemon_whose_drop_folder_does_not_answer_stops_on_sigterm(project, drop_folder_on_nas):
+    """At its start the daemon looks into the drop folder for what interrupted deliveries left there, in a thread.
+    That thread waited for good, and so did the end of the daemon (asyncio.run joins its executor's threads, then
+    the interpreter does), so SIGTERM never stopped it; the service manager killed it -9. It now stops, leaving the
+    thread to end with the process, and says so once."""
+    daemon = DaemonProcess(project)
+    try:
+        with share_down(drop_folder_on_nas):
+            daemon.start()  # the start is not held up either (the check of the drop folder against the roots)
+            wait_for_a_stuck_file_call(daemon.proc.pid)
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert daemon.proc.wait(timeout=60) == 0
+    finally:
+        daemon.stop()
+    log = daemon.log.read_text()
+    assert "stopping" in log and log.count("did not end within") == 1 and "Traceback" not in log, log
+
+
+def test_a_job_whose_song_does_not_answer_holds_up_no_ping_and_no_other_job(project, song_on_nas, daemon):
+    """Admitting a job looked at its song and drop folder on the event loop: a song on a share whose server was down
+    froze the whole daemon (OSC, MIDI, every other job) until the share came back. Only that command waits now, and
+    it is answered once the share is."""
+    song, server = song_on_nas
+    with BridgeClient("127.0.0.1", project.port) as waiting, BridgeClient("127.0.0.1", project.port) as client:
+        with share_down(server):
+            waiting.send("extend", source=str(song), extend_after=10.0, duration=4.0, num_outputs=1,
+                         request_id="on-the-nas")
+            wait_for_a_stuck_file_call(daemon.proc.pid)
+            assert client.ping(timeout=10)
+            done, _ = client.run_job("extend", source=str(project.song), extend_after=20.0, duration=4.0,
+                                     num_outputs=1, request_id="on-this-disk")
+            assert done.name == "done", done
+        accepted = waiting.wait_for(lambda reply: reply.name in ("accepted", "error"), timeout=60)
+        assert accepted is not None and accepted.name == "accepted", accepted
+        job_id = accepted.args[1]
+        done = waiting.wait_for(lambda reply: reply.name in ("done", "failed") and reply.args[0] == job_id, 600)
+        assert done is not None and done.name == "done", done
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert "Traceback" not in log and "did not end within" not in log, log
+
+
+def test_a_delivery_to_a_drop_folder_that_does_not_answer_holds_up_no_ping(project, drop_folder_on_nas, daemon):
+    """A delivery checked its drop folder against the project roots on the event loop: a drop folder on a share that
+    went down while the job generated froze the whole daemon. The job waits there alone, and delivers once it
+    answers."""
+    with BridgeClient("127.0.0.1", project.port) as waiting, BridgeClient("127.0.0.1", project.port) as client:
+        waiting.send("extend", source=str(project.song), extend_after=10.0, duration=4.0, num_outputs=1,
+                     request_id="to-the-nas")
+        accepted = waiting.wait_for(lambda reply: reply.name in ("accepted", "error"), timeout=60)
+        assert accepted is not None and accepted.name == "accepted", accepted
+        job_id = accepted.args[1]
+        with share_down(drop_folder_on_nas):
+            delivering = waiting.wait_for(lambda reply: reply.name == "state" and reply.args[:2] == [
+                job_id, "delivering"], timeout=600)
+            assert delivering is not None
+            wait_for_a_stuck_file_call(daemon.proc.pid)
+            assert client.ping(timeout=10)
+        done = waiting.wait_for(lambda reply: reply.name in ("done", "failed") and reply.args[0] == job_id, 600)
+        assert done is not None and done.name == "done", done
+    assert daemon.stop() == 0
+    assert {p.suffix for p in project.visible_drop_files()} >= {".json", ".wav"}  # the picture may come later
+    log = daemon.log.read_text()
+    assert "Traceback" not in log and "did not end within" not in log, log
+
+
+def test_send_tells_a_daemon_still_on_the_command_from_none(project, song_on_nas, daemon):
+    """'daw-bridge send' pings a daemon that has not answered: the daemon answered in order, so a pong before the
+    command's answer meant it never got the command. An admission waiting on a share now comes after the pong."""
+    song, server = song_on_nas
+    with share_down(server):
+        sent = daw_bridge("send", "extend", f"source={song}", "extend_after=10", "duration=4", "num_outputs=1",
+                          "request_id=by-hand", "--config", str(project.config), timeout=120)
+    assert sent.returncode == 1, sent
+    assert sent.stdout.startswith(f"the daemon on 127.0.0.1:{project.port} has not answered extend yet"), sent.stdout
+    assert daemon.stop() == 0
+    assert "Traceback" not in daemon.log.read_text()
