@@ -32,6 +32,7 @@ import fnmatch
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -363,6 +364,7 @@ class MidiFrontend:
         self._server_left = False  # the JACK server went away (not: was never there)
         self._presses = 0
         self._pad_jobs: dict[tuple, tuple[str, dict]] = {}  # per pad (its LED): the last job it started, its request
+        self._admissions: set[asyncio.Task] = set()  # pads' jobs being admitted (see _admit)
         service.subscribe(self._on_job_event)  # last: a frontend refused above leaves no listener behind
         if decisions is not None:
             decisions.subscribe(self._on_decision)
@@ -383,7 +385,7 @@ class MidiFrontend:
                  f"connected to {self.input.name}" if self.input else f"waiting for a port like {self.settings.port!r}")
 
     def close(self) -> None:
-        for task in (self._watcher, self._mapping_check):
+        for task in (self._watcher, self._mapping_check, *self._admissions):
             if task is not None:
                 task.cancel()
         self.leds.close()
@@ -529,55 +531,97 @@ class MidiFrontend:
         self._channels[press[:2]] = self._last_channel = press[2]
         self.press(pad, press[2])
 
-    def press(self, pad: Pad, channel: int) -> JobRecord | None:
-        """Run a pad's command or action; returns the job it started or retried, None when there is none (or the
-        press was refused: logged, and the LED flashes)."""
+    def press(self, pad: Pad, channel: int) -> None:
+        """Run a pad's command or action (a refusal is logged, and the LED flashes)."""
         try:
-            return self.act(pad, channel)
+            self.act(pad, channel)
         except (ValidationError, BridgeError):
-            return None
+            pass
 
-    def act(self, pad: Pad, channel: int, prepared: tuple[dict, dict] | None = None) -> JobRecord | None:
-        """``press``, for a caller that reports a refusal itself (voice): it is logged, flashed, then raised.
+    def act(self, pad: Pad, channel: int, prepared: tuple[dict, dict] | None = None,
+            then: Callable[[JobRecord | None, Exception | None], None] | None = None) -> None:
+        """``press``, for a caller that reports a refusal itself (voice): it is logged, flashed, then raised, or
+        given to ``then`` with the job it started or retried otherwise (None when there is none). A command pad's
+        job is admitted in a thread (its song's files are looked at), so ``then`` may come later.
         ``prepared``: a command pad's (request, origin) from ``prepare`` earlier, instead of the selection now."""
         led = (pad.trigger.kind, pad.trigger.number, channel)
+        then = then or (lambda record, error: None)
         try:
             if pad.command is not None:
                 request, origin = prepared or self.prepare(pad)
                 if prepared is None and (running := self._still_running(led, request)) is not None:
                     # a pad that bounces, or a second press while the first job runs: a paid job is not sent twice
                     log.info("pad %s: the same request is still running as job %s; nothing new started",
-                             pad.describe(), running.job_id)
-                    return None
-                record = self.service.submit(osc_schema.parse_request(request), origin)
-                self._pad_jobs[led] = (record.job_id, request)
-            elif pad.action in PAD_ACTIONS:
-                return self._audition(pad, led)
+                             pad.describe(), running)
+                    then(None, None)
+                    return
+                self._admit(pad, led, request, origin, then, remember=True)
+                return
+            if pad.action == "rerun_other_backend":  # a job of its own, admitted as a command pad's
+                self._admit(pad, led, self._rerun_request(), self._origin(pad), then, remember=False)
+                return
+            record = None
+            if pad.action in PAD_ACTIONS:
+                self._audition(pad, led)
             elif pad.action in DECISION_ACTIONS:
-                return self._decide(pad, led)
+                self._decide(pad, led)
             elif pad.action in VOICE_ACTIONS:
                 if self.voice is None:
                     raise ValidationError("action", pad.action, "needs [voice] enabled = true in the daemon's config")
-                return self.voice.pressed(pad.action, led)
+                self.voice.pressed(pad.action, led)
             else:
                 record = getattr(self, f"_{pad.action}")(pad)
+                if record is not None:
+                    self.leds.job_started(led, record.job_id)
+                else:
+                    self.leds.flash(led, "done")  # an action that starts no job (cancel) still shows it was heard
         except (ValidationError, BridgeError) as exc:
             log.warning("pad %s: %s", pad.describe(), exc)
             self.leds.flash(led, "failed")
             raise
-        if record is not None:
-            self.leds.job_started(led, record.job_id)
-        else:
-            self.leds.flash(led, "done")  # an action that starts no job (cancel) still shows it was heard
-        return record
+        then(record, None)
 
-    def _still_running(self, led: tuple, request: dict) -> JobRecord | None:
-        """The job this pad last started, when it is not finished and asked for just what ``request`` asks."""
-        job_id, asked = self._pad_jobs.get(led, ("", {}))
-        record = self.service.get(job_id) if job_id else None
-        same = {k: v for k, v in asked.items() if k != "request_id"} == {
-            k: v for k, v in request.items() if k != "request_id"}
-        return record if record is not None and not record.state.finished and same else None
+    def _admit(self, pad: Pad, led: tuple, request: dict, origin: dict, then, *, remember: bool) -> None:
+        """Submit a pad's request, its admission's look at the song and drop folder in a thread (a project on a share
+        that does not answer held up the whole daemon); light the pad and call ``then`` when it is in."""
+        command = osc_schema.parse_request(request)
+        if remember:
+            self._pad_jobs[led] = ("", request)  # being admitted: a bounce meanwhile is the same press
+        task = asyncio.get_running_loop().create_task(self._take(pad, led, command, request, origin, then, remember))
+        self._admissions.add(task)
+        task.add_done_callback(self._admissions.discard)
+
+    async def _take(self, pad: Pad, led: tuple, command, request: dict, origin: dict, then, remember: bool) -> None:
+        try:
+            record = await self.service.take(command, origin)
+        except Exception as exc:
+            if remember and self._pad_jobs.get(led) == ("", request):
+                del self._pad_jobs[led]
+            if isinstance(exc, (ValidationError, BridgeError)):
+                log.warning("pad %s: %s", pad.describe(), exc)
+            else:  # a bug costs this press, not the pads
+                log.exception("pad %s failed unexpectedly", pad.describe())
+                exc = BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the details",
+                                  code="internal_error")
+            self.leds.flash(led, "failed")
+            then(None, exc)
+            return
+        if remember:
+            self._pad_jobs[led] = (record.job_id, request)
+        self.leds.job_started(led, record.job_id)
+        then(record, None)
+
+    def _still_running(self, led: tuple, request: dict) -> str | None:
+        """The id of the job this pad last started (or "(being admitted)"), when it has not finished and asked for just
+        what ``request`` asks."""
+        job_id, asked = self._pad_jobs.get(led, ("", None))
+        if asked is None or {k: v for k, v in asked.items() if k != "request_id"} != {
+                k: v for k, v in request.items() if k != "request_id"}:
+            return None
+        if not job_id:
+            return "(being admitted)"
+        record = self.service.get(job_id)
+        return job_id if record is not None and not record.state.finished else None
 
     def prepare(self, pad: Pad) -> tuple[dict, dict]:
         """A command pad's request on the selection now, and its job's origin."""
@@ -671,7 +715,7 @@ class MidiFrontend:
     def _retry(self, pad: Pad) -> JobRecord:
         return self.service.retry(self._last_job("retry").job_id)  # the service refuses what must not run again
 
-    def _rerun_other_backend(self, pad: Pad) -> JobRecord:
+    def _rerun_request(self) -> dict:
         record = self._last_job("rerun_other_backend")
         spec = record.spec
         others = [b for b in self.service.backend_names if b != spec.backend]
@@ -680,9 +724,7 @@ class MidiFrontend:
         if other is None:
             raise ValidationError("action", "rerun_other_backend", f"needs a second backend (only {spec.backend} "
                                                                    f"is configured)")
-        request = request_from_spec(spec, self.drop_folder, backend=other,
-                                    request_id=self._request_id())
-        return self.service.submit(osc_schema.parse_request(request), self._origin(pad))
+        return request_from_spec(spec, self.drop_folder, backend=other, request_id=self._request_id())
 
     def _last_job(self, action: str) -> JobRecord:
         record = self.service.get(self.last_job_id) if self.last_job_id else None

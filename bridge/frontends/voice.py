@@ -27,6 +27,7 @@ from bridge.exceptions import BridgeError
 from bridge.frontends.midi import MidiFrontend
 from bridge.frontends.midi_mapping import ACTIONS, Pad, Trigger
 from bridge.frontends.osc_wire import encode
+from bridge.models import JobRecord
 from bridge.voice.decode import Result
 from bridge.voice.grammar import CONFIRM, WAKE_WORD
 from bridge.voice.listener import Listener
@@ -152,12 +153,16 @@ class VoiceFrontend:
     def _run(self, pad: Pad, channel: int, result: Result, outcome: str, prepared: tuple | None = None) -> None:
         """Press the pad a command stands for (with the request ``prepared`` when it was heard), and say what came of
         it."""
+        def told(record: JobRecord | None, error: Exception | None) -> None:
+            if error is not None:  # logged and flashed by the pads
+                self._tell(result, "refused", str(error))
+            else:
+                self._tell(result, outcome, f"job {record.job_id}" if record is not None else "")
+
         try:
-            record = self.pads.act(pad, channel, prepared)
-        except (ValidationError, BridgeError) as exc:  # logged and flashed by the pads
-            self._tell(result, "refused", str(exc))
-            return
-        self._tell(result, outcome, f"job {record.job_id}" if record is not None else "")
+            self.pads.act(pad, channel, prepared, then=told)
+        except (ValidationError, BridgeError) as exc:
+            told(None, exc)
 
     def _tell(self, result: Result, outcome: str, message: str) -> None:
         """/bridge/heard to the [voice] reply_port, when one is set."""

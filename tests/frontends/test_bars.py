@@ -225,8 +225,9 @@ def test_pads_inpaint_the_last_two_bars_and_extend_the_next_four_from_reapers_cu
                 for address, value in (("/tempo/raw", 100.0), ("/time", 13.0)):  # in bar 6 (12.0-14.4 s)
                     reaper.sendto(encode(address, [value]), ("127.0.0.1", reaper_port))
             await until(lambda: r.frontend.context.transport is not None, what="REAPER's transport")
-            for note in (36, 37):
+            for pressed, note in enumerate((36, 37), 1):
                 r.frontend.received(mido.Message("note_on", note=note, velocity=90))
+                await until(lambda: len(r.jobs()) == pressed, what="the pad's job")  # admitted in a thread
             return [(j.spec.operation, j.spec.start, j.spec.end, j.spec.extend_after, j.spec.duration,
                      j.summary()["bars"]) for j in r.jobs()]
 

@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -42,7 +44,7 @@ from bridge.frontends.midi import MidiFrontend, MidiSettings, match_port, midi_b
 from bridge.frontends.midi_mapping import MappingError, load_mapping, parse_mapping
 from bridge.frontends.osc import OscFrontend, encode
 from bridge.models import Rendered, State
-from tests.conftest import DaemonProcess, Project, free_udp_port, require_tool
+from tests.conftest import DaemonProcess, Project, free_udp_port, fuse_share, require_tool
 from tests.frontends.jack import Controller, jack  # noqa: F401  (jack is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -361,6 +363,7 @@ def test_a_pad_acts_on_reaper_loop_points_mapped_through_the_item_position(tmp_p
             reaper("/loop/end/time", 32.0)  # ...until the loop moves again
             await until(lambda: service.context.get("end") == 20.0, what="the moved loop")
             r.frontend.received(mido.Message("note_on", note=36, channel=9, velocity=90))
+            await until(lambda: len(r.jobs()) == 2, what="the pad's job")  # admitted in a thread
             pressed = r.jobs()[-1].job_id
             await service.drain()
             daw_script.close()
@@ -754,3 +757,43 @@ def test_a_note_runs_the_embedded_engine_in_the_daemon_and_the_led_reports_it(tm
     assert manifests and all(m["backend"] == "local" for m in manifests)
     placed = {(m["source"]["start"], m["source"]["end"], m["source"]["position"]) for m in manifests}
     assert placed == {(12.0, 15.0, 4.0)}
+
+
+def test_a_pad_on_a_song_on_a_share_that_does_not_answer_holds_up_no_ping(tmp_path, demo_song_path, controller):
+    """A pad's job was admitted on the event loop, which looked at its song: a song on a share whose server was down
+    (bindfs stopped) froze the pads, OSC and every job. The press waits alone; its job runs once the share answers."""
+    from tests.core.test_service_share import _UNCACHED, share_down, wait_for_a_stuck_file_call
+
+    bindfs = require_tool("bindfs")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    shutil.copy(demo_song_path, nas / "mix.wav")
+
+    async def story(server, mount):
+        async with rig(tmp_path, demo_song_path) as r:
+            await asyncio.to_thread(controller.wait_joined)
+            r.service.set_context({"source": str(mount / "mix.wav"), "start": 5.0, "end": 8.0})
+            # Where the press holds this event loop (the code before), the share answers after a minute, so that the
+            # test fails instead of waiting for good.
+            back = threading.Timer(60, server.send_signal, (signal.SIGCONT,))
+            try:
+                with share_down(server):
+                    back.start()
+                    controller.note(36, channel=10)
+                    await asyncio.to_thread(wait_for_a_stuck_file_call, os.getpid())
+                    with BridgeClient("127.0.0.1", r.config.osc_port) as client:
+                        assert await asyncio.to_thread(client.ping, 10)
+                    assert r.jobs() == []
+            finally:
+                back.cancel()
+            await until(lambda: r.jobs(), timeout=60, what="the job, once the share answers")
+            await r.service.drain()
+            assert await leds(controller, 36, [127] + DONE) == [127] + DONE
+            return r.jobs()
+
+    (tmp_path / "project").mkdir()
+    mount = tmp_path / "project" / "nas"
+    mount.mkdir()
+    with fuse_share(bindfs, nas, mount, *_UNCACHED) as server:
+        jobs = asyncio.run(story(server, mount))
+    assert [(j.state, j.spec.source.name) for j in jobs] == [(State.DELIVERED, "mix.wav")]
