@@ -365,3 +365,23 @@ def _no_leaks_from_module_fixtures():
 def _no_leaks():
     """Fail a test that leaves a thread or a process running after it (and its fixtures) ended."""
     yield from _check_nothing_left_behind("this test")
+
+
+def run_pausing(pipe, function, pause_at: int, call) -> None:
+    """``call()``, pausing before the ``pause_at``-th line ``function`` runs (its Python code) to send "paused" on
+    ``pipe`` and wait for a word back: a test in another process looks at shared state right there."""
+    lines = [0]
+
+    def line(frame, event, arg):
+        if event == "line":
+            if lines[0] == pause_at:
+                pipe.send("paused")
+                pipe.recv()
+            lines[0] += 1
+        return line
+
+    sys.settrace(lambda frame, event, arg: line if frame.f_code is function.__code__ else None)
+    try:
+        call()
+    finally:
+        sys.settrace(None)

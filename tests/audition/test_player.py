@@ -48,47 +48,59 @@ def journaled_job(folder: Path) -> tuple[Config, Journal]:
     return config, journal
 
 
-def restart_story(folder: str) -> None:
-    """Audition, restart JACK under the same name, audition again; raises AssertionError when something is off."""
-    folder = Path(folder)
+def audition_story(folder: Path, settings: dict, story):
+    """Run ``await story(audition)`` on an Audition of a job service holding one delivered job in ``folder``
+    (``journaled_job``), and close them all afterwards; its result."""
     config, journal = journaled_job(folder)
-    server = JackServer(folder, period=1024, rate=RATE).start()
-    name = f"tape-{uuid.uuid4().hex[:6]}"
-    tape = Tape(name)
-    settings = {**defaults("audition"), "jack_server": server.name, "jack_ports": (f"{name}:in_1", f"{name}:in_2")}
 
-    async def story() -> None:
-        nonlocal server, tape
+    async def run():
         service = JobService(config, journal, {})
         audition = Audition(service, settings)
         try:
-            playing = await audition.act("last", "variant")
-            assert (playing.job_id, playing.playing, playing.variant) == ("j-1", "variant", 1)
-            assert await asyncio.to_thread(heard_sound, tape, 0)
-
-            tape.close()
-            tape = None
-            server.stop()  # the producer restarts JACK (same server name)
-            restarted = JackServer(folder, period=1024, rate=RATE)
-            restarted.name = server.name
-            server = restarted.start()
-            playing = await audition.act("last", "original")
-            assert (playing.job_id, playing.playing) == ("j-1", "original")
-            tape = Tape(name)  # after the audition reopened: libjack keeps a dead client's state per process
-            for n in (1, 2):
-                tape.client.connect(f"{playing.output}:out_{n}", f"{name}:in_{n}")
-            assert await asyncio.to_thread(heard_sound, tape, 0), "the reopened output plays into the new server"
+            return await story(audition)
         finally:
             await audition.close()
             await service.close()
 
     try:
-        asyncio.run(story())
+        return asyncio.run(run())
+    finally:
+        journal.close()
+
+
+def restart_story(folder: str) -> None:
+    """Audition, restart JACK under the same name, audition again; raises AssertionError when something is off."""
+    folder = Path(folder)
+    server = JackServer(folder, period=1024, rate=RATE).start()
+    name = f"tape-{uuid.uuid4().hex[:6]}"
+    tape = Tape(name)
+    settings = {**defaults("audition"), "jack_server": server.name, "jack_ports": (f"{name}:in_1", f"{name}:in_2")}
+
+    async def story(audition: Audition) -> None:
+        nonlocal server, tape
+        playing = await audition.act("last", "variant")
+        assert (playing.job_id, playing.playing, playing.variant) == ("j-1", "variant", 1)
+        assert await asyncio.to_thread(heard_sound, tape, 0)
+
+        tape.close()
+        tape = None
+        server.stop()  # the producer restarts JACK (same server name)
+        restarted = JackServer(folder, period=1024, rate=RATE)
+        restarted.name = server.name
+        server = restarted.start()
+        playing = await audition.act("last", "original")
+        assert (playing.job_id, playing.playing) == ("j-1", "original")
+        tape = Tape(name)  # after the audition reopened: libjack keeps a dead client's state per process
+        for n in (1, 2):
+            tape.client.connect(f"{playing.output}:out_{n}", f"{name}:in_{n}")
+        assert await asyncio.to_thread(heard_sound, tape, 0), "the reopened output plays into the new server"
+
+    try:
+        audition_story(folder, settings, story)
     finally:
         if tape is not None:
             tape.close()
         server.stop()
-        journal.close()
 
 
 def run_story(story: str, *args: str, module: str = __name__) -> None:
@@ -109,28 +121,18 @@ def busy_story(folder: str, tape_ports: str) -> None:
     """Audition variant 1 into ``tape_ports`` and, while it plays, hold the GIL (``hold_the_gil``); keep what was
     played in ``folder``/played.npy once it played out."""
     folder = Path(folder)
-    config, journal = journaled_job(folder)
     # 16 s: the variant plays on through the hold and the same call made apart before it, 2-4 s each
     settings = {**defaults("audition"), "jack_ports": tuple(tape_ports.split(",")), "pre_roll_bars": 6}
     length = gil_hold()
 
-    async def story() -> None:
-        service = JobService(config, journal, {})
-        audition = Audition(service, settings)
-        try:
-            await audition.act("last", "variant")
-            hold_the_gil(folder / "held.txt", length)
-            program = audition._prepared["j-1"].variants[0]
-            np.save(folder / "played.npy", program)
-            await asyncio.sleep(program.shape[1] / RATE + 1.0)
-        finally:
-            await audition.close()
-            await service.close()
+    async def story(audition: Audition) -> None:
+        await audition.act("last", "variant")
+        hold_the_gil(folder / "held.txt", length)
+        program = audition._prepared["j-1"].variants[0]
+        np.save(folder / "played.npy", program)
+        await asyncio.sleep(program.shape[1] / RATE + 1.0)
 
-    try:
-        asyncio.run(story())
-    finally:
-        journal.close()
+    audition_story(folder, settings, story)
 
 
 def test_the_audition_plays_on_while_the_daemons_python_is_held_up(tmp_path):
@@ -158,21 +160,11 @@ def test_presses_piled_up_while_no_output_opens_are_answered_and_only_the_last_t
     # ended each time), so a pad held down or a burst of OSC took minutes to answer. The last press wins, as it
     # does for presses waiting for their job's audio.
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
-    config, journal = journaled_job(tmp_path)
     settings = {**defaults("audition"), "output": "jack", "jack_server": "daw-bridge-nobody-here"}
 
-    async def story() -> list:
-        service = JobService(config, journal, {})
-        audition = Audition(service, settings)
-        try:
-            return await asyncio.gather(*(audition.act("last", "variant") for _ in range(12)), return_exceptions=True)
-        finally:
-            await audition.close()
-            await service.close()
+    async def story(audition: Audition) -> list:
+        return await asyncio.gather(*(audition.act("last", "variant") for _ in range(12)), return_exceptions=True)
 
-    try:
-        answers = [str(answer) for answer in asyncio.run(story())]
-    finally:
-        journal.close()
+    answers = [str(answer) for answer in audition_story(tmp_path, settings, story)]
     assert answers == ["not played: a later audition request came while the output was opening"] * 11 + [
         "no JACK server daw-bridge-nobody-here to play through"]

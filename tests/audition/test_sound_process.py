@@ -9,7 +9,6 @@ import logging
 import os
 import resource
 import signal
-import sys
 from itertools import count
 from pathlib import Path
 
@@ -20,11 +19,10 @@ from bridge.audition import Audition
 from bridge.audition.mixer import Mixer
 from bridge.audition.program import AuditionError
 from bridge.audition.sound_process import _PLAYING, _SEEN
-from bridge.core.service import JobService
 from bridge.lifeline import LifelineContext
 from bridge.settings_schema import defaults
-from tests.audition.test_player import journaled_job, run_story
-from tests.conftest import require_tool
+from tests.audition.test_player import audition_story, run_story
+from tests.conftest import require_tool, run_pausing
 from tests.frontends.jack import JackServer
 
 
@@ -34,31 +32,20 @@ def test_stop_after_the_output_process_ended_is_a_stop_and_the_next_press_plays(
     # log when the playing job was kept or discarded). Nothing plays there any more: that is a stop. The log said
     # 'the JACK server went away' for a process that had ended.
     caplog.set_level(logging.INFO, "bridge.audition.player")
-    config, journal = journaled_job(tmp_path)
-    settings = {**defaults("audition"), "jack_server": jack.name}
 
-    async def story() -> None:
-        service = JobService(config, journal, {})
-        audition = Audition(service, settings)
-        try:
-            await audition.act("last", "variant")
-            ended = audition._output
-            os.kill(ended.pid, signal.SIGKILL)
-            await asyncio.to_thread(ended._process.join)
-            stopped = await audition.act("last", "stop")
-            assert stopped.playing == "stopped"
-            playing = await audition.act("last", "variant")
-            assert (playing.playing, playing.variant) == ("variant", 1)
-            assert audition._output is not ended and audition._output.alive
-            assert "audition: the output's process ended (killed by signal 9); opening it again" in caplog.messages
-        finally:
-            await audition.close()
-            await service.close()
+    async def story(audition: Audition) -> None:
+        await audition.act("last", "variant")
+        ended = audition._output
+        os.kill(ended.pid, signal.SIGKILL)
+        await asyncio.to_thread(ended._process.join)
+        stopped = await audition.act("last", "stop")
+        assert stopped.playing == "stopped"
+        playing = await audition.act("last", "variant")
+        assert (playing.playing, playing.variant) == ("variant", 1)
+        assert audition._output is not ended and audition._output.alive
+        assert "audition: the output's process ended (killed by signal 9); opening it again" in caplog.messages
 
-    try:
-        asyncio.run(story())
-    finally:
-        journal.close()
+    audition_story(tmp_path, {**defaults("audition"), "jack_server": jack.name}, story)
 
 
 def test_a_jack_server_with_no_room_for_the_outputs_ports_is_said_in_one_line(tmp_path):
@@ -68,25 +55,16 @@ def test_a_jack_server_with_no_room_for_the_outputs_ports_is_said_in_one_line(tm
     for tool in ("jackd", "jack_lsp"):
         require_tool(tool)
     server = JackServer(tmp_path, period=1024, port_max=6).start()  # room for one port of ours (out_1)
-    config, journal = journaled_job(tmp_path)
-    settings = {**defaults("audition"), "output": "jack", "jack_server": server.name}
 
-    async def story() -> None:
-        service = JobService(config, journal, {})
-        audition = Audition(service, settings)
-        try:
-            with pytest.raises(AuditionError) as refused:
-                await audition.act("last", "variant")
-            assert str(refused.value) == ("the JACK server would not take daw-bridge-audition's ports ('out_2': port "
-                                          "registration failed)")
-        finally:
-            await audition.close()
-            await service.close()
+    async def story(audition: Audition) -> None:
+        with pytest.raises(AuditionError) as refused:
+            await audition.act("last", "variant")
+        assert str(refused.value) == ("the JACK server would not take daw-bridge-audition's ports ('out_2': port "
+                                      "registration failed)")
 
     try:
-        asyncio.run(story())
+        audition_story(tmp_path, {**defaults("audition"), "output": "jack", "jack_server": server.name}, story)
     finally:
-        journal.close()
         server.stop()
 
 
@@ -102,21 +80,7 @@ def pausing_callback(pipe, state) -> None:
         if verb == "end":
             return
         mixer.play(program) if verb == "play" else mixer.stop()
-        lines = [0]
-
-        def line(frame, event, arg):
-            if event == "line":
-                if lines[0] == pause_at:
-                    pipe.send("paused")
-                    pipe.recv()
-                lines[0] += 1
-            return line
-
-        sys.settrace(lambda frame, event, arg: line if frame.f_code is Mixer.render.__code__ else None)
-        try:
-            mixer.render(outputs, 256)
-        finally:
-            sys.settrace(None)
+        run_pausing(pipe, Mixer.render, pause_at, lambda: mixer.render(outputs, 256))
         pipe.send("rendered")
 
 
@@ -156,34 +120,23 @@ def test_a_press_as_the_callback_takes_up_a_request_sees_what_it_plays():
 def short_of_room_story(folder: str) -> None:
     """Audition the original, then variant 1 with no room to copy it for the output's process (files limited to
     1 MB here: on a memfd as on the temporary file used where there is none), then variant 1 with room again."""
-    config, journal = journaled_job(Path(folder))
-
-    async def story() -> None:
-        service = JobService(config, journal, {})
-        audition = Audition(service, defaults("audition"))
+    async def story(audition: Audition) -> None:
+        await audition.act("last", "original")
+        output = audition._output
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of ending this process
+        limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, limits[1]))
         try:
-            await audition.act("last", "original")
-            output = audition._output
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of ending this process
-            limits = resource.getrlimit(resource.RLIMIT_FSIZE)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, limits[1]))
-            try:
-                with pytest.raises(AuditionError) as refused:
-                    await audition.act("last", "variant")
-            finally:
-                resource.setrlimit(resource.RLIMIT_FSIZE, limits)
-            assert str(refused.value) == ("the audition could not copy the program for its output's process (File "
-                                          "too large)")
-            playing = await audition.act("last", "variant")
-            assert (playing.playing, playing.variant) == ("variant", 1) and audition._output is output
+            with pytest.raises(AuditionError) as refused:
+                await audition.act("last", "variant")
         finally:
-            await audition.close()
-            await service.close()
+            resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        assert str(refused.value) == ("the audition could not copy the program for its output's process (File "
+                                      "too large)")
+        playing = await audition.act("last", "variant")
+        assert (playing.playing, playing.variant) == ("variant", 1) and audition._output is output
 
-    try:
-        asyncio.run(story())
-    finally:
-        journal.close()
+    audition_story(Path(folder), defaults("audition"), story)
 
 
 def test_a_program_that_cannot_be_copied_for_the_output_says_so_and_the_output_plays_on(jack, tmp_path):

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 import time
 from itertools import count
 from pathlib import Path
@@ -22,7 +21,7 @@ from bridge.settings_schema import defaults
 from bridge.voice.listener import Listener, Take, VoiceInputError, open_input
 from tests.audition.tape import Tape, gil_hold, held
 from tests.audition.test_player import run_story
-from tests.conftest import require_tool
+from tests.conftest import require_tool, run_pausing
 from tests.frontends.jack import JackServer
 
 RATE, PERIOD = 48000, 1024
@@ -119,21 +118,7 @@ def pausing_writer(pipe) -> None:
         value, pause_at = pipe.recv()
         if value is None:
             return
-        lines = [0]
-
-        def line(frame, event, arg):
-            if event == "line":
-                if lines[0] == pause_at:
-                    pipe.send("paused")
-                    pipe.recv()
-                lines[0] += 1
-            return line
-
-        sys.settrace(lambda frame, event, arg: line if frame.f_code is Take.write.__code__ else None)
-        try:
-            take.write(np.full(64, value, np.float32))
-        finally:
-            sys.settrace(None)
+        run_pausing(pipe, Take.write, pause_at, lambda: take.write(np.full(64, value, np.float32)))
         pipe.send("written")
 
 
