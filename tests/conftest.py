@@ -86,6 +86,17 @@ def fuse_share(bindfs: str, nas: Path, mountpoint: Path, *options: str):
         mount.stderr.close()
 
 
+@contextlib.contextmanager
+def share_down(server: subprocess.Popen):
+    """The share ``fuse_share`` serves does not answer until the block ends (its server stopped), whatever the block
+    raises."""
+    server.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.send_signal(signal.SIGCONT)
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -11,14 +11,13 @@ import contextlib
 import platform
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from bridge.client import BridgeClient
-from tests.conftest import DaemonProcess, fuse_share, require_tool
+from tests.conftest import DaemonProcess, fuse_share, require_tool, share_down
 from tests.test_cli import daw_bridge
 
 # The system calls a thread is in while it waits on a file (stat, open, list, make, remove), by machine.
@@ -57,15 +56,6 @@ def song_on_nas(project, tmp_path):
     mount.mkdir()
     with fuse_share(bindfs, nas, mount, *_UNCACHED) as server:
         yield mount / project.song.name, server
-
-
-@contextlib.contextmanager
-def share_down(server: subprocess.Popen):
-    server.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        server.send_signal(signal.SIGCONT)
 
 
 def wait_for_a_stuck_file_call(pid: int) -> None:

@@ -9,11 +9,9 @@ stopped (SIGSTOP) is a share whose server went down: every call on the mount wai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 
@@ -24,7 +22,7 @@ from bridge.config import Config
 from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.frontends.inbox import InboxFrontend
-from tests.conftest import DaemonProcess, fuse_share, require_tool
+from tests.conftest import DaemonProcess, fuse_share, require_tool, share_down
 from tests.frontends.test_inbox import drop_request, wait_for_status
 
 
@@ -58,16 +56,6 @@ def share_daemon(project, share):
 def request(project, request_id: str, after: float) -> dict:
     return {"command": "extend", "source": str(project.song), "extend_after": after, "duration": 4.0,
             "num_outputs": 1, "request_id": request_id}
-
-
-@contextlib.contextmanager
-def share_down(server: subprocess.Popen):
-    """The share does not answer until the block ends (its server stopped), whatever the block raises."""
-    server.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        server.send_signal(signal.SIGCONT)
 
 
 def wait_for_log(daemon: DaemonProcess, text: str) -> None:

@@ -762,7 +762,8 @@ def test_a_note_runs_the_embedded_engine_in_the_daemon_and_the_led_reports_it(tm
 def test_a_pad_on_a_song_on_a_share_that_does_not_answer_holds_up_no_ping(tmp_path, demo_song_path, controller):
     """A pad's job was admitted on the event loop, which looked at its song: a song on a share whose server was down
     (bindfs stopped) froze the pads, OSC and every job. The press waits alone; its job runs once the share answers."""
-    from tests.core.test_service_share import _UNCACHED, share_down, wait_for_a_stuck_file_call
+    from tests.conftest import share_down
+    from tests.core.test_service_share import _UNCACHED, wait_for_a_stuck_file_call
 
     bindfs = require_tool("bindfs")
     nas = tmp_path / "nas"

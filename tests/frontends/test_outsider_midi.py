@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import threading
 
 import mido
@@ -16,7 +15,7 @@ from bridge.commands.midi import add_arguments, midi
 from bridge.config import Config
 from bridge.models import State
 from tests.adversarial.support import read_only
-from tests.conftest import fuse_share, require_tool
+from tests.conftest import fuse_share, require_tool, share_down
 from tests.frontends.jack import Controller, jack  # noqa: F401  (jack: a fixture)
 from tests.frontends.test_midi import MAPPING, controller, leds, no_midi_server, presses, rig, until  # noqa: F401  (fixtures)
 
@@ -211,16 +210,13 @@ def test_a_mapping_on_a_share_that_stops_answering_holds_no_controller_up(tmp_pa
     async def story(server):
         async with rig(tmp_path, demo_song_path, mapping=PADS, midi={"mapping": str(share / "pads.toml")}) as r:
             assert r.frontend.input is None  # no controller yet
-            server.send_signal(signal.SIGSTOP)  # the share stops answering
-            try:
+            with share_down(server):
                 await asyncio.sleep(1.0)  # ten looks at the mapping: one of them now waits for the share
                 late = await asyncio.to_thread(Controller, "padbox")
                 try:
                     await until(lambda: r.frontend.input is not None, timeout=20, what="the controller picked up")
                 finally:
                     late.close()
-            finally:
-                server.send_signal(signal.SIGCONT)
 
     with fuse_share(bindfs, nas, share) as server:
         asyncio.run(story(server))
