@@ -30,14 +30,20 @@ _FILE_CALLS = {
 _UNCACHED = ("-o", "attr_timeout=0,entry_timeout=0")
 
 
-@pytest.fixture
-def drop_folder_on_nas(project, tmp_path):
-    """The project's drop folder on a share: the bindfs process serving it."""
+def _nas(tmp_path: Path) -> tuple[str, Path]:
+    """bindfs, and the folder it serves as the NAS (skipped where the waiting system calls are not known)."""
     bindfs = require_tool("bindfs")
     if platform.machine() not in _FILE_CALLS:
         pytest.skip(f"which system calls wait on a file is not known here ({platform.machine()})")
     nas = tmp_path / "nas"
     nas.mkdir()
+    return bindfs, nas
+
+
+@pytest.fixture
+def drop_folder_on_nas(project, tmp_path):
+    """The project's drop folder on a share: the bindfs process serving it."""
+    bindfs, nas = _nas(tmp_path)
     project.drop.mkdir(parents=True, exist_ok=True)
     with fuse_share(bindfs, nas, project.drop, *_UNCACHED) as server:
         yield server
@@ -46,11 +52,7 @@ def drop_folder_on_nas(project, tmp_path):
 @pytest.fixture
 def song_on_nas(project, tmp_path):
     """A copy of the project's song on a share in the project: (its path through the mount, the bindfs process)."""
-    bindfs = require_tool("bindfs")
-    if platform.machine() not in _FILE_CALLS:
-        pytest.skip(f"which system calls wait on a file is not known here ({platform.machine()})")
-    nas = tmp_path / "nas"
-    nas.mkdir()
+    bindfs, nas = _nas(tmp_path)
     shutil.copy(project.song, nas / project.song.name)
     mount = project.root / "nas"
     mount.mkdir()
