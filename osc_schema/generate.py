@@ -329,7 +329,11 @@ def render_docs() -> str:
            "on the timeline. An OSC `f` carries about 7 significant digits (60 µs at 1000 s, about 3 samples at "
            "44.1 kHz): send times as `d` where the client can.",
            "- Nil (`N`) for an optional argument, or `null` in JSON, means \"not given\": the default applies.",
-           "- Replies go to the sender's host and port, or to `reply_port` on the sender's host when given.",
+           "- Replies go to the sender's host and port, or to `reply_port` on the sender's host when given. An "
+           "inpaint's or extend's first reply (`/bridge/bars` and `/bridge/ableton` too) comes once its song and drop "
+           "folder have been looked at, apart from the other messages (a song on a share that does not answer holds "
+           "up that command alone), so the reply to a message sent after it may come first: tell replies apart by "
+           "`request_id` and `job_id`, not by their order.",
            f"- One datagram holds at most {MAX_MESSAGES} messages, in bundles nested at most {MAX_BUNDLE_DEPTH} deep, "
            f"with type tags from `{TYPE_TAGS}`; anything else is answered with `/bridge/error` and not parsed "
            "further. A bundle's time tag is not waited for: its messages are taken in order as it arrives.", "",
