@@ -8,21 +8,29 @@ it is read again, next to the idle figure measured before the first job. Each so
 analysis cached). The daemon's first job is on another song of the first length.
 
 Then extensions (``--extend``, seconds; 600 is the longest a producer may ask for), two variants each, after 60 % of
-a song (``--extend-song``, a generated 4-minute WAV unless one is named: a lossy song is decoded whole for its job),
-``--runs`` times each, the first with the song's analysis new: median time, peak of the daemon and its workers, and
-the largest single process's peak (the engine's worker).
+a song (``--extend-song``, a generated 4-minute WAV unless one is named), ``--runs`` times each, the first with the
+song's analysis new: median time, peak of the daemon and its workers, and the largest single process's peak (the
+engine's worker).
 
     python bench/engine_memory.py [--minutes 4 15 30 60]
     python bench/engine_memory.py --python /tmp/fresh-venv/bin/python --minutes 4   # a fresh install's first job
     python bench/engine_memory.py --minutes --extend 30 600 --runs 5 \
         --extend-song /usr/share/games/wesnoth/1.16/data/core/music/the_king_is_dead.ogg
+    python bench/engine_memory.py --minutes --extend --lossy ogg mp3 --lossy-dir /tmp/lossy-songs
 
-With ``--python`` the daemon runs from that interpreter's installed daw-bridge, not from this work tree.
+``--lossy`` encodes a generated ``--lossy-minutes`` song (60) with libsndfile's Vorbis or MP3 encoder (kept in
+``--lossy-dir`` for the next run: a 60-minute one takes a minute or two), and runs on it ``--runs`` times: a 10 s
+inpaint at 55 % with the analysis new and again cached, then a 30 s extension after 60 % new and cached (the
+analysis cache is emptied before each first job): median time, peak of the family and of the worker.
+
+With ``--python`` the daemon runs from that interpreter's installed daw-bridge, not from this work tree (or, with
+``PYTHONPATH`` set to an exported tree, from that tree: how HEAD and a change are compared in one sitting).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import threading
@@ -43,16 +51,22 @@ SAMPLE_EVERY = 0.02
 SETTLE = 5.0  # seconds after a job before its lasting memory is read
 
 
-def write_song(path: Path, minutes: float, pieces: dict[int, np.ndarray]) -> Path:
-    """A ``minutes`` long song written piece by piece (never whole in this process's memory)."""
+LOSSY = {"ogg": ("OGG", "VORBIS"), "mp3": ("MP3", "MPEG_LAYER_III")}  # --lossy: libsndfile's own encoders
+
+
+def write_song(path: Path, minutes: float, pieces: dict[int, np.ndarray], kind: str = "wav") -> Path:
+    """A ``minutes`` long song written piece by piece (never whole in this process's memory): a 24-bit WAV, or
+    encoded as ``LOSSY[kind]``."""
     total = int(round(minutes * 60 * RATE))
-    with sf.SoundFile(str(path), "w", RATE, 2, "PCM_24") as out:
+    container, subtype = LOSSY.get(kind, ("WAV", "PCM_24"))
+    with sf.SoundFile(str(path), "w", RATE, 2, subtype, format=container) as out:
         written, seed = 0, 0
         while written < total:
             if seed not in pieces:
                 pieces[seed] = make_song_array(PIECE_SECONDS, RATE, 2, bpm=100.0 + 7 * (seed % 6), seed=seed)[0]
             piece = pieces[seed][:total - written]
-            out.write(piece)
+            for at in range(0, len(piece), 1 << 15):  # libsndfile's Vorbis encoder crashes on large writes
+                out.write(piece[at:at + (1 << 15)])
             written, seed = written + len(piece), seed + 1
     return path
 
@@ -135,6 +149,49 @@ def extend(client: BridgeClient, pid: int, song: Path, after: float, seconds: fl
     return took, sampler.peak, sampler.largest, result
 
 
+LOSSY_JOBS = ("inpaint 10 s new", "inpaint 10 s cached", "extend 30 s new", "extend 30 s cached")
+
+
+def lossy_song(args, kind: str, audio: Path, pieces: dict) -> Path:
+    """The encoded song, linked into the daemon's project (written to ``--lossy-dir`` the first time)."""
+    folder = args.lossy_dir or audio
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = folder / f"song-{args.lossy_minutes:g}min.{kind}"
+    if not kept.exists():
+        write_song(kept.with_suffix(".part"), args.lossy_minutes, pieces, kind).rename(kept)
+    song = audio / kept.name
+    if song != kept:  # the daemon refuses a link that resolves outside its project roots
+        try:
+            os.link(kept, song)
+        except OSError:
+            shutil.copy(kept, song)
+    return song
+
+
+def lossy_runs(client: BridgeClient, daemon, song: Path, runs: int) -> list[list[tuple]]:
+    """Each run's ``LOSSY_JOBS``: (seconds, family peak MiB, worker peak MiB, outcome)."""
+    with sf.SoundFile(str(song)) as f:
+        seconds = f.frames / f.samplerate
+    pid, done = daemon.proc.pid, []
+    for run in range(runs):
+        jobs = []
+        for k, job in enumerate(LOSSY_JOBS):
+            if job.endswith("new"):
+                for analysis in daemon.root.rglob("*.npz"):
+                    analysis.unlink()
+            tag = f"{song.suffix[1:]}-{run}-{k}"
+            if job.startswith("inpaint"):
+                with PeakSampler(pid) as sampler:
+                    took, _, _, result = inpaint(client, pid, song, 0.55 * seconds - 30.0 * (k % 2), tag)
+                jobs.append((took, sampler.peak, sampler.largest, result))
+            else:
+                took, peak, largest, result = extend(client, pid, song, round(0.6 * seconds, 1), 30.0, tag)
+                jobs.append((took, peak, largest, result))
+            settle_rss(pid)
+        done.append(jobs)
+    return done
+
+
 def settle_rss(pid: int) -> float:
     time.sleep(SETTLE)
     return family_rss(pid)
@@ -158,7 +215,10 @@ def main() -> None:
     parser.add_argument("--python", help="run the daemon with this interpreter's installed daw-bridge")
     parser.add_argument("--extend", type=float, nargs="*", default=[30, 600], help="seconds of each extension")
     parser.add_argument("--extend-song", type=Path, help="the song extended (default: a generated 4-minute WAV)")
-    parser.add_argument("--runs", type=int, default=3, help="jobs per extension length")
+    parser.add_argument("--runs", type=int, default=3, help="jobs per extension length, runs per lossy song")
+    parser.add_argument("--lossy", nargs="*", default=[], choices=sorted(LOSSY), help="lossy songs to run jobs on")
+    parser.add_argument("--lossy-minutes", type=float, default=60.0)
+    parser.add_argument("--lossy-dir", type=Path, help="where the encoded songs are kept between runs")
     args = parser.parse_args()
     rows, pieces = [], {}
     started = time.perf_counter()
@@ -185,6 +245,8 @@ def main() -> None:
             cached = inpaint(client, daemon.proc.pid, song, at - 30.0, f"{minutes:g}-cached")
             rows.append((minutes, song.stat().st_size / 1e6, took, cpu, peak, after, *cached[:3], result))
             song.unlink()
+        lossy = [(kind, lossy_runs(client, daemon, lossy_song(args, kind, audio, pieces), args.runs))
+                 for kind in args.lossy]
         extended = []
         if args.extend:
             if args.extend_song:  # a copy in the project: the daemon reads songs inside its project roots only
@@ -207,6 +269,15 @@ def main() -> None:
             each = "  ".join(f"{run[0]:.2f}/{run[1]:.0f}/{run[2]:.0f}" for run in runs)
             print(f"{seconds:>6g} s {medians[0]:>7.2f} {medians[1]:>6.0f} {medians[2]:>7.0f}   {each}   "
                   f"{' '.join(sorted({run[3] for run in runs}))}")
+    if lossy:
+        print(f"\n{args.lossy_minutes:g} min generated song encoded by libsndfile; jobs with the analysis new, then "
+              f"cached; median of {args.runs}: s / peak MiB of daemon + workers / of the worker")
+        for kind, runs in lossy:
+            for k, job in enumerate(LOSSY_JOBS):
+                medians = [statistics.median(run[k][m] for run in runs) for m in range(3)]
+                each = "  ".join(f"{run[k][0]:.2f}/{run[k][1]:.0f}/{run[k][2]:.0f}" for run in runs)
+                print(f"{kind:>4} {job:<18} {medians[0]:>7.2f} {medians[1]:>6.0f} {medians[2]:>7.0f}   {each}   "
+                      f"{' '.join(sorted({run[k][3] for run in runs}))}")
     if not rows:
         shutil.rmtree(daemon.root, ignore_errors=True)
         return

@@ -4,7 +4,8 @@
 and returns ``Rendered`` dicts. Both are module-level so a spawned process pool can pickle them. A worker
 remembers the content key of the last song it hashed, so the two calls of one job hash the file once. No call
 holds the decoded song: the analysis reads the file a block at a time, and rendering reads only the blocks the
-variants play (a lossy file, whose seeking is not sample-exact, is decoded whole for that job and then let go).
+variants play (a lossy file, whose seeking is not sample-exact, is decoded from its start once per job, keeping
+only the stretches the laid-out plans read).
 Nor does any call hold a variant whole: candidates are compared by spectra taken as their audio is made, and the
 chosen are made and written a block at a time.
 """
@@ -22,12 +23,12 @@ from bridge.backends.local.analysis import InvalidSamples, SongAnalysis, analyse
 from bridge.backends.local.cache import AnalysisCache, content_key
 from bridge.backends.local.extend import plan_extend
 from bridge.backends.local.inpaint import plan_inpaint
-from bridge.backends.local.joins import ArraySource, FileSource
+from bridge.backends.local.joins import ArraySource, FileSource, SpanSource
 from bridge.backends.local.plans import Plan
-from bridge.backends.local.render import Rendering, lay_out
+from bridge.backends.local.render import Rendering, lay_out, spans_read
 from bridge.backends.local.similarity import confidence
-from bridge.backends.local.steering import Ruler, context_around, rank, understand
-from bridge.backends.local.texture import TEXTURE_BELOW, Texture, lay_out_texture, plan_texture
+from bridge.backends.local.steering import CONTEXT_SECONDS, Ruler, context_around, rank, understand
+from bridge.backends.local.texture import SOUND_SECONDS, TEXTURE_BELOW, Texture, lay_out_texture, plan_texture
 from bridge.exceptions import NoMaterialError, SourceError
 
 ENGINE_NOTE = ("embedded: re-uses the song's own material (beat-aligned, similarity-driven); it does not follow "
@@ -43,6 +44,8 @@ _loaded: dict[str, object] = {}  # this worker's last song: its file identity an
 # Seeking there gives exactly the same samples as decoding from the start. Not in lossy formats: libsndfile 1.2's
 # Vorbis seeks land a few samples off now and then, and an MP3 without a Xing header has an estimated length.
 _SEEKABLE = {"WAV", "WAVEX", "AIFF", "FLAC", "W64", "RF64", "CAF"}
+# seconds of the song either side of the range read besides the passages (steering's context, a texture's sound)
+_AROUND = max(CONTEXT_SECONDS, SOUND_SECONDS)
 
 
 def _identity(source: Path) -> tuple:
@@ -97,17 +100,24 @@ def load_song(source: Path) -> tuple[np.ndarray, int, str]:
     return audio, sample_rate, subtype
 
 
-def open_song(source: Path):
+def open_song(source: Path, reads=None):
     """A readable source for rendering, its sample rate and subtype: the file read block by block where seeking
-    is exact, else the whole song decoded."""
+    is exact; else, given ``reads(sample_rate)`` (the frame ranges the job reads), the song decoded from its start
+    keeping only those; else the whole song decoded."""
     import soundfile as sf
 
     with _reading(source):
         info = sf.info(str(source))
     if info.format in _SEEKABLE and info.frames > 0:
         return FileSource(source), info.samplerate, info.subtype
-    audio, sample_rate, subtype = load_song(source)
-    return ArraySource(audio), sample_rate, subtype
+    if reads is None:
+        audio, sample_rate, subtype = load_song(source)
+        return ArraySource(audio), sample_rate, subtype
+    with _reading(source):
+        song = SpanSource(source, reads(info.samplerate))
+    if song.frames == 0:
+        raise SourceError(f"source audio has no frames: {source}", code="source_unreadable")
+    return song, info.samplerate, info.subtype
 
 
 def song_analysis(source: Path, cache_dir: Path) -> tuple[SongAnalysis, bool]:
@@ -181,7 +191,11 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     else:
         raise ValueError(f"operation must be inpaint or extend, got {spec.operation!r}")
     floor = floor_for(min_confidence, end - start) if spec.operation == "inpaint" else min_confidence
-    song, sample_rate, subtype = open_song(spec.source)
+
+    def reads(rate: int, planned: list[Plan]) -> list[tuple[int, int]]:
+        return spans_read(planned, (int(round(span_start * rate)), int(round(span_end * rate))), rate, _AROUND)
+
+    song, sample_rate, subtype = open_song(spec.source, lambda rate: reads(rate, plans))
     first, stop = int(round(span_start * sample_rate)), int(round(span_end * sample_rate))
     write_subtype = lossless_subtype(subtype)
     candidates, steered, apart, results = [], {}, [], []
@@ -191,6 +205,9 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
     new = (int(round(start * sample_rate)) - first, stop - first)  # an extension's new material
 
     def lay_out_plan(plan: Plan) -> Rendering:
+        if isinstance(song, SpanSource):  # a texture is planned after the song was read for the passages
+            with _reading(spec.source):
+                song.hold(reads(sample_rate, [plan]))
         draw = lay_out_texture if isinstance(plan, Texture) else lay_out
         return draw(song, sample_rate, plan, start, end, (first, stop), analysis.beat_period)
 

@@ -330,6 +330,27 @@ def lay_out(song, sample_rate: int, plan: Plan, start: float, end: float, span: 
     return Rendering(f1 - f0, source.channels, [j.to_json(sample_rate) for j in rendered], passages, make)
 
 
+# Seconds beyond a passage that laying it out and playing it may read: a level window (1 s), an align window and its
+# search (0.42 s), a crossfade (0.15 s), a resampler's pad (0.05 s). A read past it costs a lossy song another pass.
+READ_REACH = 2.0
+
+
+def spans_read(plans: list[Plan], span: tuple[int, int], sample_rate: int,
+               around: float = 0.0) -> list[tuple[int, int]]:
+    """The source frames that laying out and playing ``plans`` over ``span`` may read, as (first, stop) ranges:
+    each passage with ``READ_REACH`` either side (its drift to ``end_lag`` and ``MAX_STRETCH`` of it more), and the
+    span with ``around`` seconds more either side."""
+    reach = int(round(max(READ_REACH, around) * sample_rate))
+    ranges = [(span[0] - reach, span[1] + reach)]
+    for plan in plans:
+        for p in plan.passages:
+            lags = (p.lag, p.lag if p.end_lag is None else p.end_lag)
+            slack = READ_REACH + MAX_STRETCH * (p.end - p.start)
+            ranges.append((int((p.start + min(lags) - slack) * sample_rate),
+                           int(np.ceil((p.end + max(lags) + slack) * sample_rate))))
+    return ranges
+
+
 def _ending(end: int, beat: int) -> tuple[int, np.ndarray] | None:
     """(first frame, gains) of ``finish``'s fade over the last beat before ``end``; None when there is none."""
     length = min(beat, end)

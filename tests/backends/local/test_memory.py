@@ -19,7 +19,7 @@ from bridge.backends.local.analysis import analyse, analyse_file, without_range
 from bridge.backends.local.backend import LocalBackend
 from bridge.backends.local.extend import plan_extend
 from bridge.backends.local.inpaint import plan_inpaint
-from bridge.backends.local.joins import ArraySource
+from bridge.backends.local.joins import ArraySource, SpanSource
 from bridge.backends.local.render import lay_out
 from bridge.backends.local.texture import lay_out_texture, plan_texture
 from bridge.models import JobSpec
@@ -126,3 +126,79 @@ def test_an_extension_compared_a_block_at_a_time_is_compared_as_if_whole(sample_
     for size in (777, 1 << 16):
         blocks = (audio[at:at + size] for at in range(0, len(audio), size))
         np.testing.assert_array_equal(agreement.spectra_of_blocks(blocks, sr, len(audio)), whole)
+
+
+def _lossy(path, audio, sr, kind: str):
+    """``audio`` encoded by libsndfile as an Ogg Vorbis or MP3 file (skipped where this libsndfile cannot)."""
+    container, subtype = {"ogg": ("OGG", "VORBIS"), "mp3": ("MP3", "MPEG_LAYER_III")}[kind]
+    if subtype not in sf.available_subtypes(container):
+        pytest.skip(f"this libsndfile does not write {kind}")
+    with sf.SoundFile(str(path), "w", sr, audio.shape[1], subtype, format=container) as out:
+        for at in range(0, len(audio), 8192):
+            out.write(audio[at:at + 8192])
+    return path
+
+
+@pytest.mark.parametrize("kind", ["ogg", "mp3"])
+def test_a_lossy_song_decoded_once_for_its_spans_reads_as_the_whole_decode(tmp_path, kind):
+    audio, sr = make_song_array(40.0, seed=9)
+    song = _lossy(tmp_path / f"song.{kind}", audio, sr, kind)
+    whole = sf.read(str(song), dtype="float32", always_2d=True)[0]
+    spans = [(-500, 3 * sr), (20 * sr + 17, 23 * sr), (22 * sr, 25 * sr), (len(whole) - sr, len(whole) + 4 * sr)]
+    source = SpanSource(song, spans, block=4 * 1152)  # spans that overlap, start before the song and end after it
+    assert source.frames == len(whole) and source.channels == whole.shape[1]
+    reference = ArraySource(whole)
+    for start, length in ((-300, 1000), (0, 3 * sr), (20 * sr + 17, 5 * sr - 17), (24 * sr, 100),
+                          (len(whole) - 700, 5000)):
+        np.testing.assert_array_equal(source.read(start, length), reference.read(start, length))
+    assert source.passes == 1
+    np.testing.assert_array_equal(source.read(10 * sr, 333), reference.read(10 * sr, 333))  # not kept: read again
+    assert source.passes == 2
+    np.testing.assert_array_equal(source.read(0, sr), reference.read(0, sr))  # what was kept is kept still
+    source.hold([(sr, 2 * sr), (30 * sr, 32 * sr)])  # a texture's grains, planned after the passages were read
+    source.hold([(30 * sr, 31 * sr)])
+    assert source.passes == 3
+    np.testing.assert_array_equal(source.read(30 * sr, 2 * sr), reference.read(30 * sr, 2 * sr))
+    assert source.passes == 3
+
+
+@pytest.mark.parametrize("job", ["inpaint", "extend", "texture"])
+def test_a_job_on_an_ogg_keeps_only_what_it_plays_and_renders_as_from_the_whole_decode(tmp_path, monkeypatch, job):
+    from bridge.backends.local import engine, joins
+
+    if job == "texture":  # an ambient cue no passage of which fits: its texture is planned after the passages
+        audio, sr = drone(60.0), 44100
+        fields = {"operation": "extend", "extend_after": 60.0, "duration": 20.0}
+    else:
+        audio, sr = make_song_array(90.0, seed=4)
+        fields = ({"operation": "inpaint", "start": 40.0, "end": 44.0} if job == "inpaint" else
+                  {"operation": "extend", "extend_after": 50.0, "duration": 8.0})
+    song = _lossy(tmp_path / "song.ogg", audio, sr, "ogg")
+    spec = JobSpec(job_id="j-ogg", source=song, source_info=probe(song), backend="local", num_outputs=2,
+                   **fields).to_json()
+    sources = []
+
+    class Recorded(joins.SpanSource):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            sources.append(self)
+
+    monkeypatch.setattr(engine, "SpanSource", Recorded)
+    outputs = {}
+    for way in ("spans", "whole"):
+        if way == "whole":  # the song decoded whole, as before the spans were reckoned
+            monkeypatch.setattr(engine, "open_song", lambda source, reads=None, _open=engine.open_song: _open(source))
+        (tmp_path / way).mkdir()
+        rendered = engine.render_job(spec, str(tmp_path / way), str(tmp_path / "cache"), 0.1)
+        outputs[way] = [(sf.read(r["path"], dtype="float32")[0], r["splice"]) for r in rendered]
+    [source] = sources
+    # every read fell within the spans reckoned from the plans (a texture's, reckoned once it was planned, may
+    # need one more pass); a short cue's texture draws on most of it
+    assert source.passes <= 2 if job == "texture" else source.passes == 1
+    if job != "texture":
+        assert sum(len(frames) for _, frames in source._kept) < source.frames / 2
+    assert len(outputs["spans"]) == len(outputs["whole"]) > 0
+    assert ("texture" in outputs["spans"][0][1]) == (job == "texture")
+    for (audio_spans, splice_spans), (audio_whole, splice_whole) in zip(outputs["spans"], outputs["whole"]):
+        np.testing.assert_array_equal(audio_spans, audio_whole)
+        assert splice_spans == splice_whole
