@@ -121,24 +121,24 @@ class SpanSource:
                 wanted[-1][1] = max(wanted[-1][1], hi)
             else:
                 wanted.append([lo, hi])
-        kept, pieces, at, which = [], [], 0, 0
+        kept, at, which, filling = [], 0, 0, None
         with sf.SoundFile(str(self._path)) as song:
-            self.channels = song.channels
+            self.channels, told = song.channels, song.frames  # an MP3's may be estimated: blocks() stops there too
             # read in blocks from the start: the same samples as one read of the whole file, without a seek
             for block in song.blocks(blocksize=self._block, dtype="float32", always_2d=True):
                 end = at + len(block)
-                while which < len(wanted) and at < end:
+                while which < len(wanted) and wanted[which][0] < end:
                     lo, hi = wanted[which]
-                    if lo < end and hi > at:
-                        pieces.append(block[max(lo - at, 0):min(hi, end) - at].copy())
+                    if filling is None:
+                        filling = _Filling(lo, max(min(hi, told) - lo, 0), self.channels)
+                    filling.add(block[max(lo - at, 0):min(hi, end) - at])
                     if hi > end:
                         break
-                    if pieces:
-                        kept.append((lo, np.concatenate(pieces)))
-                    pieces, which = [], which + 1
+                    kept.append(filling.done())
+                    filling, which = None, which + 1
                 at = end
-        if pieces:  # a span reaching past the song's end
-            kept.append((wanted[which][0], np.concatenate(pieces)))
+        if filling is not None:  # a span reaching past the song's end
+            kept.append(filling.done())
         self.frames, self._kept, self._spans = at, kept, [tuple(w) for w in wanted]
         self._starts = [lo for lo, _ in kept]
         self.passes += 1
@@ -169,6 +169,21 @@ class SpanSource:
             if hi <= first + len(frames):
                 return self._kept[index]
         return None
+
+
+class _Filling:
+    """One span's frames as a decode passes them, written in place into room for as many as libsndfile told the
+    file holds (soundfile reads no further), so a span as long as the song is never held twice."""
+
+    def __init__(self, lo: int, room: int, channels: int):
+        self.lo, self.frames, self.filled = lo, np.empty((room, channels), np.float32), 0
+
+    def add(self, part: np.ndarray) -> None:
+        self.frames[self.filled:self.filled + len(part)] = part
+        self.filled += len(part)
+
+    def done(self) -> tuple[int, np.ndarray]:
+        return self.lo, self.frames[:self.filled]
 
 
 def crossfade_seconds(correlation: float, beat: float) -> float:
