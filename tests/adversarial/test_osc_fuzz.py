@@ -63,11 +63,12 @@ class Collector:
     def send(self, data: bytes) -> None:
         self.sock.sendto(data, self.daemon)
 
-    def replies(self, count: int, timeout: float = 20.0) -> list[tuple[int, str, list]]:
-        """(size, address, args) of the next ``count`` replies, or of those that came within ``timeout``."""
+    def replies(self, count: int | None = None, fence_id: str = "", timeout: float = 20.0) -> list:
+        """(size, address, args) of the replies that come within ``timeout``: the next ``count`` of them, or every
+        one up to and including the error reply naming ``fence_id`` (failing when it does not come)."""
         got = []
         deadline = time.monotonic() + timeout
-        while len(got) < count and (left := deadline - time.monotonic()) > 0:
+        while (count is None or len(got) < count) and (left := deadline - time.monotonic()) > 0:
             self.sock.settimeout(left)
             try:
                 data, _ = self.sock.recvfrom(65536)
@@ -75,23 +76,11 @@ class Collector:
                 break
             message = OscPacket(data).messages[0].message
             got.append((len(data), message.address, list(message.params)))
-        return got
-
-    def replies_until(self, fence_id: str, timeout: float = 20.0) -> list[tuple[int, str, list]]:
-        """(size, address, args) of every reply up to and including the error reply naming ``fence_id``."""
-        got = []
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                data, _ = self.sock.recvfrom(65536)
-            except TimeoutError:
-                break
-            message = OscPacket(data).messages[0].message
-            got.append((len(data), message.address, list(message.params)))
-            if _fence_of(got[-1]) == fence_id:
+            if fence_id and _fence_of(got[-1]) == fence_id:
                 return got
-        raise AssertionError(f"no reply to {fence_id} within {timeout} s; got {len(got)} replies: {got[-3:]}")
+        if fence_id:
+            raise AssertionError(f"no reply to {fence_id} within {timeout} s; got {len(got)} replies: {got[-3:]}")
+        return got
 
     def close(self) -> None:
         self.sock.close()
@@ -183,7 +172,7 @@ def test_ten_thousand_hostile_datagrams_are_each_answered_and_survived(target, f
                 fences += 1
                 collector.send(fence)
                 fence_ids.append(fence_id)
-            replies = early + collector.replies_until(fence_ids[-1])
+            replies = early + collector.replies(fence_id=fence_ids[-1])
             segment: list = []
             fence_at = 0
             for reply in replies:
