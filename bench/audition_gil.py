@@ -27,6 +27,7 @@ from _common import ROOT  # (puts the repository on sys.path)
 
 from bridge.audition.output import open_device
 from bridge.audition.sound_process import SoundProcess
+from bridge.lifeline import end_resource_tracker
 from tests.frontends.jack import JackServer
 
 RATE = 48000
@@ -125,6 +126,7 @@ def main() -> None:
             print(f"{kind:7s} in the daemon's process: {cells[0]}\n        in its own process:    {cells[1]}")
     finally:
         server.stop()
+        end_resource_tracker()  # the sound processes' tracker ends before this process does, as the daemon's
 
 
 if __name__ == "__main__":

@@ -104,8 +104,12 @@ def restart_story(folder: str) -> None:
 
 
 def run_story(story: str, *args: str, module: str = __name__) -> None:
-    """Run ``story``, a function of ``module``, in a child process with ``args``; fail with its error output."""
-    call = f"import sys; from {module} import {story}; {story}(*sys.argv[1:])"
+    """Run ``story``, a function of ``module``, in a child process with ``args``; fail with its error output.
+
+    The audio devices' processes start the child's multiprocessing resource tracker, which would end only after the
+    child, for a moment a process nobody started: the child ends it first, as the daemon does."""
+    call = (f"import sys\nfrom bridge.lifeline import end_resource_tracker\nfrom {module} import {story}\n"
+            f"try:\n    {story}(*sys.argv[1:])\nfinally:\n    end_resource_tracker()")
     child = subprocess.run([sys.executable, "-c", call, *args], cwd=ROOT, env=daemon_environment(),
                            capture_output=True, text=True, timeout=120, check=False)
     assert child.returncode == 0, child.stderr[-3000:]
