@@ -96,16 +96,8 @@ def test_a_wav_address_httpx_cannot_parse_falls_back_to_the_mp3(project, fake, m
     """byId offered a WAV address with a port that is no port or a host name IDNA refuses, beside a good MP3: httpx
     raised from inside (InvalidURL, an OverflowError in an ExceptionGroup), the job failed as an 'internal error' with
     a traceback in the log, and every retry failed the same way, so the paid-for MP3 was never fetched."""
-    answered = fake_module.FakeMusicGPT.conversion
     signature = "0f" * 32
-
-    def bad_wav(self, task):
-        conversion = answered(self, task)
-        if conversion.get("conversion_path_wav_1"):
-            conversion["conversion_path_wav_1"] = f"http://{wav_host}/v1.wav?X-Amz-Signature={signature}"
-        return conversion
-
-    monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", bad_wav)
+    fake_module.offer_wav_at(monkeypatch, f"http://{wav_host}/v1.wav?X-Amz-Signature={signature}")
     daemon, last = _inpaint_on_musicgpt(project, fake)
     log = daemon.log.read_text()
     assert last.name == "done", last

@@ -94,15 +94,7 @@ def test_a_wav_sent_on_to_an_address_with_no_port_falls_back_to_the_mp3(project,
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SendsOnToNoPort)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
-    answered = fake_module.FakeMusicGPT.conversion
-
-    def wav_sent_on(self, task):
-        conversion = answered(self, task)
-        if conversion.get("conversion_path_wav_1"):
-            conversion["conversion_path_wav_1"] = f"http://127.0.0.1:{server.server_address[1]}/v1.wav"
-        return conversion
-
-    monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", wav_sent_on)
+    fake_module.offer_wav_at(monkeypatch, f"http://127.0.0.1:{server.server_address[1]}/v1.wav")
     try:
         with FakeMusicGPT(time_scale=0.01, eta=20) as fake:
             project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))

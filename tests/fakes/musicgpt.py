@@ -371,6 +371,20 @@ class FakeMusicGPT:
             self.webhooks_sent.append((payload.get("task_id"), payload.get("subtype") or "audio", result))
 
 
+def offer_wav_at(monkeypatch, address: str) -> None:
+    """Make byId offer each finished task's first WAV at ``address`` (a test's ``monkeypatch``); its MP3 and the
+    rest stay the fake's own."""
+    answered = FakeMusicGPT.conversion
+
+    def elsewhere(self, task: Task) -> dict:
+        conversion = answered(self, task)
+        if conversion.get("conversion_path_wav_1"):
+            conversion["conversion_path_wav_1"] = address
+        return conversion
+
+    monkeypatch.setattr(FakeMusicGPT, "conversion", elsewhere)
+
+
 def generated_audio(task: Task, variant: int, *, shift_s: float, gain: float, extend_s: float) -> np.ndarray:
     """The fake's "generation": the upload with its range replaced by a per-variant tone, then gain and shift."""
     audio, rate = task.audio, task.rate
