@@ -1690,7 +1690,10 @@ if Editor == nil and type(arg) == "table" then  -- ardour7-lua daw_bridge_import
 	for _, note in ipairs(notes or {}) do print("not imported: " .. note) end
 	io.stdout:flush()
 	-- Leave without ardour7-lua's teardown: in Ardour 7.3 it can crash after a session was closed, which would
-	-- read like a failed import although the session file is already written.
+	-- read like a failed import although the session file is already written. The engine is stopped first: exit()
+	-- still runs libardour's static destructors, which free what its process thread runs if a step that failed
+	-- left the session (and its plugins) open.
+	AudioEngine:stop(false)
 	os.exit(names and 0 or 1)
 end
 
