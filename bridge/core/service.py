@@ -68,6 +68,7 @@ class JobService:
         self._painter = picture.Painter()
         self._pictures: set[asyncio.Task] = set()  # delivered jobs' pictures being drawn
         self._drawing: set[str] = set()  # the jobs of those pictures
+        self._drawing_turn = asyncio.Lock()  # one job's pictures at a time (see _add_pictures)
         self._sweeping: asyncio.Task | None = None  # the start's removal of interrupted deliveries' temporaries
         self._slots = asyncio.Semaphore(config.max_jobs)
         self._admitting = 0  # commands whose admission looks at the file system in a thread (see take)
@@ -541,7 +542,11 @@ class JobService:
 
     async def _add_pictures(self, spec, variants: list[Rendered], manifests, workdir) -> None:
         try:
-            await asyncio.to_thread(delivery.add_pictures, spec, variants, manifests, self._painter.render)
+            # The painter draws in one process, and a job's pictures wait for it in a thread of the loop's pool:
+            # jobs delivered in a row, each waiting its turn there, held every thread of that pool, and the next
+            # job's delivery and every command's admission waited behind them. They take their turn here instead.
+            async with self._drawing_turn:
+                await asyncio.to_thread(delivery.add_pictures, spec, variants, manifests, self._painter.render)
         finally:  # the variants drawn from live in the work folder
             await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from bridge.audio.wavio import write_atomic
 from bridge.core.admission import admit
 from bridge.exceptions import Cancelled
 from bridge.models import Rendered, State
+from bridge.threads import LeavingExecutor
 from tests.conftest import command_line, process_tree
 from tests.core.test_service import PaidBackend, inpaint, run_service
 
@@ -202,6 +204,42 @@ def test_a_job_cancelled_while_delivering_publishes_nothing_and_draws_no_picture
     record = asyncio.run(run_service(config, TwoVariants(), story))
     assert record.state is State.CANCELLED and drawn == []
     assert not config.drop_folder.exists() or list(config.drop_folder.iterdir()) == []
+
+
+def test_pictures_waiting_for_the_painter_hold_up_no_delivery_and_no_command(setup, monkeypatch):
+    """A job's pictures wait for the painter's one process in a thread of the loop's pool. Jobs delivered in a row
+    each held one there, so with the pool's threads all waiting, the next job's delivery and every command's
+    admission waited too (bench/osc_latency.py: an accepted reply 20 s late at the 180th command, the pool leaving
+    threads it counts as stuck behind after 5 s; here it never does). Pictures now take turns."""
+    config, song = setup
+    drawing, release = threading.Semaphore(0), threading.Event()
+
+    def slow(painter, what):  # a painter that takes its time: the pictures queue behind it
+        drawing.release()
+        release.wait(60)
+        raise RuntimeError("the painter was slow")
+
+    monkeypatch.setattr(picture.Painter, "render", slow)
+
+    async def story(service):
+        asyncio.get_running_loop().set_default_executor(LeavingExecutor(max_workers=4, stuck_after=3600))
+        jobs = [service.submit(inpaint(song, start=1.0 + job, end=2.0 + job), {"kind": "test"}) for job in range(6)]
+        try:
+            await asyncio.wait_for(_delivered(service, jobs), timeout=20)
+            admitted = await asyncio.wait_for(service.take(inpaint(song), {"kind": "test"}), timeout=20)
+            await asyncio.wait_for(_delivered(service, [admitted]), timeout=20)
+            waiting = sum(drawing.acquire(blocking=False) for _ in jobs)
+        finally:
+            release.set()
+        await service.drain()
+        return waiting
+
+    assert asyncio.run(run_service(config, PaidBackend(), story)) == 1  # one picture waited on the painter at a time
+
+
+async def _delivered(service, records) -> None:
+    while any(service.get(record.job_id).state is not State.DELIVERED for record in records):
+        await asyncio.sleep(0.02)
 
 
 def test_the_painters_process_ends_when_idle_and_comes_back_for_the_next_picture():
