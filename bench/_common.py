@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -36,7 +37,7 @@ def free_udp_port() -> int:
 
 
 class BenchDaemon:
-    """``daw-bridge serve`` in its own process with a config in a temporary project."""
+    """``daw-bridge serve`` in its own process with a config in a temporary project, removed when it stops."""
 
     def __init__(self, extra_config: str = "", python: str | None = None):
         """``python``: run that interpreter's installed daw-bridge (e.g. a fresh virtualenv's), not this tree's."""
@@ -67,3 +68,5 @@ class BenchDaemon:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)

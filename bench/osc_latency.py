@@ -21,8 +21,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--commands", type=int, default=500)
     args = parser.parse_args()
-    # One generation at a time, so most of the run measures OSC while the engine works on the other core.
-    with BenchDaemon("max_jobs = 1\n[local]\nworkers = 1\n") as daemon:
+    # One generation at a time, so most of the run measures OSC while the engine works on the other core; every
+    # command is queued (none refused as busy), so each reply is an admission's
+    with BenchDaemon(f"max_jobs = 1\nmax_queued = {args.commands}\n[local]\nworkers = 1\n") as daemon:
         song = make_song(daemon.root / "song.wav", seconds=30.0)
         with BridgeClient("127.0.0.1", daemon.port) as client:
             pings, accepts = [], []
