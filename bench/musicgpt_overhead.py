@@ -112,8 +112,9 @@ async def poll_counts(song: Path, folder: Path) -> list[tuple[str, float, int]]:
                                  ("2x, unknown statuses", 2.0, ["RENDERING", "MASTERING"])):
         with FakeMusicGPT(time_scale=scale, eta=40) as fake:
             fake.slow_factor, fake.unknown_statuses = slow, unknown
-            backend = backend_for(fake, folder / "state-poll", eta_scale=1.0 * scale, poll_interval_s=3.0 * scale,
-                                  poll_max_interval_s=30.0 * scale)
+            # a ledger of its own per scenario: the spend ledger refuses a job id it already holds as submitted
+            backend = backend_for(fake, folder / f"state-poll-{label}", eta_scale=1.0 * scale,
+                                  poll_interval_s=3.0 * scale, poll_max_interval_s=30.0 * scale)
             work = folder / f"poll-{label}"
             work.mkdir(exist_ok=True)
             spec = spec_for(song, 0)
@@ -132,14 +133,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the unknown-status scenario warns by design; figures only here
-    folder = Path(tempfile.mkdtemp(prefix="musicgpt-bench-"))
+    with tempfile.TemporaryDirectory(prefix="musicgpt-bench-") as tmp:
+        run(Path(tmp), args.runs)
+
+
+def run(folder: Path, runs: int) -> None:
     song = make_song(folder / "song.wav", seconds=SONG_S)
-    base = baseline(song, folder, args.runs)
-    print(f"4-minute song, 10 s inpaint at {START:.0f}-{END:.0f} s, 30 s context, one variant, {args.runs} runs\n")
+    base = baseline(song, folder, runs)
+    print(f"4-minute song, 10 s inpaint at {START:.0f}-{END:.0f} s, 30 s context, one variant, {runs} runs\n")
     print(f"baseline: read the whole song and write it back once: median {base * 1000:.0f} ms")
     for label, mp3, rate in (("WAV offered, same rate", False, None), ("MP3 only, 48 kHz (decode + resample)",
                                                                         True, 48000)):
-        results = asyncio.run(overhead(song, folder / label.split()[0], args.runs, mp3=mp3, rate=rate))
+        results = asyncio.run(overhead(song, folder / label.split()[0], runs, mp3=mp3, rate=rate))
         med = {k: statistics.median(r[k] for r in results) for k in ("prepare", "submit", "wait", "total")}
         print(f"bridge overhead per job, {label}: median {med['total'] * 1000:.0f} ms "
               f"(prepare {med['prepare'] * 1000:.0f}, submit {med['submit'] * 1000:.0f}, "
