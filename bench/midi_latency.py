@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -69,7 +70,20 @@ async def measure(root: Path, presses: int) -> tuple[list[float], list[float], l
         if message.type == "note_on" and message.note == 60:
             loop.call_soon_threadsafe(settle, time.perf_counter())
 
-    service.subscribe(lambda record, event: settle(time.perf_counter()) if event == "accepted" else None)
+    parked: list[str] = []
+
+    def on_event(record, event) -> None:
+        if event == "accepted":
+            parked.append(record.job_id)
+            settle(time.perf_counter())
+
+    def cancel_parked() -> None:
+        """A pad pressed again while its job runs, asking the same, starts nothing (and max_jobs + max_queued bound
+        what may wait): each press's parked job is cancelled once measured, so the next press is a new job."""
+        while parked:
+            service.cancel(parked.pop())
+
+    service.subscribe(on_event)
     bare = mido.Backend("mido.backends.rtmidi/UNIX_JACK", use_environ=False).open_input("benchpads-pads:pads",
                                                                                       callback=bare_callback)
     await frontend.start()
@@ -83,12 +97,14 @@ async def measure(root: Path, presses: int) -> tuple[list[float], list[float], l
                 start = time.perf_counter()
                 controller.send(mido.Message("note_on", note=note, velocity=100))
                 figures.append(await asyncio.wait_for(arrived, 5) - start)
+                cancel_parked()
                 await asyncio.sleep(random.uniform(0.01, 0.03))
         for i in range(presses):  # the frontend's own share: a press handed to it on the loop, no MIDI
             arrived = loop.create_future()
             start = time.perf_counter()
             frontend.received(mido.Message("note_on", note=36, velocity=100))
             in_loop.append(await asyncio.wait_for(arrived, 5) - start)
+            cancel_parked()
             await asyncio.sleep(random.uniform(0.01, 0.03))
     finally:
         frontend.close()
@@ -125,11 +141,14 @@ def main() -> None:
     parser.add_argument("--period", type=int, default=256, help="JACK period in frames at 48 kHz")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="daw-bridge-midi-bench-"))
-    server = JackServer(root, period=args.period).start()
     try:
-        baseline, accepted, in_loop = asyncio.run(measure(root, args.presses))
+        server = JackServer(root, period=args.period).start()
+        try:
+            baseline, accepted, in_loop = asyncio.run(measure(root, args.presses))
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
     cycle = args.period / server.rate * 1000
     print(f"JACK dummy driver, sync mode, period {args.period} frames at {server.rate} Hz = {cycle:.2f} ms a cycle")
     print(f"note -> bare callback on the loop (baseline): {describe(baseline)}")
