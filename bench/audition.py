@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -64,7 +65,8 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=20)
     parser.add_argument("--period", type=int, default=256)
     options = parser.parse_args()
-    jack = JackServer(tempfile.mkdtemp(prefix="audition-bench-"), period=options.period, rate=RATE).start()
+    logs = tempfile.mkdtemp(prefix="audition-bench-")  # the server's log, removed with it
+    jack = JackServer(logs, period=options.period, rate=RATE).start()
     tape = Tape()
     try:
         ports = ", ".join(f'"{port}"' for port in tape.ports)
@@ -81,6 +83,7 @@ def main() -> None:
     finally:
         tape.close()
         jack.stop()
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def send(client: BridgeClient, *args, **options) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,7 +114,8 @@ def main() -> None:
     if args.record:
         record(args.record)
         return
-    server = JackServer(tempfile.mkdtemp(prefix="audition-gil-"), period=args.period, rate=RATE, sync=False).start()
+    logs = tempfile.mkdtemp(prefix="audition-gil-")  # the server's log, removed with it
+    server = JackServer(logs, period=args.period, rate=RATE, sync=False).start()
     try:
         print(f"jackd -d dummy -p {args.period} -r {RATE} (asynchronous), {args.runs} runs a cell; "
               "median late cycles / breaks in the stream over 8 s")
@@ -126,6 +128,7 @@ def main() -> None:
             print(f"{kind:7s} in the daemon's process: {cells[0]}\n        in its own process:    {cells[1]}")
     finally:
         server.stop()
+        shutil.rmtree(logs, ignore_errors=True)
         end_resource_tracker()  # the sound processes' tracker ends before this process does, as the daemon's
 
 
