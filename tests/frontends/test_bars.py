@@ -393,8 +393,9 @@ def test_abletons_bars_in_eighths_and_sixteenths_last_as_long_as_lives(tmp_path,
         with BridgeClient("127.0.0.1", project.port) as client:
             client.send("context", source=str(project.song), position=0.0)
             deadline = time.monotonic() + 10
-            while (answer := bars(client, "context", "this", 1))[0] == "error" or answer[-1] == numerator:
-                assert time.monotonic() < deadline, answer  # until Live's signature (both parts) has arrived
+            # until Live's signature, both parts, has arrived (before it: 4/4; its numerator alone: that many)
+            while (answer := bars(client, "context", "this", 1))[0] == "error" or answer[-1] != expected[-1]:
+                assert time.monotonic() < deadline, answer
                 time.sleep(0.05)
             assert answer == ["selected", *expected]
     finally:
