@@ -17,6 +17,7 @@ is ever deleted or moved here: a discard only records itself, and the DAW script
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -142,32 +143,40 @@ class Decisions:
     def __init__(self, service: JobService):
         self.service = service
         self._listeners: list[Listener] = []
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}  # job id -> its decisions' turn, and how many wait
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def decide(self, job: str, decision: str, choice: int | None = None) -> Decision:
+    async def decide(self, job: str, decision: str, choice: int | None = None) -> Decision:
         """Publish ``decision`` (choose, keep, discard) on job ``job`` (or "last") and take ``choice``.
 
         Raises ValidationError (field named, one line) for a decision that cannot be taken, and BridgeError when
         the drop folder cannot take it; either way nothing was written.
+
+        The drop folder is read and written in a thread: made on the event loop, a decision on a job whose drop
+        folder is on a share that stopped answering froze the whole daemon (OSC, MIDI, every job). A job's decisions
+        take turns, each numbered from the one before it; the listeners are told on the loop.
         """
         record = self._delivered(job)
-        previous = latest(record)
-        if previous is not None and previous.decision != "choose" and previous.choice == 0:  # keep 0 is a discard
-            settled = "was discarded" if previous.decision == "discard" else "kept the original"
-            raise ValidationError("job_id", record.job_id, f"{settled} (decision {previous.seq}): its takes are "
-                                                           "gone, so nothing more can be decided")
-        choice = _checked_choice(decision, choice, len(record.manifests), previous)
-        back_to_original = decision == "discard" or decision == "keep" and choice == 0  # every DAW side: a discard
-        if previous is not None and previous.decision == "keep" and not back_to_original and choice != previous.choice:
-            # both DAW sides took the other takes out at that keep: no script could make this one sound
-            raise ValidationError("choice", choice, f"cannot be taken: {record.job_id} kept variant {previous.choice} "
-                                                    f"(decision {previous.seq}), so its other takes are gone")
-        applied = max(applied_seq(record), plugin_applied_seq(getattr(self.service, "config", None), record))
-        made = Decision(record, decision, choice, max(previous.seq if previous else 0, applied) + 1,
-                        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        _publish(made)
+        job_id = record.job_id
+        turn, waiting = self._turns.get(job_id, (asyncio.Lock(), 0))
+        self._turns[job_id] = (turn, waiting + 1)
+        try:
+            async with turn:
+                # a decision's hidden temporaries are not the start's leftovers to sweep while it is written
+                self.service.deciding.add(job_id)
+                try:
+                    made = await asyncio.to_thread(_make, getattr(self.service, "config", None), record, decision,
+                                                   choice)
+                finally:
+                    self.service.deciding.discard(job_id)
+        finally:
+            turn, waiting = self._turns[job_id]
+            if waiting == 1:
+                del self._turns[job_id]
+            else:
+                self._turns[job_id] = (turn, waiting - 1)
         log.info("decided %s", made.describe())
         for listener in self._listeners:
             try:
@@ -182,6 +191,27 @@ class Decisions:
             raise ValidationError("job_id", job, f"is {record.state.value}: only a delivered job's takes can be "
                                                  "decided")
         return record
+
+
+def _make(config, record: JobRecord, decision: str, choice: int | None) -> Decision:
+    """The decision's file work (any thread): read the job's latest decision and the ledgers, check the new one
+    against them, and publish it."""
+    previous = latest(record)
+    if previous is not None and previous.decision != "choose" and previous.choice == 0:  # keep 0 is a discard
+        settled = "was discarded" if previous.decision == "discard" else "kept the original"
+        raise ValidationError("job_id", record.job_id, f"{settled} (decision {previous.seq}): its takes are "
+                                                       "gone, so nothing more can be decided")
+    choice = _checked_choice(decision, choice, len(record.manifests), previous)
+    back_to_original = decision == "discard" or decision == "keep" and choice == 0  # every DAW side: a discard
+    if previous is not None and previous.decision == "keep" and not back_to_original and choice != previous.choice:
+        # both DAW sides took the other takes out at that keep: no script could make this one sound
+        raise ValidationError("choice", choice, f"cannot be taken: {record.job_id} kept variant {previous.choice} "
+                                                f"(decision {previous.seq}), so its other takes are gone")
+    applied = max(applied_seq(record), plugin_applied_seq(config, record))
+    made = Decision(record, decision, choice, max(previous.seq if previous else 0, applied) + 1,
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    _publish(made)
+    return made
 
 
 def _checked_choice(decision: str, choice: int | None, variants: int, previous: Decision | None) -> int:

@@ -69,6 +69,7 @@ class JobService:
         self._pictures: set[asyncio.Task] = set()  # delivered jobs' pictures being drawn
         self._drawing: set[str] = set()  # the jobs of those pictures
         self._drawing_turn = asyncio.Lock()  # one job's pictures at a time (see _add_pictures)
+        self.deciding: set[str] = set()  # jobs whose decision is being published in a thread (bridge.decisions)
         self._sweeping: asyncio.Task | None = None  # the start's removal of interrupted deliveries' temporaries
         self._slots = asyncio.Semaphore(config.max_jobs)
         self._admitting = 0  # commands whose admission looks at the file system in a thread (see take)
@@ -317,11 +318,11 @@ class JobService:
                 return
             busy = {job_id for job_id, state in others.items() if state not in _FINISHED}
             busy |= {job_id for job_id, record in self._records.items() if not record.state.finished}
-            busy |= self._drawing
+            busy |= self._drawing | self.deciding
             suffixes = {job_id.rsplit("-", 1)[-1] for job_id in busy}
             stale = [path for path, suffix in found if suffix not in suffixes]
-            # A decision is staged and published in one go on the event loop, which has run since the listing: a
-            # decision's temporary listed then is published by now. Unlinked in a thread: a share that does not
+            # A decision is staged and published in a thread: its job is among the busy ones until it is out, and
+            # one that began after the listing stages under new names. Unlinked in a thread: a share that does not
             # answer must not hold up the loop.
             await asyncio.to_thread(discard, stale)
             if stale:

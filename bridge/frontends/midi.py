@@ -364,7 +364,8 @@ class MidiFrontend:
         self._server_left = False  # the JACK server went away (not: was never there)
         self._presses = 0
         self._pad_jobs: dict[tuple, tuple[str, dict]] = {}  # per pad (its LED): the last job it started, its request
-        self._admissions: set[asyncio.Task] = set()  # pads' jobs being admitted (see _admit)
+        self._admissions: set[asyncio.Task] = set()  # pads' jobs being admitted, decisions made (see _admit)
+        self._shown = 0  # times the chosen take was lit (see _show_latest)
         service.subscribe(self._on_job_event)  # last: a frontend refused above leaves no listener behind
         if decisions is not None:
             decisions.subscribe(self._on_decision)
@@ -376,7 +377,9 @@ class MidiFrontend:
         recent = self.service.recent(1)
         self.last_job_id = recent[0].job_id if recent else None
         if self.decisions is not None and (delivered := self.service.last_delivered()) is not None:
-            self._show_chosen(delivered)
+            task = self._loop.create_task(self._show_latest(delivered))  # its drop folder may be on a share
+            self._admissions.add(task)
+            task.add_done_callback(self._admissions.discard)
         if self.settings.daw is not None:
             self._listeners = await start_feedback(self.context, self.settings.daw, self.ableton)
         self._look_safely()
@@ -560,11 +563,12 @@ class MidiFrontend:
             if pad.action == "rerun_other_backend":  # a job of its own, admitted as a command pad's
                 self._admit(pad, led, self._rerun_request(), self._origin(pad), then, remember=False)
                 return
+            if pad.action in DECISION_ACTIONS:  # the drop folder is read and written in a thread
+                self._decide(pad, led, then)
+                return
             record = None
             if pad.action in PAD_ACTIONS:
                 self._audition(pad, led)
-            elif pad.action in DECISION_ACTIONS:
-                self._decide(pad, led)
             elif pad.action in VOICE_ACTIONS:
                 if self.voice is None:
                     raise ValidationError("action", pad.action, "needs [voice] enabled = true in the daemon's config")
@@ -676,22 +680,49 @@ class MidiFrontend:
 
         self.audition.request(LAST, *PAD_ACTIONS[pad.action], answered)
 
-    def _decide(self, pad: Pad, led: tuple) -> None:
-        """Decide on the last delivered job; a choose pad then shows the chosen take, keep and discard flash."""
+    def _decide(self, pad: Pad, led: tuple, then) -> None:
+        """Decide on the last delivered job; a choose pad then shows the chosen take, keep and discard flash. The
+        decision's files are read and written in a thread (a drop folder on a share that does not answer held up
+        the whole daemon), so the LED and ``then`` come once it is published."""
         if self.decisions is None:
             raise ValidationError("action", pad.action, "needs the daemon's decisions")
+        task = asyncio.get_running_loop().create_task(self._decided(pad, led, then))
+        self._admissions.add(task)
+        task.add_done_callback(self._admissions.discard)
+
+    async def _decided(self, pad: Pad, led: tuple, then) -> None:
         decision, choice = DECISION_ACTIONS[pad.action]
-        self.decisions.decide(LAST, decision, choice)
+        try:
+            await self.decisions.decide(LAST, decision, choice)
+        except Exception as exc:
+            if isinstance(exc, (ValidationError, BridgeError)):
+                log.warning("pad %s: %s", pad.describe(), exc)
+            else:  # a bug costs this press, not the pads
+                log.exception("pad %s failed unexpectedly", pad.describe())
+                exc = BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the details",
+                                  code="internal_error")
+            self.leds.flash(led, "failed")
+            then(None, exc)
+            return
         if decision != "choose":
             self.leds.flash(led, "done")
+        then(None, None)
 
-    def _show_chosen(self, record: JobRecord, decided: Decision | None = None) -> None:
-        """Light the choose pads of the job's chosen take (its latest decision unless given); none before one."""
+    async def _show_latest(self, record: JobRecord) -> None:
+        """Light the choose pads of the job's chosen take as its latest decision says, read in a thread, unless a
+        decision or a delivery has lit them meanwhile."""
+        shown = self._shown
         try:
-            decided = decided or latest(record)
+            decided = await asyncio.to_thread(latest, record)
         except BridgeError as exc:
             log.warning("pads: %s", exc)
             decided = None
+        if shown == self._shown:
+            self._show_chosen(record, decided)
+
+    def _show_chosen(self, record: JobRecord, decided: Decision | None) -> None:
+        """Light the choose pads of the job's chosen take, ``decided``; none before one."""
+        self._shown += 1
         wanted = ("choose", decided.choice) if decided is not None else None
         self.leds.show_chosen({(pad.trigger.kind, pad.trigger.number, pad.trigger.channel or self._channel_of(pad))
                                for pad in self.mapping.pads if wanted and DECISION_ACTIONS.get(pad.action) == wanted})
@@ -740,7 +771,9 @@ class MidiFrontend:
         elif event in ("done", "failed"):
             self.leds.job_finished(record.job_id, record.state)
         if event == "done" and self.decisions is not None:  # a new job delivered last: nothing chosen of it yet
-            self._show_chosen(record)
+            # (a job is decided on once delivered, after its "done": nothing to read in its drop folder, which may
+            # be on a share that does not answer)
+            self._show_chosen(record, None)
 
 
 def request_from_spec(spec: JobSpec, default_drop_folder: Path | None, **changes) -> dict:

@@ -40,7 +40,7 @@ class OscFrontend(OscSocket):
         self.audition = None  # the daemon's Audition
         self.session = None  # the MIDI frontend's SessionContext, which follows the DAW's transport ([midi.daw])
         self._also_told: dict[str, set[tuple]] = {}  # job id -> senders of the same request again, until it ends
-        self._admissions: set[asyncio.Task] = set()  # inpaints and extends being admitted (see _submit)
+        self._admissions: set[asyncio.Task] = set()  # commands looking at files in a thread (see _later)
         service.subscribe(self._on_job_event)
         if decisions is not None:
             decisions.subscribe(self._on_decision)
@@ -152,9 +152,7 @@ class OscFrontend(OscSocket):
                                       osc_schema.reply("auditioning", **vars(playing)) if error is None
                                       else _error_reply(command.address, "", error))))
         elif name == "decide" and self.decisions is not None:
-            decided = self.decisions.decide(args["job_id"], args["decision"], args["choice"])
-            if _origin_target(decided.record.origin) != target:  # else _on_decision answered it already
-                self._send(target, *_decided(decided))
+            self._later(self._decide(command.address, args, target))
         elif name == "ableton" and self.ableton is not None:
             self.ableton.dispatch(command, {"kind": "osc", "host": target[0], "port": target[1]},
                                   lambda error: self._send(target, *osc_schema.error_reply(error)),
@@ -199,9 +197,25 @@ class OscFrontend(OscSocket):
     def _submit(self, address: str, command: osc_schema.Command, origin: dict, target: tuple) -> None:
         """Submit an inpaint or extend, its admission's look at the source and drop folder in a thread (a project on
         a share that does not answer held up the whole daemon), and answer ``target`` as ``received`` does."""
-        task = asyncio.get_running_loop().create_task(self._take(address, command, origin, target))
+        self._later(self._take(address, command, origin, target))
+
+    def _later(self, answer) -> None:
+        """Run ``answer``, a command whose files are looked at in a thread, in the background (see close)."""
+        task = asyncio.get_running_loop().create_task(answer)
         self._admissions.add(task)
         task.add_done_callback(self._admissions.discard)
+
+    async def _decide(self, address: str, args: dict, target: tuple) -> None:
+        """/bridge/decide, its drop folder read and written in a thread; answered as ``received`` does."""
+        try:
+            decided = await self.decisions.decide(args["job_id"], args["decision"], args["choice"])
+        except Exception as exc:
+            if not isinstance(exc, (ValidationError, BridgeError)):
+                log.exception("OSC message %.100r failed unexpectedly", address)
+            self._send(target, *_error_reply(address, args.get("request_id") or "", exc))
+            return
+        if _origin_target(decided.record.origin) != target:  # else _on_decision answered it already
+            self._send(target, *_decided(decided))
 
     async def _take(self, address: str, command: osc_schema.Command, origin: dict, target: tuple) -> None:
         try:
@@ -241,14 +255,21 @@ class OscFrontend(OscSocket):
         """Whoever sent the job (a plugin instance, a DAW script) hears of every decision on it, from any trigger,
         so a plugin switches what it plays; so does a plugin instance the job was restored into (its project
         reopened: the instance that sent it is gone, and this one has another reply port)."""
-        targets = [_origin_target(decided.record.origin)]
+        origin = _origin_target(decided.record.origin)
+        if origin is not None:
+            self._send(origin, *_decided(decided))
+        self._later(self._tell_followers(decided, origin))
+
+    async def _tell_followers(self, decided: Decision, told: tuple | None) -> None:
+        """``_on_decision``'s plugin instances, found in the captures folder in a thread (it may be on a share)."""
         try:
-            targets += [("127.0.0.1", port) for port in captures.reply_ports_following(self.config,
-                                                                                       decided.record.job_id)]
+            ports = await asyncio.to_thread(captures.reply_ports_following, self.config, decided.record.job_id)
         except (OSError, ValidationError) as exc:  # a captures_dir that cannot be read: the sender is still told
             log.debug("plugin instances following %s not found: %s", decided.record.job_id, exc)
-        for target in dict.fromkeys(filter(None, targets)):
-            self._send(target, *_decided(decided))
+            return
+        for target in dict.fromkeys(("127.0.0.1", port) for port in ports):
+            if target != told:
+                self._send(target, *_decided(decided))
 
     def _send_state(self, target: tuple, record: JobRecord) -> None:
         self._send(target, *osc_schema.reply("state", job_id=record.job_id, state=record.state.value,

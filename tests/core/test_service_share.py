@@ -150,3 +150,28 @@ def test_send_tells_a_daemon_still_on_the_command_from_none(project, song_on_nas
     assert sent.stdout.startswith(f"the daemon on 127.0.0.1:{project.port} has not answered extend yet"), sent.stdout
     assert daemon.stop() == 0
     assert "Traceback" not in daemon.log.read_text()
+
+
+def test_a_decision_on_a_job_whose_drop_folder_does_not_answer_holds_up_no_ping(project, drop_folder_on_nas,
+                                                                                 daemon, tmp_path):
+    """/bridge/decide read the job's last decision and the DAW scripts' ledgers in its drop folder, and wrote the
+    decision there, on the event loop: a drop folder on a share that went down after the delivery froze the whole
+    daemon (OSC, MIDI, every job) until it answered. Only that decision waits now; it is published once it does."""
+    with BridgeClient("127.0.0.1", project.port) as deciding, BridgeClient("127.0.0.1", project.port) as client:
+        outcome, _ = deciding.run_job("extend", source=str(project.song), extend_after=10.0, duration=4.0,
+                                      num_outputs=1, timeout=600)
+        assert outcome.name == "done", outcome
+        job = outcome.args[0]
+        project.pictured_drop_files()  # the pictures are out: nothing else of the job's waits on the share
+        with share_down(drop_folder_on_nas):
+            deciding.send("decide", job_id=job, decision="choose", choice=1)
+            wait_for_a_stuck_file_call(daemon.proc.pid)
+            assert client.ping(timeout=10)
+            assert not (tmp_path / "nas" / ".daw-bridge-decisions").exists()  # on the NAS itself: not written yet
+        decided = deciding.wait_for(lambda reply: reply.name in ("decided", "error"), timeout=60)
+        assert decided is not None and decided.args == [job, "choose", 1, 1], decided
+    assert (project.drop / ".daw-bridge-decisions" / f"{job}.json").is_file()
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert "Traceback" not in log and "did not end within" not in log, log
+

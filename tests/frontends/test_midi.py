@@ -798,3 +798,47 @@ def test_a_pad_on_a_song_on_a_share_that_does_not_answer_holds_up_no_ping(tmp_pa
     with fuse_share(bindfs, nas, mount, *_UNCACHED) as server:
         jobs = asyncio.run(story(server, mount))
     assert [(j.state, j.spec.source.name) for j in jobs] == [(State.DELIVERED, "mix.wav")]
+
+
+def test_a_choose_pad_on_a_drop_folder_that_does_not_answer_holds_up_no_ping(tmp_path, demo_song_path, controller):
+    """A choose, keep or discard pad read the job's last decision in its drop folder and wrote the new one there on
+    the event loop: a drop folder on a share whose server went down after the delivery (bindfs stopped) froze the
+    pads, OSC and every job. The press waits alone; the decision is published and the pad lit once it answers."""
+    from tests.conftest import share_down
+    from tests.core.test_service_share import _UNCACHED, wait_for_a_stuck_file_call
+
+    bindfs = require_tool("bindfs")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    choose = '\n[[pad]]\nnote = 51\naction = "choose_variant_1"\n'
+
+    async def story(server):
+        async with rig(tmp_path, demo_song_path, mapping=MAPPING + choose, decisions=True) as r:
+            await asyncio.to_thread(controller.wait_joined)
+            controller.note(36, channel=10)
+            await until(lambda: r.jobs(), what="the job")
+            await r.service.drain()
+            [job] = r.jobs()
+            # Where the press holds this event loop (the code before), the share answers after a minute, so that the
+            # test fails instead of waiting for good.
+            back = threading.Timer(60, server.send_signal, (signal.SIGCONT,))
+            try:
+                with share_down(server):
+                    back.start()
+                    controller.note(51, channel=10)
+                    await asyncio.to_thread(wait_for_a_stuck_file_call, os.getpid())
+                    with BridgeClient("127.0.0.1", r.config.osc_port) as client:
+                        assert await asyncio.to_thread(client.ping, 10)
+                    assert not (nas / ".daw-bridge-decisions").exists()  # on the NAS itself: not written yet
+            finally:
+                back.cancel()
+            await until(lambda: any(m.type == "note_on" and m.note == 51 and m.velocity == 127
+                                    for _, m in controller.leds), timeout=60, what="the chosen take's LED")
+            return job.job_id
+
+    mount = tmp_path / "project" / "daw-bridge"
+    mount.mkdir(parents=True)
+    with fuse_share(bindfs, nas, mount, *_UNCACHED) as server:
+        job = asyncio.run(story(server))
+    decided = json.loads((nas / ".daw-bridge-decisions" / f"{job}.json").read_text(encoding="utf-8"))
+    assert (decided["decision"], decided["choice"], decided["seq"]) == ("choose", 1, 1)
