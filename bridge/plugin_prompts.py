@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 
 import osc_schema
@@ -24,6 +25,7 @@ from osc_schema import Command, ValidationError
 log = logging.getLogger(__name__)
 
 PROMPTS = "plugin-prompts.json"
+_SETTING = threading.Lock()  # the daemon sets prompts in threads: one read-and-rewrite of the file at a time
 
 
 def _prompts_file(config: Config) -> Path:
@@ -45,11 +47,12 @@ def _stored(config: Config) -> dict[str, str]:
 def set_prompt(config: Config, capture: str, prompt: str) -> None:
     """Keep ``prompt`` for the instance (an existing capture; "" clears it), written atomically."""
     captures.capture_folder(config, capture)
-    prompts = _stored(config)
-    prompts[capture] = prompt  # "" kept too: a cleared prompt is not taken from a name the instance had before
-    path = _prompts_file(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(prompts, indent=2, ensure_ascii=False))
+    with _SETTING:
+        prompts = _stored(config)
+        prompts[capture] = prompt  # "" kept too: a cleared prompt is not taken from a name the instance had before
+        path = _prompts_file(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(prompts, indent=2, ensure_ascii=False))
 
 
 def mapping_path(config: Config) -> Path:

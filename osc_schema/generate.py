@@ -331,9 +331,11 @@ def render_docs() -> str:
            "- Nil (`N`) for an optional argument, or `null` in JSON, means \"not given\": the default applies.",
            "- Replies go to the sender's host and port, or to `reply_port` on the sender's host when given. An "
            "inpaint's or extend's first reply (`/bridge/bars` and `/bridge/ableton` too) comes once its song and drop "
-           "folder have been looked at, apart from the other messages (a song on a share that does not answer holds "
-           "up that command alone), so the reply to a message sent after it may come first: tell replies apart by "
-           "`request_id` and `job_id`, not by their order.",
+           "folder have been looked at, a `/bridge/decide`'s once its drop folder took the decision, and those of "
+           "`/bridge/plugins` and `/bridge/plugin_prompt` once the captures folder was read, apart from the other "
+           "messages (a folder on a share that does not answer holds up that command alone), so the reply to a "
+           "message sent after it may come first: tell replies apart by `request_id` and `job_id`, not by their "
+           "order.",
            f"- One datagram holds at most {MAX_MESSAGES} messages, in bundles nested at most {MAX_BUNDLE_DEPTH} deep, "
            f"with type tags from `{TYPE_TAGS}`; anything else is answered with `/bridge/error` and not parsed "
            "further. A bundle's time tag is not waited for: its messages are taken in order as it arrives.", "",

@@ -132,14 +132,10 @@ class OscFrontend(OscSocket):
             if args.get("job_id"):  # one job named (a plugin reopened with it): its end too, now or when it comes
                 self._tell_end(target, records[0])
             self._send(target, *osc_schema.reply("status_listed", count=len(records)))
-        elif name == "plugins":
-            found = captures.live_plugins(self.config)
-            for plugin in found:
-                self._send(target, *osc_schema.reply("plugin", **plugin))
-            self._send(target, *osc_schema.reply("plugins_listed", count=len(found)))
+        elif name == "plugins":  # the captures folder, in a thread: it may be on a share that does not answer
+            self._later(self._in_thread(command, target, self._list_plugins))
         elif name == "plugin_prompt":
-            plugin_prompts.set_prompt(self.config, args["capture"], args["prompt"])
-            self._send(target, *osc_schema.reply("plugin_prompt_set", capture=args["capture"], prompt=args["prompt"]))
+            self._later(self._in_thread(command, target, self._set_prompt, args))
         elif name == "context":
             self.service.set_context(args)
             given = [key for key, value in args.items() if value is not None and key != "reply_port"]
@@ -204,6 +200,27 @@ class OscFrontend(OscSocket):
         task = asyncio.get_running_loop().create_task(answer)
         self._admissions.add(task)
         task.add_done_callback(self._admissions.discard)
+
+    async def _in_thread(self, command: osc_schema.Command, target: tuple, call, *args) -> None:
+        """Send ``target`` the replies ``call(*args)`` makes in a thread, or the error it raises."""
+        try:
+            replies = await asyncio.to_thread(call, *args)
+        except Exception as exc:
+            if not isinstance(exc, (ValidationError, BridgeError)):
+                log.exception("OSC message %.100r failed unexpectedly", command.address)
+            self._send(target, *_error_reply(command.address, command.args.get("request_id") or "", exc))
+            return
+        for reply in replies:
+            self._send(target, *reply)
+
+    def _list_plugins(self) -> list[tuple[str, list]]:
+        found = captures.live_plugins(self.config)
+        return [osc_schema.reply("plugin", **plugin) for plugin in found] + [
+            osc_schema.reply("plugins_listed", count=len(found))]
+
+    def _set_prompt(self, args: dict) -> list[tuple[str, list]]:
+        plugin_prompts.set_prompt(self.config, args["capture"], args["prompt"])
+        return [osc_schema.reply("plugin_prompt_set", capture=args["capture"], prompt=args["prompt"])]
 
     async def _decide(self, address: str, args: dict, target: tuple) -> None:
         """/bridge/decide, its drop folder read and written in a thread; answered as ``received`` does."""

@@ -175,3 +175,39 @@ def test_a_decision_on_a_job_whose_drop_folder_does_not_answer_holds_up_no_ping(
     log = daemon.log.read_text()
     assert "Traceback" not in log and "did not end within" not in log, log
 
+
+@pytest.fixture
+def captures_on_nas(project, tmp_path):
+    """The plugin instances' captures folder on a share in the project, one instance's folder in it: the daemon
+    restarted with it (its name, the bindfs process)."""
+    bindfs, nas = _nas(tmp_path)
+    (nas / "inst-1").mkdir()
+    mount = project.root / "captures"
+    mount.mkdir()
+    project.write_config(f'captures_dir = "{mount}"\n')
+    with fuse_share(bindfs, nas, mount, *_UNCACHED) as server:
+        yield "inst-1", server
+
+
+def test_plugin_requests_on_a_captures_folder_that_does_not_answer_hold_up_no_ping(project, captures_on_nas):
+    """/bridge/plugins listed the captures folder, and /bridge/plugin_prompt looked for the instance's folder there,
+    on the event loop: a captures_dir on a share that went down froze the whole daemon. Each waits alone now, and is
+    answered once the share is."""
+    instance, server = captures_on_nas
+    daemon = DaemonProcess(project).start()
+    try:
+        with BridgeClient("127.0.0.1", project.port) as asking, BridgeClient("127.0.0.1", project.port) as client:
+            with share_down(server):
+                asking.send("plugins")
+                wait_for_a_stuck_file_call(daemon.proc.pid)
+                assert client.ping(timeout=10)
+                asking.send("plugin_prompt", capture=instance, prompt="warm pads")
+                assert client.ping(timeout=10)
+            answers = [asking.wait_for(lambda reply: True, timeout=60) for _ in range(2)]  # in either order
+            assert None not in answers and sorted((a.name, a.args) for a in answers) == [
+                ("plugin_prompt_set", [instance, "warm pads"]), ("plugins_listed", [0])], answers
+        assert daemon.stop() == 0
+    finally:
+        daemon.stop()
+    log = daemon.log.read_text()
+    assert "Traceback" not in log and "did not end within" not in log, log
