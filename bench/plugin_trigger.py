@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import select
+import shutil
 import socket
 import statistics
 import tempfile
@@ -271,6 +272,7 @@ def main() -> None:
                           f"{baselines[-1]['done']:.2f} s")
         finally:
             relay.close()
+            shutil.rmtree(folder, ignore_errors=True)  # the host's plugin copy and jalv's log
     report(triggers, baselines, seconds)
     print(f"whole run: {time.monotonic() - began:.0f} s")
 
