@@ -372,13 +372,6 @@ function DB.imported(drop_folder)
 	return (DB.import_ledger(drop_folder))
 end
 
-local function append_lines(drop_folder, lines)
-	if #lines == 0 then return end
-	local file = assert(io.open(DB.join(drop_folder, DB.IMPORTED_LIST), "a"))
-	for _, line in ipairs(lines) do file:write(line, "\n") end
-	file:close()
-end
-
 -- The import list written again: each line as `each` returns it (nil: dropped), then the lines `added`.
 local function rewrite_import_list(drop_folder, each, added)
 	local lines = {}
@@ -416,7 +409,9 @@ end
 function DB.claim(drop_folder, manifest_name, again)
 	local imported, claimed = DB.import_ledger(drop_folder)
 	if (imported[manifest_name] and not again) or claimed[manifest_name] then return false end
-	append_lines(drop_folder, { string.format("~%s\t%d", manifest_name, os.time()) })
+	-- written whole (not appended: a full disk left half a line, and the import went on unclaimed)
+	rewrite_import_list(drop_folder, function(line) return line end, { string.format("~%s\t%d", manifest_name,
+		os.time()) })
 	return true
 end
 

@@ -7,6 +7,7 @@ its memory, its files. Nothing reaches into the process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import subprocess
@@ -166,6 +167,18 @@ def small_tmpfs(folder: Path, size: str):
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_up(path: Path) -> None:
+    """Take every byte left on the file system ``path`` is on (a small tmpfs's), in a file at ``path``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(1 << 16))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

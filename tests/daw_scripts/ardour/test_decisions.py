@@ -8,8 +8,6 @@ the step's recorded diff commands reverted, last first (test_gui_decisions.py us
 
 from __future__ import annotations
 
-import errno
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from osc_schema import DECISIONS_FOLDER
-from tests.adversarial.support import small_tmpfs
+from tests.adversarial.support import fill_up, small_tmpfs
 from tests.daw_scripts.ardour.conftest import (
     IMPORT_SCRIPT,
     RATE,
@@ -229,18 +227,6 @@ def test_the_producers_note_in_the_master_bus_comment_stays_as_written_blank_lin
     assert comment == note + "\ndaw-bridge decided j-aaaa 2"  # the note as written, then the line
 
 
-def _fill(path: Path) -> None:
-    """Take every byte left on the file system ``path`` is on."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, bytes(1 << 16))
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-
-
 def test_a_decision_applied_on_a_full_disk_is_told_in_one_line_and_applied_when_there_is_room(ardour, job, tmp_path):
     # The list of the decisions applied (for the daemon, and all a session without a master bus keeps) was appended
     # to unchecked: on a full disk the terminal import said "applied" and saved the session, and the list lost the
@@ -252,7 +238,7 @@ def test_a_decision_applied_on_a_full_disk_is_told_in_one_line_and_applied_when_
     with small_tmpfs(drop, "8m"):
         shutil.copytree(aside, drop, dirs_exist_ok=True)
         results = sorted(path.name for path in drop.iterdir())
-        _fill(drop / "fill")  # the disk is full as the list is written
+        fill_up(drop / "fill")  # the disk is full as the list is written
 
         done = subprocess.run([ardour.executable, str(IMPORT_SCRIPT), str(job)], capture_output=True, text=True,
                               timeout=90, env=ardour.env, cwd=ardour.home)

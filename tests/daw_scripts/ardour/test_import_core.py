@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from osc_schema import DECISIONS_FOLDER
+from tests.adversarial.support import fill_up, small_tmpfs
 from tests.daw_scripts.ardour.conftest import lua_string
 
 RATE = 44100
@@ -234,6 +235,26 @@ IMPORT.settle({folder}, "a_v3.json", nil)  -- Ardour did not import it: given ba
 {state}
 """)[1:]
     assert failed["pending"] == "a_v3.json"
+
+
+def test_a_claim_the_full_disk_cannot_take_stops_the_import_and_leaves_the_list_as_it_was(lua, tmp_path):
+    """A claim was appended to the import list unchecked: on a full disk it was lost (or half written) and the import
+    went on as if claimed, so the other script could import the same result. It is written whole now, and a claim
+    that cannot be written is an error, which the import tells in one line."""
+    drop = tmp_path / "daw-bridge"
+    with small_tmpfs(drop, "1m"):
+        manifest(drop, "a_v1", variant=1)
+        listed = "a_v2.json\t77\n" * 80  # 1040 bytes: its last page has room for another line
+        (drop / ".ardour-imported").write_text(listed)
+        fill_up(drop / "fill")
+        [outcome] = lua(f"""
+local claimed, why = pcall(IMPORT.claim, {lua_string(str(drop))}, "a_v1.json")
+report({{ claimed = claimed, why = tostring(why) }})
+""")
+        assert outcome == {"claimed": False, "why": f"could not write {drop / '.ardour-imported'} (No space left on "
+                                                    "device)"}
+        assert (drop / ".ardour-imported").read_text() == listed
+        assert sorted(p.name for p in drop.iterdir()) == [".ardour-imported", "a_v1.json", "a_v1.wav", "fill"]
 
 
 def test_a_file_is_read_again_while_the_minute_its_listing_shows_lasts_and_then_only_when_its_listing_changes(
