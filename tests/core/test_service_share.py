@@ -211,3 +211,50 @@ def test_plugin_requests_on_a_captures_folder_that_does_not_answer_hold_up_no_pi
         daemon.stop()
     log = daemon.log.read_text()
     assert "Traceback" not in log and "did not end within" not in log, log
+
+
+def test_plugin_requests_take_no_thread_of_the_loops_pool(tmp_path, demo_song_path):
+    """A /bridge/plugins looked at the captures folder in a thread of the event loop's pool: on a share that does not
+    answer, a plugin asking again and again left one thread stuck there each time, and those of the last 5 s held the
+    pool's places that admissions and deliveries wait for. The captures folder has a thread of its own: with every
+    place of the pool held, the plugins are still listed."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bridge.config import Config
+    from bridge.core.journal import Journal
+    from bridge.core.service import JobService
+    from bridge.frontends.osc import OscFrontend
+    from tests.conftest import Project, free_udp_port
+    from tests.frontends.test_midi import HeldBackend
+
+    async def story():
+        project = Project(tmp_path / "project", demo_song_path)
+        (project.root / "captures").mkdir()
+        config = Config(state_dir=project.state, project_roots=(project.root,), drop_folder=project.drop,
+                        inbox=project.inbox, backend="local", osc_port=free_udp_port(),
+                        captures_dir=project.root / "captures")
+        journal = Journal(config.journal_path)
+        service = JobService(config, journal, {"local": HeldBackend("local")})
+        osc = OscFrontend(service, config)
+        pool, waiter, freed = ThreadPoolExecutor(1), ThreadPoolExecutor(1), threading.Event()
+        asyncio.get_running_loop().set_default_executor(pool)
+        held = asyncio.get_running_loop().run_in_executor(None, freed.wait)  # as pictures held it (1b5c866)
+        try:
+            await osc.start()
+            with BridgeClient("127.0.0.1", config.osc_port) as client:
+                client.send("plugins")
+                return await asyncio.get_running_loop().run_in_executor(
+                    waiter, client.wait_for, lambda r: r.name == "plugins_listed", 30)
+        finally:
+            freed.set()
+            await held
+            osc.close()
+            await service.close()
+            journal.close()
+            pool.shutdown()
+            waiter.shutdown()
+
+    listed = asyncio.run(story())
+    assert listed is not None and listed.args == [0], listed
