@@ -377,9 +377,7 @@ class MidiFrontend:
         recent = self.service.recent(1)
         self.last_job_id = recent[0].job_id if recent else None
         if self.decisions is not None and (delivered := self.service.last_delivered()) is not None:
-            task = self._loop.create_task(self._show_latest(delivered))  # its drop folder may be on a share
-            self._admissions.add(task)
-            task.add_done_callback(self._admissions.discard)
+            self._later(self._show_latest(delivered))  # its drop folder may be on a share
         if self.settings.daw is not None:
             self._listeners = await start_feedback(self.context, self.settings.daw, self.ableton)
         self._look_safely()
@@ -591,9 +589,25 @@ class MidiFrontend:
         command = osc_schema.parse_request(request)
         if remember:
             self._pad_jobs[led] = ("", request)  # being admitted: a bounce meanwhile is the same press
-        task = asyncio.get_running_loop().create_task(self._take(pad, led, command, request, origin, then, remember))
+        self._later(self._take(pad, led, command, request, origin, then, remember))
+
+    def _later(self, work) -> None:
+        """Run ``work``, a press's look at files in a thread, in the background (see close)."""
+        task = self._loop.create_task(work)
         self._admissions.add(task)
         task.add_done_callback(self._admissions.discard)
+
+    def _press_failed(self, pad: Pad, led: tuple, exc: Exception, then) -> None:
+        """A press whose work in a thread failed (called where ``exc`` is handled): said, its pad flashed, ``then``
+        told; a bug costs this press, not the pads."""
+        if isinstance(exc, (ValidationError, BridgeError)):
+            log.warning("pad %s: %s", pad.describe(), exc)
+        else:
+            log.exception("pad %s failed unexpectedly", pad.describe())
+            exc = BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the details",
+                              code="internal_error")
+        self.leds.flash(led, "failed")
+        then(None, exc)
 
     async def _take(self, pad: Pad, led: tuple, command, request: dict, origin: dict, then, remember: bool) -> None:
         try:
@@ -601,14 +615,7 @@ class MidiFrontend:
         except Exception as exc:
             if remember and self._pad_jobs.get(led) == ("", request):
                 del self._pad_jobs[led]
-            if isinstance(exc, (ValidationError, BridgeError)):
-                log.warning("pad %s: %s", pad.describe(), exc)
-            else:  # a bug costs this press, not the pads
-                log.exception("pad %s failed unexpectedly", pad.describe())
-                exc = BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the details",
-                                  code="internal_error")
-            self.leds.flash(led, "failed")
-            then(None, exc)
+            self._press_failed(pad, led, exc, then)
             return
         if remember:
             self._pad_jobs[led] = (record.job_id, request)
@@ -686,23 +693,14 @@ class MidiFrontend:
         the whole daemon), so the LED and ``then`` come once it is published."""
         if self.decisions is None:
             raise ValidationError("action", pad.action, "needs the daemon's decisions")
-        task = asyncio.get_running_loop().create_task(self._decided(pad, led, then))
-        self._admissions.add(task)
-        task.add_done_callback(self._admissions.discard)
+        self._later(self._decided(pad, led, then))
 
     async def _decided(self, pad: Pad, led: tuple, then) -> None:
         decision, choice = DECISION_ACTIONS[pad.action]
         try:
             await self.decisions.decide(LAST, decision, choice)
         except Exception as exc:
-            if isinstance(exc, (ValidationError, BridgeError)):
-                log.warning("pad %s: %s", pad.describe(), exc)
-            else:  # a bug costs this press, not the pads
-                log.exception("pad %s failed unexpectedly", pad.describe())
-                exc = BridgeError(f"internal error ({type(exc).__name__}); the daemon's log has the details",
-                                  code="internal_error")
-            self.leds.flash(led, "failed")
-            then(None, exc)
+            self._press_failed(pad, led, exc, then)
             return
         if decision != "choose":
             self.leds.flash(led, "done")

@@ -759,11 +759,32 @@ def test_a_note_runs_the_embedded_engine_in_the_daemon_and_the_led_reports_it(tm
     assert placed == {(12.0, 15.0, 4.0)}
 
 
+@asynccontextmanager
+async def pressed_while_the_share_is_down(controller, note: int, server, osc_port: int):
+    """Press ``note`` with the share of ``server`` (bindfs) stopped: the press's file call stuck there, the daemon
+    still answers a ping; the body checks what the press has not done yet, then the share answers again. Where the
+    press holds the event loop (the code before), the share answers after a minute, so the test fails instead of
+    waiting for good."""
+    from tests.conftest import share_down
+    from tests.core.test_service_share import wait_for_a_stuck_file_call
+
+    back = threading.Timer(60, server.send_signal, (signal.SIGCONT,))
+    try:
+        with share_down(server):
+            back.start()
+            controller.note(note, channel=10)
+            await asyncio.to_thread(wait_for_a_stuck_file_call, os.getpid())
+            with BridgeClient("127.0.0.1", osc_port) as client:
+                assert await asyncio.to_thread(client.ping, 10)
+            yield
+    finally:
+        back.cancel()
+
+
 def test_a_pad_on_a_song_on_a_share_that_does_not_answer_holds_up_no_ping(tmp_path, demo_song_path, controller):
     """A pad's job was admitted on the event loop, which looked at its song: a song on a share whose server was down
     (bindfs stopped) froze the pads, OSC and every job. The press waits alone; its job runs once the share answers."""
-    from tests.conftest import share_down
-    from tests.core.test_service_share import _UNCACHED, wait_for_a_stuck_file_call
+    from tests.core.test_service_share import _UNCACHED
 
     bindfs = require_tool("bindfs")
     nas = tmp_path / "nas"
@@ -774,19 +795,8 @@ def test_a_pad_on_a_song_on_a_share_that_does_not_answer_holds_up_no_ping(tmp_pa
         async with rig(tmp_path, demo_song_path) as r:
             await asyncio.to_thread(controller.wait_joined)
             r.service.set_context({"source": str(mount / "mix.wav"), "start": 5.0, "end": 8.0})
-            # Where the press holds this event loop (the code before), the share answers after a minute, so that the
-            # test fails instead of waiting for good.
-            back = threading.Timer(60, server.send_signal, (signal.SIGCONT,))
-            try:
-                with share_down(server):
-                    back.start()
-                    controller.note(36, channel=10)
-                    await asyncio.to_thread(wait_for_a_stuck_file_call, os.getpid())
-                    with BridgeClient("127.0.0.1", r.config.osc_port) as client:
-                        assert await asyncio.to_thread(client.ping, 10)
-                    assert r.jobs() == []
-            finally:
-                back.cancel()
+            async with pressed_while_the_share_is_down(controller, 36, server, r.config.osc_port):
+                assert r.jobs() == []
             await until(lambda: r.jobs(), timeout=60, what="the job, once the share answers")
             await r.service.drain()
             assert await leds(controller, 36, [127] + DONE) == [127] + DONE
@@ -804,8 +814,7 @@ def test_a_choose_pad_on_a_drop_folder_that_does_not_answer_holds_up_no_ping(tmp
     """A choose, keep or discard pad read the job's last decision in its drop folder and wrote the new one there on
     the event loop: a drop folder on a share whose server went down after the delivery (bindfs stopped) froze the
     pads, OSC and every job. The press waits alone; the decision is published and the pad lit once it answers."""
-    from tests.conftest import share_down
-    from tests.core.test_service_share import _UNCACHED, wait_for_a_stuck_file_call
+    from tests.core.test_service_share import _UNCACHED
 
     bindfs = require_tool("bindfs")
     nas = tmp_path / "nas"
@@ -819,19 +828,8 @@ def test_a_choose_pad_on_a_drop_folder_that_does_not_answer_holds_up_no_ping(tmp
             await until(lambda: r.jobs(), what="the job")
             await r.service.drain()
             [job] = r.jobs()
-            # Where the press holds this event loop (the code before), the share answers after a minute, so that the
-            # test fails instead of waiting for good.
-            back = threading.Timer(60, server.send_signal, (signal.SIGCONT,))
-            try:
-                with share_down(server):
-                    back.start()
-                    controller.note(51, channel=10)
-                    await asyncio.to_thread(wait_for_a_stuck_file_call, os.getpid())
-                    with BridgeClient("127.0.0.1", r.config.osc_port) as client:
-                        assert await asyncio.to_thread(client.ping, 10)
-                    assert not (nas / ".daw-bridge-decisions").exists()  # on the NAS itself: not written yet
-            finally:
-                back.cancel()
+            async with pressed_while_the_share_is_down(controller, 51, server, r.config.osc_port):
+                assert not (nas / ".daw-bridge-decisions").exists()  # on the NAS itself: not written yet
             await until(lambda: any(m.type == "note_on" and m.note == 51 and m.velocity == 127
                                     for _, m in controller.leds), timeout=60, what="the chosen take's LED")
             return job.job_id
