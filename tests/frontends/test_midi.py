@@ -530,6 +530,9 @@ def test_a_pad_that_bounces_while_its_job_runs_starts_no_second_job(tmp_path, de
             controller.note(36, channel=10)
             controller.note(36, channel=10)
             await until(lambda: "nothing new started" in caplog.text, what="the second press heard")
+            # the first press's job admitted (in a thread): until then a press is the same one being admitted, and
+            # drain() has no job to wait for
+            await until(lambda: r.jobs(), what="the first press's job")
             running = len(r.jobs())
             r.backends["local"].gate.set()
             await r.service.drain()
