@@ -98,9 +98,10 @@ def _fence_of(reply: tuple) -> str | None:
     return None
 
 
-# Commands whose admission looks at the producer's files in a thread (a share that does not answer must not hold up
-# the daemon): their refusal may come after the answer to a fence sent behind them.
-_ADMITTED_APART = (b"/bridge/inpaint", b"/bridge/extend", b"/bridge/bars", b"/bridge/ableton")
+# Commands that look at the producer's files in a thread (a share that does not answer must not hold up the
+# daemon): their answer may come after the answer to a fence sent behind them.
+_ADMITTED_APART = (b"/bridge/inpaint", b"/bridge/extend", b"/bridge/bars", b"/bridge/ableton", b"/bridge/decide",
+                   b"/bridge/plugins", b"/bridge/plugin_prompt")
 
 
 def _admitted_apart(datagram: Datagram) -> bool:
