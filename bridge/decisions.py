@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,8 @@ class Decisions:
     def __init__(self, service: JobService):
         self.service = service
         self._listeners: list[Listener] = []
-        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}  # job id -> its decisions' turn, and how many wait
+        # job id -> its decisions' turn, for as long as a decision holds or waits for it
+        self._turns: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -160,23 +162,16 @@ class Decisions:
         """
         record = self._delivered(job)
         job_id = record.job_id
-        turn, waiting = self._turns.get(job_id, (asyncio.Lock(), 0))
-        self._turns[job_id] = (turn, waiting + 1)
-        try:
-            async with turn:
-                # a decision's hidden temporaries are not the start's leftovers to sweep while it is written
-                self.service.deciding.add(job_id)
-                try:
-                    made = await asyncio.to_thread(_make, getattr(self.service, "config", None), record, decision,
-                                                   choice)
-                finally:
-                    self.service.deciding.discard(job_id)
-        finally:
-            turn, waiting = self._turns[job_id]
-            if waiting == 1:
-                del self._turns[job_id]
-            else:
-                self._turns[job_id] = (turn, waiting - 1)
+        if (turn := self._turns.get(job_id)) is None:
+            turn = self._turns[job_id] = asyncio.Lock()
+        async with turn:
+            # a decision's hidden temporaries are not the start's leftovers to sweep while it is written
+            self.service.deciding.add(job_id)
+            try:
+                made = await asyncio.to_thread(_make, getattr(self.service, "config", None), record, decision,
+                                               choice)
+            finally:
+                self.service.deciding.discard(job_id)
         log.info("decided %s", made.describe())
         for listener in self._listeners:
             try:
