@@ -597,7 +597,7 @@ class MidiFrontend:
         self._admissions.add(task)
         task.add_done_callback(self._admissions.discard)
 
-    def _press_failed(self, pad: Pad, led: tuple, exc: Exception, then) -> None:
+    def press_failed(self, pad: Pad, led: tuple, exc: Exception, then) -> None:
         """A press whose work in a thread failed (called where ``exc`` is handled): said, its pad flashed, ``then``
         told; a bug costs this press, not the pads."""
         if isinstance(exc, (ValidationError, BridgeError)):
@@ -615,7 +615,7 @@ class MidiFrontend:
         except Exception as exc:
             if remember and self._pad_jobs.get(led) == ("", request):
                 del self._pad_jobs[led]
-            self._press_failed(pad, led, exc, then)
+            self.press_failed(pad, led, exc, then)
             return
         if remember:
             self._pad_jobs[led] = (record.job_id, request)
@@ -700,7 +700,7 @@ class MidiFrontend:
         try:
             await self.decisions.decide(LAST, decision, choice)
         except Exception as exc:
-            self._press_failed(pad, led, exc, then)
+            self.press_failed(pad, led, exc, then)
             return
         if decision != "choose":
             self.leds.flash(led, "done")

@@ -50,6 +50,7 @@ class VoiceFrontend:
         self.listener = Listener(config.voice, self.heard, presets=tuple(pads.mapping.presets))
         # a paid command, its timeout, and its request as resolved when it was heard (the cursor moves on meanwhile)
         self._waiting: tuple[Pad, int, asyncio.TimerHandle, Result, tuple | None] | None = None
+        self._asking: asyncio.Task | None = None  # a paid command being checked before it waits (see _ask)
         self._holds: set[asyncio.Task] = set()
         port = config.voice.get("reply_port")
         self._reply_to = (config.voice["reply_host"], port) if port else None
@@ -61,6 +62,8 @@ class VoiceFrontend:
             log.warning("voice: %s", problem)
 
     async def close(self) -> None:
+        if self._asking is not None:
+            self._asking.cancel()
         if self._waiting is not None:
             self._waiting[2].cancel()
         for task in list(self._holds):
@@ -125,30 +128,42 @@ class VoiceFrontend:
         if command["command"] == "confirm":
             self.confirm(led, result)
             return
-        if self._waiting is not None:
-            self._drop("another command came first")
+        self._drop("another command came first")
         try:
             pad = self.pad_for(command, led, result.text)
             paid = self._backend(pad) in PAID_BACKENDS
             # what is confirmed is what was heard: "the last four bars" counted from the cursor now, not seconds later
             prepared = self.pads.prepare(pad) if paid and pad.command is not None else None
-            if prepared is not None:  # refused now, not after the producer gave the go-ahead
-                self.pads.service.check(osc_schema.parse_request(prepared[0]))
         except (ValidationError, BridgeError) as exc:
             log.warning("voice: %r: %s", result.text, exc)
             self.pads.leds.flash(led, "failed")
             self._tell(result, "refused", str(exc))
             return
         if paid:
-            timeout = asyncio.get_running_loop().call_later(CONFIRM_SECONDS, self._drop, "not confirmed in time")
-            self._waiting = (pad, led[2], timeout, result, prepared)
-            wait = (f"would spend MusicGPT credits: say \"{WAKE_WORD} {CONFIRM}\" or press the confirm pad within "
-                    f"{CONFIRM_SECONDS:g} s")
-            log.warning("voice: %r %s", result.text, wait)
-            self.pads.leds.light(led)
-            self._tell(result, "waiting", wait)
+            self._asking = asyncio.get_running_loop().create_task(self._ask(pad, led, result, prepared))
             return
         self._run(pad, led[2], result, "accepted")
+
+    async def _ask(self, pad: Pad, led: tuple, result: Result, prepared: tuple | None) -> None:
+        """Ask for the go-ahead on a paid command, once it is known that it would be admitted: refused now, not after
+        the producer gave it. The check looks at the song and the drop folder in a thread, as an admission does (a
+        project on a share that does not answer held up the whole daemon while the check waited on the loop)."""
+        try:
+            if prepared is not None:
+                await asyncio.to_thread(self.pads.service.check, osc_schema.parse_request(prepared[0]))
+        except Exception as exc:
+            self.pads.press_failed(pad, led, exc, lambda _, error: self._tell(result, "refused", str(error)))
+            return
+        finally:
+            if self._asking is asyncio.current_task():
+                self._asking = None
+        timeout = asyncio.get_running_loop().call_later(CONFIRM_SECONDS, self._drop, "not confirmed in time")
+        self._waiting = (pad, led[2], timeout, result, prepared)
+        wait = (f"would spend MusicGPT credits: say \"{WAKE_WORD} {CONFIRM}\" or press the confirm pad within "
+                f"{CONFIRM_SECONDS:g} s")
+        log.warning("voice: %r %s", result.text, wait)
+        self.pads.leds.light(led)
+        self._tell(result, "waiting", wait)
 
     def _run(self, pad: Pad, channel: int, result: Result, outcome: str, prepared: tuple | None = None) -> None:
         """Press the pad a command stands for (with the request ``prepared`` when it was heard), and say what came of
@@ -202,6 +217,9 @@ class VoiceFrontend:
         return None
 
     def _drop(self, reason: str) -> None:
+        if self._asking is not None:  # still being checked: it never asks
+            self._asking.cancel()
+            self._asking = None
         if self._waiting is None:
             return
         pad, channel, timeout, result, _ = self._waiting

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import signal
+import threading
 
 import soundfile as sf
 
+from bridge.client import BridgeClient
 from bridge.frontends.voice import VoiceFrontend
 from bridge.voice.decode import Result
+from tests.conftest import fuse_share, require_tool, share_down
 from tests.frontends.test_midi import MAPPING, no_midi_server, rig, until  # noqa: F401  (no_midi_server: a fixture)
 
 CLOUD = MAPPING + '\n[presets.cloud]\nbackend = "musicgpt"\nnum_outputs = 1\n\n[[pad]]\nnote = 45\naction = "talk"\n'
@@ -39,6 +45,7 @@ def test_a_confirmed_paid_command_runs_on_the_bars_said_not_where_the_cursor_mov
             daw.follow_transport("reaper", cursor=9.0, tempo=120.0, beats_per_bar=4.0)  # bars of 2 s
             said = {"command": "extend", "bars": 2, "anchor": "next", "preset": "cloud"}
             voice.heard(Result("bridge extend the next two bars with cloud", said, 0.8), TALK)
+            await until(lambda: voice._waiting is not None, what="the go-ahead asked for")
             assert r.jobs() == []  # paid: it waits for the go-ahead
             for cursor in (10.0, 11.0, 12.0, 13.0):  # REAPER plays on while the producer says it
                 daw.follow_transport("reaper", cursor=cursor, tempo=120.0, beats_per_bar=4.0)
@@ -76,8 +83,48 @@ def test_a_paid_command_past_the_songs_end_is_refused_before_asking_for_the_go_a
             r.frontend.context.follow_transport("reaper", cursor=end - 1.0, tempo=120.0, beats_per_bar=4.0)
             said = {"command": "inpaint", "bars": 2, "anchor": "next", "preset": "cloud"}
             voice.heard(Result("bridge inpaint the next two bars with cloud", said, 0.8), TALK)
+            await until(lambda: told, what="the refusal")
             return told, voice._waiting, r.jobs(), end
 
     told, waiting, jobs, end = asyncio.run(story())
     assert waiting is None and jobs == []
     assert told == [("refused", f"start: {end:.1f} is past the end of the source ({end:.3f} s)")], told
+
+
+def test_a_paid_command_on_a_song_on_a_share_that_does_not_answer_holds_up_no_ping(tmp_path, demo_song_path,
+                                                                                    no_midi_server):  # noqa: F811
+    """Before a paid command asks for the go-ahead it is checked as an admission would check it (is the range in the
+    song?), and that check looked at the song on the event loop: a song on a share whose server was down (bindfs
+    stopped) froze OSC, the pads and every job. The check waits alone; the go-ahead is asked for once it answers."""
+    from tests.core.test_service_share import _UNCACHED, wait_for_a_stuck_file_call
+
+    bindfs = require_tool("bindfs")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    shutil.copy(demo_song_path, nas / "mix.wav")
+
+    async def story(server, mount):
+        async with listening(tmp_path, demo_song_path) as (r, voice, told):
+            r.service.set_context({"source": str(mount / "mix.wav"), "start": 5.0, "end": 8.0})
+            r.frontend.context.follow_transport("reaper", cursor=9.0, tempo=120.0, beats_per_bar=4.0)
+            said = {"command": "inpaint", "bars": 2, "anchor": "next", "preset": "cloud"}
+            back = threading.Timer(60, server.send_signal, (signal.SIGCONT,))  # the code before: fail, not hang
+            try:
+                with share_down(server):
+                    back.start()
+                    voice.heard(Result("bridge inpaint the next two bars with cloud", said, 0.8), TALK)
+                    await asyncio.to_thread(wait_for_a_stuck_file_call, os.getpid())
+                    with BridgeClient("127.0.0.1", r.config.osc_port) as client:
+                        assert await asyncio.to_thread(client.ping, 10)
+                    assert told == [] and voice._waiting is None  # not asked before the check is done
+            finally:
+                back.cancel()
+            await until(lambda: told, timeout=60, what="the go-ahead asked for, once the share answers")
+            return told, r.jobs()
+
+    (tmp_path / "project").mkdir()
+    mount = tmp_path / "project" / "nas"
+    mount.mkdir()
+    with fuse_share(bindfs, nas, mount, *_UNCACHED) as server:
+        told, jobs = asyncio.run(story(server, mount))
+    assert [outcome for outcome, _ in told] == ["waiting"] and jobs == [], told
