@@ -1,7 +1,8 @@
 """OSC command -> accepted reply on loopback, against ping -> pong measured in the same run.
 
-An accepted reply means the command was parsed, validated, its source probed and the job journaled to disk
-(fsync): that is what the figure includes. Target: p99 < 5 ms over 500 commands.
+An accepted reply means the command was parsed, validated, its source probed (in a thread) and the job journaled:
+that is what the figure includes. The embedded engine's jobs are not synced to disk step by step (a resubmit costs
+nothing); a paid job's intent to submit is. Target: p99 < 5 ms over 500 commands.
 
     python bench/osc_latency.py [--commands 500]
 """

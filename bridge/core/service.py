@@ -461,7 +461,8 @@ class JobService:
             if "capture" in spec.ids:  # a plugin's capture: the planned stretch becomes the job's source file
                 await asyncio.to_thread(captures.export_job_source, self.config, spec)
             prepared = await backend.prepare(spec, workdir)
-            self._advance(record, State.SUBMITTING, durable=True, prepared=prepared)  # on disk before we pay
+            # on disk before a paid backend is asked: a resubmit could pay twice (a free one's costs nothing)
+            self._advance(record, State.SUBMITTING, durable=not backend.resubmit_safe, prepared=prepared)
             await self._submit(record, backend, prepared)
         elif state is State.SUBMITTING:
             # We stopped after announcing a submit and before recording its answer: only the backend's ledger
@@ -508,7 +509,7 @@ class JobService:
         if record.state is State.CANCELLED:  # cancelled while the POST was in flight: keep what it bought
             self.journal.update(record, receipt=receipt, durable=True)
         else:
-            self._advance(record, State.SUBMITTED, durable=True, receipt=receipt)
+            self._advance(record, State.SUBMITTED, durable=not backend.resubmit_safe, receipt=receipt)
         # A paid backend lets its POST finish even when the job is cancelled meanwhile, so the answer is never
         # lost; the cancellation it held back takes effect now.
         if asyncio.current_task().cancelling():
