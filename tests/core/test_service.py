@@ -200,3 +200,30 @@ def test_a_submit_the_backend_knows_never_left_is_sent_after_a_restart(setup):
 
     record = asyncio.run(run_service(config, backend, restart))
     assert backend.submits == 1 and record.state is State.DELIVERED
+
+
+def test_a_paid_submits_intent_and_receipt_are_synced_to_disk_and_a_free_jobs_steps_are_not(setup):
+    """A power cut after a paid submit must not lose that it was sent: the intent to submit and the task id are
+    committed with SQLite's synchronous=FULL (the journal's other writes are only ordered, WAL with NORMAL). A free
+    backend's steps are not synced: a resubmit costs nothing, and the two fsyncs a job on the event loop made every
+    command's admission 3.8x slower (bench/osc_latency.py)."""
+    config, song = setup
+
+    class FreeBackend(PaidBackend):
+        resubmit_safe = True
+
+    def synced_states(backend) -> list[str]:
+        statements: list[str] = []
+
+        async def story(service):
+            service.journal._db.set_trace_callback(statements.append)
+            service.submit(inpaint(song), {"kind": "test"})
+            await service.drain()
+
+        asyncio.run(run_service(config, backend, story))
+        synced = [after for before, after in zip(statements, statements[1:]) if before == "PRAGMA synchronous=FULL"]
+        assert all(statement.startswith("UPDATE jobs SET state = ") for statement in synced), synced
+        return [statement.split("'")[1] for statement in synced]
+
+    assert synced_states(PaidBackend()) == ["submitting", "submitted"]
+    assert synced_states(FreeBackend()) == []
