@@ -98,9 +98,14 @@ class OscFrontend(OscSocket):
             request_id = command.args.get("request_id") or ""
             self._dispatch(command, target)
         except Exception as exc:  # even a bug costs this one command, not the listener; the sender hears of it
-            if not isinstance(exc, (ValidationError, BridgeError)):
-                log.exception("OSC message %.100r failed unexpectedly", address)
-            self._send(target, *_error_reply(address, request_id, exc))
+            self._refuse(target, address, request_id, exc)
+
+    def _refuse(self, target: tuple, address: str, request_id: str, exc: Exception) -> None:
+        """Tell ``target`` in one line why its message to ``address`` was refused; called where ``exc`` is handled,
+        so a bug (no ValidationError or BridgeError) is logged with its traceback and costs this one message."""
+        if not isinstance(exc, (ValidationError, BridgeError)):
+            log.exception("OSC message %.100r failed unexpectedly", address)
+        self._send(target, *_error_reply(address, request_id, exc))
 
     def _tell_end(self, target: tuple, record) -> None:
         """Send ``target`` how the job ended, now if it has, else when it does (its origin hears it anyway)."""
@@ -135,9 +140,9 @@ class OscFrontend(OscSocket):
                 self._tell_end(target, records[0])
             self._send(target, *osc_schema.reply("status_listed", count=len(records)))
         elif name == "plugins":  # the captures folder, in a thread: it may be on a share that does not answer
-            self._later(self._in_thread(command, target, self._list_plugins))
+            self._later(self._answer_from_captures(command, target, self._list_plugins))
         elif name == "plugin_prompt":
-            self._later(self._in_thread(command, target, self._set_prompt, args))
+            self._later(self._answer_from_captures(command, target, self._set_prompt, args))
         elif name == "context":
             self.service.set_context(args)
             given = [key for key, value in args.items() if value is not None and key != "reply_port"]
@@ -211,14 +216,12 @@ class OscFrontend(OscSocket):
             self._captures = ShareThread("captures")
         return await asyncio.wrap_future(self._captures.submit(call, *args))
 
-    async def _in_thread(self, command: osc_schema.Command, target: tuple, call, *args) -> None:
+    async def _answer_from_captures(self, command: osc_schema.Command, target: tuple, call, *args) -> None:
         """Send ``target`` the replies ``call(*args)`` makes in a thread, or the error it raises."""
         try:
             replies = await self._in_captures(call, *args)
         except Exception as exc:
-            if not isinstance(exc, (ValidationError, BridgeError)):
-                log.exception("OSC message %.100r failed unexpectedly", command.address)
-            self._send(target, *_error_reply(command.address, command.args.get("request_id") or "", exc))
+            self._refuse(target, command.address, command.args.get("request_id") or "", exc)
             return
         for reply in replies:
             self._send(target, *reply)
@@ -237,9 +240,7 @@ class OscFrontend(OscSocket):
         try:
             decided = await self.decisions.decide(args["job_id"], args["decision"], args["choice"])
         except Exception as exc:
-            if not isinstance(exc, (ValidationError, BridgeError)):
-                log.exception("OSC message %.100r failed unexpectedly", address)
-            self._send(target, *_error_reply(address, args.get("request_id") or "", exc))
+            self._refuse(target, address, args.get("request_id") or "", exc)
             return
         if _origin_target(decided.record.origin) != target:  # else _on_decision answered it already
             self._send(target, *_decided(decided))
@@ -248,9 +249,7 @@ class OscFrontend(OscSocket):
         try:
             record = await self.service.take(command, origin)
         except Exception as exc:
-            if not isinstance(exc, (ValidationError, BridgeError)):
-                log.exception("OSC message %.100r failed unexpectedly", address)
-            self._send(target, *_error_reply(address, command.args.get("request_id") or "", exc))
+            self._refuse(target, address, command.args.get("request_id") or "", exc)
             return
         if record.origin is not origin:  # sent again: the sender hears of the job it already has, to its end
             self._send(target, *osc_schema.reply("accepted", request_id=record.request_id, job_id=record.job_id))
