@@ -3,6 +3,8 @@
 Frontends (OSC, pads, voice) call :meth:`Audition.request`; everything slow (opening the output, reading and
 loudness-matching a job's audio) happens off the event loop, and a job's programs are prepared as soon as it is
 delivered when the output is already open, so a press then only swaps a reference the audio callback picks up.
+Every look at a job's files (its decision, its audio) is made on one thread of the audition's own: they may be on a
+share that does not answer, and a press stuck there holds up the presses after it, never the event loop or its pool.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bridge.audition.sound_process import open_output
 from bridge.decisions import Decision, latest
 from bridge.exceptions import BridgeError
 from bridge.models import JobRecord
+from bridge.share import ShareThread
 from osc_schema import ValidationError
 
 if TYPE_CHECKING:
@@ -57,6 +60,7 @@ class Audition:
         self._prepared: OrderedDict[str, Programs] = OrderedDict()
         self._now = Playing()
         self._ab_variant = 1  # the variant "ab" toggles to: the last one heard
+        self._files: ShareThread | None = None  # where jobs' files are looked at (see _in_files)
         self._tasks: set[asyncio.Task] = set()
         self._asked = 0  # requests made so far: one that waited for its audio plays only if none came after it
         service.subscribe(self._on_job_event)
@@ -90,13 +94,13 @@ class Audition:
             self._now = Playing(output=self._now.output)
             return self._now
         record = self.service.named(job)
-        await asyncio.to_thread(check_not_settled, record)
+        await self._in_files(check_not_settled, record)
         output = await self._open(asked)
         programs = await self._programs(record, output.sample_rate)
         if asked != self._asked:
             raise AuditionError(f"job {record.job_id}: not played, a later audition request came while its audio "
                                 "was being read")
-        kept = await asyncio.to_thread(check_not_settled, record)  # again: decided while its audio was being read
+        kept = await self._in_files(check_not_settled, record)  # again: decided while its audio was being read
         in_place = self._now.job_id == record.job_id and output.mixer.playing
         number = self._choose(what, variant, len(programs.variants), in_place)
         if kept is not None and number not in (0, kept.choice):
@@ -129,6 +133,9 @@ class Audition:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._files is not None:  # a call stuck on a share is left to end with the process
+            files, self._files = self._files, None
+            await asyncio.to_thread(files.close, 5)
         if self._output is not None:
             output, self._output = self._output, None
             await asyncio.to_thread(output.close)
@@ -170,13 +177,21 @@ class Audition:
 
     async def _programs(self, record: JobRecord, sample_rate: int) -> Programs:
         programs = self._prepared.get(record.job_id)
-        if programs is None or programs.sample_rate != sample_rate or programs.changed():
-            programs = await asyncio.to_thread(self._load, record, sample_rate)
+        if programs is None or programs.sample_rate != sample_rate or await self._in_files(programs.changed):
+            programs = await self._in_files(self._load, record, sample_rate)
             self._prepared[record.job_id] = programs
             while len(self._prepared) > KEEP_PREPARED:
                 self._prepared.popitem(last=False)
         self._prepared.move_to_end(record.job_id)
         return programs
+
+    async def _in_files(self, call, *args):
+        """``call(*args)`` on the audition's files thread, awaited. A press on a job whose files are on a share that
+        does not answer took a thread of the loop's pool, which admits every job, and each press again took another,
+        until none was left; they queue behind the stuck call now (the last press plays, see act)."""
+        if self._files is None:
+            self._files = ShareThread("audition files")
+        return await asyncio.wrap_future(self._files.submit(call, *args))
 
     def _load(self, record: JobRecord, sample_rate: int) -> Programs:
         with readable_source(self.service.config, record.spec) as source:

@@ -40,8 +40,8 @@ from bridge.config import INBOX_FOLDERS
 from bridge.core.service import JobService
 from bridge.exceptions import BridgeError, Busy
 from bridge.files import NotRegularFile, open_regular
-from bridge.frontends.share import ShareThread
 from bridge.models import JobRecord
+from bridge.share import ShareThread
 from bridge.statelock import lock_folder
 from osc_schema import ValidationError
 

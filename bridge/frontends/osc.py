@@ -19,8 +19,8 @@ from bridge.exceptions import BridgeError, SourceError
 from bridge.frontends.bars import bars_on_source, range_arguments, selection_request
 from bridge.frontends.daw_feedback import bars_transport
 from bridge.frontends.osc_wire import OscSocket, address_of, encode
-from bridge.frontends.share import ShareThread
 from bridge.models import JobRecord
+from bridge.share import ShareThread
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,12 @@ process goes on to host other tests' JACK clients.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +24,11 @@ from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.models import State
 from bridge.settings_schema import defaults
+from bridge.threads import STUCK_AFTER, LeavingExecutor
 from tests.audition.jobs import RATE, delivered_job
 from tests.audition.tape import Tape, cycles_while_held, gil_hold, hold_the_gil
 from tests.audition.test_audition_jack import played
-from tests.conftest import ROOT, daemon_environment, require_tool
+from tests.conftest import ROOT, daemon_environment, fuse_share, require_tool, share_down
 from tests.frontends.jack import JackServer
 
 
@@ -172,3 +175,52 @@ def test_presses_piled_up_while_no_output_opens_are_answered_and_only_the_last_t
     answers = [str(answer) for answer in audition_story(tmp_path, settings, story)]
     assert answers == ["not played: a later audition request came while the output was opening"] * 11 + [
         "no JACK server daw-bridge-nobody-here to play through"]
+
+
+def test_presses_on_a_job_on_a_share_that_does_not_answer_leave_the_loops_pool_free(tmp_path, monkeypatch):
+    # Each press read the job's decision, and its audio, in a thread of the event loop's pool, which also admits
+    # every job: on a share that does not answer (bindfs stopped) each press left a thread stuck there, and a few
+    # presses later the next job's admission waited until they counted as stuck (5 s, bridge/threads.py), with one
+    # more thread stuck for good a press. The presses queue on the audition's own thread now, and are answered once
+    # the share is back (the last one tries the output).
+    from tests.core.test_service_share import _UNCACHED, wait_for_a_stuck_file_call
+
+    bindfs = require_tool("bindfs")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    settings = {**defaults("audition"), "output": "jack", "jack_server": "daw-bridge-nobody-here"}
+    nas, mount = tmp_path / "nas", tmp_path / "project"
+    nas.mkdir()
+    mount.mkdir()
+
+    async def story(server, journal, config) -> tuple[bool, list]:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(LeavingExecutor(max_workers=4))  # the daemon's, smaller
+        service = JobService(config, journal, {})
+        audition = Audition(service, settings)
+        try:
+            with share_down(server), ThreadPoolExecutor(max_workers=1) as watcher:
+                presses = [loop.create_task(audition.act("last", "variant")) for _ in range(6)]
+                await loop.run_in_executor(watcher, wait_for_a_stuck_file_call, os.getpid())
+                try:
+                    pool_free = await asyncio.wait_for(asyncio.to_thread(lambda: True), STUCK_AFTER / 2)
+                except TimeoutError:
+                    pool_free = False
+            answers = await asyncio.gather(*presses, return_exceptions=True)
+            return pool_free, [str(answer) for answer in answers]
+        finally:
+            await audition.close()
+            await service.close()
+
+    with fuse_share(bindfs, nas, mount, *_UNCACHED) as server:
+        record = delivered_job(mount, tempo=120.0)
+        config = Config(state_dir=tmp_path / "state", project_roots=(mount,))
+        journal = Journal(config.journal_path)
+        try:
+            journal.insert(record)
+            journal.update(record, state=State.DELIVERED, manifests=record.manifests)
+            pool_free, answers = asyncio.run(story(server, journal, config))
+        finally:
+            journal.close()
+    assert pool_free, "a thread of the loop's pool was left for the next job's admission"
+    assert answers == ["not played: a later audition request came while the output was opening"] * 5 + [
+        "no JACK server daw-bridge-nobody-here to play through"], answers
