@@ -49,6 +49,11 @@ _PROGRESS = {State.ACCEPTED: 0.0, State.EXPORTING: 0.02, State.SUBMITTING: 0.08,
 
 _UNKNOWN_ADVICE = ("check your MusicGPT dashboard, then run 'daw-bridge jobs resolve {job} --task-id ID' or "
                    "'--not-submitted'")
+# A job whose backend this daemon lacks (MusicGPT's key not where the service starts) is never failed for it: one that
+# may have been paid for would read "failed", and be sent again.
+_NOT_HERE = ("ran on backend {backend!r}, which this daemon does not have (MusicGPT needs its API key where the "
+             "daemon starts: MUSICGPT_API_KEY, the keyring or the config's api_key); it is kept where it stood "
+             "({state}) and resumes when a daemon with that backend starts")
 _IN_FLIGHT = ("has a submit still waiting for MusicGPT's answer: nothing can be decided about it before that answer "
               "(or the client's timeout) is in; then 'daw-bridge jobs show {job}' says what to do")
 
@@ -193,6 +198,7 @@ class JobService:
         if record.state.waiting_for_producer:
             raise ValidationError("job_id", job_id, "may have been paid for already, so it cannot be retried: "
                                   + _UNKNOWN_ADVICE.format(job=job_id))
+        self._backend_of(record)
         if not record.state.finished:
             raise ValidationError("job_id", job_id, f"is still running ({record.state.value})")
         resume_at, receipt = self._restart_point(record)
@@ -228,10 +234,7 @@ class JobService:
             or bool(task_id) and record.task_named_by_producer)
         if not open_question:
             raise ValidationError("job_id", job_id, f"has no unknown submission to resolve ({record.state.value})")
-        if backend is None:
-            raise ValidationError("job_id", job_id, f"ran on backend {record.spec.backend!r}, which is no longer "
-                                                    "configured")
-        backend.resolve_submission(job_id, task_id)
+        self._backend_of(record).resolve_submission(job_id, task_id)
         if task_id:
             self.journal.update(record, state=State.SUBMITTED, receipt={"task_id": task_id, "named_by": "producer"},
                                 error_code=None, error_message=None, message="waiting for the task the producer named")
@@ -350,10 +353,11 @@ class JobService:
         return record
 
     def _take_up(self, record: JobRecord) -> bool:
-        """Hold an unfinished job read from the journal, and start it unless it waits for the producer."""
+        """Hold an unfinished job read from the journal, and start it unless it waits for the producer; one whose
+        backend this daemon lacks is left as the journal holds it (see _NOT_HERE)."""
         if record.spec.backend not in self.backends:
-            self._finish(record, State.FAILED, BridgeError(
-                f"backend {record.spec.backend!r} is no longer configured", code="backend_unavailable"))
+            log.warning("job %s is not resumed: it %s", record.job_id,
+                        _NOT_HERE.format(backend=record.spec.backend, state=record.state.value))
             return False
         self._records[record.job_id] = record
         if record.state.waiting_for_producer:
@@ -377,6 +381,14 @@ class JobService:
             await asyncio.gather(*self._tasks.values(), *self._pictures, return_exceptions=True)
 
     # -- the state machine ---------------------------------------------------------------------------------------
+
+    def _backend_of(self, record: JobRecord) -> Backend:
+        """The backend the job ran on; a one-line ValidationError when this daemon does not have it."""
+        backend = self.backends.get(record.spec.backend)
+        if backend is None:
+            raise ValidationError("job_id", record.job_id, _NOT_HERE.format(backend=record.spec.backend,
+                                                                           state=record.state.value))
+        return backend
 
     def _restart_point(self, record: JobRecord) -> tuple[State, dict | None]:
         """Where a job that stopped before delivering starts again, and with which receipt.

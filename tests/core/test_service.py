@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 import osc_schema
@@ -18,6 +19,7 @@ from bridge.core.journal import Journal
 from bridge.core.service import JobService
 from bridge.exceptions import TransientError
 from bridge.models import JobRecord, Rendered, State
+from osc_schema import ValidationError
 
 
 class PaidBackend(Backend):
@@ -227,3 +229,47 @@ def test_a_paid_submits_intent_and_receipt_are_synced_to_disk_and_a_free_jobs_st
 
     assert synced_states(PaidBackend()) == ["submitting", "submitted"]
     assert synced_states(FreeBackend()) == []
+
+
+def test_a_daemon_without_a_jobs_paid_backend_keeps_the_job_where_it_stood(setup):
+    """A service started without MusicGPT's key (a systemd unit without the variable, a locked keyring) failed every
+    unfinished paid job as "no longer configured": one whose task was bought, or that may have been, then read
+    "failed" everywhere, and a producer sends a failed job again. It is left as the journal holds it, retry and
+    resolve say why in one line, and it resumes without paying again once a daemon with the backend starts."""
+    config, song = setup
+    journal = Journal(config.journal_path)
+    bought, unknown = (admit(inpaint(song), config, {"paid"}) for _ in range(2))
+    for spec, state in ((bought, State.GENERATING), (unknown, State.SUBMISSION_UNKNOWN)):
+        record = JobRecord(job_id=spec.job_id, request_id="", origin={"kind": "test"}, spec=spec, state=state)
+        journal.insert(record)
+        if spec is bought:
+            journal.update(record, receipt={"task_id": "task-1"})
+    journal.close()
+
+    async def without_the_backend():
+        journal = Journal(config.journal_path)
+        service = JobService(config, journal, {})
+        try:
+            resumed = await service.resume()
+            refusals = []
+            for call in (lambda: service.retry(bought.job_id), lambda: service.resolve_submission(unknown.job_id, "t")):
+                with pytest.raises(ValidationError) as refused:
+                    call()
+                refusals.append(str(refused.value))
+            return resumed, [service.get(spec.job_id).state for spec in (bought, unknown)], refusals
+        finally:
+            await service.close()
+            journal.close()
+
+    resumed, states, refusals = asyncio.run(without_the_backend())
+    assert resumed == 0 and states == [State.GENERATING, State.SUBMISSION_UNKNOWN]
+    assert all("which this daemon does not have" in said and "MUSICGPT_API_KEY" in said for said in refusals), refusals
+
+    async def with_it(service):
+        await service.resume()
+        await service.drain()
+        return [service.get(spec.job_id).state for spec in (bought, unknown)]
+
+    backend = PaidBackend()
+    assert asyncio.run(run_service(config, backend, with_it)) == [State.DELIVERED, State.SUBMISSION_UNKNOWN]
+    assert backend.submits == 0
