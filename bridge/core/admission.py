@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from bridge import captures, plugin_prompts
-from bridge.audio.region import probe
+from bridge.audio.region import check_unchanged, probe
 from bridge.config import Config, inbox_owns
+from bridge.exceptions import SourceError
 from bridge.models import JobSpec
 from osc_schema import Command, ValidationError
 
@@ -117,6 +118,26 @@ def admit(command: Command, config: Config, backends: set[str], inbox: Path | No
                   delivery=args.get("delivery") or config.delivery, handle=config.handle,
                   position=position, drop_folder=drop_folder, request_id=args.get("request_id") or "", ids=ids)
     return _spec(command, args, common, duration)
+
+
+def check_source(config: Config, spec: JobSpec) -> None:
+    """Raise SourceError when the job's source is no longer the file admitted: its path now leads elsewhere (a link
+    put in its place, or in a parent's) or out of the project roots, or it holds audio of another length, rate or
+    channel count. Admission looked once; a retry, or a start after a crash, reads the path again, maybe days later,
+    and a paid job would upload whatever is there. Any thread (the source may be on a share)."""
+    if "capture" in spec.ids:  # its source is the job's own export of the capture, made by its first step
+        return
+    try:
+        now = spec.source.resolve(strict=True)
+    except FileNotFoundError:
+        raise SourceError(f"source audio is gone since the job was accepted: {spec.source}",
+                          code="source_missing") from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise SourceError(f"source audio cannot be resolved ({exc}): {spec.source}", code="source_unreadable") from None
+    if now != spec.source or not config.in_project(now):
+        raise SourceError(f"source audio {spec.source} now leads to {now} (a link put in its place since the job was "
+                          "accepted): nothing was read from it", code="source_changed")
+    check_unchanged(now, spec.source_info)
 
 
 def _nearest_existing(field: str, given: str, folder: Path) -> Path:

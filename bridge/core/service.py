@@ -30,9 +30,9 @@ from bridge.audio import picture
 from bridge.audio.wavio import discard
 from bridge.backends.base import Backend
 from bridge.config import Config
-from bridge.core.admission import admit
+from bridge.core.admission import admit, check_source
 from bridge.core.journal import Journal, states_at
-from bridge.exceptions import BridgeError, Busy, Cancelled, DeliveryError, SubmissionUnknown
+from bridge.exceptions import BridgeError, Busy, Cancelled, DeliveryError, SourceError, SubmissionUnknown
 from bridge.models import LAST, JobRecord, JobSpec, Rendered, State
 from osc_schema import Command, ValidationError
 
@@ -418,6 +418,7 @@ class JobService:
     async def _run(self, record: JobRecord) -> None:
         backend = self.backends[record.spec.backend]
         try:
+            await self._check_source(record)
             while not (record.state.finished or record.state.waiting_for_producer):
                 await self._step(record)
         except asyncio.CancelledError:
@@ -462,6 +463,17 @@ class JobService:
             log.warning("job %s: the journal could not record that it failed (%s): this daemon keeps it as failed, "
                         "and a restart resumes it from its last journaled step", record.job_id, exc)
             self._emit(record, "failed")
+
+    async def _check_source(self, record: JobRecord) -> None:
+        """Each run (the first, a retry, a start after a crash) reads the source the job was admitted for, or nothing
+        (see admission.check_source). A job whose task was bought says how to have it without paying again."""
+        try:
+            await asyncio.to_thread(check_source, self.config, record.spec)
+        except SourceError as exc:
+            if (task := (record.receipt or {}).get("task_id")) is None:
+                raise
+            raise SourceError(f"{exc}; with the song put back as it was, 'daw-bridge jobs retry {record.job_id}' "
+                              f"delivers task {task} without paying again", code=exc.code) from None
 
     async def _step(self, record: JobRecord) -> None:
         backend = self.backends[record.spec.backend]

@@ -273,3 +273,56 @@ def test_a_daemon_without_a_jobs_paid_backend_keeps_the_job_where_it_stood(setup
     backend = PaidBackend()
     assert asyncio.run(run_service(config, backend, with_it)) == [State.DELIVERED, State.SUBMISSION_UNKNOWN]
     assert backend.submits == 0
+
+
+def test_a_source_swapped_for_a_link_out_of_the_roots_is_not_read_on_a_restart_or_a_retry(setup, tmp_path_factory):
+    """The project roots were checked when a command came in, and never again: a source replaced afterwards by a link
+    to a file outside the roots was read by a start after a crash, and by a retry (an outside probe: uploaded to
+    MusicGPT and paid for, or delivered from the embedded engine). Each run checks the source first; a job whose
+    task was bought says how to have it without paying again once the song is back."""
+    config, song = setup
+    outside = tmp_path_factory.mktemp("outside") / "private.wav"
+    sf.write(outside, np.zeros((48000, 1), dtype=np.float32), 48000)
+    original = song.read_bytes()
+
+    def swapped() -> None:
+        song.unlink()
+        song.symlink_to(outside)
+
+    journal = Journal(config.journal_path)
+    spec = admit(inpaint(song), config, {"paid"})  # accepted, then the daemon died before its first step
+    journal.insert(JobRecord(job_id=spec.job_id, request_id="", origin={"kind": "test"}, spec=spec,
+                             state=State.ACCEPTED))
+    journal.close()
+    swapped()
+
+    class LedgerBackend(PaidBackend):
+        def submission_state(self, job_id, prepared=None):
+            return "not_sent" if not self.submits else "accepted"
+
+    backend = LedgerBackend(fail_waits=1)
+
+    async def story(service):
+        await service.resume()
+        await service.drain()
+        restarted = service.get(spec.job_id)
+        said = [(restarted.state, restarted.error_code, backend.submits)]
+        song.unlink()
+        song.write_bytes(original)
+        service.retry(spec.job_id)  # now it is paid for, and its wait fails
+        await service.drain()
+        swapped()
+        service.retry(spec.job_id)
+        await service.drain()
+        retried = service.get(spec.job_id)
+        said.append((retried.state, retried.error_code, backend.waits))
+        song.unlink()
+        song.write_bytes(original)
+        service.retry(spec.job_id)
+        await service.drain()
+        return said, retried.error_message, service.get(spec.job_id).state
+
+    said, message, end = asyncio.run(run_service(config, backend, story))
+    assert said == [(State.FAILED, "source_changed", 0), (State.FAILED, "source_changed", 1)]
+    assert str(outside) in message and f"jobs retry {spec.job_id}' delivers task task-1 without paying" in message
+    assert end is State.DELIVERED and (backend.submits, backend.waits) == (1, 2)
