@@ -178,20 +178,22 @@ def test_a_task_accepted_while_the_state_folder_is_full_is_named_so_the_producer
 
 
 @contextlib.contextmanager
-def _failed_while_the_state_disk_was_full(project: Project, fake: FakeMusicGPT, code: str):
-    """A daemon on a 24 MB state disk whose inpaint the producer heard fail with ``code`` while the disk was full (a
-    fake fills ``project.state / "filler"``): yields (client, job id) once the space is free again, for the producer
-    to resolve or retry; the job must then be delivered, paid once, with no task's exception left unretrieved."""
+def _told_while_the_state_disk_was_full(project: Project, fake: FakeMusicGPT, state: str):
+    """A daemon on a 24 MB state disk whose inpaint the producer heard end in (or wait in) ``state`` while the disk was
+    full (a fake fills ``project.state / "filler"``): yields (client, that reply) once the space is free again, for
+    the producer to resolve or retry; the job must then be delivered, paid once, with no task's exception left
+    unretrieved."""
     project.write_config('backend = "musicgpt"\n' + musicgpt_table(fake.url))
     with small_tmpfs(project.state, "24m"):
         daemon = Daemon(project, env={"MUSICGPT_API_KEY": fake.api_key}).start()
         try:
             with BridgeClient("127.0.0.1", project.port) as client:
                 client.send("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="brass", num_outputs=1)
-                failed = client.wait_for(lambda r: r.name == "failed", timeout=60)
-                assert failed is not None and failed.args[1] == code, failed
+                told = client.wait_for(lambda r: r.name == "failed" or r.name == "state" and r.args[1] ==
+                                       "submission_unknown", timeout=60)
+                assert told is not None and (told.args[1] if told.name == "state" else "failed") == state, told
                 (project.state / "filler").unlink()
-                yield client, failed.args[0]
+                yield client, told
                 _until("the job delivered", lambda: journal_records(project)[0].state.value in ("delivered", "failed"))
         finally:
             daemon.stop()
@@ -200,16 +202,22 @@ def _failed_while_the_state_disk_was_full(project: Project, fake: FakeMusicGPT, 
     assert "Task exception was never retrieved" not in daemon.log.read_text()
 
 
-def test_a_job_whose_failure_the_full_journal_could_not_take_is_resolved_without_a_restart(project, fake,
-                                                                                            monkeypatch):
-    """The same full disk also refused the journal the job's end: the job's run died with 'Task exception was never
-    retrieved', the journal still said 'submitting', and once the space was freed every 'jobs resolve' and 'jobs
-    retry' was refused ('still running (submitting)') until the daemon was restarted."""
+def test_a_task_the_full_disk_kept_out_of_ledger_and_journal_waits_for_the_producer_without_a_restart(project,
+                                                                                                       fake,
+                                                                                                       monkeypatch):
+    """The same full disk also refused the journal the job's wait for the producer: the job's run died with 'Task
+    exception was never retrieved', the journal still said 'submitting', and once the space was freed every 'jobs
+    resolve' and 'jobs retry' was refused ('still running (submitting)') until the daemon was restarted. Then it was
+    failed with "free some space, then 'daw-bridge jobs retry'", a retry the maybe-paid job refused (an outside
+    probe). The producer hears it wait, told the task to resolve it with, and resolving it delivers."""
     _fill_the_disk_on_accept(monkeypatch, project.state / "filler")
-    with _failed_while_the_state_disk_was_full(project, fake, "disk_full") as (client, job):
+    with _told_while_the_state_disk_was_full(project, fake, "submission_unknown") as (client, told):
         (task_id,) = fake.tasks
+        job = told.args[0]
+        assert f"'daw-bridge jobs resolve {job} --task-id {task_id}'" in told.args[3], told
         client.send("resolve", job_id=job, task_id=task_id)
-        answer = client.wait_for(lambda r: r.name in ("error", "state") and job in r.args, timeout=60)
+        answer = client.wait_for(lambda r: r.name in ("error", "state") and job in r.args and r.args[1] not in (
+            "submission_unknown",), timeout=60)
         assert answer is not None and answer.name == "state", answer
 
 
@@ -230,9 +238,10 @@ def test_a_failed_task_whose_failure_the_full_journal_could_not_take_is_retried_
         return conversion
 
     monkeypatch.setattr(fake_module.FakeMusicGPT, "conversion", fail_on_a_full_disk)
-    with _failed_while_the_state_disk_was_full(project, fake, "generation_failed") as (_, job):
+    with _told_while_the_state_disk_was_full(project, fake, "failed") as (_, told):
+        assert told.args[1] == "generation_failed", told
         filled[0].outcome = "COMPLETED"  # MusicGPT's hiccup is over: the task is asked about again
-        retried = _daw_bridge(project, "jobs", env={}, extra=("retry", job))
+        retried = _daw_bridge(project, "jobs", env={}, extra=("retry", told.args[0]))
         assert retried.returncode == 0, retried.stdout + retried.stderr
 
 

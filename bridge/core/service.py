@@ -430,6 +430,13 @@ class JobService:
             log.warning("job %s failed: %s (%s)", record.job_id, exc, exc.code)
             self._fail_unjournaled(record, exc)
         except Exception as exc:
+            if _disk_full(exc) and record.state.waiting_for_producer:
+                # The journal could not take that the job waits for the producer (a task the spend ledger could not
+                # write down either): failed, it would be retried on a full disk's advice, and refused as maybe paid.
+                log.warning("job %s: the journal could not record that it waits for the producer (%s): this daemon "
+                            "keeps it waiting: %s", record.job_id, exc, record.message)
+                self._emit(record, "state")
+                return
             if _disk_full(exc):
                 # the work files, the analysis cache and the journal all live in the state folder
                 error = BridgeError(f"the disk holding the state folder {self.config.state_dir} is full: free some "
