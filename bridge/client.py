@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import osc_schema
-from bridge.frontends.osc_wire import MalformedPacket, decode, encode
+from bridge.frontends.osc_wire import MalformedPacket, Unencodable, decode, encode
+from osc_schema import ValidationError
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,15 @@ class BridgeClient:
         self.close()
 
     def send(self, name: str, **values) -> None:
-        """Send a command by name, its arguments checked and ordered by the schema."""
+        """Send a command by name, its arguments checked and ordered by the schema. Floats go as OSC doubles ("d"),
+        as docs/osc.md asks of clients: a time arrives as it was given. ValidationError for a value the schema or
+        OSC refuses (the CLI says it in one line)."""
         address, args = osc_schema.to_osc_args(name, values)
-        self.send_raw(encode(address, args))
+        try:
+            datagram = encode(address, args, floats="d")
+        except Unencodable as exc:  # past the schema's checks, only OSC's own limits are left (none a command meets)
+            raise ValidationError("", None, exc.reason, shown="", subject=address) from None
+        self.send_raw(datagram)
 
     def send_raw(self, datagram: bytes) -> None:
         self.sock.sendto(datagram, self.daemon)

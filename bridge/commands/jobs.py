@@ -38,18 +38,18 @@ def jobs(config: Config, args) -> int:
         settled = settle_one_shot(config, args.action, args.job_id, args.task_id)
         if settled is not None:  # a one-shot command's job: no daemon holds it, this command settles it
             return settled
-    journals, damage = _open_journals(config)
+    journals, unread = _open_journals(config)
     try:
         if args.action == "list":
-            _say(damage)
+            _say(unread)
             if not args.json:
                 from bridge.commands.midi import context_lines
 
                 for line in context_lines(config):
                     print(line)
             recent = [(r, j.path == config.one_shot_journal_path) for j in journals for r in j.recent()]
-            listed = _list(sorted(recent, key=lambda pair: -pair[0].created)[:50], args.json)
-            return 2 if damage else listed
+            listed = _list(sorted(recent, key=lambda pair: -pair[0].created)[:50], args.json, bool(unread))
+            return 2 if unread else listed
         if not args.job_id:
             print(f"daw-bridge jobs {args.action}: name a job id (see 'daw-bridge jobs')")
             return 2
@@ -59,9 +59,9 @@ def jobs(config: Config, args) -> int:
             print(f"daw-bridge jobs: {exc}")
             return 2
         if record is None:
-            _say(damage)  # it may be in the journal that cannot be read
+            _say(unread)  # it may be in the journal that cannot be read
             print(f"daw-bridge jobs: no job {logs.one_line(args.job_id)}"
-                  + (" in the journal that can be read" if damage else ""))
+                  + (" in the journal that can be read" if unread else ""))
             return 2
         if args.action == "show":
             print(json.dumps({**record.summary(), "pictures": _pictures(record.manifests),
@@ -78,16 +78,17 @@ def jobs(config: Config, args) -> int:
 
 def _open_journals(config: Config) -> tuple[list[Journal], list[str]]:
     """The daemon's journal and the one-shot commands' (those that exist), and a line for each that cannot be
-    opened: a damaged one does not keep the other from answering."""
-    journals, damage = [], []
+    opened: a damaged one, or one on a disk that refuses it (read-only, no permission), does not keep the other from
+    answering."""
+    journals, unread = [], []
     for path in (config.journal_path, config.one_shot_journal_path):
         if not path.exists():
             continue
         try:
             journals.append(Journal(path))
         except BridgeError as exc:
-            damage.append(f"daw-bridge jobs: {exc}")
-    return journals, damage
+            unread.append(f"daw-bridge jobs: {exc}")
+    return journals, unread
 
 
 def _refuse_one_shot(args) -> int:
@@ -126,13 +127,13 @@ def _decision(record) -> dict | None:
     return decided.to_json() if decided is not None else None
 
 
-def _list(records: list[tuple[JobRecord, bool]], as_json: bool) -> int:
-    """Each job with whether a one-shot command ran it, newest first."""
+def _list(records: list[tuple[JobRecord, bool]], as_json: bool, unread: bool = False) -> int:
+    """Each job with whether a one-shot command ran it, newest first (``unread``: a journal could not be read)."""
     if as_json:
         print(json.dumps([{**r.summary(), "one_shot": one_shot} for r, one_shot in records], indent=2))
         return 0
     if not records:
-        print("no jobs yet")
+        print("no jobs in a journal that can be read" if unread else "no jobs yet")
     for r, one_shot in records:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
         rng = r.origin.get("bars") or f"{r.spec.edit_start:.2f}-{r.spec.edit_end:.2f}s"

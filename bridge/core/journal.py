@@ -13,10 +13,13 @@ methods marked "any thread" uses a connection of its own, so it can run off the 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable
 from contextlib import closing
@@ -63,13 +66,48 @@ class Journal:
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self._clock = clock
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            backup = self._keep_copy()
-            raise JournalError(f"the job journal {self.path} is damaged ({exc}); a copy was kept at {backup}. "
-                               f"Move the journal away to start with an empty one.") from None
+        except (sqlite3.OperationalError, OSError) as exc:  # SQLite could not open or write it: no sign of damage
+            raise JournalError(self._unusable(exc)) from None
+        except sqlite3.DatabaseError as exc:  # not a database, a failed check, a row that cannot be read
+            raise JournalError(self._damaged(exc)) from None
+
+    def _unusable(self, exc: Exception) -> str:
+        """One line on a journal that cannot be opened or written (a read-only or full disk, no permission, another
+        process holding it locked), with the system's reason where one can be found: SQLite says "unable to open
+        database file" whatever stopped it. A journal in that state is no damaged one, and is never called so: its
+        producer must not be told to move a good journal away."""
+        if isinstance(exc, OSError):
+            return f"the job journal {self.path} cannot be opened: {exc.strerror or exc}" + \
+                (f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.path) else "")
+        return f"the job journal {self.path} cannot be opened ({exc})" + self._system_reason()
+
+    def _system_reason(self) -> str:
+        """Why the system refuses SQLite the journal or, beside it, its write-ahead log ("": no such reason found).
+        Only looked for after SQLite failed; the folder's probe is a file of no name (or one removed at once)."""
+        try:
+            os.close(os.open(self.path, os.O_RDWR | getattr(os, "O_NONBLOCK", 0)))
+        except FileNotFoundError:
+            pass  # SQLite makes it: the folder says whether it may
+        except OSError as exc:
+            where = f"its folder {self.path.parent}" if exc.errno == errno.EROFS else str(self.path)
+            return f": {where}: {exc.strerror or exc}"
+        try:
+            tempfile.TemporaryFile(dir=self.path.parent).close()
+        except OSError as exc:
+            return f": its folder {self.path.parent}: {exc.strerror or exc}"
+        return ""
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> str:
+        """One line on a damaged journal, and where a copy of it was kept (or why none could be)."""
+        try:
+            kept = f"a copy was kept at {self._keep_copy()}"
+        except OSError as error:  # a folder that takes no copy: the producer keeps one before moving it away
+            kept = f"no copy could be kept beside it ({error.strerror or error}): copy it elsewhere first"
+        return (f"the job journal {self.path} is damaged ({exc}); {kept}. Move the journal away to start with an "
+                f"empty one.")
 
     def _keep_copy(self) -> Path:
         """Copy the damaged journal (and its WAL: committed steps not yet checkpointed live there) beside it. A copy

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_message_builder import BuildError, OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 from pythonosc.parsing import osc_types
 
@@ -18,7 +18,8 @@ from osc_schema.spec import MAX_BUNDLE_DEPTH, MAX_MESSAGES, TYPE_TAGS
 
 log = logging.getLogger(__name__)
 
-_TYPE_FOR = {str: "s", int: "i", float: "f"}
+_TYPE_FOR = {str: "s", int: "i"}
+_FLOAT_TAGS = ("f", "d")
 _BUNDLE = b"#bundle\x00"
 _TYPE_TAGS = frozenset(TYPE_TAGS.encode())  # what python-osc decodes; anything else it would silently drop
 
@@ -27,12 +28,31 @@ class MalformedPacket(ValueError):
     """A datagram that is not OSC the daemon can decode; the message says why."""
 
 
-def encode(address: str, args: list) -> bytes:
-    """One OSC message as bytes."""
+class Unencodable(ValueError):
+    """A value that does not fit the OSC type it goes as (an int past 32 bits, a float past 3.4e38 as "f")."""
+
+    def __init__(self, address: str, reason: str):
+        super().__init__(f"{address}: {reason}")
+        self.address, self.reason = address, reason
+
+
+def encode(address: str, args: list, *, floats: str = "f") -> bytes:
+    """One OSC message as bytes; Unencodable when a value does not fit its type.
+
+    ``floats``: the type tag every float goes as. "f" (32-bit) in what the daemon sends: its replies, as docs/osc.md
+    lists their types, and its messages to DAWs and AbletonOSC. "d" (64-bit) in commands to the daemon, as
+    docs/osc.md asks of clients: as "f" a position of 1234567.891 s arrives 16 ms off, 10.123457 s as
+    10.123456954956055, and a number past 3.4e38 cannot be sent at all.
+    """
+    if floats not in _FLOAT_TAGS:
+        raise ValueError(f"floats must be one of {_FLOAT_TAGS}, not {floats!r}")
     builder = OscMessageBuilder(address)
     for value in args:
-        builder.add_arg(value, _TYPE_FOR.get(type(value)))
-    return builder.build().dgram
+        builder.add_arg(value, floats if isinstance(value, float) else _TYPE_FOR.get(type(value)))
+    try:
+        return builder.build().dgram
+    except (BuildError, OverflowError) as exc:  # python-osc lets struct's OverflowError through (a float for "f")
+        raise Unencodable(address, str(exc)) from None
 
 
 def decode(data: bytes) -> list[tuple[str, list]]:

@@ -10,7 +10,7 @@ import pytest
 from bridge.frontends.ableton import AbletonClient
 from bridge.frontends.daw_feedback import ReaperFeedback
 from bridge.frontends.osc import OscFrontend
-from bridge.frontends.osc_wire import MalformedPacket, OscSocket, decode, encode
+from bridge.frontends.osc_wire import MalformedPacket, OscSocket, Unencodable, decode, encode
 
 BUNDLE = b"#bundle\x00" + b"\x00" * 8
 
@@ -58,3 +58,17 @@ def test_a_well_formed_bundle_is_flattened_in_order():
 def test_every_listener_decodes_through_the_guard(listener):
     assert issubclass(listener, OscSocket)
     assert "datagram_received" not in vars(listener) or listener is OscFrontend  # OscFrontend adds the allowlist
+
+
+def test_a_command_goes_in_doubles_and_a_reply_keeps_the_float32_docs_osc_lists():
+    """A client's times go as 'd', as docs/osc.md asks: as 'f' a DAW position of 1234567.891 s arrived 16 ms off and
+    1e39 could not be encoded at all. The daemon's replies keep the 'f' docs/osc.md lists for them (the plugin and
+    OSC surfaces read them so), and a value no type can carry is one ValueError saying why, not struct's own."""
+    times = [1234567.891, 10.123457, 1e39]
+    command = encode("/bridge/inpaint", ["song.wav", *times], floats="d")
+    assert decode(command) == [("/bridge/inpaint", ["song.wav", *times])] and b",sddd\x00" in command
+    reply = encode("/bridge/state", ["j-1", "generating", 0.25, ""])
+    assert b",ssfs\x00" in reply and decode(reply) == [("/bridge/state", ["j-1", "generating", 0.25, ""])]
+    for unfit in (1e39, 2 ** 40):
+        with pytest.raises(Unencodable, match="^/bridge/state: "):
+            encode("/bridge/state", [unfit])
