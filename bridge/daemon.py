@@ -115,12 +115,6 @@ class Daemon:
         stack.callback(journal.close)
         self.service = JobService(config, journal, backends)
         stack.push_async_callback(self.service.close)
-        resumed = await self.service.resume()
-        # Workers start in the background: the first job is quick, and OSC is up before they are. The engine's
-        # warm worker holds ~110 MB; [local] warm_up = false trades that for ~1.5 s on the first job.
-        warming = [asyncio.create_task(_warm_up(name, backend)) for name, backend in backends.items()
-                   if name != "local" or config.local.get("warm_up", True)]
-        stack.callback(lambda: [task.cancel() for task in warming])
 
         if config.notify:
             notifier = DawNotifier(config.notify)
@@ -142,13 +136,28 @@ class Daemon:
             self.osc.ableton = self.ableton
         self.osc_address = await self.osc.start()
         stack.callback(self.osc.close)
+        # OSC answers once the journal's jobs are taken up and the inbox is up (as when the inbox's start held the
+        # event loop): a ping answered means the daemon is up, its inbox too, and no command is admitted before the
+        # jobs the journal left unfinished are held (one admitted first would be taken up again, and run twice). A
+        # share that does not answer holds up the start, and the log says so. Paused before the loop first reads
+        # the socket; where it cannot be (Windows' proactor loop), nothing is awaited from here to the take-up.
+        with contextlib.suppress(NotImplementedError):  # Windows' proactor loop: answered meanwhile
+            self.osc.transport.pause_reading()
         # the inbox is watched once the OSC port is ours: a daemon refused its port starts no watcher thread (one
         # stopped right after it started could log watchdog's own error beside the one-line refusal)
         self.inbox = InboxFrontend(self.service, config.inbox)
-        # OSC answers once the inbox is up (as when the inbox's start held the event loop): a ping answered means
-        # the daemon is up, its inbox too. A share that does not answer holds up the start, and the log says so.
-        with contextlib.suppress(NotImplementedError):  # Windows' proactor loop: answered meanwhile
-            self.osc.transport.pause_reading()
+        # Taken up once every frontend that tells a job's sender of its state listens (OSC replies to its origin's
+        # port; the inbox keeps status files until it starts, see InboxFrontend._catch_up): a job the restart changes
+        # at once (a paid submit cut off becomes submission_unknown, a job whose song changed fails its check) could
+        # be told to nobody, and its sender kept the state from before the restart (a status file "submitting")
+        # until the producer acted on a state never shown. MIDI starts later: its pads light for their own presses'
+        # jobs only, none of which a restart takes up.
+        resumed = await self.service.resume()
+        # Workers start in the background: the first job is quick, and OSC is up before they are. The engine's
+        # warm worker holds ~110 MB; [local] warm_up = false trades that for ~1.5 s on the first job.
+        warming = [asyncio.create_task(_warm_up(name, backend)) for name, backend in backends.items()
+                   if name != "local" or config.local.get("warm_up", True)]
+        stack.callback(lambda: [task.cancel() for task in warming])
         try:
             await self.inbox.start()
         except OSError as exc:

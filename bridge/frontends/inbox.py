@@ -82,6 +82,9 @@ class InboxFrontend:
         self._listed: dict[str, tuple[int, int, int]] = {}  # request-named files at the last listing -> _version
         self._unclaimed: set[str] = set()  # request files that could not be claimed: said once, tried at each listing
         self._waiting: list[Path] = []  # claimed requests the daemon was too busy for, in processing/, oldest first
+        # status files of the jobs that changed before the inbox started, the last of each: written at its start
+        # (see _catch_up); None once it has started
+        self._early: dict[Path, dict] | None = {}
         service.subscribe(self._on_job_event)
 
     async def start(self) -> None:
@@ -91,6 +94,7 @@ class InboxFrontend:
         try:
             await self._fs(self._make_folders)
             await self._fs(self._hold)  # before processing/ is taken up as this daemon's own
+            self._catch_up()
             await self._recover_claimed()
             self._observer = Observer()
             self._observer.start()
@@ -101,6 +105,7 @@ class InboxFrontend:
         self._task = self._loop.create_task(self._run(), name="inbox")
 
     def close(self) -> None:
+        self._early = None  # a start that failed: nothing more is kept for it
         if self._task is not None:
             self._task.cancel()
         if self._check is not None:
@@ -521,8 +526,30 @@ class InboxFrontend:
         for path in paths:
             self._write_status(path, _status_of(record))
 
+    def _catch_up(self) -> None:
+        """At the start, once the inbox is this daemon's: write the status files of the jobs that changed before it
+        started, and of every unfinished job from a request file as it stands now.
+
+        The daemon takes up the journal's unfinished jobs before the inbox starts (its start waits for a share that
+        may not answer), and a restart changes some of them at once: a paid submit the crash cut off becomes
+        submission_unknown, a job whose song changed fails its check. Those events went nowhere, and a status file kept
+        "submitting" (REAPER's script reads only it) until the producer ran 'jobs resolve' on a state never shown.
+        A job left waiting for the producer changes no more at a restart: its status file, left stale by a daemon
+        killed between the journal's write and the status file's (or by a daemon before this fix), is written too.
+        """
+        early, self._early = self._early or {}, None
+        for record in self.service.active():
+            if record.origin.get("kind") == "file":
+                early[Path(record.origin["status"])] = _status_of(record)
+        for path, status in early.items():
+            self._write_status(path, status)
+
     def _write_status(self, path: Path, status: dict) -> None:
-        """Write a status file in the background, on the share's thread (nothing once the inbox is closed)."""
+        """Write a status file in the background, on the share's thread (kept for the start before the inbox has
+        started, see _catch_up; nothing once it is closed)."""
+        if self._early is not None:
+            self._early[path] = status
+            return
         status["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self._share is not None:
             self._share.post(_write_answer, path, status, f"status file {path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -10,8 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+from bridge.audio.region import probe
 from bridge.client import BridgeClient
+from bridge.config import Config
 from bridge.core.journal import Journal
+from bridge.core.service import JobService
+from bridge.frontends.inbox import InboxFrontend
+from bridge.models import JobRecord, JobSpec, State
 from tests.conftest import ROOT, DaemonProcess, daemon_environment
 
 
@@ -420,3 +426,43 @@ def test_requests_past_the_daemons_room_wait_in_turn_and_none_is_rejected(projec
     started = [r.spec.extend_after for r in reversed(journal.recent())]  # newest first
     journal.close()
     assert started == [10.0, 11.0, 12.0, 13.0], "taken in the order they came"
+
+
+def test_what_a_restart_changes_before_the_inbox_starts_is_in_its_status_files(tmp_path, demo_song_path):
+    """The daemon takes up the journal's jobs before the inbox starts (a share may hold its start up): a job changed
+    then (here cancelled) was told to no status file, and one waiting for the producer, whose status file a kill left
+    saying "submitting", was never written again: REAPER's script, which reads only status/, never learned of it."""
+    config = Config(state_dir=tmp_path / "state", inbox=tmp_path / "inbox")
+    status = config.inbox / "status"
+    status.mkdir(parents=True)
+    journal = Journal(config.journal_path)
+    advice = "the daemon stopped while submitting: check your MusicGPT dashboard, then run 'daw-bridge jobs resolve'"
+    for name in ("waits", "cancelled"):
+        spec = JobSpec(job_id=f"j-{name}", operation="inpaint", source=demo_song_path,
+                       source_info=probe(demo_song_path), backend="musicgpt", start=10.0, end=14.0, num_outputs=1)
+        origin = {"kind": "file", "file": f"{name}.json", "digest": name, "status": str(status / f"{name}.json")}
+        record = JobRecord(job_id=spec.job_id, request_id="", origin=origin, spec=spec, state=State.ACCEPTED)
+        journal.insert(record)
+        journal.update(record, state=State.SUBMISSION_UNKNOWN, message=advice)
+        (status / f"{name}.json").write_text(json.dumps({"job_id": spec.job_id, "state": "submitting"}))  # stale
+
+    async def restart() -> None:
+        service = JobService(config, journal, {"musicgpt": object()})  # held, never started: it waits for the producer
+        inbox = InboxFrontend(service, config.inbox)  # as the daemon does: it listens before the jobs are taken up
+        try:
+            await service.resume()
+            service.cancel("j-cancelled")  # the producer's cancel, heard before the inbox has started
+            await inbox.start()
+        finally:
+            inbox.close()  # the status files posted are written first
+            await service.close()
+
+    try:
+        asyncio.run(restart())
+    finally:
+        journal.close()
+    waits = json.loads((status / "waits.json").read_text())
+    assert (waits["state"], waits.get("message")) == ("submission_unknown", advice), waits
+    cancelled = json.loads((status / "cancelled.json").read_text())
+    said = (cancelled["state"], (cancelled.get("error") or {}).get("message"))
+    assert said == ("cancelled", "cancelled by the producer"), cancelled
