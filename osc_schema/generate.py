@@ -313,8 +313,10 @@ def render_docs() -> str:
     out = [f"_{GENERATED} file._", "", "# OSC reference", "",
            f"The daemon listens for OSC over UDP on 127.0.0.1, port {DEFAULT_OSC_PORT} by default, and answers every "
            "message: a command starting a job gets `/bridge/accepted` and then `/bridge/state`, `/bridge/done` or "
-           "`/bridge/failed`; a rejected message gets `/bridge/error`. Request files (`docs/formats.md`) and MIDI "
-           "mappings name the same commands and arguments and are checked by the same code, with the same error text.",
+           "`/bridge/failed`; a rejected message gets `/bridge/error`. A message to one of the reply addresses below "
+           "is dropped unanswered (another daemon's reply, sent here: answered, the two would answer each other's "
+           "errors for good). Request files (`docs/formats.md`) and MIDI mappings name the same commands and "
+           "arguments and are checked by the same code, with the same error text.",
            "", "## Conventions", "",
            "- A message is the address, the **positional** arguments in the order of the table, then any number of "
            "**`key, value` pairs** for optional arguments: the key a string naming the argument, then its value. "

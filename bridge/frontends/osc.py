@@ -25,6 +25,8 @@ from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
 
+_REPLY_ADDRESSES = frozenset(spec.address for spec in osc_schema.REPLIES.values())
+
 # What /bridge/bars passes on to the job: every option of /bridge/inpaint and /bridge/extend but an extension's
 # duration, which its bars give.
 _BARS_OPTIONS = ("prompt", "lyrics", "lyrics_section_to_replace", "lyrics_section_to_extend", "gender",
@@ -85,6 +87,11 @@ class OscFrontend(OscSocket):
     # -- commands ------------------------------------------------------------------------------------------------
 
     def received(self, address: str, params: list, sender: tuple) -> None:
+        if address in _REPLY_ADDRESSES:
+            # A reply come to a daemon (another daemon's pong, sent here by a ping whose reply_port named this port):
+            # answered as an unknown command, the two daemons answered each other's errors for good, a core each.
+            log.debug("OSC reply %s from %s:%d dropped: replies are not commands", address, *sender[:2])
+            return
         # Even a rejected message's reply goes to its reply_port when it names a valid one: a client sending from a
         # throwaway port (oscsend, many DAWs) listens only there.
         target = (sender[0], _reply_port_in(address, params) or sender[1])

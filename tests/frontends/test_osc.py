@@ -225,3 +225,18 @@ def test_a_reply_port_that_is_the_daemons_own_is_refused_and_the_daemon_stays_fr
         listed = client.wait_for(lambda r: r.name == "status_listed", timeout=30)
     assert listed is not None and listed.args == [0]  # no job was made
     assert project.visible_drop_files() == []
+
+
+def test_a_reply_that_reaches_a_daemon_is_not_answered(shared):
+    """Two daemons on one machine: a ping to one whose reply_port named the other's OSC port sent the pong there, the
+    other answered it as an unknown command with an error to the first, which answered that, and so on: a core each,
+    for good, from one datagram (an outside probe). A reply that reaches a daemon is dropped: of every reply address
+    sent to it, none is answered (replies come in order, so the pong after them is the first)."""
+    import osc_schema
+
+    with BridgeClient("127.0.0.1", shared.port) as client:
+        for spec in osc_schema.REPLIES.values():
+            client.send_raw(encode(spec.address, ["j-1", "unknown address"]))
+        client.send("ping")
+        first = client.wait_for(lambda r: True, timeout=10)
+    assert first is not None and first.address == "/bridge/pong", first
