@@ -334,7 +334,8 @@ def render_docs() -> str:
            "- Replies go to the sender's host and port, or to `reply_port` on the sender's host when given. An "
            "inpaint's or extend's first reply (`/bridge/bars` and `/bridge/ableton` too) comes once its song and drop "
            "folder have been looked at, a `/bridge/decide`'s once its drop folder took the decision, and those of "
-           "`/bridge/plugins` and `/bridge/plugin_prompt` once the captures folder was read, apart from the other "
+           "`/bridge/plugins`, `/bridge/plugin_prompt` and `/bridge/bars` (its `/bridge/selected`) once the "
+           "captures folder was read, apart from the other "
            "messages (a folder on a share that does not answer holds up that command alone), so the reply to a "
            "message sent after it may come first: tell replies apart by `request_id` and `job_id`, not by their "
            "order.",

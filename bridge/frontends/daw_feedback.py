@@ -231,7 +231,8 @@ def bars_transport(config, selection: dict, daw: Transport | None,
     """The transport a bars press counts from and the selection it acts on: the plugin host's when the selection is
     a plugin's capture, else the DAW feedback's (``daw``), else that of the one live plugin instance reporting one,
     whose capture becomes the selection when it names no source. None when there is none (``bars_on_source`` says
-    how to get one). Reads capture indexes: once a press, on the event loop (they are small)."""
+    how to get one). Reads capture indexes, in any thread: /bridge/bars calls it on the captures folder's thread, a
+    pad press on the event loop."""
     now = time.time() if now is None else now
     name = selection.get("capture")
     if name:

@@ -171,9 +171,6 @@ class OscFrontend(OscSocket):
             raise ValidationError("address", command.name, "is not served by this daemon")
 
     def _bars(self, address: str, args: dict, target: tuple) -> None:
-        # without [midi] there is no session context: only a plugin instance's transport and capture
-        transport, selection = (self.session.for_bars() if self.session is not None
-                                else bars_transport(self.config, {}, None))
         operation = args["operation"]
         for name in _BARS_OPTIONS:  # refused before the bars are chosen: nothing is sent for a mistyped request
             if args[name] is None:
@@ -187,22 +184,37 @@ class OscFrontend(OscSocket):
         if operation == "context" and self.session is None:
             raise ValidationError("operation", operation, "needs [midi] in the daemon's config: the session context "
                                                           "is what its pads act on")
-        chosen, start, end = bars_on_source(transport, selection, args["anchor"], args["bars"])
-        self._send(target, *osc_schema.reply("selected", range=chosen.describe(), start=start, end=end,
-                                             tempo=float(transport.tempo),
-                                             beats_per_bar=float(transport.beats_per_bar)))
-        if operation == "context":
-            self.session.follow_bars(start, end, f"{chosen.describe()} at {transport.describe()}",
-                                     selection.get("capture"))
+        self._later(self._bars_counted(address, args, target))
+
+    async def _bars_counted(self, address: str, args: dict, target: tuple) -> None:
+        """/bridge/bars once the transport is found: the plugin instances' capture indexes are read on the captures
+        folder's thread (a FIFO there, or a share that does not answer, froze the whole daemon)."""
+        operation = args["operation"]
+        try:
+            # without [midi] there is no session context: only a plugin instance's transport and capture
+            selection, daw = (self.session.selection(), self.session.transport) if self.session is not None else (
+                {}, None)
+            transport, selection = await self._in_captures(bars_transport, self.config, selection, daw)
+            chosen, start, end = bars_on_source(transport, selection, args["anchor"], args["bars"])
+            self._send(target, *osc_schema.reply("selected", range=chosen.describe(), start=start, end=end,
+                                                 tempo=float(transport.tempo),
+                                                 beats_per_bar=float(transport.beats_per_bar)))
+            if operation == "context":
+                self.session.follow_bars(start, end, f"{chosen.describe()} at {transport.describe()}",
+                                         selection.get("capture"))
+                return
+            if selection.get("source") is None and selection.get("capture") is None:
+                raise ValidationError("source", None, "is not known yet: send /bridge/context or run one command "
+                                                      "first", shown="")
+            request = selection_request(operation, selection)
+            request.update(range_arguments(operation, start, end))
+            request.update({key: args[key] for key in _BARS_OPTIONS if args[key] is not None})
+            command = osc_schema.parse_request(request)
+        except Exception as exc:
+            self._refuse(target, address, args.get("request_id") or "", exc)
             return
-        if selection.get("source") is None and selection.get("capture") is None:
-            raise ValidationError("source", None, "is not known yet: send /bridge/context or run one command first",
-                                  shown="")
-        request = selection_request(operation, selection)
-        request.update(range_arguments(operation, start, end))
-        request.update({key: args[key] for key in _BARS_OPTIONS if args[key] is not None})
-        self._submit(address, osc_schema.parse_request(request), {"kind": "osc", "host": target[0], "port": target[1],
-                                                                  "bars": chosen.with_tempo()}, target)
+        await self._take(address, command, {"kind": "osc", "host": target[0], "port": target[1],
+                                            "bars": chosen.with_tempo()}, target)
 
     def _submit(self, address: str, command: osc_schema.Command, origin: dict, target: tuple) -> None:
         """Submit an inpaint or extend, its admission's look at the source and drop folder in a thread (a project on

@@ -401,3 +401,59 @@ def test_abletons_bars_in_eighths_and_sixteenths_last_as_long_as_lives(tmp_path,
     finally:
         daemon.stop()
         live.close()
+
+
+def test_bars_on_a_captures_folder_that_does_not_answer_hold_up_no_ping(tmp_path):
+    """/bridge/bars read the plugin instances' capture indexes on the event loop: a captures folder on a share whose
+    server was down (bindfs stopped; a FIFO there did the same) froze the whole daemon, SIGTERM included (an outside
+    probe). The bars wait alone on the captures folder's thread, and are answered once it answers."""
+    import os
+    import signal
+    import threading
+
+    from bridge.config import Config
+    from bridge.core.journal import Journal
+    from bridge.core.service import JobService
+    from bridge.frontends.osc import OscFrontend
+    from tests.conftest import fuse_share, require_tool, share_down
+    from tests.core.test_service_share import _UNCACHED, wait_for_a_stuck_file_call
+
+    bindfs = require_tool("bindfs")
+    nas, captures = tmp_path / "nas", tmp_path / "project" / "captures"
+    (nas / "4242-1").mkdir(parents=True)  # an instance's folder, its index not written yet
+    captures.mkdir(parents=True)
+    config = Config(state_dir=tmp_path / "state", project_roots=(tmp_path / "project",), captures_dir=captures,
+                    inbox=tmp_path / "inbox", osc_port=free_udp_port())
+
+    async def story(server) -> tuple[bool, object]:
+        journal = Journal(config.journal_path)
+        service = JobService(config, journal, {})
+        osc = OscFrontend(service, config)
+        await osc.start()
+        resumed = threading.Event()  # the share answers again: by the test's timer (the code before), or below
+
+        def back() -> None:
+            resumed.set()
+            server.send_signal(signal.SIGCONT)
+
+        timer = threading.Timer(60, back)
+        try:
+            with BridgeClient("127.0.0.1", config.osc_port) as client:
+                with share_down(server):
+                    timer.start()
+                    client.send("bars", operation="inpaint", anchor="last", bars=2)
+                    await asyncio.to_thread(wait_for_a_stuck_file_call, os.getpid())
+                    pinged = await asyncio.to_thread(client.ping, 10) and not resumed.is_set()
+                resumed.set()
+                answer = await asyncio.to_thread(client.wait_for, lambda r: r.name == "error", 30)
+        finally:
+            timer.cancel()
+            osc.close()
+            await service.close()
+            journal.close()
+        return pinged, answer
+
+    with fuse_share(bindfs, nas, captures, *_UNCACHED) as server:
+        pinged, answer = asyncio.run(story(server))
+    assert pinged, "a ping was answered while the captures folder did not"
+    assert answer is not None and answer.args[2] == "bars" and "play cursor" in answer.args[3], answer
