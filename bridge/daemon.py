@@ -177,15 +177,19 @@ class Daemon:
             self.midi.audition = self.audition
             self.osc.session = self.midi.context  # /bridge/bars counts from the transport it follows
             stack.callback(self.midi.close)  # registered first, so a partial start is cleaned up too
+            if config.voice.get("enabled"):  # push-to-talk: the pads hold the microphone open
+                # Made before the pads are connected: a talk pad pressed as soon as they are was refused as
+                # "needs [voice] enabled". It records once the input is open, and is decoded once the recogniser
+                # has loaded (voice.start, below).
+                from bridge.frontends.voice import VoiceFrontend
+
+                self.midi.voice = VoiceFrontend(self.midi, config)
+                stack.push_async_callback(self.midi.voice.close)
             await self.midi.start()
-        if config.voice.get("enabled"):  # push-to-talk: the pads hold the microphone open
+        if config.voice.get("enabled"):
             if self.midi is None:
                 raise ConfigError("needs [midi] with a talk or listen pad", file=config.source_file,
                                   key="[voice] enabled", value=True)
-            from bridge.frontends.voice import VoiceFrontend
-
-            self.midi.voice = VoiceFrontend(self.midi, config)
-            stack.push_async_callback(self.midi.voice.close)
             await self.midi.voice.start()
         log.info("daw-bridge listening for OSC on %s:%d, watching %s; backends: %s; %d job(s) resumed",
                  *self.osc_address, config.inbox, ", ".join(backends), resumed)

@@ -211,7 +211,7 @@ class Listener:
         without one: each press tries again)."""
         self._loop = asyncio.get_running_loop()
         try:
-            self._decoder = await self._loop.run_in_executor(self._executor, self._load)
+            await self._loop.run_in_executor(self._executor, self._load)
         except ImportError as exc:
             raise BridgeError(f"[voice] needs pocketsphinx ({exc}): pip install 'daw-bridge[voice]'",
                               code="voice_unavailable") from None
@@ -219,10 +219,17 @@ class Listener:
             log.warning("voice: %s (name the preset with dictionary words, e.g. [presets.warm_strings])", note)
         await self._open()
 
-    def _load(self):
+    def _load(self) -> None:
+        """The recogniser, loaded on the decoding thread, where every take is decoded after it: a take let go of while
+        it still loads (a talk pad pressed as the daemon starts) waits for it there, instead of finding none (its
+        recording was lost, the pad left lit)."""
         from bridge.voice.decode import VoiceDecoder
 
-        return VoiceDecoder(threshold=self.settings["threshold"], presets=self.presets)
+        self._decoder = VoiceDecoder(threshold=self.settings["threshold"], presets=self.presets)
+
+    def _decode(self, audio: np.ndarray, rate: int) -> Result:
+        """A take, on the decoding thread (after the recogniser's load: see _load)."""
+        return self._decoder.decode(audio, rate)
 
     async def _open(self) -> bool:
         if self.input is not None and self.input.alive:
@@ -267,7 +274,7 @@ class Listener:
         if self.input is None or not self.input.take.armed:
             return
         audio, rate = self.input.take.disarm(), self.input.sample_rate
-        future = self._loop.run_in_executor(self._executor, self._decoder.decode, audio, rate)
+        future = self._loop.run_in_executor(self._executor, self._decode, audio, rate)
         self._decoding.add(future)
         future.add_done_callback(lambda done: self._decoded(done, key))
 

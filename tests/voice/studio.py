@@ -94,6 +94,14 @@ class Mouth:
         for port in inputs:
             self.client.connect(self.port, port)
 
+    def wait_listened_to(self, timeout: float) -> None:
+        """Wait until the daemon's voice input is connected to the microphone: it has opened, and the recogniser,
+        loaded before it, is ready."""
+        deadline = time.monotonic() + timeout
+        while not self.client.get_all_connections(self.port):
+            assert time.monotonic() < deadline, "the daemon's voice input did not open"
+            time.sleep(0.05)
+
     def close(self) -> None:
         self.client.deactivate()
         self.client.close()
@@ -250,6 +258,8 @@ def studio(root: Path, voice_input: str = "jack"):
         pads.wait_joined(timeout=30)  # the daemon's MIDI client may open late on a loaded machine
         if voice_input == "portaudio":
             mouth.connect_to_portaudio(timeout=30)
+        else:  # the voice starts after the pads: a story's first press must not come before it listens
+            mouth.wait_listened_to(timeout=60)
         with BridgeClient("127.0.0.1", project.port) as client:
             outcome, _ = client.run_job("inpaint", source=str(project.song), start=12.0, end=16.0, prompt="",
                                         backend="local", num_outputs=2, timeout=120)
