@@ -31,6 +31,7 @@ from bridge import captures
 from bridge.audio.wavio import discard, publish, stage_link, stage_text
 from bridge.delivery import drop_folder_for
 from bridge.exceptions import BridgeError
+from bridge.files import open_regular
 from bridge.models import JobRecord, State
 from osc_schema import DECIDED_LEDGERS, DECISION_FORMAT, DECISIONS_FOLDER, KEPT_FOLDER, ValidationError
 
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_SEQ = 2**31 - 1  # /bridge/decided carries seq as an OSC int32: a higher number could be published, never sent
+# A file, ledger line or capture index numbered MAX_SEQ or beyond counts as damaged (no decision could follow it), so
+# the highest decision published is MAX_SEQ - 1: one numbered MAX_SEQ would make the job's own file unreadable.
 
 
 @dataclass(frozen=True)
@@ -85,14 +88,15 @@ def latest(record: JobRecord) -> Decision | None:
     """The job's latest decision, as its file holds it; None when nothing was decided yet."""
     path = decision_file(record)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular(path, "utf-8") as file:  # a FIFO put in its place would hold the thread for good
+            data = json.loads(file.read())
         decided = Decision(record, data["decision"], int(data["choice"]), int(data["seq"]), data["decided_at"])
         if not 0 <= decided.seq < MAX_SEQ:
             raise ValueError(f"seq {decided.seq} is not in 0..{MAX_SEQ - 1}")
         return decided
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, OverflowError) as exc:  # OverflowError: int(Infinity)
         raise BridgeError(f"the decision file {path} cannot be read ({type(exc).__name__}: {exc}); move it away to "
                           "decide again", code="decision_unreadable") from None
 
@@ -106,7 +110,8 @@ def applied_seq(record: JobRecord) -> int:
     highest = 0
     for name in DECIDED_LEDGERS.values():
         try:
-            text = (folder / name).read_text(encoding="utf-8", errors="replace")
+            with open_regular(folder / name) as ledger:  # a FIFO or a device is no ledger: it would never answer
+                text = ledger.read().decode("utf-8", errors="replace")
         except OSError:
             continue
         for line in text.splitlines():
@@ -203,9 +208,14 @@ def _make(config, record: JobRecord, decision: str, choice: int | None) -> Decis
         raise ValidationError("choice", choice, f"cannot be taken: {record.job_id} kept variant {previous.choice} "
                                                 f"(decision {previous.seq}), so its other takes are gone")
     applied = max(applied_seq(record), plugin_applied_seq(config, record))
-    made = Decision(record, decision, choice, max(previous.seq if previous else 0, applied) + 1,
-                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    _publish(made)
+    seq = max(previous.seq if previous else 0, applied) + 1
+    if seq >= MAX_SEQ:  # it would be read back as damaged, and no decision could follow it
+        raise BridgeError(f"job {record.job_id}: no decision can follow decision {seq - 1}, the highest one "
+                          f"numbered; move its decision file {decision_file(record)} away and take its lines out of "
+                          "the DAW scripts' ledgers beside it to decide again; nothing was decided",
+                          code="decision_unreadable")
+    made = Decision(record, decision, choice, seq, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    _publish(config, made)
     return made
 
 
@@ -224,15 +234,17 @@ def _checked_choice(decision: str, choice: int | None, variants: int, previous: 
     return choice
 
 
-def _publish(made: Decision) -> None:
+def _publish(config, made: Decision) -> None:
     """The kept take's link (for keep) and then the decision file, each staged and renamed into place together."""
     path = decision_file(made.record)
     folder = path.parent.parent
     staged: list[tuple[Path, Path]] = []
+    _check_in_project(config, path.parent)
     try:
         if made.decision == "keep" and made.choice:
             audio = _audio_of(Path(made.record.manifests[made.choice - 1]))
             kept = folder / KEPT_FOLDER / audio.name
+            _check_in_project(config, kept.parent)
             kept.parent.mkdir(exist_ok=True)
             staged.append((stage_link(kept, audio), kept))
         path.parent.mkdir(exist_ok=True)
@@ -244,6 +256,21 @@ def _publish(made: Decision) -> None:
             exc.strerror or str(exc))
         raise BridgeError(f"cannot publish the decision in the drop folder {folder}: {missing}; nothing was decided",
                           code="decision_failed") from None
+
+
+def _check_in_project(config, folder: Path) -> None:
+    """Refuse to write into ``folder`` (the decisions or the Kept folder) when it resolves out of the project roots
+    (a symlink put there, or in place of the drop folder): the decision is the project's, written nowhere else."""
+    if config is None:
+        return
+    try:
+        resolved = folder.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise BridgeError(f"the folder {folder} cannot be resolved ({exc}); nothing was decided",
+                          code="decision_failed") from None
+    if not config.in_project(resolved):
+        raise BridgeError(f"the folder {folder} leads outside the project roots (to {resolved}); nothing was decided",
+                          code="decision_outside_roots")
 
 
 def _audio_of(manifest: Path) -> Path:

@@ -146,8 +146,11 @@ def test_a_decision_number_past_what_osc_carries_is_refused_in_one_line_and_noth
         refused = decide(client, job, "choose", "choice", 0)
         assert refused.name == "error" and "move it away" in refused.args[-1], refused
         assert "internal" not in refused.args[-1] and json.loads(path.read_text())["choice"] == 1
-    path.write_text(published.replace('"seq": 3', '"seq": 2147483646'), encoding="utf-8")
-    assert decide(client, job, "choose", "choice", 0).args == [job, "choose", 0, 2147483647]
+    path.write_text(published.replace('"seq": 3', '"seq": 2147483645'), encoding="utf-8")
+    assert decide(client, job, "choose", "choice", 0).args == [job, "choose", 0, 2147483646]
+    refused = decide(client, job, "choose", "choice", 1)  # 2147483647 would be read back as damaged: not published
+    assert refused.name == "error" and "no decision can follow decision 2147483646" in refused.args[-1], refused
+    assert "\n" not in refused.args[-1] and json.loads(path.read_text())["seq"] == 2147483646
     assert client.ping(timeout=5)
     log = daemon.log.read_text(encoding="utf-8")
     assert "Traceback" not in log and "ERROR" not in log

@@ -100,6 +100,13 @@ def publish(staged: list[tuple[Path, Path]]) -> list[Path]:
     survive a power cut too; return the final paths."""
     for temporary, final in staged:
         os.replace(temporary, final)
+        # Renaming a hard link over another link to the same file does nothing (POSIX) and leaves the temporary
+        # there, pinning the audio under a hidden name (a take kept twice): the final name is the file already.
+        try:
+            if os.path.samestat(os.lstat(temporary), os.lstat(final)):
+                os.unlink(temporary)
+        except FileNotFoundError:  # the rename took it, as it does unless they were the same file
+            pass
     for folder in {final.parent for _, final in staged}:
         _fsync_folder(folder)
     return [final for _, final in staged]

@@ -196,7 +196,7 @@ class Audition:
     def _load(self, record: JobRecord, sample_rate: int) -> Programs:
         with readable_source(self.service.config, record.spec) as source:
             return load_programs(record, sample_rate, self.settings["pre_roll_bars"], self.settings["post_roll_bars"],
-                                 source)
+                                 source, self.service.config)
 
     def _on_job_event(self, record: JobRecord, event: str) -> None:
         if event != "done":

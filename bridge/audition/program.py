@@ -32,6 +32,7 @@ BEATS_PER_BAR = 4  # 4/4 unless known
 GAIN_LIMIT_DB = 12.0  # a variant far quieter than the original is not pushed up further than this
 GAIN_RAMP_S = 0.25  # the matching gain fades in over untouched source before the range, and out after it
 SILENT_RMS = 1e-5
+LONGEST_S = 24 * 3600.0  # a manifest's span_start beyond a day either way is damaged (far below where frames overflow)
 
 
 class AuditionError(BridgeError):
@@ -96,11 +97,12 @@ def readable_source(config: Config, spec: JobSpec) -> Iterator[Path]:
 
 
 def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, post_roll_bars: float,
-                  source: Path | None = None) -> Programs:
+                  source: Path | None = None, config: Config | None = None) -> Programs:
     """Read a delivered job's source (or ``source``, a copy of it) and variants into programs at the output's
     ``sample_rate``.
 
-    Raises AuditionError when the job has no delivered variants or its files are gone.
+    Raises AuditionError when the job has no delivered variants or its files are gone, or a variant's audio now leads
+    elsewhere (see :func:`_check_delivered`; ``config``: out of its project roots too).
     """
     if record.state is not State.DELIVERED or not record.manifests:
         raise AuditionError(f"job {record.job_id} has no delivered variants to audition ({record.state.value})")
@@ -125,11 +127,15 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
     for path, manifest in zip(record.manifests, manifests):
         try:  # the drop folder is the producer's: a manifest may have been edited by hand
             audio = Path(path).parent / Path(manifest["audio"]).name
-            if not math.isfinite(float(manifest["source"]["span_start"])):
+            span_start = float(manifest["source"]["span_start"])
+            if not math.isfinite(span_start):
                 raise ValueError("span_start is not a number")
+            if abs(span_start) > LONGEST_S:  # its frame would overflow, or lie nowhere in a song anyway
+                raise ValueError(f"span_start {span_start:g} s lies nowhere in a song")
         except (KeyError, TypeError, ValueError) as exc:
             raise AuditionError(f"job {record.job_id}: the manifest {Path(path).name} is damaged "
                                 f"({type(exc).__name__}: {exc})") from None
+        _check_delivered(audio, config)
         files.append(audio)
         signature += file_signature([audio])  # before reading: a file replaced while it is read counts as changed
         variant = _variant_program(audio, manifest, original, first, rate, spec.operation, edit)
@@ -139,6 +145,19 @@ def load_programs(record: JobRecord, sample_rate: int, pre_roll_bars: float, pos
     return Programs(record.job_id, sample_rate, first / rate, tempo, _for_output(original, rate, sample_rate),
                     tuple(_for_output(v, rate, sample_rate) for v in variants), tuple(gains), tuple(files),
                     signature)
+
+
+def _check_delivered(audio: Path, config: Config | None) -> None:
+    """Refuse a variant's audio that now leads elsewhere than the file delivered beside its manifest (a link put in
+    its place, maybe to a file out of the project of the same length), or, given ``config``, out of the project roots
+    (a drop folder made a link): what it leads to would be played as the variant."""
+    try:
+        resolved, delivered = audio.resolve(), audio.parent.resolve() / audio.name
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise AuditionError(f"the variant's audio cannot be resolved ({exc}): {audio}") from None
+    if resolved != delivered or config is not None and not config.in_project(resolved):
+        raise AuditionError(f"the variant's audio {audio} now leads to {resolved} (a link put in its place since it "
+                            "was delivered): it is not played")
 
 
 def _variant_program(audio_path: Path, manifest: dict, original: np.ndarray, first: int, rate: int,
