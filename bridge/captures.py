@@ -14,6 +14,7 @@ folder, and each span file inside its capture's folder (symlinks resolved), like
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -25,11 +26,20 @@ import soundfile as sf
 
 from bridge.config import Config
 from bridge.exceptions import SourceError
+from bridge.files import NotRegularFile, open_regular
 from bridge.models import JobSpec, SourceInfo
 from osc_schema import ValidationError
 
+log = logging.getLogger(__name__)
+
 FORMAT = "daw-bridge.capture/1"
 INDEX = "index.json"
+# What a capture's index may claim (the plugin writes 2 channels at the host's rate): beyond these it is malformed,
+# refused before anything is sized from it. Timeline frames stay exact as floats (2**53 frames: centuries).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 768000
+MAX_CHANNELS = 32
+MAX_FRAME = 2 ** 53
+MAX_PID = 2 ** 31  # a pid is a positive 32-bit int (and /bridge/plugins carries it as one)
 # How much already-played audio beyond the required context a job gets on each side (the embedded engine re-uses
 # the song's own passages, MusicGPT uploads up to context_s): bounds the export's size and time.
 EXTRA_CONTEXT_S = 120.0
@@ -76,13 +86,30 @@ class Span:
         return self.start + self.frames
 
 
+def _read_index_file(path: Path) -> tuple[dict, float]:
+    """An index.json's parsed text and its mtime. Only a regular file that is no symbolic link is read (the plugin
+    writes one): a pipe would hold the reader for good, a link could lead out of the captures folder. OSError
+    (NotRegularFile, or ELOOP for a link) or ValueError when it cannot be used."""
+    with open_regular(path, "utf-8", follow_links=False) as file:
+        mtime = os.fstat(file.fileno()).st_mtime
+        return json.loads(file.read()), mtime
+
+
 def _index(folder: Path, name: str) -> dict:
     try:
-        data = json.loads((folder / INDEX).read_text(encoding="utf-8"))
+        data, _ = _read_index_file(folder / INDEX)
     except FileNotFoundError:
         raise ValidationError("capture", name, "has captured nothing yet (no index.json): play the range once "
                                                "with the plugin on the track") from None
-    except (OSError, ValueError) as exc:
+    except (IsADirectoryError, NotRegularFile):
+        raise ValidationError("capture", name, "has an index.json that is not a regular file (a pipe, a device "
+                                               "or a folder): refused") from None
+    except OSError as exc:
+        if (folder / INDEX).is_symlink():
+            raise ValidationError("capture", name, "has an index.json that is a symbolic link (the plugin writes "
+                                                   "a file): refused, not followed") from None
+        raise ValidationError("capture", name, f"has an unreadable index.json ({exc})") from None
+    except ValueError as exc:
         raise ValidationError("capture", name, f"has an unreadable index.json ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValidationError("capture", name, f"is not a {FORMAT} capture")
@@ -91,13 +118,17 @@ def _index(folder: Path, name: str) -> dict:
 
 def _spans(data: dict, folder: Path, name: str) -> list[Span]:
     spans = []
-    for entry in data.get("spans") or []:
+    given = data.get("spans") or []
+    if not isinstance(given, list):
+        raise ValidationError("capture", name, f"has a malformed span list in its index: {given!r:.80}")
+    for entry in given:
         try:
             file, rate = str(entry["file"]), int(entry["sample_rate"])
             start, frames = int(entry["timeline_start_frame"]), int(entry["frames"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(inf), 1e400 reads as inf
             raise ValidationError("capture", name, f"has a malformed span in its index: {entry!r:.80}") from None
-        if "/" in file or "\\" in file or file.startswith(".") or rate <= 0 or frames < 0:
+        if ("/" in file or "\\" in file or file.startswith(".") or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
+                or not 0 <= frames < MAX_FRAME or not -MAX_FRAME < start < MAX_FRAME):
             raise ValidationError("capture", name, f"has a malformed span in its index: {entry!r:.80}")
         path = _resolve(folder / file, "capture", name)
         if not path.is_relative_to(folder):
@@ -134,9 +165,9 @@ def host_transport(data: dict, name: str) -> HostTransport | None:
         if any(len(stretch) != 4 for stretch in heard) or not isinstance(given["playing"], bool):
             raise ValueError
         numbers = [float(given[key]) for key in ("position", "observed", "tempo", "beats_per_bar")]
-        if not all(math.isfinite(v) and v >= 0 for v in numbers):
+        if not all(math.isfinite(v) and v >= 0 for v in [*numbers, *(v for stretch in heard for v in stretch)]):
             raise ValueError
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise ValidationError("capture", name, f"has a malformed transport in its index: {given!r:.80}") from None
     return HostTransport(given["playing"], *numbers, heard)
 
@@ -182,28 +213,38 @@ class Plan:
 
     def export(self, dest: Path) -> Path:
         """Write the range into ``dest`` (a float WAV) atomically; the newest take wins where spans overlap."""
+        used = [(span, max(span.start, self.first), min(span.end, self.stop)) for span in self.spans]
+        used = [(span, lo, hi) for span, lo, hi in used if hi > lo]
+        for span, _, hi in used:  # every span file checked against the index before the range is allocated
+            self._read(span, hi, None)
         out = np.zeros((self.stop - self.first, self.channels), dtype=np.float32)
-        for span in self.spans:
-            lo, hi = max(span.start, self.first), min(span.end, self.stop)
-            if hi <= lo:
-                continue
-            try:
-                with sf.SoundFile(str(span.path)) as f:
-                    if f.channels != self.channels or f.samplerate != span.sample_rate:
-                        raise ValidationError("capture", self.name, f"span {span.path.name} does not match its "
-                                                                    "index (channels or sample rate)")
-                    f.seek(lo - span.start)
-                    audio = f.read(hi - lo, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-                raise ValidationError("capture", self.name, f"span {span.path.name} cannot be read ({exc})") from None
-            if len(audio) != hi - lo:
-                raise ValidationError("capture", self.name, f"span {span.path.name} is shorter than its index says")
-            out[lo - self.first:hi - self.first] = audio
+        for span, lo, hi in used:
+            out[lo - self.first:hi - self.first] = self._read(span, hi, lo)
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name("." + dest.name + ".partial")
         sf.write(str(partial), out, self.sample_rate, format="WAV", subtype="FLOAT")
         os.replace(partial, dest)
         return dest
+
+    def _read(self, span: Span, hi: int, lo: int | None) -> np.ndarray | None:
+        """Timeline frames [lo, hi) of ``span``'s file; with ``lo`` None only check that it holds frames up to ``hi``
+        in the index's channels and rate. ValidationError in one line when it does not or cannot be read."""
+        try:  # a span file that is a pipe is refused, not waited on (open_regular); by its descriptor, as probe does
+            with open_regular(span.path) as file, sf.SoundFile(file.fileno(), closefd=False) as f:
+                if f.channels != self.channels or f.samplerate != span.sample_rate:
+                    raise ValidationError("capture", self.name, f"span {span.path.name} does not match its "
+                                                                "index (channels or sample rate)")
+                if f.frames < hi - span.start:
+                    raise ValidationError("capture", self.name, f"span {span.path.name} is shorter than its index says")
+                if lo is None:
+                    return None
+                f.seek(lo - span.start)
+                audio = f.read(hi - lo, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+            raise ValidationError("capture", self.name, f"span {span.path.name} cannot be read ({exc})") from None
+        if len(audio) != hi - lo:
+            raise ValidationError("capture", self.name, f"span {span.path.name} is shorter than its index says")
+        return audio
 
 
 def capture_folder(config: Config, name: str) -> Path:
@@ -264,7 +305,11 @@ def plan(config: Config, name: str, need_start: float, need_end: float,
                                                f"more; {have}")
     extra = int(EXTRA_CONTEXT_S * rate)
     first, stop = max(around[0], lo - extra), min(around[1], hi + extra)
-    channels = int(data.get("channels") or 2)
+    channels = data.get("channels")
+    channels = 2 if channels is None else channels
+    if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= MAX_CHANNELS:
+        raise ValidationError("capture", name, f"has a malformed channel count in its index ({channels!r:.40}): "
+                                               f"1 to {MAX_CHANNELS} expected")
     used = tuple(s for s in spans if s.start < stop and s.end > first)
     return Plan(name, used, rate, channels, first, stop)
 
@@ -302,7 +347,7 @@ def results_folder(config: Config, name: str) -> Path:
 # -- live instances --------------------------------------------------------------------------------------------------
 
 def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
+    if not 0 < pid < MAX_PID:  # no process has it (os.kill could not even be asked)
         return False
     try:
         os.kill(pid, 0)
@@ -328,16 +373,19 @@ def _live(config: Config, now: float | None) -> list[tuple[os.DirEntry, dict, fl
             continue
         index = Path(entry.path) / INDEX
         try:
-            age = max(now - index.stat().st_mtime, 0.0)
-            data = json.loads(index.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data, mtime = _read_index_file(index)  # a pipe or a link is passed over, as an unreadable index is
+        except (OSError, ValueError) as exc:
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("capture %s: its index.json is passed over (%s)", entry.name, exc)
             continue
+        age = max(now - mtime, 0.0)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             continue
         pid = data.get("pid")
         if not isinstance(pid, int) or isinstance(pid, bool):
             head = str(data.get("instance") or entry.name).split("-", 1)[0]
-            pid = int(head) if head.isdigit() else 0
+            # too many digits to be a pid is no live process's (and int() refuses thousands of digits)
+            pid = (int(head) if len(head) <= 12 else MAX_PID) if head.isdecimal() else 0
         if age > LIVE_WITHIN_S and not _pid_alive(pid):
             continue
         found.append((entry, data, age, pid))
@@ -350,11 +398,13 @@ def live_plugins(config: Config, now: float | None = None) -> list[dict]:
     for entry, data, age, pid in _live(config, now):
         try:
             spans = _spans(data, Path(entry.path).resolve(), entry.name)
-        except ValidationError:
+        except ValidationError as exc:  # listed, with nothing played: the others are listed all the same
+            log.warning("%s", exc)
             spans = []
         played = "; ".join(describe(merged([s for s in spans if s.sample_rate == rate]), rate, 3)
                            for rate in sorted({s.sample_rate for s in spans}))
-        found.append({"capture": entry.name, "label": str(data.get("name") or ""), "pid": pid,
+        found.append({"capture": entry.name, "label": str(data.get("name") or ""),
+                      "pid": pid if 0 < pid < MAX_PID else 0,  # 0: unknown (none is a process's)
                       "plugin_format": str(data.get("plugin_format") or ""), "age": float(age),
                       "played": "" if not spans else played})
     return sorted(found, key=lambda item: item["age"])

@@ -101,7 +101,7 @@ def with_instance_prompt(config: Config, command: Command, index: dict) -> Comma
     preset = _request_preset(index, command.args.get("request_id") or "")
     if preset:
         known = presets(config)
-        if preset > len(known):
+        if not 0 < preset <= len(known):  # a number the plugin never sends (negative, too big)
             names = ", ".join(f"{n} {name}" for n, (name, _) in enumerate(known, 1))
             raise ValidationError("preset", preset, f"is not one of the daemon's presets ({names})" if known else
                                   f"names a preset, but the daemon has none ([presets.NAME] in {mapping_path(config)})")
