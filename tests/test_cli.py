@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -274,16 +275,29 @@ def test_settling_a_one_shot_job_later_grants_no_more_folders_than_the_command_d
     assert "drop_folder_outside_roots" in resolved.stderr and not list(outside.iterdir())
 
 
-def test_send_wait_on_a_daemon_that_stops_answering_mid_job_ends_in_one_line(project):
-    # A daemon killed after accepting: --wait ended in a TimeoutError traceback, after 600 s whatever --timeout said
+@contextlib.contextmanager
+def sent_to_a_stand_in(project, *args: str):
+    """``daw-bridge send ARGS`` aimed at a UDP socket that stands for the daemon (it reads what is sent, and answers
+    as the test says): yields (that socket, with a 30 s timeout; the command's process, its output piped)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stand_in:
         stand_in.bind(("127.0.0.1", 0))
-        process = subprocess.Popen([sys.executable, "-m", "bridge", "send", "extend", f"source={project.song}",
-                                    "extend_after=10", "--wait", "--timeout", "2",
+        process = subprocess.Popen([sys.executable, "-m", "bridge", "send", *args,
                                     "--port", str(stand_in.getsockname()[1]), "--config", str(project.config)],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=daemon_environment(), cwd=ROOT, preexec_fn=ask_to_die_with_parent)
         stand_in.settimeout(30)
+        try:
+            yield stand_in, process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+def test_send_wait_on_a_daemon_that_stops_answering_mid_job_ends_in_one_line(project):
+    # A daemon killed after accepting: --wait ended in a TimeoutError traceback, after 600 s whatever --timeout said
+    with sent_to_a_stand_in(project, "extend", f"source={project.song}", "extend_after=10", "--wait", "--timeout",
+                            "2") as (stand_in, process):
         _, sender = stand_in.recvfrom(65536)
         stand_in.sendto(encode("/bridge/accepted", ["", "j-20261130-120000-abcdef"]), sender)
         stdout, stderr = process.communicate(timeout=60)

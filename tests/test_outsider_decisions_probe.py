@@ -134,20 +134,24 @@ def test_the_highest_decision_number_is_never_published_so_the_job_s_own_file_st
     assert not path.exists() and not (drop / "Kept").exists()
 
 
-def run_with_timeout(call, timeout: float = 10.0):
-    """``call()`` in a thread: (finished, its result or exception)."""
+def decided_with_a_pipe_at(fifo: Path, config, record) -> tuple[bool, object]:
+    """A choose on ``record`` with a pipe at ``fifo``, in a thread given 10 s: (whether it finished, the decision
+    made or the exception raised). A reader the old code left waiting to open the pipe is then given a writer."""
+    os.mkfifo(fifo)
     outcome: list = []
 
     def run():
         try:
-            outcome.append(call())
+            outcome.append(_make(config, record, "choose", 1))
         except BaseException as exc:  # noqa: BLE001 - handed back to the test
             outcome.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    thread.join(timeout)
-    return not thread.is_alive(), outcome[0] if outcome else None
+    thread.join(10.0)
+    finished = not thread.is_alive()
+    release(fifo)
+    return finished, outcome[0] if outcome else None
 
 
 def release(fifo: Path) -> None:
@@ -161,12 +165,7 @@ def release(fifo: Path) -> None:
 @pytest.mark.parametrize("name", [".ardour-decided", ".reaper-decided"])
 def test_a_fifo_named_as_a_daw_ledger_is_no_ledger_and_holds_no_decision(tmp_path, name):
     config, record, drop = delivered(tmp_path)
-    fifo = drop / name
-    os.mkfifo(fifo)
-    try:
-        finished, made = run_with_timeout(lambda: _make(config, record, "choose", 1))
-    finally:
-        release(fifo)
+    finished, made = decided_with_a_pipe_at(drop / name, config, record)
     assert finished, "the decision waits on the pipe for a writer"
     assert made.seq == 1, made  # an unreadable ledger counts as none, as the module says
 
@@ -174,12 +173,7 @@ def test_a_fifo_named_as_a_daw_ledger_is_no_ledger_and_holds_no_decision(tmp_pat
 def test_a_fifo_in_place_of_the_decision_file_is_unreadable_in_one_line(tmp_path):
     config, record, drop = delivered(tmp_path)
     (drop / ".daw-bridge-decisions").mkdir()
-    fifo = drop / ".daw-bridge-decisions" / "j-1.json"
-    os.mkfifo(fifo)
-    try:
-        finished, refused = run_with_timeout(lambda: _make(config, record, "choose", 1))
-    finally:
-        release(fifo)
+    finished, refused = decided_with_a_pipe_at(drop / ".daw-bridge-decisions" / "j-1.json", config, record)
     assert finished, "the decision waits on the pipe for a writer"
     assert isinstance(refused, BridgeError) and "move it away" in str(refused) and "\n" not in str(refused)
 

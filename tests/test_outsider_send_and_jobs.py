@@ -7,7 +7,6 @@ The read-only state folder is a read-only bind mount (the suite runs as root, wh
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from bridge.lifeline import ask_to_die_with_parent
 from bridge.models import JobRecord, JobSpec, State
 from tests.adversarial.support import read_only
 from tests.conftest import ROOT, daemon_environment
+from tests.test_cli import sent_to_a_stand_in
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -33,14 +33,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_send_carries_a_daws_times_exactly_and_a_huge_one_to_the_daemon_to_refuse(project):
     # As 32-bit floats: position=1234567.891 arrived 16 ms off, start=10.123457 as 10.123456954956055, and end=1e39
     # ended the command in 'OverflowError: float too large to pack with f format'. docs/osc.md asks for doubles.
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stand_in:  # stands for the daemon: reads, answers
-        stand_in.bind(("127.0.0.1", 0))
-        process = subprocess.Popen([sys.executable, "-m", "bridge", "send", "inpaint", f"source={project.song}",
-                                    "start=10.123457", "end=1e39", "position=1234567.891", "prompt=brass",
-                                    "--port", str(stand_in.getsockname()[1]), "--config", str(project.config)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   env=daemon_environment(), cwd=ROOT, preexec_fn=ask_to_die_with_parent)
-        stand_in.settimeout(30)
+    with sent_to_a_stand_in(project, "inpaint", f"source={project.song}", "start=10.123457", "end=1e39",
+                            "position=1234567.891", "prompt=brass") as (stand_in, process):
         try:
             datagram, sender = stand_in.recvfrom(65536)
         except TimeoutError:
