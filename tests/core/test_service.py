@@ -208,7 +208,7 @@ def test_a_paid_submits_intent_and_receipt_are_synced_to_disk_and_a_free_jobs_st
     """A power cut after a paid submit must not lose that it was sent: the intent to submit and the task id are
     committed with SQLite's synchronous=FULL (the journal's other writes are only ordered, WAL with NORMAL). A free
     backend's steps are not synced: a resubmit costs nothing, and the two fsyncs a job on the event loop made every
-    command's admission 3.8x slower (bench/osc_latency.py)."""
+    command's admission 1.6-3.8x slower (bench/osc_latency.py)."""
     config, song = setup
 
     class FreeBackend(PaidBackend):
