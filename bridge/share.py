@@ -9,6 +9,7 @@ left to end with the process, and whoever waits for its calls is let go, instead
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -20,13 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class ShareThread:
+    """The thread starts with the first call: a folder nobody asks about costs none."""
+
     def __init__(self, name: str):
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         self._unfinished: set[Future] = set()
         self._lock = threading.Lock()  # a call is queued before close's end mark, or not at all
         self._closed = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
+
+    async def run(self, call: Callable, *args):
+        """``submit``, awaited on the event loop: what ``call(*args)`` returned, or what it raised."""
+        return await asyncio.wrap_future(self.submit(call, *args))
 
     def submit(self, call: Callable, *args) -> Future:
         """Run ``call(*args)`` on the thread after the calls already submitted; its future holds what it returned
@@ -47,6 +53,8 @@ class ShareThread:
                 self._unfinished.add(future)
                 future.add_done_callback(self._unfinished.discard)
             self._calls.put((future, call, args))
+            if self._thread.ident is None:
+                self._thread.start()
         return future
 
     def close(self, timeout: float) -> None:
@@ -55,6 +63,8 @@ class ShareThread:
         still run if it goes on (the inbox's lock is closed, a status file written), unless the process ends first."""
         with self._lock:
             self._closed = True
+            if self._thread.ident is None:  # never asked anything
+                return
             self._calls.put(None)
         self._thread.join(timeout)
         if self._thread.is_alive():

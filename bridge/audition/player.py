@@ -60,7 +60,10 @@ class Audition:
         self._prepared: OrderedDict[str, Programs] = OrderedDict()
         self._now = Playing()
         self._ab_variant = 1  # the variant "ab" toggles to: the last one heard
-        self._files: ShareThread | None = None  # where jobs' files are looked at (see _in_files)
+        # where jobs' files are looked at: a press on a job whose files are on a share that does not answer took a
+        # thread of the loop's pool, which admits every job, and each press again took another, until none was left;
+        # they queue behind the stuck call now (the last press plays, see act)
+        self._files = ShareThread("audition files")
         self._tasks: set[asyncio.Task] = set()
         self._asked = 0  # requests made so far: one that waited for its audio plays only if none came after it
         service.subscribe(self._on_job_event)
@@ -94,13 +97,13 @@ class Audition:
             self._now = Playing(output=self._now.output)
             return self._now
         record = self.service.named(job)
-        await self._in_files(check_not_settled, record)
+        await self._files.run(check_not_settled, record)
         output = await self._open(asked)
         programs = await self._programs(record, output.sample_rate)
         if asked != self._asked:
             raise AuditionError(f"job {record.job_id}: not played, a later audition request came while its audio "
                                 "was being read")
-        kept = await self._in_files(check_not_settled, record)  # again: decided while its audio was being read
+        kept = await self._files.run(check_not_settled, record)  # again: decided while its audio was being read
         in_place = self._now.job_id == record.job_id and output.mixer.playing
         number = self._choose(what, variant, len(programs.variants), in_place)
         if kept is not None and number not in (0, kept.choice):
@@ -133,9 +136,7 @@ class Audition:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._files is not None:  # a call stuck on a share is left to end with the process
-            files, self._files = self._files, None
-            await asyncio.to_thread(files.close, 5)
+        await asyncio.to_thread(self._files.close, 5)  # a call stuck on a share is left to end with the process
         if self._output is not None:
             output, self._output = self._output, None
             await asyncio.to_thread(output.close)
@@ -177,21 +178,13 @@ class Audition:
 
     async def _programs(self, record: JobRecord, sample_rate: int) -> Programs:
         programs = self._prepared.get(record.job_id)
-        if programs is None or programs.sample_rate != sample_rate or await self._in_files(programs.changed):
-            programs = await self._in_files(self._load, record, sample_rate)
+        if programs is None or programs.sample_rate != sample_rate or await self._files.run(programs.changed):
+            programs = await self._files.run(self._load, record, sample_rate)
             self._prepared[record.job_id] = programs
             while len(self._prepared) > KEEP_PREPARED:
                 self._prepared.popitem(last=False)
         self._prepared.move_to_end(record.job_id)
         return programs
-
-    async def _in_files(self, call, *args):
-        """``call(*args)`` on the audition's files thread, awaited. A press on a job whose files are on a share that
-        does not answer took a thread of the loop's pool, which admits every job, and each press again took another,
-        until none was left; they queue behind the stuck call now (the last press plays, see act)."""
-        if self._files is None:
-            self._files = ShareThread("audition files")
-        return await asyncio.wrap_future(self._files.submit(call, *args))
 
     def _load(self, record: JobRecord, sample_rate: int) -> Programs:
         with readable_source(self.service.config, record.spec) as source:

@@ -171,10 +171,6 @@ class SessionContext:
         self.publish()
         return dict(self.values)
 
-    def for_bars(self) -> tuple[Transport | None, dict]:
-        """The transport a bars press counts from, and the selection it acts on (see ``bars_transport``)."""
-        return bars_transport(getattr(self.service, "config", None), self.selection(), self.transport)
-
     def publish(self) -> None:
         """Notice changes others made (``/bridge/context``), re-map the loop if the position moved, and write."""
         values = self.values
@@ -231,8 +227,8 @@ def bars_transport(config, selection: dict, daw: Transport | None,
     """The transport a bars press counts from and the selection it acts on: the plugin host's when the selection is
     a plugin's capture, else the DAW feedback's (``daw``), else that of the one live plugin instance reporting one,
     whose capture becomes the selection when it names no source. None when there is none (``bars_on_source`` says
-    how to get one). Reads capture indexes, in any thread: /bridge/bars calls it on the captures folder's thread, a
-    pad press on the event loop."""
+    how to get one). Reads capture indexes, so it runs on a thread of its own for the captures folder (see
+    ``ShareThread``): /bridge/bars and a bars pad's press await it there."""
     now = time.time() if now is None else now
     name = selection.get("capture")
     if name:

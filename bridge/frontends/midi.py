@@ -43,7 +43,13 @@ from bridge.core.service import JobService
 from bridge.decisions import Decision, Decisions, latest
 from bridge.exceptions import BridgeError
 from bridge.frontends.bars import bars_on_source, range_arguments, selection_request
-from bridge.frontends.daw_feedback import CONTEXT_FILE, FeedbackSettings, SessionContext, start_feedback
+from bridge.frontends.daw_feedback import (
+    CONTEXT_FILE,
+    FeedbackSettings,
+    SessionContext,
+    bars_transport,
+    start_feedback,
+)
 from bridge.frontends.midi_mapping import (
     DECISION_ACTIONS,
     VOICE_ACTIONS,
@@ -56,6 +62,7 @@ from bridge.frontends.midi_mapping import (
 from bridge.models import JobRecord, JobSpec, State
 from bridge.quiet_libraries import silence_client_libraries
 from bridge.settings_schema import check_table, defaults
+from bridge.share import ShareThread
 from osc_schema import ValidationError
 
 log = logging.getLogger(__name__)
@@ -365,6 +372,7 @@ class MidiFrontend:
         self._presses = 0
         self._pad_jobs: dict[tuple, tuple[str, dict]] = {}  # per pad (its LED): the last job it started, its request
         self._admissions: set[asyncio.Task] = set()  # pads' jobs being admitted, decisions made (see _admit)
+        self._captures = ShareThread("pad captures")  # where a bars pad reads plugin hosts' transports (see prepared)
         self._shown = 0  # times the chosen take was lit (see _show_latest)
         service.subscribe(self._on_job_event)  # last: a frontend refused above leaves no listener behind
         if decisions is not None:
@@ -389,6 +397,7 @@ class MidiFrontend:
         for task in (self._watcher, self._mapping_check, *self._admissions):
             if task is not None:
                 task.cancel()
+        self._captures.close(timeout=5)
         self.leds.close()
         self.context.flush()
         self._close_input()
@@ -549,14 +558,12 @@ class MidiFrontend:
         then = then or (lambda record, error: None)
         try:
             if pad.command is not None:
-                request, origin = prepared or self.prepare(pad)
-                if prepared is None and (running := self._still_running(led, request)) is not None:
-                    # a pad that bounces, or a second press while the first job runs: a paid job is not sent twice
-                    log.info("pad %s: the same request is still running as job %s; nothing new started",
-                             pad.describe(), running)
-                    then(None, None)
-                    return
-                self._admit(pad, led, request, origin, then, remember=True)
+                if prepared is not None:  # heard earlier (voice), and confirmed: it is this request
+                    self._admit(pad, led, *prepared, then, remember=True)
+                elif pad.bars is not None:
+                    self._later(self._press_on_bars(pad, led, then))
+                else:
+                    self._press(pad, led, self.prepare(pad), then)
                 return
             if pad.action == "rerun_other_backend":  # a job of its own, admitted as a command pad's
                 self._admit(pad, led, self._rerun_request(), self._origin(pad), then, remember=False)
@@ -582,6 +589,23 @@ class MidiFrontend:
             self.leds.flash(led, "failed")
             raise
         then(record, None)
+
+    def _press(self, pad: Pad, led: tuple, prepared: tuple[dict, dict], then) -> None:
+        """Admit a command pad's ``prepared`` request, unless the pad's last job asked the same and still runs."""
+        request, origin = prepared
+        if (running := self._still_running(led, request)) is not None:
+            # a pad that bounces, or a second press while the first job runs: a paid job is not sent twice
+            log.info("pad %s: the same request is still running as job %s; nothing new started",
+                     pad.describe(), running)
+            then(None, None)
+            return
+        self._admit(pad, led, request, origin, then, remember=True)
+
+    async def _press_on_bars(self, pad: Pad, led: tuple, then) -> None:
+        try:
+            self._press(pad, led, await self.prepared(pad), then)
+        except Exception as exc:
+            self.press_failed(pad, led, exc, then)
 
     def _admit(self, pad: Pad, led: tuple, request: dict, origin: dict, then, *, remember: bool) -> None:
         """Submit a pad's request, its admission's look at the song and drop folder in a thread (a project on a share
@@ -634,21 +658,30 @@ class MidiFrontend:
         record = self.service.get(job_id)
         return job_id if record is not None and not record.state.finished else None
 
-    def prepare(self, pad: Pad) -> tuple[dict, dict]:
-        """A command pad's request on the selection now, and its job's origin."""
-        origin = self._origin(pad)
-        return self.request_for(pad, origin), origin
+    async def prepared(self, pad: Pad) -> tuple[dict, dict]:
+        """``prepare``, with a bars pad's transport found on the captures folder's thread: a plugin host's is read
+        from its capture index, and a captures folder on a share that does not answer froze the whole daemon."""
+        if pad.bars is None:
+            return self.prepare(pad)
+        counted = await self._captures.run(bars_transport, getattr(self.service, "config", None),
+                                           self.context.selection(), self.context.transport)
+        return self.prepare(pad, counted)
 
-    def request_for(self, pad: Pad, origin: dict | None = None) -> dict:
+    def prepare(self, pad: Pad, counted: tuple | None = None) -> tuple[dict, dict]:
+        """A command pad's request on the selection now, and its job's origin; a bars pad's on ``counted``, the
+        transport and selection ``bars_transport`` found (see ``prepared``)."""
+        origin = self._origin(pad)
+        return self.request_for(pad, origin, counted), origin
+
+    def request_for(self, pad: Pad, origin: dict, counted: tuple | None) -> dict:
         """The request a command pad sends now: the current selection under the pad's own arguments (a range in bars
         is also noted in the job's ``origin``)."""
         if pad.bars is not None:
-            transport, selection = self.context.for_bars()
+            transport, selection = counted
             chosen, start, end = bars_on_source(transport, selection, *pad.bars)
             request = selection_request(pad.command, selection)
             request.update(range_arguments(pad.command, start, end))
-            if origin is not None:
-                origin["bars"] = chosen.with_tempo()
+            origin["bars"] = chosen.with_tempo()
         else:
             selection = self.context.selection()
             request = selection_request(pad.command, selection)

@@ -44,7 +44,10 @@ class OscFrontend(OscSocket):
         self.session = None  # the MIDI frontend's SessionContext, which follows the DAW's transport ([midi.daw])
         self._also_told: dict[str, set[tuple]] = {}  # job id -> senders of the same request again, until it ends
         self._admissions: set[asyncio.Task] = set()  # commands looking at files in a thread (see _later)
-        self._captures: ShareThread | None = None  # where the captures folder is looked at (see _in_captures)
+        # where the captures folder is looked at: it may be on a share that does not answer, and a plugin asking again
+        # and again must not take a thread of the loop's pool each time (each would stay stuck there); the calls
+        # queue behind the stuck one instead
+        self._captures = ShareThread("captures")
         service.subscribe(self._on_job_event)
         if decisions is not None:
             decisions.subscribe(self._on_decision)
@@ -194,7 +197,7 @@ class OscFrontend(OscSocket):
             # without [midi] there is no session context: only a plugin instance's transport and capture
             selection, daw = (self.session.selection(), self.session.transport) if self.session is not None else (
                 {}, None)
-            transport, selection = await self._in_captures(bars_transport, self.config, selection, daw)
+            transport, selection = await self._captures.run(bars_transport, self.config, selection, daw)
             chosen, start, end = bars_on_source(transport, selection, args["anchor"], args["bars"])
             self._send(target, *osc_schema.reply("selected", range=chosen.describe(), start=start, end=end,
                                                  tempo=float(transport.tempo),
@@ -227,18 +230,10 @@ class OscFrontend(OscSocket):
         self._admissions.add(task)
         task.add_done_callback(self._admissions.discard)
 
-    async def _in_captures(self, call, *args):
-        """``call(*args)`` on the captures folder's own thread, awaited: the folder may be on a share that does not
-        answer, and a plugin asking again and again must not take a thread of the loop's pool each time (each
-        would stay stuck there); the calls queue behind the stuck one instead."""
-        if self._captures is None:
-            self._captures = ShareThread("captures")
-        return await asyncio.wrap_future(self._captures.submit(call, *args))
-
     async def _answer_from_captures(self, command: osc_schema.Command, target: tuple, call, *args) -> None:
         """Send ``target`` the replies ``call(*args)`` makes in a thread, or the error it raises."""
         try:
-            replies = await self._in_captures(call, *args)
+            replies = await self._captures.run(call, *args)
         except Exception as exc:
             self._refuse(target, command.address, command.args.get("request_id") or "", exc)
             return
@@ -278,9 +273,7 @@ class OscFrontend(OscSocket):
     def close(self) -> None:
         for task in list(self._admissions):  # a look stuck on a share: its thread is left to the process's end
             task.cancel()
-        if self._captures is not None:
-            self._captures.close(timeout=5)
-            self._captures = None
+        self._captures.close(timeout=5)
         super().close()
 
     # -- replies -------------------------------------------------------------------------------------------------
@@ -311,7 +304,7 @@ class OscFrontend(OscSocket):
     async def _tell_followers(self, decided: Decision, told: tuple | None) -> None:
         """``_on_decision``'s plugin instances, found in the captures folder in a thread (it may be on a share)."""
         try:
-            ports = await self._in_captures(captures.reply_ports_following, self.config, decided.record.job_id)
+            ports = await self._captures.run(captures.reply_ports_following, self.config, decided.record.job_id)
         except (OSError, ValidationError) as exc:  # a captures_dir that cannot be read: the sender is still told
             log.debug("plugin instances following %s not found: %s", decided.record.job_id, exc)
             return

@@ -132,23 +132,23 @@ class VoiceFrontend:
         try:
             pad = self.pad_for(command, led, result.text)
             paid = self._backend(pad) in PAID_BACKENDS
-            # what is confirmed is what was heard: "the last four bars" counted from the cursor now, not seconds later
-            prepared = self.pads.prepare(pad) if paid and pad.command is not None else None
         except (ValidationError, BridgeError) as exc:
             log.warning("voice: %r: %s", result.text, exc)
             self.pads.leds.flash(led, "failed")
             self._tell(result, "refused", str(exc))
             return
         if paid:
-            self._asking = asyncio.get_running_loop().create_task(self._ask(pad, led, result, prepared))
+            self._asking = asyncio.get_running_loop().create_task(self._ask(pad, led, result))
             return
         self._run(pad, led[2], result, "accepted")
 
-    async def _ask(self, pad: Pad, led: tuple, result: Result, prepared: tuple | None) -> None:
+    async def _ask(self, pad: Pad, led: tuple, result: Result) -> None:
         """Ask for the go-ahead on a paid command, once it is known that it would be admitted: refused now, not after
         the producer gave it. The check looks at the song and the drop folder in a thread, as an admission does (a
         project on a share that does not answer held up the whole daemon while the check waited on the loop)."""
         try:
+            # what is confirmed is what was heard: "the last four bars" counted from the cursor now, not seconds later
+            prepared = await self.pads.prepared(pad) if pad.command is not None else None
             if prepared is not None:
                 await asyncio.to_thread(self.pads.service.check, osc_schema.parse_request(prepared[0]))
         except Exception as exc:

@@ -457,3 +457,42 @@ def test_bars_on_a_captures_folder_that_does_not_answer_hold_up_no_ping(tmp_path
         pinged, answer = asyncio.run(story(server))
     assert pinged, "a ping was answered while the captures folder did not"
     assert answer is not None and answer.args[2] == "bars" and "play cursor" in answer.args[3], answer
+
+
+def test_a_bars_pad_on_a_captures_folder_that_does_not_answer_holds_up_no_ping(tmp_path, demo_song_path, monkeypatch,
+                                                                                caplog):
+    """A bars pad with no DAW transport counts from a plugin host's, read from the capture indexes, and it read them
+    on the event loop: a captures folder on a share whose server was down (bindfs stopped) froze the whole daemon,
+    as /bridge/bars did (above). The press waits alone on the pads' captures thread, and is answered once it answers
+    (here: no plugin reports a play cursor)."""
+    import os
+    import signal
+    import threading
+
+    from tests.conftest import fuse_share, require_tool, share_down
+    from tests.core.test_service_share import _UNCACHED, wait_for_a_stuck_file_call
+
+    bindfs = require_tool("bindfs")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", f"dawbridge-absent-{time.time_ns()}")  # no controller: pressed here
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    nas, captures = tmp_path / "nas", tmp_path / "project" / "captures"
+    (nas / "4242-1").mkdir(parents=True)  # an instance's folder, its index not written yet
+    captures.mkdir(parents=True)
+
+    async def story(server) -> bool:
+        async with rig(tmp_path, demo_song_path, mapping=PADS, captures=captures) as r:
+            back = threading.Timer(60, server.send_signal, (signal.SIGCONT,))  # the code before: fail, not hang
+            try:
+                with BridgeClient("127.0.0.1", r.config.osc_port) as client, share_down(server):
+                    back.start()
+                    r.frontend.received(mido.Message("note_on", note=36, velocity=90))
+                    await asyncio.to_thread(wait_for_a_stuck_file_call, os.getpid())
+                    pinged = await asyncio.to_thread(client.ping, 10)
+            finally:
+                back.cancel()
+            await until(lambda: "play cursor" in caplog.text, timeout=30, what="the press refused once it answers")
+            assert r.jobs() == []
+            return pinged
+
+    with fuse_share(bindfs, nas, captures, *_UNCACHED) as server:
+        assert asyncio.run(story(server)), "a ping was answered while the captures folder did not"

@@ -135,11 +135,11 @@ class Rig:
 
 @asynccontextmanager
 async def rig(tmp_path: Path, song: Path, midi: dict | None = None, mapping: str = MAPPING, selection=True,
-              engine: bool = False, ableton=None, decisions: bool = False):
+              engine: bool = False, ableton=None, decisions: bool = False, captures: Path | None = None):
     """An in-process daemon core (as bridge/daemon.py builds it) with the OSC and MIDI frontends started on it.
 
     ``engine``: the daemon's own backends (the embedded engine) instead of two held stand-ins; ``decisions``: the
-    choose/keep/discard pads work.
+    choose/keep/discard pads work; ``captures``: the plugin's captures folder, inside ``tmp_path/"project"``.
     """
     project = tmp_path / "project"
     (project / "audio").mkdir(parents=True)
@@ -147,7 +147,7 @@ async def rig(tmp_path: Path, song: Path, midi: dict | None = None, mapping: str
     shutil.copy(song, copy)
     (project / "pads.toml").write_text(mapping, encoding="utf-8")
     config = Config(state_dir=tmp_path / "state", project_roots=(project,), drop_folder=project / "daw-bridge",
-                    inbox=tmp_path / "inbox", backend="local", osc_port=free_udp_port())
+                    inbox=tmp_path / "inbox", backend="local", osc_port=free_udp_port(), captures_dir=captures)
     journal = Journal(config.journal_path)
     backends = make_backends(config) if engine else {"local": HeldBackend("local"), "musicgpt": HeldBackend("musicgpt")}
     service = JobService(config, journal, backends)

@@ -68,6 +68,7 @@ def test_a_paid_command_that_cannot_be_placed_is_refused_at_once_not_after_the_g
             # no play cursor known (no [midi.daw] feedback): there are no bars to count
             said = {"command": "inpaint", "bars": 4, "anchor": "last", "preset": "cloud"}
             voice.heard(Result("bridge inpaint the last four bars with cloud", said, 0.8), TALK)
+            await until(lambda: told, what="the refusal")
             return told, voice._waiting, r.jobs()
 
     told, waiting, jobs = asyncio.run(story())
