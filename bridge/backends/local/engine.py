@@ -21,7 +21,7 @@ import numpy as np
 from bridge.backends.local import agreement
 from bridge.backends.local.analysis import InvalidSamples, SongAnalysis, analyse, analyse_file, without_range
 from bridge.backends.local.cache import AnalysisCache, content_key
-from bridge.backends.local.extend import plan_extend
+from bridge.backends.local.extend import plan_extend, plays_on
 from bridge.backends.local.inpaint import plan_inpaint
 from bridge.backends.local.joins import ArraySource, FileSource, SpanSource
 from bridge.backends.local.plans import Plan
@@ -232,12 +232,18 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
                 candidates.append((sure, kept, rendering, plan))
             return sure
 
-        best = max([consider(plan) for plan in plans], default=0.0)
+        sure_of = [(consider(plan), plan) for plan in plans]
+        # the song's own music after the point joins itself perfectly, and would come first; but the producer has
+        # it, so it is delivered only when nothing else fits (the texture included)
+        best = max([sure for sure, plan in sure_of if not _plays_on(plan)], default=0.0)
         if spec.operation == "extend" and best < TEXTURE_BELOW:  # no passage fits: the music's sound goes on
             texture = plan_texture(analysis, start, float(spec.duration))
             if texture is not None:
                 plans.append(texture)
                 best = max(best, consider(texture))
+        if not all(_plays_on(plan) for *_, plan in candidates):
+            candidates = [item for item in candidates if not _plays_on(item[3])]
+        best = max([best, *(sure for sure, _ in sure_of)])
         candidates.sort(key=lambda item: -item[0])  # surest first: an inpaint's order, and the order of equals
         if spec.operation == "extend" and not steering:  # the guess the others agree with, among the surest
             ranked = agreement.order_spectra([c[1] for c in candidates], [c[0] for c in candidates], reuse=True)
@@ -255,6 +261,8 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
                       "passages": rendering.passages, "tempo": round(analysis.tempo, 2)}
             if spec.operation == "extend":
                 splice["ending"] = plan.ending
+                if _plays_on(plan):
+                    splice["plays_on"] = True
                 if apart and apart[variant - 1] is not None:
                     splice["apart_db"] = round(apart[variant - 1], 2)
             if isinstance(plan, Texture):
@@ -271,6 +279,11 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
         if rendered.variant in steered:
             rendered.notes["steering"] = steered[rendered.variant]
     return [rendered.to_json() for rendered in results]
+
+
+def _plays_on(plan: Plan) -> bool:
+    """An extension that starts with the song's own music after the point (see ``extend.plays_on``)."""
+    return plan.ending != "source" and not isinstance(plan, Texture) and plays_on(plan)
 
 
 def _spectra(rendering: Rendering, new: tuple[int, int], sample_rate: int) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Continuing a song after a point: a walk through the song's own passages, jumping where the music allows.
 
 The walk starts with the passage whose lead-in sounds most like the music before the point (the song's own
-continuation, which the producer may already have, only when nothing else fits nearly as well), plays it for as
-long as the song lasts, and jumps at a beat to another passage that continues naturally before it runs out.
+continuation only when nothing else fits nearly as well; the producer has it, so the caller delivers it only when
+nothing else fits at all: ``plays_on``), plays it for as long as the song lasts, and jumps at a beat to another
+passage that continues naturally before it runs out.
 Jumps back into music heard in the last ``LOOP_GUARD`` seconds cost extra, so the walk avoids short repeating
 loops; the listener heard the music before the point too, so it counts as heard, and a jump is charged for the
 share of the bars it would play that were heard recently. Near the end it tries to jump into the song's own
@@ -37,6 +38,11 @@ MIN_PASSAGE_BEATS = 4
 PHRASE_BARS = (2, 4, 8)  # the recent phrases an extension may repeat
 OWN_CONTINUATION_PENALTY = 0.15  # prefer new material that fits, but continue as the song does when nothing does
 SECTION_SECONDS = 12.0  # the music before the point that finds where the song was at the same place before
+
+
+def plays_on(plan: Plan) -> bool:
+    """Whether an extension starts with the song's own music after the point, which the producer already has."""
+    return abs(plan.passages[0].lag) < 0.5 * CELL_SECONDS
 
 
 def ending_start(analysis: SongAnalysis) -> float:

@@ -241,3 +241,41 @@ def test_an_extension_is_offered_the_last_phrases_again_on_the_bar(song):
     first = int(round((cut + 0.2) * sr)) - span[0]  # past the entry's crossfade
     played = out[first:first + int(3.5 * sr)]
     assert gap_snr(played, audio[int(round((cut - 3.8) * sr)):][:len(played)]) > 20.0  # the phrase, to the sample
+
+
+def extend_job(folder, audio, sr, after: float, seconds: float, count: int) -> list[dict]:
+    """The variants of the engine's extension job on ``audio`` (whole: the song goes on after ``after``)."""
+    from bridge.audio.region import probe
+    from bridge.backends.local import engine
+    from bridge.models import JobSpec
+    from tests.songs import write
+
+    path = write(folder / "song.wav", audio, sr, subtype="PCM_24")
+    work = folder / f"work-{after}"
+    work.mkdir()
+    spec = JobSpec(job_id="j-extend", operation="extend", source=path, source_info=probe(path), backend="local",
+                   extend_after=after, duration=seconds, num_outputs=count)
+    return engine.render_job(spec.to_json(), str(work), str(folder / "cache"), DEFAULT_MIN_CONFIDENCE)
+
+
+@pytest.mark.parametrize("after", [10.0, 17.0, 26.5, 30.0])
+def test_extending_inside_a_song_never_hands_back_what_the_song_already_does_there(song, tmp_path, after):
+    """The song's own music after the point joins itself perfectly (confidence 1.0), so it came first: a producer
+    extending from the middle of a song got the next 8 s back as they were, labelled as sure as can be (an outside
+    probe: 6 of 7 points of this song, 8 of 10 planetblupi songs). Other material that fits comes instead."""
+    audio, sr = song
+    variants = extend_job(tmp_path, audio, sr, after, 8.0, 2)
+    assert variants
+    for variant in variants:
+        first = variant["splice"]["passages"][0]
+        assert abs(first["from"] - first["at"]) > 0.1, variant["splice"]["passages"]
+        assert "plays_on" not in variant["splice"]
+
+
+def test_where_nothing_else_fits_the_songs_own_continuation_comes_and_says_so(tmp_path):
+    """Noise offers no other passage and no texture: rather than nothing, the music after the point as it goes on,
+    marked ``plays_on`` in the manifest."""
+    noise, sr = make_noise_array(30.0, 22050)
+    [variant] = extend_job(tmp_path, noise, sr, 10.0, 5.0, 2)
+    assert variant["splice"]["plays_on"] is True
+    assert variant["splice"]["passages"][0]["from"] == pytest.approx(10.0)
