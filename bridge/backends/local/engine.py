@@ -12,7 +12,6 @@ chosen are made and written a block at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from bridge.backends.local.cache import AnalysisCache, content_key
 from bridge.backends.local.extend import plan_extend, plays_on
 from bridge.backends.local.inpaint import plan_inpaint
 from bridge.backends.local.joins import ArraySource, FileSource, SpanSource
+from bridge.backends.local.limit import limited
 from bridge.backends.local.plans import Plan
 from bridge.backends.local.render import Rendering, lay_out, spans_read
 from bridge.backends.local.similarity import confidence
@@ -305,29 +305,17 @@ def _source_ceiling(source: Path) -> float:
     return ceiling
 
 
-def _within_ceiling(blocks: Iterator[np.ndarray], source: Path) -> Iterator[np.ndarray]:
-    """``blocks`` clipped to the source's own ceiling: full scale, or the source's peak where it already goes beyond.
-
-    Level matching, crossfades and varispeed can push re-used material past 0 dBFS; a float source that never did
-    must not come back with overs its producer would only hear as clipping at the next bounce. The source is read
-    for its peak only once a block goes past full scale (clipping at a ceiling of full scale or more leaves the
-    blocks before unchanged).
-    """
-    ceiling = None
-    for block in blocks:
-        if ceiling is None and block.size and not float(np.max(np.abs(block))) <= 1.0:
-            ceiling = _source_ceiling(source)
-        yield np.clip(block, -ceiling, ceiling, out=block) if ceiling is not None else block
-
-
 def _write(path: Path, rendering: Rendering, sample_rate: int, subtype: str, source: Path) -> Path:
-    """The rendering written a block at a time: PCM clipped at full scale, float at the source's ceiling."""
+    """The rendering written a block at a time, its overs limited (see ``limit``): PCM's at full scale, float's at
+    the source's own ceiling (full scale, or the source's peak where it already goes beyond: a float source that
+    never went past full scale must not come back with overs its producer would only hear as clipping at the next
+    bounce). The source is read for its peak only once a sample goes past full scale."""
     from bridge.audio.wavio import write_blocks_atomic
 
-    if subtype == "FLOAT":  # PCM is clipped at full scale when written; a float file keeps any over
-        blocks = _within_ceiling(rendering.blocks(), source)
-    else:
-        blocks = (np.clip(block, -1.0, 1.0, out=block) for block in rendering.blocks())
+    ceiling = (lambda: _source_ceiling(source)) if subtype == "FLOAT" else (lambda: 1.0)
+    blocks = limited(rendering.blocks(), sample_rate, ceiling)
+    if subtype != "FLOAT":  # the gain's float rounding: PCM wraps past full scale
+        blocks = (np.clip(block, -1.0, 1.0, out=block) for block in blocks)
     return write_blocks_atomic(path, blocks, sample_rate, rendering.channels, subtype)
 
 
