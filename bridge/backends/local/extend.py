@@ -38,6 +38,7 @@ MIN_PASSAGE_BEATS = 4
 PHRASE_BARS = (2, 4, 8)  # the recent phrases an extension may repeat
 OWN_CONTINUATION_PENALTY = 0.15  # prefer new material that fits, but continue as the song does when nothing does
 SECTION_SECONDS = 12.0  # the music before the point that finds where the song was at the same place before
+SILENCE_UNDER_DB = 50.0  # a song's last seconds this far under its median level are silence after the music
 
 
 def plays_on(plan: Plan) -> bool:
@@ -45,17 +46,31 @@ def plays_on(plan: Plan) -> bool:
     return abs(plan.passages[0].lag) < 0.5 * CELL_SECONDS
 
 
-def ending_start(analysis: SongAnalysis) -> float:
-    """Where the song's ending begins: its last bar, or earlier if the level has stayed 10 dB down since (a fade),
-    but at most four bars before the end."""
+def _levels(analysis: SongAnalysis) -> np.ndarray:
+    """Each cell's level (dB), smoothed over half a second."""
     level = 10.0 * np.log10(np.sum(10.0 ** (analysis.mel / 10.0), axis=1) + 1e-12)
     window = max(int(round(0.5 / CELL_SECONDS)), 1)
-    smooth = np.convolve(level, np.ones(window) / window, mode="same")
+    return np.convolve(level, np.ones(window) / window, mode="same")
+
+
+def music_end(analysis: SongAnalysis) -> float:
+    """Where the music ends: the song's end, or the end of its last stretch less than ``SILENCE_UNDER_DB`` under its
+    median level. The silence a bounce leaves after the music is neither material nor an ending to land on: played
+    as either, an extension after it came back silent, labelled as sure as can be (an outside probe)."""
+    smooth = _levels(analysis)
+    heard = np.flatnonzero(smooth >= np.median(smooth) - SILENCE_UNDER_DB)
+    return float(min((heard[-1] + 1) * CELL_SECONDS, analysis.duration)) if len(heard) else analysis.duration
+
+
+def ending_start(analysis: SongAnalysis) -> float:
+    """Where the song's ending begins: its last bar, or earlier if the level has stayed 10 dB down since (a fade),
+    but at most four bars before the music's end (``music_end``)."""
+    smooth = _levels(analysis)
     loud = np.flatnonzero(smooth >= np.median(smooth) - 10.0)
-    earliest = analysis.duration - 16 * analysis.beat_period
-    last_loud = (loud[-1] + 1) * CELL_SECONDS if len(loud) else analysis.duration
-    return float(np.clip(min(last_loud, analysis.duration - 4 * analysis.beat_period), max(earliest, 0.0),
-                         analysis.duration))
+    end = music_end(analysis)
+    earliest = end - 16 * analysis.beat_period
+    last_loud = (loud[-1] + 1) * CELL_SECONDS if len(loud) else end
+    return float(np.clip(min(last_loud, end - 4 * analysis.beat_period), max(earliest, 0.0), end))
 
 
 def plan_extend(analysis: SongAnalysis, after: float, duration: float, count: int,
@@ -97,7 +112,8 @@ class _Walker:
         self.bar = 4 * self.beat
         self.margin = MARGIN_SECONDS
         # material may be played up to here; the song's last bar is its ending, only used to finish
-        self.body_limit = analysis.duration - (self.bar if analysis.has_ending else 0.0) - self.margin
+        self.music_end = music_end(analysis)
+        self.body_limit = self.music_end - (self.bar if analysis.has_ending else 0.0) - self.margin
         # extending after the song has ended: its ending is treated as a break, and the continuation follows
         # the music that led into it
         self.lead_in = min(after, ending_start(analysis)) if analysis.has_ending else after
@@ -191,7 +207,7 @@ class _Walker:
         The ending may land up to two bars before the span's end (the rest is the ending's own decay, then
         silence), which lets the jump keep the music's phase instead of landing the ending on the last sample.
         """
-        exact = self.analysis.duration - self.end
+        exact = self.music_end - self.end
         # every other cell: the join's waveform alignment takes care of the last 46 ms
         deltas = np.arange(0, int(round(2 * self.bar / CELL_SECONDS)) + 1, 2) * CELL_SECONDS
         lo = max(current.start + MIN_PASSAGE_BEATS * self.beat, self.end - 8 * self.bar)

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from bridge.backends.local.analysis import analyse, without_range
 from bridge.backends.local.backend import DEFAULT_MIN_CONFIDENCE
@@ -279,3 +280,19 @@ def test_where_nothing_else_fits_the_songs_own_continuation_comes_and_says_so(tm
     [variant] = extend_job(tmp_path, noise, sr, 10.0, 5.0, 2)
     assert variant["splice"]["plays_on"] is True
     assert variant["splice"]["passages"][0]["from"] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("silence", [3.0, 8.0])
+def test_a_bounce_that_ends_in_silence_is_extended_with_music_at_the_songs_level(song, tmp_path, silence):
+    """A bounce leaves digital silence after the music. It was taken for material and for the ending to land on:
+    with 5 s or more the extension came back silent (-240 dBFS) labelled confidence 1.0, with 2.75-4.5 s it was
+    refused as nothing similar to "the music before" (an outside probe). The music's end is where it goes on from."""
+    audio, sr = song
+    bounced = np.concatenate([audio, np.zeros((int(silence * sr), audio.shape[1]), audio.dtype)])
+    after = len(bounced) / sr
+    variants = extend_job(tmp_path, bounced, sr, after, 10.0, 2)
+    song_db = 10 * np.log10(np.mean(np.square(audio, dtype=np.float64)))
+    for variant in variants:
+        written, _ = sf.read(variant["path"], dtype="float32", always_2d=True)
+        new = written[int(round((after - variant["span_start"]) * sr)):][:int(8 * sr)]  # before the last beat's fade
+        assert 10 * np.log10(np.mean(np.square(new, dtype=np.float64)) + 1e-24) > song_db - 6.0, variant["splice"]
