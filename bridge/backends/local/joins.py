@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import correlate
 
 from bridge.audio.region import padded_slice
+from bridge.exceptions import SourceError
 
 ALIGN_WINDOW = 0.3  # seconds of waveform compared when aligning a join
 ALIGN_SEARCH = 0.06  # seconds either way the incoming material may move (covers a cell of the search grid)
@@ -79,19 +81,48 @@ class FileSource:
     def __init__(self, path):
         import soundfile as sf
 
+        self._path = path
         self._file = sf.SoundFile(str(path))
+        self._stat = _identity(path)
         self.frames, self.channels = self._file.frames, self._file.channels
 
     def read(self, start: int, length: int) -> np.ndarray:
+        """Frames [start, start + length), zeros outside the song. The header was read when the job opened the
+        file: a song bounced over itself meanwhile (rewritten in place) holds fewer frames now, or none where the
+        decoder looks, and the job stops with source_changed rather than play a half-written file."""
+        import soundfile as sf
+
         out = np.zeros((length, self.channels), dtype=np.float32)
         lo, hi = max(start, 0), min(start + length, self.frames)
         if hi > lo:
-            self._file.seek(lo)
-            out[lo - start:hi - start] = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            try:
+                self._file.seek(lo)
+                frames = self._file.read(hi - lo, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, OSError) as exc:
+                if _identity(self._path) != self._stat:
+                    raise self._changed() from None
+                raise SourceError(f"source audio cannot be read ({exc}): {self._path}",
+                                  code="source_unreadable") from None
+            if len(frames) != hi - lo:
+                raise self._changed()
+            out[lo - start:hi - start] = frames
         return out
+
+    def _changed(self) -> SourceError:
+        return SourceError(f"source audio changed during the job (it was rewritten, e.g. bounced again, while being "
+                           f"read): retry once the song is written: {self._path}", code="source_changed")
 
     def close(self) -> None:
         self._file.close()
+
+
+def _identity(path) -> tuple[int, int, int, int] | None:
+    """What tells a file rewritten in place from the one opened: its inode, size and change times (None: gone)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
 class SpanSource:
