@@ -23,7 +23,7 @@ from bridge.audio import fades
 from bridge.backends.local.beats import beat_frames, hann
 from bridge.backends.local.beats import estimate_tempo as _estimate_tempo
 
-ANALYSIS_VERSION = 6  # part of the cache key: bump when the analysis changes
+ANALYSIS_VERSION = 7  # part of the cache key: bump when the analysis changes
 ANALYSIS_RATE = 22050
 HOP = 512
 N_FFT = 2048
@@ -40,6 +40,11 @@ SILENCE_DB = -60.0
 
 class InvalidSamples(ValueError):
     """The song holds samples that are not numbers (NaN) or are infinite: nothing can be measured from them."""
+
+
+class CancellingChannels(InvalidSamples):
+    """The song's channels cancel when mixed to mono (one is another inverted): it is music, not silence, but the
+    mono mix every feature (and every join's alignment) is measured on holds nothing."""
 
 
 @dataclass
@@ -69,6 +74,8 @@ class SongAnalysis:
 
     @property
     def silent(self) -> bool:
+        """Nothing in the song: a mix silent only because its channels cancel never gets here (its analysis
+        refused it as CancellingChannels), so a silent mix means silent channels."""
         return self.level_db < SILENCE_DB
 
     @property
@@ -110,16 +117,24 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
     """
     resample = resampler(sample_rate)
     spectra = _Spectra()
-    frames = 0
+    frames, channels = 0, _ChannelLevel()
     for block in blocks:
         if not np.isfinite(block).all():  # they would spread through every feature and leave nothing to compare
             at = frames + int(np.argmin(np.isfinite(block).all(axis=1)))
             raise InvalidSamples(f"invalid samples (NaN or infinity), the first at {at / sample_rate:.3f} s")
         frames += len(block)
-        spectra.feed(resample(fades.mono(block), False))
+        mono = fades.mono(block)
+        channels.feed(block, mono)
+        spectra.feed(resample(mono, False))
     spectra.feed(resample(np.zeros(0, dtype=np.float32), True))
     duration = frames / sample_rate
     level_db = fades.power_db(spectra.energy / max(spectra.samples, 1))
+    if level_db < SILENCE_DB <= (channels_db := channels.db(frames)):
+        # Only the silence check looks at the channels: a song whose mix cancels is music, and called silent it
+        # would send the producer looking for a muted track. Not analysed on: its mix holds no features to match.
+        raise CancellingChannels(f"channels that cancel when mixed to mono (they are at {channels_db:.0f} dBFS, "
+                                 f"their mix at {level_db:.0f} dBFS: one channel is another inverted); the embedded "
+                                 f"engine listens to the mono mix: flip that channel's polarity and bounce again")
     tail_db = fades.power_db(np.mean(np.square(spectra.tail, dtype=np.float64))) if len(spectra.tail) else SILENCE_DB
     mel_power, chroma = spectra.finish(min_samples=N_FFT * 4)
     onset = onset_strength(power_to_db(mel_power, top_db=80.0))
@@ -134,6 +149,29 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
                         chroma=cell_chroma.astype(np.float32), onset=cell_onset.astype(np.float32),
                         onset_envelope=onset.astype(np.float32), tempo=tempo,
                         level_db=level_db, tail_db=tail_db)
+
+
+class _ChannelLevel:
+    """The mean of the channels' energies, as far as the silence check needs it (never above the song's).
+
+    Measured only in blocks whose mix is silent (below SILENCE_DB), where channels that cancel would hide; a louder
+    block counts its mix's energy, which the mean of its channels' is never below. A song whose mix is silent has
+    few such blocks, so the figure is close where it decides. Measuring every block's channels cost ~10 % of an
+    analysis (a 4-minute stereo song's: 0.6 s); this costs 5 ms.
+    """
+
+    def __init__(self):
+        self.energy = 0.0
+
+    def feed(self, block: np.ndarray, mono: np.ndarray) -> None:
+        mix = float(np.dot(mono, mono))
+        if mix >= 10 ** (SILENCE_DB / 10) * len(mono) or block.ndim == 1 or block.shape[1] == 1:
+            self.energy += mix
+        else:
+            self.energy += float(np.trace(block.T @ block)) / block.shape[1]
+
+    def db(self, frames: int) -> float:
+        return fades.power_db(self.energy / max(frames, 1))
 
 
 def to_analysis_rate(mono: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from bridge.backends.local import backend as backend_module
 from bridge.backends.local import engine
 from bridge.backends.local.backend import LocalBackend
 from bridge.backends.local.inpaint import JOIN_SECONDS
-from bridge.exceptions import NoMaterialError
+from bridge.exceptions import NoMaterialError, SourceError
 from bridge.models import JobSpec
 from osc_schema import ValidationError
 from tests.songs import make_noise_array, make_silence_array, make_song_array, real_music, write
@@ -155,6 +155,20 @@ def test_silence_fails_with_a_reason(backend, tmp_path):
     silence = write(tmp_path / "silence.wav", *make_silence_array(20.0))
     with pytest.raises(NoMaterialError, match="silent"):
         run(backend, job(silence, start=8.0, end=11.0), tmp_path / "work")
+
+
+def test_a_song_whose_channels_cancel_in_mono_is_not_called_silent(backend, tmp_path):
+    """Right is left inverted (a polarity switch left on): the mono mix is digital silence, the song is not. The
+    engine hears only the mix, so it refuses, saying why and what to do, rather than "silent" or a confident
+    variant matched on nothing."""
+    audio, sr = make_song_array(20.0, seed=2)
+    out_of_phase = write(tmp_path / "out-of-phase.wav", np.stack([audio[:, 0], -audio[:, 0]], axis=1), sr)
+    with pytest.raises(SourceError) as failure:
+        run(backend, job(out_of_phase, start=8.0, end=11.0), tmp_path / "work")
+    assert "silent" not in failure.value.message
+    assert "cancel when mixed to mono" in failure.value.message and "polarity" in failure.value.message
+    assert failure.value.code == "source_unreadable" and "\n" not in failure.value.message
+    assert not list((tmp_path / "work").glob("*.wav"))
 
 
 def test_a_range_the_song_cannot_supply_fails_with_a_reason(backend, tmp_path):
