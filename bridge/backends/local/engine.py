@@ -344,7 +344,7 @@ def _scaled(length: float) -> str:
 def _notes(spec, delivered: int, steering=None) -> dict:
     prompt = steering.rest if steering else spec.prompt  # a steering prompt's words are accounted for per variant
     ignored = {name: value for name, value in (("prompt", prompt), ("lyrics", spec.lyrics),
-                                               ("gender", spec.gender)) if value}
+                                               ("gender", spec.gender)) if value and value.strip()}
     notes: dict = {"engine": STEERED_NOTE if steering else ENGINE_NOTE}
     if ignored:
         notes["ignored"] = ignored

@@ -1,11 +1,12 @@
 """The few words of a prompt the embedded engine can follow: energy, density and brightness.
 
 The engine re-uses the song's own material, so a prompt can only choose *among* the passages that fit. A small
-fixed vocabulary is understood: comparatives (calmer, quieter, softer, louder, busier, denser, brighter, darker...),
-a few words that describe a section (sparse, intense, build-up, breakdown, drop) and any of their adjectives after
-"more" or "less" ("more intense", "less busy"). "not", "no", "without" and "less" before a word turn it round
-("not so loud" asks for quieter material). A bare "soft" or "dark" is *not* understood: in "soft guitar solo" it
-names an instrument's sound, which re-used material cannot follow; "softer" asks for a change it can.
+fixed vocabulary is understood: comparatives (calmer, quieter, softer, louder, busier, denser, brighter, darker,
+harder, heavier...), a few words that describe a section (sparse, intense, energetic, chill, mellow, build-up,
+breakdown, drop) and any of their adjectives after "more" or "less" ("more intense", "less busy", "more energy").
+"not", "no", "without" and "less" before a word turn it round ("not so loud" asks for quieter material). A bare
+"soft", "dark", "hard" or "heavy" is *not* understood: in "soft guitar solo" it names an instrument's sound, which
+re-used material cannot follow; "softer" asks for a change it can. A word said twice is understood once.
 
 When a prompt steers, the engine plans more candidates than variants, renders them, and measures each one's range
 against the music around it (level, onsets per second, spectral centroid, and for a build-up how much louder its
@@ -18,6 +19,7 @@ says what was understood, what the chosen material measured, and that the rest o
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,9 +49,11 @@ SCALES = {"level": 3.0, "density": 1.0, "brightness": np.log2(1.2), "rise": 3.0}
 # adjective: what it asks for on each axis (+1 more, -1 less)
 _ADJECTIVES = {
     "calm": {"level": -1, "density": -1}, "relaxed": {"level": -1, "density": -1},
-    "quiet": {"level": -1}, "soft": {"level": -1}, "gentle": {"level": -1}, "mellow": {"level": -1},
+    "chill": {"level": -1, "density": -1}, "mellow": {"level": -1, "density": -1},
+    "quiet": {"level": -1}, "soft": {"level": -1}, "gentle": {"level": -1},
     "loud": {"level": +1}, "strong": {"level": +1}, "powerful": {"level": +1},
     "intense": {"level": +1, "density": +1}, "energetic": {"level": +1, "density": +1},
+    "energy": {"level": +1, "density": +1}, "hard": {"level": +1, "density": +1}, "heavy": {"level": +1, "density": +1},
     "busy": {"density": +1}, "dense": {"density": +1}, "full": {"density": +1},
     "sparse": {"density": -1}, "empty": {"density": -1}, "minimal": {"density": -1},
     "bright": {"brightness": +1}, "dark": {"brightness": -1},
@@ -58,16 +62,18 @@ _ADJECTIVES = {
 _COMPARATIVES = {
     "calmer": "calm", "quieter": "quiet", "softer": "soft", "gentler": "gentle", "mellower": "mellow",
     "louder": "loud", "stronger": "strong", "busier": "busy", "denser": "dense", "fuller": "full",
-    "sparser": "sparse", "emptier": "empty", "brighter": "bright", "darker": "dark",
+    "sparser": "sparse", "emptier": "empty", "brighter": "bright", "darker": "dark", "harder": "hard",
+    "heavier": "heavy",
 }
-_ON_THEIR_OWN = {"sparse", "intense", "energetic", "minimal", "build-up", "breakdown", "drop"}
+# A bare "hard" or "heavy" names a sound ("heavy bass"), like "soft"; "chill" and "mellow" describe a section.
+_ON_THEIR_OWN = {"sparse", "intense", "energetic", "chill", "mellow", "minimal", "build-up", "breakdown", "drop"}
 _NEGATORS = {"not", "no", "less", "without", "never", "don't", "dont", "isn't", "nothing"}
 _FILLERS = {"more", "too", "so", "as", "very", "much", "a", "an", "the", "bit", "little", "lot", "way", "even",
             "any", "that", "slightly", "somewhat", "rather", "quite", "really", "of", "make", "it", "sound", "get",
             "be", "go", "keep"}
 _SPELLINGS = ((re.compile(r"\bbuild(?:ing)?[\s-]?ups?\b"), "build-up"), (re.compile(r"\bbuilds?\b(?!-)"), "build-up"),
               (re.compile(r"\bbreak[\s-]?downs?\b"), "breakdown"), (re.compile(r"\bdrops\b"), "drop"))
-_TOKEN = re.compile(r"[a-z]+(?:['-][a-z]+)*")
+_TOKEN = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")  # letters and digits of any script: "über" is not "ber"
 _WORDS_FOR = {("level", -1): "quieter", ("level", +1): "louder", ("density", -1): "sparser",
               ("density", +1): "busier", ("brightness", -1): "darker", ("brightness", +1): "brighter",
               ("rise", +1): "rising", ("rise", -1): "falling"}
@@ -89,7 +95,7 @@ class Steering:
 
     phrases: list[str]  # the prompt's own words that were understood, e.g. ["calmer", "less busy"]
     wants: dict[str, int]  # axis -> +1 / -1 (axes the words contradict each other on are left out)
-    rest: str  # the rest of the prompt's words (lower case, without punctuation): not followed
+    rest: str  # the rest of the prompt (lower case, words and symbols, without punctuation): not followed
     contradicted: list[str] = field(default_factory=list)
 
     def plan_count(self, variants: int) -> int:
@@ -116,7 +122,8 @@ def understand(prompt: str) -> Steering | None:
     text = prompt.lower().replace("’", "'")
     for pattern, spelling in _SPELLINGS:
         text = pattern.sub(spelling, text)
-    tokens = _TOKEN.findall(text)
+    found = list(_TOKEN.finditer(text))
+    tokens = [match.group() for match in found]
     phrases, used, signs = [], set(), {}
     for i, token in enumerate(tokens):
         adjective = _COMPARATIVES.get(token, token)
@@ -131,7 +138,9 @@ def understand(prompt: str) -> Steering | None:
             continue  # a bare adjective describes an instrument or a mood ("soft guitar"), not a change
         while j < i and tokens[j] in _FILLERS and tokens[j] != "more":
             j += 1  # "a little less busy" is reported as "less busy"
-        phrases.append(" ".join(tokens[j:i + 1]))
+        phrase = " ".join(tokens[j:i + 1])
+        if phrase not in phrases:  # "calmer calmer calmer" asks once, and the manifest says it once
+            phrases.append(phrase)
         used.update(range(j, i + 1))
         for axis, sign in _ADJECTIVES[adjective].items():
             signs.setdefault(axis, set()).add(-sign if negated else sign)
@@ -140,8 +149,29 @@ def understand(prompt: str) -> Steering | None:
     wants = {axis: next(iter(both)) for axis, both in signs.items() if len(both) == 1}
     contradicted = [f"{_WORDS_FOR[axis, +1]} and {_WORDS_FOR[axis, -1]}" for axis, both in signs.items()
                     if len(both) > 1]
-    rest = " ".join(token for k, token in enumerate(tokens) if k not in used)
-    return Steering(phrases, wants, rest, contradicted)
+    return Steering(phrases, wants, _rest(text, [found[k].span() for k in sorted(used)]), contradicted)
+
+
+def _rest(text: str, understood: list[tuple[int, int]]) -> str:
+    """``text`` without the ``understood`` spans and its punctuation: every other word, number and symbol (an emoji
+    too), so the manifest's "not followed" leaves out nothing the producer wrote but what was followed."""
+    kept, at = [], 0
+    for start, end in understood:
+        kept.append(text[at:start])
+        at = end
+    kept.append(text[at:])
+    pieces = (_unpunctuated(piece) for piece in " ".join(kept).split())
+    return " ".join(piece for piece in pieces if piece)
+
+
+def _unpunctuated(piece: str) -> str:
+    """``piece`` without the punctuation at its ends ("solo," is "solo"; "..." is nothing; "lo-fi" stays)."""
+    start, end = 0, len(piece)
+    while start < end and unicodedata.category(piece[start]).startswith("P"):
+        start += 1
+    while end > start and unicodedata.category(piece[end - 1]).startswith("P"):
+        end -= 1
+    return piece[start:end]
 
 
 class Ruler:

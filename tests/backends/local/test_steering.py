@@ -146,6 +146,46 @@ def test_contradicting_words_are_reported_and_neither_is_followed():
     assert understand("quieter and louder").plan_count(2) == 2  # nothing left to steer: no extra candidates
 
 
+def test_a_word_said_many_times_is_understood_and_reported_once(song_file, tmp_path):
+    [variant] = render_job(song_file, tmp_path, "calmer " * 142)
+    steering = variant["notes"]["steering"]
+    assert steering["understood"] == ["calmer"]
+    assert steering["changed"].startswith("calmer: ") and steering["changed"].count("calmer") == 1
+    assert steering["not_followed"] == "nothing else" and "ignored" not in variant["notes"]
+    assert understand("calmer, quieter and calmer, calmer").phrases == ["calmer", "quieter"]
+
+
+@pytest.mark.parametrize(("prompt", "rest"), [
+    ("calmer 🎸🎸", "🎸🎸"),  # an emoji is what the producer wrote: the manifest says it was not followed
+    ("Calmer, über-bass ♪ x2!", "über-bass ♪ x2"),  # not "ber-bass x"
+    ("calmer ñcalmer", "ñcalmer"),  # another word, not "calmer" again
+    ("(calmer!!!)", ""),  # punctuation alone is nothing left to follow
+])
+def test_what_was_not_followed_keeps_every_word_and_symbol_but_the_understood_ones(prompt, rest):
+    steering = understand(prompt)
+    assert steering.phrases == ["calmer"]
+    assert steering.rest == rest
+    assert steering.notes()["not_followed"] == (rest or "nothing else")
+
+
+@pytest.mark.parametrize(("prompt", "phrases", "wants"), [
+    ("chill", ["chill"], {"level": -1, "density": -1}),  # what "calmer" asks
+    ("a mellow outro", ["mellow"], {"level": -1, "density": -1}),
+    ("harder", ["harder"], {"level": +1, "density": +1}),  # what "more intense" asks
+    ("heavier drums", ["heavier"], {"level": +1, "density": +1}),
+    ("more energy", ["more energy"], {"level": +1, "density": +1}),
+    ("less energy", ["less energy"], {"level": -1, "density": -1}),
+])
+def test_the_words_producers_use_for_calmer_and_more_intense(prompt, phrases, wants):
+    steering = understand(prompt)
+    assert (steering.phrases, steering.wants) == (phrases, wants)
+
+
+@pytest.mark.parametrize("prompt", ["heavy bass", "hard kick", "energy drink"])
+def test_hard_heavy_and_energy_on_their_own_name_a_sound_and_do_not_steer(prompt):
+    assert understand(prompt) is None
+
+
 def clicks(seconds: float, per_second: float, sr: int, gain: float = 0.5, brightness: float = 1.0) -> np.ndarray:
     """Short decaying noise bursts at a steady rate; ``brightness`` < 1 smooths them (a darker sound)."""
     rng = np.random.default_rng(1)
@@ -188,3 +228,9 @@ def test_calmer_and_more_intense_choose_material_that_moves_every_asked_way():
     first = {words: rank(steering, ruler, measured, [0.9, 0.9, 0.9])[0][0]
              for words, steering in (("calmer", calmer), ("intense", intense), ("quieter", quieter))}
     assert first == {"calmer": 1, "intense": 2, "quieter": 0}
+
+
+def test_a_prompt_of_only_spaces_is_no_prompt(song_file, tmp_path):
+    """An outside probe: "   " was reported as a prompt ignored, "   "."""
+    [variant] = render_job(song_file, tmp_path, "   ")
+    assert "ignored" not in variant["notes"] and "steering" not in variant["notes"], variant["notes"]
