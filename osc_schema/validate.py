@@ -15,6 +15,7 @@ import difflib
 import json
 import math
 import os
+import re
 import reprlib
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ _SHOWN.maxlist = _SHOWN.maxtuple = 6
 _SHOWN.maxdict = 4
 _SHOWN.maxlevel = 2
 _NOTHING = object()
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+")
 
 
 def show(value: object) -> str:
@@ -153,7 +155,7 @@ def _check(arg: Arg, value: object) -> object:
         return _check_string(arg, value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         noun = "a number" if arg.type == FLOAT else "an integer"
-        raise ValidationError(arg.name, value, f"must be {noun}, got {type_name(value)}")
+        raise ValidationError(arg.name, value, f"must be {noun}, got {type_name(value)}{_decimal_comma(arg, value)}")
     if arg.type == INT:
         if isinstance(value, float):
             if not value.is_integer():  # REAPER sends every number as a float: 2.0 is fine, 1.5 is not
@@ -168,6 +170,13 @@ def _check(arg: Arg, value: object) -> object:
             raise ValidationError(arg.name, value, "must be a finite number")
     _check_range(arg, value, number)
     return number
+
+
+def _decimal_comma(arg: Arg, value: object) -> str:
+    """A hint for a number written with a decimal comma, as a locale that uses one spells it ("4,5")."""
+    if arg.type != FLOAT or not isinstance(value, str) or not _DECIMAL_COMMA.fullmatch(value.strip()):
+        return ""
+    return f" (use a decimal point, and send it as a number: {float(value.strip().replace(',', '.'))!r})"
 
 
 def _missing(address: str, name: str) -> ValidationError:

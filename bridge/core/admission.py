@@ -32,6 +32,22 @@ def _resolved(field: str, given: str, path: Path) -> Path:
         raise ValidationError(field, given, f"cannot be resolved ({exc})") from None
 
 
+def _home_of_daemon(given: str, expanded: Path) -> str:
+    """For a path given from ``~`` that landed outside the roots: where the daemon took it to be. Its ``~`` is the
+    home of the user it runs as (a service's, a container's, another machine's), not necessarily the producer's."""
+    if not given.startswith("~"):
+        return ""
+    return (f": the daemon expanded {given.split('/', 1)[0]} to a home on its machine ({expanded}), which may not be "
+            f"yours: give the absolute path instead")
+
+
+def _no_home(given: str) -> str:
+    """For a relative path: why, and what a ``~`` in it did (``~name`` of no user the daemon knows stays as given)."""
+    if given.startswith("~"):
+        return f" ({given.split('/', 1)[0]} is no user's home on the daemon's machine)"
+    return " (the daemon cannot tell which folder it is relative to)"
+
+
 def admit(command: Command, config: Config, backends: set[str], inbox: Path | None = None) -> JobSpec:
     """Check a validated inpaint/extend command against the file system and the config; return its JobSpec.
 
@@ -68,11 +84,12 @@ def admit(command: Command, config: Config, backends: set[str], inbox: Path | No
     else:
         source = Path(os.path.expanduser(args["source"]))
         if not source.is_absolute():
-            raise ValidationError("source", args["source"], "must be an absolute path")
+            raise ValidationError("source", args["source"], f"must be an absolute path{_no_home(args['source'])}")
         resolved = _resolved("source", args["source"], source)
         if not config.in_project(resolved):
             roots = ", ".join(str(r) for r in config.project_roots)
-            raise ValidationError("source", args["source"], f"is outside the configured project roots ({roots})")
+            raise ValidationError("source", args["source"], f"is outside the configured project roots ({roots})"
+                                                            f"{_home_of_daemon(args['source'], source)}")
         info = probe(resolved)
     duration = info.duration
 
@@ -84,14 +101,16 @@ def admit(command: Command, config: Config, backends: set[str], inbox: Path | No
     if args.get("drop_folder"):
         named = Path(os.path.expanduser(args["drop_folder"]))
         if not named.is_absolute():  # it would be the daemon's working folder's, whatever the DAW meant
-            raise ValidationError("drop_folder", args["drop_folder"], "must be an absolute path")
+            raise ValidationError("drop_folder", args["drop_folder"],
+                                  f"must be an absolute path{_no_home(args['drop_folder'])}")
         drop_folder = _resolved("drop_folder", args["drop_folder"], named)
     # Whichever folder results will go to (named here, configured, or beside the source) must resolve into the
     # roots: a "daw-bridge" folder that is a symlink out of the project is refused, not followed.
     effective = drop_folder or resolved.parent / "daw-bridge"
     if not config.in_project(_resolved("drop_folder", str(effective), effective)):
         raise ValidationError("drop_folder", args.get("drop_folder") or str(effective),
-                              "is outside the configured project roots")
+                              "is outside the configured project roots" +
+                              (_home_of_daemon(args["drop_folder"], effective) if args.get("drop_folder") else ""))
     # Found otherwise only when the finished (perhaps paid) job is delivered: the folder, or the nearest of its
     # parents that exists, must be a folder (a file of the producer's called "daw-bridge" beside the song too).
     existing = _nearest_existing("drop_folder", args.get("drop_folder") or str(effective), effective)

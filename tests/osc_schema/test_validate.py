@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from osc_schema import COMMANDS, Command, ValidationError, error_reply, parse_osc, show
+from osc_schema import COMMANDS, Command, ValidationError, error_reply, load_request, parse_osc, show
 
 SONG = "/home/me/Music/song/audio/mix.wav"
 
@@ -290,3 +290,17 @@ def test_a_validation_error_survives_pickling_for_worker_processes():
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.field, copy.value, copy.rule, copy.address, copy.request_id) == \
         (str(error), "gender", "robot", error.rule, "/bridge/inpaint", "reaper-7")
+
+
+def test_a_number_with_a_decimal_comma_is_refused_with_a_hint_and_an_infinite_one_plainly():
+    with pytest.raises(ValidationError) as refused:
+        load_request('{"command": "inpaint", "source": "/s.wav", "start": "4,5", "end": 6, "prompt": ""}')
+    assert str(refused.value) == ("start: '4,5' must be a number, got string (use a decimal point, and send it as a "
+                                  "number: 4.5)")
+    with pytest.raises(ValidationError) as refused:  # a whole-number field: no decimals to point at
+        load_request('{"command": "inpaint", "source": "/s.wav", "start": 4, "end": 6, "prompt": "", '
+                                '"num_outputs": "1,5"}')
+    assert str(refused.value) == "num_outputs: '1,5' must be an integer, got string"
+    with pytest.raises(ValidationError) as refused:
+        load_request('{"command": "inpaint", "source": "/s.wav", "start": 1e400, "end": 6, "prompt": ""}')
+    assert str(refused.value) == "start: inf must be a finite number"
