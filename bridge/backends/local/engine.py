@@ -329,6 +329,9 @@ def _check_song(analysis: SongAnalysis) -> None:
 
 def _no_material_reason(analysis: SongAnalysis, plans: list[Plan], best: float, where: str, threshold: float,
                         length: float) -> str:
+    if not plans and len(analysis.beats) < 8:  # a beat longer than the song leaves no room, however long it is
+        return (f"nothing in the song can be planned for {where}: no steady beat was found in it (the embedded "
+                f"engine re-uses material a beat at a time)")
     if not plans:
         return (f"the song is too short ({analysis.duration:.1f} s) to supply {length:.1f} s of other material "
                 f"with its surroundings: try a shorter range or a longer source")

@@ -177,6 +177,15 @@ def test_a_range_the_song_cannot_supply_fails_with_a_reason(backend, tmp_path):
         run(backend, job(short, start=1.5, end=6.5), tmp_path / "work")
 
 
+def test_a_long_song_with_no_beat_is_not_called_too_short(backend, tmp_path):
+    """An outside probe: a minute of a constant level (DC) was 'too short (60.0 s) to supply 10.0 s'; what it lacks
+    is a beat, the unit material moves by."""
+    steady = write(tmp_path / "steady.wav", np.full((60 * 22050, 2), 0.3, np.float32), 22050)
+    with pytest.raises(NoMaterialError) as refused:
+        run(backend, job(steady, operation="extend", extend_after=60.0, duration=10.0), tmp_path / "work")
+    assert "too short" not in str(refused.value) and "no steady beat" in str(refused.value)
+
+
 def test_a_stricter_threshold_refuses_what_the_default_accepts(pool, song_file, tmp_path):
     strict = LocalBackend(tmp_path / "cache", executor=pool, min_confidence=0.99)
     with pytest.raises(NoMaterialError, match="threshold 0.99"):
