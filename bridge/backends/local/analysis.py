@@ -23,7 +23,7 @@ from bridge.audio import fades
 from bridge.backends.local.beats import beat_frames, hann
 from bridge.backends.local.beats import estimate_tempo as _estimate_tempo
 
-ANALYSIS_VERSION = 7  # part of the cache key: bump when the analysis changes
+ANALYSIS_VERSION = 8  # part of the cache key: bump when the analysis changes
 ANALYSIS_RATE = 22050
 HOP = 512
 N_FFT = 2048
@@ -59,6 +59,7 @@ class SongAnalysis:
     onset_envelope: np.ndarray  # (frames,) onset strength per STFT hop: beats are tracked again around a range
     tempo: float  # beats per minute
     level_db: float  # loudness of the whole song
+    peak: float  # its loudest sample (magnitude): the ceiling re-used material is held under (see engine._write)
     tail_db: float  # loudness of its last half second: far below level_db means the song ends rather than stops
 
     @property
@@ -117,12 +118,14 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
     """
     resample = resampler(sample_rate)
     spectra = _Spectra()
-    frames, channels = 0, _ChannelLevel()
+    frames, channels, peak = 0, _ChannelLevel(), 0.0
     for block in blocks:
         if not np.isfinite(block).all():  # they would spread through every feature and leave nothing to compare
             at = frames + int(np.argmin(np.isfinite(block).all(axis=1)))
             raise InvalidSamples(f"invalid samples (NaN or infinity), the first at {at / sample_rate:.3f} s")
         frames += len(block)
+        if block.size:
+            peak = max(peak, float(block.max()), -float(block.min()))
         mono = fades.mono(block)
         channels.feed(block, mono)
         spectra.feed(resample(mono, False))
@@ -148,7 +151,7 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
     return SongAnalysis(duration=duration, beats=beats.astype(np.float64), mel=mel_db.astype(np.float32),
                         chroma=cell_chroma.astype(np.float32), onset=cell_onset.astype(np.float32),
                         onset_envelope=onset.astype(np.float32), tempo=tempo,
-                        level_db=level_db, tail_db=tail_db)
+                        level_db=level_db, peak=peak, tail_db=tail_db)
 
 
 class _ChannelLevel:

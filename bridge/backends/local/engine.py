@@ -256,7 +256,7 @@ def render_job(job: dict, workdir: str, cache_dir: str, min_confidence: float) -
         del candidates[spec.num_outputs:]  # an extension plans more candidates than variants asked for
         for variant, (sure, _, rendering, plan) in enumerate(candidates, start=1):
             path = _write(Path(workdir) / f"local_{spec.operation}_v{variant}.wav", rendering, sample_rate,
-                          write_subtype, spec.source)
+                          write_subtype, analysis.peak)
             splice = {"handle": spec.handle, "joins": rendering.joins, "confidence": round(sure, 3),
                       "passages": rendering.passages, "tempo": round(analysis.tempo, 2)}
             if spec.operation == "extend":
@@ -294,26 +294,14 @@ def _spectra(rendering: Rendering, new: tuple[int, int], sample_rate: int) -> np
         return agreement.spectra(rendering.audio(*new), sample_rate)
 
 
-def _source_ceiling(source: Path) -> float:
-    """Full scale, or the source's peak where it already goes beyond."""
-    import soundfile as sf
-
-    ceiling = 1.0
-    with sf.SoundFile(str(source)) as f:
-        for block in f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
-            ceiling = max(ceiling, float(np.max(np.abs(block))) if block.size else 0.0)
-    return ceiling
-
-
-def _write(path: Path, rendering: Rendering, sample_rate: int, subtype: str, source: Path) -> Path:
-    """The rendering written a block at a time, its overs limited (see ``limit``): PCM's at full scale, float's at
-    the source's own ceiling (full scale, or the source's peak where it already goes beyond: a float source that
-    never went past full scale must not come back with overs its producer would only hear as clipping at the next
-    bounce). The source is read for its peak only once a sample goes past full scale."""
+def _write(path: Path, rendering: Rendering, sample_rate: int, subtype: str, ceiling: float) -> Path:
+    """The rendering written a block at a time, its overs of the song's own peak limited (see ``limit``): re-used
+    material summed in a crossfade, or resampled, goes past the peak of the material it came from, and a master
+    held under -1 dBFS came back with peaks at full scale (past it, clipped: an outside probe). PCM is held at full
+    scale too, a float file may keep its source's overs."""
     from bridge.audio.wavio import write_blocks_atomic
 
-    ceiling = (lambda: _source_ceiling(source)) if subtype == "FLOAT" else (lambda: 1.0)
-    blocks = limited(rendering.blocks(), sample_rate, ceiling)
+    blocks = limited(rendering.blocks(), sample_rate, ceiling if subtype == "FLOAT" else min(ceiling, 1.0))
     if subtype != "FLOAT":  # the gain's float rounding: PCM wraps past full scale
         blocks = (np.clip(block, -1.0, 1.0, out=block) for block in blocks)
     return write_blocks_atomic(path, blocks, sample_rate, rendering.channels, subtype)

@@ -12,7 +12,7 @@ that could lower its gain have come, and the result does not depend on where blo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
@@ -21,26 +21,17 @@ HOLD_SECONDS = 0.005
 RAMP_SECONDS = 0.005
 
 
-def limited(blocks: Iterable[np.ndarray], sample_rate: int, ceiling: Callable[[], float],
-            below: float = 1.0) -> Iterator[np.ndarray]:
-    """``blocks`` (frames x channels, float) with every over of ``ceiling()`` limited, all channels alike.
-
-    ``ceiling`` is asked once, when a sample first goes past ``below`` (a ceiling is never lower): reading a
-    source's own ceiling can cost a pass over it, and most renderings never need it."""
+def limited(blocks: Iterable[np.ndarray], sample_rate: int, limit: float) -> Iterator[np.ndarray]:
+    """``blocks`` (frames x channels, float) with every over of ``limit`` limited, all channels alike."""
     hold = max(int(round(HOLD_SECONDS * sample_rate)), 1)
     ramp = min(max(int(round(RAMP_SECONDS * sample_rate)), 1), hold)  # at most the hold: the dip covers each over
     reach = hold + ramp  # how far an over lowers the gain either side
-    limit: float | None = None
     # the last ``reach`` frames given out, then the frames held back; ``near`` when an over lies among them
     before = held = None
     near = False
 
     def over(frames: np.ndarray) -> bool:
-        nonlocal limit
-        loudest = float(np.max(np.abs(frames))) if frames.size else 0.0
-        if limit is None and not loudest <= below:
-            limit = ceiling()
-        return limit is not None and not loudest <= limit
+        return frames.size > 0 and not float(np.max(np.abs(frames))) <= limit
 
     for block in blocks:
         if before is None:
@@ -63,9 +54,9 @@ def limited(blocks: Iterable[np.ndarray], sample_rate: int, ceiling: Callable[[]
         yield _dipped(np.concatenate([before, held]), limit, hold, ramp)[len(before):]
 
 
-def _dipped(frames: np.ndarray, limit: float | None, hold: int, ramp: int) -> np.ndarray:
+def _dipped(frames: np.ndarray, limit: float, hold: int, ramp: int) -> np.ndarray:
     """``frames`` with the gain dipped around each over of ``limit``; the same array when there is none."""
-    if limit is None or not len(frames):
+    if not len(frames):
         return frames
     peak = np.abs(frames[:, 0])
     for channel in range(1, frames.shape[1]):  # numpy's max across a row of two is 10x slower
