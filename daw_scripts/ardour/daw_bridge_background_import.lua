@@ -42,6 +42,9 @@ function factory ()
 		if busy or Session:actively_recording() then return end
 		core = core or load_core()
 		if not core then return end
+		-- the action importing (in its own Lua state, where `busy` does not reach): this second is left alone
+		local running = core.running_import(Session)
+		if running then return tell(running) end
 		busy = true
 		local ok, imported, notes, drop_folder = pcall(core.import_open_session)
 		local decided_ok, decided, decision_notes = ok, {}, {}

@@ -343,25 +343,43 @@ end
 -- -- manifests -----------------------------------------------------------------------------------------------------
 
 -- The imported list holds a manifest's name once its import is done, with the id of the source the import made
--- ("<name>\t<source id>"; a bare name from an older version), and "~<name>\t<os.time()>" while an import of it runs:
--- the editor action and the background hook can run inside each other (Ardour's import runs the GUI's main loop
--- while it works), so a manifest is claimed right before its import, and its decision must wait until the import is
--- done, not only claimed. A claim older than CLAIM_SECONDS was left by an Ardour that stopped mid-import, and is
--- void: the result is imported again. A result the session will never hold again (deleted, and its copy cleaned up)
--- is listed with "\tgone" after its source id ("<name>\t<source id>\tgone"), so nothing reads it any more.
+-- ("<name>\t<source id>"; a bare name from an older version), and "~<name>\t<os.time()>\t<process id>" while an
+-- import of it runs: the editor action and the background hook can run inside each other (Ardour's import runs the
+-- GUI's main loop while it works), so a manifest is claimed right before its import, and its decision must wait until
+-- the import is done, not only claimed. A claim of another process (the Ardour before this one), or older than
+-- CLAIM_SECONDS (where no process id could be told, or one reused), was left by an Ardour that stopped mid-import, and
+-- is void: the result is imported again. A claim blocks every import in the session while it holds
+-- (DB.running_import), so one left by a crash must not hold for ten minutes in the next Ardour. A result the session
+-- will never hold again (deleted, and its copy cleaned up) is listed with "\tgone" after its source id
+-- ("<name>\t<source id>\tgone"), so nothing reads it any more.
 DB.CLAIM_SECONDS = 600
+
+-- The id of the process this runs in (Ardour, or ardour7-lua): the parent of the shell io.popen starts. False where
+-- it cannot be told (Windows: no $PPID), and then a claim is void by its age alone.
+local process_id
+local function this_process()
+	if process_id == nil then
+		process_id = false
+		local pipe = not on_windows() and io.popen("echo $PPID")
+		if pipe then
+			process_id = (pipe:read("l") or ""):match("^%d+$") or false
+			pipe:close()
+		end
+	end
+	return process_id
+end
 
 -- The manifests imported (name -> the source id, or true when none was listed), those claimed by an import still
 -- running, and those gone for good (two sets of names).
 function DB.import_ledger(drop_folder)
 	local imported, claimed, gone, now = {}, {}, {}, os.time()
 	for line in (DB.read_file(DB.join(drop_folder, DB.IMPORTED_LIST), "r") or ""):gmatch("[^\r\n]+") do
-		local name, at = line:match("^~([^\t]+)\t(%d+)$")
+		local name, at, by = line:match("^~([^\t]+)\t(%d+)\t?(%d*)$")
 		if not name then
 			local listed, source_id, state = line:match("^([^\t]+)\t(%d*)\t?(%l*)$")
 			if listed and state == "gone" then gone[listed] = true end
 			imported[listed or line] = source_id ~= "" and source_id or true
-		elseif now - tonumber(at) < DB.CLAIM_SECONDS then
+		elseif now - tonumber(at) < DB.CLAIM_SECONDS and (by == "" or not this_process() or by == this_process()) then
 			claimed[name] = true
 		end
 	end
@@ -410,8 +428,9 @@ function DB.claim(drop_folder, manifest_name, again)
 	local imported, claimed = DB.import_ledger(drop_folder)
 	if (imported[manifest_name] and not again) or claimed[manifest_name] then return false end
 	-- written whole (not appended: a full disk left half a line, and the import went on unclaimed)
-	rewrite_import_list(drop_folder, function(line) return line end, { string.format("~%s\t%d", manifest_name,
-		os.time()) })
+	local by = this_process()
+	rewrite_import_list(drop_folder, function(line) return line end, { string.format("~%s\t%d%s", manifest_name,
+		os.time(), by and "\t" .. by or "") })
 	return true
 end
 
@@ -788,7 +807,7 @@ function DB.plan(manifest, rate, origin_now, others)
 	local ids = type(manifest.ids) == "table" and manifest.ids or {}
 	local source = type(manifest.source) == "table" and manifest.source or {}
 	local position
-	local origin, gain, first, last, muted
+	local origin, gain, first, last, muted, region_gone
 	if origin_now and ids.item then
 		-- where the request saw the source's time 0, and the replaced range's start: to know the region's pieces by
 		-- when the producer split it meanwhile (a split gives both pieces new ids). A window's time 0 lies `offset`
@@ -800,7 +819,7 @@ function DB.plan(manifest, rate, origin_now, others)
 		origin, gain, first, last, track_id, lost, muted = origin_now(ids.item, ids.track, seen and seen - offset, at,
 			source.path)
 		if lost then return nil, lost end
-		origin = origin and origin + offset
+		origin, region_gone = origin and origin + offset, origin == nil
 	end
 	if origin and type(source.span_start) == "number" then
 		position = origin + math.floor(source.span_start * rate + 0.5)
@@ -858,6 +877,8 @@ function DB.plan(manifest, rate, origin_now, others)
 		muted = muted or nil,
 		replaced = replaced,  -- for the plans after it (DB.results_on's form), or nil
 		sample_rate = manifest.sample_rate,
+		-- told with the import: the producer looks for it by the region it came from, and finds nothing there
+		fell_back = region_gone and "at its timeline position: its region is gone" or nil,
 	}
 end
 
@@ -865,17 +886,26 @@ end
 
 local function numeric_id(id) return type(id) == "string" and id:match("^%d+$") ~= nil end
 
--- The track a result goes to: the one the request came from, else the results track (made when missing).
+-- The track a result goes to: the one the request came from, else the results track (made when missing), and then,
+-- second, true.
 function DB.track_for(session, track_id, channels)
 	if numeric_id(track_id) then
 		local route = session:route_by_id(PBD.ID(track_id))
 		if route and not route:isnil() and not route:to_track():isnil() then return route:to_track() end
 	end
 	local route = session:route_by_name(DB.RESULTS_TRACK)
-	if route and not route:isnil() and not route:to_track():isnil() then return route:to_track() end
+	if route and not route:isnil() and not route:to_track():isnil() then return route:to_track(), true end
 	local made = session:new_audio_track(math.max(1, math.min(channels or 2, 2)), 2, nil, 1, DB.RESULTS_TRACK,
 		ARDOUR.PresentationInfo.max_order, ARDOUR.TrackMode.Normal, true)
-	return made:front():to_track()
+	return made:front():to_track(), true
+end
+
+-- Note in `plan` that it lands on the results track, its own track gone (with DB.track_for's second answer).
+local function on_results_track(plan, fell_back)
+	if fell_back then
+		plan.fell_back = string.format("on '%s'%s: its track is gone", DB.RESULTS_TRACK,
+			plan.fell_back and " at its timeline position" or "")
+	end
 end
 
 -- Whether `region` plays the request's source file `path`: that file (the daemon may resolve a link: by its name),
@@ -955,16 +985,39 @@ function DB.origin_finder(session, index)
 				first + region:length():samples(), track_id, nil, region:muted()
 		end
 		if not (seen and at) then return nil end
-		local candidates = { track }
-		for other in session:get_tracks():iter() do
-			if not other:to_track():isnil() then candidates[#candidates + 1] = other:to_track() end
+		local function found(candidate, under, first, last)
+			return under:position():samples() - under:start():samples(), under:to_audioregion():scale_amplitude(),
+				first, last, candidate:to_stateful():id():to_s(), nil, under:muted()
 		end
-		for _, candidate in ipairs(candidates) do
-			local under, first, last = pieces_of(candidate:playlist(), source_path, seen, at, index)
-			if under then
-				return under:position():samples() - under:start():samples(), under:to_audioregion():scale_amplitude(),
-					first, last, candidate:to_stateful():id():to_s(), nil, under:muted()
+		if track then  -- split on its own track: its pieces there
+			local under, first, last = pieces_of(track:playlist(), source_path, seen, at, index)
+			if under then return found(track, under, first, last) end
+		end
+		-- gone from its track: the one other track with pieces at its origin is where it was dragged. Several (a
+		-- muted backup made with Track > Duplicate holds copies with the same source and origin) cannot be told
+		-- apart, and the first in track order was taken: the result landed on the muted backup, silently.
+		local elsewhere = {}
+		for other in session:get_tracks():iter() do
+			local candidate = other:to_track()
+			if not candidate:isnil() and not (track and candidate:to_stateful():id():to_s() == track_id) then
+				local under, first, last = pieces_of(candidate:playlist(), source_path, seen, at, index)
+				if under then
+					elsewhere[#elsewhere + 1] = { track = candidate, under = under, first = first, last = last }
+				end
 			end
+		end
+		if #elsewhere == 1 then
+			local place = elsewhere[1]
+			return found(place.track, place.under, place.first, place.last)
+		elseif #elsewhere > 1 then
+			local where, rate = {}, session:nominal_sample_rate()
+			for _, place in ipairs(elsewhere) do
+				where[#where + 1] = string.format("on '%s' at %.2f s", place.track:name(),
+					place.under:position():samples() / rate)
+			end
+			return nil, nil, nil, nil, nil, string.format("came from a region that was moved or deleted, and %d "
+				.. "regions play that part of %s now (%s): remove all but one and import again", #elsewhere,
+				DB.basename(source_path), table.concat(where, ", "))
 		end
 		local places = places_playing(session, source_path, at - seen, index)
 		if #places == 1 then
@@ -1014,6 +1067,7 @@ end
 -- How an import is named to the producer: the manifest, and for one from a folder the session had before, where.
 function DB.imported_name(entry, plan)
 	local name = entry.name
+	if plan and plan.fell_back then name = name .. " " .. plan.fell_back end
 	if plan and plan.muted then name = name .. " (muted: the region it stands in for is muted)" end
 	if not entry.from then return name end
 	return string.format("%s from %s, where it was sent before the session was saved here", name, entry.from)
@@ -1178,14 +1232,15 @@ function DB.import_closed_session(session_file)
 				.. "which converts it", entry.name, m.sample_rate, rate)
 		else
 			local function others_on(track_id)
-				local track = DB.track_for(Session, track_id, m.channels)
+				local track, fell_back = DB.track_for(Session, track_id, m.channels)
 				local playlist_id = track:playlist():to_stateful():id():to_s()
 				others[playlist_id] = others[playlist_id] or DB.results_on(track:playlist(), index, rate)
-				return others[playlist_id], playlist_id
+				return others[playlist_id], playlist_id, fell_back
 			end
 			local plan, lost = DB.plan(m, rate, origin_now, others_on)
 			if plan then
-				local on_track, playlist_id = others_on(plan.track_id)
+				local on_track, playlist_id, fell_back = others_on(plan.track_id)
+				on_results_track(plan, fell_back)
 				plan.playlist_id = playlist_id
 				local copied, file = pcall(DB.copy_into_session, Session, plan.audio)
 				if copied then
@@ -1273,10 +1328,26 @@ function DB.shape_region(region, plan)
 	return region
 end
 
+-- How well the whole-file region `region` is the editor's import of the file at `path`, told by the name Ardour's
+-- import gives the copy: "<stem>%L.wav" and "<stem>%R.wav" (stereo), "<stem>.wav" (mono), "<stem>%a.wav" ... (more
+-- channels), with "-N" before the channel mark when the session had a file of that name already. 2: that name; 1:
+-- with "-N"; nil: the copy of another file.
+local function import_of(region, path)
+	local source = region:source(0)
+	if source:isnil() then return nil end
+	local stem, base = DB.basename(path):gsub("%.[^.]*$", ""), stem_of(source:name())
+	if base == stem then return 2 end
+	if base:sub(1, #stem) == stem and base:sub(#stem + 1):match("^%-%d+$") then return 1 end
+	return nil
+end
+
 -- Import one planned result onto `track`; the region placed, or nil when Ardour's import made none. `listed` is
 -- called with the id of the result's source once the source is in the session, before the region is placed: the
 -- import list written first, a list that cannot be written leaves the timeline as it was (the region placed, then
 -- not listed, was imported again once its claim ran out).
+-- Ardour's import runs the main loop, where the other script (the hook, or the action) may import its own results:
+-- of the whole-file regions new since, the one taken is the copy of this plan's file, never merely a new one (a take
+-- played another job's audio, and its result came in twice); two copies it cannot tell apart, it takes neither.
 function DB.import_with_editor(plan, track, listed)
 	local before = whole_file_region_ids()
 	local files = C.StringVector()
@@ -1284,11 +1355,16 @@ function DB.import_with_editor(plan, track, listed)
 	Editor:do_import(files, Editing.ImportDistinctFiles, Editing.ImportAsRegion, ARDOUR.SrcQuality.SrcBest,
 		ARDOUR.MidiTrackNameSource.SMFTrackName, ARDOUR.MidiTempoMapDisposition.SMFTempoIgnore,
 		Temporal.timepos_t(0), ARDOUR.PluginInfo(), ARDOUR.Track(), false)
-	local whole
+	local whole, best, ties = nil, 0, 0
 	for id, region in pairs(whole_file_region_ids()) do
-		if not before[id] and not region:to_audioregion():isnil() then whole = region end
+		local fit = not before[id] and not region:to_audioregion():isnil() and import_of(region, plan.audio)
+		if fit and fit > best then
+			whole, best, ties = region, fit, 1
+		elseif fit and fit == best then
+			ties = ties + 1
+		end
 	end
-	if not whole then return nil end
+	if not whole or ties > 1 then return nil end
 	listed(whole:source(0):to_stateful():id():to_s())
 	local region = DB.shape_region(ARDOUR.RegionFactory.clone_region(whole, true, false), plan)
 	region:set_name(plan.name)
@@ -1303,9 +1379,23 @@ function DB.import_with_editor(plan, track, listed)
 	return region
 end
 
+-- Why no import into the open session may start now, in one line, or nil. The action and the hook each run in a Lua
+-- state of their own (no global reaches from one to the other), and Ardour's import runs the main loop, where the
+-- other one's turn comes: the action pressed while the hook imports, or the hook's second ticking while the action
+-- does. An import running is told by what both see, its claim in the import list (written right before Ardour's
+-- import starts, settled once its region is placed), so the other one leaves this turn alone instead of importing
+-- inside it (each took whatever region was new, and a take played another job's audio).
+function DB.running_import(session)
+	local _, claimed = DB.import_ledger(DB.join(session:path(), DB.DROP_FOLDER_NAME))
+	local name = next(claimed)
+	if not name then return nil end
+	return string.format("an import is already running (of %s): nothing else was imported; the results waiting "
+		.. "come in when it is done", name)
+end
+
 -- Import every pending result into the open session: the names imported, notes on the rest, the drop folder, and
--- the names to tell one by one: imported from a drop folder the session had before it was saved elsewhere, or muted
--- as the region they stand in for is.
+-- the names to tell one by one: imported from a drop folder the session had before it was saved elsewhere, muted
+-- as the region they stand in for is, or placed where their region or track no longer is (DB.plan's fell_back).
 function DB.import_open_session()
 	local rate = Session:nominal_sample_rate()
 	local drop_folder = DB.join(Session:path(), DB.DROP_FOLDER_NAME)
@@ -1323,7 +1413,9 @@ function DB.import_open_session()
 			end)
 			local ok, region, settled = true, nil, false
 			if plan then
-				ok, region = pcall(DB.import_with_editor, plan, DB.track_for(Session, plan.track_id, channels),
+				local track, fell_back = DB.track_for(Session, plan.track_id, channels)
+				on_results_track(plan, fell_back)
+				ok, region = pcall(DB.import_with_editor, plan, track,
 					function(source_id)
 						DB.settle(drop_folder, entry.name, source_id)
 						settled = true
@@ -1340,7 +1432,7 @@ function DB.import_open_session()
 			end
 			if region then
 				imported[#imported + 1] = DB.imported_name(entry, plan)
-				if entry.from or plan.muted then named[#named + 1] = imported[#imported] end
+				if entry.from or plan.muted or plan.fell_back then named[#named + 1] = imported[#imported] end
 				DB.count_import(request_ids, entry.manifest)
 			else
 				notes[#notes + 1] = entry.name .. " " .. (lost or "was not imported by Ardour (see the log window)")
@@ -1700,6 +1792,12 @@ function factory () return function ()
 	local function failed(what, why)
 		LuaDialog.Message("DAW Bridge", string.format("%s: %s", what, tostring(why)), LuaDialog.MessageType.Error,
 			LuaDialog.ButtonType.Close):run()
+	end
+	local running = DB.running_import(Session)
+	if running then
+		running = running:sub(1, 1):upper() .. running:sub(2) .. "."
+		print("DAW Bridge: " .. running)  -- the log window too, as the hook's lines
+		return LuaDialog.Message("DAW Bridge", running, LuaDialog.MessageType.Info, LuaDialog.ButtonType.Close):run()
 	end
 	local ok, imported, notes, drop_folder, named = pcall(DB.import_open_session)
 	if not ok then return failed("The import stopped", imported) end

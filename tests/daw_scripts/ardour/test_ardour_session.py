@@ -198,7 +198,8 @@ def test_a_result_follows_its_moved_region_and_one_without_its_track_lands_on_th
     _deliver_one_second(drop, "orphan", 12.0, {"item": "999999", "track": "999998"}, **source)  # its track is gone
     printed = ardour.script(IMPORT_SCRIPT, str(session))
     assert sorted(line for line in printed.splitlines() if line.startswith("imported")) == [
-        "imported moved.json", "imported orphan.json"]
+        "imported moved.json",
+        "imported orphan.json on 'DAW Bridge results' at its timeline position: its track is gone"]
 
     regions = {r["name"]: r for r in ardour.run(load(session) + "report(regions_of_session())\n")[0]}
     assert (regions["inpaint v1: moved"]["track_id"], regions["inpaint v1: moved"]["position"]) == (

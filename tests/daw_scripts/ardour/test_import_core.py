@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -235,6 +236,36 @@ IMPORT.settle({folder}, "a_v3.json", nil)  -- Ardour did not import it: given ba
 {state}
 """)[1:]
     assert failed["pending"] == "a_v3.json"
+
+
+def test_an_import_running_in_the_other_script_is_told_in_one_line_until_its_claim_is_settled_or_void(lua, tmp_path):
+    """The action and the hook each run in a Lua state of their own, and Ardour's import runs the main loop, where the
+    other one's turn comes: what both see of an import running is its claim, and the other one imports nothing then
+    (the GUI test test_gui_import_races has both in Ardour's editor)."""
+    drop = tmp_path / "daw-bridge"
+    drop.mkdir()
+    folder = lua_string(str(drop))
+    session = f"{{ path = function () return {lua_string(str(tmp_path))} end }}"
+    # a claim from before 10 minutes, and one of an Ardour that stopped mid-import a minute ago (another process):
+    # both void, the second at once, else it held every import back for ten minutes in the next Ardour
+    (drop / ".ardour-imported").write_text(f"old.json\t12\n~stale.json\t{int(time.time()) - 3600}\n"
+                                           f"~crashed.json\t{int(time.time()) - 60}\t{2 ** 31 + 7}\n")
+
+    idle, running, listed, settled = lua(f"""
+local session = {session}
+report(IMPORT.running_import(session) or "none")
+IMPORT.claim({folder}, "a.json")
+report(IMPORT.running_import(session) or "none")
+report(IMPORT.read_file({lua_string(str(drop / ".ardour-imported"))}))
+IMPORT.settle({folder}, "a.json", "1234")
+report(IMPORT.running_import(session) or "none")
+""")
+
+    assert (idle, settled) == ("none", "none")
+    assert running == ("an import is already running (of a.json): nothing else was imported; the results waiting "
+                       "come in when it is done")
+    [claim] = [line for line in listed.splitlines() if line.startswith("~a.json")]
+    assert re.fullmatch(r"~a\.json\t\d+\t\d+", claim)  # its time, and the process that claims it
 
 
 def test_a_claim_the_full_disk_cannot_take_stops_the_import_and_leaves_the_list_as_it_was(lua, tmp_path):

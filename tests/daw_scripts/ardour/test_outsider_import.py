@@ -281,3 +281,52 @@ def test_a_prompt_holding_a_character_xml_cannot_hold_leaves_the_session_loadabl
     regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]  # Ardour still loads the session
     kept = prompt.replace("\ufffe", "").replace("\uffff", "")
     assert sorted(r["name"] for r in regions) == sorted(["song", "inpaint v1: " + kept])
+
+
+def test_a_region_dragged_to_another_track_beside_a_muted_backup_of_its_track_is_not_placed_on_the_backup(
+        ardour, tmp_path, demo_song_path):
+    # Track > Duplicate made "Song backup" (muted), holding a copy of the song: its source, its origin. Then the song
+    # was dragged from Song to Other, at the same time, while the job ran: two tracks play it from its origin now,
+    # and the first in track order, the muted backup, took the result without a word
+    session, ids = ardour.make_session_with_ids(tmp_path / "backup", demo_song_path, frames=SONG_FRAMES,
+                                                position=POSITION, trim=TRIM, length=LENGTH)
+    ardour.run(load(session) + f"""
+local from = Session:route_by_name("Song"):to_track():playlist()
+local song = from:region_by_id(PBD.ID("{ids['region_id']}"))
+for _, name in ipairs({{ "Song backup", "Other" }}) do
+    Session:new_audio_track(2, 2, nil, 1, name, ARDOUR.PresentationInfo.max_order, ARDOUR.TrackMode.Normal, true)
+    Session:route_by_name(name):to_track():playlist():add_region(ARDOUR.RegionFactory.clone_region(song, true, false),
+        song:position(), 1, false)
+end
+Session:route_by_name("Song backup"):mute_control():set_value(1, PBD.GroupControlDisposition.NoGroup)
+from:remove_region(song)
+Session:save_state("")
+""")
+    drop = session.parent / "daw-bridge"
+    drop.mkdir()
+    deliver(drop, "a", "j-1111", 12.0, 19.5, ids)
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert [line for line in printed.splitlines() if "imported" in line] == [
+        "not imported: a.json came from a region that was moved or deleted, and 2 regions play that part of "
+        "song.wav now (on 'Song backup' at 2.00 s, on 'Other' at 2.00 s): remove all but one and import again"]
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
+    assert sorted((r["track"], r["name"].split(".")[0]) for r in regions) == [("Other", "song"),
+                                                                              ("Song backup", "song")]
+
+
+def test_a_result_whose_region_is_gone_lands_at_its_timeline_position_and_says_so(ardour, tmp_path, demo_song_path):
+    session, _ = session_with_result(ardour, tmp_path / "gone", demo_song_path, "r")  # timeline 11.5..21 s
+    ardour.run(load(session) + """
+local playlist = Session:route_by_name("Song"):to_track():playlist()
+for region in playlist:region_list():iter() do playlist:remove_region(region) end
+Session:save_state("")
+""")
+
+    printed = ardour.script(IMPORT_SCRIPT, str(session))
+
+    assert [line for line in printed.splitlines() if "imported" in line] == [
+        "imported r.json at its timeline position: its region is gone"]
+    regions = ardour.run(load(session) + "report(regions_of_session())\n")[0]
+    assert [(r["track"], r["name"], r["position"]) for r in regions] == [("Song", "inpaint v1: r", round(11.5 * RATE))]
