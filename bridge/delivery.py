@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -19,7 +20,14 @@ import soundfile as sf
 from bridge.audio import picture
 from bridge.audio.blocks import AudioReadError, FileFrames, concatenated
 from bridge.audio.region import check_unchanged, read_frames, source_frames
-from bridge.audio.wavio import discard, lossless_subtype, publish, stage_blocks, stage_bytes, stage_text
+from bridge.audio.wavio import (
+    discard,
+    lossless_subtype,
+    publish,
+    stage_blocks,
+    stage_bytes,
+    stage_text,
+)
 from bridge.exceptions import Cancelled, DeliveryError
 from bridge.models import JobSpec, Rendered
 from osc_schema import DECISIONS_FOLDER, KEPT_FOLDER, MANIFEST_FORMAT
@@ -228,7 +236,19 @@ def _stage_one(spec: JobSpec, rendered: Rendered, count: int, folder: Path) -> l
 
 
 def _manifest_text(manifest: dict) -> str:
-    return json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    """Strict JSON: a number that is none (NaN, infinity: a backend's figure, read by Python's lenient parser) is
+    written as null, since the DAW scripts' readers refuse the whole manifest at a bare NaN, and the result with it."""
+    return json.dumps(_finite(manifest), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _read_rendered(rendered: Rendered) -> tuple[np.ndarray, int]:

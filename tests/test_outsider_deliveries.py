@@ -183,3 +183,25 @@ def test_a_delivery_whose_folder_went_away_as_it_published_still_takes_a_cancel_
     with pytest.raises(Cancelled):  # and the retry publishes nothing
         delivery.deliver(spec, [Rendered(1, work / "v1.wav", 0.0)], gate)
     assert not any(spec.drop_folder.iterdir())
+
+
+def test_a_backends_figure_that_is_no_number_leaves_the_manifest_readable_by_strict_json(tmp_path, demo_song_path):
+    """Python writes a NaN as a bare NaN, which no DAW script's JSON reader takes: REAPER's refused the manifest
+    ("unexpected 'N'") and the result with it (an outside probe). A figure that is no number is written as null."""
+    song = tmp_path / "song.wav"
+    shutil.copy(demo_song_path, song)
+    work = tmp_path / "work"
+    work.mkdir()
+    audio, rate = sf.read(str(song), frames=4 * 44100, dtype="float32", always_2d=True)
+    sf.write(str(work / "v1.wav"), audio, rate, subtype="FLOAT")
+    spec = JobSpec(job_id="j-20260101-000000-abcdef", operation="inpaint", source=song, source_info=probe(song),
+                   backend="local", start=1.0, end=3.0, drop_folder=tmp_path / "drop")
+    splice = {"confidence": float("nan"), "joins": [{"at": 1.0, "confidence": float("inf")}]}
+    [manifest_path] = [p for p in delivery.deliver(spec, [Rendered(1, work / "v1.wav", 0.0, splice)])
+                       if p.suffix == ".json"]
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    manifest = json.loads(manifest_path.read_text(), parse_constant=refuse)
+    assert manifest["splice"]["confidence"] is None and manifest["splice"]["joins"][0]["confidence"] is None
