@@ -763,7 +763,8 @@ local function session_text(text)
 	return (text:gsub("\239\191[\190\191]", ""))
 end
 
--- The name a result carries on the timeline: "inpaint v1 (conf 0.82): soft guitar solo".
+-- The name a result carries on the timeline: "inpaint v1 (conf 0.82): soft guitar solo"; an extension that plays the
+-- song's own music after the point (splice.plays_on: nothing else fitted) says so, since the producer has that music.
 function DB.region_name(manifest)
 	local prompt = type(manifest.request) == "table" and manifest.request.prompt
 	if type(prompt) ~= "string" then prompt = "" end
@@ -771,8 +772,13 @@ function DB.region_name(manifest)
 	if utf8.len(prompt) > 40 then prompt = prompt:sub(1, utf8.offset(prompt, 40) - 1) .. "..." end
 	local name = session_text(string.format("%s v%s", tostring(manifest.operation or "result"),
 		tostring(manifest.variant or 1)))
+	local notes = {}
 	local confidence = DB.confidence(manifest)
-	if confidence then name = string.format("%s (conf %.2f)", name, confidence) end
+	if confidence then notes[#notes + 1] = string.format("conf %.2f", confidence) end
+	if type(manifest.splice) == "table" and manifest.splice.plays_on == true then
+		notes[#notes + 1] = "the song as it goes on"
+	end
+	if #notes > 0 then name = string.format("%s (%s)", name, table.concat(notes, ", ")) end
 	return prompt ~= "" and (name .. ": " .. prompt) or name
 end
 

@@ -103,10 +103,15 @@ report(IMPORT.region_name({ operation = "inpaint", variant = 1, request = { prom
                             splice = { joins = { { confidence = 0.61 }, { confidence = 0.4 }, { at = 3 } } } }))
 report(IMPORT.region_name({ operation = "inpaint", variant = 1, splice = { confidence = 1 },
                             request = { prompt = string.rep("é", 50) } }))
+report(IMPORT.region_name({ operation = "extend", variant = 1, splice = { confidence = 1, plays_on = true },
+                            request = { prompt = "" } }))
+report(IMPORT.region_name({ operation = "extend", variant = 1, splice = { plays_on = true }, request = {} }))
 """)
     assert names[:2] == ["inpaint v2 (conf 0.82): soft guitar solo", "extend v1"]  # no confidence, none shown
     assert names[2] == "inpaint v1 (conf 0.40): x"  # only the joins' confidences: the weakest is the variant's
     assert names[3] == "inpaint v1 (conf 1.00): " + "é" * 39 + "..."  # long prompts are cut: names stay short
+    # the song's own continuation, delivered when nothing else fitted: the producer has that music already
+    assert names[4:] == ["extend v1 (conf 1.00, the song as it goes on)", "extend v1 (the song as it goes on)"]
 
 
 SESSION_XML = """<?xml version="1.0" encoding="UTF-8"?>
