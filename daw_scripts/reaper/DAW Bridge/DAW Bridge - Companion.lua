@@ -17,14 +17,22 @@ local companion = require("bridge_companion")
 local INTERVAL = 1.0 -- seconds between scans: results feel immediate, the disk barely notices
 local last_scan = -math.huge
 
+local function scan()
+  local _, imported = companion.import_new(constants)
+  companion.apply_decisions(constants, imported)
+  companion.show_jobs()
+end
+
 local function tick()
   local now = reaper.time_precise()
   if now - last_scan >= INTERVAL then
     last_scan = now
     reaper.SetExtState(util.SECTION, "companion_beat", tostring(now), false)
-    local _, imported = companion.import_new(constants)
-    companion.apply_decisions(constants, imported)
-    companion.show_jobs()
+    -- an error no check foresaw is said once and the companion goes on: ending the loop here would stop every
+    -- later result from coming in, until the producer noticed and started it again
+    local ok, err = pcall(scan)
+    if not ok then util.report_once("scan " .. tostring(err), "companion: a scan stopped at an error; it goes on "
+      .. "and scans again in a second: " .. tostring(err)) end
   end
   reaper.defer(tick)
 end

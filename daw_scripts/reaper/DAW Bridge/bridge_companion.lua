@@ -56,6 +56,14 @@ function companion.check_manifest(manifest, constants)
   if manifest.operation ~= "inpaint" and manifest.operation ~= "extend" then
     return "operation must be inpaint or extend, got " .. tostring(manifest.operation)
   end
+  -- the placement looks the item up by these before anything is protected (placement.other_project)
+  if type(manifest.source.path) ~= "string" then
+    return "source.path must be the source file's path, got " .. tostring(json.value(manifest.source.path))
+  end
+  local ids = json.value(manifest.ids)
+  if ids ~= nil and type(ids) ~= "table" then
+    return "ids must be an object or null, got " .. tostring(ids)
+  end
   return nil
 end
 
@@ -106,6 +114,10 @@ end
 -- instead of reading each one and its audio again: a folder shared with another project holds all of its results
 local left_for_sender = {}
 
+-- manifests whose placement failed, by path: their text, so that a scan tries one again only once it has changed
+-- (placing it again as it is would fail the same way, and leave an empty undo point at every scan)
+local failed_placement = {}
+
 --- Import the manifest `name` in `folder`; `earlier` when that is a drop folder this project had before it was saved
 --- elsewhere (Save As), and the console says where the result came from. `sender_of`: placement.senders(folder)'s.
 local function import_one(folder, name, constants, earlier, sender_of)
@@ -114,6 +126,8 @@ local function import_one(folder, name, constants, earlier, sender_of)
   if left and placement.other_project(left, folder, sender_of) then return false end
   left_for_sender[path] = nil
   local text = util.read_file(path)
+  if text and failed_placement[path] == text then return false end
+  failed_placement[path] = nil
   local manifest, err = json.try_decode(text or "")
   local problem = err or companion.check_manifest(manifest, constants)
   if problem then report_once(name, name .. " not imported: " .. problem) return false end
@@ -140,23 +154,36 @@ local function import_one(folder, name, constants, earlier, sender_of)
       .. "one", name, util.basename(owner)))
     return false
   end
-  -- recorded before it is placed, and taken off the record again when the placement fails (the next scan tries again)
+  local take_name = placement.take_name(manifest)
+  -- recorded before it is placed, and taken off the record again when the placement fails (tried again once the
+  -- manifest changes)
   util.set_project_record(util.IMPORTED, name, "1")
   reaper.Undo_BeginBlock()
   reaper.PreventUIRefresh(1)
-  local ok, item, at, how = pcall(placement.place, manifest, audio_path, name)
+  local ok, item, at, how, why = pcall(placement.place, manifest, audio_path, name)
   reaper.PreventUIRefresh(-1)
   reaper.UpdateArrange()
-  reaper.Undo_EndBlock("DAW Bridge: import " .. placement.take_name(manifest), -1)
+  reaper.Undo_EndBlock("DAW Bridge: import " .. take_name, -1)
   if not ok then
     util.set_project_record(util.IMPORTED, name, "")
-    report_once(name, name .. " not imported: " .. tostring(item))
+    failed_placement[path] = text
+    report_once(name .. tostring(item), name .. " not imported: " .. tostring(item))
     return false
   end
   util.note_sent_imported(json.value(manifest.request_id))
-  util.log(string.format("imported %s as %s (%s at %s)%s", manifest.audio, placement.take_name(manifest), how,
-    util.seconds(at), earlier and " from " .. folder .. ", where it was sent before the project was saved here" or ""))
+  util.log(string.format("imported %s as %s (%s at %s%s)%s", manifest.audio, take_name, how, util.seconds(at),
+    why and ", its timeline position: " .. why or "",
+    earlier and " from " .. folder .. ", where it was sent before the project was saved here" or ""))
   return true
+end
+
+--- import_one, with any error it raises reported once as that manifest's and the scan going on: one result no
+--- check foresaw must never keep the others out.
+local function import_guarded(folder, name, constants, earlier, sender_of)
+  local ok, imported_now = pcall(import_one, folder, name, constants, earlier, sender_of)
+  if ok then return imported_now end
+  report_once(name, name .. " not imported: " .. tostring(imported_now))
+  return false
 end
 
 --- The drop folders this project's requests named other than its own, which it had before it was saved in another
@@ -212,7 +239,7 @@ function companion.import_new(constants)
   local count = 0
   local sender_of = placement.senders(folder)
   for _, name in ipairs(util.list_files(folder)) do
-    if is_manifest(name) and not done[name] and import_one(folder, name, constants, false, sender_of) then
+    if is_manifest(name) and not done[name] and import_guarded(folder, name, constants, false, sender_of) then
       count, done[name] = count + 1, true
     end
   end
@@ -221,7 +248,7 @@ function companion.import_new(constants)
     sender_of = placement.senders(earlier)
     for _, name in ipairs(util.list_files(earlier)) do
       if is_manifest(name) and not done[name] and sent_from_here(earlier, name, sent[earlier])
-        and import_one(earlier, name, constants, true, sender_of) then
+        and import_guarded(earlier, name, constants, true, sender_of) then
         count, done[name] = count + 1, true
       end
     end

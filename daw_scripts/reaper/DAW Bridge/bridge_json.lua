@@ -172,12 +172,20 @@ local function decode_object(text, pos)
   end
 end
 
+-- what Python's json writes for a float that is no number (a daemon before manifests were strict JSON, a backend's
+-- figure): read as null, the number that is none, so one such figure refuses only a field that needs a number
+-- instead of the whole manifest. "-Infinity" before the numbers' "-".
+local NOT_A_NUMBER = { "NaN", "Infinity", "-Infinity" }
+
 decode_value = function(text, pos)
   pos = skip_space(text, pos)
   local c = text:sub(pos, pos)
   if c == "{" then return decode_object(text, pos) end
   if c == "[" then return decode_array(text, pos) end
   if c == '"' then return decode_string(text, pos) end
+  for _, literal in ipairs(NOT_A_NUMBER) do
+    if text:sub(pos, pos + #literal - 1) == literal then return json.null, pos + #literal end
+  end
   if c == "-" or c:match("%d") then return decode_number(text, pos) end
   if text:sub(pos, pos + 3) == "true" then return true, pos + 4 end
   if text:sub(pos, pos + 4) == "false" then return false, pos + 5 end
