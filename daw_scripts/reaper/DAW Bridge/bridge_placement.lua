@@ -14,7 +14,7 @@
 -- The timeline placement is computed through the item's current position, offset and playrate, so it stays right
 -- when the item was moved after the request; it equals the manifest's timeline.position for an unmoved item at
 -- playrate 1. Results whose item is gone (or that came from a render of the mix) go to a "DAW Bridge results" track
--- at timeline.position.
+-- at timeline.position (a full delivery: its range and handles only, not the whole song again).
 -- Each take, and each item the job made or lengthened, is marked as the job's (bridge_job_takes.lua), so that the
 -- producer's decision on the job (bridge_decisions.lua) finds them.
 
@@ -26,6 +26,8 @@ local placement = {}
 
 local EPSILON = 1e-6
 placement.RESULTS_TRACK = "DAW Bridge results"
+
+local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
 local function same_path(a, b)
   return a ~= nil and b ~= nil and a:gsub("\\", "/") == b:gsub("\\", "/")
@@ -47,20 +49,27 @@ local function find_track(guid)
   end
 end
 
---- The take of `item` that played the request's source: the take itself (by GUID), else one playing the same
---- path, else one playing a file of the same name (the daemon reports the path with symlinks resolved).
-local function source_take(item, path, take_id)
-  local same_name
+--- The takes of `item` that may have played the request's source, best first: the take itself (by GUID), then
+--- those playing the same path, then those playing a file of the same name (the daemon reports the path with
+--- symlinks resolved). The GUID goes first across all takes: an item may hold the same file twice (slipped apart),
+--- and the one the request came from is the one to line up with.
+local function source_takes(item, path, take_id)
+  local by_guid, by_path, by_name = {}, {}, {}
   for i = 0, reaper.CountTakes(item) - 1 do
     local take = reaper.GetMediaItemTake(item, i)
     if take and not reaper.TakeIsMIDI(take) then
       local _, guid = reaper.GetSetMediaItemTakeInfo_String(take, "GUID", "", false)
-      local file = reaper.GetMediaSourceFileName(reaper.GetMediaItemTake_Source(take))
-      if guid == take_id or same_path(file, path) then return take end
-      if not same_name and file ~= "" and util.basename(file) == util.basename(path) then same_name = take end
+      local source = reaper.GetMediaItemTake_Source(take) -- none on an empty take
+      local file = source and reaper.GetMediaSourceFileName(source) or ""
+      if take_id ~= nil and guid == take_id then by_guid[#by_guid + 1] = take
+      elseif same_path(file, path) then by_path[#by_path + 1] = take
+      elseif file ~= "" and util.basename(file) == util.basename(path) then by_name[#by_name + 1] = take end
     end
   end
-  return same_name
+  for _, list in ipairs({ by_path, by_name }) do
+    for _, take in ipairs(list) do by_guid[#by_guid + 1] = take end
+  end
+  return by_guid
 end
 
 --- How an item maps source time to the timeline: position, length, offset, playrate of its source take.
@@ -77,52 +86,100 @@ local function mapping(item, take)
   return m
 end
 
+-- how far apart two pieces may place source second 0 and still count as halves of one split (timeline seconds)
+local LINED_UP = 1e-3
+
 --- The item (and its source take) that plays source time `edit_start` of `path`: the item the request came
---- from, else another piece of it on the same track (an earlier variant may have split it).
+--- from, else another piece of it on the same track (an earlier variant or the producer may have split it). A piece
+--- counts only when it plays the source where the request's item did (source second 0 at the same timeline time),
+--- as a split's halves do: another item playing the same file elsewhere (a copy earlier in the song) is no piece of
+--- it. nil and why when there is none: the item is gone, or what is left of it no longer plays `edit_start`.
 local function item_for(manifest, edit_start)
   local path, ids = manifest.source.path, json.value(manifest.ids) or {}
-  local function holds(item)
-    local take = source_take(item, path, json.value(ids.take))
-    if not take then return nil end
-    local m = mapping(item, take)
-    local t = m.timeline(edit_start)
-    if t >= m.position - EPSILON and t <= m.position + m.length + EPSILON then return m end
+  local take_id = json.value(ids.take)
+  -- where the request's item places source second 0 now (moved since, its pieces moved with it), else where the
+  -- request said it was
+  local origin, rate
+  local function holds(item, lined_up)
+    for _, take in ipairs(source_takes(item, path, take_id)) do
+      local m = mapping(item, take)
+      local t = m.timeline(edit_start)
+      if (not lined_up or lined_up(m)) and t >= m.position - EPSILON and t <= m.position + m.length + EPSILON then
+        return m
+      end
+    end
   end
   local item = find_item(json.value(ids.item))
-  local m = item and holds(item)
-  if m then return m end
-  local track = item and reaper.GetMediaItem_Track(item) or find_track(json.value(ids.track))
-  if not track then return nil end
-  for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
-    m = holds(reaper.GetTrackMediaItem(track, i))
+  if item then
+    local m = holds(item)
     if m then return m end
+    local take = source_takes(item, path, take_id)[1]
+    if take then
+      local own = mapping(item, take)
+      origin, rate = own.timeline(0), own.playrate
+    end
   end
+  if not origin then
+    local source = manifest.source
+    origin = json.value(source.position)
+    if not finite(origin) then origin = manifest.timeline.position - source.span_start end
+  end
+  local function piece_of_it(m)
+    return math.abs(m.timeline(0) - origin) <= LINED_UP and (not rate or math.abs(m.playrate - rate) <= EPSILON)
+  end
+  local track = item and reaper.GetMediaItem_Track(item) or find_track(json.value(ids.track))
+  if track then
+    for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
+      local m = holds(reaper.GetTrackMediaItem(track, i), piece_of_it)
+      if m then return m end
+    end
+  end
+  return nil, item and "its item no longer plays the range" or "its item is gone"
+end
+
+--- manifest.splice when it is an object, else an empty one (an outsider's manifest may say anything there).
+local function splice_of(manifest)
+  local splice = json.value(manifest.splice)
+  return type(splice) == "table" and splice or {}
 end
 
 --- The engine's confidence in a variant, 0..1: splice.confidence, else that of its weakest join (the embedded
 --- engine's confidence is its weakest join's; MusicGPT results carry only the joins'); nil when neither is given.
 function placement.confidence(manifest)
-  local splice = json.value(manifest.splice) or {}
+  local splice = splice_of(manifest)
   if type(json.value(splice.confidence)) == "number" then return splice.confidence end
+  local joins = json.value(splice.joins)
   local weakest
-  for _, join in ipairs(json.value(splice.joins) or {}) do
+  for _, join in ipairs(type(joins) == "table" and joins or {}) do
     local c = type(join) == "table" and json.value(join.confidence)
     if type(c) == "number" then weakest = math.min(weakest or 1, c) end
   end
   return weakest
 end
 
---- The take's name: operation, variant, confidence and prompt: "inpaint v1 (conf 0.82): soft guitar solo".
+--- `text` on one line: a newline in a take name would split the log and undo lines, and a control character (a NUL
+--- from "\u0000") would cut or garble the name where REAPER shows it.
+local function one_line(text)
+  return (text:gsub("[%s%c]+", " "))
+end
+
+--- The take's name: operation, variant, confidence and prompt: "inpaint v1 (conf 0.82): soft guitar solo". An
+--- extension that plays the song's own continuation after the point (splice.plays_on, delivered only when nothing
+--- else fits) says so, as the producer already has that music: "extend v1 (conf 0.30, the song as it goes on): ...".
 function placement.take_name(manifest)
   local request = json.value(manifest.request)
-  local prompt = type(request) == "table" and type(request.prompt) == "string" and request.prompt or ""
-  prompt = prompt:gsub("%s+", " ") -- one line: a newline in a take name would split the log and undo lines
+  local prompt = type(request) == "table" and type(request.prompt) == "string" and one_line(request.prompt) or ""
   if (utf8.len(prompt) or #prompt) > 60 then -- cut between characters, never inside one
     prompt = (utf8.len(prompt) and prompt:sub(1, utf8.offset(prompt, 58) - 1) or prompt:sub(1, 57)) .. "..."
   end
-  local name = string.format("%s v%s", manifest.operation, tostring(manifest.variant))
+  local name = manifest.operation
+  local variant = json.value(manifest.variant)
+  if type(variant) == "number" or type(variant) == "string" then name = name .. " v" .. one_line(tostring(variant)) end
+  local notes = {}
   local confidence = placement.confidence(manifest)
-  if confidence then name = string.format("%s (conf %.2f)", name, confidence) end
+  if confidence then notes[#notes + 1] = string.format("conf %.2f", confidence) end
+  if json.value(splice_of(manifest).plays_on) == true then notes[#notes + 1] = "the song as it goes on" end
+  if #notes > 0 then name = name .. " (" .. table.concat(notes, ", ") .. ")" end
   if prompt ~= "" then name = name .. ": " .. prompt end
   return name
 end
@@ -164,13 +221,14 @@ local function run_from(m, manifest, stop)
       local item = reaper.GetTrackMediaItem(track, i)
       if item ~= tail.item
         and math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - (tail.position + tail.length)) <= EPSILON then
-        local take = source_take(item, path, take_id)
-        local candidate = take and mapping(item, take)
-        if candidate and candidate.playrate == m.playrate
-          and math.abs(candidate.timeline(0) - m.timeline(0)) <= EPSILON then
-          next_m = candidate
-          break
+        for _, take in ipairs(source_takes(item, path, take_id)) do
+          local candidate = mapping(item, take)
+          if candidate.playrate == m.playrate and math.abs(candidate.timeline(0) - m.timeline(0)) <= EPSILON then
+            next_m = candidate
+            break
+          end
         end
+        if next_m then break end
       end
     end
     if not next_m then break end
@@ -198,8 +256,6 @@ local function take_on_piece(pm, from, to, t0, manifest, audio_path, name)
   add_take(piece, audio_path, manifest, name, (from - t0) * pm.playrate, pm.playrate, pm.take)
   return piece
 end
-
-local function finite(v) return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge end
 
 --- The replaced range of another job's variant that sounds on `item` (its active take), in source seconds of
 --- `path`; nil when the active take is no other job's variant of that file.
@@ -306,29 +362,48 @@ local function sent_playrate(manifest, audio_path)
   return 1, 0
 end
 
+--- The part of a `full` delivery's file (the whole song) to place where its item is gone: the range and its handles,
+--- in file seconds; nil for a patch, or when the manifest says no range. The whole song on the results track would
+--- double the song over the whole arrangement, while only the range is new.
+local function full_span(manifest)
+  local source = manifest.source
+  if manifest.delivery ~= "full" or not finite(source.start) or not finite(source["end"]) then return nil end
+  local handle = json.value(splice_of(manifest).handle)
+  handle = finite(handle) and handle > 0 and handle or 0
+  local first = math.max(source.span_start, source.start - handle)
+  local last = math.min(source.span_end, source["end"] + (manifest.operation == "inpaint" and handle or 0))
+  if last <= first + EPSILON then return nil end
+  return first, last
+end
+
 local function place_on_results_track(manifest, audio_path, name)
   local track = results_track()
   local position, length = manifest.timeline.position, manifest.timeline.length
   local playrate, ppitch = sent_playrate(manifest, audio_path)
-  local source = json.value(manifest.source)
-  if playrate ~= 1 and type(source) == "table" and type(json.value(source.position)) == "number"
-    and type(json.value(source.span_start)) == "number" then
+  local source = manifest.source
+  local offset = 0
+  local first, last = full_span(manifest)
+  if first then
+    -- the file starts at span_start, which lies at timeline.position
+    offset, position, length = first - source.span_start, position + (first - source.span_start), last - first
+  end
+  if playrate ~= 1 and finite(json.value(source.position)) then
     -- timeline.position counts source seconds from source.position as timeline seconds, true at rate 1 only
-    position, length = source.position + source.span_start / playrate, length / playrate
+    position, length = source.position + (source.span_start + offset) / playrate, length / playrate
   end
   for i = 0, reaper.GetTrackNumMediaItems(track) - 1 do
     local item = reaper.GetTrackMediaItem(track, i)
     -- another variant of the same range: offer it as a take of the same item
     if math.abs(reaper.GetMediaItemInfo_Value(item, "D_POSITION") - position) < EPSILON
       and math.abs(reaper.GetMediaItemInfo_Value(item, "D_LENGTH") - length) < EPSILON then
-      add_take(item, audio_path, manifest, name, 0, playrate, nil, ppitch)
+      add_take(item, audio_path, manifest, name, offset, playrate, nil, ppitch)
       return item, position
     end
   end
   local item = reaper.AddMediaItemToTrack(track)
   reaper.SetMediaItemPosition(item, position, false)
   reaper.SetMediaItemLength(item, length, false)
-  add_take(item, audio_path, manifest, name, 0, playrate, nil, ppitch)
+  add_take(item, audio_path, manifest, name, offset, playrate, nil, ppitch)
   return item, position
 end
 
@@ -366,19 +441,23 @@ function placement.other_project(manifest, folder, sender_of)
 end
 
 --- Put one delivered variant (the manifest file `name`) into the project; returns the item it went on, the
---- timeline time where the new take starts, and how it was placed ("take on source item" or "results track").
+--- timeline time where the new take starts, how it was placed ("take on source item" or "results track") and, on
+--- the results track, why (the producer looks for it on the item first).
 function placement.place(manifest, audio_path, name)
   local source = manifest.source
   local edit_start = source.start
-  local m = item_for(manifest, edit_start)
+  local m, why = item_for(manifest, edit_start)
   if m then
     local item, at
     if manifest.delivery == "full" then item, at = place_full(m, manifest, audio_path, name)
     else item, at = place_patch(m, manifest, audio_path, name) end
     if item then return item, at, "take on source item" end
+    why = "its item was trimmed off the range"
+  elseif json.value((json.value(manifest.ids) or {}).item) == nil then
+    why = "it came from a render of the mix"
   end
   local item, at = place_on_results_track(manifest, audio_path, name)
-  return item, at, "results track"
+  return item, at, "results track", why
 end
 
 return placement

@@ -1,6 +1,7 @@
 """An outsider's imports: several jobs on one item, delivered together, each sounds over its whole span."""
 
 import copy
+import json
 import subprocess
 
 import pytest
@@ -319,3 +320,109 @@ def test_a_list_rewritten_on_a_full_disk_is_refused_and_left_whole(tmp_path):
         assert said.stdout.startswith("nil\tcannot write ") and "No space left on device" in said.stdout, said
         assert (drop / ".reaper-imported").read_text() == "a.json\nb.json\n"
         assert sorted(p.name for p in drop.iterdir()) == [".reaper-imported", "fill"]  # no temporary file left
+
+
+def two_items_of_one_mix(project):
+    """Item A at 0..60 s and item B at 100..160 s both play mix.wav from 0; 12.5..20 s was sent from B."""
+    mix = project.add_track()
+    first = project.add_item(mix, position=0.0, length=60.0)
+    later = project.add_item(mix, position=100.0, length=60.0)
+    manifest = deliver(project.drop_folder, position=100.0, item=later["guid"], track=mix["guid"])
+    return mix, first, later, manifest
+
+
+def test_a_result_whose_item_was_split_goes_on_its_piece_never_on_a_copy_earlier_on_the_track(project):
+    # the first item on the track playing the same source second took it: the variant sounded at 11.5 s
+    mix, first, later, manifest = two_items_of_one_mix(project)
+    later["length"] = 5.0  # the producer split B at 105 s while the job ran
+    project.add_item(mix, position=105.0, length=55.0, offset=5.0)
+
+    result = project.run("import now")
+
+    assert result.errors == []
+    assert sounding(project, 0.0, 60.0) == [(0.0, 60.0, "mix.wav", 0.0)]
+    assert sounding(project, 100.0, 160.0) == [(100.0, 111.5, "mix.wav", 0.0),
+                                               (111.5, 121.0, manifest.with_suffix(".wav").name, 0.0),
+                                               (121.0, 160.0, "mix.wav", 21.0)]
+
+
+def test_a_result_whose_item_was_deleted_goes_to_the_results_track_and_says_why(project):
+    mix, first, later, manifest = two_items_of_one_mix(project)
+    mix["items"].remove(later)
+
+    result = project.run("import now")
+
+    assert result.errors == []
+    assert [len(i["takes"]) for i in project.items()] == [1]  # A is no piece of B
+    results = project.state["tracks"][1]
+    assert results["name"] == "DAW Bridge results"
+    assert [bounds(i) for i in results["items"]] == [(111.5, 121.0)]
+    assert "(results track at 111.50 s, its timeline position: its item is gone)" in result.console
+
+
+def test_a_result_whose_item_no_longer_plays_the_range_says_so(project):
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=10.0)  # trimmed to end before the range
+    deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
+
+    result = project.run("import now")
+
+    assert result.errors == []
+    assert "(results track at 11.50 s, its timeline position: its item no longer plays the range)" in result.console
+
+
+def test_the_take_that_sent_the_request_lines_up_the_result_where_the_item_plays_the_file_twice(project):
+    # take 1 plays mix.wav slipped by 5 s, take 2 (active, the one that sent the request) from 0: the first take
+    # playing the path was taken for the source, and the variant landed 5 s early
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=60.0, offset=5.0)
+    item["takes"].append(dict(item["takes"][0], guid=project.guid(), startoffs=0.0))
+    item["active_take"] = 2
+    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
+    fields = json.loads(manifest.read_text())
+    fields["ids"]["take"] = item["takes"][1]["guid"]
+    manifest.write_text(json.dumps(fields))
+
+    result = project.run("import now")
+
+    assert result.errors == []
+    assert sounding(project, 0.0, 60.0) == [(0.0, 11.5, "mix.wav", 0.0),
+                                            (11.5, 21.0, manifest.with_suffix(".wav").name, 0.0),
+                                            (21.0, 60.0, "mix.wav", 21.0)]
+
+
+def test_a_full_delivery_whose_item_is_gone_places_only_the_range_and_handles_on_the_results_track(project):
+    # the whole song landed there: 0..240 s over the whole arrangement, doubling the song
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=60.0)
+    deliver(project.drop_folder, delivery="full", item=item["guid"], track=mix["guid"])  # 12.5..20 s, handles 1 s
+    mix["items"].remove(item)
+
+    result = project.run("import now")
+
+    assert result.errors == []
+    [placed] = project.state["tracks"][1]["items"]
+    assert bounds(placed) == (pytest.approx(11.5), pytest.approx(21.0))
+    assert active(placed)["startoffs"] == pytest.approx(11.5)
+
+
+def test_a_split_inside_the_range_of_an_item_playing_the_file_twice_carries_the_variant_over_both_pieces(project):
+    # the right half's takes have GUIDs of their own: the take that lines up with the request's is the one to follow
+    mix = project.add_track()
+    item = project.add_item(mix, position=0.0, length=16.0, offset=5.0)
+    item["takes"].append(dict(item["takes"][0], guid=project.guid(), startoffs=0.0))
+    item["active_take"] = 2
+    later = project.add_item(mix, position=16.0, length=44.0, offset=21.0)  # the right half of a split at 16 s
+    later["takes"].append(dict(later["takes"][0], guid=project.guid(), startoffs=16.0))
+    later["active_take"] = 2
+    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
+    fields = json.loads(manifest.read_text())
+    fields["ids"]["take"] = item["takes"][1]["guid"]
+    manifest.write_text(json.dumps(fields))
+
+    result = project.run("import now")
+
+    assert result.errors == []
+    assert sounding(project, 0.0, 60.0) == [(0.0, 11.5, "mix.wav", 0.0),
+                                            (11.5, 21.0, manifest.with_suffix(".wav").name, 0.0),
+                                            (21.0, 60.0, "mix.wav", 21.0)]
