@@ -301,7 +301,8 @@ def _write(path: Path, rendering: Rendering, sample_rate: int, subtype: str, cei
     scale too, a float file may keep its source's overs."""
     from bridge.audio.wavio import write_blocks_atomic
 
-    blocks = limited(rendering.blocks(), sample_rate, ceiling if subtype == "FLOAT" else min(ceiling, 1.0))
+    blocks = limited(rendering.blocks(), sample_rate, ceiling if subtype == "FLOAT" else min(ceiling, 1.0),
+                     rendering.made)
     if subtype != "FLOAT":  # the gain's float rounding: PCM wraps past full scale
         blocks = (np.clip(block, -1.0, 1.0, out=block) for block in blocks)
     return write_blocks_atomic(path, blocks, sample_rate, rendering.channels, subtype)

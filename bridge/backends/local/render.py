@@ -118,12 +118,15 @@ class Rendering:
     """A plan laid out as audio: the joins and passages for the manifest, and the span's audio, made a block at a
     time from the source when it is asked for (``blocks``): a 10-minute extension is never held whole.
 
-    ``frames`` is the span's length.
+    ``frames`` is the span's length; ``made`` the frames lo..hi of it that are not the source as it is (the new
+    material and its crossfades), and all of it where it is none.
     """
 
-    def __init__(self, frames: int, channels: int, joins: list[dict], passages: list[dict], make):
+    def __init__(self, frames: int, channels: int, joins: list[dict], passages: list[dict], make,
+                 made: tuple[int, int] | None = None):
         self.frames, self.channels = frames, channels
         self.joins, self.passages = joins, passages
+        self.made = made or (0, frames)
         self._make = make  # make(lo, hi, held) -> float32 (hi - lo, channels); held: what one pass keeps
 
     def blocks(self, lo: int = 0, hi: int | None = None, size: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
@@ -327,7 +330,8 @@ def lay_out(song, sample_rate: int, plan: Plan, start: float, end: float, span: 
         entry_json.pop("stretch", None)
     if end_lag is not None and end_lag != lags[-1]:
         passages[-1]["stretch"] = round((last - bounds[-2] + end_lag - lags[-1]) / (last - bounds[-2]), 6)
-    return Rendering(f1 - f0, source.channels, [j.to_json(sample_rate) for j in rendered], passages, make)
+    return Rendering(f1 - f0, source.channels, [j.to_json(sample_rate) for j in rendered], passages, make,
+                     (fade_from - f0, last + tail - f0))
 
 
 # Seconds beyond a passage that laying it out and playing it may read: a level window (1 s), an align window and its

@@ -208,4 +208,4 @@ def lay_out_texture(source, sample_rate: int, texture: Texture, start: float, en
             _fade(out, lo, ending)
         return out
 
-    return Rendering(f1 - f0, channels, joins, passages, make)
+    return Rendering(f1 - f0, channels, joins, passages, make, (first - fade - f0, last - f0))

@@ -24,9 +24,9 @@ def longest_pinned_run(audio: np.ndarray, level: float) -> int:
                    default=0))
 
 
-def streamed(audio: np.ndarray, size: int, ceiling: float = 1.0) -> np.ndarray:
+def streamed(audio: np.ndarray, size: int, ceiling: float = 1.0, made: tuple[int, int] | None = None) -> np.ndarray:
     blocks = (audio[at:at + size].copy() for at in range(0, len(audio), size))
-    return np.concatenate(list(limited(blocks, SR, ceiling)))
+    return np.concatenate(list(limited(blocks, SR, ceiling, made)))
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,29 @@ def test_overs_are_brought_under_the_ceiling_and_nothing_far_from_them_changes(o
     assert longest_pinned_run(out, 0.9999) <= 2  # the peaks reach the ceiling; nothing is held flat there
 
 
-@pytest.mark.parametrize("size", [1, 97, 4096, 1 << 20])
+@pytest.mark.parametrize("size", [1, 97, 2 * REACH - 1, 2 * REACH, 2 * REACH + 1, 4096, 1 << 20])
 def test_where_the_blocks_begin_does_not_change_the_result(overs, size):
-    np.testing.assert_allclose(streamed(overs, size), streamed(overs, 1 << 21), atol=1e-5)  # a mean's rounding
+    whole = streamed(overs, 1 << 21)
+    np.testing.assert_allclose(streamed(overs, size), whole, atol=1e-6)  # a running mean's rounding
+    made = (29990, 61000)
+    np.testing.assert_allclose(streamed(overs, size, made=made), streamed(overs, 1 << 21, made=made), atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 8])
+def test_any_channel_count_is_limited_alike(overs, channels):
+    audio = np.repeat(overs[:, :1], channels, axis=1).astype(np.float64)
+    out = streamed(audio, 4096)
+    assert out.shape == audio.shape and out.dtype == audio.dtype and np.abs(out).max() <= 1.0
+    np.testing.assert_array_equal(out, np.repeat(out[:, :1], channels, axis=1))
+
+
+def test_frames_outside_what_was_made_are_never_changed(overs):
+    """The untouched source beside a crossfade stays sample for sample, even within reach of an over in it."""
+    made = (30005, 61000)  # the first over half inside; the long one ends past the made frames
+    out = streamed(overs, 4096, made=made)
+    np.testing.assert_array_equal(out[:made[0]], overs[:made[0]])
+    np.testing.assert_array_equal(out[made[1]:62000 + REACH], overs[made[1]:62000 + REACH])
+    assert np.abs(out[made[0]:made[1]]).max() <= 1.0
 
 
 def test_a_float_sources_ceiling_above_full_scale_keeps_its_overs(overs):
@@ -80,3 +100,11 @@ def test_a_loud_master_comes_back_under_its_own_peak_with_no_clipped_run(tmp_pat
             written = sf.read(variant["path"], dtype="float32", always_2d=True)[0]
             assert np.abs(written).max() <= peak + 2 ** -23, (start, variant["variant"])  # a 24-bit step
             assert longest_pinned_run(written, 0.99999) <= 1
+            # outside the crossfades the source as it was, whatever the dips beside them
+            first = int(round(variant["span_start"] * sr))
+            joins = variant["splice"]["joins"]
+            entry = int(round((joins[0]["at"] - joins[0]["crossfade"]) * sr)) - first - 2
+            exit_ = int(round((joins[-1]["at"] + joins[-1]["crossfade"]) * sr)) - first + 2
+            source = sf.read(path, dtype="float32", always_2d=True, start=first, frames=len(written))[0]
+            np.testing.assert_array_equal(written[:entry], source[:entry])
+            np.testing.assert_array_equal(written[exit_:], source[exit_:])
