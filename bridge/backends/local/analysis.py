@@ -25,6 +25,7 @@ from bridge.backends.local.beats import estimate_tempo as _estimate_tempo
 
 ANALYSIS_VERSION = 8  # part of the cache key: bump when the analysis changes
 ANALYSIS_RATE = 22050
+CANCELLING_DB = 20.0  # a silent mix this far under its channels' unrelated sum: they cancel (see _ChannelLevel)
 HOP = 512
 N_FFT = 2048
 FRAMES_PER_CELL = 2
@@ -132,7 +133,7 @@ def analyse_blocks(blocks: Iterable[np.ndarray], sample_rate: int) -> SongAnalys
     spectra.feed(resample(np.zeros(0, dtype=np.float32), True))
     duration = frames / sample_rate
     level_db = fades.power_db(spectra.energy / max(spectra.samples, 1))
-    if level_db < SILENCE_DB <= (channels_db := channels.db(frames)):
+    if level_db < SILENCE_DB <= (channels_db := channels.db(frames)) and channels.cancel():
         # Only the silence check looks at the channels: a song whose mix cancels is music, and called silent it
         # would send the producer looking for a muted track. Not analysed on: its mix holds no features to match.
         raise CancellingChannels(f"channels that cancel when mixed to mono (they are at {channels_db:.0f} dBFS, "
@@ -165,16 +166,26 @@ class _ChannelLevel:
 
     def __init__(self):
         self.energy = 0.0
+        # in the blocks whose mix is silent: its energy, and what channels with nothing in common would give it (the
+        # mix is their mean); far under that is cancelling, not quiet (one channel of six, a side left empty)
+        self.quiet_mix = self.unrelated = 0.0
 
     def feed(self, block: np.ndarray, mono: np.ndarray) -> None:
         mix = float(np.dot(mono, mono))
         if mix >= 10 ** (SILENCE_DB / 10) * len(mono) or block.ndim == 1 or block.shape[1] == 1:
             self.energy += mix
         else:
-            self.energy += float(np.trace(block.T @ block)) / block.shape[1]
+            channels = float(np.trace(block.T @ block))
+            self.energy += channels / block.shape[1]
+            self.quiet_mix += mix
+            self.unrelated += channels / block.shape[1] ** 2
 
     def db(self, frames: int) -> float:
         return fades.power_db(self.energy / max(frames, 1))
+
+    def cancel(self) -> bool:
+        """The silent mix is at least ``CANCELLING_DB`` under what channels with nothing in common would give."""
+        return self.quiet_mix < 10 ** (-CANCELLING_DB / 10) * self.unrelated
 
 
 def to_analysis_rate(mono: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -171,6 +171,19 @@ def test_a_song_whose_channels_cancel_in_mono_is_not_called_silent(backend, tmp_
     assert not list((tmp_path / "work").glob("*.wav"))
 
 
+@pytest.mark.parametrize(("layout", "level_db"), [("left only", -55.5), ("centre of six", -48.0)])
+def test_a_quiet_song_on_some_channels_is_called_silent_not_cancelling(backend, tmp_path, layout, level_db):
+    """An independent review: a mix loses 6 dB when one side is empty and 15.6 dB for one channel of six, which
+    took a song near the silence floor for channels that cancel, with advice to flip a polarity that mends nothing."""
+    audio, sr = make_song_array(20.0, seed=2)
+    quiet = audio[:, 0] / np.sqrt(np.mean(np.square(audio[:, 0]))) * 10 ** (level_db / 20)  # the mix under -60
+    silent = np.zeros_like(quiet)
+    channels = [quiet, silent] if layout == "left only" else [silent, silent, quiet, silent, silent, silent]
+    path = write(tmp_path / "quiet.wav", np.stack(channels, axis=1).astype(np.float32), sr)
+    with pytest.raises(NoMaterialError, match="the song is silent"):
+        run(backend, job(path, start=8.0, end=11.0), tmp_path / "work")
+
+
 def test_a_range_the_song_cannot_supply_fails_with_a_reason(backend, tmp_path):
     short = write(tmp_path / "short.wav", *make_song_array(8.0, seed=2))
     with pytest.raises(NoMaterialError, match="too short"):
