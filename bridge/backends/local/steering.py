@@ -2,11 +2,12 @@
 
 The engine re-uses the song's own material, so a prompt can only choose *among* the passages that fit. A small
 fixed vocabulary is understood: comparatives (calmer, quieter, softer, louder, busier, denser, brighter, darker,
-harder, heavier...), a few words that describe a section (sparse, intense, energetic, chill, mellow, build-up,
-breakdown, drop) and any of their adjectives after "more" or "less" ("more intense", "less busy", "more energy").
-"not", "no", "without" and "less" before a word turn it round ("not so loud" asks for quieter material). A bare
-"soft", "dark", "hard" or "heavy" is *not* understood: in "soft guitar solo" it names an instrument's sound, which
-re-used material cannot follow; "softer" asks for a change it can. A word said twice is understood once.
+harder, heavier, mellower...), a few words that describe a section (sparse, intense, energetic, build-up,
+breakdown, drop) and any of their adjectives after "more" or "less" ("more intense", "less busy", "more energy",
+"more chill"). "not", "no", "without" and "less" before a word turn it round ("not so loud" asks for quieter
+material). A bare "soft", "dark", "hard", "heavy", "mellow" or "chill" is *not* understood: in "soft guitar solo" it
+names an instrument's sound, which re-used material cannot follow; "softer" asks for a change it can. A word said
+twice is understood once.
 
 When a prompt steers, the engine plans more candidates than variants, renders them, and measures each one's range
 against the music around it (level, onsets per second, spectral centroid, and for a build-up how much louder its
@@ -65,8 +66,9 @@ _COMPARATIVES = {
     "sparser": "sparse", "emptier": "empty", "brighter": "bright", "darker": "dark", "harder": "hard",
     "heavier": "heavy",
 }
-# A bare "hard" or "heavy" names a sound ("heavy bass"), like "soft"; "chill" and "mellow" describe a section.
-_ON_THEIR_OWN = {"sparse", "intense", "energetic", "chill", "mellow", "minimal", "build-up", "breakdown", "drop"}
+# A bare "hard", "heavy", "mellow" or "chill" names a sound or a genre ("heavy bass", "mellow piano", "chill hop"),
+# like "soft": they steer as comparatives or after more/less/not ("mellower", "more chill").
+_ON_THEIR_OWN = {"sparse", "intense", "energetic", "minimal", "build-up", "breakdown", "drop"}
 _NEGATORS = {"not", "no", "less", "without", "never", "don't", "dont", "isn't", "nothing"}
 _FILLERS = {"more", "too", "so", "as", "very", "much", "a", "an", "the", "bit", "little", "lot", "way", "even",
             "any", "that", "slightly", "somewhat", "rather", "quite", "really", "of", "make", "it", "sound", "get",

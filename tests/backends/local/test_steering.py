@@ -171,8 +171,8 @@ def test_what_was_not_followed_keeps_every_word_and_symbol_but_the_understood_on
 
 
 @pytest.mark.parametrize(("prompt", "phrases", "wants"), [
-    ("chill", ["chill"], {"level": -1, "density": -1}),  # what "calmer" asks
-    ("a mellow outro", ["mellow"], {"level": -1, "density": -1}),
+    ("more chill", ["more chill"], {"level": -1, "density": -1}),  # what "calmer" asks
+    ("a mellower outro", ["mellower"], {"level": -1, "density": -1}),
     ("harder", ["harder"], {"level": +1, "density": +1}),  # what "more intense" asks
     ("heavier drums", ["heavier"], {"level": +1, "density": +1}),
     ("more energy", ["more energy"], {"level": +1, "density": +1}),
@@ -183,8 +183,8 @@ def test_the_words_producers_use_for_calmer_and_more_intense(prompt, phrases, wa
     assert (steering.phrases, steering.wants) == (phrases, wants)
 
 
-@pytest.mark.parametrize("prompt", ["heavy bass", "hard kick", "energy drink"])
-def test_hard_heavy_and_energy_on_their_own_name_a_sound_and_do_not_steer(prompt):
+@pytest.mark.parametrize("prompt", ["heavy bass", "hard kick", "energy drink", "mellow piano", "chill hop beat"])
+def test_hard_heavy_mellow_chill_and_energy_on_their_own_name_a_sound_and_do_not_steer(prompt):
     assert understand(prompt) is None
 
 
