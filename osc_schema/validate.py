@@ -176,6 +176,8 @@ def _decimal_comma(arg: Arg, value: object) -> str:
     """A hint for a number written with a decimal comma, as a locale that uses one spells it ("4,5")."""
     if arg.type != FLOAT or not isinstance(value, str) or not _DECIMAL_COMMA.fullmatch(value.strip()):
         return ""
+    if len(value.strip().rsplit(",", 1)[1]) == 3:  # "1,000": a thousands separator as much as a decimal comma
+        return " (use a decimal point and no thousands separator, and send it as a number)"
     return f" (use a decimal point, and send it as a number: {float(value.strip().replace(',', '.'))!r})"
 
 

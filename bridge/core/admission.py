@@ -37,8 +37,8 @@ def _home_of_daemon(given: str, expanded: Path) -> str:
     home of the user it runs as (a service's, a container's, another machine's), not necessarily the producer's."""
     if not given.startswith("~"):
         return ""
-    return (f": the daemon expanded {given.split('/', 1)[0]} to a home on its machine ({expanded}), which may not be "
-            f"yours: give the absolute path instead")
+    return (f": the daemon took {given!r} to be {expanded}, in a home on its machine, which may not be yours: give "
+            f"the absolute path instead")
 
 
 def _no_home(given: str) -> str:

@@ -397,7 +397,9 @@ class MidiFrontend:
         for task in (self._watcher, self._mapping_check, *self._admissions):
             if task is not None:
                 task.cancel()
-        self._captures.close(timeout=5)
+        # its calls only read: none needs finishing, and one stuck on a share (left to end with the process) holds
+        # the daemon's stop, on the event loop, a second at most
+        self._captures.close(timeout=1)
         self.leds.close()
         self.context.flush()
         self._close_input()
@@ -563,7 +565,7 @@ class MidiFrontend:
                 elif pad.bars is not None:
                     self._later(self._press_on_bars(pad, led, then))
                 else:
-                    self._press(pad, led, self.prepare(pad), then)
+                    self._press(pad, led, self._prepared(pad), then)
                 return
             if pad.action == "rerun_other_backend":  # a job of its own, admitted as a command pad's
                 self._admit(pad, led, self._rerun_request(), self._origin(pad), then, remember=False)
@@ -603,7 +605,7 @@ class MidiFrontend:
 
     async def _press_on_bars(self, pad: Pad, led: tuple, then) -> None:
         try:
-            self._press(pad, led, await self.prepared(pad), then)
+            self._press(pad, led, await self.prepare(pad), then)
         except Exception as exc:
             self.press_failed(pad, led, exc, then)
 
@@ -658,25 +660,28 @@ class MidiFrontend:
         record = self.service.get(job_id)
         return job_id if record is not None and not record.state.finished else None
 
-    async def prepared(self, pad: Pad) -> tuple[dict, dict]:
-        """``prepare``, with a bars pad's transport found on the captures folder's thread: a plugin host's is read
-        from its capture index, and a captures folder on a share that does not answer froze the whole daemon."""
+    async def prepare(self, pad: Pad) -> tuple[dict, dict]:
+        """A command pad's request on the selection now, and its job's origin. A bars pad's transport is found on the
+        captures folder's thread: a plugin host's is read from its capture index, and a captures folder on a share
+        that does not answer froze the whole daemon."""
         if pad.bars is None:
-            return self.prepare(pad)
+            return self._prepared(pad)
         counted = await self._captures.run(bars_transport, getattr(self.service, "config", None),
                                            self.context.selection(), self.context.transport)
-        return self.prepare(pad, counted)
+        return self._prepared(pad, counted)
 
-    def prepare(self, pad: Pad, counted: tuple | None = None) -> tuple[dict, dict]:
-        """A command pad's request on the selection now, and its job's origin; a bars pad's on ``counted``, the
-        transport and selection ``bars_transport`` found (see ``prepared``)."""
+    def _prepared(self, pad: Pad, counted: tuple | None = None) -> tuple[dict, dict]:
+        """``prepare``'s answer, given a bars pad's ``counted``: the transport and selection ``bars_transport``
+        found."""
         origin = self._origin(pad)
         return self.request_for(pad, origin, counted), origin
 
     def request_for(self, pad: Pad, origin: dict, counted: tuple | None) -> dict:
-        """The request a command pad sends now: the current selection under the pad's own arguments (a range in bars
-        is also noted in the job's ``origin``)."""
+        """The request a command pad sends now: the current selection under the pad's own arguments (a range in bars,
+        counted from ``counted``, is also noted in the job's ``origin``)."""
         if pad.bars is not None:
+            if counted is None:
+                raise ValueError("a bars pad's request needs its transport counted (see prepare)")
             transport, selection = counted
             chosen, start, end = bars_on_source(transport, selection, *pad.bars)
             request = selection_request(pad.command, selection)

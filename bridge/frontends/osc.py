@@ -273,7 +273,9 @@ class OscFrontend(OscSocket):
     def close(self) -> None:
         for task in list(self._admissions):  # a look stuck on a share: its thread is left to the process's end
             task.cancel()
-        self._captures.close(timeout=5)
+        # its calls only read: none needs finishing, and one stuck on a share (left to end with the process) holds
+        # the daemon's stop, on the event loop, a second at most
+        self._captures.close(timeout=1)
         super().close()
 
     # -- replies -------------------------------------------------------------------------------------------------

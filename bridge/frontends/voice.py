@@ -148,7 +148,7 @@ class VoiceFrontend:
         project on a share that does not answer held up the whole daemon while the check waited on the loop)."""
         try:
             # what is confirmed is what was heard: "the last four bars" counted from the cursor now, not seconds later
-            prepared = await self.pads.prepared(pad) if pad.command is not None else None
+            prepared = await self.pads.prepare(pad) if pad.command is not None else None
             if prepared is not None:
                 await asyncio.to_thread(self.pads.service.check, osc_schema.parse_request(prepared[0]))
         except Exception as exc:

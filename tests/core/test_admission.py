@@ -23,10 +23,11 @@ def test_a_song_named_from_a_home_the_daemon_does_not_share_is_refused_saying_to
         admit(inpaint("~/song.wav"), config, {"paid"})
     assert refused.value.field == "source"
     assert str(refused.value) == (
-        f"source: '~/song.wav' is outside the configured project roots ({tmp_path}): the daemon expanded ~ to a home "
-        f"on its machine ({elsewhere / 'song.wav'}), which may not be yours: give the absolute path instead")
+        f"source: '~/song.wav' is outside the configured project roots ({tmp_path}): the daemon took '~/song.wav' "
+        f"to be {elsewhere / 'song.wav'}, in a home on its machine, which may not be yours: give the absolute path "
+        f"instead")
     with pytest.raises(ValidationError, match=r"^drop_folder: '~/takes' is outside the configured project roots: "
-                                              r"the daemon expanded ~ .* give the absolute path instead$"):
+                                              r"the daemon took '~/takes' to be .* give the absolute path instead$"):
         admit(inpaint(str(song), drop_folder="~/takes"), config, {"paid"})
     monkeypatch.setenv("HOME", str(tmp_path))  # the daemon's home is the project: ~ is still taken there
     assert admit(inpaint("~/song.wav"), config, {"paid"}).source == song

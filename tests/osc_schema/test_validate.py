@@ -301,6 +301,10 @@ def test_a_number_with_a_decimal_comma_is_refused_with_a_hint_and_an_infinite_on
         load_request('{"command": "inpaint", "source": "/s.wav", "start": 4, "end": 6, "prompt": "", '
                                 '"num_outputs": "1,5"}')
     assert str(refused.value) == "num_outputs: '1,5' must be an integer, got string"
+    with pytest.raises(ValidationError) as refused:  # a thousands separator as much as a decimal comma
+        load_request('{"command": "inpaint", "source": "/s.wav", "start": "1,000", "end": 6, "prompt": ""}')
+    assert str(refused.value) == ("start: '1,000' must be a number, got string (use a decimal point and no thousands "
+                                  "separator, and send it as a number)")
     with pytest.raises(ValidationError) as refused:
         load_request('{"command": "inpaint", "source": "/s.wav", "start": 1e400, "end": 6, "prompt": ""}')
     assert str(refused.value) == "start: inf must be a finite number"

@@ -99,18 +99,18 @@ class FileSource:
                 self._file.seek(lo)
                 frames = self._file.read(hi - lo, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-                if _identity(self._path) != self._stat:
-                    raise self._changed() from None
-                raise SourceError(f"source audio cannot be read ({exc}): {self._path}",
-                                  code="source_unreadable") from None
+                raise self._failed(str(exc)) from None
             if len(frames) != hi - lo:
-                raise self._changed()
+                raise self._failed(f"{hi - lo - len(frames)} frames short of what its header says")
             out[lo - start:hi - start] = frames
         return out
 
-    def _changed(self) -> SourceError:
-        return SourceError(f"source audio changed during the job (it was rewritten, e.g. bounced again, while being "
-                           f"read): retry once the song is written: {self._path}", code="source_changed")
+    def _failed(self, reason: str) -> SourceError:
+        """A read that failed: the song rewritten meanwhile, or (the same file) unreadable for ``reason``."""
+        if _identity(self._path) != self._stat:
+            return SourceError(f"source audio changed during the job (it was rewritten, e.g. bounced again, while "
+                               f"being read): retry once the song is written: {self._path}", code="source_changed")
+        return SourceError(f"source audio cannot be read ({reason}): {self._path}", code="source_unreadable")
 
     def close(self) -> None:
         self._file.close()
