@@ -156,19 +156,24 @@ class _RemoveMidDelivery(threading.Thread):
         self.join()
 
 
-def test_a_delivery_whose_folder_went_away_as_it_published_still_takes_a_cancel_before_its_retry(tmp_path,
-                                                                                                 demo_song_path):
-    """The folder removed at the very moment the files were renamed into place: the delivery took back what it had
-    published, but its gate still counted the files as out, so a cancel before the daemon's retry was refused as
-    'already delivered' with nothing in the drop folder (and the retry then published what was cancelled)."""
+def a_rendered_inpaint(tmp_path: Path, demo_song_path: Path) -> tuple[JobSpec, Path]:
+    """An inpaint of 1-3 s of a copy of the demo song and its work folder, whose v1.wav is ready to deliver."""
     song = tmp_path / "song.wav"
     shutil.copy(demo_song_path, song)
     work = tmp_path / "work"
     work.mkdir()
     audio, rate = sf.read(str(song), frames=4 * 44100, dtype="float32", always_2d=True)
     sf.write(str(work / "v1.wav"), audio, rate, subtype="FLOAT")
-    spec = JobSpec(job_id="j-20260101-000000-abcdef", operation="inpaint", source=song, source_info=probe(song),
-                   backend="local", start=1.0, end=3.0, drop_folder=tmp_path / "drop")
+    return JobSpec(job_id="j-20260101-000000-abcdef", operation="inpaint", source=song, source_info=probe(song),
+                   backend="local", start=1.0, end=3.0, drop_folder=tmp_path / "drop"), work
+
+
+def test_a_delivery_whose_folder_went_away_as_it_published_still_takes_a_cancel_before_its_retry(tmp_path,
+                                                                                                 demo_song_path):
+    """The folder removed at the very moment the files were renamed into place: the delivery took back what it had
+    published, but its gate still counted the files as out, so a cancel before the daemon's retry was refused as
+    'already delivered' with nothing in the drop folder (and the retry then published what was cancelled)."""
+    spec, work = a_rendered_inpaint(tmp_path, demo_song_path)
 
     class FolderGoesAsItPublishes(delivery.CommitGate):
         def publish(self, staged):
@@ -188,14 +193,7 @@ def test_a_delivery_whose_folder_went_away_as_it_published_still_takes_a_cancel_
 def test_a_backends_figure_that_is_no_number_leaves_the_manifest_readable_by_strict_json(tmp_path, demo_song_path):
     """Python writes a NaN as a bare NaN, which no DAW script's JSON reader takes: REAPER's refused the manifest
     ("unexpected 'N'") and the result with it (an outside probe). A figure that is no number is written as null."""
-    song = tmp_path / "song.wav"
-    shutil.copy(demo_song_path, song)
-    work = tmp_path / "work"
-    work.mkdir()
-    audio, rate = sf.read(str(song), frames=4 * 44100, dtype="float32", always_2d=True)
-    sf.write(str(work / "v1.wav"), audio, rate, subtype="FLOAT")
-    spec = JobSpec(job_id="j-20260101-000000-abcdef", operation="inpaint", source=song, source_info=probe(song),
-                   backend="local", start=1.0, end=3.0, drop_folder=tmp_path / "drop")
+    spec, work = a_rendered_inpaint(tmp_path, demo_song_path)
     splice = {"confidence": float("nan"), "joins": [{"at": 1.0, "confidence": float("inf")}]}
     [manifest_path] = [p for p in delivery.deliver(spec, [Rendered(1, work / "v1.wav", 0.0, splice)])
                        if p.suffix == ".json"]

@@ -3,6 +3,7 @@
 import copy
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -371,17 +372,27 @@ def test_a_result_whose_item_no_longer_plays_the_range_says_so(project):
     assert "(results track at 11.50 s, its timeline position: its item no longer plays the range)" in result.console
 
 
+def sent_from_the_second_take(project, track, pieces: list[tuple[float, float]]) -> Path:
+    """Items (position, length) on ``track`` each playing mix.wav twice: take 1 slipped by 5 s, take 2 (active) from
+    0; the manifest of a request the first item's take 2 sent."""
+    items = []
+    for position, length in pieces:
+        item = project.add_item(track, position=position, length=length, offset=position + 5.0)
+        item["takes"].append(dict(item["takes"][0], guid=project.guid(), startoffs=position))
+        item["active_take"] = 2
+        items.append(item)
+    manifest = deliver(project.drop_folder, item=items[0]["guid"], track=track["guid"])
+    fields = json.loads(manifest.read_text())
+    fields["ids"]["take"] = items[0]["takes"][1]["guid"]
+    manifest.write_text(json.dumps(fields))
+    return manifest
+
+
 def test_the_take_that_sent_the_request_lines_up_the_result_where_the_item_plays_the_file_twice(project):
     # take 1 plays mix.wav slipped by 5 s, take 2 (active, the one that sent the request) from 0: the first take
     # playing the path was taken for the source, and the variant landed 5 s early
     mix = project.add_track()
-    item = project.add_item(mix, position=0.0, length=60.0, offset=5.0)
-    item["takes"].append(dict(item["takes"][0], guid=project.guid(), startoffs=0.0))
-    item["active_take"] = 2
-    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
-    fields = json.loads(manifest.read_text())
-    fields["ids"]["take"] = item["takes"][1]["guid"]
-    manifest.write_text(json.dumps(fields))
+    manifest = sent_from_the_second_take(project, mix, [(0.0, 60.0)])
 
     result = project.run("import now")
 
@@ -409,16 +420,7 @@ def test_a_full_delivery_whose_item_is_gone_places_only_the_range_and_handles_on
 def test_a_split_inside_the_range_of_an_item_playing_the_file_twice_carries_the_variant_over_both_pieces(project):
     # the right half's takes have GUIDs of their own: the take that lines up with the request's is the one to follow
     mix = project.add_track()
-    item = project.add_item(mix, position=0.0, length=16.0, offset=5.0)
-    item["takes"].append(dict(item["takes"][0], guid=project.guid(), startoffs=0.0))
-    item["active_take"] = 2
-    later = project.add_item(mix, position=16.0, length=44.0, offset=21.0)  # the right half of a split at 16 s
-    later["takes"].append(dict(later["takes"][0], guid=project.guid(), startoffs=16.0))
-    later["active_take"] = 2
-    manifest = deliver(project.drop_folder, item=item["guid"], track=mix["guid"])
-    fields = json.loads(manifest.read_text())
-    fields["ids"]["take"] = item["takes"][1]["guid"]
-    manifest.write_text(json.dumps(fields))
+    manifest = sent_from_the_second_take(project, mix, [(0.0, 16.0), (16.0, 44.0)])  # a split at 16 s
 
     result = project.run("import now")
 

@@ -1,6 +1,7 @@
 """An outsider's manifests: whatever lands in the drop folder, the companion names each bad one once and goes on."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -120,13 +121,18 @@ def test_another_projects_result_with_no_source_path_or_ids_is_named_once_and_th
     assert project.imported() == [good.name]
 
 
-def test_an_error_in_one_scan_is_said_once_and_the_companion_imports_what_comes_later(project):
+def staged_beside(project) -> tuple[Path, Path]:
+    """A result for an item at 30 s, its manifest and audio written outside the (made, empty) drop folder, for a
+    test to bring in when it chooses."""
     mix = project.add_track()
     item = project.add_item(mix, position=30.0, length=60.0)
-    staged = project.tmp / "staged"
-    manifest = deliver(staged, position=30.0, item=item["guid"], track=mix["guid"])
-    audio = manifest.with_suffix(".wav")
+    manifest = deliver(project.tmp / "staged", position=30.0, item=item["guid"], track=mix["guid"])
     project.drop_folder.mkdir(parents=True)
+    return manifest, manifest.with_suffix(".wav")
+
+
+def test_an_error_in_one_scan_is_said_once_and_the_companion_imports_what_comes_later(project):
+    manifest, audio = staged_beside(project)
     fail_once = ("function() local real = reaper.EnumProjects "
                  "reaper.EnumProjects = function(...) reaper.EnumProjects = real error('disk hiccup') end end")
     arrive = (f'function() os.rename("{audio}", "{project.drop_folder / audio.name}") '
@@ -141,12 +147,7 @@ def test_an_error_in_one_scan_is_said_once_and_the_companion_imports_what_comes_
 
 def test_a_result_whose_placement_failed_is_not_placed_again_until_its_manifest_changes(project):
     # each attempt opened an undo block: an empty "import" point in Edit > Undo every second
-    mix = project.add_track()
-    item = project.add_item(mix, position=30.0, length=60.0)
-    staged = project.tmp / "staged"
-    manifest = deliver(staged, position=30.0, item=item["guid"], track=mix["guid"])
-    audio = manifest.with_suffix(".wav")
-    project.drop_folder.mkdir(parents=True)
+    manifest, audio = staged_beside(project)
     audio.rename(project.drop_folder / audio.name)
     placed = project.drop_folder / manifest.name
     broken = ("function() reaper.real_set_source = reaper.SetMediaItemTake_Source "
