@@ -53,24 +53,23 @@ def _levels(analysis: SongAnalysis) -> np.ndarray:
     return np.convolve(level, np.ones(window) / window, mode="same")
 
 
-def music_end(analysis: SongAnalysis) -> float:
-    """Where the music ends: the song's end, or the end of its last stretch less than ``SILENCE_UNDER_DB`` under its
-    median level. The silence a bounce leaves after the music is neither material nor an ending to land on: played
-    as either, an extension after it came back silent, labelled as sure as can be (an outside probe)."""
-    smooth = _levels(analysis)
-    heard = np.flatnonzero(smooth >= np.median(smooth) - SILENCE_UNDER_DB)
-    return float(min((heard[-1] + 1) * CELL_SECONDS, analysis.duration)) if len(heard) else analysis.duration
+def song_ends(analysis: SongAnalysis) -> tuple[float, float]:
+    """Where the music ends, and where its ending begins, from one pass over the cells' levels.
 
-
-def ending_start(analysis: SongAnalysis) -> float:
-    """Where the song's ending begins: its last bar, or earlier if the level has stayed 10 dB down since (a fade),
-    but at most four bars before the music's end (``music_end``)."""
+    The music ends at the song's end, or at the end of its last stretch less than ``SILENCE_UNDER_DB`` under its
+    median level: the silence a bounce leaves after the music is neither material nor an ending to land on (played
+    as either, an extension after it came back silent, labelled as sure as can be: an outside probe). The ending
+    begins at its last bar, or earlier if the level has stayed 10 dB down since (a fade), but at most four bars before
+    the music's end.
+    """
     smooth = _levels(analysis)
-    loud = np.flatnonzero(smooth >= np.median(smooth) - 10.0)
-    end = music_end(analysis)
+    median = np.median(smooth)
+    heard = np.flatnonzero(smooth >= median - SILENCE_UNDER_DB)
+    end = float(min((heard[-1] + 1) * CELL_SECONDS, analysis.duration)) if len(heard) else analysis.duration
+    loud = np.flatnonzero(smooth >= median - 10.0)
     earliest = end - 16 * analysis.beat_period
     last_loud = (loud[-1] + 1) * CELL_SECONDS if len(loud) else end
-    return float(np.clip(min(last_loud, end - 4 * analysis.beat_period), max(earliest, 0.0), end))
+    return end, float(np.clip(min(last_loud, end - 4 * analysis.beat_period), max(earliest, 0.0), end))
 
 
 def plan_extend(analysis: SongAnalysis, after: float, duration: float, count: int,
@@ -112,11 +111,11 @@ class _Walker:
         self.bar = 4 * self.beat
         self.margin = MARGIN_SECONDS
         # material may be played up to here; the song's last bar is its ending, only used to finish
-        self.music_end = music_end(analysis)
+        self.music_end, ending = song_ends(analysis)
         self.body_limit = self.music_end - (self.bar if analysis.has_ending else 0.0) - self.margin
         # extending after the song has ended: its ending is treated as a break, and the continuation follows
         # the music that led into it
-        self.lead_in = min(after, ending_start(analysis)) if analysis.has_ending else after
+        self.lead_in = min(after, ending) if analysis.has_ending else after
         anchor = min(int(np.floor(self.lead_in / CELL_SECONDS)), space.size)
         self.entry = context_cost(space, anchor, -1)
         self.entry_near = context_cost(space, anchor, -1, JOIN_SECONDS)
