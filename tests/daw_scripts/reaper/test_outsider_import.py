@@ -15,6 +15,13 @@ from .results import MIX, active, bounds, decide, deliver
 FIRST, SECOND = "j-20261121-190512-aaaa", "j-20261121-190600-bbbb"
 
 
+def in_its_range(manifest) -> list[tuple]:
+    """What a minute of mix.wav plays (``sounding``) with the variant of an inpaint of 12.5-20 s (1 s handles) in
+    place: the song, the variant over the range and its handles, the song again."""
+    return [(0.0, 11.5, "mix.wav", 0.0), (11.5, 21.0, manifest.with_suffix(".wav").name, 0.0),
+            (21.0, 60.0, "mix.wav", 21.0)]
+
+
 def sounding(project, start: float, end: float) -> list[tuple]:
     """What plays from `start` to `end`: (from, to, file, file second at `from`), pieces that play on in one file
     joined, in timeline order."""
@@ -185,9 +192,7 @@ def test_an_item_the_producer_split_inside_the_range_while_the_job_ran_gets_the_
     result = project.run("import now")
 
     assert result.errors == [] and len(result.undo) == 1
-    assert sounding(project, 0.0, 60.0) == [(0.0, 11.5, "mix.wav", 0.0),
-                                            (11.5, 21.0, manifest.with_suffix(".wav").name, 0.0),
-                                            (21.0, 60.0, "mix.wav", 21.0)]
+    assert sounding(project, 0.0, 60.0) == in_its_range(manifest)
 
 
 def test_a_full_delivery_on_an_item_split_inside_the_range_is_a_take_on_both_pieces(project):
@@ -397,9 +402,7 @@ def test_the_take_that_sent_the_request_lines_up_the_result_where_the_item_plays
     result = project.run("import now")
 
     assert result.errors == []
-    assert sounding(project, 0.0, 60.0) == [(0.0, 11.5, "mix.wav", 0.0),
-                                            (11.5, 21.0, manifest.with_suffix(".wav").name, 0.0),
-                                            (21.0, 60.0, "mix.wav", 21.0)]
+    assert sounding(project, 0.0, 60.0) == in_its_range(manifest)
 
 
 def test_a_full_delivery_whose_item_is_gone_places_only_the_range_and_handles_on_the_results_track(project):
@@ -425,6 +428,4 @@ def test_a_split_inside_the_range_of_an_item_playing_the_file_twice_carries_the_
     result = project.run("import now")
 
     assert result.errors == []
-    assert sounding(project, 0.0, 60.0) == [(0.0, 11.5, "mix.wav", 0.0),
-                                            (11.5, 21.0, manifest.with_suffix(".wav").name, 0.0),
-                                            (21.0, 60.0, "mix.wav", 21.0)]
+    assert sounding(project, 0.0, 60.0) == in_its_range(manifest)
