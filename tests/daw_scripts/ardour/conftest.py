@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -92,11 +93,10 @@ class Ardour:
         # The run ends with SIGKILL once the steps are done and their output is out, since ardour7-lua's ends crash
         # now and then: its own teardown after a session was closed, and os.exit's exit() too, whose static
         # destructors free what the engine's threads still run (a plugin's LV2 world: 3 crashes in 25 runs of one
-        # test; a session left open: 1 in a CI run even with the engine stopped first).
+        # test; a session left open: 1 in a CI run even with the engine stopped first). It waits on its stdin to be
+        # killed (see _run_until_done).
         driver.write_text((HARNESS / "prelude.lua").read_text(encoding="utf-8") + "\n" + steps
-                          + f'\nprint("{STEPS_DONE}")\nio.stdout:flush()\n'
-                          + 'os.execute("kill -KILL " .. io.open("/proc/self/stat"):read("l"):match("^%d+"))\n',
-                          encoding="utf-8")
+                          + f'\nprint("{STEPS_DONE}")\nio.stdout:flush()\nio.read("l")\n', encoding="utf-8")
         return reports(self._call([str(driver)], timeout, killed_when_done=True))
 
     def script(self, script: Path, *args: str, timeout: float = 90.0, cwd: Path | None = None) -> str:
@@ -105,8 +105,9 @@ class Ardour:
 
     def _call(self, argv: list[str], timeout: float, cwd: Path | None = None, killed_when_done: bool = False) -> str:
         try:
-            done = subprocess.run([self.executable, *argv], capture_output=True, text=True, timeout=timeout,
-                                  env=self.env, cwd=cwd or self.home)
+            done = (self._run_until_done(argv, timeout) if killed_when_done else
+                    subprocess.run([self.executable, *argv], capture_output=True, text=True, timeout=timeout,
+                                   env=self.env, cwd=cwd or self.home))
         except subprocess.TimeoutExpired as exc:
             raise AssertionError(f"ardour7-lua ran longer than {timeout:.0f} s:\n{exc.stdout}\n{exc.stderr}") from None
         ended = (done.returncode == -signal.SIGKILL and STEPS_DONE in done.stdout.splitlines() if killed_when_done
@@ -114,6 +115,34 @@ class Ardour:
         if not ended or "Error:" in done.stdout:
             raise AssertionError(f"ardour7-lua failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         return done.stdout
+
+    def _run_until_done(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+        """Run ``argv`` and SIGKILL it from here once it printed STEPS_DONE (it then waits on its stdin). The run
+        killed itself through os.execute("kill ..."): the shell it started outlived it, a zombie handed to init."""
+        with subprocess.Popen([self.executable, *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=self.env, cwd=self.home) as process:
+            expired = threading.Event()
+            late = threading.Timer(timeout, lambda: (expired.set(), process.kill()))
+            errors: list[str] = []
+            reader = threading.Thread(target=lambda: errors.append(process.stderr.read()))
+            late.start()
+            reader.start()
+            out = []
+            try:
+                for line in process.stdout:
+                    out.append(line)
+                    if line.rstrip("\n") == STEPS_DONE:
+                        process.kill()
+                        break
+                out.append(process.stdout.read())
+                process.wait()
+                reader.join()
+            finally:
+                late.cancel()
+                late.join()
+        if expired.is_set():
+            raise subprocess.TimeoutExpired(argv, timeout, "".join(out), "".join(errors))
+        return subprocess.CompletedProcess(argv, process.returncode, "".join(out), "".join(errors))
 
     def make_session(self, folder: Path, song: Path, *, frames: int, position: int, trim: int, length: int) -> Path:
         """A session named after ``folder`` with a stereo track "Song" holding ``song`` as a trimmed region."""
